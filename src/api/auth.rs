@@ -1,0 +1,233 @@
+//! API key authentication: a middleware in front of every `/v1` route, so a missing or
+//! bad key is a 401 whatever else is wrong with the request.
+
+use std::collections::HashMap;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use base64::Engine;
+use futures_util::future::{Ready, ready};
+
+use super::AppState;
+use crate::error::{ApiError, ErrorCode};
+use crate::mode::Mode;
+use crate::secrets::hash_api_key;
+use crate::store::api_keys::ApiKeyRecord;
+
+/// The keys this server accepts, by SHA-256, with their modes. Built at start-up from the
+/// stored keys and the configured ones; keys change only through the CLI while the server
+/// is stopped, so there is nothing to refresh.
+#[derive(Debug, Default, Clone)]
+pub struct ApiKeys {
+    by_hash: HashMap<[u8; 32], Mode>,
+}
+
+impl ApiKeys {
+    /// The configured keys (accepted as they are) and the stored ones (by hash).
+    pub fn new(configured: &[String], stored: &[([u8; 32], ApiKeyRecord)]) -> Self {
+        let mut by_hash = HashMap::new();
+        for key in configured {
+            if let Some(mode) = Mode::of_key(key) {
+                by_hash.insert(hash_api_key(key), mode);
+            }
+        }
+        for (hash, record) in stored {
+            by_hash.insert(*hash, record.mode);
+        }
+        Self { by_hash }
+    }
+
+    /// The mode of a presented key, if the key is accepted. Keys are compared by hash, so
+    /// the comparison reveals nothing about a stored key through timing.
+    pub fn mode_of(&self, presented: &str) -> Option<Mode> {
+        self.by_hash.get(&hash_api_key(presented)).copied()
+    }
+
+    /// How many keys are accepted.
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// Whether no key at all is accepted.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+}
+
+/// The authenticated caller, put into the request by [`require_api_key`]. Handlers take
+/// it as an argument to learn the mode they act in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The mode of the key used.
+    pub mode: Mode,
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let caller = req.extensions().get::<Caller>().copied();
+        ready(caller.ok_or_else(|| {
+            // A route that takes a Caller but is mounted outside the authenticated scope.
+            ApiError::internal(&std::io::Error::other(
+                "route is missing the API key middleware",
+            ))
+        }))
+    }
+}
+
+/// Middleware: resolves the request's API key or answers 401.
+pub async fn require_api_key(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let presented = presented_key(req.headers().get(header::AUTHORIZATION))?;
+    let mode = state
+        .and_then(|s| s.keys.mode_of(&presented))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ApiKeyInvalid,
+                format!("Invalid API key provided: {}.", redact(&presented)),
+            )
+        })?;
+    req.extensions_mut().insert(Caller { mode });
+    next.call(req).await
+}
+
+/// The key in an `Authorization` header: `Bearer <key>`, or HTTP Basic with the key as the
+/// user name (as `curl -u vk_test_...:` sends it).
+fn presented_key(header: Option<&header::HeaderValue>) -> Result<String, ApiError> {
+    let missing = || {
+        ApiError::new(
+            ErrorCode::ApiKeyMissing,
+            "You did not provide an API key. Send it in the Authorization header: `Authorization: Bearer vk_test_...`.",
+        )
+    };
+    let value = header.ok_or_else(missing)?.to_str().map_err(|_| {
+        ApiError::new(
+            ErrorCode::ApiKeyInvalid,
+            "The Authorization header is not printable ASCII.",
+        )
+    })?;
+    let (scheme, credentials) = value.trim().split_once(' ').ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ApiKeyInvalid,
+            "The Authorization header must be `Bearer <API key>`.",
+        )
+    })?;
+    let credentials = credentials.trim();
+    let key = if scheme.eq_ignore_ascii_case("bearer") {
+        credentials.to_string()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(credentials)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::ApiKeyInvalid,
+                    "The Basic credentials are not valid base64.",
+                )
+            })?;
+        decoded.split(':').next().unwrap_or_default().to_string()
+    } else {
+        return Err(ApiError::new(
+            ErrorCode::ApiKeyInvalid,
+            "The Authorization header must use the Bearer scheme: `Authorization: Bearer <API key>`.",
+        ));
+    };
+    if key.is_empty() {
+        return Err(missing());
+    }
+    Ok(key)
+}
+
+/// A key as it may appear in a message: its mode prefix and last four characters.
+fn redact(key: &str) -> String {
+    let prefix = Mode::of_key(key).map_or("", |m| m.key_prefix());
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if key.chars().count() <= prefix.len() + 4 {
+        format!("{prefix}****")
+    } else {
+        format!("{prefix}****{tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(value: &str) -> header::HeaderValue {
+        header::HeaderValue::from_str(value).unwrap()
+    }
+
+    #[test]
+    fn bearer_and_basic_credentials_yield_the_key() {
+        assert_eq!(
+            presented_key(Some(&header("Bearer vk_test_abc"))).unwrap(),
+            "vk_test_abc"
+        );
+        assert_eq!(
+            presented_key(Some(&header("bearer  vk_test_abc "))).unwrap(),
+            "vk_test_abc"
+        );
+        let basic = base64::engine::general_purpose::STANDARD.encode("vk_test_abc:");
+        assert_eq!(
+            presented_key(Some(&header(&format!("Basic {basic}")))).unwrap(),
+            "vk_test_abc"
+        );
+    }
+
+    #[test]
+    fn missing_and_malformed_credentials_are_refused() {
+        assert_eq!(
+            presented_key(None).unwrap_err().code,
+            ErrorCode::ApiKeyMissing
+        );
+        assert_eq!(
+            presented_key(Some(&header("Bearer "))).unwrap_err().code,
+            ErrorCode::ApiKeyInvalid
+        );
+        assert_eq!(
+            presented_key(Some(&header("Token abc"))).unwrap_err().code,
+            ErrorCode::ApiKeyInvalid
+        );
+        assert_eq!(
+            presented_key(Some(&header("vk_test_abc")))
+                .unwrap_err()
+                .code,
+            ErrorCode::ApiKeyInvalid
+        );
+    }
+
+    #[test]
+    fn keys_are_matched_by_hash_with_their_mode() {
+        let keys = ApiKeys::new(
+            &["vk_test_one".into(), "vk_live_two".into(), "bogus".into()],
+            &[],
+        );
+        assert_eq!(keys.mode_of("vk_test_one"), Some(Mode::Test));
+        assert_eq!(keys.mode_of("vk_live_two"), Some(Mode::Live));
+        assert_eq!(keys.mode_of("vk_test_two"), None);
+        assert_eq!(keys.len(), 2);
+    }
+
+    #[test]
+    fn redaction_keeps_only_prefix_and_last_four() {
+        assert_eq!(redact("vk_test_abcdefgh1234"), "vk_test_****1234");
+        assert_eq!(redact("vk_test_ab"), "vk_test_****");
+        assert_eq!(redact("nonsense-key"), "****-key");
+    }
+}

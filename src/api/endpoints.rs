@@ -1,0 +1,535 @@
+//! `/v1/webhook_endpoints`: create, retrieve, update, delete and list endpoints.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{JsonBody, QueryParams, nullable};
+use super::list::{ListResponse, PageParams, list_error};
+use super::metadata::validate_metadata;
+use super::{AppState, Caller, blocking, method_not_allowed};
+use crate::clock::unix_now;
+use crate::error::ApiError;
+use crate::event_types::{EventTypes, WILDCARD};
+use crate::ids::EndpointId;
+use crate::secrets::new_endpoint_secret;
+use crate::store::endpoints::{EndpointRecord, EndpointStatus, SigningSecret};
+use crate::target_policy::TargetPolicy;
+
+/// The longest description accepted, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 5000;
+
+/// `limit` when a list request gives none.
+const DEFAULT_LIST_LIMIT: usize = 10;
+
+/// The list's path, echoed in list responses.
+const LIST_URL: &str = "/v1/webhook_endpoints";
+
+/// Mounts the endpoint routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/webhook_endpoints")
+            .route(web::get().to(list_endpoints))
+            .route(web::post().to(create_endpoint))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/webhook_endpoints/{id}")
+            .route(web::get().to(retrieve_endpoint))
+            .route(web::post().to(update_endpoint))
+            .route(web::delete().to(delete_endpoint))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// The body of `POST /v1/webhook_endpoints`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointIn {
+    /// Required: where to deliver.
+    pub url: Option<String>,
+    /// Required: event types, or `["*"]`.
+    pub enabled_events: Option<Vec<String>>,
+    /// A label.
+    pub description: Option<String>,
+    /// String pairs.
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// The body of `POST /v1/webhook_endpoints/:id`: every field optional; what is named
+/// replaces what was there (`metadata` and `enabled_events` whole), `null` clears
+/// `description` and `metadata`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointUpdate {
+    /// A new URL.
+    pub url: Option<String>,
+    /// A new list of event types.
+    pub enabled_events: Option<Vec<String>>,
+    /// A new label; `null` or `""` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub description: Option<Option<String>>,
+    /// New metadata, replacing the old; `null` removes all.
+    #[serde(default, deserialize_with = "nullable")]
+    pub metadata: Option<Option<BTreeMap<String, String>>>,
+    /// `enabled` or `disabled`.
+    pub status: Option<EndpointStatus>,
+}
+
+/// A checked create request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEndpoint {
+    /// The URL, as given.
+    pub url: String,
+    /// Deduplicated event types.
+    pub enabled_events: Vec<String>,
+    /// The label, if any.
+    pub description: Option<String>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A checked update request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EndpointChanges {
+    /// A new URL.
+    pub url: Option<String>,
+    /// New event types.
+    pub enabled_events: Option<Vec<String>>,
+    /// A new (or removed) label.
+    pub description: Option<Option<String>>,
+    /// New metadata.
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// A new status.
+    pub status: Option<EndpointStatus>,
+}
+
+impl EndpointIn {
+    /// Checks every rule of a create request except DNS (see [`TargetPolicy::check_resolved`]).
+    pub fn validate(
+        self,
+        policy: &TargetPolicy,
+        types: &EventTypes,
+    ) -> Result<NewEndpoint, ApiError> {
+        let url = self.url.ok_or_else(|| missing("url"))?;
+        let enabled_events = self
+            .enabled_events
+            .ok_or_else(|| missing("enabled_events"))?;
+        Ok(NewEndpoint {
+            url: validate_url(policy, url)?,
+            enabled_events: validate_enabled_events(types, enabled_events)?,
+            description: validate_description(self.description)?,
+            metadata: {
+                let metadata = self.metadata.unwrap_or_default();
+                validate_metadata(&metadata)?;
+                metadata
+            },
+        })
+    }
+}
+
+impl EndpointUpdate {
+    /// Checks every rule of an update request except DNS.
+    pub fn validate(
+        self,
+        policy: &TargetPolicy,
+        types: &EventTypes,
+    ) -> Result<EndpointChanges, ApiError> {
+        Ok(EndpointChanges {
+            url: self.url.map(|u| validate_url(policy, u)).transpose()?,
+            enabled_events: self
+                .enabled_events
+                .map(|e| validate_enabled_events(types, e))
+                .transpose()?,
+            description: self.description.map(validate_description).transpose()?,
+            metadata: match self.metadata {
+                None => None,
+                Some(metadata) => {
+                    let metadata = metadata.unwrap_or_default();
+                    validate_metadata(&metadata)?;
+                    Some(metadata)
+                }
+            },
+            status: self.status,
+        })
+    }
+}
+
+impl EndpointChanges {
+    /// Applies the changes to a stored endpoint.
+    pub fn apply(self, record: &mut EndpointRecord) {
+        if let Some(url) = self.url {
+            record.url = url;
+        }
+        if let Some(events) = self.enabled_events {
+            record.enabled_events = events;
+        }
+        if let Some(description) = self.description {
+            record.description = description;
+        }
+        if let Some(metadata) = self.metadata {
+            record.metadata = metadata;
+        }
+        if let Some(status) = self.status {
+            record.status = status;
+        }
+    }
+}
+
+fn missing(param: &str) -> ApiError {
+    ApiError::param(
+        crate::error::ErrorCode::ParameterMissing,
+        param,
+        format!("Missing required param: {param}."),
+    )
+}
+
+fn validate_url(policy: &TargetPolicy, url: String) -> Result<String, ApiError> {
+    policy
+        .check_url(&url)
+        .map_err(|message| ApiError::invalid("url", message))?;
+    Ok(url)
+}
+
+fn validate_enabled_events(
+    types: &EventTypes,
+    events: Vec<String>,
+) -> Result<Vec<String>, ApiError> {
+    if events.is_empty() {
+        return Err(ApiError::invalid(
+            "enabled_events",
+            "`enabled_events` must name at least one event type, or be [\"*\"] for all of them.",
+        ));
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(events.len());
+    for (index, event) in events.into_iter().enumerate() {
+        if event != WILDCARD && !types.is_known(&event) {
+            let known: Vec<&str> = types.all().collect();
+            return Err(ApiError::invalid(
+                format!("enabled_events[{index}]"),
+                format!(
+                    "Unknown event type `{event}`. Known types: {}, or \"*\" for all.",
+                    known.join(", ")
+                ),
+            ));
+        }
+        if !unique.contains(&event) {
+            unique.push(event);
+        }
+    }
+    Ok(unique)
+}
+
+fn validate_description(description: Option<String>) -> Result<Option<String>, ApiError> {
+    match description {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(ApiError::invalid(
+            "description",
+            format!("`description` must be at most {MAX_DESCRIPTION_CHARS} characters."),
+        )),
+        Some(d) if d.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+/// A webhook endpoint as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct Endpoint {
+    /// `we_...`
+    pub id: EndpointId,
+    /// Always `"webhook_endpoint"`.
+    pub object: &'static str,
+    /// Where deliveries go.
+    pub url: String,
+    /// Subscribed event types.
+    pub enabled_events: Vec<String>,
+    /// The label, or null.
+    pub description: Option<String>,
+    /// String pairs.
+    pub metadata: BTreeMap<String, String>,
+    /// `enabled` or `disabled`.
+    pub status: EndpointStatus,
+    /// Whether it belongs to live mode.
+    pub livemode: bool,
+    /// Creation time (Unix seconds).
+    pub created: i64,
+}
+
+impl From<EndpointRecord> for Endpoint {
+    fn from(r: EndpointRecord) -> Self {
+        Self {
+            id: r.id,
+            object: "webhook_endpoint",
+            url: r.url,
+            enabled_events: r.enabled_events,
+            description: r.description,
+            metadata: r.metadata,
+            status: r.status,
+            livemode: r.mode.is_live(),
+            created: r.created,
+        }
+    }
+}
+
+/// The create response: the endpoint plus its signing secret, shown this once.
+#[derive(Debug, Serialize)]
+pub struct EndpointCreated {
+    /// The endpoint.
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
+    /// The signing secret (`whsec_...`).
+    pub secret: String,
+}
+
+/// The delete response.
+#[derive(Debug, Serialize)]
+pub struct EndpointDeleted {
+    /// The deleted endpoint's id.
+    pub id: EndpointId,
+    /// Always `"webhook_endpoint"`.
+    pub object: &'static str,
+    /// Always true.
+    pub deleted: bool,
+}
+
+/// The query of `GET /v1/webhook_endpoints`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<String>,
+    starting_after: Option<String>,
+    ending_before: Option<String>,
+}
+
+fn parse_id(raw: &str) -> Result<EndpointId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found("webhook endpoint", raw))
+}
+
+/// Runs the production-mode DNS check off the async runtime.
+async fn check_resolved(state: &web::Data<AppState>, url: &str) -> Result<(), ApiError> {
+    let policy = state.targets.clone();
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Ok(());
+    };
+    web::block(move || policy.check_resolved(&parsed))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|message| ApiError::invalid("url", message))
+}
+
+/// `POST /v1/webhook_endpoints`: create an endpoint; the secret is returned only here.
+async fn create_endpoint(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: JsonBody<EndpointIn>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.0.validate(&state.targets, &state.event_types)?;
+    check_resolved(&state, &input.url).await?;
+    let secret = new_endpoint_secret();
+    let record = EndpointRecord {
+        id: EndpointId::new(),
+        mode: caller.mode,
+        url: input.url,
+        enabled_events: input.enabled_events,
+        description: input.description,
+        metadata: input.metadata,
+        status: EndpointStatus::Enabled,
+        created: unix_now(),
+        secrets: vec![SigningSecret {
+            secret: secret.clone(),
+            expires_at: None,
+        }],
+    };
+    let record = blocking(&state, move |store| {
+        store.insert_endpoint(&record).map(|()| record)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(EndpointCreated {
+        endpoint: record.into(),
+        secret,
+    }))
+}
+
+/// `GET /v1/webhook_endpoints/:id`
+async fn retrieve_endpoint(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let found = blocking(&state, move |store| store.endpoint(caller.mode, id)).await?;
+    let record = found.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+    Ok(HttpResponse::Ok().json(Endpoint::from(record)))
+}
+
+/// `POST /v1/webhook_endpoints/:id`: replace the fields named in the body.
+async fn update_endpoint(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: JsonBody<EndpointUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let changes = body.0.validate(&state.targets, &state.event_types)?;
+    if let Some(url) = &changes.url {
+        check_resolved(&state, url).await?;
+    }
+    let updated = blocking(&state, move |store| {
+        store.update_endpoint(caller.mode, id, |record| {
+            changes.apply(record);
+            Ok::<_, ApiError>(())
+        })
+    })
+    .await?;
+    let record = updated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+    Ok(HttpResponse::Ok().json(Endpoint::from(record)))
+}
+
+/// `DELETE /v1/webhook_endpoints/:id`
+async fn delete_endpoint(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let deleted = blocking(&state, move |store| store.delete_endpoint(caller.mode, id)).await?;
+    if !deleted {
+        return Err(ApiError::not_found("webhook endpoint", &path));
+    }
+    Ok(HttpResponse::Ok().json(EndpointDeleted {
+        id,
+        object: "webhook_endpoint",
+        deleted: true,
+    }))
+}
+
+/// `GET /v1/webhook_endpoints`: newest first.
+async fn list_endpoints(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.0;
+    let params = PageParams {
+        limit: query.limit.as_deref(),
+        starting_after: query.starting_after.as_deref(),
+        ending_before: query.ending_before.as_deref(),
+    };
+    let request = params.to_request::<EndpointId>(DEFAULT_LIST_LIMIT)?;
+    let listed = web::block({
+        let state = state.clone();
+        move || state.store.list_endpoints(caller.mode, request)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
+    let page = listed.map_err(|e| list_error(e, &params))?;
+    let data: Vec<Endpoint> = page.items.into_iter().map(Endpoint::from).collect();
+    Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::error::ErrorCode;
+
+    fn fixtures() -> (TargetPolicy, EventTypes) {
+        (
+            TargetPolicy::new(&Config::default()),
+            EventTypes::new(&["invoice.paid".into()]),
+        )
+    }
+
+    fn create(json: serde_json::Value) -> Result<NewEndpoint, ApiError> {
+        let (policy, types) = fixtures();
+        serde_json::from_value::<EndpointIn>(json)
+            .unwrap()
+            .validate(&policy, &types)
+    }
+
+    #[test]
+    fn a_valid_create_request_is_normalised() {
+        let ok = create(serde_json::json!({
+            "url": "https://example.com/hook",
+            "enabled_events": ["invoice.paid", "verification_session.verified", "invoice.paid"],
+            "description": "",
+        }))
+        .unwrap();
+        assert_eq!(
+            ok.enabled_events,
+            ["invoice.paid", "verification_session.verified"]
+        );
+        assert_eq!(ok.description, None);
+    }
+
+    #[test]
+    fn each_violation_names_its_param() {
+        let cases = [
+            (
+                serde_json::json!({"enabled_events": ["*"]}),
+                ErrorCode::ParameterMissing,
+                "url",
+            ),
+            (
+                serde_json::json!({"url": "https://a.example"}),
+                ErrorCode::ParameterMissing,
+                "enabled_events",
+            ),
+            (
+                serde_json::json!({"url": "http://example.com", "enabled_events": ["*"]}),
+                ErrorCode::ParameterInvalid,
+                "url",
+            ),
+            (
+                serde_json::json!({"url": "https://a.example", "enabled_events": []}),
+                ErrorCode::ParameterInvalid,
+                "enabled_events",
+            ),
+            (
+                serde_json::json!({"url": "https://a.example", "enabled_events": ["*", "nope.x"]}),
+                ErrorCode::ParameterInvalid,
+                "enabled_events[1]",
+            ),
+            (
+                serde_json::json!({"url": "https://a.example", "enabled_events": ["*"], "description": "d".repeat(MAX_DESCRIPTION_CHARS + 1)}),
+                ErrorCode::ParameterInvalid,
+                "description",
+            ),
+        ];
+        for (json, code, param) in cases {
+            let err = create(json.clone()).unwrap_err();
+            assert_eq!(
+                (err.code, err.param.as_deref()),
+                (code, Some(param)),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn update_replaces_named_fields_and_null_clears() {
+        let (policy, types) = fixtures();
+        let mut record = EndpointRecord {
+            id: EndpointId::new(),
+            mode: crate::mode::Mode::Test,
+            url: "https://a.example".into(),
+            enabled_events: vec!["*".into()],
+            description: Some("old".into()),
+            metadata: BTreeMap::from([("a".into(), "1".into()), ("b".into(), "2".into())]),
+            status: EndpointStatus::Enabled,
+            created: 1,
+            secrets: vec![],
+        };
+        let update: EndpointUpdate = serde_json::from_value(
+            serde_json::json!({"metadata": {"c": "3"}, "description": null, "status": "disabled"}),
+        )
+        .unwrap();
+        update.validate(&policy, &types).unwrap().apply(&mut record);
+        assert_eq!(record.metadata, BTreeMap::from([("c".into(), "3".into())]));
+        assert_eq!(record.description, None);
+        assert_eq!(record.status, EndpointStatus::Disabled);
+        assert_eq!(record.url, "https://a.example");
+        assert_eq!(record.enabled_events, ["*"]);
+    }
+}

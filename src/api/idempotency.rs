@@ -1,0 +1,218 @@
+//! `Idempotency-Key` on POST requests: the first 2xx response given for a key is stored
+//! for 24 hours and replayed for a retry of the same request; a reuse of the key for a
+//! different request is refused.
+//!
+//! Only successful responses are stored (as Stripe does for requests that fail
+//! validation), so a client can fix a rejected request and retry it with the same key.
+//! The record is written after the handler's own transaction commits: a crash in between
+//! means a retry runs the request again, which is the at-least-once end of the trade-off.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use actix_web::body::{self, BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse, web};
+use sha2::{Digest, Sha256};
+
+use super::extract::read_body;
+use super::{AppState, Caller, blocking};
+use crate::clock::unix_now;
+use crate::error::{ApiError, ErrorCode};
+use crate::mode::Mode;
+use crate::store::idempotency::IdempotencyRecord;
+
+/// The request header carrying the key.
+pub const HEADER: &str = "Idempotency-Key";
+
+/// The header set on a replayed response.
+pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
+
+/// How long a stored response is replayed, in seconds (24 hours, as Stripe).
+pub const WINDOW_SECS: i64 = 24 * 3600;
+
+/// The longest key accepted, in bytes (Stripe's limit).
+const MAX_KEY_BYTES: usize = 255;
+
+/// Keys whose first request is still being handled, so a concurrent retry gets a 409
+/// instead of running the request a second time.
+#[derive(Debug, Default, Clone)]
+pub struct InFlight {
+    keys: Arc<Mutex<HashSet<(Mode, String)>>>,
+}
+
+impl InFlight {
+    /// Claims a key; `None` if it is already claimed. The claim ends when the guard drops,
+    /// however the request ends.
+    fn claim(&self, mode: Mode, key: &str) -> Option<Claim> {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.insert((mode, key.to_string())).then(|| Claim {
+            owner: self.clone(),
+            key: (mode, key.to_string()),
+        })
+    }
+}
+
+struct Claim {
+    owner: InFlight,
+    key: (Mode, String),
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.owner
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// Middleware: replays or records responses of POST requests that carry the header.
+/// Must run after [`super::auth::require_api_key`], whose [`Caller`] scopes keys by mode.
+pub async fn idempotent_posts(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(raw_key) = req.headers().get(HEADER) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    if req.method() != Method::POST {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let key = match raw_key.to_str() {
+        Ok(k) if !k.trim().is_empty() && k.len() <= MAX_KEY_BYTES => k.trim().to_string(),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyKeyInvalid,
+                format!(
+                    "The {HEADER} header must be 1 to {MAX_KEY_BYTES} printable ASCII characters."
+                ),
+            )
+            .into());
+        }
+    };
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(missing_state)?;
+    let mode = req
+        .extensions()
+        .get::<Caller>()
+        .map(|c| c.mode)
+        .ok_or_else(missing_state)?;
+
+    let length = super::extract::declared_length(req.request());
+    let body = read_body(&mut req.take_payload(), length).await?;
+    let fingerprint = fingerprint(req.method(), req.path(), req.query_string(), &body);
+    req.set_payload(Payload::from(body));
+
+    let lookup_key = key.clone();
+    let stored = blocking(&state, move |store| {
+        store.idempotency_record(mode, &lookup_key)
+    })
+    .await?;
+    if let Some(stored) = stored.filter(|r| unix_now() - r.created < WINDOW_SECS) {
+        if stored.fingerprint != fingerprint {
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                format!("The {HEADER} `{key}` was already used for a different request. Use a new key for a new request."),
+            )
+            .into());
+        }
+        let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+        let replay = HttpResponse::build(status)
+            .content_type("application/json")
+            .insert_header((REPLAYED_HEADER, "true"))
+            .body(stored.body);
+        return Ok(req.into_response(replay));
+    }
+
+    let Some(_claim) = state.idempotency.claim(mode, &key) else {
+        return Err(ApiError::new(
+            ErrorCode::IdempotencyKeyInUse,
+            format!("A request with the {HEADER} `{key}` is still being processed. Retry once it has finished."),
+        )
+        .into());
+    };
+    let response = next.call(req).await?;
+    if !response.status().is_success() {
+        return Ok(response.map_into_boxed_body());
+    }
+    let (request, response) = response.into_parts();
+    let (head, response_body) = response.into_parts();
+    let bytes = body::to_bytes(response_body).await.map_err(|_| {
+        ApiError::internal(&std::io::Error::other(
+            "a response body could not be collected for its idempotency record",
+        ))
+    })?;
+    let record = IdempotencyRecord {
+        fingerprint,
+        status: head.status().as_u16(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        created: unix_now(),
+    };
+    blocking(&state, move |store| {
+        store.put_idempotency_record(mode, &key, &record)
+    })
+    .await?;
+    let mut head = head.set_body(BoxBody::new(bytes));
+    head.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    Ok(ServiceResponse::new(request, head))
+}
+
+fn missing_state() -> ApiError {
+    ApiError::internal(&std::io::Error::other(
+        "idempotency middleware mounted without app state or auth",
+    ))
+}
+
+/// SHA-256 (hex) over what makes two requests "the same": method, path, query and body.
+fn fingerprint(method: &Method, path: &str, query: &str, body: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        method.as_str().as_bytes(),
+        path.as_bytes(),
+        query.as_bytes(),
+        body,
+    ] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    hex::encode(hash.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_differ_by_path_and_body_and_cannot_be_confused_by_shifting_bytes() {
+        let a = fingerprint(&Method::POST, "/v1/a", "", b"{}");
+        assert_eq!(a, fingerprint(&Method::POST, "/v1/a", "", b"{}"));
+        assert_ne!(a, fingerprint(&Method::POST, "/v1/b", "", b"{}"));
+        assert_ne!(a, fingerprint(&Method::POST, "/v1/a", "", b"{ }"));
+        assert_ne!(
+            fingerprint(&Method::POST, "/v1/ab", "", b"c"),
+            fingerprint(&Method::POST, "/v1/a", "", b"bc")
+        );
+    }
+
+    #[test]
+    fn a_claim_is_exclusive_until_dropped() {
+        let in_flight = InFlight::default();
+        let claim = in_flight.claim(Mode::Test, "k").unwrap();
+        assert!(in_flight.claim(Mode::Test, "k").is_none());
+        assert!(
+            in_flight.claim(Mode::Live, "k").is_some(),
+            "modes do not share keys"
+        );
+        drop(claim);
+        assert!(in_flight.claim(Mode::Test, "k").is_some());
+    }
+}

@@ -1,0 +1,111 @@
+//! List conventions shared by every list route: `limit`, `starting_after`,
+//! `ending_before`, and the `{"object":"list",...}` envelope.
+
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::store::pagination::{Cursor, ListError, PageRequest};
+
+/// The largest `limit` any list accepts.
+pub const MAX_LIMIT: usize = 100;
+
+/// The paging parameters of a list request, as received.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageParams<'a> {
+    /// `limit`, unparsed so a bad value gets our own message.
+    pub limit: Option<&'a str>,
+    /// `starting_after`: an object id.
+    pub starting_after: Option<&'a str>,
+    /// `ending_before`: an object id.
+    pub ending_before: Option<&'a str>,
+}
+
+impl PageParams<'_> {
+    /// Checks the parameters and turns them into a store page request. `Id` is the id
+    /// type of the listed objects, so a cursor of the wrong kind is refused here.
+    pub fn to_request<Id>(self, default_limit: usize) -> Result<PageRequest, ApiError>
+    where
+        Id: FromStr + Into<u128>,
+    {
+        let limit = match self.limit {
+            None => default_limit,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(ApiError::invalid(
+                        "limit",
+                        format!(
+                            "`limit` must be a whole number between 1 and {MAX_LIMIT}, got `{text}`."
+                        ),
+                    ));
+                }
+            },
+        };
+        let cursor_id = |param: &str, text: &str| {
+            text.parse::<Id>().map(Into::into).map_err(|_| {
+                ApiError::invalid(
+                    param,
+                    format!("`{param}` must be the id of an object in this list; `{text}` is not."),
+                )
+            })
+        };
+        let cursor = match (self.starting_after, self.ending_before) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "ending_before",
+                    "Use either `starting_after` or `ending_before`, not both.",
+                ));
+            }
+            (Some(after), None) => Cursor::After(cursor_id("starting_after", after)?),
+            (None, Some(before)) => Cursor::Before(cursor_id("ending_before", before)?),
+            (None, None) => Cursor::Start,
+        };
+        Ok(PageRequest { limit, cursor })
+    }
+}
+
+/// Turns a store listing failure into the API's answer: an unknown cursor is the
+/// caller's mistake (400), anything else is ours.
+pub fn list_error(err: ListError, params: &PageParams<'_>) -> ApiError {
+    match err {
+        ListError::UnknownCursor => {
+            let (param, id) = match (params.starting_after, params.ending_before) {
+                (Some(id), _) => ("starting_after", id),
+                (_, Some(id)) => ("ending_before", id),
+                _ => ("starting_after", ""),
+            };
+            ApiError::invalid(
+                param,
+                format!("`{param}` names no object in this list: '{id}'."),
+            )
+        }
+        ListError::Store(err) => err.into(),
+    }
+}
+
+/// The list envelope: `{"object":"list","data":[...],"has_more":bool,"url":"/v1/..."}`.
+#[derive(Debug, Serialize)]
+pub struct ListResponse<T> {
+    /// Always `"list"`.
+    pub object: &'static str,
+    /// The page of objects, newest first.
+    pub data: Vec<T>,
+    /// Whether another page exists beyond this one.
+    pub has_more: bool,
+    /// The path of this list.
+    pub url: &'static str,
+}
+
+impl<T> ListResponse<T> {
+    /// A list page at `url`.
+    pub fn new(url: &'static str, data: Vec<T>, has_more: bool) -> Self {
+        Self {
+            object: "list",
+            data,
+            has_more,
+            url,
+        }
+    }
+}

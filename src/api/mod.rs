@@ -1,0 +1,177 @@
+//! The HTTP API: routes, the state they share, and the middleware that makes every answer
+//! a JSON object (errors included).
+//!
+//! Handlers extract and validate input, call the store off the async runtime, and return
+//! output types; they never hold a transaction themselves.
+
+pub mod auth;
+pub mod endpoints;
+pub mod extract;
+pub mod idempotency;
+pub mod list;
+pub mod metadata;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Serialize;
+
+pub use auth::{ApiKeys, Caller};
+
+use crate::config::Config;
+use crate::error::{ApiError, ErrorCode};
+use crate::event_types::EventTypes;
+use crate::store::Store;
+use crate::target_policy::TargetPolicy;
+
+/// Everything the handlers share, built once at start-up.
+pub struct AppState {
+    /// The configuration the server started with.
+    pub config: Config,
+    /// The data file.
+    pub store: Arc<Store>,
+    /// Accepted API keys.
+    pub keys: ApiKeys,
+    /// Event types that may be published and subscribed to.
+    pub event_types: EventTypes,
+    /// Which webhook URLs are allowed.
+    pub targets: TargetPolicy,
+    /// Idempotency keys whose first request is in progress.
+    pub idempotency: idempotency::InFlight,
+}
+
+impl AppState {
+    /// The state of a server with this config, store and keys.
+    pub fn new(config: Config, store: Arc<Store>, keys: ApiKeys) -> Self {
+        Self {
+            event_types: EventTypes::new(&config.events.custom_types),
+            targets: TargetPolicy::new(&config),
+            config,
+            store,
+            keys,
+            idempotency: idempotency::InFlight::default(),
+        }
+    }
+}
+
+/// Mounts every route: `/healthz`, the authenticated `/v1` API, and the dashboard.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/healthz")
+            .route(web::get().to(healthz))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::scope("/v1")
+            // Middleware wrapped last runs first: the key is checked before anything else.
+            .wrap(from_fn(idempotency::idempotent_posts))
+            .wrap(from_fn(auth::require_api_key))
+            .configure(endpoints::configure)
+            .default_service(web::to(route_not_found)),
+    )
+    .configure(crate::dashboard::configure);
+}
+
+/// Wraps the whole app: logs each request and turns any non-JSON error response (from
+/// actix itself, say) into the API's error object.
+pub async fn json_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let response = next.call(req).await?.map_into_boxed_body();
+    let status = response.status();
+    tracing::debug!(%method, %path, status = status.as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return Ok(response);
+    }
+    let code = match status.as_u16() {
+        404 => ErrorCode::RouteNotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        413 => ErrorCode::PayloadTooLarge,
+        415 => ErrorCode::UnsupportedMediaType,
+        503 => ErrorCode::Unavailable,
+        s if s >= 500 => {
+            tracing::error!(%method, %path, status = s, "a non-JSON server error reached the boundary");
+            ErrorCode::Internal
+        }
+        _ => ErrorCode::BadRequest,
+    };
+    let message = match code {
+        ErrorCode::Internal => {
+            "An internal error occurred; it has been logged. Please try again.".to_string()
+        }
+        _ => format!("The request could not be handled ({status})."),
+    };
+    let (request, _) = response.into_parts();
+    let error = ApiError::new(code, message);
+    Ok(ServiceResponse::new(
+        request,
+        HttpResponse::build(code.status()).json(error.body()),
+    ))
+}
+
+/// Runs a store call on the blocking pool, so redb never stalls an actix worker.
+pub async fn blocking<T, E>(
+    state: &web::Data<AppState>,
+    call: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    let store = Arc::clone(&state.store);
+    match web::block(move || call(&store)).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(err) => Err(ApiError::internal(&err)),
+    }
+}
+
+/// The answer for a path that exists, with a method it does not take.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} is not allowed on {}.", req.method(), req.path()),
+    )
+    .error_response()
+}
+
+/// The answer for a path no route has.
+pub async fn route_not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::new(
+        ErrorCode::RouteNotFound,
+        format!(
+            "Unrecognized request URL ({} {}).",
+            req.method(),
+            req.path()
+        ),
+    )
+    .error_response()
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+}
+
+/// `GET /healthz`: the server is up and its data file answers a read.
+async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    blocking(&state, |store| store.read(|_| Ok(()))).await?;
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    }))
+}

@@ -1,0 +1,109 @@
+//! The command line: `stile [serve]`, `stile keys ...`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Overrides, RunMode};
+use crate::mode::Mode;
+
+/// stile: a self-hosted webhook server.
+#[derive(Debug, Parser)]
+#[command(name = "stile", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The flags of `serve`, accepted without the subcommand too.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Manage API keys in the data file (while the server is stopped).
+    Keys {
+        /// What to do with keys.
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+/// Flags of `stile serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Config file [default: ./stile.toml if it exists]
+    #[arg(long, env = "STILE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8787
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Directory of the data file
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// development or production
+    #[arg(long, value_enum)]
+    pub mode: Option<RunMode>,
+}
+
+impl ServeArgs {
+    /// The config overrides these flags make.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config_path: self.config.clone(),
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            mode: self.mode,
+        }
+    }
+}
+
+/// `stile keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it (only the key) on stdout.
+    Create {
+        /// test or live
+        #[arg(long, value_enum)]
+        mode: Mode,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List keys: prefix, mode, creation time (never the key).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke the key whose prefix starts with PREFIX.
+    Revoke {
+        /// The prefix shown by `stile keys list`.
+        prefix: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Where the data file of a `keys` command is.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StoreArgs {
+    /// Config file [default: ./stile.toml if it exists]
+    #[arg(long, env = "STILE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Directory of the data file
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The config overrides these flags make.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config_path: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            ..Overrides::default()
+        }
+    }
+}

@@ -1,0 +1,719 @@
+//! Configuration: one struct that is both `stile.toml` and its defaults, layered with
+//! environment variables (`STILE_<SECTION>_<KEY>`) and CLI flags.
+//!
+//! Precedence is flag > environment > file > default. Every layer is merged into one TOML
+//! table before anything is deserialised, so a bad value is reported once, with the key
+//! it belongs to and where it was set, whichever layer it came from.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event_types;
+use crate::mode::Mode;
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "stile.toml";
+
+/// Prefix of every environment variable that overrides a config key.
+const ENV_PREFIX: &str = "STILE_";
+
+/// The whole configuration of a stile server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where and how the server listens and keeps its data.
+    pub server: ServerConfig,
+    /// API keys accepted besides the stored ones.
+    pub auth: AuthConfig,
+    /// How events are delivered to endpoints.
+    pub delivery: DeliveryConfig,
+    /// How long history is kept.
+    pub retention: RetentionConfig,
+    /// Which event types `POST /v1/events` accepts.
+    pub events: EventsConfig,
+    /// Verification session settings.
+    pub verification_sessions: VerificationSessionsConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The address the HTTP server binds (`127.0.0.1:8787`).
+    pub listen: SocketAddr,
+    /// The directory holding the data file; created if missing.
+    pub data_dir: PathBuf,
+    /// `development` (http:// to loopback allowed) or `production` (https only, private
+    /// targets refused).
+    pub mode: RunMode,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            data_dir: PathBuf::from("./data"),
+            mode: RunMode::Development,
+        }
+    }
+}
+
+/// How strict the server is about webhook targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RunMode {
+    /// Local use: `http://` is accepted for loopback hosts.
+    Development,
+    /// Deployed: `https://` only, and targets on private networks are refused.
+    Production,
+}
+
+impl RunMode {
+    /// The name as it is written in config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Development => "development",
+            RunMode::Production => "production",
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Keys accepted as they are, for demos and CI (`vk_test_...` or `vk_live_...`).
+    pub keys: Vec<String>,
+}
+
+/// `[delivery]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// How long one attempt may take, connect to last byte, before it counts as failed.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The delays before attempts 2, 3, ... after the immediate first attempt.
+    #[serde(with = "duration_list")]
+    pub retry_schedule: Vec<Duration>,
+    /// Threads sending deliveries.
+    pub workers: usize,
+    /// The most attempts in flight to one endpoint at once.
+    pub per_endpoint_concurrency: usize,
+    /// Private networks (CIDR) or host names that production mode may deliver to anyway.
+    pub allowed_private_targets: Vec<String>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            retry_schedule: [5 * 60, 30 * 60, 2 * 3600, 5 * 3600]
+                .map(Duration::from_secs)
+                .to_vec(),
+            workers: 64,
+            per_endpoint_concurrency: 8,
+            allowed_private_targets: Vec::new(),
+        }
+    }
+}
+
+/// `[retention]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How long events and their delivery attempts are kept.
+    #[serde(with = "humantime_serde")]
+    pub events: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            events: Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+/// `[events]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Event types, besides the built-in ones, that applications may publish.
+    pub custom_types: Vec<String>,
+}
+
+/// `[verification_sessions]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerificationSessionsConfig {
+    /// How long a session stays open before it expires by itself.
+    #[serde(with = "humantime_serde")]
+    pub expires_after: Duration,
+}
+
+impl Default for VerificationSessionsConfig {
+    fn default() -> Self {
+        Self {
+            expires_after: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// (De)serialises a list of humantime durations (`["5m", "30m"]`).
+mod duration_list {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(list: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            list.iter()
+                .map(|d| humantime::format_duration(*d).to_string()),
+        )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        let items = Vec::<humantime_serde::Serde<Duration>>::deserialize(d)?;
+        Ok(items.into_iter().map(|s| s.into_inner()).collect())
+    }
+}
+
+/// Values given on the command line; each wins over every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--config PATH`: a file that must exist.
+    pub config_path: Option<PathBuf>,
+    /// `--listen ADDR`
+    pub listen: Option<String>,
+    /// `--data-dir DIR`
+    pub data_dir: Option<PathBuf>,
+    /// `--mode MODE`
+    pub mode: Option<RunMode>,
+}
+
+/// A configuration and a description of where it came from, for the start-up summary.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The merged, validated configuration.
+    pub config: Config,
+    /// "stile.toml", "built-in defaults", plus the environment variables that applied.
+    pub source: String,
+}
+
+/// A configuration that cannot be used; the message names the key and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads the configuration from the file, the given environment and the flags.
+    pub fn load(
+        overrides: &Overrides,
+        env: &HashMap<String, String>,
+    ) -> Result<Loaded, ConfigError> {
+        let mut origins: HashMap<String, String> = HashMap::new();
+        let (mut table, mut source) = read_file(overrides.config_path.as_deref())?;
+        for (section, keys) in &table {
+            if let toml::Value::Table(keys) = keys {
+                for key in keys.keys() {
+                    origins.insert(format!("{section}.{key}"), source.clone());
+                }
+            }
+        }
+
+        let applied = apply_env(&mut table, &mut origins, env)?;
+        if !applied.is_empty() {
+            source.push_str(&format!(" + environment ({})", applied.join(", ")));
+        }
+        apply_flags(&mut table, &mut origins, overrides);
+
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|err| {
+                let path = err.path().to_string();
+                let origin = origins
+                    .get(&path)
+                    .map(|o| format!(" (set in {o})"))
+                    .unwrap_or_default();
+                ConfigError(format!(
+                    "invalid config value for `{path}`{origin}: {}",
+                    err.inner()
+                ))
+            })?;
+        config.validate().map_err(|(key, problem)| {
+            let origin = origins
+                .get(key)
+                .map(|o| format!(" (set in {o})"))
+                .unwrap_or_default();
+            ConfigError(format!(
+                "invalid config value for `{key}`{origin}: {problem}"
+            ))
+        })?;
+        Ok(Loaded { config, source })
+    }
+
+    /// The path of the redb data file.
+    pub fn data_file(&self) -> PathBuf {
+        self.server.data_dir.join(crate::store::DATA_FILE_NAME)
+    }
+
+    /// Checks what types alone cannot: ranges, formats, and agreement between keys.
+    /// Returns the dotted key at fault and the problem.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let d = &self.delivery;
+        if d.timeout.is_zero() || d.timeout > Duration::from_secs(600) {
+            return Err(("delivery.timeout", "must be between 1ms and 10m".into()));
+        }
+        if d.retry_schedule.len() > 20 {
+            return Err(("delivery.retry_schedule", "at most 20 retries".into()));
+        }
+        if let Some(bad) = d
+            .retry_schedule
+            .iter()
+            .find(|r| r.is_zero() || **r > Duration::from_secs(30 * 86_400))
+        {
+            return Err((
+                "delivery.retry_schedule",
+                format!(
+                    "every delay must be between 1ms and 30d, got {}",
+                    humantime::format_duration(*bad)
+                ),
+            ));
+        }
+        if !(1..=1024).contains(&d.workers) {
+            return Err((
+                "delivery.workers",
+                format!("must be between 1 and 1024, got {}", d.workers),
+            ));
+        }
+        if !(1..=1024).contains(&d.per_endpoint_concurrency) {
+            return Err((
+                "delivery.per_endpoint_concurrency",
+                format!(
+                    "must be between 1 and 1024, got {}",
+                    d.per_endpoint_concurrency
+                ),
+            ));
+        }
+        for target in &d.allowed_private_targets {
+            if AllowedTarget::parse(target).is_none() {
+                return Err((
+                    "delivery.allowed_private_targets",
+                    format!(
+                        "`{target}` is neither a network in CIDR notation (10.0.0.0/8) nor a host name"
+                    ),
+                ));
+            }
+        }
+        for key in &self.auth.keys {
+            let ok = Mode::of_key(key).is_some_and(|m| key.len() > m.key_prefix().len())
+                && key.bytes().all(|b| b.is_ascii_graphic());
+            if !ok {
+                return Err((
+                    "auth.keys",
+                    "every key must start with `vk_test_` or `vk_live_`, followed by printable characters".into(),
+                ));
+            }
+        }
+        if self.retention.events.is_zero() {
+            return Err(("retention.events", "must be longer than zero".into()));
+        }
+        if self.verification_sessions.expires_after.is_zero() {
+            return Err((
+                "verification_sessions.expires_after",
+                "must be longer than zero".into(),
+            ));
+        }
+        for custom in &self.events.custom_types {
+            if let Err(problem) = event_types::check_custom_type(custom) {
+                return Err(("events.custom_types", problem));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One entry of `delivery.allowed_private_targets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedTarget {
+    /// Every address in this network.
+    Network(ipnet::IpNet),
+    /// This host name, compared case-insensitively.
+    Host(String),
+}
+
+impl AllowedTarget {
+    /// Parses a CIDR network, a bare IP address, or a host name.
+    pub fn parse(text: &str) -> Option<AllowedTarget> {
+        if let Ok(net) = text.parse::<ipnet::IpNet>() {
+            return Some(AllowedTarget::Network(net));
+        }
+        if let Ok(ip) = text.parse::<IpAddr>() {
+            return Some(AllowedTarget::Network(ipnet::IpNet::from(ip)));
+        }
+        let host_like = !text.is_empty()
+            && text.len() <= 253
+            && text.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        host_like.then(|| AllowedTarget::Host(text.to_ascii_lowercase()))
+    }
+}
+
+/// Reads the config file into a table; no file at the default path means defaults only.
+fn read_file(explicit: Option<&Path>) -> Result<(toml::Table, String), ConfigError> {
+    let (path, required) = match explicit {
+        Some(path) => (path, true),
+        None => (Path::new(DEFAULT_CONFIG_FILE), false),
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok((
+                toml::Table::new(),
+                "built-in defaults (no stile.toml found)".into(),
+            ));
+        }
+        Err(err) => {
+            return Err(ConfigError(format!(
+                "cannot read config file {}: {err}",
+                path.display()
+            )));
+        }
+    };
+    let table = text.parse::<toml::Table>().map_err(|err| {
+        ConfigError(format!(
+            "config file {} is not valid TOML: {err}",
+            path.display()
+        ))
+    })?;
+    Ok((table, path.display().to_string()))
+}
+
+/// Applies `STILE_<SECTION>_<KEY>` variables over the table, typed like the key's default.
+/// Returns the names of the variables that applied.
+fn apply_env(
+    table: &mut toml::Table,
+    origins: &mut HashMap<String, String>,
+    env: &HashMap<String, String>,
+) -> Result<Vec<String>, ConfigError> {
+    let defaults =
+        toml::Table::try_from(Config::default()).expect("the default config serialises to TOML");
+    let mut known: BTreeMap<String, (String, String, toml::Value)> = BTreeMap::new();
+    for (section, keys) in &defaults {
+        let toml::Value::Table(keys) = keys else {
+            continue;
+        };
+        for (key, default) in keys {
+            let name = format!(
+                "{ENV_PREFIX}{}_{}",
+                section.to_uppercase(),
+                key.to_uppercase()
+            );
+            known.insert(name, (section.clone(), key.clone(), default.clone()));
+        }
+    }
+    // A variable in a known section but naming no key is a typo that would otherwise be
+    // silently ignored.
+    let section_prefixes: Vec<String> = defaults
+        .keys()
+        .map(|s| format!("{ENV_PREFIX}{}_", s.to_uppercase()))
+        .collect();
+    let mut names: Vec<&String> = env.keys().collect();
+    names.sort();
+    for name in names {
+        if !known.contains_key(name)
+            && section_prefixes
+                .iter()
+                .any(|p| name.starts_with(p.as_str()))
+        {
+            return Err(ConfigError(format!(
+                "unknown environment variable {name}: no such config key"
+            )));
+        }
+    }
+
+    let mut applied = Vec::new();
+    for (name, (section, key, default)) in &known {
+        let Some(raw) = env.get(name) else { continue };
+        let value = env_value(raw, default).map_err(|problem| {
+            ConfigError(format!("invalid config value for `{section}.{key}` (set in environment variable {name}): {problem}"))
+        })?;
+        let section_table = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(section_table) = section_table else {
+            return Err(ConfigError(format!(
+                "config key `{section}` must be a table"
+            )));
+        };
+        section_table.insert(key.clone(), value);
+        origins.insert(
+            format!("{section}.{key}"),
+            format!("environment variable {name}"),
+        );
+        applied.push(name.clone());
+    }
+    Ok(applied)
+}
+
+/// Converts an environment string to the TOML type of the key's default value.
+fn env_value(raw: &str, default: &toml::Value) -> Result<toml::Value, String> {
+    Ok(match default {
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_string()))
+                .collect(),
+        ),
+        toml::Value::Integer(_) => toml::Value::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("expected a whole number, got `{raw}`"))?,
+        ),
+        toml::Value::Boolean(_) => toml::Value::Boolean(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("expected true or false, got `{raw}`"))?,
+        ),
+        toml::Value::Float(_) => toml::Value::Float(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("expected a number, got `{raw}`"))?,
+        ),
+        _ => toml::Value::String(raw.to_string()),
+    })
+}
+
+/// Applies CLI flags over the table.
+fn apply_flags(
+    table: &mut toml::Table,
+    origins: &mut HashMap<String, String>,
+    overrides: &Overrides,
+) {
+    let mut set = |key: &str, flag: &str, value: String| {
+        let server = table
+            .entry("server")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(server) = server {
+            server.insert(key.to_string(), toml::Value::String(value));
+        }
+        origins.insert(format!("server.{key}"), format!("flag {flag}"));
+    };
+    if let Some(listen) = &overrides.listen {
+        set("listen", "--listen", listen.clone());
+    }
+    if let Some(dir) = &overrides.data_dir {
+        set("data_dir", "--data-dir", dir.display().to_string());
+    }
+    if let Some(mode) = overrides.mode {
+        set("mode", "--mode", mode.as_str().to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stile.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn the_shipped_stile_toml_is_the_default_config() {
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/stile.toml")).unwrap();
+        let parsed: Config = toml::from_str(&shipped).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        let (_dir, path) = write_config(
+            "[server]\nlisten = \"127.0.0.1:1111\"\ndata_dir = \"/file\"\n[delivery]\nworkers = 3\n",
+        );
+        let overrides = Overrides {
+            config_path: Some(path),
+            listen: Some("127.0.0.1:3333".into()),
+            ..Default::default()
+        };
+        let loaded = Config::load(
+            &overrides,
+            &env(&[
+                ("STILE_SERVER_LISTEN", "127.0.0.1:2222"),
+                ("STILE_SERVER_DATA_DIR", "/env"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.server.listen.port(), 3333);
+        assert_eq!(loaded.config.server.data_dir, PathBuf::from("/env"));
+        assert_eq!(loaded.config.delivery.workers, 3);
+        assert_eq!(loaded.config.delivery.per_endpoint_concurrency, 8);
+        assert!(loaded.source.contains("STILE_SERVER_DATA_DIR"));
+    }
+
+    #[test]
+    fn env_lists_are_comma_separated_and_durations_use_humantime() {
+        let (_dir, path) = write_config("");
+        let overrides = Overrides {
+            config_path: Some(path),
+            ..Default::default()
+        };
+        let loaded = Config::load(
+            &overrides,
+            &env(&[
+                ("STILE_DELIVERY_RETRY_SCHEDULE", "10ms, 1s,2m"),
+                ("STILE_AUTH_KEYS", "vk_test_a,vk_live_b"),
+                ("STILE_DELIVERY_WORKERS", "5"),
+                ("STILE_VERIFICATION_SESSIONS_EXPIRES_AFTER", "1h 30m"),
+            ]),
+        )
+        .unwrap()
+        .config;
+        assert_eq!(
+            loaded.delivery.retry_schedule,
+            vec![
+                Duration::from_millis(10),
+                Duration::from_secs(1),
+                Duration::from_secs(120)
+            ]
+        );
+        assert_eq!(loaded.auth.keys, vec!["vk_test_a", "vk_live_b"]);
+        assert_eq!(loaded.delivery.workers, 5);
+        assert_eq!(
+            loaded.verification_sessions.expires_after,
+            Duration::from_secs(5400)
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_where_it_was_set() {
+        let (_dir, path) = write_config("[delivery]\ntimeout = \"soon\"\n");
+        let overrides = Overrides {
+            config_path: Some(path),
+            ..Default::default()
+        };
+        let err = Config::load(&overrides, &env(&[])).unwrap_err().0;
+        assert!(
+            err.contains("`delivery.timeout`") && err.contains("stile.toml"),
+            "{err}"
+        );
+
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("STILE_DELIVERY_WORKERS", "many")]),
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            err.contains("delivery.workers") && err.contains("STILE_DELIVERY_WORKERS"),
+            "{err}"
+        );
+
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("STILE_DELIVERY_WORKERS", "0")]),
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            err.contains("delivery.workers") && err.contains("between 1 and 1024"),
+            "{err}"
+        );
+
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("STILE_SERVER_MODE", "prod")]),
+        )
+        .unwrap_err()
+        .0;
+        assert!(err.contains("server.mode"), "{err}");
+
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[("STILE_AUTH_KEYS", "sk_test_x")]),
+        )
+        .unwrap_err()
+        .0;
+        assert!(err.contains("auth.keys"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_and_variables_are_refused_not_ignored() {
+        let (_dir, path) = write_config("[delivery]\ntimout = \"5s\"\n");
+        let overrides = Overrides {
+            config_path: Some(path),
+            ..Default::default()
+        };
+        let err = Config::load(&overrides, &env(&[])).unwrap_err().0;
+        assert!(err.contains("timout"), "{err}");
+
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_SERVER_LISTN", "x")]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("STILE_SERVER_LISTN"), "{err}");
+        // Variables outside the config sections (like the CLI's STILE_API_KEY) are not ours.
+        assert!(Config::load(&Overrides::default(), &env(&[("STILE_API_KEY", "x")])).is_ok());
+    }
+
+    #[test]
+    fn a_missing_explicit_file_and_broken_toml_are_errors() {
+        let overrides = Overrides {
+            config_path: Some("/nonexistent/stile.toml".into()),
+            ..Default::default()
+        };
+        assert!(
+            Config::load(&overrides, &env(&[]))
+                .unwrap_err()
+                .0
+                .contains("/nonexistent/stile.toml")
+        );
+        let (_dir, path) = write_config("[server\n");
+        let overrides = Overrides {
+            config_path: Some(path),
+            ..Default::default()
+        };
+        assert!(
+            Config::load(&overrides, &env(&[]))
+                .unwrap_err()
+                .0
+                .contains("not valid TOML")
+        );
+    }
+
+    #[test]
+    fn allowed_targets_parse_as_networks_or_hosts() {
+        assert!(matches!(
+            AllowedTarget::parse("10.0.0.0/8"),
+            Some(AllowedTarget::Network(_))
+        ));
+        assert!(matches!(
+            AllowedTarget::parse("192.168.1.5"),
+            Some(AllowedTarget::Network(_))
+        ));
+        assert_eq!(
+            AllowedTarget::parse("Hooks.Internal"),
+            Some(AllowedTarget::Host("hooks.internal".into()))
+        );
+        assert_eq!(AllowedTarget::parse("not a host"), None);
+        assert_eq!(AllowedTarget::parse(""), None);
+    }
+}

@@ -1,0 +1,57 @@
+//! The dashboard: the files of `static/`, embedded into the binary and served at `/`.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::api::route_not_found;
+
+/// The embedded `static/` folder. Release builds carry the bytes; debug builds read the
+/// folder from disk (rust-embed's default), so edits show without a rebuild.
+#[derive(rust_embed::Embed)]
+#[folder = "static/"]
+struct Assets;
+
+/// Mounts the dashboard as the fallback for every path no API route has.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.default_service(web::to(serve_asset));
+}
+
+/// The Content-Security-Policy of every dashboard response: same-origin everything, no
+/// inline scripts.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+async fn serve_asset(req: HttpRequest) -> HttpResponse {
+    let path = req.path().trim_start_matches('/');
+    let path = if path.is_empty() { "index.html" } else { path };
+    let asset = match Assets::get(path) {
+        Some(asset)
+            if req.method() == actix_web::http::Method::GET
+                || req.method() == actix_web::http::Method::HEAD =>
+        {
+            asset
+        }
+        _ => return route_not_found(req).await,
+    };
+    let etag = format!("\"{}\"", hex::encode(&asset.metadata.sha256_hash()[..16]));
+    let not_modified = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut response = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    if not_modified {
+        return response.finish();
+    }
+    response
+        .content_type(asset.metadata.mimetype())
+        .body(asset.data.into_owned())
+}

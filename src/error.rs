@@ -1,0 +1,273 @@
+//! The one error type at the HTTP boundary, built from one table of codes.
+//!
+//! Every failure a client can see is an [`ApiError`] rendered as the Stripe-style envelope
+//! `{"error":{"type","code","message","param"}}`. Internal failures are logged in full
+//! where they are converted and answered with a generic message.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// Declares [`ErrorCode`] with its HTTP status, error type and code string in one table,
+/// so a code cannot exist without all three.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident => ($status:ident, $kind:literal, $code:literal),)*) => {
+        /// Every kind of error the API answers with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// The HTTP status this error is answered with.
+            pub fn status(self) -> StatusCode {
+                match self { $(ErrorCode::$variant => StatusCode::$status,)* }
+            }
+
+            /// The `error.type` field: the broad class a client switches on.
+            pub fn kind(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $kind,)* }
+            }
+
+            /// The `error.code` field: the precise reason.
+            pub fn code(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// A required parameter is absent.
+    ParameterMissing => (BAD_REQUEST, "invalid_request_error", "parameter_missing"),
+    /// A parameter has a value that is not allowed.
+    ParameterInvalid => (BAD_REQUEST, "invalid_request_error", "parameter_invalid"),
+    /// A parameter the route does not take.
+    ParameterUnknown => (BAD_REQUEST, "invalid_request_error", "parameter_unknown"),
+    /// The request is malformed in a way no single parameter explains.
+    BadRequest => (BAD_REQUEST, "invalid_request_error", "bad_request"),
+    /// The body is not JSON, or not a JSON object.
+    InvalidJson => (BAD_REQUEST, "invalid_request_error", "invalid_json"),
+    /// No object with this id exists in the key's mode.
+    ResourceMissing => (NOT_FOUND, "invalid_request_error", "resource_missing"),
+    /// No route has this path.
+    RouteNotFound => (NOT_FOUND, "invalid_request_error", "route_not_found"),
+    /// The path exists but not with this method.
+    MethodNotAllowed => (METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed"),
+    /// The body is larger than the server accepts.
+    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "invalid_request_error", "payload_too_large"),
+    /// The body is not `application/json`.
+    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "invalid_request_error", "unsupported_media_type"),
+    /// No API key was sent.
+    ApiKeyMissing => (UNAUTHORIZED, "authentication_error", "api_key_missing"),
+    /// The API key sent is not one this server knows.
+    ApiKeyInvalid => (UNAUTHORIZED, "authentication_error", "api_key_invalid"),
+    /// The `Idempotency-Key` header is empty, too long or not printable ASCII.
+    IdempotencyKeyInvalid => (BAD_REQUEST, "invalid_request_error", "idempotency_key_invalid"),
+    /// The `Idempotency-Key` was used before with a different request.
+    IdempotencyKeyReused => (BAD_REQUEST, "idempotency_error", "idempotency_key_reused"),
+    /// A request with the same `Idempotency-Key` is still being processed.
+    IdempotencyKeyInUse => (CONFLICT, "idempotency_error", "idempotency_key_in_use"),
+    /// Something failed inside the server; the details are in its log.
+    Internal => (INTERNAL_SERVER_ERROR, "api_error", "internal_error"),
+    /// The server cannot take the request now (for example, its disk is full).
+    Unavailable => (SERVICE_UNAVAILABLE, "api_error", "service_unavailable"),
+}
+
+/// An error as the API answers it: a code from the table, a sentence for the person
+/// reading it, and the parameter it is about, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// What went wrong, which fixes the status and type.
+    pub code: ErrorCode,
+    /// A human sentence that says what to do next.
+    pub message: String,
+    /// The request parameter at fault, in Stripe's `a[b]` notation.
+    pub param: Option<String>,
+}
+
+impl ApiError {
+    /// An error with no parameter.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    /// An error about one parameter.
+    pub fn param(code: ErrorCode, param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            param: Some(param.into()),
+        }
+    }
+
+    /// A 400 about one parameter's value.
+    pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::param(ErrorCode::ParameterInvalid, param, message)
+    }
+
+    /// A 404 for an object that does not exist (or belongs to the other mode).
+    pub fn not_found(kind: &str, id: &str) -> Self {
+        Self::param(
+            ErrorCode::ResourceMissing,
+            "id",
+            format!("No such {kind}: '{id}'."),
+        )
+    }
+
+    /// A 500: logs the cause in full here, answers with a generic message.
+    pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(inner) = source {
+            chain.push_str(": ");
+            chain.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        tracing::error!(error = %chain, "internal error");
+        Self::new(
+            ErrorCode::Internal,
+            "An internal error occurred; it has been logged. Please try again.",
+        )
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> ErrorEnvelope<'_> {
+        ErrorEnvelope {
+            error: ErrorBody {
+                kind: self.code.kind(),
+                code: self.code.code(),
+                message: &self.message,
+                param: self.param.as_deref(),
+            },
+        }
+    }
+}
+
+/// The `{"error": {...}}` wrapper every error response has.
+#[derive(Debug, Serialize)]
+pub struct ErrorEnvelope<'a> {
+    /// The error itself.
+    pub error: ErrorBody<'a>,
+}
+
+/// The fields of an error response.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    /// `invalid_request_error`, `authentication_error`, `idempotency_error`, ...
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The precise reason, stable for programs to match on.
+    pub code: &'static str,
+    /// A sentence for people.
+    pub message: &'a str,
+    /// The parameter at fault, if one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<&'a str>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.code.code(),
+            self.code.status(),
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(self.body())
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        if err.is_storage_unavailable() {
+            tracing::error!(error = %err, "the data file refused a write");
+            return ApiError::new(
+                ErrorCode::Unavailable,
+                "The server cannot store data right now (its disk is full or read-only). Nothing was written; try again later.",
+            );
+        }
+        ApiError::internal(&err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn rendered(err: &ApiError) -> (StatusCode, serde_json::Value) {
+        let res = err.error_response();
+        let status = res.status();
+        let bytes = res.into_body().try_into_bytes().expect("a sized body");
+        (status, serde_json::from_slice(&bytes).expect("JSON"))
+    }
+
+    #[test]
+    fn parameter_error_renders_the_envelope_with_param() {
+        let (status, body) = rendered(&ApiError::invalid("url", "`url` must use https://."));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["code"], "parameter_invalid");
+        assert_eq!(body["error"]["param"], "url");
+        assert_eq!(body["error"]["message"], "`url` must use https://.");
+    }
+
+    #[test]
+    fn internal_error_hides_the_cause_behind_a_generic_message() {
+        let cause = std::io::Error::other("disk controller on fire at /var/secret");
+        let (status, body) = rendered(&ApiError::internal(&cause));
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["type"], "api_error");
+        assert!(
+            !body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("secret")
+        );
+        assert!(body["error"].get("param").is_none());
+    }
+
+    #[test]
+    fn every_code_has_a_client_or_server_error_status() {
+        use ErrorCode::*;
+        for code in [
+            ParameterMissing,
+            ParameterInvalid,
+            ParameterUnknown,
+            BadRequest,
+            InvalidJson,
+            ResourceMissing,
+            RouteNotFound,
+            MethodNotAllowed,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            ApiKeyMissing,
+            ApiKeyInvalid,
+            IdempotencyKeyInvalid,
+            IdempotencyKeyReused,
+            IdempotencyKeyInUse,
+            Internal,
+            Unavailable,
+        ] {
+            assert!(code.status().is_client_error() || code.status().is_server_error());
+            assert!(!code.code().is_empty());
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! stile: a self-hosted webhook server in one binary, with its data in one redb file.
+//!
+//! [`prepare`] opens the store and settles the API keys; [`serve`] runs the HTTP server on
+//! a listener the caller bound until the caller's shutdown future completes. `main` and
+//! the integration tests both start servers this way.
+
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod dashboard;
+pub mod error;
+pub mod event_types;
+pub mod ids;
+pub mod mode;
+pub mod secrets;
+pub mod store;
+pub mod target_policy;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+
+use crate::api::{ApiKeys, AppState};
+use crate::config::Config;
+use crate::mode::Mode;
+use crate::store::api_keys::ApiKeyRecord;
+use crate::store::{OpenError, Store, StoreError};
+
+/// How long a graceful stop waits for requests in flight, in seconds.
+const SHUTDOWN_GRACE_SECS: u64 = 10;
+
+/// How long a client may take to send a request's headers, so slow-loris connections
+/// cannot hold workers.
+const REQUEST_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a server could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data file could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Reading or writing the keys failed.
+    #[error("cannot set up API keys in the data file: {0}")]
+    Keys(#[from] StoreError),
+}
+
+/// A server ready to serve.
+pub struct Prepared {
+    /// The state the API runs on.
+    pub state: AppState,
+    /// The test key created because the store had none and none were configured; it is
+    /// shown once, at this start, and never again.
+    pub first_key: Option<String>,
+}
+
+/// Opens the data file and loads the API keys, creating a first test key when there is
+/// no key at all.
+pub fn prepare(config: Config) -> Result<Prepared, StartError> {
+    let store = Store::open(&config.server.data_dir)?;
+    let mut stored = store.api_keys()?;
+    let mut first_key = None;
+    if stored.is_empty() && config.auth.keys.is_empty() {
+        let key = create_api_key(&store, Mode::Test)?;
+        stored = store.api_keys()?;
+        first_key = Some(key);
+    }
+    let keys = ApiKeys::new(&config.auth.keys, &stored);
+    Ok(Prepared {
+        state: AppState::new(config, Arc::new(store), keys),
+        first_key,
+    })
+}
+
+/// Creates and stores a new API key; returns the key, which is not stored anywhere.
+pub fn create_api_key(store: &Store, mode: Mode) -> Result<String, StoreError> {
+    let key = secrets::new_api_key(mode);
+    let record = ApiKeyRecord {
+        prefix: secrets::api_key_shown_prefix(&key),
+        mode,
+        created: clock::unix_now(),
+    };
+    store.insert_api_key(&secrets::hash_api_key(&key), &record)?;
+    Ok(key)
+}
+
+/// Serves the API and dashboard on `listener` until `shutdown` completes, then stops
+/// gracefully: no new connections, requests in flight finish (up to a grace period).
+/// Must run inside an actix system (`actix_web::rt::System`).
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> std::io::Result<()> {
+    let data = web::Data::new(state);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(from_fn(api::json_errors))
+            .configure(api::configure)
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+    .client_request_timeout(REQUEST_HEADER_TIMEOUT)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        shutdown.await;
+        handle.stop(true).await;
+    });
+    server.await
+}

@@ -1,0 +1,154 @@
+//! The `stile` binary: parses the command line and hands over to the library.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use stile::cli::{Cli, Command, KeysCommand, ServeArgs, StoreArgs};
+use stile::config::{Config, Loaded};
+use stile::store::Store;
+use stile::store::api_keys::Revoked;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        None => serve(&cli.serve),
+        Some(Command::Serve(args)) => serve(&args),
+        Some(Command::Keys { action }) => keys(action),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("stile: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(overrides: &stile::config::Overrides) -> anyhow::Result<Loaded> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    Ok(Config::load(overrides, &env)?)
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let Loaded { config, source } = load_config(&args.overrides())?;
+    init_tracing();
+    let listen = config.server.listen;
+    let stile::Prepared { state, first_key } = stile::prepare(config)?;
+    let listener =
+        TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "stile {}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(out, "  config     {source}")?;
+    writeln!(out, "  data file  {}", state.store.path().display())?;
+    writeln!(out, "  listening  http://{bound}")?;
+    writeln!(out, "  dashboard  http://{bound}/")?;
+    writeln!(out, "  mode       {}", state.config.server.mode.as_str())?;
+    match first_key {
+        Some(key) => {
+            writeln!(out, "  API key    {key}")?;
+            writeln!(
+                out,
+                "             (a new test key: it is shown only this once, so save it now)"
+            )?;
+        }
+        None => writeln!(
+            out,
+            "  API keys   {} accepted (`stile keys create --mode test` makes another)",
+            state.keys.len()
+        )?,
+    }
+    out.flush()?;
+    drop(out);
+
+    actix_web::rt::System::new().block_on(stile::serve(state, listener, shutdown_signal()))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(term) => term,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
+    let Loaded { config, .. } = load_config(&args.overrides())?;
+    Ok(Store::open(&config.server.data_dir)?)
+}
+
+fn keys(action: KeysCommand) -> anyhow::Result<()> {
+    match action {
+        KeysCommand::Create { mode, store } => {
+            let store = open_store(&store)?;
+            println!("{}", stile::create_api_key(&store, mode)?);
+        }
+        KeysCommand::List { store } => {
+            let store = open_store(&store)?;
+            let keys = store.api_keys()?;
+            if keys.is_empty() {
+                eprintln!("no stored keys (keys in [auth] keys are not listed)");
+            }
+            println!("{:<20} {:<5} CREATED", "PREFIX", "MODE");
+            for (_, key) in keys {
+                let created = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_secs(key.created.max(0) as u64);
+                println!(
+                    "{:<20} {:<5} {}",
+                    key.prefix,
+                    key.mode,
+                    humantime::format_rfc3339_seconds(created)
+                );
+            }
+        }
+        KeysCommand::Revoke { prefix, store } => {
+            let store = open_store(&store)?;
+            match store.revoke_api_key(&prefix)? {
+                Revoked::One(key) => println!("revoked {} ({})", key.prefix, key.mode),
+                Revoked::NoMatch => anyhow::bail!("no stored key starts with `{prefix}`"),
+                Revoked::Ambiguous(keys) => {
+                    let names: Vec<String> = keys.into_iter().map(|k| k.prefix).collect();
+                    anyhow::bail!(
+                        "`{prefix}` matches {} keys ({}); give more of the prefix",
+                        names.len(),
+                        names.join(", ")
+                    )
+                }
+            }
+        }
+    }
+    Ok(())
+}

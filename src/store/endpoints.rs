@@ -1,0 +1,246 @@
+//! Stored webhook endpoints.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+use super::pagination::{ListError, Page, PageRequest, list_page};
+use super::{Store, StoreError, decode_found, encode, tables};
+use crate::ids::EndpointId;
+use crate::mode::Mode;
+
+const TABLE: &str = "webhook_endpoints";
+
+/// Whether an endpoint receives deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointStatus {
+    /// Receives new events and retries.
+    Enabled,
+    /// Paused: gets no new events; its retries wait until it is enabled again.
+    Disabled,
+}
+
+/// A signing secret of an endpoint. During a rotation grace period an endpoint has two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningSecret {
+    /// `whsec_` + base64 of 32 random bytes.
+    pub secret: String,
+    /// When this secret stops signing (Unix seconds); `None` for the current secret.
+    pub expires_at: Option<i64>,
+}
+
+/// A webhook endpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    /// Its id.
+    pub id: EndpointId,
+    /// The mode of the key that created it.
+    pub mode: Mode,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// Event types it receives, or `["*"]`.
+    pub enabled_events: Vec<String>,
+    /// A label for people.
+    pub description: Option<String>,
+    /// Up to 50 string pairs for the user's own use.
+    pub metadata: BTreeMap<String, String>,
+    /// Enabled or paused.
+    pub status: EndpointStatus,
+    /// Creation time (Unix seconds).
+    pub created: i64,
+    /// Signing secrets, current first.
+    pub secrets: Vec<SigningSecret>,
+}
+
+impl Store {
+    /// Stores a new endpoint.
+    pub fn insert_endpoint(&self, record: &EndpointRecord) -> Result<(), StoreError> {
+        let bytes = encode(TABLE, record)?;
+        self.write(|tx| {
+            let mut table = tx.open_table(tables::ENDPOINTS)?;
+            table.insert((record.mode.as_u8(), record.id.as_u128()), bytes.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// The endpoint with this id in this mode, if there is one.
+    pub fn endpoint(
+        &self,
+        mode: Mode,
+        id: EndpointId,
+    ) -> Result<Option<EndpointRecord>, StoreError> {
+        self.read(|tx| {
+            let table = tx.open_table(tables::ENDPOINTS)?;
+            decode_found(TABLE, table.get((mode.as_u8(), id.as_u128()))?)
+        })
+    }
+
+    /// Changes an endpoint with `change` and stores it, in one transaction. `change` may
+    /// refuse (its error is returned and nothing is written). `Ok(None)`: no such endpoint.
+    pub fn update_endpoint<E: From<StoreError>>(
+        &self,
+        mode: Mode,
+        id: EndpointId,
+        change: impl FnOnce(&mut EndpointRecord) -> Result<(), E>,
+    ) -> Result<Option<EndpointRecord>, E> {
+        let tx = self.db.begin_write().map_err(StoreError::from)?;
+        let updated = {
+            let mut table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
+            let key = (mode.as_u8(), id.as_u128());
+            let found: Option<EndpointRecord> =
+                decode_found(TABLE, table.get(key).map_err(StoreError::from)?)?;
+            match found {
+                None => None,
+                Some(mut record) => {
+                    change(&mut record)?;
+                    let bytes = encode(TABLE, &record)?;
+                    table
+                        .insert(key, bytes.as_slice())
+                        .map_err(StoreError::from)?;
+                    Some(record)
+                }
+            }
+        };
+        tx.commit().map_err(StoreError::from)?;
+        Ok(updated)
+    }
+
+    /// Deletes an endpoint; `false` if there was none.
+    pub fn delete_endpoint(&self, mode: Mode, id: EndpointId) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let mut table = tx.open_table(tables::ENDPOINTS)?;
+            Ok(table.remove((mode.as_u8(), id.as_u128()))?.is_some())
+        })
+    }
+
+    /// One page of a mode's endpoints, newest first.
+    pub fn list_endpoints(
+        &self,
+        mode: Mode,
+        request: PageRequest,
+    ) -> Result<Page<EndpointRecord>, ListError> {
+        let tx = self.db.begin_read().map_err(StoreError::from)?;
+        let table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
+        list_page(&table, TABLE, mode.as_u8(), request, |_| true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::pagination::Cursor;
+
+    fn record(mode: Mode, n: usize) -> EndpointRecord {
+        EndpointRecord {
+            id: EndpointId::new(),
+            mode,
+            url: format!("https://example.com/{n}"),
+            enabled_events: vec!["*".into()],
+            description: None,
+            metadata: BTreeMap::new(),
+            status: EndpointStatus::Enabled,
+            created: 0,
+            secrets: vec![],
+        }
+    }
+
+    fn urls(page: &Page<EndpointRecord>) -> Vec<String> {
+        page.items
+            .iter()
+            .map(|r| r.url.rsplit('/').next().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn pages_walk_newest_first_in_both_directions_within_one_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let made: Vec<EndpointRecord> = (0..5).map(|n| record(Mode::Test, n)).collect();
+        for r in &made {
+            store.insert_endpoint(r).unwrap();
+        }
+        store.insert_endpoint(&record(Mode::Live, 99)).unwrap();
+
+        let first = store
+            .list_endpoints(
+                Mode::Test,
+                PageRequest {
+                    limit: 2,
+                    cursor: Cursor::Start,
+                },
+            )
+            .unwrap();
+        assert_eq!(urls(&first), ["4", "3"]);
+        assert!(first.has_more);
+        let next = PageRequest {
+            limit: 2,
+            cursor: Cursor::After(made[3].id.as_u128()),
+        };
+        let second = store.list_endpoints(Mode::Test, next).unwrap();
+        assert_eq!(urls(&second), ["2", "1"]);
+        let last = store
+            .list_endpoints(
+                Mode::Test,
+                PageRequest {
+                    limit: 2,
+                    cursor: Cursor::After(made[1].id.as_u128()),
+                },
+            )
+            .unwrap();
+        assert_eq!(urls(&last), ["0"]);
+        assert!(!last.has_more);
+        let back = store
+            .list_endpoints(
+                Mode::Test,
+                PageRequest {
+                    limit: 2,
+                    cursor: Cursor::Before(made[1].id.as_u128()),
+                },
+            )
+            .unwrap();
+        assert_eq!(urls(&back), ["3", "2"]);
+        assert!(back.has_more);
+
+        let live = store
+            .list_endpoints(
+                Mode::Live,
+                PageRequest {
+                    limit: 10,
+                    cursor: Cursor::Start,
+                },
+            )
+            .unwrap();
+        assert_eq!(urls(&live), ["99"]);
+        let foreign = PageRequest {
+            limit: 10,
+            cursor: Cursor::After(made[0].id.as_u128()),
+        };
+        assert!(matches!(
+            store.list_endpoints(Mode::Live, foreign),
+            Err(ListError::UnknownCursor)
+        ));
+    }
+
+    #[test]
+    fn a_refused_update_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let r = record(Mode::Test, 1);
+        store.insert_endpoint(&r).unwrap();
+        let outcome: Result<_, StoreError> = store.update_endpoint(Mode::Test, r.id, |rec| {
+            rec.url = "changed".into();
+            Err(StoreError::Corrupt {
+                table: "test",
+                source: serde_json::from_str::<()>("x").unwrap_err(),
+            })
+        });
+        assert!(outcome.is_err());
+        assert_eq!(
+            store.endpoint(Mode::Test, r.id).unwrap().unwrap().url,
+            r.url
+        );
+        assert!(store.endpoint(Mode::Live, r.id).unwrap().is_none());
+    }
+}

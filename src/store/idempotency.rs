@@ -1,0 +1,52 @@
+//! Stored responses of requests made with an `Idempotency-Key`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, decode_found, encode, tables};
+use crate::mode::Mode;
+
+const TABLE: &str = "idempotency";
+
+/// The first response given to a request with a given key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// SHA-256 (hex) of the method, path and body of the request, so a reuse of the key
+    /// for a different request is detected.
+    pub fingerprint: String,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The JSON body answered.
+    pub body: String,
+    /// When it was stored (Unix seconds); records older than the idempotency window are
+    /// treated as absent.
+    pub created: i64,
+}
+
+impl Store {
+    /// The record stored under this key in this mode, if any.
+    pub fn idempotency_record(
+        &self,
+        mode: Mode,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.read(|tx| {
+            let table = tx.open_table(tables::IDEMPOTENCY)?;
+            decode_found(TABLE, table.get((mode.as_u8(), key))?)
+        })
+    }
+
+    /// Stores (or replaces an expired) record under this key.
+    pub fn put_idempotency_record(
+        &self,
+        mode: Mode,
+        key: &str,
+        record: &IdempotencyRecord,
+    ) -> Result<(), StoreError> {
+        let bytes = encode(TABLE, record)?;
+        self.write(|tx| {
+            tx.open_table(tables::IDEMPOTENCY)?
+                .insert((mode.as_u8(), key), bytes.as_slice())?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,245 @@
+//! The redb store: one file in the data directory, the only place state lives.
+//!
+//! The store knows nothing of HTTP. Its methods are synchronous (redb is), so callers on
+//! the async runtime reach it through `spawn_blocking`. Each resource has its own file of
+//! `impl Store` methods; the tables are all in [`tables`].
+
+pub mod api_keys;
+pub mod endpoints;
+pub mod idempotency;
+pub mod pagination;
+pub mod tables;
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The data file's name inside the data directory.
+pub const DATA_FILE_NAME: &str = "stile.redb";
+
+/// The layout version this build reads and writes. Bump it with a migration whenever a
+/// table's key or value format changes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// The open data file.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+/// Why the data file could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {0}: {1}")]
+    CreateDir(PathBuf, std::io::Error),
+    /// Another process holds the file's lock.
+    #[error(
+        "the data file {0} is in use by another stile process; stop that process first, or point this one at another directory with --data-dir"
+    )]
+    InUse(PathBuf),
+    /// The file was written by a newer stile with a layout this one does not know.
+    #[error(
+        "the data file {path} has schema version {found}, but this stile only knows versions up to {SCHEMA_VERSION}; upgrade stile"
+    )]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// The version found in it.
+        found: u64,
+    },
+    /// redb could not open the file (corrupt, unreadable, ...).
+    #[error("cannot open the data file {0}: {1}")]
+    Database(PathBuf, redb::DatabaseError),
+    /// Reading or writing the schema record failed.
+    #[error("cannot initialise the data file {0}: {1}")]
+    Init(PathBuf, StoreError),
+}
+
+/// A failure inside the store. These are never the caller's fault, so the API answers
+/// them with a 500 (or a 503 when the disk is full or read-only).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed.
+    #[error(transparent)]
+    Db(#[from] redb::Error),
+    /// A stored record does not decode: the file was damaged or written by other code.
+    #[error("corrupt record in table {table}: {source}")]
+    Corrupt {
+        /// The table the record is in.
+        table: &'static str,
+        /// What the decoder said.
+        source: serde_json::Error,
+    },
+    /// A record could not be encoded.
+    #[error("cannot encode a record for table {table}: {source}")]
+    Encode {
+        /// The table the record was for.
+        table: &'static str,
+        /// What the encoder said.
+        source: serde_json::Error,
+    },
+}
+
+macro_rules! store_error_from_redb {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for StoreError {
+            fn from(err: $ty) -> Self {
+                StoreError::Db(err.into())
+            }
+        }
+    )*};
+}
+store_error_from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+impl StoreError {
+    /// Whether the failure is the disk refusing writes (full, read-only), which is worth a
+    /// 503 and a retry later rather than a 500.
+    pub fn is_storage_unavailable(&self) -> bool {
+        let io = match self {
+            StoreError::Db(redb::Error::Io(io)) => io,
+            _ => return false,
+        };
+        matches!(
+            io.kind(),
+            ErrorKind::StorageFull | ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied
+        )
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the data file in `dir`, refusing if another process has it open.
+    pub fn open(dir: &Path) -> Result<Store, OpenError> {
+        std::fs::create_dir_all(dir).map_err(|e| OpenError::CreateDir(dir.to_path_buf(), e))?;
+        let path = dir.join(DATA_FILE_NAME);
+        let db = Database::create(&path).map_err(|err| match err {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(path.clone()),
+            other => OpenError::Database(path.clone(), other),
+        })?;
+        let store = Store { db, path };
+        store.init_schema()?;
+        Ok(store)
+    }
+
+    /// The data file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records the schema version in a new file, and refuses a file from a newer stile.
+    fn init_schema(&self) -> Result<(), OpenError> {
+        let found = self
+            .write(|tx| {
+                let mut meta = tx.open_table(tables::META)?;
+                let found = meta.get("schema_version")?.map(|v| v.value());
+                if found.is_none() {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+                // Create every table so readers never meet a missing one.
+                tx.open_table(tables::API_KEYS)?;
+                tx.open_table(tables::ENDPOINTS)?;
+                tx.open_table(tables::IDEMPOTENCY)?;
+                Ok(found)
+            })
+            .map_err(|e| OpenError::Init(self.path.clone(), e))?;
+        match found {
+            Some(found) if found > SCHEMA_VERSION => Err(OpenError::NewerSchema {
+                path: self.path.clone(),
+                found,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs `f` in a read transaction (a consistent snapshot; never blocks writers).
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.db.begin_read()?;
+        f(&tx)
+    }
+
+    /// Runs `f` in a write transaction and commits it durably; nothing is written if `f`
+    /// fails.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.db.begin_write()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+/// Encodes a record for storage.
+pub(crate) fn encode<T: Serialize>(table: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|source| StoreError::Encode { table, source })
+}
+
+/// Decodes a stored record.
+pub(crate) fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { table, source })
+}
+
+/// Decodes the record a table lookup found, if it found one.
+pub(crate) fn decode_found<T: DeserializeOwned>(
+    table: &'static str,
+    found: Option<redb::AccessGuard<'_, &'static [u8]>>,
+) -> Result<Option<T>, StoreError> {
+    found.map(|bytes| decode(table, bytes.value())).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_open_of_the_same_directory_is_refused_while_the_first_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path())
+            .err()
+            .expect("second open must fail");
+        assert!(matches!(err, OpenError::InUse(_)), "{err}");
+        drop(first);
+        Store::open(dir.path()).expect("reopens once the first is closed");
+    }
+
+    #[test]
+    fn a_file_from_a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write(|tx| {
+                tx.open_table(tables::META)?
+                    .insert("schema_version", SCHEMA_VERSION + 1)?;
+                Ok(())
+            })
+            .unwrap();
+        drop(store);
+        let err = Store::open(dir.path())
+            .err()
+            .expect("newer schema must be refused");
+        assert!(err.to_string().contains("upgrade stile"), "{err}");
+    }
+
+    #[test]
+    fn a_garbage_data_file_is_an_open_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DATA_FILE_NAME), vec![0x5a; 64 * 1024]).unwrap();
+        assert!(Store::open(dir.path()).is_err());
+    }
+}

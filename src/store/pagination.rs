@@ -1,0 +1,133 @@
+//! Newest-first pages over an object table keyed by `(mode, id)`, with Stripe's
+//! `starting_after` / `ending_before` cursors.
+
+use redb::ReadableTable;
+use serde::de::DeserializeOwned;
+
+use super::{StoreError, decode};
+
+/// Where a page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The newest objects.
+    Start,
+    /// Objects older than this id (`starting_after`).
+    After(u128),
+    /// Objects newer than this id (`ending_before`).
+    Before(u128),
+}
+
+/// A request for one page.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    /// The most objects to return.
+    pub limit: usize,
+    /// Where to start.
+    pub cursor: Cursor,
+}
+
+/// One page of objects, newest first.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The objects.
+    pub items: Vec<T>,
+    /// Whether more objects lie beyond this page in the direction of travel.
+    pub has_more: bool,
+}
+
+/// Why a page could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// The cursor names no object of this mode.
+    #[error("unknown cursor")]
+    UnknownCursor,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Lists one page of the records of `mode` in `table`, newest first, keeping only those
+/// `keep` accepts.
+pub(crate) fn list_page<T, Tbl>(
+    table: &Tbl,
+    name: &'static str,
+    mode: u8,
+    request: PageRequest,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Page<T>, ListError>
+where
+    T: DeserializeOwned,
+    Tbl: ReadableTable<(u8, u128), &'static [u8]>,
+{
+    let cursor_id = match request.cursor {
+        Cursor::Start => None,
+        Cursor::After(id) | Cursor::Before(id) => Some(id),
+    };
+    if let Some(id) = cursor_id
+        && table.get((mode, id)).map_err(StoreError::from)?.is_none()
+    {
+        return Err(ListError::UnknownCursor);
+    }
+
+    let wanted = request.limit + 1;
+    let mut items = Vec::with_capacity(wanted.min(101));
+    let mut take = |entry: Result<
+        (
+            redb::AccessGuard<'_, (u8, u128)>,
+            redb::AccessGuard<'_, &'static [u8]>,
+        ),
+        redb::StorageError,
+    >|
+     -> Result<bool, ListError> {
+        let (_, value) = entry.map_err(StoreError::from)?;
+        let record: T = decode(name, value.value())?;
+        if keep(&record) {
+            items.push(record);
+        }
+        Ok(items.len() < wanted)
+    };
+    match request.cursor {
+        Cursor::Start => {
+            for entry in table
+                .range((mode, 0)..=(mode, u128::MAX))
+                .map_err(StoreError::from)?
+                .rev()
+            {
+                if !take(entry)? {
+                    break;
+                }
+            }
+        }
+        Cursor::After(id) => {
+            for entry in table
+                .range((mode, 0)..(mode, id))
+                .map_err(StoreError::from)?
+                .rev()
+            {
+                if !take(entry)? {
+                    break;
+                }
+            }
+        }
+        Cursor::Before(id) => {
+            // Walk upwards from the cursor, then turn the page round to newest first.
+            let start = (mode, id.saturating_add(1));
+            if id < u128::MAX {
+                for entry in table
+                    .range(start..=(mode, u128::MAX))
+                    .map_err(StoreError::from)?
+                {
+                    if !take(entry)? {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let has_more = items.len() > request.limit;
+    items.truncate(request.limit);
+    if let Cursor::Before(_) = request.cursor {
+        items.reverse();
+    }
+    Ok(Page { items, has_more })
+}
