@@ -235,13 +235,15 @@ impl Config {
         let config: Config =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|err| {
                 let path = err.path().to_string();
+                // `delivery.retry_schedule[1]` was set where `delivery.retry_schedule` was.
+                let key = path.split('[').next().unwrap_or(&path);
                 let origin = origins
-                    .get(&path)
+                    .get(key)
                     .map(|o| format!(" (set in {o})"))
                     .unwrap_or_default();
                 ConfigError(format!(
                     "invalid config value for `{path}`{origin}: {}",
-                    err.inner()
+                    err.inner().message()
                 ))
             })?;
         config.validate().map_err(|(key, problem)| {

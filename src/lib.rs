@@ -38,6 +38,9 @@ const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// cannot hold workers.
 const REQUEST_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a stopped server waits for its workers to release the shared state.
+const STATE_RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Why a server could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -96,7 +99,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> std::io::Result<()> {
-    let data = web::Data::new(state);
+    let state = Arc::new(state);
+    let data = web::Data::from(Arc::clone(&state));
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let server = HttpServer::new(move || {
         App::new()
@@ -115,5 +119,16 @@ pub async fn serve(
         shutdown.await;
         handle.stop(true).await;
     });
-    server.await
+    server.await?;
+    // Worker threads drop their copies of the state as they wind down, a moment after the
+    // server future ends. Wait for them, so the data file is closed when this returns and
+    // a new server (or `stile keys`) can open it at once.
+    let deadline = std::time::Instant::now() + STATE_RELEASE_TIMEOUT;
+    while Arc::strong_count(&state) > 1 && std::time::Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    if Arc::strong_count(&state) > 1 {
+        tracing::warn!("server state still referenced after shutdown; the data file may stay open");
+    }
+    Ok(())
 }

@@ -46,6 +46,15 @@ pub enum ListError {
     Store(#[from] StoreError),
 }
 
+/// One row of an object table as a range scan yields it.
+type Entry<'a> = Result<
+    (
+        redb::AccessGuard<'a, (u8, u128)>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
 /// Lists one page of the records of `mode` in `table`, newest first, keeping only those
 /// `keep` accepts.
 pub(crate) fn list_page<T, Tbl>(
@@ -71,14 +80,7 @@ where
 
     let wanted = request.limit + 1;
     let mut items = Vec::with_capacity(wanted.min(101));
-    let mut take = |entry: Result<
-        (
-            redb::AccessGuard<'_, (u8, u128)>,
-            redb::AccessGuard<'_, &'static [u8]>,
-        ),
-        redb::StorageError,
-    >|
-     -> Result<bool, ListError> {
+    let mut take = |entry: Entry<'_>| -> Result<bool, ListError> {
         let (_, value) = entry.map_err(StoreError::from)?;
         let record: T = decode(name, value.value())?;
         if keep(&record) {

@@ -1,0 +1,280 @@
+//! Test harness: a real stile server on an ephemeral loopback port with its data in a
+//! temp dir, a blocking HTTP client, and helpers to wait on conditions.
+
+#![allow(dead_code)]
+
+pub mod process;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use stile::config::Config;
+
+/// A test-mode key every [`TestServer`] accepts (configured, not stored).
+pub const TEST_KEY: &str = "vk_test_integration_0123456789abcdef";
+/// A live-mode key every [`TestServer`] accepts.
+pub const LIVE_KEY: &str = "vk_live_integration_0123456789abcdef";
+
+/// Polls `condition` until it holds or `deadline` passes; returns whether it held.
+pub fn eventually(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A stile server running in this process on its own actix system thread.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// The config it runs with.
+    pub config: Config,
+    dir: Arc<tempfile::TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// A development-mode server with the two test keys.
+    pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    /// A server whose config `adjust` may change first.
+    pub fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut config = Config::default();
+        config.server.data_dir = dir.path().join("data");
+        config.auth.keys = vec![TEST_KEY.to_string(), LIVE_KEY.to_string()];
+        adjust(&mut config);
+        Self::launch(config, dir)
+    }
+
+    fn launch(config: Config, dir: Arc<tempfile::TempDir>) -> Self {
+        let prepared = stile::prepare(config.clone()).expect("server prepares");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new()
+                .block_on(stile::serve(prepared.state, listener, async {
+                    let _ = stopped.await;
+                }))
+                .expect("server runs");
+        });
+        Self {
+            base,
+            config,
+            dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the server gracefully and starts a new one on the same data directory.
+    pub fn restart(mut self) -> Self {
+        self.shutdown();
+        let config = self.config.clone();
+        Self::launch(config, Arc::clone(&self.dir))
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.config.server.data_dir.clone()
+    }
+
+    /// The temp dir that holds the data directory.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("server thread ends cleanly");
+        }
+    }
+
+    /// A request to this server with the test key.
+    pub fn req(&self, method: &str, path: &str) -> Req {
+        Req::new(method, format!("{}{path}", self.base)).key(TEST_KEY)
+    }
+
+    /// `GET path` with the test key.
+    pub fn get(&self, path: &str) -> Resp {
+        self.req("GET", path).send()
+    }
+
+    /// `POST path` with a JSON body and the test key.
+    pub fn post(&self, path: &str, body: Value) -> Resp {
+        self.req("POST", path).json(&body).send()
+    }
+
+    /// `DELETE path` with the test key.
+    pub fn delete(&self, path: &str) -> Resp {
+        self.req("DELETE", path).send()
+    }
+
+    /// Creates an endpoint in test mode and returns the create response body.
+    pub fn create_endpoint(&self, url: &str) -> Value {
+        let resp = self.post(
+            "/v1/webhook_endpoints",
+            serde_json::json!({"url": url, "enabled_events": ["*"]}),
+        );
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        resp.body
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A request being built.
+pub struct Req {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Req {
+    /// A request with no headers or body.
+    pub fn new(method: &str, url: String) -> Self {
+        Self {
+            method: method.into(),
+            url,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Sets the bearer key (replacing any).
+    pub fn key(self, key: &str) -> Self {
+        self.without("authorization")
+            .header("authorization", &format!("Bearer {key}"))
+    }
+
+    /// Removes the API key.
+    pub fn no_key(self) -> Self {
+        self.without("authorization")
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    fn without(mut self, name: &str) -> Self {
+        self.headers.retain(|(n, _)| n != name);
+        self
+    }
+
+    /// A JSON body.
+    pub fn json(self, body: &Value) -> Self {
+        self.raw(serde_json::to_vec(body).unwrap(), "application/json")
+    }
+
+    /// A body with its content type.
+    pub fn raw(mut self, body: impl Into<Vec<u8>>, content_type: &str) -> Self {
+        self.body = body.into();
+        self.header("content-type", content_type)
+    }
+
+    /// Sends it and reads the whole answer.
+    pub fn send(self) -> Resp {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .proxy(None)
+            .build()
+            .into();
+        let mut request = ureq::http::Request::builder()
+            .method(self.method.as_str())
+            .uri(&self.url);
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let request = request.body(self.body).expect("a valid request");
+        let mut response = agent.run(request).expect("the server answers");
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .expect("a text body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+}
+
+/// An answer.
+#[derive(Debug)]
+pub struct Resp {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lower case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body as text.
+    pub text: String,
+    /// The body as JSON (`Null` if it is not JSON).
+    pub body: Value,
+}
+
+impl Resp {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts this is an API error with the given status, type and code, and returns
+    /// its `error` object.
+    pub fn assert_error(&self, status: u16, kind: &str, code: &str) -> &Value {
+        assert_eq!(self.status, status, "status of {}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "{}",
+            self.text
+        );
+        let error = &self.body["error"];
+        assert_eq!(error["type"], kind, "{}", self.text);
+        assert_eq!(error["code"], code, "{}", self.text);
+        assert!(
+            error["message"].as_str().is_some_and(|m| m.len() > 10),
+            "a real message: {}",
+            self.text
+        );
+        error
+    }
+}

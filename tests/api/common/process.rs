@@ -1,0 +1,132 @@
+//! The real `stile` binary as a child process, for what only a process shows: start-up
+//! output, exit codes, signals, file locks.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The built binary.
+pub fn stile_bin() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stile"));
+    // Keep the developer's environment out of the test.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("STILE_") || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// A running `stile serve`.
+pub struct ServerProcess {
+    /// The child.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`, read from the start-up summary.
+    pub base: String,
+    /// Every stdout line printed up to and including the summary's last line.
+    pub summary: Vec<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl ServerProcess {
+    /// Starts `stile` with `args` in `cwd` and waits for its summary (10 s at most).
+    pub fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<ServerProcess, String> {
+        let mut command = stile_bin();
+        command
+            .current_dir(cwd)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (line_tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (err_tx, err_lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = err_tx.send(line);
+            }
+        });
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut summary = Vec::new();
+        let mut base = None;
+        while Instant::now() < deadline {
+            match lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => {
+                    if let Some(url) = line.trim().strip_prefix("listening  ") {
+                        base = Some(url.trim().to_string());
+                    }
+                    let trimmed = line.trim_start().to_string();
+                    summary.push(line);
+                    if trimmed.starts_with("API keys") {
+                        break;
+                    }
+                    if trimmed.starts_with("API key ") {
+                        // The first-key summary has one more explanatory line.
+                        if let Ok(extra) = lines.recv_timeout(Duration::from_secs(2)) {
+                            summary.push(extra);
+                        }
+                        break;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        let errors: Vec<String> = err_lines.try_iter().collect();
+                        return Err(format!("exited with {status}: {}", errors.join("\n")));
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let base = base.ok_or_else(|| format!("no listen line in {summary:?}"))?;
+        Ok(ServerProcess {
+            child,
+            base,
+            summary,
+            stderr: err_lines,
+        })
+    }
+
+    /// Sends SIGTERM and waits (10 s at most) for the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        None
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn stderr_so_far(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

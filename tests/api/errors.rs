@@ -1,0 +1,117 @@
+//! Every failure answers with the JSON error object and the right status.
+
+use serde_json::json;
+
+use crate::common::{Req, TestServer};
+
+#[test]
+fn malformed_json_is_400_invalid_json() {
+    let server = TestServer::start();
+    let resp = server
+        .req("POST", "/v1/webhook_endpoints")
+        .raw("{\"url\": ", "application/json")
+        .send();
+    resp.assert_error(400, "invalid_request_error", "invalid_json");
+    let resp = server
+        .req("POST", "/v1/webhook_endpoints")
+        .raw("[]", "application/json")
+        .send();
+    resp.assert_error(400, "invalid_request_error", "invalid_json");
+    let resp = server
+        .req("POST", "/v1/webhook_endpoints")
+        .raw(b"{\"url\":\"\xff\"}".to_vec(), "application/json")
+        .send();
+    resp.assert_error(400, "invalid_request_error", "invalid_json");
+}
+
+#[test]
+fn a_form_body_is_415() {
+    let server = TestServer::start();
+    let resp = server
+        .req("POST", "/v1/webhook_endpoints")
+        .raw(
+            "url=https://example.com&enabled_events[]=*",
+            "application/x-www-form-urlencoded",
+        )
+        .send();
+    resp.assert_error(415, "invalid_request_error", "unsupported_media_type");
+}
+
+#[test]
+fn unknown_routes_are_404_json_inside_and_outside_the_api() {
+    let server = TestServer::start();
+    server
+        .get("/v1/nothing_here")
+        .assert_error(404, "invalid_request_error", "route_not_found");
+    server
+        .get("/v1/webhook_endpoints/we_x/extra/parts")
+        .assert_error(404, "invalid_request_error", "route_not_found");
+    let outside = Req::new("GET", format!("{}/no/such/page", server.base)).send();
+    outside.assert_error(404, "invalid_request_error", "route_not_found");
+}
+
+#[test]
+fn a_wrong_method_is_405_json() {
+    let server = TestServer::start();
+    server
+        .req("PUT", "/v1/webhook_endpoints")
+        .json(&json!({}))
+        .send()
+        .assert_error(405, "invalid_request_error", "method_not_allowed");
+    server
+        .req("PATCH", "/v1/webhook_endpoints/we_01")
+        .json(&json!({}))
+        .send()
+        .assert_error(405, "invalid_request_error", "method_not_allowed");
+    let health = Req::new("POST", format!("{}/healthz", server.base)).send();
+    health.assert_error(405, "invalid_request_error", "method_not_allowed");
+}
+
+#[test]
+fn a_body_over_256_kib_is_413_json_with_or_without_content_length() {
+    let server = TestServer::start();
+    let big = json!({"url": "https://example.com", "enabled_events": ["*"], "description": "x".repeat(300 * 1024)});
+    let resp = server.post("/v1/webhook_endpoints", big);
+    resp.assert_error(413, "invalid_request_error", "payload_too_large");
+    // Through the idempotency layer, which reads the body itself.
+    let resp = server
+        .req("POST", "/v1/webhook_endpoints")
+        .header("idempotency-key", "big-one")
+        .raw(vec![b' '; 10 * 1024 * 1024], "application/json")
+        .send();
+    resp.assert_error(413, "invalid_request_error", "payload_too_large");
+    // The server is still fine afterwards.
+    assert_eq!(server.get("/v1/webhook_endpoints").status, 200);
+}
+
+#[test]
+fn healthz_answers_without_a_key() {
+    let server = TestServer::start();
+    let resp = Req::new("GET", format!("{}/healthz", server.base)).send();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body["status"], "ok");
+    assert_eq!(resp.body["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn the_dashboard_page_is_served_at_the_root_with_a_csp() {
+    let server = TestServer::start();
+    let resp = Req::new("GET", format!("{}/", server.base)).send();
+    assert_eq!(resp.status, 200);
+    assert!(
+        resp.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(resp.text.contains("stile"));
+    let csp = resp.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let etag = resp.header("etag").unwrap().to_string();
+    let again = Req::new("GET", format!("{}/", server.base))
+        .header("if-none-match", &etag)
+        .send();
+    assert_eq!(again.status, 304);
+}
