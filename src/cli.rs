@@ -100,10 +100,6 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// The config overrides these flags make.
     pub fn overrides(&self) -> Overrides {
-        Overrides {
-            config_path: self.config.clone(),
-            data_dir: self.data_dir.clone(),
-            ..Overrides::default()
-        }
+        Overrides { config_path: self.config.clone(), data_dir: self.data_dir.clone(), ..Overrides::default() }
     }
 }

@@ -112,9 +112,7 @@ impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(30),
-            retry_schedule: [5 * 60, 30 * 60, 2 * 3600, 5 * 3600]
-                .map(Duration::from_secs)
-                .to_vec(),
+            retry_schedule: [5 * 60, 30 * 60, 2 * 3600, 5 * 3600].map(Duration::from_secs).to_vec(),
             workers: 64,
             per_endpoint_concurrency: 8,
             allowed_private_targets: Vec::new(),
@@ -133,9 +131,7 @@ pub struct RetentionConfig {
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        Self {
-            events: Duration::from_secs(30 * 86_400),
-        }
+        Self { events: Duration::from_secs(30 * 86_400) }
     }
 }
 
@@ -158,9 +154,7 @@ pub struct VerificationSessionsConfig {
 
 impl Default for VerificationSessionsConfig {
     fn default() -> Self {
-        Self {
-            expires_after: Duration::from_secs(24 * 3600),
-        }
+        Self { expires_after: Duration::from_secs(24 * 3600) }
     }
 }
 
@@ -171,10 +165,7 @@ mod duration_list {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(list: &[Duration], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(
-            list.iter()
-                .map(|d| humantime::format_duration(*d).to_string()),
-        )
+        s.collect_seq(list.iter().map(|d| humantime::format_duration(*d).to_string()))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
@@ -212,10 +203,7 @@ pub struct ConfigError(pub String);
 
 impl Config {
     /// Loads the configuration from the file, the given environment and the flags.
-    pub fn load(
-        overrides: &Overrides,
-        env: &HashMap<String, String>,
-    ) -> Result<Loaded, ConfigError> {
+    pub fn load(overrides: &Overrides, env: &HashMap<String, String>) -> Result<Loaded, ConfigError> {
         let mut origins: HashMap<String, String> = HashMap::new();
         let (mut table, mut source) = read_file(overrides.config_path.as_deref())?;
         for (section, keys) in &table {
@@ -232,28 +220,16 @@ impl Config {
         }
         apply_flags(&mut table, &mut origins, overrides);
 
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|err| {
-                let path = err.path().to_string();
-                // `delivery.retry_schedule[1]` was set where `delivery.retry_schedule` was.
-                let key = path.split('[').next().unwrap_or(&path);
-                let origin = origins
-                    .get(key)
-                    .map(|o| format!(" (set in {o})"))
-                    .unwrap_or_default();
-                ConfigError(format!(
-                    "invalid config value for `{path}`{origin}: {}",
-                    err.inner().message()
-                ))
-            })?;
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|err| {
+            let path = err.path().to_string();
+            // `delivery.retry_schedule[1]` was set where `delivery.retry_schedule` was.
+            let key = path.split('[').next().unwrap_or(&path);
+            let origin = origins.get(key).map(|o| format!(" (set in {o})")).unwrap_or_default();
+            ConfigError(format!("invalid config value for `{path}`{origin}: {}", err.inner().message()))
+        })?;
         config.validate().map_err(|(key, problem)| {
-            let origin = origins
-                .get(key)
-                .map(|o| format!(" (set in {o})"))
-                .unwrap_or_default();
-            ConfigError(format!(
-                "invalid config value for `{key}`{origin}: {problem}"
-            ))
+            let origin = origins.get(key).map(|o| format!(" (set in {o})")).unwrap_or_default();
+            ConfigError(format!("invalid config value for `{key}`{origin}: {problem}"))
         })?;
         Ok(Loaded { config, source })
     }
@@ -273,41 +249,26 @@ impl Config {
         if d.retry_schedule.len() > 20 {
             return Err(("delivery.retry_schedule", "at most 20 retries".into()));
         }
-        if let Some(bad) = d
-            .retry_schedule
-            .iter()
-            .find(|r| r.is_zero() || **r > Duration::from_secs(30 * 86_400))
-        {
+        if let Some(bad) = d.retry_schedule.iter().find(|r| r.is_zero() || **r > Duration::from_secs(30 * 86_400)) {
             return Err((
                 "delivery.retry_schedule",
-                format!(
-                    "every delay must be between 1ms and 30d, got {}",
-                    humantime::format_duration(*bad)
-                ),
+                format!("every delay must be between 1ms and 30d, got {}", humantime::format_duration(*bad)),
             ));
         }
         if !(1..=1024).contains(&d.workers) {
-            return Err((
-                "delivery.workers",
-                format!("must be between 1 and 1024, got {}", d.workers),
-            ));
+            return Err(("delivery.workers", format!("must be between 1 and 1024, got {}", d.workers)));
         }
         if !(1..=1024).contains(&d.per_endpoint_concurrency) {
             return Err((
                 "delivery.per_endpoint_concurrency",
-                format!(
-                    "must be between 1 and 1024, got {}",
-                    d.per_endpoint_concurrency
-                ),
+                format!("must be between 1 and 1024, got {}", d.per_endpoint_concurrency),
             ));
         }
         for target in &d.allowed_private_targets {
             if AllowedTarget::parse(target).is_none() {
                 return Err((
                     "delivery.allowed_private_targets",
-                    format!(
-                        "`{target}` is neither a network in CIDR notation (10.0.0.0/8) nor a host name"
-                    ),
+                    format!("`{target}` is neither a network in CIDR notation (10.0.0.0/8) nor a host name"),
                 ));
             }
         }
@@ -325,10 +286,7 @@ impl Config {
             return Err(("retention.events", "must be longer than zero".into()));
         }
         if self.verification_sessions.expires_after.is_zero() {
-            return Err((
-                "verification_sessions.expires_after",
-                "must be longer than zero".into(),
-            ));
+            return Err(("verification_sessions.expires_after", "must be longer than zero".into()));
         }
         for custom in &self.events.custom_types {
             if let Err(problem) = event_types::check_custom_type(custom) {
@@ -359,12 +317,9 @@ impl AllowedTarget {
         }
         let host_like = !text.is_empty()
             && text.len() <= 253
-            && text.split('.').all(|label| {
-                !label.is_empty()
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
+            && text
+                .split('.')
+                .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
         host_like.then(|| AllowedTarget::Host(text.to_ascii_lowercase()))
     }
 }
@@ -378,24 +333,15 @@ fn read_file(explicit: Option<&Path>) -> Result<(toml::Table, String), ConfigErr
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => {
-            return Ok((
-                toml::Table::new(),
-                "built-in defaults (no stile.toml found)".into(),
-            ));
+            return Ok((toml::Table::new(), "built-in defaults (no stile.toml found)".into()));
         }
         Err(err) => {
-            return Err(ConfigError(format!(
-                "cannot read config file {}: {err}",
-                path.display()
-            )));
+            return Err(ConfigError(format!("cannot read config file {}: {err}", path.display())));
         }
     };
-    let table = text.parse::<toml::Table>().map_err(|err| {
-        ConfigError(format!(
-            "config file {} is not valid TOML: {err}",
-            path.display()
-        ))
-    })?;
+    let table = text
+        .parse::<toml::Table>()
+        .map_err(|err| ConfigError(format!("config file {} is not valid TOML: {err}", path.display())))?;
     Ok((table, path.display().to_string()))
 }
 
@@ -406,39 +352,25 @@ fn apply_env(
     origins: &mut HashMap<String, String>,
     env: &HashMap<String, String>,
 ) -> Result<Vec<String>, ConfigError> {
-    let defaults =
-        toml::Table::try_from(Config::default()).expect("the default config serialises to TOML");
+    let defaults = toml::Table::try_from(Config::default()).expect("the default config serialises to TOML");
     let mut known: BTreeMap<String, (String, String, toml::Value)> = BTreeMap::new();
     for (section, keys) in &defaults {
         let toml::Value::Table(keys) = keys else {
             continue;
         };
         for (key, default) in keys {
-            let name = format!(
-                "{ENV_PREFIX}{}_{}",
-                section.to_uppercase(),
-                key.to_uppercase()
-            );
+            let name = format!("{ENV_PREFIX}{}_{}", section.to_uppercase(), key.to_uppercase());
             known.insert(name, (section.clone(), key.clone(), default.clone()));
         }
     }
     // A variable in a known section but naming no key is a typo that would otherwise be
     // silently ignored.
-    let section_prefixes: Vec<String> = defaults
-        .keys()
-        .map(|s| format!("{ENV_PREFIX}{}_", s.to_uppercase()))
-        .collect();
+    let section_prefixes: Vec<String> = defaults.keys().map(|s| format!("{ENV_PREFIX}{}_", s.to_uppercase())).collect();
     let mut names: Vec<&String> = env.keys().collect();
     names.sort();
     for name in names {
-        if !known.contains_key(name)
-            && section_prefixes
-                .iter()
-                .any(|p| name.starts_with(p.as_str()))
-        {
-            return Err(ConfigError(format!(
-                "unknown environment variable {name}: no such config key"
-            )));
+        if !known.contains_key(name) && section_prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+            return Err(ConfigError(format!("unknown environment variable {name}: no such config key")));
         }
     }
 
@@ -446,21 +378,16 @@ fn apply_env(
     for (name, (section, key, default)) in &known {
         let Some(raw) = env.get(name) else { continue };
         let value = env_value(raw, default).map_err(|problem| {
-            ConfigError(format!("invalid config value for `{section}.{key}` (set in environment variable {name}): {problem}"))
+            ConfigError(format!(
+                "invalid config value for `{section}.{key}` (set in environment variable {name}): {problem}"
+            ))
         })?;
-        let section_table = table
-            .entry(section.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let section_table = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         let toml::Value::Table(section_table) = section_table else {
-            return Err(ConfigError(format!(
-                "config key `{section}` must be a table"
-            )));
+            return Err(ConfigError(format!("config key `{section}` must be a table")));
         };
         section_table.insert(key.clone(), value);
-        origins.insert(
-            format!("{section}.{key}"),
-            format!("environment variable {name}"),
-        );
+        origins.insert(format!("{section}.{key}"), format!("environment variable {name}"));
         applied.push(name.clone());
     }
     Ok(applied)
@@ -476,35 +403,23 @@ fn env_value(raw: &str, default: &toml::Value) -> Result<toml::Value, String> {
                 .map(|item| toml::Value::String(item.to_string()))
                 .collect(),
         ),
-        toml::Value::Integer(_) => toml::Value::Integer(
-            raw.trim()
-                .parse()
-                .map_err(|_| format!("expected a whole number, got `{raw}`"))?,
-        ),
-        toml::Value::Boolean(_) => toml::Value::Boolean(
-            raw.trim()
-                .parse()
-                .map_err(|_| format!("expected true or false, got `{raw}`"))?,
-        ),
-        toml::Value::Float(_) => toml::Value::Float(
-            raw.trim()
-                .parse()
-                .map_err(|_| format!("expected a number, got `{raw}`"))?,
-        ),
+        toml::Value::Integer(_) => {
+            toml::Value::Integer(raw.trim().parse().map_err(|_| format!("expected a whole number, got `{raw}`"))?)
+        }
+        toml::Value::Boolean(_) => {
+            toml::Value::Boolean(raw.trim().parse().map_err(|_| format!("expected true or false, got `{raw}`"))?)
+        }
+        toml::Value::Float(_) => {
+            toml::Value::Float(raw.trim().parse().map_err(|_| format!("expected a number, got `{raw}`"))?)
+        }
         _ => toml::Value::String(raw.to_string()),
     })
 }
 
 /// Applies CLI flags over the table.
-fn apply_flags(
-    table: &mut toml::Table,
-    origins: &mut HashMap<String, String>,
-    overrides: &Overrides,
-) {
+fn apply_flags(table: &mut toml::Table, origins: &mut HashMap<String, String>, overrides: &Overrides) {
     let mut set = |key: &str, flag: &str, value: String| {
-        let server = table
-            .entry("server")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let server = table.entry("server").or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if let toml::Value::Table(server) = server {
             server.insert(key.to_string(), toml::Value::String(value));
         }
@@ -526,10 +441,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn write_config(text: &str) -> (tempfile::TempDir, PathBuf) {
@@ -541,28 +453,20 @@ mod tests {
 
     #[test]
     fn the_shipped_stile_toml_is_the_default_config() {
-        let shipped =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/stile.toml")).unwrap();
+        let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/stile.toml")).unwrap();
         let parsed: Config = toml::from_str(&shipped).unwrap();
         assert_eq!(parsed, Config::default());
     }
 
     #[test]
     fn flag_beats_env_beats_file_beats_default() {
-        let (_dir, path) = write_config(
-            "[server]\nlisten = \"127.0.0.1:1111\"\ndata_dir = \"/file\"\n[delivery]\nworkers = 3\n",
-        );
-        let overrides = Overrides {
-            config_path: Some(path),
-            listen: Some("127.0.0.1:3333".into()),
-            ..Default::default()
-        };
+        let (_dir, path) =
+            write_config("[server]\nlisten = \"127.0.0.1:1111\"\ndata_dir = \"/file\"\n[delivery]\nworkers = 3\n");
+        let overrides =
+            Overrides { config_path: Some(path), listen: Some("127.0.0.1:3333".into()), ..Default::default() };
         let loaded = Config::load(
             &overrides,
-            &env(&[
-                ("STILE_SERVER_LISTEN", "127.0.0.1:2222"),
-                ("STILE_SERVER_DATA_DIR", "/env"),
-            ]),
+            &env(&[("STILE_SERVER_LISTEN", "127.0.0.1:2222"), ("STILE_SERVER_DATA_DIR", "/env")]),
         )
         .unwrap();
         assert_eq!(loaded.config.server.listen.port(), 3333);
@@ -575,10 +479,7 @@ mod tests {
     #[test]
     fn env_lists_are_comma_separated_and_durations_use_humantime() {
         let (_dir, path) = write_config("");
-        let overrides = Overrides {
-            config_path: Some(path),
-            ..Default::default()
-        };
+        let overrides = Overrides { config_path: Some(path), ..Default::default() };
         let loaded = Config::load(
             &overrides,
             &env(&[
@@ -592,85 +493,41 @@ mod tests {
         .config;
         assert_eq!(
             loaded.delivery.retry_schedule,
-            vec![
-                Duration::from_millis(10),
-                Duration::from_secs(1),
-                Duration::from_secs(120)
-            ]
+            vec![Duration::from_millis(10), Duration::from_secs(1), Duration::from_secs(120)]
         );
         assert_eq!(loaded.auth.keys, vec!["vk_test_a", "vk_live_b"]);
         assert_eq!(loaded.delivery.workers, 5);
-        assert_eq!(
-            loaded.verification_sessions.expires_after,
-            Duration::from_secs(5400)
-        );
+        assert_eq!(loaded.verification_sessions.expires_after, Duration::from_secs(5400));
     }
 
     #[test]
     fn bad_values_name_the_key_and_where_it_was_set() {
         let (_dir, path) = write_config("[delivery]\ntimeout = \"soon\"\n");
-        let overrides = Overrides {
-            config_path: Some(path),
-            ..Default::default()
-        };
+        let overrides = Overrides { config_path: Some(path), ..Default::default() };
         let err = Config::load(&overrides, &env(&[])).unwrap_err().0;
-        assert!(
-            err.contains("`delivery.timeout`") && err.contains("stile.toml"),
-            "{err}"
-        );
+        assert!(err.contains("`delivery.timeout`") && err.contains("stile.toml"), "{err}");
 
-        let err = Config::load(
-            &Overrides::default(),
-            &env(&[("STILE_DELIVERY_WORKERS", "many")]),
-        )
-        .unwrap_err()
-        .0;
-        assert!(
-            err.contains("delivery.workers") && err.contains("STILE_DELIVERY_WORKERS"),
-            "{err}"
-        );
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_DELIVERY_WORKERS", "many")])).unwrap_err().0;
+        assert!(err.contains("delivery.workers") && err.contains("STILE_DELIVERY_WORKERS"), "{err}");
 
-        let err = Config::load(
-            &Overrides::default(),
-            &env(&[("STILE_DELIVERY_WORKERS", "0")]),
-        )
-        .unwrap_err()
-        .0;
-        assert!(
-            err.contains("delivery.workers") && err.contains("between 1 and 1024"),
-            "{err}"
-        );
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_DELIVERY_WORKERS", "0")])).unwrap_err().0;
+        assert!(err.contains("delivery.workers") && err.contains("between 1 and 1024"), "{err}");
 
-        let err = Config::load(
-            &Overrides::default(),
-            &env(&[("STILE_SERVER_MODE", "prod")]),
-        )
-        .unwrap_err()
-        .0;
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_SERVER_MODE", "prod")])).unwrap_err().0;
         assert!(err.contains("server.mode"), "{err}");
 
-        let err = Config::load(
-            &Overrides::default(),
-            &env(&[("STILE_AUTH_KEYS", "sk_test_x")]),
-        )
-        .unwrap_err()
-        .0;
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_AUTH_KEYS", "sk_test_x")])).unwrap_err().0;
         assert!(err.contains("auth.keys"), "{err}");
     }
 
     #[test]
     fn unknown_keys_and_variables_are_refused_not_ignored() {
         let (_dir, path) = write_config("[delivery]\ntimout = \"5s\"\n");
-        let overrides = Overrides {
-            config_path: Some(path),
-            ..Default::default()
-        };
+        let overrides = Overrides { config_path: Some(path), ..Default::default() };
         let err = Config::load(&overrides, &env(&[])).unwrap_err().0;
         assert!(err.contains("timout"), "{err}");
 
-        let err = Config::load(&Overrides::default(), &env(&[("STILE_SERVER_LISTN", "x")]))
-            .unwrap_err()
-            .0;
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_SERVER_LISTN", "x")])).unwrap_err().0;
         assert!(err.contains("STILE_SERVER_LISTN"), "{err}");
         // Variables outside the config sections (like the CLI's STILE_API_KEY) are not ours.
         assert!(Config::load(&Overrides::default(), &env(&[("STILE_API_KEY", "x")])).is_ok());
@@ -678,43 +535,18 @@ mod tests {
 
     #[test]
     fn a_missing_explicit_file_and_broken_toml_are_errors() {
-        let overrides = Overrides {
-            config_path: Some("/nonexistent/stile.toml".into()),
-            ..Default::default()
-        };
-        assert!(
-            Config::load(&overrides, &env(&[]))
-                .unwrap_err()
-                .0
-                .contains("/nonexistent/stile.toml")
-        );
+        let overrides = Overrides { config_path: Some("/nonexistent/stile.toml".into()), ..Default::default() };
+        assert!(Config::load(&overrides, &env(&[])).unwrap_err().0.contains("/nonexistent/stile.toml"));
         let (_dir, path) = write_config("[server\n");
-        let overrides = Overrides {
-            config_path: Some(path),
-            ..Default::default()
-        };
-        assert!(
-            Config::load(&overrides, &env(&[]))
-                .unwrap_err()
-                .0
-                .contains("not valid TOML")
-        );
+        let overrides = Overrides { config_path: Some(path), ..Default::default() };
+        assert!(Config::load(&overrides, &env(&[])).unwrap_err().0.contains("not valid TOML"));
     }
 
     #[test]
     fn allowed_targets_parse_as_networks_or_hosts() {
-        assert!(matches!(
-            AllowedTarget::parse("10.0.0.0/8"),
-            Some(AllowedTarget::Network(_))
-        ));
-        assert!(matches!(
-            AllowedTarget::parse("192.168.1.5"),
-            Some(AllowedTarget::Network(_))
-        ));
-        assert_eq!(
-            AllowedTarget::parse("Hooks.Internal"),
-            Some(AllowedTarget::Host("hooks.internal".into()))
-        );
+        assert!(matches!(AllowedTarget::parse("10.0.0.0/8"), Some(AllowedTarget::Network(_))));
+        assert!(matches!(AllowedTarget::parse("192.168.1.5"), Some(AllowedTarget::Network(_))));
+        assert_eq!(AllowedTarget::parse("Hooks.Internal"), Some(AllowedTarget::Host("hooks.internal".into())));
         assert_eq!(AllowedTarget::parse("not a host"), None);
         assert_eq!(AllowedTarget::parse(""), None);
     }

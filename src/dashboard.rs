@@ -25,8 +25,7 @@ async fn serve_asset(req: HttpRequest) -> HttpResponse {
     let path = if path.is_empty() { "index.html" } else { path };
     let asset = match Assets::get(path) {
         Some(asset)
-            if req.method() == actix_web::http::Method::GET
-                || req.method() == actix_web::http::Method::HEAD =>
+            if req.method() == actix_web::http::Method::GET || req.method() == actix_web::http::Method::HEAD =>
         {
             asset
         }
@@ -38,11 +37,7 @@ async fn serve_asset(req: HttpRequest) -> HttpResponse {
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-    let mut response = if not_modified {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
+    let mut response = if not_modified { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     response
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -51,7 +46,5 @@ async fn serve_asset(req: HttpRequest) -> HttpResponse {
     if not_modified {
         return response.finish();
     }
-    response
-        .content_type(asset.metadata.mimetype())
-        .body(asset.data.into_owned())
+    response.content_type(asset.metadata.mimetype()).body(asset.data.into_owned())
 }

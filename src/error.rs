@@ -89,20 +89,12 @@ pub struct ApiError {
 impl ApiError {
     /// An error with no parameter.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            param: None,
-        }
+        Self { code, message: message.into(), param: None }
     }
 
     /// An error about one parameter.
     pub fn param(code: ErrorCode, param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            param: Some(param.into()),
-        }
+        Self { code, message: message.into(), param: Some(param.into()) }
     }
 
     /// A 400 about one parameter's value.
@@ -112,11 +104,7 @@ impl ApiError {
 
     /// A 404 for an object that does not exist (or belongs to the other mode).
     pub fn not_found(kind: &str, id: &str) -> Self {
-        Self::param(
-            ErrorCode::ResourceMissing,
-            "id",
-            format!("No such {kind}: '{id}'."),
-        )
+        Self::param(ErrorCode::ResourceMissing, "id", format!("No such {kind}: '{id}'."))
     }
 
     /// A 500: logs the cause in full here, answers with a generic message.
@@ -129,10 +117,7 @@ impl ApiError {
             source = inner.source();
         }
         tracing::error!(error = %chain, "internal error");
-        Self::new(
-            ErrorCode::Internal,
-            "An internal error occurred; it has been logged. Please try again.",
-        )
+        Self::new(ErrorCode::Internal, "An internal error occurred; it has been logged. Please try again.")
     }
 
     /// The JSON body of this error.
@@ -172,13 +157,7 @@ pub struct ErrorBody<'a> {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} ({}): {}",
-            self.code.code(),
-            self.code.status(),
-            self.message
-        )
+        write!(f, "{} ({}): {}", self.code.code(), self.code.status(), self.message)
     }
 }
 
@@ -235,12 +214,7 @@ mod tests {
         let (status, body) = rendered(&ApiError::internal(&cause));
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["error"]["type"], "api_error");
-        assert!(
-            !body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("secret")
-        );
+        assert!(!body["error"]["message"].as_str().unwrap().contains("secret"));
         assert!(body["error"].get("param").is_none());
     }
 

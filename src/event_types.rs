@@ -30,19 +30,14 @@ pub fn check_custom_type(name: &str) -> Result<(), String> {
         && name.split('.').count() >= 2
         && name.split('.').all(|part| {
             !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
         });
     if !well_formed {
         return Err(format!(
             "`{name}` is not a valid event type: use dot-separated lower-case words like `invoice.paid` (at most {MAX_TYPE_LEN} characters)"
         ));
     }
-    if BUILT_IN.contains(&name)
-        || name == ENDPOINT_TEST
-        || name.starts_with("verification_session.")
-    {
+    if BUILT_IN.contains(&name) || name == ENDPOINT_TEST || name.starts_with("verification_session.") {
         return Err(format!("`{name}` is reserved for stile's built-in events"));
     }
     Ok(())
@@ -57,11 +52,7 @@ pub struct EventTypes {
 impl EventTypes {
     /// The built-in types plus the configured custom ones.
     pub fn new(custom: &[String]) -> Self {
-        let known = BUILT_IN
-            .iter()
-            .map(|t| t.to_string())
-            .chain(custom.iter().cloned())
-            .collect();
+        let known = BUILT_IN.iter().map(|t| t.to_string()).chain(custom.iter().cloned()).collect();
         Self { known }
     }
 

@@ -14,9 +14,7 @@ static GENERATOR: Mutex<Option<ulid::Generator>> = Mutex::new(None);
 
 /// A new strictly increasing ULID as its 128-bit number.
 fn next_ulid() -> u128 {
-    let mut guard = GENERATOR
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let generator = guard.get_or_insert_with(ulid::Generator::new);
     match generator.generate() {
         Ok(id) => id.0,
@@ -157,9 +155,6 @@ mod tests {
         let lower = format!("we_{}", &evt[4..]).to_lowercase();
         assert_eq!(lower.parse::<EndpointId>(), Err(IdError::Malformed));
         // 'U' is not in Crockford's alphabet.
-        assert_eq!(
-            "we_UUUUUUUUUUUUUUUUUUUUUUUUUU".parse::<EndpointId>(),
-            Err(IdError::Malformed)
-        );
+        assert_eq!("we_UUUUUUUUUUUUUUUUUUUUUUUUUU".parse::<EndpointId>(), Err(IdError::Malformed));
     }
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dashboard;
+pub mod delivery;
 pub mod error;
 pub mod event_types;
 pub mod ids;
@@ -16,6 +17,7 @@ pub mod mode;
 pub mod secrets;
 pub mod store;
 pub mod target_policy;
+pub mod webhook;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -47,9 +49,9 @@ pub enum StartError {
     /// The data file could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
-    /// Reading or writing the keys failed.
-    #[error("cannot set up API keys in the data file: {0}")]
-    Keys(#[from] StoreError),
+    /// Reading or writing the data file failed at start-up.
+    #[error("cannot start on the data file: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// A server ready to serve.
@@ -73,26 +75,22 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
         first_key = Some(key);
     }
     let keys = ApiKeys::new(&config.auth.keys, &stored);
-    Ok(Prepared {
-        state: AppState::new(config, Arc::new(store), keys),
-        first_key,
-    })
+    let store = Arc::new(store);
+    let engine = delivery::Engine::start(Arc::clone(&store), &config)?;
+    Ok(Prepared { state: AppState::new(config, store, keys, engine), first_key })
 }
 
 /// Creates and stores a new API key; returns the key, which is not stored anywhere.
 pub fn create_api_key(store: &Store, mode: Mode) -> Result<String, StoreError> {
     let key = secrets::new_api_key(mode);
-    let record = ApiKeyRecord {
-        prefix: secrets::api_key_shown_prefix(&key),
-        mode,
-        created: clock::unix_now(),
-    };
+    let record = ApiKeyRecord { prefix: secrets::api_key_shown_prefix(&key), mode, created: clock::unix_now() };
     store.insert_api_key(&secrets::hash_api_key(&key), &record)?;
     Ok(key)
 }
 
 /// Serves the API and dashboard on `listener` until `shutdown` completes, then stops
-/// gracefully: no new connections, requests in flight finish (up to a grace period).
+/// gracefully: no new connections, requests in flight finish (up to a grace period), then
+/// delivery attempts in flight finish and are recorded.
 /// Must run inside an actix system (`actix_web::rt::System`).
 pub async fn serve(
     state: AppState,
@@ -103,10 +101,7 @@ pub async fn serve(
     let data = web::Data::from(Arc::clone(&state));
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .wrap(from_fn(api::json_errors))
-            .configure(api::configure)
+        App::new().app_data(data.clone()).wrap(from_fn(api::json_errors)).configure(api::configure)
     })
     .workers(workers)
     .disable_signals()
@@ -130,5 +125,9 @@ pub async fn serve(
     if Arc::strong_count(&state) > 1 {
         tracing::warn!("server state still referenced after shutdown; the data file may stay open");
     }
+    // Attempts in flight finish (each within the delivery timeout) and are recorded;
+    // what is still queued runs at the next start.
+    let engine_state = Arc::clone(&state);
+    let _ = actix_web::rt::task::spawn_blocking(move || engine_state.engine.shutdown()).await;
     Ok(())
 }

@@ -38,8 +38,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     init_tracing();
     let listen = config.server.listen;
     let stile::Prepared { state, first_key } = stile::prepare(config)?;
-    let listener =
-        TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr()?;
 
     let mut out = std::io::stdout().lock();
@@ -52,16 +51,11 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     match first_key {
         Some(key) => {
             writeln!(out, "  API key    {key}")?;
-            writeln!(
-                out,
-                "             (a new test key: it is shown only this once, so save it now)"
-            )?;
+            writeln!(out, "             (a new test key: it is shown only this once, so save it now)")?;
         }
-        None => writeln!(
-            out,
-            "  API keys   {} accepted (`stile keys create --mode test` makes another)",
-            state.keys.len()
-        )?,
+        None => {
+            writeln!(out, "  API keys   {} accepted (`stile keys create --mode test` makes another)", state.keys.len())?
+        }
     }
     out.flush()?;
     drop(out);
@@ -76,9 +70,7 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(term) => term,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
@@ -99,10 +91,7 @@ async fn shutdown_signal() {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
@@ -124,14 +113,8 @@ fn keys(action: KeysCommand) -> anyhow::Result<()> {
             }
             println!("{:<20} {:<5} CREATED", "PREFIX", "MODE");
             for (_, key) in keys {
-                let created = std::time::UNIX_EPOCH
-                    + std::time::Duration::from_secs(key.created.max(0) as u64);
-                println!(
-                    "{:<20} {:<5} {}",
-                    key.prefix,
-                    key.mode,
-                    humantime::format_rfc3339_seconds(created)
-                );
+                let created = std::time::UNIX_EPOCH + std::time::Duration::from_secs(key.created.max(0) as u64);
+                println!("{:<20} {:<5} {}", key.prefix, key.mode, humantime::format_rfc3339_seconds(created));
             }
         }
         KeysCommand::Revoke { prefix, store } => {

@@ -37,9 +37,7 @@ impl Mode {
 
     /// The mode of an API key, from its prefix.
     pub fn of_key(key: &str) -> Option<Mode> {
-        [Mode::Test, Mode::Live]
-            .into_iter()
-            .find(|m| key.starts_with(m.key_prefix()))
+        [Mode::Test, Mode::Live].into_iter().find(|m| key.starts_with(m.key_prefix()))
     }
 
     /// The mode's name as users write it.

@@ -58,10 +58,7 @@ pub fn api_key_shown_prefix(key: &str) -> String {
 pub fn new_endpoint_secret() -> String {
     let mut bytes = [0u8; ENDPOINT_SECRET_BYTES];
     random_bytes(&mut bytes);
-    format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    )
+    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 #[cfg(test)]
@@ -74,11 +71,7 @@ mod tests {
         let b = new_api_key(Mode::Test);
         assert!(a.starts_with("vk_test_"));
         assert_eq!(a.len(), "vk_test_".len() + API_KEY_RANDOM_CHARS);
-        assert!(
-            a["vk_test_".len()..]
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric())
-        );
+        assert!(a["vk_test_".len()..].bytes().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a, b);
         assert!(new_api_key(Mode::Live).starts_with("vk_live_"));
         assert_eq!(api_key_shown_prefix(&a), a[..16]);
@@ -88,9 +81,7 @@ mod tests {
     fn endpoint_secrets_decode_to_32_bytes() {
         let secret = new_endpoint_secret();
         let body = secret.strip_prefix("whsec_").unwrap();
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
         assert_eq!(bytes.len(), 32);
         assert_ne!(secret, new_endpoint_secret());
     }

@@ -24,16 +24,8 @@ pub struct TargetPolicy {
 impl TargetPolicy {
     /// The policy of the configured run mode and allow-list.
     pub fn new(config: &Config) -> Self {
-        let allowed = config
-            .delivery
-            .allowed_private_targets
-            .iter()
-            .filter_map(|t| AllowedTarget::parse(t))
-            .collect();
-        Self {
-            mode: config.server.mode,
-            allowed,
-        }
+        let allowed = config.delivery.allowed_private_targets.iter().filter_map(|t| AllowedTarget::parse(t)).collect();
+        Self { mode: config.server.mode, allowed }
     }
 
     /// Checks a URL as given by a user, without DNS: length, syntax, scheme, and in
@@ -43,11 +35,8 @@ impl TargetPolicy {
         if raw.chars().count() > MAX_URL_CHARS {
             return Err(format!("`url` must be at most {MAX_URL_CHARS} characters."));
         }
-        let url =
-            Url::parse(raw).map_err(|err| format!("`url` is not a valid absolute URL ({err})."))?;
-        let host = url
-            .host()
-            .ok_or_else(|| "`url` must have a host.".to_string())?;
+        let url = Url::parse(raw).map_err(|err| format!("`url` is not a valid absolute URL ({err})."))?;
+        let host = url.host().ok_or_else(|| "`url` must have a host.".to_string())?;
         match (url.scheme(), self.mode) {
             ("https", _) => {}
             ("http", RunMode::Development) if is_loopback_host(&host) => {}
@@ -55,9 +44,7 @@ impl TargetPolicy {
                 return Err("`url` must use https:// (http:// is only accepted for loopback hosts like localhost or 127.0.0.1 in development mode).".into());
             }
             ("http", RunMode::Production) => {
-                return Err(
-                    "`url` must use https:// (this server runs in production mode).".into(),
-                );
+                return Err("`url` must use https:// (this server runs in production mode).".into());
             }
             (other, _) => return Err(format!("`url` must use https://, not {other}://.")),
         }
@@ -106,16 +93,11 @@ impl TargetPolicy {
         }
         let ip = ip.to_canonical();
         host.is_some_and(|h| self.host_allowed(h))
-            || self
-                .allowed
-                .iter()
-                .any(|a| matches!(a, AllowedTarget::Network(net) if net.contains(&ip)))
+            || self.allowed.iter().any(|a| matches!(a, AllowedTarget::Network(net) if net.contains(&ip)))
     }
 
     fn host_allowed(&self, host: &str) -> bool {
-        self.allowed
-            .iter()
-            .any(|a| matches!(a, AllowedTarget::Host(h) if h.eq_ignore_ascii_case(host)))
+        self.allowed.iter().any(|a| matches!(a, AllowedTarget::Host(h) if h.eq_ignore_ascii_case(host)))
     }
 }
 
@@ -134,9 +116,7 @@ fn is_loopback_host(host: &Host<&str>) -> bool {
     match host {
         Host::Domain(name) => is_localhost_name(name),
         Host::Ipv4(ip) => ip.is_loopback(),
-        Host::Ipv6(ip) => {
-            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
+        Host::Ipv6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
     }
 }
 
@@ -168,8 +148,7 @@ fn is_forbidden_v4(ip: Ipv4Addr) -> bool {
 
 fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
     let segments = ip.segments();
-    let embedded_v4 =
-        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    let embedded_v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
@@ -206,13 +185,7 @@ mod tests {
         ] {
             assert!(dev.check_url(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "http://example.com/",
-            "http://10.0.0.1/",
-            "ftp://localhost/",
-            "localhost:3000",
-            "https://",
-        ] {
+        for bad in ["http://example.com/", "http://10.0.0.1/", "ftp://localhost/", "localhost:3000", "https://"] {
             assert!(dev.check_url(bad).is_err(), "{bad}");
         }
     }
@@ -243,11 +216,7 @@ mod tests {
         // `localhost` resolves through the hosts file, not the network.
         let url = Url::parse("https://localhost:8443/").unwrap();
         assert!(prod.check_resolved(&url).is_err());
-        assert!(
-            policy(RunMode::Development, &[])
-                .check_resolved(&url)
-                .is_ok()
-        );
+        assert!(policy(RunMode::Development, &[]).check_resolved(&url).is_ok());
     }
 
     #[test]
@@ -281,12 +250,7 @@ mod tests {
         ] {
             assert!(is_forbidden(ip.parse().unwrap()), "{ip}");
         }
-        for ip in [
-            "93.184.216.34",
-            "1.1.1.1",
-            "2606:4700:4700::1111",
-            "64:ff9b::101:101",
-        ] {
+        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::101:101"] {
             assert!(!is_forbidden(ip.parse().unwrap()), "{ip}");
         }
     }

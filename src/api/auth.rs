@@ -73,9 +73,7 @@ impl FromRequest for Caller {
         let caller = req.extensions().get::<Caller>().copied();
         ready(caller.ok_or_else(|| {
             // A route that takes a Caller but is mounted outside the authenticated scope.
-            ApiError::internal(&std::io::Error::other(
-                "route is missing the API key middleware",
-            ))
+            ApiError::internal(&std::io::Error::other("route is missing the API key middleware"))
         }))
     }
 }
@@ -87,14 +85,9 @@ pub async fn require_api_key(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let presented = presented_key(req.headers().get(header::AUTHORIZATION))?;
-    let mode = state
-        .and_then(|s| s.keys.mode_of(&presented))
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::ApiKeyInvalid,
-                format!("Invalid API key provided: {}.", redact(&presented)),
-            )
-        })?;
+    let mode = state.and_then(|s| s.keys.mode_of(&presented)).ok_or_else(|| {
+        ApiError::new(ErrorCode::ApiKeyInvalid, format!("Invalid API key provided: {}.", redact(&presented)))
+    })?;
     req.extensions_mut().insert(Caller { mode });
     next.call(req).await
 }
@@ -108,17 +101,12 @@ fn presented_key(header: Option<&header::HeaderValue>) -> Result<String, ApiErro
             "You did not provide an API key. Send it in the Authorization header: `Authorization: Bearer vk_test_...`.",
         )
     };
-    let value = header.ok_or_else(missing)?.to_str().map_err(|_| {
-        ApiError::new(
-            ErrorCode::ApiKeyInvalid,
-            "The Authorization header is not printable ASCII.",
-        )
-    })?;
+    let value = header
+        .ok_or_else(missing)?
+        .to_str()
+        .map_err(|_| ApiError::new(ErrorCode::ApiKeyInvalid, "The Authorization header is not printable ASCII."))?;
     let (scheme, credentials) = value.trim().split_once(' ').ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ApiKeyInvalid,
-            "The Authorization header must be `Bearer <API key>`.",
-        )
+        ApiError::new(ErrorCode::ApiKeyInvalid, "The Authorization header must be `Bearer <API key>`.")
     })?;
     let credentials = credentials.trim();
     let key = if scheme.eq_ignore_ascii_case("bearer") {
@@ -128,12 +116,7 @@ fn presented_key(header: Option<&header::HeaderValue>) -> Result<String, ApiErro
             .decode(credentials)
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::ApiKeyInvalid,
-                    "The Basic credentials are not valid base64.",
-                )
-            })?;
+            .ok_or_else(|| ApiError::new(ErrorCode::ApiKeyInvalid, "The Basic credentials are not valid base64."))?;
         decoded.split(':').next().unwrap_or_default().to_string()
     } else {
         return Err(ApiError::new(
@@ -150,19 +133,8 @@ fn presented_key(header: Option<&header::HeaderValue>) -> Result<String, ApiErro
 /// A key as it may appear in a message: its mode prefix and last four characters.
 fn redact(key: &str) -> String {
     let prefix = Mode::of_key(key).map_or("", |m| m.key_prefix());
-    let tail: String = key
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    if key.chars().count() <= prefix.len() + 4 {
-        format!("{prefix}****")
-    } else {
-        format!("{prefix}****{tail}")
-    }
+    let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    if key.chars().count() <= prefix.len() + 4 { format!("{prefix}****") } else { format!("{prefix}****{tail}") }
 }
 
 #[cfg(test)]
@@ -175,49 +147,23 @@ mod tests {
 
     #[test]
     fn bearer_and_basic_credentials_yield_the_key() {
-        assert_eq!(
-            presented_key(Some(&header("Bearer vk_test_abc"))).unwrap(),
-            "vk_test_abc"
-        );
-        assert_eq!(
-            presented_key(Some(&header("bearer  vk_test_abc "))).unwrap(),
-            "vk_test_abc"
-        );
+        assert_eq!(presented_key(Some(&header("Bearer vk_test_abc"))).unwrap(), "vk_test_abc");
+        assert_eq!(presented_key(Some(&header("bearer  vk_test_abc "))).unwrap(), "vk_test_abc");
         let basic = base64::engine::general_purpose::STANDARD.encode("vk_test_abc:");
-        assert_eq!(
-            presented_key(Some(&header(&format!("Basic {basic}")))).unwrap(),
-            "vk_test_abc"
-        );
+        assert_eq!(presented_key(Some(&header(&format!("Basic {basic}")))).unwrap(), "vk_test_abc");
     }
 
     #[test]
     fn missing_and_malformed_credentials_are_refused() {
-        assert_eq!(
-            presented_key(None).unwrap_err().code,
-            ErrorCode::ApiKeyMissing
-        );
-        assert_eq!(
-            presented_key(Some(&header("Bearer "))).unwrap_err().code,
-            ErrorCode::ApiKeyInvalid
-        );
-        assert_eq!(
-            presented_key(Some(&header("Token abc"))).unwrap_err().code,
-            ErrorCode::ApiKeyInvalid
-        );
-        assert_eq!(
-            presented_key(Some(&header("vk_test_abc")))
-                .unwrap_err()
-                .code,
-            ErrorCode::ApiKeyInvalid
-        );
+        assert_eq!(presented_key(None).unwrap_err().code, ErrorCode::ApiKeyMissing);
+        assert_eq!(presented_key(Some(&header("Bearer "))).unwrap_err().code, ErrorCode::ApiKeyInvalid);
+        assert_eq!(presented_key(Some(&header("Token abc"))).unwrap_err().code, ErrorCode::ApiKeyInvalid);
+        assert_eq!(presented_key(Some(&header("vk_test_abc"))).unwrap_err().code, ErrorCode::ApiKeyInvalid);
     }
 
     #[test]
     fn keys_are_matched_by_hash_with_their_mode() {
-        let keys = ApiKeys::new(
-            &["vk_test_one".into(), "vk_live_two".into(), "bogus".into()],
-            &[],
-        );
+        let keys = ApiKeys::new(&["vk_test_one".into(), "vk_live_two".into(), "bogus".into()], &[]);
         assert_eq!(keys.mode_of("vk_test_one"), Some(Mode::Test));
         assert_eq!(keys.mode_of("vk_live_two"), Some(Mode::Live));
         assert_eq!(keys.mode_of("vk_test_two"), None);

@@ -40,7 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(update_endpoint))
             .route(web::delete().to(delete_endpoint))
             .default_service(web::to(method_not_allowed)),
-    );
+    )
+    .configure(super::endpoint_actions::configure);
 }
 
 /// The body of `POST /v1/webhook_endpoints`.
@@ -107,15 +108,9 @@ pub struct EndpointChanges {
 
 impl EndpointIn {
     /// Checks every rule of a create request except DNS (see [`TargetPolicy::check_resolved`]).
-    pub fn validate(
-        self,
-        policy: &TargetPolicy,
-        types: &EventTypes,
-    ) -> Result<NewEndpoint, ApiError> {
+    pub fn validate(self, policy: &TargetPolicy, types: &EventTypes) -> Result<NewEndpoint, ApiError> {
         let url = self.url.ok_or_else(|| missing("url"))?;
-        let enabled_events = self
-            .enabled_events
-            .ok_or_else(|| missing("enabled_events"))?;
+        let enabled_events = self.enabled_events.ok_or_else(|| missing("enabled_events"))?;
         Ok(NewEndpoint {
             url: validate_url(policy, url)?,
             enabled_events: validate_enabled_events(types, enabled_events)?,
@@ -131,17 +126,10 @@ impl EndpointIn {
 
 impl EndpointUpdate {
     /// Checks every rule of an update request except DNS.
-    pub fn validate(
-        self,
-        policy: &TargetPolicy,
-        types: &EventTypes,
-    ) -> Result<EndpointChanges, ApiError> {
+    pub fn validate(self, policy: &TargetPolicy, types: &EventTypes) -> Result<EndpointChanges, ApiError> {
         Ok(EndpointChanges {
             url: self.url.map(|u| validate_url(policy, u)).transpose()?,
-            enabled_events: self
-                .enabled_events
-                .map(|e| validate_enabled_events(types, e))
-                .transpose()?,
+            enabled_events: self.enabled_events.map(|e| validate_enabled_events(types, e)).transpose()?,
             description: self.description.map(validate_description).transpose()?,
             metadata: match self.metadata {
                 None => None,
@@ -178,24 +166,15 @@ impl EndpointChanges {
 }
 
 fn missing(param: &str) -> ApiError {
-    ApiError::param(
-        crate::error::ErrorCode::ParameterMissing,
-        param,
-        format!("Missing required param: {param}."),
-    )
+    ApiError::param(crate::error::ErrorCode::ParameterMissing, param, format!("Missing required param: {param}."))
 }
 
 fn validate_url(policy: &TargetPolicy, url: String) -> Result<String, ApiError> {
-    policy
-        .check_url(&url)
-        .map_err(|message| ApiError::invalid("url", message))?;
+    policy.check_url(&url).map_err(|message| ApiError::invalid("url", message))?;
     Ok(url)
 }
 
-fn validate_enabled_events(
-    types: &EventTypes,
-    events: Vec<String>,
-) -> Result<Vec<String>, ApiError> {
+fn validate_enabled_events(types: &EventTypes, events: Vec<String>) -> Result<Vec<String>, ApiError> {
     if events.is_empty() {
         return Err(ApiError::invalid(
             "enabled_events",
@@ -208,10 +187,7 @@ fn validate_enabled_events(
             let known: Vec<&str> = types.all().collect();
             return Err(ApiError::invalid(
                 format!("enabled_events[{index}]"),
-                format!(
-                    "Unknown event type `{event}`. Known types: {}, or \"*\" for all.",
-                    known.join(", ")
-                ),
+                format!("Unknown event type `{event}`. Known types: {}, or \"*\" for all.", known.join(", ")),
             ));
         }
         if !unique.contains(&event) {
@@ -301,9 +277,8 @@ pub struct ListQuery {
     ending_before: Option<String>,
 }
 
-fn parse_id(raw: &str) -> Result<EndpointId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::not_found("webhook endpoint", raw))
+pub(crate) fn parse_id(raw: &str) -> Result<EndpointId, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("webhook endpoint", raw))
 }
 
 /// Runs the production-mode DNS check off the async runtime.
@@ -336,19 +311,10 @@ async fn create_endpoint(
         metadata: input.metadata,
         status: EndpointStatus::Enabled,
         created: unix_now(),
-        secrets: vec![SigningSecret {
-            secret: secret.clone(),
-            expires_at: None,
-        }],
+        secrets: vec![SigningSecret { secret: secret.clone(), expires_at: None }],
     };
-    let record = blocking(&state, move |store| {
-        store.insert_endpoint(&record).map(|()| record)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(EndpointCreated {
-        endpoint: record.into(),
-        secret,
-    }))
+    let record = blocking(&state, move |store| store.insert_endpoint(&record).map(|()| record)).await?;
+    Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: record.into(), secret }))
 }
 
 /// `GET /v1/webhook_endpoints/:id`
@@ -375,6 +341,7 @@ async fn update_endpoint(
     if let Some(url) = &changes.url {
         check_resolved(&state, url).await?;
     }
+    let enabling = changes.status == Some(EndpointStatus::Enabled);
     let updated = blocking(&state, move |store| {
         store.update_endpoint(caller.mode, id, |record| {
             changes.apply(record);
@@ -383,6 +350,11 @@ async fn update_endpoint(
     })
     .await?;
     let record = updated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+    if enabling {
+        // Retries that waited while the endpoint was disabled go now.
+        let resumed = blocking(&state, move |store| store.unpark(Some(id), crate::clock::unix_now_ms())).await?;
+        state.engine.notify(resumed);
+    }
     Ok(HttpResponse::Ok().json(Endpoint::from(record)))
 }
 
@@ -397,11 +369,7 @@ async fn delete_endpoint(
     if !deleted {
         return Err(ApiError::not_found("webhook endpoint", &path));
     }
-    Ok(HttpResponse::Ok().json(EndpointDeleted {
-        id,
-        object: "webhook_endpoint",
-        deleted: true,
-    }))
+    Ok(HttpResponse::Ok().json(EndpointDeleted { id, object: "webhook_endpoint", deleted: true }))
 }
 
 /// `GET /v1/webhook_endpoints`: newest first.
@@ -435,17 +403,12 @@ mod tests {
     use crate::error::ErrorCode;
 
     fn fixtures() -> (TargetPolicy, EventTypes) {
-        (
-            TargetPolicy::new(&Config::default()),
-            EventTypes::new(&["invoice.paid".into()]),
-        )
+        (TargetPolicy::new(&Config::default()), EventTypes::new(&["invoice.paid".into()]))
     }
 
     fn create(json: serde_json::Value) -> Result<NewEndpoint, ApiError> {
         let (policy, types) = fixtures();
-        serde_json::from_value::<EndpointIn>(json)
-            .unwrap()
-            .validate(&policy, &types)
+        serde_json::from_value::<EndpointIn>(json).unwrap().validate(&policy, &types)
     }
 
     #[test]
@@ -456,26 +419,15 @@ mod tests {
             "description": "",
         }))
         .unwrap();
-        assert_eq!(
-            ok.enabled_events,
-            ["invoice.paid", "verification_session.verified"]
-        );
+        assert_eq!(ok.enabled_events, ["invoice.paid", "verification_session.verified"]);
         assert_eq!(ok.description, None);
     }
 
     #[test]
     fn each_violation_names_its_param() {
         let cases = [
-            (
-                serde_json::json!({"enabled_events": ["*"]}),
-                ErrorCode::ParameterMissing,
-                "url",
-            ),
-            (
-                serde_json::json!({"url": "https://a.example"}),
-                ErrorCode::ParameterMissing,
-                "enabled_events",
-            ),
+            (serde_json::json!({"enabled_events": ["*"]}), ErrorCode::ParameterMissing, "url"),
+            (serde_json::json!({"url": "https://a.example"}), ErrorCode::ParameterMissing, "enabled_events"),
             (
                 serde_json::json!({"url": "http://example.com", "enabled_events": ["*"]}),
                 ErrorCode::ParameterInvalid,
@@ -499,11 +451,7 @@ mod tests {
         ];
         for (json, code, param) in cases {
             let err = create(json.clone()).unwrap_err();
-            assert_eq!(
-                (err.code, err.param.as_deref()),
-                (code, Some(param)),
-                "{json}"
-            );
+            assert_eq!((err.code, err.param.as_deref()), (code, Some(param)), "{json}");
         }
     }
 

@@ -28,10 +28,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap_or("").to_owned());
+        let content_type = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("").to_owned());
         let declared_length = declared_length(req);
         let mut payload = payload.take();
         Box::pin(async move {
@@ -43,26 +40,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 
 /// The `Content-Length` the client declared, if any.
 pub fn declared_length(req: &HttpRequest) -> Option<usize> {
-    req.headers()
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+    req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// Reads a whole body, refusing it as soon as it is known to exceed [`MAX_BODY_BYTES`].
-pub async fn read_body(
-    payload: &mut Payload,
-    declared_length: Option<usize>,
-) -> Result<Bytes, ApiError> {
+pub async fn read_body(payload: &mut Payload, declared_length: Option<usize>) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!(
-                "The request body is larger than the {} KiB this server accepts.",
-                MAX_BODY_BYTES / 1024
-            ),
+            format!("The request body is larger than the {} KiB this server accepts.", MAX_BODY_BYTES / 1024),
         )
     };
     if declared_length.is_some_and(|n| n > MAX_BODY_BYTES) {
@@ -71,10 +57,7 @@ pub async fn read_body(
     let mut body = BytesMut::with_capacity(declared_length.unwrap_or(0).min(MAX_BODY_BYTES));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|err| {
-            ApiError::new(
-                ErrorCode::BadRequest,
-                format!("The request body could not be read: {err}."),
-            )
+            ApiError::new(ErrorCode::BadRequest, format!("The request body could not be read: {err}."))
         })?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_large());
@@ -85,41 +68,25 @@ pub async fn read_body(
 }
 
 /// Parses a request body as a JSON object into `T`.
-pub fn parse_json<T: DeserializeOwned>(
-    bytes: &[u8],
-    content_type: Option<&str>,
-) -> Result<T, ApiError> {
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], content_type: Option<&str>) -> Result<T, ApiError> {
     let value = if bytes.iter().all(u8::is_ascii_whitespace) {
         serde_json::Value::Object(Default::default())
     } else {
         if let Some(content_type) = content_type {
-            let essence = content_type
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             if essence != "application/json" && !essence.ends_with("+json") {
                 return Err(ApiError::new(
                     ErrorCode::UnsupportedMediaType,
-                    format!(
-                        "Request bodies must be JSON with `Content-Type: application/json`, not `{content_type}`."
-                    ),
+                    format!("Request bodies must be JSON with `Content-Type: application/json`, not `{content_type}`."),
                 ));
             }
         }
         serde_json::from_slice::<serde_json::Value>(bytes).map_err(|err| {
-            ApiError::new(
-                ErrorCode::InvalidJson,
-                format!("The request body is not valid JSON: {err}."),
-            )
+            ApiError::new(ErrorCode::InvalidJson, format!("The request body is not valid JSON: {err}."))
         })?
     };
     if !value.is_object() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidJson,
-            "The request body must be a JSON object.",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidJson, "The request body must be a JSON object."));
     }
     serde_path_to_error::deserialize(value).map_err(|err| parameter_error(&err))
 }
@@ -135,11 +102,7 @@ impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let parsed = form_urlencoded::parse(req.query_string().as_bytes());
         let de = serde_urlencoded::Deserializer::new(parsed);
-        ready(
-            serde_path_to_error::deserialize(de)
-                .map(QueryParams)
-                .map_err(|err| parameter_error(&err)),
-        )
+        ready(serde_path_to_error::deserialize(de).map(QueryParams).map_err(|err| parameter_error(&err)))
     }
 }
 
@@ -161,45 +124,21 @@ fn parameter_error<E: std::fmt::Display>(err: &serde_path_to_error::Error<E>) ->
             param.push_str(&format!("[{part}]"));
         }
     }
-    let quoted = |prefix: &str| {
-        message
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.split('`').next())
-            .map(str::to_owned)
-    };
+    let quoted = |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned);
     let nest = |name: String| {
-        if param.is_empty() {
-            name
-        } else {
-            format!("{param}[{name}]")
-        }
+        if param.is_empty() { name } else { format!("{param}[{name}]") }
     };
     if let Some(name) = quoted("unknown field `") {
         // The path already ends at the unknown field itself.
-        let name = if param == name || param.ends_with(&format!("[{name}]")) {
-            param.clone()
-        } else {
-            nest(name)
-        };
-        return ApiError::param(
-            ErrorCode::ParameterUnknown,
-            &name,
-            format!("Received unknown parameter: {name}."),
-        );
+        let name = if param == name || param.ends_with(&format!("[{name}]")) { param.clone() } else { nest(name) };
+        return ApiError::param(ErrorCode::ParameterUnknown, &name, format!("Received unknown parameter: {name}."));
     }
     if let Some(name) = quoted("missing field `") {
         let name = nest(name);
-        return ApiError::param(
-            ErrorCode::ParameterMissing,
-            &name,
-            format!("Missing required param: {name}."),
-        );
+        return ApiError::param(ErrorCode::ParameterMissing, &name, format!("Missing required param: {name}."));
     }
     if param.is_empty() {
-        return ApiError::new(
-            ErrorCode::BadRequest,
-            format!("Invalid request: {message}."),
-        );
+        return ApiError::new(ErrorCode::BadRequest, format!("Invalid request: {message}."));
     }
     ApiError::invalid(&param, format!("Invalid value for {param}: {message}."))
 }
@@ -240,22 +179,13 @@ mod tests {
     #[test]
     fn errors_name_the_parameter_in_stripe_notation() {
         let e = err(r#"{"url":"x","metadata":{"plan":5}}"#);
-        assert_eq!(
-            (e.code, e.param.as_deref()),
-            (ErrorCode::ParameterInvalid, Some("metadata[plan]"))
-        );
+        assert_eq!((e.code, e.param.as_deref()), (ErrorCode::ParameterInvalid, Some("metadata[plan]")));
         let e = err(r#"{"url":"x","tags":["a",3]}"#);
         assert_eq!(e.param.as_deref(), Some("tags[1]"));
         let e = err(r#"{"url":"x","colour":"red"}"#);
-        assert_eq!(
-            (e.code, e.param.as_deref()),
-            (ErrorCode::ParameterUnknown, Some("colour"))
-        );
+        assert_eq!((e.code, e.param.as_deref()), (ErrorCode::ParameterUnknown, Some("colour")));
         let e = err(r#"{"tags":[]}"#);
-        assert_eq!(
-            (e.code, e.param.as_deref()),
-            (ErrorCode::ParameterMissing, Some("url"))
-        );
+        assert_eq!((e.code, e.param.as_deref()), (ErrorCode::ParameterMissing, Some("url")));
     }
 
     #[test]
@@ -266,28 +196,17 @@ mod tests {
         let invalid_utf8 = parse_json::<Input>(b"{\"url\":\"\xff\"}", None).unwrap_err();
         assert_eq!(invalid_utf8.code, ErrorCode::InvalidJson);
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert_eq!(
-            err(&format!("{{\"url\":{deep}}}")).code,
-            ErrorCode::InvalidJson
-        );
+        assert_eq!(err(&format!("{{\"url\":{deep}}}")).code, ErrorCode::InvalidJson);
     }
 
     #[test]
     fn wrong_content_type_is_415_and_empty_body_is_an_empty_object() {
-        let e =
-            parse_json::<Input>(b"url=x", Some("application/x-www-form-urlencoded")).unwrap_err();
+        let e = parse_json::<Input>(b"url=x", Some("application/x-www-form-urlencoded")).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnsupportedMediaType);
-        assert!(
-            parse_json::<Input>(b"{\"url\":\"x\"}", Some("application/json; charset=utf-8"))
-                .is_ok()
-        );
+        assert!(parse_json::<Input>(b"{\"url\":\"x\"}", Some("application/json; charset=utf-8")).is_ok());
         assert!(parse_json::<Input>(b"{\"url\":\"x\"}", None).is_ok());
         let e = parse_json::<Input>(b"  ", Some("text/plain")).unwrap_err();
-        assert_eq!(
-            e.code,
-            ErrorCode::ParameterMissing,
-            "an empty body is {{}}, whatever its type"
-        );
+        assert_eq!(e.code, ErrorCode::ParameterMissing, "an empty body is {{}}, whatever its type");
     }
 
     #[test]

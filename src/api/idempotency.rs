@@ -48,10 +48,7 @@ impl InFlight {
     /// however the request ends.
     fn claim(&self, mode: Mode, key: &str) -> Option<Claim> {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        keys.insert((mode, key.to_string())).then(|| Claim {
-            owner: self.clone(),
-            key: (mode, key.to_string()),
-        })
+        keys.insert((mode, key.to_string())).then(|| Claim { owner: self.clone(), key: (mode, key.to_string()) })
     }
 }
 
@@ -62,11 +59,7 @@ struct Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        self.owner
-            .keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.key);
+        self.owner.keys.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
     }
 }
 
@@ -87,22 +80,13 @@ pub async fn idempotent_posts(
         _ => {
             return Err(ApiError::new(
                 ErrorCode::IdempotencyKeyInvalid,
-                format!(
-                    "The {HEADER} header must be 1 to {MAX_KEY_BYTES} printable ASCII characters."
-                ),
+                format!("The {HEADER} header must be 1 to {MAX_KEY_BYTES} printable ASCII characters."),
             )
             .into());
         }
     };
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .cloned()
-        .ok_or_else(missing_state)?;
-    let mode = req
-        .extensions()
-        .get::<Caller>()
-        .map(|c| c.mode)
-        .ok_or_else(missing_state)?;
+    let state = req.app_data::<web::Data<AppState>>().cloned().ok_or_else(missing_state)?;
+    let mode = req.extensions().get::<Caller>().map(|c| c.mode).ok_or_else(missing_state)?;
 
     let length = super::extract::declared_length(req.request());
     let body = read_body(&mut req.take_payload(), length).await?;
@@ -110,15 +94,14 @@ pub async fn idempotent_posts(
     req.set_payload(Payload::from(body));
 
     let lookup_key = key.clone();
-    let stored = blocking(&state, move |store| {
-        store.idempotency_record(mode, &lookup_key)
-    })
-    .await?;
+    let stored = blocking(&state, move |store| store.idempotency_record(mode, &lookup_key)).await?;
     if let Some(stored) = stored.filter(|r| unix_now() - r.created < WINDOW_SECS) {
         if stored.fingerprint != fingerprint {
             return Err(ApiError::new(
                 ErrorCode::IdempotencyKeyReused,
-                format!("The {HEADER} `{key}` was already used for a different request. Use a new key for a new request."),
+                format!(
+                    "The {HEADER} `{key}` was already used for a different request. Use a new key for a new request."
+                ),
             )
             .into());
         }
@@ -144,9 +127,7 @@ pub async fn idempotent_posts(
     let (request, response) = response.into_parts();
     let (head, response_body) = response.into_parts();
     let bytes = body::to_bytes(response_body).await.map_err(|_| {
-        ApiError::internal(&std::io::Error::other(
-            "a response body could not be collected for its idempotency record",
-        ))
+        ApiError::internal(&std::io::Error::other("a response body could not be collected for its idempotency record"))
     })?;
     let record = IdempotencyRecord {
         fingerprint,
@@ -154,33 +135,20 @@ pub async fn idempotent_posts(
         body: String::from_utf8_lossy(&bytes).into_owned(),
         created: unix_now(),
     };
-    blocking(&state, move |store| {
-        store.put_idempotency_record(mode, &key, &record)
-    })
-    .await?;
+    blocking(&state, move |store| store.put_idempotency_record(mode, &key, &record)).await?;
     let mut head = head.set_body(BoxBody::new(bytes));
-    head.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
+    head.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     Ok(ServiceResponse::new(request, head))
 }
 
 fn missing_state() -> ApiError {
-    ApiError::internal(&std::io::Error::other(
-        "idempotency middleware mounted without app state or auth",
-    ))
+    ApiError::internal(&std::io::Error::other("idempotency middleware mounted without app state or auth"))
 }
 
 /// SHA-256 (hex) over what makes two requests "the same": method, path, query and body.
 fn fingerprint(method: &Method, path: &str, query: &str, body: &[u8]) -> String {
     let mut hash = Sha256::new();
-    for part in [
-        method.as_str().as_bytes(),
-        path.as_bytes(),
-        query.as_bytes(),
-        body,
-    ] {
+    for part in [method.as_str().as_bytes(), path.as_bytes(), query.as_bytes(), body] {
         hash.update((part.len() as u64).to_be_bytes());
         hash.update(part);
     }
@@ -197,10 +165,7 @@ mod tests {
         assert_eq!(a, fingerprint(&Method::POST, "/v1/a", "", b"{}"));
         assert_ne!(a, fingerprint(&Method::POST, "/v1/b", "", b"{}"));
         assert_ne!(a, fingerprint(&Method::POST, "/v1/a", "", b"{ }"));
-        assert_ne!(
-            fingerprint(&Method::POST, "/v1/ab", "", b"c"),
-            fingerprint(&Method::POST, "/v1/a", "", b"bc")
-        );
+        assert_ne!(fingerprint(&Method::POST, "/v1/ab", "", b"c"), fingerprint(&Method::POST, "/v1/a", "", b"bc"));
     }
 
     #[test]
@@ -208,10 +173,7 @@ mod tests {
         let in_flight = InFlight::default();
         let claim = in_flight.claim(Mode::Test, "k").unwrap();
         assert!(in_flight.claim(Mode::Test, "k").is_none());
-        assert!(
-            in_flight.claim(Mode::Live, "k").is_some(),
-            "modes do not share keys"
-        );
+        assert!(in_flight.claim(Mode::Live, "k").is_some(), "modes do not share keys");
         drop(claim);
         assert!(in_flight.claim(Mode::Test, "k").is_some());
     }

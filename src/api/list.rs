@@ -36,9 +36,7 @@ impl PageParams<'_> {
                 _ => {
                     return Err(ApiError::invalid(
                         "limit",
-                        format!(
-                            "`limit` must be a whole number between 1 and {MAX_LIMIT}, got `{text}`."
-                        ),
+                        format!("`limit` must be a whole number between 1 and {MAX_LIMIT}, got `{text}`."),
                     ));
                 }
             },
@@ -76,10 +74,7 @@ pub fn list_error(err: ListError, params: &PageParams<'_>) -> ApiError {
                 (_, Some(id)) => ("ending_before", id),
                 _ => ("starting_after", ""),
             };
-            ApiError::invalid(
-                param,
-                format!("`{param}` names no object in this list: '{id}'."),
-            )
+            ApiError::invalid(param, format!("`{param}` names no object in this list: '{id}'."))
         }
         ListError::Store(err) => err.into(),
     }
@@ -95,17 +90,12 @@ pub struct ListResponse<T> {
     /// Whether another page exists beyond this one.
     pub has_more: bool,
     /// The path of this list.
-    pub url: &'static str,
+    pub url: String,
 }
 
 impl<T> ListResponse<T> {
     /// A list page at `url`.
-    pub fn new(url: &'static str, data: Vec<T>, has_more: bool) -> Self {
-        Self {
-            object: "list",
-            data,
-            has_more,
-            url,
-        }
+    pub fn new(url: impl Into<String>, data: Vec<T>, has_more: bool) -> Self {
+        Self { object: "list", data, has_more, url: url.into() }
     }
 }

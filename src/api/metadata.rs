@@ -16,10 +16,7 @@ pub fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiE
     if metadata.len() > MAX_PAIRS {
         return Err(ApiError::invalid(
             "metadata",
-            format!(
-                "`metadata` may have at most {MAX_PAIRS} keys; it has {}.",
-                metadata.len()
-            ),
+            format!("`metadata` may have at most {MAX_PAIRS} keys; it has {}.", metadata.len()),
         ));
     }
     for (key, value) in metadata {
@@ -31,10 +28,7 @@ pub fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), ApiE
             ));
         }
         if key.contains(['[', ']']) {
-            return Err(ApiError::invalid(
-                param,
-                "Metadata keys may not contain square brackets.",
-            ));
+            return Err(ApiError::invalid(param, "Metadata keys may not contain square brackets."));
         }
         if value.chars().count() > MAX_VALUE_CHARS {
             return Err(ApiError::invalid(
@@ -51,26 +45,13 @@ mod tests {
     use super::*;
 
     fn pairs(n: usize, key_len: usize, value_len: usize) -> BTreeMap<String, String> {
-        (0..n)
-            .map(|i| {
-                (
-                    format!("{i:0>width$}", width = key_len),
-                    "v".repeat(value_len),
-                )
-            })
-            .collect()
+        (0..n).map(|i| (format!("{i:0>width$}", width = key_len), "v".repeat(value_len))).collect()
     }
 
     #[test]
     fn limits_are_inclusive_and_errors_name_the_key() {
         assert!(validate_metadata(&pairs(MAX_PAIRS, MAX_KEY_CHARS, MAX_VALUE_CHARS)).is_ok());
-        assert_eq!(
-            validate_metadata(&pairs(MAX_PAIRS + 1, 2, 1))
-                .unwrap_err()
-                .param
-                .as_deref(),
-            Some("metadata")
-        );
+        assert_eq!(validate_metadata(&pairs(MAX_PAIRS + 1, 2, 1)).unwrap_err().param.as_deref(), Some("metadata"));
         let long_key = validate_metadata(&pairs(1, MAX_KEY_CHARS + 1, 1)).unwrap_err();
         assert!(long_key.param.unwrap().starts_with("metadata["));
         assert!(validate_metadata(&pairs(1, 3, MAX_VALUE_CHARS + 1)).is_err());

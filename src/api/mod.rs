@@ -5,7 +5,10 @@
 //! output types; they never hold a transaction themselves.
 
 pub mod auth;
+pub mod deliveries;
+pub mod endpoint_actions;
 pub mod endpoints;
+pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod list;
@@ -24,6 +27,7 @@ use serde::Serialize;
 pub use auth::{ApiKeys, Caller};
 
 use crate::config::Config;
+use crate::delivery::Engine;
 use crate::error::{ApiError, ErrorCode};
 use crate::event_types::EventTypes;
 use crate::store::Store;
@@ -43,11 +47,13 @@ pub struct AppState {
     pub targets: TargetPolicy,
     /// Idempotency keys whose first request is in progress.
     pub idempotency: idempotency::InFlight,
+    /// The delivery engine.
+    pub engine: Engine,
 }
 
 impl AppState {
     /// The state of a server with this config, store and keys.
-    pub fn new(config: Config, store: Arc<Store>, keys: ApiKeys) -> Self {
+    pub fn new(config: Config, store: Arc<Store>, keys: ApiKeys, engine: Engine) -> Self {
         Self {
             event_types: EventTypes::new(&config.events.custom_types),
             targets: TargetPolicy::new(&config),
@@ -55,26 +61,25 @@ impl AppState {
             store,
             keys,
             idempotency: idempotency::InFlight::default(),
+            engine,
         }
     }
 }
 
 /// Mounts every route: `/healthz`, the authenticated `/v1` API, and the dashboard.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/healthz")
-            .route(web::get().to(healthz))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::scope("/v1")
-            // Middleware wrapped last runs first: the key is checked before anything else.
-            .wrap(from_fn(idempotency::idempotent_posts))
-            .wrap(from_fn(auth::require_api_key))
-            .configure(endpoints::configure)
-            .default_service(web::to(route_not_found)),
-    )
-    .configure(crate::dashboard::configure);
+    cfg.service(web::resource("/healthz").route(web::get().to(healthz)).default_service(web::to(method_not_allowed)))
+        .service(
+            web::scope("/v1")
+                // Middleware wrapped last runs first: the key is checked before anything else.
+                .wrap(from_fn(idempotency::idempotent_posts))
+                .wrap(from_fn(auth::require_api_key))
+                .configure(endpoints::configure)
+                .configure(deliveries::configure)
+                .configure(events::configure)
+                .default_service(web::to(route_not_found)),
+        )
+        .configure(crate::dashboard::configure);
 }
 
 /// Wraps the whole app: logs each request and turns any non-JSON error response (from
@@ -110,17 +115,12 @@ pub async fn json_errors(
         _ => ErrorCode::BadRequest,
     };
     let message = match code {
-        ErrorCode::Internal => {
-            "An internal error occurred; it has been logged. Please try again.".to_string()
-        }
+        ErrorCode::Internal => "An internal error occurred; it has been logged. Please try again.".to_string(),
         _ => format!("The request could not be handled ({status})."),
     };
     let (request, _) = response.into_parts();
     let error = ApiError::new(code, message);
-    Ok(ServiceResponse::new(
-        request,
-        HttpResponse::build(code.status()).json(error.body()),
-    ))
+    Ok(ServiceResponse::new(request, HttpResponse::build(code.status()).json(error.body())))
 }
 
 /// Runs a store call on the blocking pool, so redb never stalls an actix worker.
@@ -141,24 +141,14 @@ where
 
 /// The answer for a path that exists, with a method it does not take.
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        format!("{} is not allowed on {}.", req.method(), req.path()),
-    )
-    .error_response()
+    ApiError::new(ErrorCode::MethodNotAllowed, format!("{} is not allowed on {}.", req.method(), req.path()))
+        .error_response()
 }
 
 /// The answer for a path no route has.
 pub async fn route_not_found(req: HttpRequest) -> HttpResponse {
-    ApiError::new(
-        ErrorCode::RouteNotFound,
-        format!(
-            "Unrecognized request URL ({} {}).",
-            req.method(),
-            req.path()
-        ),
-    )
-    .error_response()
+    ApiError::new(ErrorCode::RouteNotFound, format!("Unrecognized request URL ({} {}).", req.method(), req.path()))
+        .error_response()
 }
 
 #[derive(Serialize)]
@@ -170,8 +160,5 @@ struct Health {
 /// `GET /healthz`: the server is up and its data file answers a read.
 async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     blocking(&state, |store| store.read(|_| Ok(()))).await?;
-    Ok(HttpResponse::Ok().json(Health {
-        status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
-    }))
+    Ok(HttpResponse::Ok().json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") }))
 }

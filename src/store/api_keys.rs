@@ -25,8 +25,7 @@ impl Store {
     pub fn insert_api_key(&self, hash: &[u8; 32], record: &ApiKeyRecord) -> Result<(), StoreError> {
         let bytes = encode(TABLE, record)?;
         self.write(|tx| {
-            tx.open_table(tables::API_KEYS)?
-                .insert(hash, bytes.as_slice())?;
+            tx.open_table(tables::API_KEYS)?.insert(hash, bytes.as_slice())?;
             Ok(())
         })
     }
@@ -42,11 +41,7 @@ impl Store {
             }
             Ok(out)
         })?;
-        keys.sort_by(|a, b| {
-            a.1.created
-                .cmp(&b.1.created)
-                .then_with(|| a.1.prefix.cmp(&b.1.prefix))
-        });
+        keys.sort_by(|a, b| a.1.created.cmp(&b.1.created).then_with(|| a.1.prefix.cmp(&b.1.prefix)));
         Ok(keys)
     }
 
@@ -70,9 +65,7 @@ impl Store {
                     table.remove(&hash)?;
                     Ok(Revoked::One(record))
                 }
-                _ => Ok(Revoked::Ambiguous(
-                    matches.into_iter().map(|(_, r)| r).collect(),
-                )),
+                _ => Ok(Revoked::Ambiguous(matches.into_iter().map(|(_, r)| r).collect())),
             }
         })
     }

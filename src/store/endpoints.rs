@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+use super::deliveries::DeliveryTables;
 use super::pagination::{ListError, Page, PageRequest, list_page};
 use super::{Store, StoreError, decode_found, encode, tables};
 use crate::ids::EndpointId;
@@ -66,11 +67,7 @@ impl Store {
     }
 
     /// The endpoint with this id in this mode, if there is one.
-    pub fn endpoint(
-        &self,
-        mode: Mode,
-        id: EndpointId,
-    ) -> Result<Option<EndpointRecord>, StoreError> {
+    pub fn endpoint(&self, mode: Mode, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
         self.read(|tx| {
             let table = tx.open_table(tables::ENDPOINTS)?;
             decode_found(TABLE, table.get((mode.as_u8(), id.as_u128()))?)
@@ -89,16 +86,13 @@ impl Store {
         let updated = {
             let mut table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
             let key = (mode.as_u8(), id.as_u128());
-            let found: Option<EndpointRecord> =
-                decode_found(TABLE, table.get(key).map_err(StoreError::from)?)?;
+            let found: Option<EndpointRecord> = decode_found(TABLE, table.get(key).map_err(StoreError::from)?)?;
             match found {
                 None => None,
                 Some(mut record) => {
                     change(&mut record)?;
                     let bytes = encode(TABLE, &record)?;
-                    table
-                        .insert(key, bytes.as_slice())
-                        .map_err(StoreError::from)?;
+                    table.insert(key, bytes.as_slice()).map_err(StoreError::from)?;
                     Some(record)
                 }
             }
@@ -107,20 +101,22 @@ impl Store {
         Ok(updated)
     }
 
-    /// Deletes an endpoint; `false` if there was none.
+    /// Deletes an endpoint and, in the same transaction, ends its pending deliveries (each
+    /// pending attempt becomes `failed`). `false` if there was no such endpoint.
     pub fn delete_endpoint(&self, mode: Mode, id: EndpointId) -> Result<bool, StoreError> {
         self.write(|tx| {
             let mut table = tx.open_table(tables::ENDPOINTS)?;
-            Ok(table.remove((mode.as_u8(), id.as_u128()))?.is_some())
+            if table.remove((mode.as_u8(), id.as_u128()))?.is_none() {
+                return Ok(false);
+            }
+            let mut deliveries = DeliveryTables::open(tx)?;
+            deliveries.cancel_endpoint(id.as_u128(), "endpoint deleted", crate::clock::unix_now())?;
+            Ok(true)
         })
     }
 
     /// One page of a mode's endpoints, newest first.
-    pub fn list_endpoints(
-        &self,
-        mode: Mode,
-        request: PageRequest,
-    ) -> Result<Page<EndpointRecord>, ListError> {
+    pub fn list_endpoints(&self, mode: Mode, request: PageRequest) -> Result<Page<EndpointRecord>, ListError> {
         let tx = self.db.begin_read().map_err(StoreError::from)?;
         let table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
         list_page(&table, TABLE, mode.as_u8(), request, |_| true)
@@ -147,10 +143,7 @@ mod tests {
     }
 
     fn urls(page: &Page<EndpointRecord>) -> Vec<String> {
-        page.items
-            .iter()
-            .map(|r| r.url.rsplit('/').next().unwrap().to_string())
-            .collect()
+        page.items.iter().map(|r| r.url.rsplit('/').next().unwrap().to_string()).collect()
     }
 
     #[test]
@@ -163,64 +156,27 @@ mod tests {
         }
         store.insert_endpoint(&record(Mode::Live, 99)).unwrap();
 
-        let first = store
-            .list_endpoints(
-                Mode::Test,
-                PageRequest {
-                    limit: 2,
-                    cursor: Cursor::Start,
-                },
-            )
-            .unwrap();
+        let first = store.list_endpoints(Mode::Test, PageRequest { limit: 2, cursor: Cursor::Start }).unwrap();
         assert_eq!(urls(&first), ["4", "3"]);
         assert!(first.has_more);
-        let next = PageRequest {
-            limit: 2,
-            cursor: Cursor::After(made[3].id.as_u128()),
-        };
+        let next = PageRequest { limit: 2, cursor: Cursor::After(made[3].id.as_u128()) };
         let second = store.list_endpoints(Mode::Test, next).unwrap();
         assert_eq!(urls(&second), ["2", "1"]);
         let last = store
-            .list_endpoints(
-                Mode::Test,
-                PageRequest {
-                    limit: 2,
-                    cursor: Cursor::After(made[1].id.as_u128()),
-                },
-            )
+            .list_endpoints(Mode::Test, PageRequest { limit: 2, cursor: Cursor::After(made[1].id.as_u128()) })
             .unwrap();
         assert_eq!(urls(&last), ["0"]);
         assert!(!last.has_more);
         let back = store
-            .list_endpoints(
-                Mode::Test,
-                PageRequest {
-                    limit: 2,
-                    cursor: Cursor::Before(made[1].id.as_u128()),
-                },
-            )
+            .list_endpoints(Mode::Test, PageRequest { limit: 2, cursor: Cursor::Before(made[1].id.as_u128()) })
             .unwrap();
         assert_eq!(urls(&back), ["3", "2"]);
         assert!(back.has_more);
 
-        let live = store
-            .list_endpoints(
-                Mode::Live,
-                PageRequest {
-                    limit: 10,
-                    cursor: Cursor::Start,
-                },
-            )
-            .unwrap();
+        let live = store.list_endpoints(Mode::Live, PageRequest { limit: 10, cursor: Cursor::Start }).unwrap();
         assert_eq!(urls(&live), ["99"]);
-        let foreign = PageRequest {
-            limit: 10,
-            cursor: Cursor::After(made[0].id.as_u128()),
-        };
-        assert!(matches!(
-            store.list_endpoints(Mode::Live, foreign),
-            Err(ListError::UnknownCursor)
-        ));
+        let foreign = PageRequest { limit: 10, cursor: Cursor::After(made[0].id.as_u128()) };
+        assert!(matches!(store.list_endpoints(Mode::Live, foreign), Err(ListError::UnknownCursor)));
     }
 
     #[test]
@@ -231,16 +187,10 @@ mod tests {
         store.insert_endpoint(&r).unwrap();
         let outcome: Result<_, StoreError> = store.update_endpoint(Mode::Test, r.id, |rec| {
             rec.url = "changed".into();
-            Err(StoreError::Corrupt {
-                table: "test",
-                source: serde_json::from_str::<()>("x").unwrap_err(),
-            })
+            Err(StoreError::Corrupt { table: "test", source: serde_json::from_str::<()>("x").unwrap_err() })
         });
         assert!(outcome.is_err());
-        assert_eq!(
-            store.endpoint(Mode::Test, r.id).unwrap().unwrap().url,
-            r.url
-        );
+        assert_eq!(store.endpoint(Mode::Test, r.id).unwrap().unwrap().url, r.url);
         assert!(store.endpoint(Mode::Live, r.id).unwrap().is_none());
     }
 }

@@ -24,11 +24,7 @@ pub struct IdempotencyRecord {
 
 impl Store {
     /// The record stored under this key in this mode, if any.
-    pub fn idempotency_record(
-        &self,
-        mode: Mode,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+    pub fn idempotency_record(&self, mode: Mode, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.read(|tx| {
             let table = tx.open_table(tables::IDEMPOTENCY)?;
             decode_found(TABLE, table.get((mode.as_u8(), key))?)
@@ -36,16 +32,10 @@ impl Store {
     }
 
     /// Stores (or replaces an expired) record under this key.
-    pub fn put_idempotency_record(
-        &self,
-        mode: Mode,
-        key: &str,
-        record: &IdempotencyRecord,
-    ) -> Result<(), StoreError> {
+    pub fn put_idempotency_record(&self, mode: Mode, key: &str, record: &IdempotencyRecord) -> Result<(), StoreError> {
         let bytes = encode(TABLE, record)?;
         self.write(|tx| {
-            tx.open_table(tables::IDEMPOTENCY)?
-                .insert((mode.as_u8(), key), bytes.as_slice())?;
+            tx.open_table(tables::IDEMPOTENCY)?.insert((mode.as_u8(), key), bytes.as_slice())?;
             Ok(())
         })
     }

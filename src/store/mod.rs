@@ -5,7 +5,9 @@
 //! `impl Store` methods; the tables are all in [`tables`].
 
 pub mod api_keys;
+pub mod deliveries;
 pub mod endpoints;
+pub mod events;
 pub mod idempotency;
 pub mod pagination;
 pub mod tables;
@@ -93,12 +95,7 @@ macro_rules! store_error_from_redb {
         }
     )*};
 }
-store_error_from_redb!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+store_error_from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
 
 impl StoreError {
     /// Whether the failure is the disk refusing writes (full, read-only), which is worth a
@@ -108,10 +105,7 @@ impl StoreError {
             StoreError::Db(redb::Error::Io(io)) => io,
             _ => return false,
         };
-        matches!(
-            io.kind(),
-            ErrorKind::StorageFull | ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied
-        )
+        matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied)
     }
 }
 
@@ -147,33 +141,31 @@ impl Store {
                 tx.open_table(tables::API_KEYS)?;
                 tx.open_table(tables::ENDPOINTS)?;
                 tx.open_table(tables::IDEMPOTENCY)?;
+                tx.open_table(tables::EVENTS)?;
+                tx.open_table(tables::EVENT_BODIES)?;
+                tx.open_table(tables::EVENT_PENDING)?;
+                tx.open_table(tables::ATTEMPTS)?;
+                tx.open_table(tables::ENDPOINT_ATTEMPTS)?;
+                tx.open_table(tables::QUEUE)?;
+                tx.open_table(tables::ENDPOINT_PENDING)?;
                 Ok(found)
             })
             .map_err(|e| OpenError::Init(self.path.clone(), e))?;
         match found {
-            Some(found) if found > SCHEMA_VERSION => Err(OpenError::NewerSchema {
-                path: self.path.clone(),
-                found,
-            }),
+            Some(found) if found > SCHEMA_VERSION => Err(OpenError::NewerSchema { path: self.path.clone(), found }),
             _ => Ok(()),
         }
     }
 
     /// Runs `f` in a read transaction (a consistent snapshot; never blocks writers).
-    pub fn read<T>(
-        &self,
-        f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    pub fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let tx = self.db.begin_read()?;
         f(&tx)
     }
 
     /// Runs `f` in a write transaction and commits it durably; nothing is written if `f`
     /// fails.
-    pub fn write<T>(
-        &self,
-        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    pub fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let tx = self.db.begin_write()?;
         let out = f(&tx)?;
         tx.commit()?;
@@ -187,10 +179,7 @@ pub(crate) fn encode<T: Serialize>(table: &'static str, value: &T) -> Result<Vec
 }
 
 /// Decodes a stored record.
-pub(crate) fn decode<T: DeserializeOwned>(
-    table: &'static str,
-    bytes: &[u8],
-) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { table, source })
 }
 
@@ -210,9 +199,7 @@ mod tests {
     fn a_second_open_of_the_same_directory_is_refused_while_the_first_is_open() {
         let dir = tempfile::tempdir().unwrap();
         let first = Store::open(dir.path()).unwrap();
-        let err = Store::open(dir.path())
-            .err()
-            .expect("second open must fail");
+        let err = Store::open(dir.path()).err().expect("second open must fail");
         assert!(matches!(err, OpenError::InUse(_)), "{err}");
         drop(first);
         Store::open(dir.path()).expect("reopens once the first is closed");
@@ -224,15 +211,12 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store
             .write(|tx| {
-                tx.open_table(tables::META)?
-                    .insert("schema_version", SCHEMA_VERSION + 1)?;
+                tx.open_table(tables::META)?.insert("schema_version", SCHEMA_VERSION + 1)?;
                 Ok(())
             })
             .unwrap();
         drop(store);
-        let err = Store::open(dir.path())
-            .err()
-            .expect("newer schema must be refused");
+        let err = Store::open(dir.path()).err().expect("newer schema must be refused");
         assert!(err.to_string().contains("upgrade stile"), "{err}");
     }
 

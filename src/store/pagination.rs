@@ -47,13 +47,7 @@ pub enum ListError {
 }
 
 /// One row of an object table as a range scan yields it.
-type Entry<'a> = Result<
-    (
-        redb::AccessGuard<'a, (u8, u128)>,
-        redb::AccessGuard<'a, &'static [u8]>,
-    ),
-    redb::StorageError,
->;
+type Entry<'a> = Result<(redb::AccessGuard<'a, (u8, u128)>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
 
 /// Lists one page of the records of `mode` in `table`, newest first, keeping only those
 /// `keep` accepts.
@@ -90,22 +84,14 @@ where
     };
     match request.cursor {
         Cursor::Start => {
-            for entry in table
-                .range((mode, 0)..=(mode, u128::MAX))
-                .map_err(StoreError::from)?
-                .rev()
-            {
+            for entry in table.range((mode, 0)..=(mode, u128::MAX)).map_err(StoreError::from)?.rev() {
                 if !take(entry)? {
                     break;
                 }
             }
         }
         Cursor::After(id) => {
-            for entry in table
-                .range((mode, 0)..(mode, id))
-                .map_err(StoreError::from)?
-                .rev()
-            {
+            for entry in table.range((mode, 0)..(mode, id)).map_err(StoreError::from)?.rev() {
                 if !take(entry)? {
                     break;
                 }
@@ -115,10 +101,7 @@ where
             // Walk upwards from the cursor, then turn the page round to newest first.
             let start = (mode, id.saturating_add(1));
             if id < u128::MAX {
-                for entry in table
-                    .range(start..=(mode, u128::MAX))
-                    .map_err(StoreError::from)?
-                {
+                for entry in table.range(start..=(mode, u128::MAX)).map_err(StoreError::from)? {
                     if !take(entry)? {
                         break;
                     }

@@ -21,3 +21,35 @@ pub const ENDPOINTS: TableDefinition<(u8, u128), &[u8]> = TableDefinition::new("
 /// Idempotency records: `(mode, Idempotency-Key)` → [`super::idempotency::IdempotencyRecord`]
 /// as JSON, the stored response of the first request made with that key.
 pub const IDEMPOTENCY: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("idempotency");
+
+/// Events: `(mode, event id)` → [`super::events::EventMeta`] as JSON: what lists and
+/// filters need without reading the payload.
+pub const EVENTS: TableDefinition<(u8, u128), &[u8]> = TableDefinition::new("events");
+
+/// Event payloads: event id → the exact bytes POSTed to endpoints, stored once so every
+/// attempt sends the same body byte for byte.
+pub const EVENT_BODIES: TableDefinition<u128, &[u8]> = TableDefinition::new("event_bodies");
+
+/// `pending_webhooks`: event id → deliveries of the event not yet final. Absent means 0.
+pub const EVENT_PENDING: TableDefinition<u128, u32> = TableDefinition::new("event_pending");
+
+/// Delivery attempts: attempt id → [`super::deliveries::AttemptRecord`] as JSON. The
+/// `pending` attempt of a delivery exists from the moment it is scheduled.
+pub const ATTEMPTS: TableDefinition<u128, &[u8]> = TableDefinition::new("attempts");
+
+/// Attempts by endpoint, for listing: `(mode, endpoint id, attempt id)` → `()`.
+pub const ENDPOINT_ATTEMPTS: TableDefinition<(u8, u128, u128), ()> = TableDefinition::new("endpoint_attempts");
+
+/// The durable delivery queue, the truth the scheduler works from:
+/// `(due time in Unix ms, attempt id)` → `(mode, endpoint id)`. An entry stays until its
+/// attempt's outcome is committed, so an attempt in flight during a crash runs again.
+pub const QUEUE: TableDefinition<(u64, u128), (u8, u128)> = TableDefinition::new("queue");
+
+/// Pending attempts by endpoint: `(endpoint id, attempt id)` → due time in Unix ms, or
+/// [`PARKED`] while the endpoint is disabled. Lets a delete cancel, and an enable resume,
+/// an endpoint's deliveries without scanning the queue.
+pub const ENDPOINT_PENDING: TableDefinition<(u128, u128), u64> = TableDefinition::new("endpoint_pending");
+
+/// The due time of a pending attempt taken off the queue because its endpoint is
+/// disabled; it goes back on the queue when the endpoint is enabled.
+pub const PARKED: u64 = u64::MAX;

@@ -14,11 +14,7 @@ fn a_missing_key_is_401_before_anything_else_is_looked_at() {
         ("GET", "/v1/no_such_route"),
         ("PUT", "/v1/webhook_endpoints"),
     ] {
-        let resp = server
-            .req(method, path)
-            .no_key()
-            .raw("{not json", "application/json")
-            .send();
+        let resp = server.req(method, path).no_key().raw("{not json", "application/json").send();
         resp.assert_error(401, "authentication_error", "api_key_missing");
     }
 }
@@ -31,16 +27,9 @@ fn an_unknown_key_is_401_and_the_message_does_not_echo_it() {
     let error = resp.assert_error(401, "authentication_error", "api_key_invalid");
     let message = error["message"].as_str().unwrap();
     assert!(!message.contains("thisKeyDoesNotExist"), "{message}");
-    assert!(
-        message.contains("9876"),
-        "shows the last characters to help: {message}"
-    );
+    assert!(message.contains("9876"), "shows the last characters to help: {message}");
 
-    let resp = server
-        .req("GET", "/v1/webhook_endpoints")
-        .no_key()
-        .header("authorization", "Token abc")
-        .send();
+    let resp = server.req("GET", "/v1/webhook_endpoints").no_key().header("authorization", "Token abc").send();
     resp.assert_error(401, "authentication_error", "api_key_invalid");
 }
 
@@ -49,11 +38,8 @@ fn basic_auth_with_the_key_as_user_name_works_like_curl_u() {
     use base64::Engine;
     let server = TestServer::start();
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{TEST_KEY}:"));
-    let resp = server
-        .req("GET", "/v1/webhook_endpoints")
-        .no_key()
-        .header("authorization", &format!("Basic {basic}"))
-        .send();
+    let resp =
+        server.req("GET", "/v1/webhook_endpoints").no_key().header("authorization", &format!("Basic {basic}")).send();
     assert_eq!(resp.status, 200, "{}", resp.text);
 }
 
@@ -72,29 +58,23 @@ fn a_key_never_sees_the_other_modes_objects() {
     assert_eq!(live_endpoint.body["livemode"], true);
 
     let path = format!("/v1/webhook_endpoints/{id}");
-    live("GET", &path)
-        .send()
-        .assert_error(404, "invalid_request_error", "resource_missing");
-    live("POST", &path)
-        .json(&json!({"description": "hijack"}))
-        .send()
-        .assert_error(404, "invalid_request_error", "resource_missing");
-    live("DELETE", &path)
-        .send()
-        .assert_error(404, "invalid_request_error", "resource_missing");
+    live("GET", &path).send().assert_error(404, "invalid_request_error", "resource_missing");
+    live("POST", &path).json(&json!({"description": "hijack"})).send().assert_error(
+        404,
+        "invalid_request_error",
+        "resource_missing",
+    );
+    live("DELETE", &path).send().assert_error(404, "invalid_request_error", "resource_missing");
 
     let live_list = live("GET", "/v1/webhook_endpoints").send();
-    let ids: Vec<&str> = live_list.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = live_list.body["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [live_endpoint.body["id"].as_str().unwrap()]);
     // A cursor from the other mode is unknown here.
-    live("GET", &format!("/v1/webhook_endpoints?starting_after={id}"))
-        .send()
-        .assert_error(400, "invalid_request_error", "parameter_invalid");
+    live("GET", &format!("/v1/webhook_endpoints?starting_after={id}")).send().assert_error(
+        400,
+        "invalid_request_error",
+        "parameter_invalid",
+    );
 
     // The test key still sees its own endpoint, untouched.
     let own = server.get(&path);

@@ -7,63 +7,33 @@ use crate::common::process::{ServerProcess, stile_bin};
 use crate::common::{Req, TEST_KEY};
 
 fn key_from_summary(summary: &[String]) -> Option<String> {
-    summary.iter().find_map(|l| {
-        l.trim()
-            .strip_prefix("API key ")
-            .map(|k| k.trim().to_string())
-    })
+    summary.iter().find_map(|l| l.trim().strip_prefix("API key ").map(|k| k.trim().to_string()))
 }
 
 #[test]
 fn first_start_prints_one_test_key_which_works_and_is_stored_only_hashed() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data.to_str().unwrap(),
-    ];
+    let args = ["--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()];
     let server = ServerProcess::start(dir.path(), &args, &[]).unwrap();
     let text = server.summary.join("\n");
-    for expected in [
-        "stile ",
-        "config",
-        "data file",
-        "dashboard  http://127.0.0.1:",
-        "mode       development",
-    ] {
-        assert!(
-            text.contains(expected),
-            "summary lacks {expected:?}:\n{text}"
-        );
+    for expected in ["stile ", "config", "data file", "dashboard  http://127.0.0.1:", "mode       development"] {
+        assert!(text.contains(expected), "summary lacks {expected:?}:\n{text}");
     }
     let key = key_from_summary(&server.summary).expect("a first key");
     assert!(key.starts_with("vk_test_") && key.len() >= 8 + 24, "{key}");
-    let ok = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base))
-        .key(&key)
-        .send();
+    let ok = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base)).key(&key).send();
     assert_eq!(ok.status, 200);
     assert_eq!(server.terminate(), Some(0));
 
     let file = std::fs::read(data.join("stile.redb")).unwrap();
     let raw = key.as_bytes();
-    assert!(
-        !file.windows(raw.len()).any(|w| w == raw),
-        "the raw key must not be in the data file"
-    );
+    assert!(!file.windows(raw.len()).any(|w| w == raw), "the raw key must not be in the data file");
 
     // The second start neither prints a key nor forgets the first.
     let server = ServerProcess::start(dir.path(), &args, &[]).unwrap();
-    assert_eq!(
-        key_from_summary(&server.summary),
-        None,
-        "{:?}",
-        server.summary
-    );
-    let ok = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base))
-        .key(&key)
-        .send();
+    assert_eq!(key_from_summary(&server.summary), None, "{:?}", server.summary);
+    let ok = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base)).key(&key).send();
     assert_eq!(ok.status, 200);
 }
 
@@ -73,21 +43,11 @@ fn a_second_server_on_the_same_data_dir_refuses_to_start() {
     let args = ["--listen", "127.0.0.1:0", "--data-dir", "data"];
     let _first = ServerProcess::start(dir.path(), &args, &[]).unwrap();
     let started = Instant::now();
-    let output = stile_bin()
-        .current_dir(dir.path())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "refuses at once"
-    );
+    let output = stile_bin().current_dir(dir.path()).args(args).output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "refuses at once");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("in use by another stile process"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("in use by another stile process"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -102,88 +62,44 @@ fn flag_beats_env_beats_file() {
     let server = ServerProcess::start(
         dir.path(),
         &["--listen", "127.0.0.1:0"],
-        &[
-            ("STILE_SERVER_LISTEN", "127.0.0.1:2"),
-            ("STILE_SERVER_DATA_DIR", "env-data"),
-        ],
+        &[("STILE_SERVER_LISTEN", "127.0.0.1:2"), ("STILE_SERVER_DATA_DIR", "env-data")],
     )
     .unwrap();
     let text = server.summary.join("\n");
-    assert!(
-        text.contains("stile.toml") && text.contains("STILE_SERVER_DATA_DIR"),
-        "{text}"
-    );
+    assert!(text.contains("stile.toml") && text.contains("STILE_SERVER_DATA_DIR"), "{text}");
     assert!(text.contains("env-data/stile.redb"), "{text}");
-    assert!(
-        !server.base.ends_with(":1") && !server.base.ends_with(":2"),
-        "{}",
-        server.base
-    );
+    assert!(!server.base.ends_with(":1") && !server.base.ends_with(":2"), "{}", server.base);
     assert!(dir.path().join("env-data/stile.redb").exists());
     assert!(!dir.path().join("file-data").exists());
     // The file's key is accepted; no first key was made because one is configured.
     assert_eq!(key_from_summary(&server.summary), None);
-    let resp = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base))
-        .key("vk_test_from_the_file_123")
-        .send();
+    let resp = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base)).key("vk_test_from_the_file_123").send();
     assert_eq!(resp.status, 200);
 }
 
 #[test]
 fn a_bad_config_value_stops_start_up_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("stile.toml"),
-        "[delivery]\ntimeout = \"thirty\"\n",
-    )
-    .unwrap();
-    let output = stile_bin()
-        .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
+    std::fs::write(dir.path().join("stile.toml"), "[delivery]\ntimeout = \"thirty\"\n").unwrap();
+    let output = stile_bin().current_dir(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("delivery.timeout") && stderr.contains("stile.toml"),
-        "{stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("delivery.timeout") && stderr.contains("stile.toml"), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
 
-    let output = stile_bin()
-        .current_dir(dir.path())
-        .args(["--config", "/nonexistent.toml"])
-        .output()
-        .unwrap();
+    let output = stile_bin().current_dir(dir.path()).args(["--config", "/nonexistent.toml"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
 
     let clean = tempfile::tempdir().unwrap();
-    let output = stile_bin()
-        .current_dir(clean.path())
-        .env("STILE_DELIVERY_RETRY_SCHEDULE", "5m,often")
-        .output()
-        .unwrap();
+    let output =
+        stile_bin().current_dir(clean.path()).env("STILE_DELIVERY_RETRY_SCHEDULE", "5m,often").output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr.contains("delivery.retry_schedule")
-            && stderr.contains("STILE_DELIVERY_RETRY_SCHEDULE"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("delivery.retry_schedule") && stderr.contains("STILE_DELIVERY_RETRY_SCHEDULE"), "{stderr}");
 
-    let output = stile_bin()
-        .args(["--listen", "nowhere"])
-        .current_dir(clean.path())
-        .output()
-        .unwrap();
+    let output = stile_bin().args(["--listen", "nowhere"]).current_dir(clean.path()).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("server.listen") && stderr.contains("--listen"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("server.listen") && stderr.contains("--listen"), "{stderr}");
 }
 
 #[test]
@@ -192,15 +108,8 @@ fn keys_cli_creates_lists_and_revokes() {
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
     let create = |mode: &str| {
-        let out = stile_bin()
-            .args(["keys", "create", "--mode", mode, "--data-dir", data])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = stile_bin().args(["keys", "create", "--mode", mode, "--data-dir", data]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
     let test_out = create("test");
@@ -212,86 +121,36 @@ fn keys_cli_creates_lists_and_revokes() {
     assert!(test_key.starts_with("vk_test_") && test_key.len() >= 32);
     assert!(live_key.starts_with("vk_live_"));
 
-    let list = stile_bin()
-        .args(["keys", "list", "--data-dir", data])
-        .output()
-        .unwrap();
+    let list = stile_bin().args(["keys", "list", "--data-dir", data]).output().unwrap();
     let listing = String::from_utf8(list.stdout).unwrap();
-    assert!(
-        listing.contains(&test_key[..16]) && listing.contains(&live_key[..16]),
-        "{listing}"
-    );
-    assert!(
-        !listing.contains(&test_key) && !listing.contains(&live_key),
-        "never the whole key: {listing}"
-    );
+    assert!(listing.contains(&test_key[..16]) && listing.contains(&live_key[..16]), "{listing}");
+    assert!(!listing.contains(&test_key) && !listing.contains(&live_key), "never the whole key: {listing}");
     assert!(listing.contains("test") && listing.contains("live"));
 
     // The keys work, each in its own mode.
-    let server = ServerProcess::start(
-        dir.path(),
-        &["--listen", "127.0.0.1:0", "--data-dir", data],
-        &[],
-    )
-    .unwrap();
-    assert_eq!(
-        key_from_summary(&server.summary),
-        None,
-        "keys exist, so no first key"
-    );
+    let server = ServerProcess::start(dir.path(), &["--listen", "127.0.0.1:0", "--data-dir", data], &[]).unwrap();
+    assert_eq!(key_from_summary(&server.summary), None, "keys exist, so no first key");
     let created = Req::new("POST", format!("{}/v1/webhook_endpoints", server.base))
         .key(&live_key)
         .json(&serde_json::json!({"url": "https://example.com", "enabled_events": ["*"]}))
         .send();
     assert_eq!(created.body["livemode"], true);
     // While the server runs, the CLI cannot open the data file and says why.
-    let busy = stile_bin()
-        .args(["keys", "list", "--data-dir", data])
-        .output()
-        .unwrap();
+    let busy = stile_bin().args(["keys", "list", "--data-dir", data]).output().unwrap();
     assert!(!busy.status.success());
     assert!(String::from_utf8_lossy(&busy.stderr).contains("in use"));
     assert_eq!(server.terminate(), Some(0));
 
-    let ambiguous = stile_bin()
-        .args(["keys", "revoke", "vk_", "--data-dir", data])
-        .output()
-        .unwrap();
-    assert!(
-        !ambiguous.status.success(),
-        "a prefix matching two keys revokes nothing"
-    );
-    let revoke = stile_bin()
-        .args(["keys", "revoke", &test_key[..16], "--data-dir", data])
-        .output()
-        .unwrap();
-    assert!(
-        revoke.status.success(),
-        "{}",
-        String::from_utf8_lossy(&revoke.stderr)
-    );
-    let listing = String::from_utf8(
-        stile_bin()
-            .args(["keys", "list", "--data-dir", data])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    assert!(
-        !listing.contains(&test_key[..16]) && listing.contains(&live_key[..16]),
-        "{listing}"
-    );
+    let ambiguous = stile_bin().args(["keys", "revoke", "vk_", "--data-dir", data]).output().unwrap();
+    assert!(!ambiguous.status.success(), "a prefix matching two keys revokes nothing");
+    let revoke = stile_bin().args(["keys", "revoke", &test_key[..16], "--data-dir", data]).output().unwrap();
+    assert!(revoke.status.success(), "{}", String::from_utf8_lossy(&revoke.stderr));
+    let listing =
+        String::from_utf8(stile_bin().args(["keys", "list", "--data-dir", data]).output().unwrap().stdout).unwrap();
+    assert!(!listing.contains(&test_key[..16]) && listing.contains(&live_key[..16]), "{listing}");
 
-    let server = ServerProcess::start(
-        dir.path(),
-        &["--listen", "127.0.0.1:0", "--data-dir", data],
-        &[],
-    )
-    .unwrap();
-    let revoked = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base))
-        .key(&test_key)
-        .send();
+    let server = ServerProcess::start(dir.path(), &["--listen", "127.0.0.1:0", "--data-dir", data], &[]).unwrap();
+    let revoked = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base)).key(&test_key).send();
     revoked.assert_error(401, "authentication_error", "api_key_invalid");
 }
 
@@ -303,16 +162,12 @@ fn sigterm_stops_the_server_cleanly_and_data_survives() {
     let server = ServerProcess::start(dir.path(), &args, &env).unwrap();
     let created = Req::new("POST", format!("{}/v1/webhook_endpoints", server.base))
         .key(TEST_KEY)
-        .json(
-            &serde_json::json!({"url": "http://localhost:3000/webhooks", "enabled_events": ["*"]}),
-        )
+        .json(&serde_json::json!({"url": "http://localhost:3000/webhooks", "enabled_events": ["*"]}))
         .send();
     assert_eq!(created.status, 200);
     assert_eq!(server.terminate(), Some(0));
     let server = ServerProcess::start(dir.path(), &args, &env).unwrap();
     let id = created.body["id"].as_str().unwrap();
-    let fetched = Req::new("GET", format!("{}/v1/webhook_endpoints/{id}", server.base))
-        .key(TEST_KEY)
-        .send();
+    let fetched = Req::new("GET", format!("{}/v1/webhook_endpoints/{id}", server.base)).key(TEST_KEY).send();
     assert_eq!(fetched.status, 200);
 }

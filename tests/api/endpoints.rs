@@ -8,12 +8,7 @@ use crate::common::TestServer;
 const PATH: &str = "/v1/webhook_endpoints";
 
 fn ids(list: &Value) -> Vec<String> {
-    list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect()
+    list["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
 }
 
 #[test]
@@ -34,35 +29,21 @@ fn create_returns_the_endpoint_and_its_secret_once() {
     assert!(id.starts_with("we_") && id.len() == 29, "{id}");
     assert_eq!(created["object"], "webhook_endpoint");
     assert_eq!(created["url"], "https://example.com/api/webhooks");
-    assert_eq!(
-        created["enabled_events"],
-        json!([
-            "verification_session.verified",
-            "verification_session.failed"
-        ])
-    );
+    assert_eq!(created["enabled_events"], json!(["verification_session.verified", "verification_session.failed"]));
     assert_eq!(created["description"], "Production webhook");
     assert_eq!(created["metadata"], json!({"team": "identity"}));
     assert_eq!(created["status"], "enabled");
     assert_eq!(created["livemode"], false);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     assert!((created["created"].as_i64().unwrap() - now).abs() < 60);
 
     let secret = created["secret"].as_str().unwrap();
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(secret.strip_prefix("whsec_").unwrap())
-        .unwrap();
+    let key = base64::engine::general_purpose::STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
     assert_eq!(key.len(), 32);
 
     let fetched = server.get(&format!("{PATH}/{id}"));
     assert_eq!(fetched.status, 200);
-    assert!(
-        fetched.body.get("secret").is_none(),
-        "the secret is shown only at creation"
-    );
+    assert!(fetched.body.get("secret").is_none(), "the secret is shown only at creation");
     let mut without_secret = created.clone();
     without_secret.as_object_mut().unwrap().remove("secret");
     assert_eq!(fetched.body, without_secret);
@@ -73,18 +54,11 @@ fn create_returns_the_endpoint_and_its_secret_once() {
 #[test]
 fn development_mode_accepts_http_to_loopback_only() {
     let server = TestServer::start();
-    for url in [
-        "http://localhost:3000/webhooks",
-        "http://127.0.0.1:9000/x",
-        "http://[::1]:8080/",
-    ] {
+    for url in ["http://localhost:3000/webhooks", "http://127.0.0.1:9000/x", "http://[::1]:8080/"] {
         let resp = server.post(PATH, json!({"url": url, "enabled_events": ["*"]}));
         assert_eq!(resp.status, 200, "{url}: {}", resp.text);
     }
-    let resp = server.post(
-        PATH,
-        json!({"url": "http://example.com/hook", "enabled_events": ["*"]}),
-    );
+    let resp = server.post(PATH, json!({"url": "http://example.com/hook", "enabled_events": ["*"]}));
     let error = resp.assert_error(400, "invalid_request_error", "parameter_invalid");
     assert_eq!(error["param"], "url");
     assert!(error["message"].as_str().unwrap().contains("https://"));
@@ -115,14 +89,8 @@ fn production_mode_refuses_http_and_private_targets_unless_allow_listed() {
         assert_eq!(resp.status, 200, "{url}: {}", resp.text);
     }
     // Updating to a private target is refused too.
-    let id = server.get(PATH).body["data"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let resp = server.post(
-        &format!("{PATH}/{id}"),
-        json!({"url": "https://127.0.0.1/x"}),
-    );
+    let id = server.get(PATH).body["data"][0]["id"].as_str().unwrap().to_string();
+    let resp = server.post(&format!("{PATH}/{id}"), json!({"url": "https://127.0.0.1/x"}));
     resp.assert_error(400, "invalid_request_error", "parameter_invalid");
 }
 
@@ -136,77 +104,24 @@ fn every_validation_rule_is_a_400_naming_its_param() {
         }
         body
     };
-    let many: serde_json::Map<String, Value> =
-        (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let many: serde_json::Map<String, Value> = (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
     let cases = [
         (json!({"enabled_events": ["*"]}), "parameter_missing", "url"),
-        (
-            json!({"url": "https://example.com"}),
-            "parameter_missing",
-            "enabled_events",
-        ),
-        (
-            ok(json!({"url": format!("https://example.com/{}", "a".repeat(2048))})),
-            "parameter_invalid",
-            "url",
-        ),
+        (json!({"url": "https://example.com"}), "parameter_missing", "enabled_events"),
+        (ok(json!({"url": format!("https://example.com/{}", "a".repeat(2048))})), "parameter_invalid", "url"),
         (ok(json!({"url": "not a url"})), "parameter_invalid", "url"),
-        (
-            ok(json!({"url": "ftp://example.com/"})),
-            "parameter_invalid",
-            "url",
-        ),
+        (ok(json!({"url": "ftp://example.com/"})), "parameter_invalid", "url"),
         (ok(json!({"url": 42})), "parameter_invalid", "url"),
-        (
-            ok(json!({"enabled_events": []})),
-            "parameter_invalid",
-            "enabled_events",
-        ),
-        (
-            ok(json!({"enabled_events": "*"})),
-            "parameter_invalid",
-            "enabled_events",
-        ),
-        (
-            ok(json!({"enabled_events": ["invoice.paid", "invoice.unpaid"]})),
-            "parameter_invalid",
-            "enabled_events[1]",
-        ),
-        (
-            ok(json!({"metadata": many})),
-            "parameter_invalid",
-            "metadata",
-        ),
-        (
-            ok(json!({"metadata": {"k".repeat(41): "v"}})),
-            "parameter_invalid",
-            &format!("metadata[{}]", "k".repeat(41)),
-        ),
-        (
-            ok(json!({"metadata": {"plan": "v".repeat(501)}})),
-            "parameter_invalid",
-            "metadata[plan]",
-        ),
-        (
-            ok(json!({"metadata": {"plan": 5}})),
-            "parameter_invalid",
-            "metadata[plan]",
-        ),
-        (
-            ok(json!({"metadata": ["a"]})),
-            "parameter_invalid",
-            "metadata",
-        ),
-        (
-            ok(json!({"status": "disabled"})),
-            "parameter_unknown",
-            "status",
-        ),
-        (
-            ok(json!({"secret": "whsec_mine"})),
-            "parameter_unknown",
-            "secret",
-        ),
+        (ok(json!({"enabled_events": []})), "parameter_invalid", "enabled_events"),
+        (ok(json!({"enabled_events": "*"})), "parameter_invalid", "enabled_events"),
+        (ok(json!({"enabled_events": ["invoice.paid", "invoice.unpaid"]})), "parameter_invalid", "enabled_events[1]"),
+        (ok(json!({"metadata": many})), "parameter_invalid", "metadata"),
+        (ok(json!({"metadata": {"k".repeat(41): "v"}})), "parameter_invalid", &format!("metadata[{}]", "k".repeat(41))),
+        (ok(json!({"metadata": {"plan": "v".repeat(501)}})), "parameter_invalid", "metadata[plan]"),
+        (ok(json!({"metadata": {"plan": 5}})), "parameter_invalid", "metadata[plan]"),
+        (ok(json!({"metadata": ["a"]})), "parameter_invalid", "metadata"),
+        (ok(json!({"status": "disabled"})), "parameter_unknown", "status"),
+        (ok(json!({"secret": "whsec_mine"})), "parameter_unknown", "secret"),
     ];
     for (body, code, param) in cases {
         let resp = server.post(PATH, body.clone());
@@ -216,13 +131,9 @@ fn every_validation_rule_is_a_400_naming_its_param() {
     // Nothing was half-written along the way.
     assert_eq!(ids(&server.get(PATH).body).len(), 0);
     // The limits themselves are allowed.
-    let at_limits: serde_json::Map<String, Value> = (0..50)
-        .map(|i| (format!("{i:0>40}"), json!("v".repeat(500))))
-        .collect();
-    let resp = server.post(
-        PATH,
-        ok(json!({"metadata": at_limits, "enabled_events": ["invoice.paid"]})),
-    );
+    let at_limits: serde_json::Map<String, Value> =
+        (0..50).map(|i| (format!("{i:0>40}"), json!("v".repeat(500)))).collect();
+    let resp = server.post(PATH, ok(json!({"metadata": at_limits, "enabled_events": ["invoice.paid"]})));
     assert_eq!(resp.status, 200, "{}", resp.text);
 }
 
@@ -240,25 +151,15 @@ fn update_replaces_what_it_names_and_keeps_the_rest() {
     );
     let path = format!("{PATH}/{}", created.body["id"].as_str().unwrap());
 
-    let updated = server.post(
-        &path,
-        json!({"enabled_events": ["*"], "metadata": {"c": "3"}}),
-    );
+    let updated = server.post(&path, json!({"enabled_events": ["*"], "metadata": {"c": "3"}}));
     assert_eq!(updated.status, 200, "{}", updated.text);
     assert_eq!(updated.body["enabled_events"], json!(["*"]));
-    assert_eq!(
-        updated.body["metadata"],
-        json!({"c": "3"}),
-        "metadata is replaced, not merged"
-    );
+    assert_eq!(updated.body["metadata"], json!({"c": "3"}), "metadata is replaced, not merged");
     assert_eq!(updated.body["url"], "https://example.com/a");
     assert_eq!(updated.body["description"], "first");
     assert_eq!(updated.body["created"], created.body["created"]);
 
-    let paused = server.post(
-        &path,
-        json!({"status": "disabled", "url": "https://example.com/b", "description": null}),
-    );
+    let paused = server.post(&path, json!({"status": "disabled", "url": "https://example.com/b", "description": null}));
     assert_eq!(paused.body["status"], "disabled");
     assert_eq!(paused.body["url"], "https://example.com/b");
     assert_eq!(paused.body["description"], Value::Null);
@@ -268,39 +169,22 @@ fn update_replaces_what_it_names_and_keeps_the_rest() {
     assert_eq!(resumed.body["status"], "enabled");
 
     let bad = server.post(&path, json!({"status": "paused"}));
-    assert_eq!(
-        bad.assert_error(400, "invalid_request_error", "parameter_invalid")["param"],
-        "status"
-    );
+    assert_eq!(bad.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "status");
     let bad = server.post(&path, json!({"enabled_events": []}));
     bad.assert_error(400, "invalid_request_error", "parameter_invalid");
-    assert_eq!(
-        server.get(&path).body,
-        resumed.body,
-        "refused updates change nothing"
-    );
+    assert_eq!(server.get(&path).body, resumed.body, "refused updates change nothing");
 }
 
 #[test]
 fn delete_removes_the_endpoint() {
     let server = TestServer::start();
-    let id = server.create_endpoint("https://example.com/gone")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = server.create_endpoint("https://example.com/gone")["id"].as_str().unwrap().to_string();
     let path = format!("{PATH}/{id}");
     let resp = server.delete(&path);
     assert_eq!(resp.status, 200);
-    assert_eq!(
-        resp.body,
-        json!({"id": id, "object": "webhook_endpoint", "deleted": true})
-    );
-    server
-        .get(&path)
-        .assert_error(404, "invalid_request_error", "resource_missing");
-    server
-        .delete(&path)
-        .assert_error(404, "invalid_request_error", "resource_missing");
+    assert_eq!(resp.body, json!({"id": id, "object": "webhook_endpoint", "deleted": true}));
+    server.get(&path).assert_error(404, "invalid_request_error", "resource_missing");
+    server.delete(&path).assert_error(404, "invalid_request_error", "resource_missing");
     assert!(ids(&server.get(PATH).body).is_empty());
 }
 
@@ -308,48 +192,27 @@ fn delete_removes_the_endpoint() {
 fn malformed_or_foreign_ids_are_404_without_touching_the_store() {
     let server = TestServer::start();
     let event_like = "evt_01JA0000000000000000000000";
-    for id in [
-        "nope",
-        "we_",
-        "we_short",
-        event_like,
-        "we_01ja0000000000000000000000",
-    ] {
-        let error = server
-            .get(&format!("{PATH}/{id}"))
-            .assert_error(404, "invalid_request_error", "resource_missing")
-            .clone();
+    for id in ["nope", "we_", "we_short", event_like, "we_01ja0000000000000000000000"] {
+        let error =
+            server.get(&format!("{PATH}/{id}")).assert_error(404, "invalid_request_error", "resource_missing").clone();
         assert!(error["message"].as_str().unwrap().contains(id));
     }
     let unknown = "we_01JA0000000000000000000000";
-    server.get(&format!("{PATH}/{unknown}")).assert_error(
-        404,
-        "invalid_request_error",
-        "resource_missing",
-    );
+    server.get(&format!("{PATH}/{unknown}")).assert_error(404, "invalid_request_error", "resource_missing");
 }
 
 #[test]
 fn lists_page_newest_first_with_cursors_both_ways() {
     let server = TestServer::start();
     let made: Vec<String> = (0..7)
-        .map(|i| {
-            server.create_endpoint(&format!("https://example.com/{i}"))["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|i| server.create_endpoint(&format!("https://example.com/{i}"))["id"].as_str().unwrap().to_string())
         .collect();
     let newest_first: Vec<String> = made.iter().rev().cloned().collect();
 
     let all = server.get(PATH);
     assert_eq!(all.body["object"], "list");
     assert_eq!(all.body["url"], PATH);
-    assert_eq!(
-        ids(&all.body),
-        newest_first,
-        "default limit 10 covers all 7"
-    );
+    assert_eq!(ids(&all.body), newest_first, "default limit 10 covers all 7");
     assert_eq!(all.body["has_more"], false);
 
     let mut walked = Vec::new();
@@ -381,29 +244,17 @@ fn lists_page_newest_first_with_cursors_both_ways() {
 #[test]
 fn bad_list_parameters_are_400_naming_the_parameter() {
     let server = TestServer::start();
-    let id = server.create_endpoint("https://example.com/x")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = server.create_endpoint("https://example.com/x")["id"].as_str().unwrap().to_string();
     let unknown = "we_01JA0000000000000000000000";
     let cases = [
         ("limit=0", "limit"),
         ("limit=101", "limit"),
         ("limit=-1", "limit"),
         ("limit=ten", "limit"),
-        (
-            &format!("starting_after={unknown}") as &str,
-            "starting_after",
-        ),
-        (
-            "starting_after=evt_01JA0000000000000000000000",
-            "starting_after",
-        ),
+        (&format!("starting_after={unknown}") as &str, "starting_after"),
+        ("starting_after=evt_01JA0000000000000000000000", "starting_after"),
         (&format!("ending_before={unknown}"), "ending_before"),
-        (
-            &format!("starting_after={id}&ending_before={id}"),
-            "ending_before",
-        ),
+        (&format!("starting_after={id}&ending_before={id}"), "ending_before"),
     ];
     for (query, param) in cases {
         let resp = server.get(&format!("{PATH}?{query}"));
@@ -411,10 +262,7 @@ fn bad_list_parameters_are_400_naming_the_parameter() {
         assert_eq!(error["param"], param, "{query}");
     }
     let resp = server.get(&format!("{PATH}?colour=red"));
-    assert_eq!(
-        resp.assert_error(400, "invalid_request_error", "parameter_unknown")["param"],
-        "colour"
-    );
+    assert_eq!(resp.assert_error(400, "invalid_request_error", "parameter_unknown")["param"], "colour");
     assert_eq!(server.get(&format!("{PATH}?limit=100")).status, 200);
     assert_eq!(server.get(&format!("{PATH}?limit=1")).status, 200);
 }

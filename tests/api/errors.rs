@@ -7,20 +7,12 @@ use crate::common::{Req, TestServer};
 #[test]
 fn malformed_json_is_400_invalid_json() {
     let server = TestServer::start();
-    let resp = server
-        .req("POST", "/v1/webhook_endpoints")
-        .raw("{\"url\": ", "application/json")
-        .send();
+    let resp = server.req("POST", "/v1/webhook_endpoints").raw("{\"url\": ", "application/json").send();
     resp.assert_error(400, "invalid_request_error", "invalid_json");
-    let resp = server
-        .req("POST", "/v1/webhook_endpoints")
-        .raw("[]", "application/json")
-        .send();
+    let resp = server.req("POST", "/v1/webhook_endpoints").raw("[]", "application/json").send();
     resp.assert_error(400, "invalid_request_error", "invalid_json");
-    let resp = server
-        .req("POST", "/v1/webhook_endpoints")
-        .raw(b"{\"url\":\"\xff\"}".to_vec(), "application/json")
-        .send();
+    let resp =
+        server.req("POST", "/v1/webhook_endpoints").raw(b"{\"url\":\"\xff\"}".to_vec(), "application/json").send();
     resp.assert_error(400, "invalid_request_error", "invalid_json");
 }
 
@@ -29,10 +21,7 @@ fn a_form_body_is_415() {
     let server = TestServer::start();
     let resp = server
         .req("POST", "/v1/webhook_endpoints")
-        .raw(
-            "url=https://example.com&enabled_events[]=*",
-            "application/x-www-form-urlencoded",
-        )
+        .raw("url=https://example.com&enabled_events[]=*", "application/x-www-form-urlencoded")
         .send();
     resp.assert_error(415, "invalid_request_error", "unsupported_media_type");
 }
@@ -40,12 +29,8 @@ fn a_form_body_is_415() {
 #[test]
 fn unknown_routes_are_404_json_inside_and_outside_the_api() {
     let server = TestServer::start();
-    server
-        .get("/v1/nothing_here")
-        .assert_error(404, "invalid_request_error", "route_not_found");
-    server
-        .get("/v1/webhook_endpoints/we_x/extra/parts")
-        .assert_error(404, "invalid_request_error", "route_not_found");
+    server.get("/v1/nothing_here").assert_error(404, "invalid_request_error", "route_not_found");
+    server.get("/v1/webhook_endpoints/we_x/extra/parts").assert_error(404, "invalid_request_error", "route_not_found");
     let outside = Req::new("GET", format!("{}/no/such/page", server.base)).send();
     outside.assert_error(404, "invalid_request_error", "route_not_found");
 }
@@ -53,16 +38,16 @@ fn unknown_routes_are_404_json_inside_and_outside_the_api() {
 #[test]
 fn a_wrong_method_is_405_json() {
     let server = TestServer::start();
-    server
-        .req("PUT", "/v1/webhook_endpoints")
-        .json(&json!({}))
-        .send()
-        .assert_error(405, "invalid_request_error", "method_not_allowed");
-    server
-        .req("PATCH", "/v1/webhook_endpoints/we_01")
-        .json(&json!({}))
-        .send()
-        .assert_error(405, "invalid_request_error", "method_not_allowed");
+    server.req("PUT", "/v1/webhook_endpoints").json(&json!({})).send().assert_error(
+        405,
+        "invalid_request_error",
+        "method_not_allowed",
+    );
+    server.req("PATCH", "/v1/webhook_endpoints/we_01").json(&json!({})).send().assert_error(
+        405,
+        "invalid_request_error",
+        "method_not_allowed",
+    );
     let health = Req::new("POST", format!("{}/healthz", server.base)).send();
     health.assert_error(405, "invalid_request_error", "method_not_allowed");
 }
@@ -98,20 +83,11 @@ fn the_dashboard_page_is_served_at_the_root_with_a_csp() {
     let server = TestServer::start();
     let resp = Req::new("GET", format!("{}/", server.base)).send();
     assert_eq!(resp.status, 200);
-    assert!(
-        resp.header("content-type")
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(resp.header("content-type").unwrap().starts_with("text/html"));
     assert!(resp.text.contains("stile"));
     let csp = resp.header("content-security-policy").unwrap();
-    assert!(
-        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
-        "{csp}"
-    );
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
     let etag = resp.header("etag").unwrap().to_string();
-    let again = Req::new("GET", format!("{}/", server.base))
-        .header("if-none-match", &etag)
-        .send();
+    let again = Req::new("GET", format!("{}/", server.base)).header("if-none-match", &etag).send();
     assert_eq!(again.status, 304);
 }

@@ -27,27 +27,17 @@ fn a_retry_with_the_same_key_and_body_replays_the_first_response() {
     assert_eq!(second.status, 200);
     assert_eq!(second.header("idempotent-replayed"), Some("true"));
     assert_eq!(second.body, first.body, "same id, same secret");
-    assert_eq!(
-        server.get(PATH).body["data"].as_array().unwrap().len(),
-        1,
-        "created once"
-    );
+    assert_eq!(server.get(PATH).body["data"].as_array().unwrap().len(), 1, "created once");
 }
 
 #[test]
 fn the_same_key_with_a_different_body_is_an_idempotency_error() {
     let server = TestServer::start();
-    let first = server
-        .req("POST", PATH)
-        .header("idempotency-key", "k")
-        .json(&endpoint_body("https://example.com/a"))
-        .send();
+    let first =
+        server.req("POST", PATH).header("idempotency-key", "k").json(&endpoint_body("https://example.com/a")).send();
     assert_eq!(first.status, 200);
-    let other = server
-        .req("POST", PATH)
-        .header("idempotency-key", "k")
-        .json(&endpoint_body("https://example.com/b"))
-        .send();
+    let other =
+        server.req("POST", PATH).header("idempotency-key", "k").json(&endpoint_body("https://example.com/b")).send();
     other.assert_error(400, "idempotency_error", "idempotency_key_reused");
     // Same body on a different path is a different request too.
     let id = first.body["id"].as_str().unwrap();
@@ -69,11 +59,8 @@ fn a_rejected_request_does_not_use_up_its_key() {
         .json(&json!({"url": "https://example.com"}))
         .send();
     bad.assert_error(400, "invalid_request_error", "parameter_missing");
-    let fixed = server
-        .req("POST", PATH)
-        .header("idempotency-key", "fix-me")
-        .json(&endpoint_body("https://example.com"))
-        .send();
+    let fixed =
+        server.req("POST", PATH).header("idempotency-key", "fix-me").json(&endpoint_body("https://example.com")).send();
     assert_eq!(fixed.status, 200, "{}", fixed.text);
 }
 
@@ -100,17 +87,9 @@ fn keys_are_scoped_to_the_mode() {
 fn replays_survive_a_restart() {
     let server = TestServer::start();
     let body = endpoint_body("https://example.com/a");
-    let first = server
-        .req("POST", PATH)
-        .header("idempotency-key", "durable")
-        .json(&body)
-        .send();
+    let first = server.req("POST", PATH).header("idempotency-key", "durable").json(&body).send();
     let server = server.restart();
-    let again = server
-        .req("POST", PATH)
-        .header("idempotency-key", "durable")
-        .json(&body)
-        .send();
+    let again = server.req("POST", PATH).header("idempotency-key", "durable").json(&body).send();
     assert_eq!(again.body, first.body);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
 }

@@ -72,13 +72,7 @@ impl TestServer {
                 }))
                 .expect("server runs");
         });
-        Self {
-            base,
-            config,
-            dir,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        Self { base, config, dir, stop: Some(stop), thread: Some(thread) }
     }
 
     /// Stops the server gracefully and starts a new one on the same data directory.
@@ -129,10 +123,7 @@ impl TestServer {
 
     /// Creates an endpoint in test mode and returns the create response body.
     pub fn create_endpoint(&self, url: &str) -> Value {
-        let resp = self.post(
-            "/v1/webhook_endpoints",
-            serde_json::json!({"url": url, "enabled_events": ["*"]}),
-        );
+        let resp = self.post("/v1/webhook_endpoints", serde_json::json!({"url": url, "enabled_events": ["*"]}));
         assert_eq!(resp.status, 200, "{}", resp.body);
         resp.body
     }
@@ -155,18 +146,12 @@ pub struct Req {
 impl Req {
     /// A request with no headers or body.
     pub fn new(method: &str, url: String) -> Self {
-        Self {
-            method: method.into(),
-            url,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
+        Self { method: method.into(), url, headers: Vec::new(), body: Vec::new() }
     }
 
     /// Sets the bearer key (replacing any).
     pub fn key(self, key: &str) -> Self {
-        self.without("authorization")
-            .header("authorization", &format!("Bearer {key}"))
+        self.without("authorization").header("authorization", &format!("Bearer {key}"))
     }
 
     /// Removes the API key.
@@ -205,9 +190,7 @@ impl Req {
             .proxy(None)
             .build()
             .into();
-        let mut request = ureq::http::Request::builder()
-            .method(self.method.as_str())
-            .uri(&self.url);
+        let mut request = ureq::http::Request::builder().method(self.method.as_str()).uri(&self.url);
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }
@@ -219,19 +202,9 @@ impl Req {
             .iter()
             .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_string()
-            .expect("a text body");
+        let text = response.body_mut().with_config().limit(64 << 20).read_to_string().expect("a text body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            text,
-            body,
-        }
+        Resp { status, headers, text, body }
     }
 }
 
@@ -251,30 +224,18 @@ pub struct Resp {
 impl Resp {
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// Asserts this is an API error with the given status, type and code, and returns
     /// its `error` object.
     pub fn assert_error(&self, status: u16, kind: &str, code: &str) -> &Value {
         assert_eq!(self.status, status, "status of {}", self.text);
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/json"),
-            "{}",
-            self.text
-        );
+        assert_eq!(self.header("content-type"), Some("application/json"), "{}", self.text);
         let error = &self.body["error"];
         assert_eq!(error["type"], kind, "{}", self.text);
         assert_eq!(error["code"], code, "{}", self.text);
-        assert!(
-            error["message"].as_str().is_some_and(|m| m.len() > 10),
-            "a real message: {}",
-            self.text
-        );
+        assert!(error["message"].as_str().is_some_and(|m| m.len() > 10), "a real message: {}", self.text);
         error
     }
 }

@@ -34,11 +34,7 @@ impl ServerProcess {
     /// Starts `stile` with `args` in `cwd` and waits for its summary (10 s at most).
     pub fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<ServerProcess, String> {
         let mut command = stile_bin();
-        command
-            .current_dir(cwd)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        command.current_dir(cwd).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (name, value) in env {
             command.env(name, value);
         }
@@ -92,21 +88,13 @@ impl ServerProcess {
             }
         }
         let base = base.ok_or_else(|| format!("no listen line in {summary:?}"))?;
-        Ok(ServerProcess {
-            child,
-            base,
-            summary,
-            stderr: err_lines,
-        })
+        Ok(ServerProcess { child, base, summary, stderr: err_lines })
     }
 
     /// Sends SIGTERM and waits (10 s at most) for the exit code.
     pub fn terminate(mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {

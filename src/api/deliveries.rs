@@ -1,0 +1,180 @@
+//! `/v1/webhook_endpoints/:id/deliveries`: an endpoint's delivery attempts.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::extract::QueryParams;
+use super::list::{ListResponse, PageParams, list_error};
+use super::{AppState, Caller, blocking, method_not_allowed};
+use crate::error::ApiError;
+use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::store::deliveries::{AttemptRecord, AttemptStatus};
+
+/// `limit` when a list request gives none.
+const DEFAULT_LIST_LIMIT: usize = 20;
+
+/// Mounts the delivery routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/webhook_endpoints/{id}/deliveries")
+            .route(web::get().to(list_deliveries))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/webhook_endpoints/{id}/deliveries/{delivery}")
+            .route(web::get().to(retrieve_delivery))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// A delivery attempt as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct Delivery {
+    /// `wd_...`
+    pub id: DeliveryId,
+    /// Always `"webhook_delivery"`.
+    pub object: &'static str,
+    /// The endpoint.
+    pub endpoint_id: EndpointId,
+    /// The event.
+    pub event_id: EventId,
+    /// The event's type.
+    pub event_type: String,
+    /// 1 for the first try, 2 for the first retry, ...
+    pub attempt: u32,
+    /// `pending`, `succeeded`, `retrying` or `failed`.
+    pub status: AttemptStatus,
+    /// The HTTP status answered, or null.
+    pub response_status: Option<u16>,
+    /// The start of the response body (at most 2 KiB), or null.
+    pub response_body: Option<String>,
+    /// What went wrong, or null.
+    pub error: Option<String>,
+    /// How long it took, or null while pending.
+    pub duration_ms: Option<u64>,
+    /// When it was made (or is scheduled for, while pending).
+    pub created: i64,
+    /// When the next attempt goes, while retrying.
+    pub next_retry_at: Option<i64>,
+    /// Whether it belongs to live mode.
+    pub livemode: bool,
+}
+
+impl From<AttemptRecord> for Delivery {
+    fn from(r: AttemptRecord) -> Self {
+        Self {
+            id: r.id,
+            object: "webhook_delivery",
+            endpoint_id: r.endpoint_id,
+            event_id: r.event_id,
+            event_type: r.event_type,
+            attempt: r.attempt,
+            status: r.status,
+            response_status: r.response_status,
+            response_body: r.response_body,
+            error: r.error,
+            duration_ms: r.duration_ms,
+            created: r.created,
+            next_retry_at: r.next_retry_at,
+            livemode: r.mode.is_live(),
+        }
+    }
+}
+
+/// One attempt with the request that was sent.
+#[derive(Debug, Serialize)]
+pub struct DeliveryDetail {
+    /// The attempt.
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    /// The request sent, or null while pending.
+    pub request: Option<SentRequest>,
+}
+
+/// The request of an attempt.
+#[derive(Debug, Serialize)]
+pub struct SentRequest {
+    /// The headers, by name.
+    pub headers: BTreeMap<String, String>,
+    /// The body, byte for byte as sent.
+    pub body: String,
+}
+
+/// The query of the delivery list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<String>,
+    starting_after: Option<String>,
+    ending_before: Option<String>,
+    status: Option<AttemptStatus>,
+}
+
+fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("webhook endpoint", raw))
+}
+
+/// Answers 404 unless the endpoint exists in the caller's mode.
+async fn require_endpoint(
+    state: &web::Data<AppState>,
+    caller: Caller,
+    id: EndpointId,
+    raw: &str,
+) -> Result<(), ApiError> {
+    let found = blocking(state, move |store| store.endpoint(caller.mode, id)).await?;
+    found.map(|_| ()).ok_or_else(|| ApiError::not_found("webhook endpoint", raw))
+}
+
+/// `GET /v1/webhook_endpoints/:id/deliveries`: attempts, newest first.
+async fn list_deliveries(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: QueryParams<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = endpoint_id(&path)?;
+    require_endpoint(&state, caller, id, &path).await?;
+    let query = query.0;
+    let params = PageParams {
+        limit: query.limit.as_deref(),
+        starting_after: query.starting_after.as_deref(),
+        ending_before: query.ending_before.as_deref(),
+    };
+    let request = params.to_request::<DeliveryId>(DEFAULT_LIST_LIMIT)?;
+    let status = query.status;
+    let listed = web::block({
+        let state = state.clone();
+        move || state.store.list_attempts(caller.mode, id, request, status)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
+    let page = listed.map_err(|e| list_error(e, &params))?;
+    let url = format!("/v1/webhook_endpoints/{id}/deliveries");
+    let data: Vec<Delivery> = page.items.into_iter().map(Delivery::from).collect();
+    Ok(HttpResponse::Ok().json(ListResponse::new(url, data, page.has_more)))
+}
+
+/// `GET /v1/webhook_endpoints/:id/deliveries/:wd_id`: one attempt with its request.
+async fn retrieve_delivery(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (raw_endpoint, raw_delivery) = path.into_inner();
+    let endpoint = endpoint_id(&raw_endpoint)?;
+    let delivery: DeliveryId = raw_delivery.parse().map_err(|_| ApiError::not_found("delivery", &raw_delivery))?;
+    let found = blocking(&state, move |store| {
+        let Some(attempt) = store.attempt(caller.mode, endpoint, delivery)? else { return Ok(None) };
+        let body = store.event(caller.mode, attempt.event_id)?.map(|e| e.body);
+        Ok::<_, crate::store::StoreError>(Some((attempt, body)))
+    })
+    .await?;
+    let (attempt, body) = found.ok_or_else(|| ApiError::not_found("delivery", &raw_delivery))?;
+    let request = (!attempt.request_headers.is_empty()).then(|| SentRequest {
+        headers: attempt.request_headers.iter().cloned().collect(),
+        body: String::from_utf8_lossy(body.as_deref().unwrap_or_default()).into_owned(),
+    });
+    Ok(HttpResponse::Ok().json(DeliveryDetail { delivery: attempt.into(), request }))
+}

@@ -1,0 +1,147 @@
+//! Endpoint actions beyond CRUD: `rotate_secret` and `test`.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::deliveries::Delivery;
+use super::endpoints::{Endpoint, EndpointCreated, parse_id};
+use super::extract::JsonBody;
+use super::{AppState, Caller, blocking, method_not_allowed};
+use crate::clock::unix_now;
+use crate::error::ApiError;
+use crate::event_types::ENDPOINT_TEST;
+use crate::ids::DeliveryId;
+use crate::secrets::new_endpoint_secret;
+use crate::store::deliveries::{AttemptRecord, AttemptStatus};
+use crate::store::endpoints::SigningSecret;
+use crate::store::events::NewEvent;
+
+/// The longest grace period an old secret may keep signing after a rotation.
+pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(7 * 86_400);
+
+/// Mounts the action routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/webhook_endpoints/{id}/rotate_secret")
+            .route(web::post().to(rotate_secret))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/webhook_endpoints/{id}/test")
+            .route(web::post().to(test_endpoint))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// The body of `rotate_secret`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateIn {
+    /// How long the old secret keeps signing too (`"24h"`); at once when absent.
+    pub expires_in: Option<String>,
+}
+
+/// Parses `expires_in`.
+fn grace(expires_in: Option<&str>) -> Result<Option<Duration>, ApiError> {
+    let Some(text) = expires_in else { return Ok(None) };
+    let duration = humantime::parse_duration(text).map_err(|e| {
+        ApiError::invalid("expires_in", format!("`expires_in` must be a duration like \"24h\" or \"30m\" ({e})."))
+    })?;
+    if duration > MAX_ROTATION_GRACE {
+        return Err(ApiError::invalid("expires_in", "`expires_in` may be at most 7 days."));
+    }
+    Ok((!duration.is_zero()).then_some(duration))
+}
+
+/// `POST /v1/webhook_endpoints/:id/rotate_secret`: a new secret, returned once. Without
+/// `expires_in` the old secret stops signing at once; with it, deliveries carry
+/// signatures of both until it expires.
+async fn rotate_secret(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: JsonBody<RotateIn>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let grace = grace(body.0.expires_in.as_deref())?;
+    let secret = new_endpoint_secret();
+    let new_secret = secret.clone();
+    let updated = blocking(&state, move |store| {
+        store.update_endpoint(caller.mode, id, |record| {
+            let now = unix_now();
+            let previous = record.secrets.iter().find(|s| s.expires_at.is_none()).cloned();
+            record.secrets = vec![SigningSecret { secret: new_secret, expires_at: None }];
+            if let (Some(grace), Some(previous)) = (grace, previous) {
+                let expires_at = now + grace.as_secs().max(1) as i64;
+                record.secrets.push(SigningSecret { secret: previous.secret, expires_at: Some(expires_at) });
+            }
+            Ok::<_, ApiError>(())
+        })
+    })
+    .await?;
+    let record = updated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+    Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: Endpoint::from(record), secret }))
+}
+
+/// `POST /v1/webhook_endpoints/:id/test`: sends one signed `webhook_endpoint.test` event
+/// to this endpoint only, now, and answers with the attempt. No retries follow.
+async fn test_endpoint(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let found = blocking(&state, move |store| store.endpoint(caller.mode, id)).await?;
+    let endpoint = found.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+    let data = serde_json::to_value(Endpoint::from(endpoint.clone())).map_err(|e| ApiError::internal(&e))?;
+    let event = NewEvent::new(caller.mode, ENDPOINT_TEST, &data, unix_now())?;
+    let meta = event.meta.clone();
+    let body = event.body.clone();
+    blocking(&state, move |store| store.insert_event_without_deliveries(&event)).await?;
+
+    let sender = state.engine.sender().clone();
+    let event_id = meta.id.to_string();
+    let target = endpoint.clone();
+    let now = unix_now();
+    let (outcome, headers) =
+        web::block(move || crate::delivery::sign_and_send(&sender, &target, &event_id, &body, now))
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+    let attempt = AttemptRecord {
+        id: DeliveryId::new(),
+        mode: caller.mode,
+        endpoint_id: endpoint.id,
+        event_id: meta.id,
+        event_type: meta.event_type,
+        attempt: 1,
+        status: if outcome.succeeded() { AttemptStatus::Succeeded } else { AttemptStatus::Failed },
+        response_status: outcome.status,
+        response_body: outcome.body_excerpt.clone(),
+        error: outcome.error.clone(),
+        duration_ms: Some(outcome.duration_ms),
+        created: now,
+        next_retry_at: None,
+        due_ms: 0,
+        request_headers: headers,
+    };
+    let stored = attempt.clone();
+    blocking(&state, move |store| store.insert_finished_attempt(&stored)).await?;
+    Ok(HttpResponse::Ok().json(Delivery::from(attempt)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_periods_parse_and_are_bounded() {
+        assert_eq!(grace(None).unwrap(), None);
+        assert_eq!(grace(Some("24h")).unwrap(), Some(Duration::from_secs(86_400)));
+        assert_eq!(grace(Some("0s")).unwrap(), None);
+        assert!(grace(Some("8days")).is_err());
+        assert!(grace(Some("soon")).is_err());
+        assert!(grace(Some("24")).is_err(), "a number without a unit is ambiguous");
+    }
+}

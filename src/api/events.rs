@@ -1,0 +1,229 @@
+//! `/v1/events`: publish, retrieve, list with filters, resend.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::extract::{JsonBody, QueryParams};
+use super::list::{ListResponse, PageParams, list_error};
+use super::{AppState, Caller, blocking, method_not_allowed};
+use crate::clock::{unix_now, unix_now_ms};
+use crate::error::{ApiError, ErrorCode};
+use crate::ids::{EndpointId, EventId};
+use crate::store::events::{EventFilter, NewEvent, Resent, StoredEvent};
+
+/// `limit` when a list request gives none.
+const DEFAULT_LIST_LIMIT: usize = 10;
+
+/// The list's path, echoed in list responses.
+const LIST_URL: &str = "/v1/events";
+
+/// Mounts the event routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/events")
+            .route(web::get().to(list_events))
+            .route(web::post().to(publish_event))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/events/{id}").route(web::get().to(retrieve_event)).default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/events/{id}/resend")
+            .route(web::post().to(resend_event))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// The body of `POST /v1/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventIn {
+    /// A known event type.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// The event's object; `{}` when omitted.
+    pub data: Option<serde_json::Value>,
+}
+
+/// The body of `POST /v1/events/:id/resend`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResendIn {
+    /// Only to this endpoint (whatever it subscribes to).
+    pub endpoint: Option<String>,
+}
+
+/// An event as the API shows it: the delivered payload plus `pending_webhooks`.
+#[derive(Debug, Serialize)]
+pub struct Event<'a> {
+    /// `evt_...`
+    pub id: EventId,
+    /// Always `"event"`.
+    pub object: &'static str,
+    /// The event type.
+    #[serde(rename = "type")]
+    pub event_type: &'a str,
+    /// Whether it belongs to live mode.
+    pub livemode: bool,
+    /// Creation time (Unix seconds).
+    pub created: i64,
+    /// Deliveries not yet final.
+    pub pending_webhooks: u32,
+    /// The event's object, exactly as delivered.
+    pub data: &'a RawValue,
+}
+
+/// The payload as stored, borrowed for re-serialisation.
+#[derive(Deserialize)]
+struct StoredPayload<'a> {
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+/// Renders a stored event as the API's JSON.
+fn render(event: &StoredEvent) -> Result<serde_json::Value, ApiError> {
+    let payload: StoredPayload<'_> = serde_json::from_slice(&event.body).map_err(|e| ApiError::internal(&e))?;
+    let view = Event {
+        id: event.meta.id,
+        object: "event",
+        event_type: &event.meta.event_type,
+        livemode: event.meta.mode.is_live(),
+        created: event.meta.created,
+        pending_webhooks: event.pending_webhooks,
+        data: payload.data,
+    };
+    serde_json::to_value(&view).map_err(|e| ApiError::internal(&e))
+}
+
+fn parse_id(raw: &str) -> Result<EventId, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("event", raw))
+}
+
+/// `POST /v1/events`: publish an event. Answered once the event and its deliveries are
+/// committed to disk.
+async fn publish_event(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: JsonBody<EventIn>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.0;
+    let event_type = input
+        .event_type
+        .ok_or_else(|| ApiError::param(ErrorCode::ParameterMissing, "type", "Missing required param: type."))?;
+    if !state.event_types.is_known(&event_type) {
+        let known: Vec<&str> = state.event_types.all().collect();
+        return Err(ApiError::invalid(
+            "type",
+            format!(
+                "Unknown event type `{event_type}`. Known types: {}. Declare custom types in `[events] custom_types`.",
+                known.join(", ")
+            ),
+        ));
+    }
+    let data = input.data.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+    if !data.is_object() {
+        return Err(ApiError::invalid("data", "`data` must be a JSON object."));
+    }
+    let event = NewEvent::new(caller.mode, &event_type, &data, unix_now())?;
+    let stored = StoredEvent { meta: event.meta.clone(), body: event.body.clone(), pending_webhooks: 0 };
+    let published = state.engine.publish(event).await?;
+    let stored = StoredEvent { pending_webhooks: published.deliveries, ..stored };
+    Ok(HttpResponse::Ok().json(render(&stored)?))
+}
+
+/// `GET /v1/events/:id`
+async fn retrieve_event(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let found = blocking(&state, move |store| store.event(caller.mode, id)).await?;
+    let event = found.ok_or_else(|| ApiError::not_found("event", &path))?;
+    Ok(HttpResponse::Ok().json(render(&event)?))
+}
+
+/// The query of `GET /v1/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<String>,
+    starting_after: Option<String>,
+    ending_before: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    created_after: Option<String>,
+    created_before: Option<String>,
+    session_id: Option<String>,
+}
+
+fn unix_param(param: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                ApiError::invalid(param, format!("`{param}` must be a Unix timestamp in seconds, got `{v}`."))
+            })
+        })
+        .transpose()
+}
+
+/// `GET /v1/events`: newest first, filtered by type, creation time and session.
+async fn list_events(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.0;
+    let params = PageParams {
+        limit: query.limit.as_deref(),
+        starting_after: query.starting_after.as_deref(),
+        ending_before: query.ending_before.as_deref(),
+    };
+    let request = params.to_request::<EventId>(DEFAULT_LIST_LIMIT)?;
+    let filter = EventFilter {
+        event_type: query.event_type.clone(),
+        created_after: unix_param("created_after", query.created_after.as_deref())?,
+        created_before: unix_param("created_before", query.created_before.as_deref())?,
+        data_id: query.session_id.clone(),
+    };
+    let listed = web::block({
+        let state = state.clone();
+        move || state.store.list_events(caller.mode, request, &filter)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
+    let page = listed.map_err(|e| list_error(e, &params))?;
+    let data = page.items.iter().map(render).collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))
+}
+
+/// `POST /v1/events/:id/resend`: a new round of delivery of the same event (same id,
+/// same body), to every subscribed endpoint or to the one named.
+async fn resend_event(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: JsonBody<ResendIn>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let endpoint = match body.0.endpoint {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<EndpointId>()
+                .map_err(|_| ApiError::invalid("endpoint", format!("No such webhook endpoint: '{raw}'.")))?,
+        ),
+    };
+    let outcome = blocking(&state, move |store| store.resend_event(caller.mode, id, endpoint, unix_now_ms())).await?;
+    match outcome {
+        Resent::NoEvent => return Err(ApiError::not_found("event", &path)),
+        Resent::NoEndpoint => {
+            return Err(ApiError::invalid("endpoint", "No such webhook endpoint in this mode."));
+        }
+        Resent::Scheduled(keys) => state.engine.notify(keys),
+    }
+    let found = blocking(&state, move |store| store.event(caller.mode, id)).await?;
+    let event = found.ok_or_else(|| ApiError::not_found("event", &path))?;
+    Ok(HttpResponse::Ok().json(render(&event)?))
+}

@@ -1,0 +1,500 @@
+//! The scheduler and worker pool.
+//!
+//! The durable queue in redb (`(due ms, attempt id)`) is the truth. The scheduler thread
+//! keeps only a bounded near window of it in memory: entries due within
+//! [`NEAR_WINDOW_MS`] wait in an ordered timer map until due, then in per-endpoint ready
+//! queues until their endpoint has a free slot (`per_endpoint_concurrency`) and a worker
+//! is free. Workers send and report back; the scheduler records each batch of results in
+//! one transaction, which removes the queue entries and schedules retries. Because an
+//! entry leaves the queue only with its result, a crash at any point re-runs what was in
+//! flight (at least once), and a restart recovers every scheduled attempt.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::http::HttpSender;
+use super::publisher::{self, PublishJob};
+use crate::clock::{unix_now, unix_now_ms};
+use crate::config::Config;
+use crate::error::{ApiError, ErrorCode};
+use crate::store::Store;
+use crate::store::deliveries::{AttemptResult, DueEntry, Job, QueueKey, next_retry_delay};
+use crate::store::endpoints::EndpointStatus;
+use crate::store::events::{NewEvent, Published};
+
+/// How far ahead of now queue entries are loaded into memory, in ms.
+const NEAR_WINDOW_MS: u64 = 1_000;
+
+/// The most queue entries held in memory (timer map, ready queues and in flight).
+const MAX_LOADED: usize = 20_000;
+
+/// The most entries of one endpoint held in memory, so one endpoint's backlog cannot fill
+/// the window and starve the others.
+const MAX_LOADED_PER_ENDPOINT: usize = 1_000;
+
+/// The longest the scheduler sleeps without looking at the queue, as a safety net.
+const MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// How long to wait before retrying a failed write of results.
+const RECORD_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Messages to the scheduler thread.
+pub(crate) enum SchedulerMsg {
+    /// New queue entries were committed (possibly earlier than the scan position).
+    Scheduled(Vec<QueueKey>),
+    /// A worker finished an attempt.
+    Done(Box<AttemptResult>, u128),
+    /// Finish what is in flight, record it, and stop.
+    Shutdown,
+}
+
+/// One attempt handed to a worker.
+struct WorkItem {
+    job: Job,
+    key: QueueKey,
+}
+
+/// The running delivery engine.
+pub struct Engine {
+    scheduler: Sender<SchedulerMsg>,
+    publisher: Mutex<Option<Sender<PublishJob>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    sender: HttpSender,
+}
+
+impl Engine {
+    /// Starts the publisher, the scheduler and `delivery.workers` worker threads. Parked
+    /// attempts of endpoints that are enabled are put back on the queue first.
+    pub fn start(store: Arc<Store>, config: &Config) -> Result<Engine, crate::store::StoreError> {
+        store.unpark(None, unix_now_ms())?;
+        let sender = HttpSender::new(config);
+        let (scheduler_tx, scheduler_rx) = crossbeam_channel::unbounded();
+        let (publish_tx, publish_rx) = crossbeam_channel::unbounded();
+        let (work_tx, work_rx) = crossbeam_channel::bounded::<WorkItem>(config.delivery.workers);
+        let mut threads = Vec::new();
+
+        for n in 0..config.delivery.workers {
+            let work = work_rx.clone();
+            let done = scheduler_tx.clone();
+            let sender = sender.clone();
+            threads.push(spawn(&format!("stile-worker-{n}"), move || worker(work, done, sender)));
+        }
+        drop(work_rx);
+        {
+            let store = Arc::clone(&store);
+            let scheduler = scheduler_tx.clone();
+            threads.push(spawn("stile-publisher", move || publisher::run(store, publish_rx, scheduler)));
+        }
+        let schedule = config.delivery.retry_schedule.clone();
+        let scheduler =
+            Scheduler::new(store, work_tx, config.delivery.workers, config.delivery.per_endpoint_concurrency, schedule);
+        threads.push(spawn("stile-scheduler", move || scheduler.run(scheduler_rx)));
+
+        Ok(Engine {
+            scheduler: scheduler_tx,
+            publisher: Mutex::new(Some(publish_tx)),
+            threads: Mutex::new(threads),
+            sender,
+        })
+    }
+
+    /// Stores an event with its deliveries (group-committed with other publishes) and
+    /// answers once it is durable.
+    pub async fn publish(&self, event: NewEvent) -> Result<Published, ApiError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = self
+            .publisher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|publisher| publisher.send(PublishJob { event, reply }).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            return Err(shutting_down());
+        }
+        answer.await.unwrap_or_else(|_| Err(shutting_down()))
+    }
+
+    /// Tells the scheduler about queue entries committed outside the publisher.
+    pub fn notify(&self, keys: Vec<QueueKey>) {
+        if !keys.is_empty() {
+            let _ = self.scheduler.send(SchedulerMsg::Scheduled(keys));
+        }
+    }
+
+    /// The HTTP client, for attempts made outside the queue (the test ping).
+    pub fn sender(&self) -> &HttpSender {
+        &self.sender
+    }
+
+    /// Stops publishing, lets attempts in flight finish (each bounded by the delivery
+    /// timeout), records them, and joins every thread. Whatever is still queued runs at
+    /// the next start. Safe to call more than once.
+    pub fn shutdown(&self) {
+        self.publisher.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let _ = self.scheduler.send(SchedulerMsg::Shutdown);
+        let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn shutting_down() -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, "The server is shutting down; retry the request in a moment.")
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new().name(name.to_string()).spawn(body).expect("the OS starts a thread")
+}
+
+/// A worker: makes attempts until the work channel closes.
+fn worker(work: Receiver<WorkItem>, done: Sender<SchedulerMsg>, sender: HttpSender) {
+    while let Ok(item) = work.recv() {
+        let endpoint_key = item.job.attempt.endpoint_id.as_u128();
+        let result = attempt(&sender, item.job, item.key);
+        if done.send(SchedulerMsg::Done(Box::new(result), endpoint_key)).is_err() {
+            break;
+        }
+    }
+}
+
+/// Signs and sends one attempt.
+fn attempt(sender: &HttpSender, job: Job, key: QueueKey) -> AttemptResult {
+    let now = unix_now();
+    let mut result = AttemptResult {
+        attempt_id: key.1,
+        queue_key: key,
+        succeeded: false,
+        response_status: None,
+        response_body: None,
+        error: None,
+        duration_ms: 0,
+        attempted_at: now,
+        request_headers: Vec::new(),
+    };
+    let (Some(endpoint), Some(body)) = (job.endpoint, job.body) else {
+        result.error = Some("endpoint deleted".into());
+        return result;
+    };
+    let (outcome, headers) = super::sign_and_send(sender, &endpoint, &job.attempt.event_id.to_string(), &body, now);
+    tracing::debug!(
+        attempt = %job.attempt.id,
+        endpoint = %endpoint.id,
+        status = ?outcome.status,
+        error = ?outcome.error,
+        ms = outcome.duration_ms,
+        "delivery attempt"
+    );
+    result.succeeded = outcome.succeeded();
+    result.response_status = outcome.status;
+    result.response_body = outcome.body_excerpt;
+    result.error = outcome.error;
+    result.duration_ms = outcome.duration_ms;
+    result.request_headers = headers;
+    result
+}
+
+/// The scheduler's state; owned by its thread.
+struct Scheduler {
+    store: Arc<Store>,
+    work: Sender<WorkItem>,
+    workers: usize,
+    per_endpoint: usize,
+    schedule: Vec<Duration>,
+    /// Every queue key up to here has been looked at.
+    cursor: Option<QueueKey>,
+    /// Look again from just after here before going on from `cursor`.
+    rescan_after: Option<Option<QueueKey>>,
+    /// Attempt ids in memory (timer, ready, or in flight).
+    loaded: HashSet<u128>,
+    /// Loaded entries per endpoint.
+    loaded_per_endpoint: HashMap<u128, usize>,
+    /// The first key skipped per endpoint because it had too many loaded.
+    skipped: HashMap<u128, QueueKey>,
+    /// Loaded entries not yet due: the timer.
+    timer: BTreeMap<QueueKey, DueEntry>,
+    /// Due entries waiting for their endpoint to have a free slot.
+    ready: HashMap<u128, VecDeque<DueEntry>>,
+    /// Attempts in flight per endpoint.
+    in_flight: HashMap<u128, usize>,
+    /// Attempts in flight in all.
+    busy: usize,
+    /// Results not yet recorded.
+    results: Vec<(AttemptResult, u128)>,
+    stopping: bool,
+}
+
+impl Scheduler {
+    fn new(
+        store: Arc<Store>,
+        work: Sender<WorkItem>,
+        workers: usize,
+        per_endpoint: usize,
+        schedule: Vec<Duration>,
+    ) -> Self {
+        Self {
+            store,
+            work,
+            workers,
+            per_endpoint,
+            schedule,
+            cursor: None,
+            rescan_after: None,
+            loaded: HashSet::new(),
+            loaded_per_endpoint: HashMap::new(),
+            skipped: HashMap::new(),
+            timer: BTreeMap::new(),
+            ready: HashMap::new(),
+            in_flight: HashMap::new(),
+            busy: 0,
+            results: Vec::new(),
+            stopping: false,
+        }
+    }
+
+    fn run(mut self, inbox: Receiver<SchedulerMsg>) {
+        let mut wait = Duration::ZERO;
+        loop {
+            match inbox.recv_timeout(wait) {
+                Ok(msg) => self.handle(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => self.stopping = true,
+            }
+            for msg in inbox.try_iter() {
+                self.handle(msg);
+            }
+            let recorded = self.record_results();
+            if self.stopping {
+                if self.busy == 0 && self.results.is_empty() {
+                    break;
+                }
+                wait = if recorded { MAX_IDLE } else { RECORD_RETRY_DELAY };
+                continue;
+            }
+            wait = match self.load_and_dispatch() {
+                Ok(wait) => wait,
+                Err(err) => {
+                    tracing::error!(error = %err, "the scheduler cannot read the queue; retrying");
+                    RECORD_RETRY_DELAY
+                }
+            };
+            if !recorded {
+                wait = wait.min(RECORD_RETRY_DELAY);
+            }
+        }
+        tracing::debug!("scheduler stopped");
+    }
+
+    fn handle(&mut self, msg: SchedulerMsg) {
+        match msg {
+            SchedulerMsg::Scheduled(keys) => {
+                if let Some(min) = keys.into_iter().min() {
+                    self.rescan_from(min);
+                }
+            }
+            SchedulerMsg::Done(result, endpoint) => self.results.push((*result, endpoint)),
+            SchedulerMsg::Shutdown => self.stopping = true,
+        }
+    }
+
+    /// Makes the next scan start at `key` (inclusive) if that is earlier than planned.
+    fn rescan_from(&mut self, key: QueueKey) {
+        let after = just_before(key);
+        let planned = self.rescan_after.unwrap_or(self.cursor);
+        if after < planned {
+            self.rescan_after = Some(after);
+        }
+    }
+
+    /// Records finished attempts in one transaction; `false` if the write failed (the
+    /// results are kept and tried again).
+    fn record_results(&mut self) -> bool {
+        if self.results.is_empty() {
+            return true;
+        }
+        let results: Vec<AttemptResult> = self.results.iter().map(|(r, _)| r.clone()).collect();
+        let schedule = &self.schedule;
+        match self.store.record_results(&results, unix_now_ms(), |n| next_retry_delay(schedule, n)) {
+            Ok(recorded) => {
+                for (result, endpoint) in std::mem::take(&mut self.results) {
+                    self.release(result.attempt_id, endpoint);
+                    self.busy -= 1;
+                    if let Some(n) = self.in_flight.get_mut(&endpoint) {
+                        *n -= 1;
+                    }
+                }
+                if let Some(min) = recorded.scheduled.into_iter().min() {
+                    self.rescan_from(min);
+                }
+                true
+            }
+            Err(err) => {
+                tracing::error!(error = %err, pending = self.results.len(), "cannot record delivery results; will retry");
+                false
+            }
+        }
+    }
+
+    /// Forgets an entry that left memory.
+    fn release(&mut self, attempt: u128, endpoint: u128) {
+        self.loaded.remove(&attempt);
+        if let Some(n) = self.loaded_per_endpoint.get_mut(&endpoint) {
+            *n -= 1;
+            if *n == 0 {
+                self.loaded_per_endpoint.remove(&endpoint);
+            }
+            let remaining = self.loaded_per_endpoint.get(&endpoint).copied().unwrap_or(0);
+            if remaining <= MAX_LOADED_PER_ENDPOINT / 2
+                && let Some(first_skipped) = self.skipped.remove(&endpoint)
+            {
+                self.rescan_from(first_skipped);
+            }
+        }
+    }
+
+    /// Loads due entries from the queue, moves due ones to the ready queues, dispatches
+    /// what capacity allows, and says how long to wait before looking again.
+    fn load_and_dispatch(&mut self) -> Result<Duration, crate::store::StoreError> {
+        let now = unix_now_ms();
+        self.load(now)?;
+        while let Some(entry) = self.timer.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let due = entry.remove();
+            self.ready.entry(due.endpoint).or_default().push_back(due);
+        }
+        self.dispatch()?;
+
+        if self.rescan_after.is_some() && self.loaded.len() < MAX_LOADED {
+            return Ok(Duration::ZERO);
+        }
+        // Wake when the first loaded entry is due, or when the next unloaded one enters
+        // the near window; results and new entries wake the loop anyway.
+        let mut wake_at = self.timer.first_key_value().map(|(k, _)| k.0);
+        if self.loaded.len() < MAX_LOADED
+            && let Some(due) = self.store.next_due_after(self.cursor)?
+        {
+            let load_at = due.saturating_sub(NEAR_WINDOW_MS);
+            wake_at = Some(wake_at.map_or(load_at, |t| t.min(load_at)));
+        }
+        let now = unix_now_ms();
+        Ok(wake_at.map_or(MAX_IDLE, |t| Duration::from_millis(t.saturating_sub(now))).min(MAX_IDLE))
+    }
+
+    fn load(&mut self, now: u64) -> Result<(), crate::store::StoreError> {
+        let room = MAX_LOADED.saturating_sub(self.loaded.len());
+        if room == 0 {
+            return Ok(());
+        }
+        let rescanning = self.rescan_after.is_some();
+        let start = self.rescan_after.take().unwrap_or(self.cursor);
+        let entries = self.store.due_entries(start, now + NEAR_WINDOW_MS, room)?;
+        let full = entries.len() >= room;
+        let last = entries.last().map(|e| e.key);
+        for entry in entries {
+            let id = entry.key.1;
+            if self.loaded.contains(&id) {
+                continue;
+            }
+            let count = self.loaded_per_endpoint.entry(entry.endpoint).or_default();
+            if *count >= MAX_LOADED_PER_ENDPOINT {
+                let first = self.skipped.entry(entry.endpoint).or_insert(entry.key);
+                *first = (*first).min(entry.key);
+                continue;
+            }
+            *count += 1;
+            self.loaded.insert(id);
+            self.timer.insert(entry.key, entry);
+        }
+        if let Some(last) = last {
+            if Some(last) > self.cursor {
+                self.cursor = Some(last);
+            }
+            if rescanning && full && Some(last) < self.cursor {
+                // The rescan stopped short of the cursor: go on from here next time.
+                self.rescan_after = Some(Some(last));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands ready entries to workers, within the worker and per-endpoint limits.
+    fn dispatch(&mut self) -> Result<(), crate::store::StoreError> {
+        let mut chosen: Vec<DueEntry> = Vec::new();
+        let mut free = self.workers.saturating_sub(self.busy);
+        for (endpoint, queue) in self.ready.iter_mut() {
+            let in_flight = self.in_flight.entry(*endpoint).or_default();
+            while free > 0 && *in_flight < self.per_endpoint {
+                let Some(entry) = queue.pop_front() else { break };
+                *in_flight += 1;
+                free -= 1;
+                chosen.push(entry);
+            }
+        }
+        self.ready.retain(|_, q| !q.is_empty());
+        if chosen.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<u128> = chosen.iter().map(|e| e.key.1).collect();
+        let jobs = match self.store.jobs(&ids) {
+            Ok(jobs) => jobs,
+            Err(err) => {
+                // Put them back and try later.
+                for entry in chosen {
+                    *self.in_flight.entry(entry.endpoint).or_default() -= 1;
+                    self.ready.entry(entry.endpoint).or_default().push_front(entry);
+                }
+                return Err(err);
+            }
+        };
+        let mut parked = Vec::new();
+        for (entry, job) in chosen.into_iter().zip(jobs) {
+            let disabled =
+                job.as_ref().and_then(|j| j.endpoint.as_ref()).is_some_and(|e| e.status == EndpointStatus::Disabled);
+            let stale =
+                job.as_ref().is_none_or(|j| j.attempt.status != crate::store::deliveries::AttemptStatus::Pending);
+            if disabled || stale {
+                // Parked (disabled endpoint) or no longer pending: it leaves the queue.
+                *self.in_flight.entry(entry.endpoint).or_default() -= 1;
+                self.release(entry.key.1, entry.endpoint);
+                parked.push(entry.key);
+                continue;
+            }
+            let job = job.expect("checked above");
+            self.busy += 1;
+            if self.work.send(WorkItem { job, key: entry.key }).is_err() {
+                self.busy -= 1;
+                *self.in_flight.entry(entry.endpoint).or_default() -= 1;
+                self.release(entry.key.1, entry.endpoint);
+            }
+        }
+        if !parked.is_empty() {
+            // Any left on the queue (their endpoint was enabled meanwhile) are looked at again.
+            if let Some(min) = self.store.park(&parked)?.into_iter().min() {
+                self.rescan_from(min);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The queue key just before `key`, so a scan "after" it includes `key`.
+fn just_before(key: QueueKey) -> Option<QueueKey> {
+    match key {
+        (0, 0) => None,
+        (due, 0) => Some((due - 1, u128::MAX)),
+        (due, id) => Some((due, id - 1)),
+    }
+}

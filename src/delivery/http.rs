@@ -1,0 +1,180 @@
+//! The outbound HTTP client: one ureq agent with keep-alive pooling, the configured
+//! timeout, no redirects, and in production mode an address check on every connection.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+use crate::config::Config;
+use crate::target_policy::TargetPolicy;
+
+/// The most response body kept with an attempt, in bytes.
+pub const RESPONSE_EXCERPT_BYTES: usize = 2048;
+
+/// The most response body read (and thrown away) past the excerpt, so the connection can
+/// be reused; a longer body drops the connection instead of being read to its end.
+const RESPONSE_DRAIN_BYTES: u64 = 64 * 1024;
+
+/// What one HTTP request to an endpoint came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendOutcome {
+    /// The status answered, if an answer came.
+    pub status: Option<u16>,
+    /// The start of the answer's body.
+    pub body_excerpt: Option<String>,
+    /// A human description of what went wrong, if anything did.
+    pub error: Option<String>,
+    /// How long it took.
+    pub duration_ms: u64,
+}
+
+impl SendOutcome {
+    /// Whether the endpoint accepted the delivery (a 2xx in time).
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none() && self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// Sends deliveries. Cheap to clone; clones share the connection pool.
+#[derive(Debug, Clone)]
+pub struct HttpSender {
+    agent: ureq::Agent,
+    timeout: Duration,
+}
+
+/// Resolves host names like the default resolver, then drops every address the target
+/// policy refuses, so the connection is checked on what is actually dialled (DNS
+/// rebinding cannot slip past a check made at endpoint creation).
+#[derive(Debug)]
+struct CheckedResolver {
+    inner: DefaultResolver,
+    policy: TargetPolicy,
+}
+
+impl Resolver for CheckedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let resolved = self.inner.resolve(uri, config, timeout)?;
+        let host = uri.host().map(|h| h.trim_start_matches('[').trim_end_matches(']'));
+        let mut allowed = self.empty();
+        for addr in resolved.iter() {
+            if self.policy.address_allowed(host, addr.ip()) {
+                allowed.push(*addr);
+            }
+        }
+        if allowed.is_empty() {
+            return Err(ureq::Error::Other(Box::new(Refused)));
+        }
+        Ok(allowed)
+    }
+}
+
+/// The error of a connection the target policy refused.
+#[derive(Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("refused: the host resolves to a private, loopback, link-local or metadata address")
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl HttpSender {
+    /// A sender with the configured timeout and target policy.
+    pub fn new(config: &Config) -> Self {
+        let timeout = config.delivery.timeout;
+        let agent_config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .proxy(None)
+            .user_agent(concat!("stile/", env!("CARGO_PKG_VERSION"), " (+webhooks)"))
+            .max_idle_connections(1000)
+            .max_idle_connections_per_host(config.delivery.per_endpoint_concurrency.max(4))
+            .build();
+        let resolver = CheckedResolver { inner: DefaultResolver::default(), policy: TargetPolicy::new(config) };
+        let agent = ureq::Agent::with_parts(agent_config, DefaultConnector::new(), resolver);
+        Self { agent, timeout }
+    }
+
+    /// POSTs `body` to `url` with `headers` and reports what happened. Never panics and
+    /// never returns an error: every failure is described in the outcome.
+    pub fn send(&self, url: &str, headers: &[(String, String)], body: &[u8]) -> SendOutcome {
+        let started = Instant::now();
+        let mut request = self.agent.post(url);
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let result = request.send(body);
+        let mut outcome = SendOutcome { status: None, body_excerpt: None, error: None, duration_ms: 0 };
+        match result {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                outcome.status = Some(status);
+                let mut reader = response.body_mut().as_reader();
+                let mut excerpt = Vec::with_capacity(256);
+                let read = (&mut reader).take(RESPONSE_EXCERPT_BYTES as u64).read_to_end(&mut excerpt);
+                if read.is_ok() {
+                    // Read a little more so the connection can go back to the pool; if the
+                    // rest is long or broken, ureq drops the connection instead.
+                    let _ = std::io::copy(&mut (&mut reader).take(RESPONSE_DRAIN_BYTES), &mut std::io::sink());
+                }
+                if !excerpt.is_empty() {
+                    outcome.body_excerpt = Some(String::from_utf8_lossy(&excerpt).into_owned());
+                }
+                if let Err(err) = read {
+                    outcome.error = Some(describe_io(&err, self.timeout));
+                }
+                if (300..400).contains(&status) && outcome.error.is_none() {
+                    outcome.error = Some(format!("redirect ({status}) not followed"));
+                } else if !(200..300).contains(&status) && outcome.error.is_none() {
+                    outcome.error = Some(format!("HTTP {status}"));
+                }
+            }
+            Err(err) => outcome.error = Some(describe(&err, self.timeout)),
+        }
+        outcome.duration_ms = started.elapsed().as_millis() as u64;
+        outcome
+    }
+}
+
+fn describe(err: &ureq::Error, timeout: Duration) -> String {
+    match err {
+        ureq::Error::Timeout(_) => format!("timeout after {}", humantime::format_duration(timeout)),
+        ureq::Error::Io(io) => describe_io(io, timeout),
+        ureq::Error::HostNotFound => "dns: host not found".into(),
+        ureq::Error::ConnectionFailed => "connection failed".into(),
+        ureq::Error::Tls(message) => format!("tls: {message}"),
+        ureq::Error::Protocol(e) => format!("invalid HTTP response: {e}"),
+        ureq::Error::BadUri(e) => format!("invalid URL: {e}"),
+        ureq::Error::Other(e) => e.to_string(),
+        other => {
+            let text = other.to_string();
+            if text.to_ascii_lowercase().contains("tls") || text.contains("certificate") {
+                format!("tls: {text}")
+            } else {
+                text
+            }
+        }
+    }
+}
+
+fn describe_io(err: &std::io::Error, timeout: Duration) -> String {
+    use std::io::ErrorKind::*;
+    match err.kind() {
+        ConnectionRefused => "connection refused".into(),
+        ConnectionReset => "connection reset".into(),
+        ConnectionAborted => "connection aborted".into(),
+        UnexpectedEof => "connection closed before a complete response".into(),
+        TimedOut | WouldBlock => format!("timeout after {}", humantime::format_duration(timeout)),
+        _ => format!("network error: {err}"),
+    }
+}

@@ -1,0 +1,27 @@
+//! The delivery engine: publishing with group commit, the scheduler over the durable
+//! queue, the worker pool, signing, and the HTTP client. It knows nothing of actix; the
+//! API reaches it through [`Engine`]'s methods.
+
+pub mod engine;
+pub mod http;
+pub mod publisher;
+pub mod signing;
+
+pub use engine::Engine;
+
+use crate::store::endpoints::EndpointRecord;
+
+/// Signs `body` with the endpoint's live secrets and POSTs it: what every attempt does,
+/// queued or not. Returns the outcome and the headers sent.
+pub fn sign_and_send(
+    sender: &http::HttpSender,
+    endpoint: &EndpointRecord,
+    event_id: &str,
+    body: &[u8],
+    now: i64,
+) -> (http::SendOutcome, Vec<(String, String)>) {
+    let secrets = signing::live_secrets(&endpoint.secrets, now);
+    let headers = signing::delivery_headers(event_id, &secrets, now, body);
+    let outcome = sender.send(&endpoint.url, &headers, body);
+    (outcome, headers)
+}

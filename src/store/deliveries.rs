@@ -1,0 +1,563 @@
+//! Delivery attempts and the durable queue that schedules them.
+//!
+//! A delivery is one event going to one endpoint; each try is an attempt record (`wd_`).
+//! The next attempt of a delivery exists as a `pending` record with a queue entry from the
+//! moment it is scheduled, and its outcome, the removal of its queue entry, and the
+//! scheduling of the following attempt are committed in one transaction.
+
+use std::time::Duration;
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::endpoints::{EndpointRecord, EndpointStatus};
+use super::pagination::{Cursor, ListError, Page, PageRequest};
+use super::tables::{self, PARKED};
+use super::{Store, StoreError, decode_found, encode};
+use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::mode::Mode;
+
+const TABLE: &str = "attempts";
+
+/// A queue key: `(due time in Unix ms, attempt id)`.
+pub type QueueKey = (u64, u128);
+
+/// Where an attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptStatus {
+    /// Scheduled or in flight.
+    Pending,
+    /// Answered with a 2xx.
+    Succeeded,
+    /// Failed; another attempt is scheduled (`next_retry_at`).
+    Retrying,
+    /// Failed, and no attempt follows.
+    Failed,
+}
+
+impl AttemptStatus {
+    /// The status as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::Pending => "pending",
+            AttemptStatus::Succeeded => "succeeded",
+            AttemptStatus::Retrying => "retrying",
+            AttemptStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One delivery attempt as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// Its id.
+    pub id: DeliveryId,
+    /// The mode of its endpoint and event.
+    pub mode: Mode,
+    /// Where it goes.
+    pub endpoint_id: EndpointId,
+    /// What it carries.
+    pub event_id: EventId,
+    /// The event's type, kept here so lists need not read events.
+    pub event_type: String,
+    /// 1 for the first try of a delivery, 2 for the first retry, ...
+    pub attempt: u32,
+    /// Where it stands.
+    pub status: AttemptStatus,
+    /// The HTTP status the endpoint answered, if it answered.
+    pub response_status: Option<u16>,
+    /// The start of the response body (at most 2 KiB).
+    pub response_body: Option<String>,
+    /// Why it failed without an HTTP answer (or with a non-2xx one).
+    pub error: Option<String>,
+    /// How long the attempt took.
+    pub duration_ms: Option<u64>,
+    /// When it was made, or is scheduled for while pending (Unix seconds).
+    pub created: i64,
+    /// When the next attempt goes, while `retrying`.
+    pub next_retry_at: Option<i64>,
+    /// Its place in the queue (Unix ms) while pending.
+    pub due_ms: u64,
+    /// The request headers sent, once sent.
+    pub request_headers: Vec<(String, String)>,
+}
+
+/// What happened when an attempt was made.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    /// The attempt.
+    pub attempt_id: u128,
+    /// Its queue entry.
+    pub queue_key: QueueKey,
+    /// Whether the endpoint answered 2xx in time.
+    pub succeeded: bool,
+    /// The answer's status, if any.
+    pub response_status: Option<u16>,
+    /// The start of the answer's body.
+    pub response_body: Option<String>,
+    /// A human description of the failure.
+    pub error: Option<String>,
+    /// Time taken.
+    pub duration_ms: u64,
+    /// When it was made (Unix seconds).
+    pub attempted_at: i64,
+    /// The headers that were sent.
+    pub request_headers: Vec<(String, String)>,
+}
+
+/// What recording a batch of results changed in the queue.
+#[derive(Debug, Default, Clone)]
+pub struct Recorded {
+    /// Queue keys of the retries scheduled.
+    pub scheduled: Vec<QueueKey>,
+    /// Attempts whose delivery ended (succeeded or failed for good).
+    pub finished: usize,
+}
+
+/// A queue entry due for dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueEntry {
+    /// Its queue key.
+    pub key: QueueKey,
+    /// The endpoint it goes to.
+    pub endpoint: u128,
+    /// The mode of the endpoint.
+    pub mode: u8,
+}
+
+/// Everything a worker needs to make one attempt.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The attempt.
+    pub attempt: AttemptRecord,
+    /// The endpoint, unless it was deleted.
+    pub endpoint: Option<EndpointRecord>,
+    /// The event payload, unless it was pruned.
+    pub body: Option<Vec<u8>>,
+}
+
+/// The tables a scheduling write touches, opened once per transaction.
+pub(crate) struct DeliveryTables<'txn> {
+    attempts: Table<'txn, u128, &'static [u8]>,
+    by_endpoint: Table<'txn, (u8, u128, u128), ()>,
+    queue: Table<'txn, (u64, u128), (u8, u128)>,
+    endpoint_pending: Table<'txn, (u128, u128), u64>,
+    event_pending: Table<'txn, u128, u32>,
+}
+
+impl<'txn> DeliveryTables<'txn> {
+    /// Opens the tables in `tx`.
+    pub(crate) fn open(tx: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            attempts: tx.open_table(tables::ATTEMPTS)?,
+            by_endpoint: tx.open_table(tables::ENDPOINT_ATTEMPTS)?,
+            queue: tx.open_table(tables::QUEUE)?,
+            endpoint_pending: tx.open_table(tables::ENDPOINT_PENDING)?,
+            event_pending: tx.open_table(tables::EVENT_PENDING)?,
+        })
+    }
+
+    /// Schedules attempt `number` of `event` to `endpoint` at `due_ms`; returns its key.
+    pub(crate) fn schedule(
+        &mut self,
+        endpoint: &EndpointRecord,
+        event_id: EventId,
+        event_type: &str,
+        number: u32,
+        due_ms: u64,
+    ) -> Result<QueueKey, StoreError> {
+        let record = AttemptRecord {
+            id: DeliveryId::new(),
+            mode: endpoint.mode,
+            endpoint_id: endpoint.id,
+            event_id,
+            event_type: event_type.to_string(),
+            attempt: number,
+            status: AttemptStatus::Pending,
+            response_status: None,
+            response_body: None,
+            error: None,
+            duration_ms: None,
+            created: (due_ms / 1000) as i64,
+            next_retry_at: None,
+            due_ms,
+            request_headers: Vec::new(),
+        };
+        let id = record.id.as_u128();
+        let mode = endpoint.mode.as_u8();
+        let endpoint_id = endpoint.id.as_u128();
+        self.attempts.insert(id, encode(TABLE, &record)?.as_slice())?;
+        self.by_endpoint.insert((mode, endpoint_id, id), ())?;
+        let parked = endpoint.status == EndpointStatus::Disabled;
+        if parked {
+            self.endpoint_pending.insert((endpoint_id, id), PARKED)?;
+        } else {
+            self.queue.insert((due_ms, id), (mode, endpoint_id))?;
+            self.endpoint_pending.insert((endpoint_id, id), due_ms)?;
+        }
+        Ok((due_ms, id))
+    }
+
+    /// Adds `n` to an event's count of unfinished deliveries.
+    pub(crate) fn add_pending(&mut self, event: u128, n: u32) -> Result<(), StoreError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let current = self.event_pending.get(event)?.map_or(0, |v| v.value());
+        self.event_pending.insert(event, current.saturating_add(n))?;
+        Ok(())
+    }
+
+    fn finish_one(&mut self, event: u128) -> Result<(), StoreError> {
+        let current = self.event_pending.get(event)?.map_or(0, |v| v.value());
+        if current <= 1 {
+            self.event_pending.remove(event)?;
+        } else {
+            self.event_pending.insert(event, current - 1)?;
+        }
+        Ok(())
+    }
+
+    fn load(&self, id: u128) -> Result<Option<AttemptRecord>, StoreError> {
+        decode_found(TABLE, self.attempts.get(id)?)
+    }
+
+    fn save(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        self.attempts.insert(record.id.as_u128(), encode(TABLE, record)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Takes a pending attempt off the queue for good (its delivery is over).
+    fn unqueue(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        let id = record.id.as_u128();
+        self.queue.remove((record.due_ms, id))?;
+        self.endpoint_pending.remove((record.endpoint_id.as_u128(), id))?;
+        Ok(())
+    }
+
+    /// Ends every pending delivery of an endpoint (it is being deleted): each pending
+    /// attempt is marked failed with `reason`. Returns how many there were.
+    pub(crate) fn cancel_endpoint(&mut self, endpoint: u128, reason: &str, now: i64) -> Result<usize, StoreError> {
+        let pending: Vec<u128> = self
+            .endpoint_pending
+            .range((endpoint, 0)..=(endpoint, u128::MAX))?
+            .map(|e| e.map(|(k, _)| k.value().1))
+            .collect::<Result<_, _>>()?;
+        for id in &pending {
+            if let Some(mut record) = self.load(*id)? {
+                self.unqueue(&record)?;
+                record.status = AttemptStatus::Failed;
+                record.error = Some(reason.to_string());
+                record.created = now;
+                self.save(&record)?;
+                self.finish_one(record.event_id.as_u128())?;
+            }
+        }
+        Ok(pending.len())
+    }
+}
+
+/// When the next attempt of a delivery goes, if one does: the configured delay after
+/// attempt `number` (1-based), stretched by up to 10% at random so retries of many
+/// deliveries that failed together do not all arrive at the same instant.
+pub fn next_retry_delay(schedule: &[Duration], number: u32) -> Option<Duration> {
+    let base = *schedule.get(number as usize - 1)?;
+    let mut random = [0u8; 2];
+    let _ = getrandom::fill(&mut random);
+    let fraction = f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX) * 0.1;
+    Some(base.mul_f64(1.0 + fraction))
+}
+
+impl Store {
+    /// Queue entries due at or before `until_ms`, after `after` (exclusive), in due order.
+    pub fn due_entries(
+        &self,
+        after: Option<QueueKey>,
+        until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<DueEntry>, StoreError> {
+        self.read(|tx| {
+            let queue = tx.open_table(tables::QUEUE)?;
+            let mut out = Vec::new();
+            let start = match after {
+                Some((due, id)) if id == u128::MAX => (due.saturating_add(1), 0),
+                Some((due, id)) => (due, id + 1),
+                None => (0, 0),
+            };
+            if start.0 > until_ms {
+                return Ok(out);
+            }
+            for entry in queue.range(start..=(until_ms, u128::MAX))? {
+                let (key, value) = entry?;
+                let (mode, endpoint) = value.value();
+                out.push(DueEntry { key: key.value(), endpoint, mode });
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The due time of the first queue entry after `after` (exclusive), if any.
+    pub fn next_due_after(&self, after: Option<QueueKey>) -> Result<Option<u64>, StoreError> {
+        self.read(|tx| {
+            let queue = tx.open_table(tables::QUEUE)?;
+            let first = match after {
+                None => queue.first()?.map(|(k, _)| k.value().0),
+                Some((due, id)) => {
+                    let start = if id == u128::MAX { (due.saturating_add(1), 0) } else { (due, id + 1) };
+                    queue.range(start..)?.next().transpose()?.map(|(k, _)| k.value().0)
+                }
+            };
+            Ok(first)
+        })
+    }
+
+    /// How many attempts are queued (pending and not parked).
+    pub fn queue_depth(&self) -> Result<u64, StoreError> {
+        self.read(|tx| Ok(tx.open_table(tables::QUEUE)?.len()?))
+    }
+
+    /// Loads what workers need for these attempts, in one snapshot.
+    pub fn jobs(&self, attempt_ids: &[u128]) -> Result<Vec<Option<Job>>, StoreError> {
+        self.read(|tx| {
+            let attempts = tx.open_table(tables::ATTEMPTS)?;
+            let endpoints = tx.open_table(tables::ENDPOINTS)?;
+            let bodies = tx.open_table(tables::EVENT_BODIES)?;
+            let mut out = Vec::with_capacity(attempt_ids.len());
+            for id in attempt_ids {
+                let Some(attempt) = decode_found::<AttemptRecord>(TABLE, attempts.get(*id)?)? else {
+                    out.push(None);
+                    continue;
+                };
+                let key = (attempt.mode.as_u8(), attempt.endpoint_id.as_u128());
+                let endpoint = decode_found(tables_name::ENDPOINTS, endpoints.get(key)?)?;
+                let body = bodies.get(attempt.event_id.as_u128())?.map(|b| b.value().to_vec());
+                out.push(Some(Job { attempt, endpoint, body }));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records the results of attempts in one transaction: each attempt gets its outcome,
+    /// leaves the queue, and, if it failed with retries left, its delivery's next attempt
+    /// is scheduled by `retry_delay(attempt number)`.
+    pub fn record_results(
+        &self,
+        results: &[AttemptResult],
+        now_ms: u64,
+        retry_delay: impl Fn(u32) -> Option<Duration>,
+    ) -> Result<Recorded, StoreError> {
+        self.write(|tx| {
+            let endpoints = tx.open_table(tables::ENDPOINTS)?;
+            let mut t = DeliveryTables::open(tx)?;
+            let mut recorded = Recorded::default();
+            for result in results {
+                let record = t.load(result.attempt_id)?;
+                let Some(mut record) = record.filter(|r| r.status == AttemptStatus::Pending) else {
+                    // Cancelled meanwhile (its endpoint was deleted): only the entry goes.
+                    t.queue.remove(result.queue_key)?;
+                    continue;
+                };
+                t.unqueue(&record)?;
+                record.response_status = result.response_status;
+                record.response_body = result.response_body.clone();
+                record.error = result.error.clone();
+                record.duration_ms = Some(result.duration_ms);
+                record.created = result.attempted_at;
+                record.request_headers = result.request_headers.clone();
+                let retry = if result.succeeded { None } else { retry_delay(record.attempt) };
+                let endpoint: Option<EndpointRecord> = decode_found(
+                    tables_name::ENDPOINTS,
+                    endpoints.get((record.mode.as_u8(), record.endpoint_id.as_u128()))?,
+                )?;
+                match (result.succeeded, retry, endpoint) {
+                    (true, _, _) => {
+                        record.status = AttemptStatus::Succeeded;
+                        t.finish_one(record.event_id.as_u128())?;
+                        recorded.finished += 1;
+                    }
+                    (false, Some(delay), Some(endpoint)) => {
+                        let due = now_ms + delay.as_millis() as u64;
+                        record.status = AttemptStatus::Retrying;
+                        record.next_retry_at = Some((due / 1000) as i64);
+                        let key =
+                            t.schedule(&endpoint, record.event_id, &record.event_type, record.attempt + 1, due)?;
+                        if endpoint.status == EndpointStatus::Enabled {
+                            recorded.scheduled.push(key);
+                        }
+                    }
+                    (false, _, _) => {
+                        record.status = AttemptStatus::Failed;
+                        t.finish_one(record.event_id.as_u128())?;
+                        recorded.finished += 1;
+                    }
+                }
+                t.save(&record)?;
+            }
+            Ok(recorded)
+        })
+    }
+
+    /// Takes queue entries the scheduler will not send off the queue: pending attempts of
+    /// a disabled endpoint wait (parked) until it is enabled; entries whose attempt is no
+    /// longer pending just go. Entries whose endpoint was enabled meanwhile stay queued;
+    /// their keys are returned.
+    pub fn park(&self, keys: &[QueueKey]) -> Result<Vec<QueueKey>, StoreError> {
+        self.write(|tx| {
+            let endpoints = tx.open_table(tables::ENDPOINTS)?;
+            let mut t = DeliveryTables::open(tx)?;
+            let mut still_queued = Vec::new();
+            for key in keys {
+                let record = t.load(key.1)?.filter(|r| r.status == AttemptStatus::Pending);
+                let Some(record) = record else {
+                    t.queue.remove(*key)?;
+                    continue;
+                };
+                let endpoint: Option<EndpointRecord> = decode_found(
+                    tables_name::ENDPOINTS,
+                    endpoints.get((record.mode.as_u8(), record.endpoint_id.as_u128()))?,
+                )?;
+                if endpoint.is_some_and(|e| e.status == EndpointStatus::Enabled) {
+                    still_queued.push(*key);
+                    continue;
+                }
+                t.queue.remove(*key)?;
+                t.endpoint_pending.insert((record.endpoint_id.as_u128(), key.1), PARKED)?;
+            }
+            Ok(still_queued)
+        })
+    }
+
+    /// Puts the parked attempts of every enabled endpoint (or of just `only`) back on the
+    /// queue, due at `now_ms`; returns their keys.
+    pub fn unpark(&self, only: Option<EndpointId>, now_ms: u64) -> Result<Vec<QueueKey>, StoreError> {
+        self.write(|tx| {
+            let endpoints = tx.open_table(tables::ENDPOINTS)?;
+            let mut t = DeliveryTables::open(tx)?;
+            let range = match only {
+                Some(id) => (id.as_u128(), 0)..=(id.as_u128(), u128::MAX),
+                None => (0, 0)..=(u128::MAX, u128::MAX),
+            };
+            let parked: Vec<(u128, u128)> = t
+                .endpoint_pending
+                .range(range)?
+                .filter_map(|e| match e {
+                    Ok((k, v)) if v.value() == PARKED => Some(Ok(k.value())),
+                    Ok(_) => None,
+                    Err(err) => Some(Err(err)),
+                })
+                .collect::<Result<_, _>>()?;
+            let mut keys = Vec::new();
+            for (endpoint_id, attempt_id) in parked {
+                let Some(mut record) = t.load(attempt_id)? else { continue };
+                let endpoint: Option<EndpointRecord> =
+                    decode_found(tables_name::ENDPOINTS, endpoints.get((record.mode.as_u8(), endpoint_id))?)?;
+                if endpoint.is_none_or(|e| e.status != EndpointStatus::Enabled) {
+                    continue;
+                }
+                record.due_ms = now_ms;
+                t.save(&record)?;
+                t.queue.insert((now_ms, attempt_id), (record.mode.as_u8(), endpoint_id))?;
+                t.endpoint_pending.insert((endpoint_id, attempt_id), now_ms)?;
+                keys.push((now_ms, attempt_id));
+            }
+            Ok(keys)
+        })
+    }
+
+    /// One page of an endpoint's attempts, newest first, optionally of one status.
+    pub fn list_attempts(
+        &self,
+        mode: Mode,
+        endpoint: EndpointId,
+        request: PageRequest,
+        status: Option<AttemptStatus>,
+    ) -> Result<Page<AttemptRecord>, ListError> {
+        let tx = self.db.begin_read().map_err(StoreError::from)?;
+        let index = tx.open_table(tables::ENDPOINT_ATTEMPTS).map_err(StoreError::from)?;
+        let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
+        let (m, e) = (mode.as_u8(), endpoint.as_u128());
+        if let Cursor::After(id) | Cursor::Before(id) = request.cursor
+            && index.get((m, e, id)).map_err(StoreError::from)?.is_none()
+        {
+            return Err(ListError::UnknownCursor);
+        }
+        let keys: Box<dyn Iterator<Item = Result<_, redb::StorageError>>> = match request.cursor {
+            Cursor::Start => Box::new(index.range((m, e, 0)..=(m, e, u128::MAX)).map_err(StoreError::from)?.rev()),
+            Cursor::After(id) => Box::new(index.range((m, e, 0)..(m, e, id)).map_err(StoreError::from)?.rev()),
+            Cursor::Before(id) => {
+                Box::new(index.range((m, e, id.saturating_add(1))..=(m, e, u128::MAX)).map_err(StoreError::from)?)
+            }
+        };
+        let mut items = Vec::new();
+        for entry in keys {
+            let (key, _) = entry.map_err(StoreError::from)?;
+            let id = key.value().2;
+            let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(id).map_err(StoreError::from)?)?
+            else {
+                continue;
+            };
+            if status.is_none_or(|s| s == record.status) {
+                items.push(record);
+                if items.len() > request.limit {
+                    break;
+                }
+            }
+        }
+        let has_more = items.len() > request.limit;
+        items.truncate(request.limit);
+        if let Cursor::Before(_) = request.cursor {
+            items.reverse();
+        }
+        Ok(Page { items, has_more })
+    }
+
+    /// One attempt of an endpoint.
+    pub fn attempt(
+        &self,
+        mode: Mode,
+        endpoint: EndpointId,
+        id: DeliveryId,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        self.read(|tx| {
+            let record: Option<AttemptRecord> =
+                decode_found(TABLE, tx.open_table(tables::ATTEMPTS)?.get(id.as_u128())?)?;
+            Ok(record.filter(|r| r.mode == mode && r.endpoint_id == endpoint))
+        })
+    }
+
+    /// Stores a finished attempt made outside the queue (the endpoint test ping).
+    pub fn insert_finished_attempt(&self, record: &AttemptRecord) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let mut t = DeliveryTables::open(tx)?;
+            t.save(record)?;
+            t.by_endpoint.insert((record.mode.as_u8(), record.endpoint_id.as_u128(), record.id.as_u128()), ())?;
+            Ok(())
+        })
+    }
+}
+
+/// Table names as used in decode errors.
+mod tables_name {
+    pub const ENDPOINTS: &str = "webhook_endpoints";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_follow_the_schedule_with_up_to_ten_percent_jitter() {
+        let schedule = [Duration::from_secs(300), Duration::from_secs(1800)];
+        for _ in 0..100 {
+            let d = next_retry_delay(&schedule, 1).unwrap();
+            assert!(d >= Duration::from_secs(300) && d <= Duration::from_secs(330), "{d:?}");
+        }
+        assert!(next_retry_delay(&schedule, 2).unwrap() >= Duration::from_secs(1800));
+        assert_eq!(next_retry_delay(&schedule, 3), None, "after the last retry there is none");
+        assert_eq!(next_retry_delay(&[], 1), None);
+    }
+}

@@ -1,0 +1,257 @@
+//! Stored events: publishing with fan-out in one transaction, reading, listing, resending.
+
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::deliveries::{DeliveryTables, QueueKey};
+use super::endpoints::{EndpointRecord, EndpointStatus};
+use super::pagination::{ListError, Page, PageRequest, list_page};
+use super::{Store, StoreError, decode, decode_found, encode, tables};
+use crate::event_types::WILDCARD;
+use crate::ids::{EndpointId, EventId};
+use crate::mode::Mode;
+
+const TABLE: &str = "events";
+
+/// What lists and filters need to know of an event, without its payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMeta {
+    /// Its id.
+    pub id: EventId,
+    /// Its mode.
+    pub mode: Mode,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Creation time (Unix seconds).
+    pub created: i64,
+    /// `data.id`, for the `session_id` filter.
+    pub data_id: Option<String>,
+}
+
+/// An event with its payload and unfinished delivery count, as read back.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Its metadata.
+    pub meta: EventMeta,
+    /// The exact payload delivered.
+    pub body: Vec<u8>,
+    /// Deliveries not yet final.
+    pub pending_webhooks: u32,
+}
+
+/// An event about to be stored: metadata and payload.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Its metadata.
+    pub meta: EventMeta,
+    /// The payload.
+    pub body: Vec<u8>,
+}
+
+/// The payload endpoints receive.
+#[derive(Serialize)]
+struct Payload<'a> {
+    id: EventId,
+    object: &'static str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    livemode: bool,
+    created: i64,
+    data: &'a serde_json::Value,
+}
+
+impl NewEvent {
+    /// An event of `event_type` in `mode` carrying `data`, created `created`.
+    pub fn new(mode: Mode, event_type: &str, data: &serde_json::Value, created: i64) -> Result<Self, StoreError> {
+        let id = EventId::new();
+        let payload = Payload { id, object: "event", event_type, livemode: mode.is_live(), created, data };
+        let body = encode("event_bodies", &payload)?;
+        let data_id = data.get("id").and_then(|v| v.as_str()).map(str::to_owned);
+        Ok(Self { meta: EventMeta { id, mode, event_type: event_type.to_string(), created, data_id }, body })
+    }
+}
+
+/// Whether an endpoint receives events of this type.
+pub fn subscribed(endpoint: &EndpointRecord, event_type: &str) -> bool {
+    endpoint.enabled_events.iter().any(|e| e == WILDCARD || e == event_type)
+}
+
+/// Filters of the event list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only this type.
+    pub event_type: Option<String>,
+    /// Only events created after this time (exclusive).
+    pub created_after: Option<i64>,
+    /// Only events created before this time (exclusive).
+    pub created_before: Option<i64>,
+    /// Only events whose `data.id` is this.
+    pub data_id: Option<String>,
+}
+
+impl EventFilter {
+    fn keeps(&self, meta: &EventMeta) -> bool {
+        self.event_type.as_ref().is_none_or(|t| *t == meta.event_type)
+            && self.created_after.is_none_or(|t| meta.created > t)
+            && self.created_before.is_none_or(|t| meta.created < t)
+            && self.data_id.as_ref().is_none_or(|d| meta.data_id.as_ref() == Some(d))
+    }
+}
+
+/// What publishing one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// Deliveries scheduled.
+    pub deliveries: u32,
+}
+
+/// What resending an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resent {
+    /// This many new deliveries were scheduled, with these queue keys.
+    Scheduled(Vec<QueueKey>),
+    /// The event does not exist in this mode.
+    NoEvent,
+    /// The named endpoint does not exist in this mode.
+    NoEndpoint,
+}
+
+/// Stores an event and schedules its deliveries inside `tx`.
+fn insert_event(
+    tx: &WriteTransaction,
+    event: &NewEvent,
+    now_ms: u64,
+    keys: &mut Vec<QueueKey>,
+) -> Result<Published, StoreError> {
+    let meta = &event.meta;
+    let id = meta.id.as_u128();
+    tx.open_table(tables::EVENTS)?.insert((meta.mode.as_u8(), id), encode(TABLE, meta)?.as_slice())?;
+    tx.open_table(tables::EVENT_BODIES)?.insert(id, event.body.as_slice())?;
+    let targets = matching_endpoints(tx, meta.mode, &meta.event_type)?;
+    let mut t = DeliveryTables::open(tx)?;
+    for endpoint in &targets {
+        keys.push(t.schedule(endpoint, meta.id, &meta.event_type, 1, now_ms)?);
+    }
+    t.add_pending(id, targets.len() as u32)?;
+    Ok(Published { deliveries: targets.len() as u32 })
+}
+
+/// The enabled endpoints of `mode` subscribed to `event_type`.
+fn matching_endpoints(tx: &WriteTransaction, mode: Mode, event_type: &str) -> Result<Vec<EndpointRecord>, StoreError> {
+    let endpoints = tx.open_table(tables::ENDPOINTS)?;
+    let mut out = Vec::new();
+    for entry in endpoints.range((mode.as_u8(), 0)..=(mode.as_u8(), u128::MAX))? {
+        let (_, value) = entry?;
+        let endpoint: EndpointRecord = decode("webhook_endpoints", value.value())?;
+        if endpoint.status == EndpointStatus::Enabled && subscribed(&endpoint, event_type) {
+            out.push(endpoint);
+        }
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// Stores events and schedules their deliveries, all in one transaction with one
+    /// commit (group commit). Returns what each did and the queue keys made.
+    pub fn publish_events(
+        &self,
+        events: &[NewEvent],
+        now_ms: u64,
+    ) -> Result<(Vec<Published>, Vec<QueueKey>), StoreError> {
+        self.write(|tx| {
+            let mut keys = Vec::new();
+            let published =
+                events.iter().map(|event| insert_event(tx, event, now_ms, &mut keys)).collect::<Result<_, _>>()?;
+            Ok((published, keys))
+        })
+    }
+
+    /// An event with its payload and `pending_webhooks`.
+    pub fn event(&self, mode: Mode, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        self.read(|tx| {
+            let meta: Option<EventMeta> =
+                decode_found(TABLE, tx.open_table(tables::EVENTS)?.get((mode.as_u8(), id.as_u128()))?)?;
+            let Some(meta) = meta else { return Ok(None) };
+            let body =
+                tx.open_table(tables::EVENT_BODIES)?.get(id.as_u128())?.map(|b| b.value().to_vec()).unwrap_or_default();
+            let pending_webhooks = tx.open_table(tables::EVENT_PENDING)?.get(id.as_u128())?.map_or(0, |v| v.value());
+            Ok(Some(StoredEvent { meta, body, pending_webhooks }))
+        })
+    }
+
+    /// One page of a mode's events, newest first, filtered.
+    pub fn list_events(
+        &self,
+        mode: Mode,
+        request: PageRequest,
+        filter: &EventFilter,
+    ) -> Result<Page<StoredEvent>, ListError> {
+        let tx = self.db.begin_read().map_err(StoreError::from)?;
+        let events = tx.open_table(tables::EVENTS).map_err(StoreError::from)?;
+        let page = list_page(&events, TABLE, mode.as_u8(), request, |meta: &EventMeta| filter.keeps(meta))?;
+        let bodies = tx.open_table(tables::EVENT_BODIES).map_err(StoreError::from)?;
+        let pending = tx.open_table(tables::EVENT_PENDING).map_err(StoreError::from)?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for meta in page.items {
+            let id = meta.id.as_u128();
+            let body = bodies.get(id).map_err(StoreError::from)?.map(|b| b.value().to_vec()).unwrap_or_default();
+            let pending_webhooks = pending.get(id).map_err(StoreError::from)?.map_or(0, |v| v.value());
+            items.push(StoredEvent { meta, body, pending_webhooks });
+        }
+        Ok(Page { items, has_more: page.has_more })
+    }
+
+    /// Schedules a new round of delivery of an event: to `endpoint` if named (whatever
+    /// it subscribes to), else to every enabled endpoint subscribed to its type.
+    pub fn resend_event(
+        &self,
+        mode: Mode,
+        id: EventId,
+        endpoint: Option<EndpointId>,
+        now_ms: u64,
+    ) -> Result<Resent, StoreError> {
+        self.write(|tx| {
+            let meta: Option<EventMeta> =
+                decode_found(TABLE, tx.open_table(tables::EVENTS)?.get((mode.as_u8(), id.as_u128()))?)?;
+            let Some(meta) = meta else { return Ok(Resent::NoEvent) };
+            let targets = match endpoint {
+                Some(endpoint_id) => {
+                    let found: Option<EndpointRecord> = decode_found(
+                        "webhook_endpoints",
+                        tx.open_table(tables::ENDPOINTS)?.get((mode.as_u8(), endpoint_id.as_u128()))?,
+                    )?;
+                    match found {
+                        Some(endpoint) => vec![endpoint],
+                        None => return Ok(Resent::NoEndpoint),
+                    }
+                }
+                None => matching_endpoints(tx, mode, &meta.event_type)?,
+            };
+            let mut t = DeliveryTables::open(tx)?;
+            let mut keys = Vec::new();
+            for endpoint in &targets {
+                let key = t.schedule(endpoint, meta.id, &meta.event_type, 1, now_ms)?;
+                if endpoint.status == EndpointStatus::Enabled {
+                    keys.push(key);
+                }
+            }
+            t.add_pending(id.as_u128(), targets.len() as u32)?;
+            Ok(Resent::Scheduled(keys))
+        })
+    }
+}
+
+impl Store {
+    /// Stores an event that is delivered outside the queue (the endpoint test ping): it
+    /// can be read back, but schedules nothing.
+    pub fn insert_event_without_deliveries(&self, event: &NewEvent) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let meta = &event.meta;
+            tx.open_table(tables::EVENTS)?
+                .insert((meta.mode.as_u8(), meta.id.as_u128()), encode(TABLE, meta)?.as_slice())?;
+            tx.open_table(tables::EVENT_BODIES)?.insert(meta.id.as_u128(), event.body.as_slice())?;
+            Ok(())
+        })
+    }
+}
