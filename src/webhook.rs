@@ -109,7 +109,8 @@ mod tests {
     use super::*;
     use crate::delivery::signing::stile_signature;
 
-    const BODY: &[u8] = br#"{"id":"evt_1","object":"event","type":"t.x","livemode":false,"created":5,"data":{"id":"vks_1"}}"#;
+    const BODY: &[u8] =
+        br#"{"id":"evt_1","object":"event","type":"t.x","livemode":false,"created":5,"data":{"id":"vks_1"}}"#;
 
     #[test]
     fn a_signed_body_verifies_and_yields_the_event() {

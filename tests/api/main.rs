@@ -4,6 +4,8 @@ mod common;
 
 mod auth;
 mod binary;
+mod delivery;
 mod endpoints;
 mod errors;
+mod events;
 mod idempotency;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod receiver;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,10 @@ impl TestServer {
         let mut config = Config::default();
         config.server.data_dir = dir.path().join("data");
         config.auth.keys = vec![TEST_KEY.to_string(), LIVE_KEY.to_string()];
+        // Retries in milliseconds, so a whole retry life fits in a test.
+        config.delivery.retry_schedule = [20, 40, 60].map(Duration::from_millis).to_vec();
+        config.delivery.timeout = Duration::from_secs(5);
+        config.delivery.workers = 8;
         adjust(&mut config);
         Self::launch(config, dir)
     }
@@ -123,9 +128,35 @@ impl TestServer {
 
     /// Creates an endpoint in test mode and returns the create response body.
     pub fn create_endpoint(&self, url: &str) -> Value {
-        let resp = self.post("/v1/webhook_endpoints", serde_json::json!({"url": url, "enabled_events": ["*"]}));
+        self.create_endpoint_for(url, &["*"])
+    }
+
+    /// Creates an endpoint subscribed to `events`; returns the create response body.
+    pub fn create_endpoint_for(&self, url: &str, events: &[&str]) -> Value {
+        let resp = self.post("/v1/webhook_endpoints", serde_json::json!({"url": url, "enabled_events": events}));
         assert_eq!(resp.status, 200, "{}", resp.body);
         resp.body
+    }
+
+    /// Publishes an event; returns the response body.
+    pub fn publish(&self, event_type: &str, data: Value) -> Value {
+        let resp = self.post("/v1/events", serde_json::json!({"type": event_type, "data": data}));
+        assert_eq!(resp.status, 200, "{}", resp.text);
+        resp.body
+    }
+
+    /// The attempts of an endpoint, newest first (up to 100).
+    pub fn deliveries(&self, endpoint_id: &str) -> Vec<Value> {
+        let resp = self.get(&format!("/v1/webhook_endpoints/{endpoint_id}/deliveries?limit=100"));
+        assert_eq!(resp.status, 200, "{}", resp.text);
+        resp.body["data"].as_array().unwrap().clone()
+    }
+
+    /// Waits until the event's `pending_webhooks` is 0.
+    pub fn wait_settled(&self, event_id: &str, deadline: Duration) {
+        let settled =
+            eventually(deadline, || self.get(&format!("/v1/events/{event_id}")).body["pending_webhooks"] == 0);
+        assert!(settled, "event {event_id} still has pending webhooks after {deadline:?}");
     }
 }
 
