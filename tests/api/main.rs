@@ -4,6 +4,7 @@ mod common;
 
 mod auth;
 mod binary;
+mod crash;
 mod delivery;
 mod endpoints;
 mod errors;

@@ -106,6 +106,12 @@ impl ServerProcess {
         None
     }
 
+    /// Kills the server with SIGKILL, as a crash or an OOM killer would.
+    pub fn kill_hard(mut self) {
+        self.child.kill().expect("SIGKILL delivered");
+        self.child.wait().expect("the child is reaped");
+    }
+
     /// What the server wrote to stderr so far.
     pub fn stderr_so_far(&self) -> Vec<String> {
         self.stderr.try_iter().collect()
