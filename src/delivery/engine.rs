@@ -39,15 +39,21 @@ const MAX_LOADED_PER_ENDPOINT: usize = 1_000;
 /// The longest the scheduler sleeps without looking at the queue, as a safety net.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
-/// How long to wait before retrying a failed write of results.
-const RECORD_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// How long to wait before retrying after the store failed.
+const RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// The most results recorded in one transaction.
+const MAX_RECORD_BATCH: usize = 4096;
 
 /// Messages to the scheduler thread.
 pub(crate) enum SchedulerMsg {
     /// New queue entries were committed (possibly earlier than the scan position).
     Scheduled(Vec<QueueKey>),
-    /// A worker finished an attempt.
+    /// A worker finished an attempt (not yet recorded).
     Done(Box<AttemptResult>, u128),
+    /// The recorder committed these results: `(attempt id, endpoint)`, and the queue keys
+    /// of the retries it scheduled.
+    Recorded(Vec<(u128, u128)>, Vec<QueueKey>),
     /// Finish what is in flight, record it, and stop.
     Shutdown,
 }
@@ -89,9 +95,20 @@ impl Engine {
             let scheduler = scheduler_tx.clone();
             threads.push(spawn("stile-publisher", move || publisher::run(store, publish_rx, scheduler)));
         }
-        let schedule = config.delivery.retry_schedule.clone();
-        let scheduler =
-            Scheduler::new(store, work_tx, config.delivery.workers, config.delivery.per_endpoint_concurrency, schedule);
+        let (record_tx, record_rx) = crossbeam_channel::unbounded();
+        {
+            let store = Arc::clone(&store);
+            let scheduler = scheduler_tx.clone();
+            let schedule = config.delivery.retry_schedule.clone();
+            threads.push(spawn("stile-recorder", move || recorder(store, record_rx, scheduler, schedule)));
+        }
+        let scheduler = Scheduler::new(
+            store,
+            work_tx,
+            record_tx,
+            config.delivery.workers,
+            config.delivery.per_endpoint_concurrency,
+        );
         threads.push(spawn("stile-scheduler", move || scheduler.run(scheduler_rx)));
 
         Ok(Engine {
@@ -169,6 +186,35 @@ fn worker(work: Receiver<WorkItem>, done: Sender<SchedulerMsg>, sender: HttpSend
     }
 }
 
+/// The recorder: commits finished attempts in batches (one transaction, one fsync for
+/// everything that finished while the last batch was being written) and tells the
+/// scheduler. A failed write is retried with the same batch, so no result is dropped.
+fn recorder(
+    store: Arc<Store>,
+    results: Receiver<(AttemptResult, u128)>,
+    scheduler: Sender<SchedulerMsg>,
+    schedule: Vec<Duration>,
+) {
+    while let Ok(first) = results.recv() {
+        let batch: Vec<(AttemptResult, u128)> =
+            std::iter::once(first).chain(results.try_iter().take(MAX_RECORD_BATCH - 1)).collect();
+        let attempts: Vec<AttemptResult> = batch.iter().map(|(r, _)| r.clone()).collect();
+        let recorded = loop {
+            match store.record_results(&attempts, unix_now_ms(), |n| next_retry_delay(&schedule, n)) {
+                Ok(recorded) => break recorded,
+                Err(err) => {
+                    tracing::error!(error = %err, pending = attempts.len(), "cannot record delivery results; retrying");
+                    std::thread::sleep(RETRY_DELAY);
+                }
+            }
+        };
+        let done = batch.iter().map(|(r, endpoint)| (r.attempt_id, *endpoint)).collect();
+        if scheduler.send(SchedulerMsg::Recorded(done, recorded.scheduled)).is_err() {
+            break;
+        }
+    }
+}
+
 /// Signs and sends one attempt.
 fn attempt(sender: &HttpSender, job: Job, key: QueueKey) -> AttemptResult {
     let now = unix_now();
@@ -205,13 +251,21 @@ fn attempt(sender: &HttpSender, job: Job, key: QueueKey) -> AttemptResult {
     result
 }
 
+/// Bounds on the queue entries held in memory.
+#[derive(Debug, Clone, Copy)]
+struct LoadLimits {
+    /// In all.
+    total: usize,
+    /// For one endpoint.
+    per_endpoint: usize,
+}
+
 /// The scheduler's state; owned by its thread.
 struct Scheduler {
     store: Arc<Store>,
     work: Sender<WorkItem>,
     workers: usize,
     per_endpoint: usize,
-    schedule: Vec<Duration>,
     /// Every queue key up to here has been looked at.
     cursor: Option<QueueKey>,
     /// Look again from just after here before going on from `cursor`.
@@ -230,8 +284,12 @@ struct Scheduler {
     in_flight: HashMap<u128, usize>,
     /// Attempts in flight in all.
     busy: usize,
-    /// Results not yet recorded.
-    results: Vec<(AttemptResult, u128)>,
+    /// How many entries memory may hold.
+    limits: LoadLimits,
+    /// Where finished attempts go to be recorded.
+    recorder: Sender<(AttemptResult, u128)>,
+    /// Finished attempts not yet recorded.
+    unrecorded: usize,
     stopping: bool,
 }
 
@@ -239,16 +297,15 @@ impl Scheduler {
     fn new(
         store: Arc<Store>,
         work: Sender<WorkItem>,
+        recorder: Sender<(AttemptResult, u128)>,
         workers: usize,
         per_endpoint: usize,
-        schedule: Vec<Duration>,
     ) -> Self {
         Self {
             store,
             work,
             workers,
             per_endpoint,
-            schedule,
             cursor: None,
             rescan_after: None,
             loaded: HashSet::new(),
@@ -258,7 +315,9 @@ impl Scheduler {
             ready: HashMap::new(),
             in_flight: HashMap::new(),
             busy: 0,
-            results: Vec::new(),
+            limits: LoadLimits { total: MAX_LOADED, per_endpoint: MAX_LOADED_PER_ENDPOINT },
+            recorder,
+            unrecorded: 0,
             stopping: false,
         }
     }
@@ -274,24 +333,20 @@ impl Scheduler {
             for msg in inbox.try_iter() {
                 self.handle(msg);
             }
-            let recorded = self.record_results();
             if self.stopping {
-                if self.busy == 0 && self.results.is_empty() {
+                if self.busy == 0 && self.unrecorded == 0 {
                     break;
                 }
-                wait = if recorded { MAX_IDLE } else { RECORD_RETRY_DELAY };
+                wait = MAX_IDLE;
                 continue;
             }
             wait = match self.load_and_dispatch() {
                 Ok(wait) => wait,
                 Err(err) => {
                     tracing::error!(error = %err, "the scheduler cannot read the queue; retrying");
-                    RECORD_RETRY_DELAY
+                    RETRY_DELAY
                 }
             };
-            if !recorded {
-                wait = wait.min(RECORD_RETRY_DELAY);
-            }
         }
         tracing::debug!("scheduler stopped");
     }
@@ -303,7 +358,27 @@ impl Scheduler {
                     self.rescan_from(min);
                 }
             }
-            SchedulerMsg::Done(result, endpoint) => self.results.push((*result, endpoint)),
+            SchedulerMsg::Done(result, endpoint) => {
+                // The slot is free as soon as the request is over; the entry stays loaded
+                // (so it is not sent again) until its result is committed.
+                self.busy -= 1;
+                if let Some(n) = self.in_flight.get_mut(&endpoint) {
+                    *n -= 1;
+                }
+                self.unrecorded += 1;
+                if self.recorder.send((*result, endpoint)).is_err() {
+                    tracing::error!("the delivery recorder stopped; results are lost until restart");
+                }
+            }
+            SchedulerMsg::Recorded(done, scheduled) => {
+                self.unrecorded -= done.len();
+                for (attempt, endpoint) in done {
+                    self.release(attempt, endpoint);
+                }
+                if let Some(min) = scheduled.into_iter().min() {
+                    self.rescan_from(min);
+                }
+            }
             SchedulerMsg::Shutdown => self.stopping = true,
         }
     }
@@ -317,35 +392,6 @@ impl Scheduler {
         }
     }
 
-    /// Records finished attempts in one transaction; `false` if the write failed (the
-    /// results are kept and tried again).
-    fn record_results(&mut self) -> bool {
-        if self.results.is_empty() {
-            return true;
-        }
-        let results: Vec<AttemptResult> = self.results.iter().map(|(r, _)| r.clone()).collect();
-        let schedule = &self.schedule;
-        match self.store.record_results(&results, unix_now_ms(), |n| next_retry_delay(schedule, n)) {
-            Ok(recorded) => {
-                for (result, endpoint) in std::mem::take(&mut self.results) {
-                    self.release(result.attempt_id, endpoint);
-                    self.busy -= 1;
-                    if let Some(n) = self.in_flight.get_mut(&endpoint) {
-                        *n -= 1;
-                    }
-                }
-                if let Some(min) = recorded.scheduled.into_iter().min() {
-                    self.rescan_from(min);
-                }
-                true
-            }
-            Err(err) => {
-                tracing::error!(error = %err, pending = self.results.len(), "cannot record delivery results; will retry");
-                false
-            }
-        }
-    }
-
     /// Forgets an entry that left memory.
     fn release(&mut self, attempt: u128, endpoint: u128) {
         self.loaded.remove(&attempt);
@@ -355,7 +401,7 @@ impl Scheduler {
                 self.loaded_per_endpoint.remove(&endpoint);
             }
             let remaining = self.loaded_per_endpoint.get(&endpoint).copied().unwrap_or(0);
-            if remaining <= MAX_LOADED_PER_ENDPOINT / 2
+            if remaining <= self.limits.per_endpoint / 2
                 && let Some(first_skipped) = self.skipped.remove(&endpoint)
             {
                 self.rescan_from(first_skipped);
@@ -377,13 +423,13 @@ impl Scheduler {
         }
         self.dispatch()?;
 
-        if self.rescan_after.is_some() && self.loaded.len() < MAX_LOADED {
+        if self.rescan_after.is_some() && self.loaded.len() < self.limits.total {
             return Ok(Duration::ZERO);
         }
         // Wake when the first loaded entry is due, or when the next unloaded one enters
         // the near window; results and new entries wake the loop anyway.
         let mut wake_at = self.timer.first_key_value().map(|(k, _)| k.0);
-        if self.loaded.len() < MAX_LOADED
+        if self.loaded.len() < self.limits.total
             && let Some(due) = self.store.next_due_after(self.cursor)?
         {
             let load_at = due.saturating_sub(NEAR_WINDOW_MS);
@@ -394,7 +440,7 @@ impl Scheduler {
     }
 
     fn load(&mut self, now: u64) -> Result<(), crate::store::StoreError> {
-        let room = MAX_LOADED.saturating_sub(self.loaded.len());
+        let room = self.limits.total.saturating_sub(self.loaded.len());
         if room == 0 {
             return Ok(());
         }
@@ -409,7 +455,7 @@ impl Scheduler {
                 continue;
             }
             let count = self.loaded_per_endpoint.entry(entry.endpoint).or_default();
-            if *count >= MAX_LOADED_PER_ENDPOINT {
+            if *count >= self.limits.per_endpoint {
                 let first = self.skipped.entry(entry.endpoint).or_insert(entry.key);
                 *first = (*first).min(entry.key);
                 continue;
@@ -496,5 +542,110 @@ fn just_before(key: QueueKey) -> Option<QueueKey> {
         (0, 0) => None,
         (due, 0) => Some((due - 1, u128::MAX)),
         (due, id) => Some((due, id - 1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::ids::EndpointId;
+    use crate::mode::Mode;
+    use crate::store::endpoints::{EndpointRecord, EndpointStatus};
+    use crate::store::events::NewEvent;
+
+    fn endpoint(store: &Store, event_type: &str) -> u128 {
+        let record = EndpointRecord {
+            id: EndpointId::new(),
+            mode: Mode::Test,
+            url: "http://127.0.0.1:9/".into(),
+            enabled_events: vec![event_type.into()],
+            description: None,
+            metadata: BTreeMap::new(),
+            status: EndpointStatus::Enabled,
+            created: 0,
+            secrets: vec![],
+        };
+        store.insert_endpoint(&record).unwrap();
+        record.id.as_u128()
+    }
+
+    fn publish(store: &Store, event_type: &str, n: usize, now_ms: u64) {
+        let events: Vec<NewEvent> =
+            (0..n).map(|_| NewEvent::new(Mode::Test, event_type, &serde_json::json!({}), 0).unwrap()).collect();
+        store.publish_events(&events, now_ms).unwrap();
+    }
+
+    fn loaded_for(scheduler: &Scheduler, endpoint: u128) -> usize {
+        scheduler.timer.values().filter(|e| e.endpoint == endpoint).count()
+    }
+
+    #[test]
+    fn one_endpoints_backlog_cannot_fill_memory_and_is_reloaded_as_it_drains() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let busy = endpoint(&store, "a.x");
+        let other = endpoint(&store, "b.x");
+        let now = unix_now_ms();
+        publish(&store, "a.x", 50, now - 10);
+        publish(&store, "b.x", 10, now - 5);
+
+        let (work, _work_rx) = crossbeam_channel::bounded(1);
+        let (record, _record_rx) = crossbeam_channel::unbounded();
+        let mut scheduler = Scheduler::new(Arc::clone(&store), work, record, 0, 1);
+        scheduler.limits = LoadLimits { total: 30, per_endpoint: 20 };
+
+        // The busy endpoint's 50 entries come first in the queue; the other's 10 still
+        // get loaded within a few passes, and memory never holds more than the limits.
+        for _ in 0..10 {
+            scheduler.load(unix_now_ms()).unwrap();
+            assert!(scheduler.loaded.len() <= 30);
+            assert!(loaded_for(&scheduler, busy) <= 20);
+        }
+        assert_eq!(loaded_for(&scheduler, busy), 20);
+        assert_eq!(loaded_for(&scheduler, other), 10);
+
+        // As the busy endpoint drains, its skipped entries are found again.
+        let done: Vec<QueueKey> =
+            scheduler.timer.iter().filter(|(_, e)| e.endpoint == busy).map(|(k, _)| *k).take(15).collect();
+        for key in &done {
+            scheduler.timer.remove(key);
+            scheduler.release(key.1, busy);
+            store
+                .write(|tx| {
+                    tx.open_table(crate::store::tables::QUEUE)?.remove(*key)?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        scheduler.load(unix_now_ms()).unwrap();
+        assert_eq!(loaded_for(&scheduler, busy), 20, "refilled from the skipped entries");
+        let mut seen: Vec<u128> = scheduler.timer.keys().map(|k| k.1).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), scheduler.timer.len(), "no entry loaded twice");
+    }
+
+    #[test]
+    fn entries_scheduled_behind_the_scan_position_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let target = endpoint(&store, "a.x");
+        let (work, _work_rx) = crossbeam_channel::bounded(1);
+        let (record, _record_rx) = crossbeam_channel::unbounded();
+        let mut scheduler = Scheduler::new(Arc::clone(&store), work, record, 0, 1);
+        let now = unix_now_ms();
+        publish(&store, "a.x", 1, now + 500);
+        scheduler.load(now).unwrap();
+        assert_eq!(loaded_for(&scheduler, target), 1);
+        // An entry due earlier than the one the cursor has passed.
+        publish(&store, "a.x", 1, now - 1_000);
+        scheduler.load(now).unwrap();
+        assert_eq!(loaded_for(&scheduler, target), 1, "not seen without a notice");
+        let key = scheduler.store.due_entries(None, now, 1).unwrap()[0].key;
+        scheduler.handle(SchedulerMsg::Scheduled(vec![key]));
+        scheduler.load(now).unwrap();
+        assert_eq!(loaded_for(&scheduler, target), 2);
     }
 }

@@ -336,3 +336,36 @@ fn delivery_detail_shows_the_request_that_was_sent() {
     let bad = server.get(&format!("/v1/webhook_endpoints/{id}/deliveries?status=lost"));
     assert_eq!(bad.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "status");
 }
+
+#[test]
+fn a_large_backlog_on_one_endpoint_does_not_starve_another() {
+    // More queued attempts for the stalled endpoint than the scheduler keeps in memory for
+    // one endpoint, published before the healthy endpoint's events.
+    let server = TestServer::start_with(|c| {
+        c.delivery.per_endpoint_concurrency = 2;
+        c.delivery.timeout = Duration::from_secs(30);
+    });
+    let receiver = Receiver::start();
+    receiver.set("/stalled", Behaviour::Delay(Duration::from_secs(20)));
+    server.create_endpoint_for(&receiver.url("/stalled"), &[FAILED]);
+    server.create_endpoint_for(&receiver.url("/healthy"), &[VERIFIED]);
+    let body = |kind: &str, n: usize| json!({"type": kind, "data": {"id": format!("vks_{n}")}});
+    let publish_all = |kind: &'static str, count: usize| {
+        const PUBLISHERS: usize = 4;
+        std::thread::scope(|scope| {
+            for publisher in 0..PUBLISHERS {
+                let server = &server;
+                scope.spawn(move || {
+                    for n in (publisher..count).step_by(PUBLISHERS) {
+                        assert_eq!(server.post("/v1/events", body(kind, n)).status, 200);
+                    }
+                });
+            }
+        });
+    };
+    publish_all(FAILED, 1_500);
+    publish_all(VERIFIED, 300);
+    let got = receiver.wait_for("/healthy", 300, Duration::from_secs(20));
+    assert_eq!(got.len(), 300);
+    assert!(receiver.received("/stalled").len() <= 2);
+}

@@ -1,0 +1,287 @@
+//! Load benchmark: `cargo bench --bench load [-- --quick]`.
+//!
+//! Starts the release `stile` binary on loopback with a temp data dir, runs its own
+//! receiver, creates endpoints through the API, publishes through `POST /v1/events` over
+//! keep-alive connections, and reports publishes/s, deliveries/s, end-to-end latency
+//! (receiver arrival minus the moment the publish was sent), missing and duplicate
+//! deliveries, and the server's CPU time and peak RSS. One JSON line per workload, then a
+//! table. Exits non-zero if any delivery is missing. All traffic stays on 127.0.0.1 and
+//! every loop is bounded in count and time.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+
+const KEY: &str = "vk_test_benchmark_key_0000000000000";
+/// No workload may run longer than this.
+const WORKLOAD_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Arrivals at the receiver: (endpoint path, sequence number) → arrival times.
+#[derive(Default)]
+struct Arrivals {
+    times: Mutex<HashMap<(String, u64), Vec<Instant>>>,
+    count: AtomicUsize,
+}
+
+struct ReceiverHandle {
+    base: String,
+    arrivals: Arc<Arrivals>,
+}
+
+fn start_receiver() -> ReceiverHandle {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let arrivals = Arc::new(Arrivals::default());
+    let shared = web::Data::from(Arc::clone(&arrivals));
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            HttpServer::new(move || App::new().app_data(shared.clone()).default_service(web::to(receive)))
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .unwrap()
+                .run()
+                .await
+                .unwrap();
+        })
+    });
+    ReceiverHandle { base, arrivals }
+}
+
+async fn receive(req: HttpRequest, body: web::Bytes, arrivals: web::Data<Arrivals>) -> HttpResponse {
+    let now = Instant::now();
+    let seq = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["data"]["seq"].as_u64())
+        .unwrap_or(u64::MAX);
+    arrivals.times.lock().unwrap().entry((req.path().to_string(), seq)).or_default().push(now);
+    arrivals.count.fetch_add(1, Ordering::Relaxed);
+    HttpResponse::Ok().finish()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stile"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("STILE_AUTH_KEYS", KEY)
+        .env("RUST_LOG", "warn")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the stile binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut base = None;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Some(url) = line.trim().strip_prefix("listening  ") {
+            base = Some(url.trim().to_string());
+        }
+        if line.trim_start().starts_with("API key") {
+            break;
+        }
+    }
+    Server { child, base: base.expect("a listen line"), _dir: dir }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).proxy(None).build().into()
+}
+
+fn create_endpoint(server: &Server, url: &str) {
+    let body = serde_json::json!({"url": url, "enabled_events": ["*"]});
+    let resp = agent()
+        .post(format!("{}/v1/webhook_endpoints", server.base))
+        .header("authorization", format!("Bearer {KEY}"))
+        .send_json(body)
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+/// The server's CPU seconds and peak RSS in MiB, from /proc.
+fn process_usage(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm_kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    (ticks / 100.0, hwm_kib / 1024.0)
+}
+
+struct Workload {
+    name: &'static str,
+    events: u64,
+    endpoints: usize,
+    publishers: usize,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn run(workload: &Workload) -> serde_json::Value {
+    let server = start_server();
+    let receiver = start_receiver();
+    let paths: Vec<String> = (0..workload.endpoints).map(|n| format!("/e{n}")).collect();
+    for path in &paths {
+        create_endpoint(&server, &format!("{}{path}", receiver.base));
+    }
+    let (cpu_before, _) = process_usage(server.child.id());
+    let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let publishers: Vec<_> = (0..workload.publishers)
+        .map(|_| {
+            let (next, sent_at, base, total) = (Arc::clone(&next), Arc::clone(&sent_at), server.base.clone(), workload.events);
+            std::thread::spawn(move || {
+                let agent = agent();
+                loop {
+                    let seq = next.fetch_add(1, Ordering::Relaxed) as u64;
+                    if seq >= total || started.elapsed() > WORKLOAD_DEADLINE {
+                        break;
+                    }
+                    let body = serde_json::json!({"type": "verification_session.verified", "data": {"id": format!("vks_{seq}"), "seq": seq}});
+                    sent_at.lock().unwrap().insert(seq, Instant::now());
+                    let resp = agent
+                        .post(format!("{base}/v1/events"))
+                        .header("authorization", format!("Bearer {KEY}"))
+                        .send_json(body)
+                        .expect("publish answered");
+                    assert_eq!(resp.status(), 200, "publish failed");
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    let publish_secs = started.elapsed().as_secs_f64();
+    let expected = workload.events as usize * workload.endpoints;
+    while receiver.arrivals.count.load(Ordering::Relaxed) < expected && started.elapsed() < WORKLOAD_DEADLINE {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let total_secs = started.elapsed().as_secs_f64();
+    let (cpu_after, rss_mib) = process_usage(server.child.id());
+
+    let sent_at = sent_at.lock().unwrap();
+    let arrivals = receiver.arrivals.times.lock().unwrap();
+    let mut latencies = Vec::with_capacity(expected);
+    let (mut missing, mut duplicates) = (0usize, 0usize);
+    let mut last_arrival = started;
+    for path in &paths {
+        for seq in 0..workload.events {
+            match arrivals.get(&(path.clone(), seq)) {
+                None => missing += 1,
+                Some(times) => {
+                    duplicates += times.len() - 1;
+                    last_arrival = last_arrival.max(times[0]);
+                    if let Some(sent) = sent_at.get(&seq) {
+                        latencies.push(times[0].duration_since(*sent).as_secs_f64() * 1000.0);
+                    }
+                }
+            }
+        }
+    }
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let delivered = expected - missing;
+    let delivery_secs = last_arrival.duration_since(started).as_secs_f64().max(1e-9);
+    let cpu = cpu_after - cpu_before;
+    serde_json::json!({
+        "workload": workload.name,
+        "events": workload.events,
+        "endpoints": workload.endpoints,
+        "publishers": workload.publishers,
+        "publishes_per_s": (workload.events as f64 / publish_secs).round(),
+        "deliveries_per_s": (delivered as f64 / delivery_secs).round(),
+        "e2e_ms": {
+            "p50": percentile(&latencies, 0.50),
+            "p90": percentile(&latencies, 0.90),
+            "p99": percentile(&latencies, 0.99),
+            "max": latencies.last().copied().unwrap_or(f64::NAN),
+        },
+        "missing": missing,
+        "duplicates": duplicates,
+        "server_cpu_s": cpu,
+        "cpu_ms_per_delivery": if delivered > 0 { cpu * 1000.0 / delivered as f64 } else { f64::NAN },
+        "server_peak_rss_mib": rss_mib,
+        "wall_s": total_secs,
+    })
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = if quick { 10 } else { 1 };
+    let workloads = [
+        Workload { name: "W1 burst", events: 20_000 / scale, endpoints: 1, publishers: 32 },
+        Workload { name: "W2 fan-out", events: 2_000 / scale, endpoints: 10, publishers: 32 },
+    ];
+    let mut results = Vec::new();
+    for workload in &workloads {
+        let result = run(workload);
+        println!("{result}");
+        results.push(result);
+    }
+    println!();
+    println!(
+        "{:<12} {:>10} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
+        "workload",
+        "publish/s",
+        "delivery/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "missing",
+        "cpu ms/dl",
+        "rss MiB"
+    );
+    let mut failed = false;
+    for r in &results {
+        println!(
+            "{:<12} {:>10} {:>12} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8} {:>10.3} {:>9.1}",
+            r["workload"].as_str().unwrap(),
+            r["publishes_per_s"],
+            r["deliveries_per_s"],
+            r["e2e_ms"]["p50"].as_f64().unwrap_or(f64::NAN),
+            r["e2e_ms"]["p90"].as_f64().unwrap_or(f64::NAN),
+            r["e2e_ms"]["p99"].as_f64().unwrap_or(f64::NAN),
+            r["e2e_ms"]["max"].as_f64().unwrap_or(f64::NAN),
+            r["missing"],
+            r["cpu_ms_per_delivery"].as_f64().unwrap_or(f64::NAN),
+            r["server_peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+        );
+        failed |= r["missing"].as_u64() != Some(0);
+    }
+    if failed {
+        eprintln!("FAILED: deliveries are missing");
+        std::process::exit(1);
+    }
+}
