@@ -131,7 +131,7 @@ impl HttpSender {
                     outcome.body_excerpt = Some(String::from_utf8_lossy(&excerpt).into_owned());
                 }
                 if let Err(err) = read {
-                    outcome.error = Some(describe_io(&err, self.timeout));
+                    outcome.error = Some(describe_io(&err, self.timeout, false));
                 }
                 if (300..400).contains(&status) && outcome.error.is_none() {
                     outcome.error = Some(format!("redirect ({status}) not followed"));
@@ -139,17 +139,19 @@ impl HttpSender {
                     outcome.error = Some(format!("HTTP {status}"));
                 }
             }
-            Err(err) => outcome.error = Some(describe(&err, self.timeout)),
+            Err(err) => outcome.error = Some(describe(&err, self.timeout, url.starts_with("https:"))),
         }
         outcome.duration_ms = started.elapsed().as_millis() as u64;
         outcome
     }
 }
 
-fn describe(err: &ureq::Error, timeout: Duration) -> String {
+/// A failed request in words a person understands. `https` says whether the URL was
+/// https, where rustls reports handshake and certificate failures as invalid data.
+fn describe(err: &ureq::Error, timeout: Duration, https: bool) -> String {
     match err {
         ureq::Error::Timeout(_) => format!("timeout after {}", humantime::format_duration(timeout)),
-        ureq::Error::Io(io) => describe_io(io, timeout),
+        ureq::Error::Io(io) => describe_io(io, timeout, https),
         ureq::Error::HostNotFound => "dns: host not found".into(),
         ureq::Error::ConnectionFailed => "connection failed".into(),
         ureq::Error::Tls(message) => format!("tls: {message}"),
@@ -167,9 +169,10 @@ fn describe(err: &ureq::Error, timeout: Duration) -> String {
     }
 }
 
-fn describe_io(err: &std::io::Error, timeout: Duration) -> String {
+fn describe_io(err: &std::io::Error, timeout: Duration, https: bool) -> String {
     use std::io::ErrorKind::*;
     match err.kind() {
+        InvalidData if https => format!("tls: {err}"),
         ConnectionRefused => "connection refused".into(),
         ConnectionReset => "connection reset".into(),
         ConnectionAborted => "connection aborted".into(),

@@ -136,6 +136,8 @@ fn timeouts_redirects_and_refused_connections_are_failures_in_plain_words() {
     let slow = server.create_endpoint(&receiver.url("/slow"));
     let moved = server.create_endpoint(&receiver.url("/moved"));
     let refused = server.create_endpoint(&refused_url);
+    // https:// to a server that only speaks plain HTTP: the TLS handshake fails.
+    let not_tls = server.create_endpoint(&receiver.url("/tls").replace("http://", "https://"));
     let event = server.publish(VERIFIED, session("vks_4"));
     server.wait_settled(event["id"].as_str().unwrap(), WAIT);
 
@@ -153,6 +155,9 @@ fn timeouts_redirects_and_refused_connections_are_failures_in_plain_words() {
     assert_eq!(attempt["status"], "failed");
     assert_eq!(attempt["error"], "connection refused");
     assert_eq!(attempt["response_status"], serde_json::Value::Null);
+    let attempt = only(&not_tls);
+    assert_eq!(attempt["status"], "failed");
+    assert!(attempt["error"].as_str().unwrap().starts_with("tls: "), "{attempt}");
 }
 
 #[test]
