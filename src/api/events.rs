@@ -10,7 +10,7 @@ use super::{AppState, Caller, blocking, method_not_allowed};
 use crate::clock::{unix_now, unix_now_ms};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{EndpointId, EventId};
-use crate::store::events::{EventFilter, NewEvent, Resent, StoredEvent};
+use crate::store::events::{EventFilter, EventMeta, NewEvent, Resent, StoredEvent};
 
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 10;
@@ -57,7 +57,7 @@ pub struct ResendIn {
 
 /// An event as the API shows it: the delivered payload plus `pending_webhooks`.
 #[derive(Debug, Serialize)]
-pub struct Event<'a> {
+pub struct Event<'a, D: Serialize + ?Sized> {
     /// `evt_...`
     pub id: EventId,
     /// Always `"event"`.
@@ -72,7 +72,22 @@ pub struct Event<'a> {
     /// Deliveries not yet final.
     pub pending_webhooks: u32,
     /// The event's object, exactly as delivered.
-    pub data: &'a RawValue,
+    pub data: &'a D,
+}
+
+impl<'a, D: Serialize + ?Sized> Event<'a, D> {
+    /// The view of an event with this metadata, data and count.
+    fn new(meta: &'a EventMeta, data: &'a D, pending_webhooks: u32) -> Self {
+        Self {
+            id: meta.id,
+            object: "event",
+            event_type: &meta.event_type,
+            livemode: meta.mode.is_live(),
+            created: meta.created,
+            pending_webhooks,
+            data,
+        }
+    }
 }
 
 /// The payload as stored, borrowed for re-serialisation.
@@ -85,15 +100,7 @@ struct StoredPayload<'a> {
 /// Renders a stored event as the API's JSON.
 fn render(event: &StoredEvent) -> Result<serde_json::Value, ApiError> {
     let payload: StoredPayload<'_> = serde_json::from_slice(&event.body).map_err(|e| ApiError::internal(&e))?;
-    let view = Event {
-        id: event.meta.id,
-        object: "event",
-        event_type: &event.meta.event_type,
-        livemode: event.meta.mode.is_live(),
-        created: event.meta.created,
-        pending_webhooks: event.pending_webhooks,
-        data: payload.data,
-    };
+    let view = Event::new(&event.meta, payload.data, event.pending_webhooks);
     serde_json::to_value(&view).map_err(|e| ApiError::internal(&e))
 }
 
@@ -127,10 +134,9 @@ async fn publish_event(
         return Err(ApiError::invalid("data", "`data` must be a JSON object."));
     }
     let event = NewEvent::new(caller.mode, &event_type, &data, unix_now())?;
-    let stored = StoredEvent { meta: event.meta.clone(), body: event.body.clone(), pending_webhooks: 0 };
+    let meta = event.meta.clone();
     let published = state.engine.publish(event).await?;
-    let stored = StoredEvent { pending_webhooks: published.deliveries, ..stored };
-    Ok(HttpResponse::Ok().json(render(&stored)?))
+    Ok(HttpResponse::Ok().json(Event::new(&meta, &data, published.deliveries)))
 }
 
 /// `GET /v1/events/:id`

@@ -196,9 +196,8 @@ fn recorder(
     schedule: Vec<Duration>,
 ) {
     while let Ok(first) = results.recv() {
-        let batch: Vec<(AttemptResult, u128)> =
-            std::iter::once(first).chain(results.try_iter().take(MAX_RECORD_BATCH - 1)).collect();
-        let attempts: Vec<AttemptResult> = batch.iter().map(|(r, _)| r.clone()).collect();
+        let (attempts, endpoints): (Vec<AttemptResult>, Vec<u128>) =
+            std::iter::once(first).chain(results.try_iter().take(MAX_RECORD_BATCH - 1)).unzip();
         let recorded = loop {
             match store.record_results(&attempts, unix_now_ms(), |n| next_retry_delay(&schedule, n)) {
                 Ok(recorded) => break recorded,
@@ -208,7 +207,7 @@ fn recorder(
                 }
             }
         };
-        let done = batch.iter().map(|(r, endpoint)| (r.attempt_id, *endpoint)).collect();
+        let done = attempts.iter().zip(endpoints).map(|(r, endpoint)| (r.attempt_id, endpoint)).collect();
         if scheduler.send(SchedulerMsg::Recorded(done, recorded.scheduled)).is_err() {
             break;
         }
