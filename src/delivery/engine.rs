@@ -370,6 +370,7 @@ impl Scheduler {
                 }
             }
             SchedulerMsg::Recorded(done, scheduled) => {
+                // Capacity came back: dispatch on this pass (the caller goes on to it).
                 self.unrecorded -= done.len();
                 for (attempt, endpoint) in done {
                     self.release(attempt, endpoint);
@@ -478,7 +479,9 @@ impl Scheduler {
     /// Hands ready entries to workers, within the worker and per-endpoint limits.
     fn dispatch(&mut self) -> Result<(), crate::store::StoreError> {
         let mut chosen: Vec<DueEntry> = Vec::new();
-        let mut free = self.workers.saturating_sub(self.busy);
+        // Finished attempts whose results are not yet committed count against the pool
+        // too: they are what a crash would repeat, so at most `workers` ever are.
+        let mut free = self.workers.saturating_sub(self.busy + self.unrecorded);
         for (endpoint, queue) in self.ready.iter_mut() {
             let in_flight = self.in_flight.entry(*endpoint).or_default();
             while free > 0 && *in_flight < self.per_endpoint {

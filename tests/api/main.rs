@@ -6,6 +6,7 @@ mod auth;
 mod binary;
 mod crash;
 mod delivery;
+mod durability;
 mod endpoints;
 mod errors;
 mod events;

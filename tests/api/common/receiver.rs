@@ -28,6 +28,8 @@ pub enum Behaviour {
     Redirect,
     /// Waits this long, then answers 200.
     Delay(Duration),
+    /// 500 the first time an event (by `webhook-id`) arrives, 200 after.
+    FailFirstPerEvent,
 }
 
 /// One request the receiver got.
@@ -91,6 +93,8 @@ impl Received {
 struct State {
     behaviours: Mutex<HashMap<String, Behaviour>>,
     received: Mutex<HashMap<String, Vec<Received>>>,
+    /// `(path, webhook-id)` pairs seen, for [`Behaviour::FailFirstPerEvent`].
+    seen: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 /// The receiver: an actix server on an ephemeral loopback port in its own thread.
@@ -170,11 +174,13 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
     let path = req.path().to_string();
     let headers =
         req.headers().iter().map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
-    let count = {
+    let webhook_id = req.headers().get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let (count, seen_before) = {
         let mut received = state.received.lock().unwrap();
         let list = received.entry(path.clone()).or_default();
+        let seen_before = !state.seen.lock().unwrap().insert((path.clone(), webhook_id.clone()));
         list.push(Received { headers, body: body.to_vec(), at: Instant::now() });
-        list.len()
+        (list.len(), seen_before)
     };
     let behaviour = state.behaviours.lock().unwrap().get(&path).cloned().unwrap_or(Behaviour::Ok);
     match behaviour {
@@ -183,6 +189,8 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
             .body(format!("answered {code} on purpose")),
         Behaviour::FailFirst(n) if count <= n => HttpResponse::InternalServerError().body("failing on purpose"),
         Behaviour::FailFirst(_) => HttpResponse::Ok().json(serde_json::json!({"received": true})),
+        Behaviour::FailFirstPerEvent if !seen_before => HttpResponse::InternalServerError().body("first try fails"),
+        Behaviour::FailFirstPerEvent => HttpResponse::Ok().finish(),
         Behaviour::Redirect => HttpResponse::Found().insert_header(("location", "/elsewhere")).finish(),
         Behaviour::Delay(d) => {
             actix_web::rt::time::sleep(d).await;
