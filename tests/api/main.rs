@@ -10,4 +10,5 @@ mod durability;
 mod endpoints;
 mod errors;
 mod events;
+mod faults;
 mod idempotency;
