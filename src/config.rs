@@ -50,6 +50,10 @@ pub struct ServerConfig {
     /// `development` (http:// to loopback allowed) or `production` (https only, private
     /// targets refused).
     pub mode: RunMode,
+    /// How long a client may take to send a request's head before it is answered 408
+    /// and disconnected, so slow-loris connections cannot hold the server.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +62,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             data_dir: PathBuf::from("./data"),
             mode: RunMode::Development,
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -242,6 +247,9 @@ impl Config {
     /// Checks what types alone cannot: ranges, formats, and agreement between keys.
     /// Returns the dotted key at fault and the problem.
     fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.server.request_timeout.is_zero() || self.server.request_timeout > Duration::from_secs(300) {
+            return Err(("server.request_timeout", "must be between 1ms and 5m".into()));
+        }
         let d = &self.delivery;
         if d.timeout.is_zero() || d.timeout > Duration::from_secs(600) {
             return Err(("delivery.timeout", "must be between 1ms and 10m".into()));

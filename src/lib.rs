@@ -36,10 +36,6 @@ use crate::store::{OpenError, Store, StoreError};
 /// How long a graceful stop waits for requests in flight, in seconds.
 const SHUTDOWN_GRACE_SECS: u64 = 10;
 
-/// How long a client may take to send a request's headers, so slow-loris connections
-/// cannot hold workers.
-const REQUEST_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How long a stopped server waits for its workers to release the shared state.
 const STATE_RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -99,14 +95,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let state = Arc::new(state);
     let data = web::Data::from(Arc::clone(&state));
+    let request_timeout = state.config.server.request_timeout;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let server = HttpServer::new(move || {
-        App::new().app_data(data.clone()).wrap(from_fn(api::json_errors)).configure(api::configure)
+        App::new().app_data(data.clone()).wrap(from_fn(api::boundary)).configure(api::configure)
     })
     .workers(workers)
     .disable_signals()
     .shutdown_timeout(SHUTDOWN_GRACE_SECS)
-    .client_request_timeout(REQUEST_HEADER_TIMEOUT)
+    .client_request_timeout(request_timeout)
     .listen(listener)?
     .run();
     let handle = server.handle();

@@ -35,6 +35,9 @@ impl TargetPolicy {
         if raw.chars().count() > MAX_URL_CHARS {
             return Err(format!("`url` must be at most {MAX_URL_CHARS} characters."));
         }
+        if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err("`url` may not contain spaces or control characters.".into());
+        }
         let url = Url::parse(raw).map_err(|err| format!("`url` is not a valid absolute URL ({err})."))?;
         let host = url.host().ok_or_else(|| "`url` must have a host.".to_string())?;
         match (url.scheme(), self.mode) {
@@ -185,7 +188,16 @@ mod tests {
         ] {
             assert!(dev.check_url(ok).is_ok(), "{ok}");
         }
-        for bad in ["http://example.com/", "http://10.0.0.1/", "ftp://localhost/", "localhost:3000", "https://"] {
+        for bad in [
+            "http://example.com/",
+            "http://10.0.0.1/",
+            "ftp://localhost/",
+            "localhost:3000",
+            "https://",
+            "https://example.com/\0",
+            "https://example.com/a b",
+            " https://example.com/",
+        ] {
             assert!(dev.check_url(bad).is_err(), "{bad}");
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
@@ -78,18 +78,25 @@ impl FromRequest for Caller {
     }
 }
 
-/// Middleware: resolves the request's API key or answers 401.
+/// Middleware: resolves the request's API key or answers 401 (as a response, so it leaves
+/// through the boundary middleware like any other answer).
 pub async fn require_api_key(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let presented = presented_key(req.headers().get(header::AUTHORIZATION))?;
-    let mode = state.and_then(|s| s.keys.mode_of(&presented)).ok_or_else(|| {
-        ApiError::new(ErrorCode::ApiKeyInvalid, format!("Invalid API key provided: {}.", redact(&presented)))
-    })?;
-    req.extensions_mut().insert(Caller { mode });
-    next.call(req).await
+    let mode = presented_key(req.headers().get(header::AUTHORIZATION)).and_then(|presented| {
+        state.and_then(|s| s.keys.mode_of(&presented)).ok_or_else(|| {
+            ApiError::new(ErrorCode::ApiKeyInvalid, format!("Invalid API key provided: {}.", redact(&presented)))
+        })
+    });
+    match mode {
+        Ok(mode) => {
+            req.extensions_mut().insert(Caller { mode });
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(err) => Ok(req.error_response(err).map_into_right_body()),
+    }
 }
 
 /// The key in an `Authorization` header: `Bearer <key>`, or HTTP Basic with the key as the

@@ -14,7 +14,7 @@ use actix_web::body::{self, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpResponse, web};
+use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 use sha2::{Digest, Sha256};
 
 use super::extract::read_body;
@@ -63,17 +63,62 @@ impl Drop for Claim {
     }
 }
 
+/// What the first half of the middleware decided.
+enum Before {
+    /// No key, or not a POST: pass through untouched.
+    PassThrough,
+    /// Answer with this stored response.
+    Replay(HttpResponse),
+    /// Run the request, then store its response under the claimed key.
+    Run { state: web::Data<AppState>, mode: Mode, key: String, fingerprint: String, claim: Claim },
+}
+
 /// Middleware: replays or records responses of POST requests that carry the header.
 /// Must run after [`super::auth::require_api_key`], whose [`Caller`] scopes keys by mode.
+/// Its refusals are responses, not errors, so they pass through the boundary middleware
+/// like any other answer.
 pub async fn idempotent_posts(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(raw_key) = req.headers().get(HEADER) else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+    let (state, mode, key, fingerprint, _claim) = match before(&mut req).await {
+        Err(err) => return Ok(req.error_response(err)),
+        Ok(Before::PassThrough) => return Ok(next.call(req).await?.map_into_boxed_body()),
+        Ok(Before::Replay(replay)) => return Ok(req.into_response(replay)),
+        Ok(Before::Run { state, mode, key, fingerprint, claim }) => (state, mode, key, fingerprint, claim),
     };
+    let response = next.call(req).await?;
+    if !response.status().is_success() {
+        return Ok(response.map_into_boxed_body());
+    }
+    let (request, response) = response.into_parts();
+    let (head, response_body) = response.into_parts();
+    let Ok(bytes) = body::to_bytes(response_body).await else {
+        let err = ApiError::internal(&std::io::Error::other("a response body could not be collected"));
+        return Ok(ServiceResponse::new(request, err.error_response()));
+    };
+    let record = IdempotencyRecord {
+        fingerprint,
+        status: head.status().as_u16(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        created: unix_now(),
+    };
+    if let Err(err) = blocking(&state, move |store| store.put_idempotency_record(mode, &key, &record)).await {
+        // The request itself succeeded and is committed; only its replay record is
+        // missing, so a retry would run it again. Say so in the log, answer as done.
+        tracing::warn!(error = %err, "idempotency record not stored");
+    }
+    let mut head = head.set_body(BoxBody::new(bytes));
+    head.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    Ok(ServiceResponse::new(request, head))
+}
+
+/// Checks the key, reads and fingerprints the body (putting it back for the handler),
+/// and looks for a stored response.
+async fn before(req: &mut ServiceRequest) -> Result<Before, ApiError> {
+    let Some(raw_key) = req.headers().get(HEADER) else { return Ok(Before::PassThrough) };
     if req.method() != Method::POST {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+        return Ok(Before::PassThrough);
     }
     let key = match raw_key.to_str() {
         Ok(k) if !k.trim().is_empty() && k.len() <= MAX_KEY_BYTES => k.trim().to_string(),
@@ -81,8 +126,7 @@ pub async fn idempotent_posts(
             return Err(ApiError::new(
                 ErrorCode::IdempotencyKeyInvalid,
                 format!("The {HEADER} header must be 1 to {MAX_KEY_BYTES} printable ASCII characters."),
-            )
-            .into());
+            ));
         }
     };
     let state = req.app_data::<web::Data<AppState>>().cloned().ok_or_else(missing_state)?;
@@ -102,43 +146,23 @@ pub async fn idempotent_posts(
                 format!(
                     "The {HEADER} `{key}` was already used for a different request. Use a new key for a new request."
                 ),
-            )
-            .into());
+            ));
         }
         let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
         let replay = HttpResponse::build(status)
             .content_type("application/json")
             .insert_header((REPLAYED_HEADER, "true"))
             .body(stored.body);
-        return Ok(req.into_response(replay));
+        return Ok(Before::Replay(replay));
     }
 
-    let Some(_claim) = state.idempotency.claim(mode, &key) else {
-        return Err(ApiError::new(
+    let claim = state.idempotency.claim(mode, &key).ok_or_else(|| {
+        ApiError::new(
             ErrorCode::IdempotencyKeyInUse,
             format!("A request with the {HEADER} `{key}` is still being processed. Retry once it has finished."),
         )
-        .into());
-    };
-    let response = next.call(req).await?;
-    if !response.status().is_success() {
-        return Ok(response.map_into_boxed_body());
-    }
-    let (request, response) = response.into_parts();
-    let (head, response_body) = response.into_parts();
-    let bytes = body::to_bytes(response_body).await.map_err(|_| {
-        ApiError::internal(&std::io::Error::other("a response body could not be collected for its idempotency record"))
     })?;
-    let record = IdempotencyRecord {
-        fingerprint,
-        status: head.status().as_u16(),
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-        created: unix_now(),
-    };
-    blocking(&state, move |store| store.put_idempotency_record(mode, &key, &record)).await?;
-    let mut head = head.set_body(BoxBody::new(bytes));
-    head.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
-    Ok(ServiceResponse::new(request, head))
+    Ok(Before::Run { state, mode, key, fingerprint, claim })
 }
 
 fn missing_state() -> ApiError {

@@ -82,16 +82,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(crate::dashboard::configure);
 }
 
-/// Wraps the whole app: logs each request and turns any non-JSON error response (from
-/// actix itself, say) into the API's error object.
-pub async fn json_errors(
+/// Wraps the whole app, so that every answer leaves the same way: logged, with security
+/// headers, and, if it is an error that is not JSON yet (from actix itself, say), turned
+/// into the API's error object.
+pub async fn boundary(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
-    let response = next.call(req).await?.map_into_boxed_body();
+    // Inner layers answer with responses, errors included; an `Err` here is actix's own
+    // and is rendered by actix (it cannot be caught without cloning the request).
+    let mut response = next.call(req).await?.map_into_boxed_body();
+    add_security_headers(&mut response, path.starts_with("/v1"));
     let status = response.status();
     tracing::debug!(%method, %path, status = status.as_u16(), micros = started.elapsed().as_micros() as u64, "request");
     let is_json = response
@@ -120,7 +124,21 @@ pub async fn json_errors(
     };
     let (request, _) = response.into_parts();
     let error = ApiError::new(code, message);
-    Ok(ServiceResponse::new(request, HttpResponse::build(code.status()).json(error.body())))
+    let mut response = ServiceResponse::new(request, HttpResponse::build(code.status()).json(error.body()));
+    add_security_headers(&mut response, path.starts_with("/v1"));
+    Ok(response)
+}
+
+/// Headers every response carries: no MIME sniffing, no framing, no referrer; API
+/// answers (which hold secrets such as a new endpoint's signing secret) are never cached.
+fn add_security_headers(response: &mut ServiceResponse<BoxBody>, api: bool) {
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
+    if api {
+        headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    }
 }
 
 /// Runs a store call on the blocking pool, so redb never stalls an actix worker.

@@ -11,4 +11,5 @@ mod endpoints;
 mod errors;
 mod events;
 mod faults;
+mod hardening;
 mod idempotency;
