@@ -111,6 +111,9 @@ pub struct DeliveryConfig {
     pub per_endpoint_concurrency: usize,
     /// Private networks (CIDR) or host names that production mode may deliver to anyway.
     pub allowed_private_targets: Vec<String>,
+    /// Host names resolved to fixed addresses instead of through DNS (`"name=address"`),
+    /// like curl's `--resolve`: for staging setups and tests.
+    pub resolve: Vec<String>,
 }
 
 impl Default for DeliveryConfig {
@@ -121,6 +124,7 @@ impl Default for DeliveryConfig {
             workers: 64,
             per_endpoint_concurrency: 8,
             allowed_private_targets: Vec::new(),
+            resolve: Vec::new(),
         }
     }
 }
@@ -280,6 +284,14 @@ impl Config {
                 ));
             }
         }
+        for entry in &d.resolve {
+            if parse_resolve(entry).is_none() {
+                return Err((
+                    "delivery.resolve",
+                    format!("`{entry}` must be `host=address`, like `hooks.test=127.0.0.1`"),
+                ));
+            }
+        }
         for key in &self.auth.keys {
             let ok = Mode::of_key(key).is_some_and(|m| key.len() > m.key_prefix().len())
                 && key.bytes().all(|b| b.is_ascii_graphic());
@@ -303,6 +315,14 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Parses one `delivery.resolve` entry: `host=address`.
+pub fn parse_resolve(entry: &str) -> Option<(String, IpAddr)> {
+    let (host, address) = entry.split_once('=')?;
+    let host = host.trim().to_ascii_lowercase();
+    let address = address.trim().trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    matches!(AllowedTarget::parse(&host), Some(AllowedTarget::Host(_))).then_some((host, address))
 }
 
 /// One entry of `delivery.allowed_private_targets`.
@@ -548,6 +568,17 @@ mod tests {
         let (_dir, path) = write_config("[server\n");
         let overrides = Overrides { config_path: Some(path), ..Default::default() };
         assert!(Config::load(&overrides, &env(&[])).unwrap_err().0.contains("not valid TOML"));
+    }
+
+    #[test]
+    fn resolve_entries_are_host_equals_address() {
+        assert_eq!(parse_resolve("Hooks.Test=127.0.0.1"), Some(("hooks.test".into(), "127.0.0.1".parse().unwrap())));
+        assert_eq!(parse_resolve("h.test=[::1]"), Some(("h.test".into(), "::1".parse().unwrap())));
+        assert_eq!(parse_resolve("h.test"), None);
+        assert_eq!(parse_resolve("h.test=nowhere"), None);
+        assert_eq!(parse_resolve("10.0.0.1=127.0.0.1"), None, "only names are resolved");
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_DELIVERY_RESOLVE", "bad")])).unwrap_err().0;
+        assert!(err.contains("delivery.resolve"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
 use url::{Host, Url};
 
-use crate::config::{AllowedTarget, Config, RunMode};
+use std::collections::HashMap;
+
+use crate::config::{AllowedTarget, Config, RunMode, parse_resolve};
 
 /// The longest webhook URL accepted, in characters.
 pub const MAX_URL_CHARS: usize = 2048;
@@ -19,13 +21,16 @@ pub const MAX_URL_CHARS: usize = 2048;
 pub struct TargetPolicy {
     mode: RunMode,
     allowed: Vec<AllowedTarget>,
+    /// `delivery.resolve`: host names with fixed addresses.
+    resolve: HashMap<String, IpAddr>,
 }
 
 impl TargetPolicy {
     /// The policy of the configured run mode and allow-list.
     pub fn new(config: &Config) -> Self {
         let allowed = config.delivery.allowed_private_targets.iter().filter_map(|t| AllowedTarget::parse(t)).collect();
-        Self { mode: config.server.mode, allowed }
+        let resolve = config.delivery.resolve.iter().filter_map(|e| parse_resolve(e)).collect();
+        Self { mode: config.server.mode, allowed, resolve }
     }
 
     /// Checks a URL as given by a user, without DNS: length, syntax, scheme, and in
@@ -78,15 +83,24 @@ impl TargetPolicy {
             return Ok(());
         }
         let port = url.port_or_known_default().unwrap_or(443);
-        let Ok(addrs) = (name, port).to_socket_addrs() else {
-            return Ok(());
+        let addrs: Vec<IpAddr> = match self.fixed_address(name) {
+            Some(ip) => vec![ip],
+            None => match (name, port).to_socket_addrs() {
+                Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+                Err(_) => return Ok(()),
+            },
         };
-        for addr in addrs {
-            if !self.address_allowed(Some(name), addr.ip()) {
-                return Err(private_target_message(&format!("{name} ({})", addr.ip())));
+        for ip in addrs {
+            if !self.address_allowed(Some(name), ip) {
+                return Err(private_target_message(&format!("{name} ({ip})")));
             }
         }
         Ok(())
+    }
+
+    /// The address `delivery.resolve` gives this host name, if any.
+    pub fn fixed_address(&self, host: &str) -> Option<IpAddr> {
+        self.resolve.get(&host.trim_end_matches('.').to_ascii_lowercase()).copied()
     }
 
     /// Whether a connection to `ip` (reached through host name `host`, if any) is allowed.

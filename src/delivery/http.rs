@@ -44,8 +44,8 @@ pub struct HttpSender {
     timeout: Duration,
 }
 
-/// Resolves host names like the default resolver, then drops every address the target
-/// policy refuses, so the connection is checked on what is actually dialled (DNS
+/// Resolves host names like the default resolver (after `delivery.resolve`'s fixed
+/// addresses), then drops every address the target policy refuses, so the connection is checked on what is actually dialled (DNS
 /// rebinding cannot slip past a check made at endpoint creation).
 #[derive(Debug)]
 struct CheckedResolver {
@@ -60,8 +60,17 @@ impl Resolver for CheckedResolver {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let resolved = self.inner.resolve(uri, config, timeout)?;
         let host = uri.host().map(|h| h.trim_start_matches('[').trim_end_matches(']'));
+        let fixed = host.and_then(|h| self.policy.fixed_address(h));
+        let resolved = match fixed {
+            Some(ip) => {
+                let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+                let mut one = self.empty();
+                one.push(std::net::SocketAddr::new(ip, port));
+                one
+            }
+            None => self.inner.resolve(uri, config, timeout)?,
+        };
         let mut allowed = self.empty();
         for addr in resolved.iter() {
             if self.policy.address_allowed(host, addr.ip()) {

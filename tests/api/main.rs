@@ -13,3 +13,4 @@ mod events;
 mod faults;
 mod hardening;
 mod idempotency;
+mod ssrf;

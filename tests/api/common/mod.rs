@@ -82,9 +82,15 @@ impl TestServer {
     }
 
     /// Stops the server gracefully and starts a new one on the same data directory.
-    pub fn restart(mut self) -> Self {
+    pub fn restart(self) -> Self {
+        self.restart_with(|_| {})
+    }
+
+    /// Like [`TestServer::restart`], with the config changed by `adjust` first.
+    pub fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
         self.shutdown();
-        let config = self.config.clone();
+        let mut config = self.config.clone();
+        adjust(&mut config);
         Self::launch(config, Arc::clone(&self.dir))
     }
 
