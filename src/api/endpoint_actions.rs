@@ -77,7 +77,7 @@ async fn rotate_secret(
                 let expires_at = now + grace.as_secs().max(1) as i64;
                 record.secrets.push(SigningSecret { secret: previous.secret, expires_at: Some(expires_at) });
             }
-            Ok::<_, ApiError>(())
+            Ok::<_, crate::store::StoreError>(())
         })
     })
     .await?;

@@ -345,7 +345,7 @@ async fn update_endpoint(
     let updated = blocking(&state, move |store| {
         store.update_endpoint(caller.mode, id, |record| {
             changes.apply(record);
-            Ok::<_, ApiError>(())
+            Ok::<_, crate::store::StoreError>(())
         })
     })
     .await?;

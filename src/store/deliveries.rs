@@ -476,43 +476,45 @@ impl Store {
         request: PageRequest,
         status: Option<AttemptStatus>,
     ) -> Result<Page<AttemptRecord>, ListError> {
-        let tx = self.db.begin_read().map_err(StoreError::from)?;
-        let index = tx.open_table(tables::ENDPOINT_ATTEMPTS).map_err(StoreError::from)?;
-        let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
-        let (m, e) = (mode.as_u8(), endpoint.as_u128());
-        if let Cursor::After(id) | Cursor::Before(id) = request.cursor
-            && index.get((m, e, id)).map_err(StoreError::from)?.is_none()
-        {
-            return Err(ListError::UnknownCursor);
-        }
-        let keys: Box<dyn Iterator<Item = Result<_, redb::StorageError>>> = match request.cursor {
-            Cursor::Start => Box::new(index.range((m, e, 0)..=(m, e, u128::MAX)).map_err(StoreError::from)?.rev()),
-            Cursor::After(id) => Box::new(index.range((m, e, 0)..(m, e, id)).map_err(StoreError::from)?.rev()),
-            Cursor::Before(id) => {
-                Box::new(index.range((m, e, id.saturating_add(1))..=(m, e, u128::MAX)).map_err(StoreError::from)?)
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            let index = tx.open_table(tables::ENDPOINT_ATTEMPTS).map_err(StoreError::from)?;
+            let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
+            let (m, e) = (mode.as_u8(), endpoint.as_u128());
+            if let Cursor::After(id) | Cursor::Before(id) = request.cursor
+                && index.get((m, e, id)).map_err(StoreError::from)?.is_none()
+            {
+                return Err(ListError::UnknownCursor);
             }
-        };
-        let mut items = Vec::new();
-        for entry in keys {
-            let (key, _) = entry.map_err(StoreError::from)?;
-            let id = key.value().2;
-            let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(id).map_err(StoreError::from)?)?
-            else {
-                continue;
+            let keys: Box<dyn Iterator<Item = Result<_, redb::StorageError>>> = match request.cursor {
+                Cursor::Start => Box::new(index.range((m, e, 0)..=(m, e, u128::MAX)).map_err(StoreError::from)?.rev()),
+                Cursor::After(id) => Box::new(index.range((m, e, 0)..(m, e, id)).map_err(StoreError::from)?.rev()),
+                Cursor::Before(id) => {
+                    Box::new(index.range((m, e, id.saturating_add(1))..=(m, e, u128::MAX)).map_err(StoreError::from)?)
+                }
             };
-            if status.is_none_or(|s| s == record.status) {
-                items.push(record);
-                if items.len() > request.limit {
-                    break;
+            let mut items = Vec::new();
+            for entry in keys {
+                let (key, _) = entry.map_err(StoreError::from)?;
+                let id = key.value().2;
+                let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(id).map_err(StoreError::from)?)?
+                else {
+                    continue;
+                };
+                if status.is_none_or(|s| s == record.status) {
+                    items.push(record);
+                    if items.len() > request.limit {
+                        break;
+                    }
                 }
             }
-        }
-        let has_more = items.len() > request.limit;
-        items.truncate(request.limit);
-        if let Cursor::Before(_) = request.cursor {
-            items.reverse();
-        }
-        Ok(Page { items, has_more })
+            let has_more = items.len() > request.limit;
+            items.truncate(request.limit);
+            if let Cursor::Before(_) = request.cursor {
+                items.reverse();
+            }
+            Ok(Page { items, has_more })
+        })
     }
 
     /// One attempt of an endpoint.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::deliveries::DeliveryTables;
 use super::pagination::{ListError, Page, PageRequest, list_page};
-use super::{Store, StoreError, decode_found, encode, tables};
+use super::{ReopenHint, Store, StoreError, decode_found, encode, tables};
 use crate::ids::EndpointId;
 use crate::mode::Mode;
 
@@ -76,29 +76,31 @@ impl Store {
 
     /// Changes an endpoint with `change` and stores it, in one transaction. `change` may
     /// refuse (its error is returned and nothing is written). `Ok(None)`: no such endpoint.
-    pub fn update_endpoint<E: From<StoreError>>(
+    pub fn update_endpoint<E: From<StoreError> + ReopenHint>(
         &self,
         mode: Mode,
         id: EndpointId,
         change: impl FnOnce(&mut EndpointRecord) -> Result<(), E>,
     ) -> Result<Option<EndpointRecord>, E> {
-        let tx = self.db.begin_write().map_err(StoreError::from)?;
-        let updated = {
-            let mut table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
-            let key = (mode.as_u8(), id.as_u128());
-            let found: Option<EndpointRecord> = decode_found(TABLE, table.get(key).map_err(StoreError::from)?)?;
-            match found {
-                None => None,
-                Some(mut record) => {
-                    change(&mut record)?;
-                    let bytes = encode(TABLE, &record)?;
-                    table.insert(key, bytes.as_slice()).map_err(StoreError::from)?;
-                    Some(record)
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(StoreError::from)?;
+            let updated = {
+                let mut table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
+                let key = (mode.as_u8(), id.as_u128());
+                let found: Option<EndpointRecord> = decode_found(TABLE, table.get(key).map_err(StoreError::from)?)?;
+                match found {
+                    None => None,
+                    Some(mut record) => {
+                        change(&mut record)?;
+                        let bytes = encode(TABLE, &record)?;
+                        table.insert(key, bytes.as_slice()).map_err(StoreError::from)?;
+                        Some(record)
+                    }
                 }
-            }
-        };
-        tx.commit().map_err(StoreError::from)?;
-        Ok(updated)
+            };
+            tx.commit().map_err(StoreError::from)?;
+            Ok(updated)
+        })
     }
 
     /// Deletes an endpoint and, in the same transaction, ends its pending deliveries (each
@@ -117,9 +119,11 @@ impl Store {
 
     /// One page of a mode's endpoints, newest first.
     pub fn list_endpoints(&self, mode: Mode, request: PageRequest) -> Result<Page<EndpointRecord>, ListError> {
-        let tx = self.db.begin_read().map_err(StoreError::from)?;
-        let table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
-        list_page(&table, TABLE, mode.as_u8(), request, |_| true)
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            let table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
+            list_page(&table, TABLE, mode.as_u8(), request, |_| true)
+        })
     }
 }
 

@@ -187,19 +187,21 @@ impl Store {
         request: PageRequest,
         filter: &EventFilter,
     ) -> Result<Page<StoredEvent>, ListError> {
-        let tx = self.db.begin_read().map_err(StoreError::from)?;
-        let events = tx.open_table(tables::EVENTS).map_err(StoreError::from)?;
-        let page = list_page(&events, TABLE, mode.as_u8(), request, |meta: &EventMeta| filter.keeps(meta))?;
-        let bodies = tx.open_table(tables::EVENT_BODIES).map_err(StoreError::from)?;
-        let pending = tx.open_table(tables::EVENT_PENDING).map_err(StoreError::from)?;
-        let mut items = Vec::with_capacity(page.items.len());
-        for meta in page.items {
-            let id = meta.id.as_u128();
-            let body = bodies.get(id).map_err(StoreError::from)?.map(|b| b.value().to_vec()).unwrap_or_default();
-            let pending_webhooks = pending.get(id).map_err(StoreError::from)?.map_or(0, |v| v.value());
-            items.push(StoredEvent { meta, body, pending_webhooks });
-        }
-        Ok(Page { items, has_more: page.has_more })
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            let events = tx.open_table(tables::EVENTS).map_err(StoreError::from)?;
+            let page = list_page(&events, TABLE, mode.as_u8(), request, |meta: &EventMeta| filter.keeps(meta))?;
+            let bodies = tx.open_table(tables::EVENT_BODIES).map_err(StoreError::from)?;
+            let pending = tx.open_table(tables::EVENT_PENDING).map_err(StoreError::from)?;
+            let mut items = Vec::with_capacity(page.items.len());
+            for meta in page.items {
+                let id = meta.id.as_u128();
+                let body = bodies.get(id).map_err(StoreError::from)?.map(|b| b.value().to_vec()).unwrap_or_default();
+                let pending_webhooks = pending.get(id).map_err(StoreError::from)?.map_or(0, |v| v.value());
+                items.push(StoredEvent { meta, body, pending_webhooks });
+            }
+            Ok(Page { items, has_more: page.has_more })
+        })
     }
 
     /// Schedules a new round of delivery of an event: to `endpoint` if named (whatever

@@ -14,6 +14,8 @@ pub mod tables;
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::Serialize;
@@ -27,9 +29,30 @@ pub const DATA_FILE_NAME: &str = "stile.redb";
 pub const SCHEMA_VERSION: u64 = 1;
 
 /// The open data file.
+///
+/// After an I/O error redb refuses further use of the `Database` until it is opened again
+/// (its in-memory state may no longer match the file). The store then reopens the file
+/// before the next operation, so a disk that filled up and was freed again, or a passing
+/// I/O fault, is recovered from without a restart; until the reopen succeeds every
+/// operation fails as "storage unavailable".
 pub struct Store {
-    db: Database,
+    db: RwLock<Option<Database>>,
+    /// Set after an I/O error: reopen before the next operation.
+    broken: AtomicBool,
     path: PathBuf,
+}
+
+/// Errors that can tell whether they came from an I/O failure of the data file, after
+/// which the store must reopen it.
+pub trait ReopenHint {
+    /// Whether the store should reopen the data file before going on.
+    fn needs_reopen(&self) -> bool;
+}
+
+impl ReopenHint for StoreError {
+    fn needs_reopen(&self) -> bool {
+        matches!(self, StoreError::Db(redb::Error::Io(_) | redb::Error::PreviousIo))
+    }
 }
 
 /// Why the data file could not be opened.
@@ -76,6 +99,9 @@ pub enum StoreError {
         /// What the decoder said.
         source: serde_json::Error,
     },
+    /// The data file is closed after an I/O error and could not be opened again yet.
+    #[error("the data file is unavailable after a storage error: {0}")]
+    Unavailable(String),
     /// A record could not be encoded.
     #[error("cannot encode a record for table {table}: {source}")]
     Encode {
@@ -101,11 +127,17 @@ impl StoreError {
     /// Whether the failure is the disk refusing writes (full, read-only), which is worth a
     /// 503 and a retry later rather than a 500.
     pub fn is_storage_unavailable(&self) -> bool {
-        let io = match self {
-            StoreError::Db(redb::Error::Io(io)) => io,
-            _ => return false,
-        };
-        matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::ReadOnlyFilesystem | ErrorKind::PermissionDenied)
+        match self {
+            StoreError::Db(redb::Error::Io(io)) => matches!(
+                io.kind(),
+                ErrorKind::StorageFull
+                    | ErrorKind::ReadOnlyFilesystem
+                    | ErrorKind::PermissionDenied
+                    | ErrorKind::QuotaExceeded
+            ),
+            StoreError::Db(redb::Error::PreviousIo) | StoreError::Unavailable(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -118,7 +150,7 @@ impl Store {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(path.clone()),
             other => OpenError::Database(path.clone(), other),
         })?;
-        let store = Store { db, path };
+        let store = Store { db: RwLock::new(Some(db)), broken: AtomicBool::new(false), path };
         store.init_schema()?;
         Ok(store)
     }
@@ -157,19 +189,66 @@ impl Store {
         }
     }
 
+    /// Runs `f` with the database, reopening it first if an I/O error broke it, and
+    /// marking it broken if `f` meets one.
+    pub(crate) fn with_db<T, E>(&self, f: impl FnOnce(&Database) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError> + ReopenHint,
+    {
+        if self.broken.load(Ordering::Acquire) {
+            self.reopen()?;
+        }
+        let result = {
+            let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some(db) => f(db),
+                None => Err(StoreError::Unavailable("the data file is not open".into()).into()),
+            }
+        };
+        if let Err(err) = &result
+            && err.needs_reopen()
+        {
+            self.broken.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    /// Closes and opens the data file again (waiting for operations in progress).
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
+        if !self.broken.load(Ordering::Acquire) {
+            return Ok(()); // another thread reopened it meanwhile
+        }
+        // The old handle holds the file lock: it must be gone before the new one opens.
+        guard.take();
+        match Database::create(&self.path) {
+            Ok(db) => {
+                *guard = Some(db);
+                self.broken.store(false, Ordering::Release);
+                tracing::warn!(path = %self.path.display(), "data file reopened after a storage error");
+                Ok(())
+            }
+            Err(err) => Err(StoreError::Unavailable(err.to_string())),
+        }
+    }
+
     /// Runs `f` in a read transaction (a consistent snapshot; never blocks writers).
     pub fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let tx = self.db.begin_read()?;
-        f(&tx)
+        self.with_db(|db| {
+            let tx = db.begin_read()?;
+            f(&tx)
+        })
     }
 
     /// Runs `f` in a write transaction and commits it durably; nothing is written if `f`
     /// fails.
     pub fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let tx = self.db.begin_write()?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        self.with_db(|db| {
+            let tx = db.begin_write()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
     }
 }
 

@@ -49,6 +49,12 @@ pub enum ListError {
 /// One row of an object table as a range scan yields it.
 type Entry<'a> = Result<(redb::AccessGuard<'a, (u8, u128)>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
 
+impl super::ReopenHint for ListError {
+    fn needs_reopen(&self) -> bool {
+        matches!(self, ListError::Store(err) if err.needs_reopen())
+    }
+}
+
 /// Lists one page of the records of `mode` in `table`, newest first, keeping only those
 /// `keep` accepts.
 pub(crate) fn list_page<T, Tbl>(

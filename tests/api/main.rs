@@ -14,3 +14,4 @@ mod faults;
 mod hardening;
 mod idempotency;
 mod ssrf;
+mod storage;
