@@ -1,6 +1,6 @@
 //! Accepted events are never lost: kill -9 and SIGTERM under load, with a real receiver.
 //!
-//! `STILE_TEST_LOAD_EVENTS` scales the load (default 1,500 events per test; CI runs the
+//! `STILE_TEST_LOAD_EVENTS` scales the load (default 2,500 events per test; CI runs the
 //! default, a longer soak can use more).
 
 use std::collections::{HashMap, HashSet};
@@ -18,7 +18,7 @@ use crate::common::{Req, TEST_KEY, eventually};
 const PATHS: [&str; 3] = ["/a", "/b", "/flaky"];
 
 fn load_events() -> u64 {
-    std::env::var("STILE_TEST_LOAD_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_500)
+    std::env::var("STILE_TEST_LOAD_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_500)
 }
 
 fn start(dir: &Path) -> ServerProcess {
