@@ -1,7 +1,10 @@
 //! The outbound HTTP client: one ureq agent with keep-alive pooling, the configured
 //! timeout, no redirects, and in production mode an address check on every connection.
 
+use std::collections::HashMap;
 use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
@@ -51,6 +54,50 @@ pub struct HttpSender {
 struct CheckedResolver {
     inner: DefaultResolver,
     policy: TargetPolicy,
+    /// Recent answers for host names. ureq asks the resolver on every request, even one
+    /// that reuses a pooled connection, and its default resolver spawns a thread for each
+    /// lookup; caching for a short while keeps that off the hot path. Every cached
+    /// address is still checked against the policy on each use.
+    cache: Mutex<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
+}
+
+/// How long a resolved host name is reused.
+const RESOLVE_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// The most host names cached; the cache is cleared when it is full.
+const RESOLVE_CACHE_MAX: usize = 4096;
+
+impl CheckedResolver {
+    /// Resolves without DNS where it can: IP literals and `delivery.resolve` entries are
+    /// answered directly, recent answers come from the cache.
+    fn lookup(
+        &self,
+        uri: &ureq::http::Uri,
+        host: &str,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        let fixed = host.parse::<IpAddr>().ok().or_else(|| self.policy.fixed_address(host));
+        if let Some(ip) = fixed {
+            let mut one = self.empty();
+            one.push(SocketAddr::new(ip, port));
+            return Ok(one);
+        }
+        let key = format!("{host}:{port}");
+        if let Some((at, addrs)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+            && at.elapsed() < RESOLVE_CACHE_TTL
+        {
+            return Ok(addrs.clone());
+        }
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= RESOLVE_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, (Instant::now(), addrs.clone()));
+        Ok(addrs)
+    }
 }
 
 impl Resolver for CheckedResolver {
@@ -61,14 +108,8 @@ impl Resolver for CheckedResolver {
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let host = uri.host().map(|h| h.trim_start_matches('[').trim_end_matches(']'));
-        let fixed = host.and_then(|h| self.policy.fixed_address(h));
-        let resolved = match fixed {
-            Some(ip) => {
-                let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
-                let mut one = self.empty();
-                one.push(std::net::SocketAddr::new(ip, port));
-                one
-            }
+        let resolved = match host {
+            Some(host) => self.lookup(uri, host, config, timeout)?,
             None => self.inner.resolve(uri, config, timeout)?,
         };
         let mut allowed = self.empty();
@@ -109,7 +150,11 @@ impl HttpSender {
             .max_idle_connections(1000)
             .max_idle_connections_per_host(config.delivery.per_endpoint_concurrency.max(4))
             .build();
-        let resolver = CheckedResolver { inner: DefaultResolver::default(), policy: TargetPolicy::new(config) };
+        let resolver = CheckedResolver {
+            inner: DefaultResolver::default(),
+            policy: TargetPolicy::new(config),
+            cache: Mutex::new(HashMap::new()),
+        };
         let agent = ureq::Agent::with_parts(agent_config, DefaultConnector::new(), resolver);
         Self { agent, timeout }
     }
