@@ -369,10 +369,14 @@ impl Store {
                 record.created = result.attempted_at;
                 record.request_headers = result.request_headers.clone();
                 let retry = if result.succeeded { None } else { retry_delay(record.attempt) };
-                let endpoint: Option<EndpointRecord> = decode_found(
-                    tables_name::ENDPOINTS,
-                    endpoints.get((record.mode.as_u8(), record.endpoint_id.as_u128()))?,
-                )?;
+                // The endpoint is read only when a retry is to be scheduled for it.
+                let endpoint: Option<EndpointRecord> = match retry {
+                    Some(_) => decode_found(
+                        tables_name::ENDPOINTS,
+                        endpoints.get((record.mode.as_u8(), record.endpoint_id.as_u128()))?,
+                    )?,
+                    None => None,
+                };
                 match (result.succeeded, retry, endpoint) {
                     (true, _, _) => {
                         record.status = AttemptStatus::Succeeded;
