@@ -138,6 +138,10 @@ struct Workload {
     events: u64,
     endpoints: usize,
     publishers: usize,
+    /// Events per second for a paced workload; `None` sends as fast as possible.
+    rate: Option<u64>,
+    /// Publish straight to the receiver instead of through stile: the reference.
+    direct: bool,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -151,16 +155,20 @@ fn run(workload: &Workload) -> serde_json::Value {
     let server = start_server();
     let receiver = start_receiver();
     let paths: Vec<String> = (0..workload.endpoints).map(|n| format!("/e{n}")).collect();
-    for path in &paths {
-        create_endpoint(&server, &format!("{}{path}", receiver.base));
+    if !workload.direct {
+        for path in &paths {
+            create_endpoint(&server, &format!("{}{path}", receiver.base));
+        }
     }
+    let target = if workload.direct { format!("{}/e0", receiver.base) } else { format!("{}/v1/events", server.base) };
     let (cpu_before, _) = process_usage(server.child.id());
     let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let publishers: Vec<_> = (0..workload.publishers)
         .map(|_| {
-            let (next, sent_at, base, total) = (Arc::clone(&next), Arc::clone(&sent_at), server.base.clone(), workload.events);
+            let (next, sent_at, target, total, rate) =
+                (Arc::clone(&next), Arc::clone(&sent_at), target.clone(), workload.events, workload.rate);
             std::thread::spawn(move || {
                 let agent = agent();
                 loop {
@@ -168,10 +176,17 @@ fn run(workload: &Workload) -> serde_json::Value {
                     if seq >= total || started.elapsed() > WORKLOAD_DEADLINE {
                         break;
                     }
+                    if let Some(rate) = rate {
+                        // Paced: event `seq` goes at `seq / rate` seconds into the run.
+                        let due = started + Duration::from_secs_f64(seq as f64 / rate as f64);
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
                     let body = serde_json::json!({"type": "verification_session.verified", "data": {"id": format!("vks_{seq}"), "seq": seq}});
                     sent_at.lock().unwrap().insert(seq, Instant::now());
                     let resp = agent
-                        .post(format!("{base}/v1/events"))
+                        .post(&target)
                         .header("authorization", format!("Bearer {KEY}"))
                         .send_json(body)
                         .expect("publish answered");
@@ -213,7 +228,7 @@ fn run(workload: &Workload) -> serde_json::Value {
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let delivered = expected - missing;
     let delivery_secs = last_arrival.duration_since(started).as_secs_f64().max(1e-9);
-    let cpu = cpu_after - cpu_before;
+    let cpu = if workload.direct { 0.0 } else { cpu_after - cpu_before };
     serde_json::json!({
         "workload": workload.name,
         "events": workload.events,
@@ -236,49 +251,72 @@ fn run(workload: &Workload) -> serde_json::Value {
     })
 }
 
+/// CPU used by an idle server over a few seconds, as a percentage of one core.
+fn idle_cpu_percent() -> f64 {
+    let server = start_server();
+    std::thread::sleep(Duration::from_secs(1));
+    let (before, _) = process_usage(server.child.id());
+    let window = Duration::from_secs(5);
+    std::thread::sleep(window);
+    let (after, _) = process_usage(server.child.id());
+    (after - before) / window.as_secs_f64() * 100.0
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let runs: usize = args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(1);
+    let only: Option<String> = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let scale = if quick { 10 } else { 1 };
+    let paced_secs = if quick { 3 } else { 15 };
     let workloads = [
-        Workload { name: "W1 burst", events: 20_000 / scale, endpoints: 1, publishers: 32 },
-        Workload { name: "W2 fan-out", events: 2_000 / scale, endpoints: 10, publishers: 32 },
+        Workload { name: "W1 burst", events: 20_000 / scale, endpoints: 1, publishers: 32, rate: None, direct: false },
+        Workload { name: "W2 fan-out", events: 2_000 / scale, endpoints: 10, publishers: 32, rate: None, direct: false },
+        Workload { name: "W3 200/s", events: 200 * paced_secs, endpoints: 1, publishers: 8, rate: Some(200), direct: false },
+        Workload { name: "W4 1000/s", events: 1_000 * paced_secs, endpoints: 1, publishers: 8, rate: Some(1_000), direct: false },
+        Workload { name: "reference", events: 20_000 / scale, endpoints: 1, publishers: 32, rate: None, direct: true },
     ];
-    let mut results = Vec::new();
-    for workload in &workloads {
-        let result = run(workload);
-        println!("{result}");
-        results.push(result);
-    }
-    println!();
-    println!(
-        "{:<12} {:>10} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
-        "workload",
-        "publish/s",
-        "delivery/s",
-        "p50 ms",
-        "p90 ms",
-        "p99 ms",
-        "max ms",
-        "missing",
-        "cpu ms/dl",
-        "rss MiB"
-    );
+    let mut table = Vec::new();
     let mut failed = false;
-    for r in &results {
-        println!(
-            "{:<12} {:>10} {:>12} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8} {:>10.3} {:>9.1}",
-            r["workload"].as_str().unwrap(),
-            r["publishes_per_s"],
-            r["deliveries_per_s"],
-            r["e2e_ms"]["p50"].as_f64().unwrap_or(f64::NAN),
-            r["e2e_ms"]["p90"].as_f64().unwrap_or(f64::NAN),
-            r["e2e_ms"]["p99"].as_f64().unwrap_or(f64::NAN),
-            r["e2e_ms"]["max"].as_f64().unwrap_or(f64::NAN),
-            r["missing"],
-            r["cpu_ms_per_delivery"].as_f64().unwrap_or(f64::NAN),
-            r["server_peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-        );
-        failed |= r["missing"].as_u64() != Some(0);
+    for workload in &workloads {
+        if only.as_deref().is_some_and(|o| !workload.name.starts_with(o)) {
+            continue;
+        }
+        let results: Vec<serde_json::Value> = (0..runs).map(|_| run(workload)).collect();
+        for r in &results {
+            println!("{r}");
+            failed |= r["missing"].as_u64() != Some(0);
+        }
+        let pick = |f: &dyn Fn(&serde_json::Value) -> f64| median(&mut results.iter().map(f).collect::<Vec<_>>());
+        table.push((
+            workload.name,
+            pick(&|r| r["publishes_per_s"].as_f64().unwrap_or(f64::NAN)),
+            pick(&|r| r["deliveries_per_s"].as_f64().unwrap_or(f64::NAN)),
+            pick(&|r| r["e2e_ms"]["p50"].as_f64().unwrap_or(f64::NAN)),
+            pick(&|r| r["e2e_ms"]["p99"].as_f64().unwrap_or(f64::NAN)),
+            pick(&|r| r["e2e_ms"]["max"].as_f64().unwrap_or(f64::NAN)),
+            results.iter().map(|r| r["missing"].as_u64().unwrap_or(0) + r["duplicates"].as_u64().unwrap_or(0)).sum::<u64>(),
+            pick(&|r| r["cpu_ms_per_delivery"].as_f64().unwrap_or(f64::NAN)),
+            pick(&|r| r["server_peak_rss_mib"].as_f64().unwrap_or(f64::NAN)),
+        ));
+    }
+    let idle = if only.is_none() { Some(idle_cpu_percent()) } else { None };
+    println!();
+    println!("medians of {runs} run(s); end-to-end = receiver arrival minus publish sent");
+    println!(
+        "{:<11} {:>10} {:>11} {:>8} {:>8} {:>8} {:>9} {:>10} {:>8}",
+        "workload", "publish/s", "deliver/s", "p50 ms", "p99 ms", "max ms", "miss+dup", "cpu ms/dl", "rss MiB"
+    );
+    for (name, publish, deliver, p50, p99, max, bad, cpu, rss) in table {
+        println!("{name:<11} {publish:>10.0} {deliver:>11.0} {p50:>8.2} {p99:>8.2} {max:>8.1} {bad:>9} {cpu:>10.3} {rss:>8.1}");
+    }
+    if let Some(idle) = idle {
+        println!("idle server: {idle:.2}% of one core");
     }
     if failed {
         eprintln!("FAILED: deliveries are missing");
