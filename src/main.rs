@@ -13,6 +13,7 @@ use stile::store::Store;
 use stile::store::api_keys::Revoked;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let outcome = match cli.command {
         None => serve(&cli.serve),
@@ -25,6 +26,17 @@ fn main() -> ExitCode {
             eprintln!("stile: error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc gives each thread that allocates its own malloc arena (up to 8 per core), and
+/// with a pool of delivery threads that costs ~10 MiB of resident memory for no speed
+/// gained here. Two arenas keep the footprint predictable. Must run before any thread.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

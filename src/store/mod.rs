@@ -146,7 +146,7 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, OpenError> {
         std::fs::create_dir_all(dir).map_err(|e| OpenError::CreateDir(dir.to_path_buf(), e))?;
         let path = dir.join(DATA_FILE_NAME);
-        let db = Database::create(&path).map_err(|err| match err {
+        let db = open_database(&path).map_err(|err| match err {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(path.clone()),
             other => OpenError::Database(path.clone(), other),
         })?;
@@ -221,7 +221,7 @@ impl Store {
         }
         // The old handle holds the file lock: it must be gone before the new one opens.
         guard.take();
-        match Database::create(&self.path) {
+        match open_database(&self.path) {
             Ok(db) => {
                 *guard = Some(db);
                 self.broken.store(false, Ordering::Release);
@@ -250,6 +250,16 @@ impl Store {
             Ok(out)
         })
     }
+}
+
+/// The most memory redb may use to cache pages. Its default (1 GiB) lets the cache grow
+/// with the file; the hot data here (recent events and the queue) is small, and a server
+/// on a shared VM should stay within a predictable footprint.
+const CACHE_BYTES: usize = 16 << 20;
+
+/// Opens (or creates) the redb file with stile's settings.
+fn open_database(path: &Path) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(CACHE_BYTES).create(path)
 }
 
 /// Encodes a record for storage.
