@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,8 @@ const WORKLOAD_DEADLINE: Duration = Duration::from_secs(120);
 struct Arrivals {
     times: Mutex<HashMap<(String, u64), Vec<Instant>>>,
     count: AtomicUsize,
+    /// While set, requests are held (the endpoint is "down" but accepts connections).
+    stalled: AtomicBool,
 }
 
 struct ReceiverHandle {
@@ -55,6 +57,10 @@ fn start_receiver() -> ReceiverHandle {
 }
 
 async fn receive(req: HttpRequest, body: web::Bytes, arrivals: web::Data<Arrivals>) -> HttpResponse {
+    let held = Instant::now();
+    while arrivals.stalled.load(Ordering::Relaxed) && held.elapsed() < WORKLOAD_DEADLINE {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
     let now = Instant::now();
     let seq = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
@@ -79,17 +85,24 @@ impl Drop for Server {
 }
 
 fn start_server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stile"))
+    start_server_in(tempfile::tempdir().unwrap(), &[])
+}
+
+/// Starts the binary on the data in `dir` with extra environment; returns once it serves.
+fn start_server_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stile"));
+    command
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
         .env("STILE_AUTH_KEYS", KEY)
         .env("RUST_LOG", "warn")
         .current_dir(dir.path())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the stile binary starts");
+        .stderr(Stdio::inherit());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("the stile binary starts");
     let stdout = child.stdout.take().unwrap();
     let mut base = None;
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -101,6 +114,16 @@ fn start_server() -> Server {
         }
     }
     Server { child, base: base.expect("a listen line"), _dir: dir }
+}
+
+impl Server {
+    /// Kills the server with SIGKILL and hands back its data directory.
+    fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self._dir, dir)
+    }
 }
 
 fn agent() -> ureq::Agent {
@@ -115,6 +138,84 @@ fn create_endpoint(server: &Server, url: &str) {
         .send_json(body)
         .unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+/// The server's current RSS in MiB, from /proc.
+fn current_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// W5: an endpoint that accepts connections but never answers while `events` deliveries
+/// queue up (one attempt in flight, the rest waiting); then the server is killed and
+/// restarted with the endpoint healthy. Reports RSS with the backlog, start-up time to
+/// serving, and the drain rate.
+fn backlog(events: u64) -> serde_json::Value {
+    let receiver = start_receiver();
+    receiver.arrivals.stalled.store(true, Ordering::Relaxed);
+    let slow = [("STILE_DELIVERY_PER_ENDPOINT_CONCURRENCY", "1"), ("STILE_DELIVERY_TIMEOUT", "10m")];
+    let server = start_server_in(tempfile::tempdir().unwrap(), &slow);
+    create_endpoint(&server, &format!("{}/e0", receiver.base));
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let publishers: Vec<_> = (0..32)
+        .map(|_| {
+            let (next, target) = (Arc::clone(&next), format!("{}/v1/events", server.base));
+            std::thread::spawn(move || {
+                let agent = agent();
+                loop {
+                    let seq = next.fetch_add(1, Ordering::Relaxed) as u64;
+                    if seq >= events || started.elapsed() > Duration::from_secs(600) {
+                        break;
+                    }
+                    let body = serde_json::json!({"type": "verification_session.verified", "data": {"seq": seq}});
+                    let resp =
+                        agent.post(&target).header("authorization", format!("Bearer {KEY}")).send_json(body).unwrap();
+                    assert_eq!(resp.status(), 200);
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    let publish_secs = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_with_backlog = current_rss_mib(server.child.id());
+    let dir = server.kill();
+
+    receiver.arrivals.stalled.store(false, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = receiver.arrivals.count.load(Ordering::Relaxed);
+    let restarted = Instant::now();
+    let server = start_server_in(dir, &[]);
+    let startup_secs = restarted.elapsed().as_secs_f64();
+    let drain_started = Instant::now();
+    while receiver.arrivals.count.load(Ordering::Relaxed) < before + events as usize
+        && drain_started.elapsed() < Duration::from_secs(900)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let drained = receiver.arrivals.count.load(Ordering::Relaxed) - before;
+    let drain_secs = drain_started.elapsed().as_secs_f64();
+    let (_, peak_rss) = process_usage(server.child.id());
+    serde_json::json!({
+        "workload": "W5 backlog",
+        "events": events,
+        "publishes_per_s": (events as f64 / publish_secs).round(),
+        "rss_with_backlog_mib": rss_with_backlog,
+        "startup_to_serving_s": startup_secs,
+        "drained": drained,
+        "drain_per_s": (drained as f64 / drain_secs).round(),
+        "peak_rss_while_draining_mib": peak_rss,
+        "missing": (events as usize).saturating_sub(drained),
+    })
 }
 
 /// The server's CPU seconds and peak RSS in MiB, from /proc.
@@ -270,15 +371,37 @@ fn median(values: &mut [f64]) -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let runs: usize = args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(1);
+    let runs: usize =
+        args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(1);
     let only: Option<String> = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let scale = if quick { 10 } else { 1 };
     let paced_secs = if quick { 3 } else { 15 };
     let workloads = [
         Workload { name: "W1 burst", events: 20_000 / scale, endpoints: 1, publishers: 32, rate: None, direct: false },
-        Workload { name: "W2 fan-out", events: 2_000 / scale, endpoints: 10, publishers: 32, rate: None, direct: false },
-        Workload { name: "W3 200/s", events: 200 * paced_secs, endpoints: 1, publishers: 8, rate: Some(200), direct: false },
-        Workload { name: "W4 1000/s", events: 1_000 * paced_secs, endpoints: 1, publishers: 8, rate: Some(1_000), direct: false },
+        Workload {
+            name: "W2 fan-out",
+            events: 2_000 / scale,
+            endpoints: 10,
+            publishers: 32,
+            rate: None,
+            direct: false,
+        },
+        Workload {
+            name: "W3 200/s",
+            events: 200 * paced_secs,
+            endpoints: 1,
+            publishers: 8,
+            rate: Some(200),
+            direct: false,
+        },
+        Workload {
+            name: "W4 1000/s",
+            events: 1_000 * paced_secs,
+            endpoints: 1,
+            publishers: 8,
+            rate: Some(1_000),
+            direct: false,
+        },
         Workload { name: "reference", events: 20_000 / scale, endpoints: 1, publishers: 32, rate: None, direct: true },
     ];
     let mut table = Vec::new();
@@ -300,12 +423,23 @@ fn main() {
             pick(&|r| r["e2e_ms"]["p50"].as_f64().unwrap_or(f64::NAN)),
             pick(&|r| r["e2e_ms"]["p99"].as_f64().unwrap_or(f64::NAN)),
             pick(&|r| r["e2e_ms"]["max"].as_f64().unwrap_or(f64::NAN)),
-            results.iter().map(|r| r["missing"].as_u64().unwrap_or(0) + r["duplicates"].as_u64().unwrap_or(0)).sum::<u64>(),
+            results
+                .iter()
+                .map(|r| r["missing"].as_u64().unwrap_or(0) + r["duplicates"].as_u64().unwrap_or(0))
+                .sum::<u64>(),
             pick(&|r| r["cpu_ms_per_delivery"].as_f64().unwrap_or(f64::NAN)),
             pick(&|r| r["server_peak_rss_mib"].as_f64().unwrap_or(f64::NAN)),
         ));
     }
     let idle = if only.is_none() { Some(idle_cpu_percent()) } else { None };
+    let backlog_result = if only.as_deref().is_none_or(|o| o.starts_with("W5")) {
+        let result = backlog(if quick { 50_000 } else { 1_000_000 });
+        println!("{result}");
+        failed |= result["missing"].as_u64() != Some(0);
+        Some(result)
+    } else {
+        None
+    };
     println!();
     println!("medians of {runs} run(s); end-to-end = receiver arrival minus publish sent");
     println!(
@@ -313,10 +447,22 @@ fn main() {
         "workload", "publish/s", "deliver/s", "p50 ms", "p99 ms", "max ms", "miss+dup", "cpu ms/dl", "rss MiB"
     );
     for (name, publish, deliver, p50, p99, max, bad, cpu, rss) in table {
-        println!("{name:<11} {publish:>10.0} {deliver:>11.0} {p50:>8.2} {p99:>8.2} {max:>8.1} {bad:>9} {cpu:>10.3} {rss:>8.1}");
+        println!(
+            "{name:<11} {publish:>10.0} {deliver:>11.0} {p50:>8.2} {p99:>8.2} {max:>8.1} {bad:>9} {cpu:>10.3} {rss:>8.1}"
+        );
     }
     if let Some(idle) = idle {
         println!("idle server: {idle:.2}% of one core");
+    }
+    if let Some(b) = backlog_result {
+        println!(
+            "W5 backlog of {}: RSS {:.1} MiB queued, start-up to serving {:.2} s, drain {}/s (peak RSS {:.1} MiB)",
+            b["events"],
+            b["rss_with_backlog_mib"].as_f64().unwrap_or(f64::NAN),
+            b["startup_to_serving_s"].as_f64().unwrap_or(f64::NAN),
+            b["drain_per_s"],
+            b["peak_rss_while_draining_mib"].as_f64().unwrap_or(f64::NAN)
+        );
     }
     if failed {
         eprintln!("FAILED: deliveries are missing");
