@@ -34,7 +34,7 @@ const MAX_LOADED: usize = 20_000;
 
 /// The most entries of one endpoint held in memory, so one endpoint's backlog cannot fill
 /// the window and starve the others.
-const MAX_LOADED_PER_ENDPOINT: usize = 1_000;
+const MAX_LOADED_PER_ENDPOINT: usize = 5_000;
 
 /// The longest the scheduler sleeps without looking at the queue, as a safety net.
 const MAX_IDLE: Duration = Duration::from_secs(1);
