@@ -143,6 +143,7 @@ pub(crate) struct DeliveryTables<'txn> {
     by_endpoint: Table<'txn, (u8, u128, u128), ()>,
     queue: Table<'txn, (u64, u128), (u8, u128)>,
     endpoint_pending: Table<'txn, (u128, u128), u64>,
+    parked: Table<'txn, (u128, u128), ()>,
     event_pending: Table<'txn, u128, u32>,
 }
 
@@ -154,6 +155,7 @@ impl<'txn> DeliveryTables<'txn> {
             by_endpoint: tx.open_table(tables::ENDPOINT_ATTEMPTS)?,
             queue: tx.open_table(tables::QUEUE)?,
             endpoint_pending: tx.open_table(tables::ENDPOINT_PENDING)?,
+            parked: tx.open_table(tables::PARKED_ATTEMPTS)?,
             event_pending: tx.open_table(tables::EVENT_PENDING)?,
         })
     }
@@ -192,6 +194,7 @@ impl<'txn> DeliveryTables<'txn> {
         let parked = endpoint.status == EndpointStatus::Disabled;
         if parked {
             self.endpoint_pending.insert((endpoint_id, id), PARKED)?;
+            self.parked.insert((endpoint_id, id), ())?;
         } else {
             self.queue.insert((due_ms, id), (mode, endpoint_id))?;
             self.endpoint_pending.insert((endpoint_id, id), due_ms)?;
@@ -233,6 +236,7 @@ impl<'txn> DeliveryTables<'txn> {
         let id = record.id.as_u128();
         self.queue.remove((record.due_ms, id))?;
         self.endpoint_pending.remove((record.endpoint_id.as_u128(), id))?;
+        self.parked.remove((record.endpoint_id.as_u128(), id))?;
         Ok(())
     }
 
@@ -430,6 +434,7 @@ impl Store {
                 }
                 t.queue.remove(*key)?;
                 t.endpoint_pending.insert((record.endpoint_id.as_u128(), key.1), PARKED)?;
+                t.parked.insert((record.endpoint_id.as_u128(), key.1), ())?;
             }
             Ok(still_queued)
         })
@@ -445,15 +450,8 @@ impl Store {
                 Some(id) => (id.as_u128(), 0)..=(id.as_u128(), u128::MAX),
                 None => (0, 0)..=(u128::MAX, u128::MAX),
             };
-            let parked: Vec<(u128, u128)> = t
-                .endpoint_pending
-                .range(range)?
-                .filter_map(|e| match e {
-                    Ok((k, v)) if v.value() == PARKED => Some(Ok(k.value())),
-                    Ok(_) => None,
-                    Err(err) => Some(Err(err)),
-                })
-                .collect::<Result<_, _>>()?;
+            let parked: Vec<(u128, u128)> =
+                t.parked.range(range)?.map(|e| e.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
             let mut keys = Vec::new();
             for (endpoint_id, attempt_id) in parked {
                 let Some(mut record) = t.load(attempt_id)? else { continue };
@@ -466,6 +464,7 @@ impl Store {
                 t.save(&record)?;
                 t.queue.insert((now_ms, attempt_id), (record.mode.as_u8(), endpoint_id))?;
                 t.endpoint_pending.insert((endpoint_id, attempt_id), now_ms)?;
+                t.parked.remove((endpoint_id, attempt_id))?;
                 keys.push((now_ms, attempt_id));
             }
             Ok(keys)

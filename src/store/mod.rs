@@ -180,6 +180,7 @@ impl Store {
                 tx.open_table(tables::ENDPOINT_ATTEMPTS)?;
                 tx.open_table(tables::QUEUE)?;
                 tx.open_table(tables::ENDPOINT_PENDING)?;
+                tx.open_table(tables::PARKED_ATTEMPTS)?;
                 Ok(found)
             })
             .map_err(|e| OpenError::Init(self.path.clone(), e))?;

@@ -50,6 +50,11 @@ pub const QUEUE: TableDefinition<(u64, u128), (u8, u128)> = TableDefinition::new
 /// an endpoint's deliveries without scanning the queue.
 pub const ENDPOINT_PENDING: TableDefinition<(u128, u128), u64> = TableDefinition::new("endpoint_pending");
 
+/// Parked attempts, by endpoint: `(endpoint id, attempt id)` → `()`. The same entries
+/// have [`PARKED`] in [`ENDPOINT_PENDING`]; this table lets start-up and enabling find
+/// them without scanning every pending attempt.
+pub const PARKED_ATTEMPTS: TableDefinition<(u128, u128), ()> = TableDefinition::new("parked_attempts");
+
 /// The due time of a pending attempt taken off the queue because its endpoint is
 /// disabled; it goes back on the queue when the endpoint is enabled.
 pub const PARKED: u64 = u64::MAX;
