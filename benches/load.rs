@@ -433,7 +433,8 @@ fn main() {
     }
     let idle = if only.is_none() { Some(idle_cpu_percent()) } else { None };
     let backlog_result = if only.as_deref().is_none_or(|o| o.starts_with("W5")) {
-        let size = args.iter().position(|a| a == "--backlog").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
+        let size =
+            args.iter().position(|a| a == "--backlog").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
         let result = backlog(size.unwrap_or(if quick { 50_000 } else { 1_000_000 }));
         println!("{result}");
         failed |= result["missing"].as_u64() != Some(0);

@@ -235,8 +235,10 @@ impl<'txn> DeliveryTables<'txn> {
     fn unqueue(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
         let id = record.id.as_u128();
         self.queue.remove((record.due_ms, id))?;
-        self.endpoint_pending.remove((record.endpoint_id.as_u128(), id))?;
-        self.parked.remove((record.endpoint_id.as_u128(), id))?;
+        let was = self.endpoint_pending.remove((record.endpoint_id.as_u128(), id))?.map(|v| v.value());
+        if was == Some(PARKED) {
+            self.parked.remove((record.endpoint_id.as_u128(), id))?;
+        }
         Ok(())
     }
 
