@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use super::endpoints::parse_id;
 use super::extract::QueryParams;
-use super::list::{ListResponse, PageParams, list_error};
+use super::list::{ListResponse, PageParams};
 use super::{AppState, Caller, blocking, method_not_allowed};
 use crate::error::ApiError;
 use crate::ids::{DeliveryId, EndpointId, EventId};
@@ -112,10 +113,6 @@ pub struct ListQuery {
     status: Option<AttemptStatus>,
 }
 
-fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
-    raw.parse().map_err(|_| ApiError::not_found("webhook endpoint", raw))
-}
-
 /// Answers 404 unless the endpoint exists in the caller's mode.
 async fn require_endpoint(
     state: &web::Data<AppState>,
@@ -134,23 +131,15 @@ async fn list_deliveries(
     path: web::Path<String>,
     query: QueryParams<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = endpoint_id(&path)?;
+    let id = parse_id(&path)?;
     require_endpoint(&state, caller, id, &path).await?;
     let query = query.0;
-    let params = PageParams {
-        limit: query.limit.as_deref(),
-        starting_after: query.starting_after.as_deref(),
-        ending_before: query.ending_before.as_deref(),
-    };
-    let request = params.to_request::<DeliveryId>(DEFAULT_LIST_LIMIT)?;
     let status = query.status;
-    let listed = web::block({
-        let state = state.clone();
-        move || state.store.list_attempts(caller.mode, id, request, status)
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?;
-    let page = listed.map_err(|e| list_error(e, &params))?;
+    let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
+        .fetch::<DeliveryId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
+            store.list_attempts(caller.mode, id, request, status)
+        })
+        .await?;
     let url = format!("/v1/webhook_endpoints/{id}/deliveries");
     let data: Vec<Delivery> = page.items.into_iter().map(Delivery::from).collect();
     Ok(HttpResponse::Ok().json(ListResponse::new(url, data, page.has_more)))
@@ -163,7 +152,7 @@ async fn retrieve_delivery(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (raw_endpoint, raw_delivery) = path.into_inner();
-    let endpoint = endpoint_id(&raw_endpoint)?;
+    let endpoint = parse_id(&raw_endpoint)?;
     let delivery: DeliveryId = raw_delivery.parse().map_err(|_| ApiError::not_found("delivery", &raw_delivery))?;
     let found = blocking(&state, move |store| {
         let Some(attempt) = store.attempt(caller.mode, endpoint, delivery)? else { return Ok(None) };

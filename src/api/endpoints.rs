@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{JsonBody, QueryParams, nullable};
-use super::list::{ListResponse, PageParams, list_error};
+use super::list::{ListResponse, PageParams};
 use super::metadata::validate_metadata;
 use super::{AppState, Caller, blocking, method_not_allowed};
 use crate::clock::unix_now;
@@ -379,19 +379,11 @@ async fn list_endpoints(
     query: QueryParams<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.0;
-    let params = PageParams {
-        limit: query.limit.as_deref(),
-        starting_after: query.starting_after.as_deref(),
-        ending_before: query.ending_before.as_deref(),
-    };
-    let request = params.to_request::<EndpointId>(DEFAULT_LIST_LIMIT)?;
-    let listed = web::block({
-        let state = state.clone();
-        move || state.store.list_endpoints(caller.mode, request)
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?;
-    let page = listed.map_err(|e| list_error(e, &params))?;
+    let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
+        .fetch::<EndpointId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
+            store.list_endpoints(caller.mode, request)
+        })
+        .await?;
     let data: Vec<Endpoint> = page.items.into_iter().map(Endpoint::from).collect();
     Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))
 }

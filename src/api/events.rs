@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::extract::{JsonBody, QueryParams};
-use super::list::{ListResponse, PageParams, list_error};
+use super::list::{ListResponse, PageParams};
 use super::{AppState, Caller, blocking, method_not_allowed};
 use crate::clock::{unix_now, unix_now_ms};
 use crate::error::{ApiError, ErrorCode};
@@ -182,25 +182,17 @@ async fn list_events(
     query: QueryParams<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.0;
-    let params = PageParams {
-        limit: query.limit.as_deref(),
-        starting_after: query.starting_after.as_deref(),
-        ending_before: query.ending_before.as_deref(),
-    };
-    let request = params.to_request::<EventId>(DEFAULT_LIST_LIMIT)?;
     let filter = EventFilter {
         event_type: query.event_type.clone(),
         created_after: unix_param("created_after", query.created_after.as_deref())?,
         created_before: unix_param("created_before", query.created_before.as_deref())?,
         data_id: query.session_id.clone(),
     };
-    let listed = web::block({
-        let state = state.clone();
-        move || state.store.list_events(caller.mode, request, &filter)
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?;
-    let page = listed.map_err(|e| list_error(e, &params))?;
+    let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
+        .fetch::<EventId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
+            store.list_events(caller.mode, request, &filter)
+        })
+        .await?;
     let data = page.items.iter().map(render).collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))
 }

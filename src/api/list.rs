@@ -5,8 +5,12 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use actix_web::web;
+
+use super::AppState;
 use crate::error::ApiError;
-use crate::store::pagination::{Cursor, ListError, PageRequest};
+use crate::store::Store;
+use crate::store::pagination::{Cursor, ListError, Page, PageRequest};
 
 /// The largest `limit` any list accepts.
 pub const MAX_LIMIT: usize = 100;
@@ -20,6 +24,40 @@ pub struct PageParams<'a> {
     pub starting_after: Option<&'a str>,
     /// `ending_before`: an object id.
     pub ending_before: Option<&'a str>,
+}
+
+impl<'a> PageParams<'a> {
+    /// The paging parameters of a list query.
+    pub fn new(
+        limit: &'a Option<String>,
+        starting_after: &'a Option<String>,
+        ending_before: &'a Option<String>,
+    ) -> Self {
+        Self {
+            limit: limit.as_deref(),
+            starting_after: starting_after.as_deref(),
+            ending_before: ending_before.as_deref(),
+        }
+    }
+
+    /// Runs `list` with the page these parameters ask for, on the blocking pool, and
+    /// turns an unknown cursor into a 400 naming the cursor parameter. `Id` is the id type
+    /// of the listed objects.
+    pub async fn fetch<Id, T>(
+        self,
+        state: &web::Data<AppState>,
+        default_limit: usize,
+        list: impl FnOnce(&Store, PageRequest) -> Result<Page<T>, ListError> + Send + 'static,
+    ) -> Result<Page<T>, ApiError>
+    where
+        Id: FromStr + Into<u128>,
+        T: Send + 'static,
+    {
+        let request = self.to_request::<Id>(default_limit)?;
+        let store = std::sync::Arc::clone(&state.store);
+        let listed = web::block(move || list(&store, request)).await.map_err(|e| ApiError::internal(&e))?;
+        listed.map_err(|e| list_error(e, &self))
+    }
 }
 
 impl PageParams<'_> {
@@ -66,7 +104,7 @@ impl PageParams<'_> {
 
 /// Turns a store listing failure into the API's answer: an unknown cursor is the
 /// caller's mistake (400), anything else is ours.
-pub fn list_error(err: ListError, params: &PageParams<'_>) -> ApiError {
+fn list_error(err: ListError, params: &PageParams<'_>) -> ApiError {
     match err {
         ListError::UnknownCursor => {
             let (param, id) = match (params.starting_after, params.ending_before) {
