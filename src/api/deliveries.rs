@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::endpoints::parse_id;
 use super::extract::QueryParams;
 use super::list::{ListResponse, PageParams};
-use super::{AppState, Caller, blocking, method_not_allowed};
+use super::{AppState, Caller, blocking, resource};
 use crate::error::ApiError;
 use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::store::deliveries::{AttemptRecord, AttemptStatus};
@@ -18,16 +18,8 @@ const DEFAULT_LIST_LIMIT: usize = 20;
 
 /// Mounts the delivery routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/webhook_endpoints/{id}/deliveries")
-            .route(web::get().to(list_deliveries))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/webhook_endpoints/{id}/deliveries/{delivery}")
-            .route(web::get().to(retrieve_delivery))
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/webhook_endpoints/{id}/deliveries").route(web::get().to(list_deliveries)))
+        .service(resource("/webhook_endpoints/{id}/deliveries/{delivery}").route(web::get().to(retrieve_delivery)));
 }
 
 /// A delivery attempt as the API shows it.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::deliveries::Delivery;
 use super::endpoints::{Endpoint, EndpointCreated, parse_id};
 use super::extract::JsonBody;
-use super::{AppState, Caller, blocking, method_not_allowed};
+use super::{AppState, Caller, blocking, resource};
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::event_types::ENDPOINT_TEST;
@@ -23,16 +23,8 @@ pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(7 * 86_400);
 
 /// Mounts the action routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/webhook_endpoints/{id}/rotate_secret")
-            .route(web::post().to(rotate_secret))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/webhook_endpoints/{id}/test")
-            .route(web::post().to(test_endpoint))
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/webhook_endpoints/{id}/rotate_secret").route(web::post().to(rotate_secret)))
+        .service(resource("/webhook_endpoints/{id}/test").route(web::post().to(test_endpoint)));
 }
 
 /// The body of `rotate_secret`.

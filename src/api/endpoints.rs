@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{ListResponse, PageParams};
 use super::metadata::validate_metadata;
-use super::{AppState, Caller, blocking, method_not_allowed};
+use super::{AppState, Caller, blocking, resource};
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::event_types::{EventTypes, WILDCARD};
@@ -29,17 +29,13 @@ const LIST_URL: &str = "/v1/webhook_endpoints";
 /// Mounts the endpoint routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/webhook_endpoints")
-            .route(web::get().to(list_endpoints))
-            .route(web::post().to(create_endpoint))
-            .default_service(web::to(method_not_allowed)),
+        resource("/webhook_endpoints").route(web::get().to(list_endpoints)).route(web::post().to(create_endpoint)),
     )
     .service(
-        web::resource("/webhook_endpoints/{id}")
+        resource("/webhook_endpoints/{id}")
             .route(web::get().to(retrieve_endpoint))
             .route(web::post().to(update_endpoint))
-            .route(web::delete().to(delete_endpoint))
-            .default_service(web::to(method_not_allowed)),
+            .route(web::delete().to(delete_endpoint)),
     )
     .configure(super::endpoint_actions::configure);
 }

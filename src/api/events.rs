@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 
 use super::extract::{JsonBody, QueryParams};
 use super::list::{ListResponse, PageParams};
-use super::{AppState, Caller, blocking, method_not_allowed};
+use super::{AppState, Caller, blocking, resource};
 use crate::clock::{unix_now, unix_now_ms};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{EndpointId, EventId};
@@ -20,20 +20,9 @@ const LIST_URL: &str = "/v1/events";
 
 /// Mounts the event routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/events")
-            .route(web::get().to(list_events))
-            .route(web::post().to(publish_event))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/events/{id}").route(web::get().to(retrieve_event)).default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/events/{id}/resend")
-            .route(web::post().to(resend_event))
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/events").route(web::get().to(list_events)).route(web::post().to(publish_event)))
+        .service(resource("/events/{id}").route(web::get().to(retrieve_event)))
+        .service(resource("/events/{id}/resend").route(web::post().to(resend_event)));
 }
 
 /// The body of `POST /v1/events`.

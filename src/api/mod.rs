@@ -157,6 +157,11 @@ where
     }
 }
 
+/// A route whose other methods are answered 405 with the API's error object.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
 /// The answer for a path that exists, with a method it does not take.
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     ApiError::new(ErrorCode::MethodNotAllowed, format!("{} is not allowed on {}.", req.method(), req.path()))
