@@ -374,3 +374,26 @@ fn a_large_backlog_on_one_endpoint_does_not_starve_another() {
     assert_eq!(got.len(), 300);
     assert!(receiver.received("/stalled").len() <= 2);
 }
+
+#[test]
+fn deleting_a_disabled_endpoint_ends_its_parked_retries() {
+    let server = TestServer::start_with(|c| c.delivery.retry_schedule = vec![Duration::from_millis(100)]);
+    let receiver = Receiver::start();
+    receiver.set("/parked", Behaviour::Status(500));
+    let endpoint = server.create_endpoint(&receiver.url("/parked"));
+    let id = endpoint["id"].as_str().unwrap().to_string();
+    let event = server.publish(VERIFIED, session("vks_p"));
+    receiver.wait_for("/parked", 1, WAIT);
+    assert_eq!(server.post(&format!("/v1/webhook_endpoints/{id}"), json!({"status": "disabled"})).status, 200);
+    // Let the retry come due and be parked.
+    std::thread::sleep(Duration::from_millis(400));
+    let event_path = format!("/v1/events/{}", event["id"].as_str().unwrap());
+    assert_eq!(server.get(&event_path).body["pending_webhooks"], 1);
+    assert_eq!(server.delete(&format!("/v1/webhook_endpoints/{id}")).status, 200);
+    assert_eq!(server.get(&event_path).body["pending_webhooks"], 0, "the parked retry ended with the endpoint");
+    // A restart finds nothing to resume.
+    let server = server.restart();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(receiver.received("/parked").len(), 1);
+    assert_eq!(server.get(&event_path).body["pending_webhooks"], 0);
+}
