@@ -48,6 +48,10 @@ error_codes! {
     BadRequest => (BAD_REQUEST, "invalid_request_error", "bad_request"),
     /// The body is not JSON, or not a JSON object.
     InvalidJson => (BAD_REQUEST, "invalid_request_error", "invalid_json"),
+    /// The object is in a state that does not allow this action.
+    InvalidState => (BAD_REQUEST, "invalid_request_error", "invalid_state"),
+    /// A test-mode helper was called with a live key.
+    TestModeOnly => (BAD_REQUEST, "invalid_request_error", "test_mode_only"),
     /// No object with this id exists in the key's mode.
     ResourceMissing => (NOT_FOUND, "invalid_request_error", "resource_missing"),
     /// No route has this path.

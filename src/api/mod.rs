@@ -13,6 +13,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod list;
 pub mod metadata;
+pub mod verification_sessions;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -77,6 +78,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(endpoints::configure)
                 .configure(deliveries::configure)
                 .configure(events::configure)
+                .configure(verification_sessions::configure)
                 .default_service(web::to(route_not_found)),
         )
         .configure(crate::dashboard::configure);

@@ -118,7 +118,7 @@ pub enum Resent {
 }
 
 /// Stores an event and schedules its deliveries inside `tx`.
-fn insert_event(
+pub(crate) fn insert_event(
     tx: &WriteTransaction,
     event: &NewEvent,
     now_ms: u64,

@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod events;
 pub mod idempotency;
 pub mod pagination;
+pub mod sessions;
 pub mod tables;
 
 use std::io::ErrorKind;
@@ -181,6 +182,7 @@ impl Store {
                 tx.open_table(tables::QUEUE)?;
                 tx.open_table(tables::ENDPOINT_PENDING)?;
                 tx.open_table(tables::PARKED_ATTEMPTS)?;
+                tx.open_table(tables::VERIFICATION_SESSIONS)?;
                 Ok(found)
             })
             .map_err(|e| OpenError::Init(self.path.clone(), e))?;

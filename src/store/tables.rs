@@ -58,3 +58,6 @@ pub const PARKED_ATTEMPTS: TableDefinition<(u128, u128), ()> = TableDefinition::
 /// The due time of a pending attempt taken off the queue because its endpoint is
 /// disabled; it goes back on the queue when the endpoint is enabled.
 pub const PARKED: u64 = u64::MAX;
+
+/// Verification sessions: `(mode, session id)` → [`super::sessions::SessionRecord`] as JSON.
+pub const VERIFICATION_SESSIONS: TableDefinition<(u8, u128), &[u8]> = TableDefinition::new("verification_sessions");

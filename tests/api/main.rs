@@ -13,5 +13,6 @@ mod events;
 mod faults;
 mod hardening;
 mod idempotency;
+mod sessions;
 mod ssrf;
 mod storage;

@@ -1,0 +1,341 @@
+//! `/v1/verification_sessions` and their test-mode helpers: Stile's own source of events,
+//! so a local stile can stand in for Stile while developing against it.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::extract::{JsonBody, QueryParams};
+use super::list::{ListResponse, PageParams};
+use super::metadata::validate_metadata;
+use super::{AppState, Caller, blocking, resource};
+use crate::clock::{unix_now, unix_now_ms};
+use crate::error::{ApiError, ErrorCode};
+use crate::ids::VerificationSessionId;
+use crate::mode::Mode;
+use crate::store::StoreError;
+use crate::store::sessions::{SessionChanged, SessionRecord};
+
+/// `limit` when a list request gives none.
+const DEFAULT_LIST_LIMIT: usize = 10;
+
+/// The list's path, echoed in list responses.
+const LIST_URL: &str = "/v1/verification_sessions";
+
+/// The longest `client_reference_id` accepted, in characters.
+const MAX_REFERENCE_CHARS: usize = 255;
+
+/// Mounts the session routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/verification_sessions").route(web::get().to(list_sessions)).route(web::post().to(create_session)),
+    )
+    .service(resource("/verification_sessions/{id}").route(web::get().to(retrieve_session)))
+    .service(resource("/verification_sessions/{id}/cancel").route(web::post().to(cancel_session)))
+    .service(resource("/test_helpers/verification_sessions/{id}/{action}").route(web::post().to(test_helper)));
+}
+
+/// A move in a session's life, each emitting its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    /// `requires_input` → `processing`.
+    Process,
+    /// `processing` → `requires_input`.
+    RequireInput,
+    /// → `verified` (final).
+    Verify,
+    /// → `failed` (final).
+    Fail,
+    /// → `cancelled` (final).
+    Cancel,
+    /// → `expired` (final).
+    Expire,
+}
+
+impl Move {
+    /// The helper action of this move (`process`, `require_input`, ...).
+    pub fn from_action(action: &str) -> Option<Move> {
+        Some(match action {
+            "process" => Move::Process,
+            "require_input" => Move::RequireInput,
+            "verify" => Move::Verify,
+            "fail" => Move::Fail,
+            "expire" => Move::Expire,
+            _ => return None,
+        })
+    }
+
+    /// The status a session has after this move.
+    pub fn target(self) -> &'static str {
+        match self {
+            Move::Process => "processing",
+            Move::RequireInput => "requires_input",
+            Move::Verify => "verified",
+            Move::Fail => "failed",
+            Move::Cancel => "cancelled",
+            Move::Expire => "expired",
+        }
+    }
+
+    /// The statuses this move may start from.
+    pub fn from_statuses(self) -> &'static [&'static str] {
+        match self {
+            Move::Process => &["requires_input"],
+            Move::RequireInput => &["processing"],
+            Move::Verify | Move::Fail | Move::Cancel | Move::Expire => &["requires_input", "processing"],
+        }
+    }
+
+    /// Applies the move, or says why it is not allowed from the session's status.
+    /// Returns the event type to emit.
+    pub fn apply(self, session: &mut SessionRecord, now: i64) -> Result<&'static str, ApiError> {
+        if !self.from_statuses().contains(&session.status.as_str()) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidState,
+                format!(
+                    "This verification session's status is `{}`, so it cannot become `{}`; only a session in {} can.",
+                    session.status,
+                    self.target(),
+                    self.from_statuses().iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
+                ),
+            ));
+        }
+        session.status = self.target().to_string();
+        if self == Move::Verify {
+            session.completed_at = Some(now);
+        }
+        Ok(match self {
+            Move::Process => "verification_session.processing",
+            Move::RequireInput => "verification_session.requires_input",
+            Move::Verify => "verification_session.verified",
+            Move::Fail => "verification_session.failed",
+            Move::Cancel => "verification_session.cancelled",
+            Move::Expire => "verification_session.expired",
+        })
+    }
+}
+
+/// The body of `POST /v1/verification_sessions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionIn {
+    /// `identity` or `document`.
+    #[serde(rename = "type")]
+    pub session_type: Option<String>,
+    /// The caller's own reference.
+    pub client_reference_id: Option<String>,
+    /// String pairs.
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+fn parse_id(raw: &str) -> Result<VerificationSessionId, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("verification session", raw))
+}
+
+/// `POST /v1/verification_sessions`: a session in `requires_input`; emits
+/// `verification_session.created`.
+async fn create_session(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: JsonBody<SessionIn>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.0;
+    let session_type = input
+        .session_type
+        .ok_or_else(|| ApiError::param(ErrorCode::ParameterMissing, "type", "Missing required param: type."))?;
+    if session_type != "identity" && session_type != "document" {
+        return Err(ApiError::invalid("type", "`type` must be `identity` or `document`."));
+    }
+    if input.client_reference_id.as_ref().is_some_and(|r| r.chars().count() > MAX_REFERENCE_CHARS) {
+        return Err(ApiError::invalid(
+            "client_reference_id",
+            format!("`client_reference_id` must be at most {MAX_REFERENCE_CHARS} characters."),
+        ));
+    }
+    let metadata = input.metadata.unwrap_or_default();
+    validate_metadata(&metadata)?;
+    let now = unix_now();
+    let session = SessionRecord {
+        id: VerificationSessionId::new(),
+        object: "verification_session".into(),
+        status: "requires_input".into(),
+        session_type,
+        client_reference_id: input.client_reference_id,
+        livemode: caller.mode.is_live(),
+        expires_at: now + state.config.verification_sessions.expires_after.as_secs() as i64,
+        completed_at: None,
+        created: now,
+        metadata,
+    };
+    let changed = blocking(&state, move |store| store.create_session(&session, unix_now_ms())).await?;
+    Ok(respond(&state, changed))
+}
+
+/// Tells the engine about the event's deliveries and answers with the session.
+fn respond(state: &web::Data<AppState>, changed: SessionChanged) -> HttpResponse {
+    state.engine.notify(changed.scheduled);
+    HttpResponse::Ok().json(changed.session)
+}
+
+/// `GET /v1/verification_sessions/:id`
+async fn retrieve_session(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let found = blocking(&state, move |store| store.session(caller.mode, id)).await?;
+    Ok(HttpResponse::Ok().json(found.ok_or_else(|| ApiError::not_found("verification session", &path))?))
+}
+
+/// The query of the session list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<String>,
+    starting_after: Option<String>,
+    ending_before: Option<String>,
+}
+
+/// `GET /v1/verification_sessions`: newest first.
+async fn list_sessions(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.0;
+    let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
+        .fetch::<VerificationSessionId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
+            store.list_sessions(caller.mode, request)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, page.items, page.has_more)))
+}
+
+/// Applies a move to a session and emits its event, in one transaction.
+async fn move_session(
+    state: &web::Data<AppState>,
+    mode: Mode,
+    raw: &str,
+    step: Move,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(raw)?;
+    let changed = blocking(state, move |store| {
+        store.change_session(mode, id, unix_now_ms(), |session| {
+            step.apply(session, unix_now()).map_err(MoveError::Refused)
+        })
+    })
+    .await?;
+    let changed = changed.ok_or_else(|| ApiError::not_found("verification session", raw))?;
+    Ok(respond(state, changed))
+}
+
+/// Either a refusal by the state machine or a store failure, out of `change_session`.
+enum MoveError {
+    Refused(ApiError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for MoveError {
+    fn from(err: StoreError) -> Self {
+        MoveError::Store(err)
+    }
+}
+
+impl crate::store::ReopenHint for MoveError {
+    fn needs_reopen(&self) -> bool {
+        matches!(self, MoveError::Store(err) if err.needs_reopen())
+    }
+}
+
+impl From<MoveError> for ApiError {
+    fn from(err: MoveError) -> Self {
+        match err {
+            MoveError::Refused(err) => err,
+            MoveError::Store(err) => err.into(),
+        }
+    }
+}
+
+/// `POST /v1/verification_sessions/:id/cancel`
+async fn cancel_session(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    move_session(&state, caller.mode, &path, Move::Cancel).await
+}
+
+/// `POST /v1/test_helpers/verification_sessions/:id/{process,require_input,verify,fail,expire}`:
+/// test mode only.
+async fn test_helper(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (raw, action) = path.into_inner();
+    let step = Move::from_action(&action).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::RouteNotFound,
+            format!("Unknown test helper `{action}`: use process, require_input, verify, fail or expire."),
+        )
+    })?;
+    if caller.mode == Mode::Live {
+        return Err(ApiError::new(
+            ErrorCode::TestModeOnly,
+            "Test helpers only work with a test key (vk_test_...); live sessions move only through real verification.",
+        ));
+    }
+    move_session(&state, caller.mode, &raw, step).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(status: &str) -> SessionRecord {
+        SessionRecord {
+            id: VerificationSessionId::new(),
+            object: "verification_session".into(),
+            status: status.into(),
+            session_type: "identity".into(),
+            client_reference_id: None,
+            livemode: false,
+            expires_at: 0,
+            completed_at: None,
+            created: 0,
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn every_move_from_every_status() {
+        let statuses = ["requires_input", "processing", "verified", "failed", "cancelled", "expired"];
+        let moves = [Move::Process, Move::RequireInput, Move::Verify, Move::Fail, Move::Cancel, Move::Expire];
+        for status in statuses {
+            for step in moves {
+                let mut s = session(status);
+                let allowed = match step {
+                    Move::Process => status == "requires_input",
+                    Move::RequireInput => status == "processing",
+                    _ => status == "requires_input" || status == "processing",
+                };
+                match step.apply(&mut s, 42) {
+                    Ok(event) => {
+                        assert!(allowed, "{step:?} from {status}");
+                        assert_eq!(s.status, step.target());
+                        assert_eq!(event, format!("verification_session.{}", step.target()));
+                        assert_eq!(s.completed_at, (step == Move::Verify).then_some(42));
+                    }
+                    Err(err) => {
+                        assert!(!allowed, "{step:?} from {status}");
+                        assert_eq!(err.code, ErrorCode::InvalidState);
+                        assert!(err.message.contains(status), "{}", err.message);
+                        assert_eq!(s.status, status, "unchanged");
+                    }
+                }
+            }
+        }
+    }
+}

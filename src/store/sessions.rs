@@ -1,0 +1,129 @@
+//! Stored verification sessions. Every change of a session is written in the same
+//! transaction as the event it emits, with that event's deliveries.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+use super::deliveries::QueueKey;
+use super::events::{NewEvent, insert_event};
+use super::pagination::{ListError, Page, PageRequest, list_page};
+use super::{ReopenHint, Store, StoreError, decode_found, encode, tables};
+use crate::ids::VerificationSessionId;
+use crate::mode::Mode;
+
+const TABLE: &str = "verification_sessions";
+
+/// A verification session as stored; its JSON is also the API object and event data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// `vks_...`
+    pub id: VerificationSessionId,
+    /// Always `"verification_session"`.
+    pub object: String,
+    /// `requires_input`, `processing`, `verified`, `failed`, `cancelled` or `expired`.
+    pub status: String,
+    /// `identity` or `document`.
+    #[serde(rename = "type")]
+    pub session_type: String,
+    /// The caller's own reference, if given.
+    pub client_reference_id: Option<String>,
+    /// Whether it belongs to live mode.
+    pub livemode: bool,
+    /// When it expires by itself if not finished (Unix seconds).
+    pub expires_at: i64,
+    /// When it was verified (Unix seconds).
+    pub completed_at: Option<i64>,
+    /// Creation time (Unix seconds).
+    pub created: i64,
+    /// String pairs.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl SessionRecord {
+    /// The mode of the session.
+    pub fn mode(&self) -> Mode {
+        if self.livemode { Mode::Live } else { Mode::Test }
+    }
+
+    /// The `verification_session.<status>` event announcing the session as it is now.
+    pub fn event(&self, event_type: &str, now: i64) -> Result<NewEvent, StoreError> {
+        let data = serde_json::to_value(self).map_err(|source| StoreError::Encode { table: TABLE, source })?;
+        NewEvent::new(self.mode(), event_type, &data, now)
+    }
+}
+
+/// What a session change did.
+#[derive(Debug, Clone)]
+pub struct SessionChanged {
+    /// The session after the change.
+    pub session: SessionRecord,
+    /// Queue keys of the deliveries its event scheduled.
+    pub scheduled: Vec<QueueKey>,
+}
+
+impl Store {
+    /// Stores a new session and its `verification_session.created` event, in one
+    /// transaction.
+    pub fn create_session(&self, session: &SessionRecord, now_ms: u64) -> Result<SessionChanged, StoreError> {
+        let event = session.event("verification_session.created", (now_ms / 1000) as i64)?;
+        let bytes = encode(TABLE, session)?;
+        self.write(|tx| {
+            let key = (session.mode().as_u8(), session.id.as_u128());
+            tx.open_table(tables::VERIFICATION_SESSIONS)?.insert(key, bytes.as_slice())?;
+            let mut scheduled = Vec::new();
+            insert_event(tx, &event, now_ms, &mut scheduled)?;
+            Ok(SessionChanged { session: session.clone(), scheduled })
+        })
+    }
+
+    /// The session with this id in this mode.
+    pub fn session(&self, mode: Mode, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError> {
+        self.read(|tx| {
+            let table = tx.open_table(tables::VERIFICATION_SESSIONS)?;
+            decode_found(TABLE, table.get((mode.as_u8(), id.as_u128()))?)
+        })
+    }
+
+    /// Moves a session: `change` edits it and names the event to emit, or refuses (its
+    /// error is returned and nothing is written). The session and its event commit
+    /// together. `Ok(None)`: no such session.
+    pub fn change_session<E: From<StoreError> + ReopenHint>(
+        &self,
+        mode: Mode,
+        id: VerificationSessionId,
+        now_ms: u64,
+        change: impl FnOnce(&mut SessionRecord) -> Result<&'static str, E>,
+    ) -> Result<Option<SessionChanged>, E> {
+        self.with_db(|db| {
+            let tx = db.begin_write().map_err(StoreError::from)?;
+            let key = (mode.as_u8(), id.as_u128());
+            let found: Option<SessionRecord> = {
+                let table = tx.open_table(tables::VERIFICATION_SESSIONS).map_err(StoreError::from)?;
+                decode_found(TABLE, table.get(key).map_err(StoreError::from)?)?
+            };
+            let Some(mut session) = found else { return Ok(None) };
+            let event_type = change(&mut session)?;
+            let event = session.event(event_type, (now_ms / 1000) as i64)?;
+            let bytes = encode(TABLE, &session)?;
+            tx.open_table(tables::VERIFICATION_SESSIONS)
+                .map_err(StoreError::from)?
+                .insert(key, bytes.as_slice())
+                .map_err(StoreError::from)?;
+            let mut scheduled = Vec::new();
+            insert_event(&tx, &event, now_ms, &mut scheduled)?;
+            tx.commit().map_err(StoreError::from)?;
+            Ok(Some(SessionChanged { session, scheduled }))
+        })
+    }
+
+    /// One page of a mode's sessions, newest first.
+    pub fn list_sessions(&self, mode: Mode, request: PageRequest) -> Result<Page<SessionRecord>, ListError> {
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            let table = tx.open_table(tables::VERIFICATION_SESSIONS).map_err(StoreError::from)?;
+            list_page(&table, TABLE, mode.as_u8(), request, |_| true)
+        })
+    }
+}
