@@ -24,6 +24,21 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
+    /// Create a test verification session on a running server and drive it until EVENT is
+    /// emitted, like `stripe trigger`.
+    Trigger {
+        /// A verification_session.* event type
+        event_type: String,
+        /// The server [default: http://<server.listen> from the config]
+        #[arg(long)]
+        url: Option<String>,
+        /// A test API key
+        #[arg(long, env = "STILE_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Config file [default: ./stile.toml if it exists]
+        #[arg(long, env = "STILE_CONFIG", value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
     /// Manage API keys in the data file (while the server is stopped).
     Keys {
         /// What to do with keys.

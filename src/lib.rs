@@ -17,6 +17,7 @@ pub mod mode;
 pub mod secrets;
 pub mod store;
 pub mod target_policy;
+pub mod trigger;
 pub mod webhook;
 
 use std::future::Future;

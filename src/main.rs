@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Keys { action }) => keys(action),
+        Some(Command::Trigger { event_type, url, api_key, config }) => trigger(&event_type, url, api_key, config),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -104,6 +105,25 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn trigger(
+    event_type: &str,
+    url: Option<String>,
+    api_key: Option<String>,
+    config: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let base = match url {
+        Some(url) => url,
+        None => {
+            let overrides = stile::config::Overrides { config_path: config, ..Default::default() };
+            format!("http://{}", load_config(&overrides)?.config.server.listen)
+        }
+    };
+    let key = api_key.ok_or_else(|| {
+        anyhow::anyhow!("no API key: pass --api-key or set STILE_API_KEY (the test key printed at first start)")
+    })?;
+    stile::trigger::run(event_type, &base, &key)
 }
 
 fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {

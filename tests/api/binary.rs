@@ -171,3 +171,46 @@ fn sigterm_stops_the_server_cleanly_and_data_survives() {
     let fetched = Req::new("GET", format!("{}/v1/webhook_endpoints/{id}", server.base)).key(TEST_KEY).send();
     assert_eq!(fetched.status, 200);
 }
+
+#[test]
+fn trigger_drives_a_test_session_until_the_event_is_emitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = crate::common::receiver::Receiver::start();
+    let env = [("STILE_AUTH_KEYS", TEST_KEY)];
+    let server = ServerProcess::start(dir.path(), &["--listen", "127.0.0.1:0", "--data-dir", "data"], &env).unwrap();
+    let created = Req::new("POST", format!("{}/v1/webhook_endpoints", server.base))
+        .key(TEST_KEY)
+        .json(&serde_json::json!({"url": receiver.url("/webhooks"), "enabled_events": ["*"]}))
+        .send();
+    assert_eq!(created.status, 200);
+
+    let output = stile_bin()
+        .current_dir(dir.path())
+        .args(["trigger", "verification_session.verified", "--url", &server.base])
+        .env("STILE_API_KEY", TEST_KEY)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
+    for line in ["verification_session.created", "verification_session.processing", "verification_session.verified"] {
+        assert!(stdout.lines().any(|l| l.contains(line) && l.contains("evt_")), "{line} in {stdout}");
+    }
+    let got = receiver.wait_for("/webhooks", 3, Duration::from_secs(10));
+    let mut types: Vec<String> = got.iter().map(|r| r.json()["type"].as_str().unwrap().to_string()).collect();
+    types.sort();
+    assert_eq!(
+        types,
+        ["verification_session.created", "verification_session.processing", "verification_session.verified"]
+    );
+
+    let unknown =
+        stile_bin().args(["trigger", "invoice.paid", "--url", &server.base, "--api-key", TEST_KEY]).output().unwrap();
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.contains("verification_session.expired"), "lists the valid types: {stderr}");
+    let live = stile_bin()
+        .args(["trigger", "verification_session.created", "--url", &server.base, "--api-key", "vk_live_x"])
+        .output()
+        .unwrap();
+    assert!(!live.status.success());
+}
