@@ -114,6 +114,9 @@ pub struct DeliveryConfig {
     /// Host names resolved to fixed addresses instead of through DNS (`"name=address"`),
     /// like curl's `--resolve`: for staging setups and tests.
     pub resolve: Vec<String>,
+    /// The demo clock: retry delays and session lifetimes are multiplied by this, so
+    /// `0.001` turns 5 minutes into 0.3 s and a whole retry life fits in a demo.
+    pub time_scale: f64,
 }
 
 impl Default for DeliveryConfig {
@@ -125,6 +128,7 @@ impl Default for DeliveryConfig {
             per_endpoint_concurrency: 8,
             allowed_private_targets: Vec::new(),
             resolve: Vec::new(),
+            time_scale: 1.0,
         }
     }
 }
@@ -243,6 +247,11 @@ impl Config {
         Ok(Loaded { config, source })
     }
 
+    /// `d` on the demo clock (`delivery.time_scale`).
+    pub fn scaled(&self, d: Duration) -> Duration {
+        d.mul_f64(self.delivery.time_scale)
+    }
+
     /// The path of the redb data file.
     pub fn data_file(&self) -> PathBuf {
         self.server.data_dir.join(crate::store::DATA_FILE_NAME)
@@ -283,6 +292,9 @@ impl Config {
                     format!("`{target}` is neither a network in CIDR notation (10.0.0.0/8) nor a host name"),
                 ));
             }
+        }
+        if !(d.time_scale > 0.0 && d.time_scale <= 1.0) {
+            return Err(("delivery.time_scale", format!("must be above 0 and at most 1, got {}", d.time_scale)));
         }
         for entry in &d.resolve {
             if parse_resolve(entry).is_none() {

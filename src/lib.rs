@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod error;
 pub mod event_types;
 pub mod ids;
+pub mod lifecycle;
 pub mod mode;
 pub mod secrets;
 pub mod store;

@@ -61,6 +61,14 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     writeln!(out, "  listening  http://{bound}")?;
     writeln!(out, "  dashboard  http://{bound}/")?;
     writeln!(out, "  mode       {}", state.config.server.mode.as_str())?;
+    let scale = state.config.delivery.time_scale;
+    if scale != 1.0 {
+        writeln!(
+            out,
+            "  DEMO CLOCK delivery.time_scale = {scale}: retry delays and session lifetimes run {:.0}x faster",
+            1.0 / scale
+        )?;
+    }
     match first_key {
         Some(key) => {
             writeln!(out, "  API key    {key}")?;

@@ -13,6 +13,7 @@ use super::{AppState, Caller, blocking, resource};
 use crate::clock::{unix_now, unix_now_ms};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::VerificationSessionId;
+use crate::lifecycle::Move;
 use crate::mode::Mode;
 use crate::store::StoreError;
 use crate::store::sessions::{SessionChanged, SessionRecord};
@@ -34,86 +35,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/verification_sessions/{id}").route(web::get().to(retrieve_session)))
     .service(resource("/verification_sessions/{id}/cancel").route(web::post().to(cancel_session)))
     .service(resource("/test_helpers/verification_sessions/{id}/{action}").route(web::post().to(test_helper)));
-}
-
-/// A move in a session's life, each emitting its event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Move {
-    /// `requires_input` → `processing`.
-    Process,
-    /// `processing` → `requires_input`.
-    RequireInput,
-    /// → `verified` (final).
-    Verify,
-    /// → `failed` (final).
-    Fail,
-    /// → `cancelled` (final).
-    Cancel,
-    /// → `expired` (final).
-    Expire,
-}
-
-impl Move {
-    /// The helper action of this move (`process`, `require_input`, ...).
-    pub fn from_action(action: &str) -> Option<Move> {
-        Some(match action {
-            "process" => Move::Process,
-            "require_input" => Move::RequireInput,
-            "verify" => Move::Verify,
-            "fail" => Move::Fail,
-            "expire" => Move::Expire,
-            _ => return None,
-        })
-    }
-
-    /// The status a session has after this move.
-    pub fn target(self) -> &'static str {
-        match self {
-            Move::Process => "processing",
-            Move::RequireInput => "requires_input",
-            Move::Verify => "verified",
-            Move::Fail => "failed",
-            Move::Cancel => "cancelled",
-            Move::Expire => "expired",
-        }
-    }
-
-    /// The statuses this move may start from.
-    pub fn from_statuses(self) -> &'static [&'static str] {
-        match self {
-            Move::Process => &["requires_input"],
-            Move::RequireInput => &["processing"],
-            Move::Verify | Move::Fail | Move::Cancel | Move::Expire => &["requires_input", "processing"],
-        }
-    }
-
-    /// Applies the move, or says why it is not allowed from the session's status.
-    /// Returns the event type to emit.
-    pub fn apply(self, session: &mut SessionRecord, now: i64) -> Result<&'static str, ApiError> {
-        if !self.from_statuses().contains(&session.status.as_str()) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidState,
-                format!(
-                    "This verification session's status is `{}`, so it cannot become `{}`; only a session in {} can.",
-                    session.status,
-                    self.target(),
-                    self.from_statuses().iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
-                ),
-            ));
-        }
-        session.status = self.target().to_string();
-        if self == Move::Verify {
-            session.completed_at = Some(now);
-        }
-        Ok(match self {
-            Move::Process => "verification_session.processing",
-            Move::RequireInput => "verification_session.requires_input",
-            Move::Verify => "verification_session.verified",
-            Move::Fail => "verification_session.failed",
-            Move::Cancel => "verification_session.cancelled",
-            Move::Expire => "verification_session.expired",
-        })
-    }
 }
 
 /// The body of `POST /v1/verification_sessions`.
@@ -155,7 +76,10 @@ async fn create_session(
     }
     let metadata = input.metadata.unwrap_or_default();
     validate_metadata(&metadata)?;
-    let now = unix_now();
+    let now_ms = unix_now_ms();
+    let now = (now_ms / 1000) as i64;
+    let lifetime = state.config.scaled(state.config.verification_sessions.expires_after);
+    let expires_ms = now_ms + lifetime.as_millis() as u64;
     let session = SessionRecord {
         id: VerificationSessionId::new(),
         object: "verification_session".into(),
@@ -163,12 +87,13 @@ async fn create_session(
         session_type,
         client_reference_id: input.client_reference_id,
         livemode: caller.mode.is_live(),
-        expires_at: now + state.config.verification_sessions.expires_after.as_secs() as i64,
+        expires_at: (expires_ms / 1000) as i64,
         completed_at: None,
         created: now,
         metadata,
     };
-    let changed = blocking(&state, move |store| store.create_session(&session, unix_now_ms())).await?;
+    let changed = blocking(&state, move |store| store.create_session(&session, expires_ms, now_ms)).await?;
+    state.engine.session_scheduled();
     Ok(respond(&state, changed))
 }
 
@@ -288,54 +213,4 @@ async fn test_helper(
         ));
     }
     move_session(&state, caller.mode, &raw, step).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn session(status: &str) -> SessionRecord {
-        SessionRecord {
-            id: VerificationSessionId::new(),
-            object: "verification_session".into(),
-            status: status.into(),
-            session_type: "identity".into(),
-            client_reference_id: None,
-            livemode: false,
-            expires_at: 0,
-            completed_at: None,
-            created: 0,
-            metadata: BTreeMap::new(),
-        }
-    }
-
-    #[test]
-    fn every_move_from_every_status() {
-        let statuses = ["requires_input", "processing", "verified", "failed", "cancelled", "expired"];
-        let moves = [Move::Process, Move::RequireInput, Move::Verify, Move::Fail, Move::Cancel, Move::Expire];
-        for status in statuses {
-            for step in moves {
-                let mut s = session(status);
-                let allowed = match step {
-                    Move::Process => status == "requires_input",
-                    Move::RequireInput => status == "processing",
-                    _ => status == "requires_input" || status == "processing",
-                };
-                match step.apply(&mut s, 42) {
-                    Ok(event) => {
-                        assert!(allowed, "{step:?} from {status}");
-                        assert_eq!(s.status, step.target());
-                        assert_eq!(event, format!("verification_session.{}", step.target()));
-                        assert_eq!(s.completed_at, (step == Move::Verify).then_some(42));
-                    }
-                    Err(err) => {
-                        assert!(!allowed, "{step:?} from {status}");
-                        assert_eq!(err.code, ErrorCode::InvalidState);
-                        assert!(err.message.contains(status), "{}", err.message);
-                        assert_eq!(s.status, status, "unchanged");
-                    }
-                }
-            }
-        }
-    }
 }

@@ -67,6 +67,9 @@ struct WorkItem {
 /// The running delivery engine.
 pub struct Engine {
     scheduler: Sender<SchedulerMsg>,
+    /// Wakes the session expirer (a new session may expire before its next wake-up);
+    /// dropped to stop it.
+    expirer: Mutex<Option<Sender<()>>>,
     publisher: Mutex<Option<Sender<PublishJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     sender: HttpSender,
@@ -99,8 +102,14 @@ impl Engine {
         {
             let store = Arc::clone(&store);
             let scheduler = scheduler_tx.clone();
-            let schedule = config.delivery.retry_schedule.clone();
+            let schedule: Vec<Duration> = config.delivery.retry_schedule.iter().map(|d| config.scaled(*d)).collect();
             threads.push(spawn("stile-recorder", move || recorder(store, record_rx, scheduler, schedule)));
+        }
+        let (expirer_tx, expirer_rx) = crossbeam_channel::unbounded();
+        {
+            let store = Arc::clone(&store);
+            let scheduler = scheduler_tx.clone();
+            threads.push(spawn("stile-expirer", move || expirer(store, expirer_rx, scheduler)));
         }
         let scheduler = Scheduler::new(
             store,
@@ -113,6 +122,7 @@ impl Engine {
 
         Ok(Engine {
             scheduler: scheduler_tx,
+            expirer: Mutex::new(Some(expirer_tx)),
             publisher: Mutex::new(Some(publish_tx)),
             threads: Mutex::new(threads),
             sender,
@@ -143,6 +153,13 @@ impl Engine {
         }
     }
 
+    /// Tells the expirer a session was created, so it looks at its next deadline again.
+    pub fn session_scheduled(&self) {
+        if let Some(expirer) = self.expirer.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = expirer.send(());
+        }
+    }
+
     /// The HTTP client, for attempts made outside the queue (the test ping).
     pub fn sender(&self) -> &HttpSender {
         &self.sender
@@ -153,6 +170,7 @@ impl Engine {
     /// the next start. Safe to call more than once.
     pub fn shutdown(&self) {
         self.publisher.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.expirer.lock().unwrap_or_else(|p| p.into_inner()).take();
         let _ = self.scheduler.send(SchedulerMsg::Shutdown);
         let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for thread in threads {
@@ -211,6 +229,42 @@ fn recorder(
         if scheduler.send(SchedulerMsg::Recorded(done, recorded.scheduled)).is_err() {
             break;
         }
+    }
+}
+
+/// The most sessions expired in one transaction.
+const MAX_EXPIRE_BATCH: usize = 512;
+
+/// The session expirer: sleeps until the next session is due to expire (the durable
+/// `session_expiry` table is the truth, so expiries survive restarts), expires it with its
+/// event, and hands the event's deliveries to the scheduler. Woken early when a session
+/// is created; stops when the engine drops its sender.
+fn expirer(store: Arc<Store>, wake: Receiver<()>, scheduler: Sender<SchedulerMsg>) {
+    let mut wait = Duration::ZERO;
+    while let Ok(()) | Err(RecvTimeoutError::Timeout) = wake.recv_timeout(wait) {
+        let now = unix_now_ms();
+        wait = match store.expire_due_sessions(now, MAX_EXPIRE_BATCH, |s| {
+            crate::lifecycle::Move::Expire.apply(s, (now / 1000) as i64)
+        }) {
+            Ok((expired, scheduled)) => {
+                if !scheduled.is_empty() {
+                    let _ = scheduler.send(SchedulerMsg::Scheduled(scheduled));
+                }
+                if expired == MAX_EXPIRE_BATCH {
+                    Duration::ZERO
+                } else {
+                    match store.next_session_expiry() {
+                        Ok(Some(due)) => Duration::from_millis(due.saturating_sub(unix_now_ms())).min(MAX_IDLE * 60),
+                        Ok(None) => MAX_IDLE * 60,
+                        Err(_) => RETRY_DELAY,
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot expire sessions; retrying");
+                RETRY_DELAY
+            }
+        };
     }
 }
 

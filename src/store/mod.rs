@@ -183,6 +183,7 @@ impl Store {
                 tx.open_table(tables::ENDPOINT_PENDING)?;
                 tx.open_table(tables::PARKED_ATTEMPTS)?;
                 tx.open_table(tables::VERIFICATION_SESSIONS)?;
+                tx.open_table(tables::SESSION_EXPIRY)?;
                 Ok(found)
             })
             .map_err(|e| OpenError::Init(self.path.clone(), e))?;

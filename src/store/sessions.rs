@@ -64,14 +64,21 @@ pub struct SessionChanged {
 }
 
 impl Store {
-    /// Stores a new session and its `verification_session.created` event, in one
-    /// transaction.
-    pub fn create_session(&self, session: &SessionRecord, now_ms: u64) -> Result<SessionChanged, StoreError> {
+    /// Stores a new session, its `verification_session.created` event, and its expiry
+    /// at `expires_ms`, in one transaction.
+    pub fn create_session(
+        &self,
+        session: &SessionRecord,
+        expires_ms: u64,
+        now_ms: u64,
+    ) -> Result<SessionChanged, StoreError> {
         let event = session.event("verification_session.created", (now_ms / 1000) as i64)?;
         let bytes = encode(TABLE, session)?;
         self.write(|tx| {
             let key = (session.mode().as_u8(), session.id.as_u128());
             tx.open_table(tables::VERIFICATION_SESSIONS)?.insert(key, bytes.as_slice())?;
+            tx.open_table(tables::SESSION_EXPIRY)?
+                .insert((expires_ms, session.id.as_u128()), session.mode().as_u8())?;
             let mut scheduled = Vec::new();
             insert_event(tx, &event, now_ms, &mut scheduled)?;
             Ok(SessionChanged { session: session.clone(), scheduled })
@@ -115,6 +122,45 @@ impl Store {
             insert_event(&tx, &event, now_ms, &mut scheduled)?;
             tx.commit().map_err(StoreError::from)?;
             Ok(Some(SessionChanged { session, scheduled }))
+        })
+    }
+
+    /// When the next session expiry is due (Unix ms), if any.
+    pub fn next_session_expiry(&self) -> Result<Option<u64>, StoreError> {
+        self.read(|tx| Ok(tx.open_table(tables::SESSION_EXPIRY)?.first()?.map(|(k, _)| k.value().0)))
+    }
+
+    /// Expires, in one transaction, up to `limit` sessions due by `now_ms` that `expire`
+    /// (the life-cycle rule) lets expire, each with its event; entries of sessions that
+    /// ended otherwise are dropped. Returns how many expired and the deliveries scheduled.
+    pub fn expire_due_sessions<R>(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        expire: impl Fn(&mut SessionRecord) -> Result<&'static str, R>,
+    ) -> Result<(usize, Vec<QueueKey>), StoreError> {
+        self.write(|tx| {
+            let due: Vec<((u64, u128), u8)> = tx
+                .open_table(tables::SESSION_EXPIRY)?
+                .range((0, 0)..=(now_ms, u128::MAX))?
+                .take(limit)
+                .map(|e| e.map(|(k, v)| (k.value(), v.value())))
+                .collect::<Result<_, _>>()?;
+            let mut expired = 0;
+            let mut scheduled = Vec::new();
+            for (key, mode) in due {
+                tx.open_table(tables::SESSION_EXPIRY)?.remove(key)?;
+                let mut sessions = tx.open_table(tables::VERIFICATION_SESSIONS)?;
+                let found: Option<SessionRecord> = decode_found(TABLE, sessions.get((mode, key.1))?)?;
+                let Some(mut session) = found else { continue };
+                let Ok(event_type) = expire(&mut session) else { continue };
+                sessions.insert((mode, key.1), encode(TABLE, &session)?.as_slice())?;
+                drop(sessions);
+                let event = session.event(event_type, (now_ms / 1000) as i64)?;
+                insert_event(tx, &event, now_ms, &mut scheduled)?;
+                expired += 1;
+            }
+            Ok((expired, scheduled))
         })
     }
 

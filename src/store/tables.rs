@@ -61,3 +61,7 @@ pub const PARKED: u64 = u64::MAX;
 
 /// Verification sessions: `(mode, session id)` → [`super::sessions::SessionRecord`] as JSON.
 pub const VERIFICATION_SESSIONS: TableDefinition<(u8, u128), &[u8]> = TableDefinition::new("verification_sessions");
+
+/// Session expiry times: `(expires_at in Unix ms, session id)` → mode. Entries of sessions
+/// that ended some other way are dropped when they come due.
+pub const SESSION_EXPIRY: TableDefinition<(u64, u128), u8> = TableDefinition::new("session_expiry");

@@ -132,3 +132,55 @@ fn session_parameters_are_checked() {
     }
     assert_eq!(server.get("/v1/events").body["data"].as_array().unwrap().len(), 0, "no event for refused sessions");
 }
+
+#[test]
+fn sessions_expire_by_themselves_with_their_event_even_across_a_restart() {
+    let server = TestServer::start_with(|c| c.verification_sessions.expires_after = Duration::from_millis(1500));
+    let receiver = Receiver::start();
+    server.create_endpoint_for(&receiver.url("/hooks"), &["verification_session.expired"]);
+    let open =
+        server.post("/v1/verification_sessions", json!({"type": "identity"})).body["id"].as_str().unwrap().to_string();
+    let done =
+        server.post("/v1/verification_sessions", json!({"type": "identity"})).body["id"].as_str().unwrap().to_string();
+    assert_eq!(server.post(&format!("/v1/test_helpers/verification_sessions/{done}/verify"), json!({})).status, 200);
+    // Restart before the deadline: the expiry is durable.
+    let server = server.restart();
+    let got = receiver.wait_for("/hooks", 1, WAIT);
+    assert_eq!(got[0].json()["type"], "verification_session.expired");
+    assert_eq!(got[0].json()["data"]["id"], open);
+    assert_eq!(got[0].json()["data"]["status"], "expired");
+    assert_eq!(server.get(&format!("/v1/verification_sessions/{open}")).body["status"], "expired");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(receiver.received("/hooks").len(), 1, "a finished session does not expire");
+    assert_eq!(server.get(&format!("/v1/verification_sessions/{done}")).body["status"], "verified");
+}
+
+#[test]
+fn the_demo_clock_compresses_retries_and_session_lifetimes() {
+    let server = TestServer::start_with(|c| {
+        c.delivery.time_scale = 0.001;
+        c.delivery.retry_schedule = vec![Duration::from_secs(300), Duration::from_secs(1800)];
+        c.verification_sessions.expires_after = Duration::from_secs(600);
+    });
+    let receiver = Receiver::start();
+    receiver.set("/down", crate::common::receiver::Behaviour::Status(500));
+    let endpoint = server.create_endpoint_for(&receiver.url("/down"), &["verification_session.created"]);
+    let started = std::time::Instant::now();
+    let session = server.post("/v1/verification_sessions", json!({"type": "identity"}));
+    let id = session.body["id"].as_str().unwrap().to_string();
+    let lifetime = session.body["expires_at"].as_i64().unwrap() - session.body["created"].as_i64().unwrap();
+    assert!(lifetime <= 1, "10 minutes at 0.001 is 0.6 s: {lifetime}");
+    // 5m and 30m become 0.3 s and 1.8 s: the whole retry-then-fail life in about 2 s.
+    let got = receiver.wait_for("/down", 3, WAIT);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let gap = got[2].at.duration_since(got[1].at);
+    assert!(gap >= Duration::from_millis(1700) && gap < Duration::from_millis(3000), "second retry after {gap:?}");
+    let attempts = server.deliveries(endpoint["id"].as_str().unwrap());
+    assert!(
+        crate::common::eventually(WAIT, || server.deliveries(endpoint["id"].as_str().unwrap())[0]["status"]
+            == "failed"),
+        "{attempts:?}"
+    );
+    assert!(crate::common::eventually(WAIT, || server.get(&format!("/v1/verification_sessions/{id}")).body["status"]
+        == "expired"));
+}
