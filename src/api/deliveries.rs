@@ -9,9 +9,9 @@ use super::endpoints::parse_id;
 use super::extract::QueryParams;
 use super::list::{ListResponse, PageParams};
 use super::{AppState, Caller, blocking, resource};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::store::deliveries::{AttemptRecord, AttemptStatus};
+use crate::store::deliveries::{AttemptRecord, AttemptStatus, RetryNow};
 
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 20;
@@ -19,7 +19,8 @@ const DEFAULT_LIST_LIMIT: usize = 20;
 /// Mounts the delivery routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/webhook_endpoints/{id}/deliveries").route(web::get().to(list_deliveries)))
-        .service(resource("/webhook_endpoints/{id}/deliveries/{delivery}").route(web::get().to(retrieve_delivery)));
+        .service(resource("/webhook_endpoints/{id}/deliveries/{delivery}").route(web::get().to(retrieve_delivery)))
+        .service(resource("/webhook_endpoints/{id}/deliveries/{delivery}/retry").route(web::post().to(retry_delivery)));
 }
 
 /// A delivery attempt as the API shows it.
@@ -158,4 +159,34 @@ async fn retrieve_delivery(
         body: String::from_utf8_lossy(body.as_deref().unwrap_or_default()).into_owned(),
     });
     Ok(HttpResponse::Ok().json(DeliveryDetail { delivery: attempt.into(), request }))
+}
+
+/// `POST /v1/webhook_endpoints/:id/deliveries/:wd_id/retry`: runs a scheduled retry now.
+/// `wd_id` is the pending attempt, or the `retrying` attempt whose retry it is.
+async fn retry_delivery(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (raw_endpoint, raw_delivery) = path.into_inner();
+    let endpoint = parse_id(&raw_endpoint)?;
+    let delivery: DeliveryId = raw_delivery.parse().map_err(|_| ApiError::not_found("delivery", &raw_delivery))?;
+    let outcome =
+        blocking(&state, move |store| store.retry_now(caller.mode, endpoint, delivery, crate::clock::unix_now_ms()))
+            .await?;
+    match outcome {
+        RetryNow::Moved(key, record) => {
+            state.engine.notify(vec![key]);
+            Ok(HttpResponse::Ok().json(Delivery::from(*record)))
+        }
+        RetryNow::NoSuchAttempt => Err(ApiError::not_found("delivery", &raw_delivery)),
+        RetryNow::NotScheduled(status) => Err(ApiError::new(
+            ErrorCode::InvalidState,
+            format!("This delivery attempt is `{}` and no retry of it is scheduled.", status.as_str()),
+        )),
+        RetryNow::EndpointDisabled => Err(ApiError::new(
+            ErrorCode::InvalidState,
+            "The endpoint is disabled; its retries wait until it is enabled again.",
+        )),
+    }
 }

@@ -106,6 +106,19 @@ pub struct AttemptResult {
     pub request_headers: Vec<(String, String)>,
 }
 
+/// What [`Store::retry_now`] did.
+#[derive(Debug, Clone)]
+pub enum RetryNow {
+    /// The pending attempt now goes at once; its new queue key and record.
+    Moved(QueueKey, Box<AttemptRecord>),
+    /// No attempt with that id belongs to that endpoint in that mode.
+    NoSuchAttempt,
+    /// The attempt has no scheduled retry (it has this status and nothing follows it).
+    NotScheduled(AttemptStatus),
+    /// The retry waits for its endpoint to be enabled.
+    EndpointDisabled,
+}
+
 /// What recording a batch of results changed in the queue.
 #[derive(Debug, Default, Clone)]
 pub struct Recorded {
@@ -533,6 +546,60 @@ impl Store {
             let record: Option<AttemptRecord> =
                 decode_found(TABLE, tx.open_table(tables::ATTEMPTS)?.get(id.as_u128())?)?;
             Ok(record.filter(|r| r.mode == mode && r.endpoint_id == endpoint))
+        })
+    }
+
+    /// Moves a scheduled attempt to now: `id` names either the pending attempt itself or
+    /// the `retrying` attempt whose retry it is.
+    pub fn retry_now(
+        &self,
+        mode: Mode,
+        endpoint: EndpointId,
+        id: DeliveryId,
+        now_ms: u64,
+    ) -> Result<RetryNow, StoreError> {
+        self.write(|tx| {
+            let mut t = DeliveryTables::open(tx)?;
+            let named = t.load(id.as_u128())?.filter(|r| r.mode == mode && r.endpoint_id == endpoint);
+            let Some(named) = named else { return Ok(RetryNow::NoSuchAttempt) };
+            let target = match named.status {
+                AttemptStatus::Pending => named,
+                AttemptStatus::Retrying => {
+                    let endpoint_key = endpoint.as_u128();
+                    let pending: Vec<u128> = t
+                        .endpoint_pending
+                        .range((endpoint_key, 0)..=(endpoint_key, u128::MAX))?
+                        .map(|e| e.map(|(k, _)| k.value().1))
+                        .collect::<Result<_, _>>()?;
+                    let mut successor = None;
+                    for candidate in pending {
+                        if let Some(record) = t.load(candidate)?
+                            && record.event_id == named.event_id
+                            && record.attempt == named.attempt + 1
+                        {
+                            successor = Some(record);
+                            break;
+                        }
+                    }
+                    match successor {
+                        Some(record) => record,
+                        None => return Ok(RetryNow::NotScheduled(named.status)),
+                    }
+                }
+                other => return Ok(RetryNow::NotScheduled(other)),
+            };
+            let key = (endpoint.as_u128(), target.id.as_u128());
+            if t.endpoint_pending.get(key)?.map(|v| v.value()) == Some(PARKED) {
+                return Ok(RetryNow::EndpointDisabled);
+            }
+            let mut record = target;
+            t.queue.remove((record.due_ms, record.id.as_u128()))?;
+            record.due_ms = now_ms;
+            record.created = (now_ms / 1000) as i64;
+            t.queue.insert((now_ms, record.id.as_u128()), (mode.as_u8(), endpoint.as_u128()))?;
+            t.endpoint_pending.insert(key, now_ms)?;
+            t.save(&record)?;
+            Ok(RetryNow::Moved((now_ms, record.id.as_u128()), Box::new(record)))
         })
     }
 

@@ -397,3 +397,39 @@ fn deleting_a_disabled_endpoint_ends_its_parked_retries() {
     assert_eq!(receiver.received("/parked").len(), 1);
     assert_eq!(server.get(&event_path).body["pending_webhooks"], 0);
 }
+
+#[test]
+fn retry_now_runs_a_scheduled_retry_at_once() {
+    let server = TestServer::start_with(|c| c.delivery.retry_schedule = vec![Duration::from_secs(3600)]);
+    let receiver = Receiver::start();
+    receiver.set("/later", Behaviour::FailFirst(1));
+    let endpoint = server.create_endpoint(&receiver.url("/later"));
+    let id = endpoint["id"].as_str().unwrap().to_string();
+    let event = server.publish(VERIFIED, session("vks_r"));
+    receiver.wait_for("/later", 1, WAIT);
+    assert!(eventually(WAIT, || server.deliveries(&id).len() == 2));
+    let attempts = server.deliveries(&id);
+    let (pending, retrying) = (&attempts[0], &attempts[1]);
+    assert_eq!((pending["status"].as_str(), retrying["status"].as_str()), (Some("pending"), Some("retrying")));
+
+    // Named by the failed attempt: its scheduled retry goes now, not in an hour.
+    let path =
+        |wd: &serde_json::Value| format!("/v1/webhook_endpoints/{id}/deliveries/{}/retry", wd["id"].as_str().unwrap());
+    let moved = server.post(&path(retrying), json!({}));
+    assert_eq!(moved.status, 200, "{}", moved.text);
+    assert_eq!(moved.body["id"], pending["id"]);
+    receiver.wait_for("/later", 2, WAIT);
+    server.wait_settled(event["id"].as_str().unwrap(), WAIT);
+    assert_eq!(server.deliveries(&id)[0]["status"], "succeeded");
+
+    let done = server.post(&path(&server.deliveries(&id)[0]), json!({}));
+    assert!(
+        done.assert_error(400, "invalid_request_error", "invalid_state")["message"]
+            .as_str()
+            .unwrap()
+            .contains("succeeded")
+    );
+    let missing =
+        server.post(&format!("/v1/webhook_endpoints/{id}/deliveries/wd_01JA0000000000000000000000/retry"), json!({}));
+    missing.assert_error(404, "invalid_request_error", "resource_missing");
+}
