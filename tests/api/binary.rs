@@ -73,6 +73,7 @@ fn flag_beats_env_beats_file() {
     assert!(!dir.path().join("file-data").exists());
     // The file's key is accepted; no first key was made because one is configured.
     assert_eq!(key_from_summary(&server.summary), None);
+    assert!(!text.contains("DEMO CLOCK"), "the real clock is not announced: {text}");
     let resp = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base)).key("vk_test_from_the_file_123").send();
     assert_eq!(resp.status, 200);
 }
@@ -213,4 +214,13 @@ fn trigger_drives_a_test_session_until_the_event_is_emitted() {
         .output()
         .unwrap();
     assert!(!live.status.success());
+}
+
+#[test]
+fn a_scaled_clock_is_announced_loudly_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("STILE_AUTH_KEYS", TEST_KEY), ("STILE_DELIVERY_TIME_SCALE", "0.001")];
+    let server = ServerProcess::start(dir.path(), &["--listen", "127.0.0.1:0", "--data-dir", "data"], &env).unwrap();
+    let text = server.summary.join("\n");
+    assert!(text.contains("DEMO CLOCK") && text.contains("1000x faster"), "{text}");
 }
