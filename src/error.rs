@@ -101,6 +101,11 @@ impl ApiError {
         Self { code, message: message.into(), param: Some(param.into()) }
     }
 
+    /// A 400 for a required parameter that is absent.
+    pub fn missing(param: &str) -> Self {
+        Self::param(ErrorCode::ParameterMissing, param, format!("Missing required param: {param}."))
+    }
+
     /// A 400 about one parameter's value.
     pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
         Self::param(ErrorCode::ParameterInvalid, param, message)

@@ -146,7 +146,7 @@ async fn retrieve_delivery(
 ) -> Result<HttpResponse, ApiError> {
     let (raw_endpoint, raw_delivery) = path.into_inner();
     let endpoint = parse_id(&raw_endpoint)?;
-    let delivery: DeliveryId = raw_delivery.parse().map_err(|_| ApiError::not_found("delivery", &raw_delivery))?;
+    let delivery: DeliveryId = super::path_id(&raw_delivery, "delivery")?;
     let found = blocking(&state, move |store| {
         let Some(attempt) = store.attempt(caller.mode, endpoint, delivery)? else { return Ok(None) };
         let body = store.event(caller.mode, attempt.event_id)?.map(|e| e.body);
@@ -170,7 +170,7 @@ async fn retry_delivery(
 ) -> Result<HttpResponse, ApiError> {
     let (raw_endpoint, raw_delivery) = path.into_inner();
     let endpoint = parse_id(&raw_endpoint)?;
-    let delivery: DeliveryId = raw_delivery.parse().map_err(|_| ApiError::not_found("delivery", &raw_delivery))?;
+    let delivery: DeliveryId = super::path_id(&raw_delivery, "delivery")?;
     let outcome =
         blocking(&state, move |store| store.retry_now(caller.mode, endpoint, delivery, crate::clock::unix_now_ms()))
             .await?;

@@ -105,8 +105,8 @@ pub struct EndpointChanges {
 impl EndpointIn {
     /// Checks every rule of a create request except DNS (see [`TargetPolicy::check_resolved`]).
     pub fn validate(self, policy: &TargetPolicy, types: &EventTypes) -> Result<NewEndpoint, ApiError> {
-        let url = self.url.ok_or_else(|| missing("url"))?;
-        let enabled_events = self.enabled_events.ok_or_else(|| missing("enabled_events"))?;
+        let url = self.url.ok_or_else(|| ApiError::missing("url"))?;
+        let enabled_events = self.enabled_events.ok_or_else(|| ApiError::missing("enabled_events"))?;
         Ok(NewEndpoint {
             url: validate_url(policy, url)?,
             enabled_events: validate_enabled_events(types, enabled_events)?,
@@ -159,10 +159,6 @@ impl EndpointChanges {
             record.status = status;
         }
     }
-}
-
-fn missing(param: &str) -> ApiError {
-    ApiError::param(crate::error::ErrorCode::ParameterMissing, param, format!("Missing required param: {param}."))
 }
 
 fn validate_url(policy: &TargetPolicy, url: String) -> Result<String, ApiError> {
@@ -274,7 +270,7 @@ pub struct ListQuery {
 }
 
 pub(crate) fn parse_id(raw: &str) -> Result<EndpointId, ApiError> {
-    raw.parse().map_err(|_| ApiError::not_found("webhook endpoint", raw))
+    super::path_id(raw, "webhook endpoint")
 }
 
 /// Runs the production-mode DNS check off the async runtime.

@@ -8,7 +8,7 @@ use super::extract::{JsonBody, QueryParams};
 use super::list::{ListResponse, PageParams};
 use super::{AppState, Caller, blocking, resource};
 use crate::clock::{unix_now, unix_now_ms};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::ids::{EndpointId, EventId};
 use crate::store::events::{EventFilter, EventMeta, NewEvent, Resent, StoredEvent};
 
@@ -94,7 +94,7 @@ fn render(event: &StoredEvent) -> Result<serde_json::Value, ApiError> {
 }
 
 fn parse_id(raw: &str) -> Result<EventId, ApiError> {
-    raw.parse().map_err(|_| ApiError::not_found("event", raw))
+    super::path_id(raw, "event")
 }
 
 /// `POST /v1/events`: publish an event. Answered once the event and its deliveries are
@@ -105,9 +105,7 @@ async fn publish_event(
     body: JsonBody<EventIn>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.0;
-    let event_type = input
-        .event_type
-        .ok_or_else(|| ApiError::param(ErrorCode::ParameterMissing, "type", "Missing required param: type."))?;
+    let event_type = input.event_type.ok_or_else(|| ApiError::missing("type"))?;
     if !state.event_types.is_known(&event_type) {
         let known: Vec<&str> = state.event_types.all().collect();
         return Err(ApiError::invalid(

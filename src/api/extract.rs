@@ -135,7 +135,7 @@ fn parameter_error<E: std::fmt::Display>(err: &serde_path_to_error::Error<E>) ->
     }
     if let Some(name) = quoted("missing field `") {
         let name = nest(name);
-        return ApiError::param(ErrorCode::ParameterMissing, &name, format!("Missing required param: {name}."));
+        return ApiError::missing(&name);
     }
     if param.is_empty() {
         return ApiError::new(ErrorCode::BadRequest, format!("Invalid request: {message}."));

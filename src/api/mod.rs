@@ -159,6 +159,12 @@ where
     }
 }
 
+/// Parses an id from a path. A malformed id, or one of another kind, names no object, so
+/// it is a 404 like an unknown one, decided before the store is touched.
+pub fn path_id<Id: std::str::FromStr>(raw: &str, kind: &str) -> Result<Id, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found(kind, raw))
+}
+
 /// A route whose other methods are answered 405 with the API's error object.
 pub fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))

@@ -51,7 +51,7 @@ pub struct SessionIn {
 }
 
 fn parse_id(raw: &str) -> Result<VerificationSessionId, ApiError> {
-    raw.parse().map_err(|_| ApiError::not_found("verification session", raw))
+    super::path_id(raw, "verification session")
 }
 
 /// `POST /v1/verification_sessions`: a session in `requires_input`; emits
@@ -62,9 +62,7 @@ async fn create_session(
     body: JsonBody<SessionIn>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.0;
-    let session_type = input
-        .session_type
-        .ok_or_else(|| ApiError::param(ErrorCode::ParameterMissing, "type", "Missing required param: type."))?;
+    let session_type = input.session_type.ok_or_else(|| ApiError::missing("type"))?;
     if session_type != "identity" && session_type != "document" {
         return Err(ApiError::invalid("type", "`type` must be `identity` or `document`."));
     }
