@@ -54,6 +54,8 @@ pub struct ServerConfig {
     /// and disconnected, so slow-loris connections cannot hold the server.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// If set, `GET /metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: String,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +65,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./data"),
             mode: RunMode::Development,
             request_timeout: Duration::from_secs(10),
+            metrics_token: String::new(),
         }
     }
 }

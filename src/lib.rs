@@ -14,6 +14,7 @@ pub mod error;
 pub mod event_types;
 pub mod ids;
 pub mod lifecycle;
+pub mod metrics;
 pub mod mode;
 pub mod secrets;
 pub mod store;
@@ -74,8 +75,9 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     }
     let keys = ApiKeys::new(&config.auth.keys, &stored);
     let store = Arc::new(store);
-    let engine = delivery::Engine::start(Arc::clone(&store), &config)?;
-    Ok(Prepared { state: AppState::new(config, store, keys, engine), first_key })
+    let metrics = Arc::new(metrics::Metrics::new());
+    let engine = delivery::Engine::start(Arc::clone(&store), &config, Arc::clone(&metrics))?;
+    Ok(Prepared { state: AppState::new(config, store, keys, engine, metrics), first_key })
 }
 
 /// Creates and stores a new API key; returns the key, which is not stored anywhere.

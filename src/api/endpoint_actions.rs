@@ -120,6 +120,9 @@ async fn test_endpoint(
     };
     let stored = attempt.clone();
     blocking(&state, move |store| store.insert_finished_attempt(&stored)).await?;
+    state.metrics.events.inc();
+    let outcome = if outcome.succeeded() { "succeeded" } else { "failed" };
+    state.metrics.attempts.get_or_create(&crate::metrics::Outcome { outcome }).inc();
     Ok(HttpResponse::Ok().json(Delivery::from(attempt)))
 }
 

@@ -13,6 +13,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod list;
 pub mod metadata;
+pub mod metrics;
 pub mod verification_sessions;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use crate::config::Config;
 use crate::delivery::Engine;
 use crate::error::{ApiError, ErrorCode};
 use crate::event_types::EventTypes;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::target_policy::TargetPolicy;
 
@@ -50,11 +52,13 @@ pub struct AppState {
     pub idempotency: idempotency::InFlight,
     /// The delivery engine.
     pub engine: Engine,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
     /// The state of a server with this config, store and keys.
-    pub fn new(config: Config, store: Arc<Store>, keys: ApiKeys, engine: Engine) -> Self {
+    pub fn new(config: Config, store: Arc<Store>, keys: ApiKeys, engine: Engine, metrics: Arc<Metrics>) -> Self {
         Self {
             event_types: EventTypes::new(&config.events.custom_types),
             targets: TargetPolicy::new(&config),
@@ -63,13 +67,16 @@ impl AppState {
             keys,
             idempotency: idempotency::InFlight::default(),
             engine,
+            metrics,
         }
     }
 }
 
-/// Mounts every route: `/healthz`, the authenticated `/v1` API, and the dashboard.
+/// Mounts every route: `/healthz`, `/metrics`, the authenticated `/v1` API, and the
+/// dashboard.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").route(web::get().to(healthz)).default_service(web::to(method_not_allowed)))
+    cfg.service(resource("/healthz").route(web::get().to(healthz)))
+        .service(resource("/metrics").route(web::get().to(metrics::metrics)))
         .service(
             web::scope("/v1")
                 // Middleware wrapped last runs first: the key is checked before anything else.

@@ -97,6 +97,7 @@ async fn create_session(
 
 /// Tells the engine about the event's deliveries and answers with the session.
 fn respond(state: &web::Data<AppState>, changed: SessionChanged) -> HttpResponse {
+    state.metrics.events.inc();
     state.engine.notify(changed.scheduled);
     HttpResponse::Ok().json(changed.session)
 }

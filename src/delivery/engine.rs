@@ -21,6 +21,7 @@ use super::publisher::{self, PublishJob};
 use crate::clock::{unix_now, unix_now_ms};
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
+use crate::metrics::{Metrics, Outcome};
 use crate::store::Store;
 use crate::store::deliveries::{AttemptResult, DueEntry, Job, QueueKey, next_retry_delay};
 use crate::store::endpoints::EndpointStatus;
@@ -78,7 +79,11 @@ pub struct Engine {
 impl Engine {
     /// Starts the publisher, the scheduler and `delivery.workers` worker threads. Parked
     /// attempts of endpoints that are enabled are put back on the queue first.
-    pub fn start(store: Arc<Store>, config: &Config) -> Result<Engine, crate::store::StoreError> {
+    pub fn start(
+        store: Arc<Store>,
+        config: &Config,
+        metrics: Arc<Metrics>,
+    ) -> Result<Engine, crate::store::StoreError> {
         store.unpark(None, unix_now_ms())?;
         let sender = HttpSender::new(config);
         let (scheduler_tx, scheduler_rx) = crossbeam_channel::unbounded();
@@ -96,20 +101,23 @@ impl Engine {
         {
             let store = Arc::clone(&store);
             let scheduler = scheduler_tx.clone();
-            threads.push(spawn("stile-publisher", move || publisher::run(store, publish_rx, scheduler)));
+            let metrics = Arc::clone(&metrics);
+            threads.push(spawn("stile-publisher", move || publisher::run(store, publish_rx, scheduler, metrics)));
         }
         let (record_tx, record_rx) = crossbeam_channel::unbounded();
         {
             let store = Arc::clone(&store);
             let scheduler = scheduler_tx.clone();
             let schedule: Vec<Duration> = config.delivery.retry_schedule.iter().map(|d| config.scaled(*d)).collect();
-            threads.push(spawn("stile-recorder", move || recorder(store, record_rx, scheduler, schedule)));
+            let metrics = Arc::clone(&metrics);
+            threads.push(spawn("stile-recorder", move || recorder(store, record_rx, scheduler, schedule, metrics)));
         }
         let (expirer_tx, expirer_rx) = crossbeam_channel::unbounded();
         {
             let store = Arc::clone(&store);
             let scheduler = scheduler_tx.clone();
-            threads.push(spawn("stile-expirer", move || expirer(store, expirer_rx, scheduler)));
+            let metrics = Arc::clone(&metrics);
+            threads.push(spawn("stile-expirer", move || expirer(store, expirer_rx, scheduler, metrics)));
         }
         let scheduler = Scheduler::new(
             store,
@@ -212,6 +220,7 @@ fn recorder(
     results: Receiver<(AttemptResult, u128)>,
     scheduler: Sender<SchedulerMsg>,
     schedule: Vec<Duration>,
+    metrics: Arc<Metrics>,
 ) {
     while let Ok(first) = results.recv() {
         let (attempts, endpoints): (Vec<AttemptResult>, Vec<u128>) =
@@ -225,6 +234,12 @@ fn recorder(
                 }
             }
         };
+        for attempt in &attempts {
+            let outcome = if attempt.succeeded { "succeeded" } else { "failed" };
+            metrics.attempts.get_or_create(&Outcome { outcome }).inc();
+            metrics.attempt_seconds.observe(attempt.duration_ms as f64 / 1000.0);
+        }
+        metrics.retries_scheduled.inc_by(recorded.scheduled.len() as u64);
         let done = attempts.iter().zip(endpoints).map(|(r, endpoint)| (r.attempt_id, endpoint)).collect();
         if scheduler.send(SchedulerMsg::Recorded(done, recorded.scheduled)).is_err() {
             break;
@@ -239,7 +254,7 @@ const MAX_EXPIRE_BATCH: usize = 512;
 /// `session_expiry` table is the truth, so expiries survive restarts), expires it with its
 /// event, and hands the event's deliveries to the scheduler. Woken early when a session
 /// is created; stops when the engine drops its sender.
-fn expirer(store: Arc<Store>, wake: Receiver<()>, scheduler: Sender<SchedulerMsg>) {
+fn expirer(store: Arc<Store>, wake: Receiver<()>, scheduler: Sender<SchedulerMsg>, metrics: Arc<Metrics>) {
     let mut wait = Duration::ZERO;
     while let Ok(()) | Err(RecvTimeoutError::Timeout) = wake.recv_timeout(wait) {
         let now = unix_now_ms();
@@ -247,6 +262,7 @@ fn expirer(store: Arc<Store>, wake: Receiver<()>, scheduler: Sender<SchedulerMsg
             crate::lifecycle::Move::Expire.apply(s, (now / 1000) as i64)
         }) {
             Ok((expired, scheduled)) => {
+                metrics.events.inc_by(expired as u64);
                 if !scheduled.is_empty() {
                     let _ = scheduler.send(SchedulerMsg::Scheduled(scheduled));
                 }

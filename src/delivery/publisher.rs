@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::engine::SchedulerMsg;
 use crate::clock::unix_now_ms;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::store::events::{NewEvent, Published};
 
@@ -23,12 +24,18 @@ pub(crate) struct PublishJob {
 }
 
 /// Runs until every sender of `jobs` is gone, then returns after the last batch.
-pub(crate) fn run(store: Arc<Store>, jobs: Receiver<PublishJob>, scheduler: Sender<SchedulerMsg>) {
+pub(crate) fn run(
+    store: Arc<Store>,
+    jobs: Receiver<PublishJob>,
+    scheduler: Sender<SchedulerMsg>,
+    metrics: Arc<Metrics>,
+) {
     while let Ok(first) = jobs.recv() {
         let (events, replies): (Vec<NewEvent>, Vec<_>) =
             std::iter::once(first).chain(jobs.try_iter().take(MAX_BATCH - 1)).map(|job| (job.event, job.reply)).unzip();
         match store.publish_events(&events, unix_now_ms()) {
             Ok((published, keys)) => {
+                metrics.events.inc_by(published.len() as u64);
                 if !keys.is_empty() {
                     let _ = scheduler.send(SchedulerMsg::Scheduled(keys));
                 }

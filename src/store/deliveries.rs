@@ -106,6 +106,19 @@ pub struct AttemptResult {
     pub request_headers: Vec<(String, String)>,
 }
 
+/// Store figures for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// Attempts in the queue.
+    pub queue_depth: u64,
+    /// How long the first queued attempt has been due, in ms (0 if not yet due).
+    pub oldest_due_ms: u64,
+    /// Enabled endpoints, both modes.
+    pub enabled_endpoints: u64,
+    /// Disabled endpoints, both modes.
+    pub disabled_endpoints: u64,
+}
+
 /// What [`Store::retry_now`] did.
 #[derive(Debug, Clone)]
 pub enum RetryNow {
@@ -331,6 +344,28 @@ impl Store {
                 }
             };
             Ok(first)
+        })
+    }
+
+    /// What `/metrics` reads from the store, in one snapshot.
+    pub fn metrics_snapshot(&self, now_ms: u64) -> Result<MetricsSnapshot, StoreError> {
+        self.read(|tx| {
+            let queue = tx.open_table(tables::QUEUE)?;
+            let oldest = queue.first()?.map(|(k, _)| k.value().0);
+            let mut snapshot = MetricsSnapshot {
+                queue_depth: queue.len()?,
+                oldest_due_ms: oldest.map_or(0, |due| now_ms.saturating_sub(due)),
+                ..MetricsSnapshot::default()
+            };
+            for entry in tx.open_table(tables::ENDPOINTS)?.iter()? {
+                let (_, value) = entry?;
+                let endpoint: EndpointRecord = crate::store::decode(tables_name::ENDPOINTS, value.value())?;
+                match endpoint.status {
+                    EndpointStatus::Enabled => snapshot.enabled_endpoints += 1,
+                    EndpointStatus::Disabled => snapshot.disabled_endpoints += 1,
+                }
+            }
+            Ok(snapshot)
         })
     }
 

@@ -91,3 +91,43 @@ fn the_dashboard_page_is_served_at_the_root_with_a_csp() {
     let again = Req::new("GET", format!("{}/", server.base)).header("if-none-match", &etag).send();
     assert_eq!(again.status, 304);
 }
+
+#[test]
+fn metrics_are_prometheus_text_that_follows_what_happened() {
+    let server = TestServer::start();
+    let receiver = crate::common::receiver::Receiver::start();
+    receiver.set("/flaky", crate::common::receiver::Behaviour::FailFirst(1));
+    server.create_endpoint(&receiver.url("/flaky"));
+    let event = server.publish("verification_session.created", json!({"id": "vks_1"}));
+    server.wait_settled(event["id"].as_str().unwrap(), std::time::Duration::from_secs(10));
+    let metrics = Req::new("GET", format!("{}/metrics", server.base)).send();
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.header("content-type").unwrap().starts_with("text/plain"));
+    let text = &metrics.text;
+    for line in [
+        "stile_events_published_total 1",
+        "stile_delivery_attempts_total{outcome=\"failed\"} 1",
+        "stile_delivery_attempts_total{outcome=\"succeeded\"} 1",
+        "stile_retries_scheduled_total 1",
+        "stile_queue_depth 0",
+        "stile_endpoints{status=\"enabled\"} 1",
+        "stile_delivery_attempt_duration_seconds_count 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    assert!(text.lines().any(|l| l.starts_with("stile_store_bytes ") && !l.ends_with(" 0")), "{text}");
+}
+
+#[test]
+fn metrics_can_require_a_token() {
+    let server = TestServer::start_with(|c| c.server.metrics_token = "scrape-secret".into());
+    let url = format!("{}/metrics", server.base);
+    Req::new("GET", url.clone()).send().assert_error(401, "authentication_error", "api_key_invalid");
+    Req::new("GET", url.clone()).header("authorization", "Bearer wrong").send().assert_error(
+        401,
+        "authentication_error",
+        "api_key_invalid",
+    );
+    let ok = Req::new("GET", url).header("authorization", "Bearer scrape-secret").send();
+    assert_eq!(ok.status, 200);
+}

@@ -1,0 +1,38 @@
+//! `GET /metrics`: Prometheus text, outside the API keys; optionally behind
+//! `server.metrics_token`.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use subtle::ConstantTimeEq;
+
+use super::{AppState, blocking};
+use crate::clock::unix_now_ms;
+use crate::error::{ApiError, ErrorCode};
+use crate::metrics::EndpointState;
+
+/// `GET /metrics`
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let token = &state.config.server.metrics_token;
+    if !token.is_empty() {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+            return Err(ApiError::new(
+                ErrorCode::ApiKeyInvalid,
+                "/metrics needs `Authorization: Bearer <server.metrics_token>`.",
+            ));
+        }
+    }
+    let snapshot = blocking(&state, |store| store.metrics_snapshot(unix_now_ms())).await?;
+    let m = &state.metrics;
+    m.queue_depth.set(snapshot.queue_depth as i64);
+    m.oldest_due_seconds.set(snapshot.oldest_due_ms as f64 / 1000.0);
+    m.endpoints.get_or_create(&EndpointState { status: "enabled" }).set(snapshot.enabled_endpoints as i64);
+    m.endpoints.get_or_create(&EndpointState { status: "disabled" }).set(snapshot.disabled_endpoints as i64);
+    m.store_bytes.set(std::fs::metadata(state.store.path()).map_or(0, |m| m.len()) as i64);
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(m.render()))
+}

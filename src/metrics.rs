@@ -1,0 +1,100 @@
+//! Prometheus metrics: counters the engine and API bump as things happen, and gauges
+//! read from the store when `/metrics` is scraped.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    /// `succeeded` (a 2xx in time) or `failed`.
+    pub outcome: &'static str,
+}
+
+/// The status of an endpoint.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointState {
+    /// `enabled` or `disabled`.
+    pub status: &'static str,
+}
+
+/// Every metric stile exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Events stored (published through the API or emitted by sessions).
+    pub events: Counter,
+    /// Delivery attempts made, by outcome.
+    pub attempts: Family<Outcome, Counter>,
+    /// How long attempts took, in seconds.
+    pub attempt_seconds: Histogram,
+    /// Retries scheduled after failed attempts.
+    pub retries_scheduled: Counter,
+    /// Attempts waiting in the queue (set at scrape time).
+    pub queue_depth: Gauge,
+    /// How overdue the oldest queued attempt is, in seconds (set at scrape time).
+    pub oldest_due_seconds: Gauge<f64, AtomicU64>,
+    /// Endpoints by status (set at scrape time).
+    pub endpoints: Family<EndpointState, Gauge>,
+    /// The data file's size in bytes (set at scrape time).
+    pub store_bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// All metrics, registered under the `stile_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("stile");
+        let metrics = Self {
+            events: Counter::default(),
+            attempts: Family::default(),
+            // 1 ms to ~65 s.
+            attempt_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+            retries_scheduled: Counter::default(),
+            queue_depth: Gauge::default(),
+            oldest_due_seconds: Gauge::default(),
+            endpoints: Family::default(),
+            store_bytes: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("events_published", "Events stored, published or emitted", metrics.events.clone());
+        registry.register("delivery_attempts", "Delivery attempts made, by outcome", metrics.attempts.clone());
+        registry.register(
+            "delivery_attempt_duration_seconds",
+            "How long delivery attempts took",
+            metrics.attempt_seconds.clone(),
+        );
+        registry.register(
+            "retries_scheduled",
+            "Retries scheduled after failed attempts",
+            metrics.retries_scheduled.clone(),
+        );
+        registry.register("queue_depth", "Delivery attempts waiting in the queue", metrics.queue_depth.clone());
+        registry.register(
+            "queue_oldest_due_seconds",
+            "How long the oldest queued attempt has been due (0 if none is)",
+            metrics.oldest_due_seconds.clone(),
+        );
+        registry.register("endpoints", "Webhook endpoints by status", metrics.endpoints.clone());
+        registry.register("store_bytes", "Size of the data file", metrics.store_bytes.clone());
+        Self { registry, ..metrics }
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
