@@ -91,7 +91,6 @@ async fn test_endpoint(
     let event = NewEvent::new(caller.mode, ENDPOINT_TEST, &data, unix_now())?;
     let meta = event.meta.clone();
     let body = event.body.clone();
-    blocking(&state, move |store| store.insert_event_without_deliveries(&event)).await?;
 
     let sender = state.engine.sender().clone();
     let event_id = meta.id.to_string();
@@ -118,8 +117,10 @@ async fn test_endpoint(
         due_ms: 0,
         request_headers: headers,
     };
+    // The event and its attempt are stored together once the ping is over, so a crash
+    // mid-ping leaves neither.
     let stored = attempt.clone();
-    blocking(&state, move |store| store.insert_finished_attempt(&stored)).await?;
+    blocking(&state, move |store| store.record_test_ping(&event, &stored)).await?;
     state.metrics.events.inc();
     let outcome = if outcome.succeeded() { "succeeded" } else { "failed" };
     state.metrics.attempts.get_or_create(&crate::metrics::Outcome { outcome }).inc();

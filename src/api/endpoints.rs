@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{JsonBody, QueryParams, nullable};
-use super::list::{ListResponse, PageParams};
+use super::list::{ListResponse, PageQuery};
 use super::metadata::validate_metadata;
 use super::{AppState, Caller, blocking, resource};
 use crate::clock::unix_now;
@@ -260,15 +260,6 @@ pub struct EndpointDeleted {
     pub deleted: bool,
 }
 
-/// The query of `GET /v1/webhook_endpoints`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    limit: Option<String>,
-    starting_after: Option<String>,
-    ending_before: Option<String>,
-}
-
 pub(crate) fn parse_id(raw: &str) -> Result<EndpointId, ApiError> {
     super::path_id(raw, "webhook endpoint")
 }
@@ -368,10 +359,11 @@ async fn delete_endpoint(
 async fn list_endpoints(
     state: web::Data<AppState>,
     caller: Caller,
-    query: QueryParams<ListQuery>,
+    query: QueryParams<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.0;
-    let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
+    let page = query
+        .0
+        .params()
         .fetch::<EndpointId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
             store.list_endpoints(caller.mode, request)
         })

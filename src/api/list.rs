@@ -15,6 +15,22 @@ use crate::store::pagination::{Cursor, ListError, Page, PageRequest};
 /// The largest `limit` any list accepts.
 pub const MAX_LIMIT: usize = 100;
 
+/// The query of a list with no filters: just the paging parameters.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    limit: Option<String>,
+    starting_after: Option<String>,
+    ending_before: Option<String>,
+}
+
+impl PageQuery {
+    /// Its paging parameters.
+    pub fn params(&self) -> PageParams<'_> {
+        PageParams::new(&self.limit, &self.starting_after, &self.ending_before)
+    }
+}
+
 /// The paging parameters of a list request, as received.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PageParams<'a> {

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::extract::{JsonBody, QueryParams};
-use super::list::{ListResponse, PageParams};
+use super::list::{ListResponse, PageQuery};
 use super::metadata::validate_metadata;
 use super::{AppState, Caller, blocking, resource};
 use crate::clock::{unix_now, unix_now_ms};
@@ -113,23 +113,15 @@ async fn retrieve_session(
     Ok(HttpResponse::Ok().json(found.ok_or_else(|| ApiError::not_found("verification session", &path))?))
 }
 
-/// The query of the session list.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    limit: Option<String>,
-    starting_after: Option<String>,
-    ending_before: Option<String>,
-}
-
 /// `GET /v1/verification_sessions`: newest first.
 async fn list_sessions(
     state: web::Data<AppState>,
     caller: Caller,
-    query: QueryParams<ListQuery>,
+    query: QueryParams<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.0;
-    let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
+    let page = query
+        .0
+        .params()
         .fetch::<VerificationSessionId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
             store.list_sessions(caller.mode, request)
         })

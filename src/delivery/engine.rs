@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::{Metrics, Outcome};
 use crate::store::Store;
-use crate::store::deliveries::{AttemptResult, DueEntry, Job, QueueKey, next_retry_delay};
+use crate::store::deliveries::{AttemptResult, AttemptStatus, DueEntry, Job, QueueKey, next_retry_delay};
 use crate::store::endpoints::EndpointStatus;
 use crate::store::events::{NewEvent, Published};
 
@@ -546,6 +546,15 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Takes back an entry chosen for dispatch that will not be sent: frees its endpoint
+    /// slot and forgets it.
+    fn undispatch(&mut self, entry: &DueEntry) {
+        if let Some(n) = self.in_flight.get_mut(&entry.endpoint) {
+            *n -= 1;
+        }
+        self.release(entry.key.1, entry.endpoint);
+    }
+
     /// Hands ready entries to workers, within the worker and per-endpoint limits.
     fn dispatch(&mut self) -> Result<(), crate::store::StoreError> {
         let mut chosen: Vec<DueEntry> = Vec::new();
@@ -579,23 +588,20 @@ impl Scheduler {
         };
         let mut parked = Vec::new();
         for (entry, job) in chosen.into_iter().zip(jobs) {
-            let disabled =
-                job.as_ref().and_then(|j| j.endpoint.as_ref()).is_some_and(|e| e.status == EndpointStatus::Disabled);
-            let stale =
-                job.as_ref().is_none_or(|j| j.attempt.status != crate::store::deliveries::AttemptStatus::Pending);
-            if disabled || stale {
+            let sendable = job.filter(|j| {
+                j.attempt.status == AttemptStatus::Pending
+                    && j.endpoint.as_ref().is_none_or(|e| e.status != EndpointStatus::Disabled)
+            });
+            let Some(job) = sendable else {
                 // Parked (disabled endpoint) or no longer pending: it leaves the queue.
-                *self.in_flight.entry(entry.endpoint).or_default() -= 1;
-                self.release(entry.key.1, entry.endpoint);
+                self.undispatch(&entry);
                 parked.push(entry.key);
                 continue;
-            }
-            let job = job.expect("checked above");
+            };
             self.busy += 1;
             if self.work.send(WorkItem { job, key: entry.key }).is_err() {
                 self.busy -= 1;
-                *self.in_flight.entry(entry.endpoint).or_default() -= 1;
-                self.release(entry.key.1, entry.endpoint);
+                self.undispatch(&entry);
             }
         }
         if !parked.is_empty() {

@@ -638,9 +638,11 @@ impl Store {
         })
     }
 
-    /// Stores a finished attempt made outside the queue (the endpoint test ping).
-    pub fn insert_finished_attempt(&self, record: &AttemptRecord) -> Result<(), StoreError> {
+    /// Stores a test ping once it was sent: its event (readable, but scheduling nothing)
+    /// and its finished attempt, in one transaction.
+    pub fn record_test_ping(&self, event: &super::events::NewEvent, record: &AttemptRecord) -> Result<(), StoreError> {
         self.write(|tx| {
+            super::events::write_event(tx, event)?;
             let mut t = DeliveryTables::open(tx)?;
             t.save(record)?;
             t.by_endpoint.insert((record.mode.as_u8(), record.endpoint_id.as_u128(), record.id.as_u128()), ())?;

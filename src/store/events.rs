@@ -126,8 +126,7 @@ pub(crate) fn insert_event(
 ) -> Result<Published, StoreError> {
     let meta = &event.meta;
     let id = meta.id.as_u128();
-    tx.open_table(tables::EVENTS)?.insert((meta.mode.as_u8(), id), encode(TABLE, meta)?.as_slice())?;
-    tx.open_table(tables::EVENT_BODIES)?.insert(id, event.body.as_slice())?;
+    write_event(tx, event)?;
     let targets = matching_endpoints(tx, meta.mode, &meta.event_type)?;
     let mut t = DeliveryTables::open(tx)?;
     for endpoint in &targets {
@@ -135,6 +134,14 @@ pub(crate) fn insert_event(
     }
     t.add_pending(id, targets.len() as u32)?;
     Ok(Published { deliveries: targets.len() as u32 })
+}
+
+/// Writes an event's metadata and payload inside `tx`, scheduling nothing.
+pub(crate) fn write_event(tx: &WriteTransaction, event: &NewEvent) -> Result<(), StoreError> {
+    let meta = &event.meta;
+    tx.open_table(tables::EVENTS)?.insert((meta.mode.as_u8(), meta.id.as_u128()), encode(TABLE, meta)?.as_slice())?;
+    tx.open_table(tables::EVENT_BODIES)?.insert(meta.id.as_u128(), event.body.as_slice())?;
+    Ok(())
 }
 
 /// The enabled endpoints of `mode` subscribed to `event_type`.
@@ -240,20 +247,6 @@ impl Store {
             }
             t.add_pending(id.as_u128(), targets.len() as u32)?;
             Ok(Resent::Scheduled(keys))
-        })
-    }
-}
-
-impl Store {
-    /// Stores an event that is delivered outside the queue (the endpoint test ping): it
-    /// can be read back, but schedules nothing.
-    pub fn insert_event_without_deliveries(&self, event: &NewEvent) -> Result<(), StoreError> {
-        self.write(|tx| {
-            let meta = &event.meta;
-            tx.open_table(tables::EVENTS)?
-                .insert((meta.mode.as_u8(), meta.id.as_u128()), encode(TABLE, meta)?.as_slice())?;
-            tx.open_table(tables::EVENT_BODIES)?.insert(meta.id.as_u128(), event.body.as_slice())?;
-            Ok(())
         })
     }
 }
