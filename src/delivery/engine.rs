@@ -359,6 +359,9 @@ struct Scheduler {
     recorder: Sender<(AttemptResult, u128)>,
     /// Finished attempts not yet recorded.
     unrecorded: usize,
+    /// When the queue must be read again even if nothing signalled a new entry: the next
+    /// unloaded entry enters the near window then (0: read on every pass).
+    next_scan_ms: u64,
     stopping: bool,
 }
 
@@ -387,6 +390,7 @@ impl Scheduler {
             limits: LoadLimits { total: MAX_LOADED, per_endpoint: MAX_LOADED_PER_ENDPOINT },
             recorder,
             unrecorded: 0,
+            next_scan_ms: 0,
             stopping: false,
         }
     }
@@ -453,8 +457,10 @@ impl Scheduler {
         }
     }
 
-    /// Makes the next scan start at `key` (inclusive) if that is earlier than planned.
+    /// Makes the next pass read the queue, starting at `key` (inclusive) if that is earlier
+    /// than planned.
     fn rescan_from(&mut self, key: QueueKey) {
+        self.next_scan_ms = 0;
         let after = just_before(key);
         let planned = self.rescan_after.unwrap_or(self.cursor);
         if after < planned {
@@ -483,7 +489,13 @@ impl Scheduler {
     /// what capacity allows, and says how long to wait before looking again.
     fn load_and_dispatch(&mut self) -> Result<Duration, crate::store::StoreError> {
         let now = unix_now_ms();
-        self.load(now)?;
+        // Every new entry is signalled (`rescan_from`), so between signals the queue is read
+        // only when its next unloaded entry comes into the near window: a pass that only
+        // handled results costs no queue scan.
+        let scan = now >= self.next_scan_ms;
+        if scan {
+            self.load(now)?;
+        }
         while let Some(entry) = self.timer.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -496,17 +508,26 @@ impl Scheduler {
         if self.rescan_after.is_some() && self.loaded.len() < self.limits.total {
             return Ok(Duration::ZERO);
         }
+        if scan {
+            self.next_scan_ms = if self.loaded.len() >= self.limits.total {
+                // Memory is full: look again as soon as results free room.
+                0
+            } else {
+                // Entries not signalled (none are known) are still found within MAX_IDLE.
+                let safety_net = now + MAX_IDLE.as_millis() as u64;
+                match self.store.next_due_after(self.cursor)? {
+                    Some(due) => due.saturating_sub(NEAR_WINDOW_MS).min(safety_net),
+                    None => safety_net,
+                }
+            };
+        }
         // Wake when the first loaded entry is due, or when the next unloaded one enters
         // the near window; results and new entries wake the loop anyway.
-        let mut wake_at = self.timer.first_key_value().map(|(k, _)| k.0);
-        if self.loaded.len() < self.limits.total
-            && let Some(due) = self.store.next_due_after(self.cursor)?
-        {
-            let load_at = due.saturating_sub(NEAR_WINDOW_MS);
-            wake_at = Some(wake_at.map_or(load_at, |t| t.min(load_at)));
-        }
+        // While memory is full only results (which wake the loop) make room.
+        let scan_at = if self.loaded.len() >= self.limits.total { u64::MAX } else { self.next_scan_ms };
+        let wake_at = self.timer.first_key_value().map_or(scan_at, |(k, _)| k.0.min(scan_at));
         let now = unix_now_ms();
-        Ok(wake_at.map_or(MAX_IDLE, |t| Duration::from_millis(t.saturating_sub(now))).min(MAX_IDLE))
+        Ok(Duration::from_millis(wake_at.saturating_sub(now)).min(MAX_IDLE))
     }
 
     fn load(&mut self, now: u64) -> Result<(), crate::store::StoreError> {
