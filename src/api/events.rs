@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::deliveries::Delivery;
 use super::extract::{JsonBody, QueryParams};
 use super::list::{ListResponse, PageParams};
 use super::{AppState, Caller, blocking, resource};
@@ -22,7 +23,8 @@ const LIST_URL: &str = "/v1/events";
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/events").route(web::get().to(list_events)).route(web::post().to(publish_event)))
         .service(resource("/events/{id}").route(web::get().to(retrieve_event)))
-        .service(resource("/events/{id}/resend").route(web::post().to(resend_event)));
+        .service(resource("/events/{id}/resend").route(web::post().to(resend_event)))
+        .service(resource("/events/{id}/deliveries").route(web::get().to(event_deliveries)));
 }
 
 /// The body of `POST /v1/events`.
@@ -182,6 +184,33 @@ async fn list_events(
         .await?;
     let data = page.items.iter().map(render).collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))
+}
+
+/// The most attempts `GET /v1/events/:id/deliveries` lists.
+const MAX_EVENT_DELIVERIES: usize = 100;
+
+/// `GET /v1/events/:id/deliveries`: where the event went and with what result: its
+/// attempts to every endpoint, newest first (at most 100; `has_more` says if there are
+/// more).
+async fn event_deliveries(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let (found, attempts) = blocking(&state, move |store| {
+        let found = store.event(caller.mode, id)?.is_some();
+        let attempts =
+            if found { store.event_attempts(caller.mode, id, MAX_EVENT_DELIVERIES)? } else { Default::default() };
+        Ok::<_, crate::store::StoreError>((found, attempts))
+    })
+    .await?;
+    if !found {
+        return Err(ApiError::not_found("event", &path));
+    }
+    let (records, has_more) = attempts;
+    let data: Vec<Delivery> = records.into_iter().map(Delivery::from).collect();
+    Ok(HttpResponse::Ok().json(ListResponse::new(format!("/v1/events/{}/deliveries", path.as_str()), data, has_more)))
 }
 
 /// `POST /v1/events/:id/resend`: a new round of delivery of the same event (same id,

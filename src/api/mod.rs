@@ -8,12 +8,14 @@ pub mod auth;
 pub mod deliveries;
 pub mod endpoint_actions;
 pub mod endpoints;
+pub mod event_types;
 pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod list;
 pub mod metadata;
 pub mod metrics;
+pub mod stats;
 pub mod verification_sessions;
 
 use std::sync::Arc;
@@ -86,6 +88,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(deliveries::configure)
                 .configure(events::configure)
                 .configure(verification_sessions::configure)
+                .configure(event_types::configure)
+                .configure(stats::configure)
                 .default_service(web::to(route_not_found)),
         )
         .configure(crate::dashboard::configure);

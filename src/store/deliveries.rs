@@ -167,6 +167,9 @@ pub struct Job {
 pub(crate) struct DeliveryTables<'txn> {
     attempts: Table<'txn, u128, &'static [u8]>,
     by_endpoint: Table<'txn, (u8, u128, u128), ()>,
+    by_event: Table<'txn, (u128, u128), ()>,
+    stats: Table<'txn, (u8, u64, u128, u8), u64>,
+    failures: Table<'txn, (u8, u128), ()>,
     queue: Table<'txn, (u64, u128), (u8, u128)>,
     endpoint_pending: Table<'txn, (u128, u128), u64>,
     parked: Table<'txn, (u128, u128), ()>,
@@ -179,6 +182,9 @@ impl<'txn> DeliveryTables<'txn> {
         Ok(Self {
             attempts: tx.open_table(tables::ATTEMPTS)?,
             by_endpoint: tx.open_table(tables::ENDPOINT_ATTEMPTS)?,
+            by_event: tx.open_table(tables::EVENT_ATTEMPTS)?,
+            stats: tx.open_table(tables::DELIVERY_STATS)?,
+            failures: tx.open_table(tables::FAILED_ATTEMPTS)?,
             queue: tx.open_table(tables::QUEUE)?,
             endpoint_pending: tx.open_table(tables::ENDPOINT_PENDING)?,
             parked: tx.open_table(tables::PARKED_ATTEMPTS)?,
@@ -217,6 +223,7 @@ impl<'txn> DeliveryTables<'txn> {
         let endpoint_id = endpoint.id.as_u128();
         self.attempts.insert(id, encode(TABLE, &record)?.as_slice())?;
         self.by_endpoint.insert((mode, endpoint_id, id), ())?;
+        self.by_event.insert((event_id.as_u128(), id), ())?;
         let parked = endpoint.status == EndpointStatus::Disabled;
         if parked {
             self.endpoint_pending.insert((endpoint_id, id), PARKED)?;
@@ -244,6 +251,24 @@ impl<'txn> DeliveryTables<'txn> {
             self.event_pending.remove(event)?;
         } else {
             self.event_pending.insert(event, current - 1)?;
+        }
+        Ok(())
+    }
+
+    /// Counts a made attempt (succeeded, retrying or failed) in the per-minute statistics,
+    /// and indexes it among the recent failures if it failed.
+    fn tally(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        let outcome = match record.status {
+            AttemptStatus::Succeeded => tables::OUTCOME_SUCCEEDED,
+            AttemptStatus::Retrying | AttemptStatus::Failed => tables::OUTCOME_FAILED,
+            AttemptStatus::Pending => return Ok(()),
+        };
+        let mode = record.mode.as_u8();
+        let key = (mode, (record.created.max(0) as u64) / 60, record.endpoint_id.as_u128(), outcome);
+        let count = self.stats.get(key)?.map_or(0, |v| v.value());
+        self.stats.insert(key, count + 1)?;
+        if outcome == tables::OUTCOME_FAILED {
+            self.failures.insert((mode, record.id.as_u128()), ())?;
         }
         Ok(())
     }
@@ -453,6 +478,7 @@ impl Store {
                         recorded.finished += 1;
                     }
                 }
+                t.tally(&record)?;
                 t.save(&record)?;
             }
             Ok(recorded)
@@ -638,6 +664,36 @@ impl Store {
         })
     }
 
+    /// The newest attempts of an event (in `mode`), at most `limit`, newest first; and
+    /// whether there are more.
+    pub fn event_attempts(
+        &self,
+        mode: Mode,
+        event: EventId,
+        limit: usize,
+    ) -> Result<(Vec<AttemptRecord>, bool), StoreError> {
+        self.read(|tx| {
+            let index = tx.open_table(tables::EVENT_ATTEMPTS)?;
+            let attempts = tx.open_table(tables::ATTEMPTS)?;
+            let e = event.as_u128();
+            let mut out = Vec::new();
+            for entry in index.range((e, 0)..=(e, u128::MAX))?.rev() {
+                let (key, _) = entry?;
+                let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(key.value().1)?)? else {
+                    continue;
+                };
+                if record.mode != mode {
+                    continue;
+                }
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+                out.push(record);
+            }
+            Ok((out, false))
+        })
+    }
+
     /// Stores a test ping once it was sent: its event (readable, but scheduling nothing)
     /// and its finished attempt, in one transaction.
     pub fn record_test_ping(&self, event: &super::events::NewEvent, record: &AttemptRecord) -> Result<(), StoreError> {
@@ -645,7 +701,9 @@ impl Store {
             super::events::write_event(tx, event)?;
             let mut t = DeliveryTables::open(tx)?;
             t.save(record)?;
+            t.tally(record)?;
             t.by_endpoint.insert((record.mode.as_u8(), record.endpoint_id.as_u128(), record.id.as_u128()), ())?;
+            t.by_event.insert((record.event_id.as_u128(), record.id.as_u128()), ())?;
             Ok(())
         })
     }

@@ -11,6 +11,7 @@ pub mod events;
 pub mod idempotency;
 pub mod pagination;
 pub mod sessions;
+pub mod stats;
 pub mod tables;
 
 use std::io::ErrorKind;
@@ -179,6 +180,9 @@ impl Store {
                 tx.open_table(tables::EVENT_PENDING)?;
                 tx.open_table(tables::ATTEMPTS)?;
                 tx.open_table(tables::ENDPOINT_ATTEMPTS)?;
+                tx.open_table(tables::EVENT_ATTEMPTS)?;
+                tx.open_table(tables::DELIVERY_STATS)?;
+                tx.open_table(tables::FAILED_ATTEMPTS)?;
                 tx.open_table(tables::QUEUE)?;
                 tx.open_table(tables::ENDPOINT_PENDING)?;
                 tx.open_table(tables::PARKED_ATTEMPTS)?;

@@ -40,6 +40,20 @@ pub const ATTEMPTS: TableDefinition<u128, &[u8]> = TableDefinition::new("attempt
 /// Attempts by endpoint, for listing: `(mode, endpoint id, attempt id)` → `()`.
 pub const ENDPOINT_ATTEMPTS: TableDefinition<(u8, u128, u128), ()> = TableDefinition::new("endpoint_attempts");
 
+/// Attempts by event, for "where did this event go": `(event id, attempt id)` → `()`.
+pub const EVENT_ATTEMPTS: TableDefinition<(u128, u128), ()> = TableDefinition::new("event_attempts");
+/// Attempt outcomes counted per minute, for the dashboard's overview and success rates:
+/// `(mode, Unix minute, endpoint id, outcome)` → count, where outcome is
+/// [`OUTCOME_SUCCEEDED`] or [`OUTCOME_FAILED`]. Keyed by time first so a time window is
+/// one range scan whatever the number of endpoints.
+pub const DELIVERY_STATS: TableDefinition<(u8, u64, u128, u8), u64> = TableDefinition::new("delivery_stats");
+/// [`DELIVERY_STATS`] outcome: the attempt got a 2xx.
+pub const OUTCOME_SUCCEEDED: u8 = 0;
+/// [`DELIVERY_STATS`] outcome: the attempt failed (whether or not a retry follows).
+pub const OUTCOME_FAILED: u8 = 1;
+/// Failed attempts, newest last: `(mode, attempt id)` → `()`, so "recent failures" is a
+/// short reverse scan however many attempts succeeded.
+pub const FAILED_ATTEMPTS: TableDefinition<(u8, u128), ()> = TableDefinition::new("failed_attempts");
 /// The durable delivery queue, the truth the scheduler works from:
 /// `(due time in Unix ms, attempt id)` → `(mode, endpoint id)`. An entry stays until its
 /// attempt's outcome is committed, so an attempt in flight during a crash runs again.

@@ -13,6 +13,7 @@ mod events;
 mod faults;
 mod hardening;
 mod idempotency;
+mod overview;
 mod sessions;
 mod ssrf;
 mod storage;

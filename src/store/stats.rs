@@ -1,0 +1,105 @@
+//! Aggregates for the dashboard: attempt outcomes per time bucket and per endpoint,
+//! pending deliveries per endpoint, and the most recent failures.
+
+use std::collections::BTreeMap;
+
+use super::deliveries::AttemptRecord;
+use super::tables::{self, OUTCOME_SUCCEEDED};
+use super::{Store, StoreError, decode_found};
+use crate::mode::Mode;
+
+/// The most pending deliveries counted per endpoint; beyond it the count says "at least".
+pub const MAX_PENDING_COUNTED: u64 = 100_000;
+
+/// Succeeded and failed attempts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    /// Attempts answered 2xx.
+    pub succeeded: u64,
+    /// Attempts that failed (whether or not a retry followed).
+    pub failed: u64,
+}
+
+impl Outcomes {
+    fn add(&mut self, outcome: u8, n: u64) {
+        if outcome == OUTCOME_SUCCEEDED {
+            self.succeeded += n;
+        } else {
+            self.failed += n;
+        }
+    }
+}
+
+/// What the overview shows for one time window.
+#[derive(Debug, Default)]
+pub struct DeliveryStats {
+    /// Outcomes per bucket, by the bucket's start (Unix seconds); empty buckets absent.
+    pub buckets: BTreeMap<i64, Outcomes>,
+    /// Outcomes in the window per endpoint id.
+    pub endpoints: BTreeMap<u128, Outcomes>,
+    /// Pending deliveries per endpoint id (counted up to [`MAX_PENDING_COUNTED`]).
+    pub pending: BTreeMap<u128, u64>,
+    /// The newest failed attempts, newest first.
+    pub recent_failures: Vec<AttemptRecord>,
+}
+
+impl Store {
+    /// Attempt outcomes of `mode` from `since` to `until` (Unix seconds, minute
+    /// resolution) in buckets of `bucket_seconds` (a multiple of 60), pending counts of
+    /// the mode's endpoints, and its `failures` newest failed attempts. Buckets start at
+    /// multiples of `bucket_seconds`.
+    pub fn delivery_stats(
+        &self,
+        mode: Mode,
+        since: i64,
+        until: i64,
+        bucket_seconds: i64,
+        failures: usize,
+    ) -> Result<DeliveryStats, StoreError> {
+        self.read(|tx| {
+            let m = mode.as_u8();
+            let mut out = DeliveryStats::default();
+            let first_minute = (since.max(0) / 60) as u64;
+            let last_minute = (until.max(0) / 60) as u64;
+            let stats = tx.open_table(tables::DELIVERY_STATS)?;
+            for entry in stats.range((m, first_minute, 0, 0)..=(m, last_minute, u128::MAX, u8::MAX))? {
+                let (key, count) = entry?;
+                let (_, minute, endpoint, outcome) = key.value();
+                let at = minute as i64 * 60;
+                let bucket = at.div_euclid(bucket_seconds) * bucket_seconds;
+                let n = count.value();
+                out.buckets.entry(bucket).or_default().add(outcome, n);
+                out.endpoints.entry(endpoint).or_default().add(outcome, n);
+            }
+
+            let endpoints = tx.open_table(tables::ENDPOINTS)?;
+            let pending = tx.open_table(tables::ENDPOINT_PENDING)?;
+            for entry in endpoints.range((m, 0)..=(m, u128::MAX))? {
+                let (key, _) = entry?;
+                let endpoint = key.value().1;
+                let mut count = 0;
+                for item in pending.range((endpoint, 0)..=(endpoint, u128::MAX))? {
+                    item?;
+                    count += 1;
+                    if count >= MAX_PENDING_COUNTED {
+                        break;
+                    }
+                }
+                out.pending.insert(endpoint, count);
+            }
+
+            let failed = tx.open_table(tables::FAILED_ATTEMPTS)?;
+            let attempts = tx.open_table(tables::ATTEMPTS)?;
+            for entry in failed.range((m, 0)..=(m, u128::MAX))?.rev() {
+                if out.recent_failures.len() >= failures {
+                    break;
+                }
+                let (key, _) = entry?;
+                if let Some(record) = decode_found::<AttemptRecord>("attempts", attempts.get(key.value().1)?)? {
+                    out.recent_failures.push(record);
+                }
+            }
+            Ok(out)
+        })
+    }
+}
