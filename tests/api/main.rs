@@ -5,6 +5,7 @@ mod common;
 mod auth;
 mod binary;
 mod crash;
+mod dashboard;
 mod delivery;
 mod durability;
 mod endpoints;

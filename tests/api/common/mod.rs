@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod faulty;
 pub mod process;
 pub mod receiver;

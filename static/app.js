@@ -1,0 +1,157 @@
+// The dashboard shell: sign-in, hash routing, and live refresh of the current view.
+
+import { api, currentKey, forgetKey, modeOfKey, rememberKey, whenUnauthorized } from './api.js';
+import { errorBox, field, fill, h, toast } from './ui.js';
+import * as overview from './views/overview.js';
+import * as endpoints from './views/endpoints.js';
+import * as deliveries from './views/deliveries.js';
+import * as events from './views/events.js';
+import * as sessions from './views/sessions.js';
+
+/** How often the view on screen refreshes itself, in ms. */
+const REFRESH_MS = 2000;
+
+/** Routes: a pattern of path segments (':x' captures) and the view that renders it. */
+const ROUTES = [
+  [['overview'], overview.render, 'overview'],
+  [['endpoints'], endpoints.renderList, 'endpoints'],
+  [['endpoints', ':id'], endpoints.renderDetail, 'endpoints'],
+  [['endpoints', ':id', 'deliveries', ':delivery'], deliveries.renderDetail, 'endpoints'],
+  [['events'], events.renderList, 'events'],
+  [['events', ':id'], events.renderDetail, 'events'],
+  [['sessions'], sessions.render, 'sessions'],
+];
+
+const main = document.getElementById('main');
+let current = null;
+let renderSeq = 0;
+
+function match(segments) {
+  for (const [pattern, view, section] of ROUTES) {
+    if (pattern.length !== segments.length) continue;
+    const params = {};
+    const ok = pattern.every((p, i) => {
+      if (p.startsWith(':')) {
+        params[p.slice(1)] = decodeURIComponent(segments[i]);
+        return true;
+      }
+      return p === segments[i];
+    });
+    if (ok) return { view, params, section };
+  }
+  return null;
+}
+
+async function route() {
+  if (!currentKey()) {
+    showSignIn();
+    return;
+  }
+  showAccount();
+  const path = location.hash.replace(/^#\/?/, '');
+  const [pathPart, queryPart] = path.split('?');
+  const segments = pathPart ? pathPart.split('/').filter(Boolean) : ['overview'];
+  const found = match(segments);
+  for (const link of document.querySelectorAll('#nav a')) {
+    if (found && link.dataset.section === found.section) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  const seq = ++renderSeq;
+  current = null;
+  if (!found) {
+    fill(main, h('h1', {}, 'Not found'), h('p', {}, 'There is no such page. '), h('a', { href: '#/overview' }, 'Go to the overview'));
+    return;
+  }
+  const container = h('div', { class: 'view' });
+  fill(main, container);
+  try {
+    const view = await found.view(container, found.params, new URLSearchParams(queryPart || ''));
+    if (seq === renderSeq) current = view || null;
+  } catch (err) {
+    if (seq === renderSeq) fill(container, errorBox(err));
+  }
+}
+
+function showAccount() {
+  const mode = modeOfKey(currentKey()) || 'test';
+  const badge = document.getElementById('mode-badge');
+  badge.textContent = mode === 'live' ? 'LIVE' : 'TEST';
+  badge.className = `badge badge-${mode}`;
+  badge.title = mode === 'live' ? 'Signed in with a live key: real data' : 'Signed in with a test key: test data';
+  document.getElementById('nav').hidden = false;
+  document.getElementById('account').hidden = false;
+  document.body.classList.toggle('live', mode === 'live');
+}
+
+function showSignIn(message) {
+  current = null;
+  document.getElementById('nav').hidden = true;
+  document.getElementById('account').hidden = true;
+  const input = h('input', {
+    id: 'api-key', type: 'password', name: 'api_key', autocomplete: 'off', required: true,
+    placeholder: 'vk_test_...', spellcheck: 'false',
+  });
+  const error = h('div', { 'aria-live': 'polite' }, message ? errorBox(message) : null);
+  const submit = h('button', { type: 'submit' }, 'Sign in');
+  const form = h('form', { class: 'card signin', 'aria-labelledby': 'signin-title' },
+    h('h1', { id: 'signin-title' }, 'Sign in to stile'),
+    h('p', {}, 'Paste an API key. stile printed a test key when it first started; `stile keys create --mode test` makes another. The key stays in this tab only (sessionStorage).'),
+    field('API key', input),
+    error,
+    h('div', { class: 'actions' }, submit));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const key = input.value.trim();
+    fill(error);
+    if (!modeOfKey(key)) {
+      fill(error, errorBox('That is not a stile API key: keys start with vk_test_ or vk_live_.'));
+      return;
+    }
+    submit.disabled = true;
+    try {
+      await api('GET', '/v1/webhook_endpoints?limit=1', undefined, key);
+      rememberKey(key);
+      if (!location.hash || location.hash === '#/') location.hash = '#/overview';
+      await route();
+      main.focus();
+    } catch (err) {
+      fill(error, errorBox(err));
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  fill(main, form);
+  input.focus();
+}
+
+async function tick() {
+  if (current && current.refresh && document.visibilityState === 'visible') {
+    const view = current;
+    try {
+      await view.refresh();
+    } catch (err) {
+      // A failed refresh leaves what is shown; the next one may succeed.
+      if (err.status !== 401) console.warn('refresh failed:', err.message);
+    }
+  }
+  setTimeout(tick, REFRESH_MS);
+}
+
+document.getElementById('sign-out').addEventListener('click', () => {
+  forgetKey();
+  location.hash = '';
+  showSignIn();
+});
+
+whenUnauthorized((err) => {
+  forgetKey();
+  showSignIn(`Signed out: ${err.message}`);
+});
+
+window.addEventListener('hashchange', route);
+window.addEventListener('unhandledrejection', (e) => {
+  toast(e.reason && e.reason.message ? e.reason.message : 'Something went wrong.', 'error');
+});
+
+route();
+setTimeout(tick, REFRESH_MS);

@@ -1,0 +1,95 @@
+// An endpoint's deliveries: the filterable, paginated table, and one attempt's detail
+// with the request sent and the response received; retry now and resend.
+
+import { api, query } from '../api.js';
+import { loading, pagedList } from '../list.js';
+import { busy, emptyState, fill, h, jsonBlock, pill, table, timeCell, toast } from '../ui.js';
+
+const STATUSES = ['pending', 'succeeded', 'retrying', 'failed'];
+
+/** The deliveries section of an endpoint's page; returns { refresh, reset }. */
+export async function deliveriesPanel(slot, endpointId) {
+  const status = h('select', { name: 'status', id: 'delivery-status' },
+    h('option', { value: '' }, 'All'), STATUSES.map((s) => h('option', { value: s }, s)));
+  const listSlot = h('div', {}, loading());
+  fill(slot,
+    h('div', { class: 'view-head' }, h('h2', { id: 'deliveries-title' }, 'Deliveries'),
+      h('div', { class: 'inline-field' }, h('label', { for: 'delivery-status' }, 'Status'), status)),
+    listSlot);
+  const list = pagedList(listSlot, {
+    load: (after) => api('GET', `/v1/webhook_endpoints/${encodeURIComponent(endpointId)}/deliveries${query({
+      limit: 20, status: status.value, starting_after: after,
+    })}`),
+    render: (items) => table('Deliveries', ['Event type', 'Attempt', 'Status', 'Response', 'Duration', 'Time', 'Next retry'],
+      items.map((d) => [
+        h('a', { href: `#/endpoints/${endpointId}/deliveries/${d.id}` }, d.event_type),
+        String(d.attempt),
+        pill(d.status),
+        d.response_status ? `HTTP ${d.response_status}` : (d.error || '—'),
+        d.duration_ms === null ? '—' : `${d.duration_ms} ms`,
+        timeCell(d.created),
+        d.next_retry_at ? timeCell(d.next_retry_at) : '—',
+      ]), (i) => ({ 'data-test': 'delivery-row', 'data-index': i })),
+    empty: () => emptyState(status.value ? `No ${status.value} deliveries.` : 'No deliveries yet.',
+      h('p', {}, 'Use "Send test" above, publish an event, or run ',
+        h('code', {}, 'stile trigger verification_session.verified'), '.')),
+  });
+  status.addEventListener('change', () => list.reset().catch(() => {}));
+  await list.refresh();
+  return list;
+}
+
+/** One delivery attempt. */
+export async function renderDetail(root, params) {
+  const base = `/v1/webhook_endpoints/${encodeURIComponent(params.id)}`;
+  const body = h('div', {});
+  fill(root, h('p', {}, h('a', { href: `#/endpoints/${params.id}` }, '← Endpoint')), body);
+
+  let final = false;
+  async function refresh() {
+    const d = await api('GET', `${base}/deliveries/${encodeURIComponent(params.delivery)}`);
+    final = d.status === 'succeeded' || d.status === 'failed';
+    const actions = [];
+    if (d.status === 'pending' || d.status === 'retrying') {
+      const retry = h('button', { type: 'button' }, 'Retry now');
+      retry.addEventListener('click', () => busy(retry, async () => {
+        const moved = await api('POST', `${base}/deliveries/${d.id}/retry`, {});
+        toast(`Attempt ${moved.attempt} goes now.`);
+        await refresh();
+      }));
+      actions.push(retry);
+    }
+    const resend = h('button', { type: 'button', class: 'secondary' }, 'Resend event');
+    resend.addEventListener('click', () => busy(resend, async () => {
+      await api('POST', `/v1/events/${d.event_id}/resend`, { endpoint: params.id });
+      toast('Event resent: a new delivery is queued.');
+    }));
+    actions.push(resend);
+    const request = d.request
+      ? [h('h2', {}, 'Request'),
+        table('Request headers', ['Header', 'Value'], Object.entries(d.request.headers).map(([k, v]) => [h('code', {}, k), h('code', { class: 'wrap' }, v)])),
+        h('h3', {}, 'Body'), jsonBlock(d.request.body)]
+      : [h('h2', {}, 'Request'), h('p', { class: 'muted' }, d.status === 'pending' ? 'Not sent yet.' : 'Not recorded.')];
+    const response = d.status === 'pending'
+      ? h('p', { class: 'muted' }, 'No response yet.')
+      : [h('dl', { class: 'facts' },
+        h('dt', {}, 'Status'), h('dd', {}, d.response_status ? `HTTP ${d.response_status}` : 'no HTTP answer'),
+        h('dt', {}, 'Error'), h('dd', {}, d.error || '—'),
+        h('dt', {}, 'Duration'), h('dd', {}, d.duration_ms === null ? '—' : `${d.duration_ms} ms`)),
+      h('h3', {}, 'Body'), d.response_body ? jsonBlock(d.response_body) : h('p', { class: 'muted' }, 'Empty.')];
+    fill(body,
+      h('div', { class: 'view-head' }, h('h1', {}, `${d.event_type} · attempt ${d.attempt}`), pill(d.status)),
+      h('dl', { class: 'facts' },
+        h('dt', {}, 'Delivery'), h('dd', {}, h('code', {}, d.id)),
+        h('dt', {}, 'Event'), h('dd', {}, h('a', { href: `#/events/${d.event_id}` }, d.event_id)),
+        h('dt', {}, 'Time'), h('dd', {}, timeCell(d.created)),
+        h('dt', {}, 'Next retry'), h('dd', {}, d.next_retry_at ? timeCell(d.next_retry_at) : '—')),
+      h('div', { class: 'actions' }, actions),
+      h('section', { class: 'split' },
+        h('div', {}, request),
+        h('div', {}, h('h2', {}, 'Response'), response)));
+  }
+  await refresh();
+  // A finished attempt never changes: stop redrawing it under the reader.
+  return { refresh: () => (final ? Promise.resolve() : refresh()) };
+}

@@ -1,0 +1,226 @@
+// Endpoints: the list with status and success rate, create (secret shown once), and one
+// endpoint's page: edit, enable/disable, rotate secret, send test, delete, deliveries.
+
+import { api, query } from '../api.js';
+import { pagedList } from '../list.js';
+import {
+  busy, confirmDialog, copyButton, emptyState, errorBox, field, fill, h, jsonBlock, percent, pill, table, timeCell, toast,
+} from '../ui.js';
+import { deliveriesPanel } from './deliveries.js';
+
+const DAY = 86400;
+
+/** The endpoint list. */
+export async function renderList(root, _params, search) {
+  const formSlot = h('div', {});
+  const listSlot = h('div', {});
+  const newButton = h('button', { type: 'button', 'aria-expanded': 'false' }, 'New endpoint');
+  newButton.addEventListener('click', () => openCreate());
+  fill(root, h('div', { class: 'view-head' }, h('h1', {}, 'Endpoints'), newButton), formSlot, listSlot);
+
+  let stats = null;
+  const list = pagedList(listSlot, {
+    async load(after) {
+      const [page, s] = await Promise.all([
+        api('GET', `/v1/webhook_endpoints${query({ limit: 20, starting_after: after })}`),
+        api('GET', `/v1/delivery_stats${query({ since: Math.floor(Date.now() / 1000) - DAY })}`),
+      ]);
+      stats = new Map(s.endpoints.map((e) => [e.endpoint_id, e]));
+      return page;
+    },
+    render: (items) => table('Endpoints', ['URL', 'Status', 'Events', 'Success (24 h)', 'Queued', 'Created'], items.map((e) => {
+      const s = stats.get(e.id) || { succeeded: 0, failed: 0, pending: 0 };
+      return [
+        h('a', { href: `#/endpoints/${e.id}`, class: 'url' }, e.url),
+        pill(e.status),
+        e.enabled_events.includes('*') ? 'all events' : e.enabled_events.join(', '),
+        h('span', { title: `${s.succeeded} succeeded, ${s.failed} failed` }, percent(s.succeeded, s.succeeded + s.failed)),
+        String(s.pending),
+        timeCell(e.created),
+      ];
+    })),
+    empty: () => emptyState('No endpoints yet.',
+      h('p', {}, 'An endpoint is a URL of yours that stile sends signed events to. Create one, then send it a test or run ',
+        h('code', {}, 'stile trigger verification_session.verified'), '.')),
+  });
+
+  async function openCreate() {
+    newButton.setAttribute('aria-expanded', 'true');
+    const form = await endpointForm({
+      title: 'New endpoint',
+      submitLabel: 'Create endpoint',
+      async submit(body) {
+        const created = await api('POST', '/v1/webhook_endpoints', body);
+        fill(formSlot, secretOnce(created, 'Endpoint created'));
+        newButton.setAttribute('aria-expanded', 'false');
+        await list.reset();
+      },
+      cancel() {
+        fill(formSlot);
+        newButton.setAttribute('aria-expanded', 'false');
+      },
+    });
+    fill(formSlot, form);
+    form.querySelector('input').focus();
+  }
+
+  await list.refresh();
+  if (search.get('new')) await openCreate();
+  return { refresh: list.refresh };
+}
+
+/** The "copy it now" panel for a secret shown once. */
+function secretOnce(endpoint, title) {
+  return h('div', { class: 'card secret-once', role: 'region', 'aria-label': 'New signing secret' },
+    h('h2', {}, title),
+    h('p', {}, 'This is the signing secret. It is shown only now: copy it into your receiver\'s configuration.'),
+    h('div', { class: 'secret-row' }, h('code', { class: 'secret', 'data-test': 'secret' }, endpoint.secret), copyButton(endpoint.secret)),
+    h('p', {}, h('a', { href: `#/endpoints/${endpoint.id}` }, `Open ${endpoint.url}`)));
+}
+
+/** The create/edit form. `initial` is an endpoint when editing. */
+async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
+  const types = (await api('GET', '/v1/event_types')).data.map((t) => t.name);
+  const chosen = new Set(initial ? initial.enabled_events : ['*']);
+  const url = h('input', { type: 'url', name: 'url', required: true, placeholder: 'http://localhost:3000/webhooks', value: initial ? initial.url : '' });
+  const all = h('input', { type: 'checkbox', name: 'all_events', checked: chosen.has('*') });
+  const boxes = types.map((t) => h('input', { type: 'checkbox', name: 'event', value: t, checked: chosen.has(t) }));
+  const syncBoxes = () => boxes.forEach((b) => { b.disabled = all.checked; });
+  all.addEventListener('change', syncBoxes);
+  syncBoxes();
+  const description = h('input', { type: 'text', name: 'description', value: initial && initial.description ? initial.description : '' });
+  const metadata = h('textarea', { name: 'metadata', rows: '3', placeholder: 'team=identity' });
+  metadata.value = initial ? Object.entries(initial.metadata || {}).map(([k, v]) => `${k}=${v}`).join('\n') : '';
+  const error = h('div', { 'aria-live': 'polite' });
+  const button = h('button', { type: 'submit' }, submitLabel);
+  const form = h('form', { class: 'card form', 'aria-label': title },
+    h('h2', {}, title),
+    field('URL', url, 'Where stile POSTs events. http:// is fine for localhost in development mode.'),
+    h('fieldset', {}, h('legend', {}, 'Events'),
+      h('label', { class: 'check' }, all, ' All events (including types added later)'),
+      h('div', { class: 'checks' }, boxes.map((b) => h('label', { class: 'check' }, b, ' ', b.value)))),
+    field('Description', description),
+    field('Metadata', metadata, 'One key=value per line.'),
+    error,
+    h('div', { class: 'actions' }, button, h('button', { type: 'button', class: 'secondary', onclick: cancel }, 'Cancel')));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    fill(error);
+    const events = all.checked ? ['*'] : boxes.filter((b) => b.checked).map((b) => b.value);
+    const meta = {};
+    for (const line of metadata.value.split('\n').map((l) => l.trim()).filter(Boolean)) {
+      const at = line.indexOf('=');
+      if (at <= 0) {
+        fill(error, errorBox(`Metadata line "${line}" must look like key=value.`));
+        return;
+      }
+      meta[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    }
+    const body = { url: url.value.trim(), enabled_events: events, description: description.value.trim() || null, metadata: meta };
+    if (!initial) {
+      if (!body.description) delete body.description;
+    }
+    button.disabled = true;
+    try {
+      await submit(body);
+    } catch (err) {
+      fill(error, errorBox(err));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
+/** One endpoint: its settings and actions, and its deliveries. */
+export async function renderDetail(root, params) {
+  const head = h('div', {});
+  const panel = h('div', {});
+  const deliveriesSlot = h('section', { 'aria-labelledby': 'deliveries-title' });
+  fill(root, h('p', {}, h('a', { href: '#/endpoints' }, '← Endpoints')), head, panel, deliveriesSlot);
+  let endpoint = await api('GET', `/v1/webhook_endpoints/${encodeURIComponent(params.id)}`);
+  const deliveries = await deliveriesPanel(deliveriesSlot, params.id);
+
+  function drawHead() {
+    const toggle = h('button', { type: 'button', class: 'secondary' }, endpoint.status === 'enabled' ? 'Disable' : 'Enable');
+    toggle.addEventListener('click', () => busy(toggle, async () => {
+      endpoint = await api('POST', `/v1/webhook_endpoints/${endpoint.id}`, { status: endpoint.status === 'enabled' ? 'disabled' : 'enabled' });
+      toast(`Endpoint ${endpoint.status}.`);
+      drawHead();
+    }));
+    const test = h('button', { type: 'button' }, 'Send test');
+    test.addEventListener('click', () => busy(test, async () => {
+      const result = await api('POST', `/v1/webhook_endpoints/${endpoint.id}/test`, {});
+      fill(panel, h('div', { class: `card result result-${result.status}`, role: 'status', 'data-test': 'test-result' },
+        h('h2', {}, 'Test ping ', pill(result.status)),
+        h('p', {}, result.response_status ? `HTTP ${result.response_status}` : result.error, ` in ${result.duration_ms} ms. `,
+          h('a', { href: `#/endpoints/${endpoint.id}/deliveries/${result.id}` }, 'See the request and response')),
+        result.error && result.response_status ? h('p', {}, result.error) : null));
+      await deliveries.reset();
+    }));
+    const edit = h('button', { type: 'button', class: 'secondary' }, 'Edit');
+    edit.addEventListener('click', async () => {
+      const form = await endpointForm({
+        title: 'Edit endpoint', submitLabel: 'Save', initial: endpoint,
+        async submit(body) {
+          endpoint = await api('POST', `/v1/webhook_endpoints/${endpoint.id}`, body);
+          fill(panel);
+          toast('Endpoint saved.');
+          drawHead();
+        },
+        cancel: () => fill(panel),
+      });
+      fill(panel, form);
+      form.querySelector('input').focus();
+    });
+    const rotate = h('button', { type: 'button', class: 'secondary' }, 'Rotate secret');
+    rotate.addEventListener('click', () => fill(panel, rotateForm()));
+    const del = h('button', { type: 'button', class: 'danger' }, 'Delete');
+    del.addEventListener('click', async () => {
+      if (!(await confirmDialog(`Delete ${endpoint.url}? Its pending deliveries end now. This cannot be undone.`, 'Delete endpoint'))) return;
+      await busy(del, async () => {
+        await api('DELETE', `/v1/webhook_endpoints/${endpoint.id}`);
+        toast('Endpoint deleted.');
+        location.hash = '#/endpoints';
+      });
+    });
+    fill(head,
+      h('div', { class: 'view-head' }, h('h1', { class: 'url' }, endpoint.url), pill(endpoint.status)),
+      h('dl', { class: 'facts' },
+        h('dt', {}, 'ID'), h('dd', {}, h('code', {}, endpoint.id)),
+        h('dt', {}, 'Events'), h('dd', {}, endpoint.enabled_events.includes('*') ? 'all events' : endpoint.enabled_events.join(', ')),
+        h('dt', {}, 'Description'), h('dd', {}, endpoint.description || '—'),
+        h('dt', {}, 'Metadata'), h('dd', {}, Object.keys(endpoint.metadata || {}).length ? jsonBlock(endpoint.metadata) : '—'),
+        h('dt', {}, 'Created'), h('dd', {}, timeCell(endpoint.created))),
+      h('div', { class: 'actions' }, test, edit, toggle, rotate, del));
+  }
+
+  function rotateForm() {
+    const grace = h('select', { name: 'expires_in' },
+      h('option', { value: '' }, 'Stop signing with the old secret now'),
+      h('option', { value: '1h' }, 'Keep the old secret for 1 hour'),
+      h('option', { value: '24h', selected: true }, 'Keep the old secret for 24 hours'),
+      h('option', { value: '168h' }, 'Keep the old secret for 7 days'));
+    const error = h('div', { 'aria-live': 'polite' });
+    const form = h('form', { class: 'card form', 'aria-label': 'Rotate secret' },
+      h('h2', {}, 'Rotate the signing secret'),
+      h('p', {}, 'While the old secret is kept, deliveries carry signatures of both, so receivers can switch without failures.'),
+      field('Old secret', grace), error,
+      h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Rotate'),
+        h('button', { type: 'button', class: 'secondary', onclick: () => fill(panel) }, 'Cancel')));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      try {
+        const body = grace.value ? { expires_in: grace.value } : {};
+        const rotated = await api('POST', `/v1/webhook_endpoints/${endpoint.id}/rotate_secret`, body);
+        fill(panel, secretOnce(rotated, 'Secret rotated'));
+      } catch (err) {
+        fill(error, errorBox(err));
+      }
+    });
+    return form;
+  }
+
+  drawHead();
+  return { refresh: deliveries.refresh };
+}

@@ -1,0 +1,196 @@
+//! The dashboard, end to end in headless Chromium: the real server, a real receiver that
+//! checks signatures, and a browser clicking through the pages.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::browser::{Page, in_browser};
+use crate::common::receiver::{Behaviour, Receiver};
+use crate::common::{TEST_KEY, TestServer, eventually};
+
+async fn signed_in(page: &Page, server: &TestServer, hash: &str) {
+    page.open(&format!("{}/", server.base)).await;
+    page.sign_in(TEST_KEY).await;
+    page.wait_text("#mode-badge", "TEST").await;
+    page.open(&format!("{}/{hash}", server.base)).await;
+}
+
+#[test]
+fn sign_in_rejects_a_wrong_key_shows_the_mode_and_signs_out() {
+    let server = TestServer::start();
+    in_browser("sign_in", move |page| async move {
+        page.open(&format!("{}/", server.base)).await;
+        // Not a key at all, then a well-formed key the server does not know.
+        page.sign_in("hello").await;
+        page.wait_text(".signin .error", "keys start with vk_test_ or vk_live_").await;
+        page.sign_in("vk_test_not_a_real_key_000000").await;
+        page.wait_text(".signin .error", "Invalid API key provided").await;
+        assert_eq!(page.script("return sessionStorage.getItem('stile.api_key')").await, json!(null));
+
+        page.sign_in(TEST_KEY).await;
+        page.wait_text("#mode-badge", "TEST").await;
+        page.wait_text("main h1", "Overview").await;
+        // A first-time user is told what to do next.
+        page.wait_text(".empty", "stile trigger verification_session.verified").await;
+        assert_eq!(page.script("return sessionStorage.getItem('stile.api_key')").await, json!(TEST_KEY));
+        assert_eq!(page.script("return localStorage.length").await, json!(0), "the key is never kept in localStorage");
+
+        page.click_button("Sign out").await;
+        page.find("#api-key").await;
+        assert_eq!(page.script("return sessionStorage.getItem('stile.api_key')").await, json!(null));
+        assert!(page.find("#nav").await.attr("hidden").await.unwrap().is_some(), "navigation hidden when signed out");
+    });
+}
+
+#[test]
+fn endpoints_are_created_tested_inspected_filtered_and_resent_in_the_dashboard() {
+    let receiver = Receiver::start();
+    let server = TestServer::start();
+    in_browser("endpoints", move |page| async move {
+        signed_in(&page, &server, "#/endpoints").await;
+        page.wait_text(".empty", "No endpoints yet").await;
+
+        // An invalid URL gets the API's own message.
+        page.click_button("New endpoint").await;
+        page.type_into("input[name=url]", "ftp://example.com/hook").await;
+        page.click_button("Create endpoint").await;
+        page.wait_text("form .error", "url").await;
+
+        // Created: the secret is shown once, and it is the secret deliveries are signed with.
+        page.type_into("input[name=url]", &receiver.url("/hooks")).await;
+        page.type_into("input[name=description]", "Local receiver").await;
+        page.click_button("Create endpoint").await;
+        let secret = page.text("[data-test=secret]").await;
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        let endpoints = server.get("/v1/webhook_endpoints").body;
+        let endpoint_id = endpoints["data"][0]["id"].as_str().unwrap().to_string();
+        assert_eq!(endpoints["data"][0]["description"], "Local receiver");
+        page.wait_count("table a.url", 1).await;
+
+        // Its page: send a test and see the result and the delivery row.
+        page.find(".secret-once a").await.click().await.unwrap();
+        page.wait_text("main h1", &receiver.url("/hooks")).await;
+        assert!(page.all("[data-test=secret]").await.is_empty(), "the secret is not shown again");
+        page.wait_text(".empty", "No deliveries yet").await;
+        page.click_button("Send test").await;
+        page.wait_text("[data-test=test-result]", "succeeded").await;
+        let pings = receiver.wait_for("/hooks", 1, Duration::from_secs(10));
+        assert!(pings[0].stile_signature_valid(&secret).0, "the ping is signed with the secret shown");
+        page.wait_count("[data-test=delivery-row]", 1).await;
+
+        // Live: a published event shows up without a reload.
+        let event = server.publish("verification_session.verified", json!({"id": "vks_live"}));
+        page.wait_count("[data-test=delivery-row]", 2).await;
+        page.wait_text("[data-test=delivery-row]", "verification_session.verified").await;
+        receiver.wait_for("/hooks", 2, Duration::from_secs(10));
+
+        // Filter by status.
+        page.find("#delivery-status").await.select_by_value("failed").await.unwrap();
+        page.wait_text(".empty", "No failed deliveries").await;
+        page.find("#delivery-status").await.select_by_value("succeeded").await.unwrap();
+        page.wait_count("[data-test=delivery-row]", 2).await;
+
+        // Detail: the request sent (signature header, body) and the response.
+        let first_row_link = page.find("[data-test=delivery-row] a").await;
+        first_row_link.click().await.unwrap();
+        page.wait_text("main h1", "attempt 1").await;
+        let detail = page.text("main").await;
+        assert!(detail.contains("stile-signature"), "{detail}");
+        assert!(detail.contains("webhook-signature"), "{detail}");
+        assert!(detail.contains("HTTP 200"), "{detail}");
+
+        // Resend the published event from its delivery.
+        page.open(&format!("{}/#/events/{}", server.base, event["id"].as_str().unwrap())).await;
+        page.wait_count("main table tbody tr", 1).await;
+        page.click_button("Resend").await;
+        let rounds = eventually(Duration::from_secs(10), || server.deliveries(&endpoint_id).len() >= 3);
+        assert!(rounds, "the resend made a new delivery");
+        page.wait_count("main table tbody tr", 2).await;
+        receiver.wait_for("/hooks", 3, Duration::from_secs(10));
+
+        // Disable, then delete with confirmation.
+        page.open(&format!("{}/#/endpoints/{endpoint_id}", server.base)).await;
+        page.click_button("Disable").await;
+        page.wait_text(".view-head .pill", "disabled").await;
+        assert_eq!(server.get(&format!("/v1/webhook_endpoints/{endpoint_id}")).body["status"], "disabled");
+        page.click_button("Delete").await;
+        page.find("dialog[open] [data-test=confirm]").await.click().await.unwrap();
+        page.wait_text(".empty", "No endpoints yet").await;
+        assert_eq!(server.get(&format!("/v1/webhook_endpoints/{endpoint_id}")).status, 404);
+    });
+}
+
+#[test]
+fn the_overview_charts_outcomes_and_lists_failures_at_desktop_and_phone_widths() {
+    let receiver = Receiver::start();
+    receiver.set("/down", Behaviour::Status(503));
+    let server = TestServer::start_with(|c| c.delivery.retry_schedule = vec![]);
+    server.create_endpoint(&receiver.url("/ok"));
+    server.create_endpoint(&receiver.url("/down"));
+    let event = server.publish("verification_session.verified", json!({"id": "vks_1"}));
+    server.wait_settled(event["id"].as_str().unwrap(), Duration::from_secs(10));
+    in_browser("overview", move |page| async move {
+        signed_in(&page, &server, "#/overview").await;
+        page.wait_text(".chart-figure figcaption", "2 attempts: 1 succeeded, 1 failed (50% success)").await;
+        assert_eq!(page.all("svg.chart rect.bar-ok").await.len(), 1);
+        assert_eq!(page.all("svg.chart rect.bar-failed").await.len(), 1);
+        page.wait_text("main table", "HTTP 503").await;
+        if let Ok(path) = std::env::var("STILE_DASHBOARD_SCREENSHOT") {
+            std::fs::write(path, page.client.screenshot().await.unwrap()).unwrap();
+        }
+
+        // Phone width: nothing wider than the screen.
+        page.client.set_window_size(390, 844).await.unwrap();
+        for hash in ["#/overview", "#/endpoints", "#/events", "#/sessions"] {
+            page.open(&format!("{}/{hash}", server.base)).await;
+            page.find("main .view-head").await;
+            let overflow = page.script("return document.documentElement.scrollWidth - window.innerWidth").await;
+            assert!(overflow.as_i64().unwrap() <= 0, "{hash} overflows a phone screen by {overflow}px");
+        }
+    });
+}
+
+#[test]
+fn a_verification_session_is_driven_through_its_states_and_its_events_arrive() {
+    let receiver = Receiver::start();
+    let server = TestServer::start();
+    server.create_endpoint(&receiver.url("/hooks"));
+    in_browser("sessions", move |page| async move {
+        signed_in(&page, &server, "#/sessions").await;
+        page.wait_text(".empty", "No sessions yet").await;
+        page.type_into("input[name=client_reference_id]", "user_42").await;
+        page.click_button("Create session").await;
+        page.wait_count("[data-test=session-row]", 1).await;
+        page.wait_count("[data-test=session-event]", 1).await;
+
+        page.find("[data-test=session-row] button[data-action=process]").await.click().await.unwrap();
+        page.wait_text("[data-test=session-row] .pill", "processing").await;
+        page.find("[data-test=session-row] button[data-action=verify]").await.click().await.unwrap();
+        page.wait_text("[data-test=session-row] .pill", "verified").await;
+        page.wait_count("[data-test=session-event]", 3).await;
+        let events = page.text("main section").await;
+        for t in ["verification_session.created", "verification_session.processing", "verification_session.verified"] {
+            assert!(events.contains(t), "{t} missing from {events}");
+        }
+        assert!(
+            page.all("[data-test=session-row] button[data-action]").await.is_empty(),
+            "a verified session has no moves left"
+        );
+        let sessions = server.get("/v1/verification_sessions").body;
+        assert_eq!(sessions["data"][0]["status"], "verified");
+        assert_eq!(sessions["data"][0]["client_reference_id"], "user_42");
+        // The receiver got all three, signed.
+        receiver.wait_for("/hooks", 3, Duration::from_secs(10));
+
+        // The events page filters by session.
+        let session_id = sessions["data"][0]["id"].as_str().unwrap().to_string();
+        page.open(&format!("{}/#/events", server.base)).await;
+        page.type_into("#filter-session", &session_id).await;
+        page.click_button("Filter").await;
+        page.wait_count("[data-test=event-row]", 3).await;
+        page.type_into("#filter-session", "vks_nobody").await;
+        page.click_button("Filter").await;
+        page.wait_text(".empty", "No events match").await;
+    });
+}
