@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::api::route_not_found;
 
-/// The embedded `static/` folder. Release builds carry the bytes; debug builds read the
-/// folder from disk (rust-embed's default), so edits show without a rebuild.
+/// The embedded `static/` folder. Every build carries the bytes (`debug-embed`), so the
+/// tests exercise exactly what ships; `build.rs` rebuilds when a file is added.
 #[derive(rust_embed::Embed)]
 #[folder = "static/"]
 struct Assets;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::process::{ServerProcess, stile_bin};
+use crate::common::process::{ServerProcess, stile_bin, stile_command};
 use crate::common::{Req, TEST_KEY};
 
 fn key_from_summary(summary: &[String]) -> Option<String> {
@@ -223,4 +223,54 @@ fn a_scaled_clock_is_announced_loudly_at_start() {
     let server = ServerProcess::start(dir.path(), &["--listen", "127.0.0.1:0", "--data-dir", "data"], &env).unwrap();
     let text = server.summary.join("\n");
     assert!(text.contains("DEMO CLOCK") && text.contains("1000x faster"), "{text}");
+}
+
+#[test]
+fn a_binary_copied_to_an_empty_folder_serves_the_whole_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("stile");
+    std::fs::copy(env!("CARGO_BIN_EXE_stile"), &binary).unwrap();
+    let mut command = stile_command(&binary);
+    command.current_dir(dir.path()).args(["--listen", "127.0.0.1:0", "--data-dir", "data"]);
+    let server = ServerProcess::start_command(command).unwrap();
+    let static_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
+    let mut files = vec![];
+    for entry in std::fs::read_dir(&static_dir).unwrap().chain(std::fs::read_dir(static_dir.join("views")).unwrap()) {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            files.push(path.strip_prefix(&static_dir).unwrap().to_string_lossy().into_owned());
+        }
+    }
+    assert!(files.len() >= 10, "{files:?}");
+    for file in &files {
+        let resp = Req::new("GET", format!("{}/{file}", server.base)).send();
+        assert_eq!(resp.status, 200, "{file}");
+        assert_eq!(
+            resp.text.as_bytes(),
+            std::fs::read(static_dir.join(file)).unwrap(),
+            "{file} is served byte for byte"
+        );
+        let expected = match file.rsplit('.').next().unwrap() {
+            "js" => "text/javascript",
+            "css" => "text/css",
+            "html" => "text/html",
+            "svg" => "image/svg+xml",
+            other => panic!("unexpected asset type {other}"),
+        };
+        assert!(
+            resp.header("content-type").unwrap().starts_with(expected),
+            "{file}: {:?}",
+            resp.header("content-type")
+        );
+        assert!(resp.header("etag").is_some(), "{file}");
+        assert!(!resp.header("content-security-policy").unwrap().contains("unsafe-inline"));
+    }
+    // The API and the dashboard never shadow each other.
+    let key = key_from_summary(&server.summary).expect("a first key");
+    let api = Req::new("GET", format!("{}/v1/app.js", server.base)).key(&key).send();
+    assert_eq!(api.status, 404);
+    assert_eq!(api.body["error"]["type"], "invalid_request_error");
+    let missing = Req::new("GET", format!("{}/no-such-page.js", server.base)).send();
+    assert_eq!(missing.status, 404);
+    assert!(missing.header("content-type").unwrap().starts_with("application/json"));
 }

@@ -9,7 +9,12 @@ use std::time::{Duration, Instant};
 
 /// The built binary.
 pub fn stile_bin() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_stile"));
+    stile_command(Path::new(env!("CARGO_BIN_EXE_stile")))
+}
+
+/// A `stile` binary at `program` (a copy, say), without the developer's environment.
+pub fn stile_command(program: &Path) -> Command {
+    let mut command = Command::new(program);
     // Keep the developer's environment out of the test.
     for (name, _) in std::env::vars() {
         if name.starts_with("STILE_") || name == "RUST_LOG" {
@@ -34,10 +39,16 @@ impl ServerProcess {
     /// Starts `stile` with `args` in `cwd` and waits for its summary (10 s at most).
     pub fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<ServerProcess, String> {
         let mut command = stile_bin();
-        command.current_dir(cwd).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.current_dir(cwd).args(args);
         for (name, value) in env {
             command.env(name, value);
         }
+        Self::start_command(command)
+    }
+
+    /// Starts a prepared `stile` command and waits for its summary (10 s at most).
+    pub fn start_command(mut command: Command) -> Result<ServerProcess, String> {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().map_err(|e| e.to_string())?;
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
