@@ -194,3 +194,84 @@ fn a_verification_session_is_driven_through_its_states_and_its_events_arrive() {
         page.wait_text(".empty", "No events match").await;
     });
 }
+
+#[test]
+fn endpoints_are_edited_and_rotated_and_deliveries_paginate_and_retry_now() {
+    let receiver = Receiver::start();
+    receiver.set("/hooks", Behaviour::Status(503));
+    // The first retry is an hour away, so only "Retry now" can make it happen in the test.
+    let server = TestServer::start_with(|c| c.delivery.retry_schedule = vec![Duration::from_secs(3600)]);
+    let created = server.create_endpoint(&receiver.url("/hooks"));
+    let endpoint_id = created["id"].as_str().unwrap().to_string();
+    let old_secret = created["secret"].as_str().unwrap().to_string();
+    let failing = server.publish("verification_session.created", json!({"id": "vks_retry"}));
+    let retrying = eventually(Duration::from_secs(10), || {
+        server.deliveries(&endpoint_id).iter().any(|d| d["status"] == "retrying")
+    });
+    assert!(retrying, "the first attempt failed and a retry is scheduled");
+    receiver.set("/hooks", Behaviour::Ok);
+    for i in 0..24 {
+        server.publish("verification_session.processing", json!({"id": format!("vks_{i}")}));
+    }
+    let all = eventually(Duration::from_secs(20), || {
+        server.deliveries(&endpoint_id).iter().filter(|d| d["status"] == "succeeded").count() == 24
+    });
+    assert!(all, "24 deliveries succeeded");
+    in_browser("edit_rotate_paginate", move |page| async move {
+        signed_in(&page, &server, &format!("#/endpoints/{endpoint_id}")).await;
+
+        // 26 attempts: pages of 20, older and back.
+        page.wait_count("[data-test=delivery-row]", 20).await;
+        page.click_button("Older →").await;
+        page.wait_text(".pager", "Newer").await;
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while page.all("[data-test=delivery-row]").await.len() != 6 {
+            assert!(std::time::Instant::now() < end, "the second page has the 6 oldest attempts");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let oldest = page.text("main table").await;
+        assert!(oldest.contains("verification_session.created"), "the oldest attempts: {oldest}");
+        page.click_button("← Newer").await;
+        page.wait_count("[data-test=delivery-row]", 20).await;
+
+        // Retry now: the retrying attempt's retry goes at once and succeeds.
+        page.find("#delivery-status").await.select_by_value("retrying").await.unwrap();
+        page.wait_text("[data-test=delivery-row]", "HTTP 503").await;
+        page.find("[data-test=delivery-row] a").await.click().await.unwrap();
+        page.wait_text("main h1", "attempt 1").await;
+        page.click_button("Retry now").await;
+        let event_id = failing["id"].as_str().unwrap().to_string();
+        server.wait_settled(&event_id, Duration::from_secs(10));
+        let attempts = server.deliveries(&endpoint_id);
+        let second = attempts.iter().find(|d| d["event_id"] == event_id.as_str() && d["attempt"] == 2).unwrap();
+        assert_eq!(second["status"], "succeeded");
+
+        // Edit: description, one event type instead of all, metadata.
+        page.open(&format!("{}/#/endpoints/{endpoint_id}", server.base)).await;
+        page.click_button("Edit").await;
+        page.type_into("input[name=description]", "Edited in the dashboard").await;
+        page.find("input[name=all_events]").await.click().await.unwrap();
+        page.find("input[name=event][value='verification_session.verified']").await.click().await.unwrap();
+        page.type_into("textarea[name=metadata]", "team=identity\nowner=ada").await;
+        page.click_button("Save").await;
+        page.wait_text(".facts", "Edited in the dashboard").await;
+        let endpoint = server.get(&format!("/v1/webhook_endpoints/{endpoint_id}")).body;
+        assert_eq!(endpoint["description"], "Edited in the dashboard");
+        assert_eq!(endpoint["enabled_events"], json!(["verification_session.verified"]));
+        assert_eq!(endpoint["metadata"], json!({"team": "identity", "owner": "ada"}));
+
+        // Rotate with 24 h of grace: both secrets sign the next delivery.
+        page.click_button("Rotate secret").await;
+        page.find("select[name=expires_in]").await.select_by_value("24h").await.unwrap();
+        page.click_button("Rotate").await;
+        let new_secret = page.text("[data-test=secret]").await;
+        assert!(new_secret.starts_with("whsec_") && new_secret != old_secret);
+        let before = receiver.received("/hooks").len();
+        page.click_button("Send test").await;
+        page.wait_text("[data-test=test-result]", "succeeded").await;
+        let pings = receiver.wait_for("/hooks", before + 1, Duration::from_secs(10));
+        let ping = pings.last().unwrap();
+        assert_eq!(ping.stile_signature_valid(&new_secret), (true, 2));
+        assert_eq!(ping.stile_signature_valid(&old_secret), (true, 2));
+    });
+}
