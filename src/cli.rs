@@ -39,6 +39,11 @@ pub enum Command {
         #[arg(long, env = "STILE_CONFIG", value_name = "PATH")]
         config: Option<PathBuf>,
     },
+    /// Rewrite the data file without its free space (while the server is stopped).
+    Compact {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Manage API keys in the data file (while the server is stopped).
     Keys {
         /// What to do with keys.
@@ -101,7 +106,7 @@ pub enum KeysCommand {
     },
 }
 
-/// Where the data file of a `keys` command is.
+/// Where the data file of a `keys` or `compact` command is.
 #[derive(Debug, Clone, Default, Args)]
 pub struct StoreArgs {
     /// Config file [default: ./stile.toml if it exists]

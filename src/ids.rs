@@ -24,6 +24,12 @@ fn next_ulid() -> u128 {
     }
 }
 
+/// The smallest id made at or after `unix_ms`: ids made before that time are exactly the
+/// numbers below it, so "older than" is a range scan.
+pub fn first_id_at(unix_ms: u64) -> u128 {
+    u128::from(unix_ms) << 80
+}
+
 /// Why an id string was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod metrics;
 pub mod mode;
+pub mod retention;
 pub mod secrets;
 pub mod store;
 pub mod target_policy;

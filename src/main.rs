@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Keys { action }) => keys(action),
+        Some(Command::Compact { store }) => compact(&store),
         Some(Command::Trigger { event_type, url, api_key, config }) => trigger(&event_type, url, api_key, config),
     };
     match outcome {
@@ -137,6 +138,23 @@ fn trigger(
 fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
     let Loaded { config, .. } = load_config(&args.overrides())?;
     Ok(Store::open(&config.server.data_dir)?)
+}
+
+fn compact(args: &StoreArgs) -> anyhow::Result<()> {
+    let store = open_store(args)?;
+    let path = store.path().to_path_buf();
+    let size = |path: &std::path::Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let before = size(&path);
+    store.compact()?;
+    let after = size(&path);
+    println!(
+        "compacted {}: {} -> {} bytes ({:.1} MiB freed)",
+        path.display(),
+        before,
+        after,
+        before.saturating_sub(after) as f64 / (1024.0 * 1024.0)
+    );
+    Ok(())
 }
 
 fn keys(action: KeysCommand) -> anyhow::Result<()> {

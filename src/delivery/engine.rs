@@ -71,13 +71,16 @@ pub struct Engine {
     /// Wakes the session expirer (a new session may expire before its next wake-up);
     /// dropped to stop it.
     expirer: Mutex<Option<Sender<()>>>,
+    /// Dropped to stop the retention thread.
+    retention: Mutex<Option<Sender<()>>>,
     publisher: Mutex<Option<Sender<PublishJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     sender: HttpSender,
 }
 
 impl Engine {
-    /// Starts the publisher, the scheduler and `delivery.workers` worker threads. Parked
+    /// Starts the publisher, the scheduler, the session expirer, the retention thread and
+    /// `delivery.workers` worker threads. Parked
     /// attempts of endpoints that are enabled are put back on the queue first.
     pub fn start(
         store: Arc<Store>,
@@ -119,6 +122,12 @@ impl Engine {
             let metrics = Arc::clone(&metrics);
             threads.push(spawn("stile-expirer", move || expirer(store, expirer_rx, scheduler, metrics)));
         }
+        let (retention_tx, retention_rx) = crossbeam_channel::bounded(0);
+        {
+            let store = Arc::clone(&store);
+            let retention = config.retention.events;
+            threads.push(spawn("stile-retention", move || crate::retention::run(store, retention, retention_rx)));
+        }
         let scheduler = Scheduler::new(
             store,
             work_tx,
@@ -131,6 +140,7 @@ impl Engine {
         Ok(Engine {
             scheduler: scheduler_tx,
             expirer: Mutex::new(Some(expirer_tx)),
+            retention: Mutex::new(Some(retention_tx)),
             publisher: Mutex::new(Some(publish_tx)),
             threads: Mutex::new(threads),
             sender,
@@ -179,6 +189,7 @@ impl Engine {
     pub fn shutdown(&self) {
         self.publisher.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.expirer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.retention.lock().unwrap_or_else(|p| p.into_inner()).take();
         let _ = self.scheduler.send(SchedulerMsg::Shutdown);
         let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for thread in threads {

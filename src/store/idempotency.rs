@@ -1,8 +1,9 @@
 //! Stored responses of requests made with an `Idempotency-Key`.
 
+use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, decode_found, encode, tables};
+use super::{Store, StoreError, decode, decode_found, encode, tables};
 use crate::mode::Mode;
 
 const TABLE: &str = "idempotency";
@@ -36,7 +37,25 @@ impl Store {
         let bytes = encode(TABLE, record)?;
         self.write(|tx| {
             tx.open_table(tables::IDEMPOTENCY)?.insert((mode.as_u8(), key), bytes.as_slice())?;
+            tx.open_table(tables::IDEMPOTENCY_BY_AGE)?.insert((record.created.max(0) as u64, mode.as_u8(), key), ())?;
             Ok(())
         })
     }
+}
+
+/// Fills the age index from the records when a data file from before the index has
+/// records but no index, so retention reaches them too.
+pub(crate) fn index_by_age_if_missing(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut by_age = tx.open_table(tables::IDEMPOTENCY_BY_AGE)?;
+    let records = tx.open_table(tables::IDEMPOTENCY)?;
+    if !by_age.is_empty()? || records.is_empty()? {
+        return Ok(());
+    }
+    for entry in records.iter()? {
+        let (key, value) = entry?;
+        let (mode, key) = key.value();
+        let record: IdempotencyRecord = decode(TABLE, value.value())?;
+        by_age.insert((record.created.max(0) as u64, mode, key), ())?;
+    }
+    Ok(())
 }

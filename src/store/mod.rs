@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod events;
 pub mod idempotency;
 pub mod pagination;
+pub mod retention;
 pub mod sessions;
 pub mod stats;
 pub mod tables;
@@ -123,7 +124,13 @@ macro_rules! store_error_from_redb {
         }
     )*};
 }
-store_error_from_redb!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+store_error_from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::CompactionError
+);
 
 impl StoreError {
     /// Whether the failure is the disk refusing writes (full, read-only), which is worth a
@@ -175,6 +182,7 @@ impl Store {
                 tx.open_table(tables::API_KEYS)?;
                 tx.open_table(tables::ENDPOINTS)?;
                 tx.open_table(tables::IDEMPOTENCY)?;
+                idempotency::index_by_age_if_missing(tx)?;
                 tx.open_table(tables::EVENTS)?;
                 tx.open_table(tables::EVENT_BODIES)?;
                 tx.open_table(tables::EVENT_PENDING)?;

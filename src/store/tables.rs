@@ -22,6 +22,11 @@ pub const ENDPOINTS: TableDefinition<(u8, u128), &[u8]> = TableDefinition::new("
 /// as JSON, the stored response of the first request made with that key.
 pub const IDEMPOTENCY: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("idempotency");
 
+/// Idempotency records by age, for retention: `(created, Unix seconds; mode; key)` → `()`.
+/// A record replaced under the same key leaves its old entry, which pruning recognises
+/// by the record's own `created` no longer matching.
+pub const IDEMPOTENCY_BY_AGE: TableDefinition<(u64, u8, &str), ()> = TableDefinition::new("idempotency_by_age");
+
 /// Events: `(mode, event id)` → [`super::events::EventMeta`] as JSON: what lists and
 /// filters need without reading the payload.
 pub const EVENTS: TableDefinition<(u8, u128), &[u8]> = TableDefinition::new("events");

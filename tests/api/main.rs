@@ -15,6 +15,7 @@ mod faults;
 mod hardening;
 mod idempotency;
 mod overview;
+mod retention;
 mod sessions;
 mod ssrf;
 mod storage;

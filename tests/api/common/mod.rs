@@ -95,6 +95,13 @@ impl TestServer {
         Self::launch(config, Arc::clone(&self.dir))
     }
 
+    /// Stops the server gracefully, keeping its data: the temp dir lives as long as the
+    /// returned handle.
+    pub fn stop(mut self) -> Arc<tempfile::TempDir> {
+        self.shutdown();
+        Arc::clone(&self.dir)
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.config.server.data_dir.clone()

@@ -1,0 +1,354 @@
+//! Retention: removing history older than `[retention] events`, a bounded batch per
+//! transaction so pruning never holds the writer for long.
+//!
+//! Ids are ULIDs, so "older than the cutoff" is a range scan from the start of each table.
+//! What is still in use is kept whatever its age: an event with deliveries not yet final
+//! (an endpoint disabled for months keeps its parked retries) and a pending attempt. A
+//! [`PruneCursor`] remembers where the last batch stopped so those are not read again in
+//! the same pass. Freed pages are reused by redb for new writes, so under steady load the
+//! data file stops growing once the oldest history is being pruned as fast as it is made.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::deliveries::{AttemptRecord, AttemptStatus};
+use super::idempotency::IdempotencyRecord;
+use super::{Store, StoreError, decode, tables};
+use crate::ids::first_id_at;
+use crate::mode::Mode;
+
+/// What one pruning batch removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Events (with their payloads).
+    pub events: usize,
+    /// Delivery attempts (with their index entries).
+    pub attempts: usize,
+    /// Stored idempotent responses.
+    pub idempotency: usize,
+    /// Per-minute statistics rows.
+    pub stats: usize,
+    /// Age-index entries of idempotency keys that were stored again later.
+    pub stale_entries: usize,
+    /// Whether some table had more old entries than the batch took: call again.
+    pub more: bool,
+}
+
+impl Pruned {
+    /// Entries removed, all tables together.
+    pub fn removed(&self) -> usize {
+        self.events + self.attempts + self.idempotency + self.stats + self.stale_entries
+    }
+}
+
+/// Where a pruning pass has got to in the tables it cannot simply empty from the start
+/// (because it keeps entries still in use). Start each pass with the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneCursor {
+    /// The next attempt id to look at.
+    attempts: u128,
+    /// The next event id to look at, per mode byte.
+    events: [u128; 2],
+}
+
+/// How old is too old, for one pruning pass.
+#[derive(Debug, Clone, Copy)]
+pub struct Cutoffs {
+    /// Events and attempts made before this Unix ms go.
+    pub history_ms: u64,
+    /// Idempotency records stored before this Unix second go.
+    pub idempotency_secs: i64,
+}
+
+impl Store {
+    /// Removes up to `limit` old entries from each history table in one transaction.
+    pub fn prune(&self, cutoffs: Cutoffs, cursor: &mut PruneCursor, limit: usize) -> Result<Pruned, StoreError> {
+        let mut next = *cursor;
+        let pruned = self.with_db(|db| {
+            let tx = db.begin_write()?;
+            let pruned = prune_in(&tx, cutoffs, &mut next, limit)?;
+            if pruned.removed() == 0 {
+                // Nothing removed: no commit, so an idle server does not write (or fsync).
+                tx.abort()?;
+            } else {
+                tx.commit()?;
+            }
+            Ok::<_, StoreError>(pruned)
+        })?;
+        *cursor = next;
+        Ok(pruned)
+    }
+
+    /// Rewrites the data file without its free space. Needs the only handle on the file,
+    /// so it is for `stile compact` with the server stopped. `true` if the file shrank.
+    pub fn compact(self) -> Result<bool, StoreError> {
+        let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
+        let Some(db) = guard.as_mut() else {
+            return Err(StoreError::Unavailable("the data file is not open".into()));
+        };
+        let mut compacted = false;
+        // Each call moves what it can; a few rounds reach the fixed point.
+        while db.compact().map_err(redb::Error::from)? {
+            compacted = true;
+        }
+        Ok(compacted)
+    }
+}
+
+/// One batch of [`Store::prune`] inside `tx`.
+fn prune_in(
+    tx: &WriteTransaction,
+    cutoffs: Cutoffs,
+    next: &mut PruneCursor,
+    limit: usize,
+) -> Result<Pruned, StoreError> {
+    let mut pruned = Pruned::default();
+    let (attempts, more) = prune_attempts(tx, cutoffs.history_ms, &mut next.attempts, limit)?;
+    pruned.attempts = attempts;
+    pruned.more |= more;
+    for mode in [Mode::Test, Mode::Live] {
+        let slot = &mut next.events[usize::from(mode.as_u8())];
+        let (events, more) = prune_events(tx, mode.as_u8(), cutoffs.history_ms, slot, limit)?;
+        pruned.events += events;
+        pruned.more |= more;
+        let (stats, more) = prune_stats(tx, mode.as_u8(), cutoffs.history_ms / 60_000, limit)?;
+        pruned.stats += stats;
+        pruned.more |= more;
+    }
+    let (idempotency, entries, more) = prune_idempotency(tx, cutoffs.idempotency_secs, limit)?;
+    pruned.idempotency = idempotency;
+    pruned.stale_entries = entries - idempotency;
+    pruned.more |= more;
+    Ok(pruned)
+}
+
+/// Attempts made before the cutoff that are no longer pending, with every index entry
+/// that points at them.
+fn prune_attempts(
+    tx: &WriteTransaction,
+    cutoff_ms: u64,
+    from: &mut u128,
+    limit: usize,
+) -> Result<(usize, bool), StoreError> {
+    let mut attempts = tx.open_table(tables::ATTEMPTS)?;
+    let end = first_id_at(cutoff_ms);
+    if *from >= end {
+        return Ok((0, false));
+    }
+    let mut old = Vec::new();
+    for entry in attempts.range(*from..end)?.take(limit) {
+        let (key, value) = entry?;
+        let record: AttemptRecord = decode("attempts", value.value())?;
+        old.push((key.value(), record));
+    }
+    let more = old.len() == limit;
+    if let Some((last, _)) = old.last() {
+        *from = last + 1;
+    }
+    let mut by_endpoint = tx.open_table(tables::ENDPOINT_ATTEMPTS)?;
+    let mut by_event = tx.open_table(tables::EVENT_ATTEMPTS)?;
+    let mut failures = tx.open_table(tables::FAILED_ATTEMPTS)?;
+    let mut removed = 0;
+    for (id, record) in old {
+        if record.status == AttemptStatus::Pending {
+            continue;
+        }
+        let mode = record.mode.as_u8();
+        attempts.remove(id)?;
+        by_endpoint.remove((mode, record.endpoint_id.as_u128(), id))?;
+        by_event.remove((record.event_id.as_u128(), id))?;
+        failures.remove((mode, id))?;
+        removed += 1;
+    }
+    Ok((removed, more))
+}
+
+/// Events of one mode made before the cutoff whose deliveries are all final.
+fn prune_events(
+    tx: &WriteTransaction,
+    mode: u8,
+    cutoff_ms: u64,
+    from: &mut u128,
+    limit: usize,
+) -> Result<(usize, bool), StoreError> {
+    let mut events = tx.open_table(tables::EVENTS)?;
+    let end = first_id_at(cutoff_ms);
+    if *from >= end {
+        return Ok((0, false));
+    }
+    let old: Vec<u128> = events
+        .range((mode, *from)..(mode, end))?
+        .take(limit)
+        .map(|entry| entry.map(|(key, _)| key.value().1))
+        .collect::<Result<_, _>>()?;
+    let more = old.len() == limit;
+    if let Some(last) = old.last() {
+        *from = last + 1;
+    }
+    let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
+    let pending = tx.open_table(tables::EVENT_PENDING)?;
+    let mut removed = 0;
+    for id in old {
+        if pending.get(id)?.is_some_and(|n| n.value() > 0) {
+            continue;
+        }
+        events.remove((mode, id))?;
+        bodies.remove(id)?;
+        removed += 1;
+    }
+    Ok((removed, more))
+}
+
+/// Per-minute statistics of one mode for minutes before the cutoff.
+fn prune_stats(tx: &WriteTransaction, mode: u8, cutoff_minute: u64, limit: usize) -> Result<(usize, bool), StoreError> {
+    let mut stats = tx.open_table(tables::DELIVERY_STATS)?;
+    let old: Vec<(u8, u64, u128, u8)> = stats
+        .range((mode, 0, 0, 0)..(mode, cutoff_minute, 0, 0))?
+        .take(limit)
+        .map(|entry| entry.map(|(key, _)| key.value()))
+        .collect::<Result<_, _>>()?;
+    for key in &old {
+        stats.remove(*key)?;
+    }
+    Ok((old.len(), old.len() == limit))
+}
+
+/// Idempotency records stored before the cutoff. An index entry whose key was stored
+/// again later (after the old record expired) only loses the entry. Returns the records
+/// removed and the index entries removed.
+fn prune_idempotency(
+    tx: &WriteTransaction,
+    cutoff_secs: i64,
+    limit: usize,
+) -> Result<(usize, usize, bool), StoreError> {
+    let mut by_age = tx.open_table(tables::IDEMPOTENCY_BY_AGE)?;
+    let cutoff = cutoff_secs.max(0) as u64;
+    let old: Vec<(u64, u8, String)> = by_age
+        .range((0, 0, "")..(cutoff, 0, ""))?
+        .take(limit)
+        .map(|entry| {
+            entry.map(|(key, _)| {
+                let (created, mode, key) = key.value();
+                (created, mode, key.to_string())
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut records = tx.open_table(tables::IDEMPOTENCY)?;
+    let mut removed = 0;
+    for (created, mode, key) in &old {
+        by_age.remove((*created, *mode, key.as_str()))?;
+        let stored: Option<IdempotencyRecord> =
+            records.get((*mode, key.as_str()))?.map(|v| decode("idempotency", v.value())).transpose()?;
+        if stored.is_some_and(|r| r.created.max(0) as u64 == *created) {
+            records.remove((*mode, key.as_str()))?;
+            removed += 1;
+        }
+    }
+    Ok((removed, old.len(), old.len() == limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use redb::{ReadableTableMetadata, TableDefinition};
+
+    use super::*;
+    use crate::clock::unix_now_ms;
+    use crate::ids::EndpointId;
+    use crate::store::deliveries::AttemptResult;
+    use crate::store::endpoints::{EndpointRecord, EndpointStatus};
+    use crate::store::events::NewEvent;
+
+    fn count<K: redb::Key + 'static, V: redb::Value + 'static>(store: &Store, table: TableDefinition<K, V>) -> u64 {
+        store.read(|tx| Ok(tx.open_table(table)?.len()?)).unwrap()
+    }
+
+    #[test]
+    fn a_pass_in_small_batches_removes_every_trace_of_finished_history_and_keeps_what_is_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let endpoint = EndpointRecord {
+            id: EndpointId::new(),
+            mode: Mode::Test,
+            url: "http://127.0.0.1:9/".into(),
+            enabled_events: vec!["*".into()],
+            description: None,
+            metadata: BTreeMap::new(),
+            status: EndpointStatus::Enabled,
+            created: 0,
+            secrets: vec![],
+        };
+        store.insert_endpoint(&endpoint).unwrap();
+        let now = unix_now_ms();
+        let events: Vec<NewEvent> =
+            (0..7).map(|n| NewEvent::new(Mode::Test, "a.b", &serde_json::json!({ "n": n }), 0).unwrap()).collect();
+        let (_, keys) = store.publish_events(&events, now).unwrap();
+        // Six attempts finish (three succeed, three fail for good); one stays pending.
+        let results: Vec<AttemptResult> = keys[..6]
+            .iter()
+            .enumerate()
+            .map(|(n, key)| AttemptResult {
+                attempt_id: key.1,
+                queue_key: *key,
+                succeeded: n % 2 == 0,
+                response_status: Some(if n % 2 == 0 { 200 } else { 500 }),
+                response_body: None,
+                error: None,
+                duration_ms: 1,
+                attempted_at: (now / 1000) as i64 - 120,
+                request_headers: vec![],
+            })
+            .collect();
+        store.record_results(&results, now, |_| None).unwrap();
+        let record = IdempotencyRecord { fingerprint: "f".into(), status: 200, body: "{}".into(), created: 10 };
+        store.put_idempotency_record(Mode::Test, "old-key", &record).unwrap();
+        assert_eq!(count(&store, tables::FAILED_ATTEMPTS), 3);
+        assert_eq!(count(&store, tables::DELIVERY_STATS), 2);
+
+        let cutoffs = Cutoffs { history_ms: unix_now_ms() + 1, idempotency_secs: 11 };
+        let mut cursor = PruneCursor::default();
+        let mut passes = 0;
+        let mut total = 0;
+        loop {
+            let pruned = store.prune(cutoffs, &mut cursor, 2).unwrap();
+            total += pruned.removed();
+            passes += 1;
+            if !pruned.more {
+                break;
+            }
+            assert!(passes < 20, "a pass ends");
+        }
+        assert!(passes >= 3, "batches of 2 take several transactions, took {passes}");
+        assert_eq!(total, 6 + 6 + 2 + 1, "6 attempts, 6 events, 2 stats rows, 1 idempotency record");
+        assert_eq!(count(&store, tables::ATTEMPTS), 1, "the pending attempt stays");
+        assert_eq!(count(&store, tables::ENDPOINT_ATTEMPTS), 1);
+        assert_eq!(count(&store, tables::EVENT_ATTEMPTS), 1);
+        assert_eq!(count(&store, tables::FAILED_ATTEMPTS), 0);
+        assert_eq!(count(&store, tables::EVENTS), 1, "the event with a pending delivery stays");
+        assert_eq!(count(&store, tables::EVENT_BODIES), 1);
+        assert_eq!(count(&store, tables::DELIVERY_STATS), 0);
+        assert_eq!(count(&store, tables::IDEMPOTENCY), 0);
+        assert_eq!(count(&store, tables::IDEMPOTENCY_BY_AGE), 0);
+        assert_eq!(count(&store, tables::QUEUE), 1);
+
+        // A second pass finds nothing and commits nothing.
+        let pruned = store.prune(cutoffs, &mut PruneCursor::default(), 2).unwrap();
+        assert_eq!(pruned.removed(), 0);
+    }
+
+    #[test]
+    fn a_key_stored_again_after_expiry_keeps_its_new_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = IdempotencyRecord { fingerprint: "a".into(), status: 200, body: "{}".into(), created: 10 };
+        let new = IdempotencyRecord { created: 5_000, ..old.clone() };
+        store.put_idempotency_record(Mode::Live, "k", &old).unwrap();
+        store.put_idempotency_record(Mode::Live, "k", &new).unwrap();
+        let pruned =
+            store.prune(Cutoffs { history_ms: 0, idempotency_secs: 100 }, &mut PruneCursor::default(), 10).unwrap();
+        assert_eq!(pruned.idempotency, 0);
+        assert_eq!(store.idempotency_record(Mode::Live, "k").unwrap(), Some(new));
+        assert_eq!(pruned.stale_entries, 1);
+        assert_eq!(count(&store, tables::IDEMPOTENCY_BY_AGE), 1, "only the stale index entry went");
+    }
+}
