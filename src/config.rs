@@ -120,6 +120,10 @@ pub struct DeliveryConfig {
     /// The demo clock: retry delays and session lifetimes are multiplied by this, so
     /// `0.001` turns 5 minutes into 0.3 s and a whole retry life fits in a demo.
     pub time_scale: f64,
+    /// An endpoint whose attempts have all failed for this long is disabled, with the
+    /// reason recorded on it.
+    #[serde(with = "humantime_serde")]
+    pub disable_after: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -132,6 +136,7 @@ impl Default for DeliveryConfig {
             allowed_private_targets: Vec::new(),
             resolve: Vec::new(),
             time_scale: 1.0,
+            disable_after: Duration::from_secs(5 * 86_400),
         }
     }
 }
@@ -298,6 +303,9 @@ impl Config {
         }
         if !(d.time_scale > 0.0 && d.time_scale <= 1.0) {
             return Err(("delivery.time_scale", format!("must be above 0 and at most 1, got {}", d.time_scale)));
+        }
+        if d.disable_after.is_zero() {
+            return Err(("delivery.disable_after", "must be longer than zero".into()));
         }
         for entry in &d.resolve {
             if parse_resolve(entry).is_none() {

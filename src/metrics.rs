@@ -17,11 +17,11 @@ pub struct Outcome {
     pub outcome: &'static str,
 }
 
-/// The status of an endpoint.
+/// The state of an endpoint.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointState {
-    /// `enabled` or `disabled`.
-    pub status: &'static str,
+    /// `healthy`, `degraded` (enabled, latest attempts failing) or `disabled`.
+    pub state: &'static str,
 }
 
 /// Every metric stile exports.
@@ -85,7 +85,11 @@ impl Metrics {
             "How long the oldest queued attempt has been due (0 if none is)",
             metrics.oldest_due_seconds.clone(),
         );
-        registry.register("endpoints", "Webhook endpoints by status", metrics.endpoints.clone());
+        registry.register(
+            "endpoints",
+            "Webhook endpoints by state: healthy, degraded (latest attempts failing) or disabled",
+            metrics.endpoints.clone(),
+        );
         registry.register("store_bytes", "Size of the data file", metrics.store_bytes.clone());
         Self { registry, ..metrics }
     }

@@ -156,6 +156,8 @@ impl EndpointChanges {
             record.metadata = metadata;
         }
         if let Some(status) = self.status {
+            // A status set through the API replaces whatever stile decided by itself.
+            record.disabled_reason = None;
             record.status = status;
         }
     }
@@ -217,6 +219,13 @@ pub struct Endpoint {
     pub metadata: BTreeMap<String, String>,
     /// `enabled` or `disabled`.
     pub status: EndpointStatus,
+    /// Why stile disabled it by itself (`410 Gone`, or failing for `delivery.disable_after`),
+    /// or null.
+    pub disabled_reason: Option<String>,
+    /// `healthy`, or `degraded` while its most recent attempts are failing.
+    pub health: &'static str,
+    /// When the current run of failed attempts began (Unix seconds), or null if healthy.
+    pub failing_since: Option<i64>,
     /// Whether it belongs to live mode.
     pub livemode: bool,
     /// Creation time (Unix seconds).
@@ -233,6 +242,9 @@ impl From<EndpointRecord> for Endpoint {
             description: r.description,
             metadata: r.metadata,
             status: r.status,
+            disabled_reason: r.disabled_reason,
+            health: if r.failing.is_some() { "degraded" } else { "healthy" },
+            failing_since: r.failing.map(|f| f.since),
             livemode: r.mode.is_live(),
             created: r.created,
         }
@@ -295,6 +307,8 @@ async fn create_endpoint(
         status: EndpointStatus::Enabled,
         created: unix_now(),
         secrets: vec![SigningSecret { secret: secret.clone(), expires_at: None }],
+        disabled_reason: None,
+        failing: None,
     };
     let record = blocking(&state, move |store| store.insert_endpoint(&record).map(|()| record)).await?;
     Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: record.into(), secret }))
@@ -332,10 +346,12 @@ async fn update_endpoint(
         })
     })
     .await?;
-    let record = updated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+    let mut record = updated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     if enabling {
-        // Retries that waited while the endpoint was disabled go now.
-        let resumed = blocking(&state, move |store| store.unpark(Some(id), crate::clock::unix_now_ms())).await?;
+        record.failing = None;
+        // Retries that waited while the endpoint was disabled go now, and it starts over
+        // as healthy (else an old run of failures would disable it again at once).
+        let resumed = blocking(&state, move |store| store.resume_endpoint(id, crate::clock::unix_now_ms())).await?;
         state.engine.notify(resumed);
     }
     Ok(HttpResponse::Ok().json(Endpoint::from(record)))
@@ -444,6 +460,8 @@ mod tests {
             status: EndpointStatus::Enabled,
             created: 1,
             secrets: vec![],
+            disabled_reason: Some("the endpoint answered 410 Gone".into()),
+            failing: None,
         };
         let update: EndpointUpdate = serde_json::from_value(
             serde_json::json!({"metadata": {"c": "3"}, "description": null, "status": "disabled"}),

@@ -31,8 +31,13 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
     let m = &state.metrics;
     m.queue_depth.set(snapshot.queue_depth as i64);
     m.oldest_due_seconds.set(snapshot.oldest_due_ms as f64 / 1000.0);
-    m.endpoints.get_or_create(&EndpointState { status: "enabled" }).set(snapshot.enabled_endpoints as i64);
-    m.endpoints.get_or_create(&EndpointState { status: "disabled" }).set(snapshot.disabled_endpoints as i64);
+    for (state, count) in [
+        ("healthy", snapshot.healthy_endpoints),
+        ("degraded", snapshot.degraded_endpoints),
+        ("disabled", snapshot.disabled_endpoints),
+    ] {
+        m.endpoints.get_or_create(&EndpointState { state }).set(count as i64);
+    }
     m.store_bytes.set(std::fs::metadata(state.store.path()).map_or(0, |m| m.len()) as i64);
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(m.render()))
 }

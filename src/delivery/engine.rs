@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::{Metrics, Outcome};
 use crate::store::Store;
-use crate::store::deliveries::{AttemptResult, AttemptStatus, DueEntry, Job, QueueKey, next_retry_delay};
+use crate::store::deliveries::{AttemptResult, AttemptStatus, DueEntry, HealthPolicy, Job, QueueKey, next_retry_delay};
 use crate::store::endpoints::EndpointStatus;
 use crate::store::events::{NewEvent, Published};
 
@@ -87,7 +87,7 @@ impl Engine {
         config: &Config,
         metrics: Arc<Metrics>,
     ) -> Result<Engine, crate::store::StoreError> {
-        store.unpark(None, unix_now_ms())?;
+        store.unpark(unix_now_ms())?;
         let sender = HttpSender::new(config);
         let (scheduler_tx, scheduler_rx) = crossbeam_channel::unbounded();
         let (publish_tx, publish_rx) = crossbeam_channel::unbounded();
@@ -113,7 +113,10 @@ impl Engine {
             let scheduler = scheduler_tx.clone();
             let schedule: Vec<Duration> = config.delivery.retry_schedule.iter().map(|d| config.scaled(*d)).collect();
             let metrics = Arc::clone(&metrics);
-            threads.push(spawn("stile-recorder", move || recorder(store, record_rx, scheduler, schedule, metrics)));
+            let policy = HealthPolicy { disable_after: config.delivery.disable_after };
+            threads.push(spawn("stile-recorder", move || {
+                recorder(store, record_rx, scheduler, schedule, policy, metrics)
+            }));
         }
         let (expirer_tx, expirer_rx) = crossbeam_channel::unbounded();
         {
@@ -231,13 +234,14 @@ fn recorder(
     results: Receiver<(AttemptResult, u128)>,
     scheduler: Sender<SchedulerMsg>,
     schedule: Vec<Duration>,
+    policy: HealthPolicy,
     metrics: Arc<Metrics>,
 ) {
     while let Ok(first) = results.recv() {
         let (attempts, endpoints): (Vec<AttemptResult>, Vec<u128>) =
             std::iter::once(first).chain(results.try_iter().take(MAX_RECORD_BATCH - 1)).unzip();
         let recorded = loop {
-            match store.record_results(&attempts, unix_now_ms(), |n| next_retry_delay(&schedule, n)) {
+            match store.record_results(&attempts, unix_now_ms(), policy, |n| next_retry_delay(&schedule, n)) {
                 Ok(recorded) => break recorded,
                 Err(err) => {
                     tracing::error!(error = %err, pending = attempts.len(), "cannot record delivery results; retrying");
@@ -308,6 +312,7 @@ fn attempt(sender: &HttpSender, job: Job, key: QueueKey) -> AttemptResult {
         duration_ms: 0,
         attempted_at: now,
         request_headers: Vec::new(),
+        retry_after: None,
     };
     let (Some(endpoint), Some(body)) = (job.endpoint, job.body) else {
         result.error = Some("endpoint deleted".into());
@@ -328,6 +333,7 @@ fn attempt(sender: &HttpSender, job: Job, key: QueueKey) -> AttemptResult {
     result.error = outcome.error;
     result.duration_ms = outcome.duration_ms;
     result.request_headers = headers;
+    result.retry_after = outcome.retry_after;
     result
 }
 
@@ -676,6 +682,8 @@ mod tests {
             status: EndpointStatus::Enabled,
             created: 0,
             secrets: vec![],
+            disabled_reason: None,
+            failing: None,
         };
         store.insert_endpoint(&record).unwrap();
         record.id.as_u128()

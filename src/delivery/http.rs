@@ -31,6 +31,23 @@ pub struct SendOutcome {
     pub error: Option<String>,
     /// How long it took.
     pub duration_ms: u64,
+    /// How long the endpoint asked to be left alone: its `Retry-After` on a 429 or 503,
+    /// at most [`MAX_RETRY_AFTER`].
+    pub retry_after: Option<Duration>,
+}
+
+/// The longest `Retry-After` honoured; a longer one is cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Reads a `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 §10.2.3),
+/// measured from `now`. A date in the past is no delay; nonsense is ignored.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let delay = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => httpdate::parse_http_date(value).ok()?.duration_since(now).unwrap_or(Duration::ZERO),
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
 }
 
 impl SendOutcome {
@@ -168,11 +185,19 @@ impl HttpSender {
             request = request.header(name.as_str(), value.as_str());
         }
         let result = request.send(body);
-        let mut outcome = SendOutcome { status: None, body_excerpt: None, error: None, duration_ms: 0 };
+        let mut outcome =
+            SendOutcome { status: None, body_excerpt: None, error: None, duration_ms: 0, retry_after: None };
         match result {
             Ok(mut response) => {
                 let status = response.status().as_u16();
                 outcome.status = Some(status);
+                if status == 429 || status == 503 {
+                    outcome.retry_after = response
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+                }
                 let mut reader = response.body_mut().as_reader();
                 let mut excerpt = Vec::with_capacity(256);
                 let read = (&mut reader).take(RESPONSE_EXCERPT_BYTES as u64).read_to_end(&mut excerpt);
@@ -233,5 +258,26 @@ fn describe_io(err: &std::io::Error, timeout: Duration, https: bool) -> String {
         UnexpectedEof => "connection closed before a complete response".into(),
         TimedOut | WouldBlock => format!("timeout after {}", humantime::format_duration(timeout)),
         _ => format!("network error: {err}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_a_date_and_capped() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(90)));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("999999999", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
     }
 }

@@ -104,6 +104,15 @@ pub struct AttemptResult {
     pub attempted_at: i64,
     /// The headers that were sent.
     pub request_headers: Vec<(String, String)>,
+    /// The least delay before the next attempt the endpoint asked for (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+/// When failing endpoints are disabled automatically.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthPolicy {
+    /// An endpoint whose attempts have all failed for this long is disabled.
+    pub disable_after: Duration,
 }
 
 /// Store figures for `/metrics`.
@@ -113,8 +122,10 @@ pub struct MetricsSnapshot {
     pub queue_depth: u64,
     /// How long the first queued attempt has been due, in ms (0 if not yet due).
     pub oldest_due_ms: u64,
-    /// Enabled endpoints, both modes.
-    pub enabled_endpoints: u64,
+    /// Enabled endpoints whose latest attempt did not fail, both modes.
+    pub healthy_endpoints: u64,
+    /// Enabled endpoints whose latest attempts are failing, both modes.
+    pub degraded_endpoints: u64,
     /// Disabled endpoints, both modes.
     pub disabled_endpoints: u64,
 }
@@ -315,6 +326,110 @@ impl<'txn> DeliveryTables<'txn> {
     }
 }
 
+/// The health entries of the endpoints in one batch of results, read once and written
+/// once per batch (a batch is often hundreds of attempts to a few endpoints).
+struct HealthBatch<'txn> {
+    table: Table<'txn, u128, (u64, u32)>,
+    /// Endpoint → its entry after the results seen so far (`None`: healthy).
+    seen: std::collections::HashMap<u128, Option<(u64, u32)>>,
+}
+
+impl<'txn> HealthBatch<'txn> {
+    fn open(tx: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self { table: tx.open_table(tables::ENDPOINT_HEALTH)?, seen: std::collections::HashMap::new() })
+    }
+
+    /// Counts one result; returns why the endpoint must be disabled, if it must.
+    fn observe(
+        &mut self,
+        endpoint: u128,
+        result: &AttemptResult,
+        policy: HealthPolicy,
+    ) -> Result<Option<String>, StoreError> {
+        let entry = match self.seen.get(&endpoint) {
+            Some(entry) => *entry,
+            None => self.table.get(endpoint)?.map(|v| v.value()),
+        };
+        if result.succeeded {
+            self.seen.insert(endpoint, None);
+            return Ok(None);
+        }
+        let at_ms = (result.attempted_at.max(0) as u64) * 1000;
+        let (since, failures) = entry.unwrap_or((at_ms, 0));
+        let failures = failures.saturating_add(1);
+        self.seen.insert(endpoint, Some((since, failures)));
+        if result.response_status == Some(410) {
+            return Ok(Some("the endpoint answered 410 Gone".into()));
+        }
+        let failing_for = Duration::from_millis(at_ms.saturating_sub(since));
+        if failing_for >= policy.disable_after {
+            let since = std::time::UNIX_EPOCH + Duration::from_millis(since);
+            return Ok(Some(format!(
+                "every attempt failed for {} ({failures} attempts since {})",
+                humantime::format_duration(Duration::from_secs(failing_for.as_secs())),
+                humantime::format_rfc3339_seconds(since)
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Writes what changed.
+    fn save(mut self) -> Result<(), StoreError> {
+        for (endpoint, entry) in self.seen {
+            match entry {
+                Some(entry) => self.table.insert(endpoint, entry)?,
+                None => self.table.remove(endpoint)?,
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Disables an endpoint automatically, saying why. Already disabled: left as it is.
+fn disable_endpoint(
+    endpoints: &mut Table<'_, (u8, u128), &'static [u8]>,
+    key: (u8, u128),
+    reason: &str,
+) -> Result<(), StoreError> {
+    let found: Option<EndpointRecord> = decode_found(tables_name::ENDPOINTS, endpoints.get(key)?)?;
+    let Some(mut endpoint) = found.filter(|e| e.status == EndpointStatus::Enabled) else {
+        return Ok(());
+    };
+    endpoint.status = EndpointStatus::Disabled;
+    endpoint.disabled_reason = Some(reason.to_string());
+    endpoints.insert(key, encode(tables_name::ENDPOINTS, &endpoint)?.as_slice())?;
+    tracing::warn!(endpoint = %endpoint.id, reason, "endpoint disabled automatically");
+    Ok(())
+}
+
+/// Puts the parked attempts of enabled endpoints (all, or just `only`) back on the queue.
+fn unpark_in(tx: &WriteTransaction, only: Option<EndpointId>, now_ms: u64) -> Result<Vec<QueueKey>, StoreError> {
+    let endpoints = tx.open_table(tables::ENDPOINTS)?;
+    let mut t = DeliveryTables::open(tx)?;
+    let range = match only {
+        Some(id) => (id.as_u128(), 0)..=(id.as_u128(), u128::MAX),
+        None => (0, 0)..=(u128::MAX, u128::MAX),
+    };
+    let parked: Vec<(u128, u128)> =
+        t.parked.range(range)?.map(|e| e.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
+    let mut keys = Vec::new();
+    for (endpoint_id, attempt_id) in parked {
+        let Some(mut record) = t.load(attempt_id)? else { continue };
+        let endpoint: Option<EndpointRecord> =
+            decode_found(tables_name::ENDPOINTS, endpoints.get((record.mode.as_u8(), endpoint_id))?)?;
+        if endpoint.is_none_or(|e| e.status != EndpointStatus::Enabled) {
+            continue;
+        }
+        record.due_ms = now_ms;
+        t.save(&record)?;
+        t.queue.insert((now_ms, attempt_id), (record.mode.as_u8(), endpoint_id))?;
+        t.endpoint_pending.insert((endpoint_id, attempt_id), now_ms)?;
+        t.parked.remove((endpoint_id, attempt_id))?;
+        keys.push((now_ms, attempt_id));
+    }
+    Ok(keys)
+}
+
 /// When the next attempt of a delivery goes, if one does: the configured delay after
 /// attempt `number` (1-based), stretched by up to 10% at random so retries of many
 /// deliveries that failed together do not all arrive at the same instant.
@@ -382,12 +497,14 @@ impl Store {
                 oldest_due_ms: oldest.map_or(0, |due| now_ms.saturating_sub(due)),
                 ..MetricsSnapshot::default()
             };
+            let health = tx.open_table(tables::ENDPOINT_HEALTH)?;
             for entry in tx.open_table(tables::ENDPOINTS)?.iter()? {
-                let (_, value) = entry?;
+                let (key, value) = entry?;
                 let endpoint: EndpointRecord = crate::store::decode(tables_name::ENDPOINTS, value.value())?;
                 match endpoint.status {
-                    EndpointStatus::Enabled => snapshot.enabled_endpoints += 1,
                     EndpointStatus::Disabled => snapshot.disabled_endpoints += 1,
+                    EndpointStatus::Enabled if health.get(key.value().1)?.is_some() => snapshot.degraded_endpoints += 1,
+                    EndpointStatus::Enabled => snapshot.healthy_endpoints += 1,
                 }
             }
             Ok(snapshot)
@@ -422,15 +539,20 @@ impl Store {
 
     /// Records the results of attempts in one transaction: each attempt gets its outcome,
     /// leaves the queue, and, if it failed with retries left, its delivery's next attempt
-    /// is scheduled by `retry_delay(attempt number)`.
+    /// is scheduled by `retry_delay(attempt number)`, or later if the endpoint asked for
+    /// more time with `Retry-After`. Endpoint health is tracked on the way: an endpoint
+    /// that answers `410 Gone`, or whose attempts have all failed for
+    /// `policy.disable_after`, is disabled (its retries then wait, parked).
     pub fn record_results(
         &self,
         results: &[AttemptResult],
         now_ms: u64,
+        policy: HealthPolicy,
         retry_delay: impl Fn(u32) -> Option<Duration>,
     ) -> Result<Recorded, StoreError> {
         self.write(|tx| {
-            let endpoints = tx.open_table(tables::ENDPOINTS)?;
+            let mut endpoints = tx.open_table(tables::ENDPOINTS)?;
+            let mut health = HealthBatch::open(tx)?;
             let mut t = DeliveryTables::open(tx)?;
             let mut recorded = Recorded::default();
             for result in results {
@@ -447,13 +569,18 @@ impl Store {
                 record.duration_ms = Some(result.duration_ms);
                 record.created = result.attempted_at;
                 record.request_headers = result.request_headers.clone();
-                let retry = if result.succeeded { None } else { retry_delay(record.attempt) };
+                let endpoint_key = (record.mode.as_u8(), record.endpoint_id.as_u128());
+                if let Some(reason) = health.observe(endpoint_key.1, result, policy)? {
+                    disable_endpoint(&mut endpoints, endpoint_key, &reason)?;
+                }
+                let retry = if result.succeeded {
+                    None
+                } else {
+                    retry_delay(record.attempt).map(|delay| delay.max(result.retry_after.unwrap_or_default()))
+                };
                 // The endpoint is read only when a retry is to be scheduled for it.
                 let endpoint: Option<EndpointRecord> = match retry {
-                    Some(_) => decode_found(
-                        tables_name::ENDPOINTS,
-                        endpoints.get((record.mode.as_u8(), record.endpoint_id.as_u128()))?,
-                    )?,
+                    Some(_) => decode_found(tables_name::ENDPOINTS, endpoints.get(endpoint_key)?)?,
                     None => None,
                 };
                 match (result.succeeded, retry, endpoint) {
@@ -481,6 +608,7 @@ impl Store {
                 t.tally(&record)?;
                 t.save(&record)?;
             }
+            health.save()?;
             Ok(recorded)
         })
     }
@@ -516,34 +644,18 @@ impl Store {
         })
     }
 
-    /// Puts the parked attempts of every enabled endpoint (or of just `only`) back on the
-    /// queue, due at `now_ms`; returns their keys.
-    pub fn unpark(&self, only: Option<EndpointId>, now_ms: u64) -> Result<Vec<QueueKey>, StoreError> {
+    /// Puts the parked attempts of every enabled endpoint back on the queue, due at
+    /// `now_ms` (at start-up); returns their keys.
+    pub fn unpark(&self, now_ms: u64) -> Result<Vec<QueueKey>, StoreError> {
+        self.write(|tx| unpark_in(tx, None, now_ms))
+    }
+
+    /// An endpoint was enabled through the API: its parked attempts go back on the queue,
+    /// due at `now_ms`, and its health starts over. Returns the queue keys.
+    pub fn resume_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Vec<QueueKey>, StoreError> {
         self.write(|tx| {
-            let endpoints = tx.open_table(tables::ENDPOINTS)?;
-            let mut t = DeliveryTables::open(tx)?;
-            let range = match only {
-                Some(id) => (id.as_u128(), 0)..=(id.as_u128(), u128::MAX),
-                None => (0, 0)..=(u128::MAX, u128::MAX),
-            };
-            let parked: Vec<(u128, u128)> =
-                t.parked.range(range)?.map(|e| e.map(|(k, _)| k.value())).collect::<Result<_, _>>()?;
-            let mut keys = Vec::new();
-            for (endpoint_id, attempt_id) in parked {
-                let Some(mut record) = t.load(attempt_id)? else { continue };
-                let endpoint: Option<EndpointRecord> =
-                    decode_found(tables_name::ENDPOINTS, endpoints.get((record.mode.as_u8(), endpoint_id))?)?;
-                if endpoint.is_none_or(|e| e.status != EndpointStatus::Enabled) {
-                    continue;
-                }
-                record.due_ms = now_ms;
-                t.save(&record)?;
-                t.queue.insert((now_ms, attempt_id), (record.mode.as_u8(), endpoint_id))?;
-                t.endpoint_pending.insert((endpoint_id, attempt_id), now_ms)?;
-                t.parked.remove((endpoint_id, attempt_id))?;
-                keys.push((now_ms, attempt_id));
-            }
-            Ok(keys)
+            tx.open_table(tables::ENDPOINT_HEALTH)?.remove(id.as_u128())?;
+            unpark_in(tx, Some(id), now_ms)
         })
     }
 

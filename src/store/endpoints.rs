@@ -53,6 +53,35 @@ pub struct EndpointRecord {
     pub created: i64,
     /// Signing secrets, current first.
     pub secrets: Vec<SigningSecret>,
+    /// Why stile disabled it by itself (it answered 410 Gone, or every attempt failed for
+    /// `delivery.disable_after`); `None` when enabled, or disabled through the API.
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    /// Not stored with the record: the current run of failed attempts, filled in from
+    /// the health table when the endpoint is read for the API. `None`: healthy.
+    #[serde(skip)]
+    pub failing: Option<Failing>,
+}
+
+/// An endpoint's current run of failed attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failing {
+    /// When the first failure of the run was (Unix seconds).
+    pub since: i64,
+    /// Failed attempts in the run.
+    pub attempts: u32,
+}
+
+/// Fills in `failing` from the health table.
+fn with_health(
+    health: &impl ReadableTable<u128, (u64, u32)>,
+    mut record: EndpointRecord,
+) -> Result<EndpointRecord, StoreError> {
+    record.failing = health
+        .get(record.id.as_u128())?
+        .map(|v| v.value())
+        .map(|(since_ms, attempts)| Failing { since: (since_ms / 1000) as i64, attempts });
+    Ok(record)
 }
 
 impl Store {
@@ -70,7 +99,9 @@ impl Store {
     pub fn endpoint(&self, mode: Mode, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
         self.read(|tx| {
             let table = tx.open_table(tables::ENDPOINTS)?;
-            decode_found(TABLE, table.get((mode.as_u8(), id.as_u128()))?)
+            let health = tx.open_table(tables::ENDPOINT_HEALTH)?;
+            let found: Option<EndpointRecord> = decode_found(TABLE, table.get((mode.as_u8(), id.as_u128()))?)?;
+            found.map(|record| with_health(&health, record)).transpose()
         })
     }
 
@@ -94,7 +125,8 @@ impl Store {
                         change(&mut record)?;
                         let bytes = encode(TABLE, &record)?;
                         table.insert(key, bytes.as_slice()).map_err(StoreError::from)?;
-                        Some(record)
+                        let health = tx.open_table(tables::ENDPOINT_HEALTH).map_err(StoreError::from)?;
+                        Some(with_health(&health, record)?)
                     }
                 }
             };
@@ -122,7 +154,10 @@ impl Store {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(StoreError::from)?;
             let table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
-            list_page(&table, TABLE, mode.as_u8(), request, |_| true)
+            let health = tx.open_table(tables::ENDPOINT_HEALTH).map_err(StoreError::from)?;
+            let page = list_page(&table, TABLE, mode.as_u8(), request, |_| true)?;
+            let items = page.items.into_iter().map(|r| with_health(&health, r)).collect::<Result<_, _>>()?;
+            Ok(Page { items, has_more: page.has_more })
         })
     }
 }
@@ -143,6 +178,8 @@ mod tests {
             status: EndpointStatus::Enabled,
             created: 0,
             secrets: vec![],
+            disabled_reason: None,
+            failing: None,
         }
     }
 

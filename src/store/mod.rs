@@ -181,6 +181,7 @@ impl Store {
                 // Create every table so readers never meet a missing one.
                 tx.open_table(tables::API_KEYS)?;
                 tx.open_table(tables::ENDPOINTS)?;
+                tx.open_table(tables::ENDPOINT_HEALTH)?;
                 tx.open_table(tables::IDEMPOTENCY)?;
                 idempotency::index_by_age_if_missing(tx)?;
                 tx.open_table(tables::EVENTS)?;

@@ -255,7 +255,9 @@ mod tests {
     use super::*;
     use crate::clock::unix_now_ms;
     use crate::ids::EndpointId;
-    use crate::store::deliveries::AttemptResult;
+    use std::time::Duration;
+
+    use crate::store::deliveries::{AttemptResult, HealthPolicy};
     use crate::store::endpoints::{EndpointRecord, EndpointStatus};
     use crate::store::events::NewEvent;
 
@@ -277,6 +279,8 @@ mod tests {
             status: EndpointStatus::Enabled,
             created: 0,
             secrets: vec![],
+            disabled_reason: None,
+            failing: None,
         };
         store.insert_endpoint(&endpoint).unwrap();
         let now = unix_now_ms();
@@ -297,9 +301,11 @@ mod tests {
                 duration_ms: 1,
                 attempted_at: (now / 1000) as i64 - 120,
                 request_headers: vec![],
+                retry_after: None,
             })
             .collect();
-        store.record_results(&results, now, |_| None).unwrap();
+        let policy = HealthPolicy { disable_after: Duration::from_secs(3600) };
+        store.record_results(&results, now, policy, |_| None).unwrap();
         let record = IdempotencyRecord { fingerprint: "f".into(), status: 200, body: "{}".into(), created: 10 };
         store.put_idempotency_record(Mode::Test, "old-key", &record).unwrap();
         assert_eq!(count(&store, tables::FAILED_ATTEMPTS), 3);

@@ -18,6 +18,11 @@ pub const API_KEYS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("ap
 /// Webhook endpoints: `(mode, endpoint id)` → [`super::endpoints::EndpointRecord`] as JSON.
 pub const ENDPOINTS: TableDefinition<(u8, u128), &[u8]> = TableDefinition::new("webhook_endpoints");
 
+/// Endpoints whose latest attempt failed: endpoint id → (Unix ms of the first failure of
+/// the current run of failures, failed attempts in the run). Absent means healthy; the
+/// first success removes the entry.
+pub const ENDPOINT_HEALTH: TableDefinition<u128, (u64, u32)> = TableDefinition::new("endpoint_health");
+
 /// Idempotency records: `(mode, Idempotency-Key)` → [`super::idempotency::IdempotencyRecord`]
 /// as JSON, the stored response of the first request made with that key.
 pub const IDEMPOTENCY: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("idempotency");

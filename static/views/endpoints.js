@@ -32,7 +32,7 @@ export async function renderList(root, _params, search) {
       const s = stats.get(e.id) || { succeeded: 0, failed: 0, pending: 0 };
       return [
         h('a', { href: `#/endpoints/${e.id}`, class: 'url' }, e.url),
-        pill(e.status),
+        h('span', { title: e.disabled_reason || '' }, pill(e.status), e.status === 'enabled' && e.health === 'degraded' ? pill('degraded') : null),
         e.enabled_events.includes('*') ? 'all events' : e.enabled_events.join(', '),
         h('span', { title: `${s.succeeded} succeeded, ${s.failed} failed` }, percent(s.succeeded, s.succeeded + s.failed)),
         String(s.pending),
@@ -185,7 +185,15 @@ export async function renderDetail(root, params) {
       });
     });
     fill(head,
-      h('div', { class: 'view-head' }, h('h1', { class: 'url' }, endpoint.url), pill(endpoint.status)),
+      h('div', { class: 'view-head' }, h('h1', { class: 'url' }, endpoint.url), pill(endpoint.status),
+        endpoint.health === 'degraded' ? pill('degraded') : null),
+      endpoint.disabled_reason
+        ? h('p', { class: 'notice', role: 'status', 'data-test': 'disabled-reason' }, 'Disabled by stile: ', endpoint.disabled_reason,
+          '. Enable it once the endpoint works again; its waiting retries then go.')
+        : null,
+      endpoint.health === 'degraded'
+        ? h('p', { class: 'notice' }, 'Its latest attempts are failing, since ', timeCell(endpoint.failing_since), '.')
+        : null,
       h('dl', { class: 'facts' },
         h('dt', {}, 'ID'), h('dd', {}, h('code', {}, endpoint.id)),
         h('dt', {}, 'Events'), h('dd', {}, endpoint.enabled_events.includes('*') ? 'all events' : endpoint.enabled_events.join(', ')),

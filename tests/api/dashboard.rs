@@ -275,3 +275,21 @@ fn endpoints_are_edited_and_rotated_and_deliveries_paginate_and_retry_now() {
         assert_eq!(ping.stile_signature_valid(&old_secret), (true, 2));
     });
 }
+
+#[test]
+fn an_endpoint_disabled_by_stile_shows_why() {
+    let receiver = Receiver::start();
+    receiver.set("/gone", Behaviour::Status(410));
+    let server = TestServer::start();
+    let id = server.create_endpoint(&receiver.url("/gone"))["id"].as_str().unwrap().to_string();
+    server.publish("verification_session.created", json!({"id": "vks_1"}));
+    let disabled = eventually(Duration::from_secs(10), || {
+        server.get(&format!("/v1/webhook_endpoints/{id}")).body["status"] == "disabled"
+    });
+    assert!(disabled);
+    in_browser("disabled_reason", move |page| async move {
+        signed_in(&page, &server, &format!("#/endpoints/{id}")).await;
+        page.wait_text("[data-test=disabled-reason]", "the endpoint answered 410 Gone").await;
+        page.wait_text(".view-head", "disabled").await;
+    });
+}

@@ -110,7 +110,7 @@ fn metrics_are_prometheus_text_that_follows_what_happened() {
         "stile_delivery_attempts_total{outcome=\"succeeded\"} 1",
         "stile_retries_scheduled_total 1",
         "stile_queue_depth 0",
-        "stile_endpoints{status=\"enabled\"} 1",
+        "stile_endpoints{state=\"healthy\"} 1",
         "stile_delivery_attempt_duration_seconds_count 2",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");

@@ -13,6 +13,7 @@ mod errors;
 mod events;
 mod faults;
 mod hardening;
+mod health;
 mod idempotency;
 mod overview;
 mod retention;

