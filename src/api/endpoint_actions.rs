@@ -1,9 +1,9 @@
-//! Endpoint actions beyond CRUD: `rotate_secret` and `test`.
+//! Endpoint actions beyond CRUD: `rotate_secret`, `test` and `recover`.
 
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::deliveries::Delivery;
 use super::endpoints::{Endpoint, EndpointCreated, parse_id};
@@ -24,7 +24,8 @@ pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(7 * 86_400);
 /// Mounts the action routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/webhook_endpoints/{id}/rotate_secret").route(web::post().to(rotate_secret)))
-        .service(resource("/webhook_endpoints/{id}/test").route(web::post().to(test_endpoint)));
+        .service(resource("/webhook_endpoints/{id}/test").route(web::post().to(test_endpoint)))
+        .service(resource("/webhook_endpoints/{id}/recover").route(web::post().to(recover_endpoint)));
 }
 
 /// The body of `rotate_secret`.
@@ -140,4 +141,64 @@ mod tests {
         assert!(grace(Some("soon")).is_err());
         assert!(grace(Some("24")).is_err(), "a number without a unit is ambiguous");
     }
+}
+
+/// The body of `recover`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverIn {
+    /// Required: resend what failed for good among attempts made since this Unix time.
+    pub since: Option<i64>,
+    /// Only count what would be resent.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The answer of `recover`.
+#[derive(Debug, Serialize)]
+pub struct RecoverOut {
+    /// Always `"webhook_endpoint_recovery"`.
+    pub object: &'static str,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// As asked.
+    pub since: i64,
+    /// As asked.
+    pub dry_run: bool,
+    /// Events resent (or, on a dry run, that would be).
+    pub events: usize,
+    /// More failed events are left than one call resends: call again.
+    pub has_more: bool,
+}
+
+/// `POST /v1/webhook_endpoints/:id/recover`: resend every event whose delivery to this
+/// endpoint failed for good since `since`, as a new delivery (attempt 1, same event id
+/// and body). With `dry_run` it only answers the count.
+async fn recover_endpoint(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: JsonBody<RecoverIn>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let RecoverIn { since, dry_run } = body.0;
+    let since = since.ok_or_else(|| ApiError::missing("since"))?;
+    if since < 0 {
+        return Err(ApiError::invalid("since", "`since` must be a Unix time in seconds, not negative."));
+    }
+    let recovery = blocking(&state, move |store| {
+        store.recover_endpoint(caller.mode, id, since, dry_run, crate::clock::unix_now_ms())
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+    let out = RecoverOut {
+        object: "webhook_endpoint_recovery",
+        endpoint_id: path.to_string(),
+        since,
+        dry_run,
+        events: recovery.events,
+        has_more: recovery.has_more,
+    };
+    state.engine.notify(recovery.scheduled);
+    Ok(HttpResponse::Ok().json(out))
 }

@@ -152,6 +152,7 @@ pub struct ListQuery {
     created_after: Option<String>,
     created_before: Option<String>,
     session_id: Option<String>,
+    delivery_success: Option<String>,
 }
 
 fn unix_param(param: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
@@ -164,7 +165,8 @@ fn unix_param(param: &str, value: Option<&str>) -> Result<Option<i64>, ApiError>
         .transpose()
 }
 
-/// `GET /v1/events`: newest first, filtered by type, creation time and session.
+/// `GET /v1/events`: newest first, filtered by type, creation time, session and
+/// delivery outcome.
 async fn list_events(
     state: web::Data<AppState>,
     caller: Caller,
@@ -176,6 +178,17 @@ async fn list_events(
         created_after: unix_param("created_after", query.created_after.as_deref())?,
         created_before: unix_param("created_before", query.created_before.as_deref())?,
         data_id: query.session_id.clone(),
+        delivery_success: match query.delivery_success.as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    "delivery_success",
+                    format!("`delivery_success` must be `true` or `false`, got `{other}`."),
+                ));
+            }
+        },
     };
     let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
         .fetch::<EventId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {

@@ -430,6 +430,45 @@ fn unpark_in(tx: &WriteTransaction, only: Option<EndpointId>, now_ms: u64) -> Re
     Ok(keys)
 }
 
+/// Whether an event reached every endpoint it went to: `Some(true)` if the latest attempt
+/// to each endpoint succeeded, `Some(false)` if one did not (pending, retrying, failed),
+/// `None` if it went nowhere.
+pub(crate) fn delivered_everywhere(
+    by_event: &impl ReadableTable<(u128, u128), ()>,
+    attempts: &impl ReadableTable<u128, &'static [u8]>,
+    event: u128,
+) -> Result<Option<bool>, StoreError> {
+    // Attempt ids grow with time, so the last one seen per endpoint is its latest.
+    let mut latest: std::collections::HashMap<EndpointId, AttemptStatus> = std::collections::HashMap::new();
+    for entry in by_event.range((event, 0)..=(event, u128::MAX))? {
+        let (key, _) = entry?;
+        if let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(key.value().1)?)? {
+            latest.insert(record.endpoint_id, record.status);
+        }
+    }
+    if latest.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(latest.values().all(|s| *s == AttemptStatus::Succeeded)))
+}
+
+/// What [`Store::recover_endpoint`] found (and, unless it was a dry run, resent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Events whose delivery to the endpoint had failed for good and are (or would be)
+    /// sent again.
+    pub events: usize,
+    /// More such events are left beyond [`MAX_RECOVER`]: call again.
+    pub has_more: bool,
+    /// Queue keys of the new attempts (empty on a dry run, or while the endpoint is
+    /// disabled: they wait, parked, until it is enabled).
+    pub scheduled: Vec<QueueKey>,
+}
+
+/// The most events one recovery resends, so it is one bounded transaction; the next
+/// call picks up where it ended (the resent events are no longer failed).
+pub const MAX_RECOVER: usize = 10_000;
+
 /// When the next attempt of a delivery goes, if one does: the configured delay after
 /// attempt `number` (1-based), stretched by up to 10% at random so retries of many
 /// deliveries that failed together do not all arrive at the same instant.
@@ -656,6 +695,76 @@ impl Store {
         self.write(|tx| {
             tx.open_table(tables::ENDPOINT_HEALTH)?.remove(id.as_u128())?;
             unpark_in(tx, Some(id), now_ms)
+        })
+    }
+
+    /// Resends to an endpoint every event whose delivery to it failed for good (its latest
+    /// attempt to the endpoint is `failed`) among attempts made since `since` (Unix
+    /// seconds). `dry_run` only counts. `None`: no such endpoint in this mode.
+    pub fn recover_endpoint(
+        &self,
+        mode: Mode,
+        id: EndpointId,
+        since: i64,
+        dry_run: bool,
+        now_ms: u64,
+    ) -> Result<Option<Recovery>, StoreError> {
+        self.with_db(|db| {
+            let tx = db.begin_write()?;
+            let endpoint: Option<EndpointRecord> = decode_found(
+                tables_name::ENDPOINTS,
+                tx.open_table(tables::ENDPOINTS)?.get((mode.as_u8(), id.as_u128()))?,
+            )?;
+            let Some(endpoint) = endpoint else { return Ok(None) };
+            let mut t = DeliveryTables::open(&tx)?;
+            let events = tx.open_table(tables::EVENTS)?;
+            let start = crate::ids::first_id_at((since.max(0) as u64).saturating_mul(1000));
+            // Latest attempt per event, in the order the events first failed.
+            let mut latest: Vec<(u128, AttemptStatus, String)> = Vec::new();
+            let mut position: std::collections::HashMap<u128, usize> = std::collections::HashMap::new();
+            let key = id.as_u128();
+            for entry in t.by_endpoint.range((mode.as_u8(), key, start)..=(mode.as_u8(), key, u128::MAX))? {
+                let attempt = entry?.0.value().2;
+                let Some(record) = t.load(attempt)? else { continue };
+                let event = record.event_id.as_u128();
+                match position.get(&event) {
+                    Some(&at) => latest[at].1 = record.status,
+                    None => {
+                        position.insert(event, latest.len());
+                        latest.push((event, record.status, record.event_type));
+                    }
+                }
+            }
+            let mut chosen = Vec::new();
+            let mut has_more = false;
+            for (event, status, event_type) in latest {
+                // A pruned event has no body left to send.
+                if status != AttemptStatus::Failed || events.get((mode.as_u8(), event))?.is_none() {
+                    continue;
+                }
+                if chosen.len() == MAX_RECOVER {
+                    has_more = true;
+                    break;
+                }
+                chosen.push((event, event_type));
+            }
+            let mut recovery = Recovery { events: chosen.len(), has_more, scheduled: Vec::new() };
+            drop(events);
+            if dry_run {
+                drop(t);
+                tx.abort()?;
+                return Ok(Some(recovery));
+            }
+            for (event, event_type) in &chosen {
+                let key = t.schedule(&endpoint, EventId(*event), event_type, 1, now_ms)?;
+                t.add_pending(*event, 1)?;
+                if endpoint.status == EndpointStatus::Enabled {
+                    recovery.scheduled.push(key);
+                }
+            }
+            drop(t);
+            tx.commit()?;
+            Ok(Some(recovery))
         })
     }
 

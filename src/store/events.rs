@@ -88,6 +88,11 @@ pub struct EventFilter {
     pub created_before: Option<i64>,
     /// Only events whose `data.id` is this.
     pub data_id: Option<String>,
+    /// `Some(true)`: only events delivered to every endpoint they went to; `Some(false)`:
+    /// only events whose latest attempt to some endpoint did not succeed (still pending,
+    /// retrying, or failed for good), as Stripe's `delivery_success`. Events that went to
+    /// no endpoint match neither.
+    pub delivery_success: Option<bool>,
 }
 
 impl EventFilter {
@@ -197,7 +202,26 @@ impl Store {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(StoreError::from)?;
             let events = tx.open_table(tables::EVENTS).map_err(StoreError::from)?;
-            let page = list_page(&events, TABLE, mode.as_u8(), request, |meta: &EventMeta| filter.keeps(meta))?;
+            let by_event = tx.open_table(tables::EVENT_ATTEMPTS).map_err(StoreError::from)?;
+            let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
+            // The page filter cannot fail, so a read error is kept here and returned after.
+            let failure = std::cell::RefCell::new(None);
+            let page = list_page(&events, TABLE, mode.as_u8(), request, |meta: &EventMeta| {
+                let Some(wanted) = filter.delivery_success else { return filter.keeps(meta) };
+                if !filter.keeps(meta) {
+                    return false;
+                }
+                match super::deliveries::delivered_everywhere(&by_event, &attempts, meta.id.as_u128()) {
+                    Ok(outcome) => outcome == Some(wanted),
+                    Err(err) => {
+                        failure.borrow_mut().get_or_insert(err);
+                        false
+                    }
+                }
+            })?;
+            if let Some(err) = failure.into_inner() {
+                return Err(err.into());
+            }
             let bodies = tx.open_table(tables::EVENT_BODIES).map_err(StoreError::from)?;
             let pending = tx.open_table(tables::EVENT_PENDING).map_err(StoreError::from)?;
             let mut items = Vec::with_capacity(page.items.len());

@@ -16,6 +16,7 @@ mod hardening;
 mod health;
 mod idempotency;
 mod overview;
+mod recovery;
 mod retention;
 mod sessions;
 mod ssrf;
