@@ -39,6 +39,20 @@ pub enum Command {
         #[arg(long, env = "STILE_CONFIG", value_name = "PATH")]
         config: Option<PathBuf>,
     },
+    /// Write a consistent copy of the store of a running server to FILE. Restore it by
+    /// putting it in place of stile.redb while the server is stopped.
+    Backup {
+        /// Where to write the copy (must not exist yet)
+        file: PathBuf,
+        /// The server [default: http://<server.listen> from the config]
+        #[arg(long)]
+        url: Option<String>,
+        /// The admin token [default: read from admin.token in the data directory]
+        #[arg(long, env = "STILE_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Rewrite the data file without its free space (while the server is stopped).
     Compact {
         #[command(flatten)]
@@ -106,7 +120,7 @@ pub enum KeysCommand {
     },
 }
 
-/// Where the data file of a `keys` or `compact` command is.
+/// Where the data file (and config) of a `keys`, `compact` or `backup` command is.
 #[derive(Debug, Clone, Default, Args)]
 pub struct StoreArgs {
     /// Config file [default: ./stile.toml if it exists]

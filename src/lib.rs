@@ -4,7 +4,9 @@
 //! a listener the caller bound until the caller's shutdown future completes. `main` and
 //! the integration tests both start servers this way.
 
+pub mod admin;
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -52,6 +54,9 @@ pub enum StartError {
     /// Reading or writing the data file failed at start-up.
     #[error("cannot start on the data file: {0}")]
     Store(#[from] StoreError),
+    /// The admin token file could not be read or created.
+    #[error("cannot read or create the admin token {0}: {1}")]
+    AdminToken(std::path::PathBuf, std::io::Error),
 }
 
 /// A server ready to serve.
@@ -67,6 +72,8 @@ pub struct Prepared {
 /// no key at all.
 pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     let store = Store::open(&config.server.data_dir)?;
+    let admin_token = admin::load_or_create_token(&config.server.data_dir)
+        .map_err(|e| StartError::AdminToken(admin::token_path(&config.server.data_dir), e))?;
     let mut stored = store.api_keys()?;
     let mut first_key = None;
     if stored.is_empty() && config.auth.keys.is_empty() {
@@ -78,7 +85,7 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     let store = Arc::new(store);
     let metrics = Arc::new(metrics::Metrics::new());
     let engine = delivery::Engine::start(Arc::clone(&store), &config, Arc::clone(&metrics))?;
-    Ok(Prepared { state: AppState::new(config, store, keys, engine, metrics), first_key })
+    Ok(Prepared { state: AppState::new(config, store, keys, engine, metrics, admin_token), first_key })
 }
 
 /// Creates and stores a new API key; returns the key, which is not stored anywhere.

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Keys { action }) => keys(action),
         Some(Command::Compact { store }) => compact(&store),
+        Some(Command::Backup { file, url, token, store }) => backup(&file, url, token, &store),
         Some(Command::Trigger { event_type, url, api_key, config }) => trigger(&event_type, url, api_key, config),
     };
     match outcome {
@@ -138,6 +139,29 @@ fn trigger(
 fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
     let Loaded { config, .. } = load_config(&args.overrides())?;
     Ok(Store::open(&config.server.data_dir)?)
+}
+
+fn backup(file: &std::path::Path, url: Option<String>, token: Option<String>, args: &StoreArgs) -> anyhow::Result<()> {
+    let Loaded { config, .. } = load_config(&args.overrides())?;
+    let base = url.unwrap_or_else(|| {
+        let mut listen = config.server.listen;
+        if listen.ip().is_unspecified() {
+            listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{listen}")
+    });
+    let token = match token {
+        Some(token) => token,
+        None => stile::admin::read_token(&config.server.data_dir).with_context(|| {
+            format!(
+                "cannot read the admin token from {}; run as the server's user, or pass --token",
+                stile::admin::token_path(&config.server.data_dir).display()
+            )
+        })?,
+    };
+    let written = stile::backup::download(&base, &token, file)?;
+    println!("backup of {base} written to {} ({written} bytes)", file.display());
+    Ok(())
 }
 
 fn compact(args: &StoreArgs) -> anyhow::Result<()> {

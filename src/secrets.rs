@@ -25,6 +25,13 @@ fn random_bytes(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the operating system's random number generator failed");
 }
 
+/// A new admin token: `stile_admin_` + 64 hex characters (32 random bytes).
+pub fn new_admin_token() -> String {
+    let mut bytes = [0u8; 32];
+    random_bytes(&mut bytes);
+    format!("stile_admin_{}", hex::encode(bytes))
+}
+
 /// A new API key of the given mode: prefix + 32 base62 characters.
 pub fn new_api_key(mode: Mode) -> String {
     let mut key = String::from(mode.key_prefix());

@@ -10,17 +10,22 @@ use crate::clock::unix_now_ms;
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::EndpointState;
 
+/// Whether the request carries `Authorization: Bearer <token>` (compared in constant time).
+pub fn bearer_token_is(req: &HttpRequest, token: &str) -> bool {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
+}
+
 /// `GET /metrics`
 pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let token = &state.config.server.metrics_token;
     if !token.is_empty() {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+        if !bearer_token_is(&req, token) {
             return Err(ApiError::new(
                 ErrorCode::ApiKeyInvalid,
                 "/metrics needs `Authorization: Bearer <server.metrics_token>`.",

@@ -4,6 +4,7 @@
 //! Handlers extract and validate input, call the store off the async runtime, and return
 //! output types; they never hold a transaction themselves.
 
+pub mod admin;
 pub mod auth;
 pub mod deliveries;
 pub mod endpoint_actions;
@@ -56,11 +57,20 @@ pub struct AppState {
     pub engine: Engine,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// What `/admin` routes require as a bearer token (see [`crate::admin`]).
+    pub admin_token: String,
 }
 
 impl AppState {
     /// The state of a server with this config, store and keys.
-    pub fn new(config: Config, store: Arc<Store>, keys: ApiKeys, engine: Engine, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        config: Config,
+        store: Arc<Store>,
+        keys: ApiKeys,
+        engine: Engine,
+        metrics: Arc<Metrics>,
+        admin_token: String,
+    ) -> Self {
         Self {
             event_types: EventTypes::new(&config.events.custom_types),
             targets: TargetPolicy::new(&config),
@@ -70,15 +80,17 @@ impl AppState {
             idempotency: idempotency::InFlight::default(),
             engine,
             metrics,
+            admin_token,
         }
     }
 }
 
-/// Mounts every route: `/healthz`, `/metrics`, the authenticated `/v1` API, and the
+/// Mounts every route: `/healthz`, `/metrics`, `/admin`, the authenticated `/v1` API, and the
 /// dashboard.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
         .service(resource("/metrics").route(web::get().to(metrics::metrics)))
+        .configure(admin::configure)
         .service(
             web::scope("/v1")
                 // Middleware wrapped last runs first: the key is checked before anything else.

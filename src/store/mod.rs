@@ -5,6 +5,7 @@
 //! `impl Store` methods; the tables are all in [`tables`].
 
 pub mod api_keys;
+pub mod backup;
 pub mod deliveries;
 pub mod endpoints;
 pub mod events;

@@ -3,6 +3,7 @@
 mod common;
 
 mod auth;
+mod backup;
 mod binary;
 mod crash;
 mod dashboard;

@@ -1,0 +1,54 @@
+//! `stile backup`: downloads a consistent copy of a running server's store from
+//! `GET /admin/backup` into a file, safely: it is written beside the target, synced, and
+//! renamed into place only once complete and readable as a stile data file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+/// Downloads the backup from the server at `base` into `file`; returns its size in bytes.
+pub fn download(base: &str, token: &str, file: &Path) -> anyhow::Result<u64> {
+    if file.exists() {
+        bail!("{} already exists; choose a new file name", file.display());
+    }
+    let partial = PathBuf::from(format!("{}.partial", file.display()));
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).proxy(None).build().into();
+    let url = format!("{}/admin/backup", base.trim_end_matches('/'));
+    let mut response = agent
+        .get(&url)
+        .header("authorization", format!("Bearer {token}"))
+        .call()
+        .with_context(|| format!("cannot reach the server at {base}; is it running?"))?;
+    if response.status() != 200 {
+        let status = response.status();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        bail!("the server answered {status}: {text}");
+    }
+    let written = (|| -> anyhow::Result<u64> {
+        let mut out =
+            std::fs::File::create_new(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+        let written =
+            std::io::copy(&mut response.body_mut().as_reader(), &mut out).context("the download broke off")?;
+        out.flush()?;
+        out.sync_all()?;
+        check_readable(&partial)?;
+        std::fs::rename(&partial, file).with_context(|| format!("cannot rename into {}", file.display()))?;
+        Ok(written)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
+/// Opens the downloaded file as a redb database and reads its schema version, so a
+/// truncated or garbled download is never kept as a backup.
+fn check_readable(path: &Path) -> anyhow::Result<()> {
+    use redb::ReadableDatabase;
+    let db = redb::Database::open(path).context("the downloaded file is not a readable data file")?;
+    let tx = db.begin_read()?;
+    let meta = tx.open_table(crate::store::tables::META).context("the downloaded file has no schema record")?;
+    meta.get("schema_version")?.context("the downloaded file has no schema version")?;
+    Ok(())
+}

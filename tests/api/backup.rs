@@ -1,0 +1,76 @@
+//! `stile backup`: a consistent copy of a running server's store, restorable by putting
+//! it in place of the data file.
+
+use serde_json::json;
+
+use crate::common::process::{ServerProcess, stile_bin};
+use crate::common::{Req, TEST_KEY};
+
+#[test]
+fn a_backup_taken_while_the_server_runs_restores_into_a_working_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--listen", "127.0.0.1:0", "--data-dir", "data"];
+    let env = [("STILE_AUTH_KEYS", TEST_KEY)];
+    let server = ServerProcess::start(dir.path(), &args, &env).unwrap();
+    let post = |path: &str, body: serde_json::Value| {
+        let resp = Req::new("POST", format!("{}{path}", server.base)).key(TEST_KEY).json(&body).send();
+        assert_eq!(resp.status, 200, "{}", resp.text);
+        resp.body
+    };
+    let endpoint = post("/v1/webhook_endpoints", json!({"url": "http://127.0.0.1:9/hooks", "enabled_events": ["*"]}));
+    let event = post("/v1/events", json!({"type": "verification_session.created", "data": {"id": "vks_1"}}));
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("data/admin.token")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "only the server's user may read the admin token");
+    }
+    // Without the token, or with a wrong one, there is no backup.
+    let refused = Req::new("GET", format!("{}/admin/backup", server.base)).no_key().send();
+    refused.assert_error(401, "authentication_error", "api_key_invalid");
+    let with_api_key = Req::new("GET", format!("{}/admin/backup", server.base)).key(TEST_KEY).send();
+    assert_eq!(with_api_key.status, 401, "an API key is not the admin token");
+
+    let backup = dir.path().join("backup.redb");
+    let run = |extra: &[&str]| {
+        let mut command = stile_bin();
+        command.current_dir(dir.path()).args(["backup", backup.to_str().unwrap(), "--data-dir", "data", "--url"]);
+        command.arg(&server.base).args(extra).output().unwrap()
+    };
+    let out = run(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("written to"), "{stdout}");
+    let again = run(&[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let bad_token = stile_bin()
+        .current_dir(dir.path())
+        .args(["backup", "other.redb", "--url", &server.base, "--token", "stile_admin_wrong"])
+        .output()
+        .unwrap();
+    assert!(!bad_token.status.success());
+    assert!(String::from_utf8_lossy(&bad_token.stderr).contains("401"), "{:?}", bad_token);
+    assert!(!dir.path().join("other.redb").exists() && !dir.path().join("other.redb.partial").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|name| name.contains("backup"))
+        .collect();
+    assert!(leftovers.is_empty(), "the server leaves no backup files behind: {leftovers:?}");
+    assert_eq!(server.terminate(), Some(0));
+
+    // Restore: the copy in place of the data file of a new directory.
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::create_dir(restored.path().join("data")).unwrap();
+    std::fs::copy(&backup, restored.path().join("data/stile.redb")).unwrap();
+    let server = ServerProcess::start(restored.path(), &args, &env).unwrap();
+    let get = |path: &str| Req::new("GET", format!("{}{path}", server.base)).key(TEST_KEY).send();
+    let found = get(&format!("/v1/events/{}", event["id"].as_str().unwrap()));
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert_eq!(found.body["data"], event["data"]);
+    let found = get(&format!("/v1/webhook_endpoints/{}", endpoint["id"].as_str().unwrap()));
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert_eq!(found.body["url"], "http://127.0.0.1:9/hooks");
+}
