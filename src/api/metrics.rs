@@ -24,13 +24,11 @@ pub fn bearer_token_is(req: &HttpRequest, token: &str) -> bool {
 /// `GET /metrics`
 pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let token = &state.config.server.metrics_token;
-    if !token.is_empty() {
-        if !bearer_token_is(&req, token) {
-            return Err(ApiError::new(
-                ErrorCode::ApiKeyInvalid,
-                "/metrics needs `Authorization: Bearer <server.metrics_token>`.",
-            ));
-        }
+    if !token.is_empty() && !bearer_token_is(&req, token) {
+        return Err(ApiError::new(
+            ErrorCode::ApiKeyInvalid,
+            "/metrics needs `Authorization: Bearer <server.metrics_token>`.",
+        ));
     }
     let snapshot = blocking(&state, |store| store.metrics_snapshot(unix_now_ms())).await?;
     let m = &state.metrics;
