@@ -37,6 +37,35 @@ pub struct Config {
     pub events: EventsConfig,
     /// Verification session settings.
     pub verification_sessions: VerificationSessionsConfig,
+    /// What the server logs, and how.
+    pub log: LogConfig,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Which events are logged, as a `RUST_LOG`-style filter (`info`, or
+    /// `warn,stile=debug`). `RUST_LOG`, when set, wins.
+    pub filter: String,
+    /// `text` for people, `json` (one object per line) for log collectors.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { filter: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[server]`
@@ -330,6 +359,9 @@ impl Config {
         }
         if self.verification_sessions.expires_after.is_zero() {
             return Err(("verification_sessions.expires_after", "must be longer than zero".into()));
+        }
+        if let Err(err) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {
+            return Err(("log.filter", format!("`{}` is not a valid filter: {err}", self.log.filter)));
         }
         for custom in &self.events.custom_types {
             if let Err(problem) = event_types::check_custom_type(custom) {

@@ -50,7 +50,7 @@ fn load_config(overrides: &stile::config::Overrides) -> anyhow::Result<Loaded> {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let Loaded { config, source } = load_config(&args.overrides())?;
-    init_tracing();
+    init_tracing(&config.log);
     let listen = config.server.listen;
     let stile::Prepared { state, first_key } = stile::prepare(config)?;
     let listener = TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
@@ -111,10 +111,15 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn init_tracing() {
+/// Logs to stderr with the configured filter (`RUST_LOG` wins when set) and format.
+fn init_tracing(log: &stile::config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{},actix_server=warn", log.filter)));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match log.format {
+        stile::config::LogFormat::Text => builder.init(),
+        stile::config::LogFormat::Json => builder.json().init(),
+    }
 }
 
 fn trigger(

@@ -321,7 +321,11 @@ fn attempt(sender: &HttpSender, job: Job, key: QueueKey) -> AttemptResult {
     let (outcome, headers) = super::sign_and_send(sender, &endpoint, &job.attempt.event_id.to_string(), &body, now);
     tracing::debug!(
         attempt = %job.attempt.id,
+        number = job.attempt.attempt,
+        event = %job.attempt.event_id,
+        event_type = %job.attempt.event_type,
         endpoint = %endpoint.id,
+        succeeded = outcome.succeeded(),
         status = ?outcome.status,
         error = ?outcome.error,
         ms = outcome.duration_ms,

@@ -16,6 +16,7 @@ mod faults;
 mod hardening;
 mod health;
 mod idempotency;
+mod logs;
 mod overview;
 mod recovery;
 mod retention;
