@@ -667,28 +667,13 @@ fn just_before(key: QueueKey) -> Option<QueueKey> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::ids::EndpointId;
     use crate::mode::Mode;
-    use crate::store::endpoints::{EndpointRecord, EndpointStatus};
+    use crate::store::endpoints::EndpointRecord;
     use crate::store::events::NewEvent;
 
     fn endpoint(store: &Store, event_type: &str) -> u128 {
-        let record = EndpointRecord {
-            id: EndpointId::new(),
-            mode: Mode::Test,
-            url: "http://127.0.0.1:9/".into(),
-            enabled_events: vec![event_type.into()],
-            description: None,
-            metadata: BTreeMap::new(),
-            status: EndpointStatus::Enabled,
-            created: 0,
-            secrets: vec![],
-            disabled_reason: None,
-            failing: None,
-        };
+        let record = EndpointRecord::for_test(Mode::Test, "http://127.0.0.1:9/", event_type);
         store.insert_endpoint(&record).unwrap();
         record.id.as_u128()
     }

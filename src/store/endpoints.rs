@@ -72,6 +72,26 @@ pub struct Failing {
     pub attempts: u32,
 }
 
+#[cfg(test)]
+impl EndpointRecord {
+    /// An enabled endpoint with no secret, for unit tests.
+    pub(crate) fn for_test(mode: Mode, url: &str, event_type: &str) -> Self {
+        EndpointRecord {
+            id: EndpointId::new(),
+            mode,
+            url: url.to_string(),
+            enabled_events: vec![event_type.to_string()],
+            description: None,
+            metadata: BTreeMap::new(),
+            status: EndpointStatus::Enabled,
+            created: 0,
+            secrets: vec![],
+            disabled_reason: None,
+            failing: None,
+        }
+    }
+}
+
 /// Fills in `failing` from the health table.
 fn with_health(
     health: &impl ReadableTable<u128, (u64, u32)>,
@@ -168,19 +188,7 @@ mod tests {
     use crate::store::pagination::Cursor;
 
     fn record(mode: Mode, n: usize) -> EndpointRecord {
-        EndpointRecord {
-            id: EndpointId::new(),
-            mode,
-            url: format!("https://example.com/{n}"),
-            enabled_events: vec!["*".into()],
-            description: None,
-            metadata: BTreeMap::new(),
-            status: EndpointStatus::Enabled,
-            created: 0,
-            secrets: vec![],
-            disabled_reason: None,
-            failing: None,
-        }
+        EndpointRecord::for_test(mode, &format!("https://example.com/{n}"), "*")
     }
 
     fn urls(page: &Page<EndpointRecord>) -> Vec<String> {

@@ -248,17 +248,14 @@ fn prune_idempotency(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use redb::{ReadableTableMetadata, TableDefinition};
 
     use super::*;
     use crate::clock::unix_now_ms;
-    use crate::ids::EndpointId;
     use std::time::Duration;
 
     use crate::store::deliveries::{AttemptResult, HealthPolicy};
-    use crate::store::endpoints::{EndpointRecord, EndpointStatus};
+    use crate::store::endpoints::EndpointRecord;
     use crate::store::events::NewEvent;
 
     fn count<K: redb::Key + 'static, V: redb::Value + 'static>(store: &Store, table: TableDefinition<K, V>) -> u64 {
@@ -269,19 +266,7 @@ mod tests {
     fn a_pass_in_small_batches_removes_every_trace_of_finished_history_and_keeps_what_is_pending() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let endpoint = EndpointRecord {
-            id: EndpointId::new(),
-            mode: Mode::Test,
-            url: "http://127.0.0.1:9/".into(),
-            enabled_events: vec!["*".into()],
-            description: None,
-            metadata: BTreeMap::new(),
-            status: EndpointStatus::Enabled,
-            created: 0,
-            secrets: vec![],
-            disabled_reason: None,
-            failing: None,
-        };
+        let endpoint = EndpointRecord::for_test(Mode::Test, "http://127.0.0.1:9/", "*");
         store.insert_endpoint(&endpoint).unwrap();
         let now = unix_now_ms();
         let events: Vec<NewEvent> =
