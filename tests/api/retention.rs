@@ -101,17 +101,18 @@ fn the_data_file_stops_growing_under_steady_publishing() {
     }
     let published: u64 = publishers.into_iter().map(|p| p.join().unwrap()).sum();
     let written = published * padding.len() as u64;
-    // After the first 5 s (retention 1 s plus a few pruning passes) the file is as large
-    // as it gets. And more payload went through than the file can hold, so space freed by
-    // pruning was reused: without pruning every payload would still be stored.
-    let at_five = sizes[9];
+    // More payload went through than the file can hold, so space freed by pruning was
+    // reused: without pruning every payload would still be stored (the file then grows
+    // to ~140 MB here). And once it has reached its working size in the first 10 s, the
+    // file grows no further (redb grows in steps and may give the tail back).
+    let first_ten = *sizes[..20].iter().max().unwrap();
     let last = *sizes.last().unwrap();
     let max = *sizes.iter().max().unwrap();
     eprintln!("published {published} events ({written} payload bytes); file sizes every 0.5 s: {sizes:?}");
     assert!(written > max * 3 / 2, "more payload than the file holds went through: {written} vs {max}");
     assert!(
-        last as f64 <= at_five as f64 * 1.25,
-        "the data file kept growing: {at_five} bytes at 5 s, {last} at the end ({sizes:?})"
+        last <= first_ten,
+        "the data file kept growing: at most {first_ten} bytes in the first 10 s, {last} at the end ({sizes:?})"
     );
 }
 
