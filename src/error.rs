@@ -195,6 +195,22 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+impl From<crate::store::backup::BackupError> for ApiError {
+    fn from(err: crate::store::backup::BackupError) -> Self {
+        match err {
+            crate::store::backup::BackupError::Store(err) => err.into(),
+            err if err.is_disk_full() => {
+                tracing::error!(error = %err, "no room for the backup copy");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "The server has no disk space for the backup copy (it needs about the size of the data file).",
+                )
+            }
+            err => ApiError::internal(&err),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

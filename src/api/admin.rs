@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::metrics::bearer_token_is;
 use super::{AppState, blocking};
 use crate::error::{ApiError, ErrorCode};
+use crate::store::backup::BackupError;
 
 /// Bytes per chunk of the streamed backup.
 const CHUNK: usize = 256 * 1024;
@@ -36,12 +37,12 @@ async fn backup(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
     let dir = state.config.server.data_dir.clone();
     let path = dir.join(format!("backup-{}.redb.partial", ulid::Ulid::new()));
     let (file, size, rows) = blocking(&state, move |store| {
-        let written = store.backup_to(&path);
-        let opened = written.and_then(|summary| {
-            let file = std::fs::File::open(&path).map_err(|e| crate::store::StoreError::Db(e.into()))?;
-            let size = file.metadata().map_err(|e| crate::store::StoreError::Db(e.into()))?.len();
+        let opened = store.backup_to(&path).and_then(|summary| {
+            let file = std::fs::File::open(&path).map_err(|e| BackupError::Target(e.into()))?;
+            let size = file.metadata().map_err(|e| BackupError::Target(e.into()))?.len();
             Ok((file, size, summary.rows))
         });
+        // Unlinked whatever happened: the open handle keeps a good copy for the download.
         let _ = std::fs::remove_file(&path);
         opened
     })

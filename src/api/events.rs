@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::deliveries::Delivery;
-use super::extract::{JsonBody, QueryParams};
+use super::extract::{JsonBody, QueryParams, UNIX_SECONDS, int_param};
 use super::list::{ListResponse, PageParams};
 use super::{AppState, Caller, blocking, resource};
 use crate::clock::{unix_now, unix_now_ms};
@@ -155,16 +155,6 @@ pub struct ListQuery {
     delivery_success: Option<String>,
 }
 
-fn unix_param(param: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
-    value
-        .map(|v| {
-            v.parse::<i64>().map_err(|_| {
-                ApiError::invalid(param, format!("`{param}` must be a Unix timestamp in seconds, got `{v}`."))
-            })
-        })
-        .transpose()
-}
-
 /// `GET /v1/events`: newest first, filtered by type, creation time, session and
 /// delivery outcome.
 async fn list_events(
@@ -175,8 +165,8 @@ async fn list_events(
     let query = query.0;
     let filter = EventFilter {
         event_type: query.event_type.clone(),
-        created_after: unix_param("created_after", query.created_after.as_deref())?,
-        created_before: unix_param("created_before", query.created_before.as_deref())?,
+        created_after: int_param("created_after", query.created_after.as_deref(), UNIX_SECONDS)?,
+        created_before: int_param("created_before", query.created_before.as_deref(), UNIX_SECONDS)?,
         data_id: query.session_id.clone(),
         delivery_success: match query.delivery_success.as_deref() {
             None => None,

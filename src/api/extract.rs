@@ -107,6 +107,19 @@ impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
 }
 
 /// Turns a deserialisation error into a 400 that names the parameter.
+/// What a time parameter must be, for [`int_param`]'s error.
+pub const UNIX_SECONDS: &str = "a Unix timestamp in seconds";
+
+/// Parses an optional whole-number query parameter; `what` says what it must be in the
+/// error (`a Unix timestamp in seconds`).
+pub fn int_param(param: &str, value: Option<&str>, what: &str) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| ApiError::invalid(param, format!("`{param}` must be {what}, got `{v}`.")))
+        })
+        .transpose()
+}
+
 fn parameter_error<E: std::fmt::Display>(err: &serde_path_to_error::Error<E>) -> ApiError {
     let message = err.inner().to_string();
     let mut param = String::new();

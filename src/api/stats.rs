@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::deliveries::Delivery;
-use super::extract::QueryParams;
+use super::extract::{QueryParams, UNIX_SECONDS, int_param};
 use super::{AppState, Caller, blocking, resource};
 use crate::clock::unix_now;
 use crate::error::ApiError;
@@ -51,20 +51,11 @@ pub struct Window {
     pub bucket: i64,
 }
 
-fn seconds_param(param: &str, value: Option<&str>, what: &str) -> Result<Option<i64>, ApiError> {
-    value
-        .map(|v| {
-            v.parse::<i64>().map_err(|_| ApiError::invalid(param, format!("`{param}` must be {what}, got `{v}`.")))
-        })
-        .transpose()
-}
-
 impl StatsQuery {
     /// Checks the query against the clock `now`.
     pub fn window(&self, now: i64) -> Result<Window, ApiError> {
-        let until = seconds_param("until", self.until.as_deref(), "a Unix timestamp in seconds")?.unwrap_or(now);
-        let since = seconds_param("since", self.since.as_deref(), "a Unix timestamp in seconds")?
-            .unwrap_or(until - DEFAULT_WINDOW_SECONDS);
+        let until = int_param("until", self.until.as_deref(), UNIX_SECONDS)?.unwrap_or(now);
+        let since = int_param("since", self.since.as_deref(), UNIX_SECONDS)?.unwrap_or(until - DEFAULT_WINDOW_SECONDS);
         if since >= until {
             return Err(ApiError::invalid("since", "`since` must be before `until`."));
         }
@@ -72,7 +63,7 @@ impl StatsQuery {
             return Err(ApiError::invalid("since", "The window from `since` to `until` may be at most 90 days."));
         }
         let span = until - since;
-        let bucket = match seconds_param("bucket", self.bucket.as_deref(), "a number of seconds")? {
+        let bucket = match int_param("bucket", self.bucket.as_deref(), "a number of seconds")? {
             Some(b) if b < 60 || b % 60 != 0 || b > 86_400 => {
                 return Err(ApiError::invalid(
                     "bucket",

@@ -8,9 +8,45 @@
 use std::borrow::Borrow;
 use std::path::Path;
 
-use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::{Store, StoreError, tables};
+use super::{ReopenHint, Store, StoreError, tables};
+
+/// Why a backup failed: reading the store, or writing the copy. Only the first says
+/// anything about the data file; a full disk under the copy must not make the store
+/// reopen its own file.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Reading the snapshot failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing the copy failed.
+    #[error("cannot write the backup copy: {0}")]
+    Target(redb::Error),
+}
+
+impl BackupError {
+    fn target(err: impl Into<redb::Error>) -> Self {
+        BackupError::Target(err.into())
+    }
+
+    /// Whether the copy failed because the disk refused it (full, read-only).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            BackupError::Store(err) => err.is_storage_unavailable(),
+            BackupError::Target(redb::Error::Io(io)) => {
+                matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+            }
+            BackupError::Target(_) => false,
+        }
+    }
+}
+
+impl ReopenHint for BackupError {
+    fn needs_reopen(&self) -> bool {
+        matches!(self, BackupError::Store(err) if err.needs_reopen())
+    }
+}
 
 /// What a backup copied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,13 +60,14 @@ pub struct BackupSummary {
 impl Store {
     /// Writes a consistent copy of the store to a new file at `path` (which must not
     /// exist) and syncs it to disk.
-    pub fn backup_to(&self, path: &Path) -> Result<BackupSummary, StoreError> {
-        let target = Database::builder().create(path).map_err(|e| StoreError::Db(e.into()))?;
-        let summary = self.read(|from| {
-            let to = target.begin_write()?;
-            let summary = copy_every_table(from, &to)?;
-            to.commit()?;
-            Ok(summary)
+    pub fn backup_to(&self, path: &Path) -> Result<BackupSummary, BackupError> {
+        let target = Database::builder().create(path).map_err(BackupError::target)?;
+        let summary = self.with_db(|db| {
+            let from = db.begin_read().map_err(StoreError::from)?;
+            let to = target.begin_write().map_err(BackupError::target)?;
+            let summary = copy_every_table(&from, &to)?;
+            to.commit().map_err(BackupError::target)?;
+            Ok::<_, BackupError>(summary)
         })?;
         drop(target);
         Ok(summary)
@@ -38,7 +75,7 @@ impl Store {
 }
 
 /// Copies every table of [`tables`] from the snapshot into `to`.
-fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<BackupSummary, StoreError> {
+fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<BackupSummary, BackupError> {
     let mut summary = BackupSummary::default();
     let mut add = |rows: u64| {
         summary.tables += 1;
@@ -67,19 +104,19 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
 }
 
 /// Copies one table; returns its row count.
-fn copy<K, V>(from: &ReadTransaction, to: &WriteTransaction, table: TableDefinition<K, V>) -> Result<u64, StoreError>
+fn copy<K, V>(from: &ReadTransaction, to: &WriteTransaction, table: TableDefinition<K, V>) -> Result<u64, BackupError>
 where
     K: redb::Key + 'static,
     V: redb::Value + 'static,
     for<'a> K::SelfType<'a>: Borrow<K::SelfType<'a>>,
     for<'a> V::SelfType<'a>: Borrow<V::SelfType<'a>>,
 {
-    let source = from.open_table(table)?;
-    let mut target = to.open_table(table)?;
+    let source = from.open_table(table).map_err(StoreError::from)?;
+    let mut target = to.open_table(table).map_err(BackupError::target)?;
     let mut rows = 0;
-    for entry in source.iter()? {
-        let (key, value) = entry?;
-        target.insert(key.value(), value.value())?;
+    for entry in source.iter().map_err(StoreError::from)? {
+        let (key, value) = entry.map_err(StoreError::from)?;
+        target.insert(key.value(), value.value()).map_err(BackupError::target)?;
         rows += 1;
     }
     Ok(rows)
@@ -87,7 +124,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use redb::{ReadableDatabase, TableHandle};
+    use redb::TableHandle;
 
     use super::*;
     use crate::mode::Mode;
@@ -119,5 +156,17 @@ mod tests {
         let restored = Store::open(&restored_dir).unwrap();
         let found = restored.event(Mode::Test, event.meta.id).unwrap().expect("the event is in the backup");
         assert_eq!(found.body, store.event(Mode::Test, event.meta.id).unwrap().unwrap().body);
+    }
+
+    #[test]
+    fn a_copy_that_cannot_be_written_is_a_target_error_and_leaves_the_store_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        let err = store.backup_to(&dir.path().join("no/such/dir/copy.redb")).unwrap_err();
+        assert!(matches!(err, BackupError::Target(_)), "{err}");
+        assert!(!err.needs_reopen(), "a failed copy says nothing about the data file");
+        let event = NewEvent::new(Mode::Test, "a.b", &serde_json::json!({}), 5).unwrap();
+        store.publish_events(std::slice::from_ref(&event), 0).unwrap();
+        assert!(store.event(Mode::Test, event.meta.id).unwrap().is_some());
     }
 }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::endpoints::{EndpointRecord, EndpointStatus};
@@ -185,6 +185,10 @@ pub(crate) struct DeliveryTables<'txn> {
     endpoint_pending: Table<'txn, (u128, u128), u64>,
     parked: Table<'txn, (u128, u128), ()>,
     event_pending: Table<'txn, u128, u32>,
+    /// Per-minute outcome counts tallied in this transaction, written together by
+    /// [`DeliveryTables::write_tallies`]: a batch of hundreds of results to one endpoint
+    /// in one minute is one counter update, not hundreds.
+    tallies: std::collections::HashMap<(u8, u64, u128, u8), u64>,
 }
 
 impl<'txn> DeliveryTables<'txn> {
@@ -200,6 +204,7 @@ impl<'txn> DeliveryTables<'txn> {
             endpoint_pending: tx.open_table(tables::ENDPOINT_PENDING)?,
             parked: tx.open_table(tables::PARKED_ATTEMPTS)?,
             event_pending: tx.open_table(tables::EVENT_PENDING)?,
+            tallies: std::collections::HashMap::new(),
         })
     }
 
@@ -266,8 +271,10 @@ impl<'txn> DeliveryTables<'txn> {
         Ok(())
     }
 
-    /// Counts a made attempt (succeeded, retrying or failed) in the per-minute statistics,
-    /// and indexes it among the recent failures if it failed.
+    /// Counts a made attempt (succeeded, retrying or failed) towards the per-minute
+    /// statistics, and indexes it among the recent failures if it failed. The counts are
+    /// stored by [`DeliveryTables::write_tallies`], which the caller must call before
+    /// committing.
     fn tally(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
         let outcome = match record.status {
             AttemptStatus::Succeeded => tables::OUTCOME_SUCCEEDED,
@@ -276,10 +283,18 @@ impl<'txn> DeliveryTables<'txn> {
         };
         let mode = record.mode.as_u8();
         let key = (mode, (record.created.max(0) as u64) / 60, record.endpoint_id.as_u128(), outcome);
-        let count = self.stats.get(key)?.map_or(0, |v| v.value());
-        self.stats.insert(key, count + 1)?;
+        *self.tallies.entry(key).or_default() += 1;
         if outcome == tables::OUTCOME_FAILED {
             self.failures.insert((mode, record.id.as_u128()), ())?;
+        }
+        Ok(())
+    }
+
+    /// Adds the counts [`DeliveryTables::tally`] gathered to the statistics table.
+    fn write_tallies(&mut self) -> Result<(), StoreError> {
+        for (key, n) in std::mem::take(&mut self.tallies) {
+            let count = self.stats.get(key)?.map_or(0, |v| v.value());
+            self.stats.insert(key, count + n)?;
         }
         Ok(())
     }
@@ -326,12 +341,17 @@ impl<'txn> DeliveryTables<'txn> {
     }
 }
 
+/// An endpoint's health entry: (first failure of the current run in Unix ms, failures
+/// in the run); `None` when healthy.
+type HealthEntry = Option<(u64, u32)>;
+
 /// The health entries of the endpoints in one batch of results, read once and written
 /// once per batch (a batch is often hundreds of attempts to a few endpoints).
 struct HealthBatch<'txn> {
     table: Table<'txn, u128, (u64, u32)>,
-    /// Endpoint → its entry after the results seen so far (`None`: healthy).
-    seen: std::collections::HashMap<u128, Option<(u64, u32)>>,
+    /// Endpoint → (its entry as read, its entry after the results seen so far);
+    /// `None`: healthy.
+    seen: std::collections::HashMap<u128, (HealthEntry, HealthEntry)>,
 }
 
 impl<'txn> HealthBatch<'txn> {
@@ -346,18 +366,21 @@ impl<'txn> HealthBatch<'txn> {
         result: &AttemptResult,
         policy: HealthPolicy,
     ) -> Result<Option<String>, StoreError> {
-        let entry = match self.seen.get(&endpoint) {
-            Some(entry) => *entry,
-            None => self.table.get(endpoint)?.map(|v| v.value()),
+        let slot = match self.seen.entry(endpoint) {
+            std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let stored = self.table.get(endpoint)?.map(|v| v.value());
+                slot.insert((stored, stored))
+            }
         };
         if result.succeeded {
-            self.seen.insert(endpoint, None);
+            slot.1 = None;
             return Ok(None);
         }
         let at_ms = (result.attempted_at.max(0) as u64) * 1000;
-        let (since, failures) = entry.unwrap_or((at_ms, 0));
+        let (since, failures) = slot.1.unwrap_or((at_ms, 0));
         let failures = failures.saturating_add(1);
-        self.seen.insert(endpoint, Some((since, failures)));
+        slot.1 = Some((since, failures));
         if result.response_status == Some(410) {
             return Ok(Some("the endpoint answered 410 Gone".into()));
         }
@@ -373,10 +396,11 @@ impl<'txn> HealthBatch<'txn> {
         Ok(None)
     }
 
-    /// Writes what changed.
+    /// Writes what changed (a healthy endpoint that stayed healthy costs no write).
     fn save(mut self) -> Result<(), StoreError> {
-        for (endpoint, entry) in self.seen {
-            match entry {
+        for (endpoint, (stored, now)) in self.seen {
+            match now {
+                _ if now == stored => None,
                 Some(entry) => self.table.insert(endpoint, entry)?,
                 None => self.table.remove(endpoint)?,
             };
@@ -468,6 +492,55 @@ pub struct Recovery {
 /// The most events one recovery resends, so it is one bounded transaction; the next
 /// call picks up where it ended (the resent events are no longer failed).
 pub const MAX_RECOVER: usize = 10_000;
+
+/// Events to resend (id, type), and whether more are left.
+type FailedDeliveries = (Vec<(u128, String)>, bool);
+
+/// The events (id, type) whose latest attempt to an endpoint, among attempts made since
+/// `since` (Unix seconds), failed for good and that still exist, oldest first, at most
+/// [`MAX_RECOVER`], and whether there are more. `None`: no such endpoint in this mode.
+fn failed_deliveries(
+    tx: &ReadTransaction,
+    mode: Mode,
+    id: EndpointId,
+    since: i64,
+) -> Result<Option<FailedDeliveries>, StoreError> {
+    let (m, key) = (mode.as_u8(), id.as_u128());
+    if tx.open_table(tables::ENDPOINTS)?.get((m, key))?.is_none() {
+        return Ok(None);
+    }
+    let by_endpoint = tx.open_table(tables::ENDPOINT_ATTEMPTS)?;
+    let attempts = tx.open_table(tables::ATTEMPTS)?;
+    let events = tx.open_table(tables::EVENTS)?;
+    let start = crate::ids::first_id_at((since.max(0) as u64).saturating_mul(1000));
+    // The latest attempt per event, in the order the events were first attempted.
+    let mut latest: Vec<(u128, AttemptStatus, String)> = Vec::new();
+    let mut position: std::collections::HashMap<u128, usize> = std::collections::HashMap::new();
+    for entry in by_endpoint.range((m, key, start)..=(m, key, u128::MAX))? {
+        let attempt = entry?.0.value().2;
+        let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(attempt)?)? else { continue };
+        let event = record.event_id.as_u128();
+        match position.get(&event) {
+            Some(&at) => latest[at].1 = record.status,
+            None => {
+                position.insert(event, latest.len());
+                latest.push((event, record.status, record.event_type));
+            }
+        }
+    }
+    let mut failed = Vec::new();
+    for (event, status, event_type) in latest {
+        // A pruned event has no body left to send.
+        if status != AttemptStatus::Failed || events.get((m, event))?.is_none() {
+            continue;
+        }
+        if failed.len() == MAX_RECOVER {
+            return Ok(Some((failed, true)));
+        }
+        failed.push((event, event_type));
+    }
+    Ok(Some((failed, false)))
+}
 
 /// When the next attempt of a delivery goes, if one does: the configured delay after
 /// attempt `number` (1-based), stretched by up to 10% at random so retries of many
@@ -647,6 +720,7 @@ impl Store {
                 t.tally(&record)?;
                 t.save(&record)?;
             }
+            t.write_tallies()?;
             health.save()?;
             Ok(recorded)
         })
@@ -709,61 +783,29 @@ impl Store {
         dry_run: bool,
         now_ms: u64,
     ) -> Result<Option<Recovery>, StoreError> {
-        self.with_db(|db| {
-            let tx = db.begin_write()?;
+        // The search reads a snapshot, so however many attempts it walks, publishing and
+        // recording go on; only the resending takes the writer.
+        let Some((failed, has_more)) = self.read(|tx| failed_deliveries(tx, mode, id, since))? else {
+            return Ok(None);
+        };
+        let mut recovery = Recovery { events: failed.len(), has_more, scheduled: Vec::new() };
+        if dry_run || failed.is_empty() {
+            return Ok(Some(recovery));
+        }
+        self.write(|tx| {
             let endpoint: Option<EndpointRecord> = decode_found(
                 tables_name::ENDPOINTS,
                 tx.open_table(tables::ENDPOINTS)?.get((mode.as_u8(), id.as_u128()))?,
             )?;
-            let Some(endpoint) = endpoint else { return Ok(None) };
-            let mut t = DeliveryTables::open(&tx)?;
-            let events = tx.open_table(tables::EVENTS)?;
-            let start = crate::ids::first_id_at((since.max(0) as u64).saturating_mul(1000));
-            // Latest attempt per event, in the order the events first failed.
-            let mut latest: Vec<(u128, AttemptStatus, String)> = Vec::new();
-            let mut position: std::collections::HashMap<u128, usize> = std::collections::HashMap::new();
-            let key = id.as_u128();
-            for entry in t.by_endpoint.range((mode.as_u8(), key, start)..=(mode.as_u8(), key, u128::MAX))? {
-                let attempt = entry?.0.value().2;
-                let Some(record) = t.load(attempt)? else { continue };
-                let event = record.event_id.as_u128();
-                match position.get(&event) {
-                    Some(&at) => latest[at].1 = record.status,
-                    None => {
-                        position.insert(event, latest.len());
-                        latest.push((event, record.status, record.event_type));
-                    }
-                }
-            }
-            let mut chosen = Vec::new();
-            let mut has_more = false;
-            for (event, status, event_type) in latest {
-                // A pruned event has no body left to send.
-                if status != AttemptStatus::Failed || events.get((mode.as_u8(), event))?.is_none() {
-                    continue;
-                }
-                if chosen.len() == MAX_RECOVER {
-                    has_more = true;
-                    break;
-                }
-                chosen.push((event, event_type));
-            }
-            let mut recovery = Recovery { events: chosen.len(), has_more, scheduled: Vec::new() };
-            drop(events);
-            if dry_run {
-                drop(t);
-                tx.abort()?;
-                return Ok(Some(recovery));
-            }
-            for (event, event_type) in &chosen {
+            let Some(endpoint) = endpoint else { return Ok(None) }; // deleted meanwhile
+            let mut t = DeliveryTables::open(tx)?;
+            for (event, event_type) in &failed {
                 let key = t.schedule(&endpoint, EventId(*event), event_type, 1, now_ms)?;
                 t.add_pending(*event, 1)?;
                 if endpoint.status == EndpointStatus::Enabled {
                     recovery.scheduled.push(key);
                 }
             }
-            drop(t);
-            tx.commit()?;
             Ok(Some(recovery))
         })
     }
@@ -923,6 +965,7 @@ impl Store {
             let mut t = DeliveryTables::open(tx)?;
             t.save(record)?;
             t.tally(record)?;
+            t.write_tallies()?;
             t.by_endpoint.insert((record.mode.as_u8(), record.endpoint_id.as_u128(), record.id.as_u128()), ())?;
             t.by_event.insert((record.event_id.as_u128(), record.id.as_u128()), ())?;
             Ok(())

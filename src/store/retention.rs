@@ -248,7 +248,7 @@ fn prune_idempotency(
 
 #[cfg(test)]
 mod tests {
-    use redb::{ReadableTableMetadata, TableDefinition};
+    use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
     use super::*;
     use crate::clock::unix_now_ms;
@@ -295,6 +295,13 @@ mod tests {
         store.put_idempotency_record(Mode::Test, "old-key", &record).unwrap();
         assert_eq!(count(&store, tables::FAILED_ATTEMPTS), 3);
         assert_eq!(count(&store, tables::DELIVERY_STATS), 2);
+        let counted: Vec<u64> = store
+            .read(|tx| {
+                let stats = tx.open_table(tables::DELIVERY_STATS)?;
+                Ok(stats.iter()?.map(|e| e.unwrap().1.value()).collect())
+            })
+            .unwrap();
+        assert_eq!(counted, [3, 3], "one batch's outcomes summed per minute, endpoint and outcome");
 
         let cutoffs = Cutoffs { history_ms: unix_now_ms() + 1, idempotency_secs: 11 };
         let mut cursor = PruneCursor::default();

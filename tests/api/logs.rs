@@ -67,4 +67,14 @@ fn a_bad_log_filter_stops_start_up_naming_the_key() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("log.filter"), "{stderr}");
+
+    let out = crate::common::process::stile_bin()
+        .current_dir(dir.path())
+        .args(["--listen", "127.0.0.1:0", "--data-dir", "data"])
+        .env("STILE_LOG_FORMAT", "xml")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("log.format"), "{stderr}");
 }
