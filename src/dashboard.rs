@@ -12,7 +12,7 @@ use crate::api::route_not_found;
 struct Assets;
 
 /// Mounts the dashboard as the fallback for every path no API route has.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut crate::api::Routes) {
     cfg.default_service(web::to(serve_asset));
 }
 

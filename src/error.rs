@@ -19,6 +19,9 @@ macro_rules! error_codes {
         }
 
         impl ErrorCode {
+            /// Every code, in table order (the OpenAPI document lists them).
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+
             /// The HTTP status this error is answered with.
             pub fn status(self) -> StatusCode {
                 match self { $(ErrorCode::$variant => StatusCode::$status,)* }
@@ -143,25 +146,52 @@ impl ApiError {
 }
 
 /// The `{"error": {...}}` wrapper every error response has.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 pub struct ErrorEnvelope<'a> {
     /// The error itself.
     pub error: ErrorBody<'a>,
 }
 
 /// The fields of an error response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
     /// `invalid_request_error`, `authentication_error`, `idempotency_error`, ...
     #[serde(rename = "type")]
+    #[schema(schema_with = error_type_schema)]
     pub kind: &'static str,
     /// The precise reason, stable for programs to match on.
+    #[schema(schema_with = error_code_schema)]
     pub code: &'static str,
     /// A sentence for people.
     pub message: &'a str,
     /// The parameter at fault, if one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub param: Option<&'a str>,
+}
+
+/// `error.type` in the OpenAPI document: a string, one of the table's types.
+fn error_type_schema() -> utoipa::openapi::Object {
+    let mut kinds: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.kind()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    string_enum(kinds, "The broad class of the error, for programs to switch on.")
+}
+
+/// `error.code` in the OpenAPI document: a string, one of the table's codes.
+fn error_code_schema() -> utoipa::openapi::Object {
+    string_enum(
+        ErrorCode::ALL.iter().map(|c| c.code()).collect(),
+        "The precise reason, stable for programs to match on.",
+    )
+}
+
+fn string_enum(values: Vec<&str>, description: &str) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values))
+        .description(Some(description))
+        .build()
 }
 
 impl std::fmt::Display for ApiError {

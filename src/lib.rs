@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use utoipa_actix_web::AppExt;
 
 use crate::api::{ApiKeys, AppState};
 use crate::config::Config;
@@ -109,8 +110,15 @@ pub async fn serve(
     let data = web::Data::from(Arc::clone(&state));
     let request_timeout = state.config.server.request_timeout;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Built now, so the routes' document is ready before the first request needs it.
+    api::openapi::document();
     let server = HttpServer::new(move || {
-        App::new().app_data(data.clone()).wrap(from_fn(api::boundary)).configure(api::configure)
+        App::new()
+            .app_data(data.clone())
+            .wrap(from_fn(api::boundary))
+            .into_utoipa_app()
+            .configure(api::configure)
+            .into_app()
     })
     .workers(workers)
     .disable_signals()

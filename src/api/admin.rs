@@ -4,10 +4,10 @@
 use std::io::Read;
 
 use actix_web::body::SizedStream;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use super::metrics::bearer_token_is;
-use super::{AppState, blocking};
+use super::{AppState, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::store::backup::BackupError;
 
@@ -15,8 +15,8 @@ use crate::store::backup::BackupError;
 const CHUNK: usize = 256 * 1024;
 
 /// Mounts the admin routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/admin/backup").route(web::get().to(backup)));
+pub fn configure(cfg: &mut Routes) {
+    cfg.service(backup);
 }
 
 fn check_token(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
@@ -29,9 +29,15 @@ fn check_token(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     ))
 }
 
-/// `GET /admin/backup`: a consistent copy of the whole store, as a redb file. The copy
-/// is written next to the data file, unlinked at once (its open handle keeps it until
-/// the download ends, so nothing is left behind whatever happens), then streamed.
+/// Download a consistent copy of the whole store, as a redb file.
+///
+/// Taken while the server runs; `stile backup <file>` calls this. The copy is written next
+/// to the data file, unlinked at once (its open handle keeps it until the download ends,
+/// so nothing is left behind whatever happens), then streamed.
+#[utoipa::path(tag = "Operations", security(("admin_token" = [])),
+    responses((status = 200, description = "The copy, a redb file.", body = Vec<u8>,
+        content_type = "application/octet-stream")))]
+#[get("/admin/backup")]
 async fn backup(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     check_token(&state, &req)?;
     let dir = state.config.server.data_dir.clone();

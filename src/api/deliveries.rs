@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::endpoints::parse_id;
 use super::extract::QueryParams;
 use super::list::{ListResponse, PageParams};
-use super::{AppState, Caller, blocking, resource};
+use super::{AppState, Caller, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::store::deliveries::{AttemptRecord, AttemptStatus, RetryNow};
@@ -17,14 +17,15 @@ use crate::store::deliveries::{AttemptRecord, AttemptStatus, RetryNow};
 const DEFAULT_LIST_LIMIT: usize = 20;
 
 /// Mounts the delivery routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/webhook_endpoints/{id}/deliveries").route(web::get().to(list_deliveries)))
-        .service(resource("/webhook_endpoints/{id}/deliveries/{delivery}").route(web::get().to(retrieve_delivery)))
-        .service(resource("/webhook_endpoints/{id}/deliveries/{delivery}/retry").route(web::post().to(retry_delivery)));
+pub fn configure(cfg: &mut Routes) {
+    cfg.service(list_deliveries).service(retrieve_delivery).service(retry_delivery);
 }
 
+/// The OpenAPI tag of the delivery routes.
+const TAG: &str = "Deliveries";
+
 /// A delivery attempt as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// `wd_...`
     pub id: DeliveryId,
@@ -78,7 +79,7 @@ impl From<AttemptRecord> for Delivery {
 }
 
 /// One attempt with the request that was sent.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryDetail {
     /// The attempt.
     #[serde(flatten)]
@@ -88,7 +89,7 @@ pub struct DeliveryDetail {
 }
 
 /// The request of an attempt.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SentRequest {
     /// The headers, by name.
     pub headers: BTreeMap<String, String>,
@@ -97,12 +98,18 @@ pub struct SentRequest {
 }
 
 /// The query of the delivery list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// How many attempts to return, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// An attempt id: the page starts after it (the next, older page).
     starting_after: Option<String>,
+    /// An attempt id: the page ends before it (the previous, newer page).
     ending_before: Option<String>,
+    /// Only attempts with this status.
     status: Option<AttemptStatus>,
 }
 
@@ -117,7 +124,10 @@ async fn require_endpoint(
     found.map(|_| ()).ok_or_else(|| ApiError::not_found("webhook endpoint", raw))
 }
 
-/// `GET /v1/webhook_endpoints/:id/deliveries`: attempts, newest first.
+/// List an endpoint's delivery attempts, newest first.
+#[utoipa::path(tag = TAG, params(("id" = EndpointId, Path, description = "The endpoint's id."), ListQuery),
+    responses((status = 200, description = "A page of attempts.", body = ListResponse<Delivery>)))]
+#[get("/webhook_endpoints/{id}/deliveries")]
 async fn list_deliveries(
     state: web::Data<AppState>,
     caller: Caller,
@@ -138,7 +148,10 @@ async fn list_deliveries(
     Ok(HttpResponse::Ok().json(ListResponse::new(url, data, page.has_more)))
 }
 
-/// `GET /v1/webhook_endpoints/:id/deliveries/:wd_id`: one attempt with its request.
+/// Retrieve one delivery attempt, with the request that was sent.
+#[utoipa::path(tag = TAG, params(("id" = EndpointId, Path, description = "The endpoint's id."), ("delivery" = DeliveryId, Path, description = "The attempt's id.")),
+    responses((status = 200, description = "The attempt and its request.", body = DeliveryDetail)))]
+#[get("/webhook_endpoints/{id}/deliveries/{delivery}")]
 async fn retrieve_delivery(
     state: web::Data<AppState>,
     caller: Caller,
@@ -161,8 +174,12 @@ async fn retrieve_delivery(
     Ok(HttpResponse::Ok().json(DeliveryDetail { delivery: attempt.into(), request }))
 }
 
-/// `POST /v1/webhook_endpoints/:id/deliveries/:wd_id/retry`: runs a scheduled retry now.
-/// `wd_id` is the pending attempt, or the `retrying` attempt whose retry it is.
+/// Run a scheduled retry now.
+///
+/// `delivery` is the pending attempt, or the `retrying` attempt whose retry it is.
+#[utoipa::path(tag = TAG, params(("id" = EndpointId, Path, description = "The endpoint's id."), ("delivery" = DeliveryId, Path, description = "The attempt's id.")),
+    responses((status = 200, description = "The attempt that now goes at once.", body = Delivery)))]
+#[post("/webhook_endpoints/{id}/deliveries/{delivery}/retry")]
 async fn retry_delivery(
     state: web::Data<AppState>,
     caller: Caller,

@@ -2,17 +2,18 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::deliveries::Delivery;
+use super::endpoints::TAG;
 use super::endpoints::{Endpoint, EndpointCreated, parse_id};
-use super::extract::JsonBody;
-use super::{AppState, Caller, blocking, resource};
+use super::extract::{JsonBody, MAX_UNIX_SECONDS};
+use super::{AppState, Caller, Routes, blocking};
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::event_types::ENDPOINT_TEST;
-use crate::ids::DeliveryId;
+use crate::ids::{DeliveryId, EndpointId};
 use crate::secrets::new_endpoint_secret;
 use crate::store::deliveries::{AttemptRecord, AttemptStatus};
 use crate::store::endpoints::SigningSecret;
@@ -22,17 +23,18 @@ use crate::store::events::NewEvent;
 pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(7 * 86_400);
 
 /// Mounts the action routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/webhook_endpoints/{id}/rotate_secret").route(web::post().to(rotate_secret)))
-        .service(resource("/webhook_endpoints/{id}/test").route(web::post().to(test_endpoint)))
-        .service(resource("/webhook_endpoints/{id}/recover").route(web::post().to(recover_endpoint)));
+pub fn configure(cfg: &mut Routes) {
+    cfg.service(rotate_secret).service(test_endpoint).service(recover_endpoint);
 }
 
 /// The body of `rotate_secret`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"expires_in": "24h"}))]
 pub struct RotateIn {
-    /// How long the old secret keeps signing too (`"24h"`); at once when absent.
+    /// How long the old secret keeps signing too (`"24h"`, at most 7 days); it stops at
+    /// once when absent.
+    #[schema(value_type = String, examples("24h"))]
     pub expires_in: Option<String>,
 }
 
@@ -48,9 +50,14 @@ fn grace(expires_in: Option<&str>) -> Result<Option<Duration>, ApiError> {
     Ok((!duration.is_zero()).then_some(duration))
 }
 
-/// `POST /v1/webhook_endpoints/:id/rotate_secret`: a new secret, returned once. Without
-/// `expires_in` the old secret stops signing at once; with it, deliveries carry
-/// signatures of both until it expires.
+/// Rotate an endpoint's signing secret.
+///
+/// The new secret is in this answer only. Without `expires_in` the old secret stops
+/// signing at once; with it, deliveries carry signatures of both until it expires.
+#[utoipa::path(tag = TAG, params(("id" = EndpointId, Path, description = "The endpoint's id.")),
+    request_body(content = RotateIn, content_type = "application/json"),
+    responses((status = 200, description = "The endpoint and its new signing secret.", body = EndpointCreated)))]
+#[post("/webhook_endpoints/{id}/rotate_secret")]
 async fn rotate_secret(
     state: web::Data<AppState>,
     caller: Caller,
@@ -78,8 +85,13 @@ async fn rotate_secret(
     Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: Endpoint::from(record), secret }))
 }
 
-/// `POST /v1/webhook_endpoints/:id/test`: sends one signed `webhook_endpoint.test` event
-/// to this endpoint only, now, and answers with the attempt. No retries follow.
+/// Send a test event to an endpoint.
+///
+/// Sends one signed `webhook_endpoint.test` event to this endpoint only, now, and answers
+/// with the attempt. No retries follow.
+#[utoipa::path(tag = TAG, params(("id" = EndpointId, Path, description = "The endpoint's id.")),
+    responses((status = 200, description = "The attempt, finished.", body = Delivery)))]
+#[post("/webhook_endpoints/{id}/test")]
 async fn test_endpoint(
     state: web::Data<AppState>,
     caller: Caller,
@@ -144,10 +156,12 @@ mod tests {
 }
 
 /// The body of `recover`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"since": 1767225600, "dry_run": true}))]
 pub struct RecoverIn {
     /// Required: resend what failed for good among attempts made since this Unix time.
+    #[schema(required = true, value_type = i64, minimum = 0, maximum = 253402300799_i64)]
     pub since: Option<i64>,
     /// Only count what would be resent.
     #[serde(default)]
@@ -155,7 +169,7 @@ pub struct RecoverIn {
 }
 
 /// The answer of `recover`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecoverOut {
     /// Always `"webhook_endpoint_recovery"`.
     pub object: &'static str,
@@ -171,9 +185,15 @@ pub struct RecoverOut {
     pub has_more: bool,
 }
 
-/// `POST /v1/webhook_endpoints/:id/recover`: resend every event whose delivery to this
-/// endpoint failed for good since `since`, as a new delivery (attempt 1, same event id
-/// and body). With `dry_run` it only answers the count.
+/// Resend what failed for good to an endpoint.
+///
+/// Resends every event whose delivery to this endpoint failed for good since `since`, as
+/// a new delivery (attempt 1, same event id and body), at most 10,000 per call
+/// (`has_more` says to call again). With `dry_run` it only answers the count.
+#[utoipa::path(tag = TAG, params(("id" = EndpointId, Path, description = "The endpoint's id.")),
+    request_body = RecoverIn,
+    responses((status = 200, description = "How many events were (or would be) resent.", body = RecoverOut)))]
+#[post("/webhook_endpoints/{id}/recover")]
 async fn recover_endpoint(
     state: web::Data<AppState>,
     caller: Caller,
@@ -183,8 +203,11 @@ async fn recover_endpoint(
     let id = parse_id(&path)?;
     let RecoverIn { since, dry_run } = body.0;
     let since = since.ok_or_else(|| ApiError::missing("since"))?;
-    if since < 0 {
-        return Err(ApiError::invalid("since", "`since` must be a Unix time in seconds, not negative."));
+    if !(0..=MAX_UNIX_SECONDS).contains(&since) {
+        return Err(ApiError::invalid(
+            "since",
+            format!("`since` must be a Unix time in seconds, from 0 to {MAX_UNIX_SECONDS}."),
+        ));
     }
     let recovery = blocking(&state, move |store| {
         store.recover_endpoint(caller.mode, id, since, dry_run, crate::clock::unix_now_ms())

@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{ListResponse, PageQuery};
 use super::metadata::validate_metadata;
-use super::{AppState, Caller, blocking, resource};
+use super::{AppState, Caller, Routes, blocking};
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::event_types::{EventTypes, WILDCARD};
@@ -27,50 +27,60 @@ const DEFAULT_LIST_LIMIT: usize = 10;
 const LIST_URL: &str = "/v1/webhook_endpoints";
 
 /// Mounts the endpoint routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/webhook_endpoints").route(web::get().to(list_endpoints)).route(web::post().to(create_endpoint)),
-    )
-    .service(
-        resource("/webhook_endpoints/{id}")
-            .route(web::get().to(retrieve_endpoint))
-            .route(web::post().to(update_endpoint))
-            .route(web::delete().to(delete_endpoint)),
-    )
-    .configure(super::endpoint_actions::configure);
+pub fn configure(cfg: &mut Routes) {
+    cfg.service(list_endpoints)
+        .service(create_endpoint)
+        .service(retrieve_endpoint)
+        .service(update_endpoint)
+        .service(delete_endpoint)
+        .configure(super::endpoint_actions::configure);
 }
 
+/// The OpenAPI tag of the endpoint routes.
+pub const TAG: &str = "Webhook endpoints";
+
 /// The body of `POST /v1/webhook_endpoints`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://example.com/webhooks", "enabled_events": ["*"],
+    "description": "Orders service", "metadata": {"team": "orders"}}))]
 pub struct EndpointIn {
-    /// Required: where to deliver.
+    /// Required: where to deliver (`https://`; `http://` also for loopback hosts in
+    /// development mode).
+    #[schema(required = true, value_type = String, format = "uri")]
     pub url: Option<String>,
-    /// Required: event types, or `["*"]`.
+    /// Required: event types, or `["*"]` for all.
+    #[schema(required = true, value_type = Vec<String>, min_items = 1)]
     pub enabled_events: Option<Vec<String>>,
-    /// A label.
+    /// A label, at most 5000 characters.
     pub description: Option<String>,
-    /// String pairs.
+    /// String pairs (at most 50 keys of 40 characters, values of 500).
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
 /// The body of `POST /v1/webhook_endpoints/:id`: every field optional; what is named
 /// replaces what was there (`metadata` and `enabled_events` whole), `null` clears
 /// `description` and `metadata`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"description": "Orders service (staging)", "status": "disabled"}))]
 pub struct EndpointUpdate {
     /// A new URL.
+    #[schema(value_type = String, format = "uri")]
     pub url: Option<String>,
     /// A new list of event types.
+    #[schema(value_type = Vec<String>, min_items = 1)]
     pub enabled_events: Option<Vec<String>>,
     /// A new label; `null` or `""` removes it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     /// New metadata, replacing the old; `null` removes all.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub metadata: Option<Option<BTreeMap<String, String>>>,
     /// `enabled` or `disabled`.
+    #[schema(value_type = EndpointStatus)]
     pub status: Option<EndpointStatus>,
 }
 
@@ -203,7 +213,7 @@ fn validate_description(description: Option<String>) -> Result<Option<String>, A
 }
 
 /// A webhook endpoint as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Endpoint {
     /// `we_...`
     pub id: EndpointId,
@@ -223,6 +233,7 @@ pub struct Endpoint {
     /// or null.
     pub disabled_reason: Option<String>,
     /// `healthy`, or `degraded` while its most recent attempts are failing.
+    #[schema(schema_with = health_schema)]
     pub health: &'static str,
     /// When the current run of failed attempts began (Unix seconds), or null if healthy.
     pub failing_since: Option<i64>,
@@ -251,8 +262,16 @@ impl From<EndpointRecord> for Endpoint {
     }
 }
 
+/// `health` in the OpenAPI document.
+fn health_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["healthy", "degraded"]))
+        .build()
+}
+
 /// The create response: the endpoint plus its signing secret, shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EndpointCreated {
     /// The endpoint.
     #[serde(flatten)]
@@ -262,7 +281,7 @@ pub struct EndpointCreated {
 }
 
 /// The delete response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EndpointDeleted {
     /// The deleted endpoint's id.
     pub id: EndpointId,
@@ -288,7 +307,12 @@ async fn check_resolved(state: &web::Data<AppState>, url: &str) -> Result<(), Ap
         .map_err(|message| ApiError::invalid("url", message))
 }
 
-/// `POST /v1/webhook_endpoints`: create an endpoint; the secret is returned only here.
+/// Create an endpoint.
+///
+/// The answer carries the endpoint's signing secret; no other answer shows it.
+#[utoipa::path(tag = TAG, request_body = EndpointIn,
+    responses((status = 200, description = "The new endpoint and its signing secret.", body = EndpointCreated)))]
+#[post("/webhook_endpoints")]
 async fn create_endpoint(
     state: web::Data<AppState>,
     caller: Caller,
@@ -314,7 +338,10 @@ async fn create_endpoint(
     Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: record.into(), secret }))
 }
 
-/// `GET /v1/webhook_endpoints/:id`
+/// Retrieve an endpoint.
+#[utoipa::path(tag = TAG, params(("id" = EndpointId, Path, description = "The endpoint's id.")),
+    responses((status = 200, description = "The endpoint.", body = Endpoint)))]
+#[get("/webhook_endpoints/{id}")]
 async fn retrieve_endpoint(
     state: web::Data<AppState>,
     caller: Caller,
@@ -326,7 +353,14 @@ async fn retrieve_endpoint(
     Ok(HttpResponse::Ok().json(Endpoint::from(record)))
 }
 
-/// `POST /v1/webhook_endpoints/:id`: replace the fields named in the body.
+/// Update an endpoint.
+///
+/// Replaces the fields named in the body. Enabling a disabled endpoint releases the
+/// retries that waited for it and resets its health.
+#[utoipa::path(tag = TAG, params(("id" = EndpointId, Path, description = "The endpoint's id.")),
+    request_body = EndpointUpdate,
+    responses((status = 200, description = "The updated endpoint.", body = Endpoint)))]
+#[post("/webhook_endpoints/{id}")]
 async fn update_endpoint(
     state: web::Data<AppState>,
     caller: Caller,
@@ -357,7 +391,10 @@ async fn update_endpoint(
     Ok(HttpResponse::Ok().json(Endpoint::from(record)))
 }
 
-/// `DELETE /v1/webhook_endpoints/:id`
+/// Delete an endpoint and its pending retries.
+#[utoipa::path(tag = TAG, params(("id" = EndpointId, Path, description = "The endpoint's id.")),
+    responses((status = 200, description = "The endpoint is deleted.", body = EndpointDeleted)))]
+#[delete("/webhook_endpoints/{id}")]
 async fn delete_endpoint(
     state: web::Data<AppState>,
     caller: Caller,
@@ -371,7 +408,10 @@ async fn delete_endpoint(
     Ok(HttpResponse::Ok().json(EndpointDeleted { id, object: "webhook_endpoint", deleted: true }))
 }
 
-/// `GET /v1/webhook_endpoints`: newest first.
+/// List endpoints, newest first.
+#[utoipa::path(tag = TAG, params(PageQuery),
+    responses((status = 200, description = "A page of endpoints.", body = ListResponse<Endpoint>)))]
+#[get("/webhook_endpoints")]
 async fn list_endpoints(
     state: web::Data<AppState>,
     caller: Caller,

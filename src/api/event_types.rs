@@ -1,20 +1,20 @@
 //! `GET /v1/event_types`: the event types this server accepts, so clients (the
 //! dashboard's endpoint form among them) can offer them instead of free text.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 
 use super::list::ListResponse;
-use super::{AppState, Caller, resource};
+use super::{AppState, Caller, Routes};
 use crate::event_types::BUILT_IN;
 
 /// Mounts the route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/event_types").route(web::get().to(list_event_types)));
+pub fn configure(cfg: &mut Routes) {
+    cfg.service(list_event_types);
 }
 
 /// An event type as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventType<'a> {
     /// Always `"event_type"`.
     pub object: &'static str,
@@ -24,8 +24,13 @@ pub struct EventType<'a> {
     pub built_in: bool,
 }
 
-/// `GET /v1/event_types`: every known type, sorted by name; never paginated (the list is
-/// fixed at start-up and short).
+/// List the event types this server accepts.
+///
+/// Every known type, sorted by name; never paginated (the list is fixed at start-up and
+/// short).
+#[utoipa::path(tag = "Events",
+    responses((status = 200, description = "Every event type.", body = ListResponse<EventType>)))]
+#[get("/event_types")]
 async fn list_event_types(state: web::Data<AppState>, _caller: Caller) -> HttpResponse {
     let data: Vec<EventType<'_>> = state
         .event_types

@@ -1,13 +1,13 @@
 //! `/v1/events`: publish, retrieve, list with filters, resend.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::deliveries::Delivery;
-use super::extract::{JsonBody, QueryParams, UNIX_SECONDS, int_param};
+use super::extract::{JsonBody, QueryParams, unix_time_param};
 use super::list::{ListResponse, PageParams};
-use super::{AppState, Caller, blocking, resource};
+use super::{AppState, Caller, Routes, blocking};
 use crate::clock::{unix_now, unix_now_ms};
 use crate::error::ApiError;
 use crate::ids::{EndpointId, EventId};
@@ -20,35 +20,43 @@ const DEFAULT_LIST_LIMIT: usize = 10;
 const LIST_URL: &str = "/v1/events";
 
 /// Mounts the event routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/events").route(web::get().to(list_events)).route(web::post().to(publish_event)))
-        .service(resource("/events/{id}").route(web::get().to(retrieve_event)))
-        .service(resource("/events/{id}/resend").route(web::post().to(resend_event)))
-        .service(resource("/events/{id}/deliveries").route(web::get().to(event_deliveries)));
+pub fn configure(cfg: &mut Routes) {
+    cfg.service(list_events)
+        .service(publish_event)
+        .service(retrieve_event)
+        .service(resend_event)
+        .service(event_deliveries);
 }
 
+/// The OpenAPI tag of the event routes.
+const TAG: &str = "Events";
+
 /// The body of `POST /v1/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"type": "verification_session.verified", "data": {"id": "vks_01JD8Y6QK4N2V7X3ZB5C9R1T0M"}}))]
 pub struct EventIn {
-    /// A known event type.
+    /// A known event type (`GET /v1/event_types` lists them).
     #[serde(rename = "type")]
+    #[schema(required = true, value_type = String)]
     pub event_type: Option<String>,
     /// The event's object; `{}` when omitted.
+    #[schema(value_type = Object)]
     pub data: Option<serde_json::Value>,
 }
 
 /// The body of `POST /v1/events/:id/resend`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResendIn {
     /// Only to this endpoint (whatever it subscribes to).
+    #[schema(value_type = EndpointId)]
     pub endpoint: Option<String>,
 }
 
 /// An event as the API shows it: the delivered payload plus `pending_webhooks`.
-#[derive(Debug, Serialize)]
-pub struct Event<'a, D: Serialize + ?Sized> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Event<'a> {
     /// `evt_...`
     pub id: EventId,
     /// Always `"event"`.
@@ -63,12 +71,23 @@ pub struct Event<'a, D: Serialize + ?Sized> {
     /// Deliveries not yet final.
     pub pending_webhooks: u32,
     /// The event's object, exactly as delivered.
-    pub data: &'a D,
+    #[schema(value_type = Object)]
+    pub data: EventData<'a>,
 }
 
-impl<'a, D: Serialize + ?Sized> Event<'a, D> {
+/// An event's `data`: as published (a parsed value) or as stored (the delivered bytes).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum EventData<'a> {
+    /// Just published.
+    Value(&'a serde_json::Value),
+    /// Read back from the store.
+    Raw(&'a RawValue),
+}
+
+impl<'a> Event<'a> {
     /// The view of an event with this metadata, data and count.
-    fn new(meta: &'a EventMeta, data: &'a D, pending_webhooks: u32) -> Self {
+    fn new(meta: &'a EventMeta, data: EventData<'a>, pending_webhooks: u32) -> Self {
         Self {
             id: meta.id,
             object: "event",
@@ -91,7 +110,7 @@ struct StoredPayload<'a> {
 /// Renders a stored event as the API's JSON.
 fn render(event: &StoredEvent) -> Result<serde_json::Value, ApiError> {
     let payload: StoredPayload<'_> = serde_json::from_slice(&event.body).map_err(|e| ApiError::internal(&e))?;
-    let view = Event::new(&event.meta, payload.data, event.pending_webhooks);
+    let view = Event::new(&event.meta, EventData::Raw(payload.data), event.pending_webhooks);
     serde_json::to_value(&view).map_err(|e| ApiError::internal(&e))
 }
 
@@ -99,8 +118,13 @@ fn parse_id(raw: &str) -> Result<EventId, ApiError> {
     super::path_id(raw, "event")
 }
 
-/// `POST /v1/events`: publish an event. Answered once the event and its deliveries are
-/// committed to disk.
+/// Publish an event.
+///
+/// Fans it out to every enabled endpoint of this mode that subscribes to its type.
+/// Answered once the event and its deliveries are committed to disk.
+#[utoipa::path(tag = TAG, request_body = EventIn,
+    responses((status = 200, description = "The stored event.", body = Event)))]
+#[post("/events")]
 async fn publish_event(
     state: web::Data<AppState>,
     caller: Caller,
@@ -125,10 +149,13 @@ async fn publish_event(
     let event = NewEvent::new(caller.mode, &event_type, &data, unix_now())?;
     let meta = event.meta.clone();
     let published = state.engine.publish(event).await?;
-    Ok(HttpResponse::Ok().json(Event::new(&meta, &data, published.deliveries)))
+    Ok(HttpResponse::Ok().json(Event::new(&meta, EventData::Value(&data), published.deliveries)))
 }
 
-/// `GET /v1/events/:id`
+/// Retrieve an event.
+#[utoipa::path(tag = TAG, params(("id" = EventId, Path, description = "The event's id.")),
+    responses((status = 200, description = "The event.", body = Event)))]
+#[get("/events/{id}")]
 async fn retrieve_event(
     state: web::Data<AppState>,
     caller: Caller,
@@ -141,22 +168,41 @@ async fn retrieve_event(
 }
 
 /// The query of `GET /v1/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// How many events to return, 1 to 100 (default 10).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// An event id: the page starts after it (the next, older page).
     starting_after: Option<String>,
+    /// An event id: the page ends before it (the previous, newer page).
     ending_before: Option<String>,
+    /// Only events of this type.
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     event_type: Option<String>,
+    /// Only events created after this Unix time (seconds).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 253402300799_i64)]
     created_after: Option<String>,
+    /// Only events created before this Unix time (seconds).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 253402300799_i64)]
     created_before: Option<String>,
+    /// Only events about this object (`data.id`), e.g. a verification session.
     session_id: Option<String>,
+    /// `false`: only events with a delivery that failed for good; `true`: only events
+    /// delivered to every endpoint they went to.
+    #[param(value_type = Option<bool>)]
     delivery_success: Option<String>,
 }
 
-/// `GET /v1/events`: newest first, filtered by type, creation time, session and
-/// delivery outcome.
+/// List events, newest first.
+///
+/// Filtered by type, creation time, session and delivery outcome.
+#[utoipa::path(tag = TAG, params(ListQuery),
+    responses((status = 200, description = "A page of events.", body = ListResponse<Event>)))]
+#[get("/events")]
 async fn list_events(
     state: web::Data<AppState>,
     caller: Caller,
@@ -165,8 +211,8 @@ async fn list_events(
     let query = query.0;
     let filter = EventFilter {
         event_type: query.event_type.clone(),
-        created_after: int_param("created_after", query.created_after.as_deref(), UNIX_SECONDS)?,
-        created_before: int_param("created_before", query.created_before.as_deref(), UNIX_SECONDS)?,
+        created_after: unix_time_param("created_after", query.created_after.as_deref())?,
+        created_before: unix_time_param("created_before", query.created_before.as_deref())?,
         data_id: query.session_id.clone(),
         delivery_success: match query.delivery_success.as_deref() {
             None => None,
@@ -192,9 +238,13 @@ async fn list_events(
 /// The most attempts `GET /v1/events/:id/deliveries` lists.
 const MAX_EVENT_DELIVERIES: usize = 100;
 
-/// `GET /v1/events/:id/deliveries`: where the event went and with what result: its
-/// attempts to every endpoint, newest first (at most 100; `has_more` says if there are
-/// more).
+/// List where an event went and with what result.
+///
+/// Its attempts to every endpoint, newest first (at most 100; `has_more` says if there
+/// are more).
+#[utoipa::path(tag = TAG, params(("id" = EventId, Path, description = "The event's id.")),
+    responses((status = 200, description = "The event's attempts.", body = ListResponse<super::deliveries::Delivery>)))]
+#[get("/events/{id}/deliveries")]
 async fn event_deliveries(
     state: web::Data<AppState>,
     caller: Caller,
@@ -216,8 +266,13 @@ async fn event_deliveries(
     Ok(HttpResponse::Ok().json(ListResponse::new(format!("/v1/events/{}/deliveries", path.as_str()), data, has_more)))
 }
 
-/// `POST /v1/events/:id/resend`: a new round of delivery of the same event (same id,
-/// same body), to every subscribed endpoint or to the one named.
+/// Resend an event.
+///
+/// A new round of delivery of the same event (same id, same body), to every subscribed
+/// endpoint or to the one named.
+#[utoipa::path(tag = TAG, params(("id" = EventId, Path, description = "The event's id.")), request_body = ResendIn,
+    responses((status = 200, description = "The event.", body = Event)))]
+#[post("/events/{id}/resend")]
 async fn resend_event(
     state: web::Data<AppState>,
     caller: Caller,

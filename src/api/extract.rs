@@ -106,20 +106,32 @@ impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
     }
 }
 
-/// Turns a deserialisation error into a 400 that names the parameter.
-/// What a time parameter must be, for [`int_param`]'s error.
-pub const UNIX_SECONDS: &str = "a Unix timestamp in seconds";
+/// The latest Unix time (seconds) a parameter may name: the end of year 9999. Bounding
+/// times keeps every sum and difference of two of them far from overflow.
+pub const MAX_UNIX_SECONDS: i64 = 253_402_300_799;
 
-/// Parses an optional whole-number query parameter; `what` says what it must be in the
-/// error (`a Unix timestamp in seconds`).
-pub fn int_param(param: &str, value: Option<&str>, what: &str) -> Result<Option<i64>, ApiError> {
+/// Parses an optional whole-number query parameter in `range`; `what` says what it must be
+/// in the error (`a number of seconds`).
+pub fn int_param(
+    param: &str,
+    value: Option<&str>,
+    what: &str,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<Option<i64>, ApiError> {
     value
-        .map(|v| {
-            v.parse::<i64>().map_err(|_| ApiError::invalid(param, format!("`{param}` must be {what}, got `{v}`.")))
+        .map(|v| match v.parse::<i64>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(ApiError::invalid(param, format!("`{param}` must be {what}, got `{v}`."))),
         })
         .transpose()
 }
 
+/// Parses an optional Unix time (seconds, from 0 to [`MAX_UNIX_SECONDS`]) query parameter.
+pub fn unix_time_param(param: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    int_param(param, value, "a Unix timestamp in seconds (0 to 253402300799)", 0..=MAX_UNIX_SECONDS)
+}
+
+/// Turns a deserialisation error into a 400 that names the parameter.
 fn parameter_error<E: std::fmt::Display>(err: &serde_path_to_error::Error<E>) -> ApiError {
     let message = err.inner().to_string();
     let mut param = String::new();

@@ -16,11 +16,16 @@ use crate::store::pagination::{Cursor, ListError, Page, PageRequest};
 pub const MAX_LIMIT: usize = 100;
 
 /// The query of a list with no filters: just the paging parameters.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// How many objects to return, 1 to 100 (default 10).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// An object id: the page starts after it (the next, older page).
     starting_after: Option<String>,
+    /// An object id: the page ends before it (the previous, newer page).
     ending_before: Option<String>,
 }
 
@@ -135,7 +140,7 @@ fn list_error(err: ListError, params: &PageParams<'_>) -> ApiError {
 }
 
 /// The list envelope: `{"object":"list","data":[...],"has_more":bool,"url":"/v1/..."}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListResponse<T> {
     /// Always `"list"`.
     pub object: &'static str,

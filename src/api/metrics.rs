@@ -2,7 +2,7 @@
 //! `server.metrics_token`.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use subtle::ConstantTimeEq;
 
 use super::{AppState, blocking};
@@ -21,7 +21,15 @@ pub fn bearer_token_is(req: &HttpRequest, token: &str) -> bool {
     bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
 }
 
-/// `GET /metrics`
+/// Prometheus metrics.
+///
+/// Events published, attempts by outcome, attempt latency, queue depth and the oldest
+/// due attempt, retries scheduled, endpoints by state and store size, in Prometheus'
+/// text format. Needs `Authorization: Bearer <server.metrics_token>` if that is set.
+#[utoipa::path(tag = "Operations", security((), ("metrics_token" = [])),
+    responses((status = 200, description = "The metrics.", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8")))]
+#[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let token = &state.config.server.metrics_token;
     if !token.is_empty() && !bearer_token_is(&req, token) {

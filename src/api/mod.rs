@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod list;
 pub mod metadata;
 pub mod metrics;
+pub mod openapi;
 pub mod stats;
 pub mod verification_sessions;
 
@@ -26,7 +27,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, get, web};
 use serde::Serialize;
 
 pub use auth::{ApiKeys, Caller};
@@ -38,6 +39,10 @@ use crate::event_types::EventTypes;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::target_policy::TargetPolicy;
+
+/// What route modules mount their handlers on: actix's service config, collecting each
+/// handler's OpenAPI operation as it is mounted, so the document cannot miss a route.
+pub type Routes<'a> = utoipa_actix_web::service_config::ServiceConfig<'a>;
 
 /// Everything the handlers share, built once at start-up.
 pub struct AppState {
@@ -85,14 +90,16 @@ impl AppState {
     }
 }
 
-/// Mounts every route: `/healthz`, `/metrics`, `/admin`, the authenticated `/v1` API, and the
-/// dashboard.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/metrics").route(web::get().to(metrics::metrics)))
+/// Mounts every route: `/healthz`, `/metrics`, `/admin`, the OpenAPI document, the
+/// authenticated `/v1` API, and the dashboard.
+pub fn configure(cfg: &mut Routes) {
+    cfg.service(healthz)
+        .service(metrics::metrics)
         .configure(admin::configure)
+        // Before the `/v1` scope, which would otherwise take the path (and ask for a key).
+        .service(openapi::openapi_json)
         .service(
-            web::scope("/v1")
+            utoipa_actix_web::scope("/v1")
                 // Middleware wrapped last runs first: the key is checked before anything else.
                 .wrap(from_fn(idempotency::idempotent_posts))
                 .wrap(from_fn(auth::require_api_key))
@@ -188,30 +195,32 @@ pub fn path_id<Id: std::str::FromStr>(raw: &str, kind: &str) -> Result<Id, ApiEr
     raw.parse().map_err(|_| ApiError::not_found(kind, raw))
 }
 
-/// A route whose other methods are answered 405 with the API's error object.
-pub fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
-}
-
-/// The answer for a path that exists, with a method it does not take.
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    ApiError::new(ErrorCode::MethodNotAllowed, format!("{} is not allowed on {}.", req.method(), req.path()))
-        .error_response()
-}
-
-/// The answer for a path no route has.
+/// The answer for a request no route takes: a 405 if the path is a route's with another
+/// method (the document knows every route), else a 404.
 pub async fn route_not_found(req: HttpRequest) -> HttpResponse {
-    ApiError::new(ErrorCode::RouteNotFound, format!("Unrecognized request URL ({} {}).", req.method(), req.path()))
-        .error_response()
+    let (code, message) = if openapi::document().has_path(req.path()) {
+        (ErrorCode::MethodNotAllowed, format!("{} is not allowed on {}.", req.method(), req.path()))
+    } else {
+        (ErrorCode::RouteNotFound, format!("Unrecognized request URL ({} {}).", req.method(), req.path()))
+    };
+    ApiError::new(code, message).error_response()
 }
 
-#[derive(Serialize)]
+/// The answer of `GET /healthz`.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Health {
+    /// Always `"ok"`.
     status: &'static str,
+    /// The server's version.
     version: &'static str,
 }
 
-/// `GET /healthz`: the server is up and its data file answers a read.
+/// Whether the server is up.
+///
+/// Answers once the data file answers a read; no key needed.
+#[utoipa::path(tag = "Operations", security(()),
+    responses((status = 200, description = "The server is up.", body = Health)))]
+#[get("/healthz")]
 async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     blocking(&state, |store| store.read(|_| Ok(()))).await?;
     Ok(HttpResponse::Ok().json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") }))

@@ -1,12 +1,12 @@
 //! `GET /v1/delivery_stats`: delivery volume and success over time, pending deliveries
 //! per endpoint and the newest failures; what the dashboard's overview draws.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use serde::{Deserialize, Serialize};
 
 use super::deliveries::Delivery;
-use super::extract::{QueryParams, UNIX_SECONDS, int_param};
-use super::{AppState, Caller, blocking, resource};
+use super::extract::{QueryParams, int_param, unix_time_param};
+use super::{AppState, Caller, Routes, blocking};
 use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::ids::EndpointId;
@@ -27,16 +27,25 @@ const TARGET_BUCKETS: i64 = 60;
 const RECENT_FAILURES: usize = 10;
 
 /// Mounts the route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/delivery_stats").route(web::get().to(delivery_stats)));
+pub fn configure(cfg: &mut Routes) {
+    cfg.service(delivery_stats);
 }
 
 /// The query of `GET /v1/delivery_stats`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
+    /// The window's start (Unix seconds); 24 hours before `until` by default. The window
+    /// may be at most 90 days.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 253402300799_i64)]
     since: Option<String>,
+    /// The window's end (Unix seconds); now by default.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 253402300799_i64)]
     until: Option<String>,
+    /// Bucket size in seconds: whole minutes from 60 to 86400; by default the smallest
+    /// that gives at most 60 buckets. At most 1440 buckets.
+    #[param(value_type = Option<i64>, minimum = 60, maximum = 86400, multiple_of = 60)]
     bucket: Option<String>,
 }
 
@@ -54,8 +63,8 @@ pub struct Window {
 impl StatsQuery {
     /// Checks the query against the clock `now`.
     pub fn window(&self, now: i64) -> Result<Window, ApiError> {
-        let until = int_param("until", self.until.as_deref(), UNIX_SECONDS)?.unwrap_or(now);
-        let since = int_param("since", self.since.as_deref(), UNIX_SECONDS)?.unwrap_or(until - DEFAULT_WINDOW_SECONDS);
+        let until = unix_time_param("until", self.until.as_deref())?.unwrap_or(now);
+        let since = unix_time_param("since", self.since.as_deref())?.unwrap_or(until - DEFAULT_WINDOW_SECONDS);
         if since >= until {
             return Err(ApiError::invalid("since", "`since` must be before `until`."));
         }
@@ -63,7 +72,7 @@ impl StatsQuery {
             return Err(ApiError::invalid("since", "The window from `since` to `until` may be at most 90 days."));
         }
         let span = until - since;
-        let bucket = match int_param("bucket", self.bucket.as_deref(), "a number of seconds")? {
+        let bucket = match int_param("bucket", self.bucket.as_deref(), "a number of seconds", i64::MIN..=i64::MAX)? {
             Some(b) if b < 60 || b % 60 != 0 || b > 86_400 => {
                 return Err(ApiError::invalid(
                     "bucket",
@@ -85,7 +94,7 @@ impl StatsQuery {
 }
 
 /// Outcome counts as the API shows them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OutcomeCounts {
     /// Attempts answered 2xx.
     pub succeeded: u64,
@@ -100,7 +109,7 @@ impl From<Outcomes> for OutcomeCounts {
 }
 
 /// One time bucket.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Bucket {
     /// Its start (Unix seconds).
     pub start: i64,
@@ -110,7 +119,7 @@ pub struct Bucket {
 }
 
 /// One endpoint's figures.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EndpointStats {
     /// The endpoint.
     pub endpoint_id: EndpointId,
@@ -122,7 +131,7 @@ pub struct EndpointStats {
 }
 
 /// The answer of `GET /v1/delivery_stats`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatsOut {
     /// Always `"delivery_stats"`.
     pub object: &'static str,
@@ -146,7 +155,13 @@ pub struct StatsOut {
     pub recent_failures: Vec<Delivery>,
 }
 
-/// `GET /v1/delivery_stats`
+/// Delivery volume and success over time.
+///
+/// Outcome counts per time bucket, pending deliveries per endpoint and the newest
+/// failures: what the dashboard's overview draws.
+#[utoipa::path(tag = "Deliveries", params(StatsQuery),
+    responses((status = 200, description = "The figures of the window.", body = StatsOut)))]
+#[get("/delivery_stats")]
 async fn delivery_stats(
     state: web::Data<AppState>,
     caller: Caller,

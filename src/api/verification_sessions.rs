@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
 
 use super::extract::{JsonBody, QueryParams};
 use super::list::{ListResponse, PageQuery};
 use super::metadata::validate_metadata;
-use super::{AppState, Caller, blocking, resource};
+use super::{AppState, Caller, Routes, blocking};
 use crate::clock::{unix_now, unix_now_ms};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::VerificationSessionId;
@@ -28,21 +28,25 @@ const LIST_URL: &str = "/v1/verification_sessions";
 const MAX_REFERENCE_CHARS: usize = 255;
 
 /// Mounts the session routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/verification_sessions").route(web::get().to(list_sessions)).route(web::post().to(create_session)),
-    )
-    .service(resource("/verification_sessions/{id}").route(web::get().to(retrieve_session)))
-    .service(resource("/verification_sessions/{id}/cancel").route(web::post().to(cancel_session)))
-    .service(resource("/test_helpers/verification_sessions/{id}/{action}").route(web::post().to(test_helper)));
+pub fn configure(cfg: &mut Routes) {
+    cfg.service(list_sessions)
+        .service(create_session)
+        .service(retrieve_session)
+        .service(cancel_session)
+        .service(test_helper);
 }
 
+/// The OpenAPI tag of the session routes.
+const TAG: &str = "Verification sessions";
+
 /// The body of `POST /v1/verification_sessions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"type": "identity", "client_reference_id": "user_42"}))]
 pub struct SessionIn {
     /// `identity` or `document`.
     #[serde(rename = "type")]
+    #[schema(required = true, value_type = String, pattern = "^(identity|document)$")]
     pub session_type: Option<String>,
     /// The caller's own reference.
     pub client_reference_id: Option<String>,
@@ -54,8 +58,12 @@ fn parse_id(raw: &str) -> Result<VerificationSessionId, ApiError> {
     super::path_id(raw, "verification session")
 }
 
-/// `POST /v1/verification_sessions`: a session in `requires_input`; emits
-/// `verification_session.created`.
+/// Create a verification session.
+///
+/// The session starts in `requires_input`; `verification_session.created` is emitted.
+#[utoipa::path(tag = TAG, request_body = SessionIn,
+    responses((status = 200, description = "The new session.", body = SessionRecord)))]
+#[post("/verification_sessions")]
 async fn create_session(
     state: web::Data<AppState>,
     caller: Caller,
@@ -102,7 +110,10 @@ fn respond(state: &web::Data<AppState>, changed: SessionChanged) -> HttpResponse
     HttpResponse::Ok().json(changed.session)
 }
 
-/// `GET /v1/verification_sessions/:id`
+/// Retrieve a verification session.
+#[utoipa::path(tag = TAG, params(("id" = VerificationSessionId, Path, description = "The session's id.")),
+    responses((status = 200, description = "The session.", body = SessionRecord)))]
+#[get("/verification_sessions/{id}")]
 async fn retrieve_session(
     state: web::Data<AppState>,
     caller: Caller,
@@ -113,7 +124,10 @@ async fn retrieve_session(
     Ok(HttpResponse::Ok().json(found.ok_or_else(|| ApiError::not_found("verification session", &path))?))
 }
 
-/// `GET /v1/verification_sessions`: newest first.
+/// List verification sessions, newest first.
+#[utoipa::path(tag = TAG, params(PageQuery),
+    responses((status = 200, description = "A page of sessions.", body = ListResponse<SessionRecord>)))]
+#[get("/verification_sessions")]
 async fn list_sessions(
     state: web::Data<AppState>,
     caller: Caller,
@@ -174,7 +188,12 @@ impl From<MoveError> for ApiError {
     }
 }
 
-/// `POST /v1/verification_sessions/:id/cancel`
+/// Cancel a verification session.
+///
+/// Emits `verification_session.cancelled`.
+#[utoipa::path(tag = TAG, params(("id" = VerificationSessionId, Path, description = "The session's id.")),
+    responses((status = 200, description = "The cancelled session.", body = SessionRecord)))]
+#[post("/verification_sessions/{id}/cancel")]
 async fn cancel_session(
     state: web::Data<AppState>,
     caller: Caller,
@@ -183,8 +202,15 @@ async fn cancel_session(
     move_session(&state, caller.mode, &path, Move::Cancel).await
 }
 
-/// `POST /v1/test_helpers/verification_sessions/:id/{process,require_input,verify,fail,expire}`:
-/// test mode only.
+/// Move a test-mode verification session, as a real verification would.
+///
+/// Test mode only. Each move emits the event of the session's new status.
+#[utoipa::path(tag = TAG, params(
+        ("id" = VerificationSessionId, Path, description = "The session's id."),
+        ("action" = String, Path, description = "The move to make.",
+            example = "verify", pattern = "^(process|require_input|verify|fail|expire)$")),
+    responses((status = 200, description = "The session after the move.", body = SessionRecord)))]
+#[post("/test_helpers/verification_sessions/{id}/{action}")]
 async fn test_helper(
     state: web::Data<AppState>,
     caller: Caller,

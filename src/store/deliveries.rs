@@ -23,7 +23,7 @@ const TABLE: &str = "attempts";
 pub type QueueKey = (u64, u128);
 
 /// Where an attempt stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AttemptStatus {
     /// Scheduled or in flight.

@@ -14,7 +14,7 @@ use crate::mode::Mode;
 const TABLE: &str = "webhook_endpoints";
 
 /// Whether an endpoint receives deliveries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EndpointStatus {
     /// Receives new events and retries.

@@ -16,7 +16,8 @@ use crate::mode::Mode;
 const TABLE: &str = "verification_sessions";
 
 /// A verification session as stored; its JSON is also the API object and event data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = VerificationSession)]
 pub struct SessionRecord {
     /// `vks_...`
     pub id: VerificationSessionId,

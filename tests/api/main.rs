@@ -17,6 +17,7 @@ mod hardening;
 mod health;
 mod idempotency;
 mod logs;
+mod openapi;
 mod overview;
 mod recovery;
 mod retention;
