@@ -106,8 +106,10 @@ pub struct ListQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// An attempt id: the page starts after it (the next, older page).
+    #[param(value_type = Option<DeliveryId>)]
     starting_after: Option<String>,
     /// An attempt id: the page ends before it (the previous, newer page).
+    #[param(value_type = Option<DeliveryId>)]
     ending_before: Option<String>,
     /// Only attempts with this status.
     status: Option<AttemptStatus>,

@@ -176,8 +176,10 @@ pub struct ListQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// An event id: the page starts after it (the next, older page).
+    #[param(value_type = Option<EventId>)]
     starting_after: Option<String>,
     /// An event id: the page ends before it (the previous, newer page).
+    #[param(value_type = Option<EventId>)]
     ending_before: Option<String>,
     /// Only events of this type.
     #[serde(rename = "type")]

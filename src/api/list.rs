@@ -24,8 +24,10 @@ pub struct PageQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// An object id: the page starts after it (the next, older page).
+    #[param(pattern = "^[a-z]+_[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     starting_after: Option<String>,
     /// An object id: the page ends before it (the previous, newer page).
+    #[param(pattern = "^[a-z]+_[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     ending_before: Option<String>,
 }
 

@@ -198,12 +198,16 @@ pub fn path_id<Id: std::str::FromStr>(raw: &str, kind: &str) -> Result<Id, ApiEr
 /// The answer for a request no route takes: a 405 if the path is a route's with another
 /// method (the document knows every route), else a 404.
 pub async fn route_not_found(req: HttpRequest) -> HttpResponse {
-    let (code, message) = if openapi::document().has_path(req.path()) {
-        (ErrorCode::MethodNotAllowed, format!("{} is not allowed on {}.", req.method(), req.path()))
-    } else {
-        (ErrorCode::RouteNotFound, format!("Unrecognized request URL ({} {}).", req.method(), req.path()))
+    let Some(allowed) = openapi::document().allowed_methods(req.path()) else {
+        let message = format!("Unrecognized request URL ({} {}).", req.method(), req.path());
+        return ApiError::new(ErrorCode::RouteNotFound, message).error_response();
     };
-    ApiError::new(code, message).error_response()
+    let message = format!("{} is not allowed on {}; it takes {allowed}.", req.method(), req.path());
+    let mut response = ApiError::new(ErrorCode::MethodNotAllowed, message).error_response();
+    if let Ok(value) = header::HeaderValue::from_str(allowed) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 /// The answer of `GET /healthz`.

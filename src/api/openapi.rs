@@ -26,8 +26,9 @@ const API_KEY: &str = "api_key";
 pub struct ApiDocument {
     /// The document as JSON.
     json: Bytes,
-    /// Every documented path, as a pattern requests are matched against.
-    paths: Vec<ResourceDef>,
+    /// Every documented path, as a pattern requests are matched against, with its methods
+    /// as an `Allow` header lists them (`GET, POST`).
+    paths: Vec<(ResourceDef, String)>,
 }
 
 impl ApiDocument {
@@ -36,9 +37,9 @@ impl ApiDocument {
         &self.json
     }
 
-    /// Whether some route has this path (with some method).
-    pub fn has_path(&self, path: &str) -> bool {
-        self.paths.iter().any(|def| def.is_match(path))
+    /// The methods the route with this path takes (`GET, POST`), if some route has it.
+    pub fn allowed_methods(&self, path: &str) -> Option<&str> {
+        self.paths.iter().find(|(def, _)| def.is_match(path)).map(|(_, methods)| methods.as_str())
     }
 }
 
@@ -46,8 +47,13 @@ impl ApiDocument {
 pub fn document() -> &'static ApiDocument {
     static DOCUMENT: OnceLock<ApiDocument> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        let api = build();
-        let paths = api.paths.paths.keys().map(|path| ResourceDef::new(path.as_str())).collect();
+        let mut api = build();
+        let paths = (api.paths.paths.iter_mut())
+            .map(|(path, item)| {
+                let methods: Vec<String> = operations(item).map(|(method, _)| method.to_uppercase()).collect();
+                (ResourceDef::new(path.as_str()), methods.join(", "))
+            })
+            .collect();
         let json = api.to_json().expect("the OpenAPI document serialises");
         ApiDocument { json: Bytes::from(json), paths }
     })
@@ -197,9 +203,10 @@ mod tests {
     #[test]
     fn the_document_knows_its_paths_as_actix_patterns() {
         let doc = document();
-        assert!(doc.has_path("/v1/webhook_endpoints/we_x/deliveries/wd_y/retry"));
-        assert!(doc.has_path("/healthz"));
-        assert!(!doc.has_path("/v1/webhook_endpoints/we_x/nothing"));
+        assert_eq!(doc.allowed_methods("/v1/webhook_endpoints/we_x/deliveries/wd_y/retry"), Some("POST"));
+        assert_eq!(doc.allowed_methods("/v1/webhook_endpoints/we_x"), Some("GET, POST, DELETE"));
+        assert_eq!(doc.allowed_methods("/healthz"), Some("GET"));
+        assert_eq!(doc.allowed_methods("/v1/webhook_endpoints/we_x/nothing"), None);
         let parsed: serde_json::Value = serde_json::from_slice(doc.json()).unwrap();
         assert_eq!(parsed["openapi"], "3.1.0");
     }

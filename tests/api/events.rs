@@ -84,6 +84,8 @@ fn the_event_list_filters_by_type_time_and_session_and_pages() {
     );
     for (query, param) in [
         ("created_after=yesterday", "created_after"),
+        ("created_before=-9223372036854775808", "created_before"),
+        ("created_after=253402300800", "created_after"),
         ("limit=500", "limit"),
         ("starting_after=evt_nope", "starting_after"),
     ] {

@@ -145,6 +145,13 @@ fn the_server_answers_exactly_the_documented_operations() {
                 );
             } else {
                 resp.assert_error(405, "invalid_request_error", "method_not_allowed");
+                let allow = resp.header("allow").unwrap_or_default();
+                let mut expected: Vec<&str> =
+                    (ops.iter()).filter_map(|op| op.strip_suffix(&format!(" {path}"))).collect();
+                let mut listed: Vec<&str> = allow.split(", ").collect();
+                expected.sort_unstable();
+                listed.sort_unstable();
+                assert_eq!(listed, expected, "Allow on {method} {url}");
             }
         }
     }
