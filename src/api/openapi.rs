@@ -61,7 +61,7 @@ pub fn document() -> &'static ApiDocument {
 
 /// The OpenAPI document of this API.
 ///
-/// Any server can fetch it without a key; it holds no data.
+/// Anyone can fetch it without a key: it describes the API and holds no data.
 #[utoipa::path(tag = "Operations", security(()),
     responses((status = 200, description = "This document (OpenAPI 3.1).", body = Object)))]
 #[get("/v1/openapi.json")]
@@ -70,7 +70,7 @@ pub async fn openapi_json() -> HttpResponse {
 }
 
 /// Mounts every route on a throwaway app to collect the operations, then completes them.
-pub fn build() -> OpenApi {
+fn build() -> OpenApi {
     let (_, mut api) = App::new().into_utoipa_app().configure(super::configure).split_for_parts();
     api.info = utoipa::openapi::InfoBuilder::new()
         .title("stile")
@@ -107,9 +107,15 @@ pub fn build() -> OpenApi {
 
 /// The operations of a path, with their methods.
 fn operations(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
-    [("get", &mut item.get), ("post", &mut item.post), ("delete", &mut item.delete), ("put", &mut item.put)]
-        .into_iter()
-        .filter_map(|(method, op)| op.as_mut().map(|op| (method, op)))
+    [
+        ("get", &mut item.get),
+        ("post", &mut item.post),
+        ("delete", &mut item.delete),
+        ("put", &mut item.put),
+        ("patch", &mut item.patch),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.as_mut().map(|op| (method, op)))
 }
 
 /// Adds what the operation shares with every route of its kind: the API key under `/v1`,
