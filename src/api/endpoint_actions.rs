@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::deliveries::Delivery;
 use super::endpoints::TAG;
 use super::endpoints::{Endpoint, EndpointCreated, parse_id};
-use super::extract::{JsonBody, MAX_UNIX_SECONDS};
+use super::extract::{JsonBody, unix_time};
 use super::{AppState, Caller, Routes, blocking};
 use crate::clock::unix_now;
 use crate::error::ApiError;
@@ -202,13 +202,7 @@ async fn recover_endpoint(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     let RecoverIn { since, dry_run } = body.0;
-    let since = since.ok_or_else(|| ApiError::missing("since"))?;
-    if !(0..=MAX_UNIX_SECONDS).contains(&since) {
-        return Err(ApiError::invalid(
-            "since",
-            format!("`since` must be a Unix time in seconds, from 0 to {MAX_UNIX_SECONDS}."),
-        ));
-    }
+    let since = unix_time("since", since.ok_or_else(|| ApiError::missing("since"))?)?;
     let recovery = blocking(&state, move |store| {
         store.recover_endpoint(caller.mode, id, since, dry_run, crate::clock::unix_now_ms())
     })

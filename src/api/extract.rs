@@ -110,6 +110,14 @@ impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
 /// times keeps every sum and difference of two of them far from overflow.
 pub const MAX_UNIX_SECONDS: i64 = 253_402_300_799;
 
+/// What a Unix time parameter must be, as its error says.
+const UNIX_TIME: &str = "a Unix timestamp in seconds (0 to 253402300799)";
+
+/// The 400 for a number parameter out of its range or not a number.
+fn must_be(param: &str, what: &str, got: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid(param, format!("`{param}` must be {what}, got `{got}`."))
+}
+
 /// Parses an optional whole-number query parameter in `range`; `what` says what it must be
 /// in the error (`a number of seconds`).
 pub fn int_param(
@@ -121,14 +129,20 @@ pub fn int_param(
     value
         .map(|v| match v.parse::<i64>() {
             Ok(n) if range.contains(&n) => Ok(n),
-            _ => Err(ApiError::invalid(param, format!("`{param}` must be {what}, got `{v}`."))),
+            _ => Err(must_be(param, what, v)),
         })
         .transpose()
 }
 
 /// Parses an optional Unix time (seconds, from 0 to [`MAX_UNIX_SECONDS`]) query parameter.
 pub fn unix_time_param(param: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
-    int_param(param, value, "a Unix timestamp in seconds (0 to 253402300799)", 0..=MAX_UNIX_SECONDS)
+    int_param(param, value, UNIX_TIME, 0..=MAX_UNIX_SECONDS)
+}
+
+/// Checks a Unix time (seconds) given as a JSON number, with the same bounds and message
+/// as [`unix_time_param`].
+pub fn unix_time(param: &str, value: i64) -> Result<i64, ApiError> {
+    if (0..=MAX_UNIX_SECONDS).contains(&value) { Ok(value) } else { Err(must_be(param, UNIX_TIME, value)) }
 }
 
 /// Turns a deserialisation error into a 400 that names the parameter.

@@ -21,6 +21,8 @@ const MAX_BUCKETS: i64 = 1_440;
 /// Bucket sizes chosen when `bucket` is not given: the smallest giving at most
 /// [`TARGET_BUCKETS`] buckets.
 const BUCKET_CHOICES: [i64; 9] = [60, 300, 900, 1_800, 3_600, 10_800, 21_600, 43_200, 86_400];
+/// What `bucket` must be, as its error says.
+const BUCKET_RULE: &str = "a whole number of minutes in seconds, from 60 to 86400";
 /// How many buckets a default bucket size aims for at most.
 const TARGET_BUCKETS: i64 = 60;
 /// How many recent failures the answer carries.
@@ -72,12 +74,9 @@ impl StatsQuery {
             return Err(ApiError::invalid("since", "The window from `since` to `until` may be at most 90 days."));
         }
         let span = until - since;
-        let bucket = match int_param("bucket", self.bucket.as_deref(), "a number of seconds", i64::MIN..=i64::MAX)? {
-            Some(b) if b < 60 || b % 60 != 0 || b > 86_400 => {
-                return Err(ApiError::invalid(
-                    "bucket",
-                    "`bucket` must be a whole number of minutes in seconds, from 60 to 86400.",
-                ));
+        let bucket = match int_param("bucket", self.bucket.as_deref(), BUCKET_RULE, 60..=86_400)? {
+            Some(b) if b % 60 != 0 => {
+                return Err(ApiError::invalid("bucket", format!("`bucket` must be {BUCKET_RULE}.")));
             }
             Some(b) => b,
             None => BUCKET_CHOICES.into_iter().find(|b| span / b <= TARGET_BUCKETS).unwrap_or(BUCKET_CHOICES[8]),

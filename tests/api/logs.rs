@@ -58,23 +58,17 @@ fn json_logs_at_debug_have_a_line_per_attempt_and_no_secret() {
 #[test]
 fn a_bad_log_filter_stops_start_up_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let out = crate::common::process::stile_bin()
-        .current_dir(dir.path())
-        .args(["--listen", "127.0.0.1:0", "--data-dir", "data"])
-        .env("STILE_LOG_FILTER", "stile=loud")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("log.filter"), "{stderr}");
-
-    let out = crate::common::process::stile_bin()
-        .current_dir(dir.path())
-        .args(["--listen", "127.0.0.1:0", "--data-dir", "data"])
-        .env("STILE_LOG_FORMAT", "xml")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("log.format"), "{stderr}");
+    for (variable, value, key) in
+        [("STILE_LOG_FILTER", "stile=loud", "log.filter"), ("STILE_LOG_FORMAT", "xml", "log.format")]
+    {
+        let out = crate::common::process::stile_bin()
+            .current_dir(dir.path())
+            .args(["--listen", "127.0.0.1:0", "--data-dir", "data"])
+            .env(variable, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{variable}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(key), "{stderr}");
+    }
 }

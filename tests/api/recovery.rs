@@ -77,6 +77,7 @@ fn failed_deliveries_are_found_and_recovered_once_the_endpoint_works_again() {
     // Bad requests.
     recover(json!({})).assert_error(400, "invalid_request_error", "parameter_missing");
     recover(json!({"since": -1})).assert_error(400, "invalid_request_error", "parameter_invalid");
+    recover(json!({"since": 253_402_300_800i64})).assert_error(400, "invalid_request_error", "parameter_invalid");
     recover(json!({"since": "yesterday"})).assert_error(400, "invalid_request_error", "parameter_invalid");
     recover(json!({"since": 0, "dry_run": "yes"})).assert_error(400, "invalid_request_error", "parameter_invalid");
     recover(json!({"since": 0, "until": 5})).assert_error(400, "invalid_request_error", "parameter_unknown");
