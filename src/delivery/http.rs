@@ -78,6 +78,16 @@ struct CheckedResolver {
     cache: Mutex<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
 }
 
+/// The most response header accepted (status line and headers).
+const MAX_RESPONSE_HEADER_BYTES: usize = 16 * 1024;
+
+/// The size of each pooled connection's input and output buffers. ureq's defaults (128 KiB
+/// each) would cost a quarter of a MiB per pooled connection; a webhook request head is a
+/// few hundred bytes (URLs are at most 2,048 characters) and bodies are streamed through
+/// the buffer in pieces. The input buffer is a little larger than the header limit, so an
+/// oversized header is reported as such rather than as a connection that made no progress.
+const CONNECTION_BUFFER_BYTES: usize = MAX_RESPONSE_HEADER_BYTES + 4 * 1024;
+
 /// How long a resolved host name is reused.
 const RESOLVE_CACHE_TTL: Duration = Duration::from_secs(30);
 
@@ -166,6 +176,9 @@ impl HttpSender {
             .user_agent(concat!("stile/", env!("CARGO_PKG_VERSION"), " (+webhooks)"))
             .max_idle_connections(1000)
             .max_idle_connections_per_host(config.delivery.per_endpoint_concurrency.max(4))
+            .input_buffer_size(CONNECTION_BUFFER_BYTES)
+            .output_buffer_size(CONNECTION_BUFFER_BYTES)
+            .max_response_header_size(MAX_RESPONSE_HEADER_BYTES)
             .build();
         let resolver = CheckedResolver {
             inner: DefaultResolver::default(),
@@ -235,6 +248,9 @@ fn describe(err: &ureq::Error, timeout: Duration, https: bool) -> String {
         ureq::Error::ConnectionFailed => "connection failed".into(),
         ureq::Error::Tls(message) => format!("tls: {message}"),
         ureq::Error::Protocol(e) => format!("invalid HTTP response: {e}"),
+        ureq::Error::LargeResponseHeader(_, limit) => {
+            format!("invalid HTTP response: the response header is larger than {} KiB", limit / 1024)
+        }
         ureq::Error::BadUri(e) => format!("invalid URL: {e}"),
         ureq::Error::Other(e) => e.to_string(),
         other => {

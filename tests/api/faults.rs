@@ -23,8 +23,16 @@ fn every_kind_of_faulty_receiver_gives_a_clear_error_and_a_retry() {
     let refused_url = format!("http://{}/", closed.local_addr().unwrap());
     drop(closed);
 
-    let faults =
-        [Fault::Stall, Fault::Reset, Fault::Garbage, Fault::Binary, Fault::Drip, Fault::HugeBody, Fault::HangUp];
+    let faults = [
+        Fault::Stall,
+        Fault::Reset,
+        Fault::Garbage,
+        Fault::Binary,
+        Fault::Drip,
+        Fault::HugeBody,
+        Fault::HangUp,
+        Fault::HugeHeader,
+    ];
     let servers: Vec<FaultyServer> = faults.iter().map(|f| FaultyServer::start(*f)).collect();
     let mut endpoints: Vec<(String, String)> = servers
         .iter()
@@ -67,6 +75,10 @@ fn every_kind_of_faulty_receiver_gives_a_clear_error_and_a_retry() {
             "Stall" | "Drip" => assert_eq!(error, "timeout after 1s", "{name}: {attempt}"),
             "Reset" => assert!(error == "connection reset" || error.contains("closed"), "{name}: {attempt}"),
             "Garbage" | "Binary" => assert!(error.starts_with("invalid HTTP response"), "{name}: {attempt}"),
+            "HugeHeader" => assert_eq!(
+                error, "invalid HTTP response: the response header is larger than 16 KiB",
+                "{name}: {attempt}"
+            ),
             "HangUp" => assert!(error.contains("closed") || error.contains("reset"), "{name}: {attempt}"),
             "Refused" => assert_eq!(error, "connection refused"),
             other => unreachable!("{other}"),

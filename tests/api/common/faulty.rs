@@ -1,5 +1,5 @@
 //! Receivers that misbehave at the TCP level, for the faults a real endpoint shows:
-//! stalling, resetting, answering garbage, dripping, flooding, hanging up.
+//! stalling, resetting, answering garbage, dripping, flooding, hanging up, oversized headers.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -25,6 +25,8 @@ pub enum Fault {
     HugeBody,
     /// Reads the request and closes without a word.
     HangUp,
+    /// Answers 200 with 64 KiB of headers.
+    HugeHeader,
 }
 
 /// A misbehaving server on an ephemeral loopback port.
@@ -154,5 +156,13 @@ fn misbehave(mut stream: TcpStream, fault: Fault, stop: &AtomicBool) {
             }
         }
         Fault::HangUp => {}
+        Fault::HugeHeader => {
+            let mut head = String::from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+            for n in 0..64 {
+                head.push_str(&format!("X-Padding-{n}: {}\r\n", "p".repeat(1000)));
+            }
+            head.push_str("\r\nok");
+            let _ = stream.write_all(head.as_bytes());
+        }
     }
 }
