@@ -14,8 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::RecvTimeoutError;
 
+use super::handoff::{self, Receiver, Sender};
 use super::http::HttpSender;
 use super::publisher::{self, PublishJob};
 use crate::clock::{unix_now, unix_now_ms};
@@ -70,9 +71,9 @@ pub struct Engine {
     scheduler: Sender<SchedulerMsg>,
     /// Wakes the session expirer (a new session may expire before its next wake-up);
     /// dropped to stop it.
-    expirer: Mutex<Option<Sender<()>>>,
+    expirer: Mutex<Option<crossbeam_channel::Sender<()>>>,
     /// Dropped to stop the retention thread.
-    retention: Mutex<Option<Sender<()>>>,
+    retention: Mutex<Option<crossbeam_channel::Sender<()>>>,
     publisher: Mutex<Option<Sender<PublishJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     sender: HttpSender,
@@ -89,8 +90,8 @@ impl Engine {
     ) -> Result<Engine, crate::store::StoreError> {
         store.unpark(unix_now_ms())?;
         let sender = HttpSender::new(config);
-        let (scheduler_tx, scheduler_rx) = crossbeam_channel::unbounded();
-        let (publish_tx, publish_rx) = crossbeam_channel::unbounded();
+        let (scheduler_tx, scheduler_rx) = handoff::handoff();
+        let (publish_tx, publish_rx) = handoff::handoff();
         let (work_tx, work_rx) = crossbeam_channel::bounded::<WorkItem>(config.delivery.workers);
         let mut threads = Vec::new();
 
@@ -107,7 +108,7 @@ impl Engine {
             let metrics = Arc::clone(&metrics);
             threads.push(spawn("stile-publisher", move || publisher::run(store, publish_rx, scheduler, metrics)));
         }
-        let (record_tx, record_rx) = crossbeam_channel::unbounded();
+        let (record_tx, record_rx) = handoff::handoff();
         {
             let store = Arc::clone(&store);
             let scheduler = scheduler_tx.clone();
@@ -216,7 +217,7 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 }
 
 /// A worker: makes attempts until the work channel closes.
-fn worker(work: Receiver<WorkItem>, done: Sender<SchedulerMsg>, sender: HttpSender) {
+fn worker(work: crossbeam_channel::Receiver<WorkItem>, done: Sender<SchedulerMsg>, sender: HttpSender) {
     while let Ok(item) = work.recv() {
         let endpoint_key = item.job.attempt.endpoint_id.as_u128();
         let result = attempt(&sender, item.job, item.key);
@@ -237,9 +238,9 @@ fn recorder(
     policy: HealthPolicy,
     metrics: Arc<Metrics>,
 ) {
-    while let Ok(first) = results.recv() {
+    while let Some(first) = results.recv() {
         let (attempts, endpoints): (Vec<AttemptResult>, Vec<u128>) =
-            std::iter::once(first).chain(results.try_iter().take(MAX_RECORD_BATCH - 1)).unzip();
+            std::iter::once(first).chain(results.take_queued(MAX_RECORD_BATCH - 1)).unzip();
         let recorded = loop {
             match store.record_results(&attempts, unix_now_ms(), policy, |n| next_retry_delay(&schedule, n)) {
                 Ok(recorded) => break recorded,
@@ -269,7 +270,12 @@ const MAX_EXPIRE_BATCH: usize = 512;
 /// `session_expiry` table is the truth, so expiries survive restarts), expires it with its
 /// event, and hands the event's deliveries to the scheduler. Woken early when a session
 /// is created; stops when the engine drops its sender.
-fn expirer(store: Arc<Store>, wake: Receiver<()>, scheduler: Sender<SchedulerMsg>, metrics: Arc<Metrics>) {
+fn expirer(
+    store: Arc<Store>,
+    wake: crossbeam_channel::Receiver<()>,
+    scheduler: Sender<SchedulerMsg>,
+    metrics: Arc<Metrics>,
+) {
     let mut wait = Duration::ZERO;
     while let Ok(()) | Err(RecvTimeoutError::Timeout) = wake.recv_timeout(wait) {
         let now = unix_now_ms();
@@ -353,7 +359,7 @@ struct LoadLimits {
 /// The scheduler's state; owned by its thread.
 struct Scheduler {
     store: Arc<Store>,
-    work: Sender<WorkItem>,
+    work: crossbeam_channel::Sender<WorkItem>,
     workers: usize,
     per_endpoint: usize,
     /// Every queue key up to here has been looked at.
@@ -389,7 +395,7 @@ struct Scheduler {
 impl Scheduler {
     fn new(
         store: Arc<Store>,
-        work: Sender<WorkItem>,
+        work: crossbeam_channel::Sender<WorkItem>,
         recorder: Sender<(AttemptResult, u128)>,
         workers: usize,
         per_endpoint: usize,
@@ -421,10 +427,10 @@ impl Scheduler {
         loop {
             match inbox.recv_timeout(wait) {
                 Ok(msg) => self.handle(msg),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => self.stopping = true,
+                Err(handoff::RecvTimeoutError::Timeout) => {}
+                Err(handoff::RecvTimeoutError::Disconnected) => self.stopping = true,
             }
-            for msg in inbox.try_iter() {
+            for msg in inbox.take_queued(usize::MAX) {
                 self.handle(msg);
             }
             if self.stopping {
@@ -699,7 +705,7 @@ mod tests {
         publish(&store, "b.x", 10, now - 5);
 
         let (work, _work_rx) = crossbeam_channel::bounded(1);
-        let (record, _record_rx) = crossbeam_channel::unbounded();
+        let (record, _record_rx) = handoff::handoff();
         let mut scheduler = Scheduler::new(Arc::clone(&store), work, record, 0, 1);
         scheduler.limits = LoadLimits { total: 30, per_endpoint: 20 };
 
@@ -740,7 +746,7 @@ mod tests {
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let target = endpoint(&store, "a.x");
         let (work, _work_rx) = crossbeam_channel::bounded(1);
-        let (record, _record_rx) = crossbeam_channel::unbounded();
+        let (record, _record_rx) = handoff::handoff();
         let mut scheduler = Scheduler::new(Arc::clone(&store), work, record, 0, 1);
         let now = unix_now_ms();
         publish(&store, "a.x", 1, now + 500);

@@ -3,6 +3,7 @@
 //! API reaches it through [`Engine`]'s methods.
 
 pub mod engine;
+mod handoff;
 pub mod http;
 pub mod publisher;
 pub mod signing;

@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender};
-
 use super::engine::SchedulerMsg;
+use super::handoff::{Receiver, Sender};
 use crate::clock::unix_now_ms;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -30,9 +29,9 @@ pub(crate) fn run(
     scheduler: Sender<SchedulerMsg>,
     metrics: Arc<Metrics>,
 ) {
-    while let Ok(first) = jobs.recv() {
+    while let Some(first) = jobs.recv() {
         let (events, replies): (Vec<NewEvent>, Vec<_>) =
-            std::iter::once(first).chain(jobs.try_iter().take(MAX_BATCH - 1)).map(|job| (job.event, job.reply)).unzip();
+            std::iter::once(first).chain(jobs.take_queued(MAX_BATCH - 1)).map(|job| (job.event, job.reply)).unzip();
         match store.publish_events(&events, unix_now_ms()) {
             Ok((published, keys)) => {
                 metrics.events.inc_by(published.len() as u64);
