@@ -4,27 +4,28 @@
 //! keeps only a bounded near window of it in memory: entries due within
 //! [`NEAR_WINDOW_MS`] wait in an ordered timer map until due, then in per-endpoint ready
 //! queues until their endpoint has a free slot (`per_endpoint_concurrency`) and a worker
-//! is free. Workers send and report back; the scheduler records each batch of results in
-//! one transaction, which removes the queue entries and schedules retries. Because an
+//! is free. Workers send and report back; the scheduler hands results to the writer, which
+//! commits each batch of them (with any publishes waiting) in one transaction that removes
+//! the queue entries and schedules retries. Because an
 //! entry leaves the queue only with its result, a crash at any point re-runs what was in
 //! flight (at least once), and a restart recovers every scheduled attempt.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::RecvTimeoutError;
 
 use super::handoff::{self, Receiver, Sender};
 use super::http::HttpSender;
-use super::publisher::{self, PublishJob};
+use super::writer::{self, WriteJob, WriterSettings};
 use crate::clock::{unix_now, unix_now_ms};
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::store::deliveries::{AttemptResult, AttemptStatus, DueEntry, HealthPolicy, Job, QueueKey, next_retry_delay};
+use crate::store::deliveries::{AttemptResult, AttemptStatus, DueEntry, HealthPolicy, Job, QueueKey};
 use crate::store::endpoints::EndpointStatus;
 use crate::store::events::{NewEvent, Published};
 
@@ -44,27 +45,13 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 /// How long to wait before retrying after the store failed.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 
-/// The most results recorded in one transaction.
-const MAX_RECORD_BATCH: usize = 4096;
-
-/// How long the recorder waits for more results to share a commit with, when fewer than
-/// [`RECORD_SHARE_BATCH`] are waiting. At a few hundred deliveries a second each result
-/// would otherwise pay for its own commit and fsync; waiting this long delays only when a
-/// result shows in the API (the receiver already has the request), and widens by this
-/// much the attempts a crash would make again.
-const RECORD_LINGER: Duration = Duration::from_millis(20);
-
-/// A batch this large is committed without waiting for more. Small next to the worker
-/// pool, since finished but unrecorded attempts hold pool capacity.
-const RECORD_SHARE_BATCH: usize = 16;
-
 /// Messages to the scheduler thread.
 pub(crate) enum SchedulerMsg {
     /// New queue entries were committed (possibly earlier than the scan position).
     Scheduled(Vec<QueueKey>),
     /// A worker finished an attempt (not yet recorded).
     Done(Box<AttemptResult>, u128),
-    /// The recorder committed these results: `(attempt id, endpoint)`, and the queue keys
+    /// The writer committed these results: `(attempt id, endpoint)`, and the queue keys
     /// of the retries it scheduled.
     Recorded(Vec<(u128, u128)>, Vec<QueueKey>),
     /// Finish what is in flight, record it, and stop.
@@ -85,15 +72,16 @@ pub struct Engine {
     expirer: Mutex<Option<crossbeam_channel::Sender<()>>>,
     /// Dropped to stop the retention thread.
     retention: Mutex<Option<crossbeam_channel::Sender<()>>>,
-    publisher: Mutex<Option<Sender<PublishJob>>>,
+    /// Where publishes go; dropped to stop publishing.
+    writer: Mutex<Option<Sender<WriteJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     sender: HttpSender,
 }
 
 impl Engine {
-    /// Starts the publisher, the scheduler, the session expirer, the retention thread and
-    /// `delivery.workers` worker threads. Parked
-    /// attempts of endpoints that are enabled are put back on the queue first.
+    /// Starts the writer, the scheduler, the session expirer, the retention thread and
+    /// `delivery.workers` worker threads. Parked attempts of endpoints that are enabled
+    /// are put back on the queue first.
     pub fn start(
         store: Arc<Store>,
         config: &Config,
@@ -102,7 +90,7 @@ impl Engine {
         store.unpark(unix_now_ms())?;
         let sender = HttpSender::new(config);
         let (scheduler_tx, scheduler_rx) = handoff::handoff();
-        let (publish_tx, publish_rx) = handoff::handoff();
+        let (write_tx, write_rx) = handoff::handoff();
         let (work_tx, work_rx) = crossbeam_channel::bounded::<WorkItem>(config.delivery.workers);
         let mut threads = Vec::new();
 
@@ -117,18 +105,11 @@ impl Engine {
             let store = Arc::clone(&store);
             let scheduler = scheduler_tx.clone();
             let metrics = Arc::clone(&metrics);
-            threads.push(spawn("stile-publisher", move || publisher::run(store, publish_rx, scheduler, metrics)));
-        }
-        let (record_tx, record_rx) = handoff::handoff();
-        {
-            let store = Arc::clone(&store);
-            let scheduler = scheduler_tx.clone();
-            let schedule: Vec<Duration> = config.delivery.retry_schedule.iter().map(|d| config.scaled(*d)).collect();
-            let metrics = Arc::clone(&metrics);
-            let policy = HealthPolicy { disable_after: config.delivery.disable_after };
-            threads.push(spawn("stile-recorder", move || {
-                recorder(store, record_rx, scheduler, schedule, policy, metrics)
-            }));
+            let settings = WriterSettings {
+                schedule: config.delivery.retry_schedule.iter().map(|d| config.scaled(*d)).collect(),
+                policy: HealthPolicy { disable_after: config.delivery.disable_after },
+            };
+            threads.push(spawn("stile-writer", move || writer::run(store, write_rx, scheduler, settings, metrics)));
         }
         let (expirer_tx, expirer_rx) = crossbeam_channel::unbounded();
         {
@@ -146,7 +127,7 @@ impl Engine {
         let scheduler = Scheduler::new(
             store,
             work_tx,
-            record_tx,
+            write_tx.clone(),
             config.delivery.workers,
             config.delivery.per_endpoint_concurrency,
         );
@@ -156,7 +137,7 @@ impl Engine {
             scheduler: scheduler_tx,
             expirer: Mutex::new(Some(expirer_tx)),
             retention: Mutex::new(Some(retention_tx)),
-            publisher: Mutex::new(Some(publish_tx)),
+            writer: Mutex::new(Some(write_tx)),
             threads: Mutex::new(threads),
             sender,
         })
@@ -167,11 +148,11 @@ impl Engine {
     pub async fn publish(&self, event: NewEvent) -> Result<Published, ApiError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let sent = self
-            .publisher
+            .writer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .map(|publisher| publisher.send(PublishJob { event, reply }).is_ok())
+            .map(|writer| writer.send(WriteJob::Publish(event, reply)).is_ok())
             .unwrap_or(false);
         if !sent {
             return Err(shutting_down());
@@ -179,7 +160,7 @@ impl Engine {
         answer.await.unwrap_or_else(|_| Err(shutting_down()))
     }
 
-    /// Tells the scheduler about queue entries committed outside the publisher.
+    /// Tells the scheduler about queue entries committed outside the writer.
     pub fn notify(&self, keys: Vec<QueueKey>) {
         if !keys.is_empty() {
             let _ = self.scheduler.send(SchedulerMsg::Scheduled(keys));
@@ -202,7 +183,7 @@ impl Engine {
     /// timeout), records them, and joins every thread. Whatever is still queued runs at
     /// the next start. Safe to call more than once.
     pub fn shutdown(&self) {
-        self.publisher.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.expirer.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.retention.lock().unwrap_or_else(|p| p.into_inner()).take();
         let _ = self.scheduler.send(SchedulerMsg::Shutdown);
@@ -233,51 +214,6 @@ fn worker(work: crossbeam_channel::Receiver<WorkItem>, done: Sender<SchedulerMsg
         let endpoint_key = item.job.attempt.endpoint_id.as_u128();
         let result = attempt(&sender, item.job, item.key);
         if done.send(SchedulerMsg::Done(Box::new(result), endpoint_key)).is_err() {
-            break;
-        }
-    }
-}
-
-/// The recorder: commits finished attempts in batches (one transaction, one fsync for
-/// everything that finished while the last batch was being written, and at low rates for
-/// what finishes within [`RECORD_LINGER`]) and tells the scheduler. A failed write is retried with the same batch, so no result is dropped.
-fn recorder(
-    store: Arc<Store>,
-    results: Receiver<(AttemptResult, u128)>,
-    scheduler: Sender<SchedulerMsg>,
-    schedule: Vec<Duration>,
-    policy: HealthPolicy,
-    metrics: Arc<Metrics>,
-) {
-    while let Some(first) = results.recv() {
-        let mut batch = vec![first];
-        batch.extend(results.take_queued(MAX_RECORD_BATCH - 1));
-        let linger_until = Instant::now() + RECORD_LINGER;
-        while batch.len() < RECORD_SHARE_BATCH {
-            let Ok(more) = results.recv_timeout(linger_until.saturating_duration_since(Instant::now())) else {
-                break;
-            };
-            batch.push(more);
-            batch.extend(results.take_queued(MAX_RECORD_BATCH - batch.len()));
-        }
-        let (attempts, endpoints): (Vec<AttemptResult>, Vec<u128>) = batch.into_iter().unzip();
-        let recorded = loop {
-            match store.record_results(&attempts, unix_now_ms(), policy, |n| next_retry_delay(&schedule, n)) {
-                Ok(recorded) => break recorded,
-                Err(err) => {
-                    tracing::error!(error = %err, pending = attempts.len(), "cannot record delivery results; retrying");
-                    std::thread::sleep(RETRY_DELAY);
-                }
-            }
-        };
-        for attempt in &attempts {
-            let outcome = if attempt.succeeded { "succeeded" } else { "failed" };
-            metrics.attempts.get_or_create(&Outcome { outcome }).inc();
-            metrics.attempt_seconds.observe(attempt.duration_ms as f64 / 1000.0);
-        }
-        metrics.retries_scheduled.inc_by(recorded.scheduled.len() as u64);
-        let done = attempts.iter().zip(endpoints).map(|(r, endpoint)| (r.attempt_id, endpoint)).collect();
-        if scheduler.send(SchedulerMsg::Recorded(done, recorded.scheduled)).is_err() {
             break;
         }
     }
@@ -403,7 +339,7 @@ struct Scheduler {
     /// How many entries memory may hold.
     limits: LoadLimits,
     /// Where finished attempts go to be recorded.
-    recorder: Sender<(AttemptResult, u128)>,
+    writer: Sender<WriteJob>,
     /// Finished attempts not yet recorded.
     unrecorded: usize,
     /// When the queue must be read again even if nothing signalled a new entry: the next
@@ -416,7 +352,7 @@ impl Scheduler {
     fn new(
         store: Arc<Store>,
         work: crossbeam_channel::Sender<WorkItem>,
-        recorder: Sender<(AttemptResult, u128)>,
+        writer: Sender<WriteJob>,
         workers: usize,
         per_endpoint: usize,
     ) -> Self {
@@ -435,7 +371,7 @@ impl Scheduler {
             in_flight: HashMap::new(),
             busy: 0,
             limits: LoadLimits { total: MAX_LOADED, per_endpoint: MAX_LOADED_PER_ENDPOINT },
-            recorder,
+            writer,
             unrecorded: 0,
             next_scan_ms: 0,
             stopping: false,
@@ -486,8 +422,8 @@ impl Scheduler {
                     *n -= 1;
                 }
                 self.unrecorded += 1;
-                if self.recorder.send((*result, endpoint)).is_err() {
-                    tracing::error!("the delivery recorder stopped; results are lost until restart");
+                if self.writer.send(WriteJob::Result(*result, endpoint)).is_err() {
+                    tracing::error!("the writer stopped; results are lost until restart");
                 }
             }
             SchedulerMsg::Recorded(done, scheduled) => {
@@ -725,8 +661,8 @@ mod tests {
         publish(&store, "b.x", 10, now - 5);
 
         let (work, _work_rx) = crossbeam_channel::bounded(1);
-        let (record, _record_rx) = handoff::handoff();
-        let mut scheduler = Scheduler::new(Arc::clone(&store), work, record, 0, 1);
+        let (writer, _writer_rx) = handoff::handoff();
+        let mut scheduler = Scheduler::new(Arc::clone(&store), work, writer, 0, 1);
         scheduler.limits = LoadLimits { total: 30, per_endpoint: 20 };
 
         // The busy endpoint's 50 entries come first in the queue; the other's 10 still
@@ -766,8 +702,8 @@ mod tests {
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let target = endpoint(&store, "a.x");
         let (work, _work_rx) = crossbeam_channel::bounded(1);
-        let (record, _record_rx) = handoff::handoff();
-        let mut scheduler = Scheduler::new(Arc::clone(&store), work, record, 0, 1);
+        let (writer, _writer_rx) = handoff::handoff();
+        let mut scheduler = Scheduler::new(Arc::clone(&store), work, writer, 0, 1);
         let now = unix_now_ms();
         publish(&store, "a.x", 1, now + 500);
         scheduler.load(now).unwrap();

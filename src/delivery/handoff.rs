@@ -2,7 +2,7 @@
 //!
 //! crossbeam's channels spin and call `sched_yield` before a receiver sleeps. For the
 //! threads that wait on many small hand-offs at low rates (the scheduler, woken for every
-//! finished attempt; the recorder; the publisher) that spinning was a measurable share of
+//! finished attempt, and the writer) that spinning was a measurable share of
 //! the CPU per delivery at paced load (perf, W3: `sched_yield` alone was 4.6% of samples).
 //! Here a receiver takes a mutex and sleeps on a condition variable: a hand-off costs one
 //! futex wake, and only when the receiver is asleep. (The worker pool keeps crossbeam:

@@ -5,8 +5,8 @@
 pub mod engine;
 mod handoff;
 pub mod http;
-pub mod publisher;
 pub mod signing;
+mod writer;
 
 pub use engine::Engine;
 

@@ -11,6 +11,7 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetada
 use serde::{Deserialize, Serialize};
 
 use super::endpoints::{EndpointRecord, EndpointStatus};
+use super::events::{NewEvent, Published};
 use super::pagination::{Cursor, ListError, Page, PageRequest};
 use super::tables::{self, PARKED};
 use super::{Store, StoreError, decode_found, encode};
@@ -150,6 +151,17 @@ pub struct Recorded {
     pub scheduled: Vec<QueueKey>,
     /// Attempts whose delivery ended (succeeded or failed for good).
     pub finished: usize,
+}
+
+/// What [`Store::publish_and_record`] wrote.
+#[derive(Debug, Default, Clone)]
+pub struct Written {
+    /// What each publish did, in order.
+    pub published: Vec<Published>,
+    /// Queue keys of the published events' first attempts.
+    pub first_attempts: Vec<QueueKey>,
+    /// What recording the results changed.
+    pub recorded: Recorded,
 }
 
 /// A queue entry due for dispatch.
@@ -662,67 +674,23 @@ impl Store {
         policy: HealthPolicy,
         retry_delay: impl Fn(u32) -> Option<Duration>,
     ) -> Result<Recorded, StoreError> {
+        self.write(|tx| record_in(tx, results, now_ms, policy, retry_delay))
+    }
+
+    /// Publishes `events` and records `results` in one transaction: what the engine's
+    /// writer commits, so publishes and results share one commit and one fsync.
+    pub fn publish_and_record(
+        &self,
+        events: &[NewEvent],
+        results: &[AttemptResult],
+        now_ms: u64,
+        policy: HealthPolicy,
+        retry_delay: impl Fn(u32) -> Option<Duration>,
+    ) -> Result<Written, StoreError> {
         self.write(|tx| {
-            let mut endpoints = tx.open_table(tables::ENDPOINTS)?;
-            let mut health = HealthBatch::open(tx)?;
-            let mut t = DeliveryTables::open(tx)?;
-            let mut recorded = Recorded::default();
-            for result in results {
-                let record = t.load(result.attempt_id)?;
-                let Some(mut record) = record.filter(|r| r.status == AttemptStatus::Pending) else {
-                    // Cancelled meanwhile (its endpoint was deleted): only the entry goes.
-                    t.queue.remove(result.queue_key)?;
-                    continue;
-                };
-                t.unqueue(&record)?;
-                record.response_status = result.response_status;
-                record.response_body = result.response_body.clone();
-                record.error = result.error.clone();
-                record.duration_ms = Some(result.duration_ms);
-                record.created = result.attempted_at;
-                record.request_headers = result.request_headers.clone();
-                let endpoint_key = (record.mode.as_u8(), record.endpoint_id.as_u128());
-                if let Some(reason) = health.observe(endpoint_key.1, result, policy)? {
-                    disable_endpoint(&mut endpoints, endpoint_key, &reason)?;
-                }
-                let retry = if result.succeeded {
-                    None
-                } else {
-                    retry_delay(record.attempt).map(|delay| delay.max(result.retry_after.unwrap_or_default()))
-                };
-                // The endpoint is read only when a retry is to be scheduled for it.
-                let endpoint: Option<EndpointRecord> = match retry {
-                    Some(_) => decode_found(tables_name::ENDPOINTS, endpoints.get(endpoint_key)?)?,
-                    None => None,
-                };
-                match (result.succeeded, retry, endpoint) {
-                    (true, _, _) => {
-                        record.status = AttemptStatus::Succeeded;
-                        t.finish_one(record.event_id.as_u128())?;
-                        recorded.finished += 1;
-                    }
-                    (false, Some(delay), Some(endpoint)) => {
-                        let due = now_ms + delay.as_millis() as u64;
-                        record.status = AttemptStatus::Retrying;
-                        record.next_retry_at = Some((due / 1000) as i64);
-                        let key =
-                            t.schedule(&endpoint, record.event_id, &record.event_type, record.attempt + 1, due)?;
-                        if endpoint.status == EndpointStatus::Enabled {
-                            recorded.scheduled.push(key);
-                        }
-                    }
-                    (false, _, _) => {
-                        record.status = AttemptStatus::Failed;
-                        t.finish_one(record.event_id.as_u128())?;
-                        recorded.finished += 1;
-                    }
-                }
-                t.tally(&record)?;
-                t.save(&record)?;
-            }
-            t.write_tallies()?;
-            health.save()?;
-            Ok(recorded)
+            let (published, first_attempts) = super::events::publish_in(tx, events, now_ms)?;
+            let recorded = record_in(tx, results, now_ms, policy, retry_delay)?;
+            Ok(Written { published, first_attempts, recorded })
         })
     }
 
@@ -976,6 +944,75 @@ impl Store {
 /// Table names as used in decode errors.
 mod tables_name {
     pub const ENDPOINTS: &str = "webhook_endpoints";
+}
+
+/// Records the results of attempts inside `tx` (see [`Store::record_results`]).
+pub(crate) fn record_in(
+    tx: &WriteTransaction,
+    results: &[AttemptResult],
+    now_ms: u64,
+    policy: HealthPolicy,
+    retry_delay: impl Fn(u32) -> Option<Duration>,
+) -> Result<Recorded, StoreError> {
+    let mut endpoints = tx.open_table(tables::ENDPOINTS)?;
+    let mut health = HealthBatch::open(tx)?;
+    let mut t = DeliveryTables::open(tx)?;
+    let mut recorded = Recorded::default();
+    for result in results {
+        let record = t.load(result.attempt_id)?;
+        let Some(mut record) = record.filter(|r| r.status == AttemptStatus::Pending) else {
+            // Cancelled meanwhile (its endpoint was deleted): only the entry goes.
+            t.queue.remove(result.queue_key)?;
+            continue;
+        };
+        t.unqueue(&record)?;
+        record.response_status = result.response_status;
+        record.response_body = result.response_body.clone();
+        record.error = result.error.clone();
+        record.duration_ms = Some(result.duration_ms);
+        record.created = result.attempted_at;
+        record.request_headers = result.request_headers.clone();
+        let endpoint_key = (record.mode.as_u8(), record.endpoint_id.as_u128());
+        if let Some(reason) = health.observe(endpoint_key.1, result, policy)? {
+            disable_endpoint(&mut endpoints, endpoint_key, &reason)?;
+        }
+        let retry = if result.succeeded {
+            None
+        } else {
+            retry_delay(record.attempt).map(|delay| delay.max(result.retry_after.unwrap_or_default()))
+        };
+        // The endpoint is read only when a retry is to be scheduled for it.
+        let endpoint: Option<EndpointRecord> = match retry {
+            Some(_) => decode_found(tables_name::ENDPOINTS, endpoints.get(endpoint_key)?)?,
+            None => None,
+        };
+        match (result.succeeded, retry, endpoint) {
+            (true, _, _) => {
+                record.status = AttemptStatus::Succeeded;
+                t.finish_one(record.event_id.as_u128())?;
+                recorded.finished += 1;
+            }
+            (false, Some(delay), Some(endpoint)) => {
+                let due = now_ms + delay.as_millis() as u64;
+                record.status = AttemptStatus::Retrying;
+                record.next_retry_at = Some((due / 1000) as i64);
+                let key = t.schedule(&endpoint, record.event_id, &record.event_type, record.attempt + 1, due)?;
+                if endpoint.status == EndpointStatus::Enabled {
+                    recorded.scheduled.push(key);
+                }
+            }
+            (false, _, _) => {
+                record.status = AttemptStatus::Failed;
+                t.finish_one(record.event_id.as_u128())?;
+                recorded.finished += 1;
+            }
+        }
+        t.tally(&record)?;
+        t.save(&record)?;
+    }
+    t.write_tallies()?;
+    health.save()?;
+    Ok(recorded)
 }
 
 #[cfg(test)]

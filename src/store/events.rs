@@ -1,5 +1,7 @@
 //! Stored events: publishing with fan-out in one transaction, reading, listing, resending.
 
+use std::collections::HashMap;
+
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -122,6 +124,40 @@ pub enum Resent {
     NoEndpoint,
 }
 
+/// Stores events and schedules their deliveries inside `tx`; returns them and the queue
+/// keys of their first attempts.
+pub(crate) fn publish_in(
+    tx: &WriteTransaction,
+    events: &[NewEvent],
+    now_ms: u64,
+) -> Result<(Vec<Published>, Vec<QueueKey>), StoreError> {
+    // Tables are opened once per batch, and each event type's subscribers read once.
+    let mut targets: HashMap<(Mode, &str), Vec<EndpointRecord>> = HashMap::new();
+    for event in events {
+        let key = (event.meta.mode, event.meta.event_type.as_str());
+        if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(key) {
+            slot.insert(matching_endpoints(tx, key.0, key.1)?);
+        }
+    }
+    let mut metas = tx.open_table(tables::EVENTS)?;
+    let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
+    let mut t = DeliveryTables::open(tx)?;
+    let mut keys = Vec::new();
+    let mut published = Vec::with_capacity(events.len());
+    for event in events {
+        let meta = &event.meta;
+        metas.insert((meta.mode.as_u8(), meta.id.as_u128()), encode(TABLE, meta)?.as_slice())?;
+        bodies.insert(meta.id.as_u128(), event.body.as_slice())?;
+        let endpoints = &targets[&(meta.mode, meta.event_type.as_str())];
+        for endpoint in endpoints {
+            keys.push(t.schedule(endpoint, meta.id, &meta.event_type, 1, now_ms)?);
+        }
+        t.add_pending(meta.id.as_u128(), endpoints.len() as u32)?;
+        published.push(Published { deliveries: endpoints.len() as u32 });
+    }
+    Ok((published, keys))
+}
+
 /// Stores an event and schedules its deliveries inside `tx`.
 pub(crate) fn insert_event(
     tx: &WriteTransaction,
@@ -129,16 +165,9 @@ pub(crate) fn insert_event(
     now_ms: u64,
     keys: &mut Vec<QueueKey>,
 ) -> Result<Published, StoreError> {
-    let meta = &event.meta;
-    let id = meta.id.as_u128();
-    write_event(tx, event)?;
-    let targets = matching_endpoints(tx, meta.mode, &meta.event_type)?;
-    let mut t = DeliveryTables::open(tx)?;
-    for endpoint in &targets {
-        keys.push(t.schedule(endpoint, meta.id, &meta.event_type, 1, now_ms)?);
-    }
-    t.add_pending(id, targets.len() as u32)?;
-    Ok(Published { deliveries: targets.len() as u32 })
+    let (published, scheduled) = publish_in(tx, std::slice::from_ref(event), now_ms)?;
+    keys.extend(scheduled);
+    Ok(published[0])
 }
 
 /// Writes an event's metadata and payload inside `tx`, scheduling nothing.
@@ -171,12 +200,7 @@ impl Store {
         events: &[NewEvent],
         now_ms: u64,
     ) -> Result<(Vec<Published>, Vec<QueueKey>), StoreError> {
-        self.write(|tx| {
-            let mut keys = Vec::new();
-            let published =
-                events.iter().map(|event| insert_event(tx, event, now_ms, &mut keys)).collect::<Result<_, _>>()?;
-            Ok((published, keys))
-        })
+        self.write(|tx| publish_in(tx, events, now_ms))
     }
 
     /// An event with its payload and `pending_webhooks`.
