@@ -84,7 +84,7 @@ impl Batch {
 
 /// Runs until every sender of `jobs` is gone, then returns after the last batch. A failed
 /// write answers its publishes with the error and is retried for its results, so no
-/// result is dropped.
+/// result is dropped; when publishes and results fail together they are written apart.
 pub(crate) fn run(
     store: Arc<Store>,
     jobs: Receiver<WriteJob>,
@@ -100,9 +100,21 @@ pub(crate) fn run(
             batch.add(first);
         }
         gather(&jobs, &mut batch);
-        let now = unix_now_ms();
-        let retry_delay = |n| next_retry_delay(&settings.schedule, n);
-        let written = store.publish_and_record(&batch.events, &batch.results, now, settings.policy, retry_delay);
+        let write = |events: &[NewEvent], results: &[AttemptResult]| {
+            let retry_delay = |n| next_retry_delay(&settings.schedule, n);
+            store.publish_and_record(events, results, unix_now_ms(), settings.policy, retry_delay)
+        };
+        let written = match write(&batch.events, &batch.results) {
+            Err(err) if !batch.events.is_empty() && !batch.results.is_empty() => {
+                // Either half may be what failed: publish alone now, so a result the store
+                // cannot take never holds up publishing, and record on the next pass.
+                tracing::warn!(error = %err, "a write of publishes and results failed; writing them apart");
+                carried.results = std::mem::take(&mut batch.results);
+                carried.endpoints = std::mem::take(&mut batch.endpoints);
+                write(&batch.events, &[])
+            }
+            other => other,
+        };
         let Written { published, first_attempts: mut scheduled, recorded } = match written {
             Ok(written) => written,
             Err(err) => {
@@ -110,20 +122,18 @@ pub(crate) fn run(
                     error = %err,
                     publishes = batch.events.len(),
                     results = batch.results.len(),
-                    "cannot write publishes and delivery results; results are retried"
+                    "cannot write publishes or delivery results; results are retried"
                 );
                 let err = ApiError::from(err);
-                for reply in batch.replies.drain(..) {
+                for reply in batch.replies {
                     let _ = reply.send(Err(err.clone()));
                 }
-                if batch.events.is_empty() {
+                if !batch.results.is_empty() {
                     // The results alone failed: give the store a moment.
                     std::thread::sleep(RETRY_DELAY);
+                    carried.results = batch.results;
+                    carried.endpoints = batch.endpoints;
                 }
-                // Retry the results at once without the publishes, in case one of those
-                // was what failed.
-                batch.events.clear();
-                carried = batch;
                 continue;
             }
         };
@@ -255,6 +265,38 @@ mod tests {
         assert_eq!(done, vec![keys[0].1], "the result went with the publish");
         assert_eq!(scheduled.len(), 1, "the published event's first attempt");
         assert_eq!(store.due_entries(None, u64::MAX, 10).unwrap().len(), 1);
+        drop(jobs);
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn a_result_the_store_cannot_take_never_holds_up_publishing() {
+        let (_dir, store, endpoint, keys) = store_with_attempts(1);
+        let set_attempt = |bytes: Option<&[u8]>| {
+            store
+                .write(|tx| {
+                    let mut attempts = tx.open_table(crate::store::tables::ATTEMPTS)?;
+                    match bytes {
+                        Some(bytes) => attempts.insert(keys[0].1, bytes)?,
+                        None => attempts.remove(keys[0].1)?,
+                    };
+                    Ok(())
+                })
+                .unwrap()
+        };
+        set_attempt(Some(b"not json"));
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let event = NewEvent::new(Mode::Test, "a.b", &serde_json::json!({}), 0).unwrap();
+        let queued = vec![WriteJob::Result(succeeded(keys[0]), endpoint), WriteJob::Publish(event, reply)];
+        let (jobs, inbox, thread) = start(&store, queued);
+        assert_eq!(answer.blocking_recv().unwrap().unwrap().deliveries, 1, "the publish went through alone");
+        let (done, scheduled) = recorded(&inbox);
+        assert!(done.is_empty(), "the unreadable attempt is not recorded");
+        assert_eq!(scheduled.len(), 1);
+        // Once the attempt can be dealt with (here: it is gone), the retried result goes.
+        set_attempt(None);
+        let (done, _) = recorded(&inbox);
+        assert_eq!(done, vec![keys[0].1]);
         drop(jobs);
         thread.join().unwrap();
     }
