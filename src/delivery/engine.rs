@@ -6,9 +6,9 @@
 //! queues until their endpoint has a free slot (`per_endpoint_concurrency`) and a worker
 //! is free. Workers send and report back; the scheduler hands results to the writer, which
 //! commits each batch of them (with any publishes waiting) in one transaction that removes
-//! the queue entries and schedules retries. Because an
-//! entry leaves the queue only with its result, a crash at any point re-runs what was in
-//! flight (at least once), and a restart recovers every scheduled attempt.
+//! the queue entries and schedules retries. Because an entry leaves the queue only with
+//! its result, a crash at any point re-runs what was in flight (at least once), and a
+//! restart recovers every scheduled attempt.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -43,7 +43,7 @@ const MAX_LOADED_PER_ENDPOINT: usize = 5_000;
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
 /// How long to wait before retrying after the store failed.
-const RETRY_DELAY: Duration = Duration::from_millis(500);
+pub(super) const RETRY_DELAY: Duration = Duration::from_millis(500);
 
 /// Messages to the scheduler thread.
 pub(crate) enum SchedulerMsg {
@@ -52,7 +52,7 @@ pub(crate) enum SchedulerMsg {
     /// A worker finished an attempt (not yet recorded).
     Done(Box<AttemptResult>, u128),
     /// The writer committed these results: `(attempt id, endpoint)`, and the queue keys
-    /// of the retries it scheduled.
+    /// it scheduled (retries, and the first attempts of published events).
     Recorded(Vec<(u128, u128)>, Vec<QueueKey>),
     /// Finish what is in flight, record it, and stop.
     Shutdown,

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::engine::SchedulerMsg;
+use super::engine::{RETRY_DELAY, SchedulerMsg};
 use super::handoff::{Receiver, Sender};
 use crate::clock::unix_now_ms;
 use crate::error::ApiError;
@@ -34,9 +34,6 @@ const RECORD_LINGER: Duration = Duration::from_millis(20);
 /// A batch with this many results is committed without waiting for more. Small next to
 /// the worker pool, since finished but unrecorded attempts hold pool capacity.
 const RECORD_SHARE_BATCH: usize = 16;
-
-/// How long to wait before writing results again after the store failed.
-const RETRY_DELAY: Duration = Duration::from_millis(500);
 
 /// What the writer commits.
 pub(crate) enum WriteJob {
