@@ -1,6 +1,7 @@
 //! Stored events: publishing with fan-out in one transaction, reading, listing, resending.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -135,7 +136,7 @@ pub(crate) fn publish_in(
     let mut targets: HashMap<(Mode, &str), Vec<EndpointRecord>> = HashMap::new();
     for event in events {
         let key = (event.meta.mode, event.meta.event_type.as_str());
-        if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(key) {
+        if let Entry::Vacant(slot) = targets.entry(key) {
             slot.insert(matching_endpoints(tx, key.0, key.1)?);
         }
     }
