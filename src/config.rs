@@ -137,7 +137,8 @@ pub struct DeliveryConfig {
     /// The delays before attempts 2, 3, ... after the immediate first attempt.
     #[serde(with = "duration_list")]
     pub retry_schedule: Vec<Duration>,
-    /// Threads sending deliveries.
+    /// The most attempts in flight at once, all endpoints together (tasks on the one
+    /// delivery thread; the name is from when each was a thread).
     pub workers: usize,
     /// The most attempts in flight to one endpoint at once.
     pub per_endpoint_concurrency: usize,

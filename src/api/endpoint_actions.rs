@@ -105,14 +105,8 @@ async fn test_endpoint(
     let meta = event.meta.clone();
     let body = event.body.clone();
 
-    let sender = state.engine.sender().clone();
-    let event_id = meta.id.to_string();
-    let target = endpoint.clone();
     let now = unix_now();
-    let (outcome, headers) =
-        web::block(move || crate::delivery::sign_and_send(&sender, &target, &event_id, &body, now))
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
+    let (outcome, headers) = state.engine.send_now(endpoint.clone(), meta.id.to_string(), body.into(), now).await?;
     let attempt = AttemptRecord {
         id: DeliveryId::new(),
         mode: caller.mode,

@@ -1,12 +1,13 @@
-//! The scheduler and worker pool.
+//! The scheduler and the delivery runtime.
 //!
 //! The durable queue in redb (`(due ms, attempt id)`) is the truth. The scheduler thread
 //! keeps only a bounded near window of it in memory: entries due within
 //! [`NEAR_WINDOW_MS`] wait in an ordered timer map until due, then in per-endpoint ready
-//! queues until their endpoint has a free slot (`per_endpoint_concurrency`) and a worker
-//! is free. Workers send and report back; the scheduler hands results to the writer, which
-//! commits each batch of them (with any publishes waiting) in one transaction that removes
-//! the queue entries and schedules retries. Because an entry leaves the queue only with
+//! queues until their endpoint has a free slot (`per_endpoint_concurrency`) and fewer than
+//! `delivery.workers` attempts are in flight. Each attempt is a task on the delivery
+//! runtime (one thread, async HTTP), which reports back; the scheduler hands results to
+//! the writer, which commits each batch of them (with any publishes waiting) in one
+//! transaction that removes the queue entries and schedules retries. Because an entry leaves the queue only with
 //! its result, a crash at any point re-runs what was in flight (at least once), and a
 //! restart recovers every scheduled attempt.
 
@@ -18,7 +19,7 @@ use std::time::Duration;
 use crossbeam_channel::RecvTimeoutError;
 
 use super::handoff::{self, Receiver, Sender};
-use super::http::HttpSender;
+use super::http::{HttpSender, SendOutcome};
 use super::writer::{self, WriteJob, WriterSettings};
 use crate::clock::{unix_now, unix_now_ms};
 use crate::config::Config;
@@ -26,7 +27,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::store::deliveries::{AttemptResult, AttemptStatus, DueEntry, HealthPolicy, Job, QueueKey};
-use crate::store::endpoints::EndpointStatus;
+use crate::store::endpoints::{EndpointRecord, EndpointStatus};
 use crate::store::events::{NewEvent, Published};
 
 /// How far ahead of now queue entries are loaded into memory, in ms.
@@ -49,7 +50,7 @@ pub(super) const RETRY_DELAY: Duration = Duration::from_millis(500);
 pub(crate) enum SchedulerMsg {
     /// New queue entries were committed (possibly earlier than the scan position).
     Scheduled(Vec<QueueKey>),
-    /// A worker finished an attempt (not yet recorded).
+    /// An attempt finished (not yet recorded).
     Done(Box<AttemptResult>, u128),
     /// The writer committed these results: `(attempt id, endpoint)`, and the queue keys
     /// it scheduled (retries, and the first attempts of published events).
@@ -58,7 +59,7 @@ pub(crate) enum SchedulerMsg {
     Shutdown,
 }
 
-/// One attempt handed to a worker.
+/// One attempt handed to the delivery runtime.
 struct WorkItem {
     job: Job,
     key: QueueKey,
@@ -76,11 +77,13 @@ pub struct Engine {
     writer: Mutex<Option<Sender<WriteJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     sender: HttpSender,
+    /// The delivery runtime, where every request is made (the API's pings too).
+    runtime: tokio::runtime::Handle,
 }
 
 impl Engine {
     /// Starts the writer, the scheduler, the session expirer, the retention thread and
-    /// `delivery.workers` worker threads. Parked attempts of endpoints that are enabled
+    /// the delivery runtime's thread. Parked attempts of endpoints that are enabled
     /// are put back on the queue first.
     pub fn start(
         store: Arc<Store>,
@@ -91,16 +94,23 @@ impl Engine {
         let sender = HttpSender::new(config);
         let (scheduler_tx, scheduler_rx) = handoff::handoff();
         let (write_tx, write_rx) = handoff::handoff();
-        let (work_tx, work_rx) = crossbeam_channel::bounded::<WorkItem>(config.delivery.workers);
+        let (work_tx, work_rx) = tokio::sync::mpsc::unbounded_channel::<WorkItem>();
         let mut threads = Vec::new();
 
-        for n in 0..config.delivery.workers {
-            let work = work_rx.clone();
+        let (runtime_tx, runtime_rx) = std::sync::mpsc::channel();
+        {
             let done = scheduler_tx.clone();
             let sender = sender.clone();
-            threads.push(spawn(&format!("stile-worker-{n}"), move || worker(work, done, sender)));
+            threads.push(spawn("stile-sender", move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("the OS gives the delivery runtime its timers and sockets");
+                let _ = runtime_tx.send(runtime.handle().clone());
+                runtime.block_on(send_all(work_rx, done, sender));
+            }));
         }
-        drop(work_rx);
+        let runtime = runtime_rx.recv().expect("the delivery runtime starts");
         {
             let store = Arc::clone(&store);
             let scheduler = scheduler_tx.clone();
@@ -140,6 +150,7 @@ impl Engine {
             writer: Mutex::new(Some(write_tx)),
             threads: Mutex::new(threads),
             sender,
+            runtime,
         })
     }
 
@@ -174,9 +185,18 @@ impl Engine {
         }
     }
 
-    /// The HTTP client, for attempts made outside the queue (the test ping).
-    pub fn sender(&self) -> &HttpSender {
-        &self.sender
+    /// Signs and sends `body` to `endpoint` now, outside the queue (the test ping), on the
+    /// delivery runtime; returns the outcome and the headers sent.
+    pub async fn send_now(
+        &self,
+        endpoint: EndpointRecord,
+        event_id: String,
+        body: bytes::Bytes,
+        now: i64,
+    ) -> Result<(SendOutcome, Vec<(String, String)>), ApiError> {
+        let sender = self.sender.clone();
+        let sending = async move { super::sign_and_send(&sender, &endpoint, &event_id, body, now).await };
+        self.runtime.spawn(sending).await.map_err(|_| shutting_down())
     }
 
     /// Stops publishing, lets attempts in flight finish (each bounded by the delivery
@@ -208,15 +228,24 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     std::thread::Builder::new().name(name.to_string()).spawn(body).expect("the OS starts a thread")
 }
 
-/// A worker: makes attempts until the work channel closes.
-fn worker(work: crossbeam_channel::Receiver<WorkItem>, done: Sender<SchedulerMsg>, sender: HttpSender) {
-    while let Ok(item) = work.recv() {
-        let endpoint_key = item.job.attempt.endpoint_id.as_u128();
-        let result = attempt(&sender, item.job, item.key);
-        if done.send(SchedulerMsg::Done(Box::new(result), endpoint_key)).is_err() {
-            break;
-        }
+/// Makes every attempt the scheduler hands over, each as a task on the delivery runtime
+/// (the scheduler keeps at most `delivery.workers` in flight), until the scheduler stops.
+async fn send_all(
+    mut work: tokio::sync::mpsc::UnboundedReceiver<WorkItem>,
+    done: Sender<SchedulerMsg>,
+    sender: HttpSender,
+) {
+    let mut in_flight = tokio::task::JoinSet::new();
+    while let Some(item) = work.recv().await {
+        let (done, sender) = (done.clone(), sender.clone());
+        in_flight.spawn(async move {
+            let endpoint_key = item.job.attempt.endpoint_id.as_u128();
+            let result = attempt(&sender, item.job, item.key).await;
+            let _ = done.send(SchedulerMsg::Done(Box::new(result), endpoint_key));
+        });
+        while in_flight.try_join_next().is_some() {}
     }
+    while in_flight.join_next().await.is_some() {}
 }
 
 /// The most sessions expired in one transaction.
@@ -262,7 +291,7 @@ fn expirer(
 }
 
 /// Signs and sends one attempt.
-fn attempt(sender: &HttpSender, job: Job, key: QueueKey) -> AttemptResult {
+async fn attempt(sender: &HttpSender, job: Job, key: QueueKey) -> AttemptResult {
     let now = unix_now();
     let mut result = AttemptResult {
         attempt_id: key.1,
@@ -280,7 +309,8 @@ fn attempt(sender: &HttpSender, job: Job, key: QueueKey) -> AttemptResult {
         result.error = Some("endpoint deleted".into());
         return result;
     };
-    let (outcome, headers) = super::sign_and_send(sender, &endpoint, &job.attempt.event_id.to_string(), &body, now);
+    let event_id = job.attempt.event_id.to_string();
+    let (outcome, headers) = super::sign_and_send(sender, &endpoint, &event_id, body.into(), now).await;
     tracing::debug!(
         attempt = %job.attempt.id,
         number = job.attempt.attempt,
@@ -315,7 +345,7 @@ struct LoadLimits {
 /// The scheduler's state; owned by its thread.
 struct Scheduler {
     store: Arc<Store>,
-    work: crossbeam_channel::Sender<WorkItem>,
+    work: tokio::sync::mpsc::UnboundedSender<WorkItem>,
     workers: usize,
     per_endpoint: usize,
     /// Every queue key up to here has been looked at.
@@ -351,7 +381,7 @@ struct Scheduler {
 impl Scheduler {
     fn new(
         store: Arc<Store>,
-        work: crossbeam_channel::Sender<WorkItem>,
+        work: tokio::sync::mpsc::UnboundedSender<WorkItem>,
         writer: Sender<WriteJob>,
         workers: usize,
         per_endpoint: usize,
@@ -559,7 +589,8 @@ impl Scheduler {
         self.release(entry.key.1, entry.endpoint);
     }
 
-    /// Hands ready entries to workers, within the worker and per-endpoint limits.
+    /// Hands ready entries to the delivery runtime, within the in-flight and per-endpoint
+    /// limits.
     fn dispatch(&mut self) -> Result<(), crate::store::StoreError> {
         let mut chosen: Vec<DueEntry> = Vec::new();
         // Finished attempts whose results are not yet committed count against the pool
@@ -660,7 +691,7 @@ mod tests {
         publish(&store, "a.x", 50, now - 10);
         publish(&store, "b.x", 10, now - 5);
 
-        let (work, _work_rx) = crossbeam_channel::bounded(1);
+        let (work, _work_rx) = tokio::sync::mpsc::unbounded_channel();
         let (writer, _writer_rx) = handoff::handoff();
         let mut scheduler = Scheduler::new(Arc::clone(&store), work, writer, 0, 1);
         scheduler.limits = LoadLimits { total: 30, per_endpoint: 20 };
@@ -701,7 +732,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let target = endpoint(&store, "a.x");
-        let (work, _work_rx) = crossbeam_channel::bounded(1);
+        let (work, _work_rx) = tokio::sync::mpsc::unbounded_channel();
         let (writer, _writer_rx) = handoff::handoff();
         let mut scheduler = Scheduler::new(Arc::clone(&store), work, writer, 0, 1);
         let now = unix_now_ms();

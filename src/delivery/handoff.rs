@@ -2,12 +2,10 @@
 //!
 //! crossbeam's channels spin and call `sched_yield` before a receiver sleeps. For the
 //! threads that wait on many small hand-offs at low rates (the scheduler, woken for every
-//! finished attempt, and the writer) that spinning was a measurable share of
-//! the CPU per delivery at paced load (perf, W3: `sched_yield` alone was 4.6% of samples).
+//! finished attempt, and the writer) that spinning was a measurable share of the CPU per
+//! delivery at paced load (perf, W3: `sched_yield` alone was 4.6% of samples).
 //! Here a receiver takes a mutex and sleeps on a condition variable: a hand-off costs one
-//! futex wake, and only when the receiver is asleep. (The worker pool keeps crossbeam:
-//! with 64 workers on one queue, its spinning catches the next item without a sleep, and
-//! this queue measured ~15% more CPU per delivery in the fan-out burst.)
+//! futex wake, and only when the receiver is asleep.
 //!
 //! Like a channel, the queue closes for its receiver once every sender is dropped (what is
 //! queued is still received first), and for senders once the receiver is dropped. Each

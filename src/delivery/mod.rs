@@ -14,15 +14,15 @@ use crate::store::endpoints::EndpointRecord;
 
 /// Signs `body` with the endpoint's live secrets and POSTs it: what every attempt does,
 /// queued or not. Returns the outcome and the headers sent.
-pub fn sign_and_send(
+pub async fn sign_and_send(
     sender: &http::HttpSender,
     endpoint: &EndpointRecord,
     event_id: &str,
-    body: &[u8],
+    body: bytes::Bytes,
     now: i64,
 ) -> (http::SendOutcome, Vec<(String, String)>) {
     let secrets = signing::live_secrets(&endpoint.secrets, now);
-    let headers = signing::delivery_headers(event_id, &secrets, now, body);
-    let outcome = sender.send(&endpoint.url, &headers, body);
+    let headers = signing::delivery_headers(event_id, &secrets, now, &body);
+    let outcome = sender.send(&endpoint.url, &headers, body).await;
     (outcome, headers)
 }
