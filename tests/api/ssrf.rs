@@ -57,3 +57,22 @@ fn an_allow_listed_private_host_is_reached() {
     assert!(!attempt["error"].as_str().unwrap().starts_with("refused:"), "{attempt}");
     assert_eq!(target.connections.load(Ordering::Relaxed), 1, "the allow-listed host was dialled");
 }
+
+#[test]
+fn an_ip_literal_no_longer_allowed_is_refused_before_dialling() {
+    let target = FaultyServer::start(Fault::HangUp);
+    let server = TestServer::start_with(|c| {
+        c.server.mode = RunMode::Production;
+        c.delivery.allowed_private_targets = vec!["127.0.0.1/32".into()];
+        c.delivery.retry_schedule = vec![];
+    });
+    let endpoint = server.create_endpoint(&target.url("/hook").replace("http://", "https://"));
+    // The allow-list entry is gone at the next start: the literal address is refused,
+    // though no name is resolved on the way.
+    let server = server.restart_with(|c| c.delivery.allowed_private_targets = vec![]);
+    let event = server.publish("verification_session.verified", json!({"id": "vks_1"}));
+    server.wait_settled(event["id"].as_str().unwrap(), Duration::from_secs(10));
+    let attempt = &server.deliveries(endpoint["id"].as_str().unwrap())[0];
+    assert!(attempt["error"].as_str().unwrap().starts_with("refused:"), "{attempt}");
+    assert_eq!(target.connections.load(Ordering::Relaxed), 0, "no connection was made");
+}
