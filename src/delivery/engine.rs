@@ -7,9 +7,9 @@
 //! `delivery.workers` attempts are in flight. Each attempt is a task on the delivery
 //! runtime (one thread, async HTTP), which reports back; the scheduler hands results to
 //! the writer, which commits each batch of them (with any publishes waiting) in one
-//! transaction that removes the queue entries and schedules retries. Because an entry leaves the queue only with
-//! its result, a crash at any point re-runs what was in flight (at least once), and a
-//! restart recovers every scheduled attempt.
+//! transaction that removes the queue entries and schedules retries. Because an entry
+//! leaves the queue only with its result, a crash at any point re-runs what was in flight
+//! (at least once), and a restart recovers every scheduled attempt.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -235,12 +235,16 @@ async fn send_all(
     done: Sender<SchedulerMsg>,
     sender: HttpSender,
 ) {
+    // Shared by the tasks: cloning a hand-off sender takes its lock, once per attempt
+    // would be twice more than the send itself.
+    let shared = Arc::new((sender, done));
     let mut in_flight = tokio::task::JoinSet::new();
     while let Some(item) = work.recv().await {
-        let (done, sender) = (done.clone(), sender.clone());
+        let shared = Arc::clone(&shared);
         in_flight.spawn(async move {
+            let (sender, done) = &*shared;
             let endpoint_key = item.job.attempt.endpoint_id.as_u128();
-            let result = attempt(&sender, item.job, item.key).await;
+            let result = attempt(sender, item.job, item.key).await;
             let _ = done.send(SchedulerMsg::Done(Box::new(result), endpoint_key));
         });
         while in_flight.try_join_next().is_some() {}

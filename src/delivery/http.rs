@@ -224,7 +224,7 @@ impl HttpSender {
         let mut outcome =
             SendOutcome { status: None, body_excerpt: None, error: None, duration_ms: 0, retry_after: None };
         let https = url.starts_with("https:");
-        match tokio::time::timeout(self.timeout, self.exchange(url, headers, body)).await {
+        match tokio::time::timeout(self.timeout, self.exchange(url, headers, body, https)).await {
             Err(_) => outcome.error = Some(timed_out(self.timeout)),
             Ok(Err(error)) => outcome.error = Some(describe(error.as_ref(), self.timeout, https)),
             Ok(Ok(answer)) => {
@@ -251,6 +251,7 @@ impl HttpSender {
         url: &str,
         headers: &[(String, String)],
         body: Bytes,
+        https: bool,
     ) -> Result<Answer, Box<dyn StdError + Send + Sync>> {
         let uri: hyper::Uri = url.parse()?;
         // The connector dials IP literals without asking the resolver: check them here.
@@ -293,7 +294,7 @@ impl HttpSender {
                 }
                 Some(Err(err)) => {
                     if excerpt.len() < RESPONSE_EXCERPT_BYTES {
-                        read_error = Some(describe(&err, self.timeout, false));
+                        read_error = Some(describe(&err, self.timeout, https));
                     }
                     break;
                 }

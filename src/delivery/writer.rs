@@ -138,9 +138,14 @@ pub(crate) fn run(
         for (reply, result) in batch.replies.into_iter().zip(published) {
             let _ = reply.send(Ok(result));
         }
+        // Outcome counters are looked up once per batch, not once per result.
+        let succeeded = batch.results.iter().filter(|r| r.succeeded).count() as u64;
+        for (outcome, count) in [("succeeded", succeeded), ("failed", batch.results.len() as u64 - succeeded)] {
+            if count > 0 {
+                metrics.attempts.get_or_create(&Outcome { outcome }).inc_by(count);
+            }
+        }
         for attempt in &batch.results {
-            let outcome = if attempt.succeeded { "succeeded" } else { "failed" };
-            metrics.attempts.get_or_create(&Outcome { outcome }).inc();
             metrics.attempt_seconds.observe(attempt.duration_ms as f64 / 1000.0);
         }
         metrics.retries_scheduled.inc_by(recorded.scheduled.len() as u64);

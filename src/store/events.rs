@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::deliveries::{DeliveryTables, QueueKey};
@@ -147,8 +147,7 @@ pub(crate) fn publish_in(
     let mut published = Vec::with_capacity(events.len());
     for event in events {
         let meta = &event.meta;
-        metas.insert((meta.mode.as_u8(), meta.id.as_u128()), encode(TABLE, meta)?.as_slice())?;
-        bodies.insert(meta.id.as_u128(), event.body.as_slice())?;
+        put_event(&mut metas, &mut bodies, event)?;
         let endpoints = &targets[&(meta.mode, meta.event_type.as_str())];
         for endpoint in endpoints {
             keys.push(t.schedule(endpoint, meta.id, &meta.event_type, 1, now_ms)?);
@@ -173,9 +172,18 @@ pub(crate) fn insert_event(
 
 /// Writes an event's metadata and payload inside `tx`, scheduling nothing.
 pub(crate) fn write_event(tx: &WriteTransaction, event: &NewEvent) -> Result<(), StoreError> {
+    put_event(&mut tx.open_table(tables::EVENTS)?, &mut tx.open_table(tables::EVENT_BODIES)?, event)
+}
+
+/// Writes an event's metadata and payload into the open tables.
+fn put_event(
+    metas: &mut Table<(u8, u128), &[u8]>,
+    bodies: &mut Table<u128, &[u8]>,
+    event: &NewEvent,
+) -> Result<(), StoreError> {
     let meta = &event.meta;
-    tx.open_table(tables::EVENTS)?.insert((meta.mode.as_u8(), meta.id.as_u128()), encode(TABLE, meta)?.as_slice())?;
-    tx.open_table(tables::EVENT_BODIES)?.insert(meta.id.as_u128(), event.body.as_slice())?;
+    metas.insert((meta.mode.as_u8(), meta.id.as_u128()), encode(TABLE, meta)?.as_slice())?;
+    bodies.insert(meta.id.as_u128(), event.body.as_slice())?;
     Ok(())
 }
 
