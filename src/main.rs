@@ -43,6 +43,27 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// Every API client and every delivery connection (in flight or kept alive for reuse) is
+/// an open socket, and the soft limit a service manager hands out (1,024 under systemd)
+/// runs out long before memory or CPU do. Like Go's runtime, raise the soft limit to the
+/// hard one; the hard limit stays the operator's to set.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+        let raised = unsafe {
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max && {
+                let wanted = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0
+            }
+        };
+        if raised {
+            tracing::debug!(from = limit.rlim_cur, to = limit.rlim_max, "raised the open file limit");
+        }
+    }
+}
+
 fn load_config(overrides: &stile::config::Overrides) -> anyhow::Result<Loaded> {
     let env: HashMap<String, String> = std::env::vars().collect();
     Ok(Config::load(overrides, &env)?)
@@ -51,10 +72,13 @@ fn load_config(overrides: &stile::config::Overrides) -> anyhow::Result<Loaded> {
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let Loaded { config, source } = load_config(&args.overrides())?;
     init_tracing(&config.log);
+    raise_open_file_limit();
     let listen = config.server.listen;
     let stile::Prepared { state, first_key } = stile::prepare(config)?;
     let listener = TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr()?;
+    let system = actix_web::rt::System::new();
+    let stop = system.block_on(async { StopSignals::listen() });
 
     let mut out = std::io::stdout().lock();
     writeln!(out, "stile {}", env!("CARGO_PKG_VERSION"))?;
@@ -83,32 +107,64 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
 
-    actix_web::rt::System::new().block_on(stile::serve(state, listener, shutdown_signal()))?;
+    system.block_on(stile::serve(state, listener, stop.recv()))?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM, listened for from before the start-up summary is printed: a stop
+/// sent as soon as the server says it is up (a service manager's, a test's) shuts it down
+/// cleanly instead of meeting the default action, which kills the process.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = ctrl_c.await;
-                return;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Installs the handlers. Must run inside the runtime the server will run on.
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let install = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(signal) => Some(signal),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for {name}; it will not stop the server cleanly");
+                    None
+                }
+            };
+            Self {
+                interrupt: install(SignalKind::interrupt(), "SIGINT"),
+                terminate: install(SignalKind::terminate(), "SIGTERM"),
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
+
+    /// Completes when either signal arrives.
+    async fn recv(self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(self.interrupt) => {}
+                _ = next(self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    }
 }
 
 /// Logs to stderr with the configured filter (`RUST_LOG` wins when set) and format.

@@ -174,6 +174,55 @@ fn sigterm_stops_the_server_cleanly_and_data_survives() {
 }
 
 #[test]
+fn sigterm_as_soon_as_the_summary_is_out_still_stops_cleanly() {
+    // The handlers are installed before the summary is printed; before that fix, a stop
+    // sent at once met the default action and killed the process (no exit code).
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ["--listen", "127.0.0.1:0", "--data-dir", "data"];
+        let server = ServerProcess::start(dir.path(), &args, &[("STILE_AUTH_KEYS", TEST_KEY)]).unwrap();
+        assert_eq!(server.terminate(), Some(0));
+    }
+}
+
+/// The soft and hard open-file limits of a running process, from `/proc`.
+fn open_file_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let mut numbers = line["Max open files".len()..].split_whitespace();
+    (numbers.next().unwrap().to_string(), numbers.next().unwrap().to_string())
+}
+
+#[test]
+fn the_server_raises_its_open_file_soft_limit_to_the_hard_one() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = stile_bin();
+    command.current_dir(dir.path()).args(["--listen", "127.0.0.1:0", "--data-dir", "data"]);
+    command.env("STILE_AUTH_KEYS", TEST_KEY);
+    // The child starts as a service manager would start it: a soft limit well under the
+    // hard one (half of it, at most 256).
+    // SAFETY: getrlimit and setrlimit are async-signal-safe and touch only the struct.
+    unsafe {
+        command.pre_exec(|| {
+            let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            limit.rlim_cur = (limit.rlim_max / 2).min(256);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let server = ServerProcess::start_command(command).unwrap();
+    let (soft, hard) = open_file_limits(server.child.id());
+    assert_eq!(soft, hard, "the soft limit is raised to the hard one");
+    assert_eq!(server.terminate(), Some(0));
+}
+
+#[test]
 fn trigger_drives_a_test_session_until_the_event_is_emitted() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = crate::common::receiver::Receiver::start();
