@@ -175,7 +175,7 @@ impl Default for DeliveryConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
-    /// How long events and their delivery attempts are kept.
+    /// How long events, their delivery attempts and ended verification sessions are kept.
     #[serde(with = "humantime_serde")]
     pub events: Duration,
 }

@@ -43,6 +43,7 @@ pub fn run(store: Arc<Store>, retention: Duration, stop: Receiver<()>) {
                     total.events += pruned.events;
                     total.attempts += pruned.attempts;
                     total.idempotency += pruned.idempotency;
+                    total.sessions += pruned.sessions;
                     total.stats += pruned.stats;
                     if !pruned.more {
                         break;
@@ -63,6 +64,7 @@ pub fn run(store: Arc<Store>, retention: Duration, stop: Receiver<()>) {
                 events = total.events,
                 attempts = total.attempts,
                 idempotency = total.idempotency,
+                sessions = total.sessions,
                 stats = total.stats,
                 "pruned history older than the retention period"
             );

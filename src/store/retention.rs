@@ -3,7 +3,8 @@
 //!
 //! Ids are ULIDs, so "older than the cutoff" is a range scan from the start of each table.
 //! What is still in use is kept whatever its age: an event with deliveries not yet final
-//! (an endpoint disabled for months keeps its parked retries) and a pending attempt. A
+//! (an endpoint disabled for months keeps its parked retries), a pending attempt, and a
+//! verification session that has not ended. A
 //! [`PruneCursor`] remembers where the last batch stopped so those are not read again in
 //! the same pass. Freed pages are reused by redb for new writes, so under steady load the
 //! data file stops growing once the oldest history is being pruned as fast as it is made.
@@ -12,6 +13,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::deliveries::{AttemptRecord, AttemptStatus};
 use super::idempotency::IdempotencyRecord;
+use super::sessions::SessionRecord;
 use super::{Store, StoreError, decode, tables};
 use crate::ids::first_id_at;
 use crate::mode::Mode;
@@ -25,6 +27,8 @@ pub struct Pruned {
     pub attempts: usize,
     /// Stored idempotent responses.
     pub idempotency: usize,
+    /// Verification sessions that ended.
+    pub sessions: usize,
     /// Per-minute statistics rows.
     pub stats: usize,
     /// Age-index entries of idempotency keys that were stored again later.
@@ -36,7 +40,7 @@ pub struct Pruned {
 impl Pruned {
     /// Entries removed, all tables together.
     pub fn removed(&self) -> usize {
-        self.events + self.attempts + self.idempotency + self.stats + self.stale_entries
+        self.events + self.attempts + self.idempotency + self.sessions + self.stats + self.stale_entries
     }
 }
 
@@ -48,12 +52,14 @@ pub struct PruneCursor {
     attempts: u128,
     /// The next event id to look at, per mode byte.
     events: [u128; 2],
+    /// The next verification session id to look at, per mode byte.
+    sessions: [u128; 2],
 }
 
 /// How old is too old, for one pruning pass.
 #[derive(Debug, Clone, Copy)]
 pub struct Cutoffs {
-    /// Events and attempts made before this Unix ms go.
+    /// Events, attempts and ended verification sessions made before this Unix ms go.
     pub history_ms: u64,
     /// Idempotency records stored before this Unix second go.
     pub idempotency_secs: i64,
@@ -109,6 +115,10 @@ fn prune_in(
         let slot = &mut next.events[usize::from(mode.as_u8())];
         let (events, more) = prune_events(tx, mode.as_u8(), cutoffs.history_ms, slot, limit)?;
         pruned.events += events;
+        pruned.more |= more;
+        let slot = &mut next.sessions[usize::from(mode.as_u8())];
+        let (sessions, more) = prune_sessions(tx, mode.as_u8(), cutoffs.history_ms, slot, limit)?;
+        pruned.sessions += sessions;
         pruned.more |= more;
         let (stats, more) = prune_stats(tx, mode.as_u8(), cutoffs.history_ms / 60_000, limit)?;
         pruned.stats += stats;
@@ -194,6 +204,40 @@ fn prune_events(
         events.remove((mode, id))?;
         bodies.remove(id)?;
         removed += 1;
+    }
+    Ok((removed, more))
+}
+
+/// Verification sessions of one mode created before the cutoff that have ended. Their
+/// expiry entries stay: the expirer drops an entry whose session is gone when it is due.
+fn prune_sessions(
+    tx: &WriteTransaction,
+    mode: u8,
+    cutoff_ms: u64,
+    from: &mut u128,
+    limit: usize,
+) -> Result<(usize, bool), StoreError> {
+    let mut sessions = tx.open_table(tables::VERIFICATION_SESSIONS)?;
+    let end = first_id_at(cutoff_ms);
+    if *from >= end {
+        return Ok((0, false));
+    }
+    let mut old = Vec::new();
+    for entry in sessions.range((mode, *from)..(mode, end))?.take(limit) {
+        let (key, value) = entry?;
+        let session: SessionRecord = decode("verification_sessions", value.value())?;
+        old.push((key.value().1, session.is_open()));
+    }
+    let more = old.len() == limit;
+    if let Some((last, _)) = old.last() {
+        *from = last + 1;
+    }
+    let mut removed = 0;
+    for (id, open) in old {
+        if !open {
+            sessions.remove((mode, id))?;
+            removed += 1;
+        }
     }
     Ok((removed, more))
 }
@@ -332,6 +376,61 @@ mod tests {
         // A second pass finds nothing and commits nothing.
         let pruned = store.prune(cutoffs, &mut PruneCursor::default(), 2).unwrap();
         assert_eq!(pruned.removed(), 0);
+    }
+
+    #[test]
+    fn ended_verification_sessions_are_pruned_and_open_ones_kept_until_they_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = unix_now_ms();
+        let expires_ms = now + 3_600_000;
+        let statuses = ["requires_input", "processing", "verified", "failed", "cancelled", "expired"];
+        let mut sessions = Vec::new();
+        for (n, status) in statuses.into_iter().enumerate() {
+            let session = SessionRecord {
+                id: crate::ids::VerificationSessionId::new(),
+                object: "verification_session".into(),
+                status: status.into(),
+                session_type: "identity".into(),
+                client_reference_id: None,
+                livemode: n % 2 == 1,
+                expires_at: (expires_ms / 1000) as i64,
+                completed_at: None,
+                created: (now / 1000) as i64,
+                metadata: Default::default(),
+            };
+            store.create_session(&session, expires_ms, now).unwrap();
+            sessions.push(session);
+        }
+        let prune_all = || {
+            let cutoffs = Cutoffs { history_ms: unix_now_ms() + 1, idempotency_secs: 0 };
+            let mut cursor = PruneCursor::default();
+            let mut removed = 0;
+            for _ in 0..20 {
+                let pruned = store.prune(cutoffs, &mut cursor, 1).unwrap();
+                removed += pruned.sessions;
+                if !pruned.more {
+                    return removed;
+                }
+            }
+            panic!("a pass ends");
+        };
+
+        assert_eq!(prune_all(), 4, "the four ended sessions go");
+        for session in &sessions {
+            let found = store.session(session.mode(), session.id).unwrap();
+            assert_eq!(found.is_some(), session.is_open(), "{}", session.status);
+        }
+        assert_eq!(count(&store, tables::SESSION_EXPIRY), 6, "expiry entries are the expirer's to drop");
+
+        // When due, the expirer expires the open sessions and drops the pruned ones' entries;
+        // once expired, the next pass prunes those too.
+        let expire = |s: &mut SessionRecord| crate::lifecycle::Move::Expire.apply(s, (expires_ms / 1000) as i64);
+        let (expired, _) = store.expire_due_sessions(expires_ms, 100, expire).unwrap();
+        assert_eq!(expired, 2);
+        assert_eq!(count(&store, tables::SESSION_EXPIRY), 0);
+        assert_eq!(prune_all(), 2);
+        assert_eq!(count(&store, tables::VERIFICATION_SESSIONS), 0);
     }
 
     #[test]

@@ -48,6 +48,12 @@ impl SessionRecord {
         if self.livemode { Mode::Live } else { Mode::Test }
     }
 
+    /// Whether the session can still move (`requires_input` or `processing`): an open
+    /// session is kept by retention until it ends, by a move or by expiring.
+    pub fn is_open(&self) -> bool {
+        matches!(self.status.as_str(), "requires_input" | "processing")
+    }
+
     /// The `verification_session.<status>` event announcing the session as it is now.
     pub fn event(&self, event_type: &str, now: i64) -> Result<NewEvent, StoreError> {
         let data = serde_json::to_value(self).map_err(|source| StoreError::Encode { table: TABLE, source })?;
