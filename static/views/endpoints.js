@@ -1,5 +1,6 @@
 // Endpoints: the list with status and success rate, create (secret shown once), and one
-// endpoint's page: edit, enable/disable, rotate secret, send test, delete, deliveries.
+// endpoint's page: edit, enable/disable, rotate secret, send test, recover what failed,
+// delete, deliveries.
 
 import { api, query } from '../api.js';
 import { pagedList } from '../list.js';
@@ -175,6 +176,8 @@ export async function renderDetail(root, params) {
     });
     const rotate = h('button', { type: 'button', class: 'secondary' }, 'Rotate secret');
     rotate.addEventListener('click', () => fill(panel, rotateForm()));
+    const recover = h('button', { type: 'button', class: 'secondary' }, 'Recover failed');
+    recover.addEventListener('click', () => fill(panel, recoverForm()));
     const del = h('button', { type: 'button', class: 'danger' }, 'Delete');
     del.addEventListener('click', async () => {
       if (!(await confirmDialog(`Delete ${endpoint.url}? Its pending deliveries end now. This cannot be undone.`, 'Delete endpoint'))) return;
@@ -200,7 +203,7 @@ export async function renderDetail(root, params) {
         h('dt', {}, 'Description'), h('dd', {}, endpoint.description || '—'),
         h('dt', {}, 'Metadata'), h('dd', {}, Object.keys(endpoint.metadata || {}).length ? jsonBlock(endpoint.metadata) : '—'),
         h('dt', {}, 'Created'), h('dd', {}, timeCell(endpoint.created))),
-      h('div', { class: 'actions' }, test, edit, toggle, rotate, del));
+      h('div', { class: 'actions' }, test, edit, toggle, rotate, recover, del));
   }
 
   function rotateForm() {
@@ -226,6 +229,49 @@ export async function renderDetail(root, params) {
         fill(error, errorBox(err));
       }
     });
+    return form;
+  }
+
+  /** Resends what failed for good in a chosen window, after a dry run has counted it. */
+  function recoverForm() {
+    const span = h('select', { name: 'since' },
+      h('option', { value: String(3600) }, 'In the last hour'),
+      h('option', { value: String(DAY), selected: true }, 'In the last 24 hours'),
+      h('option', { value: String(7 * DAY) }, 'In the last 7 days'),
+      h('option', { value: String(30 * DAY) }, 'In the last 30 days'));
+    const count = h('p', { 'data-test': 'recover-count', 'aria-live': 'polite' }, 'Counting…');
+    const submit = h('button', { type: 'submit', disabled: true }, 'Resend failed events');
+    const since = () => Math.floor(Date.now() / 1000) - Number(span.value);
+    const path = `/v1/webhook_endpoints/${endpoint.id}/recover`;
+    async function countFailed() {
+      submit.disabled = true;
+      try {
+        const dry = await api('POST', path, { since: since(), dry_run: true });
+        count.textContent = dry.events === 0
+          ? 'No event failed for good in that time.'
+          : `${dry.events}${dry.has_more ? '+' : ''} ${dry.events === 1 ? 'event' : 'events'} failed for good in that time.`;
+        submit.disabled = dry.events === 0;
+      } catch (err) {
+        fill(count, errorBox(err));
+      }
+    }
+    span.addEventListener('change', countFailed);
+    const form = h('form', { class: 'card form', 'aria-label': 'Recover failed deliveries' },
+      h('h2', {}, 'Recover failed deliveries'),
+      h('p', {}, 'Resends every event whose delivery to this endpoint failed for good (every retry used) as a new delivery, with the same event id and body.'),
+      field('Failed', span), count,
+      h('div', { class: 'actions' }, submit,
+        h('button', { type: 'button', class: 'secondary', onclick: () => fill(panel) }, 'Cancel')));
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      busy(submit, async () => {
+        const done = await api('POST', path, { since: since() });
+        fill(panel);
+        toast(`Resent ${done.events} ${done.events === 1 ? 'event' : 'events'}${done.has_more ? '; more are left, recover again' : ''}.`);
+        await deliveries.reset();
+      });
+    });
+    countFailed();
     return form;
   }
 

@@ -18,18 +18,23 @@ export async function renderList(root, _params, search) {
   const after = h('input', { id: 'filter-after', type: 'datetime-local', name: 'created_after' });
   const before = h('input', { id: 'filter-before', type: 'datetime-local', name: 'created_before' });
   const session = h('input', { id: 'filter-session', type: 'text', name: 'session_id', placeholder: 'vks_...', value: search.get('session_id') || '' });
+  const delivery = h('select', { id: 'filter-delivery', name: 'delivery_success' },
+    h('option', { value: '' }, 'Any outcome'),
+    h('option', { value: 'false', selected: search.get('delivery_success') === 'false' }, 'Failed for good somewhere'),
+    h('option', { value: 'true', selected: search.get('delivery_success') === 'true' }, 'Delivered everywhere'));
   const filters = h('form', { class: 'filters', 'aria-label': 'Filter events' },
     h('div', { class: 'inline-field' }, h('label', { for: 'filter-type' }, 'Type'), type),
     h('div', { class: 'inline-field' }, h('label', { for: 'filter-after' }, 'From'), after),
     h('div', { class: 'inline-field' }, h('label', { for: 'filter-before' }, 'To'), before),
     h('div', { class: 'inline-field' }, h('label', { for: 'filter-session' }, 'Session'), session),
+    h('div', { class: 'inline-field' }, h('label', { for: 'filter-delivery' }, 'Delivery'), delivery),
     h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
   const listSlot = h('div', {}, loading());
   fill(root, h('div', { class: 'view-head' }, h('h1', {}, 'Events')), filters, listSlot);
   const list = pagedList(listSlot, {
     load: (starting_after) => api('GET', `/v1/events${query({
       limit: 20, type: type.value, created_after: unixOf(after), created_before: unixOf(before),
-      session_id: session.value.trim(), starting_after,
+      session_id: session.value.trim(), delivery_success: delivery.value, starting_after,
     })}`),
     render: (items) => table('Events', ['Type', 'Event', 'Pending webhooks', 'Created'], items.map((e) => [
       h('a', { href: `#/events/${e.id}` }, e.type),

@@ -293,3 +293,65 @@ fn an_endpoint_disabled_by_stile_shows_why() {
         page.wait_text(".view-head", "disabled").await;
     });
 }
+
+#[test]
+fn failed_events_are_filtered_and_recovered_from_the_dashboard() {
+    let receiver = Receiver::start();
+    receiver.set("/down", Behaviour::Status(500));
+    let server = TestServer::start_with(|c| c.delivery.retry_schedule = vec![Duration::from_millis(20)]);
+    server.create_endpoint_for(&receiver.url("/up"), &["verification_session.created"]);
+    let down = server.create_endpoint_for(&receiver.url("/down"), &["verification_session.processing"]);
+    let (down_id, secret) = (down["id"].as_str().unwrap().to_string(), down["secret"].as_str().unwrap().to_string());
+    let delivered =
+        server.publish("verification_session.created", json!({"id": "vks_ok"}))["id"].as_str().unwrap().to_string();
+    let failed: Vec<String> = (0..2)
+        .map(|n| {
+            let event = server.publish("verification_session.processing", json!({ "id": format!("vks_{n}") }));
+            event["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    for id in failed.iter().chain([&delivered]) {
+        server.wait_settled(id, Duration::from_secs(10));
+    }
+    assert_eq!(receiver.received("/down").len(), 4, "2 events, 2 attempts each, all failed");
+
+    in_browser("recover", move |page| async move {
+        signed_in(&page, &server, "#/events").await;
+        page.wait_count("[data-test=event-row]", 3).await;
+
+        // The delivery filter: failed for good somewhere, then delivered everywhere.
+        page.find("#filter-delivery").await.select_by_value("false").await.unwrap();
+        page.click_button("Filter").await;
+        page.wait_exactly("[data-test=event-row]", 2).await;
+        let listed = page.text("main table").await;
+        assert!(failed.iter().all(|id| listed.contains(id.as_str())) && !listed.contains(&delivered), "{listed}");
+        page.find("#filter-delivery").await.select_by_value("true").await.unwrap();
+        page.click_button("Filter").await;
+        page.wait_exactly("[data-test=event-row]", 1).await;
+        page.wait_text("main table", &delivered).await;
+
+        // The endpoint works again: recover from its page. A dry run counts first.
+        receiver.set("/down", Behaviour::Ok);
+        page.open(&format!("{}/#/endpoints/{down_id}", server.base)).await;
+        page.click_button("Recover failed").await;
+        page.wait_text("[data-test=recover-count]", "2 events failed for good").await;
+        assert_eq!(receiver.received("/down").len(), 4, "counting sends nothing");
+        page.click_button("Resend failed events").await;
+        page.wait_text(".toast", "Resent 2 events").await;
+        let arrived = receiver.wait_for("/down", 6, Duration::from_secs(10));
+        let mut resent: Vec<String> = arrived[4..].iter().map(|r| r.header("webhook-id").to_string()).collect();
+        resent.sort();
+        let mut expected = failed.clone();
+        expected.sort();
+        assert_eq!(resent, expected, "each failed event once more, same id");
+        assert!(arrived[4..].iter().all(|r| r.stile_signature_valid(&secret).0), "signed with the endpoint's secret");
+
+        // Once delivered, there is nothing left to recover.
+        for id in &failed {
+            server.wait_settled(id, Duration::from_secs(10));
+        }
+        page.click_button("Recover failed").await;
+        page.wait_text("[data-test=recover-count]", "No event failed for good").await;
+        assert!(page.button("Resend failed events").await.attr("disabled").await.unwrap().is_some());
+    });
+}

@@ -209,6 +209,20 @@ impl Page {
         panic!("`{css}` matched {count} elements, not {n}, within {STEP:?}");
     }
 
+    /// Waits until `css` matches exactly `n` elements (a list re-rendered after a filter).
+    pub async fn wait_exactly(&self, css: &str, n: usize) {
+        let end = Instant::now() + STEP;
+        let mut count = 0;
+        while Instant::now() < end {
+            count = self.all(css).await.len();
+            if count == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("`{css}` matched {count} elements, not exactly {n}, within {STEP:?}");
+    }
+
     /// Runs a script and returns its value.
     pub async fn script(&self, js: &str) -> serde_json::Value {
         self.client.execute(js, vec![]).await.expect("script runs")
