@@ -9,7 +9,7 @@
 //! the same pass. Freed pages are reused by redb for new writes, so under steady load the
 //! data file stops growing once the oldest history is being pruned as fast as it is made.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::deliveries::{AttemptRecord, AttemptStatus};
 use super::idempotency::IdempotencyRecord;
@@ -172,6 +172,33 @@ fn prune_attempts(
     Ok((removed, more))
 }
 
+/// The next batch of one mode's entries made before the cutoff in a table keyed by
+/// (mode, ULID), from the cursor on, each with what `read` makes of its value; moves the
+/// cursor past them. The flag says the batch was full (more may follow).
+fn old_of_mode<T>(
+    table: &Table<(u8, u128), &[u8]>,
+    mode: u8,
+    cutoff_ms: u64,
+    from: &mut u128,
+    limit: usize,
+    read: impl Fn(&[u8]) -> Result<T, StoreError>,
+) -> Result<(Vec<(u128, T)>, bool), StoreError> {
+    let end = first_id_at(cutoff_ms);
+    if *from >= end {
+        return Ok((Vec::new(), false));
+    }
+    let mut old = Vec::new();
+    for entry in table.range((mode, *from)..(mode, end))?.take(limit) {
+        let (key, value) = entry?;
+        old.push((key.value().1, read(value.value())?));
+    }
+    if let Some((last, _)) = old.last() {
+        *from = last + 1;
+    }
+    let more = old.len() == limit;
+    Ok((old, more))
+}
+
 /// Events of one mode made before the cutoff whose deliveries are all final.
 fn prune_events(
     tx: &WriteTransaction,
@@ -181,23 +208,11 @@ fn prune_events(
     limit: usize,
 ) -> Result<(usize, bool), StoreError> {
     let mut events = tx.open_table(tables::EVENTS)?;
-    let end = first_id_at(cutoff_ms);
-    if *from >= end {
-        return Ok((0, false));
-    }
-    let old: Vec<u128> = events
-        .range((mode, *from)..(mode, end))?
-        .take(limit)
-        .map(|entry| entry.map(|(key, _)| key.value().1))
-        .collect::<Result<_, _>>()?;
-    let more = old.len() == limit;
-    if let Some(last) = old.last() {
-        *from = last + 1;
-    }
+    let (old, more) = old_of_mode(&events, mode, cutoff_ms, from, limit, |_| Ok(()))?;
     let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
     let pending = tx.open_table(tables::EVENT_PENDING)?;
     let mut removed = 0;
-    for id in old {
+    for (id, ()) in old {
         if pending.get(id)?.is_some_and(|n| n.value() > 0) {
             continue;
         }
@@ -218,20 +233,9 @@ fn prune_sessions(
     limit: usize,
 ) -> Result<(usize, bool), StoreError> {
     let mut sessions = tx.open_table(tables::VERIFICATION_SESSIONS)?;
-    let end = first_id_at(cutoff_ms);
-    if *from >= end {
-        return Ok((0, false));
-    }
-    let mut old = Vec::new();
-    for entry in sessions.range((mode, *from)..(mode, end))?.take(limit) {
-        let (key, value) = entry?;
-        let session: SessionRecord = decode("verification_sessions", value.value())?;
-        old.push((key.value().1, session.is_open()));
-    }
-    let more = old.len() == limit;
-    if let Some((last, _)) = old.last() {
-        *from = last + 1;
-    }
+    let (old, more) = old_of_mode(&sessions, mode, cutoff_ms, from, limit, |value| {
+        Ok(decode::<SessionRecord>("verification_sessions", value)?.is_open())
+    })?;
     let mut removed = 0;
     for (id, open) in old {
         if !open {
