@@ -2,7 +2,7 @@
 //! the event each emits. Shared by the API (helpers, cancel) and the expiry scheduler.
 
 use crate::error::{ApiError, ErrorCode};
-use crate::store::sessions::SessionRecord;
+use crate::store::sessions::{OPEN_STATUSES, SessionRecord};
 
 /// A move in a session's life, each emitting its event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ impl Move {
         match self {
             Move::Process => &["requires_input"],
             Move::RequireInput => &["processing"],
-            Move::Verify | Move::Fail | Move::Cancel | Move::Expire => &["requires_input", "processing"],
+            Move::Verify | Move::Fail | Move::Cancel | Move::Expire => OPEN_STATUSES,
         }
     }
 

@@ -51,15 +51,18 @@ fn raise_open_file_limit() {
     #[cfg(unix)]
     {
         let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
-        let raised = unsafe {
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max && {
-                let wanted = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
-                libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0
-            }
-        };
-        if raised {
+        // SAFETY: getrlimit only writes the struct passed to it.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= limit.rlim_max {
+            return;
+        }
+        let wanted = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        // SAFETY: setrlimit only reads the struct passed to it.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0 {
             tracing::debug!(from = limit.rlim_cur, to = limit.rlim_max, "raised the open file limit");
+        } else {
+            // An unlimited hard limit cannot be the soft one (the kernel caps it at nr_open).
+            let err = std::io::Error::last_os_error();
+            tracing::debug!(error = %err, soft = limit.rlim_cur, "kept the open file limit");
         }
     }
 }

@@ -40,11 +40,7 @@ pub fn run(store: Arc<Store>, retention: Duration, stop: Receiver<()>) {
         loop {
             match store.prune(cutoffs, &mut cursor, BATCH) {
                 Ok(pruned) => {
-                    total.events += pruned.events;
-                    total.attempts += pruned.attempts;
-                    total.idempotency += pruned.idempotency;
-                    total.sessions += pruned.sessions;
-                    total.stats += pruned.stats;
+                    total += pruned;
                     if !pruned.more {
                         break;
                     }
@@ -66,6 +62,7 @@ pub fn run(store: Arc<Store>, retention: Duration, stop: Receiver<()>) {
                 idempotency = total.idempotency,
                 sessions = total.sessions,
                 stats = total.stats,
+                stale_idempotency_entries = total.stale_entries,
                 "pruned history older than the retention period"
             );
         }

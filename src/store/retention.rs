@@ -37,6 +37,19 @@ pub struct Pruned {
     pub more: bool,
 }
 
+impl std::ops::AddAssign for Pruned {
+    /// Adds a batch's counts to a pass's (and its `more`, which a pass rarely needs).
+    fn add_assign(&mut self, batch: Pruned) {
+        self.events += batch.events;
+        self.attempts += batch.attempts;
+        self.idempotency += batch.idempotency;
+        self.sessions += batch.sessions;
+        self.stats += batch.stats;
+        self.stale_entries += batch.stale_entries;
+        self.more |= batch.more;
+    }
+}
+
 impl Pruned {
     /// Entries removed, all tables together.
     pub fn removed(&self) -> usize {
@@ -354,10 +367,10 @@ mod tests {
         let cutoffs = Cutoffs { history_ms: unix_now_ms() + 1, idempotency_secs: 11 };
         let mut cursor = PruneCursor::default();
         let mut passes = 0;
-        let mut total = 0;
+        let mut total = Pruned::default();
         loop {
             let pruned = store.prune(cutoffs, &mut cursor, 2).unwrap();
-            total += pruned.removed();
+            total += pruned;
             passes += 1;
             if !pruned.more {
                 break;
@@ -365,7 +378,8 @@ mod tests {
             assert!(passes < 20, "a pass ends");
         }
         assert!(passes >= 3, "batches of 2 take several transactions, took {passes}");
-        assert_eq!(total, 6 + 6 + 2 + 1, "6 attempts, 6 events, 2 stats rows, 1 idempotency record");
+        assert_eq!(total.removed(), 6 + 6 + 2 + 1, "6 attempts, 6 events, 2 stats rows, 1 idempotency record");
+        assert_eq!((total.attempts, total.events, total.stats, total.idempotency), (6, 6, 2, 1));
         assert_eq!(count(&store, tables::ATTEMPTS), 1, "the pending attempt stays");
         assert_eq!(count(&store, tables::ENDPOINT_ATTEMPTS), 1);
         assert_eq!(count(&store, tables::EVENT_ATTEMPTS), 1);

@@ -15,6 +15,10 @@ use crate::mode::Mode;
 
 const TABLE: &str = "verification_sessions";
 
+/// The statuses a session can still move from; the others are final. The life-cycle
+/// rules ([`crate::lifecycle::Move`]) and retention share this one list.
+pub const OPEN_STATUSES: &[&str] = &["requires_input", "processing"];
+
 /// A verification session as stored; its JSON is also the API object and event data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = VerificationSession)]
@@ -48,10 +52,10 @@ impl SessionRecord {
         if self.livemode { Mode::Live } else { Mode::Test }
     }
 
-    /// Whether the session can still move (`requires_input` or `processing`): an open
-    /// session is kept by retention until it ends, by a move or by expiring.
+    /// Whether the session can still move (its status is one of [`OPEN_STATUSES`]): an
+    /// open session is kept by retention until it ends, by a move or by expiring.
     pub fn is_open(&self) -> bool {
-        matches!(self.status.as_str(), "requires_input" | "processing")
+        OPEN_STATUSES.contains(&self.status.as_str())
     }
 
     /// The `verification_session.<status>` event announcing the session as it is now.

@@ -241,18 +241,23 @@ export async function renderDetail(root, params) {
       h('option', { value: String(30 * DAY) }, 'In the last 30 days'));
     const count = h('p', { 'data-test': 'recover-count', 'aria-live': 'polite' }, 'Counting…');
     const submit = h('button', { type: 'submit', disabled: true }, 'Resend failed events');
-    const since = () => Math.floor(Date.now() / 1000) - Number(span.value);
     const path = `/v1/webhook_endpoints/${endpoint.id}/recover`;
+    // The resend uses the `since` the shown count was made with, so it resends what was
+    // counted; a count answered after the window changed again is dropped.
+    let counted;
     async function countFailed() {
       submit.disabled = true;
+      const since = Math.floor(Date.now() / 1000) - Number(span.value);
+      counted = since;
       try {
-        const dry = await api('POST', path, { since: since(), dry_run: true });
+        const dry = await api('POST', path, { since, dry_run: true });
+        if (counted !== since) return;
         count.textContent = dry.events === 0
           ? 'No event failed for good in that time.'
           : `${dry.events}${dry.has_more ? '+' : ''} ${dry.events === 1 ? 'event' : 'events'} failed for good in that time.`;
         submit.disabled = dry.events === 0;
       } catch (err) {
-        fill(count, errorBox(err));
+        if (counted === since) fill(count, errorBox(err));
       }
     }
     span.addEventListener('change', countFailed);
@@ -265,7 +270,7 @@ export async function renderDetail(root, params) {
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       busy(submit, async () => {
-        const done = await api('POST', path, { since: since() });
+        const done = await api('POST', path, { since: counted });
         fill(panel);
         toast(`Resent ${done.events} ${done.events === 1 ? 'event' : 'events'}${done.has_more ? '; more are left, recover again' : ''}.`);
         await deliveries.reset();
