@@ -42,13 +42,8 @@ pub fn download(base: &str, token: &str, file: &Path) -> anyhow::Result<u64> {
     written
 }
 
-/// Opens the downloaded file as a redb database and reads its schema version, so a
-/// truncated or garbled download is never kept as a backup.
+/// Checks the download is a whole data file, so a truncated or garbled download is never
+/// kept as a backup.
 fn check_readable(path: &Path) -> anyhow::Result<()> {
-    use redb::ReadableDatabase;
-    let db = redb::Database::open(path).context("the downloaded file is not a readable data file")?;
-    let tx = db.begin_read()?;
-    let meta = tx.open_table(crate::store::tables::META).context("the downloaded file has no schema record")?;
-    meta.get("schema_version")?.context("the downloaded file has no schema version")?;
-    Ok(())
+    crate::store::backup::check_data_file(path).context("the downloaded file is not a usable backup")
 }

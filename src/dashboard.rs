@@ -1,9 +1,7 @@
 //! The dashboard: the files of `static/`, embedded into the binary and served at `/`.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
-
-use crate::api::route_not_found;
+use actix_web::{HttpRequest, HttpResponse};
 
 /// The embedded `static/` folder. Every build carries the bytes (`debug-embed`), so the
 /// tests exercise exactly what ships; `build.rs` rebuilds when a file is added.
@@ -11,16 +9,13 @@ use crate::api::route_not_found;
 #[folder = "static/"]
 struct Assets;
 
-/// Mounts the dashboard as the fallback for every path no API route has.
-pub fn configure(cfg: &mut crate::api::Routes) {
-    cfg.default_service(web::to(serve_asset));
-}
-
 /// The Content-Security-Policy of every dashboard response: same-origin everything, no
 /// inline scripts.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-async fn serve_asset(req: HttpRequest) -> HttpResponse {
+/// The response for a GET or HEAD of an embedded file; `None` when the request names no
+/// file (the caller answers it as an unknown route).
+pub fn asset_response(req: &HttpRequest) -> Option<HttpResponse> {
     let path = req.path().trim_start_matches('/');
     let path = if path.is_empty() { "index.html" } else { path };
     let asset = match Assets::get(path) {
@@ -29,7 +24,7 @@ async fn serve_asset(req: HttpRequest) -> HttpResponse {
         {
             asset
         }
-        _ => return route_not_found(req).await,
+        _ => return None,
     };
     let etag = format!("\"{}\"", hex::encode(&asset.metadata.sha256_hash()[..16]));
     let not_modified = req
@@ -44,7 +39,7 @@ async fn serve_asset(req: HttpRequest) -> HttpResponse {
         .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
     if not_modified {
-        return response.finish();
+        return Some(response.finish());
     }
-    response.content_type(asset.metadata.mimetype()).body(asset.data.into_owned())
+    Some(response.content_type(asset.metadata.mimetype()).body(asset.data.into_owned()))
 }

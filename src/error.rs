@@ -1,7 +1,9 @@
 //! The one error type at the HTTP boundary, built from one table of codes.
 //!
 //! Every failure a client can see is an [`ApiError`] rendered as the Stripe-style envelope
-//! `{"error":{"type","code","message","param"}}`. Internal failures are logged in full
+//! `{"error":{"type","code","message","param"}}`. The layers below the API (store,
+//! delivery engine, life cycle, retention) return their own errors and never name this
+//! one; the conversions from them are all here. Internal failures are logged in full
 //! where they are converted and answered with a generic message.
 
 use actix_web::http::StatusCode;
@@ -214,13 +216,45 @@ impl ResponseError for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(err: crate::store::StoreError) -> Self {
-        if err.is_storage_unavailable() {
-            tracing::error!(error = %err, "the data file refused a write");
-            return ApiError::new(
-                ErrorCode::Unavailable,
-                "The server cannot store data right now (its disk is full or read-only). Nothing was written; try again later.",
-            );
+        store_error(&err)
+    }
+}
+
+/// The answer for a store failure: a 503 when the disk refuses writes, else a 500.
+fn store_error(err: &crate::store::StoreError) -> ApiError {
+    if err.is_storage_unavailable() {
+        tracing::error!(error = %err, "the data file refused a write");
+        return ApiError::new(
+            ErrorCode::Unavailable,
+            "The server cannot store data right now (its disk is full or read-only). Nothing was written; try again later.",
+        );
+    }
+    ApiError::internal(err)
+}
+
+impl From<crate::delivery::EngineError> for ApiError {
+    fn from(err: crate::delivery::EngineError) -> Self {
+        match err {
+            crate::delivery::EngineError::ShuttingDown => {
+                ApiError::new(ErrorCode::Unavailable, "The server is shutting down; retry the request in a moment.")
+            }
+            crate::delivery::EngineError::Store(err) => store_error(&err),
         }
+    }
+}
+
+impl From<crate::lifecycle::MoveError> for ApiError {
+    fn from(err: crate::lifecycle::MoveError) -> Self {
+        match err {
+            crate::lifecycle::MoveError::NotAllowed { .. } => ApiError::new(ErrorCode::InvalidState, err.to_string()),
+            crate::lifecycle::MoveError::Encode(err) => ApiError::internal(&err),
+        }
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    /// A value the server made could not be encoded: its fault, never the caller's.
+    fn from(err: serde_json::Error) -> Self {
         ApiError::internal(&err)
     }
 }
@@ -274,29 +308,32 @@ mod tests {
     }
 
     #[test]
-    fn every_code_has_a_client_or_server_error_status() {
-        use ErrorCode::*;
-        for code in [
-            ParameterMissing,
-            ParameterInvalid,
-            ParameterUnknown,
-            BadRequest,
-            InvalidJson,
-            ResourceMissing,
-            RouteNotFound,
-            MethodNotAllowed,
-            PayloadTooLarge,
-            UnsupportedMediaType,
-            ApiKeyMissing,
-            ApiKeyInvalid,
-            IdempotencyKeyInvalid,
-            IdempotencyKeyReused,
-            IdempotencyKeyInUse,
-            Internal,
-            Unavailable,
-        ] {
-            assert!(code.status().is_client_error() || code.status().is_server_error());
-            assert!(!code.code().is_empty());
+    fn every_code_of_the_table_is_distinct_and_has_an_error_status() {
+        let mut codes = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(code.status().is_client_error() || code.status().is_server_error(), "{code:?}");
+            assert!(!code.code().is_empty() && !code.kind().is_empty(), "{code:?}");
+            assert!(codes.insert(code.code()), "the code `{}` is used twice", code.code());
+            assert!(names.insert(format!("{code:?}")), "{code:?} is listed twice");
         }
+        // `ALL` is generated from the same table as the enum, so this also counts every
+        // variant: a new code cannot be left out.
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+    }
+
+    #[test]
+    fn domain_errors_map_to_their_answers() {
+        let refused = crate::lifecycle::MoveError::NotAllowed {
+            from: crate::store::sessions::SessionStatus::Verified,
+            to: crate::store::sessions::SessionStatus::Cancelled,
+            allowed: crate::store::sessions::SessionStatus::OPEN,
+        };
+        let err = ApiError::from(refused);
+        assert_eq!(err.code, ErrorCode::InvalidState);
+        assert!(err.message.contains("`verified`") && err.message.contains("`requires_input` or `processing`"));
+        assert_eq!(ApiError::from(crate::delivery::EngineError::ShuttingDown).code, ErrorCode::Unavailable);
+        let full = crate::store::StoreError::Unavailable("disk full".into());
+        assert_eq!(ApiError::from(crate::delivery::EngineError::from(full)).code, ErrorCode::Unavailable);
     }
 }

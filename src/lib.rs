@@ -18,7 +18,9 @@ pub mod ids;
 pub mod lifecycle;
 pub mod metrics;
 pub mod mode;
+pub mod payload;
 pub mod retention;
+pub mod routes;
 pub mod secrets;
 pub mod store;
 pub mod target_policy;
@@ -35,6 +37,7 @@ use actix_web::{App, HttpServer, web};
 use utoipa_actix_web::AppExt;
 
 use crate::api::{ApiKeys, AppState};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::mode::Mode;
 use crate::store::api_keys::ApiKeyRecord;
@@ -72,27 +75,34 @@ pub struct Prepared {
 /// Opens the data file and loads the API keys, creating a first test key when there is
 /// no key at all.
 pub fn prepare(config: Config) -> Result<Prepared, StartError> {
+    prepare_with_clock(config, Clock::system())
+}
+
+/// Like [`prepare`], with the engine and API reading time from `clock` (tests give a
+/// manual one and advance it).
+pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, StartError> {
     let store = Store::open(&config.server.data_dir)?;
     let admin_token = admin::load_or_create_token(&config.server.data_dir)
         .map_err(|e| StartError::AdminToken(admin::token_path(&config.server.data_dir), e))?;
     let mut stored = store.api_keys()?;
     let mut first_key = None;
     if stored.is_empty() && config.auth.keys.is_empty() {
-        let key = create_api_key(&store, Mode::Test)?;
+        let key = create_api_key(&store, Mode::Test, clock.now())?;
         stored = store.api_keys()?;
         first_key = Some(key);
     }
     let keys = ApiKeys::new(&config.auth.keys, &stored);
     let store = Arc::new(store);
     let metrics = Arc::new(metrics::Metrics::new());
-    let engine = delivery::Engine::start(Arc::clone(&store), &config, Arc::clone(&metrics))?;
+    let engine = delivery::Engine::start(Arc::clone(&store), clock, &config, Arc::clone(&metrics))?;
     Ok(Prepared { state: AppState::new(config, store, keys, engine, metrics, admin_token), first_key })
 }
 
-/// Creates and stores a new API key; returns the key, which is not stored anywhere.
-pub fn create_api_key(store: &Store, mode: Mode) -> Result<String, StoreError> {
+/// Creates and stores a new API key, made at `now` (Unix seconds); returns the key, which
+/// is not stored anywhere.
+pub fn create_api_key(store: &Store, mode: Mode, now: i64) -> Result<String, StoreError> {
     let key = secrets::new_api_key(mode);
-    let record = ApiKeyRecord { prefix: secrets::api_key_shown_prefix(&key), mode, created: clock::unix_now() };
+    let record = ApiKeyRecord { prefix: secrets::api_key_shown_prefix(&key), mode, created: now };
     store.insert_api_key(&secrets::hash_api_key(&key), &record)?;
     Ok(key)
 }
@@ -117,7 +127,7 @@ pub async fn serve(
             .app_data(data.clone())
             .wrap(from_fn(api::boundary))
             .into_utoipa_app()
-            .configure(api::configure)
+            .configure(routes::configure)
             .into_app()
     })
     .workers(workers)

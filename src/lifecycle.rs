@@ -1,8 +1,10 @@
 //! The life of a verification session: which moves are allowed from which status, and
-//! the event each emits. Shared by the API (helpers, cancel) and the expiry scheduler.
+//! the event each emits, with the session object it carries. Shared by the delivery
+//! engine (API moves and expiry); pure, so the rules are tested without a store.
 
-use crate::error::{ApiError, ErrorCode};
-use crate::store::sessions::{OPEN_STATUSES, SessionRecord};
+use crate::payload::new_event;
+use crate::store::events::NewEvent;
+use crate::store::sessions::{SessionRecord, SessionStatus};
 
 /// A move in a session's life, each emitting its event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,27 @@ pub enum Move {
     Expire,
 }
 
+/// Why a move was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    /// The session's status does not allow the move.
+    #[error(
+        "This verification session's status is `{from}`, so it cannot become `{to}`; only a session in {} can.",
+        allowed.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
+    )]
+    NotAllowed {
+        /// The session's status.
+        from: SessionStatus,
+        /// The status the move leads to.
+        to: SessionStatus,
+        /// The statuses the move may start from.
+        allowed: &'static [SessionStatus],
+    },
+    /// The event announcing the move could not be encoded.
+    #[error("cannot encode the session's event: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
 impl Move {
     /// The helper action of this move (`process`, `require_input`, ...).
     pub fn from_action(action: &str) -> Option<Move> {
@@ -35,53 +58,71 @@ impl Move {
     }
 
     /// The status a session has after this move.
-    pub fn target(self) -> &'static str {
+    pub fn target(self) -> SessionStatus {
         match self {
-            Move::Process => "processing",
-            Move::RequireInput => "requires_input",
-            Move::Verify => "verified",
-            Move::Fail => "failed",
-            Move::Cancel => "cancelled",
-            Move::Expire => "expired",
+            Move::Process => SessionStatus::Processing,
+            Move::RequireInput => SessionStatus::RequiresInput,
+            Move::Verify => SessionStatus::Verified,
+            Move::Fail => SessionStatus::Failed,
+            Move::Cancel => SessionStatus::Cancelled,
+            Move::Expire => SessionStatus::Expired,
         }
     }
 
     /// The statuses this move may start from.
-    pub fn from_statuses(self) -> &'static [&'static str] {
+    pub fn from_statuses(self) -> &'static [SessionStatus] {
         match self {
-            Move::Process => &["requires_input"],
-            Move::RequireInput => &["processing"],
-            Move::Verify | Move::Fail | Move::Cancel | Move::Expire => OPEN_STATUSES,
+            Move::Process => &[SessionStatus::RequiresInput],
+            Move::RequireInput => &[SessionStatus::Processing],
+            Move::Verify | Move::Fail | Move::Cancel | Move::Expire => SessionStatus::OPEN,
         }
     }
 
-    /// Applies the move, or says why it is not allowed from the session's status.
-    /// Returns the event type to emit.
-    pub fn apply(self, session: &mut SessionRecord, now: i64) -> Result<&'static str, ApiError> {
-        if !self.from_statuses().contains(&session.status.as_str()) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidState,
-                format!(
-                    "This verification session's status is `{}`, so it cannot become `{}`; only a session in {} can.",
-                    session.status,
-                    self.target(),
-                    self.from_statuses().iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
-                ),
-            ));
+    /// Applies the move at `now` (Unix seconds) and returns the event announcing it, or
+    /// says why the session's status does not allow it (the session is then unchanged).
+    pub fn apply(self, session: &mut SessionRecord, now: i64) -> Result<NewEvent, MoveError> {
+        if !self.from_statuses().contains(&session.status) {
+            return Err(MoveError::NotAllowed {
+                from: session.status,
+                to: self.target(),
+                allowed: self.from_statuses(),
+            });
         }
-        session.status = self.target().to_string();
+        let before = session.clone();
+        session.status = self.target();
         if self == Move::Verify {
             session.completed_at = Some(now);
         }
-        Ok(match self {
-            Move::Process => "verification_session.processing",
-            Move::RequireInput => "verification_session.requires_input",
-            Move::Verify => "verification_session.verified",
-            Move::Fail => "verification_session.failed",
-            Move::Cancel => "verification_session.cancelled",
-            Move::Expire => "verification_session.expired",
-        })
+        let event = announce(session, &format!("verification_session.{}", session.status), now);
+        event.inspect_err(|_| *session = before).map_err(MoveError::from)
     }
+}
+
+/// The `verification_session.created` event of a new session.
+pub fn created(session: &SessionRecord, now: i64) -> Result<NewEvent, serde_json::Error> {
+    announce(session, "verification_session.created", now)
+}
+
+/// An event of `event_type` carrying the session as it is now.
+fn announce(session: &SessionRecord, event_type: &str, now: i64) -> Result<NewEvent, serde_json::Error> {
+    new_event(session.mode(), event_type, &session_object(session), now)
+}
+
+/// The session as events carry it: the same object `GET /v1/verification_sessions/:id`
+/// answers with (the API's view mirrors it field for field).
+pub fn session_object(session: &SessionRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": session.id,
+        "object": "verification_session",
+        "status": session.status,
+        "type": session.session_type,
+        "client_reference_id": session.client_reference_id,
+        "livemode": session.livemode,
+        "expires_at": session.expires_at,
+        "completed_at": session.completed_at,
+        "created": session.created,
+        "metadata": session.metadata,
+    })
 }
 
 #[cfg(test)]
@@ -91,11 +132,10 @@ mod tests {
     use super::*;
     use crate::ids::VerificationSessionId;
 
-    fn session(status: &str) -> SessionRecord {
+    fn session(status: SessionStatus) -> SessionRecord {
         SessionRecord {
             id: VerificationSessionId::new(),
-            object: "verification_session".into(),
-            status: status.into(),
+            status,
             session_type: "identity".into(),
             client_reference_id: None,
             livemode: false,
@@ -108,27 +148,30 @@ mod tests {
 
     #[test]
     fn every_move_from_every_status() {
-        let statuses = ["requires_input", "processing", "verified", "failed", "cancelled", "expired"];
+        use SessionStatus::*;
         let moves = [Move::Process, Move::RequireInput, Move::Verify, Move::Fail, Move::Cancel, Move::Expire];
-        for status in statuses {
+        for status in SessionStatus::ALL {
             for step in moves {
                 let mut s = session(status);
                 let allowed = match step {
-                    Move::Process => status == "requires_input",
-                    Move::RequireInput => status == "processing",
-                    _ => status == "requires_input" || status == "processing",
+                    Move::Process => status == RequiresInput,
+                    Move::RequireInput => status == Processing,
+                    _ => status == RequiresInput || status == Processing,
                 };
                 match step.apply(&mut s, 42) {
                     Ok(event) => {
                         assert!(allowed, "{step:?} from {status}");
                         assert_eq!(s.status, step.target());
-                        assert_eq!(event, format!("verification_session.{}", step.target()));
+                        assert_eq!(event.meta.event_type, format!("verification_session.{}", step.target()));
+                        let body: serde_json::Value = serde_json::from_slice(&event.body).unwrap();
+                        assert_eq!(body["data"]["status"], step.target().as_str());
+                        assert_eq!(body["data"]["id"], s.id.to_string());
                         assert_eq!(s.completed_at, (step == Move::Verify).then_some(42));
                     }
                     Err(err) => {
                         assert!(!allowed, "{step:?} from {status}");
-                        assert_eq!(err.code, ErrorCode::InvalidState);
-                        assert!(err.message.contains(status), "{}", err.message);
+                        assert!(matches!(err, MoveError::NotAllowed { .. }));
+                        assert!(err.to_string().contains(status.as_str()), "{err}");
                         assert_eq!(s.status, status, "unchanged");
                     }
                 }

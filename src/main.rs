@@ -249,7 +249,7 @@ fn keys(action: KeysCommand) -> anyhow::Result<()> {
     match action {
         KeysCommand::Create { mode, store } => {
             let store = open_store(&store)?;
-            println!("{}", stile::create_api_key(&store, mode)?);
+            println!("{}", stile::create_api_key(&store, mode, stile::clock::unix_now())?);
         }
         KeysCommand::List { store } => {
             let store = open_store(&store)?;

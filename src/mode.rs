@@ -35,6 +35,11 @@ impl Mode {
         }
     }
 
+    /// The mode whose store byte is `byte` ([`Mode::as_u8`]).
+    pub fn from_u8(byte: u8) -> Option<Mode> {
+        [Mode::Test, Mode::Live].into_iter().find(|m| m.as_u8() == byte)
+    }
+
     /// The mode of an API key, from its prefix.
     pub fn of_key(key: &str) -> Option<Mode> {
         [Mode::Test, Mode::Live].into_iter().find(|m| key.starts_with(m.key_prefix()))

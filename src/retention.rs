@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::clock::unix_now_ms;
+use crate::clock::Clock;
 use crate::store::Store;
 use crate::store::retention::{Cutoffs, PruneCursor, Pruned};
 
@@ -15,7 +15,7 @@ use crate::store::retention::{Cutoffs, PruneCursor, Pruned};
 const BATCH: usize = 500;
 
 /// How long an idempotency record is worth keeping: past the replay window a key is new.
-const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(crate::api::idempotency::WINDOW_SECS as u64);
+const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(crate::store::idempotency::WINDOW_SECS as u64);
 
 /// How often to look for old history: a tenth of the retention period, between 100 ms
 /// (for second-scale retention in tests and demos) and 10 minutes.
@@ -25,12 +25,12 @@ pub fn interval(retention: Duration) -> Duration {
 
 /// Prunes every `interval(retention)` until `stop` is dropped. Each pass removes
 /// everything older than the retention period, one batch per transaction.
-pub fn run(store: Arc<Store>, retention: Duration, stop: Receiver<()>) {
+pub fn run(store: Arc<Store>, clock: Clock, retention: Duration, stop: Receiver<()>) {
     let every = interval(retention);
     let mut wait = Duration::ZERO;
     while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(wait) {
         wait = every;
-        let now = unix_now_ms();
+        let now = clock.now_ms();
         let cutoffs = Cutoffs {
             history_ms: now.saturating_sub(retention.as_millis() as u64),
             idempotency_secs: (now.saturating_sub(retention.min(IDEMPOTENCY_WINDOW).as_millis() as u64) / 1000) as i64,

@@ -11,7 +11,8 @@ use super::list::{ListResponse, PageParams};
 use super::{AppState, Caller, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::store::deliveries::{AttemptRecord, AttemptStatus, RetryNow};
+use crate::store::attempts::{AttemptRecord, AttemptStatus};
+use crate::store::scheduling::RetryNow;
 
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 20;
@@ -190,14 +191,8 @@ async fn retry_delivery(
     let (raw_endpoint, raw_delivery) = path.into_inner();
     let endpoint = parse_id(&raw_endpoint)?;
     let delivery: DeliveryId = super::path_id(&raw_delivery, "delivery")?;
-    let outcome =
-        blocking(&state, move |store| store.retry_now(caller.mode, endpoint, delivery, crate::clock::unix_now_ms()))
-            .await?;
-    match outcome {
-        RetryNow::Moved(key, record) => {
-            state.engine.notify(vec![key]);
-            Ok(HttpResponse::Ok().json(Delivery::from(*record)))
-        }
+    match state.engine.retry_now(caller.mode, endpoint, delivery).await? {
+        RetryNow::Moved(record, _) => Ok(HttpResponse::Ok().json(Delivery::from(*record))),
         RetryNow::NoSuchAttempt => Err(ApiError::not_found("delivery", &raw_delivery)),
         RetryNow::NotScheduled(status) => Err(ApiError::new(
             ErrorCode::InvalidState,

@@ -10,14 +10,12 @@ use super::endpoints::TAG;
 use super::endpoints::{Endpoint, EndpointCreated, parse_id};
 use super::extract::{JsonBody, unix_time};
 use super::{AppState, Caller, Routes, blocking};
-use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::event_types::ENDPOINT_TEST;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::secrets::new_endpoint_secret;
-use crate::store::deliveries::{AttemptRecord, AttemptStatus};
+use crate::store::attempts::{AttemptRecord, AttemptStatus};
 use crate::store::endpoints::SigningSecret;
-use crate::store::events::NewEvent;
 
 /// The longest grace period an old secret may keep signing after a rotation.
 pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(7 * 86_400);
@@ -68,16 +66,15 @@ async fn rotate_secret(
     let grace = grace(body.0.expires_in.as_deref())?;
     let secret = new_endpoint_secret();
     let new_secret = secret.clone();
+    let now = state.engine.clock().now();
     let updated = blocking(&state, move |store| {
         store.update_endpoint(caller.mode, id, |record| {
-            let now = unix_now();
             let previous = record.secrets.iter().find(|s| s.expires_at.is_none()).cloned();
             record.secrets = vec![SigningSecret { secret: new_secret, expires_at: None }];
             if let (Some(grace), Some(previous)) = (grace, previous) {
                 let expires_at = now + grace.as_secs().max(1) as i64;
                 record.secrets.push(SigningSecret { secret: previous.secret, expires_at: Some(expires_at) });
             }
-            Ok::<_, crate::store::StoreError>(())
         })
     })
     .await?;
@@ -101,11 +98,11 @@ async fn test_endpoint(
     let found = blocking(&state, move |store| store.endpoint(caller.mode, id)).await?;
     let endpoint = found.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     let data = serde_json::to_value(Endpoint::from(endpoint.clone())).map_err(|e| ApiError::internal(&e))?;
-    let event = NewEvent::new(caller.mode, ENDPOINT_TEST, &data, unix_now())?;
+    let now = state.engine.clock().now();
+    let event = crate::payload::new_event(caller.mode, ENDPOINT_TEST, &data, now)?;
     let meta = event.meta.clone();
     let body = event.body.clone();
 
-    let now = unix_now();
     let (outcome, headers) = state.engine.send_now(endpoint.clone(), meta.id.to_string(), body.into(), now).await?;
     let attempt = AttemptRecord {
         id: DeliveryId::new(),
@@ -197,11 +194,11 @@ async fn recover_endpoint(
     let id = parse_id(&path)?;
     let RecoverIn { since, dry_run } = body.0;
     let since = unix_time("since", since.ok_or_else(|| ApiError::missing("since"))?)?;
-    let recovery = blocking(&state, move |store| {
-        store.recover_endpoint(caller.mode, id, since, dry_run, crate::clock::unix_now_ms())
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+    let recovery = state
+        .engine
+        .recover_endpoint(caller.mode, id, since, dry_run)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     let out = RecoverOut {
         object: "webhook_endpoint_recovery",
         endpoint_id: path.to_string(),
@@ -210,6 +207,5 @@ async fn recover_endpoint(
         events: recovery.events,
         has_more: recovery.has_more,
     };
-    state.engine.notify(recovery.scheduled);
     Ok(HttpResponse::Ok().json(out))
 }

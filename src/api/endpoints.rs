@@ -9,7 +9,6 @@ use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{ListResponse, PageQuery};
 use super::metadata::validate_metadata;
 use super::{AppState, Caller, Routes, blocking};
-use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::event_types::{EventTypes, WILDCARD};
 use crate::ids::EndpointId;
@@ -32,8 +31,7 @@ pub fn configure(cfg: &mut Routes) {
         .service(create_endpoint)
         .service(retrieve_endpoint)
         .service(update_endpoint)
-        .service(delete_endpoint)
-        .configure(super::endpoint_actions::configure);
+        .service(delete_endpoint);
 }
 
 /// The OpenAPI tag of the endpoint routes.
@@ -329,7 +327,7 @@ async fn create_endpoint(
         description: input.description,
         metadata: input.metadata,
         status: EndpointStatus::Enabled,
-        created: unix_now(),
+        created: state.engine.clock().now(),
         secrets: vec![SigningSecret { secret: secret.clone(), expires_at: None }],
         disabled_reason: None,
         failing: None,
@@ -372,22 +370,9 @@ async fn update_endpoint(
     if let Some(url) = &changes.url {
         check_resolved(&state, url).await?;
     }
-    let enabling = changes.status == Some(EndpointStatus::Enabled);
-    let updated = blocking(&state, move |store| {
-        store.update_endpoint(caller.mode, id, |record| {
-            changes.apply(record);
-            Ok::<_, crate::store::StoreError>(())
-        })
-    })
-    .await?;
-    let mut record = updated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
-    if enabling {
-        record.failing = None;
-        // Retries that waited while the endpoint was disabled go now, and it starts over
-        // as healthy (else an old run of failures would disable it again at once).
-        let resumed = blocking(&state, move |store| store.resume_endpoint(id, crate::clock::unix_now_ms())).await?;
-        state.engine.notify(resumed);
-    }
+    let enables = changes.status == Some(EndpointStatus::Enabled);
+    let updated = state.engine.update_endpoint(caller.mode, id, enables, move |record| changes.apply(record)).await?;
+    let record = updated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     Ok(HttpResponse::Ok().json(Endpoint::from(record)))
 }
 
@@ -401,7 +386,7 @@ async fn delete_endpoint(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let deleted = blocking(&state, move |store| store.delete_endpoint(caller.mode, id)).await?;
+    let deleted = state.engine.delete_endpoint(caller.mode, id).await?;
     if !deleted {
         return Err(ApiError::not_found("webhook endpoint", &path));
     }

@@ -8,10 +8,9 @@ use super::deliveries::Delivery;
 use super::extract::{JsonBody, QueryParams, unix_time_param};
 use super::list::{ListResponse, PageParams};
 use super::{AppState, Caller, Routes, blocking};
-use crate::clock::{unix_now, unix_now_ms};
 use crate::error::ApiError;
 use crate::ids::{EndpointId, EventId};
-use crate::store::events::{EventFilter, EventMeta, NewEvent, Resent, StoredEvent};
+use crate::store::events::{EventFilter, EventMeta, Resent, StoredEvent};
 
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 10;
@@ -146,7 +145,7 @@ async fn publish_event(
     if !data.is_object() {
         return Err(ApiError::invalid("data", "`data` must be a JSON object."));
     }
-    let event = NewEvent::new(caller.mode, &event_type, &data, unix_now())?;
+    let event = crate::payload::new_event(caller.mode, &event_type, &data, state.engine.clock().now())?;
     let meta = event.meta.clone();
     let published = state.engine.publish(event).await?;
     Ok(HttpResponse::Ok().json(Event::new(&meta, EventData::Value(&data), published.deliveries)))
@@ -289,13 +288,12 @@ async fn resend_event(
                 .map_err(|_| ApiError::invalid("endpoint", format!("No such webhook endpoint: '{raw}'.")))?,
         ),
     };
-    let outcome = blocking(&state, move |store| store.resend_event(caller.mode, id, endpoint, unix_now_ms())).await?;
-    match outcome {
+    match state.engine.resend_event(caller.mode, id, endpoint).await? {
         Resent::NoEvent => return Err(ApiError::not_found("event", &path)),
         Resent::NoEndpoint => {
             return Err(ApiError::invalid("endpoint", "No such webhook endpoint in this mode."));
         }
-        Resent::Scheduled(keys) => state.engine.notify(keys),
+        Resent::Scheduled(_) => {}
     }
     let found = blocking(&state, move |store| store.event(caller.mode, id)).await?;
     let event = found.ok_or_else(|| ApiError::not_found("event", &path))?;

@@ -22,16 +22,13 @@ use super::{AppState, Caller, blocking};
 use crate::clock::unix_now;
 use crate::error::{ApiError, ErrorCode};
 use crate::mode::Mode;
-use crate::store::idempotency::IdempotencyRecord;
+use crate::store::idempotency::{IdempotencyRecord, WINDOW_SECS};
 
 /// The request header carrying the key.
 pub const HEADER: &str = "Idempotency-Key";
 
 /// The header set on a replayed response.
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
-
-/// How long a stored response is replayed, in seconds (24 hours, as Stripe).
-pub const WINDOW_SECS: i64 = 24 * 3600;
 
 /// The longest key accepted, in bytes (Stripe's limit).
 const MAX_KEY_BYTES: usize = 255;

@@ -90,8 +90,8 @@ impl AppState {
     }
 }
 
-/// Mounts every route: `/healthz`, `/metrics`, `/admin`, the OpenAPI document, the
-/// authenticated `/v1` API, and the dashboard.
+/// Mounts every API route: `/healthz`, `/metrics`, `/admin`, the OpenAPI document, and the
+/// authenticated `/v1` API. (`crate::routes` mounts this and the dashboard.)
 pub fn configure(cfg: &mut Routes) {
     cfg.service(healthz)
         .service(metrics::metrics)
@@ -104,14 +104,14 @@ pub fn configure(cfg: &mut Routes) {
                 .wrap(from_fn(idempotency::idempotent_posts))
                 .wrap(from_fn(auth::require_api_key))
                 .configure(endpoints::configure)
+                .configure(endpoint_actions::configure)
                 .configure(deliveries::configure)
                 .configure(events::configure)
                 .configure(verification_sessions::configure)
                 .configure(event_types::configure)
                 .configure(stats::configure)
                 .default_service(web::to(route_not_found)),
-        )
-        .configure(crate::dashboard::configure);
+        );
 }
 
 /// Wraps the whole app, so that every answer leaves the same way: logged, with security
@@ -226,6 +226,6 @@ struct Health {
     responses((status = 200, description = "The server is up.", body = Health)))]
 #[get("/healthz")]
 async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    blocking(&state, |store| store.read(|_| Ok(()))).await?;
+    blocking(&state, |store| store.check()).await?;
     Ok(HttpResponse::Ok().json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") }))
 }

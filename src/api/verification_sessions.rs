@@ -4,19 +4,18 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, post, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::extract::{JsonBody, QueryParams};
 use super::list::{ListResponse, PageQuery};
 use super::metadata::validate_metadata;
 use super::{AppState, Caller, Routes, blocking};
-use crate::clock::{unix_now, unix_now_ms};
+use crate::delivery::SessionMoved;
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::VerificationSessionId;
 use crate::lifecycle::Move;
 use crate::mode::Mode;
-use crate::store::StoreError;
-use crate::store::sessions::{SessionChanged, SessionRecord};
+use crate::store::sessions::{SessionRecord, SessionStatus};
 
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 10;
@@ -54,6 +53,51 @@ pub struct SessionIn {
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
+/// A verification session as the API answers it (and as its events carry it: see
+/// `crate::lifecycle::session_object`, which a test holds to this view).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VerificationSession {
+    /// `vks_...`
+    pub id: VerificationSessionId,
+    /// Always `"verification_session"`.
+    #[schema(value_type = String, example = "verification_session")]
+    pub object: &'static str,
+    /// Where it stands.
+    pub status: SessionStatus,
+    /// `identity` or `document`.
+    #[serde(rename = "type")]
+    pub session_type: String,
+    /// The caller's own reference, if given.
+    pub client_reference_id: Option<String>,
+    /// Whether it belongs to live mode.
+    pub livemode: bool,
+    /// When it expires by itself if not finished (Unix seconds).
+    pub expires_at: i64,
+    /// When it was verified (Unix seconds).
+    pub completed_at: Option<i64>,
+    /// Creation time (Unix seconds).
+    pub created: i64,
+    /// String pairs.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl From<SessionRecord> for VerificationSession {
+    fn from(r: SessionRecord) -> Self {
+        Self {
+            id: r.id,
+            object: "verification_session",
+            status: r.status,
+            session_type: r.session_type,
+            client_reference_id: r.client_reference_id,
+            livemode: r.livemode,
+            expires_at: r.expires_at,
+            completed_at: r.completed_at,
+            created: r.created,
+            metadata: r.metadata,
+        }
+    }
+}
+
 fn parse_id(raw: &str) -> Result<VerificationSessionId, ApiError> {
     super::path_id(raw, "verification session")
 }
@@ -62,7 +106,7 @@ fn parse_id(raw: &str) -> Result<VerificationSessionId, ApiError> {
 ///
 /// The session starts in `requires_input`; `verification_session.created` is emitted.
 #[utoipa::path(tag = TAG, request_body = SessionIn,
-    responses((status = 200, description = "The new session.", body = SessionRecord)))]
+    responses((status = 200, description = "The new session.", body = VerificationSession)))]
 #[post("/verification_sessions")]
 async fn create_session(
     state: web::Data<AppState>,
@@ -82,14 +126,13 @@ async fn create_session(
     }
     let metadata = input.metadata.unwrap_or_default();
     validate_metadata(&metadata)?;
-    let now_ms = unix_now_ms();
+    let now_ms = state.engine.clock().now_ms();
     let now = (now_ms / 1000) as i64;
     let lifetime = state.config.scaled(state.config.verification_sessions.expires_after);
     let expires_ms = now_ms + lifetime.as_millis() as u64;
     let session = SessionRecord {
         id: VerificationSessionId::new(),
-        object: "verification_session".into(),
-        status: "requires_input".into(),
+        status: SessionStatus::RequiresInput,
         session_type,
         client_reference_id: input.client_reference_id,
         livemode: caller.mode.is_live(),
@@ -98,21 +141,13 @@ async fn create_session(
         created: now,
         metadata,
     };
-    let changed = blocking(&state, move |store| store.create_session(&session, expires_ms, now_ms)).await?;
-    state.engine.session_scheduled();
-    Ok(respond(&state, changed))
-}
-
-/// Tells the engine about the event's deliveries and answers with the session.
-fn respond(state: &web::Data<AppState>, changed: SessionChanged) -> HttpResponse {
-    state.metrics.events.inc();
-    state.engine.notify(changed.scheduled);
-    HttpResponse::Ok().json(changed.session)
+    let created = state.engine.create_session(session, expires_ms).await?;
+    Ok(HttpResponse::Ok().json(VerificationSession::from(created)))
 }
 
 /// Retrieve a verification session.
 #[utoipa::path(tag = TAG, params(("id" = VerificationSessionId, Path, description = "The session's id.")),
-    responses((status = 200, description = "The session.", body = SessionRecord)))]
+    responses((status = 200, description = "The session.", body = VerificationSession)))]
 #[get("/verification_sessions/{id}")]
 async fn retrieve_session(
     state: web::Data<AppState>,
@@ -121,12 +156,13 @@ async fn retrieve_session(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     let found = blocking(&state, move |store| store.session(caller.mode, id)).await?;
-    Ok(HttpResponse::Ok().json(found.ok_or_else(|| ApiError::not_found("verification session", &path))?))
+    let found = found.ok_or_else(|| ApiError::not_found("verification session", &path))?;
+    Ok(HttpResponse::Ok().json(VerificationSession::from(found)))
 }
 
 /// List verification sessions, newest first.
 #[utoipa::path(tag = TAG, params(PageQuery),
-    responses((status = 200, description = "A page of sessions.", body = ListResponse<SessionRecord>)))]
+    responses((status = 200, description = "A page of sessions.", body = ListResponse<VerificationSession>)))]
 #[get("/verification_sessions")]
 async fn list_sessions(
     state: web::Data<AppState>,
@@ -140,7 +176,8 @@ async fn list_sessions(
             store.list_sessions(caller.mode, request)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, page.items, page.has_more)))
+    let data: Vec<VerificationSession> = page.items.into_iter().map(VerificationSession::from).collect();
+    Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))
 }
 
 /// Applies a move to a session and emits its event, in one transaction.
@@ -151,40 +188,10 @@ async fn move_session(
     step: Move,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(raw)?;
-    let changed = blocking(state, move |store| {
-        store.change_session(mode, id, unix_now_ms(), |session| {
-            step.apply(session, unix_now()).map_err(MoveError::Refused)
-        })
-    })
-    .await?;
-    let changed = changed.ok_or_else(|| ApiError::not_found("verification session", raw))?;
-    Ok(respond(state, changed))
-}
-
-/// Either a refusal by the state machine or a store failure, out of `change_session`.
-enum MoveError {
-    Refused(ApiError),
-    Store(StoreError),
-}
-
-impl From<StoreError> for MoveError {
-    fn from(err: StoreError) -> Self {
-        MoveError::Store(err)
-    }
-}
-
-impl crate::store::ReopenHint for MoveError {
-    fn needs_reopen(&self) -> bool {
-        matches!(self, MoveError::Store(err) if err.needs_reopen())
-    }
-}
-
-impl From<MoveError> for ApiError {
-    fn from(err: MoveError) -> Self {
-        match err {
-            MoveError::Refused(err) => err,
-            MoveError::Store(err) => err.into(),
-        }
+    match state.engine.move_session(mode, id, step).await? {
+        SessionMoved::Moved(session) => Ok(HttpResponse::Ok().json(VerificationSession::from(session))),
+        SessionMoved::Refused(refusal) => Err(refusal.into()),
+        SessionMoved::Missing => Err(ApiError::not_found("verification session", raw)),
     }
 }
 
@@ -192,7 +199,7 @@ impl From<MoveError> for ApiError {
 ///
 /// Emits `verification_session.cancelled`.
 #[utoipa::path(tag = TAG, params(("id" = VerificationSessionId, Path, description = "The session's id.")),
-    responses((status = 200, description = "The cancelled session.", body = SessionRecord)))]
+    responses((status = 200, description = "The cancelled session.", body = VerificationSession)))]
 #[post("/verification_sessions/{id}/cancel")]
 async fn cancel_session(
     state: web::Data<AppState>,
@@ -209,7 +216,7 @@ async fn cancel_session(
         ("id" = VerificationSessionId, Path, description = "The session's id."),
         ("action" = String, Path, description = "The move to make.",
             example = "verify", pattern = "^(process|require_input|verify|fail|expire)$")),
-    responses((status = 200, description = "The session after the move.", body = SessionRecord)))]
+    responses((status = 200, description = "The session after the move.", body = VerificationSession)))]
 #[post("/test_helpers/verification_sessions/{id}/{action}")]
 async fn test_helper(
     state: web::Data<AppState>,
@@ -230,4 +237,29 @@ async fn test_helper(
         ));
     }
     move_session(&state, caller.mode, &raw, step).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_view_and_the_event_object_of_a_session_are_the_same_json() {
+        let mut metadata = BTreeMap::new();
+        metadata.insert("k".to_string(), "v".to_string());
+        let record = SessionRecord {
+            id: VerificationSessionId::new(),
+            status: SessionStatus::Processing,
+            session_type: "document".into(),
+            client_reference_id: Some("ref".into()),
+            livemode: true,
+            expires_at: 10,
+            completed_at: Some(5),
+            created: 1,
+            metadata,
+        };
+        let event_object = crate::lifecycle::session_object(&record);
+        let view = serde_json::to_value(VerificationSession::from(record)).unwrap();
+        assert_eq!(view, event_object);
+    }
 }

@@ -1,72 +1,47 @@
-//! The scheduler and the delivery runtime.
+//! The delivery engine: the one owner of scheduling.
 //!
-//! The durable queue in redb (`(due ms, attempt id)`) is the truth. The scheduler thread
-//! keeps only a bounded near window of it in memory: entries due within
-//! [`NEAR_WINDOW_MS`] wait in an ordered timer map until due, then in per-endpoint ready
-//! queues until their endpoint has a free slot (`per_endpoint_concurrency`) and fewer than
-//! `delivery.workers` attempts are in flight. Each attempt is a task on the delivery
-//! runtime (one thread, async HTTP), which reports back; the scheduler hands results to
-//! the writer, which commits each batch of them (with any publishes waiting) in one
-//! transaction that removes the queue entries and schedules retries. Because an entry
-//! leaves the queue only with its result, a crash at any point re-runs what was in flight
-//! (at least once), and a restart recovers every scheduled attempt.
+//! Every operation that puts an attempt on the durable queue or takes one off (publish,
+//! resend, retry now, enabling, disabling and deleting an endpoint, recovery, a session
+//! move that emits an event, expiry) is a method here that commits through the store and
+//! then wakes the scheduler itself, so no caller can leave an entry unseen. The engine
+//! runs the writer (publishes and results, group-committed), the scheduler (a timer
+//! wheel over the queue), the session expirer, the retention thread, and the delivery
+//! runtime (one thread, async HTTP), where every attempt is a task. An entry leaves the
+//! queue only with its result, so a crash at any point re-runs what was in flight (at
+//! least once), and a restart recovers every scheduled attempt.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::RecvTimeoutError;
 
-use super::handoff::{self, Receiver, Sender};
+use super::error::EngineError;
+use super::handoff::{self, Sender};
 use super::http::{HttpSender, SendOutcome};
-use super::writer::{self, WriteJob, WriterSettings};
-use crate::clock::{unix_now, unix_now_ms};
+use super::messages::{RETRY_DELAY, SchedulerMsg, WorkItem, WriteJob};
+use super::policy::Policy;
+use super::scheduler::{MAX_IDLE, Scheduler};
+use super::writer;
+use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::{ApiError, ErrorCode};
+use crate::ids::{DeliveryId, EndpointId, EventId, VerificationSessionId};
+use crate::lifecycle::{Move, MoveError};
 use crate::metrics::Metrics;
-use crate::store::Store;
-use crate::store::deliveries::{AttemptResult, AttemptStatus, DueEntry, HealthPolicy, Job, QueueKey};
-use crate::store::endpoints::{EndpointRecord, EndpointStatus};
-use crate::store::events::{NewEvent, Published};
-
-/// How far ahead of now queue entries are loaded into memory, in ms.
-const NEAR_WINDOW_MS: u64 = 1_000;
-
-/// The most queue entries held in memory (timer map, ready queues and in flight).
-const MAX_LOADED: usize = 20_000;
-
-/// The most entries of one endpoint held in memory, so one endpoint's backlog cannot fill
-/// the window and starve the others.
-const MAX_LOADED_PER_ENDPOINT: usize = 5_000;
-
-/// The longest the scheduler sleeps without looking at the queue, as a safety net.
-const MAX_IDLE: Duration = Duration::from_secs(1);
-
-/// How long to wait before retrying after the store failed.
-pub(super) const RETRY_DELAY: Duration = Duration::from_millis(500);
-
-/// Messages to the scheduler thread.
-pub(crate) enum SchedulerMsg {
-    /// New queue entries were committed (possibly earlier than the scan position).
-    Scheduled(Vec<QueueKey>),
-    /// An attempt finished (not yet recorded).
-    Done(Box<AttemptResult>, u128),
-    /// The writer committed these results: `(attempt id, endpoint)`, and the queue keys
-    /// it scheduled (retries, and the first attempts of published events).
-    Recorded(Vec<(u128, u128)>, Vec<QueueKey>),
-    /// Finish what is in flight, record it, and stop.
-    Shutdown,
-}
-
-/// One attempt handed to the delivery runtime.
-struct WorkItem {
-    job: Job,
-    key: QueueKey,
-}
+use crate::mode::Mode;
+use crate::store::attempts::{AttemptResult, Job};
+use crate::store::endpoints::EndpointRecord;
+use crate::store::events::{NewEvent, Published, Resent};
+use crate::store::queue::Scheduled;
+use crate::store::recovery::Recovery;
+use crate::store::scheduling::{EndpointUpdated, RetryNow};
+use crate::store::sessions::{SessionChange, SessionChanged, SessionRecord};
+use crate::store::{Store, StoreError};
 
 /// The running delivery engine.
 pub struct Engine {
+    store: Arc<Store>,
+    clock: Clock,
     scheduler: Sender<SchedulerMsg>,
     /// Wakes the session expirer (a new session may expire before its next wake-up);
     /// dropped to stop it.
@@ -79,18 +54,20 @@ pub struct Engine {
     sender: HttpSender,
     /// The delivery runtime, where every request is made (the API's pings too).
     runtime: tokio::runtime::Handle,
+    metrics: Arc<Metrics>,
 }
 
 impl Engine {
     /// Starts the writer, the scheduler, the session expirer, the retention thread and
-    /// the delivery runtime's thread. Parked attempts of endpoints that are enabled
-    /// are put back on the queue first.
+    /// the delivery runtime's thread, all reading time from `clock`. Parked attempts of
+    /// endpoints that are enabled are put back on the queue first.
     pub fn start(
         store: Arc<Store>,
+        clock: Clock,
         config: &Config,
         metrics: Arc<Metrics>,
-    ) -> Result<Engine, crate::store::StoreError> {
-        store.unpark(unix_now_ms())?;
+    ) -> Result<Engine, StoreError> {
+        let _ = store.unpark(clock.now_ms())?; // the scheduler's first pass reads the whole queue
         let sender = HttpSender::new(config);
         let (scheduler_tx, scheduler_rx) = handoff::handoff();
         let (write_tx, write_rx) = handoff::handoff();
@@ -101,49 +78,67 @@ impl Engine {
         {
             let done = scheduler_tx.clone();
             let sender = sender.clone();
+            let clock = clock.clone();
             threads.push(spawn("stile-sender", move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .expect("the OS gives the delivery runtime its timers and sockets");
                 let _ = runtime_tx.send(runtime.handle().clone());
-                runtime.block_on(send_all(work_rx, done, sender));
+                runtime.block_on(send_all(work_rx, done, sender, clock));
             }));
         }
         let runtime = runtime_rx.recv().expect("the delivery runtime starts");
         {
             let store = Arc::clone(&store);
+            let clock = clock.clone();
             let scheduler = scheduler_tx.clone();
             let metrics = Arc::clone(&metrics);
-            let settings = WriterSettings {
+            let policy = Policy {
                 schedule: config.delivery.retry_schedule.iter().map(|d| config.scaled(*d)).collect(),
-                policy: HealthPolicy { disable_after: config.delivery.disable_after },
+                disable_after: config.delivery.disable_after,
             };
-            threads.push(spawn("stile-writer", move || writer::run(store, write_rx, scheduler, settings, metrics)));
+            threads
+                .push(spawn("stile-writer", move || writer::run(store, clock, write_rx, scheduler, policy, metrics)));
         }
         let (expirer_tx, expirer_rx) = crossbeam_channel::unbounded();
         {
             let store = Arc::clone(&store);
+            let clock = clock.clone();
             let scheduler = scheduler_tx.clone();
             let metrics = Arc::clone(&metrics);
-            threads.push(spawn("stile-expirer", move || expirer(store, expirer_rx, scheduler, metrics)));
+            threads.push(spawn("stile-expirer", move || expirer(store, clock, expirer_rx, scheduler, metrics)));
         }
         let (retention_tx, retention_rx) = crossbeam_channel::bounded(0);
         {
             let store = Arc::clone(&store);
+            let clock = clock.clone();
             let retention = config.retention.events;
-            threads.push(spawn("stile-retention", move || crate::retention::run(store, retention, retention_rx)));
+            threads
+                .push(spawn("stile-retention", move || crate::retention::run(store, clock, retention, retention_rx)));
         }
         let scheduler = Scheduler::new(
-            store,
+            Arc::clone(&store),
+            clock.clone(),
             work_tx,
             write_tx.clone(),
             config.delivery.workers,
             config.delivery.per_endpoint_concurrency,
         );
         threads.push(spawn("stile-scheduler", move || scheduler.run(scheduler_rx)));
+        // A manual clock (tests) wakes the threads that sleep until a due time.
+        {
+            let scheduler = scheduler_tx.clone();
+            let expirer = expirer_tx.clone();
+            clock.on_advance(move || {
+                let _ = scheduler.send(SchedulerMsg::Tick);
+                let _ = expirer.send(());
+            });
+        }
 
         Ok(Engine {
+            store,
+            clock,
             scheduler: scheduler_tx,
             expirer: Mutex::new(Some(expirer_tx)),
             retention: Mutex::new(Some(retention_tx)),
@@ -151,12 +146,18 @@ impl Engine {
             threads: Mutex::new(threads),
             sender,
             runtime,
+            metrics,
         })
+    }
+
+    /// The clock the engine runs on.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Stores an event with its deliveries (group-committed with other publishes) and
     /// answers once it is durable.
-    pub async fn publish(&self, event: NewEvent) -> Result<Published, ApiError> {
+    pub async fn publish(&self, event: NewEvent) -> Result<Published, EngineError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let sent = self
             .writer
@@ -166,23 +167,115 @@ impl Engine {
             .map(|writer| writer.send(WriteJob::Publish(event, reply)).is_ok())
             .unwrap_or(false);
         if !sent {
-            return Err(shutting_down());
+            return Err(EngineError::ShuttingDown);
         }
-        answer.await.unwrap_or_else(|_| Err(shutting_down()))
+        answer.await.unwrap_or(Err(EngineError::ShuttingDown))
     }
 
-    /// Tells the scheduler about queue entries committed outside the writer.
-    pub fn notify(&self, keys: Vec<QueueKey>) {
-        if !keys.is_empty() {
-            let _ = self.scheduler.send(SchedulerMsg::Scheduled(keys));
+    /// Schedules a new round of delivery of an event: to `endpoint` if named (whatever it
+    /// subscribes to), else to every enabled endpoint subscribed to its type.
+    pub async fn resend_event(
+        &self,
+        mode: Mode,
+        id: EventId,
+        endpoint: Option<EndpointId>,
+    ) -> Result<Resent, EngineError> {
+        let now_ms = self.clock.now_ms();
+        let resent = self.blocking(move |store| store.resend_event(mode, id, endpoint, now_ms)).await?;
+        if let Resent::Scheduled(scheduled) = &resent {
+            self.wake(scheduled.clone());
         }
+        Ok(resent)
     }
 
-    /// Tells the expirer a session was created, so it looks at its next deadline again.
-    pub fn session_scheduled(&self) {
+    /// Moves a scheduled attempt to now: `id` names the pending attempt or the `retrying`
+    /// attempt whose retry it is.
+    pub async fn retry_now(&self, mode: Mode, endpoint: EndpointId, id: DeliveryId) -> Result<RetryNow, EngineError> {
+        let now_ms = self.clock.now_ms();
+        let outcome = self.blocking(move |store| store.retry_now(mode, endpoint, id, now_ms)).await?;
+        if let RetryNow::Moved(_, scheduled) = &outcome {
+            self.wake(scheduled.clone());
+        }
+        Ok(outcome)
+    }
+
+    /// Changes an endpoint. With `enables` (the change sets it enabled), the retries that
+    /// waited while it was disabled go now and its health starts over. Disabling needs
+    /// nothing more: the scheduler parks a disabled endpoint's attempts as they come due.
+    /// `None`: no such endpoint.
+    pub async fn update_endpoint(
+        &self,
+        mode: Mode,
+        id: EndpointId,
+        enables: bool,
+        change: impl FnOnce(&mut EndpointRecord) + Send + 'static,
+    ) -> Result<Option<EndpointRecord>, EngineError> {
+        let now_ms = self.clock.now_ms();
+        let updated =
+            self.blocking(move |store| store.update_endpoint_and_resume(mode, id, now_ms, enables, change)).await?;
+        Ok(updated.map(|EndpointUpdated { endpoint, resumed }| {
+            self.wake(resumed);
+            endpoint
+        }))
+    }
+
+    /// Deletes an endpoint and ends its pending deliveries (they become `failed`); the
+    /// scheduler drops their entries. `false`: no such endpoint.
+    pub async fn delete_endpoint(&self, mode: Mode, id: EndpointId) -> Result<bool, EngineError> {
+        let now = self.clock.now();
+        self.blocking(move |store| store.delete_endpoint(mode, id, now)).await
+    }
+
+    /// Resends to an endpoint every event whose delivery to it failed for good among
+    /// attempts made since `since` (Unix seconds); `dry_run` only counts. `None`: no such
+    /// endpoint.
+    pub async fn recover_endpoint(
+        &self,
+        mode: Mode,
+        id: EndpointId,
+        since: i64,
+        dry_run: bool,
+    ) -> Result<Option<Recovery>, EngineError> {
+        let now_ms = self.clock.now_ms();
+        let mut recovery = self.blocking(move |store| store.recover_endpoint(mode, id, since, dry_run, now_ms)).await?;
+        if let Some(recovery) = &mut recovery {
+            self.wake(std::mem::take(&mut recovery.scheduled));
+        }
+        Ok(recovery)
+    }
+
+    /// Stores a new session with its `verification_session.created` event and its expiry
+    /// `lifetime` from now.
+    pub async fn create_session(&self, session: SessionRecord, expires_ms: u64) -> Result<SessionRecord, EngineError> {
+        let now_ms = self.clock.now_ms();
+        let event = crate::lifecycle::created(&session, self.clock.now()).map_err(encode_error)?;
+        let changed = self.blocking(move |store| store.create_session(&session, &event, expires_ms, now_ms)).await?;
+        self.metrics.events.inc();
         if let Some(expirer) = self.expirer.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            // It may expire before the expirer's next wake-up.
             let _ = expirer.send(());
         }
+        Ok(self.announced(changed))
+    }
+
+    /// Moves a session and emits the move's event, in one transaction.
+    pub async fn move_session(
+        &self,
+        mode: Mode,
+        id: VerificationSessionId,
+        step: Move,
+    ) -> Result<SessionMoved, EngineError> {
+        let (now_ms, now) = (self.clock.now_ms(), self.clock.now());
+        let change = self.blocking(move |store| store.change_session(mode, id, now_ms, |s| step.apply(s, now))).await?;
+        Ok(match change {
+            SessionChange::Changed(changed) => {
+                self.metrics.events.inc();
+                SessionMoved::Moved(self.announced(changed))
+            }
+            SessionChange::Refused(MoveError::Encode(err)) => return Err(encode_error(err)),
+            SessionChange::Refused(refusal) => SessionMoved::Refused(refusal),
+            SessionChange::Missing => SessionMoved::Missing,
+        })
     }
 
     /// Signs and sends `body` to `endpoint` now, outside the queue (the test ping), on the
@@ -193,10 +286,10 @@ impl Engine {
         event_id: String,
         body: bytes::Bytes,
         now: i64,
-    ) -> Result<(SendOutcome, Vec<(String, String)>), ApiError> {
+    ) -> Result<(SendOutcome, Vec<(String, String)>), EngineError> {
         let sender = self.sender.clone();
         let sending = async move { super::sign_and_send(&sender, &endpoint, &event_id, body, now).await };
-        self.runtime.spawn(sending).await.map_err(|_| shutting_down())
+        self.runtime.spawn(sending).await.map_err(|_| EngineError::ShuttingDown)
     }
 
     /// Stops publishing, lets attempts in flight finish (each bounded by the delivery
@@ -212,6 +305,42 @@ impl Engine {
             let _ = thread.join();
         }
     }
+
+    /// Tells the scheduler about entries a write queued.
+    fn wake(&self, scheduled: Scheduled) {
+        if !scheduled.is_empty() {
+            let _ = self.scheduler.send(SchedulerMsg::Scheduled(scheduled));
+        }
+    }
+
+    /// Wakes the scheduler for a session event's deliveries; returns the session.
+    fn announced(&self, changed: SessionChanged) -> SessionRecord {
+        self.wake(changed.scheduled);
+        changed.session
+    }
+
+    /// Runs a store call on tokio's blocking pool, so redb never stalls an async thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let store = Arc::clone(&self.store);
+        match tokio::task::spawn_blocking(move || call(&store)).await {
+            Ok(result) => result.map_err(EngineError::from),
+            Err(_) => Err(EngineError::ShuttingDown),
+        }
+    }
+}
+
+/// What [`Engine::move_session`] did.
+#[derive(Debug)]
+pub enum SessionMoved {
+    /// The session after the move.
+    Moved(SessionRecord),
+    /// The session's status does not allow the move; nothing changed.
+    Refused(MoveError),
+    /// No such session in this mode.
+    Missing,
 }
 
 impl Drop for Engine {
@@ -220,8 +349,9 @@ impl Drop for Engine {
     }
 }
 
-fn shutting_down() -> ApiError {
-    ApiError::new(ErrorCode::Unavailable, "The server is shutting down; retry the request in a moment.")
+/// A session event that could not be encoded: a fault of the server, not the caller.
+fn encode_error(source: serde_json::Error) -> EngineError {
+    StoreError::Encode { table: "event_bodies", source }.into()
 }
 
 fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
@@ -234,72 +364,29 @@ async fn send_all(
     mut work: tokio::sync::mpsc::UnboundedReceiver<WorkItem>,
     done: Sender<SchedulerMsg>,
     sender: HttpSender,
+    clock: Clock,
 ) {
     // Shared by the tasks: cloning a hand-off sender takes its lock, once per attempt
     // would be twice more than the send itself.
-    let shared = Arc::new((sender, done));
+    let shared = Arc::new((sender, done, clock));
     let mut in_flight = tokio::task::JoinSet::new();
     while let Some(item) = work.recv().await {
         let shared = Arc::clone(&shared);
         in_flight.spawn(async move {
-            let (sender, done) = &*shared;
-            let endpoint_key = item.job.attempt.endpoint_id.as_u128();
-            let result = attempt(sender, item.job, item.key).await;
-            let _ = done.send(SchedulerMsg::Done(Box::new(result), endpoint_key));
+            let (sender, done, clock) = &*shared;
+            let result = attempt(sender, item.job, item.key, clock.now()).await;
+            let _ = done.send(SchedulerMsg::Done(Box::new(result)));
         });
         while in_flight.try_join_next().is_some() {}
     }
     while in_flight.join_next().await.is_some() {}
 }
 
-/// The most sessions expired in one transaction.
-const MAX_EXPIRE_BATCH: usize = 512;
-
-/// The session expirer: sleeps until the next session is due to expire (the durable
-/// `session_expiry` table is the truth, so expiries survive restarts), expires it with its
-/// event, and hands the event's deliveries to the scheduler. Woken early when a session
-/// is created; stops when the engine drops its sender.
-fn expirer(
-    store: Arc<Store>,
-    wake: crossbeam_channel::Receiver<()>,
-    scheduler: Sender<SchedulerMsg>,
-    metrics: Arc<Metrics>,
-) {
-    let mut wait = Duration::ZERO;
-    while let Ok(()) | Err(RecvTimeoutError::Timeout) = wake.recv_timeout(wait) {
-        let now = unix_now_ms();
-        wait = match store.expire_due_sessions(now, MAX_EXPIRE_BATCH, |s| {
-            crate::lifecycle::Move::Expire.apply(s, (now / 1000) as i64)
-        }) {
-            Ok((expired, scheduled)) => {
-                metrics.events.inc_by(expired as u64);
-                if !scheduled.is_empty() {
-                    let _ = scheduler.send(SchedulerMsg::Scheduled(scheduled));
-                }
-                if expired == MAX_EXPIRE_BATCH {
-                    Duration::ZERO
-                } else {
-                    match store.next_session_expiry() {
-                        Ok(Some(due)) => Duration::from_millis(due.saturating_sub(unix_now_ms())).min(MAX_IDLE * 60),
-                        Ok(None) => MAX_IDLE * 60,
-                        Err(_) => RETRY_DELAY,
-                    }
-                }
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot expire sessions; retrying");
-                RETRY_DELAY
-            }
-        };
-    }
-}
-
-/// Signs and sends one attempt.
-async fn attempt(sender: &HttpSender, job: Job, key: QueueKey) -> AttemptResult {
-    let now = unix_now();
+/// Signs and sends one attempt at `now` (Unix seconds).
+async fn attempt(sender: &HttpSender, job: Job, key: crate::store::queue::QueueKey, now: i64) -> AttemptResult {
     let mut result = AttemptResult {
-        attempt_id: key.1,
         queue_key: key,
+        endpoint: job.attempt.endpoint_id,
         succeeded: false,
         response_status: None,
         response_body: None,
@@ -337,419 +424,44 @@ async fn attempt(sender: &HttpSender, job: Job, key: QueueKey) -> AttemptResult 
     result
 }
 
-/// Bounds on the queue entries held in memory.
-#[derive(Debug, Clone, Copy)]
-struct LoadLimits {
-    /// In all.
-    total: usize,
-    /// For one endpoint.
-    per_endpoint: usize,
-}
+/// The most sessions expired in one transaction.
+const MAX_EXPIRE_BATCH: usize = 512;
 
-/// The scheduler's state; owned by its thread.
-struct Scheduler {
+/// The session expirer: sleeps until the next session is due to expire (the durable
+/// `session_expiry` table is the truth, so expiries survive restarts), expires it with its
+/// event, and hands the event's deliveries to the scheduler. Woken early when a session
+/// is created or the clock is moved; stops when the engine drops its sender.
+fn expirer(
     store: Arc<Store>,
-    work: tokio::sync::mpsc::UnboundedSender<WorkItem>,
-    workers: usize,
-    per_endpoint: usize,
-    /// Every queue key up to here has been looked at.
-    cursor: Option<QueueKey>,
-    /// Look again from just after here before going on from `cursor`.
-    rescan_after: Option<Option<QueueKey>>,
-    /// Attempt ids in memory (timer, ready, or in flight).
-    loaded: HashSet<u128>,
-    /// Loaded entries per endpoint.
-    loaded_per_endpoint: HashMap<u128, usize>,
-    /// The first key skipped per endpoint because it had too many loaded.
-    skipped: HashMap<u128, QueueKey>,
-    /// Loaded entries not yet due: the timer.
-    timer: BTreeMap<QueueKey, DueEntry>,
-    /// Due entries waiting for their endpoint to have a free slot.
-    ready: HashMap<u128, VecDeque<DueEntry>>,
-    /// Attempts in flight per endpoint.
-    in_flight: HashMap<u128, usize>,
-    /// Attempts in flight in all.
-    busy: usize,
-    /// How many entries memory may hold.
-    limits: LoadLimits,
-    /// Where finished attempts go to be recorded.
-    writer: Sender<WriteJob>,
-    /// Finished attempts not yet recorded.
-    unrecorded: usize,
-    /// When the queue must be read again even if nothing signalled a new entry: the next
-    /// unloaded entry enters the near window then (0: read on every pass).
-    next_scan_ms: u64,
-    stopping: bool,
-}
-
-impl Scheduler {
-    fn new(
-        store: Arc<Store>,
-        work: tokio::sync::mpsc::UnboundedSender<WorkItem>,
-        writer: Sender<WriteJob>,
-        workers: usize,
-        per_endpoint: usize,
-    ) -> Self {
-        Self {
-            store,
-            work,
-            workers,
-            per_endpoint,
-            cursor: None,
-            rescan_after: None,
-            loaded: HashSet::new(),
-            loaded_per_endpoint: HashMap::new(),
-            skipped: HashMap::new(),
-            timer: BTreeMap::new(),
-            ready: HashMap::new(),
-            in_flight: HashMap::new(),
-            busy: 0,
-            limits: LoadLimits { total: MAX_LOADED, per_endpoint: MAX_LOADED_PER_ENDPOINT },
-            writer,
-            unrecorded: 0,
-            next_scan_ms: 0,
-            stopping: false,
-        }
-    }
-
-    fn run(mut self, inbox: Receiver<SchedulerMsg>) {
-        let mut wait = Duration::ZERO;
-        loop {
-            match inbox.recv_timeout(wait) {
-                Ok(msg) => self.handle(msg),
-                Err(handoff::RecvTimeoutError::Timeout) => {}
-                Err(handoff::RecvTimeoutError::Disconnected) => self.stopping = true,
-            }
-            for msg in inbox.take_queued(usize::MAX) {
-                self.handle(msg);
-            }
-            if self.stopping {
-                if self.busy == 0 && self.unrecorded == 0 {
-                    break;
+    clock: Clock,
+    wake: crossbeam_channel::Receiver<()>,
+    scheduler: Sender<SchedulerMsg>,
+    metrics: Arc<Metrics>,
+) {
+    let mut wait = Duration::ZERO;
+    while let Ok(()) | Err(RecvTimeoutError::Timeout) = wake.recv_timeout(wait) {
+        let now_ms = clock.now_ms();
+        let now = clock.now();
+        wait = match store.expire_due_sessions(now_ms, MAX_EXPIRE_BATCH, |s| Move::Expire.apply(s, now)) {
+            Ok((expired, scheduled)) => {
+                metrics.events.inc_by(expired as u64);
+                if !scheduled.is_empty() {
+                    let _ = scheduler.send(SchedulerMsg::Scheduled(scheduled));
                 }
-                wait = MAX_IDLE;
-                continue;
-            }
-            wait = match self.load_and_dispatch() {
-                Ok(wait) => wait,
-                Err(err) => {
-                    tracing::error!(error = %err, "the scheduler cannot read the queue; retrying");
-                    RETRY_DELAY
-                }
-            };
-        }
-        tracing::debug!("scheduler stopped");
-    }
-
-    fn handle(&mut self, msg: SchedulerMsg) {
-        match msg {
-            SchedulerMsg::Scheduled(keys) => {
-                if let Some(min) = keys.into_iter().min() {
-                    self.rescan_from(min);
+                if expired == MAX_EXPIRE_BATCH {
+                    Duration::ZERO
+                } else {
+                    match store.next_session_expiry() {
+                        Ok(Some(due)) => Duration::from_millis(due.saturating_sub(clock.now_ms())).min(MAX_IDLE * 60),
+                        Ok(None) => MAX_IDLE * 60,
+                        Err(_) => RETRY_DELAY,
+                    }
                 }
             }
-            SchedulerMsg::Done(result, endpoint) => {
-                // The slot is free as soon as the request is over; the entry stays loaded
-                // (so it is not sent again) until its result is committed.
-                self.busy -= 1;
-                if let Some(n) = self.in_flight.get_mut(&endpoint) {
-                    *n -= 1;
-                }
-                self.unrecorded += 1;
-                if self.writer.send(WriteJob::Result(*result, endpoint)).is_err() {
-                    tracing::error!("the writer stopped; results are lost until restart");
-                }
-            }
-            SchedulerMsg::Recorded(done, scheduled) => {
-                // Capacity came back: dispatch on this pass (the caller goes on to it).
-                self.unrecorded -= done.len();
-                for (attempt, endpoint) in done {
-                    self.release(attempt, endpoint);
-                }
-                if let Some(min) = scheduled.into_iter().min() {
-                    self.rescan_from(min);
-                }
-            }
-            SchedulerMsg::Shutdown => self.stopping = true,
-        }
-    }
-
-    /// Makes the next pass read the queue, starting at `key` (inclusive) if that is earlier
-    /// than planned.
-    fn rescan_from(&mut self, key: QueueKey) {
-        self.next_scan_ms = 0;
-        let after = just_before(key);
-        let planned = self.rescan_after.unwrap_or(self.cursor);
-        if after < planned {
-            self.rescan_after = Some(after);
-        }
-    }
-
-    /// Forgets an entry that left memory.
-    fn release(&mut self, attempt: u128, endpoint: u128) {
-        self.loaded.remove(&attempt);
-        if let Some(n) = self.loaded_per_endpoint.get_mut(&endpoint) {
-            *n -= 1;
-            if *n == 0 {
-                self.loaded_per_endpoint.remove(&endpoint);
-            }
-            let remaining = self.loaded_per_endpoint.get(&endpoint).copied().unwrap_or(0);
-            if remaining <= self.limits.per_endpoint / 2
-                && let Some(first_skipped) = self.skipped.remove(&endpoint)
-            {
-                self.rescan_from(first_skipped);
-            }
-        }
-    }
-
-    /// Loads due entries from the queue, moves due ones to the ready queues, dispatches
-    /// what capacity allows, and says how long to wait before looking again.
-    fn load_and_dispatch(&mut self) -> Result<Duration, crate::store::StoreError> {
-        let now = unix_now_ms();
-        // Every new entry is signalled (`rescan_from`), so between signals the queue is read
-        // only when its next unloaded entry comes into the near window: a pass that only
-        // handled results costs no queue scan.
-        let scan = now >= self.next_scan_ms;
-        if scan {
-            self.load(now)?;
-        }
-        while let Some(entry) = self.timer.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let due = entry.remove();
-            self.ready.entry(due.endpoint).or_default().push_back(due);
-        }
-        self.dispatch()?;
-
-        if self.rescan_after.is_some() && self.loaded.len() < self.limits.total {
-            return Ok(Duration::ZERO);
-        }
-        if scan {
-            self.next_scan_ms = if self.loaded.len() >= self.limits.total {
-                // Memory is full: look again as soon as results free room.
-                0
-            } else {
-                // Entries not signalled (none are known) are still found within MAX_IDLE.
-                let safety_net = now + MAX_IDLE.as_millis() as u64;
-                match self.store.next_due_after(self.cursor)? {
-                    Some(due) => due.saturating_sub(NEAR_WINDOW_MS).min(safety_net),
-                    None => safety_net,
-                }
-            };
-        }
-        // Wake when the first loaded entry is due, or when the next unloaded one enters
-        // the near window; results and new entries wake the loop anyway.
-        // While memory is full only results (which wake the loop) make room.
-        let scan_at = if self.loaded.len() >= self.limits.total { u64::MAX } else { self.next_scan_ms };
-        let wake_at = self.timer.first_key_value().map_or(scan_at, |(k, _)| k.0.min(scan_at));
-        let now = unix_now_ms();
-        Ok(Duration::from_millis(wake_at.saturating_sub(now)).min(MAX_IDLE))
-    }
-
-    fn load(&mut self, now: u64) -> Result<(), crate::store::StoreError> {
-        let room = self.limits.total.saturating_sub(self.loaded.len());
-        if room == 0 {
-            return Ok(());
-        }
-        let rescanning = self.rescan_after.is_some();
-        let start = self.rescan_after.take().unwrap_or(self.cursor);
-        let entries = self.store.due_entries(start, now + NEAR_WINDOW_MS, room)?;
-        let full = entries.len() >= room;
-        let last = entries.last().map(|e| e.key);
-        for entry in entries {
-            let id = entry.key.1;
-            if self.loaded.contains(&id) {
-                continue;
-            }
-            let count = self.loaded_per_endpoint.entry(entry.endpoint).or_default();
-            if *count >= self.limits.per_endpoint {
-                let first = self.skipped.entry(entry.endpoint).or_insert(entry.key);
-                *first = (*first).min(entry.key);
-                continue;
-            }
-            *count += 1;
-            self.loaded.insert(id);
-            self.timer.insert(entry.key, entry);
-        }
-        if let Some(last) = last {
-            if Some(last) > self.cursor {
-                self.cursor = Some(last);
-            }
-            if rescanning && full && Some(last) < self.cursor {
-                // The rescan stopped short of the cursor: go on from here next time.
-                self.rescan_after = Some(Some(last));
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes back an entry chosen for dispatch that will not be sent: frees its endpoint
-    /// slot and forgets it.
-    fn undispatch(&mut self, entry: &DueEntry) {
-        if let Some(n) = self.in_flight.get_mut(&entry.endpoint) {
-            *n -= 1;
-        }
-        self.release(entry.key.1, entry.endpoint);
-    }
-
-    /// Hands ready entries to the delivery runtime, within the in-flight and per-endpoint
-    /// limits.
-    fn dispatch(&mut self) -> Result<(), crate::store::StoreError> {
-        let mut chosen: Vec<DueEntry> = Vec::new();
-        // Finished attempts whose results are not yet committed count against the pool
-        // too: they are what a crash would repeat, so at most `workers` ever are.
-        let mut free = self.workers.saturating_sub(self.busy + self.unrecorded);
-        for (endpoint, queue) in self.ready.iter_mut() {
-            let in_flight = self.in_flight.entry(*endpoint).or_default();
-            while free > 0 && *in_flight < self.per_endpoint {
-                let Some(entry) = queue.pop_front() else { break };
-                *in_flight += 1;
-                free -= 1;
-                chosen.push(entry);
-            }
-        }
-        self.ready.retain(|_, q| !q.is_empty());
-        if chosen.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<u128> = chosen.iter().map(|e| e.key.1).collect();
-        let jobs = match self.store.jobs(&ids) {
-            Ok(jobs) => jobs,
             Err(err) => {
-                // Put them back and try later.
-                for entry in chosen {
-                    *self.in_flight.entry(entry.endpoint).or_default() -= 1;
-                    self.ready.entry(entry.endpoint).or_default().push_front(entry);
-                }
-                return Err(err);
+                tracing::error!(error = %err, "cannot expire sessions; retrying");
+                RETRY_DELAY
             }
         };
-        let mut parked = Vec::new();
-        for (entry, job) in chosen.into_iter().zip(jobs) {
-            let sendable = job.filter(|j| {
-                j.attempt.status == AttemptStatus::Pending
-                    && j.endpoint.as_ref().is_none_or(|e| e.status != EndpointStatus::Disabled)
-            });
-            let Some(job) = sendable else {
-                // Parked (disabled endpoint) or no longer pending: it leaves the queue.
-                self.undispatch(&entry);
-                parked.push(entry.key);
-                continue;
-            };
-            self.busy += 1;
-            if self.work.send(WorkItem { job, key: entry.key }).is_err() {
-                self.busy -= 1;
-                self.undispatch(&entry);
-            }
-        }
-        if !parked.is_empty() {
-            // Any left on the queue (their endpoint was enabled meanwhile) are looked at again.
-            if let Some(min) = self.store.park(&parked)?.into_iter().min() {
-                self.rescan_from(min);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The queue key just before `key`, so a scan "after" it includes `key`.
-fn just_before(key: QueueKey) -> Option<QueueKey> {
-    match key {
-        (0, 0) => None,
-        (due, 0) => Some((due - 1, u128::MAX)),
-        (due, id) => Some((due, id - 1)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mode::Mode;
-    use crate::store::endpoints::EndpointRecord;
-    use crate::store::events::NewEvent;
-
-    fn endpoint(store: &Store, event_type: &str) -> u128 {
-        let record = EndpointRecord::for_test(Mode::Test, "http://127.0.0.1:9/", event_type);
-        store.insert_endpoint(&record).unwrap();
-        record.id.as_u128()
-    }
-
-    fn publish(store: &Store, event_type: &str, n: usize, now_ms: u64) {
-        let events: Vec<NewEvent> =
-            (0..n).map(|_| NewEvent::new(Mode::Test, event_type, &serde_json::json!({}), 0).unwrap()).collect();
-        store.publish_events(&events, now_ms).unwrap();
-    }
-
-    fn loaded_for(scheduler: &Scheduler, endpoint: u128) -> usize {
-        scheduler.timer.values().filter(|e| e.endpoint == endpoint).count()
-    }
-
-    #[test]
-    fn one_endpoints_backlog_cannot_fill_memory_and_is_reloaded_as_it_drains() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let busy = endpoint(&store, "a.x");
-        let other = endpoint(&store, "b.x");
-        let now = unix_now_ms();
-        publish(&store, "a.x", 50, now - 10);
-        publish(&store, "b.x", 10, now - 5);
-
-        let (work, _work_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (writer, _writer_rx) = handoff::handoff();
-        let mut scheduler = Scheduler::new(Arc::clone(&store), work, writer, 0, 1);
-        scheduler.limits = LoadLimits { total: 30, per_endpoint: 20 };
-
-        // The busy endpoint's 50 entries come first in the queue; the other's 10 still
-        // get loaded within a few passes, and memory never holds more than the limits.
-        for _ in 0..10 {
-            scheduler.load(unix_now_ms()).unwrap();
-            assert!(scheduler.loaded.len() <= 30);
-            assert!(loaded_for(&scheduler, busy) <= 20);
-        }
-        assert_eq!(loaded_for(&scheduler, busy), 20);
-        assert_eq!(loaded_for(&scheduler, other), 10);
-
-        // As the busy endpoint drains, its skipped entries are found again.
-        let done: Vec<QueueKey> =
-            scheduler.timer.iter().filter(|(_, e)| e.endpoint == busy).map(|(k, _)| *k).take(15).collect();
-        for key in &done {
-            scheduler.timer.remove(key);
-            scheduler.release(key.1, busy);
-            store
-                .write(|tx| {
-                    tx.open_table(crate::store::tables::QUEUE)?.remove(*key)?;
-                    Ok(())
-                })
-                .unwrap();
-        }
-        scheduler.load(unix_now_ms()).unwrap();
-        assert_eq!(loaded_for(&scheduler, busy), 20, "refilled from the skipped entries");
-        let mut seen: Vec<u128> = scheduler.timer.keys().map(|k| k.1).collect();
-        seen.sort();
-        seen.dedup();
-        assert_eq!(seen.len(), scheduler.timer.len(), "no entry loaded twice");
-    }
-
-    #[test]
-    fn entries_scheduled_behind_the_scan_position_are_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let target = endpoint(&store, "a.x");
-        let (work, _work_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (writer, _writer_rx) = handoff::handoff();
-        let mut scheduler = Scheduler::new(Arc::clone(&store), work, writer, 0, 1);
-        let now = unix_now_ms();
-        publish(&store, "a.x", 1, now + 500);
-        scheduler.load(now).unwrap();
-        assert_eq!(loaded_for(&scheduler, target), 1);
-        // An entry due earlier than the one the cursor has passed.
-        publish(&store, "a.x", 1, now - 1_000);
-        scheduler.load(now).unwrap();
-        assert_eq!(loaded_for(&scheduler, target), 1, "not seen without a notice");
-        let key = scheduler.store.due_entries(None, now, 1).unwrap()[0].key;
-        scheduler.handle(SchedulerMsg::Scheduled(vec![key]));
-        scheduler.load(now).unwrap();
-        assert_eq!(loaded_for(&scheduler, target), 2);
     }
 }

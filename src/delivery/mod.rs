@@ -1,14 +1,20 @@
-//! The delivery engine: publishing with group commit, the scheduler over the durable
-//! queue, the worker pool, signing, and the HTTP client. It knows nothing of actix; the
-//! API reaches it through [`Engine`]'s methods.
+//! The delivery engine: the owner of the queue. Publishing with group commit, every
+//! other write that schedules or unschedules an attempt, the scheduler over the durable
+//! queue, retry and health policy, signing, and the HTTP client. It knows nothing of
+//! actix or of the API's error type; the API reaches it through [`Engine`]'s methods.
 
 pub mod engine;
+pub mod error;
 mod handoff;
 pub mod http;
+mod messages;
+pub mod policy;
+mod scheduler;
 pub mod signing;
 mod writer;
 
-pub use engine::Engine;
+pub use engine::{Engine, SessionMoved};
+pub use error::EngineError;
 
 use crate::store::endpoints::EndpointRecord;
 

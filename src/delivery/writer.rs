@@ -15,14 +15,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::engine::{RETRY_DELAY, SchedulerMsg};
+use super::error::EngineError;
 use super::handoff::{Receiver, Sender};
-use crate::clock::unix_now_ms;
-use crate::error::ApiError;
+use super::messages::{RETRY_DELAY, SchedulerMsg, WriteJob};
+use super::policy::Policy;
+use crate::clock::Clock;
+use crate::ids::{DeliveryId, EndpointId};
 use crate::metrics::{Metrics, Outcome};
 use crate::store::Store;
-use crate::store::deliveries::{AttemptResult, HealthPolicy, Written, next_retry_delay};
+use crate::store::attempts::AttemptResult;
 use crate::store::events::{NewEvent, Published};
+use crate::store::scheduling::Written;
 
 /// The most messages (publishes and results) committed in one transaction.
 const MAX_BATCH: usize = 2048;
@@ -35,29 +38,15 @@ const RECORD_LINGER: Duration = Duration::from_millis(20);
 /// the worker pool, since finished but unrecorded attempts hold pool capacity.
 const RECORD_SHARE_BATCH: usize = 16;
 
-/// What the writer commits.
-pub(crate) enum WriteJob {
-    /// An event to store with its deliveries, and where to answer once it is durable.
-    Publish(NewEvent, tokio::sync::oneshot::Sender<Result<Published, ApiError>>),
-    /// A finished attempt, with its endpoint (the scheduler's key for its slot).
-    Result(AttemptResult, u128),
-}
-
-/// What the writer needs besides its queues.
-pub(crate) struct WriterSettings {
-    /// The retry schedule (already scaled).
-    pub(crate) schedule: Vec<Duration>,
-    /// When endpoints are disabled.
-    pub(crate) policy: HealthPolicy,
-}
+/// Where a publish is answered once it is durable.
+type Reply = tokio::sync::oneshot::Sender<Result<Published, EngineError>>;
 
 /// One transaction's worth of jobs.
 #[derive(Default)]
 struct Batch {
     events: Vec<NewEvent>,
-    replies: Vec<tokio::sync::oneshot::Sender<Result<Published, ApiError>>>,
+    replies: Vec<Reply>,
     results: Vec<AttemptResult>,
-    endpoints: Vec<u128>,
 }
 
 impl Batch {
@@ -67,10 +56,7 @@ impl Batch {
                 self.events.push(event);
                 self.replies.push(reply);
             }
-            WriteJob::Result(result, endpoint) => {
-                self.results.push(result);
-                self.endpoints.push(endpoint);
-            }
+            WriteJob::Result(result) => self.results.push(result),
         }
     }
 
@@ -82,11 +68,12 @@ impl Batch {
 /// Runs until every sender of `jobs` is gone, then returns after the last batch. A failed
 /// write answers its publishes with the error and is retried for its results, so no
 /// result is dropped; when publishes and results fail together they are written apart.
-pub(crate) fn run(
+pub(super) fn run(
     store: Arc<Store>,
+    clock: Clock,
     jobs: Receiver<WriteJob>,
     scheduler: Sender<SchedulerMsg>,
-    settings: WriterSettings,
+    policy: Policy,
     metrics: Arc<Metrics>,
 ) {
     let mut carried = Batch::default();
@@ -98,8 +85,7 @@ pub(crate) fn run(
         }
         gather(&jobs, &mut batch);
         let write = |events: &[NewEvent], results: &[AttemptResult]| {
-            let retry_delay = |n| next_retry_delay(&settings.schedule, n);
-            store.publish_and_record(events, results, unix_now_ms(), settings.policy, retry_delay)
+            store.publish_and_record(events, results, clock.now_ms(), &policy)
         };
         let written = match write(&batch.events, &batch.results) {
             Err(err) if !batch.events.is_empty() && !batch.results.is_empty() => {
@@ -107,7 +93,6 @@ pub(crate) fn run(
                 // cannot take never holds up publishing, and record on the next pass.
                 tracing::warn!(error = %err, "a write of publishes and results failed; writing them apart");
                 carried.results = std::mem::take(&mut batch.results);
-                carried.endpoints = std::mem::take(&mut batch.endpoints);
                 write(&batch.events, &[])
             }
             other => other,
@@ -121,7 +106,7 @@ pub(crate) fn run(
                     results = batch.results.len(),
                     "cannot write publishes or delivery results; results are retried"
                 );
-                let err = ApiError::from(err);
+                let err = EngineError::from(err);
                 for reply in batch.replies {
                     let _ = reply.send(Err(err.clone()));
                 }
@@ -129,7 +114,6 @@ pub(crate) fn run(
                     // The results alone failed: give the store a moment.
                     std::thread::sleep(RETRY_DELAY);
                     carried.results = batch.results;
-                    carried.endpoints = batch.endpoints;
                 }
                 continue;
             }
@@ -150,8 +134,7 @@ pub(crate) fn run(
         }
         metrics.retries_scheduled.inc_by(recorded.scheduled.len() as u64);
         scheduled.extend(recorded.scheduled);
-        let done: Vec<(u128, u128)> =
-            batch.results.iter().zip(batch.endpoints).map(|(r, endpoint)| (r.attempt_id, endpoint)).collect();
+        let done: Vec<(DeliveryId, EndpointId)> = batch.results.iter().map(|r| (r.attempt(), r.endpoint)).collect();
         if !(done.is_empty() && scheduled.is_empty())
             && scheduler.send(SchedulerMsg::Recorded(done, scheduled)).is_err()
         {
@@ -184,25 +167,27 @@ mod tests {
     use super::*;
     use crate::delivery::handoff::handoff;
     use crate::mode::Mode;
-    use crate::store::deliveries::QueueKey;
     use crate::store::endpoints::EndpointRecord;
+    use crate::store::queue::QueueKey;
+
+    const NOW_MS: u64 = 1_800_000_000_000;
 
     /// A store with one endpoint and `n` published events; the queue keys of their attempts.
-    fn store_with_attempts(n: usize) -> (tempfile::TempDir, Arc<Store>, u128, Vec<QueueKey>) {
+    fn store_with_attempts(n: usize) -> (tempfile::TempDir, Arc<Store>, EndpointId, Vec<QueueKey>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let endpoint = EndpointRecord::for_test(Mode::Test, "http://127.0.0.1:9/", "*");
         store.insert_endpoint(&endpoint).unwrap();
         let events: Vec<NewEvent> =
-            (0..n).map(|_| NewEvent::new(Mode::Test, "a.b", &serde_json::json!({}), 0).unwrap()).collect();
-        let (_, keys) = store.publish_events(&events, unix_now_ms()).unwrap();
-        (dir, store, endpoint.id.as_u128(), keys)
+            (0..n).map(|_| crate::payload::new_event(Mode::Test, "a.b", &serde_json::json!({}), 0).unwrap()).collect();
+        let (_, scheduled) = store.publish_events(&events, NOW_MS).unwrap();
+        (dir, store, endpoint.id, scheduled.keys().to_vec())
     }
 
-    fn succeeded(key: QueueKey) -> AttemptResult {
-        AttemptResult {
-            attempt_id: key.1,
+    fn succeeded(key: QueueKey, endpoint: EndpointId) -> WriteJob {
+        WriteJob::Result(AttemptResult {
             queue_key: key,
+            endpoint,
             succeeded: true,
             response_status: Some(200),
             response_body: None,
@@ -211,7 +196,7 @@ mod tests {
             attempted_at: 0,
             request_headers: vec![],
             retry_after: None,
-        }
+        })
     }
 
     /// Starts a writer on `store` with `queued` already waiting for it.
@@ -224,17 +209,19 @@ mod tests {
             assert!(jobs.send(job).is_ok());
         }
         let (scheduler, inbox) = handoff();
-        let settings =
-            WriterSettings { schedule: vec![], policy: HealthPolicy { disable_after: Duration::from_secs(3600) } };
+        let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600) };
         let store = Arc::clone(store);
-        let thread = std::thread::spawn(move || run(store, jobs_rx, scheduler, settings, Arc::default()));
+        let clock = Clock::manual(NOW_MS);
+        let thread = std::thread::spawn(move || run(store, clock, jobs_rx, scheduler, policy, Arc::default()));
         (jobs, inbox, thread)
     }
 
-    /// The next message the scheduler gets, as (attempts recorded, queue keys scheduled).
-    fn recorded(inbox: &Receiver<SchedulerMsg>) -> (Vec<u128>, Vec<QueueKey>) {
+    /// The next message the scheduler gets, as (attempts recorded, queue entries scheduled).
+    fn recorded(inbox: &Receiver<SchedulerMsg>) -> (Vec<DeliveryId>, Vec<QueueKey>) {
         match inbox.recv_timeout(Duration::from_secs(30)) {
-            Ok(SchedulerMsg::Recorded(done, scheduled)) => (done.into_iter().map(|(id, _)| id).collect(), scheduled),
+            Ok(SchedulerMsg::Recorded(done, scheduled)) => {
+                (done.into_iter().map(|(id, _)| id).collect(), scheduled.keys().to_vec())
+            }
             Ok(_) => panic!("the writer sends only Recorded"),
             Err(err) => panic!("no word from the writer: {err:?}"),
         }
@@ -243,10 +230,10 @@ mod tests {
     #[test]
     fn results_waiting_together_share_one_commit() {
         let (_dir, store, endpoint, keys) = store_with_attempts(3);
-        let results = keys.iter().map(|key| WriteJob::Result(succeeded(*key), endpoint)).collect();
+        let results = keys.iter().map(|key| succeeded(*key, endpoint)).collect();
         let (jobs, inbox, thread) = start(&store, results);
         let (done, scheduled) = recorded(&inbox);
-        assert_eq!(done, keys.iter().map(|k| k.1).collect::<Vec<_>>(), "all three in one transaction");
+        assert_eq!(done, keys.iter().map(|k| k.attempt()).collect::<Vec<_>>(), "all three in one transaction");
         assert!(scheduled.is_empty());
         assert!(store.due_entries(None, u64::MAX, 10).unwrap().is_empty(), "they left the queue");
         drop(jobs);
@@ -258,14 +245,15 @@ mod tests {
     fn a_publish_shares_its_commit_with_waiting_results() {
         let (_dir, store, endpoint, keys) = store_with_attempts(1);
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let event = NewEvent::new(Mode::Test, "a.b", &serde_json::json!({}), 0).unwrap();
-        let queued = vec![WriteJob::Result(succeeded(keys[0]), endpoint), WriteJob::Publish(event, reply)];
+        let event = crate::payload::new_event(Mode::Test, "a.b", &serde_json::json!({}), 0).unwrap();
+        let queued = vec![succeeded(keys[0], endpoint), WriteJob::Publish(event, reply)];
         let (jobs, inbox, thread) = start(&store, queued);
         let published = answer.blocking_recv().unwrap().unwrap();
         assert_eq!(published.deliveries, 1);
         let (done, scheduled) = recorded(&inbox);
-        assert_eq!(done, vec![keys[0].1], "the result went with the publish");
+        assert_eq!(done, vec![keys[0].attempt()], "the result went with the publish");
         assert_eq!(scheduled.len(), 1, "the published event's first attempt");
+        assert_eq!(scheduled[0].due_ms(), NOW_MS, "due at the writer's clock");
         assert_eq!(store.due_entries(None, u64::MAX, 10).unwrap().len(), 1);
         drop(jobs);
         thread.join().unwrap();
@@ -274,31 +262,19 @@ mod tests {
     #[test]
     fn a_result_the_store_cannot_take_never_holds_up_publishing() {
         let (_dir, store, endpoint, keys) = store_with_attempts(1);
-        let set_attempt = |bytes: Option<&[u8]>| {
-            store
-                .write(|tx| {
-                    let mut attempts = tx.open_table(crate::store::tables::ATTEMPTS)?;
-                    match bytes {
-                        Some(bytes) => attempts.insert(keys[0].1, bytes)?,
-                        None => attempts.remove(keys[0].1)?,
-                    };
-                    Ok(())
-                })
-                .unwrap()
-        };
-        set_attempt(Some(b"not json"));
+        store.put_raw_attempt_for_test(keys[0].attempt(), Some(b"not json"));
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let event = NewEvent::new(Mode::Test, "a.b", &serde_json::json!({}), 0).unwrap();
-        let queued = vec![WriteJob::Result(succeeded(keys[0]), endpoint), WriteJob::Publish(event, reply)];
+        let event = crate::payload::new_event(Mode::Test, "a.b", &serde_json::json!({}), 0).unwrap();
+        let queued = vec![succeeded(keys[0], endpoint), WriteJob::Publish(event, reply)];
         let (jobs, inbox, thread) = start(&store, queued);
         assert_eq!(answer.blocking_recv().unwrap().unwrap().deliveries, 1, "the publish went through alone");
         let (done, scheduled) = recorded(&inbox);
         assert!(done.is_empty(), "the unreadable attempt is not recorded");
         assert_eq!(scheduled.len(), 1);
         // Once the attempt can be dealt with (here: it is gone), the retried result goes.
-        set_attempt(None);
+        store.put_raw_attempt_for_test(keys[0].attempt(), None);
         let (done, _) = recorded(&inbox);
-        assert_eq!(done, vec![keys[0].1]);
+        assert_eq!(done, vec![keys[0].attempt()]);
         drop(jobs);
         thread.join().unwrap();
     }

@@ -122,20 +122,40 @@ where
     Ok(rows)
 }
 
+/// Why a file is not a usable copy of a data file.
+#[derive(Debug, thiserror::Error)]
+pub enum NotADataFile {
+    /// redb cannot open it.
+    #[error("the file is not a readable data file: {0}")]
+    Unreadable(#[from] redb::Error),
+    /// It opens but holds no schema version.
+    #[error("the file has no schema version")]
+    NoSchema,
+}
+
+/// Opens a file as a data file and reads its schema version, so a truncated or garbled
+/// copy is never kept as a backup.
+pub fn check_data_file(path: &Path) -> Result<(), NotADataFile> {
+    let db = Database::open(path).map_err(redb::Error::from)?;
+    let tx = db.begin_read().map_err(redb::Error::from)?;
+    let meta = tx.open_table(tables::META).map_err(|_| NotADataFile::NoSchema)?;
+    meta.get("schema_version").map_err(redb::Error::from)?.ok_or(NotADataFile::NoSchema)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use redb::TableHandle;
 
     use super::*;
     use crate::mode::Mode;
-    use crate::store::events::NewEvent;
 
     #[test]
     fn a_backup_holds_every_table_of_the_store_and_opens_as_a_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("data")).unwrap();
-        let event = NewEvent::new(Mode::Test, "a.b", &serde_json::json!({"n": 1}), 5).unwrap();
-        store.publish_events(std::slice::from_ref(&event), 0).unwrap();
+        let event = crate::payload::new_event(Mode::Test, "a.b", &serde_json::json!({"n": 1}), 5).unwrap();
+        let _ = store.publish_events(std::slice::from_ref(&event), 0).unwrap();
         let copy = dir.path().join("copy.redb");
         let summary = store.backup_to(&copy).unwrap();
         let names = |db: &Database| -> Vec<String> {
@@ -165,8 +185,8 @@ mod tests {
         let err = store.backup_to(&dir.path().join("no/such/dir/copy.redb")).unwrap_err();
         assert!(matches!(err, BackupError::Target(_)), "{err}");
         assert!(!err.needs_reopen(), "a failed copy says nothing about the data file");
-        let event = NewEvent::new(Mode::Test, "a.b", &serde_json::json!({}), 5).unwrap();
-        store.publish_events(std::slice::from_ref(&event), 0).unwrap();
+        let event = crate::payload::new_event(Mode::Test, "a.b", &serde_json::json!({}), 5).unwrap();
+        let _ = store.publish_events(std::slice::from_ref(&event), 0).unwrap();
         assert!(store.event(Mode::Test, event.meta.id).unwrap().is_some());
     }
 }

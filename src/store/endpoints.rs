@@ -2,16 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::deliveries::DeliveryTables;
 use super::pagination::{ListError, Page, PageRequest, list_page};
-use super::{ReopenHint, Store, StoreError, decode_found, encode, tables};
+use super::{Store, StoreError, decode, decode_found, encode, tables};
+use crate::event_types::WILDCARD;
 use crate::ids::EndpointId;
 use crate::mode::Mode;
 
-const TABLE: &str = "webhook_endpoints";
+pub(super) const TABLE: &str = "webhook_endpoints";
 
 /// Whether an endpoint receives deliveries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -104,6 +104,70 @@ fn with_health(
     Ok(record)
 }
 
+/// Whether an endpoint receives events of this type.
+pub fn subscribed(endpoint: &EndpointRecord, event_type: &str) -> bool {
+    endpoint.enabled_events.iter().any(|e| e == WILDCARD || e == event_type)
+}
+
+/// The endpoint with this id in this mode, read from an open table.
+pub(super) fn get_in(
+    table: &impl ReadableTable<(u8, u128), &'static [u8]>,
+    mode: Mode,
+    id: EndpointId,
+) -> Result<Option<EndpointRecord>, StoreError> {
+    decode_found(TABLE, table.get((mode.as_u8(), id.as_u128()))?)
+}
+
+/// Changes an endpoint inside `tx`; returns it as stored, with its health.
+pub(super) fn update_in(
+    tx: &WriteTransaction,
+    mode: Mode,
+    id: EndpointId,
+    change: impl FnOnce(&mut EndpointRecord),
+) -> Result<Option<EndpointRecord>, StoreError> {
+    let mut table = tx.open_table(tables::ENDPOINTS)?;
+    let Some(mut record) = get_in(&table, mode, id)? else { return Ok(None) };
+    change(&mut record);
+    table.insert((mode.as_u8(), id.as_u128()), encode(TABLE, &record)?.as_slice())?;
+    let health = tx.open_table(tables::ENDPOINT_HEALTH)?;
+    Ok(Some(with_health(&health, record)?))
+}
+
+/// Disables an endpoint automatically, saying why. Already disabled: left as it is.
+pub(super) fn disable_in(
+    endpoints: &mut Table<'_, (u8, u128), &'static [u8]>,
+    mode: Mode,
+    id: EndpointId,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let Some(mut endpoint) = get_in(endpoints, mode, id)?.filter(|e| e.status == EndpointStatus::Enabled) else {
+        return Ok(());
+    };
+    endpoint.status = EndpointStatus::Disabled;
+    endpoint.disabled_reason = Some(reason.to_string());
+    endpoints.insert((mode.as_u8(), id.as_u128()), encode(TABLE, &endpoint)?.as_slice())?;
+    tracing::warn!(endpoint = %endpoint.id, reason, "endpoint disabled automatically");
+    Ok(())
+}
+
+/// The enabled endpoints of `mode` subscribed to `event_type`.
+pub(super) fn matching_in(
+    tx: &WriteTransaction,
+    mode: Mode,
+    event_type: &str,
+) -> Result<Vec<EndpointRecord>, StoreError> {
+    let endpoints = tx.open_table(tables::ENDPOINTS)?;
+    let mut out = Vec::new();
+    for entry in endpoints.range((mode.as_u8(), 0)..=(mode.as_u8(), u128::MAX))? {
+        let (_, value) = entry?;
+        let endpoint: EndpointRecord = decode(TABLE, value.value())?;
+        if endpoint.status == EndpointStatus::Enabled && subscribed(&endpoint, event_type) {
+            out.push(endpoint);
+        }
+    }
+    Ok(out)
+}
+
 impl Store {
     /// Stores a new endpoint.
     pub fn insert_endpoint(&self, record: &EndpointRecord) -> Result<(), StoreError> {
@@ -125,48 +189,16 @@ impl Store {
         })
     }
 
-    /// Changes an endpoint with `change` and stores it, in one transaction. `change` may
-    /// refuse (its error is returned and nothing is written). `Ok(None)`: no such endpoint.
-    pub fn update_endpoint<E: From<StoreError> + ReopenHint>(
+    /// Changes an endpoint with `change` and stores it, in one transaction. `Ok(None)`:
+    /// no such endpoint. (Enabling one goes through the delivery engine, which also
+    /// releases the retries that waited for it.)
+    pub fn update_endpoint(
         &self,
         mode: Mode,
         id: EndpointId,
-        change: impl FnOnce(&mut EndpointRecord) -> Result<(), E>,
-    ) -> Result<Option<EndpointRecord>, E> {
-        self.with_db(|db| {
-            let tx = db.begin_write().map_err(StoreError::from)?;
-            let updated = {
-                let mut table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
-                let key = (mode.as_u8(), id.as_u128());
-                let found: Option<EndpointRecord> = decode_found(TABLE, table.get(key).map_err(StoreError::from)?)?;
-                match found {
-                    None => None,
-                    Some(mut record) => {
-                        change(&mut record)?;
-                        let bytes = encode(TABLE, &record)?;
-                        table.insert(key, bytes.as_slice()).map_err(StoreError::from)?;
-                        let health = tx.open_table(tables::ENDPOINT_HEALTH).map_err(StoreError::from)?;
-                        Some(with_health(&health, record)?)
-                    }
-                }
-            };
-            tx.commit().map_err(StoreError::from)?;
-            Ok(updated)
-        })
-    }
-
-    /// Deletes an endpoint and, in the same transaction, ends its pending deliveries (each
-    /// pending attempt becomes `failed`). `false` if there was no such endpoint.
-    pub fn delete_endpoint(&self, mode: Mode, id: EndpointId) -> Result<bool, StoreError> {
-        self.write(|tx| {
-            let mut table = tx.open_table(tables::ENDPOINTS)?;
-            if table.remove((mode.as_u8(), id.as_u128()))?.is_none() {
-                return Ok(false);
-            }
-            let mut deliveries = DeliveryTables::open(tx)?;
-            deliveries.cancel_endpoint(id.as_u128(), "endpoint deleted", crate::clock::unix_now())?;
-            Ok(true)
-        })
+        change: impl FnOnce(&mut EndpointRecord),
+    ) -> Result<Option<EndpointRecord>, StoreError> {
+        self.write(|tx| update_in(tx, mode, id, change))
     }
 
     /// One page of a mode's endpoints, newest first.
@@ -226,20 +258,5 @@ mod tests {
         assert_eq!(urls(&live), ["99"]);
         let foreign = PageRequest { limit: 10, cursor: Cursor::After(made[0].id.as_u128()) };
         assert!(matches!(store.list_endpoints(Mode::Live, foreign), Err(ListError::UnknownCursor)));
-    }
-
-    #[test]
-    fn a_refused_update_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let r = record(Mode::Test, 1);
-        store.insert_endpoint(&r).unwrap();
-        let outcome: Result<_, StoreError> = store.update_endpoint(Mode::Test, r.id, |rec| {
-            rec.url = "changed".into();
-            Err(StoreError::Corrupt { table: "test", source: serde_json::from_str::<()>("x").unwrap_err() })
-        });
-        assert!(outcome.is_err());
-        assert_eq!(store.endpoint(Mode::Test, r.id).unwrap().unwrap().url, r.url);
-        assert!(store.endpoint(Mode::Live, r.id).unwrap().is_none());
     }
 }

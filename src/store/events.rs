@@ -6,11 +6,11 @@ use std::collections::hash_map::Entry;
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::deliveries::{DeliveryTables, QueueKey};
-use super::endpoints::{EndpointRecord, EndpointStatus};
+use super::attempts::{AttemptRecord, DeliveryTables, delivered_everywhere};
+use super::endpoints::{self, EndpointRecord};
 use super::pagination::{ListError, Page, PageRequest, list_page};
-use super::{Store, StoreError, decode, decode_found, encode, tables};
-use crate::event_types::WILDCARD;
+use super::queue::Scheduled;
+use super::{Store, StoreError, decode_found, encode, tables};
 use crate::ids::{EndpointId, EventId};
 use crate::mode::Mode;
 
@@ -43,41 +43,13 @@ pub struct StoredEvent {
     pub pending_webhooks: u32,
 }
 
-/// An event about to be stored: metadata and payload.
+/// An event about to be stored: metadata and payload (built by [`crate::payload`]).
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     /// Its metadata.
     pub meta: EventMeta,
     /// The payload.
     pub body: Vec<u8>,
-}
-
-/// The payload endpoints receive.
-#[derive(Serialize)]
-struct Payload<'a> {
-    id: EventId,
-    object: &'static str,
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    livemode: bool,
-    created: i64,
-    data: &'a serde_json::Value,
-}
-
-impl NewEvent {
-    /// An event of `event_type` in `mode` carrying `data`, created `created`.
-    pub fn new(mode: Mode, event_type: &str, data: &serde_json::Value, created: i64) -> Result<Self, StoreError> {
-        let id = EventId::new();
-        let payload = Payload { id, object: "event", event_type, livemode: mode.is_live(), created, data };
-        let body = encode("event_bodies", &payload)?;
-        let data_id = data.get("id").and_then(|v| v.as_str()).map(str::to_owned);
-        Ok(Self { meta: EventMeta { id, mode, event_type: event_type.to_string(), created, data_id }, body })
-    }
-}
-
-/// Whether an endpoint receives events of this type.
-pub fn subscribed(endpoint: &EndpointRecord, event_type: &str) -> bool {
-    endpoint.enabled_events.iter().any(|e| e == WILDCARD || e == event_type)
 }
 
 /// Filters of the event list.
@@ -115,64 +87,47 @@ pub struct Published {
 }
 
 /// What resending an event did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Resent {
-    /// This many new deliveries were scheduled, with these queue keys.
-    Scheduled(Vec<QueueKey>),
+    /// New deliveries were scheduled (those of disabled endpoints wait, parked).
+    Scheduled(Scheduled),
     /// The event does not exist in this mode.
     NoEvent,
     /// The named endpoint does not exist in this mode.
     NoEndpoint,
 }
 
-/// Stores events and schedules their deliveries inside `tx`; returns them and the queue
-/// keys of their first attempts.
-pub(crate) fn publish_in(
+/// Stores events and schedules their deliveries inside `tx`; returns what each did and
+/// the first attempts queued.
+pub(super) fn publish_in(
     tx: &WriteTransaction,
     events: &[NewEvent],
     now_ms: u64,
-) -> Result<(Vec<Published>, Vec<QueueKey>), StoreError> {
+) -> Result<(Vec<Published>, Scheduled), StoreError> {
     // Tables are opened once per batch, and each event type's subscribers read once.
     let mut targets: HashMap<(Mode, &str), Vec<EndpointRecord>> = HashMap::new();
     for event in events {
         let key = (event.meta.mode, event.meta.event_type.as_str());
         if let Entry::Vacant(slot) = targets.entry(key) {
-            slot.insert(matching_endpoints(tx, key.0, key.1)?);
+            slot.insert(endpoints::matching_in(tx, key.0, key.1)?);
         }
     }
     let mut metas = tx.open_table(tables::EVENTS)?;
     let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
     let mut t = DeliveryTables::open(tx)?;
-    let mut keys = Vec::new();
+    let mut scheduled = Scheduled::default();
     let mut published = Vec::with_capacity(events.len());
     for event in events {
         let meta = &event.meta;
         put_event(&mut metas, &mut bodies, event)?;
         let endpoints = &targets[&(meta.mode, meta.event_type.as_str())];
         for endpoint in endpoints {
-            keys.push(t.schedule(endpoint, meta.id, &meta.event_type, 1, now_ms)?);
+            t.schedule(endpoint, meta.id, &meta.event_type, 1, now_ms, &mut scheduled)?;
         }
-        t.add_pending(meta.id.as_u128(), endpoints.len() as u32)?;
+        t.add_pending(meta.id, endpoints.len() as u32)?;
         published.push(Published { deliveries: endpoints.len() as u32 });
     }
-    Ok((published, keys))
-}
-
-/// Stores an event and schedules its deliveries inside `tx`.
-pub(crate) fn insert_event(
-    tx: &WriteTransaction,
-    event: &NewEvent,
-    now_ms: u64,
-    keys: &mut Vec<QueueKey>,
-) -> Result<Published, StoreError> {
-    let (published, scheduled) = publish_in(tx, std::slice::from_ref(event), now_ms)?;
-    keys.extend(scheduled);
-    Ok(published[0])
-}
-
-/// Writes an event's metadata and payload inside `tx`, scheduling nothing.
-pub(crate) fn write_event(tx: &WriteTransaction, event: &NewEvent) -> Result<(), StoreError> {
-    put_event(&mut tx.open_table(tables::EVENTS)?, &mut tx.open_table(tables::EVENT_BODIES)?, event)
+    Ok((published, scheduled))
 }
 
 /// Writes an event's metadata and payload into the open tables.
@@ -187,28 +142,16 @@ fn put_event(
     Ok(())
 }
 
-/// The enabled endpoints of `mode` subscribed to `event_type`.
-fn matching_endpoints(tx: &WriteTransaction, mode: Mode, event_type: &str) -> Result<Vec<EndpointRecord>, StoreError> {
-    let endpoints = tx.open_table(tables::ENDPOINTS)?;
-    let mut out = Vec::new();
-    for entry in endpoints.range((mode.as_u8(), 0)..=(mode.as_u8(), u128::MAX))? {
-        let (_, value) = entry?;
-        let endpoint: EndpointRecord = decode("webhook_endpoints", value.value())?;
-        if endpoint.status == EndpointStatus::Enabled && subscribed(&endpoint, event_type) {
-            out.push(endpoint);
-        }
-    }
-    Ok(out)
-}
-
 impl Store {
     /// Stores events and schedules their deliveries, all in one transaction with one
-    /// commit (group commit). Returns what each did and the queue keys made.
-    pub fn publish_events(
+    /// commit, without a word to the scheduler: for tests of the pieces below the engine
+    /// (the engine publishes through its writer).
+    #[cfg(test)]
+    pub(crate) fn publish_events(
         &self,
         events: &[NewEvent],
         now_ms: u64,
-    ) -> Result<(Vec<Published>, Vec<QueueKey>), StoreError> {
+    ) -> Result<(Vec<Published>, Scheduled), StoreError> {
         self.write(|tx| publish_in(tx, events, now_ms))
     }
 
@@ -244,7 +187,7 @@ impl Store {
                 if !filter.keeps(meta) {
                     return false;
                 }
-                match super::deliveries::delivered_everywhere(&by_event, &attempts, meta.id.as_u128()) {
+                match delivered_everywhere(&by_event, &attempts, meta.id) {
                     Ok(outcome) => outcome == Some(wanted),
                     Err(err) => {
                         failure.borrow_mut().get_or_insert(err);
@@ -282,28 +225,28 @@ impl Store {
                 decode_found(TABLE, tx.open_table(tables::EVENTS)?.get((mode.as_u8(), id.as_u128()))?)?;
             let Some(meta) = meta else { return Ok(Resent::NoEvent) };
             let targets = match endpoint {
-                Some(endpoint_id) => {
-                    let found: Option<EndpointRecord> = decode_found(
-                        "webhook_endpoints",
-                        tx.open_table(tables::ENDPOINTS)?.get((mode.as_u8(), endpoint_id.as_u128()))?,
-                    )?;
-                    match found {
-                        Some(endpoint) => vec![endpoint],
-                        None => return Ok(Resent::NoEndpoint),
-                    }
-                }
-                None => matching_endpoints(tx, mode, &meta.event_type)?,
+                Some(endpoint_id) => match endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, mode, endpoint_id)? {
+                    Some(endpoint) => vec![endpoint],
+                    None => return Ok(Resent::NoEndpoint),
+                },
+                None => endpoints::matching_in(tx, mode, &meta.event_type)?,
             };
             let mut t = DeliveryTables::open(tx)?;
-            let mut keys = Vec::new();
+            let mut scheduled = Scheduled::default();
             for endpoint in &targets {
-                let key = t.schedule(endpoint, meta.id, &meta.event_type, 1, now_ms)?;
-                if endpoint.status == EndpointStatus::Enabled {
-                    keys.push(key);
-                }
+                t.schedule(endpoint, meta.id, &meta.event_type, 1, now_ms, &mut scheduled)?;
             }
-            t.add_pending(id.as_u128(), targets.len() as u32)?;
-            Ok(Resent::Scheduled(keys))
+            t.add_pending(id, targets.len() as u32)?;
+            Ok(Resent::Scheduled(scheduled))
+        })
+    }
+
+    /// Stores a test ping once it was sent: its event (readable, but scheduling nothing)
+    /// and its finished attempt, in one transaction.
+    pub fn record_test_ping(&self, event: &NewEvent, record: &AttemptRecord) -> Result<(), StoreError> {
+        self.write(|tx| {
+            put_event(&mut tx.open_table(tables::EVENTS)?, &mut tx.open_table(tables::EVENT_BODIES)?, event)?;
+            DeliveryTables::open(tx)?.add_finished(record)
         })
     }
 }

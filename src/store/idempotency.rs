@@ -8,6 +8,10 @@ use crate::mode::Mode;
 
 const TABLE: &str = "idempotency";
 
+/// How long a stored response is replayed, in seconds (24 hours, as Stripe). Past it a
+/// key is new again, and retention may drop the record.
+pub const WINDOW_SECS: i64 = 24 * 3600;
+
 /// The first response given to a request with a given key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {

@@ -5,16 +5,20 @@
 //! `impl Store` methods; the tables are all in [`tables`].
 
 pub mod api_keys;
+pub mod attempts;
 pub mod backup;
-pub mod deliveries;
 pub mod endpoints;
 pub mod events;
+pub mod health;
 pub mod idempotency;
 pub mod pagination;
+pub mod queue;
+pub mod recovery;
 pub mod retention;
+pub mod scheduling;
 pub mod sessions;
 pub mod stats;
-pub mod tables;
+mod tables;
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -48,7 +52,7 @@ pub struct Store {
 
 /// Errors that can tell whether they came from an I/O failure of the data file, after
 /// which the store must reopen it.
-pub trait ReopenHint {
+pub(crate) trait ReopenHint {
     /// Whether the store should reopen the data file before going on.
     fn needs_reopen(&self) -> bool;
 }
@@ -102,6 +106,12 @@ pub enum StoreError {
         table: &'static str,
         /// What the decoder said.
         source: serde_json::Error,
+    },
+    /// A stored key holds a value no record can have (a mode byte that names no mode).
+    #[error("corrupt key in table {table}")]
+    BadKey {
+        /// The table the key is in.
+        table: &'static str,
     },
     /// The data file is closed after an I/O error and could not be opened again yet.
     #[error("the data file is unavailable after a storage error: {0}")]
@@ -209,7 +219,7 @@ impl Store {
 
     /// Runs `f` with the database, reopening it first if an I/O error broke it, and
     /// marking it broken if `f` meets one.
-    pub(crate) fn with_db<T, E>(&self, f: impl FnOnce(&Database) -> Result<T, E>) -> Result<T, E>
+    fn with_db<T, E>(&self, f: impl FnOnce(&Database) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError> + ReopenHint,
     {
@@ -250,8 +260,13 @@ impl Store {
         }
     }
 
+    /// Whether the data file answers a read (for `/healthz`).
+    pub fn check(&self) -> Result<(), StoreError> {
+        self.read(|_| Ok(()))
+    }
+
     /// Runs `f` in a read transaction (a consistent snapshot; never blocks writers).
-    pub fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.with_db(|db| {
             let tx = db.begin_read()?;
             f(&tx)
@@ -260,7 +275,7 @@ impl Store {
 
     /// Runs `f` in a write transaction and commits it durably; nothing is written if `f`
     /// fails.
-    pub fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.with_db(|db| {
             let tx = db.begin_write()?;
             let out = f(&tx)?;

@@ -11,7 +11,7 @@
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::deliveries::{AttemptRecord, AttemptStatus};
+use super::attempts::{AttemptRecord, AttemptStatus};
 use super::idempotency::IdempotencyRecord;
 use super::sessions::SessionRecord;
 use super::{Store, StoreError, decode, tables};
@@ -313,9 +313,11 @@ mod tests {
 
     use super::*;
     use crate::clock::unix_now_ms;
+    use crate::store::sessions::SessionStatus;
     use std::time::Duration;
 
-    use crate::store::deliveries::{AttemptResult, HealthPolicy};
+    use crate::delivery::policy::Policy;
+    use crate::store::attempts::AttemptResult;
     use crate::store::endpoints::EndpointRecord;
     use crate::store::events::NewEvent;
 
@@ -330,16 +332,18 @@ mod tests {
         let endpoint = EndpointRecord::for_test(Mode::Test, "http://127.0.0.1:9/", "*");
         store.insert_endpoint(&endpoint).unwrap();
         let now = unix_now_ms();
-        let events: Vec<NewEvent> =
-            (0..7).map(|n| NewEvent::new(Mode::Test, "a.b", &serde_json::json!({ "n": n }), 0).unwrap()).collect();
-        let (_, keys) = store.publish_events(&events, now).unwrap();
+        let events: Vec<NewEvent> = (0..7)
+            .map(|n| crate::payload::new_event(Mode::Test, "a.b", &serde_json::json!({ "n": n }), 0).unwrap())
+            .collect();
+        let (_, scheduled) = store.publish_events(&events, now).unwrap();
+        let keys = scheduled.keys();
         // Six attempts finish (three succeed, three fail for good); one stays pending.
         let results: Vec<AttemptResult> = keys[..6]
             .iter()
             .enumerate()
             .map(|(n, key)| AttemptResult {
-                attempt_id: key.1,
                 queue_key: *key,
+                endpoint: endpoint.id,
                 succeeded: n % 2 == 0,
                 response_status: Some(if n % 2 == 0 { 200 } else { 500 }),
                 response_body: None,
@@ -350,8 +354,8 @@ mod tests {
                 retry_after: None,
             })
             .collect();
-        let policy = HealthPolicy { disable_after: Duration::from_secs(3600) };
-        store.record_results(&results, now, policy, |_| None).unwrap();
+        let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600) };
+        store.publish_and_record(&[], &results, now, &policy).unwrap();
         let record = IdempotencyRecord { fingerprint: "f".into(), status: 200, body: "{}".into(), created: 10 };
         store.put_idempotency_record(Mode::Test, "old-key", &record).unwrap();
         assert_eq!(count(&store, tables::FAILED_ATTEMPTS), 3);
@@ -402,13 +406,11 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let now = unix_now_ms();
         let expires_ms = now + 3_600_000;
-        let statuses = ["requires_input", "processing", "verified", "failed", "cancelled", "expired"];
         let mut sessions = Vec::new();
-        for (n, status) in statuses.into_iter().enumerate() {
+        for (n, status) in SessionStatus::ALL.into_iter().enumerate() {
             let session = SessionRecord {
                 id: crate::ids::VerificationSessionId::new(),
-                object: "verification_session".into(),
-                status: status.into(),
+                status,
                 session_type: "identity".into(),
                 client_reference_id: None,
                 livemode: n % 2 == 1,
@@ -417,7 +419,8 @@ mod tests {
                 created: (now / 1000) as i64,
                 metadata: Default::default(),
             };
-            store.create_session(&session, expires_ms, now).unwrap();
+            let event = crate::lifecycle::created(&session, (now / 1000) as i64).unwrap();
+            store.create_session(&session, &event, expires_ms, now).unwrap();
             sessions.push(session);
         }
         let prune_all = || {

@@ -1,34 +1,85 @@
 //! Stored verification sessions. Every change of a session is written in the same
-//! transaction as the event it emits, with that event's deliveries.
+//! transaction as the event it emits, with that event's deliveries. The life-cycle rules
+//! (which moves are allowed, which event each emits) are `crate::lifecycle`'s.
 
 use std::collections::BTreeMap;
 
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use super::deliveries::QueueKey;
-use super::events::{NewEvent, insert_event};
+use super::events::{NewEvent, publish_in};
 use super::pagination::{ListError, Page, PageRequest, list_page};
-use super::{ReopenHint, Store, StoreError, decode_found, encode, tables};
+use super::queue::Scheduled;
+use super::{Store, StoreError, decode_found, encode, tables};
 use crate::ids::VerificationSessionId;
 use crate::mode::Mode;
 
 const TABLE: &str = "verification_sessions";
 
-/// The statuses a session can still move from; the others are final. The life-cycle
-/// rules ([`crate::lifecycle::Move`]) and retention share this one list.
-pub const OPEN_STATUSES: &[&str] = &["requires_input", "processing"];
+/// Where a verification session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Waiting for the person to submit (the first status).
+    RequiresInput,
+    /// Being checked.
+    Processing,
+    /// Verified (final).
+    Verified,
+    /// Could not be verified (final).
+    Failed,
+    /// Cancelled by the platform (final).
+    Cancelled,
+    /// Expired before it ended (final).
+    Expired,
+}
 
-/// A verification session as stored; its JSON is also the API object and event data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = VerificationSession)]
+impl SessionStatus {
+    /// Every status, in the order of a session's life.
+    pub const ALL: [SessionStatus; 6] = [
+        SessionStatus::RequiresInput,
+        SessionStatus::Processing,
+        SessionStatus::Verified,
+        SessionStatus::Failed,
+        SessionStatus::Cancelled,
+        SessionStatus::Expired,
+    ];
+
+    /// The statuses a session can still move from; the others are final. The life-cycle
+    /// rules and retention share this one list.
+    pub const OPEN: &[SessionStatus] = &[SessionStatus::RequiresInput, SessionStatus::Processing];
+
+    /// The status as the API and events write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::RequiresInput => "requires_input",
+            SessionStatus::Processing => "processing",
+            SessionStatus::Verified => "verified",
+            SessionStatus::Failed => "failed",
+            SessionStatus::Cancelled => "cancelled",
+            SessionStatus::Expired => "expired",
+        }
+    }
+
+    /// Whether a session in this status can still move (it is one of [`Self::OPEN`]).
+    pub fn is_open(self) -> bool {
+        Self::OPEN.contains(&self)
+    }
+}
+
+impl std::fmt::Display for SessionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A verification session as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// `vks_...`
     pub id: VerificationSessionId,
-    /// Always `"verification_session"`.
-    pub object: String,
-    /// `requires_input`, `processing`, `verified`, `failed`, `cancelled` or `expired`.
-    pub status: String,
+    /// Where it stands.
+    pub status: SessionStatus,
     /// `identity` or `document`.
     #[serde(rename = "type")]
     pub session_type: String,
@@ -52,26 +103,31 @@ impl SessionRecord {
         if self.livemode { Mode::Live } else { Mode::Test }
     }
 
-    /// Whether the session can still move (its status is one of [`OPEN_STATUSES`]): an
-    /// open session is kept by retention until it ends, by a move or by expiring.
+    /// Whether the session can still move: an open session is kept by retention until it
+    /// ends, by a move or by expiring.
     pub fn is_open(&self) -> bool {
-        OPEN_STATUSES.contains(&self.status.as_str())
-    }
-
-    /// The `verification_session.<status>` event announcing the session as it is now.
-    pub fn event(&self, event_type: &str, now: i64) -> Result<NewEvent, StoreError> {
-        let data = serde_json::to_value(self).map_err(|source| StoreError::Encode { table: TABLE, source })?;
-        NewEvent::new(self.mode(), event_type, &data, now)
+        self.status.is_open()
     }
 }
 
 /// What a session change did.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SessionChanged {
     /// The session after the change.
     pub session: SessionRecord,
-    /// Queue keys of the deliveries its event scheduled.
-    pub scheduled: Vec<QueueKey>,
+    /// The deliveries its event queued.
+    pub scheduled: Scheduled,
+}
+
+/// What [`Store::change_session`] did.
+#[derive(Debug)]
+pub enum SessionChange<R> {
+    /// The session moved and its event was published.
+    Changed(SessionChanged),
+    /// The change refused (nothing was written).
+    Refused(R),
+    /// No such session in this mode.
+    Missing,
 }
 
 impl Store {
@@ -80,18 +136,17 @@ impl Store {
     pub fn create_session(
         &self,
         session: &SessionRecord,
+        event: &NewEvent,
         expires_ms: u64,
         now_ms: u64,
     ) -> Result<SessionChanged, StoreError> {
-        let event = session.event("verification_session.created", (now_ms / 1000) as i64)?;
         let bytes = encode(TABLE, session)?;
         self.write(|tx| {
             let key = (session.mode().as_u8(), session.id.as_u128());
             tx.open_table(tables::VERIFICATION_SESSIONS)?.insert(key, bytes.as_slice())?;
             tx.open_table(tables::SESSION_EXPIRY)?
                 .insert((expires_ms, session.id.as_u128()), session.mode().as_u8())?;
-            let mut scheduled = Vec::new();
-            insert_event(tx, &event, now_ms, &mut scheduled)?;
+            let (_, scheduled) = publish_in(tx, std::slice::from_ref(event), now_ms)?;
             Ok(SessionChanged { session: session.clone(), scheduled })
         })
     }
@@ -104,35 +159,28 @@ impl Store {
         })
     }
 
-    /// Moves a session: `change` edits it and names the event to emit, or refuses (its
-    /// error is returned and nothing is written). The session and its event commit
-    /// together. `Ok(None)`: no such session.
-    pub fn change_session<E: From<StoreError> + ReopenHint>(
+    /// Moves a session: `change` edits it and returns the event to emit, or refuses
+    /// (nothing is written). The session and its event commit together.
+    pub fn change_session<R>(
         &self,
         mode: Mode,
         id: VerificationSessionId,
         now_ms: u64,
-        change: impl FnOnce(&mut SessionRecord) -> Result<&'static str, E>,
-    ) -> Result<Option<SessionChanged>, E> {
-        self.with_db(|db| {
-            let tx = db.begin_write().map_err(StoreError::from)?;
+        change: impl FnOnce(&mut SessionRecord) -> Result<NewEvent, R>,
+    ) -> Result<SessionChange<R>, StoreError> {
+        self.write(|tx| {
             let key = (mode.as_u8(), id.as_u128());
-            let found: Option<SessionRecord> = {
-                let table = tx.open_table(tables::VERIFICATION_SESSIONS).map_err(StoreError::from)?;
-                decode_found(TABLE, table.get(key).map_err(StoreError::from)?)?
+            let mut sessions = tx.open_table(tables::VERIFICATION_SESSIONS)?;
+            let found: Option<SessionRecord> = decode_found(TABLE, sessions.get(key)?)?;
+            let Some(mut session) = found else { return Ok(SessionChange::Missing) };
+            let event = match change(&mut session) {
+                Ok(event) => event,
+                Err(refusal) => return Ok(SessionChange::Refused(refusal)),
             };
-            let Some(mut session) = found else { return Ok(None) };
-            let event_type = change(&mut session)?;
-            let event = session.event(event_type, (now_ms / 1000) as i64)?;
-            let bytes = encode(TABLE, &session)?;
-            tx.open_table(tables::VERIFICATION_SESSIONS)
-                .map_err(StoreError::from)?
-                .insert(key, bytes.as_slice())
-                .map_err(StoreError::from)?;
-            let mut scheduled = Vec::new();
-            insert_event(&tx, &event, now_ms, &mut scheduled)?;
-            tx.commit().map_err(StoreError::from)?;
-            Ok(Some(SessionChanged { session, scheduled }))
+            sessions.insert(key, encode(TABLE, &session)?.as_slice())?;
+            drop(sessions);
+            let (_, scheduled) = publish_in(tx, std::slice::from_ref(&event), now_ms)?;
+            Ok(SessionChange::Changed(SessionChanged { session, scheduled }))
         })
     }
 
@@ -142,14 +190,15 @@ impl Store {
     }
 
     /// Expires, in one transaction, up to `limit` sessions due by `now_ms` that `expire`
-    /// (the life-cycle rule) lets expire, each with its event; entries of sessions that
-    /// ended otherwise are dropped. Returns how many expired and the deliveries scheduled.
+    /// (the life-cycle rule) lets expire, each with the event it returns; entries of
+    /// sessions that ended otherwise are dropped. Returns how many expired and the
+    /// deliveries queued.
     pub fn expire_due_sessions<R>(
         &self,
         now_ms: u64,
         limit: usize,
-        expire: impl Fn(&mut SessionRecord) -> Result<&'static str, R>,
-    ) -> Result<(usize, Vec<QueueKey>), StoreError> {
+        expire: impl Fn(&mut SessionRecord) -> Result<NewEvent, R>,
+    ) -> Result<(usize, Scheduled), StoreError> {
         self.write(|tx| {
             let due: Vec<((u64, u128), u8)> = tx
                 .open_table(tables::SESSION_EXPIRY)?
@@ -158,17 +207,17 @@ impl Store {
                 .map(|e| e.map(|(k, v)| (k.value(), v.value())))
                 .collect::<Result<_, _>>()?;
             let mut expired = 0;
-            let mut scheduled = Vec::new();
+            let mut scheduled = Scheduled::default();
             for (key, mode) in due {
                 tx.open_table(tables::SESSION_EXPIRY)?.remove(key)?;
                 let mut sessions = tx.open_table(tables::VERIFICATION_SESSIONS)?;
                 let found: Option<SessionRecord> = decode_found(TABLE, sessions.get((mode, key.1))?)?;
                 let Some(mut session) = found else { continue };
-                let Ok(event_type) = expire(&mut session) else { continue };
+                let Ok(event) = expire(&mut session) else { continue };
                 sessions.insert((mode, key.1), encode(TABLE, &session)?.as_slice())?;
                 drop(sessions);
-                let event = session.event(event_type, (now_ms / 1000) as i64)?;
-                insert_event(tx, &event, now_ms, &mut scheduled)?;
+                let (_, queued) = publish_in(tx, std::slice::from_ref(&event), now_ms)?;
+                scheduled.extend(queued);
                 expired += 1;
             }
             Ok((expired, scheduled))
@@ -182,5 +231,23 @@ impl Store {
             let table = tx.open_table(tables::VERIFICATION_SESSIONS).map_err(StoreError::from)?;
             list_page(&table, TABLE, mode.as_u8(), request, |_| true)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_stored_by_the_previous_release_still_reads() {
+        // The previous release stored the API object itself, `object` and all, with the
+        // status as a string.
+        let stored = br#"{"id":"vks_01JD8Y6QK4N2V7X3ZB5C9R1T0M","object":"verification_session","status":"requires_input","type":"identity","client_reference_id":null,"livemode":false,"expires_at":7,"completed_at":null,"created":1,"metadata":{"a":"b"}}"#;
+        let record: SessionRecord = super::super::decode(TABLE, stored).unwrap();
+        assert_eq!(record.status, SessionStatus::RequiresInput);
+        assert!(record.is_open());
+        assert_eq!(record.metadata["a"], "b");
+        let written = serde_json::to_value(&record).unwrap();
+        assert_eq!(written["status"], "requires_input", "statuses are stored as before");
     }
 }

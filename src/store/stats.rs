@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use super::deliveries::AttemptRecord;
+use redb::{ReadableTable, ReadableTableMetadata};
+
+use super::attempts::AttemptRecord;
+use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::tables::{self, OUTCOME_SUCCEEDED};
 use super::{Store, StoreError, decode_found};
 use crate::mode::Mode;
@@ -43,7 +46,46 @@ pub struct DeliveryStats {
     pub recent_failures: Vec<AttemptRecord>,
 }
 
+/// Store figures for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// Attempts in the queue.
+    pub queue_depth: u64,
+    /// How long the first queued attempt has been due, in ms (0 if not yet due).
+    pub oldest_due_ms: u64,
+    /// Enabled endpoints whose latest attempt did not fail, both modes.
+    pub healthy_endpoints: u64,
+    /// Enabled endpoints whose latest attempts are failing, both modes.
+    pub degraded_endpoints: u64,
+    /// Disabled endpoints, both modes.
+    pub disabled_endpoints: u64,
+}
+
 impl Store {
+    /// What `/metrics` reads from the store, in one snapshot.
+    pub fn metrics_snapshot(&self, now_ms: u64) -> Result<MetricsSnapshot, StoreError> {
+        self.read(|tx| {
+            let queue = tx.open_table(tables::QUEUE)?;
+            let oldest = queue.first()?.map(|(k, _)| k.value().0);
+            let mut snapshot = MetricsSnapshot {
+                queue_depth: queue.len()?,
+                oldest_due_ms: oldest.map_or(0, |due| now_ms.saturating_sub(due)),
+                ..MetricsSnapshot::default()
+            };
+            let health = tx.open_table(tables::ENDPOINT_HEALTH)?;
+            for entry in tx.open_table(tables::ENDPOINTS)?.iter()? {
+                let (key, value) = entry?;
+                let endpoint: EndpointRecord = super::decode(endpoints::TABLE, value.value())?;
+                match endpoint.status {
+                    EndpointStatus::Disabled => snapshot.disabled_endpoints += 1,
+                    EndpointStatus::Enabled if health.get(key.value().1)?.is_some() => snapshot.degraded_endpoints += 1,
+                    EndpointStatus::Enabled => snapshot.healthy_endpoints += 1,
+                }
+            }
+            Ok(snapshot)
+        })
+    }
+
     /// Attempt outcomes of `mode` from `since` to `until` (Unix seconds, minute
     /// resolution) in buckets of `bucket_seconds` (a multiple of 60), pending counts of
     /// the mode's endpoints, and its `failures` newest failed attempts. Buckets start at

@@ -1,0 +1,472 @@
+//! The scheduler: a timer wheel over the durable queue, on its own thread.
+//!
+//! The durable queue (`crate::store::queue`) is the truth. The scheduler keeps only a
+//! bounded near window of it in memory: entries due within [`NEAR_WINDOW_MS`] wait in an
+//! ordered timer map until due, then in per-endpoint ready queues until their endpoint
+//! has a free slot (`per_endpoint_concurrency`) and fewer than `delivery.workers`
+//! attempts are in flight. Finished attempts go to the writer; the scheduler forgets an
+//! entry only once the writer says its result is committed, so nothing is sent twice
+//! while it runs, and a crash re-runs what was in flight.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::handoff::{self, Receiver, Sender};
+use super::messages::{RETRY_DELAY, SchedulerMsg, WorkItem, WriteJob};
+use crate::clock::Clock;
+use crate::ids::{DeliveryId, EndpointId};
+use crate::store::attempts::AttemptStatus;
+use crate::store::endpoints::EndpointStatus;
+use crate::store::queue::{DueEntry, QueueKey, Scheduled};
+use crate::store::{Store, StoreError};
+
+/// How far ahead of now queue entries are loaded into memory, in ms.
+const NEAR_WINDOW_MS: u64 = 1_000;
+
+/// The most queue entries held in memory (timer map, ready queues and in flight).
+const MAX_LOADED: usize = 20_000;
+
+/// The most entries of one endpoint held in memory, so one endpoint's backlog cannot fill
+/// the window and starve the others.
+const MAX_LOADED_PER_ENDPOINT: usize = 5_000;
+
+/// The longest the scheduler sleeps without looking at the queue, as a safety net.
+pub(super) const MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// Bounds on the queue entries held in memory.
+#[derive(Debug, Clone, Copy)]
+struct LoadLimits {
+    /// In all.
+    total: usize,
+    /// For one endpoint.
+    per_endpoint: usize,
+}
+
+/// The scheduler's state; owned by its thread.
+pub(super) struct Scheduler {
+    store: Arc<Store>,
+    clock: Clock,
+    work: tokio::sync::mpsc::UnboundedSender<WorkItem>,
+    workers: usize,
+    per_endpoint: usize,
+    /// Every queue key up to here has been looked at.
+    cursor: Option<QueueKey>,
+    /// Look again from just after here before going on from `cursor`.
+    rescan_after: Option<Option<QueueKey>>,
+    /// Attempts in memory (timer, ready, or in flight).
+    loaded: HashSet<DeliveryId>,
+    /// Loaded entries per endpoint.
+    loaded_per_endpoint: HashMap<EndpointId, usize>,
+    /// The first key skipped per endpoint because it had too many loaded.
+    skipped: HashMap<EndpointId, QueueKey>,
+    /// Loaded entries not yet due: the timer.
+    timer: BTreeMap<QueueKey, DueEntry>,
+    /// Due entries waiting for their endpoint to have a free slot.
+    ready: HashMap<EndpointId, VecDeque<DueEntry>>,
+    /// Attempts in flight per endpoint.
+    in_flight: HashMap<EndpointId, usize>,
+    /// Attempts in flight in all.
+    busy: usize,
+    /// How many entries memory may hold.
+    limits: LoadLimits,
+    /// Where finished attempts go to be recorded.
+    writer: Sender<WriteJob>,
+    /// Finished attempts not yet recorded.
+    unrecorded: usize,
+    /// When the queue must be read again even if nothing signalled a new entry: the next
+    /// unloaded entry enters the near window then (0: read on every pass).
+    next_scan_ms: u64,
+    stopping: bool,
+}
+
+impl Scheduler {
+    /// A scheduler over `store`'s queue that hands attempts to `work` and results to
+    /// `writer`, keeping at most `workers` in flight, `per_endpoint` per endpoint.
+    pub(super) fn new(
+        store: Arc<Store>,
+        clock: Clock,
+        work: tokio::sync::mpsc::UnboundedSender<WorkItem>,
+        writer: Sender<WriteJob>,
+        workers: usize,
+        per_endpoint: usize,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            work,
+            workers,
+            per_endpoint,
+            cursor: None,
+            rescan_after: None,
+            loaded: HashSet::new(),
+            loaded_per_endpoint: HashMap::new(),
+            skipped: HashMap::new(),
+            timer: BTreeMap::new(),
+            ready: HashMap::new(),
+            in_flight: HashMap::new(),
+            busy: 0,
+            limits: LoadLimits { total: MAX_LOADED, per_endpoint: MAX_LOADED_PER_ENDPOINT },
+            writer,
+            unrecorded: 0,
+            next_scan_ms: 0,
+            stopping: false,
+        }
+    }
+
+    /// Runs until told to stop (or every sender is gone) and what is in flight is recorded.
+    pub(super) fn run(mut self, inbox: Receiver<SchedulerMsg>) {
+        let mut wait = Duration::ZERO;
+        loop {
+            match inbox.recv_timeout(wait) {
+                Ok(msg) => self.handle(msg),
+                Err(handoff::RecvTimeoutError::Timeout) => {}
+                Err(handoff::RecvTimeoutError::Disconnected) => self.stopping = true,
+            }
+            for msg in inbox.take_queued(usize::MAX) {
+                self.handle(msg);
+            }
+            if self.stopping {
+                if self.busy == 0 && self.unrecorded == 0 {
+                    break;
+                }
+                wait = MAX_IDLE;
+                continue;
+            }
+            wait = match self.load_and_dispatch() {
+                Ok(wait) => wait,
+                Err(err) => {
+                    tracing::error!(error = %err, "the scheduler cannot read the queue; retrying");
+                    RETRY_DELAY
+                }
+            };
+        }
+        tracing::debug!("scheduler stopped");
+    }
+
+    fn handle(&mut self, msg: SchedulerMsg) {
+        match msg {
+            SchedulerMsg::Scheduled(scheduled) => self.heard_of(&scheduled),
+            SchedulerMsg::Done(result) => {
+                // The slot is free as soon as the request is over; the entry stays loaded
+                // (so it is not sent again) until its result is committed.
+                self.busy -= 1;
+                if let Some(n) = self.in_flight.get_mut(&result.endpoint) {
+                    *n -= 1;
+                }
+                self.unrecorded += 1;
+                if self.writer.send(WriteJob::Result(*result)).is_err() {
+                    tracing::error!("the writer stopped; results are lost until restart");
+                }
+            }
+            SchedulerMsg::Recorded(done, scheduled) => {
+                // Capacity came back: dispatch on this pass (the caller goes on to it).
+                self.unrecorded -= done.len();
+                for (attempt, endpoint) in done {
+                    self.release(attempt, endpoint);
+                }
+                self.heard_of(&scheduled);
+            }
+            SchedulerMsg::Tick => self.next_scan_ms = 0,
+            SchedulerMsg::Shutdown => self.stopping = true,
+        }
+    }
+
+    /// New entries were queued: the next pass looks from the earliest of them.
+    fn heard_of(&mut self, scheduled: &Scheduled) {
+        if let Some(earliest) = scheduled.earliest() {
+            self.rescan_from(earliest);
+        }
+    }
+
+    /// Makes the next pass read the queue, starting at `key` (inclusive) if that is earlier
+    /// than planned.
+    fn rescan_from(&mut self, key: QueueKey) {
+        self.next_scan_ms = 0;
+        let after = key.just_before();
+        let planned = self.rescan_after.unwrap_or(self.cursor);
+        if after < planned {
+            self.rescan_after = Some(after);
+        }
+    }
+
+    /// Forgets an entry that left memory.
+    fn release(&mut self, attempt: DeliveryId, endpoint: EndpointId) {
+        self.loaded.remove(&attempt);
+        if let Some(n) = self.loaded_per_endpoint.get_mut(&endpoint) {
+            *n -= 1;
+            if *n == 0 {
+                self.loaded_per_endpoint.remove(&endpoint);
+            }
+            let remaining = self.loaded_per_endpoint.get(&endpoint).copied().unwrap_or(0);
+            if remaining <= self.limits.per_endpoint / 2
+                && let Some(first_skipped) = self.skipped.remove(&endpoint)
+            {
+                self.rescan_from(first_skipped);
+            }
+        }
+    }
+
+    /// Loads due entries from the queue, moves due ones to the ready queues, dispatches
+    /// what capacity allows, and says how long to wait before looking again.
+    fn load_and_dispatch(&mut self) -> Result<Duration, StoreError> {
+        let now = self.clock.now_ms();
+        // Every new entry is signalled (`rescan_from`), so between signals the queue is read
+        // only when its next unloaded entry comes into the near window: a pass that only
+        // handled results costs no queue scan.
+        let scan = now >= self.next_scan_ms;
+        if scan {
+            self.load(now)?;
+        }
+        while let Some(entry) = self.timer.first_entry() {
+            if entry.key().due_ms() > now {
+                break;
+            }
+            let due = entry.remove();
+            self.ready.entry(due.endpoint).or_default().push_back(due);
+        }
+        self.dispatch()?;
+
+        if self.rescan_after.is_some() && self.loaded.len() < self.limits.total {
+            return Ok(Duration::ZERO);
+        }
+        if scan {
+            self.next_scan_ms = if self.loaded.len() >= self.limits.total {
+                // Memory is full: look again as soon as results free room.
+                0
+            } else {
+                // Entries not signalled (none are known) are still found within MAX_IDLE.
+                let safety_net = now + MAX_IDLE.as_millis() as u64;
+                match self.store.next_due_after(self.cursor)? {
+                    Some(due) => due.saturating_sub(NEAR_WINDOW_MS).min(safety_net),
+                    None => safety_net,
+                }
+            };
+        }
+        // Wake when the first loaded entry is due, or when the next unloaded one enters
+        // the near window; results and new entries wake the loop anyway.
+        // While memory is full only results (which wake the loop) make room.
+        let scan_at = if self.loaded.len() >= self.limits.total { u64::MAX } else { self.next_scan_ms };
+        let wake_at = self.timer.first_key_value().map_or(scan_at, |(k, _)| k.due_ms().min(scan_at));
+        let now = self.clock.now_ms();
+        Ok(Duration::from_millis(wake_at.saturating_sub(now)).min(MAX_IDLE))
+    }
+
+    fn load(&mut self, now: u64) -> Result<(), StoreError> {
+        let room = self.limits.total.saturating_sub(self.loaded.len());
+        if room == 0 {
+            return Ok(());
+        }
+        let rescanning = self.rescan_after.is_some();
+        let start = self.rescan_after.take().unwrap_or(self.cursor);
+        let entries = self.store.due_entries(start, now + NEAR_WINDOW_MS, room)?;
+        let full = entries.len() >= room;
+        let last = entries.last().map(|e| e.key);
+        for entry in entries {
+            let id = entry.key.attempt();
+            if self.loaded.contains(&id) {
+                continue;
+            }
+            let count = self.loaded_per_endpoint.entry(entry.endpoint).or_default();
+            if *count >= self.limits.per_endpoint {
+                let first = self.skipped.entry(entry.endpoint).or_insert(entry.key);
+                *first = (*first).min(entry.key);
+                continue;
+            }
+            *count += 1;
+            self.loaded.insert(id);
+            self.timer.insert(entry.key, entry);
+        }
+        if let Some(last) = last {
+            if Some(last) > self.cursor {
+                self.cursor = Some(last);
+            }
+            if rescanning && full && Some(last) < self.cursor {
+                // The rescan stopped short of the cursor: go on from here next time.
+                self.rescan_after = Some(Some(last));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes back an entry chosen for dispatch that will not be sent: frees its endpoint
+    /// slot and forgets it.
+    fn undispatch(&mut self, entry: &DueEntry) {
+        if let Some(n) = self.in_flight.get_mut(&entry.endpoint) {
+            *n -= 1;
+        }
+        self.release(entry.key.attempt(), entry.endpoint);
+    }
+
+    /// Hands ready entries to the delivery runtime, within the in-flight and per-endpoint
+    /// limits.
+    fn dispatch(&mut self) -> Result<(), StoreError> {
+        let mut chosen: Vec<DueEntry> = Vec::new();
+        // Finished attempts whose results are not yet committed count against the pool
+        // too: they are what a crash would repeat, so at most `workers` ever are.
+        let mut free = self.workers.saturating_sub(self.busy + self.unrecorded);
+        for (endpoint, queue) in self.ready.iter_mut() {
+            let in_flight = self.in_flight.entry(*endpoint).or_default();
+            while free > 0 && *in_flight < self.per_endpoint {
+                let Some(entry) = queue.pop_front() else { break };
+                *in_flight += 1;
+                free -= 1;
+                chosen.push(entry);
+            }
+        }
+        self.ready.retain(|_, q| !q.is_empty());
+        if chosen.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<DeliveryId> = chosen.iter().map(|e| e.key.attempt()).collect();
+        let jobs = match self.store.jobs(&ids) {
+            Ok(jobs) => jobs,
+            Err(err) => {
+                // Put them back and try later.
+                for entry in chosen {
+                    *self.in_flight.entry(entry.endpoint).or_default() -= 1;
+                    self.ready.entry(entry.endpoint).or_default().push_front(entry);
+                }
+                return Err(err);
+            }
+        };
+        let mut parked = Vec::new();
+        for (entry, job) in chosen.into_iter().zip(jobs) {
+            let sendable = job.filter(|j| {
+                j.attempt.status == AttemptStatus::Pending
+                    && j.endpoint.as_ref().is_none_or(|e| e.status != EndpointStatus::Disabled)
+            });
+            let Some(job) = sendable else {
+                // Parked (disabled endpoint) or no longer pending: it leaves the queue.
+                self.undispatch(&entry);
+                parked.push(entry.key);
+                continue;
+            };
+            self.busy += 1;
+            if self.work.send(WorkItem { job, key: entry.key }).is_err() {
+                self.busy -= 1;
+                self.undispatch(&entry);
+            }
+        }
+        if !parked.is_empty() {
+            // Any left on the queue (their endpoint was enabled meanwhile) are looked at again.
+            let still_queued = self.store.park(&parked)?;
+            self.heard_of(&still_queued);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mode::Mode;
+    use crate::store::endpoints::EndpointRecord;
+    use crate::store::events::NewEvent;
+
+    const START_MS: u64 = 1_800_000_000_000;
+
+    fn endpoint(store: &Store, event_type: &str) -> EndpointId {
+        let record = EndpointRecord::for_test(Mode::Test, "http://127.0.0.1:9/", event_type);
+        store.insert_endpoint(&record).unwrap();
+        record.id
+    }
+
+    fn publish(store: &Store, event_type: &str, n: usize, now_ms: u64) -> Scheduled {
+        let events: Vec<NewEvent> = (0..n)
+            .map(|_| crate::payload::new_event(Mode::Test, event_type, &serde_json::json!({}), 0).unwrap())
+            .collect();
+        store.publish_events(&events, now_ms).unwrap().1
+    }
+
+    fn loaded_for(scheduler: &Scheduler, endpoint: EndpointId) -> usize {
+        scheduler.timer.values().filter(|e| e.endpoint == endpoint).count()
+    }
+
+    fn scheduler(store: &Arc<Store>, clock: &Clock) -> Scheduler {
+        let (work, _work_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (writer, _writer_rx) = handoff::handoff();
+        Scheduler::new(Arc::clone(store), clock.clone(), work, writer, 0, 1)
+    }
+
+    #[test]
+    fn one_endpoints_backlog_cannot_fill_memory_and_is_reloaded_as_it_drains() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let clock = Clock::manual(START_MS);
+        let busy = endpoint(&store, "a.x");
+        let other = endpoint(&store, "b.x");
+        let _ = publish(&store, "a.x", 50, START_MS - 10);
+        let _ = publish(&store, "b.x", 10, START_MS - 5);
+
+        let mut scheduler = scheduler(&store, &clock);
+        scheduler.limits = LoadLimits { total: 30, per_endpoint: 20 };
+
+        // The busy endpoint's 50 entries come first in the queue; the other's 10 still
+        // get loaded within a few passes, and memory never holds more than the limits.
+        for _ in 0..10 {
+            scheduler.load(clock.now_ms()).unwrap();
+            assert!(scheduler.loaded.len() <= 30);
+            assert!(loaded_for(&scheduler, busy) <= 20);
+        }
+        assert_eq!(loaded_for(&scheduler, busy), 20);
+        assert_eq!(loaded_for(&scheduler, other), 10);
+
+        // As the busy endpoint drains, its skipped entries are found again.
+        let done: Vec<QueueKey> =
+            scheduler.timer.iter().filter(|(_, e)| e.endpoint == busy).map(|(k, _)| *k).take(15).collect();
+        for key in &done {
+            scheduler.timer.remove(key);
+            scheduler.release(key.attempt(), busy);
+            store.drop_queue_entry_for_test(*key);
+        }
+        scheduler.load(clock.now_ms()).unwrap();
+        assert_eq!(loaded_for(&scheduler, busy), 20, "refilled from the skipped entries");
+        let mut seen: Vec<DeliveryId> = scheduler.timer.keys().map(|k| k.attempt()).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), scheduler.timer.len(), "no entry loaded twice");
+    }
+
+    #[test]
+    fn entries_scheduled_behind_the_scan_position_are_found_once_heard_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let clock = Clock::manual(START_MS);
+        let target = endpoint(&store, "a.x");
+        let mut scheduler = scheduler(&store, &clock);
+        let _ = publish(&store, "a.x", 1, START_MS + 500);
+        scheduler.load(clock.now_ms()).unwrap();
+        assert_eq!(loaded_for(&scheduler, target), 1);
+        // An entry due earlier than the one the cursor has passed: the scan position is
+        // past it, so only the engine's word about it brings it in (every engine write
+        // that queues an attempt sends it).
+        let earlier = publish(&store, "a.x", 1, START_MS - 1_000);
+        scheduler.load(clock.now_ms()).unwrap();
+        assert_eq!(loaded_for(&scheduler, target), 1, "behind the cursor, not seen by itself");
+        scheduler.handle(SchedulerMsg::Scheduled(earlier));
+        scheduler.load(clock.now_ms()).unwrap();
+        assert_eq!(loaded_for(&scheduler, target), 2);
+    }
+
+    #[test]
+    fn entries_load_when_the_clock_brings_them_into_the_near_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let clock = Clock::manual(START_MS);
+        let target = endpoint(&store, "a.x");
+        let mut scheduler = scheduler(&store, &clock);
+        let _ = publish(&store, "a.x", 1, START_MS + 60_000);
+        let wait = scheduler.load_and_dispatch().unwrap();
+        assert_eq!(loaded_for(&scheduler, target), 0, "a minute away: not in memory");
+        assert!(wait <= MAX_IDLE);
+        clock.advance(Duration::from_secs(59));
+        scheduler.handle(SchedulerMsg::Tick);
+        scheduler.load_and_dispatch().unwrap();
+        assert_eq!(loaded_for(&scheduler, target), 1, "within the near window now");
+        clock.advance(Duration::from_secs(1));
+        scheduler.load_and_dispatch().unwrap();
+        assert_eq!(loaded_for(&scheduler, target), 0, "due: moved from the timer to the ready queue");
+        assert_eq!(scheduler.ready.get(&target).map_or(0, VecDeque::len), 1, "no worker free to take it");
+    }
+}

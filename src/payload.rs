@@ -1,0 +1,55 @@
+//! The payload endpoints receive: the event object, serialised once when the event is
+//! made, stored once, and sent byte for byte on every attempt.
+
+use serde::Serialize;
+
+use crate::ids::EventId;
+use crate::mode::Mode;
+use crate::store::events::{EventMeta, NewEvent};
+
+/// The event object as delivered (and as `GET /v1/events/:id` shows it, plus
+/// `pending_webhooks` there).
+#[derive(Serialize)]
+struct Payload<'a> {
+    id: EventId,
+    object: &'static str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    livemode: bool,
+    created: i64,
+    data: &'a serde_json::Value,
+}
+
+/// A new event of `event_type` in `mode` carrying `data`, created at `created` (Unix
+/// seconds), with its payload.
+pub fn new_event(
+    mode: Mode,
+    event_type: &str,
+    data: &serde_json::Value,
+    created: i64,
+) -> Result<NewEvent, serde_json::Error> {
+    let id = EventId::new();
+    let payload = Payload { id, object: "event", event_type, livemode: mode.is_live(), created, data };
+    let body = serde_json::to_vec(&payload)?;
+    let data_id = data.get("id").and_then(|v| v.as_str()).map(str::to_owned);
+    Ok(NewEvent { meta: EventMeta { id, mode, event_type: event_type.to_string(), created, data_id }, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payload_is_the_event_object_with_its_data() {
+        let data = serde_json::json!({"id": "vks_1", "status": "verified"});
+        let event = new_event(Mode::Live, "verification_session.verified", &data, 42).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&event.body).unwrap();
+        assert_eq!(body["id"], event.meta.id.to_string());
+        assert_eq!(body["object"], "event");
+        assert_eq!(body["type"], "verification_session.verified");
+        assert_eq!(body["livemode"], true);
+        assert_eq!(body["created"], 42);
+        assert_eq!(body["data"], data);
+        assert_eq!(event.meta.data_id.as_deref(), Some("vks_1"));
+    }
+}

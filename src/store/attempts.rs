@@ -1,0 +1,542 @@
+//! Delivery attempts: their records and indexes, and recording what happened when one was
+//! made.
+//!
+//! A delivery is one event going to one endpoint; each try is an attempt record (`wd_`).
+//! The next attempt of a delivery exists as a `pending` record with a queue entry from the
+//! moment it is scheduled, and its outcome, the removal of its queue entry, and the
+//! scheduling of the following attempt are committed in one transaction. When to retry
+//! and when to disable an endpoint are decided by the [`RecordPolicy`] the caller gives;
+//! the store records the decisions.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::endpoints::{self, EndpointRecord, EndpointStatus};
+use super::health::{FailureRun, HealthBatch, HealthVerdict};
+use super::pagination::{Cursor, ListError, Page, PageRequest};
+use super::queue::{QueueKey, QueueTables, Scheduled};
+use super::{Store, StoreError, decode_found, encode, tables};
+use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::mode::Mode;
+
+pub(super) const TABLE: &str = "attempts";
+
+/// Where an attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptStatus {
+    /// Scheduled or in flight.
+    Pending,
+    /// Answered with a 2xx.
+    Succeeded,
+    /// Failed; another attempt is scheduled (`next_retry_at`).
+    Retrying,
+    /// Failed, and no attempt follows.
+    Failed,
+}
+
+impl AttemptStatus {
+    /// The status as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::Pending => "pending",
+            AttemptStatus::Succeeded => "succeeded",
+            AttemptStatus::Retrying => "retrying",
+            AttemptStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One delivery attempt as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// Its id.
+    pub id: DeliveryId,
+    /// The mode of its endpoint and event.
+    pub mode: Mode,
+    /// Where it goes.
+    pub endpoint_id: EndpointId,
+    /// What it carries.
+    pub event_id: EventId,
+    /// The event's type, kept here so lists need not read events.
+    pub event_type: String,
+    /// 1 for the first try of a delivery, 2 for the first retry, ...
+    pub attempt: u32,
+    /// Where it stands.
+    pub status: AttemptStatus,
+    /// The HTTP status the endpoint answered, if it answered.
+    pub response_status: Option<u16>,
+    /// The start of the response body (at most 2 KiB).
+    pub response_body: Option<String>,
+    /// Why it failed without an HTTP answer (or with a non-2xx one).
+    pub error: Option<String>,
+    /// How long the attempt took.
+    pub duration_ms: Option<u64>,
+    /// When it was made, or is scheduled for while pending (Unix seconds).
+    pub created: i64,
+    /// When the next attempt goes, while `retrying`.
+    pub next_retry_at: Option<i64>,
+    /// Its place in the queue (Unix ms) while pending.
+    pub due_ms: u64,
+    /// The request headers sent, once sent.
+    pub request_headers: Vec<(String, String)>,
+}
+
+impl AttemptRecord {
+    /// Its queue entry, while pending and queued.
+    pub(super) fn queue_key(&self) -> QueueKey {
+        QueueKey::new(self.due_ms, self.id)
+    }
+}
+
+/// What happened when an attempt was made.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    /// The attempt's queue entry (which names the attempt).
+    pub queue_key: QueueKey,
+    /// The endpoint it went to.
+    pub endpoint: EndpointId,
+    /// Whether the endpoint answered 2xx in time.
+    pub succeeded: bool,
+    /// The answer's status, if any.
+    pub response_status: Option<u16>,
+    /// The start of the answer's body.
+    pub response_body: Option<String>,
+    /// A human description of the failure.
+    pub error: Option<String>,
+    /// Time taken.
+    pub duration_ms: u64,
+    /// When it was made (Unix seconds).
+    pub attempted_at: i64,
+    /// The headers that were sent.
+    pub request_headers: Vec<(String, String)>,
+    /// The least delay before the next attempt the endpoint asked for (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl AttemptResult {
+    /// The attempt this is the result of.
+    pub fn attempt(&self) -> DeliveryId {
+        self.queue_key.attempt()
+    }
+}
+
+/// The decisions recording a result needs: pure functions of values, owned by the
+/// delivery policy (`crate::delivery::policy`), applied by the store.
+pub trait RecordPolicy {
+    /// How long after a failed attempt `number` (1-based) the next one goes, or `None`
+    /// when the delivery has failed for good.
+    fn retry_delay(&self, number: u32, retry_after: Option<Duration>) -> Option<Duration>;
+    /// The endpoint's health after one more attempt, given its run of failures so far.
+    fn health(&self, run: Option<FailureRun>, result: &AttemptResult) -> HealthVerdict;
+}
+
+/// What recording a batch of results changed in the queue.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// The retries scheduled.
+    pub scheduled: Scheduled,
+    /// Attempts whose delivery ended (succeeded or failed for good).
+    pub finished: usize,
+}
+
+/// Everything a worker needs to make one attempt.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The attempt.
+    pub attempt: AttemptRecord,
+    /// The endpoint, unless it was deleted.
+    pub endpoint: Option<EndpointRecord>,
+    /// The event payload, unless it was pruned.
+    pub body: Option<Vec<u8>>,
+}
+
+/// The tables a scheduling write touches, opened once per transaction.
+pub(super) struct DeliveryTables<'txn> {
+    attempts: Table<'txn, u128, &'static [u8]>,
+    by_endpoint: Table<'txn, (u8, u128, u128), ()>,
+    by_event: Table<'txn, (u128, u128), ()>,
+    stats: Table<'txn, (u8, u64, u128, u8), u64>,
+    failures: Table<'txn, (u8, u128), ()>,
+    pub(super) queue: QueueTables<'txn>,
+    event_pending: Table<'txn, u128, u32>,
+    /// Per-minute outcome counts tallied in this transaction, written together by
+    /// [`DeliveryTables::write_tallies`]: a batch of hundreds of results to one endpoint
+    /// in one minute is one counter update, not hundreds.
+    tallies: HashMap<(u8, u64, u128, u8), u64>,
+}
+
+impl<'txn> DeliveryTables<'txn> {
+    /// Opens the tables in `tx`.
+    pub(super) fn open(tx: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            attempts: tx.open_table(tables::ATTEMPTS)?,
+            by_endpoint: tx.open_table(tables::ENDPOINT_ATTEMPTS)?,
+            by_event: tx.open_table(tables::EVENT_ATTEMPTS)?,
+            stats: tx.open_table(tables::DELIVERY_STATS)?,
+            failures: tx.open_table(tables::FAILED_ATTEMPTS)?,
+            queue: QueueTables::open(tx)?,
+            event_pending: tx.open_table(tables::EVENT_PENDING)?,
+            tallies: HashMap::new(),
+        })
+    }
+
+    /// Schedules attempt `number` of `event` to `endpoint` at `due_ms`: queued if the
+    /// endpoint is enabled (its key goes into `scheduled`), parked if not.
+    pub(super) fn schedule(
+        &mut self,
+        endpoint: &EndpointRecord,
+        event_id: EventId,
+        event_type: &str,
+        number: u32,
+        due_ms: u64,
+        scheduled: &mut Scheduled,
+    ) -> Result<(), StoreError> {
+        let record = AttemptRecord {
+            id: DeliveryId::new(),
+            mode: endpoint.mode,
+            endpoint_id: endpoint.id,
+            event_id,
+            event_type: event_type.to_string(),
+            attempt: number,
+            status: AttemptStatus::Pending,
+            response_status: None,
+            response_body: None,
+            error: None,
+            duration_ms: None,
+            created: (due_ms / 1000) as i64,
+            next_retry_at: None,
+            due_ms,
+            request_headers: Vec::new(),
+        };
+        self.save(&record)?;
+        self.index(&record)?;
+        if endpoint.status == EndpointStatus::Disabled {
+            self.queue.park(endpoint.id, record.id, None)?;
+        } else {
+            scheduled.push(self.queue.enqueue(endpoint.mode, endpoint.id, record.id, due_ms)?);
+        }
+        Ok(())
+    }
+
+    /// Lists an attempt under its endpoint and its event.
+    fn index(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        let id = record.id.as_u128();
+        self.by_endpoint.insert((record.mode.as_u8(), record.endpoint_id.as_u128(), id), ())?;
+        self.by_event.insert((record.event_id.as_u128(), id), ())?;
+        Ok(())
+    }
+
+    /// Adds `n` to an event's count of unfinished deliveries.
+    pub(super) fn add_pending(&mut self, event: EventId, n: u32) -> Result<(), StoreError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let current = self.event_pending.get(event.as_u128())?.map_or(0, |v| v.value());
+        self.event_pending.insert(event.as_u128(), current.saturating_add(n))?;
+        Ok(())
+    }
+
+    fn finish_one(&mut self, event: EventId) -> Result<(), StoreError> {
+        let event = event.as_u128();
+        let current = self.event_pending.get(event)?.map_or(0, |v| v.value());
+        if current <= 1 {
+            self.event_pending.remove(event)?;
+        } else {
+            self.event_pending.insert(event, current - 1)?;
+        }
+        Ok(())
+    }
+
+    /// Counts a made attempt (succeeded, retrying or failed) towards the per-minute
+    /// statistics, and indexes it among the recent failures if it failed. The counts are
+    /// stored by [`DeliveryTables::write_tallies`], which the caller must call before
+    /// committing.
+    fn tally(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        let outcome = match record.status {
+            AttemptStatus::Succeeded => tables::OUTCOME_SUCCEEDED,
+            AttemptStatus::Retrying | AttemptStatus::Failed => tables::OUTCOME_FAILED,
+            AttemptStatus::Pending => return Ok(()),
+        };
+        let mode = record.mode.as_u8();
+        let key = (mode, (record.created.max(0) as u64) / 60, record.endpoint_id.as_u128(), outcome);
+        *self.tallies.entry(key).or_default() += 1;
+        if outcome == tables::OUTCOME_FAILED {
+            self.failures.insert((mode, record.id.as_u128()), ())?;
+        }
+        Ok(())
+    }
+
+    /// Adds the counts [`DeliveryTables::tally`] gathered to the statistics table.
+    fn write_tallies(&mut self) -> Result<(), StoreError> {
+        for (key, n) in std::mem::take(&mut self.tallies) {
+            let count = self.stats.get(key)?.map_or(0, |v| v.value());
+            self.stats.insert(key, count + n)?;
+        }
+        Ok(())
+    }
+
+    /// Stores an attempt that was made outside the queue (a test ping): the record, its
+    /// indexes and its statistics.
+    pub(super) fn add_finished(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        self.save(record)?;
+        self.index(record)?;
+        self.tally(record)?;
+        self.write_tallies()
+    }
+
+    pub(super) fn load(&self, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
+        decode_found(TABLE, self.attempts.get(id.as_u128())?)
+    }
+
+    pub(super) fn save(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        self.attempts.insert(record.id.as_u128(), encode(TABLE, record)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Ends every pending delivery of an endpoint (it is being deleted): each pending
+    /// attempt is marked failed with `reason`. Returns how many there were.
+    pub(super) fn cancel_endpoint(
+        &mut self,
+        endpoint: EndpointId,
+        reason: &str,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let pending = self.queue.pending_of(endpoint)?;
+        for id in &pending {
+            if let Some(mut record) = self.load(*id)? {
+                self.queue.unqueue(endpoint, record.queue_key())?;
+                record.status = AttemptStatus::Failed;
+                record.error = Some(reason.to_string());
+                record.created = now;
+                self.save(&record)?;
+                self.finish_one(record.event_id)?;
+            }
+        }
+        Ok(pending.len())
+    }
+}
+
+/// Records the results of attempts inside `tx`: each attempt gets its outcome, leaves the
+/// queue, and, if it failed with retries left, its delivery's next attempt is scheduled
+/// as `policy` says. Endpoint health is tracked on the way, and an endpoint the policy
+/// gives up on is disabled (its retries then wait, parked).
+pub(super) fn record_in(
+    tx: &WriteTransaction,
+    results: &[AttemptResult],
+    now_ms: u64,
+    policy: &impl RecordPolicy,
+) -> Result<Recorded, StoreError> {
+    let mut endpoints = tx.open_table(tables::ENDPOINTS)?;
+    let mut health = HealthBatch::open(tx)?;
+    let mut t = DeliveryTables::open(tx)?;
+    let mut recorded = Recorded::default();
+    for result in results {
+        let record = t.load(result.attempt())?;
+        let Some(mut record) = record.filter(|r| r.status == AttemptStatus::Pending) else {
+            // Cancelled meanwhile (its endpoint was deleted): only the entry goes.
+            t.queue.drop_entry(result.queue_key)?;
+            continue;
+        };
+        t.queue.unqueue(record.endpoint_id, record.queue_key())?;
+        record.response_status = result.response_status;
+        record.response_body = result.response_body.clone();
+        record.error = result.error.clone();
+        record.duration_ms = Some(result.duration_ms);
+        record.created = result.attempted_at;
+        record.request_headers = result.request_headers.clone();
+        let verdict = policy.health(health.current(record.endpoint_id)?, result);
+        health.set(record.endpoint_id, verdict.run);
+        if let Some(reason) = &verdict.disable {
+            endpoints::disable_in(&mut endpoints, record.mode, record.endpoint_id, reason)?;
+        }
+        let retry = if result.succeeded { None } else { policy.retry_delay(record.attempt, result.retry_after) };
+        // The endpoint is read only when a retry is to be scheduled for it.
+        let endpoint = match retry {
+            Some(_) => endpoints::get_in(&endpoints, record.mode, record.endpoint_id)?,
+            None => None,
+        };
+        match (result.succeeded, retry, endpoint) {
+            (true, _, _) => {
+                record.status = AttemptStatus::Succeeded;
+                t.finish_one(record.event_id)?;
+                recorded.finished += 1;
+            }
+            (false, Some(delay), Some(endpoint)) => {
+                let due = now_ms + delay.as_millis() as u64;
+                record.status = AttemptStatus::Retrying;
+                record.next_retry_at = Some((due / 1000) as i64);
+                let next = record.attempt + 1;
+                t.schedule(&endpoint, record.event_id, &record.event_type, next, due, &mut recorded.scheduled)?;
+            }
+            (false, _, _) => {
+                record.status = AttemptStatus::Failed;
+                t.finish_one(record.event_id)?;
+                recorded.finished += 1;
+            }
+        }
+        t.tally(&record)?;
+        t.save(&record)?;
+    }
+    t.write_tallies()?;
+    health.save()?;
+    Ok(recorded)
+}
+
+/// Whether an event reached every endpoint it went to: `Some(true)` if the latest attempt
+/// to each endpoint succeeded, `Some(false)` if one did not (pending, retrying, failed),
+/// `None` if it went nowhere.
+pub(super) fn delivered_everywhere(
+    by_event: &impl ReadableTable<(u128, u128), ()>,
+    attempts: &impl ReadableTable<u128, &'static [u8]>,
+    event: EventId,
+) -> Result<Option<bool>, StoreError> {
+    // Attempt ids grow with time, so the last one seen per endpoint is its latest.
+    let mut latest: HashMap<EndpointId, AttemptStatus> = HashMap::new();
+    let event = event.as_u128();
+    for entry in by_event.range((event, 0)..=(event, u128::MAX))? {
+        let (key, _) = entry?;
+        if let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(key.value().1)?)? {
+            latest.insert(record.endpoint_id, record.status);
+        }
+    }
+    if latest.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(latest.values().all(|s| *s == AttemptStatus::Succeeded)))
+}
+
+impl Store {
+    /// Loads what workers need for these attempts, in one snapshot.
+    pub fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError> {
+        self.read(|tx| {
+            let attempts = tx.open_table(tables::ATTEMPTS)?;
+            let endpoints = tx.open_table(tables::ENDPOINTS)?;
+            let bodies = tx.open_table(tables::EVENT_BODIES)?;
+            let mut out = Vec::with_capacity(attempt_ids.len());
+            for id in attempt_ids {
+                let Some(attempt) = decode_found::<AttemptRecord>(TABLE, attempts.get(id.as_u128())?)? else {
+                    out.push(None);
+                    continue;
+                };
+                let endpoint = endpoints::get_in(&endpoints, attempt.mode, attempt.endpoint_id)?;
+                let body = bodies.get(attempt.event_id.as_u128())?.map(|b| b.value().to_vec());
+                out.push(Some(Job { attempt, endpoint, body }));
+            }
+            Ok(out)
+        })
+    }
+
+    /// One page of an endpoint's attempts, newest first, optionally of one status.
+    pub fn list_attempts(
+        &self,
+        mode: Mode,
+        endpoint: EndpointId,
+        request: PageRequest,
+        status: Option<AttemptStatus>,
+    ) -> Result<Page<AttemptRecord>, ListError> {
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            let index = tx.open_table(tables::ENDPOINT_ATTEMPTS).map_err(StoreError::from)?;
+            let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
+            let (m, e) = (mode.as_u8(), endpoint.as_u128());
+            if let Cursor::After(id) | Cursor::Before(id) = request.cursor
+                && index.get((m, e, id)).map_err(StoreError::from)?.is_none()
+            {
+                return Err(ListError::UnknownCursor);
+            }
+            let keys: Box<dyn Iterator<Item = Result<_, redb::StorageError>>> = match request.cursor {
+                Cursor::Start => Box::new(index.range((m, e, 0)..=(m, e, u128::MAX)).map_err(StoreError::from)?.rev()),
+                Cursor::After(id) => Box::new(index.range((m, e, 0)..(m, e, id)).map_err(StoreError::from)?.rev()),
+                Cursor::Before(id) => {
+                    Box::new(index.range((m, e, id.saturating_add(1))..=(m, e, u128::MAX)).map_err(StoreError::from)?)
+                }
+            };
+            let mut items = Vec::new();
+            for entry in keys {
+                let (key, _) = entry.map_err(StoreError::from)?;
+                let id = key.value().2;
+                let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(id).map_err(StoreError::from)?)?
+                else {
+                    continue;
+                };
+                if status.is_none_or(|s| s == record.status) {
+                    items.push(record);
+                    if items.len() > request.limit {
+                        break;
+                    }
+                }
+            }
+            let has_more = items.len() > request.limit;
+            items.truncate(request.limit);
+            if let Cursor::Before(_) = request.cursor {
+                items.reverse();
+            }
+            Ok(Page { items, has_more })
+        })
+    }
+
+    /// One attempt of an endpoint.
+    pub fn attempt(
+        &self,
+        mode: Mode,
+        endpoint: EndpointId,
+        id: DeliveryId,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        self.read(|tx| {
+            let record: Option<AttemptRecord> =
+                decode_found(TABLE, tx.open_table(tables::ATTEMPTS)?.get(id.as_u128())?)?;
+            Ok(record.filter(|r| r.mode == mode && r.endpoint_id == endpoint))
+        })
+    }
+
+    /// The newest attempts of an event (in `mode`), at most `limit`, newest first; and
+    /// whether there are more.
+    pub fn event_attempts(
+        &self,
+        mode: Mode,
+        event: EventId,
+        limit: usize,
+    ) -> Result<(Vec<AttemptRecord>, bool), StoreError> {
+        self.read(|tx| {
+            let index = tx.open_table(tables::EVENT_ATTEMPTS)?;
+            let attempts = tx.open_table(tables::ATTEMPTS)?;
+            let e = event.as_u128();
+            let mut out = Vec::new();
+            for entry in index.range((e, 0)..=(e, u128::MAX))?.rev() {
+                let (key, _) = entry?;
+                let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(key.value().1)?)? else {
+                    continue;
+                };
+                if record.mode != mode {
+                    continue;
+                }
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+                out.push(record);
+            }
+            Ok((out, false))
+        })
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Puts raw bytes in place of an attempt record (`None`: removes it), as damage or a
+    /// foreign writer would.
+    pub(crate) fn put_raw_attempt_for_test(&self, id: DeliveryId, bytes: Option<&[u8]>) {
+        self.write(|tx| {
+            let mut attempts = tx.open_table(tables::ATTEMPTS)?;
+            match bytes {
+                Some(bytes) => attempts.insert(id.as_u128(), bytes)?,
+                None => attempts.remove(id.as_u128())?,
+            };
+            Ok(())
+        })
+        .unwrap();
+    }
+}

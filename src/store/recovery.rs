@@ -1,0 +1,111 @@
+//! Recovery: finding the events whose delivery to an endpoint failed for good, and
+//! sending each once more.
+
+use redb::ReadTransaction;
+
+use super::attempts::{self, AttemptRecord, AttemptStatus, DeliveryTables};
+use super::endpoints;
+use super::queue::Scheduled;
+use super::{Store, StoreError, decode_found, tables};
+use crate::ids::{EndpointId, EventId};
+use crate::mode::Mode;
+
+/// What [`Store::recover_endpoint`] found (and, unless it was a dry run, resent).
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Events whose delivery to the endpoint had failed for good and are (or would be)
+    /// sent again.
+    pub events: usize,
+    /// More such events are left beyond [`MAX_RECOVER`]: call again.
+    pub has_more: bool,
+    /// The new attempts queued (none on a dry run, or while the endpoint is disabled:
+    /// they wait, parked, until it is enabled).
+    pub scheduled: Scheduled,
+}
+
+/// The most events one recovery resends, so it is one bounded transaction; the next
+/// call picks up where it ended (the resent events are no longer failed).
+pub const MAX_RECOVER: usize = 10_000;
+
+/// Events to resend (id, type), and whether more are left.
+type FailedDeliveries = (Vec<(EventId, String)>, bool);
+
+impl Store {
+    /// Resends to an endpoint every event whose delivery to it failed for good (its latest
+    /// attempt to the endpoint is `failed`) among attempts made since `since` (Unix
+    /// seconds). `dry_run` only counts. `None`: no such endpoint in this mode.
+    pub fn recover_endpoint(
+        &self,
+        mode: Mode,
+        id: EndpointId,
+        since: i64,
+        dry_run: bool,
+        now_ms: u64,
+    ) -> Result<Option<Recovery>, StoreError> {
+        // The search reads a snapshot, so however many attempts it walks, publishing and
+        // recording go on; only the resending takes the writer.
+        let Some((failed, has_more)) = self.read(|tx| failed_deliveries(tx, mode, id, since))? else {
+            return Ok(None);
+        };
+        let mut recovery = Recovery { events: failed.len(), has_more, scheduled: Scheduled::default() };
+        if dry_run || failed.is_empty() {
+            return Ok(Some(recovery));
+        }
+        self.write(|tx| {
+            let Some(endpoint) = endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, mode, id)? else {
+                return Ok(None); // deleted meanwhile
+            };
+            let mut t = DeliveryTables::open(tx)?;
+            for (event, event_type) in &failed {
+                t.schedule(&endpoint, *event, event_type, 1, now_ms, &mut recovery.scheduled)?;
+                t.add_pending(*event, 1)?;
+            }
+            Ok(Some(recovery))
+        })
+    }
+}
+
+/// The events (id, type) whose latest attempt to an endpoint, among attempts made since
+/// `since` (Unix seconds), failed for good and that still exist, oldest first, at most
+/// [`MAX_RECOVER`], and whether there are more. `None`: no such endpoint in this mode.
+fn failed_deliveries(
+    tx: &ReadTransaction,
+    mode: Mode,
+    id: EndpointId,
+    since: i64,
+) -> Result<Option<FailedDeliveries>, StoreError> {
+    let (m, key) = (mode.as_u8(), id.as_u128());
+    if tx.open_table(tables::ENDPOINTS)?.get((m, key))?.is_none() {
+        return Ok(None);
+    }
+    let by_endpoint = tx.open_table(tables::ENDPOINT_ATTEMPTS)?;
+    let attempts = tx.open_table(tables::ATTEMPTS)?;
+    let events = tx.open_table(tables::EVENTS)?;
+    let start = crate::ids::first_id_at((since.max(0) as u64).saturating_mul(1000));
+    // The latest attempt per event, in the order the events were first attempted.
+    let mut latest: Vec<(EventId, AttemptStatus, String)> = Vec::new();
+    let mut position: std::collections::HashMap<EventId, usize> = std::collections::HashMap::new();
+    for entry in by_endpoint.range((m, key, start)..=(m, key, u128::MAX))? {
+        let attempt = entry?.0.value().2;
+        let Some(record) = decode_found::<AttemptRecord>(attempts::TABLE, attempts.get(attempt)?)? else { continue };
+        match position.get(&record.event_id) {
+            Some(&at) => latest[at].1 = record.status,
+            None => {
+                position.insert(record.event_id, latest.len());
+                latest.push((record.event_id, record.status, record.event_type));
+            }
+        }
+    }
+    let mut failed = Vec::new();
+    for (event, status, event_type) in latest {
+        // A pruned event has no body left to send.
+        if status != AttemptStatus::Failed || events.get((m, event.as_u128()))?.is_none() {
+            continue;
+        }
+        if failed.len() == MAX_RECOVER {
+            return Ok(Some((failed, true)));
+        }
+        failed.push((event, event_type));
+    }
+    Ok(Some((failed, false)))
+}

@@ -1,0 +1,196 @@
+//! Writes that put attempts on the queue or take them off, beyond publishing: the
+//! writer's combined commit, enabling and deleting endpoints, running a retry now, and
+//! parking. Each answers with what it queued ([`Scheduled`]); the delivery engine, the
+//! only caller, wakes its scheduler with it.
+
+use super::attempts::{AttemptRecord, AttemptResult, AttemptStatus, DeliveryTables, RecordPolicy, Recorded, record_in};
+use super::endpoints::{self, EndpointRecord, EndpointStatus};
+use super::events::{NewEvent, Published, publish_in};
+use super::queue::{QueueKey, Scheduled};
+use super::{Store, StoreError, health, tables};
+use crate::ids::{DeliveryId, EndpointId};
+use crate::mode::Mode;
+
+/// What [`Store::publish_and_record`] wrote.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// What each publish did, in order.
+    pub published: Vec<Published>,
+    /// The published events' first attempts.
+    pub first_attempts: Scheduled,
+    /// What recording the results changed.
+    pub recorded: Recorded,
+}
+
+/// What [`Store::retry_now`] did.
+#[derive(Debug)]
+pub enum RetryNow {
+    /// The pending attempt now goes at once: its record, and its new queue entry.
+    Moved(Box<AttemptRecord>, Scheduled),
+    /// No attempt with that id belongs to that endpoint in that mode.
+    NoSuchAttempt,
+    /// The attempt has no scheduled retry (it has this status and nothing follows it).
+    NotScheduled(AttemptStatus),
+    /// The retry waits for its endpoint to be enabled.
+    EndpointDisabled,
+}
+
+/// An endpoint after an update, and what enabling it released.
+#[derive(Debug)]
+pub struct EndpointUpdated {
+    /// The endpoint as stored now.
+    pub endpoint: EndpointRecord,
+    /// Parked attempts that went back on the queue.
+    pub resumed: Scheduled,
+}
+
+impl Store {
+    /// Publishes `events` and records `results` in one transaction: what the engine's
+    /// writer commits, so publishes and results share one commit and one fsync.
+    pub fn publish_and_record(
+        &self,
+        events: &[NewEvent],
+        results: &[AttemptResult],
+        now_ms: u64,
+        policy: &impl RecordPolicy,
+    ) -> Result<Written, StoreError> {
+        self.write(|tx| {
+            let (published, first_attempts) = publish_in(tx, events, now_ms)?;
+            let recorded = record_in(tx, results, now_ms, policy)?;
+            Ok(Written { published, first_attempts, recorded })
+        })
+    }
+
+    /// Changes an endpoint with `change`, in one transaction. With `resume` (the change
+    /// enables it), the retries that waited while it was disabled go back on the queue,
+    /// due at `now_ms`, and its health starts over (else an old run of failures would
+    /// disable it again at once). `Ok(None)`: no such endpoint.
+    pub fn update_endpoint_and_resume(
+        &self,
+        mode: Mode,
+        id: EndpointId,
+        now_ms: u64,
+        resume: bool,
+        change: impl FnOnce(&mut EndpointRecord),
+    ) -> Result<Option<EndpointUpdated>, StoreError> {
+        self.write(|tx| {
+            let Some(mut endpoint) = endpoints::update_in(tx, mode, id, change)? else { return Ok(None) };
+            let mut resumed = Scheduled::default();
+            if resume && endpoint.status == EndpointStatus::Enabled {
+                health::reset(tx, id)?;
+                endpoint.failing = None;
+                resumed = unpark_in(tx, Some(id), now_ms)?;
+            }
+            Ok(Some(EndpointUpdated { endpoint, resumed }))
+        })
+    }
+
+    /// Deletes an endpoint and, in the same transaction, ends its pending deliveries (each
+    /// pending attempt becomes `failed`). `false` if there was no such endpoint.
+    pub fn delete_endpoint(&self, mode: Mode, id: EndpointId, now: i64) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let mut table = tx.open_table(tables::ENDPOINTS)?;
+            if table.remove((mode.as_u8(), id.as_u128()))?.is_none() {
+                return Ok(false);
+            }
+            DeliveryTables::open(tx)?.cancel_endpoint(id, "endpoint deleted", now)?;
+            Ok(true)
+        })
+    }
+
+    /// Takes queue entries the scheduler will not send off the queue: pending attempts of
+    /// a disabled endpoint wait (parked) until it is enabled; entries whose attempt is no
+    /// longer pending just go. Entries whose endpoint was enabled meanwhile stay queued
+    /// and are returned, to be looked at again.
+    pub fn park(&self, keys: &[QueueKey]) -> Result<Scheduled, StoreError> {
+        self.write(|tx| {
+            let endpoints = tx.open_table(tables::ENDPOINTS)?;
+            let mut t = DeliveryTables::open(tx)?;
+            let mut still_queued = Scheduled::default();
+            for key in keys {
+                let record = t.load(key.attempt())?.filter(|r| r.status == AttemptStatus::Pending);
+                let Some(record) = record else {
+                    t.queue.drop_entry(*key)?;
+                    continue;
+                };
+                let endpoint = endpoints::get_in(&endpoints, record.mode, record.endpoint_id)?;
+                if endpoint.is_some_and(|e| e.status == EndpointStatus::Enabled) {
+                    still_queued.push(*key);
+                    continue;
+                }
+                t.queue.park(record.endpoint_id, record.id, Some(*key))?;
+            }
+            Ok(still_queued)
+        })
+    }
+
+    /// Puts the parked attempts of every enabled endpoint back on the queue, due at
+    /// `now_ms` (at start-up).
+    pub fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
+        self.write(|tx| unpark_in(tx, None, now_ms))
+    }
+
+    /// Moves a scheduled attempt to now: `id` names either the pending attempt itself or
+    /// the `retrying` attempt whose retry it is.
+    pub fn retry_now(
+        &self,
+        mode: Mode,
+        endpoint: EndpointId,
+        id: DeliveryId,
+        now_ms: u64,
+    ) -> Result<RetryNow, StoreError> {
+        self.write(|tx| {
+            let mut t = DeliveryTables::open(tx)?;
+            let named = t.load(id)?.filter(|r| r.mode == mode && r.endpoint_id == endpoint);
+            let Some(named) = named else { return Ok(RetryNow::NoSuchAttempt) };
+            let mut target = match named.status {
+                AttemptStatus::Pending => named,
+                AttemptStatus::Retrying => {
+                    let mut successor = None;
+                    for candidate in t.queue.pending_of(endpoint)? {
+                        if let Some(record) = t.load(candidate)?
+                            && record.event_id == named.event_id
+                            && record.attempt == named.attempt + 1
+                        {
+                            successor = Some(record);
+                            break;
+                        }
+                    }
+                    match successor {
+                        Some(record) => record,
+                        None => return Ok(RetryNow::NotScheduled(named.status)),
+                    }
+                }
+                other => return Ok(RetryNow::NotScheduled(other)),
+            };
+            if t.queue.is_parked(endpoint, target.id)? {
+                return Ok(RetryNow::EndpointDisabled);
+            }
+            let key = t.queue.reschedule(mode, endpoint, target.queue_key(), now_ms)?;
+            target.due_ms = now_ms;
+            target.created = (now_ms / 1000) as i64;
+            t.save(&target)?;
+            let mut scheduled = Scheduled::default();
+            scheduled.push(key);
+            Ok(RetryNow::Moved(Box::new(target), scheduled))
+        })
+    }
+}
+
+/// Puts the parked attempts of enabled endpoints (all, or just `only`) back on the queue.
+fn unpark_in(tx: &redb::WriteTransaction, only: Option<EndpointId>, now_ms: u64) -> Result<Scheduled, StoreError> {
+    let endpoints = tx.open_table(tables::ENDPOINTS)?;
+    let mut t = DeliveryTables::open(tx)?;
+    let mut scheduled = Scheduled::default();
+    for (endpoint_id, attempt_id) in t.queue.parked(only)? {
+        let Some(mut record) = t.load(attempt_id)? else { continue };
+        let endpoint = endpoints::get_in(&endpoints, record.mode, endpoint_id)?;
+        if endpoint.is_none_or(|e| e.status != EndpointStatus::Enabled) {
+            continue;
+        }
+        record.due_ms = now_ms;
+        t.save(&record)?;
+        scheduled.push(t.queue.unpark(record.mode, endpoint_id, attempt_id, now_ms)?);
+    }
+    Ok(scheduled)
+}
