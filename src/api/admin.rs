@@ -77,7 +77,7 @@ async fn backup(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
         })
         .map_err(|e| ApiError::internal(&e))?;
     let stream = futures_util::stream::unfold(body, |mut body| async move { body.recv().await.map(|c| (c, body)) });
-    let name = format!("stile-backup-{}.redb", crate::clock::unix_now());
+    let name = format!("stile-backup-{}.redb", state.engine.clock().now());
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .insert_header(("content-disposition", format!("attachment; filename=\"{name}\"")))

@@ -19,7 +19,6 @@ use sha2::{Digest, Sha256};
 
 use super::extract::read_body;
 use super::{AppState, Caller, blocking};
-use crate::clock::unix_now;
 use crate::error::{ApiError, ErrorCode};
 use crate::mode::Mode;
 use crate::store::idempotency::{IdempotencyRecord, WINDOW_SECS};
@@ -98,7 +97,7 @@ pub async fn idempotent_posts(
         fingerprint,
         status: head.status().as_u16(),
         body: String::from_utf8_lossy(&bytes).into_owned(),
-        created: unix_now(),
+        created: state.engine.clock().now(),
     };
     if let Err(err) = blocking(&state, move |store| store.put_idempotency_record(mode, &key, &record)).await {
         // The request itself succeeded and is committed; only its replay record is
@@ -136,7 +135,8 @@ async fn before(req: &mut ServiceRequest) -> Result<Before, ApiError> {
 
     let lookup_key = key.clone();
     let stored = blocking(&state, move |store| store.idempotency_record(mode, &lookup_key)).await?;
-    if let Some(stored) = stored.filter(|r| unix_now() - r.created < WINDOW_SECS) {
+    let now = state.engine.clock().now();
+    if let Some(stored) = stored.filter(|r| now - r.created < WINDOW_SECS) {
         if stored.fingerprint != fingerprint {
             return Err(ApiError::new(
                 ErrorCode::IdempotencyKeyReused,

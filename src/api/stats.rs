@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use super::deliveries::Delivery;
 use super::extract::{QueryParams, int_param, unix_time_param};
 use super::{AppState, Caller, Routes, blocking};
-use crate::clock::unix_now;
 use crate::error::ApiError;
 use crate::ids::EndpointId;
 use crate::store::stats::Outcomes;
@@ -166,7 +165,7 @@ async fn delivery_stats(
     caller: Caller,
     query: QueryParams<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let window = query.0.window(unix_now())?;
+    let window = query.0.window(state.engine.clock().now())?;
     let stats = blocking(&state, move |store| {
         store.delivery_stats(caller.mode, window.since, window.until, window.bucket, RECENT_FAILURES)
     })

@@ -44,8 +44,8 @@ pub struct Engine {
     clock: Clock,
     scheduler: Sender<SchedulerMsg>,
     /// Wakes the session expirer (a new session may expire before its next wake-up);
-    /// dropped to stop it.
-    expirer: Mutex<Option<crossbeam_channel::Sender<()>>>,
+    /// dropped to stop it. Shared with the clock's waker, which must not keep it alive.
+    expirer: Arc<Mutex<Option<crossbeam_channel::Sender<()>>>>,
     /// Dropped to stop the retention thread.
     retention: Mutex<Option<crossbeam_channel::Sender<()>>>,
     /// Where publishes go; dropped to stop publishing.
@@ -126,13 +126,16 @@ impl Engine {
             config.delivery.per_endpoint_concurrency,
         );
         threads.push(spawn("stile-scheduler", move || scheduler.run(scheduler_rx)));
+        let expirer = Arc::new(Mutex::new(Some(expirer_tx)));
         // A manual clock (tests) wakes the threads that sleep until a due time.
         {
             let scheduler = scheduler_tx.clone();
-            let expirer = expirer_tx.clone();
+            let expirer = Arc::clone(&expirer);
             clock.on_advance(move || {
                 let _ = scheduler.send(SchedulerMsg::Tick);
-                let _ = expirer.send(());
+                if let Some(expirer) = expirer.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                    let _ = expirer.send(());
+                }
             });
         }
 
@@ -140,7 +143,7 @@ impl Engine {
             store,
             clock,
             scheduler: scheduler_tx,
-            expirer: Mutex::new(Some(expirer_tx)),
+            expirer,
             retention: Mutex::new(Some(retention_tx)),
             writer: Mutex::new(Some(write_tx)),
             threads: Mutex::new(threads),

@@ -137,7 +137,7 @@ fn sigterm_lets_attempts_in_flight_finish_and_loses_nothing() {
     let list = attempts(&server, endpoint["id"].as_str().unwrap());
     assert_eq!(list.len(), 5);
     assert!(list.iter().all(|a| a["status"] == "succeeded"), "{list:?}");
-    std::thread::sleep(Duration::from_millis(300));
+    crate::common::wait_queue_empty(&server.base, WAIT);
     let ids: HashSet<String> = receiver.received("/slow").iter().map(|r| r.header("webhook-id").to_string()).collect();
     assert_eq!(ids.len(), 5);
     assert_eq!(receiver.received("/slow").len(), 5, "nothing sent twice");

@@ -94,7 +94,7 @@ fn a_failed_delivery_is_retried_with_the_same_body_then_succeeds() {
     assert!(attempts[1]["error"].as_str().unwrap().contains("500"));
     assert!(attempts[1]["response_body"].as_str().unwrap().contains("failing on purpose"));
     assert_eq!(attempts[0]["next_retry_at"], serde_json::Value::Null);
-    std::thread::sleep(Duration::from_millis(200));
+    server.wait_queue_empty(WAIT);
     assert_eq!(receiver.received("/flaky").len(), 3, "nothing after success");
 }
 
@@ -114,7 +114,7 @@ fn a_delivery_fails_for_good_after_the_last_retry() {
     assert_eq!(statuses, ["failed", "retrying", "retrying", "retrying"]);
     assert_eq!(attempts[0]["attempt"], 4);
     assert_eq!(attempts[0]["response_status"], 503);
-    std::thread::sleep(Duration::from_millis(300));
+    server.wait_queue_empty(WAIT);
     assert_eq!(receiver.received("/down").len(), 4, "no attempt after the final failure");
     let failed =
         server.get(&format!("/v1/webhook_endpoints/{}/deliveries?status=failed", endpoint["id"].as_str().unwrap()));
@@ -170,8 +170,8 @@ fn a_disabled_endpoint_gets_its_retries_only_once_enabled_again() {
     let event = server.publish(VERIFIED, session("vks_5"));
     receiver.wait_for("/pausable", 1, WAIT);
     assert_eq!(server.post(&format!("/v1/webhook_endpoints/{id}"), json!({"status": "disabled"})).status, 200);
-    // Well past the retry's due time, nothing arrives.
-    std::thread::sleep(Duration::from_millis(800));
+    // The retry comes due and is parked: off the queue, still pending, not sent.
+    server.wait_queue_empty(WAIT);
     assert_eq!(receiver.received("/pausable").len(), 1, "the retry waits while disabled");
     assert_eq!(server.get(&format!("/v1/events/{}", event["id"].as_str().unwrap())).body["pending_webhooks"], 1);
     // New events are not sent to it either.
@@ -180,7 +180,7 @@ fn a_disabled_endpoint_gets_its_retries_only_once_enabled_again() {
     let got = receiver.wait_for("/pausable", 2, WAIT);
     assert_eq!(got[1].json()["data"]["id"], "vks_5");
     server.wait_settled(event["id"].as_str().unwrap(), WAIT);
-    std::thread::sleep(Duration::from_millis(200));
+    server.wait_queue_empty(WAIT);
     assert_eq!(receiver.received("/pausable").len(), 2, "the event published while disabled is not sent");
 }
 
@@ -238,7 +238,7 @@ fn the_test_ping_is_sent_now_signed_and_answered_with_the_attempt() {
     let failed = server.post(&format!("/v1/webhook_endpoints/{id}/test"), json!({}));
     assert_eq!(failed.body["status"], "failed");
     assert_eq!(failed.body["response_status"], 500);
-    std::thread::sleep(Duration::from_millis(200));
+    server.wait_queue_empty(WAIT);
     assert_eq!(receiver.received("/ping").len(), 2, "a failed ping is not retried");
 }
 
@@ -290,7 +290,7 @@ fn deleting_an_endpoint_cancels_its_pending_retries() {
     assert_eq!(server.delete(&format!("/v1/webhook_endpoints/{id}")).status, 200);
     let event_id = event["id"].as_str().unwrap();
     assert_eq!(server.get(&format!("/v1/events/{event_id}")).body["pending_webhooks"], 0, "cancelled at once");
-    std::thread::sleep(Duration::from_millis(900));
+    server.wait_queue_empty(WAIT);
     assert_eq!(receiver.received("/doomed").len(), 1, "no retry after the delete");
 }
 
@@ -385,15 +385,15 @@ fn deleting_a_disabled_endpoint_ends_its_parked_retries() {
     let event = server.publish(VERIFIED, session("vks_p"));
     receiver.wait_for("/parked", 1, WAIT);
     assert_eq!(server.post(&format!("/v1/webhook_endpoints/{id}"), json!({"status": "disabled"})).status, 200);
-    // Let the retry come due and be parked.
-    std::thread::sleep(Duration::from_millis(400));
+    // The retry comes due and is parked (off the queue, still pending).
+    server.wait_queue_empty(WAIT);
     let event_path = format!("/v1/events/{}", event["id"].as_str().unwrap());
     assert_eq!(server.get(&event_path).body["pending_webhooks"], 1);
     assert_eq!(server.delete(&format!("/v1/webhook_endpoints/{id}")).status, 200);
     assert_eq!(server.get(&event_path).body["pending_webhooks"], 0, "the parked retry ended with the endpoint");
     // A restart finds nothing to resume.
     let server = server.restart();
-    std::thread::sleep(Duration::from_millis(300));
+    server.wait_queue_empty(WAIT);
     assert_eq!(receiver.received("/parked").len(), 1);
     assert_eq!(server.get(&event_path).body["pending_webhooks"], 0);
 }

@@ -235,12 +235,15 @@ fn secrets_and_keys_never_reach_the_logs() {
     call("POST", &format!("/v1/webhook_endpoints/{id}/test"), json!({}));
     Req::new("GET", format!("{}/v1/webhook_endpoints", server.base)).key("vk_test_wrong_key_attempt_123456").send();
     receiver.wait_for("/h", 2, Duration::from_secs(10));
-    let logs = {
-        let mut all = server.stderr_so_far();
-        std::thread::sleep(Duration::from_millis(200));
+    // Every request above is logged once it is answered: wait for the last one's line.
+    let mut all = Vec::new();
+    let logged = crate::common::eventually(Duration::from_secs(10), || {
         all.extend(server.stderr_so_far());
-        all.join("\n")
-    };
+        // The line is coloured: `status` and `401` are apart.
+        all.iter().any(|l| l.contains("stile::api") && l.contains("GET") && l.contains("401"))
+    });
+    assert!(logged, "the refused request is logged ({} lines so far)", all.len());
+    let logs = all.join("\n");
     assert!(logs.contains("delivery attempt") || logs.contains("request"), "trace logging is on: {logs}");
     for secret in [
         TEST_KEY,

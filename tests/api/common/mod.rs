@@ -36,12 +36,28 @@ pub fn eventually(deadline: Duration, mut condition: impl FnMut() -> bool) -> bo
     }
 }
 
+/// The queue depth `/metrics` reports for the server at `base`.
+pub fn queue_depth(base: &str) -> u64 {
+    let metrics = Req::new("GET", format!("{base}/metrics")).send();
+    assert_eq!(metrics.status, 200, "{}", metrics.text);
+    let line = metrics.text.lines().find_map(|l| l.strip_prefix("stile_queue_depth ")).expect("a queue depth");
+    line.trim().parse().expect("a number")
+}
+
+/// Waits until the server at `base` has an empty delivery queue (see
+/// [`TestServer::wait_queue_empty`]).
+pub fn wait_queue_empty(base: &str, deadline: Duration) {
+    assert!(eventually(deadline, || queue_depth(base) == 0), "the queue is still not empty after {deadline:?}");
+}
+
 /// A stile server running in this process on its own actix system thread.
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`
     pub base: String,
     /// The config it runs with.
     pub config: Config,
+    /// The clock it runs on (kept across restarts).
+    pub clock: stile::clock::Clock,
     dir: Arc<tempfile::TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -55,6 +71,12 @@ impl TestServer {
 
     /// A server whose config `adjust` may change first.
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with_clock(stile::clock::Clock::system(), adjust)
+    }
+
+    /// A server whose engine and API read time from `clock` (a manual clock the test
+    /// advances), with its config changed by `adjust` first.
+    pub fn start_with_clock(clock: stile::clock::Clock, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let mut config = Config::default();
         config.server.data_dir = dir.path().join("data");
@@ -64,11 +86,11 @@ impl TestServer {
         config.delivery.timeout = Duration::from_secs(5);
         config.delivery.workers = 8;
         adjust(&mut config);
-        Self::launch(config, dir)
+        Self::launch(config, dir, clock)
     }
 
-    fn launch(config: Config, dir: Arc<tempfile::TempDir>) -> Self {
-        let prepared = stile::prepare(config.clone()).expect("server prepares");
+    fn launch(config: Config, dir: Arc<tempfile::TempDir>, clock: stile::clock::Clock) -> Self {
+        let prepared = stile::prepare_with_clock(config.clone(), clock.clone()).expect("server prepares");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -79,7 +101,7 @@ impl TestServer {
                 }))
                 .expect("server runs");
         });
-        Self { base, config, dir, stop: Some(stop), thread: Some(thread) }
+        Self { base, config, clock, dir, stop: Some(stop), thread: Some(thread) }
     }
 
     /// Stops the server gracefully and starts a new one on the same data directory.
@@ -92,7 +114,7 @@ impl TestServer {
         self.shutdown();
         let mut config = self.config.clone();
         adjust(&mut config);
-        Self::launch(config, Arc::clone(&self.dir))
+        Self::launch(config, Arc::clone(&self.dir), self.clock.clone())
     }
 
     /// Stops the server gracefully, keeping its data: the temp dir lives as long as the
@@ -172,6 +194,14 @@ impl TestServer {
         let settled =
             eventually(deadline, || self.get(&format!("/v1/events/{event_id}")).body["pending_webhooks"] == 0);
         assert!(settled, "event {event_id} still has pending webhooks after {deadline:?}");
+    }
+
+    /// Waits until the durable queue is empty: every attempt made is recorded and none is
+    /// scheduled (attempts parked for a disabled endpoint are off the queue). From then on
+    /// nothing can be sent until something new is queued, so a test can assert that
+    /// nothing more arrived without sleeping.
+    pub fn wait_queue_empty(&self, deadline: Duration) {
+        wait_queue_empty(&self.base, deadline);
     }
 }
 
