@@ -6,7 +6,8 @@
 //! (receiver arrival minus the moment the publish was sent), missing and duplicate
 //! deliveries, and the server's CPU time and peak RSS. One JSON line per workload, then a
 //! table. Exits non-zero if any delivery is missing. All traffic stays on 127.0.0.1 and
-//! every loop is bounded in count and time.
+//! every loop is bounded in count and time. `STILE_BENCH_BIN=path` runs another build of
+//! the server (an A/B against an earlier commit, interleaved in the same hour).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -90,7 +91,9 @@ fn start_server() -> Server {
 
 /// Starts the binary on the data in `dir` with extra environment; returns once it serves.
 fn start_server_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_stile"));
+    // `STILE_BENCH_BIN` runs another build (an A/B against an earlier commit's binary).
+    let binary = std::env::var_os("STILE_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_stile").into());
+    let mut command = Command::new(binary);
     command
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
