@@ -1,10 +1,11 @@
 // A cursor-paginated list that can refresh itself in place (for live updates).
 
-import { errorBox, fill, h, pager } from './ui.js';
+import { errorBox, fill, h, pager, patch } from './ui.js';
 
 /**
  * Shows pages from `load(startingAfter)` (which resolves to an API list) in
- * `container`, drawn by `render(items)`; `empty()` draws the first page when it has no
+ * `container`, drawn by `render(items)` (give rows a `data-key`, so a refresh that adds
+ * a row keeps the others); `empty()` draws the first page when it has no
  * items. Returns { refresh, reset }: refresh reloads the page on screen, reset goes back
  * to the newest page.
  */
@@ -23,10 +24,11 @@ export function pagedList(container, { load, render, empty }) {
     }
     if (mine !== generation) return;
     if (page.data.length === 0 && cursors.length === 0) {
-      fill(container, empty());
+      patch(container, empty());
       return;
     }
-    fill(container, render(page.data), pager({
+    // Patched, not replaced: focus and selection in the list survive a live refresh.
+    patch(container, render(page.data), pager({
       hasPrev: cursors.length > 0,
       hasMore: page.has_more,
       onPrev: () => { cursors.pop(); refresh().catch(() => {}); },

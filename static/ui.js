@@ -7,7 +7,7 @@ export function h(tag, attrs = {}, ...children) {
   for (const [name, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
     if (name.startsWith('on') && typeof value === 'function') {
-      el.addEventListener(name.slice(2), value);
+      listen(el, name.slice(2), value);
     } else if (name === 'dataset') {
       Object.assign(el.dataset, value);
     } else if (value === true) {
@@ -18,6 +18,17 @@ export function h(tag, attrs = {}, ...children) {
   }
   append(el, children);
   return el;
+}
+
+/**
+ * Handlers go through one listener per event that calls the element's current handler,
+ * so `patch` can give a kept element the handler of the freshly built one (whose closure
+ * holds the new data).
+ */
+function listen(el, event, handler) {
+  if (!el.handlers) el.handlers = {};
+  if (!el.handlers[event]) el.addEventListener(event, (e) => el.handlers[event](e));
+  el.handlers[event] = handler;
 }
 
 function append(el, children) {
@@ -32,6 +43,74 @@ export function fill(el, ...children) {
   el.replaceChildren();
   append(el, children);
   return el;
+}
+
+/**
+ * Makes the contents of `el` what `children` describe, changing only what differs: the
+ * live refresh redraws through this, so the element with keyboard focus, a text
+ * selection, an open <details> or a half-typed input survive a refresh. Elements with a
+ * `data-key` are matched by key (a list that gains a row at the top keeps its other
+ * rows), others by position and tag.
+ */
+export function patch(el, ...children) {
+  const wanted = [];
+  const holder = document.createElement('div');
+  append(holder, children);
+  wanted.push(...holder.childNodes);
+  patchChildren(el, wanted);
+  return el;
+}
+
+function keyOf(node) {
+  return node.nodeType === Node.ELEMENT_NODE ? node.getAttribute('data-key') : null;
+}
+
+function patchChildren(parent, wanted) {
+  const keyed = new Map();
+  for (const child of parent.childNodes) {
+    const key = keyOf(child);
+    if (key !== null) keyed.set(key, child);
+  }
+  let position = 0;
+  for (const next of wanted) {
+    const key = keyOf(next);
+    let current = parent.childNodes[position];
+    if (key !== null) {
+      const match = keyed.get(key);
+      if (match && match.nodeName === next.nodeName) {
+        if (match !== current) parent.insertBefore(match, current || null);
+        current = match;
+      } else {
+        current = null;
+      }
+    } else if (current && (keyOf(current) !== null || current.nodeName !== next.nodeName || current.nodeType !== next.nodeType)) {
+      current = null;
+    }
+    if (current) {
+      patchNode(current, next);
+    } else {
+      parent.insertBefore(next, parent.childNodes[position] || null);
+    }
+    position += 1;
+  }
+  while (parent.childNodes.length > position) parent.lastChild.remove();
+}
+
+function patchNode(current, next) {
+  if (current.nodeType !== Node.ELEMENT_NODE) {
+    if (current.nodeValue !== next.nodeValue) current.nodeValue = next.nodeValue;
+    return;
+  }
+  for (const { name } of [...current.attributes]) {
+    if (!next.hasAttribute(name)) current.removeAttribute(name);
+  }
+  for (const { name, value } of next.attributes) {
+    if (current.getAttribute(name) !== value) current.setAttribute(name, value);
+  }
+  for (const [event, handler] of Object.entries(next.handlers || {})) listen(current, event, handler);
+  // A control's current value (what the person typed or chose) is theirs: only its
+  // attributes are brought up to date, never the value property.
+  patchChildren(current, [...next.childNodes]);
 }
 
 /** An SVG element (for charts). */

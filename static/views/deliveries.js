@@ -3,7 +3,7 @@
 
 import { api, query } from '../api.js';
 import { loading, pagedList } from '../list.js';
-import { busy, emptyState, fill, h, jsonBlock, pill, table, timeCell, toast } from '../ui.js';
+import { busy, emptyState, fill, h, jsonBlock, patch, pill, table, timeCell, toast } from '../ui.js';
 
 const STATUSES = ['pending', 'succeeded', 'retrying', 'failed'];
 
@@ -29,7 +29,7 @@ export async function deliveriesPanel(slot, endpointId) {
         d.duration_ms === null ? '—' : `${d.duration_ms} ms`,
         timeCell(d.created),
         d.next_retry_at ? timeCell(d.next_retry_at) : '—',
-      ]), (i) => ({ 'data-test': 'delivery-row', 'data-index': i })),
+      ]), (i) => ({ 'data-test': 'delivery-row', 'data-index': i, 'data-key': items[i].id })),
     empty: () => emptyState(status.value ? `No ${status.value} deliveries.` : 'No deliveries yet.',
       h('p', {}, 'Use "Send test" above, publish an event, or run ',
         h('code', {}, 'stile trigger verification_session.verified'), '.')),
@@ -51,20 +51,22 @@ export async function renderDetail(root, params) {
     final = d.status === 'succeeded' || d.status === 'failed';
     const actions = [];
     if (d.status === 'pending' || d.status === 'retrying') {
-      const retry = h('button', { type: 'button' }, 'Retry now');
-      retry.addEventListener('click', () => busy(retry, async () => {
-        const moved = await api('POST', `${base}/deliveries/${d.id}/retry`, {});
-        toast(`Attempt ${moved.attempt} goes now.`);
-        await refresh();
-      }));
-      actions.push(retry);
+      actions.push(h('button', {
+        type: 'button', 'data-key': 'retry',
+        onclick: (e) => busy(e.currentTarget, async () => {
+          const moved = await api('POST', `${base}/deliveries/${d.id}/retry`, {});
+          toast(`Attempt ${moved.attempt} goes now.`);
+          await refresh();
+        }),
+      }, 'Retry now'));
     }
-    const resend = h('button', { type: 'button', class: 'secondary' }, 'Resend event');
-    resend.addEventListener('click', () => busy(resend, async () => {
-      await api('POST', `/v1/events/${d.event_id}/resend`, { endpoint: params.id });
-      toast('Event resent: a new delivery is queued.');
-    }));
-    actions.push(resend);
+    actions.push(h('button', {
+      type: 'button', class: 'secondary', 'data-key': 'resend',
+      onclick: (e) => busy(e.currentTarget, async () => {
+        await api('POST', `/v1/events/${d.event_id}/resend`, { endpoint: params.id });
+        toast('Event resent: a new delivery is queued.');
+      }),
+    }, 'Resend event'));
     const request = d.request
       ? [h('h2', {}, 'Request'),
         table('Request headers', ['Header', 'Value'], Object.entries(d.request.headers).map(([k, v]) => [h('code', {}, k), h('code', { class: 'wrap' }, v)])),
@@ -77,7 +79,7 @@ export async function renderDetail(root, params) {
         h('dt', {}, 'Error'), h('dd', {}, d.error || '—'),
         h('dt', {}, 'Duration'), h('dd', {}, d.duration_ms === null ? '—' : `${d.duration_ms} ms`)),
       h('h3', {}, 'Body'), d.response_body ? jsonBlock(d.response_body) : h('p', { class: 'muted' }, 'Empty.')];
-    fill(body,
+    patch(body,
       h('div', { class: 'view-head' }, h('h1', {}, `${d.event_type} · attempt ${d.attempt}`), pill(d.status)),
       h('dl', { class: 'facts' },
         h('dt', {}, 'Delivery'), h('dd', {}, h('code', {}, d.id)),

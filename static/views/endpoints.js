@@ -39,7 +39,7 @@ export async function renderList(root, _params, search) {
         String(s.pending),
         timeCell(e.created),
       ];
-    })),
+    }), (i) => ({ 'data-key': items[i].id })),
     empty: () => emptyState('No endpoints yet.',
       h('p', {}, 'An endpoint is a URL of yours that stile sends signed events to. Create one, then send it a test or run ',
         h('code', {}, 'stile trigger verification_session.verified'), '.')),

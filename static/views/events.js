@@ -3,7 +3,7 @@
 
 import { api, query } from '../api.js';
 import { loading, pagedList } from '../list.js';
-import { busy, emptyState, fill, h, jsonBlock, pill, table, timeCell, toast } from '../ui.js';
+import { busy, emptyState, fill, h, jsonBlock, patch, pill, table, timeCell, toast } from '../ui.js';
 
 /** Unix seconds from a datetime-local input, or undefined. */
 function unixOf(input) {
@@ -41,7 +41,7 @@ export async function renderList(root, _params, search) {
       h('code', {}, e.id),
       String(e.pending_webhooks),
       timeCell(e.created),
-    ]), () => ({ 'data-test': 'event-row' })),
+    ]), (i) => ({ 'data-test': 'event-row', 'data-key': items[i].id })),
     empty: () => emptyState('No events match.',
       h('p', {}, 'Events appear when your application publishes them (POST /v1/events), when a verification session moves, or when you run ',
         h('code', {}, 'stile trigger verification_session.verified'), '.')),
@@ -66,19 +66,23 @@ export async function renderDetail(root, params) {
       api('GET', `/v1/events/${id}`),
       api('GET', `/v1/events/${id}/deliveries`),
     ]);
-    const resendAll = h('button', { type: 'button' }, 'Resend to all subscribed endpoints');
-    resendAll.addEventListener('click', () => busy(resendAll, async () => {
-      const resent = await api('POST', `/v1/events/${id}/resend`, {});
-      toast(`Resent: ${resent.pending_webhooks} deliveries pending.`);
-      await refresh();
-    }));
-    const rows = deliveries.data.map((d) => {
-      const again = h('button', { type: 'button', class: 'secondary small' }, 'Resend');
-      again.addEventListener('click', () => busy(again, async () => {
-        await api('POST', `/v1/events/${id}/resend`, { endpoint: d.endpoint_id });
-        toast('Resent to this endpoint.');
+    const resendAll = h('button', {
+      type: 'button',
+      onclick: (e) => busy(e.currentTarget, async () => {
+        const resent = await api('POST', `/v1/events/${id}/resend`, {});
+        toast(`Resent: ${resent.pending_webhooks} deliveries pending.`);
         await refresh();
-      }));
+      }),
+    }, 'Resend to all subscribed endpoints');
+    const rows = deliveries.data.map((d) => {
+      const again = h('button', {
+        type: 'button', class: 'secondary small',
+        onclick: (e) => busy(e.currentTarget, async () => {
+          await api('POST', `/v1/events/${id}/resend`, { endpoint: d.endpoint_id });
+          toast('Resent to this endpoint.');
+          await refresh();
+        }),
+      }, 'Resend');
       return [
         h('a', { href: `#/endpoints/${d.endpoint_id}` }, endpoints.get(d.endpoint_id) || d.endpoint_id),
         String(d.attempt),
@@ -88,7 +92,7 @@ export async function renderDetail(root, params) {
         endpoints.has(d.endpoint_id) ? again : '',
       ];
     });
-    fill(body,
+    patch(body,
       h('div', { class: 'view-head' }, h('h1', {}, event.type)),
       h('dl', { class: 'facts' },
         h('dt', {}, 'Event'), h('dd', {}, h('code', {}, event.id)),
@@ -98,7 +102,8 @@ export async function renderDetail(root, params) {
       h('h2', {}, 'Deliveries'),
       rows.length === 0
         ? h('p', { class: 'muted' }, 'No endpoint was subscribed to this event when it was published.')
-        : table('Deliveries of this event', ['Endpoint', 'Attempt', 'Status', 'Response', 'Time', ''], rows),
+        : table('Deliveries of this event', ['Endpoint', 'Attempt', 'Status', 'Response', 'Time', ''], rows,
+          (i) => ({ 'data-key': deliveries.data[i].id })),
       deliveries.has_more ? h('p', { class: 'muted' }, 'Showing the newest 100 attempts.') : null,
       h('h2', {}, 'Data'), jsonBlock(event.data));
   }

@@ -2,7 +2,7 @@
 
 import { api, query } from '../api.js';
 import { deliveryChart } from '../chart.js';
-import { emptyState, fill, h, percent, pill, table, timeCell } from '../ui.js';
+import { emptyState, fill, h, patch, percent, pill, table, timeCell } from '../ui.js';
 
 const WINDOWS = [
   ['1h', 3600, 'Last hour'],
@@ -50,8 +50,8 @@ export async function render(root, _params, search) {
         d.event_type,
         pill(d.status),
         h('a', { href: `#/endpoints/${d.endpoint_id}/deliveries/${d.id}` }, d.error || `HTTP ${d.response_status}`),
-      ]));
-    fill(body, start, cards,
+      ]), (i) => ({ 'data-key': stats.recent_failures[i].id }));
+    patch(body, start, cards,
       h('section', { 'aria-labelledby': 'chart-title' }, h('h2', { id: 'chart-title' }, 'Delivery attempts'), deliveryChart(stats)),
       h('section', { 'aria-labelledby': 'failures-title' }, h('h2', { id: 'failures-title' }, 'Recent failures'), failures));
   }

@@ -3,7 +3,7 @@
 
 import { api, modeOfKey, currentKey, query } from '../api.js';
 import { pagedList } from '../list.js';
-import { busy, emptyState, errorBox, field, fill, h, pill, table, timeCell, toast } from '../ui.js';
+import { busy, emptyState, errorBox, field, fill, h, patch, pill, table, timeCell, toast } from '../ui.js';
 
 /** The moves and the states they start from (as in the README's table). */
 const MOVES = [
@@ -39,12 +39,11 @@ export async function render(root) {
       s.type,
       pill(s.status),
       timeCell(s.created),
-      h('div', { class: 'moves' }, MOVES.filter(([, , from]) => from.includes(s.status)).map(([action, label]) => {
-        const b = h('button', { type: 'button', class: 'secondary small', 'data-action': action }, label);
-        b.addEventListener('click', () => busy(b, () => move(s.id, action)));
-        return b;
-      })),
-    ]), () => ({ 'data-test': 'session-row' })),
+      h('div', { class: 'moves' }, MOVES.filter(([, , from]) => from.includes(s.status)).map(([action, label]) => h('button', {
+        type: 'button', class: 'secondary small', 'data-action': action, 'data-key': action,
+        onclick: (e) => busy(e.currentTarget, () => move(s.id, action)),
+      }, label))),
+    ]), (i) => ({ 'data-test': 'session-row', 'data-key': items[i].id })),
     empty: () => emptyState('No sessions yet.', h('p', {}, live
       ? 'Live sessions are created by your integration; the test helpers that drive them work only with a test key.'
       : 'Create one above, or run stile trigger verification_session.verified.')),
@@ -68,11 +67,11 @@ export async function render(root) {
   async function drawEvents() {
     if (!selected) return;
     const events = await api('GET', `/v1/events${query({ session_id: selected, limit: 20 })}`);
-    fill(eventsSlot, h('h2', {}, 'Events of ', h('code', {}, selected)),
+    patch(eventsSlot, h('h2', {}, 'Events of ', h('code', {}, selected)),
       events.data.length === 0 ? h('p', { class: 'muted' }, 'None yet.')
         : table('Events of the session', ['Type', 'Event', 'Pending webhooks', 'Created'], events.data.map((e) => [
           h('a', { href: `#/events/${e.id}` }, e.type), h('code', {}, e.id), String(e.pending_webhooks), timeCell(e.created),
-        ]), () => ({ 'data-test': 'session-event' })));
+        ]), (i) => ({ 'data-test': 'session-event', 'data-key': events.data[i].id })));
   }
 
   create.addEventListener('submit', async (e) => {

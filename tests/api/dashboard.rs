@@ -355,3 +355,75 @@ fn failed_events_are_filtered_and_recovered_from_the_dashboard() {
         assert!(page.button("Resend failed events").await.attr("disabled").await.unwrap().is_some());
     });
 }
+
+#[test]
+fn the_live_refresh_keeps_keyboard_focus_and_the_text_selection_while_rows_arrive() {
+    let server = TestServer::start();
+    for n in 0..3 {
+        server.publish("verification_session.created", json!({"id": format!("vks_old_{n}")}));
+    }
+    in_browser("refresh_keeps_place", move |page| async move {
+        signed_in(&page, &server, "#/events").await;
+        page.wait_exactly("[data-test=event-row]", 3).await;
+        // Focus the second row's link, select the third row's event id, and count the
+        // requests the page makes from now on (each refresh makes one).
+        let selected = page
+            .script(
+                "const rows = document.querySelectorAll('[data-test=event-row]');
+                 window.focusedLink = rows[1].querySelector('a');
+                 window.focusedLink.focus();
+                 const code = rows[2].querySelector('code');
+                 const range = document.createRange();
+                 range.selectNodeContents(code);
+                 window.getSelection().removeAllRanges();
+                 window.getSelection().addRange(range);
+                 window.requests = 0;
+                 const fetchNow = window.fetch;
+                 window.fetch = (...args) => { window.requests += 1; return fetchNow(...args); };
+                 return window.getSelection().toString();",
+            )
+            .await;
+        assert!(selected.as_str().unwrap().starts_with("evt_"), "{selected}");
+
+        // New data arrives while the person reads: five events, one at a time.
+        for n in 0..5 {
+            server.publish("verification_session.created", json!({"id": format!("vks_new_{n}")}));
+        }
+        page.wait_exactly("[data-test=event-row]", 8).await;
+        // Two more refreshes after the one that drew the new rows (a refresh every 2 s).
+        let refreshed = eventually_async(Duration::from_secs(10), || async {
+            page.script("return window.requests").await.as_u64().unwrap_or(0) >= 3
+        })
+        .await;
+        assert!(refreshed, "the page went on refreshing");
+
+        let state = page
+            .script(
+                "return {
+                   focusKept: document.activeElement === window.focusedLink && window.focusedLink.isConnected,
+                   selection: window.getSelection().toString(),
+                   rows: document.querySelectorAll('[data-test=event-row]').length,
+                 };",
+            )
+            .await;
+        assert_eq!(state["focusKept"], true, "the focused link is still the focused element: {state}");
+        assert_eq!(state["selection"], selected, "the selected text is still selected: {state}");
+        assert_eq!(state["rows"], 8);
+    });
+}
+
+/// Polls an async condition until it holds or `deadline` passes.
+async fn eventually_async<F, Fut>(deadline: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = std::time::Instant::now() + deadline;
+    while std::time::Instant::now() < end {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
