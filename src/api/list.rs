@@ -70,10 +70,10 @@ impl<'a> PageParams<'a> {
         self,
         state: &web::Data<AppState>,
         default_limit: usize,
-        list: impl FnOnce(&Store, PageRequest) -> Result<Page<T>, ListError> + Send + 'static,
+        list: impl FnOnce(&Store, PageRequest<Id>) -> Result<Page<T>, ListError> + Send + 'static,
     ) -> Result<Page<T>, ApiError>
     where
-        Id: FromStr + Into<u128>,
+        Id: FromStr + Send + 'static,
         T: Send + 'static,
     {
         let request = self.to_request::<Id>(default_limit)?;
@@ -86,9 +86,9 @@ impl<'a> PageParams<'a> {
 impl PageParams<'_> {
     /// Checks the parameters and turns them into a store page request. `Id` is the id
     /// type of the listed objects, so a cursor of the wrong kind is refused here.
-    pub fn to_request<Id>(self, default_limit: usize) -> Result<PageRequest, ApiError>
+    pub fn to_request<Id>(self, default_limit: usize) -> Result<PageRequest<Id>, ApiError>
     where
-        Id: FromStr + Into<u128>,
+        Id: FromStr,
     {
         let limit = match self.limit {
             None => default_limit,
@@ -103,7 +103,7 @@ impl PageParams<'_> {
             },
         };
         let cursor_id = |param: &str, text: &str| {
-            text.parse::<Id>().map(Into::into).map_err(|_| {
+            text.parse::<Id>().map_err(|_| {
                 ApiError::invalid(
                     param,
                     format!("`{param}` must be the id of an object in this list; `{text}` is not."),

@@ -184,7 +184,7 @@ async fn delivery_stats(
         .pending
         .iter()
         .map(|(id, pending)| EndpointStats {
-            endpoint_id: EndpointId(*id),
+            endpoint_id: *id,
             outcomes: stats.endpoints.get(id).copied().unwrap_or_default().into(),
             pending: *pending,
         })

@@ -435,7 +435,7 @@ impl Store {
         &self,
         mode: Mode,
         endpoint: EndpointId,
-        request: PageRequest,
+        request: PageRequest<DeliveryId>,
         status: Option<AttemptStatus>,
     ) -> Result<Page<AttemptRecord>, ListError> {
         self.with_db(|db| {
@@ -443,6 +443,7 @@ impl Store {
             let index = tx.open_table(tables::ENDPOINT_ATTEMPTS).map_err(StoreError::from)?;
             let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
             let (m, e) = (mode.as_u8(), endpoint.as_u128());
+            let request = PageRequest { limit: request.limit, cursor: request.cursor.position() };
             if let Cursor::After(id) | Cursor::Before(id) = request.cursor
                 && index.get((m, e, id)).map_err(StoreError::from)?.is_none()
             {

@@ -202,7 +202,11 @@ impl Store {
     }
 
     /// One page of a mode's endpoints, newest first.
-    pub fn list_endpoints(&self, mode: Mode, request: PageRequest) -> Result<Page<EndpointRecord>, ListError> {
+    pub fn list_endpoints(
+        &self,
+        mode: Mode,
+        request: PageRequest<EndpointId>,
+    ) -> Result<Page<EndpointRecord>, ListError> {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(StoreError::from)?;
             let table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
@@ -240,23 +244,21 @@ mod tests {
         let first = store.list_endpoints(Mode::Test, PageRequest { limit: 2, cursor: Cursor::Start }).unwrap();
         assert_eq!(urls(&first), ["4", "3"]);
         assert!(first.has_more);
-        let next = PageRequest { limit: 2, cursor: Cursor::After(made[3].id.as_u128()) };
+        let next = PageRequest { limit: 2, cursor: Cursor::After(made[3].id) };
         let second = store.list_endpoints(Mode::Test, next).unwrap();
         assert_eq!(urls(&second), ["2", "1"]);
-        let last = store
-            .list_endpoints(Mode::Test, PageRequest { limit: 2, cursor: Cursor::After(made[1].id.as_u128()) })
-            .unwrap();
+        let last =
+            store.list_endpoints(Mode::Test, PageRequest { limit: 2, cursor: Cursor::After(made[1].id) }).unwrap();
         assert_eq!(urls(&last), ["0"]);
         assert!(!last.has_more);
-        let back = store
-            .list_endpoints(Mode::Test, PageRequest { limit: 2, cursor: Cursor::Before(made[1].id.as_u128()) })
-            .unwrap();
+        let back =
+            store.list_endpoints(Mode::Test, PageRequest { limit: 2, cursor: Cursor::Before(made[1].id) }).unwrap();
         assert_eq!(urls(&back), ["3", "2"]);
         assert!(back.has_more);
 
         let live = store.list_endpoints(Mode::Live, PageRequest { limit: 10, cursor: Cursor::Start }).unwrap();
         assert_eq!(urls(&live), ["99"]);
-        let foreign = PageRequest { limit: 10, cursor: Cursor::After(made[0].id.as_u128()) };
+        let foreign = PageRequest { limit: 10, cursor: Cursor::After(made[0].id) };
         assert!(matches!(store.list_endpoints(Mode::Live, foreign), Err(ListError::UnknownCursor)));
     }
 }

@@ -172,7 +172,7 @@ impl Store {
     pub fn list_events(
         &self,
         mode: Mode,
-        request: PageRequest,
+        request: PageRequest<EventId>,
         filter: &EventFilter,
     ) -> Result<Page<StoredEvent>, ListError> {
         self.with_db(|db| {

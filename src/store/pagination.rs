@@ -6,24 +6,35 @@ use serde::de::DeserializeOwned;
 
 use super::{StoreError, decode};
 
-/// Where a page starts.
+/// Where a page starts, as an id of the listed kind (`Id`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cursor {
+pub enum Cursor<Id> {
     /// The newest objects.
     Start,
     /// Objects older than this id (`starting_after`).
-    After(u128),
+    After(Id),
     /// Objects newer than this id (`ending_before`).
-    Before(u128),
+    Before(Id),
 }
 
-/// A request for one page.
+impl<Id: Into<u128> + Copy> Cursor<Id> {
+    /// The cursor as a key position in the id space.
+    pub(crate) fn position(self) -> Cursor<u128> {
+        match self {
+            Cursor::Start => Cursor::Start,
+            Cursor::After(id) => Cursor::After(id.into()),
+            Cursor::Before(id) => Cursor::Before(id.into()),
+        }
+    }
+}
+
+/// A request for one page of objects whose ids are `Id`s.
 #[derive(Debug, Clone, Copy)]
-pub struct PageRequest {
+pub struct PageRequest<Id> {
     /// The most objects to return.
     pub limit: usize,
     /// Where to start.
-    pub cursor: Cursor,
+    pub cursor: Cursor<Id>,
 }
 
 /// One page of objects, newest first.
@@ -57,17 +68,19 @@ impl super::ReopenHint for ListError {
 
 /// Lists one page of the records of `mode` in `table`, newest first, keeping only those
 /// `keep` accepts.
-pub(crate) fn list_page<T, Tbl>(
+pub(crate) fn list_page<T, Id, Tbl>(
     table: &Tbl,
     name: &'static str,
     mode: u8,
-    request: PageRequest,
+    request: PageRequest<Id>,
     keep: impl Fn(&T) -> bool,
 ) -> Result<Page<T>, ListError>
 where
     T: DeserializeOwned,
+    Id: Into<u128> + Copy,
     Tbl: ReadableTable<(u8, u128), &'static [u8]>,
 {
+    let request = PageRequest { limit: request.limit, cursor: request.cursor.position() };
     let cursor_id = match request.cursor {
         Cursor::Start => None,
         Cursor::After(id) | Cursor::Before(id) => Some(id),

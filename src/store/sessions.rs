@@ -225,7 +225,11 @@ impl Store {
     }
 
     /// One page of a mode's sessions, newest first.
-    pub fn list_sessions(&self, mode: Mode, request: PageRequest) -> Result<Page<SessionRecord>, ListError> {
+    pub fn list_sessions(
+        &self,
+        mode: Mode,
+        request: PageRequest<VerificationSessionId>,
+    ) -> Result<Page<SessionRecord>, ListError> {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(StoreError::from)?;
             let table = tx.open_table(tables::VERIFICATION_SESSIONS).map_err(StoreError::from)?;

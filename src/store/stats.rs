@@ -9,6 +9,7 @@ use super::attempts::AttemptRecord;
 use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::tables::{self, OUTCOME_SUCCEEDED};
 use super::{Store, StoreError, decode_found};
+use crate::ids::EndpointId;
 use crate::mode::Mode;
 
 /// The most pending deliveries counted per endpoint; beyond it the count says "at least".
@@ -39,9 +40,9 @@ pub struct DeliveryStats {
     /// Outcomes per bucket, by the bucket's start (Unix seconds); empty buckets absent.
     pub buckets: BTreeMap<i64, Outcomes>,
     /// Outcomes in the window per endpoint id.
-    pub endpoints: BTreeMap<u128, Outcomes>,
+    pub endpoints: BTreeMap<EndpointId, Outcomes>,
     /// Pending deliveries per endpoint id (counted up to [`MAX_PENDING_COUNTED`]).
-    pub pending: BTreeMap<u128, u64>,
+    pub pending: BTreeMap<EndpointId, u64>,
     /// The newest failed attempts, newest first.
     pub recent_failures: Vec<AttemptRecord>,
 }
@@ -111,7 +112,7 @@ impl Store {
                 let bucket = at.div_euclid(bucket_seconds) * bucket_seconds;
                 let n = count.value();
                 out.buckets.entry(bucket).or_default().add(outcome, n);
-                out.endpoints.entry(endpoint).or_default().add(outcome, n);
+                out.endpoints.entry(EndpointId(endpoint)).or_default().add(outcome, n);
             }
 
             let endpoints = tx.open_table(tables::ENDPOINTS)?;
@@ -127,7 +128,7 @@ impl Store {
                         break;
                     }
                 }
-                out.pending.insert(endpoint, count);
+                out.pending.insert(EndpointId(endpoint), count);
             }
 
             let failed = tx.open_table(tables::FAILED_ATTEMPTS)?;
