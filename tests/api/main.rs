@@ -24,3 +24,4 @@ mod retention;
 mod sessions;
 mod ssrf;
 mod storage;
+mod upgrade;

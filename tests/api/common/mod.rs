@@ -74,6 +74,15 @@ impl TestServer {
         Self::start_with_clock(stile::clock::Clock::system(), adjust)
     }
 
+    /// A server started on a copy of the data file `file` (one written by an earlier
+    /// release, say), reading time from `clock`.
+    pub fn start_on_copy_of(file: &Path, clock: stile::clock::Clock) -> Self {
+        Self::start_with_clock(clock, |config| {
+            std::fs::create_dir_all(&config.server.data_dir).expect("data dir");
+            std::fs::copy(file, config.server.data_dir.join(stile::store::DATA_FILE_NAME)).expect("copy the data file");
+        })
+    }
+
     /// A server whose engine and API read time from `clock` (a manual clock the test
     /// advances), with its config changed by `adjust` first.
     pub fn start_with_clock(clock: stile::clock::Clock, adjust: impl FnOnce(&mut Config)) -> Self {

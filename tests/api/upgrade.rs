@@ -1,0 +1,70 @@
+//! A data file written by the previous release keeps working: the current server starts
+//! on a copy of `tests/fixtures/data-c8cc439.redb` (see the README beside it), reads every
+//! kind of record, and delivers what was waiting in it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::TestServer;
+use crate::common::receiver::Receiver;
+
+const WAIT: Duration = Duration::from_secs(15);
+const ENDPOINT_A: &str = "we_01M8MVDKCF2Y7R0B4Z81W0S40K";
+const ENDPOINT_B: &str = "we_01M8MVDKD3MW3QHS6N2WMTDD1F";
+const SECRET_B: &str = "whsec_nQ1/v5IktcrdEC0obng87FlWh2ksYe4QASWgUXv83gI=";
+const SESSION: &str = "vks_01M8MVDKMQ43K2T32A44K8WQ6C";
+const SESSION_EXPIRES_AT: u64 = 1_796_082_576;
+const EVENT: &str = "evt_01M8MVDKYTY6Z0XZWBVRZZ4XH2";
+
+#[test]
+fn a_data_file_of_the_previous_release_is_read_and_its_waiting_deliveries_go() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-c8cc439.redb");
+    // Past the open session's expiry, whenever the test runs.
+    let clock = stile::clock::Clock::manual((SESSION_EXPIRES_AT + 60) * 1000);
+    let server = TestServer::start_on_copy_of(&fixture, clock);
+    // Objects belong to a mode, not to the key that made them: any test key sees them.
+    let get = |path: &str| {
+        let resp = server.get(path);
+        assert_eq!(resp.status, 200, "{path}: {}", resp.text);
+        resp.body
+    };
+
+    let endpoints = get("/v1/webhook_endpoints");
+    let ids: Vec<&str> = endpoints["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [ENDPOINT_B, ENDPOINT_A]);
+    assert_eq!(endpoints["data"][0]["status"], "disabled");
+    assert_eq!(endpoints["data"][1]["description"], "fixture A");
+    assert_eq!(endpoints["data"][1]["metadata"], json!({"made_by": "0.1.0"}));
+
+    let event = get(&format!("/v1/events/{EVENT}"));
+    assert_eq!(event["data"], json!({"id": "vks_fixture", "note": "from the previous release"}));
+    assert_eq!(event["pending_webhooks"], 2, "A's retry and B's parked resend");
+    let events = get("/v1/events?limit=100");
+    assert!(events["data"].as_array().unwrap().len() >= 3, "{events}");
+
+    // The session was stored with the old record shape; it is read, and, being past its
+    // expiry by the server's clock, it expires with its event.
+    assert!(
+        crate::common::eventually(WAIT, || get(&format!("/v1/verification_sessions/{SESSION}"))["status"] == "expired")
+    );
+    let session = get(&format!("/v1/verification_sessions/{SESSION}"));
+    assert_eq!(session["object"], "verification_session");
+    assert_eq!(session["client_reference_id"], "fixture_user");
+
+    // B's resend waited, parked, while it was disabled: pointed at a receiver and enabled,
+    // it goes, signed with the secret B was given by the previous release.
+    let receiver = Receiver::start();
+    let update = server
+        .post(&format!("/v1/webhook_endpoints/{ENDPOINT_B}"), json!({"url": receiver.url("/b"), "status": "enabled"}));
+    assert_eq!(update.status, 200, "{}", update.text);
+    let got = receiver.wait_for("/b", 1, WAIT);
+    assert_eq!(got[0].header("webhook-id"), EVENT);
+    assert_eq!(got[0].json()["data"]["note"], "from the previous release");
+    assert!(got[0].stile_signature_valid(SECRET_B).0 && got[0].standard_signature_valid(SECRET_B).0);
+    // Recorded a moment after the receiver had it: B's delivery ends, A's retry waits.
+    assert!(crate::common::eventually(WAIT, || get(&format!("/v1/events/{EVENT}"))["pending_webhooks"] == 1));
+    let attempts = get(&format!("/v1/webhook_endpoints/{ENDPOINT_B}/deliveries"));
+    assert_eq!(attempts["data"][0]["status"], "succeeded", "{attempts}");
+}
