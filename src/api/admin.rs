@@ -44,8 +44,8 @@ async fn backup(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
     let path = dir.join(format!("backup-{}.redb.partial", ulid::Ulid::new()));
     let (file, size, rows) = blocking(&state, move |store| {
         let opened = store.backup_to(&path).and_then(|summary| {
-            let file = std::fs::File::open(&path).map_err(|e| BackupError::Target(e.into()))?;
-            let size = file.metadata().map_err(|e| BackupError::Target(e.into()))?.len();
+            let file = std::fs::File::open(&path).map_err(BackupError::target)?;
+            let size = file.metadata().map_err(BackupError::target)?.len();
             Ok((file, size, summary.rows))
         });
         // Unlinked whatever happened: the open handle keeps a good copy for the download.

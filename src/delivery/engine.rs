@@ -468,3 +468,55 @@ fn expirer(
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The store's writes that queue or unqueue attempts: only the engine may call them,
+    /// since only it wakes the scheduler afterwards.
+    const SCHEDULING_WRITES: &[&str] = &[
+        "publish_and_record",
+        "resend_event",
+        "retry_now",
+        "update_endpoint_and_resume",
+        "delete_endpoint",
+        "recover_endpoint",
+        "park",
+        "unpark",
+        "create_session",
+        "change_session",
+        "expire_due_sessions",
+    ];
+
+    #[test]
+    fn only_the_delivery_engine_calls_the_stores_scheduling_writes() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut stack = vec![src.clone()];
+        let mut files = 0;
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    // The store defines them; the engine is their one caller.
+                    if path != src.join("store") && path != src.join("delivery") {
+                        stack.push(path);
+                    }
+                    continue;
+                }
+                files += 1;
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (number, line) in text.lines().enumerate() {
+                    for write in SCHEDULING_WRITES {
+                        let call = format!("store.{write}(");
+                        assert!(
+                            !line.contains(&call),
+                            "{}:{}: `{call}` schedules without waking the scheduler; call the engine",
+                            path.display(),
+                            number + 1
+                        );
+                    }
+                }
+            }
+        }
+        assert!(files > 20, "the scan read the sources ({files} files)");
+    }
+}

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::{ReopenHint, Store, StoreError, tables};
+use super::{DbError, ReopenHint, Store, StoreError, tables};
 
 /// Why a backup failed: reading the store, or writing the copy. Only the first says
 /// anything about the data file; a full disk under the copy must not make the store
@@ -22,19 +22,19 @@ pub enum BackupError {
     Store(#[from] StoreError),
     /// Writing the copy failed.
     #[error("cannot write the backup copy: {0}")]
-    Target(redb::Error),
+    Target(DbError),
 }
 
 impl BackupError {
-    fn target(err: impl Into<redb::Error>) -> Self {
-        BackupError::Target(err.into())
+    pub(crate) fn target(err: impl Into<redb::Error>) -> Self {
+        BackupError::Target(DbError(err.into()))
     }
 
     /// Whether the copy failed because the disk refused it (full, read-only).
     pub fn is_disk_full(&self) -> bool {
         match self {
             BackupError::Store(err) => err.is_storage_unavailable(),
-            BackupError::Target(redb::Error::Io(io)) => {
+            BackupError::Target(DbError(redb::Error::Io(io))) => {
                 matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
             }
             BackupError::Target(_) => false,
@@ -127,7 +127,7 @@ where
 pub enum NotADataFile {
     /// redb cannot open it.
     #[error("the file is not a readable data file: {0}")]
-    Unreadable(#[from] redb::Error),
+    Unreadable(#[from] DbError),
     /// It opens but holds no schema version.
     #[error("the file has no schema version")]
     NoSchema,
@@ -136,10 +136,11 @@ pub enum NotADataFile {
 /// Opens a file as a data file and reads its schema version, so a truncated or garbled
 /// copy is never kept as a backup.
 pub fn check_data_file(path: &Path) -> Result<(), NotADataFile> {
-    let db = Database::open(path).map_err(redb::Error::from)?;
-    let tx = db.begin_read().map_err(redb::Error::from)?;
+    let unreadable = |err: redb::Error| NotADataFile::Unreadable(DbError(err));
+    let db = Database::open(path).map_err(|e| unreadable(e.into()))?;
+    let tx = db.begin_read().map_err(|e| unreadable(e.into()))?;
     let meta = tx.open_table(tables::META).map_err(|_| NotADataFile::NoSchema)?;
-    meta.get("schema_version").map_err(redb::Error::from)?.ok_or(NotADataFile::NoSchema)?;
+    meta.get("schema_version").map_err(|e| unreadable(e.into()))?.ok_or(NotADataFile::NoSchema)?;
     Ok(())
 }
 

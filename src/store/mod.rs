@@ -59,9 +59,15 @@ pub(crate) trait ReopenHint {
 
 impl ReopenHint for StoreError {
     fn needs_reopen(&self) -> bool {
-        matches!(self, StoreError::Db(redb::Error::Io(_) | redb::Error::PreviousIo))
+        matches!(self, StoreError::Db(DbError(redb::Error::Io(_) | redb::Error::PreviousIo)))
     }
 }
+
+/// A failure of the storage engine underneath the store, kept opaque outside it (only its
+/// message is shown), so no caller depends on which engine that is.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct DbError(redb::Error);
 
 /// Why the data file could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +92,7 @@ pub enum OpenError {
     },
     /// redb could not open the file (corrupt, unreadable, ...).
     #[error("cannot open the data file {0}: {1}")]
-    Database(PathBuf, redb::DatabaseError),
+    Database(PathBuf, DbError),
     /// Reading or writing the schema record failed.
     #[error("cannot initialise the data file {0}: {1}")]
     Init(PathBuf, StoreError),
@@ -98,7 +104,7 @@ pub enum OpenError {
 pub enum StoreError {
     /// redb failed.
     #[error(transparent)]
-    Db(#[from] redb::Error),
+    Db(#[from] DbError),
     /// A stored record does not decode: the file was damaged or written by other code.
     #[error("corrupt record in table {table}: {source}")]
     Corrupt {
@@ -130,12 +136,13 @@ macro_rules! store_error_from_redb {
     ($($ty:ty),*) => {$(
         impl From<$ty> for StoreError {
             fn from(err: $ty) -> Self {
-                StoreError::Db(err.into())
+                StoreError::Db(DbError(err.into()))
             }
         }
     )*};
 }
 store_error_from_redb!(
+    redb::Error,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
@@ -148,14 +155,14 @@ impl StoreError {
     /// 503 and a retry later rather than a 500.
     pub fn is_storage_unavailable(&self) -> bool {
         match self {
-            StoreError::Db(redb::Error::Io(io)) => matches!(
+            StoreError::Db(DbError(redb::Error::Io(io))) => matches!(
                 io.kind(),
                 ErrorKind::StorageFull
                     | ErrorKind::ReadOnlyFilesystem
                     | ErrorKind::PermissionDenied
                     | ErrorKind::QuotaExceeded
             ),
-            StoreError::Db(redb::Error::PreviousIo) | StoreError::Unavailable(_) => true,
+            StoreError::Db(DbError(redb::Error::PreviousIo)) | StoreError::Unavailable(_) => true,
             _ => false,
         }
     }
@@ -168,7 +175,7 @@ impl Store {
         let path = dir.join(DATA_FILE_NAME);
         let db = open_database(&path).map_err(|err| match err {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(path.clone()),
-            other => OpenError::Database(path.clone(), other),
+            other => OpenError::Database(path.clone(), DbError(other.into())),
         })?;
         let store = Store { db: RwLock::new(Some(db)), broken: AtomicBool::new(false), path };
         store.init_schema()?;

@@ -106,7 +106,7 @@ impl Store {
         };
         let mut compacted = false;
         // Each call moves what it can; a few rounds reach the fixed point.
-        while db.compact().map_err(redb::Error::from)? {
+        while db.compact().map_err(StoreError::from)? {
             compacted = true;
         }
         Ok(compacted)
