@@ -136,7 +136,7 @@ mod tests {
         SessionRecord {
             id: VerificationSessionId::new(),
             status,
-            session_type: "identity".into(),
+            session_type: crate::store::sessions::SessionType::Identity,
             client_reference_id: None,
             livemode: false,
             expires_at: 0,

@@ -15,7 +15,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::ids::VerificationSessionId;
 use crate::lifecycle::Move;
 use crate::mode::Mode;
-use crate::store::sessions::{SessionRecord, SessionStatus};
+use crate::store::sessions::{SessionRecord, SessionStatus, SessionType};
 
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 10;
@@ -66,7 +66,7 @@ pub struct VerificationSession {
     pub status: SessionStatus,
     /// `identity` or `document`.
     #[serde(rename = "type")]
-    pub session_type: String,
+    pub session_type: SessionType,
     /// The caller's own reference, if given.
     pub client_reference_id: Option<String>,
     /// Whether it belongs to live mode.
@@ -115,9 +115,8 @@ async fn create_session(
 ) -> Result<HttpResponse, ApiError> {
     let input = body.0;
     let session_type = input.session_type.ok_or_else(|| ApiError::missing("type"))?;
-    if session_type != "identity" && session_type != "document" {
-        return Err(ApiError::invalid("type", "`type` must be `identity` or `document`."));
-    }
+    let session_type = SessionType::from_name(&session_type)
+        .ok_or_else(|| ApiError::invalid("type", "`type` must be `identity` or `document`."))?;
     if input.client_reference_id.as_ref().is_some_and(|r| r.chars().count() > MAX_REFERENCE_CHARS) {
         return Err(ApiError::invalid(
             "client_reference_id",
@@ -250,7 +249,7 @@ mod tests {
         let record = SessionRecord {
             id: VerificationSessionId::new(),
             status: SessionStatus::Processing,
-            session_type: "document".into(),
+            session_type: SessionType::Document,
             client_reference_id: Some("ref".into()),
             livemode: true,
             expires_at: 10,

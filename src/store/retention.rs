@@ -411,7 +411,7 @@ mod tests {
             let session = SessionRecord {
                 id: crate::ids::VerificationSessionId::new(),
                 status,
-                session_type: "identity".into(),
+                session_type: crate::store::sessions::SessionType::Identity,
                 client_reference_id: None,
                 livemode: n % 2 == 1,
                 expires_at: (expires_ms / 1000) as i64,

@@ -73,6 +73,27 @@ impl std::fmt::Display for SessionStatus {
     }
 }
 
+/// What a verification session verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionType {
+    /// A person's identity.
+    Identity,
+    /// An identity document.
+    Document,
+}
+
+impl SessionType {
+    /// The type named `name` in the API, if there is one.
+    pub fn from_name(name: &str) -> Option<SessionType> {
+        match name {
+            "identity" => Some(SessionType::Identity),
+            "document" => Some(SessionType::Document),
+            _ => None,
+        }
+    }
+}
+
 /// A verification session as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
@@ -82,7 +103,7 @@ pub struct SessionRecord {
     pub status: SessionStatus,
     /// `identity` or `document`.
     #[serde(rename = "type")]
-    pub session_type: String,
+    pub session_type: SessionType,
     /// The caller's own reference, if given.
     pub client_reference_id: Option<String>,
     /// Whether it belongs to live mode.
