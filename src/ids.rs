@@ -141,6 +141,12 @@ define_id!(
     VerificationSessionId,
     "vks_"
 );
+define_id!(
+    /// An application (`app_...`): a tenant that owns endpoints, events, deliveries and
+    /// sessions.
+    AppId,
+    "app_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -95,7 +95,8 @@ pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, Star
     let store = Arc::new(store);
     let metrics = Arc::new(metrics::Metrics::new());
     let engine = delivery::Engine::start(Arc::clone(&store), clock, &config, Arc::clone(&metrics))?;
-    Ok(Prepared { state: AppState::new(config, store, keys, engine, metrics, admin_token), first_key })
+    let default_apps = store.default_apps()?;
+    Ok(Prepared { state: AppState::new(config, store, keys, engine, metrics, admin_token, default_apps), first_key })
 }
 
 /// Creates and stores a new API key, made at `now` (Unix seconds); returns the key, which

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::ids::EventId;
-use crate::mode::Mode;
+use crate::store::apps::Owner;
 use crate::store::events::{EventMeta, NewEvent};
 
 /// The event object as delivered (and as `GET /v1/events/:id` shows it, plus
@@ -20,19 +20,20 @@ struct Payload<'a> {
     data: &'a serde_json::Value,
 }
 
-/// A new event of `event_type` in `mode` carrying `data`, created at `created` (Unix
-/// seconds), with its payload.
+/// A new event of `event_type` for application `owner` carrying `data`, created at
+/// `created` (Unix seconds), with its payload.
 pub fn new_event(
-    mode: Mode,
+    owner: Owner,
     event_type: &str,
     data: &serde_json::Value,
     created: i64,
 ) -> Result<NewEvent, serde_json::Error> {
     let id = EventId::new();
-    let payload = Payload { id, object: "event", event_type, livemode: mode.is_live(), created, data };
+    let payload = Payload { id, object: "event", event_type, livemode: owner.mode.is_live(), created, data };
     let body = serde_json::to_vec(&payload)?;
     let data_id = data.get("id").and_then(|v| v.as_str()).map(str::to_owned);
-    Ok(NewEvent { meta: EventMeta { id, mode, event_type: event_type.to_string(), created, data_id }, body })
+    let meta = EventMeta { id, app: owner.app, mode: owner.mode, event_type: event_type.to_string(), created, data_id };
+    Ok(NewEvent { meta, body })
 }
 
 #[cfg(test)]
@@ -42,7 +43,8 @@ mod tests {
     #[test]
     fn the_payload_is_the_event_object_with_its_data() {
         let data = serde_json::json!({"id": "vks_1", "status": "verified"});
-        let event = new_event(Mode::Live, "verification_session.verified", &data, 42).unwrap();
+        let owner = Owner { app: crate::ids::AppId::new(), mode: crate::mode::Mode::Live };
+        let event = new_event(owner, "verification_session.verified", &data, 42).unwrap();
         let body: serde_json::Value = serde_json::from_slice(&event.body).unwrap();
         assert_eq!(body["id"], event.meta.id.to_string());
         assert_eq!(body["object"], "event");
@@ -51,5 +53,6 @@ mod tests {
         assert_eq!(body["created"], 42);
         assert_eq!(body["data"], data);
         assert_eq!(event.meta.data_id.as_deref(), Some("vks_1"));
+        assert_eq!(event.meta.app, owner.app);
     }
 }

@@ -16,6 +16,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::mode::Mode;
 use crate::secrets::hash_api_key;
 use crate::store::api_keys::ApiKeyRecord;
+use crate::store::apps::Owner;
 
 /// The keys this server accepts, by SHA-256, with their modes. Built at start-up from the
 /// stored keys and the configured ones; keys change only through the CLI while the server
@@ -58,11 +59,13 @@ impl ApiKeys {
 }
 
 /// The authenticated caller, put into the request by [`require_api_key`]. Handlers take
-/// it as an argument to learn the mode they act in.
+/// it as an argument to learn the mode and the application they act in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {
     /// The mode of the key used.
     pub mode: Mode,
+    /// The application the request acts on (the mode's default one).
+    pub owner: Owner,
 }
 
 impl FromRequest for Caller {
@@ -85,14 +88,16 @@ pub async fn require_api_key(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let mode = presented_key(req.headers().get(header::AUTHORIZATION)).and_then(|presented| {
-        state.and_then(|s| s.keys.mode_of(&presented)).ok_or_else(|| {
+    let caller = presented_key(req.headers().get(header::AUTHORIZATION)).and_then(|presented| {
+        let found =
+            state.and_then(|s| s.keys.mode_of(&presented).map(|mode| Caller { mode, owner: s.default_apps.of(mode) }));
+        found.ok_or_else(|| {
             ApiError::new(ErrorCode::ApiKeyInvalid, format!("Invalid API key provided: {}.", redact(&presented)))
         })
     });
-    match mode {
-        Ok(mode) => {
-            req.extensions_mut().insert(Caller { mode });
+    match caller {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
             Ok(next.call(req).await?.map_into_left_body())
         }
         Err(err) => Ok(req.error_response(err).map_into_right_body()),

@@ -123,7 +123,7 @@ async fn require_endpoint(
     id: EndpointId,
     raw: &str,
 ) -> Result<(), ApiError> {
-    let found = blocking(state, move |store| store.endpoint(caller.mode, id)).await?;
+    let found = blocking(state, move |store| store.endpoint(caller.owner, id)).await?;
     found.map(|_| ()).ok_or_else(|| ApiError::not_found("webhook endpoint", raw))
 }
 
@@ -143,7 +143,7 @@ async fn list_deliveries(
     let status = query.status;
     let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
         .fetch::<DeliveryId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
-            store.list_attempts(caller.mode, id, request, status)
+            store.list_attempts(caller.owner, id, request, status)
         })
         .await?;
     let url = format!("/v1/webhook_endpoints/{id}/deliveries");
@@ -164,8 +164,8 @@ async fn retrieve_delivery(
     let endpoint = parse_id(&raw_endpoint)?;
     let delivery: DeliveryId = super::path_id(&raw_delivery, "delivery")?;
     let found = blocking(&state, move |store| {
-        let Some(attempt) = store.attempt(caller.mode, endpoint, delivery)? else { return Ok(None) };
-        let body = store.event(caller.mode, attempt.event_id)?.map(|e| e.body);
+        let Some(attempt) = store.attempt(caller.owner, endpoint, delivery)? else { return Ok(None) };
+        let body = store.event(caller.owner, attempt.event_id)?.map(|e| e.body);
         Ok::<_, crate::store::StoreError>(Some((attempt, body)))
     })
     .await?;
@@ -191,7 +191,7 @@ async fn retry_delivery(
     let (raw_endpoint, raw_delivery) = path.into_inner();
     let endpoint = parse_id(&raw_endpoint)?;
     let delivery: DeliveryId = super::path_id(&raw_delivery, "delivery")?;
-    match state.engine.retry_now(caller.mode, endpoint, delivery).await? {
+    match state.engine.retry_now(caller.owner, endpoint, delivery).await? {
         RetryNow::Moved(record, _) => Ok(HttpResponse::Ok().json(Delivery::from(*record))),
         RetryNow::NoSuchAttempt => Err(ApiError::not_found("delivery", &raw_delivery)),
         RetryNow::NotScheduled(status) => Err(ApiError::new(

@@ -68,7 +68,7 @@ async fn rotate_secret(
     let new_secret = secret.clone();
     let now = state.engine.clock().now();
     let updated = blocking(&state, move |store| {
-        store.update_endpoint(caller.mode, id, |record| {
+        store.update_endpoint(caller.owner, id, |record| {
             let previous = record.secrets.iter().find(|s| s.expires_at.is_none()).cloned();
             record.secrets = vec![SigningSecret { secret: new_secret, expires_at: None }];
             if let (Some(grace), Some(previous)) = (grace, previous) {
@@ -95,17 +95,18 @@ async fn test_endpoint(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let found = blocking(&state, move |store| store.endpoint(caller.mode, id)).await?;
+    let found = blocking(&state, move |store| store.endpoint(caller.owner, id)).await?;
     let endpoint = found.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     let data = serde_json::to_value(Endpoint::from(endpoint.clone())).map_err(|e| ApiError::internal(&e))?;
     let now = state.engine.clock().now();
-    let event = crate::payload::new_event(caller.mode, ENDPOINT_TEST, &data, now)?;
+    let event = crate::payload::new_event(caller.owner, ENDPOINT_TEST, &data, now)?;
     let meta = event.meta.clone();
     let body = event.body.clone();
 
     let (outcome, headers) = state.engine.send_now(endpoint.clone(), meta.id.to_string(), body.into(), now).await?;
     let attempt = AttemptRecord {
         id: DeliveryId::new(),
+        app: caller.owner.app,
         mode: caller.mode,
         endpoint_id: endpoint.id,
         event_id: meta.id,
@@ -196,7 +197,7 @@ async fn recover_endpoint(
     let since = unix_time("since", since.ok_or_else(|| ApiError::missing("since"))?)?;
     let recovery = state
         .engine
-        .recover_endpoint(caller.mode, id, since, dry_run)
+        .recover_endpoint(caller.owner, id, since, dry_run)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     let out = RecoverOut {

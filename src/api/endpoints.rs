@@ -321,6 +321,7 @@ async fn create_endpoint(
     let secret = new_endpoint_secret();
     let record = EndpointRecord {
         id: EndpointId::new(),
+        app: caller.owner.app,
         mode: caller.mode,
         url: input.url,
         enabled_events: input.enabled_events,
@@ -346,7 +347,7 @@ async fn retrieve_endpoint(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let found = blocking(&state, move |store| store.endpoint(caller.mode, id)).await?;
+    let found = blocking(&state, move |store| store.endpoint(caller.owner, id)).await?;
     let record = found.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     Ok(HttpResponse::Ok().json(Endpoint::from(record)))
 }
@@ -371,7 +372,7 @@ async fn update_endpoint(
         check_resolved(&state, url).await?;
     }
     let enables = changes.status == Some(EndpointStatus::Enabled);
-    let updated = state.engine.update_endpoint(caller.mode, id, enables, move |record| changes.apply(record)).await?;
+    let updated = state.engine.update_endpoint(caller.owner, id, enables, move |record| changes.apply(record)).await?;
     let record = updated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     Ok(HttpResponse::Ok().json(Endpoint::from(record)))
 }
@@ -386,7 +387,7 @@ async fn delete_endpoint(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let deleted = state.engine.delete_endpoint(caller.mode, id).await?;
+    let deleted = state.engine.delete_endpoint(caller.owner, id).await?;
     if !deleted {
         return Err(ApiError::not_found("webhook endpoint", &path));
     }
@@ -406,7 +407,7 @@ async fn list_endpoints(
         .0
         .params()
         .fetch::<EndpointId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
-            store.list_endpoints(caller.mode, request)
+            store.list_endpoints(caller.owner, request)
         })
         .await?;
     let data: Vec<Endpoint> = page.items.into_iter().map(Endpoint::from).collect();
@@ -477,6 +478,7 @@ mod tests {
         let (policy, types) = fixtures();
         let mut record = EndpointRecord {
             id: EndpointId::new(),
+            app: crate::ids::AppId::new(),
             mode: crate::mode::Mode::Test,
             url: "https://a.example".into(),
             enabled_events: vec!["*".into()],

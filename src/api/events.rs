@@ -145,7 +145,7 @@ async fn publish_event(
     if !data.is_object() {
         return Err(ApiError::invalid("data", "`data` must be a JSON object."));
     }
-    let event = crate::payload::new_event(caller.mode, &event_type, &data, state.engine.clock().now())?;
+    let event = crate::payload::new_event(caller.owner, &event_type, &data, state.engine.clock().now())?;
     let meta = event.meta.clone();
     let published = state.engine.publish(event).await?;
     Ok(HttpResponse::Ok().json(Event::new(&meta, EventData::Value(&data), published.deliveries)))
@@ -161,7 +161,7 @@ async fn retrieve_event(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let found = blocking(&state, move |store| store.event(caller.mode, id)).await?;
+    let found = blocking(&state, move |store| store.event(caller.owner, id)).await?;
     let event = found.ok_or_else(|| ApiError::not_found("event", &path))?;
     Ok(HttpResponse::Ok().json(render(&event)?))
 }
@@ -229,7 +229,7 @@ async fn list_events(
     };
     let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
         .fetch::<EventId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
-            store.list_events(caller.mode, request, &filter)
+            store.list_events(caller.owner, request, &filter)
         })
         .await?;
     let data = page.items.iter().map(render).collect::<Result<Vec<_>, _>>()?;
@@ -253,9 +253,9 @@ async fn event_deliveries(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     let (found, attempts) = blocking(&state, move |store| {
-        let found = store.event(caller.mode, id)?.is_some();
+        let found = store.event(caller.owner, id)?.is_some();
         let attempts =
-            if found { store.event_attempts(caller.mode, id, MAX_EVENT_DELIVERIES)? } else { Default::default() };
+            if found { store.event_attempts(caller.owner, id, MAX_EVENT_DELIVERIES)? } else { Default::default() };
         Ok::<_, crate::store::StoreError>((found, attempts))
     })
     .await?;
@@ -288,14 +288,14 @@ async fn resend_event(
                 .map_err(|_| ApiError::invalid("endpoint", format!("No such webhook endpoint: '{raw}'.")))?,
         ),
     };
-    match state.engine.resend_event(caller.mode, id, endpoint).await? {
+    match state.engine.resend_event(caller.owner, id, endpoint).await? {
         Resent::NoEvent => return Err(ApiError::not_found("event", &path)),
         Resent::NoEndpoint => {
             return Err(ApiError::invalid("endpoint", "No such webhook endpoint in this mode."));
         }
         Resent::Scheduled(_) => {}
     }
-    let found = blocking(&state, move |store| store.event(caller.mode, id)).await?;
+    let found = blocking(&state, move |store| store.event(caller.owner, id)).await?;
     let event = found.ok_or_else(|| ApiError::not_found("event", &path))?;
     Ok(HttpResponse::Ok().json(render(&event)?))
 }

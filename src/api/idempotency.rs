@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 use super::extract::read_body;
 use super::{AppState, Caller, blocking};
 use crate::error::{ApiError, ErrorCode};
-use crate::mode::Mode;
+use crate::ids::AppId;
+use crate::store::apps::Owner;
 use crate::store::idempotency::{IdempotencyRecord, WINDOW_SECS};
 
 /// The request header carrying the key.
@@ -36,21 +37,21 @@ const MAX_KEY_BYTES: usize = 255;
 /// instead of running the request a second time.
 #[derive(Debug, Default, Clone)]
 pub struct InFlight {
-    keys: Arc<Mutex<HashSet<(Mode, String)>>>,
+    keys: Arc<Mutex<HashSet<(AppId, String)>>>,
 }
 
 impl InFlight {
     /// Claims a key; `None` if it is already claimed. The claim ends when the guard drops,
     /// however the request ends.
-    fn claim(&self, mode: Mode, key: &str) -> Option<Claim> {
+    fn claim(&self, app: AppId, key: &str) -> Option<Claim> {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        keys.insert((mode, key.to_string())).then(|| Claim { owner: self.clone(), key: (mode, key.to_string()) })
+        keys.insert((app, key.to_string())).then(|| Claim { owner: self.clone(), key: (app, key.to_string()) })
     }
 }
 
 struct Claim {
     owner: InFlight,
-    key: (Mode, String),
+    key: (AppId, String),
 }
 
 impl Drop for Claim {
@@ -66,22 +67,22 @@ enum Before {
     /// Answer with this stored response.
     Replay(HttpResponse),
     /// Run the request, then store its response under the claimed key.
-    Run { state: web::Data<AppState>, mode: Mode, key: String, fingerprint: String, claim: Claim },
+    Run { state: web::Data<AppState>, owner: Owner, key: String, fingerprint: String, claim: Claim },
 }
 
 /// Middleware: replays or records responses of POST requests that carry the header.
-/// Must run after [`super::auth::require_api_key`], whose [`Caller`] scopes keys by mode.
+/// Must run after [`super::auth::require_api_key`], whose [`Caller`] scopes keys by application.
 /// Its refusals are responses, not errors, so they pass through the boundary middleware
 /// like any other answer.
 pub async fn idempotent_posts(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let (state, mode, key, fingerprint, _claim) = match before(&mut req).await {
+    let (state, owner, key, fingerprint, _claim) = match before(&mut req).await {
         Err(err) => return Ok(req.error_response(err)),
         Ok(Before::PassThrough) => return Ok(next.call(req).await?.map_into_boxed_body()),
         Ok(Before::Replay(replay)) => return Ok(req.into_response(replay)),
-        Ok(Before::Run { state, mode, key, fingerprint, claim }) => (state, mode, key, fingerprint, claim),
+        Ok(Before::Run { state, owner, key, fingerprint, claim }) => (state, owner, key, fingerprint, claim),
     };
     let response = next.call(req).await?;
     if !response.status().is_success() {
@@ -99,7 +100,7 @@ pub async fn idempotent_posts(
         body: String::from_utf8_lossy(&bytes).into_owned(),
         created: state.engine.clock().now(),
     };
-    if let Err(err) = blocking(&state, move |store| store.put_idempotency_record(mode, &key, &record)).await {
+    if let Err(err) = blocking(&state, move |store| store.put_idempotency_record(owner, &key, &record)).await {
         // The request itself succeeded and is committed; only its replay record is
         // missing, so a retry would run it again. Say so in the log, answer as done.
         tracing::warn!(error = %err, "idempotency record not stored");
@@ -126,7 +127,7 @@ async fn before(req: &mut ServiceRequest) -> Result<Before, ApiError> {
         }
     };
     let state = req.app_data::<web::Data<AppState>>().cloned().ok_or_else(missing_state)?;
-    let mode = req.extensions().get::<Caller>().map(|c| c.mode).ok_or_else(missing_state)?;
+    let owner = req.extensions().get::<Caller>().map(|c| c.owner).ok_or_else(missing_state)?;
 
     let length = super::extract::declared_length(req.request());
     let body = read_body(&mut req.take_payload(), length).await?;
@@ -134,7 +135,7 @@ async fn before(req: &mut ServiceRequest) -> Result<Before, ApiError> {
     req.set_payload(Payload::from(body));
 
     let lookup_key = key.clone();
-    let stored = blocking(&state, move |store| store.idempotency_record(mode, &lookup_key)).await?;
+    let stored = blocking(&state, move |store| store.idempotency_record(owner, &lookup_key)).await?;
     let now = state.engine.clock().now();
     if let Some(stored) = stored.filter(|r| now - r.created < WINDOW_SECS) {
         if stored.fingerprint != fingerprint {
@@ -153,13 +154,13 @@ async fn before(req: &mut ServiceRequest) -> Result<Before, ApiError> {
         return Ok(Before::Replay(replay));
     }
 
-    let claim = state.idempotency.claim(mode, &key).ok_or_else(|| {
+    let claim = state.idempotency.claim(owner.app, &key).ok_or_else(|| {
         ApiError::new(
             ErrorCode::IdempotencyKeyInUse,
             format!("A request with the {HEADER} `{key}` is still being processed. Retry once it has finished."),
         )
     })?;
-    Ok(Before::Run { state, mode, key, fingerprint, claim })
+    Ok(Before::Run { state, owner, key, fingerprint, claim })
 }
 
 fn missing_state() -> ApiError {
@@ -192,10 +193,10 @@ mod tests {
     #[test]
     fn a_claim_is_exclusive_until_dropped() {
         let in_flight = InFlight::default();
-        let claim = in_flight.claim(Mode::Test, "k").unwrap();
-        assert!(in_flight.claim(Mode::Test, "k").is_none());
-        assert!(in_flight.claim(Mode::Live, "k").is_some(), "modes do not share keys");
+        let claim = in_flight.claim(AppId(1), "k").unwrap();
+        assert!(in_flight.claim(AppId(1), "k").is_none());
+        assert!(in_flight.claim(AppId(2), "k").is_some(), "applications do not share keys");
         drop(claim);
-        assert!(in_flight.claim(Mode::Test, "k").is_some());
+        assert!(in_flight.claim(AppId(1), "k").is_some());
     }
 }

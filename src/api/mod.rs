@@ -64,6 +64,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// What `/admin` routes require as a bearer token (see [`crate::admin`]).
     pub admin_token: String,
+    /// Each mode's default application, which requests act on.
+    pub default_apps: crate::store::apps::DefaultApps,
 }
 
 impl AppState {
@@ -75,6 +77,7 @@ impl AppState {
         engine: Engine,
         metrics: Arc<Metrics>,
         admin_token: String,
+        default_apps: crate::store::apps::DefaultApps,
     ) -> Self {
         Self {
             event_types: EventTypes::new(&config.events.custom_types),
@@ -86,6 +89,7 @@ impl AppState {
             engine,
             metrics,
             admin_token,
+            default_apps,
         }
     }
 }

@@ -167,7 +167,7 @@ async fn delivery_stats(
 ) -> Result<HttpResponse, ApiError> {
     let window = query.0.window(state.engine.clock().now())?;
     let stats = blocking(&state, move |store| {
-        store.delivery_stats(caller.mode, window.since, window.until, window.bucket, RECENT_FAILURES)
+        store.delivery_stats(caller.owner, window.since, window.until, window.bucket, RECENT_FAILURES)
     })
     .await?;
     let mut totals = Outcomes::default();

@@ -15,6 +15,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::ids::VerificationSessionId;
 use crate::lifecycle::Move;
 use crate::mode::Mode;
+use crate::store::apps::Owner;
 use crate::store::sessions::{SessionRecord, SessionStatus, SessionType};
 
 /// `limit` when a list request gives none.
@@ -131,6 +132,7 @@ async fn create_session(
     let expires_ms = now_ms + lifetime.as_millis() as u64;
     let session = SessionRecord {
         id: VerificationSessionId::new(),
+        app: caller.owner.app,
         status: SessionStatus::RequiresInput,
         session_type,
         client_reference_id: input.client_reference_id,
@@ -154,7 +156,7 @@ async fn retrieve_session(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let found = blocking(&state, move |store| store.session(caller.mode, id)).await?;
+    let found = blocking(&state, move |store| store.session(caller.owner, id)).await?;
     let found = found.ok_or_else(|| ApiError::not_found("verification session", &path))?;
     Ok(HttpResponse::Ok().json(VerificationSession::from(found)))
 }
@@ -172,7 +174,7 @@ async fn list_sessions(
         .0
         .params()
         .fetch::<VerificationSessionId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
-            store.list_sessions(caller.mode, request)
+            store.list_sessions(caller.owner, request)
         })
         .await?;
     let data: Vec<VerificationSession> = page.items.into_iter().map(VerificationSession::from).collect();
@@ -182,12 +184,12 @@ async fn list_sessions(
 /// Applies a move to a session and emits its event, in one transaction.
 async fn move_session(
     state: &web::Data<AppState>,
-    mode: Mode,
+    owner: Owner,
     raw: &str,
     step: Move,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(raw)?;
-    match state.engine.move_session(mode, id, step).await? {
+    match state.engine.move_session(owner, id, step).await? {
         SessionMoved::Moved(session) => Ok(HttpResponse::Ok().json(VerificationSession::from(session))),
         SessionMoved::Refused(refusal) => Err(refusal.into()),
         SessionMoved::Missing => Err(ApiError::not_found("verification session", raw)),
@@ -205,7 +207,7 @@ async fn cancel_session(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    move_session(&state, caller.mode, &path, Move::Cancel).await
+    move_session(&state, caller.owner, &path, Move::Cancel).await
 }
 
 /// Move a test-mode verification session, as a real verification would.
@@ -235,7 +237,7 @@ async fn test_helper(
             "Test helpers only work with a test key (vk_test_...); live sessions move only through real verification.",
         ));
     }
-    move_session(&state, caller.mode, &raw, step).await
+    move_session(&state, caller.owner, &raw, step).await
 }
 
 #[cfg(test)]
@@ -248,6 +250,7 @@ mod tests {
         metadata.insert("k".to_string(), "v".to_string());
         let record = SessionRecord {
             id: VerificationSessionId::new(),
+            app: crate::ids::AppId::new(),
             status: SessionStatus::Processing,
             session_type: SessionType::Document,
             client_reference_id: Some("ref".into()),

@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::ids::{DeliveryId, EndpointId, EventId, VerificationSessionId};
 use crate::lifecycle::{Move, MoveError};
 use crate::metrics::Metrics;
-use crate::mode::Mode;
+use crate::store::apps::Owner;
 use crate::store::attempts::{AttemptResult, Job};
 use crate::store::endpoints::EndpointRecord;
 use crate::store::events::{NewEvent, Published, Resent};
@@ -179,12 +179,12 @@ impl Engine {
     /// subscribes to), else to every enabled endpoint subscribed to its type.
     pub async fn resend_event(
         &self,
-        mode: Mode,
+        owner: Owner,
         id: EventId,
         endpoint: Option<EndpointId>,
     ) -> Result<Resent, EngineError> {
         let now_ms = self.clock.now_ms();
-        let resent = self.blocking(move |store| store.resend_event(mode, id, endpoint, now_ms)).await?;
+        let resent = self.blocking(move |store| store.resend_event(owner, id, endpoint, now_ms)).await?;
         if let Resent::Scheduled(scheduled) = &resent {
             self.wake(scheduled.clone());
         }
@@ -193,9 +193,9 @@ impl Engine {
 
     /// Moves a scheduled attempt to now: `id` names the pending attempt or the `retrying`
     /// attempt whose retry it is.
-    pub async fn retry_now(&self, mode: Mode, endpoint: EndpointId, id: DeliveryId) -> Result<RetryNow, EngineError> {
+    pub async fn retry_now(&self, owner: Owner, endpoint: EndpointId, id: DeliveryId) -> Result<RetryNow, EngineError> {
         let now_ms = self.clock.now_ms();
-        let outcome = self.blocking(move |store| store.retry_now(mode, endpoint, id, now_ms)).await?;
+        let outcome = self.blocking(move |store| store.retry_now(owner, endpoint, id, now_ms)).await?;
         if let RetryNow::Moved(_, scheduled) = &outcome {
             self.wake(scheduled.clone());
         }
@@ -208,14 +208,14 @@ impl Engine {
     /// `None`: no such endpoint.
     pub async fn update_endpoint(
         &self,
-        mode: Mode,
+        owner: Owner,
         id: EndpointId,
         enables: bool,
         change: impl FnOnce(&mut EndpointRecord) + Send + 'static,
     ) -> Result<Option<EndpointRecord>, EngineError> {
         let now_ms = self.clock.now_ms();
         let updated =
-            self.blocking(move |store| store.update_endpoint_and_resume(mode, id, now_ms, enables, change)).await?;
+            self.blocking(move |store| store.update_endpoint_and_resume(owner, id, now_ms, enables, change)).await?;
         Ok(updated.map(|EndpointUpdated { endpoint, resumed }| {
             self.wake(resumed);
             endpoint
@@ -224,9 +224,9 @@ impl Engine {
 
     /// Deletes an endpoint and ends its pending deliveries (they become `failed`); the
     /// scheduler drops their entries. `false`: no such endpoint.
-    pub async fn delete_endpoint(&self, mode: Mode, id: EndpointId) -> Result<bool, EngineError> {
+    pub async fn delete_endpoint(&self, owner: Owner, id: EndpointId) -> Result<bool, EngineError> {
         let now = self.clock.now();
-        self.blocking(move |store| store.delete_endpoint(mode, id, now)).await
+        self.blocking(move |store| store.delete_endpoint(owner, id, now)).await
     }
 
     /// Resends to an endpoint every event whose delivery to it failed for good among
@@ -234,13 +234,14 @@ impl Engine {
     /// endpoint.
     pub async fn recover_endpoint(
         &self,
-        mode: Mode,
+        owner: Owner,
         id: EndpointId,
         since: i64,
         dry_run: bool,
     ) -> Result<Option<Recovery>, EngineError> {
         let now_ms = self.clock.now_ms();
-        let mut recovery = self.blocking(move |store| store.recover_endpoint(mode, id, since, dry_run, now_ms)).await?;
+        let mut recovery =
+            self.blocking(move |store| store.recover_endpoint(owner, id, since, dry_run, now_ms)).await?;
         if let Some(recovery) = &mut recovery {
             self.wake(std::mem::take(&mut recovery.scheduled));
         }
@@ -264,12 +265,13 @@ impl Engine {
     /// Moves a session and emits the move's event, in one transaction.
     pub async fn move_session(
         &self,
-        mode: Mode,
+        owner: Owner,
         id: VerificationSessionId,
         step: Move,
     ) -> Result<SessionMoved, EngineError> {
         let (now_ms, now) = (self.clock.now_ms(), self.clock.now());
-        let change = self.blocking(move |store| store.change_session(mode, id, now_ms, |s| step.apply(s, now))).await?;
+        let change =
+            self.blocking(move |store| store.change_session(owner, id, now_ms, |s| step.apply(s, now))).await?;
         Ok(match change {
             SessionChange::Changed(changed) => {
                 self.metrics.events.inc();
@@ -342,7 +344,7 @@ pub enum SessionMoved {
     Moved(SessionRecord),
     /// The session's status does not allow the move; nothing changed.
     Refused(MoveError),
-    /// No such session in this mode.
+    /// No such session in this application.
     Missing,
 }
 

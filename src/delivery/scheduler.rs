@@ -367,14 +367,16 @@ mod tests {
     const START_MS: u64 = 1_800_000_000_000;
 
     fn endpoint(store: &Store, event_type: &str) -> EndpointId {
-        let record = EndpointRecord::for_test(Mode::Test, "http://127.0.0.1:9/", event_type);
+        let record = EndpointRecord::for_test(store.test_owner(Mode::Test), "http://127.0.0.1:9/", event_type);
         store.insert_endpoint(&record).unwrap();
         record.id
     }
 
     fn publish(store: &Store, event_type: &str, n: usize, now_ms: u64) -> Scheduled {
         let events: Vec<NewEvent> = (0..n)
-            .map(|_| crate::payload::new_event(Mode::Test, event_type, &serde_json::json!({}), 0).unwrap())
+            .map(|_| {
+                crate::payload::new_event(store.test_owner(Mode::Test), event_type, &serde_json::json!({}), 0).unwrap()
+            })
             .collect();
         store.publish_events(&events, now_ms).unwrap().1
     }

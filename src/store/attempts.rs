@@ -14,12 +14,13 @@ use std::time::Duration;
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::apps::Owner;
 use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::health::{FailureRun, HealthBatch, HealthVerdict};
 use super::pagination::{Cursor, ListError, Page, PageRequest};
 use super::queue::{QueueKey, QueueTables, Scheduled};
 use super::{Store, StoreError, decode_found, encode, tables};
-use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
 
 pub(super) const TABLE: &str = "attempts";
@@ -55,7 +56,9 @@ impl AttemptStatus {
 pub struct AttemptRecord {
     /// Its id.
     pub id: DeliveryId,
-    /// The mode of its endpoint and event.
+    /// The application of its endpoint and event.
+    pub app: AppId,
+    /// The application's mode.
     pub mode: Mode,
     /// Where it goes.
     pub endpoint_id: EndpointId,
@@ -157,16 +160,16 @@ pub struct Job {
 /// The tables a scheduling write touches, opened once per transaction.
 pub(super) struct DeliveryTables<'txn> {
     attempts: Table<'txn, u128, &'static [u8]>,
-    by_endpoint: Table<'txn, (u8, u128, u128), ()>,
+    by_endpoint: Table<'txn, (u128, u128, u128), ()>,
     by_event: Table<'txn, (u128, u128), ()>,
-    stats: Table<'txn, (u8, u64, u128, u8), u64>,
-    failures: Table<'txn, (u8, u128), ()>,
+    stats: Table<'txn, (u128, u64, u128, u8), u64>,
+    failures: Table<'txn, (u128, u128), ()>,
     pub(super) queue: QueueTables<'txn>,
     event_pending: Table<'txn, u128, u32>,
     /// Per-minute outcome counts tallied in this transaction, written together by
     /// [`DeliveryTables::write_tallies`]: a batch of hundreds of results to one endpoint
     /// in one minute is one counter update, not hundreds.
-    tallies: HashMap<(u8, u64, u128, u8), u64>,
+    tallies: HashMap<(u128, u64, u128, u8), u64>,
 }
 
 impl<'txn> DeliveryTables<'txn> {
@@ -197,6 +200,7 @@ impl<'txn> DeliveryTables<'txn> {
     ) -> Result<(), StoreError> {
         let record = AttemptRecord {
             id: DeliveryId::new(),
+            app: endpoint.app,
             mode: endpoint.mode,
             endpoint_id: endpoint.id,
             event_id,
@@ -217,7 +221,7 @@ impl<'txn> DeliveryTables<'txn> {
         if endpoint.status == EndpointStatus::Disabled {
             self.queue.park(endpoint.id, record.id, None)?;
         } else {
-            scheduled.push(self.queue.enqueue(endpoint.mode, endpoint.id, record.id, due_ms)?);
+            scheduled.push(self.queue.enqueue(endpoint.app, endpoint.id, record.id, due_ms)?);
         }
         Ok(())
     }
@@ -225,7 +229,7 @@ impl<'txn> DeliveryTables<'txn> {
     /// Lists an attempt under its endpoint and its event.
     fn index(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
         let id = record.id.as_u128();
-        self.by_endpoint.insert((record.mode.as_u8(), record.endpoint_id.as_u128(), id), ())?;
+        self.by_endpoint.insert((record.app.as_u128(), record.endpoint_id.as_u128(), id), ())?;
         self.by_event.insert((record.event_id.as_u128(), id), ())?;
         Ok(())
     }
@@ -261,11 +265,11 @@ impl<'txn> DeliveryTables<'txn> {
             AttemptStatus::Retrying | AttemptStatus::Failed => tables::OUTCOME_FAILED,
             AttemptStatus::Pending => return Ok(()),
         };
-        let mode = record.mode.as_u8();
-        let key = (mode, (record.created.max(0) as u64) / 60, record.endpoint_id.as_u128(), outcome);
+        let app = record.app.as_u128();
+        let key = (app, (record.created.max(0) as u64) / 60, record.endpoint_id.as_u128(), outcome);
         *self.tallies.entry(key).or_default() += 1;
         if outcome == tables::OUTCOME_FAILED {
-            self.failures.insert((mode, record.id.as_u128()), ())?;
+            self.failures.insert((app, record.id.as_u128()), ())?;
         }
         Ok(())
     }
@@ -351,12 +355,12 @@ pub(super) fn record_in(
         let verdict = policy.health(health.current(record.endpoint_id)?, result);
         health.set(record.endpoint_id, verdict.run);
         if let Some(reason) = &verdict.disable {
-            endpoints::disable_in(&mut endpoints, record.mode, record.endpoint_id, reason)?;
+            endpoints::disable_in(&mut endpoints, record.app, record.endpoint_id, reason)?;
         }
         let retry = if result.succeeded { None } else { policy.retry_delay(record.attempt, result.retry_after) };
         // The endpoint is read only when a retry is to be scheduled for it.
         let endpoint = match retry {
-            Some(_) => endpoints::get_in(&endpoints, record.mode, record.endpoint_id)?,
+            Some(_) => endpoints::get_in(&endpoints, record.app, record.endpoint_id)?,
             None => None,
         };
         match (result.succeeded, retry, endpoint) {
@@ -422,7 +426,7 @@ impl Store {
                     out.push(None);
                     continue;
                 };
-                let endpoint = endpoints::get_in(&endpoints, attempt.mode, attempt.endpoint_id)?;
+                let endpoint = endpoints::get_in(&endpoints, attempt.app, attempt.endpoint_id)?;
                 let body = bodies.get(attempt.event_id.as_u128())?.map(|b| b.value().to_vec());
                 out.push(Some(Job { attempt, endpoint, body }));
             }
@@ -433,7 +437,7 @@ impl Store {
     /// One page of an endpoint's attempts, newest first, optionally of one status.
     pub fn list_attempts(
         &self,
-        mode: Mode,
+        owner: Owner,
         endpoint: EndpointId,
         request: PageRequest<DeliveryId>,
         status: Option<AttemptStatus>,
@@ -442,7 +446,7 @@ impl Store {
             let tx = db.begin_read().map_err(StoreError::from)?;
             let index = tx.open_table(tables::ENDPOINT_ATTEMPTS).map_err(StoreError::from)?;
             let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
-            let (m, e) = (mode.as_u8(), endpoint.as_u128());
+            let (m, e) = (owner.app.as_u128(), endpoint.as_u128());
             let request = PageRequest { limit: request.limit, cursor: request.cursor.position() };
             if let Cursor::After(id) | Cursor::Before(id) = request.cursor
                 && index.get((m, e, id)).map_err(StoreError::from)?.is_none()
@@ -483,22 +487,22 @@ impl Store {
     /// One attempt of an endpoint.
     pub fn attempt(
         &self,
-        mode: Mode,
+        owner: Owner,
         endpoint: EndpointId,
         id: DeliveryId,
     ) -> Result<Option<AttemptRecord>, StoreError> {
         self.read(|tx| {
             let record: Option<AttemptRecord> =
                 decode_found(TABLE, tx.open_table(tables::ATTEMPTS)?.get(id.as_u128())?)?;
-            Ok(record.filter(|r| r.mode == mode && r.endpoint_id == endpoint))
+            Ok(record.filter(|r| r.app == owner.app && r.endpoint_id == endpoint))
         })
     }
 
-    /// The newest attempts of an event (in `mode`), at most `limit`, newest first; and
+    /// The newest attempts of an event (in `owner`'s application), at most `limit`, newest first; and
     /// whether there are more.
     pub fn event_attempts(
         &self,
-        mode: Mode,
+        owner: Owner,
         event: EventId,
         limit: usize,
     ) -> Result<(Vec<AttemptRecord>, bool), StoreError> {
@@ -512,7 +516,7 @@ impl Store {
                 let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(key.value().1)?)? else {
                     continue;
                 };
-                if record.mode != mode {
+                if record.app != owner.app {
                     continue;
                 }
                 if out.len() == limit {

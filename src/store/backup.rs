@@ -83,6 +83,8 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
     };
     add(copy(from, to, tables::META)?);
     add(copy(from, to, tables::API_KEYS)?);
+    add(copy(from, to, tables::APPS)?);
+    add(copy(from, to, tables::DEFAULT_APPS)?);
     add(copy(from, to, tables::ENDPOINTS)?);
     add(copy(from, to, tables::ENDPOINT_HEALTH)?);
     add(copy(from, to, tables::IDEMPOTENCY)?);
@@ -155,7 +157,8 @@ mod tests {
     fn a_backup_holds_every_table_of_the_store_and_opens_as_a_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("data")).unwrap();
-        let event = crate::payload::new_event(Mode::Test, "a.b", &serde_json::json!({"n": 1}), 5).unwrap();
+        let event =
+            crate::payload::new_event(store.test_owner(Mode::Test), "a.b", &serde_json::json!({"n": 1}), 5).unwrap();
         let _ = store.publish_events(std::slice::from_ref(&event), 0).unwrap();
         let copy = dir.path().join("copy.redb");
         let summary = store.backup_to(&copy).unwrap();
@@ -175,8 +178,9 @@ mod tests {
         std::fs::create_dir(&restored_dir).unwrap();
         std::fs::rename(&copy, restored_dir.join(crate::store::DATA_FILE_NAME)).unwrap();
         let restored = Store::open(&restored_dir).unwrap();
-        let found = restored.event(Mode::Test, event.meta.id).unwrap().expect("the event is in the backup");
-        assert_eq!(found.body, store.event(Mode::Test, event.meta.id).unwrap().unwrap().body);
+        let found =
+            restored.event(store.test_owner(Mode::Test), event.meta.id).unwrap().expect("the event is in the backup");
+        assert_eq!(found.body, store.event(store.test_owner(Mode::Test), event.meta.id).unwrap().unwrap().body);
     }
 
     #[test]
@@ -186,8 +190,8 @@ mod tests {
         let err = store.backup_to(&dir.path().join("no/such/dir/copy.redb")).unwrap_err();
         assert!(matches!(err, BackupError::Target(_)), "{err}");
         assert!(!err.needs_reopen(), "a failed copy says nothing about the data file");
-        let event = crate::payload::new_event(Mode::Test, "a.b", &serde_json::json!({}), 5).unwrap();
+        let event = crate::payload::new_event(store.test_owner(Mode::Test), "a.b", &serde_json::json!({}), 5).unwrap();
         let _ = store.publish_events(std::slice::from_ref(&event), 0).unwrap();
-        assert!(store.event(Mode::Test, event.meta.id).unwrap().is_some());
+        assert!(store.event(store.test_owner(Mode::Test), event.meta.id).unwrap().is_some());
     }
 }

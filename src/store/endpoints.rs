@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::apps::Owner;
 use super::pagination::{ListError, Page, PageRequest, list_page};
 use super::{Store, StoreError, decode, decode_found, encode, tables};
 use crate::event_types::WILDCARD;
-use crate::ids::EndpointId;
+use crate::ids::{AppId, EndpointId};
 use crate::mode::Mode;
 
 pub(super) const TABLE: &str = "webhook_endpoints";
@@ -37,7 +38,9 @@ pub struct SigningSecret {
 pub struct EndpointRecord {
     /// Its id.
     pub id: EndpointId,
-    /// The mode of the key that created it.
+    /// The application it belongs to.
+    pub app: AppId,
+    /// The application's mode.
     pub mode: Mode,
     /// Where deliveries are POSTed.
     pub url: String,
@@ -75,10 +78,11 @@ pub struct Failing {
 #[cfg(test)]
 impl EndpointRecord {
     /// An enabled endpoint with no secret, for unit tests.
-    pub(crate) fn for_test(mode: Mode, url: &str, event_type: &str) -> Self {
+    pub(crate) fn for_test(owner: Owner, url: &str, event_type: &str) -> Self {
         EndpointRecord {
             id: EndpointId::new(),
-            mode,
+            app: owner.app,
+            mode: owner.mode,
             url: url.to_string(),
             enabled_events: vec![event_type.to_string()],
             description: None,
@@ -109,56 +113,64 @@ pub fn subscribed(endpoint: &EndpointRecord, event_type: &str) -> bool {
     endpoint.enabled_events.iter().any(|e| e == WILDCARD || e == event_type)
 }
 
-/// The endpoint with this id in this mode, read from an open table.
+impl EndpointRecord {
+    /// Whose it is.
+    pub fn owner(&self) -> Owner {
+        Owner { app: self.app, mode: self.mode }
+    }
+}
+
+/// The endpoint with this id in this application, read from an open table.
 pub(super) fn get_in(
-    table: &impl ReadableTable<(u8, u128), &'static [u8]>,
-    mode: Mode,
+    table: &impl ReadableTable<(u128, u128), &'static [u8]>,
+    app: AppId,
     id: EndpointId,
 ) -> Result<Option<EndpointRecord>, StoreError> {
-    decode_found(TABLE, table.get((mode.as_u8(), id.as_u128()))?)
+    decode_found(TABLE, table.get((app.as_u128(), id.as_u128()))?)
 }
 
 /// Changes an endpoint inside `tx`; returns it as stored, with its health.
 pub(super) fn update_in(
     tx: &WriteTransaction,
-    mode: Mode,
+    app: AppId,
     id: EndpointId,
     change: impl FnOnce(&mut EndpointRecord),
 ) -> Result<Option<EndpointRecord>, StoreError> {
     let mut table = tx.open_table(tables::ENDPOINTS)?;
-    let Some(mut record) = get_in(&table, mode, id)? else { return Ok(None) };
+    let Some(mut record) = get_in(&table, app, id)? else { return Ok(None) };
     change(&mut record);
-    table.insert((mode.as_u8(), id.as_u128()), encode(TABLE, &record)?.as_slice())?;
+    table.insert((app.as_u128(), id.as_u128()), encode(TABLE, &record)?.as_slice())?;
     let health = tx.open_table(tables::ENDPOINT_HEALTH)?;
     Ok(Some(with_health(&health, record)?))
 }
 
 /// Disables an endpoint automatically, saying why. Already disabled: left as it is.
 pub(super) fn disable_in(
-    endpoints: &mut Table<'_, (u8, u128), &'static [u8]>,
-    mode: Mode,
+    endpoints: &mut Table<'_, (u128, u128), &'static [u8]>,
+    app: AppId,
     id: EndpointId,
     reason: &str,
 ) -> Result<(), StoreError> {
-    let Some(mut endpoint) = get_in(endpoints, mode, id)?.filter(|e| e.status == EndpointStatus::Enabled) else {
+    let Some(mut endpoint) = get_in(endpoints, app, id)?.filter(|e| e.status == EndpointStatus::Enabled) else {
         return Ok(());
     };
     endpoint.status = EndpointStatus::Disabled;
     endpoint.disabled_reason = Some(reason.to_string());
-    endpoints.insert((mode.as_u8(), id.as_u128()), encode(TABLE, &endpoint)?.as_slice())?;
+    endpoints.insert((app.as_u128(), id.as_u128()), encode(TABLE, &endpoint)?.as_slice())?;
     tracing::warn!(endpoint = %endpoint.id, reason, "endpoint disabled automatically");
     Ok(())
 }
 
-/// The enabled endpoints of `mode` subscribed to `event_type`.
+/// The enabled endpoints of application `app` subscribed to `event_type`.
 pub(super) fn matching_in(
     tx: &WriteTransaction,
-    mode: Mode,
+    app: AppId,
     event_type: &str,
 ) -> Result<Vec<EndpointRecord>, StoreError> {
     let endpoints = tx.open_table(tables::ENDPOINTS)?;
     let mut out = Vec::new();
-    for entry in endpoints.range((mode.as_u8(), 0)..=(mode.as_u8(), u128::MAX))? {
+    let app = app.as_u128();
+    for entry in endpoints.range((app, 0)..=(app, u128::MAX))? {
         let (_, value) = entry?;
         let endpoint: EndpointRecord = decode(TABLE, value.value())?;
         if endpoint.status == EndpointStatus::Enabled && subscribed(&endpoint, event_type) {
@@ -174,17 +186,17 @@ impl Store {
         let bytes = encode(TABLE, record)?;
         self.write(|tx| {
             let mut table = tx.open_table(tables::ENDPOINTS)?;
-            table.insert((record.mode.as_u8(), record.id.as_u128()), bytes.as_slice())?;
+            table.insert((record.app.as_u128(), record.id.as_u128()), bytes.as_slice())?;
             Ok(())
         })
     }
 
-    /// The endpoint with this id in this mode, if there is one.
-    pub fn endpoint(&self, mode: Mode, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+    /// The endpoint with this id in this application, if there is one.
+    pub fn endpoint(&self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
         self.read(|tx| {
             let table = tx.open_table(tables::ENDPOINTS)?;
             let health = tx.open_table(tables::ENDPOINT_HEALTH)?;
-            let found: Option<EndpointRecord> = decode_found(TABLE, table.get((mode.as_u8(), id.as_u128()))?)?;
+            let found = get_in(&table, owner.app, id)?;
             found.map(|record| with_health(&health, record)).transpose()
         })
     }
@@ -194,24 +206,24 @@ impl Store {
     /// releases the retries that waited for it.)
     pub fn update_endpoint(
         &self,
-        mode: Mode,
+        owner: Owner,
         id: EndpointId,
         change: impl FnOnce(&mut EndpointRecord),
     ) -> Result<Option<EndpointRecord>, StoreError> {
-        self.write(|tx| update_in(tx, mode, id, change))
+        self.write(|tx| update_in(tx, owner.app, id, change))
     }
 
-    /// One page of a mode's endpoints, newest first.
+    /// One page of an application's endpoints, newest first.
     pub fn list_endpoints(
         &self,
-        mode: Mode,
+        owner: Owner,
         request: PageRequest<EndpointId>,
     ) -> Result<Page<EndpointRecord>, ListError> {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(StoreError::from)?;
             let table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
             let health = tx.open_table(tables::ENDPOINT_HEALTH).map_err(StoreError::from)?;
-            let page = list_page(&table, TABLE, mode.as_u8(), request, |_| true)?;
+            let page = list_page(&table, TABLE, owner.app.as_u128(), request, |_| true)?;
             let items = page.items.into_iter().map(|r| with_health(&health, r)).collect::<Result<_, _>>()?;
             Ok(Page { items, has_more: page.has_more })
         })
@@ -223,8 +235,8 @@ mod tests {
     use super::*;
     use crate::store::pagination::Cursor;
 
-    fn record(mode: Mode, n: usize) -> EndpointRecord {
-        EndpointRecord::for_test(mode, &format!("https://example.com/{n}"), "*")
+    fn record(owner: Owner, n: usize) -> EndpointRecord {
+        EndpointRecord::for_test(owner, &format!("https://example.com/{n}"), "*")
     }
 
     fn urls(page: &Page<EndpointRecord>) -> Vec<String> {
@@ -232,33 +244,32 @@ mod tests {
     }
 
     #[test]
-    fn pages_walk_newest_first_in_both_directions_within_one_mode() {
+    fn pages_walk_newest_first_in_both_directions_within_one_application() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let made: Vec<EndpointRecord> = (0..5).map(|n| record(Mode::Test, n)).collect();
+        let (test, live) = (store.test_owner(Mode::Test), store.test_owner(Mode::Live));
+        let made: Vec<EndpointRecord> = (0..5).map(|n| record(test, n)).collect();
         for r in &made {
             store.insert_endpoint(r).unwrap();
         }
-        store.insert_endpoint(&record(Mode::Live, 99)).unwrap();
+        store.insert_endpoint(&record(live, 99)).unwrap();
 
-        let first = store.list_endpoints(Mode::Test, PageRequest { limit: 2, cursor: Cursor::Start }).unwrap();
+        let first = store.list_endpoints(test, PageRequest { limit: 2, cursor: Cursor::Start }).unwrap();
         assert_eq!(urls(&first), ["4", "3"]);
         assert!(first.has_more);
         let next = PageRequest { limit: 2, cursor: Cursor::After(made[3].id) };
-        let second = store.list_endpoints(Mode::Test, next).unwrap();
+        let second = store.list_endpoints(test, next).unwrap();
         assert_eq!(urls(&second), ["2", "1"]);
-        let last =
-            store.list_endpoints(Mode::Test, PageRequest { limit: 2, cursor: Cursor::After(made[1].id) }).unwrap();
+        let last = store.list_endpoints(test, PageRequest { limit: 2, cursor: Cursor::After(made[1].id) }).unwrap();
         assert_eq!(urls(&last), ["0"]);
         assert!(!last.has_more);
-        let back =
-            store.list_endpoints(Mode::Test, PageRequest { limit: 2, cursor: Cursor::Before(made[1].id) }).unwrap();
+        let back = store.list_endpoints(test, PageRequest { limit: 2, cursor: Cursor::Before(made[1].id) }).unwrap();
         assert_eq!(urls(&back), ["3", "2"]);
         assert!(back.has_more);
 
-        let live = store.list_endpoints(Mode::Live, PageRequest { limit: 10, cursor: Cursor::Start }).unwrap();
-        assert_eq!(urls(&live), ["99"]);
+        let live_page = store.list_endpoints(live, PageRequest { limit: 10, cursor: Cursor::Start }).unwrap();
+        assert_eq!(urls(&live_page), ["99"]);
         let foreign = PageRequest { limit: 10, cursor: Cursor::After(made[0].id) };
-        assert!(matches!(store.list_endpoints(Mode::Live, foreign), Err(ListError::UnknownCursor)));
+        assert!(matches!(store.list_endpoints(live, foreign), Err(ListError::UnknownCursor)));
     }
 }

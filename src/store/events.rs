@@ -6,11 +6,13 @@ use std::collections::hash_map::Entry;
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::apps::Owner;
 use super::attempts::{AttemptRecord, DeliveryTables, delivered_everywhere};
 use super::endpoints::{self, EndpointRecord};
 use super::pagination::{ListError, Page, PageRequest, list_page};
 use super::queue::Scheduled;
 use super::{Store, StoreError, decode_found, encode, tables};
+use crate::ids::AppId;
 use crate::ids::{EndpointId, EventId};
 use crate::mode::Mode;
 
@@ -21,7 +23,9 @@ const TABLE: &str = "events";
 pub struct EventMeta {
     /// Its id.
     pub id: EventId,
-    /// Its mode.
+    /// Its application.
+    pub app: AppId,
+    /// The application's mode.
     pub mode: Mode,
     /// Its type.
     #[serde(rename = "type")]
@@ -91,9 +95,9 @@ pub struct Published {
 pub enum Resent {
     /// New deliveries were scheduled (those of disabled endpoints wait, parked).
     Scheduled(Scheduled),
-    /// The event does not exist in this mode.
+    /// The event does not exist in this application.
     NoEvent,
-    /// The named endpoint does not exist in this mode.
+    /// The named endpoint does not exist in this application.
     NoEndpoint,
 }
 
@@ -105,9 +109,9 @@ pub(super) fn publish_in(
     now_ms: u64,
 ) -> Result<(Vec<Published>, Scheduled), StoreError> {
     // Tables are opened once per batch, and each event type's subscribers read once.
-    let mut targets: HashMap<(Mode, &str), Vec<EndpointRecord>> = HashMap::new();
+    let mut targets: HashMap<(AppId, &str), Vec<EndpointRecord>> = HashMap::new();
     for event in events {
-        let key = (event.meta.mode, event.meta.event_type.as_str());
+        let key = (event.meta.app, event.meta.event_type.as_str());
         if let Entry::Vacant(slot) = targets.entry(key) {
             slot.insert(endpoints::matching_in(tx, key.0, key.1)?);
         }
@@ -120,7 +124,7 @@ pub(super) fn publish_in(
     for event in events {
         let meta = &event.meta;
         put_event(&mut metas, &mut bodies, event)?;
-        let endpoints = &targets[&(meta.mode, meta.event_type.as_str())];
+        let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
         for endpoint in endpoints {
             t.schedule(endpoint, meta.id, &meta.event_type, 1, now_ms, &mut scheduled)?;
         }
@@ -132,12 +136,12 @@ pub(super) fn publish_in(
 
 /// Writes an event's metadata and payload into the open tables.
 fn put_event(
-    metas: &mut Table<(u8, u128), &[u8]>,
+    metas: &mut Table<(u128, u128), &[u8]>,
     bodies: &mut Table<u128, &[u8]>,
     event: &NewEvent,
 ) -> Result<(), StoreError> {
     let meta = &event.meta;
-    metas.insert((meta.mode.as_u8(), meta.id.as_u128()), encode(TABLE, meta)?.as_slice())?;
+    metas.insert((meta.app.as_u128(), meta.id.as_u128()), encode(TABLE, meta)?.as_slice())?;
     bodies.insert(meta.id.as_u128(), event.body.as_slice())?;
     Ok(())
 }
@@ -156,10 +160,10 @@ impl Store {
     }
 
     /// An event with its payload and `pending_webhooks`.
-    pub fn event(&self, mode: Mode, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+    pub fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
         self.read(|tx| {
             let meta: Option<EventMeta> =
-                decode_found(TABLE, tx.open_table(tables::EVENTS)?.get((mode.as_u8(), id.as_u128()))?)?;
+                decode_found(TABLE, tx.open_table(tables::EVENTS)?.get((owner.app.as_u128(), id.as_u128()))?)?;
             let Some(meta) = meta else { return Ok(None) };
             let body =
                 tx.open_table(tables::EVENT_BODIES)?.get(id.as_u128())?.map(|b| b.value().to_vec()).unwrap_or_default();
@@ -168,10 +172,10 @@ impl Store {
         })
     }
 
-    /// One page of a mode's events, newest first, filtered.
+    /// One page of an application's events, newest first, filtered.
     pub fn list_events(
         &self,
-        mode: Mode,
+        owner: Owner,
         request: PageRequest<EventId>,
         filter: &EventFilter,
     ) -> Result<Page<StoredEvent>, ListError> {
@@ -182,7 +186,7 @@ impl Store {
             let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
             // The page filter cannot fail, so a read error is kept here and returned after.
             let failure = std::cell::RefCell::new(None);
-            let page = list_page(&events, TABLE, mode.as_u8(), request, |meta: &EventMeta| {
+            let page = list_page(&events, TABLE, owner.app.as_u128(), request, |meta: &EventMeta| {
                 let Some(wanted) = filter.delivery_success else { return filter.keeps(meta) };
                 if !filter.keeps(meta) {
                     return false;
@@ -215,21 +219,23 @@ impl Store {
     /// it subscribes to), else to every enabled endpoint subscribed to its type.
     pub fn resend_event(
         &self,
-        mode: Mode,
+        owner: Owner,
         id: EventId,
         endpoint: Option<EndpointId>,
         now_ms: u64,
     ) -> Result<Resent, StoreError> {
         self.write(|tx| {
             let meta: Option<EventMeta> =
-                decode_found(TABLE, tx.open_table(tables::EVENTS)?.get((mode.as_u8(), id.as_u128()))?)?;
+                decode_found(TABLE, tx.open_table(tables::EVENTS)?.get((owner.app.as_u128(), id.as_u128()))?)?;
             let Some(meta) = meta else { return Ok(Resent::NoEvent) };
             let targets = match endpoint {
-                Some(endpoint_id) => match endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, mode, endpoint_id)? {
-                    Some(endpoint) => vec![endpoint],
-                    None => return Ok(Resent::NoEndpoint),
-                },
-                None => endpoints::matching_in(tx, mode, &meta.event_type)?,
+                Some(endpoint_id) => {
+                    match endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, owner.app, endpoint_id)? {
+                        Some(endpoint) => vec![endpoint],
+                        None => return Ok(Resent::NoEndpoint),
+                    }
+                }
+                None => endpoints::matching_in(tx, owner.app, &meta.event_type)?,
             };
             let mut t = DeliveryTables::open(tx)?;
             let mut scheduled = Scheduled::default();

@@ -3,8 +3,8 @@
 use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::apps::Owner;
 use super::{Store, StoreError, decode, decode_found, encode, tables};
-use crate::mode::Mode;
 
 const TABLE: &str = "idempotency";
 
@@ -28,20 +28,26 @@ pub struct IdempotencyRecord {
 }
 
 impl Store {
-    /// The record stored under this key in this mode, if any.
-    pub fn idempotency_record(&self, mode: Mode, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    /// The record stored under this key in this application, if any.
+    pub fn idempotency_record(&self, owner: Owner, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.read(|tx| {
             let table = tx.open_table(tables::IDEMPOTENCY)?;
-            decode_found(TABLE, table.get((mode.as_u8(), key))?)
+            decode_found(TABLE, table.get((owner.app.as_u128(), key))?)
         })
     }
 
     /// Stores (or replaces an expired) record under this key.
-    pub fn put_idempotency_record(&self, mode: Mode, key: &str, record: &IdempotencyRecord) -> Result<(), StoreError> {
+    pub fn put_idempotency_record(
+        &self,
+        owner: Owner,
+        key: &str,
+        record: &IdempotencyRecord,
+    ) -> Result<(), StoreError> {
         let bytes = encode(TABLE, record)?;
         self.write(|tx| {
-            tx.open_table(tables::IDEMPOTENCY)?.insert((mode.as_u8(), key), bytes.as_slice())?;
-            tx.open_table(tables::IDEMPOTENCY_BY_AGE)?.insert((record.created.max(0) as u64, mode.as_u8(), key), ())?;
+            let app = owner.app.as_u128();
+            tx.open_table(tables::IDEMPOTENCY)?.insert((app, key), bytes.as_slice())?;
+            tx.open_table(tables::IDEMPOTENCY_BY_AGE)?.insert((record.created.max(0) as u64, app, key), ())?;
             Ok(())
         })
     }
@@ -57,9 +63,9 @@ pub(crate) fn index_by_age_if_missing(tx: &WriteTransaction) -> Result<(), Store
     }
     for entry in records.iter()? {
         let (key, value) = entry?;
-        let (mode, key) = key.value();
+        let (app, key) = key.value();
         let record: IdempotencyRecord = decode(TABLE, value.value())?;
-        by_age.insert((record.created.max(0) as u64, mode, key), ())?;
+        by_age.insert((record.created.max(0) as u64, app, key), ())?;
     }
     Ok(())
 }

@@ -5,12 +5,14 @@
 //! `impl Store` methods; the tables are all in [`tables`].
 
 pub mod api_keys;
+pub mod apps;
 pub mod attempts;
 pub mod backup;
 pub mod endpoints;
 pub mod events;
 pub mod health;
 pub mod idempotency;
+mod migrate;
 pub mod pagination;
 pub mod queue;
 pub mod recovery;
@@ -34,7 +36,7 @@ pub const DATA_FILE_NAME: &str = "stile.redb";
 
 /// The layout version this build reads and writes. Bump it with a migration whenever a
 /// table's key or value format changes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// The open data file.
 ///
@@ -187,21 +189,23 @@ impl Store {
         &self.path
     }
 
-    /// Records the schema version in a new file, and refuses a file from a newer stile.
+    /// Records the schema version in a new file, moves a file of an earlier layout to the
+    /// current one (in the same transaction), and refuses a file from a newer stile.
     fn init_schema(&self) -> Result<(), OpenError> {
         let found = self
             .write(|tx| {
                 let mut meta = tx.open_table(tables::META)?;
                 let found = meta.get("schema_version")?.map(|v| v.value());
-                if found.is_none() {
-                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                if found.is_some_and(|v| v > SCHEMA_VERSION) {
+                    return Ok(found); // a newer stile's file: leave it untouched
                 }
                 // Create every table so readers never meet a missing one.
                 tx.open_table(tables::API_KEYS)?;
+                tx.open_table(tables::APPS)?;
                 tx.open_table(tables::ENDPOINTS)?;
                 tx.open_table(tables::ENDPOINT_HEALTH)?;
                 tx.open_table(tables::IDEMPOTENCY)?;
-                idempotency::index_by_age_if_missing(tx)?;
+                tx.open_table(tables::IDEMPOTENCY_BY_AGE)?;
                 tx.open_table(tables::EVENTS)?;
                 tx.open_table(tables::EVENT_BODIES)?;
                 tx.open_table(tables::EVENT_PENDING)?;
@@ -215,6 +219,13 @@ impl Store {
                 tx.open_table(tables::PARKED_ATTEMPTS)?;
                 tx.open_table(tables::VERIFICATION_SESSIONS)?;
                 tx.open_table(tables::SESSION_EXPIRY)?;
+                let defaults = apps::ensure_defaults(tx, crate::clock::unix_now())?;
+                if found == Some(1) {
+                    migrate::v1_to_v2(tx, defaults)?;
+                    tracing::info!(path = %self.path.display(), "data file moved to layout version 2 (applications)");
+                }
+                idempotency::index_by_age_if_missing(tx)?;
+                meta.insert("schema_version", SCHEMA_VERSION)?;
                 Ok(found)
             })
             .map_err(|e| OpenError::Init(self.path.clone(), e))?;

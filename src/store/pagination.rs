@@ -1,4 +1,4 @@
-//! Newest-first pages over an object table keyed by `(mode, id)`, with Stripe's
+//! Newest-first pages over an object table keyed by `(app, id)`, with Stripe's
 //! `starting_after` / `ending_before` cursors.
 
 use redb::ReadableTable;
@@ -49,7 +49,7 @@ pub struct Page<T> {
 /// Why a page could not be listed.
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
-    /// The cursor names no object of this mode.
+    /// The cursor names no object of this application.
     #[error("unknown cursor")]
     UnknownCursor,
     /// The store failed.
@@ -58,7 +58,8 @@ pub enum ListError {
 }
 
 /// One row of an object table as a range scan yields it.
-type Entry<'a> = Result<(redb::AccessGuard<'a, (u8, u128)>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
+type Entry<'a> =
+    Result<(redb::AccessGuard<'a, (u128, u128)>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
 
 impl super::ReopenHint for ListError {
     fn needs_reopen(&self) -> bool {
@@ -66,19 +67,19 @@ impl super::ReopenHint for ListError {
     }
 }
 
-/// Lists one page of the records of `mode` in `table`, newest first, keeping only those
-/// `keep` accepts.
+/// Lists one page of the records of application `app` in `table`, newest first, keeping
+/// only those `keep` accepts.
 pub(crate) fn list_page<T, Id, Tbl>(
     table: &Tbl,
     name: &'static str,
-    mode: u8,
+    app: u128,
     request: PageRequest<Id>,
     keep: impl Fn(&T) -> bool,
 ) -> Result<Page<T>, ListError>
 where
     T: DeserializeOwned,
     Id: Into<u128> + Copy,
-    Tbl: ReadableTable<(u8, u128), &'static [u8]>,
+    Tbl: ReadableTable<(u128, u128), &'static [u8]>,
 {
     let request = PageRequest { limit: request.limit, cursor: request.cursor.position() };
     let cursor_id = match request.cursor {
@@ -86,7 +87,7 @@ where
         Cursor::After(id) | Cursor::Before(id) => Some(id),
     };
     if let Some(id) = cursor_id
-        && table.get((mode, id)).map_err(StoreError::from)?.is_none()
+        && table.get((app, id)).map_err(StoreError::from)?.is_none()
     {
         return Err(ListError::UnknownCursor);
     }
@@ -103,14 +104,14 @@ where
     };
     match request.cursor {
         Cursor::Start => {
-            for entry in table.range((mode, 0)..=(mode, u128::MAX)).map_err(StoreError::from)?.rev() {
+            for entry in table.range((app, 0)..=(app, u128::MAX)).map_err(StoreError::from)?.rev() {
                 if !take(entry)? {
                     break;
                 }
             }
         }
         Cursor::After(id) => {
-            for entry in table.range((mode, 0)..(mode, id)).map_err(StoreError::from)?.rev() {
+            for entry in table.range((app, 0)..(app, id)).map_err(StoreError::from)?.rev() {
                 if !take(entry)? {
                     break;
                 }
@@ -118,9 +119,9 @@ where
         }
         Cursor::Before(id) => {
             // Walk upwards from the cursor, then turn the page round to newest first.
-            let start = (mode, id.saturating_add(1));
+            let start = (app, id.saturating_add(1));
             if id < u128::MAX {
-                for entry in table.range(start..=(mode, u128::MAX)).map_err(StoreError::from)? {
+                for entry in table.range(start..=(app, u128::MAX)).map_err(StoreError::from)? {
                     if !take(entry)? {
                         break;
                     }

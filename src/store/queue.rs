@@ -10,8 +10,7 @@ use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use super::tables::{self, PARKED};
 use super::{Store, StoreError};
-use crate::ids::{DeliveryId, EndpointId};
-use crate::mode::Mode;
+use crate::ids::{AppId, DeliveryId, EndpointId};
 
 /// A place in the queue: an attempt and when it is due. Keys order by due time, then by
 /// attempt id.
@@ -109,13 +108,13 @@ pub struct DueEntry {
     pub key: QueueKey,
     /// The endpoint it goes to.
     pub endpoint: EndpointId,
-    /// The mode of the endpoint.
-    pub mode: Mode,
+    /// The endpoint's application.
+    pub app: AppId,
 }
 
 /// The queue's tables inside one write transaction.
 pub(super) struct QueueTables<'txn> {
-    queue: Table<'txn, (u64, u128), (u8, u128)>,
+    queue: Table<'txn, (u64, u128), (u128, u128)>,
     endpoint_pending: Table<'txn, (u128, u128), u64>,
     parked: Table<'txn, (u128, u128), ()>,
 }
@@ -132,13 +131,13 @@ impl<'txn> QueueTables<'txn> {
     /// Puts an attempt on the queue at `due_ms`.
     pub(super) fn enqueue(
         &mut self,
-        mode: Mode,
+        app: AppId,
         endpoint: EndpointId,
         attempt: DeliveryId,
         due_ms: u64,
     ) -> Result<QueueKey, StoreError> {
         let key = QueueKey::new(due_ms, attempt);
-        self.queue.insert(key.row(), (mode.as_u8(), endpoint.as_u128()))?;
+        self.queue.insert(key.row(), (app.as_u128(), endpoint.as_u128()))?;
         self.endpoint_pending.insert((endpoint.as_u128(), attempt.as_u128()), due_ms)?;
         Ok(key)
     }
@@ -146,25 +145,25 @@ impl<'txn> QueueTables<'txn> {
     /// Puts a parked attempt back on the queue at `due_ms`.
     pub(super) fn unpark(
         &mut self,
-        mode: Mode,
+        app: AppId,
         endpoint: EndpointId,
         attempt: DeliveryId,
         due_ms: u64,
     ) -> Result<QueueKey, StoreError> {
         self.parked.remove((endpoint.as_u128(), attempt.as_u128()))?;
-        self.enqueue(mode, endpoint, attempt, due_ms)
+        self.enqueue(app, endpoint, attempt, due_ms)
     }
 
     /// Moves a queued attempt to another due time.
     pub(super) fn reschedule(
         &mut self,
-        mode: Mode,
+        app: AppId,
         endpoint: EndpointId,
         from: QueueKey,
         due_ms: u64,
     ) -> Result<QueueKey, StoreError> {
         self.queue.remove(from.row())?;
-        self.enqueue(mode, endpoint, from.attempt(), due_ms)
+        self.enqueue(app, endpoint, from.attempt(), due_ms)
     }
 
     /// Keeps an attempt pending, off the queue, until its endpoint is enabled. `queued`:
@@ -244,9 +243,12 @@ impl Store {
             }
             for entry in queue.range(start..=(until_ms, u128::MAX))? {
                 let (key, value) = entry?;
-                let (mode, endpoint) = value.value();
-                let mode = Mode::from_u8(mode).ok_or(StoreError::BadKey { table: "queue" })?;
-                out.push(DueEntry { key: QueueKey::from_row(key.value()), endpoint: EndpointId(endpoint), mode });
+                let (app, endpoint) = value.value();
+                out.push(DueEntry {
+                    key: QueueKey::from_row(key.value()),
+                    endpoint: EndpointId(endpoint),
+                    app: AppId(app),
+                });
                 if out.len() >= limit {
                     break;
                 }

@@ -3,12 +3,12 @@
 
 use redb::ReadTransaction;
 
+use super::apps::Owner;
 use super::attempts::{self, AttemptRecord, AttemptStatus, DeliveryTables};
 use super::endpoints;
 use super::queue::Scheduled;
 use super::{Store, StoreError, decode_found, tables};
 use crate::ids::{EndpointId, EventId};
-use crate::mode::Mode;
 
 /// What [`Store::recover_endpoint`] found (and, unless it was a dry run, resent).
 #[derive(Debug, Default)]
@@ -36,7 +36,7 @@ impl Store {
     /// seconds). `dry_run` only counts. `None`: no such endpoint in this mode.
     pub fn recover_endpoint(
         &self,
-        mode: Mode,
+        owner: Owner,
         id: EndpointId,
         since: i64,
         dry_run: bool,
@@ -44,7 +44,7 @@ impl Store {
     ) -> Result<Option<Recovery>, StoreError> {
         // The search reads a snapshot, so however many attempts it walks, publishing and
         // recording go on; only the resending takes the writer.
-        let Some((failed, has_more)) = self.read(|tx| failed_deliveries(tx, mode, id, since))? else {
+        let Some((failed, has_more)) = self.read(|tx| failed_deliveries(tx, owner, id, since))? else {
             return Ok(None);
         };
         let mut recovery = Recovery { events: failed.len(), has_more, scheduled: Scheduled::default() };
@@ -52,7 +52,7 @@ impl Store {
             return Ok(Some(recovery));
         }
         self.write(|tx| {
-            let Some(endpoint) = endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, mode, id)? else {
+            let Some(endpoint) = endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, owner.app, id)? else {
                 return Ok(None); // deleted meanwhile
             };
             let mut t = DeliveryTables::open(tx)?;
@@ -70,11 +70,11 @@ impl Store {
 /// [`MAX_RECOVER`], and whether there are more. `None`: no such endpoint in this mode.
 fn failed_deliveries(
     tx: &ReadTransaction,
-    mode: Mode,
+    owner: Owner,
     id: EndpointId,
     since: i64,
 ) -> Result<Option<FailedDeliveries>, StoreError> {
-    let (m, key) = (mode.as_u8(), id.as_u128());
+    let (m, key) = (owner.app.as_u128(), id.as_u128());
     if tx.open_table(tables::ENDPOINTS)?.get((m, key))?.is_none() {
         return Ok(None);
     }

@@ -9,6 +9,8 @@
 //! the same pass. Freed pages are reused by redb for new writes, so under steady load the
 //! data file stops growing once the oldest history is being pruned as fast as it is made.
 
+use std::collections::HashMap;
+
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::attempts::{AttemptRecord, AttemptStatus};
@@ -16,7 +18,6 @@ use super::idempotency::IdempotencyRecord;
 use super::sessions::SessionRecord;
 use super::{Store, StoreError, decode, tables};
 use crate::ids::first_id_at;
-use crate::mode::Mode;
 
 /// What one pruning batch removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,14 +60,14 @@ impl Pruned {
 
 /// Where a pruning pass has got to in the tables it cannot simply empty from the start
 /// (because it keeps entries still in use). Start each pass with the default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PruneCursor {
     /// The next attempt id to look at.
     attempts: u128,
-    /// The next event id to look at, per mode byte.
-    events: [u128; 2],
-    /// The next verification session id to look at, per mode byte.
-    sessions: [u128; 2],
+    /// The next event id to look at, per application.
+    events: HashMap<u128, u128>,
+    /// The next verification session id to look at, per application.
+    sessions: HashMap<u128, u128>,
 }
 
 /// How old is too old, for one pruning pass.
@@ -81,7 +82,7 @@ pub struct Cutoffs {
 impl Store {
     /// Removes up to `limit` old entries from each history table in one transaction.
     pub fn prune(&self, cutoffs: Cutoffs, cursor: &mut PruneCursor, limit: usize) -> Result<Pruned, StoreError> {
-        let mut next = *cursor;
+        let mut next = cursor.clone();
         let pruned = self.with_db(|db| {
             let tx = db.begin_write()?;
             let pruned = prune_in(&tx, cutoffs, &mut next, limit)?;
@@ -124,16 +125,18 @@ fn prune_in(
     let (attempts, more) = prune_attempts(tx, cutoffs.history_ms, &mut next.attempts, limit)?;
     pruned.attempts = attempts;
     pruned.more |= more;
-    for mode in [Mode::Test, Mode::Live] {
-        let slot = &mut next.events[usize::from(mode.as_u8())];
-        let (events, more) = prune_events(tx, mode.as_u8(), cutoffs.history_ms, slot, limit)?;
+    let apps: Vec<u128> =
+        tx.open_table(tables::APPS)?.iter()?.map(|row| row.map(|(k, _)| k.value().1)).collect::<Result<_, _>>()?;
+    for app in apps {
+        let slot = next.events.entry(app).or_default();
+        let (events, more) = prune_events(tx, app, cutoffs.history_ms, slot, limit)?;
         pruned.events += events;
         pruned.more |= more;
-        let slot = &mut next.sessions[usize::from(mode.as_u8())];
-        let (sessions, more) = prune_sessions(tx, mode.as_u8(), cutoffs.history_ms, slot, limit)?;
+        let slot = next.sessions.entry(app).or_default();
+        let (sessions, more) = prune_sessions(tx, app, cutoffs.history_ms, slot, limit)?;
         pruned.sessions += sessions;
         pruned.more |= more;
-        let (stats, more) = prune_stats(tx, mode.as_u8(), cutoffs.history_ms / 60_000, limit)?;
+        let (stats, more) = prune_stats(tx, app, cutoffs.history_ms / 60_000, limit)?;
         pruned.stats += stats;
         pruned.more |= more;
     }
@@ -175,22 +178,22 @@ fn prune_attempts(
         if record.status == AttemptStatus::Pending {
             continue;
         }
-        let mode = record.mode.as_u8();
+        let app = record.app.as_u128();
         attempts.remove(id)?;
-        by_endpoint.remove((mode, record.endpoint_id.as_u128(), id))?;
+        by_endpoint.remove((app, record.endpoint_id.as_u128(), id))?;
         by_event.remove((record.event_id.as_u128(), id))?;
-        failures.remove((mode, id))?;
+        failures.remove((app, id))?;
         removed += 1;
     }
     Ok((removed, more))
 }
 
-/// The next batch of one mode's entries made before the cutoff in a table keyed by
-/// (mode, ULID), from the cursor on, each with what `read` makes of its value; moves the
+/// The next batch of one application's entries made before the cutoff in a table keyed
+/// by (app, ULID), from the cursor on, each with what `read` makes of its value; moves the
 /// cursor past them. The flag says the batch was full (more may follow).
-fn old_of_mode<T>(
-    table: &Table<(u8, u128), &[u8]>,
-    mode: u8,
+fn old_of_app<T>(
+    table: &Table<(u128, u128), &[u8]>,
+    app: u128,
     cutoff_ms: u64,
     from: &mut u128,
     limit: usize,
@@ -201,7 +204,7 @@ fn old_of_mode<T>(
         return Ok((Vec::new(), false));
     }
     let mut old = Vec::new();
-    for entry in table.range((mode, *from)..(mode, end))?.take(limit) {
+    for entry in table.range((app, *from)..(app, end))?.take(limit) {
         let (key, value) = entry?;
         old.push((key.value().1, read(value.value())?));
     }
@@ -212,16 +215,16 @@ fn old_of_mode<T>(
     Ok((old, more))
 }
 
-/// Events of one mode made before the cutoff whose deliveries are all final.
+/// Events of one application made before the cutoff whose deliveries are all final.
 fn prune_events(
     tx: &WriteTransaction,
-    mode: u8,
+    app: u128,
     cutoff_ms: u64,
     from: &mut u128,
     limit: usize,
 ) -> Result<(usize, bool), StoreError> {
     let mut events = tx.open_table(tables::EVENTS)?;
-    let (old, more) = old_of_mode(&events, mode, cutoff_ms, from, limit, |_| Ok(()))?;
+    let (old, more) = old_of_app(&events, app, cutoff_ms, from, limit, |_| Ok(()))?;
     let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
     let pending = tx.open_table(tables::EVENT_PENDING)?;
     let mut removed = 0;
@@ -229,41 +232,46 @@ fn prune_events(
         if pending.get(id)?.is_some_and(|n| n.value() > 0) {
             continue;
         }
-        events.remove((mode, id))?;
+        events.remove((app, id))?;
         bodies.remove(id)?;
         removed += 1;
     }
     Ok((removed, more))
 }
 
-/// Verification sessions of one mode created before the cutoff that have ended. Their
-/// expiry entries stay: the expirer drops an entry whose session is gone when it is due.
+/// Verification sessions of one application created before the cutoff that have ended.
+/// Their expiry entries stay: the expirer drops an entry whose session is gone when due.
 fn prune_sessions(
     tx: &WriteTransaction,
-    mode: u8,
+    app: u128,
     cutoff_ms: u64,
     from: &mut u128,
     limit: usize,
 ) -> Result<(usize, bool), StoreError> {
     let mut sessions = tx.open_table(tables::VERIFICATION_SESSIONS)?;
-    let (old, more) = old_of_mode(&sessions, mode, cutoff_ms, from, limit, |value| {
+    let (old, more) = old_of_app(&sessions, app, cutoff_ms, from, limit, |value| {
         Ok(decode::<SessionRecord>("verification_sessions", value)?.is_open())
     })?;
     let mut removed = 0;
     for (id, open) in old {
         if !open {
-            sessions.remove((mode, id))?;
+            sessions.remove((app, id))?;
             removed += 1;
         }
     }
     Ok((removed, more))
 }
 
-/// Per-minute statistics of one mode for minutes before the cutoff.
-fn prune_stats(tx: &WriteTransaction, mode: u8, cutoff_minute: u64, limit: usize) -> Result<(usize, bool), StoreError> {
+/// Per-minute statistics of one application for minutes before the cutoff.
+fn prune_stats(
+    tx: &WriteTransaction,
+    app: u128,
+    cutoff_minute: u64,
+    limit: usize,
+) -> Result<(usize, bool), StoreError> {
     let mut stats = tx.open_table(tables::DELIVERY_STATS)?;
-    let old: Vec<(u8, u64, u128, u8)> = stats
-        .range((mode, 0, 0, 0)..(mode, cutoff_minute, 0, 0))?
+    let old: Vec<(u128, u64, u128, u8)> = stats
+        .range((app, 0, 0, 0)..(app, cutoff_minute, 0, 0))?
         .take(limit)
         .map(|entry| entry.map(|(key, _)| key.value()))
         .collect::<Result<_, _>>()?;
@@ -283,24 +291,24 @@ fn prune_idempotency(
 ) -> Result<(usize, usize, bool), StoreError> {
     let mut by_age = tx.open_table(tables::IDEMPOTENCY_BY_AGE)?;
     let cutoff = cutoff_secs.max(0) as u64;
-    let old: Vec<(u64, u8, String)> = by_age
+    let old: Vec<(u64, u128, String)> = by_age
         .range((0, 0, "")..(cutoff, 0, ""))?
         .take(limit)
         .map(|entry| {
             entry.map(|(key, _)| {
-                let (created, mode, key) = key.value();
-                (created, mode, key.to_string())
+                let (created, app, key) = key.value();
+                (created, app, key.to_string())
             })
         })
         .collect::<Result<_, _>>()?;
     let mut records = tx.open_table(tables::IDEMPOTENCY)?;
     let mut removed = 0;
-    for (created, mode, key) in &old {
-        by_age.remove((*created, *mode, key.as_str()))?;
+    for (created, app, key) in &old {
+        by_age.remove((*created, *app, key.as_str()))?;
         let stored: Option<IdempotencyRecord> =
-            records.get((*mode, key.as_str()))?.map(|v| decode("idempotency", v.value())).transpose()?;
+            records.get((*app, key.as_str()))?.map(|v| decode("idempotency", v.value())).transpose()?;
         if stored.is_some_and(|r| r.created.max(0) as u64 == *created) {
-            records.remove((*mode, key.as_str()))?;
+            records.remove((*app, key.as_str()))?;
             removed += 1;
         }
     }
@@ -313,6 +321,7 @@ mod tests {
 
     use super::*;
     use crate::clock::unix_now_ms;
+    use crate::mode::Mode;
     use crate::store::sessions::SessionStatus;
     use std::time::Duration;
 
@@ -329,11 +338,14 @@ mod tests {
     fn a_pass_in_small_batches_removes_every_trace_of_finished_history_and_keeps_what_is_pending() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let endpoint = EndpointRecord::for_test(Mode::Test, "http://127.0.0.1:9/", "*");
+        let endpoint = EndpointRecord::for_test(store.test_owner(Mode::Test), "http://127.0.0.1:9/", "*");
         store.insert_endpoint(&endpoint).unwrap();
         let now = unix_now_ms();
         let events: Vec<NewEvent> = (0..7)
-            .map(|n| crate::payload::new_event(Mode::Test, "a.b", &serde_json::json!({ "n": n }), 0).unwrap())
+            .map(|n| {
+                crate::payload::new_event(store.test_owner(Mode::Test), "a.b", &serde_json::json!({ "n": n }), 0)
+                    .unwrap()
+            })
             .collect();
         let (_, scheduled) = store.publish_events(&events, now).unwrap();
         let keys = scheduled.keys();
@@ -357,7 +369,7 @@ mod tests {
         let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600) };
         store.publish_and_record(&[], &results, now, &policy).unwrap();
         let record = IdempotencyRecord { fingerprint: "f".into(), status: 200, body: "{}".into(), created: 10 };
-        store.put_idempotency_record(Mode::Test, "old-key", &record).unwrap();
+        store.put_idempotency_record(store.test_owner(Mode::Test), "old-key", &record).unwrap();
         assert_eq!(count(&store, tables::FAILED_ATTEMPTS), 3);
         assert_eq!(count(&store, tables::DELIVERY_STATS), 2);
         let counted: Vec<u64> = store
@@ -408,12 +420,14 @@ mod tests {
         let expires_ms = now + 3_600_000;
         let mut sessions = Vec::new();
         for (n, status) in SessionStatus::ALL.into_iter().enumerate() {
+            let live = n % 2 == 1;
             let session = SessionRecord {
                 id: crate::ids::VerificationSessionId::new(),
+                app: store.test_owner(if live { Mode::Live } else { Mode::Test }).app,
                 status,
                 session_type: crate::store::sessions::SessionType::Identity,
                 client_reference_id: None,
-                livemode: n % 2 == 1,
+                livemode: live,
                 expires_at: (expires_ms / 1000) as i64,
                 completed_at: None,
                 created: (now / 1000) as i64,
@@ -439,7 +453,7 @@ mod tests {
 
         assert_eq!(prune_all(), 4, "the four ended sessions go");
         for session in &sessions {
-            let found = store.session(session.mode(), session.id).unwrap();
+            let found = store.session(session.owner(), session.id).unwrap();
             assert_eq!(found.is_some(), session.is_open(), "{}", session.status);
         }
         assert_eq!(count(&store, tables::SESSION_EXPIRY), 6, "expiry entries are the expirer's to drop");
@@ -460,12 +474,12 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let old = IdempotencyRecord { fingerprint: "a".into(), status: 200, body: "{}".into(), created: 10 };
         let new = IdempotencyRecord { created: 5_000, ..old.clone() };
-        store.put_idempotency_record(Mode::Live, "k", &old).unwrap();
-        store.put_idempotency_record(Mode::Live, "k", &new).unwrap();
+        store.put_idempotency_record(store.test_owner(Mode::Live), "k", &old).unwrap();
+        store.put_idempotency_record(store.test_owner(Mode::Live), "k", &new).unwrap();
         let pruned =
             store.prune(Cutoffs { history_ms: 0, idempotency_secs: 100 }, &mut PruneCursor::default(), 10).unwrap();
         assert_eq!(pruned.idempotency, 0);
-        assert_eq!(store.idempotency_record(Mode::Live, "k").unwrap(), Some(new));
+        assert_eq!(store.idempotency_record(store.test_owner(Mode::Live), "k").unwrap(), Some(new));
         assert_eq!(pruned.stale_entries, 1);
         assert_eq!(count(&store, tables::IDEMPOTENCY_BY_AGE), 1, "only the stale index entry went");
     }

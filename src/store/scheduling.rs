@@ -3,13 +3,13 @@
 //! parking. Each answers with what it queued ([`Scheduled`]); the delivery engine, the
 //! only caller, wakes its scheduler with it.
 
+use super::apps::Owner;
 use super::attempts::{AttemptRecord, AttemptResult, AttemptStatus, DeliveryTables, RecordPolicy, Recorded, record_in};
 use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::events::{NewEvent, Published, publish_in};
 use super::queue::{QueueKey, Scheduled};
 use super::{Store, StoreError, health, tables};
 use crate::ids::{DeliveryId, EndpointId};
-use crate::mode::Mode;
 
 /// What [`Store::publish_and_record`] wrote.
 #[derive(Debug, Default)]
@@ -67,14 +67,14 @@ impl Store {
     /// disable it again at once). `Ok(None)`: no such endpoint.
     pub fn update_endpoint_and_resume(
         &self,
-        mode: Mode,
+        owner: Owner,
         id: EndpointId,
         now_ms: u64,
         resume: bool,
         change: impl FnOnce(&mut EndpointRecord),
     ) -> Result<Option<EndpointUpdated>, StoreError> {
         self.write(|tx| {
-            let Some(mut endpoint) = endpoints::update_in(tx, mode, id, change)? else { return Ok(None) };
+            let Some(mut endpoint) = endpoints::update_in(tx, owner.app, id, change)? else { return Ok(None) };
             let mut resumed = Scheduled::default();
             if resume && endpoint.status == EndpointStatus::Enabled {
                 health::reset(tx, id)?;
@@ -87,10 +87,10 @@ impl Store {
 
     /// Deletes an endpoint and, in the same transaction, ends its pending deliveries (each
     /// pending attempt becomes `failed`). `false` if there was no such endpoint.
-    pub fn delete_endpoint(&self, mode: Mode, id: EndpointId, now: i64) -> Result<bool, StoreError> {
+    pub fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
         self.write(|tx| {
             let mut table = tx.open_table(tables::ENDPOINTS)?;
-            if table.remove((mode.as_u8(), id.as_u128()))?.is_none() {
+            if table.remove((owner.app.as_u128(), id.as_u128()))?.is_none() {
                 return Ok(false);
             }
             DeliveryTables::open(tx)?.cancel_endpoint(id, "endpoint deleted", now)?;
@@ -113,7 +113,7 @@ impl Store {
                     t.queue.drop_entry(*key)?;
                     continue;
                 };
-                let endpoint = endpoints::get_in(&endpoints, record.mode, record.endpoint_id)?;
+                let endpoint = endpoints::get_in(&endpoints, record.app, record.endpoint_id)?;
                 if endpoint.is_some_and(|e| e.status == EndpointStatus::Enabled) {
                     still_queued.push(*key);
                     continue;
@@ -134,14 +134,14 @@ impl Store {
     /// the `retrying` attempt whose retry it is.
     pub fn retry_now(
         &self,
-        mode: Mode,
+        owner: Owner,
         endpoint: EndpointId,
         id: DeliveryId,
         now_ms: u64,
     ) -> Result<RetryNow, StoreError> {
         self.write(|tx| {
             let mut t = DeliveryTables::open(tx)?;
-            let named = t.load(id)?.filter(|r| r.mode == mode && r.endpoint_id == endpoint);
+            let named = t.load(id)?.filter(|r| r.app == owner.app && r.endpoint_id == endpoint);
             let Some(named) = named else { return Ok(RetryNow::NoSuchAttempt) };
             let mut target = match named.status {
                 AttemptStatus::Pending => named,
@@ -166,7 +166,7 @@ impl Store {
             if t.queue.is_parked(endpoint, target.id)? {
                 return Ok(RetryNow::EndpointDisabled);
             }
-            let key = t.queue.reschedule(mode, endpoint, target.queue_key(), now_ms)?;
+            let key = t.queue.reschedule(owner.app, endpoint, target.queue_key(), now_ms)?;
             target.due_ms = now_ms;
             target.created = (now_ms / 1000) as i64;
             t.save(&target)?;
@@ -184,13 +184,13 @@ fn unpark_in(tx: &redb::WriteTransaction, only: Option<EndpointId>, now_ms: u64)
     let mut scheduled = Scheduled::default();
     for (endpoint_id, attempt_id) in t.queue.parked(only)? {
         let Some(mut record) = t.load(attempt_id)? else { continue };
-        let endpoint = endpoints::get_in(&endpoints, record.mode, endpoint_id)?;
+        let endpoint = endpoints::get_in(&endpoints, record.app, endpoint_id)?;
         if endpoint.is_none_or(|e| e.status != EndpointStatus::Enabled) {
             continue;
         }
         record.due_ms = now_ms;
         t.save(&record)?;
-        scheduled.push(t.queue.unpark(record.mode, endpoint_id, attempt_id, now_ms)?);
+        scheduled.push(t.queue.unpark(record.app, endpoint_id, attempt_id, now_ms)?);
     }
     Ok(scheduled)
 }

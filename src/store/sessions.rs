@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+use super::apps::Owner;
 use super::events::{NewEvent, publish_in};
 use super::pagination::{ListError, Page, PageRequest, list_page};
 use super::queue::Scheduled;
 use super::{Store, StoreError, decode_found, encode, tables};
-use crate::ids::VerificationSessionId;
+use crate::ids::{AppId, VerificationSessionId};
 use crate::mode::Mode;
 
 const TABLE: &str = "verification_sessions";
@@ -99,6 +100,8 @@ impl SessionType {
 pub struct SessionRecord {
     /// `vks_...`
     pub id: VerificationSessionId,
+    /// The application it belongs to.
+    pub app: AppId,
     /// Where it stands.
     pub status: SessionStatus,
     /// `identity` or `document`.
@@ -122,6 +125,11 @@ impl SessionRecord {
     /// The mode of the session.
     pub fn mode(&self) -> Mode {
         if self.livemode { Mode::Live } else { Mode::Test }
+    }
+
+    /// Whose it is.
+    pub fn owner(&self) -> Owner {
+        Owner { app: self.app, mode: self.mode() }
     }
 
     /// Whether the session can still move: an open session is kept by retention until it
@@ -163,20 +171,19 @@ impl Store {
     ) -> Result<SessionChanged, StoreError> {
         let bytes = encode(TABLE, session)?;
         self.write(|tx| {
-            let key = (session.mode().as_u8(), session.id.as_u128());
+            let key = (session.app.as_u128(), session.id.as_u128());
             tx.open_table(tables::VERIFICATION_SESSIONS)?.insert(key, bytes.as_slice())?;
-            tx.open_table(tables::SESSION_EXPIRY)?
-                .insert((expires_ms, session.id.as_u128()), session.mode().as_u8())?;
+            tx.open_table(tables::SESSION_EXPIRY)?.insert((expires_ms, session.id.as_u128()), session.app.as_u128())?;
             let (_, scheduled) = publish_in(tx, std::slice::from_ref(event), now_ms)?;
             Ok(SessionChanged { session: session.clone(), scheduled })
         })
     }
 
     /// The session with this id in this mode.
-    pub fn session(&self, mode: Mode, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError> {
+    pub fn session(&self, owner: Owner, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError> {
         self.read(|tx| {
             let table = tx.open_table(tables::VERIFICATION_SESSIONS)?;
-            decode_found(TABLE, table.get((mode.as_u8(), id.as_u128()))?)
+            decode_found(TABLE, table.get((owner.app.as_u128(), id.as_u128()))?)
         })
     }
 
@@ -184,13 +191,13 @@ impl Store {
     /// (nothing is written). The session and its event commit together.
     pub fn change_session<R>(
         &self,
-        mode: Mode,
+        owner: Owner,
         id: VerificationSessionId,
         now_ms: u64,
         change: impl FnOnce(&mut SessionRecord) -> Result<NewEvent, R>,
     ) -> Result<SessionChange<R>, StoreError> {
         self.write(|tx| {
-            let key = (mode.as_u8(), id.as_u128());
+            let key = (owner.app.as_u128(), id.as_u128());
             let mut sessions = tx.open_table(tables::VERIFICATION_SESSIONS)?;
             let found: Option<SessionRecord> = decode_found(TABLE, sessions.get(key)?)?;
             let Some(mut session) = found else { return Ok(SessionChange::Missing) };
@@ -221,7 +228,7 @@ impl Store {
         expire: impl Fn(&mut SessionRecord) -> Result<NewEvent, R>,
     ) -> Result<(usize, Scheduled), StoreError> {
         self.write(|tx| {
-            let due: Vec<((u64, u128), u8)> = tx
+            let due: Vec<((u64, u128), u128)> = tx
                 .open_table(tables::SESSION_EXPIRY)?
                 .range((0, 0)..=(now_ms, u128::MAX))?
                 .take(limit)
@@ -229,13 +236,13 @@ impl Store {
                 .collect::<Result<_, _>>()?;
             let mut expired = 0;
             let mut scheduled = Scheduled::default();
-            for (key, mode) in due {
+            for (key, app) in due {
                 tx.open_table(tables::SESSION_EXPIRY)?.remove(key)?;
                 let mut sessions = tx.open_table(tables::VERIFICATION_SESSIONS)?;
-                let found: Option<SessionRecord> = decode_found(TABLE, sessions.get((mode, key.1))?)?;
+                let found: Option<SessionRecord> = decode_found(TABLE, sessions.get((app, key.1))?)?;
                 let Some(mut session) = found else { continue };
                 let Ok(event) = expire(&mut session) else { continue };
-                sessions.insert((mode, key.1), encode(TABLE, &session)?.as_slice())?;
+                sessions.insert((app, key.1), encode(TABLE, &session)?.as_slice())?;
                 drop(sessions);
                 let (_, queued) = publish_in(tx, std::slice::from_ref(&event), now_ms)?;
                 scheduled.extend(queued);
@@ -248,13 +255,13 @@ impl Store {
     /// One page of a mode's sessions, newest first.
     pub fn list_sessions(
         &self,
-        mode: Mode,
+        owner: Owner,
         request: PageRequest<VerificationSessionId>,
     ) -> Result<Page<SessionRecord>, ListError> {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(StoreError::from)?;
             let table = tx.open_table(tables::VERIFICATION_SESSIONS).map_err(StoreError::from)?;
-            list_page(&table, TABLE, mode.as_u8(), request, |_| true)
+            list_page(&table, TABLE, owner.app.as_u128(), request, |_| true)
         })
     }
 }
@@ -267,7 +274,7 @@ mod tests {
     fn a_session_stored_by_the_previous_release_still_reads() {
         // The previous release stored the API object itself, `object` and all, with the
         // status as a string.
-        let stored = br#"{"id":"vks_01JD8Y6QK4N2V7X3ZB5C9R1T0M","object":"verification_session","status":"requires_input","type":"identity","client_reference_id":null,"livemode":false,"expires_at":7,"completed_at":null,"created":1,"metadata":{"a":"b"}}"#;
+        let stored = br#"{"id":"vks_01JD8Y6QK4N2V7X3ZB5C9R1T0M","app":"app_01JD8Y6QK4N2V7X3ZB5C9R1T0M","object":"verification_session","status":"requires_input","type":"identity","client_reference_id":null,"livemode":false,"expires_at":7,"completed_at":null,"created":1,"metadata":{"a":"b"}}"#;
         let record: SessionRecord = super::super::decode(TABLE, stored).unwrap();
         assert_eq!(record.status, SessionStatus::RequiresInput);
         assert!(record.is_open());

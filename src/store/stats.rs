@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
+use super::apps::Owner;
 use super::attempts::AttemptRecord;
 use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::tables::{self, OUTCOME_SUCCEEDED};
 use super::{Store, StoreError, decode_found};
 use crate::ids::EndpointId;
-use crate::mode::Mode;
 
 /// The most pending deliveries counted per endpoint; beyond it the count says "at least".
 pub const MAX_PENDING_COUNTED: u64 = 100_000;
@@ -87,20 +87,20 @@ impl Store {
         })
     }
 
-    /// Attempt outcomes of `mode` from `since` to `until` (Unix seconds, minute
+    /// Attempt outcomes of an application from `since` to `until` (Unix seconds, minute
     /// resolution) in buckets of `bucket_seconds` (a multiple of 60), pending counts of
-    /// the mode's endpoints, and its `failures` newest failed attempts. Buckets start at
+    /// the application's endpoints, and its `failures` newest failed attempts. Buckets start at
     /// multiples of `bucket_seconds`.
     pub fn delivery_stats(
         &self,
-        mode: Mode,
+        owner: Owner,
         since: i64,
         until: i64,
         bucket_seconds: i64,
         failures: usize,
     ) -> Result<DeliveryStats, StoreError> {
         self.read(|tx| {
-            let m = mode.as_u8();
+            let m = owner.app.as_u128();
             let mut out = DeliveryStats::default();
             let first_minute = (since.max(0) / 60) as u64;
             let last_minute = (until.max(0) / 60) as u64;

@@ -1,10 +1,13 @@
 //! Every table in the data file, in one place, with what its keys and values are.
 //!
-//! Object tables are keyed by `(mode, id)`: the mode byte (see [`crate::mode::Mode::as_u8`])
-//! first, so each mode's objects form one contiguous range and a key of one mode can never
-//! reach the other's, then the id's 128-bit ULID, so a reverse range scan lists newest
+//! Object tables are keyed by `(application, id)`: the application's 128-bit id first,
+//! so each application's objects form one contiguous range and a key of one application
+//! can never reach another's (an application belongs to one mode, so neither can a key of
+//! the other mode), then the object's 128-bit ULID, so a reverse range scan lists newest
 //! first. Values are the records serialised as JSON, which keeps the file readable with
-//! generic tools and lets fields be added without a migration.
+//! generic tools and lets fields be added without a migration. Tables whose key changed
+//! with schema version 2 (applications) have new names; `super::migrate` moved the old
+//! ones over.
 
 use redb::TableDefinition;
 
@@ -15,26 +18,33 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The key itself is never stored.
 pub const API_KEYS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("api_keys");
 
-/// Webhook endpoints: `(mode, endpoint id)` → [`super::endpoints::EndpointRecord`] as JSON.
-pub const ENDPOINTS: TableDefinition<(u8, u128), &[u8]> = TableDefinition::new("webhook_endpoints");
+/// Applications: `(mode, app id)` → [`super::apps::AppRecord`] as JSON.
+pub const APPS: TableDefinition<(u8, u128), &[u8]> = TableDefinition::new("apps");
+
+/// Each mode's default application: mode → app id.
+pub const DEFAULT_APPS: TableDefinition<u8, u128> = TableDefinition::new("default_apps");
+
+/// Webhook endpoints: `(app, endpoint id)` → [`super::endpoints::EndpointRecord`] as JSON.
+pub const ENDPOINTS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("webhook_endpoints_by_app");
 
 /// Endpoints whose latest attempt failed: endpoint id → (Unix ms of the first failure of
 /// the current run of failures, failed attempts in the run). Absent means healthy; the
 /// first success removes the entry.
 pub const ENDPOINT_HEALTH: TableDefinition<u128, (u64, u32)> = TableDefinition::new("endpoint_health");
 
-/// Idempotency records: `(mode, Idempotency-Key)` → [`super::idempotency::IdempotencyRecord`]
+/// Idempotency records: `(app, Idempotency-Key)` → [`super::idempotency::IdempotencyRecord`]
 /// as JSON, the stored response of the first request made with that key.
-pub const IDEMPOTENCY: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("idempotency");
+pub const IDEMPOTENCY: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("idempotency_by_app");
 
-/// Idempotency records by age, for retention: `(created, Unix seconds; mode; key)` → `()`.
+/// Idempotency records by age, for retention: `(created, Unix seconds; app; key)` → `()`.
 /// A record replaced under the same key leaves its old entry, which pruning recognises
 /// by the record's own `created` no longer matching.
-pub const IDEMPOTENCY_BY_AGE: TableDefinition<(u64, u8, &str), ()> = TableDefinition::new("idempotency_by_age");
+pub const IDEMPOTENCY_BY_AGE: TableDefinition<(u64, u128, &str), ()> =
+    TableDefinition::new("idempotency_by_age_and_app");
 
-/// Events: `(mode, event id)` → [`super::events::EventMeta`] as JSON: what lists and
+/// Events: `(app, event id)` → [`super::events::EventMeta`] as JSON: what lists and
 /// filters need without reading the payload.
-pub const EVENTS: TableDefinition<(u8, u128), &[u8]> = TableDefinition::new("events");
+pub const EVENTS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("events_by_app");
 
 /// Event payloads: event id → the exact bytes POSTed to endpoints, stored once so every
 /// attempt sends the same body byte for byte.
@@ -47,27 +57,27 @@ pub const EVENT_PENDING: TableDefinition<u128, u32> = TableDefinition::new("even
 /// `pending` attempt of a delivery exists from the moment it is scheduled.
 pub const ATTEMPTS: TableDefinition<u128, &[u8]> = TableDefinition::new("attempts");
 
-/// Attempts by endpoint, for listing: `(mode, endpoint id, attempt id)` → `()`.
-pub const ENDPOINT_ATTEMPTS: TableDefinition<(u8, u128, u128), ()> = TableDefinition::new("endpoint_attempts");
+/// Attempts by endpoint, for listing: `(app, endpoint id, attempt id)` → `()`.
+pub const ENDPOINT_ATTEMPTS: TableDefinition<(u128, u128, u128), ()> = TableDefinition::new("endpoint_attempts_by_app");
 
 /// Attempts by event, for "where did this event go": `(event id, attempt id)` → `()`.
 pub const EVENT_ATTEMPTS: TableDefinition<(u128, u128), ()> = TableDefinition::new("event_attempts");
 /// Attempt outcomes counted per minute, for the dashboard's overview and success rates:
-/// `(mode, Unix minute, endpoint id, outcome)` → count, where outcome is
-/// [`OUTCOME_SUCCEEDED`] or [`OUTCOME_FAILED`]. Keyed by time first so a time window is
-/// one range scan whatever the number of endpoints.
-pub const DELIVERY_STATS: TableDefinition<(u8, u64, u128, u8), u64> = TableDefinition::new("delivery_stats");
+/// `(app, Unix minute, endpoint id, outcome)` → count, where outcome is
+/// [`OUTCOME_SUCCEEDED`] or [`OUTCOME_FAILED`]. Keyed by time after the application so a
+/// time window is one range scan whatever the number of endpoints.
+pub const DELIVERY_STATS: TableDefinition<(u128, u64, u128, u8), u64> = TableDefinition::new("delivery_stats_by_app");
 /// [`DELIVERY_STATS`] outcome: the attempt got a 2xx.
 pub const OUTCOME_SUCCEEDED: u8 = 0;
 /// [`DELIVERY_STATS`] outcome: the attempt failed (whether or not a retry follows).
 pub const OUTCOME_FAILED: u8 = 1;
-/// Failed attempts, newest last: `(mode, attempt id)` → `()`, so "recent failures" is a
+/// Failed attempts, newest last: `(app, attempt id)` → `()`, so "recent failures" is a
 /// short reverse scan however many attempts succeeded.
-pub const FAILED_ATTEMPTS: TableDefinition<(u8, u128), ()> = TableDefinition::new("failed_attempts");
+pub const FAILED_ATTEMPTS: TableDefinition<(u128, u128), ()> = TableDefinition::new("failed_attempts_by_app");
 /// The durable delivery queue, the truth the scheduler works from:
-/// `(due time in Unix ms, attempt id)` → `(mode, endpoint id)`. An entry stays until its
+/// `(due time in Unix ms, attempt id)` → `(app, endpoint id)`. An entry stays until its
 /// attempt's outcome is committed, so an attempt in flight during a crash runs again.
-pub const QUEUE: TableDefinition<(u64, u128), (u8, u128)> = TableDefinition::new("queue");
+pub const QUEUE: TableDefinition<(u64, u128), (u128, u128)> = TableDefinition::new("queue_by_app");
 
 /// Pending attempts by endpoint: `(endpoint id, attempt id)` → due time in Unix ms, or
 /// [`PARKED`] while the endpoint is disabled. Lets a delete cancel, and an enable resume,
@@ -83,9 +93,10 @@ pub const PARKED_ATTEMPTS: TableDefinition<(u128, u128), ()> = TableDefinition::
 /// disabled; it goes back on the queue when the endpoint is enabled.
 pub const PARKED: u64 = u64::MAX;
 
-/// Verification sessions: `(mode, session id)` → [`super::sessions::SessionRecord`] as JSON.
-pub const VERIFICATION_SESSIONS: TableDefinition<(u8, u128), &[u8]> = TableDefinition::new("verification_sessions");
+/// Verification sessions: `(app, session id)` → [`super::sessions::SessionRecord`] as JSON.
+pub const VERIFICATION_SESSIONS: TableDefinition<(u128, u128), &[u8]> =
+    TableDefinition::new("verification_sessions_by_app");
 
-/// Session expiry times: `(expires_at in Unix ms, session id)` → mode. Entries of sessions
+/// Session expiry times: `(expires_at in Unix ms, session id)` → app. Entries of sessions
 /// that ended some other way are dropped when they come due.
-pub const SESSION_EXPIRY: TableDefinition<(u64, u128), u8> = TableDefinition::new("session_expiry");
+pub const SESSION_EXPIRY: TableDefinition<(u64, u128), u128> = TableDefinition::new("session_expiry_by_app");

@@ -1,6 +1,7 @@
 //! A data file written by the previous release keeps working: the current server starts
-//! on a copy of `tests/fixtures/data-c8cc439.redb` (see the README beside it), reads every
-//! kind of record, and delivers what was waiting in it.
+//! on a copy of `tests/fixtures/data-c8cc439.redb` (see the README beside it), moves it
+//! to the current layout (applications: everything into each mode's default one), reads
+//! every kind of record, and delivers what was waiting in it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -44,6 +45,16 @@ fn a_data_file_of_the_previous_release_is_read_and_its_waiting_deliveries_go() {
     let events = get("/v1/events?limit=100");
     assert!(events["data"].as_array().unwrap().len() >= 3, "{events}");
 
+    // A's attempts, their statistics and its recent failures came along.
+    let a_attempts = get(&format!("/v1/webhook_endpoints/{ENDPOINT_A}/deliveries?limit=100"));
+    let a_attempts = a_attempts["data"].as_array().unwrap();
+    assert!(a_attempts.len() >= 3, "{a_attempts:?}");
+    assert!(a_attempts.iter().all(|a| a["event_id"].as_str().unwrap().starts_with("evt_")));
+    let since = SESSION_EXPIRES_AT - 2 * 86_400;
+    let stats = get(&format!("/v1/delivery_stats?since={since}&until={}&bucket=3600", SESSION_EXPIRES_AT + 60));
+    assert!(stats["totals"]["failed"].as_u64().unwrap() >= 3, "{stats}");
+    assert!(!stats["recent_failures"].as_array().unwrap().is_empty(), "{stats}");
+
     // The session was stored with the old record shape; it is read, and, being past its
     // expiry by the server's clock, it expires with its event.
     assert!(
@@ -67,4 +78,9 @@ fn a_data_file_of_the_previous_release_is_read_and_its_waiting_deliveries_go() {
     assert!(crate::common::eventually(WAIT, || get(&format!("/v1/events/{EVENT}"))["pending_webhooks"] == 1));
     let attempts = get(&format!("/v1/webhook_endpoints/{ENDPOINT_B}/deliveries"));
     assert_eq!(attempts["data"][0]["status"], "succeeded", "{attempts}");
+
+    // The moved file opens again as it is now.
+    let server = server.restart();
+    assert_eq!(server.get("/v1/webhook_endpoints").body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(server.get(&format!("/v1/events/{EVENT}")).body["pending_webhooks"], 1);
 }
