@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::apps::Owner;
 use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::health::{FailureRun, HealthBatch, HealthVerdict};
-use super::pagination::{Cursor, ListError, Page, PageRequest};
+use super::pagination::{Cursor, ListError, Page, PageRequest, finish_page};
 use super::queue::{QueueKey, QueueTables, Scheduled};
 use super::{Store, StoreError, decode_found, encode, tables};
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
@@ -475,12 +475,7 @@ impl Store {
                     }
                 }
             }
-            let has_more = items.len() > request.limit;
-            items.truncate(request.limit);
-            if let Cursor::Before(_) = request.cursor {
-                items.reverse();
-            }
-            Ok(Page { items, has_more })
+            Ok(finish_page(items, request))
         })
     }
 

@@ -129,10 +129,16 @@ where
             }
         }
     }
+    Ok(finish_page(items, request))
+}
+
+/// The page from up to `limit + 1` items gathered in the direction of travel: whether
+/// there were more, the extra one dropped, and newest first.
+pub(super) fn finish_page<T, Id>(mut items: Vec<T>, request: PageRequest<Id>) -> Page<T> {
     let has_more = items.len() > request.limit;
     items.truncate(request.limit);
     if let Cursor::Before(_) = request.cursor {
         items.reverse();
     }
-    Ok(Page { items, has_more })
+    Page { items, has_more }
 }
