@@ -81,20 +81,31 @@ impl FromRequest for Caller {
     }
 }
 
-/// Middleware: resolves the request's API key or answers 401 (as a response, so it leaves
-/// through the boundary middleware like any other answer).
+/// The request header that names the application a request acts on (as Stripe's
+/// `Stripe-Account` names a connected account): an application id or uid.
+pub const APP_HEADER: &str = "Stile-App";
+
+/// Middleware: resolves the request's API key (or answers 401) and the application it acts
+/// on: the one `Stile-App` names (400 if the value cannot name one, 404 if none of the key's
+/// mode has that id or uid), else the mode's default. Errors are responses, so they leave
+/// through the boundary middleware like any other answer.
 pub async fn require_api_key(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let caller = presented_key(req.headers().get(header::AUTHORIZATION)).and_then(|presented| {
-        let found =
-            state.and_then(|s| s.keys.mode_of(&presented).map(|mode| Caller { mode, owner: s.default_apps.of(mode) }));
+        let found = state
+            .as_ref()
+            .and_then(|s| s.keys.mode_of(&presented).map(|mode| Caller { mode, owner: s.default_apps.of(mode) }));
         found.ok_or_else(|| {
             ApiError::new(ErrorCode::ApiKeyInvalid, format!("Invalid API key provided: {}.", redact(&presented)))
         })
     });
+    let caller = match (caller, state, req.headers().get(APP_HEADER)) {
+        (Ok(caller), Some(state), Some(value)) => named_app(&state, caller, value).await,
+        (caller, _, _) => caller,
+    };
     match caller {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
@@ -102,6 +113,37 @@ pub async fn require_api_key(
         }
         Err(err) => Ok(req.error_response(err).map_into_right_body()),
     }
+}
+
+/// The caller acting on the application a `Stile-App` value names.
+async fn named_app(
+    state: &web::Data<AppState>,
+    caller: Caller,
+    value: &header::HeaderValue,
+) -> Result<Caller, ApiError> {
+    let name = app_header_value(value)?;
+    let mode = caller.mode;
+    let wanted = name.clone();
+    let found = super::blocking(state, move |store| store.find_app(mode, &wanted)).await?;
+    match found {
+        Some(app) => Ok(Caller { mode, owner: app.owner() }),
+        None => Err(ApiError::param(
+            ErrorCode::ResourceMissing,
+            APP_HEADER,
+            format!("No such application: '{name}' (named by the {APP_HEADER} header, in {mode} mode)."),
+        )),
+    }
+}
+
+/// Checks a `Stile-App` value: an application id or uid (at most 64 visible characters).
+fn app_header_value(value: &header::HeaderValue) -> Result<String, ApiError> {
+    let text = value.to_str().ok().map(str::trim).filter(|t| !t.is_empty() && t.len() <= 64);
+    text.map(str::to_string).ok_or_else(|| {
+        ApiError::invalid(
+            APP_HEADER,
+            format!("The {APP_HEADER} header must name an application by its id (app_...) or uid (at most 64 visible characters)."),
+        )
+    })
 }
 
 /// The key in an `Authorization` header: `Bearer <key>`, or HTTP Basic with the key as the

@@ -5,6 +5,7 @@
 //! output types; they never hold a transaction themselves.
 
 pub mod admin;
+pub mod apps;
 pub mod auth;
 pub mod deliveries;
 pub mod endpoint_actions;
@@ -107,6 +108,7 @@ pub fn configure(cfg: &mut Routes) {
                 // Middleware wrapped last runs first: the key is checked before anything else.
                 .wrap(from_fn(idempotency::idempotent_posts))
                 .wrap(from_fn(auth::require_api_key))
+                .configure(apps::configure)
                 .configure(endpoints::configure)
                 .configure(endpoint_actions::configure)
                 .configure(deliveries::configure)

@@ -124,6 +124,7 @@ fn complete(path: &str, method: &str, op: &mut Operation) {
     let authenticated = path.starts_with("/v1/") && op.security.is_none();
     if authenticated {
         op.security = Some(vec![SecurityRequirement::new(API_KEY, Vec::<String>::new())]);
+        op.parameters.get_or_insert_with(Vec::new).push(app_header().into());
     }
     let has_body = op.request_body.is_some();
     let has_query = op.parameters.iter().flatten().any(
@@ -131,15 +132,22 @@ fn complete(path: &str, method: &str, op: &mut Operation) {
     );
     let post = method == "post";
     let mut errors: Vec<(&str, &str)> = Vec::new();
-    if has_body || has_query || (post && authenticated) {
+    // Every authenticated route takes `Stile-App`, whose value may be refused.
+    if has_body || has_query || authenticated {
         errors.push(("400", "The request is invalid: a parameter is missing, unknown or has a value that is not allowed (`param` names it), the body is not a JSON object, the `Idempotency-Key` is unusable, or the object's state does not allow this."));
     }
     let needs_credentials = op.security.iter().flatten().any(|s| *s != SecurityRequirement::default());
     if needs_credentials {
         errors.push(("401", "No API key (or token) was sent, or the one sent is not valid."));
     }
-    if path.contains('{') {
-        errors.push(("404", "No object with this id exists in the key's mode."));
+    match (path.contains('{'), authenticated) {
+        (true, true) => errors.push((
+            "404",
+            "No object with this id exists in the application, or no application of the key's mode has the id or uid `Stile-App` names.",
+        )),
+        (true, false) => errors.push(("404", "No object with this id exists.")),
+        (false, true) => errors.push(("404", "No application of the key's mode has the id or uid `Stile-App` names.")),
+        (false, false) => {}
     }
     if post && authenticated {
         errors.push(("409", "A request with the same `Idempotency-Key` is still being processed."));
@@ -159,6 +167,23 @@ fn complete(path: &str, method: &str, op: &mut Operation) {
         let response = ResponseBuilder::new().description(description).content("application/json", content).build();
         op.responses.responses.entry(status.to_string()).or_insert(response.into());
     }
+}
+
+/// The `Stile-App` request header, as every authenticated operation documents it.
+fn app_header() -> utoipa::openapi::path::Parameter {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    let schema = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(64))
+        .examples(["acme"]);
+    ParameterBuilder::new()
+        .name(super::auth::APP_HEADER)
+        .parameter_in(ParameterIn::Header)
+        .required(utoipa::openapi::Required::False)
+        .description(Some("The application the request acts on, by id (`app_...`) or uid; the mode's default application when absent."))
+        .schema(Some(schema))
+        .build()
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::pagination::{ListError, Page, PageRequest, list_page};
 use super::{Store, StoreError, decode_found, encode, tables};
 use crate::ids::AppId;
 use crate::mode::Mode;
@@ -70,6 +71,18 @@ impl DefaultApps {
     }
 }
 
+/// The key of an application in [`tables::APPS`].
+fn key(mode: Mode, id: AppId) -> (u128, u128) {
+    (u128::from(mode.as_u8()), id.as_u128())
+}
+
+/// Why an application was not stored: its uid names another application of its mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UidTaken {
+    /// The application that has the uid.
+    pub by: AppId,
+}
+
 /// Makes each mode's default application if it has none yet, inside `tx`; returns both.
 pub(super) fn ensure_defaults(tx: &WriteTransaction, now: i64) -> Result<DefaultApps, StoreError> {
     let mut defaults = tx.open_table(tables::DEFAULT_APPS)?;
@@ -89,7 +102,7 @@ pub(super) fn ensure_defaults(tx: &WriteTransaction, now: i64) -> Result<Default
                     default: true,
                     created: now,
                 };
-                apps.insert((mode.as_u8(), record.id.as_u128()), encode(TABLE, &record)?.as_slice())?;
+                apps.insert(key(mode, record.id), encode(TABLE, &record)?.as_slice())?;
                 defaults.insert(mode.as_u8(), record.id.as_u128())?;
                 record.id
             }
@@ -112,9 +125,81 @@ impl Store {
         })
     }
 
+    /// Stores a new application, unless its uid names another of its mode.
+    pub fn create_app(&self, record: &AppRecord) -> Result<Result<(), UidTaken>, StoreError> {
+        let bytes = encode(TABLE, record)?;
+        self.write(|tx| {
+            if let Some(uid) = &record.uid {
+                let mut uids = tx.open_table(tables::APP_UIDS)?;
+                if let Some(by) = uids.get((record.mode.as_u8(), uid.as_str()))?.map(|v| AppId(v.value())) {
+                    return Ok(Err(UidTaken { by }));
+                }
+                uids.insert((record.mode.as_u8(), uid.as_str()), record.id.as_u128())?;
+            }
+            tx.open_table(tables::APPS)?.insert(key(record.mode, record.id), bytes.as_slice())?;
+            Ok(Ok(()))
+        })
+    }
+
+    /// The application of `mode` that `name` names: an app id, or a uid.
+    pub fn find_app(&self, mode: Mode, name: &str) -> Result<Option<AppRecord>, StoreError> {
+        self.read(|tx| {
+            let id = match name.parse::<AppId>() {
+                Ok(id) => Some(id),
+                Err(_) => tx.open_table(tables::APP_UIDS)?.get((mode.as_u8(), name))?.map(|v| AppId(v.value())),
+            };
+            let Some(id) = id else { return Ok(None) };
+            decode_found(TABLE, tx.open_table(tables::APPS)?.get(key(mode, id))?)
+        })
+    }
+
+    /// Changes an application with `change`, keeping the uid index in step. `Ok(None)`: no
+    /// such application; `Err(UidTaken)` inside: the new uid names another (nothing is
+    /// written).
+    pub fn update_app(
+        &self,
+        mode: Mode,
+        id: AppId,
+        change: impl FnOnce(&mut AppRecord),
+    ) -> Result<Result<Option<AppRecord>, UidTaken>, StoreError> {
+        self.write(|tx| {
+            let mut apps = tx.open_table(tables::APPS)?;
+            let found: Option<AppRecord> = decode_found(TABLE, apps.get(key(mode, id))?)?;
+            let Some(mut record) = found else { return Ok(Ok(None)) };
+            let before = record.uid.clone();
+            change(&mut record);
+            if record.uid != before {
+                let mut uids = tx.open_table(tables::APP_UIDS)?;
+                if let Some(uid) = &record.uid
+                    && let Some(by) = uids.get((mode.as_u8(), uid.as_str()))?.map(|v| AppId(v.value()))
+                    && by != id
+                {
+                    return Ok(Err(UidTaken { by }));
+                }
+                if let Some(old) = &before {
+                    uids.remove((mode.as_u8(), old.as_str()))?;
+                }
+                if let Some(uid) = &record.uid {
+                    uids.insert((mode.as_u8(), uid.as_str()), id.as_u128())?;
+                }
+            }
+            apps.insert(key(mode, id), encode(TABLE, &record)?.as_slice())?;
+            Ok(Ok(Some(record)))
+        })
+    }
+
+    /// One page of a mode's applications, newest first.
+    pub fn list_apps(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ListError> {
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            let table = tx.open_table(tables::APPS).map_err(StoreError::from)?;
+            list_page(&table, TABLE, u128::from(mode.as_u8()), request, |_| true)
+        })
+    }
+
     /// The application with this id in this mode.
     pub fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError> {
-        self.read(|tx| decode_found(TABLE, tx.open_table(tables::APPS)?.get((mode.as_u8(), id.as_u128()))?))
+        self.read(|tx| decode_found(TABLE, tx.open_table(tables::APPS)?.get(key(mode, id))?))
     }
 }
 
@@ -140,8 +225,7 @@ impl Store {
             created: 0,
         };
         self.write(|tx| {
-            tx.open_table(tables::APPS)?
-                .insert((mode.as_u8(), record.id.as_u128()), encode(TABLE, &record)?.as_slice())?;
+            tx.open_table(tables::APPS)?.insert(key(mode, record.id), encode(TABLE, &record)?.as_slice())?;
             Ok(())
         })
         .unwrap();

@@ -202,6 +202,7 @@ impl Store {
                 // Create every table so readers never meet a missing one.
                 tx.open_table(tables::API_KEYS)?;
                 tx.open_table(tables::APPS)?;
+                tx.open_table(tables::APP_UIDS)?;
                 tx.open_table(tables::ENDPOINTS)?;
                 tx.open_table(tables::ENDPOINT_HEALTH)?;
                 tx.open_table(tables::IDEMPOTENCY)?;

@@ -67,8 +67,9 @@ impl super::ReopenHint for ListError {
     }
 }
 
-/// Lists one page of the records of application `app` in `table`, newest first, keeping
-/// only those `keep` accepts.
+/// Lists one page of the records under the key prefix `app` (an application, or for the
+/// applications themselves a mode) in `table`, newest first, keeping only those `keep`
+/// accepts.
 pub(crate) fn list_page<T, Id, Tbl>(
     table: &Tbl,
     name: &'static str,

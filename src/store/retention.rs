@@ -125,6 +125,7 @@ fn prune_in(
     let (attempts, more) = prune_attempts(tx, cutoffs.history_ms, &mut next.attempts, limit)?;
     pruned.attempts = attempts;
     pruned.more |= more;
+    // Every application's id, whatever its mode.
     let apps: Vec<u128> =
         tx.open_table(tables::APPS)?.iter()?.map(|row| row.map(|(k, _)| k.value().1)).collect::<Result<_, _>>()?;
     for app in apps {

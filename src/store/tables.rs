@@ -18,8 +18,12 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The key itself is never stored.
 pub const API_KEYS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("api_keys");
 
-/// Applications: `(mode, app id)` → [`super::apps::AppRecord`] as JSON.
-pub const APPS: TableDefinition<(u8, u128), &[u8]> = TableDefinition::new("apps");
+/// Applications: `(mode, app id)` → [`super::apps::AppRecord`] as JSON. The mode is widened
+/// to 128 bits so lists of applications page like every other object list.
+pub const APPS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("apps");
+
+/// Application uids: `(mode, uid)` → app id; a uid names one application per mode.
+pub const APP_UIDS: TableDefinition<(u8, &str), u128> = TableDefinition::new("app_uids");
 
 /// Each mode's default application: mode → app id.
 pub const DEFAULT_APPS: TableDefinition<u8, u128> = TableDefinition::new("default_apps");

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod apps;
 mod auth;
 mod backup;
 mod binary;

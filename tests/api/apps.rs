@@ -1,0 +1,202 @@
+//! Applications: `/v1/apps`, the `Stile-App` header, and isolation between applications
+//! through every route that reads or changes an application's objects.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::receiver::Receiver;
+use crate::common::{LIVE_KEY, Resp, TestServer};
+
+const WAIT: Duration = Duration::from_secs(15);
+const VERIFIED: &str = "verification_session.verified";
+
+/// A request as `app` (an id or uid) with the test key.
+fn as_app(server: &TestServer, app: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+    let req = server.req(method, path).header("Stile-App", app);
+    match body {
+        Some(body) => req.json(&body).send(),
+        None => req.send(),
+    }
+}
+
+#[test]
+fn applications_are_created_found_by_id_or_uid_updated_and_listed() {
+    let server = TestServer::start();
+    let listed = server.get("/v1/apps");
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let defaults: Vec<&Value> = listed.body["data"].as_array().unwrap().iter().collect();
+    assert_eq!(defaults.len(), 1, "test mode has its default application");
+    assert_eq!(defaults[0]["default"], true);
+    assert_eq!(defaults[0]["livemode"], false);
+
+    let created = server.post("/v1/apps", json!({"name": "Acme", "uid": "acme", "metadata": {"plan": "pro"}}));
+    assert_eq!(created.status, 200, "{}", created.text);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("app_"));
+    assert_eq!(created.body["object"], "application");
+    assert_eq!(created.body["default"], false);
+    assert_eq!(server.get(&format!("/v1/apps/{id}")).body["uid"], "acme");
+    assert_eq!(server.get("/v1/apps/acme").body["id"], id.as_str(), "the uid names it too");
+
+    let updated = server.post("/v1/apps/acme", json!({"name": "Acme Corp", "uid": "acme-corp", "metadata": null}));
+    assert_eq!(updated.status, 200, "{}", updated.text);
+    assert_eq!(updated.body["name"], "Acme Corp");
+    assert_eq!(updated.body["metadata"], json!({}));
+    server.get("/v1/apps/acme").assert_error(404, "invalid_request_error", "resource_missing");
+    assert_eq!(server.get("/v1/apps/acme-corp").body["id"], id.as_str());
+
+    // A uid names one application per mode; the other mode may use it.
+    let taken = server.post("/v1/apps", json!({"name": "Other", "uid": "acme-corp"}));
+    assert_eq!(taken.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "uid");
+    assert!(taken.body["error"]["message"].as_str().unwrap().contains(&id), "{}", taken.text);
+    let live = server.req("POST", "/v1/apps").key(LIVE_KEY).json(&json!({"name": "Acme", "uid": "acme-corp"})).send();
+    assert_eq!(live.status, 200, "{}", live.text);
+    assert_eq!(live.body["livemode"], true);
+    server.req("GET", &format!("/v1/apps/{id}")).key(LIVE_KEY).send().assert_error(
+        404,
+        "invalid_request_error",
+        "resource_missing",
+    );
+
+    for (body, param) in [
+        (json!({}), "name"),
+        (json!({"name": ""}), "name"),
+        (json!({"name": "x".repeat(121)}), "name"),
+        (json!({"name": "A", "uid": "has space"}), "uid"),
+        (json!({"name": "A", "uid": "app_01JD8Y6QK4N2V7X3ZB5C9R1T0M"}), "uid"),
+        (json!({"name": "A", "metadata": {"": "v"}}), "metadata[]"),
+    ] {
+        let resp = server.post("/v1/apps", body.clone());
+        assert_eq!(resp.status, 400, "{body}: {}", resp.text);
+        assert_eq!(resp.body["error"]["param"], param, "{body}");
+    }
+    let unknown = server.post("/v1/apps", json!({"name": "A", "colour": "red"}));
+    assert_eq!(unknown.status, 400, "{}", unknown.text);
+
+    let listed = server.get("/v1/apps?limit=1");
+    assert_eq!(listed.body["data"][0]["id"], id.as_str(), "newest first");
+    assert_eq!(listed.body["has_more"], true);
+}
+
+#[test]
+fn nothing_crosses_between_applications() {
+    let server = TestServer::start();
+    let receiver = Receiver::start();
+    let acme = server.post("/v1/apps", json!({"name": "Acme", "uid": "acme"})).body["id"].as_str().unwrap().to_string();
+    // The same event types, endpoints on the same receiver: one in each application.
+    let mine = server.create_endpoint(&receiver.url("/default"));
+    let theirs = as_app(
+        &server,
+        "acme",
+        "POST",
+        "/v1/webhook_endpoints",
+        Some(json!({
+            "url": receiver.url("/acme"), "enabled_events": ["*"]
+        })),
+    );
+    assert_eq!(theirs.status, 200, "{}", theirs.text);
+    let theirs_id = theirs.body["id"].as_str().unwrap().to_string();
+    let mine_id = mine["id"].as_str().unwrap().to_string();
+
+    // Lists and retrieves see only their own application's endpoints.
+    let ids = |resp: &Resp| -> Vec<String> {
+        resp.body["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(ids(&server.get("/v1/webhook_endpoints")), [mine_id.as_str()]);
+    assert_eq!(ids(&as_app(&server, &acme, "GET", "/v1/webhook_endpoints", None)), [theirs_id.as_str()]);
+    server.get(&format!("/v1/webhook_endpoints/{theirs_id}")).assert_error(
+        404,
+        "invalid_request_error",
+        "resource_missing",
+    );
+    as_app(&server, "acme", "GET", &format!("/v1/webhook_endpoints/{mine_id}"), None).assert_error(
+        404,
+        "invalid_request_error",
+        "resource_missing",
+    );
+
+    // An event published to one application goes only to its endpoints.
+    let event = as_app(&server, "acme", "POST", "/v1/events", Some(json!({"type": VERIFIED, "data": {"id": "vks_a"}})));
+    assert_eq!(event.status, 200, "{}", event.text);
+    assert_eq!(event.body["pending_webhooks"], 1);
+    let event_id = event.body["id"].as_str().unwrap().to_string();
+    let got = receiver.wait_for("/acme", 1, WAIT);
+    assert_eq!(got[0].header("webhook-id"), event_id);
+    let own = server.publish(VERIFIED, json!({"id": "vks_d"}));
+    receiver.wait_for("/default", 1, WAIT);
+    server.wait_queue_empty(WAIT);
+    assert_eq!(receiver.received("/acme").len(), 1, "the default application's event did not reach Acme");
+    assert_eq!(receiver.received("/default").len(), 1, "Acme's event did not reach the default application");
+
+    // Events, their deliveries, resend, recover, test pings and statistics stay home.
+    server.get(&format!("/v1/events/{event_id}")).assert_error(404, "invalid_request_error", "resource_missing");
+    assert_eq!(ids(&server.get("/v1/events")), [own["id"].as_str().unwrap().to_string()]);
+    assert_eq!(ids(&as_app(&server, "acme", "GET", "/v1/events", None)), [event_id.as_str()]);
+    server.post(&format!("/v1/events/{event_id}/resend"), json!({})).assert_error(
+        404,
+        "invalid_request_error",
+        "resource_missing",
+    );
+    let across =
+        as_app(&server, "acme", "POST", &format!("/v1/events/{event_id}/resend"), Some(json!({"endpoint": mine_id})));
+    assert_eq!(across.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "endpoint");
+    for path in [format!("/v1/webhook_endpoints/{theirs_id}/deliveries"), format!("/v1/events/{event_id}/deliveries")] {
+        server.get(&path).assert_error(404, "invalid_request_error", "resource_missing");
+    }
+    for path in
+        [format!("/v1/webhook_endpoints/{theirs_id}/test"), format!("/v1/webhook_endpoints/{theirs_id}/recover")]
+    {
+        let resp = server.post(&path, json!({"since": 0}));
+        assert_eq!(resp.status, 404, "{path}: {}", resp.text);
+    }
+    let stats = server.get("/v1/delivery_stats");
+    assert_eq!(stats.body["totals"]["succeeded"], 1, "{}", stats.text);
+    assert_eq!(stats.body["endpoints"].as_array().unwrap().len(), 1);
+    let theirs_stats = as_app(&server, "acme", "GET", "/v1/delivery_stats", None);
+    assert_eq!(theirs_stats.body["endpoints"][0]["endpoint_id"], theirs_id.as_str());
+
+    // Idempotency keys are per application: the same key and body run once in each.
+    let publish_with_key = |app: Option<&str>| {
+        let mut req = server.req("POST", "/v1/events").header("Idempotency-Key", "same-key");
+        if let Some(app) = app {
+            req = req.header("Stile-App", app);
+        }
+        req.json(&json!({"type": VERIFIED, "data": {"id": "vks_k"}})).send()
+    };
+    let first = publish_with_key(None);
+    let other = publish_with_key(Some("acme"));
+    assert_ne!(first.body["id"], other.body["id"], "not replayed across applications");
+    assert_eq!(publish_with_key(Some("acme")).body["id"], other.body["id"], "replayed within one");
+}
+
+#[test]
+fn a_stile_app_that_names_no_application_is_a_clear_4xx() {
+    let server = TestServer::start();
+    let live_app =
+        server.req("POST", "/v1/apps").key(LIVE_KEY).json(&json!({"name": "Live", "uid": "live-only"})).send();
+    let live_id = live_app.body["id"].as_str().unwrap().to_string();
+    for (value, status) in [
+        ("", 400),
+        ("x".repeat(65).as_str(), 400),
+        ("nope", 404),
+        (live_id.as_str(), 404),
+        ("live-only", 404),
+        ("app_01JD8Y6QK4N2V7X3ZB5C9R1T0M", 404),
+    ] {
+        let resp = server.req("GET", "/v1/webhook_endpoints").header("Stile-App", value).send();
+        assert_eq!(resp.status, status, "{value:?}: {}", resp.text);
+        assert_eq!(resp.body["error"]["param"], "Stile-App", "{value:?}");
+        if status == 404 {
+            assert_eq!(resp.body["error"]["code"], "resource_missing");
+        }
+    }
+    // A bad key is still a 401 first, whatever the header says.
+    let resp =
+        server.req("GET", "/v1/webhook_endpoints").key("vk_test_wrong_000000000000").header("Stile-App", "nope").send();
+    assert_eq!(resp.status, 401);
+    // Publishing to an unknown application writes nothing.
+    let resp = server.req("POST", "/v1/events").header("Stile-App", "nope").json(&json!({"type": VERIFIED})).send();
+    assert_eq!(resp.status, 404);
+    assert!(server.get("/v1/events").body["data"].as_array().unwrap().is_empty());
+}
