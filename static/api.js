@@ -2,6 +2,7 @@
 // failure becomes an ApiError carrying the API's own message.
 
 const KEY_NAME = 'stile.api_key';
+const APP_NAME = 'stile.app';
 
 /** The signed-in key, or null. */
 export function currentKey() {
@@ -13,9 +14,21 @@ export function rememberKey(key) {
   sessionStorage.setItem(KEY_NAME, key);
 }
 
-/** Forgets the key. */
+/** Forgets the key (and the application chosen with it). */
 export function forgetKey() {
   sessionStorage.removeItem(KEY_NAME);
+  sessionStorage.removeItem(APP_NAME);
+}
+
+/** The application the dashboard acts on (its id), or null for the mode's default. */
+export function currentApp() {
+  return sessionStorage.getItem(APP_NAME);
+}
+
+/** Chooses the application every call acts on; null goes back to the default. */
+export function chooseApp(id) {
+  if (id) sessionStorage.setItem(APP_NAME, id);
+  else sessionStorage.removeItem(APP_NAME);
 }
 
 /** 'test', 'live', or null for a key of neither kind. */
@@ -44,6 +57,8 @@ export function whenUnauthorized(handler) {
 /** Calls the API with the current key (or `key`); resolves to the parsed JSON body. */
 export async function api(method, path, body, key = currentKey()) {
   const init = { method, headers: { Authorization: `Bearer ${key}` } };
+  const app = currentApp();
+  if (app && key === currentKey()) init.headers['Stile-App'] = app;
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -64,6 +79,8 @@ export async function api(method, path, body, key = currentKey()) {
   if (!response.ok) {
     const error = new ApiError(response.status, json, `The server answered HTTP ${response.status}.`);
     if (response.status === 401 && key === currentKey()) onUnauthorized(error);
+    // The chosen application is gone (or belongs to another mode): back to the default.
+    if (response.status === 404 && json && json.error && json.error.param === 'Stile-App') chooseApp(null);
     throw error;
   }
   return json;

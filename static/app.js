@@ -1,6 +1,6 @@
 // The dashboard shell: sign-in, hash routing, and live refresh of the current view.
 
-import { api, currentKey, forgetKey, modeOfKey, rememberKey, whenUnauthorized } from './api.js';
+import { api, chooseApp, currentApp, currentKey, forgetKey, modeOfKey, rememberKey, whenUnauthorized } from './api.js';
 import { errorBox, field, fill, h, toast } from './ui.js';
 import * as overview from './views/overview.js';
 import * as endpoints from './views/endpoints.js';
@@ -81,7 +81,28 @@ function showAccount() {
   document.getElementById('nav').hidden = false;
   document.getElementById('account').hidden = false;
   document.body.classList.toggle('live', mode === 'live');
+  fillAppSwitcher().catch(() => {});
 }
+
+const switcher = document.getElementById('app-switcher');
+
+/** Lists the mode's applications in the switcher: the default first, then by name. */
+async function fillAppSwitcher() {
+  const apps = (await api('GET', '/v1/apps?limit=100')).data;
+  apps.sort((a, b) => (b.default - a.default) || a.name.localeCompare(b.name));
+  const chosen = currentApp();
+  if (chosen && !apps.some((a) => a.id === chosen)) chooseApp(null);
+  fill(switcher, apps.map((a) => h('option', {
+    value: a.default ? '' : a.id,
+    selected: a.id === chosen || (a.default && !currentApp()),
+  }, a.uid ? `${a.name} (${a.uid})` : a.name)));
+  switcher.hidden = apps.length < 2;
+}
+
+switcher.addEventListener('change', () => {
+  chooseApp(switcher.value || null);
+  route();
+});
 
 function showSignIn(message) {
   current = null;

@@ -427,3 +427,51 @@ where
     }
     false
 }
+
+#[test]
+fn the_application_switcher_shows_one_applications_data_and_never_the_others() {
+    let server = TestServer::start();
+    let acme = server.post("/v1/apps", json!({"name": "Acme", "uid": "acme"})).body["id"].as_str().unwrap().to_string();
+    server.create_endpoint("http://127.0.0.1:9/default-app");
+    // An event of the default application, which Acme's pages must not show.
+    server.publish("verification_session.created", json!({"id": "vks_default"}));
+    let theirs = server
+        .req("POST", "/v1/webhook_endpoints")
+        .header("Stile-App", "acme")
+        .json(&json!({"url": "http://127.0.0.1:9/acme-app", "enabled_events": ["*"]}))
+        .send();
+    assert_eq!(theirs.status, 200, "{}", theirs.text);
+    in_browser("app_switcher", move |page| async move {
+        signed_in(&page, &server, "#/endpoints").await;
+        page.wait_exactly("table a.url", 1).await;
+        assert!(page.text("table").await.contains("default-app"));
+        // The default application first, then the others.
+        let options =
+            page.script("return [...document.querySelectorAll('#app-switcher option')].map(o => o.textContent)").await;
+        assert_eq!(options, json!(["Default (test)", "Acme (acme)"]));
+
+        page.script(&format!(
+            "const s = document.getElementById('app-switcher'); s.value = '{acme}'; s.dispatchEvent(new Event('change'));"
+        ))
+        .await;
+        page.wait_text("table", "acme-app").await;
+        page.wait_exactly("table a.url", 1).await;
+        assert!(!page.text("table").await.contains("default-app"), "the default application's endpoint is not shown");
+        assert_eq!(page.script("return sessionStorage.getItem('stile.app')").await, json!(acme));
+
+        // Every page follows the choice: Acme's event list is empty, though the default
+        // application has an event.
+        page.open(&format!("{}/#/events", server.base)).await;
+        page.wait_text(".empty", "No events match").await;
+        page.open(&format!("{}/#/endpoints", server.base)).await;
+        page.wait_text("table", "acme-app").await;
+        page.script(
+            "const s = document.getElementById('app-switcher'); s.value = ''; s.dispatchEvent(new Event('change'));",
+        )
+        .await;
+        page.wait_text("table", "default-app").await;
+        assert!(!page.text("table").await.contains("acme-app"));
+        page.open(&format!("{}/#/events", server.base)).await;
+        page.wait_exactly("[data-test=event-row]", 1).await;
+    });
+}
