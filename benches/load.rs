@@ -137,20 +137,65 @@ fn agent() -> ureq::Agent {
 /// puts a connection back in its pool only then, so an unread answer would mean a new
 /// connection for every publish.
 fn publish(agent: &ureq::Agent, target: &str, body: serde_json::Value) {
-    let mut resp =
-        agent.post(target).header("authorization", format!("Bearer {KEY}")).send_json(body).expect("publish answered");
+    let mut resp = as_app(agent.post(target).header("authorization", format!("Bearer {KEY}")))
+        .send_json(body)
+        .expect("publish answered");
     assert_eq!(resp.status(), 200, "publish failed");
     resp.body_mut().read_to_vec().expect("publish answer read");
 }
 
 fn create_endpoint(server: &Server, url: &str) {
+    create_endpoint_in(server, url, APP.get().map(|s| s.as_str()));
+}
+
+fn create_endpoint_in(server: &Server, url: &str, app: Option<&str>) {
     let body = serde_json::json!({"url": url, "enabled_events": ["*"]});
-    let resp = agent()
-        .post(format!("{}/v1/webhook_endpoints", server.base))
-        .header("authorization", format!("Bearer {KEY}"))
-        .send_json(body)
-        .unwrap();
+    let mut req =
+        agent().post(format!("{}/v1/webhook_endpoints", server.base)).header("authorization", format!("Bearer {KEY}"));
+    if let Some(app) = app {
+        req = req.header("stile-app", app);
+    }
+    let resp = req.send_json(body).unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+/// The application (uid) every request of the run acts on, with `--app`; else the default.
+static APP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// How many applications the server holds, with `--apps N` (the run's own among them).
+static APPS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Endpoints each of the other applications has, with `--apps N`.
+const ENDPOINTS_PER_OTHER_APP: usize = 10;
+
+/// A request as the run's application, if it has one.
+fn as_app<B>(req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+    match APP.get() {
+        Some(app) => req.header("stile-app", app.as_str()),
+        None => req,
+    }
+}
+
+/// Creates the run's application and, with `--apps N`, N - 1 others with
+/// [`ENDPOINTS_PER_OTHER_APP`] endpoints each (never sent anything).
+fn create_apps(server: &Server, receiver: &ReceiverHandle) {
+    let Some(app) = APP.get() else { return };
+    let create = |name: &str| {
+        let resp = agent()
+            .post(format!("{}/v1/apps", server.base))
+            .header("authorization", format!("Bearer {KEY}"))
+            .send_json(serde_json::json!({"name": name, "uid": name}))
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    };
+    for n in 1..APPS.get().copied().unwrap_or(1) {
+        let other = format!("other-{n}");
+        create(&other);
+        for e in 0..ENDPOINTS_PER_OTHER_APP {
+            create_endpoint_in(server, &format!("{}/other/{n}/{e}", receiver.base), Some(&other));
+        }
+    }
+    create(app);
 }
 
 /// The server's current RSS in MiB, from /proc.
@@ -268,6 +313,7 @@ fn run(workload: &Workload) -> serde_json::Value {
     let receiver = start_receiver();
     let paths: Vec<String> = (0..workload.endpoints).map(|n| format!("/e{n}")).collect();
     if !workload.direct {
+        create_apps(&server, &receiver);
         for path in &paths {
             create_endpoint(&server, &format!("{}{path}", receiver.base));
         }
@@ -380,6 +426,14 @@ fn main() {
     let runs: usize =
         args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(1);
     let only: Option<String> = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    // `--app`: every request through an application of its own, not the default one;
+    // `--apps N`: and N - 1 other applications with endpoints of their own beside it.
+    let apps: Option<usize> =
+        args.iter().position(|a| a == "--apps").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
+    if args.iter().any(|a| a == "--app") || apps.is_some() {
+        let _ = APP.set("bench".to_string());
+        let _ = APPS.set(apps.unwrap_or(1).max(1));
+    }
     let scale = if quick { 10 } else { 1 };
     let paced_secs = if quick { 3 } else { 15 };
     let workloads = [

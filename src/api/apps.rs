@@ -234,7 +234,11 @@ async fn update_app(
     })
     .await?;
     match updated {
-        Ok(Some(record)) => Ok(HttpResponse::Ok().json(Application::from(record))),
+        Ok(Some(record)) => {
+            // A uid may have changed hands: names resolve afresh.
+            state.app_names.clear();
+            Ok(HttpResponse::Ok().json(Application::from(record)))
+        }
         Ok(None) => Err(ApiError::not_found("application", &path)),
         Err(taken) => Err(uid_taken(wanted_uid.as_deref().unwrap_or_default(), taken)),
     }

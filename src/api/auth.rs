@@ -115,6 +115,28 @@ pub async fn require_api_key(
     }
 }
 
+/// The applications `Stile-App` values named, by (mode, id or uid), so a request through
+/// an application costs no store read after the first. Only names that were found are
+/// kept (a new application is found at once); changing an application's names clears it
+/// ([`AppNames::clear`]). At most two entries per application.
+#[derive(Debug, Default)]
+pub struct AppNames(std::sync::RwLock<std::collections::HashMap<(Mode, String), Owner>>);
+
+impl AppNames {
+    fn get(&self, mode: Mode, name: &str) -> Option<Owner> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).get(&(mode, name.to_string())).copied()
+    }
+
+    fn insert(&self, mode: Mode, name: String, owner: Owner) {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).insert((mode, name), owner);
+    }
+
+    /// Forgets every name (an application's uid changed).
+    pub fn clear(&self) {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
 /// The caller acting on the application a `Stile-App` value names.
 async fn named_app(
     state: &web::Data<AppState>,
@@ -123,10 +145,16 @@ async fn named_app(
 ) -> Result<Caller, ApiError> {
     let name = app_header_value(value)?;
     let mode = caller.mode;
+    if let Some(owner) = state.app_names.get(mode, &name) {
+        return Ok(Caller { mode, owner });
+    }
     let wanted = name.clone();
     let found = super::blocking(state, move |store| store.find_app(mode, &wanted)).await?;
     match found {
-        Some(app) => Ok(Caller { mode, owner: app.owner() }),
+        Some(app) => {
+            state.app_names.insert(mode, name, app.owner());
+            Ok(Caller { mode, owner: app.owner() })
+        }
         None => Err(ApiError::param(
             ErrorCode::ResourceMissing,
             APP_HEADER,

@@ -67,6 +67,8 @@ pub struct AppState {
     pub admin_token: String,
     /// Each mode's default application, which requests act on.
     pub default_apps: crate::store::apps::DefaultApps,
+    /// The applications `Stile-App` values named, remembered.
+    pub app_names: auth::AppNames,
 }
 
 impl AppState {
@@ -91,6 +93,7 @@ impl AppState {
             metrics,
             admin_token,
             default_apps,
+            app_names: auth::AppNames::default(),
         }
     }
 }

@@ -39,11 +39,17 @@ fn applications_are_created_found_by_id_or_uid_updated_and_listed() {
     assert_eq!(server.get(&format!("/v1/apps/{id}")).body["uid"], "acme");
     assert_eq!(server.get("/v1/apps/acme").body["id"], id.as_str(), "the uid names it too");
 
+    // Named once through the header (the server remembers what a name resolved to)...
+    assert_eq!(as_app(&server, "acme", "GET", "/v1/webhook_endpoints", None).status, 200);
     let updated = server.post("/v1/apps/acme", json!({"name": "Acme Corp", "uid": "acme-corp", "metadata": null}));
     assert_eq!(updated.status, 200, "{}", updated.text);
     assert_eq!(updated.body["name"], "Acme Corp");
     assert_eq!(updated.body["metadata"], json!({}));
     server.get("/v1/apps/acme").assert_error(404, "invalid_request_error", "resource_missing");
+    // ...and the old uid names nothing once it is changed.
+    let stale = as_app(&server, "acme", "GET", "/v1/webhook_endpoints", None);
+    assert_eq!(stale.assert_error(404, "invalid_request_error", "resource_missing")["param"], "Stile-App");
+    assert_eq!(as_app(&server, "acme-corp", "GET", "/v1/webhook_endpoints", None).status, 200);
     assert_eq!(server.get("/v1/apps/acme-corp").body["id"], id.as_str());
 
     // A uid names one application per mode; the other mode may use it.
