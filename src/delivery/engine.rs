@@ -379,7 +379,7 @@ async fn send_all(
         let shared = Arc::clone(&shared);
         in_flight.spawn(async move {
             let (sender, done, clock) = &*shared;
-            let result = attempt(sender, item.job, item.key, clock.now()).await;
+            let result = attempt(sender, item.job, item.key, clock.now_ms()).await;
             let _ = done.send(SchedulerMsg::Done(Box::new(result)));
         });
         while in_flight.try_join_next().is_some() {}
@@ -387,8 +387,9 @@ async fn send_all(
     while in_flight.join_next().await.is_some() {}
 }
 
-/// Signs and sends one attempt at `now` (Unix seconds).
-async fn attempt(sender: &HttpSender, job: Job, key: crate::store::queue::QueueKey, now: i64) -> AttemptResult {
+/// Signs and sends one attempt at `now_ms` (Unix ms).
+async fn attempt(sender: &HttpSender, job: Job, key: crate::store::queue::QueueKey, now_ms: u64) -> AttemptResult {
+    let now = (now_ms / 1000) as i64;
     let mut result = AttemptResult {
         queue_key: key,
         endpoint: job.attempt.endpoint_id,
@@ -397,7 +398,7 @@ async fn attempt(sender: &HttpSender, job: Job, key: crate::store::queue::QueueK
         response_body: None,
         error: None,
         duration_ms: 0,
-        attempted_at: now,
+        attempted_at_ms: now_ms,
         request_headers: Vec::new(),
         retry_after: None,
     };

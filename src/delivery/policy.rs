@@ -27,7 +27,7 @@ impl RecordPolicy for Policy {
     }
 
     fn health(&self, run: Option<FailureRun>, result: &AttemptResult) -> HealthVerdict {
-        health_after(run, result.succeeded, result.response_status, result.attempted_at, self.disable_after)
+        health_after(run, result.succeeded, result.response_status, result.attempted_at_ms, self.disable_after)
     }
 }
 
@@ -45,20 +45,19 @@ fn random_fraction() -> f64 {
     f64::from(u16::from_le_bytes(random)) / f64::from(u16::MAX)
 }
 
-/// An endpoint's health after one more attempt made at `attempted_at` (Unix seconds):
+/// An endpoint's health after one more attempt made at `at_ms` (Unix ms):
 /// a success ends its run of failures; a failure extends it, and disables the endpoint if
 /// it answered `410 Gone` or has failed for `disable_after` since the run began.
 pub fn health_after(
     run: Option<FailureRun>,
     succeeded: bool,
     response_status: Option<u16>,
-    attempted_at: i64,
+    at_ms: u64,
     disable_after: Duration,
 ) -> HealthVerdict {
     if succeeded {
         return HealthVerdict { run: None, disable: None };
     }
-    let at_ms = (attempted_at.max(0) as u64) * 1000;
     let run = run.unwrap_or(FailureRun { since_ms: at_ms, failures: 0 });
     let run = FailureRun { since_ms: run.since_ms, failures: run.failures.saturating_add(1) };
     let disable = if response_status == Some(410) {
@@ -109,19 +108,19 @@ mod tests {
 
     #[test]
     fn a_run_of_failures_disables_only_after_the_period_or_at_once_on_410() {
-        let start = 1_000_000;
+        let start = 1_000_000_000;
         let first = health_after(None, false, Some(500), start, HOUR);
-        assert_eq!(first.run, Some(FailureRun { since_ms: start as u64 * 1000, failures: 1 }));
+        assert_eq!(first.run, Some(FailureRun { since_ms: start, failures: 1 }));
         assert_eq!(first.disable, None);
-        let later = health_after(first.run, false, None, start + 3599, HOUR);
+        let later = health_after(first.run, false, None, start + 3_599_999, HOUR);
         assert_eq!(later.run.unwrap().failures, 2);
-        assert_eq!(later.disable, None, "one second short of the period");
-        let due = health_after(later.run, false, Some(503), start + 3600, HOUR);
+        assert_eq!(later.disable, None, "one millisecond short of the period");
+        let due = health_after(later.run, false, Some(503), start + 3_600_000, HOUR);
         let reason = due.disable.expect("disabled after an hour of failures");
         assert!(reason.starts_with("every attempt failed for 1h (3 attempts since "), "{reason}");
         let gone = health_after(None, false, Some(410), start, HOUR);
         assert_eq!(gone.disable.as_deref(), Some("the endpoint answered 410 Gone"));
-        let healed = health_after(due.run, true, Some(200), start + 4000, HOUR);
+        let healed = health_after(due.run, true, Some(200), start + 4_000_000, HOUR);
         assert_eq!(healed, HealthVerdict { run: None, disable: None });
     }
 }

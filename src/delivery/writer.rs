@@ -194,7 +194,7 @@ mod tests {
             response_body: None,
             error: None,
             duration_ms: 1,
-            attempted_at: 0,
+            attempted_at_ms: 0,
             request_headers: vec![],
             retry_after: None,
         })

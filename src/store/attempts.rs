@@ -112,8 +112,9 @@ pub struct AttemptResult {
     pub error: Option<String>,
     /// Time taken.
     pub duration_ms: u64,
-    /// When it was made (Unix seconds).
-    pub attempted_at: i64,
+    /// When it was made (Unix ms: the health rule measures runs of failures finer than
+    /// seconds).
+    pub attempted_at_ms: u64,
     /// The headers that were sent.
     pub request_headers: Vec<(String, String)>,
     /// The least delay before the next attempt the endpoint asked for (`Retry-After`).
@@ -350,7 +351,7 @@ pub(super) fn record_in(
         record.response_body = result.response_body.clone();
         record.error = result.error.clone();
         record.duration_ms = Some(result.duration_ms);
-        record.created = result.attempted_at;
+        record.created = (result.attempted_at_ms / 1000) as i64;
         record.request_headers = result.request_headers.clone();
         let verdict = policy.health(health.current(record.endpoint_id)?, result);
         health.set(record.endpoint_id, verdict.run);

@@ -362,7 +362,7 @@ mod tests {
                 response_body: None,
                 error: None,
                 duration_ms: 1,
-                attempted_at: (now / 1000) as i64 - 120,
+                attempted_at_ms: now - 120_000,
                 request_headers: vec![],
                 retry_after: None,
             })
