@@ -104,14 +104,16 @@ fn the_data_file_stops_growing_under_steady_publishing() {
     // More payload went through than the file can hold, so space freed by pruning was
     // reused: without pruning every payload would still be stored (the file then grows
     // to ~140 MB here). And once it has reached its working size in the first 10 s, the
-    // file grows no further (redb grows in steps and may give the tail back).
+    // file grows at most one step further: redb grows by doubling, and its allocator may
+    // need one more step when freed regions are fragmented (seen once in CI: 8.9 MB for
+    // 10 s, then 17.8 MB flat); growth that goes on doubles past that.
     let first_ten = *sizes[..20].iter().max().unwrap();
     let last = *sizes.last().unwrap();
     let max = *sizes.iter().max().unwrap();
     eprintln!("published {published} events ({written} payload bytes); file sizes every 0.5 s: {sizes:?}");
     assert!(written > max * 3 / 2, "more payload than the file holds went through: {written} vs {max}");
     assert!(
-        last <= first_ten,
+        last <= first_ten * 2,
         "the data file kept growing: at most {first_ten} bytes in the first 10 s, {last} at the end ({sizes:?})"
     );
 }
