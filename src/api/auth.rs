@@ -119,21 +119,26 @@ pub async fn require_api_key(
 /// an application costs no store read after the first. Only names that were found are
 /// kept (a new application is found at once); changing an application's names clears it
 /// ([`AppNames::clear`]). At most two entries per application.
+///
+/// One map per mode, so a lookup borrows the header's text instead of allocating a key on
+/// every request.
 #[derive(Debug, Default)]
-pub struct AppNames(std::sync::RwLock<std::collections::HashMap<(Mode, String), Owner>>);
+pub struct AppNames(std::sync::RwLock<[std::collections::HashMap<String, Owner>; 2]>);
 
 impl AppNames {
     fn get(&self, mode: Mode, name: &str) -> Option<Owner> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).get(&(mode, name.to_string())).copied()
+        self.0.read().unwrap_or_else(|p| p.into_inner())[usize::from(mode.as_u8())].get(name).copied()
     }
 
     fn insert(&self, mode: Mode, name: String, owner: Owner) {
-        self.0.write().unwrap_or_else(|p| p.into_inner()).insert((mode, name), owner);
+        self.0.write().unwrap_or_else(|p| p.into_inner())[usize::from(mode.as_u8())].insert(name, owner);
     }
 
     /// Forgets every name (an application's uid changed).
     pub fn clear(&self) {
-        self.0.write().unwrap_or_else(|p| p.into_inner()).clear();
+        for names in self.0.write().unwrap_or_else(|p| p.into_inner()).iter_mut() {
+            names.clear();
+        }
     }
 }
 

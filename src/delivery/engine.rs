@@ -184,9 +184,9 @@ impl Engine {
         endpoint: Option<EndpointId>,
     ) -> Result<Resent, EngineError> {
         let now_ms = self.clock.now_ms();
-        let resent = self.blocking(move |store| store.resend_event(owner, id, endpoint, now_ms)).await?;
-        if let Resent::Scheduled(scheduled) = &resent {
-            self.wake(scheduled.clone());
+        let mut resent = self.blocking(move |store| store.resend_event(owner, id, endpoint, now_ms)).await?;
+        if let Resent::Scheduled(scheduled) = &mut resent {
+            self.wake(std::mem::take(scheduled));
         }
         Ok(resent)
     }
@@ -195,9 +195,9 @@ impl Engine {
     /// attempt whose retry it is.
     pub async fn retry_now(&self, owner: Owner, endpoint: EndpointId, id: DeliveryId) -> Result<RetryNow, EngineError> {
         let now_ms = self.clock.now_ms();
-        let outcome = self.blocking(move |store| store.retry_now(owner, endpoint, id, now_ms)).await?;
-        if let RetryNow::Moved(_, scheduled) = &outcome {
-            self.wake(scheduled.clone());
+        let mut outcome = self.blocking(move |store| store.retry_now(owner, endpoint, id, now_ms)).await?;
+        if let RetryNow::Moved(_, scheduled) = &mut outcome {
+            self.wake(std::mem::take(scheduled));
         }
         Ok(outcome)
     }

@@ -33,7 +33,7 @@ type FailedDeliveries = (Vec<(EventId, String)>, bool);
 impl Store {
     /// Resends to an endpoint every event whose delivery to it failed for good (its latest
     /// attempt to the endpoint is `failed`) among attempts made since `since` (Unix
-    /// seconds). `dry_run` only counts. `None`: no such endpoint in this mode.
+    /// seconds). `dry_run` only counts. `None`: no such endpoint in this application.
     pub fn recover_endpoint(
         &self,
         owner: Owner,
@@ -67,7 +67,7 @@ impl Store {
 
 /// The events (id, type) whose latest attempt to an endpoint, among attempts made since
 /// `since` (Unix seconds), failed for good and that still exist, oldest first, at most
-/// [`MAX_RECOVER`], and whether there are more. `None`: no such endpoint in this mode.
+/// [`MAX_RECOVER`], and whether there are more. `None`: no such endpoint in this application.
 fn failed_deliveries(
     tx: &ReadTransaction,
     owner: Owner,

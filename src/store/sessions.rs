@@ -155,7 +155,7 @@ pub enum SessionChange<R> {
     Changed(SessionChanged),
     /// The change refused (nothing was written).
     Refused(R),
-    /// No such session in this mode.
+    /// No such session in this application.
     Missing,
 }
 
@@ -179,7 +179,7 @@ impl Store {
         })
     }
 
-    /// The session with this id in this mode.
+    /// The session with this id in this application.
     pub fn session(&self, owner: Owner, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError> {
         self.read(|tx| {
             let table = tx.open_table(tables::VERIFICATION_SESSIONS)?;
@@ -252,7 +252,7 @@ impl Store {
         })
     }
 
-    /// One page of a mode's sessions, newest first.
+    /// One page of an application's sessions, newest first.
     pub fn list_sessions(
         &self,
         owner: Owner,
