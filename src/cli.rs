@@ -103,10 +103,14 @@ pub enum KeysCommand {
         /// test or live
         #[arg(long, value_enum)]
         mode: Mode,
+        /// Restrict the key to one application of the mode (its id or uid): it acts on
+        /// that application only and cannot list or manage applications.
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// List keys: prefix, mode, creation time (never the key).
+    /// List keys: prefix, mode, application, creation time (never the key).
     List {
         #[command(flatten)]
         store: StoreArgs,

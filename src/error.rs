@@ -71,6 +71,8 @@ error_codes! {
     ApiKeyMissing => (UNAUTHORIZED, "authentication_error", "api_key_missing"),
     /// The API key sent is not one this server knows.
     ApiKeyInvalid => (UNAUTHORIZED, "authentication_error", "api_key_invalid"),
+    /// The API key may not do this (an app-restricted key managing applications).
+    PermissionDenied => (FORBIDDEN, "permission_error", "insufficient_permissions"),
     /// The `Idempotency-Key` header is empty, too long or not printable ASCII.
     IdempotencyKeyInvalid => (BAD_REQUEST, "invalid_request_error", "idempotency_key_invalid"),
     /// The `Idempotency-Key` was used before with a different request.
@@ -209,8 +211,12 @@ impl ResponseError for ApiError {
         self.code.status()
     }
 
+    /// The Stile envelope, with the error itself kept in the response's extensions so a
+    /// dialect's middleware can answer it in its own envelope instead.
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(self.body())
+        let mut response = HttpResponse::build(self.status_code()).json(self.body());
+        response.extensions_mut().insert(self.clone());
+        response
     }
 }
 

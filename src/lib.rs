@@ -39,6 +39,7 @@ use utoipa_actix_web::AppExt;
 use crate::api::{ApiKeys, AppState};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::ids::AppId;
 use crate::mode::Mode;
 use crate::store::api_keys::ApiKeyRecord;
 use crate::store::{OpenError, Store, StoreError};
@@ -102,8 +103,14 @@ pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, Star
 /// Creates and stores a new API key, made at `now` (Unix seconds); returns the key, which
 /// is not stored anywhere.
 pub fn create_api_key(store: &Store, mode: Mode, now: i64) -> Result<String, StoreError> {
+    create_api_key_for(store, mode, None, now)
+}
+
+/// Like [`create_api_key`], for a key restricted to one application of `mode` when `app`
+/// is given (the caller has checked that it is one).
+pub fn create_api_key_for(store: &Store, mode: Mode, app: Option<AppId>, now: i64) -> Result<String, StoreError> {
     let key = secrets::new_api_key(mode);
-    let record = ApiKeyRecord { prefix: secrets::api_key_shown_prefix(&key), mode, created: now };
+    let record = ApiKeyRecord { prefix: secrets::api_key_shown_prefix(&key), mode, created: now, app };
     store.insert_api_key(&secrets::hash_api_key(&key), &record)?;
     Ok(key)
 }

@@ -247,9 +247,16 @@ fn compact(args: &StoreArgs) -> anyhow::Result<()> {
 
 fn keys(action: KeysCommand) -> anyhow::Result<()> {
     match action {
-        KeysCommand::Create { mode, store } => {
+        KeysCommand::Create { mode, app, store } => {
             let store = open_store(&store)?;
-            println!("{}", stile::create_api_key(&store, mode, stile::clock::unix_now())?);
+            let app = match app {
+                Some(name) => {
+                    let found = store.find_app(mode, &name)?;
+                    Some(found.ok_or_else(|| anyhow::anyhow!("no application `{name}` in {mode} mode"))?.id)
+                }
+                None => None,
+            };
+            println!("{}", stile::create_api_key_for(&store, mode, app, stile::clock::unix_now())?);
         }
         KeysCommand::List { store } => {
             let store = open_store(&store)?;
@@ -257,10 +264,17 @@ fn keys(action: KeysCommand) -> anyhow::Result<()> {
             if keys.is_empty() {
                 eprintln!("no stored keys (keys in [auth] keys are not listed)");
             }
-            println!("{:<20} {:<5} CREATED", "PREFIX", "MODE");
+            println!("{:<20} {:<5} {:<30} CREATED", "PREFIX", "MODE", "APPLICATION");
             for (_, key) in keys {
                 let created = std::time::UNIX_EPOCH + std::time::Duration::from_secs(key.created.max(0) as u64);
-                println!("{:<20} {:<5} {}", key.prefix, key.mode, humantime::format_rfc3339_seconds(created));
+                let app = key.app.map_or_else(|| "(all)".to_string(), |app| app.to_string());
+                println!(
+                    "{:<20} {:<5} {:<30} {}",
+                    key.prefix,
+                    key.mode,
+                    app,
+                    humantime::format_rfc3339_seconds(created)
+                );
             }
         }
         KeysCommand::Revoke { prefix, store } => {

@@ -1,5 +1,6 @@
 //! The retention thread: prunes history older than `[retention] events` in the
-//! background, in small batches, so the data file stays bounded under steady load.
+//! background, in small batches, so the data file stays bounded under steady load, and
+//! purges what deleted applications left behind.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,54 +18,106 @@ const BATCH: usize = 500;
 /// How long an idempotency record is worth keeping: past the replay window a key is new.
 const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(crate::store::idempotency::WINDOW_SECS as u64);
 
+/// How long a deleted application is remembered after its history is purged: longer than
+/// any request that resolved it before the deletion can take to publish into it.
+const DELETED_APP_SETTLE: Duration = Duration::from_secs(300);
+
 /// How often to look for old history: a tenth of the retention period, between 100 ms
 /// (for second-scale retention in tests and demos) and 10 minutes.
 pub fn interval(retention: Duration) -> Duration {
     (retention / 10).clamp(Duration::from_millis(100), Duration::from_secs(600))
 }
 
-/// Prunes every `interval(retention)` until `stop` is dropped. Each pass removes
-/// everything older than the retention period, one batch per transaction.
-pub fn run(store: Arc<Store>, clock: Clock, retention: Duration, stop: Receiver<()>) {
+/// Prunes every `interval(retention)`, and whenever `wake` brings a message (an
+/// application was deleted), until `wake`'s sender is dropped. Each pass purges deleted
+/// applications, then removes everything older than the retention period, one batch per
+/// transaction.
+pub fn run(store: Arc<Store>, clock: Clock, retention: Duration, wake: Receiver<()>) {
     let every = interval(retention);
     let mut wait = Duration::ZERO;
-    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(wait) {
+    while !matches!(wake.recv_timeout(wait), Err(RecvTimeoutError::Disconnected)) {
         wait = every;
-        let now = clock.now_ms();
-        let cutoffs = Cutoffs {
-            history_ms: now.saturating_sub(retention.as_millis() as u64),
-            idempotency_secs: (now.saturating_sub(retention.min(IDEMPOTENCY_WINDOW).as_millis() as u64) / 1000) as i64,
-        };
-        let mut cursor = PruneCursor::default();
-        let mut total = Pruned::default();
-        loop {
-            match store.prune(cutoffs, &mut cursor, BATCH) {
-                Ok(pruned) => {
-                    total += pruned;
-                    if !pruned.more {
-                        break;
-                    }
+        if purge_deleted_apps(&store, &clock, &wake).is_err()
+            || prune_history(&store, &clock, retention, &wake).is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// The server is stopping: the pass ends early.
+struct Stopping;
+
+/// Whether the server is stopping (checked between batches, so a pass stops promptly).
+fn check_stop(wake: &Receiver<()>) -> Result<(), Stopping> {
+    match wake.try_recv() {
+        Err(crossbeam_channel::TryRecvError::Disconnected) => Err(Stopping),
+        _ => Ok(()),
+    }
+}
+
+/// Purges deleted applications' history, one batch per transaction.
+fn purge_deleted_apps(store: &Store, clock: &Clock, wake: &Receiver<()>) -> Result<(), Stopping> {
+    let settled_before = clock.now_ms().saturating_sub(DELETED_APP_SETTLE.as_millis() as u64);
+    let mut removed = 0;
+    loop {
+        match store.purge_deleted_apps(BATCH, settled_before) {
+            Ok(purge) => {
+                removed += purge.removed;
+                if purge.finished > 0 {
+                    tracing::info!(applications = purge.finished, "deleted applications purged");
                 }
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot prune old history; trying again later");
+                if !purge.more {
                     break;
                 }
             }
-            // Between batches, stop promptly if the server is stopping.
-            if !matches!(stop.try_recv(), Err(crossbeam_channel::TryRecvError::Empty)) {
-                return;
+            Err(err) => {
+                tracing::error!(error = %err, "cannot purge deleted applications; trying again later");
+                break;
             }
         }
-        if total.removed() > 0 {
-            tracing::debug!(
-                events = total.events,
-                attempts = total.attempts,
-                idempotency = total.idempotency,
-                sessions = total.sessions,
-                stats = total.stats,
-                stale_idempotency_entries = total.stale_entries,
-                "pruned history older than the retention period"
-            );
-        }
+        check_stop(wake)?;
     }
+    if removed > 0 {
+        tracing::debug!(rows = removed, "purged the history of deleted applications");
+    }
+    Ok(())
+}
+
+/// Removes everything older than the retention period.
+fn prune_history(store: &Store, clock: &Clock, retention: Duration, wake: &Receiver<()>) -> Result<(), Stopping> {
+    let now = clock.now_ms();
+    let cutoffs = Cutoffs {
+        history_ms: now.saturating_sub(retention.as_millis() as u64),
+        idempotency_secs: (now.saturating_sub(retention.min(IDEMPOTENCY_WINDOW).as_millis() as u64) / 1000) as i64,
+    };
+    let mut cursor = PruneCursor::default();
+    let mut total = Pruned::default();
+    loop {
+        match store.prune(cutoffs, &mut cursor, BATCH) {
+            Ok(pruned) => {
+                total += pruned;
+                if !pruned.more {
+                    break;
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot prune old history; trying again later");
+                break;
+            }
+        }
+        check_stop(wake)?;
+    }
+    if total.removed() > 0 {
+        tracing::debug!(
+            events = total.events,
+            attempts = total.attempts,
+            idempotency = total.idempotency,
+            sessions = total.sessions,
+            stats = total.stats,
+            stale_idempotency_entries = total.stale_entries,
+            "pruned history older than the retention period"
+        );
+    }
+    Ok(())
 }

@@ -1,9 +1,10 @@
 //! `/v1/apps`: applications, the tenants a platform sends webhooks for. Create, retrieve,
-//! update and list; an application is named by its id or its uid wherever one is taken.
+//! update, list and delete; an application is named by its id or its uid wherever one is
+//! taken. An app-restricted key may retrieve its own application and nothing else here.
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{JsonBody, QueryParams, nullable};
@@ -11,7 +12,9 @@ use super::list::{ListResponse, PageQuery};
 use super::metadata::validate_metadata;
 use super::{AppState, Caller, Routes, blocking};
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::ids::AppId;
+use crate::store::app_deletion::AppDeletion;
 use crate::store::apps::{AppRecord, UidTaken};
 
 /// The longest name, in characters.
@@ -31,7 +34,7 @@ const TAG: &str = "Applications";
 
 /// Mounts the application routes.
 pub fn configure(cfg: &mut Routes) {
-    cfg.service(list_apps).service(create_app).service(retrieve_app).service(update_app);
+    cfg.service(list_apps).service(create_app).service(retrieve_app).service(update_app).service(delete_app);
 }
 
 /// The body of `POST /v1/apps`.
@@ -141,11 +144,14 @@ fn uid_taken(uid: &str, taken: UidTaken) -> ApiError {
     ApiError::invalid("uid", format!("The uid `{uid}` is already used by {} in this mode.", taken.by))
 }
 
-/// Finds the application `raw` names (id or uid) in the caller's mode, or answers 404.
+/// Finds the application `raw` names (id or uid) in the caller's mode, or answers 404
+/// (as for every application but its own, to a restricted key).
 async fn require_app(state: &web::Data<AppState>, caller: Caller, raw: &str) -> Result<AppRecord, ApiError> {
     let name = raw.to_string();
     let found = blocking(state, move |store| store.find_app(caller.mode, &name)).await?;
-    found.ok_or_else(|| ApiError::not_found("application", raw))
+    found
+        .filter(|app| !caller.restricted || app.id == caller.owner.app)
+        .ok_or_else(|| ApiError::not_found("application", raw))
 }
 
 /// Create an application.
@@ -157,6 +163,7 @@ async fn create_app(
     caller: Caller,
     body: JsonBody<AppIn>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_unrestricted("create applications")?;
     let input = body.0;
     let name = validate_name(input.name.ok_or_else(|| ApiError::missing("name"))?)?;
     let uid = input.uid.map(validate_uid).transpose()?;
@@ -203,6 +210,7 @@ async fn update_app(
     path: web::Path<String>,
     body: JsonBody<AppUpdate>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_unrestricted("change applications")?;
     let update = body.0;
     let name = update.name.map(validate_name).transpose()?;
     let uid = match update.uid {
@@ -253,6 +261,7 @@ async fn list_apps(
     caller: Caller,
     query: QueryParams<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_unrestricted("list applications")?;
     let page = query
         .0
         .params()
@@ -260,6 +269,52 @@ async fn list_apps(
         .await?;
     let data: Vec<Application> = page.items.into_iter().map(Application::from).collect();
     Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))
+}
+
+/// What `DELETE /v1/apps/:id` answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AppDeleted {
+    /// The deleted application's id.
+    pub id: AppId,
+    /// Always `"application"`.
+    #[schema(value_type = String, example = "application")]
+    pub object: &'static str,
+    /// Always true.
+    pub deleted: bool,
+}
+
+/// Delete an application.
+///
+/// Deletes the application and everything it owns: its endpoints at once (their pending
+/// deliveries end as failed), its API keys restricted to it, and, in the background, its
+/// events, deliveries, verification sessions, statistics and idempotency records. The
+/// default application cannot be deleted.
+#[utoipa::path(tag = TAG, params(("id" = String, Path, description = "The application's id or uid.")),
+    responses((status = 200, description = "The application is deleted.", body = AppDeleted)))]
+#[delete("/apps/{id}")]
+async fn delete_app(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_unrestricted("delete applications")?;
+    let app = require_app(&state, caller, &path).await?;
+    match state.engine.delete_app(caller.mode, app.id).await? {
+        AppDeletion::Deleted { app, endpoints, deliveries_ended, keys_revoked } => {
+            state.keys.forget_app(app.id);
+            state.app_names.clear();
+            tracing::info!(app = %app.id, endpoints, deliveries_ended, keys_revoked, "application deleted");
+            Ok(HttpResponse::Ok().json(AppDeleted { id: app.id, object: "application", deleted: true }))
+        }
+        AppDeletion::IsDefault => Err(ApiError::new(
+            ErrorCode::InvalidState,
+            format!(
+                "{} is the default application of {} mode, which requests without a Stile-App header act on; it cannot be deleted.",
+                app.id, caller.mode
+            ),
+        )),
+        AppDeletion::NotFound => Err(ApiError::not_found("application", &path)),
+    }
 }
 
 #[cfg(test)]

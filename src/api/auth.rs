@@ -13,17 +13,29 @@ use futures_util::future::{Ready, ready};
 
 use super::AppState;
 use crate::error::{ApiError, ErrorCode};
+use crate::ids::AppId;
 use crate::mode::Mode;
 use crate::secrets::hash_api_key;
 use crate::store::api_keys::ApiKeyRecord;
 use crate::store::apps::Owner;
 
-/// The keys this server accepts, by SHA-256, with their modes. Built at start-up from the
-/// stored keys and the configured ones; keys change only through the CLI while the server
-/// is stopped, so there is nothing to refresh.
-#[derive(Debug, Default, Clone)]
+/// What a key may do: its mode, and the one application it is restricted to, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// The mode the key works in.
+    pub mode: Mode,
+    /// The application an app-restricted key acts on (and no other); `None`: any of the
+    /// mode's applications.
+    pub app: Option<AppId>,
+}
+
+/// The keys this server accepts, by SHA-256, with what each may do. Built at start-up
+/// from the stored keys and the configured ones; keys are made and revoked through the
+/// CLI while the server is stopped, except that deleting an application revokes its
+/// restricted keys at once ([`ApiKeys::forget_app`]).
+#[derive(Debug, Default)]
 pub struct ApiKeys {
-    by_hash: HashMap<[u8; 32], Mode>,
+    by_hash: std::sync::RwLock<HashMap<[u8; 32], Grant>>,
 }
 
 impl ApiKeys {
@@ -32,29 +44,34 @@ impl ApiKeys {
         let mut by_hash = HashMap::new();
         for key in configured {
             if let Some(mode) = Mode::of_key(key) {
-                by_hash.insert(hash_api_key(key), mode);
+                by_hash.insert(hash_api_key(key), Grant { mode, app: None });
             }
         }
         for (hash, record) in stored {
-            by_hash.insert(*hash, record.mode);
+            by_hash.insert(*hash, Grant { mode: record.mode, app: record.app });
         }
-        Self { by_hash }
+        Self { by_hash: std::sync::RwLock::new(by_hash) }
     }
 
-    /// The mode of a presented key, if the key is accepted. Keys are compared by hash, so
+    /// What a presented key may do, if the key is accepted. Keys are compared by hash, so
     /// the comparison reveals nothing about a stored key through timing.
-    pub fn mode_of(&self, presented: &str) -> Option<Mode> {
-        self.by_hash.get(&hash_api_key(presented)).copied()
+    pub fn grant_of(&self, presented: &str) -> Option<Grant> {
+        self.by_hash.read().unwrap_or_else(|p| p.into_inner()).get(&hash_api_key(presented)).copied()
+    }
+
+    /// Stops accepting the keys restricted to `app` (it was deleted).
+    pub fn forget_app(&self, app: AppId) {
+        self.by_hash.write().unwrap_or_else(|p| p.into_inner()).retain(|_, grant| grant.app != Some(app));
     }
 
     /// How many keys are accepted.
     pub fn len(&self) -> usize {
-        self.by_hash.len()
+        self.by_hash.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Whether no key at all is accepted.
     pub fn is_empty(&self) -> bool {
-        self.by_hash.is_empty()
+        self.len() == 0
     }
 }
 
@@ -64,8 +81,28 @@ impl ApiKeys {
 pub struct Caller {
     /// The mode of the key used.
     pub mode: Mode,
-    /// The application the request acts on (the mode's default one).
+    /// The application the request acts on: the one `Stile-App` names, else the key's
+    /// own (restricted keys) or the mode's default.
     pub owner: Owner,
+    /// Whether the key is restricted to `owner.app`: such a key cannot see or manage
+    /// other applications.
+    pub restricted: bool,
+}
+
+impl Caller {
+    /// Refuses a request only an unrestricted key may make (listing, creating, changing
+    /// or deleting applications): 403.
+    pub fn require_unrestricted(&self, action: &str) -> Result<(), ApiError> {
+        if self.restricted {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "This API key is restricted to one application and cannot {action}. Use an unrestricted key of the same mode."
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl FromRequest for Caller {
@@ -95,9 +132,12 @@ pub async fn require_api_key(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let caller = presented_key(req.headers().get(header::AUTHORIZATION)).and_then(|presented| {
-        let found = state
-            .as_ref()
-            .and_then(|s| s.keys.mode_of(&presented).map(|mode| Caller { mode, owner: s.default_apps.of(mode) }));
+        let found = state.as_ref().and_then(|s| {
+            s.keys.grant_of(&presented).map(|grant| match grant.app {
+                Some(app) => Caller { mode: grant.mode, owner: Owner { app, mode: grant.mode }, restricted: true },
+                None => Caller { mode: grant.mode, owner: s.default_apps.of(grant.mode), restricted: false },
+            })
+        });
         found.ok_or_else(|| {
             ApiError::new(ErrorCode::ApiKeyInvalid, format!("Invalid API key provided: {}.", redact(&presented)))
         })
@@ -142,30 +182,40 @@ impl AppNames {
     }
 }
 
-/// The caller acting on the application a `Stile-App` value names.
+/// The caller acting on the application a `Stile-App` value names. To a restricted key,
+/// every application but its own is missing.
 async fn named_app(
     state: &web::Data<AppState>,
     caller: Caller,
     value: &header::HeaderValue,
 ) -> Result<Caller, ApiError> {
     let name = app_header_value(value)?;
-    let mode = caller.mode;
-    if let Some(owner) = state.app_names.get(mode, &name) {
-        return Ok(Caller { mode, owner });
-    }
-    let wanted = name.clone();
-    let found = super::blocking(state, move |store| store.find_app(mode, &wanted)).await?;
-    match found {
-        Some(app) => {
-            state.app_names.insert(mode, name, app.owner());
-            Ok(Caller { mode, owner: app.owner() })
-        }
-        None => Err(ApiError::param(
+    let owner = resolve_app(state, caller.mode, &name).await?;
+    match owner {
+        Some(owner) if !caller.restricted || owner == caller.owner => Ok(Caller { owner, ..caller }),
+        _ => Err(ApiError::param(
             ErrorCode::ResourceMissing,
             APP_HEADER,
-            format!("No such application: '{name}' (named by the {APP_HEADER} header, in {mode} mode)."),
+            format!("No such application: '{name}' (named by the {APP_HEADER} header, in {} mode).", caller.mode),
         )),
     }
+}
+
+/// The application of `mode` that `name` (an id or uid) names, remembered once found.
+pub(super) async fn resolve_app(
+    state: &web::Data<AppState>,
+    mode: Mode,
+    name: &str,
+) -> Result<Option<Owner>, ApiError> {
+    if let Some(owner) = state.app_names.get(mode, name) {
+        return Ok(Some(owner));
+    }
+    let wanted = name.to_string();
+    let found = super::blocking(state, move |store| store.find_app(mode, &wanted)).await?;
+    Ok(found.map(|app| {
+        state.app_names.insert(mode, name.to_string(), app.owner());
+        app.owner()
+    }))
 }
 
 /// Checks a `Stile-App` value: an application id or uid (at most 64 visible characters).
@@ -250,10 +300,19 @@ mod tests {
 
     #[test]
     fn keys_are_matched_by_hash_with_their_mode() {
-        let keys = ApiKeys::new(&["vk_test_one".into(), "vk_live_two".into(), "bogus".into()], &[]);
-        assert_eq!(keys.mode_of("vk_test_one"), Some(Mode::Test));
-        assert_eq!(keys.mode_of("vk_live_two"), Some(Mode::Live));
-        assert_eq!(keys.mode_of("vk_test_two"), None);
+        let app = AppId::new();
+        let restricted = ApiKeyRecord { prefix: "vk_test_r".into(), mode: Mode::Test, created: 0, app: Some(app) };
+        let keys = ApiKeys::new(
+            &["vk_test_one".into(), "vk_live_two".into(), "bogus".into()],
+            &[(hash_api_key("vk_test_three"), restricted)],
+        );
+        assert_eq!(keys.grant_of("vk_test_one"), Some(Grant { mode: Mode::Test, app: None }));
+        assert_eq!(keys.grant_of("vk_live_two"), Some(Grant { mode: Mode::Live, app: None }));
+        assert_eq!(keys.grant_of("vk_test_three"), Some(Grant { mode: Mode::Test, app: Some(app) }));
+        assert_eq!(keys.grant_of("vk_test_two"), None);
+        assert_eq!(keys.len(), 3);
+        keys.forget_app(app);
+        assert_eq!(keys.grant_of("vk_test_three"), None, "a deleted application's keys stop working");
         assert_eq!(keys.len(), 2);
     }
 

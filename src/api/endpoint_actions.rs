@@ -14,8 +14,9 @@ use crate::error::ApiError;
 use crate::event_types::ENDPOINT_TEST;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::secrets::new_endpoint_secret;
+use crate::store::apps::Owner;
 use crate::store::attempts::{AttemptRecord, AttemptStatus};
-use crate::store::endpoints::SigningSecret;
+use crate::store::endpoints::{EndpointRecord, SigningSecret};
 
 /// The longest grace period an old secret may keep signing after a rotation.
 pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(7 * 86_400);
@@ -64,22 +65,36 @@ async fn rotate_secret(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     let grace = grace(body.0.expires_in.as_deref())?;
+    let rotated = rotate(&state, caller.owner, id, grace).await?;
+    let (record, secret) = rotated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+    Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: Endpoint::from(record), secret }))
+}
+
+/// Gives an endpoint of `owner` a new signing secret; the old one keeps signing for
+/// `grace` if given, else stops at once. Returns the endpoint and the new secret; `None`:
+/// no such endpoint. Every dialect rotates through here.
+pub(crate) async fn rotate(
+    state: &web::Data<AppState>,
+    owner: Owner,
+    id: EndpointId,
+    grace: Option<Duration>,
+) -> Result<Option<(EndpointRecord, String)>, ApiError> {
     let secret = new_endpoint_secret();
     let new_secret = secret.clone();
     let now = state.engine.clock().now();
-    let updated = blocking(&state, move |store| {
-        store.update_endpoint(caller.owner, id, |record| {
+    let updated = blocking(state, move |store| {
+        store.update_endpoint(owner, id, |record| {
             let previous = record.secrets.iter().find(|s| s.expires_at.is_none()).cloned();
             record.secrets = vec![SigningSecret { secret: new_secret, expires_at: None }];
             if let (Some(grace), Some(previous)) = (grace, previous) {
                 let expires_at = now + grace.as_secs().max(1) as i64;
                 record.secrets.push(SigningSecret { secret: previous.secret, expires_at: Some(expires_at) });
             }
+            record.updated = Some(now);
         })
     })
     .await?;
-    let record = updated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
-    Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: Endpoint::from(record), secret }))
+    Ok(updated.map(|record| (record, secret)))
 }
 
 /// Send a test event to an endpoint.
@@ -95,19 +110,32 @@ async fn test_endpoint(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let found = blocking(&state, move |store| store.endpoint(caller.owner, id)).await?;
-    let endpoint = found.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+    let attempt =
+        ping(&state, caller.owner, id).await?.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+    Ok(HttpResponse::Ok().json(Delivery::from(attempt)))
+}
+
+/// Sends one signed `webhook_endpoint.test` event to an endpoint of `owner` now, records
+/// the event with its one attempt, and returns the attempt (no retries follow). `None`:
+/// no such endpoint. Every dialect's test ping goes through here.
+pub(crate) async fn ping(
+    state: &web::Data<AppState>,
+    owner: Owner,
+    id: EndpointId,
+) -> Result<Option<AttemptRecord>, ApiError> {
+    let found = blocking(state, move |store| store.endpoint(owner, id)).await?;
+    let Some(endpoint) = found else { return Ok(None) };
     let data = serde_json::to_value(Endpoint::from(endpoint.clone())).map_err(|e| ApiError::internal(&e))?;
     let now = state.engine.clock().now();
-    let event = crate::payload::new_event(caller.owner, ENDPOINT_TEST, &data, now)?;
+    let event = crate::payload::new_event(owner, ENDPOINT_TEST, &data, now)?;
     let meta = event.meta.clone();
     let body = event.body.clone();
 
     let (outcome, headers) = state.engine.send_now(endpoint.clone(), meta.id.to_string(), body.into(), now).await?;
     let attempt = AttemptRecord {
         id: DeliveryId::new(),
-        app: caller.owner.app,
-        mode: caller.mode,
+        app: owner.app,
+        mode: owner.mode,
         endpoint_id: endpoint.id,
         event_id: meta.id,
         event_type: meta.event_type,
@@ -125,11 +153,11 @@ async fn test_endpoint(
     // The event and its attempt are stored together once the ping is over, so a crash
     // mid-ping leaves neither.
     let stored = attempt.clone();
-    blocking(&state, move |store| store.record_test_ping(&event, &stored)).await?;
+    blocking(state, move |store| store.record_test_ping(&event, &stored)).await?;
     state.metrics.events.inc();
     let outcome = if outcome.succeeded() { "succeeded" } else { "failed" };
     state.metrics.attempts.get_or_create(&crate::metrics::Outcome { outcome }).inc();
-    Ok(HttpResponse::Ok().json(Delivery::from(attempt)))
+    Ok(Some(attempt))
 }
 
 #[cfg(test)]

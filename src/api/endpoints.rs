@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::event_types::{EventTypes, WILDCARD};
 use crate::ids::EndpointId;
 use crate::secrets::new_endpoint_secret;
+use crate::store::apps::Owner;
 use crate::store::endpoints::{EndpointRecord, EndpointStatus, SigningSecret};
 use crate::target_policy::TargetPolicy;
 
@@ -117,7 +118,7 @@ impl EndpointIn {
         let enabled_events = self.enabled_events.ok_or_else(|| ApiError::missing("enabled_events"))?;
         Ok(NewEndpoint {
             url: validate_url(policy, url)?,
-            enabled_events: validate_enabled_events(types, enabled_events)?,
+            enabled_events: validate_event_types(types, "enabled_events", enabled_events)?,
             description: validate_description(self.description)?,
             metadata: {
                 let metadata = self.metadata.unwrap_or_default();
@@ -133,7 +134,10 @@ impl EndpointUpdate {
     pub fn validate(self, policy: &TargetPolicy, types: &EventTypes) -> Result<EndpointChanges, ApiError> {
         Ok(EndpointChanges {
             url: self.url.map(|u| validate_url(policy, u)).transpose()?,
-            enabled_events: self.enabled_events.map(|e| validate_enabled_events(types, e)).transpose()?,
+            enabled_events: self
+                .enabled_events
+                .map(|e| validate_event_types(types, "enabled_events", e))
+                .transpose()?,
             description: self.description.map(validate_description).transpose()?,
             metadata: match self.metadata {
                 None => None,
@@ -171,16 +175,23 @@ impl EndpointChanges {
     }
 }
 
-fn validate_url(policy: &TargetPolicy, url: String) -> Result<String, ApiError> {
+/// Checks an endpoint URL against the target policy (all but DNS).
+pub(crate) fn validate_url(policy: &TargetPolicy, url: String) -> Result<String, ApiError> {
     policy.check_url(&url).map_err(|message| ApiError::invalid("url", message))?;
     Ok(url)
 }
 
-fn validate_enabled_events(types: &EventTypes, events: Vec<String>) -> Result<Vec<String>, ApiError> {
+/// Checks a list of event types to subscribe to, given as the parameter `param`: at least
+/// one, each known or `*`; duplicates are dropped.
+pub(crate) fn validate_event_types(
+    types: &EventTypes,
+    param: &str,
+    events: Vec<String>,
+) -> Result<Vec<String>, ApiError> {
     if events.is_empty() {
         return Err(ApiError::invalid(
-            "enabled_events",
-            "`enabled_events` must name at least one event type, or be [\"*\"] for all of them.",
+            param,
+            format!("`{param}` must name at least one event type, or be [\"*\"] for all of them."),
         ));
     }
     let mut unique: Vec<String> = Vec::with_capacity(events.len());
@@ -188,7 +199,7 @@ fn validate_enabled_events(types: &EventTypes, events: Vec<String>) -> Result<Ve
         if event != WILDCARD && !types.is_known(&event) {
             let known: Vec<&str> = types.all().collect();
             return Err(ApiError::invalid(
-                format!("enabled_events[{index}]"),
+                format!("{param}[{index}]"),
                 format!("Unknown event type `{event}`. Known types: {}, or \"*\" for all.", known.join(", ")),
             ));
         }
@@ -289,8 +300,13 @@ pub struct EndpointDeleted {
     pub deleted: bool,
 }
 
+/// Parses an endpoint id from a path: its `we_` form, or the UUID of the same 128 bits
+/// (the seed-004 dialect's form), so either dialect takes either.
 pub(crate) fn parse_id(raw: &str) -> Result<EndpointId, ApiError> {
-    super::path_id(raw, "webhook endpoint")
+    super::path_id(raw, "webhook endpoint").or_else(|err| {
+        let uuid = uuid::Uuid::try_parse(raw).map_err(|_| err)?;
+        Ok(EndpointId(uuid.as_u128()))
+    })
 }
 
 /// Runs the production-mode DNS check off the async runtime.
@@ -317,12 +333,23 @@ async fn create_endpoint(
     body: JsonBody<EndpointIn>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.0.validate(&state.targets, &state.event_types)?;
-    check_resolved(&state, &input.url).await?;
+    let (record, secret) = create(&state, caller.owner, input).await?;
+    Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: record.into(), secret }))
+}
+
+/// Stores a new endpoint of `owner` from a checked request (after the DNS check); returns
+/// it with its signing secret. Every dialect creates endpoints through here.
+pub(crate) async fn create(
+    state: &web::Data<AppState>,
+    owner: Owner,
+    input: NewEndpoint,
+) -> Result<(EndpointRecord, String), ApiError> {
+    check_resolved(state, &input.url).await?;
     let secret = new_endpoint_secret();
     let record = EndpointRecord {
         id: EndpointId::new(),
-        app: caller.owner.app,
-        mode: caller.mode,
+        app: owner.app,
+        mode: owner.mode,
         url: input.url,
         enabled_events: input.enabled_events,
         description: input.description,
@@ -331,10 +358,35 @@ async fn create_endpoint(
         created: state.engine.clock().now(),
         secrets: vec![SigningSecret { secret: secret.clone(), expires_at: None }],
         disabled_reason: None,
+        updated: None,
         failing: None,
     };
-    let record = blocking(&state, move |store| store.insert_endpoint(&record).map(|()| record)).await?;
-    Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: record.into(), secret }))
+    let record = blocking(state, move |store| store.insert_endpoint(&record).map(|()| record)).await?;
+    Ok((record, secret))
+}
+
+/// Applies checked changes to an endpoint of `owner` (after the DNS check of a new URL):
+/// enabling it releases the retries that waited and resets its health. `None`: no such
+/// endpoint. Every dialect updates endpoints through here.
+pub(crate) async fn update(
+    state: &web::Data<AppState>,
+    owner: Owner,
+    id: EndpointId,
+    changes: EndpointChanges,
+) -> Result<Option<EndpointRecord>, ApiError> {
+    if let Some(url) = &changes.url {
+        check_resolved(state, url).await?;
+    }
+    let enables = changes.status == Some(EndpointStatus::Enabled);
+    let now = state.engine.clock().now();
+    let updated = state
+        .engine
+        .update_endpoint(owner, id, enables, move |record| {
+            changes.apply(record);
+            record.updated = Some(now);
+        })
+        .await?;
+    Ok(updated)
 }
 
 /// Retrieve an endpoint.
@@ -368,11 +420,7 @@ async fn update_endpoint(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     let changes = body.0.validate(&state.targets, &state.event_types)?;
-    if let Some(url) = &changes.url {
-        check_resolved(&state, url).await?;
-    }
-    let enables = changes.status == Some(EndpointStatus::Enabled);
-    let updated = state.engine.update_endpoint(caller.owner, id, enables, move |record| changes.apply(record)).await?;
+    let updated = update(&state, caller.owner, id, changes).await?;
     let record = updated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     Ok(HttpResponse::Ok().json(Endpoint::from(record)))
 }
@@ -488,6 +536,7 @@ mod tests {
             created: 1,
             secrets: vec![],
             disabled_reason: Some("the endpoint answered 410 Gone".into()),
+            updated: None,
             failing: None,
         };
         let update: EndpointUpdate = serde_json::from_value(

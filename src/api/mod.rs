@@ -5,6 +5,7 @@
 //! output types; they never hold a transaction themselves.
 
 pub mod admin;
+pub mod app_webhooks;
 pub mod apps;
 pub mod auth;
 pub mod deliveries;
@@ -106,6 +107,7 @@ pub fn configure(cfg: &mut Routes) {
         .configure(admin::configure)
         // Before the `/v1` scope, which would otherwise take the path (and ask for a key).
         .service(openapi::openapi_json)
+        .configure(app_webhooks::configure)
         .service(
             utoipa_actix_web::scope("/v1")
                 // Middleware wrapped last runs first: the key is checked before anything else.
@@ -147,27 +149,33 @@ pub async fn boundary(
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return Ok(response);
     }
+    if status.is_server_error() {
+        tracing::error!(%method, %path, status = status.as_u16(), "a non-JSON server error reached the boundary");
+    }
+    let error = error_for_status(status);
+    let (request, _) = response.into_parts();
+    let mut response = ServiceResponse::new(request, error.error_response());
+    add_security_headers(&mut response, path.starts_with("/v1"));
+    Ok(response)
+}
+
+/// The API error for an error status that some layer answered without one (actix itself,
+/// say): a 404 is `route_not_found`, a 413 `payload_too_large`, and so on.
+pub fn error_for_status(status: actix_web::http::StatusCode) -> ApiError {
     let code = match status.as_u16() {
         404 => ErrorCode::RouteNotFound,
         405 => ErrorCode::MethodNotAllowed,
         413 => ErrorCode::PayloadTooLarge,
         415 => ErrorCode::UnsupportedMediaType,
         503 => ErrorCode::Unavailable,
-        s if s >= 500 => {
-            tracing::error!(%method, %path, status = s, "a non-JSON server error reached the boundary");
-            ErrorCode::Internal
-        }
+        s if s >= 500 => ErrorCode::Internal,
         _ => ErrorCode::BadRequest,
     };
     let message = match code {
         ErrorCode::Internal => "An internal error occurred; it has been logged. Please try again.".to_string(),
         _ => format!("The request could not be handled ({status})."),
     };
-    let (request, _) = response.into_parts();
-    let error = ApiError::new(code, message);
-    let mut response = ServiceResponse::new(request, HttpResponse::build(code.status()).json(error.body()));
-    add_security_headers(&mut response, path.starts_with("/v1"));
-    Ok(response)
+    ApiError::new(code, message)
 }
 
 /// Headers every response carries: no MIME sniffing, no framing, no referrer; API

@@ -25,9 +25,11 @@ use super::scheduler::{MAX_IDLE, Scheduler};
 use super::writer;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::ids::{DeliveryId, EndpointId, EventId, VerificationSessionId};
+use crate::ids::{AppId, DeliveryId, EndpointId, EventId, VerificationSessionId};
 use crate::lifecycle::{Move, MoveError};
 use crate::metrics::Metrics;
+use crate::mode::Mode;
+use crate::store::app_deletion::AppDeletion;
 use crate::store::apps::Owner;
 use crate::store::attempts::{AttemptResult, Job};
 use crate::store::endpoints::EndpointRecord;
@@ -46,7 +48,8 @@ pub struct Engine {
     /// Wakes the session expirer (a new session may expire before its next wake-up);
     /// dropped to stop it. Shared with the clock's waker, which must not keep it alive.
     expirer: Arc<Mutex<Option<crossbeam_channel::Sender<()>>>>,
-    /// Dropped to stop the retention thread.
+    /// Wakes the retention thread (a deleted application's history to purge); dropped to
+    /// stop it.
     retention: Mutex<Option<crossbeam_channel::Sender<()>>>,
     /// Where publishes go; dropped to stop publishing.
     writer: Mutex<Option<Sender<WriteJob>>>,
@@ -109,7 +112,7 @@ impl Engine {
             let metrics = Arc::clone(&metrics);
             threads.push(spawn("stile-expirer", move || expirer(store, clock, expirer_rx, scheduler, metrics)));
         }
-        let (retention_tx, retention_rx) = crossbeam_channel::bounded(0);
+        let (retention_tx, retention_rx) = crossbeam_channel::bounded(1);
         {
             let store = Arc::clone(&store);
             let clock = clock.clone();
@@ -227,6 +230,20 @@ impl Engine {
     pub async fn delete_endpoint(&self, owner: Owner, id: EndpointId) -> Result<bool, EngineError> {
         let now = self.clock.now();
         self.blocking(move |store| store.delete_endpoint(owner, id, now)).await
+    }
+
+    /// Deletes an application of `mode` (not the default one): it and its endpoints are
+    /// gone at once and their pending deliveries end (the scheduler drops their entries);
+    /// the retention thread is woken to purge its history in the background.
+    pub async fn delete_app(&self, mode: Mode, id: AppId) -> Result<AppDeletion, EngineError> {
+        let now_ms = self.clock.now_ms();
+        let deletion = self.blocking(move |store| store.delete_app(mode, id, now_ms)).await?;
+        if matches!(deletion, AppDeletion::Deleted { .. })
+            && let Some(retention) = self.retention.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+        {
+            let _ = retention.try_send(()); // a wake-up already waiting is as good
+        }
+        Ok(deletion)
     }
 
     /// Resends to an endpoint every event whose delivery to it failed for good among
@@ -482,6 +499,7 @@ mod tests {
         "retry_now",
         "update_endpoint_and_resume",
         "delete_endpoint",
+        "delete_app",
         "recover_endpoint",
         "park",
         "unpark",

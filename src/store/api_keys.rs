@@ -5,6 +5,7 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, decode, encode, tables};
+use crate::ids::AppId;
 use crate::mode::Mode;
 
 /// What is known about a stored key, besides its hash.
@@ -16,6 +17,10 @@ pub struct ApiKeyRecord {
     pub mode: Mode,
     /// When it was created (Unix seconds).
     pub created: i64,
+    /// The one application the key may act on, if it is app-restricted (what an operator
+    /// hands to one customer's integration); `None`: every application of its mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppId>,
 }
 
 const TABLE: &str = "api_keys";
@@ -69,6 +74,22 @@ impl Store {
             }
         })
     }
+}
+
+/// Removes, inside `tx`, every key restricted to `app` (the application is being deleted).
+pub(super) fn revoke_app_keys(tx: &redb::WriteTransaction, app: AppId) -> Result<usize, StoreError> {
+    let mut table = tx.open_table(tables::API_KEYS)?;
+    let mut doomed = Vec::new();
+    for entry in table.iter()? {
+        let (hash, value) = entry?;
+        if decode::<ApiKeyRecord>(TABLE, value.value())?.app == Some(app) {
+            doomed.push(*hash.value());
+        }
+    }
+    for hash in &doomed {
+        table.remove(hash)?;
+    }
+    Ok(doomed.len())
 }
 
 /// What [`Store::revoke_api_key`] did.

@@ -86,6 +86,7 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
     add(copy(from, to, tables::APPS)?);
     add(copy(from, to, tables::APP_UIDS)?);
     add(copy(from, to, tables::DEFAULT_APPS)?);
+    add(copy(from, to, tables::DELETED_APPS)?);
     add(copy(from, to, tables::ENDPOINTS)?);
     add(copy(from, to, tables::ENDPOINT_HEALTH)?);
     add(copy(from, to, tables::IDEMPOTENCY)?);

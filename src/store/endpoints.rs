@@ -60,6 +60,10 @@ pub struct EndpointRecord {
     /// `delivery.disable_after`); `None` when enabled, or disabled through the API.
     #[serde(default)]
     pub disabled_reason: Option<String>,
+    /// When it was last changed through an API (Unix seconds); `None`: never since it was
+    /// created (or since before stile recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<i64>,
     /// Not stored with the record: the current run of failed attempts, filled in from
     /// the health table when the endpoint is read for the API. `None`: healthy.
     #[serde(skip)]
@@ -91,6 +95,7 @@ impl EndpointRecord {
             created: 0,
             secrets: vec![],
             disabled_reason: None,
+            updated: None,
             failing: None,
         }
     }

@@ -5,6 +5,7 @@
 //! `impl Store` methods; the tables are all in [`tables`].
 
 pub mod api_keys;
+pub mod app_deletion;
 pub mod apps;
 pub mod attempts;
 pub mod backup;
@@ -203,6 +204,7 @@ impl Store {
                 tx.open_table(tables::API_KEYS)?;
                 tx.open_table(tables::APPS)?;
                 tx.open_table(tables::APP_UIDS)?;
+                tx.open_table(tables::DELETED_APPS)?;
                 tx.open_table(tables::ENDPOINTS)?;
                 tx.open_table(tables::ENDPOINT_HEALTH)?;
                 tx.open_table(tables::IDEMPOTENCY)?;

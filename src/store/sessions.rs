@@ -238,6 +238,9 @@ impl Store {
             let mut scheduled = Scheduled::default();
             for (key, app) in due {
                 tx.open_table(tables::SESSION_EXPIRY)?.remove(key)?;
+                if super::app_deletion::is_deleted(tx, app)? {
+                    continue; // its session is being purged; it emits nothing any more
+                }
                 let mut sessions = tx.open_table(tables::VERIFICATION_SESSIONS)?;
                 let found: Option<SessionRecord> = decode_found(TABLE, sessions.get((app, key.1))?)?;
                 let Some(mut session) = found else { continue };

@@ -28,6 +28,10 @@ pub const APP_UIDS: TableDefinition<(u8, &str), u128> = TableDefinition::new("ap
 /// Each mode's default application: mode → app id.
 pub const DEFAULT_APPS: TableDefinition<u8, u128> = TableDefinition::new("default_apps");
 
+/// Deleted applications whose history is still being purged: app id → when it was
+/// deleted (Unix ms). See `super::app_deletion`.
+pub const DELETED_APPS: TableDefinition<u128, u64> = TableDefinition::new("deleted_apps");
+
 /// Webhook endpoints: `(app, endpoint id)` → [`super::endpoints::EndpointRecord`] as JSON.
 pub const ENDPOINTS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("webhook_endpoints_by_app");
 

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod app_webhooks;
 mod apps;
 mod auth;
 mod backup;

@@ -126,6 +126,18 @@ impl TestServer {
         Self::launch(config, Arc::clone(&self.dir), self.clock.clone())
     }
 
+    /// Stops the server, makes a test-mode key restricted to the application `app` (id or
+    /// uid) in its data file (as `stile keys create --app` does), and starts it again.
+    pub fn restart_with_key_for(mut self, app: &str) -> (Self, String) {
+        self.shutdown();
+        let key = {
+            let store = stile::store::Store::open(&self.config.server.data_dir).expect("open the data file");
+            let found = store.find_app(stile::mode::Mode::Test, app).expect("read").expect("the application exists");
+            stile::create_api_key_for(&store, stile::mode::Mode::Test, Some(found.id), 0).expect("store the key")
+        };
+        (Self::launch(self.config.clone(), Arc::clone(&self.dir), self.clock.clone()), key)
+    }
+
     /// Stops the server gracefully, keeping its data: the temp dir lives as long as the
     /// returned handle.
     pub fn stop(mut self) -> Arc<tempfile::TempDir> {

@@ -91,6 +91,34 @@ impl Received {
     }
 }
 
+impl Received {
+    /// Checks this delivery with the reference libraries (`standardwebhooks` and Stripe's
+    /// `verify_header`, run by `.ci/verifiers/verify.py` in the Python that
+    /// `STILE_VERIFIER_PYTHON` names, which `.ci/run` sets up). `Err` says what a library
+    /// refused. Without that Python the check is skipped (`Ok(false)`), except in CI,
+    /// where it fails.
+    pub fn verify_with_libraries(&self, secret: &str) -> Result<bool, String> {
+        let Ok(python) = std::env::var("STILE_VERIFIER_PYTHON") else {
+            assert!(std::env::var("CI").is_err(), "CI must set STILE_VERIFIER_PYTHON (.ci/verifiers/setup)");
+            eprintln!("skipping the reference-library check: STILE_VERIFIER_PYTHON is not set");
+            return Ok(false);
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("delivery.json");
+        let body = String::from_utf8(self.body.clone()).map_err(|e| e.to_string())?;
+        let delivery = serde_json::json!({ "secret": secret, "body": body, "headers": self.headers });
+        std::fs::write(&file, delivery.to_string()).expect("write the delivery");
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/verifiers/verify.py");
+        let out = std::process::Command::new(python).arg(script).arg(&file).output().expect("run the verifier");
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && said == "ok" {
+            Ok(true)
+        } else {
+            Err(format!("{said} {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     behaviours: Mutex<HashMap<String, Behaviour>>,
