@@ -220,7 +220,11 @@ pub(super) async fn resolve_app(
 
 /// Checks a `Stile-App` value: an application id or uid (at most 64 visible characters).
 fn app_header_value(value: &header::HeaderValue) -> Result<String, ApiError> {
-    let text = value.to_str().ok().map(str::trim).filter(|t| !t.is_empty() && t.len() <= 64);
+    let text = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_graphic()));
     text.map(str::to_string).ok_or_else(|| {
         ApiError::invalid(
             APP_HEADER,

@@ -78,13 +78,20 @@ fn build() -> OpenApi {
         .description(Some(
             "The Stile webhook API, served by a local stile: endpoints, events, deliveries and \
              verification sessions. Authenticate with an API key as a bearer token \
-             (`Authorization: Bearer vk_test_...`); errors are `{\"error\": {...}}` objects.",
+             (`Authorization: Bearer vk_test_...`); errors are `{\"error\": {...}}` objects. \
+             The app-scoped webhooks API of the fifth seed is served too, at \
+             `/apps/{appId}/webhooks`, in its own envelope (`{\"success\", \"data\"}`, errors \
+             `{\"success\": false, \"error\": {\"code\", \"message\"}}`).",
         ))
         .license(Some(utoipa::openapi::License::new(env!("CARGO_PKG_LICENSE"))))
         .build();
     let components = api.components.get_or_insert_with(Default::default);
-    let mut schemas = vec![(ErrorEnvelope::name().into_owned(), ErrorEnvelope::schema())];
+    let mut schemas = vec![
+        (ErrorEnvelope::name().into_owned(), ErrorEnvelope::schema()),
+        (super::app_webhooks::ErrorOut::name().into_owned(), super::app_webhooks::ErrorOut::schema()),
+    ];
     ErrorEnvelope::schemas(&mut schemas);
+    super::app_webhooks::ErrorOut::schemas(&mut schemas);
     components.schemas.extend(schemas);
     let bearer = |description: &str| {
         let mut http = Http::new(HttpAuthScheme::Bearer);
@@ -121,10 +128,14 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut O
 /// Adds what the operation shares with every route of its kind: the API key under `/v1`,
 /// and the errors the extractors and middleware answer with.
 fn complete(path: &str, method: &str, op: &mut Operation) {
-    let authenticated = path.starts_with("/v1/") && op.security.is_none();
+    // The app-scoped dialect names its application in the path and has its own envelope.
+    let dialect = path.starts_with("/apps/");
+    let authenticated = (path.starts_with("/v1/") || dialect) && op.security.is_none();
     if authenticated {
         op.security = Some(vec![SecurityRequirement::new(API_KEY, Vec::<String>::new())]);
-        op.parameters.get_or_insert_with(Vec::new).push(app_header().into());
+        if !dialect {
+            op.parameters.get_or_insert_with(Vec::new).push(app_header().into());
+        }
     }
     let has_body = op.request_body.is_some();
     let has_query = op.parameters.iter().flatten().any(
@@ -141,6 +152,10 @@ fn complete(path: &str, method: &str, op: &mut Operation) {
         errors.push(("401", "No API key (or token) was sent, or the one sent is not valid."));
     }
     match (path.contains('{'), authenticated) {
+        _ if dialect => errors.push((
+            "404",
+            "No application of the key's mode has the id or uid `appId` names, or it has no endpoint `webhookId` names.",
+        )),
         (true, true) => errors.push((
             "404",
             "No object with this id exists in the application, or no application of the key's mode has the id or uid `Stile-App` names.",
@@ -149,7 +164,7 @@ fn complete(path: &str, method: &str, op: &mut Operation) {
         (false, true) => errors.push(("404", "No application of the key's mode has the id or uid `Stile-App` names.")),
         (false, false) => {}
     }
-    if post && authenticated {
+    if post && authenticated && !dialect {
         errors.push(("409", "A request with the same `Idempotency-Key` is still being processed."));
     }
     if has_body {
@@ -162,8 +177,9 @@ fn complete(path: &str, method: &str, op: &mut Operation) {
             "The server failed (`internal_error`, logged in full) or cannot store data now (`service_unavailable`).",
         ));
     }
+    let schema = if dialect { super::app_webhooks::ErrorOut::name() } else { ErrorEnvelope::name() };
     for (status, description) in errors {
-        let content = Content::new(Some(Ref::from_schema_name("Error")));
+        let content = Content::new(Some(Ref::from_schema_name(schema.clone())));
         let response = ResponseBuilder::new().description(description).content("application/json", content).build();
         op.responses.responses.entry(status.to_string()).or_insert(response.into());
     }

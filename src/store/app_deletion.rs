@@ -166,7 +166,7 @@ fn purge_app(tx: &WriteTransaction, app: u128, budget: usize) -> Result<usize, S
     // Verification sessions (their expiry entries are dropped when due: the expirer
     // skips deleted applications), leftover failure index entries, statistics.
     removed += remove_pairs(&mut tx.open_table(tables::VERIFICATION_SESSIONS)?, app, budget - removed)?;
-    removed += remove_pairs(&mut tx.open_table(tables::FAILED_ATTEMPTS)?, app, budget - removed)?;
+    removed += remove_pairs(&mut failures, app, budget - removed)?;
     let mut stats = tx.open_table(tables::DELIVERY_STATS)?;
     let rows: Vec<(u128, u64, u128, u8)> = stats
         .range((app, 0, 0, 0)..=(app, u64::MAX, u128::MAX, u8::MAX))?
@@ -210,4 +210,120 @@ fn remove_pairs<V: redb::Value + 'static>(
         table.remove(*key)?;
     }
     Ok(keys.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::{ReadableTableMetadata, TableDefinition};
+
+    use super::*;
+    use crate::clock::unix_now_ms;
+    use crate::delivery::policy::Policy;
+    use crate::store::attempts::AttemptResult;
+    use crate::store::endpoints::EndpointRecord;
+    use crate::store::idempotency::IdempotencyRecord;
+
+    fn count<K: redb::Key + 'static, V: redb::Value + 'static>(store: &Store, table: TableDefinition<K, V>) -> u64 {
+        store.read(|tx| Ok(tx.open_table(table)?.len()?)).unwrap()
+    }
+
+    /// An endpoint of `owner` with two delivered events (one success, one failure for
+    /// good) and one pending, plus an idempotency record.
+    fn populate(store: &Store, owner: crate::store::apps::Owner) {
+        let endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/", "*");
+        store.insert_endpoint(&endpoint).unwrap();
+        let now = unix_now_ms();
+        let events: Vec<_> = (0..3)
+            .map(|n| crate::payload::new_event(owner, "a.b", &serde_json::json!({ "n": n }), 0).unwrap())
+            .collect();
+        let (_, scheduled) = store.publish_events(&events, now).unwrap();
+        let results: Vec<AttemptResult> = scheduled.keys()[..2]
+            .iter()
+            .enumerate()
+            .map(|(n, key)| AttemptResult {
+                queue_key: *key,
+                endpoint: endpoint.id,
+                succeeded: n == 0,
+                response_status: Some(if n == 0 { 200 } else { 500 }),
+                response_body: None,
+                error: None,
+                duration_ms: 1,
+                attempted_at_ms: now,
+                request_headers: vec![],
+                retry_after: None,
+            })
+            .collect();
+        let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600) };
+        store.publish_and_record(&[], &results, now, &policy).unwrap();
+        let record = IdempotencyRecord { fingerprint: "f".into(), status: 200, body: "{}".into(), created: 10 };
+        store.put_idempotency_record(owner, "key", &record).unwrap();
+    }
+
+    use std::time::Duration;
+
+    #[test]
+    fn deleting_ends_pending_deliveries_at_once_and_the_purge_removes_every_row_of_the_app_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let default = store.test_owner(Mode::Test);
+        let doomed = store.insert_app_for_test(Mode::Test, "Doomed");
+        populate(&store, default);
+        let before = [
+            count(&store, tables::ENDPOINTS),
+            count(&store, tables::EVENTS),
+            count(&store, tables::EVENT_BODIES),
+            count(&store, tables::ATTEMPTS),
+            count(&store, tables::ENDPOINT_ATTEMPTS),
+            count(&store, tables::EVENT_ATTEMPTS),
+            count(&store, tables::FAILED_ATTEMPTS),
+            count(&store, tables::DELIVERY_STATS),
+            count(&store, tables::IDEMPOTENCY),
+            count(&store, tables::QUEUE),
+        ];
+        populate(&store, doomed);
+        assert_eq!(count(&store, tables::QUEUE), 2, "each application has one pending delivery");
+
+        assert_eq!(store.delete_app(Mode::Test, default.app, 0).unwrap(), AppDeletion::IsDefault);
+        assert_eq!(store.delete_app(Mode::Live, doomed.app, 0).unwrap(), AppDeletion::NotFound, "other mode");
+        let deleted_at = unix_now_ms();
+        let AppDeletion::Deleted { endpoints, deliveries_ended, .. } =
+            store.delete_app(Mode::Test, doomed.app, deleted_at).unwrap()
+        else {
+            panic!("deleted");
+        };
+        assert_eq!((endpoints, deliveries_ended), (1, 1));
+        assert_eq!(count(&store, tables::QUEUE), 1, "its pending delivery left the queue at once");
+        assert_eq!(store.app(Mode::Test, doomed.app).unwrap(), None);
+
+        // Purged in batches of 2; remembered until it has settled.
+        let mut batches = 0;
+        loop {
+            let purge = store.purge_deleted_apps(2, deleted_at).unwrap();
+            batches += 1;
+            assert_eq!(purge.finished, 0, "not settled yet");
+            if purge.removed == 0 {
+                break;
+            }
+            assert!(batches < 50, "the purge ends");
+        }
+        assert!(batches > 3, "several transactions: {batches}");
+        let after = [
+            count(&store, tables::ENDPOINTS),
+            count(&store, tables::EVENTS),
+            count(&store, tables::EVENT_BODIES),
+            count(&store, tables::ATTEMPTS),
+            count(&store, tables::ENDPOINT_ATTEMPTS),
+            count(&store, tables::EVENT_ATTEMPTS),
+            count(&store, tables::FAILED_ATTEMPTS),
+            count(&store, tables::DELIVERY_STATS),
+            count(&store, tables::IDEMPOTENCY),
+            count(&store, tables::QUEUE),
+        ];
+        assert_eq!(after, before, "exactly the default application's rows are left");
+        assert_eq!(count(&store, tables::EVENT_PENDING), 1, "the default application's pending event");
+        assert_eq!(count(&store, tables::DELETED_APPS), 1);
+        let purge = store.purge_deleted_apps(2, deleted_at + 1).unwrap();
+        assert_eq!((purge.removed, purge.finished), (0, 1));
+        assert_eq!(count(&store, tables::DELETED_APPS), 0, "forgotten once settled");
+    }
 }

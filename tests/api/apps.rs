@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::receiver::Receiver;
+use crate::common::receiver::{Behaviour, Receiver};
 use crate::common::{LIVE_KEY, Resp, TestServer};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -189,6 +189,8 @@ fn a_stile_app_that_names_no_application_is_a_clear_4xx() {
         (live_id.as_str(), 404),
         ("live-only", 404),
         ("app_01JD8Y6QK4N2V7X3ZB5C9R1T0M", 404),
+        ("a\tb", 400),
+        ("x".repeat(10 * 1024).as_str(), 400),
     ] {
         let resp = server.req("GET", "/v1/webhook_endpoints").header("Stile-App", value).send();
         assert_eq!(resp.status, status, "{value:?}: {}", resp.text);
@@ -205,4 +207,178 @@ fn a_stile_app_that_names_no_application_is_a_clear_4xx() {
     let resp = server.req("POST", "/v1/events").header("Stile-App", "nope").json(&json!({"type": VERIFIED})).send();
     assert_eq!(resp.status, 404);
     assert!(server.get("/v1/events").body["data"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn an_app_restricted_key_sees_and_changes_its_own_application_only() {
+    let server = TestServer::start();
+    let receiver = Receiver::start();
+    let acme = server.post("/v1/apps", json!({"name": "Acme", "uid": "acme"})).body["id"].as_str().unwrap().to_string();
+    let other =
+        server.post("/v1/apps", json!({"name": "Other", "uid": "other"})).body["id"].as_str().unwrap().to_string();
+    let default_id =
+        server.get("/v1/apps").body["data"].as_array().unwrap().iter().find(|a| a["default"] == true).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let theirs = as_app(
+        &server,
+        "other",
+        "POST",
+        "/v1/webhook_endpoints",
+        Some(json!({"url": receiver.url("/other"), "enabled_events": ["*"]})),
+    );
+    let theirs_id = theirs.body["id"].as_str().unwrap().to_string();
+    let their_event = as_app(&server, "other", "POST", "/v1/events", Some(json!({"type": VERIFIED, "data": {}})));
+    let their_event_id = their_event.body["id"].as_str().unwrap().to_string();
+    receiver.wait_for("/other", 1, WAIT);
+    let (server, key) = server.restart_with_key_for("acme");
+    let as_key = |method: &str, path: &str, body: Option<Value>| {
+        let req = server.req(method, path).key(&key);
+        match body {
+            Some(body) => req.json(&body).send(),
+            None => req.send(),
+        }
+    };
+
+    // Without a header it acts on its own application.
+    let mine =
+        as_key("POST", "/v1/webhook_endpoints", Some(json!({"url": receiver.url("/acme"), "enabled_events": ["*"]})));
+    assert_eq!(mine.status, 200, "{}", mine.text);
+    let mine_id = mine.body["id"].as_str().unwrap().to_string();
+    assert_eq!(as_app(&server, "acme", "GET", &format!("/v1/webhook_endpoints/{mine_id}"), None).status, 200);
+    let event = as_key("POST", "/v1/events", Some(json!({"type": VERIFIED, "data": {"id": "vks_r"}})));
+    assert_eq!(event.body["pending_webhooks"], 1, "{}", event.text);
+    receiver.wait_for("/acme", 1, WAIT);
+    server.wait_queue_empty(WAIT);
+    assert_eq!(receiver.received("/other").len(), 1, "the other application's endpoint got nothing more");
+
+    // Naming its own application is fine; any other is missing.
+    let own = server.req("GET", "/v1/webhook_endpoints").key(&key).header("Stile-App", &acme).send();
+    assert_eq!(own.body["data"].as_array().unwrap().len(), 1, "{}", own.text);
+    for app in [other.as_str(), "other", default_id.as_str()] {
+        let resp = server.req("GET", "/v1/webhook_endpoints").key(&key).header("Stile-App", app).send();
+        assert_eq!(resp.assert_error(404, "invalid_request_error", "resource_missing")["param"], "Stile-App");
+    }
+
+    // Applications: its own may be read; the rest is missing or forbidden.
+    assert_eq!(as_key("GET", "/v1/apps/acme", None).body["id"], acme.as_str());
+    for path in [format!("/v1/apps/{other}"), format!("/v1/apps/{default_id}"), "/v1/apps/other".to_string()] {
+        as_key("GET", &path, None).assert_error(404, "invalid_request_error", "resource_missing");
+    }
+    for (method, path, body) in [
+        ("GET", "/v1/apps".to_string(), None),
+        ("POST", "/v1/apps".to_string(), Some(json!({"name": "Mine now"}))),
+        ("POST", format!("/v1/apps/{acme}"), Some(json!({"name": "Renamed"}))),
+        ("DELETE", format!("/v1/apps/{acme}"), None),
+        ("DELETE", format!("/v1/apps/{other}"), None),
+    ] {
+        let resp = as_key(method, &path, body);
+        let error = resp.assert_error(403, "permission_error", "insufficient_permissions");
+        assert!(error["message"].as_str().unwrap().contains("restricted"), "{method} {path}: {}", resp.text);
+    }
+    assert_eq!(server.get("/v1/apps/acme").body["name"], "Acme", "nothing changed");
+
+    // The other application's objects, through every route that reads or acts on one.
+    for (method, path, body) in [
+        ("GET", format!("/v1/webhook_endpoints/{theirs_id}"), None),
+        ("POST", format!("/v1/webhook_endpoints/{theirs_id}"), Some(json!({"description": "mine"}))),
+        ("DELETE", format!("/v1/webhook_endpoints/{theirs_id}"), None),
+        ("GET", format!("/v1/webhook_endpoints/{theirs_id}/deliveries"), None),
+        ("POST", format!("/v1/webhook_endpoints/{theirs_id}/test"), None),
+        ("POST", format!("/v1/webhook_endpoints/{theirs_id}/rotate_secret"), Some(json!({}))),
+        ("POST", format!("/v1/webhook_endpoints/{theirs_id}/recover"), Some(json!({"since": 0}))),
+        ("GET", format!("/v1/events/{their_event_id}"), None),
+        ("GET", format!("/v1/events/{their_event_id}/deliveries"), None),
+        ("POST", format!("/v1/events/{their_event_id}/resend"), Some(json!({}))),
+        ("GET", "/apps/other/webhooks".to_string(), None),
+        ("GET", format!("/apps/{other}/webhooks"), None),
+        ("GET", format!("/apps/acme/webhooks/{theirs_id}/deliveries"), None),
+        ("POST", format!("/apps/acme/webhooks/{theirs_id}/test-ping"), None),
+        ("PUT", format!("/apps/acme/webhooks/{theirs_id}"), Some(json!({"active": false}))),
+        ("DELETE", format!("/apps/acme/webhooks/{theirs_id}"), None),
+    ] {
+        let resp = as_key(method, &path, body);
+        assert_eq!(resp.status, 404, "{method} {path}: {}", resp.text);
+    }
+    let lists = [("/v1/webhook_endpoints", mine_id.as_str()), ("/v1/events", event.body["id"].as_str().unwrap())];
+    for (path, only) in lists {
+        let listed = as_key("GET", path, None);
+        let ids: Vec<&str> =
+            listed.body["data"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, [only], "{path}");
+    }
+    let stats = as_key("GET", "/v1/delivery_stats", None);
+    assert_eq!(stats.body["totals"]["succeeded"], 1, "{}", stats.text);
+    assert_eq!(stats.body["endpoints"][0]["endpoint_id"], mine_id.as_str());
+    let dialect = as_key("GET", "/apps/acme/webhooks", None);
+    assert_eq!(dialect.body["data"].as_array().unwrap().len(), 1, "{}", dialect.text);
+    // The other application is untouched.
+    let still = as_app(&server, "other", "GET", &format!("/v1/webhook_endpoints/{theirs_id}"), None);
+    assert_eq!(still.body["status"], "enabled");
+    assert_eq!(still.body["description"], Value::Null);
+}
+
+#[test]
+fn deleting_an_application_ends_everything_it_owns_and_nothing_else() {
+    let server = TestServer::start_with(|config| {
+        config.delivery.retry_schedule = vec![Duration::from_secs(3600)];
+    });
+    let receiver = Receiver::start();
+    receiver.set("/acme", Behaviour::Status(500));
+    let acme = server.post("/v1/apps", json!({"name": "Acme", "uid": "acme"})).body["id"].as_str().unwrap().to_string();
+    let endpoint = as_app(
+        &server,
+        "acme",
+        "POST",
+        "/v1/webhook_endpoints",
+        Some(json!({"url": receiver.url("/acme"), "enabled_events": ["*"]})),
+    );
+    assert_eq!(endpoint.status, 200);
+    let mine = server.create_endpoint(&receiver.url("/default"));
+    let (server, key) = server.restart_with_key_for("acme");
+    let event = as_app(&server, "acme", "POST", "/v1/events", Some(json!({"type": VERIFIED, "data": {}})));
+    let event_id = event.body["id"].as_str().unwrap().to_string();
+    receiver.wait_for("/acme", 1, WAIT);
+    // The first attempt failed; its retry waits an hour.
+    assert!(crate::common::eventually(WAIT, || {
+        as_app(&server, "acme", "GET", &format!("/v1/events/{event_id}"), None).body["pending_webhooks"] == 1
+            && crate::common::queue_depth(&server.base) == 1
+    }));
+
+    // The default application cannot be deleted, and says why.
+    let default_id =
+        server.get("/v1/apps").body["data"].as_array().unwrap().iter().find(|a| a["default"] == true).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let refused = server.delete(&format!("/v1/apps/{default_id}"));
+    let error = refused.assert_error(400, "invalid_request_error", "invalid_state");
+    assert!(error["message"].as_str().unwrap().contains("default application"), "{}", refused.text);
+
+    let deleted = server.delete("/v1/apps/acme");
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    assert_eq!(deleted.body, json!({"id": acme, "object": "application", "deleted": true}));
+    // Gone by id, uid, header and restricted key; its pending retry ended.
+    server.get(&format!("/v1/apps/{acme}")).assert_error(404, "invalid_request_error", "resource_missing");
+    server.delete("/v1/apps/acme").assert_error(404, "invalid_request_error", "resource_missing");
+    as_app(&server, &acme, "GET", "/v1/events", None).assert_error(404, "invalid_request_error", "resource_missing");
+    server.req("GET", "/v1/events").key(&key).send().assert_error(401, "authentication_error", "api_key_invalid");
+    assert_eq!(server.get("/apps/acme/webhooks").status, 404);
+    assert!(crate::common::eventually(WAIT, || crate::common::queue_depth(&server.base) == 0), "the retry is gone");
+    // The uid is free again, and names a new, empty application.
+    let again = server.post("/v1/apps", json!({"name": "Acme again", "uid": "acme"}));
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_ne!(again.body["id"], acme.as_str());
+    assert!(as_app(&server, "acme", "GET", "/v1/events", None).body["data"].as_array().unwrap().is_empty());
+    assert!(as_app(&server, "acme", "GET", "/v1/webhook_endpoints", None).body["data"].as_array().unwrap().is_empty());
+
+    // The default application is untouched and still delivers.
+    let own = server.publish(VERIFIED, json!({}));
+    receiver.wait_for("/default", 1, WAIT);
+    assert_eq!(server.get(&format!("/v1/events/{}", own["id"].as_str().unwrap())).status, 200);
+    assert_eq!(server.get(&format!("/v1/webhook_endpoints/{}", mine["id"].as_str().unwrap())).status, 200);
+    // After a restart the key stays revoked (it left the data file with the application).
+    let server = server.restart();
+    server.req("GET", "/v1/events").key(&key).send().assert_error(401, "authentication_error", "api_key_invalid");
 }

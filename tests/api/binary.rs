@@ -136,11 +136,31 @@ fn keys_cli_creates_lists_and_revokes() {
         .json(&serde_json::json!({"url": "https://example.com", "enabled_events": ["*"]}))
         .send();
     assert_eq!(created.body["livemode"], true);
+    let shop = Req::new("POST", format!("{}/v1/apps", server.base))
+        .key(&live_key)
+        .json(&serde_json::json!({"name": "Shop", "uid": "shop"}))
+        .send();
+    let shop_id = shop.body["id"].as_str().unwrap().to_string();
     // While the server runs, the CLI cannot open the data file and says why.
     let busy = stile_bin().args(["keys", "list", "--data-dir", data]).output().unwrap();
     assert!(!busy.status.success());
     assert!(String::from_utf8_lossy(&busy.stderr).contains("in use"));
     assert_eq!(server.terminate(), Some(0));
+
+    // A key restricted to one application, named by its uid; an unknown one is refused.
+    let out =
+        stile_bin().args(["keys", "create", "--mode", "live", "--app", "shop", "--data-dir", data]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shop_key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let out =
+        stile_bin().args(["keys", "create", "--mode", "test", "--app", "shop", "--data-dir", data]).output().unwrap();
+    assert!(!out.status.success(), "shop is a live-mode application");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no application `shop` in test mode"));
+    let listing =
+        String::from_utf8(stile_bin().args(["keys", "list", "--data-dir", data]).output().unwrap().stdout).unwrap();
+    let shop_line = listing.lines().find(|l| l.starts_with(&shop_key[..16])).unwrap_or_else(|| panic!("{listing}"));
+    assert!(shop_line.contains(&shop_id), "the key's application is listed: {listing}");
+    assert!(listing.lines().filter(|l| l.contains("(all)")).count() >= 2, "{listing}");
 
     let ambiguous = stile_bin().args(["keys", "revoke", "vk_", "--data-dir", data]).output().unwrap();
     assert!(!ambiguous.status.success(), "a prefix matching two keys revokes nothing");
@@ -153,6 +173,21 @@ fn keys_cli_creates_lists_and_revokes() {
     let server = ServerProcess::start(dir.path(), &["--listen", "127.0.0.1:0", "--data-dir", data], &[]).unwrap();
     let revoked = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base)).key(&test_key).send();
     revoked.assert_error(401, "authentication_error", "api_key_invalid");
+    // The restricted key acts on its application: what it creates is the shop's alone.
+    let made = Req::new("POST", format!("{}/v1/webhook_endpoints", server.base))
+        .key(&shop_key)
+        .json(&serde_json::json!({"url": "https://example.com/shop", "enabled_events": ["*"]}))
+        .send();
+    assert_eq!(made.status, 200, "{}", made.text);
+    let in_shop = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base)).key(&shop_key).send();
+    assert_eq!(in_shop.body["data"].as_array().unwrap().len(), 1);
+    let in_default = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base)).key(&live_key).send();
+    assert_eq!(in_default.body["data"].as_array().unwrap().len(), 1, "only the endpoint made before");
+    Req::new("GET", format!("{}/v1/apps", server.base)).key(&shop_key).send().assert_error(
+        403,
+        "permission_error",
+        "insufficient_permissions",
+    );
 }
 
 #[test]

@@ -35,6 +35,18 @@ const NAMED_ROUTES: &[&str] = &[
     "GET /v1/verification_sessions/{id}",
     "POST /v1/verification_sessions/{id}/cancel",
     "POST /v1/test_helpers/verification_sessions/{id}/{action}",
+    "GET /v1/apps",
+    "POST /v1/apps",
+    "GET /v1/apps/{id}",
+    "POST /v1/apps/{id}",
+    "DELETE /v1/apps/{id}",
+    "GET /apps/{appId}/webhooks",
+    "POST /apps/{appId}/webhooks",
+    "PUT /apps/{appId}/webhooks/{webhookId}",
+    "DELETE /apps/{appId}/webhooks/{webhookId}",
+    "POST /apps/{appId}/webhooks/{webhookId}/rotate-secret",
+    "POST /apps/{appId}/webhooks/{webhookId}/test-ping",
+    "GET /apps/{appId}/webhooks/{webhookId}/deliveries",
 ];
 
 const METHODS: [&str; 5] = ["GET", "POST", "DELETE", "PUT", "PATCH"];
@@ -64,6 +76,9 @@ fn concrete(path: &str) -> String {
         .replace("/events/{id}", "/events/evt_01JD8Y6QK4N2V7X3ZB5C9R1T0M")
         .replace("/verification_sessions/{id}", "/verification_sessions/vks_01JD8Y6QK4N2V7X3ZB5C9R1T0M")
         .replace("{action}", "verify")
+        .replace("/apps/{id}", "/apps/app_01JD8Y6QK4N2V7X3ZB5C9R1T0M")
+        .replace("{appId}", "acme")
+        .replace("{webhookId}", "0193a5c2-7e4f-7d41-9c3a-2b1f0e9d8c7b")
 }
 
 #[test]
@@ -83,7 +98,8 @@ fn the_document_is_openapi_3_1_and_names_every_route() {
             assert!(op["operationId"].is_string(), "{name} has an operationId");
             assert!(op["summary"].as_str().is_some_and(|s| s.len() > 5), "{name} has a summary");
             let responses = op["responses"].as_object().unwrap();
-            assert!(responses.contains_key("200"), "{name} documents its success");
+            let success = if method == "delete" && path.starts_with("/apps/") { "204" } else { "200" };
+            assert!(responses.contains_key(success), "{name} documents its success");
             for (status, response) in responses {
                 assert!(response["description"].as_str().is_some_and(|d| !d.is_empty()), "{name} {status}");
             }
@@ -97,6 +113,14 @@ fn the_document_is_openapi_3_1_and_names_every_route() {
             }
             if path.contains('{') {
                 assert!(responses.contains_key("404"), "{name} documents 404");
+            }
+            if path.starts_with("/apps/") {
+                assert_eq!(op["security"], json!([{"api_key": []}]), "{name} needs a key");
+                assert_eq!(
+                    responses["401"]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/AppWebhooksError",
+                    "{name}: the dialect's own error envelope"
+                );
             }
         }
     }
@@ -126,7 +150,8 @@ fn the_server_answers_exactly_the_documented_operations() {
         let url = concrete(path);
         for method in METHODS {
             let documented = ops.contains(&format!("{method} {path}"));
-            let req = if path.starts_with("/v1/") {
+            let dialect = path.starts_with("/apps/");
+            let req = if path.starts_with("/v1/") || dialect {
                 server.req(method, &url)
             } else {
                 Req::new(method, format!("{}{url}", server.base))
@@ -136,7 +161,7 @@ fn the_server_answers_exactly_the_documented_operations() {
             } else {
                 req.send()
             };
-            let code = resp.body["error"]["code"].as_str().unwrap_or("");
+            let code = resp.body["error"]["code"].as_str().unwrap_or("").to_ascii_lowercase();
             if documented {
                 assert!(
                     code != "route_not_found" && code != "method_not_allowed",
@@ -144,7 +169,12 @@ fn the_server_answers_exactly_the_documented_operations() {
                     resp.text
                 );
             } else {
-                resp.assert_error(405, "invalid_request_error", "method_not_allowed");
+                if dialect {
+                    assert_eq!((resp.status, code.as_str()), (405, "method_not_allowed"), "{}", resp.text);
+                    assert_eq!(resp.body["success"], false);
+                } else {
+                    resp.assert_error(405, "invalid_request_error", "method_not_allowed");
+                }
                 let allow = resp.header("allow").unwrap_or_default();
                 let mut expected: Vec<&str> =
                     (ops.iter()).filter_map(|op| op.strip_suffix(&format!(" {path}"))).collect();
