@@ -7,6 +7,7 @@ import * as endpoints from './views/endpoints.js';
 import * as deliveries from './views/deliveries.js';
 import * as events from './views/events.js';
 import * as sessions from './views/sessions.js';
+import * as apps from './views/apps.js';
 
 /** How often the view on screen refreshes itself, in ms. */
 const REFRESH_MS = 2000;
@@ -20,6 +21,8 @@ const ROUTES = [
   [['events'], events.renderList, 'events'],
   [['events', ':id'], events.renderDetail, 'events'],
   [['sessions'], sessions.render, 'sessions'],
+  [['apps'], apps.renderList, 'apps'],
+  [['apps', ':id'], apps.renderDetail, 'apps'],
 ];
 
 const main = document.getElementById('main');
@@ -88,16 +91,19 @@ const switcher = document.getElementById('app-switcher');
 
 /** Lists the mode's applications in the switcher: the default first, then by name. */
 async function fillAppSwitcher() {
-  const apps = (await api('GET', '/v1/apps?limit=100')).data;
-  apps.sort((a, b) => (b.default - a.default) || a.name.localeCompare(b.name));
+  const all = await apps.allApps();
+  all.sort((a, b) => (b.default - a.default) || a.name.localeCompare(b.name));
   const chosen = currentApp();
-  if (chosen && !apps.some((a) => a.id === chosen)) chooseApp(null);
-  fill(switcher, apps.map((a) => h('option', {
+  if (chosen && !all.some((a) => a.id === chosen)) chooseApp(null);
+  fill(switcher, all.map((a) => h('option', {
     value: a.default ? '' : a.id,
     selected: a.id === chosen || (a.default && !currentApp()),
   }, a.uid ? `${a.name} (${a.uid})` : a.name)));
-  switcher.hidden = apps.length < 2;
+  switcher.hidden = all.length < 2;
 }
+
+// A view created, renamed, deleted or switched to an application.
+window.addEventListener('stile:apps-changed', () => { fillAppSwitcher().catch(() => {}); });
 
 switcher.addEventListener('change', () => {
   chooseApp(switcher.value || null);

@@ -255,3 +255,22 @@ export async function busy(button, action) {
     button.disabled = false;
   }
 }
+
+/**
+ * Metadata typed as one `key=value` per line: the object, or an Error naming the first
+ * line that is not a pair.
+ */
+export function parseMetadata(text) {
+  const meta = {};
+  for (const line of text.split('\n').map((l) => l.trim()).filter(Boolean)) {
+    const at = line.indexOf('=');
+    if (at <= 0) return new Error(`Metadata line "${line}" must look like key=value.`);
+    meta[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+  }
+  return meta;
+}
+
+/** Metadata as `parseMetadata` reads it. */
+export function metadataText(meta) {
+  return Object.entries(meta || {}).map(([k, v]) => `${k}=${v}`).join('\n');
+}

@@ -5,7 +5,8 @@
 import { api, query } from '../api.js';
 import { pagedList } from '../list.js';
 import {
-  busy, confirmDialog, copyButton, emptyState, errorBox, field, fill, h, jsonBlock, percent, pill, table, timeCell, toast,
+  busy, confirmDialog, copyButton, emptyState, errorBox, field, fill, h, jsonBlock, metadataText, parseMetadata, percent, pill,
+  table, timeCell, toast,
 } from '../ui.js';
 import { deliveriesPanel } from './deliveries.js';
 
@@ -91,7 +92,7 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
   syncBoxes();
   const description = h('input', { type: 'text', name: 'description', value: initial && initial.description ? initial.description : '' });
   const metadata = h('textarea', { name: 'metadata', rows: '3', placeholder: 'team=identity' });
-  metadata.value = initial ? Object.entries(initial.metadata || {}).map(([k, v]) => `${k}=${v}`).join('\n') : '';
+  metadata.value = initial ? metadataText(initial.metadata) : '';
   const error = h('div', { 'aria-live': 'polite' });
   const button = h('button', { type: 'submit' }, submitLabel);
   const form = h('form', { class: 'card form', 'aria-label': title },
@@ -108,14 +109,10 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     e.preventDefault();
     fill(error);
     const events = all.checked ? ['*'] : boxes.filter((b) => b.checked).map((b) => b.value);
-    const meta = {};
-    for (const line of metadata.value.split('\n').map((l) => l.trim()).filter(Boolean)) {
-      const at = line.indexOf('=');
-      if (at <= 0) {
-        fill(error, errorBox(`Metadata line "${line}" must look like key=value.`));
-        return;
-      }
-      meta[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    const meta = parseMetadata(metadata.value);
+    if (meta instanceof Error) {
+      fill(error, errorBox(meta));
+      return;
     }
     const body = { url: url.value.trim(), enabled_events: events, description: description.value.trim() || null, metadata: meta };
     if (!initial) {

@@ -475,3 +475,56 @@ fn the_application_switcher_shows_one_applications_data_and_never_the_others() {
         page.wait_exactly("[data-test=event-row]", 1).await;
     });
 }
+
+#[test]
+fn applications_are_created_searched_edited_shown_and_deleted_from_the_dashboard() {
+    let server = TestServer::start();
+    server.post("/v1/apps", json!({"name": "Globex", "uid": "globex"}));
+    in_browser("apps_page", move |page| async move {
+        signed_in(&page, &server, "#/apps").await;
+        page.wait_exactly("main table tbody tr", 2).await;
+
+        // Create one; a refused uid shows the API's message and creates nothing.
+        page.click_button("New application").await;
+        page.type_into("input[name=name]", "Acme").await;
+        page.type_into("input[name=uid]", "globex").await;
+        page.click_button("Create application").await;
+        page.wait_text("form .error", "already used").await;
+        page.script("document.querySelector('input[name=uid]').value = 'acme'").await;
+        page.type_into("textarea[name=metadata]", "plan=pro").await;
+        page.click_button("Create application").await;
+        page.wait_exactly("main table tbody tr", 3).await;
+        let acme = server.get("/v1/apps/acme");
+        assert_eq!(acme.body["metadata"], json!({"plan": "pro"}), "{}", acme.text);
+        let acme_id = acme.body["id"].as_str().unwrap().to_string();
+        // The switcher lists it at once.
+        page.wait_count("#app-switcher option", 3).await;
+
+        // Search by uid narrows the list.
+        page.type_into("input[name=app_search]", "glob").await;
+        page.wait_exactly("main table tbody tr", 1).await;
+        assert!(page.text("main table").await.contains("Globex"));
+
+        // Edit, then show its data: every page then acts on it.
+        page.open(&format!("{}/#/apps/{acme_id}", server.base)).await;
+        page.wait_text("h1", "Acme").await;
+        page.click_button("Edit").await;
+        page.script("document.querySelector('input[name=name]').value = 'Acme Corp'").await;
+        page.click_button("Save").await;
+        page.wait_text("h1", "Acme Corp").await;
+        assert_eq!(server.get("/v1/apps/acme").body["name"], "Acme Corp");
+        page.click_button("Show its data").await;
+        page.wait_text(".view-head h1", "Overview").await;
+        assert_eq!(page.script("return sessionStorage.getItem('stile.app')").await, json!(acme_id));
+        assert_eq!(page.script("return document.getElementById('app-switcher').value").await, json!(acme_id));
+
+        // Delete with confirmation: gone, and the dashboard is back on the default.
+        page.open(&format!("{}/#/apps/{acme_id}", server.base)).await;
+        page.click_button("Delete").await;
+        page.find("dialog[open] [data-test=confirm]").await.click().await.unwrap();
+        page.wait_exactly("main table tbody tr", 2).await;
+        assert_eq!(server.get(&format!("/v1/apps/{acme_id}")).status, 404);
+        assert_eq!(page.script("return sessionStorage.getItem('stile.app')").await, json!(null));
+        page.wait_count("#app-switcher option", 2).await;
+    });
+}
