@@ -323,11 +323,37 @@ async fn app_of(state: &web::Data<AppState>, caller: Caller, raw: &str) -> Resul
     })
 }
 
-/// The endpoint `:webhookId` names in `owner`, or 404.
-async fn endpoint_of(state: &web::Data<AppState>, owner: Owner, raw: &str) -> Result<EndpointRecord, ApiError> {
-    let id = webhook_id(raw)?;
+/// The path of one endpoint's routes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct WebhookPath {
+    /// The application's id or uid.
+    #[serde(rename = "appId")]
+    #[param(rename = "appId")]
+    app_id: String,
+    /// The endpoint's UUID.
+    #[serde(rename = "webhookId")]
+    #[param(rename = "webhookId", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    webhook_id: String,
+}
+
+impl WebhookPath {
+    /// The application and endpoint id the path names, or 404.
+    async fn target(&self, state: &web::Data<AppState>, caller: Caller) -> Result<(Owner, EndpointId), ApiError> {
+        let owner = app_of(state, caller, &self.app_id).await?;
+        Ok((owner, webhook_id(&self.webhook_id)?))
+    }
+}
+
+/// Answers 404 unless the endpoint exists in `owner`.
+async fn require_endpoint(
+    state: &web::Data<AppState>,
+    owner: Owner,
+    id: EndpointId,
+    raw: &str,
+) -> Result<(), ApiError> {
     let found = blocking(state, move |store| store.endpoint(owner, id)).await?;
-    found.ok_or_else(|| not_found(raw))
+    found.map(|_| ()).ok_or_else(|| not_found(raw))
 }
 
 /// Parses `:webhookId`: a UUID (or the endpoint's `we_` id).
@@ -417,19 +443,17 @@ async fn list_webhooks(
 /// Changes what the body names; `active: false` pauses deliveries (they wait, and go
 /// when it is active again).
 #[utoipa::path(tag = TAG, request_body = WebhookUpdate,
-    params(("appId" = String, Path, description = "The application's id or uid."),
-        ("webhookId" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The endpoint's UUID.")),
+    params(WebhookPath),
     responses((status = 200, description = "The updated endpoint.", body = Success<WebhookUpdated>)))]
 #[put("/{appId}/webhooks/{webhookId}")]
 async fn update_webhook(
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<WebhookPath>,
     body: JsonBody<WebhookUpdate>,
 ) -> Result<HttpResponse, ApiError> {
-    let (raw_app, raw_webhook) = path.into_inner();
-    let owner = app_of(&state, caller, &raw_app).await?;
-    let id = webhook_id(&raw_webhook)?;
+    let (owner, id) = path.target(&state, caller).await?;
+    let raw_webhook = &path.webhook_id;
     let input = body.0;
     let changes = EndpointChanges {
         url: input.url.map(|url| validate_url(&state.targets, url)).transpose()?,
@@ -437,7 +461,7 @@ async fn update_webhook(
         status: input.active.map(|active| if active { EndpointStatus::Enabled } else { EndpointStatus::Disabled }),
         ..EndpointChanges::default()
     };
-    let record = super::endpoints::update(&state, owner, id, changes).await?.ok_or_else(|| not_found(&raw_webhook))?;
+    let record = super::endpoints::update(&state, owner, id, changes).await?.ok_or_else(|| not_found(raw_webhook))?;
     Ok(ok(WebhookUpdated {
         id: uuid_of(record.id),
         active: record.status == EndpointStatus::Enabled,
@@ -451,20 +475,18 @@ async fn update_webhook(
 ///
 /// Permanently deletes it; its pending deliveries end. Answers 204 with no body.
 #[utoipa::path(tag = TAG,
-    params(("appId" = String, Path, description = "The application's id or uid."),
-        ("webhookId" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The endpoint's UUID.")),
+    params(WebhookPath),
     responses((status = 204, description = "Deleted.")))]
 #[delete("/{appId}/webhooks/{webhookId}")]
 async fn delete_webhook(
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<WebhookPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (raw_app, raw_webhook) = path.into_inner();
-    let owner = app_of(&state, caller, &raw_app).await?;
-    let id = webhook_id(&raw_webhook)?;
+    let (owner, id) = path.target(&state, caller).await?;
+    let raw_webhook = &path.webhook_id;
     if !state.engine.delete_endpoint(owner, id).await? {
-        return Err(not_found(&raw_webhook));
+        return Err(not_found(raw_webhook));
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -473,20 +495,18 @@ async fn delete_webhook(
 ///
 /// The old secret stops signing at once.
 #[utoipa::path(tag = TAG,
-    params(("appId" = String, Path, description = "The application's id or uid."),
-        ("webhookId" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The endpoint's UUID.")),
+    params(WebhookPath),
     responses((status = 200, description = "The new secret.", body = Success<SecretRotated>)))]
 #[post("/{appId}/webhooks/{webhookId}/rotate-secret")]
 async fn rotate_secret(
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<WebhookPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (raw_app, raw_webhook) = path.into_inner();
-    let owner = app_of(&state, caller, &raw_app).await?;
-    let id = webhook_id(&raw_webhook)?;
+    let (owner, id) = path.target(&state, caller).await?;
+    let raw_webhook = &path.webhook_id;
     let rotated = super::endpoint_actions::rotate(&state, owner, id, None).await?;
-    let (_, secret) = rotated.ok_or_else(|| not_found(&raw_webhook))?;
+    let (_, secret) = rotated.ok_or_else(|| not_found(raw_webhook))?;
     Ok(ok(SecretRotated { secret }))
 }
 
@@ -496,19 +516,17 @@ async fn rotate_secret(
 /// went (after the endpoint answered or the delivery timeout). The attempt is kept in the
 /// endpoint's delivery history; no retries follow.
 #[utoipa::path(tag = TAG,
-    params(("appId" = String, Path, description = "The application's id or uid."),
-        ("webhookId" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The endpoint's UUID.")),
+    params(WebhookPath),
     responses((status = 200, description = "How the endpoint answered.", body = Success<PingResult>)))]
 #[post("/{appId}/webhooks/{webhookId}/test-ping")]
 async fn test_ping(
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<WebhookPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (raw_app, raw_webhook) = path.into_inner();
-    let owner = app_of(&state, caller, &raw_app).await?;
-    let id = webhook_id(&raw_webhook)?;
-    let attempt = super::endpoint_actions::ping(&state, owner, id).await?.ok_or_else(|| not_found(&raw_webhook))?;
+    let (owner, id) = path.target(&state, caller).await?;
+    let raw_webhook = &path.webhook_id;
+    let attempt = super::endpoint_actions::ping(&state, owner, id).await?.ok_or_else(|| not_found(raw_webhook))?;
     Ok(ok(PingResult {
         success: attempt.status == AttemptStatus::Succeeded,
         status_code: attempt.response_status,
@@ -525,19 +543,17 @@ async fn test_ping(
 /// The endpoint's delivery attempts, newest first, a page at a time: pass a page's
 /// `nextCursor` as `cursor` for the next.
 #[utoipa::path(tag = TAG,
-    params(("appId" = String, Path, description = "The application's id or uid."),
-        ("webhookId" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The endpoint's UUID."), DeliveryQuery),
+    params(WebhookPath, DeliveryQuery),
     responses((status = 200, description = "A page of attempts.", body = Success<DeliveryPage>)))]
 #[get("/{appId}/webhooks/{webhookId}/deliveries")]
 async fn list_deliveries(
     state: web::Data<AppState>,
     caller: Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<WebhookPath>,
     query: QueryParams<DeliveryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (raw_app, raw_webhook) = path.into_inner();
-    let owner = app_of(&state, caller, &raw_app).await?;
-    let endpoint = endpoint_of(&state, owner, &raw_webhook).await?.id;
+    let (owner, endpoint) = path.target(&state, caller).await?;
+    require_endpoint(&state, owner, endpoint, &path.webhook_id).await?;
     let query = query.0;
     let mut request: PageRequest<DeliveryId> =
         PageParams { limit: query.limit.as_deref(), ..PageParams::default() }.to_request(DEFAULT_DELIVERY_LIMIT)?;
