@@ -40,7 +40,7 @@ const DEFAULT_DELIVERY_LIMIT: usize = 20;
 pub fn configure(cfg: &mut Routes) {
     cfg.service(
         utoipa_actix_web::scope("/apps")
-            .wrap(from_fn(super::auth::require_api_key))
+            .wrap(from_fn(super::auth::require_api_key_for_path_apps))
             .wrap(from_fn(envelope))
             .service(list_webhooks)
             .service(create_webhook)

@@ -124,11 +124,30 @@ pub const APP_HEADER: &str = "Stile-App";
 
 /// Middleware: resolves the request's API key (or answers 401) and the application it acts
 /// on: the one `Stile-App` names (400 if the value cannot name one, 404 if none of the key's
-/// mode has that id or uid), else the mode's default. Errors are responses, so they leave
-/// through the boundary middleware like any other answer.
+/// mode has that id or uid), else the key's own (restricted keys) or the mode's default.
+/// Errors are responses, so they leave through the boundary middleware like any other
+/// answer.
 pub async fn require_api_key(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    authenticate(req, next, true).await
+}
+
+/// Like [`require_api_key`] for routes that name their application in the path (the
+/// app-scoped dialect): `Stile-App` is not read.
+pub async fn require_api_key_for_path_apps(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    authenticate(req, next, false).await
+}
+
+/// The key check of both middlewares; `app_header`: whether `Stile-App` is honoured.
+async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    app_header: bool,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let caller = presented_key(req.headers().get(header::AUTHORIZATION)).and_then(|presented| {
@@ -142,7 +161,8 @@ pub async fn require_api_key(
             ApiError::new(ErrorCode::ApiKeyInvalid, format!("Invalid API key provided: {}.", redact(&presented)))
         })
     });
-    let caller = match (caller, state, req.headers().get(APP_HEADER)) {
+    let named = req.headers().get(APP_HEADER).filter(|_| app_header);
+    let caller = match (caller, state, named) {
         (Ok(caller), Some(state), Some(value)) => named_app(&state, caller, value).await,
         (caller, _, _) => caller,
     };

@@ -200,6 +200,9 @@ fn every_error_is_in_the_dialects_envelope_with_the_right_status() {
     assert_dialect_error(&server.req("GET", "/apps/acme/webhooks").no_key().send(), 401, "API_KEY_MISSING");
     assert_dialect_error(&server.req("GET", "/apps/acme/webhooks").key("vk_test_wrong").send(), 401, "API_KEY_INVALID");
     assert_dialect_error(&server.req("GET", "/apps/nope/webhooks").send(), 404, "RESOURCE_MISSING");
+    // The path names the application; a Stile-App header is not this API's.
+    let header = server.req("GET", "/apps/acme/webhooks").header("Stile-App", "nope").send();
+    assert_eq!(header.status, 200, "{}", header.text);
     assert_dialect_error(
         &server.req("GET", &format!("/apps/{}/webhooks", "x".repeat(5000))).send(),
         404,
