@@ -74,29 +74,42 @@ impl Store {
     /// before `settled_before_ms` (so an event a request published into it just as it was
     /// deleted is purged too).
     pub fn purge_deleted_apps(&self, limit: usize, settled_before_ms: u64) -> Result<AppPurge, StoreError> {
-        self.write(|tx| {
-            let deleted: Vec<(u128, u64)> = tx
-                .open_table(tables::DELETED_APPS)?
-                .iter()?
-                .map(|row| row.map(|(k, v)| (k.value(), v.value())))
-                .collect::<Result<_, _>>()?;
-            let mut purge = AppPurge::default();
-            for (app, deleted_ms) in deleted {
-                let budget = limit - purge.removed;
-                let removed = purge_app(tx, app, budget)?;
-                purge.removed += removed;
-                if removed == 0 && deleted_ms < settled_before_ms {
-                    tx.open_table(tables::DELETED_APPS)?.remove(app)?;
-                    purge.finished += 1;
-                }
-                if purge.removed >= limit {
-                    purge.more = true;
-                    break;
-                }
+        self.with_db(|db| {
+            let tx = db.begin_write()?;
+            let purge = purge_in(&tx, limit, settled_before_ms)?;
+            if purge.removed == 0 && purge.finished == 0 {
+                // Nothing changed: no commit, so an idle server does not write (or fsync).
+                tx.abort()?;
+            } else {
+                tx.commit()?;
             }
             Ok(purge)
         })
     }
+}
+
+/// One batch of [`Store::purge_deleted_apps`] inside `tx`.
+fn purge_in(tx: &WriteTransaction, limit: usize, settled_before_ms: u64) -> Result<AppPurge, StoreError> {
+    let deleted: Vec<(u128, u64)> = tx
+        .open_table(tables::DELETED_APPS)?
+        .iter()?
+        .map(|row| row.map(|(k, v)| (k.value(), v.value())))
+        .collect::<Result<_, _>>()?;
+    let mut purge = AppPurge::default();
+    for (app, deleted_ms) in deleted {
+        let budget = limit - purge.removed;
+        let removed = purge_app(tx, app, budget)?;
+        purge.removed += removed;
+        if removed == 0 && deleted_ms < settled_before_ms {
+            tx.open_table(tables::DELETED_APPS)?.remove(app)?;
+            purge.finished += 1;
+        }
+        if purge.removed >= limit {
+            purge.more = true;
+            break;
+        }
+    }
+    Ok(purge)
 }
 
 /// Whether `app` was deleted (its history may still be being purged).
