@@ -80,7 +80,11 @@ export async function api(method, path, body, key = currentKey()) {
     const error = new ApiError(response.status, json, `The server answered HTTP ${response.status}.`);
     if (response.status === 401 && key === currentKey()) onUnauthorized(error);
     // The chosen application is gone (or belongs to another mode): back to the default.
-    if (response.status === 404 && json && json.error && json.error.param === 'Stile-App') chooseApp(null);
+    if (response.status === 404 && json && json.error && json.error.param === 'Stile-App') {
+      // The chosen application is gone: back to the default, and the switcher lists afresh.
+      chooseApp(null);
+      window.dispatchEvent(new Event('stile:apps-changed'));
+    }
     throw error;
   }
   return json;

@@ -84,8 +84,15 @@ function showAccount() {
   document.getElementById('nav').hidden = false;
   document.getElementById('account').hidden = false;
   document.body.classList.toggle('live', mode === 'live');
-  fillAppSwitcher().catch(() => {});
+  // Once per key, not per page: the list changes only with 'stile:apps-changed'.
+  if (switcherKey !== currentKey()) {
+    switcherKey = currentKey();
+    fillAppSwitcher().catch(() => { switcherKey = null; });
+  }
 }
+
+/** The key the switcher was filled for. */
+let switcherKey = null;
 
 const switcher = document.getElementById('app-switcher');
 
@@ -112,6 +119,7 @@ switcher.addEventListener('change', () => {
 
 function showSignIn(message) {
   current = null;
+  switcherKey = null;
   document.getElementById('nav').hidden = true;
   document.getElementById('account').hidden = true;
   const input = h('input', {

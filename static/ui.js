@@ -274,3 +274,28 @@ export function parseMetadata(text) {
 export function metadataText(meta) {
   return Object.entries(meta || {}).map(([k, v]) => `${k}=${v}`).join('\n');
 }
+
+/**
+ * Handles a form's submit: `build()` makes the request body (or returns an Error, which is
+ * shown), then `submit(body)` sends it, with `button` disabled meanwhile and an API error
+ * shown in `error`.
+ */
+export function onSubmit(form, button, error, build, submit) {
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    fill(error);
+    const body = build();
+    if (body instanceof Error) {
+      fill(error, errorBox(body));
+      return;
+    }
+    button.disabled = true;
+    try {
+      await submit(body);
+    } catch (err) {
+      fill(error, errorBox(err));
+    } finally {
+      button.disabled = false;
+    }
+  });
+}

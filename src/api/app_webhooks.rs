@@ -17,12 +17,12 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
 
-use super::auth::resolve_app;
+use super::auth::app_for;
 use super::endpoints::{EndpointChanges, NewEndpoint, parse_id, validate_event_types, validate_url};
 use super::extract::{JsonBody, QueryParams};
 use super::list::PageParams;
 use super::{AppState, Caller, Routes, blocking};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::store::apps::Owner;
 use crate::store::attempts::{AttemptRecord, AttemptStatus};
@@ -316,11 +316,8 @@ pub struct DeliveryQuery {
 /// The application `:appId` names for this caller, or 404: one of the key's mode, and
 /// only the key's own if it is app-restricted.
 async fn app_of(state: &web::Data<AppState>, caller: Caller, raw: &str) -> Result<Owner, ApiError> {
-    // An id or uid is at most 64 characters: a longer one names nothing.
-    let found = if raw.len() <= 64 { resolve_app(state, caller.mode, raw).await? } else { None };
-    found.filter(|owner| !caller.restricted || *owner == caller.owner).ok_or_else(|| {
-        ApiError::param(crate::error::ErrorCode::ResourceMissing, "appId", format!("No such app: '{raw}'."))
-    })
+    let found = app_for(state, caller, raw).await?;
+    found.ok_or_else(|| ApiError::param(ErrorCode::ResourceMissing, "appId", format!("No such app: '{raw}'.")))
 }
 
 /// The path of one endpoint's routes.
@@ -363,11 +360,7 @@ fn webhook_id(raw: &str) -> Result<EndpointId, ApiError> {
 
 /// The 404 for a webhook endpoint.
 fn not_found(raw: &str) -> ApiError {
-    ApiError::param(
-        crate::error::ErrorCode::ResourceMissing,
-        "webhookId",
-        format!("No such webhook endpoint: '{raw}'."),
-    )
+    ApiError::param(ErrorCode::ResourceMissing, "webhookId", format!("No such webhook endpoint: '{raw}'."))
 }
 
 /// Create a webhook endpoint.

@@ -149,9 +149,7 @@ fn uid_taken(uid: &str, taken: UidTaken) -> ApiError {
 async fn require_app(state: &web::Data<AppState>, caller: Caller, raw: &str) -> Result<AppRecord, ApiError> {
     let name = raw.to_string();
     let found = blocking(state, move |store| store.find_app(caller.mode, &name)).await?;
-    found
-        .filter(|app| !caller.restricted || app.id == caller.owner.app)
-        .ok_or_else(|| ApiError::not_found("application", raw))
+    found.filter(|app| caller.may_act_on(app.id)).ok_or_else(|| ApiError::not_found("application", raw))
 }
 
 /// Create an application.

@@ -90,6 +90,13 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whether this caller may act on `app` (of its mode): any application, or, for a
+    /// restricted key, its own only. To a restricted key every other application is
+    /// missing, never forbidden, so its existence does not leak.
+    pub fn may_act_on(&self, app: AppId) -> bool {
+        !self.restricted || app == self.owner.app
+    }
+
     /// Refuses a request only an unrestricted key may make (listing, creating, changing
     /// or deleting applications): 403.
     pub fn require_unrestricted(&self, action: &str) -> Result<(), ApiError> {
@@ -202,18 +209,16 @@ impl AppNames {
     }
 }
 
-/// The caller acting on the application a `Stile-App` value names. To a restricted key,
-/// every application but its own is missing.
+/// The caller acting on the application a `Stile-App` value names.
 async fn named_app(
     state: &web::Data<AppState>,
     caller: Caller,
     value: &header::HeaderValue,
 ) -> Result<Caller, ApiError> {
     let name = app_header_value(value)?;
-    let owner = resolve_app(state, caller.mode, &name).await?;
-    match owner {
-        Some(owner) if !caller.restricted || owner == caller.owner => Ok(Caller { owner, ..caller }),
-        _ => Err(ApiError::param(
+    match app_for(state, caller, &name).await? {
+        Some(owner) => Ok(Caller { owner, ..caller }),
+        None => Err(ApiError::param(
             ErrorCode::ResourceMissing,
             APP_HEADER,
             format!("No such application: '{name}' (named by the {APP_HEADER} header, in {} mode).", caller.mode),
@@ -221,21 +226,34 @@ async fn named_app(
     }
 }
 
-/// The application of `mode` that `name` (an id or uid) names, remembered once found.
-pub(super) async fn resolve_app(
+/// The longest application name (id or uid) there is.
+const MAX_APP_NAME_CHARS: usize = 64;
+
+/// The application `name` (an id or uid) names that `caller` may act on: one of its
+/// mode, and its own only if its key is restricted. Names it resolved are remembered.
+/// The one place that decides which application a request may name, for the header and
+/// for the app-scoped API's path alike.
+pub(super) async fn app_for(
     state: &web::Data<AppState>,
-    mode: Mode,
+    caller: Caller,
     name: &str,
 ) -> Result<Option<Owner>, ApiError> {
-    if let Some(owner) = state.app_names.get(mode, name) {
-        return Ok(Some(owner));
+    if name.len() > MAX_APP_NAME_CHARS {
+        return Ok(None);
     }
-    let wanted = name.to_string();
-    let found = super::blocking(state, move |store| store.find_app(mode, &wanted)).await?;
-    Ok(found.map(|app| {
-        state.app_names.insert(mode, name.to_string(), app.owner());
-        app.owner()
-    }))
+    let mode = caller.mode;
+    let owner = match state.app_names.get(mode, name) {
+        Some(owner) => Some(owner),
+        None => {
+            let wanted = name.to_string();
+            let found = super::blocking(state, move |store| store.find_app(mode, &wanted)).await?;
+            found.map(|app| {
+                state.app_names.insert(mode, name.to_string(), app.owner());
+                app.owner()
+            })
+        }
+    };
+    Ok(owner.filter(|owner| caller.may_act_on(owner.app)))
 }
 
 /// Checks a `Stile-App` value: an application id or uid (at most 64 visible characters).
@@ -244,7 +262,7 @@ fn app_header_value(value: &header::HeaderValue) -> Result<String, ApiError> {
         .to_str()
         .ok()
         .map(str::trim)
-        .filter(|t| !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_graphic()));
+        .filter(|t| !t.is_empty() && t.len() <= MAX_APP_NAME_CHARS && t.bytes().all(|b| b.is_ascii_graphic()));
     text.map(str::to_string).ok_or_else(|| {
         ApiError::invalid(
             APP_HEADER,

@@ -235,6 +235,7 @@ mod tests {
     use crate::store::attempts::AttemptResult;
     use crate::store::endpoints::EndpointRecord;
     use crate::store::idempotency::IdempotencyRecord;
+    use std::time::Duration;
 
     fn count<K: redb::Key + 'static, V: redb::Value + 'static>(store: &Store, table: TableDefinition<K, V>) -> u64 {
         store.read(|tx| Ok(tx.open_table(table)?.len()?)).unwrap()
@@ -253,18 +254,7 @@ mod tests {
         let results: Vec<AttemptResult> = scheduled.keys()[..2]
             .iter()
             .enumerate()
-            .map(|(n, key)| AttemptResult {
-                queue_key: *key,
-                endpoint: endpoint.id,
-                succeeded: n == 0,
-                response_status: Some(if n == 0 { 200 } else { 500 }),
-                response_body: None,
-                error: None,
-                duration_ms: 1,
-                attempted_at_ms: now,
-                request_headers: vec![],
-                retry_after: None,
-            })
+            .map(|(n, key)| AttemptResult::for_test(*key, endpoint.id, n == 0, now))
             .collect();
         let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600) };
         store.publish_and_record(&[], &results, now, &policy).unwrap();
@@ -272,7 +262,21 @@ mod tests {
         store.put_idempotency_record(owner, "key", &record).unwrap();
     }
 
-    use std::time::Duration;
+    /// Rows in each table an application's history fills.
+    fn rows(store: &Store) -> [u64; 10] {
+        [
+            count(store, tables::ENDPOINTS),
+            count(store, tables::EVENTS),
+            count(store, tables::EVENT_BODIES),
+            count(store, tables::ATTEMPTS),
+            count(store, tables::ENDPOINT_ATTEMPTS),
+            count(store, tables::EVENT_ATTEMPTS),
+            count(store, tables::FAILED_ATTEMPTS),
+            count(store, tables::DELIVERY_STATS),
+            count(store, tables::IDEMPOTENCY),
+            count(store, tables::QUEUE),
+        ]
+    }
 
     #[test]
     fn deleting_ends_pending_deliveries_at_once_and_the_purge_removes_every_row_of_the_app_only() {
@@ -281,18 +285,7 @@ mod tests {
         let default = store.test_owner(Mode::Test);
         let doomed = store.insert_app_for_test(Mode::Test, "Doomed");
         populate(&store, default);
-        let before = [
-            count(&store, tables::ENDPOINTS),
-            count(&store, tables::EVENTS),
-            count(&store, tables::EVENT_BODIES),
-            count(&store, tables::ATTEMPTS),
-            count(&store, tables::ENDPOINT_ATTEMPTS),
-            count(&store, tables::EVENT_ATTEMPTS),
-            count(&store, tables::FAILED_ATTEMPTS),
-            count(&store, tables::DELIVERY_STATS),
-            count(&store, tables::IDEMPOTENCY),
-            count(&store, tables::QUEUE),
-        ];
+        let before = rows(&store);
         populate(&store, doomed);
         assert_eq!(count(&store, tables::QUEUE), 2, "each application has one pending delivery");
 
@@ -320,18 +313,7 @@ mod tests {
             assert!(batches < 50, "the purge ends");
         }
         assert!(batches > 3, "several transactions: {batches}");
-        let after = [
-            count(&store, tables::ENDPOINTS),
-            count(&store, tables::EVENTS),
-            count(&store, tables::EVENT_BODIES),
-            count(&store, tables::ATTEMPTS),
-            count(&store, tables::ENDPOINT_ATTEMPTS),
-            count(&store, tables::EVENT_ATTEMPTS),
-            count(&store, tables::FAILED_ATTEMPTS),
-            count(&store, tables::DELIVERY_STATS),
-            count(&store, tables::IDEMPOTENCY),
-            count(&store, tables::QUEUE),
-        ];
+        let after = rows(&store);
         assert_eq!(after, before, "exactly the default application's rows are left");
         assert_eq!(count(&store, tables::EVENT_PENDING), 1, "the default application's pending event");
         assert_eq!(count(&store, tables::DELETED_APPS), 1);

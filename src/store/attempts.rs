@@ -128,6 +128,26 @@ impl AttemptResult {
     }
 }
 
+#[cfg(test)]
+impl AttemptResult {
+    /// The result of the attempt `queue_key` names, made at `at_ms`: a 200 if it
+    /// `succeeded`, else a 500; for tests of the store.
+    pub(crate) fn for_test(queue_key: QueueKey, endpoint: EndpointId, succeeded: bool, at_ms: u64) -> Self {
+        AttemptResult {
+            queue_key,
+            endpoint,
+            succeeded,
+            response_status: Some(if succeeded { 200 } else { 500 }),
+            response_body: None,
+            error: None,
+            duration_ms: 1,
+            attempted_at_ms: at_ms,
+            request_headers: vec![],
+            retry_after: None,
+        }
+    }
+}
+
 /// The decisions recording a result needs: pure functions of values, owned by the
 /// delivery policy (`crate::delivery::policy`), applied by the store.
 pub trait RecordPolicy {

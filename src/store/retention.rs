@@ -354,18 +354,7 @@ mod tests {
         let results: Vec<AttemptResult> = keys[..6]
             .iter()
             .enumerate()
-            .map(|(n, key)| AttemptResult {
-                queue_key: *key,
-                endpoint: endpoint.id,
-                succeeded: n % 2 == 0,
-                response_status: Some(if n % 2 == 0 { 200 } else { 500 }),
-                response_body: None,
-                error: None,
-                duration_ms: 1,
-                attempted_at_ms: now - 120_000,
-                request_headers: vec![],
-                retry_after: None,
-            })
+            .map(|(n, key)| AttemptResult::for_test(*key, endpoint.id, n % 2 == 0, now - 120_000))
             .collect();
         let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600) };
         store.publish_and_record(&[], &results, now, &policy).unwrap();

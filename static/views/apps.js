@@ -3,7 +3,7 @@
 
 import { api, chooseApp, currentApp, query } from '../api.js';
 import {
-  busy, confirmDialog, emptyState, errorBox, field, fill, h, metadataText, parseMetadata, pill, table, timeCell, toast,
+  busy, confirmDialog, emptyState, field, fill, h, metadataText, onSubmit, parseMetadata, pill, table, timeCell, toast,
 } from '../ui.js';
 
 /** The most rows the list draws at once; a search narrows the rest down. */
@@ -108,7 +108,9 @@ export async function renderList(root) {
   }
 
   await refresh();
-  return { refresh };
+  // Not refreshed live: applications change by hand (here, or through the API), and
+  // reading every page of them every two seconds would cost more than it shows.
+  return null;
 }
 
 /** The create/edit form. `initial` is an application when editing. */
@@ -128,25 +130,13 @@ function appForm({ title, submitLabel, submit, cancel, initial }) {
     field('Metadata', metadata, 'One key=value per line.'),
     error,
     h('div', { class: 'actions' }, button, h('button', { type: 'button', class: 'secondary', onclick: cancel }, 'Cancel')));
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    fill(error);
+  onSubmit(form, button, error, () => {
     const meta = parseMetadata(metadata.value);
-    if (meta instanceof Error) {
-      fill(error, errorBox(meta));
-      return;
-    }
+    if (meta instanceof Error) return meta;
     const body = { name: name.value.trim(), uid: uid.value.trim() || null, metadata: meta };
     if (!initial && body.uid === null) delete body.uid;
-    button.disabled = true;
-    try {
-      await submit(body);
-    } catch (err) {
-      fill(error, errorBox(err));
-    } finally {
-      button.disabled = false;
-    }
-  });
+    return body;
+  }, submit);
   return form;
 }
 

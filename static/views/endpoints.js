@@ -5,7 +5,8 @@
 import { api, query } from '../api.js';
 import { pagedList } from '../list.js';
 import {
-  busy, confirmDialog, copyButton, emptyState, errorBox, field, fill, h, jsonBlock, metadataText, parseMetadata, percent, pill,
+  busy, confirmDialog, copyButton, emptyState, errorBox, field, fill, h, jsonBlock, metadataText, onSubmit, parseMetadata, percent,
+  pill,
   table, timeCell, toast,
 } from '../ui.js';
 import { deliveriesPanel } from './deliveries.js';
@@ -105,28 +106,14 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     field('Metadata', metadata, 'One key=value per line.'),
     error,
     h('div', { class: 'actions' }, button, h('button', { type: 'button', class: 'secondary', onclick: cancel }, 'Cancel')));
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    fill(error);
-    const events = all.checked ? ['*'] : boxes.filter((b) => b.checked).map((b) => b.value);
+  onSubmit(form, button, error, () => {
     const meta = parseMetadata(metadata.value);
-    if (meta instanceof Error) {
-      fill(error, errorBox(meta));
-      return;
-    }
+    if (meta instanceof Error) return meta;
+    const events = all.checked ? ['*'] : boxes.filter((b) => b.checked).map((b) => b.value);
     const body = { url: url.value.trim(), enabled_events: events, description: description.value.trim() || null, metadata: meta };
-    if (!initial) {
-      if (!body.description) delete body.description;
-    }
-    button.disabled = true;
-    try {
-      await submit(body);
-    } catch (err) {
-      fill(error, errorBox(err));
-    } finally {
-      button.disabled = false;
-    }
-  });
+    if (!initial && !body.description) delete body.description;
+    return body;
+  }, submit);
   return form;
 }
 

@@ -172,6 +172,9 @@ fn the_seeds_requests_get_the_documented_answers_and_signed_deliveries() {
     assert_eq!(data(&succeeded)["deliveries"].as_array().unwrap().len(), 3);
     let bad_cursor = server.req("GET", &format!("/apps/acme/webhooks/{uuid}/deliveries?cursor=nope")).send();
     assert_dialect_error(&bad_cursor, 400, "PARAMETER_INVALID");
+    // A well-formed cursor that names no delivery of this endpoint (its own id, say).
+    let foreign = server.req("GET", &format!("/apps/acme/webhooks/{uuid}/deliveries?cursor={uuid}")).send();
+    assert_dialect_error(&foreign, 400, "PARAMETER_INVALID");
     let bad_status = server.req("GET", &format!("/apps/acme/webhooks/{uuid}/deliveries?status=lost")).send();
     assert_dialect_error(&bad_status, 400, "PARAMETER_INVALID");
 
