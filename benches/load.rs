@@ -4,10 +4,13 @@
 //! receiver, creates endpoints through the API, publishes through `POST /v1/events` over
 //! keep-alive connections, and reports publishes/s, deliveries/s, end-to-end latency
 //! (receiver arrival minus the moment the publish was sent), missing and duplicate
-//! deliveries, and the server's CPU time and peak RSS. One JSON line per workload, then a
+//! deliveries, and the server's CPU time, peak RSS and bytes written to disk per
+//! delivery. One JSON line per workload, then a
 //! table. Exits non-zero if any delivery is missing. All traffic stays on 127.0.0.1 and
 //! every loop is bounded in count and time. `STILE_BENCH_BIN=path` runs another build of
-//! the server (an A/B against an earlier commit, interleaved in the same hour).
+//! the server (an A/B against an earlier commit, interleaved in the same hour);
+//! `STILE_BENCH_PID_FILE=path` writes the server's pid there once a workload's setup is
+//! done, so a profiler can attach for the workload alone (`perf record -p`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -290,6 +293,12 @@ fn process_usage(pid: u32) -> (f64, f64) {
     (ticks / 100.0, hwm_kib / 1024.0)
 }
 
+/// Bytes the server has had written to storage so far (`write_bytes` of /proc/<pid>/io).
+fn written_bytes(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
 struct Workload {
     name: &'static str,
     events: u64,
@@ -320,6 +329,10 @@ fn run(workload: &Workload) -> serde_json::Value {
     }
     let target = if workload.direct { format!("{}/e0", receiver.base) } else { format!("{}/v1/events", server.base) };
     let (cpu_before, _) = process_usage(server.child.id());
+    let written_before = written_bytes(server.child.id());
+    if let Ok(path) = std::env::var("STILE_BENCH_PID_FILE") {
+        std::fs::write(path, server.child.id().to_string()).unwrap();
+    }
     let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -358,6 +371,7 @@ fn run(workload: &Workload) -> serde_json::Value {
     }
     let total_secs = started.elapsed().as_secs_f64();
     let (cpu_after, rss_mib) = process_usage(server.child.id());
+    let written = written_bytes(server.child.id()).saturating_sub(written_before);
 
     let sent_at = sent_at.lock().unwrap();
     let arrivals = receiver.arrivals.times.lock().unwrap();
@@ -400,6 +414,7 @@ fn run(workload: &Workload) -> serde_json::Value {
         "server_cpu_s": cpu,
         "cpu_ms_per_delivery": if delivered > 0 { cpu * 1000.0 / delivered as f64 } else { f64::NAN },
         "server_peak_rss_mib": rss_mib,
+        "disk_kib_per_delivery": if delivered > 0 { written as f64 / 1024.0 / delivered as f64 } else { f64::NAN },
         "wall_s": total_secs,
     })
 }

@@ -27,6 +27,8 @@ const ENV_PREFIX: &str = "STILE_";
 pub struct Config {
     /// Where and how the server listens and keeps its data.
     pub server: ServerConfig,
+    /// How the data file is kept.
+    pub store: StoreConfig,
     /// API keys accepted besides the stored ones.
     pub auth: AuthConfig,
     /// How events are delivered to endpoints.
@@ -171,6 +173,21 @@ impl Default for DeliveryConfig {
     }
 }
 
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The most memory, in MiB, the data file's page cache may use: enough to hold the
+    /// hot pages (queue, recent events, endpoints) keeps the writer off the disk.
+    pub cache_mib: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { cache_mib: crate::store::DEFAULT_CACHE_MIB }
+    }
+}
+
 /// `[retention]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -300,6 +317,9 @@ impl Config {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.server.request_timeout.is_zero() || self.server.request_timeout > Duration::from_secs(300) {
             return Err(("server.request_timeout", "must be between 1ms and 5m".into()));
+        }
+        if !(1..=65_536).contains(&self.store.cache_mib) {
+            return Err(("store.cache_mib", format!("must be between 1 and 65536, got {}", self.store.cache_mib)));
         }
         let d = &self.delivery;
         if d.timeout.is_zero() || d.timeout > Duration::from_secs(600) {
@@ -596,6 +616,9 @@ mod tests {
 
         let err = Config::load(&Overrides::default(), &env(&[("STILE_DELIVERY_WORKERS", "0")])).unwrap_err().0;
         assert!(err.contains("delivery.workers") && err.contains("between 1 and 1024"), "{err}");
+
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_STORE_CACHE_MIB", "0")])).unwrap_err().0;
+        assert!(err.contains("store.cache_mib") && err.contains("between 1 and 65536"), "{err}");
 
         let err = Config::load(&Overrides::default(), &env(&[("STILE_SERVER_MODE", "prod")])).unwrap_err().0;
         assert!(err.contains("server.mode"), "{err}");

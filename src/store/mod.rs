@@ -51,6 +51,8 @@ pub struct Store {
     /// Set after an I/O error: reopen before the next operation.
     broken: AtomicBool,
     path: PathBuf,
+    /// The page cache size it was opened with, to reopen it the same way.
+    cache_mib: usize,
 }
 
 /// Errors that can tell whether they came from an I/O failure of the data file, after
@@ -172,15 +174,21 @@ impl StoreError {
 }
 
 impl Store {
-    /// Opens (or creates) the data file in `dir`, refusing if another process has it open.
+    /// Opens (or creates) the data file in `dir` with the default page cache, refusing if
+    /// another process has it open.
     pub fn open(dir: &Path) -> Result<Store, OpenError> {
+        Store::open_with_cache(dir, DEFAULT_CACHE_MIB)
+    }
+
+    /// Opens (or creates) the data file in `dir` with a page cache of `cache_mib` MiB.
+    pub fn open_with_cache(dir: &Path, cache_mib: usize) -> Result<Store, OpenError> {
         std::fs::create_dir_all(dir).map_err(|e| OpenError::CreateDir(dir.to_path_buf(), e))?;
         let path = dir.join(DATA_FILE_NAME);
-        let db = open_database(&path).map_err(|err| match err {
+        let db = open_database(&path, cache_mib).map_err(|err| match err {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(path.clone()),
             other => OpenError::Database(path.clone(), DbError(other.into())),
         })?;
-        let store = Store { db: RwLock::new(Some(db)), broken: AtomicBool::new(false), path };
+        let store = Store { db: RwLock::new(Some(db)), broken: AtomicBool::new(false), path, cache_mib };
         store.init_schema()?;
         Ok(store)
     }
@@ -270,7 +278,7 @@ impl Store {
         }
         // The old handle holds the file lock: it must be gone before the new one opens.
         guard.take();
-        match open_database(&self.path) {
+        match open_database(&self.path, self.cache_mib) {
             Ok(db) => {
                 *guard = Some(db);
                 self.broken.store(false, Ordering::Release);
@@ -306,14 +314,16 @@ impl Store {
     }
 }
 
-/// The most memory redb may use to cache pages. Its default (1 GiB) lets the cache grow
-/// with the file; the hot data here (recent events and the queue) is small, and a server
-/// on a shared VM should stay within a predictable footprint.
-const CACHE_BYTES: usize = 16 << 20;
+/// The most memory, in MiB, redb may use to cache pages unless `[store] cache_mib` says
+/// otherwise. redb's own default (1 GiB) lets the cache grow with the file; the hot data
+/// (recent events and the queue) is small, and a server on a shared VM should stay within
+/// a predictable footprint. (64 MiB was measured against this with 1,000 applications of
+/// 10 endpoints each: no difference beyond the noise, for 12 MiB more RSS.)
+pub const DEFAULT_CACHE_MIB: usize = 16;
 
 /// Opens (or creates) the redb file with stile's settings.
-fn open_database(path: &Path) -> Result<Database, redb::DatabaseError> {
-    Database::builder().set_cache_size(CACHE_BYTES).create(path)
+fn open_database(path: &Path, cache_mib: usize) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(cache_mib << 20).create(path)
 }
 
 /// Encodes a record for storage.
