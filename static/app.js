@@ -95,19 +95,40 @@ function showAccount() {
 let switcherKey = null;
 
 const switcher = document.getElementById('app-switcher');
+const switcherFind = document.getElementById('app-switcher-find');
 
-/** Lists the mode's applications in the switcher: the default first, then by name. */
+/** From this many applications on, a search box narrows the switcher's list. */
+const SWITCHER_SEARCH_FROM = 6;
+
+/** The mode's applications, the default first, then by name (filled per key). */
+let switcherApps = [];
+
+/** Lists the mode's applications in the switcher. */
 async function fillAppSwitcher() {
   const all = await apps.allApps();
   all.sort((a, b) => (b.default - a.default) || a.name.localeCompare(b.name));
-  const chosen = currentApp();
-  if (chosen && !all.some((a) => a.id === chosen)) chooseApp(null);
-  fill(switcher, all.map((a) => h('option', {
-    value: a.default ? '' : a.id,
-    selected: a.id === chosen || (a.default && !currentApp()),
-  }, a.uid ? `${a.name} (${a.uid})` : a.name)));
+  if (currentApp() && !all.some((a) => a.id === currentApp())) chooseApp(null);
+  switcherApps = all;
   switcher.hidden = all.length < 2;
+  switcherFind.hidden = all.length < SWITCHER_SEARCH_FROM;
+  if (switcherFind.hidden) switcherFind.value = '';
+  showSwitcherOptions();
 }
+
+/** Fills the switcher with the applications whose name or uid holds the search text
+ * (the chosen one always stays, so the select never shows another app than the data). */
+function showSwitcherOptions() {
+  const chosen = currentApp();
+  const wanted = switcherFind.value.trim().toLowerCase();
+  const matches = (a) => !wanted || a.name.toLowerCase().includes(wanted) || (a.uid || '').toLowerCase().includes(wanted);
+  const isChosen = (a) => a.id === chosen || (a.default && !chosen);
+  fill(switcher, switcherApps.filter((a) => isChosen(a) || matches(a)).map((a) => h('option', {
+    value: a.default ? '' : a.id,
+    selected: isChosen(a),
+  }, a.uid ? `${a.name} (${a.uid})` : a.name)));
+}
+
+switcherFind.addEventListener('input', showSwitcherOptions);
 
 // A view created, renamed, deleted or switched to an application.
 window.addEventListener('stile:apps-changed', () => { fillAppSwitcher().catch(() => {}); });

@@ -473,6 +473,19 @@ fn the_application_switcher_shows_one_applications_data_and_never_the_others() {
         assert!(!page.text("table").await.contains("acme-app"));
         page.open(&format!("{}/#/events", server.base)).await;
         page.wait_exactly("[data-test=event-row]", 1).await;
+
+        // With many applications a search box narrows the list; the chosen one stays.
+        assert_eq!(page.script("return document.getElementById('app-switcher-find').hidden").await, json!(true));
+        for n in 0..5 {
+            server.post("/v1/apps", json!({"name": format!("Tenant {n}")}));
+        }
+        page.script("window.dispatchEvent(new Event('stile:apps-changed'))").await;
+        page.wait_count("#app-switcher option", 7).await;
+        page.type_into("#app-switcher-find", "acm").await;
+        page.wait_exactly("#app-switcher option", 2).await;
+        let options =
+            page.script("return [...document.querySelectorAll('#app-switcher option')].map(o => o.textContent)").await;
+        assert_eq!(options, json!(["Default (test)", "Acme (acme)"]));
     });
 }
 
