@@ -383,8 +383,7 @@ async fn create_webhook(
     let input = NewEndpoint {
         url: validate_url(&state.targets, url)?,
         enabled_events: validate_event_types(&state.event_types, "events", events)?,
-        description: None,
-        metadata: Default::default(),
+        ..NewEndpoint::default()
     };
     let (record, secret) = super::endpoints::create(&state, owner, input).await?;
     Ok(ok(WebhookCreated {
@@ -413,7 +412,11 @@ async fn list_webhooks(
         let mut all = Vec::new();
         let mut cursor = Cursor::Start;
         loop {
-            let page = match store.list_endpoints(owner, PageRequest { limit: super::list::MAX_LIMIT, cursor }) {
+            let page = match store.list_endpoints(
+                owner,
+                PageRequest { limit: super::list::MAX_LIMIT, cursor },
+                &Default::default(),
+            ) {
                 Ok(page) => page,
                 Err(ListError::Store(err)) => return Err(err),
                 // The last endpoint of the page was deleted meanwhile: what was read is all.

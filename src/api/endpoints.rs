@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{JsonBody, QueryParams, nullable};
-use super::list::{ListResponse, PageQuery};
+use super::list::{ListResponse, PageParams};
 use super::metadata::validate_metadata;
 use super::{AppState, Caller, Routes, blocking};
 use crate::error::ApiError;
@@ -14,11 +14,23 @@ use crate::event_types::{EventTypes, WILDCARD};
 use crate::ids::EndpointId;
 use crate::secrets::new_endpoint_secret;
 use crate::store::apps::Owner;
-use crate::store::endpoints::{EndpointRecord, EndpointStatus, SigningSecret};
+use crate::store::endpoints::{EndpointFilter, EndpointRecord, EndpointStatus, SigningSecret};
 use crate::target_policy::TargetPolicy;
 
 /// The longest description accepted, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 5000;
+
+/// The longest endpoint name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 120;
+
+/// The most labels an endpoint carries.
+pub const MAX_LABELS: usize = 8;
+
+/// The longest label accepted, in characters.
+pub const MAX_LABEL_CHARS: usize = 64;
+
+/// The longest undelivered-payload retention an endpoint may ask for, in hours (30 days).
+pub const MAX_UNDELIVERED_RETENTION_HOURS: u32 = 720;
 
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 10;
@@ -51,6 +63,12 @@ pub struct EndpointIn {
     /// Required: event types, or `["*"]` for all.
     #[schema(required = true, value_type = Vec<String>, min_items = 1)]
     pub enabled_events: Option<Vec<String>>,
+    /// A display name, 1–120 characters.
+    #[schema(min_length = 1, max_length = 120)]
+    pub name: Option<String>,
+    /// Tag-style purpose labels: at most 8, each 1–64 of `A-Z a-z 0-9 . _ : / -`.
+    #[schema(max_items = 8)]
+    pub labels: Option<Vec<String>>,
     /// A label, at most 5000 characters.
     pub description: Option<String>,
     /// String pairs (at most 50 keys of 40 characters, values of 500).
@@ -70,6 +88,13 @@ pub struct EndpointUpdate {
     /// A new list of event types.
     #[schema(value_type = Vec<String>, min_items = 1)]
     pub enabled_events: Option<Vec<String>>,
+    /// A new name; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 120)]
+    pub name: Option<Option<String>>,
+    /// New labels, replacing the old; `[]` removes all.
+    #[schema(max_items = 8)]
+    pub labels: Option<Vec<String>>,
     /// A new label; `null` or `""` removes it.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
@@ -84,16 +109,24 @@ pub struct EndpointUpdate {
 }
 
 /// A checked create request.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct NewEndpoint {
     /// The URL, as given.
     pub url: String,
     /// Deduplicated event types.
     pub enabled_events: Vec<String>,
+    /// The display name, if any.
+    pub name: Option<String>,
+    /// Deduplicated labels.
+    pub labels: Vec<String>,
     /// The label, if any.
     pub description: Option<String>,
     /// Metadata.
     pub metadata: BTreeMap<String, String>,
+    /// Its undelivered-payload retention in hours (`None`: the configured default).
+    pub undelivered_retention_hours: Option<u32>,
+    /// Whether it starts disabled.
+    pub disabled: bool,
 }
 
 /// A checked update request.
@@ -103,6 +136,12 @@ pub struct EndpointChanges {
     pub url: Option<String>,
     /// New event types.
     pub enabled_events: Option<Vec<String>>,
+    /// A new (or removed) name.
+    pub name: Option<Option<String>>,
+    /// New labels.
+    pub labels: Option<Vec<String>>,
+    /// A new undelivered-payload retention in hours.
+    pub undelivered_retention_hours: Option<u32>,
     /// A new (or removed) label.
     pub description: Option<Option<String>>,
     /// New metadata.
@@ -119,12 +158,16 @@ impl EndpointIn {
         Ok(NewEndpoint {
             url: validate_url(policy, url)?,
             enabled_events: validate_event_types(types, "enabled_events", enabled_events)?,
+            name: self.name.map(validate_name).transpose()?,
+            labels: validate_labels(self.labels.unwrap_or_default())?,
             description: validate_description(self.description)?,
             metadata: {
                 let metadata = self.metadata.unwrap_or_default();
                 validate_metadata(&metadata)?;
                 metadata
             },
+            undelivered_retention_hours: None,
+            disabled: false,
         })
     }
 }
@@ -138,6 +181,9 @@ impl EndpointUpdate {
                 .enabled_events
                 .map(|e| validate_event_types(types, "enabled_events", e))
                 .transpose()?,
+            name: self.name.map(|n| n.map(validate_name).transpose()).transpose()?,
+            labels: self.labels.map(validate_labels).transpose()?,
+            undelivered_retention_hours: None,
             description: self.description.map(validate_description).transpose()?,
             metadata: match self.metadata {
                 None => None,
@@ -160,6 +206,15 @@ impl EndpointChanges {
         }
         if let Some(events) = self.enabled_events {
             record.enabled_events = events;
+        }
+        if let Some(name) = self.name {
+            record.name = name;
+        }
+        if let Some(labels) = self.labels {
+            record.labels = labels;
+        }
+        if let Some(hours) = self.undelivered_retention_hours {
+            record.undelivered_retention_hours = Some(hours);
         }
         if let Some(description) = self.description {
             record.description = description;
@@ -210,6 +265,50 @@ pub(crate) fn validate_event_types(
     Ok(unique)
 }
 
+/// Checks an endpoint's display name: 1–120 characters, not only blanks.
+pub(crate) fn validate_name(name: String) -> Result<String, ApiError> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS || name.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "name",
+            format!("`name` must be 1 to {MAX_NAME_CHARS} characters, not only spaces (got {chars})."),
+        ));
+    }
+    Ok(name)
+}
+
+/// Checks an endpoint's labels: at most 8, each 1–64 characters of letters, digits and
+/// `. _ : / -` (so `team:payments` or `env/prod` work); duplicates are dropped.
+pub(crate) fn validate_labels(labels: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::invalid(
+            "labels",
+            format!("An endpoint carries at most {MAX_LABELS} labels (got {}).", labels.len()),
+        ));
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(labels.len());
+    for (index, label) in labels.into_iter().enumerate() {
+        if !is_label(&label) {
+            return Err(ApiError::invalid(
+                format!("labels[{index}]"),
+                format!(
+                    "`{label}` is not a valid label: use 1 to {MAX_LABEL_CHARS} letters, digits or `. _ : / -`, like `billing` or `team:payments`."
+                ),
+            ));
+        }
+        if !unique.contains(&label) {
+            unique.push(label);
+        }
+    }
+    Ok(unique)
+}
+
+/// Whether `label` follows the label rules (also used to check the `label` list filter).
+pub(crate) fn is_label(label: &str) -> bool {
+    (1..=MAX_LABEL_CHARS).contains(&label.len())
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'))
+}
+
 fn validate_description(description: Option<String>) -> Result<Option<String>, ApiError> {
     match description {
         Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(ApiError::invalid(
@@ -232,6 +331,10 @@ pub struct Endpoint {
     pub url: String,
     /// Subscribed event types.
     pub enabled_events: Vec<String>,
+    /// The display name, or null.
+    pub name: Option<String>,
+    /// Tag-style purpose labels.
+    pub labels: Vec<String>,
     /// The label, or null.
     pub description: Option<String>,
     /// String pairs.
@@ -259,6 +362,8 @@ impl From<EndpointRecord> for Endpoint {
             object: "webhook_endpoint",
             url: r.url,
             enabled_events: r.enabled_events,
+            name: r.name,
+            labels: r.labels,
             description: r.description,
             metadata: r.metadata,
             status: r.status,
@@ -346,18 +451,23 @@ pub(crate) async fn create(
 ) -> Result<(EndpointRecord, String), ApiError> {
     check_resolved(state, &input.url).await?;
     let secret = new_endpoint_secret();
+    let now = state.engine.clock().now();
     let record = EndpointRecord {
         id: EndpointId::new(),
         app: owner.app,
         mode: owner.mode,
         url: input.url,
         enabled_events: input.enabled_events,
+        name: input.name,
+        labels: input.labels,
         description: input.description,
         metadata: input.metadata,
-        status: EndpointStatus::Enabled,
-        created: state.engine.clock().now(),
+        status: if input.disabled { EndpointStatus::Disabled } else { EndpointStatus::Enabled },
+        created: now,
         secrets: vec![SigningSecret { secret: secret.clone(), expires_at: None }],
         disabled_reason: None,
+        disabled_at: input.disabled.then_some(now),
+        undelivered_retention_hours: input.undelivered_retention_hours,
         updated: None,
         failing: None,
     };
@@ -382,8 +492,14 @@ pub(crate) async fn update(
     let updated = state
         .engine
         .update_endpoint(owner, id, enables, move |record| {
+            let was = record.status;
             changes.apply(record);
             record.updated = Some(now);
+            match record.status {
+                EndpointStatus::Enabled => record.disabled_at = None,
+                EndpointStatus::Disabled if was == EndpointStatus::Enabled => record.disabled_at = Some(now),
+                EndpointStatus::Disabled => {}
+            }
         })
         .await?;
     Ok(updated)
@@ -442,20 +558,50 @@ async fn delete_endpoint(
     Ok(HttpResponse::Ok().json(EndpointDeleted { id, object: "webhook_endpoint", deleted: true }))
 }
 
+/// The query of `GET /v1/webhook_endpoints`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// How many endpoints to return, 1 to 100 (default 10).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// An endpoint id: the page starts after it (the next, older page).
+    #[param(value_type = Option<EndpointId>)]
+    starting_after: Option<String>,
+    /// An endpoint id: the page ends before it (the previous, newer page).
+    #[param(value_type = Option<EndpointId>)]
+    ending_before: Option<String>,
+    /// Only endpoints carrying this label.
+    #[param(pattern = "^[A-Za-z0-9._:/-]{1,64}$")]
+    label: Option<String>,
+}
+
+/// The list filter a `label` parameter asks for (400 if it could never match).
+pub(crate) fn label_filter(label: Option<String>) -> Result<EndpointFilter, ApiError> {
+    if let Some(bad) = label.as_deref().filter(|l| !is_label(l)) {
+        return Err(ApiError::invalid(
+            "label",
+            format!("`{bad}` is not a valid label: use 1 to {MAX_LABEL_CHARS} letters, digits or `. _ : / -`."),
+        ));
+    }
+    Ok(EndpointFilter { label })
+}
+
 /// List endpoints, newest first.
-#[utoipa::path(tag = TAG, params(PageQuery),
+#[utoipa::path(tag = TAG, params(ListQuery),
     responses((status = 200, description = "A page of endpoints.", body = ListResponse<Endpoint>)))]
 #[get("/webhook_endpoints")]
 async fn list_endpoints(
     state: web::Data<AppState>,
     caller: Caller,
-    query: QueryParams<PageQuery>,
+    query: QueryParams<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = query
-        .0
-        .params()
+    let query = query.0;
+    let filter = label_filter(query.label.clone())?;
+    let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
         .fetch::<EndpointId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
-            store.list_endpoints(caller.owner, request)
+            store.list_endpoints(caller.owner, request, &filter)
         })
         .await?;
     let data: Vec<Endpoint> = page.items.into_iter().map(Endpoint::from).collect();
@@ -530,12 +676,16 @@ mod tests {
             mode: crate::mode::Mode::Test,
             url: "https://a.example".into(),
             enabled_events: vec!["*".into()],
+            name: None,
+            labels: vec![],
             description: Some("old".into()),
             metadata: BTreeMap::from([("a".into(), "1".into()), ("b".into(), "2".into())]),
             status: EndpointStatus::Enabled,
             created: 1,
             secrets: vec![],
             disabled_reason: Some("the endpoint answered 410 Gone".into()),
+            disabled_at: Some(1),
+            undelivered_retention_hours: None,
             updated: None,
             failing: None,
         };

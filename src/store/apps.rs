@@ -263,8 +263,8 @@ mod tests {
         let page = PageRequest { limit: 10, cursor: Cursor::Start };
 
         assert!(store.endpoint(second, endpoint.id).unwrap().is_none());
-        assert!(store.list_endpoints(second, page).unwrap().items.is_empty());
-        assert_eq!(store.list_endpoints(first, page).unwrap().items.len(), 1);
+        assert!(store.list_endpoints(second, page, &Default::default()).unwrap().items.is_empty());
+        assert_eq!(store.list_endpoints(first, page, &Default::default()).unwrap().items.len(), 1);
 
         // An event of the second application reaches none of the first's endpoints, even
         // one subscribed to everything; the first's own event does.

@@ -376,7 +376,7 @@ pub(super) fn record_in(
         let verdict = policy.health(health.current(record.endpoint_id)?, result);
         health.set(record.endpoint_id, verdict.run);
         if let Some(reason) = &verdict.disable {
-            endpoints::disable_in(&mut endpoints, record.app, record.endpoint_id, reason)?;
+            endpoints::disable_in(&mut endpoints, record.app, record.endpoint_id, reason, record.created)?;
         }
         let retry = if result.succeeded { None } else { policy.retry_delay(record.attempt, result.retry_after) };
         // The endpoint is read only when a retry is to be scheduled for it.

@@ -46,6 +46,12 @@ pub struct EndpointRecord {
     pub url: String,
     /// Event types it receives, or `["*"]`.
     pub enabled_events: Vec<String>,
+    /// A display name (1–120 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Tag-style purpose labels (at most 8), filterable in lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
     /// A label for people.
     pub description: Option<String>,
     /// Up to 50 string pairs for the user's own use.
@@ -60,6 +66,15 @@ pub struct EndpointRecord {
     /// `delivery.disable_after`); `None` when enabled, or disabled through the API.
     #[serde(default)]
     pub disabled_reason: Option<String>,
+    /// When it was last disabled (Unix seconds), by the API or by stile; `None` while
+    /// enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<i64>,
+    /// How long, in hours, the payload of a delivery to it that failed for good is kept
+    /// for recovery and resends, past the general retention; `None`: the configured
+    /// default (`retention.undelivered_payload_hours`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undelivered_retention_hours: Option<u32>,
     /// When it was last changed through an API (Unix seconds); `None`: never since it was
     /// created (or since before stile recorded it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,12 +104,16 @@ impl EndpointRecord {
             mode: owner.mode,
             url: url.to_string(),
             enabled_events: vec![event_type.to_string()],
+            name: None,
+            labels: vec![],
             description: None,
             metadata: BTreeMap::new(),
             status: EndpointStatus::Enabled,
             created: 0,
             secrets: vec![],
             disabled_reason: None,
+            disabled_at: None,
+            undelivered_retention_hours: None,
             updated: None,
             failing: None,
         }
@@ -111,6 +130,20 @@ fn with_health(
         .map(|v| v.value())
         .map(|(since_ms, attempts)| Failing { since: (since_ms / 1000) as i64, attempts });
     Ok(record)
+}
+
+/// Which endpoints a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointFilter {
+    /// Only those carrying this label.
+    pub label: Option<String>,
+}
+
+impl EndpointFilter {
+    /// Whether `record` passes.
+    fn keeps(&self, record: &EndpointRecord) -> bool {
+        self.label.as_ref().is_none_or(|label| record.labels.contains(label))
+    }
 }
 
 /// Whether an endpoint receives events of this type.
@@ -149,18 +182,21 @@ pub(super) fn update_in(
     Ok(Some(with_health(&health, record)?))
 }
 
-/// Disables an endpoint automatically, saying why. Already disabled: left as it is.
+/// Disables an endpoint automatically at `at` (Unix seconds), saying why. Already
+/// disabled: left as it is.
 pub(super) fn disable_in(
     endpoints: &mut Table<'_, (u128, u128), &'static [u8]>,
     app: AppId,
     id: EndpointId,
     reason: &str,
+    at: i64,
 ) -> Result<(), StoreError> {
     let Some(mut endpoint) = get_in(endpoints, app, id)?.filter(|e| e.status == EndpointStatus::Enabled) else {
         return Ok(());
     };
     endpoint.status = EndpointStatus::Disabled;
     endpoint.disabled_reason = Some(reason.to_string());
+    endpoint.disabled_at = Some(at);
     endpoints.insert((app.as_u128(), id.as_u128()), encode(TABLE, &endpoint)?.as_slice())?;
     tracing::warn!(endpoint = %endpoint.id, reason, "endpoint disabled automatically");
     Ok(())
@@ -223,12 +259,13 @@ impl Store {
         &self,
         owner: Owner,
         request: PageRequest<EndpointId>,
+        filter: &EndpointFilter,
     ) -> Result<Page<EndpointRecord>, ListError> {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(StoreError::from)?;
             let table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
             let health = tx.open_table(tables::ENDPOINT_HEALTH).map_err(StoreError::from)?;
-            let page = list_page(&table, TABLE, owner.app.as_u128(), request, |_| true)?;
+            let page = list_page(&table, TABLE, owner.app.as_u128(), request, |r| filter.keeps(r))?;
             let items = page.items.into_iter().map(|r| with_health(&health, r)).collect::<Result<_, _>>()?;
             Ok(Page { items, has_more: page.has_more })
         })
@@ -259,22 +296,41 @@ mod tests {
         }
         store.insert_endpoint(&record(live, 99)).unwrap();
 
-        let first = store.list_endpoints(test, PageRequest { limit: 2, cursor: Cursor::Start }).unwrap();
+        let first = store
+            .list_endpoints(test, PageRequest { limit: 2, cursor: Cursor::Start }, &EndpointFilter::default())
+            .unwrap();
         assert_eq!(urls(&first), ["4", "3"]);
         assert!(first.has_more);
         let next = PageRequest { limit: 2, cursor: Cursor::After(made[3].id) };
-        let second = store.list_endpoints(test, next).unwrap();
+        let second = store.list_endpoints(test, next, &EndpointFilter::default()).unwrap();
         assert_eq!(urls(&second), ["2", "1"]);
-        let last = store.list_endpoints(test, PageRequest { limit: 2, cursor: Cursor::After(made[1].id) }).unwrap();
+        let last = store
+            .list_endpoints(
+                test,
+                PageRequest { limit: 2, cursor: Cursor::After(made[1].id) },
+                &EndpointFilter::default(),
+            )
+            .unwrap();
         assert_eq!(urls(&last), ["0"]);
         assert!(!last.has_more);
-        let back = store.list_endpoints(test, PageRequest { limit: 2, cursor: Cursor::Before(made[1].id) }).unwrap();
+        let back = store
+            .list_endpoints(
+                test,
+                PageRequest { limit: 2, cursor: Cursor::Before(made[1].id) },
+                &EndpointFilter::default(),
+            )
+            .unwrap();
         assert_eq!(urls(&back), ["3", "2"]);
         assert!(back.has_more);
 
-        let live_page = store.list_endpoints(live, PageRequest { limit: 10, cursor: Cursor::Start }).unwrap();
+        let live_page = store
+            .list_endpoints(live, PageRequest { limit: 10, cursor: Cursor::Start }, &EndpointFilter::default())
+            .unwrap();
         assert_eq!(urls(&live_page), ["99"]);
         let foreign = PageRequest { limit: 10, cursor: Cursor::After(made[0].id) };
-        assert!(matches!(store.list_endpoints(live, foreign), Err(ListError::UnknownCursor)));
+        assert!(matches!(
+            store.list_endpoints(live, foreign, &EndpointFilter::default()),
+            Err(ListError::UnknownCursor)
+        ));
     }
 }

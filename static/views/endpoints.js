@@ -19,22 +19,29 @@ export async function renderList(root, _params, search) {
   const listSlot = h('div', {});
   const newButton = h('button', { type: 'button', 'aria-expanded': 'false' }, 'New endpoint');
   newButton.addEventListener('click', () => openCreate());
-  fill(root, h('div', { class: 'view-head' }, h('h1', {}, 'Endpoints'), newButton), formSlot, listSlot);
+  const label = search.get('label');
+  const labelNote = label
+    ? h('p', { 'data-test': 'label-filter' }, 'Labelled ', labelChip(label), ' · ', h('a', { href: '#/endpoints' }, 'show all'))
+    : null;
+  fill(root, h('div', { class: 'view-head' }, h('h1', {}, 'Endpoints'), newButton), labelNote, formSlot, listSlot);
 
   let stats = null;
   const list = pagedList(listSlot, {
     async load(after) {
       const [page, s] = await Promise.all([
-        api('GET', `/v1/webhook_endpoints${query({ limit: 20, starting_after: after })}`),
+        api('GET', `/v1/webhook_endpoints${query({ limit: 20, starting_after: after, label })}`),
         api('GET', `/v1/delivery_stats${query({ since: Math.floor(Date.now() / 1000) - DAY })}`),
       ]);
       stats = new Map(s.endpoints.map((e) => [e.endpoint_id, e]));
       return page;
     },
-    render: (items) => table('Endpoints', ['URL', 'Status', 'Events', 'Success (24 h)', 'Queued', 'Created'], items.map((e) => {
+    render: (items) => table('Endpoints', ['Endpoint', 'Status', 'Events', 'Success (24 h)', 'Queued', 'Created'], items.map((e) => {
       const s = stats.get(e.id) || { succeeded: 0, failed: 0, pending: 0 };
       return [
-        h('a', { href: `#/endpoints/${e.id}`, class: 'url' }, e.url),
+        h('div', {},
+          e.name ? h('div', { class: 'name' }, e.name) : null,
+          h('a', { href: `#/endpoints/${e.id}`, class: 'url' }, e.url),
+          e.labels.length ? h('div', { class: 'labels' }, e.labels.map(labelChip)) : null),
         h('span', { title: e.disabled_reason || '' }, pill(e.status), e.status === 'enabled' && e.health === 'degraded' ? pill('degraded') : null),
         e.enabled_events.includes('*') ? 'all events' : e.enabled_events.join(', '),
         h('span', { title: `${s.succeeded} succeeded, ${s.failed} failed` }, percent(s.succeeded, s.succeeded + s.failed)),
@@ -42,7 +49,7 @@ export async function renderList(root, _params, search) {
         timeCell(e.created),
       ];
     }), (i) => ({ 'data-key': items[i].id })),
-    empty: () => emptyState('No endpoints yet.',
+    empty: () => label ? emptyState(`No endpoint is labelled ${label}.`) : emptyState('No endpoints yet.',
       h('p', {}, 'An endpoint is a URL of yours that stile sends signed events to. Create one, then send it a test or run ',
         h('code', {}, 'stile trigger verification_session.verified'), '.')),
   });
@@ -72,6 +79,16 @@ export async function renderList(root, _params, search) {
   return { refresh: list.refresh };
 }
 
+/** A label, linking to the endpoints that carry it. */
+function labelChip(label) {
+  return h('a', { class: 'label-chip', href: `#/endpoints${query({ label })}`, 'data-test': 'label' }, label);
+}
+
+/** Splits the labels field: labels are separated by commas or spaces. */
+function parseLabels(text) {
+  return text.split(/[\s,]+/).filter(Boolean);
+}
+
 /** The "copy it now" panel for a secret shown once. */
 function secretOnce(endpoint, title) {
   return h('div', { class: 'card secret-once', role: 'region', 'aria-label': 'New signing secret' },
@@ -91,6 +108,8 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
   const syncBoxes = () => boxes.forEach((b) => { b.disabled = all.checked; });
   all.addEventListener('change', syncBoxes);
   syncBoxes();
+  const name = h('input', { type: 'text', name: 'name', maxlength: '120', value: initial && initial.name ? initial.name : '' });
+  const labels = h('input', { type: 'text', name: 'labels', placeholder: 'billing team:payments', value: initial ? initial.labels.join(' ') : '' });
   const description = h('input', { type: 'text', name: 'description', value: initial && initial.description ? initial.description : '' });
   const metadata = h('textarea', { name: 'metadata', rows: '3', placeholder: 'team=identity' });
   metadata.value = initial ? metadataText(initial.metadata) : '';
@@ -102,6 +121,8 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     h('fieldset', {}, h('legend', {}, 'Events'),
       h('label', { class: 'check' }, all, ' All events (including types added later)'),
       h('div', { class: 'checks' }, boxes.map((b) => h('label', { class: 'check' }, b, ' ', b.value)))),
+    field('Name', name, 'Optional: how people recognise it, up to 120 characters.'),
+    field('Labels', labels, 'Up to 8, separated by spaces or commas; letters, digits and . _ : / - each.'),
     field('Description', description),
     field('Metadata', metadata, 'One key=value per line.'),
     error,
@@ -110,8 +131,12 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     const meta = parseMetadata(metadata.value);
     if (meta instanceof Error) return meta;
     const events = all.checked ? ['*'] : boxes.filter((b) => b.checked).map((b) => b.value);
-    const body = { url: url.value.trim(), enabled_events: events, description: description.value.trim() || null, metadata: meta };
+    const body = {
+      url: url.value.trim(), enabled_events: events, name: name.value.trim() || null, labels: parseLabels(labels.value),
+      description: description.value.trim() || null, metadata: meta,
+    };
     if (!initial && !body.description) delete body.description;
+    if (!initial && !body.name) delete body.name;
     return body;
   }, submit);
   return form;
@@ -172,7 +197,7 @@ export async function renderDetail(root, params) {
       });
     });
     fill(head,
-      h('div', { class: 'view-head' }, h('h1', { class: 'url' }, endpoint.url), pill(endpoint.status),
+      h('div', { class: 'view-head' }, h('h1', { class: endpoint.name ? '' : 'url' }, endpoint.name || endpoint.url), pill(endpoint.status),
         endpoint.health === 'degraded' ? pill('degraded') : null),
       endpoint.disabled_reason
         ? h('p', { class: 'notice', role: 'status', 'data-test': 'disabled-reason' }, 'Disabled by stile: ', endpoint.disabled_reason,
@@ -183,6 +208,8 @@ export async function renderDetail(root, params) {
         : null,
       h('dl', { class: 'facts' },
         h('dt', {}, 'ID'), h('dd', {}, h('code', {}, endpoint.id)),
+        h('dt', {}, 'URL'), h('dd', { class: 'url' }, endpoint.url),
+        h('dt', {}, 'Labels'), h('dd', {}, endpoint.labels.length ? endpoint.labels.map(labelChip) : '—'),
         h('dt', {}, 'Events'), h('dd', {}, endpoint.enabled_events.includes('*') ? 'all events' : endpoint.enabled_events.join(', ')),
         h('dt', {}, 'Description'), h('dd', {}, endpoint.description || '—'),
         h('dt', {}, 'Metadata'), h('dd', {}, Object.keys(endpoint.metadata || {}).length ? jsonBlock(endpoint.metadata) : '—'),

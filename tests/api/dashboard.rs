@@ -253,12 +253,25 @@ fn endpoints_are_edited_and_rotated_and_deliveries_paginate_and_retry_now() {
         page.find("input[name=all_events]").await.click().await.unwrap();
         page.find("input[name=event][value='verification_session.verified']").await.click().await.unwrap();
         page.type_into("textarea[name=metadata]", "team=identity\nowner=ada").await;
+        page.type_into("input[name=name]", "Identity hooks").await;
+        page.type_into("input[name=labels]", "billing, team:identity").await;
         page.click_button("Save").await;
         page.wait_text(".facts", "Edited in the dashboard").await;
+        page.wait_text(".view-head h1", "Identity hooks").await;
         let endpoint = server.get(&format!("/v1/webhook_endpoints/{endpoint_id}")).body;
         assert_eq!(endpoint["description"], "Edited in the dashboard");
         assert_eq!(endpoint["enabled_events"], json!(["verification_session.verified"]));
         assert_eq!(endpoint["metadata"], json!({"team": "identity", "owner": "ada"}));
+        assert_eq!(endpoint["name"], "Identity hooks");
+        assert_eq!(endpoint["labels"], json!(["billing", "team:identity"]));
+        // A label leads to the endpoints carrying it; another endpoint without it is not listed.
+        server.create_endpoint("http://127.0.0.1:9/unlabelled");
+        page.find(".facts [data-test=label]").await.click().await.unwrap();
+        page.wait_text("[data-test=label-filter]", "billing").await;
+        page.wait_exactly("table a.url", 1).await;
+        assert!(page.text("main table").await.contains("Identity hooks"));
+        page.open(&format!("{}/#/endpoints/{endpoint_id}", server.base)).await;
+        page.wait_text(".view-head h1", "Identity hooks").await;
 
         // Rotate with 24 h of grace: both secrets sign the next delivery.
         page.click_button("Rotate secret").await;

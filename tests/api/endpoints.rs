@@ -120,6 +120,13 @@ fn every_validation_rule_is_a_400_naming_its_param() {
         (ok(json!({"metadata": {"plan": "v".repeat(501)}})), "parameter_invalid", "metadata[plan]"),
         (ok(json!({"metadata": {"plan": 5}})), "parameter_invalid", "metadata[plan]"),
         (ok(json!({"metadata": ["a"]})), "parameter_invalid", "metadata"),
+        (ok(json!({"name": ""})), "parameter_invalid", "name"),
+        (ok(json!({"name": "n".repeat(121)})), "parameter_invalid", "name"),
+        (ok(json!({"name": 7})), "parameter_invalid", "name"),
+        (ok(json!({"labels": (0..9).map(|i| format!("l{i}")).collect::<Vec<_>>()})), "parameter_invalid", "labels"),
+        (ok(json!({"labels": ["ok", "not ok"]})), "parameter_invalid", "labels[1]"),
+        (ok(json!({"labels": ["x".repeat(65)]})), "parameter_invalid", "labels[0]"),
+        (ok(json!({"labels": "billing"})), "parameter_invalid", "labels"),
         (ok(json!({"status": "disabled"})), "parameter_unknown", "status"),
         (ok(json!({"secret": "whsec_mine"})), "parameter_unknown", "secret"),
     ];
@@ -173,6 +180,44 @@ fn update_replaces_what_it_names_and_keeps_the_rest() {
     let bad = server.post(&path, json!({"enabled_events": []}));
     bad.assert_error(400, "invalid_request_error", "parameter_invalid");
     assert_eq!(server.get(&path).body, resumed.body, "refused updates change nothing");
+}
+
+#[test]
+fn names_and_labels_are_shown_changed_and_filtered_on() {
+    let server = TestServer::start();
+    let billing = server.post(
+        PATH,
+        json!({"url": "https://example.com/a", "enabled_events": ["*"], "name": "Billing hooks",
+               "labels": ["billing", "team:payments", "billing"]}),
+    );
+    assert_eq!(billing.status, 200, "{}", billing.text);
+    assert_eq!(billing.body["name"], "Billing hooks");
+    assert_eq!(billing.body["labels"], json!(["billing", "team:payments"]), "duplicates are dropped");
+    let plain = server.post(PATH, json!({"url": "https://example.com/b", "enabled_events": ["*"]}));
+    assert_eq!(plain.body["name"], Value::Null);
+    assert_eq!(plain.body["labels"], json!([]));
+    let (billing_id, plain_id) = (billing.body["id"].as_str().unwrap(), plain.body["id"].as_str().unwrap());
+
+    let labelled = |label: &str| ids(&server.get(&format!("{PATH}?label={label}")).body);
+    assert_eq!(labelled("billing"), [billing_id]);
+    assert_eq!(labelled("team:payments"), [billing_id]);
+    assert!(labelled("shipping").is_empty());
+    let bad = server.get(&format!("{PATH}?label=not%20a%20label"));
+    assert_eq!(bad.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "label");
+
+    // Labels are replaced whole; a null name removes it.
+    let moved = server.post(&format!("{PATH}/{plain_id}"), json!({"labels": ["billing"], "name": "Ledger"}));
+    assert_eq!(moved.body["labels"], json!(["billing"]));
+    assert_eq!(moved.body["name"], "Ledger");
+    let mut both = labelled("billing");
+    both.sort();
+    let mut want = vec![billing_id.to_string(), plain_id.to_string()];
+    want.sort();
+    assert_eq!(both, want);
+    let cleared = server.post(&format!("{PATH}/{billing_id}"), json!({"labels": [], "name": null}));
+    assert_eq!(cleared.body["labels"], json!([]));
+    assert_eq!(cleared.body["name"], Value::Null);
+    assert_eq!(labelled("billing"), [plain_id]);
 }
 
 #[test]
