@@ -13,6 +13,27 @@ pub const BUILT_IN: [&str; 7] = [
     "verification_session.expired",
 ];
 
+/// Kayle's names (seed 003) for four built-in types, as (Kayle name, built-in type).
+/// They are names to subscribe to, not types of their own: an endpoint subscribed to one
+/// receives the built-in type's events with `type` set to the Kayle name, and they cannot
+/// be published.
+pub const KAYLE_NAMES: [(&str, &str); 4] = [
+    ("verification.session.succeeded", "verification_session.verified"),
+    ("verification.session.failed", "verification_session.failed"),
+    ("verification.session.expired", "verification_session.expired"),
+    ("verification.session.cancelled", "verification_session.cancelled"),
+];
+
+/// The Kayle name of a built-in type, if it has one.
+pub fn kayle_name(event_type: &str) -> Option<&'static str> {
+    KAYLE_NAMES.iter().find(|(_, built_in)| *built_in == event_type).map(|(kayle, _)| *kayle)
+}
+
+/// The built-in type a Kayle name stands for, if `name` is one.
+pub fn kayle_alias_of(name: &str) -> Option<&'static str> {
+    KAYLE_NAMES.iter().find(|(kayle, _)| *kayle == name).map(|(_, built_in)| *built_in)
+}
+
 /// The type of the ping `POST /v1/webhook_endpoints/:id/test` sends. It goes to one
 /// endpoint on request and is never published or subscribed to.
 pub const ENDPOINT_TEST: &str = "webhook_endpoint.test";
@@ -37,7 +58,11 @@ pub fn check_custom_type(name: &str) -> Result<(), String> {
             "`{name}` is not a valid event type: use dot-separated lower-case words like `invoice.paid` (at most {MAX_TYPE_LEN} characters)"
         ));
     }
-    if BUILT_IN.contains(&name) || name == ENDPOINT_TEST || name.starts_with("verification_session.") {
+    if BUILT_IN.contains(&name)
+        || name == ENDPOINT_TEST
+        || name.starts_with("verification_session.")
+        || name.starts_with("verification.session.")
+    {
         return Err(format!("`{name}` is reserved for stile's built-in events"));
     }
     Ok(())
@@ -50,15 +75,26 @@ pub struct EventTypes {
 }
 
 impl EventTypes {
-    /// The built-in types plus the configured custom ones.
+    /// The built-in types, their Kayle names, and the configured custom types.
     pub fn new(custom: &[String]) -> Self {
-        let known = BUILT_IN.iter().map(|t| t.to_string()).chain(custom.iter().cloned()).collect();
+        let known = BUILT_IN
+            .iter()
+            .chain(KAYLE_NAMES.iter().map(|(kayle, _)| kayle))
+            .map(|t| t.to_string())
+            .chain(custom.iter().cloned())
+            .collect();
         Self { known }
     }
 
-    /// Whether events of this type may be published and subscribed to.
+    /// Whether endpoints may subscribe to this type.
     pub fn is_known(&self, name: &str) -> bool {
         self.known.contains(name)
+    }
+
+    /// Whether events of this type may be published: a known type that is not a Kayle
+    /// name.
+    pub fn is_publishable(&self, name: &str) -> bool {
+        self.is_known(name) && kayle_alias_of(name).is_none()
     }
 
     /// Every known type, sorted, for error messages and the dashboard.
@@ -91,6 +127,22 @@ mod tests {
         assert!(types.is_known("invoice.paid"));
         assert!(!types.is_known("invoice.unpaid"));
         assert!(!types.is_known(WILDCARD));
-        assert_eq!(types.all().count(), BUILT_IN.len() + 1);
+        assert!(
+            types.is_known("verification.session.succeeded") && !types.is_publishable("verification.session.succeeded")
+        );
+        assert!(types.is_publishable("verification_session.verified") && types.is_publishable("invoice.paid"));
+        assert_eq!(types.all().count(), BUILT_IN.len() + KAYLE_NAMES.len() + 1);
+    }
+
+    #[test]
+    fn every_kayle_name_stands_for_a_built_in_type_and_back() {
+        for (kayle, built_in) in KAYLE_NAMES {
+            assert!(BUILT_IN.contains(&built_in));
+            assert_eq!(kayle_name(built_in), Some(kayle));
+            assert_eq!(kayle_alias_of(kayle), Some(built_in));
+            assert!(check_custom_type(kayle).is_err(), "reserved");
+        }
+        assert_eq!(kayle_name("verification_session.created"), None);
+        assert_eq!(kayle_alias_of("verification_session.verified"), None);
     }
 }

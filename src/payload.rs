@@ -36,6 +36,28 @@ pub fn new_event(
     Ok(NewEvent { meta, body })
 }
 
+/// The payload as an endpoint that knows the event as `name` receives it: `body` with its
+/// `type` set to `name` (an endpoint subscribed by a Kayle name), or `body` itself when
+/// it already says `name`. Only the value of the top-level `type` changes, in place, so
+/// the result is the same bytes on every attempt. [`new_event`] writes `id`, `object` and
+/// then `type`, so the first `"type":"` is the top-level one (a type name has nothing to
+/// escape).
+pub fn as_delivered(body: Vec<u8>, name: &str) -> Vec<u8> {
+    const KEY: &[u8] = b"\"type\":\"";
+    let Some(start) = body.windows(KEY.len()).position(|w| w == KEY).map(|at| at + KEY.len()) else {
+        return body;
+    };
+    let Some(len) = body[start..].iter().position(|b| *b == b'"') else { return body };
+    if &body[start..start + len] == name.as_bytes() {
+        return body;
+    }
+    let mut out = Vec::with_capacity(body.len() + name.len());
+    out.extend_from_slice(&body[..start]);
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(&body[start + len..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +76,23 @@ mod tests {
         assert_eq!(body["data"], data);
         assert_eq!(event.meta.data_id.as_deref(), Some("vks_1"));
         assert_eq!(event.meta.app, owner.app);
+    }
+
+    #[test]
+    fn a_delivery_by_another_name_changes_only_the_top_level_type() {
+        // `data` carries a `type` of its own, which stays.
+        let data = serde_json::json!({"id": "vks_1", "type": "document", "note": "\"type\":\"x\""});
+        let owner = Owner { app: crate::ids::AppId::new(), mode: crate::mode::Mode::Test };
+        let event = new_event(owner, "verification_session.verified", &data, 42).unwrap();
+        let renamed = as_delivered(event.body.clone(), "verification.session.succeeded");
+        let value: serde_json::Value = serde_json::from_slice(&renamed).unwrap();
+        assert_eq!(value["type"], "verification.session.succeeded");
+        assert_eq!(value["data"], data);
+        assert_eq!(value["id"], event.meta.id.to_string());
+        let original = String::from_utf8(event.body.clone()).unwrap();
+        let expected = original.replacen("verification_session.verified", "verification.session.succeeded", 1);
+        assert_eq!(String::from_utf8(renamed.clone()).unwrap(), expected, "every other byte stays");
+        assert_eq!(as_delivered(event.body.clone(), "verification_session.verified"), event.body);
+        assert_eq!(as_delivered(renamed.clone(), "verification.session.succeeded"), renamed);
     }
 }

@@ -9,8 +9,6 @@
 //! `:appId` is an application id or uid of the key's mode (an app-restricted key's own
 //! application only).
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
@@ -18,6 +16,7 @@ use actix_web::{HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
 
 use super::auth::app_for;
+use super::dialect::iso8601;
 use super::endpoints::{EndpointChanges, NewEndpoint, parse_id, validate_event_types, validate_url};
 use super::extract::{JsonBody, QueryParams};
 use super::list::PageParams;
@@ -59,24 +58,11 @@ async fn envelope(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let response = next.call(req).await?.map_into_boxed_body();
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return Ok(response);
-    }
-    let error = response.response().extensions().get::<ApiError>().cloned();
-    let error = error.unwrap_or_else(|| super::error_for_status(status));
-    let (request, old) = response.into_parts();
-    let mut answer = HttpResponse::build(status).json(ErrorOut {
+    super::dialect::reshape_errors(req, next, |error| ErrorOut {
         success: false,
         error: ErrorDetail { code: error.code.code().to_ascii_uppercase(), message: error.message },
-    });
-    for (name, value) in old.headers() {
-        if name != actix_web::http::header::CONTENT_TYPE && name != actix_web::http::header::CONTENT_LENGTH {
-            answer.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
-    Ok(ServiceResponse::new(request, answer))
+    })
+    .await
 }
 
 /// A successful answer: `{"success": true, "data": ...}`.
@@ -111,11 +97,6 @@ pub struct ErrorDetail {
     pub code: String,
     /// A sentence for people.
     pub message: String,
-}
-
-/// A time as ISO 8601 (UTC, whole seconds).
-fn iso8601(unix_secs: i64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix_secs.max(0) as u64)).to_string()
 }
 
 /// An id as this dialect shows it: a UUID of the same 128 bits.

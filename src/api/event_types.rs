@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::list::ListResponse;
 use super::{AppState, Caller, Routes};
-use crate::event_types::BUILT_IN;
+use crate::event_types::{BUILT_IN, kayle_alias_of};
 
 /// Mounts the route.
 pub fn configure(cfg: &mut Routes) {
@@ -22,6 +22,10 @@ pub struct EventType<'a> {
     pub name: &'a str,
     /// Whether stile emits it itself (false: declared in `[events] custom_types`).
     pub built_in: bool,
+    /// For Kayle's names (seed 003), the built-in type this is another name for: it
+    /// cannot be published, and endpoints subscribed to it receive that type's events
+    /// under this name. Null for every other type.
+    pub alias_of: Option<&'static str>,
 }
 
 /// List the event types this server accepts.
@@ -35,7 +39,10 @@ async fn list_event_types(state: web::Data<AppState>, _caller: Caller) -> HttpRe
     let data: Vec<EventType<'_>> = state
         .event_types
         .all()
-        .map(|name| EventType { object: "event_type", name, built_in: BUILT_IN.contains(&name) })
+        .map(|name| {
+            let alias_of = kayle_alias_of(name);
+            EventType { object: "event_type", name, built_in: BUILT_IN.contains(&name) || alias_of.is_some(), alias_of }
+        })
         .collect();
     HttpResponse::Ok().json(ListResponse::new("/v1/event_types", data, false))
 }

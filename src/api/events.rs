@@ -131,8 +131,16 @@ async fn publish_event(
 ) -> Result<HttpResponse, ApiError> {
     let input = body.0;
     let event_type = input.event_type.ok_or_else(|| ApiError::missing("type"))?;
-    if !state.event_types.is_known(&event_type) {
-        let known: Vec<&str> = state.event_types.all().collect();
+    if let Some(built_in) = crate::event_types::kayle_alias_of(&event_type) {
+        return Err(ApiError::invalid(
+            "type",
+            format!(
+                "`{event_type}` is Kayle's name for `{built_in}`: publish `{built_in}`, and endpoints subscribed to `{event_type}` receive it under that name."
+            ),
+        ));
+    }
+    if !state.event_types.is_publishable(&event_type) {
+        let known: Vec<&str> = state.event_types.all().filter(|t| state.event_types.is_publishable(t)).collect();
         return Err(ApiError::invalid(
             "type",
             format!(

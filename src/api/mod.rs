@@ -9,6 +9,7 @@ pub mod app_webhooks;
 pub mod apps;
 pub mod auth;
 pub mod deliveries;
+pub mod dialect;
 pub mod endpoint_actions;
 pub mod endpoints;
 pub mod event_types;

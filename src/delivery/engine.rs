@@ -25,6 +25,7 @@ use super::scheduler::{MAX_IDLE, Scheduler};
 use super::writer;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::event_types::kayle_alias_of;
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId, VerificationSessionId};
 use crate::lifecycle::{Move, MoveError};
 use crate::metrics::Metrics;
@@ -424,6 +425,12 @@ async fn attempt(sender: &HttpSender, job: Job, key: crate::store::queue::QueueK
         return result;
     };
     let event_id = job.attempt.event_id.to_string();
+    // An endpoint subscribed by a Kayle name receives the event under that name.
+    let body = if kayle_alias_of(&job.attempt.event_type).is_some() {
+        crate::payload::as_delivered(body, &job.attempt.event_type)
+    } else {
+        body
+    };
     let (outcome, headers) = super::sign_and_send(sender, &endpoint, &event_id, body.into(), now).await;
     tracing::debug!(
         attempt = %job.attempt.id,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::apps::Owner;
 use super::pagination::{ListError, Page, PageRequest, list_page};
 use super::{Store, StoreError, decode, decode_found, encode, tables};
-use crate::event_types::WILDCARD;
+use crate::event_types::{WILDCARD, kayle_alias_of, kayle_name};
 use crate::ids::{AppId, EndpointId};
 use crate::mode::Mode;
 
@@ -146,9 +146,28 @@ impl EndpointFilter {
     }
 }
 
-/// Whether an endpoint receives events of this type.
-pub fn subscribed(endpoint: &EndpointRecord, event_type: &str) -> bool {
-    endpoint.enabled_events.iter().any(|e| e == WILDCARD || e == event_type)
+/// The name under which an endpoint receives events of `event_type`, if it is subscribed
+/// to them: the type itself (named, or through `*`), else its Kayle name if the endpoint
+/// lists that.
+pub fn subscribed<'a>(endpoint: &EndpointRecord, event_type: &'a str) -> Option<&'a str> {
+    if endpoint.enabled_events.iter().any(|e| e == WILDCARD || e == event_type) {
+        return Some(event_type);
+    }
+    kayle_name(event_type).filter(|kayle| endpoint.enabled_events.iter().any(|e| e == kayle))
+}
+
+/// The name under which an event of `event_type` goes to `endpoint` when it is sent there
+/// whether subscribed or not (a resend to a named endpoint): as [`subscribed`] says, else
+/// the Kayle name if the endpoint subscribes by Kayle names only, else the type itself.
+pub fn delivered_as<'a>(endpoint: &EndpointRecord, event_type: &'a str) -> &'a str {
+    if let Some(name) = subscribed(endpoint, event_type) {
+        return name;
+    }
+    let kayle_only = endpoint.enabled_events.iter().all(|e| kayle_alias_of(e).is_some());
+    match kayle_name(event_type) {
+        Some(kayle) if kayle_only => kayle,
+        _ => event_type,
+    }
 }
 
 impl EndpointRecord {
@@ -202,20 +221,24 @@ pub(super) fn disable_in(
     Ok(())
 }
 
-/// The enabled endpoints of application `app` subscribed to `event_type`.
-pub(super) fn matching_in(
+/// The enabled endpoints of application `app` subscribed to `event_type`, each with the
+/// name it receives the event under.
+pub(super) fn matching_in<'a>(
     tx: &WriteTransaction,
     app: AppId,
-    event_type: &str,
-) -> Result<Vec<EndpointRecord>, StoreError> {
+    event_type: &'a str,
+) -> Result<Vec<(EndpointRecord, &'a str)>, StoreError> {
     let endpoints = tx.open_table(tables::ENDPOINTS)?;
     let mut out = Vec::new();
     let app = app.as_u128();
     for entry in endpoints.range((app, 0)..=(app, u128::MAX))? {
         let (_, value) = entry?;
         let endpoint: EndpointRecord = decode(TABLE, value.value())?;
-        if endpoint.status == EndpointStatus::Enabled && subscribed(&endpoint, event_type) {
-            out.push(endpoint);
+        if endpoint.status != EndpointStatus::Enabled {
+            continue;
+        }
+        if let Some(name) = subscribed(&endpoint, event_type) {
+            out.push((endpoint, name));
         }
     }
     Ok(out)

@@ -109,7 +109,7 @@ pub(super) fn publish_in(
     now_ms: u64,
 ) -> Result<(Vec<Published>, Scheduled), StoreError> {
     // Tables are opened once per batch, and each event type's subscribers read once.
-    let mut targets: HashMap<(AppId, &str), Vec<EndpointRecord>> = HashMap::new();
+    let mut targets: HashMap<(AppId, &str), Vec<(EndpointRecord, &str)>> = HashMap::new();
     for event in events {
         let key = (event.meta.app, event.meta.event_type.as_str());
         if let Entry::Vacant(slot) = targets.entry(key) {
@@ -125,8 +125,8 @@ pub(super) fn publish_in(
         let meta = &event.meta;
         put_event(&mut metas, &mut bodies, event)?;
         let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
-        for endpoint in endpoints {
-            t.schedule(endpoint, meta.id, &meta.event_type, 1, now_ms, &mut scheduled)?;
+        for (endpoint, delivered_as) in endpoints {
+            t.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled)?;
         }
         t.add_pending(meta.id, endpoints.len() as u32)?;
         published.push(Published { deliveries: endpoints.len() as u32 });
@@ -231,7 +231,10 @@ impl Store {
             let targets = match endpoint {
                 Some(endpoint_id) => {
                     match endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, owner.app, endpoint_id)? {
-                        Some(endpoint) => vec![endpoint],
+                        Some(endpoint) => {
+                            let name = endpoints::delivered_as(&endpoint, &meta.event_type);
+                            vec![(endpoint, name)]
+                        }
                         None => return Ok(Resent::NoEndpoint),
                     }
                 }
@@ -239,8 +242,8 @@ impl Store {
             };
             let mut t = DeliveryTables::open(tx)?;
             let mut scheduled = Scheduled::default();
-            for endpoint in &targets {
-                t.schedule(endpoint, meta.id, &meta.event_type, 1, now_ms, &mut scheduled)?;
+            for (endpoint, delivered_as) in &targets {
+                t.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled)?;
             }
             t.add_pending(id, targets.len() as u32)?;
             Ok(Resent::Scheduled(scheduled))
