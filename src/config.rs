@@ -195,11 +195,14 @@ pub struct RetentionConfig {
     /// How long events, their delivery attempts and ended verification sessions are kept.
     #[serde(with = "humantime_serde")]
     pub events: Duration,
+    /// How many hours the payload of a delivery that failed for good stays available to
+    /// resend, for endpoints that do not set their own (0 to 720).
+    pub undelivered_payload_hours: u32,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        Self { events: Duration::from_secs(30 * 86_400) }
+        Self { events: Duration::from_secs(30 * 86_400), undelivered_payload_hours: 72 }
     }
 }
 
@@ -377,6 +380,12 @@ impl Config {
         }
         if self.retention.events.is_zero() {
             return Err(("retention.events", "must be longer than zero".into()));
+        }
+        if self.retention.undelivered_payload_hours > 720 {
+            return Err((
+                "retention.undelivered_payload_hours",
+                format!("must be between 0 and 720, got {}", self.retention.undelivered_payload_hours),
+            ));
         }
         if self.verification_sessions.expires_after.is_zero() {
             return Err(("verification_sessions.expires_after", "must be longer than zero".into()));

@@ -16,6 +16,7 @@ pub mod event_types;
 pub mod events;
 pub mod extract;
 pub mod idempotency;
+pub mod kayle;
 pub mod list;
 pub mod metadata;
 pub mod metrics;
@@ -109,6 +110,7 @@ pub fn configure(cfg: &mut Routes) {
         // Before the `/v1` scope, which would otherwise take the path (and ask for a key).
         .service(openapi::openapi_json)
         .configure(app_webhooks::configure)
+        .configure(kayle::configure)
         .service(
             utoipa_actix_web::scope("/v1")
                 // Middleware wrapped last runs first: the key is checked before anything else.

@@ -81,7 +81,8 @@ fn build() -> OpenApi {
              (`Authorization: Bearer vk_test_...`); errors are `{\"error\": {...}}` objects. \
              The app-scoped webhooks API of the fifth seed is served too, at \
              `/apps/{appId}/webhooks`, in its own envelope (`{\"success\", \"data\"}`, errors \
-             `{\"success\": false, \"error\": {\"code\", \"message\"}}`).",
+             `{\"success\": false, \"error\": {\"code\", \"message\"}}`), and the Kayle endpoints \
+             API of the fourth seed at `/v1/webhooks/endpoints` (`{\"data\", \"error\"}`).",
         ))
         .license(Some(utoipa::openapi::License::new(env!("CARGO_PKG_LICENSE"))))
         .build();
@@ -89,9 +90,11 @@ fn build() -> OpenApi {
     let mut schemas = vec![
         (ErrorEnvelope::name().into_owned(), ErrorEnvelope::schema()),
         (super::app_webhooks::ErrorOut::name().into_owned(), super::app_webhooks::ErrorOut::schema()),
+        (super::kayle::ErrorOut::name().into_owned(), super::kayle::ErrorOut::schema()),
     ];
     ErrorEnvelope::schemas(&mut schemas);
     super::app_webhooks::ErrorOut::schemas(&mut schemas);
+    super::kayle::ErrorOut::schemas(&mut schemas);
     components.schemas.extend(schemas);
     let bearer = |description: &str| {
         let mut http = Http::new(HttpAuthScheme::Bearer);
@@ -164,7 +167,7 @@ fn complete(path: &str, method: &str, op: &mut Operation) {
         (false, true) => errors.push(("404", "No application of the key's mode has the id or uid `Stile-App` names.")),
         (false, false) => {}
     }
-    if post && authenticated && !dialect {
+    if post && authenticated && !dialect && !path.starts_with("/v1/webhooks/") {
         errors.push(("409", "A request with the same `Idempotency-Key` is still being processed."));
     }
     if has_body {
@@ -177,7 +180,13 @@ fn complete(path: &str, method: &str, op: &mut Operation) {
             "The server failed (`internal_error`, logged in full) or cannot store data now (`service_unavailable`).",
         ));
     }
-    let schema = if dialect { super::app_webhooks::ErrorOut::name() } else { ErrorEnvelope::name() };
+    let schema = if dialect {
+        super::app_webhooks::ErrorOut::name()
+    } else if path.starts_with("/v1/webhooks/") {
+        super::kayle::ErrorOut::name()
+    } else {
+        ErrorEnvelope::name()
+    };
     for (status, description) in errors {
         let content = Content::new(Some(Ref::from_schema_name(schema.clone())));
         let response = ResponseBuilder::new().description(description).content("application/json", content).build();

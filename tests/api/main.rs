@@ -18,6 +18,7 @@ mod faults;
 mod hardening;
 mod health;
 mod idempotency;
+mod kayle;
 mod logs;
 mod openapi;
 mod overview;
