@@ -55,6 +55,9 @@ error_codes! {
     InvalidJson => (BAD_REQUEST, "invalid_request_error", "invalid_json"),
     /// The object is in a state that does not allow this action.
     InvalidState => (BAD_REQUEST, "invalid_request_error", "invalid_state"),
+    /// The payload of a delivery that failed for good is past its endpoint's
+    /// undelivered-payload window, so it cannot be sent there again.
+    PayloadExpired => (BAD_REQUEST, "invalid_request_error", "payload_expired"),
     /// A test-mode helper was called with a live key.
     TestModeOnly => (BAD_REQUEST, "invalid_request_error", "test_mode_only"),
     /// No object with this id exists in the key's mode.

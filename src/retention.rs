@@ -90,6 +90,7 @@ fn prune_history(store: &Store, clock: &Clock, retention: Duration, wake: &Recei
     let cutoffs = Cutoffs {
         history_ms: now.saturating_sub(retention.as_millis() as u64),
         idempotency_secs: (now.saturating_sub(retention.min(IDEMPOTENCY_WINDOW).as_millis() as u64) / 1000) as i64,
+        now_ms: now,
     };
     let mut cursor = PruneCursor::default();
     let mut total = Pruned::default();

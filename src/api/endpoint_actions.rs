@@ -203,6 +203,9 @@ pub struct RecoverOut {
     pub events: usize,
     /// More failed events are left than one call resends: call again.
     pub has_more: bool,
+    /// Events that failed for good longer ago than the endpoint keeps undelivered payloads
+    /// (`undelivered_payload_retention_hours`): not resent.
+    pub expired: usize,
 }
 
 /// Resend what failed for good to an endpoint.
@@ -235,6 +238,7 @@ async fn recover_endpoint(
         dry_run,
         events: recovery.events,
         has_more: recovery.has_more,
+        expired: recovery.expired,
     };
     Ok(HttpResponse::Ok().json(out))
 }

@@ -73,6 +73,10 @@ pub struct EndpointIn {
     pub description: Option<String>,
     /// String pairs (at most 50 keys of 40 characters, values of 500).
     pub metadata: Option<BTreeMap<String, String>>,
+    /// Hours the payload of a delivery that failed for good stays available to resend,
+    /// 0–720 (default: `retention.undelivered_payload_hours`).
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 720)]
+    pub undelivered_payload_retention_hours: Option<serde_json::Number>,
 }
 
 /// The body of `POST /v1/webhook_endpoints/:id`: every field optional; what is named
@@ -106,6 +110,9 @@ pub struct EndpointUpdate {
     /// `enabled` or `disabled`.
     #[schema(value_type = EndpointStatus)]
     pub status: Option<EndpointStatus>,
+    /// A new undelivered-payload retention, 0–720 hours.
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 720)]
+    pub undelivered_payload_retention_hours: Option<serde_json::Number>,
 }
 
 /// A checked create request.
@@ -166,7 +173,10 @@ impl EndpointIn {
                 validate_metadata(&metadata)?;
                 metadata
             },
-            undelivered_retention_hours: None,
+            undelivered_retention_hours: self
+                .undelivered_payload_retention_hours
+                .map(validate_retention_hours)
+                .transpose()?,
             disabled: false,
         })
     }
@@ -183,7 +193,10 @@ impl EndpointUpdate {
                 .transpose()?,
             name: self.name.map(|n| n.map(validate_name).transpose()).transpose()?,
             labels: self.labels.map(validate_labels).transpose()?,
-            undelivered_retention_hours: None,
+            undelivered_retention_hours: self
+                .undelivered_payload_retention_hours
+                .map(validate_retention_hours)
+                .transpose()?,
             description: self.description.map(validate_description).transpose()?,
             metadata: match self.metadata {
                 None => None,
@@ -309,6 +322,17 @@ pub(crate) fn is_label(label: &str) -> bool {
         && label.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'))
 }
 
+/// Checks `undelivered_payload_retention_hours`: a whole number from 0 to 720.
+pub(crate) fn validate_retention_hours(hours: serde_json::Number) -> Result<u32, ApiError> {
+    const PARAM: &str = "undelivered_payload_retention_hours";
+    hours.as_u64().and_then(|h| u32::try_from(h).ok()).filter(|h| *h <= MAX_UNDELIVERED_RETENTION_HOURS).ok_or_else(|| {
+        ApiError::invalid(
+            PARAM,
+            format!("`{PARAM}` must be a whole number of hours from 0 to {MAX_UNDELIVERED_RETENTION_HOURS}, not {hours}."),
+        )
+    })
+}
+
 fn validate_description(description: Option<String>) -> Result<Option<String>, ApiError> {
     match description {
         Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(ApiError::invalid(
@@ -349,6 +373,9 @@ pub struct Endpoint {
     pub health: &'static str,
     /// When the current run of failed attempts began (Unix seconds), or null if healthy.
     pub failing_since: Option<i64>,
+    /// Hours the payload of a delivery that failed for good stays available to resend;
+    /// null: the server's default (`retention.undelivered_payload_hours`).
+    pub undelivered_payload_retention_hours: Option<u32>,
     /// Whether it belongs to live mode.
     pub livemode: bool,
     /// Creation time (Unix seconds).
@@ -370,6 +397,7 @@ impl From<EndpointRecord> for Endpoint {
             disabled_reason: r.disabled_reason,
             health: if r.failing.is_some() { "degraded" } else { "healthy" },
             failing_since: r.failing.map(|f| f.since),
+            undelivered_payload_retention_hours: r.undelivered_retention_hours,
             livemode: r.mode.is_live(),
             created: r.created,
         }

@@ -8,7 +8,7 @@ use super::deliveries::Delivery;
 use super::extract::{JsonBody, QueryParams, unix_time_param};
 use super::list::{ListResponse, PageParams};
 use super::{AppState, Caller, Routes, blocking};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::{EndpointId, EventId};
 use crate::store::events::{EventFilter, EventMeta, Resent, StoredEvent};
 
@@ -278,7 +278,9 @@ async fn event_deliveries(
 /// Resend an event.
 ///
 /// A new round of delivery of the same event (same id, same body), to every subscribed
-/// endpoint or to the one named.
+/// endpoint or to the one named. An endpoint to which it failed for good longer ago than
+/// the endpoint keeps undelivered payloads is refused by name (`payload_expired`) and
+/// otherwise left out.
 #[utoipa::path(tag = TAG, params(("id" = EventId, Path, description = "The event's id.")), request_body = ResendIn,
     responses((status = 200, description = "The event.", body = Event)))]
 #[post("/events/{id}/resend")]
@@ -300,6 +302,15 @@ async fn resend_event(
         Resent::NoEvent => return Err(ApiError::not_found("event", &path)),
         Resent::NoEndpoint => {
             return Err(ApiError::invalid("endpoint", "No such webhook endpoint in this mode."));
+        }
+        Resent::PayloadExpired { hours } => {
+            return Err(ApiError::param(
+                ErrorCode::PayloadExpired,
+                "endpoint",
+                format!(
+                    "This event's delivery to the endpoint failed for good more than {hours} hours ago, its undelivered-payload retention (`undelivered_payload_retention_hours`): the payload is no longer kept for it."
+                ),
+            ));
         }
         Resent::Scheduled(_) => {}
     }

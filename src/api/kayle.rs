@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::dialect::iso8601;
 use super::endpoints::{
-    EndpointChanges, NewEndpoint, label_filter, parse_id, validate_labels, validate_name, validate_url,
+    EndpointChanges, NewEndpoint, label_filter, parse_id, validate_labels, validate_name, validate_retention_hours,
+    validate_url,
 };
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::PageParams;
@@ -35,9 +36,6 @@ const TAG: &str = "Kayle endpoints (seed 003)";
 
 /// `limit` of a list page when the request gives none.
 const DEFAULT_LIST_LIMIT: usize = 20;
-
-/// The longest undelivered-payload retention an endpoint may ask for, in hours (30 days).
-pub const MAX_RETENTION_HOURS: u32 = 720;
 
 /// The retention an endpoint created here gets when the request names none, in hours.
 const DEFAULT_RETENTION_HOURS: u32 = 72;
@@ -303,17 +301,6 @@ fn validate_kayle_types(types: Vec<String>) -> Result<Vec<String>, ApiError> {
         }
     }
     Ok(unique)
-}
-
-/// Checks `undelivered_payload_retention_hours`: a whole number from 0 to 720.
-fn validate_retention_hours(hours: serde_json::Number) -> Result<u32, ApiError> {
-    const PARAM: &str = "undelivered_payload_retention_hours";
-    hours.as_u64().and_then(|h| u32::try_from(h).ok()).filter(|h| *h <= MAX_RETENTION_HOURS).ok_or_else(|| {
-        ApiError::invalid(
-            PARAM,
-            format!("`{PARAM}` must be a whole number of hours from 0 to {MAX_RETENTION_HOURS}, not {hours}."),
-        )
-    })
 }
 
 /// The 404 for an endpoint.

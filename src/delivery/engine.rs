@@ -59,6 +59,9 @@ pub struct Engine {
     /// The delivery runtime, where every request is made (the API's pings too).
     runtime: tokio::runtime::Handle,
     metrics: Arc<Metrics>,
+    /// Hours an undelivered payload stays available to resend, for endpoints that set
+    /// no window of their own.
+    undelivered_hours: u32,
 }
 
 impl Engine {
@@ -101,6 +104,7 @@ impl Engine {
             let policy = Policy {
                 schedule: config.delivery.retry_schedule.iter().map(|d| config.scaled(*d)).collect(),
                 disable_after: config.delivery.disable_after,
+                undelivered_hours: config.retention.undelivered_payload_hours,
             };
             threads
                 .push(spawn("stile-writer", move || writer::run(store, clock, write_rx, scheduler, policy, metrics)));
@@ -154,6 +158,7 @@ impl Engine {
             sender,
             runtime,
             metrics,
+            undelivered_hours: config.retention.undelivered_payload_hours,
         })
     }
 
@@ -188,7 +193,8 @@ impl Engine {
         endpoint: Option<EndpointId>,
     ) -> Result<Resent, EngineError> {
         let now_ms = self.clock.now_ms();
-        let mut resent = self.blocking(move |store| store.resend_event(owner, id, endpoint, now_ms)).await?;
+        let hours = self.undelivered_hours;
+        let mut resent = self.blocking(move |store| store.resend_event(owner, id, endpoint, now_ms, hours)).await?;
         if let Resent::Scheduled(scheduled) = &mut resent {
             self.wake(std::mem::take(scheduled));
         }
@@ -258,8 +264,9 @@ impl Engine {
         dry_run: bool,
     ) -> Result<Option<Recovery>, EngineError> {
         let now_ms = self.clock.now_ms();
+        let hours = self.undelivered_hours;
         let mut recovery =
-            self.blocking(move |store| store.recover_endpoint(owner, id, since, dry_run, now_ms)).await?;
+            self.blocking(move |store| store.recover_endpoint(owner, id, since, dry_run, now_ms, hours)).await?;
         if let Some(recovery) = &mut recovery {
             self.wake(std::mem::take(&mut recovery.scheduled));
         }

@@ -18,6 +18,9 @@ pub struct Policy {
     pub schedule: Vec<Duration>,
     /// An endpoint whose attempts have all failed for this long is disabled.
     pub disable_after: Duration,
+    /// Hours an undelivered payload stays available to resend, for endpoints that set no
+    /// window of their own.
+    pub undelivered_hours: u32,
 }
 
 impl RecordPolicy for Policy {
@@ -28,6 +31,10 @@ impl RecordPolicy for Policy {
 
     fn health(&self, run: Option<FailureRun>, result: &AttemptResult) -> HealthVerdict {
         health_after(run, result.succeeded, result.response_status, result.attempted_at_ms, self.disable_after)
+    }
+
+    fn undelivered_retention(&self, endpoint_hours: Option<u32>) -> Duration {
+        Duration::from_secs(u64::from(endpoint_hours.unwrap_or(self.undelivered_hours)) * 3600)
     }
 }
 
@@ -91,7 +98,7 @@ mod tests {
         assert_eq!(next_retry_delay(&schedule, 3, 0.0), None, "after the last retry there is none");
         assert_eq!(next_retry_delay(&[], 1, 0.0), None);
         assert_eq!(next_retry_delay(&schedule, 0, 0.0), None, "attempts count from 1");
-        let policy = Policy { schedule: schedule.to_vec(), disable_after: HOUR };
+        let policy = Policy { schedule: schedule.to_vec(), disable_after: HOUR, undelivered_hours: 72 };
         for _ in 0..100 {
             let d = policy.retry_delay(1, None).unwrap();
             assert!(d >= Duration::from_secs(300) && d <= Duration::from_secs(330), "{d:?}");
@@ -100,7 +107,7 @@ mod tests {
 
     #[test]
     fn retry_after_stretches_a_retry_but_never_revives_a_finished_delivery() {
-        let policy = Policy { schedule: vec![Duration::from_secs(5)], disable_after: HOUR };
+        let policy = Policy { schedule: vec![Duration::from_secs(5)], disable_after: HOUR, undelivered_hours: 72 };
         assert_eq!(policy.retry_delay(1, Some(Duration::from_secs(600))), Some(Duration::from_secs(600)));
         assert!(policy.retry_delay(1, Some(Duration::from_secs(1))).unwrap() >= Duration::from_secs(5));
         assert_eq!(policy.retry_delay(2, Some(Duration::from_secs(600))), None);

@@ -210,7 +210,7 @@ mod tests {
             assert!(jobs.send(job).is_ok());
         }
         let (scheduler, inbox) = handoff();
-        let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600) };
+        let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600), undelivered_hours: 72 };
         let store = Arc::clone(store);
         let clock = Clock::manual(NOW_MS);
         let thread = std::thread::spawn(move || run(store, clock, jobs_rx, scheduler, policy, Arc::default()));

@@ -169,10 +169,12 @@ fn purge_app(tx: &WriteTransaction, app: u128, budget: usize) -> Result<usize, S
         .collect::<Result<_, _>>()?;
     let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
     let mut pending = tx.open_table(tables::EVENT_PENDING)?;
+    let mut holds = tx.open_table(tables::UNDELIVERED_HOLDS)?;
     for id in ids {
         events.remove((app, id))?;
         bodies.remove(id)?;
         pending.remove(id)?;
+        holds.remove(id)?;
         removed += 1;
     }
 
@@ -256,7 +258,7 @@ mod tests {
             .enumerate()
             .map(|(n, key)| AttemptResult::for_test(*key, endpoint.id, n == 0, now))
             .collect();
-        let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600) };
+        let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600), undelivered_hours: 72 };
         store.publish_and_record(&[], &results, now, &policy).unwrap();
         let record = IdempotencyRecord { fingerprint: "f".into(), status: 200, body: "{}".into(), created: 10 };
         store.put_idempotency_record(owner, "key", &record).unwrap();

@@ -156,6 +156,9 @@ pub trait RecordPolicy {
     fn retry_delay(&self, number: u32, retry_after: Option<Duration>) -> Option<Duration>;
     /// The endpoint's health after one more attempt, given its run of failures so far.
     fn health(&self, run: Option<FailureRun>, result: &AttemptResult) -> HealthVerdict;
+    /// How long the payload of a delivery that failed for good stays available to resend
+    /// to an endpoint that sets `endpoint_hours` (`None`: the configured default).
+    fn undelivered_retention(&self, endpoint_hours: Option<u32>) -> Duration;
 }
 
 /// What recording a batch of results changed in the queue.
@@ -187,6 +190,7 @@ pub(super) struct DeliveryTables<'txn> {
     failures: Table<'txn, (u128, u128), ()>,
     pub(super) queue: QueueTables<'txn>,
     event_pending: Table<'txn, u128, u32>,
+    holds: Table<'txn, u128, u64>,
     /// Per-minute outcome counts tallied in this transaction, written together by
     /// [`DeliveryTables::write_tallies`]: a batch of hundreds of results to one endpoint
     /// in one minute is one counter update, not hundreds.
@@ -204,6 +208,7 @@ impl<'txn> DeliveryTables<'txn> {
             failures: tx.open_table(tables::FAILED_ATTEMPTS)?,
             queue: QueueTables::open(tx)?,
             event_pending: tx.open_table(tables::EVENT_PENDING)?,
+            holds: tx.open_table(tables::UNDELIVERED_HOLDS)?,
             tallies: HashMap::new(),
         })
     }
@@ -262,6 +267,15 @@ impl<'txn> DeliveryTables<'txn> {
         }
         let current = self.event_pending.get(event.as_u128())?.map_or(0, |v| v.value());
         self.event_pending.insert(event.as_u128(), current.saturating_add(n))?;
+        Ok(())
+    }
+
+    /// Keeps an event's payload until at least `until_ms` (Unix ms).
+    fn hold_payload(&mut self, event: EventId, until_ms: u64) -> Result<(), StoreError> {
+        let current = self.holds.get(event.as_u128())?.map_or(0, |v| v.value());
+        if until_ms > current {
+            self.holds.insert(event.as_u128(), until_ms)?;
+        }
         Ok(())
     }
 
@@ -401,6 +415,11 @@ pub(super) fn record_in(
                 record.status = AttemptStatus::Failed;
                 t.finish_one(record.event_id)?;
                 recorded.finished += 1;
+                // Its payload stays available to resend for the endpoint's window.
+                if let Some(endpoint) = endpoints::get_in(&endpoints, record.app, record.endpoint_id)? {
+                    let window = policy.undelivered_retention(endpoint.undelivered_retention_hours);
+                    t.hold_payload(record.event_id, result.attempted_at_ms + window.as_millis() as u64)?;
+                }
             }
         }
         t.tally(&record)?;
@@ -419,19 +438,37 @@ pub(super) fn delivered_everywhere(
     attempts: &impl ReadableTable<u128, &'static [u8]>,
     event: EventId,
 ) -> Result<Option<bool>, StoreError> {
+    let latest = latest_per_endpoint(by_event, attempts, event)?;
+    if latest.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(latest.values().all(|(status, _)| *status == AttemptStatus::Succeeded)))
+}
+
+/// The latest attempt of an event to each endpoint it went to: its status and when it
+/// was made (Unix seconds).
+pub(super) fn latest_per_endpoint(
+    by_event: &impl ReadableTable<(u128, u128), ()>,
+    attempts: &impl ReadableTable<u128, &'static [u8]>,
+    event: EventId,
+) -> Result<HashMap<EndpointId, (AttemptStatus, i64)>, StoreError> {
     // Attempt ids grow with time, so the last one seen per endpoint is its latest.
-    let mut latest: HashMap<EndpointId, AttemptStatus> = HashMap::new();
+    let mut latest = HashMap::new();
     let event = event.as_u128();
     for entry in by_event.range((event, 0)..=(event, u128::MAX))? {
         let (key, _) = entry?;
         if let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(key.value().1)?)? {
-            latest.insert(record.endpoint_id, record.status);
+            latest.insert(record.endpoint_id, (record.status, record.created));
         }
     }
-    if latest.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(latest.values().all(|s| *s == AttemptStatus::Succeeded)))
+    Ok(latest)
+}
+
+/// Whether the undelivered payload of a delivery whose latest attempt has `status` and
+/// was made at `made_secs` is past its endpoint's window of `hours` at `now_ms`: only a
+/// delivery that failed for good has such a window.
+pub fn undelivered_expired(status: AttemptStatus, made_secs: i64, hours: u32, now_ms: u64) -> bool {
+    status == AttemptStatus::Failed && (made_secs.max(0) as u64) * 1000 + u64::from(hours) * 3_600_000 <= now_ms
 }
 
 impl Store {

@@ -94,6 +94,7 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
     add(copy(from, to, tables::EVENTS)?);
     add(copy(from, to, tables::EVENT_BODIES)?);
     add(copy(from, to, tables::EVENT_PENDING)?);
+    add(copy(from, to, tables::UNDELIVERED_HOLDS)?);
     add(copy(from, to, tables::ATTEMPTS)?);
     add(copy(from, to, tables::ENDPOINT_ATTEMPTS)?);
     add(copy(from, to, tables::EVENT_ATTEMPTS)?);

@@ -7,7 +7,7 @@ use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::apps::Owner;
-use super::attempts::{AttemptRecord, DeliveryTables, delivered_everywhere};
+use super::attempts::{self, AttemptRecord, DeliveryTables, delivered_everywhere};
 use super::endpoints::{self, EndpointRecord};
 use super::pagination::{ListError, Page, PageRequest, list_page};
 use super::queue::Scheduled;
@@ -99,6 +99,12 @@ pub enum Resent {
     NoEvent,
     /// The named endpoint does not exist in this application.
     NoEndpoint,
+    /// The event's delivery to the named endpoint failed for good longer ago than the
+    /// endpoint keeps undelivered payloads (`hours`).
+    PayloadExpired {
+        /// The endpoint's window, in hours.
+        hours: u32,
+    },
 }
 
 /// Stores events and schedules their deliveries inside `tx`; returns what each did and
@@ -216,29 +222,52 @@ impl Store {
     }
 
     /// Schedules a new round of delivery of an event: to `endpoint` if named (whatever
-    /// it subscribes to), else to every enabled endpoint subscribed to its type.
+    /// it subscribes to), else to every enabled endpoint subscribed to its type. An
+    /// endpoint to which the event failed for good longer ago than its undelivered-payload
+    /// window (`default_hours` unless it sets its own) gets nothing: named, that is
+    /// [`Resent::PayloadExpired`]; otherwise it is left out.
     pub fn resend_event(
         &self,
         owner: Owner,
         id: EventId,
         endpoint: Option<EndpointId>,
         now_ms: u64,
+        default_hours: u32,
     ) -> Result<Resent, StoreError> {
         self.write(|tx| {
             let meta: Option<EventMeta> =
                 decode_found(TABLE, tx.open_table(tables::EVENTS)?.get((owner.app.as_u128(), id.as_u128()))?)?;
             let Some(meta) = meta else { return Ok(Resent::NoEvent) };
+            let latest = attempts::latest_per_endpoint(
+                &tx.open_table(tables::EVENT_ATTEMPTS)?,
+                &tx.open_table(tables::ATTEMPTS)?,
+                meta.id,
+            )?;
+            let expired_for = |endpoint: &EndpointRecord| {
+                let hours = endpoint.undelivered_retention_hours.unwrap_or(default_hours);
+                let expired = latest
+                    .get(&endpoint.id)
+                    .is_some_and(|(status, made)| attempts::undelivered_expired(*status, *made, hours, now_ms));
+                expired.then_some(hours)
+            };
             let targets = match endpoint {
                 Some(endpoint_id) => {
                     match endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, owner.app, endpoint_id)? {
                         Some(endpoint) => {
+                            if let Some(hours) = expired_for(&endpoint) {
+                                return Ok(Resent::PayloadExpired { hours });
+                            }
                             let name = endpoints::delivered_as(&endpoint, &meta.event_type);
                             vec![(endpoint, name)]
                         }
                         None => return Ok(Resent::NoEndpoint),
                     }
                 }
-                None => endpoints::matching_in(tx, owner.app, &meta.event_type)?,
+                None => {
+                    let mut all = endpoints::matching_in(tx, owner.app, &meta.event_type)?;
+                    all.retain(|(endpoint, _)| expired_for(endpoint).is_none());
+                    all
+                }
             };
             let mut t = DeliveryTables::open(tx)?;
             let mut scheduled = Scheduled::default();

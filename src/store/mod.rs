@@ -220,6 +220,7 @@ impl Store {
                 tx.open_table(tables::EVENTS)?;
                 tx.open_table(tables::EVENT_BODIES)?;
                 tx.open_table(tables::EVENT_PENDING)?;
+                tx.open_table(tables::UNDELIVERED_HOLDS)?;
                 tx.open_table(tables::ATTEMPTS)?;
                 tx.open_table(tables::ENDPOINT_ATTEMPTS)?;
                 tx.open_table(tables::EVENT_ATTEMPTS)?;

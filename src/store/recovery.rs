@@ -18,6 +18,9 @@ pub struct Recovery {
     pub events: usize,
     /// More such events are left beyond [`MAX_RECOVER`]: call again.
     pub has_more: bool,
+    /// Events that failed for good longer ago than the endpoint keeps undelivered
+    /// payloads: not resent.
+    pub expired: usize,
     /// The new attempts queued (none on a dry run, or while the endpoint is disabled:
     /// they wait, parked, until it is enabled).
     pub scheduled: Scheduled,
@@ -27,13 +30,16 @@ pub struct Recovery {
 /// call picks up where it ended (the resent events are no longer failed).
 pub const MAX_RECOVER: usize = 10_000;
 
-/// Events to resend (id, type), and whether more are left.
-type FailedDeliveries = (Vec<(EventId, String)>, bool);
+/// Events to resend (id, type), whether more are left, and how many were past the
+/// endpoint's undelivered-payload window.
+type FailedDeliveries = (Vec<(EventId, String)>, bool, usize);
 
 impl Store {
     /// Resends to an endpoint every event whose delivery to it failed for good (its latest
     /// attempt to the endpoint is `failed`) among attempts made since `since` (Unix
-    /// seconds). `dry_run` only counts. `None`: no such endpoint in this application.
+    /// seconds), unless it failed longer ago than the endpoint keeps undelivered payloads
+    /// (`default_hours` unless it sets its own). `dry_run` only counts. `None`: no such
+    /// endpoint in this application.
     pub fn recover_endpoint(
         &self,
         owner: Owner,
@@ -41,13 +47,15 @@ impl Store {
         since: i64,
         dry_run: bool,
         now_ms: u64,
+        default_hours: u32,
     ) -> Result<Option<Recovery>, StoreError> {
         // The search reads a snapshot, so however many attempts it walks, publishing and
         // recording go on; only the resending takes the writer.
-        let Some((failed, has_more)) = self.read(|tx| failed_deliveries(tx, owner, id, since))? else {
+        let found = self.read(|tx| failed_deliveries(tx, owner, id, since, now_ms, default_hours))?;
+        let Some((failed, has_more, expired)) = found else {
             return Ok(None);
         };
-        let mut recovery = Recovery { events: failed.len(), has_more, scheduled: Scheduled::default() };
+        let mut recovery = Recovery { events: failed.len(), has_more, expired, scheduled: Scheduled::default() };
         if dry_run || failed.is_empty() {
             return Ok(Some(recovery));
         }
@@ -67,45 +75,54 @@ impl Store {
 
 /// The events (id, type) whose latest attempt to an endpoint, among attempts made since
 /// `since` (Unix seconds), failed for good and that still exist, oldest first, at most
-/// [`MAX_RECOVER`], and whether there are more. `None`: no such endpoint in this application.
+/// [`MAX_RECOVER`], whether there are more, and how many are past the endpoint's
+/// undelivered-payload window at `now_ms`. `None`: no such endpoint in this application.
 fn failed_deliveries(
     tx: &ReadTransaction,
     owner: Owner,
     id: EndpointId,
     since: i64,
+    now_ms: u64,
+    default_hours: u32,
 ) -> Result<Option<FailedDeliveries>, StoreError> {
     let (m, key) = (owner.app.as_u128(), id.as_u128());
-    if tx.open_table(tables::ENDPOINTS)?.get((m, key))?.is_none() {
+    let Some(endpoint) = endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, owner.app, id)? else {
         return Ok(None);
-    }
+    };
+    let hours = endpoint.undelivered_retention_hours.unwrap_or(default_hours);
     let by_endpoint = tx.open_table(tables::ENDPOINT_ATTEMPTS)?;
     let attempts = tx.open_table(tables::ATTEMPTS)?;
     let events = tx.open_table(tables::EVENTS)?;
     let start = crate::ids::first_id_at((since.max(0) as u64).saturating_mul(1000));
     // The latest attempt per event, in the order the events were first attempted.
-    let mut latest: Vec<(EventId, AttemptStatus, String)> = Vec::new();
+    let mut latest: Vec<(EventId, AttemptStatus, i64, String)> = Vec::new();
     let mut position: std::collections::HashMap<EventId, usize> = std::collections::HashMap::new();
     for entry in by_endpoint.range((m, key, start)..=(m, key, u128::MAX))? {
         let attempt = entry?.0.value().2;
         let Some(record) = decode_found::<AttemptRecord>(attempts::TABLE, attempts.get(attempt)?)? else { continue };
         match position.get(&record.event_id) {
-            Some(&at) => latest[at].1 = record.status,
+            Some(&at) => (latest[at].1, latest[at].2) = (record.status, record.created),
             None => {
                 position.insert(record.event_id, latest.len());
-                latest.push((record.event_id, record.status, record.event_type));
+                latest.push((record.event_id, record.status, record.created, record.event_type));
             }
         }
     }
     let mut failed = Vec::new();
-    for (event, status, event_type) in latest {
+    let mut expired = 0;
+    for (event, status, made, event_type) in latest {
         // A pruned event has no body left to send.
         if status != AttemptStatus::Failed || events.get((m, event.as_u128()))?.is_none() {
             continue;
         }
+        if attempts::undelivered_expired(status, made, hours, now_ms) {
+            expired += 1;
+            continue;
+        }
         if failed.len() == MAX_RECOVER {
-            return Ok(Some((failed, true)));
+            return Ok(Some((failed, true, expired)));
         }
         failed.push((event, event_type));
     }
-    Ok(Some((failed, false)))
+    Ok(Some((failed, false, expired)))
 }

@@ -77,6 +77,8 @@ pub struct Cutoffs {
     pub history_ms: u64,
     /// Idempotency records stored before this Unix second go.
     pub idempotency_secs: i64,
+    /// Now (Unix ms): an event whose undelivered payload is held until later stays.
+    pub now_ms: u64,
 }
 
 impl Store {
@@ -130,7 +132,7 @@ fn prune_in(
         tx.open_table(tables::APPS)?.iter()?.map(|row| row.map(|(k, _)| k.value().1)).collect::<Result<_, _>>()?;
     for app in apps {
         let slot = next.events.entry(app).or_default();
-        let (events, more) = prune_events(tx, app, cutoffs.history_ms, slot, limit)?;
+        let (events, more) = prune_events(tx, app, cutoffs, slot, limit)?;
         pruned.events += events;
         pruned.more |= more;
         let slot = next.sessions.entry(app).or_default();
@@ -216,25 +218,31 @@ fn old_of_app<T>(
     Ok((old, more))
 }
 
-/// Events of one application made before the cutoff whose deliveries are all final.
+/// Events of one application made before the cutoff whose deliveries are all final and
+/// whose undelivered payload is not held any more.
 fn prune_events(
     tx: &WriteTransaction,
     app: u128,
-    cutoff_ms: u64,
+    cutoffs: Cutoffs,
     from: &mut u128,
     limit: usize,
 ) -> Result<(usize, bool), StoreError> {
     let mut events = tx.open_table(tables::EVENTS)?;
-    let (old, more) = old_of_app(&events, app, cutoff_ms, from, limit, |_| Ok(()))?;
+    let (old, more) = old_of_app(&events, app, cutoffs.history_ms, from, limit, |_| Ok(()))?;
     let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
     let pending = tx.open_table(tables::EVENT_PENDING)?;
+    let mut holds = tx.open_table(tables::UNDELIVERED_HOLDS)?;
     let mut removed = 0;
     for (id, ()) in old {
         if pending.get(id)?.is_some_and(|n| n.value() > 0) {
             continue;
         }
+        if holds.get(id)?.is_some_and(|until| until.value() > cutoffs.now_ms) {
+            continue;
+        }
         events.remove((app, id))?;
         bodies.remove(id)?;
+        holds.remove(id)?;
         removed += 1;
     }
     Ok((removed, more))
@@ -356,7 +364,8 @@ mod tests {
             .enumerate()
             .map(|(n, key)| AttemptResult::for_test(*key, endpoint.id, n % 2 == 0, now - 120_000))
             .collect();
-        let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600) };
+        // No window for undelivered payloads: the failed events go with the rest.
+        let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600), undelivered_hours: 0 };
         store.publish_and_record(&[], &results, now, &policy).unwrap();
         let record = IdempotencyRecord { fingerprint: "f".into(), status: 200, body: "{}".into(), created: 10 };
         store.put_idempotency_record(store.test_owner(Mode::Test), "old-key", &record).unwrap();
@@ -370,7 +379,7 @@ mod tests {
             .unwrap();
         assert_eq!(counted, [3, 3], "one batch's outcomes summed per minute, endpoint and outcome");
 
-        let cutoffs = Cutoffs { history_ms: unix_now_ms() + 1, idempotency_secs: 11 };
+        let cutoffs = Cutoffs { history_ms: unix_now_ms() + 1, idempotency_secs: 11, now_ms: unix_now_ms() };
         let mut cursor = PruneCursor::default();
         let mut passes = 0;
         let mut total = Pruned::default();
@@ -403,6 +412,45 @@ mod tests {
     }
 
     #[test]
+    fn an_undelivered_payload_outlives_retention_for_its_endpoints_window_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let owner = store.test_owner(Mode::Test);
+        let mut endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/", "*");
+        endpoint.undelivered_retention_hours = Some(2);
+        store.insert_endpoint(&endpoint).unwrap();
+        let now = unix_now_ms();
+        let events: Vec<NewEvent> = (0..2)
+            .map(|n| crate::payload::new_event(owner, "a.b", &serde_json::json!({ "n": n }), 0).unwrap())
+            .collect();
+        let (_, scheduled) = store.publish_events(&events, now).unwrap();
+        // One succeeds, one fails for good (no retries in this schedule).
+        let results: Vec<AttemptResult> = scheduled
+            .keys()
+            .iter()
+            .enumerate()
+            .map(|(n, key)| AttemptResult::for_test(*key, endpoint.id, n == 0, now))
+            .collect();
+        let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600), undelivered_hours: 72 };
+        store.publish_and_record(&[], &results, now, &policy).unwrap();
+        assert_eq!(count(&store, tables::UNDELIVERED_HOLDS), 1, "only the failed delivery holds its payload");
+
+        // Past the general retention, within the endpoint's 2 hours: only the held one stays.
+        let hour = 3_600_000;
+        let at = |now_ms: u64| Cutoffs { history_ms: now_ms, idempotency_secs: 0, now_ms };
+        let pruned = store.prune(at(now + hour), &mut PruneCursor::default(), 10).unwrap();
+        assert_eq!(pruned.events, 1);
+        assert_eq!(count(&store, tables::EVENT_BODIES), 1);
+        let held = store.event(owner, events[1].meta.id).unwrap();
+        assert!(held.is_some_and(|e| e.body == events[1].body), "the undelivered payload is still readable");
+        // Once the window has passed it goes, hold and all.
+        let pruned = store.prune(at(now + 2 * hour), &mut PruneCursor::default(), 10).unwrap();
+        assert_eq!(pruned.events, 1);
+        assert_eq!(count(&store, tables::EVENT_BODIES), 0);
+        assert_eq!(count(&store, tables::UNDELIVERED_HOLDS), 0);
+    }
+
+    #[test]
     fn ended_verification_sessions_are_pruned_and_open_ones_kept_until_they_end() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -428,7 +476,7 @@ mod tests {
             sessions.push(session);
         }
         let prune_all = || {
-            let cutoffs = Cutoffs { history_ms: unix_now_ms() + 1, idempotency_secs: 0 };
+            let cutoffs = Cutoffs { history_ms: unix_now_ms() + 1, idempotency_secs: 0, now_ms: unix_now_ms() };
             let mut cursor = PruneCursor::default();
             let mut removed = 0;
             for _ in 0..20 {
@@ -466,8 +514,9 @@ mod tests {
         let new = IdempotencyRecord { created: 5_000, ..old.clone() };
         store.put_idempotency_record(store.test_owner(Mode::Live), "k", &old).unwrap();
         store.put_idempotency_record(store.test_owner(Mode::Live), "k", &new).unwrap();
-        let pruned =
-            store.prune(Cutoffs { history_ms: 0, idempotency_secs: 100 }, &mut PruneCursor::default(), 10).unwrap();
+        let pruned = store
+            .prune(Cutoffs { history_ms: 0, idempotency_secs: 100, now_ms: 0 }, &mut PruneCursor::default(), 10)
+            .unwrap();
         assert_eq!(pruned.idempotency, 0);
         assert_eq!(store.idempotency_record(store.test_owner(Mode::Live), "k").unwrap(), Some(new));
         assert_eq!(pruned.stale_entries, 1);

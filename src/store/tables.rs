@@ -58,6 +58,12 @@ pub const EVENTS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("e
 /// attempt sends the same body byte for byte.
 pub const EVENT_BODIES: TableDefinition<u128, &[u8]> = TableDefinition::new("event_bodies");
 
+/// Undelivered payloads: event id → until when (Unix ms) a delivery of the event that
+/// failed for good may still be resent to its endpoint (the latest such window of the
+/// event's endpoints). Retention keeps the event and its payload until then, even past
+/// `retention.events`.
+pub const UNDELIVERED_HOLDS: TableDefinition<u128, u64> = TableDefinition::new("undelivered_holds");
+
 /// `pending_webhooks`: event id → deliveries of the event not yet final. Absent means 0.
 pub const EVENT_PENDING: TableDefinition<u128, u32> = TableDefinition::new("event_pending");
 

@@ -127,6 +127,16 @@ fn every_validation_rule_is_a_400_naming_its_param() {
         (ok(json!({"labels": ["ok", "not ok"]})), "parameter_invalid", "labels[1]"),
         (ok(json!({"labels": ["x".repeat(65)]})), "parameter_invalid", "labels[0]"),
         (ok(json!({"labels": "billing"})), "parameter_invalid", "labels"),
+        (
+            ok(json!({"undelivered_payload_retention_hours": 721})),
+            "parameter_invalid",
+            "undelivered_payload_retention_hours",
+        ),
+        (
+            ok(json!({"undelivered_payload_retention_hours": 2.5})),
+            "parameter_invalid",
+            "undelivered_payload_retention_hours",
+        ),
         (ok(json!({"status": "disabled"})), "parameter_unknown", "status"),
         (ok(json!({"secret": "whsec_mine"})), "parameter_unknown", "secret"),
     ];
@@ -195,6 +205,7 @@ fn names_and_labels_are_shown_changed_and_filtered_on() {
     assert_eq!(billing.body["labels"], json!(["billing", "team:payments"]), "duplicates are dropped");
     let plain = server.post(PATH, json!({"url": "https://example.com/b", "enabled_events": ["*"]}));
     assert_eq!(plain.body["name"], Value::Null);
+    assert_eq!(plain.body["undelivered_payload_retention_hours"], Value::Null, "the server's default");
     assert_eq!(plain.body["labels"], json!([]));
     let (billing_id, plain_id) = (billing.body["id"].as_str().unwrap(), plain.body["id"].as_str().unwrap());
 

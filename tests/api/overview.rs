@@ -113,10 +113,16 @@ fn event_types_list_the_built_in_and_the_configured_types() {
     let resp = server.get("/v1/event_types");
     assert_eq!(resp.status, 200, "{}", resp.text);
     let data = resp.body["data"].as_array().unwrap();
-    assert_eq!(data.len(), 8);
+    assert_eq!(data.len(), 7 + 4 + 1, "the built-in types, Kayle's names for four of them, and the custom one");
     let find = |name: &str| data.iter().find(|t| t["name"] == name).cloned();
     assert_eq!(find("invoice.paid").unwrap()["built_in"], false);
     assert_eq!(find("verification_session.verified").unwrap()["built_in"], true);
+    assert_eq!(find("verification_session.verified").unwrap()["alias_of"], serde_json::Value::Null);
+    let kayle = find("verification.session.succeeded").unwrap();
+    assert_eq!(
+        (kayle["built_in"].as_bool(), kayle["alias_of"].as_str()),
+        (Some(true), Some("verification_session.verified"))
+    );
     assert!(find("webhook_endpoint.test").is_none(), "the ping type cannot be subscribed to");
     assert_eq!(server.req("GET", "/v1/event_types").no_key().send().status, 401);
 }

@@ -146,3 +146,100 @@ fn compact_shrinks_the_file_after_history_is_pruned_and_refuses_while_the_server
     assert!(stdout.contains(&format!(" -> {after} bytes")), "{stdout}");
     assert!(after * 2 < before, "compaction frees most of a file whose history was pruned: {before} -> {after}");
 }
+
+/// Creates an endpoint through the Kayle API keeping undelivered payloads `hours` hours.
+fn kayle_endpoint(server: &TestServer, url: &str, hours: u32) -> String {
+    let created = server
+        .req("POST", "/v1/webhooks/endpoints")
+        .json(&json!({"url": url, "undelivered_payload_retention_hours": hours}))
+        .send();
+    assert_eq!(created.status, 200, "{}", created.text);
+    created.body["data"]["endpoint"]["id"].as_str().unwrap().to_string()
+}
+
+/// Waits until every delivery to the endpoint has failed for good, and `n` of them exist.
+fn wait_failed(server: &TestServer, endpoint: &str, n: usize) {
+    let failed = eventually(Duration::from_secs(10), || {
+        let all = server.deliveries(endpoint);
+        all.len() == n && all.iter().all(|d| d["status"] == "failed")
+    });
+    assert!(failed, "{n} failed deliveries to {endpoint}: {:?}", server.deliveries(endpoint));
+}
+
+#[test]
+fn an_undelivered_payload_can_be_resent_within_its_endpoints_window_and_not_after() {
+    let receiver = Receiver::start();
+    receiver.set("/down", Behaviour::Status(500));
+    let clock = stile::clock::Clock::manual(stile::clock::unix_now_ms());
+    let server = TestServer::start_with_clock(clock.clone(), |c| {
+        c.delivery.retry_schedule = vec![]; // the first failure is final
+        c.retention.undelivered_payload_hours = 0; // the default, for the Stile endpoint
+    });
+    let kept = kayle_endpoint(&server, &receiver.url("/down"), 1);
+    let dropped = server.create_endpoint(&receiver.url("/down"))["id"].as_str().unwrap().to_string();
+    let event = server.publish("verification_session.verified", json!({"id": "vks_1"}));
+    let event_id = event["id"].as_str().unwrap().to_string();
+    wait_failed(&server, &kept, 1);
+    wait_failed(&server, &dropped, 1);
+    let resend = |endpoint: &str| server.post(&format!("/v1/events/{event_id}/resend"), json!({"endpoint": endpoint}));
+
+    // A window of 0: removed as soon as the delivery failed for good.
+    let refused = resend(&dropped);
+    let error = refused.assert_error(400, "invalid_request_error", "payload_expired");
+    assert_eq!(error["param"], "endpoint");
+    assert!(error["message"].as_str().unwrap().contains("0 hours"), "{error}");
+    // Within the endpoint's hour it can be sent again (and fails again, so its hour starts over).
+    assert_eq!(resend(&kept).status, 200);
+    wait_failed(&server, &kept, 2);
+    let recover = |endpoint: &str| {
+        server.post(&format!("/v1/webhook_endpoints/{endpoint}/recover"), json!({"since": 0, "dry_run": true})).body
+    };
+    assert_eq!((recover(&kept)["events"].as_u64(), recover(&kept)["expired"].as_u64()), (Some(1), Some(0)));
+    assert_eq!((recover(&dropped)["events"].as_u64(), recover(&dropped)["expired"].as_u64()), (Some(0), Some(1)));
+
+    // An hour later it is past the window: refused by name, counted as expired, and left
+    // out of a resend to every subscriber (the event itself is still within retention).
+    clock.advance(Duration::from_secs(3600));
+    resend(&kept).assert_error(400, "invalid_request_error", "payload_expired");
+    assert_eq!((recover(&kept)["events"].as_u64(), recover(&kept)["expired"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(server.get(&format!("/v1/events/{event_id}")).status, 200);
+    let to_all = server.post(&format!("/v1/events/{event_id}/resend"), json!({}));
+    assert_eq!(to_all.status, 200, "{}", to_all.text);
+    assert_eq!(to_all.body["pending_webhooks"], 0, "no endpoint is sent it again");
+    assert_eq!(server.deliveries(&kept).len(), 2);
+}
+
+#[test]
+fn an_undelivered_payload_outlives_the_general_retention_for_its_window() {
+    let receiver = Receiver::start();
+    receiver.set("/down", Behaviour::Status(500));
+    let clock = stile::clock::Clock::manual(stile::clock::unix_now_ms());
+    let server = TestServer::start_with_clock(clock.clone(), |c| {
+        c.delivery.retry_schedule = vec![];
+        c.retention.events = Duration::from_secs(1);
+        c.retention.undelivered_payload_hours = 0;
+    });
+    let down = kayle_endpoint(&server, &receiver.url("/down"), 2);
+    server.create_endpoint_for(&receiver.url("/up"), &["verification_session.created"]);
+    let held = server.publish("verification_session.verified", json!({"id": "vks_held"}));
+    let held_id = held["id"].as_str().unwrap().to_string();
+    wait_failed(&server, &down, 1);
+    let delivered = server.publish("verification_session.created", json!({"id": "vks_ok"}));
+    let delivered_id = delivered["id"].as_str().unwrap().to_string();
+    server.wait_settled(&delivered_id, Duration::from_secs(10));
+
+    // Past the general retention: the delivered event goes (so a pass has run), the one
+    // whose delivery failed stays, payload and all, within its endpoint's 2 hours.
+    clock.advance(Duration::from_secs(60));
+    let pruned =
+        eventually(Duration::from_secs(10), || server.get(&format!("/v1/events/{delivered_id}")).status == 404);
+    assert!(pruned, "the delivered event is pruned");
+    let kept = server.get(&format!("/v1/events/{held_id}"));
+    assert_eq!(kept.status, 200, "{}", kept.text);
+    assert_eq!(kept.body["data"]["id"], "vks_held");
+
+    // After the window it goes too.
+    clock.advance(Duration::from_secs(2 * 3600));
+    let gone = eventually(Duration::from_secs(10), || server.get(&format!("/v1/events/{held_id}")).status == 404);
+    assert!(gone, "the undelivered payload is removed after its window");
+}
