@@ -180,11 +180,14 @@ pub struct StoreConfig {
     /// The most memory, in MiB, the data file's page cache may use: enough to hold the
     /// hot pages (queue, recent events, endpoints) keeps the writer off the disk.
     pub cache_mib: usize,
+    /// The file holding the key payloads are encrypted with; empty: `payload.key` in the
+    /// data directory.
+    pub payload_key_file: PathBuf,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { cache_mib: crate::store::DEFAULT_CACHE_MIB }
+        Self { cache_mib: crate::store::DEFAULT_CACHE_MIB, payload_key_file: PathBuf::new() }
     }
 }
 
@@ -308,6 +311,15 @@ impl Config {
     /// `d` on the demo clock (`delivery.time_scale`).
     pub fn scaled(&self, d: Duration) -> Duration {
         d.mul_f64(self.delivery.time_scale)
+    }
+
+    /// How to open the data file (`[store]`).
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        let key = &self.store.payload_key_file;
+        crate::store::StoreOptions {
+            cache_mib: self.store.cache_mib,
+            payload_key_file: (!key.as_os_str().is_empty()).then(|| key.clone()),
+        }
     }
 
     /// The path of the redb data file.

@@ -82,7 +82,7 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
 /// Like [`prepare`], with the engine and API reading time from `clock` (tests give a
 /// manual one and advance it).
 pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, StartError> {
-    let store = Store::open_with_cache(&config.server.data_dir, config.store.cache_mib)?;
+    let store = Store::open_with(&config.server.data_dir, &config.store_options())?;
     let admin_token = admin::load_or_create_token(&config.server.data_dir)
         .map_err(|e| StartError::AdminToken(admin::token_path(&config.server.data_dir), e))?;
     let mut stored = store.api_keys()?;

@@ -202,7 +202,7 @@ fn trigger(
 
 fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
     let Loaded { config, .. } = load_config(&args.overrides())?;
-    Ok(Store::open_with_cache(&config.server.data_dir, config.store.cache_mib)?)
+    Ok(Store::open_with(&config.server.data_dir, &config.store_options())?)
 }
 
 fn backup(file: &std::path::Path, url: Option<String>, token: Option<String>, args: &StoreArgs) -> anyhow::Result<()> {

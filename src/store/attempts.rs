@@ -19,6 +19,7 @@ use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::health::{FailureRun, HealthBatch, HealthVerdict};
 use super::pagination::{Cursor, ListError, Page, PageRequest, finish_page};
 use super::queue::{QueueKey, QueueTables, Scheduled};
+use super::sealing::Sealer;
 use super::{Store, StoreError, decode_found, encode, tables};
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
@@ -365,6 +366,7 @@ impl<'txn> DeliveryTables<'txn> {
 /// gives up on is disabled (its retries then wait, parked).
 pub(super) fn record_in(
     tx: &WriteTransaction,
+    sealer: &Sealer,
     results: &[AttemptResult],
     now_ms: u64,
     policy: &impl RecordPolicy,
@@ -382,7 +384,8 @@ pub(super) fn record_in(
         };
         t.queue.unqueue(record.endpoint_id, record.queue_key())?;
         record.response_status = result.response_status;
-        record.response_body = result.response_body.clone();
+        let row = response_row(record.id);
+        record.response_body = result.response_body.as_deref().map(|body| sealer.seal_text(&row, body));
         record.error = result.error.clone();
         record.duration_ms = Some(result.duration_ms);
         record.created = (result.attempted_at_ms / 1000) as i64;
@@ -471,7 +474,20 @@ pub fn undelivered_expired(status: AttemptStatus, made_secs: i64, hours: u32, no
     status == AttemptStatus::Failed && (made_secs.max(0) as u64) * 1000 + u64::from(hours) * 3_600_000 <= now_ms
 }
 
+/// The row a sealed response excerpt of attempt `id` belongs to.
+pub(super) fn response_row(id: DeliveryId) -> [u8; 16] {
+    id.as_u128().to_be_bytes()
+}
+
 impl Store {
+    /// An attempt record as read, with its response excerpt opened.
+    pub(super) fn opened(&self, mut record: AttemptRecord) -> Result<AttemptRecord, StoreError> {
+        if let Some(body) = record.response_body.take() {
+            record.response_body = Some(self.sealer.open_text(&response_row(record.id), body)?);
+        }
+        Ok(record)
+    }
+
     /// Loads what workers need for these attempts, in one snapshot.
     pub fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError> {
         self.read(|tx| {
@@ -485,7 +501,11 @@ impl Store {
                     continue;
                 };
                 let endpoint = endpoints::get_in(&endpoints, attempt.app, attempt.endpoint_id)?;
-                let body = bodies.get(attempt.event_id.as_u128())?.map(|b| b.value().to_vec());
+                let row = attempt.event_id.as_u128().to_be_bytes();
+                let body = match bodies.get(attempt.event_id.as_u128())? {
+                    Some(stored) => Some(self.sealer.open(&row, stored.value())?.into_owned()),
+                    None => None,
+                };
                 out.push(Some(Job { attempt, endpoint, body }));
             }
             Ok(out)
@@ -527,7 +547,7 @@ impl Store {
                     continue;
                 };
                 if status.is_none_or(|s| s == record.status) {
-                    items.push(record);
+                    items.push(self.opened(record)?);
                     if items.len() > request.limit {
                         break;
                     }
@@ -547,7 +567,7 @@ impl Store {
         self.read(|tx| {
             let record: Option<AttemptRecord> =
                 decode_found(TABLE, tx.open_table(tables::ATTEMPTS)?.get(id.as_u128())?)?;
-            Ok(record.filter(|r| r.app == owner.app && r.endpoint_id == endpoint))
+            record.filter(|r| r.app == owner.app && r.endpoint_id == endpoint).map(|r| self.opened(r)).transpose()
         })
     }
 
@@ -575,7 +595,7 @@ impl Store {
                 if out.len() == limit {
                     return Ok((out, true));
                 }
-                out.push(record);
+                out.push(self.opened(record)?);
             }
             Ok((out, false))
         })

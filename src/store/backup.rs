@@ -180,6 +180,11 @@ mod tests {
         let restored_dir = dir.path().join("restored");
         std::fs::create_dir(&restored_dir).unwrap();
         std::fs::rename(&copy, restored_dir.join(crate::store::DATA_FILE_NAME)).unwrap();
+        // Payloads are sealed: the backup opens only with the key beside it.
+        let Err(err) = Store::open(&restored_dir) else { panic!("a sealed backup opened without its key") };
+        assert!(matches!(err, crate::store::OpenError::Key(crate::store::sealing::KeyError::Missing { .. })), "{err}");
+        let key = crate::store::sealing::KEY_FILE_NAME;
+        std::fs::copy(dir.path().join("data").join(key), restored_dir.join(key)).unwrap();
         let restored = Store::open(&restored_dir).unwrap();
         let found =
             restored.event(store.test_owner(Mode::Test), event.meta.id).unwrap().expect("the event is in the backup");

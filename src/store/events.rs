@@ -11,6 +11,7 @@ use super::attempts::{self, AttemptRecord, DeliveryTables, delivered_everywhere}
 use super::endpoints::{self, EndpointRecord};
 use super::pagination::{ListError, Page, PageRequest, list_page};
 use super::queue::Scheduled;
+use super::sealing::Sealer;
 use super::{Store, StoreError, decode_found, encode, tables};
 use crate::ids::AppId;
 use crate::ids::{EndpointId, EventId};
@@ -111,6 +112,7 @@ pub enum Resent {
 /// the first attempts queued.
 pub(super) fn publish_in(
     tx: &WriteTransaction,
+    sealer: &Sealer,
     events: &[NewEvent],
     now_ms: u64,
 ) -> Result<(Vec<Published>, Scheduled), StoreError> {
@@ -129,7 +131,7 @@ pub(super) fn publish_in(
     let mut published = Vec::with_capacity(events.len());
     for event in events {
         let meta = &event.meta;
-        put_event(&mut metas, &mut bodies, event)?;
+        put_event(&mut metas, &mut bodies, sealer, event)?;
         let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
         for (endpoint, delivered_as) in endpoints {
             t.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled)?;
@@ -140,16 +142,29 @@ pub(super) fn publish_in(
     Ok((published, scheduled))
 }
 
-/// Writes an event's metadata and payload into the open tables.
+/// Writes an event's metadata and payload (sealed) into the open tables.
 fn put_event(
     metas: &mut Table<(u128, u128), &[u8]>,
     bodies: &mut Table<u128, &[u8]>,
+    sealer: &Sealer,
     event: &NewEvent,
 ) -> Result<(), StoreError> {
     let meta = &event.meta;
     metas.insert((meta.app.as_u128(), meta.id.as_u128()), encode(TABLE, meta)?.as_slice())?;
-    bodies.insert(meta.id.as_u128(), event.body.as_slice())?;
+    let id = meta.id.as_u128();
+    bodies.insert(id, sealer.seal(&id.to_be_bytes(), &event.body).as_slice())?;
     Ok(())
+}
+
+/// An event's payload as stored in `bodies`, opened; empty if it is gone.
+pub(super) fn body_in(
+    bodies: &impl ReadableTable<u128, &'static [u8]>,
+    sealer: &Sealer,
+    id: EventId,
+) -> Result<Vec<u8>, StoreError> {
+    let id = id.as_u128();
+    let Some(stored) = bodies.get(id)? else { return Ok(Vec::new()) };
+    Ok(sealer.open(&id.to_be_bytes(), stored.value())?.into_owned())
 }
 
 impl Store {
@@ -162,7 +177,7 @@ impl Store {
         events: &[NewEvent],
         now_ms: u64,
     ) -> Result<(Vec<Published>, Scheduled), StoreError> {
-        self.write(|tx| publish_in(tx, events, now_ms))
+        self.write(|tx| publish_in(tx, &self.sealer, events, now_ms))
     }
 
     /// An event with its payload and `pending_webhooks`.
@@ -171,8 +186,7 @@ impl Store {
             let meta: Option<EventMeta> =
                 decode_found(TABLE, tx.open_table(tables::EVENTS)?.get((owner.app.as_u128(), id.as_u128()))?)?;
             let Some(meta) = meta else { return Ok(None) };
-            let body =
-                tx.open_table(tables::EVENT_BODIES)?.get(id.as_u128())?.map(|b| b.value().to_vec()).unwrap_or_default();
+            let body = body_in(&tx.open_table(tables::EVENT_BODIES)?, &self.sealer, id)?;
             let pending_webhooks = tx.open_table(tables::EVENT_PENDING)?.get(id.as_u128())?.map_or(0, |v| v.value());
             Ok(Some(StoredEvent { meta, body, pending_webhooks }))
         })
@@ -213,7 +227,7 @@ impl Store {
             let mut items = Vec::with_capacity(page.items.len());
             for meta in page.items {
                 let id = meta.id.as_u128();
-                let body = bodies.get(id).map_err(StoreError::from)?.map(|b| b.value().to_vec()).unwrap_or_default();
+                let body = body_in(&bodies, &self.sealer, meta.id)?;
                 let pending_webhooks = pending.get(id).map_err(StoreError::from)?.map_or(0, |v| v.value());
                 items.push(StoredEvent { meta, body, pending_webhooks });
             }
@@ -283,8 +297,12 @@ impl Store {
     /// and its finished attempt, in one transaction.
     pub fn record_test_ping(&self, event: &NewEvent, record: &AttemptRecord) -> Result<(), StoreError> {
         self.write(|tx| {
-            put_event(&mut tx.open_table(tables::EVENTS)?, &mut tx.open_table(tables::EVENT_BODIES)?, event)?;
-            DeliveryTables::open(tx)?.add_finished(record)
+            let (mut metas, mut bodies) = (tx.open_table(tables::EVENTS)?, tx.open_table(tables::EVENT_BODIES)?);
+            put_event(&mut metas, &mut bodies, &self.sealer, event)?;
+            let mut record = record.clone();
+            let row = attempts::response_row(record.id);
+            record.response_body = record.response_body.map(|body| self.sealer.seal_text(&row, &body));
+            DeliveryTables::open(tx)?.add_finished(&record)
         })
     }
 }

@@ -30,10 +30,13 @@ pub struct IdempotencyRecord {
 impl Store {
     /// The record stored under this key in this application, if any.
     pub fn idempotency_record(&self, owner: Owner, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.read(|tx| {
+        let found: Option<IdempotencyRecord> = self.read(|tx| {
             let table = tx.open_table(tables::IDEMPOTENCY)?;
             decode_found(TABLE, table.get((owner.app.as_u128(), key))?)
-        })
+        })?;
+        let Some(mut record) = found else { return Ok(None) };
+        record.body = self.sealer.open_text(&row(owner, key), record.body)?;
+        Ok(Some(record))
     }
 
     /// Stores (or replaces an expired) record under this key.
@@ -43,7 +46,9 @@ impl Store {
         key: &str,
         record: &IdempotencyRecord,
     ) -> Result<(), StoreError> {
-        let bytes = encode(TABLE, record)?;
+        let sealed =
+            IdempotencyRecord { body: self.sealer.seal_text(&row(owner, key), &record.body), ..record.clone() };
+        let bytes = encode(TABLE, &sealed)?;
         self.write(|tx| {
             let app = owner.app.as_u128();
             tx.open_table(tables::IDEMPOTENCY)?.insert((app, key), bytes.as_slice())?;
@@ -51,6 +56,13 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// The row a stored response belongs to (its application and key), sealed with it.
+fn row(owner: Owner, key: &str) -> Vec<u8> {
+    let mut row = owner.app.as_u128().to_be_bytes().to_vec();
+    row.extend_from_slice(key.as_bytes());
+    row
 }
 
 /// Fills the age index from the records when a data file from before the index has

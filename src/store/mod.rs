@@ -19,6 +19,7 @@ pub mod queue;
 pub mod recovery;
 pub mod retention;
 pub mod scheduling;
+pub mod sealing;
 pub mod sessions;
 pub mod stats;
 mod tables;
@@ -53,7 +54,27 @@ pub struct Store {
     path: PathBuf,
     /// The page cache size it was opened with, to reopen it the same way.
     cache_mib: usize,
+    /// Seals payloads with the data file's key.
+    sealer: sealing::Sealer,
 }
+
+/// How to open a data file.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The page cache size, in MiB.
+    pub cache_mib: usize,
+    /// The payload key file; `None`: `payload.key` in the data directory.
+    pub payload_key_file: Option<PathBuf>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { cache_mib: DEFAULT_CACHE_MIB, payload_key_file: None }
+    }
+}
+
+/// The `meta` entry holding the id of the key the file's payloads are sealed with.
+const PAYLOAD_KEY_ID: &str = "payload_key_id";
 
 /// Errors that can tell whether they came from an I/O failure of the data file, after
 /// which the store must reopen it.
@@ -101,6 +122,9 @@ pub enum OpenError {
     /// Reading or writing the schema record failed.
     #[error("cannot initialise the data file {0}: {1}")]
     Init(PathBuf, StoreError),
+    /// The payload key is missing, wrong or unusable.
+    #[error(transparent)]
+    Key(#[from] sealing::KeyError),
 }
 
 /// A failure inside the store. These are never the caller's fault, so the API answers
@@ -135,6 +159,9 @@ pub enum StoreError {
         /// What the encoder said.
         source: serde_json::Error,
     },
+    /// A sealed value does not open with the payload key.
+    #[error(transparent)]
+    Sealed(#[from] sealing::OpenError),
 }
 
 macro_rules! store_error_from_redb {
@@ -174,23 +201,69 @@ impl StoreError {
 }
 
 impl Store {
-    /// Opens (or creates) the data file in `dir` with the default page cache, refusing if
-    /// another process has it open.
+    /// Opens (or creates) the data file in `dir` with the default settings (the payload
+    /// key in `dir`), refusing if another process has it open.
     pub fn open(dir: &Path) -> Result<Store, OpenError> {
-        Store::open_with_cache(dir, DEFAULT_CACHE_MIB)
+        Store::open_with(dir, &StoreOptions::default())
     }
 
-    /// Opens (or creates) the data file in `dir` with a page cache of `cache_mib` MiB.
-    pub fn open_with_cache(dir: &Path, cache_mib: usize) -> Result<Store, OpenError> {
+    /// Opens (or creates) the data file in `dir` with these settings. The payload key is
+    /// created with a new data file (or one written before payloads were sealed); for a
+    /// file whose payloads are sealed, a missing or different key is refused.
+    pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Store, OpenError> {
         std::fs::create_dir_all(dir).map_err(|e| OpenError::CreateDir(dir.to_path_buf(), e))?;
         let path = dir.join(DATA_FILE_NAME);
+        let cache_mib = options.cache_mib;
         let db = open_database(&path, cache_mib).map_err(|err| match err {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(path.clone()),
             other => OpenError::Database(path.clone(), DbError(other.into())),
         })?;
-        let store = Store { db: RwLock::new(Some(db)), broken: AtomicBool::new(false), path, cache_mib };
+        let key_file = options.payload_key_file.clone().unwrap_or_else(|| dir.join(sealing::KEY_FILE_NAME));
+        // A placeholder until the file says which key it wants (nothing is sealed before).
+        let sealer = sealing::Sealer::new(&[0; 32]);
+        let mut store = Store { db: RwLock::new(Some(db)), broken: AtomicBool::new(false), path, cache_mib, sealer };
         store.init_schema()?;
+        store.sealer = store.payload_key(&key_file)?;
         Ok(store)
+    }
+
+    /// The payload key for this data file: the one it records (which must be in
+    /// `key_file`), or, for a file that records none yet, the one in `key_file` (created
+    /// if absent), recorded now.
+    fn payload_key(&self, key_file: &Path) -> Result<sealing::Sealer, OpenError> {
+        let init = |err| OpenError::Init(self.path.clone(), err);
+        let recorded = self.read(|tx| Ok(tx.open_table(tables::META)?.get(PAYLOAD_KEY_ID)?.map(|v| v.value())));
+        match recorded.map_err(init)? {
+            Some(expected) => {
+                let expected_hex = format!("{expected:016x}");
+                let sealer = match sealing::load_or_create_key(key_file, false) {
+                    Ok((sealer, _)) => sealer,
+                    Err(sealing::KeyError::Io(path, err)) if err.kind() == ErrorKind::NotFound => {
+                        return Err(sealing::KeyError::Missing { path, id: expected_hex }.into());
+                    }
+                    Err(err) => return Err(err.into()),
+                };
+                if sealer.id() != expected {
+                    let found = sealer.key_id();
+                    return Err(sealing::KeyError::Wrong {
+                        path: key_file.to_path_buf(),
+                        found,
+                        expected: expected_hex,
+                    }
+                    .into());
+                }
+                Ok(sealer)
+            }
+            None => {
+                let (sealer, created) = sealing::load_or_create_key(key_file, true)?;
+                self.write(|tx| Ok(tx.open_table(tables::META)?.insert(PAYLOAD_KEY_ID, sealer.id()).map(|_| ())?))
+                    .map_err(init)?;
+                if created {
+                    tracing::info!(path = %key_file.display(), key = %sealer.key_id(), "payload key created: back it up with the data file");
+                }
+                Ok(sealer)
+            }
+        }
     }
 
     /// The data file's path.

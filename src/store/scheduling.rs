@@ -55,8 +55,8 @@ impl Store {
         policy: &impl RecordPolicy,
     ) -> Result<Written, StoreError> {
         self.write(|tx| {
-            let (published, first_attempts) = publish_in(tx, events, now_ms)?;
-            let recorded = record_in(tx, results, now_ms, policy)?;
+            let (published, first_attempts) = publish_in(tx, &self.sealer, events, now_ms)?;
+            let recorded = record_in(tx, &self.sealer, results, now_ms, policy)?;
             Ok(Written { published, first_attempts, recorded })
         })
     }

@@ -139,7 +139,7 @@ impl Store {
                 }
                 let (key, _) = entry?;
                 if let Some(record) = decode_found::<AttemptRecord>("attempts", attempts.get(key.value().1)?)? {
-                    out.recent_failures.push(record);
+                    out.recent_failures.push(self.opened(record)?);
                 }
             }
             Ok(out)

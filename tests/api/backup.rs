@@ -18,7 +18,15 @@ fn a_backup_taken_while_the_server_runs_restores_into_a_working_server() {
         resp.body
     };
     let endpoint = post("/v1/webhook_endpoints", json!({"url": "http://127.0.0.1:9/hooks", "enabled_events": ["*"]}));
-    let event = post("/v1/events", json!({"type": "verification_session.created", "data": {"id": "vks_1"}}));
+    // A unique marker in the payload, in an idempotent response, and in an endpoint's answer.
+    let marker = format!("marker-{}", ulid::Ulid::new());
+    let event = Req::new("POST", format!("{}/v1/events", server.base))
+        .key(TEST_KEY)
+        .header("Idempotency-Key", "backup-test")
+        .json(&json!({"type": "verification_session.created", "data": {"id": "vks_1", "note": marker}}))
+        .send();
+    assert_eq!(event.status, 200, "{}", event.text);
+    let event = event.body;
 
     #[cfg(unix)]
     {
@@ -61,15 +69,38 @@ fn a_backup_taken_while_the_server_runs_restores_into_a_working_server() {
     assert!(leftovers.is_empty(), "the server leaves no backup files behind: {leftovers:?}");
     assert_eq!(server.terminate(), Some(0));
 
+    // Payloads are encrypted at rest: the marker is in neither the data file nor the backup.
+    let contains = |path: &std::path::Path| {
+        let bytes = std::fs::read(path).unwrap();
+        bytes.windows(marker.len()).any(|w| w == marker.as_bytes())
+    };
+    assert!(!contains(&dir.path().join("data/stile.redb")), "the data file holds the payload in clear");
+    assert!(!contains(&backup), "the backup holds the payload in clear");
+
     // Restore: the copy in place of the data file of a new directory.
     let restored = tempfile::tempdir().unwrap();
     std::fs::create_dir(restored.path().join("data")).unwrap();
     std::fs::copy(&backup, restored.path().join("data/stile.redb")).unwrap();
+    // Without the payload key it refuses to start, saying why.
+    let keyless = stile_bin().current_dir(restored.path()).args(args).envs(env).output().unwrap();
+    assert!(!keyless.status.success());
+    let stderr = String::from_utf8_lossy(&keyless.stderr);
+    assert!(stderr.contains("payload key file") && stderr.contains("does not exist"), "{stderr}");
+    // A different key is refused too.
+    let key_path = restored.path().join("data/payload.key");
+    std::fs::write(&key_path, [9u8; 32]).unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&key_path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let wrong = stile_bin().current_dir(restored.path()).args(args).envs(env).output().unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("is not the one"), "{wrong:?}");
+    std::fs::copy(dir.path().join("data/payload.key"), &key_path).unwrap();
     let server = ServerProcess::start(restored.path(), &args, &env).unwrap();
     let get = |path: &str| Req::new("GET", format!("{}{path}", server.base)).key(TEST_KEY).send();
     let found = get(&format!("/v1/events/{}", event["id"].as_str().unwrap()));
     assert_eq!(found.status, 200, "{}", found.text);
     assert_eq!(found.body["data"], event["data"]);
+    assert_eq!(found.body["data"]["note"], marker.as_str(), "read back through the API");
     let found = get(&format!("/v1/webhook_endpoints/{}", endpoint["id"].as_str().unwrap()));
     assert_eq!(found.status, 200, "{}", found.text);
     assert_eq!(found.body["url"], "http://127.0.0.1:9/hooks");

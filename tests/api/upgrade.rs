@@ -79,6 +79,15 @@ fn a_data_file_of_the_previous_release_is_read_and_its_waiting_deliveries_go() {
     let attempts = get(&format!("/v1/webhook_endpoints/{ENDPOINT_B}/deliveries"));
     assert_eq!(attempts["data"][0]["status"], "succeeded", "{attempts}");
 
+    // Old payloads were written in clear and are read as they are; new ones are sealed.
+    let marker = format!("marker-{}", ulid::Ulid::new());
+    let fresh = server.publish("verification_session.created", json!({"id": "vks_new", "note": marker}));
+    assert_eq!(get(&format!("/v1/events/{}", fresh["id"].as_str().unwrap()))["data"]["note"], marker.as_str());
+    let file = std::fs::read(server.data_dir().join("stile.redb")).unwrap();
+    let holds = |text: &str| file.windows(text.len()).any(|w| w == text.as_bytes());
+    assert!(!holds(&marker), "a payload written now is encrypted");
+    assert!(holds("from the previous release"), "the old payload was left as it was");
+
     // The moved file opens again as it is now.
     let server = server.restart();
     assert_eq!(server.get("/v1/webhook_endpoints").body["data"].as_array().unwrap().len(), 2);
