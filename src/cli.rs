@@ -58,6 +58,12 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Encrypt every stored payload with a new payload key (while the server is stopped).
+    /// The old key is kept beside the new one for backups taken before.
+    RotatePayloadKey {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Manage API keys in the data file (while the server is stopped).
     Keys {
         /// What to do with keys.

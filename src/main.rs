@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Keys { action }) => keys(action),
         Some(Command::Compact { store }) => compact(&store),
+        Some(Command::RotatePayloadKey { store }) => rotate_payload_key(&store),
         Some(Command::Backup { file, url, token, store }) => backup(&file, url, token, &store),
         Some(Command::Trigger { event_type, url, api_key, config }) => trigger(&event_type, url, api_key, config),
     };
@@ -241,6 +242,22 @@ fn compact(args: &StoreArgs) -> anyhow::Result<()> {
         before,
         after,
         before.saturating_sub(after) as f64 / (1024.0 * 1024.0)
+    );
+    Ok(())
+}
+
+fn rotate_payload_key(args: &StoreArgs) -> anyhow::Result<()> {
+    let Loaded { config, .. } = load_config(&args.overrides())?;
+    let options = config.store_options();
+    let rotated = stile::store::key_rotation::rotate_payload_key(&config.server.data_dir, &options)?;
+    println!(
+        "payload key rotated: {} -> {}; re-encrypted {} payloads, {} response excerpts and {} stored responses",
+        rotated.old_key, rotated.new_key, rotated.payloads, rotated.responses, rotated.idempotency
+    );
+    println!(
+        "the new key is in {}; the old one is kept in {} (backups taken before now need it)",
+        options.key_file(&config.server.data_dir).display(),
+        rotated.old_key_file.display()
     );
     Ok(())
 }

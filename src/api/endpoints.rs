@@ -262,17 +262,27 @@ pub(crate) fn validate_event_types(
             format!("`{param}` must name at least one event type, or be [\"*\"] for all of them."),
         ));
     }
-    let mut unique: Vec<String> = Vec::with_capacity(events.len());
-    for (index, event) in events.into_iter().enumerate() {
-        if event != WILDCARD && !types.is_known(&event) {
-            let known: Vec<&str> = types.all().collect();
-            return Err(ApiError::invalid(
-                format!("{param}[{index}]"),
-                format!("Unknown event type `{event}`. Known types: {}, or \"*\" for all.", known.join(", ")),
-            ));
+    each_unique(param, events, |event| {
+        if event == WILDCARD || types.is_known(event) {
+            return Ok(());
         }
-        if !unique.contains(&event) {
-            unique.push(event);
+        let known: Vec<&str> = types.all().collect();
+        Err(format!("Unknown event type `{event}`. Known types: {}, or \"*\" for all.", known.join(", ")))
+    })
+}
+
+/// Checks each item of a list given as `param` with `check` (which says what is wrong with
+/// a bad one, reported as `param[index]`) and drops duplicates, keeping the order.
+pub(crate) fn each_unique(
+    param: &str,
+    items: Vec<String>,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Result<Vec<String>, ApiError> {
+    let mut unique: Vec<String> = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        check(&item).map_err(|message| ApiError::invalid(format!("{param}[{index}]"), message))?;
+        if !unique.contains(&item) {
+            unique.push(item);
         }
     }
     Ok(unique)
@@ -299,21 +309,13 @@ pub(crate) fn validate_labels(labels: Vec<String>) -> Result<Vec<String>, ApiErr
             format!("An endpoint carries at most {MAX_LABELS} labels (got {}).", labels.len()),
         ));
     }
-    let mut unique: Vec<String> = Vec::with_capacity(labels.len());
-    for (index, label) in labels.into_iter().enumerate() {
-        if !is_label(&label) {
-            return Err(ApiError::invalid(
-                format!("labels[{index}]"),
-                format!(
-                    "`{label}` is not a valid label: use 1 to {MAX_LABEL_CHARS} letters, digits or `. _ : / -`, like `billing` or `team:payments`."
-                ),
-            ));
-        }
-        if !unique.contains(&label) {
-            unique.push(label);
-        }
-    }
-    Ok(unique)
+    each_unique("labels", labels, |label| {
+        is_label(label).then_some(()).ok_or_else(|| {
+            format!(
+                "`{label}` is not a valid label: use 1 to {MAX_LABEL_CHARS} letters, digits or `. _ : / -`, like `billing` or `team:payments`."
+            )
+        })
+    })
 }
 
 /// Whether `label` follows the label rules (also used to check the `label` list filter).

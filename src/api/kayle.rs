@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::dialect::iso8601;
 use super::endpoints::{
-    EndpointChanges, NewEndpoint, label_filter, parse_id, validate_labels, validate_name, validate_retention_hours,
-    validate_url,
+    EndpointChanges, NewEndpoint, each_unique, label_filter, parse_id, validate_labels, validate_name,
+    validate_retention_hours, validate_url,
 };
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::PageParams;
@@ -287,20 +287,13 @@ fn validate_kayle_types(types: Vec<String>) -> Result<Vec<String>, ApiError> {
     if types.is_empty() {
         return Ok(KAYLE_NAMES.iter().map(|(kayle, _)| kayle.to_string()).collect());
     }
-    let mut unique: Vec<String> = Vec::with_capacity(types.len());
-    for (index, name) in types.into_iter().enumerate() {
-        if kayle_alias_of(&name).is_none() {
-            let known: Vec<&str> = KAYLE_NAMES.iter().map(|(kayle, _)| *kayle).collect();
-            return Err(ApiError::invalid(
-                format!("subscribed_event_types[{index}]"),
-                format!("Unknown event type `{name}`. Known types: {}; [] for all of them.", known.join(", ")),
-            ));
+    each_unique("subscribed_event_types", types, |name| {
+        if kayle_alias_of(name).is_some() {
+            return Ok(());
         }
-        if !unique.contains(&name) {
-            unique.push(name);
-        }
-    }
-    Ok(unique)
+        let known: Vec<&str> = KAYLE_NAMES.iter().map(|(kayle, _)| *kayle).collect();
+        Err(format!("Unknown event type `{name}`. Known types: {}; [] for all of them.", known.join(", ")))
+    })
 }
 
 /// The 404 for an endpoint.

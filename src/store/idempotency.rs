@@ -35,7 +35,7 @@ impl Store {
             decode_found(TABLE, table.get((owner.app.as_u128(), key))?)
         })?;
         let Some(mut record) = found else { return Ok(None) };
-        record.body = self.sealer.open_text(&row(owner, key), record.body)?;
+        record.body = self.sealer.open_text(&row(owner.app.as_u128(), key), record.body)?;
         Ok(Some(record))
     }
 
@@ -46,8 +46,10 @@ impl Store {
         key: &str,
         record: &IdempotencyRecord,
     ) -> Result<(), StoreError> {
-        let sealed =
-            IdempotencyRecord { body: self.sealer.seal_text(&row(owner, key), &record.body), ..record.clone() };
+        let sealed = IdempotencyRecord {
+            body: self.sealer.seal_text(&row(owner.app.as_u128(), key), &record.body),
+            ..record.clone()
+        };
         let bytes = encode(TABLE, &sealed)?;
         self.write(|tx| {
             let app = owner.app.as_u128();
@@ -59,8 +61,8 @@ impl Store {
 }
 
 /// The row a stored response belongs to (its application and key), sealed with it.
-fn row(owner: Owner, key: &str) -> Vec<u8> {
-    let mut row = owner.app.as_u128().to_be_bytes().to_vec();
+pub(super) fn row(app: u128, key: &str) -> Vec<u8> {
+    let mut row = app.to_be_bytes().to_vec();
     row.extend_from_slice(key.as_bytes());
     row
 }

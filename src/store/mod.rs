@@ -13,6 +13,7 @@ pub mod endpoints;
 pub mod events;
 pub mod health;
 pub mod idempotency;
+pub mod key_rotation;
 mod migrate;
 pub mod pagination;
 pub mod queue;
@@ -65,6 +66,13 @@ pub struct StoreOptions {
     pub cache_mib: usize,
     /// The payload key file; `None`: `payload.key` in the data directory.
     pub payload_key_file: Option<PathBuf>,
+}
+
+impl StoreOptions {
+    /// The payload key file for a data file in `dir`.
+    pub fn key_file(&self, dir: &Path) -> PathBuf {
+        self.payload_key_file.clone().unwrap_or_else(|| dir.join(sealing::KEY_FILE_NAME))
+    }
 }
 
 impl Default for StoreOptions {
@@ -211,6 +219,19 @@ impl Store {
     /// created with a new data file (or one written before payloads were sealed); for a
     /// file whose payloads are sealed, a missing or different key is refused.
     pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Store, OpenError> {
+        let key_file = options.key_file(dir);
+        let pending = sealing::pending_key_path(&key_file);
+        if pending.exists() {
+            return Err(sealing::KeyError::RotationUnfinished(pending).into());
+        }
+        let mut store = Store::open_without_key(dir, options)?;
+        store.sealer = store.payload_key(&key_file)?;
+        Ok(store)
+    }
+
+    /// Opens the data file with a placeholder key that has sealed nothing, for the key
+    /// rotation, which chooses its keys itself.
+    fn open_without_key(dir: &Path, options: &StoreOptions) -> Result<Store, OpenError> {
         std::fs::create_dir_all(dir).map_err(|e| OpenError::CreateDir(dir.to_path_buf(), e))?;
         let path = dir.join(DATA_FILE_NAME);
         let cache_mib = options.cache_mib;
@@ -218,13 +239,20 @@ impl Store {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(path.clone()),
             other => OpenError::Database(path.clone(), DbError(other.into())),
         })?;
-        let key_file = options.payload_key_file.clone().unwrap_or_else(|| dir.join(sealing::KEY_FILE_NAME));
-        // A placeholder until the file says which key it wants (nothing is sealed before).
         let sealer = sealing::Sealer::new(&[0; 32]);
-        let mut store = Store { db: RwLock::new(Some(db)), broken: AtomicBool::new(false), path, cache_mib, sealer };
+        let store = Store { db: RwLock::new(Some(db)), broken: AtomicBool::new(false), path, cache_mib, sealer };
         store.init_schema()?;
-        store.sealer = store.payload_key(&key_file)?;
         Ok(store)
+    }
+
+    /// The id of the key the data file's payloads are sealed with, if it records one.
+    fn recorded_key_id(&self) -> Result<Option<u64>, StoreError> {
+        self.read(|tx| Ok(tx.open_table(tables::META)?.get(PAYLOAD_KEY_ID)?.map(|v| v.value())))
+    }
+
+    /// Records `id` as the key the data file's payloads are sealed with.
+    fn record_key_id(&self, id: u64) -> Result<(), StoreError> {
+        self.write(|tx| Ok(tx.open_table(tables::META)?.insert(PAYLOAD_KEY_ID, id).map(|_| ())?))
     }
 
     /// The payload key for this data file: the one it records (which must be in
@@ -232,8 +260,7 @@ impl Store {
     /// if absent), recorded now.
     fn payload_key(&self, key_file: &Path) -> Result<sealing::Sealer, OpenError> {
         let init = |err| OpenError::Init(self.path.clone(), err);
-        let recorded = self.read(|tx| Ok(tx.open_table(tables::META)?.get(PAYLOAD_KEY_ID)?.map(|v| v.value())));
-        match recorded.map_err(init)? {
+        match self.recorded_key_id().map_err(init)? {
             Some(expected) => {
                 let expected_hex = format!("{expected:016x}");
                 let sealer = match sealing::load_or_create_key(key_file, false) {
@@ -256,8 +283,7 @@ impl Store {
             }
             None => {
                 let (sealer, created) = sealing::load_or_create_key(key_file, true)?;
-                self.write(|tx| Ok(tx.open_table(tables::META)?.insert(PAYLOAD_KEY_ID, sealer.id()).map(|_| ())?))
-                    .map_err(init)?;
+                self.record_key_id(sealer.id()).map_err(init)?;
                 if created {
                     tracing::info!(path = %key_file.display(), key = %sealer.key_id(), "payload key created: back it up with the data file");
                 }

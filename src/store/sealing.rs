@@ -55,6 +55,11 @@ pub enum KeyError {
         /// The id the data file records.
         id: String,
     },
+    /// `stile rotate-payload-key` was interrupted.
+    #[error(
+        "a payload key rotation was interrupted (the new key is in {0}): run `stile rotate-payload-key` again to finish it before starting the server"
+    )]
+    RotationUnfinished(PathBuf),
     /// The key is not the one the data file's payloads were sealed with.
     #[error(
         "the payload key in {path} (key {found}) is not the one this data file's payloads are encrypted with (key {expected}): use the right key file"
@@ -146,11 +151,32 @@ impl Sealer {
 
     /// The plaintext of a stored text field: opened if sealed, as it is otherwise.
     pub fn open_text(&self, row: &[u8], stored: String) -> Result<String, OpenError> {
-        let Some(encoded) = stored.strip_prefix(TEXT_PREFIX) else { return Ok(stored) };
-        let sealed = base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded).map_err(|_| OpenError)?;
-        let plain = self.open(row, &sealed)?.into_owned();
-        String::from_utf8(plain).map_err(|_| OpenError)
+        open_text_with(row, stored, |row, sealed| self.open(row, sealed).map(Cow::into_owned))
     }
+}
+
+/// The plaintext of a stored text field, opening a sealed one with `open`.
+pub fn open_text_with(
+    row: &[u8],
+    stored: String,
+    open: impl FnOnce(&[u8], &[u8]) -> Result<Vec<u8>, OpenError>,
+) -> Result<String, OpenError> {
+    let Some(encoded) = stored.strip_prefix(TEXT_PREFIX) else { return Ok(stored) };
+    let sealed = base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded).map_err(|_| OpenError)?;
+    String::from_utf8(open(row, &sealed)?).map_err(|_| OpenError)
+}
+
+/// Where a key rotation keeps the new key until it is done: `<key file>.new`.
+pub fn pending_key_path(key_file: &Path) -> PathBuf {
+    let mut name = key_file.as_os_str().to_owned();
+    name.push(".new");
+    PathBuf::from(name)
+}
+
+/// The plaintext of a value during a rotation: sealed with `new` (already rotated), with
+/// `old`, or plaintext.
+pub fn open_either<'a>(new: &Sealer, old: &Sealer, row: &[u8], stored: &'a [u8]) -> Result<Cow<'a, [u8]>, OpenError> {
+    new.open(row, stored).or_else(|_| old.open(row, stored))
 }
 
 /// Reads the key in `path`, or creates one there (0600) when `create` allows it and the

@@ -105,3 +105,76 @@ fn a_backup_taken_while_the_server_runs_restores_into_a_working_server() {
     assert_eq!(found.status, 200, "{}", found.text);
     assert_eq!(found.body["url"], "http://127.0.0.1:9/hooks");
 }
+
+#[test]
+fn rotating_the_payload_key_reencrypts_everything_and_an_interrupted_rotation_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--listen", "127.0.0.1:0", "--data-dir", "data"];
+    let env = [("STILE_AUTH_KEYS", TEST_KEY)];
+    let marker = format!("marker-{}", ulid::Ulid::new());
+    let server = ServerProcess::start(dir.path(), &args, &env).unwrap();
+    let publish = |base: &str, note: &str| {
+        let resp = Req::new("POST", format!("{base}/v1/events"))
+            .key(TEST_KEY)
+            .json(&json!({"type": "verification_session.created", "data": {"id": "vks_1", "note": note}}))
+            .send();
+        assert_eq!(resp.status, 200, "{}", resp.text);
+        resp.body["id"].as_str().unwrap().to_string()
+    };
+    let first = publish(&server.base, &marker);
+    // Refused while the server runs (it holds the data file).
+    let busy = stile_bin().current_dir(dir.path()).args(["rotate-payload-key", "--data-dir", "data"]).output().unwrap();
+    assert!(!busy.status.success());
+    assert_eq!(server.terminate(), Some(0));
+
+    let key_file = dir.path().join("data/payload.key");
+    let old_key = std::fs::read(&key_file).unwrap();
+    let rotate =
+        || stile_bin().current_dir(dir.path()).args(["rotate-payload-key", "--data-dir", "data"]).output().unwrap();
+    let out = rotate();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("re-encrypted 1 payloads"), "{stdout}");
+    let new_key = std::fs::read(&key_file).unwrap();
+    assert_ne!(new_key, old_key);
+    let kept: Vec<_> = std::fs::read_dir(dir.path().join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("payload.key.old-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the old key is kept");
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), old_key);
+
+    // The old key no longer opens the data file; the new one reads the event back.
+    std::fs::write(&key_file, &old_key).unwrap();
+    let refused = stile_bin().current_dir(dir.path()).args(args).envs(env).output().unwrap();
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is not the one"), "{refused:?}");
+    std::fs::write(&key_file, &new_key).unwrap();
+    let server = ServerProcess::start(dir.path(), &args, &env).unwrap();
+    let found = Req::new("GET", format!("{}/v1/events/{first}", server.base)).key(TEST_KEY).send();
+    assert_eq!(found.body["data"]["note"], marker.as_str(), "{}", found.text);
+    let second = publish(&server.base, "second");
+    assert_eq!(server.terminate(), Some(0));
+
+    // An interrupted rotation: the new key was written, nothing re-sealed yet. The server
+    // refuses to start until the rotation is run again, which finishes it.
+    let pending = dir.path().join("data/payload.key.new");
+    std::fs::write(&pending, [5u8; 32]).unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&pending, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let stopped = stile_bin().current_dir(dir.path()).args(args).envs(env).output().unwrap();
+    assert!(String::from_utf8_lossy(&stopped.stderr).contains("rotation was interrupted"), "{stopped:?}");
+    let out = rotate();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 2 payloads"));
+    assert_eq!(std::fs::read(&key_file).unwrap(), [5u8; 32], "the pending key is the key now");
+    assert!(!pending.exists());
+    let server = ServerProcess::start(dir.path(), &args, &env).unwrap();
+    for (id, note) in [(&first, marker.as_str()), (&second, "second")] {
+        let found = Req::new("GET", format!("{}/v1/events/{id}", server.base)).key(TEST_KEY).send();
+        assert_eq!(found.body["data"]["note"], note, "{}", found.text);
+    }
+    assert_eq!(server.terminate(), Some(0));
+    let file = std::fs::read(dir.path().join("data/stile.redb")).unwrap();
+    assert!(!file.windows(marker.len()).any(|w| w == marker.as_bytes()));
+}
