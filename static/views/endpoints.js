@@ -100,11 +100,12 @@ function secretOnce(endpoint, title) {
 
 /** The create/edit form. `initial` is an endpoint when editing. */
 async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
-  const types = (await api('GET', '/v1/event_types')).data.map((t) => t.name);
+  const types = (await api('GET', '/v1/event_types')).data;
   const chosen = new Set(initial ? initial.enabled_events : ['*']);
   const url = h('input', { type: 'url', name: 'url', required: true, placeholder: 'http://localhost:3000/webhooks', value: initial ? initial.url : '' });
   const all = h('input', { type: 'checkbox', name: 'all_events', checked: chosen.has('*') });
-  const boxes = types.map((t) => h('input', { type: 'checkbox', name: 'event', value: t, checked: chosen.has(t) }));
+  const boxes = types.map((t) => h('input', { type: 'checkbox', name: 'event', value: t.name, checked: chosen.has(t.name) }));
+  const aliasOf = new Map(types.map((t) => [t.name, t.alias_of]));
   const syncBoxes = () => boxes.forEach((b) => { b.disabled = all.checked; });
   all.addEventListener('change', syncBoxes);
   syncBoxes();
@@ -120,7 +121,8 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     field('URL', url, 'Where stile POSTs events. http:// is fine for localhost in development mode.'),
     h('fieldset', {}, h('legend', {}, 'Events'),
       h('label', { class: 'check' }, all, ' All events (including types added later)'),
-      h('div', { class: 'checks' }, boxes.map((b) => h('label', { class: 'check' }, b, ' ', b.value)))),
+      h('div', { class: 'checks' }, boxes.map((b) => h('label', { class: 'check' }, b, ' ', b.value,
+        aliasOf.get(b.value) ? h('span', { class: 'muted' }, ` (Kayle's name for ${aliasOf.get(b.value)})`) : null)))),
     field('Name', name, 'Optional: how people recognise it, up to 120 characters.'),
     field('Labels', labels, 'Up to 8, separated by spaces or commas; letters, digits and . _ : / - each.'),
     field('Description', description),

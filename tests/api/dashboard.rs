@@ -249,6 +249,7 @@ fn endpoints_are_edited_and_rotated_and_deliveries_paginate_and_retry_now() {
         // Edit: description, one event type instead of all, metadata.
         page.open(&format!("{}/#/endpoints/{endpoint_id}", server.base)).await;
         page.click_button("Edit").await;
+        page.wait_text("form", "Kayle's name for verification_session.verified").await;
         page.type_into("input[name=description]", "Edited in the dashboard").await;
         page.find("input[name=all_events]").await.click().await.unwrap();
         page.find("input[name=event][value='verification_session.verified']").await.click().await.unwrap();
