@@ -87,6 +87,9 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// If set, `GET /metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: String,
+    /// The server's address as people reach it (behind a proxy: `https://hooks.example.com`),
+    /// for the links it hands out (portal sessions); empty: `http://<listen>`.
+    pub public_url: String,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +100,7 @@ impl Default for ServerConfig {
             mode: RunMode::Development,
             request_timeout: Duration::from_secs(10),
             metrics_token: String::new(),
+            public_url: String::new(),
         }
     }
 }
@@ -313,6 +317,25 @@ impl Config {
         d.mul_f64(self.delivery.time_scale)
     }
 
+    /// The base of links the server hands out: `server.public_url` without a trailing
+    /// slash, else `http://<listen>` (loopback if it listens on every address).
+    pub fn public_base(&self) -> String {
+        if !self.server.public_url.is_empty() {
+            return self.server.public_url.trim_end_matches('/').to_string();
+        }
+        self.local_base()
+    }
+
+    /// `http://<listen>`, with loopback for an unspecified address: where a command on the
+    /// same machine reaches the server.
+    pub fn local_base(&self) -> String {
+        let mut listen = self.server.listen;
+        if listen.ip().is_unspecified() {
+            listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{listen}")
+    }
+
     /// How to open the data file (`[store]`).
     pub fn store_options(&self) -> crate::store::StoreOptions {
         let key = &self.store.payload_key_file;
@@ -332,6 +355,15 @@ impl Config {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.server.request_timeout.is_zero() || self.server.request_timeout > Duration::from_secs(300) {
             return Err(("server.request_timeout", "must be between 1ms and 5m".into()));
+        }
+        if !self.server.public_url.is_empty()
+            && !url::Url::parse(&self.server.public_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        {
+            return Err((
+                "server.public_url",
+                "must be an http:// or https:// URL, like https://hooks.example.com".into(),
+            ));
         }
         if !(1..=65_536).contains(&self.store.cache_mib) {
             return Err(("store.cache_mib", format!("must be between 1 and 65536, got {}", self.store.cache_mib)));

@@ -74,6 +74,8 @@ error_codes! {
     ApiKeyMissing => (UNAUTHORIZED, "authentication_error", "api_key_missing"),
     /// The API key sent is not one this server knows.
     ApiKeyInvalid => (UNAUTHORIZED, "authentication_error", "api_key_invalid"),
+    /// The portal session's link has expired (or was revoked after the page loaded).
+    PortalSessionExpired => (UNAUTHORIZED, "authentication_error", "portal_session_expired"),
     /// The API key may not do this (an app-restricted key managing applications).
     PermissionDenied => (FORBIDDEN, "permission_error", "insufficient_permissions"),
     /// The `Idempotency-Key` header is empty, too long or not printable ASCII.

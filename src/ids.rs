@@ -142,6 +142,12 @@ define_id!(
     "vks_"
 );
 define_id!(
+    /// A portal session (`ps_...`): a link that signs one application's customer in to the
+    /// app portal.
+    PortalSessionId,
+    "ps_"
+);
+define_id!(
     /// An application (`app_...`): a tenant that owns endpoints, events, deliveries and
     /// sessions.
     AppId,

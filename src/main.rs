@@ -192,7 +192,7 @@ fn trigger(
         Some(url) => url,
         None => {
             let overrides = stile::config::Overrides { config_path: config, ..Default::default() };
-            format!("http://{}", load_config(&overrides)?.config.server.listen)
+            load_config(&overrides)?.config.local_base()
         }
     };
     let key = api_key.ok_or_else(|| {
@@ -208,13 +208,7 @@ fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
 
 fn backup(file: &std::path::Path, url: Option<String>, token: Option<String>, args: &StoreArgs) -> anyhow::Result<()> {
     let Loaded { config, .. } = load_config(&args.overrides())?;
-    let base = url.unwrap_or_else(|| {
-        let mut listen = config.server.listen;
-        if listen.ip().is_unspecified() {
-            listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        format!("http://{listen}")
-    });
+    let base = url.unwrap_or_else(|| config.local_base());
     let token = match token {
         Some(token) => token,
         None => stile::admin::read_token(&config.server.data_dir).with_context(|| {

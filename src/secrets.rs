@@ -32,6 +32,17 @@ pub fn new_admin_token() -> String {
     format!("stile_admin_{}", hex::encode(bytes))
 }
 
+/// What every portal token starts with, so the key check knows one when it sees it.
+pub const PORTAL_TOKEN_PREFIX: &str = "stile_portal_";
+
+/// A new portal token: [`PORTAL_TOKEN_PREFIX`] + 64 hex characters (32 random bytes).
+/// Stored only as its SHA-256 ([`hash_api_key`]).
+pub fn new_portal_token() -> String {
+    let mut bytes = [0u8; 32];
+    random_bytes(&mut bytes);
+    format!("{PORTAL_TOKEN_PREFIX}{}", hex::encode(bytes))
+}
+
 /// A new API key of the given mode: prefix + 32 base62 characters.
 pub fn new_api_key(mode: Mode) -> String {
     let mut key = String::from(mode.key_prefix());

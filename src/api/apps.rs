@@ -146,7 +146,7 @@ fn uid_taken(uid: &str, taken: UidTaken) -> ApiError {
 
 /// Finds the application `raw` names (id or uid) in the caller's mode, or answers 404
 /// (as for every application but its own, to a restricted key).
-async fn require_app(state: &web::Data<AppState>, caller: Caller, raw: &str) -> Result<AppRecord, ApiError> {
+pub(super) async fn require_app(state: &web::Data<AppState>, caller: Caller, raw: &str) -> Result<AppRecord, ApiError> {
     let name = raw.to_string();
     let found = blocking(state, move |store| store.find_app(caller.mode, &name)).await?;
     found.filter(|app| caller.may_act_on(app.id)).ok_or_else(|| ApiError::not_found("application", raw))

@@ -15,7 +15,7 @@ use super::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::AppId;
 use crate::mode::Mode;
-use crate::secrets::hash_api_key;
+use crate::secrets::{PORTAL_TOKEN_PREFIX, hash_api_key};
 use crate::store::api_keys::ApiKeyRecord;
 use crate::store::apps::Owner;
 
@@ -157,17 +157,23 @@ async fn authenticate(
     app_header: bool,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let caller = presented_key(req.headers().get(header::AUTHORIZATION)).and_then(|presented| {
-        let found = state.as_ref().and_then(|s| {
-            s.keys.grant_of(&presented).map(|grant| match grant.app {
-                Some(app) => Caller { mode: grant.mode, owner: Owner { app, mode: grant.mode }, restricted: true },
-                None => Caller { mode: grant.mode, owner: s.default_apps.of(grant.mode), restricted: false },
+    let caller = match (presented_key(req.headers().get(header::AUTHORIZATION)), &state) {
+        (Err(err), _) => Err(err),
+        (Ok(presented), Some(state)) if presented.starts_with(PORTAL_TOKEN_PREFIX) => {
+            portal_caller(state, &presented, req.method().as_str(), req.path()).await
+        }
+        (Ok(presented), state) => {
+            let found = state.as_ref().and_then(|s| {
+                s.keys.grant_of(&presented).map(|grant| match grant.app {
+                    Some(app) => Caller { mode: grant.mode, owner: Owner { app, mode: grant.mode }, restricted: true },
+                    None => Caller { mode: grant.mode, owner: s.default_apps.of(grant.mode), restricted: false },
+                })
+            });
+            found.ok_or_else(|| {
+                ApiError::new(ErrorCode::ApiKeyInvalid, format!("Invalid API key provided: {}.", redact(&presented)))
             })
-        });
-        found.ok_or_else(|| {
-            ApiError::new(ErrorCode::ApiKeyInvalid, format!("Invalid API key provided: {}.", redact(&presented)))
-        })
-    });
+        }
+    };
     let named = req.headers().get(APP_HEADER).filter(|_| app_header);
     let caller = match (caller, state, named) {
         (Ok(caller), Some(state), Some(value)) => named_app(&state, caller, value).await,
@@ -180,6 +186,25 @@ async fn authenticate(
         }
         Err(err) => Ok(req.error_response(err).map_into_right_body()),
     }
+}
+
+/// The caller a portal token makes: restricted to its session's application, on the
+/// portal's routes only (and reading only, for a read-only session). An unknown token is
+/// an invalid key; an expired one says so, so the portal can tell its user.
+async fn portal_caller(state: &web::Data<AppState>, token: &str, method: &str, path: &str) -> Result<Caller, ApiError> {
+    let hash = hash_api_key(token);
+    let found = super::blocking(state, move |store| store.portal_session(&hash)).await?;
+    let Some(session) = found else {
+        return Err(ApiError::new(
+            ErrorCode::ApiKeyInvalid,
+            format!("Invalid portal token provided: {}.", redact(token)),
+        ));
+    };
+    if session.expires_at <= state.engine.clock().now() {
+        return Err(ApiError::new(ErrorCode::PortalSessionExpired, "This portal link has expired. Ask for a new one."));
+    }
+    super::portal_sessions::portal_allows(method, path, session.read_only)?;
+    Ok(Caller { mode: session.mode, owner: session.owner(), restricted: true })
 }
 
 /// The applications `Stile-App` values named, by (mode, id or uid), so a request through

@@ -21,6 +21,7 @@ pub mod list;
 pub mod metadata;
 pub mod metrics;
 pub mod openapi;
+pub mod portal_sessions;
 pub mod stats;
 pub mod verification_sessions;
 
@@ -117,6 +118,7 @@ pub fn configure(cfg: &mut Routes) {
                 .wrap(from_fn(idempotency::idempotent_posts))
                 .wrap(from_fn(auth::require_api_key))
                 .configure(apps::configure)
+                .configure(portal_sessions::configure)
                 .configure(endpoints::configure)
                 .configure(endpoint_actions::configure)
                 .configure(deliveries::configure)

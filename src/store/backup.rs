@@ -95,6 +95,8 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
     add(copy(from, to, tables::EVENT_BODIES)?);
     add(copy(from, to, tables::EVENT_PENDING)?);
     add(copy(from, to, tables::UNDELIVERED_HOLDS)?);
+    add(copy(from, to, tables::PORTAL_SESSIONS)?);
+    add(copy(from, to, tables::PORTAL_SESSIONS_BY_APP)?);
     add(copy(from, to, tables::ATTEMPTS)?);
     add(copy(from, to, tables::ENDPOINT_ATTEMPTS)?);
     add(copy(from, to, tables::EVENT_ATTEMPTS)?);

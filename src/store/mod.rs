@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod key_rotation;
 mod migrate;
 pub mod pagination;
+pub mod portal_sessions;
 pub mod queue;
 pub mod recovery;
 pub mod retention;
@@ -320,6 +321,8 @@ impl Store {
                 tx.open_table(tables::EVENT_BODIES)?;
                 tx.open_table(tables::EVENT_PENDING)?;
                 tx.open_table(tables::UNDELIVERED_HOLDS)?;
+                tx.open_table(tables::PORTAL_SESSIONS)?;
+                tx.open_table(tables::PORTAL_SESSIONS_BY_APP)?;
                 tx.open_table(tables::ATTEMPTS)?;
                 tx.open_table(tables::ENDPOINT_ATTEMPTS)?;
                 tx.open_table(tables::EVENT_ATTEMPTS)?;

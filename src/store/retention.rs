@@ -34,6 +34,8 @@ pub struct Pruned {
     pub stats: usize,
     /// Age-index entries of idempotency keys that were stored again later.
     pub stale_entries: usize,
+    /// Portal sessions past their expiry.
+    pub portal_sessions: usize,
     /// Whether some table had more old entries than the batch took: call again.
     pub more: bool,
 }
@@ -47,6 +49,7 @@ impl std::ops::AddAssign for Pruned {
         self.sessions += batch.sessions;
         self.stats += batch.stats;
         self.stale_entries += batch.stale_entries;
+        self.portal_sessions += batch.portal_sessions;
         self.more |= batch.more;
     }
 }
@@ -54,7 +57,13 @@ impl std::ops::AddAssign for Pruned {
 impl Pruned {
     /// Entries removed, all tables together.
     pub fn removed(&self) -> usize {
-        self.events + self.attempts + self.idempotency + self.sessions + self.stats + self.stale_entries
+        self.events
+            + self.attempts
+            + self.idempotency
+            + self.sessions
+            + self.stats
+            + self.stale_entries
+            + self.portal_sessions
     }
 }
 
@@ -143,6 +152,9 @@ fn prune_in(
         pruned.stats += stats;
         pruned.more |= more;
     }
+    let (sessions, more) = super::portal_sessions::prune_expired_in(tx, (cutoffs.now_ms / 1000) as i64, limit)?;
+    pruned.portal_sessions = sessions;
+    pruned.more |= more;
     let (idempotency, entries, more) = prune_idempotency(tx, cutoffs.idempotency_secs, limit)?;
     pruned.idempotency = idempotency;
     pruned.stale_entries = entries - idempotency;

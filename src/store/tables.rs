@@ -64,6 +64,15 @@ pub const EVENT_BODIES: TableDefinition<u128, &[u8]> = TableDefinition::new("eve
 /// `retention.events`.
 pub const UNDELIVERED_HOLDS: TableDefinition<u128, u64> = TableDefinition::new("undelivered_holds");
 
+/// Portal sessions: SHA-256 of the token → [`super::portal_sessions::PortalSessionRecord`]
+/// as JSON. The token itself is never stored.
+pub const PORTAL_SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("portal_sessions");
+
+/// Portal sessions by application: (app, session id) → the token's SHA-256, to revoke one
+/// by id and all of a deleted application's.
+pub const PORTAL_SESSIONS_BY_APP: TableDefinition<(u128, u128), &[u8; 32]> =
+    TableDefinition::new("portal_sessions_by_app");
+
 /// `pending_webhooks`: event id → deliveries of the event not yet final. Absent means 0.
 pub const EVENT_PENDING: TableDefinition<u128, u32> = TableDefinition::new("event_pending");
 

@@ -22,6 +22,7 @@ mod kayle;
 mod logs;
 mod openapi;
 mod overview;
+mod portal;
 mod recovery;
 mod retention;
 mod sessions;

@@ -40,6 +40,8 @@ const NAMED_ROUTES: &[&str] = &[
     "GET /v1/apps/{id}",
     "POST /v1/apps/{id}",
     "DELETE /v1/apps/{id}",
+    "POST /v1/apps/{id}/portal_sessions",
+    "DELETE /v1/apps/{id}/portal_sessions/{session_id}",
     "GET /apps/{appId}/webhooks",
     "POST /apps/{appId}/webhooks",
     "PUT /apps/{appId}/webhooks/{webhookId}",
@@ -81,6 +83,7 @@ fn concrete(path: &str) -> String {
         .replace("/events/{id}", "/events/evt_01JD8Y6QK4N2V7X3ZB5C9R1T0M")
         .replace("/verification_sessions/{id}", "/verification_sessions/vks_01JD8Y6QK4N2V7X3ZB5C9R1T0M")
         .replace("{action}", "verify")
+        .replace("{session_id}", "ps_01JD8Y6QK4N2V7X3ZB5C9R1T0M")
         .replace("/apps/{id}", "/apps/app_01JD8Y6QK4N2V7X3ZB5C9R1T0M")
         .replace("/webhooks/endpoints/{id}", "/webhooks/endpoints/we_01JD8Y6QK4N2V7X3ZB5C9R1T0M")
         .replace("{appId}", "acme")

@@ -1,0 +1,236 @@
+//! `/v1/apps/:id/portal_sessions`: links that sign one application's customer in to the
+//! app portal, each with a token that works only on the portal's routes and only for
+//! that application ([`portal_allows`]).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, delete, post, web};
+use serde::{Deserialize, Serialize};
+
+use super::extract::JsonBody;
+use super::{AppState, Caller, Routes, blocking};
+use crate::error::{ApiError, ErrorCode};
+use crate::ids::PortalSessionId;
+use crate::secrets::{hash_api_key, new_portal_token};
+use crate::store::portal_sessions::PortalSessionRecord;
+
+/// The OpenAPI tag of these routes.
+const TAG: &str = "Applications";
+
+/// How long a session lasts when the request says nothing.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The longest a session may last.
+const MAX_LIFETIME: Duration = Duration::from_secs(7 * 86_400);
+
+/// Mounts the routes.
+pub fn configure(cfg: &mut Routes) {
+    cfg.service(create_portal_session).service(revoke_portal_session);
+}
+
+/// The body of `POST /v1/apps/:id/portal_sessions`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"expires_in": "1h", "read_only": false}))]
+pub struct PortalSessionIn {
+    /// How long the link works: a duration like `"1h"` or `"3days"` (default 1 h, at
+    /// most 7 days).
+    #[schema(value_type = String, examples("1h"))]
+    pub expires_in: Option<String>,
+    /// Whether the portal may only look (default false).
+    pub read_only: Option<bool>,
+}
+
+/// A portal session, as created.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PortalSession {
+    /// `ps_...`, to revoke it by.
+    pub id: PortalSessionId,
+    /// Always `"portal_session"`.
+    pub object: &'static str,
+    /// The link that opens the portal signed in to the application (the token is in the
+    /// fragment, so it never reaches a server's or proxy's logs).
+    pub url: String,
+    /// The token itself (`stile_portal_...`), shown this once; only its hash is stored.
+    pub token: String,
+    /// When the token stops working (Unix seconds).
+    pub expires_at: i64,
+    /// Whether the portal may only look.
+    pub read_only: bool,
+}
+
+/// The revoke response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PortalSessionRevoked {
+    /// The session's id.
+    pub id: PortalSessionId,
+    /// Always `"portal_session"`.
+    pub object: &'static str,
+    /// Always true.
+    pub deleted: bool,
+}
+
+/// Parses `expires_in`: a duration from 1 second to 7 days.
+fn lifetime(expires_in: Option<&str>) -> Result<Duration, ApiError> {
+    let Some(text) = expires_in else { return Ok(DEFAULT_LIFETIME) };
+    let duration = humantime::parse_duration(text).map_err(|e| {
+        ApiError::invalid("expires_in", format!("`expires_in` must be a duration like \"1h\" or \"3days\" ({e})."))
+    })?;
+    if duration < Duration::from_secs(1) || duration > MAX_LIFETIME {
+        return Err(ApiError::invalid("expires_in", "`expires_in` must be between 1 second and 7 days."));
+    }
+    Ok(duration)
+}
+
+/// Create a portal session.
+///
+/// A link to the app portal signed in to this one application, for its customer. The
+/// token is in this answer only.
+#[utoipa::path(tag = TAG, params(("id" = String, Path, description = "The application's id or uid.")),
+    request_body = PortalSessionIn,
+    responses((status = 200, description = "The session, its link and token.", body = PortalSession)))]
+#[post("/apps/{id}/portal_sessions")]
+async fn create_portal_session(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: JsonBody<PortalSessionIn>,
+) -> Result<HttpResponse, ApiError> {
+    let lifetime = lifetime(body.0.expires_in.as_deref())?;
+    let read_only = body.0.read_only.unwrap_or(false);
+    let app = super::apps::require_app(&state, caller, &path).await?;
+    let now = state.engine.clock().now();
+    let token = new_portal_token();
+    let record = PortalSessionRecord {
+        id: PortalSessionId::new(),
+        app: app.id,
+        mode: app.mode,
+        created: now,
+        expires_at: now + lifetime.as_secs() as i64,
+        read_only,
+    };
+    let hash = hash_api_key(&token);
+    let stored = record.clone();
+    blocking(&state, move |store| store.insert_portal_session(&hash, &stored)).await?;
+    Ok(HttpResponse::Ok().json(PortalSession {
+        id: record.id,
+        object: "portal_session",
+        url: format!("{}/portal/#token={token}", state.config.public_base()),
+        token,
+        expires_at: record.expires_at,
+        read_only,
+    }))
+}
+
+/// Revoke a portal session.
+///
+/// Its token stops working at once.
+#[utoipa::path(tag = TAG, params(("id" = String, Path, description = "The application's id or uid."),
+        ("session_id" = PortalSessionId, Path, description = "The session's id.")),
+    responses((status = 200, description = "The session is revoked.", body = PortalSessionRevoked)))]
+#[delete("/apps/{id}/portal_sessions/{session_id}")]
+async fn revoke_portal_session(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (app, session) = path.into_inner();
+    let app = super::apps::require_app(&state, caller, &app).await?;
+    let id: PortalSessionId = super::path_id(&session, "portal session")?;
+    let owner = app.owner();
+    if !blocking(&state, move |store| store.revoke_portal_session(owner, id)).await? {
+        return Err(ApiError::not_found("portal session", &session));
+    }
+    Ok(HttpResponse::Ok().json(PortalSessionRevoked { id, object: "portal_session", deleted: true }))
+}
+
+/// The routes a portal token may use (`METHOD`, path with `*` for one segment): the
+/// application's endpoints and their actions and deliveries, its events (read, resend),
+/// the event types, its statistics, and the application itself (read). Never applications
+/// in general, publishing, verification sessions, keys, portal sessions, backups or
+/// metrics.
+const PORTAL_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/apps/*"),
+    ("GET", "/v1/webhook_endpoints"),
+    ("POST", "/v1/webhook_endpoints"),
+    ("GET", "/v1/webhook_endpoints/*"),
+    ("POST", "/v1/webhook_endpoints/*"),
+    ("DELETE", "/v1/webhook_endpoints/*"),
+    ("POST", "/v1/webhook_endpoints/*/rotate_secret"),
+    ("POST", "/v1/webhook_endpoints/*/test"),
+    ("POST", "/v1/webhook_endpoints/*/recover"),
+    ("GET", "/v1/webhook_endpoints/*/deliveries"),
+    ("GET", "/v1/webhook_endpoints/*/deliveries/*"),
+    ("POST", "/v1/webhook_endpoints/*/deliveries/*/retry"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/events/*"),
+    ("GET", "/v1/events/*/deliveries"),
+    ("POST", "/v1/events/*/resend"),
+    ("GET", "/v1/event_types"),
+    ("GET", "/v1/delivery_stats"),
+];
+
+/// Whether a portal token may make this request; the error says why not.
+pub fn portal_allows(method: &str, path: &str, read_only: bool) -> Result<(), ApiError> {
+    let matches = |pattern: &str| {
+        let (mut want, mut got) = (pattern.split('/'), path.trim_end_matches('/').split('/'));
+        loop {
+            match (want.next(), got.next()) {
+                (None, None) => return true,
+                (Some("*"), Some(segment)) if !segment.is_empty() => {}
+                (Some(a), Some(b)) if a == b => {}
+                _ => return false,
+            }
+        }
+    };
+    if !PORTAL_ROUTES.iter().any(|(m, pattern)| *m == method && matches(pattern)) {
+        return Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            format!("A portal token works only for the app portal's routes, not {method} {path}. Use an API key."),
+        ));
+    }
+    if read_only && method != "GET" {
+        return Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "This portal link is read-only: it can show endpoints and deliveries but not change them.",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portal_tokens_reach_the_portal_routes_only_and_read_only_ones_only_read() {
+        assert!(portal_allows("GET", "/v1/webhook_endpoints", false).is_ok());
+        assert!(portal_allows("POST", "/v1/webhook_endpoints/we_1/deliveries/wd_1/retry", false).is_ok());
+        assert!(portal_allows("GET", "/v1/apps/app_1", false).is_ok());
+        for (method, path) in [
+            ("GET", "/v1/apps"),
+            ("POST", "/v1/apps/app_1"),
+            ("POST", "/v1/apps/app_1/portal_sessions"),
+            ("POST", "/v1/events"),
+            ("GET", "/v1/verification_sessions"),
+            ("GET", "/v1/webhook_endpoints/we_1/deliveries/wd_1/retry/x"),
+            ("GET", "/apps/acme/webhooks"),
+            ("GET", "/v1/webhooks/endpoints"),
+            ("GET", "/v1/apps//"),
+        ] {
+            assert!(portal_allows(method, path, false).is_err(), "{method} {path}");
+        }
+        assert!(portal_allows("GET", "/v1/webhook_endpoints", true).is_ok());
+        let err = portal_allows("POST", "/v1/webhook_endpoints", true).unwrap_err();
+        assert!(err.message.contains("read-only"));
+    }
+
+    #[test]
+    fn lifetimes_default_to_an_hour_and_stop_at_a_week() {
+        assert_eq!(lifetime(None).unwrap(), DEFAULT_LIFETIME);
+        assert_eq!(lifetime(Some("7days")).unwrap(), MAX_LIFETIME);
+        for bad in ["8days", "0s", "soon"] {
+            assert!(lifetime(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}
