@@ -17,8 +17,9 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
 /// file (the caller answers it as an unknown route).
 pub fn asset_response(req: &HttpRequest) -> Option<HttpResponse> {
     let path = req.path().trim_start_matches('/');
-    let path = if path.is_empty() { "index.html" } else { path };
-    let asset = match Assets::get(path) {
+    // A directory's page is its index.html (`/` the dashboard, `/portal/` the app portal).
+    let path = if path.is_empty() || path.ends_with('/') { format!("{path}index.html") } else { path.to_string() };
+    let asset = match Assets::get(&path) {
         Some(asset)
             if req.method() == actix_web::http::Method::GET || req.method() == actix_web::http::Method::HEAD =>
         {

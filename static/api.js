@@ -1,8 +1,20 @@
 // The API client: the key lives in sessionStorage only, every call sends it, and every
 // failure becomes an ApiError carrying the API's own message.
 
-const KEY_NAME = 'stile.api_key';
+let KEY_NAME = 'stile.api_key';
 const APP_NAME = 'stile.app';
+
+/** Whether calls name the chosen application (`Stile-App`); the portal's token names its own. */
+let sendApp = true;
+
+/**
+ * Makes every call use the credential kept under `credential` in sessionStorage, naming
+ * an application only if `app` (the app portal: its token, and no `Stile-App`).
+ */
+export function useCredential(credential, { app = true } = {}) {
+  KEY_NAME = credential;
+  sendApp = app;
+}
 
 /** The signed-in key, or null. */
 export function currentKey() {
@@ -58,7 +70,7 @@ export function whenUnauthorized(handler) {
 export async function api(method, path, body, key = currentKey()) {
   const init = { method, headers: { Authorization: `Bearer ${key}` } };
   const app = currentApp();
-  if (app && key === currentKey()) init.headers['Stile-App'] = app;
+  if (sendApp && app && key === currentKey()) init.headers['Stile-App'] = app;
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);

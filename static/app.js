@@ -1,6 +1,7 @@
 // The dashboard shell: sign-in, hash routing, and live refresh of the current view.
 
 import { api, chooseApp, currentApp, currentKey, forgetKey, modeOfKey, rememberKey, whenUnauthorized } from './api.js';
+import { startRouter } from './router.js';
 import { errorBox, field, fill, h, toast } from './ui.js';
 import * as overview from './views/overview.js';
 import * as endpoints from './views/endpoints.js';
@@ -9,10 +10,7 @@ import * as events from './views/events.js';
 import * as sessions from './views/sessions.js';
 import * as apps from './views/apps.js';
 
-/** How often the view on screen refreshes itself, in ms. */
-const REFRESH_MS = 2000;
-
-/** Routes: a pattern of path segments (':x' captures) and the view that renders it. */
+/** Routes: a pattern of path segments (':x' captures), the view, and its nav section. */
 const ROUTES = [
   [['overview'], overview.render, 'overview'],
   [['endpoints'], endpoints.renderList, 'endpoints'],
@@ -26,53 +24,18 @@ const ROUTES = [
 ];
 
 const main = document.getElementById('main');
-let current = null;
-let renderSeq = 0;
 
-function match(segments) {
-  for (const [pattern, view, section] of ROUTES) {
-    if (pattern.length !== segments.length) continue;
-    const params = {};
-    const ok = pattern.every((p, i) => {
-      if (p.startsWith(':')) {
-        params[p.slice(1)] = decodeURIComponent(segments[i]);
-        return true;
-      }
-      return p === segments[i];
-    });
-    if (ok) return { view, params, section };
-  }
-  return null;
-}
+/** The router, once started (the first page is drawn while it starts). */
+let router = null;
 
-async function route() {
+/** Draws a page only once signed in (else the sign-in form). */
+function ready() {
   if (!currentKey()) {
     showSignIn();
-    return;
+    return false;
   }
   showAccount();
-  const path = location.hash.replace(/^#\/?/, '');
-  const [pathPart, queryPart] = path.split('?');
-  const segments = pathPart ? pathPart.split('/').filter(Boolean) : ['overview'];
-  const found = match(segments);
-  for (const link of document.querySelectorAll('#nav a')) {
-    if (found && link.dataset.section === found.section) link.setAttribute('aria-current', 'page');
-    else link.removeAttribute('aria-current');
-  }
-  const seq = ++renderSeq;
-  current = null;
-  if (!found) {
-    fill(main, h('h1', {}, 'Not found'), h('p', {}, 'There is no such page. '), h('a', { href: '#/overview' }, 'Go to the overview'));
-    return;
-  }
-  const container = h('div', { class: 'view' });
-  fill(main, container);
-  try {
-    const view = await found.view(container, found.params, new URLSearchParams(queryPart || ''));
-    if (seq === renderSeq) current = view || null;
-  } catch (err) {
-    if (seq === renderSeq) fill(container, errorBox(err));
-  }
+  return true;
 }
 
 function showAccount() {
@@ -139,7 +102,7 @@ switcher.addEventListener('change', () => {
 });
 
 function showSignIn(message) {
-  current = null;
+  if (router) router.clear();
   switcherKey = null;
   document.getElementById('nav').hidden = true;
   document.getElementById('account').hidden = true;
@@ -180,19 +143,6 @@ function showSignIn(message) {
   input.focus();
 }
 
-async function tick() {
-  if (current && current.refresh && document.visibilityState === 'visible') {
-    const view = current;
-    try {
-      await view.refresh();
-    } catch (err) {
-      // A failed refresh leaves what is shown; the next one may succeed.
-      if (err.status !== 401) console.warn('refresh failed:', err.message);
-    }
-  }
-  setTimeout(tick, REFRESH_MS);
-}
-
 document.getElementById('sign-out').addEventListener('click', () => {
   forgetKey();
   location.hash = '';
@@ -204,10 +154,13 @@ whenUnauthorized((err) => {
   showSignIn(`Signed out: ${err.message}`);
 });
 
-window.addEventListener('hashchange', route);
 window.addEventListener('unhandledrejection', (e) => {
   toast(e.reason && e.reason.message ? e.reason.message : 'Something went wrong.', 'error');
 });
 
-route();
-setTimeout(tick, REFRESH_MS);
+router = startRouter({ routes: ROUTES, home: 'overview', ready });
+
+/** Draws the page for the current hash. */
+function route() {
+  return router.route();
+}

@@ -87,6 +87,19 @@ pub struct Caller {
     /// Whether the key is restricted to `owner.app`: such a key cannot see or manage
     /// other applications.
     pub restricted: bool,
+    /// The portal session, when the credential is a portal token (then `restricted`).
+    pub portal: Option<PortalAccess>,
+}
+
+/// What a portal token grants, for the routes that answer it differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortalAccess {
+    /// The session.
+    pub session: crate::ids::PortalSessionId,
+    /// Whether it may only look.
+    pub read_only: bool,
+    /// When it ends (Unix seconds).
+    pub expires_at: i64,
 }
 
 impl Caller {
@@ -165,8 +178,18 @@ async fn authenticate(
         (Ok(presented), state) => {
             let found = state.as_ref().and_then(|s| {
                 s.keys.grant_of(&presented).map(|grant| match grant.app {
-                    Some(app) => Caller { mode: grant.mode, owner: Owner { app, mode: grant.mode }, restricted: true },
-                    None => Caller { mode: grant.mode, owner: s.default_apps.of(grant.mode), restricted: false },
+                    Some(app) => Caller {
+                        mode: grant.mode,
+                        owner: Owner { app, mode: grant.mode },
+                        restricted: true,
+                        portal: None,
+                    },
+                    None => Caller {
+                        mode: grant.mode,
+                        owner: s.default_apps.of(grant.mode),
+                        restricted: false,
+                        portal: None,
+                    },
                 })
             });
             found.ok_or_else(|| {
@@ -204,7 +227,8 @@ async fn portal_caller(state: &web::Data<AppState>, token: &str, method: &str, p
         return Err(ApiError::new(ErrorCode::PortalSessionExpired, "This portal link has expired. Ask for a new one."));
     }
     super::portal_sessions::portal_allows(method, path, session.read_only)?;
-    Ok(Caller { mode: session.mode, owner: session.owner(), restricted: true })
+    let portal = PortalAccess { session: session.id, read_only: session.read_only, expires_at: session.expires_at };
+    Ok(Caller { mode: session.mode, owner: session.owner(), restricted: true, portal: Some(portal) })
 }
 
 /// The applications `Stile-App` values named, by (mode, id or uid), so a request through

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, delete, post, web};
+use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::extract::JsonBody;
@@ -25,7 +25,7 @@ const MAX_LIFETIME: Duration = Duration::from_secs(7 * 86_400);
 
 /// Mounts the routes.
 pub fn configure(cfg: &mut Routes) {
-    cfg.service(create_portal_session).service(revoke_portal_session);
+    cfg.service(create_portal_session).service(revoke_portal_session).service(current_portal_session);
 }
 
 /// The body of `POST /v1/apps/:id/portal_sessions`.
@@ -144,12 +144,59 @@ async fn revoke_portal_session(
     Ok(HttpResponse::Ok().json(PortalSessionRevoked { id, object: "portal_session", deleted: true }))
 }
 
+/// The session a portal token belongs to, as the portal page reads it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CurrentPortalSession {
+    /// The session's id.
+    pub id: PortalSessionId,
+    /// Always `"portal_session"`.
+    pub object: &'static str,
+    /// The application it signs in to.
+    pub app: PortalApp,
+    /// Whether it may only look.
+    pub read_only: bool,
+    /// When it ends (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// The application, as the portal shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PortalApp {
+    /// Its id.
+    pub id: crate::ids::AppId,
+    /// Its name, for the page's title.
+    pub name: String,
+}
+
+/// The current portal session.
+///
+/// With a portal token: the session and its application's name (what the portal page
+/// shows). An API key gets a 400.
+#[utoipa::path(tag = TAG, responses((status = 200, description = "The session.", body = CurrentPortalSession)))]
+#[get("/portal_session")]
+async fn current_portal_session(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let Some(access) = caller.portal else {
+        return Err(ApiError::new(ErrorCode::BadRequest, "This route answers a portal token (stile_portal_...) only."));
+    };
+    let owner = caller.owner;
+    let app = blocking(&state, move |store| store.app(owner.mode, owner.app)).await?;
+    let app = app.ok_or_else(|| ApiError::new(ErrorCode::PortalSessionExpired, "This portal link has expired."))?;
+    Ok(HttpResponse::Ok().json(CurrentPortalSession {
+        id: access.session,
+        object: "portal_session",
+        app: PortalApp { id: app.id, name: app.name },
+        read_only: access.read_only,
+        expires_at: access.expires_at,
+    }))
+}
+
 /// The routes a portal token may use (`METHOD`, path with `*` for one segment): the
 /// application's endpoints and their actions and deliveries, its events (read, resend),
 /// the event types, its statistics, and the application itself (read). Never applications
 /// in general, publishing, verification sessions, keys, portal sessions, backups or
 /// metrics.
 const PORTAL_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/portal_session"),
     ("GET", "/v1/apps/*"),
     ("GET", "/v1/webhook_endpoints"),
     ("POST", "/v1/webhook_endpoints"),

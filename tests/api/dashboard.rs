@@ -555,3 +555,52 @@ fn applications_are_created_searched_edited_shown_and_deleted_from_the_dashboard
         page.wait_count("#app-switcher option", 2).await;
     });
 }
+
+#[test]
+fn the_app_portal_opens_from_its_link_and_manages_only_that_applications_endpoints() {
+    let receiver = Receiver::start();
+    let server = TestServer::start();
+    server.create_endpoint("http://127.0.0.1:9/default-app");
+    server.post("/v1/apps", json!({"name": "Acme Inc.", "uid": "acme"}));
+    let session = server.post("/v1/apps/acme/portal_sessions", json!({})).body;
+    let token = session["token"].as_str().unwrap().to_string();
+    let session_id = session["id"].as_str().unwrap().to_string();
+    in_browser("portal", move |page| async move {
+        // The link's path and fragment, on this test server's address.
+        page.open(&format!("{}/portal/#token={token}", server.base)).await;
+        page.wait_text("#portal-brand", "Acme Inc.").await;
+        page.wait_text(".empty", "No endpoints yet").await;
+        // The token left the address bar for this tab's sessionStorage; no API key is used.
+        assert_eq!(page.script("return location.hash").await, json!("#/endpoints"));
+        assert_eq!(page.script("return sessionStorage.getItem('stile.portal_token')").await, json!(token));
+        assert_eq!(page.script("return sessionStorage.getItem('stile.api_key')").await, json!(null));
+
+        // Create an endpoint: the secret is shown once; it lands in Acme, nowhere else.
+        page.click_button("New endpoint").await;
+        page.type_into("input[name=url]", &receiver.url("/acme")).await;
+        page.click_button("Create endpoint").await;
+        let secret = page.text("[data-test=secret]").await;
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        page.wait_count("table a.url", 1).await;
+        assert!(!page.text("main").await.contains("default-app"), "the default application's endpoint is not shown");
+        let acme = server.req("GET", "/v1/webhook_endpoints").header("Stile-App", "acme").send().body;
+        assert_eq!(acme["data"].as_array().unwrap().len(), 1);
+        assert_eq!(server.get("/v1/webhook_endpoints").body["data"].as_array().unwrap().len(), 1, "the default's own");
+
+        // Send a test event, see it arrive signed, and see its delivery and response.
+        page.find(".secret-once a").await.click().await.unwrap();
+        page.click_button("Send test").await;
+        page.wait_text("[data-test=test-result]", "succeeded").await;
+        let pings = receiver.wait_for("/acme", 1, Duration::from_secs(10));
+        assert!(pings[0].stile_signature_valid(&secret).0);
+        page.wait_count("[data-test=delivery-row]", 1).await;
+        page.find("[data-test=delivery-row] a").await.click().await.unwrap();
+        page.wait_text("main h1", "attempt 1").await;
+        assert!(page.text("main").await.contains("HTTP 200"));
+
+        // Revoked: the next call says the link cannot be used, not a blank page.
+        assert_eq!(server.delete(&format!("/v1/apps/acme/portal_sessions/{session_id}")).status, 200);
+        page.open(&format!("{}/portal/#/endpoints", server.base)).await;
+        page.wait_text("[data-test=portal-signed-out]", "Ask Acme Inc. for a new one").await;
+    });
+}
