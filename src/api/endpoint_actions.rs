@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::deliveries::Delivery;
@@ -23,7 +23,7 @@ pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(7 * 86_400);
 
 /// Mounts the action routes.
 pub fn configure(cfg: &mut Routes) {
-    cfg.service(rotate_secret).service(test_endpoint).service(recover_endpoint);
+    cfg.service(rotate_secret).service(reveal_secret).service(test_endpoint).service(recover_endpoint);
 }
 
 /// The body of `rotate_secret`.
@@ -68,6 +68,35 @@ async fn rotate_secret(
     let rotated = rotate(&state, caller.owner, id, grace).await?;
     let (record, secret) = rotated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: Endpoint::from(record), secret }))
+}
+
+/// An endpoint's current signing secret.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EndpointSecret {
+    /// Always `"webhook_endpoint_secret"`.
+    pub object: &'static str,
+    /// The secret that signs its deliveries now (`whsec_...`).
+    pub secret: String,
+}
+
+/// Reveal an endpoint's signing secret.
+///
+/// The secret that signs its deliveries now, for the endpoint's owner to configure their
+/// receiver again (the app portal's *Reveal secret*). Answers are never cached.
+#[utoipa::path(tag = TAG, params(("id" = EndpointId, Path, description = "The endpoint's id.")),
+    responses((status = 200, description = "The current signing secret.", body = EndpointSecret)))]
+#[get("/webhook_endpoints/{id}/secret")]
+async fn reveal_secret(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let found = blocking(&state, move |store| store.endpoint(caller.owner, id)).await?;
+    let record = found.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+    let current = record.secrets.into_iter().find(|s| s.expires_at.is_none());
+    let secret = current.map(|s| s.secret).unwrap_or_default();
+    Ok(HttpResponse::Ok().json(EndpointSecret { object: "webhook_endpoint_secret", secret }))
 }
 
 /// Gives an endpoint of `owner` a new signing secret; the old one keeps signing for

@@ -203,6 +203,7 @@ const PORTAL_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/webhook_endpoints/*"),
     ("POST", "/v1/webhook_endpoints/*"),
     ("DELETE", "/v1/webhook_endpoints/*"),
+    ("GET", "/v1/webhook_endpoints/*/secret"),
     ("POST", "/v1/webhook_endpoints/*/rotate_secret"),
     ("POST", "/v1/webhook_endpoints/*/test"),
     ("POST", "/v1/webhook_endpoints/*/recover"),

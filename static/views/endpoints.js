@@ -185,6 +185,14 @@ export async function renderDetail(root, params) {
       fill(panel, form);
       form.querySelector('input').focus();
     });
+    const reveal = h('button', { type: 'button', class: 'secondary' }, 'Reveal secret');
+    reveal.addEventListener('click', () => busy(reveal, async () => {
+      const { secret } = await api('GET', `/v1/webhook_endpoints/${endpoint.id}/secret`);
+      fill(panel, h('div', { class: 'card', role: 'region', 'aria-label': 'Signing secret' },
+        h('h2', {}, 'Signing secret'),
+        h('p', {}, 'The secret that signs this endpoint\'s deliveries now.'),
+        h('div', { class: 'secret-row' }, h('code', { class: 'secret', 'data-test': 'revealed-secret' }, secret), copyButton(secret))));
+    }));
     const rotate = h('button', { type: 'button', class: 'secondary' }, 'Rotate secret');
     rotate.addEventListener('click', () => fill(panel, rotateForm()));
     const recover = h('button', { type: 'button', class: 'secondary' }, 'Recover failed');
@@ -216,7 +224,7 @@ export async function renderDetail(root, params) {
         h('dt', {}, 'Description'), h('dd', {}, endpoint.description || '—'),
         h('dt', {}, 'Metadata'), h('dd', {}, Object.keys(endpoint.metadata || {}).length ? jsonBlock(endpoint.metadata) : '—'),
         h('dt', {}, 'Created'), h('dd', {}, timeCell(endpoint.created))),
-      h('div', { class: 'actions' }, test, edit, toggle, rotate, recover, del));
+      h('div', { class: 'actions' }, test, edit, toggle, reveal, rotate, recover, del));
   }
 
   function rotateForm() {

@@ -589,6 +589,8 @@ fn the_app_portal_opens_from_its_link_and_manages_only_that_applications_endpoin
 
         // Send a test event, see it arrive signed, and see its delivery and response.
         page.find(".secret-once a").await.click().await.unwrap();
+        page.click_button("Reveal secret").await;
+        assert_eq!(page.text("[data-test=revealed-secret]").await, secret, "the customer can see their secret again");
         page.click_button("Send test").await;
         page.wait_text("[data-test=test-result]", "succeeded").await;
         let pings = receiver.wait_for("/acme", 1, Duration::from_secs(10));

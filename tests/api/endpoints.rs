@@ -335,3 +335,23 @@ fn endpoints_survive_a_restart() {
     assert_eq!(after.body, before);
     assert_eq!(ids(&server.get(PATH).body), [id]);
 }
+
+#[test]
+fn the_current_signing_secret_can_be_revealed_again() {
+    let server = TestServer::start();
+    let created = server.post(PATH, json!({"url": "https://example.com/a", "enabled_events": ["*"]}));
+    let id = created.body["id"].as_str().unwrap();
+    let revealed = server.get(&format!("{PATH}/{id}/secret"));
+    assert_eq!(revealed.status, 200, "{}", revealed.text);
+    assert_eq!(revealed.body, json!({"object": "webhook_endpoint_secret", "secret": created.body["secret"]}));
+    assert_eq!(revealed.header("cache-control"), Some("no-store"));
+    // After a rotation with a grace period, the new one (the old one still signs, but is
+    // on its way out).
+    let rotated = server.post(&format!("{PATH}/{id}/rotate_secret"), json!({"expires_in": "1h"}));
+    assert_eq!(server.get(&format!("{PATH}/{id}/secret")).body["secret"], rotated.body["secret"]);
+    server.get(&format!("{PATH}/we_01JD8Y6QK4N2V7X3ZB5C9R1T0M/secret")).assert_error(
+        404,
+        "invalid_request_error",
+        "resource_missing",
+    );
+}

@@ -18,6 +18,7 @@ const NAMED_ROUTES: &[&str] = &[
     "POST /v1/webhook_endpoints/{id}",
     "DELETE /v1/webhook_endpoints/{id}",
     "POST /v1/webhook_endpoints/{id}/rotate_secret",
+    "GET /v1/webhook_endpoints/{id}/secret",
     "POST /v1/webhook_endpoints/{id}/test",
     "POST /v1/webhook_endpoints/{id}/recover",
     "GET /v1/webhook_endpoints/{id}/deliveries",
