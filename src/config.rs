@@ -39,6 +39,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// Verification session settings.
     pub verification_sessions: VerificationSessionsConfig,
+    /// The app portal.
+    pub portal: PortalConfig,
     /// What the server logs, and how.
     pub log: LogConfig,
 }
@@ -193,6 +195,15 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self { cache_mib: crate::store::DEFAULT_CACHE_MIB, payload_key_file: PathBuf::new() }
     }
+}
+
+/// `[portal]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortalConfig {
+    /// Origins whose pages may show the portal in an `<iframe>`
+    /// (`Content-Security-Policy: frame-ancestors`); empty: none may.
+    pub frame_ancestors: Vec<String>,
 }
 
 /// `[retention]`
@@ -365,6 +376,16 @@ impl Config {
                 "must be an http:// or https:// URL, like https://hooks.example.com".into(),
             ));
         }
+        for origin in &self.portal.frame_ancestors {
+            if !is_origin(origin) {
+                return Err((
+                    "portal.frame_ancestors",
+                    format!(
+                        "`{origin}` is not an origin: use scheme, host and port only, like https://app.example.com"
+                    ),
+                ));
+            }
+        }
         if !(1..=65_536).contains(&self.store.cache_mib) {
             return Err(("store.cache_mib", format!("must be between 1 and 65536, got {}", self.store.cache_mib)));
         }
@@ -444,6 +465,19 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether `text` is an origin as CSP names one: `http(s)://host[:port]`, nothing more.
+fn is_origin(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host().is_some()
+            && u.path() == "/"
+            && !text.ends_with('/')
+            && u.query().is_none()
+            && u.fragment().is_none()
+            && u.username().is_empty()
+    })
 }
 
 /// Parses one `delivery.resolve` entry: `host=address`.
@@ -669,6 +703,17 @@ mod tests {
 
         let err = Config::load(&Overrides::default(), &env(&[("STILE_DELIVERY_WORKERS", "0")])).unwrap_err().0;
         assert!(err.contains("delivery.workers") && err.contains("between 1 and 1024"), "{err}");
+
+        for bad in ["https://app.example.com/", "app.example.com", "https://app.example.com/embed", "ftp://x.example"] {
+            let err =
+                Config::load(&Overrides::default(), &env(&[("STILE_PORTAL_FRAME_ANCESTORS", bad)])).unwrap_err().0;
+            assert!(err.contains("portal.frame_ancestors"), "{bad}: {err}");
+        }
+        let ok = Config::load(
+            &Overrides::default(),
+            &env(&[("STILE_PORTAL_FRAME_ANCESTORS", "https://a.example,http://127.0.0.1:3000")]),
+        );
+        assert_eq!(ok.unwrap().config.portal.frame_ancestors, ["https://a.example", "http://127.0.0.1:3000"]);
 
         let err = Config::load(&Overrides::default(), &env(&[("STILE_STORE_CACHE_MIB", "0")])).unwrap_err().0;
         assert!(err.contains("store.cache_mib") && err.contains("between 1 and 65536"), "{err}");

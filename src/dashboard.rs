@@ -10,8 +10,25 @@ use actix_web::{HttpRequest, HttpResponse};
 struct Assets;
 
 /// The Content-Security-Policy of every dashboard response: same-origin everything, no
-/// inline scripts.
+/// inline scripts, never in a frame.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// The Content-Security-Policy of the app portal's pages: the dashboard's, except that the
+/// origins of `[portal] frame_ancestors` may show it in a frame. Put in the app data at
+/// start-up.
+#[derive(Debug, Clone)]
+pub struct PortalPolicy(String);
+
+impl PortalPolicy {
+    /// The policy for these frame ancestors (none: the dashboard's).
+    pub fn new(frame_ancestors: &[String]) -> Self {
+        if frame_ancestors.is_empty() {
+            return PortalPolicy(CONTENT_SECURITY_POLICY.to_string());
+        }
+        let ancestors = format!("frame-ancestors {}", frame_ancestors.join(" "));
+        PortalPolicy(CONTENT_SECURITY_POLICY.replace("frame-ancestors 'none'", &ancestors))
+    }
+}
 
 /// The response for a GET or HEAD of an embedded file; `None` when the request names no
 /// file (the caller answers it as an unknown route).
@@ -27,6 +44,8 @@ pub fn asset_response(req: &HttpRequest) -> Option<HttpResponse> {
         }
         _ => return None,
     };
+    let portal = req.app_data::<actix_web::web::Data<PortalPolicy>>().filter(|_| path.starts_with("portal/"));
+    let policy = portal.map_or(CONTENT_SECURITY_POLICY, |p| p.0.as_str()).to_string();
     let etag = format!("\"{}\"", hex::encode(&asset.metadata.sha256_hash()[..16]));
     let not_modified = req
         .headers()
@@ -37,7 +56,7 @@ pub fn asset_response(req: &HttpRequest) -> Option<HttpResponse> {
     response
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .insert_header((header::CONTENT_SECURITY_POLICY, policy))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
     if not_modified {
         return Some(response.finish());

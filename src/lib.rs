@@ -127,12 +127,14 @@ pub async fn serve(
     let state = Arc::new(state);
     let data = web::Data::from(Arc::clone(&state));
     let request_timeout = state.config.server.request_timeout;
+    let portal_policy = web::Data::new(dashboard::PortalPolicy::new(&state.config.portal.frame_ancestors));
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     // Built now, so the routes' document is ready before the first request needs it.
     api::openapi::document();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(portal_policy.clone())
             .wrap(from_fn(api::boundary))
             .into_utoipa_app()
             .configure(routes::configure)

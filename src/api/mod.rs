@@ -188,7 +188,14 @@ pub fn error_for_status(status: actix_web::http::StatusCode) -> ApiError {
 fn add_security_headers(response: &mut ServiceResponse<BoxBody>, api: bool) {
     let headers = response.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
-    headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    // No framing, unless the page's own policy names who may frame it (the app portal).
+    let framing_allowed = headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|csp| csp.contains("frame-ancestors") && !csp.contains("frame-ancestors 'none'"));
+    if !framing_allowed {
+        headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    }
     headers.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
     if api {
         headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));

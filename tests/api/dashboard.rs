@@ -606,3 +606,91 @@ fn the_app_portal_opens_from_its_link_and_manages_only_that_applications_endpoin
         page.wait_text("[data-test=portal-signed-out]", "Ask Acme Inc. for a new one").await;
     });
 }
+
+/// A loopback listener of its own: another origin than the server's.
+fn other_origin() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    (listener, origin)
+}
+
+/// Serves `html` for every request to `listener` until the test ends: at most 20
+/// requests, for at most 60 s.
+fn serve_page(listener: std::net::TcpListener, html: String) {
+    use std::io::{Read, Write};
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let end = std::time::Instant::now() + Duration::from_secs(60);
+        let mut served = 0;
+        while served < 20 && std::time::Instant::now() < end {
+            let Ok((mut stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            stream.set_nonblocking(false).unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{html}",
+                html.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+            served += 1;
+        }
+    });
+}
+
+/// A page that frames `url` and says (in its title) when the frame has loaded or been
+/// refused.
+fn framing_page(url: &str) -> String {
+    format!(
+        "<!doctype html><title>host</title><iframe id=\"f\" src=\"{url}\"></iframe>\
+         <script>document.getElementById('f').addEventListener('load', () => {{ document.title = 'loaded'; }});</script>"
+    )
+}
+
+/// Waits until the page's title is `title`.
+async fn wait_title(page: &Page, title: &str) {
+    let end = std::time::Instant::now() + Duration::from_secs(15);
+    while page.script("return document.title").await != json!(title) {
+        assert!(std::time::Instant::now() < end, "the title did not become {title:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn the_portal_can_be_framed_by_the_allowed_origin_only_and_the_dashboard_never() {
+    // Two host pages on two origins; the server lets the first frame the portal.
+    let (allowed, allowed_origin) = other_origin();
+    let (refused, refused_origin) = other_origin();
+    let server = TestServer::start_with(|c| c.portal.frame_ancestors = vec![allowed_origin.clone()]);
+    server.post("/v1/apps", json!({"name": "Acme Inc.", "uid": "acme"}));
+    let token = server.post("/v1/apps/acme/portal_sessions", json!({})).body["token"].as_str().unwrap().to_string();
+    let portal_url = format!("{}/portal/#token={token}", server.base);
+
+    // The headers: the portal names the allowed origin and drops X-Frame-Options; the
+    // dashboard keeps refusing every frame.
+    let portal = crate::common::Req::new("GET", format!("{}/portal/", server.base)).no_key().send();
+    let csp = portal.header("content-security-policy").unwrap().to_string();
+    assert!(csp.contains(&format!("frame-ancestors {allowed_origin}")), "{csp}");
+    assert_eq!(portal.header("x-frame-options"), None);
+    let dashboard = crate::common::Req::new("GET", format!("{}/", server.base)).no_key().send();
+    assert!(dashboard.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+    assert_eq!(dashboard.header("x-frame-options"), Some("DENY"));
+
+    serve_page(allowed, framing_page(&portal_url));
+    serve_page(refused, framing_page(&portal_url));
+    in_browser("portal_framing", move |page| async move {
+        page.open(&format!("{allowed_origin}/")).await;
+        wait_title(&page, "loaded").await;
+        page.client.enter_frame(0).await.unwrap();
+        page.wait_text("#portal-brand", "Acme Inc.").await;
+        page.client.enter_parent_frame().await.unwrap();
+
+        page.open(&format!("{refused_origin}/")).await;
+        wait_title(&page, "loaded").await;
+        page.client.enter_frame(0).await.unwrap();
+        assert!(page.all("#portal-brand").await.is_empty(), "the browser refused to show the portal here");
+        page.client.enter_parent_frame().await.unwrap();
+    });
+}
