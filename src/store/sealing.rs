@@ -17,15 +17,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use chacha20poly1305::aead::{Aead, Payload};
-use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
+use stile_cipher::{Cipher, NONCE_LEN};
 
 /// The first byte of a value sealed by this version.
 const SEALED_V1: u8 = 0x01;
-
-/// The nonce length of XChaCha20-Poly1305.
-const NONCE_LEN: usize = 24;
 
 /// What a sealed text field starts with.
 pub const TEXT_PREFIX: &str = "stile-sealed:1:";
@@ -82,7 +78,7 @@ pub struct OpenError;
 /// Seals and opens stored values with the payload key.
 #[derive(Clone)]
 pub struct Sealer {
-    cipher: XChaCha20Poly1305,
+    cipher: Cipher,
     id: u64,
 }
 
@@ -95,7 +91,7 @@ impl std::fmt::Debug for Sealer {
 impl Sealer {
     /// A sealer for this key.
     pub fn new(key: &[u8; 32]) -> Sealer {
-        let cipher = XChaCha20Poly1305::new_from_slice(key).expect("a 32-byte key");
+        let cipher = Cipher::new(key);
         let digest = Sha256::new().chain_update(b"stile payload key\0").chain_update(key).finalize();
         let id = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
         Sealer { cipher, id }
@@ -115,10 +111,7 @@ impl Sealer {
     pub fn seal(&self, row: &[u8], plain: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).expect("the OS random number generator");
-        let sealed = self
-            .cipher
-            .encrypt(&XNonce::from(nonce), Payload { msg: plain, aad: row })
-            .expect("XChaCha20-Poly1305 seals any length this server stores");
+        let sealed = self.cipher.seal(&nonce, row, plain);
         let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
         out.push(SEALED_V1);
         out.extend_from_slice(&nonce);
@@ -132,10 +125,7 @@ impl Sealer {
         match stored.first() {
             Some(&SEALED_V1) if stored.len() > 1 + NONCE_LEN => {
                 let nonce: [u8; NONCE_LEN] = stored[1..1 + NONCE_LEN].try_into().expect("24 bytes");
-                let plain = self
-                    .cipher
-                    .decrypt(&XNonce::from(nonce), Payload { msg: &stored[1 + NONCE_LEN..], aad: row })
-                    .map_err(|_| OpenError)?;
+                let plain = self.cipher.open(&nonce, row, &stored[1 + NONCE_LEN..]).ok_or(OpenError)?;
                 Ok(Cow::Owned(plain))
             }
             Some(&SEALED_V1) => Err(OpenError),
