@@ -204,6 +204,25 @@ pub struct PortalConfig {
     /// Origins whose pages may show the portal in an `<iframe>`
     /// (`Content-Security-Policy: frame-ancestors`); empty: none may.
     pub frame_ancestors: Vec<String>,
+    /// The name in the portal's header for applications that set none; empty: the
+    /// application's name.
+    pub display_name: String,
+    /// An `https://` logo for applications that set none; empty: none.
+    pub logo_url: String,
+    /// The accent colour (`#rrggbb`) for applications that set none; empty: stile's.
+    pub accent_color: String,
+}
+
+impl PortalConfig {
+    /// The branding applications fall back to.
+    pub fn branding(&self) -> crate::store::apps::Branding {
+        let set = |text: &String| (!text.is_empty()).then(|| text.clone());
+        crate::store::apps::Branding {
+            display_name: set(&self.display_name),
+            logo_url: set(&self.logo_url),
+            accent_color: set(&self.accent_color),
+        }
+    }
 }
 
 /// `[retention]`
@@ -385,6 +404,16 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if let Some((field, problem)) = self.portal.branding().problem() {
+            return Err((
+                match field {
+                    "display_name" => "portal.display_name",
+                    "logo_url" => "portal.logo_url",
+                    _ => "portal.accent_color",
+                },
+                problem,
+            ));
         }
         if !(1..=65_536).contains(&self.store.cache_mib) {
             return Err(("store.cache_mib", format!("must be between 1 and 65536, got {}", self.store.cache_mib)));
@@ -714,6 +743,9 @@ mod tests {
             &env(&[("STILE_PORTAL_FRAME_ANCESTORS", "https://a.example,http://127.0.0.1:3000")]),
         );
         assert_eq!(ok.unwrap().config.portal.frame_ancestors, ["https://a.example", "http://127.0.0.1:3000"]);
+
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_PORTAL_ACCENT_COLOR", "blue")])).unwrap_err().0;
+        assert!(err.contains("portal.accent_color") && err.contains("#1f4b99"), "{err}");
 
         let err = Config::load(&Overrides::default(), &env(&[("STILE_STORE_CACHE_MIB", "0")])).unwrap_err().0;
         assert!(err.contains("store.cache_mib") && err.contains("between 1 and 65536"), "{err}");

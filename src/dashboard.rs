@@ -13,20 +13,21 @@ struct Assets;
 /// inline scripts, never in a frame.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-/// The Content-Security-Policy of the app portal's pages: the dashboard's, except that the
-/// origins of `[portal] frame_ancestors` may show it in a frame. Put in the app data at
-/// start-up.
+/// The Content-Security-Policy of the app portal's pages: the dashboard's, except that
+/// images may come from any `https:` origin (an application's logo) and the origins of
+/// `[portal] frame_ancestors` may show it in a frame. Put in the app data at start-up.
 #[derive(Debug, Clone)]
 pub struct PortalPolicy(String);
 
 impl PortalPolicy {
     /// The policy for these frame ancestors (none: the dashboard's).
     pub fn new(frame_ancestors: &[String]) -> Self {
+        let policy = CONTENT_SECURITY_POLICY.replace("img-src 'self' data:", "img-src 'self' data: https:");
         if frame_ancestors.is_empty() {
-            return PortalPolicy(CONTENT_SECURITY_POLICY.to_string());
+            return PortalPolicy(policy);
         }
         let ancestors = format!("frame-ancestors {}", frame_ancestors.join(" "));
-        PortalPolicy(CONTENT_SECURITY_POLICY.replace("frame-ancestors 'none'", &ancestors))
+        PortalPolicy(policy.replace("frame-ancestors 'none'", &ancestors))
     }
 }
 

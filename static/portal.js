@@ -44,6 +44,20 @@ function signedOut(message) {
     h('p', {}, `Ask ${app || 'the service that sent you this link'} for a new one.`)));
 }
 
+/**
+ * Shows the application's branding: its name (or display name), its logo, its accent
+ * colour (a CSS custom property set through the CSSOM, which the strict CSP allows).
+ */
+function applyBranding(appName, branding) {
+  const name = branding.display_name || appName;
+  sessionStorage.setItem(APP_NAME_KEY, name);
+  const brand = document.getElementById('portal-brand');
+  const logo = branding.logo_url ? h('img', { class: 'portal-logo', src: branding.logo_url, alt: '' }) : null;
+  fill(brand, logo, `${name} · Webhooks`);
+  document.title = `${name} · Webhooks`;
+  if (branding.accent_color) document.documentElement.style.setProperty('--accent', branding.accent_color);
+}
+
 /** Draws a page once the session is known (read once per token). */
 function ready() {
   if (!currentKey()) {
@@ -53,9 +67,7 @@ function ready() {
   if (!session) {
     api('GET', '/v1/portal_session').then((s) => {
       session = s;
-      sessionStorage.setItem(APP_NAME_KEY, s.app.name);
-      document.getElementById('portal-brand').textContent = `${s.app.name} · Webhooks`;
-      document.title = `${s.app.name} · Webhooks`;
+      applyBranding(s.app.name, s.branding);
       const badge = document.getElementById('portal-access');
       badge.textContent = s.read_only ? 'READ ONLY' : '';
       badge.hidden = !s.read_only;

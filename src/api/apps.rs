@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::error::ErrorCode;
 use crate::ids::AppId;
 use crate::store::app_deletion::AppDeletion;
-use crate::store::apps::{AppRecord, UidTaken};
+use crate::store::apps::{AppRecord, Branding, UidTaken};
 
 /// The longest name, in characters.
 const MAX_NAME_CHARS: usize = 120;
@@ -51,6 +51,8 @@ pub struct AppIn {
     pub uid: Option<String>,
     /// String pairs (at most 50 keys of 40 characters, values of 500).
     pub metadata: Option<BTreeMap<String, String>>,
+    /// How the app portal looks for its customers.
+    pub branding: Option<Branding>,
 }
 
 /// The body of `POST /v1/apps/:id`: what it names replaces what was there; `null` clears
@@ -70,6 +72,10 @@ pub struct AppUpdate {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub metadata: Option<Option<BTreeMap<String, String>>>,
+    /// New branding, replacing the old; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Branding>)]
+    pub branding: Option<Option<Branding>>,
 }
 
 /// An application as the API shows it.
@@ -93,6 +99,8 @@ pub struct Application {
     pub livemode: bool,
     /// Creation time (Unix seconds).
     pub created: i64,
+    /// How the app portal looks for its customers (unset fields: `[portal]` defaults).
+    pub branding: Branding,
 }
 
 impl From<AppRecord> for Application {
@@ -106,7 +114,16 @@ impl From<AppRecord> for Application {
             default: r.default,
             livemode: r.mode.is_live(),
             created: r.created,
+            branding: r.branding,
         }
+    }
+}
+
+/// Checks branding (see [`Branding::problem`]).
+pub(crate) fn validate_branding(branding: Branding) -> Result<Branding, ApiError> {
+    match branding.problem() {
+        Some((field, message)) => Err(ApiError::invalid(format!("branding[{field}]"), message)),
+        None => Ok(branding),
     }
 }
 
@@ -167,6 +184,7 @@ async fn create_app(
     let uid = input.uid.map(validate_uid).transpose()?;
     let metadata = input.metadata.unwrap_or_default();
     validate_metadata(&metadata)?;
+    let branding = validate_branding(input.branding.unwrap_or_default())?;
     let record = AppRecord {
         id: AppId::new(),
         mode: caller.mode,
@@ -175,6 +193,7 @@ async fn create_app(
         metadata,
         default: false,
         created: state.engine.clock().now(),
+        branding,
     };
     let stored = record.clone();
     match blocking(&state, move |store| store.create_app(&stored)).await? {
@@ -223,6 +242,7 @@ async fn update_app(
         }
         None => None,
     };
+    let branding = update.branding.map(|b| validate_branding(b.unwrap_or_default())).transpose()?;
     let app = require_app(&state, caller, &path).await?;
     let wanted_uid = uid.clone().flatten();
     let updated = blocking(&state, move |store| {
@@ -235,6 +255,9 @@ async fn update_app(
             }
             if let Some(metadata) = metadata {
                 record.metadata = metadata;
+            }
+            if let Some(branding) = branding {
+                record.branding = branding;
             }
         })
     })

@@ -153,6 +153,8 @@ pub struct CurrentPortalSession {
     pub object: &'static str,
     /// The application it signs in to.
     pub app: PortalApp,
+    /// How the portal looks: the application's branding over `[portal]`'s.
+    pub branding: crate::store::apps::Branding,
     /// Whether it may only look.
     pub read_only: bool,
     /// When it ends (Unix seconds).
@@ -181,9 +183,11 @@ async fn current_portal_session(state: web::Data<AppState>, caller: Caller) -> R
     let owner = caller.owner;
     let app = blocking(&state, move |store| store.app(owner.mode, owner.app)).await?;
     let app = app.ok_or_else(|| ApiError::new(ErrorCode::PortalSessionExpired, "This portal link has expired."))?;
+    let branding = app.branding.clone().or(&state.config.portal.branding());
     Ok(HttpResponse::Ok().json(CurrentPortalSession {
         id: access.session,
         object: "portal_session",
+        branding,
         app: PortalApp { id: app.id, name: app.name },
         read_only: access.read_only,
         expires_at: access.expires_at,

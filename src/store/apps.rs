@@ -42,6 +42,67 @@ pub struct AppRecord {
     pub default: bool,
     /// Creation time (Unix seconds).
     pub created: i64,
+    /// How the app portal looks for its customers.
+    #[serde(default, skip_serializing_if = "Branding::is_empty")]
+    pub branding: Branding,
+}
+
+/// How the app portal looks for one application's customers; what is unset falls back
+/// to `[portal]` in the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Branding {
+    /// The name shown in the portal's header (default: the application's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// An `https://` image shown beside the name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_url: Option<String>,
+    /// The portal's accent colour, `#rrggbb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accent_color: Option<String>,
+}
+
+impl Branding {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Branding::default()
+    }
+
+    /// What is wrong with it, if anything, as (field, message): a display name must be 1
+    /// to 120 characters, a logo an `https://` URL of at most 2048, a colour `#rrggbb`.
+    pub fn problem(&self) -> Option<(&str, String)> {
+        if let Some(name) = &self.display_name {
+            let chars = name.chars().count();
+            if chars == 0 || chars > 120 || name.trim().is_empty() {
+                return Some(("display_name", "`display_name` must be 1 to 120 characters.".into()));
+            }
+        }
+        if let Some(logo) = &self.logo_url {
+            let ok =
+                logo.len() <= 2048 && url::Url::parse(logo).is_ok_and(|u| u.scheme() == "https" && u.host().is_some());
+            if !ok {
+                let message = "`logo_url` must be the https URL of an image, at most 2048 characters.";
+                return Some(("logo_url", message.into()));
+            }
+        }
+        if let Some(color) = &self.accent_color {
+            let hex = color.len() == 7 && color.starts_with('#') && color[1..].bytes().all(|b| b.is_ascii_hexdigit());
+            if !hex {
+                return Some(("accent_color", format!("`accent_color` must be a colour like #1f4b99, not `{color}`.")));
+            }
+        }
+        None
+    }
+
+    /// This branding, with what it leaves unset taken from `defaults`.
+    pub fn or(self, defaults: &Branding) -> Branding {
+        Branding {
+            display_name: self.display_name.or_else(|| defaults.display_name.clone()),
+            logo_url: self.logo_url.or_else(|| defaults.logo_url.clone()),
+            accent_color: self.accent_color.or_else(|| defaults.accent_color.clone()),
+        }
+    }
 }
 
 impl AppRecord {
@@ -101,6 +162,7 @@ pub(super) fn ensure_defaults(tx: &WriteTransaction, now: i64) -> Result<Default
                     metadata: BTreeMap::new(),
                     default: true,
                     created: now,
+                    branding: Branding::default(),
                 };
                 apps.insert(key(mode, record.id), encode(TABLE, &record)?.as_slice())?;
                 defaults.insert(mode.as_u8(), record.id.as_u128())?;
@@ -223,6 +285,7 @@ impl Store {
             metadata: BTreeMap::new(),
             default: false,
             created: 0,
+            branding: Branding::default(),
         };
         self.write(|tx| {
             tx.open_table(tables::APPS)?.insert(key(mode, record.id), encode(TABLE, &record)?.as_slice())?;

@@ -561,7 +561,8 @@ fn the_app_portal_opens_from_its_link_and_manages_only_that_applications_endpoin
     let receiver = Receiver::start();
     let server = TestServer::start();
     server.create_endpoint("http://127.0.0.1:9/default-app");
-    server.post("/v1/apps", json!({"name": "Acme Inc.", "uid": "acme"}));
+    let branding = json!({"logo_url": "https://127.0.0.1:9/logo.png", "accent_color": "#aa3300"});
+    server.post("/v1/apps", json!({"name": "Acme Inc.", "uid": "acme", "branding": branding}));
     let session = server.post("/v1/apps/acme/portal_sessions", json!({})).body;
     let token = session["token"].as_str().unwrap().to_string();
     let session_id = session["id"].as_str().unwrap().to_string();
@@ -570,6 +571,14 @@ fn the_app_portal_opens_from_its_link_and_manages_only_that_applications_endpoin
         page.open(&format!("{}/portal/#token={token}", server.base)).await;
         page.wait_text("#portal-brand", "Acme Inc.").await;
         page.wait_text(".empty", "No endpoints yet").await;
+        // The application's branding: its logo, its accent colour.
+        assert_eq!(
+            page.script("return document.querySelector('#portal-brand img').getAttribute('src')").await,
+            json!("https://127.0.0.1:9/logo.png")
+        );
+        let accent =
+            page.script("return getComputedStyle(document.documentElement).getPropertyValue('--accent').trim()").await;
+        assert_eq!(accent, json!("#aa3300"));
         // The token left the address bar for this tab's sessionStorage; no API key is used.
         assert_eq!(page.script("return location.hash").await, json!("#/endpoints"));
         assert_eq!(page.script("return sessionStorage.getItem('stile.portal_token')").await, json!(token));

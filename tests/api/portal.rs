@@ -160,3 +160,44 @@ fn sessions_are_made_by_the_applications_keys_with_checked_lifetimes() {
     let other = server.req("POST", "/v1/apps/globex/portal_sessions").key(&key).json(&json!({})).send();
     other.assert_error(404, "invalid_request_error", "resource_missing");
 }
+
+#[test]
+fn applications_carry_portal_branding_over_the_configured_defaults() {
+    let server = TestServer::start_with(|c| {
+        c.portal.accent_color = "#123456".into();
+        c.portal.logo_url = "https://127.0.0.1:9/default-logo.png".into();
+    });
+    let created = server.post(
+        "/v1/apps",
+        json!({"name": "Acme", "uid": "acme", "branding": {"display_name": "Acme Webhooks", "accent_color": "#aa3300"}}),
+    );
+    assert_eq!(created.status, 200, "{}", created.text);
+    assert_eq!(created.body["branding"], json!({"display_name": "Acme Webhooks", "accent_color": "#aa3300"}));
+    for (branding, field) in [
+        (json!({"accent_color": "red"}), "branding[accent_color]"),
+        (json!({"logo_url": "http://cdn.example/logo.png"}), "branding[logo_url]"),
+        (json!({"display_name": ""}), "branding[display_name]"),
+        (json!({"font": "serif"}), "branding.font"),
+    ] {
+        let resp = server.post("/v1/apps/acme", json!({"branding": branding}));
+        assert_eq!(resp.status, 400, "{branding}: {}", resp.text);
+        let param = resp.body["error"]["param"].as_str().unwrap_or_default().to_string();
+        assert!(param.starts_with("branding"), "{branding}: {param} ({field})");
+    }
+    // What the application leaves unset comes from [portal].
+    let token = server.post("/v1/apps/acme/portal_sessions", json!({})).body["token"].as_str().unwrap().to_string();
+    let session = Req::new("GET", format!("{}/v1/portal_session", server.base)).key(&token).send();
+    assert_eq!(session.status, 200, "{}", session.text);
+    assert_eq!(session.body["app"]["name"], "Acme");
+    assert_eq!(
+        session.body["branding"],
+        json!({"display_name": "Acme Webhooks", "accent_color": "#aa3300", "logo_url": "https://127.0.0.1:9/default-logo.png"})
+    );
+    // null removes the application's own: all defaults then.
+    let cleared = server.post("/v1/apps/acme", json!({"branding": null}));
+    assert_eq!(cleared.body["branding"], json!({}));
+    let session = Req::new("GET", format!("{}/v1/portal_session", server.base)).key(&token).send();
+    assert_eq!(session.body["branding"]["accent_color"], "#123456");
+    // An API key has no portal session.
+    server.get("/v1/portal_session").assert_error(400, "invalid_request_error", "bad_request");
+}
