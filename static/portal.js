@@ -68,6 +68,7 @@ function ready() {
     api('GET', '/v1/portal_session').then((s) => {
       session = s;
       applyBranding(s.app.name, s.branding);
+      document.body.classList.toggle('read-only', s.read_only);
       const badge = document.getElementById('portal-access');
       badge.textContent = s.read_only ? 'READ ONLY' : '';
       badge.hidden = !s.read_only;

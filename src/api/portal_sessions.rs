@@ -247,6 +247,12 @@ pub fn portal_allows(method: &str, path: &str, read_only: bool) -> Result<(), Ap
             "This portal link is read-only: it can show endpoints and deliveries but not change them.",
         ));
     }
+    if read_only && path.ends_with("/secret") {
+        return Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "This portal link is read-only: it cannot reveal signing secrets.",
+        ));
+    }
     Ok(())
 }
 
@@ -273,6 +279,11 @@ mod tests {
             assert!(portal_allows(method, path, false).is_err(), "{method} {path}");
         }
         assert!(portal_allows("GET", "/v1/webhook_endpoints", true).is_ok());
+        assert!(portal_allows("GET", "/v1/webhook_endpoints/we_1/secret", false).is_ok());
+        assert!(
+            portal_allows("GET", "/v1/webhook_endpoints/we_1/secret", true).is_err(),
+            "a secret is more than a look"
+        );
         let err = portal_allows("POST", "/v1/webhook_endpoints", true).unwrap_err();
         assert!(err.message.contains("read-only"));
     }

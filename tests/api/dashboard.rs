@@ -703,3 +703,31 @@ fn the_portal_can_be_framed_by_the_allowed_origin_only_and_the_dashboard_never()
         page.client.enter_parent_frame().await.unwrap();
     });
 }
+
+#[test]
+fn a_read_only_portal_link_shows_everything_and_offers_no_change() {
+    let server = TestServer::start();
+    server.post("/v1/apps", json!({"name": "Acme Inc.", "uid": "acme"}));
+    let endpoint = server
+        .req("POST", "/v1/webhook_endpoints")
+        .header("Stile-App", "acme")
+        .json(&json!({"url": "http://127.0.0.1:9/acme", "enabled_events": ["*"]}))
+        .send();
+    let endpoint_id = endpoint.body["id"].as_str().unwrap().to_string();
+    let token = server.post("/v1/apps/acme/portal_sessions", json!({"read_only": true})).body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    in_browser("portal_read_only", move |page| async move {
+        page.open(&format!("{}/portal/#token={token}", server.base)).await;
+        page.wait_text("#portal-access", "READ ONLY").await;
+        page.wait_count("table a.url", 1).await;
+        // Visible buttons other than the pagers'.
+        let visible = "return [...document.querySelectorAll('main button')].filter(b => b.offsetParent !== null && !b.closest('.pager')).map(b => b.textContent)";
+        assert_eq!(page.script(visible).await, json!([]), "no New endpoint");
+        page.open(&format!("{}/portal/#/endpoints/{endpoint_id}", server.base)).await;
+        page.wait_text("main h1", "127.0.0.1:9/acme").await;
+        page.wait_text("main", "No deliveries yet").await;
+        assert_eq!(page.script(visible).await, json!([]), "no test, edit, disable, reveal, rotate, recover or delete");
+    });
+}

@@ -108,6 +108,13 @@ fn a_portal_token_reaches_its_applications_portal_routes_and_nothing_else() {
         200
     );
 
+    let secret =
+        with_token(&server, &read_only_token, "GET", &format!("/v1/webhook_endpoints/{a_endpoint}/secret")).send();
+    let error = secret.assert_error(403, "permission_error", "insufficient_permissions");
+    assert!(error["message"].as_str().unwrap().contains("secrets"), "{error}");
+    let secret = with_token(&server, &token, "GET", &format!("/v1/webhook_endpoints/{a_endpoint}/secret")).send();
+    assert!(secret.body["secret"].as_str().unwrap().starts_with("whsec_"), "{}", secret.text);
+
     // Revoked: stops at once.
     let session_id = session["id"].as_str().unwrap();
     let revoked = server.delete(&format!("/v1/apps/acme/portal_sessions/{session_id}"));
