@@ -373,57 +373,88 @@ fn failed_events_are_filtered_and_recovered_from_the_dashboard() {
 #[test]
 fn the_live_refresh_keeps_keyboard_focus_and_the_text_selection_while_rows_arrive() {
     let server = TestServer::start();
+    let publish = |server: &TestServer, id: String| {
+        server.publish("verification_session.created", json!({ "id": id }));
+    };
     for n in 0..3 {
-        server.publish("verification_session.created", json!({"id": format!("vks_old_{n}")}));
+        publish(&server, format!("vks_old_{n}"));
     }
     in_browser("refresh_keeps_place", move |page| async move {
         signed_in(&page, &server, "#/events").await;
-        page.wait_exactly("[data-test=event-row]", 3).await;
-        // Focus the second row's link, select the third row's event id, and count the
-        // requests the page makes from now on (each refresh makes one).
-        let selected = page
-            .script(
-                "const rows = document.querySelectorAll('[data-test=event-row]');
-                 window.focusedLink = rows[1].querySelector('a');
-                 window.focusedLink.focus();
-                 const code = rows[2].querySelector('code');
-                 const range = document.createRange();
-                 range.selectNodeContents(code);
-                 window.getSelection().removeAllRanges();
-                 window.getSelection().addRange(range);
-                 window.requests = 0;
-                 const fetchNow = window.fetch;
-                 window.fetch = (...args) => { window.requests += 1; return fetchNow(...args); };
-                 return window.getSelection().toString();",
-            )
-            .await;
-        assert!(selected.as_str().unwrap().starts_with("evt_"), "{selected}");
-
-        // New data arrives while the person reads: five events, one at a time.
-        for n in 0..5 {
-            server.publish("verification_session.created", json!({"id": format!("vks_new_{n}")}));
-        }
-        page.wait_exactly("[data-test=event-row]", 8).await;
-        // Two more refreshes after the one that drew the new rows (a refresh every 2 s).
-        let refreshed = eventually_async(Duration::from_secs(10), || async {
-            page.script("return window.requests").await.as_u64().unwrap_or(0) >= 3
-        })
-        .await;
-        assert!(refreshed, "the page went on refreshing");
-
-        let state = page
-            .script(
-                "return {
-                   focusKept: document.activeElement === window.focusedLink && window.focusedLink.isConnected,
-                   selection: window.getSelection().toString(),
-                   rows: document.querySelectorAll('[data-test=event-row]').length,
-                 };",
-            )
-            .await;
-        assert_eq!(state["focusKept"], true, "the focused link is still the focused element: {state}");
-        assert_eq!(state["selection"], selected, "the selected text is still selected: {state}");
-        assert_eq!(state["rows"], 8);
+        refresh_keeps_place(&page, || (0..5).for_each(|n| publish(&server, format!("vks_new_{n}")))).await;
     });
+}
+
+#[test]
+fn the_portals_live_refresh_keeps_keyboard_focus_and_the_text_selection_too() {
+    let server = TestServer::start();
+    server.post("/v1/apps", json!({"name": "Acme Inc.", "uid": "acme"}));
+    let publish = |server: &TestServer, id: String| {
+        let resp = server
+            .req("POST", "/v1/events")
+            .header("Stile-App", "acme")
+            .json(&json!({"type": "verification_session.created", "data": {"id": id}}))
+            .send();
+        assert_eq!(resp.status, 200, "{}", resp.text);
+    };
+    for n in 0..3 {
+        publish(&server, format!("vks_old_{n}"));
+    }
+    let token = server.post("/v1/apps/acme/portal_sessions", json!({})).body["token"].as_str().unwrap().to_string();
+    in_browser("portal_refresh_keeps_place", move |page| async move {
+        page.open(&format!("{}/portal/#token={token}", server.base)).await;
+        page.wait_text("#portal-brand", "Acme Inc.").await;
+        page.open(&format!("{}/portal/#/events", server.base)).await;
+        refresh_keeps_place(&page, || (0..5).for_each(|n| publish(&server, format!("vks_new_{n}")))).await;
+    });
+}
+
+/// With three event rows on screen: focuses a link and selects an id, lets `publish_five`
+/// add five events, and checks that the refreshes that draw them keep both in place.
+async fn refresh_keeps_place(page: &Page, publish_five: impl FnOnce()) {
+    page.wait_exactly("[data-test=event-row]", 3).await;
+    // Focus the second row's link, select the third row's event id, and count the
+    // requests the page makes from now on (each refresh makes one).
+    let selected = page
+        .script(
+            "const rows = document.querySelectorAll('[data-test=event-row]');
+             window.focusedLink = rows[1].querySelector('a');
+             window.focusedLink.focus();
+             const code = rows[2].querySelector('code');
+             const range = document.createRange();
+             range.selectNodeContents(code);
+             window.getSelection().removeAllRanges();
+             window.getSelection().addRange(range);
+             window.requests = 0;
+             const fetchNow = window.fetch;
+             window.fetch = (...args) => { window.requests += 1; return fetchNow(...args); };
+             return window.getSelection().toString();",
+        )
+        .await;
+    assert!(selected.as_str().unwrap().starts_with("evt_"), "{selected}");
+
+    // New data arrives while the person reads: five events, one at a time.
+    publish_five();
+    page.wait_exactly("[data-test=event-row]", 8).await;
+    // Two more refreshes after the one that drew the new rows (a refresh every 2 s).
+    let refreshed = eventually_async(Duration::from_secs(10), || async {
+        page.script("return window.requests").await.as_u64().unwrap_or(0) >= 3
+    })
+    .await;
+    assert!(refreshed, "the page went on refreshing");
+
+    let state = page
+        .script(
+            "return {
+               focusKept: document.activeElement === window.focusedLink && window.focusedLink.isConnected,
+               selection: window.getSelection().toString(),
+               rows: document.querySelectorAll('[data-test=event-row]').length,
+             };",
+        )
+        .await;
+    assert_eq!(state["focusKept"], true, "the focused link is still the focused element: {state}");
+    assert_eq!(state["selection"], selected, "the selected text is still selected: {state}");
+    assert_eq!(state["rows"], 8);
 }
 
 /// Polls an async condition until it holds or `deadline` passes.
