@@ -636,6 +636,7 @@ fn the_app_portal_opens_from_its_link_and_manages_only_that_applications_endpoin
         let pings = receiver.wait_for("/acme", 1, Duration::from_secs(10));
         assert!(pings[0].stile_signature_valid(&secret).0);
         page.wait_count("[data-test=delivery-row]", 1).await;
+        page.docs_screenshot("portal").await;
         page.find("[data-test=delivery-row] a").await.click().await.unwrap();
         page.wait_text("main h1", "attempt 1").await;
         assert!(page.text("main").await.contains("HTTP 200"));

@@ -129,6 +129,16 @@ pub struct Page {
 }
 
 impl Page {
+    /// With `STILE_DOCS_SCREENSHOTS=1`, saves what the page shows to `docs/<name>.png` (how
+    /// the README's screenshots are made); otherwise does nothing.
+    pub async fn docs_screenshot(&self, name: &str) {
+        if std::env::var("STILE_DOCS_SCREENSHOTS").is_ok_and(|v| v == "1") {
+            let png = self.client.screenshot().await.expect("a screenshot");
+            let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs").join(format!("{name}.png"));
+            std::fs::write(&file, png).expect("write the screenshot");
+        }
+    }
+
     /// Opens `url`.
     pub async fn open(&self, url: &str) {
         self.client.goto(url).await.expect("navigates");
