@@ -249,6 +249,9 @@ impl Default for RetentionConfig {
 pub struct EventsConfig {
     /// Event types, besides the built-in ones, that applications may publish.
     pub custom_types: Vec<String>,
+    /// Event types declared with a description, and optionally a JSON Schema for their
+    /// `data` and an example (`[[events.types]]`).
+    pub types: Vec<crate::event_types::EventTypeDecl>,
 }
 
 /// `[verification_sessions]`
@@ -491,6 +494,9 @@ impl Config {
             if let Err(problem) = event_types::check_custom_type(custom) {
                 return Err(("events.custom_types", problem));
             }
+        }
+        if let Err(problem) = event_types::EventTypes::with_declared(&self.events.custom_types, &self.events.types) {
+            return Err(("events.types", problem));
         }
         Ok(())
     }
@@ -743,6 +749,12 @@ mod tests {
             &env(&[("STILE_PORTAL_FRAME_ANCESTORS", "https://a.example,http://127.0.0.1:3000")]),
         );
         assert_eq!(ok.unwrap().config.portal.frame_ancestors, ["https://a.example", "http://127.0.0.1:3000"]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("types.toml");
+        std::fs::write(&path, "[[events.types]]\nname = \"invoice.paid\"\nschema = '{\"type\": 5}'\n").unwrap();
+        let err = Config::load(&Overrides { config_path: Some(path), ..Default::default() }, &env(&[])).unwrap_err().0;
+        assert!(err.contains("events.types") && err.contains("invoice.paid"), "{err}");
 
         let err = Config::load(&Overrides::default(), &env(&[("STILE_PORTAL_ACCENT_COLOR", "blue")])).unwrap_err().0;
         assert!(err.contains("portal.accent_color") && err.contains("#1f4b99"), "{err}");

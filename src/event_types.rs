@@ -1,6 +1,6 @@
 //! The catalogue of event types: Stile's built-in ones plus those declared in config.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// The event types stile itself emits for verification sessions.
 pub const BUILT_IN: [&str; 7] = [
@@ -68,27 +68,175 @@ pub fn check_custom_type(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The event types this server accepts, fixed at start-up.
+/// An event type declared in `[[events.types]]`: its name, what it means, and optionally a
+/// JSON Schema (draft 2020-12) its `data` must satisfy and an example of it. The schema
+/// and the example are JSON, inline or in a file.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventTypeDecl {
+    /// The type's name (`invoice.paid`).
+    pub name: String,
+    /// What it means, for people choosing what to subscribe to.
+    pub description: String,
+    /// A JSON Schema for `data`, as JSON text.
+    pub schema: Option<String>,
+    /// A file holding the JSON Schema.
+    pub schema_file: Option<std::path::PathBuf>,
+    /// An example of `data`, as JSON text.
+    pub example: Option<String>,
+    /// A file holding the example.
+    pub example_file: Option<std::path::PathBuf>,
+}
+
+/// One type of the catalogue, as the API shows it.
+#[derive(Debug, Clone)]
+pub struct EventTypeInfo {
+    /// The type's name.
+    pub name: String,
+    /// What it means.
+    pub description: String,
+    /// The JSON Schema its `data` must satisfy, if it has one.
+    pub schema: Option<serde_json::Value>,
+    /// An example of its `data`.
+    pub example: Option<serde_json::Value>,
+    /// Whether stile emits it (or names it, for Kayle's names).
+    pub built_in: bool,
+    /// For Kayle's names, the built-in type it stands for.
+    pub alias_of: Option<&'static str>,
+}
+
+/// A type with its schema compiled.
+#[derive(Debug, Clone)]
+struct Entry {
+    info: EventTypeInfo,
+    validator: Option<std::sync::Arc<jsonschema::Validator>>,
+}
+
+/// The event types this server accepts, fixed at start-up: the catalogue.
 #[derive(Debug, Clone)]
 pub struct EventTypes {
-    known: BTreeSet<String>,
+    known: BTreeMap<String, Entry>,
+}
+
+/// What the built-in types mean.
+const BUILT_IN_DESCRIPTIONS: [(&str, &str); 7] = [
+    ("verification_session.created", "A verification session was created."),
+    ("verification_session.processing", "A verification session's documents are being checked."),
+    ("verification_session.requires_input", "A verification session needs more input from the person being verified."),
+    ("verification_session.verified", "A verification session succeeded: the person is verified."),
+    ("verification_session.failed", "A verification session failed for good."),
+    ("verification_session.cancelled", "A verification session was cancelled."),
+    ("verification_session.expired", "A verification session expired before it ended."),
+];
+
+/// The schema of the built-in types' `data` (the verification session object). It
+/// describes rather than demands: nothing is required and other properties are allowed,
+/// since `POST /v1/events` may publish built-in types with data of the caller's own.
+fn session_schema() -> serde_json::Value {
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "description": "The session's id (vks_...)."},
+            "object": {"const": "verification_session"},
+            "type": {"type": "string", "enum": ["document", "identity"]},
+            "status": {"type": "string", "enum": ["requires_input", "processing", "verified", "failed", "cancelled", "expired"]},
+            "client_reference_id": {"type": ["string", "null"]},
+            "livemode": {"type": "boolean"},
+            "created": {"type": "integer"},
+            "expires_at": {"type": "integer"},
+            "completed_at": {"type": ["integer", "null"]}
+        }
+    })
+}
+
+/// An example of a built-in type's `data`.
+fn session_example(status: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": "vks_01JD8Y6QK4N2V7X3ZB5C9R1T0M", "object": "verification_session", "type": "document",
+        "status": status, "client_reference_id": "user_123", "livemode": false,
+        "created": 1796000000, "expires_at": 1796086400, "completed_at": null
+    })
 }
 
 impl EventTypes {
     /// The built-in types, their Kayle names, and the configured custom types.
     pub fn new(custom: &[String]) -> Self {
-        let known = BUILT_IN
-            .iter()
-            .chain(KAYLE_NAMES.iter().map(|(kayle, _)| kayle))
-            .map(|t| t.to_string())
-            .chain(custom.iter().cloned())
-            .collect();
-        Self { known }
+        Self::with_declared(custom, &[]).expect("names alone always make a catalogue")
+    }
+
+    /// Like [`EventTypes::new`], with the types of `[[events.types]]`: each schema is
+    /// compiled now (and each example checked against it), so a schema that cannot be
+    /// used stops start-up with a message naming its type.
+    pub fn with_declared(custom: &[String], declared: &[EventTypeDecl]) -> Result<Self, String> {
+        let mut known = BTreeMap::new();
+        let compiled_session = compile("verification_session.*", &session_schema())?;
+        for (name, description) in BUILT_IN_DESCRIPTIONS {
+            let status = name.rsplit('.').next().unwrap_or_default().replace("created", "requires_input");
+            let info = EventTypeInfo {
+                name: name.to_string(),
+                description: description.to_string(),
+                schema: Some(session_schema()),
+                example: Some(session_example(&status)),
+                built_in: true,
+                alias_of: None,
+            };
+            known.insert(name.to_string(), Entry { info, validator: Some(compiled_session.clone()) });
+        }
+        for (kayle, built_in) in KAYLE_NAMES {
+            let description = format!(
+                "Kayle's name (seed 003) for `{built_in}`: subscribe to it to receive that type under this name."
+            );
+            let info = EventTypeInfo {
+                name: kayle.to_string(),
+                description,
+                schema: None,
+                example: None,
+                built_in: true,
+                alias_of: Some(built_in),
+            };
+            known.insert(kayle.to_string(), Entry { info, validator: None });
+        }
+        for name in custom {
+            let info = EventTypeInfo {
+                name: name.clone(),
+                description: String::new(),
+                schema: None,
+                example: None,
+                built_in: false,
+                alias_of: None,
+            };
+            known.insert(name.clone(), Entry { info, validator: None });
+        }
+        for decl in declared {
+            check_custom_type(&decl.name)?;
+            let schema = json_of(&decl.name, "schema", decl.schema.as_deref(), decl.schema_file.as_deref())?;
+            let example = json_of(&decl.name, "example", decl.example.as_deref(), decl.example_file.as_deref())?;
+            let validator = schema.as_ref().map(|schema| compile(&decl.name, schema)).transpose()?;
+            if let (Some(validator), Some(example)) = (&validator, &example)
+                && let Some(problem) = first_error(validator, example)
+            {
+                return Err(format!(
+                    "the example of event type `{}` does not satisfy its schema: {problem}",
+                    decl.name
+                ));
+            }
+            let info = EventTypeInfo {
+                name: decl.name.clone(),
+                description: decl.description.clone(),
+                schema,
+                example,
+                built_in: false,
+                alias_of: None,
+            };
+            known.insert(decl.name.clone(), Entry { info, validator });
+        }
+        Ok(Self { known })
     }
 
     /// Whether endpoints may subscribe to this type.
     pub fn is_known(&self, name: &str) -> bool {
-        self.known.contains(name)
+        self.known.contains_key(name)
     }
 
     /// Whether events of this type may be published: a known type that is not a Kayle
@@ -99,8 +247,57 @@ impl EventTypes {
 
     /// Every known type, sorted, for error messages and the dashboard.
     pub fn all(&self) -> impl Iterator<Item = &str> {
-        self.known.iter().map(String::as_str)
+        self.known.keys().map(String::as_str)
     }
+
+    /// The catalogue, sorted by name.
+    pub fn infos(&self) -> impl Iterator<Item = &EventTypeInfo> {
+        self.known.values().map(|entry| &entry.info)
+    }
+
+    /// Checks `data` against the type's schema, if it has one; the error names the JSON
+    /// pointer of the first value that fails and the rule it breaks.
+    pub fn check_data(&self, name: &str, data: &serde_json::Value) -> Result<(), String> {
+        let Some(validator) = self.known.get(name).and_then(|entry| entry.validator.as_ref()) else { return Ok(()) };
+        match first_error(validator, data) {
+            Some(problem) => Err(format!("`data` does not match the schema of `{name}`: {problem}")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Compiles a schema, or says why it cannot be used.
+fn compile(name: &str, schema: &serde_json::Value) -> Result<std::sync::Arc<jsonschema::Validator>, String> {
+    jsonschema::draft202012::new(schema)
+        .map(std::sync::Arc::new)
+        .map_err(|err| format!("the schema of event type `{name}` is not a usable JSON Schema: {err}"))
+}
+
+/// The first way `value` fails `validator`: where (a JSON pointer, `/` for the whole) and
+/// what.
+fn first_error(validator: &jsonschema::Validator, value: &serde_json::Value) -> Option<String> {
+    validator.iter_errors(value).next().map(|err| {
+        let at = err.instance_path().to_string();
+        let at = if at.is_empty() { "/".to_string() } else { at };
+        format!("at `{at}`: {err}")
+    })
+}
+
+/// The JSON given inline or in a file for `field` of a declared type, parsed.
+fn json_of(
+    name: &str,
+    field: &str,
+    inline: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<serde_json::Value>, String> {
+    let text = match (inline, file) {
+        (Some(_), Some(_)) => return Err(format!("event type `{name}`: give `{field}` or `{field}_file`, not both")),
+        (Some(text), None) => text.to_string(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| format!("event type `{name}`: cannot read `{field}_file` {}: {e}", path.display()))?,
+        (None, None) => return Ok(None),
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| format!("event type `{name}`: `{field}` is not JSON: {e}"))
 }
 
 #[cfg(test)]
@@ -144,5 +341,74 @@ mod tests {
         }
         assert_eq!(kayle_name("verification_session.created"), None);
         assert_eq!(kayle_alias_of("verification_session.verified"), None);
+    }
+
+    fn declared(name: &str, schema: &str, example: Option<&str>) -> EventTypeDecl {
+        EventTypeDecl {
+            name: name.into(),
+            description: "An invoice was paid.".into(),
+            schema: Some(schema.into()),
+            example: example.map(Into::into),
+            ..EventTypeDecl::default()
+        }
+    }
+
+    const INVOICE_SCHEMA: &str = r#"{
+        "type": "object",
+        "required": ["id", "amount"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^in_"},
+            "amount": {"type": "integer", "minimum": 0},
+            "lines": {"type": "array", "items": {"type": "object", "required": ["sku"]}}
+        }
+    }"#;
+
+    #[test]
+    fn declared_schemas_check_data_and_name_the_first_failing_value() {
+        let types = EventTypes::with_declared(
+            &[],
+            &[declared("invoice.paid", INVOICE_SCHEMA, Some(r#"{"id": "in_1", "amount": 5}"#))],
+        )
+        .unwrap();
+        let check = |data: serde_json::Value| types.check_data("invoice.paid", &data);
+        assert!(check(serde_json::json!({"id": "in_1", "amount": 0})).is_ok());
+        assert!(check(serde_json::json!({"id": "in_1", "amount": 9007199254740993_u64, "extra": [null]})).is_ok());
+        let err = check(serde_json::json!({"id": "in_1"})).unwrap_err();
+        assert!(err.contains("at `/`") && err.contains("amount"), "{err}");
+        let err = check(serde_json::json!({"id": "x_1", "amount": 1})).unwrap_err();
+        assert!(err.contains("`/id`"), "{err}");
+        let err = check(serde_json::json!({"id": "in_1", "amount": -1})).unwrap_err();
+        assert!(err.contains("`/amount`"), "{err}");
+        let err = check(serde_json::json!({"id": "in_1", "amount": 1, "lines": [{"sku": "a"}, {}]})).unwrap_err();
+        assert!(err.contains("`/lines/1`"), "{err}");
+        // Types without a schema take any object; the built-in ones describe more than they demand.
+        assert!(types.check_data("invoice.other", &serde_json::json!({"x": 1})).is_ok());
+        assert!(types.check_data("verification_session.verified", &serde_json::json!({"seq": 1})).is_ok());
+        assert!(types.check_data("verification_session.verified", &serde_json::json!({"status": 5})).is_err());
+        let info = types.infos().find(|t| t.name == "invoice.paid").unwrap();
+        assert_eq!(info.example, Some(serde_json::json!({"id": "in_1", "amount": 5})));
+        assert_eq!(info.description, "An invoice was paid.");
+        assert!(types.infos().all(|t| t.built_in == (BUILT_IN.contains(&t.name.as_str()) || t.alias_of.is_some())));
+        // Every built-in example satisfies the built-in schema.
+        for t in types.infos().filter(|t| t.example.is_some() && t.built_in) {
+            assert!(types.check_data(&t.name, t.example.as_ref().unwrap()).is_ok(), "{}", t.name);
+        }
+    }
+
+    #[test]
+    fn a_declaration_that_cannot_be_used_is_refused_naming_its_type() {
+        let refused = |decl: EventTypeDecl| EventTypes::with_declared(&[], &[decl]).unwrap_err();
+        assert!(refused(declared("invoice.paid", r#"{"type": 5}"#, None)).contains("`invoice.paid`"));
+        assert!(refused(declared("invoice.paid", r#"{"type": "object""#, None)).contains("not JSON"));
+        assert!(refused(declared("invoice.paid", INVOICE_SCHEMA, Some(r#"{"id": "in_1"}"#))).contains("example"));
+        assert!(refused(declared("verification_session.paid", INVOICE_SCHEMA, None)).contains("reserved"));
+        let both = EventTypeDecl { schema_file: Some("/nonexistent".into()), ..declared("invoice.paid", "{}", None) };
+        assert!(refused(both).contains("not both"));
+        let missing = EventTypeDecl {
+            schema: None,
+            schema_file: Some("/nonexistent/schema.json".into()),
+            ..declared("invoice.paid", "{}", None)
+        };
+        assert!(refused(missing).contains("cannot read"));
     }
 }

@@ -6,7 +6,6 @@ use serde::Serialize;
 
 use super::list::ListResponse;
 use super::{AppState, Caller, Routes};
-use crate::event_types::{BUILT_IN, kayle_alias_of};
 
 /// Mounts the route.
 pub fn configure(cfg: &mut Routes) {
@@ -20,7 +19,15 @@ pub struct EventType<'a> {
     pub object: &'static str,
     /// The name endpoints subscribe to, e.g. `verification_session.verified`.
     pub name: &'a str,
-    /// Whether stile emits it itself (false: declared in `[events] custom_types`).
+    /// What it means (empty for a type named only in `[events] custom_types`).
+    pub description: &'a str,
+    /// The JSON Schema (draft 2020-12) its `data` must satisfy, or null.
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<&'a serde_json::Value>,
+    /// An example of its `data`, or null.
+    #[schema(value_type = Option<Object>)]
+    pub example: Option<&'a serde_json::Value>,
+    /// Whether stile emits it itself (false: declared in `[events]`).
     pub built_in: bool,
     /// For Kayle's names (seed 003), the built-in type this is another name for: it
     /// cannot be published, and endpoints subscribed to it receive that type's events
@@ -38,10 +45,15 @@ pub struct EventType<'a> {
 async fn list_event_types(state: web::Data<AppState>, _caller: Caller) -> HttpResponse {
     let data: Vec<EventType<'_>> = state
         .event_types
-        .all()
-        .map(|name| {
-            let alias_of = kayle_alias_of(name);
-            EventType { object: "event_type", name, built_in: BUILT_IN.contains(&name) || alias_of.is_some(), alias_of }
+        .infos()
+        .map(|t| EventType {
+            object: "event_type",
+            name: &t.name,
+            description: &t.description,
+            schema: t.schema.as_ref(),
+            example: t.example.as_ref(),
+            built_in: t.built_in,
+            alias_of: t.alias_of,
         })
         .collect();
     HttpResponse::Ok().json(ListResponse::new("/v1/event_types", data, false))

@@ -150,6 +150,9 @@ async fn publish_event(
         ));
     }
     let data = input.data.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+    if data.is_object() {
+        state.event_types.check_data(&event_type, &data).map_err(|problem| ApiError::invalid("data", problem))?;
+    }
     if !data.is_object() {
         return Err(ApiError::invalid("data", "`data` must be a JSON object."));
     }

@@ -87,7 +87,8 @@ impl AppState {
         default_apps: crate::store::apps::DefaultApps,
     ) -> Self {
         Self {
-            event_types: EventTypes::new(&config.events.custom_types),
+            event_types: EventTypes::with_declared(&config.events.custom_types, &config.events.types)
+                .expect("the config's event types were checked when it was loaded"),
             targets: TargetPolicy::new(&config),
             config,
             store,

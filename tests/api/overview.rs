@@ -126,3 +126,43 @@ fn event_types_list_the_built_in_and_the_configured_types() {
     assert!(find("webhook_endpoint.test").is_none(), "the ping type cannot be subscribed to");
     assert_eq!(server.req("GET", "/v1/event_types").no_key().send().status, 401);
 }
+
+#[test]
+fn a_declared_event_type_checks_published_data_against_its_schema() {
+    let server = TestServer::start_with(|c| {
+        c.events.types = vec![stile::event_types::EventTypeDecl {
+            name: "invoice.paid".into(),
+            description: "An invoice was paid.".into(),
+            schema: Some(r#"{"type": "object", "required": ["id", "amount"], "properties": {"id": {"type": "string"}, "amount": {"type": "integer", "minimum": 0}}}"#.into()),
+            example: Some(r#"{"id": "in_1", "amount": 1200}"#.into()),
+            ..Default::default()
+        }];
+    });
+    let ok = server.post("/v1/events", json!({"type": "invoice.paid", "data": {"id": "in_1", "amount": 5}}));
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    for (data, pointer) in [
+        (json!({"id": "in_1"}), "`/`"),
+        (json!({"id": "in_1", "amount": -3}), "`/amount`"),
+        (json!({"id": 7, "amount": 3}), "`/id`"),
+    ] {
+        let refused = server.post("/v1/events", json!({"type": "invoice.paid", "data": data.clone()}));
+        let error = refused.assert_error(400, "invalid_request_error", "parameter_invalid");
+        assert_eq!(error["param"], "data");
+        assert!(error["message"].as_str().unwrap().contains(pointer), "{data}: {error}");
+    }
+    assert_eq!(server.get("/v1/events").body["data"].as_array().unwrap().len(), 1, "refused events are not stored");
+    let types = server.get("/v1/event_types").body;
+    let paid = types["data"].as_array().unwrap().iter().find(|t| t["name"] == "invoice.paid").unwrap().clone();
+    assert_eq!(paid["description"], "An invoice was paid.");
+    assert_eq!(paid["schema"]["required"], json!(["id", "amount"]));
+    assert_eq!(paid["example"], json!({"id": "in_1", "amount": 1200}));
+    let verified = types["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "verification_session.verified")
+        .unwrap()
+        .clone();
+    assert!(verified["description"].as_str().unwrap().contains("verified"));
+    assert_eq!(verified["example"]["status"], "verified");
+}
