@@ -9,6 +9,7 @@ import * as deliveries from './views/deliveries.js';
 import * as events from './views/events.js';
 import * as sessions from './views/sessions.js';
 import * as apps from './views/apps.js';
+import * as eventTypes from './views/event_types.js';
 
 /** Routes: a pattern of path segments (':x' captures), the view, and its nav section. */
 const ROUTES = [
@@ -18,6 +19,7 @@ const ROUTES = [
   [['endpoints', ':id', 'deliveries', ':delivery'], deliveries.renderDetail, 'endpoints'],
   [['events'], events.renderList, 'events'],
   [['events', ':id'], events.renderDetail, 'events'],
+  [['event-types'], eventTypes.render, 'event-types'],
   [['sessions'], sessions.render, 'sessions'],
   [['apps'], apps.renderList, 'apps'],
   [['apps', ':id'], apps.renderDetail, 'apps'],

@@ -7,6 +7,7 @@ import { fill, h, toast } from './ui.js';
 import * as endpoints from './views/endpoints.js';
 import * as deliveries from './views/deliveries.js';
 import * as events from './views/events.js';
+import * as eventTypes from './views/event_types.js';
 
 useCredential('stile.portal_token', { app: false });
 
@@ -27,6 +28,7 @@ const ROUTES = [
   [['endpoints', ':id', 'deliveries', ':delivery'], deliveries.renderDetail, 'endpoints'],
   [['events'], events.renderList, 'events'],
   [['events', ':id'], events.renderDetail, 'events'],
+  [['event-types'], eventTypes.render, 'event-types'],
 ];
 
 let router = null;

@@ -763,3 +763,35 @@ fn a_read_only_portal_link_shows_everything_and_offers_no_change() {
         assert_eq!(page.script(visible).await, json!([]), "no test, edit, disable, reveal, rotate, recover or delete");
     });
 }
+
+#[test]
+fn the_event_type_catalogue_shows_descriptions_examples_and_schemas_in_the_portal() {
+    let server = TestServer::start_with(|c| {
+        c.events.types = vec![stile::event_types::EventTypeDecl {
+            name: "invoice.paid".into(),
+            description: "An invoice was paid in full.".into(),
+            schema: Some(r#"{"type": "object", "required": ["amount"]}"#.into()),
+            example: Some(r#"{"amount": 1200}"#.into()),
+            ..Default::default()
+        }];
+    });
+    server.post("/v1/apps", json!({"name": "Acme Inc.", "uid": "acme"}));
+    let token = server.post("/v1/apps/acme/portal_sessions", json!({})).body["token"].as_str().unwrap().to_string();
+    in_browser("portal_event_types", move |page| async move {
+        page.open(&format!("{}/portal/#token={token}", server.base)).await;
+        page.wait_text("#portal-brand", "Acme Inc.").await;
+        page.find("#nav a[data-section=event-types]").await.click().await.unwrap();
+        page.wait_text("main h1", "Event types").await;
+        page.wait_text("main", "An invoice was paid in full.").await;
+        let invoice = page.script(
+            "const s = [...document.querySelectorAll('[data-test=event-type]')].find(s => s.textContent.includes('invoice.paid'));
+             s.querySelectorAll('details').forEach(d => d.open = true);
+             return s.textContent;",
+        )
+        .await;
+        let invoice = invoice.as_str().unwrap();
+        assert!(invoice.contains("1200") && invoice.contains("\"required\""), "{invoice}");
+        assert!(page.text("main").await.contains("verification_session.verified"));
+        assert!(page.text("main").await.contains("Another name for verification_session.verified"));
+    });
+}
