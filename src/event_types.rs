@@ -250,6 +250,11 @@ impl EventTypes {
         self.known.keys().map(String::as_str)
     }
 
+    /// The type `name`, if the catalogue has it.
+    pub fn info(&self, name: &str) -> Option<&EventTypeInfo> {
+        self.known.get(name).map(|entry| &entry.info)
+    }
+
     /// The catalogue, sorted by name.
     pub fn infos(&self) -> impl Iterator<Item = &EventTypeInfo> {
         self.known.values().map(|entry| &entry.info)

@@ -503,7 +503,8 @@ async fn test_ping(
 ) -> Result<HttpResponse, ApiError> {
     let (owner, id) = path.target(&state, caller).await?;
     let raw_webhook = &path.webhook_id;
-    let attempt = super::endpoint_actions::ping(&state, owner, id).await?.ok_or_else(|| not_found(raw_webhook))?;
+    let attempt =
+        super::endpoint_actions::ping(&state, owner, id, None).await?.ok_or_else(|| not_found(raw_webhook))?;
     Ok(ok(PingResult {
         success: attempt.status == AttemptStatus::Succeeded,
         status_code: attempt.response_status,

@@ -126,37 +126,78 @@ pub(crate) async fn rotate(
     Ok(updated.map(|record| (record, secret)))
 }
 
+/// The body of `POST /v1/webhook_endpoints/:id/test` (optional).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"event_type": "verification_session.verified"}))]
+pub struct TestIn {
+    /// Send this type's example (from the event type catalogue) instead of a
+    /// `webhook_endpoint.test` ping.
+    pub event_type: Option<String>,
+}
+
 /// Send a test event to an endpoint.
 ///
-/// Sends one signed `webhook_endpoint.test` event to this endpoint only, now, and answers
-/// with the attempt. No retries follow.
+/// Sends one signed `webhook_endpoint.test` event (or, with `event_type`, that type's
+/// example data) to this endpoint only, now, and answers with the attempt. No retries
+/// follow; the event is recorded but goes nowhere else.
 #[utoipa::path(tag = TAG, params(("id" = EndpointId, Path, description = "The endpoint's id.")),
+    request_body(content = TestIn, content_type = "application/json"),
     responses((status = 200, description = "The attempt, finished.", body = Delivery)))]
 #[post("/webhook_endpoints/{id}/test")]
 async fn test_endpoint(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
+    body: JsonBody<TestIn>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
+    let example = body.0.event_type.map(|name| example_of(&state, name)).transpose()?;
     let attempt =
-        ping(&state, caller.owner, id).await?.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+        ping(&state, caller.owner, id, example).await?.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     Ok(HttpResponse::Ok().json(Delivery::from(attempt)))
 }
 
-/// Sends one signed `webhook_endpoint.test` event to an endpoint of `owner` now, records
-/// the event with its one attempt, and returns the attempt (no retries follow). `None`:
-/// no such endpoint. Every dialect's test ping goes through here.
+/// A type of the catalogue and its example data, for *Send example*: 400 if the type is
+/// not one that may be published, or has no example.
+fn example_of(state: &AppState, name: String) -> Result<(String, serde_json::Value), ApiError> {
+    let info = state.event_types.info(&name).filter(|_| state.event_types.is_publishable(&name));
+    let info = info.ok_or_else(|| {
+        ApiError::invalid(
+            "event_type",
+            format!("`{name}` is not an event type that can be sent (see GET /v1/event_types)."),
+        )
+    })?;
+    let example = info.example.clone().ok_or_else(|| {
+        ApiError::invalid(
+            "event_type",
+            format!("The event type `{name}` has no example to send: declare one in [[events.types]]."),
+        )
+    })?;
+    Ok((name, example))
+}
+
+/// Sends one signed event to an endpoint of `owner` now: a `webhook_endpoint.test` ping,
+/// or `example` (a type and its example data). Records the event with its one attempt
+/// and returns the attempt (no retries follow). `None`: no such endpoint. Every dialect's
+/// test ping goes through here.
 pub(crate) async fn ping(
     state: &web::Data<AppState>,
     owner: Owner,
     id: EndpointId,
+    example: Option<(String, serde_json::Value)>,
 ) -> Result<Option<AttemptRecord>, ApiError> {
     let found = blocking(state, move |store| store.endpoint(owner, id)).await?;
     let Some(endpoint) = found else { return Ok(None) };
-    let data = serde_json::to_value(Endpoint::from(endpoint.clone())).map_err(|e| ApiError::internal(&e))?;
+    let (event_type, data) = match example {
+        Some((name, data)) => (name, data),
+        None => {
+            let data = serde_json::to_value(Endpoint::from(endpoint.clone())).map_err(|e| ApiError::internal(&e))?;
+            (ENDPOINT_TEST.to_string(), data)
+        }
+    };
     let now = state.engine.clock().now();
-    let event = crate::payload::new_event(owner, ENDPOINT_TEST, &data, now)?;
+    let event = crate::payload::new_event(owner, &event_type, &data, now)?;
     let meta = event.meta.clone();
     let body = event.body.clone();
 

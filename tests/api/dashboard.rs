@@ -776,6 +776,13 @@ fn the_event_type_catalogue_shows_descriptions_examples_and_schemas_in_the_porta
         }];
     });
     server.post("/v1/apps", json!({"name": "Acme Inc.", "uid": "acme"}));
+    let receiver = Receiver::start();
+    let made = server
+        .req("POST", "/v1/webhook_endpoints")
+        .header("Stile-App", "acme")
+        .json(&json!({"url": receiver.url("/acme"), "enabled_events": ["*"]}))
+        .send();
+    assert_eq!(made.status, 200, "{}", made.text);
     let token = server.post("/v1/apps/acme/portal_sessions", json!({})).body["token"].as_str().unwrap().to_string();
     in_browser("portal_event_types", move |page| async move {
         page.open(&format!("{}/portal/#token={token}", server.base)).await;
@@ -793,5 +800,16 @@ fn the_event_type_catalogue_shows_descriptions_examples_and_schemas_in_the_porta
         assert!(invoice.contains("1200") && invoice.contains("\"required\""), "{invoice}");
         assert!(page.text("main").await.contains("verification_session.verified"));
         assert!(page.text("main").await.contains("Another name for verification_session.verified"));
+
+        // Send example: the invoice example to the application's endpoint, signed.
+        page.script(
+            "const s = [...document.querySelectorAll('[data-test=event-type]')].find(s => s.textContent.includes('invoice.paid'));
+             [...s.querySelectorAll('button')].find(b => b.textContent === 'Send example').click();",
+        )
+        .await;
+        page.wait_text("[data-test=example-result]", "succeeded").await;
+        let got = receiver.wait_for("/acme", 1, Duration::from_secs(10));
+        assert_eq!(got[0].json()["type"], "invoice.paid");
+        assert_eq!(got[0].json()["data"], json!({"amount": 1200}));
     });
 }

@@ -156,6 +156,21 @@ fn a_declared_event_type_checks_published_data_against_its_schema() {
     assert_eq!(paid["description"], "An invoice was paid.");
     assert_eq!(paid["schema"]["required"], json!(["id", "amount"]));
     assert_eq!(paid["example"], json!({"id": "in_1", "amount": 1200}));
+    // Send example: the type's example data to one endpoint, signed, now.
+    let receiver = Receiver::start();
+    let endpoint = server.create_endpoint_for(&receiver.url("/ex"), &["verification_session.created"]);
+    let (id, secret) = (endpoint["id"].as_str().unwrap(), endpoint["secret"].as_str().unwrap());
+    let sent = server.post(&format!("/v1/webhook_endpoints/{id}/test"), json!({"event_type": "invoice.paid"}));
+    assert_eq!((sent.status, sent.body["status"].clone()), (200, json!("succeeded")), "{}", sent.text);
+    let got = receiver.wait_for("/ex", 1, Duration::from_secs(10));
+    assert_eq!(got[0].json()["type"], "invoice.paid");
+    assert_eq!(got[0].json()["data"], json!({"id": "in_1", "amount": 1200}));
+    assert!(got[0].stile_signature_valid(secret).0);
+    for event_type in ["invoice.unknown", "verification.session.succeeded"] {
+        let refused = server.post(&format!("/v1/webhook_endpoints/{id}/test"), json!({"event_type": event_type}));
+        let error = refused.assert_error(400, "invalid_request_error", "parameter_invalid");
+        assert!(error["message"].as_str().unwrap().contains("that can be sent"), "{error}");
+    }
     let verified = types["data"]
         .as_array()
         .unwrap()
