@@ -150,10 +150,12 @@ fn nothing_crosses_between_applications() {
     for path in [format!("/v1/webhook_endpoints/{theirs_id}/deliveries"), format!("/v1/events/{event_id}/deliveries")] {
         server.get(&path).assert_error(404, "invalid_request_error", "resource_missing");
     }
-    for path in
-        [format!("/v1/webhook_endpoints/{theirs_id}/test"), format!("/v1/webhook_endpoints/{theirs_id}/recover")]
-    {
-        let resp = server.post(&path, json!({"since": 0}));
+    for (path, body) in [
+        (format!("/v1/webhook_endpoints/{theirs_id}/test"), json!({})),
+        (format!("/v1/webhook_endpoints/{theirs_id}/test"), json!({"event_type": VERIFIED})),
+        (format!("/v1/webhook_endpoints/{theirs_id}/recover"), json!({"since": 0})),
+    ] {
+        let resp = server.post(&path, body);
         assert_eq!(resp.status, 404, "{path}: {}", resp.text);
     }
     let stats = server.get("/v1/delivery_stats");
