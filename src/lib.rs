@@ -62,6 +62,9 @@ pub enum StartError {
     /// The admin token file could not be read or created.
     #[error("cannot read or create the admin token {0}: {1}")]
     AdminToken(std::path::PathBuf, std::io::Error),
+    /// A declared event type cannot be used (a schema that does not compile, ...).
+    #[error("invalid event type catalogue: {0}")]
+    EventTypes(String),
 }
 
 /// A server ready to serve.
@@ -82,6 +85,10 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
 /// Like [`prepare`], with the engine and API reading time from `clock` (tests give a
 /// manual one and advance it).
 pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, StartError> {
+    // Checked before anything is opened: `Config::load` refuses such a catalogue too, but
+    // a `Config` built in code has not been through it.
+    let event_types = crate::event_types::EventTypes::with_declared(&config.events.custom_types, &config.events.types)
+        .map_err(StartError::EventTypes)?;
     let store = Store::open_with(&config.server.data_dir, &config.store_options())?;
     let admin_token = admin::load_or_create_token(&config.server.data_dir)
         .map_err(|e| StartError::AdminToken(admin::token_path(&config.server.data_dir), e))?;
@@ -97,7 +104,8 @@ pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, Star
     let metrics = Arc::new(metrics::Metrics::new());
     let engine = delivery::Engine::start(Arc::clone(&store), clock, &config, Arc::clone(&metrics))?;
     let default_apps = store.default_apps()?;
-    Ok(Prepared { state: AppState::new(config, store, keys, engine, metrics, admin_token, default_apps), first_key })
+    let state = AppState::new(config, event_types, store, keys, engine, metrics, admin_token, default_apps);
+    Ok(Prepared { state, first_key })
 }
 
 /// Creates and stores a new API key, made at `now` (Unix seconds); returns the key, which

@@ -19,7 +19,7 @@ use super::auth::app_for;
 use super::dialect::iso8601;
 use super::endpoints::{EndpointChanges, NewEndpoint, parse_id, validate_event_types, validate_url};
 use super::extract::{JsonBody, QueryParams};
-use super::list::PageParams;
+use super::list::{cursor_list_error, cursor_request};
 use super::{AppState, Caller, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DeliveryId, EndpointId, EventId};
@@ -533,21 +533,14 @@ async fn list_deliveries(
     let (owner, endpoint) = path.target(&state, caller).await?;
     require_endpoint(&state, owner, endpoint, &path.webhook_id).await?;
     let query = query.0;
-    let mut request: PageRequest<DeliveryId> =
-        PageParams { limit: query.limit.as_deref(), ..PageParams::default() }.to_request(DEFAULT_DELIVERY_LIMIT)?;
-    if let Some(cursor) = &query.cursor {
-        let bad_cursor =
-            || ApiError::invalid("cursor", format!("`cursor` must be a `nextCursor` of this list; `{cursor}` is not."));
-        let id = uuid::Uuid::try_parse(cursor).map_err(|_| bad_cursor())?;
-        request.cursor = Cursor::After(DeliveryId(id.as_u128()));
-    }
+    let request =
+        cursor_request(query.limit.as_deref(), query.cursor.as_deref(), DEFAULT_DELIVERY_LIMIT, "nextCursor", |c| {
+            uuid::Uuid::try_parse(c).ok().map(|id| DeliveryId(id.as_u128()))
+        })?;
     let status = query.status;
     let listed =
         blocking(&state, move |store| Ok::<_, ApiError>(store.list_attempts(owner, endpoint, request, status))).await?;
-    let page = listed.map_err(|err| match err {
-        ListError::UnknownCursor => ApiError::invalid("cursor", "`cursor` names no delivery of this endpoint."),
-        ListError::Store(err) => err.into(),
-    })?;
+    let page = listed.map_err(|err| cursor_list_error(err, "no delivery of this endpoint"))?;
     let next_cursor = page.items.last().filter(|_| page.has_more).map(|last| uuid_of(last.id));
     Ok(ok(DeliveryPage {
         deliveries: page.items.into_iter().map(DeliveryOut::from).collect(),

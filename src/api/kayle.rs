@@ -23,13 +23,12 @@ use super::endpoints::{
     validate_retention_hours, validate_url,
 };
 use super::extract::{JsonBody, QueryParams, nullable};
-use super::list::PageParams;
+use super::list::{cursor_list_error, cursor_request};
 use super::{AppState, Caller, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::event_types::{KAYLE_NAMES, kayle_alias_of};
 use crate::ids::{AppId, EndpointId};
 use crate::store::endpoints::{EndpointRecord, EndpointStatus};
-use crate::store::pagination::{Cursor, ListError};
 
 /// The OpenAPI tag of this dialect's routes.
 const TAG: &str = "Kayle endpoints (seed 003)";
@@ -353,21 +352,14 @@ async fn list_endpoints(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.0;
     let filter = label_filter(query.label)?;
-    let mut request = PageParams { limit: query.limit.as_deref(), ..PageParams::default() }
-        .to_request::<EndpointId>(DEFAULT_LIST_LIMIT)?;
-    if let Some(cursor) = &query.cursor {
-        let id = parse_id(cursor).map_err(|_| {
-            ApiError::invalid("cursor", format!("`cursor` must be a `next_cursor` of this list; `{cursor}` is not."))
+    let request =
+        cursor_request(query.limit.as_deref(), query.cursor.as_deref(), DEFAULT_LIST_LIMIT, "next_cursor", |c| {
+            parse_id(c).ok()
         })?;
-        request.cursor = Cursor::After(id);
-    }
     let owner = caller.owner;
     let listed =
         blocking(&state, move |store| Ok::<_, ApiError>(store.list_endpoints(owner, request, &filter))).await?;
-    let page = listed.map_err(|err| match err {
-        ListError::UnknownCursor => ApiError::invalid("cursor", "`cursor` names no endpoint of this list."),
-        ListError::Store(err) => err.into(),
-    })?;
+    let page = listed.map_err(|err| cursor_list_error(err, "no endpoint of this list"))?;
     let next_cursor = page.items.last().filter(|_| page.has_more).map(|last| last.id);
     let default_hours = state.config.retention.undelivered_payload_hours;
     Ok(ok(Page {

@@ -125,6 +125,38 @@ impl PageParams<'_> {
     }
 }
 
+/// The page the other dialects' lists ask for: `limit`, and `cursor`, the last item of the
+/// previous page as `parse` reads it (`next_field` names where that page gave it, for the
+/// error).
+pub fn cursor_request<Id>(
+    limit: Option<&str>,
+    cursor: Option<&str>,
+    default_limit: usize,
+    next_field: &str,
+    parse: impl FnOnce(&str) -> Option<Id>,
+) -> Result<PageRequest<Id>, ApiError>
+where
+    Id: FromStr,
+{
+    let mut request = PageParams { limit, ..PageParams::default() }.to_request(default_limit)?;
+    if let Some(text) = cursor {
+        let id = parse(text).ok_or_else(|| {
+            ApiError::invalid("cursor", format!("`cursor` must be a `{next_field}` of this list; `{text}` is not."))
+        })?;
+        request.cursor = Cursor::After(id);
+    }
+    Ok(request)
+}
+
+/// A failed listing of [`cursor_request`]'s page: an unknown cursor is a 400 saying
+/// `what_is_missing` (e.g. "no endpoint of this list").
+pub fn cursor_list_error(err: ListError, what_is_missing: &str) -> ApiError {
+    match err {
+        ListError::UnknownCursor => ApiError::invalid("cursor", format!("`cursor` names {what_is_missing}.")),
+        ListError::Store(err) => err.into(),
+    }
+}
+
 /// Turns a store listing failure into the API's answer: an unknown cursor is the
 /// caller's mistake (400), anything else is ours.
 fn list_error(err: ListError, params: &PageParams<'_>) -> ApiError {

@@ -76,9 +76,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state of a server with this config, store and keys.
+    /// The state of a server with this config, event type catalogue, store and keys.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
+        event_types: EventTypes,
         store: Arc<Store>,
         keys: ApiKeys,
         engine: Engine,
@@ -87,8 +89,7 @@ impl AppState {
         default_apps: crate::store::apps::DefaultApps,
     ) -> Self {
         Self {
-            event_types: EventTypes::with_declared(&config.events.custom_types, &config.events.types)
-                .expect("the config's event types were checked when it was loaded"),
+            event_types,
             targets: TargetPolicy::new(&config),
             config,
             store,

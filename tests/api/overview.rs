@@ -181,3 +181,19 @@ fn a_declared_event_type_checks_published_data_against_its_schema() {
     assert!(verified["description"].as_str().unwrap().contains("verified"));
     assert_eq!(verified["example"]["status"], "verified");
 }
+
+#[test]
+fn a_catalogue_that_cannot_be_used_stops_start_up_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = stile::config::Config::default();
+    config.server.data_dir = dir.path().join("data");
+    config.events.types = vec![stile::event_types::EventTypeDecl {
+        name: "invoice.paid".into(),
+        schema: Some(r#"{"type": 5}"#.into()),
+        ..Default::default()
+    }];
+    let Err(err) = stile::prepare(config) else { panic!("a server started with an unusable schema") };
+    assert!(matches!(err, stile::StartError::EventTypes(_)), "{err}");
+    assert!(err.to_string().contains("invoice.paid"), "{err}");
+    assert!(!dir.path().join("data").exists(), "refused before the data file was made");
+}
