@@ -1,6 +1,9 @@
 //! The catalogue of event types: Stile's built-in ones plus those declared in config.
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+use crate::mode::Mode;
 
 /// The event types stile itself emits for verification sessions.
 pub const BUILT_IN: [&str; 7] = [
@@ -88,6 +91,19 @@ pub struct EventTypeDecl {
     pub example_file: Option<std::path::PathBuf>,
 }
 
+/// Where a type of the catalogue comes from, which decides who may change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Stile emits it (or names it, for Kayle's names): fixed.
+    BuiltIn,
+    /// Declared in `stile.toml` (`[events] custom_types` or `[[events.types]]`): changed
+    /// there.
+    Config,
+    /// Created through `POST /v1/event_types`, in one mode: changed through the API.
+    Api,
+}
+
 /// One type of the catalogue, as the API shows it.
 #[derive(Debug, Clone)]
 pub struct EventTypeInfo {
@@ -99,23 +115,91 @@ pub struct EventTypeInfo {
     pub schema: Option<serde_json::Value>,
     /// An example of its `data`.
     pub example: Option<serde_json::Value>,
-    /// Whether stile emits it (or names it, for Kayle's names).
-    pub built_in: bool,
+    /// Where it comes from.
+    pub source: Source,
     /// For Kayle's names, the built-in type it stands for.
     pub alias_of: Option<&'static str>,
+    /// Archived: kept for the history of events and the endpoints subscribed to it, but
+    /// no endpoint may subscribe to it anew. Only types created through the API can be.
+    pub archived: bool,
+    /// When it was created through the API (Unix seconds); `None` for the others.
+    pub created: Option<i64>,
+    /// When it was last changed through the API (Unix seconds).
+    pub updated: Option<i64>,
+}
+
+/// An event type created through the API, as stored: it belongs to one mode, like the
+/// keys that manage it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EventTypeRecord {
+    /// The type's name (`invoice.paid`), unique in its mode.
+    pub name: String,
+    /// The mode whose keys manage it and whose events it types.
+    pub mode: Mode,
+    /// What it means.
+    pub description: String,
+    /// A JSON Schema (draft 2020-12) for `data`.
+    pub schema: Option<serde_json::Value>,
+    /// An example of `data`, which satisfies the schema.
+    pub example: Option<serde_json::Value>,
+    /// Whether it is archived (see [`EventTypeInfo::archived`]).
+    pub archived: bool,
+    /// When it was created (Unix seconds).
+    pub created: i64,
+    /// When it was last changed (Unix seconds).
+    pub updated: Option<i64>,
 }
 
 /// A type with its schema compiled.
 #[derive(Debug, Clone)]
-struct Entry {
+pub struct Entry {
     info: EventTypeInfo,
     validator: Option<std::sync::Arc<jsonschema::Validator>>,
 }
 
-/// The event types this server accepts, fixed at start-up: the catalogue.
-#[derive(Debug, Clone)]
+impl Entry {
+    /// Compiles an API-managed type: its schema must compile and its example satisfy it.
+    /// The error names the field at fault (`schema` or `example`) and what is wrong.
+    pub fn compile(record: &EventTypeRecord) -> Result<Self, (&'static str, String)> {
+        let validator = record.schema.as_ref().map(|schema| compile(&record.name, schema)).transpose();
+        let validator = validator.map_err(|problem| ("schema", problem))?;
+        if let (Some(validator), Some(example)) = (&validator, &record.example)
+            && let Some(problem) = first_error(validator, example)
+        {
+            return Err(("example", format!("the example does not satisfy the schema: {problem}")));
+        }
+        let info = EventTypeInfo {
+            name: record.name.clone(),
+            description: record.description.clone(),
+            schema: record.schema.clone(),
+            example: record.example.clone(),
+            source: Source::Api,
+            alias_of: None,
+            archived: record.archived,
+            created: Some(record.created),
+            updated: record.updated,
+        };
+        Ok(Self { info, validator })
+    }
+
+    /// The type's name.
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+}
+
+/// The event types this server accepts: the catalogue. The built-in types and those of
+/// `stile.toml` are fixed at start-up and shared by both modes; each mode adds the types
+/// created through its API, loaded from the data file at start and kept up to date by
+/// [`EventTypes::install`] after each change is committed.
+#[derive(Debug)]
 pub struct EventTypes {
-    known: BTreeMap<String, Entry>,
+    fixed: BTreeMap<String, Entry>,
+    /// The API-managed types of test mode and of live mode, archived ones included.
+    managed: RwLock<[BTreeMap<String, Entry>; 2]>,
+    /// Held while an API change is read, checked, committed and installed, so changes
+    /// apply one at a time and the catalogue matches the data file.
+    writes: Mutex<()>,
 }
 
 /// What the built-in types mean.
@@ -159,6 +243,30 @@ fn session_example(status: &str) -> serde_json::Value {
     })
 }
 
+/// A fixed type's entry.
+fn fixed_entry(
+    name: &str,
+    description: String,
+    schema_and_example: (Option<serde_json::Value>, Option<serde_json::Value>),
+    source: Source,
+    alias_of: Option<&'static str>,
+    validator: Option<std::sync::Arc<jsonschema::Validator>>,
+) -> Entry {
+    let (schema, example) = schema_and_example;
+    let info = EventTypeInfo {
+        name: name.to_string(),
+        description,
+        schema,
+        example,
+        source,
+        alias_of,
+        archived: false,
+        created: None,
+        updated: None,
+    };
+    Entry { info, validator }
+}
+
 impl EventTypes {
     /// The built-in types, their Kayle names, and the configured custom types.
     pub fn new(custom: &[String]) -> Self {
@@ -169,44 +277,26 @@ impl EventTypes {
     /// compiled now (and each example checked against it), so a schema that cannot be
     /// used stops start-up with a message naming its type.
     pub fn with_declared(custom: &[String], declared: &[EventTypeDecl]) -> Result<Self, String> {
-        let mut known = BTreeMap::new();
+        let mut fixed = BTreeMap::new();
         let compiled_session = compile("verification_session.*", &session_schema())?;
         for (name, description) in BUILT_IN_DESCRIPTIONS {
             let status = name.rsplit('.').next().unwrap_or_default().replace("created", "requires_input");
-            let info = EventTypeInfo {
-                name: name.to_string(),
-                description: description.to_string(),
-                schema: Some(session_schema()),
-                example: Some(session_example(&status)),
-                built_in: true,
-                alias_of: None,
-            };
-            known.insert(name.to_string(), Entry { info, validator: Some(compiled_session.clone()) });
+            let content = (Some(session_schema()), Some(session_example(&status)));
+            let validator = Some(compiled_session.clone());
+            fixed.insert(
+                name.to_string(),
+                fixed_entry(name, description.into(), content, Source::BuiltIn, None, validator),
+            );
         }
         for (kayle, built_in) in KAYLE_NAMES {
             let description = format!(
                 "Kayle's name (seed 003) for `{built_in}`: subscribe to it to receive that type under this name."
             );
-            let info = EventTypeInfo {
-                name: kayle.to_string(),
-                description,
-                schema: None,
-                example: None,
-                built_in: true,
-                alias_of: Some(built_in),
-            };
-            known.insert(kayle.to_string(), Entry { info, validator: None });
+            let entry = fixed_entry(kayle, description, (None, None), Source::BuiltIn, Some(built_in), None);
+            fixed.insert(kayle.to_string(), entry);
         }
         for name in custom {
-            let info = EventTypeInfo {
-                name: name.clone(),
-                description: String::new(),
-                schema: None,
-                example: None,
-                built_in: false,
-                alias_of: None,
-            };
-            known.insert(name.clone(), Entry { info, validator: None });
+            fixed.insert(name.clone(), fixed_entry(name, String::new(), (None, None), Source::Config, None, None));
         }
         for decl in declared {
             check_custom_type(&decl.name)?;
@@ -221,50 +311,123 @@ impl EventTypes {
                     decl.name
                 ));
             }
-            let info = EventTypeInfo {
-                name: decl.name.clone(),
-                description: decl.description.clone(),
-                schema,
-                example,
-                built_in: false,
-                alias_of: None,
-            };
-            known.insert(decl.name.clone(), Entry { info, validator });
+            let entry =
+                fixed_entry(&decl.name, decl.description.clone(), (schema, example), Source::Config, None, validator);
+            fixed.insert(decl.name.clone(), entry);
         }
-        Ok(Self { known })
+        Ok(Self { fixed, managed: RwLock::default(), writes: Mutex::default() })
     }
 
-    /// Whether endpoints may subscribe to this type.
-    pub fn is_known(&self, name: &str) -> bool {
-        self.known.contains_key(name)
+    /// Adds the API-managed types stored in the data file, at start. A stored type that a
+    /// built-in or configured type of the same name shadows, or whose schema no longer
+    /// compiles, is skipped; the answer says which and why, for the log.
+    pub fn load(&self, records: Vec<EventTypeRecord>) -> Vec<String> {
+        let mut skipped = Vec::new();
+        for record in records {
+            if self.fixed.contains_key(&record.name) {
+                skipped.push(format!(
+                    "event type `{}` created through the API ({} mode) is also declared in stile.toml or built in; that declaration is used",
+                    record.name, record.mode
+                ));
+                continue;
+            }
+            match Entry::compile(&record) {
+                Ok(entry) => self.install(record.mode, entry),
+                Err((_, problem)) => skipped.push(format!(
+                    "event type `{}` ({} mode) is left out of the catalogue: {problem}",
+                    record.name, record.mode
+                )),
+            }
+        }
+        skipped
     }
 
-    /// Whether events of this type may be published: a known type that is not a Kayle
-    /// name.
-    pub fn is_publishable(&self, name: &str) -> bool {
-        self.is_known(name) && kayle_alias_of(name).is_none()
+    /// Puts an API-managed type into the catalogue, replacing the one of that name. Call
+    /// it after the change is committed, holding [`EventTypes::lock_writes`].
+    pub fn install(&self, mode: Mode, entry: Entry) {
+        let mut managed = self.managed.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        managed[usize::from(mode.as_u8())].insert(entry.info.name.clone(), entry);
     }
 
-    /// Every known type, sorted, for error messages and the dashboard.
-    pub fn all(&self) -> impl Iterator<Item = &str> {
-        self.known.keys().map(String::as_str)
+    /// Serialises API changes to the catalogue (see [`EventTypes::install`]).
+    pub fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The type `name`, if the catalogue has it.
-    pub fn info(&self, name: &str) -> Option<&EventTypeInfo> {
-        self.known.get(name).map(|entry| &entry.info)
+    /// The entry of `name` in `mode`, cloned out of the lock.
+    fn entry(&self, mode: Mode, name: &str) -> Option<Entry> {
+        if let Some(entry) = self.fixed.get(name) {
+            return Some(entry.clone());
+        }
+        let managed = self.managed.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        managed[usize::from(mode.as_u8())].get(name).cloned()
     }
 
-    /// The catalogue, sorted by name.
-    pub fn infos(&self) -> impl Iterator<Item = &EventTypeInfo> {
-        self.known.values().map(|entry| &entry.info)
+    /// Whether `name` is built in or declared in `stile.toml` (so the API cannot change it).
+    pub fn is_fixed(&self, name: &str) -> bool {
+        self.fixed.contains_key(name)
+    }
+
+    /// Whether the catalogue of `mode` has this type, archived or not.
+    pub fn is_known(&self, mode: Mode, name: &str) -> bool {
+        self.entry_flags(mode, name).is_some()
+    }
+
+    /// Whether the type is archived (known, but not to be subscribed to anew).
+    pub fn is_archived(&self, mode: Mode, name: &str) -> bool {
+        self.entry_flags(mode, name) == Some(true)
+    }
+
+    /// `Some(archived)` when the type is known, without cloning its entry.
+    fn entry_flags(&self, mode: Mode, name: &str) -> Option<bool> {
+        if self.fixed.contains_key(name) {
+            return Some(false);
+        }
+        let managed = self.managed.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        managed[usize::from(mode.as_u8())].get(name).map(|entry| entry.info.archived)
+    }
+
+    /// Whether events of this type may be published: a known type (archived ones too, so
+    /// the endpoints still subscribed to one keep receiving it) that is not a Kayle name.
+    pub fn is_publishable(&self, mode: Mode, name: &str) -> bool {
+        self.is_known(mode, name) && kayle_alias_of(name).is_none()
+    }
+
+    /// The names endpoints may subscribe to in `mode` (not archived), sorted, for error
+    /// messages.
+    pub fn subscribable(&self, mode: Mode) -> Vec<String> {
+        self.infos(mode, false).into_iter().map(|info| info.name).collect()
+    }
+
+    /// The type `name`, if the catalogue of `mode` has it.
+    pub fn info(&self, mode: Mode, name: &str) -> Option<EventTypeInfo> {
+        self.entry(mode, name).map(|entry| entry.info)
+    }
+
+    /// The catalogue of `mode`, sorted by name; archived types only if asked for.
+    pub fn infos(&self, mode: Mode, include_archived: bool) -> Vec<EventTypeInfo> {
+        let managed = self.managed.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut all: BTreeMap<&str, &EventTypeInfo> = BTreeMap::new();
+        for entry in managed[usize::from(mode.as_u8())].values().chain(self.fixed.values()) {
+            if include_archived || !entry.info.archived {
+                all.insert(&entry.info.name, &entry.info);
+            }
+        }
+        all.into_values().cloned().collect()
     }
 
     /// Checks `data` against the type's schema, if it has one; the error names the JSON
     /// pointer of the first value that fails and the rule it breaks.
-    pub fn check_data(&self, name: &str, data: &serde_json::Value) -> Result<(), String> {
-        let Some(validator) = self.known.get(name).and_then(|entry| entry.validator.as_ref()) else { return Ok(()) };
-        match first_error(validator, data) {
+    pub fn check_data(&self, mode: Mode, name: &str, data: &serde_json::Value) -> Result<(), String> {
+        let validator = match self.fixed.get(name) {
+            Some(entry) => entry.validator.clone(),
+            None => {
+                let managed = self.managed.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+                managed[usize::from(mode.as_u8())].get(name).and_then(|entry| entry.validator.clone())
+            }
+        };
+        let Some(validator) = validator else { return Ok(()) };
+        match first_error(&validator, data) {
             Some(problem) => Err(format!("`data` does not match the schema of `{name}`: {problem}")),
             None => Ok(()),
         }
@@ -325,15 +488,20 @@ mod tests {
     #[test]
     fn catalogue_knows_built_in_and_custom_types_only() {
         let types = EventTypes::new(&["invoice.paid".to_string()]);
-        assert!(types.is_known("verification_session.verified"));
-        assert!(types.is_known("invoice.paid"));
-        assert!(!types.is_known("invoice.unpaid"));
-        assert!(!types.is_known(WILDCARD));
+        assert!(types.is_known(Mode::Test, "verification_session.verified"));
+        assert!(types.is_known(Mode::Test, "invoice.paid"));
+        assert!(!types.is_known(Mode::Test, "invoice.unpaid"));
+        assert!(!types.is_known(Mode::Test, WILDCARD));
         assert!(
-            types.is_known("verification.session.succeeded") && !types.is_publishable("verification.session.succeeded")
+            types.is_known(Mode::Test, "verification.session.succeeded")
+                && !types.is_publishable(Mode::Test, "verification.session.succeeded")
         );
-        assert!(types.is_publishable("verification_session.verified") && types.is_publishable("invoice.paid"));
-        assert_eq!(types.all().count(), BUILT_IN.len() + KAYLE_NAMES.len() + 1);
+        assert!(
+            types.is_publishable(Mode::Test, "verification_session.verified")
+                && types.is_publishable(Mode::Test, "invoice.paid")
+        );
+        assert_eq!(types.infos(Mode::Test, true).len(), BUILT_IN.len() + KAYLE_NAMES.len() + 1);
+        assert_eq!(types.subscribable(Mode::Live).len(), BUILT_IN.len() + KAYLE_NAMES.len() + 1);
     }
 
     #[test]
@@ -375,7 +543,7 @@ mod tests {
             &[declared("invoice.paid", INVOICE_SCHEMA, Some(r#"{"id": "in_1", "amount": 5}"#))],
         )
         .unwrap();
-        let check = |data: serde_json::Value| types.check_data("invoice.paid", &data);
+        let check = |data: serde_json::Value| types.check_data(Mode::Test, "invoice.paid", &data);
         assert!(check(serde_json::json!({"id": "in_1", "amount": 0})).is_ok());
         assert!(check(serde_json::json!({"id": "in_1", "amount": 9007199254740993_u64, "extra": [null]})).is_ok());
         let err = check(serde_json::json!({"id": "in_1"})).unwrap_err();
@@ -387,16 +555,23 @@ mod tests {
         let err = check(serde_json::json!({"id": "in_1", "amount": 1, "lines": [{"sku": "a"}, {}]})).unwrap_err();
         assert!(err.contains("`/lines/1`"), "{err}");
         // Types without a schema take any object; the built-in ones describe more than they demand.
-        assert!(types.check_data("invoice.other", &serde_json::json!({"x": 1})).is_ok());
-        assert!(types.check_data("verification_session.verified", &serde_json::json!({"seq": 1})).is_ok());
-        assert!(types.check_data("verification_session.verified", &serde_json::json!({"status": 5})).is_err());
-        let info = types.infos().find(|t| t.name == "invoice.paid").unwrap();
+        assert!(types.check_data(Mode::Test, "invoice.other", &serde_json::json!({"x": 1})).is_ok());
+        assert!(types.check_data(Mode::Test, "verification_session.verified", &serde_json::json!({"seq": 1})).is_ok());
+        assert!(
+            types.check_data(Mode::Test, "verification_session.verified", &serde_json::json!({"status": 5})).is_err()
+        );
+        let info = types.info(Mode::Live, "invoice.paid").unwrap();
         assert_eq!(info.example, Some(serde_json::json!({"id": "in_1", "amount": 5})));
         assert_eq!(info.description, "An invoice was paid.");
-        assert!(types.infos().all(|t| t.built_in == (BUILT_IN.contains(&t.name.as_str()) || t.alias_of.is_some())));
+        assert!(
+            types
+                .infos(Mode::Test, true)
+                .iter()
+                .all(|t| (t.source == Source::BuiltIn) == (BUILT_IN.contains(&t.name.as_str()) || t.alias_of.is_some()))
+        );
         // Every built-in example satisfies the built-in schema.
-        for t in types.infos().filter(|t| t.example.is_some() && t.built_in) {
-            assert!(types.check_data(&t.name, t.example.as_ref().unwrap()).is_ok(), "{}", t.name);
+        for t in types.infos(Mode::Test, false).iter().filter(|t| t.example.is_some() && t.source == Source::BuiltIn) {
+            assert!(types.check_data(Mode::Test, &t.name, t.example.as_ref().unwrap()).is_ok(), "{}", t.name);
         }
     }
 
@@ -415,5 +590,59 @@ mod tests {
             ..declared("invoice.paid", "{}", None)
         };
         assert!(refused(missing).contains("cannot read"));
+    }
+
+    fn record(name: &str, mode: Mode, schema: Option<&str>, example: Option<serde_json::Value>) -> EventTypeRecord {
+        EventTypeRecord {
+            name: name.into(),
+            mode,
+            description: format!("{name} happened."),
+            schema: schema.map(|s| serde_json::from_str(s).unwrap()),
+            example,
+            archived: false,
+            created: 1,
+            updated: None,
+        }
+    }
+
+    #[test]
+    fn api_types_belong_to_one_mode_and_archived_ones_stay_known() {
+        let types = EventTypes::new(&["invoice.paid".into()]);
+        let paid = record("order.paid", Mode::Test, Some(INVOICE_SCHEMA), None);
+        types.install(Mode::Test, Entry::compile(&paid).unwrap());
+        assert!(types.is_known(Mode::Test, "order.paid") && types.is_publishable(Mode::Test, "order.paid"));
+        assert!(!types.is_known(Mode::Live, "order.paid"), "another mode's type");
+        assert!(types.check_data(Mode::Test, "order.paid", &serde_json::json!({"id": "in_1"})).is_err());
+        assert!(types.check_data(Mode::Live, "order.paid", &serde_json::json!({"id": "in_1"})).is_ok());
+        assert!(types.subscribable(Mode::Test).contains(&"order.paid".to_string()));
+        assert_eq!(types.info(Mode::Test, "order.paid").unwrap().source, Source::Api);
+        assert!(!types.is_fixed("order.paid") && types.is_fixed("invoice.paid"));
+
+        let archived = EventTypeRecord { archived: true, ..paid };
+        types.install(Mode::Test, Entry::compile(&archived).unwrap());
+        assert!(types.is_known(Mode::Test, "order.paid") && types.is_archived(Mode::Test, "order.paid"));
+        assert!(types.is_publishable(Mode::Test, "order.paid"), "subscribers keep receiving it");
+        assert!(!types.subscribable(Mode::Test).contains(&"order.paid".to_string()));
+        assert!(types.infos(Mode::Test, false).iter().all(|t| t.name != "order.paid"));
+        assert!(types.infos(Mode::Test, true).iter().any(|t| t.name == "order.paid" && t.archived));
+        assert!(!types.is_archived(Mode::Test, "invoice.paid") && !types.is_archived(Mode::Test, "nothing.here"));
+    }
+
+    #[test]
+    fn api_types_are_compiled_and_loaded_unless_shadowed() {
+        let bad_schema = record("order.paid", Mode::Test, Some(r#"{"type": 5}"#), None);
+        assert_eq!(Entry::compile(&bad_schema).unwrap_err().0, "schema");
+        let bad_example = record("order.paid", Mode::Test, Some(INVOICE_SCHEMA), Some(serde_json::json!({"id": 1})));
+        assert_eq!(Entry::compile(&bad_example).unwrap_err().0, "example");
+
+        let types = EventTypes::new(&["invoice.paid".into()]);
+        let skipped = types.load(vec![
+            record("invoice.paid", Mode::Test, None, None),
+            record("order.paid", Mode::Live, None, None),
+            bad_schema,
+        ]);
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert_eq!(types.info(Mode::Test, "invoice.paid").unwrap().source, Source::Config);
+        assert!(types.is_known(Mode::Live, "order.paid") && !types.is_known(Mode::Test, "order.paid"));
     }
 }

@@ -90,6 +90,9 @@ pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, Star
     let event_types = crate::event_types::EventTypes::with_declared(&config.events.custom_types, &config.events.types)
         .map_err(StartError::EventTypes)?;
     let store = Store::open_with(&config.server.data_dir, &config.store_options())?;
+    for skipped in event_types.load(store.event_types()?) {
+        tracing::warn!("{skipped}");
+    }
     let admin_token = admin::load_or_create_token(&config.server.data_dir)
         .map_err(|e| StartError::AdminToken(admin::token_path(&config.server.data_dir), e))?;
     let mut stored = store.api_keys()?;

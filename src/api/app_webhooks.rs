@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::app_for;
 use super::dialect::iso8601;
-use super::endpoints::{EndpointChanges, NewEndpoint, parse_id, validate_event_types, validate_url};
+use super::endpoints::{EndpointChanges, NewEndpoint, Subscribable, parse_id, validate_event_types, validate_url};
 use super::extract::{JsonBody, QueryParams};
 use super::list::{cursor_list_error, cursor_request};
 use super::{AppState, Caller, Routes, blocking};
@@ -363,7 +363,7 @@ async fn create_webhook(
     let events = input.events.ok_or_else(|| ApiError::missing("events"))?;
     let input = NewEndpoint {
         url: validate_url(&state.targets, url)?,
-        enabled_events: validate_event_types(&state.event_types, "events", events)?,
+        enabled_events: validate_event_types(&Subscribable::new(&state.event_types, owner.mode), "events", events)?,
         ..NewEndpoint::default()
     };
     let (record, secret) = super::endpoints::create(&state, owner, input).await?;
@@ -432,9 +432,10 @@ async fn update_webhook(
     let (owner, id) = path.target(&state, caller).await?;
     let raw_webhook = &path.webhook_id;
     let input = body.0;
+    let rules = Subscribable::for_update(&state, owner, id, input.events.as_ref()).await?;
     let changes = EndpointChanges {
         url: input.url.map(|url| validate_url(&state.targets, url)).transpose()?,
-        enabled_events: input.events.map(|e| validate_event_types(&state.event_types, "events", e)).transpose()?,
+        enabled_events: input.events.map(|e| validate_event_types(&rules, "events", e)).transpose()?,
         status: input.active.map(|active| if active { EndpointStatus::Enabled } else { EndpointStatus::Disabled }),
         ..EndpointChanges::default()
     };

@@ -13,6 +13,7 @@ use super::{AppState, Caller, Routes, blocking};
 use crate::error::ApiError;
 use crate::event_types::ENDPOINT_TEST;
 use crate::ids::{DeliveryId, EndpointId};
+use crate::mode::Mode;
 use crate::secrets::new_endpoint_secret;
 use crate::store::apps::Owner;
 use crate::store::attempts::{AttemptRecord, AttemptStatus};
@@ -152,7 +153,7 @@ async fn test_endpoint(
     body: JsonBody<TestIn>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let example = body.0.event_type.map(|name| example_of(&state, name)).transpose()?;
+    let example = body.0.event_type.map(|name| example_of(&state, caller.mode, name)).transpose()?;
     let attempt =
         ping(&state, caller.owner, id, example).await?.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     Ok(HttpResponse::Ok().json(Delivery::from(attempt)))
@@ -160,18 +161,18 @@ async fn test_endpoint(
 
 /// A type of the catalogue and its example data, for *Send example*: 400 if the type is
 /// not one that may be published, or has no example.
-fn example_of(state: &AppState, name: String) -> Result<(String, serde_json::Value), ApiError> {
-    let info = state.event_types.info(&name).filter(|_| state.event_types.is_publishable(&name));
+fn example_of(state: &AppState, mode: Mode, name: String) -> Result<(String, serde_json::Value), ApiError> {
+    let info = state.event_types.info(mode, &name).filter(|_| state.event_types.is_publishable(mode, &name));
     let info = info.ok_or_else(|| {
         ApiError::invalid(
             "event_type",
             format!("`{name}` is not an event type that can be sent (see GET /v1/event_types)."),
         )
     })?;
-    let example = info.example.clone().ok_or_else(|| {
+    let example = info.example.ok_or_else(|| {
         ApiError::invalid(
             "event_type",
-            format!("The event type `{name}` has no example to send: declare one in [[events.types]]."),
+            format!("The event type `{name}` has no example to send: give it one in [[events.types]] or with POST /v1/event_types/{name}."),
         )
     })?;
     Ok((name, example))

@@ -12,6 +12,7 @@ use super::{AppState, Caller, Routes, blocking};
 use crate::error::ApiError;
 use crate::event_types::{EventTypes, WILDCARD};
 use crate::ids::EndpointId;
+use crate::mode::Mode;
 use crate::secrets::new_endpoint_secret;
 use crate::store::apps::Owner;
 use crate::store::endpoints::{EndpointFilter, EndpointRecord, EndpointStatus, SigningSecret};
@@ -159,7 +160,7 @@ pub struct EndpointChanges {
 
 impl EndpointIn {
     /// Checks every rule of a create request except DNS (see [`TargetPolicy::check_resolved`]).
-    pub fn validate(self, policy: &TargetPolicy, types: &EventTypes) -> Result<NewEndpoint, ApiError> {
+    pub fn validate(self, policy: &TargetPolicy, types: &Subscribable<'_>) -> Result<NewEndpoint, ApiError> {
         let url = self.url.ok_or_else(|| ApiError::missing("url"))?;
         let enabled_events = self.enabled_events.ok_or_else(|| ApiError::missing("enabled_events"))?;
         Ok(NewEndpoint {
@@ -184,7 +185,7 @@ impl EndpointIn {
 
 impl EndpointUpdate {
     /// Checks every rule of an update request except DNS.
-    pub fn validate(self, policy: &TargetPolicy, types: &EventTypes) -> Result<EndpointChanges, ApiError> {
+    pub fn validate(self, policy: &TargetPolicy, types: &Subscribable<'_>) -> Result<EndpointChanges, ApiError> {
         Ok(EndpointChanges {
             url: self.url.map(|u| validate_url(policy, u)).transpose()?,
             enabled_events: self
@@ -249,10 +250,61 @@ pub(crate) fn validate_url(policy: &TargetPolicy, url: String) -> Result<String,
     Ok(url)
 }
 
+/// What an endpoint may subscribe to: the catalogue of its mode, less archived types,
+/// except those the endpoint already has (an update may keep them).
+pub struct Subscribable<'a> {
+    types: &'a EventTypes,
+    mode: Mode,
+    kept: Vec<String>,
+}
+
+impl<'a> Subscribable<'a> {
+    /// For a new endpoint of `mode`.
+    pub(crate) fn new(types: &'a EventTypes, mode: Mode) -> Self {
+        Self { types, mode, kept: Vec::new() }
+    }
+
+    /// For an update of endpoint `id` of `owner` that lists `events`: if it lists an
+    /// archived type, the endpoint's current subscriptions are read so it may keep them.
+    pub(crate) async fn for_update(
+        state: &'a web::Data<AppState>,
+        owner: Owner,
+        id: EndpointId,
+        events: Option<&Vec<String>>,
+    ) -> Result<Self, ApiError> {
+        let types: &'a EventTypes = &state.event_types;
+        let mut rules = Self::new(types, owner.mode);
+        if events.is_some_and(|events| events.iter().any(|e| types.is_archived(owner.mode, e))) {
+            let found = blocking(state, move |store| store.endpoint(owner, id)).await?;
+            rules.kept = found.map(|record| record.enabled_events).unwrap_or_default();
+        }
+        Ok(rules)
+    }
+
+    /// Why `name` may not be subscribed to, if it may not.
+    fn problem(&self, name: &str) -> Option<String> {
+        if name == WILDCARD {
+            return None;
+        }
+        if !self.types.is_known(self.mode, name) {
+            return Some(format!(
+                "Unknown event type `{name}`. Known types: {}, or \"*\" for all.",
+                self.types.subscribable(self.mode).join(", ")
+            ));
+        }
+        if self.types.is_archived(self.mode, name) && !self.kept.iter().any(|kept| kept == name) {
+            return Some(format!(
+                "The event type `{name}` is archived: endpoints subscribed to it keep it, but none can subscribe to it anew."
+            ));
+        }
+        None
+    }
+}
+
 /// Checks a list of event types to subscribe to, given as the parameter `param`: at least
-/// one, each known or `*`; duplicates are dropped.
+/// one, each subscribable or `*`; duplicates are dropped.
 pub(crate) fn validate_event_types(
-    types: &EventTypes,
+    rules: &Subscribable<'_>,
     param: &str,
     events: Vec<String>,
 ) -> Result<Vec<String>, ApiError> {
@@ -262,13 +314,7 @@ pub(crate) fn validate_event_types(
             format!("`{param}` must name at least one event type, or be [\"*\"] for all of them."),
         ));
     }
-    each_unique(param, events, |event| {
-        if event == WILDCARD || types.is_known(event) {
-            return Ok(());
-        }
-        let known: Vec<&str> = types.all().collect();
-        Err(format!("Unknown event type `{event}`. Known types: {}, or \"*\" for all.", known.join(", ")))
-    })
+    each_unique(param, events, |event| rules.problem(event).map_or(Ok(()), Err))
 }
 
 /// Checks each item of a list given as `param` with `check` (which says what is wrong with
@@ -467,7 +513,7 @@ async fn create_endpoint(
     caller: Caller,
     body: JsonBody<EndpointIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = body.0.validate(&state.targets, &state.event_types)?;
+    let input = body.0.validate(&state.targets, &Subscribable::new(&state.event_types, caller.mode))?;
     let (record, secret) = create(&state, caller.owner, input).await?;
     Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: record.into(), secret }))
 }
@@ -565,7 +611,8 @@ async fn update_endpoint(
     body: JsonBody<EndpointUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let changes = body.0.validate(&state.targets, &state.event_types)?;
+    let rules = Subscribable::for_update(&state, caller.owner, id, body.0.enabled_events.as_ref()).await?;
+    let changes = body.0.validate(&state.targets, &rules)?;
     let updated = update(&state, caller.owner, id, changes).await?;
     let record = updated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     Ok(HttpResponse::Ok().json(Endpoint::from(record)))
@@ -650,7 +697,7 @@ mod tests {
 
     fn create(json: serde_json::Value) -> Result<NewEndpoint, ApiError> {
         let (policy, types) = fixtures();
-        serde_json::from_value::<EndpointIn>(json).unwrap().validate(&policy, &types)
+        serde_json::from_value::<EndpointIn>(json).unwrap().validate(&policy, &Subscribable::new(&types, Mode::Test))
     }
 
     #[test]
@@ -723,7 +770,7 @@ mod tests {
             serde_json::json!({"metadata": {"c": "3"}, "description": null, "status": "disabled"}),
         )
         .unwrap();
-        update.validate(&policy, &types).unwrap().apply(&mut record);
+        update.validate(&policy, &Subscribable::new(&types, Mode::Test)).unwrap().apply(&mut record);
         assert_eq!(record.metadata, BTreeMap::from([("c".into(), "3".into())]));
         assert_eq!(record.description, None);
         assert_eq!(record.status, EndpointStatus::Disabled);

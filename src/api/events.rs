@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::deliveries::Delivery;
-use super::extract::{JsonBody, QueryParams, unix_time_param};
+use super::extract::{JsonBody, QueryParams, bool_param, unix_time_param};
 use super::list::{ListResponse, PageParams};
 use super::{AppState, Caller, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
+use crate::event_types::kayle_alias_of;
 use crate::ids::{EndpointId, EventId};
 use crate::store::events::{EventFilter, EventMeta, Resent, StoredEvent};
 
@@ -131,7 +132,7 @@ async fn publish_event(
 ) -> Result<HttpResponse, ApiError> {
     let input = body.0;
     let event_type = input.event_type.ok_or_else(|| ApiError::missing("type"))?;
-    if let Some(built_in) = crate::event_types::kayle_alias_of(&event_type) {
+    if let Some(built_in) = kayle_alias_of(&event_type) {
         return Err(ApiError::invalid(
             "type",
             format!(
@@ -139,19 +140,23 @@ async fn publish_event(
             ),
         ));
     }
-    if !state.event_types.is_publishable(&event_type) {
-        let known: Vec<&str> = state.event_types.all().filter(|t| state.event_types.is_publishable(t)).collect();
+    if !state.event_types.is_publishable(caller.mode, &event_type) {
+        let known: Vec<String> = state.event_types.subscribable(caller.mode);
+        let known: Vec<&str> = known.iter().map(String::as_str).filter(|t| kayle_alias_of(t).is_none()).collect();
         return Err(ApiError::invalid(
             "type",
             format!(
-                "Unknown event type `{event_type}`. Known types: {}. Declare custom types in `[events] custom_types`.",
+                "Unknown event type `{event_type}`. Known types: {}. Declare custom types in `[[events.types]]` or create them with POST /v1/event_types.",
                 known.join(", ")
             ),
         ));
     }
     let data = input.data.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
     if data.is_object() {
-        state.event_types.check_data(&event_type, &data).map_err(|problem| ApiError::invalid("data", problem))?;
+        state
+            .event_types
+            .check_data(caller.mode, &event_type, &data)
+            .map_err(|problem| ApiError::invalid("data", problem))?;
     }
     if !data.is_object() {
         return Err(ApiError::invalid("data", "`data` must be a JSON object."));
@@ -226,17 +231,7 @@ async fn list_events(
         created_after: unix_time_param("created_after", query.created_after.as_deref())?,
         created_before: unix_time_param("created_before", query.created_before.as_deref())?,
         data_id: query.session_id.clone(),
-        delivery_success: match query.delivery_success.as_deref() {
-            None => None,
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            Some(other) => {
-                return Err(ApiError::invalid(
-                    "delivery_success",
-                    format!("`delivery_success` must be `true` or `false`, got `{other}`."),
-                ));
-            }
-        },
+        delivery_success: bool_param("delivery_success", query.delivery_success.as_deref())?,
     };
     let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
         .fetch::<EventId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {

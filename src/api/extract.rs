@@ -139,6 +139,16 @@ pub fn unix_time_param(param: &str, value: Option<&str>) -> Result<Option<i64>, 
     int_param(param, value, UNIX_TIME, 0..=MAX_UNIX_SECONDS)
 }
 
+/// Parses an optional `true`/`false` query parameter.
+pub fn bool_param(param: &str, value: Option<&str>) -> Result<Option<bool>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(other) => Err(must_be(param, "`true` or `false`", other)),
+    }
+}
+
 /// Checks a Unix time (seconds) given as a JSON number, with the same bounds and message
 /// as [`unix_time_param`].
 pub fn unix_time(param: &str, value: i64) -> Result<i64, ApiError> {

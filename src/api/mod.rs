@@ -57,8 +57,9 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Accepted API keys.
     pub keys: ApiKeys,
-    /// Event types that may be published and subscribed to.
-    pub event_types: EventTypes,
+    /// Event types that may be published and subscribed to (shared with the blocking
+    /// tasks that change it).
+    pub event_types: Arc<EventTypes>,
     /// Which webhook URLs are allowed.
     pub targets: TargetPolicy,
     /// Idempotency keys whose first request is in progress.
@@ -89,7 +90,7 @@ impl AppState {
         default_apps: crate::store::apps::DefaultApps,
     ) -> Self {
         Self {
-            event_types,
+            event_types: Arc::new(event_types),
             targets: TargetPolicy::new(&config),
             config,
             store,

@@ -219,6 +219,7 @@ const PORTAL_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/events/*/deliveries"),
     ("POST", "/v1/events/*/resend"),
     ("GET", "/v1/event_types"),
+    ("GET", "/v1/event_types/*"),
     ("GET", "/v1/delivery_stats"),
 ];
 

@@ -107,6 +107,7 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
     add(copy(from, to, tables::PARKED_ATTEMPTS)?);
     add(copy(from, to, tables::VERIFICATION_SESSIONS)?);
     add(copy(from, to, tables::SESSION_EXPIRY)?);
+    add(copy(from, to, tables::EVENT_TYPES)?);
     Ok(summary)
 }
 

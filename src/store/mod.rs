@@ -10,6 +10,7 @@ pub mod apps;
 pub mod attempts;
 pub mod backup;
 pub mod endpoints;
+pub mod event_types;
 pub mod events;
 pub mod health;
 pub mod idempotency;
@@ -333,6 +334,7 @@ impl Store {
                 tx.open_table(tables::PARKED_ATTEMPTS)?;
                 tx.open_table(tables::VERIFICATION_SESSIONS)?;
                 tx.open_table(tables::SESSION_EXPIRY)?;
+                tx.open_table(tables::EVENT_TYPES)?;
                 let defaults = apps::ensure_defaults(tx, crate::clock::unix_now())?;
                 if found == Some(1) {
                     migrate::v1_to_v2(tx, defaults)?;

@@ -73,6 +73,10 @@ pub const PORTAL_SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::
 pub const PORTAL_SESSIONS_BY_APP: TableDefinition<(u128, u128), &[u8; 32]> =
     TableDefinition::new("portal_sessions_by_app");
 
+/// Event types created through the API: `(mode, name)` →
+/// [`crate::event_types::EventTypeRecord`] as JSON. Archived types stay.
+pub const EVENT_TYPES: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("event_types");
+
 /// `pending_webhooks`: event id → deliveries of the event not yet final. Absent means 0.
 pub const EVENT_PENDING: TableDefinition<u128, u32> = TableDefinition::new("event_pending");
 

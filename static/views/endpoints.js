@@ -98,14 +98,23 @@ function secretOnce(endpoint, title) {
     h('p', {}, h('a', { href: `#/endpoints/${endpoint.id}` }, `Open ${endpoint.url}`)));
 }
 
+/** One event type to tick in the form: its name, and what it means under it. */
+function typeCheck(type, box) {
+  const note = type.alias_of ? `Kayle's name for ${type.alias_of}.` : type.description;
+  return h('label', { class: 'check check-type', 'data-test': 'type-choice' }, box,
+    h('span', { class: 'check-text' }, h('span', {}, type.name, type.archived ? h('span', { class: 'muted' }, ' (archived)') : null),
+      note ? h('small', { class: 'muted' }, note) : null));
+}
+
 /** The create/edit form. `initial` is an endpoint when editing. */
 async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
-  const types = (await api('GET', '/v1/event_types')).data;
   const chosen = new Set(initial ? initial.enabled_events : ['*']);
+  // Archived types are offered only to the endpoints that already have them.
+  const types = (await api('GET', '/v1/event_types?include_archived=true')).data
+    .filter((t) => !t.archived || chosen.has(t.name));
   const url = h('input', { type: 'url', name: 'url', required: true, placeholder: 'http://localhost:3000/webhooks', value: initial ? initial.url : '' });
   const all = h('input', { type: 'checkbox', name: 'all_events', checked: chosen.has('*') });
   const boxes = types.map((t) => h('input', { type: 'checkbox', name: 'event', value: t.name, checked: chosen.has(t.name) }));
-  const aliasOf = new Map(types.map((t) => [t.name, t.alias_of]));
   const syncBoxes = () => boxes.forEach((b) => { b.disabled = all.checked; });
   all.addEventListener('change', syncBoxes);
   syncBoxes();
@@ -121,8 +130,7 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     field('URL', url, 'Where stile POSTs events. http:// is fine for localhost in development mode.'),
     h('fieldset', {}, h('legend', {}, 'Events'),
       h('label', { class: 'check' }, all, ' All events (including types added later)'),
-      h('div', { class: 'checks' }, boxes.map((b) => h('label', { class: 'check' }, b, ' ', b.value,
-        aliasOf.get(b.value) ? h('span', { class: 'muted' }, ` (Kayle's name for ${aliasOf.get(b.value)})`) : null)))),
+      h('div', { class: 'checks' }, types.map((t, i) => typeCheck(t, boxes[i])))),
     field('Name', name, 'Optional: how people recognise it, up to 120 characters.'),
     field('Labels', labels, 'Up to 8, separated by spaces or commas; letters, digits and . _ : / - each.'),
     field('Description', description),

@@ -783,6 +783,11 @@ fn the_event_type_catalogue_shows_descriptions_examples_and_schemas_in_the_porta
         .json(&json!({"url": receiver.url("/acme"), "enabled_events": ["*"]}))
         .send();
     assert_eq!(made.status, 200, "{}", made.text);
+    // Types created through the API show too; an archived one is not offered.
+    let order = server.post("/v1/event_types", json!({"name": "order.paid", "description": "An order was paid."}));
+    assert_eq!(order.status, 200, "{}", order.text);
+    server.post("/v1/event_types", json!({"name": "order.retired", "description": "Retired."}));
+    assert_eq!(server.delete("/v1/event_types/order.retired").status, 200);
     let token = server.post("/v1/apps/acme/portal_sessions", json!({})).body["token"].as_str().unwrap().to_string();
     in_browser("portal_event_types", move |page| async move {
         page.open(&format!("{}/portal/#token={token}", server.base)).await;
@@ -811,5 +816,23 @@ fn the_event_type_catalogue_shows_descriptions_examples_and_schemas_in_the_porta
         let got = receiver.wait_for("/acme", 1, Duration::from_secs(10));
         assert_eq!(got[0].json()["type"], "invoice.paid");
         assert_eq!(got[0].json()["data"], json!({"amount": 1200}));
+        let catalogue = page.text("main").await;
+        assert!(catalogue.contains("An order was paid.") && !catalogue.contains("order.retired"), "{catalogue}");
+
+        // The endpoint form offers the catalogue with what each type means.
+        page.find("#nav a[data-section=endpoints]").await.click().await.unwrap();
+        page.click_button("New endpoint").await;
+        page.wait_text("form", "An invoice was paid in full.").await;
+        let choices: Vec<String> = page
+            .script("return [...document.querySelectorAll('[data-test=type-choice]')].map(l => l.textContent);")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect();
+        assert!(choices.iter().any(|c| c.contains("order.paid") && c.contains("An order was paid.")), "{choices:?}");
+        assert!(choices.iter().any(|c| c.contains("verification.session.succeeded") && c.contains("Kayle's name")));
+        assert!(choices.iter().all(|c| !c.contains("order.retired")), "{choices:?}");
     });
 }

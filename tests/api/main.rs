@@ -13,6 +13,7 @@ mod delivery;
 mod durability;
 mod endpoints;
 mod errors;
+mod event_types;
 mod events;
 mod faults;
 mod hardening;

@@ -71,6 +71,8 @@ fn a_portal_token_reaches_its_applications_portal_routes_and_nothing_else() {
         ("POST", "/v1/apps/acme".to_string()),
         ("POST", "/v1/apps/acme/portal_sessions".to_string()),
         ("POST", "/v1/events".to_string()),
+        ("POST", "/v1/event_types".to_string()),
+        ("DELETE", "/v1/event_types/verification_session.verified".to_string()),
         ("GET", "/v1/verification_sessions".to_string()),
     ] {
         let resp = with_token(&server, &token, method, &path).json(&json!({})).send();
