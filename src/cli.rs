@@ -39,6 +39,10 @@ pub enum Command {
         #[arg(long, env = "STILE_CONFIG", value_name = "PATH")]
         config: Option<PathBuf>,
     },
+    /// Receive a stile server's deliveries on this machine without a tunnel, like `stripe
+    /// listen`: each is POSTed to --forward-to with its exact body and signed headers, and
+    /// the local answer is recorded as the attempt's outcome.
+    Listen(ListenArgs),
     /// Write a consistent copy of the store of a running server to FILE. Restore it by
     /// putting it in place of stile.redb while the server is stopped.
     Backup {
@@ -70,6 +74,36 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+}
+
+/// Flags of `stile listen`.
+#[derive(Debug, Clone, Args)]
+pub struct ListenArgs {
+    /// Where to POST each delivery, e.g. http://localhost:3000/webhooks
+    #[arg(long, value_name = "URL")]
+    pub forward_to: String,
+    /// The stile server [default: http://<server.listen> from the config]
+    #[arg(long)]
+    pub url: Option<String>,
+    /// An API key of the application's mode
+    #[arg(long, env = "STILE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Event types to receive, comma-separated [default: all]
+    #[arg(long, value_delimiter = ',', value_name = "TYPES")]
+    pub events: Vec<String>,
+    /// The application (id or uid) [default: the key's]
+    #[arg(long, value_name = "APP")]
+    pub app: Option<String>,
+    /// Accept the server's TLS certificate without checking it (self-signed staging
+    /// certificates)
+    #[arg(long)]
+    pub skip_verify: bool,
+    /// Print one JSON object per delivery on stdout instead of a line
+    #[arg(long)]
+    pub print_json: bool,
+    /// Config file [default: ./stile.toml if it exists]
+    #[arg(long, env = "STILE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
 }
 
 /// Flags of `stile serve`.

@@ -41,6 +41,8 @@ pub struct Config {
     pub verification_sessions: VerificationSessionsConfig,
     /// The app portal.
     pub portal: PortalConfig,
+    /// `stile listen` sessions.
+    pub listen: ListenConfig,
     /// What the server logs, and how.
     pub log: LogConfig,
 }
@@ -222,6 +224,22 @@ impl PortalConfig {
             logo_url: set(&self.logo_url),
             accent_color: set(&self.accent_color),
         }
+    }
+}
+
+/// `[listen]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    /// How long a `stile listen` endpoint may go unused (no CLI connected) before it is
+    /// removed with its pending deliveries; 0 keeps them.
+    #[serde(with = "humantime_serde")]
+    pub idle_expiry: Duration,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self { idle_expiry: Duration::from_secs(7 * 86_400) }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod error;
 pub mod event_types;
 pub mod ids;
 pub mod lifecycle;
+pub mod listen;
 pub mod metrics;
 pub mod mode;
 pub mod payload;
@@ -158,8 +159,12 @@ pub async fn serve(
     .listen(listener)?
     .run();
     let handle = server.handle();
+    let listeners = Arc::clone(state.engine.listeners());
     actix_web::rt::spawn(async move {
         shutdown.await;
+        // Open `stile listen` WebSockets would hold a graceful stop for its whole grace
+        // period: close them first (the CLIs reconnect to the next start).
+        listeners.close_all();
         handle.stop(true).await;
     });
     server.await?;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use stile::cli::{Cli, Command, KeysCommand, ServeArgs, StoreArgs};
+use stile::cli::{Cli, Command, KeysCommand, ListenArgs, ServeArgs, StoreArgs};
 use stile::config::{Config, Loaded};
 use stile::store::Store;
 use stile::store::api_keys::Revoked;
@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Some(Command::RotatePayloadKey { store }) => rotate_payload_key(&store),
         Some(Command::Backup { file, url, token, store }) => backup(&file, url, token, &store),
         Some(Command::Trigger { event_type, url, api_key, config }) => trigger(&event_type, url, api_key, config),
+        Some(Command::Listen(args)) => listen(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -199,6 +200,28 @@ fn trigger(
         anyhow::anyhow!("no API key: pass --api-key or set STILE_API_KEY (the test key printed at first start)")
     })?;
     stile::trigger::run(event_type, &base, &key)
+}
+
+fn listen(args: ListenArgs) -> anyhow::Result<()> {
+    let server = match args.url {
+        Some(url) => url,
+        None => {
+            let overrides = stile::config::Overrides { config_path: args.config, ..Default::default() };
+            load_config(&overrides)?.config.local_base()
+        }
+    };
+    let api_key = args.api_key.ok_or_else(|| {
+        anyhow::anyhow!("no API key: pass --api-key or set STILE_API_KEY (the test key printed at first start)")
+    })?;
+    stile::listen::client::run(stile::listen::client::ListenOptions {
+        forward_to: args.forward_to,
+        server,
+        api_key,
+        events: args.events,
+        app: args.app,
+        skip_verify: args.skip_verify,
+        print_json: args.print_json,
+    })
 }
 
 fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {

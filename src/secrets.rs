@@ -21,7 +21,7 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 /// Fills a buffer with random bytes from the OS. Failing to get randomness is not
 /// recoverable for a server that must mint secrets, so it aborts the request's thread
 /// with a clear message rather than minting a weak secret.
-fn random_bytes(buf: &mut [u8]) {
+pub fn random_bytes(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the operating system's random number generator failed");
 }
 

@@ -322,7 +322,7 @@ fn app_header_value(value: &header::HeaderValue) -> Result<String, ApiError> {
 
 /// The key in an `Authorization` header: `Bearer <key>`, or HTTP Basic with the key as the
 /// user name (as `curl -u vk_test_...:` sends it).
-fn presented_key(header: Option<&header::HeaderValue>) -> Result<String, ApiError> {
+pub(crate) fn presented_key(header: Option<&header::HeaderValue>) -> Result<String, ApiError> {
     let missing = || {
         ApiError::new(
             ErrorCode::ApiKeyMissing,

@@ -399,8 +399,13 @@ pub struct Endpoint {
     pub id: EndpointId,
     /// Always `"webhook_endpoint"`.
     pub object: &'static str,
-    /// Where deliveries go.
+    /// Where deliveries go (for a listener endpoint, where `stile listen` forwards them).
     pub url: String,
+    /// `webhook` (deliveries are POSTed to `url`), or `listener`: the endpoint of a `stile
+    /// listen` session, whose deliveries go down its connection and wait while none is
+    /// open.
+    #[schema(schema_with = kind_schema)]
+    pub kind: &'static str,
     /// Subscribed event types.
     pub enabled_events: Vec<String>,
     /// The display name, or null.
@@ -436,6 +441,7 @@ impl From<EndpointRecord> for Endpoint {
             id: r.id,
             object: "webhook_endpoint",
             url: r.url,
+            kind: if r.listener.is_some() { "listener" } else { "webhook" },
             enabled_events: r.enabled_events,
             name: r.name,
             labels: r.labels,
@@ -450,6 +456,14 @@ impl From<EndpointRecord> for Endpoint {
             created: r.created,
         }
     }
+}
+
+/// `kind` in the OpenAPI document.
+fn kind_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["webhook", "listener"]))
+        .build()
 }
 
 /// `health` in the OpenAPI document.
@@ -545,6 +559,7 @@ pub(crate) async fn create(
         disabled_at: input.disabled.then_some(now),
         undelivered_retention_hours: input.undelivered_retention_hours,
         updated: None,
+        listener: None,
         failing: None,
     };
     let record = blocking(state, move |store| store.insert_endpoint(&record).map(|()| record)).await?;
@@ -764,6 +779,7 @@ mod tests {
             disabled_at: Some(1),
             undelivered_retention_hours: None,
             updated: None,
+            listener: None,
             failing: None,
         };
         let update: EndpointUpdate = serde_json::from_value(

@@ -18,6 +18,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod kayle;
 pub mod list;
+pub mod listen;
 pub mod metadata;
 pub mod metrics;
 pub mod openapi;
@@ -128,6 +129,7 @@ pub fn configure(cfg: &mut Routes) {
                 .configure(events::configure)
                 .configure(verification_sessions::configure)
                 .configure(event_types::configure)
+                .configure(listen::configure)
                 .configure(stats::configure)
                 .default_service(web::to(route_not_found)),
         );

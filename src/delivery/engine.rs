@@ -19,6 +19,7 @@ use crossbeam_channel::RecvTimeoutError;
 use super::error::EngineError;
 use super::handoff::{self, Sender};
 use super::http::{HttpSender, SendOutcome};
+use super::listeners::Listeners;
 use super::messages::{RETRY_DELAY, SchedulerMsg, WorkItem, WriteJob};
 use super::policy::Policy;
 use super::scheduler::{MAX_IDLE, Scheduler};
@@ -28,6 +29,7 @@ use crate::config::Config;
 use crate::event_types::kayle_alias_of;
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId, VerificationSessionId};
 use crate::lifecycle::{Move, MoveError};
+use crate::listen::wire;
 use crate::metrics::Metrics;
 use crate::mode::Mode;
 use crate::store::app_deletion::AppDeletion;
@@ -62,6 +64,10 @@ pub struct Engine {
     /// Hours an undelivered payload stays available to resend, for endpoints that set
     /// no window of their own.
     undelivered_hours: u32,
+    /// The `stile listen` connections, where listener endpoints' attempts go.
+    listeners: Arc<Listeners>,
+    /// Wakes the listener expiry thread; dropped to stop it.
+    listener_expiry: Arc<Mutex<Option<crossbeam_channel::Sender<()>>>>,
 }
 
 impl Engine {
@@ -76,6 +82,7 @@ impl Engine {
     ) -> Result<Engine, StoreError> {
         let _ = store.unpark(clock.now_ms())?; // the scheduler's first pass reads the whole queue
         let sender = HttpSender::new(config);
+        let listeners = Arc::new(Listeners::default());
         let (scheduler_tx, scheduler_rx) = handoff::handoff();
         let (write_tx, write_rx) = handoff::handoff();
         let (work_tx, work_rx) = tokio::sync::mpsc::unbounded_channel::<WorkItem>();
@@ -84,7 +91,11 @@ impl Engine {
         let (runtime_tx, runtime_rx) = std::sync::mpsc::channel();
         {
             let done = scheduler_tx.clone();
-            let sender = sender.clone();
+            let senders = Senders {
+                http: sender.clone(),
+                listeners: Arc::clone(&listeners),
+                listener_wait: config.delivery.timeout + LISTENER_MARGIN,
+            };
             let clock = clock.clone();
             threads.push(spawn("stile-sender", move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -92,7 +103,7 @@ impl Engine {
                     .build()
                     .expect("the OS gives the delivery runtime its timers and sockets");
                 let _ = runtime_tx.send(runtime.handle().clone());
-                runtime.block_on(send_all(work_rx, done, sender, clock));
+                runtime.block_on(send_all(work_rx, done, senders, clock));
             }));
         }
         let runtime = runtime_rx.recv().expect("the delivery runtime starts");
@@ -130,19 +141,33 @@ impl Engine {
             clock.clone(),
             work_tx,
             write_tx.clone(),
-            config.delivery.workers,
-            config.delivery.per_endpoint_concurrency,
+            (config.delivery.workers, config.delivery.per_endpoint_concurrency),
+            Arc::clone(&listeners),
         );
         threads.push(spawn("stile-scheduler", move || scheduler.run(scheduler_rx)));
+        let (listener_expiry_tx, listener_expiry_rx) = crossbeam_channel::unbounded();
+        {
+            let store = Arc::clone(&store);
+            let clock = clock.clone();
+            let listeners = Arc::clone(&listeners);
+            let idle = config.listen.idle_expiry;
+            threads.push(spawn("stile-listeners", move || {
+                expire_idle_listeners(store, clock, listeners, idle, listener_expiry_rx)
+            }));
+        }
         let expirer = Arc::new(Mutex::new(Some(expirer_tx)));
+        let listener_expiry = Arc::new(Mutex::new(Some(listener_expiry_tx)));
         // A manual clock (tests) wakes the threads that sleep until a due time.
         {
             let scheduler = scheduler_tx.clone();
             let expirer = Arc::clone(&expirer);
+            let listener_expiry = Arc::clone(&listener_expiry);
             clock.on_advance(move || {
                 let _ = scheduler.send(SchedulerMsg::Tick);
-                if let Some(expirer) = expirer.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                    let _ = expirer.send(());
+                for wake in [&expirer, &listener_expiry] {
+                    if let Some(wake) = wake.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                        let _ = wake.send(());
+                    }
                 }
             });
         }
@@ -159,7 +184,23 @@ impl Engine {
             runtime,
             metrics,
             undelivered_hours: config.retention.undelivered_payload_hours,
+            listeners,
+            listener_expiry,
         })
+    }
+
+    /// The `stile listen` connections.
+    pub fn listeners(&self) -> &Arc<Listeners> {
+        &self.listeners
+    }
+
+    /// A CLI connected for listener endpoint `id`: the attempts that waited for one go
+    /// now.
+    pub async fn listener_connected(&self, id: EndpointId) -> Result<(), EngineError> {
+        let now_ms = self.clock.now_ms();
+        let resumed = self.blocking(move |store| store.unpark_endpoint(id, now_ms)).await?;
+        self.wake(resumed);
+        Ok(())
     }
 
     /// The clock the engine runs on.
@@ -233,10 +274,13 @@ impl Engine {
     }
 
     /// Deletes an endpoint and ends its pending deliveries (they become `failed`); the
-    /// scheduler drops their entries. `false`: no such endpoint.
+    /// scheduler drops their entries, and a `stile listen` connection of it ends.
+    /// `false`: no such endpoint.
     pub async fn delete_endpoint(&self, owner: Owner, id: EndpointId) -> Result<bool, EngineError> {
         let now = self.clock.now();
-        self.blocking(move |store| store.delete_endpoint(owner, id, now)).await
+        let deleted = self.blocking(move |store| store.delete_endpoint(owner, id, now)).await?;
+        self.listeners.close(id);
+        Ok(deleted)
     }
 
     /// Deletes an application of `mode` (not the default one): it and its endpoints are
@@ -329,6 +373,8 @@ impl Engine {
         self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.expirer.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.retention.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.listener_expiry.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.listeners.close_all();
         let _ = self.scheduler.send(SchedulerMsg::Shutdown);
         let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for thread in threads {
@@ -388,23 +434,35 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     std::thread::Builder::new().name(name.to_string()).spawn(body).expect("the OS starts a thread")
 }
 
+/// How much longer than `delivery.timeout` the engine waits for a `stile listen` result:
+/// the CLI's own request to the local app gets the timeout, the network the rest.
+const LISTENER_MARGIN: Duration = Duration::from_secs(5);
+
+/// Where attempts go: over HTTP, or down a listen connection for listener endpoints.
+struct Senders {
+    http: HttpSender,
+    listeners: Arc<Listeners>,
+    /// How long to wait for a listen connection's result.
+    listener_wait: Duration,
+}
+
 /// Makes every attempt the scheduler hands over, each as a task on the delivery runtime
 /// (the scheduler keeps at most `delivery.workers` in flight), until the scheduler stops.
 async fn send_all(
     mut work: tokio::sync::mpsc::UnboundedReceiver<WorkItem>,
     done: Sender<SchedulerMsg>,
-    sender: HttpSender,
+    senders: Senders,
     clock: Clock,
 ) {
     // Shared by the tasks: cloning a hand-off sender takes its lock, once per attempt
     // would be twice more than the send itself.
-    let shared = Arc::new((sender, done, clock));
+    let shared = Arc::new((senders, done, clock));
     let mut in_flight = tokio::task::JoinSet::new();
     while let Some(item) = work.recv().await {
         let shared = Arc::clone(&shared);
         in_flight.spawn(async move {
-            let (sender, done, clock) = &*shared;
-            let result = attempt(sender, item.job, item.key, clock.now_ms()).await;
+            let (senders, done, clock) = &*shared;
+            let result = attempt(senders, item.job, item.key, clock.now_ms()).await;
             let _ = done.send(SchedulerMsg::Done(Box::new(result)));
         });
         while in_flight.try_join_next().is_some() {}
@@ -413,7 +471,7 @@ async fn send_all(
 }
 
 /// Signs and sends one attempt at `now_ms` (Unix ms).
-async fn attempt(sender: &HttpSender, job: Job, key: crate::store::queue::QueueKey, now_ms: u64) -> AttemptResult {
+async fn attempt(senders: &Senders, job: Job, key: crate::store::queue::QueueKey, now_ms: u64) -> AttemptResult {
     let now = (now_ms / 1000) as i64;
     let mut result = AttemptResult {
         queue_key: key,
@@ -438,7 +496,20 @@ async fn attempt(sender: &HttpSender, job: Job, key: crate::store::queue::QueueK
     } else {
         body
     };
-    let (outcome, headers) = super::sign_and_send(sender, &endpoint, &event_id, body.into(), now).await;
+    let (outcome, headers) = if endpoint.is_listener() {
+        let headers = super::signed_headers(&endpoint, &event_id, &body, now);
+        let delivery = wire::Delivery {
+            delivery_id: job.attempt.id.to_string(),
+            event_id: event_id.clone(),
+            event_type: job.attempt.event_type.clone(),
+            attempt: job.attempt.attempt,
+            headers: headers.clone(),
+            body: String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        };
+        (senders.listeners.forward(endpoint.id, delivery, senders.listener_wait).await, headers)
+    } else {
+        super::sign_and_send(&senders.http, &endpoint, &event_id, body.into(), now).await
+    };
     tracing::debug!(
         attempt = %job.attempt.id,
         number = job.attempt.attempt,
@@ -459,6 +530,46 @@ async fn attempt(sender: &HttpSender, job: Job, key: crate::store::queue::QueueK
     result.request_headers = headers;
     result.retry_after = outcome.retry_after;
     result
+}
+
+/// How often the listener expiry thread looks for idle listener endpoints (a manual
+/// clock wakes it when moved).
+const LISTENER_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Removes listener endpoints no CLI has used for `idle` (with their pending deliveries,
+/// which end as failed), until the engine drops its sender. `idle` 0 keeps them all.
+fn expire_idle_listeners(
+    store: Arc<Store>,
+    clock: Clock,
+    listeners: Arc<Listeners>,
+    idle: Duration,
+    wake: crossbeam_channel::Receiver<()>,
+) {
+    let mut wait = Duration::ZERO;
+    while let Ok(()) | Err(RecvTimeoutError::Timeout) = wake.recv_timeout(wait) {
+        wait = LISTENER_SWEEP_EVERY;
+        if idle.is_zero() {
+            continue;
+        }
+        let now = clock.now();
+        let cutoff = now - i64::try_from(idle.as_secs()).unwrap_or(i64::MAX / 2);
+        let idle_ones = match store.idle_listeners(cutoff) {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot look for idle listener endpoints; retrying");
+                wait = RETRY_DELAY;
+                continue;
+            }
+        };
+        for (owner, id) in idle_ones.into_iter().filter(|(_, id)| !listeners.is_connected(*id)) {
+            match store.delete_endpoint(owner, id, now) {
+                Ok(_) => {
+                    tracing::info!(endpoint = %id, app = %owner.app, "listener endpoint removed after going unused for [listen] idle_expiry")
+                }
+                Err(err) => tracing::error!(endpoint = %id, error = %err, "cannot remove an idle listener endpoint"),
+            }
+        }
+    }
 }
 
 /// The most sessions expired in one transaction.
@@ -517,6 +628,7 @@ mod tests {
         "recover_endpoint",
         "park",
         "unpark",
+        "unpark_endpoint",
         "create_session",
         "change_session",
         "expire_due_sessions",

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod error;
 mod handoff;
 pub mod http;
+pub mod listeners;
 mod messages;
 pub mod policy;
 mod scheduler;
@@ -27,8 +28,14 @@ pub async fn sign_and_send(
     body: bytes::Bytes,
     now: i64,
 ) -> (http::SendOutcome, Vec<(String, String)>) {
-    let secrets = signing::live_secrets(&endpoint.secrets, now);
-    let headers = signing::delivery_headers(event_id, &secrets, now, &body);
+    let headers = signed_headers(endpoint, event_id, &body, now);
     let outcome = sender.send(&endpoint.url, &headers, body).await;
     (outcome, headers)
+}
+
+/// The headers of a delivery of `body` to `endpoint` at `now`, signed with its live
+/// secrets (both schemes).
+pub fn signed_headers(endpoint: &EndpointRecord, event_id: &str, body: &[u8], now: i64) -> Vec<(String, String)> {
+    let secrets = signing::live_secrets(&endpoint.secrets, now);
+    signing::delivery_headers(event_id, &secrets, now, body)
 }

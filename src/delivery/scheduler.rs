@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::handoff::{self, Receiver, Sender};
+use super::listeners::Listeners;
 use super::messages::{RETRY_DELAY, SchedulerMsg, WorkItem, WriteJob};
 use crate::clock::Clock;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::store::attempts::AttemptStatus;
-use crate::store::endpoints::EndpointStatus;
+use crate::store::endpoints::{EndpointRecord, EndpointStatus};
 use crate::store::queue::{DueEntry, QueueKey, Scheduled};
 use crate::store::{Store, StoreError};
 
@@ -46,6 +47,8 @@ struct LoadLimits {
 /// The scheduler's state; owned by its thread.
 pub(super) struct Scheduler {
     store: Arc<Store>,
+    /// Which listener endpoints have a CLI connected (the others' attempts wait).
+    listeners: Arc<Listeners>,
     clock: Clock,
     work: tokio::sync::mpsc::UnboundedSender<WorkItem>,
     workers: usize,
@@ -88,11 +91,12 @@ impl Scheduler {
         clock: Clock,
         work: tokio::sync::mpsc::UnboundedSender<WorkItem>,
         writer: Sender<WriteJob>,
-        workers: usize,
-        per_endpoint: usize,
+        (workers, per_endpoint): (usize, usize),
+        listeners: Arc<Listeners>,
     ) -> Self {
         Self {
             store,
+            listeners,
             clock,
             work,
             workers,
@@ -334,10 +338,11 @@ impl Scheduler {
         for (entry, job) in chosen.into_iter().zip(jobs) {
             let sendable = job.filter(|j| {
                 j.attempt.status == AttemptStatus::Pending
-                    && j.endpoint.as_ref().is_none_or(|e| e.status != EndpointStatus::Disabled)
+                    && j.endpoint.as_ref().is_none_or(|e| deliverable(&self.listeners, e))
             });
             let Some(job) = sendable else {
-                // Parked (disabled endpoint) or no longer pending: it leaves the queue.
+                // Parked (disabled endpoint, or a listener endpoint no CLI is connected
+                // for) or no longer pending: it leaves the queue.
                 self.undispatch(&entry);
                 parked.push(entry.key);
                 continue;
@@ -350,11 +355,18 @@ impl Scheduler {
         }
         if !parked.is_empty() {
             // Any left on the queue (their endpoint was enabled meanwhile) are looked at again.
-            let still_queued = self.store.park(&parked)?;
+            let listeners = &self.listeners;
+            let still_queued = self.store.park(&parked, |e| deliverable(listeners, e))?;
             self.heard_of(&still_queued);
         }
         Ok(())
     }
+}
+
+/// Whether attempts to `endpoint` may be made now: it is enabled and, for a listener
+/// endpoint, a CLI is connected.
+fn deliverable(listeners: &Listeners, endpoint: &EndpointRecord) -> bool {
+    endpoint.status == EndpointStatus::Enabled && (!endpoint.is_listener() || listeners.is_connected(endpoint.id))
 }
 
 #[cfg(test)]
@@ -388,7 +400,7 @@ mod tests {
     fn scheduler(store: &Arc<Store>, clock: &Clock) -> Scheduler {
         let (work, _work_rx) = tokio::sync::mpsc::unbounded_channel();
         let (writer, _writer_rx) = handoff::handoff();
-        Scheduler::new(Arc::clone(store), clock.clone(), work, writer, 0, 1)
+        Scheduler::new(Arc::clone(store), clock.clone(), work, writer, (0, 1), Arc::default())
     }
 
     #[test]

@@ -65,6 +65,7 @@ impl Store {
             let (endpoints, deliveries_ended) = delete_endpoints_of(tx, id, (now_ms / 1000) as i64)?;
             let keys_revoked = super::api_keys::revoke_app_keys(tx, id)?;
             super::portal_sessions::revoke_all_in(tx, id)?;
+            super::listeners::forget_all_in(tx, id)?;
             tx.open_table(tables::DELETED_APPS)?.insert(id.as_u128(), now_ms)?;
             Ok(AppDeletion::Deleted { app, endpoints, deliveries_ended, keys_revoked })
         })

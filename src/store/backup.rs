@@ -108,6 +108,7 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
     add(copy(from, to, tables::VERIFICATION_SESSIONS)?);
     add(copy(from, to, tables::SESSION_EXPIRY)?);
     add(copy(from, to, tables::EVENT_TYPES)?);
+    add(copy(from, to, tables::LISTENERS)?);
     Ok(summary)
 }
 

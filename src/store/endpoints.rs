@@ -79,10 +79,33 @@ pub struct EndpointRecord {
     /// created (or since before stile recorded it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated: Option<i64>,
+    /// For the endpoint of a `stile listen` session: whose it is and when it was last
+    /// used. Its deliveries go down the listen connection instead of out over HTTP, and
+    /// wait (parked) while no CLI is connected. `None` for every other endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener: Option<ListenerInfo>,
     /// Not stored with the record: the current run of failed attempts, filled in from
     /// the health table when the endpoint is read for the API. `None`: healthy.
     #[serde(skip)]
     pub failing: Option<Failing>,
+}
+
+/// What makes an endpoint a listener endpoint (see [`EndpointRecord::listener`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerInfo {
+    /// SHA-256 (hex) of the API key that listens on it: one listener endpoint per key and
+    /// application, found again by the next `stile listen` with the same key.
+    pub key_hash: String,
+    /// When a CLI last connected or disconnected (Unix seconds); an endpoint unused for
+    /// `[listen] idle_expiry` is removed.
+    pub last_seen: i64,
+}
+
+impl EndpointRecord {
+    /// Whether deliveries to it go down a listen connection.
+    pub fn is_listener(&self) -> bool {
+        self.listener.is_some()
+    }
 }
 
 /// An endpoint's current run of failed attempts.
@@ -115,6 +138,7 @@ impl EndpointRecord {
             disabled_at: None,
             undelivered_retention_hours: None,
             updated: None,
+            listener: None,
             failing: None,
         }
     }

@@ -15,6 +15,7 @@ pub mod events;
 pub mod health;
 pub mod idempotency;
 pub mod key_rotation;
+pub mod listeners;
 mod migrate;
 pub mod pagination;
 pub mod portal_sessions;
@@ -335,6 +336,7 @@ impl Store {
                 tx.open_table(tables::VERIFICATION_SESSIONS)?;
                 tx.open_table(tables::SESSION_EXPIRY)?;
                 tx.open_table(tables::EVENT_TYPES)?;
+                tx.open_table(tables::LISTENERS)?;
                 let defaults = apps::ensure_defaults(tx, crate::clock::unix_now())?;
                 if found == Some(1) {
                     migrate::v1_to_v2(tx, defaults)?;

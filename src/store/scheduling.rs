@@ -90,8 +90,12 @@ impl Store {
     pub fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
         self.write(|tx| {
             let mut table = tx.open_table(tables::ENDPOINTS)?;
-            if table.remove((owner.app.as_u128(), id.as_u128()))?.is_none() {
+            let Some(removed) = table.remove((owner.app.as_u128(), id.as_u128()))? else {
                 return Ok(false);
+            };
+            let removed: EndpointRecord = super::decode(endpoints::TABLE, removed.value())?;
+            if let Some(listener) = &removed.listener {
+                super::listeners::forget_in(tx, owner.app, &listener.key_hash)?;
             }
             DeliveryTables::open(tx)?.cancel_endpoint(id, "endpoint deleted", now)?;
             Ok(true)
@@ -99,10 +103,15 @@ impl Store {
     }
 
     /// Takes queue entries the scheduler will not send off the queue: pending attempts of
-    /// a disabled endpoint wait (parked) until it is enabled; entries whose attempt is no
-    /// longer pending just go. Entries whose endpoint was enabled meanwhile stay queued
-    /// and are returned, to be looked at again.
-    pub fn park(&self, keys: &[QueueKey]) -> Result<Scheduled, StoreError> {
+    /// an endpoint that is not `deliverable` (disabled, or a listener endpoint no CLI is
+    /// connected for) wait, parked, until it is enabled or connected; entries whose
+    /// attempt is no longer pending just go. Entries whose endpoint became deliverable
+    /// meanwhile stay queued and are returned, to be looked at again.
+    pub fn park(
+        &self,
+        keys: &[QueueKey],
+        deliverable: impl Fn(&EndpointRecord) -> bool,
+    ) -> Result<Scheduled, StoreError> {
         self.write(|tx| {
             let endpoints = tx.open_table(tables::ENDPOINTS)?;
             let mut t = DeliveryTables::open(tx)?;
@@ -114,7 +123,7 @@ impl Store {
                     continue;
                 };
                 let endpoint = endpoints::get_in(&endpoints, record.app, record.endpoint_id)?;
-                if endpoint.is_some_and(|e| e.status == EndpointStatus::Enabled) {
+                if endpoint.as_ref().is_some_and(&deliverable) {
                     still_queued.push(*key);
                     continue;
                 }
@@ -125,9 +134,16 @@ impl Store {
     }
 
     /// Puts the parked attempts of every enabled endpoint back on the queue, due at
-    /// `now_ms` (at start-up).
+    /// `now_ms` (at start-up). Listener endpoints' attempts stay parked: no CLI is
+    /// connected yet.
     pub fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
         self.write(|tx| unpark_in(tx, None, now_ms))
+    }
+
+    /// Puts the parked attempts of one endpoint back on the queue, if it is enabled, due
+    /// at `now_ms` (a CLI connected for a listener endpoint).
+    pub fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
+        self.write(|tx| unpark_in(tx, Some(id), now_ms))
     }
 
     /// Moves a scheduled attempt to now: `id` names either the pending attempt itself or
@@ -185,7 +201,7 @@ fn unpark_in(tx: &redb::WriteTransaction, only: Option<EndpointId>, now_ms: u64)
     for (endpoint_id, attempt_id) in t.queue.parked(only)? {
         let Some(mut record) = t.load(attempt_id)? else { continue };
         let endpoint = endpoints::get_in(&endpoints, record.app, endpoint_id)?;
-        if endpoint.is_none_or(|e| e.status != EndpointStatus::Enabled) {
+        if endpoint.is_none_or(|e| e.status != EndpointStatus::Enabled || (only.is_none() && e.is_listener())) {
             continue;
         }
         record.due_ms = now_ms;

@@ -40,6 +40,10 @@ pub const ENDPOINTS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new
 /// first success removes the entry.
 pub const ENDPOINT_HEALTH: TableDefinition<u128, (u64, u32)> = TableDefinition::new("endpoint_health");
 
+/// Listener endpoints (`stile listen`): `(app, SHA-256 of the API key)` → endpoint id.
+/// One per key and application; the endpoint's record says when it was last used.
+pub const LISTENERS: TableDefinition<(u128, &[u8; 32]), u128> = TableDefinition::new("listeners");
+
 /// Idempotency records: `(app, Idempotency-Key)` → [`super::idempotency::IdempotencyRecord`]
 /// as JSON, the stored response of the first request made with that key.
 pub const IDEMPOTENCY: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("idempotency_by_app");

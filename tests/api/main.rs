@@ -20,6 +20,7 @@ mod hardening;
 mod health;
 mod idempotency;
 mod kayle;
+mod listen;
 mod logs;
 mod openapi;
 mod overview;

@@ -135,3 +135,78 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A running `stile listen` (or any `stile` command whose output a test follows): its
+/// stdout and stderr lines, as they come.
+pub struct OutputProcess {
+    /// The child.
+    pub child: Child,
+    lines: mpsc::Receiver<(Stream, String)>,
+    /// Every line read so far, in order.
+    seen: Vec<(Stream, String)>,
+}
+
+/// Which output a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Out,
+    /// Standard error.
+    Err,
+}
+
+impl OutputProcess {
+    /// Starts `stile` with `args`, following its output.
+    pub fn start(args: &[&str]) -> OutputProcess {
+        let mut command = stile_bin();
+        command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("stile starts");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let out_tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = out_tx.send((Stream::Out, line));
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send((Stream::Err, line));
+            }
+        });
+        OutputProcess { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits (up to `deadline`) for a line of `stream` containing `needle` that was not
+    /// returned before; returns it. Panics with everything seen if none comes.
+    pub fn wait_line(&mut self, stream: Stream, needle: &str, deadline: Duration) -> String {
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(index) = self.seen.iter().position(|(s, line)| *s == stream && line.contains(needle)) {
+                return self.seen.remove(index).1;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left.min(Duration::from_millis(100))) {
+                Ok(line) => self.seen.push(line),
+                Err(_) if Instant::now() >= until => {
+                    let _ = self.child.try_wait();
+                    panic!("no {stream:?} line with {needle:?} within {deadline:?}; seen: {:#?}", self.seen)
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Kills it with SIGKILL.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OutputProcess {
+    fn drop(&mut self) {
+        self.kill_hard();
+    }
+}
