@@ -42,7 +42,8 @@ export async function renderList(root, _params, search) {
           e.name ? h('div', { class: 'name' }, e.name) : null,
           h('a', { href: `#/endpoints/${e.id}`, class: 'url' }, e.url),
           e.labels.length ? h('div', { class: 'labels' }, e.labels.map(labelChip)) : null),
-        h('span', { title: e.disabled_reason || '' }, pill(e.status), e.status === 'enabled' && e.health === 'degraded' ? pill('degraded') : null),
+        h('span', { title: e.disabled_reason || '' }, pill(e.status), e.status === 'enabled' && e.health === 'degraded' ? pill('degraded') : null,
+          e.kind === 'listener' ? pill('listener') : null),
         e.enabled_events.includes('*') ? 'all events' : e.enabled_events.join(', '),
         h('span', { title: `${s.succeeded} succeeded, ${s.failed} failed` }, percent(s.succeeded, s.succeeded + s.failed)),
         String(s.pending),
@@ -216,7 +217,10 @@ export async function renderDetail(root, params) {
     });
     fill(head,
       h('div', { class: 'view-head' }, h('h1', { class: endpoint.name ? '' : 'url' }, endpoint.name || endpoint.url), pill(endpoint.status),
-        endpoint.health === 'degraded' ? pill('degraded') : null),
+        endpoint.health === 'degraded' ? pill('degraded') : null, endpoint.kind === 'listener' ? pill('listener') : null),
+      endpoint.kind === 'listener'
+        ? h('p', { class: 'notice', 'data-test': 'listener-note' }, 'A stile listen endpoint: deliveries go to the CLI connected with its key, and wait while none is.')
+        : null,
       endpoint.disabled_reason
         ? h('p', { class: 'notice', role: 'status', 'data-test': 'disabled-reason' }, 'Disabled by stile: ', endpoint.disabled_reason,
           '. Enable it once the endpoint works again; its waiting retries then go.')

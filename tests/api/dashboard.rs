@@ -836,3 +836,29 @@ fn the_event_type_catalogue_shows_descriptions_examples_and_schemas_in_the_porta
         assert!(choices.iter().all(|c| !c.contains("order.retired")), "{choices:?}");
     });
 }
+
+#[test]
+fn a_stile_listen_endpoint_is_marked_as_a_listener() {
+    let server = TestServer::start();
+    let receiver = Receiver::start();
+    let forward_to = receiver.url("/hook");
+    let mut cli = crate::common::process::OutputProcess::start(&[
+        "listen",
+        "--forward-to",
+        &forward_to,
+        "--url",
+        &server.base,
+        "--api-key",
+        TEST_KEY,
+    ]);
+    cli.wait_line(crate::common::process::Stream::Err, "Ready!", Duration::from_secs(20));
+    let id = server.get("/v1/webhook_endpoints").body["data"][0]["id"].as_str().unwrap().to_string();
+    in_browser("listener_endpoint", move |page| async move {
+        signed_in(&page, &server, "#/endpoints").await;
+        page.wait_text("main table", "listener").await;
+        page.open(&format!("{}/#/endpoints/{id}", server.base)).await;
+        page.wait_text("[data-test=listener-note]", "stile listen").await;
+        assert!(page.text(".view-head").await.contains("listener"));
+        drop(cli);
+    });
+}
