@@ -24,6 +24,23 @@ fn next_ulid() -> u128 {
     }
 }
 
+/// The sequence behind [`next_ulid_at`]: starts at a random point below 2^62 (so ids of
+/// two processes do not collide) and only goes up.
+static SEQUENCE: std::sync::LazyLock<std::sync::atomic::AtomicU64> = std::sync::LazyLock::new(|| {
+    let mut bytes = [0u8; 8];
+    crate::secrets::random_bytes(&mut bytes);
+    std::sync::atomic::AtomicU64::new(u64::from_le_bytes(bytes) >> 2)
+});
+
+/// A new ULID-shaped id whose time is `unix_ms` (not the system clock's): the id of an
+/// object whose creation time is part of it, so a time bound on such objects is a key
+/// bound. Below the time, a process-wide sequence: ids made for the same millisecond
+/// increase, so objects created back to back list in order, whatever other clocks the
+/// process also mints ids for (tests run several servers).
+fn next_ulid_at(unix_ms: u64) -> u128 {
+    first_id_at(unix_ms) | u128::from(SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
 /// The smallest id made at or after `unix_ms`: ids made before that time are exactly the
 /// numbers below it, so "older than" is a range scan.
 pub fn first_id_at(unix_ms: u64) -> u128 {
@@ -153,6 +170,19 @@ define_id!(
     AppId,
     "app_"
 );
+
+impl EventId {
+    /// A new event id whose time is the event's creation time (`unix_ms`, from the
+    /// server's clock), so `created` bounds on events are key bounds.
+    pub fn at(unix_ms: u64) -> Self {
+        Self(next_ulid_at(unix_ms))
+    }
+
+    /// When the event was created, in Unix ms, as its id says.
+    pub fn unix_ms(self) -> u64 {
+        (self.0 >> 80) as u64
+    }
+}
 
 #[cfg(test)]
 mod tests {

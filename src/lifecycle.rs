@@ -105,7 +105,7 @@ pub fn created(session: &SessionRecord, now: i64) -> Result<NewEvent, serde_json
 
 /// An event of `event_type` carrying the session as it is now.
 fn announce(session: &SessionRecord, event_type: &str, now: i64) -> Result<NewEvent, serde_json::Error> {
-    new_event(session.owner(), event_type, &session_object(session), now)
+    new_event(session.owner(), event_type, &session_object(session), u64::try_from(now).unwrap_or(0) * 1000)
 }
 
 /// The session as events carry it: the same object `GET /v1/verification_sessions/:id`

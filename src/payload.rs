@@ -21,14 +21,16 @@ struct Payload<'a> {
 }
 
 /// A new event of `event_type` for application `owner` carrying `data`, created at
-/// `created` (Unix seconds), with its payload.
+/// `created_ms` (Unix ms, the server's clock), with its payload.
 pub fn new_event(
     owner: Owner,
     event_type: &str,
     data: &serde_json::Value,
-    created: i64,
+    created_ms: u64,
 ) -> Result<NewEvent, serde_json::Error> {
-    let id = EventId::new();
+    // The id carries the creation time, so a `created` bound is a key bound.
+    let id = EventId::at(created_ms);
+    let created = (created_ms / 1000) as i64;
     let payload = Payload { id, object: "event", event_type, livemode: owner.mode.is_live(), created, data };
     let body = serde_json::to_vec(&payload)?;
     let data_id = data.get("id").and_then(|v| v.as_str()).map(str::to_owned);
@@ -66,7 +68,7 @@ mod tests {
     fn the_payload_is_the_event_object_with_its_data() {
         let data = serde_json::json!({"id": "vks_1", "status": "verified"});
         let owner = Owner { app: crate::ids::AppId::new(), mode: crate::mode::Mode::Live };
-        let event = new_event(owner, "verification_session.verified", &data, 42).unwrap();
+        let event = new_event(owner, "verification_session.verified", &data, 42_000).unwrap();
         let body: serde_json::Value = serde_json::from_slice(&event.body).unwrap();
         assert_eq!(body["id"], event.meta.id.to_string());
         assert_eq!(body["object"], "event");
@@ -83,7 +85,7 @@ mod tests {
         // `data` carries a `type` of its own, which stays.
         let data = serde_json::json!({"id": "vks_1", "type": "document", "note": "\"type\":\"x\""});
         let owner = Owner { app: crate::ids::AppId::new(), mode: crate::mode::Mode::Test };
-        let event = new_event(owner, "verification_session.verified", &data, 42).unwrap();
+        let event = new_event(owner, "verification_session.verified", &data, 42_000).unwrap();
         let renamed = as_delivered(event.body.clone(), "verification.session.succeeded");
         let value: serde_json::Value = serde_json::from_slice(&renamed).unwrap();
         assert_eq!(value["type"], "verification.session.succeeded");

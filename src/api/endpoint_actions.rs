@@ -197,8 +197,9 @@ pub(crate) async fn ping(
             (ENDPOINT_TEST.to_string(), data)
         }
     };
-    let now = state.engine.clock().now();
-    let event = crate::payload::new_event(owner, &event_type, &data, now)?;
+    let now_ms = state.engine.clock().now_ms();
+    let now = (now_ms / 1000) as i64;
+    let event = crate::payload::new_event(owner, &event_type, &data, now_ms)?;
     let meta = event.meta.clone();
     let body = event.body.clone();
 

@@ -161,7 +161,7 @@ async fn publish_event(
     if !data.is_object() {
         return Err(ApiError::invalid("data", "`data` must be a JSON object."));
     }
-    let event = crate::payload::new_event(caller.owner, &event_type, &data, state.engine.clock().now())?;
+    let event = crate::payload::new_event(caller.owner, &event_type, &data, state.engine.clock().now_ms())?;
     let meta = event.meta.clone();
     let published = state.engine.publish(event).await?;
     Ok(HttpResponse::Ok().json(Event::new(&meta, EventData::Value(&data), published.deliveries)))

@@ -387,7 +387,13 @@ mod tests {
     fn publish(store: &Store, event_type: &str, n: usize, now_ms: u64) -> Scheduled {
         let events: Vec<NewEvent> = (0..n)
             .map(|_| {
-                crate::payload::new_event(store.test_owner(Mode::Test), event_type, &serde_json::json!({}), 0).unwrap()
+                crate::payload::new_event(
+                    store.test_owner(Mode::Test),
+                    event_type,
+                    &serde_json::json!({}),
+                    crate::clock::unix_now_ms(),
+                )
+                .unwrap()
             })
             .collect();
         store.publish_events(&events, now_ms).unwrap().1

@@ -252,7 +252,10 @@ mod tests {
         store.insert_endpoint(&endpoint).unwrap();
         let now = unix_now_ms();
         let events: Vec<_> = (0..3)
-            .map(|n| crate::payload::new_event(owner, "a.b", &serde_json::json!({ "n": n }), 0).unwrap())
+            .map(|n| {
+                crate::payload::new_event(owner, "a.b", &serde_json::json!({ "n": n }), crate::clock::unix_now_ms())
+                    .unwrap()
+            })
             .collect();
         let (_, scheduled) = store.publish_events(&events, now).unwrap();
         let results: Vec<AttemptResult> = scheduled.keys()[..2]

@@ -331,8 +331,9 @@ mod tests {
 
         // An event of the second application reaches none of the first's endpoints, even
         // one subscribed to everything; the first's own event does.
-        let other = crate::payload::new_event(second, "a.b", &serde_json::json!({}), 0).unwrap();
-        let own = crate::payload::new_event(first, "a.b", &serde_json::json!({}), 0).unwrap();
+        let other =
+            crate::payload::new_event(second, "a.b", &serde_json::json!({}), crate::clock::unix_now_ms()).unwrap();
+        let own = crate::payload::new_event(first, "a.b", &serde_json::json!({}), crate::clock::unix_now_ms()).unwrap();
         let (published, _) = store.publish_events(&[other.clone(), own.clone()], 0).unwrap();
         assert_eq!(published.iter().map(|p| p.deliveries).collect::<Vec<_>>(), [0, 1]);
         assert!(store.event(first, other.meta.id).unwrap().is_none());

@@ -164,8 +164,8 @@ mod tests {
     fn a_backup_holds_every_table_of_the_store_and_opens_as_a_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("data")).unwrap();
-        let event =
-            crate::payload::new_event(store.test_owner(Mode::Test), "a.b", &serde_json::json!({"n": 1}), 5).unwrap();
+        let event = crate::payload::new_event(store.test_owner(Mode::Test), "a.b", &serde_json::json!({"n": 1}), 5_000)
+            .unwrap();
         let _ = store.publish_events(std::slice::from_ref(&event), 0).unwrap();
         let copy = dir.path().join("copy.redb");
         let summary = store.backup_to(&copy).unwrap();
@@ -202,7 +202,8 @@ mod tests {
         let err = store.backup_to(&dir.path().join("no/such/dir/copy.redb")).unwrap_err();
         assert!(matches!(err, BackupError::Target(_)), "{err}");
         assert!(!err.needs_reopen(), "a failed copy says nothing about the data file");
-        let event = crate::payload::new_event(store.test_owner(Mode::Test), "a.b", &serde_json::json!({}), 5).unwrap();
+        let event =
+            crate::payload::new_event(store.test_owner(Mode::Test), "a.b", &serde_json::json!({}), 5_000).unwrap();
         let _ = store.publish_events(std::slice::from_ref(&event), 0).unwrap();
         assert!(store.event(store.test_owner(Mode::Test), event.meta.id).unwrap().is_some());
     }

@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use super::apps::Owner;
 use super::attempts::{self, AttemptRecord, DeliveryTables, delivered_everywhere};
 use super::endpoints::{self, EndpointRecord};
-use super::pagination::{ListError, Page, PageRequest, list_page};
+use super::pagination::{ListError, Page, PageRequest, list_page_within};
 use super::queue::Scheduled;
 use super::sealing::Sealer;
 use super::{Store, StoreError, decode_found, encode, tables};
-use crate::ids::AppId;
+use crate::ids::{AppId, first_id_at};
 use crate::ids::{EndpointId, EventId};
 use crate::mode::Mode;
 
@@ -75,7 +75,23 @@ pub struct EventFilter {
     pub delivery_success: Option<bool>,
 }
 
+/// How far past a `created_before` bound an event's id may lie: ids of events stored
+/// before ids carried the creation time were made a moment after `created` was read (the
+/// same second, or just into the next).
+const LEGACY_ID_SLACK_MS: u64 = 1_000;
+
 impl EventFilter {
+    /// The event ids the time bounds allow: an event's id carries its creation time, so
+    /// `created_after`/`created_before` are key bounds (checked exactly by `keeps`).
+    fn id_bounds(&self) -> std::ops::RangeInclusive<u128> {
+        let ms = |seconds: i64| u64::try_from(seconds).unwrap_or(0).saturating_mul(1000);
+        let low = self.created_after.map_or(0, |after| first_id_at(ms(after.saturating_add(1))));
+        let high = self
+            .created_before
+            .map_or(u128::MAX, |before| first_id_at(ms(before).saturating_add(LEGACY_ID_SLACK_MS)).saturating_sub(1));
+        low..=high
+    }
+
     fn keeps(&self, meta: &EventMeta) -> bool {
         self.event_type.as_ref().is_none_or(|t| *t == meta.event_type)
             && self.created_after.is_none_or(|t| meta.created > t)
@@ -206,7 +222,8 @@ impl Store {
             let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
             // The page filter cannot fail, so a read error is kept here and returned after.
             let failure = std::cell::RefCell::new(None);
-            let page = list_page(&events, TABLE, owner.app.as_u128(), request, |meta: &EventMeta| {
+            let within = filter.id_bounds();
+            let page = list_page_within(&events, TABLE, owner.app.as_u128(), within, request, |meta: &EventMeta| {
                 let Some(wanted) = filter.delivery_success else { return filter.keeps(meta) };
                 if !filter.keeps(meta) {
                     return false;
@@ -304,5 +321,103 @@ impl Store {
             record.response_body = record.response_body.map(|body| self.sealer.seal_text(&row, &body));
             DeliveryTables::open(tx)?.add_finished(&record)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::pagination::Cursor;
+
+    /// Every page of a filtered list, walked forward with `starting_after` and back with
+    /// `ending_before`, must equal the brute-force answer: the application's events that
+    /// match, newest first.
+    fn assert_pages_match(store: &Store, owner: Owner, filter: &EventFilter, all: &[EventMeta], limit: usize) {
+        let mut expected: Vec<EventId> = all.iter().filter(|m| filter.keeps(m)).map(|m| m.id).collect();
+        expected.sort_by(|a, b| b.cmp(a));
+        let page = |cursor: Cursor<EventId>| {
+            let request = PageRequest { limit, cursor };
+            let page = store.list_events(owner, request, filter).unwrap();
+            (page.items.iter().map(|e| e.meta.id).collect::<Vec<_>>(), page.has_more)
+        };
+        let mut forward: Vec<EventId> = Vec::new();
+        let mut cursor = Cursor::Start;
+        loop {
+            let (ids, more) = page(cursor);
+            forward.extend(&ids);
+            if !more {
+                break;
+            }
+            cursor = Cursor::After(*ids.last().unwrap());
+        }
+        assert_eq!(forward, expected, "forward pages of {filter:?} (limit {limit})");
+        // Backwards from the oldest event of the application.
+        let Some(oldest) = all.iter().map(|m| m.id).min() else { return };
+        let mut backward: Vec<EventId> = Vec::new();
+        let mut cursor = Cursor::Before(oldest);
+        loop {
+            let (ids, more) = page(cursor);
+            backward.splice(0..0, ids.iter().copied());
+            if !more {
+                break;
+            }
+            cursor = Cursor::Before(*ids.first().unwrap());
+        }
+        let without_oldest: Vec<EventId> = expected.iter().copied().filter(|id| *id != oldest).collect();
+        assert_eq!(backward, without_oldest, "backward pages of {filter:?} (limit {limit})");
+    }
+
+    #[test]
+    fn filtered_lists_equal_a_brute_force_scan_in_both_directions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let owner = store.test_owner(Mode::Test);
+        let other = Owner { app: AppId::new(), mode: Mode::Test };
+        let mut rng = fastrand::Rng::with_seed(7);
+        let start_ms = 1_800_000_000_000u64;
+        let mut events = Vec::new();
+        for n in 0..400 {
+            let created_ms = start_ms + rng.u64(0..120_000);
+            let event_type = ["a.one", "a.two", "b.rare"][if n % 50 == 0 { 2 } else { rng.usize(0..2) }];
+            let data = match rng.u8(0..3) {
+                0 => serde_json::json!({"id": format!("vks_{}", rng.u8(0..5))}),
+                1 => serde_json::json!({"n": n}),
+                _ => serde_json::json!({}),
+            };
+            let app = if n % 9 == 0 { other } else { owner };
+            let mut event = crate::payload::new_event(app, event_type, &data, created_ms).unwrap();
+            if n % 7 == 0 {
+                // As stored before ids carried the creation time: a moment after `created`.
+                event.meta.id = EventId::at(created_ms + rng.u64(0..900));
+            }
+            events.push(event);
+        }
+        let _ = store.publish_events(&events, start_ms).unwrap();
+        let mine: Vec<EventMeta> = events.iter().map(|e| e.meta.clone()).filter(|m| m.app == owner.app).collect();
+        let seconds = |offset: u64| ((start_ms + offset) / 1000) as i64;
+        let mut filters = vec![EventFilter::default()];
+        for _ in 0..25 {
+            let after = rng.bool().then(|| seconds(rng.u64(0..120_000)));
+            let before = rng.bool().then(|| seconds(rng.u64(0..120_000)));
+            filters.push(EventFilter {
+                event_type: rng.bool().then(|| ["a.one", "a.two", "b.rare", "c.none"][rng.usize(0..4)].to_string()),
+                created_after: after,
+                created_before: before,
+                data_id: (rng.u8(0..3) == 0).then(|| format!("vks_{}", rng.u8(0..6))),
+                delivery_success: None,
+            });
+        }
+        filters.push(EventFilter {
+            created_after: Some(seconds(60_000)),
+            created_before: Some(seconds(60_000)),
+            ..Default::default()
+        });
+        filters.push(EventFilter { created_before: Some(0), ..Default::default() });
+        filters.push(EventFilter { created_after: Some(i64::MAX / 2000), ..Default::default() });
+        for filter in &filters {
+            for limit in [1, 3, 10, 100] {
+                assert_pages_match(&store, owner, filter, &mine, limit);
+            }
+        }
     }
 }

@@ -214,7 +214,8 @@ mod tests {
         let owner = store.test_owner(Mode::Test);
         let endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/", "*");
         store.insert_endpoint(&endpoint).unwrap();
-        let event = crate::payload::new_event(owner, "a.b", &serde_json::json!({"n": 1}), 0).unwrap();
+        let event =
+            crate::payload::new_event(owner, "a.b", &serde_json::json!({"n": 1}), crate::clock::unix_now_ms()).unwrap();
         let (_, scheduled) = store.publish_events(std::slice::from_ref(&event), 1_000).unwrap();
         let mut result = AttemptResult::for_test(scheduled.keys()[0], endpoint.id, false, 1_000);
         result.response_body = Some("the endpoint said no".into());

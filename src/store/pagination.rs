@@ -82,6 +82,24 @@ where
     Id: Into<u128> + Copy,
     Tbl: ReadableTable<(u128, u128), &'static [u8]>,
 {
+    list_page_within(table, name, app, 0..=u128::MAX, request, keep)
+}
+
+/// Like [`list_page`], over the ids in `within` only: a time bound on objects whose ids
+/// carry their creation time is a key bound, so the scan never leaves it.
+pub(crate) fn list_page_within<T, Id, Tbl>(
+    table: &Tbl,
+    name: &'static str,
+    app: u128,
+    within: std::ops::RangeInclusive<u128>,
+    request: PageRequest<Id>,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Page<T>, ListError>
+where
+    T: DeserializeOwned,
+    Id: Into<u128> + Copy,
+    Tbl: ReadableTable<(u128, u128), &'static [u8]>,
+{
     let request = PageRequest { limit: request.limit, cursor: request.cursor.position() };
     let cursor_id = match request.cursor {
         Cursor::Start => None,
@@ -103,32 +121,34 @@ where
         }
         Ok(items.len() < wanted)
     };
+    let (low, high) = (*within.start(), *within.end());
     match request.cursor {
-        Cursor::Start => {
-            for entry in table.range((app, 0)..=(app, u128::MAX)).map_err(StoreError::from)?.rev() {
+        Cursor::Start if low <= high => {
+            for entry in table.range((app, low)..=(app, high)).map_err(StoreError::from)?.rev() {
                 if !take(entry)? {
                     break;
                 }
             }
         }
-        Cursor::After(id) => {
-            for entry in table.range((app, 0)..(app, id)).map_err(StoreError::from)?.rev() {
+        Cursor::After(id) if id > low && low <= high => {
+            let end = high.min(id - 1);
+            for entry in table.range((app, low)..=(app, end)).map_err(StoreError::from)?.rev() {
                 if !take(entry)? {
                     break;
                 }
             }
         }
-        Cursor::Before(id) => {
+        Cursor::Before(id) if id < high && low <= high => {
             // Walk upwards from the cursor, then turn the page round to newest first.
-            let start = (app, id.saturating_add(1));
-            if id < u128::MAX {
-                for entry in table.range(start..=(app, u128::MAX)).map_err(StoreError::from)? {
-                    if !take(entry)? {
-                        break;
-                    }
+            let start = low.max(id + 1);
+            for entry in table.range((app, start)..=(app, high)).map_err(StoreError::from)? {
+                if !take(entry)? {
+                    break;
                 }
             }
         }
+        // The cursor is at or beyond the edge of `within` in the direction of travel.
+        _ => {}
     }
     Ok(finish_page(items, request))
 }

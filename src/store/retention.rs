@@ -364,8 +364,13 @@ mod tests {
         let now = unix_now_ms();
         let events: Vec<NewEvent> = (0..7)
             .map(|n| {
-                crate::payload::new_event(store.test_owner(Mode::Test), "a.b", &serde_json::json!({ "n": n }), 0)
-                    .unwrap()
+                crate::payload::new_event(
+                    store.test_owner(Mode::Test),
+                    "a.b",
+                    &serde_json::json!({ "n": n }),
+                    crate::clock::unix_now_ms(),
+                )
+                .unwrap()
             })
             .collect();
         let (_, scheduled) = store.publish_events(&events, now).unwrap();
@@ -433,7 +438,10 @@ mod tests {
         store.insert_endpoint(&endpoint).unwrap();
         let now = unix_now_ms();
         let events: Vec<NewEvent> = (0..2)
-            .map(|n| crate::payload::new_event(owner, "a.b", &serde_json::json!({ "n": n }), 0).unwrap())
+            .map(|n| {
+                crate::payload::new_event(owner, "a.b", &serde_json::json!({ "n": n }), crate::clock::unix_now_ms())
+                    .unwrap()
+            })
             .collect();
         let (_, scheduled) = store.publish_events(&events, now).unwrap();
         // One succeeds, one fails for good (no retries in this schedule).
