@@ -239,3 +239,24 @@ fn only_api_keys_listen_and_a_listener_endpoint_waits_then_expires_when_unused()
     let event = as_acme("GET", &format!("/v1/events/{event_id}")).send();
     assert_eq!(event.body["pending_webhooks"], 0, "{}", event.text);
 }
+
+#[test]
+fn skip_verify_accepts_a_self_signed_certificate_and_only_it_does() {
+    let server = TestServer::start();
+    let front = crate::common::tls::TlsFront::start(server.base.trim_start_matches("http://"));
+    let receiver = Receiver::start();
+    let forward_to = receiver.url("/hook");
+    // Checked as usual, the certificate is refused, and the CLI says why (and keeps trying).
+    let mut strict =
+        OutputProcess::start(&["listen", "--forward-to", &forward_to, "--url", &front.base, "--api-key", TEST_KEY]);
+    let refused = strict.wait_line(Stream::Err, "Connection to stile lost", WAIT);
+    assert!(refused.to_lowercase().contains("certificate"), "{refused}");
+    strict.kill_hard();
+    assert!(server.get("/v1/webhook_endpoints").body["data"].as_array().unwrap().is_empty());
+
+    let (_cli, secret) = listen(&front.base, &receiver, &["--skip-verify"]);
+    let event = server.publish(VERIFIED, json!({"id": "vks_tls"}));
+    let got = receiver.wait_for("/hook", 1, WAIT);
+    assert_eq!(got[0].header("webhook-id"), event["id"].as_str().unwrap());
+    assert_eq!(got[0].stile_signature_valid(&secret), (true, 1));
+}

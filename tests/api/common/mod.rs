@@ -7,6 +7,7 @@ pub mod browser;
 pub mod faulty;
 pub mod process;
 pub mod receiver;
+pub mod tls;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
