@@ -9,6 +9,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::apps::{AppRecord, TABLE as APPS_TABLE};
 use super::attempts::{AttemptRecord, DeliveryTables};
+use super::events::{EventIndexes, EventMeta};
 use super::{Store, StoreError, decode, decode_found, tables};
 use crate::ids::{AppId, EndpointId};
 use crate::mode::Mode;
@@ -172,8 +173,11 @@ fn purge_app(tx: &WriteTransaction, app: u128, budget: usize) -> Result<usize, S
     let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
     let mut pending = tx.open_table(tables::EVENT_PENDING)?;
     let mut holds = tx.open_table(tables::UNDELIVERED_HOLDS)?;
+    let mut indexes = EventIndexes::open(tx)?;
     for id in ids {
-        events.remove((app, id))?;
+        if let Some(stored) = events.remove((app, id))? {
+            indexes.remove(&decode::<EventMeta>("events", stored.value())?)?;
+        }
         bodies.remove(id)?;
         pending.remove(id)?;
         holds.remove(id)?;
@@ -253,8 +257,13 @@ mod tests {
         let now = unix_now_ms();
         let events: Vec<_> = (0..3)
             .map(|n| {
-                crate::payload::new_event(owner, "a.b", &serde_json::json!({ "n": n }), crate::clock::unix_now_ms())
-                    .unwrap()
+                crate::payload::new_event(
+                    owner,
+                    "a.b",
+                    &serde_json::json!({ "n": n, "id": format!("vks_{n}") }),
+                    crate::clock::unix_now_ms(),
+                )
+                .unwrap()
             })
             .collect();
         let (_, scheduled) = store.publish_events(&events, now).unwrap();
@@ -270,10 +279,12 @@ mod tests {
     }
 
     /// Rows in each table an application's history fills.
-    fn rows(store: &Store) -> [u64; 10] {
+    fn rows(store: &Store) -> [u64; 12] {
         [
             count(store, tables::ENDPOINTS),
             count(store, tables::EVENTS),
+            count(store, tables::EVENTS_BY_TYPE),
+            count(store, tables::EVENTS_BY_DATA_ID),
             count(store, tables::EVENT_BODIES),
             count(store, tables::ATTEMPTS),
             count(store, tables::ENDPOINT_ATTEMPTS),

@@ -82,6 +82,7 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
         summary.rows += rows;
     };
     add(copy(from, to, tables::META)?);
+    add(copy(from, to, tables::BACKFILLS)?);
     add(copy(from, to, tables::API_KEYS)?);
     add(copy(from, to, tables::APPS)?);
     add(copy(from, to, tables::APP_UIDS)?);
@@ -92,6 +93,8 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
     add(copy(from, to, tables::IDEMPOTENCY)?);
     add(copy(from, to, tables::IDEMPOTENCY_BY_AGE)?);
     add(copy(from, to, tables::EVENTS)?);
+    add(copy(from, to, tables::EVENTS_BY_TYPE)?);
+    add(copy(from, to, tables::EVENTS_BY_DATA_ID)?);
     add(copy(from, to, tables::EVENT_BODIES)?);
     add(copy(from, to, tables::EVENT_PENDING)?);
     add(copy(from, to, tables::UNDELIVERED_HOLDS)?);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::apps::Owner;
 use super::attempts::{self, AttemptRecord, DeliveryTables, delivered_everywhere};
 use super::endpoints::{self, EndpointRecord};
-use super::pagination::{ListError, Page, PageRequest, list_page_within};
+use super::pagination::{ListError, Page, PageRequest, index_page, list_page_within};
 use super::queue::Scheduled;
 use super::sealing::Sealer;
 use super::{Store, StoreError, decode_found, encode, tables};
@@ -142,12 +142,14 @@ pub(super) fn publish_in(
     }
     let mut metas = tx.open_table(tables::EVENTS)?;
     let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
+    let mut indexes = EventIndexes::open(tx)?;
     let mut t = DeliveryTables::open(tx)?;
     let mut scheduled = Scheduled::default();
     let mut published = Vec::with_capacity(events.len());
     for event in events {
         let meta = &event.meta;
         put_event(&mut metas, &mut bodies, sealer, event)?;
+        indexes.insert(meta)?;
         let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
         for (endpoint, delivered_as) in endpoints {
             t.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled)?;
@@ -156,6 +158,42 @@ pub(super) fn publish_in(
         published.push(Published { deliveries: endpoints.len() as u32 });
     }
     Ok((published, scheduled))
+}
+
+/// The index tables of events (by type, by `data.id`), opened once per transaction.
+pub(super) struct EventIndexes<'txn> {
+    by_type: Table<'txn, (u128, &'static str, u128), ()>,
+    by_data_id: Table<'txn, (u128, &'static str, u128), ()>,
+}
+
+impl<'txn> EventIndexes<'txn> {
+    /// Opens the index tables in `tx`.
+    pub(super) fn open(tx: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            by_type: tx.open_table(tables::EVENTS_BY_TYPE)?,
+            by_data_id: tx.open_table(tables::EVENTS_BY_DATA_ID)?,
+        })
+    }
+
+    /// Lists an event under its type and its `data.id`.
+    pub(super) fn insert(&mut self, meta: &EventMeta) -> Result<(), StoreError> {
+        let (app, id) = (meta.app.as_u128(), meta.id.as_u128());
+        self.by_type.insert((app, meta.event_type.as_str(), id), ())?;
+        if let Some(data_id) = &meta.data_id {
+            self.by_data_id.insert((app, data_id.as_str(), id), ())?;
+        }
+        Ok(())
+    }
+
+    /// Takes an event out of the indexes (it is being deleted).
+    pub(super) fn remove(&mut self, meta: &EventMeta) -> Result<(), StoreError> {
+        let (app, id) = (meta.app.as_u128(), meta.id.as_u128());
+        self.by_type.remove((app, meta.event_type.as_str(), id))?;
+        if let Some(data_id) = &meta.data_id {
+            self.by_data_id.remove((app, data_id.as_str(), id))?;
+        }
+        Ok(())
+    }
 }
 
 /// Writes an event's metadata and payload (sealed) into the open tables.
@@ -223,7 +261,7 @@ impl Store {
             // The page filter cannot fail, so a read error is kept here and returned after.
             let failure = std::cell::RefCell::new(None);
             let within = filter.id_bounds();
-            let page = list_page_within(&events, TABLE, owner.app.as_u128(), within, request, |meta: &EventMeta| {
+            let keep = |meta: &EventMeta| {
                 let Some(wanted) = filter.delivery_success else { return filter.keeps(meta) };
                 if !filter.keeps(meta) {
                     return false;
@@ -235,7 +273,23 @@ impl Store {
                         false
                     }
                 }
-            })?;
+            };
+            let app = owner.app.as_u128();
+            // The most selective index the filter allows: a session's events, else a type's,
+            // else every event (within the time bounds either way).
+            let index = match (&filter.data_id, &filter.event_type) {
+                (Some(data_id), _) => Some((tables::EVENTS_BY_DATA_ID, data_id.as_str())),
+                (None, Some(event_type)) => Some((tables::EVENTS_BY_TYPE, event_type.as_str())),
+                (None, None) => None,
+            };
+            let page = match index {
+                None => list_page_within(&events, TABLE, app, within, request, keep)?,
+                Some((table, key)) => {
+                    let index = tx.open_table(table).map_err(StoreError::from)?;
+                    let load = |id: u128| decode_found::<EventMeta>(TABLE, events.get((app, id))?);
+                    index_page(&events, &index, app, key, within, request, load, keep)?
+                }
+            };
             if let Some(err) = failure.into_inner() {
                 return Err(err.into());
             }

@@ -1,16 +1,90 @@
-//! Moving a data file written by an earlier layout to the current one, at start, in one
-//! transaction (a crash part-way leaves the file as it was).
+//! Moving a data file written by an earlier layout to the current one, at start.
 //!
 //! Version 1 (before applications) keyed objects by mode; version 2 keys them by
 //! application. The move puts every object of a mode into that mode's default
 //! application: each re-keyed table is copied to its new table and the old one deleted,
-//! and each record gains its `app`.
+//! and each record gains its `app`, in one transaction (a crash part-way leaves the file
+//! as it was).
+//!
+//! Version 3 adds the event indexes (by type, by `data.id`). They are filled from the
+//! events in batches ([`Store::run_backfills`]), each its own transaction that records
+//! how far it got, so a large file is not one huge transaction and a crash resumes where
+//! it stopped.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::apps::DefaultApps;
-use super::{StoreError, tables};
+use super::events::{EventIndexes, EventMeta};
+use super::{Store, StoreError, decode, tables};
 use crate::mode::Mode;
+
+/// The backfill of the event indexes, in [`tables::BACKFILLS`].
+const EVENT_INDEXES: &str = "event_indexes";
+
+/// Events indexed per transaction of a backfill.
+const BACKFILL_BATCH: usize = 20_000;
+
+/// Records that the event indexes must be filled from the events already stored (a file
+/// of layout 1 or 2), inside the transaction that moves it to layout 3.
+pub(super) fn start_event_index_backfill(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::BACKFILLS)?.insert(EVENT_INDEXES, (0, 0))?;
+    Ok(())
+}
+
+impl Store {
+    /// Finishes the index backfills a layout change started: batch after batch, logging
+    /// progress, until none is left. Called at open, before anything reads the indexes.
+    pub(super) fn run_backfills(&self) -> Result<(), StoreError> {
+        let Some(mut done) =
+            self.read(|tx| Ok(tx.open_table(tables::BACKFILLS)?.get(EVENT_INDEXES)?.map(|v| v.value())))?
+        else {
+            return Ok(());
+        };
+        let total = self.read(|tx| Ok(tx.open_table(tables::EVENTS)?.len()?))?;
+        tracing::info!(events = total, "filling the event indexes (layout 3); this runs once");
+        let mut indexed = 0u64;
+        loop {
+            let (count, next) = self.write(|tx| backfill_batch_of(tx, done, BACKFILL_BATCH))?;
+            indexed += count as u64;
+            match next {
+                Some(next) => {
+                    done = next;
+                    tracing::info!(indexed, total, "filling the event indexes");
+                }
+                None => break,
+            }
+        }
+        tracing::info!(indexed, "event indexes filled");
+        Ok(())
+    }
+}
+
+/// Indexes up to `batch` events after `after` and records how far it got; `None` when
+/// the last one is done (the backfill is then removed).
+fn backfill_batch_of(
+    tx: &WriteTransaction,
+    after: (u128, u128),
+    batch: usize,
+) -> Result<(usize, Option<(u128, u128)>), StoreError> {
+    let events = tx.open_table(tables::EVENTS)?;
+    let mut indexes = EventIndexes::open(tx)?;
+    let mut count = 0;
+    let mut last = None;
+    let start = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);
+    for row in events.range::<(u128, u128)>(start)?.take(batch) {
+        let (key, value) = row?;
+        indexes.insert(&decode::<EventMeta>("events", value.value())?)?;
+        last = Some(key.value());
+        count += 1;
+    }
+    let mut backfills = tx.open_table(tables::BACKFILLS)?;
+    let next = if count == batch { last } else { None };
+    match next {
+        Some(key) => backfills.insert(EVENT_INDEXES, key)?,
+        None => backfills.remove(EVENT_INDEXES)?,
+    };
+    Ok((count, next))
+}
 
 /// The tables of layout version 1 that version 2 replaces.
 mod v1 {
@@ -165,4 +239,66 @@ pub(super) fn v1_to_v2(tx: &WriteTransaction, defaults: DefaultApps) -> Result<(
     tx.delete_table(v1::QUEUE)?;
     tx.delete_table(v1::SESSION_EXPIRY)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::apps::Owner;
+    use crate::store::events::EventFilter;
+    use crate::store::pagination::{Cursor, PageRequest};
+
+    fn rows(store: &Store, table: redb::TableDefinition<(u128, &str, u128), ()>) -> u64 {
+        store.read(|tx| Ok(tx.open_table(table)?.len()?)).unwrap()
+    }
+
+    fn sessions_events(store: &Store, owner: Owner, session: &str) -> usize {
+        let filter = EventFilter { data_id: Some(session.into()), ..EventFilter::default() };
+        let request = PageRequest::<crate::ids::EventId> { limit: 100, cursor: Cursor::Start };
+        store.list_events(owner, request, &filter).unwrap().items.len()
+    }
+
+    #[test]
+    fn the_event_index_backfill_goes_in_batches_and_resumes_where_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            owner = store.test_owner(Mode::Test);
+            let events: Vec<_> = (0..5)
+                .map(|n| {
+                    let data = serde_json::json!({"id": "vks_1", "n": n});
+                    crate::payload::new_event(owner, "a.b", &data, crate::clock::unix_now_ms()).unwrap()
+                })
+                .collect();
+            let _ = store.publish_events(&events, crate::clock::unix_now_ms()).unwrap();
+            assert_eq!(sessions_events(&store, owner, "vks_1"), 5);
+            // As a file of layout 2: no index rows, a backfill to do.
+            store
+                .write(|tx| {
+                    tx.delete_table(tables::EVENTS_BY_TYPE)?;
+                    tx.delete_table(tables::EVENTS_BY_DATA_ID)?;
+                    tx.open_table(tables::EVENTS_BY_TYPE)?;
+                    tx.open_table(tables::EVENTS_BY_DATA_ID)?;
+                    start_event_index_backfill(tx)
+                })
+                .unwrap();
+            assert_eq!(sessions_events(&store, owner, "vks_1"), 0, "nothing indexed");
+            // Two batches of two, then a crash: the cursor says how far it got.
+            for _ in 0..2 {
+                let cursor = store
+                    .read(|tx| Ok(tx.open_table(tables::BACKFILLS)?.get(EVENT_INDEXES)?.unwrap().value()))
+                    .unwrap();
+                let (count, next) = store.write(|tx| backfill_batch_of(tx, cursor, 2)).unwrap();
+                assert_eq!((count, next.is_some()), (2, true));
+            }
+            assert_eq!(rows(&store, tables::EVENTS_BY_TYPE), 4);
+        }
+        // Opening again finishes the last event, and only it, then forgets the backfill.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(rows(&store, tables::EVENTS_BY_TYPE), 5);
+        assert_eq!(rows(&store, tables::EVENTS_BY_DATA_ID), 5);
+        assert_eq!(sessions_events(&store, owner, "vks_1"), 5);
+        assert!(store.read(|tx| Ok(tx.open_table(tables::BACKFILLS)?.get(EVENT_INDEXES)?.is_none())).unwrap());
+    }
 }

@@ -42,7 +42,7 @@ pub const DATA_FILE_NAME: &str = "stile.redb";
 
 /// The layout version this build reads and writes. Bump it with a migration whenever a
 /// table's key or value format changes.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// The open data file.
 ///
@@ -245,6 +245,7 @@ impl Store {
         let sealer = sealing::Sealer::new(&[0; 32]);
         let store = Store { db: RwLock::new(Some(db)), broken: AtomicBool::new(false), path, cache_mib, sealer };
         store.init_schema()?;
+        store.run_backfills().map_err(|e| OpenError::Init(store.path.clone(), e))?;
         Ok(store)
     }
 
@@ -320,6 +321,8 @@ impl Store {
                 tx.open_table(tables::IDEMPOTENCY)?;
                 tx.open_table(tables::IDEMPOTENCY_BY_AGE)?;
                 tx.open_table(tables::EVENTS)?;
+                tx.open_table(tables::EVENTS_BY_TYPE)?;
+                tx.open_table(tables::EVENTS_BY_DATA_ID)?;
                 tx.open_table(tables::EVENT_BODIES)?;
                 tx.open_table(tables::EVENT_PENDING)?;
                 tx.open_table(tables::UNDELIVERED_HOLDS)?;
@@ -337,12 +340,16 @@ impl Store {
                 tx.open_table(tables::SESSION_EXPIRY)?;
                 tx.open_table(tables::EVENT_TYPES)?;
                 tx.open_table(tables::LISTENERS)?;
+                tx.open_table(tables::BACKFILLS)?;
                 let defaults = apps::ensure_defaults(tx, crate::clock::unix_now())?;
                 if found == Some(1) {
                     migrate::v1_to_v2(tx, defaults)?;
                     tracing::info!(path = %self.path.display(), "data file moved to layout version 2 (applications)");
                 }
                 idempotency::index_by_age_if_missing(tx)?;
+                if found.is_some_and(|v| v < 3) {
+                    migrate::start_event_index_backfill(tx)?;
+                }
                 meta.insert("schema_version", SCHEMA_VERSION)?;
                 Ok(found)
             })

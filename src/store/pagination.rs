@@ -61,6 +61,10 @@ pub enum ListError {
 type Entry<'a> =
     Result<(redb::AccessGuard<'a, (u128, u128)>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
 
+/// One row of an index `(app, key, id)` → `()` as a range scan yields it.
+type IndexEntry<'a> =
+    Result<(redb::AccessGuard<'a, (u128, &'static str, u128)>, redb::AccessGuard<'a, ()>), redb::StorageError>;
+
 impl super::ReopenHint for ListError {
     fn needs_reopen(&self) -> bool {
         matches!(self, ListError::Store(err) if err.needs_reopen())
@@ -121,34 +125,91 @@ where
         }
         Ok(items.len() < wanted)
     };
+    if let Some((from, to, upwards)) = scan_bounds(request.cursor, &within) {
+        let rows = table.range((app, from)..=(app, to)).map_err(StoreError::from)?;
+        if upwards {
+            for entry in rows {
+                if !take(entry)? {
+                    break;
+                }
+            }
+        } else {
+            for entry in rows.rev() {
+                if !take(entry)? {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(finish_page(items, request))
+}
+
+/// The ids a page scans, `from..=to`, and whether upwards (`ending_before`: the page is
+/// turned round after) or downwards from the newest; `None` when the cursor is at or
+/// beyond the edge of `within` in the direction of travel.
+fn scan_bounds(cursor: Cursor<u128>, within: &std::ops::RangeInclusive<u128>) -> Option<(u128, u128, bool)> {
     let (low, high) = (*within.start(), *within.end());
-    match request.cursor {
-        Cursor::Start if low <= high => {
-            for entry in table.range((app, low)..=(app, high)).map_err(StoreError::from)?.rev() {
-                if !take(entry)? {
+    match cursor {
+        _ if low > high => None,
+        Cursor::Start => Some((low, high, false)),
+        Cursor::After(id) if id > low => Some((low, high.min(id - 1), false)),
+        Cursor::Before(id) if id < high => Some((low.max(id + 1), high, true)),
+        Cursor::After(_) | Cursor::Before(_) => None,
+    }
+}
+
+/// Lists one page through an index `(app, key, id)` → `()` of `table`: the ids filed
+/// under `key` within `within`, newest first, each loaded with `load` (gone: skipped) and
+/// kept if `keep` accepts. The cursor must name an object of `app` in `table`, as for
+/// [`list_page`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn index_page<T, Id, Tbl, Idx>(
+    table: &Tbl,
+    index: &Idx,
+    app: u128,
+    key: &str,
+    within: std::ops::RangeInclusive<u128>,
+    request: PageRequest<Id>,
+    load: impl Fn(u128) -> Result<Option<T>, StoreError>,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Page<T>, ListError>
+where
+    Id: Into<u128> + Copy,
+    Tbl: ReadableTable<(u128, u128), &'static [u8]>,
+    Idx: ReadableTable<(u128, &'static str, u128), ()>,
+{
+    let request = PageRequest { limit: request.limit, cursor: request.cursor.position() };
+    if let Cursor::After(id) | Cursor::Before(id) = request.cursor
+        && table.get((app, id)).map_err(StoreError::from)?.is_none()
+    {
+        return Err(ListError::UnknownCursor);
+    }
+    let wanted = request.limit + 1;
+    let mut items = Vec::with_capacity(wanted.min(101));
+    if let Some((from, to, upwards)) = scan_bounds(request.cursor, &within) {
+        let rows = index.range((app, key, from)..=(app, key, to)).map_err(StoreError::from)?;
+        let mut take = |row: IndexEntry<'_>| -> Result<bool, ListError> {
+            let (row, _) = row.map_err(StoreError::from)?;
+            if let Some(record) = load(row.value().2)?
+                && keep(&record)
+            {
+                items.push(record);
+            }
+            Ok(items.len() < wanted)
+        };
+        if upwards {
+            for row in rows {
+                if !take(row)? {
+                    break;
+                }
+            }
+        } else {
+            for row in rows.rev() {
+                if !take(row)? {
                     break;
                 }
             }
         }
-        Cursor::After(id) if id > low && low <= high => {
-            let end = high.min(id - 1);
-            for entry in table.range((app, low)..=(app, end)).map_err(StoreError::from)?.rev() {
-                if !take(entry)? {
-                    break;
-                }
-            }
-        }
-        Cursor::Before(id) if id < high && low <= high => {
-            // Walk upwards from the cursor, then turn the page round to newest first.
-            let start = low.max(id + 1);
-            for entry in table.range((app, start)..=(app, high)).map_err(StoreError::from)? {
-                if !take(entry)? {
-                    break;
-                }
-            }
-        }
-        // The cursor is at or beyond the edge of `within` in the direction of travel.
-        _ => {}
     }
     Ok(finish_page(items, request))
 }

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::attempts::{AttemptRecord, AttemptStatus};
+use super::events::{EventIndexes, EventMeta};
 use super::idempotency::IdempotencyRecord;
 use super::sessions::SessionRecord;
 use super::{Store, StoreError, decode, tables};
@@ -244,6 +245,7 @@ fn prune_events(
     let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
     let pending = tx.open_table(tables::EVENT_PENDING)?;
     let mut holds = tx.open_table(tables::UNDELIVERED_HOLDS)?;
+    let mut indexes = EventIndexes::open(tx)?;
     let mut removed = 0;
     for (id, ()) in old {
         if pending.get(id)?.is_some_and(|n| n.value() > 0) {
@@ -252,7 +254,9 @@ fn prune_events(
         if holds.get(id)?.is_some_and(|until| until.value() > cutoffs.now_ms) {
             continue;
         }
-        events.remove((app, id))?;
+        if let Some(stored) = events.remove((app, id))? {
+            indexes.remove(&decode::<EventMeta>("events", stored.value())?)?;
+        }
         bodies.remove(id)?;
         holds.remove(id)?;
         removed += 1;
@@ -417,6 +421,7 @@ mod tests {
         assert_eq!(count(&store, tables::EVENT_ATTEMPTS), 1);
         assert_eq!(count(&store, tables::FAILED_ATTEMPTS), 0);
         assert_eq!(count(&store, tables::EVENTS), 1, "the event with a pending delivery stays");
+        assert_eq!(count(&store, tables::EVENTS_BY_TYPE), 1, "and only its index entry");
         assert_eq!(count(&store, tables::EVENT_BODIES), 1);
         assert_eq!(count(&store, tables::DELIVERY_STATS), 0);
         assert_eq!(count(&store, tables::IDEMPOTENCY), 0);

@@ -14,6 +14,12 @@ use redb::TableDefinition;
 /// Schema bookkeeping: `"schema_version"` → the version of the layout below.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
+/// Index backfills still under way: name → the last `(app, id)` key done. A layout
+/// change that adds an index records one here in the same transaction as the new schema
+/// version; `super::migrate` works through it in batches at start (resuming after a crash)
+/// and removes it when done.
+pub const BACKFILLS: TableDefinition<&str, (u128, u128)> = TableDefinition::new("backfills");
+
 /// API keys: SHA-256 of the full key → [`super::api_keys::ApiKeyRecord`] as JSON.
 /// The key itself is never stored.
 pub const API_KEYS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("api_keys");
@@ -57,6 +63,13 @@ pub const IDEMPOTENCY_BY_AGE: TableDefinition<(u64, u128, &str), ()> =
 /// Events: `(app, event id)` → [`super::events::EventMeta`] as JSON: what lists and
 /// filters need without reading the payload.
 pub const EVENTS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("events_by_app");
+
+/// Events by type, for `?type=`: `(app, type, event id)` → `()`.
+pub const EVENTS_BY_TYPE: TableDefinition<(u128, &str, u128), ()> = TableDefinition::new("events_by_type");
+
+/// Events by `data.id`, for `?session_id=`: `(app, data id, event id)` → `()`; events
+/// whose data has no string `id` are not in it.
+pub const EVENTS_BY_DATA_ID: TableDefinition<(u128, &str, u128), ()> = TableDefinition::new("events_by_data_id");
 
 /// Event payloads: event id → the exact bytes POSTed to endpoints, stored once so every
 /// attempt sends the same body byte for byte.

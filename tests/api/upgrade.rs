@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::TestServer;
 use crate::common::receiver::Receiver;
@@ -92,4 +92,65 @@ fn a_data_file_of_the_previous_release_is_read_and_its_waiting_deliveries_go() {
     let server = server.restart();
     assert_eq!(server.get("/v1/webhook_endpoints").body["data"].as_array().unwrap().len(), 2);
     assert_eq!(server.get(&format!("/v1/events/{EVENT}")).body["pending_webhooks"], 1);
+}
+
+/// The data directory of the release before the event indexes (commit 038ad59, layout 2):
+/// 60 events in the default application over three seconds (three types, five sessions),
+/// 5 in the application `acme`; see `tests/fixtures/README.md`.
+#[test]
+fn the_previous_layouts_events_are_indexed_at_start_and_every_filter_finds_them() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-038ad59");
+    let server = TestServer::start_on_copy_of_dir(&fixture, stile::clock::Clock::system());
+    let list = |query: &str| -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page_query = match &after {
+                Some(id) => format!("{query}&limit=7&starting_after={id}"),
+                None => format!("{query}&limit=7"),
+            };
+            let resp = server.get(&format!("/v1/events?{page_query}"));
+            assert_eq!(resp.status, 200, "{query}: {}", resp.text);
+            let data = resp.body["data"].as_array().unwrap().clone();
+            after = data.last().map(|e| e["id"].as_str().unwrap().to_string());
+            all.extend(data);
+            if resp.body["has_more"] != true {
+                return all;
+            }
+        }
+    };
+    let everything = list("");
+    assert_eq!(everything.len(), 60, "the default application's events");
+    let ids = |events: &[Value]| events.iter().map(|e| e["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let brute =
+        |keep: &dyn Fn(&Value) -> bool| ids(&everything.iter().filter(|e| keep(e)).cloned().collect::<Vec<_>>());
+
+    let verified = list("type=verification_session.verified");
+    assert_eq!(verified.len(), 20);
+    assert_eq!(ids(&verified), brute(&|e| e["type"] == "verification_session.verified"));
+    let session = list("session_id=vks_fixture_3");
+    assert_eq!(session.len(), 12);
+    assert_eq!(ids(&session), brute(&|e| e["data"]["id"] == "vks_fixture_3"));
+    let both = list("session_id=vks_fixture_3&type=verification_session.failed");
+    assert_eq!(
+        ids(&both),
+        brute(&|e| e["data"]["id"] == "vks_fixture_3" && e["type"] == "verification_session.failed")
+    );
+    assert!(!both.is_empty());
+    let times: Vec<i64> = everything.iter().map(|e| e["created"].as_i64().unwrap()).collect();
+    let (first, last) = (*times.iter().min().unwrap(), *times.iter().max().unwrap());
+    assert!(last > first, "the fixture's events span seconds");
+    for (after, before) in [(first, last), (first - 1, last + 1), (first, first + 2), (last - 1, last + 5)] {
+        let bounded = list(&format!("created_after={after}&created_before={before}"));
+        let created = |e: &Value| e["created"].as_i64().unwrap();
+        assert_eq!(ids(&bounded), brute(&|e| created(e) > after && created(e) < before), "({after}, {before})");
+    }
+    assert!(list("session_id=vks_acme").is_empty(), "another application's");
+    let acme = server.req("GET", "/v1/events?session_id=vks_acme").header("Stile-App", "acme").send();
+    assert_eq!(acme.body["data"].as_array().unwrap().len(), 5, "{}", acme.text);
+
+    // New events are indexed as they are published, next to the migrated ones.
+    server.publish("verification_session.verified", json!({"id": "vks_fixture_3"}));
+    assert_eq!(list("session_id=vks_fixture_3").len(), 13);
+    assert_eq!(list("type=verification_session.verified").len(), 21);
 }

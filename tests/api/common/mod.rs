@@ -84,6 +84,24 @@ impl TestServer {
         })
     }
 
+    /// A server started on a copy of the data directory `dir` (the data file and its
+    /// payload key, written by an earlier release, say), reading time from `clock`.
+    pub fn start_on_copy_of_dir(dir: &Path, clock: stile::clock::Clock) -> Self {
+        Self::start_with_clock(clock, |config| {
+            std::fs::create_dir_all(&config.server.data_dir).expect("data dir");
+            for entry in std::fs::read_dir(dir).expect("the fixture directory") {
+                let from = entry.expect("a fixture file").path();
+                let to = config.server.data_dir.join(from.file_name().unwrap());
+                std::fs::copy(&from, &to).expect("copy a fixture file");
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("owner-only");
+                }
+            }
+        })
+    }
+
     /// A server whose engine and API read time from `clock` (a manual clock the test
     /// advances), with its config changed by `adjust` first.
     pub fn start_with_clock(clock: stile::clock::Clock, adjust: impl FnOnce(&mut Config)) -> Self {
