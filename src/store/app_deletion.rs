@@ -153,8 +153,10 @@ fn purge_app(tx: &WriteTransaction, app: u128, budget: usize) -> Result<usize, S
     let mut attempts = tx.open_table(tables::ATTEMPTS)?;
     let mut by_event = tx.open_table(tables::EVENT_ATTEMPTS)?;
     let mut failures = tx.open_table(tables::FAILED_ATTEMPTS)?;
+    let mut endpoint_failures = tx.open_table(tables::ENDPOINT_FAILURES)?;
     for key in rows {
         by_endpoint.remove(key)?;
+        endpoint_failures.remove(key)?;
         if let Some(value) = attempts.remove(key.2)? {
             let record: AttemptRecord = decode("attempts", value.value())?;
             by_event.remove((record.event_id.as_u128(), key.2))?;
@@ -279,7 +281,7 @@ mod tests {
     }
 
     /// Rows in each table an application's history fills.
-    fn rows(store: &Store) -> [u64; 12] {
+    fn rows(store: &Store) -> [u64; 13] {
         [
             count(store, tables::ENDPOINTS),
             count(store, tables::EVENTS),
@@ -290,6 +292,7 @@ mod tests {
             count(store, tables::ENDPOINT_ATTEMPTS),
             count(store, tables::EVENT_ATTEMPTS),
             count(store, tables::FAILED_ATTEMPTS),
+            count(store, tables::ENDPOINT_FAILURES),
             count(store, tables::DELIVERY_STATS),
             count(store, tables::IDEMPOTENCY),
             count(store, tables::QUEUE),

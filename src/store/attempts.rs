@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::apps::Owner;
 use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::health::{FailureRun, HealthBatch, HealthVerdict};
-use super::pagination::{Cursor, ListError, Page, PageRequest, finish_page};
+use super::pagination::{Cursor, ListError, Page, PageRequest, finish_page, scan_bounds};
 use super::queue::{QueueKey, QueueTables, Scheduled};
 use super::sealing::Sealer;
 use super::{Store, StoreError, decode_found, encode, tables};
@@ -189,6 +189,7 @@ pub(super) struct DeliveryTables<'txn> {
     by_event: Table<'txn, (u128, u128), ()>,
     stats: Table<'txn, (u128, u64, u128, u8), u64>,
     failures: Table<'txn, (u128, u128), ()>,
+    endpoint_failures: Table<'txn, (u128, u128, u128), ()>,
     pub(super) queue: QueueTables<'txn>,
     event_pending: Table<'txn, u128, u32>,
     holds: Table<'txn, u128, u64>,
@@ -207,6 +208,7 @@ impl<'txn> DeliveryTables<'txn> {
             by_event: tx.open_table(tables::EVENT_ATTEMPTS)?,
             stats: tx.open_table(tables::DELIVERY_STATS)?,
             failures: tx.open_table(tables::FAILED_ATTEMPTS)?,
+            endpoint_failures: tx.open_table(tables::ENDPOINT_FAILURES)?,
             queue: QueueTables::open(tx)?,
             event_pending: tx.open_table(tables::EVENT_PENDING)?,
             holds: tx.open_table(tables::UNDELIVERED_HOLDS)?,
@@ -306,6 +308,7 @@ impl<'txn> DeliveryTables<'txn> {
         *self.tallies.entry(key).or_default() += 1;
         if outcome == tables::OUTCOME_FAILED {
             self.failures.insert((app, record.id.as_u128()), ())?;
+            self.endpoint_failures.insert((app, record.endpoint_id.as_u128(), record.id.as_u128()), ())?;
         }
         Ok(())
     }
@@ -524,6 +527,8 @@ impl Store {
             let tx = db.begin_read().map_err(StoreError::from)?;
             let index = tx.open_table(tables::ENDPOINT_ATTEMPTS).map_err(StoreError::from)?;
             let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
+            let pending = tx.open_table(tables::ENDPOINT_PENDING).map_err(StoreError::from)?;
+            let failures = tx.open_table(tables::ENDPOINT_FAILURES).map_err(StoreError::from)?;
             let (m, e) = (owner.app.as_u128(), endpoint.as_u128());
             let request = PageRequest { limit: request.limit, cursor: request.cursor.position() };
             if let Cursor::After(id) | Cursor::Before(id) = request.cursor
@@ -531,17 +536,39 @@ impl Store {
             {
                 return Err(ListError::UnknownCursor);
             }
-            let keys: Box<dyn Iterator<Item = Result<_, redb::StorageError>>> = match request.cursor {
-                Cursor::Start => Box::new(index.range((m, e, 0)..=(m, e, u128::MAX)).map_err(StoreError::from)?.rev()),
-                Cursor::After(id) => Box::new(index.range((m, e, 0)..(m, e, id)).map_err(StoreError::from)?.rev()),
-                Cursor::Before(id) => {
-                    Box::new(index.range((m, e, id.saturating_add(1))..=(m, e, u128::MAX)).map_err(StoreError::from)?)
-                }
-            };
             let mut items = Vec::new();
-            for entry in keys {
-                let (key, _) = entry.map_err(StoreError::from)?;
-                let id = key.value().2;
+            let Some((from, to, upwards)) = scan_bounds(request.cursor, &(0..=u128::MAX)) else {
+                return Ok(finish_page(items, request));
+            };
+            // Each status has its index: pending attempts are the endpoint's pending
+            // entries, failed and retrying ones its failures, and succeeded ones the rest.
+            let ids: Box<dyn DoubleEndedIterator<Item = Result<u128, redb::StorageError>>> = match status {
+                Some(AttemptStatus::Pending) => Box::new(
+                    pending.range((e, from)..=(e, to)).map_err(StoreError::from)?.map(|r| r.map(|(k, _)| k.value().1)),
+                ),
+                Some(AttemptStatus::Retrying | AttemptStatus::Failed) => Box::new(
+                    failures
+                        .range((m, e, from)..=(m, e, to))
+                        .map_err(StoreError::from)?
+                        .map(|r| r.map(|(k, _)| k.value().2)),
+                ),
+                Some(AttemptStatus::Succeeded) | None => Box::new(
+                    index
+                        .range((m, e, from)..=(m, e, to))
+                        .map_err(StoreError::from)?
+                        .map(|r| r.map(|(k, _)| k.value().2)),
+                ),
+            };
+            let ids: Box<dyn Iterator<Item = Result<u128, redb::StorageError>>> =
+                if upwards { Box::new(ids) } else { Box::new(ids.rev()) };
+            for id in ids {
+                let id = id.map_err(StoreError::from)?;
+                if status == Some(AttemptStatus::Succeeded)
+                    && (pending.get((e, id)).map_err(StoreError::from)?.is_some()
+                        || failures.get((m, e, id)).map_err(StoreError::from)?.is_some())
+                {
+                    continue;
+                }
                 let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(id).map_err(StoreError::from)?)?
                 else {
                     continue;
@@ -616,5 +643,116 @@ impl Store {
             Ok(())
         })
         .unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::delivery::policy::Policy;
+    use crate::mode::Mode;
+
+    /// Every page of an endpoint's deliveries with `status`, both ways, against the
+    /// unfiltered list filtered here.
+    fn assert_status_pages(
+        store: &Store,
+        owner: Owner,
+        endpoint: EndpointId,
+        status: Option<AttemptStatus>,
+        limit: usize,
+    ) {
+        let walk = |status: Option<AttemptStatus>, backwards_from: Option<DeliveryId>| {
+            let mut out: Vec<DeliveryId> = Vec::new();
+            let mut cursor = backwards_from.map_or(Cursor::Start, Cursor::Before);
+            loop {
+                let page = store.list_attempts(owner, endpoint, PageRequest { limit, cursor }, status).unwrap();
+                let ids: Vec<DeliveryId> = page.items.iter().map(|a| a.id).collect();
+                match cursor {
+                    Cursor::Before(_) => out.splice(0..0, ids.iter().copied()),
+                    _ => out.splice(out.len().., ids.iter().copied()),
+                };
+                if !page.has_more {
+                    return out;
+                }
+                cursor = match cursor {
+                    Cursor::Before(_) => Cursor::Before(*ids.first().unwrap()),
+                    _ => Cursor::After(*ids.last().unwrap()),
+                };
+            }
+        };
+        let all: Vec<AttemptRecord> = {
+            let ids = walk(None, None);
+            ids.iter().map(|id| store.attempt(owner, endpoint, *id).unwrap().unwrap()).collect()
+        };
+        let expected: Vec<DeliveryId> =
+            all.iter().filter(|a| status.is_none_or(|s| a.status == s)).map(|a| a.id).collect();
+        assert_eq!(walk(status, None), expected, "{status:?} forward, limit {limit}");
+        let oldest = all.last().unwrap().id;
+        let without_oldest: Vec<DeliveryId> = expected.iter().copied().filter(|id| *id != oldest).collect();
+        assert_eq!(walk(status, Some(oldest)), without_oldest, "{status:?} backward, limit {limit}");
+    }
+
+    #[test]
+    fn deliveries_filtered_by_status_equal_a_filtered_scan_in_both_directions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let owner = store.test_owner(Mode::Test);
+        let endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/a", "*");
+        let other = EndpointRecord::for_test(owner, "http://127.0.0.1:9/b", "*");
+        store.insert_endpoint(&endpoint).unwrap();
+        store.insert_endpoint(&other).unwrap();
+        let now = crate::clock::unix_now_ms();
+        let policy = Policy {
+            schedule: vec![Duration::from_millis(1)],
+            disable_after: Duration::from_secs(3600),
+            undelivered_hours: 72,
+        };
+        let mut rng = fastrand::Rng::with_seed(11);
+        let events: Vec<_> = (0..80)
+            .map(|n| crate::payload::new_event(owner, "a.b", &serde_json::json!({ "n": n }), now + n).unwrap())
+            .collect();
+        let (_, first) = store.publish_events(&events, now).unwrap();
+        // First attempts: most succeed, some fail (a retry follows), a few stay pending.
+        let outcome = |key: &QueueKey, endpoint: EndpointId, rng: &mut fastrand::Rng| {
+            (rng.u8(0..10) != 0).then(|| AttemptResult::for_test(*key, endpoint, rng.u8(0..3) != 0, now + 10))
+        };
+        let mut results = Vec::new();
+        for key in first.keys() {
+            let job = store.jobs(&[key.attempt()]).unwrap().pop().flatten().unwrap();
+            if let Some(result) = outcome(key, job.attempt.endpoint_id, &mut rng) {
+                results.push(result);
+            }
+        }
+        let written = store.publish_and_record(&[], &results, now + 10, &policy).unwrap();
+        // The retries: some succeed, some fail for good, the rest wait.
+        let mut retries = Vec::new();
+        for key in written.recorded.scheduled.keys() {
+            let job = store.jobs(&[key.attempt()]).unwrap().pop().flatten().unwrap();
+            if let Some(result) = outcome(key, job.attempt.endpoint_id, &mut rng) {
+                retries.push(result);
+            }
+        }
+        let _ = store.publish_and_record(&[], &retries, now + 20, &policy).unwrap();
+
+        for status in [
+            None,
+            Some(AttemptStatus::Pending),
+            Some(AttemptStatus::Succeeded),
+            Some(AttemptStatus::Retrying),
+            Some(AttemptStatus::Failed),
+        ] {
+            for limit in [1, 4, 100] {
+                assert_status_pages(&store, owner, endpoint.id, status, limit);
+            }
+        }
+        // Every status occurs, or the test proves little.
+        for status in [AttemptStatus::Pending, AttemptStatus::Succeeded, AttemptStatus::Retrying, AttemptStatus::Failed]
+        {
+            let page =
+                store.list_attempts(owner, endpoint.id, PageRequest { limit: 1, cursor: Cursor::Start }, Some(status));
+            assert_eq!(page.unwrap().items.len(), 1, "{status:?}");
+        }
     }
 }

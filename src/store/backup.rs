@@ -105,6 +105,7 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
     add(copy(from, to, tables::EVENT_ATTEMPTS)?);
     add(copy(from, to, tables::DELIVERY_STATS)?);
     add(copy(from, to, tables::FAILED_ATTEMPTS)?);
+    add(copy(from, to, tables::ENDPOINT_FAILURES)?);
     add(copy(from, to, tables::QUEUE)?);
     add(copy(from, to, tables::ENDPOINT_PENDING)?);
     add(copy(from, to, tables::PARKED_ATTEMPTS)?);

@@ -11,7 +11,7 @@
 //! how far it got, so a large file is not one huge transaction and a crash resumes where
 //! it stopped.
 
-use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::apps::DefaultApps;
 use super::events::{EventIndexes, EventMeta};
@@ -21,13 +21,24 @@ use crate::mode::Mode;
 /// The backfill of the event indexes, in [`tables::BACKFILLS`].
 const EVENT_INDEXES: &str = "event_indexes";
 
+/// The backfill of [`tables::ENDPOINT_FAILURES`] from [`tables::FAILED_ATTEMPTS`].
+const ENDPOINT_FAILURES: &str = "endpoint_failures";
+
+/// Every backfill, in the order they run, with what one batch of it does.
+type Batch = fn(&WriteTransaction, (u128, u128), usize) -> Result<(usize, Option<(u128, u128)>), StoreError>;
+const BACKFILLS: [(&str, Batch); 2] =
+    [(EVENT_INDEXES, backfill_batch_of), (ENDPOINT_FAILURES, endpoint_failures_batch)];
+
 /// Events indexed per transaction of a backfill.
 const BACKFILL_BATCH: usize = 20_000;
 
-/// Records that the event indexes must be filled from the events already stored (a file
-/// of layout 1 or 2), inside the transaction that moves it to layout 3.
-pub(super) fn start_event_index_backfill(tx: &WriteTransaction) -> Result<(), StoreError> {
-    tx.open_table(tables::BACKFILLS)?.insert(EVENT_INDEXES, (0, 0))?;
+/// Records that the indexes layout 3 adds must be filled from what is already stored (a
+/// file of layout 1 or 2), inside the transaction that moves it to layout 3.
+pub(super) fn start_backfills(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut backfills = tx.open_table(tables::BACKFILLS)?;
+    for (name, _) in BACKFILLS {
+        backfills.insert(name, (0, 0))?;
+    }
     Ok(())
 }
 
@@ -35,28 +46,70 @@ impl Store {
     /// Finishes the index backfills a layout change started: batch after batch, logging
     /// progress, until none is left. Called at open, before anything reads the indexes.
     pub(super) fn run_backfills(&self) -> Result<(), StoreError> {
-        let Some(mut done) =
-            self.read(|tx| Ok(tx.open_table(tables::BACKFILLS)?.get(EVENT_INDEXES)?.map(|v| v.value())))?
-        else {
-            return Ok(());
-        };
-        let total = self.read(|tx| Ok(tx.open_table(tables::EVENTS)?.len()?))?;
-        tracing::info!(events = total, "filling the event indexes (layout 3); this runs once");
-        let mut indexed = 0u64;
-        loop {
-            let (count, next) = self.write(|tx| backfill_batch_of(tx, done, BACKFILL_BATCH))?;
-            indexed += count as u64;
-            match next {
-                Some(next) => {
-                    done = next;
-                    tracing::info!(indexed, total, "filling the event indexes");
+        for (name, batch) in BACKFILLS {
+            let cursor = self.read(|tx| Ok(tx.open_table(tables::BACKFILLS)?.get(name)?.map(|v| v.value())))?;
+            let Some(mut done) = cursor else { continue };
+            tracing::info!(backfill = name, "filling an index added by layout 3; this runs once");
+            let mut rows = 0u64;
+            loop {
+                let (count, next) = self.write(|tx| batch(tx, done, BACKFILL_BATCH))?;
+                rows += count as u64;
+                match next {
+                    Some(next) => {
+                        done = next;
+                        tracing::info!(backfill = name, rows, "filling an index");
+                    }
+                    None => break,
                 }
-                None => break,
             }
+            tracing::info!(backfill = name, rows, "index filled");
         }
-        tracing::info!(indexed, "event indexes filled");
         Ok(())
     }
+}
+
+/// Indexes up to `batch` failed attempts (of [`tables::FAILED_ATTEMPTS`]) after `after`
+/// by endpoint, as [`backfill_batch_of`] does for events.
+fn endpoint_failures_batch(
+    tx: &WriteTransaction,
+    after: (u128, u128),
+    batch: usize,
+) -> Result<(usize, Option<(u128, u128)>), StoreError> {
+    let failed = tx.open_table(tables::FAILED_ATTEMPTS)?;
+    let attempts = tx.open_table(tables::ATTEMPTS)?;
+    let mut by_endpoint = tx.open_table(tables::ENDPOINT_FAILURES)?;
+    let mut count = 0;
+    let mut last = None;
+    let start = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);
+    for row in failed.range::<(u128, u128)>(start)?.take(batch) {
+        let (key, _) = row?;
+        let (app, id) = key.value();
+        if let Some(value) = attempts.get(id)? {
+            let record: super::attempts::AttemptRecord = decode("attempts", value.value())?;
+            by_endpoint.insert((app, record.endpoint_id.as_u128(), id), ())?;
+        }
+        last = Some((app, id));
+        count += 1;
+    }
+    finish_batch(tx, ENDPOINT_FAILURES, count, batch, last)
+}
+
+/// Records how far a backfill got after a batch: the last key done, or, when the batch
+/// was not full, that it is finished.
+fn finish_batch(
+    tx: &WriteTransaction,
+    name: &str,
+    count: usize,
+    batch: usize,
+    last: Option<(u128, u128)>,
+) -> Result<(usize, Option<(u128, u128)>), StoreError> {
+    let mut backfills = tx.open_table(tables::BACKFILLS)?;
+    let next = if count == batch { last } else { None };
+    match next {
+        Some(key) => backfills.insert(name, key)?,
+        None => backfills.remove(name)?,
+    };
+    Ok((count, next))
 }
 
 /// Indexes up to `batch` events after `after` and records how far it got; `None` when
@@ -77,13 +130,7 @@ fn backfill_batch_of(
         last = Some(key.value());
         count += 1;
     }
-    let mut backfills = tx.open_table(tables::BACKFILLS)?;
-    let next = if count == batch { last } else { None };
-    match next {
-        Some(key) => backfills.insert(EVENT_INDEXES, key)?,
-        None => backfills.remove(EVENT_INDEXES)?,
-    };
-    Ok((count, next))
+    finish_batch(tx, EVENT_INDEXES, count, batch, last)
 }
 
 /// The tables of layout version 1 that version 2 replaces.
@@ -243,6 +290,8 @@ pub(super) fn v1_to_v2(tx: &WriteTransaction, defaults: DefaultApps) -> Result<(
 
 #[cfg(test)]
 mod tests {
+    use redb::ReadableTableMetadata;
+
     use super::*;
     use crate::store::apps::Owner;
     use crate::store::events::EventFilter;
@@ -280,7 +329,7 @@ mod tests {
                     tx.delete_table(tables::EVENTS_BY_DATA_ID)?;
                     tx.open_table(tables::EVENTS_BY_TYPE)?;
                     tx.open_table(tables::EVENTS_BY_DATA_ID)?;
-                    start_event_index_backfill(tx)
+                    start_backfills(tx)
                 })
                 .unwrap();
             assert_eq!(sessions_events(&store, owner, "vks_1"), 0, "nothing indexed");

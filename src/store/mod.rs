@@ -333,6 +333,7 @@ impl Store {
                 tx.open_table(tables::EVENT_ATTEMPTS)?;
                 tx.open_table(tables::DELIVERY_STATS)?;
                 tx.open_table(tables::FAILED_ATTEMPTS)?;
+                tx.open_table(tables::ENDPOINT_FAILURES)?;
                 tx.open_table(tables::QUEUE)?;
                 tx.open_table(tables::ENDPOINT_PENDING)?;
                 tx.open_table(tables::PARKED_ATTEMPTS)?;
@@ -348,7 +349,7 @@ impl Store {
                 }
                 idempotency::index_by_age_if_missing(tx)?;
                 if found.is_some_and(|v| v < 3) {
-                    migrate::start_event_index_backfill(tx)?;
+                    migrate::start_backfills(tx)?;
                 }
                 meta.insert("schema_version", SCHEMA_VERSION)?;
                 Ok(found)

@@ -147,7 +147,7 @@ where
 /// The ids a page scans, `from..=to`, and whether upwards (`ending_before`: the page is
 /// turned round after) or downwards from the newest; `None` when the cursor is at or
 /// beyond the edge of `within` in the direction of travel.
-fn scan_bounds(cursor: Cursor<u128>, within: &std::ops::RangeInclusive<u128>) -> Option<(u128, u128, bool)> {
+pub(super) fn scan_bounds(cursor: Cursor<u128>, within: &std::ops::RangeInclusive<u128>) -> Option<(u128, u128, bool)> {
     let (low, high) = (*within.start(), *within.end());
     match cursor {
         _ if low > high => None,

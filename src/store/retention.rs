@@ -189,6 +189,7 @@ fn prune_attempts(
     let mut by_endpoint = tx.open_table(tables::ENDPOINT_ATTEMPTS)?;
     let mut by_event = tx.open_table(tables::EVENT_ATTEMPTS)?;
     let mut failures = tx.open_table(tables::FAILED_ATTEMPTS)?;
+    let mut endpoint_failures = tx.open_table(tables::ENDPOINT_FAILURES)?;
     let mut removed = 0;
     for (id, record) in old {
         if record.status == AttemptStatus::Pending {
@@ -197,6 +198,7 @@ fn prune_attempts(
         let app = record.app.as_u128();
         attempts.remove(id)?;
         by_endpoint.remove((app, record.endpoint_id.as_u128(), id))?;
+        endpoint_failures.remove((app, record.endpoint_id.as_u128(), id))?;
         by_event.remove((record.event_id.as_u128(), id))?;
         failures.remove((app, id))?;
         removed += 1;
@@ -391,6 +393,7 @@ mod tests {
         let record = IdempotencyRecord { fingerprint: "f".into(), status: 200, body: "{}".into(), created: 10 };
         store.put_idempotency_record(store.test_owner(Mode::Test), "old-key", &record).unwrap();
         assert_eq!(count(&store, tables::FAILED_ATTEMPTS), 3);
+        assert_eq!(count(&store, tables::ENDPOINT_FAILURES), 3);
         assert_eq!(count(&store, tables::DELIVERY_STATS), 2);
         let counted: Vec<u64> = store
             .read(|tx| {
@@ -420,6 +423,7 @@ mod tests {
         assert_eq!(count(&store, tables::ENDPOINT_ATTEMPTS), 1);
         assert_eq!(count(&store, tables::EVENT_ATTEMPTS), 1);
         assert_eq!(count(&store, tables::FAILED_ATTEMPTS), 0);
+        assert_eq!(count(&store, tables::ENDPOINT_FAILURES), 0);
         assert_eq!(count(&store, tables::EVENTS), 1, "the event with a pending delivery stays");
         assert_eq!(count(&store, tables::EVENTS_BY_TYPE), 1, "and only its index entry");
         assert_eq!(count(&store, tables::EVENT_BODIES), 1);

@@ -118,6 +118,12 @@ pub const OUTCOME_FAILED: u8 = 1;
 /// Failed attempts, newest last: `(app, attempt id)` → `()`, so "recent failures" is a
 /// short reverse scan however many attempts succeeded.
 pub const FAILED_ATTEMPTS: TableDefinition<(u128, u128), ()> = TableDefinition::new("failed_attempts_by_app");
+/// Failed attempts by endpoint (status `retrying` or `failed`), for an endpoint's
+/// deliveries filtered by those statuses: `(app, endpoint id, attempt id)` → `()`. An
+/// attempt's status is final once made, so an entry never moves; pending attempts are in
+/// [`ENDPOINT_PENDING`], and the rest of [`ENDPOINT_ATTEMPTS`] succeeded.
+pub const ENDPOINT_FAILURES: TableDefinition<(u128, u128, u128), ()> = TableDefinition::new("endpoint_failures");
+
 /// The durable delivery queue, the truth the scheduler works from:
 /// `(due time in Unix ms, attempt id)` → `(app, endpoint id)`. An entry stays until its
 /// attempt's outcome is committed, so an attempt in flight during a crash runs again.
