@@ -190,6 +190,7 @@ fn purge_app(tx: &WriteTransaction, app: u128, budget: usize) -> Result<usize, S
     // skips deleted applications), leftover failure index entries, statistics.
     removed += remove_pairs(&mut tx.open_table(tables::VERIFICATION_SESSIONS)?, app, budget - removed)?;
     removed += remove_pairs(&mut failures, app, budget - removed)?;
+    removed += remove_pairs(&mut tx.open_table(tables::EVENT_FAILURES)?, app, budget - removed)?;
     let mut stats = tx.open_table(tables::DELIVERY_STATS)?;
     let rows: Vec<(u128, u64, u128, u8)> = stats
         .range((app, 0, 0, 0)..=(app, u64::MAX, u128::MAX, u8::MAX))?
@@ -281,7 +282,7 @@ mod tests {
     }
 
     /// Rows in each table an application's history fills.
-    fn rows(store: &Store) -> [u64; 13] {
+    fn rows(store: &Store) -> [u64; 14] {
         [
             count(store, tables::ENDPOINTS),
             count(store, tables::EVENTS),
@@ -293,6 +294,7 @@ mod tests {
             count(store, tables::EVENT_ATTEMPTS),
             count(store, tables::FAILED_ATTEMPTS),
             count(store, tables::ENDPOINT_FAILURES),
+            count(store, tables::EVENT_FAILURES),
             count(store, tables::DELIVERY_STATS),
             count(store, tables::IDEMPOTENCY),
             count(store, tables::QUEUE),

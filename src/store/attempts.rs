@@ -190,6 +190,7 @@ pub(super) struct DeliveryTables<'txn> {
     stats: Table<'txn, (u128, u64, u128, u8), u64>,
     failures: Table<'txn, (u128, u128), ()>,
     endpoint_failures: Table<'txn, (u128, u128, u128), ()>,
+    event_failures: Table<'txn, (u128, u128), ()>,
     pub(super) queue: QueueTables<'txn>,
     event_pending: Table<'txn, u128, u32>,
     holds: Table<'txn, u128, u64>,
@@ -209,6 +210,7 @@ impl<'txn> DeliveryTables<'txn> {
             stats: tx.open_table(tables::DELIVERY_STATS)?,
             failures: tx.open_table(tables::FAILED_ATTEMPTS)?,
             endpoint_failures: tx.open_table(tables::ENDPOINT_FAILURES)?,
+            event_failures: tx.open_table(tables::EVENT_FAILURES)?,
             queue: QueueTables::open(tx)?,
             event_pending: tx.open_table(tables::EVENT_PENDING)?,
             holds: tx.open_table(tables::UNDELIVERED_HOLDS)?,
@@ -293,6 +295,33 @@ impl<'txn> DeliveryTables<'txn> {
         Ok(())
     }
 
+    /// Keeps [`tables::EVENT_FAILURES`] true after an attempt's final outcome was saved:
+    /// the event is there exactly when the latest attempt to some endpoint failed for
+    /// good. A success costs one lookup (the event is rarely there); a failure for good,
+    /// or a success after one (a resend that got through), reads the event's attempts, as
+    /// an older attempt can fail after a newer one succeeded.
+    fn note_outcome(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        let key = (record.app.as_u128(), record.event_id.as_u128());
+        let listed = self.event_failures.get(key)?.is_some();
+        match record.status {
+            AttemptStatus::Failed => {}
+            AttemptStatus::Succeeded if listed => {}
+            _ => return Ok(()),
+        }
+        let latest = latest_per_endpoint(&self.by_event, &self.attempts, record.event_id)?;
+        let failed = latest.values().any(|(status, _)| *status == AttemptStatus::Failed);
+        match (failed, listed) {
+            (true, false) => {
+                self.event_failures.insert(key, ())?;
+            }
+            (false, true) => {
+                self.event_failures.remove(key)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Counts a made attempt (succeeded, retrying or failed) towards the per-minute
     /// statistics, and indexes it among the recent failures if it failed. The counts are
     /// stored by [`DeliveryTables::write_tallies`], which the caller must call before
@@ -357,6 +386,7 @@ impl<'txn> DeliveryTables<'txn> {
                 record.created = now;
                 self.save(&record)?;
                 self.finish_one(record.event_id)?;
+                self.note_outcome(&record)?;
             }
         }
         Ok(pending.len())
@@ -430,6 +460,7 @@ pub(super) fn record_in(
         }
         t.tally(&record)?;
         t.save(&record)?;
+        t.note_outcome(&record)?;
     }
     t.write_tallies()?;
     health.save()?;

@@ -97,6 +97,7 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
     add(copy(from, to, tables::EVENTS_BY_DATA_ID)?);
     add(copy(from, to, tables::EVENT_BODIES)?);
     add(copy(from, to, tables::EVENT_PENDING)?);
+    add(copy(from, to, tables::EVENT_FAILURES)?);
     add(copy(from, to, tables::UNDELIVERED_HOLDS)?);
     add(copy(from, to, tables::PORTAL_SESSIONS)?);
     add(copy(from, to, tables::PORTAL_SESSIONS_BY_APP)?);

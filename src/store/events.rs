@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::apps::Owner;
 use super::attempts::{self, AttemptRecord, DeliveryTables, delivered_everywhere};
 use super::endpoints::{self, EndpointRecord};
-use super::pagination::{ListError, Page, PageRequest, index_page, list_page_within};
+use super::pagination::{Cursor, ListError, Page, PageRequest, finish_page, index_page, list_page_within, scan_bounds};
 use super::queue::Scheduled;
 use super::sealing::Sealer;
 use super::{Store, StoreError, decode_found, encode, tables};
@@ -221,6 +221,80 @@ pub(super) fn body_in(
     Ok(sealer.open(&id.to_be_bytes(), stored.value())?.into_owned())
 }
 
+/// One page of the events of `app` not delivered everywhere (something pending, or the
+/// latest attempt to some endpoint failed for good), newest first, kept if `keep`
+/// accepts: the application's pending events and its failures, merged in the direction of
+/// travel, instead of every event.
+fn undelivered_page(
+    events: &impl ReadableTable<(u128, u128), &'static [u8]>,
+    pending: &impl ReadableTable<u128, u32>,
+    failures: &impl ReadableTable<(u128, u128), ()>,
+    app: u128,
+    within: std::ops::RangeInclusive<u128>,
+    request: PageRequest<EventId>,
+    keep: impl Fn(&EventMeta) -> bool,
+) -> Result<Page<EventMeta>, ListError> {
+    let request = PageRequest { limit: request.limit, cursor: request.cursor.position() };
+    if let Cursor::After(id) | Cursor::Before(id) = request.cursor
+        && events.get((app, id)).map_err(StoreError::from)?.is_none()
+    {
+        return Err(ListError::UnknownCursor);
+    }
+    let mut items = Vec::new();
+    let Some((from, to, upwards)) = scan_bounds(request.cursor, &within) else {
+        return Ok(finish_page(items, request));
+    };
+    type Ids<'a> = Box<dyn DoubleEndedIterator<Item = Result<(u128, u32), redb::StorageError>> + 'a>;
+    let pending_ids: Ids<'_> =
+        Box::new(pending.range(from..=to).map_err(StoreError::from)?.map(|r| r.map(|(k, v)| (k.value(), v.value()))));
+    let failed_ids: Ids<'_> = Box::new(
+        failures.range((app, from)..=(app, to)).map_err(StoreError::from)?.map(|r| r.map(|(k, _)| (k.value().1, 1))),
+    );
+    fn travel<'a>(
+        ids: Box<dyn DoubleEndedIterator<Item = Result<(u128, u32), redb::StorageError>> + 'a>,
+        upwards: bool,
+    ) -> Box<dyn Iterator<Item = Result<(u128, u32), redb::StorageError>> + 'a> {
+        if upwards { Box::new(ids) } else { Box::new(ids.rev()) }
+    }
+    // Pending entries are of every application: only this one's, still pending, count.
+    let mut a = travel(pending_ids, upwards)
+        .filter(|r| r.as_ref().map_or(true, |(id, n)| *n > 0 && events.get((app, *id)).is_ok_and(|v| v.is_some())))
+        .peekable();
+    let mut b = travel(failed_ids, upwards).peekable();
+    let wanted = request.limit + 1;
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(Err(_)), _) => a.next(),
+            (_, Some(Err(_))) => b.next(),
+            (Some(Ok((x, _))), Some(Ok((y, _)))) if x == y => {
+                b.next();
+                a.next()
+            }
+            (Some(Ok((x, _))), Some(Ok((y, _)))) => {
+                if (x < y) == upwards {
+                    a.next()
+                } else {
+                    b.next()
+                }
+            }
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+        };
+        let Some(next) = next else { break };
+        let (id, _) = next.map_err(StoreError::from)?;
+        if let Some(meta) = decode_found::<EventMeta>(TABLE, events.get((app, id)).map_err(StoreError::from)?)?
+            && keep(&meta)
+        {
+            items.push(meta);
+            if items.len() == wanted {
+                break;
+            }
+        }
+    }
+    Ok(finish_page(items, request))
+}
+
 impl Store {
     /// Stores events and schedules their deliveries, all in one transaction with one
     /// commit, without a word to the scheduler: for tests of the pieces below the engine
@@ -261,9 +335,18 @@ impl Store {
             // The page filter cannot fail, so a read error is kept here and returned after.
             let failure = std::cell::RefCell::new(None);
             let within = filter.id_bounds();
+            let pending = tx.open_table(tables::EVENT_PENDING).map_err(StoreError::from)?;
+            let failures = tx.open_table(tables::EVENT_FAILURES).map_err(StoreError::from)?;
+            let app = owner.app.as_u128();
             let keep = |meta: &EventMeta| {
                 let Some(wanted) = filter.delivery_success else { return filter.keeps(meta) };
                 if !filter.keeps(meta) {
+                    return false;
+                }
+                // Failed for good somewhere: not delivered, known without reading attempts.
+                // (Something pending is not enough: a resend's success can be newer than
+                // a retry still pending.)
+                if wanted && failures.get((app, meta.id.as_u128())).is_ok_and(|f| f.is_some()) {
                     return false;
                 }
                 match delivered_everywhere(&by_event, &attempts, meta.id) {
@@ -274,7 +357,6 @@ impl Store {
                     }
                 }
             };
-            let app = owner.app.as_u128();
             // The most selective index the filter allows: a session's events, else a type's,
             // else every event (within the time bounds either way).
             let index = match (&filter.data_id, &filter.event_type) {
@@ -283,6 +365,10 @@ impl Store {
                 (None, None) => None,
             };
             let page = match index {
+                // The undelivered are few (what is pending, what failed): their own indexes.
+                _ if filter.delivery_success == Some(false) => {
+                    undelivered_page(&events, &pending, &failures, app, within, request, keep)?
+                }
                 None => list_page_within(&events, TABLE, app, within, request, keep)?,
                 Some((table, key)) => {
                     let index = tx.open_table(table).map_err(StoreError::from)?;
@@ -294,7 +380,6 @@ impl Store {
                 return Err(err.into());
             }
             let bodies = tx.open_table(tables::EVENT_BODIES).map_err(StoreError::from)?;
-            let pending = tx.open_table(tables::EVENT_PENDING).map_err(StoreError::from)?;
             let mut items = Vec::with_capacity(page.items.len());
             for meta in page.items {
                 let id = meta.id.as_u128();
@@ -387,7 +472,19 @@ mod tests {
     /// `ending_before`, must equal the brute-force answer: the application's events that
     /// match, newest first.
     fn assert_pages_match(store: &Store, owner: Owner, filter: &EventFilter, all: &[EventMeta], limit: usize) {
-        let mut expected: Vec<EventId> = all.iter().filter(|m| filter.keeps(m)).map(|m| m.id).collect();
+        assert_pages_match_with(store, owner, filter, all, limit, |m| filter.keeps(m));
+    }
+
+    /// Like [`assert_pages_match`], with what a brute-force scan keeps given.
+    fn assert_pages_match_with(
+        store: &Store,
+        owner: Owner,
+        filter: &EventFilter,
+        all: &[EventMeta],
+        limit: usize,
+        expect: impl Fn(&EventMeta) -> bool,
+    ) {
+        let mut expected: Vec<EventId> = all.iter().filter(|m| expect(m)).map(|m| m.id).collect();
         expected.sort_by(|a, b| b.cmp(a));
         let page = |cursor: Cursor<EventId>| {
             let request = PageRequest { limit, cursor };
@@ -471,6 +568,90 @@ mod tests {
         for filter in &filters {
             for limit in [1, 3, 10, 100] {
                 assert_pages_match(&store, owner, filter, &mine, limit);
+            }
+        }
+    }
+
+    #[test]
+    fn delivery_success_lists_equal_an_exact_check_in_both_directions() {
+        use crate::delivery::policy::Policy;
+        use crate::store::attempts::AttemptResult;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let owner = store.test_owner(Mode::Test);
+        let a = EndpointRecord::for_test(owner, "http://127.0.0.1:9/a", "*");
+        let b = EndpointRecord::for_test(owner, "http://127.0.0.1:9/b", "a.one");
+        store.insert_endpoint(&a).unwrap();
+        store.insert_endpoint(&b).unwrap();
+        let now = crate::clock::unix_now_ms();
+        let policy = Policy {
+            schedule: vec![std::time::Duration::from_millis(1)],
+            disable_after: std::time::Duration::from_secs(3600),
+            undelivered_hours: 72,
+        };
+        let mut rng = fastrand::Rng::with_seed(5);
+        let events: Vec<NewEvent> = (0..150)
+            .map(|n| {
+                let event_type = if n % 3 == 0 { "a.one" } else { "a.two" };
+                crate::payload::new_event(owner, event_type, &serde_json::json!({ "n": n }), now + n * 10).unwrap()
+            })
+            .collect();
+        let (_, mut queued) = store.publish_events(&events, now).unwrap();
+        // Three rounds of results: each pending attempt succeeds, fails (a retry, then for
+        // good) or is left pending; then resends of some events, some of which succeed.
+        for round in 0..3 {
+            let mut results = Vec::new();
+            for key in queued.keys() {
+                let job = store.jobs(&[key.attempt()]).unwrap().pop().flatten().unwrap();
+                match rng.u8(0..4) {
+                    0 => {}
+                    1 | 2 => results.push(AttemptResult::for_test(
+                        *key,
+                        job.attempt.endpoint_id,
+                        round == 2 || rng.bool(),
+                        now,
+                    )),
+                    _ => results.push(AttemptResult::for_test(*key, job.attempt.endpoint_id, false, now)),
+                }
+            }
+            queued = store.publish_and_record(&[], &results, now, &policy).unwrap().recorded.scheduled;
+            if round == 1 {
+                for event in events.iter().filter(|_| rng.u8(0..5) == 0) {
+                    if let Resent::Scheduled(more) = store.resend_event(owner, event.meta.id, None, now, 72).unwrap() {
+                        for key in more.keys() {
+                            queued.push(*key);
+                        }
+                    }
+                }
+            }
+        }
+        // A deleted endpoint's pending deliveries end as failed.
+        assert!(store.delete_endpoint(owner, b.id, (now / 1000) as i64).unwrap());
+
+        let exact = |meta: &EventMeta| -> Option<bool> {
+            store
+                .read(|tx| {
+                    let by_event = tx.open_table(tables::EVENT_ATTEMPTS)?;
+                    let attempts = tx.open_table(tables::ATTEMPTS)?;
+                    delivered_everywhere(&by_event, &attempts, meta.id)
+                })
+                .unwrap()
+        };
+        let all: Vec<EventMeta> = events.iter().map(|e| e.meta.clone()).collect();
+        let outcomes: Vec<Option<bool>> = all.iter().map(exact).collect();
+        assert!(outcomes.contains(&Some(true)) && outcomes.contains(&Some(false)), "both kinds occur");
+        for wanted in [true, false] {
+            for event_type in [None, Some("a.one")] {
+                let filter = EventFilter {
+                    delivery_success: Some(wanted),
+                    event_type: event_type.map(str::to_string),
+                    ..EventFilter::default()
+                };
+                for limit in [1, 7, 200] {
+                    assert_pages_match_with(&store, owner, &filter, &all, limit, |m| {
+                        filter.keeps(m) && exact(m) == Some(wanted)
+                    });
+                }
             }
         }
     }

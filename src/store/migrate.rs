@@ -6,8 +6,9 @@
 //! and each record gains its `app`, in one transaction (a crash part-way leaves the file
 //! as it was).
 //!
-//! Version 3 adds the event indexes (by type, by `data.id`). They are filled from the
-//! events in batches ([`Store::run_backfills`]), each its own transaction that records
+//! Version 3 adds indexes: events by type and by `data.id`, events that failed for good
+//! somewhere, and failed attempts by endpoint. They are filled from what is stored in
+//! batches ([`Store::run_backfills`]), each its own transaction that records
 //! how far it got, so a large file is not one huge transaction and a crash resumes where
 //! it stopped.
 
@@ -121,12 +122,21 @@ fn backfill_batch_of(
 ) -> Result<(usize, Option<(u128, u128)>), StoreError> {
     let events = tx.open_table(tables::EVENTS)?;
     let mut indexes = EventIndexes::open(tx)?;
+    let by_event = tx.open_table(tables::EVENT_ATTEMPTS)?;
+    let attempts = tx.open_table(tables::ATTEMPTS)?;
+    let mut failures = tx.open_table(tables::EVENT_FAILURES)?;
     let mut count = 0;
     let mut last = None;
     let start = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);
     for row in events.range::<(u128, u128)>(start)?.take(batch) {
         let (key, value) = row?;
-        indexes.insert(&decode::<EventMeta>("events", value.value())?)?;
+        let meta = decode::<EventMeta>("events", value.value())?;
+        indexes.insert(&meta)?;
+        // Whether its latest attempt to some endpoint failed for good.
+        let latest = super::attempts::latest_per_endpoint(&by_event, &attempts, meta.id)?;
+        if latest.values().any(|(status, _)| *status == super::attempts::AttemptStatus::Failed) {
+            failures.insert(key.value(), ())?;
+        }
         last = Some(key.value());
         count += 1;
     }

@@ -325,6 +325,7 @@ impl Store {
                 tx.open_table(tables::EVENTS_BY_DATA_ID)?;
                 tx.open_table(tables::EVENT_BODIES)?;
                 tx.open_table(tables::EVENT_PENDING)?;
+                tx.open_table(tables::EVENT_FAILURES)?;
                 tx.open_table(tables::UNDELIVERED_HOLDS)?;
                 tx.open_table(tables::PORTAL_SESSIONS)?;
                 tx.open_table(tables::PORTAL_SESSIONS_BY_APP)?;

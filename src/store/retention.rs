@@ -248,6 +248,7 @@ fn prune_events(
     let pending = tx.open_table(tables::EVENT_PENDING)?;
     let mut holds = tx.open_table(tables::UNDELIVERED_HOLDS)?;
     let mut indexes = EventIndexes::open(tx)?;
+    let mut failures = tx.open_table(tables::EVENT_FAILURES)?;
     let mut removed = 0;
     for (id, ()) in old {
         if pending.get(id)?.is_some_and(|n| n.value() > 0) {
@@ -259,6 +260,7 @@ fn prune_events(
         if let Some(stored) = events.remove((app, id))? {
             indexes.remove(&decode::<EventMeta>("events", stored.value())?)?;
         }
+        failures.remove((app, id))?;
         bodies.remove(id)?;
         holds.remove(id)?;
         removed += 1;

@@ -94,6 +94,13 @@ pub const PORTAL_SESSIONS_BY_APP: TableDefinition<(u128, u128), &[u8; 32]> =
 /// [`crate::event_types::EventTypeRecord`] as JSON. Archived types stay.
 pub const EVENT_TYPES: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("event_types");
 
+/// Events whose latest attempt to some endpoint failed for good (or was ended by the
+/// endpoint's deletion): `(app, event id)` → `()`. With [`EVENT_PENDING`] this answers
+/// `?delivery_success=`: an event is delivered when it went somewhere, has nothing
+/// pending and is not here. A later success there takes the event out again if no other
+/// endpoint's latest attempt failed.
+pub const EVENT_FAILURES: TableDefinition<(u128, u128), ()> = TableDefinition::new("event_failures");
+
 /// `pending_webhooks`: event id → deliveries of the event not yet final. Absent means 0.
 pub const EVENT_PENDING: TableDefinition<u128, u32> = TableDefinition::new("event_pending");
 

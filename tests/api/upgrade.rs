@@ -145,6 +145,9 @@ fn the_previous_layouts_events_are_indexed_at_start_and_every_filter_finds_them(
         let created = |e: &Value| e["created"].as_i64().unwrap();
         assert_eq!(ids(&bounded), brute(&|e| created(e) > after && created(e) < before), "({after}, {before})");
     }
+    // Every event went to endpoint A, a closed port: all are waiting for a retry.
+    assert_eq!(ids(&list("delivery_success=false")), ids(&everything));
+    assert!(list("delivery_success=true").is_empty());
     assert!(list("session_id=vks_acme").is_empty(), "another application's");
     let acme = server.req("GET", "/v1/events?session_id=vks_acme").header("Stile-App", "acme").send();
     assert_eq!(acme.body["data"].as_array().unwrap().len(), 5, "{}", acme.text);
