@@ -11,6 +11,8 @@
 //! the server (an A/B against an earlier commit, interleaved in the same hour);
 //! `STILE_BENCH_PID_FILE=path` writes the server's pid there once a workload's setup is
 //! done, so a profiler can attach for the workload alone (`perf record -p`).
+//! `--only W6 [--history N]` builds a history of N events (default 1,000,000) and times
+//! each list filter over it (not part of the default run: it takes minutes).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -199,6 +201,123 @@ fn create_apps(server: &Server, receiver: &ReceiverHandle) {
         }
     }
     create(app);
+}
+
+/// W6: a long history, then filtered lists over it. `events` events in the default
+/// application, 1 in 1,000 of a rare type, 1 in 1,000 with a rare session id, 1 in 1,000
+/// going to an endpoint on a closed port that fails for good; the rest to nowhere. Then
+/// each filter, and a page deep in the history, is asked for `REPEAT` times: p50 and p99.
+fn history(events: u64) -> serde_json::Value {
+    const REPEAT: usize = 40;
+    let env = [("STILE_EVENTS_CUSTOM_TYPES", "w6.common,w6.rare,w6.fail"), ("STILE_DELIVERY_RETRY_SCHEDULE", "50ms")];
+    let server = start_server_in(tempfile::tempdir().unwrap(), &env);
+    let resp = agent()
+        .post(format!("{}/v1/webhook_endpoints", server.base))
+        .header("authorization", format!("Bearer {KEY}"))
+        .send_json(serde_json::json!({"url": "http://127.0.0.1:9/closed", "enabled_events": ["w6.fail"]}))
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    // Every 10,000th event's id, for deep pages.
+    let marks = Arc::new(Mutex::new(Vec::new()));
+    let publishers: Vec<_> = (0..32)
+        .map(|_| {
+            let (next, marks, target) = (Arc::clone(&next), Arc::clone(&marks), format!("{}/v1/events", server.base));
+            std::thread::spawn(move || {
+                let agent = agent();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as u64;
+                    if i >= events || started.elapsed() > Duration::from_secs(900) {
+                        break;
+                    }
+                    let event_type = match i % 1000 {
+                        0 => "w6.rare",
+                        1 => "w6.fail",
+                        _ => "w6.common",
+                    };
+                    let session = if i % 1000 == 2 { "vks_rare".to_string() } else { format!("vks_{i}") };
+                    let body = serde_json::json!({"type": event_type, "data": {"id": session, "n": i}});
+                    let mut resp = agent
+                        .post(&target)
+                        .header("authorization", format!("Bearer {KEY}"))
+                        .send_json(body)
+                        .expect("publish answered");
+                    assert_eq!(resp.status(), 200, "publish failed");
+                    let text = resp.body_mut().read_to_string().expect("publish answer read");
+                    if i.is_multiple_of(10_000) {
+                        let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"]
+                            .as_str()
+                            .unwrap()
+                            .to_string();
+                        marks.lock().unwrap().push((i, id));
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    let publish_s = started.elapsed().as_secs_f64();
+    let get = |path: &str| -> (f64, serde_json::Value) {
+        let sent = Instant::now();
+        let mut resp = agent()
+            .get(format!("{}{path}", server.base))
+            .header("authorization", format!("Bearer {KEY}"))
+            .call()
+            .expect("list answered");
+        let ms = sent.elapsed().as_secs_f64() * 1000.0;
+        assert_eq!(resp.status(), 200, "{path}");
+        (ms, serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap())
+    };
+    // The failing deliveries end (two attempts, 50 ms apart) before lists are timed.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while get("/v1/events?type=w6.fail&limit=100").1["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["pending_webhooks"] != 0)
+    {
+        assert!(Instant::now() < deadline, "failing deliveries did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut marks = marks.lock().unwrap().clone();
+    marks.sort();
+    let middle = &marks[marks.len() / 2].1;
+    let created = get(&format!("/v1/events/{middle}")).1["created"].as_i64().unwrap();
+    let queries = [
+        ("type (1 in 1,000)", "/v1/events?type=w6.rare&limit=10".to_string()),
+        ("session_id (1 in 1,000)", "/v1/events?session_id=vks_rare&limit=10".to_string()),
+        ("delivery_success=false (1 in 1,000)", "/v1/events?delivery_success=false&limit=10".to_string()),
+        ("created_before (middle)", format!("/v1/events?created_before={created}&limit=10")),
+        (
+            "created window (1 s)",
+            format!("/v1/events?created_after={}&created_before={}&limit=10", created - 1, created + 1),
+        ),
+        ("page 50 % deep", format!("/v1/events?limit=100&starting_after={middle}")),
+        ("type + created_before", format!("/v1/events?type=w6.rare&created_before={created}&limit=10")),
+    ];
+    let mut lists = serde_json::Map::new();
+    for (name, path) in &queries {
+        let mut times: Vec<f64> = (0..REPEAT).map(|_| get(path).0).collect();
+        times.sort_by(f64::total_cmp);
+        let found = get(path).1["data"].as_array().unwrap().len();
+        assert!(found > 0, "{name} found nothing");
+        lists.insert(
+            name.to_string(),
+            serde_json::json!({"p50_ms": percentile(&times, 0.5), "p99_ms": percentile(&times, 0.99), "found": found}),
+        );
+    }
+    let file_bytes = std::fs::metadata(server._dir.path().join("data/stile.redb")).map(|m| m.len()).unwrap_or(0);
+    serde_json::json!({
+        "workload": "W6 history",
+        "events": events,
+        "publish_s": publish_s,
+        "publishes_per_s": (events as f64 / publish_s).round(),
+        "file_bytes_per_event": (file_bytes as f64 / events as f64).round(),
+        "lists": lists,
+    })
 }
 
 /// The server's current RSS in MiB, from /proc.
@@ -506,6 +625,15 @@ fn main() {
             pick(&|r| r["server_peak_rss_mib"].as_f64().unwrap_or(f64::NAN)),
         ));
     }
+    let history_result = if only.as_deref().is_some_and(|o| o.starts_with("W6")) {
+        let size =
+            args.iter().position(|a| a == "--history").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
+        let result = history(size.unwrap_or(if quick { 50_000 } else { 1_000_000 }));
+        println!("{result}");
+        Some(result)
+    } else {
+        None
+    };
     let idle = if only.is_none() { Some(idle_cpu_percent()) } else { None };
     let backlog_result = if only.as_deref().is_none_or(|o| o.starts_with("W5")) {
         let size =
@@ -540,6 +668,19 @@ fn main() {
             b["drain_per_s"],
             b["peak_rss_while_draining_mib"].as_f64().unwrap_or(f64::NAN)
         );
+    }
+    if let Some(h) = history_result {
+        println!(
+            "W6 history of {} events ({} B of data file per event, published at {}/s):",
+            h["events"], h["file_bytes_per_event"], h["publishes_per_s"]
+        );
+        for (name, list) in h["lists"].as_object().unwrap() {
+            println!(
+                "  {name:<40} p50 {:>8.2} ms  p99 {:>8.2} ms",
+                list["p50_ms"].as_f64().unwrap(),
+                list["p99_ms"].as_f64().unwrap()
+            );
+        }
     }
     if failed {
         eprintln!("FAILED: deliveries are missing");

@@ -80,15 +80,27 @@ pub struct EventFilter {
 /// same second, or just into the next).
 const LEGACY_ID_SLACK_MS: u64 = 1_000;
 
+/// In `META`: the time (Unix ms) of the newest event whose id does not carry its creation
+/// time (stored before layout 3), set by the backfill of such a file; absent when there
+/// is none. Only a `created_before` bound up to a second after it needs the slack.
+pub(super) const LEGACY_EVENT_MS: &str = "legacy_event_ms";
+
 impl EventFilter {
     /// The event ids the time bounds allow: an event's id carries its creation time, so
     /// `created_after`/`created_before` are key bounds (checked exactly by `keeps`).
-    fn id_bounds(&self) -> std::ops::RangeInclusive<u128> {
+    /// `legacy_ms`: see [`LEGACY_EVENT_MS`].
+    fn id_bounds(&self, legacy_ms: Option<u64>) -> std::ops::RangeInclusive<u128> {
         let ms = |seconds: i64| u64::try_from(seconds).unwrap_or(0).saturating_mul(1000);
         let low = self.created_after.map_or(0, |after| first_id_at(ms(after.saturating_add(1))));
-        let high = self
-            .created_before
-            .map_or(u128::MAX, |before| first_id_at(ms(before).saturating_add(LEGACY_ID_SLACK_MS)).saturating_sub(1));
+        let high = self.created_before.map_or(u128::MAX, |before| {
+            let before = ms(before);
+            let slack = if legacy_ms.is_some_and(|legacy| before <= legacy.saturating_add(LEGACY_ID_SLACK_MS)) {
+                LEGACY_ID_SLACK_MS
+            } else {
+                0
+            };
+            first_id_at(before.saturating_add(slack)).saturating_sub(1)
+        });
         low..=high
     }
 
@@ -334,7 +346,13 @@ impl Store {
             let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
             // The page filter cannot fail, so a read error is kept here and returned after.
             let failure = std::cell::RefCell::new(None);
-            let within = filter.id_bounds();
+            let legacy_ms = tx
+                .open_table(tables::META)
+                .map_err(StoreError::from)?
+                .get(LEGACY_EVENT_MS)
+                .map_err(StoreError::from)?
+                .map(|v| v.value());
+            let within = filter.id_bounds(legacy_ms);
             let pending = tx.open_table(tables::EVENT_PENDING).map_err(StoreError::from)?;
             let failures = tx.open_table(tables::EVENT_FAILURES).map_err(StoreError::from)?;
             let app = owner.app.as_u128();
@@ -544,6 +562,11 @@ mod tests {
             events.push(event);
         }
         let _ = store.publish_events(&events, start_ms).unwrap();
+        // The legacy events are marked as a backfill of an older file would mark them.
+        let legacy = events.iter().enumerate().filter(|(n, _)| n % 7 == 0).map(|(_, e)| e.meta.id.unix_ms()).max();
+        store
+            .write(|tx| Ok(tx.open_table(tables::META)?.insert(LEGACY_EVENT_MS, legacy.unwrap()).map(|_| ())?))
+            .unwrap();
         let mine: Vec<EventMeta> = events.iter().map(|e| e.meta.clone()).filter(|m| m.app == owner.app).collect();
         let seconds = |offset: u64| ((start_ms + offset) / 1000) as i64;
         let mut filters = vec![EventFilter::default()];

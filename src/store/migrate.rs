@@ -127,6 +127,7 @@ fn backfill_batch_of(
     let mut failures = tx.open_table(tables::EVENT_FAILURES)?;
     let mut count = 0;
     let mut last = None;
+    let mut newest_ms = 0;
     let start = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);
     for row in events.range::<(u128, u128)>(start)?.take(batch) {
         let (key, value) = row?;
@@ -137,8 +138,16 @@ fn backfill_batch_of(
         if latest.values().any(|(status, _)| *status == super::attempts::AttemptStatus::Failed) {
             failures.insert(key.value(), ())?;
         }
+        newest_ms = newest_ms.max(meta.id.unix_ms());
         last = Some(key.value());
         count += 1;
+    }
+    // These events' ids were made from the system clock a moment after `created`: time
+    // bounds near them need a little slack (see `events::LEGACY_EVENT_MS`).
+    if count > 0 {
+        let mut meta = tx.open_table(tables::META)?;
+        let known = meta.get(super::events::LEGACY_EVENT_MS)?.map_or(0, |v| v.value());
+        meta.insert(super::events::LEGACY_EVENT_MS, known.max(newest_ms))?;
     }
     finish_batch(tx, EVENT_INDEXES, count, batch, last)
 }
