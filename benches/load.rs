@@ -12,7 +12,8 @@
 //! `STILE_BENCH_PID_FILE=path` writes the server's pid there once a workload's setup is
 //! done, so a profiler can attach for the workload alone (`perf record -p`).
 //! `--only W6 [--history N]` builds a history of N events (default 1,000,000) and times
-//! each list filter over it (not part of the default run: it takes minutes).
+//! each list filter over it (not part of the default run: it takes minutes);
+//! `STILE_BENCH_KEEP=dir` keeps its data directory there for `stile inspect`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -310,6 +311,11 @@ fn history(events: u64) -> serde_json::Value {
         );
     }
     let file_bytes = std::fs::metadata(server._dir.path().join("data/stile.redb")).map(|m| m.len()).unwrap_or(0);
+    // `STILE_BENCH_KEEP=dir`: keep the history's data directory there (for `stile inspect`).
+    if let Some(keep) = std::env::var_os("STILE_BENCH_KEEP") {
+        let dir = server.kill();
+        let _ = std::fs::rename(dir.path().join("data"), &keep);
+    }
     serde_json::json!({
         "workload": "W6 history",
         "events": events,

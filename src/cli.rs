@@ -57,6 +57,12 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print what the data file holds, table by table: rows and bytes (while the server
+    /// is stopped).
+    Inspect {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Rewrite the data file without its free space (while the server is stopped).
     Compact {
         #[command(flatten)]

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Keys { action }) => keys(action),
         Some(Command::Compact { store }) => compact(&store),
+        Some(Command::Inspect { store }) => inspect(&store),
         Some(Command::RotatePayloadKey { store }) => rotate_payload_key(&store),
         Some(Command::Backup { file, url, token, store }) => backup(&file, url, token, &store),
         Some(Command::Trigger { event_type, url, api_key, config }) => trigger(&event_type, url, api_key, config),
@@ -222,6 +223,54 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
         skip_verify: args.skip_verify,
         print_json: args.print_json,
     })
+}
+
+fn inspect(args: &StoreArgs) -> anyhow::Result<()> {
+    let store = open_store(args)?;
+    let usage = store.inspect()?;
+    let file = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}: {} bytes", store.path().display(), thousands(file))?;
+    writeln!(
+        out,
+        "{:<34} {:>13} {:>15} {:>13} {:>13} {:>6}",
+        "table", "rows", "stored bytes", "metadata", "fragmented", "height"
+    )?;
+    let (mut rows, mut bytes) = (0, 0);
+    for table in &usage {
+        writeln!(
+            out,
+            "{:<34} {:>13} {:>15} {:>13} {:>13} {:>6}",
+            table.name,
+            thousands(table.rows),
+            thousands(table.stored_bytes),
+            thousands(table.metadata_bytes),
+            thousands(table.fragmented_bytes),
+            table.tree_height
+        )?;
+        rows += table.rows;
+        bytes += table.total_bytes();
+    }
+    writeln!(out, "{:<34} {:>13} {:>15}", "all tables (bytes of their pages)", thousands(rows), thousands(bytes))?;
+    writeln!(
+        out,
+        "free or unaccounted in the file: {} bytes (`stile compact` returns free space)",
+        thousands(file.saturating_sub(bytes))
+    )?;
+    Ok(())
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {

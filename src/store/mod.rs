@@ -14,6 +14,7 @@ pub mod event_types;
 pub mod events;
 pub mod health;
 pub mod idempotency;
+pub mod inspect;
 pub mod key_rotation;
 pub mod listeners;
 mod migrate;

@@ -243,3 +243,33 @@ fn an_undelivered_payload_outlives_the_general_retention_for_its_window() {
     let gone = eventually(Duration::from_secs(10), || server.get(&format!("/v1/events/{held_id}")).status == 404);
     assert!(gone, "the undelivered payload is removed after its window");
 }
+
+#[test]
+fn inspect_prints_each_tables_rows_and_bytes_of_a_stopped_servers_file() {
+    let server = TestServer::start_with(|c| c.events.custom_types = vec!["order.created".into()]);
+    for n in 0..25 {
+        server.publish("order.created", json!({"id": format!("ord_{n}"), "n": n}));
+    }
+    let data_dir = server.data_dir();
+    let busy = stile_bin().args(["inspect", "--data-dir", data_dir.to_str().unwrap()]).output().unwrap();
+    assert!(!busy.status.success(), "the file is the running server's");
+    let _kept = server.stop();
+    let out = stile_bin().args(["inspect", "--data-dir", data_dir.to_str().unwrap()]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let rows = |table: &str| -> u64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(table))
+            .unwrap_or_else(|| panic!("{table}: {stdout}"));
+        line.split_whitespace().nth(1).unwrap().replace(',', "").parse().unwrap()
+    };
+    assert_eq!(rows("events_by_app"), 25);
+    assert_eq!(rows("events_by_type"), 25);
+    assert_eq!(rows("events_by_data_id"), 25);
+    assert_eq!(rows("event_bodies"), 25);
+    let size = std::fs::metadata(data_dir.join("stile.redb")).unwrap().len();
+    let first = stdout.lines().next().unwrap();
+    let printed: String = first.rsplit(": ").next().unwrap().trim_end_matches(" bytes").replace(',', "");
+    assert_eq!(printed, size.to_string(), "{first}");
+}
