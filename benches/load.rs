@@ -7,7 +7,9 @@
 //! deliveries, and the server's CPU time, peak RSS and bytes written to disk per
 //! delivery. One JSON line per workload, then a
 //! table. Exits non-zero if any delivery is missing. All traffic stays on 127.0.0.1 and
-//! every loop is bounded in count and time. `STILE_BENCH_BIN=path` runs another build of
+//! every loop is bounded in count and time. "W1 ceiling" and "W2 ceiling" run W1 and W2
+//! against an in-memory server of this benchmark's own (no durability, the same API
+//! calls, stile's HTTP client), and each burst is also given as a share of it. `STILE_BENCH_BIN=path` runs another build of
 //! the server (an A/B against an earlier commit, interleaved in the same hour);
 //! `STILE_BENCH_PID_FILE=path` writes the server's pid there once a workload's setup is
 //! done, so a profiler can attach for the workload alone (`perf record -p`).
@@ -93,6 +95,24 @@ impl Drop for Server {
 
 fn start_server() -> Server {
     start_server_in(tempfile::tempdir().unwrap(), &[])
+}
+
+/// Starts the in-memory ceiling ([`mock_server`]) as a child process of this benchmark.
+fn start_mock() -> Server {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.arg("--mock-server").stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = command.spawn().expect("the mock starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut base = None;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Some(url) = line.trim().strip_prefix("listening  ") {
+            base = Some(url.trim().to_string());
+        }
+        if line.trim_start().starts_with("API key") {
+            break;
+        }
+    }
+    Server { child, base: base.expect("a listen line"), _dir: tempfile::tempdir().unwrap() }
 }
 
 /// Starts the binary on the data in `dir` with extra environment; returns once it serves.
@@ -326,6 +346,67 @@ fn history(events: u64) -> serde_json::Value {
     })
 }
 
+/// The in-memory ceiling: a server speaking the two calls the workloads make (create an
+/// endpoint, publish an event) that keeps everything in memory and writes nothing: each
+/// publish is answered at once and its signed deliveries are POSTed by stile's own HTTP
+/// client, at most 64 in flight like `delivery.workers`. It runs as this benchmark's own
+/// process (`--mock-server`), so its CPU and memory are measured like stile's.
+fn mock_server() {
+    use stile::delivery::http::HttpSender;
+    struct Mock {
+        endpoints: std::sync::RwLock<Vec<String>>,
+        sender: HttpSender,
+        slots: Arc<tokio::sync::Semaphore>,
+    }
+    const SECRET: &str = "whsec_bWVhc3VyaW5nIHRoZSBjZWlsaW5nIG9mIHRoaXMgbWFjaGluZQ==";
+    async fn endpoint(body: web::Json<serde_json::Value>, mock: web::Data<Mock>) -> HttpResponse {
+        mock.endpoints.write().unwrap().push(body["url"].as_str().unwrap_or_default().to_string());
+        HttpResponse::Ok().json(serde_json::json!({"id": "we_mock", "object": "webhook_endpoint", "secret": SECRET}))
+    }
+    async fn publish(body: web::Json<serde_json::Value>, mock: web::Data<Mock>) -> HttpResponse {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let id = format!("evt_{}", ulid::Ulid::new());
+        let event = serde_json::json!({
+            "id": id, "object": "event", "type": body["type"], "livemode": false,
+            "created": now.as_secs(), "data": body["data"],
+        });
+        let payload = bytes::Bytes::from(serde_json::to_vec(&event).unwrap());
+        let headers = stile::delivery::signing::delivery_headers(&id, &[SECRET], now.as_secs() as i64, &payload);
+        for url in mock.endpoints.read().unwrap().iter() {
+            let (mock, url, headers, payload) = (mock.clone(), url.clone(), headers.clone(), payload.clone());
+            actix_web::rt::spawn(async move {
+                let _slot = mock.slots.acquire().await;
+                mock.sender.send(&url, &headers, payload).await;
+            });
+        }
+        HttpResponse::Ok().json(event)
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    println!("listening  http://{}", listener.local_addr().unwrap());
+    println!("API keys   (the mock takes any)");
+    let mut config = stile::config::Config::default();
+    config.delivery.workers = 64;
+    let mock = web::Data::new(Mock {
+        endpoints: std::sync::RwLock::default(),
+        sender: HttpSender::new(&config),
+        slots: Arc::new(tokio::sync::Semaphore::new(64)),
+    });
+    actix_web::rt::System::new().block_on(async move {
+        HttpServer::new(move || {
+            App::new()
+                .app_data(mock.clone())
+                .route("/v1/webhook_endpoints", web::post().to(endpoint))
+                .route("/v1/events", web::post().to(publish))
+        })
+        .workers(2)
+        .listen(listener)
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    });
+}
+
 /// The server's current RSS in MiB, from /proc.
 fn current_rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -433,6 +514,8 @@ struct Workload {
     rate: Option<u64>,
     /// Publish straight to the receiver instead of through stile: the reference.
     direct: bool,
+    /// Publish through the in-memory mock instead of stile: the ceiling.
+    ceiling: bool,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -443,11 +526,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn run(workload: &Workload) -> serde_json::Value {
-    let server = start_server();
+    let server = if workload.ceiling { start_mock() } else { start_server() };
     let receiver = start_receiver();
     let paths: Vec<String> = (0..workload.endpoints).map(|n| format!("/e{n}")).collect();
     if !workload.direct {
-        create_apps(&server, &receiver);
+        if !workload.ceiling {
+            create_apps(&server, &receiver);
+        }
         for path in &paths {
             create_endpoint(&server, &format!("{}{path}", receiver.base));
         }
@@ -562,6 +647,10 @@ fn median(values: &mut [f64]) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--mock-server") {
+        mock_server();
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let runs: usize =
         args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(1);
@@ -577,7 +666,15 @@ fn main() {
     let scale = if quick { 10 } else { 1 };
     let paced_secs = if quick { 3 } else { 15 };
     let workloads = [
-        Workload { name: "W1 burst", events: 20_000 / scale, endpoints: 1, publishers: 32, rate: None, direct: false },
+        Workload {
+            name: "W1 burst",
+            events: 20_000 / scale,
+            endpoints: 1,
+            publishers: 32,
+            rate: None,
+            direct: false,
+            ceiling: false,
+        },
         Workload {
             name: "W2 fan-out",
             events: 2_000 / scale,
@@ -585,6 +682,7 @@ fn main() {
             publishers: 32,
             rate: None,
             direct: false,
+            ceiling: false,
         },
         Workload {
             name: "W3 200/s",
@@ -593,6 +691,7 @@ fn main() {
             publishers: 8,
             rate: Some(200),
             direct: false,
+            ceiling: false,
         },
         Workload {
             name: "W4 1000/s",
@@ -601,8 +700,35 @@ fn main() {
             publishers: 8,
             rate: Some(1_000),
             direct: false,
+            ceiling: false,
         },
-        Workload { name: "reference", events: 20_000 / scale, endpoints: 1, publishers: 32, rate: None, direct: true },
+        Workload {
+            name: "W1 ceiling",
+            events: 20_000 / scale,
+            endpoints: 1,
+            publishers: 32,
+            rate: None,
+            direct: false,
+            ceiling: true,
+        },
+        Workload {
+            name: "W2 ceiling",
+            events: 2_000 / scale,
+            endpoints: 10,
+            publishers: 32,
+            rate: None,
+            direct: false,
+            ceiling: true,
+        },
+        Workload {
+            name: "reference",
+            events: 20_000 / scale,
+            endpoints: 1,
+            publishers: 32,
+            rate: None,
+            direct: true,
+            ceiling: false,
+        },
     ];
     let mut table = Vec::new();
     let mut failed = false;
@@ -657,10 +783,20 @@ fn main() {
         "{:<11} {:>10} {:>11} {:>8} {:>8} {:>8} {:>9} {:>10} {:>8}",
         "workload", "publish/s", "deliver/s", "p50 ms", "p99 ms", "max ms", "miss+dup", "cpu ms/dl", "rss MiB"
     );
-    for (name, publish, deliver, p50, p99, max, bad, cpu, rss) in table {
+    for &(name, publish, deliver, p50, p99, max, bad, cpu, rss) in &table {
         println!(
             "{name:<11} {publish:>10.0} {deliver:>11.0} {p50:>8.2} {p99:>8.2} {max:>8.1} {bad:>9} {cpu:>10.3} {rss:>8.1}"
         );
+    }
+    // Each burst as a share of the in-memory ceiling measured in the same run.
+    for (burst, ceiling) in [("W1 burst", "W1 ceiling"), ("W2 fan-out", "W2 ceiling")] {
+        let deliveries = |name: &str| table.iter().find(|row| row.0 == name).map(|row| row.2);
+        if let (Some(stile), Some(ceiling)) = (deliveries(burst), deliveries(ceiling)) {
+            println!(
+                "{burst}: {:.2} of the in-memory ceiling ({stile:.0} vs {ceiling:.0} deliveries/s)",
+                stile / ceiling
+            );
+        }
     }
     if let Some(idle) = idle {
         println!("idle server: {idle:.2}% of one core");
