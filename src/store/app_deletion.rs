@@ -132,7 +132,10 @@ fn delete_endpoints_of(tx: &WriteTransaction, app: AppId, now: i64) -> Result<(u
     let mut health = tx.open_table(tables::ENDPOINT_HEALTH)?;
     let mut ended = 0;
     for id in &ids {
-        endpoints.remove((app.as_u128(), *id))?;
+        if let Some(removed) = endpoints.remove((app.as_u128(), *id))? {
+            let removed: super::endpoints::EndpointRecord = decode(super::endpoints::TABLE, removed.value())?;
+            super::endpoints::relabel_in(tx, Some(&removed), None)?;
+        }
         health.remove(*id)?;
         ended += deliveries.cancel_endpoint(EndpointId(*id), ENDED_BY, now)?;
     }

@@ -6,7 +6,7 @@ use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::apps::Owner;
-use super::pagination::{ListError, Page, PageRequest, list_page};
+use super::pagination::{ListError, Page, PageRequest, index_page, list_page};
 use super::{Store, StoreError, decode, decode_found, encode, tables};
 use crate::event_types::{WILDCARD, kayle_alias_of, kayle_name};
 use crate::ids::{AppId, EndpointId};
@@ -210,6 +210,30 @@ pub(super) fn get_in(
     decode_found(TABLE, table.get((app.as_u128(), id.as_u128()))?)
 }
 
+/// Files an endpoint's labels in [`tables::ENDPOINT_LABELS`]: those of `old` (what was
+/// stored, if anything) that `new` (what is stored now, if anything) lacks go, the new
+/// ones come.
+pub(super) fn relabel_in(
+    tx: &WriteTransaction,
+    old: Option<&EndpointRecord>,
+    new: Option<&EndpointRecord>,
+) -> Result<(), StoreError> {
+    let mut index = tx.open_table(tables::ENDPOINT_LABELS)?;
+    let labels = |r: Option<&EndpointRecord>| r.map(|r| r.labels.clone()).unwrap_or_default();
+    let (before, after) = (labels(old), labels(new));
+    if let Some(old) = old {
+        for label in before.iter().filter(|l| !after.contains(l)) {
+            index.remove((old.app.as_u128(), label.as_str(), old.id.as_u128()))?;
+        }
+    }
+    if let Some(new) = new {
+        for label in after.iter().filter(|l| !before.contains(l)) {
+            index.insert((new.app.as_u128(), label.as_str(), new.id.as_u128()), ())?;
+        }
+    }
+    Ok(())
+}
+
 /// Changes an endpoint inside `tx`; returns it as stored, with its health.
 pub(super) fn update_in(
     tx: &WriteTransaction,
@@ -219,8 +243,10 @@ pub(super) fn update_in(
 ) -> Result<Option<EndpointRecord>, StoreError> {
     let mut table = tx.open_table(tables::ENDPOINTS)?;
     let Some(mut record) = get_in(&table, app, id)? else { return Ok(None) };
+    let before = record.clone();
     change(&mut record);
     table.insert((app.as_u128(), id.as_u128()), encode(TABLE, &record)?.as_slice())?;
+    relabel_in(tx, Some(&before), Some(&record))?;
     let health = tx.open_table(tables::ENDPOINT_HEALTH)?;
     Ok(Some(with_health(&health, record)?))
 }
@@ -275,6 +301,7 @@ impl Store {
         self.write(|tx| {
             let mut table = tx.open_table(tables::ENDPOINTS)?;
             table.insert((record.app.as_u128(), record.id.as_u128()), bytes.as_slice())?;
+            relabel_in(tx, None, Some(record))?;
             Ok(())
         })
     }
@@ -312,7 +339,16 @@ impl Store {
             let tx = db.begin_read().map_err(StoreError::from)?;
             let table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
             let health = tx.open_table(tables::ENDPOINT_HEALTH).map_err(StoreError::from)?;
-            let page = list_page(&table, TABLE, owner.app.as_u128(), request, |r| filter.keeps(r))?;
+            let app = owner.app.as_u128();
+            let page = match &filter.label {
+                // The label's own index: O(page) however many endpoints the app has.
+                Some(label) => {
+                    let index = tx.open_table(tables::ENDPOINT_LABELS).map_err(StoreError::from)?;
+                    let load = |id: u128| get_in(&table, owner.app, EndpointId(id));
+                    index_page(&table, &index, app, label, 0..=u128::MAX, request, load, |r| filter.keeps(r))?
+                }
+                None => list_page(&table, TABLE, app, request, |_: &EndpointRecord| true)?,
+            };
             let items = page.items.into_iter().map(|r| with_health(&health, r)).collect::<Result<_, _>>()?;
             Ok(Page { items, has_more: page.has_more })
         })
@@ -379,5 +415,63 @@ mod tests {
             store.list_endpoints(live, foreign, &EndpointFilter::default()),
             Err(ListError::UnknownCursor)
         ));
+    }
+
+    #[test]
+    fn a_label_list_equals_a_filtered_scan_in_both_directions_through_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let owner = store.test_owner(Mode::Test);
+        let other = store.insert_app_for_test(Mode::Test, "Other");
+        let mut rng = fastrand::Rng::with_seed(3);
+        let labels = ["billing", "team:a", "team:b", "eu"];
+        let mut ids = Vec::new();
+        for n in 0..60 {
+            let mut endpoint = record(if n % 10 == 0 { other } else { owner }, n);
+            endpoint.labels = labels.iter().filter(|_| rng.u8(0..3) == 0).map(|l| l.to_string()).collect();
+            store.insert_endpoint(&endpoint).unwrap();
+            ids.push((endpoint.app, endpoint.id));
+        }
+        // Relabel some, delete some.
+        let relabelled: Vec<_> = ids.iter().filter(|_| rng.u8(0..3) == 0).collect();
+        for (app, id) in relabelled {
+            let new: Vec<String> = labels.iter().filter(|_| rng.bool()).map(|l| l.to_string()).collect();
+            store.update_endpoint(Owner { app: *app, mode: Mode::Test }, *id, |r| r.labels = new).unwrap();
+        }
+        for (app, id) in ids.iter().filter(|_| rng.u8(0..6) == 0) {
+            store.delete_endpoint(Owner { app: *app, mode: Mode::Test }, *id, 0).unwrap();
+        }
+        let all =
+            store.list_endpoints(owner, PageRequest { limit: 1000, cursor: Cursor::Start }, &EndpointFilter::default());
+        let all = all.unwrap().items;
+        let oldest = all.last().unwrap().id;
+        for label in labels.iter().chain(&["none"]) {
+            let filter = EndpointFilter { label: Some(label.to_string()) };
+            let expected: Vec<EndpointId> =
+                all.iter().filter(|r| r.labels.iter().any(|l| l == label)).map(|r| r.id).collect();
+            for limit in [1, 3, 100] {
+                let (mut forward, mut cursor) = (Vec::new(), Cursor::Start);
+                loop {
+                    let page = store.list_endpoints(owner, PageRequest { limit, cursor }, &filter).unwrap();
+                    forward.extend(page.items.iter().map(|r| r.id));
+                    if !page.has_more {
+                        break;
+                    }
+                    cursor = Cursor::After(page.items.last().unwrap().id);
+                }
+                assert_eq!(forward, expected, "{label} forward, limit {limit}");
+                let (mut backward, mut cursor): (Vec<EndpointId>, _) = (Vec::new(), Cursor::Before(oldest));
+                loop {
+                    let page = store.list_endpoints(owner, PageRequest { limit, cursor }, &filter).unwrap();
+                    backward.splice(0..0, page.items.iter().map(|r| r.id));
+                    if !page.has_more {
+                        break;
+                    }
+                    cursor = Cursor::Before(page.items.first().unwrap().id);
+                }
+                let without_oldest: Vec<EndpointId> = expected.iter().copied().filter(|id| *id != oldest).collect();
+                assert_eq!(backward, without_oldest, "{label} backward, limit {limit}");
+            }
+        }
     }
 }

@@ -25,10 +25,19 @@ const EVENT_INDEXES: &str = "event_indexes";
 /// The backfill of [`tables::ENDPOINT_FAILURES`] from [`tables::FAILED_ATTEMPTS`].
 const ENDPOINT_FAILURES: &str = "endpoint_failures";
 
-/// Every backfill, in the order they run, with what one batch of it does.
+/// The backfill of [`tables::ENDPOINT_LABELS`] from the endpoints.
+const ENDPOINT_LABELS: &str = "endpoint_labels";
+
+/// What one batch of a backfill does: index up to `batch` rows after a key, and say how
+/// many and where it stopped.
 type Batch = fn(&WriteTransaction, (u128, u128), usize) -> Result<(usize, Option<(u128, u128)>), StoreError>;
-const BACKFILLS: [(&str, Batch); 2] =
-    [(EVENT_INDEXES, backfill_batch_of), (ENDPOINT_FAILURES, endpoint_failures_batch)];
+
+/// Every backfill, in the order they run.
+const BACKFILLS: [(&str, Batch); 3] = [
+    (EVENT_INDEXES, backfill_batch_of),
+    (ENDPOINT_FAILURES, endpoint_failures_batch),
+    (ENDPOINT_LABELS, endpoint_labels_batch),
+];
 
 /// Events indexed per transaction of a backfill.
 const BACKFILL_BATCH: usize = 20_000;
@@ -93,6 +102,29 @@ fn endpoint_failures_batch(
         count += 1;
     }
     finish_batch(tx, ENDPOINT_FAILURES, count, batch, last)
+}
+
+/// Files up to `batch` endpoints after `after` under their labels.
+fn endpoint_labels_batch(
+    tx: &WriteTransaction,
+    after: (u128, u128),
+    batch: usize,
+) -> Result<(usize, Option<(u128, u128)>), StoreError> {
+    let mut records = Vec::new();
+    {
+        let endpoints = tx.open_table(tables::ENDPOINTS)?;
+        let start = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);
+        for row in endpoints.range::<(u128, u128)>(start)?.take(batch) {
+            let (key, value) = row?;
+            records
+                .push((key.value(), decode::<super::endpoints::EndpointRecord>("webhook_endpoints", value.value())?));
+        }
+    }
+    for (_, record) in &records {
+        super::endpoints::relabel_in(tx, None, Some(record))?;
+    }
+    let last = records.last().map(|(key, _)| *key);
+    finish_batch(tx, ENDPOINT_LABELS, records.len(), batch, last)
 }
 
 /// Records how far a backfill got after a batch: the last key done, or, when the batch
@@ -341,13 +373,18 @@ mod tests {
                 .collect();
             let _ = store.publish_events(&events, crate::clock::unix_now_ms()).unwrap();
             assert_eq!(sessions_events(&store, owner, "vks_1"), 5);
+            let mut labelled = crate::store::endpoints::EndpointRecord::for_test(owner, "https://a.example/", "*");
+            labelled.labels = vec!["billing".into(), "eu".into()];
+            store.insert_endpoint(&labelled).unwrap();
             // As a file of layout 2: no index rows, a backfill to do.
             store
                 .write(|tx| {
                     tx.delete_table(tables::EVENTS_BY_TYPE)?;
                     tx.delete_table(tables::EVENTS_BY_DATA_ID)?;
+                    tx.delete_table(tables::ENDPOINT_LABELS)?;
                     tx.open_table(tables::EVENTS_BY_TYPE)?;
                     tx.open_table(tables::EVENTS_BY_DATA_ID)?;
+                    tx.open_table(tables::ENDPOINT_LABELS)?;
                     start_backfills(tx)
                 })
                 .unwrap();
@@ -367,6 +404,7 @@ mod tests {
         assert_eq!(rows(&store, tables::EVENTS_BY_TYPE), 5);
         assert_eq!(rows(&store, tables::EVENTS_BY_DATA_ID), 5);
         assert_eq!(sessions_events(&store, owner, "vks_1"), 5);
-        assert!(store.read(|tx| Ok(tx.open_table(tables::BACKFILLS)?.get(EVENT_INDEXES)?.is_none())).unwrap());
+        assert_eq!(rows(&store, tables::ENDPOINT_LABELS), 2, "the endpoint's two labels");
+        assert!(store.read(|tx| Ok(tx.open_table(tables::BACKFILLS)?.iter()?.next().is_none())).unwrap(), "all done");
     }
 }

@@ -319,6 +319,7 @@ impl Store {
                 tx.open_table(tables::DELETED_APPS)?;
                 tx.open_table(tables::ENDPOINTS)?;
                 tx.open_table(tables::ENDPOINT_HEALTH)?;
+                tx.open_table(tables::ENDPOINT_LABELS)?;
                 tx.open_table(tables::IDEMPOTENCY)?;
                 tx.open_table(tables::IDEMPOTENCY_BY_AGE)?;
                 tx.open_table(tables::EVENTS)?;

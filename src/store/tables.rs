@@ -41,6 +41,9 @@ pub const DELETED_APPS: TableDefinition<u128, u64> = TableDefinition::new("delet
 /// Webhook endpoints: `(app, endpoint id)` → [`super::endpoints::EndpointRecord`] as JSON.
 pub const ENDPOINTS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("webhook_endpoints_by_app");
 
+/// Endpoints by label, for `?label=`: `(app, label, endpoint id)` → `()`.
+pub const ENDPOINT_LABELS: TableDefinition<(u128, &str, u128), ()> = TableDefinition::new("endpoint_labels");
+
 /// Endpoints whose latest attempt failed: endpoint id → (Unix ms of the first failure of
 /// the current run of failures, failed attempts in the run). Absent means healthy; the
 /// first success removes the entry.
