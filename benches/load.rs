@@ -16,6 +16,8 @@
 //! `--only W6 [--history N]` builds a history of N events (default 1,000,000) and times
 //! each list filter over it (not part of the default run: it takes minutes);
 //! `STILE_BENCH_KEEP=dir` keeps its data directory there for `stile inspect`.
+//! `--only W7`: 10,000 endpoints in one application, 1,000 subscribed to what is
+//! published (also not in the default run).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -101,7 +103,12 @@ fn start_server() -> Server {
 fn start_mock() -> Server {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command.arg("--mock-server").stdout(Stdio::piped()).stderr(Stdio::inherit());
-    let mut child = command.spawn().expect("the mock starts");
+    serving(command.spawn().expect("the mock starts"), tempfile::tempdir().unwrap())
+}
+
+/// The server `child` once it says where it listens (its start-up summary ends with the
+/// API key lines).
+fn serving(mut child: Child, dir: tempfile::TempDir) -> Server {
     let stdout = child.stdout.take().unwrap();
     let mut base = None;
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -112,7 +119,7 @@ fn start_mock() -> Server {
             break;
         }
     }
-    Server { child, base: base.expect("a listen line"), _dir: tempfile::tempdir().unwrap() }
+    Server { child, base: base.expect("a listen line"), _dir: dir }
 }
 
 /// Starts the binary on the data in `dir` with extra environment; returns once it serves.
@@ -131,18 +138,7 @@ fn start_server_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
     for (name, value) in env {
         command.env(name, value);
     }
-    let mut child = command.spawn().expect("the stile binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut base = None;
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        if let Some(url) = line.trim().strip_prefix("listening  ") {
-            base = Some(url.trim().to_string());
-        }
-        if line.trim_start().starts_with("API key") {
-            break;
-        }
-    }
-    Server { child, base: base.expect("a listen line"), _dir: dir }
+    serving(command.spawn().expect("the stile binary starts"), dir)
 }
 
 impl Server {
@@ -343,6 +339,72 @@ fn history(events: u64) -> serde_json::Value {
         "publishes_per_s": (events as f64 / publish_s).round(),
         "file_bytes_per_event": (file_bytes as f64 / events as f64).round(),
         "lists": lists,
+    })
+}
+
+/// W7: many endpoints in one application. 10,000 endpoints, 1,000 of them subscribed to
+/// the type published; `events` events published by 8 publishers. Reports the publish
+/// latency (each request, client side) and the fan-out's deliveries per second.
+fn many_endpoints(events: u64) -> serde_json::Value {
+    const ENDPOINTS: usize = 10_000;
+    const HOT: usize = 1_000;
+    let receiver = start_receiver();
+    let server = start_server_in(tempfile::tempdir().unwrap(), &[("STILE_EVENTS_CUSTOM_TYPES", "w7.hot,w7.cold")]);
+    let setup = Instant::now();
+    let setup_agent = agent();
+    for n in 0..ENDPOINTS {
+        let event_type = if n < HOT { "w7.hot" } else { "w7.cold" };
+        let body = serde_json::json!({"url": format!("{}/w7/{n}", receiver.base), "enabled_events": [event_type]});
+        let resp = setup_agent
+            .post(format!("{}/v1/webhook_endpoints", server.base))
+            .header("authorization", format!("Bearer {KEY}"))
+            .send_json(body)
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let setup_s = setup.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let publishers: Vec<_> = (0..8)
+        .map(|_| {
+            let (next, latencies, target) =
+                (Arc::clone(&next), Arc::clone(&latencies), format!("{}/v1/events", server.base));
+            std::thread::spawn(move || {
+                let agent = agent();
+                loop {
+                    let seq = next.fetch_add(1, Ordering::Relaxed) as u64;
+                    if seq >= events || started.elapsed() > WORKLOAD_DEADLINE {
+                        break;
+                    }
+                    let sent = Instant::now();
+                    publish(&agent, &target, serde_json::json!({"type": "w7.hot", "data": {"seq": seq}}));
+                    latencies.lock().unwrap().push(sent.elapsed().as_secs_f64() * 1000.0);
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    let expected = events as usize * HOT;
+    while receiver.arrivals.count.load(Ordering::Relaxed) < expected && started.elapsed() < WORKLOAD_DEADLINE {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let delivered = receiver.arrivals.count.load(Ordering::Relaxed);
+    let secs = started.elapsed().as_secs_f64();
+    let mut latencies = latencies.lock().unwrap().clone();
+    latencies.sort_by(f64::total_cmp);
+    serde_json::json!({
+        "workload": "W7 many endpoints",
+        "endpoints": ENDPOINTS,
+        "subscribed": HOT,
+        "events": events,
+        "setup_s": setup_s,
+        "publish_ms": {"p50": percentile(&latencies, 0.5), "p99": percentile(&latencies, 0.99)},
+        "deliveries": delivered,
+        "missing": expected.saturating_sub(delivered),
+        "deliveries_per_s": (delivered as f64 / secs).round(),
     })
 }
 
@@ -766,6 +828,11 @@ fn main() {
     } else {
         None
     };
+    if only.as_deref().is_some_and(|o| o.starts_with("W7")) {
+        let result = many_endpoints(if quick { 20 } else { 100 });
+        println!("{result}");
+        failed |= result["missing"].as_u64() != Some(0);
+    }
     let idle = if only.is_none() { Some(idle_cpu_percent()) } else { None };
     let backlog_result = if only.as_deref().is_none_or(|o| o.starts_with("W5")) {
         let size =
