@@ -9,7 +9,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::apps::{AppRecord, TABLE as APPS_TABLE};
 use super::attempts::{AttemptRecord, DeliveryTables};
-use super::events::{EventIndexes, EventMeta};
+use super::events::{EventIndexes, decode_meta};
 use super::{Store, StoreError, decode, decode_found, tables};
 use crate::ids::{AppId, EndpointId};
 use crate::mode::Mode;
@@ -181,7 +181,7 @@ fn purge_app(tx: &WriteTransaction, app: u128, budget: usize) -> Result<usize, S
     let mut indexes = EventIndexes::open(tx)?;
     for id in ids {
         if let Some(stored) = events.remove((app, id))? {
-            indexes.remove(&decode::<EventMeta>("events", stored.value())?)?;
+            indexes.remove(&decode_meta((app, id), stored.value())?)?;
         }
         bodies.remove(id)?;
         pending.remove(id)?;

@@ -12,7 +12,7 @@ use super::endpoints::{self, EndpointRecord};
 use super::pagination::{Cursor, ListError, Page, PageRequest, finish_page, index_page, list_page_within, scan_bounds};
 use super::queue::Scheduled;
 use super::sealing::Sealer;
-use super::{Store, StoreError, decode_found, encode, tables};
+use super::{Store, StoreError, tables};
 use crate::ids::{AppId, first_id_at};
 use crate::ids::{EndpointId, EventId};
 use crate::mode::Mode;
@@ -35,6 +35,63 @@ pub struct EventMeta {
     pub created: i64,
     /// `data.id`, for the `session_id` filter.
     pub data_id: Option<String>,
+}
+
+/// The first byte of an event's metadata stored in binary (layout 3). Earlier records
+/// are JSON, which starts with `{`; both are read.
+const META_V1: u8 = 1;
+
+/// What an event's stored metadata holds in binary, after [`META_V1`]: what its key
+/// `(app, id)` does not already say.
+#[derive(Serialize, Deserialize)]
+struct EventMetaV1<'a> {
+    event_type: std::borrow::Cow<'a, str>,
+    mode: Mode,
+    created: i64,
+    data_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// An event's metadata as stored: the version byte, then postcard.
+pub(super) fn encode_meta(meta: &EventMeta) -> Result<Vec<u8>, StoreError> {
+    let compact = EventMetaV1 {
+        event_type: meta.event_type.as_str().into(),
+        mode: meta.mode,
+        created: meta.created,
+        data_id: meta.data_id.as_deref().map(Into::into),
+    };
+    let mut out = vec![META_V1];
+    postcard::to_io(&compact, &mut out)
+        .map_err(|e| StoreError::Encode { table: TABLE, source: serde::ser::Error::custom(e) })?;
+    Ok(out)
+}
+
+/// An event's metadata from its key and stored bytes, binary or (written before layout 3)
+/// JSON.
+pub(super) fn decode_meta(key: (u128, u128), bytes: &[u8]) -> Result<EventMeta, StoreError> {
+    match bytes.first() {
+        Some(&META_V1) => {
+            let compact: EventMetaV1<'_> = postcard::from_bytes(&bytes[1..])
+                .map_err(|e| StoreError::Corrupt { table: TABLE, source: serde::de::Error::custom(e) })?;
+            Ok(EventMeta {
+                id: EventId(key.1),
+                app: AppId(key.0),
+                mode: compact.mode,
+                event_type: compact.event_type.into_owned(),
+                created: compact.created,
+                data_id: compact.data_id.map(std::borrow::Cow::into_owned),
+            })
+        }
+        _ => super::decode(TABLE, bytes),
+    }
+}
+
+/// The metadata of event `id` of `app` in `events`, if it is there.
+pub(super) fn meta_in(
+    events: &impl ReadableTable<(u128, u128), &'static [u8]>,
+    app: u128,
+    id: u128,
+) -> Result<Option<EventMeta>, StoreError> {
+    events.get((app, id))?.map(|bytes| decode_meta((app, id), bytes.value())).transpose()
 }
 
 /// An event with its payload and unfinished delivery count, as read back.
@@ -216,7 +273,7 @@ fn put_event(
     event: &NewEvent,
 ) -> Result<(), StoreError> {
     let meta = &event.meta;
-    metas.insert((meta.app.as_u128(), meta.id.as_u128()), encode(TABLE, meta)?.as_slice())?;
+    metas.insert((meta.app.as_u128(), meta.id.as_u128()), encode_meta(meta)?.as_slice())?;
     let id = meta.id.as_u128();
     bodies.insert(id, sealer.seal(&id.to_be_bytes(), &event.body).as_slice())?;
     Ok(())
@@ -295,7 +352,7 @@ fn undelivered_page(
         };
         let Some(next) = next else { break };
         let (id, _) = next.map_err(StoreError::from)?;
-        if let Some(meta) = decode_found::<EventMeta>(TABLE, events.get((app, id)).map_err(StoreError::from)?)?
+        if let Some(meta) = meta_in(events, app, id)?
             && keep(&meta)
         {
             items.push(meta);
@@ -323,8 +380,7 @@ impl Store {
     /// An event with its payload and `pending_webhooks`.
     pub fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
         self.read(|tx| {
-            let meta: Option<EventMeta> =
-                decode_found(TABLE, tx.open_table(tables::EVENTS)?.get((owner.app.as_u128(), id.as_u128()))?)?;
+            let meta = meta_in(&tx.open_table(tables::EVENTS)?, owner.app.as_u128(), id.as_u128())?;
             let Some(meta) = meta else { return Ok(None) };
             let body = body_in(&tx.open_table(tables::EVENT_BODIES)?, &self.sealer, id)?;
             let pending_webhooks = tx.open_table(tables::EVENT_PENDING)?.get(id.as_u128())?.map_or(0, |v| v.value());
@@ -387,10 +443,10 @@ impl Store {
                 _ if filter.delivery_success == Some(false) => {
                     undelivered_page(&events, &pending, &failures, app, within, request, keep)?
                 }
-                None => list_page_within(&events, TABLE, app, within, request, keep)?,
+                None => list_page_within(&events, app, within, request, decode_meta, keep)?,
                 Some((table, key)) => {
                     let index = tx.open_table(table).map_err(StoreError::from)?;
-                    let load = |id: u128| decode_found::<EventMeta>(TABLE, events.get((app, id))?);
+                    let load = |id: u128| meta_in(&events, app, id);
                     index_page(&events, &index, app, key, within, request, load, keep)?
                 }
             };
@@ -423,8 +479,7 @@ impl Store {
         default_hours: u32,
     ) -> Result<Resent, StoreError> {
         self.write(|tx| {
-            let meta: Option<EventMeta> =
-                decode_found(TABLE, tx.open_table(tables::EVENTS)?.get((owner.app.as_u128(), id.as_u128()))?)?;
+            let meta = meta_in(&tx.open_table(tables::EVENTS)?, owner.app.as_u128(), id.as_u128())?;
             let Some(meta) = meta else { return Ok(Resent::NoEvent) };
             let latest = attempts::latest_per_endpoint(
                 &tx.open_table(tables::EVENT_ATTEMPTS)?,
@@ -677,5 +732,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn metadata_is_stored_compact_and_json_of_earlier_layouts_still_reads() {
+        let owner = Owner { app: AppId::new(), mode: Mode::Live };
+        let data = serde_json::json!({"id": "vks_1"});
+        let meta =
+            crate::payload::new_event(owner, "verification_session.verified", &data, 1_800_000_000_123).unwrap().meta;
+        let key = (meta.app.as_u128(), meta.id.as_u128());
+        let compact = encode_meta(&meta).unwrap();
+        assert_eq!(compact[0], META_V1);
+        let json = serde_json::to_vec(&meta).unwrap();
+        assert!(compact.len() * 3 < json.len(), "{} vs {} bytes", compact.len(), json.len());
+        assert_eq!(decode_meta(key, &compact).unwrap(), meta);
+        assert_eq!(decode_meta(key, &json).unwrap(), meta, "a record of layout 2");
+        let without_session = EventMeta { data_id: None, ..meta.clone() };
+        assert_eq!(decode_meta(key, &encode_meta(&without_session).unwrap()).unwrap(), without_session);
+        assert!(decode_meta(key, &[META_V1, 0xff]).is_err(), "damage is an error, not a panic");
     }
 }

@@ -15,7 +15,7 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::apps::DefaultApps;
-use super::events::{EventIndexes, EventMeta};
+use super::events::{EventIndexes, decode_meta};
 use super::{Store, StoreError, decode, tables};
 use crate::mode::Mode;
 
@@ -163,7 +163,7 @@ fn backfill_batch_of(
     let start = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);
     for row in events.range::<(u128, u128)>(start)?.take(batch) {
         let (key, value) = row?;
-        let meta = decode::<EventMeta>("events", value.value())?;
+        let meta = decode_meta(key.value(), value.value())?;
         indexes.insert(&meta)?;
         // Whether its latest attempt to some endpoint failed for good.
         let latest = super::attempts::latest_per_endpoint(&by_event, &attempts, meta.id)?;

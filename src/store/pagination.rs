@@ -86,21 +86,21 @@ where
     Id: Into<u128> + Copy,
     Tbl: ReadableTable<(u128, u128), &'static [u8]>,
 {
-    list_page_within(table, name, app, 0..=u128::MAX, request, keep)
+    list_page_within(table, app, 0..=u128::MAX, request, |_, bytes| decode(name, bytes), keep)
 }
 
-/// Like [`list_page`], over the ids in `within` only: a time bound on objects whose ids
-/// carry their creation time is a key bound, so the scan never leaves it.
+/// Like [`list_page`], over the ids in `within` only (a time bound on objects whose ids
+/// carry their creation time is a key bound, so the scan never leaves it), each record
+/// read from its key and bytes by `decode`.
 pub(crate) fn list_page_within<T, Id, Tbl>(
     table: &Tbl,
-    name: &'static str,
     app: u128,
     within: std::ops::RangeInclusive<u128>,
     request: PageRequest<Id>,
+    decode: impl Fn((u128, u128), &[u8]) -> Result<T, StoreError>,
     keep: impl Fn(&T) -> bool,
 ) -> Result<Page<T>, ListError>
 where
-    T: DeserializeOwned,
     Id: Into<u128> + Copy,
     Tbl: ReadableTable<(u128, u128), &'static [u8]>,
 {
@@ -118,8 +118,8 @@ where
     let wanted = request.limit + 1;
     let mut items = Vec::with_capacity(wanted.min(101));
     let mut take = |entry: Entry<'_>| -> Result<bool, ListError> {
-        let (_, value) = entry.map_err(StoreError::from)?;
-        let record: T = decode(name, value.value())?;
+        let (key, value) = entry.map_err(StoreError::from)?;
+        let record: T = decode(key.value(), value.value())?;
         if keep(&record) {
             items.push(record);
         }

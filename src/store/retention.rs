@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::attempts::{AttemptRecord, AttemptStatus};
-use super::events::{EventIndexes, EventMeta};
+use super::events::{EventIndexes, decode_meta};
 use super::idempotency::IdempotencyRecord;
 use super::sessions::SessionRecord;
 use super::{Store, StoreError, decode, tables};
@@ -258,7 +258,7 @@ fn prune_events(
             continue;
         }
         if let Some(stored) = events.remove((app, id))? {
-            indexes.remove(&decode::<EventMeta>("events", stored.value())?)?;
+            indexes.remove(&decode_meta((app, id), stored.value())?)?;
         }
         failures.remove((app, id))?;
         bodies.remove(id)?;

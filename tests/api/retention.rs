@@ -268,8 +268,9 @@ fn inspect_prints_each_tables_rows_and_bytes_of_a_stopped_servers_file() {
     assert_eq!(rows("events_by_type"), 25);
     assert_eq!(rows("events_by_data_id"), 25);
     assert_eq!(rows("event_bodies"), 25);
+    // The file's size as open (opening may grow it by a page or two; closing trims it).
     let size = std::fs::metadata(data_dir.join("stile.redb")).unwrap().len();
     let first = stdout.lines().next().unwrap();
-    let printed: String = first.rsplit(": ").next().unwrap().trim_end_matches(" bytes").replace(',', "");
-    assert_eq!(printed, size.to_string(), "{first}");
+    let printed: u64 = first.rsplit(": ").next().unwrap().trim_end_matches(" bytes").replace(',', "").parse().unwrap();
+    assert!(printed >= size && printed <= size + 64 * 1024, "{first} (the file is {size} bytes)");
 }
