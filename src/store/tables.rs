@@ -63,7 +63,8 @@ pub const IDEMPOTENCY: TableDefinition<(u128, &str), &[u8]> = TableDefinition::n
 pub const IDEMPOTENCY_BY_AGE: TableDefinition<(u64, u128, &str), ()> =
     TableDefinition::new("idempotency_by_age_and_app");
 
-/// Events: `(app, event id)` → [`super::events::EventMeta`] as JSON: what lists and
+/// Events: `(app, event id)` → [`super::events::EventMeta`], compact (a version byte then
+/// postcard, see `super::events::encode_meta`; JSON before layout 3): what lists and
 /// filters need without reading the payload.
 pub const EVENTS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("events_by_app");
 
