@@ -7,15 +7,16 @@
 //! as it was).
 //!
 //! Version 3 adds indexes: events by type and by `data.id`, events that failed for good
-//! somewhere, and failed attempts by endpoint. They are filled from what is stored in
-//! batches ([`Store::run_backfills`]), each its own transaction that records
+//! somewhere, failed attempts by endpoint, endpoints by label; and stores events'
+//! metadata compact (the events' pass rewrites the JSON of earlier layouts). They are
+//! filled from what is stored in batches ([`Store::run_backfills`]), each its own transaction that records
 //! how far it got, so a large file is not one huge transaction and a crash resumes where
 //! it stopped.
 
 use redb::{ReadableTable, WriteTransaction};
 
 use super::apps::DefaultApps;
-use super::events::{EventIndexes, decode_meta};
+use super::events::{EventIndexes, decode_meta, encode_meta};
 use super::{Store, StoreError, decode, tables};
 use crate::mode::Mode;
 
@@ -152,7 +153,7 @@ fn backfill_batch_of(
     after: (u128, u128),
     batch: usize,
 ) -> Result<(usize, Option<(u128, u128)>), StoreError> {
-    let events = tx.open_table(tables::EVENTS)?;
+    let mut events = tx.open_table(tables::EVENTS)?;
     let mut indexes = EventIndexes::open(tx)?;
     let by_event = tx.open_table(tables::EVENT_ATTEMPTS)?;
     let attempts = tx.open_table(tables::ATTEMPTS)?;
@@ -161,17 +162,25 @@ fn backfill_batch_of(
     let mut last = None;
     let mut newest_ms = 0;
     let start = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);
-    for row in events.range::<(u128, u128)>(start)?.take(batch) {
-        let (key, value) = row?;
-        let meta = decode_meta(key.value(), value.value())?;
+    let metas: Vec<((u128, u128), super::events::EventMeta)> = events
+        .range::<(u128, u128)>(start)?
+        .take(batch)
+        .map(|row| {
+            let (key, value) = row?;
+            Ok((key.value(), decode_meta(key.value(), value.value())?))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    for (key, meta) in metas {
+        // Rewritten compact (its JSON of the earlier layout is 3 times larger).
+        events.insert(key, encode_meta(&meta)?.as_slice())?;
         indexes.insert(&meta)?;
         // Whether its latest attempt to some endpoint failed for good.
         let latest = super::attempts::latest_per_endpoint(&by_event, &attempts, meta.id)?;
         if latest.values().any(|(status, _)| *status == super::attempts::AttemptStatus::Failed) {
-            failures.insert(key.value(), ())?;
+            failures.insert(key, ())?;
         }
         newest_ms = newest_ms.max(meta.id.unix_ms());
-        last = Some(key.value());
+        last = Some(key);
         count += 1;
     }
     // These events' ids were made from the system clock a moment after `created`: time
@@ -376,9 +385,15 @@ mod tests {
             let mut labelled = crate::store::endpoints::EndpointRecord::for_test(owner, "https://a.example/", "*");
             labelled.labels = vec!["billing".into(), "eu".into()];
             store.insert_endpoint(&labelled).unwrap();
-            // As a file of layout 2: no index rows, a backfill to do.
+            // As a file of layout 2: metadata in JSON, no index rows, a backfill to do.
             store
                 .write(|tx| {
+                    let mut table = tx.open_table(tables::EVENTS)?;
+                    for event in &events {
+                        let key = (event.meta.app.as_u128(), event.meta.id.as_u128());
+                        table.insert(key, serde_json::to_vec(&event.meta).unwrap().as_slice())?;
+                    }
+                    drop(table);
                     tx.delete_table(tables::EVENTS_BY_TYPE)?;
                     tx.delete_table(tables::EVENTS_BY_DATA_ID)?;
                     tx.delete_table(tables::ENDPOINT_LABELS)?;
@@ -405,6 +420,17 @@ mod tests {
         assert_eq!(rows(&store, tables::EVENTS_BY_DATA_ID), 5);
         assert_eq!(sessions_events(&store, owner, "vks_1"), 5);
         assert_eq!(rows(&store, tables::ENDPOINT_LABELS), 2, "the endpoint's two labels");
+        let compact = store
+            .read(|tx| {
+                let events = tx.open_table(tables::EVENTS)?;
+                let mut all = true;
+                for row in events.iter()? {
+                    all &= row?.1.value().first() == Some(&1);
+                }
+                Ok(all)
+            })
+            .unwrap();
+        assert!(compact, "every event's metadata rewritten compact");
         assert!(store.read(|tx| Ok(tx.open_table(tables::BACKFILLS)?.iter()?.next().is_none())).unwrap(), "all done");
     }
 }
