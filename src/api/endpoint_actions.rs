@@ -92,9 +92,7 @@ async fn reveal_secret(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
-    let found = blocking(&state, move |store| store.endpoint(caller.owner, id)).await?;
-    let record = found.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+    let record = super::endpoints::require_endpoint(&state, caller.owner, &path).await?;
     let current = record.secrets.into_iter().find(|s| s.expires_at.is_none());
     let secret = current.map(|s| s.secret).unwrap_or_default();
     Ok(HttpResponse::Ok().json(EndpointSecret { object: "webhook_endpoint_secret", secret }))

@@ -605,10 +605,18 @@ async fn retrieve_endpoint(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
-    let found = blocking(&state, move |store| store.endpoint(caller.owner, id)).await?;
-    let record = found.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
-    Ok(HttpResponse::Ok().json(Endpoint::from(record)))
+    Ok(HttpResponse::Ok().json(Endpoint::from(require_endpoint(&state, caller.owner, &path).await?)))
+}
+
+/// The endpoint `raw` names in `owner`'s application, or the 404 that says so.
+pub(crate) async fn require_endpoint(
+    state: &web::Data<AppState>,
+    owner: Owner,
+    raw: &str,
+) -> Result<EndpointRecord, ApiError> {
+    let id = parse_id(raw)?;
+    let found = blocking(state, move |store| store.endpoint(owner, id)).await?;
+    found.ok_or_else(|| ApiError::not_found("webhook endpoint", raw))
 }
 
 /// Update an endpoint.

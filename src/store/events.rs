@@ -105,7 +105,7 @@ pub struct StoredEvent {
     pub pending_webhooks: u32,
 }
 
-/// An event about to be stored: metadata and payload (built by [`crate::payload`]).
+/// An event about to be stored: metadata and payload (built by the `payload` module).
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     /// Its metadata.
@@ -541,6 +541,17 @@ mod tests {
     use super::*;
     use crate::store::pagination::Cursor;
 
+    /// An event as the `payload` module makes one, built here: that module stands above
+    /// this one.
+    fn event(owner: Owner, event_type: &str, data: serde_json::Value, created_ms: u64) -> NewEvent {
+        let id = EventId::at(created_ms);
+        let data_id = data.get("id").and_then(|v| v.as_str()).map(str::to_owned);
+        let created = (created_ms / 1000) as i64;
+        let body = serde_json::to_vec(&serde_json::json!({"id": id.to_string(), "type": event_type, "data": data}));
+        let meta = EventMeta { id, app: owner.app, mode: owner.mode, event_type: event_type.into(), created, data_id };
+        NewEvent { meta, body: body.unwrap() }
+    }
+
     /// Every page of a filtered list, walked forward with `starting_after` and back with
     /// `ending_before`, must equal the brute-force answer: the application's events that
     /// match, newest first.
@@ -609,7 +620,7 @@ mod tests {
                 _ => serde_json::json!({}),
             };
             let app = if n % 9 == 0 { other } else { owner };
-            let mut event = crate::payload::new_event(app, event_type, &data, created_ms).unwrap();
+            let mut event = event(app, event_type, data.clone(), created_ms);
             if n % 7 == 0 {
                 // As stored before ids carried the creation time: a moment after `created`.
                 event.meta.id = EventId::at(created_ms + rng.u64(0..900));
@@ -671,7 +682,7 @@ mod tests {
         let events: Vec<NewEvent> = (0..150)
             .map(|n| {
                 let event_type = if n % 3 == 0 { "a.one" } else { "a.two" };
-                crate::payload::new_event(owner, event_type, &serde_json::json!({ "n": n }), now + n * 10).unwrap()
+                event(owner, event_type, serde_json::json!({ "n": n }), now + n * 10)
             })
             .collect();
         let (_, mut queued) = store.publish_events(&events, now).unwrap();
@@ -738,8 +749,7 @@ mod tests {
     fn metadata_is_stored_compact_and_json_of_earlier_layouts_still_reads() {
         let owner = Owner { app: AppId::new(), mode: Mode::Live };
         let data = serde_json::json!({"id": "vks_1"});
-        let meta =
-            crate::payload::new_event(owner, "verification_session.verified", &data, 1_800_000_000_123).unwrap().meta;
+        let meta = event(owner, "verification_session.verified", data, 1_800_000_000_123).meta;
         let key = (meta.app.as_u128(), meta.id.as_u128());
         let compact = encode_meta(&meta).unwrap();
         assert_eq!(compact[0], META_V1);

@@ -260,3 +260,22 @@ fn skip_verify_accepts_a_self_signed_certificate_and_only_it_does() {
     assert_eq!(got[0].header("webhook-id"), event["id"].as_str().unwrap());
     assert_eq!(got[0].stile_signature_valid(&secret), (true, 1));
 }
+
+#[test]
+fn a_key_the_server_refuses_stops_the_cli_with_the_servers_message() {
+    let server = TestServer::start();
+    let mut cli = OutputProcess::start(&[
+        "listen",
+        "--forward-to",
+        "http://127.0.0.1:9/hook",
+        "--url",
+        &server.base,
+        "--api-key",
+        "vk_test_not_a_key_of_this_server",
+    ]);
+    let line = cli.wait_line(Stream::Err, "refused to listen", WAIT);
+    assert!(line.contains("401") && line.contains("Invalid API key"), "{line}");
+    assert!(eventually(WAIT, || cli.child.try_wait().unwrap().is_some()), "it stops instead of retrying");
+    assert!(!cli.child.try_wait().unwrap().unwrap().success());
+    assert!(server.get("/v1/webhook_endpoints").body["data"].as_array().unwrap().is_empty());
+}
