@@ -100,6 +100,14 @@ mod tests {
     }
 
     #[test]
+    fn the_headers_sent_are_stored_in_their_compact_form() {
+        for secrets in [&["whsec_YQ=="][..], &["whsec_YQ==", "whsec_Yg=="]] {
+            let headers = delivery_headers("evt_01KB0000000000000000000000", secrets, 1_764_000_000, b"{}");
+            assert!(crate::store::attempt_record::headers_stored_compact("evt_01KB0000000000000000000000", &headers));
+        }
+    }
+
+    #[test]
     fn two_live_secrets_give_two_signatures() {
         let header = stile_signature(&["whsec_a", "whsec_b"], 5, b"x");
         assert_eq!(header.matches(",v1=").count(), 2);

@@ -8,7 +8,7 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::apps::{AppRecord, TABLE as APPS_TABLE};
-use super::attempts::{AttemptRecord, DeliveryTables};
+use super::attempts::DeliveryTables;
 use super::events::{EventIndexes, decode_meta};
 use super::{Store, StoreError, decode, decode_found, tables};
 use crate::ids::{AppId, EndpointId};
@@ -161,7 +161,7 @@ fn purge_app(tx: &WriteTransaction, app: u128, budget: usize) -> Result<usize, S
         by_endpoint.remove(key)?;
         endpoint_failures.remove(key)?;
         if let Some(value) = attempts.remove(key.2)? {
-            let record: AttemptRecord = decode("attempts", value.value())?;
+            let record = super::attempt_record::decode_attempt(key.2, value.value())?;
             by_event.remove((record.event_id.as_u128(), key.2))?;
         }
         failures.remove((app, key.2))?;

@@ -12,82 +12,18 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
-use serde::{Deserialize, Serialize};
 
 use super::apps::Owner;
+use super::attempt_record::{attempt_in, encode_attempt};
 use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::health::{FailureRun, HealthBatch, HealthVerdict};
 use super::pagination::{Cursor, ListError, Page, PageRequest, finish_page, scan_bounds};
 use super::queue::{QueueKey, QueueTables, Scheduled};
 use super::sealing::Sealer;
-use super::{Store, StoreError, decode_found, encode, tables};
-use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
-use crate::mode::Mode;
+use super::{Store, StoreError, tables};
+use crate::ids::{DeliveryId, EndpointId, EventId};
 
-pub(super) const TABLE: &str = "attempts";
-
-/// Where an attempt stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum AttemptStatus {
-    /// Scheduled or in flight.
-    Pending,
-    /// Answered with a 2xx.
-    Succeeded,
-    /// Failed; another attempt is scheduled (`next_retry_at`).
-    Retrying,
-    /// Failed, and no attempt follows.
-    Failed,
-}
-
-impl AttemptStatus {
-    /// The status as the API writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptStatus::Pending => "pending",
-            AttemptStatus::Succeeded => "succeeded",
-            AttemptStatus::Retrying => "retrying",
-            AttemptStatus::Failed => "failed",
-        }
-    }
-}
-
-/// One delivery attempt as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttemptRecord {
-    /// Its id.
-    pub id: DeliveryId,
-    /// The application of its endpoint and event.
-    pub app: AppId,
-    /// The application's mode.
-    pub mode: Mode,
-    /// Where it goes.
-    pub endpoint_id: EndpointId,
-    /// What it carries.
-    pub event_id: EventId,
-    /// The event's type, kept here so lists need not read events.
-    pub event_type: String,
-    /// 1 for the first try of a delivery, 2 for the first retry, ...
-    pub attempt: u32,
-    /// Where it stands.
-    pub status: AttemptStatus,
-    /// The HTTP status the endpoint answered, if it answered.
-    pub response_status: Option<u16>,
-    /// The start of the response body (at most 2 KiB).
-    pub response_body: Option<String>,
-    /// Why it failed without an HTTP answer (or with a non-2xx one).
-    pub error: Option<String>,
-    /// How long the attempt took.
-    pub duration_ms: Option<u64>,
-    /// When it was made, or is scheduled for while pending (Unix seconds).
-    pub created: i64,
-    /// When the next attempt goes, while `retrying`.
-    pub next_retry_at: Option<i64>,
-    /// Its place in the queue (Unix ms) while pending.
-    pub due_ms: u64,
-    /// The request headers sent, once sent.
-    pub request_headers: Vec<(String, String)>,
-}
+pub use super::attempt_record::{AttemptRecord, AttemptStatus};
 
 impl AttemptRecord {
     /// Its queue entry, while pending and queued.
@@ -361,11 +297,11 @@ impl<'txn> DeliveryTables<'txn> {
     }
 
     pub(super) fn load(&self, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
-        decode_found(TABLE, self.attempts.get(id.as_u128())?)
+        attempt_in(&self.attempts, id.as_u128())
     }
 
     pub(super) fn save(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
-        self.attempts.insert(record.id.as_u128(), encode(TABLE, record)?.as_slice())?;
+        self.attempts.insert(record.id.as_u128(), encode_attempt(record)?.as_slice())?;
         Ok(())
     }
 
@@ -494,7 +430,7 @@ pub(super) fn latest_per_endpoint(
     let event = event.as_u128();
     for entry in by_event.range((event, 0)..=(event, u128::MAX))? {
         let (key, _) = entry?;
-        if let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(key.value().1)?)? {
+        if let Some(record) = attempt_in(attempts, key.value().1)? {
             latest.insert(record.endpoint_id, (record.status, record.created));
         }
     }
@@ -530,7 +466,7 @@ impl Store {
             let bodies = tx.open_table(tables::EVENT_BODIES)?;
             let mut out = Vec::with_capacity(attempt_ids.len());
             for id in attempt_ids {
-                let Some(attempt) = decode_found::<AttemptRecord>(TABLE, attempts.get(id.as_u128())?)? else {
+                let Some(attempt) = attempt_in(&attempts, id.as_u128())? else {
                     out.push(None);
                     continue;
                 };
@@ -600,8 +536,7 @@ impl Store {
                 {
                     continue;
                 }
-                let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(id).map_err(StoreError::from)?)?
-                else {
+                let Some(record) = attempt_in(&attempts, id)? else {
                     continue;
                 };
                 if status.is_none_or(|s| s == record.status) {
@@ -623,8 +558,7 @@ impl Store {
         id: DeliveryId,
     ) -> Result<Option<AttemptRecord>, StoreError> {
         self.read(|tx| {
-            let record: Option<AttemptRecord> =
-                decode_found(TABLE, tx.open_table(tables::ATTEMPTS)?.get(id.as_u128())?)?;
+            let record: Option<AttemptRecord> = attempt_in(&tx.open_table(tables::ATTEMPTS)?, id.as_u128())?;
             record.filter(|r| r.app == owner.app && r.endpoint_id == endpoint).map(|r| self.opened(r)).transpose()
         })
     }
@@ -644,7 +578,7 @@ impl Store {
             let mut out = Vec::new();
             for entry in index.range((e, 0)..=(e, u128::MAX))?.rev() {
                 let (key, _) = entry?;
-                let Some(record) = decode_found::<AttemptRecord>(TABLE, attempts.get(key.value().1)?)? else {
+                let Some(record) = attempt_in(&attempts, key.value().1)? else {
                     continue;
                 };
                 if record.app != owner.app {

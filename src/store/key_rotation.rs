@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::attempts::{AttemptRecord, response_row};
+use super::attempt_record::{decode_attempt, encode_attempt};
+use super::attempts::response_row;
 use super::idempotency::{IdempotencyRecord, row as idempotency_row};
 use super::sealing::{self, KeyError, Sealer, open_either, open_text_with};
 use super::{OpenError, Store, StoreError, StoreOptions, decode, encode, tables};
@@ -128,13 +129,13 @@ impl Store {
                 .collect::<Result<_, _>>()?;
             let mut resealed = 0;
             for (id, bytes) in &rows {
-                let mut record: AttemptRecord = decode("attempts", bytes)?;
+                let mut record = decode_attempt(*id, bytes)?;
                 let Some(body) = record.response_body.take() else { continue };
                 let row = response_row(DeliveryId(*id));
                 let plain =
                     open_text_with(&row, body, |row, sealed| Ok(open_either(new, old, row, sealed)?.into_owned()))?;
                 record.response_body = Some(new.seal_text(&row, &plain));
-                attempts.insert(*id, encode("attempts", &record)?.as_slice())?;
+                attempts.insert(*id, encode_attempt(&record)?.as_slice())?;
                 resealed += 1;
             }
             Ok((resealed, (rows.len() == BATCH).then(|| rows.last().map(|(id, _)| id + 1)).flatten()))

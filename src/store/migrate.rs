@@ -95,8 +95,7 @@ fn endpoint_failures_batch(
     for row in failed.range::<(u128, u128)>(start)?.take(batch) {
         let (key, _) = row?;
         let (app, id) = key.value();
-        if let Some(value) = attempts.get(id)? {
-            let record: super::attempts::AttemptRecord = decode("attempts", value.value())?;
+        if let Some(record) = super::attempt_record::attempt_in(&attempts, id)? {
             by_endpoint.insert((app, record.endpoint_id.as_u128(), id), ())?;
         }
         last = Some((app, id));

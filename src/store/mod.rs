@@ -7,6 +7,7 @@
 pub mod api_keys;
 pub mod app_deletion;
 pub mod apps;
+pub mod attempt_record;
 pub mod attempts;
 pub mod backup;
 pub mod endpoints;

@@ -4,10 +4,10 @@
 use redb::ReadTransaction;
 
 use super::apps::Owner;
-use super::attempts::{self, AttemptRecord, AttemptStatus, DeliveryTables};
+use super::attempts::{self, AttemptStatus, DeliveryTables};
 use super::endpoints;
 use super::queue::Scheduled;
-use super::{Store, StoreError, decode_found, tables};
+use super::{Store, StoreError, tables};
 use crate::ids::{EndpointId, EventId};
 
 /// What [`Store::recover_endpoint`] found (and, unless it was a dry run, resent).
@@ -99,7 +99,7 @@ fn failed_deliveries(
     let mut position: std::collections::HashMap<EventId, usize> = std::collections::HashMap::new();
     for entry in by_endpoint.range((m, key, start)..=(m, key, u128::MAX))? {
         let attempt = entry?.0.value().2;
-        let Some(record) = decode_found::<AttemptRecord>(attempts::TABLE, attempts.get(attempt)?)? else { continue };
+        let Some(record) = super::attempt_record::attempt_in(&attempts, attempt)? else { continue };
         match position.get(&record.event_id) {
             Some(&at) => (latest[at].1, latest[at].2) = (record.status, record.created),
             None => {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::attempts::{AttemptRecord, AttemptStatus};
+use super::attempts::AttemptStatus;
 use super::events::{EventIndexes, decode_meta};
 use super::idempotency::IdempotencyRecord;
 use super::sessions::SessionRecord;
@@ -179,7 +179,7 @@ fn prune_attempts(
     let mut old = Vec::new();
     for entry in attempts.range(*from..end)?.take(limit) {
         let (key, value) = entry?;
-        let record: AttemptRecord = decode("attempts", value.value())?;
+        let record = super::attempt_record::decode_attempt(key.value(), value.value())?;
         old.push((key.value(), record));
     }
     let more = old.len() == limit;

@@ -9,7 +9,7 @@ use super::apps::Owner;
 use super::attempts::AttemptRecord;
 use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::tables::{self, OUTCOME_SUCCEEDED};
-use super::{Store, StoreError, decode_found};
+use super::{Store, StoreError};
 use crate::ids::EndpointId;
 
 /// The most pending deliveries counted per endpoint; beyond it the count says "at least".
@@ -138,7 +138,7 @@ impl Store {
                     break;
                 }
                 let (key, _) = entry?;
-                if let Some(record) = decode_found::<AttemptRecord>("attempts", attempts.get(key.value().1)?)? {
+                if let Some(record) = super::attempt_record::attempt_in(&attempts, key.value().1)? {
                     out.recent_failures.push(self.opened(record)?);
                 }
             }

@@ -108,7 +108,8 @@ pub const EVENT_FAILURES: TableDefinition<(u128, u128), ()> = TableDefinition::n
 /// `pending_webhooks`: event id → deliveries of the event not yet final. Absent means 0.
 pub const EVENT_PENDING: TableDefinition<u128, u32> = TableDefinition::new("event_pending");
 
-/// Delivery attempts: attempt id → [`super::deliveries::AttemptRecord`] as JSON. The
+/// Delivery attempts: attempt id → [`super::attempts::AttemptRecord`], compact (a version
+/// byte then postcard, see `super::attempt_codec`; JSON before layout 3, still read). The
 /// `pending` attempt of a delivery exists from the moment it is scheduled.
 pub const ATTEMPTS: TableDefinition<u128, &[u8]> = TableDefinition::new("attempts");
 

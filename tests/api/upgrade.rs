@@ -50,6 +50,11 @@ fn a_data_file_of_the_previous_release_is_read_and_its_waiting_deliveries_go() {
     let a_attempts = a_attempts["data"].as_array().unwrap();
     assert!(a_attempts.len() >= 3, "{a_attempts:?}");
     assert!(a_attempts.iter().all(|a| a["event_id"].as_str().unwrap().starts_with("evt_")));
+    // An attempt made by the previous release (stored as JSON) shows what it sent.
+    let made = a_attempts.iter().find(|a| a["status"] != "pending").expect("a made attempt");
+    let detail = get(&format!("/v1/webhook_endpoints/{ENDPOINT_A}/deliveries/{}", made["id"].as_str().unwrap()));
+    assert_eq!(detail["request"]["headers"]["webhook-id"], made["event_id"], "{detail}");
+    assert!(detail["request"]["headers"]["webhook-signature"].as_str().unwrap().starts_with("v1,"), "{detail}");
     let since = SESSION_EXPIRES_AT - 2 * 86_400;
     let stats = get(&format!("/v1/delivery_stats?since={since}&until={}&bucket=3600", SESSION_EXPIRES_AT + 60));
     assert!(stats["totals"]["failed"].as_u64().unwrap() >= 3, "{stats}");

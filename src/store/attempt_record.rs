@@ -1,0 +1,413 @@
+//! A delivery attempt's record: what it holds, and how it is stored (a version byte,
+//! then postcard, under a third of the JSON of earlier layouts, which is still read).
+//!
+//! Most of an attempt's bytes were the request headers it was sent with, as text. The
+//! headers stile writes for a delivery (see `delivery::signing::delivery_headers`) are
+//! stored as their varying parts only: the user agent, the timestamp and the raw 32-byte
+//! signatures; the rest is rebuilt when read. A header list of any other shape is stored
+//! as it is. Encoding checks that the compact form rebuilds the exact list, so what is
+//! read is always what was sent. A sealed response excerpt is stored as its sealed bytes,
+//! not their base64 text.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use super::sealing::TEXT_PREFIX;
+use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
+use crate::mode::Mode;
+
+/// The attempts table, as errors name it.
+pub(super) const TABLE: &str = "attempts";
+
+/// Where an attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptStatus {
+    /// Scheduled or in flight.
+    Pending,
+    /// Answered with a 2xx.
+    Succeeded,
+    /// Failed; another attempt is scheduled (`next_retry_at`).
+    Retrying,
+    /// Failed, and no attempt follows.
+    Failed,
+}
+
+impl AttemptStatus {
+    /// The status as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::Pending => "pending",
+            AttemptStatus::Succeeded => "succeeded",
+            AttemptStatus::Retrying => "retrying",
+            AttemptStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One delivery attempt as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// Its id.
+    pub id: DeliveryId,
+    /// The application of its endpoint and event.
+    pub app: AppId,
+    /// The application's mode.
+    pub mode: Mode,
+    /// Where it goes.
+    pub endpoint_id: EndpointId,
+    /// What it carries.
+    pub event_id: EventId,
+    /// The event's type, kept here so lists need not read events.
+    pub event_type: String,
+    /// 1 for the first try of a delivery, 2 for the first retry, ...
+    pub attempt: u32,
+    /// Where it stands.
+    pub status: AttemptStatus,
+    /// The HTTP status the endpoint answered, if it answered.
+    pub response_status: Option<u16>,
+    /// The start of the response body (at most 2 KiB).
+    pub response_body: Option<String>,
+    /// Why it failed without an HTTP answer (or with a non-2xx one).
+    pub error: Option<String>,
+    /// How long the attempt took.
+    pub duration_ms: Option<u64>,
+    /// When it was made, or is scheduled for while pending (Unix seconds).
+    pub created: i64,
+    /// When the next attempt goes, while `retrying`.
+    pub next_retry_at: Option<i64>,
+    /// Its place in the queue (Unix ms) while pending.
+    pub due_ms: u64,
+    /// The request headers sent, once sent.
+    pub request_headers: Vec<(String, String)>,
+}
+
+/// The first byte of an attempt record in the form below. JSON records start with `{`.
+const ATTEMPT_V1: u8 = 1;
+
+/// An attempt record after [`ATTEMPT_V1`]: all but its id, which is its key.
+#[derive(Serialize, Deserialize)]
+struct AttemptV1<'a> {
+    app: [u8; 16],
+    mode: Mode,
+    endpoint: [u8; 16],
+    event: [u8; 16],
+    #[serde(borrow)]
+    event_type: Cow<'a, str>,
+    attempt: u32,
+    status: AttemptStatus,
+    response_status: Option<u16>,
+    #[serde(borrow)]
+    response_body: Option<Excerpt<'a>>,
+    #[serde(borrow)]
+    error: Option<Cow<'a, str>>,
+    duration_ms: Option<u64>,
+    created: i64,
+    next_retry_at: Option<i64>,
+    due_ms: u64,
+    #[serde(borrow)]
+    headers: SentHeaders<'a>,
+}
+
+/// A response excerpt: as text, or sealed (the bytes the sealed text's base64 carries).
+#[derive(Serialize, Deserialize)]
+enum Excerpt<'a> {
+    Plain(#[serde(borrow)] Cow<'a, str>),
+    Sealed(Vec<u8>),
+}
+
+/// The request headers of an attempt.
+#[derive(Serialize, Deserialize)]
+enum SentHeaders<'a> {
+    /// Exactly the six headers of a signed delivery, in order: `content-type:
+    /// application/json`, `user-agent`, `stile-signature: t=<timestamp>,v1=<hex>...`,
+    /// `webhook-id: <the attempt's event id>`, `webhook-timestamp: <timestamp>`,
+    /// `webhook-signature: v1,<base64> ...`.
+    Signed {
+        #[serde(borrow)]
+        user_agent: Cow<'a, str>,
+        timestamp: i64,
+        stile: Vec<[u8; 32]>,
+        standard: Vec<[u8; 32]>,
+    },
+    /// Any other list, as it is (none at all while pending).
+    Listed(#[serde(borrow)] Vec<(Cow<'a, str>, Cow<'a, str>)>),
+}
+
+impl<'a> SentHeaders<'a> {
+    /// The compact form of `headers`, sent for an attempt of `event_id`.
+    fn of(event_id: &str, headers: &'a [(String, String)]) -> SentHeaders<'a> {
+        Self::signed(event_id, headers).unwrap_or_else(|| {
+            SentHeaders::Listed(headers.iter().map(|(n, v)| (n.as_str().into(), v.as_str().into())).collect())
+        })
+    }
+
+    /// The `Signed` form, if `headers` are exactly what it rebuilds.
+    fn signed(event_id: &str, headers: &'a [(String, String)]) -> Option<SentHeaders<'a>> {
+        let [(ct, json), (ua, user_agent), (ss, stile), (wi, id), (wt, timestamp), (ws, standard)] = headers else {
+            return None;
+        };
+        let names = [ct, ua, ss, wi, wt, ws].map(String::as_str);
+        if names != SIGNED_NAMES || json != "application/json" || id != event_id {
+            return None;
+        }
+        let timestamp: i64 = timestamp.parse().ok()?;
+        let stile = stile
+            .strip_prefix(&format!("t={timestamp}"))?
+            .split(",v1=")
+            .skip(1)
+            .map(|tag| {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(tag, &mut out).ok().map(|()| out)
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let standard = standard
+            .split(' ')
+            .map(|sig| {
+                let tag = base64::engine::general_purpose::STANDARD.decode(sig.strip_prefix("v1,")?).ok()?;
+                <[u8; 32]>::try_from(tag).ok()
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let compact = SentHeaders::Signed { user_agent: user_agent.as_str().into(), timestamp, stile, standard };
+        (compact.rebuild(event_id) == headers).then_some(compact)
+    }
+
+    /// The header list this stands for.
+    fn rebuild(&self, event_id: &str) -> Vec<(String, String)> {
+        match self {
+            SentHeaders::Listed(list) => list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            SentHeaders::Signed { user_agent, timestamp, stile, standard } => {
+                let mut stile_header = format!("t={timestamp}");
+                for tag in stile {
+                    stile_header.push_str(",v1=");
+                    stile_header.push_str(&hex::encode(tag));
+                }
+                let standard_header: Vec<String> = standard
+                    .iter()
+                    .map(|tag| format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(tag)))
+                    .collect();
+                let values = [
+                    "application/json".to_string(),
+                    user_agent.to_string(),
+                    stile_header,
+                    event_id.to_string(),
+                    timestamp.to_string(),
+                    standard_header.join(" "),
+                ];
+                SIGNED_NAMES.iter().map(|n| n.to_string()).zip(values).collect()
+            }
+        }
+    }
+}
+
+/// The header names of [`SentHeaders::Signed`], in order.
+const SIGNED_NAMES: [&str; 6] =
+    ["content-type", "user-agent", "stile-signature", "webhook-id", "webhook-timestamp", "webhook-signature"];
+
+impl<'a> Excerpt<'a> {
+    fn of(text: &'a str) -> Excerpt<'a> {
+        text.strip_prefix(TEXT_PREFIX)
+            .and_then(|encoded| base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded).ok())
+            .map_or(Excerpt::Plain(text.into()), Excerpt::Sealed)
+    }
+
+    fn into_text(self) -> String {
+        match self {
+            Excerpt::Plain(text) => text.into_owned(),
+            Excerpt::Sealed(bytes) => {
+                format!("{TEXT_PREFIX}{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes))
+            }
+        }
+    }
+}
+
+/// Whether `headers`, sent for event `event_id`, are stored as their varying parts only:
+/// lets the signing module's tests keep what it sends and this form in step.
+pub fn headers_stored_compact(event_id: &str, headers: &[(String, String)]) -> bool {
+    SentHeaders::signed(event_id, headers).is_some()
+}
+
+/// An attempt record as stored.
+pub(super) fn encode_attempt(record: &AttemptRecord) -> Result<Vec<u8>, StoreError> {
+    let event_id = record.event_id.to_string();
+    let compact = AttemptV1 {
+        app: record.app.as_u128().to_be_bytes(),
+        mode: record.mode,
+        endpoint: record.endpoint_id.as_u128().to_be_bytes(),
+        event: record.event_id.as_u128().to_be_bytes(),
+        event_type: record.event_type.as_str().into(),
+        attempt: record.attempt,
+        status: record.status,
+        response_status: record.response_status,
+        response_body: record.response_body.as_deref().map(Excerpt::of),
+        error: record.error.as_deref().map(Into::into),
+        duration_ms: record.duration_ms,
+        created: record.created,
+        next_retry_at: record.next_retry_at,
+        due_ms: record.due_ms,
+        headers: SentHeaders::of(&event_id, &record.request_headers),
+    };
+    let mut out = Vec::with_capacity(160);
+    out.push(ATTEMPT_V1);
+    postcard::to_io(&compact, &mut out)
+        .map_err(|e| StoreError::Encode { table: TABLE, source: serde::ser::Error::custom(e) })?;
+    Ok(out)
+}
+
+/// The attempt record stored under `id`: compact, or JSON (written before layout 3).
+pub(super) fn decode_attempt(id: u128, bytes: &[u8]) -> Result<AttemptRecord, StoreError> {
+    let Some((&ATTEMPT_V1, rest)) = bytes.split_first() else { return super::decode(TABLE, bytes) };
+    let compact: AttemptV1<'_> = postcard::from_bytes(rest)
+        .map_err(|e| StoreError::Corrupt { table: TABLE, source: serde::de::Error::custom(e) })?;
+    let event_id = EventId(u128::from_be_bytes(compact.event));
+    Ok(AttemptRecord {
+        id: DeliveryId(id),
+        app: AppId(u128::from_be_bytes(compact.app)),
+        mode: compact.mode,
+        endpoint_id: EndpointId(u128::from_be_bytes(compact.endpoint)),
+        event_id,
+        event_type: compact.event_type.into_owned(),
+        attempt: compact.attempt,
+        status: compact.status,
+        response_status: compact.response_status,
+        response_body: compact.response_body.map(Excerpt::into_text),
+        error: compact.error.map(Cow::into_owned),
+        duration_ms: compact.duration_ms,
+        created: compact.created,
+        next_retry_at: compact.next_retry_at,
+        due_ms: compact.due_ms,
+        request_headers: compact.headers.rebuild(&event_id.to_string()),
+    })
+}
+
+/// The attempt record `id` in `attempts`, if it is there.
+pub(super) fn attempt_in(
+    attempts: &impl ReadableTable<u128, &'static [u8]>,
+    id: u128,
+) -> Result<Option<AttemptRecord>, StoreError> {
+    attempts.get(id)?.map(|bytes| decode_attempt(id, bytes.value())).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(headers: Vec<(String, String)>, response_body: Option<String>) -> AttemptRecord {
+        AttemptRecord {
+            id: DeliveryId::new(),
+            app: AppId(7 << 80),
+            mode: Mode::Live,
+            endpoint_id: EndpointId(u128::MAX - 3),
+            event_id: EventId::at(1_764_000_000_123),
+            event_type: "invoice.paid".into(),
+            attempt: 3,
+            status: AttemptStatus::Retrying,
+            response_status: Some(503),
+            response_body,
+            error: Some("HTTP 503".into()),
+            duration_ms: Some(12),
+            created: 1_764_000_000,
+            next_retry_at: Some(1_764_000_060),
+            due_ms: 1_764_000_000_123,
+            request_headers: headers,
+        }
+    }
+
+    fn signed_headers(event_id: &str, secrets: usize) -> Vec<(String, String)> {
+        let stile: String = (0..secrets).map(|n| format!(",v1={}", hex::encode([n as u8 + 1; 32]))).collect();
+        let standard: Vec<String> = (0..secrets)
+            .map(|n| format!("v1,{}", base64::engine::general_purpose::STANDARD.encode([n as u8 + 9; 32])))
+            .collect();
+        [
+            ("content-type", "application/json".to_string()),
+            ("user-agent", "stile/0.1.0 (+webhooks)".to_string()),
+            ("stile-signature", format!("t=1764000000{stile}")),
+            ("webhook-id", event_id.to_string()),
+            ("webhook-timestamp", "1764000000".to_string()),
+            ("webhook-signature", standard.join(" ")),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect()
+    }
+
+    fn round_trip(record: &AttemptRecord) -> Vec<u8> {
+        let stored = encode_attempt(record).unwrap();
+        assert_eq!(stored[0], ATTEMPT_V1);
+        assert_eq!(&decode_attempt(record.id.as_u128(), &stored).unwrap(), record);
+        stored
+    }
+
+    #[test]
+    fn a_signed_attempt_is_a_third_of_its_json_and_reads_back_exactly() {
+        let mut attempt = record(vec![], Some(format!("{TEXT_PREFIX}{}", "A".repeat(56))));
+        attempt.request_headers = signed_headers(&attempt.event_id.to_string(), 1);
+        let stored = round_trip(&attempt);
+        let json = serde_json::to_vec(&attempt).unwrap();
+        assert!(stored.len() * 3 < json.len(), "{} vs {} bytes", stored.len(), json.len());
+        // Two live secrets (a rotation's grace period): two signatures in each header.
+        attempt.request_headers = signed_headers(&attempt.event_id.to_string(), 2);
+        round_trip(&attempt);
+    }
+
+    #[test]
+    fn headers_of_any_other_shape_are_kept_as_they_are() {
+        let base = record(vec![], None);
+        let event_id = base.event_id.to_string();
+        let mut odd_cases = Vec::new();
+        // Another event's id, a timestamp that disagrees, a short signature, an extra header.
+        let mut other_id = signed_headers(&event_id, 1);
+        other_id[3].1 = "msg_else".into();
+        odd_cases.push(other_id);
+        let mut other_time = signed_headers(&event_id, 1);
+        other_time[4].1 = "1764000001".into();
+        odd_cases.push(other_time);
+        let mut short = signed_headers(&event_id, 1);
+        short[5].1 = "v1,AAAA".into();
+        odd_cases.push(short);
+        let mut padded = signed_headers(&event_id, 1);
+        padded[2].1 = padded[2].1.to_uppercase();
+        odd_cases.push(padded);
+        let mut extra = signed_headers(&event_id, 1);
+        extra.push(("x-extra".into(), "1".into()));
+        odd_cases.push(extra);
+        odd_cases.push(vec![("content-type".into(), "text/plain".into())]);
+        odd_cases.push(vec![]);
+        for headers in odd_cases {
+            round_trip(&AttemptRecord { request_headers: headers, ..base.clone() });
+        }
+    }
+
+    #[test]
+    fn excerpts_plain_or_sealed_and_pending_records_read_back() {
+        let mut attempt = record(vec![], Some("plain text".into()));
+        round_trip(&attempt);
+        attempt.response_body = Some(format!("{TEXT_PREFIX}not base64!"));
+        round_trip(&attempt);
+        attempt.response_body = Some(String::new());
+        round_trip(&attempt);
+        let pending = AttemptRecord {
+            status: AttemptStatus::Pending,
+            response_status: None,
+            response_body: None,
+            error: None,
+            duration_ms: None,
+            next_retry_at: None,
+            ..attempt
+        };
+        round_trip(&pending);
+    }
+
+    #[test]
+    fn json_records_of_earlier_layouts_still_read_and_damage_is_an_error() {
+        let attempt = record(signed_headers("evt_1", 1), Some("ok".into()));
+        let json = serde_json::to_vec(&attempt).unwrap();
+        assert_eq!(decode_attempt(attempt.id.as_u128(), &json).unwrap(), attempt);
+        assert!(decode_attempt(1, &[ATTEMPT_V1, 0xff, 0xff]).is_err());
+        assert!(decode_attempt(1, &[]).is_err());
+    }
+}
