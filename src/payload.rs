@@ -78,6 +78,11 @@ mod tests {
         assert_eq!(body["data"], data);
         assert_eq!(event.meta.data_id.as_deref(), Some("vks_1"));
         assert_eq!(event.meta.app, owner.app);
+        // The store keeps only the data, and rebuilds these exact bytes from the metadata.
+        let envelope = event.meta.envelope();
+        let stored = envelope.stored(&event.body);
+        assert_eq!(stored.len(), 1 + serde_json::to_vec(&data).unwrap().len());
+        assert_eq!(envelope.payload(&stored), event.body);
     }
 
     #[test]

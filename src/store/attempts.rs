@@ -107,17 +107,6 @@ pub struct Recorded {
     pub finished: usize,
 }
 
-/// Everything a worker needs to make one attempt.
-#[derive(Debug, Clone)]
-pub struct Job {
-    /// The attempt.
-    pub attempt: AttemptRecord,
-    /// The endpoint, unless it was deleted.
-    pub endpoint: Option<EndpointRecord>,
-    /// The event payload, unless it was pruned.
-    pub body: Option<Vec<u8>>,
-}
-
 /// The tables a scheduling write touches, opened once per transaction.
 pub(super) struct DeliveryTables<'txn> {
     attempts: Table<'txn, u128, &'static [u8]>,
@@ -456,30 +445,6 @@ impl Store {
             record.response_body = Some(self.sealer.open_text(&response_row(record.id), body)?);
         }
         Ok(record)
-    }
-
-    /// Loads what workers need for these attempts, in one snapshot.
-    pub fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError> {
-        self.read(|tx| {
-            let attempts = tx.open_table(tables::ATTEMPTS)?;
-            let endpoints = tx.open_table(tables::ENDPOINTS)?;
-            let bodies = tx.open_table(tables::EVENT_BODIES)?;
-            let mut out = Vec::with_capacity(attempt_ids.len());
-            for id in attempt_ids {
-                let Some(attempt) = attempt_in(&attempts, id.as_u128())? else {
-                    out.push(None);
-                    continue;
-                };
-                let endpoint = endpoints::get_in(&endpoints, attempt.app, attempt.endpoint_id)?;
-                let row = attempt.event_id.as_u128().to_be_bytes();
-                let body = match bodies.get(attempt.event_id.as_u128())? {
-                    Some(stored) => Some(self.sealer.open(&row, stored.value())?.into_owned()),
-                    None => None,
-                };
-                out.push(Some(Job { attempt, endpoint, body }));
-            }
-            Ok(out)
-        })
     }
 
     /// One page of an endpoint's attempts, newest first, optionally of one status.

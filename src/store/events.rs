@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::apps::Owner;
 use super::attempts::{self, AttemptRecord, DeliveryTables, delivered_everywhere};
 use super::endpoints::{self, EndpointRecord};
+use super::event_body::Envelope;
 use super::pagination::{Cursor, ListError, Page, PageRequest, finish_page, index_page, list_page_within, scan_bounds};
 use super::queue::Scheduled;
 use super::sealing::Sealer;
@@ -35,6 +36,13 @@ pub struct EventMeta {
     pub created: i64,
     /// `data.id`, for the `session_id` filter.
     pub data_id: Option<String>,
+}
+
+impl EventMeta {
+    /// What the envelope of its payload says (see `super::event_body`).
+    pub fn envelope(&self) -> Envelope<'_> {
+        Envelope { id: self.id, event_type: &self.event_type, livemode: self.mode.is_live(), created: self.created }
+    }
 }
 
 /// The first byte of an event's metadata stored in binary (layout 3). Earlier records
@@ -275,19 +283,21 @@ fn put_event(
     let meta = &event.meta;
     metas.insert((meta.app.as_u128(), meta.id.as_u128()), encode_meta(meta)?.as_slice())?;
     let id = meta.id.as_u128();
-    bodies.insert(id, sealer.seal(&id.to_be_bytes(), &event.body).as_slice())?;
+    let stored = meta.envelope().stored(&event.body);
+    bodies.insert(id, sealer.seal(&id.to_be_bytes(), &stored).as_slice())?;
     Ok(())
 }
 
-/// An event's payload as stored in `bodies`, opened; empty if it is gone.
+/// The payload of the event `meta` describes, as stored in `bodies`, opened; empty if it
+/// is gone.
 pub(super) fn body_in(
     bodies: &impl ReadableTable<u128, &'static [u8]>,
     sealer: &Sealer,
-    id: EventId,
+    meta: &EventMeta,
 ) -> Result<Vec<u8>, StoreError> {
-    let id = id.as_u128();
+    let id = meta.id.as_u128();
     let Some(stored) = bodies.get(id)? else { return Ok(Vec::new()) };
-    Ok(sealer.open(&id.to_be_bytes(), stored.value())?.into_owned())
+    Ok(meta.envelope().payload(&sealer.open(&id.to_be_bytes(), stored.value())?))
 }
 
 /// One page of the events of `app` not delivered everywhere (something pending, or the
@@ -382,7 +392,7 @@ impl Store {
         self.read(|tx| {
             let meta = meta_in(&tx.open_table(tables::EVENTS)?, owner.app.as_u128(), id.as_u128())?;
             let Some(meta) = meta else { return Ok(None) };
-            let body = body_in(&tx.open_table(tables::EVENT_BODIES)?, &self.sealer, id)?;
+            let body = body_in(&tx.open_table(tables::EVENT_BODIES)?, &self.sealer, &meta)?;
             let pending_webhooks = tx.open_table(tables::EVENT_PENDING)?.get(id.as_u128())?.map_or(0, |v| v.value());
             Ok(Some(StoredEvent { meta, body, pending_webhooks }))
         })
@@ -457,7 +467,7 @@ impl Store {
             let mut items = Vec::with_capacity(page.items.len());
             for meta in page.items {
                 let id = meta.id.as_u128();
-                let body = body_in(&bodies, &self.sealer, meta.id)?;
+                let body = body_in(&bodies, &self.sealer, &meta)?;
                 let pending_webhooks = pending.get(id).map_err(StoreError::from)?.map_or(0, |v| v.value());
                 items.push(StoredEvent { meta, body, pending_webhooks });
             }

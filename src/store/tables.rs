@@ -76,7 +76,9 @@ pub const EVENTS_BY_TYPE: TableDefinition<(u128, &str, u128), ()> = TableDefinit
 pub const EVENTS_BY_DATA_ID: TableDefinition<(u128, &str, u128), ()> = TableDefinition::new("events_by_data_id");
 
 /// Event payloads: event id → the exact bytes POSTed to endpoints, stored once so every
-/// attempt sends the same body byte for byte.
+/// attempt sends the same body byte for byte; sealed, and since layout 3 only the event's
+/// `data` when the rest is the standard envelope (rebuilt from the event's metadata, see
+/// `super::event_body`).
 pub const EVENT_BODIES: TableDefinition<u128, &[u8]> = TableDefinition::new("event_bodies");
 
 /// Undelivered payloads: event id → until when (Unix ms) a delivery of the event that
