@@ -17,7 +17,9 @@
 //! each list filter over it (not part of the default run: it takes minutes);
 //! `STILE_BENCH_KEEP=dir` keeps its data directory there for `stile inspect`.
 //! `--only W7`: 10,000 endpoints in one application, 1,000 subscribed to what is
-//! published (also not in the default run).
+//! published (also not in the default run). `--only W8 [--duration S]`: 1,000 events/s
+//! for S seconds (default 600) with a retention of 2 minutes: the data file's size over
+//! time and publish latency while pruning runs (not in the default run).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -411,6 +413,98 @@ fn many_endpoints(events: u64) -> serde_json::Value {
         "deliveries": delivered,
         "missing": expected.saturating_sub(delivered),
         "deliveries_per_s": (delivered as f64 / secs).round(),
+    })
+}
+
+/// W8: retention under sustained load. `rate` events/s to one endpoint for `secs` seconds
+/// with `[retention] events` of `retention_secs`: the data file's size every 5 s (it should
+/// stop growing once pruning keeps pace), and the publish latency before pruning starts
+/// and while it runs (pruning passes every tenth of the retention; the worst one-second
+/// window's p99 shows whether a pass stalls publishing).
+fn retention_under_load(rate: u64, secs: u64, retention_secs: u64) -> serde_json::Value {
+    let receiver = start_receiver();
+    let retention = format!("{retention_secs}s");
+    let server = start_server_in(tempfile::tempdir().unwrap(), &[("STILE_RETENTION_EVENTS", retention.as_str())]);
+    create_endpoint(&server, &format!("{}/w8", receiver.base));
+    let file = server._dir.path().join("data/stile.redb");
+    let events = rate * secs;
+    let started = Instant::now();
+    let deadline = Duration::from_secs(secs + 60);
+    let sizes = std::thread::spawn({
+        let file = file.clone();
+        move || {
+            let mut sizes = Vec::new();
+            while started.elapsed() < Duration::from_secs(secs) {
+                std::thread::sleep(Duration::from_secs(5));
+                let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+                sizes.push((started.elapsed().as_secs(), bytes));
+            }
+            sizes
+        }
+    });
+    let next = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(events as usize)));
+    let publishers: Vec<_> = (0..8)
+        .map(|_| {
+            let (next, latencies, target) =
+                (Arc::clone(&next), Arc::clone(&latencies), format!("{}/v1/events", server.base));
+            std::thread::spawn(move || {
+                let agent = agent();
+                loop {
+                    let seq = next.fetch_add(1, Ordering::Relaxed) as u64;
+                    if seq >= events || started.elapsed() > deadline {
+                        break;
+                    }
+                    let due = started + Duration::from_secs_f64(seq as f64 / rate as f64);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let body = serde_json::json!({"type": "verification_session.verified", "data": {"id": format!("vks_{seq}"), "seq": seq, "note": PADDING}});
+                    let sent = Instant::now();
+                    publish(&agent, &target, body);
+                    let at = sent.duration_since(started).as_secs_f64();
+                    latencies.lock().unwrap().push((at, sent.elapsed().as_secs_f64() * 1000.0));
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    let sizes = sizes.join().unwrap();
+    let wait_until = Instant::now() + Duration::from_secs(60);
+    while receiver.arrivals.count.load(Ordering::Relaxed) < events as usize && Instant::now() < wait_until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let delivered = receiver.arrivals.count.load(Ordering::Relaxed);
+    let latencies = latencies.lock().unwrap().clone();
+    let p99_of = |keep: &dyn Fn(f64) -> bool| {
+        let mut ms: Vec<f64> = latencies.iter().filter(|(at, _)| keep(*at)).map(|(_, ms)| *ms).collect();
+        ms.sort_by(f64::total_cmp);
+        (percentile(&ms, 0.5), percentile(&ms, 0.99), ms.len())
+    };
+    let pruning_from = retention_secs as f64;
+    let (before_p50, before_p99, _) = p99_of(&|at| at < pruning_from);
+    let (during_p50, during_p99, _) = p99_of(&|at| at >= pruning_from);
+    let worst_second = (retention_secs..secs)
+        .map(|s| p99_of(&|at| at >= s as f64 && at < (s + 1) as f64))
+        .filter(|(_, _, n)| *n > 0)
+        .map(|(_, p99, _)| p99)
+        .fold(0.0, f64::max);
+    let size_at = |t: u64| sizes.iter().find(|(at, _)| *at >= t).or(sizes.last()).map_or(0, |(_, b)| *b);
+    serde_json::json!({
+        "workload": "W8 retention",
+        "rate": rate,
+        "secs": secs,
+        "retention_secs": retention_secs,
+        "events": events,
+        "delivered": delivered,
+        "missing": (events as usize).saturating_sub(delivered),
+        "file_mib": sizes.iter().map(|(t, b)| serde_json::json!([t, *b as f64 / 1048576.0])).collect::<Vec<_>>(),
+        "file_mib_at_2x_retention": size_at(2 * retention_secs) as f64 / 1048576.0,
+        "file_mib_at_end": sizes.last().map_or(0, |(_, b)| *b) as f64 / 1048576.0,
+        "publish_ms_before_pruning": {"p50": before_p50, "p99": before_p99},
+        "publish_ms_while_pruning": {"p50": during_p50, "p99": during_p99, "worst_second_p99": worst_second},
     })
 }
 
@@ -869,6 +963,22 @@ fn main() {
     if only.as_deref().is_some_and(|o| o.starts_with("W7")) {
         let result = many_endpoints(if quick { 20 } else { 100 });
         println!("{result}");
+        failed |= result["missing"].as_u64() != Some(0);
+    }
+    if only.as_deref().is_some_and(|o| o.starts_with("W8")) {
+        let secs =
+            args.iter().position(|a| a == "--duration").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
+        let (secs, retention) = if quick { (40, 10) } else { (secs.unwrap_or(600), 120) };
+        let result = retention_under_load(1_000, secs, retention);
+        println!("{result}");
+        println!(
+            "W8 retention: 1,000 events/s for {secs} s, retention {retention} s: data file {:.1} MiB at 2x retention, {:.1} MiB at the end; publish p99 {:.2} ms before pruning, {:.2} ms while pruning (worst second {:.2} ms)",
+            result["file_mib_at_2x_retention"].as_f64().unwrap_or(f64::NAN),
+            result["file_mib_at_end"].as_f64().unwrap_or(f64::NAN),
+            result["publish_ms_before_pruning"]["p99"].as_f64().unwrap_or(f64::NAN),
+            result["publish_ms_while_pruning"]["p99"].as_f64().unwrap_or(f64::NAN),
+            result["publish_ms_while_pruning"]["worst_second_p99"].as_f64().unwrap_or(f64::NAN),
+        );
         failed |= result["missing"].as_u64() != Some(0);
     }
     let idle = if only.is_none() { Some(idle_cpu_percent()) } else { None };

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::ids::{DeliveryId, EndpointId};
 use crate::store::attempts::AttemptResult;
-use crate::store::jobs::Job;
 use crate::store::events::{NewEvent, Published};
+use crate::store::jobs::Job;
 use crate::store::queue::{QueueKey, Scheduled};
 
 use super::error::EngineError;
