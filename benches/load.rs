@@ -773,10 +773,15 @@ fn run(workload: &Workload) -> serde_json::Value {
     let cpu = if workload.direct { 0.0 } else { cpu_after - cpu_before };
     // The data file once every delivery is recorded (stile only: the others keep nothing).
     let file_bytes = if workload.direct || workload.ceiling { 0 } else { settled_file_bytes(&server) };
-    if let Some(keep) = std::env::var_os("STILE_BENCH_KEEP").filter(|_| file_bytes > 0) {
+    // And the bytes of the pages its tables use (the file less free space), stopped.
+    let mut page_bytes = 0;
+    if file_bytes > 0 {
         let dir = server.kill();
-        let _ = std::fs::remove_dir_all(&keep);
-        let _ = std::fs::rename(dir.path().join("data"), &keep);
+        page_bytes = table_page_bytes(&dir.path().join("data"));
+        if let Some(keep) = std::env::var_os("STILE_BENCH_KEEP") {
+            let _ = std::fs::remove_dir_all(&keep);
+            let _ = std::fs::rename(dir.path().join("data"), &keep);
+        }
     }
     serde_json::json!({
         "workload": workload.name,
@@ -799,6 +804,7 @@ fn run(workload: &Workload) -> serde_json::Value {
         "disk_kib_per_delivery": if delivered > 0 { written as f64 / 1024.0 / delivered as f64 } else { f64::NAN },
         "body_bytes": receiver.arrivals.body_bytes.load(Ordering::Relaxed),
         "file_bytes_per_event": file_bytes as f64 / workload.events as f64,
+        "page_bytes_per_event": page_bytes as f64 / workload.events as f64,
         "wall_s": total_secs,
     })
 }
@@ -819,6 +825,20 @@ fn settled_file_bytes(server: &Server) -> u64 {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::fs::metadata(server._dir.path().join("data/stile.redb")).map(|m| m.len()).unwrap_or(0)
+}
+
+/// The bytes of the pages every table of the data file in `data_dir` uses, as `stile
+/// inspect` counts them (the server must be stopped).
+fn table_page_bytes(data_dir: &std::path::Path) -> u64 {
+    let binary = std::env::var_os("STILE_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_stile").into());
+    let output =
+        Command::new(binary).arg("inspect").arg("--data-dir").arg(data_dir).output().expect("stile inspect runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find(|l| l.starts_with("all tables"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.replace(',', "").parse().ok())
+        .unwrap_or(0)
 }
 
 /// CPU used by an idle server over a few seconds, as a percentage of one core.
@@ -949,6 +969,7 @@ fn main() {
             pick(&|r| r["server_peak_rss_mib"].as_f64().unwrap_or(f64::NAN)),
             pick(&|r| r["file_bytes_per_event"].as_f64().unwrap_or(f64::NAN)),
             pick(&|r| r["body_bytes"].as_f64().unwrap_or(f64::NAN)),
+            pick(&|r| r["page_bytes_per_event"].as_f64().unwrap_or(f64::NAN)),
         ));
     }
     let history_result = if only.as_deref().is_some_and(|o| o.starts_with("W6")) {
@@ -995,7 +1016,7 @@ fn main() {
     println!();
     println!("medians of {runs} run(s); end-to-end = receiver arrival minus publish sent");
     println!(
-        "{:<11} {:>10} {:>11} {:>8} {:>8} {:>8} {:>9} {:>10} {:>8} {:>8}",
+        "{:<11} {:>10} {:>11} {:>8} {:>8} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9}",
         "workload",
         "publish/s",
         "deliver/s",
@@ -1005,15 +1026,18 @@ fn main() {
         "miss+dup",
         "cpu ms/dl",
         "rss MiB",
-        "file B/ev"
+        "file B/ev",
+        "pages B/ev"
     );
-    for &(name, publish, deliver, p50, p99, max, bad, cpu, rss, file, _) in &table {
+    for &(name, publish, deliver, p50, p99, max, bad, cpu, rss, file, _, pages) in &table {
         println!(
-            "{name:<11} {publish:>10.0} {deliver:>11.0} {p50:>8.2} {p99:>8.2} {max:>8.1} {bad:>9} {cpu:>10.3} {rss:>8.1} {file:>9.0}"
+            "{name:<11} {publish:>10.0} {deliver:>11.0} {p50:>8.2} {p99:>8.2} {max:>8.1} {bad:>9} {cpu:>10.3} {rss:>8.1} {file:>9.0} {pages:>9.0}"
         );
     }
     if let Some(body) = table.iter().map(|row| row.10).find(|b| *b > 0.0) {
-        println!("file B/ev: the data file once every delivery is recorded, per event; delivered body {body:.0} bytes");
+        println!(
+            "file B/ev: the data file once every delivery is recorded, per event (it grows in steps); pages B/ev: the pages its tables use (`stile inspect`), per event; delivered body {body:.0} bytes"
+        );
     }
     // Each burst as a share of the in-memory ceiling measured in the same run.
     for (burst, ceiling) in [("W1 burst", "W1 ceiling"), ("W2 fan-out", "W2 ceiling")] {
