@@ -20,6 +20,9 @@
 //! published (also not in the default run). `--only W8 [--duration S]`: 1,000 events/s
 //! for S seconds (default 600) with a retention of 2 minutes: the data file's size over
 //! time and publish latency while pruning runs (not in the default run).
+//! `--only W9 [--events N]`: N events (default 10 M) written into a data file through the
+//! store, then the time from starting the server on it to its first list, and its peak
+//! RSS (not in the default run).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -505,6 +508,54 @@ fn retention_under_load(rate: u64, secs: u64, retention_secs: u64) -> serde_json
         "file_mib_at_end": sizes.last().map_or(0, |(_, b)| *b) as f64 / 1048576.0,
         "publish_ms_before_pruning": {"p50": before_p50, "p99": before_p99},
         "publish_ms_while_pruning": {"p50": during_p50, "p99": during_p99, "worst_second_p99": worst_second},
+    })
+}
+
+/// W9: start-up with a long history. `events` events (no deliveries) written straight
+/// into a data file through the store, in batches, then the server started on it: the
+/// time until it serves a list and its memory then.
+fn startup_with_history(events: u64) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let filled = Instant::now();
+    {
+        let store = stile::store::Store::open(&data).expect("the data file opens");
+        let owner = store.default_apps().unwrap().of(stile::mode::Mode::Test);
+        let start_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+            - events / 10;
+        let mut n = 0;
+        while n < events {
+            let batch: Vec<_> = (n..(n + 20_000).min(events))
+                .map(|i| {
+                    let data = serde_json::json!({"id": format!("vks_{i}"), "seq": i, "note": PADDING});
+                    stile::payload::new_event(owner, "verification_session.verified", &data, start_ms + i / 10).unwrap()
+                })
+                .collect();
+            n += batch.len() as u64;
+            let _ = store.publish_events(&batch, start_ms + n / 10).expect("the batch is stored");
+        }
+    }
+    let fill_s = filled.elapsed().as_secs_f64();
+    let file_bytes = std::fs::metadata(data.join("stile.redb")).map(|m| m.len()).unwrap_or(0);
+    let started = Instant::now();
+    let server = start_server_in(dir, &[]);
+    let mut resp = agent()
+        .get(format!("{}/v1/events?limit=10", server.base))
+        .header("authorization", format!("Bearer {KEY}"))
+        .call()
+        .expect("list answered");
+    assert_eq!(resp.status(), 200);
+    let listed: serde_json::Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(10));
+    let serving_s = started.elapsed().as_secs_f64();
+    let (_, peak_rss_mib) = process_usage(server.child.id());
+    serde_json::json!({
+        "workload": "W9 start-up",
+        "events": events,
+        "fill_s": fill_s,
+        "file_gib": file_bytes as f64 / 1073741824.0,
+        "start_to_first_list_s": serving_s,
+        "peak_rss_mib": peak_rss_mib,
     })
 }
 
@@ -1001,6 +1052,18 @@ fn main() {
             result["publish_ms_while_pruning"]["worst_second_p99"].as_f64().unwrap_or(f64::NAN),
         );
         failed |= result["missing"].as_u64() != Some(0);
+    }
+    if only.as_deref().is_some_and(|o| o.starts_with("W9")) {
+        let size = args.iter().position(|a| a == "--events").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
+        let result = startup_with_history(size.unwrap_or(if quick { 200_000 } else { 10_000_000 }));
+        println!("{result}");
+        println!(
+            "W9 start-up with {} events ({:.2} GiB): first list answered {:.2} s after start, peak RSS {:.1} MiB",
+            result["events"],
+            result["file_gib"].as_f64().unwrap_or(f64::NAN),
+            result["start_to_first_list_s"].as_f64().unwrap_or(f64::NAN),
+            result["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+        );
     }
     let idle = if only.is_none() { Some(idle_cpu_percent()) } else { None };
     let backlog_result = if only.as_deref().is_none_or(|o| o.starts_with("W5")) {

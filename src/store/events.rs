@@ -376,14 +376,10 @@ fn undelivered_page(
 
 impl Store {
     /// Stores events and schedules their deliveries, all in one transaction with one
-    /// commit, without a word to the scheduler: for tests of the pieces below the engine
-    /// (the engine publishes through its writer).
-    #[cfg(test)]
-    pub(crate) fn publish_events(
-        &self,
-        events: &[NewEvent],
-        now_ms: u64,
-    ) -> Result<(Vec<Published>, Scheduled), StoreError> {
+    /// commit, without a word to the scheduler: for tests of the pieces below the engine,
+    /// and for the benchmark to fill a data file before a server starts on it (the engine
+    /// publishes through its writer).
+    pub fn publish_events(&self, events: &[NewEvent], now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError> {
         self.write(|tx| publish_in(tx, &self.sealer, events, now_ms))
     }
 
