@@ -3,7 +3,7 @@
 //! purges what deleted applications left behind.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
@@ -12,8 +12,15 @@ use crate::store::Store;
 use crate::store::retention::{Cutoffs, PruneCursor, Pruned};
 
 /// Entries removed per table per transaction: small enough that a batch holds the
-/// writer for milliseconds, so publishing and recording go on between batches.
-const BATCH: usize = 500;
+/// writer for a couple of milliseconds (500 took ~10 ms, and a pass of them back to back
+/// held publishes up for tens of milliseconds: benchmark W8).
+const BATCH: usize = 100;
+
+/// The shortest pause after a batch, so a publish or a delivery result waiting for the
+/// writer takes it before the next batch does (redb's writer lock is not fair). The pause
+/// is as long as the batch took, if longer: pruning holds the writer at most half the
+/// time, so a pass never queues publishes behind batch after batch.
+const BETWEEN_BATCHES: Duration = Duration::from_millis(1);
 
 /// How long an idempotency record is worth keeping: past the replay window a key is new.
 const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(crate::store::idempotency::WINDOW_SECS as u64);
@@ -48,10 +55,11 @@ pub fn run(store: Arc<Store>, clock: Clock, retention: Duration, wake: Receiver<
 /// The server is stopping: the pass ends early.
 struct Stopping;
 
-/// Whether the server is stopping (checked between batches, so a pass stops promptly).
-fn check_stop(wake: &Receiver<()>) -> Result<(), Stopping> {
-    match wake.try_recv() {
-        Err(crossbeam_channel::TryRecvError::Disconnected) => Err(Stopping),
+/// Pauses after a batch that took `took` (that long, at least [`BETWEEN_BATCHES`]);
+/// whether the server is stopping (checked there, so a pass stops promptly).
+fn between_batches(wake: &Receiver<()>, took: Duration) -> Result<(), Stopping> {
+    match wake.recv_timeout(took.max(BETWEEN_BATCHES)) {
+        Err(RecvTimeoutError::Disconnected) => Err(Stopping),
         _ => Ok(()),
     }
 }
@@ -61,6 +69,7 @@ fn purge_deleted_apps(store: &Store, clock: &Clock, wake: &Receiver<()>) -> Resu
     let settled_before = clock.now_ms().saturating_sub(DELETED_APP_SETTLE.as_millis() as u64);
     let mut removed = 0;
     loop {
+        let started = Instant::now();
         match store.purge_deleted_apps(BATCH, settled_before) {
             Ok(purge) => {
                 removed += purge.removed;
@@ -76,7 +85,7 @@ fn purge_deleted_apps(store: &Store, clock: &Clock, wake: &Receiver<()>) -> Resu
                 break;
             }
         }
-        check_stop(wake)?;
+        between_batches(wake, started.elapsed())?;
     }
     if removed > 0 {
         tracing::debug!(rows = removed, "purged the history of deleted applications");
@@ -95,6 +104,7 @@ fn prune_history(store: &Store, clock: &Clock, retention: Duration, wake: &Recei
     let mut cursor = PruneCursor::default();
     let mut total = Pruned::default();
     loop {
+        let started = Instant::now();
         match store.prune(cutoffs, &mut cursor, BATCH) {
             Ok(pruned) => {
                 total += pruned;
@@ -107,9 +117,12 @@ fn prune_history(store: &Store, clock: &Clock, retention: Duration, wake: &Recei
                 break;
             }
         }
-        check_stop(wake)?;
+        between_batches(wake, started.elapsed())?;
     }
     if total.removed() > 0 {
+        if let Err(err) = store.persist() {
+            tracing::error!(error = %err, "cannot make the pruning durable; the next pass prunes again");
+        }
         tracing::debug!(
             events = total.events,
             attempts = total.attempts,

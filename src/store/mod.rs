@@ -194,7 +194,8 @@ store_error_from_redb!(
     redb::TableError,
     redb::StorageError,
     redb::CommitError,
-    redb::CompactionError
+    redb::CompactionError,
+    redb::SetDurabilityError
 );
 
 impl StoreError {

@@ -93,10 +93,16 @@ pub struct Cutoffs {
 
 impl Store {
     /// Removes up to `limit` old entries from each history table in one transaction.
+    ///
+    /// The batch is committed without an fsync of its own (a crash forgets it, and the
+    /// next pass prunes the same rows again): the next durable commit, a publish's or
+    /// [`Store::persist`] at the end of the pass, makes it durable. An fsync per batch
+    /// held publishes waiting for the writer up for milliseconds each time.
     pub fn prune(&self, cutoffs: Cutoffs, cursor: &mut PruneCursor, limit: usize) -> Result<Pruned, StoreError> {
         let mut next = cursor.clone();
         let pruned = self.with_db(|db| {
-            let tx = db.begin_write()?;
+            let mut tx = db.begin_write()?;
+            tx.set_durability(redb::Durability::None)?;
             let pruned = prune_in(&tx, cutoffs, &mut next, limit)?;
             if pruned.removed() == 0 {
                 // Nothing removed: no commit, so an idle server does not write (or fsync).
@@ -108,6 +114,12 @@ impl Store {
         })?;
         *cursor = next;
         Ok(pruned)
+    }
+
+    /// Makes every commit so far durable (one empty durable commit): ends a pruning pass,
+    /// whose batches are committed without an fsync.
+    pub fn persist(&self) -> Result<(), StoreError> {
+        self.write(|_| Ok(()))
     }
 
     /// Rewrites the data file without its free space. Needs the only handle on the file,
