@@ -321,7 +321,7 @@ async fn delete_app(
     caller.require_unrestricted("delete applications")?;
     let app = require_app(&state, caller, &path).await?;
     match state.engine.delete_app(caller.mode, app.id).await? {
-        AppDeletion::Deleted { app, endpoints, deliveries_ended, keys_revoked } => {
+        AppDeletion::Deleted { app, endpoints, deliveries_ended, keys_revoked, .. } => {
             state.keys.forget_app(app.id);
             state.app_names.clear();
             tracing::info!(app = %app.id, endpoints, deliveries_ended, keys_revoked, "application deleted");

@@ -285,15 +285,19 @@ impl Engine {
     }
 
     /// Deletes an application of `mode` (not the default one): it and its endpoints are
-    /// gone at once and their pending deliveries end (the scheduler drops their entries);
-    /// the retention thread is woken to purge its history in the background.
+    /// gone at once, their pending deliveries end (the scheduler drops their entries) and
+    /// its `stile listen` connections close; the retention thread is woken to purge its
+    /// history in the background.
     pub async fn delete_app(&self, mode: Mode, id: AppId) -> Result<AppDeletion, EngineError> {
         let now_ms = self.clock.now_ms();
         let deletion = self.blocking(move |store| store.delete_app(mode, id, now_ms)).await?;
-        if matches!(deletion, AppDeletion::Deleted { .. })
-            && let Some(retention) = self.retention.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
-        {
-            let _ = retention.try_send(()); // a wake-up already waiting is as good
+        if let AppDeletion::Deleted { listeners, .. } = &deletion {
+            for endpoint in listeners {
+                self.listeners.close(*endpoint);
+            }
+            if let Some(retention) = self.retention.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                let _ = retention.try_send(()); // a wake-up already waiting is as good
+            }
         }
         Ok(deletion)
     }

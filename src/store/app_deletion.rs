@@ -20,13 +20,15 @@ pub enum AppDeletion {
     /// The application is gone; its history is being purged.
     Deleted {
         /// The application as it was.
-        app: AppRecord,
+        app: Box<AppRecord>,
         /// Its endpoints, deleted.
         endpoints: usize,
         /// Pending deliveries that ended (as failed, "application deleted").
         deliveries_ended: usize,
         /// Restricted API keys revoked.
         keys_revoked: usize,
+        /// Its listener endpoints (`stile listen`), whose connections are to end.
+        listeners: Vec<EndpointId>,
     },
     /// The mode's default application, which cannot be deleted; nothing changed.
     IsDefault,
@@ -66,9 +68,9 @@ impl Store {
             let (endpoints, deliveries_ended) = delete_endpoints_of(tx, id, (now_ms / 1000) as i64)?;
             let keys_revoked = super::api_keys::revoke_app_keys(tx, id)?;
             super::portal_sessions::revoke_all_in(tx, id)?;
-            super::listeners::forget_all_in(tx, id)?;
+            let listeners = super::listeners::forget_all_in(tx, id)?;
             tx.open_table(tables::DELETED_APPS)?.insert(id.as_u128(), now_ms)?;
-            Ok(AppDeletion::Deleted { app, endpoints, deliveries_ended, keys_revoked })
+            Ok(AppDeletion::Deleted { app: Box::new(app), endpoints, deliveries_ended, keys_revoked, listeners })
         })
     }
 

@@ -96,16 +96,16 @@ pub(super) fn forget_in(tx: &WriteTransaction, app: AppId, key_hash_hex: &str) -
     Ok(())
 }
 
-/// Forgets every listener entry of `app` (it is being deleted).
-pub(super) fn forget_all_in(tx: &WriteTransaction, app: AppId) -> Result<(), StoreError> {
+/// Forgets every listener entry of `app` (it is being deleted); returns their endpoints.
+pub(super) fn forget_all_in(tx: &WriteTransaction, app: AppId) -> Result<Vec<EndpointId>, StoreError> {
     let mut listeners = tx.open_table(tables::LISTENERS)?;
     let app = app.as_u128();
-    let keys: Vec<[u8; 32]> = listeners
+    let rows: Vec<([u8; 32], u128)> = listeners
         .range((app, &[0u8; 32])..=(app, &[0xffu8; 32]))?
-        .map(|row| row.map(|(k, _)| *k.value().1))
+        .map(|row| row.map(|(k, v)| (*k.value().1, v.value())))
         .collect::<Result<_, _>>()?;
-    for hash in &keys {
+    for (hash, _) in &rows {
         listeners.remove((app, hash))?;
     }
-    Ok(())
+    Ok(rows.into_iter().map(|(_, endpoint)| EndpointId(endpoint)).collect())
 }

@@ -279,3 +279,20 @@ fn a_key_the_server_refuses_stops_the_cli_with_the_servers_message() {
     assert!(!cli.child.try_wait().unwrap().unwrap().success());
     assert!(server.get("/v1/webhook_endpoints").body["data"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn deleting_the_application_ends_its_listen_connections() {
+    let server = TestServer::start();
+    let app = server.post("/v1/apps", json!({"name": "A laptop's app", "uid": "laptop"}));
+    assert_eq!(app.status, 200, "{}", app.text);
+    let receiver = Receiver::start();
+    let (mut cli, _) = listen(&server.base, &receiver, &["--app", "laptop"]);
+
+    let deleted = server.delete(&format!("/v1/apps/{}", app.body["id"].as_str().unwrap()));
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    // The connection ends at once; reconnecting finds no application, and the CLI stops.
+    cli.wait_line(Stream::Err, "Connection to stile lost", WAIT);
+    let line = cli.wait_line(Stream::Err, "refused to listen", WAIT);
+    assert!(line.contains("404"), "{line}");
+    assert!(eventually(WAIT, || cli.child.try_wait().unwrap().is_some()), "it stops instead of retrying");
+}
