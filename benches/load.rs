@@ -353,6 +353,49 @@ fn history(events: u64) -> serde_json::Value {
     })
 }
 
+/// Publishes `events` events (`body(seq)`) from 8 publishers, paced at `rate` per second
+/// from `started` if given, until `deadline` after it; returns, for each, when it was sent
+/// (seconds after `started`) and how long the publish took (ms).
+fn timed_publishes(
+    server: &Server,
+    events: u64,
+    rate: Option<u64>,
+    started: Instant,
+    deadline: Duration,
+    body: fn(u64) -> serde_json::Value,
+) -> Vec<(f64, f64)> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let timed = Arc::new(Mutex::new(Vec::with_capacity(events as usize)));
+    let publishers: Vec<_> = (0..8)
+        .map(|_| {
+            let (next, timed, target) = (Arc::clone(&next), Arc::clone(&timed), format!("{}/v1/events", server.base));
+            std::thread::spawn(move || {
+                let agent = agent();
+                loop {
+                    let seq = next.fetch_add(1, Ordering::Relaxed) as u64;
+                    if seq >= events || started.elapsed() > deadline {
+                        break;
+                    }
+                    if let Some(rate) = rate {
+                        let due = started + Duration::from_secs_f64(seq as f64 / rate as f64);
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
+                    let sent = Instant::now();
+                    publish(&agent, &target, body(seq));
+                    let at = sent.duration_since(started).as_secs_f64();
+                    timed.lock().unwrap().push((at, sent.elapsed().as_secs_f64() * 1000.0));
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    std::mem::take(&mut *timed.lock().unwrap())
+}
+
 /// W7: many endpoints in one application. 10,000 endpoints, 1,000 of them subscribed to
 /// the type published; `events` events published by 8 publishers. Reports the publish
 /// latency (each request, client side) and the fan-out's deliveries per second.
@@ -375,36 +418,21 @@ fn many_endpoints(events: u64) -> serde_json::Value {
     }
     let setup_s = setup.elapsed().as_secs_f64();
     let started = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let publishers: Vec<_> = (0..8)
-        .map(|_| {
-            let (next, latencies, target) =
-                (Arc::clone(&next), Arc::clone(&latencies), format!("{}/v1/events", server.base));
-            std::thread::spawn(move || {
-                let agent = agent();
-                loop {
-                    let seq = next.fetch_add(1, Ordering::Relaxed) as u64;
-                    if seq >= events || started.elapsed() > WORKLOAD_DEADLINE {
-                        break;
-                    }
-                    let sent = Instant::now();
-                    publish(&agent, &target, serde_json::json!({"type": "w7.hot", "data": {"seq": seq}}));
-                    latencies.lock().unwrap().push(sent.elapsed().as_secs_f64() * 1000.0);
-                }
-            })
-        })
-        .collect();
-    for p in publishers {
-        p.join().unwrap();
-    }
+    let timed = timed_publishes(
+        &server,
+        events,
+        None,
+        started,
+        WORKLOAD_DEADLINE,
+        |seq| serde_json::json!({"type": "w7.hot", "data": {"seq": seq}}),
+    );
+    let mut latencies: Vec<f64> = timed.iter().map(|(_, ms)| *ms).collect();
     let expected = events as usize * HOT;
     while receiver.arrivals.count.load(Ordering::Relaxed) < expected && started.elapsed() < WORKLOAD_DEADLINE {
         std::thread::sleep(Duration::from_millis(5));
     }
     let delivered = receiver.arrivals.count.load(Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();
-    let mut latencies = latencies.lock().unwrap().clone();
     latencies.sort_by(f64::total_cmp);
     serde_json::json!({
         "workload": "W7 many endpoints",
@@ -445,42 +473,18 @@ fn retention_under_load(rate: u64, secs: u64, retention_secs: u64) -> serde_json
             sizes
         }
     });
-    let next = Arc::new(AtomicUsize::new(0));
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(events as usize)));
-    let publishers: Vec<_> = (0..8)
-        .map(|_| {
-            let (next, latencies, target) =
-                (Arc::clone(&next), Arc::clone(&latencies), format!("{}/v1/events", server.base));
-            std::thread::spawn(move || {
-                let agent = agent();
-                loop {
-                    let seq = next.fetch_add(1, Ordering::Relaxed) as u64;
-                    if seq >= events || started.elapsed() > deadline {
-                        break;
-                    }
-                    let due = started + Duration::from_secs_f64(seq as f64 / rate as f64);
-                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    }
-                    let body = serde_json::json!({"type": "verification_session.verified", "data": {"id": format!("vks_{seq}"), "seq": seq, "note": PADDING}});
-                    let sent = Instant::now();
-                    publish(&agent, &target, body);
-                    let at = sent.duration_since(started).as_secs_f64();
-                    latencies.lock().unwrap().push((at, sent.elapsed().as_secs_f64() * 1000.0));
-                }
-            })
+    let latencies = timed_publishes(&server, events, Some(rate), started, deadline, |seq| {
+        serde_json::json!({
+            "type": "verification_session.verified",
+            "data": {"id": format!("vks_{seq}"), "seq": seq, "note": PADDING},
         })
-        .collect();
-    for p in publishers {
-        p.join().unwrap();
-    }
+    });
     let sizes = sizes.join().unwrap();
     let wait_until = Instant::now() + Duration::from_secs(60);
     while receiver.arrivals.count.load(Ordering::Relaxed) < events as usize && Instant::now() < wait_until {
         std::thread::sleep(Duration::from_millis(20));
     }
     let delivered = receiver.arrivals.count.load(Ordering::Relaxed);
-    let latencies = latencies.lock().unwrap().clone();
     let p99_of = |keep: &dyn Fn(f64) -> bool| {
         let mut ms: Vec<f64> = latencies.iter().filter(|(at, _)| keep(*at)).map(|(_, ms)| *ms).collect();
         ms.sort_by(f64::total_cmp);
