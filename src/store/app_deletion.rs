@@ -136,7 +136,7 @@ fn delete_endpoints_of(tx: &WriteTransaction, app: AppId, now: i64) -> Result<(u
     for id in &ids {
         if let Some(removed) = endpoints.remove((app.as_u128(), *id))? {
             let removed: super::endpoints::EndpointRecord = decode(super::endpoints::TABLE, removed.value())?;
-            super::endpoints::relabel_in(tx, Some(&removed), None)?;
+            super::endpoints::reindex_in(tx, Some(&removed), None)?;
         }
         health.remove(*id)?;
         ended += deliveries.cancel_endpoint(EndpointId(*id), ENDED_BY, now)?;

@@ -91,6 +91,7 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
     add(copy(from, to, tables::ENDPOINTS)?);
     add(copy(from, to, tables::ENDPOINT_HEALTH)?);
     add(copy(from, to, tables::ENDPOINT_LABELS)?);
+    add(copy(from, to, tables::ENDPOINT_SUBSCRIPTIONS)?);
     add(copy(from, to, tables::IDEMPOTENCY)?);
     add(copy(from, to, tables::IDEMPOTENCY_BY_AGE)?);
     add(copy(from, to, tables::EVENTS)?);

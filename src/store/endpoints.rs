@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::apps::Owner;
 use super::pagination::{ListError, Page, PageRequest, index_page, list_page};
-use super::{Store, StoreError, decode, decode_found, encode, tables};
+use super::{Store, StoreError, decode_found, encode, tables};
 use crate::event_types::{WILDCARD, kayle_alias_of, kayle_name};
 use crate::ids::{AppId, EndpointId};
 use crate::mode::Mode;
@@ -210,25 +210,38 @@ pub(super) fn get_in(
     decode_found(TABLE, table.get((app.as_u128(), id.as_u128()))?)
 }
 
-/// Files an endpoint's labels in [`tables::ENDPOINT_LABELS`]: those of `old` (what was
+/// Files an endpoint under its labels ([`tables::ENDPOINT_LABELS`]) and what it
+/// subscribes to ([`tables::ENDPOINT_SUBSCRIPTIONS`]): the entries of `old` (what was
 /// stored, if anything) that `new` (what is stored now, if anything) lacks go, the new
-/// ones come.
-pub(super) fn relabel_in(
+/// ones come. Every write that adds, changes or removes an endpoint calls it.
+pub(super) fn reindex_in(
     tx: &WriteTransaction,
     old: Option<&EndpointRecord>,
     new: Option<&EndpointRecord>,
 ) -> Result<(), StoreError> {
-    let mut index = tx.open_table(tables::ENDPOINT_LABELS)?;
-    let labels = |r: Option<&EndpointRecord>| r.map(|r| r.labels.clone()).unwrap_or_default();
-    let (before, after) = (labels(old), labels(new));
+    refile(&mut tx.open_table(tables::ENDPOINT_LABELS)?, old, new, |r| &r.labels)?;
+    refile(&mut tx.open_table(tables::ENDPOINT_SUBSCRIPTIONS)?, old, new, |r| &r.enabled_events)
+}
+
+/// Moves an endpoint's `(app, name, id)` entries in `index` from the names `names` gives
+/// for `old` to those it gives for `new`.
+fn refile(
+    index: &mut Table<(u128, &'static str, u128), ()>,
+    old: Option<&EndpointRecord>,
+    new: Option<&EndpointRecord>,
+    names: impl Fn(&EndpointRecord) -> &Vec<String>,
+) -> Result<(), StoreError> {
+    let empty = Vec::new();
+    let before = old.map_or(&empty, &names);
+    let after = new.map_or(&empty, &names);
     if let Some(old) = old {
-        for label in before.iter().filter(|l| !after.contains(l)) {
-            index.remove((old.app.as_u128(), label.as_str(), old.id.as_u128()))?;
+        for name in before.iter().filter(|n| !after.contains(n)) {
+            index.remove((old.app.as_u128(), name.as_str(), old.id.as_u128()))?;
         }
     }
     if let Some(new) = new {
-        for label in after.iter().filter(|l| !before.contains(l)) {
-            index.insert((new.app.as_u128(), label.as_str(), new.id.as_u128()), ())?;
+        for name in after.iter().filter(|n| !before.contains(n)) {
+            index.insert((new.app.as_u128(), name.as_str(), new.id.as_u128()), ())?;
         }
     }
     Ok(())
@@ -246,7 +259,7 @@ pub(super) fn update_in(
     let before = record.clone();
     change(&mut record);
     table.insert((app.as_u128(), id.as_u128()), encode(TABLE, &record)?.as_slice())?;
-    relabel_in(tx, Some(&before), Some(&record))?;
+    reindex_in(tx, Some(&before), Some(&record))?;
     let health = tx.open_table(tables::ENDPOINT_HEALTH)?;
     Ok(Some(with_health(&health, record)?))
 }
@@ -279,11 +292,19 @@ pub(super) fn matching_in<'a>(
     event_type: &'a str,
 ) -> Result<Vec<(EndpointRecord, &'a str)>, StoreError> {
     let endpoints = tx.open_table(tables::ENDPOINTS)?;
-    let mut out = Vec::new();
+    let index = tx.open_table(tables::ENDPOINT_SUBSCRIPTIONS)?;
     let app = app.as_u128();
-    for entry in endpoints.range((app, 0)..=(app, u128::MAX))? {
-        let (_, value) = entry?;
-        let endpoint: EndpointRecord = decode(TABLE, value.value())?;
+    // Every name under which an endpoint can subscribe to the type; an endpoint may be
+    // under several.
+    let mut ids = std::collections::BTreeSet::new();
+    for name in [Some(WILDCARD), Some(event_type), kayle_name(event_type)].into_iter().flatten() {
+        for entry in index.range((app, name, 0)..=(app, name, u128::MAX))? {
+            ids.insert(entry?.0.value().2);
+        }
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(endpoint) = get_in(&endpoints, AppId(app), EndpointId(id))? else { continue };
         if endpoint.status != EndpointStatus::Enabled {
             continue;
         }
@@ -301,7 +322,7 @@ impl Store {
         self.write(|tx| {
             let mut table = tx.open_table(tables::ENDPOINTS)?;
             table.insert((record.app.as_u128(), record.id.as_u128()), bytes.as_slice())?;
-            relabel_in(tx, None, Some(record))?;
+            reindex_in(tx, None, Some(record))?;
             Ok(())
         })
     }
@@ -415,6 +436,77 @@ mod tests {
             store.list_endpoints(live, foreign, &EndpointFilter::default()),
             Err(ListError::UnknownCursor)
         ));
+    }
+
+    #[test]
+    fn publishing_finds_through_the_index_exactly_the_endpoints_a_scan_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let owner = store.test_owner(Mode::Test);
+        let other = store.insert_app_for_test(Mode::Test, "Other");
+        let mut rng = fastrand::Rng::with_seed(11);
+        // Types, the wildcard, and the Kayle name of a built-in type.
+        let kayle = kayle_name("verification_session.verified").expect("a built-in type has a Kayle name");
+        let names = ["a.b", "a.c", "verification_session.verified", kayle, WILDCARD];
+        let pick = |rng: &mut fastrand::Rng| -> Vec<String> {
+            let mut chosen: Vec<String> = names.iter().filter(|_| rng.u8(0..4) == 0).map(|n| n.to_string()).collect();
+            if chosen.is_empty() {
+                chosen.push(names[rng.usize(0..names.len())].to_string());
+            }
+            chosen
+        };
+        let mut ids = Vec::new();
+        for n in 0..80 {
+            let mut endpoint = record(if n % 8 == 0 { other } else { owner }, n);
+            endpoint.enabled_events = pick(&mut rng);
+            if rng.u8(0..5) == 0 {
+                endpoint.status = EndpointStatus::Disabled;
+            }
+            store.insert_endpoint(&endpoint).unwrap();
+            ids.push((endpoint.app, endpoint.id));
+        }
+        // Change what some subscribe to, disable or enable some, delete some.
+        let changed: Vec<_> = ids.iter().filter(|_| rng.u8(0..3) == 0).collect();
+        for (app, id) in changed {
+            let (events, flip) = (pick(&mut rng), rng.bool());
+            store
+                .update_endpoint(Owner { app: *app, mode: Mode::Test }, *id, |r| {
+                    r.enabled_events = events;
+                    if flip {
+                        r.status = match r.status {
+                            EndpointStatus::Enabled => EndpointStatus::Disabled,
+                            _ => EndpointStatus::Enabled,
+                        };
+                    }
+                })
+                .unwrap();
+        }
+        for (app, id) in ids.iter().filter(|_| rng.u8(0..6) == 0) {
+            store.delete_endpoint(Owner { app: *app, mode: Mode::Test }, *id, 0).unwrap();
+        }
+        for app in [owner, other] {
+            let everyone = store.list_endpoints(
+                app,
+                PageRequest { limit: 1000, cursor: Cursor::Start },
+                &EndpointFilter::default(),
+            );
+            let mut everyone = everyone.unwrap().items;
+            everyone.reverse(); // oldest first, as the index gives them
+            for event_type in ["a.b", "a.c", "verification_session.verified", "z.unknown"] {
+                let scanned: Vec<(EndpointId, &str)> = everyone
+                    .iter()
+                    .filter(|e| e.status == EndpointStatus::Enabled)
+                    .filter_map(|e| subscribed(e, event_type).map(|name| (e.id, name)))
+                    .collect();
+                let indexed: Vec<(EndpointId, &str)> = store
+                    .write(|tx| matching_in(tx, app.app, event_type))
+                    .unwrap()
+                    .into_iter()
+                    .map(|(e, name)| (e.id, name))
+                    .collect();
+                assert_eq!(indexed, scanned, "{event_type}");
+            }
+        }
     }
 
     #[test]

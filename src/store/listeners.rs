@@ -39,8 +39,8 @@ impl Store {
                 Some(id) => endpoints::get_in(&table, owner.app, id)?,
                 None => None,
             };
-            let (mut record, made) = match existing {
-                Some(record) => (record, false),
+            let (mut record, made) = match &existing {
+                Some(record) => (record.clone(), false),
                 None => (make(), true),
             };
             record.url = request.forward_to.clone();
@@ -48,6 +48,7 @@ impl Store {
             record.listener = Some(ListenerInfo { key_hash: hex::encode(key_hash), last_seen: request.now });
             let bytes = encode(endpoints::TABLE, &record)?;
             table.insert((owner.app.as_u128(), record.id.as_u128()), bytes.as_slice())?;
+            endpoints::reindex_in(tx, existing.as_ref(), Some(&record))?;
             listeners.insert((owner.app.as_u128(), key_hash), record.id.as_u128())?;
             Ok((record, made))
         })

@@ -12,6 +12,8 @@
 //! filled from what is stored in batches ([`Store::run_backfills`]), each its own transaction that records
 //! how far it got, so a large file is not one huge transaction and a crash resumes where
 //! it stopped.
+//!
+//! Version 4 adds the index of what endpoints subscribe to, filled the same way.
 
 use redb::{ReadableTable, WriteTransaction};
 
@@ -29,26 +31,30 @@ const ENDPOINT_FAILURES: &str = "endpoint_failures";
 /// The backfill of [`tables::ENDPOINT_LABELS`] from the endpoints.
 const ENDPOINT_LABELS: &str = "endpoint_labels";
 
+/// The backfill of [`tables::ENDPOINT_SUBSCRIPTIONS`] from the endpoints.
+const ENDPOINT_SUBSCRIPTIONS: &str = "endpoint_subscriptions";
+
 /// What one batch of a backfill does: index up to `batch` rows after a key, and say how
 /// many and where it stopped.
 type Batch = fn(&WriteTransaction, (u128, u128), usize) -> Result<(usize, Option<(u128, u128)>), StoreError>;
 
-/// Every backfill, in the order they run.
-const BACKFILLS: [(&str, Batch); 3] = [
-    (EVENT_INDEXES, backfill_batch_of),
-    (ENDPOINT_FAILURES, endpoint_failures_batch),
-    (ENDPOINT_LABELS, endpoint_labels_batch),
+/// Every backfill, in the order they run, with the layout that added it.
+const BACKFILLS: [(&str, u64, Batch); 4] = [
+    (EVENT_INDEXES, 3, backfill_batch_of),
+    (ENDPOINT_FAILURES, 3, endpoint_failures_batch),
+    (ENDPOINT_LABELS, 3, endpoint_labels_batch),
+    (ENDPOINT_SUBSCRIPTIONS, 4, endpoint_subscriptions_batch),
 ];
 
 /// Events indexed per transaction of a backfill.
 const BACKFILL_BATCH: usize = 20_000;
 
-/// Records that the indexes layout 3 adds must be filled from what is already stored (a
-/// file of layout 1 or 2), inside the transaction that moves it to layout 3.
-pub(super) fn start_backfills(tx: &WriteTransaction) -> Result<(), StoreError> {
+/// Records that the indexes added after layout `found` must be filled from what is
+/// already stored, inside the transaction that moves the file to the current layout.
+pub(super) fn start_backfills(tx: &WriteTransaction, found: u64) -> Result<(), StoreError> {
     let mut backfills = tx.open_table(tables::BACKFILLS)?;
-    for (name, _) in BACKFILLS {
-        backfills.insert(name, (0, 0))?;
+    for (name, _, _) in BACKFILLS.iter().filter(|(_, layout, _)| *layout > found) {
+        backfills.insert(*name, (0, 0))?;
     }
     Ok(())
 }
@@ -57,10 +63,10 @@ impl Store {
     /// Finishes the index backfills a layout change started: batch after batch, logging
     /// progress, until none is left. Called at open, before anything reads the indexes.
     pub(super) fn run_backfills(&self) -> Result<(), StoreError> {
-        for (name, batch) in BACKFILLS {
+        for (name, layout, batch) in BACKFILLS {
             let cursor = self.read(|tx| Ok(tx.open_table(tables::BACKFILLS)?.get(name)?.map(|v| v.value())))?;
             let Some(mut done) = cursor else { continue };
-            tracing::info!(backfill = name, "filling an index added by layout 3; this runs once");
+            tracing::info!(backfill = name, layout, "filling an index added by a layout change; this runs once");
             let mut rows = 0u64;
             loop {
                 let (count, next) = self.write(|tx| batch(tx, done, BACKFILL_BATCH))?;
@@ -104,9 +110,30 @@ fn endpoint_failures_batch(
     finish_batch(tx, ENDPOINT_FAILURES, count, batch, last)
 }
 
-/// Files up to `batch` endpoints after `after` under their labels.
+/// Files up to `batch` endpoints after `after` under their labels (and what they
+/// subscribe to: the same pass).
 fn endpoint_labels_batch(
     tx: &WriteTransaction,
+    after: (u128, u128),
+    batch: usize,
+) -> Result<(usize, Option<(u128, u128)>), StoreError> {
+    endpoint_index_batch(tx, ENDPOINT_LABELS, after, batch)
+}
+
+/// Files up to `batch` endpoints after `after` under what they subscribe to (and their
+/// labels, already there: a no-op).
+fn endpoint_subscriptions_batch(
+    tx: &WriteTransaction,
+    after: (u128, u128),
+    batch: usize,
+) -> Result<(usize, Option<(u128, u128)>), StoreError> {
+    endpoint_index_batch(tx, ENDPOINT_SUBSCRIPTIONS, after, batch)
+}
+
+/// One batch of the endpoint index backfill `name`.
+fn endpoint_index_batch(
+    tx: &WriteTransaction,
+    name: &str,
     after: (u128, u128),
     batch: usize,
 ) -> Result<(usize, Option<(u128, u128)>), StoreError> {
@@ -121,10 +148,10 @@ fn endpoint_labels_batch(
         }
     }
     for (_, record) in &records {
-        super::endpoints::relabel_in(tx, None, Some(record))?;
+        super::endpoints::reindex_in(tx, None, Some(record))?;
     }
     let last = records.last().map(|(key, _)| *key);
-    finish_batch(tx, ENDPOINT_LABELS, records.len(), batch, last)
+    finish_batch(tx, name, records.len(), batch, last)
 }
 
 /// Records how far a backfill got after a batch: the last key done, or, when the batch
@@ -367,6 +394,50 @@ mod tests {
     }
 
     #[test]
+    fn a_layout_3_file_gets_the_subscription_index_and_only_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            owner = store.test_owner(Mode::Test);
+            let mut endpoint = crate::store::endpoints::EndpointRecord::for_test(owner, "https://a.example/", "a.b");
+            endpoint.enabled_events.push("a.c".into());
+            endpoint.labels = vec!["eu".into()];
+            store.insert_endpoint(&endpoint).unwrap();
+            store
+                .write(|tx| {
+                    tx.delete_table(tables::ENDPOINT_SUBSCRIPTIONS)?;
+                    tx.open_table(tables::META)?.insert("schema_version", 3)?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(rows(&store, tables::ENDPOINT_SUBSCRIPTIONS), 2, "a.b and a.c");
+        assert_eq!(rows(&store, tables::ENDPOINT_LABELS), 1);
+        let found = store.write(|tx| crate::store::endpoints::matching_in(tx, owner.app, "a.c")).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(store.read(|tx| Ok(tx.open_table(tables::BACKFILLS)?.len()?)).unwrap(), 0, "done");
+        // From layout 3 only the subscription index is to fill; from layout 2, everything.
+        let started = |from: u64| {
+            store
+                .write(|tx| {
+                    start_backfills(tx, from)?;
+                    let mut backfills = tx.open_table(tables::BACKFILLS)?;
+                    let names: Vec<String> = backfills
+                        .iter()?
+                        .map(|row| row.map(|(k, _)| k.value().to_string()))
+                        .collect::<Result<_, _>>()?;
+                    backfills.retain(|_, _| false)?;
+                    Ok(names)
+                })
+                .unwrap()
+        };
+        assert_eq!(started(3), [ENDPOINT_SUBSCRIPTIONS]);
+        assert_eq!(started(2).len(), BACKFILLS.len());
+    }
+
+    #[test]
     fn the_event_index_backfill_goes_in_batches_and_resumes_where_it_stopped() {
         let dir = tempfile::tempdir().unwrap();
         let owner;
@@ -396,10 +467,12 @@ mod tests {
                     tx.delete_table(tables::EVENTS_BY_TYPE)?;
                     tx.delete_table(tables::EVENTS_BY_DATA_ID)?;
                     tx.delete_table(tables::ENDPOINT_LABELS)?;
+                    tx.delete_table(tables::ENDPOINT_SUBSCRIPTIONS)?;
                     tx.open_table(tables::EVENTS_BY_TYPE)?;
                     tx.open_table(tables::EVENTS_BY_DATA_ID)?;
                     tx.open_table(tables::ENDPOINT_LABELS)?;
-                    start_backfills(tx)
+                    tx.open_table(tables::ENDPOINT_SUBSCRIPTIONS)?;
+                    start_backfills(tx, 2)
                 })
                 .unwrap();
             assert_eq!(sessions_events(&store, owner, "vks_1"), 0, "nothing indexed");
@@ -419,6 +492,7 @@ mod tests {
         assert_eq!(rows(&store, tables::EVENTS_BY_DATA_ID), 5);
         assert_eq!(sessions_events(&store, owner, "vks_1"), 5);
         assert_eq!(rows(&store, tables::ENDPOINT_LABELS), 2, "the endpoint's two labels");
+        assert_eq!(rows(&store, tables::ENDPOINT_SUBSCRIPTIONS), 1, "what it subscribes to");
         let compact = store
             .read(|tx| {
                 let events = tx.open_table(tables::EVENTS)?;

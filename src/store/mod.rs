@@ -46,7 +46,7 @@ pub const DATA_FILE_NAME: &str = "stile.redb";
 
 /// The layout version this build reads and writes. Bump it with a migration whenever a
 /// table's key or value format changes.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// The open data file.
 ///
@@ -324,6 +324,7 @@ impl Store {
                 tx.open_table(tables::ENDPOINTS)?;
                 tx.open_table(tables::ENDPOINT_HEALTH)?;
                 tx.open_table(tables::ENDPOINT_LABELS)?;
+                tx.open_table(tables::ENDPOINT_SUBSCRIPTIONS)?;
                 tx.open_table(tables::IDEMPOTENCY)?;
                 tx.open_table(tables::IDEMPOTENCY_BY_AGE)?;
                 tx.open_table(tables::EVENTS)?;
@@ -355,8 +356,8 @@ impl Store {
                     tracing::info!(path = %self.path.display(), "data file moved to layout version 2 (applications)");
                 }
                 idempotency::index_by_age_if_missing(tx)?;
-                if found.is_some_and(|v| v < 3) {
-                    migrate::start_backfills(tx)?;
+                if let Some(found) = found.filter(|v| *v < SCHEMA_VERSION) {
+                    migrate::start_backfills(tx, found)?;
                 }
                 meta.insert("schema_version", SCHEMA_VERSION)?;
                 Ok(found)

@@ -94,7 +94,7 @@ impl Store {
                 return Ok(false);
             };
             let removed: EndpointRecord = super::decode(endpoints::TABLE, removed.value())?;
-            endpoints::relabel_in(tx, Some(&removed), None)?;
+            endpoints::reindex_in(tx, Some(&removed), None)?;
             if let Some(listener) = &removed.listener {
                 super::listeners::forget_in(tx, owner.app, &listener.key_hash)?;
             }

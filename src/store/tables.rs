@@ -44,6 +44,12 @@ pub const ENDPOINTS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new
 /// Endpoints by label, for `?label=`: `(app, label, endpoint id)` → `()`.
 pub const ENDPOINT_LABELS: TableDefinition<(u128, &str, u128), ()> = TableDefinition::new("endpoint_labels");
 
+/// Endpoints by what they subscribe to, so publishing reads only the endpoints an event
+/// goes to: `(app, name in enabled_events, endpoint id)` → `()`, for every name an
+/// endpoint lists (`*`, an event type, or a Kayle name), whatever its status.
+pub const ENDPOINT_SUBSCRIPTIONS: TableDefinition<(u128, &str, u128), ()> =
+    TableDefinition::new("endpoint_subscriptions");
+
 /// Endpoints whose latest attempt failed: endpoint id → (Unix ms of the first failure of
 /// the current run of failures, failed attempts in the run). Absent means healthy; the
 /// first success removes the entry.
