@@ -102,8 +102,9 @@ mod tests {
     #[test]
     fn the_headers_sent_are_stored_in_their_compact_form() {
         for secrets in [&["whsec_YQ=="][..], &["whsec_YQ==", "whsec_Yg=="]] {
-            let headers = delivery_headers("evt_01KB0000000000000000000000", secrets, 1_764_000_000, b"{}");
-            assert!(crate::store::attempt_record::headers_stored_compact("evt_01KB0000000000000000000000", &headers));
+            let event_id = crate::ids::EventId::at(1_764_000_000_000);
+            let headers = delivery_headers(&event_id.to_string(), secrets, 1_764_000_000, b"{}");
+            assert!(crate::store::attempt_record::headers_stored_compact(event_id, &headers));
         }
     }
 

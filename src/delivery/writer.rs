@@ -178,19 +178,20 @@ mod tests {
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let endpoint = EndpointRecord::for_test(store.test_owner(Mode::Test), "http://127.0.0.1:9/", "*");
         store.insert_endpoint(&endpoint).unwrap();
-        let events: Vec<NewEvent> = (0..n)
-            .map(|_| {
-                crate::payload::new_event(
-                    store.test_owner(Mode::Test),
-                    "a.b",
-                    &serde_json::json!({}),
-                    crate::clock::unix_now_ms(),
-                )
-                .unwrap()
-            })
-            .collect();
+        let events: Vec<NewEvent> = (0..n).map(|_| an_event(&store)).collect();
         let (_, scheduled) = store.publish_events(&events, NOW_MS).unwrap();
         (dir, store, endpoint.id, scheduled.keys().to_vec())
+    }
+
+    /// A new event of type `a.b` in the test mode's default application.
+    fn an_event(store: &Store) -> NewEvent {
+        crate::payload::new_event(
+            store.test_owner(Mode::Test),
+            "a.b",
+            &serde_json::json!({}),
+            crate::clock::unix_now_ms(),
+        )
+        .unwrap()
     }
 
     fn succeeded(key: QueueKey, endpoint: EndpointId) -> WriteJob {
@@ -254,13 +255,7 @@ mod tests {
     fn a_publish_shares_its_commit_with_waiting_results() {
         let (_dir, store, endpoint, keys) = store_with_attempts(1);
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let event = crate::payload::new_event(
-            store.test_owner(Mode::Test),
-            "a.b",
-            &serde_json::json!({}),
-            crate::clock::unix_now_ms(),
-        )
-        .unwrap();
+        let event = an_event(&store);
         let queued = vec![succeeded(keys[0], endpoint), WriteJob::Publish(event, reply)];
         let (jobs, inbox, thread) = start(&store, queued);
         let published = answer.blocking_recv().unwrap().unwrap();
@@ -279,13 +274,7 @@ mod tests {
         let (_dir, store, endpoint, keys) = store_with_attempts(1);
         store.put_raw_attempt_for_test(keys[0].attempt(), Some(b"not json"));
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let event = crate::payload::new_event(
-            store.test_owner(Mode::Test),
-            "a.b",
-            &serde_json::json!({}),
-            crate::clock::unix_now_ms(),
-        )
-        .unwrap();
+        let event = an_event(&store);
         let queued = vec![succeeded(keys[0], endpoint), WriteJob::Publish(event, reply)];
         let (jobs, inbox, thread) = start(&store, queued);
         assert_eq!(answer.blocking_recv().unwrap().unwrap().deliveries, 1, "the publish went through alone");

@@ -140,19 +140,21 @@ enum SentHeaders<'a> {
 
 impl<'a> SentHeaders<'a> {
     /// The compact form of `headers`, sent for an attempt of `event_id`.
-    fn of(event_id: &str, headers: &'a [(String, String)]) -> SentHeaders<'a> {
-        Self::signed(event_id, headers).unwrap_or_else(|| {
+    fn of(event_id: EventId, headers: &'a [(String, String)]) -> SentHeaders<'a> {
+        // A pending attempt has none: no id to format, nothing to parse.
+        let signed = (!headers.is_empty()).then(|| Self::signed(event_id, headers)).flatten();
+        signed.unwrap_or_else(|| {
             SentHeaders::Listed(headers.iter().map(|(n, v)| (n.as_str().into(), v.as_str().into())).collect())
         })
     }
 
     /// The `Signed` form, if `headers` are exactly what it rebuilds.
-    fn signed(event_id: &str, headers: &'a [(String, String)]) -> Option<SentHeaders<'a>> {
+    fn signed(event_id: EventId, headers: &'a [(String, String)]) -> Option<SentHeaders<'a>> {
         let [(ct, json), (ua, user_agent), (ss, stile), (wi, id), (wt, timestamp), (ws, standard)] = headers else {
             return None;
         };
         let names = [ct, ua, ss, wi, wt, ws].map(String::as_str);
-        if names != SIGNED_NAMES || json != "application/json" || id != event_id {
+        if names != SIGNED_NAMES || json != "application/json" || *id != event_id.to_string() {
             return None;
         }
         let timestamp: i64 = timestamp.parse().ok()?;
@@ -176,8 +178,8 @@ impl<'a> SentHeaders<'a> {
         (compact.rebuild(event_id) == headers).then_some(compact)
     }
 
-    /// The header list this stands for.
-    fn rebuild(&self, event_id: &str) -> Vec<(String, String)> {
+    /// The header list this stands for, sent for an attempt of `event_id`.
+    fn rebuild(&self, event_id: EventId) -> Vec<(String, String)> {
         match self {
             SentHeaders::Listed(list) => list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
             SentHeaders::Signed { user_agent, timestamp, stile, standard } => {
@@ -227,13 +229,12 @@ impl<'a> Excerpt<'a> {
 
 /// Whether `headers`, sent for event `event_id`, are stored as their varying parts only:
 /// lets the signing module's tests keep what it sends and this form in step.
-pub fn headers_stored_compact(event_id: &str, headers: &[(String, String)]) -> bool {
+pub fn headers_stored_compact(event_id: EventId, headers: &[(String, String)]) -> bool {
     SentHeaders::signed(event_id, headers).is_some()
 }
 
 /// An attempt record as stored.
 pub(super) fn encode_attempt(record: &AttemptRecord) -> Result<Vec<u8>, StoreError> {
-    let event_id = record.event_id.to_string();
     let compact = AttemptV1 {
         app: record.app.as_u128().to_be_bytes(),
         mode: record.mode,
@@ -249,7 +250,7 @@ pub(super) fn encode_attempt(record: &AttemptRecord) -> Result<Vec<u8>, StoreErr
         created: record.created,
         next_retry_at: record.next_retry_at,
         due_ms: record.due_ms,
-        headers: SentHeaders::of(&event_id, &record.request_headers),
+        headers: SentHeaders::of(record.event_id, &record.request_headers),
     };
     let mut out = Vec::with_capacity(160);
     out.push(ATTEMPT_V1);
@@ -280,7 +281,7 @@ pub(super) fn decode_attempt(id: u128, bytes: &[u8]) -> Result<AttemptRecord, St
         created: compact.created,
         next_retry_at: compact.next_retry_at,
         due_ms: compact.due_ms,
-        request_headers: compact.headers.rebuild(&event_id.to_string()),
+        request_headers: compact.headers.rebuild(event_id),
     })
 }
 
