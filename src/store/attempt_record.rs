@@ -285,6 +285,23 @@ pub(super) fn decode_attempt(id: u128, bytes: &[u8]) -> Result<AttemptRecord, St
     })
 }
 
+/// Where attempt `id` in `attempts` went, where it stands and when it was made, if it is
+/// there: for scans over an event's attempts, which need no more than that (the compact
+/// form is read without building the record: no owned strings, no headers rebuilt).
+pub(super) fn outcome_in(
+    attempts: &impl ReadableTable<u128, &'static [u8]>,
+    id: u128,
+) -> Result<Option<(EndpointId, AttemptStatus, i64)>, StoreError> {
+    let Some(stored) = attempts.get(id)? else { return Ok(None) };
+    let bytes = stored.value();
+    let Some((&ATTEMPT_V1, rest)) = bytes.split_first() else {
+        return decode_attempt(id, bytes).map(|r| Some((r.endpoint_id, r.status, r.created)));
+    };
+    let compact: AttemptV1<'_> = postcard::from_bytes(rest)
+        .map_err(|e| StoreError::Corrupt { table: TABLE, source: serde::de::Error::custom(e) })?;
+    Ok(Some((EndpointId(u128::from_be_bytes(compact.endpoint)), compact.status, compact.created)))
+}
+
 /// The attempt record `id` in `attempts`, if it is there.
 pub(super) fn attempt_in(
     attempts: &impl ReadableTable<u128, &'static [u8]>,
@@ -401,6 +418,30 @@ mod tests {
             ..attempt
         };
         round_trip(&pending);
+    }
+
+    #[test]
+    fn an_outcome_reads_the_same_as_the_record_in_either_form() {
+        use redb::ReadableDatabase;
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("t.redb")).unwrap();
+        let compact = record(signed_headers("evt_x", 1), Some("ok".into()));
+        let json = AttemptRecord { status: AttemptStatus::Failed, ..record(vec![], None) };
+        let tx = db.begin_write().unwrap();
+        {
+            let mut table = tx.open_table(super::super::tables::ATTEMPTS).unwrap();
+            table.insert(compact.id.as_u128(), encode_attempt(&compact).unwrap().as_slice()).unwrap();
+            table.insert(json.id.as_u128(), serde_json::to_vec(&json).unwrap().as_slice()).unwrap();
+            table.insert(7, [ATTEMPT_V1, 0xff].as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+        let table = db.begin_read().unwrap().open_table(super::super::tables::ATTEMPTS).unwrap();
+        for r in [&compact, &json] {
+            let outcome = outcome_in(&table, r.id.as_u128()).unwrap();
+            assert_eq!(outcome, Some((r.endpoint_id, r.status, r.created)));
+        }
+        assert_eq!(outcome_in(&table, 8).unwrap(), None);
+        assert!(outcome_in(&table, 7).is_err(), "damage is an error, not a panic");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
 use super::apps::Owner;
-use super::attempt_record::{attempt_in, encode_attempt};
+use super::attempt_record::{attempt_in, encode_attempt, outcome_in};
 use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::health::{FailureRun, HealthBatch, HealthVerdict};
 use super::pagination::{Cursor, ListError, Page, PageRequest, finish_page, scan_bounds};
@@ -419,8 +419,8 @@ pub(super) fn latest_per_endpoint(
     let event = event.as_u128();
     for entry in by_event.range((event, 0)..=(event, u128::MAX))? {
         let (key, _) = entry?;
-        if let Some(record) = attempt_in(attempts, key.value().1)? {
-            latest.insert(record.endpoint_id, (record.status, record.created));
+        if let Some((endpoint, status, made)) = outcome_in(attempts, key.value().1)? {
+            latest.insert(endpoint, (status, made));
         }
     }
     Ok(latest)
