@@ -75,8 +75,8 @@ mod tests {
         let usage = store.inspect().unwrap();
         let rows = |name: &str| usage.iter().find(|t| t.name == name).map(|t| t.rows);
         assert_eq!(rows("events_by_app"), Some(3));
-        assert_eq!(rows("events_by_type"), Some(3));
-        assert_eq!(rows("events_by_data_id"), Some(3));
+        assert_eq!(rows("events_by_type_hash"), Some(3));
+        assert_eq!(rows("events_by_data_id_hash"), Some(3));
         assert_eq!(rows("event_bodies"), Some(3));
         assert!(rows("meta").is_some_and(|n| n >= 1));
         let bodies = usage.iter().find(|t| t.name == "event_bodies").unwrap();

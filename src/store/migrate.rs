@@ -14,6 +14,10 @@
 //! it stopped.
 //!
 //! Version 4 adds the index of what endpoints subscribe to, filled the same way.
+//!
+//! Version 5 files events by the 64-bit hash of their type and of their `data.id`
+//! instead of the text (new tables, filled the same way; the old ones are deleted when
+//! the fill ends).
 
 use redb::{ReadableTable, WriteTransaction};
 
@@ -34,16 +38,21 @@ const ENDPOINT_LABELS: &str = "endpoint_labels";
 /// The backfill of [`tables::ENDPOINT_SUBSCRIPTIONS`] from the endpoints.
 const ENDPOINT_SUBSCRIPTIONS: &str = "endpoint_subscriptions";
 
+/// The backfill of the event indexes keyed by hash (layout 5) from the events, for a file
+/// whose events were indexed by text (layouts 3 and 4).
+const HASHED_EVENT_INDEXES: &str = "hashed_event_indexes";
+
 /// What one batch of a backfill does: index up to `batch` rows after a key, and say how
 /// many and where it stopped.
 type Batch = fn(&WriteTransaction, (u128, u128), usize) -> Result<(usize, Option<(u128, u128)>), StoreError>;
 
 /// Every backfill, in the order they run, with the layout that added it.
-const BACKFILLS: [(&str, u64, Batch); 4] = [
+const BACKFILLS: [(&str, u64, Batch); 5] = [
     (EVENT_INDEXES, 3, backfill_batch_of),
     (ENDPOINT_FAILURES, 3, endpoint_failures_batch),
     (ENDPOINT_LABELS, 3, endpoint_labels_batch),
     (ENDPOINT_SUBSCRIPTIONS, 4, endpoint_subscriptions_batch),
+    (HASHED_EVENT_INDEXES, 5, hashed_event_indexes_batch),
 ];
 
 /// Events indexed per transaction of a backfill.
@@ -54,6 +63,10 @@ const BACKFILL_BATCH: usize = 20_000;
 pub(super) fn start_backfills(tx: &WriteTransaction, found: u64) -> Result<(), StoreError> {
     let mut backfills = tx.open_table(tables::BACKFILLS)?;
     for (name, _, _) in BACKFILLS.iter().filter(|(_, layout, _)| *layout > found) {
+        // A file without event indexes gets the hashed ones from the first fill.
+        if *name == HASHED_EVENT_INDEXES && found < 3 {
+            continue;
+        }
         backfills.insert(*name, (0, 0))?;
     }
     Ok(())
@@ -217,6 +230,41 @@ fn backfill_batch_of(
         meta.insert(super::events::LEGACY_EVENT_MS, known.max(newest_ms))?;
     }
     finish_batch(tx, EVENT_INDEXES, count, batch, last)
+}
+
+/// Files up to `batch` events after `after` in the hashed indexes; when the last is done,
+/// deletes the indexes by text of layouts 3 and 4.
+fn hashed_event_indexes_batch(
+    tx: &WriteTransaction,
+    after: (u128, u128),
+    batch: usize,
+) -> Result<(usize, Option<(u128, u128)>), StoreError> {
+    let events = tx.open_table(tables::EVENTS)?;
+    let mut indexes = EventIndexes::open(tx)?;
+    let mut count = 0;
+    let mut last = None;
+    let start = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);
+    for row in events.range::<(u128, u128)>(start)?.take(batch) {
+        let (key, value) = row?;
+        indexes.insert(&decode_meta(key.value(), value.value())?)?;
+        last = Some(key.value());
+        count += 1;
+    }
+    drop((events, indexes));
+    let next = finish_batch(tx, HASHED_EVENT_INDEXES, count, batch, last)?;
+    if next.1.is_none() {
+        tx.delete_table(v4::EVENTS_BY_TYPE)?;
+        tx.delete_table(v4::EVENTS_BY_DATA_ID)?;
+    }
+    Ok(next)
+}
+
+/// The tables of layouts 3 and 4 that version 5 replaces.
+mod v4 {
+    use redb::TableDefinition;
+
+    pub const EVENTS_BY_TYPE: TableDefinition<(u128, &str, u128), ()> = TableDefinition::new("events_by_type");
+    pub const EVENTS_BY_DATA_ID: TableDefinition<(u128, &str, u128), ()> = TableDefinition::new("events_by_data_id");
 }
 
 /// The tables of layout version 1 that version 2 replaces.
@@ -383,7 +431,7 @@ mod tests {
     use crate::store::events::EventFilter;
     use crate::store::pagination::{Cursor, PageRequest};
 
-    fn rows(store: &Store, table: redb::TableDefinition<(u128, &str, u128), ()>) -> u64 {
+    fn rows<K: redb::Key + 'static>(store: &Store, table: redb::TableDefinition<K, ()>) -> u64 {
         store.read(|tx| Ok(tx.open_table(table)?.len()?)).unwrap()
     }
 
@@ -394,7 +442,7 @@ mod tests {
     }
 
     #[test]
-    fn a_layout_3_file_gets_the_subscription_index_and_only_that() {
+    fn a_layout_3_file_gets_only_the_indexes_added_since() {
         let dir = tempfile::tempdir().unwrap();
         let owner;
         {
@@ -433,8 +481,64 @@ mod tests {
                 })
                 .unwrap()
         };
-        assert_eq!(started(3), [ENDPOINT_SUBSCRIPTIONS]);
-        assert_eq!(started(2).len(), BACKFILLS.len());
+        assert_eq!(started(4), [HASHED_EVENT_INDEXES]);
+        assert_eq!(started(3), [ENDPOINT_SUBSCRIPTIONS, HASHED_EVENT_INDEXES]);
+        assert_eq!(started(2).len(), BACKFILLS.len() - 1, "all but the hashed indexes, which the first fill makes");
+    }
+
+    #[test]
+    fn a_layout_4_file_has_its_events_filed_by_hash_and_loses_the_indexes_by_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let (owner, other);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            owner = store.test_owner(Mode::Test);
+            other = store.test_owner(Mode::Live);
+            let mut events = Vec::new();
+            for n in 0..7 {
+                let (who, event_type) = if n % 3 == 0 { (other, "a.c") } else { (owner, "a.b") };
+                let data = serde_json::json!({"id": format!("vks_{}", n % 2), "n": n});
+                events.push(crate::payload::new_event(who, event_type, &data, crate::clock::unix_now_ms()).unwrap());
+            }
+            let _ = store.publish_events(&events, crate::clock::unix_now_ms()).unwrap();
+            // As layout 4 left it: the events filed by their texts, no hashed index.
+            store
+                .write(|tx| {
+                    let mut by_type = tx.open_table(v4::EVENTS_BY_TYPE)?;
+                    let mut by_data_id = tx.open_table(v4::EVENTS_BY_DATA_ID)?;
+                    for event in &events {
+                        let (app, id) = (event.meta.app.as_u128(), event.meta.id.as_u128());
+                        by_type.insert((app, event.meta.event_type.as_str(), id), ())?;
+                        by_data_id.insert((app, event.meta.data_id.as_deref().unwrap(), id), ())?;
+                    }
+                    drop((by_type, by_data_id));
+                    tx.delete_table(tables::EVENTS_BY_TYPE)?;
+                    tx.delete_table(tables::EVENTS_BY_DATA_ID)?;
+                    tx.open_table(tables::META)?.insert("schema_version", 4)?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(rows(&store, tables::EVENTS_BY_TYPE), 7);
+        assert_eq!(rows(&store, tables::EVENTS_BY_DATA_ID), 7);
+        let gone = store
+            .read(|tx| {
+                let names: Vec<String> = tx.list_tables()?.map(|t| redb::TableHandle::name(&t).to_string()).collect();
+                Ok(!names.iter().any(|n| n == "events_by_type" || n == "events_by_data_id"))
+            })
+            .unwrap();
+        assert!(gone, "the indexes by text are deleted");
+        assert!(store.read(|tx| Ok(tx.open_table(tables::BACKFILLS)?.iter()?.next().is_none())).unwrap(), "all done");
+        // Events 1, 2, 4, 5 are the owner's (a.b); 1 and 5 have vks_1.
+        let request = || PageRequest::<crate::ids::EventId> { limit: 100, cursor: Cursor::Start };
+        let by_type = |who: Owner, t: &str| {
+            let filter = EventFilter { event_type: Some(t.into()), ..EventFilter::default() };
+            store.list_events(who, request(), &filter).unwrap().items.len()
+        };
+        assert_eq!((by_type(owner, "a.b"), by_type(owner, "a.c"), by_type(other, "a.c")), (4, 0, 3));
+        assert_eq!(sessions_events(&store, owner, "vks_1"), 2);
+        assert_eq!(sessions_events(&store, other, "vks_1"), 1, "event 3");
     }
 
     #[test]

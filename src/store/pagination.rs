@@ -62,8 +62,8 @@ type Entry<'a> =
     Result<(redb::AccessGuard<'a, (u128, u128)>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
 
 /// One row of an index `(app, key, id)` → `()` as a range scan yields it.
-type IndexEntry<'a> =
-    Result<(redb::AccessGuard<'a, (u128, &'static str, u128)>, redb::AccessGuard<'a, ()>), redb::StorageError>;
+type IndexEntry<'a, K> =
+    Result<(redb::AccessGuard<'a, (u128, K, u128)>, redb::AccessGuard<'a, ()>), redb::StorageError>;
 
 impl super::ReopenHint for ListError {
     fn needs_reopen(&self) -> bool {
@@ -162,12 +162,14 @@ pub(super) fn scan_bounds(cursor: Cursor<u128>, within: &std::ops::RangeInclusiv
 /// under `key` within `within`, newest first, each loaded with `load` (gone: skipped) and
 /// kept if `keep` accepts. The cursor must name an object of `app` in `table`, as for
 /// [`list_page`].
+/// The key is a text (a label) or a number (the hash of a type or `data.id`, see
+/// `super::events::index_hash`).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn index_page<T, Id, Tbl, Idx>(
+pub(crate) fn index_page<'k, T, Id, Tbl, K, Idx>(
     table: &Tbl,
     index: &Idx,
     app: u128,
-    key: &str,
+    key: K::SelfType<'k>,
     within: std::ops::RangeInclusive<u128>,
     request: PageRequest<Id>,
     load: impl Fn(u128) -> Result<Option<T>, StoreError>,
@@ -176,7 +178,9 @@ pub(crate) fn index_page<T, Id, Tbl, Idx>(
 where
     Id: Into<u128> + Copy,
     Tbl: ReadableTable<(u128, u128), &'static [u8]>,
-    Idx: ReadableTable<(u128, &'static str, u128), ()>,
+    K: redb::Key + 'static,
+    K::SelfType<'k>: Copy,
+    Idx: ReadableTable<(u128, K, u128), ()>,
 {
     let request = PageRequest { limit: request.limit, cursor: request.cursor.position() };
     if let Cursor::After(id) | Cursor::Before(id) = request.cursor
@@ -188,7 +192,7 @@ where
     let mut items = Vec::with_capacity(wanted.min(101));
     if let Some((from, to, upwards)) = scan_bounds(request.cursor, &within) {
         let rows = index.range((app, key, from)..=(app, key, to)).map_err(StoreError::from)?;
-        let mut take = |row: IndexEntry<'_>| -> Result<bool, ListError> {
+        let mut take = |row: IndexEntry<'_, K>| -> Result<bool, ListError> {
             let (row, _) = row.map_err(StoreError::from)?;
             if let Some(record) = load(row.value().2)?
                 && keep(&record)

@@ -74,12 +74,15 @@ pub const IDEMPOTENCY_BY_AGE: TableDefinition<(u64, u128, &str), ()> =
 /// filters need without reading the payload.
 pub const EVENTS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("events_by_app");
 
-/// Events by type, for `?type=`: `(app, type, event id)` → `()`.
-pub const EVENTS_BY_TYPE: TableDefinition<(u128, &str, u128), ()> = TableDefinition::new("events_by_type");
+/// Events by type, for `?type=`: `(app, hash of the type, event id)` → `()`, the hash
+/// being `super::events::index_hash` (layout 5; the type itself before): 40 bytes a row
+/// whatever the name's length. A list reads each event's metadata anyway, and keeps only
+/// those of the type asked for.
+pub const EVENTS_BY_TYPE: TableDefinition<(u128, u64, u128), ()> = TableDefinition::new("events_by_type_hash");
 
-/// Events by `data.id`, for `?session_id=`: `(app, data id, event id)` → `()`; events
-/// whose data has no string `id` are not in it.
-pub const EVENTS_BY_DATA_ID: TableDefinition<(u128, &str, u128), ()> = TableDefinition::new("events_by_data_id");
+/// Events by `data.id`, for `?session_id=`: `(app, hash of the data id, event id)` → `()`,
+/// like [`EVENTS_BY_TYPE`]; events whose data has no string `id` are not in it.
+pub const EVENTS_BY_DATA_ID: TableDefinition<(u128, u64, u128), ()> = TableDefinition::new("events_by_data_id_hash");
 
 /// Event payloads: event id → the exact bytes POSTed to endpoints, stored once so every
 /// attempt sends the same body byte for byte; sealed, and since layout 3 only the event's

@@ -265,8 +265,8 @@ fn inspect_prints_each_tables_rows_and_bytes_of_a_stopped_servers_file() {
         line.split_whitespace().nth(1).unwrap().replace(',', "").parse().unwrap()
     };
     assert_eq!(rows("events_by_app"), 25);
-    assert_eq!(rows("events_by_type"), 25);
-    assert_eq!(rows("events_by_data_id"), 25);
+    assert_eq!(rows("events_by_type_hash"), 25);
+    assert_eq!(rows("events_by_data_id_hash"), 25);
     assert_eq!(rows("event_bodies"), 25);
     // The file's size as open (opening may grow it by a page or two; closing trims it).
     let size = std::fs::metadata(data_dir.join("stile.redb")).unwrap().len();
