@@ -10,6 +10,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::apps::{AppRecord, TABLE as APPS_TABLE};
 use super::attempts::DeliveryTables;
 use super::events::{EventIndexes, decode_meta};
+use super::names::Names;
 use super::{Store, StoreError, decode, decode_found, tables};
 use crate::ids::{AppId, EndpointId};
 use crate::mode::Mode;
@@ -65,7 +66,7 @@ impl Store {
             if let Some(uid) = &app.uid {
                 tx.open_table(tables::APP_UIDS)?.remove((mode.as_u8(), uid.as_str()))?;
             }
-            let (endpoints, deliveries_ended) = delete_endpoints_of(tx, id, (now_ms / 1000) as i64)?;
+            let (endpoints, deliveries_ended) = delete_endpoints_of(tx, &self.names, id, (now_ms / 1000) as i64)?;
             let keys_revoked = super::api_keys::revoke_app_keys(tx, id)?;
             super::portal_sessions::revoke_all_in(tx, id)?;
             let listeners = super::listeners::forget_all_in(tx, id)?;
@@ -81,7 +82,7 @@ impl Store {
     pub fn purge_deleted_apps(&self, limit: usize, settled_before_ms: u64) -> Result<AppPurge, StoreError> {
         self.with_db(|db| {
             let tx = db.begin_write()?;
-            let purge = purge_in(&tx, limit, settled_before_ms)?;
+            let purge = purge_in(&tx, &self.names, limit, settled_before_ms)?;
             if purge.removed == 0 && purge.finished == 0 {
                 // Nothing changed: no commit, so an idle server does not write (or fsync).
                 tx.abort()?;
@@ -94,7 +95,12 @@ impl Store {
 }
 
 /// One batch of [`Store::purge_deleted_apps`] inside `tx`.
-fn purge_in(tx: &WriteTransaction, limit: usize, settled_before_ms: u64) -> Result<AppPurge, StoreError> {
+fn purge_in(
+    tx: &WriteTransaction,
+    names: &Names,
+    limit: usize,
+    settled_before_ms: u64,
+) -> Result<AppPurge, StoreError> {
     let deleted: Vec<(u128, u64)> = tx
         .open_table(tables::DELETED_APPS)?
         .iter()?
@@ -103,7 +109,7 @@ fn purge_in(tx: &WriteTransaction, limit: usize, settled_before_ms: u64) -> Resu
     let mut purge = AppPurge::default();
     for (app, deleted_ms) in deleted {
         let budget = limit - purge.removed;
-        let removed = purge_app(tx, app, budget)?;
+        let removed = purge_app(tx, names, app, budget)?;
         purge.removed += removed;
         if removed == 0 && deleted_ms < settled_before_ms {
             tx.open_table(tables::DELETED_APPS)?.remove(app)?;
@@ -124,13 +130,18 @@ pub(super) fn is_deleted(tx: &WriteTransaction, app: u128) -> Result<bool, Store
 
 /// Deletes every endpoint of `app`, ending their pending deliveries; returns how many
 /// endpoints and deliveries.
-fn delete_endpoints_of(tx: &WriteTransaction, app: AppId, now: i64) -> Result<(usize, usize), StoreError> {
+fn delete_endpoints_of(
+    tx: &WriteTransaction,
+    names: &Names,
+    app: AppId,
+    now: i64,
+) -> Result<(usize, usize), StoreError> {
     let mut endpoints = tx.open_table(tables::ENDPOINTS)?;
     let ids: Vec<u128> = endpoints
         .range((app.as_u128(), 0)..=(app.as_u128(), u128::MAX))?
         .map(|row| row.map(|(k, _)| k.value().1))
         .collect::<Result<_, _>>()?;
-    let mut deliveries = DeliveryTables::open(tx)?;
+    let mut deliveries = DeliveryTables::open(tx, names)?;
     let mut health = tx.open_table(tables::ENDPOINT_HEALTH)?;
     let mut ended = 0;
     for id in &ids {
@@ -145,7 +156,7 @@ fn delete_endpoints_of(tx: &WriteTransaction, app: AppId, now: i64) -> Result<(u
 }
 
 /// Removes up to `budget` rows of one deleted application's history; returns how many.
-fn purge_app(tx: &WriteTransaction, app: u128, budget: usize) -> Result<usize, StoreError> {
+fn purge_app(tx: &WriteTransaction, names: &Names, app: u128, budget: usize) -> Result<usize, StoreError> {
     let mut removed = 0;
 
     // Attempts, with every index entry that points at them.
@@ -163,7 +174,7 @@ fn purge_app(tx: &WriteTransaction, app: u128, budget: usize) -> Result<usize, S
         by_endpoint.remove(key)?;
         endpoint_failures.remove(key)?;
         if let Some(value) = attempts.remove(key.2)? {
-            let record = super::attempt_record::decode_attempt(key.2, value.value())?;
+            let record = super::attempt_record::decode_attempt(key.2, value.value(), names)?;
             by_event.remove((record.event_id.as_u128(), key.2))?;
         }
         failures.remove((app, key.2))?;
@@ -183,7 +194,7 @@ fn purge_app(tx: &WriteTransaction, app: u128, budget: usize) -> Result<usize, S
     let mut indexes = EventIndexes::open(tx)?;
     for id in ids {
         if let Some(stored) = events.remove((app, id))? {
-            indexes.remove(&decode_meta((app, id), stored.value())?)?;
+            indexes.remove(&decode_meta((app, id), stored.value(), names)?)?;
         }
         bodies.remove(id)?;
         pending.remove(id)?;

@@ -16,6 +16,7 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use super::names::{Names, Numbering};
 use super::sealing::TEXT_PREFIX;
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
@@ -86,18 +87,24 @@ pub struct AttemptRecord {
     pub request_headers: Vec<(String, String)>,
 }
 
-/// The first byte of an attempt record in the form below. JSON records start with `{`.
+/// The first byte of an attempt record of layouts 3 and 4 ([`AttemptWire`] with texts).
+/// JSON records start with `{`.
 const ATTEMPT_V1: u8 = 1;
 
-/// An attempt record after [`ATTEMPT_V1`]: all but its id, which is its key.
+/// The first byte of an attempt record since layout 5 ([`AttemptWire`] with the event
+/// type and user agent as numbers of `super::names`).
+const ATTEMPT_V2: u8 = 2;
+
+/// An attempt record after its version byte: all but its id, which is its key. `N` is
+/// how a name (event type, user agent) is held: its text ([`ATTEMPT_V1`]) or its number
+/// in the name dictionary ([`ATTEMPT_V2`]).
 #[derive(Serialize, Deserialize)]
-struct AttemptV1<'a> {
+struct AttemptWire<'a, N> {
     app: [u8; 16],
     mode: Mode,
     endpoint: [u8; 16],
     event: [u8; 16],
-    #[serde(borrow)]
-    event_type: Cow<'a, str>,
+    event_type: N,
     attempt: u32,
     status: AttemptStatus,
     response_status: Option<u16>,
@@ -110,7 +117,7 @@ struct AttemptV1<'a> {
     next_retry_at: Option<i64>,
     due_ms: u64,
     #[serde(borrow)]
-    headers: SentHeaders<'a>,
+    headers: SentHeaders<'a, N>,
 }
 
 /// A response excerpt: as text, or sealed (the bytes the sealed text's base64 carries).
@@ -120,27 +127,21 @@ enum Excerpt<'a> {
     Sealed(Vec<u8>),
 }
 
-/// The request headers of an attempt.
+/// The request headers of an attempt; `N` as in [`AttemptWire`].
 #[derive(Serialize, Deserialize)]
-enum SentHeaders<'a> {
+enum SentHeaders<'a, N> {
     /// Exactly the six headers of a signed delivery, in order: `content-type:
     /// application/json`, `user-agent`, `stile-signature: t=<timestamp>,v1=<hex>...`,
     /// `webhook-id: <the attempt's event id>`, `webhook-timestamp: <timestamp>`,
     /// `webhook-signature: v1,<base64> ...`.
-    Signed {
-        #[serde(borrow)]
-        user_agent: Cow<'a, str>,
-        timestamp: i64,
-        stile: Vec<[u8; 32]>,
-        standard: Vec<[u8; 32]>,
-    },
+    Signed { user_agent: N, timestamp: i64, stile: Vec<[u8; 32]>, standard: Vec<[u8; 32]> },
     /// Any other list, as it is (none at all while pending).
     Listed(#[serde(borrow)] Vec<(Cow<'a, str>, Cow<'a, str>)>),
 }
 
-impl<'a> SentHeaders<'a> {
+impl<'a> SentHeaders<'a, &'a str> {
     /// The compact form of `headers`, sent for an attempt of `event_id`.
-    fn of(event_id: EventId, headers: &'a [(String, String)]) -> SentHeaders<'a> {
+    fn of(event_id: EventId, headers: &'a [(String, String)]) -> SentHeaders<'a, &'a str> {
         // A pending attempt has none: no id to format, nothing to parse.
         let signed = (!headers.is_empty()).then(|| Self::signed(event_id, headers)).flatten();
         signed.unwrap_or_else(|| {
@@ -149,7 +150,7 @@ impl<'a> SentHeaders<'a> {
     }
 
     /// The `Signed` form, if `headers` are exactly what it rebuilds.
-    fn signed(event_id: EventId, headers: &'a [(String, String)]) -> Option<SentHeaders<'a>> {
+    fn signed(event_id: EventId, headers: &'a [(String, String)]) -> Option<SentHeaders<'a, &'a str>> {
         let [(ct, json), (ua, user_agent), (ss, stile), (wi, id), (wt, timestamp), (ws, standard)] = headers else {
             return None;
         };
@@ -174,10 +175,24 @@ impl<'a> SentHeaders<'a> {
                 <[u8; 32]>::try_from(tag).ok()
             })
             .collect::<Option<Vec<_>>>()?;
-        let compact = SentHeaders::Signed { user_agent: user_agent.as_str().into(), timestamp, stile, standard };
+        let compact = SentHeaders::Signed { user_agent: user_agent.as_str(), timestamp, stile, standard };
         (compact.rebuild(event_id) == headers).then_some(compact)
     }
+}
 
+impl<'a, N> SentHeaders<'a, N> {
+    /// The same headers with the user agent held another way.
+    fn map_name<M>(self, f: impl FnOnce(N) -> Result<M, StoreError>) -> Result<SentHeaders<'a, M>, StoreError> {
+        Ok(match self {
+            SentHeaders::Signed { user_agent, timestamp, stile, standard } => {
+                SentHeaders::Signed { user_agent: f(user_agent)?, timestamp, stile, standard }
+            }
+            SentHeaders::Listed(list) => SentHeaders::Listed(list),
+        })
+    }
+}
+
+impl<N: AsRef<str>> SentHeaders<'_, N> {
     /// The header list this stands for, sent for an attempt of `event_id`.
     fn rebuild(&self, event_id: EventId) -> Vec<(String, String)> {
         match self {
@@ -194,7 +209,7 @@ impl<'a> SentHeaders<'a> {
                     .collect();
                 let values = [
                     "application/json".to_string(),
-                    user_agent.to_string(),
+                    user_agent.as_ref().to_string(),
                     stile_header,
                     event_id.to_string(),
                     timestamp.to_string(),
@@ -233,14 +248,15 @@ pub fn headers_stored_compact(event_id: EventId, headers: &[(String, String)]) -
     SentHeaders::signed(event_id, headers).is_some()
 }
 
-/// An attempt record as stored.
-pub(super) fn encode_attempt(record: &AttemptRecord) -> Result<Vec<u8>, StoreError> {
-    let compact = AttemptV1 {
+/// An attempt record as stored, its names numbered by `names`.
+pub(super) fn encode_attempt(record: &AttemptRecord, names: &mut impl Numbering) -> Result<Vec<u8>, StoreError> {
+    let headers = SentHeaders::of(record.event_id, &record.request_headers).map_name(|ua| names.id(ua))?;
+    let compact = AttemptWire {
         app: record.app.as_u128().to_be_bytes(),
         mode: record.mode,
         endpoint: record.endpoint_id.as_u128().to_be_bytes(),
         event: record.event_id.as_u128().to_be_bytes(),
-        event_type: record.event_type.as_str().into(),
+        event_type: names.id(&record.event_type)?,
         attempt: record.attempt,
         status: record.status,
         response_status: record.response_status,
@@ -250,69 +266,136 @@ pub(super) fn encode_attempt(record: &AttemptRecord) -> Result<Vec<u8>, StoreErr
         created: record.created,
         next_retry_at: record.next_retry_at,
         due_ms: record.due_ms,
-        headers: SentHeaders::of(record.event_id, &record.request_headers),
+        headers,
     };
-    let mut out = Vec::with_capacity(160);
-    out.push(ATTEMPT_V1);
+    let mut out = Vec::with_capacity(128);
+    out.push(ATTEMPT_V2);
     postcard::to_io(&compact, &mut out)
         .map_err(|e| StoreError::Encode { table: TABLE, source: serde::ser::Error::custom(e) })?;
     Ok(out)
 }
 
-/// The attempt record stored under `id`: compact, or JSON (written before layout 3).
-pub(super) fn decode_attempt(id: u128, bytes: &[u8]) -> Result<AttemptRecord, StoreError> {
-    let Some((&ATTEMPT_V1, rest)) = bytes.split_first() else { return super::decode(TABLE, bytes) };
-    let compact: AttemptV1<'_> = postcard::from_bytes(rest)
-        .map_err(|e| StoreError::Corrupt { table: TABLE, source: serde::de::Error::custom(e) })?;
-    let event_id = EventId(u128::from_be_bytes(compact.event));
-    Ok(AttemptRecord {
-        id: DeliveryId(id),
-        app: AppId(u128::from_be_bytes(compact.app)),
-        mode: compact.mode,
-        endpoint_id: EndpointId(u128::from_be_bytes(compact.endpoint)),
-        event_id,
-        event_type: compact.event_type.into_owned(),
-        attempt: compact.attempt,
-        status: compact.status,
-        response_status: compact.response_status,
-        response_body: compact.response_body.map(Excerpt::into_text),
-        error: compact.error.map(Cow::into_owned),
-        duration_ms: compact.duration_ms,
-        created: compact.created,
-        next_retry_at: compact.next_retry_at,
-        due_ms: compact.due_ms,
-        request_headers: compact.headers.rebuild(event_id),
-    })
+/// A compact record after its version byte.
+fn parse<'a, N: Deserialize<'a>>(rest: &'a [u8]) -> Result<AttemptWire<'a, N>, StoreError> {
+    postcard::from_bytes(rest).map_err(|e| StoreError::Corrupt { table: TABLE, source: serde::de::Error::custom(e) })
+}
+
+/// The attempt record stored under `id`: compact (names looked up in `names`), or JSON
+/// (written before layout 3).
+pub(super) fn decode_attempt(id: u128, bytes: &[u8], names: &Names) -> Result<AttemptRecord, StoreError> {
+    match bytes.split_first() {
+        Some((&ATTEMPT_V2, rest)) => Ok(parse::<u32>(rest)?.map_names(|n| names.name(TABLE, n))?.into_record(id)),
+        Some((&ATTEMPT_V1, rest)) => Ok(parse::<String>(rest)?.into_record(id)),
+        _ => super::decode(TABLE, bytes),
+    }
+}
+
+impl<'a, N> AttemptWire<'a, N> {
+    /// The same record with its names (event type, user agent) held another way.
+    fn map_names<M>(self, mut f: impl FnMut(N) -> Result<M, StoreError>) -> Result<AttemptWire<'a, M>, StoreError> {
+        Ok(AttemptWire {
+            app: self.app,
+            mode: self.mode,
+            endpoint: self.endpoint,
+            event: self.event,
+            event_type: f(self.event_type)?,
+            attempt: self.attempt,
+            status: self.status,
+            response_status: self.response_status,
+            response_body: self.response_body,
+            error: self.error,
+            duration_ms: self.duration_ms,
+            created: self.created,
+            next_retry_at: self.next_retry_at,
+            due_ms: self.due_ms,
+            headers: self.headers.map_name(&mut f)?,
+        })
+    }
+}
+
+impl<N: AsRef<str>> AttemptWire<'_, N> {
+    /// The record these fields are of, stored under `id`.
+    fn into_record(self, id: u128) -> AttemptRecord {
+        let event_id = EventId(u128::from_be_bytes(self.event));
+        AttemptRecord {
+            id: DeliveryId(id),
+            app: AppId(u128::from_be_bytes(self.app)),
+            mode: self.mode,
+            endpoint_id: EndpointId(u128::from_be_bytes(self.endpoint)),
+            event_id,
+            event_type: self.event_type.as_ref().to_string(),
+            attempt: self.attempt,
+            status: self.status,
+            response_status: self.response_status,
+            response_body: self.response_body.map(Excerpt::into_text),
+            error: self.error.map(Cow::into_owned),
+            duration_ms: self.duration_ms,
+            created: self.created,
+            next_retry_at: self.next_retry_at,
+            due_ms: self.due_ms,
+            request_headers: self.headers.rebuild(event_id),
+        }
+    }
 }
 
 /// Where attempt `id` in `attempts` went, where it stands and when it was made, if it is
 /// there: for scans over an event's attempts, which need no more than that (the compact
-/// form is read without building the record: no owned strings, no headers rebuilt).
+/// form is read without building the record: no owned strings, no headers rebuilt, no
+/// names looked up).
 pub(super) fn outcome_in(
     attempts: &impl ReadableTable<u128, &'static [u8]>,
     id: u128,
 ) -> Result<Option<(EndpointId, AttemptStatus, i64)>, StoreError> {
     let Some(stored) = attempts.get(id)? else { return Ok(None) };
-    let bytes = stored.value();
-    let Some((&ATTEMPT_V1, rest)) = bytes.split_first() else {
-        return decode_attempt(id, bytes).map(|r| Some((r.endpoint_id, r.status, r.created)));
-    };
-    let compact: AttemptV1<'_> = postcard::from_bytes(rest)
-        .map_err(|e| StoreError::Corrupt { table: TABLE, source: serde::de::Error::custom(e) })?;
-    Ok(Some((EndpointId(u128::from_be_bytes(compact.endpoint)), compact.status, compact.created)))
+    let outcome =
+        |endpoint: [u8; 16], status, created| Some((EndpointId(u128::from_be_bytes(endpoint)), status, created));
+    Ok(match stored.value().split_first() {
+        Some((&ATTEMPT_V2, rest)) => parse::<u32>(rest).map(|w| outcome(w.endpoint, w.status, w.created))?,
+        Some((&ATTEMPT_V1, rest)) => parse::<&str>(rest).map(|w| outcome(w.endpoint, w.status, w.created))?,
+        _ => {
+            let record: AttemptRecord = super::decode(TABLE, stored.value())?;
+            Some((record.endpoint_id, record.status, record.created))
+        }
+    })
 }
 
 /// The attempt record `id` in `attempts`, if it is there.
 pub(super) fn attempt_in(
     attempts: &impl ReadableTable<u128, &'static [u8]>,
     id: u128,
+    names: &Names,
 ) -> Result<Option<AttemptRecord>, StoreError> {
-    attempts.get(id)?.map(|bytes| decode_attempt(id, bytes.value())).transpose()
+    attempts.get(id)?.map(|bytes| decode_attempt(id, bytes.value(), names)).transpose()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::names::InMemory;
+
+    /// A record as layouts 3 and 4 stored it: names as text.
+    fn encode_v1(record: &AttemptRecord) -> Vec<u8> {
+        let compact = AttemptWire {
+            app: record.app.as_u128().to_be_bytes(),
+            mode: record.mode,
+            endpoint: record.endpoint_id.as_u128().to_be_bytes(),
+            event: record.event_id.as_u128().to_be_bytes(),
+            event_type: record.event_type.as_str(),
+            attempt: record.attempt,
+            status: record.status,
+            response_status: record.response_status,
+            response_body: record.response_body.as_deref().map(Excerpt::of),
+            error: record.error.as_deref().map(Into::into),
+            duration_ms: record.duration_ms,
+            created: record.created,
+            next_retry_at: record.next_retry_at,
+            due_ms: record.due_ms,
+            headers: SentHeaders::of(record.event_id, &record.request_headers),
+        };
+        let mut out = vec![ATTEMPT_V1];
+        postcard::to_io(&compact, &mut out).unwrap();
+        out
+    }
 
     fn record(headers: Vec<(String, String)>, response_body: Option<String>) -> AttemptRecord {
         AttemptRecord {
@@ -353,10 +436,15 @@ mod tests {
         .collect()
     }
 
+    /// Stores `record` and reads it back, in this layout's form and in the one before.
     fn round_trip(record: &AttemptRecord) -> Vec<u8> {
-        let stored = encode_attempt(record).unwrap();
-        assert_eq!(stored[0], ATTEMPT_V1);
-        assert_eq!(&decode_attempt(record.id.as_u128(), &stored).unwrap(), record);
+        let names = Names::default();
+        let stored = encode_attempt(record, &mut InMemory(&names)).unwrap();
+        assert_eq!(stored[0], ATTEMPT_V2);
+        assert_eq!(&decode_attempt(record.id.as_u128(), &stored, &names).unwrap(), record);
+        let earlier = encode_v1(record);
+        assert_eq!(&decode_attempt(record.id.as_u128(), &earlier, &Names::default()).unwrap(), record);
+        assert!(stored.len() + record.event_type.len() <= earlier.len() + 1, "{} vs {}", stored.len(), earlier.len());
         stored
     }
 
@@ -426,17 +514,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = redb::Database::create(dir.path().join("t.redb")).unwrap();
         let compact = record(signed_headers("evt_x", 1), Some("ok".into()));
+        let earlier = AttemptRecord { id: DeliveryId::new(), status: AttemptStatus::Succeeded, ..compact.clone() };
         let json = AttemptRecord { status: AttemptStatus::Failed, ..record(vec![], None) };
+        let names = Names::default();
         let tx = db.begin_write().unwrap();
         {
             let mut table = tx.open_table(super::super::tables::ATTEMPTS).unwrap();
-            table.insert(compact.id.as_u128(), encode_attempt(&compact).unwrap().as_slice()).unwrap();
+            let stored = encode_attempt(&compact, &mut InMemory(&names)).unwrap();
+            table.insert(compact.id.as_u128(), stored.as_slice()).unwrap();
+            table.insert(earlier.id.as_u128(), encode_v1(&earlier).as_slice()).unwrap();
             table.insert(json.id.as_u128(), serde_json::to_vec(&json).unwrap().as_slice()).unwrap();
-            table.insert(7, [ATTEMPT_V1, 0xff].as_slice()).unwrap();
+            table.insert(7, [ATTEMPT_V2, 0xff].as_slice()).unwrap();
         }
         tx.commit().unwrap();
         let table = db.begin_read().unwrap().open_table(super::super::tables::ATTEMPTS).unwrap();
-        for r in [&compact, &json] {
+        for r in [&compact, &earlier, &json] {
             let outcome = outcome_in(&table, r.id.as_u128()).unwrap();
             assert_eq!(outcome, Some((r.endpoint_id, r.status, r.created)));
         }
@@ -448,8 +540,13 @@ mod tests {
     fn json_records_of_earlier_layouts_still_read_and_damage_is_an_error() {
         let attempt = record(signed_headers("evt_1", 1), Some("ok".into()));
         let json = serde_json::to_vec(&attempt).unwrap();
-        assert_eq!(decode_attempt(attempt.id.as_u128(), &json).unwrap(), attempt);
-        assert!(decode_attempt(1, &[ATTEMPT_V1, 0xff, 0xff]).is_err());
-        assert!(decode_attempt(1, &[]).is_err());
+        let names = Names::default();
+        assert_eq!(decode_attempt(attempt.id.as_u128(), &json, &names).unwrap(), attempt);
+        assert!(decode_attempt(1, &[ATTEMPT_V1, 0xff, 0xff], &names).is_err());
+        assert!(decode_attempt(1, &[ATTEMPT_V2, 0xff, 0xff], &names).is_err());
+        assert!(decode_attempt(1, &[], &names).is_err());
+        // A number the dictionary does not hold: an error, not a panic.
+        let stored = encode_attempt(&attempt, &mut InMemory(&Names::default())).unwrap();
+        assert!(decode_attempt(1, &stored, &names).is_err());
     }
 }

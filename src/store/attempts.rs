@@ -17,6 +17,7 @@ use super::apps::Owner;
 use super::attempt_record::{attempt_in, encode_attempt, outcome_in};
 use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::health::{FailureRun, HealthBatch, HealthVerdict};
+use super::names::{Interner, Names};
 use super::pagination::{Cursor, ListError, Page, PageRequest, finish_page, scan_bounds};
 use super::queue::{QueueKey, QueueTables, Scheduled};
 use super::sealing::Sealer;
@@ -108,8 +109,10 @@ pub struct Recorded {
 }
 
 /// The tables a scheduling write touches, opened once per transaction.
-pub(super) struct DeliveryTables<'txn> {
+pub(super) struct DeliveryTables<'txn, 'n> {
     attempts: Table<'txn, u128, &'static [u8]>,
+    /// Numbers the names of what is written.
+    pub(super) names: Interner<'txn, 'n>,
     by_endpoint: Table<'txn, (u128, u128, u128), ()>,
     by_event: Table<'txn, (u128, u128), ()>,
     stats: Table<'txn, (u128, u64, u128, u8), u64>,
@@ -125,11 +128,12 @@ pub(super) struct DeliveryTables<'txn> {
     tallies: HashMap<(u128, u64, u128, u8), u64>,
 }
 
-impl<'txn> DeliveryTables<'txn> {
-    /// Opens the tables in `tx`.
-    pub(super) fn open(tx: &'txn WriteTransaction) -> Result<Self, StoreError> {
+impl<'txn, 'n> DeliveryTables<'txn, 'n> {
+    /// Opens the tables in `tx`; `names` is the store's name dictionary.
+    pub(super) fn open(tx: &'txn WriteTransaction, names: &'n Names) -> Result<Self, StoreError> {
         Ok(Self {
             attempts: tx.open_table(tables::ATTEMPTS)?,
+            names: Interner::open(tx, names)?,
             by_endpoint: tx.open_table(tables::ENDPOINT_ATTEMPTS)?,
             by_event: tx.open_table(tables::EVENT_ATTEMPTS)?,
             stats: tx.open_table(tables::DELIVERY_STATS)?,
@@ -286,11 +290,11 @@ impl<'txn> DeliveryTables<'txn> {
     }
 
     pub(super) fn load(&self, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
-        attempt_in(&self.attempts, id.as_u128())
+        attempt_in(&self.attempts, id.as_u128(), self.names.memory())
     }
 
     pub(super) fn save(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
-        self.attempts.insert(record.id.as_u128(), encode_attempt(record)?.as_slice())?;
+        self.attempts.insert(record.id.as_u128(), encode_attempt(record, &mut self.names)?.as_slice())?;
         Ok(())
     }
 
@@ -325,13 +329,14 @@ impl<'txn> DeliveryTables<'txn> {
 pub(super) fn record_in(
     tx: &WriteTransaction,
     sealer: &Sealer,
+    names: &Names,
     results: &[AttemptResult],
     now_ms: u64,
     policy: &impl RecordPolicy,
 ) -> Result<Recorded, StoreError> {
     let mut endpoints = tx.open_table(tables::ENDPOINTS)?;
     let mut health = HealthBatch::open(tx)?;
-    let mut t = DeliveryTables::open(tx)?;
+    let mut t = DeliveryTables::open(tx, names)?;
     let mut recorded = Recorded::default();
     for result in results {
         let record = t.load(result.attempt())?;
@@ -501,7 +506,7 @@ impl Store {
                 {
                     continue;
                 }
-                let Some(record) = attempt_in(&attempts, id)? else {
+                let Some(record) = attempt_in(&attempts, id, &self.names)? else {
                     continue;
                 };
                 if status.is_none_or(|s| s == record.status) {
@@ -523,7 +528,8 @@ impl Store {
         id: DeliveryId,
     ) -> Result<Option<AttemptRecord>, StoreError> {
         self.read(|tx| {
-            let record: Option<AttemptRecord> = attempt_in(&tx.open_table(tables::ATTEMPTS)?, id.as_u128())?;
+            let record: Option<AttemptRecord> =
+                attempt_in(&tx.open_table(tables::ATTEMPTS)?, id.as_u128(), &self.names)?;
             record.filter(|r| r.app == owner.app && r.endpoint_id == endpoint).map(|r| self.opened(r)).transpose()
         })
     }
@@ -543,7 +549,7 @@ impl Store {
             let mut out = Vec::new();
             for entry in index.range((e, 0)..=(e, u128::MAX))?.rev() {
                 let (key, _) = entry?;
-                let Some(record) = attempt_in(&attempts, key.value().1)? else {
+                let Some(record) = attempt_in(&attempts, key.value().1, &self.names)? else {
                     continue;
                 };
                 if record.app != owner.app {

@@ -83,6 +83,8 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
     };
     add(copy(from, to, tables::META)?);
     add(copy(from, to, tables::BACKFILLS)?);
+    add(copy(from, to, super::names::NAMES)?);
+    add(copy(from, to, super::names::NAME_IDS)?);
     add(copy(from, to, tables::API_KEYS)?);
     add(copy(from, to, tables::APPS)?);
     add(copy(from, to, tables::APP_UIDS)?);

@@ -10,6 +10,7 @@ use super::apps::Owner;
 use super::attempts::{self, AttemptRecord, DeliveryTables, delivered_everywhere};
 use super::endpoints::{self, EndpointRecord};
 use super::event_body::Envelope;
+use super::names::{Names, Numbering};
 use super::pagination::{Cursor, ListError, Page, PageRequest, finish_page, index_page, list_page_within, scan_bounds};
 use super::queue::Scheduled;
 use super::sealing::Sealer;
@@ -45,61 +46,81 @@ impl EventMeta {
     }
 }
 
-/// The first byte of an event's metadata stored in binary (layout 3). Earlier records
-/// are JSON, which starts with `{`; both are read.
+/// The first byte of an event's metadata stored in binary in layouts 3 and 4
+/// ([`MetaWire`] with the type as text). Earlier records are JSON, which starts with `{`;
+/// all are read.
 const META_V1: u8 = 1;
 
-/// What an event's stored metadata holds in binary, after [`META_V1`]: what its key
-/// `(app, id)` does not already say.
+/// The first byte of an event's metadata since layout 5 ([`MetaWire`] with the type's
+/// number in the name dictionary, `super::names`).
+const META_V2: u8 = 2;
+
+/// What an event's stored metadata holds after its version byte: what its key
+/// `(app, id)` does not already say. `N`: the type as text ([`META_V1`]) or as its number
+/// ([`META_V2`]).
 #[derive(Serialize, Deserialize)]
-struct EventMetaV1<'a> {
-    event_type: std::borrow::Cow<'a, str>,
+struct MetaWire<'a, N> {
+    event_type: N,
     mode: Mode,
     created: i64,
     data_id: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// An event's metadata as stored: the version byte, then postcard.
-pub(super) fn encode_meta(meta: &EventMeta) -> Result<Vec<u8>, StoreError> {
-    let compact = EventMetaV1 {
-        event_type: meta.event_type.as_str().into(),
+/// An event's metadata as stored: the version byte, then postcard, its type numbered by
+/// `names`.
+pub(super) fn encode_meta(meta: &EventMeta, names: &mut impl Numbering) -> Result<Vec<u8>, StoreError> {
+    let compact = MetaWire {
+        event_type: names.id(&meta.event_type)?,
         mode: meta.mode,
         created: meta.created,
         data_id: meta.data_id.as_deref().map(Into::into),
     };
-    let mut out = vec![META_V1];
+    let mut out = vec![META_V2];
     postcard::to_io(&compact, &mut out)
         .map_err(|e| StoreError::Encode { table: TABLE, source: serde::ser::Error::custom(e) })?;
     Ok(out)
 }
 
-/// An event's metadata from its key and stored bytes, binary or (written before layout 3)
-/// JSON.
-pub(super) fn decode_meta(key: (u128, u128), bytes: &[u8]) -> Result<EventMeta, StoreError> {
-    match bytes.first() {
-        Some(&META_V1) => {
-            let compact: EventMetaV1<'_> = postcard::from_bytes(&bytes[1..])
-                .map_err(|e| StoreError::Corrupt { table: TABLE, source: serde::de::Error::custom(e) })?;
-            Ok(EventMeta {
-                id: EventId(key.1),
-                app: AppId(key.0),
-                mode: compact.mode,
-                event_type: compact.event_type.into_owned(),
-                created: compact.created,
-                data_id: compact.data_id.map(std::borrow::Cow::into_owned),
-            })
-        }
-        _ => super::decode(TABLE, bytes),
+/// An event's metadata from its key and stored bytes, binary (names looked up in
+/// `names`) or (written before layout 3) JSON.
+pub(super) fn decode_meta(key: (u128, u128), bytes: &[u8], names: &Names) -> Result<EventMeta, StoreError> {
+    fn parse<'a, N: Deserialize<'a>>(rest: &'a [u8]) -> Result<MetaWire<'a, N>, StoreError> {
+        postcard::from_bytes(rest)
+            .map_err(|e| StoreError::Corrupt { table: TABLE, source: serde::de::Error::custom(e) })
     }
+    let (event_type, wire) = match bytes.split_first() {
+        Some((&META_V2, rest)) => {
+            let wire = parse::<u32>(rest)?;
+            let event_type = names.name(TABLE, wire.event_type)?.to_string();
+            (event_type, MetaWire { event_type: (), mode: wire.mode, created: wire.created, data_id: wire.data_id })
+        }
+        Some((&META_V1, rest)) => {
+            let wire = parse::<String>(rest)?;
+            (
+                wire.event_type,
+                MetaWire { event_type: (), mode: wire.mode, created: wire.created, data_id: wire.data_id },
+            )
+        }
+        _ => return super::decode(TABLE, bytes),
+    };
+    Ok(EventMeta {
+        id: EventId(key.1),
+        app: AppId(key.0),
+        mode: wire.mode,
+        event_type,
+        created: wire.created,
+        data_id: wire.data_id.map(std::borrow::Cow::into_owned),
+    })
 }
 
-/// The metadata of event `id` of `app` in `events`, if it is there.
+/// The metadata of event `(app, id)` in `events`, if it is there.
 pub(super) fn meta_in(
     events: &impl ReadableTable<(u128, u128), &'static [u8]>,
     app: u128,
     id: u128,
+    names: &Names,
 ) -> Result<Option<EventMeta>, StoreError> {
-    events.get((app, id))?.map(|bytes| decode_meta((app, id), bytes.value())).transpose()
+    events.get((app, id))?.map(|bytes| decode_meta((app, id), bytes.value(), names)).transpose()
 }
 
 /// An event with its payload and unfinished delivery count, as read back.
@@ -206,6 +227,7 @@ pub enum Resent {
 pub(super) fn publish_in(
     tx: &WriteTransaction,
     sealer: &Sealer,
+    names: &Names,
     events: &[NewEvent],
     now_ms: u64,
 ) -> Result<(Vec<Published>, Scheduled), StoreError> {
@@ -220,12 +242,12 @@ pub(super) fn publish_in(
     let mut metas = tx.open_table(tables::EVENTS)?;
     let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
     let mut indexes = EventIndexes::open(tx)?;
-    let mut t = DeliveryTables::open(tx)?;
+    let mut t = DeliveryTables::open(tx, names)?;
     let mut scheduled = Scheduled::default();
     let mut published = Vec::with_capacity(events.len());
     for event in events {
         let meta = &event.meta;
-        put_event(&mut metas, &mut bodies, sealer, event)?;
+        put_event(&mut metas, &mut bodies, sealer, &mut t.names, event)?;
         indexes.insert(meta)?;
         let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
         for (endpoint, delivered_as) in endpoints {
@@ -287,10 +309,11 @@ fn put_event(
     metas: &mut Table<(u128, u128), &[u8]>,
     bodies: &mut Table<u128, &[u8]>,
     sealer: &Sealer,
+    names: &mut impl Numbering,
     event: &NewEvent,
 ) -> Result<(), StoreError> {
     let meta = &event.meta;
-    metas.insert((meta.app.as_u128(), meta.id.as_u128()), encode_meta(meta)?.as_slice())?;
+    metas.insert((meta.app.as_u128(), meta.id.as_u128()), encode_meta(meta, names)?.as_slice())?;
     let id = meta.id.as_u128();
     let stored = meta.envelope().stored(&event.body);
     bodies.insert(id, sealer.seal(&id.to_be_bytes(), &stored).as_slice())?;
@@ -317,6 +340,7 @@ fn undelivered_page(
     events: &impl ReadableTable<(u128, u128), &'static [u8]>,
     pending: &impl ReadableTable<u128, u32>,
     failures: &impl ReadableTable<(u128, u128), ()>,
+    names: &Names,
     app: u128,
     within: std::ops::RangeInclusive<u128>,
     request: PageRequest<EventId>,
@@ -371,7 +395,7 @@ fn undelivered_page(
         };
         let Some(next) = next else { break };
         let (id, _) = next.map_err(StoreError::from)?;
-        if let Some(meta) = meta_in(events, app, id)?
+        if let Some(meta) = meta_in(events, app, id, names)?
             && keep(&meta)
         {
             items.push(meta);
@@ -389,13 +413,13 @@ impl Store {
     /// and for the benchmark to fill a data file before a server starts on it (the engine
     /// publishes through its writer).
     pub fn publish_events(&self, events: &[NewEvent], now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError> {
-        self.write(|tx| publish_in(tx, &self.sealer, events, now_ms))
+        self.write(|tx| publish_in(tx, &self.sealer, &self.names, events, now_ms))
     }
 
     /// An event with its payload and `pending_webhooks`.
     pub fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
         self.read(|tx| {
-            let meta = meta_in(&tx.open_table(tables::EVENTS)?, owner.app.as_u128(), id.as_u128())?;
+            let meta = meta_in(&tx.open_table(tables::EVENTS)?, owner.app.as_u128(), id.as_u128(), &self.names)?;
             let Some(meta) = meta else { return Ok(None) };
             let body = body_in(&tx.open_table(tables::EVENT_BODIES)?, &self.sealer, &meta)?;
             let pending_webhooks = tx.open_table(tables::EVENT_PENDING)?.get(id.as_u128())?.map_or(0, |v| v.value());
@@ -456,12 +480,15 @@ impl Store {
             let page = match index {
                 // The undelivered are few (what is pending, what failed): their own indexes.
                 _ if filter.delivery_success == Some(false) => {
-                    undelivered_page(&events, &pending, &failures, app, within, request, keep)?
+                    undelivered_page(&events, &pending, &failures, &self.names, app, within, request, keep)?
                 }
-                None => list_page_within(&events, app, within, request, decode_meta, keep)?,
+                None => {
+                    let decode = |key, bytes: &[u8]| decode_meta(key, bytes, &self.names);
+                    list_page_within(&events, app, within, request, decode, keep)?
+                }
                 Some((table, key)) => {
                     let index = tx.open_table(table).map_err(StoreError::from)?;
-                    let load = |id: u128| meta_in(&events, app, id);
+                    let load = |id: u128| meta_in(&events, app, id, &self.names);
                     index_page(&events, &index, app, key, within, request, load, keep)?
                 }
             };
@@ -494,7 +521,7 @@ impl Store {
         default_hours: u32,
     ) -> Result<Resent, StoreError> {
         self.write(|tx| {
-            let meta = meta_in(&tx.open_table(tables::EVENTS)?, owner.app.as_u128(), id.as_u128())?;
+            let meta = meta_in(&tx.open_table(tables::EVENTS)?, owner.app.as_u128(), id.as_u128(), &self.names)?;
             let Some(meta) = meta else { return Ok(Resent::NoEvent) };
             let latest = attempts::latest_per_endpoint(
                 &tx.open_table(tables::EVENT_ATTEMPTS)?,
@@ -527,7 +554,7 @@ impl Store {
                     all
                 }
             };
-            let mut t = DeliveryTables::open(tx)?;
+            let mut t = DeliveryTables::open(tx, &self.names)?;
             let mut scheduled = Scheduled::default();
             for (endpoint, delivered_as) in &targets {
                 t.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled)?;
@@ -542,11 +569,12 @@ impl Store {
     pub fn record_test_ping(&self, event: &NewEvent, record: &AttemptRecord) -> Result<(), StoreError> {
         self.write(|tx| {
             let (mut metas, mut bodies) = (tx.open_table(tables::EVENTS)?, tx.open_table(tables::EVENT_BODIES)?);
-            put_event(&mut metas, &mut bodies, &self.sealer, event)?;
+            let mut t = DeliveryTables::open(tx, &self.names)?;
+            put_event(&mut metas, &mut bodies, &self.sealer, &mut t.names, event)?;
             let mut record = record.clone();
             let row = attempts::response_row(record.id);
             record.response_body = record.response_body.map(|body| self.sealer.seal_text(&row, &body));
-            DeliveryTables::open(tx)?.add_finished(&record)
+            t.add_finished(&record)
         })
     }
 }
@@ -768,19 +796,31 @@ mod tests {
     }
 
     #[test]
-    fn metadata_is_stored_compact_and_json_of_earlier_layouts_still_reads() {
+    fn metadata_is_stored_compact_and_earlier_layouts_still_read() {
+        use crate::store::names::InMemory;
         let owner = Owner { app: AppId::new(), mode: Mode::Live };
         let data = serde_json::json!({"id": "vks_1"});
         let meta = event(owner, "verification_session.verified", data, 1_800_000_000_123).meta;
         let key = (meta.app.as_u128(), meta.id.as_u128());
-        let compact = encode_meta(&meta).unwrap();
-        assert_eq!(compact[0], META_V1);
+        let names = Names::default();
+        let compact = encode_meta(&meta, &mut InMemory(&names)).unwrap();
+        assert_eq!(compact[0], META_V2);
         let json = serde_json::to_vec(&meta).unwrap();
-        assert!(compact.len() * 3 < json.len(), "{} vs {} bytes", compact.len(), json.len());
-        assert_eq!(decode_meta(key, &compact).unwrap(), meta);
-        assert_eq!(decode_meta(key, &json).unwrap(), meta, "a record of layout 2");
+        assert!(compact.len() * 8 < json.len(), "{} vs {} bytes", compact.len(), json.len());
+        assert_eq!(decode_meta(key, &compact, &names).unwrap(), meta);
+        assert_eq!(decode_meta(key, &json, &names).unwrap(), meta, "a record of layout 2");
+        // Layouts 3 and 4: the type as text.
+        let wire =
+            MetaWire { event_type: meta.event_type.as_str(), mode: meta.mode, created: meta.created, data_id: None };
+        let mut earlier = vec![META_V1];
+        postcard::to_io(&wire, &mut earlier).unwrap();
+        assert_eq!(decode_meta(key, &earlier, &Names::default()).unwrap(), EventMeta { data_id: None, ..meta.clone() });
         let without_session = EventMeta { data_id: None, ..meta.clone() };
-        assert_eq!(decode_meta(key, &encode_meta(&without_session).unwrap()).unwrap(), without_session);
-        assert!(decode_meta(key, &[META_V1, 0xff]).is_err(), "damage is an error, not a panic");
+        let stored = encode_meta(&without_session, &mut InMemory(&names)).unwrap();
+        assert_eq!(decode_meta(key, &stored, &names).unwrap(), without_session);
+        for damaged in [&[META_V1, 0xff][..], &[META_V2, 0xff], &[META_V2, 0x7f, 0, 0]] {
+            assert!(decode_meta(key, damaged, &names).is_err(), "damage is an error, not a panic: {damaged:?}");
+        }
+        assert!(decode_meta(key, &compact, &Names::default()).is_err(), "a number the dictionary lacks");
     }
 }

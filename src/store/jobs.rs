@@ -28,12 +28,12 @@ impl Store {
             let bodies = tx.open_table(tables::EVENT_BODIES)?;
             let mut out = Vec::with_capacity(attempt_ids.len());
             for id in attempt_ids {
-                let Some(attempt) = attempt_in(&attempts, id.as_u128())? else {
+                let Some(attempt) = attempt_in(&attempts, id.as_u128(), &self.names)? else {
                     out.push(None);
                     continue;
                 };
                 let endpoint = endpoints::get_in(&endpoints, attempt.app, attempt.endpoint_id)?;
-                let body = match meta_in(&events, attempt.app.as_u128(), attempt.event_id.as_u128())? {
+                let body = match meta_in(&events, attempt.app.as_u128(), attempt.event_id.as_u128(), &self.names)? {
                     Some(meta) => Some(body_in(&bodies, &self.sealer, &meta)?).filter(|b| !b.is_empty()),
                     None => None,
                 };

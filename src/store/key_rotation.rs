@@ -16,6 +16,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::attempt_record::{decode_attempt, encode_attempt};
 use super::attempts::response_row;
 use super::idempotency::{IdempotencyRecord, row as idempotency_row};
+use super::names::Interner;
 use super::sealing::{self, KeyError, Sealer, open_either, open_text_with};
 use super::{OpenError, Store, StoreError, StoreOptions, decode, encode, tables};
 use crate::ids::DeliveryId;
@@ -122,6 +123,7 @@ impl Store {
     fn reseal_responses(&self, old: &Sealer, new: &Sealer) -> Result<usize, StoreError> {
         self.reseal_in_batches(|tx, from| {
             let mut attempts = tx.open_table(tables::ATTEMPTS)?;
+            let mut names = Interner::open(tx, &self.names)?;
             let rows: Vec<(u128, Vec<u8>)> = attempts
                 .range(from..)?
                 .take(BATCH)
@@ -129,13 +131,13 @@ impl Store {
                 .collect::<Result<_, _>>()?;
             let mut resealed = 0;
             for (id, bytes) in &rows {
-                let mut record = decode_attempt(*id, bytes)?;
+                let mut record = decode_attempt(*id, bytes, names.memory())?;
                 let Some(body) = record.response_body.take() else { continue };
                 let row = response_row(DeliveryId(*id));
                 let plain =
                     open_text_with(&row, body, |row, sealed| Ok(open_either(new, old, row, sealed)?.into_owned()))?;
                 record.response_body = Some(new.seal_text(&row, &plain));
-                attempts.insert(*id, encode_attempt(&record)?.as_slice())?;
+                attempts.insert(*id, encode_attempt(&record, &mut names)?.as_slice())?;
                 resealed += 1;
             }
             Ok((resealed, (rows.len() == BATCH).then(|| rows.last().map(|(id, _)| id + 1)).flatten()))

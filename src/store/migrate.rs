@@ -23,6 +23,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::apps::DefaultApps;
 use super::events::{EventIndexes, decode_meta, encode_meta};
+use super::names::{Interner, Names};
 use super::{Store, StoreError, decode, tables};
 use crate::mode::Mode;
 
@@ -44,7 +45,7 @@ const HASHED_EVENT_INDEXES: &str = "hashed_event_indexes";
 
 /// What one batch of a backfill does: index up to `batch` rows after a key, and say how
 /// many and where it stopped.
-type Batch = fn(&WriteTransaction, (u128, u128), usize) -> Result<(usize, Option<(u128, u128)>), StoreError>;
+type Batch = fn(&WriteTransaction, &Names, (u128, u128), usize) -> Result<(usize, Option<(u128, u128)>), StoreError>;
 
 /// Every backfill, in the order they run, with the layout that added it.
 const BACKFILLS: [(&str, u64, Batch); 5] = [
@@ -82,7 +83,7 @@ impl Store {
             tracing::info!(backfill = name, layout, "filling an index added by a layout change; this runs once");
             let mut rows = 0u64;
             loop {
-                let (count, next) = self.write(|tx| batch(tx, done, BACKFILL_BATCH))?;
+                let (count, next) = self.write(|tx| batch(tx, &self.names, done, BACKFILL_BATCH))?;
                 rows += count as u64;
                 match next {
                     Some(next) => {
@@ -102,6 +103,7 @@ impl Store {
 /// by endpoint, as [`backfill_batch_of`] does for events.
 fn endpoint_failures_batch(
     tx: &WriteTransaction,
+    names: &Names,
     after: (u128, u128),
     batch: usize,
 ) -> Result<(usize, Option<(u128, u128)>), StoreError> {
@@ -114,7 +116,7 @@ fn endpoint_failures_batch(
     for row in failed.range::<(u128, u128)>(start)?.take(batch) {
         let (key, _) = row?;
         let (app, id) = key.value();
-        if let Some(record) = super::attempt_record::attempt_in(&attempts, id)? {
+        if let Some(record) = super::attempt_record::attempt_in(&attempts, id, names)? {
             by_endpoint.insert((app, record.endpoint_id.as_u128(), id), ())?;
         }
         last = Some((app, id));
@@ -127,6 +129,7 @@ fn endpoint_failures_batch(
 /// subscribe to: the same pass).
 fn endpoint_labels_batch(
     tx: &WriteTransaction,
+    _: &Names,
     after: (u128, u128),
     batch: usize,
 ) -> Result<(usize, Option<(u128, u128)>), StoreError> {
@@ -137,6 +140,7 @@ fn endpoint_labels_batch(
 /// labels, already there: a no-op).
 fn endpoint_subscriptions_batch(
     tx: &WriteTransaction,
+    _: &Names,
     after: (u128, u128),
     batch: usize,
 ) -> Result<(usize, Option<(u128, u128)>), StoreError> {
@@ -189,10 +193,12 @@ fn finish_batch(
 /// the last one is done (the backfill is then removed).
 fn backfill_batch_of(
     tx: &WriteTransaction,
+    names: &Names,
     after: (u128, u128),
     batch: usize,
 ) -> Result<(usize, Option<(u128, u128)>), StoreError> {
     let mut events = tx.open_table(tables::EVENTS)?;
+    let mut interner = Interner::open(tx, names)?;
     let mut indexes = EventIndexes::open(tx)?;
     let by_event = tx.open_table(tables::EVENT_ATTEMPTS)?;
     let attempts = tx.open_table(tables::ATTEMPTS)?;
@@ -206,12 +212,12 @@ fn backfill_batch_of(
         .take(batch)
         .map(|row| {
             let (key, value) = row?;
-            Ok((key.value(), decode_meta(key.value(), value.value())?))
+            Ok((key.value(), decode_meta(key.value(), value.value(), names)?))
         })
         .collect::<Result<_, StoreError>>()?;
     for (key, meta) in metas {
         // Rewritten compact (its JSON of the earlier layout is 3 times larger).
-        events.insert(key, encode_meta(&meta)?.as_slice())?;
+        events.insert(key, encode_meta(&meta, &mut interner)?.as_slice())?;
         indexes.insert(&meta)?;
         // Whether its latest attempt to some endpoint failed for good.
         let latest = super::attempts::latest_per_endpoint(&by_event, &attempts, meta.id)?;
@@ -236,6 +242,7 @@ fn backfill_batch_of(
 /// deletes the indexes by text of layouts 3 and 4.
 fn hashed_event_indexes_batch(
     tx: &WriteTransaction,
+    names: &Names,
     after: (u128, u128),
     batch: usize,
 ) -> Result<(usize, Option<(u128, u128)>), StoreError> {
@@ -246,7 +253,7 @@ fn hashed_event_indexes_batch(
     let start = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);
     for row in events.range::<(u128, u128)>(start)?.take(batch) {
         let (key, value) = row?;
-        indexes.insert(&decode_meta(key.value(), value.value())?)?;
+        indexes.insert(&decode_meta(key.value(), value.value(), names)?)?;
         last = Some(key.value());
         count += 1;
     }
@@ -585,7 +592,7 @@ mod tests {
                 let cursor = store
                     .read(|tx| Ok(tx.open_table(tables::BACKFILLS)?.get(EVENT_INDEXES)?.unwrap().value()))
                     .unwrap();
-                let (count, next) = store.write(|tx| backfill_batch_of(tx, cursor, 2)).unwrap();
+                let (count, next) = store.write(|tx| backfill_batch_of(tx, &store.names, cursor, 2)).unwrap();
                 assert_eq!((count, next.is_some()), (2, true));
             }
             assert_eq!(rows(&store, tables::EVENTS_BY_TYPE), 4);
@@ -602,7 +609,7 @@ mod tests {
                 let events = tx.open_table(tables::EVENTS)?;
                 let mut all = true;
                 for row in events.iter()? {
-                    all &= row?.1.value().first() == Some(&1);
+                    all &= row?.1.value().first() == Some(&2);
                 }
                 Ok(all)
             })

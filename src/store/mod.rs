@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod key_rotation;
 pub mod listeners;
 mod migrate;
+mod names;
 pub mod pagination;
 pub mod portal_sessions;
 pub mod queue;
@@ -64,6 +65,8 @@ pub struct Store {
     cache_mib: usize,
     /// Seals payloads with the data file's key.
     sealer: sealing::Sealer,
+    /// The names records hold by number (see [`names`]).
+    names: names::Names,
 }
 
 /// How to open a data file.
@@ -248,9 +251,14 @@ impl Store {
             other => OpenError::Database(path.clone(), DbError(other.into())),
         })?;
         let sealer = sealing::Sealer::new(&[0; 32]);
-        let store = Store { db: RwLock::new(Some(db)), broken: AtomicBool::new(false), path, cache_mib, sealer };
+        let names = names::Names::default();
+        let mut store =
+            Store { db: RwLock::new(Some(db)), broken: AtomicBool::new(false), path, cache_mib, sealer, names };
         store.init_schema()?;
-        store.run_backfills().map_err(|e| OpenError::Init(store.path.clone(), e))?;
+        let init = |path: &Path, e| OpenError::Init(path.to_path_buf(), e);
+        store.names =
+            store.read(|tx| names::Names::load(&tx.open_table(names::NAMES)?)).map_err(|e| init(&store.path, e))?;
+        store.run_backfills().map_err(|e| init(&store.path, e))?;
         Ok(store)
     }
 
@@ -350,6 +358,8 @@ impl Store {
                 tx.open_table(tables::EVENT_TYPES)?;
                 tx.open_table(tables::LISTENERS)?;
                 tx.open_table(tables::BACKFILLS)?;
+                tx.open_table(names::NAMES)?;
+                tx.open_table(names::NAME_IDS)?;
                 let defaults = apps::ensure_defaults(tx, crate::clock::unix_now())?;
                 if found == Some(1) {
                     migrate::v1_to_v2(tx, defaults)?;

@@ -6,6 +6,7 @@ use redb::ReadTransaction;
 use super::apps::Owner;
 use super::attempts::{self, AttemptStatus, DeliveryTables};
 use super::endpoints;
+use super::names::Names;
 use super::queue::Scheduled;
 use super::{Store, StoreError, tables};
 use crate::ids::{EndpointId, EventId};
@@ -51,7 +52,7 @@ impl Store {
     ) -> Result<Option<Recovery>, StoreError> {
         // The search reads a snapshot, so however many attempts it walks, publishing and
         // recording go on; only the resending takes the writer.
-        let found = self.read(|tx| failed_deliveries(tx, owner, id, since, now_ms, default_hours))?;
+        let found = self.read(|tx| failed_deliveries(tx, &self.names, owner, id, since, now_ms, default_hours))?;
         let Some((failed, has_more, expired)) = found else {
             return Ok(None);
         };
@@ -63,7 +64,7 @@ impl Store {
             let Some(endpoint) = endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, owner.app, id)? else {
                 return Ok(None); // deleted meanwhile
             };
-            let mut t = DeliveryTables::open(tx)?;
+            let mut t = DeliveryTables::open(tx, &self.names)?;
             for (event, event_type) in &failed {
                 t.schedule(&endpoint, *event, event_type, 1, now_ms, &mut recovery.scheduled)?;
                 t.add_pending(*event, 1)?;
@@ -79,6 +80,7 @@ impl Store {
 /// undelivered-payload window at `now_ms`. `None`: no such endpoint in this application.
 fn failed_deliveries(
     tx: &ReadTransaction,
+    names: &Names,
     owner: Owner,
     id: EndpointId,
     since: i64,
@@ -99,7 +101,7 @@ fn failed_deliveries(
     let mut position: std::collections::HashMap<EventId, usize> = std::collections::HashMap::new();
     for entry in by_endpoint.range((m, key, start)..=(m, key, u128::MAX))? {
         let attempt = entry?.0.value().2;
-        let Some(record) = super::attempt_record::attempt_in(&attempts, attempt)? else { continue };
+        let Some(record) = super::attempt_record::attempt_in(&attempts, attempt, names)? else { continue };
         match position.get(&record.event_id) {
             Some(&at) => (latest[at].1, latest[at].2) = (record.status, record.created),
             None => {

@@ -16,6 +16,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use super::attempts::AttemptStatus;
 use super::events::{EventIndexes, decode_meta};
 use super::idempotency::IdempotencyRecord;
+use super::names::Names;
 use super::sessions::SessionRecord;
 use super::{Store, StoreError, decode, tables};
 use crate::ids::first_id_at;
@@ -103,7 +104,7 @@ impl Store {
         let pruned = self.with_db(|db| {
             let mut tx = db.begin_write()?;
             tx.set_durability(redb::Durability::None)?;
-            let pruned = prune_in(&tx, cutoffs, &mut next, limit)?;
+            let pruned = prune_in(&tx, &self.names, cutoffs, &mut next, limit)?;
             if pruned.removed() == 0 {
                 // Nothing removed: no commit, so an idle server does not write (or fsync).
                 tx.abort()?;
@@ -141,12 +142,13 @@ impl Store {
 /// One batch of [`Store::prune`] inside `tx`.
 fn prune_in(
     tx: &WriteTransaction,
+    names: &Names,
     cutoffs: Cutoffs,
     next: &mut PruneCursor,
     limit: usize,
 ) -> Result<Pruned, StoreError> {
     let mut pruned = Pruned::default();
-    let (attempts, more) = prune_attempts(tx, cutoffs.history_ms, &mut next.attempts, limit)?;
+    let (attempts, more) = prune_attempts(tx, names, cutoffs.history_ms, &mut next.attempts, limit)?;
     pruned.attempts = attempts;
     pruned.more |= more;
     // Every application's id, whatever its mode.
@@ -154,7 +156,7 @@ fn prune_in(
         tx.open_table(tables::APPS)?.iter()?.map(|row| row.map(|(k, _)| k.value().1)).collect::<Result<_, _>>()?;
     for app in apps {
         let slot = next.events.entry(app).or_default();
-        let (events, more) = prune_events(tx, app, cutoffs, slot, limit)?;
+        let (events, more) = prune_events(tx, names, app, cutoffs, slot, limit)?;
         pruned.events += events;
         pruned.more |= more;
         let slot = next.sessions.entry(app).or_default();
@@ -179,6 +181,7 @@ fn prune_in(
 /// that points at them.
 fn prune_attempts(
     tx: &WriteTransaction,
+    names: &Names,
     cutoff_ms: u64,
     from: &mut u128,
     limit: usize,
@@ -191,7 +194,7 @@ fn prune_attempts(
     let mut old = Vec::new();
     for entry in attempts.range(*from..end)?.take(limit) {
         let (key, value) = entry?;
-        let record = super::attempt_record::decode_attempt(key.value(), value.value())?;
+        let record = super::attempt_record::decode_attempt(key.value(), value.value(), names)?;
         old.push((key.value(), record));
     }
     let more = old.len() == limit;
@@ -249,6 +252,7 @@ fn old_of_app<T>(
 /// whose undelivered payload is not held any more.
 fn prune_events(
     tx: &WriteTransaction,
+    names: &Names,
     app: u128,
     cutoffs: Cutoffs,
     from: &mut u128,
@@ -270,7 +274,7 @@ fn prune_events(
             continue;
         }
         if let Some(stored) = events.remove((app, id))? {
-            indexes.remove(&decode_meta((app, id), stored.value())?)?;
+            indexes.remove(&decode_meta((app, id), stored.value(), names)?)?;
         }
         failures.remove((app, id))?;
         bodies.remove(id)?;

@@ -7,6 +7,7 @@ use super::apps::Owner;
 use super::attempts::{AttemptRecord, AttemptResult, AttemptStatus, DeliveryTables, RecordPolicy, Recorded, record_in};
 use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::events::{NewEvent, Published, publish_in};
+use super::names::Names;
 use super::queue::{QueueKey, Scheduled};
 use super::{Store, StoreError, health, tables};
 use crate::ids::{DeliveryId, EndpointId};
@@ -55,8 +56,8 @@ impl Store {
         policy: &impl RecordPolicy,
     ) -> Result<Written, StoreError> {
         self.write(|tx| {
-            let (published, first_attempts) = publish_in(tx, &self.sealer, events, now_ms)?;
-            let recorded = record_in(tx, &self.sealer, results, now_ms, policy)?;
+            let (published, first_attempts) = publish_in(tx, &self.sealer, &self.names, events, now_ms)?;
+            let recorded = record_in(tx, &self.sealer, &self.names, results, now_ms, policy)?;
             Ok(Written { published, first_attempts, recorded })
         })
     }
@@ -79,7 +80,7 @@ impl Store {
             if resume && endpoint.status == EndpointStatus::Enabled {
                 health::reset(tx, id)?;
                 endpoint.failing = None;
-                resumed = unpark_in(tx, Some(id), now_ms)?;
+                resumed = unpark_in(tx, &self.names, Some(id), now_ms)?;
             }
             Ok(Some(EndpointUpdated { endpoint, resumed }))
         })
@@ -98,7 +99,7 @@ impl Store {
             if let Some(listener) = &removed.listener {
                 super::listeners::forget_in(tx, owner.app, &listener.key_hash)?;
             }
-            DeliveryTables::open(tx)?.cancel_endpoint(id, "endpoint deleted", now)?;
+            DeliveryTables::open(tx, &self.names)?.cancel_endpoint(id, "endpoint deleted", now)?;
             Ok(true)
         })
     }
@@ -115,7 +116,7 @@ impl Store {
     ) -> Result<Scheduled, StoreError> {
         self.write(|tx| {
             let endpoints = tx.open_table(tables::ENDPOINTS)?;
-            let mut t = DeliveryTables::open(tx)?;
+            let mut t = DeliveryTables::open(tx, &self.names)?;
             let mut still_queued = Scheduled::default();
             for key in keys {
                 let record = t.load(key.attempt())?.filter(|r| r.status == AttemptStatus::Pending);
@@ -138,13 +139,13 @@ impl Store {
     /// `now_ms` (at start-up). Listener endpoints' attempts stay parked: no CLI is
     /// connected yet.
     pub fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
-        self.write(|tx| unpark_in(tx, None, now_ms))
+        self.write(|tx| unpark_in(tx, &self.names, None, now_ms))
     }
 
     /// Puts the parked attempts of one endpoint back on the queue, if it is enabled, due
     /// at `now_ms` (a CLI connected for a listener endpoint).
     pub fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
-        self.write(|tx| unpark_in(tx, Some(id), now_ms))
+        self.write(|tx| unpark_in(tx, &self.names, Some(id), now_ms))
     }
 
     /// Moves a scheduled attempt to now: `id` names either the pending attempt itself or
@@ -157,7 +158,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<RetryNow, StoreError> {
         self.write(|tx| {
-            let mut t = DeliveryTables::open(tx)?;
+            let mut t = DeliveryTables::open(tx, &self.names)?;
             let named = t.load(id)?.filter(|r| r.app == owner.app && r.endpoint_id == endpoint);
             let Some(named) = named else { return Ok(RetryNow::NoSuchAttempt) };
             let mut target = match named.status {
@@ -195,9 +196,14 @@ impl Store {
 }
 
 /// Puts the parked attempts of enabled endpoints (all, or just `only`) back on the queue.
-fn unpark_in(tx: &redb::WriteTransaction, only: Option<EndpointId>, now_ms: u64) -> Result<Scheduled, StoreError> {
+fn unpark_in(
+    tx: &redb::WriteTransaction,
+    names: &Names,
+    only: Option<EndpointId>,
+    now_ms: u64,
+) -> Result<Scheduled, StoreError> {
     let endpoints = tx.open_table(tables::ENDPOINTS)?;
-    let mut t = DeliveryTables::open(tx)?;
+    let mut t = DeliveryTables::open(tx, names)?;
     let mut scheduled = Scheduled::default();
     for (endpoint_id, attempt_id) in t.queue.parked(only)? {
         let Some(mut record) = t.load(attempt_id)? else { continue };

@@ -174,7 +174,7 @@ impl Store {
             let key = (session.app.as_u128(), session.id.as_u128());
             tx.open_table(tables::VERIFICATION_SESSIONS)?.insert(key, bytes.as_slice())?;
             tx.open_table(tables::SESSION_EXPIRY)?.insert((expires_ms, session.id.as_u128()), session.app.as_u128())?;
-            let (_, scheduled) = publish_in(tx, &self.sealer, std::slice::from_ref(event), now_ms)?;
+            let (_, scheduled) = publish_in(tx, &self.sealer, &self.names, std::slice::from_ref(event), now_ms)?;
             Ok(SessionChanged { session: session.clone(), scheduled })
         })
     }
@@ -207,7 +207,7 @@ impl Store {
             };
             sessions.insert(key, encode(TABLE, &session)?.as_slice())?;
             drop(sessions);
-            let (_, scheduled) = publish_in(tx, &self.sealer, std::slice::from_ref(&event), now_ms)?;
+            let (_, scheduled) = publish_in(tx, &self.sealer, &self.names, std::slice::from_ref(&event), now_ms)?;
             Ok(SessionChange::Changed(SessionChanged { session, scheduled }))
         })
     }
@@ -247,7 +247,7 @@ impl Store {
                 let Ok(event) = expire(&mut session) else { continue };
                 sessions.insert((app, key.1), encode(TABLE, &session)?.as_slice())?;
                 drop(sessions);
-                let (_, queued) = publish_in(tx, &self.sealer, std::slice::from_ref(&event), now_ms)?;
+                let (_, queued) = publish_in(tx, &self.sealer, &self.names, std::slice::from_ref(&event), now_ms)?;
                 scheduled.extend(queued);
                 expired += 1;
             }

@@ -138,7 +138,7 @@ impl Store {
                     break;
                 }
                 let (key, _) = entry?;
-                if let Some(record) = super::attempt_record::attempt_in(&attempts, key.value().1)? {
+                if let Some(record) = super::attempt_record::attempt_in(&attempts, key.value().1, &self.names)? {
                     out.recent_failures.push(self.opened(record)?);
                 }
             }
