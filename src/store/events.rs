@@ -336,6 +336,7 @@ pub(super) fn body_in(
 /// latest attempt to some endpoint failed for good), newest first, kept if `keep`
 /// accepts: the application's pending events and its failures, merged in the direction of
 /// travel, instead of every event.
+#[allow(clippy::too_many_arguments)]
 fn undelivered_page(
     events: &impl ReadableTable<(u128, u128), &'static [u8]>,
     pending: &impl ReadableTable<u128, u32>,

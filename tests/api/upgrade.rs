@@ -103,8 +103,22 @@ fn a_data_file_of_the_previous_release_is_read_and_its_waiting_deliveries_go() {
 /// 60 events in the default application over three seconds (three types, five sessions),
 /// 5 in the application `acme`; see `tests/fixtures/README.md`.
 #[test]
-fn the_previous_layouts_events_are_indexed_at_start_and_every_filter_finds_them() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-038ad59");
+fn the_events_of_layout_2_are_indexed_at_start_and_every_filter_finds_them() {
+    events_of_an_earlier_layout_are_indexed_and_every_filter_finds_them("data-038ad59");
+}
+
+/// The same history written by the release before layout 5 (commit 2eb4293, layout 4:
+/// events indexed by text, records with names as text).
+#[test]
+fn the_events_of_layout_4_are_refiled_at_start_and_every_filter_finds_them() {
+    events_of_an_earlier_layout_are_indexed_and_every_filter_finds_them("data-2eb4293");
+}
+
+/// Starts the current server on a copy of the fixture directory `name` (made by
+/// `tests/fixtures/make-data-038ad59.sh` with an earlier release) and checks every event
+/// filter against a scan, the endpoint's deliveries, and publishing after.
+fn events_of_an_earlier_layout_are_indexed_and_every_filter_finds_them(name: &str) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     let server = TestServer::start_on_copy_of_dir(&fixture, stile::clock::Clock::system());
     let list = |query: &str| -> Vec<Value> {
         let mut all = Vec::new();
@@ -156,6 +170,19 @@ fn the_previous_layouts_events_are_indexed_at_start_and_every_filter_finds_them(
     assert!(list("session_id=vks_acme").is_empty(), "another application's");
     let acme = server.req("GET", "/v1/events?session_id=vks_acme").header("Stile-App", "acme").send();
     assert_eq!(acme.body["data"].as_array().unwrap().len(), 5, "{}", acme.text);
+
+    // The endpoint's deliveries, written by the earlier release, read back whole.
+    let endpoints = server.get("/v1/webhook_endpoints");
+    let endpoint = endpoints.body["data"][0]["id"].as_str().unwrap().to_string();
+    let deliveries = server.get(&format!("/v1/webhook_endpoints/{endpoint}/deliveries?limit=100"));
+    assert_eq!(deliveries.status, 200, "{}", deliveries.text);
+    let deliveries = deliveries.body["data"].as_array().unwrap().clone();
+    assert!(deliveries.len() >= 60, "one attempt per event at least: {}", deliveries.len());
+    let event_ids = ids(&everything);
+    for delivery in &deliveries {
+        assert!(event_ids.contains(&delivery["event_id"].as_str().unwrap().to_string()), "{delivery}");
+        assert!(delivery["event_type"].as_str().unwrap().starts_with("verification_session."), "{delivery}");
+    }
 
     // New events are indexed as they are published, next to the migrated ones.
     server.publish("verification_session.verified", json!({"id": "vks_fixture_3"}));
