@@ -28,6 +28,12 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // Output piped into `head` and the like: the reader has what it wanted.
+        Err(err)
+            if err.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("stile: error: {err:#}");
             ExitCode::FAILURE
@@ -226,11 +232,12 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
 }
 
 fn inspect(args: &StoreArgs) -> anyhow::Result<()> {
-    let store = open_store(args)?;
-    let usage = store.inspect()?;
-    let file = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
+    let Loaded { config, .. } = load_config(&args.overrides())?;
+    let path = config.server.data_dir.join(stile::store::DATA_FILE_NAME);
+    let usage = stile::store::inspect::inspect_file(&path)?;
+    let file = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}: {} bytes", store.path().display(), thousands(file))?;
+    writeln!(out, "{}: {} bytes", path.display(), thousands(file))?;
     writeln!(
         out,
         "{:<34} {:>13} {:>15} {:>13} {:>13} {:>6}",

@@ -1,9 +1,11 @@
 //! What the data file holds, table by table, for `stile inspect`: rows, and the bytes of
 //! the B-tree (values and keys stored, its own metadata, space lost to fragmentation).
 
-use redb::{ReadableTableMetadata, TableHandle};
+use std::path::Path;
 
-use super::{Store, StoreError};
+use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
+
+use super::{DbError, OpenError, StoreError};
 
 /// One table's rows and bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,36 +31,43 @@ impl TableUsage {
     }
 }
 
-impl Store {
-    /// Every table of the data file with its rows and bytes, largest first, read from one
-    /// consistent snapshot.
-    pub fn inspect(&self) -> Result<Vec<TableUsage>, StoreError> {
-        let mut usage = self.read(|tx| {
-            let mut out = Vec::new();
-            for handle in tx.list_tables()? {
-                let name = handle.name().to_string();
-                let table = tx.open_untyped_table(handle)?;
-                let stats = table.stats()?;
-                out.push(TableUsage {
-                    name,
-                    rows: table.len()?,
-                    stored_bytes: stats.stored_bytes(),
-                    metadata_bytes: stats.metadata_bytes(),
-                    fragmented_bytes: stats.fragmented_bytes(),
-                    tree_height: stats.tree_height(),
-                });
-            }
-            Ok(out)
-        })?;
-        usage.sort_by(|a, b| b.total_bytes().cmp(&a.total_bytes()).then_with(|| a.name.cmp(&b.name)));
-        Ok(usage)
-    }
+/// Every table of the data file at `path` with its rows and bytes, largest first, read
+/// from one consistent snapshot. The file is opened read-only: nothing is migrated or
+/// written, so a file of an earlier layout is shown as that layout left it, and no
+/// payload key is needed. A file a server has open is refused ([`OpenError::InUse`]).
+pub fn inspect_file(path: &Path) -> Result<Vec<TableUsage>, OpenError> {
+    let db = redb::ReadOnlyDatabase::open(path).map_err(|err| match err {
+        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(path.to_path_buf()),
+        other => OpenError::Database(path.to_path_buf(), DbError(other.into())),
+    })?;
+    let usage = (|| -> Result<Vec<TableUsage>, StoreError> {
+        let tx = db.begin_read()?;
+        let mut out = Vec::new();
+        for handle in tx.list_tables()? {
+            let name = handle.name().to_string();
+            let table = tx.open_untyped_table(handle)?;
+            let stats = table.stats()?;
+            out.push(TableUsage {
+                name,
+                rows: table.len()?,
+                stored_bytes: stats.stored_bytes(),
+                metadata_bytes: stats.metadata_bytes(),
+                fragmented_bytes: stats.fragmented_bytes(),
+                tree_height: stats.tree_height(),
+            });
+        }
+        Ok(out)
+    })();
+    let mut usage = usage.map_err(|err| OpenError::Init(path.to_path_buf(), err))?;
+    usage.sort_by(|a, b| b.total_bytes().cmp(&a.total_bytes()).then_with(|| a.name.cmp(&b.name)));
+    Ok(usage)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mode::Mode;
+    use crate::store::Store;
 
     #[test]
     fn every_table_is_listed_with_its_rows() {
@@ -72,9 +81,15 @@ mod tests {
             })
             .collect();
         let _ = store.publish_events(&events, crate::clock::unix_now_ms()).unwrap();
-        let usage = store.inspect().unwrap();
+        let path = store.path().to_path_buf();
+        assert!(matches!(inspect_file(&path), Err(OpenError::InUse(_))), "the store has it open");
+        drop(store);
+        let before = std::fs::read(&path).unwrap();
+        let usage = inspect_file(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), before, "inspecting writes nothing");
         let rows = |name: &str| usage.iter().find(|t| t.name == name).map(|t| t.rows);
         assert_eq!(rows("events_by_app"), Some(3));
+        assert!(rows("names").is_some_and(|n| n >= 1), "the event type, numbered");
         assert_eq!(rows("events_by_type_hash"), Some(3));
         assert_eq!(rows("events_by_data_id_hash"), Some(3));
         assert_eq!(rows("event_bodies"), Some(3));
