@@ -32,35 +32,44 @@ impl TableUsage {
 }
 
 /// Every table of the data file at `path` with its rows and bytes, largest first, read
-/// from one consistent snapshot. The file is opened read-only: nothing is migrated or
-/// written, so a file of an earlier layout is shown as that layout left it, and no
-/// payload key is needed. A file a server has open is refused ([`OpenError::InUse`]).
+/// from one consistent snapshot. The file is opened read-only: nothing is migrated, so a
+/// file of an earlier layout is shown as that layout left it, and no payload key is
+/// needed. The one write it may take is redb's own crash repair, for a file whose server
+/// was killed, which any open does. A file a server has open is refused
+/// ([`OpenError::InUse`]).
 pub fn inspect_file(path: &Path) -> Result<Vec<TableUsage>, OpenError> {
-    let db = redb::ReadOnlyDatabase::open(path).map_err(|err| match err {
+    let open_error = |err: redb::DatabaseError| match err {
         redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(path.to_path_buf()),
         other => OpenError::Database(path.to_path_buf(), DbError(other.into())),
-    })?;
-    let usage = (|| -> Result<Vec<TableUsage>, StoreError> {
-        let tx = db.begin_read()?;
-        let mut out = Vec::new();
-        for handle in tx.list_tables()? {
-            let name = handle.name().to_string();
-            let table = tx.open_untyped_table(handle)?;
-            let stats = table.stats()?;
-            out.push(TableUsage {
-                name,
-                rows: table.len()?,
-                stored_bytes: stats.stored_bytes(),
-                metadata_bytes: stats.metadata_bytes(),
-                fragmented_bytes: stats.fragmented_bytes(),
-                tree_height: stats.tree_height(),
-            });
-        }
-        Ok(out)
-    })();
+    };
+    let usage = match redb::ReadOnlyDatabase::open(path) {
+        Ok(db) => usage_of(&db),
+        Err(redb::DatabaseError::RepairAborted) => usage_of(&redb::Database::open(path).map_err(open_error)?),
+        Err(err) => return Err(open_error(err)),
+    };
     let mut usage = usage.map_err(|err| OpenError::Init(path.to_path_buf(), err))?;
     usage.sort_by(|a, b| b.total_bytes().cmp(&a.total_bytes()).then_with(|| a.name.cmp(&b.name)));
     Ok(usage)
+}
+
+/// Every table of `db` with its rows and bytes, from one snapshot.
+fn usage_of(db: &impl ReadableDatabase) -> Result<Vec<TableUsage>, StoreError> {
+    let tx = db.begin_read()?;
+    let mut out = Vec::new();
+    for handle in tx.list_tables()? {
+        let name = handle.name().to_string();
+        let table = tx.open_untyped_table(handle)?;
+        let stats = table.stats()?;
+        out.push(TableUsage {
+            name,
+            rows: table.len()?,
+            stored_bytes: stats.stored_bytes(),
+            metadata_bytes: stats.metadata_bytes(),
+            fragmented_bytes: stats.fragmented_bytes(),
+            tree_height: stats.tree_height(),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

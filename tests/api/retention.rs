@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::process::stile_bin;
+use crate::common::process::{ServerProcess, stile_bin};
 use crate::common::receiver::{Behaviour, Receiver};
-use crate::common::{TEST_KEY, TestServer, eventually};
+use crate::common::{Req, TEST_KEY, TestServer, eventually};
 
 fn file_size(server: &TestServer) -> u64 {
     std::fs::metadata(server.data_dir().join("stile.redb")).unwrap().len()
@@ -83,7 +83,7 @@ fn the_data_file_stops_growing_under_steady_publishing() {
             std::thread::spawn(move || {
                 let mut published = 0u64;
                 while Instant::now() < stop_at {
-                    let resp = crate::common::Req::new("POST", format!("{base}/v1/events"))
+                    let resp = Req::new("POST", format!("{base}/v1/events"))
                         .key(TEST_KEY)
                         .json(&json!({"type": "order.created", "data": {"n": published, "padding": padding}}))
                         .send();
@@ -273,4 +273,25 @@ fn inspect_prints_each_tables_rows_and_bytes_of_a_stopped_servers_file() {
     let first = stdout.lines().next().unwrap();
     let printed: u64 = first.rsplit(": ").next().unwrap().trim_end_matches(" bytes").replace(',', "").parse().unwrap();
     assert!(printed >= size && printed <= size + 64 * 1024, "{first} (the file is {size} bytes)");
+}
+
+#[test]
+fn inspect_reads_the_file_of_a_killed_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--listen", "127.0.0.1:0", "--data-dir", "data"];
+    let server = ServerProcess::start(dir.path(), &args, &[("STILE_AUTH_KEYS", TEST_KEY)]).unwrap();
+    for n in 0..3 {
+        let resp = Req::new("POST", format!("{}/v1/events", server.base))
+            .key(TEST_KEY)
+            .json(&json!({"type": "verification_session.created", "data": {"id": format!("vks_{n}")}}))
+            .send();
+        assert_eq!(resp.status, 200, "{}", resp.text);
+    }
+    server.kill_hard();
+    let data_dir = dir.path().join("data");
+    let out = stile_bin().args(["inspect", "--data-dir", data_dir.to_str().unwrap()]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let events = stdout.lines().find(|l| l.starts_with("events_by_app ")).unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(events.split_whitespace().nth(1), Some("3"), "{events}");
 }
