@@ -191,11 +191,20 @@ pub struct StoreConfig {
     /// The file holding the key payloads are encrypted with; empty: `payload.key` in the
     /// data directory.
     pub payload_key_file: PathBuf,
+    /// Group commit: while publishes arrive often enough that another is expected within
+    /// this time, a publish waits up to this long for others to share its commit (and its
+    /// fsync). 0 commits each at once.
+    #[serde(with = "humantime_serde")]
+    pub commit_delay: Duration,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { cache_mib: crate::store::DEFAULT_CACHE_MIB, payload_key_file: PathBuf::new() }
+        Self {
+            cache_mib: crate::store::DEFAULT_CACHE_MIB,
+            payload_key_file: PathBuf::new(),
+            commit_delay: Duration::from_millis(2),
+        }
     }
 }
 
@@ -435,6 +444,9 @@ impl Config {
                 },
                 problem,
             ));
+        }
+        if self.store.commit_delay > Duration::from_millis(100) {
+            return Err(("store.commit_delay", "must be at most 100ms".to_string()));
         }
         if !(1..=65_536).contains(&self.store.cache_mib) {
             return Err(("store.cache_mib", format!("must be between 1 and 65536, got {}", self.store.cache_mib)));

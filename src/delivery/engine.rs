@@ -118,8 +118,10 @@ impl Engine {
                 disable_after: config.delivery.disable_after,
                 undelivered_hours: config.retention.undelivered_payload_hours,
             };
-            threads
-                .push(spawn("stile-writer", move || writer::run(store, clock, write_rx, scheduler, policy, metrics)));
+            let delay = config.store.commit_delay;
+            threads.push(spawn("stile-writer", move || {
+                writer::run(store, clock, write_rx, scheduler, policy, delay, metrics)
+            }));
         }
         let (expirer_tx, expirer_rx) = crossbeam_channel::unbounded();
         {

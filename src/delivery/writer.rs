@@ -7,10 +7,17 @@
 //! what was recorded and scheduled. Under load a batch grows by itself (whatever arrived
 //! during the last commit goes into the next), so latency stays near one commit.
 //!
-//! Publishes are never held back. Results alone, at low rates, wait up to
-//! [`RECORD_LINGER`] for company, so a few hundred deliveries a second do not each pay
-//! for a commit; that delays only when a result shows in the API (the receiver already
-//! has the request) and widens by as much what a crash would send again.
+//! Results alone, at low rates, wait up to [`RECORD_LINGER`] for company, so a few
+//! hundred deliveries a second do not each pay for a commit; that delays only when a
+//! result shows in the API (the receiver already has the request) and widens by as much
+//! what a crash would send again.
+//!
+//! Publishes wait only when they come fast (group commit, as Postgres' `commit_delay`):
+//! paced at 1,000 a second they would otherwise each pay for a commit of their own, and
+//! a commit writes whole pages of a dozen tables (about 100 KiB) whatever it holds.
+//! While [`PublishPace`] expects another publish within `[store] commit_delay`, a batch
+//! with fewer than [`PUBLISH_GROUP`] publishes waits up to that long for more. Slower
+//! traffic, and bursts (whose batches fill while the previous commit runs), never wait.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +44,37 @@ const RECORD_LINGER: Duration = Duration::from_millis(20);
 /// A batch with this many results is committed without waiting for more. Small next to
 /// the worker pool, since finished but unrecorded attempts hold pool capacity.
 const RECORD_SHARE_BATCH: usize = 16;
+
+/// A batch with this many publishes is committed without waiting for more.
+const PUBLISH_GROUP: usize = 4;
+
+/// How fast publishes are coming, from the batches the writer takes: a moving average
+/// of publishes per second, to tell whether one more is expected within a commit delay.
+#[derive(Debug, Default)]
+struct PublishPace {
+    per_second: f64,
+    last_batch: Option<Instant>,
+}
+
+impl PublishPace {
+    /// Counts the `publishes` of a batch taken at `now`.
+    fn observe(&mut self, now: Instant, publishes: usize) {
+        if let Some(last) = self.last_batch {
+            let seconds = now.saturating_duration_since(last).as_secs_f64().max(1e-6);
+            self.per_second = 0.7 * self.per_second + 0.3 * (publishes as f64 / seconds);
+        }
+        self.last_batch = Some(now);
+    }
+
+    /// Whether another publish is expected within `delay` of `now`: the recent rate says
+    /// so, and the last batch was no longer ago than that (after a pause, the first
+    /// publish does not wait on the rate from before it).
+    fn expects_another_within(&self, now: Instant, delay: Duration) -> bool {
+        !delay.is_zero()
+            && self.last_batch.is_some_and(|last| now.saturating_duration_since(last) <= delay)
+            && self.per_second * delay.as_secs_f64() >= 1.0
+    }
+}
 
 /// Where a publish is answered once it is durable.
 type Reply = tokio::sync::oneshot::Sender<Result<Published, EngineError>>;
@@ -74,16 +112,21 @@ pub(super) fn run(
     jobs: Receiver<WriteJob>,
     scheduler: Sender<SchedulerMsg>,
     policy: Policy,
+    commit_delay: Duration,
     metrics: Arc<Metrics>,
 ) {
     let mut carried = Batch::default();
+    let mut pace = PublishPace::default();
     loop {
         let mut batch = std::mem::take(&mut carried);
         if batch.len() == 0 {
             let Some(first) = jobs.recv() else { break };
             batch.add(first);
         }
-        gather(&jobs, &mut batch);
+        let publish_delay =
+            if pace.expects_another_within(Instant::now(), commit_delay) { commit_delay } else { Duration::ZERO };
+        gather(&jobs, &mut batch, publish_delay);
+        pace.observe(Instant::now(), batch.events.len());
         let write = |events: &[NewEvent], results: &[AttemptResult]| {
             store.publish_and_record(events, results, clock.now_ms(), &policy)
         };
@@ -143,12 +186,23 @@ pub(super) fn run(
     }
 }
 
-/// Adds whatever is queued to `batch`; when it holds only a few results, waits up to
-/// [`RECORD_LINGER`] for more (or for a publish, which ends the wait).
-fn gather(jobs: &Receiver<WriteJob>, batch: &mut Batch) {
+/// Adds whatever is queued to `batch`. When it holds fewer than [`PUBLISH_GROUP`]
+/// publishes, waits up to `publish_delay` for more; when it holds only a few results,
+/// up to [`RECORD_LINGER`] (or until a publish comes, which ends that wait).
+fn gather(jobs: &Receiver<WriteJob>, batch: &mut Batch, publish_delay: Duration) {
     let room = |batch: &Batch| MAX_BATCH.saturating_sub(batch.len());
     for job in jobs.take_queued(room(batch)) {
         batch.add(job);
+    }
+    if !batch.events.is_empty() && !publish_delay.is_zero() {
+        let until = Instant::now() + publish_delay;
+        while batch.events.len() < PUBLISH_GROUP && room(batch) > 0 {
+            let Ok(job) = jobs.recv_timeout(until.saturating_duration_since(Instant::now())) else { break };
+            batch.add(job);
+            for job in jobs.take_queued(room(batch)) {
+                batch.add(job);
+            }
+        }
     }
     let linger_until = Instant::now() + RECORD_LINGER;
     while batch.events.is_empty() && batch.results.len() < RECORD_SHARE_BATCH {
@@ -222,7 +276,8 @@ mod tests {
         let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600), undelivered_hours: 72 };
         let store = Arc::clone(store);
         let clock = Clock::manual(NOW_MS);
-        let thread = std::thread::spawn(move || run(store, clock, jobs_rx, scheduler, policy, Arc::default()));
+        let thread =
+            std::thread::spawn(move || run(store, clock, jobs_rx, scheduler, policy, Duration::ZERO, Arc::default()));
         (jobs, inbox, thread)
     }
 
@@ -234,6 +289,61 @@ mod tests {
             }
             Ok(_) => panic!("the writer sends only Recorded"),
             Err(err) => panic!("no word from the writer: {err:?}"),
+        }
+    }
+
+    #[test]
+    fn the_pace_expects_another_publish_only_when_they_come_fast_enough() {
+        let start = Instant::now();
+        let delay = Duration::from_millis(2);
+        let mut fast = PublishPace::default();
+        let mut slow = PublishPace::default();
+        for n in 0..50u32 {
+            fast.observe(start + Duration::from_millis(n as u64), 1); // 1,000 a second
+            slow.observe(start + Duration::from_millis(5 * n as u64), 1); // 200 a second
+        }
+        let next = |n: u64| start + Duration::from_millis(n);
+        assert!(fast.expects_another_within(next(50), delay), "{fast:?}");
+        assert!(!slow.expects_another_within(next(250), delay), "{slow:?}");
+        assert!(!fast.expects_another_within(next(50), Duration::ZERO), "a zero delay never waits");
+        // After a pause, the first publish does not wait on the rate from before it.
+        assert!(!fast.expects_another_within(next(5_000), delay), "{fast:?}");
+        assert!(!PublishPace::default().expects_another_within(start, delay), "nothing seen yet");
+    }
+
+    #[test]
+    fn a_publish_waits_for_company_only_as_long_as_it_is_told() {
+        let (_dir, store, _, _) = store_with_attempts(0);
+        let publish = || WriteJob::Publish(an_event(&store), tokio::sync::oneshot::channel().0);
+        // Told to wait: publishes arriving meanwhile join, up to a group of four.
+        let (jobs, jobs_rx) = handoff();
+        assert!(jobs.send(publish()).is_ok());
+        let late = {
+            let jobs = jobs.clone();
+            let more: Vec<WriteJob> = (0..5).map(|_| publish()).collect();
+            std::thread::spawn(move || {
+                for job in more {
+                    assert!(jobs.send(job).is_ok());
+                }
+            })
+        };
+        let mut batch = Batch::default();
+        batch.add(jobs_rx.recv().unwrap());
+        let started = Instant::now();
+        gather(&jobs_rx, &mut batch, Duration::from_secs(30));
+        assert!(batch.events.len() >= PUBLISH_GROUP, "{} publishes", batch.events.len());
+        assert!(started.elapsed() < Duration::from_secs(10), "it stopped at a full group, not at the deadline");
+        late.join().unwrap();
+        // Alone, a publish waits out the delay and goes by itself; with no delay, at once.
+        for (delay, at_least) in
+            [(Duration::from_millis(50), Duration::from_millis(50)), (Duration::ZERO, Duration::ZERO)]
+        {
+            let mut batch = Batch::default();
+            batch.add(publish());
+            let started = Instant::now();
+            gather(&jobs_rx, &mut batch, delay);
+            assert_eq!(batch.events.len(), 1);
+            assert!(started.elapsed() >= at_least && started.elapsed() < Duration::from_secs(10));
         }
     }
 
