@@ -48,8 +48,13 @@ const RECORD_SHARE_BATCH: usize = 16;
 /// A batch with this many publishes is committed without waiting for more.
 const PUBLISH_GROUP: usize = 4;
 
-/// How fast publishes are coming, from the batches the writer takes: a moving average
-/// of publishes per second, to tell whether one more is expected within a commit delay.
+/// Over about how long [`PublishPace`] measures the publish rate.
+const PACE_WINDOW: Duration = Duration::from_millis(100);
+
+/// How fast publishes are coming, from the batches the writer takes: a rate that decays
+/// over [`PACE_WINDOW`] (each publish adds `1 / window`, and the sum fades as
+/// `e^(-age / window)`), so two publishes that happen to arrive together do not read as
+/// a fast stream, and a pause brings it down by itself.
 #[derive(Debug, Default)]
 struct PublishPace {
     per_second: f64,
@@ -57,22 +62,22 @@ struct PublishPace {
 }
 
 impl PublishPace {
+    /// The rate as it stands at `now`.
+    fn per_second_at(&self, now: Instant) -> f64 {
+        let Some(last) = self.last_batch else { return 0.0 };
+        let age = now.saturating_duration_since(last).as_secs_f64();
+        self.per_second * (-age / PACE_WINDOW.as_secs_f64()).exp()
+    }
+
     /// Counts the `publishes` of a batch taken at `now`.
     fn observe(&mut self, now: Instant, publishes: usize) {
-        if let Some(last) = self.last_batch {
-            let seconds = now.saturating_duration_since(last).as_secs_f64().max(1e-6);
-            self.per_second = 0.7 * self.per_second + 0.3 * (publishes as f64 / seconds);
-        }
+        self.per_second = self.per_second_at(now) + publishes as f64 / PACE_WINDOW.as_secs_f64();
         self.last_batch = Some(now);
     }
 
-    /// Whether another publish is expected within `delay` of `now`: the recent rate says
-    /// so, and the last batch was no longer ago than that (after a pause, the first
-    /// publish does not wait on the rate from before it).
+    /// Whether another publish is expected within `delay` of `now`.
     fn expects_another_within(&self, now: Instant, delay: Duration) -> bool {
-        !delay.is_zero()
-            && self.last_batch.is_some_and(|last| now.saturating_duration_since(last) <= delay)
-            && self.per_second * delay.as_secs_f64() >= 1.0
+        !delay.is_zero() && self.per_second_at(now) * delay.as_secs_f64() >= 1.0
     }
 }
 
@@ -295,19 +300,23 @@ mod tests {
     #[test]
     fn the_pace_expects_another_publish_only_when_they_come_fast_enough() {
         let start = Instant::now();
+        let at = |micros: u64| start + Duration::from_micros(micros);
         let delay = Duration::from_millis(2);
-        let mut fast = PublishPace::default();
-        let mut slow = PublishPace::default();
-        for n in 0..50u32 {
-            fast.observe(start + Duration::from_millis(n as u64), 1); // 1,000 a second
-            slow.observe(start + Duration::from_millis(5 * n as u64), 1); // 200 a second
+        let (mut fast, mut slow, mut paired) = (PublishPace::default(), PublishPace::default(), PublishPace::default());
+        for n in 0..1_000u64 {
+            fast.observe(at(n * 1_000), 1); // 1,000 a second
+            slow.observe(at(n * 5_000), 1); // 200 a second
+            // 200 a second arriving in pairs 0.1 ms apart: still 200 a second.
+            paired.observe(at(n * 10_000), 1);
+            paired.observe(at(n * 10_000 + 100), 1);
         }
-        let next = |n: u64| start + Duration::from_millis(n);
-        assert!(fast.expects_another_within(next(50), delay), "{fast:?}");
-        assert!(!slow.expects_another_within(next(250), delay), "{slow:?}");
-        assert!(!fast.expects_another_within(next(50), Duration::ZERO), "a zero delay never waits");
-        // After a pause, the first publish does not wait on the rate from before it.
-        assert!(!fast.expects_another_within(next(5_000), delay), "{fast:?}");
+        assert!(fast.expects_another_within(at(999_500), delay), "{fast:?}");
+        assert!((fast.per_second_at(at(999_000)) - 1_000.0).abs() < 60.0, "{fast:?}");
+        assert!(!slow.expects_another_within(at(4_995_100), delay), "{slow:?}");
+        assert!(!paired.expects_another_within(at(9_990_200), delay), "{paired:?}");
+        assert!(!fast.expects_another_within(at(999_500), Duration::ZERO), "a zero delay never waits");
+        // After a pause the rate has faded by itself.
+        assert!(!fast.expects_another_within(at(1_500_000), delay), "{fast:?}");
         assert!(!PublishPace::default().expects_another_within(start, delay), "nothing seen yet");
     }
 
