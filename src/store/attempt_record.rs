@@ -250,29 +250,35 @@ pub fn headers_stored_compact(event_id: EventId, headers: &[(String, String)]) -
 
 /// An attempt record as stored, its names numbered by `names`.
 pub(super) fn encode_attempt(record: &AttemptRecord, names: &mut impl Numbering) -> Result<Vec<u8>, StoreError> {
-    let headers = SentHeaders::of(record.event_id, &record.request_headers).map_name(|ua| names.id(ua))?;
-    let compact = AttemptWire {
-        app: record.app.as_u128().to_be_bytes(),
-        mode: record.mode,
-        endpoint: record.endpoint_id.as_u128().to_be_bytes(),
-        event: record.event_id.as_u128().to_be_bytes(),
-        event_type: names.id(&record.event_type)?,
-        attempt: record.attempt,
-        status: record.status,
-        response_status: record.response_status,
-        response_body: record.response_body.as_deref().map(Excerpt::of),
-        error: record.error.as_deref().map(Into::into),
-        duration_ms: record.duration_ms,
-        created: record.created,
-        next_retry_at: record.next_retry_at,
-        due_ms: record.due_ms,
-        headers,
-    };
+    let compact = AttemptWire::of(record).map_names(|name| names.id(name))?;
     let mut out = Vec::with_capacity(128);
     out.push(ATTEMPT_V2);
     postcard::to_io(&compact, &mut out)
         .map_err(|e| StoreError::Encode { table: TABLE, source: serde::ser::Error::custom(e) })?;
     Ok(out)
+}
+
+impl<'a> AttemptWire<'a, &'a str> {
+    /// The fields of `record`, its names as text.
+    fn of(record: &'a AttemptRecord) -> Self {
+        AttemptWire {
+            app: record.app.as_u128().to_be_bytes(),
+            mode: record.mode,
+            endpoint: record.endpoint_id.as_u128().to_be_bytes(),
+            event: record.event_id.as_u128().to_be_bytes(),
+            event_type: record.event_type.as_str(),
+            attempt: record.attempt,
+            status: record.status,
+            response_status: record.response_status,
+            response_body: record.response_body.as_deref().map(Excerpt::of),
+            error: record.error.as_deref().map(Into::into),
+            duration_ms: record.duration_ms,
+            created: record.created,
+            next_retry_at: record.next_retry_at,
+            due_ms: record.due_ms,
+            headers: SentHeaders::of(record.event_id, &record.request_headers),
+        }
+    }
 }
 
 /// A compact record after its version byte.
@@ -375,23 +381,7 @@ mod tests {
 
     /// A record as layouts 3 and 4 stored it: names as text.
     fn encode_v1(record: &AttemptRecord) -> Vec<u8> {
-        let compact = AttemptWire {
-            app: record.app.as_u128().to_be_bytes(),
-            mode: record.mode,
-            endpoint: record.endpoint_id.as_u128().to_be_bytes(),
-            event: record.event_id.as_u128().to_be_bytes(),
-            event_type: record.event_type.as_str(),
-            attempt: record.attempt,
-            status: record.status,
-            response_status: record.response_status,
-            response_body: record.response_body.as_deref().map(Excerpt::of),
-            error: record.error.as_deref().map(Into::into),
-            duration_ms: record.duration_ms,
-            created: record.created,
-            next_retry_at: record.next_retry_at,
-            due_ms: record.due_ms,
-            headers: SentHeaders::of(record.event_id, &record.request_headers),
-        };
+        let compact = AttemptWire::of(record);
         let mut out = vec![ATTEMPT_V1];
         postcard::to_io(&compact, &mut out).unwrap();
         out
