@@ -12,8 +12,13 @@ use stile::config::{Config, Loaded};
 use stile::store::Store;
 use stile::store::api_keys::Revoked;
 
+/// mimalloc instead of glibc's malloc: under load a delivery allocates and frees many
+/// small buffers across threads (pages read, request bodies, records), and glibc's
+/// `_int_malloc`/`_int_free`/`malloc_consolidate` were ~13% of the server's CPU in W1.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
-    limit_malloc_arenas();
     let cli = Cli::parse();
     let outcome = match cli.command {
         None => serve(&cli.serve),
@@ -41,16 +46,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// glibc gives each thread that allocates its own malloc arena (up to 8 per core), and
-/// with a pool of delivery threads that costs ~10 MiB of resident memory for no speed
-/// gained here. Two arenas keep the footprint predictable. Must run before any thread.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+/// mimalloc reserves its arenas committed in full by default (on Linux, which
+/// overcommits): ~25 MiB more resident memory under load for nothing measurable here.
+/// Committing as pages are used keeps the footprint near glibc's. The option must be set
+/// before the first allocation reserves an arena, and the Rust runtime allocates before
+/// `main`: so it is set from the ELF initialisers, which run before the runtime starts
+/// (and `mi_option_set` holds whatever order mimalloc's own initialiser runs in, since it
+/// reads an option from the environment only if nothing set it).
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static LIMIT_ALLOCATOR_FOOTPRINT: extern "C" fn() = {
+    extern "C" fn limit() {
+        /// `mi_option_arena_eager_commit` in mimalloc.h's `mi_option_e` (v2 and v3 alike);
+        /// libmimalloc-sys names no constant for it.
+        const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+        // SAFETY: sets one of mimalloc's options, before any thread exists.
+        unsafe { libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0) }
     }
-}
+    limit
+};
 
 /// Every API client and every delivery connection (in flight or kept alive for reuse) is
 /// an open socket, and the soft limit a service manager hands out (1,024 under systemd)
