@@ -797,6 +797,14 @@ mod tests {
 
         let err = Config::load(&Overrides::default(), &env(&[("STILE_AUTH_KEYS", "sk_test_x")])).unwrap_err().0;
         assert!(err.contains("auth.keys"), "{err}");
+
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_STORE_COMMIT_DELAY", "1s")])).unwrap_err().0;
+        assert!(err.contains("store.commit_delay") && err.contains("at most 100ms"), "{err}");
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_STORE_COMMIT_DELAY", "5")])).unwrap_err().0;
+        assert!(err.contains("store.commit_delay"), "a duration needs its unit: {err}");
+        let off = Config::load(&Overrides::default(), &env(&[("STILE_STORE_COMMIT_DELAY", "0s")])).unwrap();
+        assert_eq!(off.config.store.commit_delay, Duration::ZERO);
+        assert_eq!(Config::default().store.commit_delay, Duration::from_millis(2));
     }
 
     #[test]
