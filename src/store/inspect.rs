@@ -92,6 +92,9 @@ mod tests {
         let _ = store.publish_events(&events, crate::clock::unix_now_ms()).unwrap();
         let path = store.path().to_path_buf();
         assert!(matches!(inspect_file(&path), Err(OpenError::InUse(_))), "the store has it open");
+        let missing = dir.path().join("none/stile.redb");
+        assert!(matches!(inspect_file(&missing), Err(OpenError::Database(..))), "no file: an error, none created");
+        assert!(!missing.parent().unwrap().exists());
         drop(store);
         let before = std::fs::read(&path).unwrap();
         let usage = inspect_file(&path).unwrap();

@@ -51,8 +51,8 @@ type Batch = fn(&WriteTransaction, &Names, (u128, u128), usize) -> Result<(usize
 const BACKFILLS: [(&str, u64, Batch); 5] = [
     (EVENT_INDEXES, 3, backfill_batch_of),
     (ENDPOINT_FAILURES, 3, endpoint_failures_batch),
-    (ENDPOINT_LABELS, 3, endpoint_labels_batch),
-    (ENDPOINT_SUBSCRIPTIONS, 4, endpoint_subscriptions_batch),
+    (ENDPOINT_LABELS, 3, |tx, _, after, batch| endpoint_index_batch(tx, ENDPOINT_LABELS, after, batch)),
+    (ENDPOINT_SUBSCRIPTIONS, 4, |tx, _, after, batch| endpoint_index_batch(tx, ENDPOINT_SUBSCRIPTIONS, after, batch)),
     (HASHED_EVENT_INDEXES, 5, hashed_event_indexes_batch),
 ];
 
@@ -125,29 +125,9 @@ fn endpoint_failures_batch(
     finish_batch(tx, ENDPOINT_FAILURES, count, batch, last)
 }
 
-/// Files up to `batch` endpoints after `after` under their labels (and what they
-/// subscribe to: the same pass).
-fn endpoint_labels_batch(
-    tx: &WriteTransaction,
-    _: &Names,
-    after: (u128, u128),
-    batch: usize,
-) -> Result<(usize, Option<(u128, u128)>), StoreError> {
-    endpoint_index_batch(tx, ENDPOINT_LABELS, after, batch)
-}
-
-/// Files up to `batch` endpoints after `after` under what they subscribe to (and their
-/// labels, already there: a no-op).
-fn endpoint_subscriptions_batch(
-    tx: &WriteTransaction,
-    _: &Names,
-    after: (u128, u128),
-    batch: usize,
-) -> Result<(usize, Option<(u128, u128)>), StoreError> {
-    endpoint_index_batch(tx, ENDPOINT_SUBSCRIPTIONS, after, batch)
-}
-
-/// One batch of the endpoint index backfill `name`.
+/// One batch of the endpoint index backfill `name`: up to `batch` endpoints after `after`
+/// filed under their labels and what they subscribe to (both indexes in one pass; an
+/// entry already there is a no-op).
 fn endpoint_index_batch(
     tx: &WriteTransaction,
     name: &str,

@@ -81,12 +81,18 @@ pub(super) struct Interner<'txn, 'n> {
     ids: Table<'txn, &'static str, u32>,
     names: Table<'txn, u32, &'static str>,
     memory: &'n Names,
+    /// The names already numbered in this transaction (a fan-out numbers the same event
+    /// type once per attempt): a few, looked up before the table.
+    recent: Vec<(Box<str>, u32)>,
 }
+
+/// How many names an [`Interner`] remembers for its transaction.
+const RECENT: usize = 8;
 
 impl<'txn, 'n> Interner<'txn, 'n> {
     /// Opens the dictionary in `tx`.
     pub(super) fn open(tx: &'txn WriteTransaction, memory: &'n Names) -> Result<Self, StoreError> {
-        Ok(Interner { ids: tx.open_table(NAME_IDS)?, names: tx.open_table(NAMES)?, memory })
+        Ok(Interner { ids: tx.open_table(NAME_IDS)?, names: tx.open_table(NAMES)?, memory, recent: Vec::new() })
     }
 
     /// The dictionary in memory, to read records with.
@@ -97,15 +103,25 @@ impl<'txn, 'n> Interner<'txn, 'n> {
 
 impl Numbering for Interner<'_, '_> {
     fn id(&mut self, name: &str) -> Result<u32, StoreError> {
-        if let Some(id) = self.ids.get(name)? {
-            return Ok(id.value());
+        if let Some((_, id)) = self.recent.iter().find(|(known, _)| **known == *name) {
+            return Ok(*id);
         }
-        let mut by_id = self.memory.by_id.write().unwrap_or_else(|p| p.into_inner());
-        let id =
-            u32::try_from(by_id.len()).map_err(|_| StoreError::Unavailable("the name dictionary is full".into()))?;
-        self.ids.insert(name, id)?;
-        self.names.insert(id, name)?;
-        by_id.push(Some(Arc::from(name)));
+        let stored = self.ids.get(name)?.map(|id| id.value());
+        let id = match stored {
+            Some(id) => id,
+            None => {
+                let mut by_id = self.memory.by_id.write().unwrap_or_else(|p| p.into_inner());
+                let id = u32::try_from(by_id.len())
+                    .map_err(|_| StoreError::Unavailable("the name dictionary is full".into()))?;
+                self.ids.insert(name, id)?;
+                self.names.insert(id, name)?;
+                by_id.push(Some(Arc::from(name)));
+                id
+            }
+        };
+        if self.recent.len() < RECENT {
+            self.recent.push((name.into(), id));
+        }
         Ok(id)
     }
 }
@@ -141,6 +157,14 @@ mod tests {
             let c = store.write(|tx| Interner::open(tx, &memory)?.id("customer.created")).unwrap();
             assert_eq!(c, 3, "number 2 went to the rolled-back name");
             assert_eq!(&*memory.name("t", c).unwrap(), "customer.created");
+            // Another transaction finds the stored number, and remembers it for the next.
+            let again = store
+                .write(|tx| {
+                    let mut names = Interner::open(tx, &memory)?;
+                    Ok([names.id("invoice.paid")?, names.id("invoice.paid")?, names.id("customer.created")?])
+                })
+                .unwrap();
+            assert_eq!(again, [a, a, c]);
         }
         let store = Store::open(dir.path()).unwrap();
         let loaded = store.read(|tx| Names::load(&tx.open_table(NAMES)?)).unwrap();
