@@ -4,7 +4,7 @@
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, decode, encode, tables};
+use super::{RedbStore, StoreError, decode, encode, tables};
 use crate::ids::AppId;
 use crate::mode::Mode;
 
@@ -25,7 +25,7 @@ pub struct ApiKeyRecord {
 
 const TABLE: &str = "api_keys";
 
-impl Store {
+impl RedbStore {
     /// Stores a new key by its hash.
     pub fn insert_api_key(&self, hash: &[u8; 32], record: &ApiKeyRecord) -> Result<(), StoreError> {
         let bytes = encode(TABLE, record)?;
@@ -92,7 +92,7 @@ pub(super) fn revoke_app_keys(tx: &redb::WriteTransaction, app: AppId) -> Result
     Ok(doomed.len())
 }
 
-/// What [`Store::revoke_api_key`] did.
+/// What [`RedbStore::revoke_api_key`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Revoked {
     /// This key was revoked.

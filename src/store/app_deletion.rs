@@ -3,7 +3,7 @@
 //! their pending deliveries end, and its restricted API keys are revoked. Its history
 //! (events, attempts, sessions, statistics, idempotency records) can be far too large for
 //! one transaction, so it is marked in [`tables::DELETED_APPS`] and purged afterwards in
-//! bounded batches ([`Store::purge_deleted_apps`]), which survive a restart.
+//! bounded batches ([`RedbStore::purge_deleted_apps`]), which survive a restart.
 
 use redb::{ReadableTable, WriteTransaction};
 
@@ -11,11 +11,11 @@ use super::apps::{AppRecord, TABLE as APPS_TABLE};
 use super::attempts::DeliveryTables;
 use super::events::{EventIndexes, decode_meta};
 use super::names::Names;
-use super::{Store, StoreError, decode, decode_found, tables};
+use super::{RedbStore, StoreError, decode, decode_found, tables};
 use crate::ids::{AppId, EndpointId};
 use crate::mode::Mode;
 
-/// What [`Store::delete_app`] did.
+/// What [`RedbStore::delete_app`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppDeletion {
     /// The application is gone; its history is being purged.
@@ -37,7 +37,7 @@ pub enum AppDeletion {
     NotFound,
 }
 
-/// What one [`Store::purge_deleted_apps`] batch did.
+/// What one [`RedbStore::purge_deleted_apps`] batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AppPurge {
     /// Rows removed.
@@ -51,7 +51,7 @@ pub struct AppPurge {
 /// Why a deleted application's pending deliveries ended.
 const ENDED_BY: &str = "application deleted";
 
-impl Store {
+impl RedbStore {
     /// Deletes an application of `mode` (not the default one): see the module doc.
     pub fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError> {
         self.write(|tx| {
@@ -94,7 +94,7 @@ impl Store {
     }
 }
 
-/// One batch of [`Store::purge_deleted_apps`] inside `tx`.
+/// One batch of [`RedbStore::purge_deleted_apps`] inside `tx`.
 fn purge_in(
     tx: &WriteTransaction,
     names: &Names,
@@ -264,13 +264,13 @@ mod tests {
     use crate::store::idempotency::IdempotencyRecord;
     use std::time::Duration;
 
-    fn count<K: redb::Key + 'static, V: redb::Value + 'static>(store: &Store, table: TableDefinition<K, V>) -> u64 {
+    fn count<K: redb::Key + 'static, V: redb::Value + 'static>(store: &RedbStore, table: TableDefinition<K, V>) -> u64 {
         store.read(|tx| Ok(tx.open_table(table)?.len()?)).unwrap()
     }
 
     /// An endpoint of `owner` with two delivered events (one success, one failure for
     /// good) and one pending, plus an idempotency record.
-    fn populate(store: &Store, owner: crate::store::apps::Owner) {
+    fn populate(store: &RedbStore, owner: crate::store::apps::Owner) {
         let endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/", "*");
         store.insert_endpoint(&endpoint).unwrap();
         let now = unix_now_ms();
@@ -298,7 +298,7 @@ mod tests {
     }
 
     /// Rows in each table an application's history fills.
-    fn rows(store: &Store) -> [u64; 14] {
+    fn rows(store: &RedbStore) -> [u64; 14] {
         [
             count(store, tables::ENDPOINTS),
             count(store, tables::EVENTS),
@@ -320,7 +320,7 @@ mod tests {
     #[test]
     fn deleting_ends_pending_deliveries_at_once_and_the_purge_removes_every_row_of_the_app_only() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let default = store.test_owner(Mode::Test);
         let doomed = store.insert_app_for_test(Mode::Test, "Doomed");
         populate(&store, default);

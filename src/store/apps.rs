@@ -9,7 +9,7 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::pagination::{ListError, Page, PageRequest, list_page};
-use super::{Store, StoreError, decode_found, encode, tables};
+use super::{RedbStore, StoreError, decode_found, encode, tables};
 use crate::ids::AppId;
 use crate::mode::Mode;
 
@@ -174,7 +174,7 @@ pub(super) fn ensure_defaults(tx: &WriteTransaction, now: i64) -> Result<Default
     Ok(DefaultApps { test: ids[0], live: ids[1] })
 }
 
-impl Store {
+impl RedbStore {
     /// The default applications of both modes.
     pub fn default_apps(&self) -> Result<DefaultApps, StoreError> {
         self.read(|tx| {
@@ -266,7 +266,7 @@ impl Store {
 }
 
 #[cfg(test)]
-impl Store {
+impl RedbStore {
     /// The default application of `mode`, for tests of the pieces below the API.
     pub(crate) fn test_owner(&self, mode: Mode) -> Owner {
         self.default_apps().expect("default apps").of(mode)
@@ -274,7 +274,7 @@ impl Store {
 }
 
 #[cfg(test)]
-impl Store {
+impl RedbStore {
     /// Stores another application of `mode` (the API for making them is still to come).
     pub(crate) fn insert_app_for_test(&self, mode: Mode, name: &str) -> Owner {
         let record = AppRecord {
@@ -305,20 +305,20 @@ mod tests {
     #[test]
     fn every_data_file_has_one_default_application_per_mode_that_stays_the_same() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let defaults = store.default_apps().unwrap();
         assert_ne!(defaults.test, defaults.live);
         let test = store.app(Mode::Test, defaults.test).unwrap().unwrap();
         assert!(test.default && test.mode == Mode::Test && test.name == "Default (test)");
         assert!(store.app(Mode::Live, defaults.test).unwrap().is_none(), "an app is found only in its mode");
         drop(store);
-        assert_eq!(Store::open(dir.path()).unwrap().default_apps().unwrap(), defaults, "made once");
+        assert_eq!(RedbStore::open(dir.path()).unwrap().default_apps().unwrap(), defaults, "made once");
     }
 
     #[test]
     fn one_applications_endpoints_events_and_deliveries_are_out_of_anothers_reach() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let first = store.test_owner(Mode::Test);
         let second = store.insert_app_for_test(Mode::Test, "second");
         let endpoint = EndpointRecord::for_test(first, "http://127.0.0.1:9/", "*");

@@ -21,7 +21,7 @@ use super::names::{Interner, Names};
 use super::pagination::{Cursor, ListError, Page, PageRequest, finish_page, scan_bounds};
 use super::queue::{QueueKey, QueueTables, Scheduled};
 use super::sealing::Sealer;
-use super::{Store, StoreError, tables};
+use super::{RedbStore, StoreError, tables};
 use crate::ids::{DeliveryId, EndpointId, EventId};
 
 pub use super::attempt_record::{AttemptRecord, AttemptStatus};
@@ -443,7 +443,7 @@ pub(super) fn response_row(id: DeliveryId) -> [u8; 16] {
     id.as_u128().to_be_bytes()
 }
 
-impl Store {
+impl RedbStore {
     /// An attempt record as read, with its response excerpt opened.
     pub(super) fn opened(&self, mut record: AttemptRecord) -> Result<AttemptRecord, StoreError> {
         if let Some(body) = record.response_body.take() {
@@ -566,7 +566,7 @@ impl Store {
 }
 
 #[cfg(test)]
-impl Store {
+impl RedbStore {
     /// Puts raw bytes in place of an attempt record (`None`: removes it), as damage or a
     /// foreign writer would.
     pub(crate) fn put_raw_attempt_for_test(&self, id: DeliveryId, bytes: Option<&[u8]>) {
@@ -593,7 +593,7 @@ mod tests {
     /// Every page of an endpoint's deliveries with `status`, both ways, against the
     /// unfiltered list filtered here.
     fn assert_status_pages(
-        store: &Store,
+        store: &RedbStore,
         owner: Owner,
         endpoint: EndpointId,
         status: Option<AttemptStatus>,
@@ -633,7 +633,7 @@ mod tests {
     #[test]
     fn deliveries_filtered_by_status_equal_a_filtered_scan_in_both_directions() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let owner = store.test_owner(Mode::Test);
         let endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/a", "*");
         let other = EndpointRecord::for_test(owner, "http://127.0.0.1:9/b", "*");

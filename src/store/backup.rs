@@ -10,7 +10,7 @@ use std::path::Path;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::{DbError, ReopenHint, Store, StoreError, tables};
+use super::{DbError, RedbStore, ReopenHint, StoreError, tables};
 
 /// Why a backup failed: reading the store, or writing the copy. Only the first says
 /// anything about the data file; a full disk under the copy must not make the store
@@ -57,7 +57,7 @@ pub struct BackupSummary {
     pub rows: u64,
 }
 
-impl Store {
+impl RedbStore {
     /// Writes a consistent copy of the store to a new file at `path` (which must not
     /// exist) and syncs it to disk.
     pub fn backup_to(&self, path: &Path) -> Result<BackupSummary, BackupError> {
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn a_backup_holds_every_table_of_the_store_and_opens_as_a_store() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("data")).unwrap();
+        let store = RedbStore::open(&dir.path().join("data")).unwrap();
         let event = crate::payload::new_event(store.test_owner(Mode::Test), "a.b", &serde_json::json!({"n": 1}), 5_000)
             .unwrap();
         let _ = store.publish_events(std::slice::from_ref(&event), 0).unwrap();
@@ -194,11 +194,11 @@ mod tests {
         std::fs::create_dir(&restored_dir).unwrap();
         std::fs::rename(&copy, restored_dir.join(crate::store::DATA_FILE_NAME)).unwrap();
         // Payloads are sealed: the backup opens only with the key beside it.
-        let Err(err) = Store::open(&restored_dir) else { panic!("a sealed backup opened without its key") };
+        let Err(err) = RedbStore::open(&restored_dir) else { panic!("a sealed backup opened without its key") };
         assert!(matches!(err, crate::store::OpenError::Key(crate::store::sealing::KeyError::Missing { .. })), "{err}");
         let key = crate::store::sealing::KEY_FILE_NAME;
         std::fs::copy(dir.path().join("data").join(key), restored_dir.join(key)).unwrap();
-        let restored = Store::open(&restored_dir).unwrap();
+        let restored = RedbStore::open(&restored_dir).unwrap();
         let found =
             restored.event(store.test_owner(Mode::Test), event.meta.id).unwrap().expect("the event is in the backup");
         assert_eq!(found.body, store.event(store.test_owner(Mode::Test), event.meta.id).unwrap().unwrap().body);
@@ -207,7 +207,7 @@ mod tests {
     #[test]
     fn a_copy_that_cannot_be_written_is_a_target_error_and_leaves_the_store_working() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("data")).unwrap();
+        let store = RedbStore::open(&dir.path().join("data")).unwrap();
         let err = store.backup_to(&dir.path().join("no/such/dir/copy.redb")).unwrap_err();
         assert!(matches!(err, BackupError::Target(_)), "{err}");
         assert!(!err.needs_reopen(), "a failed copy says nothing about the data file");

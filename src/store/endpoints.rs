@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::apps::Owner;
 use super::pagination::{ListError, Page, PageRequest, index_page, list_page};
-use super::{Store, StoreError, decode_found, encode, tables};
+use super::{RedbStore, StoreError, decode_found, encode, tables};
 use crate::event_types::{WILDCARD, kayle_alias_of, kayle_name};
 use crate::ids::{AppId, EndpointId};
 use crate::mode::Mode;
@@ -315,7 +315,7 @@ pub(super) fn matching_in<'a>(
     Ok(out)
 }
 
-impl Store {
+impl RedbStore {
     /// Stores a new endpoint.
     pub fn insert_endpoint(&self, record: &EndpointRecord) -> Result<(), StoreError> {
         let bytes = encode(TABLE, record)?;
@@ -392,7 +392,7 @@ mod tests {
     #[test]
     fn pages_walk_newest_first_in_both_directions_within_one_application() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let (test, live) = (store.test_owner(Mode::Test), store.test_owner(Mode::Live));
         let made: Vec<EndpointRecord> = (0..5).map(|n| record(test, n)).collect();
         for r in &made {
@@ -441,7 +441,7 @@ mod tests {
     #[test]
     fn publishing_finds_through_the_index_exactly_the_endpoints_a_scan_finds() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let owner = store.test_owner(Mode::Test);
         let other = store.insert_app_for_test(Mode::Test, "Other");
         let mut rng = fastrand::Rng::with_seed(11);
@@ -512,7 +512,7 @@ mod tests {
     #[test]
     fn a_label_list_equals_a_filtered_scan_in_both_directions_through_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let owner = store.test_owner(Mode::Test);
         let other = store.insert_app_for_test(Mode::Test, "Other");
         let mut rng = fastrand::Rng::with_seed(3);

@@ -3,12 +3,12 @@
 
 use redb::ReadableTable;
 
-use super::{Store, StoreError, decode, encode, tables};
+use super::{RedbStore, StoreError, decode, encode, tables};
 use crate::event_types::EventTypeRecord;
 
 const TABLE: &str = "event_types";
 
-impl Store {
+impl RedbStore {
     /// Every stored event type, of both modes, archived ones included.
     pub fn event_types(&self) -> Result<Vec<EventTypeRecord>, StoreError> {
         self.read(|tx| {
@@ -67,13 +67,13 @@ mod tests {
             updated: None,
         };
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = RedbStore::open(dir.path()).unwrap();
             assert!(store.create_event_type(&record(Mode::Test)).unwrap());
             assert!(!store.create_event_type(&record(Mode::Test)).unwrap(), "a name is taken once per mode");
             assert!(store.create_event_type(&record(Mode::Live)).unwrap(), "the other mode has its own");
             store.replace_event_type(&EventTypeRecord { archived: true, ..record(Mode::Test) }).unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let mut stored = store.event_types().unwrap();
         stored.sort_by_key(|r| r.mode.as_u8());
         assert_eq!(stored, vec![EventTypeRecord { archived: true, ..record(Mode::Test) }, record(Mode::Live)]);

@@ -14,7 +14,7 @@ use super::names::{Names, Numbering};
 use super::pagination::{Cursor, ListError, Page, PageRequest, finish_page, index_page, list_page_within, scan_bounds};
 use super::queue::Scheduled;
 use super::sealing::Sealer;
-use super::{Store, StoreError, tables};
+use super::{RedbStore, StoreError, tables};
 use crate::ids::{AppId, first_id_at};
 use crate::ids::{EndpointId, EventId};
 use crate::mode::Mode;
@@ -408,7 +408,7 @@ fn undelivered_page(
     Ok(finish_page(items, request))
 }
 
-impl Store {
+impl RedbStore {
     /// Stores events and schedules their deliveries, all in one transaction with one
     /// commit, without a word to the scheduler: for tests of the pieces below the engine,
     /// and for the benchmark to fill a data file before a server starts on it (the engine
@@ -606,13 +606,13 @@ mod tests {
     /// Every page of a filtered list, walked forward with `starting_after` and back with
     /// `ending_before`, must equal the brute-force answer: the application's events that
     /// match, newest first.
-    fn assert_pages_match(store: &Store, owner: Owner, filter: &EventFilter, all: &[EventMeta], limit: usize) {
+    fn assert_pages_match(store: &RedbStore, owner: Owner, filter: &EventFilter, all: &[EventMeta], limit: usize) {
         assert_pages_match_with(store, owner, filter, all, limit, |m| filter.keeps(m));
     }
 
     /// Like [`assert_pages_match`], with what a brute-force scan keeps given.
     fn assert_pages_match_with(
-        store: &Store,
+        store: &RedbStore,
         owner: Owner,
         filter: &EventFilter,
         all: &[EventMeta],
@@ -656,7 +656,7 @@ mod tests {
     #[test]
     fn filtered_lists_equal_a_brute_force_scan_in_both_directions() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let owner = store.test_owner(Mode::Test);
         let other = Owner { app: AppId::new(), mode: Mode::Test };
         let mut rng = fastrand::Rng::with_seed(7);
@@ -717,7 +717,7 @@ mod tests {
         use crate::delivery::policy::Policy;
         use crate::store::attempts::AttemptResult;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let owner = store.test_owner(Mode::Test);
         let a = EndpointRecord::for_test(owner, "http://127.0.0.1:9/a", "*");
         let b = EndpointRecord::for_test(owner, "http://127.0.0.1:9/b", "a.one");

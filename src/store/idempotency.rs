@@ -4,7 +4,7 @@ use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::apps::Owner;
-use super::{Store, StoreError, decode, decode_found, encode, tables};
+use super::{RedbStore, StoreError, decode, decode_found, encode, tables};
 
 const TABLE: &str = "idempotency";
 
@@ -27,7 +27,7 @@ pub struct IdempotencyRecord {
     pub created: i64,
 }
 
-impl Store {
+impl RedbStore {
     /// The record stored under this key in this application, if any.
     pub fn idempotency_record(&self, owner: Owner, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let found: Option<IdempotencyRecord> = self.read(|tx| {

@@ -76,12 +76,12 @@ fn usage_of(db: &impl ReadableDatabase) -> Result<Vec<TableUsage>, StoreError> {
 mod tests {
     use super::*;
     use crate::mode::Mode;
-    use crate::store::Store;
+    use crate::store::RedbStore;
 
     #[test]
     fn every_table_is_listed_with_its_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let owner = store.test_owner(Mode::Test);
         let events: Vec<_> = (0..3)
             .map(|n| {

@@ -4,7 +4,7 @@
 use super::attempt_record::{AttemptRecord, attempt_in};
 use super::endpoints::{self, EndpointRecord};
 use super::events::{body_in, meta_in};
-use super::{Store, StoreError, tables};
+use super::{RedbStore, StoreError, tables};
 use crate::ids::DeliveryId;
 
 /// Everything a worker needs to make one attempt.
@@ -18,7 +18,7 @@ pub struct Job {
     pub body: Option<Vec<u8>>,
 }
 
-impl Store {
+impl RedbStore {
     /// Loads what workers need for these attempts, in one snapshot.
     pub fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError> {
         self.read(|tx| {

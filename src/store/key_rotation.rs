@@ -18,7 +18,7 @@ use super::attempts::response_row;
 use super::idempotency::{IdempotencyRecord, row as idempotency_row};
 use super::names::Interner;
 use super::sealing::{self, KeyError, Sealer, open_either, open_text_with};
-use super::{OpenError, Store, StoreError, StoreOptions, decode, encode, tables};
+use super::{OpenError, RedbStore, StoreError, StoreOptions, decode, encode, tables};
 use crate::ids::DeliveryId;
 
 /// Values re-sealed per transaction.
@@ -63,7 +63,7 @@ pub enum RotateError {
 pub fn rotate_payload_key(dir: &Path, options: &StoreOptions) -> Result<Rotated, RotateError> {
     let key_file = options.key_file(dir);
     let pending = sealing::pending_key_path(&key_file);
-    let mut store = Store::open_without_key(dir, options)?;
+    let mut store = RedbStore::open_without_key(dir, options)?;
     let (old, _) = sealing::load_or_create_key(&key_file, false).map_err(|err| match err {
         KeyError::Io(path, io) if io.kind() == std::io::ErrorKind::NotFound => {
             KeyError::Missing { path, id: "(the one the data file records)".into() }
@@ -100,7 +100,7 @@ pub fn rotate_payload_key(dir: &Path, options: &StoreOptions) -> Result<Rotated,
     Ok(rotated)
 }
 
-impl Store {
+impl RedbStore {
     /// Re-seals every event payload under `new`; returns how many.
     fn reseal_payloads(&self, old: &Sealer, new: &Sealer) -> Result<usize, StoreError> {
         self.reseal_in_batches(|tx, from| {
@@ -213,7 +213,7 @@ mod tests {
     #[test]
     fn every_kind_of_sealed_value_reads_the_same_under_the_new_key() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let owner = store.test_owner(Mode::Test);
         let endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/", "*");
         store.insert_endpoint(&endpoint).unwrap();
@@ -233,7 +233,7 @@ mod tests {
         assert_ne!(rotated.old_key, rotated.new_key);
         assert!(rotated.old_key_file.exists());
 
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         assert_eq!(store.sealer.key_id(), rotated.new_key);
         assert_eq!(store.event(owner, event.meta.id).unwrap().unwrap().body, event.body);
         let page = store.list_attempts(owner, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None);

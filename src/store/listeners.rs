@@ -6,7 +6,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::apps::Owner;
 use super::endpoints::{self, EndpointRecord, ListenerInfo};
-use super::{Store, StoreError, encode, tables};
+use super::{RedbStore, StoreError, encode, tables};
 use crate::ids::{AppId, EndpointId};
 
 /// What `stile listen` asked for when it connected.
@@ -20,7 +20,7 @@ pub struct ListenRequest {
     pub now: i64,
 }
 
-impl Store {
+impl RedbStore {
     /// The listener endpoint of the key with hash `key_hash` in `owner`'s application,
     /// updated to `request` (its URL and event types, and when it was last seen); `make`
     /// builds a new one when there is none yet. The answer says whether it was made now.

@@ -9,7 +9,7 @@
 //! Version 3 adds indexes: events by type and by `data.id`, events that failed for good
 //! somewhere, failed attempts by endpoint, endpoints by label; and stores events'
 //! metadata compact (the events' pass rewrites the JSON of earlier layouts). They are
-//! filled from what is stored in batches ([`Store::run_backfills`]), each its own transaction that records
+//! filled from what is stored in batches ([`RedbStore::run_backfills`]), each its own transaction that records
 //! how far it got, so a large file is not one huge transaction and a crash resumes where
 //! it stopped.
 //!
@@ -24,7 +24,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::apps::DefaultApps;
 use super::events::{EventIndexes, decode_meta, encode_meta};
 use super::names::{Interner, Names};
-use super::{Store, StoreError, decode, tables};
+use super::{RedbStore, StoreError, decode, tables};
 use crate::mode::Mode;
 
 /// The backfill of the event indexes, in [`tables::BACKFILLS`].
@@ -73,7 +73,7 @@ pub(super) fn start_backfills(tx: &WriteTransaction, found: u64) -> Result<(), S
     Ok(())
 }
 
-impl Store {
+impl RedbStore {
     /// Finishes the index backfills a layout change started: batch after batch, logging
     /// progress, until none is left. Called at open, before anything reads the indexes.
     pub(super) fn run_backfills(&self) -> Result<(), StoreError> {
@@ -418,11 +418,11 @@ mod tests {
     use crate::store::events::EventFilter;
     use crate::store::pagination::{Cursor, PageRequest};
 
-    fn rows<K: redb::Key + 'static>(store: &Store, table: redb::TableDefinition<K, ()>) -> u64 {
+    fn rows<K: redb::Key + 'static>(store: &RedbStore, table: redb::TableDefinition<K, ()>) -> u64 {
         store.read(|tx| Ok(tx.open_table(table)?.len()?)).unwrap()
     }
 
-    fn sessions_events(store: &Store, owner: Owner, session: &str) -> usize {
+    fn sessions_events(store: &RedbStore, owner: Owner, session: &str) -> usize {
         let filter = EventFilter { data_id: Some(session.into()), ..EventFilter::default() };
         let request = PageRequest::<crate::ids::EventId> { limit: 100, cursor: Cursor::Start };
         store.list_events(owner, request, &filter).unwrap().items.len()
@@ -433,7 +433,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let owner;
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = RedbStore::open(dir.path()).unwrap();
             owner = store.test_owner(Mode::Test);
             let mut endpoint = crate::store::endpoints::EndpointRecord::for_test(owner, "https://a.example/", "a.b");
             endpoint.enabled_events.push("a.c".into());
@@ -447,7 +447,7 @@ mod tests {
                 })
                 .unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         assert_eq!(rows(&store, tables::ENDPOINT_SUBSCRIPTIONS), 2, "a.b and a.c");
         assert_eq!(rows(&store, tables::ENDPOINT_LABELS), 1);
         let found = store.write(|tx| crate::store::endpoints::matching_in(tx, owner.app, "a.c")).unwrap();
@@ -478,7 +478,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (owner, other);
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = RedbStore::open(dir.path()).unwrap();
             owner = store.test_owner(Mode::Test);
             other = store.test_owner(Mode::Live);
             let mut events = Vec::new();
@@ -506,7 +506,7 @@ mod tests {
                 })
                 .unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         assert_eq!(rows(&store, tables::EVENTS_BY_TYPE), 7);
         assert_eq!(rows(&store, tables::EVENTS_BY_DATA_ID), 7);
         let gone = store
@@ -533,7 +533,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let owner;
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = RedbStore::open(dir.path()).unwrap();
             owner = store.test_owner(Mode::Test);
             let events: Vec<_> = (0..5)
                 .map(|n| {
@@ -578,7 +578,7 @@ mod tests {
             assert_eq!(rows(&store, tables::EVENTS_BY_TYPE), 4);
         }
         // Opening again finishes the last event, and only it, then forgets the backfill.
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         assert_eq!(rows(&store, tables::EVENTS_BY_TYPE), 5);
         assert_eq!(rows(&store, tables::EVENTS_BY_DATA_ID), 5);
         assert_eq!(sessions_events(&store, owner, "vks_1"), 5);

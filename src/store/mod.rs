@@ -2,7 +2,7 @@
 //!
 //! The store knows nothing of HTTP. Its methods are synchronous (redb is), so callers on
 //! the async runtime reach it through `spawn_blocking`. Each resource has its own file of
-//! `impl Store` methods; the tables are all in [`tables`].
+//! `impl RedbStore` methods; the tables are all in [`tables`].
 
 pub mod api_keys;
 pub mod app_deletion;
@@ -29,9 +29,12 @@ pub mod recovery;
 pub mod retention;
 pub mod scheduling;
 pub mod sealing;
+pub mod seam;
 pub mod sessions;
 pub mod stats;
 mod tables;
+
+pub use seam::Store;
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -56,7 +59,7 @@ pub const SCHEMA_VERSION: u64 = 5;
 /// before the next operation, so a disk that filled up and was freed again, or a passing
 /// I/O fault, is recovered from without a restart; until the reopen succeeds every
 /// operation fails as "storage unavailable".
-pub struct Store {
+pub struct RedbStore {
     db: RwLock<Option<Database>>,
     /// Set after an I/O error: reopen before the next operation.
     broken: AtomicBool,
@@ -219,30 +222,30 @@ impl StoreError {
     }
 }
 
-impl Store {
+impl RedbStore {
     /// Opens (or creates) the data file in `dir` with the default settings (the payload
     /// key in `dir`), refusing if another process has it open.
-    pub fn open(dir: &Path) -> Result<Store, OpenError> {
-        Store::open_with(dir, &StoreOptions::default())
+    pub fn open(dir: &Path) -> Result<RedbStore, OpenError> {
+        RedbStore::open_with(dir, &StoreOptions::default())
     }
 
     /// Opens (or creates) the data file in `dir` with these settings. The payload key is
     /// created with a new data file (or one written before payloads were sealed); for a
     /// file whose payloads are sealed, a missing or different key is refused.
-    pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Store, OpenError> {
+    pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<RedbStore, OpenError> {
         let key_file = options.key_file(dir);
         let pending = sealing::pending_key_path(&key_file);
         if pending.exists() {
             return Err(sealing::KeyError::RotationUnfinished(pending).into());
         }
-        let mut store = Store::open_without_key(dir, options)?;
+        let mut store = RedbStore::open_without_key(dir, options)?;
         store.sealer = store.payload_key(&key_file)?;
         Ok(store)
     }
 
     /// Opens the data file with a placeholder key that has sealed nothing, for the key
     /// rotation, which chooses its keys itself.
-    fn open_without_key(dir: &Path, options: &StoreOptions) -> Result<Store, OpenError> {
+    fn open_without_key(dir: &Path, options: &StoreOptions) -> Result<RedbStore, OpenError> {
         std::fs::create_dir_all(dir).map_err(|e| OpenError::CreateDir(dir.to_path_buf(), e))?;
         let path = dir.join(DATA_FILE_NAME);
         let cache_mib = options.cache_mib;
@@ -253,7 +256,7 @@ impl Store {
         let sealer = sealing::Sealer::new(&[0; 32]);
         let names = names::Names::default();
         let mut store =
-            Store { db: RwLock::new(Some(db)), broken: AtomicBool::new(false), path, cache_mib, sealer, names };
+            RedbStore { db: RwLock::new(Some(db)), broken: AtomicBool::new(false), path, cache_mib, sealer, names };
         store.init_schema()?;
         let init = |path: &Path, e| OpenError::Init(path.to_path_buf(), e);
         store.names =
@@ -484,17 +487,17 @@ mod tests {
     #[test]
     fn a_second_open_of_the_same_directory_is_refused_while_the_first_is_open() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Store::open(dir.path()).unwrap();
-        let err = Store::open(dir.path()).err().expect("second open must fail");
+        let first = RedbStore::open(dir.path()).unwrap();
+        let err = RedbStore::open(dir.path()).err().expect("second open must fail");
         assert!(matches!(err, OpenError::InUse(_)), "{err}");
         drop(first);
-        Store::open(dir.path()).expect("reopens once the first is closed");
+        RedbStore::open(dir.path()).expect("reopens once the first is closed");
     }
 
     #[test]
     fn a_file_from_a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         store
             .write(|tx| {
                 tx.open_table(tables::META)?.insert("schema_version", SCHEMA_VERSION + 1)?;
@@ -502,7 +505,7 @@ mod tests {
             })
             .unwrap();
         drop(store);
-        let err = Store::open(dir.path()).err().expect("newer schema must be refused");
+        let err = RedbStore::open(dir.path()).err().expect("newer schema must be refused");
         assert!(err.to_string().contains("upgrade stile"), "{err}");
     }
 
@@ -510,6 +513,6 @@ mod tests {
     fn a_garbage_data_file_is_an_open_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(DATA_FILE_NAME), vec![0x5a; 64 * 1024]).unwrap();
-        assert!(Store::open(dir.path()).is_err());
+        assert!(RedbStore::open(dir.path()).is_err());
     }
 }

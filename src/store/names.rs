@@ -129,7 +129,7 @@ impl Numbering for Interner<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::RedbStore;
 
     #[test]
     fn a_name_gets_one_number_which_survives_a_restart_and_a_rolled_back_one_is_not_reused() {
@@ -137,7 +137,7 @@ mod tests {
         let memory;
         let (a, b);
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = RedbStore::open(dir.path()).unwrap();
             memory = Names::default();
             (a, b) = store
                 .write(|tx| {
@@ -166,7 +166,7 @@ mod tests {
                 .unwrap();
             assert_eq!(again, [a, a, c]);
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let loaded = store.read(|tx| Names::load(&tx.open_table(NAMES)?)).unwrap();
         assert_eq!(&*loaded.name("t", a).unwrap(), "invoice.paid");
         assert_eq!(&*loaded.name("t", b).unwrap(), "stile/0.1.0 (+webhooks)");

@@ -6,7 +6,7 @@ use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::apps::Owner;
-use super::{Store, StoreError, decode, decode_found, encode, tables};
+use super::{RedbStore, StoreError, decode, decode_found, encode, tables};
 use crate::ids::{AppId, PortalSessionId};
 use crate::mode::Mode;
 
@@ -36,7 +36,7 @@ impl PortalSessionRecord {
     }
 }
 
-impl Store {
+impl RedbStore {
     /// Stores a new session under the hash of its token.
     pub fn insert_portal_session(&self, hash: &[u8; 32], record: &PortalSessionRecord) -> Result<(), StoreError> {
         let bytes = encode(TABLE, record)?;
@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn expired_sessions_are_pruned_and_live_ones_stay() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let owner = store.test_owner(Mode::Test);
         let session = |expires_at| PortalSessionRecord {
             id: PortalSessionId::new(),

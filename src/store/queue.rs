@@ -9,7 +9,7 @@
 use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use super::tables::{self, PARKED};
-use super::{Store, StoreError};
+use super::{RedbStore, StoreError};
 use crate::ids::{AppId, DeliveryId, EndpointId};
 
 /// A place in the queue: an attempt and when it is due. Keys order by due time, then by
@@ -226,7 +226,7 @@ impl<'txn> QueueTables<'txn> {
     }
 }
 
-impl Store {
+impl RedbStore {
     /// Queue entries due at or before `until_ms`, after `after` (exclusive), in due order.
     pub fn due_entries(
         &self,
@@ -273,7 +273,7 @@ impl Store {
 }
 
 #[cfg(test)]
-impl Store {
+impl RedbStore {
     /// Removes a queue entry behind the engine's back, as a result the scheduler never
     /// heard of would.
     pub(crate) fn drop_queue_entry_for_test(&self, key: QueueKey) {

@@ -8,10 +8,10 @@ use super::attempts::{self, AttemptStatus, DeliveryTables};
 use super::endpoints;
 use super::names::Names;
 use super::queue::Scheduled;
-use super::{Store, StoreError, tables};
+use super::{RedbStore, StoreError, tables};
 use crate::ids::{EndpointId, EventId};
 
-/// What [`Store::recover_endpoint`] found (and, unless it was a dry run, resent).
+/// What [`RedbStore::recover_endpoint`] found (and, unless it was a dry run, resent).
 #[derive(Debug, Default)]
 pub struct Recovery {
     /// Events whose delivery to the endpoint had failed for good and are (or would be)
@@ -35,7 +35,7 @@ pub const MAX_RECOVER: usize = 10_000;
 /// endpoint's undelivered-payload window.
 type FailedDeliveries = (Vec<(EventId, String)>, bool, usize);
 
-impl Store {
+impl RedbStore {
     /// Resends to an endpoint every event whose delivery to it failed for good (its latest
     /// attempt to the endpoint is `failed`) among attempts made since `since` (Unix
     /// seconds), unless it failed longer ago than the endpoint keeps undelivered payloads

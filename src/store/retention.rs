@@ -18,7 +18,7 @@ use super::events::{EventIndexes, decode_meta};
 use super::idempotency::IdempotencyRecord;
 use super::names::Names;
 use super::sessions::SessionRecord;
-use super::{Store, StoreError, decode, tables};
+use super::{RedbStore, StoreError, decode, tables};
 use crate::ids::first_id_at;
 
 /// What one pruning batch removed.
@@ -92,12 +92,12 @@ pub struct Cutoffs {
     pub now_ms: u64,
 }
 
-impl Store {
+impl RedbStore {
     /// Removes up to `limit` old entries from each history table in one transaction.
     ///
     /// The batch is committed without an fsync of its own (a crash forgets it, and the
     /// next pass prunes the same rows again): the next durable commit, a publish's or
-    /// [`Store::persist`] at the end of the pass, makes it durable. An fsync per batch
+    /// [`RedbStore::persist`] at the end of the pass, makes it durable. An fsync per batch
     /// held publishes waiting for the writer up for milliseconds each time.
     pub fn prune(&self, cutoffs: Cutoffs, cursor: &mut PruneCursor, limit: usize) -> Result<Pruned, StoreError> {
         let mut next = cursor.clone();
@@ -139,7 +139,7 @@ impl Store {
     }
 }
 
-/// One batch of [`Store::prune`] inside `tx`.
+/// One batch of [`RedbStore::prune`] inside `tx`.
 fn prune_in(
     tx: &WriteTransaction,
     names: &Names,
@@ -375,14 +375,14 @@ mod tests {
     use crate::store::endpoints::EndpointRecord;
     use crate::store::events::NewEvent;
 
-    fn count<K: redb::Key + 'static, V: redb::Value + 'static>(store: &Store, table: TableDefinition<K, V>) -> u64 {
+    fn count<K: redb::Key + 'static, V: redb::Value + 'static>(store: &RedbStore, table: TableDefinition<K, V>) -> u64 {
         store.read(|tx| Ok(tx.open_table(table)?.len()?)).unwrap()
     }
 
     #[test]
     fn a_pass_in_small_batches_removes_every_trace_of_finished_history_and_keeps_what_is_pending() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let endpoint = EndpointRecord::for_test(store.test_owner(Mode::Test), "http://127.0.0.1:9/", "*");
         store.insert_endpoint(&endpoint).unwrap();
         let now = unix_now_ms();
@@ -458,7 +458,7 @@ mod tests {
     #[test]
     fn an_undelivered_payload_outlives_retention_for_its_endpoints_window_only() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let owner = store.test_owner(Mode::Test);
         let mut endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/", "*");
         endpoint.undelivered_retention_hours = Some(2);
@@ -500,7 +500,7 @@ mod tests {
     #[test]
     fn ended_verification_sessions_are_pruned_and_open_ones_kept_until_they_end() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let now = unix_now_ms();
         let expires_ms = now + 3_600_000;
         let mut sessions = Vec::new();
@@ -556,7 +556,7 @@ mod tests {
     #[test]
     fn a_key_stored_again_after_expiry_keeps_its_new_record() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
         let old = IdempotencyRecord { fingerprint: "a".into(), status: 200, body: "{}".into(), created: 10 };
         let new = IdempotencyRecord { created: 5_000, ..old.clone() };
         store.put_idempotency_record(store.test_owner(Mode::Live), "k", &old).unwrap();

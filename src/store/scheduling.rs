@@ -9,10 +9,10 @@ use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::events::{NewEvent, Published, publish_in};
 use super::names::Names;
 use super::queue::{QueueKey, Scheduled};
-use super::{Store, StoreError, health, tables};
+use super::{RedbStore, StoreError, health, tables};
 use crate::ids::{DeliveryId, EndpointId};
 
-/// What [`Store::publish_and_record`] wrote.
+/// What [`RedbStore::publish_and_record`] wrote.
 #[derive(Debug, Default)]
 pub struct Written {
     /// What each publish did, in order.
@@ -23,7 +23,7 @@ pub struct Written {
     pub recorded: Recorded,
 }
 
-/// What [`Store::retry_now`] did.
+/// What [`RedbStore::retry_now`] did.
 #[derive(Debug)]
 pub enum RetryNow {
     /// The pending attempt now goes at once: its record, and its new queue entry.
@@ -45,7 +45,7 @@ pub struct EndpointUpdated {
     pub resumed: Scheduled,
 }
 
-impl Store {
+impl RedbStore {
     /// Publishes `events` and records `results` in one transaction: what the engine's
     /// writer commits, so publishes and results share one commit and one fsync.
     pub fn publish_and_record(

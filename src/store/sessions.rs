@@ -11,7 +11,7 @@ use super::apps::Owner;
 use super::events::{NewEvent, publish_in};
 use super::pagination::{ListError, Page, PageRequest, list_page};
 use super::queue::Scheduled;
-use super::{Store, StoreError, decode_found, encode, tables};
+use super::{RedbStore, StoreError, decode_found, encode, tables};
 use crate::ids::{AppId, VerificationSessionId};
 use crate::mode::Mode;
 
@@ -148,7 +148,7 @@ pub struct SessionChanged {
     pub scheduled: Scheduled,
 }
 
-/// What [`Store::change_session`] did.
+/// What [`RedbStore::change_session`] did.
 #[derive(Debug)]
 pub enum SessionChange<R> {
     /// The session moved and its event was published.
@@ -159,7 +159,7 @@ pub enum SessionChange<R> {
     Missing,
 }
 
-impl Store {
+impl RedbStore {
     /// Stores a new session, its `verification_session.created` event, and its expiry
     /// at `expires_ms`, in one transaction.
     pub fn create_session(

@@ -9,7 +9,7 @@ use super::apps::Owner;
 use super::attempts::AttemptRecord;
 use super::endpoints::{self, EndpointRecord, EndpointStatus};
 use super::tables::{self, OUTCOME_SUCCEEDED};
-use super::{Store, StoreError};
+use super::{RedbStore, StoreError};
 use crate::ids::EndpointId;
 
 /// The most pending deliveries counted per endpoint; beyond it the count says "at least".
@@ -47,7 +47,7 @@ pub struct DeliveryStats {
     pub recent_failures: Vec<AttemptRecord>,
 }
 
-/// Store figures for `/metrics`.
+/// RedbStore figures for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MetricsSnapshot {
     /// Attempts in the queue.
@@ -62,7 +62,7 @@ pub struct MetricsSnapshot {
     pub disabled_endpoints: u64,
 }
 
-impl Store {
+impl RedbStore {
     /// What `/metrics` reads from the store, in one snapshot.
     pub fn metrics_snapshot(&self, now_ms: u64) -> Result<MetricsSnapshot, StoreError> {
         self.read(|tx| {
