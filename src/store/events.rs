@@ -175,7 +175,7 @@ impl EventFilter {
     /// The event ids the time bounds allow: an event's id carries its creation time, so
     /// `created_after`/`created_before` are key bounds (checked exactly by `keeps`).
     /// `legacy_ms`: see [`LEGACY_EVENT_MS`].
-    fn id_bounds(&self, legacy_ms: Option<u64>) -> std::ops::RangeInclusive<u128> {
+    pub(crate) fn id_bounds(&self, legacy_ms: Option<u64>) -> std::ops::RangeInclusive<u128> {
         let ms = |seconds: i64| u64::try_from(seconds).unwrap_or(0).saturating_mul(1000);
         let low = self.created_after.map_or(0, |after| first_id_at(ms(after.saturating_add(1))));
         let high = self.created_before.map_or(u128::MAX, |before| {

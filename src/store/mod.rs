@@ -24,6 +24,7 @@ mod migrate;
 mod names;
 pub mod pagination;
 pub mod portal_sessions;
+pub mod postgres;
 pub mod queue;
 pub mod recovery;
 pub mod retention;
@@ -146,6 +147,14 @@ pub enum OpenError {
     /// The payload key is missing, wrong or unusable.
     #[error(transparent)]
     Key(#[from] sealing::KeyError),
+    /// The Postgres database could not be reached or set up.
+    #[error("cannot use the postgres database {database}: {problem}")]
+    Postgres {
+        /// `host:port/database` (never the password).
+        database: String,
+        /// What went wrong.
+        problem: String,
+    },
 }
 
 /// A failure inside the store. These are never the caller's fault, so the API answers
@@ -183,6 +192,20 @@ pub enum StoreError {
     /// A sealed value does not open with the payload key.
     #[error(transparent)]
     Sealed(#[from] sealing::OpenError),
+    /// The Postgres database failed, or could not be reached.
+    #[error(transparent)]
+    Postgres(#[from] postgres::PgError),
+    /// The database's schema was migrated by a newer stile.
+    #[error("the database has schema version {found}, but this stile only knows versions up to {known}; upgrade stile")]
+    NewerSchema {
+        /// The version found.
+        found: u64,
+        /// The newest this build knows.
+        known: u64,
+    },
+    /// The operation belongs to the other backend (a redb file's compaction, say).
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 macro_rules! store_error_from_redb {
@@ -217,6 +240,7 @@ impl StoreError {
                     | ErrorKind::QuotaExceeded
             ),
             StoreError::Db(DbError(redb::Error::PreviousIo)) | StoreError::Unavailable(_) => true,
+            StoreError::Postgres(err) => err.is_unavailable(),
             _ => false,
         }
     }

@@ -220,7 +220,7 @@ where
 
 /// The page from up to `limit + 1` items gathered in the direction of travel: whether
 /// there were more, the extra one dropped, and newest first.
-pub(super) fn finish_page<T, Id>(mut items: Vec<T>, request: PageRequest<Id>) -> Page<T> {
+pub(crate) fn finish_page<T, Id>(mut items: Vec<T>, request: PageRequest<Id>) -> Page<T> {
     let has_more = items.len() > request.limit;
     items.truncate(request.limit);
     if let Cursor::Before(_) = request.cursor {

@@ -1,0 +1,202 @@
+//! Applications on Postgres: rows of `apps`, the uid a unique column per mode, each
+//! mode's default in `default_apps`.
+
+use std::collections::BTreeMap;
+
+use tokio_postgres::types::Json;
+
+use super::pages::{ListQuery, list};
+use super::{PgStore, id_of, uuid};
+use crate::ids::AppId;
+use crate::mode::Mode;
+use crate::store::StoreError;
+#[cfg(test)]
+use crate::store::apps::Owner;
+use crate::store::apps::{AppRecord, Branding, DefaultApps, UidTaken};
+use crate::store::pagination::{ListError, Page, PageRequest};
+
+/// The name of the unique index on `(mode, uid)`.
+const UID_INDEX: &str = "apps_uid";
+
+/// Makes each mode's default application if it has none yet (under the migration lock, so
+/// processes starting together make one each, not one per process).
+pub(super) async fn ensure_defaults(client: &mut deadpool_postgres::Object, now: i64) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    for mode in [Mode::Test, Mode::Live] {
+        let mode_key = i16::from(mode.as_u8());
+        if tx.query_opt("SELECT app FROM default_apps WHERE mode = $1", &[&mode_key]).await?.is_some() {
+            continue;
+        }
+        let record = AppRecord {
+            id: AppId::new(),
+            mode,
+            name: format!("Default ({mode})"),
+            uid: None,
+            metadata: BTreeMap::new(),
+            default: true,
+            created: now,
+            branding: Branding::default(),
+        };
+        let id = uuid(record.id.as_u128());
+        tx.execute(
+            "INSERT INTO apps (id, mode, uid, record) VALUES ($1, $2, NULL, $3)",
+            &[&id, &mode_key, &Json(&record)],
+        )
+        .await?;
+        tx.execute("INSERT INTO default_apps (mode, app) VALUES ($1, $2)", &[&mode_key, &id]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Whether a failed statement broke the uid's uniqueness.
+fn is_uid_taken(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error().is_some_and(|db| db.constraint() == Some(UID_INDEX))
+}
+
+impl PgStore {
+    /// The default applications of both modes.
+    pub fn default_apps(&self) -> Result<DefaultApps, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let rows = client.query("SELECT mode, app FROM default_apps", &[]).await?;
+            let find = |mode: Mode| {
+                rows.iter()
+                    .find(|row| row.get::<_, i16>(0) == i16::from(mode.as_u8()))
+                    .map(|row| AppId(id_of(row.get(1))))
+                    .ok_or(StoreError::BadKey { table: "default_apps" })
+            };
+            Ok(DefaultApps { test: find(Mode::Test)?, live: find(Mode::Live)? })
+        })
+    }
+
+    /// Stores a new application, unless its uid names another of its mode.
+    pub fn create_app(&self, record: &AppRecord) -> Result<Result<(), UidTaken>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let inserted = client
+                .execute(
+                    "INSERT INTO apps (id, mode, uid, record) VALUES ($1, $2, $3, $4)",
+                    &[&uuid(record.id.as_u128()), &i16::from(record.mode.as_u8()), &record.uid, &Json(record)],
+                )
+                .await;
+            match inserted {
+                Ok(_) => Ok(Ok(())),
+                Err(err) if is_uid_taken(&err) => {
+                    let uid = record.uid.as_deref().unwrap_or_default();
+                    Ok(Err(UidTaken { by: self.app_with_uid(&client, record.mode, uid).await?.unwrap_or(AppId(0)) }))
+                }
+                Err(err) => Err(err.into()),
+            }
+        })
+    }
+
+    /// The id of the application of `mode` with this uid.
+    async fn app_with_uid(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        mode: Mode,
+        uid: &str,
+    ) -> Result<Option<AppId>, StoreError> {
+        let row = client
+            .query_opt("SELECT id FROM apps WHERE mode = $1 AND uid = $2", &[&i16::from(mode.as_u8()), &uid])
+            .await?;
+        Ok(row.map(|row| AppId(id_of(row.get(0)))))
+    }
+
+    /// The application of `mode` that `name` names: an app id, or a uid.
+    pub fn find_app(&self, mode: Mode, name: &str) -> Result<Option<AppRecord>, StoreError> {
+        match name.parse::<AppId>() {
+            Ok(id) => self.app(mode, id),
+            Err(_) => self.run(async {
+                let client = self.client().await?;
+                let row = client
+                    .query_opt(
+                        "SELECT record FROM apps WHERE mode = $1 AND uid = $2",
+                        &[&i16::from(mode.as_u8()), &name],
+                    )
+                    .await?;
+                Ok(row.map(|row| row.get::<_, Json<AppRecord>>(0).0))
+            }),
+        }
+    }
+
+    /// Changes an application with `change`, the uid kept unique. `Ok(None)`: no such
+    /// application; `Err(UidTaken)` inside: the new uid names another (nothing written).
+    pub fn update_app(
+        &self,
+        mode: Mode,
+        id: AppId,
+        change: impl FnOnce(&mut AppRecord),
+    ) -> Result<Result<Option<AppRecord>, UidTaken>, StoreError> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let row = tx
+                .query_opt(
+                    "SELECT record FROM apps WHERE id = $1 AND mode = $2 FOR UPDATE",
+                    &[&uuid(id.as_u128()), &i16::from(mode.as_u8())],
+                )
+                .await?;
+            let Some(row) = row else { return Ok(Ok(None)) };
+            let mut record = row.get::<_, Json<AppRecord>>(0).0;
+            change(&mut record);
+            let updated = tx
+                .execute(
+                    "UPDATE apps SET uid = $2, record = $3 WHERE id = $1",
+                    &[&uuid(id.as_u128()), &record.uid, &Json(&record)],
+                )
+                .await;
+            match updated {
+                Ok(_) => {
+                    tx.commit().await?;
+                    Ok(Ok(Some(record)))
+                }
+                Err(err) if is_uid_taken(&err) => {
+                    drop(tx);
+                    let uid = record.uid.as_deref().unwrap_or_default();
+                    Ok(Err(UidTaken { by: self.app_with_uid(&client, mode, uid).await?.unwrap_or(AppId(0)) }))
+                }
+                Err(err) => Err(err.into()),
+            }
+        })
+    }
+
+    /// One page of a mode's applications, newest first.
+    pub fn list_apps(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ListError> {
+        let mode_key = i16::from(mode.as_u8());
+        self.run(async {
+            let client = self.client().await?;
+            let query = ListQuery {
+                select: "SELECT record FROM apps WHERE mode = $1",
+                params: vec![&mode_key],
+                id: "id",
+                exists: "SELECT 1 FROM apps WHERE mode = $1 AND id = $2",
+                scope: &mode_key,
+            };
+            Ok(list(&client, query, request, |row| Ok(row.get::<_, Json<AppRecord>>(0).0)).await)
+        })?
+    }
+
+    /// The application with this id in this mode.
+    pub fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(
+                    "SELECT record FROM apps WHERE id = $1 AND mode = $2",
+                    &[&uuid(id.as_u128()), &i16::from(mode.as_u8())],
+                )
+                .await?;
+            Ok(row.map(|row| row.get::<_, Json<AppRecord>>(0).0))
+        })
+    }
+}
+
+#[cfg(test)]
+impl PgStore {
+    /// The default application of `mode`, for tests below the API.
+    pub(crate) fn test_owner(&self, mode: Mode) -> Owner {
+        self.default_apps().expect("default apps").of(mode)
+    }
+}

@@ -1,0 +1,598 @@
+//! The write side of deliveries on Postgres: publishing events, scheduling attempts,
+//! recording results, parking. Rows a transaction writes are gathered in [`Writes`] and
+//! sent as a few set-based statements (`unnest` of arrays), so a batch of a hundred
+//! events costs a handful of round trips, not hundreds.
+//!
+//! Rows are changed in a fixed order (attempts, queue, events, statistics) and each set
+//! sorted by key, so two processes writing overlapping rows wait for each other rather
+//! than deadlock.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+use tokio_postgres::types::Json;
+
+use super::endpoints::{disable_in, get_in, matching_in};
+use super::{id_of, uuid};
+use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
+use crate::mode::Mode;
+use crate::store::StoreError;
+use crate::store::attempts::{AttemptRecord, AttemptResult, AttemptStatus, RecordPolicy, Recorded, response_row};
+use crate::store::endpoints::{EndpointRecord, EndpointStatus};
+use crate::store::events::{NewEvent, Published};
+use crate::store::health::FailureRun;
+use crate::store::queue::{QueueKey, Scheduled};
+use crate::store::sealing::Sealer;
+
+/// The status of an attempt as its column holds it.
+pub(super) fn status_code(status: AttemptStatus) -> i16 {
+    match status {
+        AttemptStatus::Pending => 0,
+        AttemptStatus::Succeeded => 1,
+        AttemptStatus::Retrying => 2,
+        AttemptStatus::Failed => 3,
+    }
+}
+
+pub(super) fn status_of(code: i16) -> Result<AttemptStatus, StoreError> {
+    Ok(match code {
+        0 => AttemptStatus::Pending,
+        1 => AttemptStatus::Succeeded,
+        2 => AttemptStatus::Retrying,
+        3 => AttemptStatus::Failed,
+        _ => return Err(StoreError::BadKey { table: "attempts" }),
+    })
+}
+
+/// The columns an attempt is read from, in the order [`attempt_of`] reads them.
+pub(super) const ATTEMPT_COLUMNS: &str = "id, app, endpoint, event, mode, event_type, attempt, status, \
+     response_status, response_body, error, duration_ms, created, next_retry_at, due_ms, request_headers";
+
+/// An attempt read with [`ATTEMPT_COLUMNS`] (its response excerpt still sealed).
+pub(super) fn attempt_of(row: &Row) -> Result<AttemptRecord, StoreError> {
+    let mode = Mode::from_u8(row.get::<_, i16>(4) as u8).ok_or(StoreError::BadKey { table: "attempts" })?;
+    Ok(AttemptRecord {
+        id: DeliveryId(id_of(row.get(0))),
+        app: AppId(id_of(row.get(1))),
+        mode,
+        endpoint_id: EndpointId(id_of(row.get(2))),
+        event_id: EventId(id_of(row.get(3))),
+        event_type: row.get(5),
+        attempt: row.get::<_, i32>(6) as u32,
+        status: status_of(row.get(7))?,
+        response_status: row.get::<_, Option<i32>>(8).map(|s| s as u16),
+        response_body: row.get(9),
+        error: row.get(10),
+        duration_ms: row.get::<_, Option<i64>>(11).map(|d| d as u64),
+        created: row.get(12),
+        next_retry_at: row.get(13),
+        due_ms: row.get::<_, i64>(14) as u64,
+        request_headers: row.get::<_, Json<Vec<(String, String)>>>(15).0,
+    })
+}
+
+/// Loads attempts by id, locked for the transaction, in id order.
+pub(super) async fn lock_attempts(
+    client: &impl GenericClient,
+    ids: &[DeliveryId],
+) -> Result<HashMap<DeliveryId, AttemptRecord>, StoreError> {
+    let mut keys: Vec<uuid::Uuid> = ids.iter().map(|id| uuid(id.as_u128())).collect();
+    keys.sort();
+    let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+    let rows = client.query(&sql, &[&keys]).await?;
+    rows.iter().map(|row| attempt_of(row).map(|a| (a.id, a))).collect()
+}
+
+/// A queue row to write: (attempt, app, endpoint, due ms, parked).
+type QueueRow = (DeliveryId, AppId, EndpointId, u64, bool);
+
+/// What one transaction writes, gathered to be sent in a few statements by
+/// [`Writes::flush`].
+#[derive(Default)]
+pub(super) struct Writes {
+    /// Attempts to insert or overwrite, by id (the last version wins).
+    attempts: BTreeMap<DeliveryId, AttemptRecord>,
+    /// Queue rows to insert or overwrite (a reschedule, an unpark, a park).
+    queue: BTreeMap<DeliveryId, QueueRow>,
+    /// Queue rows to delete.
+    unqueue: BTreeSet<DeliveryId>,
+    /// Changes to events' counts of unfinished deliveries.
+    pending: BTreeMap<(AppId, EventId), i32>,
+    /// Events whose payload must stay until at least then (Unix ms).
+    holds: BTreeMap<(AppId, EventId), u64>,
+    /// Attempt outcomes per (app, minute, endpoint, outcome).
+    tallies: BTreeMap<(AppId, i64, EndpointId, i16), i64>,
+    /// Events whose `failed` flag may have changed.
+    outcomes: BTreeSet<(AppId, EventId)>,
+}
+
+impl Writes {
+    /// Schedules attempt `number` of `event_id` to `endpoint` at `due_ms`: queued if the
+    /// endpoint is enabled (its key goes into `scheduled`), parked if not.
+    pub(super) fn schedule(
+        &mut self,
+        endpoint: &EndpointRecord,
+        event_id: EventId,
+        event_type: &str,
+        number: u32,
+        due_ms: u64,
+        scheduled: &mut Scheduled,
+    ) {
+        let record = AttemptRecord {
+            id: DeliveryId::new(),
+            app: endpoint.app,
+            mode: endpoint.mode,
+            endpoint_id: endpoint.id,
+            event_id,
+            event_type: event_type.to_string(),
+            attempt: number,
+            status: AttemptStatus::Pending,
+            response_status: None,
+            response_body: None,
+            error: None,
+            duration_ms: None,
+            created: (due_ms / 1000) as i64,
+            next_retry_at: None,
+            due_ms,
+            request_headers: Vec::new(),
+        };
+        let parked = endpoint.status == EndpointStatus::Disabled;
+        self.queue.insert(record.id, (record.id, endpoint.app, endpoint.id, due_ms, parked));
+        if !parked {
+            scheduled.push(QueueKey::new(due_ms, record.id));
+        }
+        self.attempts.insert(record.id, record);
+    }
+
+    /// Saves a changed attempt.
+    pub(super) fn save(&mut self, record: AttemptRecord) {
+        self.attempts.insert(record.id, record);
+    }
+
+    /// Puts an attempt (back) on the queue at `due_ms`, or parks it.
+    pub(super) fn enqueue(&mut self, record: &AttemptRecord, due_ms: u64, parked: bool) {
+        self.unqueue.remove(&record.id);
+        self.queue.insert(record.id, (record.id, record.app, record.endpoint_id, due_ms, parked));
+    }
+
+    /// Takes an attempt off the queue for good.
+    pub(super) fn unqueue(&mut self, attempt: DeliveryId) {
+        self.queue.remove(&attempt);
+        self.unqueue.insert(attempt);
+    }
+
+    /// Adds `n` to an event's count of unfinished deliveries (negative: finished).
+    pub(super) fn add_pending(&mut self, app: AppId, event: EventId, n: i32) {
+        if n != 0 {
+            *self.pending.entry((app, event)).or_default() += n;
+        }
+    }
+
+    /// Keeps an event's payload until at least `until_ms`.
+    fn hold_payload(&mut self, app: AppId, event: EventId, until_ms: u64) {
+        let hold = self.holds.entry((app, event)).or_default();
+        *hold = (*hold).max(until_ms);
+    }
+
+    /// Counts a made attempt towards the per-minute statistics, and notes that its
+    /// event's delivered-everywhere flag may change.
+    pub(super) fn tally(&mut self, record: &AttemptRecord) {
+        let outcome = match record.status {
+            AttemptStatus::Succeeded => 0,
+            AttemptStatus::Retrying | AttemptStatus::Failed => 1,
+            AttemptStatus::Pending => return,
+        };
+        let minute = record.created.max(0) / 60;
+        *self.tallies.entry((record.app, minute, record.endpoint_id, outcome)).or_default() += 1;
+    }
+
+    /// Notes that an attempt's outcome may change whether its event failed somewhere.
+    pub(super) fn note_outcome(&mut self, record: &AttemptRecord) {
+        if matches!(record.status, AttemptStatus::Failed | AttemptStatus::Succeeded) {
+            self.outcomes.insert((record.app, record.event_id));
+        }
+    }
+
+    /// Sends everything gathered, in the fixed order.
+    pub(super) async fn flush(self, client: &impl GenericClient) -> Result<(), StoreError> {
+        if !self.attempts.is_empty() {
+            write_attempts(client, self.attempts.values()).await?;
+        }
+        if !self.unqueue.is_empty() {
+            let ids: Vec<uuid::Uuid> = self.unqueue.iter().map(|id| uuid(id.as_u128())).collect();
+            client.execute("DELETE FROM queue WHERE attempt = ANY($1)", &[&ids]).await?;
+        }
+        if !self.queue.is_empty() {
+            let mut attempts = Vec::new();
+            let mut apps = Vec::new();
+            let mut endpoints = Vec::new();
+            let mut dues = Vec::new();
+            let mut parked = Vec::new();
+            for (attempt, app, endpoint, due, park) in self.queue.values() {
+                attempts.push(uuid(attempt.as_u128()));
+                apps.push(uuid(app.as_u128()));
+                endpoints.push(uuid(endpoint.as_u128()));
+                dues.push(*due as i64);
+                parked.push(*park);
+            }
+            client
+                .execute(
+                    "INSERT INTO queue (attempt, app, endpoint, due_ms, parked)
+                     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::boolean[])
+                     ON CONFLICT (attempt) DO UPDATE
+                     SET due_ms = excluded.due_ms, parked = excluded.parked, locked_until_ms = NULL",
+                    &[&attempts, &apps, &endpoints, &dues, &parked],
+                )
+                .await?;
+        }
+        if !self.pending.is_empty() {
+            let (keys, deltas): (Vec<_>, Vec<i32>) = self.pending.into_iter().unzip();
+            let (apps, events) = id_columns(&keys);
+            client
+                .execute(
+                    "UPDATE events e SET pending = GREATEST(e.pending + d.delta, 0)
+                     FROM unnest($1::uuid[], $2::uuid[], $3::integer[]) AS d(app, id, delta)
+                     WHERE e.app = d.app AND e.id = d.id",
+                    &[&apps, &events, &deltas],
+                )
+                .await?;
+        }
+        if !self.holds.is_empty() {
+            let (keys, untils): (Vec<_>, Vec<u64>) = self.holds.into_iter().unzip();
+            let (apps, events) = id_columns(&keys);
+            let untils: Vec<i64> = untils.into_iter().map(|u| u as i64).collect();
+            client
+                .execute(
+                    "UPDATE events e SET hold_until_ms = GREATEST(COALESCE(e.hold_until_ms, 0), h.until_ms)
+                     FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS h(app, id, until_ms)
+                     WHERE e.app = h.app AND e.id = h.id",
+                    &[&apps, &events, &untils],
+                )
+                .await?;
+        }
+        if !self.tallies.is_empty() {
+            let mut apps = Vec::new();
+            let mut minutes = Vec::new();
+            let mut endpoints = Vec::new();
+            let mut outcomes = Vec::new();
+            let mut counts = Vec::new();
+            for ((app, minute, endpoint, outcome), n) in self.tallies {
+                apps.push(uuid(app.as_u128()));
+                minutes.push(minute);
+                endpoints.push(uuid(endpoint.as_u128()));
+                outcomes.push(outcome);
+                counts.push(n);
+            }
+            client
+                .execute(
+                    "INSERT INTO delivery_stats (app, minute, endpoint, outcome, count)
+                     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::smallint[], $5::bigint[])
+                     ON CONFLICT (app, minute, endpoint, outcome)
+                     DO UPDATE SET count = delivery_stats.count + excluded.count",
+                    &[&apps, &minutes, &endpoints, &outcomes, &counts],
+                )
+                .await?;
+        }
+        if !self.outcomes.is_empty() {
+            let keys: Vec<_> = self.outcomes.into_iter().collect();
+            let (apps, events) = id_columns(&keys);
+            // An event failed when the latest attempt to some endpoint failed for good.
+            client
+                .execute(
+                    "UPDATE events e SET failed = f.failed
+                     FROM (
+                         SELECT ev.app, ev.id, coalesce(bool_or(l.status = 3), false) AS failed
+                         FROM unnest($1::uuid[], $2::uuid[]) AS ev(app, id)
+                         LEFT JOIN LATERAL (
+                             SELECT DISTINCT ON (a.endpoint) a.status FROM attempts a
+                             WHERE a.event = ev.id AND a.app = ev.app
+                             ORDER BY a.endpoint, a.id DESC
+                         ) l ON true
+                         GROUP BY ev.app, ev.id
+                     ) f
+                     WHERE e.app = f.app AND e.id = f.id AND e.failed <> f.failed",
+                    &[&apps, &events],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// `(app, id)` keys as two uuid columns.
+fn id_columns(keys: &[(AppId, EventId)]) -> (Vec<uuid::Uuid>, Vec<uuid::Uuid>) {
+    keys.iter().map(|(app, id)| (uuid(app.as_u128()), uuid(id.as_u128()))).unzip()
+}
+
+/// Inserts or overwrites attempts, in one statement.
+async fn write_attempts<'a>(
+    client: &impl GenericClient,
+    records: impl Iterator<Item = &'a AttemptRecord>,
+) -> Result<(), StoreError> {
+    let mut c = AttemptColumns::default();
+    for r in records {
+        c.id.push(uuid(r.id.as_u128()));
+        c.app.push(uuid(r.app.as_u128()));
+        c.endpoint.push(uuid(r.endpoint_id.as_u128()));
+        c.event.push(uuid(r.event_id.as_u128()));
+        c.mode.push(i16::from(r.mode.as_u8()));
+        c.event_type.push(r.event_type.clone());
+        c.attempt.push(r.attempt as i32);
+        c.status.push(status_code(r.status));
+        c.response_status.push(r.response_status.map(i32::from));
+        c.response_body.push(r.response_body.clone());
+        c.error.push(r.error.clone());
+        c.duration_ms.push(r.duration_ms.map(|d| d as i64));
+        c.created.push(r.created);
+        c.next_retry_at.push(r.next_retry_at);
+        c.due_ms.push(r.due_ms as i64);
+        c.headers.push(serde_json::to_value(&r.request_headers).unwrap_or_default());
+    }
+    client
+        .execute(
+            "INSERT INTO attempts (id, app, endpoint, event, mode, event_type, attempt, status, response_status,
+                 response_body, error, duration_ms, created, next_retry_at, due_ms, request_headers)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::smallint[], $6::text[],
+                 $7::integer[], $8::smallint[], $9::integer[], $10::text[], $11::text[], $12::bigint[],
+                 $13::bigint[], $14::bigint[], $15::bigint[], $16::jsonb[])
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, response_status = excluded.response_status,
+                 response_body = excluded.response_body, error = excluded.error, duration_ms = excluded.duration_ms,
+                 created = excluded.created, next_retry_at = excluded.next_retry_at, due_ms = excluded.due_ms,
+                 request_headers = excluded.request_headers",
+            &[
+                &c.id,
+                &c.app,
+                &c.endpoint,
+                &c.event,
+                &c.mode,
+                &c.event_type,
+                &c.attempt,
+                &c.status,
+                &c.response_status,
+                &c.response_body,
+                &c.error,
+                &c.duration_ms,
+                &c.created,
+                &c.next_retry_at,
+                &c.due_ms,
+                &c.headers,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Attempts as columns, for [`write_attempts`].
+#[derive(Default)]
+struct AttemptColumns {
+    id: Vec<uuid::Uuid>,
+    app: Vec<uuid::Uuid>,
+    endpoint: Vec<uuid::Uuid>,
+    event: Vec<uuid::Uuid>,
+    mode: Vec<i16>,
+    event_type: Vec<String>,
+    attempt: Vec<i32>,
+    status: Vec<i16>,
+    response_status: Vec<Option<i32>>,
+    response_body: Vec<Option<String>>,
+    error: Vec<Option<String>>,
+    duration_ms: Vec<Option<i64>>,
+    created: Vec<i64>,
+    next_retry_at: Vec<Option<i64>>,
+    due_ms: Vec<i64>,
+    headers: Vec<serde_json::Value>,
+}
+
+/// Stores events (sealed) and schedules their first attempts; returns what each did
+/// and the attempts queued.
+pub(super) async fn publish_in(
+    client: &impl GenericClient,
+    sealer: &Sealer,
+    events: &[NewEvent],
+    now_ms: u64,
+    writes: &mut Writes,
+) -> Result<(Vec<Published>, Scheduled), StoreError> {
+    if events.is_empty() {
+        return Ok((Vec::new(), Scheduled::default()));
+    }
+    insert_events(client, sealer, events).await?;
+    let mut targets: HashMap<(AppId, &str), Vec<(EndpointRecord, &str)>> = HashMap::new();
+    for event in events {
+        let key = (event.meta.app, event.meta.event_type.as_str());
+        if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(key) {
+            slot.insert(matching_in(client, key.0, key.1).await?);
+        }
+    }
+    let mut scheduled = Scheduled::default();
+    let mut published = Vec::with_capacity(events.len());
+    for event in events {
+        let meta = &event.meta;
+        let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
+        for (endpoint, delivered_as) in endpoints {
+            writes.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled);
+        }
+        writes.add_pending(meta.app, meta.id, endpoints.len() as i32);
+        published.push(Published { deliveries: endpoints.len() as u32 });
+    }
+    Ok((published, scheduled))
+}
+
+/// Inserts events with their sealed payloads, in one statement.
+pub(super) async fn insert_events(
+    client: &impl GenericClient,
+    sealer: &Sealer,
+    events: &[NewEvent],
+) -> Result<(), StoreError> {
+    let mut apps = Vec::with_capacity(events.len());
+    let mut ids = Vec::with_capacity(events.len());
+    let mut modes = Vec::with_capacity(events.len());
+    let mut types = Vec::with_capacity(events.len());
+    let mut created = Vec::with_capacity(events.len());
+    let mut data_ids = Vec::with_capacity(events.len());
+    let mut bodies = Vec::with_capacity(events.len());
+    for event in events {
+        let meta = &event.meta;
+        let id = meta.id.as_u128();
+        apps.push(uuid(meta.app.as_u128()));
+        ids.push(uuid(id));
+        modes.push(i16::from(meta.mode.as_u8()));
+        types.push(meta.event_type.as_str());
+        created.push(meta.created);
+        data_ids.push(meta.data_id.as_deref());
+        bodies.push(sealer.seal(&id.to_be_bytes(), &meta.envelope().stored(&event.body)));
+    }
+    client
+        .execute(
+            "INSERT INTO events (app, id, mode, event_type, created, data_id, body)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::smallint[], $4::text[], $5::bigint[], $6::text[],
+                 $7::bytea[])",
+            &[&apps, &ids, &modes, &types, &created, &data_ids, &bodies],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Records the results of attempts: each gets its outcome and leaves the queue, and a
+/// failure with retries left schedules the next attempt, as `policy` says; health is
+/// tracked and an endpoint the policy gives up on is disabled.
+pub(super) async fn record_in(
+    client: &impl GenericClient,
+    sealer: &Sealer,
+    results: &[AttemptResult],
+    now_ms: u64,
+    policy: &impl RecordPolicy,
+    writes: &mut Writes,
+) -> Result<Recorded, StoreError> {
+    let mut recorded = Recorded::default();
+    if results.is_empty() {
+        return Ok(recorded);
+    }
+    let ids: Vec<DeliveryId> = results.iter().map(AttemptResult::attempt).collect();
+    let mut attempts = lock_attempts(client, &ids).await?;
+    let mut health = HealthRuns::load(client, results.iter().map(|r| r.endpoint)).await?;
+    let mut endpoints: HashMap<EndpointId, Option<EndpointRecord>> = HashMap::new();
+    for result in results {
+        let Some(mut record) = attempts.remove(&result.attempt()).filter(|r| r.status == AttemptStatus::Pending) else {
+            // Cancelled meanwhile, or recorded by another process: only the entry goes.
+            writes.unqueue(result.attempt());
+            continue;
+        };
+        writes.unqueue(record.id);
+        record.response_status = result.response_status;
+        let row = response_row(record.id);
+        record.response_body = result.response_body.as_deref().map(|body| sealer.seal_text(&row, body));
+        record.error = result.error.clone();
+        record.duration_ms = Some(result.duration_ms);
+        record.created = (result.attempted_at_ms / 1000) as i64;
+        record.request_headers = result.request_headers.clone();
+        let verdict = policy.health(health.current(record.endpoint_id), result);
+        health.set(record.endpoint_id, verdict.run);
+        if let Some(reason) = &verdict.disable {
+            disable_in(client, record.app, record.endpoint_id, reason, record.created).await?;
+            endpoints.remove(&record.endpoint_id);
+        }
+        let retry = if result.succeeded { None } else { policy.retry_delay(record.attempt, result.retry_after) };
+        let endpoint = match endpoints.get(&record.endpoint_id) {
+            Some(found) => found.clone(),
+            None if retry.is_some() || !result.succeeded => {
+                let found = get_in(client, record.app, record.endpoint_id, false).await?;
+                endpoints.insert(record.endpoint_id, found.clone());
+                found
+            }
+            None => None,
+        };
+        match (result.succeeded, retry, endpoint) {
+            (true, _, _) => {
+                record.status = AttemptStatus::Succeeded;
+                writes.add_pending(record.app, record.event_id, -1);
+                recorded.finished += 1;
+            }
+            (false, Some(delay), Some(endpoint)) => {
+                let due = now_ms + delay.as_millis() as u64;
+                record.status = AttemptStatus::Retrying;
+                record.next_retry_at = Some((due / 1000) as i64);
+                let next = record.attempt + 1;
+                writes.schedule(&endpoint, record.event_id, &record.event_type, next, due, &mut recorded.scheduled);
+            }
+            (false, _, endpoint) => {
+                record.status = AttemptStatus::Failed;
+                writes.add_pending(record.app, record.event_id, -1);
+                recorded.finished += 1;
+                if let Some(endpoint) = endpoint {
+                    let window = policy.undelivered_retention(endpoint.undelivered_retention_hours);
+                    let until = result.attempted_at_ms + window.as_millis() as u64;
+                    writes.hold_payload(record.app, record.event_id, until);
+                }
+            }
+        }
+        writes.tally(&record);
+        writes.note_outcome(&record);
+        writes.save(record);
+    }
+    health.save(client).await?;
+    Ok(recorded)
+}
+
+/// The health rows of the endpoints in one batch of results, read (locked) once and
+/// written once.
+struct HealthRuns {
+    /// Endpoint → (its run as read, its run after the results seen so far).
+    seen: BTreeMap<EndpointId, (Option<FailureRun>, Option<FailureRun>)>,
+}
+
+impl HealthRuns {
+    async fn load(
+        client: &impl GenericClient,
+        endpoints: impl Iterator<Item = EndpointId>,
+    ) -> Result<HealthRuns, StoreError> {
+        let mut seen: BTreeMap<EndpointId, (Option<FailureRun>, Option<FailureRun>)> =
+            endpoints.map(|e| (e, (None, None))).collect();
+        let ids: Vec<uuid::Uuid> = seen.keys().map(|e| uuid(e.as_u128())).collect();
+        let rows = client
+            .query(
+                "SELECT endpoint, since_ms, failures FROM endpoint_health WHERE endpoint = ANY($1)
+                 ORDER BY endpoint FOR UPDATE",
+                &[&ids],
+            )
+            .await?;
+        for row in rows {
+            let run = FailureRun { since_ms: row.get::<_, i64>(1) as u64, failures: row.get::<_, i32>(2) as u32 };
+            seen.insert(EndpointId(id_of(row.get(0))), (Some(run), Some(run)));
+        }
+        Ok(HealthRuns { seen })
+    }
+
+    fn current(&self, endpoint: EndpointId) -> Option<FailureRun> {
+        self.seen.get(&endpoint).and_then(|s| s.1)
+    }
+
+    fn set(&mut self, endpoint: EndpointId, run: Option<FailureRun>) {
+        if let Some(slot) = self.seen.get_mut(&endpoint) {
+            slot.1 = run;
+        }
+    }
+
+    /// Writes what changed.
+    async fn save(self, client: &impl GenericClient) -> Result<(), StoreError> {
+        for (endpoint, (stored, now)) in self.seen {
+            let id = uuid(endpoint.as_u128());
+            match now {
+                _ if now == stored => {}
+                Some(run) => {
+                    client
+                        .execute(
+                            "INSERT INTO endpoint_health (endpoint, since_ms, failures) VALUES ($1, $2, $3)
+                             ON CONFLICT (endpoint) DO UPDATE SET since_ms = excluded.since_ms, failures = excluded.failures",
+                            &[&id, &(run.since_ms as i64), &(run.failures as i32)],
+                        )
+                        .await?;
+                }
+                None => {
+                    client.execute("DELETE FROM endpoint_health WHERE endpoint = $1", &[&id]).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,242 @@
+//! Endpoints on Postgres: rows of `endpoints`, filed by label and by what they subscribe
+//! to in two index tables kept in step by every write (as on redb), their health joined
+//! in from `endpoint_health` when read for the API.
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+use tokio_postgres::types::Json;
+
+use super::pages::{ListQuery, list};
+use super::{PgStore, uuid};
+use crate::event_types::{WILDCARD, kayle_name};
+use crate::ids::{AppId, EndpointId};
+use crate::store::StoreError;
+use crate::store::apps::Owner;
+use crate::store::endpoints::{EndpointFilter, EndpointRecord, EndpointStatus, Failing, subscribed};
+use crate::store::pagination::{ListError, Page, PageRequest};
+
+/// The columns an endpoint is read from, with its health: use with [`endpoint_of`].
+const WITH_HEALTH: &str = "SELECT e.record, h.since_ms, h.failures FROM endpoints e
+     LEFT JOIN endpoint_health h ON h.endpoint = e.id";
+
+/// An endpoint read with [`WITH_HEALTH`].
+fn endpoint_of(row: &Row) -> Result<EndpointRecord, StoreError> {
+    let mut record = row.get::<_, Json<EndpointRecord>>(0).0;
+    let since: Option<i64> = row.get(1);
+    let failures: Option<i32> = row.get(2);
+    record.failing = since
+        .zip(failures)
+        .map(|(since_ms, attempts)| Failing { since: since_ms / 1000, attempts: attempts.max(0) as u32 });
+    Ok(record)
+}
+
+/// The endpoint with this id in this application, locked for the transaction when
+/// `lock`; without its health.
+pub(super) async fn get_in(
+    client: &impl GenericClient,
+    app: AppId,
+    id: EndpointId,
+    lock: bool,
+) -> Result<Option<EndpointRecord>, StoreError> {
+    let sql = if lock {
+        "SELECT record FROM endpoints WHERE app = $1 AND id = $2 FOR UPDATE"
+    } else {
+        "SELECT record FROM endpoints WHERE app = $1 AND id = $2"
+    };
+    let row = client.query_opt(sql, &[&uuid(app.as_u128()), &uuid(id.as_u128())]).await?;
+    Ok(row.map(|row| row.get::<_, Json<EndpointRecord>>(0).0))
+}
+
+/// Stores `record` (new or changed) and files it under its labels and subscriptions,
+/// moving it from those of `old` (what was stored, if anything).
+pub(super) async fn put_in(
+    client: &impl GenericClient,
+    old: Option<&EndpointRecord>,
+    record: &EndpointRecord,
+) -> Result<(), StoreError> {
+    let app = uuid(record.app.as_u128());
+    let id = uuid(record.id.as_u128());
+    client
+        .execute(
+            "INSERT INTO endpoints (app, id, record) VALUES ($1, $2, $3)
+             ON CONFLICT (app, id) DO UPDATE SET record = excluded.record",
+            &[&app, &id, &Json(record)],
+        )
+        .await?;
+    let unchanged = old.is_some_and(|old| old.labels == record.labels && old.enabled_events == record.enabled_events);
+    if !unchanged {
+        refile(client, record.app, record.id, Some((&record.labels, &record.enabled_events))).await?;
+    }
+    Ok(())
+}
+
+/// Replaces an endpoint's index entries with these labels and subscriptions (`None`: it
+/// is gone).
+pub(super) async fn refile(
+    client: &impl GenericClient,
+    app: AppId,
+    id: EndpointId,
+    names: Option<(&Vec<String>, &Vec<String>)>,
+) -> Result<(), StoreError> {
+    let (app, id) = (uuid(app.as_u128()), uuid(id.as_u128()));
+    client.execute("DELETE FROM endpoint_labels WHERE app = $1 AND endpoint = $2", &[&app, &id]).await?;
+    client.execute("DELETE FROM endpoint_subscriptions WHERE app = $1 AND endpoint = $2", &[&app, &id]).await?;
+    if let Some((labels, subscriptions)) = names {
+        client
+            .execute(
+                "INSERT INTO endpoint_labels (app, label, endpoint)
+                 SELECT $1, l, $2 FROM unnest($3::text[]) AS l ON CONFLICT DO NOTHING",
+                &[&app, &id, labels],
+            )
+            .await?;
+        client
+            .execute(
+                "INSERT INTO endpoint_subscriptions (app, name, endpoint)
+                 SELECT $1, n, $2 FROM unnest($3::text[]) AS n ON CONFLICT DO NOTHING",
+                &[&app, &id, subscriptions],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Changes an endpoint inside the transaction; returns it as stored, with its health.
+pub(super) async fn update_in(
+    client: &impl GenericClient,
+    app: AppId,
+    id: EndpointId,
+    change: impl FnOnce(&mut EndpointRecord),
+) -> Result<Option<EndpointRecord>, StoreError> {
+    let Some(mut record) = get_in(client, app, id, true).await? else { return Ok(None) };
+    let before = record.clone();
+    change(&mut record);
+    put_in(client, Some(&before), &record).await?;
+    let sql = format!("{WITH_HEALTH} WHERE e.app = $1 AND e.id = $2");
+    let row = client.query_one(&sql, &[&uuid(app.as_u128()), &uuid(id.as_u128())]).await?;
+    endpoint_of(&row).map(Some)
+}
+
+/// Disables an endpoint automatically at `at` (Unix seconds), saying why. Already
+/// disabled: left as it is.
+pub(super) async fn disable_in(
+    client: &impl GenericClient,
+    app: AppId,
+    id: EndpointId,
+    reason: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    let Some(mut endpoint) = get_in(client, app, id, true).await?.filter(|e| e.status == EndpointStatus::Enabled)
+    else {
+        return Ok(());
+    };
+    let before = endpoint.clone();
+    endpoint.status = EndpointStatus::Disabled;
+    endpoint.disabled_reason = Some(reason.to_string());
+    endpoint.disabled_at = Some(at);
+    put_in(client, Some(&before), &endpoint).await?;
+    tracing::warn!(endpoint = %endpoint.id, reason, "endpoint disabled automatically");
+    Ok(())
+}
+
+/// The enabled endpoints of application `app` subscribed to `event_type`, each with the
+/// name it receives the event under.
+pub(super) async fn matching_in<'a>(
+    client: &impl GenericClient,
+    app: AppId,
+    event_type: &'a str,
+) -> Result<Vec<(EndpointRecord, &'a str)>, StoreError> {
+    let names: Vec<&str> = [Some(WILDCARD), Some(event_type), kayle_name(event_type)].into_iter().flatten().collect();
+    let rows = client
+        .query(
+            "SELECT e.record FROM endpoints e WHERE e.app = $1 AND e.id IN
+                 (SELECT endpoint FROM endpoint_subscriptions WHERE app = $1 AND name = ANY($2))
+             ORDER BY e.id",
+            &[&uuid(app.as_u128()), &names],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let endpoint = row.get::<_, Json<EndpointRecord>>(0).0;
+        if endpoint.status != EndpointStatus::Enabled {
+            continue;
+        }
+        if let Some(name) = subscribed(&endpoint, event_type) {
+            out.push((endpoint, name));
+        }
+    }
+    Ok(out)
+}
+
+impl PgStore {
+    /// Stores a new endpoint.
+    pub fn insert_endpoint(&self, record: &EndpointRecord) -> Result<(), StoreError> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            put_in(&tx, None, record).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The endpoint with this id in this application, with its health.
+    pub fn endpoint(&self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let sql = format!("{WITH_HEALTH} WHERE e.app = $1 AND e.id = $2");
+            let row = client.query_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
+            row.as_ref().map(endpoint_of).transpose()
+        })
+    }
+
+    /// Changes an endpoint with `change` and stores it, in one transaction.
+    pub fn update_endpoint(
+        &self,
+        owner: Owner,
+        id: EndpointId,
+        change: impl FnOnce(&mut EndpointRecord),
+    ) -> Result<Option<EndpointRecord>, StoreError> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let updated = update_in(&tx, owner.app, id, change).await?;
+            tx.commit().await?;
+            Ok(updated)
+        })
+    }
+
+    /// One page of an application's endpoints, newest first.
+    pub fn list_endpoints(
+        &self,
+        owner: Owner,
+        request: PageRequest<EndpointId>,
+        filter: &EndpointFilter,
+    ) -> Result<Page<EndpointRecord>, ListError> {
+        let app = uuid(owner.app.as_u128());
+        self.run(async {
+            let client = self.client().await?;
+            let by_label;
+            let select;
+            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&app];
+            match &filter.label {
+                Some(label) => {
+                    by_label = label.clone();
+                    select = format!(
+                        "{WITH_HEALTH} WHERE e.app = $1 AND e.id IN
+                             (SELECT endpoint FROM endpoint_labels WHERE app = $1 AND label = $2)"
+                    );
+                    params.push(&by_label);
+                }
+                None => select = format!("{WITH_HEALTH} WHERE e.app = $1"),
+            }
+            let query = ListQuery {
+                select: &select,
+                params,
+                id: "e.id",
+                exists: "SELECT 1 FROM endpoints WHERE app = $1 AND id = $2",
+                scope: &app,
+            };
+            Ok(list(&client, query, request, endpoint_of).await)
+        })?
+    }
+}

@@ -1,0 +1,100 @@
+//! Bookkeeping and API keys on Postgres: the payload key's id, and the stored API keys
+//! (by hash, as on redb).
+
+use tokio_postgres::types::Json;
+
+use super::PgStore;
+use crate::store::StoreError;
+use crate::store::api_keys::{ApiKeyRecord, Revoked};
+
+/// The `stile_meta` key of the payload key's id.
+const PAYLOAD_KEY_ID: &str = "payload_key_id";
+
+/// The id of the key the database's payloads are sealed with, if it records one.
+pub(super) async fn recorded_key_id(store: &PgStore) -> Result<Option<u64>, StoreError> {
+    let client = store.client().await?;
+    let row = client.query_opt("SELECT value FROM stile_meta WHERE key = $1", &[&PAYLOAD_KEY_ID]).await?;
+    Ok(row.map(|row| row.get::<_, i64>(0) as u64))
+}
+
+/// Records `id` as the payload key unless one is recorded already; returns the one
+/// recorded (the first process to start wins).
+pub(super) async fn record_key_id(store: &PgStore, id: u64) -> Result<u64, StoreError> {
+    let client = store.client().await?;
+    client
+        .execute(
+            "INSERT INTO stile_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[&PAYLOAD_KEY_ID, &(id as i64)],
+        )
+        .await?;
+    let row = client.query_one("SELECT value FROM stile_meta WHERE key = $1", &[&PAYLOAD_KEY_ID]).await?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
+impl PgStore {
+    /// Stores a new key by its hash.
+    pub fn insert_api_key(&self, hash: &[u8; 32], record: &ApiKeyRecord) -> Result<(), StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO api_keys (hash, record) VALUES ($1, $2)
+                     ON CONFLICT (hash) DO UPDATE SET record = excluded.record",
+                    &[&hash.as_slice(), &Json(record)],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Every stored key's hash and record, oldest first.
+    pub fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError> {
+        let mut keys = self.run(async {
+            let client = self.client().await?;
+            let rows = client.query("SELECT hash, record FROM api_keys", &[]).await?;
+            rows.iter()
+                .map(|row| {
+                    let hash: &[u8] = row.get(0);
+                    let hash: [u8; 32] = hash.try_into().map_err(|_| StoreError::BadKey { table: "api_keys" })?;
+                    Ok((hash, row.get::<_, Json<ApiKeyRecord>>(1).0))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })?;
+        keys.sort_by(|a, b| a.1.created.cmp(&b.1.created).then_with(|| a.1.prefix.cmp(&b.1.prefix)));
+        Ok(keys)
+    }
+
+    /// Deletes the one key whose shown prefix starts with `prefix`; nothing when none or
+    /// several match.
+    pub fn revoke_api_key(&self, prefix: &str) -> Result<Revoked, StoreError> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let pattern = format!("{}%", like_escape(prefix));
+            let rows = tx
+                .query(
+                    "SELECT hash, record FROM api_keys WHERE record->>'prefix' LIKE $1 ESCAPE '\\' FOR UPDATE",
+                    &[&pattern],
+                )
+                .await?;
+            let mut matches: Vec<(Vec<u8>, ApiKeyRecord)> =
+                rows.iter().map(|row| (row.get::<_, Vec<u8>>(0), row.get::<_, Json<ApiKeyRecord>>(1).0)).collect();
+            let revoked = match matches.len() {
+                0 => Revoked::NoMatch,
+                1 => {
+                    let (hash, record) = matches.remove(0);
+                    tx.execute("DELETE FROM api_keys WHERE hash = $1", &[&hash]).await?;
+                    Revoked::One(record)
+                }
+                _ => Revoked::Ambiguous(matches.into_iter().map(|(_, r)| r).collect()),
+            };
+            tx.commit().await?;
+            Ok(revoked)
+        })
+    }
+}
+
+/// `text` with LIKE's wildcards escaped (by `\`).
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}

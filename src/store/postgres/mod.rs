@@ -1,0 +1,309 @@
+//! The Postgres backend: the same store as the redb file, kept in a PostgreSQL database
+//! that any number of stile processes share.
+//!
+//! Its methods are synchronous like redb's (callers reach the store from blocking
+//! threads); each runs its queries on the store's own small Tokio runtime, which drives
+//! the pooled connections (tokio-postgres with deadpool). The schema is versioned in
+//! `migrations/` and applied at start under an advisory lock (see [`migrate`]).
+//!
+//! Each write is one transaction. Reads of one row and read-modify-writes lock what they
+//! change (`FOR UPDATE`), so two processes changing one endpoint take turns as two
+//! threads of one process do with redb's single writer.
+
+mod apps;
+mod deliveries;
+mod endpoints;
+mod history;
+mod keys;
+mod migrate;
+mod pages;
+mod scheduling;
+#[cfg(test)]
+pub(crate) mod tests;
+pub mod throwaway;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use super::sealing::{self, Sealer};
+use super::{OpenError, StoreError};
+
+/// How to reach the database.
+#[derive(Clone)]
+pub struct PgOptions {
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// The most connections this process opens.
+    pub pool_size: usize,
+    /// How long one statement may run before the database cancels it.
+    pub statement_timeout: Duration,
+    /// The payload key file (shared by every process on the database).
+    pub key_file: PathBuf,
+}
+
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("url", &redact_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("key_file", &self.key_file)
+            .finish()
+    }
+}
+
+/// The URL with its password replaced by `***`, for logs and the start-up summary.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(a postgres URL that does not parse)".to_string(),
+    }
+}
+
+/// The database a URL names, as `host:port/database` (no user, no password), for people.
+pub fn describe_url(url: &str) -> String {
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(config) => {
+            let host = config
+                .get_hosts()
+                .first()
+                .map(|host| match host {
+                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .unwrap_or_else(|| "localhost".into());
+            let port = config.get_ports().first().copied().unwrap_or(5432);
+            format!("{host}:{port}/{}", config.get_dbname().unwrap_or("postgres"))
+        }
+        Err(_) => "(a postgres URL that does not parse)".to_string(),
+    }
+}
+
+/// A failure of the database underneath the store, kept opaque outside it.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// A query failed, or the connection did.
+    #[error("postgres: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    /// No connection could be had from the pool.
+    #[error("postgres: no connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+impl PgError {
+    /// Whether the database is unreachable, restarting, read-only or overloaded (worth a
+    /// 503 and a retry later), not a fault of the request or of stile.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            PgError::Pool(_) => true,
+            PgError::Query(err) => {
+                if err.is_closed() {
+                    return true;
+                }
+                match err.code() {
+                    None => true, // no SQL state: the connection failed underneath
+                    Some(code) => {
+                        let class = &code.code()[..2];
+                        matches!(class, "08" | "53" | "57")
+                            || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+                            || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                            || *code == SqlState::T_R_DEADLOCK_DETECTED
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        StoreError::Postgres(PgError::Query(err))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        StoreError::Postgres(PgError::Pool(err))
+    }
+}
+
+/// The store in a Postgres database.
+pub struct PgStore {
+    pool: Pool,
+    /// Drives the connections; `None` only while being dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+    sealer: Sealer,
+    /// `host:port/database`, for people.
+    database: String,
+}
+
+impl PgStore {
+    /// Connects, brings the schema up to date (one process at a time), and checks the
+    /// payload key against the one the database's payloads are sealed with.
+    pub fn connect(options: &PgOptions) -> Result<PgStore, OpenError> {
+        let database = describe_url(&options.url);
+        let unusable = |problem: String| OpenError::Postgres { database: database.clone(), problem };
+        let mut config: tokio_postgres::Config =
+            options.url.parse().map_err(|e: tokio_postgres::Error| unusable(format!("invalid postgres_url: {e}")))?;
+        let timeout_ms = options.statement_timeout.as_millis();
+        config.options(format!("-c statement_timeout={timeout_ms}"));
+        config.application_name("stile");
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("stile-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| unusable(format!("cannot start the database runtime: {e}")))?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| unusable(format!("cannot make the connection pool: {e}")))?;
+        let mut store =
+            PgStore { pool, runtime: Some(runtime), sealer: Sealer::new(&[0; 32]), database: database.clone() };
+        store.run(migrate::migrate(&store.pool, crate::clock::unix_now())).map_err(|e| unusable(e.to_string()))?;
+        store.sealer = store.payload_key(&options.key_file)?;
+        Ok(store)
+    }
+
+    /// `host:port/database`.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Runs `work` to completion on the store's runtime, from the calling (blocking)
+    /// thread.
+    fn run<T>(&self, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        self.runtime.as_ref().expect("the runtime lives as long as the store").block_on(work)
+    }
+
+    /// A pooled connection.
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Runs `work` in a transaction and commits it. A transaction the database aborted
+    /// for a conflict with another (a serialization failure, a deadlock it broke) is run
+    /// again, up to [`CONFLICT_RETRIES`] times; `work` must be safe to run again (it
+    /// gathers its writes afresh each time).
+    async fn transaction<T>(
+        &self,
+        mut work: impl AsyncFnMut(&deadpool_postgres::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut client = self.client().await?;
+        let mut tries = 0;
+        loop {
+            let tx = client.transaction().await?;
+            let outcome = match work(&tx).await {
+                Ok(value) => tx.commit().await.map(|()| value).map_err(StoreError::from),
+                Err(err) => Err(err),
+            };
+            match outcome {
+                Err(err) if is_conflict(&err) && tries < CONFLICT_RETRIES => tries += 1,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Runs `work` once in a transaction and commits it (for work that cannot run twice,
+    /// such as a change given as `FnOnce`).
+    async fn transaction_once<T>(
+        &self,
+        work: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let value = work(&tx).await?;
+        tx.commit().await?;
+        Ok(value)
+    }
+
+    /// Whether the database answers.
+    pub fn check(&self) -> Result<(), StoreError> {
+        self.run(async {
+            self.client().await?.simple_query("SELECT 1").await?;
+            Ok(())
+        })
+    }
+
+    /// The payload key: the one the database records (which must be in `key_file`), or
+    /// for a new database the one in `key_file` (created if absent), recorded now.
+    fn payload_key(&self, key_file: &Path) -> Result<Sealer, OpenError> {
+        let init = |err: StoreError| OpenError::Postgres { database: self.database.clone(), problem: err.to_string() };
+        let recorded = self.run(keys::recorded_key_id(self)).map_err(init)?;
+        let (sealer, created) = sealing::load_or_create_key(key_file, recorded.is_none()).map_err(|err| match err {
+            sealing::KeyError::Io(path, io) if io.kind() == std::io::ErrorKind::NotFound => {
+                let id = format!("{:016x}", recorded.unwrap_or(0));
+                OpenError::Key(sealing::KeyError::Missing { path, id })
+            }
+            other => OpenError::Key(other),
+        })?;
+        match recorded {
+            Some(expected) if expected != sealer.id() => Err(OpenError::Key(sealing::KeyError::Wrong {
+                path: key_file.to_path_buf(),
+                found: sealer.key_id(),
+                expected: format!("{expected:016x}"),
+            })),
+            Some(_) => Ok(sealer),
+            None => {
+                // Another process may have recorded its key meanwhile: the first wins.
+                let winner = self.run(keys::record_key_id(self, sealer.id())).map_err(init)?;
+                if winner != sealer.id() {
+                    return Err(OpenError::Key(sealing::KeyError::Wrong {
+                        path: key_file.to_path_buf(),
+                        found: sealer.key_id(),
+                        expected: format!("{winner:016x}"),
+                    }));
+                }
+                if created {
+                    tracing::info!(path = %key_file.display(), key = %sealer.key_id(), "payload key created: every stile process on this database needs a copy of it");
+                }
+                Ok(sealer)
+            }
+        }
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which is refused inside another runtime's thread.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// How many times a transaction aborted by a conflict is run again.
+const CONFLICT_RETRIES: u32 = 3;
+
+/// Whether the database aborted a transaction for a conflict with another.
+fn is_conflict(err: &StoreError) -> bool {
+    let StoreError::Postgres(PgError::Query(err)) = err else { return false };
+    err.code()
+        .is_some_and(|code| *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+/// A 128-bit id as the uuid column that holds it.
+fn uuid(id: u128) -> uuid::Uuid {
+    uuid::Uuid::from_u128(id)
+}
+
+/// A uuid column's value as the 128-bit id.
+fn id_of(value: uuid::Uuid) -> u128 {
+    value.as_u128()
+}

@@ -1,0 +1,353 @@
+//! The queue on Postgres, and the writes that put attempts on it or take them off:
+//! publishing, the writer's combined commit, parking, enabling and deleting endpoints,
+//! retrying now.
+//!
+//! Many processes share the queue. [`PgStore::due_entries`] claims entries rather than
+//! reading them: it takes the earliest unclaimed ones (`FOR UPDATE SKIP LOCKED`) and marks
+//! them held until a lease runs out (`locked_until_ms`, in the database's clock), so each
+//! attempt is made by one process at a time; a process that dies leaves its claims to
+//! expire, and another process takes them. Every write that puts an entry (back) on the
+//! queue clears its claim.
+
+use std::time::Duration;
+
+use deadpool_postgres::GenericClient;
+
+use super::deliveries::{Writes, lock_attempts, publish_in, record_in, status_code};
+use super::endpoints::{get_in, refile, update_in};
+use super::{PgStore, id_of, uuid};
+use crate::ids::{AppId, DeliveryId, EndpointId};
+use crate::store::StoreError;
+use crate::store::apps::Owner;
+use crate::store::attempts::{AttemptResult, AttemptStatus, RecordPolicy};
+use crate::store::endpoints::{EndpointRecord, EndpointStatus};
+use crate::store::events::{NewEvent, Published};
+use crate::store::queue::{DueEntry, QueueKey, Scheduled};
+use crate::store::scheduling::{EndpointUpdated, RetryNow, Written};
+
+/// How long a claim on a queue entry lasts unless renewed.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
+
+/// The database's clock, in Unix ms, as SQL.
+const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+impl PgStore {
+    /// Stores events and schedules their deliveries in one transaction (for tests and
+    /// the benchmark; the engine publishes through its writer).
+    pub fn publish_events(&self, events: &[NewEvent], now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError> {
+        self.run(self.transaction(async |tx| {
+            let mut writes = Writes::default();
+            let done = publish_in(tx, &self.sealer, events, now_ms, &mut writes).await?;
+            writes.flush(tx).await?;
+            Ok(done)
+        }))
+    }
+
+    /// Publishes `events` and records `results` in one transaction (the engine's writer).
+    pub fn publish_and_record(
+        &self,
+        events: &[NewEvent],
+        results: &[AttemptResult],
+        now_ms: u64,
+        policy: &impl RecordPolicy,
+    ) -> Result<Written, StoreError> {
+        self.run(self.transaction(async |tx| {
+            let mut writes = Writes::default();
+            let (published, first_attempts) = publish_in(tx, &self.sealer, events, now_ms, &mut writes).await?;
+            let recorded = record_in(tx, &self.sealer, results, now_ms, policy, &mut writes).await?;
+            writes.flush(tx).await?;
+            Ok(Written { published, first_attempts, recorded })
+        }))
+    }
+
+    /// Claims up to `limit` queue entries due by `until_ms` that no process holds, for
+    /// [`CLAIM_LEASE`]. `after` (a scan position, for redb) plays no part: what this
+    /// process holds is not offered again until its lease runs out.
+    pub fn due_entries(
+        &self,
+        _after: Option<QueueKey>,
+        until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<DueEntry>, StoreError> {
+        let lease = CLAIM_LEASE.as_millis() as i64;
+        self.run(async {
+            let client = self.client().await?;
+            let sql = format!(
+                "WITH c AS MATERIALIZED (
+                     SELECT attempt FROM queue
+                     WHERE NOT parked AND due_ms <= $1 AND (locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS})
+                     ORDER BY due_ms, attempt LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 UPDATE queue q SET locked_until_ms = {DB_NOW_MS} + $3 FROM c WHERE q.attempt = c.attempt
+                 RETURNING q.due_ms, q.attempt, q.app, q.endpoint"
+            );
+            let rows = client.query(&sql, &[&(until_ms as i64), &(limit as i64), &lease]).await?;
+            let mut entries: Vec<DueEntry> = rows
+                .iter()
+                .map(|row| DueEntry {
+                    key: QueueKey::new(row.get::<_, i64>(0) as u64, DeliveryId(id_of(row.get(1)))),
+                    app: AppId(id_of(row.get(2))),
+                    endpoint: EndpointId(id_of(row.get(3))),
+                })
+                .collect();
+            entries.sort_by_key(|e| e.key);
+            Ok(entries)
+        })
+    }
+
+    /// Extends this process's claims on the entries it still holds.
+    pub fn renew_claims(&self, held: &[DeliveryId]) -> Result<(), StoreError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let lease = CLAIM_LEASE.as_millis() as i64;
+        let ids: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
+        self.run(async {
+            let client = self.client().await?;
+            let sql = format!(
+                "UPDATE queue SET locked_until_ms = {DB_NOW_MS} + $2 WHERE attempt = ANY($1) AND locked_until_ms IS NOT NULL"
+            );
+            client.execute(&sql, &[&ids, &lease]).await?;
+            Ok(())
+        })
+    }
+
+    /// When the first unclaimed queue entry is due, if any.
+    pub fn next_due_after(&self, _after: Option<QueueKey>) -> Result<Option<u64>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let sql = format!(
+                "SELECT min(due_ms) FROM queue
+                 WHERE NOT parked AND (locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS})"
+            );
+            let due: Option<i64> = client.query_one(&sql, &[]).await?.get(0);
+            Ok(due.map(|d| d as u64))
+        })
+    }
+
+    /// How many attempts are queued (pending and not parked).
+    pub fn queue_depth(&self) -> Result<u64, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let n: i64 = client.query_one("SELECT count(*) FROM queue WHERE NOT parked", &[]).await?.get(0);
+            Ok(n as u64)
+        })
+    }
+
+    /// Takes entries whose endpoint is not `deliverable` off the queue (parked); entries
+    /// whose attempt is no longer pending just go; the rest stay and are returned.
+    pub fn park(
+        &self,
+        keys: &[QueueKey],
+        deliverable: impl Fn(&EndpointRecord) -> bool,
+    ) -> Result<Scheduled, StoreError> {
+        let ids: Vec<DeliveryId> = keys.iter().map(|k| k.attempt()).collect();
+        self.run(self.transaction(async |tx| {
+            let mut attempts = lock_attempts(tx, &ids).await?;
+            let mut writes = Writes::default();
+            let mut still_queued = Scheduled::default();
+            for key in keys {
+                let record = attempts.remove(&key.attempt()).filter(|r| r.status == AttemptStatus::Pending);
+                let Some(record) = record else {
+                    writes.unqueue(key.attempt());
+                    continue;
+                };
+                let endpoint = get_in(tx, record.app, record.endpoint_id, false).await?;
+                if endpoint.as_ref().is_some_and(&deliverable) {
+                    still_queued.push(*key);
+                    continue;
+                }
+                writes.enqueue(&record, record.due_ms, true);
+            }
+            writes.flush(tx).await?;
+            Ok(still_queued)
+        }))
+    }
+
+    /// Puts the parked attempts of every enabled endpoint (not listeners) back on the
+    /// queue, due at `now_ms` (at start-up).
+    pub fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
+        self.run(self.transaction(async |tx| unpark_in(tx, None, now_ms).await))
+    }
+
+    /// Puts one endpoint's parked attempts back on the queue, if it is enabled.
+    pub fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
+        self.run(self.transaction(async |tx| unpark_in(tx, Some(id), now_ms).await))
+    }
+
+    /// Changes an endpoint; with `resume` (the change enables it) its parked attempts go
+    /// back on the queue at `now_ms` and its health starts over.
+    pub fn update_endpoint_and_resume(
+        &self,
+        owner: Owner,
+        id: EndpointId,
+        now_ms: u64,
+        resume: bool,
+        change: impl FnOnce(&mut EndpointRecord),
+    ) -> Result<Option<EndpointUpdated>, StoreError> {
+        self.run(self.transaction_once(async |tx| {
+            let Some(mut endpoint) = update_in(tx, owner.app, id, change).await? else { return Ok(None) };
+            let mut resumed = Scheduled::default();
+            if resume && endpoint.status == EndpointStatus::Enabled {
+                tx.execute("DELETE FROM endpoint_health WHERE endpoint = $1", &[&uuid(id.as_u128())]).await?;
+                endpoint.failing = None;
+                resumed = unpark_in(tx, Some(id), now_ms).await?;
+            }
+            Ok(Some(EndpointUpdated { endpoint, resumed }))
+        }))
+    }
+
+    /// Deletes an endpoint and ends its pending deliveries (each pending attempt becomes
+    /// `failed`). `false`: no such endpoint.
+    pub fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
+        self.run(self.transaction(async |tx| {
+            let Some(removed) = get_in(tx, owner.app, id, true).await? else { return Ok(false) };
+            let (app, endpoint) = (uuid(owner.app.as_u128()), uuid(id.as_u128()));
+            tx.execute("DELETE FROM endpoints WHERE app = $1 AND id = $2", &[&app, &endpoint]).await?;
+            refile(tx, owner.app, id, None).await?;
+            if let Some(listener) = &removed.listener
+                && let Ok(hash) = hex::decode(&listener.key_hash)
+            {
+                tx.execute("DELETE FROM listeners WHERE app = $1 AND key_hash = $2", &[&app, &hash]).await?;
+            }
+            let mut writes = Writes::default();
+            cancel_endpoint(tx, &mut writes, id, "endpoint deleted", now).await?;
+            writes.flush(tx).await?;
+            Ok(true)
+        }))
+    }
+
+    /// Moves a scheduled attempt to now: `id` names the pending attempt itself or the
+    /// `retrying` attempt whose retry it is.
+    pub fn retry_now(
+        &self,
+        owner: Owner,
+        endpoint: EndpointId,
+        id: DeliveryId,
+        now_ms: u64,
+    ) -> Result<RetryNow, StoreError> {
+        self.run(self.transaction(async |tx| {
+            let named = lock_attempts(tx, &[id]).await?.remove(&id);
+            let Some(named) = named.filter(|r| r.app == owner.app && r.endpoint_id == endpoint) else {
+                return Ok(RetryNow::NoSuchAttempt);
+            };
+            let mut target = match named.status {
+                AttemptStatus::Pending => named,
+                AttemptStatus::Retrying => {
+                    let row = tx
+                        .query_opt(
+                            "SELECT a.id FROM attempts a JOIN queue q ON q.attempt = a.id
+                             WHERE a.event = $1 AND a.endpoint = $2 AND a.attempt = $3 AND a.status = $4",
+                            &[
+                                &uuid(named.event_id.as_u128()),
+                                &uuid(endpoint.as_u128()),
+                                &((named.attempt + 1) as i32),
+                                &status_code(AttemptStatus::Pending),
+                            ],
+                        )
+                        .await?;
+                    let successor = match row {
+                        Some(row) => {
+                            let next = DeliveryId(id_of(row.get(0)));
+                            lock_attempts(tx, &[next]).await?.remove(&next)
+                        }
+                        None => None,
+                    };
+                    match successor {
+                        Some(record) => record,
+                        None => return Ok(RetryNow::NotScheduled(named.status)),
+                    }
+                }
+                other => return Ok(RetryNow::NotScheduled(other)),
+            };
+            let parked: Option<bool> = tx
+                .query_opt("SELECT parked FROM queue WHERE attempt = $1", &[&uuid(target.id.as_u128())])
+                .await?
+                .map(|row| row.get(0));
+            if parked == Some(true) {
+                return Ok(RetryNow::EndpointDisabled);
+            }
+            let mut writes = Writes::default();
+            writes.enqueue(&target, now_ms, false);
+            target.due_ms = now_ms;
+            target.created = (now_ms / 1000) as i64;
+            writes.save(target.clone());
+            writes.flush(tx).await?;
+            let mut scheduled = Scheduled::default();
+            scheduled.push(QueueKey::new(now_ms, target.id));
+            Ok(RetryNow::Moved(Box::new(target), scheduled))
+        }))
+    }
+}
+
+/// Puts the parked attempts of enabled endpoints (all but listeners, or just `only`)
+/// back on the queue at `now_ms`.
+async fn unpark_in(
+    client: &impl GenericClient,
+    only: Option<EndpointId>,
+    now_ms: u64,
+) -> Result<Scheduled, StoreError> {
+    let rows = match only {
+        Some(id) => {
+            client
+                .query(
+                    "SELECT attempt, app, endpoint FROM queue WHERE parked AND endpoint = $1 ORDER BY attempt",
+                    &[&uuid(id.as_u128())],
+                )
+                .await?
+        }
+        None => client.query("SELECT attempt, app, endpoint FROM queue WHERE parked ORDER BY attempt", &[]).await?,
+    };
+    let mut deliverable: std::collections::HashMap<EndpointId, bool> = std::collections::HashMap::new();
+    let mut ids = Vec::new();
+    for row in &rows {
+        let (app, endpoint) = (AppId(id_of(row.get(1))), EndpointId(id_of(row.get(2))));
+        if let std::collections::hash_map::Entry::Vacant(slot) = deliverable.entry(endpoint) {
+            let found = get_in(client, app, endpoint, false).await?;
+            slot.insert(
+                found.is_some_and(|e| e.status == EndpointStatus::Enabled && (only.is_some() || !e.is_listener())),
+            );
+        }
+        if deliverable[&endpoint] {
+            ids.push(DeliveryId(id_of(row.get(0))));
+        }
+    }
+    let mut writes = Writes::default();
+    let mut scheduled = Scheduled::default();
+    for (_, mut record) in lock_attempts(client, &ids).await? {
+        writes.enqueue(&record, now_ms, false);
+        record.due_ms = now_ms;
+        scheduled.push(QueueKey::new(now_ms, record.id));
+        writes.save(record);
+    }
+    writes.flush(client).await?;
+    Ok(scheduled)
+}
+
+/// Ends every pending delivery of an endpoint (it is being deleted): each pending attempt
+/// is marked failed with `reason`. Returns how many there were.
+pub(super) async fn cancel_endpoint(
+    client: &impl GenericClient,
+    writes: &mut Writes,
+    endpoint: EndpointId,
+    reason: &str,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let rows = client.query("SELECT attempt FROM queue WHERE endpoint = $1", &[&uuid(endpoint.as_u128())]).await?;
+    let ids: Vec<DeliveryId> = rows.iter().map(|row| DeliveryId(id_of(row.get(0)))).collect();
+    let attempts = lock_attempts(client, &ids).await?;
+    for id in &ids {
+        writes.unqueue(*id);
+    }
+    for (_, mut record) in attempts {
+        if record.status != AttemptStatus::Pending {
+            continue;
+        }
+        record.status = AttemptStatus::Failed;
+        record.error = Some(reason.to_string());
+        record.created = now;
+        writes.add_pending(record.app, record.event_id, -1);
+        writes.note_outcome(&record);
+        writes.save(record);
+    }
+    Ok(ids.len())
+}

@@ -1,0 +1,278 @@
+//! Unit tests of the Postgres backend against a throwaway cluster (skipped, loudly, where
+//! PostgreSQL is not installed; failed under `CI=true`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::throwaway::ThrowawayPostgres;
+use super::{PgOptions, PgStore};
+use crate::ids::{AppId, DeliveryId, EventId};
+use crate::mode::Mode;
+use crate::store::api_keys::{ApiKeyRecord, Revoked};
+use crate::store::apps::Owner;
+use crate::store::apps::{AppRecord, Branding, UidTaken};
+use crate::store::attempts::{AttemptResult, AttemptStatus, RecordPolicy};
+use crate::store::endpoints::{EndpointFilter, EndpointRecord};
+use crate::store::events::{EventFilter, EventMeta, NewEvent};
+use crate::store::health::{FailureRun, HealthVerdict};
+use crate::store::pagination::{Cursor, PageRequest};
+
+/// Options for a new, empty database on the shared cluster, with the payload key in
+/// `dir`; `None` (after a loud line) where PostgreSQL is not installed.
+pub(crate) fn fresh_database(dir: &std::path::Path) -> Option<PgOptions> {
+    let cluster = match ThrowawayPostgres::shared() {
+        Ok(cluster) => cluster,
+        Err(err) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true needs PostgreSQL: {err}"),
+        Err(err) => {
+            eprintln!("SKIPPED: a Postgres test, as {err}");
+            return None;
+        }
+    };
+    let url = cluster.new_database().expect("create a database");
+    Some(PgOptions { url, pool_size: 4, statement_timeout: Duration::from_secs(10), key_file: dir.join("payload.key") })
+}
+
+fn app(mode: Mode, uid: Option<&str>) -> AppRecord {
+    AppRecord {
+        id: AppId::new(),
+        mode,
+        name: "an app".into(),
+        uid: uid.map(str::to_string),
+        metadata: BTreeMap::new(),
+        default: false,
+        created: 0,
+        branding: Branding::default(),
+    }
+}
+
+#[test]
+fn processes_starting_together_migrate_once_and_share_one_default_app_per_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let stores: Vec<PgStore> = std::thread::scope(|s| {
+        let starts: Vec<_> = (0..3).map(|_| s.spawn(|| PgStore::connect(&options))).collect();
+        starts.into_iter().map(|h| h.join().unwrap().expect("connects")).collect()
+    });
+    let defaults = stores[0].default_apps().unwrap();
+    for store in &stores[1..] {
+        assert_eq!(store.default_apps().unwrap(), defaults, "one default app per mode, not one per process");
+    }
+    assert_ne!(defaults.test, defaults.live);
+    let page = stores[1].list_apps(Mode::Test, PageRequest { limit: 10, cursor: Cursor::Start }).unwrap();
+    assert_eq!(page.items.len(), 1, "{:?}", page.items);
+    // The schema's version is recorded once.
+    drop(stores);
+    let again = PgStore::connect(&options).expect("reconnects to a migrated database");
+    assert_eq!(again.default_apps().unwrap(), defaults);
+}
+
+#[test]
+fn a_second_payload_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    drop(PgStore::connect(&options).unwrap());
+    let other = tempfile::tempdir().unwrap();
+    let elsewhere = PgOptions { key_file: other.path().join("payload.key"), ..options.clone() };
+    let Err(err) = PgStore::connect(&elsewhere) else { panic!("a process without the database's key started") };
+    assert!(err.to_string().contains("payload"), "{err}");
+}
+
+#[test]
+fn applications_keep_uids_unique_per_mode_and_page_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let store = PgStore::connect(&options).unwrap();
+    let a = app(Mode::Test, Some("acme"));
+    assert_eq!(store.create_app(&a).unwrap(), Ok(()));
+    let b = app(Mode::Test, Some("acme"));
+    assert_eq!(store.create_app(&b).unwrap(), Err(UidTaken { by: a.id }));
+    assert_eq!(store.create_app(&app(Mode::Live, Some("acme"))).unwrap(), Ok(()), "uids are per mode");
+    let c = app(Mode::Test, Some("globex"));
+    store.create_app(&c).unwrap().unwrap();
+    assert_eq!(store.find_app(Mode::Test, "acme").unwrap().unwrap().id, a.id);
+    assert_eq!(store.find_app(Mode::Test, &a.id.to_string()).unwrap().unwrap().id, a.id);
+    assert!(store.find_app(Mode::Live, &a.id.to_string()).unwrap().is_none(), "not across modes");
+    let taken = store.update_app(Mode::Test, c.id, |r| r.uid = Some("acme".into())).unwrap();
+    assert_eq!(taken, Err(UidTaken { by: a.id }));
+    assert_eq!(store.app(Mode::Test, c.id).unwrap().unwrap().uid.as_deref(), Some("globex"), "nothing written");
+    let moved = store.update_app(Mode::Test, a.id, |r| r.uid = None).unwrap().unwrap().unwrap();
+    assert_eq!(moved.uid, None);
+    store.update_app(Mode::Test, c.id, |r| r.uid = Some("acme".into())).unwrap().unwrap();
+    // Newest first, in pages of one, both ways.
+    let first = store.list_apps(Mode::Test, PageRequest { limit: 1, cursor: Cursor::Start }).unwrap();
+    assert_eq!(first.items[0].id, c.id);
+    assert!(first.has_more);
+    let second = store.list_apps(Mode::Test, PageRequest { limit: 1, cursor: Cursor::After(c.id) }).unwrap();
+    assert_eq!(second.items[0].id, a.id);
+    let back = store.list_apps(Mode::Test, PageRequest { limit: 5, cursor: Cursor::Before(a.id) }).unwrap();
+    assert_eq!(back.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![c.id]);
+    assert!(!back.has_more);
+    let unknown = store.list_apps(Mode::Live, PageRequest { limit: 1, cursor: Cursor::After(a.id) });
+    assert!(matches!(unknown, Err(crate::store::pagination::ListError::UnknownCursor)));
+}
+
+#[test]
+fn api_keys_are_kept_by_hash_and_revoked_by_an_unambiguous_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let store = PgStore::connect(&options).unwrap();
+    let key = |prefix: &str, created| ApiKeyRecord { prefix: prefix.into(), mode: Mode::Test, created, app: None };
+    store.insert_api_key(&[1; 32], &key("vk_test_ab1", 2)).unwrap();
+    store.insert_api_key(&[2; 32], &key("vk_test_ab2", 1)).unwrap();
+    store.insert_api_key(&[3; 32], &key("vk_test_a%_", 3)).unwrap();
+    let keys = store.api_keys().unwrap();
+    assert_eq!(keys.iter().map(|k| k.0[0]).collect::<Vec<_>>(), vec![2, 1, 3], "oldest first");
+    assert!(matches!(store.revoke_api_key("vk_test_ab").unwrap(), Revoked::Ambiguous(v) if v.len() == 2));
+    assert_eq!(store.revoke_api_key("vk_test_x").unwrap(), Revoked::NoMatch);
+    assert_eq!(store.revoke_api_key("vk_test_a%").unwrap(), Revoked::One(key("vk_test_a%_", 3)), "% is no wildcard");
+    assert_eq!(store.revoke_api_key("vk_test_ab1").unwrap(), Revoked::One(key("vk_test_ab1", 2)));
+    assert_eq!(store.api_keys().unwrap().len(), 1);
+}
+
+#[test]
+fn endpoints_list_by_label_within_their_application() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let store = PgStore::connect(&options).unwrap();
+    let owner = store.test_owner(Mode::Test);
+    let other = store.test_owner(Mode::Live);
+    let mut made = Vec::new();
+    for n in 0..5 {
+        let mut record = EndpointRecord::for_test(owner, &format!("https://example.com/{n}"), "*");
+        if n % 2 == 0 {
+            record.labels = vec!["even".into()];
+        }
+        store.insert_endpoint(&record).unwrap();
+        made.push(record.id);
+    }
+    store.insert_endpoint(&EndpointRecord::for_test(other, "https://example.com/live", "*")).unwrap();
+    let all = store.list_endpoints(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &EndpointFilter::default());
+    let ids: Vec<_> = all.unwrap().items.iter().map(|r| r.id).collect();
+    assert_eq!(ids, made.iter().rev().copied().collect::<Vec<_>>());
+    let even = EndpointFilter { label: Some("even".into()) };
+    let page = store.list_endpoints(owner, PageRequest { limit: 2, cursor: Cursor::Start }, &even).unwrap();
+    assert_eq!(page.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![made[4], made[2]]);
+    assert!(page.has_more);
+    // Relabelled: the index follows.
+    store.update_endpoint(owner, made[4], |r| r.labels.clear()).unwrap().unwrap();
+    let page = store.list_endpoints(owner, PageRequest { limit: 5, cursor: Cursor::Start }, &even).unwrap();
+    assert_eq!(page.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![made[2], made[0]]);
+    assert!(store.endpoint(other, made[0]).unwrap().is_none(), "not through another application");
+    assert!(store.update_endpoint(other, made[0], |r| r.url.clear()).unwrap().is_none());
+}
+
+/// Retries after 1 s, twice; never disables; keeps undelivered payloads an hour.
+struct TwoRetries;
+
+impl RecordPolicy for TwoRetries {
+    fn retry_delay(&self, number: u32, _: Option<Duration>) -> Option<Duration> {
+        (number <= 2).then_some(Duration::from_secs(1))
+    }
+    fn health(&self, run: Option<FailureRun>, result: &AttemptResult) -> HealthVerdict {
+        let run = (!result.succeeded).then(|| FailureRun {
+            since_ms: run.map_or(result.attempted_at_ms, |r| r.since_ms),
+            failures: run.map_or(1, |r| r.failures + 1),
+        });
+        HealthVerdict { run, disable: None }
+    }
+    fn undelivered_retention(&self, _: Option<u32>) -> Duration {
+        Duration::from_secs(3600)
+    }
+}
+
+fn new_event(owner: Owner, event_type: &str, at_ms: u64) -> NewEvent {
+    let id = EventId::at(at_ms);
+    let body =
+        serde_json::to_vec(&serde_json::json!({"id": id.to_string(), "type": event_type, "data": {"id": "s_1"}}));
+    let meta = EventMeta {
+        id,
+        app: owner.app,
+        mode: owner.mode,
+        event_type: event_type.into(),
+        created: (at_ms / 1000) as i64,
+        data_id: Some("s_1".into()),
+    };
+    NewEvent { meta, body: body.unwrap() }
+}
+
+#[test]
+fn published_events_are_claimed_once_sent_and_recorded_with_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let store = PgStore::connect(&options).unwrap();
+    let other = PgStore::connect(&options).unwrap();
+    let owner = store.test_owner(Mode::Test);
+    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
+    store.insert_endpoint(&endpoint).unwrap();
+    let now = 1_700_000_000_000;
+    let events: Vec<NewEvent> = (0..3).map(|n| new_event(owner, "invoice.paid", now + n)).collect();
+    let unmatched = new_event(owner, "other.type", now + 5);
+    let written = store.publish_and_record(&[events.clone(), vec![unmatched]].concat(), &[], now, &TwoRetries).unwrap();
+    assert_eq!(written.published.iter().map(|p| p.deliveries).collect::<Vec<_>>(), vec![1, 1, 1, 0]);
+    assert_eq!(written.first_attempts.len(), 3);
+    assert_eq!(store.queue_depth().unwrap(), 3);
+
+    // One process claims them; another finds nothing to claim while the claims last.
+    let claimed = store.due_entries(None, now, 10).unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert!(other.due_entries(None, now, 10).unwrap().is_empty(), "claimed entries are not offered again");
+    assert_eq!(other.next_due_after(None).unwrap(), None);
+
+    let ids: Vec<DeliveryId> = claimed.iter().map(|e| e.key.attempt()).collect();
+    let jobs = store.jobs(&ids).unwrap();
+    let job = jobs[0].as_ref().expect("a job");
+    assert_eq!(job.endpoint.as_ref().map(|e| e.id), Some(endpoint.id));
+    assert_eq!(job.body.as_deref(), Some(events[0].body.as_slice()), "the payload byte for byte");
+
+    // The first succeeds, the second fails (a retry follows), the third fails too.
+    let result = |n: usize, ok: bool| AttemptResult::for_test(claimed[n].key, endpoint.id, ok, now + 10);
+    let written = store
+        .publish_and_record(&[], &[result(0, true), result(1, false), result(2, false)], now + 10, &TwoRetries)
+        .unwrap();
+    assert_eq!(written.recorded.finished, 1);
+    assert_eq!(written.recorded.scheduled.len(), 2, "two retries");
+    assert_eq!(store.queue_depth().unwrap(), 2);
+    let first = store.event(owner, events[0].meta.id).unwrap().unwrap();
+    assert_eq!(first.pending_webhooks, 0);
+    assert_eq!(first.body, events[0].body);
+    assert_eq!(store.event(owner, events[1].meta.id).unwrap().unwrap().pending_webhooks, 1);
+    let endpoint_now = store.endpoint(owner, endpoint.id).unwrap().unwrap();
+    assert_eq!(endpoint_now.failing.map(|f| f.attempts), Some(2), "two failures in a row");
+
+    // The retries are claimed by whoever asks once due; a duplicate result is ignored.
+    let retries = other.due_entries(None, now + 2_000, 10).unwrap();
+    assert_eq!(retries.len(), 2);
+    let again = store.publish_and_record(&[], &[result(0, true)], now + 20, &TwoRetries).unwrap();
+    assert_eq!(again.recorded.finished, 0, "a result for an attempt no longer pending only drops its entry");
+
+    let page = store.list_attempts(owner, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None).unwrap();
+    assert_eq!(page.items.len(), 5, "three made, two pending");
+    let retrying = store
+        .list_attempts(
+            owner,
+            endpoint.id,
+            PageRequest { limit: 10, cursor: Cursor::Start },
+            Some(AttemptStatus::Retrying),
+        )
+        .unwrap();
+    assert_eq!(retrying.items.len(), 2);
+    let filter = EventFilter { delivery_success: Some(true), ..EventFilter::default() };
+    let delivered = store.list_events(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &filter).unwrap();
+    assert_eq!(delivered.items.iter().map(|e| e.meta.id).collect::<Vec<_>>(), vec![events[0].meta.id]);
+    let filter = EventFilter { delivery_success: Some(false), ..EventFilter::default() };
+    let undelivered = store.list_events(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &filter).unwrap();
+    assert_eq!(undelivered.items.len(), 2);
+    let filter = EventFilter { event_type: Some("other.type".into()), ..EventFilter::default() };
+    let typed = store.list_events(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &filter).unwrap();
+    assert_eq!(typed.items.len(), 1);
+    let (attempts, more) = store.event_attempts(owner, events[1].meta.id, 10).unwrap();
+    assert_eq!((attempts.len(), more), (2, false));
+
+    // Deleting the endpoint ends its pending deliveries.
+    assert!(store.delete_endpoint(owner, endpoint.id, 5).unwrap());
+    assert_eq!(store.queue_depth().unwrap(), 0);
+    assert_eq!(store.event(owner, events[1].meta.id).unwrap().unwrap().pending_webhooks, 0);
+    let filter = EventFilter { delivery_success: Some(false), ..EventFilter::default() };
+    let undelivered = store.list_events(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &filter).unwrap();
+    assert_eq!(undelivered.items.len(), 2, "failed for good now");
+}

@@ -1,0 +1,227 @@
+//! A throwaway PostgreSQL cluster in a temporary directory, for the tests and the
+//! benchmark: `initdb` (as the `postgres` user when running as root, which `initdb`
+//! refuses), a server on a free loopback port with its socket in the same directory, and
+//! everything stopped and removed when the value is dropped (or, for the one a process
+//! shares, when the process exits).
+//!
+//! It needs Debian's `postgresql` package (or any PostgreSQL 14+ whose `initdb` is found:
+//! `STILE_POSTGRES_BIN`, then `/usr/lib/postgresql/<version>/bin`, then `PATH`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// A running throwaway cluster.
+pub struct ThrowawayPostgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    /// `Some("postgres")` when commands must run as that user (this process is root).
+    run_as: Option<&'static str>,
+}
+
+/// The directory holding PostgreSQL's programs, if it is installed.
+pub fn find_bin() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("STILE_POSTGRES_BIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
+}
+
+impl ThrowawayPostgres {
+    /// Makes and starts a new cluster. Takes about a second.
+    pub fn start() -> Result<ThrowawayPostgres, String> {
+        let bin = find_bin().ok_or("PostgreSQL is not installed (no initdb found; apt-get install postgresql)")?;
+        // SAFETY: geteuid has no preconditions.
+        let run_as = (unsafe { libc::geteuid() } == 0).then_some("postgres");
+        static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "stile-pg-{}-{}",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut cluster = ThrowawayPostgres { bin, dir, port: 0, run_as };
+        if let Some(user) = run_as {
+            let chown = Command::new("chown").arg(format!("{user}:{user}")).arg(&cluster.dir).output();
+            check("chown", chown)?;
+        }
+        let data = cluster.dir.join("data");
+        let initdb = cluster
+            .command("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+            .output();
+        check("initdb", initdb)?;
+        // A port taken between choosing it and the server binding it fails the start: try
+        // a few.
+        let mut last = String::new();
+        for _ in 0..3 {
+            cluster.port = free_port()?;
+            match cluster.run_server() {
+                Ok(()) => return Ok(cluster),
+                Err(err) => last = err,
+            }
+        }
+        Err(last)
+    }
+
+    /// The cluster every test of this process shares, started on first use and stopped
+    /// when the process exits.
+    pub fn shared() -> Result<&'static ThrowawayPostgres, String> {
+        static SHARED: OnceLock<Result<ThrowawayPostgres, String>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let cluster = ThrowawayPostgres::start()?;
+                extern "C" fn stop_shared() {
+                    if let Some(Ok(cluster)) = SHARED.get() {
+                        cluster.remove();
+                    }
+                }
+                // SAFETY: registers a plain function; it runs once, at exit.
+                unsafe { libc::atexit(stop_shared) };
+                Ok(cluster)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The URL of database `name` on this cluster.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Creates a new, empty database and returns its URL.
+    pub fn new_database(&self) -> Result<String, String> {
+        static NEXT: Mutex<u32> = Mutex::new(0);
+        let name = {
+            let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
+            *next += 1;
+            format!("stile_{}", *next)
+        };
+        self.sql(&format!("CREATE DATABASE {name}"))?;
+        Ok(self.url(&name))
+    }
+
+    /// Runs `sql` with `psql` in the `postgres` database.
+    pub fn sql(&self, sql: &str) -> Result<String, String> {
+        let out = self
+            .command("psql")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.dir)
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres", "-c", sql])
+            .output();
+        check("psql", out).map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Stops the server now (as a crash would: no shutdown checkpoint), keeping its data.
+    pub fn stop(&self) -> Result<(), String> {
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+        check("pg_ctl stop", out).map(drop)
+    }
+
+    /// Starts the server again after [`ThrowawayPostgres::stop`], on the same port.
+    pub fn restart(&self) -> Result<(), String> {
+        self.run_server()
+    }
+
+    fn run_server(&self) -> Result<(), String> {
+        let options = format!(
+            "-k {} -h 127.0.0.1 -p {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            self.dir.display(),
+            self.port
+        );
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "30", "-o", &options, "start"])
+            .output();
+        check("pg_ctl start", out).map(drop).map_err(|err| format!("{err}\n{}", self.log_tail()))
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(10)..].join("\n")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        let path = if path.is_file() { path } else { PathBuf::from(program) };
+        match self.run_as {
+            Some(user) => {
+                let mut command = Command::new("runuser");
+                command.args(["-u", user, "--"]).arg(path);
+                command
+            }
+            None => Command::new(path),
+        }
+    }
+
+    /// Stops the server and removes its directory.
+    fn remove(&self) {
+        let _ = self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// The directory the cluster lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for ThrowawayPostgres {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+fn check(what: &str, out: std::io::Result<Output>) -> Result<Output, String> {
+    let out = out.map_err(|e| format!("cannot run {what}: {e}"))?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "{what} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ))
+    }
+}
