@@ -196,6 +196,16 @@ pub struct StoreConfig {
     /// fsync). 0 commits each at once.
     #[serde(with = "humantime_serde")]
     pub commit_delay: Duration,
+    /// Where the data lives: `redb` (one file in the data directory, one process) or
+    /// `postgres` (a database any number of stile processes share).
+    pub backend: Backend,
+    /// The database, for `backend = "postgres"`: `postgres://user:password@host:port/db`.
+    pub postgres_url: DatabaseUrl,
+    /// The most connections to the database this process opens.
+    pub postgres_pool_size: usize,
+    /// How long one statement may run before the database cancels it.
+    #[serde(with = "humantime_serde")]
+    pub postgres_statement_timeout: Duration,
 }
 
 impl Default for StoreConfig {
@@ -204,7 +214,32 @@ impl Default for StoreConfig {
             cache_mib: crate::store::DEFAULT_CACHE_MIB,
             payload_key_file: PathBuf::new(),
             commit_delay: Duration::from_millis(2),
+            backend: Backend::Redb,
+            postgres_url: DatabaseUrl::default(),
+            postgres_pool_size: 16,
+            postgres_statement_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+/// `[store] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// One redb file.
+    Redb,
+    /// A Postgres database.
+    Postgres,
+}
+
+/// A database URL: it may hold a password, so it never shows in logs or debug output.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::store::postgres::redact_url(&self.0))
     }
 }
 
@@ -405,6 +440,27 @@ impl Config {
         }
     }
 
+    /// Opens the store the config names: the redb file in the data directory, or the
+    /// Postgres database (the payload key file in the data directory either way, unless
+    /// `payload_key_file` says otherwise).
+    pub fn open_store(&self) -> Result<crate::store::Store, crate::store::OpenError> {
+        let options = self.store_options();
+        match self.store.backend {
+            Backend::Redb => crate::store::Store::open_with(&self.server.data_dir, &options),
+            Backend::Postgres => {
+                std::fs::create_dir_all(&self.server.data_dir)
+                    .map_err(|e| crate::store::OpenError::CreateDir(self.server.data_dir.clone(), e))?;
+                let pg = crate::store::postgres::PgOptions {
+                    url: self.store.postgres_url.0.clone(),
+                    pool_size: self.store.postgres_pool_size,
+                    statement_timeout: self.store.postgres_statement_timeout,
+                    key_file: options.key_file(&self.server.data_dir),
+                };
+                crate::store::postgres::PgStore::connect(&pg).map(crate::store::Store::Postgres)
+            }
+        }
+    }
+
     /// The path of the redb data file.
     pub fn data_file(&self) -> PathBuf {
         self.server.data_dir.join(crate::store::DATA_FILE_NAME)
@@ -447,6 +503,28 @@ impl Config {
         }
         if self.store.commit_delay > Duration::from_millis(100) {
             return Err(("store.commit_delay", "must be at most 100ms".to_string()));
+        }
+        if self.store.backend == Backend::Postgres {
+            let url = &self.store.postgres_url.0;
+            if url.is_empty() {
+                return Err((
+                    "store.postgres_url",
+                    "must be set with backend = \"postgres\" (postgres://user:password@host:port/database)".into(),
+                ));
+            }
+            if let Err(err) = url.parse::<tokio_postgres::Config>() {
+                return Err(("store.postgres_url", format!("is not a postgres URL: {err}")));
+            }
+        }
+        if !(1..=1000).contains(&self.store.postgres_pool_size) {
+            return Err((
+                "store.postgres_pool_size",
+                format!("must be between 1 and 1000, got {}", self.store.postgres_pool_size),
+            ));
+        }
+        let timeout = self.store.postgres_statement_timeout;
+        if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(600) {
+            return Err(("store.postgres_statement_timeout", "must be between 100ms and 10m".into()));
         }
         if !(1..=65_536).contains(&self.store.cache_mib) {
             return Err(("store.cache_mib", format!("must be between 1 and 65536, got {}", self.store.cache_mib)));

@@ -233,11 +233,14 @@ impl From<crate::store::StoreError> for ApiError {
 
 /// The answer for a store failure: a 503 when the disk refuses writes, else a 500.
 fn store_error(err: &crate::store::StoreError) -> ApiError {
+    if let crate::store::StoreError::Unsupported(what) = err {
+        return ApiError::new(ErrorCode::InvalidState, *what);
+    }
     if err.is_storage_unavailable() {
-        tracing::error!(error = %err, "the data file refused a write");
+        tracing::error!(error = %err, "the store refused a write");
         return ApiError::new(
             ErrorCode::Unavailable,
-            "The server cannot store data right now (its disk is full or read-only). Nothing was written; try again later.",
+            "The server cannot store data right now (its disk is full or read-only, or its database cannot be reached). Nothing was written; try again later.",
         );
     }
     ApiError::internal(err)

@@ -90,7 +90,7 @@ pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, Star
     // a `Config` built in code has not been through it.
     let event_types = crate::event_types::EventTypes::with_declared(&config.events.custom_types, &config.events.types)
         .map_err(StartError::EventTypes)?;
-    let store = Store::open_with(&config.server.data_dir, &config.store_options())?;
+    let store = config.open_store()?;
     for skipped in event_types.load(store.event_types()?) {
         tracing::warn!("{skipped}");
     }

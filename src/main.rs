@@ -110,7 +110,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "stile {}", env!("CARGO_PKG_VERSION"))?;
     writeln!(out, "  config     {source}")?;
-    writeln!(out, "  data file  {}", state.store.path().display())?;
+    writeln!(out, "  {}", state.store.describe())?;
     writeln!(out, "  listening  http://{bound}")?;
     writeln!(out, "  dashboard  http://{bound}/")?;
     writeln!(out, "  mode       {}", state.config.server.mode.as_str())?;
@@ -297,7 +297,7 @@ fn thousands(n: u64) -> String {
 
 fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
     let Loaded { config, .. } = load_config(&args.overrides())?;
-    Ok(Store::open_with(&config.server.data_dir, &config.store_options())?)
+    Ok(config.open_store()?)
 }
 
 fn backup(file: &std::path::Path, url: Option<String>, token: Option<String>, args: &StoreArgs) -> anyhow::Result<()> {
@@ -319,7 +319,9 @@ fn backup(file: &std::path::Path, url: Option<String>, token: Option<String>, ar
 
 fn compact(args: &StoreArgs) -> anyhow::Result<()> {
     let store = open_store(args)?;
-    let path = store.path().to_path_buf();
+    let Some(path) = store.data_file().map(std::path::Path::to_path_buf) else {
+        return Err(store.compact().expect_err("only a data file compacts").into());
+    };
     let size = |path: &std::path::Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let before = size(&path);
     store.compact()?;

@@ -90,7 +90,11 @@ impl Metrics {
             "Webhook endpoints by state: healthy, degraded (latest attempts failing) or disabled",
             metrics.endpoints.clone(),
         );
-        registry.register("store_bytes", "Size of the data file", metrics.store_bytes.clone());
+        registry.register(
+            "store_bytes",
+            "Size of the store (the data file, or the Postgres database)",
+            metrics.store_bytes.clone(),
+        );
         Self { registry, ..metrics }
     }
 

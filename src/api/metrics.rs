@@ -49,6 +49,6 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
     ] {
         m.endpoints.get_or_create(&EndpointState { state }).set(count as i64);
     }
-    m.store_bytes.set(std::fs::metadata(state.store.path()).map_or(0, |m| m.len()) as i64);
+    m.store_bytes.set(snapshot.store_bytes as i64);
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(m.render()))
 }

@@ -61,7 +61,7 @@ impl RedbStore {
 }
 
 /// The row a stored response belongs to (its application and key), sealed with it.
-pub(super) fn row(app: u128, key: &str) -> Vec<u8> {
+pub(crate) fn row(app: u128, key: &str) -> Vec<u8> {
     let mut row = app.to_be_bytes().to_vec();
     row.extend_from_slice(key.as_bytes());
     row

@@ -39,6 +39,8 @@ use super::{OpenError, RedbStore, StoreError, StoreOptions};
 pub enum Store {
     /// One redb file in the data directory (the default; one process).
     Redb(RedbStore),
+    /// A Postgres database (any number of processes).
+    Postgres(super::postgres::PgStore),
 }
 
 /// Writes `Store`'s methods from their signatures: each calls the backend's method of the
@@ -54,6 +56,7 @@ macro_rules! seam {
                 $vis fn $name $(<$($generic),*>)? (&self $(, $arg: $ty)*) $(-> $ret)? {
                     match self {
                         Store::Redb(store) => store.$name($($arg),*),
+                        Store::Postgres(store) => store.$name($($arg),*),
                     }
                 }
             )*
@@ -211,17 +214,29 @@ impl Store {
         RedbStore::open_with(dir, options).map(Store::Redb)
     }
 
-    /// The data file's path, for what reports its size.
-    pub fn path(&self) -> &Path {
+    /// The redb data file's path (`None` on Postgres), for what reports its size.
+    pub fn data_file(&self) -> Option<&Path> {
         match self {
-            Store::Redb(store) => store.path(),
+            Store::Redb(store) => Some(store.path()),
+            Store::Postgres(_) => None,
         }
     }
 
-    /// Makes what is committed durable now (redb commits without fsync between).
+    /// Where the data is, for people: the data file, or `postgres host:port/database`
+    /// (never a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Redb(store) => format!("data file  {}", store.path().display()),
+            Store::Postgres(store) => format!("database   postgres {}", store.database()),
+        }
+    }
+
+    /// Makes what is committed durable now (redb commits retention batches without
+    /// fsync; every Postgres commit is durable already).
     pub fn persist(&self) -> Result<(), StoreError> {
         match self {
             Store::Redb(store) => store.persist(),
+            Store::Postgres(_) => Ok(()),
         }
     }
 
@@ -229,6 +244,9 @@ impl Store {
     pub fn compact(self) -> Result<bool, StoreError> {
         match self {
             Store::Redb(store) => store.compact(),
+            Store::Postgres(_) => Err(StoreError::Unsupported(
+                "`stile compact` rewrites a redb data file; on Postgres, autovacuum reclaims space (or run VACUUM)",
+            )),
         }
     }
 
@@ -236,6 +254,9 @@ impl Store {
     pub fn backup_to(&self, path: &Path) -> Result<BackupSummary, BackupError> {
         match self {
             Store::Redb(store) => store.backup_to(path),
+            Store::Postgres(_) => Err(BackupError::Store(StoreError::Unsupported(
+                "this server keeps its data in Postgres: back it up with pg_dump (or the database's own backups), not `stile backup`",
+            ))),
         }
     }
 }

@@ -60,6 +60,8 @@ pub struct MetricsSnapshot {
     pub degraded_endpoints: u64,
     /// Disabled endpoints, both modes.
     pub disabled_endpoints: u64,
+    /// Bytes the store takes: the data file, or the Postgres database.
+    pub store_bytes: u64,
 }
 
 impl RedbStore {
@@ -71,6 +73,7 @@ impl RedbStore {
             let mut snapshot = MetricsSnapshot {
                 queue_depth: queue.len()?,
                 oldest_due_ms: oldest.map_or(0, |due| now_ms.saturating_sub(due)),
+                store_bytes: std::fs::metadata(&self.path).map_or(0, |m| m.len()),
                 ..MetricsSnapshot::default()
             };
             let health = tx.open_table(tables::ENDPOINT_HEALTH)?;

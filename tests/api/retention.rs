@@ -69,7 +69,7 @@ fn old_events_attempts_and_idempotency_records_are_pruned_but_undelivered_events
 #[test]
 fn the_data_file_stops_growing_under_steady_publishing() {
     let receiver = Receiver::start();
-    let server = TestServer::start_with(|c| {
+    let server = TestServer::start_redb(|c| {
         c.retention.events = Duration::from_secs(1);
         c.events.custom_types = vec!["order.created".into()];
     });
@@ -120,7 +120,7 @@ fn the_data_file_stops_growing_under_steady_publishing() {
 
 #[test]
 fn compact_shrinks_the_file_after_history_is_pruned_and_refuses_while_the_server_runs() {
-    let server = TestServer::start_with(|c| c.events.custom_types = vec!["order.created".into()]);
+    let server = TestServer::start_redb(|c| c.events.custom_types = vec!["order.created".into()]);
     let padding = "y".repeat(8192);
     for n in 0..300 {
         server.publish("order.created", json!({"n": n, "padding": padding}));
@@ -246,7 +246,7 @@ fn an_undelivered_payload_outlives_the_general_retention_for_its_window() {
 
 #[test]
 fn inspect_prints_each_tables_rows_and_bytes_of_a_stopped_servers_file() {
-    let server = TestServer::start_with(|c| c.events.custom_types = vec!["order.created".into()]);
+    let server = TestServer::start_redb(|c| c.events.custom_types = vec!["order.created".into()]);
     for n in 0..25 {
         server.publish("order.created", json!({"id": format!("ord_{n}"), "n": n}));
     }

@@ -42,7 +42,7 @@ fn a_full_disk_answers_503_writes_nothing_half_and_recovers() {
     let filler = disk.dir.path().join("filler");
     std::fs::write(&filler, vec![0u8; 3 << 20]).unwrap();
     let data_dir = disk.dir.path().join("data");
-    let server = TestServer::start_with(|c| c.server.data_dir = data_dir.clone());
+    let server = TestServer::start_redb(|c| c.server.data_dir = data_dir.clone());
 
     let blob = "x".repeat(200 * 1024);
     let mut accepted = 0;
@@ -81,7 +81,7 @@ fn a_damaged_data_file_stops_start_up_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     {
-        let server = TestServer::start_with(|c| c.server.data_dir = data.clone());
+        let server = TestServer::start_redb(|c| c.server.data_dir = data.clone());
         for n in 0..20 {
             server.publish("verification_session.created", json!({"n": n}));
         }

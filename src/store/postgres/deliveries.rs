@@ -13,7 +13,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 
-use super::endpoints::{disable_in, get_in, matching_in};
+use super::endpoints::{Lock, disable_in, get_in, matching_in};
 use super::{id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
@@ -401,7 +401,7 @@ pub(super) async fn publish_in(
     for event in events {
         let key = (event.meta.app, event.meta.event_type.as_str());
         if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(key) {
-            slot.insert(matching_in(client, key.0, key.1).await?);
+            slot.insert(matching_in(client, key.0, key.1, Lock::Read).await?);
         }
     }
     let mut scheduled = Scheduled::default();
@@ -496,7 +496,7 @@ pub(super) async fn record_in(
         let endpoint = match endpoints.get(&record.endpoint_id) {
             Some(found) => found.clone(),
             None if retry.is_some() || !result.succeeded => {
-                let found = get_in(client, record.app, record.endpoint_id, false).await?;
+                let found = get_in(client, record.app, record.endpoint_id, Lock::KeyShare).await?;
                 endpoints.insert(record.endpoint_id, found.clone());
                 found
             }

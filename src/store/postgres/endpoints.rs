@@ -30,20 +30,39 @@ fn endpoint_of(row: &Row) -> Result<EndpointRecord, StoreError> {
     Ok(record)
 }
 
-/// The endpoint with this id in this application, locked for the transaction when
-/// `lock`; without its health.
+/// How a transaction holds the endpoint rows it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lock {
+    /// Not at all: what it read may change or go before it commits.
+    Read,
+    /// The row cannot be deleted before the transaction ends: for writes that schedule
+    /// attempts to the endpoint (a deletion waits for them, then cancels what they
+    /// queued; or they wait for it, and find the endpoint gone).
+    KeyShare,
+    /// The transaction changes the row.
+    Update,
+}
+
+impl Lock {
+    fn clause(self) -> &'static str {
+        match self {
+            Lock::Read => "",
+            Lock::KeyShare => " FOR KEY SHARE",
+            Lock::Update => " FOR UPDATE",
+        }
+    }
+}
+
+/// The endpoint with this id in this application, held as `lock` says; without its
+/// health.
 pub(super) async fn get_in(
     client: &impl GenericClient,
     app: AppId,
     id: EndpointId,
-    lock: bool,
+    lock: Lock,
 ) -> Result<Option<EndpointRecord>, StoreError> {
-    let sql = if lock {
-        "SELECT record FROM endpoints WHERE app = $1 AND id = $2 FOR UPDATE"
-    } else {
-        "SELECT record FROM endpoints WHERE app = $1 AND id = $2"
-    };
-    let row = client.query_opt(sql, &[&uuid(app.as_u128()), &uuid(id.as_u128())]).await?;
+    let sql = format!("SELECT record FROM endpoints WHERE app = $1 AND id = $2{}", lock.clause());
+    let row = client.query_opt(&sql, &[&uuid(app.as_u128()), &uuid(id.as_u128())]).await?;
     Ok(row.map(|row| row.get::<_, Json<EndpointRecord>>(0).0))
 }
 
@@ -107,7 +126,7 @@ pub(super) async fn update_in(
     id: EndpointId,
     change: impl FnOnce(&mut EndpointRecord),
 ) -> Result<Option<EndpointRecord>, StoreError> {
-    let Some(mut record) = get_in(client, app, id, true).await? else { return Ok(None) };
+    let Some(mut record) = get_in(client, app, id, Lock::Update).await? else { return Ok(None) };
     let before = record.clone();
     change(&mut record);
     put_in(client, Some(&before), &record).await?;
@@ -125,7 +144,7 @@ pub(super) async fn disable_in(
     reason: &str,
     at: i64,
 ) -> Result<(), StoreError> {
-    let Some(mut endpoint) = get_in(client, app, id, true).await?.filter(|e| e.status == EndpointStatus::Enabled)
+    let Some(mut endpoint) = get_in(client, app, id, Lock::Update).await?.filter(|e| e.status == EndpointStatus::Enabled)
     else {
         return Ok(());
     };
@@ -139,21 +158,23 @@ pub(super) async fn disable_in(
 }
 
 /// The enabled endpoints of application `app` subscribed to `event_type`, each with the
-/// name it receives the event under.
+/// name it receives the event under, held as `lock` says. (Publishing reads them without a
+/// lock: an attempt it queues for an endpoint deleted meanwhile is made at once and
+/// recorded as failed, the endpoint being gone.)
 pub(super) async fn matching_in<'a>(
     client: &impl GenericClient,
     app: AppId,
     event_type: &'a str,
+    lock: Lock,
 ) -> Result<Vec<(EndpointRecord, &'a str)>, StoreError> {
     let names: Vec<&str> = [Some(WILDCARD), Some(event_type), kayle_name(event_type)].into_iter().flatten().collect();
-    let rows = client
-        .query(
-            "SELECT e.record FROM endpoints e WHERE e.app = $1 AND e.id IN
-                 (SELECT endpoint FROM endpoint_subscriptions WHERE app = $1 AND name = ANY($2))
-             ORDER BY e.id",
-            &[&uuid(app.as_u128()), &names],
-        )
-        .await?;
+    let sql = format!(
+        "SELECT e.record FROM endpoints e WHERE e.app = $1 AND e.id IN
+             (SELECT endpoint FROM endpoint_subscriptions WHERE app = $1 AND name = ANY($2))
+         ORDER BY e.id{}",
+        lock.clause()
+    );
+    let rows = client.query(&sql, &[&uuid(app.as_u128()), &names]).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let endpoint = row.get::<_, Json<EndpointRecord>>(0).0;

@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
 
 use super::deliveries::{ATTEMPT_COLUMNS, Writes, attempt_of, insert_events, status_code, status_of};
-use super::endpoints::{get_in, matching_in};
+use super::endpoints::{Lock, get_in, matching_in};
 use super::pages::{ListQuery, list};
 use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
@@ -60,7 +60,7 @@ fn event_of(sealer: &Sealer, row: &Row) -> Result<StoredEvent, StoreError> {
 
 impl PgStore {
     /// An attempt as read, with its response excerpt opened.
-    fn opened(&self, mut record: AttemptRecord) -> Result<AttemptRecord, StoreError> {
+    pub(super) fn opened(&self, mut record: AttemptRecord) -> Result<AttemptRecord, StoreError> {
         if let Some(body) = record.response_body.take() {
             record.response_body = Some(self.sealer.open_text(&response_row(record.id), body)?);
         }
@@ -254,7 +254,7 @@ impl PgStore {
                 expired.then_some(hours)
             };
             let targets = match endpoint {
-                Some(endpoint_id) => match get_in(tx, owner.app, endpoint_id, false).await? {
+                Some(endpoint_id) => match get_in(tx, owner.app, endpoint_id, Lock::KeyShare).await? {
                     Some(endpoint) => {
                         if let Some(hours) = expired_for(&endpoint) {
                             return Ok(Resent::PayloadExpired { hours });
@@ -265,7 +265,7 @@ impl PgStore {
                     None => return Ok(Resent::NoEndpoint),
                 },
                 None => {
-                    let mut all = matching_in(tx, owner.app, &meta.event_type).await?;
+                    let mut all = matching_in(tx, owner.app, &meta.event_type, Lock::KeyShare).await?;
                     all.retain(|(endpoint, _)| expired_for(endpoint).is_none());
                     all
                 }

@@ -17,10 +17,13 @@ mod history;
 mod keys;
 mod migrate;
 mod pages;
+mod records;
 mod scheduling;
+mod sessions;
 #[cfg(test)]
 pub(crate) mod tests;
 pub mod throwaway;
+mod upkeep;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -14,7 +14,7 @@ use std::time::Duration;
 use deadpool_postgres::GenericClient;
 
 use super::deliveries::{Writes, lock_attempts, publish_in, record_in, status_code};
-use super::endpoints::{get_in, refile, update_in};
+use super::endpoints::{Lock, get_in, refile, update_in};
 use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::StoreError;
@@ -151,7 +151,7 @@ impl PgStore {
                     writes.unqueue(key.attempt());
                     continue;
                 };
-                let endpoint = get_in(tx, record.app, record.endpoint_id, false).await?;
+                let endpoint = get_in(tx, record.app, record.endpoint_id, Lock::Read).await?;
                 if endpoint.as_ref().is_some_and(&deliverable) {
                     still_queued.push(*key);
                     continue;
@@ -200,7 +200,7 @@ impl PgStore {
     /// `failed`). `false`: no such endpoint.
     pub fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
         self.run(self.transaction(async |tx| {
-            let Some(removed) = get_in(tx, owner.app, id, true).await? else { return Ok(false) };
+            let Some(removed) = get_in(tx, owner.app, id, Lock::Update).await? else { return Ok(false) };
             let (app, endpoint) = (uuid(owner.app.as_u128()), uuid(id.as_u128()));
             tx.execute("DELETE FROM endpoints WHERE app = $1 AND id = $2", &[&app, &endpoint]).await?;
             refile(tx, owner.app, id, None).await?;
@@ -302,7 +302,7 @@ async fn unpark_in(
     for row in &rows {
         let (app, endpoint) = (AppId(id_of(row.get(1))), EndpointId(id_of(row.get(2))));
         if let std::collections::hash_map::Entry::Vacant(slot) = deliverable.entry(endpoint) {
-            let found = get_in(client, app, endpoint, false).await?;
+            let found = get_in(client, app, endpoint, Lock::KeyShare).await?;
             slot.insert(
                 found.is_some_and(|e| e.status == EndpointStatus::Enabled && (only.is_some() || !e.is_listener())),
             );

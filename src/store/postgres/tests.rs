@@ -276,3 +276,34 @@ fn published_events_are_claimed_once_sent_and_recorded_with_retries() {
     let undelivered = store.list_events(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &filter).unwrap();
     assert_eq!(undelivered.items.len(), 2, "failed for good now");
 }
+
+#[test]
+fn failed_deliveries_are_recovered_once_and_expired_ones_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let store = PgStore::connect(&options).unwrap();
+    let owner = store.test_owner(Mode::Test);
+    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "*");
+    store.insert_endpoint(&endpoint).unwrap();
+    let now = 1_700_000_000_000;
+    let events: Vec<NewEvent> = (0..2).map(|n| new_event(owner, "invoice.paid", now + n)).collect();
+    store.publish_and_record(&events, &[], now, &TwoRetries).unwrap();
+    // Three failures each: the delivery fails for good.
+    for round in 0..3u64 {
+        let due = store.due_entries(None, now + 10_000 * (round + 1), 10).unwrap();
+        assert_eq!(due.len(), 2, "round {round}");
+        let results: Vec<AttemptResult> =
+            due.iter().map(|e| AttemptResult::for_test(e.key, endpoint.id, false, now + 10_000 * round)).collect();
+        store.publish_and_record(&[], &results, now + 10_000 * round, &TwoRetries).unwrap();
+    }
+    assert_eq!(store.queue_depth().unwrap(), 0);
+    let dry = store.recover_endpoint(owner, endpoint.id, 0, true, now + 60_000, 24).unwrap().unwrap();
+    assert_eq!((dry.events, dry.expired, dry.scheduled.len()), (2, 0, 0));
+    let late = store.recover_endpoint(owner, endpoint.id, 0, true, now + 100 * 3_600_000, 24).unwrap().unwrap();
+    assert_eq!((late.events, late.expired), (0, 2), "past the undelivered window");
+    let done = store.recover_endpoint(owner, endpoint.id, 0, false, now + 60_000, 24).unwrap().unwrap();
+    assert_eq!((done.events, done.scheduled.len()), (2, 2));
+    assert_eq!(store.event(owner, events[0].meta.id).unwrap().unwrap().pending_webhooks, 1);
+    let again = store.recover_endpoint(owner, endpoint.id, 0, true, now + 60_000, 24).unwrap().unwrap();
+    assert_eq!(again.events, 0, "their latest attempts are pending now");
+}

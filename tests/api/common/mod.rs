@@ -51,6 +51,20 @@ pub fn wait_queue_empty(base: &str, deadline: Duration) {
     assert!(eventually(deadline, || queue_depth(base) == 0), "the queue is still not empty after {deadline:?}");
 }
 
+/// With `STILE_TEST_BACKEND=postgres`, a new database on this process's throwaway
+/// Postgres cluster for the next test server; `None` (redb) otherwise.
+pub fn test_database() -> Option<String> {
+    match std::env::var("STILE_TEST_BACKEND").as_deref() {
+        Ok("postgres") => {
+            let cluster = stile::store::postgres::throwaway::ThrowawayPostgres::shared()
+                .unwrap_or_else(|err| panic!("STILE_TEST_BACKEND=postgres needs PostgreSQL: {err}"));
+            Some(cluster.new_database().expect("a new database"))
+        }
+        Ok("redb") | Err(_) => None,
+        Ok(other) => panic!("STILE_TEST_BACKEND must be redb or postgres, not {other}"),
+    }
+}
+
 /// A stile server running in this process on its own actix system thread.
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`
@@ -75,10 +89,20 @@ impl TestServer {
         Self::start_with_clock(stile::clock::Clock::system(), adjust)
     }
 
+    /// A server on a redb data file whatever `STILE_TEST_BACKEND` says, for tests of the
+    /// file itself (its size, compaction, damage, a full disk).
+    pub fn start_redb(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(|config| {
+            config.store.backend = stile::config::Backend::Redb;
+            adjust(config);
+        })
+    }
+
     /// A server started on a copy of the data file `file` (one written by an earlier
     /// release, say), reading time from `clock`.
     pub fn start_on_copy_of(file: &Path, clock: stile::clock::Clock) -> Self {
         Self::start_with_clock(clock, |config| {
+            config.store.backend = stile::config::Backend::Redb;
             std::fs::create_dir_all(&config.server.data_dir).expect("data dir");
             std::fs::copy(file, config.server.data_dir.join(stile::store::DATA_FILE_NAME)).expect("copy the data file");
         })
@@ -88,6 +112,7 @@ impl TestServer {
     /// payload key, written by an earlier release, say), reading time from `clock`.
     pub fn start_on_copy_of_dir(dir: &Path, clock: stile::clock::Clock) -> Self {
         Self::start_with_clock(clock, |config| {
+            config.store.backend = stile::config::Backend::Redb;
             std::fs::create_dir_all(&config.server.data_dir).expect("data dir");
             for entry in std::fs::read_dir(dir).expect("the fixture directory") {
                 let from = entry.expect("a fixture file").path();
@@ -113,6 +138,10 @@ impl TestServer {
         config.delivery.retry_schedule = [20, 40, 60].map(Duration::from_millis).to_vec();
         config.delivery.timeout = Duration::from_secs(5);
         config.delivery.workers = 8;
+        if let Some(url) = test_database() {
+            config.store.backend = stile::config::Backend::Postgres;
+            config.store.postgres_url = stile::config::DatabaseUrl(url);
+        }
         adjust(&mut config);
         Self::launch(config, dir, clock)
     }
@@ -150,7 +179,7 @@ impl TestServer {
     pub fn restart_with_key_for(mut self, app: &str) -> (Self, String) {
         self.shutdown();
         let key = {
-            let store = stile::store::Store::open(&self.config.server.data_dir).expect("open the data file");
+            let store = self.config.open_store().expect("open the store");
             let found = store.find_app(stile::mode::Mode::Test, app).expect("read").expect("the application exists");
             stile::create_api_key_for(&store, stile::mode::Mode::Test, Some(found.id), 0).expect("store the key")
         };

@@ -106,7 +106,8 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_type ON events (app, event_type, id);
 CREATE INDEX events_by_data_id ON events (app, data_id, id) WHERE data_id IS NOT NULL;
-CREATE INDEX events_by_created ON events (created);
+-- Retention removes events by age, across applications: ids carry their time.
+CREATE INDEX events_by_id ON events (id);
 -- The events not delivered everywhere (something pending, or failed for good somewhere),
 -- for ?delivery_success=false.
 CREATE INDEX events_undelivered ON events (app, id) WHERE pending > 0 OR failed;
@@ -146,6 +147,7 @@ CREATE TABLE delivery_stats (
     count    bigint NOT NULL,
     PRIMARY KEY (app, minute, endpoint, outcome)
 );
+CREATE INDEX delivery_stats_by_minute ON delivery_stats (minute);
 
 -- The delivery queue: every pending attempt, due at `due_ms`, or parked (its endpoint is
 -- disabled). A process that claims an entry holds it until `locked_until_ms`; an entry
@@ -174,12 +176,14 @@ CREATE INDEX sessions_expiry ON sessions (expires_ms, id) WHERE expires_ms IS NO
 
 -- App portal sessions by the SHA-256 of the token.
 CREATE TABLE portal_sessions (
-    hash   bytea PRIMARY KEY,
-    app    uuid NOT NULL,
-    id     uuid NOT NULL,
-    record jsonb NOT NULL
+    hash       bytea PRIMARY KEY,
+    app        uuid NOT NULL,
+    id         uuid NOT NULL,
+    expires_at bigint NOT NULL,
+    record     jsonb NOT NULL
 );
 CREATE INDEX portal_sessions_by_app ON portal_sessions (app, id);
+CREATE INDEX portal_sessions_expiry ON portal_sessions (expires_at);
 
 -- Event types created through the API.
 CREATE TABLE event_types (

@@ -1,0 +1,250 @@
+//! Verification sessions and `stile listen` endpoints on Postgres.
+
+use tokio_postgres::types::Json;
+
+use super::deliveries::{Writes, publish_in};
+use super::endpoints::{Lock, get_in, put_in};
+use super::pages::{ListQuery, list};
+use super::{PgStore, id_of, uuid};
+use crate::ids::{AppId, EndpointId, VerificationSessionId};
+use crate::store::StoreError;
+use crate::store::apps::Owner;
+use crate::store::endpoints::{EndpointRecord, ListenerInfo};
+use crate::store::events::NewEvent;
+use crate::store::listeners::ListenRequest;
+use crate::store::pagination::{ListError, Page, PageRequest};
+use crate::store::queue::Scheduled;
+use crate::store::sessions::{SessionChange, SessionChanged, SessionRecord};
+
+impl PgStore {
+    /// Stores a new session, its first event, and its expiry at `expires_ms`, in one
+    /// transaction.
+    pub fn create_session(
+        &self,
+        session: &SessionRecord,
+        event: &NewEvent,
+        expires_ms: u64,
+        now_ms: u64,
+    ) -> Result<SessionChanged, StoreError> {
+        self.run(self.transaction(async |tx| {
+            tx.execute(
+                "INSERT INTO sessions (app, id, record, expires_ms) VALUES ($1, $2, $3, $4)",
+                &[&uuid(session.app.as_u128()), &uuid(session.id.as_u128()), &Json(session), &(expires_ms as i64)],
+            )
+            .await?;
+            let mut writes = Writes::default();
+            let (_, scheduled) = publish_in(tx, &self.sealer, std::slice::from_ref(event), now_ms, &mut writes).await?;
+            writes.flush(tx).await?;
+            Ok(SessionChanged { session: session.clone(), scheduled })
+        }))
+    }
+
+    /// The session with this id in this application.
+    pub fn session(&self, owner: Owner, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(
+                    "SELECT record FROM sessions WHERE app = $1 AND id = $2",
+                    &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())],
+                )
+                .await?;
+            Ok(row.map(|row| row.get::<_, Json<SessionRecord>>(0).0))
+        })
+    }
+
+    /// Moves a session: `change` edits it and returns the event to emit, or refuses
+    /// (nothing written). The session and its event commit together.
+    pub fn change_session<R>(
+        &self,
+        owner: Owner,
+        id: VerificationSessionId,
+        now_ms: u64,
+        change: impl FnOnce(&mut SessionRecord) -> Result<NewEvent, R>,
+    ) -> Result<SessionChange<R>, StoreError> {
+        self.run(self.transaction_once(async |tx| {
+            let key = [uuid(owner.app.as_u128()), uuid(id.as_u128())];
+            let row = tx
+                .query_opt("SELECT record FROM sessions WHERE app = $1 AND id = $2 FOR UPDATE", &[&key[0], &key[1]])
+                .await?;
+            let Some(row) = row else { return Ok(SessionChange::Missing) };
+            let mut session = row.get::<_, Json<SessionRecord>>(0).0;
+            let event = match change(&mut session) {
+                Ok(event) => event,
+                Err(refusal) => return Ok(SessionChange::Refused(refusal)),
+            };
+            tx.execute(
+                "UPDATE sessions SET record = $3 WHERE app = $1 AND id = $2",
+                &[&key[0], &key[1], &Json(&session)],
+            )
+            .await?;
+            let mut writes = Writes::default();
+            let (_, scheduled) =
+                publish_in(tx, &self.sealer, std::slice::from_ref(&event), now_ms, &mut writes).await?;
+            writes.flush(tx).await?;
+            Ok(SessionChange::Changed(SessionChanged { session, scheduled }))
+        }))
+    }
+
+    /// When the next session expiry is due (Unix ms), if any.
+    pub fn next_session_expiry(&self) -> Result<Option<u64>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let due: Option<i64> = client
+                .query_one("SELECT min(expires_ms) FROM sessions WHERE expires_ms IS NOT NULL", &[])
+                .await?
+                .get(0);
+            Ok(due.map(|d| d as u64))
+        })
+    }
+
+    /// Expires up to `limit` sessions due by `now_ms` that `expire` lets expire, each
+    /// with its event, in one transaction; sessions another process is expiring are
+    /// skipped, and a session whose expiry came due leaves the expiry index either way.
+    pub fn expire_due_sessions<R>(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        expire: impl Fn(&mut SessionRecord) -> Result<NewEvent, R>,
+    ) -> Result<(usize, Scheduled), StoreError> {
+        self.run(self.transaction(async |tx| {
+            let rows = tx
+                .query(
+                    "SELECT s.app, s.id, s.record, d.app IS NOT NULL FROM sessions s
+                     LEFT JOIN deleted_apps d ON d.app = s.app
+                     WHERE s.expires_ms IS NOT NULL AND s.expires_ms <= $1
+                     ORDER BY s.expires_ms, s.id LIMIT $2 FOR UPDATE OF s SKIP LOCKED",
+                    &[&(now_ms as i64), &(limit as i64)],
+                )
+                .await?;
+            let mut expired = 0;
+            let mut events = Vec::new();
+            for row in &rows {
+                let (app, id): (uuid::Uuid, uuid::Uuid) = (row.get(0), row.get(1));
+                let mut session = row.get::<_, Json<SessionRecord>>(2).0;
+                let deleted: bool = row.get(3);
+                let event = if deleted { None } else { expire(&mut session).ok() };
+                tx.execute(
+                    "UPDATE sessions SET expires_ms = NULL, record = $3 WHERE app = $1 AND id = $2",
+                    &[&app, &id, &Json(&session)],
+                )
+                .await?;
+                if let Some(event) = event {
+                    events.push(event);
+                    expired += 1;
+                }
+            }
+            let mut writes = Writes::default();
+            let (_, scheduled) = publish_in(tx, &self.sealer, &events, now_ms, &mut writes).await?;
+            writes.flush(tx).await?;
+            Ok((expired, scheduled))
+        }))
+    }
+
+    /// One page of an application's sessions, newest first.
+    pub fn list_sessions(
+        &self,
+        owner: Owner,
+        request: PageRequest<VerificationSessionId>,
+    ) -> Result<Page<SessionRecord>, ListError> {
+        let app = uuid(owner.app.as_u128());
+        self.run(async {
+            let client = self.client().await?;
+            let query = ListQuery {
+                select: "SELECT record FROM sessions WHERE app = $1",
+                params: vec![&app],
+                id: "id",
+                exists: "SELECT 1 FROM sessions WHERE app = $1 AND id = $2",
+                scope: &app,
+            };
+            Ok(list(&client, query, request, |row| Ok(row.get::<_, Json<SessionRecord>>(0).0)).await)
+        })?
+    }
+
+    /// The listener endpoint of the key with hash `key_hash` in `owner`'s application,
+    /// updated to `request`; `make` builds a new one when there is none yet. The answer
+    /// says whether it was made now. Two connections of one key take turns (an advisory
+    /// lock on the key), so they share one endpoint.
+    pub fn listener_endpoint(
+        &self,
+        owner: Owner,
+        key_hash: &[u8; 32],
+        request: &ListenRequest,
+        make: impl FnOnce() -> EndpointRecord,
+    ) -> Result<(EndpointRecord, bool), StoreError> {
+        let app = uuid(owner.app.as_u128());
+        let lock = i64::from_be_bytes(key_hash[..8].try_into().expect("32 bytes")) ^ (owner.app.as_u128() as i64);
+        self.run(self.transaction_once(async |tx| {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock]).await?;
+            let known = tx
+                .query_opt(
+                    "SELECT endpoint FROM listeners WHERE app = $1 AND key_hash = $2",
+                    &[&app, &key_hash.as_slice()],
+                )
+                .await?
+                .map(|row| EndpointId(id_of(row.get(0))));
+            let existing = match known {
+                Some(id) => get_in(tx, owner.app, id, Lock::Update).await?,
+                None => None,
+            };
+            let (mut record, made) = match &existing {
+                Some(record) => (record.clone(), false),
+                None => (make(), true),
+            };
+            record.url = request.forward_to.clone();
+            record.enabled_events = request.events.clone();
+            record.listener = Some(ListenerInfo { key_hash: hex::encode(key_hash), last_seen: request.now });
+            put_in(tx, existing.as_ref(), &record).await?;
+            tx.execute(
+                "INSERT INTO listeners (app, key_hash, endpoint) VALUES ($1, $2, $3)
+                 ON CONFLICT (app, key_hash) DO UPDATE SET endpoint = excluded.endpoint",
+                &[&app, &key_hash.as_slice(), &uuid(record.id.as_u128())],
+            )
+            .await?;
+            Ok((record, made))
+        }))
+    }
+
+    /// Records that a listener endpoint was used at `now` (Unix seconds), if it exists.
+    pub fn touch_listener(&self, owner: Owner, id: EndpointId, now: i64) -> Result<(), StoreError> {
+        self.run(self.transaction(async |tx| {
+            let Some(mut record) = get_in(tx, owner.app, id, Lock::Update).await? else { return Ok(()) };
+            if let Some(listener) = &mut record.listener {
+                listener.last_seen = now;
+                let before = record.clone();
+                put_in(tx, Some(&before), &record).await?;
+            }
+            Ok(())
+        }))
+    }
+
+    /// The listener endpoints last used before `cutoff` (Unix seconds), with their owners.
+    pub fn idle_listeners(&self, cutoff: i64) -> Result<Vec<(Owner, EndpointId)>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT e.record FROM listeners l JOIN endpoints e ON e.app = l.app AND e.id = l.endpoint
+                     WHERE (e.record->'listener'->>'last_seen')::bigint < $1",
+                    &[&cutoff],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    let record = row.get::<_, Json<EndpointRecord>>(0).0;
+                    (record.owner(), record.id)
+                })
+                .collect())
+        })
+    }
+}
+
+/// Forgets every listener entry of `app` (it is being deleted); returns their endpoints.
+pub(super) async fn forget_all_listeners(
+    client: &impl deadpool_postgres::GenericClient,
+    app: AppId,
+) -> Result<Vec<EndpointId>, StoreError> {
+    let rows = client.query("DELETE FROM listeners WHERE app = $1 RETURNING endpoint", &[&uuid(app.as_u128())]).await?;
+    Ok(rows.iter().map(|row| EndpointId(id_of(row.get(0)))).collect())
+}
