@@ -206,6 +206,10 @@ pub struct StoreConfig {
     /// How long one statement may run before the database cancels it.
     #[serde(with = "humantime_serde")]
     pub postgres_statement_timeout: Duration,
+    /// How long a process's claim on a queued attempt lasts unless renewed: when a
+    /// process dies, the attempts it held are made by another after this long.
+    #[serde(with = "humantime_serde")]
+    pub postgres_claim_lease: Duration,
 }
 
 impl Default for StoreConfig {
@@ -218,6 +222,7 @@ impl Default for StoreConfig {
             postgres_url: DatabaseUrl::default(),
             postgres_pool_size: 16,
             postgres_statement_timeout: Duration::from_secs(30),
+            postgres_claim_lease: Duration::from_secs(60),
         }
     }
 }
@@ -455,6 +460,7 @@ impl Config {
                     pool_size: self.store.postgres_pool_size,
                     statement_timeout: self.store.postgres_statement_timeout,
                     key_file: options.key_file(&self.server.data_dir),
+                    claim_lease: self.store.postgres_claim_lease,
                 };
                 crate::store::postgres::PgStore::connect(&pg).map(crate::store::Store::Postgres)
             }
@@ -525,6 +531,10 @@ impl Config {
         let timeout = self.store.postgres_statement_timeout;
         if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(600) {
             return Err(("store.postgres_statement_timeout", "must be between 100ms and 10m".into()));
+        }
+        let lease = self.store.postgres_claim_lease;
+        if lease < Duration::from_secs(1) || lease > Duration::from_secs(3600) {
+            return Err(("store.postgres_claim_lease", "must be between 1s and 1h".into()));
         }
         if !(1..=65_536).contains(&self.store.cache_mib) {
             return Err(("store.cache_mib", format!("must be between 1 and 65536, got {}", self.store.cache_mib)));

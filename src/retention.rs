@@ -44,6 +44,15 @@ pub fn run(store: Arc<Store>, clock: Clock, retention: Duration, wake: Receiver<
     let mut wait = Duration::ZERO;
     while !matches!(wake.recv_timeout(wait), Err(RecvTimeoutError::Disconnected)) {
         wait = every;
+        // With many processes on one database, one of them does this for all.
+        match store.lead() {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot tell whether this process prunes; trying again later");
+                continue;
+            }
+        }
         if purge_deleted_apps(&store, &clock, &wake).is_err()
             || prune_history(&store, &clock, retention, &wake).is_err()
         {

@@ -80,6 +80,8 @@ pub(super) struct Scheduler {
     /// When the queue must be read again even if nothing signalled a new entry: the next
     /// unloaded entry enters the near window then (0: read on every pass).
     next_scan_ms: u64,
+    /// When the claims on the loaded entries were last renewed (a shared queue only).
+    renewed: std::time::Instant,
     stopping: bool,
 }
 
@@ -114,6 +116,7 @@ impl Scheduler {
             writer,
             unrecorded: 0,
             next_scan_ms: 0,
+            renewed: std::time::Instant::now(),
             stopping: false,
         }
     }
@@ -130,6 +133,7 @@ impl Scheduler {
             for msg in inbox.take_queued(usize::MAX) {
                 self.handle(msg);
             }
+            self.renew_claims();
             if self.stopping {
                 if self.busy == 0 && self.unrecorded == 0 {
                     break;
@@ -173,6 +177,21 @@ impl Scheduler {
             }
             SchedulerMsg::Tick => self.next_scan_ms = 0,
             SchedulerMsg::Shutdown => self.stopping = true,
+        }
+    }
+
+    /// On a queue other processes share, keeps this process's claims on the entries it
+    /// holds (waiting, ready, in flight, unrecorded) from running out, so no other process
+    /// makes those attempts while this one lives.
+    fn renew_claims(&mut self) {
+        let Some(every) = self.store.claim_renewal() else { return };
+        if self.renewed.elapsed() < every {
+            return;
+        }
+        let held: Vec<DeliveryId> = self.loaded.iter().copied().collect();
+        match self.store.renew_claims(&held) {
+            Ok(()) => self.renewed = std::time::Instant::now(),
+            Err(err) => tracing::warn!(error = %err, held = held.len(), "cannot renew the claims on queued attempts"),
         }
     }
 
@@ -266,6 +285,7 @@ impl Scheduler {
         let entries = self.store.due_entries(start, now + NEAR_WINDOW_MS, room)?;
         let full = entries.len() >= room;
         let last = entries.last().map(|e| e.key);
+        let mut not_loaded = Vec::new();
         for entry in entries {
             let id = entry.key.attempt();
             if self.loaded.contains(&id) {
@@ -275,6 +295,7 @@ impl Scheduler {
             if *count >= self.limits.per_endpoint {
                 let first = self.skipped.entry(entry.endpoint).or_insert(entry.key);
                 *first = (*first).min(entry.key);
+                not_loaded.push(id);
                 continue;
             }
             *count += 1;
@@ -290,6 +311,8 @@ impl Scheduler {
                 self.rescan_after = Some(Some(last));
             }
         }
+        // On a shared queue, what was claimed but not loaded is left to be claimed again.
+        self.store.release_claims(&not_loaded)?;
         Ok(())
     }
 

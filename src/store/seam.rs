@@ -250,6 +250,49 @@ impl Store {
         }
     }
 
+    /// How often the scheduler must renew its claims on the queue entries it holds
+    /// (Postgres); `None`: entries are not claimed (redb, one process).
+    pub fn claim_renewal(&self) -> Option<std::time::Duration> {
+        match self {
+            Store::Redb(_) => None,
+            Store::Postgres(store) => Some(store.claim_renewal()),
+        }
+    }
+
+    /// Extends the claims on the queue entries this process holds.
+    pub fn renew_claims(&self, held: &[DeliveryId]) -> Result<(), StoreError> {
+        match self {
+            Store::Redb(_) => Ok(()),
+            Store::Postgres(store) => store.renew_claims(held),
+        }
+    }
+
+    /// Gives up the claims on queue entries this process loaded but will not make now.
+    pub fn release_claims(&self, entries: &[DeliveryId]) -> Result<(), StoreError> {
+        match self {
+            Store::Redb(_) => Ok(()),
+            Store::Postgres(store) => store.release_claims(entries),
+        }
+    }
+
+    /// Calls `wake` when another process queues attempts (Postgres; with redb no other
+    /// process can).
+    pub fn on_queue_change(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        if let Store::Postgres(store) = self {
+            store.on_queue_change(wake);
+        }
+    }
+
+    /// Whether this process does the duties one process does for all (retention,
+    /// purging deleted applications): always with redb; on Postgres, the one process
+    /// holding their lock.
+    pub fn lead(&self) -> Result<bool, StoreError> {
+        match self {
+            Store::Redb(_) => Ok(true),
+            Store::Postgres(store) => store.lead(),
+        }
+    }
+
     /// Writes a consistent copy of the data file to `path` (`stile backup`).
     pub fn backup_to(&self, path: &Path) -> Result<BackupSummary, BackupError> {
         match self {

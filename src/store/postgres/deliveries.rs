@@ -13,6 +13,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 
+use super::cluster::QUEUE_CHANNEL;
 use super::endpoints::{Lock, disable_in, get_in, matching_in};
 use super::{id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
@@ -91,6 +92,8 @@ type QueueRow = (DeliveryId, AppId, EndpointId, u64, bool);
 /// [`Writes::flush`].
 #[derive(Default)]
 pub(super) struct Writes {
+    /// The writing store's name in wake-ups (see `cluster`), so it skips its own.
+    sender: String,
     /// Attempts to insert or overwrite, by id (the last version wins).
     attempts: BTreeMap<DeliveryId, AttemptRecord>,
     /// Queue rows to insert or overwrite (a reschedule, an unpark, a park).
@@ -108,6 +111,11 @@ pub(super) struct Writes {
 }
 
 impl Writes {
+    /// Nothing yet, for the store named `sender` in wake-ups.
+    pub(super) fn new(sender: &str) -> Writes {
+        Writes { sender: sender.to_string(), ..Writes::default() }
+    }
+
     /// Schedules attempt `number` of `event_id` to `endpoint` at `due_ms`: queued if the
     /// endpoint is enabled (its key goes into `scheduled`), parked if not.
     pub(super) fn schedule(
@@ -202,6 +210,10 @@ impl Writes {
         if !self.unqueue.is_empty() {
             let ids: Vec<uuid::Uuid> = self.unqueue.iter().map(|id| uuid(id.as_u128())).collect();
             client.execute("DELETE FROM queue WHERE attempt = ANY($1)", &[&ids]).await?;
+        }
+        if self.queue.values().any(|row| !row.4) {
+            // Other processes hear of it at commit.
+            client.execute("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.sender]).await?;
         }
         if !self.queue.is_empty() {
             let mut attempts = Vec::new();

@@ -144,7 +144,8 @@ pub(super) async fn disable_in(
     reason: &str,
     at: i64,
 ) -> Result<(), StoreError> {
-    let Some(mut endpoint) = get_in(client, app, id, Lock::Update).await?.filter(|e| e.status == EndpointStatus::Enabled)
+    let Some(mut endpoint) =
+        get_in(client, app, id, Lock::Update).await?.filter(|e| e.status == EndpointStatus::Enabled)
     else {
         return Ok(());
     };

@@ -270,7 +270,7 @@ impl PgStore {
                     all
                 }
             };
-            let mut writes = Writes::default();
+            let mut writes = Writes::new(&self.token);
             let mut scheduled = Scheduled::default();
             for (endpoint, delivered_as) in &targets {
                 writes.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled);
@@ -289,7 +289,7 @@ impl PgStore {
             let mut record = record.clone();
             let row = response_row(record.id);
             record.response_body = record.response_body.map(|body| self.sealer.seal_text(&row, &body));
-            let mut writes = Writes::default();
+            let mut writes = Writes::new(&self.token);
             writes.tally(&record);
             writes.note_outcome(&record);
             writes.save(record);

@@ -11,6 +11,7 @@
 //! threads of one process do with redb's single writer.
 
 mod apps;
+mod cluster;
 mod deliveries;
 mod endpoints;
 mod history;
@@ -47,6 +48,9 @@ pub struct PgOptions {
     pub statement_timeout: Duration,
     /// The payload key file (shared by every process on the database).
     pub key_file: PathBuf,
+    /// How long a claim on a queue entry lasts unless the process renews it: how long
+    /// the attempts a dead process held wait before another process makes them.
+    pub claim_lease: Duration,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -56,6 +60,7 @@ impl std::fmt::Debug for PgOptions {
             .field("pool_size", &self.pool_size)
             .field("statement_timeout", &self.statement_timeout)
             .field("key_file", &self.key_file)
+            .field("claim_lease", &self.claim_lease)
             .finish()
     }
 }
@@ -147,6 +152,14 @@ pub struct PgStore {
     sealer: Sealer,
     /// `host:port/database`, for people.
     database: String,
+    /// How to open connections of its own (the listener's, the leader's).
+    config: tokio_postgres::Config,
+    /// The connection holding the duties lock, while this process holds it.
+    leader: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+    /// See [`PgOptions::claim_lease`].
+    claim_lease: Duration,
+    /// Its name in queue wake-ups (see [`cluster`]).
+    token: String,
 }
 
 impl PgStore {
@@ -169,7 +182,8 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| unusable(format!("cannot start the database runtime: {e}")))?;
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
             .wait_timeout(Some(Duration::from_secs(10)))
@@ -177,8 +191,16 @@ impl PgStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| unusable(format!("cannot make the connection pool: {e}")))?;
-        let mut store =
-            PgStore { pool, runtime: Some(runtime), sealer: Sealer::new(&[0; 32]), database: database.clone() };
+        let mut store = PgStore {
+            pool,
+            runtime: Some(runtime),
+            sealer: Sealer::new(&[0; 32]),
+            database: database.clone(),
+            config,
+            leader: tokio::sync::Mutex::new(None),
+            claim_lease: options.claim_lease,
+            token: cluster::new_token(),
+        };
         store.run(migrate::migrate(&store.pool, crate::clock::unix_now())).map_err(|e| unusable(e.to_string()))?;
         store.sealer = store.payload_key(&options.key_file)?;
         Ok(store)

@@ -25,9 +25,6 @@ use crate::store::events::{NewEvent, Published};
 use crate::store::queue::{DueEntry, QueueKey, Scheduled};
 use crate::store::scheduling::{EndpointUpdated, RetryNow, Written};
 
-/// How long a claim on a queue entry lasts unless renewed.
-pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
-
 /// The database's clock, in Unix ms, as SQL.
 const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
@@ -36,7 +33,7 @@ impl PgStore {
     /// the benchmark; the engine publishes through its writer).
     pub fn publish_events(&self, events: &[NewEvent], now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError> {
         self.run(self.transaction(async |tx| {
-            let mut writes = Writes::default();
+            let mut writes = Writes::new(&self.token);
             let done = publish_in(tx, &self.sealer, events, now_ms, &mut writes).await?;
             writes.flush(tx).await?;
             Ok(done)
@@ -52,7 +49,7 @@ impl PgStore {
         policy: &impl RecordPolicy,
     ) -> Result<Written, StoreError> {
         self.run(self.transaction(async |tx| {
-            let mut writes = Writes::default();
+            let mut writes = Writes::new(&self.token);
             let (published, first_attempts) = publish_in(tx, &self.sealer, events, now_ms, &mut writes).await?;
             let recorded = record_in(tx, &self.sealer, results, now_ms, policy, &mut writes).await?;
             writes.flush(tx).await?;
@@ -61,7 +58,7 @@ impl PgStore {
     }
 
     /// Claims up to `limit` queue entries due by `until_ms` that no process holds, for
-    /// [`CLAIM_LEASE`]. `after` (a scan position, for redb) plays no part: what this
+    /// the claim lease. `after` (a scan position, for redb) plays no part: what this
     /// process holds is not offered again until its lease runs out.
     pub fn due_entries(
         &self,
@@ -69,7 +66,7 @@ impl PgStore {
         until_ms: u64,
         limit: usize,
     ) -> Result<Vec<DueEntry>, StoreError> {
-        let lease = CLAIM_LEASE.as_millis() as i64;
+        let lease = self.claim_lease.as_millis() as i64;
         self.run(async {
             let client = self.client().await?;
             let sql = format!(
@@ -94,12 +91,17 @@ impl PgStore {
         })
     }
 
+    /// How often the scheduler renews its claims: a third of the lease.
+    pub fn claim_renewal(&self) -> Duration {
+        self.claim_lease / 3
+    }
+
     /// Extends this process's claims on the entries it still holds.
     pub fn renew_claims(&self, held: &[DeliveryId]) -> Result<(), StoreError> {
         if held.is_empty() {
             return Ok(());
         }
-        let lease = CLAIM_LEASE.as_millis() as i64;
+        let lease = self.claim_lease.as_millis() as i64;
         let ids: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
         self.run(async {
             let client = self.client().await?;
@@ -107,6 +109,20 @@ impl PgStore {
                 "UPDATE queue SET locked_until_ms = {DB_NOW_MS} + $2 WHERE attempt = ANY($1) AND locked_until_ms IS NOT NULL"
             );
             client.execute(&sql, &[&ids, &lease]).await?;
+            Ok(())
+        })
+    }
+
+    /// Gives up this process's claims on entries it will not make now, so any process
+    /// (this one included) may claim them again at once.
+    pub fn release_claims(&self, entries: &[DeliveryId]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<uuid::Uuid> = entries.iter().map(|id| uuid(id.as_u128())).collect();
+        self.run(async {
+            let client = self.client().await?;
+            client.execute("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&ids]).await?;
             Ok(())
         })
     }
@@ -143,8 +159,10 @@ impl PgStore {
         let ids: Vec<DeliveryId> = keys.iter().map(|k| k.attempt()).collect();
         self.run(self.transaction(async |tx| {
             let mut attempts = lock_attempts(tx, &ids).await?;
-            let mut writes = Writes::default();
+            let mut writes = Writes::new(&self.token);
             let mut still_queued = Scheduled::default();
+            // Entries left queued are looked at again: this process's claims on them go.
+            let mut released = Vec::new();
             for key in keys {
                 let record = attempts.remove(&key.attempt()).filter(|r| r.status == AttemptStatus::Pending);
                 let Some(record) = record else {
@@ -154,11 +172,13 @@ impl PgStore {
                 let endpoint = get_in(tx, record.app, record.endpoint_id, Lock::Read).await?;
                 if endpoint.as_ref().is_some_and(&deliverable) {
                     still_queued.push(*key);
+                    released.push(uuid(key.attempt().as_u128()));
                     continue;
                 }
                 writes.enqueue(&record, record.due_ms, true);
             }
             writes.flush(tx).await?;
+            tx.execute("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&released]).await?;
             Ok(still_queued)
         }))
     }
@@ -166,12 +186,12 @@ impl PgStore {
     /// Puts the parked attempts of every enabled endpoint (not listeners) back on the
     /// queue, due at `now_ms` (at start-up).
     pub fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
-        self.run(self.transaction(async |tx| unpark_in(tx, None, now_ms).await))
+        self.run(self.transaction(async |tx| unpark_in(tx, &self.token, None, now_ms).await))
     }
 
     /// Puts one endpoint's parked attempts back on the queue, if it is enabled.
     pub fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
-        self.run(self.transaction(async |tx| unpark_in(tx, Some(id), now_ms).await))
+        self.run(self.transaction(async |tx| unpark_in(tx, &self.token, Some(id), now_ms).await))
     }
 
     /// Changes an endpoint; with `resume` (the change enables it) its parked attempts go
@@ -190,7 +210,7 @@ impl PgStore {
             if resume && endpoint.status == EndpointStatus::Enabled {
                 tx.execute("DELETE FROM endpoint_health WHERE endpoint = $1", &[&uuid(id.as_u128())]).await?;
                 endpoint.failing = None;
-                resumed = unpark_in(tx, Some(id), now_ms).await?;
+                resumed = unpark_in(tx, &self.token, Some(id), now_ms).await?;
             }
             Ok(Some(EndpointUpdated { endpoint, resumed }))
         }))
@@ -209,7 +229,7 @@ impl PgStore {
             {
                 tx.execute("DELETE FROM listeners WHERE app = $1 AND key_hash = $2", &[&app, &hash]).await?;
             }
-            let mut writes = Writes::default();
+            let mut writes = Writes::new(&self.token);
             cancel_endpoint(tx, &mut writes, id, "endpoint deleted", now).await?;
             writes.flush(tx).await?;
             Ok(true)
@@ -266,7 +286,7 @@ impl PgStore {
             if parked == Some(true) {
                 return Ok(RetryNow::EndpointDisabled);
             }
-            let mut writes = Writes::default();
+            let mut writes = Writes::new(&self.token);
             writes.enqueue(&target, now_ms, false);
             target.due_ms = now_ms;
             target.created = (now_ms / 1000) as i64;
@@ -283,6 +303,7 @@ impl PgStore {
 /// back on the queue at `now_ms`.
 async fn unpark_in(
     client: &impl GenericClient,
+    token: &str,
     only: Option<EndpointId>,
     now_ms: u64,
 ) -> Result<Scheduled, StoreError> {
@@ -311,7 +332,7 @@ async fn unpark_in(
             ids.push(DeliveryId(id_of(row.get(0))));
         }
     }
-    let mut writes = Writes::default();
+    let mut writes = Writes::new(token);
     let mut scheduled = Scheduled::default();
     for (_, mut record) in lock_attempts(client, &ids).await? {
         writes.enqueue(&record, now_ms, false);

@@ -32,7 +32,7 @@ impl PgStore {
                 &[&uuid(session.app.as_u128()), &uuid(session.id.as_u128()), &Json(session), &(expires_ms as i64)],
             )
             .await?;
-            let mut writes = Writes::default();
+            let mut writes = Writes::new(&self.token);
             let (_, scheduled) = publish_in(tx, &self.sealer, std::slice::from_ref(event), now_ms, &mut writes).await?;
             writes.flush(tx).await?;
             Ok(SessionChanged { session: session.clone(), scheduled })
@@ -78,7 +78,7 @@ impl PgStore {
                 &[&key[0], &key[1], &Json(&session)],
             )
             .await?;
-            let mut writes = Writes::default();
+            let mut writes = Writes::new(&self.token);
             let (_, scheduled) =
                 publish_in(tx, &self.sealer, std::slice::from_ref(&event), now_ms, &mut writes).await?;
             writes.flush(tx).await?;
@@ -134,7 +134,7 @@ impl PgStore {
                     expired += 1;
                 }
             }
-            let mut writes = Writes::default();
+            let mut writes = Writes::new(&self.token);
             let (_, scheduled) = publish_in(tx, &self.sealer, &events, now_ms, &mut writes).await?;
             writes.flush(tx).await?;
             Ok((expired, scheduled))

@@ -29,7 +29,13 @@ pub(crate) fn fresh_database(dir: &std::path::Path) -> Option<PgOptions> {
         }
     };
     let url = cluster.new_database().expect("create a database");
-    Some(PgOptions { url, pool_size: 4, statement_timeout: Duration::from_secs(10), key_file: dir.join("payload.key") })
+    Some(PgOptions {
+        url,
+        pool_size: 4,
+        statement_timeout: Duration::from_secs(10),
+        key_file: dir.join("payload.key"),
+        claim_lease: Duration::from_secs(60),
+    })
 }
 
 fn app(mode: Mode, uid: Option<&str>) -> AppRecord {
@@ -306,4 +312,81 @@ fn failed_deliveries_are_recovered_once_and_expired_ones_counted() {
     assert_eq!(store.event(owner, events[0].meta.id).unwrap().unwrap().pending_webhooks, 1);
     let again = store.recover_endpoint(owner, endpoint.id, 0, true, now + 60_000, 24).unwrap().unwrap();
     assert_eq!(again.events, 0, "their latest attempts are pending now");
+}
+
+#[test]
+fn one_process_leads_and_another_takes_over_when_it_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let first = PgStore::connect(&options).unwrap();
+    let second = PgStore::connect(&options).unwrap();
+    assert!(first.lead().unwrap());
+    assert!(first.lead().unwrap(), "it keeps the lead");
+    assert!(!second.lead().unwrap(), "one leader at a time");
+    drop(first); // its connection ends, as a dead process's would
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !second.lead().unwrap() {
+        assert!(std::time::Instant::now() < deadline, "the lead never moved");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn queuing_in_one_process_wakes_the_others_and_released_claims_are_claimed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let publisher = PgStore::connect(&options).unwrap();
+    let other = PgStore::connect(&options).unwrap();
+    let (woken, wakes) = std::sync::mpsc::channel();
+    let woken = std::sync::Mutex::new(woken);
+    other.on_queue_change(Box::new(move || {
+        let _ = woken.lock().unwrap().send(());
+    }));
+    let owner = publisher.test_owner(Mode::Test);
+    publisher.insert_endpoint(&EndpointRecord::for_test(owner, "https://example.com/hook", "*")).unwrap();
+    // The listener connects in the background: publish until it hears one.
+    let now = 1_700_000_000_000;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut n = 0;
+    loop {
+        publisher.publish_events(&[new_event(owner, "invoice.paid", now + n)], now).unwrap();
+        n += 1;
+        if wakes.recv_timeout(Duration::from_millis(100)).is_ok() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no wake-up reached the other process");
+    }
+    // Claimed entries are offered to nobody until released (or their lease runs out).
+    let claimed = other.due_entries(None, now, 100).unwrap();
+    assert_eq!(claimed.len() as u64, n);
+    assert!(publisher.due_entries(None, now, 100).unwrap().is_empty());
+    let ids: Vec<DeliveryId> = claimed.iter().map(|e| e.key.attempt()).collect();
+    other.renew_claims(&ids).unwrap();
+    assert!(publisher.due_entries(None, now, 100).unwrap().is_empty(), "renewed, still held");
+    other.release_claims(&ids[..1]).unwrap();
+    assert_eq!(publisher.due_entries(None, now, 100).unwrap().len(), 1, "a released entry is claimed again");
+}
+
+#[test]
+fn a_claim_that_is_not_renewed_runs_out_and_another_process_takes_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let options = PgOptions { claim_lease: Duration::from_secs(1), ..options };
+    let dead = PgStore::connect(&options).unwrap();
+    let alive = PgStore::connect(&options).unwrap();
+    let owner = dead.test_owner(Mode::Test);
+    dead.insert_endpoint(&EndpointRecord::for_test(owner, "https://example.com/hook", "*")).unwrap();
+    let now = 1_700_000_000_000;
+    dead.publish_events(&[new_event(owner, "invoice.paid", now)], now).unwrap();
+    assert_eq!(dead.due_entries(None, now, 10).unwrap().len(), 1);
+    drop(dead);
+    assert!(alive.due_entries(None, now, 10).unwrap().is_empty(), "still held");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if alive.due_entries(None, now, 10).unwrap().len() == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the lease never ran out");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -61,7 +61,7 @@ impl PgStore {
             tx.execute("DELETE FROM endpoint_subscriptions WHERE app = $1", &[&app]).await?;
             let ids: Vec<uuid::Uuid> = endpoints.iter().map(|e| uuid(e.as_u128())).collect();
             tx.execute("DELETE FROM endpoint_health WHERE endpoint = ANY($1)", &[&ids]).await?;
-            let mut writes = Writes::default();
+            let mut writes = Writes::new(&self.token);
             let mut deliveries_ended = 0;
             for endpoint in &endpoints {
                 deliveries_ended +=
@@ -165,7 +165,7 @@ impl PgStore {
             if dry_run || failed.is_empty() {
                 return Ok(Some(recovery));
             }
-            let mut writes = Writes::default();
+            let mut writes = Writes::new(&self.token);
             for (event, event_type) in &failed {
                 writes.schedule(&endpoint, *event, event_type, 1, now_ms, &mut recovery.scheduled);
                 writes.add_pending(owner.app, *event, 1);
