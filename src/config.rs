@@ -462,7 +462,7 @@ impl Config {
                     key_file: options.key_file(&self.server.data_dir),
                     claim_lease: self.store.postgres_claim_lease,
                 };
-                crate::store::postgres::PgStore::connect(&pg).map(crate::store::Store::Postgres)
+                crate::store::postgres::PgStore::connect(&pg).map(|pg| crate::store::Store::Postgres(Box::new(pg)))
             }
         }
     }

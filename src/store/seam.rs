@@ -40,7 +40,7 @@ pub enum Store {
     /// One redb file in the data directory (the default; one process).
     Redb(RedbStore),
     /// A Postgres database (any number of processes).
-    Postgres(super::postgres::PgStore),
+    Postgres(Box<super::postgres::PgStore>),
 }
 
 /// Writes `Store`'s methods from their signatures: each calls the backend's method of the

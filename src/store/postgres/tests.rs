@@ -349,7 +349,7 @@ fn queuing_in_one_process_wakes_the_others_and_released_claims_are_claimed_again
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut n = 0;
     loop {
-        publisher.publish_events(&[new_event(owner, "invoice.paid", now + n)], now).unwrap();
+        let _ = publisher.publish_events(&[new_event(owner, "invoice.paid", now + n)], now).unwrap();
         n += 1;
         if wakes.recv_timeout(Duration::from_millis(100)).is_ok() {
             break;
@@ -377,7 +377,7 @@ fn a_claim_that_is_not_renewed_runs_out_and_another_process_takes_the_entry() {
     let owner = dead.test_owner(Mode::Test);
     dead.insert_endpoint(&EndpointRecord::for_test(owner, "https://example.com/hook", "*")).unwrap();
     let now = 1_700_000_000_000;
-    dead.publish_events(&[new_event(owner, "invoice.paid", now)], now).unwrap();
+    let _ = dead.publish_events(&[new_event(owner, "invoice.paid", now)], now).unwrap();
     assert_eq!(dead.due_entries(None, now, 10).unwrap().len(), 1);
     drop(dead);
     assert!(alive.due_entries(None, now, 10).unwrap().is_empty(), "still held");
