@@ -24,6 +24,13 @@ pub struct EndpointState {
     pub state: &'static str,
 }
 
+/// The state of the store's database connections.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolState {
+    /// `in_use`, `idle`, or `waiting` (requests waiting for a connection).
+    pub state: &'static str,
+}
+
 /// Every metric stile exports.
 pub struct Metrics {
     registry: Registry,
@@ -43,6 +50,10 @@ pub struct Metrics {
     pub endpoints: Family<EndpointState, Gauge>,
     /// The data file's size in bytes (set at scrape time).
     pub store_bytes: Gauge,
+    /// How long the oldest due attempt no process has claimed has waited, in seconds.
+    pub claim_lag_seconds: Gauge<f64, AtomicU64>,
+    /// Postgres connections of this process by state (set at scrape time).
+    pub pool: Family<PoolState, Gauge>,
 }
 
 impl Default for Metrics {
@@ -65,6 +76,8 @@ impl Metrics {
             oldest_due_seconds: Gauge::default(),
             endpoints: Family::default(),
             store_bytes: Gauge::default(),
+            claim_lag_seconds: Gauge::default(),
+            pool: Family::default(),
             registry: Registry::default(),
         };
         registry.register("events_published", "Events stored, published or emitted", metrics.events.clone());
@@ -94,6 +107,16 @@ impl Metrics {
             "store_bytes",
             "Size of the store (the data file, or the Postgres database)",
             metrics.store_bytes.clone(),
+        );
+        registry.register(
+            "queue_claim_lag_seconds",
+            "How long the oldest due attempt that no process has claimed has waited (0 if none)",
+            metrics.claim_lag_seconds.clone(),
+        );
+        registry.register(
+            "store_pool_connections",
+            "This process's Postgres connections: in_use, idle, and requests waiting for one",
+            metrics.pool.clone(),
         );
         Self { registry, ..metrics }
     }

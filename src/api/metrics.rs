@@ -50,5 +50,11 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
         m.endpoints.get_or_create(&EndpointState { state }).set(count as i64);
     }
     m.store_bytes.set(snapshot.store_bytes as i64);
+    m.claim_lag_seconds.set(snapshot.claim_lag_ms as f64 / 1000.0);
+    if let Some((in_use, idle, waiting)) = state.store.pool_status() {
+        for (state, n) in [("in_use", in_use), ("idle", idle), ("waiting", waiting)] {
+            m.pool.get_or_create(&crate::metrics::PoolState { state }).set(n as i64);
+        }
+    }
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(m.render()))
 }

@@ -267,6 +267,14 @@ impl Store {
         }
     }
 
+    /// This process's database connections (in use, idle, waiting for one), on Postgres.
+    pub fn pool_status(&self) -> Option<(usize, usize, usize)> {
+        match self {
+            Store::Redb(_) => None,
+            Store::Postgres(store) => Some(store.pool_status()),
+        }
+    }
+
     /// Gives up the claims on queue entries this process loaded but will not make now.
     pub fn release_claims(&self, entries: &[DeliveryId]) -> Result<(), StoreError> {
         match self {

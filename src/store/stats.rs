@@ -62,6 +62,9 @@ pub struct MetricsSnapshot {
     pub disabled_endpoints: u64,
     /// Bytes the store takes: the data file, or the Postgres database.
     pub store_bytes: u64,
+    /// How long the first due entry no process has claimed has been due, in ms (with
+    /// redb, where nothing is claimed, [`MetricsSnapshot::oldest_due_ms`]).
+    pub claim_lag_ms: u64,
 }
 
 impl RedbStore {
@@ -74,6 +77,7 @@ impl RedbStore {
                 queue_depth: queue.len()?,
                 oldest_due_ms: oldest.map_or(0, |due| now_ms.saturating_sub(due)),
                 store_bytes: std::fs::metadata(&self.path).map_or(0, |m| m.len()),
+                claim_lag_ms: oldest.map_or(0, |due| now_ms.saturating_sub(due)),
                 ..MetricsSnapshot::default()
             };
             let health = tx.open_table(tables::ENDPOINT_HEALTH)?;

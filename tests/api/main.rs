@@ -25,6 +25,7 @@ mod logs;
 mod openapi;
 mod overview;
 mod portal;
+mod processes;
 mod recovery;
 mod retention;
 mod sessions;

@@ -258,6 +258,12 @@ impl PgStore {
         Ok(value)
     }
 
+    /// This process's connections: (in use, idle, requests waiting for one).
+    pub fn pool_status(&self) -> (usize, usize, usize) {
+        let status = self.pool.status();
+        (status.size - status.available, status.available, status.waiting)
+    }
+
     /// Whether the database answers.
     pub fn check(&self) -> Result<(), StoreError> {
         self.run(async {

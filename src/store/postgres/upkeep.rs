@@ -244,8 +244,17 @@ impl PgStore {
     pub fn metrics_snapshot(&self, now_ms: u64) -> Result<MetricsSnapshot, StoreError> {
         self.run(async {
             let client = self.client().await?;
-            let queue = client.query_one("SELECT count(*), min(due_ms) FROM queue WHERE NOT parked", &[]).await?;
+            let queue = client
+                .query_one(
+                    "SELECT count(*), min(due_ms),
+                         min(due_ms) FILTER (WHERE locked_until_ms IS NULL
+                             OR locked_until_ms < (extract(epoch from clock_timestamp()) * 1000)::bigint)
+                     FROM queue WHERE NOT parked",
+                    &[],
+                )
+                .await?;
             let oldest: Option<i64> = queue.get(1);
+            let unclaimed: Option<i64> = queue.get(2);
             let endpoints = client
                 .query_one(
                     "SELECT count(*) FILTER (WHERE e.record->>'status' = 'disabled'),
@@ -263,6 +272,7 @@ impl PgStore {
                 degraded_endpoints: endpoints.get::<_, i64>(1) as u64,
                 healthy_endpoints: endpoints.get::<_, i64>(2) as u64,
                 store_bytes: size.get::<_, i64>(0) as u64,
+                claim_lag_ms: unclaimed.map_or(0, |due| now_ms.saturating_sub(due as u64)),
             })
         })
     }

@@ -328,6 +328,12 @@ impl Req {
 
     /// Sends it and reads the whole answer.
     pub fn send(self) -> Resp {
+        self.try_send().expect("the server answers")
+    }
+
+    /// Sends it and reads the whole answer; `None` if the server could not be reached
+    /// (a process killed on purpose, say).
+    pub fn try_send(self) -> Option<Resp> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -340,16 +346,16 @@ impl Req {
             request = request.header(name, value);
         }
         let request = request.body(self.body).expect("a valid request");
-        let mut response = agent.run(request).expect("the server answers");
+        let mut response = agent.run(request).ok()?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
             .iter()
             .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        let text = response.body_mut().with_config().limit(64 << 20).read_to_string().expect("a text body");
+        let text = response.body_mut().with_config().limit(64 << 20).read_to_string().ok()?;
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, headers, text, body }
+        Some(Resp { status, headers, text, body })
     }
 }
 

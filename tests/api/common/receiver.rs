@@ -180,6 +180,11 @@ impl Receiver {
         self.state.received.lock().unwrap().get(path).cloned().unwrap_or_default()
     }
 
+    /// How many requests `path` received so far (without copying them).
+    pub fn count(&self, path: &str) -> usize {
+        self.state.received.lock().unwrap().get(path).map_or(0, Vec::len)
+    }
+
     /// Waits (up to `deadline`) until `path` got at least `n` requests; returns them.
     pub fn wait_for(&self, path: &str, n: usize, deadline: Duration) -> Vec<Received> {
         let got = eventually(deadline, || self.received(path).len() >= n);

@@ -1,0 +1,286 @@
+//! Many stile processes on one Postgres database, and the database going away: real
+//! binaries (or a real server) on a throwaway cluster, a real receiver that checks every
+//! signature. Skipped, loudly, where PostgreSQL is not installed; failed under `CI=true`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use stile::store::postgres::throwaway::ThrowawayPostgres;
+
+use crate::common::process::{ServerProcess, stile_bin};
+use crate::common::receiver::Receiver;
+use crate::common::{Req, TEST_KEY, TestServer, eventually};
+
+/// The shared cluster, or `None` after a loud line where PostgreSQL is not installed.
+fn cluster() -> Option<&'static ThrowawayPostgres> {
+    match ThrowawayPostgres::shared() {
+        Ok(cluster) => Some(cluster),
+        Err(err) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true needs PostgreSQL: {err}"),
+        Err(err) => {
+            eprintln!("SKIPPED: a Postgres test, as {err}");
+            None
+        }
+    }
+}
+
+/// Workers per process: at most this many attempts of a killed process were in flight
+/// or finished without their result recorded, so at most this many are made twice.
+const WORKERS: usize = 16;
+
+/// A `stile serve` on the database at `url`, its data directory `dir/<name>`, the payload
+/// key shared in `dir`.
+fn start(dir: &Path, name: &str, url: &str) -> ServerProcess {
+    let key_file = dir.join("payload.key");
+    let workers = WORKERS.to_string();
+    let env = [
+        ("STILE_AUTH_KEYS", TEST_KEY),
+        ("STILE_STORE_BACKEND", "postgres"),
+        ("STILE_STORE_POSTGRES_URL", url),
+        ("STILE_STORE_PAYLOAD_KEY_FILE", key_file.to_str().unwrap()),
+        ("STILE_STORE_POSTGRES_CLAIM_LEASE", "3s"),
+        ("STILE_DELIVERY_WORKERS", workers.as_str()),
+        ("STILE_DELIVERY_TIMEOUT", "5s"),
+        ("STILE_DELIVERY_RETRY_SCHEDULE", "1s,1s,1s"),
+    ];
+    ServerProcess::start(dir, &["--listen", "127.0.0.1:0", "--data-dir", name], &env).expect("server starts")
+}
+
+/// Publishes one event through `base`; its id if it was accepted (200), the status if
+/// refused, `None` if the server could not be reached. One client for every publish
+/// (making one per request cost more than the publish).
+fn publish(base: &str, n: usize) -> Option<Result<String, u16>> {
+    static AGENT: std::sync::LazyLock<ureq::Agent> = std::sync::LazyLock::new(|| {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .proxy(None)
+            .build()
+            .into()
+    });
+    let body = json!({"type": "verification_session.verified", "data": {"id": format!("vks_{n}")}});
+    let mut resp = AGENT
+        .post(format!("{base}/v1/events"))
+        .header("authorization", format!("Bearer {TEST_KEY}"))
+        .send_json(&body)
+        .ok()?;
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.body_mut().read_json().unwrap_or_default();
+    Some(match status {
+        200 => Ok(body["id"].as_str().expect("an event id").to_string()),
+        status => Err(status),
+    })
+}
+
+#[test]
+fn three_processes_deliver_everything_accepted_when_one_is_killed_mid_stream() {
+    let Some(cluster) = cluster() else { return };
+    let url = cluster.new_database().expect("a database");
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    let first = start(dir.path(), "a", &url);
+    let servers = vec![first, start(dir.path(), "b", &url), start(dir.path(), "c", &url)];
+    let endpoint = Req::new("POST", format!("{}/v1/webhook_endpoints", servers[0].base))
+        .key(TEST_KEY)
+        .json(&json!({"url": receiver.url("/hook"), "enabled_events": ["*"]}))
+        .send();
+    assert_eq!(endpoint.status, 200, "{}", endpoint.text);
+    let secret = endpoint.body["secret"].as_str().expect("the signing secret").to_string();
+
+    // Publishers spread over the processes that are up; the middle one is killed half way
+    // through and started again.
+    const EVENTS: usize = 20_000;
+    let bases: Arc<RwLock<Vec<String>>> = Arc::new(RwLock::new(servers.iter().map(|s| s.base.clone()).collect()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::new(Mutex::new(Vec::with_capacity(EVENTS)));
+    let refused = Arc::new(Mutex::new(Vec::new()));
+    let publishers: Vec<_> = (0..6)
+        .map(|t| {
+            let (bases, next, accepted, refused) = (bases.clone(), next.clone(), accepted.clone(), refused.clone());
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(240);
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= EVENTS || Instant::now() > deadline {
+                        break;
+                    }
+                    let base = {
+                        let bases = bases.read().unwrap();
+                        bases[(n + t) % bases.len()].clone()
+                    };
+                    match publish(&base, n) {
+                        Some(Ok(id)) => accepted.lock().unwrap().push(id),
+                        Some(Err(status)) => refused.lock().unwrap().push(status),
+                        None => {} // the killed process: this event was never accepted
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut servers = servers;
+    assert!(eventually(Duration::from_secs(120), || next.load(Ordering::Relaxed) >= EVENTS / 2), "publishing stalled");
+    let killed = servers.remove(1);
+    let killed_base = killed.base.clone();
+    bases.write().unwrap().retain(|b| *b != killed_base);
+    killed.kill_hard();
+    let restarted = start(dir.path(), "b", &url);
+    bases.write().unwrap().push(restarted.base.clone());
+    servers.push(restarted);
+    for publisher in publishers {
+        publisher.join().unwrap();
+    }
+    let published_in = started.elapsed();
+    let accepted = accepted.lock().unwrap().clone();
+    let refused = refused.lock().unwrap().clone();
+    assert!(refused.is_empty(), "publishes refused: {refused:?}");
+    assert!(accepted.len() > EVENTS * 9 / 10, "{} of {EVENTS} accepted", accepted.len());
+
+    // Every accepted event arrives, signed; duplicates only for what was in flight.
+    let all_arrived = eventually(Duration::from_secs(120), || {
+        if receiver.count("/hook") < accepted.len() {
+            return false; // not all there yet: no need to copy what came
+        }
+        let received = receiver.received("/hook");
+        let ids: std::collections::HashSet<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
+        accepted.iter().all(|id| ids.contains(id.as_str()))
+    });
+    let received = receiver.received("/hook");
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    for request in &received {
+        assert!(request.stile_signature_valid(&secret).0, "a bad signature on {}", request.header("webhook-id"));
+        *copies.entry(request.header("webhook-id").to_string()).or_default() += 1;
+    }
+    let missing = accepted.iter().filter(|id| !copies.contains_key(*id)).count();
+    assert!(all_arrived, "{missing} of {} accepted events never arrived", accepted.len());
+    let duplicates: usize = copies.values().map(|n| n - 1).sum();
+    eprintln!(
+        "three processes: {} accepted in {published_in:?}, all delivered after {:?}; {} received, {duplicates} made twice (at most {WORKERS} were in flight)",
+        accepted.len(),
+        started.elapsed(),
+        received.len()
+    );
+    assert!(duplicates <= WORKERS, "{duplicates} duplicates; at most {WORKERS} attempts were in flight");
+    assert!(copies.len() == accepted.len(), "only accepted events were delivered");
+}
+
+/// Each publish's time and outcome: the event id, or the refusal's status.
+type Outcomes = Arc<Mutex<Vec<(Instant, Result<String, u16>)>>>;
+
+#[test]
+fn a_database_outage_refuses_publishes_with_503_and_delivery_resumes_by_itself() {
+    if cluster().is_none() {
+        return;
+    }
+    // A cluster of its own: this test stops it.
+    let own = ThrowawayPostgres::start().expect("a cluster");
+    let url = own.new_database().expect("a database");
+    let receiver = Receiver::start();
+    let server = TestServer::start_with(|c| {
+        c.store.backend = stile::config::Backend::Postgres;
+        c.store.postgres_url = stile::config::DatabaseUrl(url.clone());
+        c.store.postgres_statement_timeout = Duration::from_secs(5);
+    });
+    server.create_endpoint(&receiver.url("/hook"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let outcomes: Outcomes = Arc::default();
+    let publisher = {
+        let (stop, outcomes, base) = (stop.clone(), outcomes.clone(), server.base.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) && n < 100_000 {
+                let outcome = publish(&base, n).expect("the server answers while its database is down");
+                outcomes.lock().unwrap().push((Instant::now(), outcome));
+                n += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let accepted = |outcomes: &Outcomes| {
+        outcomes.lock().unwrap().iter().filter(|o| o.1.is_ok()).count()
+    };
+    assert!(eventually(Duration::from_secs(10), || accepted(&outcomes) >= 20), "publishing before the outage");
+    own.stop().expect("postgres stops");
+    let stopped_at = Instant::now();
+    // The outage lasts 10 s: publishes meanwhile are refused, and say why.
+    assert!(eventually(Duration::from_secs(15), || {
+        outcomes.lock().unwrap().iter().any(|(at, o)| *at > stopped_at && o.is_err())
+    }));
+    let health = Req::new("GET", format!("{}/healthz", server.base)).send();
+    assert_eq!(health.status, 503, "{}", health.text);
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(stopped_at.elapsed()));
+    own.restart().expect("postgres starts again");
+    let restarted_at = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            outcomes.lock().unwrap().iter().filter(|(at, o)| *at > restarted_at && o.is_ok()).count() >= 20
+        }),
+        "publishes succeed again without restarting stile"
+    );
+    stop.store(true, Ordering::Relaxed);
+    publisher.join().unwrap();
+
+    let outcomes = outcomes.lock().unwrap().clone();
+    let refused: Vec<u16> = outcomes.iter().filter_map(|(_, o)| o.clone().err()).collect();
+    assert!(!refused.is_empty(), "no publish was refused during the outage");
+    assert!(refused.iter().all(|s| *s == 503), "refusals other than 503: {refused:?}");
+    let ids: Vec<String> = outcomes.iter().filter_map(|(_, o)| o.clone().ok()).collect();
+    let all_arrived = eventually(Duration::from_secs(60), || {
+        if receiver.count("/hook") < ids.len() {
+            return false;
+        }
+        let received = receiver.received("/hook");
+        let got: std::collections::HashSet<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
+        ids.iter().all(|id| got.contains(id.as_str()))
+    });
+    assert!(all_arrived, "an event accepted with a 200 was lost");
+    assert_eq!(Req::new("GET", format!("{}/healthz", server.base)).send().status, 200);
+    eprintln!("outage: {} accepted, {} refused with 503", ids.len(), refused.len());
+}
+
+#[test]
+fn a_postgres_server_names_its_database_never_its_password_and_sends_file_tools_elsewhere() {
+    let Some(cluster) = cluster() else { return };
+    let url = cluster.new_database().expect("a database");
+    // The throwaway cluster trusts every connection, so any password is accepted.
+    let with_password = url.replacen("postgres@", "postgres:s3cret-pw@", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), "data", &with_password);
+    let database = url.rsplit('@').next().unwrap();
+    assert!(
+        server.summary.iter().any(|l| l.trim() == format!("database   postgres {database}")),
+        "{:?}",
+        server.summary
+    );
+    let metrics = Req::new("GET", format!("{}/metrics", server.base)).send();
+    for line in ["stile_store_pool_connections{state=\"in_use\"}", "stile_queue_claim_lag_seconds 0"] {
+        assert!(metrics.text.lines().any(|l| l.starts_with(line)), "{line} in\n{}", metrics.text);
+    }
+    let backup = stile_bin()
+        .current_dir(dir.path())
+        .args(["backup", "copy.redb", "--data-dir", "data", "--url", &server.base])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&backup.stderr);
+    assert!(!backup.status.success());
+    assert!(said.contains("pg_dump"), "{said}");
+    let printed = format!("{}\n{}", server.summary.join("\n"), server.stderr_so_far().join("\n"));
+    assert_eq!(server.terminate(), Some(0));
+    let compact = stile_bin()
+        .current_dir(dir.path())
+        .args(["compact", "--data-dir", "data"])
+        .env("STILE_STORE_BACKEND", "postgres")
+        .env("STILE_STORE_POSTGRES_URL", &with_password)
+        .env("STILE_STORE_PAYLOAD_KEY_FILE", dir.path().join("payload.key"))
+        .output()
+        .unwrap();
+    let compact_said = String::from_utf8_lossy(&compact.stderr);
+    assert!(!compact.status.success());
+    assert!(compact_said.contains("VACUUM"), "{compact_said}");
+    let everything = format!("{printed}\n{said}\n{compact_said}");
+    assert!(!everything.contains("s3cret-pw"), "the password was printed:\n{everything}");
+}
