@@ -200,9 +200,7 @@ fn a_database_outage_refuses_publishes_with_503_and_delivery_resumes_by_itself()
             }
         })
     };
-    let accepted = |outcomes: &Outcomes| {
-        outcomes.lock().unwrap().iter().filter(|o| o.1.is_ok()).count()
-    };
+    let accepted = |outcomes: &Outcomes| outcomes.lock().unwrap().iter().filter(|o| o.1.is_ok()).count();
     assert!(eventually(Duration::from_secs(10), || accepted(&outcomes) >= 20), "publishing before the outage");
     own.stop().expect("postgres stops");
     let stopped_at = Instant::now();
