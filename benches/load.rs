@@ -23,6 +23,10 @@
 //! `--only W9 [--events N]`: N events (default 10 M) written into a data file through the
 //! store, then the time from starting the server on it to its first list, and its peak
 //! RSS (not in the default run).
+//! `--postgres N`: W1-W4 on the Postgres backend, a throwaway cluster whose commits wait for
+//! the disk (fsync on), with N stile processes per workload and the publishers spread
+//! over them; it adds Postgres' own CPU per delivery (the postmaster and its backends)
+//! and the commits and rows it wrote per delivery (`pg_stat_database`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -190,6 +194,67 @@ fn create_endpoint_in(server: &Server, url: &str, app: Option<&str>) {
     }
     let resp = req.send_json(body).unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+/// With `--postgres N`: the cluster, and how many stile processes share it.
+static POSTGRES: std::sync::OnceLock<(stile::store::postgres::throwaway::ThrowawayPostgres, usize)> =
+    std::sync::OnceLock::new();
+
+/// The payload key every stile process of a Postgres run shares.
+static SHARED_KEY_DIR: std::sync::LazyLock<tempfile::TempDir> =
+    std::sync::LazyLock::new(|| tempfile::tempdir().unwrap());
+
+/// The stile processes of a workload: one on a redb file, or with `--postgres N`, N on a
+/// new database of the cluster (and its name).
+fn start_stile() -> (Vec<Server>, Option<String>) {
+    let Some((cluster, processes)) = POSTGRES.get() else { return (vec![start_server()], None) };
+    let url = cluster.new_database().expect("a database");
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let key_file = SHARED_KEY_DIR.path().join(format!("{name}.key"));
+    let env = [
+        ("STILE_STORE_BACKEND", "postgres"),
+        ("STILE_STORE_POSTGRES_URL", url.as_str()),
+        ("STILE_STORE_PAYLOAD_KEY_FILE", key_file.to_str().unwrap()),
+    ];
+    let servers = (0..*processes).map(|_| start_server_in(tempfile::tempdir().unwrap(), &env)).collect();
+    (servers, Some(name))
+}
+
+/// CPU seconds the Postgres cluster has used: the postmaster, its live backends, and the
+/// backends it has reaped.
+fn postgres_cpu_s() -> f64 {
+    let Some(postmaster) = POSTGRES.get().and_then(|(c, _)| c.postmaster_pid()) else { return 0.0 };
+    let fields = |pid: &str| -> Vec<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit(')').next().unwrap_or("").split_whitespace().map(str::to_string).collect()
+    };
+    let ticks = |f: &[String], from: usize, to: usize| -> f64 {
+        (from..=to).map(|i| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)).sum()
+    };
+    let own = fields(&postmaster.to_string());
+    let mut total = ticks(&own, 11, 14); // utime, stime, cutime, cstime
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let f = fields(&name);
+        if f.get(1).is_some_and(|ppid| *ppid == postmaster.to_string()) {
+            total += ticks(&f, 11, 12);
+        }
+    }
+    total / 100.0
+}
+
+/// (commits, rows inserted + updated + deleted) of database `name` so far.
+fn postgres_writes(name: &str) -> (f64, f64) {
+    let Some((cluster, _)) = POSTGRES.get() else { return (0.0, 0.0) };
+    let sql = format!(
+        "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted FROM pg_stat_database WHERE datname = '{name}'"
+    );
+    let out = cluster.sql(&sql).unwrap_or_default();
+    let mut parts = out.split('|').map(|v| v.trim().parse::<f64>().unwrap_or(0.0));
+    (parts.next().unwrap_or(0.0), parts.next().unwrap_or(0.0))
 }
 
 /// The application (uid) every request of the run acts on, with `--app`; else the default.
@@ -750,7 +815,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn run(workload: &Workload) -> serde_json::Value {
-    let server = if workload.ceiling { start_mock() } else { start_server() };
+    let (servers, database) = if workload.ceiling { (vec![start_mock()], None) } else { start_stile() };
+    let servers_len = servers.len();
+    let server = &servers[0];
     let receiver = start_receiver();
     let paths: Vec<String> = (0..workload.endpoints).map(|n| format!("/e{n}")).collect();
     if !workload.direct {
@@ -761,9 +828,17 @@ fn run(workload: &Workload) -> serde_json::Value {
             create_endpoint(&server, &format!("{}{path}", receiver.base));
         }
     }
-    let target = if workload.direct { format!("{}/e0", receiver.base) } else { format!("{}/v1/events", server.base) };
-    let (cpu_before, _) = process_usage(server.child.id());
-    let written_before = written_bytes(server.child.id());
+    // Publishers are spread over the processes.
+    let targets: Vec<String> = if workload.direct {
+        vec![format!("{}/e0", receiver.base)]
+    } else {
+        servers.iter().map(|s| format!("{}/v1/events", s.base)).collect()
+    };
+    let cpu_of = |servers: &[Server]| servers.iter().map(|s| process_usage(s.child.id()).0).sum::<f64>();
+    let cpu_before = cpu_of(&servers);
+    let written_before: u64 = servers.iter().map(|s| written_bytes(s.child.id())).sum();
+    let pg_cpu_before = postgres_cpu_s();
+    let pg_before = database.as_deref().map(postgres_writes).unwrap_or_default();
     if let Ok(path) = std::env::var("STILE_BENCH_PID_FILE") {
         std::fs::write(path, server.child.id().to_string()).unwrap();
     }
@@ -771,9 +846,10 @@ fn run(workload: &Workload) -> serde_json::Value {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let publishers: Vec<_> = (0..workload.publishers)
-        .map(|_| {
-            let (next, sent_at, target, total, rate) =
-                (Arc::clone(&next), Arc::clone(&sent_at), target.clone(), workload.events, workload.rate);
+        .map(|i| {
+            let target = targets[i % targets.len()].clone();
+            let (next, sent_at, total, rate) =
+                (Arc::clone(&next), Arc::clone(&sent_at), workload.events, workload.rate);
             std::thread::spawn(move || {
                 let agent = agent();
                 loop {
@@ -807,8 +883,18 @@ fn run(workload: &Workload) -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(5));
     }
     let total_secs = started.elapsed().as_secs_f64();
-    let (cpu_after, rss_mib) = process_usage(server.child.id());
-    let written = written_bytes(server.child.id()).saturating_sub(written_before);
+    let cpu_after = cpu_of(&servers);
+    let rss_mib = servers.iter().map(|s| process_usage(s.child.id()).1).fold(0.0, f64::max);
+    let written = servers.iter().map(|s| written_bytes(s.child.id())).sum::<u64>().saturating_sub(written_before);
+    let pg_cpu = postgres_cpu_s() - pg_cpu_before;
+    // The statistics reach pg_stat_database within a second of each transaction.
+    let pg_after = match database.as_deref() {
+        Some(name) => {
+            std::thread::sleep(Duration::from_millis(1500));
+            postgres_writes(name)
+        }
+        None => (0.0, 0.0),
+    };
 
     let sent_at = sent_at.lock().unwrap();
     let arrivals = receiver.arrivals.times.lock().unwrap();
@@ -833,12 +919,14 @@ fn run(workload: &Workload) -> serde_json::Value {
     let delivered = expected - missing;
     let delivery_secs = last_arrival.duration_since(started).as_secs_f64().max(1e-9);
     let cpu = if workload.direct { 0.0 } else { cpu_after - cpu_before };
-    // The data file once every delivery is recorded (stile only: the others keep nothing).
-    let file_bytes = if workload.direct || workload.ceiling { 0 } else { settled_file_bytes(&server) };
+    // The data file once every delivery is recorded (stile on redb only: the others keep
+    // nothing, Postgres is measured by what it wrote).
+    let file_bytes =
+        if workload.direct || workload.ceiling || database.is_some() { 0 } else { settled_file_bytes(server) };
     // And the bytes of the pages its tables use (the file less free space), stopped.
     let mut page_bytes = 0;
     if file_bytes > 0 {
-        let dir = server.kill();
+        let dir = servers.into_iter().next().unwrap().kill();
         page_bytes = table_page_bytes(&dir.path().join("data"));
         if let Some(keep) = std::env::var_os("STILE_BENCH_KEEP") {
             let _ = std::fs::remove_dir_all(&keep);
@@ -863,6 +951,10 @@ fn run(workload: &Workload) -> serde_json::Value {
         "server_cpu_s": cpu,
         "cpu_ms_per_delivery": if delivered > 0 { cpu * 1000.0 / delivered as f64 } else { f64::NAN },
         "server_peak_rss_mib": rss_mib,
+        "processes": servers_len,
+        "postgres_cpu_ms_per_delivery": if delivered > 0 { pg_cpu * 1000.0 / delivered as f64 } else { f64::NAN },
+        "pg_commits_per_delivery": if delivered > 0 { (pg_after.0 - pg_before.0) / delivered as f64 } else { f64::NAN },
+        "pg_rows_written_per_delivery": if delivered > 0 { (pg_after.1 - pg_before.1) / delivered as f64 } else { f64::NAN },
         "disk_kib_per_delivery": if delivered > 0 { written as f64 / 1024.0 / delivered as f64 } else { f64::NAN },
         "body_bytes": receiver.arrivals.body_bytes.load(Ordering::Relaxed),
         "file_bytes_per_event": file_bytes as f64 / workload.events as f64,
@@ -937,6 +1029,13 @@ fn main() {
         let _ = APP.set("bench".to_string());
         let _ = APPS.set(apps.unwrap_or(1).max(1));
     }
+    if let Some(processes) =
+        args.iter().position(|a| a == "--postgres").and_then(|i| args.get(i + 1)).and_then(|v| v.parse::<usize>().ok())
+    {
+        let cluster = stile::store::postgres::throwaway::ThrowawayPostgres::start_durable()
+            .expect("the Postgres runs need PostgreSQL installed");
+        let _ = POSTGRES.set((cluster, processes.max(1)));
+    }
     let scale = if quick { 10 } else { 1 };
     let paced_secs = if quick { 3 } else { 15 };
     let workloads = [
@@ -1008,6 +1107,10 @@ fn main() {
     let mut failed = false;
     for workload in &workloads {
         if only.as_deref().is_some_and(|o| !workload.name.starts_with(o)) {
+            continue;
+        }
+        // On Postgres, stile's workloads only (the ceilings and the reference are the same).
+        if POSTGRES.get().is_some() && (workload.ceiling || workload.direct) {
             continue;
         }
         let results: Vec<serde_json::Value> = (0..runs).map(|_| run(workload)).collect();

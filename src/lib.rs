@@ -108,8 +108,45 @@ pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, Star
     let metrics = Arc::new(metrics::Metrics::new());
     let engine = delivery::Engine::start(Arc::clone(&store), clock, &config, Arc::clone(&metrics))?;
     let default_apps = store.default_apps()?;
+    let shared_store = matches!(*store, Store::Postgres(_));
     let state = AppState::new(config, event_types, store, keys, engine, metrics, admin_token, default_apps);
+    if shared_store {
+        follow_event_types(&state);
+    }
     Ok(Prepared { state, first_key })
+}
+
+/// How often a process on a shared database looks for event types other processes
+/// created or changed.
+const EVENT_TYPES_RELOAD: Duration = Duration::from_secs(2);
+
+/// On a database other processes share, keeps the in-memory event type catalogue up to
+/// date with the types they create or change (types are never deleted, only archived),
+/// until the server's store is gone.
+fn follow_event_types(state: &AppState) {
+    let store = Arc::downgrade(&state.store);
+    let catalogue = Arc::downgrade(&state.event_types);
+    let spawned = std::thread::Builder::new().name("stile-event-types".into()).spawn(move || {
+        let mut seen = None;
+        loop {
+            std::thread::sleep(EVENT_TYPES_RELOAD);
+            let (Some(store), Some(catalogue)) = (store.upgrade(), catalogue.upgrade()) else { return };
+            match store.event_types() {
+                Ok(records) if seen.as_ref() != Some(&records) => {
+                    let _writes = catalogue.lock_writes();
+                    for skipped in catalogue.load(records.clone()) {
+                        tracing::debug!("{skipped}");
+                    }
+                    seen = Some(records);
+                }
+                Ok(_) => {}
+                Err(err) => tracing::debug!(error = %err, "cannot reload the event type catalogue"),
+            }
+        }
+    });
+    if let Err(err) = spawned {
+        tracing::warn!(error = %err, "event types created by other processes are seen only after a restart");
+    }
 }
 
 /// Creates and stores a new API key, made at `now` (Unix seconds); returns the key, which

@@ -282,3 +282,28 @@ fn a_postgres_server_names_its_database_never_its_password_and_sends_file_tools_
     let everything = format!("{printed}\n{said}\n{compact_said}");
     assert!(!everything.contains("s3cret-pw"), "the password was printed:\n{everything}");
 }
+
+#[test]
+fn an_event_type_created_through_one_process_is_published_through_another() {
+    let Some(cluster) = cluster() else { return };
+    let url = cluster.new_database().expect("a database");
+    let on_database = |c: &mut stile::config::Config| {
+        c.store.backend = stile::config::Backend::Postgres;
+        c.store.postgres_url = stile::config::DatabaseUrl(url.clone());
+    };
+    let a = TestServer::start_with(on_database);
+    // The second process shares the first one's payload key, as every process must.
+    let key = a.data_dir().join("payload.key");
+    let b = TestServer::start_with(|c| {
+        on_database(c);
+        c.store.payload_key_file = key.clone();
+    });
+    let created = a.post("/v1/event_types", json!({"name": "order.paid", "description": "An order was paid."}));
+    assert_eq!(created.status, 200, "{}", created.text);
+    let published = eventually(Duration::from_secs(10), || {
+        b.post("/v1/events", json!({"type": "order.paid", "data": {"id": "ord_1"}})).status == 200
+    });
+    assert!(published, "the other process never learnt of order.paid");
+    let listed = b.get("/v1/event_types");
+    assert!(listed.text.contains("order.paid"), "{}", listed.text);
+}

@@ -17,6 +17,8 @@ pub struct ThrowawayPostgres {
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
+    /// Whether commits wait for the disk (the benchmark), or not (tests).
+    durable: bool,
     /// `Some("postgres")` when commands must run as that user (this process is root).
     run_as: Option<&'static str>,
 }
@@ -45,8 +47,19 @@ pub fn find_bin() -> Option<PathBuf> {
 }
 
 impl ThrowawayPostgres {
-    /// Makes and starts a new cluster. Takes about a second.
+    /// Makes and starts a new cluster that does not wait for the disk (for tests).
+    /// Takes about a second.
     pub fn start() -> Result<ThrowawayPostgres, String> {
+        Self::start_with(false)
+    }
+
+    /// Makes and starts a new cluster whose commits wait for the disk, as a production
+    /// database's do (for the benchmark).
+    pub fn start_durable() -> Result<ThrowawayPostgres, String> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<ThrowawayPostgres, String> {
         let bin = find_bin().ok_or("PostgreSQL is not installed (no initdb found; apt-get install postgresql)")?;
         // SAFETY: geteuid has no preconditions.
         let run_as = (unsafe { libc::geteuid() } == 0).then_some("postgres");
@@ -58,7 +71,7 @@ impl ThrowawayPostgres {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let mut cluster = ThrowawayPostgres { bin, dir, port: 0, run_as };
+        let mut cluster = ThrowawayPostgres { bin, dir, port: 0, run_as, durable };
         if let Some(user) = run_as {
             let chown = Command::new("chown").arg(format!("{user}:{user}")).arg(&cluster.dir).output();
             check("chown", chown)?;
@@ -154,11 +167,8 @@ impl ThrowawayPostgres {
     }
 
     fn run_server(&self) -> Result<(), String> {
-        let options = format!(
-            "-k {} -h 127.0.0.1 -p {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
-            self.dir.display(),
-            self.port
-        );
+        let speed = if self.durable { "" } else { "-c fsync=off -c synchronous_commit=off -c full_page_writes=off" };
+        let options = format!("-k {} -h 127.0.0.1 -p {} -c max_connections=200 {speed}", self.dir.display(), self.port);
         let out = self
             .command("pg_ctl")
             .arg("-D")
@@ -193,6 +203,13 @@ impl ThrowawayPostgres {
     fn remove(&self) {
         let _ = self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// The postmaster's process id, to measure the server's CPU (its own and that of its
+    /// backends, which it reaps).
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let pid_file = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).ok()?;
+        pid_file.lines().next()?.trim().parse().ok()
     }
 
     /// The directory the cluster lives in.
