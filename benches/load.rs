@@ -822,10 +822,10 @@ fn run(workload: &Workload) -> serde_json::Value {
     let paths: Vec<String> = (0..workload.endpoints).map(|n| format!("/e{n}")).collect();
     if !workload.direct {
         if !workload.ceiling {
-            create_apps(&server, &receiver);
+            create_apps(server, &receiver);
         }
         for path in &paths {
-            create_endpoint(&server, &format!("{}{path}", receiver.base));
+            create_endpoint(server, &format!("{}{path}", receiver.base));
         }
     }
     // Publishers are spread over the processes.
