@@ -111,26 +111,41 @@ pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, Star
     let shared_store = matches!(*store, Store::Postgres(_));
     let state = AppState::new(config, event_types, store, keys, engine, metrics, admin_token, default_apps);
     if shared_store {
-        follow_event_types(&state);
+        follow_shared_state(&state);
     }
     Ok(Prepared { state, first_key })
 }
 
-/// How often a process on a shared database looks for event types other processes
-/// created or changed.
-const EVENT_TYPES_RELOAD: Duration = Duration::from_secs(2);
+/// How often a process on a shared database looks for event types and API keys other
+/// processes created or changed.
+const SHARED_STATE_RELOAD: Duration = Duration::from_secs(2);
 
-/// On a database other processes share, keeps the in-memory event type catalogue up to
-/// date with the types they create or change (types are never deleted, only archived),
-/// until the server's store is gone.
-fn follow_event_types(state: &AppState) {
+/// On a database other processes share, keeps what this process holds in memory up to
+/// date with what they change: the event type catalogue (types are never deleted, only
+/// archived) and the accepted API keys (created with `stile keys create`, revoked, or
+/// dropped with their application), until the server's store is gone.
+fn follow_shared_state(state: &AppState) {
     let store = Arc::downgrade(&state.store);
     let catalogue = Arc::downgrade(&state.event_types);
-    let spawned = std::thread::Builder::new().name("stile-event-types".into()).spawn(move || {
+    let keys = Arc::downgrade(&state.keys);
+    let configured = state.config.auth.keys.clone();
+    let spawned = std::thread::Builder::new().name("stile-shared-state".into()).spawn(move || {
         let mut seen = None;
+        let mut seen_keys = None;
         loop {
-            std::thread::sleep(EVENT_TYPES_RELOAD);
-            let (Some(store), Some(catalogue)) = (store.upgrade(), catalogue.upgrade()) else { return };
+            std::thread::sleep(SHARED_STATE_RELOAD);
+            let (Some(store), Some(catalogue), Some(keys)) = (store.upgrade(), catalogue.upgrade(), keys.upgrade())
+            else {
+                return;
+            };
+            match store.api_keys() {
+                Ok(stored) if seen_keys.as_ref() != Some(&stored) => {
+                    keys.replace(&configured, &stored);
+                    seen_keys = Some(stored);
+                }
+                Ok(_) => {}
+                Err(err) => tracing::debug!(error = %err, "cannot reload the API keys"),
+            }
             match store.event_types() {
                 Ok(records) if seen.as_ref() != Some(&records) => {
                     let _writes = catalogue.lock_writes();
@@ -145,7 +160,7 @@ fn follow_event_types(state: &AppState) {
         }
     });
     if let Err(err) = spawned {
-        tracing::warn!(error = %err, "event types created by other processes are seen only after a restart");
+        tracing::warn!(error = %err, "event types and keys other processes change are seen only after a restart");
     }
 }
 

@@ -59,6 +59,13 @@ impl ApiKeys {
         self.by_hash.read().unwrap_or_else(|p| p.into_inner()).get(&hash_api_key(presented)).copied()
     }
 
+    /// Accepts exactly the configured keys and these stored ones from now on (what
+    /// another process on the same database created or revoked).
+    pub fn replace(&self, configured: &[String], stored: &[([u8; 32], ApiKeyRecord)]) {
+        let fresh = ApiKeys::new(configured, stored).by_hash.into_inner().unwrap_or_else(|p| p.into_inner());
+        *self.by_hash.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+    }
+
     /// Stops accepting the keys restricted to `app` (it was deleted).
     pub fn forget_app(&self, app: AppId) {
         self.by_hash.write().unwrap_or_else(|p| p.into_inner()).retain(|_, grant| grant.app != Some(app));

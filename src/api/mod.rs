@@ -57,7 +57,7 @@ pub struct AppState {
     /// The data file.
     pub store: Arc<Store>,
     /// Accepted API keys.
-    pub keys: ApiKeys,
+    pub keys: Arc<ApiKeys>,
     /// Event types that may be published and subscribed to (shared with the blocking
     /// tasks that change it).
     pub event_types: Arc<EventTypes>,
@@ -95,7 +95,7 @@ impl AppState {
             targets: TargetPolicy::new(&config),
             config,
             store,
-            keys,
+            keys: Arc::new(keys),
             idempotency: idempotency::InFlight::default(),
             engine,
             metrics,

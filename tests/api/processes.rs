@@ -284,7 +284,7 @@ fn a_postgres_server_names_its_database_never_its_password_and_sends_file_tools_
 }
 
 #[test]
-fn an_event_type_created_through_one_process_is_published_through_another() {
+fn event_types_and_keys_made_through_one_process_work_through_another() {
     let Some(cluster) = cluster() else { return };
     let url = cluster.new_database().expect("a database");
     let on_database = |c: &mut stile::config::Config| {
@@ -306,4 +306,12 @@ fn an_event_type_created_through_one_process_is_published_through_another() {
     assert!(published, "the other process never learnt of order.paid");
     let listed = b.get("/v1/event_types");
     assert!(listed.text.contains("order.paid"), "{}", listed.text);
+    // A key made with `stile keys create` (here: through the store, as it does) while
+    // both run is accepted by both, without a restart.
+    let key = {
+        let store = a.config.open_store().expect("the database opens");
+        stile::create_api_key(&store, stile::mode::Mode::Test, 0).expect("a key")
+    };
+    let accepted = |server: &TestServer| server.req("GET", "/v1/events").key(&key).send().status == 200;
+    assert!(eventually(Duration::from_secs(10), || accepted(&a) && accepted(&b)), "a new key was refused");
 }
