@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::types::Json;
 
+use super::cached::Cached;
 use super::pages::{ListQuery, list};
 use super::{PgStore, id_of, uuid};
 use crate::ids::AppId;
@@ -24,7 +25,7 @@ pub(super) async fn ensure_defaults(client: &mut deadpool_postgres::Object, now:
     let tx = client.transaction().await?;
     for mode in [Mode::Test, Mode::Live] {
         let mode_key = i16::from(mode.as_u8());
-        if tx.query_opt("SELECT app FROM default_apps WHERE mode = $1", &[&mode_key]).await?.is_some() {
+        if tx.q_opt("SELECT app FROM default_apps WHERE mode = $1", &[&mode_key]).await?.is_some() {
             continue;
         }
         let record = AppRecord {
@@ -38,12 +39,12 @@ pub(super) async fn ensure_defaults(client: &mut deadpool_postgres::Object, now:
             branding: Branding::default(),
         };
         let id = uuid(record.id.as_u128());
-        tx.execute(
+        tx.exec(
             "INSERT INTO apps (id, mode, uid, record) VALUES ($1, $2, NULL, $3)",
             &[&id, &mode_key, &Json(&record)],
         )
         .await?;
-        tx.execute("INSERT INTO default_apps (mode, app) VALUES ($1, $2)", &[&mode_key, &id]).await?;
+        tx.exec("INSERT INTO default_apps (mode, app) VALUES ($1, $2)", &[&mode_key, &id]).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -59,7 +60,7 @@ impl PgStore {
     pub fn default_apps(&self) -> Result<DefaultApps, StoreError> {
         self.run(async {
             let client = self.client().await?;
-            let rows = client.query("SELECT mode, app FROM default_apps", &[]).await?;
+            let rows = client.q("SELECT mode, app FROM default_apps", &[]).await?;
             let find = |mode: Mode| {
                 rows.iter()
                     .find(|row| row.get::<_, i16>(0) == i16::from(mode.as_u8()))
@@ -75,7 +76,7 @@ impl PgStore {
         self.run(async {
             let client = self.client().await?;
             let inserted = client
-                .execute(
+                .exec(
                     "INSERT INTO apps (id, mode, uid, record) VALUES ($1, $2, $3, $4)",
                     &[&uuid(record.id.as_u128()), &i16::from(record.mode.as_u8()), &record.uid, &Json(record)],
                 )
@@ -98,9 +99,8 @@ impl PgStore {
         mode: Mode,
         uid: &str,
     ) -> Result<Option<AppId>, StoreError> {
-        let row = client
-            .query_opt("SELECT id FROM apps WHERE mode = $1 AND uid = $2", &[&i16::from(mode.as_u8()), &uid])
-            .await?;
+        let row =
+            client.q_opt("SELECT id FROM apps WHERE mode = $1 AND uid = $2", &[&i16::from(mode.as_u8()), &uid]).await?;
         Ok(row.map(|row| AppId(id_of(row.get(0)))))
     }
 
@@ -111,10 +111,7 @@ impl PgStore {
             Err(_) => self.run(async {
                 let client = self.client().await?;
                 let row = client
-                    .query_opt(
-                        "SELECT record FROM apps WHERE mode = $1 AND uid = $2",
-                        &[&i16::from(mode.as_u8()), &name],
-                    )
+                    .q_opt("SELECT record FROM apps WHERE mode = $1 AND uid = $2", &[&i16::from(mode.as_u8()), &name])
                     .await?;
                 Ok(row.map(|row| row.get::<_, Json<AppRecord>>(0).0))
             }),
@@ -133,7 +130,7 @@ impl PgStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             let row = tx
-                .query_opt(
+                .q_opt(
                     "SELECT record FROM apps WHERE id = $1 AND mode = $2 FOR UPDATE",
                     &[&uuid(id.as_u128()), &i16::from(mode.as_u8())],
                 )
@@ -142,7 +139,7 @@ impl PgStore {
             let mut record = row.get::<_, Json<AppRecord>>(0).0;
             change(&mut record);
             let updated = tx
-                .execute(
+                .exec(
                     "UPDATE apps SET uid = $2, record = $3 WHERE id = $1",
                     &[&uuid(id.as_u128()), &record.uid, &Json(&record)],
                 )
@@ -183,7 +180,7 @@ impl PgStore {
         self.run(async {
             let client = self.client().await?;
             let row = client
-                .query_opt(
+                .q_opt(
                     "SELECT record FROM apps WHERE id = $1 AND mode = $2",
                     &[&uuid(id.as_u128()), &i16::from(mode.as_u8())],
                 )

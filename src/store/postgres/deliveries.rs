@@ -13,6 +13,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 
+use super::cached::Cached;
 use super::cluster::QUEUE_CHANNEL;
 use super::endpoints::{Lock, disable_in, get_in, matching_in};
 use super::{id_of, uuid};
@@ -81,7 +82,7 @@ pub(super) async fn lock_attempts(
     let mut keys: Vec<uuid::Uuid> = ids.iter().map(|id| uuid(id.as_u128())).collect();
     keys.sort();
     let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = ANY($1) ORDER BY id FOR UPDATE");
-    let rows = client.query(&sql, &[&keys]).await?;
+    let rows = client.q(&sql, &[&keys]).await?;
     rows.iter().map(|row| attempt_of(row).map(|a| (a.id, a))).collect()
 }
 
@@ -209,11 +210,11 @@ impl Writes {
         }
         if !self.unqueue.is_empty() {
             let ids: Vec<uuid::Uuid> = self.unqueue.iter().map(|id| uuid(id.as_u128())).collect();
-            client.execute("DELETE FROM queue WHERE attempt = ANY($1)", &[&ids]).await?;
+            client.exec("DELETE FROM queue WHERE attempt = ANY($1)", &[&ids]).await?;
         }
         if self.queue.values().any(|row| !row.4) {
             // Other processes hear of it at commit.
-            client.execute("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.sender]).await?;
+            client.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.sender]).await?;
         }
         if !self.queue.is_empty() {
             let mut attempts = Vec::new();
@@ -229,7 +230,7 @@ impl Writes {
                 parked.push(*park);
             }
             client
-                .execute(
+                .exec(
                     "INSERT INTO queue (attempt, app, endpoint, due_ms, parked)
                      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::boolean[])
                      ON CONFLICT (attempt) DO UPDATE
@@ -242,7 +243,7 @@ impl Writes {
             let (keys, deltas): (Vec<_>, Vec<i32>) = self.pending.into_iter().unzip();
             let (apps, events) = id_columns(&keys);
             client
-                .execute(
+                .exec(
                     "UPDATE events e SET pending = GREATEST(e.pending + d.delta, 0)
                      FROM unnest($1::uuid[], $2::uuid[], $3::integer[]) AS d(app, id, delta)
                      WHERE e.app = d.app AND e.id = d.id",
@@ -255,7 +256,7 @@ impl Writes {
             let (apps, events) = id_columns(&keys);
             let untils: Vec<i64> = untils.into_iter().map(|u| u as i64).collect();
             client
-                .execute(
+                .exec(
                     "UPDATE events e SET hold_until_ms = GREATEST(COALESCE(e.hold_until_ms, 0), h.until_ms)
                      FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS h(app, id, until_ms)
                      WHERE e.app = h.app AND e.id = h.id",
@@ -277,7 +278,7 @@ impl Writes {
                 counts.push(n);
             }
             client
-                .execute(
+                .exec(
                     "INSERT INTO delivery_stats (app, minute, endpoint, outcome, count)
                      SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::smallint[], $5::bigint[])
                      ON CONFLICT (app, minute, endpoint, outcome)
@@ -291,7 +292,7 @@ impl Writes {
             let (apps, events) = id_columns(&keys);
             // An event failed when the latest attempt to some endpoint failed for good.
             client
-                .execute(
+                .exec(
                     "UPDATE events e SET failed = f.failed
                      FROM (
                          SELECT ev.app, ev.id, coalesce(bool_or(l.status = 3), false) AS failed
@@ -342,7 +343,7 @@ async fn write_attempts<'a>(
         c.headers.push(serde_json::to_value(&r.request_headers).unwrap_or_default());
     }
     client
-        .execute(
+        .exec(
             "INSERT INTO attempts (id, app, endpoint, event, mode, event_type, attempt, status, response_status,
                  response_body, error, duration_ms, created, next_retry_at, due_ms, request_headers)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::smallint[], $6::text[],
@@ -455,7 +456,7 @@ pub(super) async fn insert_events(
         bodies.push(sealer.seal(&id.to_be_bytes(), &meta.envelope().stored(&event.body)));
     }
     client
-        .execute(
+        .exec(
             "INSERT INTO events (app, id, mode, event_type, created, data_id, body)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::smallint[], $4::text[], $5::bigint[], $6::text[],
                  $7::bytea[])",
@@ -562,7 +563,7 @@ impl HealthRuns {
             endpoints.map(|e| (e, (None, None))).collect();
         let ids: Vec<uuid::Uuid> = seen.keys().map(|e| uuid(e.as_u128())).collect();
         let rows = client
-            .query(
+            .q(
                 "SELECT endpoint, since_ms, failures FROM endpoint_health WHERE endpoint = ANY($1)
                  ORDER BY endpoint FOR UPDATE",
                 &[&ids],
@@ -593,7 +594,7 @@ impl HealthRuns {
                 _ if now == stored => {}
                 Some(run) => {
                     client
-                        .execute(
+                        .exec(
                             "INSERT INTO endpoint_health (endpoint, since_ms, failures) VALUES ($1, $2, $3)
                              ON CONFLICT (endpoint) DO UPDATE SET since_ms = excluded.since_ms, failures = excluded.failures",
                             &[&id, &(run.since_ms as i64), &(run.failures as i32)],
@@ -601,7 +602,7 @@ impl HealthRuns {
                         .await?;
                 }
                 None => {
-                    client.execute("DELETE FROM endpoint_health WHERE endpoint = $1", &[&id]).await?;
+                    client.exec("DELETE FROM endpoint_health WHERE endpoint = $1", &[&id]).await?;
                 }
             }
         }

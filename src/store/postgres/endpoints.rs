@@ -6,6 +6,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 
+use super::cached::Cached;
 use super::pages::{ListQuery, list};
 use super::{PgStore, uuid};
 use crate::event_types::{WILDCARD, kayle_name};
@@ -62,7 +63,7 @@ pub(super) async fn get_in(
     lock: Lock,
 ) -> Result<Option<EndpointRecord>, StoreError> {
     let sql = format!("SELECT record FROM endpoints WHERE app = $1 AND id = $2{}", lock.clause());
-    let row = client.query_opt(&sql, &[&uuid(app.as_u128()), &uuid(id.as_u128())]).await?;
+    let row = client.q_opt(&sql, &[&uuid(app.as_u128()), &uuid(id.as_u128())]).await?;
     Ok(row.map(|row| row.get::<_, Json<EndpointRecord>>(0).0))
 }
 
@@ -76,7 +77,7 @@ pub(super) async fn put_in(
     let app = uuid(record.app.as_u128());
     let id = uuid(record.id.as_u128());
     client
-        .execute(
+        .exec(
             "INSERT INTO endpoints (app, id, record) VALUES ($1, $2, $3)
              ON CONFLICT (app, id) DO UPDATE SET record = excluded.record",
             &[&app, &id, &Json(record)],
@@ -98,18 +99,18 @@ pub(super) async fn refile(
     names: Option<(&Vec<String>, &Vec<String>)>,
 ) -> Result<(), StoreError> {
     let (app, id) = (uuid(app.as_u128()), uuid(id.as_u128()));
-    client.execute("DELETE FROM endpoint_labels WHERE app = $1 AND endpoint = $2", &[&app, &id]).await?;
-    client.execute("DELETE FROM endpoint_subscriptions WHERE app = $1 AND endpoint = $2", &[&app, &id]).await?;
+    client.exec("DELETE FROM endpoint_labels WHERE app = $1 AND endpoint = $2", &[&app, &id]).await?;
+    client.exec("DELETE FROM endpoint_subscriptions WHERE app = $1 AND endpoint = $2", &[&app, &id]).await?;
     if let Some((labels, subscriptions)) = names {
         client
-            .execute(
+            .exec(
                 "INSERT INTO endpoint_labels (app, label, endpoint)
                  SELECT $1, l, $2 FROM unnest($3::text[]) AS l ON CONFLICT DO NOTHING",
                 &[&app, &id, labels],
             )
             .await?;
         client
-            .execute(
+            .exec(
                 "INSERT INTO endpoint_subscriptions (app, name, endpoint)
                  SELECT $1, n, $2 FROM unnest($3::text[]) AS n ON CONFLICT DO NOTHING",
                 &[&app, &id, subscriptions],
@@ -131,7 +132,7 @@ pub(super) async fn update_in(
     change(&mut record);
     put_in(client, Some(&before), &record).await?;
     let sql = format!("{WITH_HEALTH} WHERE e.app = $1 AND e.id = $2");
-    let row = client.query_one(&sql, &[&uuid(app.as_u128()), &uuid(id.as_u128())]).await?;
+    let row = client.q_one(&sql, &[&uuid(app.as_u128()), &uuid(id.as_u128())]).await?;
     endpoint_of(&row).map(Some)
 }
 
@@ -175,7 +176,7 @@ pub(super) async fn matching_in<'a>(
          ORDER BY e.id{}",
         lock.clause()
     );
-    let rows = client.query(&sql, &[&uuid(app.as_u128()), &names]).await?;
+    let rows = client.q(&sql, &[&uuid(app.as_u128()), &names]).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let endpoint = row.get::<_, Json<EndpointRecord>>(0).0;
@@ -206,7 +207,7 @@ impl PgStore {
         self.run(async {
             let client = self.client().await?;
             let sql = format!("{WITH_HEALTH} WHERE e.app = $1 AND e.id = $2");
-            let row = client.query_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
+            let row = client.q_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
             row.as_ref().map(endpoint_of).transpose()
         })
     }

@@ -9,6 +9,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql};
 
+use super::cached::Cached;
 use super::deliveries::{ATTEMPT_COLUMNS, Writes, attempt_of, insert_events, status_code, status_of};
 use super::endpoints::{Lock, get_in, matching_in};
 use super::pages::{ListQuery, list};
@@ -72,7 +73,7 @@ impl PgStore {
         self.run(async {
             let client = self.client().await?;
             let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id = $2");
-            let row = client.query_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
+            let row = client.q_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
             row.map(|row| event_of(&self.sealer, &row)).transpose()
         })
     }
@@ -172,7 +173,7 @@ impl PgStore {
             let client = self.client().await?;
             let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = $1 AND app = $2 AND endpoint = $3");
             let row = client
-                .query_opt(&sql, &[&uuid(id.as_u128()), &uuid(owner.app.as_u128()), &uuid(endpoint.as_u128())])
+                .q_opt(&sql, &[&uuid(id.as_u128()), &uuid(owner.app.as_u128()), &uuid(endpoint.as_u128())])
                 .await?;
             row.map(|row| self.opened(attempt_of(&row)?)).transpose()
         })
@@ -192,7 +193,7 @@ impl PgStore {
                 "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE event = $1 AND app = $2 ORDER BY id DESC LIMIT $3"
             );
             let rows =
-                client.query(&sql, &[&uuid(event.as_u128()), &uuid(owner.app.as_u128()), &(limit as i64 + 1)]).await?;
+                client.q(&sql, &[&uuid(event.as_u128()), &uuid(owner.app.as_u128()), &(limit as i64 + 1)]).await?;
             let more = rows.len() > limit;
             let out = rows.iter().take(limit).map(|row| self.opened(attempt_of(row)?)).collect::<Result<_, _>>()?;
             Ok((out, more))
@@ -211,7 +212,7 @@ impl PgStore {
                  LEFT JOIN events e ON e.app = a.app AND e.id = a.event
                  WHERE a.id = ANY($1)"
             );
-            let rows = client.query(&sql, &[&ids]).await?;
+            let rows = client.q(&sql, &[&ids]).await?;
             let mut found: HashMap<DeliveryId, Job> = HashMap::with_capacity(rows.len());
             for row in &rows {
                 let attempt = attempt_of(row)?;
@@ -242,7 +243,7 @@ impl PgStore {
     ) -> Result<Resent, StoreError> {
         self.run(self.transaction(async |tx| {
             let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id = $2 FOR UPDATE");
-            let row = tx.query_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
+            let row = tx.q_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
             let Some(row) = row else { return Ok(Resent::NoEvent) };
             let meta = meta_of(&row, 0)?;
             let latest = latest_per_endpoint(tx, owner.app, id).await?;
@@ -307,7 +308,7 @@ async fn latest_per_endpoint(
     event: EventId,
 ) -> Result<HashMap<EndpointId, (AttemptStatus, i64)>, StoreError> {
     let rows = client
-        .query(
+        .q(
             "SELECT DISTINCT ON (endpoint) endpoint, status, created FROM attempts
              WHERE event = $1 AND app = $2 ORDER BY endpoint, id DESC",
             &[&uuid(event.as_u128()), &uuid(app.as_u128())],

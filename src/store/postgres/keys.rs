@@ -4,6 +4,7 @@
 use tokio_postgres::types::Json;
 
 use super::PgStore;
+use super::cached::Cached;
 use crate::store::StoreError;
 use crate::store::api_keys::{ApiKeyRecord, Revoked};
 
@@ -13,7 +14,7 @@ const PAYLOAD_KEY_ID: &str = "payload_key_id";
 /// The id of the key the database's payloads are sealed with, if it records one.
 pub(super) async fn recorded_key_id(store: &PgStore) -> Result<Option<u64>, StoreError> {
     let client = store.client().await?;
-    let row = client.query_opt("SELECT value FROM stile_meta WHERE key = $1", &[&PAYLOAD_KEY_ID]).await?;
+    let row = client.q_opt("SELECT value FROM stile_meta WHERE key = $1", &[&PAYLOAD_KEY_ID]).await?;
     Ok(row.map(|row| row.get::<_, i64>(0) as u64))
 }
 
@@ -22,12 +23,12 @@ pub(super) async fn recorded_key_id(store: &PgStore) -> Result<Option<u64>, Stor
 pub(super) async fn record_key_id(store: &PgStore, id: u64) -> Result<u64, StoreError> {
     let client = store.client().await?;
     client
-        .execute(
+        .exec(
             "INSERT INTO stile_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
             &[&PAYLOAD_KEY_ID, &(id as i64)],
         )
         .await?;
-    let row = client.query_one("SELECT value FROM stile_meta WHERE key = $1", &[&PAYLOAD_KEY_ID]).await?;
+    let row = client.q_one("SELECT value FROM stile_meta WHERE key = $1", &[&PAYLOAD_KEY_ID]).await?;
     Ok(row.get::<_, i64>(0) as u64)
 }
 
@@ -37,7 +38,7 @@ impl PgStore {
         self.run(async {
             let client = self.client().await?;
             client
-                .execute(
+                .exec(
                     "INSERT INTO api_keys (hash, record) VALUES ($1, $2)
                      ON CONFLICT (hash) DO UPDATE SET record = excluded.record",
                     &[&hash.as_slice(), &Json(record)],
@@ -51,7 +52,7 @@ impl PgStore {
     pub fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError> {
         let mut keys = self.run(async {
             let client = self.client().await?;
-            let rows = client.query("SELECT hash, record FROM api_keys", &[]).await?;
+            let rows = client.q("SELECT hash, record FROM api_keys", &[]).await?;
             rows.iter()
                 .map(|row| {
                     let hash: &[u8] = row.get(0);
@@ -72,7 +73,7 @@ impl PgStore {
             let tx = client.transaction().await?;
             let pattern = format!("{}%", like_escape(prefix));
             let rows = tx
-                .query(
+                .q(
                     "SELECT hash, record FROM api_keys WHERE record->>'prefix' LIKE $1 ESCAPE '\\' FOR UPDATE",
                     &[&pattern],
                 )
@@ -83,7 +84,7 @@ impl PgStore {
                 0 => Revoked::NoMatch,
                 1 => {
                     let (hash, record) = matches.remove(0);
-                    tx.execute("DELETE FROM api_keys WHERE hash = $1", &[&hash]).await?;
+                    tx.exec("DELETE FROM api_keys WHERE hash = $1", &[&hash]).await?;
                     Revoked::One(record)
                 }
                 _ => Revoked::Ambiguous(matches.into_iter().map(|(_, r)| r).collect()),

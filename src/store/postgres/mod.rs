@@ -11,6 +11,7 @@
 //! threads of one process do with redb's single writer.
 
 mod apps;
+mod cached;
 mod cluster;
 mod deliveries;
 mod endpoints;
@@ -171,7 +172,9 @@ impl PgStore {
         let mut config: tokio_postgres::Config =
             options.url.parse().map_err(|e: tokio_postgres::Error| unusable(format!("invalid postgres_url: {e}")))?;
         let timeout_ms = options.statement_timeout.as_millis();
-        config.options(format!("-c statement_timeout={timeout_ms}"));
+        // Statements are prepared once per connection (see `cached`), but planned for their
+        // values each time: a generic plan for the claim or a page can be far worse.
+        config.options(format!("-c statement_timeout={timeout_ms} -c plan_cache_mode=force_custom_plan"));
         config.application_name("stile");
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));

@@ -4,6 +4,7 @@
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::cached::Cached;
 use super::uuid;
 use crate::store::StoreError;
 use crate::store::pagination::{Cursor, ListError, Page, PageRequest, finish_page};
@@ -36,23 +37,26 @@ where
         Cursor::After(id) | Cursor::Before(id) => Some(uuid(id)),
     };
     if let Some(id) = &cursor {
-        let found = client.query_opt(query.exists, &[query.scope, id]).await.map_err(StoreError::from)?;
+        let found = client.q_opt(query.exists, &[query.scope, id]).await.map_err(StoreError::from)?;
         if found.is_none() {
             return Err(ListError::UnknownCursor);
         }
     }
     let mut params = query.params;
-    let n = params.len() + 1;
+    // The limit and the cursor are parameters, so each list is one prepared statement.
     let limit = (request.limit + 1) as i64;
+    params.push(&limit);
+    let l = params.len();
+    let c = l + 1;
     let sql = match request.cursor {
-        Cursor::Start => format!("{} ORDER BY {id} DESC LIMIT {limit}", query.select, id = query.id),
-        Cursor::After(_) => format!("{} AND {id} < ${n} ORDER BY {id} DESC LIMIT {limit}", query.select, id = query.id),
-        Cursor::Before(_) => format!("{} AND {id} > ${n} ORDER BY {id} ASC LIMIT {limit}", query.select, id = query.id),
+        Cursor::Start => format!("{} ORDER BY {id} DESC LIMIT ${l}", query.select, id = query.id),
+        Cursor::After(_) => format!("{} AND {id} < ${c} ORDER BY {id} DESC LIMIT ${l}", query.select, id = query.id),
+        Cursor::Before(_) => format!("{} AND {id} > ${c} ORDER BY {id} ASC LIMIT ${l}", query.select, id = query.id),
     };
     if let Some(id) = &cursor {
         params.push(id);
     }
-    let rows = client.query(&sql, &params).await.map_err(StoreError::from)?;
+    let rows = client.q(&sql, &params).await.map_err(StoreError::from)?;
     let items = rows.iter().map(&read).collect::<Result<Vec<T>, StoreError>>()?;
     Ok(finish_page(items, request))
 }

@@ -3,6 +3,7 @@
 
 use tokio_postgres::types::Json;
 
+use super::cached::Cached;
 use super::{PgStore, uuid};
 use crate::event_types::EventTypeRecord;
 use crate::ids::PortalSessionId;
@@ -16,7 +17,7 @@ impl PgStore {
     pub fn event_types(&self) -> Result<Vec<EventTypeRecord>, StoreError> {
         self.run(async {
             let client = self.client().await?;
-            let rows = client.query("SELECT record FROM event_types ORDER BY mode, name", &[]).await?;
+            let rows = client.q("SELECT record FROM event_types ORDER BY mode, name", &[]).await?;
             Ok(rows.iter().map(|row| row.get::<_, Json<EventTypeRecord>>(0).0).collect())
         })
     }
@@ -26,7 +27,7 @@ impl PgStore {
         self.run(async {
             let client = self.client().await?;
             let inserted = client
-                .execute(
+                .exec(
                     "INSERT INTO event_types (mode, name, record) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                     &[&i16::from(record.mode.as_u8()), &record.name, &Json(record)],
                 )
@@ -40,7 +41,7 @@ impl PgStore {
         self.run(async {
             let client = self.client().await?;
             client
-                .execute(
+                .exec(
                     "INSERT INTO event_types (mode, name, record) VALUES ($1, $2, $3)
                      ON CONFLICT (mode, name) DO UPDATE SET record = excluded.record",
                     &[&i16::from(record.mode.as_u8()), &record.name, &Json(record)],
@@ -55,7 +56,7 @@ impl PgStore {
         let found = self.run(async {
             let client = self.client().await?;
             let row = client
-                .query_opt(
+                .q_opt(
                     "SELECT record FROM idempotency WHERE app = $1 AND key = $2",
                     &[&uuid(owner.app.as_u128()), &key],
                 )
@@ -81,7 +82,7 @@ impl PgStore {
         self.run(async {
             let client = self.client().await?;
             client
-                .execute(
+                .exec(
                     "INSERT INTO idempotency (app, key, created, record) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (app, key) DO UPDATE SET created = excluded.created, record = excluded.record",
                     &[&uuid(owner.app.as_u128()), &key, &record.created, &Json(&sealed)],
@@ -96,7 +97,7 @@ impl PgStore {
         self.run(async {
             let client = self.client().await?;
             client
-                .execute(
+                .exec(
                     "INSERT INTO portal_sessions (hash, app, id, expires_at, record) VALUES ($1, $2, $3, $4, $5)",
                     &[
                         &hash.as_slice(),
@@ -115,8 +116,7 @@ impl PgStore {
     pub fn portal_session(&self, hash: &[u8; 32]) -> Result<Option<PortalSessionRecord>, StoreError> {
         self.run(async {
             let client = self.client().await?;
-            let row =
-                client.query_opt("SELECT record FROM portal_sessions WHERE hash = $1", &[&hash.as_slice()]).await?;
+            let row = client.q_opt("SELECT record FROM portal_sessions WHERE hash = $1", &[&hash.as_slice()]).await?;
             Ok(row.map(|row| row.get::<_, Json<PortalSessionRecord>>(0).0))
         })
     }
@@ -126,7 +126,7 @@ impl PgStore {
         self.run(async {
             let client = self.client().await?;
             let n = client
-                .execute(
+                .exec(
                     "DELETE FROM portal_sessions WHERE app = $1 AND id = $2",
                     &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())],
                 )

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 
+use super::cached::Cached;
 use super::deliveries::{Writes, lock_attempts, publish_in, record_in, status_code};
 use super::endpoints::{Lock, get_in, refile, update_in};
 use super::{PgStore, id_of, uuid};
@@ -77,7 +78,7 @@ impl PgStore {
                  UPDATE queue q SET locked_until_ms = {DB_NOW_MS} + $3 FROM c WHERE q.attempt = c.attempt
                  RETURNING q.due_ms, q.attempt, q.app, q.endpoint"
             );
-            let rows = client.query(&sql, &[&(until_ms as i64), &(limit as i64), &lease]).await?;
+            let rows = client.q(&sql, &[&(until_ms as i64), &(limit as i64), &lease]).await?;
             let mut entries: Vec<DueEntry> = rows
                 .iter()
                 .map(|row| DueEntry {
@@ -108,7 +109,7 @@ impl PgStore {
             let sql = format!(
                 "UPDATE queue SET locked_until_ms = {DB_NOW_MS} + $2 WHERE attempt = ANY($1) AND locked_until_ms IS NOT NULL"
             );
-            client.execute(&sql, &[&ids, &lease]).await?;
+            client.exec(&sql, &[&ids, &lease]).await?;
             Ok(())
         })
     }
@@ -122,7 +123,7 @@ impl PgStore {
         let ids: Vec<uuid::Uuid> = entries.iter().map(|id| uuid(id.as_u128())).collect();
         self.run(async {
             let client = self.client().await?;
-            client.execute("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&ids]).await?;
+            client.exec("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&ids]).await?;
             Ok(())
         })
     }
@@ -135,7 +136,7 @@ impl PgStore {
                 "SELECT min(due_ms) FROM queue
                  WHERE NOT parked AND (locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS})"
             );
-            let due: Option<i64> = client.query_one(&sql, &[]).await?.get(0);
+            let due: Option<i64> = client.q_one(&sql, &[]).await?.get(0);
             Ok(due.map(|d| d as u64))
         })
     }
@@ -144,7 +145,7 @@ impl PgStore {
     pub fn queue_depth(&self) -> Result<u64, StoreError> {
         self.run(async {
             let client = self.client().await?;
-            let n: i64 = client.query_one("SELECT count(*) FROM queue WHERE NOT parked", &[]).await?.get(0);
+            let n: i64 = client.q_one("SELECT count(*) FROM queue WHERE NOT parked", &[]).await?.get(0);
             Ok(n as u64)
         })
     }
@@ -178,7 +179,7 @@ impl PgStore {
                 writes.enqueue(&record, record.due_ms, true);
             }
             writes.flush(tx).await?;
-            tx.execute("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&released]).await?;
+            tx.exec("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&released]).await?;
             Ok(still_queued)
         }))
     }
@@ -208,7 +209,7 @@ impl PgStore {
             let Some(mut endpoint) = update_in(tx, owner.app, id, change).await? else { return Ok(None) };
             let mut resumed = Scheduled::default();
             if resume && endpoint.status == EndpointStatus::Enabled {
-                tx.execute("DELETE FROM endpoint_health WHERE endpoint = $1", &[&uuid(id.as_u128())]).await?;
+                tx.exec("DELETE FROM endpoint_health WHERE endpoint = $1", &[&uuid(id.as_u128())]).await?;
                 endpoint.failing = None;
                 resumed = unpark_in(tx, &self.token, Some(id), now_ms).await?;
             }
@@ -222,12 +223,12 @@ impl PgStore {
         self.run(self.transaction(async |tx| {
             let Some(removed) = get_in(tx, owner.app, id, Lock::Update).await? else { return Ok(false) };
             let (app, endpoint) = (uuid(owner.app.as_u128()), uuid(id.as_u128()));
-            tx.execute("DELETE FROM endpoints WHERE app = $1 AND id = $2", &[&app, &endpoint]).await?;
+            tx.exec("DELETE FROM endpoints WHERE app = $1 AND id = $2", &[&app, &endpoint]).await?;
             refile(tx, owner.app, id, None).await?;
             if let Some(listener) = &removed.listener
                 && let Ok(hash) = hex::decode(&listener.key_hash)
             {
-                tx.execute("DELETE FROM listeners WHERE app = $1 AND key_hash = $2", &[&app, &hash]).await?;
+                tx.exec("DELETE FROM listeners WHERE app = $1 AND key_hash = $2", &[&app, &hash]).await?;
             }
             let mut writes = Writes::new(&self.token);
             cancel_endpoint(tx, &mut writes, id, "endpoint deleted", now).await?;
@@ -254,7 +255,7 @@ impl PgStore {
                 AttemptStatus::Pending => named,
                 AttemptStatus::Retrying => {
                     let row = tx
-                        .query_opt(
+                        .q_opt(
                             "SELECT a.id FROM attempts a JOIN queue q ON q.attempt = a.id
                              WHERE a.event = $1 AND a.endpoint = $2 AND a.attempt = $3 AND a.status = $4",
                             &[
@@ -280,7 +281,7 @@ impl PgStore {
                 other => return Ok(RetryNow::NotScheduled(other)),
             };
             let parked: Option<bool> = tx
-                .query_opt("SELECT parked FROM queue WHERE attempt = $1", &[&uuid(target.id.as_u128())])
+                .q_opt("SELECT parked FROM queue WHERE attempt = $1", &[&uuid(target.id.as_u128())])
                 .await?
                 .map(|row| row.get(0));
             if parked == Some(true) {
@@ -310,13 +311,13 @@ async fn unpark_in(
     let rows = match only {
         Some(id) => {
             client
-                .query(
+                .q(
                     "SELECT attempt, app, endpoint FROM queue WHERE parked AND endpoint = $1 ORDER BY attempt",
                     &[&uuid(id.as_u128())],
                 )
                 .await?
         }
-        None => client.query("SELECT attempt, app, endpoint FROM queue WHERE parked ORDER BY attempt", &[]).await?,
+        None => client.q("SELECT attempt, app, endpoint FROM queue WHERE parked ORDER BY attempt", &[]).await?,
     };
     let mut deliverable: std::collections::HashMap<EndpointId, bool> = std::collections::HashMap::new();
     let mut ids = Vec::new();
@@ -353,7 +354,7 @@ pub(super) async fn cancel_endpoint(
     reason: &str,
     now: i64,
 ) -> Result<usize, StoreError> {
-    let rows = client.query("SELECT attempt FROM queue WHERE endpoint = $1", &[&uuid(endpoint.as_u128())]).await?;
+    let rows = client.q("SELECT attempt FROM queue WHERE endpoint = $1", &[&uuid(endpoint.as_u128())]).await?;
     let ids: Vec<DeliveryId> = rows.iter().map(|row| DeliveryId(id_of(row.get(0)))).collect();
     let attempts = lock_attempts(client, &ids).await?;
     for id in &ids {

@@ -2,6 +2,7 @@
 
 use tokio_postgres::types::Json;
 
+use super::cached::Cached;
 use super::deliveries::{Writes, publish_in};
 use super::endpoints::{Lock, get_in, put_in};
 use super::pages::{ListQuery, list};
@@ -27,7 +28,7 @@ impl PgStore {
         now_ms: u64,
     ) -> Result<SessionChanged, StoreError> {
         self.run(self.transaction(async |tx| {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO sessions (app, id, record, expires_ms) VALUES ($1, $2, $3, $4)",
                 &[&uuid(session.app.as_u128()), &uuid(session.id.as_u128()), &Json(session), &(expires_ms as i64)],
             )
@@ -44,7 +45,7 @@ impl PgStore {
         self.run(async {
             let client = self.client().await?;
             let row = client
-                .query_opt(
+                .q_opt(
                     "SELECT record FROM sessions WHERE app = $1 AND id = $2",
                     &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())],
                 )
@@ -65,7 +66,7 @@ impl PgStore {
         self.run(self.transaction_once(async |tx| {
             let key = [uuid(owner.app.as_u128()), uuid(id.as_u128())];
             let row = tx
-                .query_opt("SELECT record FROM sessions WHERE app = $1 AND id = $2 FOR UPDATE", &[&key[0], &key[1]])
+                .q_opt("SELECT record FROM sessions WHERE app = $1 AND id = $2 FOR UPDATE", &[&key[0], &key[1]])
                 .await?;
             let Some(row) = row else { return Ok(SessionChange::Missing) };
             let mut session = row.get::<_, Json<SessionRecord>>(0).0;
@@ -73,11 +74,8 @@ impl PgStore {
                 Ok(event) => event,
                 Err(refusal) => return Ok(SessionChange::Refused(refusal)),
             };
-            tx.execute(
-                "UPDATE sessions SET record = $3 WHERE app = $1 AND id = $2",
-                &[&key[0], &key[1], &Json(&session)],
-            )
-            .await?;
+            tx.exec("UPDATE sessions SET record = $3 WHERE app = $1 AND id = $2", &[&key[0], &key[1], &Json(&session)])
+                .await?;
             let mut writes = Writes::new(&self.token);
             let (_, scheduled) =
                 publish_in(tx, &self.sealer, std::slice::from_ref(&event), now_ms, &mut writes).await?;
@@ -90,10 +88,8 @@ impl PgStore {
     pub fn next_session_expiry(&self) -> Result<Option<u64>, StoreError> {
         self.run(async {
             let client = self.client().await?;
-            let due: Option<i64> = client
-                .query_one("SELECT min(expires_ms) FROM sessions WHERE expires_ms IS NOT NULL", &[])
-                .await?
-                .get(0);
+            let due: Option<i64> =
+                client.q_one("SELECT min(expires_ms) FROM sessions WHERE expires_ms IS NOT NULL", &[]).await?.get(0);
             Ok(due.map(|d| d as u64))
         })
     }
@@ -109,7 +105,7 @@ impl PgStore {
     ) -> Result<(usize, Scheduled), StoreError> {
         self.run(self.transaction(async |tx| {
             let rows = tx
-                .query(
+                .q(
                     "SELECT s.app, s.id, s.record, d.app IS NOT NULL FROM sessions s
                      LEFT JOIN deleted_apps d ON d.app = s.app
                      WHERE s.expires_ms IS NOT NULL AND s.expires_ms <= $1
@@ -124,7 +120,7 @@ impl PgStore {
                 let mut session = row.get::<_, Json<SessionRecord>>(2).0;
                 let deleted: bool = row.get(3);
                 let event = if deleted { None } else { expire(&mut session).ok() };
-                tx.execute(
+                tx.exec(
                     "UPDATE sessions SET expires_ms = NULL, record = $3 WHERE app = $1 AND id = $2",
                     &[&app, &id, &Json(&session)],
                 )
@@ -175,12 +171,9 @@ impl PgStore {
         let app = uuid(owner.app.as_u128());
         let lock = i64::from_be_bytes(key_hash[..8].try_into().expect("32 bytes")) ^ (owner.app.as_u128() as i64);
         self.run(self.transaction_once(async |tx| {
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock]).await?;
+            tx.exec("SELECT pg_advisory_xact_lock($1)", &[&lock]).await?;
             let known = tx
-                .query_opt(
-                    "SELECT endpoint FROM listeners WHERE app = $1 AND key_hash = $2",
-                    &[&app, &key_hash.as_slice()],
-                )
+                .q_opt("SELECT endpoint FROM listeners WHERE app = $1 AND key_hash = $2", &[&app, &key_hash.as_slice()])
                 .await?
                 .map(|row| EndpointId(id_of(row.get(0))));
             let existing = match known {
@@ -195,7 +188,7 @@ impl PgStore {
             record.enabled_events = request.events.clone();
             record.listener = Some(ListenerInfo { key_hash: hex::encode(key_hash), last_seen: request.now });
             put_in(tx, existing.as_ref(), &record).await?;
-            tx.execute(
+            tx.exec(
                 "INSERT INTO listeners (app, key_hash, endpoint) VALUES ($1, $2, $3)
                  ON CONFLICT (app, key_hash) DO UPDATE SET endpoint = excluded.endpoint",
                 &[&app, &key_hash.as_slice(), &uuid(record.id.as_u128())],
@@ -223,7 +216,7 @@ impl PgStore {
         self.run(async {
             let client = self.client().await?;
             let rows = client
-                .query(
+                .q(
                     "SELECT e.record FROM listeners l JOIN endpoints e ON e.app = l.app AND e.id = l.endpoint
                      WHERE (e.record->'listener'->>'last_seen')::bigint < $1",
                     &[&cutoff],
@@ -245,6 +238,6 @@ pub(super) async fn forget_all_listeners(
     client: &impl deadpool_postgres::GenericClient,
     app: AppId,
 ) -> Result<Vec<EndpointId>, StoreError> {
-    let rows = client.query("DELETE FROM listeners WHERE app = $1 RETURNING endpoint", &[&uuid(app.as_u128())]).await?;
+    let rows = client.q("DELETE FROM listeners WHERE app = $1 RETURNING endpoint", &[&uuid(app.as_u128())]).await?;
     Ok(rows.iter().map(|row| EndpointId(id_of(row.get(0)))).collect())
 }

@@ -3,6 +3,7 @@
 
 use tokio_postgres::types::Json;
 
+use super::cached::Cached;
 use super::deliveries::{ATTEMPT_COLUMNS, Writes, attempt_of, status_code};
 use super::endpoints::{Lock, get_in};
 use super::scheduling::cancel_endpoint;
@@ -40,7 +41,7 @@ impl PgStore {
         self.run(self.transaction(async |tx| {
             let app = uuid(id.as_u128());
             let row = tx
-                .query_opt(
+                .q_opt(
                     "SELECT record FROM apps WHERE id = $1 AND mode = $2 FOR UPDATE",
                     &[&app, &i16::from(mode.as_u8())],
                 )
@@ -50,17 +51,17 @@ impl PgStore {
             if record.default {
                 return Ok(AppDeletion::IsDefault);
             }
-            tx.execute("DELETE FROM apps WHERE id = $1", &[&app]).await?;
+            tx.exec("DELETE FROM apps WHERE id = $1", &[&app]).await?;
             let endpoints: Vec<EndpointId> = tx
-                .query("DELETE FROM endpoints WHERE app = $1 RETURNING id", &[&app])
+                .q("DELETE FROM endpoints WHERE app = $1 RETURNING id", &[&app])
                 .await?
                 .iter()
                 .map(|row| EndpointId(id_of(row.get(0))))
                 .collect();
-            tx.execute("DELETE FROM endpoint_labels WHERE app = $1", &[&app]).await?;
-            tx.execute("DELETE FROM endpoint_subscriptions WHERE app = $1", &[&app]).await?;
+            tx.exec("DELETE FROM endpoint_labels WHERE app = $1", &[&app]).await?;
+            tx.exec("DELETE FROM endpoint_subscriptions WHERE app = $1", &[&app]).await?;
             let ids: Vec<uuid::Uuid> = endpoints.iter().map(|e| uuid(e.as_u128())).collect();
-            tx.execute("DELETE FROM endpoint_health WHERE endpoint = ANY($1)", &[&ids]).await?;
+            tx.exec("DELETE FROM endpoint_health WHERE endpoint = ANY($1)", &[&ids]).await?;
             let mut writes = Writes::new(&self.token);
             let mut deliveries_ended = 0;
             for endpoint in &endpoints {
@@ -69,10 +70,10 @@ impl PgStore {
             }
             writes.flush(tx).await?;
             let keys_revoked =
-                tx.execute("DELETE FROM api_keys WHERE record->>'app' = $1", &[&id.to_string()]).await? as usize;
-            tx.execute("DELETE FROM portal_sessions WHERE app = $1", &[&app]).await?;
+                tx.exec("DELETE FROM api_keys WHERE record->>'app' = $1", &[&id.to_string()]).await? as usize;
+            tx.exec("DELETE FROM portal_sessions WHERE app = $1", &[&app]).await?;
             let listeners = forget_all_listeners(tx, id).await?;
-            tx.execute(
+            tx.exec(
                 "INSERT INTO deleted_apps (app, deleted_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 &[&app, &(now_ms as i64)],
             )
@@ -92,7 +93,7 @@ impl PgStore {
     /// `settled_before_ms`.
     pub fn purge_deleted_apps(&self, limit: usize, settled_before_ms: u64) -> Result<AppPurge, StoreError> {
         self.run(self.transaction(async |tx| {
-            let deleted = tx.query("SELECT app, deleted_ms FROM deleted_apps ORDER BY app", &[]).await?;
+            let deleted = tx.q("SELECT app, deleted_ms FROM deleted_apps ORDER BY app", &[]).await?;
             let mut purge = AppPurge::default();
             for row in &deleted {
                 let (app, deleted_ms): (uuid::Uuid, i64) = (row.get(0), row.get(1));
@@ -102,11 +103,11 @@ impl PgStore {
                     if budget == 0 {
                         break;
                     }
-                    removed += tx.execute(*sql, &[&app, &budget]).await? as usize;
+                    removed += tx.exec(*sql, &[&app, &budget]).await? as usize;
                 }
                 purge.removed += removed;
                 if removed == 0 && (deleted_ms as u64) < settled_before_ms {
-                    tx.execute("DELETE FROM deleted_apps WHERE app = $1", &[&app]).await?;
+                    tx.exec("DELETE FROM deleted_apps WHERE app = $1", &[&app]).await?;
                     purge.finished += 1;
                 }
                 if purge.removed >= limit {
@@ -137,7 +138,7 @@ impl PgStore {
             // The latest attempt per event since `since`, in the order the events were
             // first attempted, of events that still exist.
             let rows = tx
-                .query(
+                .q(
                     "SELECT l.event, l.event_type, l.status, l.created FROM (
                          SELECT DISTINCT ON (a.event) a.event, a.event_type, a.status, a.created,
                              first_value(a.id) OVER (PARTITION BY a.event ORDER BY a.id) AS first
@@ -187,7 +188,7 @@ impl PgStore {
         self.run(self.transaction(async |tx| {
             let mut pruned = Pruned::default();
             let n = tx
-                .execute(
+                .exec(
                     "DELETE FROM attempts WHERE id IN
                          (SELECT id FROM attempts WHERE id < $1 AND status <> 0 ORDER BY id LIMIT $2)",
                     &[&end, &limit],
@@ -195,7 +196,7 @@ impl PgStore {
                 .await?;
             (pruned.attempts, pruned.more) = (n as usize, pruned.more | full(n));
             let n = tx
-                .execute(
+                .exec(
                     "DELETE FROM events WHERE (app, id) IN
                          (SELECT app, id FROM events WHERE id < $1 AND pending = 0
                               AND (hold_until_ms IS NULL OR hold_until_ms <= $3) LIMIT $2)",
@@ -204,7 +205,7 @@ impl PgStore {
                 .await?;
             (pruned.events, pruned.more) = (n as usize, pruned.more | full(n));
             let n = tx
-                .execute(
+                .exec(
                     "DELETE FROM sessions WHERE (app, id) IN
                          (SELECT app, id FROM sessions WHERE id < $1
                               AND record->>'status' NOT IN ('requires_input', 'processing') LIMIT $2)",
@@ -213,7 +214,7 @@ impl PgStore {
                 .await?;
             (pruned.sessions, pruned.more) = (n as usize, pruned.more | full(n));
             let n = tx
-                .execute(
+                .exec(
                     "DELETE FROM delivery_stats WHERE (app, minute, endpoint, outcome) IN
                          (SELECT app, minute, endpoint, outcome FROM delivery_stats WHERE minute < $1 LIMIT $2)",
                     &[&minute, &limit],
@@ -221,7 +222,7 @@ impl PgStore {
                 .await?;
             (pruned.stats, pruned.more) = (n as usize, pruned.more | full(n));
             let n = tx
-                .execute(
+                .exec(
                     "DELETE FROM portal_sessions WHERE hash IN
                          (SELECT hash FROM portal_sessions WHERE expires_at <= $1 LIMIT $2)",
                     &[&(now_ms / 1000), &limit],
@@ -229,7 +230,7 @@ impl PgStore {
                 .await?;
             (pruned.portal_sessions, pruned.more) = (n as usize, pruned.more | full(n));
             let n = tx
-                .execute(
+                .exec(
                     "DELETE FROM idempotency WHERE (app, key) IN
                          (SELECT app, key FROM idempotency WHERE created < $1 LIMIT $2)",
                     &[&cutoffs.idempotency_secs, &limit],
@@ -245,7 +246,7 @@ impl PgStore {
         self.run(async {
             let client = self.client().await?;
             let queue = client
-                .query_one(
+                .q_one(
                     "SELECT count(*), min(due_ms),
                          min(due_ms) FILTER (WHERE locked_until_ms IS NULL
                              OR locked_until_ms < (extract(epoch from clock_timestamp()) * 1000)::bigint)
@@ -256,7 +257,7 @@ impl PgStore {
             let oldest: Option<i64> = queue.get(1);
             let unclaimed: Option<i64> = queue.get(2);
             let endpoints = client
-                .query_one(
+                .q_one(
                     "SELECT count(*) FILTER (WHERE e.record->>'status' = 'disabled'),
                             count(*) FILTER (WHERE e.record->>'status' <> 'disabled' AND h.endpoint IS NOT NULL),
                             count(*) FILTER (WHERE e.record->>'status' <> 'disabled' AND h.endpoint IS NULL)
@@ -264,7 +265,7 @@ impl PgStore {
                     &[],
                 )
                 .await?;
-            let size = client.query_one("SELECT pg_database_size(current_database())", &[]).await?;
+            let size = client.q_one("SELECT pg_database_size(current_database())", &[]).await?;
             Ok(MetricsSnapshot {
                 queue_depth: queue.get::<_, i64>(0) as u64,
                 oldest_due_ms: oldest.map_or(0, |due| now_ms.saturating_sub(due as u64)),
@@ -292,7 +293,7 @@ impl PgStore {
             let client = self.client().await?;
             let mut out = DeliveryStats::default();
             let rows = client
-                .query(
+                .q(
                     "SELECT minute, endpoint, outcome, count FROM delivery_stats
                      WHERE app = $1 AND minute >= $2 AND minute <= $3",
                     &[&app, &(since.max(0) / 60), &(until.max(0) / 60)],
@@ -310,7 +311,7 @@ impl PgStore {
                 add(out.endpoints.entry(EndpointId(id_of(row.get(1)))).or_default());
             }
             let rows = client
-                .query(
+                .q(
                     "SELECT e.id, (SELECT count(*) FROM (SELECT 1 FROM queue q WHERE q.endpoint = e.id LIMIT $2) c)
                      FROM endpoints e WHERE e.app = $1",
                     &[&app, &(MAX_PENDING_COUNTED as i64)],
@@ -322,7 +323,7 @@ impl PgStore {
             let sql = format!(
                 "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE app = $1 AND status IN (2, 3) ORDER BY id DESC LIMIT $2"
             );
-            for row in &client.query(&sql, &[&app, &(failures as i64)]).await? {
+            for row in &client.q(&sql, &[&app, &(failures as i64)]).await? {
                 out.recent_failures.push(self.opened(attempt_of(row)?)?);
             }
             Ok(out)
@@ -341,9 +342,9 @@ impl PgStore {
             match bytes {
                 Some(bytes) => {
                     let text = String::from_utf8_lossy(bytes).into_owned();
-                    client.execute("UPDATE attempts SET response_body = $2 WHERE id = $1", &[&id, &text]).await?
+                    client.exec("UPDATE attempts SET response_body = $2 WHERE id = $1", &[&id, &text]).await?
                 }
-                None => client.execute("DELETE FROM attempts WHERE id = $1", &[&id]).await?,
+                None => client.exec("DELETE FROM attempts WHERE id = $1", &[&id]).await?,
             };
             Ok(())
         })
@@ -354,7 +355,7 @@ impl PgStore {
     pub(crate) fn drop_queue_entry_for_test(&self, key: crate::store::queue::QueueKey) {
         let id = uuid(key.attempt().as_u128());
         self.run(async {
-            self.client().await?.execute("DELETE FROM queue WHERE attempt = $1", &[&id]).await?;
+            self.client().await?.exec("DELETE FROM queue WHERE attempt = $1", &[&id]).await?;
             Ok(())
         })
         .unwrap();
