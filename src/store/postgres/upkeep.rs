@@ -103,7 +103,7 @@ impl PgStore {
                     if budget == 0 {
                         break;
                     }
-                    removed += tx.exec(*sql, &[&app, &budget]).await? as usize;
+                    removed += tx.exec(sql, &[&app, &budget]).await? as usize;
                 }
                 purge.removed += removed;
                 if removed == 0 && (deleted_ms as u64) < settled_before_ms {
