@@ -244,22 +244,34 @@ async fn portal_caller(state: &web::Data<AppState>, token: &str, method: &str, p
 /// ([`AppNames::clear`]). At most two entries per application.
 ///
 /// One map per mode, so a lookup borrows the header's text instead of allocating a key on
-/// every request.
+/// every request. On a database other processes share, nothing is kept (another process
+/// may delete an application or give its uid to another): every name is looked up.
 #[derive(Debug, Default)]
-pub struct AppNames(std::sync::RwLock<[std::collections::HashMap<String, Owner>; 2]>);
+pub struct AppNames {
+    names: std::sync::RwLock<[std::collections::HashMap<String, Owner>; 2]>,
+    /// Other processes change applications too: keep nothing.
+    shared: bool,
+}
 
 impl AppNames {
+    /// Names kept for a store this process alone writes (`shared: false`), or none.
+    pub fn new(shared: bool) -> AppNames {
+        AppNames { names: Default::default(), shared }
+    }
+
     fn get(&self, mode: Mode, name: &str) -> Option<Owner> {
-        self.0.read().unwrap_or_else(|p| p.into_inner())[usize::from(mode.as_u8())].get(name).copied()
+        self.names.read().unwrap_or_else(|p| p.into_inner())[usize::from(mode.as_u8())].get(name).copied()
     }
 
     fn insert(&self, mode: Mode, name: String, owner: Owner) {
-        self.0.write().unwrap_or_else(|p| p.into_inner())[usize::from(mode.as_u8())].insert(name, owner);
+        if !self.shared {
+            self.names.write().unwrap_or_else(|p| p.into_inner())[usize::from(mode.as_u8())].insert(name, owner);
+        }
     }
 
     /// Forgets every name (an application's uid changed).
     pub fn clear(&self) {
-        for names in self.0.write().unwrap_or_else(|p| p.into_inner()).iter_mut() {
+        for names in self.names.write().unwrap_or_else(|p| p.into_inner()).iter_mut() {
             names.clear();
         }
     }

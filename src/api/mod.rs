@@ -90,6 +90,7 @@ impl AppState {
         admin_token: String,
         default_apps: crate::store::apps::DefaultApps,
     ) -> Self {
+        let shared = matches!(*store, crate::store::Store::Postgres(_));
         Self {
             event_types: Arc::new(event_types),
             targets: TargetPolicy::new(&config),
@@ -101,7 +102,7 @@ impl AppState {
             metrics,
             admin_token,
             default_apps,
-            app_names: auth::AppNames::default(),
+            app_names: auth::AppNames::new(shared),
         }
     }
 }

@@ -314,4 +314,11 @@ fn event_types_and_keys_made_through_one_process_work_through_another() {
     };
     let accepted = |server: &TestServer| server.req("GET", "/v1/events").key(&key).send().status == 200;
     assert!(eventually(Duration::from_secs(10), || accepted(&a) && accepted(&b)), "a new key was refused");
+    // An application deleted through one process is gone through the other at once.
+    let acme = a.post("/v1/apps", json!({"name": "Acme", "uid": "acme"}));
+    assert_eq!(acme.status, 200, "{}", acme.text);
+    let through_b = || b.req("GET", "/v1/events").header("stile-app", "acme").send().status;
+    assert_eq!(through_b(), 200);
+    assert_eq!(a.delete("/v1/apps/acme").status, 200);
+    assert_eq!(through_b(), 404, "the other process still knew the deleted application");
 }
