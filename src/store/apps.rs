@@ -106,6 +106,20 @@ impl Branding {
 }
 
 impl AppRecord {
+    /// A new default application of `mode`, made at `now` (Unix seconds).
+    pub fn default_of(mode: Mode, now: i64) -> Self {
+        AppRecord {
+            id: AppId::new(),
+            mode,
+            name: format!("Default ({mode})"),
+            uid: None,
+            metadata: BTreeMap::new(),
+            default: true,
+            created: now,
+            branding: Branding::default(),
+        }
+    }
+
     /// Whose its objects are.
     pub fn owner(&self) -> Owner {
         Owner { app: self.id, mode: self.mode }
@@ -154,16 +168,7 @@ pub(super) fn ensure_defaults(tx: &WriteTransaction, now: i64) -> Result<Default
         let id = match found {
             Some(id) => id,
             None => {
-                let record = AppRecord {
-                    id: AppId::new(),
-                    mode,
-                    name: format!("Default ({mode})"),
-                    uid: None,
-                    metadata: BTreeMap::new(),
-                    default: true,
-                    created: now,
-                    branding: Branding::default(),
-                };
+                let record = AppRecord::default_of(mode, now);
                 apps.insert(key(mode, record.id), encode(TABLE, &record)?.as_slice())?;
                 defaults.insert(mode.as_u8(), record.id.as_u128())?;
                 record.id

@@ -27,6 +27,29 @@ use crate::ids::{DeliveryId, EndpointId, EventId};
 pub use super::attempt_record::{AttemptRecord, AttemptStatus};
 
 impl AttemptRecord {
+    /// Attempt `number` of `event_id` to `endpoint`, scheduled for `due_ms`: a new
+    /// pending record (what every backend stores when it schedules one).
+    pub fn pending(endpoint: &EndpointRecord, event_id: EventId, event_type: &str, number: u32, due_ms: u64) -> Self {
+        AttemptRecord {
+            id: DeliveryId::new(),
+            app: endpoint.app,
+            mode: endpoint.mode,
+            endpoint_id: endpoint.id,
+            event_id,
+            event_type: event_type.to_string(),
+            attempt: number,
+            status: AttemptStatus::Pending,
+            response_status: None,
+            response_body: None,
+            error: None,
+            duration_ms: None,
+            created: (due_ms / 1000) as i64,
+            next_retry_at: None,
+            due_ms,
+            request_headers: Vec::new(),
+        }
+    }
+
     /// Its queue entry, while pending and queued.
     pub(super) fn queue_key(&self) -> QueueKey {
         QueueKey::new(self.due_ms, self.id)
@@ -158,24 +181,7 @@ impl<'txn, 'n> DeliveryTables<'txn, 'n> {
         due_ms: u64,
         scheduled: &mut Scheduled,
     ) -> Result<(), StoreError> {
-        let record = AttemptRecord {
-            id: DeliveryId::new(),
-            app: endpoint.app,
-            mode: endpoint.mode,
-            endpoint_id: endpoint.id,
-            event_id,
-            event_type: event_type.to_string(),
-            attempt: number,
-            status: AttemptStatus::Pending,
-            response_status: None,
-            response_body: None,
-            error: None,
-            duration_ms: None,
-            created: (due_ms / 1000) as i64,
-            next_retry_at: None,
-            due_ms,
-            request_headers: Vec::new(),
-        };
+        let record = AttemptRecord::pending(endpoint, event_id, event_type, number, due_ms);
         self.save(&record)?;
         self.index(&record)?;
         if endpoint.status == EndpointStatus::Disabled {

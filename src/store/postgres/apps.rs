@@ -1,8 +1,6 @@
 //! Applications on Postgres: rows of `apps`, the uid a unique column per mode, each
 //! mode's default in `default_apps`.
 
-use std::collections::BTreeMap;
-
 use tokio_postgres::types::Json;
 
 use super::cached::Cached;
@@ -13,7 +11,7 @@ use crate::mode::Mode;
 use crate::store::StoreError;
 #[cfg(test)]
 use crate::store::apps::Owner;
-use crate::store::apps::{AppRecord, Branding, DefaultApps, UidTaken};
+use crate::store::apps::{AppRecord, DefaultApps, UidTaken};
 use crate::store::pagination::{ListError, Page, PageRequest};
 
 /// The name of the unique index on `(mode, uid)`.
@@ -28,16 +26,7 @@ pub(super) async fn ensure_defaults(client: &mut deadpool_postgres::Object, now:
         if tx.q_opt("SELECT app FROM default_apps WHERE mode = $1", &[&mode_key]).await?.is_some() {
             continue;
         }
-        let record = AppRecord {
-            id: AppId::new(),
-            mode,
-            name: format!("Default ({mode})"),
-            uid: None,
-            metadata: BTreeMap::new(),
-            default: true,
-            created: now,
-            branding: Branding::default(),
-        };
+        let record = AppRecord::default_of(mode, now);
         let id = uuid(record.id.as_u128());
         tx.exec(
             "INSERT INTO apps (id, mode, uid, record) VALUES ($1, $2, NULL, $3)",

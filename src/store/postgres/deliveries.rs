@@ -128,24 +128,7 @@ impl Writes {
         due_ms: u64,
         scheduled: &mut Scheduled,
     ) {
-        let record = AttemptRecord {
-            id: DeliveryId::new(),
-            app: endpoint.app,
-            mode: endpoint.mode,
-            endpoint_id: endpoint.id,
-            event_id,
-            event_type: event_type.to_string(),
-            attempt: number,
-            status: AttemptStatus::Pending,
-            response_status: None,
-            response_body: None,
-            error: None,
-            duration_ms: None,
-            created: (due_ms / 1000) as i64,
-            next_retry_at: None,
-            due_ms,
-            request_headers: Vec::new(),
-        };
+        let record = AttemptRecord::pending(endpoint, event_id, event_type, number, due_ms);
         let parked = endpoint.status == EndpointStatus::Disabled;
         self.queue.insert(record.id, (record.id, endpoint.app, endpoint.id, due_ms, parked));
         if !parked {
