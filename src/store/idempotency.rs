@@ -4,6 +4,7 @@ use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::apps::Owner;
+use super::sealing::Sealer;
 use super::{RedbStore, StoreError, decode, decode_found, encode, tables};
 
 const TABLE: &str = "idempotency";
@@ -27,6 +28,19 @@ pub struct IdempotencyRecord {
     pub created: i64,
 }
 
+impl IdempotencyRecord {
+    /// The record as stored: its body sealed to `owner`'s application and `key`.
+    pub(crate) fn sealed(&self, sealer: &Sealer, owner: Owner, key: &str) -> IdempotencyRecord {
+        IdempotencyRecord { body: sealer.seal_text(&row(owner.app.as_u128(), key), &self.body), ..self.clone() }
+    }
+
+    /// The record as read back: its body opened.
+    pub(crate) fn opened(mut self, sealer: &Sealer, owner: Owner, key: &str) -> Result<IdempotencyRecord, StoreError> {
+        self.body = sealer.open_text(&row(owner.app.as_u128(), key), self.body)?;
+        Ok(self)
+    }
+}
+
 impl RedbStore {
     /// The record stored under this key in this application, if any.
     pub fn idempotency_record(&self, owner: Owner, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
@@ -34,9 +48,7 @@ impl RedbStore {
             let table = tx.open_table(tables::IDEMPOTENCY)?;
             decode_found(TABLE, table.get((owner.app.as_u128(), key))?)
         })?;
-        let Some(mut record) = found else { return Ok(None) };
-        record.body = self.sealer.open_text(&row(owner.app.as_u128(), key), record.body)?;
-        Ok(Some(record))
+        found.map(|record| record.opened(&self.sealer, owner, key)).transpose()
     }
 
     /// Stores (or replaces an expired) record under this key.
@@ -46,10 +58,7 @@ impl RedbStore {
         key: &str,
         record: &IdempotencyRecord,
     ) -> Result<(), StoreError> {
-        let sealed = IdempotencyRecord {
-            body: self.sealer.seal_text(&row(owner.app.as_u128(), key), &record.body),
-            ..record.clone()
-        };
+        let sealed = record.sealed(&self.sealer, owner, key);
         let bytes = encode(TABLE, &sealed)?;
         self.write(|tx| {
             let app = owner.app.as_u128();
@@ -61,7 +70,7 @@ impl RedbStore {
 }
 
 /// The row a stored response belongs to (its application and key), sealed with it.
-pub(crate) fn row(app: u128, key: &str) -> Vec<u8> {
+pub(super) fn row(app: u128, key: &str) -> Vec<u8> {
     let mut row = app.to_be_bytes().to_vec();
     row.extend_from_slice(key.as_bytes());
     row

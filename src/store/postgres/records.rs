@@ -9,7 +9,7 @@ use crate::event_types::EventTypeRecord;
 use crate::ids::PortalSessionId;
 use crate::store::StoreError;
 use crate::store::apps::Owner;
-use crate::store::idempotency::{IdempotencyRecord, row};
+use crate::store::idempotency::IdempotencyRecord;
 use crate::store::portal_sessions::PortalSessionRecord;
 
 impl PgStore {
@@ -63,9 +63,7 @@ impl PgStore {
                 .await?;
             Ok(row.map(|row| row.get::<_, Json<IdempotencyRecord>>(0).0))
         })?;
-        let Some(mut record) = found else { return Ok(None) };
-        record.body = self.sealer.open_text(&row(owner.app.as_u128(), key), record.body)?;
-        Ok(Some(record))
+        found.map(|record| record.opened(&self.sealer, owner, key)).transpose()
     }
 
     /// Stores (or replaces an expired) record under this key.
@@ -75,10 +73,7 @@ impl PgStore {
         key: &str,
         record: &IdempotencyRecord,
     ) -> Result<(), StoreError> {
-        let sealed = IdempotencyRecord {
-            body: self.sealer.seal_text(&row(owner.app.as_u128(), key), &record.body),
-            ..record.clone()
-        };
+        let sealed = record.sealed(&self.sealer, owner, key);
         self.run(async {
             let client = self.client().await?;
             client
