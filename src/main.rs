@@ -248,6 +248,11 @@ fn listen(args: ListenArgs) -> anyhow::Result<()> {
 
 fn inspect(args: &StoreArgs) -> anyhow::Result<()> {
     let Loaded { config, .. } = load_config(&args.overrides())?;
+    if config.store.backend == stile::config::Backend::Postgres {
+        anyhow::bail!(
+            "`stile inspect` reads a redb data file; this config keeps the data in Postgres: ask the database (psql: \\dt+, pg_total_relation_size)"
+        );
+    }
     let path = config.server.data_dir.join(stile::store::DATA_FILE_NAME);
     let usage = stile::store::inspect::inspect_file(&path)?;
     let file = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);

@@ -279,6 +279,16 @@ fn a_postgres_server_names_its_database_never_its_password_and_sends_file_tools_
     let compact_said = String::from_utf8_lossy(&compact.stderr);
     assert!(!compact.status.success());
     assert!(compact_said.contains("VACUUM"), "{compact_said}");
+    let inspect = stile_bin()
+        .current_dir(dir.path())
+        .args(["inspect", "--data-dir", "data"])
+        .env("STILE_STORE_BACKEND", "postgres")
+        .env("STILE_STORE_POSTGRES_URL", &with_password)
+        .output()
+        .unwrap();
+    let inspect_said = String::from_utf8_lossy(&inspect.stderr);
+    assert!(!inspect.status.success());
+    assert!(inspect_said.contains("Postgres"), "{inspect_said}");
     let everything = format!("{printed}\n{said}\n{compact_said}");
     assert!(!everything.contains("s3cret-pw"), "the password was printed:\n{everything}");
 }
