@@ -276,7 +276,9 @@ fn resend_delivers_the_same_event_again() {
 
 #[test]
 fn deleting_an_endpoint_cancels_its_pending_retries() {
-    let server = TestServer::start_with(|c| c.delivery.retry_schedule = vec![Duration::from_millis(400); 3]);
+    // The retry is due long after the delete, however slow the run (on Postgres on a busy
+    // machine, 400 ms was not always enough); were it not cancelled it would still come.
+    let server = TestServer::start_with(|c| c.delivery.retry_schedule = vec![Duration::from_secs(2); 3]);
     let receiver = Receiver::start();
     receiver.set("/doomed", Behaviour::Status(500));
     let endpoint = server.create_endpoint(&receiver.url("/doomed"));
