@@ -1137,6 +1137,10 @@ fn main() {
             pick(&|r| r["page_bytes_per_event"].as_f64().unwrap_or(f64::NAN)),
         ));
     }
+    // The cluster lives in a static, which is never dropped: remove it now.
+    if let Some((cluster, _)) = POSTGRES.get() {
+        cluster.remove();
+    }
     let history_result = if only.as_deref().is_some_and(|o| o.starts_with("W6")) {
         let size =
             args.iter().position(|a| a == "--history").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());

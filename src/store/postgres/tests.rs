@@ -390,3 +390,24 @@ fn a_claim_that_is_not_renewed_runs_out_and_another_process_takes_the_entry() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_cluster_left_by_a_dead_process_is_removed_by_the_next_start() {
+    let dead = {
+        let mut child = std::process::Command::new("true").spawn().expect("true runs");
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    };
+    let left = std::env::temp_dir().join(format!("stile-pg-{dead}-0"));
+    std::fs::create_dir_all(left.join("data")).unwrap();
+    let Ok(cluster) = ThrowawayPostgres::start() else {
+        let _ = std::fs::remove_dir_all(&left);
+        let _ = fresh_database(std::path::Path::new("/")); // skips loudly, or fails under CI
+        return;
+    };
+    assert!(!left.exists(), "the dead process's cluster directory is still there");
+    let mine = cluster.dir().to_path_buf();
+    drop(cluster);
+    assert!(!mine.exists(), "a dropped cluster removes its directory");
+}

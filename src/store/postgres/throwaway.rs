@@ -63,6 +63,7 @@ impl ThrowawayPostgres {
         let bin = find_bin().ok_or("PostgreSQL is not installed (no initdb found; apt-get install postgresql)")?;
         // SAFETY: geteuid has no preconditions.
         let run_as = (unsafe { libc::geteuid() } == 0).then_some("postgres");
+        sweep_abandoned(&bin, run_as);
         static SEQUENCE: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "stile-pg-{}-{}",
@@ -199,8 +200,9 @@ impl ThrowawayPostgres {
         }
     }
 
-    /// Stops the server and removes its directory.
-    fn remove(&self) {
+    /// Stops the server and removes its directory (dropping it does too; a cluster kept
+    /// in a static must be removed this way before the process ends).
+    pub fn remove(&self) {
         let _ = self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -221,6 +223,26 @@ impl ThrowawayPostgres {
 impl Drop for ThrowawayPostgres {
     fn drop(&mut self) {
         self.remove();
+    }
+}
+
+/// Stops and removes the clusters of processes that died without removing theirs (a
+/// test run killed with SIGKILL): their directories are named after their process id.
+fn sweep_abandoned(bin: &Path, run_as: Option<&'static str>) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(owner) = name.strip_prefix("stile-pg-").and_then(|rest| rest.split('-').next()) else { continue };
+        let Ok(pid) = owner.parse::<i32>() else { continue };
+        // SAFETY: kill with signal 0 only asks whether the process exists.
+        let alive =
+            unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if alive {
+            continue;
+        }
+        let abandoned =
+            ThrowawayPostgres { bin: bin.to_path_buf(), dir: entry.path(), port: 0, run_as, durable: false };
+        abandoned.remove(); // its Drop would remove it again: harmless
     }
 }
 
