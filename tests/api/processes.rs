@@ -175,8 +175,10 @@ fn a_database_outage_refuses_publishes_with_503_and_delivery_resumes_by_itself()
     if cluster().is_none() {
         return;
     }
-    // A cluster of its own: this test stops it.
-    let own = ThrowawayPostgres::start().expect("a cluster");
+    // A cluster of its own: this test stops it, as a crash would (`-m immediate`), so its
+    // commits must wait for the disk like a real database's (the tests' shared cluster
+    // acknowledges commits before writing them, and a crash loses the last ones).
+    let own = ThrowawayPostgres::start_durable().expect("a cluster");
     let url = own.new_database().expect("a database");
     let receiver = Receiver::start();
     let server = TestServer::start_with(|c| {
