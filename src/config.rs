@@ -893,6 +893,25 @@ mod tests {
         let off = Config::load(&Overrides::default(), &env(&[("STILE_STORE_COMMIT_DELAY", "0s")])).unwrap();
         assert_eq!(off.config.store.commit_delay, Duration::ZERO);
         assert_eq!(Config::default().store.commit_delay, Duration::from_millis(2));
+
+        let load = |pairs: &[(&str, &str)]| Config::load(&Overrides::default(), &env(pairs));
+        let err = load(&[("STILE_STORE_BACKEND", "postgres")]).unwrap_err().0;
+        assert!(err.contains("store.postgres_url") && err.contains("must be set"), "{err}");
+        let err =
+            load(&[("STILE_STORE_BACKEND", "postgres"), ("STILE_STORE_POSTGRES_URL", "postgres://u:pw@h:notaport/db")])
+                .unwrap_err()
+                .0;
+        assert!(err.contains("store.postgres_url") && !err.contains("pw@"), "{err}");
+        let err = load(&[("STILE_STORE_BACKEND", "mysql")]).unwrap_err().0;
+        assert!(err.contains("store.backend"), "{err}");
+        let err = load(&[("STILE_STORE_POSTGRES_CLAIM_LEASE", "0s")]).unwrap_err().0;
+        assert!(err.contains("store.postgres_claim_lease"), "{err}");
+        let pg =
+            load(&[("STILE_STORE_BACKEND", "postgres"), ("STILE_STORE_POSTGRES_URL", "postgres://u:pw@db:5432/stile")])
+                .unwrap()
+                .config;
+        assert_eq!(pg.store.backend, Backend::Postgres);
+        assert!(!format!("{:?}", pg.store).contains("pw"), "the password in debug output");
     }
 
     #[test]

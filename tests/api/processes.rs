@@ -17,14 +17,7 @@ use crate::common::{Req, TEST_KEY, TestServer, eventually};
 
 /// The shared cluster, or `None` after a loud line where PostgreSQL is not installed.
 fn cluster() -> Option<&'static ThrowawayPostgres> {
-    match ThrowawayPostgres::shared() {
-        Ok(cluster) => Some(cluster),
-        Err(err) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true needs PostgreSQL: {err}"),
-        Err(err) => {
-            eprintln!("SKIPPED: a Postgres test, as {err}");
-            None
-        }
-    }
+    ThrowawayPostgres::shared_for_test()
 }
 
 /// Workers per process: at most this many attempts of a killed process were in flight

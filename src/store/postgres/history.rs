@@ -155,9 +155,11 @@ impl PgStore {
         }
         self.run(async {
             let client = self.client().await?;
-            // A cursor must be an attempt of this endpoint: the scope is (app, endpoint).
-            let exists = format!("SELECT 1 FROM attempts WHERE app = $1 AND id = $2 AND endpoint = '{endpoint}'");
-            let query = ListQuery { select: &select, params, id: "id", exists: &exists, scope: &app };
+            // A cursor must be an attempt of this endpoint (the page itself is of the
+            // application's: `select` says so). One statement text for every endpoint, so
+            // the connection's cache of prepared statements stays bounded.
+            let exists = "SELECT 1 FROM attempts WHERE endpoint = $1 AND id = $2";
+            let query = ListQuery { select: &select, params, id: "id", exists, scope: &endpoint };
             Ok(list(&client, query, request, |row| self.opened(attempt_of(row)?)).await)
         })?
     }

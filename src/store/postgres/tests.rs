@@ -20,14 +20,7 @@ use crate::store::pagination::{Cursor, PageRequest};
 /// Options for a new, empty database on the shared cluster, with the payload key in
 /// `dir`; `None` (after a loud line) where PostgreSQL is not installed.
 pub(crate) fn fresh_database(dir: &std::path::Path) -> Option<PgOptions> {
-    let cluster = match ThrowawayPostgres::shared() {
-        Ok(cluster) => cluster,
-        Err(err) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true needs PostgreSQL: {err}"),
-        Err(err) => {
-            eprintln!("SKIPPED: a Postgres test, as {err}");
-            return None;
-        }
-    };
+    let cluster = ThrowawayPostgres::shared_for_test()?;
     let url = cluster.new_database().expect("create a database");
     Some(PgOptions {
         url,
@@ -70,6 +63,23 @@ fn processes_starting_together_migrate_once_and_share_one_default_app_per_mode()
     drop(stores);
     let again = PgStore::connect(&options).expect("reconnects to a migrated database");
     assert_eq!(again.default_apps().unwrap(), defaults);
+}
+
+#[test]
+fn a_database_migrated_by_a_newer_stile_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let store = PgStore::connect(&options).unwrap();
+    store
+        .run(async {
+            let client = store.client().await?;
+            client.execute("INSERT INTO stile_schema_migrations (version, name) VALUES (99, 'future')", &[]).await?;
+            Ok(())
+        })
+        .unwrap();
+    drop(store);
+    let Err(err) = PgStore::connect(&options) else { panic!("a newer schema was accepted") };
+    assert!(err.to_string().contains("schema version 99"), "{err}");
 }
 
 #[test]
@@ -403,7 +413,7 @@ fn a_cluster_left_by_a_dead_process_is_removed_by_the_next_start() {
     std::fs::create_dir_all(left.join("data")).unwrap();
     let Ok(cluster) = ThrowawayPostgres::start() else {
         let _ = std::fs::remove_dir_all(&left);
-        let _ = fresh_database(std::path::Path::new("/")); // skips loudly, or fails under CI
+        let _ = ThrowawayPostgres::shared_for_test(); // skips loudly, or fails under CI
         return;
     };
     assert!(!left.exists(), "the dead process's cluster directory is still there");

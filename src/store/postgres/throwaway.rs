@@ -118,6 +118,19 @@ impl ThrowawayPostgres {
             .map_err(Clone::clone)
     }
 
+    /// [`ThrowawayPostgres::shared`] for a test: `None`, after a loud `SKIPPED` line, where
+    /// PostgreSQL is not installed; a panic instead under `CI=true`, where it must be.
+    pub fn shared_for_test() -> Option<&'static ThrowawayPostgres> {
+        match ThrowawayPostgres::shared() {
+            Ok(cluster) => Some(cluster),
+            Err(err) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true needs PostgreSQL: {err}"),
+            Err(err) => {
+                eprintln!("SKIPPED: a Postgres test, as {err}");
+                None
+            }
+        }
+    }
+
     /// The URL of database `name` on this cluster.
     pub fn url(&self, name: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
