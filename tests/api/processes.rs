@@ -90,9 +90,12 @@ fn three_processes_deliver_everything_accepted_when_one_is_killed_mid_stream() {
     let next = Arc::new(AtomicUsize::new(0));
     let accepted = Arc::new(Mutex::new(Vec::with_capacity(EVENTS)));
     let refused = Arc::new(Mutex::new(Vec::new()));
+    // Publishes the killed process never answered: each may or may not be stored.
+    let unanswered = Arc::new(AtomicUsize::new(0));
     let publishers: Vec<_> = (0..6)
         .map(|t| {
             let (bases, next, accepted, refused) = (bases.clone(), next.clone(), accepted.clone(), refused.clone());
+            let unanswered = unanswered.clone();
             std::thread::spawn(move || {
                 let deadline = Instant::now() + Duration::from_secs(240);
                 loop {
@@ -107,7 +110,10 @@ fn three_processes_deliver_everything_accepted_when_one_is_killed_mid_stream() {
                     match publish(&base, n) {
                         Some(Ok(id)) => accepted.lock().unwrap().push(id),
                         Some(Err(status)) => refused.lock().unwrap().push(status),
-                        None => {} // the killed process: this event was never accepted
+                        None => {
+                            // The killed process: accepted or not, the client cannot know.
+                            unanswered.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             })
@@ -157,7 +163,13 @@ fn three_processes_deliver_everything_accepted_when_one_is_killed_mid_stream() {
         received.len()
     );
     assert!(duplicates <= WORKERS, "{duplicates} duplicates; at most {WORKERS} attempts were in flight");
-    assert!(copies.len() == accepted.len(), "only accepted events were delivered");
+    let unanswered = unanswered.load(Ordering::Relaxed);
+    assert!(
+        copies.len() <= accepted.len() + unanswered,
+        "{} events delivered, {} accepted, {unanswered} publishes unanswered",
+        copies.len(),
+        accepted.len()
+    );
 }
 
 /// Each publish's time and outcome: the event id, or the refusal's status.
