@@ -518,7 +518,7 @@ impl Config {
                     "must be set with backend = \"postgres\" (postgres://user:password@host:port/database)".into(),
                 ));
             }
-            if let Err(err) = url.parse::<tokio_postgres::Config>() {
+            if let Err(err) = crate::store::postgres::check_url(url) {
                 return Err(("store.postgres_url", format!("is not a postgres URL: {err}")));
             }
         }

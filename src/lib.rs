@@ -25,6 +25,7 @@ pub mod routes;
 pub mod secrets;
 pub mod store;
 pub mod target_policy;
+pub mod tls;
 pub mod trigger;
 pub mod webhook;
 

@@ -122,7 +122,13 @@ async fn connect_once(
     request: tungstenite::handshake::client::Request,
     connected_before: bool,
 ) -> anyhow::Result<Ended> {
-    let connector = options.skip_verify.then(|| tokio_tungstenite::Connector::Rustls(insecure_tls()));
+    // `--skip-verify`: for staging servers with self-signed certificates; encrypted, but
+    // not authenticated.
+    let connector = options.skip_verify.then(|| {
+        let config = crate::tls::client_config(crate::tls::Verify::Nothing, rustls::RootCertStore::empty())
+            .expect("ring supports the default protocol versions");
+        tokio_tungstenite::Connector::Rustls(Arc::new(config))
+    });
     let connecting = tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
     let socket = tokio::select! {
         connected = connecting => connected,
@@ -285,58 +291,6 @@ fn describe(err: &tungstenite::Error) -> String {
         tungstenite::Error::Io(io) => format!("cannot reach stile: {io}"),
         tungstenite::Error::Http(response) => format!("stile answered {}", response.status()),
         other => other.to_string(),
-    }
-}
-
-/// TLS that accepts any certificate (`--skip-verify`): for staging servers with
-/// self-signed certificates. The connection is still encrypted, but not authenticated.
-fn insecure_tls() -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
-/// See [`insecure_tls`]: checks the handshake's signatures, not who signed the certificate.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

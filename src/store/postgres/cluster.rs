@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::PgStore;
 use crate::store::StoreError;
@@ -32,6 +33,7 @@ impl PgStore {
     /// wake-ups sent meanwhile were lost. Runs until the store is dropped.
     pub fn on_queue_change(&self, wake: Box<dyn Fn() + Send + Sync>) {
         let config = self.config.clone();
+        let tls = self.tls.clone();
         let token = self.token.clone();
         let runtime = self.runtime.as_ref().expect("the runtime lives as long as the store");
         runtime.spawn(async move {
@@ -41,7 +43,7 @@ impl PgStore {
                     wake();
                 }
                 first = false;
-                if let Err(err) = listen(&config, &token, &*wake).await {
+                if let Err(err) = listen(&config, &tls, &token, &*wake).await {
                     tracing::warn!(error = %err, "lost the postgres connection that hears of queued attempts; reconnecting");
                 }
                 tokio::time::sleep(RECONNECT_DELAY).await;
@@ -59,7 +61,7 @@ impl PgStore {
                 return Ok(true);
             }
             *leader = None;
-            let (client, connection) = self.config.connect(NoTls).await?;
+            let (client, connection) = self.config.connect(self.tls.clone()).await?;
             tokio::spawn(async move {
                 let _ = connection.await;
             });
@@ -75,10 +77,11 @@ impl PgStore {
 /// Listens for wake-ups on one connection until it fails.
 async fn listen(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     token: &str,
     wake: &(dyn Fn() + Send + Sync),
 ) -> Result<(), StoreError> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls.clone()).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         loop {

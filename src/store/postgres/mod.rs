@@ -25,6 +25,7 @@ mod sessions;
 #[cfg(test)]
 pub(crate) mod tests;
 pub mod throwaway;
+mod tls;
 mod upkeep;
 
 use std::future::Future;
@@ -32,7 +33,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::sealing::{self, Sealer};
@@ -78,10 +78,18 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Whether `url` is a postgres URL stile can connect with (its TLS settings included);
+/// why not if not.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let url = tls::TlsUrl::parse(url)?;
+    url.client_url.parse::<tokio_postgres::Config>().map(drop).map_err(|err| err.to_string())
+}
+
 /// The database a URL names, as `host:port/database` (no user, no password), for people.
 pub fn describe_url(url: &str) -> String {
-    match url.parse::<tokio_postgres::Config>() {
-        Ok(config) => {
+    let parsed = tls::TlsUrl::parse(url).ok().and_then(|url| url.client_url.parse::<tokio_postgres::Config>().ok());
+    match parsed {
+        Some(config) => {
             let host = config
                 .get_hosts()
                 .first()
@@ -93,7 +101,7 @@ pub fn describe_url(url: &str) -> String {
             let port = config.get_ports().first().copied().unwrap_or(5432);
             format!("{host}:{port}/{}", config.get_dbname().unwrap_or("postgres"))
         }
-        Err(_) => "(a postgres URL that does not parse)".to_string(),
+        None => "(a postgres URL that does not parse)".to_string(),
     }
 }
 
@@ -101,11 +109,27 @@ pub fn describe_url(url: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
     /// A query failed, or the connection did.
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", with_causes(.0))]
     Query(#[from] tokio_postgres::Error),
     /// No connection could be had from the pool.
-    #[error("postgres: no connection: {0}")]
+    #[error("postgres: no connection: {}", with_causes(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
+}
+
+/// An error with what caused it: tokio-postgres says only "db error" or "error performing
+/// TLS handshake", and the database's message (a refused password, a `pg_hba.conf` rule)
+/// or the certificate problem is in its source.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        let more = err.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = err.source();
+    }
+    text
 }
 
 impl PgError {
@@ -155,6 +179,8 @@ pub struct PgStore {
     database: String,
     /// How to open connections of its own (the listener's, the leader's).
     config: tokio_postgres::Config,
+    /// How its connections are secured (see [`tls`]).
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     /// The connection holding the duties lock, while this process holds it.
     leader: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
     /// See [`PgOptions::claim_lease`].
@@ -169,8 +195,12 @@ impl PgStore {
     pub fn connect(options: &PgOptions) -> Result<PgStore, OpenError> {
         let database = describe_url(&options.url);
         let unusable = |problem: String| OpenError::Postgres { database: database.clone(), problem };
-        let mut config: tokio_postgres::Config =
-            options.url.parse().map_err(|e: tokio_postgres::Error| unusable(format!("invalid postgres_url: {e}")))?;
+        let url = tls::TlsUrl::parse(&options.url).map_err(|e| unusable(format!("invalid postgres_url: {e}")))?;
+        let tls = url.connector().map_err(unusable)?;
+        let mut config: tokio_postgres::Config = url
+            .client_url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| unusable(format!("invalid postgres_url: {e}")))?;
         let timeout_ms = options.statement_timeout.as_millis();
         // Statements are prepared once per connection (see `cached`), but planned for their
         // values each time: a generic plan for the claim or a page can be far worse.
@@ -185,8 +215,11 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| unusable(format!("cannot start the database runtime: {e}")))?;
-        let manager =
-            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            config.clone(),
+            tls.clone(),
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
             .wait_timeout(Some(Duration::from_secs(10)))
@@ -200,6 +233,7 @@ impl PgStore {
             sealer: Sealer::new(&[0; 32]),
             database: database.clone(),
             config,
+            tls,
             leader: tokio::sync::Mutex::new(None),
             claim_lease: options.claim_lease,
             token: cluster::new_token(),

@@ -421,3 +421,81 @@ fn a_cluster_left_by_a_dead_process_is_removed_by_the_next_start() {
     drop(cluster);
     assert!(!mine.exists(), "a dropped cluster removes its directory");
 }
+
+#[test]
+fn connections_use_tls_and_check_the_certificate_as_sslmode_asks() {
+    if ThrowawayPostgres::shared_for_test().is_none() {
+        return;
+    }
+    let cluster = ThrowawayPostgres::start().expect("a cluster of its own");
+    // A private CA, and the server's certificate from it, for 127.0.0.1 only.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.clone().self_signed(&ca_key).unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca, &ca_key)
+        .unwrap();
+    cluster.require_tls(&server.pem(), &server_key.serialize_pem()).expect("TLS on");
+    cluster.sql("CREATE DATABASE tls").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let mut other_params = ca_params.clone();
+    other_params.distinguished_name.push(rcgen::DnType::CommonName, "another CA");
+    let other_ca = other_params.self_signed(&other_key).unwrap();
+    let other_file = dir.path().join("other-ca.pem");
+    std::fs::write(&other_file, other_ca.pem()).unwrap();
+
+    let connect = |host: &str, query: String| {
+        PgStore::connect(&PgOptions {
+            url: format!("postgres://postgres@{host}:{}/tls?{query}", cluster.port()),
+            pool_size: 2,
+            statement_timeout: Duration::from_secs(10),
+            key_file: dir.path().join("payload.key"),
+            claim_lease: Duration::from_secs(60),
+        })
+    };
+    let refused = |host: &str, query: String| match connect(host, query.clone()) {
+        Ok(_) => panic!("{host}?{query} connected"),
+        Err(err) => err.to_string(),
+    };
+    let encrypted = |store: &PgStore| -> bool {
+        store
+            .run(async {
+                let client = store.client().await?;
+                let row = client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await?;
+                Ok(row.get(0))
+            })
+            .unwrap()
+    };
+
+    let full = format!("sslmode=verify-full&sslrootcert={}", ca_file.display());
+    let store = connect("127.0.0.1", full).expect("verify-full with the CA that signed it");
+    assert!(encrypted(&store));
+    assert!(store.lead().unwrap(), "the leader's own connection is made with TLS too");
+    drop(store);
+    // Without `sslrootcert`, `prefer` and `require` encrypt without checking (as libpq).
+    assert!(encrypted(&connect("127.0.0.1", String::new()).expect("prefer")));
+    assert!(encrypted(&connect("localhost", "sslmode=require".into()).expect("require")));
+    // The server refuses what is not encrypted (so the connections above were).
+    let err = refused("127.0.0.1", "sslmode=disable".into());
+    assert!(err.contains("no encryption"), "{err}");
+    // A root that did not sign it, or the public roots: refused.
+    let err = refused("127.0.0.1", format!("sslmode=verify-ca&sslrootcert={}", other_file.display()));
+    assert!(err.contains("invalid peer certificate") && err.contains("UnknownIssuer"), "{err}");
+    let err = refused("127.0.0.1", "sslmode=verify-full".into());
+    assert!(err.contains("UnknownIssuer"), "{err}");
+    // A root file given with `require` makes it check the chain (as libpq).
+    let err = refused("127.0.0.1", format!("sslmode=require&sslrootcert={}", other_file.display()));
+    assert!(err.contains("UnknownIssuer"), "{err}");
+    // Connected to by another name: verify-full refuses it, verify-ca does not check it.
+    let err = refused("localhost", format!("sslmode=verify-full&sslrootcert={}", ca_file.display()));
+    assert!(err.contains("certificate not valid for name \"localhost\""), "{err}");
+    let store = connect("localhost", format!("sslmode=verify-ca&sslrootcert={}", ca_file.display()))
+        .expect("verify-ca does not check the name");
+    assert!(encrypted(&store));
+}

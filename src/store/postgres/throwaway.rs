@@ -180,6 +180,29 @@ impl ThrowawayPostgres {
         self.run_server()
     }
 
+    /// Serves TLS with the certificate `cert_pem` (whose key is `key_pem`) and refuses TCP
+    /// connections without it, from a restart now (for the tests of TLS to the database).
+    pub fn require_tls(&self, cert_pem: &str, key_pem: &str) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.dir.join("data");
+        for (name, contents) in [("server.crt", cert_pem), ("server.key", key_pem)] {
+            let path = data.join(name);
+            std::fs::write(&path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("cannot chmod {}: {e}", path.display()))?;
+            if let Some(user) = self.run_as {
+                check("chown", Command::new("chown").arg(format!("{user}:{user}")).arg(&path).output())?;
+            }
+        }
+        let hba = data.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).map_err(|e| format!("cannot read {}: {e}", hba.display()))?;
+        std::fs::write(&hba, format!("hostnossl all all all reject\n{rules}"))
+            .map_err(|e| format!("cannot write {}: {e}", hba.display()))?;
+        self.sql("ALTER SYSTEM SET ssl = on")?;
+        self.stop()?;
+        self.run_server()
+    }
+
     fn run_server(&self) -> Result<(), String> {
         let speed = if self.durable { "" } else { "-c fsync=off -c synchronous_commit=off -c full_page_writes=off" };
         let options = format!("-k {} -h 127.0.0.1 -p {} -c max_connections=200 {speed}", self.dir.display(), self.port);
