@@ -142,16 +142,22 @@ async fn listen(
         tracing::info!(endpoint = %connection.endpoint, reason = ended, "stile listen disconnected");
         let last_seen = clock.now();
         let id = connection.endpoint;
-        let _ = actix_web::rt::task::spawn_blocking(move || touch(&store, owner, id, last_seen)).await;
+        let replaced = listeners.is_connected(id);
+        let _ = actix_web::rt::task::spawn_blocking(move || disconnected(&store, owner, id, last_seen, replaced)).await;
     });
     Ok(response)
 }
 
-/// Records when a listener endpoint was last used, logging a failure (the endpoint then
-/// merely expires a little early).
-fn touch(store: &Store, owner: Owner, id: EndpointId, now: i64) {
+/// Records when a listener endpoint was last used and, unless a newer connection of this
+/// process `replaced` this one, that this process no longer holds it; logs a failure (the
+/// endpoint then merely expires a little early, or other processes hand this one its
+/// attempts until the hold runs out, and this one parks them).
+fn disconnected(store: &Store, owner: Owner, id: EndpointId, now: i64, replaced: bool) {
     if let Err(err) = store.touch_listener(owner, id, now) {
         tracing::warn!(endpoint = %id, error = %err, "cannot record when a listener endpoint was last used");
+    }
+    if !replaced && let Err(err) = store.release_listener(id) {
+        tracing::warn!(endpoint = %id, error = %err, "cannot record that a listener endpoint's CLI left");
     }
 }
 

@@ -205,11 +205,17 @@ impl Engine {
         &self.listeners
     }
 
-    /// A CLI connected for listener endpoint `id`: the attempts that waited for one go
-    /// now.
+    /// A CLI connected for listener endpoint `id`: other processes (on a shared store)
+    /// hand this one the endpoint's attempts from now on, and the attempts that waited for
+    /// a CLI go now.
     pub async fn listener_connected(&self, id: EndpointId) -> Result<(), EngineError> {
         let now_ms = self.clock.now_ms();
-        let resumed = self.blocking(move |store| store.unpark_endpoint(id, now_ms)).await?;
+        let resumed = self
+            .blocking(move |store| {
+                store.hold_listener(id)?;
+                store.unpark_endpoint(id, now_ms)
+            })
+            .await?;
         self.wake(resumed);
         Ok(())
     }

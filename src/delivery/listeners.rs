@@ -72,6 +72,11 @@ impl Listeners {
         self.lock().clear();
     }
 
+    /// The endpoints a CLI is connected for.
+    pub fn connected(&self) -> Vec<EndpointId> {
+        self.lock().keys().copied().collect()
+    }
+
     /// Whether a CLI is connected for `endpoint`.
     pub fn is_connected(&self, endpoint: EndpointId) -> bool {
         self.lock().contains_key(&endpoint)

@@ -182,14 +182,17 @@ impl Scheduler {
 
     /// On a queue other processes share, keeps this process's claims on the entries it
     /// holds (waiting, ready, in flight, unrecorded) from running out, so no other process
-    /// makes those attempts while this one lives.
+    /// makes those attempts while this one lives; and its hold on the listener endpoints
+    /// it has a CLI for, so the others keep handing it their attempts.
     fn renew_claims(&mut self) {
         let Some(every) = self.store.claim_renewal() else { return };
         if self.renewed.elapsed() < every {
             return;
         }
         let held: Vec<DeliveryId> = self.loaded.iter().copied().collect();
-        match self.store.renew_claims(&held) {
+        let listening = self.listeners.connected();
+        let renewed = self.store.renew_claims(&held).and_then(|()| self.store.renew_listeners(&listening));
+        match renewed {
             Ok(()) => self.renewed = std::time::Instant::now(),
             Err(err) => tracing::warn!(error = %err, held = held.len(), "cannot renew the claims on queued attempts"),
         }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::attempts::AttemptStatus;
+use super::attempts::{AttemptRecord, AttemptStatus};
 use super::events::{EventIndexes, decode_meta};
 use super::idempotency::IdempotencyRecord;
 use super::names::Names;
@@ -157,7 +157,8 @@ fn prune_in(
     for app in apps {
         let slot = next.events.entry(app).or_default();
         let (events, more) = prune_events(tx, names, app, cutoffs, slot, limit)?;
-        pruned.events += events;
+        pruned.events += events.len();
+        pruned.attempts += prune_attempts_of(tx, names, &events)?;
         pruned.more |= more;
         let slot = next.sessions.entry(app).or_default();
         let (sessions, more) = prune_sessions(tx, app, cutoffs.history_ms, slot, limit)?;
@@ -186,7 +187,7 @@ fn prune_attempts(
     from: &mut u128,
     limit: usize,
 ) -> Result<(usize, bool), StoreError> {
-    let mut attempts = tx.open_table(tables::ATTEMPTS)?;
+    let attempts = tx.open_table(tables::ATTEMPTS)?;
     let end = first_id_at(cutoff_ms);
     if *from >= end {
         return Ok((0, false));
@@ -201,24 +202,48 @@ fn prune_attempts(
     if let Some((last, _)) = old.last() {
         *from = last + 1;
     }
+    drop(attempts);
+    let finished: Vec<(u128, AttemptRecord)> =
+        old.into_iter().filter(|(_, record)| record.status != AttemptStatus::Pending).collect();
+    Ok((remove_attempts(tx, &finished)?, more))
+}
+
+/// The attempts of events just pruned (all final: an event goes only when nothing is
+/// pending), so no attempt outlives its event (one made after the cutoff would have
+/// stayed, listed under its endpoint, until it was old enough itself).
+fn prune_attempts_of(tx: &WriteTransaction, names: &Names, events: &[u128]) -> Result<usize, StoreError> {
+    let mut found = Vec::new();
+    {
+        let attempts = tx.open_table(tables::ATTEMPTS)?;
+        let by_event = tx.open_table(tables::EVENT_ATTEMPTS)?;
+        for event in events {
+            for entry in by_event.range((*event, 0)..=(*event, u128::MAX))? {
+                let id = entry?.0.value().1;
+                if let Some(value) = attempts.get(id)? {
+                    found.push((id, super::attempt_record::decode_attempt(id, value.value(), names)?));
+                }
+            }
+        }
+    }
+    remove_attempts(tx, &found)
+}
+
+/// Removes attempts with every index entry that points at them; returns how many.
+fn remove_attempts(tx: &WriteTransaction, old: &[(u128, AttemptRecord)]) -> Result<usize, StoreError> {
+    let mut attempts = tx.open_table(tables::ATTEMPTS)?;
     let mut by_endpoint = tx.open_table(tables::ENDPOINT_ATTEMPTS)?;
     let mut by_event = tx.open_table(tables::EVENT_ATTEMPTS)?;
     let mut failures = tx.open_table(tables::FAILED_ATTEMPTS)?;
     let mut endpoint_failures = tx.open_table(tables::ENDPOINT_FAILURES)?;
-    let mut removed = 0;
     for (id, record) in old {
-        if record.status == AttemptStatus::Pending {
-            continue;
-        }
-        let app = record.app.as_u128();
+        let (app, id) = (record.app.as_u128(), *id);
         attempts.remove(id)?;
         by_endpoint.remove((app, record.endpoint_id.as_u128(), id))?;
         endpoint_failures.remove((app, record.endpoint_id.as_u128(), id))?;
         by_event.remove((record.event_id.as_u128(), id))?;
         failures.remove((app, id))?;
-        removed += 1;
     }
-    Ok((removed, more))
+    Ok(old.len())
 }
 
 /// The next batch of one application's entries made before the cutoff in a table keyed
@@ -249,7 +274,7 @@ fn old_of_app<T>(
 }
 
 /// Events of one application made before the cutoff whose deliveries are all final and
-/// whose undelivered payload is not held any more.
+/// whose undelivered payload is not held any more; returns their ids.
 fn prune_events(
     tx: &WriteTransaction,
     names: &Names,
@@ -257,7 +282,7 @@ fn prune_events(
     cutoffs: Cutoffs,
     from: &mut u128,
     limit: usize,
-) -> Result<(usize, bool), StoreError> {
+) -> Result<(Vec<u128>, bool), StoreError> {
     let mut events = tx.open_table(tables::EVENTS)?;
     let (old, more) = old_of_app(&events, app, cutoffs.history_ms, from, limit, |_| Ok(()))?;
     let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
@@ -265,7 +290,7 @@ fn prune_events(
     let mut holds = tx.open_table(tables::UNDELIVERED_HOLDS)?;
     let mut indexes = EventIndexes::open(tx)?;
     let mut failures = tx.open_table(tables::EVENT_FAILURES)?;
-    let mut removed = 0;
+    let mut removed = Vec::new();
     for (id, ()) in old {
         if pending.get(id)?.is_some_and(|n| n.value() > 0) {
             continue;
@@ -279,7 +304,7 @@ fn prune_events(
         failures.remove((app, id))?;
         bodies.remove(id)?;
         holds.remove(id)?;
-        removed += 1;
+        removed.push(id);
     }
     Ok((removed, more))
 }
@@ -453,6 +478,29 @@ mod tests {
         // A second pass finds nothing and commits nothing.
         let pruned = store.prune(cutoffs, &mut PruneCursor::default(), 2).unwrap();
         assert_eq!(pruned.removed(), 0);
+    }
+
+    #[test]
+    fn an_attempt_made_after_the_cutoff_goes_with_its_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        let owner = store.test_owner(Mode::Test);
+        let endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/", "*");
+        store.insert_endpoint(&endpoint).unwrap();
+        // An event of ten minutes ago whose (only) attempt was made just now.
+        let now = unix_now_ms();
+        let event = crate::payload::new_event(owner, "a.b", &serde_json::json!({}), now - 600_000).unwrap();
+        let (_, scheduled) = store.publish_events(&[event], now).unwrap();
+        let result = AttemptResult::for_test(scheduled.keys()[0], endpoint.id, true, now);
+        let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600), undelivered_hours: 0 };
+        store.publish_and_record(&[], &[result], now, &policy).unwrap();
+
+        let cutoffs = Cutoffs { history_ms: now - 300_000, idempotency_secs: 0, now_ms: now };
+        let pruned = store.prune(cutoffs, &mut PruneCursor::default(), 100).unwrap();
+        assert_eq!((pruned.events, pruned.attempts), (1, 1));
+        assert_eq!(count(&store, tables::ATTEMPTS), 0, "an attempt outlived its event");
+        assert_eq!(count(&store, tables::ENDPOINT_ATTEMPTS), 0);
+        assert_eq!(count(&store, tables::EVENT_ATTEMPTS), 0);
     }
 
     #[test]

@@ -267,6 +267,32 @@ impl Store {
         }
     }
 
+    /// Records that this process holds listener endpoint `id`'s `stile listen` connection,
+    /// so other processes on a shared store hand it the endpoint's attempts rather than
+    /// park them (redb: one process, nothing to record).
+    pub fn hold_listener(&self, id: EndpointId) -> Result<(), StoreError> {
+        match self {
+            Store::Redb(_) => Ok(()),
+            Store::Postgres(store) => store.hold_listener(id),
+        }
+    }
+
+    /// Extends this process's hold on the listener endpoints it still has a CLI for.
+    pub fn renew_listeners(&self, held: &[EndpointId]) -> Result<(), StoreError> {
+        match self {
+            Store::Redb(_) => Ok(()),
+            Store::Postgres(store) => store.renew_listeners(held),
+        }
+    }
+
+    /// Records that this process no longer holds listener endpoint `id`'s connection.
+    pub fn release_listener(&self, id: EndpointId) -> Result<(), StoreError> {
+        match self {
+            Store::Redb(_) => Ok(()),
+            Store::Postgres(store) => store.release_listener(id),
+        }
+    }
+
     /// This process's database connections (in use, idle, waiting for one), on Postgres.
     pub fn pool_status(&self) -> Option<(usize, usize, usize)> {
         match self {

@@ -34,7 +34,7 @@ fn publish(base: &str, id: &str) -> String {
 }
 
 /// `stile listen` forwarding to `receiver`'s `/hook`; returns it with the secret it printed.
-fn listen(base: &str, receiver: &Receiver, extra: &[&str]) -> (OutputProcess, String) {
+pub(crate) fn listen(base: &str, receiver: &Receiver, extra: &[&str]) -> (OutputProcess, String) {
     let forward_to = receiver.url("/hook");
     let mut args = vec!["listen", "--forward-to", &forward_to, "--url", base, "--api-key", TEST_KEY];
     args.extend_from_slice(extra);

@@ -300,21 +300,57 @@ fn a_postgres_server_names_its_database_never_its_password_and_sends_file_tools_
     assert!(!everything.contains("s3cret-pw"), "the password was printed:\n{everything}");
 }
 
-#[test]
-fn event_types_and_keys_made_through_one_process_work_through_another() {
-    let Some(cluster) = cluster() else { return };
-    let url = cluster.new_database().expect("a database");
+/// Two servers on one new database of the shared cluster, sharing the payload key as
+/// every process must; `None` after a loud line where PostgreSQL is not installed.
+fn two_servers() -> Option<(TestServer, TestServer)> {
+    let url = cluster()?.new_database().expect("a database");
     let on_database = |c: &mut stile::config::Config| {
         c.store.backend = stile::config::Backend::Postgres;
         c.store.postgres_url = stile::config::DatabaseUrl(url.clone());
     };
     let a = TestServer::start_with(on_database);
-    // The second process shares the first one's payload key, as every process must.
     let key = a.data_dir().join("payload.key");
     let b = TestServer::start_with(|c| {
         on_database(c);
         c.store.payload_key_file = key.clone();
     });
+    Some((a, b))
+}
+
+#[test]
+fn stile_listen_connected_to_one_process_gets_what_every_process_claims() {
+    let Some((a, b)) = two_servers() else { return };
+    let receiver = Receiver::start();
+    let (mut cli, secret) = crate::listen::listen(&a.base, &receiver, &[]);
+    // Published through the other process, whose scheduler is woken first: it claims most
+    // of them, and hands them to the process holding the CLI rather than parking them.
+    let published: Vec<String> = (0..30)
+        .map(|n| b.publish("verification_session.verified", json!({"id": format!("vks_{n}")})))
+        .map(|event| event["id"].as_str().unwrap().to_string())
+        .collect();
+    let wait = Duration::from_secs(20);
+    let got = receiver.wait_for("/hook", 30, wait);
+    assert!(got.iter().all(|r| r.stile_signature_valid(&secret).0), "every delivery signed with the CLI's secret");
+    for id in &published {
+        let settled = eventually(wait, || b.get(&format!("/v1/events/{id}")).body["pending_webhooks"] == 0);
+        assert!(settled, "{id} is still pending");
+    }
+
+    // With no CLI anywhere, attempts wait (parked) wherever they are claimed; a CLI
+    // connected to the other process gets them.
+    cli.kill_hard();
+    let waiting = a.publish("verification_session.verified", json!({"id": "vks_away"}));
+    let waiting = waiting["id"].as_str().unwrap().to_string();
+    let (_cli, again) = crate::listen::listen(&b.base, &receiver, &[]);
+    assert_eq!(again, secret, "the same key, the same listener endpoint");
+    let arrived = eventually(wait, || receiver.received("/hook").iter().any(|r| r.header("webhook-id") == waiting));
+    assert!(arrived, "the attempt that waited reached the CLI on the other process");
+    assert!(eventually(wait, || a.get(&format!("/v1/events/{waiting}")).body["pending_webhooks"] == 0));
+}
+
+#[test]
+fn event_types_and_keys_made_through_one_process_work_through_another() {
+    let Some((a, b)) = two_servers() else { return };
     let created = a.post("/v1/event_types", json!({"name": "order.paid", "description": "An order was paid."}));
     assert_eq!(created.status, 200, "{}", created.text);
     let published = eventually(Duration::from_secs(10), || {

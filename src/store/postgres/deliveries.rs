@@ -15,7 +15,7 @@ use tokio_postgres::types::Json;
 
 use super::cached::Cached;
 use super::cluster::QUEUE_CHANNEL;
-use super::endpoints::{Lock, disable_in, get_in, matching_in};
+use super::endpoints::{Lock, disable_in, lock_endpoints_of, matching_in};
 use super::{id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
@@ -217,7 +217,8 @@ impl Writes {
                     "INSERT INTO queue (attempt, app, endpoint, due_ms, parked)
                      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::boolean[])
                      ON CONFLICT (attempt) DO UPDATE
-                     SET due_ms = excluded.due_ms, parked = excluded.parked, locked_until_ms = NULL",
+                     SET due_ms = excluded.due_ms, parked = excluded.parked, locked_until_ms = NULL,
+                         reserved_for = NULL",
                     &[&attempts, &apps, &endpoints, &dues, &parked],
                 )
                 .await?;
@@ -464,10 +465,14 @@ pub(super) async fn record_in(
     if results.is_empty() {
         return Ok(recorded);
     }
+    // Endpoints before attempts (see `lock_endpoints_of`); only failures need theirs (to
+    // schedule a retry, to hold the payload, to disable it).
+    let failed: Vec<uuid::Uuid> =
+        results.iter().filter(|r| !r.succeeded).map(|r| uuid(r.attempt().as_u128())).collect();
+    let mut endpoints = if failed.is_empty() { HashMap::new() } else { lock_endpoints_of(client, &failed).await? };
     let ids: Vec<DeliveryId> = results.iter().map(AttemptResult::attempt).collect();
     let mut attempts = lock_attempts(client, &ids).await?;
     let mut health = HealthRuns::load(client, results.iter().map(|r| r.endpoint)).await?;
-    let mut endpoints: HashMap<EndpointId, Option<EndpointRecord>> = HashMap::new();
     for result in results {
         let Some(mut record) = attempts.remove(&result.attempt()).filter(|r| r.status == AttemptStatus::Pending) else {
             // Cancelled meanwhile, or recorded by another process: only the entry goes.
@@ -484,20 +489,14 @@ pub(super) async fn record_in(
         record.request_headers = result.request_headers.clone();
         let verdict = policy.health(health.current(record.endpoint_id), result);
         health.set(record.endpoint_id, verdict.run);
-        if let Some(reason) = &verdict.disable {
-            disable_in(client, record.app, record.endpoint_id, reason, record.created).await?;
-            endpoints.remove(&record.endpoint_id);
+        if let Some(reason) = &verdict.disable
+            && let Some(disabled) = disable_in(client, record.app, record.endpoint_id, reason, record.created).await?
+        {
+            endpoints.insert(record.endpoint_id, disabled);
         }
         let retry = if result.succeeded { None } else { policy.retry_delay(record.attempt, result.retry_after) };
-        let endpoint = match endpoints.get(&record.endpoint_id) {
-            Some(found) => found.clone(),
-            None if retry.is_some() || !result.succeeded => {
-                let found = get_in(client, record.app, record.endpoint_id, Lock::KeyShare).await?;
-                endpoints.insert(record.endpoint_id, found.clone());
-                found
-            }
-            None => None,
-        };
+        // None: deleted (or, for a success, not needed).
+        let endpoint = endpoints.get(&record.endpoint_id).cloned();
         match (result.succeeded, retry, endpoint) {
             (true, _, _) => {
                 record.status = AttemptStatus::Succeeded;

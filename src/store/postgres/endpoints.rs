@@ -2,6 +2,8 @@
 //! to in two index tables kept in step by every write (as on redb), their health joined
 //! in from `endpoint_health` when read for the API.
 
+use std::collections::HashMap;
+
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::Json;
@@ -40,8 +42,11 @@ pub(super) enum Lock {
     /// attempts to the endpoint (a deletion waits for them, then cancels what they
     /// queued; or they wait for it, and find the endpoint gone).
     KeyShare,
-    /// The transaction changes the row.
-    Update,
+    /// The transaction changes the row but not its key (`FOR NO KEY UPDATE`): writes
+    /// holding it [`Lock::KeyShare`] go on meanwhile.
+    Change,
+    /// The transaction deletes the row: it waits for the writes holding it.
+    Delete,
 }
 
 impl Lock {
@@ -49,7 +54,8 @@ impl Lock {
         match self {
             Lock::Read => "",
             Lock::KeyShare => " FOR KEY SHARE",
-            Lock::Update => " FOR UPDATE",
+            Lock::Change => " FOR NO KEY UPDATE",
+            Lock::Delete => " FOR UPDATE",
         }
     }
 }
@@ -127,7 +133,7 @@ pub(super) async fn update_in(
     id: EndpointId,
     change: impl FnOnce(&mut EndpointRecord),
 ) -> Result<Option<EndpointRecord>, StoreError> {
-    let Some(mut record) = get_in(client, app, id, Lock::Update).await? else { return Ok(None) };
+    let Some(mut record) = get_in(client, app, id, Lock::Change).await? else { return Ok(None) };
     let before = record.clone();
     change(&mut record);
     put_in(client, Some(&before), &record).await?;
@@ -136,19 +142,19 @@ pub(super) async fn update_in(
     endpoint_of(&row).map(Some)
 }
 
-/// Disables an endpoint automatically at `at` (Unix seconds), saying why. Already
-/// disabled: left as it is.
+/// Disables an endpoint automatically at `at` (Unix seconds), saying why, and returns it
+/// as it is now. Already disabled: left as it is (`None`).
 pub(super) async fn disable_in(
     client: &impl GenericClient,
     app: AppId,
     id: EndpointId,
     reason: &str,
     at: i64,
-) -> Result<(), StoreError> {
+) -> Result<Option<EndpointRecord>, StoreError> {
     let Some(mut endpoint) =
-        get_in(client, app, id, Lock::Update).await?.filter(|e| e.status == EndpointStatus::Enabled)
+        get_in(client, app, id, Lock::Change).await?.filter(|e| e.status == EndpointStatus::Enabled)
     else {
-        return Ok(());
+        return Ok(None);
     };
     let before = endpoint.clone();
     endpoint.status = EndpointStatus::Disabled;
@@ -156,7 +162,31 @@ pub(super) async fn disable_in(
     endpoint.disabled_at = Some(at);
     put_in(client, Some(&before), &endpoint).await?;
     tracing::warn!(endpoint = %endpoint.id, reason, "endpoint disabled automatically");
-    Ok(())
+    Ok(Some(endpoint))
+}
+
+/// The endpoints the attempts `ids` go to, held `FOR KEY SHARE`. Writers that lock
+/// endpoints and attempts both take the endpoints first (a deletion does: the endpoint,
+/// then its attempts), so they never wait on each other in a circle.
+pub(super) async fn lock_endpoints_of(
+    client: &impl GenericClient,
+    ids: &[uuid::Uuid],
+) -> Result<HashMap<EndpointId, EndpointRecord>, StoreError> {
+    let rows = client
+        .q(
+            "SELECT e.record FROM endpoints e
+             WHERE (e.app, e.id) IN (SELECT app, endpoint FROM attempts WHERE id = ANY($1))
+             ORDER BY e.app, e.id FOR KEY SHARE OF e",
+            &[&ids],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let record = row.get::<_, Json<EndpointRecord>>(0).0;
+            (record.id, record)
+        })
+        .collect())
 }
 
 /// The enabled endpoints of application `app` subscribed to `event_type`, each with the

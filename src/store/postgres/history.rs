@@ -244,9 +244,9 @@ impl PgStore {
         default_hours: u32,
     ) -> Result<Resent, StoreError> {
         self.run(self.transaction(async |tx| {
-            let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id = $2 FOR UPDATE");
-            let row = tx.q_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
-            let Some(row) = row else { return Ok(Resent::NoEvent) };
+            let key = [uuid(owner.app.as_u128()), uuid(id.as_u128())];
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id = $2");
+            let Some(row) = tx.q_opt(&sql, &[&key[0], &key[1]]).await? else { return Ok(Resent::NoEvent) };
             let meta = meta_of(&row, 0)?;
             let latest = latest_per_endpoint(tx, owner.app, id).await?;
             let expired_for = |endpoint: &EndpointRecord| {
@@ -273,6 +273,13 @@ impl PgStore {
                     all
                 }
             };
+            // The event is locked after its endpoints, as a deletion of an endpoint locks it
+            // then the events whose deliveries it ends (the other order could deadlock);
+            // removed meanwhile by retention: nothing to resend.
+            let lock = "SELECT 1 FROM events WHERE app = $1 AND id = $2 FOR NO KEY UPDATE";
+            if tx.q_opt(lock, &[&key[0], &key[1]]).await?.is_none() {
+                return Ok(Resent::NoEvent);
+            }
             let mut writes = Writes::new(&self.token);
             let mut scheduled = Scheduled::default();
             for (endpoint, delivered_as) in &targets {

@@ -9,7 +9,10 @@ use crate::store::StoreError;
 
 /// The migrations, in order: (version, name, SQL). A released migration never changes;
 /// a change to the schema is a new one.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial", include_str!("migrations/0001_initial.sql")),
+    (2, "listener holders", include_str!("migrations/0002_listener_holders.sql")),
+];
 
 /// The advisory lock key held while migrating ("stile" in ASCII, then 1).
 const MIGRATION_LOCK: i64 = 0x7374_696c_6501;

@@ -187,6 +187,8 @@ pub struct PgStore {
     claim_lease: Duration,
     /// Its name in queue wake-ups (see [`cluster`]).
     token: String,
+    /// Transactions run again after the database aborted them for a conflict.
+    conflicts_rerun: std::sync::atomic::AtomicU64,
 }
 
 impl PgStore {
@@ -237,6 +239,7 @@ impl PgStore {
             leader: tokio::sync::Mutex::new(None),
             claim_lease: options.claim_lease,
             token: cluster::new_token(),
+            conflicts_rerun: std::sync::atomic::AtomicU64::new(0),
         };
         store.run(migrate::migrate(&store.pool, crate::clock::unix_now())).map_err(|e| unusable(e.to_string()))?;
         store.sealer = store.payload_key(&options.key_file)?;
@@ -276,7 +279,11 @@ impl PgStore {
                 Err(err) => Err(err),
             };
             match outcome {
-                Err(err) if is_conflict(&err) && tries < CONFLICT_RETRIES => tries += 1,
+                Err(err) if is_conflict(&err) && tries < CONFLICT_RETRIES => {
+                    tracing::debug!(error = %err, "a transaction aborted for a conflict runs again");
+                    self.conflicts_rerun.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tries += 1;
+                }
                 outcome => return outcome,
             }
         }
@@ -293,6 +300,13 @@ impl PgStore {
         let value = work(&tx).await?;
         tx.commit().await?;
         Ok(value)
+    }
+
+    /// How many transactions ran again after the database aborted them for a deadlock or
+    /// a serialization failure (each costs a wait: a deadlock is found after the
+    /// database's `deadlock_timeout`, 1 s by default).
+    pub fn conflicts_rerun(&self) -> u64 {
+        self.conflicts_rerun.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// This process's connections: (in use, idle, requests waiting for one).

@@ -14,6 +14,7 @@ use std::time::Duration;
 use deadpool_postgres::GenericClient;
 
 use super::cached::Cached;
+use super::cluster::QUEUE_CHANNEL;
 use super::deliveries::{Writes, lock_attempts, publish_in, record_in, status_code};
 use super::endpoints::{Lock, get_in, refile, update_in};
 use super::{PgStore, id_of, uuid};
@@ -26,8 +27,19 @@ use crate::store::events::{NewEvent, Published};
 use crate::store::queue::{DueEntry, QueueKey, Scheduled};
 use crate::store::scheduling::{EndpointUpdated, RetryNow, Written};
 
+/// The process other than `me` holding listener endpoint `id`'s CLI connection, if one
+/// does and its hold has not run out.
+async fn listener_holder(client: &impl GenericClient, id: EndpointId, me: &str) -> Result<Option<String>, StoreError> {
+    let sql = format!(
+        "SELECT holder FROM listeners
+         WHERE endpoint = $1 AND holder IS NOT NULL AND holder <> $2 AND held_until_ms >= {DB_NOW_MS}"
+    );
+    let row = client.q_opt(&sql, &[&uuid(id.as_u128()), &me]).await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
 /// The database's clock, in Unix ms, as SQL.
-const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+pub(super) const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 impl PgStore {
     /// Stores events and schedules their deliveries in one transaction (for tests and
@@ -73,12 +85,14 @@ impl PgStore {
             let sql = format!(
                 "WITH c AS MATERIALIZED (
                      SELECT attempt FROM queue
-                     WHERE NOT parked AND due_ms <= $1 AND (locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS})
+                     WHERE NOT parked AND due_ms <= $1
+                         AND (locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS} OR reserved_for = $4)
                      ORDER BY due_ms, attempt LIMIT $2 FOR UPDATE SKIP LOCKED)
-                 UPDATE queue q SET locked_until_ms = {DB_NOW_MS} + $3 FROM c WHERE q.attempt = c.attempt
+                 UPDATE queue q SET locked_until_ms = {DB_NOW_MS} + $3, reserved_for = NULL
+                 FROM c WHERE q.attempt = c.attempt
                  RETURNING q.due_ms, q.attempt, q.app, q.endpoint"
             );
-            let rows = client.q(&sql, &[&(until_ms as i64), &(limit as i64), &lease]).await?;
+            let rows = client.q(&sql, &[&(until_ms as i64), &(limit as i64), &lease, &self.token]).await?;
             let mut entries: Vec<DueEntry> = rows
                 .iter()
                 .map(|row| DueEntry {
@@ -134,9 +148,9 @@ impl PgStore {
             let client = self.client().await?;
             let sql = format!(
                 "SELECT min(due_ms) FROM queue
-                 WHERE NOT parked AND (locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS})"
+                 WHERE NOT parked AND (locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS} OR reserved_for = $1)"
             );
-            let due: Option<i64> = client.q_one(&sql, &[]).await?.get(0);
+            let due: Option<i64> = client.q_one(&sql, &[&self.token]).await?.get(0);
             Ok(due.map(|d| d as u64))
         })
     }
@@ -151,19 +165,23 @@ impl PgStore {
     }
 
     /// Takes entries whose endpoint is not `deliverable` off the queue (parked); entries
-    /// whose attempt is no longer pending just go; the rest stay and are returned.
+    /// whose attempt is no longer pending just go; the rest stay and are returned. An
+    /// entry for a listener endpoint whose CLI another live process holds is handed to
+    /// that process instead (reserved for it, which it is woken to claim).
     pub fn park(
         &self,
         keys: &[QueueKey],
         deliverable: impl Fn(&EndpointRecord) -> bool,
     ) -> Result<Scheduled, StoreError> {
         let ids: Vec<DeliveryId> = keys.iter().map(|k| k.attempt()).collect();
+        let lease = self.claim_lease.as_millis() as i64;
         self.run(self.transaction(async |tx| {
             let mut attempts = lock_attempts(tx, &ids).await?;
             let mut writes = Writes::new(&self.token);
             let mut still_queued = Scheduled::default();
             // Entries left queued are looked at again: this process's claims on them go.
             let mut released = Vec::new();
+            let mut handed: Vec<(uuid::Uuid, String)> = Vec::new();
             for key in keys {
                 let record = attempts.remove(&key.attempt()).filter(|r| r.status == AttemptStatus::Pending);
                 let Some(record) = record else {
@@ -176,12 +194,73 @@ impl PgStore {
                     released.push(uuid(key.attempt().as_u128()));
                     continue;
                 }
+                let listening = endpoint.filter(|e| e.is_listener() && e.status == EndpointStatus::Enabled);
+                if let Some(endpoint) = listening
+                    && let Some(holder) = listener_holder(tx, endpoint.id, &self.token).await?
+                {
+                    handed.push((uuid(key.attempt().as_u128()), holder));
+                    continue;
+                }
                 writes.enqueue(&record, record.due_ms, true);
             }
             writes.flush(tx).await?;
             tx.exec("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&released]).await?;
+            if !handed.is_empty() {
+                let (attempts, holders): (Vec<uuid::Uuid>, Vec<String>) = handed.into_iter().unzip();
+                let sql = format!(
+                    "UPDATE queue q SET reserved_for = h.holder, locked_until_ms = {DB_NOW_MS} + $3
+                     FROM unnest($1::uuid[], $2::text[]) AS h(attempt, holder) WHERE q.attempt = h.attempt"
+                );
+                tx.exec(&sql, &[&attempts, &holders, &lease]).await?;
+                tx.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.token]).await?;
+            }
             Ok(still_queued)
         }))
+    }
+
+    /// Records that this process holds the CLI connection of listener endpoint `id` (for
+    /// the claim lease, renewed by [`PgStore::renew_listeners`]): the other processes hand
+    /// it the endpoint's attempts rather than park them.
+    pub fn hold_listener(&self, id: EndpointId) -> Result<(), StoreError> {
+        let lease = self.claim_lease.as_millis() as i64;
+        self.run(async {
+            let client = self.client().await?;
+            let sql = format!("UPDATE listeners SET holder = $2, held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = $1");
+            client.exec(&sql, &[&uuid(id.as_u128()), &self.token, &lease]).await?;
+            Ok(())
+        })
+    }
+
+    /// Extends this process's hold on the listener endpoints whose CLI it still holds.
+    pub fn renew_listeners(&self, held: &[EndpointId]) -> Result<(), StoreError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let lease = self.claim_lease.as_millis() as i64;
+        let ids: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
+        self.run(async {
+            let client = self.client().await?;
+            let sql = format!(
+                "UPDATE listeners SET held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = ANY($1) AND holder = $2"
+            );
+            client.exec(&sql, &[&ids, &self.token, &lease]).await?;
+            Ok(())
+        })
+    }
+
+    /// Records that this process no longer holds listener endpoint `id`'s CLI (unless
+    /// another process has taken it since).
+    pub fn release_listener(&self, id: EndpointId) -> Result<(), StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            client
+                .exec(
+                    "UPDATE listeners SET holder = NULL, held_until_ms = NULL WHERE endpoint = $1 AND holder = $2",
+                    &[&uuid(id.as_u128()), &self.token],
+                )
+                .await?;
+            Ok(())
+        })
     }
 
     /// Puts the parked attempts of every enabled endpoint (not listeners) back on the
@@ -221,7 +300,7 @@ impl PgStore {
     /// `failed`). `false`: no such endpoint.
     pub fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
         self.run(self.transaction(async |tx| {
-            let Some(removed) = get_in(tx, owner.app, id, Lock::Update).await? else { return Ok(false) };
+            let Some(removed) = get_in(tx, owner.app, id, Lock::Delete).await? else { return Ok(false) };
             let (app, endpoint) = (uuid(owner.app.as_u128()), uuid(id.as_u128()));
             tx.exec("DELETE FROM endpoints WHERE app = $1 AND id = $2", &[&app, &endpoint]).await?;
             refile(tx, owner.app, id, None).await?;

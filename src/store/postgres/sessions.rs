@@ -6,6 +6,7 @@ use super::cached::Cached;
 use super::deliveries::{Writes, publish_in};
 use super::endpoints::{Lock, get_in, put_in};
 use super::pages::{ListQuery, list};
+use super::scheduling::DB_NOW_MS;
 use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, EndpointId, VerificationSessionId};
 use crate::store::StoreError;
@@ -177,7 +178,7 @@ impl PgStore {
                 .await?
                 .map(|row| EndpointId(id_of(row.get(0))));
             let existing = match known {
-                Some(id) => get_in(tx, owner.app, id, Lock::Update).await?,
+                Some(id) => get_in(tx, owner.app, id, Lock::Change).await?,
                 None => None,
             };
             let (mut record, made) = match &existing {
@@ -201,7 +202,7 @@ impl PgStore {
     /// Records that a listener endpoint was used at `now` (Unix seconds), if it exists.
     pub fn touch_listener(&self, owner: Owner, id: EndpointId, now: i64) -> Result<(), StoreError> {
         self.run(self.transaction(async |tx| {
-            let Some(mut record) = get_in(tx, owner.app, id, Lock::Update).await? else { return Ok(()) };
+            let Some(mut record) = get_in(tx, owner.app, id, Lock::Change).await? else { return Ok(()) };
             if let Some(listener) = &mut record.listener {
                 listener.last_seen = now;
                 let before = record.clone();
@@ -211,14 +212,18 @@ impl PgStore {
         }))
     }
 
-    /// The listener endpoints last used before `cutoff` (Unix seconds), with their owners.
+    /// The listener endpoints last used before `cutoff` (Unix seconds) whose CLI no
+    /// process holds, with their owners.
     pub fn idle_listeners(&self, cutoff: i64) -> Result<Vec<(Owner, EndpointId)>, StoreError> {
         self.run(async {
             let client = self.client().await?;
             let rows = client
                 .q(
-                    "SELECT e.record FROM listeners l JOIN endpoints e ON e.app = l.app AND e.id = l.endpoint
-                     WHERE (e.record->'listener'->>'last_seen')::bigint < $1",
+                    &format!(
+                        "SELECT e.record FROM listeners l JOIN endpoints e ON e.app = l.app AND e.id = l.endpoint
+                         WHERE (e.record->'listener'->>'last_seen')::bigint < $1
+                             AND (l.held_until_ms IS NULL OR l.held_until_ms < {DB_NOW_MS})"
+                    ),
                     &[&cutoff],
                 )
                 .await?;

@@ -499,3 +499,164 @@ fn connections_use_tls_and_check_the_certificate_as_sslmode_asks() {
         .expect("verify-ca does not check the name");
     assert!(encrypted(&store));
 }
+
+#[test]
+fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_nor_stay_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let recorder = PgStore::connect(&options).unwrap();
+    let deleter = PgStore::connect(&options).unwrap();
+    let owner = recorder.test_owner(Mode::Test);
+    let endpoints: Vec<EndpointRecord> =
+        (0..24).map(|n| EndpointRecord::for_test(owner, &format!("https://example.com/{n}"), "invoice.paid")).collect();
+    for endpoint in &endpoints {
+        recorder.insert_endpoint(endpoint).unwrap();
+    }
+    let now = 1_700_000_000_000;
+    let events: Vec<NewEvent> = (0..8).map(|n| new_event(owner, "invoice.paid", now + n)).collect();
+    recorder.publish_and_record(&events, &[], now, &TwoRetries).unwrap();
+    let claimed = recorder.due_entries(None, now, 1000).unwrap();
+    assert_eq!(claimed.len(), 24 * 8);
+    let jobs = recorder.jobs(&claimed.iter().map(|e| e.key.attempt()).collect::<Vec<_>>()).unwrap();
+    // Batches of failures that span every endpoint, recorded while the endpoints go one
+    // by one.
+    let results: Vec<AttemptResult> = claimed
+        .iter()
+        .zip(&jobs)
+        .map(|(entry, job)| {
+            let endpoint = job.as_ref().and_then(|j| j.endpoint.as_ref()).expect("an endpoint").id;
+            AttemptResult::for_test(entry.key, endpoint, false, now + 10)
+        })
+        .collect();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for batch in results.chunks(24) {
+                recorder.publish_and_record(&[], batch, now + 10, &TwoRetries).unwrap();
+            }
+        });
+        s.spawn(|| {
+            for endpoint in &endpoints {
+                assert!(deleter.delete_endpoint(owner, endpoint.id, 5).unwrap());
+            }
+        });
+    });
+    assert_eq!(recorder.queue_depth().unwrap(), 0, "a retry survived its endpoint's deletion");
+    assert_eq!(
+        (recorder.conflicts_rerun(), deleter.conflicts_rerun()),
+        (0, 0),
+        "recording and deleting take the endpoint before its attempts: no deadlock to break"
+    );
+}
+
+#[test]
+fn an_attempt_made_after_the_cutoff_goes_with_its_event() {
+    use crate::store::retention::{Cutoffs, PruneCursor};
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let store = PgStore::connect(&options).unwrap();
+    let owner = store.test_owner(Mode::Test);
+    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
+    store.insert_endpoint(&endpoint).unwrap();
+    // An event of ten minutes ago whose (only) attempt was made just now.
+    let now = crate::clock::unix_now_ms();
+    store.publish_and_record(&[new_event(owner, "invoice.paid", now - 600_000)], &[], now, &TwoRetries).unwrap();
+    let claimed = store.due_entries(None, now, 10).unwrap();
+    let result = AttemptResult::for_test(claimed[0].key, endpoint.id, true, now);
+    store.publish_and_record(&[], &[result], now, &TwoRetries).unwrap();
+
+    let cutoffs = Cutoffs { history_ms: now - 300_000, idempotency_secs: 0, now_ms: now };
+    let pruned = store.prune(cutoffs, &mut PruneCursor::default(), 100).unwrap();
+    assert_eq!((pruned.events, pruned.attempts), (1, 1), "an attempt outlived its event");
+    let page = store.list_attempts(owner, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None).unwrap();
+    assert!(page.items.is_empty());
+}
+
+#[test]
+fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let store = PgStore::connect(&options).unwrap();
+    let owner = store.test_owner(Mode::Test);
+    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
+    store.insert_endpoint(&endpoint).unwrap();
+    store
+        .publish_and_record(&[new_event(owner, "invoice.paid", 1_700_000_000_000)], &[], 1_700_000_000_000, &TwoRetries)
+        .unwrap();
+    // Back to schema 1 (as the release before wrote it), with its data.
+    store
+        .run(async {
+            let client = store.client().await?;
+            client
+                .batch_execute(
+                    "ALTER TABLE listeners DROP COLUMN holder, DROP COLUMN held_until_ms;
+                     DROP INDEX listeners_by_endpoint;
+                     ALTER TABLE queue DROP COLUMN reserved_for;
+                     DELETE FROM stile_schema_migrations WHERE version > 1",
+                )
+                .await?;
+            Ok(())
+        })
+        .unwrap();
+    drop(store);
+    let store = PgStore::connect(&options).expect("migrated");
+    let versions: Vec<i32> = store
+        .run(async {
+            let client = store.client().await?;
+            let rows = client.query("SELECT version FROM stile_schema_migrations ORDER BY version", &[]).await?;
+            Ok(rows.iter().map(|row| row.get(0)).collect())
+        })
+        .unwrap();
+    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(store.endpoint(owner, endpoint.id).unwrap().map(|e| e.id), Some(endpoint.id));
+    let claimed = store.due_entries(None, 1_700_000_000_000, 10).unwrap();
+    assert_eq!(claimed.len(), 1, "the queued attempt is claimed through the new columns");
+    store.hold_listener(endpoint.id).unwrap();
+}
+
+#[test]
+fn a_listeners_attempts_go_to_the_process_holding_its_cli_until_that_hold_runs_out() {
+    use crate::store::listeners::ListenRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut options) = fresh_database(dir.path()) else { return };
+    options.claim_lease = Duration::from_millis(600);
+    let holder = PgStore::connect(&options).unwrap();
+    let other = PgStore::connect(&options).unwrap();
+    let owner = holder.test_owner(Mode::Test);
+    let request = ListenRequest { forward_to: "http://localhost:3000/hook".into(), events: vec!["*".into()], now: 1 };
+    let (endpoint, _) = holder
+        .listener_endpoint(owner, &[7; 32], &request, || {
+            let mut record = EndpointRecord::for_test(owner, "http://localhost:3000/hook", "*");
+            record.listener =
+                Some(crate::store::endpoints::ListenerInfo { key_hash: hex::encode([7; 32]), last_seen: 1 });
+            record
+        })
+        .unwrap();
+    assert!(endpoint.is_listener());
+    holder.hold_listener(endpoint.id).unwrap();
+    let now = crate::clock::unix_now_ms();
+    holder.publish_and_record(&[new_event(owner, "invoice.paid", now)], &[], now, &TwoRetries).unwrap();
+
+    // The other process claims it, has no CLI: it hands the entry to the holder.
+    let claimed = other.due_entries(None, now, 10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    let keys = [claimed[0].key];
+    assert!(other.park(&keys, |_| false).unwrap().is_empty());
+    assert!(other.due_entries(None, now, 10).unwrap().is_empty(), "reserved for the holder, not for anyone");
+    assert_eq!(holder.due_entries(None, now, 10).unwrap().len(), 1, "the holder claims it at once");
+    assert!(!holder.idle_listeners(i64::MAX).unwrap().iter().any(|(_, id)| *id == endpoint.id), "held: not idle");
+
+    // The holder stops renewing (it died): once its claim and hold run out (in the
+    // database's clock), whoever claims the entry parks it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let claimed = loop {
+        let claimed = other.due_entries(None, now, 10).unwrap();
+        if !claimed.is_empty() || std::time::Instant::now() > deadline {
+            break claimed;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(claimed.len(), 1, "the holder's claim ran out");
+    assert!(other.park(&[claimed[0].key], |_| false).unwrap().is_empty());
+    assert_eq!(holder.queue_depth().unwrap(), 0, "parked, waiting for a CLI");
+    assert!(holder.idle_listeners(i64::MAX).unwrap().iter().any(|(_, id)| *id == endpoint.id), "no longer held");
+}

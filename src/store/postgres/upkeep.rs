@@ -195,15 +195,21 @@ impl PgStore {
                 )
                 .await?;
             (pruned.attempts, pruned.more) = (n as usize, pruned.more | full(n));
-            let n = tx
-                .exec(
+            let gone = tx
+                .q(
                     "DELETE FROM events WHERE (app, id) IN
                          (SELECT app, id FROM events WHERE id < $1 AND pending = 0
-                              AND (hold_until_ms IS NULL OR hold_until_ms <= $3) LIMIT $2)",
+                              AND (hold_until_ms IS NULL OR hold_until_ms <= $3) LIMIT $2)
+                     RETURNING id",
                     &[&end, &limit, &now_ms],
                 )
                 .await?;
+            let n = gone.len() as u64;
             (pruned.events, pruned.more) = (n as usize, pruned.more | full(n));
+            // Their attempts (all final) go with them, however recently they were made.
+            let gone: Vec<uuid::Uuid> = gone.iter().map(|row| row.get(0)).collect();
+            let n = tx.exec("DELETE FROM attempts WHERE event = ANY($1)", &[&gone]).await?;
+            pruned.attempts += n as usize;
             let n = tx
                 .exec(
                     "DELETE FROM sessions WHERE (app, id) IN
