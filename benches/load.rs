@@ -26,7 +26,10 @@
 //! `--postgres N`: W1-W4 on the Postgres backend, a throwaway cluster whose commits wait for
 //! the disk (fsync on), with N stile processes per workload and the publishers spread
 //! over them; it adds Postgres' own CPU per delivery (the postmaster and its backends)
-//! and the commits and rows it wrote per delivery (`pg_stat_database`).
+//! and the commits and rows it wrote per delivery (`pg_stat_database`). With
+//! `--pg-statements` too, it loads `pg_stat_statements` and prints, after each workload,
+//! the statements that took the database's time (calls, microseconds and rows per
+//! delivery).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -218,6 +221,39 @@ fn start_stile() -> (Vec<Server>, Option<String>) {
     ];
     let servers = (0..*processes).map(|_| start_server_in(tempfile::tempdir().unwrap(), &env)).collect();
     (servers, Some(name))
+}
+
+/// With `--pg-statements` (and `--postgres N`): where the database's time goes, per
+/// statement, printed after each workload.
+static PG_STATEMENTS: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+
+/// Forgets the statement statistics gathered so far (before a workload).
+fn reset_statements() {
+    if let (Some(()), Some((cluster, _))) = (PG_STATEMENTS.get(), POSTGRES.get()) {
+        cluster.sql("SELECT pg_stat_statements_reset()").expect("reset");
+    }
+}
+
+/// Prints the statements of database `name` that took the most execution time, per
+/// delivery, to stderr.
+fn print_statements(name: &str, workload: &str, delivered: usize) {
+    let (Some(()), Some((cluster, _))) = (PG_STATEMENTS.get(), POSTGRES.get()) else { return };
+    let per = delivered.max(1) as f64;
+    let sql = format!(
+        "SELECT calls / {per}::float8, total_exec_time * 1000 / {per}, rows / {per}::float8,
+             regexp_replace(left(query, 110), '\\s+', ' ', 'g')
+         FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '{name}')
+         ORDER BY total_exec_time DESC LIMIT 15"
+    );
+    let out = cluster.sql(&sql).unwrap_or_else(|e| e);
+    eprintln!("{workload}: statements by execution time (per delivery: calls, us, rows; query)");
+    for line in out.lines() {
+        let cols: Vec<&str> = line.splitn(4, '|').collect();
+        if let [calls, us, rows, query] = cols[..] {
+            let num = |v: &str| v.trim().parse::<f64>().unwrap_or(f64::NAN);
+            eprintln!("  {:>6.2} {:>8.1} {:>6.2}  {}", num(calls), num(us), num(rows), query.trim());
+        }
+    }
 }
 
 /// CPU seconds the Postgres cluster has used: the postmaster, its live backends, and the
@@ -839,6 +875,7 @@ fn run(workload: &Workload) -> serde_json::Value {
     let written_before: u64 = servers.iter().map(|s| written_bytes(s.child.id())).sum();
     let pg_cpu_before = postgres_cpu_s();
     let pg_before = database.as_deref().map(postgres_writes).unwrap_or_default();
+    reset_statements();
     if let Ok(path) = std::env::var("STILE_BENCH_PID_FILE") {
         std::fs::write(path, server.child.id().to_string()).unwrap();
     }
@@ -917,6 +954,9 @@ fn run(workload: &Workload) -> serde_json::Value {
     }
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let delivered = expected - missing;
+    if let Some(name) = database.as_deref() {
+        print_statements(name, workload.name, delivered);
+    }
     let delivery_secs = last_arrival.duration_since(started).as_secs_f64().max(1e-9);
     let cpu = if workload.direct { 0.0 } else { cpu_after - cpu_before };
     // The data file once every delivery is recorded (stile on redb only: the others keep
@@ -1034,6 +1074,11 @@ fn main() {
     {
         let cluster = stile::store::postgres::throwaway::ThrowawayPostgres::start_durable()
             .expect("the Postgres runs need PostgreSQL installed");
+        if args.iter().any(|a| a == "--pg-statements") {
+            cluster.configure(&[("shared_preload_libraries", "pg_stat_statements")]).expect("pg_stat_statements loads");
+            cluster.sql("CREATE EXTENSION pg_stat_statements").expect("pg_stat_statements is installed");
+            let _ = PG_STATEMENTS.set(());
+        }
         let _ = POSTGRES.set((cluster, processes.max(1)));
     }
     let scale = if quick { 10 } else { 1 };

@@ -190,9 +190,7 @@ impl Scheduler {
             return;
         }
         let held: Vec<DeliveryId> = self.loaded.iter().copied().collect();
-        let listening = self.listeners.connected();
-        let renewed = self.store.renew_claims(&held).and_then(|()| self.store.renew_listeners(&listening));
-        match renewed {
+        match self.store.renew_claims(&held, &self.listeners.connected()) {
             Ok(()) => self.renewed = std::time::Instant::now(),
             Err(err) => tracing::warn!(error = %err, held = held.len(), "cannot renew the claims on queued attempts"),
         }

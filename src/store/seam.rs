@@ -259,11 +259,12 @@ impl Store {
         }
     }
 
-    /// Extends the claims on the queue entries this process holds.
-    pub fn renew_claims(&self, held: &[DeliveryId]) -> Result<(), StoreError> {
+    /// Extends the claims on the queue entries this process holds, and its hold on the
+    /// listener endpoints it still has a CLI for.
+    pub fn renew_claims(&self, held: &[DeliveryId], listening: &[EndpointId]) -> Result<(), StoreError> {
         match self {
             Store::Redb(_) => Ok(()),
-            Store::Postgres(store) => store.renew_claims(held),
+            Store::Postgres(store) => store.renew_claims(held, listening),
         }
     }
 
@@ -274,14 +275,6 @@ impl Store {
         match self {
             Store::Redb(_) => Ok(()),
             Store::Postgres(store) => store.hold_listener(id),
-        }
-    }
-
-    /// Extends this process's hold on the listener endpoints it still has a CLI for.
-    pub fn renew_listeners(&self, held: &[EndpointId]) -> Result<(), StoreError> {
-        match self {
-            Store::Redb(_) => Ok(()),
-            Store::Postgres(store) => store.renew_listeners(held),
         }
     }
 

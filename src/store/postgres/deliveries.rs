@@ -108,7 +108,7 @@ pub(super) struct Writes {
     /// Attempt outcomes per (app, minute, endpoint, outcome).
     tallies: BTreeMap<(AppId, i64, EndpointId, i16), i64>,
     /// Events whose `failed` flag may have changed.
-    outcomes: BTreeSet<(AppId, EventId)>,
+    outcomes: BTreeMap<(AppId, EventId), bool>,
 }
 
 impl Writes {
@@ -182,7 +182,7 @@ impl Writes {
     /// Notes that an attempt's outcome may change whether its event failed somewhere.
     pub(super) fn note_outcome(&mut self, record: &AttemptRecord) {
         if matches!(record.status, AttemptStatus::Failed | AttemptStatus::Succeeded) {
-            self.outcomes.insert((record.app, record.event_id));
+            *self.outcomes.entry((record.app, record.event_id)).or_default() |= record.status == AttemptStatus::Failed;
         }
     }
 
@@ -272,15 +272,18 @@ impl Writes {
                 .await?;
         }
         if !self.outcomes.is_empty() {
-            let keys: Vec<_> = self.outcomes.into_iter().collect();
+            let (keys, failures): (Vec<_>, Vec<bool>) = self.outcomes.into_iter().unzip();
             let (apps, events) = id_columns(&keys);
-            // An event failed when the latest attempt to some endpoint failed for good.
+            // An event failed when the latest attempt to some endpoint failed for good. Only
+            // a failure makes it failed, and only an event that is may stop being: the rest
+            // (most successes) are not looked at.
             client
                 .exec(
                     "UPDATE events e SET failed = f.failed
                      FROM (
                          SELECT ev.app, ev.id, coalesce(bool_or(l.status = 3), false) AS failed
-                         FROM unnest($1::uuid[], $2::uuid[]) AS ev(app, id)
+                         FROM unnest($1::uuid[], $2::uuid[], $3::boolean[]) AS ev(app, id, failure)
+                         JOIN events cur ON cur.app = ev.app AND cur.id = ev.id AND (ev.failure OR cur.failed)
                          LEFT JOIN LATERAL (
                              SELECT DISTINCT ON (a.endpoint) a.status FROM attempts a
                              WHERE a.event = ev.id AND a.app = ev.app
@@ -289,7 +292,7 @@ impl Writes {
                          GROUP BY ev.app, ev.id
                      ) f
                      WHERE e.app = f.app AND e.id = f.id AND e.failed <> f.failed",
-                    &[&apps, &events],
+                    &[&apps, &events, &failures],
                 )
                 .await?;
         }
@@ -393,7 +396,6 @@ pub(super) async fn publish_in(
     if events.is_empty() {
         return Ok((Vec::new(), Scheduled::default()));
     }
-    insert_events(client, sealer, events).await?;
     let mut targets: HashMap<(AppId, &str), Vec<(EndpointRecord, &str)>> = HashMap::new();
     for event in events {
         let key = (event.meta.app, event.meta.event_type.as_str());
@@ -403,23 +405,29 @@ pub(super) async fn publish_in(
     }
     let mut scheduled = Scheduled::default();
     let mut published = Vec::with_capacity(events.len());
+    let mut pending = Vec::with_capacity(events.len());
     for event in events {
         let meta = &event.meta;
         let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
         for (endpoint, delivered_as) in endpoints {
             writes.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled);
         }
-        writes.add_pending(meta.app, meta.id, endpoints.len() as i32);
+        pending.push(endpoints.len() as i32);
         published.push(Published { deliveries: endpoints.len() as u32 });
     }
+    // Each event is written once, with its count of pending deliveries (an update after
+    // the insert would write every event twice, with all its index entries).
+    insert_events(client, sealer, events, &pending).await?;
     Ok((published, scheduled))
 }
 
-/// Inserts events with their sealed payloads, in one statement.
+/// Inserts events with their sealed payloads and their counts of pending deliveries
+/// (`pending`, one per event), in one statement.
 pub(super) async fn insert_events(
     client: &impl GenericClient,
     sealer: &Sealer,
     events: &[NewEvent],
+    pending: &[i32],
 ) -> Result<(), StoreError> {
     let mut apps = Vec::with_capacity(events.len());
     let mut ids = Vec::with_capacity(events.len());
@@ -441,10 +449,10 @@ pub(super) async fn insert_events(
     }
     client
         .exec(
-            "INSERT INTO events (app, id, mode, event_type, created, data_id, body)
+            "INSERT INTO events (app, id, mode, event_type, created, data_id, body, pending)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::smallint[], $4::text[], $5::bigint[], $6::text[],
-                 $7::bytea[])",
-            &[&apps, &ids, &modes, &types, &created, &data_ids, &bodies],
+                 $7::bytea[], $8::integer[])",
+            &[&apps, &ids, &modes, &types, &created, &data_ids, &bodies, &pending],
         )
         .await?;
     Ok(())

@@ -295,7 +295,7 @@ impl PgStore {
     /// finished attempt, in one transaction.
     pub fn record_test_ping(&self, event: &NewEvent, record: &AttemptRecord) -> Result<(), StoreError> {
         self.run(self.transaction(async |tx| {
-            insert_events(tx, &self.sealer, std::slice::from_ref(event)).await?;
+            insert_events(tx, &self.sealer, std::slice::from_ref(event), &[0]).await?;
             let mut record = record.clone();
             let row = response_row(record.id);
             record.response_body = record.response_body.map(|body| self.sealer.seal_text(&row, &body));

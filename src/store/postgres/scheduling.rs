@@ -111,19 +111,30 @@ impl PgStore {
         self.claim_lease / 3
     }
 
-    /// Extends this process's claims on the entries it still holds.
-    pub fn renew_claims(&self, held: &[DeliveryId]) -> Result<(), StoreError> {
-        if held.is_empty() {
+    /// Extends this process's claims on the entries it still holds, and its hold on the
+    /// listener endpoints whose CLI it still has (see [`PgStore::hold_listener`]).
+    pub fn renew_claims(&self, held: &[DeliveryId], listening: &[EndpointId]) -> Result<(), StoreError> {
+        if held.is_empty() && listening.is_empty() {
             return Ok(());
         }
         let lease = self.claim_lease.as_millis() as i64;
-        let ids: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
+        let entries: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
+        let endpoints: Vec<uuid::Uuid> = listening.iter().map(|id| uuid(id.as_u128())).collect();
         self.run(async {
             let client = self.client().await?;
-            let sql = format!(
-                "UPDATE queue SET locked_until_ms = {DB_NOW_MS} + $2 WHERE attempt = ANY($1) AND locked_until_ms IS NOT NULL"
-            );
-            client.exec(&sql, &[&ids, &lease]).await?;
+            if !entries.is_empty() {
+                let sql = format!(
+                    "UPDATE queue SET locked_until_ms = {DB_NOW_MS} + $2
+                     WHERE attempt = ANY($1) AND locked_until_ms IS NOT NULL"
+                );
+                client.exec(&sql, &[&entries, &lease]).await?;
+            }
+            if !endpoints.is_empty() {
+                let sql = format!(
+                    "UPDATE listeners SET held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = ANY($1) AND holder = $2"
+                );
+                client.exec(&sql, &[&endpoints, &self.token, &lease]).await?;
+            }
             Ok(())
         })
     }
@@ -219,7 +230,7 @@ impl PgStore {
     }
 
     /// Records that this process holds the CLI connection of listener endpoint `id` (for
-    /// the claim lease, renewed by [`PgStore::renew_listeners`]): the other processes hand
+    /// the claim lease, renewed by [`PgStore::renew_claims`]): the other processes hand
     /// it the endpoint's attempts rather than park them.
     pub fn hold_listener(&self, id: EndpointId) -> Result<(), StoreError> {
         let lease = self.claim_lease.as_millis() as i64;
@@ -227,23 +238,6 @@ impl PgStore {
             let client = self.client().await?;
             let sql = format!("UPDATE listeners SET holder = $2, held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = $1");
             client.exec(&sql, &[&uuid(id.as_u128()), &self.token, &lease]).await?;
-            Ok(())
-        })
-    }
-
-    /// Extends this process's hold on the listener endpoints whose CLI it still holds.
-    pub fn renew_listeners(&self, held: &[EndpointId]) -> Result<(), StoreError> {
-        if held.is_empty() {
-            return Ok(());
-        }
-        let lease = self.claim_lease.as_millis() as i64;
-        let ids: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
-        self.run(async {
-            let client = self.client().await?;
-            let sql = format!(
-                "UPDATE listeners SET held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = ANY($1) AND holder = $2"
-            );
-            client.exec(&sql, &[&ids, &self.token, &lease]).await?;
             Ok(())
         })
     }

@@ -31,6 +31,17 @@ pub(crate) fn fresh_database(dir: &std::path::Path) -> Option<PgOptions> {
     })
 }
 
+/// A store on a new database (`options` for more) with one endpoint subscribed to
+/// `event_type`; `None` where PostgreSQL is not installed.
+fn store_with_endpoint(dir: &std::path::Path, event_type: &str) -> Option<(PgStore, PgOptions, Owner, EndpointRecord)> {
+    let options = fresh_database(dir)?;
+    let store = PgStore::connect(&options).unwrap();
+    let owner = store.test_owner(Mode::Test);
+    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", event_type);
+    store.insert_endpoint(&endpoint).unwrap();
+    Some((store, options, owner, endpoint))
+}
+
 fn app(mode: Mode, uid: Option<&str>) -> AppRecord {
     AppRecord {
         id: AppId::new(),
@@ -214,12 +225,8 @@ fn new_event(owner: Owner, event_type: &str, at_ms: u64) -> NewEvent {
 #[test]
 fn published_events_are_claimed_once_sent_and_recorded_with_retries() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(options) = fresh_database(dir.path()) else { return };
-    let store = PgStore::connect(&options).unwrap();
+    let Some((store, options, owner, endpoint)) = store_with_endpoint(dir.path(), "invoice.paid") else { return };
     let other = PgStore::connect(&options).unwrap();
-    let owner = store.test_owner(Mode::Test);
-    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
-    store.insert_endpoint(&endpoint).unwrap();
     let now = 1_700_000_000_000;
     let events: Vec<NewEvent> = (0..3).map(|n| new_event(owner, "invoice.paid", now + n)).collect();
     let unmatched = new_event(owner, "other.type", now + 5);
@@ -296,11 +303,7 @@ fn published_events_are_claimed_once_sent_and_recorded_with_retries() {
 #[test]
 fn failed_deliveries_are_recovered_once_and_expired_ones_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(options) = fresh_database(dir.path()) else { return };
-    let store = PgStore::connect(&options).unwrap();
-    let owner = store.test_owner(Mode::Test);
-    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "*");
-    store.insert_endpoint(&endpoint).unwrap();
+    let Some((store, _, owner, endpoint)) = store_with_endpoint(dir.path(), "*") else { return };
     let now = 1_700_000_000_000;
     let events: Vec<NewEvent> = (0..2).map(|n| new_event(owner, "invoice.paid", now + n)).collect();
     store.publish_and_record(&events, &[], now, &TwoRetries).unwrap();
@@ -371,7 +374,7 @@ fn queuing_in_one_process_wakes_the_others_and_released_claims_are_claimed_again
     assert_eq!(claimed.len() as u64, n);
     assert!(publisher.due_entries(None, now, 100).unwrap().is_empty());
     let ids: Vec<DeliveryId> = claimed.iter().map(|e| e.key.attempt()).collect();
-    other.renew_claims(&ids).unwrap();
+    other.renew_claims(&ids, &[]).unwrap();
     assert!(publisher.due_entries(None, now, 100).unwrap().is_empty(), "renewed, still held");
     other.release_claims(&ids[..1]).unwrap();
     assert_eq!(publisher.due_entries(None, now, 100).unwrap().len(), 1, "a released entry is claimed again");
@@ -552,11 +555,7 @@ fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_nor_stay
 fn an_attempt_made_after_the_cutoff_goes_with_its_event() {
     use crate::store::retention::{Cutoffs, PruneCursor};
     let dir = tempfile::tempdir().unwrap();
-    let Some(options) = fresh_database(dir.path()) else { return };
-    let store = PgStore::connect(&options).unwrap();
-    let owner = store.test_owner(Mode::Test);
-    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
-    store.insert_endpoint(&endpoint).unwrap();
+    let Some((store, _, owner, endpoint)) = store_with_endpoint(dir.path(), "invoice.paid") else { return };
     // An event of ten minutes ago whose (only) attempt was made just now.
     let now = crate::clock::unix_now_ms();
     store.publish_and_record(&[new_event(owner, "invoice.paid", now - 600_000)], &[], now, &TwoRetries).unwrap();
@@ -574,11 +573,7 @@ fn an_attempt_made_after_the_cutoff_goes_with_its_event() {
 #[test]
 fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(options) = fresh_database(dir.path()) else { return };
-    let store = PgStore::connect(&options).unwrap();
-    let owner = store.test_owner(Mode::Test);
-    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
-    store.insert_endpoint(&endpoint).unwrap();
+    let Some((store, options, owner, endpoint)) = store_with_endpoint(dir.path(), "invoice.paid") else { return };
     store
         .publish_and_record(&[new_event(owner, "invoice.paid", 1_700_000_000_000)], &[], 1_700_000_000_000, &TwoRetries)
         .unwrap();

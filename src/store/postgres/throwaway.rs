@@ -198,7 +198,14 @@ impl ThrowawayPostgres {
         let rules = std::fs::read_to_string(&hba).map_err(|e| format!("cannot read {}: {e}", hba.display()))?;
         std::fs::write(&hba, format!("hostnossl all all all reject\n{rules}"))
             .map_err(|e| format!("cannot write {}: {e}", hba.display()))?;
-        self.sql("ALTER SYSTEM SET ssl = on")?;
+        self.configure(&[("ssl", "on")])
+    }
+
+    /// Sets server settings (`ALTER SYSTEM`) and restarts the server to apply them.
+    pub fn configure(&self, settings: &[(&str, &str)]) -> Result<(), String> {
+        for (name, value) in settings {
+            self.sql(&format!("ALTER SYSTEM SET {name} = '{value}'"))?;
+        }
         self.stop()?;
         self.run_server()
     }
