@@ -149,11 +149,11 @@ impl Engine {
         );
         threads.push(spawn("stile-scheduler", move || scheduler.run(scheduler_rx)));
         // Other processes on the same database queue attempts too: their wake-ups send
-        // the scheduler to the queue at once rather than at its next poll.
+        // the scheduler to the queue soon rather than at its next poll.
         {
             let scheduler = scheduler_tx.clone();
             store.on_queue_change(Box::new(move || {
-                let _ = scheduler.send(SchedulerMsg::Tick);
+                let _ = scheduler.send(SchedulerMsg::Heard);
             }));
         }
         let (listener_expiry_tx, listener_expiry_rx) = crossbeam_channel::unbounded();

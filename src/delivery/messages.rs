@@ -25,6 +25,9 @@ pub(super) enum SchedulerMsg {
     Recorded(Vec<(DeliveryId, EndpointId)>, Scheduled),
     /// The clock moved: look at the queue again.
     Tick,
+    /// Another process sharing the queue queued entries: look at it again soon (see
+    /// `scheduler::HEARD_DELAY_MS`).
+    Heard,
     /// Finish what is in flight, record it, and stop.
     Shutdown,
 }

@@ -32,6 +32,13 @@ const MAX_LOADED: usize = 20_000;
 /// the window and starve the others.
 const MAX_LOADED_PER_ENDPOINT: usize = 5_000;
 
+/// How long after its last look at the queue the scheduler looks again when another
+/// process queued entries, in ms. The process that queued them was told at once and
+/// usually claims them itself, so the others need not race it for each one: their
+/// looks are gathered, at most one per this delay (what they then find, a retry due
+/// later or an entry handed to them, waits at most this long).
+const HEARD_DELAY_MS: u64 = 20;
+
 /// The longest the scheduler sleeps without looking at the queue, as a safety net.
 pub(super) const MAX_IDLE: Duration = Duration::from_secs(1);
 
@@ -80,6 +87,8 @@ pub(super) struct Scheduler {
     /// When the queue must be read again even if nothing signalled a new entry: the next
     /// unloaded entry enters the near window then (0: read on every pass).
     next_scan_ms: u64,
+    /// When the queue was last read.
+    last_scan_ms: u64,
     /// When the claims on the loaded entries were last renewed (a shared queue only).
     renewed: std::time::Instant,
     stopping: bool,
@@ -116,6 +125,7 @@ impl Scheduler {
             writer,
             unrecorded: 0,
             next_scan_ms: 0,
+            last_scan_ms: 0,
             renewed: std::time::Instant::now(),
             stopping: false,
         }
@@ -176,6 +186,9 @@ impl Scheduler {
                 self.heard_of(&scheduled);
             }
             SchedulerMsg::Tick => self.next_scan_ms = 0,
+            SchedulerMsg::Heard => {
+                self.next_scan_ms = self.next_scan_ms.min(self.last_scan_ms + HEARD_DELAY_MS);
+            }
             SchedulerMsg::Shutdown => self.stopping = true,
         }
     }
@@ -240,6 +253,7 @@ impl Scheduler {
         // handled results costs no queue scan.
         let scan = now >= self.next_scan_ms;
         if scan {
+            self.last_scan_ms = now;
             self.load(now)?;
         }
         while let Some(entry) = self.timer.first_entry() {
@@ -491,6 +505,25 @@ mod tests {
         scheduler.handle(SchedulerMsg::Scheduled(earlier));
         scheduler.load(clock.now_ms()).unwrap();
         assert_eq!(loaded_for(&scheduler, target), 2);
+    }
+
+    #[test]
+    fn word_from_another_process_is_looked_at_soon_with_the_looks_gathered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let clock = Clock::manual(START_MS);
+        let target = endpoint(&store, "a.x");
+        let mut scheduler = scheduler(&store, &clock);
+        scheduler.load_and_dispatch().unwrap();
+        // Queued behind the scheduler's back (as by another process on a shared queue).
+        let _ = publish(&store, "a.x", 1, START_MS - 1);
+        scheduler.handle(SchedulerMsg::Heard);
+        scheduler.handle(SchedulerMsg::Heard);
+        let wait = scheduler.load_and_dispatch().unwrap();
+        assert_eq!(wait, Duration::from_millis(HEARD_DELAY_MS), "one look, a moment after the last");
+        clock.advance(Duration::from_millis(HEARD_DELAY_MS));
+        scheduler.load_and_dispatch().unwrap();
+        assert_eq!(scheduler.ready.get(&target).map_or(0, VecDeque::len), 1, "found on that look");
     }
 
     #[test]
