@@ -54,6 +54,10 @@ pub struct Metrics {
     pub claim_lag_seconds: Gauge<f64, AtomicU64>,
     /// Postgres connections of this process by state (set at scrape time).
     pub pool: Family<PoolState, Gauge>,
+    /// Postgres transactions this process ran again after the database aborted them for
+    /// a deadlock or a serialization failure (brought up to the store's count at scrape
+    /// time).
+    pub conflicts_rerun: Counter,
 }
 
 impl Default for Metrics {
@@ -78,6 +82,7 @@ impl Metrics {
             store_bytes: Gauge::default(),
             claim_lag_seconds: Gauge::default(),
             pool: Family::default(),
+            conflicts_rerun: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("events_published", "Events stored, published or emitted", metrics.events.clone());
@@ -117,6 +122,11 @@ impl Metrics {
             "store_pool_connections",
             "This process's Postgres connections: in_use, idle, and requests waiting for one",
             metrics.pool.clone(),
+        );
+        registry.register(
+            "store_conflicts_rerun",
+            "Postgres transactions run again after the database aborted them for a deadlock or a serialization failure",
+            metrics.conflicts_rerun.clone(),
         );
         Self { registry, ..metrics }
     }

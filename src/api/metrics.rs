@@ -51,6 +51,12 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
     }
     m.store_bytes.set(snapshot.store_bytes as i64);
     m.claim_lag_seconds.set(snapshot.claim_lag_ms as f64 / 1000.0);
+    if let Some(total) = state.store.conflicts_rerun() {
+        // One scrape at a time brings the counter up to the store's count.
+        static CATCHING_UP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = CATCHING_UP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.conflicts_rerun.inc_by(total.saturating_sub(m.conflicts_rerun.get()));
+    }
     if let Some((in_use, idle, waiting)) = state.store.pool_status() {
         for (state, n) in [("in_use", in_use), ("idle", idle), ("waiting", waiting)] {
             m.pool.get_or_create(&crate::metrics::PoolState { state }).set(n as i64);

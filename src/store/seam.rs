@@ -286,6 +286,15 @@ impl Store {
         }
     }
 
+    /// How many transactions this process ran again after the database aborted them for
+    /// a conflict, on Postgres.
+    pub fn conflicts_rerun(&self) -> Option<u64> {
+        match self {
+            Store::Redb(_) => None,
+            Store::Postgres(store) => Some(store.conflicts_rerun()),
+        }
+    }
+
     /// This process's database connections (in use, idle, waiting for one), on Postgres.
     pub fn pool_status(&self) -> Option<(usize, usize, usize)> {
         match self {

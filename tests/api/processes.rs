@@ -262,7 +262,11 @@ fn a_postgres_server_names_its_database_never_its_password_and_sends_file_tools_
         server.summary
     );
     let metrics = Req::new("GET", format!("{}/metrics", server.base)).send();
-    for line in ["stile_store_pool_connections{state=\"in_use\"}", "stile_queue_claim_lag_seconds 0"] {
+    for line in [
+        "stile_store_pool_connections{state=\"in_use\"}",
+        "stile_queue_claim_lag_seconds 0",
+        "stile_store_conflicts_rerun_total 0",
+    ] {
         assert!(metrics.text.lines().any(|l| l.starts_with(line)), "{line} in\n{}", metrics.text);
     }
     let backup = stile_bin()
