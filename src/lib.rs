@@ -109,7 +109,7 @@ pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, Star
     let metrics = Arc::new(metrics::Metrics::new());
     let engine = delivery::Engine::start(Arc::clone(&store), clock, &config, Arc::clone(&metrics))?;
     let default_apps = store.default_apps()?;
-    let shared_store = matches!(*store, Store::Postgres(_));
+    let shared_store = store.is_shared();
     let state = AppState::new(config, event_types, store, keys, engine, metrics, admin_token, default_apps);
     if shared_store {
         follow_shared_state(&state);

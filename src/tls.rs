@@ -12,32 +12,32 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-/// How much of the server's certificate a connection checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How much of the server's certificate a connection checks, and against which roots.
+#[derive(Debug, Clone)]
 pub enum Verify {
     /// Nothing but the handshake's signatures: encrypted, not authenticated (`stile listen
     /// --skip-verify`, libpq's `sslmode=require`).
     Nothing,
-    /// That a trusted root signed it, whatever name it is for (libpq's `verify-ca`).
-    Chain,
-    /// That a trusted root signed it for the name connected to (libpq's `verify-full`,
-    /// and what a browser does).
-    ChainAndName,
+    /// That one of these roots signed it, whatever name it is for (libpq's `verify-ca`).
+    Chain(RootCertStore),
+    /// That one of these roots signed it for the name connected to (libpq's
+    /// `verify-full`, and what a browser does).
+    ChainAndName(RootCertStore),
 }
 
-/// A client configuration checking `verify` against `roots` (unused for
-/// [`Verify::Nothing`]).
-pub fn client_config(verify: Verify, roots: RootCertStore) -> Result<ClientConfig, rustls::Error> {
+/// A client configuration that checks what `verify` says.
+pub fn client_config(verify: Verify) -> Result<ClientConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider)).with_safe_default_protocol_versions()?;
+    let web = |roots: RootCertStore, provider: Arc<CryptoProvider>| {
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|err| rustls::Error::General(err.to_string()))
+    };
     let verifier: Arc<dyn ServerCertVerifier> = match verify {
         Verify::Nothing => Arc::new(AcceptAnyCertificate(provider)),
-        Verify::Chain | Verify::ChainAndName => {
-            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|err| rustls::Error::General(err.to_string()))?;
-            if verify == Verify::Chain { Arc::new(AnyName(webpki)) } else { webpki }
-        }
+        Verify::Chain(roots) => Arc::new(AnyName(web(roots, provider)?)),
+        Verify::ChainAndName(roots) => web(roots, provider)?,
     };
     Ok(builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth())
 }

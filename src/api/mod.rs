@@ -90,7 +90,7 @@ impl AppState {
         admin_token: String,
         default_apps: crate::store::apps::DefaultApps,
     ) -> Self {
-        let shared = matches!(*store, crate::store::Store::Postgres(_));
+        let shared = store.is_shared();
         Self {
             event_types: Arc::new(event_types),
             targets: TargetPolicy::new(&config),

@@ -125,7 +125,7 @@ async fn connect_once(
     // `--skip-verify`: for staging servers with self-signed certificates; encrypted, but
     // not authenticated.
     let connector = options.skip_verify.then(|| {
-        let config = crate::tls::client_config(crate::tls::Verify::Nothing, rustls::RootCertStore::empty())
+        let config = crate::tls::client_config(crate::tls::Verify::Nothing)
             .expect("ring supports the default protocol versions");
         tokio_tungstenite::Connector::Rustls(Arc::new(config))
     });

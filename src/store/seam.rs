@@ -286,6 +286,12 @@ impl Store {
         }
     }
 
+    /// Whether other processes may write this store too (Postgres): what this process
+    /// keeps in memory of it must then be followed or not kept.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
     /// How many transactions this process ran again after the database aborted them for
     /// a conflict, on Postgres.
     pub fn conflicts_rerun(&self) -> Option<u64> {

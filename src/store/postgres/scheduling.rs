@@ -193,6 +193,8 @@ impl PgStore {
             // Entries left queued are looked at again: this process's claims on them go.
             let mut released = Vec::new();
             let mut handed: Vec<(uuid::Uuid, String)> = Vec::new();
+            // Each listener endpoint's holder, looked up once per batch.
+            let mut holders: std::collections::HashMap<EndpointId, Option<String>> = Default::default();
             for key in keys {
                 let record = attempts.remove(&key.attempt()).filter(|r| r.status == AttemptStatus::Pending);
                 let Some(record) = record else {
@@ -206,11 +208,19 @@ impl PgStore {
                     continue;
                 }
                 let listening = endpoint.filter(|e| e.is_listener() && e.status == EndpointStatus::Enabled);
-                if let Some(endpoint) = listening
-                    && let Some(holder) = listener_holder(tx, endpoint.id, &self.token).await?
-                {
-                    handed.push((uuid(key.attempt().as_u128()), holder));
-                    continue;
+                if let Some(endpoint) = listening {
+                    let holder = match holders.get(&endpoint.id) {
+                        Some(known) => known.clone(),
+                        None => {
+                            let found = listener_holder(tx, endpoint.id, &self.token).await?;
+                            holders.insert(endpoint.id, found.clone());
+                            found
+                        }
+                    };
+                    if let Some(holder) = holder {
+                        handed.push((uuid(key.attempt().as_u128()), holder));
+                        continue;
+                    }
                 }
                 writes.enqueue(&record, record.due_ms, true);
             }

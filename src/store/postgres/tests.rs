@@ -498,6 +498,10 @@ fn connections_use_tls_and_check_the_certificate_as_sslmode_asks() {
     // Connected to by another name: verify-full refuses it, verify-ca does not check it.
     let err = refused("localhost", format!("sslmode=verify-full&sslrootcert={}", ca_file.display()));
     assert!(err.contains("certificate not valid for name \"localhost\""), "{err}");
+    assert!(
+        err.contains(&format!("database localhost:{}/tls:", cluster.port())),
+        "named without its TLS settings: {err}"
+    );
     let store = connect("localhost", format!("sslmode=verify-ca&sslrootcert={}", ca_file.display()))
         .expect("verify-ca does not check the name");
     assert!(encrypted(&store));

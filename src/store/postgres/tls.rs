@@ -84,16 +84,16 @@ impl TlsUrl {
     /// The connector that makes the checks `sslmode` and `sslrootcert` ask for (reading the
     /// root certificates now).
     pub fn connector(&self) -> Result<MakeRustlsConnect, String> {
+        let roots = || match self.root_cert.as_deref() {
+            None | Some("system") => Ok(tls::public_roots()),
+            Some(path) => read_roots(&PathBuf::from(path)),
+        };
         let verify = match (self.mode, &self.root_cert) {
-            (SslMode::VerifyFull, _) => Verify::ChainAndName,
-            (SslMode::VerifyCa, _) | (_, Some(_)) => Verify::Chain,
+            (SslMode::VerifyFull, _) => Verify::ChainAndName(roots()?),
+            (SslMode::VerifyCa, _) | (_, Some(_)) => Verify::Chain(roots()?),
             (SslMode::Disable | SslMode::Prefer | SslMode::Require, None) => Verify::Nothing,
         };
-        let roots = match self.root_cert.as_deref() {
-            None | Some("system") => tls::public_roots(),
-            Some(path) => read_roots(&PathBuf::from(path))?,
-        };
-        let config = tls::client_config(verify, roots).map_err(|err| format!("cannot set up TLS: {err}"))?;
+        let config = tls::client_config(verify).map_err(|err| format!("cannot set up TLS: {err}"))?;
         Ok(MakeRustlsConnect::new(config))
     }
 }

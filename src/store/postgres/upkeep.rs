@@ -6,7 +6,7 @@ use tokio_postgres::types::Json;
 use super::cached::Cached;
 use super::deliveries::{ATTEMPT_COLUMNS, Writes, attempt_of, status_code};
 use super::endpoints::{Lock, get_in};
-use super::scheduling::cancel_endpoint;
+use super::scheduling::{DB_NOW_MS, cancel_endpoint};
 use super::sessions::forget_all_listeners;
 use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, EndpointId, EventId, first_id_at};
@@ -208,8 +208,9 @@ impl PgStore {
             (pruned.events, pruned.more) = (n as usize, pruned.more | full(n));
             // Their attempts (all final) go with them, however recently they were made.
             let gone: Vec<uuid::Uuid> = gone.iter().map(|row| row.get(0)).collect();
-            let n = tx.exec("DELETE FROM attempts WHERE event = ANY($1)", &[&gone]).await?;
-            pruned.attempts += n as usize;
+            if !gone.is_empty() {
+                pruned.attempts += tx.exec("DELETE FROM attempts WHERE event = ANY($1)", &[&gone]).await? as usize;
+            }
             let n = tx
                 .exec(
                     "DELETE FROM sessions WHERE (app, id) IN
@@ -251,15 +252,12 @@ impl PgStore {
     pub fn metrics_snapshot(&self, now_ms: u64) -> Result<MetricsSnapshot, StoreError> {
         self.run(async {
             let client = self.client().await?;
-            let queue = client
-                .q_one(
-                    "SELECT count(*), min(due_ms),
-                         min(due_ms) FILTER (WHERE locked_until_ms IS NULL
-                             OR locked_until_ms < (extract(epoch from clock_timestamp()) * 1000)::bigint)
-                     FROM queue WHERE NOT parked",
-                    &[],
-                )
-                .await?;
+            let sql = format!(
+                "SELECT count(*), min(due_ms),
+                     min(due_ms) FILTER (WHERE locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS})
+                 FROM queue WHERE NOT parked"
+            );
+            let queue = client.q_one(&sql, &[]).await?;
             let oldest: Option<i64> = queue.get(1);
             let unclaimed: Option<i64> = queue.get(2);
             let endpoints = client
