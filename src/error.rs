@@ -84,6 +84,8 @@ error_codes! {
     IdempotencyKeyReused => (BAD_REQUEST, "idempotency_error", "idempotency_key_reused"),
     /// A request with the same `Idempotency-Key` is still being processed.
     IdempotencyKeyInUse => (CONFLICT, "idempotency_error", "idempotency_key_in_use"),
+    /// Too many requests of this kind for now; `Retry-After` says when to try again.
+    RateLimited => (TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited"),
     /// Something failed inside the server; the details are in its log.
     Internal => (INTERNAL_SERVER_ERROR, "api_error", "internal_error"),
     /// The server cannot take the request now (for example, its disk is full).
@@ -100,17 +102,25 @@ pub struct ApiError {
     pub message: String,
     /// The request parameter at fault, in Stripe's `a[b]` notation.
     pub param: Option<String>,
+    /// Seconds after which the request may be tried again, sent as `Retry-After`.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
     /// An error with no parameter.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), param: None }
+        Self { code, message: message.into(), param: None, retry_after_secs: None }
     }
 
     /// An error about one parameter.
     pub fn param(code: ErrorCode, param: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), param: Some(param.into()) }
+        Self { code, message: message.into(), param: Some(param.into()), retry_after_secs: None }
+    }
+
+    /// A 429 that says when to try again (rounded up to whole seconds, at least one).
+    pub fn rate_limited(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        Self { retry_after_secs: Some(secs.max(1)), ..Self::new(ErrorCode::RateLimited, message) }
     }
 
     /// A 400 for a required parameter that is absent.
@@ -219,7 +229,11 @@ impl ResponseError for ApiError {
     /// The Stile envelope, with the error itself kept in the response's extensions so a
     /// dialect's middleware can answer it in its own envelope instead.
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status_code()).json(self.body());
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(secs) = self.retry_after_secs {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs));
+        }
+        let mut response = response.json(self.body());
         response.extensions_mut().insert(self.clone());
         response
     }
@@ -252,6 +266,21 @@ impl From<crate::delivery::EngineError> for ApiError {
             crate::delivery::EngineError::ShuttingDown => {
                 ApiError::new(ErrorCode::Unavailable, "The server is shutting down; retry the request in a moment.")
             }
+            crate::delivery::EngineError::ListenerNotConnected => ApiError::new(
+                ErrorCode::InvalidState,
+                "No `stile listen` is connected for this endpoint (to this server process): start `stile listen`, then send the test again. The server never sends to `forward_to` itself.",
+            ),
+            crate::delivery::EngineError::EndpointBusy { retry_after } => ApiError::rate_limited(
+                "This endpoint already has as many requests in flight as it may take at once; try the test again shortly.",
+                retry_after,
+            ),
+            crate::delivery::EngineError::PingRateExceeded { retry_after } => ApiError::rate_limited(
+                format!(
+                    "An endpoint may be sent at most {} test events per second; try again shortly.",
+                    crate::delivery::PINGS_PER_SECOND
+                ),
+                retry_after,
+            ),
             crate::delivery::EngineError::Store(err) => store_error(&err),
         }
     }

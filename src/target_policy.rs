@@ -33,6 +33,13 @@ impl TargetPolicy {
         Self { mode: config.server.mode, allowed, resolve }
     }
 
+    /// This policy with development mode's scheme rules: what a `stile listen` target
+    /// (`forward_to`, the CLI's local app, usually `http://localhost:...`) is checked
+    /// against, whatever mode the server runs in. The server never connects to it.
+    pub fn for_development(&self) -> TargetPolicy {
+        TargetPolicy { mode: RunMode::Development, ..self.clone() }
+    }
+
     /// Checks a URL as given by a user, without DNS: length, syntax, scheme, and in
     /// production mode literal private addresses and `localhost`. Returns the parsed URL
     /// or a sentence saying what is wrong.

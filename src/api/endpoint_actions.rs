@@ -201,9 +201,18 @@ pub(crate) async fn ping(
     let meta = event.meta.clone();
     let body = event.body.clone();
 
-    let (outcome, headers) = state.engine.send_now(endpoint.clone(), meta.id.to_string(), body.into(), now).await?;
+    let attempt_id = DeliveryId::new();
+    let out = crate::delivery::Outgoing {
+        delivery_id: attempt_id.to_string(),
+        event_id: meta.id.to_string(),
+        event_type: meta.event_type.clone(),
+        attempt: 1,
+        body: body.into(),
+        now,
+    };
+    let (outcome, headers) = state.engine.ping(endpoint.clone(), out).await?;
     let attempt = AttemptRecord {
-        id: DeliveryId::new(),
+        id: attempt_id,
         app: owner.app,
         mode: owner.mode,
         endpoint_id: endpoint.id,

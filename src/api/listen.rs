@@ -26,11 +26,12 @@ use crate::error::{ApiError, ErrorCode};
 use crate::event_types::WILDCARD;
 use crate::ids::EndpointId;
 use crate::listen::wire::{self, ClientMessage, ServerMessage};
-use crate::secrets::{api_key_shown_prefix, hash_api_key, new_endpoint_secret};
+use crate::secrets::{hash_api_key, new_endpoint_secret};
 use crate::store::Store;
 use crate::store::apps::Owner;
 use crate::store::endpoints::{EndpointRecord, EndpointStatus, SigningSecret};
-use crate::store::listeners::ListenRequest;
+use crate::store::listeners::{ListenRequest, listener_description, listener_name};
+use crate::target_policy::TargetPolicy;
 
 /// How often the server pings a listen connection; one silent for three pings is dropped.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -48,19 +49,22 @@ pub fn configure(cfg: &mut Routes) {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListenQuery {
-    /// Where the CLI forwards deliveries (`http://` or `https://`, any host: it is the
-    /// CLI that connects to it, never the server); shown as the endpoint's URL.
+    /// Where the CLI forwards deliveries, shown as the endpoint's URL: checked as an
+    /// endpoint URL of development mode (`https://`, or `http://` to a loopback host),
+    /// and used only by the CLI, never connected to by the server.
     forward_to: Option<String>,
     /// Event types to receive, comma-separated (default: all).
     events: Option<String>,
 }
 
-/// Checks `forward_to`: an absolute `http://` or `https://` URL.
-fn validate_forward_to(raw: Option<String>) -> Result<String, ApiError> {
+/// Checks `forward_to` as an endpoint URL of development mode (https to any host that
+/// may receive webhooks at all, http to loopback). The server never connects to it:
+/// deliveries and pings go down the connection, and the CLI connects to its own target.
+fn validate_forward_to(targets: &TargetPolicy, raw: Option<String>) -> Result<String, ApiError> {
     let raw = raw.ok_or_else(|| ApiError::missing("forward_to"))?;
-    match url::Url::parse(&raw) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() && raw.len() <= 2048 => Ok(raw),
-        _ => Err(ApiError::invalid("forward_to", "`forward_to` must be an http:// or https:// URL.")),
+    match targets.for_development().check_url(&raw) {
+        Ok(_) => Ok(raw),
+        Err(message) => Err(ApiError::invalid("forward_to", message.replace("`url`", "`forward_to`"))),
     }
 }
 
@@ -79,7 +83,7 @@ async fn listen(
     query: QueryParams<ListenQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.0;
-    let forward_to = validate_forward_to(query.forward_to)?;
+    let forward_to = validate_forward_to(&state.targets, query.forward_to)?;
     let events: Vec<String> = match query.events.as_deref() {
         None | Some("") => vec![WILDCARD.to_string()],
         Some(list) => list.split(',').map(|e| e.trim().to_string()).collect(),
@@ -95,7 +99,6 @@ async fn listen(
 
     let owner = caller.owner;
     let key_hash = hash_api_key(&key);
-    let shown = api_key_shown_prefix(&key);
     let request = ListenRequest { forward_to, events, now: state.engine.clock().now() };
     let now = request.now;
     let (endpoint, created) = blocking(&state, move |store| {
@@ -105,9 +108,9 @@ async fn listen(
             mode: owner.mode,
             url: request.forward_to.clone(),
             enabled_events: request.events.clone(),
-            name: Some(format!("stile listen ({shown}…)")),
+            name: Some(listener_name(&key_hash)),
             labels: vec![],
-            description: Some(format!("Deliveries for `stile listen` with the key {shown}…")),
+            description: Some(listener_description(&key_hash)),
             metadata: Default::default(),
             status: EndpointStatus::Enabled,
             created: now,

@@ -20,16 +20,17 @@ use super::error::EngineError;
 use super::handoff::{self, Sender};
 use super::http::{HttpSender, SendOutcome};
 use super::listeners::Listeners;
-use super::messages::{RETRY_DELAY, SchedulerMsg, WorkItem, WriteJob};
+use super::messages::{PingRequest, PingSlot, RETRY_DELAY, SchedulerMsg, WorkItem, WriteJob};
+use super::ping_rate::PingRate;
 use super::policy::Policy;
 use super::scheduler::{MAX_IDLE, Scheduler};
+use super::senders::{Outgoing, Senders};
 use super::writer;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::event_types::kayle_alias_of;
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId, VerificationSessionId};
 use crate::lifecycle::{Move, MoveError};
-use crate::listen::wire;
 use crate::metrics::Metrics;
 use crate::mode::Mode;
 use crate::store::app_deletion::AppDeletion;
@@ -58,7 +59,11 @@ pub struct Engine {
     /// Where publishes go; dropped to stop publishing.
     writer: Mutex<Option<Sender<WriteJob>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    sender: HttpSender,
+    /// Where requests go (HTTP, or a listen connection): the scheduler's attempts and
+    /// the API's pings alike.
+    senders: Arc<Senders>,
+    /// How many test pings each endpoint was sent lately.
+    ping_rate: PingRate,
     /// The delivery runtime, where every request is made (the API's pings too).
     runtime: tokio::runtime::Handle,
     metrics: Arc<Metrics>,
@@ -82,8 +87,12 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> Result<Engine, StoreError> {
         let _ = store.unpark(clock.now_ms())?; // the scheduler's first pass reads the whole queue
-        let sender = HttpSender::new(config);
         let listeners = Arc::new(Listeners::default());
+        let senders = Arc::new(Senders {
+            http: HttpSender::new(config),
+            listeners: Arc::clone(&listeners),
+            listener_wait: config.delivery.timeout + LISTENER_MARGIN,
+        });
         let (scheduler_tx, scheduler_rx) = handoff::handoff();
         let (write_tx, write_rx) = handoff::handoff();
         let (work_tx, work_rx) = tokio::sync::mpsc::unbounded_channel::<WorkItem>();
@@ -92,11 +101,7 @@ impl Engine {
         let (runtime_tx, runtime_rx) = std::sync::mpsc::channel();
         {
             let done = scheduler_tx.clone();
-            let senders = Senders {
-                http: sender.clone(),
-                listeners: Arc::clone(&listeners),
-                listener_wait: config.delivery.timeout + LISTENER_MARGIN,
-            };
+            let senders = Arc::clone(&senders);
             let clock = clock.clone();
             threads.push(spawn("stile-sender", move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -191,7 +196,8 @@ impl Engine {
             retention: Mutex::new(Some(retention_tx)),
             writer: Mutex::new(Some(write_tx)),
             threads: Mutex::new(threads),
-            sender,
+            senders,
+            ping_rate: PingRate::default(),
             runtime,
             metrics,
             undelivered_hours: config.retention.undelivered_payload_hours,
@@ -373,17 +379,42 @@ impl Engine {
         })
     }
 
-    /// Signs and sends `body` to `endpoint` now, outside the queue (the test ping), on the
-    /// delivery runtime; returns the outcome and the headers sent.
-    pub async fn send_now(
+    /// Sends one request to `endpoint` now, outside the queue (the test ping), on the
+    /// delivery runtime; returns the outcome and the headers sent. It takes one of the
+    /// endpoint's in-flight slots like any attempt (after its allowance of pings per
+    /// second, [`EngineError::PingRateExceeded`]), waiting for one at most
+    /// [`PING_SLOT_WAIT`] (then [`EngineError::EndpointBusy`]); a listener endpoint's goes
+    /// down its `stile listen` connection, and is refused while this process holds none
+    /// ([`EngineError::ListenerNotConnected`]).
+    pub async fn ping(
         &self,
         endpoint: EndpointRecord,
-        event_id: String,
-        body: bytes::Bytes,
-        now: i64,
+        out: Outgoing,
     ) -> Result<(SendOutcome, Vec<(String, String)>), EngineError> {
-        let sender = self.sender.clone();
-        let sending = async move { super::sign_and_send(&sender, &endpoint, &event_id, body, now).await };
+        if endpoint.is_listener() && !self.listeners.is_connected(endpoint.id) {
+            return Err(EngineError::ListenerNotConnected);
+        }
+        self.ping_rate
+            .admit(endpoint.id, std::time::Instant::now())
+            .map_err(|retry_after| EngineError::PingRateExceeded { retry_after })?;
+        let (reply, granted) = tokio::sync::oneshot::channel();
+        let slot = PingSlot::new(endpoint.id, self.scheduler.clone());
+        if self.scheduler.send(SchedulerMsg::Ping(PingRequest { slot, reply })).is_err() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let slot = match tokio::time::timeout(PING_SLOT_WAIT, granted).await {
+            Err(_) => return Err(EngineError::EndpointBusy { retry_after: PING_BUSY_RETRY_AFTER }),
+            Ok(Err(_)) => return Err(EngineError::ShuttingDown),
+            Ok(Ok(slot)) => slot,
+        };
+        let senders = Arc::clone(&self.senders);
+        // The slot goes with the request: if the caller gives up, the request still ends
+        // within the delivery timeout and only then frees the slot.
+        let sending = async move {
+            let sent = senders.send(&endpoint, out).await;
+            drop(slot);
+            sent
+        };
         self.runtime.spawn(sending).await.map_err(|_| EngineError::ShuttingDown)
     }
 
@@ -459,20 +490,19 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 /// the CLI's own request to the local app gets the timeout, the network the rest.
 const LISTENER_MARGIN: Duration = Duration::from_secs(5);
 
-/// Where attempts go: over HTTP, or down a listen connection for listener endpoints.
-struct Senders {
-    http: HttpSender,
-    listeners: Arc<Listeners>,
-    /// How long to wait for a listen connection's result.
-    listener_wait: Duration,
-}
+/// The longest a test ping waits for one of its endpoint's in-flight slots (all taken by
+/// deliveries or other pings) before it is answered "busy".
+pub const PING_SLOT_WAIT: Duration = Duration::from_secs(10);
+
+/// When a ping that found its endpoint busy may try again (`Retry-After`).
+const PING_BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Makes every attempt the scheduler hands over, each as a task on the delivery runtime
 /// (the scheduler keeps at most `delivery.workers` in flight), until the scheduler stops.
 async fn send_all(
     mut work: tokio::sync::mpsc::UnboundedReceiver<WorkItem>,
     done: Sender<SchedulerMsg>,
-    senders: Senders,
+    senders: Arc<Senders>,
     clock: Clock,
 ) {
     // Shared by the tasks: cloning a hand-off sender takes its lock, once per attempt
@@ -510,27 +540,21 @@ async fn attempt(senders: &Senders, job: Job, key: crate::store::queue::QueueKey
         result.error = Some("endpoint deleted".into());
         return result;
     };
-    let event_id = job.attempt.event_id.to_string();
     // An endpoint subscribed by a Kayle name receives the event under that name.
     let body = if kayle_alias_of(&job.attempt.event_type).is_some() {
         crate::payload::as_delivered(body, &job.attempt.event_type)
     } else {
         body
     };
-    let (outcome, headers) = if endpoint.is_listener() {
-        let headers = super::signed_headers(&endpoint, &event_id, &body, now);
-        let delivery = wire::Delivery {
-            delivery_id: job.attempt.id.to_string(),
-            event_id: event_id.clone(),
-            event_type: job.attempt.event_type.clone(),
-            attempt: job.attempt.attempt,
-            headers: headers.clone(),
-            body: String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        };
-        (senders.listeners.forward(endpoint.id, delivery, senders.listener_wait).await, headers)
-    } else {
-        super::sign_and_send(&senders.http, &endpoint, &event_id, body.into(), now).await
+    let out = Outgoing {
+        delivery_id: job.attempt.id.to_string(),
+        event_id: job.attempt.event_id.to_string(),
+        event_type: job.attempt.event_type.clone(),
+        attempt: job.attempt.attempt,
+        body: body.into(),
+        now,
     };
+    let (outcome, headers) = senders.send(&endpoint, out).await;
     tracing::debug!(
         attempt = %job.attempt.id,
         number = job.attempt.attempt,

@@ -11,6 +11,24 @@ pub enum EngineError {
     /// The engine is stopping and takes no more work.
     #[error("the delivery engine is shutting down")]
     ShuttingDown,
+    /// A test ping to a listener endpoint while no `stile listen` connection for it is
+    /// held by this process: the ping has nowhere to go (the server never connects to the
+    /// CLI's `forward_to` itself).
+    #[error("no `stile listen` is connected for this endpoint")]
+    ListenerNotConnected,
+    /// A test ping found every in-flight slot of its endpoint taken for as long as it
+    /// may wait.
+    #[error("the endpoint has as many requests in flight as it may")]
+    EndpointBusy {
+        /// When to try again.
+        retry_after: std::time::Duration,
+    },
+    /// A test ping beyond the endpoint's allowance of pings per second.
+    #[error("too many test pings to this endpoint")]
+    PingRateExceeded {
+        /// When the endpoint may be pinged again.
+        retry_after: std::time::Duration,
+    },
     /// The store failed (shared: one failed group commit answers every publish in it).
     #[error(transparent)]
     Store(Arc<StoreError>),

@@ -28,8 +28,52 @@ pub(super) enum SchedulerMsg {
     /// Another process sharing the queue queued entries: look at it again soon (see
     /// `scheduler::HEARD_DELAY_MS`).
     Heard,
+    /// A test ping asks for one of its endpoint's in-flight slots.
+    Ping(PingRequest),
+    /// A ping given a slot finished: the slot is free.
+    PingDone(EndpointId),
     /// Finish what is in flight, record it, and stop.
     Shutdown,
+}
+
+/// A test ping waiting for a slot: the slot to grant and where to send it.
+pub(super) struct PingRequest {
+    /// Granted by the scheduler and sent back through `reply`.
+    pub(super) slot: PingSlot,
+    /// Where the granted slot goes; closed if the ping stopped waiting.
+    pub(super) reply: tokio::sync::oneshot::Sender<PingSlot>,
+}
+
+/// One of an endpoint's in-flight slots, held by a test ping. Once granted, dropping it
+/// tells the scheduler the slot is free, however the ping ends (also when the ping had
+/// stopped waiting and the grant never reached it).
+pub(super) struct PingSlot {
+    /// The endpoint pinged.
+    pub(super) endpoint: EndpointId,
+    /// Whether the scheduler counted it in flight.
+    granted: bool,
+    scheduler: super::handoff::Sender<SchedulerMsg>,
+}
+
+impl PingSlot {
+    /// A slot of `endpoint`, not yet granted, that reports back to `scheduler`.
+    pub(super) fn new(endpoint: EndpointId, scheduler: super::handoff::Sender<SchedulerMsg>) -> Self {
+        Self { endpoint, granted: false, scheduler }
+    }
+
+    /// Marks the slot counted in flight: from now on dropping it frees the slot.
+    pub(super) fn grant(mut self) -> Self {
+        self.granted = true;
+        self
+    }
+}
+
+impl Drop for PingSlot {
+    fn drop(&mut self) {
+        if self.granted {
+            let _ = self.scheduler.send(SchedulerMsg::PingDone(self.endpoint));
+        }
+    }
 }
 
 /// What the writer commits.

@@ -9,29 +9,19 @@ mod handoff;
 pub mod http;
 pub mod listeners;
 mod messages;
+mod ping_rate;
 pub mod policy;
 mod scheduler;
+mod senders;
 pub mod signing;
 mod writer;
 
 pub use engine::{Engine, SessionMoved};
 pub use error::EngineError;
+pub use ping_rate::PINGS_PER_SECOND;
+pub use senders::Outgoing;
 
 use crate::store::endpoints::EndpointRecord;
-
-/// Signs `body` with the endpoint's live secrets and POSTs it: what every attempt does,
-/// queued or not. Returns the outcome and the headers sent.
-pub async fn sign_and_send(
-    sender: &http::HttpSender,
-    endpoint: &EndpointRecord,
-    event_id: &str,
-    body: bytes::Bytes,
-    now: i64,
-) -> (http::SendOutcome, Vec<(String, String)>) {
-    let headers = signed_headers(endpoint, event_id, &body, now);
-    let outcome = sender.send(&endpoint.url, &headers, body).await;
-    (outcome, headers)
-}
 
 /// The headers of a delivery of `body` to `endpoint` at `now`, signed with its live
 /// secrets (both schemes).

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::handoff::{self, Receiver, Sender};
 use super::listeners::Listeners;
-use super::messages::{RETRY_DELAY, SchedulerMsg, WorkItem, WriteJob};
+use super::messages::{PingRequest, RETRY_DELAY, SchedulerMsg, WorkItem, WriteJob};
 use crate::clock::Clock;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::store::attempts::AttemptStatus;
@@ -74,10 +74,13 @@ pub(super) struct Scheduler {
     timer: BTreeMap<QueueKey, DueEntry>,
     /// Due entries waiting for their endpoint to have a free slot.
     ready: HashMap<EndpointId, VecDeque<DueEntry>>,
-    /// Attempts in flight per endpoint.
+    /// Attempts and test pings in flight per endpoint.
     in_flight: HashMap<EndpointId, usize>,
-    /// Attempts in flight in all.
+    /// Attempts and test pings in flight in all.
     busy: usize,
+    /// Test pings waiting for a slot, oldest first. They go before ready entries: a
+    /// person is waiting for each.
+    pings: VecDeque<PingRequest>,
     /// How many entries memory may hold.
     limits: LoadLimits,
     /// Where finished attempts go to be recorded.
@@ -121,6 +124,7 @@ impl Scheduler {
             ready: HashMap::new(),
             in_flight: HashMap::new(),
             busy: 0,
+            pings: VecDeque::new(),
             limits: LoadLimits { total: MAX_LOADED, per_endpoint: MAX_LOADED_PER_ENDPOINT },
             writer,
             unrecorded: 0,
@@ -189,7 +193,18 @@ impl Scheduler {
             SchedulerMsg::Heard => {
                 self.next_scan_ms = self.next_scan_ms.min(self.last_scan_ms + HEARD_DELAY_MS);
             }
-            SchedulerMsg::Shutdown => self.stopping = true,
+            SchedulerMsg::Ping(request) => self.pings.push_back(request),
+            SchedulerMsg::PingDone(endpoint) => {
+                self.busy -= 1;
+                if let Some(n) = self.in_flight.get_mut(&endpoint) {
+                    *n -= 1;
+                }
+            }
+            SchedulerMsg::Shutdown => {
+                self.stopping = true;
+                // Their callers hear that the engine is stopping.
+                self.pings.clear();
+            }
         }
     }
 
@@ -340,6 +355,28 @@ impl Scheduler {
         self.release(entry.key.attempt(), entry.endpoint);
     }
 
+    /// Gives waiting test pings the slots their endpoints have free, oldest first, out of
+    /// the `free` ones of the pool; drops those whose caller stopped waiting.
+    fn grant_pings(&mut self, free: &mut usize) {
+        let mut waiting = VecDeque::new();
+        while let Some(request) = self.pings.pop_front() {
+            if request.reply.is_closed() {
+                continue;
+            }
+            let in_flight = self.in_flight.entry(request.slot.endpoint).or_default();
+            if *free == 0 || *in_flight >= self.per_endpoint {
+                waiting.push_back(request);
+                continue;
+            }
+            *in_flight += 1;
+            self.busy += 1;
+            *free -= 1;
+            // A grant that cannot be delivered comes straight back as `PingDone`.
+            let _ = request.reply.send(request.slot.grant());
+        }
+        self.pings = waiting;
+    }
+
     /// Hands ready entries to the delivery runtime, within the in-flight and per-endpoint
     /// limits.
     fn dispatch(&mut self) -> Result<(), StoreError> {
@@ -347,6 +384,7 @@ impl Scheduler {
         // Finished attempts whose results are not yet committed count against the pool
         // too: they are what a crash would repeat, so at most `workers` ever are.
         let mut free = self.workers.saturating_sub(self.busy + self.unrecorded);
+        self.grant_pings(&mut free);
         for (endpoint, queue) in self.ready.iter_mut() {
             let in_flight = self.in_flight.entry(*endpoint).or_default();
             while free > 0 && *in_flight < self.per_endpoint {

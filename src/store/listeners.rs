@@ -20,6 +20,43 @@ pub struct ListenRequest {
     pub now: i64,
 }
 
+/// What a listener endpoint is called: by the first characters of its key's hash, never
+/// by characters of the key (a name is shown in the API, the dashboard and the portal).
+pub fn listener_name(key_hash: &[u8; 32]) -> String {
+    format!("stile listen (key {})", shown_hash(key_hash))
+}
+
+/// What a listener endpoint's description says of it.
+pub fn listener_description(key_hash: &[u8; 32]) -> String {
+    format!("Deliveries for `stile listen` with the API key whose SHA-256 begins {}.", shown_hash(key_hash))
+}
+
+fn shown_hash(key_hash: &[u8; 32]) -> String {
+    hex::encode(&key_hash[..LISTENER_NAME_HASH_CHARS / 2])
+}
+
+/// How many hex characters of the key's SHA-256 name a listener endpoint: enough to tell
+/// one developer's from another's, useless to find the key.
+const LISTENER_NAME_HASH_CHARS: usize = 8;
+
+/// The name earlier releases gave listener endpoints, which showed characters of the key.
+const LEGACY_NAME_START: &str = "stile listen (";
+
+impl ListenRequest {
+    /// Brings a listener endpoint up to date with this connection: its URL, event types,
+    /// last use, and (for one made by an earlier release, still called by characters of
+    /// its key) its name and description. Both backends apply it.
+    pub(crate) fn apply_to(&self, record: &mut EndpointRecord, key_hash: &[u8; 32]) {
+        record.url = self.forward_to.clone();
+        record.enabled_events = self.events.clone();
+        record.listener = Some(ListenerInfo { key_hash: hex::encode(key_hash), last_seen: self.now });
+        if record.name.as_deref().is_some_and(|n| n.starts_with(LEGACY_NAME_START) && n.ends_with('…')) {
+            record.name = Some(listener_name(key_hash));
+            record.description = Some(listener_description(key_hash));
+        }
+    }
+}
+
 impl RedbStore {
     /// The listener endpoint of the key with hash `key_hash` in `owner`'s application,
     /// updated to `request` (its URL and event types, and when it was last seen); `make`
@@ -43,9 +80,7 @@ impl RedbStore {
                 Some(record) => (record.clone(), false),
                 None => (make(), true),
             };
-            record.url = request.forward_to.clone();
-            record.enabled_events = request.events.clone();
-            record.listener = Some(ListenerInfo { key_hash: hex::encode(key_hash), last_seen: request.now });
+            request.apply_to(&mut record, key_hash);
             let bytes = encode(endpoints::TABLE, &record)?;
             table.insert((owner.app.as_u128(), record.id.as_u128()), bytes.as_slice())?;
             endpoints::reindex_in(tx, existing.as_ref(), Some(&record))?;

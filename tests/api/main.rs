@@ -24,6 +24,7 @@ mod listen;
 mod logs;
 mod openapi;
 mod overview;
+mod pings;
 mod portal;
 mod processes;
 mod recovery;

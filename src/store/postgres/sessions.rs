@@ -11,7 +11,7 @@ use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, EndpointId, VerificationSessionId};
 use crate::store::StoreError;
 use crate::store::apps::Owner;
-use crate::store::endpoints::{EndpointRecord, ListenerInfo};
+use crate::store::endpoints::EndpointRecord;
 use crate::store::events::NewEvent;
 use crate::store::listeners::ListenRequest;
 use crate::store::pagination::{ListError, Page, PageRequest};
@@ -185,9 +185,7 @@ impl PgStore {
                 Some(record) => (record.clone(), false),
                 None => (make(), true),
             };
-            record.url = request.forward_to.clone();
-            record.enabled_events = request.events.clone();
-            record.listener = Some(ListenerInfo { key_hash: hex::encode(key_hash), last_seen: request.now });
+            request.apply_to(&mut record, key_hash);
             put_in(tx, existing.as_ref(), &record).await?;
             tx.exec(
                 "INSERT INTO listeners (app, key_hash, endpoint) VALUES ($1, $2, $3)

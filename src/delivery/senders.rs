@@ -1,0 +1,62 @@
+//! Where a request to an endpoint goes: over HTTP to its URL, or, for a listener
+//! endpoint, down the `stile listen` connection that holds it. Queued attempts and test
+//! pings both go through [`Senders::send`], so no path ever connects to a listener
+//! endpoint's URL: that URL is the CLI's local target (`forward_to`), which the CLI
+//! connects to on its own machine and the server never does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::http::{HttpSender, SendOutcome};
+use super::listeners::Listeners;
+use crate::listen::wire;
+use crate::store::endpoints::EndpointRecord;
+
+/// One request to make: an attempt of an event (or a test ping) to one endpoint.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The attempt's id (`dlv_...`), which a listen connection's result names.
+    pub delivery_id: String,
+    /// The event's id (`evt_...`), signed into the headers.
+    pub event_id: String,
+    /// The event's type as delivered.
+    pub event_type: String,
+    /// Which attempt of the event to this endpoint it is (1 for the first).
+    pub attempt: u32,
+    /// The body, byte for byte.
+    pub body: bytes::Bytes,
+    /// When it is signed (Unix seconds).
+    pub now: i64,
+}
+
+/// The two ways out: the HTTP client and the listen connections.
+pub(super) struct Senders {
+    /// For every endpoint but listener endpoints.
+    pub(super) http: HttpSender,
+    /// For listener endpoints.
+    pub(super) listeners: Arc<Listeners>,
+    /// How long to wait for a listen connection's result.
+    pub(super) listener_wait: Duration,
+}
+
+impl Senders {
+    /// Signs `out` with `endpoint`'s live secrets and sends it where the endpoint's
+    /// requests go; returns the outcome and the headers sent.
+    pub(super) async fn send(&self, endpoint: &EndpointRecord, out: Outgoing) -> (SendOutcome, Vec<(String, String)>) {
+        let headers = super::signed_headers(endpoint, &out.event_id, &out.body, out.now);
+        if endpoint.is_listener() {
+            let delivery = wire::Delivery {
+                delivery_id: out.delivery_id,
+                event_id: out.event_id,
+                event_type: out.event_type,
+                attempt: out.attempt,
+                headers: headers.clone(),
+                body: String::from_utf8(out.body.into())
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            };
+            return (self.listeners.forward(endpoint.id, delivery, self.listener_wait).await, headers);
+        }
+        let outcome = self.http.send(&endpoint.url, &headers, out.body).await;
+        (outcome, headers)
+    }
+}
