@@ -6,6 +6,12 @@
 //! validation), so a client can fix a rejected request and retry it with the same key.
 //! The record is written after the handler's own transaction commits: a crash in between
 //! means a retry runs the request again, which is the at-least-once end of the trade-off.
+//!
+//! Exactly one request with a key runs at a time: this process holds the key in memory
+//! ([`InFlight`]) *before* it looks for a stored answer, so a request that looked just
+//! before another stored its answer cannot run the request again; on a database other
+//! processes share, the store holds the key too (`Store::begin_idempotent`), so a
+//! request to another process waits its turn the same way (409, then the replay).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -22,7 +28,7 @@ use super::{AppState, Caller, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::AppId;
 use crate::store::apps::Owner;
-use crate::store::idempotency::{IdempotencyRecord, WINDOW_SECS};
+use crate::store::idempotency::{IdempotencyBegin, IdempotencyRecord};
 
 /// The request header carrying the key.
 pub const HEADER: &str = "Idempotency-Key";
@@ -84,10 +90,16 @@ pub async fn idempotent_posts(
         Ok(Before::Replay(replay)) => return Ok(req.into_response(replay)),
         Ok(Before::Run { state, owner, key, fingerprint, claim }) => (state, owner, key, fingerprint, claim),
     };
-    let response = next.call(req).await?;
-    if !response.status().is_success() {
-        return Ok(response.map_into_boxed_body());
+    let response = next.call(req).await;
+    let succeeded = response.as_ref().is_ok_and(|r| r.status().is_success());
+    if !succeeded {
+        // No answer to keep: the key is free for a corrected request.
+        if let Err(err) = blocking(&state, move |store| store.abandon_idempotent(owner, &key)).await {
+            tracing::warn!(error = %err, "an idempotency key could not be let go; it frees itself later");
+        }
+        return Ok(response?.map_into_boxed_body());
     }
+    let response = response?;
     let (request, response) = response.into_parts();
     let (head, response_body) = response.into_parts();
     let Ok(bytes) = body::to_bytes(response_body).await else {
@@ -134,33 +146,36 @@ async fn before(req: &mut ServiceRequest) -> Result<Before, ApiError> {
     let fingerprint = fingerprint(req.method(), req.path(), req.query_string(), &body);
     req.set_payload(Payload::from(body));
 
-    let lookup_key = key.clone();
-    let stored = blocking(&state, move |store| store.idempotency_record(owner, &lookup_key)).await?;
+    // Held before looking: whoever looks after this sees either the hold or the answer.
+    let claim = state.idempotency.claim(owner.app, &key).ok_or_else(|| in_use(&key))?;
+    let (lookup_key, print) = (key.clone(), fingerprint.clone());
     let now = state.engine.clock().now();
-    if let Some(stored) = stored.filter(|r| now - r.created < WINDOW_SECS) {
-        if stored.fingerprint != fingerprint {
-            return Err(ApiError::new(
-                ErrorCode::IdempotencyKeyReused,
-                format!(
-                    "The {HEADER} `{key}` was already used for a different request. Use a new key for a new request."
-                ),
-            ));
-        }
-        let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-        let replay = HttpResponse::build(status)
-            .content_type("application/json")
-            .insert_header((REPLAYED_HEADER, "true"))
-            .body(stored.body);
-        return Ok(Before::Replay(replay));
+    let begun = blocking(&state, move |store| store.begin_idempotent(owner, &lookup_key, &print, now)).await?;
+    let stored = match begun {
+        IdempotencyBegin::Run => return Ok(Before::Run { state, owner, key, fingerprint, claim }),
+        IdempotencyBegin::InProgress => return Err(in_use(&key)),
+        IdempotencyBegin::Answered(stored) => stored,
+    };
+    if stored.fingerprint != fingerprint {
+        return Err(ApiError::new(
+            ErrorCode::IdempotencyKeyReused,
+            format!("The {HEADER} `{key}` was already used for a different request. Use a new key for a new request."),
+        ));
     }
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let replay = HttpResponse::build(status)
+        .content_type("application/json")
+        .insert_header((REPLAYED_HEADER, "true"))
+        .body(stored.body);
+    Ok(Before::Replay(replay))
+}
 
-    let claim = state.idempotency.claim(owner.app, &key).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::IdempotencyKeyInUse,
-            format!("A request with the {HEADER} `{key}` is still being processed. Retry once it has finished."),
-        )
-    })?;
-    Ok(Before::Run { state, owner, key, fingerprint, claim })
+/// The 409 for a key whose first request is still running.
+fn in_use(key: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::IdempotencyKeyInUse,
+        format!("A request with the {HEADER} `{key}` is still being processed. Retry once it has finished."),
+    )
 }
 
 fn missing_state() -> ApiError {

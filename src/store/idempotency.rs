@@ -13,6 +13,24 @@ const TABLE: &str = "idempotency";
 /// key is new again, and retention may drop the record.
 pub const WINDOW_SECS: i64 = 24 * 3600;
 
+/// How long a request in progress holds its key on a database other processes share, in
+/// seconds: past it the claim is taken to be abandoned (its process died mid-request)
+/// and the key may run again. Far above the longest request (reading it is bounded by
+/// `[server] request_timeout`, a test ping by the delivery timeout).
+pub const IN_PROGRESS_STALE_SECS: i64 = 300;
+
+/// What a request with an idempotency key finds when it begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// Nothing answered under the key yet: run the request (on a shared database the key
+    /// is now held for it).
+    Run,
+    /// The answer stored for the key: replay it (if the request is the same).
+    Answered(IdempotencyRecord),
+    /// Another process is running a request with this key.
+    InProgress,
+}
+
 /// The first response given to a request with a given key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
@@ -29,6 +47,30 @@ pub struct IdempotencyRecord {
 }
 
 impl IdempotencyRecord {
+    /// The marker a shared database holds under a key while its request runs: status 0,
+    /// no body.
+    pub(crate) fn in_progress(fingerprint: &str, now: i64) -> IdempotencyRecord {
+        IdempotencyRecord { fingerprint: fingerprint.to_string(), status: 0, body: String::new(), created: now }
+    }
+
+    /// Whether this is the marker of a request still running, not an answer.
+    pub fn is_in_progress(&self) -> bool {
+        self.status == 0
+    }
+
+    /// What a request that finds this record under its key at `now` does.
+    pub(crate) fn begin(found: Option<IdempotencyRecord>, now: i64) -> IdempotencyBegin {
+        match found {
+            Some(record) if record.is_in_progress() && now - record.created < IN_PROGRESS_STALE_SECS => {
+                IdempotencyBegin::InProgress
+            }
+            Some(record) if !record.is_in_progress() && now - record.created < WINDOW_SECS => {
+                IdempotencyBegin::Answered(record)
+            }
+            _ => IdempotencyBegin::Run,
+        }
+    }
+
     /// The record as stored: its body sealed to `owner`'s application and `key`.
     pub(crate) fn sealed(&self, sealer: &Sealer, owner: Owner, key: &str) -> IdempotencyRecord {
         IdempotencyRecord { body: sealer.seal_text(&row(owner.app.as_u128(), key), &self.body), ..self.clone() }
@@ -49,6 +91,25 @@ impl RedbStore {
             decode_found(TABLE, table.get((owner.app.as_u128(), key))?)
         })?;
         found.map(|record| record.opened(&self.sealer, owner, key)).transpose()
+    }
+
+    /// Begins a request with this key at `now`: the stored answer, or leave to run. One
+    /// process owns a data file, and the API holds the key in memory from before this
+    /// call until the answer is stored, so the read alone decides and nothing is written.
+    pub fn begin_idempotent(
+        &self,
+        owner: Owner,
+        key: &str,
+        _fingerprint: &str,
+        now: i64,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        Ok(IdempotencyRecord::begin(self.idempotency_record(owner, key)?, now))
+    }
+
+    /// Lets go of a key whose request stored no answer. Nothing was written for it here
+    /// (see [`RedbStore::begin_idempotent`]).
+    pub fn abandon_idempotent(&self, _owner: Owner, _key: &str) -> Result<(), StoreError> {
+        Ok(())
     }
 
     /// Stores (or replaces an expired) record under this key.

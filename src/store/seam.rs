@@ -22,7 +22,7 @@ use super::attempts::{AttemptResult, RecordPolicy};
 use super::backup::{BackupError, BackupSummary};
 use super::endpoints::{EndpointFilter, EndpointRecord};
 use super::events::{EventFilter, NewEvent, Published, Resent, StoredEvent};
-use super::idempotency::IdempotencyRecord;
+use super::idempotency::{IdempotencyBegin, IdempotencyRecord};
 use super::jobs::Job;
 use super::listeners::ListenRequest;
 use super::pagination::{ListError, Page, PageRequest};
@@ -187,8 +187,10 @@ seam! {
     pub fn portal_session(&self, hash: &[u8; 32]) -> Result<Option<PortalSessionRecord>, StoreError>;
     /// Ends a portal session of `owner`'s application.
     pub fn revoke_portal_session(&self, owner: Owner, id: PortalSessionId) -> Result<bool, StoreError>;
-    /// The stored answer to an idempotency key.
-    pub fn idempotency_record(&self, owner: Owner, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Begins a request with an idempotency key: its stored answer, or leave to run.
+    pub fn begin_idempotent(&self, owner: Owner, key: &str, fingerprint: &str, now: i64) -> Result<IdempotencyBegin, StoreError>;
+    /// Lets go of a key whose request stored no answer.
+    pub fn abandon_idempotent(&self, owner: Owner, key: &str) -> Result<(), StoreError>;
     /// Stores the answer to an idempotency key.
     pub fn put_idempotency_record(&self, owner: Owner, key: &str, record: &IdempotencyRecord) -> Result<(), StoreError>;
 

@@ -306,7 +306,7 @@ fn a_postgres_server_names_its_database_never_its_password_and_sends_file_tools_
 
 /// Two servers on one new database of the shared cluster, sharing the payload key as
 /// every process must; `None` after a loud line where PostgreSQL is not installed.
-fn two_servers() -> Option<(TestServer, TestServer)> {
+pub(crate) fn two_servers() -> Option<(TestServer, TestServer)> {
     let url = cluster()?.new_database().expect("a database");
     let on_database = |c: &mut stile::config::Config| {
         c.store.backend = stile::config::Backend::Postgres;

@@ -9,7 +9,7 @@ use crate::event_types::EventTypeRecord;
 use crate::ids::PortalSessionId;
 use crate::store::StoreError;
 use crate::store::apps::Owner;
-use crate::store::idempotency::IdempotencyRecord;
+use crate::store::idempotency::{IN_PROGRESS_STALE_SECS, IdempotencyBegin, IdempotencyRecord, WINDOW_SECS};
 use crate::store::portal_sessions::PortalSessionRecord;
 
 impl PgStore {
@@ -51,19 +51,60 @@ impl PgStore {
         })
     }
 
-    /// The record stored under this idempotency key in this application, if any.
-    pub fn idempotency_record(&self, owner: Owner, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    /// Begins a request with this key at `now`. Processes share the database, so the key
+    /// is held in it: a marker is written under the key unless an answer within the
+    /// window or a live marker of another request is there, in one statement, so of two
+    /// processes racing for a key exactly one runs.
+    pub fn begin_idempotent(
+        &self,
+        owner: Owner,
+        key: &str,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        let marker = IdempotencyRecord::in_progress(fingerprint, now);
         let found = self.run(async {
             let client = self.client().await?;
-            let row = client
+            let app = uuid(owner.app.as_u128());
+            let claimed = client
                 .q_opt(
-                    "SELECT record FROM idempotency WHERE app = $1 AND key = $2",
+                    "INSERT INTO idempotency (app, key, created, record) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (app, key) DO UPDATE SET created = excluded.created, record = excluded.record
+                     WHERE CASE WHEN (idempotency.record->>'status')::int = 0
+                                THEN idempotency.created <= $3 - $5
+                                ELSE idempotency.created <= $3 - $6 END
+                     RETURNING 1",
+                    &[&app, &key, &now, &Json(&marker), &IN_PROGRESS_STALE_SECS, &WINDOW_SECS],
+                )
+                .await?;
+            if claimed.is_some() {
+                return Ok(None);
+            }
+            let row = client.q_opt("SELECT record FROM idempotency WHERE app = $1 AND key = $2", &[&app, &key]).await?;
+            // Gone since the insert lost (its request stored no answer): still in use a
+            // moment ago, so the caller hears that and retries.
+            Ok(Some(row.map(|row| row.get::<_, Json<IdempotencyRecord>>(0).0).unwrap_or(marker)))
+        })?;
+        let Some(found) = found else { return Ok(IdempotencyBegin::Run) };
+        if found.is_in_progress() {
+            return Ok(IdempotencyBegin::InProgress);
+        }
+        Ok(IdempotencyRecord::begin(Some(found.opened(&self.sealer, owner, key)?), now))
+    }
+
+    /// Lets go of a key whose request stored no answer: removes its marker, so the client
+    /// may retry the (corrected) request with the same key at once.
+    pub fn abandon_idempotent(&self, owner: Owner, key: &str) -> Result<(), StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            client
+                .exec(
+                    "DELETE FROM idempotency WHERE app = $1 AND key = $2 AND (record->>'status')::int = 0",
                     &[&uuid(owner.app.as_u128()), &key],
                 )
                 .await?;
-            Ok(row.map(|row| row.get::<_, Json<IdempotencyRecord>>(0).0))
-        })?;
-        found.map(|record| record.opened(&self.sealer, owner, key)).transpose()
+            Ok(())
+        })
     }
 
     /// Stores (or replaces an expired) record under this key.
