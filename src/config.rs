@@ -113,7 +113,8 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum RunMode {
-    /// Local use: `http://` is accepted for loopback hosts.
+    /// Local use and staging: `http://` is accepted for loopback hosts, `https://` for
+    /// any host but link-local and metadata addresses (refused in every mode).
     Development,
     /// Deployed: `https://` only, and targets on private networks are refused.
     Production,
@@ -153,6 +154,7 @@ pub struct DeliveryConfig {
     /// The most attempts in flight to one endpoint at once.
     pub per_endpoint_concurrency: usize,
     /// Private networks (CIDR) or host names that production mode may deliver to anyway.
+    /// Never link-local or metadata addresses: no entry allows those.
     pub allowed_private_targets: Vec<String>,
     /// Host names resolved to fixed addresses instead of through DNS (`"name=address"`),
     /// like curl's `--resolve`: for staging setups and tests.

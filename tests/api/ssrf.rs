@@ -1,7 +1,8 @@
 //! Production mode checks the address a delivery actually connects to, after resolution,
 //! so a host that was public when the endpoint was created and resolves to a private
 //! address later (DNS rebinding) is refused. Resolution here is `delivery.resolve`, never
-//! real DNS.
+//! real DNS. Link-local and cloud metadata addresses are refused in every mode, and an
+//! IPv6 address that embeds an IPv4 one is judged by the IPv4 address it embeds.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -76,3 +77,55 @@ fn an_ip_literal_no_longer_allowed_is_refused_before_dialling() {
     assert!(attempt["error"].as_str().unwrap().starts_with("refused:"), "{attempt}");
     assert_eq!(target.connections.load(Ordering::Relaxed), 0, "no connection was made");
 }
+
+/// The IPv6 spellings of 127.0.0.1 the security report named: IPv4-compatible, written
+/// dotted and in hex, and Teredo (client 127.0.0.1, stored inverted in the last 32 bits).
+const IPV6_FORMS_OF_LOOPBACK: [&str; 3] = ["::127.0.0.1", "::7f00:1", "2001:0:4136:e378:8000:63bf:80ff:fffe"];
+
+#[test]
+fn ipv6_forms_of_a_private_ipv4_address_are_refused_at_creation_in_production() {
+    let resolve = IPV6_FORMS_OF_LOOPBACK.iter().enumerate().map(|(i, ip)| format!("form{i}.test={ip}")).collect();
+    let server = TestServer::start_with(|c| {
+        c.server.mode = RunMode::Production;
+        c.delivery.resolve = resolve;
+    });
+    // Each written as the URL's host, and reached through a name.
+    let urls = IPV6_FORMS_OF_LOOPBACK
+        .iter()
+        .enumerate()
+        .flat_map(|(i, ip)| [format!("https://[{ip}]/hook"), format!("https://form{i}.test/hook")]);
+    let answers: Vec<_> = urls
+        .map(|url| (server.post("/v1/webhook_endpoints", json!({"url": url, "enabled_events": ["*"]})), url))
+        .collect();
+    let accepted: Vec<_> =
+        answers.iter().filter(|(created, _)| created.status != 400).map(|(c, url)| (url, c.status)).collect();
+    assert!(accepted.is_empty(), "not refused: {accepted:?}");
+    for (created, url) in &answers {
+        let error = created.assert_error(400, "invalid_request_error", "parameter_invalid");
+        assert_eq!(error["param"], "url", "{url}");
+        assert!(error["message"].as_str().unwrap().contains("127.0.0.1"), "names the embedded address: {error}");
+    }
+}
+
+#[test]
+fn link_local_and_metadata_addresses_are_refused_at_creation_in_development_mode() {
+    let server = TestServer::start();
+    let urls = ["https://169.254.169.254/latest/meta-data/", "https://[fe80::1]/hook", "https://[fd00:ec2::254]/"];
+    let answers =
+        urls.map(|url| (server.post("/v1/webhook_endpoints", json!({"url": url, "enabled_events": ["*"]})), url));
+    let accepted: Vec<_> =
+        answers.iter().filter(|(created, _)| created.status != 400).map(|(c, url)| (url, c.status)).collect();
+    assert!(accepted.is_empty(), "not refused: {accepted:?}");
+    for (created, url) in &answers {
+        let error = created.assert_error(400, "invalid_request_error", "parameter_invalid");
+        assert_eq!(error["param"], "url", "{url}");
+        assert!(error["message"].as_str().unwrap().contains("in any mode"), "{error}");
+    }
+    // Development mode still takes https to other hosts, private ones included.
+    server.create_endpoint("https://10.0.0.1/hook");
+}
+
+// The connect-time check of link-local, metadata and IPv6 forms of private addresses is
+// `TargetPolicy::address_allowed`, unit-tested in `target_policy.rs`: an integration test
+// of it would dial an outside address if the check ever broke, and tests only ever reach
+// 127.0.0.1 (the loopback case above runs the same check end to end).
