@@ -26,8 +26,8 @@ pub fn download(base: &str, token: &str, file: &Path) -> anyhow::Result<u64> {
         bail!("the server answered {status}: {text}");
     }
     let written = (|| -> anyhow::Result<u64> {
-        let mut out =
-            std::fs::File::create_new(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+        let mut out = crate::store::file_modes::create_owner_only(&partial)
+            .with_context(|| format!("cannot create {}", partial.display()))?;
         let written =
             std::io::copy(&mut response.body_mut().as_reader(), &mut out).context("the download broke off")?;
         out.flush()?;

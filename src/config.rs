@@ -455,7 +455,7 @@ impl Config {
         match self.store.backend {
             Backend::Redb => crate::store::Store::open_with(&self.server.data_dir, &options),
             Backend::Postgres => {
-                std::fs::create_dir_all(&self.server.data_dir)
+                crate::store::file_modes::create_private_dir(&self.server.data_dir)
                     .map_err(|e| crate::store::OpenError::CreateDir(self.server.data_dir.clone(), e))?;
                 let pg = crate::store::postgres::PgOptions {
                     url: self.store.postgres_url.0.clone(),

@@ -346,8 +346,8 @@ fn rotate_payload_key(args: &StoreArgs) -> anyhow::Result<()> {
     let options = config.store_options();
     let rotated = stile::store::key_rotation::rotate_payload_key(&config.server.data_dir, &options)?;
     println!(
-        "payload key rotated: {} -> {}; re-encrypted {} payloads, {} response excerpts and {} stored responses",
-        rotated.old_key, rotated.new_key, rotated.payloads, rotated.responses, rotated.idempotency
+        "payload key rotated: {} -> {}; re-encrypted {} payloads, {} response excerpts, {} stored responses and the signing secrets of {} endpoints",
+        rotated.old_key, rotated.new_key, rotated.payloads, rotated.responses, rotated.idempotency, rotated.endpoints
     );
     println!(
         "the new key is in {}; the old one is kept in {} (backups taken before now need it)",

@@ -93,8 +93,7 @@ async fn reveal_secret(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let record = super::endpoints::require_endpoint(&state, caller.owner, &path).await?;
-    let current = record.secrets.into_iter().find(|s| s.expires_at.is_none());
-    let secret = current.map(|s| s.secret).unwrap_or_default();
+    let secret = record.current_secret(state.store.sealer()).map_err(crate::store::StoreError::from)?;
     Ok(HttpResponse::Ok().json(EndpointSecret { object: "webhook_endpoint_secret", secret }))
 }
 
@@ -113,7 +112,7 @@ pub(crate) async fn rotate(
     let updated = blocking(state, move |store| {
         store.update_endpoint(owner, id, |record| {
             let previous = record.secrets.iter().find(|s| s.expires_at.is_none()).cloned();
-            record.secrets = vec![SigningSecret { secret: new_secret, expires_at: None }];
+            record.secrets = vec![SigningSecret::new(store.sealer(), record.secret_owner(), &new_secret, None)];
             if let (Some(grace), Some(previous)) = (grace, previous) {
                 let expires_at = now + grace.as_secs().max(1) as i64;
                 record.secrets.push(SigningSecret { secret: previous.secret, expires_at: Some(expires_at) });

@@ -542,8 +542,9 @@ pub(crate) async fn create(
     check_resolved(state, &input.url).await?;
     let secret = new_endpoint_secret();
     let now = state.engine.clock().now();
+    let id = EndpointId::new();
     let record = EndpointRecord {
-        id: EndpointId::new(),
+        id,
         app: owner.app,
         mode: owner.mode,
         url: input.url,
@@ -554,7 +555,7 @@ pub(crate) async fn create(
         metadata: input.metadata,
         status: if input.disabled { EndpointStatus::Disabled } else { EndpointStatus::Enabled },
         created: now,
-        secrets: vec![SigningSecret { secret: secret.clone(), expires_at: None }],
+        secrets: vec![SigningSecret::new(state.store.sealer(), (owner.app, id), &secret, None)],
         disabled_reason: None,
         disabled_at: input.disabled.then_some(now),
         undelivered_retention_hours: input.undelivered_retention_hours,

@@ -102,8 +102,10 @@ async fn listen(
     let request = ListenRequest { forward_to, events, now: state.engine.clock().now() };
     let now = request.now;
     let (endpoint, created) = blocking(&state, move |store| {
+        let id = EndpointId::new();
+        let secret = SigningSecret::new(store.sealer(), (owner.app, id), &new_endpoint_secret(), None);
         store.listener_endpoint(owner, &key_hash, &request, || EndpointRecord {
-            id: EndpointId::new(),
+            id,
             app: owner.app,
             mode: owner.mode,
             url: request.forward_to.clone(),
@@ -114,7 +116,7 @@ async fn listen(
             metadata: Default::default(),
             status: EndpointStatus::Enabled,
             created: now,
-            secrets: vec![SigningSecret { secret: new_endpoint_secret(), expires_at: None }],
+            secrets: vec![secret],
             disabled_reason: None,
             disabled_at: None,
             undelivered_retention_hours: None,
@@ -131,7 +133,7 @@ async fn listen(
     tracing::info!(endpoint = %endpoint.id, app = %owner.app, created, "stile listen connected");
     let ready = wire::Ready {
         endpoint_id: endpoint.id.to_string(),
-        secret: endpoint.secrets.first().map(|s| s.secret.clone()).unwrap_or_default(),
+        secret: endpoint.current_secret(state.store.sealer()).map_err(crate::store::StoreError::from)?,
         created,
         status: if endpoint.status == EndpointStatus::Enabled { "enabled" } else { "disabled" }.into(),
         timeout_ms: state.config.delivery.timeout.as_millis() as u64,

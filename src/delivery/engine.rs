@@ -92,6 +92,7 @@ impl Engine {
             http: HttpSender::new(config),
             listeners: Arc::clone(&listeners),
             listener_wait: config.delivery.timeout + LISTENER_MARGIN,
+            sealer: store.sealer().clone(),
         });
         let (scheduler_tx, scheduler_rx) = handoff::handoff();
         let (write_tx, write_rx) = handoff::handoff();

@@ -21,11 +21,9 @@ pub use error::EngineError;
 pub use ping_rate::PINGS_PER_SECOND;
 pub use senders::Outgoing;
 
-use crate::store::endpoints::EndpointRecord;
-
-/// The headers of a delivery of `body` to `endpoint` at `now`, signed with its live
-/// secrets (both schemes).
-pub fn signed_headers(endpoint: &EndpointRecord, event_id: &str, body: &[u8], now: i64) -> Vec<(String, String)> {
-    let secrets = signing::live_secrets(&endpoint.secrets, now);
+/// The headers of a delivery of `body` at `now`, signed with `secrets` (an endpoint's
+/// live secrets, in clear) in both schemes.
+pub fn signed_headers(secrets: &[String], event_id: &str, body: &[u8], now: i64) -> Vec<(String, String)> {
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     signing::delivery_headers(event_id, &secrets, now, body)
 }

@@ -11,6 +11,7 @@ use super::http::{HttpSender, SendOutcome};
 use super::listeners::Listeners;
 use crate::listen::wire;
 use crate::store::endpoints::EndpointRecord;
+use crate::store::sealing::Sealer;
 
 /// One request to make: an attempt of an event (or a test ping) to one endpoint.
 #[derive(Debug)]
@@ -37,13 +38,20 @@ pub(super) struct Senders {
     pub(super) listeners: Arc<Listeners>,
     /// How long to wait for a listen connection's result.
     pub(super) listener_wait: Duration,
+    /// Opens the endpoints' signing secrets.
+    pub(super) sealer: Sealer,
 }
 
 impl Senders {
     /// Signs `out` with `endpoint`'s live secrets and sends it where the endpoint's
     /// requests go; returns the outcome and the headers sent.
     pub(super) async fn send(&self, endpoint: &EndpointRecord, out: Outgoing) -> (SendOutcome, Vec<(String, String)>) {
-        let headers = super::signed_headers(endpoint, &out.event_id, &out.body, out.now);
+        let secrets = match endpoint.live_secrets(&self.sealer, out.now) {
+            Ok(secrets) => secrets,
+            // Never sent unsigned: the attempt fails, and says why.
+            Err(_) => return (unsigned(), Vec::new()),
+        };
+        let headers = super::signed_headers(&secrets, &out.event_id, &out.body, out.now);
         if endpoint.is_listener() {
             let delivery = wire::Delivery {
                 delivery_id: out.delivery_id,
@@ -58,5 +66,17 @@ impl Senders {
         }
         let outcome = self.http.send(&endpoint.url, &headers, out.body).await;
         (outcome, headers)
+    }
+}
+
+/// The outcome of an attempt whose endpoint's secret does not open (the payload key is
+/// not the one it was sealed with, or the record is damaged): nothing was sent.
+fn unsigned() -> SendOutcome {
+    SendOutcome {
+        status: None,
+        body_excerpt: None,
+        error: Some("not sent: the endpoint's signing secret could not be decrypted with the payload key".into()),
+        duration_ms: 0,
+        retry_after: None,
     }
 }

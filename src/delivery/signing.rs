@@ -12,18 +12,10 @@ use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::store::endpoints::SigningSecret;
-
 type HmacSha256 = Hmac<Sha256>;
 
 /// The header with the Stripe-compatible signature.
 pub const STILE_SIGNATURE: &str = "stile-signature";
-
-/// The secrets that sign at `now`: the current one and any old one still in its grace
-/// period.
-pub fn live_secrets(secrets: &[SigningSecret], now: i64) -> Vec<&str> {
-    secrets.iter().filter(|s| s.expires_at.is_none_or(|t| t > now)).map(|s| s.secret.as_str()).collect()
-}
 
 fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC takes keys of any length, so this cannot fail.
@@ -115,16 +107,6 @@ mod tests {
         let standard = standard_signature(&["whsec_YQ==", "whsec_Yg=="], "evt_1", 5, b"x");
         assert_eq!(standard.split(' ').count(), 2);
         assert!(standard.split(' ').all(|s| s.starts_with("v1,")));
-    }
-
-    #[test]
-    fn expired_secrets_stop_signing() {
-        let secrets = vec![
-            SigningSecret { secret: "whsec_new".into(), expires_at: None },
-            SigningSecret { secret: "whsec_old".into(), expires_at: Some(100) },
-        ];
-        assert_eq!(live_secrets(&secrets, 99), ["whsec_new", "whsec_old"]);
-        assert_eq!(live_secrets(&secrets, 100), ["whsec_new"]);
     }
 
     #[test]

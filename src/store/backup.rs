@@ -61,6 +61,8 @@ impl RedbStore {
     /// Writes a consistent copy of the store to a new file at `path` (which must not
     /// exist) and syncs it to disk.
     pub fn backup_to(&self, path: &Path) -> Result<BackupSummary, BackupError> {
+        super::file_modes::create_owner_only(path).map_err(|e| BackupError::target(redb::Error::Io(e)))?;
+        // redb writes a new database into the empty file, keeping its mode.
         let target = Database::builder().create(path).map_err(BackupError::target)?;
         let summary = self.with_db(|db| {
             let from = db.begin_read().map_err(StoreError::from)?;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::apps::Owner;
 use super::pagination::{ListError, Page, PageRequest, index_page, list_page};
+use super::sealing::{OpenError, Sealer, TEXT_PREFIX, open_either, open_text_with};
 use super::{RedbStore, StoreError, decode_found, encode, tables};
 use crate::event_types::{WILDCARD, kayle_alias_of, kayle_name};
 use crate::ids::{AppId, EndpointId};
@@ -27,10 +28,67 @@ pub enum EndpointStatus {
 /// A signing secret of an endpoint. During a rotation grace period an endpoint has two.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SigningSecret {
-    /// `whsec_` + base64 of 32 random bytes.
-    pub secret: String,
+    /// `whsec_` + base64 of 32 random bytes, sealed.
+    pub secret: SealedSecret,
     /// When this secret stops signing (Unix seconds); `None` for the current secret.
     pub expires_at: Option<i64>,
+}
+
+impl SigningSecret {
+    /// A secret of endpoint `id` of `app`, sealed with `sealer`.
+    pub fn new(sealer: &Sealer, (app, id): (AppId, EndpointId), plain: &str, expires_at: Option<i64>) -> Self {
+        SigningSecret { secret: SealedSecret::seal(sealer, app, id, plain), expires_at }
+    }
+}
+
+/// A credential of an endpoint (its signing secrets) as it is stored and held in memory:
+/// sealed with the payload key, bound to its endpoint (the endpoint's row is the
+/// associated data, so a sealed secret cannot be moved to another endpoint). It is opened
+/// only to sign a delivery or to show it to the endpoint's owner, so neither a copy of the
+/// data file, a backup, a database dump nor a record in a log reveals it. A secret stored
+/// in clear by an earlier release reads as it is, until the store seals it at start.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SealedSecret(String);
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_sealed() { "SealedSecret(sealed)" } else { "SealedSecret(clear)" })
+    }
+}
+
+impl SealedSecret {
+    /// `plain` sealed for endpoint `id` of `app`.
+    pub fn seal(sealer: &Sealer, app: AppId, id: EndpointId, plain: &str) -> Self {
+        SealedSecret(sealer.seal_text(&secret_row(app, id), plain))
+    }
+
+    /// The secret in clear.
+    pub fn open(&self, sealer: &Sealer, app: AppId, id: EndpointId) -> Result<String, OpenError> {
+        sealer.open_text(&secret_row(app, id), self.0.clone())
+    }
+
+    /// Sealed again under `new`, opened with whichever of `new` and `old` sealed it (or as
+    /// it is, if in clear): a payload key rotation.
+    pub(crate) fn resealed(&self, old: &Sealer, new: &Sealer, app: AppId, id: EndpointId) -> Result<Self, OpenError> {
+        let row = secret_row(app, id);
+        let plain =
+            open_text_with(&row, self.0.clone(), |row, sealed| Ok(open_either(new, old, row, sealed)?.into_owned()))?;
+        Ok(SealedSecret(new.seal_text(&row, &plain)))
+    }
+
+    /// Whether it is sealed (false only for one an earlier release stored in clear).
+    pub fn is_sealed(&self) -> bool {
+        self.0.starts_with(TEXT_PREFIX)
+    }
+}
+
+/// The row a secret is sealed to: what it is, and its endpoint.
+fn secret_row(app: AppId, id: EndpointId) -> Vec<u8> {
+    let mut row = b"endpoint secret\0".to_vec();
+    row.extend_from_slice(&app.as_u128().to_be_bytes());
+    row.extend_from_slice(&id.as_u128().to_be_bytes());
+    row
 }
 
 /// A webhook endpoint as stored.
@@ -105,6 +163,43 @@ impl EndpointRecord {
     /// Whether deliveries to it go down a listen connection.
     pub fn is_listener(&self) -> bool {
         self.listener.is_some()
+    }
+
+    /// Its app and id, which its secrets are sealed to.
+    pub fn secret_owner(&self) -> (AppId, EndpointId) {
+        (self.app, self.id)
+    }
+
+    /// The secrets that sign at `now`, in clear: the current one and any old one still in
+    /// its rotation grace period.
+    pub fn live_secrets(&self, sealer: &Sealer, now: i64) -> Result<Vec<String>, OpenError> {
+        let live = self.secrets.iter().filter(|s| s.expires_at.is_none_or(|t| t > now));
+        live.map(|s| s.secret.open(sealer, self.app, self.id)).collect()
+    }
+
+    /// The current secret in clear, to show its owner (empty if it has none).
+    pub fn current_secret(&self, sealer: &Sealer) -> Result<String, OpenError> {
+        let current = self.secrets.iter().find(|s| s.expires_at.is_none());
+        Ok(current.map(|s| s.secret.open(sealer, self.app, self.id)).transpose()?.unwrap_or_default())
+    }
+
+    /// Brings a record an earlier release stored up to what this one keeps at rest: its
+    /// secrets sealed, a listener endpoint not called by characters of its key. Says
+    /// whether anything changed.
+    pub(crate) fn upgrade_at_rest(&mut self, sealer: &Sealer) -> Result<bool, OpenError> {
+        let sealed = self.seal_clear_secrets(sealer)?;
+        Ok(super::listeners::rename_legacy_listener(self) || sealed)
+    }
+
+    /// Seals the secrets an earlier release stored in clear; says whether any was.
+    fn seal_clear_secrets(&mut self, sealer: &Sealer) -> Result<bool, OpenError> {
+        let mut sealed_any = false;
+        for secret in self.secrets.iter_mut().filter(|s| !s.secret.is_sealed()) {
+            let plain = secret.secret.open(sealer, self.app, self.id)?;
+            secret.secret = SealedSecret::seal(sealer, self.app, self.id, &plain);
+            sealed_any = true;
+        }
+        Ok(sealed_any)
     }
 }
 

@@ -15,6 +15,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::attempt_record::{decode_attempt, encode_attempt};
 use super::attempts::response_row;
+use super::endpoints::{self, EndpointRecord};
 use super::idempotency::{IdempotencyRecord, row as idempotency_row};
 use super::names::Interner;
 use super::sealing::{self, KeyError, Sealer, open_either, open_text_with};
@@ -37,6 +38,8 @@ pub struct Rotated {
     pub responses: usize,
     /// Stored idempotent responses re-sealed.
     pub idempotency: usize,
+    /// Endpoints whose signing secrets were re-sealed.
+    pub endpoints: usize,
     /// Where the old key was kept.
     pub old_key_file: PathBuf,
 }
@@ -83,12 +86,14 @@ pub fn rotate_payload_key(dir: &Path, options: &StoreOptions) -> Result<Rotated,
         payloads: 0,
         responses: 0,
         idempotency: 0,
+        endpoints: 0,
         old_key_file: PathBuf::from(format!("{}.old-{}", key_file.display(), old.key_id())),
     };
     if recorded != Some(new.id()) {
         rotated.payloads = store.reseal_payloads(&old, &new)?;
         rotated.responses = store.reseal_responses(&old, &new)?;
         rotated.idempotency = store.reseal_idempotency(&old, &new)?;
+        rotated.endpoints = store.reseal_secrets(&old, &new)?;
         store.record_key_id(new.id())?;
     }
     drop(store);
@@ -141,6 +146,25 @@ impl RedbStore {
                 resealed += 1;
             }
             Ok((resealed, (rows.len() == BATCH).then(|| rows.last().map(|(id, _)| id + 1)).flatten()))
+        })
+    }
+
+    /// Re-seals every endpoint's signing secrets under `new` (endpoints are few: one
+    /// transaction); returns how many endpoints.
+    fn reseal_secrets(&self, old: &Sealer, new: &Sealer) -> Result<usize, StoreError> {
+        self.write(|tx| {
+            let mut table = tx.open_table(tables::ENDPOINTS)?;
+            let rows: Vec<((u128, u128), Vec<u8>)> =
+                table.iter()?.map(|row| row.map(|(k, v)| (k.value(), v.value().to_vec()))).collect::<Result<_, _>>()?;
+            for (key, bytes) in &rows {
+                let mut record: EndpointRecord = decode(endpoints::TABLE, bytes)?;
+                let (app, id) = record.secret_owner();
+                for secret in &mut record.secrets {
+                    secret.secret = secret.secret.resealed(old, new, app, id)?;
+                }
+                table.insert(*key, encode(endpoints::TABLE, &record)?.as_slice())?;
+            }
+            Ok(rows.len())
         })
     }
 
@@ -215,7 +239,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(dir.path()).unwrap();
         let owner = store.test_owner(Mode::Test);
-        let endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/", "*");
+        let mut endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/", "*");
+        endpoint.secrets = vec![crate::store::endpoints::SigningSecret::new(
+            &store.sealer,
+            endpoint.secret_owner(),
+            "whsec_AAEC",
+            None,
+        )];
         store.insert_endpoint(&endpoint).unwrap();
         let event =
             crate::payload::new_event(owner, "a.b", &serde_json::json!({"n": 1}), crate::clock::unix_now_ms()).unwrap();
@@ -229,7 +259,7 @@ mod tests {
         drop(store);
 
         let rotated = rotate_payload_key(dir.path(), &StoreOptions::default()).unwrap();
-        assert_eq!((rotated.payloads, rotated.responses, rotated.idempotency), (1, 1, 1));
+        assert_eq!((rotated.payloads, rotated.responses, rotated.idempotency, rotated.endpoints), (1, 1, 1, 1));
         assert_ne!(rotated.old_key, rotated.new_key);
         assert!(rotated.old_key_file.exists());
 
@@ -239,5 +269,7 @@ mod tests {
         let page = store.list_attempts(owner, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None);
         assert_eq!(page.unwrap().items[0].response_body.as_deref(), Some("the endpoint said no"));
         assert_eq!(store.idempotency_record(owner, "key-1").unwrap(), Some(record));
+        let stored = store.endpoint(owner, endpoint.id).unwrap().unwrap();
+        assert_eq!(stored.current_secret(&store.sealer).unwrap(), "whsec_AAEC");
     }
 }

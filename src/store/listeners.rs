@@ -50,11 +50,19 @@ impl ListenRequest {
         record.url = self.forward_to.clone();
         record.enabled_events = self.events.clone();
         record.listener = Some(ListenerInfo { key_hash: hex::encode(key_hash), last_seen: self.now });
-        if record.name.as_deref().is_some_and(|n| n.starts_with(LEGACY_NAME_START) && n.ends_with('…')) {
-            record.name = Some(listener_name(key_hash));
-            record.description = Some(listener_description(key_hash));
-        }
+        rename_legacy_listener(record);
     }
+}
+
+/// Renames a listener endpoint an earlier release called by characters of its key (at
+/// start, and when its CLI connects); says whether it did.
+pub(crate) fn rename_legacy_listener(record: &mut EndpointRecord) -> bool {
+    let legacy = record.name.as_deref().is_some_and(|n| n.starts_with(LEGACY_NAME_START) && n.ends_with("…)"));
+    let hash = record.listener.as_ref().and_then(|l| <[u8; 32]>::try_from(hex::decode(&l.key_hash).ok()?).ok());
+    let (true, Some(hash)) = (legacy, hash) else { return false };
+    record.name = Some(listener_name(&hash));
+    record.description = Some(listener_description(&hash));
+    true
 }
 
 impl RedbStore {

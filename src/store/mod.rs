@@ -14,6 +14,7 @@ pub mod endpoints;
 pub mod event_body;
 pub mod event_types;
 pub mod events;
+pub mod file_modes;
 pub mod health;
 pub mod idempotency;
 pub mod inspect;
@@ -31,6 +32,7 @@ pub mod retention;
 pub mod scheduling;
 pub mod sealing;
 pub mod seam;
+mod secrets_at_rest;
 pub mod sessions;
 pub mod stats;
 mod tables;
@@ -264,14 +266,20 @@ impl RedbStore {
         }
         let mut store = RedbStore::open_without_key(dir, options)?;
         store.sealer = store.payload_key(&key_file)?;
+        let sealed = store.seal_clear_secrets().map_err(|e| OpenError::Init(store.path.clone(), e))?;
+        if sealed > 0 {
+            tracing::info!(endpoints = sealed, "endpoint secrets stored in clear by an earlier release are sealed now");
+        }
         Ok(store)
     }
 
     /// Opens the data file with a placeholder key that has sealed nothing, for the key
     /// rotation, which chooses its keys itself.
     fn open_without_key(dir: &Path, options: &StoreOptions) -> Result<RedbStore, OpenError> {
-        std::fs::create_dir_all(dir).map_err(|e| OpenError::CreateDir(dir.to_path_buf(), e))?;
+        file_modes::create_private_dir(dir).map_err(|e| OpenError::CreateDir(dir.to_path_buf(), e))?;
         let path = dir.join(DATA_FILE_NAME);
+        file_modes::make_owner_only(&path)
+            .map_err(|e| OpenError::Database(path.clone(), DbError(redb::Error::Io(e))))?;
         let cache_mib = options.cache_mib;
         let db = open_database(&path, cache_mib).map_err(|err| match err {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(path.clone()),

@@ -242,6 +242,15 @@ impl Store {
         }
     }
 
+    /// Seals and opens what is stored sealed (payloads, responses, endpoint secrets)
+    /// with the payload key.
+    pub fn sealer(&self) -> &super::sealing::Sealer {
+        match self {
+            Store::Redb(store) => &store.sealer,
+            Store::Postgres(store) => store.sealer(),
+        }
+    }
+
     /// Rewrites the data file to release free pages (`stile compact`).
     pub fn compact(self) -> Result<bool, StoreError> {
         match self {

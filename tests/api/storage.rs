@@ -111,3 +111,15 @@ fn a_damaged_data_file_stops_start_up_with_a_clear_message() {
         assert!(stderr.contains("data file"), "{name}: names the data file: {stderr}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_new_data_directory_and_its_data_file_are_the_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = crate::common::TestServer::start_redb(|_| {});
+    let mode = |path: std::path::PathBuf| std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(server.data_dir()), 0o700);
+    for file in ["stile.redb", "payload.key", "admin.token"] {
+        assert_eq!(mode(server.data_dir().join(file)), 0o600, "{file}");
+    }
+}

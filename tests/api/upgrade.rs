@@ -189,3 +189,175 @@ fn events_of_an_earlier_layout_are_indexed_and_every_filter_finds_them(name: &st
     assert_eq!(list("session_id=vks_fixture_3").len(), 13);
     assert_eq!(list("type=verification_session.verified").len(), 21);
 }
+
+/// The data directory of the release before endpoint secrets were sealed (commit 33db355):
+/// two endpoints at a closed port, B's secret rotated with a day's grace, a `stile listen`
+/// endpoint, one event; see `tests/fixtures/README.md`.
+mod clear_secrets {
+    pub const DIR: &str = "data-33db355";
+    pub const MADE_AT: u64 = 1_796_517_376;
+    pub const ENDPOINT_A: &str = "we_01M94CFBJVFYQ1AJ50XCS3P65Z";
+    pub const SECRET_A: &str = "whsec_UFofn/KsV+ozCRoM56fVCQw+Z3aCR6TcLSecddzR7G0=";
+    pub const ENDPOINT_B: &str = "we_01M94CFBK6E2T37CM1HM1985CH";
+    pub const SECRET_B_OLD: &str = "whsec_BN4ZXnLRUm/IDvdjUPOO8+qV7yQNFA5/z48syRC+/gU=";
+    pub const SECRET_B_NEW: &str = "whsec_Fg7XIGscn4FJp6xPs0Sh3/rYxCkuxazY1fW9Qzeq94w=";
+    /// When B's old secret stops signing (the rotation's 24 hours).
+    pub const GRACE_ENDS: u64 = 1_796_517_375 + 86_400;
+    pub const SECRET_LISTENER: &str = "whsec_0ccZLryod4wEb/MjG8mZqU6aNhX/H0rHO2gDBqCDLkM=";
+}
+
+/// Whether `bytes` hold `text` anywhere.
+fn holds(bytes: &[u8], text: &str) -> bool {
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
+}
+
+#[test]
+fn secrets_stored_in_clear_are_sealed_at_start_and_every_endpoint_signs_as_before() {
+    use clear_secrets::*;
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(DIR);
+    let before = std::fs::read(fixture.join("stile.redb")).unwrap();
+    let secrets = [SECRET_A, SECRET_B_OLD, SECRET_B_NEW, SECRET_LISTENER];
+    assert!(secrets.iter().all(|s| holds(&before, s)), "the earlier release kept every secret in clear");
+
+    // An hour after the fixture was made: B's rotation grace has 23 hours to go.
+    let clock = stile::clock::Clock::manual((MADE_AT + 3_600) * 1000);
+    let server = TestServer::start_on_copy_of_dir(&fixture, clock.clone());
+    let file = server.data_dir().join("stile.redb");
+    let after = std::fs::read(&file).unwrap();
+    assert!(!holds(&after, "whsec_"), "a secret is still in the data file in clear (or in a page it freed)");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    // The listener endpoint is no longer called by characters of the key.
+    let endpoints = server.get("/v1/webhook_endpoints?limit=10").body["data"].clone();
+    let listener = endpoints.as_array().unwrap().iter().find(|e| e["kind"] == "listener").unwrap().clone();
+    assert!(listener["name"].as_str().unwrap().starts_with("stile listen (key "), "{listener}");
+    assert!(!listener.to_string().contains("vk_test_fixture"), "{listener}");
+    // Revealed, the secrets are what they were.
+    for (id, secret) in [(ENDPOINT_A, SECRET_A), (ENDPOINT_B, SECRET_B_NEW)] {
+        let revealed = server.get(&format!("/v1/webhook_endpoints/{id}/secret"));
+        assert_eq!(revealed.body["secret"], secret, "{}", revealed.text);
+    }
+
+    // Both endpoints deliver signed with the secrets they had; B with both while its
+    // grace lasts.
+    let receiver = Receiver::start();
+    for (id, path) in [(ENDPOINT_A, "/a"), (ENDPOINT_B, "/b")] {
+        let update = server.post(&format!("/v1/webhook_endpoints/{id}"), json!({"url": receiver.url(path)}));
+        assert_eq!(update.status, 200, "{}", update.text);
+    }
+    server.publish("verification_session.verified", json!({"id": "vks_after_upgrade"}));
+    let a = receiver.wait_for("/a", 1, WAIT);
+    assert_eq!(a[0].stile_signature_valid(SECRET_A), (true, 1), "{:?}", a[0].headers);
+    assert_eq!(a[0].standard_signature_valid(SECRET_A), (true, 1), "{:?}", a[0].headers);
+    // (B's retry of the fixture's event may come too, to its new URL.)
+    let b_got = |id: &str| {
+        let found =
+            crate::common::eventually(WAIT, || receiver.received("/b").iter().any(|r| r.json()["data"]["id"] == id));
+        assert!(found, "no delivery of {id} to B");
+        receiver.received("/b").into_iter().find(|r| r.json()["data"]["id"] == id).unwrap()
+    };
+    let b = b_got("vks_after_upgrade");
+    for secret in [SECRET_B_NEW, SECRET_B_OLD] {
+        assert_eq!(b.stile_signature_valid(secret), (true, 2), "{:?}", b.headers);
+        assert_eq!(b.standard_signature_valid(secret), (true, 2), "{:?}", b.headers);
+    }
+
+    // The grace ends when it was set to end.
+    clock.advance(Duration::from_secs(GRACE_ENDS + 1 - (MADE_AT + 3_600)));
+    server.publish("verification_session.verified", json!({"id": "vks_after_grace"}));
+    let last = b_got("vks_after_grace");
+    assert_eq!(last.stile_signature_valid(SECRET_B_NEW), (true, 1));
+    assert_eq!(last.stile_signature_valid(SECRET_B_OLD), (false, 1));
+
+    // A backup holds no secret in clear either, and only the owner may read it.
+    let backup = server.data_dir().join("../backup.redb");
+    let out = crate::common::process::stile_bin()
+        .args(["backup", backup.to_str().unwrap(), "--data-dir", server.data_dir().to_str().unwrap()])
+        .args(["--url", &server.base])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let copy = std::fs::read(&backup).unwrap();
+    assert!(copy.len() > 10_000 && !holds(&copy, "whsec_"), "{} bytes", copy.len());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    // Sealed once: the next start finds nothing to do, and the secrets still sign.
+    let server = server.restart();
+    let again = std::fs::read(server.data_dir().join("stile.redb")).unwrap();
+    assert!(!holds(&again, "whsec_"));
+    let revealed = server.get(&format!("/v1/webhook_endpoints/{ENDPOINT_A}/secret"));
+    assert_eq!(revealed.body["secret"], SECRET_A);
+}
+
+#[test]
+fn secrets_stored_in_clear_in_postgres_are_sealed_at_start_and_absent_from_a_dump() {
+    let Some(cluster) = stile::store::postgres::throwaway::ThrowawayPostgres::shared_for_test() else { return };
+    let url = cluster.new_database().expect("a database");
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let on_database = |c: &mut stile::config::Config| {
+        c.store.backend = stile::config::Backend::Postgres;
+        c.store.postgres_url = stile::config::DatabaseUrl(url.clone());
+    };
+    let server = TestServer::start_with(on_database);
+    let key_file = server.data_dir().join("payload.key");
+    let create = |path: &str| {
+        let created = server.post(
+            "/v1/webhook_endpoints",
+            json!({"url": format!("http://127.0.0.1:9{path}"), "enabled_events": ["*"]}),
+        );
+        assert_eq!(created.status, 200, "{}", created.text);
+        (created.body["id"].as_str().unwrap().to_string(), created.body["secret"].as_str().unwrap().to_string())
+    };
+    let (a, secret_a) = create("/a");
+    let (b, secret_b_old) = create("/b");
+    let rotated = server.post(&format!("/v1/webhook_endpoints/{b}/rotate_secret"), json!({"expires_in": "24h"}));
+    let secret_b_new = rotated.body["secret"].as_str().unwrap().to_string();
+    assert!(!cluster.dump(&database).unwrap().contains("whsec_"), "sealed when written");
+    let _kept = server.stop();
+
+    // As the release before this one stored them: in clear, B's old one with its grace.
+    let uuid_of = |id: &str| {
+        let ulid: ulid::Ulid = id.trim_start_matches("we_").parse().unwrap();
+        uuid::Uuid::from_u128(u128::from(ulid)).to_string()
+    };
+    let set = |id: &str, index: usize, secret: &str| {
+        let sql = format!(
+            "UPDATE endpoints SET record = jsonb_set(record, '{{secrets,{index},secret}}', to_jsonb('{secret}'::text)) WHERE id = '{}'",
+            uuid_of(id)
+        );
+        cluster.sql_in(&database, &sql).unwrap();
+    };
+    set(&a, 0, &secret_a);
+    set(&b, 0, &secret_b_new);
+    set(&b, 1, &secret_b_old);
+    let dump = cluster.dump(&database).unwrap();
+    assert!(dump.contains(&secret_a) && dump.contains(&secret_b_old), "the test put them in clear");
+
+    let server = TestServer::start_with(|c| {
+        on_database(c);
+        c.store.payload_key_file = key_file.clone();
+    });
+    let dump = cluster.dump(&database).unwrap();
+    assert!(!dump.contains("whsec_"), "a secret is in the dump in clear");
+    let receiver = Receiver::start();
+    for (id, path) in [(&a, "/a"), (&b, "/b")] {
+        let update = server.post(&format!("/v1/webhook_endpoints/{id}"), json!({"url": receiver.url(path)}));
+        assert_eq!(update.status, 200, "{}", update.text);
+    }
+    server.publish("verification_session.verified", json!({"id": "vks_pg"}));
+    let got = receiver.wait_for("/a", 1, WAIT);
+    assert_eq!(got[0].stile_signature_valid(&secret_a), (true, 1));
+    let got = receiver.wait_for("/b", 1, WAIT);
+    for secret in [&secret_b_new, &secret_b_old] {
+        assert_eq!(got[0].stile_signature_valid(secret), (true, 2), "{:?}", got[0].headers);
+        assert_eq!(got[0].standard_signature_valid(secret), (true, 2), "{:?}", got[0].headers);
+    }
+}

@@ -293,3 +293,33 @@ impl PgStore {
         })?
     }
 }
+
+impl PgStore {
+    /// Seals the endpoint secrets an earlier release stored in clear (at start, by every
+    /// process; the rows are locked, so a secret rotated meanwhile through another process
+    /// is not overwritten). Returns how many endpoints had one.
+    pub(super) fn seal_clear_secrets(&self) -> Result<usize, StoreError> {
+        let prefix = format!("{}%", crate::store::sealing::TEXT_PREFIX);
+        self.run(self.transaction(async |tx| {
+            let rows = tx
+                .q(
+                    "SELECT record FROM endpoints WHERE EXISTS (
+                         SELECT 1 FROM jsonb_array_elements(record->'secrets') s WHERE s->>'secret' NOT LIKE $1
+                     ) FOR NO KEY UPDATE",
+                    &[&prefix],
+                )
+                .await?;
+            for row in &rows {
+                let mut record = row.get::<_, Json<EndpointRecord>>(0).0;
+                if record.upgrade_at_rest(&self.sealer)? {
+                    tx.exec(
+                        "UPDATE endpoints SET record = $3 WHERE app = $1 AND id = $2",
+                        &[&uuid(record.app.as_u128()), &uuid(record.id.as_u128()), &Json(&record)],
+                    )
+                    .await?;
+                }
+            }
+            Ok(rows.len())
+        }))
+    }
+}

@@ -243,7 +243,16 @@ impl PgStore {
         };
         store.run(migrate::migrate(&store.pool, crate::clock::unix_now())).map_err(|e| unusable(e.to_string()))?;
         store.sealer = store.payload_key(&options.key_file)?;
+        let sealed = store.seal_clear_secrets().map_err(|e| unusable(e.to_string()))?;
+        if sealed > 0 {
+            tracing::info!(endpoints = sealed, "endpoint secrets stored in clear by an earlier release are sealed now");
+        }
         Ok(store)
+    }
+
+    /// Seals and opens what is stored sealed, with the payload key.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
     }
 
     /// `host:port/database`.

@@ -155,13 +155,29 @@ impl ThrowawayPostgres {
 
     /// Runs `sql` with `psql` in the `postgres` database.
     pub fn sql(&self, sql: &str) -> Result<String, String> {
+        self.sql_in("postgres", sql)
+    }
+
+    /// Runs `sql` with `psql` in database `name`.
+    pub fn sql_in(&self, name: &str, sql: &str) -> Result<String, String> {
         let out = self
             .command("psql")
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.dir)
-            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres", "-c", sql])
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", name, "-c", sql])
             .output();
         check("psql", out).map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// What `pg_dump` writes of database `name` (plain SQL), as an operator's backup holds it.
+    pub fn dump(&self, name: &str) -> Result<String, String> {
+        let out = self
+            .command("pg_dump")
+            .arg("-h")
+            .arg(&self.dir)
+            .args(["-p", &self.port.to_string(), "-U", "postgres", name])
+            .output();
+        check("pg_dump", out).map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Stops the server now (as a crash would: no shutdown checkpoint), keeping its data.
