@@ -170,6 +170,12 @@ fn complete(path: &str, method: &str, op: &mut Operation) {
     if post && authenticated && !dialect && !path.starts_with("/v1/webhooks/") {
         errors.push(("409", "A request with the same `Idempotency-Key` is still being processed."));
     }
+    if post && (path.ends_with("/test") || path.ends_with("/test-ping")) {
+        errors.push((
+            "429",
+            "The endpoint was sent its allowance of test events this second, or every one of its in-flight slots stayed taken; `Retry-After` says when to try again.",
+        ));
+    }
     if has_body {
         errors.push(("413", "The body is larger than 256 KiB."));
         errors.push(("415", "The body is not `application/json`."));
