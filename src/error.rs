@@ -68,7 +68,7 @@ error_codes! {
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed"),
     /// The body is larger than the server accepts.
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "invalid_request_error", "payload_too_large"),
-    /// The body is not `application/json`.
+    /// The body came with a `Content-Type` that is not JSON.
     UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "invalid_request_error", "unsupported_media_type"),
     /// No API key was sent.
     ApiKeyMissing => (UNAUTHORIZED, "authentication_error", "api_key_missing"),

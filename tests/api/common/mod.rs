@@ -320,6 +320,12 @@ impl Req {
         self.raw(serde_json::to_vec(body).unwrap(), "application/json")
     }
 
+    /// A body sent with no `Content-Type` header at all.
+    pub fn untyped(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self.without("content-type")
+    }
+
     /// A body with its content type.
     pub fn raw(mut self, body: impl Into<Vec<u8>>, content_type: &str) -> Self {
         self.body = body.into();
