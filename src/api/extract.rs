@@ -29,10 +29,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let content_type = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("").to_owned());
-        let declared_length = declared_length(req);
+        let req = req.clone();
         let mut payload = payload.take();
         Box::pin(async move {
-            let bytes = read_body(&mut payload, declared_length).await?;
+            let bytes = read_body(&req, &mut payload).await?;
             parse_json(&bytes, content_type.as_deref()).map(JsonBody)
         })
     }
@@ -43,8 +43,11 @@ pub fn declared_length(req: &HttpRequest) -> Option<usize> {
     req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-/// Reads a whole body, refusing it as soon as it is known to exceed [`MAX_BODY_BYTES`].
-pub async fn read_body(payload: &mut Payload, declared_length: Option<usize>) -> Result<Bytes, ApiError> {
+/// Reads the whole body of `req` from `payload`, refusing it as soon as it is known to
+/// exceed [`MAX_BODY_BYTES`]. A body the connection layer stopped reading (it came too
+/// slowly, or its chunked encoding is broken) is answered as the connection says why.
+pub async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<Bytes, ApiError> {
+    let declared_length = declared_length(req);
     let too_large = || {
         ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -56,8 +59,9 @@ pub async fn read_body(payload: &mut Payload, declared_length: Option<usize>) ->
     }
     let mut body = BytesMut::with_capacity(declared_length.unwrap_or(0).min(MAX_BODY_BYTES));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| {
-            ApiError::new(ErrorCode::BadRequest, format!("The request body could not be read: {err}."))
+        let chunk = chunk.map_err(|err| match super::connection::Connection::of(req).and_then(|c| c.cut()) {
+            Some(cut) => cut.error(),
+            None => ApiError::new(ErrorCode::BadRequest, format!("The request body could not be read: {err}.")),
         })?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_large());
