@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod faulty;
 pub mod process;
+pub mod raw;
 pub mod receiver;
 pub mod tls;
 
