@@ -85,8 +85,10 @@ pub struct ServerConfig {
     /// `development` (http:// to loopback allowed) or `production` (https only, private
     /// targets refused).
     pub mode: RunMode,
-    /// How long a client may take to send a request's head before it is answered 408
-    /// and disconnected, so slow-loris connections cannot hold the server.
+    /// How long a client may take to send a whole request, head and body, from its first
+    /// byte (from the connection's opening, for its first request), before it is answered
+    /// 408 and disconnected: slow clients cannot hold connections. Near the connection
+    /// cap, requests get at most 2 s (`server::guard`).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     /// If set, `GET /metrics` needs `Authorization: Bearer <token>`.
@@ -102,7 +104,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             data_dir: PathBuf::from("./data"),
             mode: RunMode::Development,
-            request_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
             metrics_token: String::new(),
             public_url: String::new(),
         }
@@ -892,6 +894,11 @@ mod tests {
         assert!(err.contains("store.commit_delay") && err.contains("at most 100ms"), "{err}");
         let err = Config::load(&Overrides::default(), &env(&[("STILE_STORE_COMMIT_DELAY", "5")])).unwrap_err().0;
         assert!(err.contains("store.commit_delay"), "a duration needs its unit: {err}");
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_SERVER_REQUEST_TIMEOUT", "10m")])).unwrap_err().0;
+        assert!(err.contains("server.request_timeout") && err.contains("between 1ms and 5m"), "{err}");
+        let set = Config::load(&Overrides::default(), &env(&[("STILE_SERVER_REQUEST_TIMEOUT", "5s")])).unwrap();
+        assert_eq!(set.config.server.request_timeout, Duration::from_secs(5));
+        assert_eq!(Config::default().server.request_timeout, Duration::from_secs(30));
         let off = Config::load(&Overrides::default(), &env(&[("STILE_STORE_COMMIT_DELAY", "0s")])).unwrap();
         assert_eq!(off.config.store.commit_delay, Duration::ZERO);
         assert_eq!(Config::default().store.commit_delay, Duration::from_millis(2));

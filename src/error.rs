@@ -68,8 +68,14 @@ error_codes! {
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed"),
     /// The body is larger than the server accepts.
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "invalid_request_error", "payload_too_large"),
-    /// The body is not `application/json`.
+    /// The body came with a `Content-Type` that is not JSON.
     UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "invalid_request_error", "unsupported_media_type"),
+    /// The request did not arrive whole within `server.request_timeout`.
+    RequestTimeout => (REQUEST_TIMEOUT, "invalid_request_error", "request_timeout"),
+    /// The request line (method, path and query) is longer than the server reads.
+    UriTooLong => (URI_TOO_LONG, "invalid_request_error", "uri_too_long"),
+    /// The request's headers are larger, or more, than the server reads.
+    HeadersTooLarge => (REQUEST_HEADER_FIELDS_TOO_LARGE, "invalid_request_error", "headers_too_large"),
     /// No API key was sent.
     ApiKeyMissing => (UNAUTHORIZED, "authentication_error", "api_key_missing"),
     /// The API key sent is not one this server knows.

@@ -1,8 +1,8 @@
 //! stile: a self-hosted webhook server in one binary, with its data in one redb file.
 //!
-//! [`prepare`] opens the store and settles the API keys; [`serve`] runs the HTTP server on
-//! a listener the caller bound until the caller's shutdown future completes. `main` and
-//! the integration tests both start servers this way.
+//! [`prepare`] opens the store and settles the API keys; [`serve`] (from [`server`]) runs
+//! the HTTP server on a listener the caller bound until the caller's shutdown future
+//! completes. `main` and the integration tests both start servers this way.
 
 pub mod admin;
 pub mod api;
@@ -23,20 +23,17 @@ pub mod payload;
 pub mod retention;
 pub mod routes;
 pub mod secrets;
+pub mod server;
 pub mod store;
 pub mod target_policy;
 pub mod tls;
 pub mod trigger;
 pub mod webhook;
 
-use std::future::Future;
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
-use utoipa_actix_web::AppExt;
+pub use crate::server::serve;
 
 use crate::api::{ApiKeys, AppState};
 use crate::clock::Clock;
@@ -45,12 +42,6 @@ use crate::ids::AppId;
 use crate::mode::Mode;
 use crate::store::api_keys::ApiKeyRecord;
 use crate::store::{OpenError, Store, StoreError};
-
-/// How long a graceful stop waits for requests in flight, in seconds.
-const SHUTDOWN_GRACE_SECS: u64 = 10;
-
-/// How long a stopped server waits for its workers to release the shared state.
-const STATE_RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a server could not be prepared.
 #[derive(Debug, thiserror::Error)]
@@ -178,62 +169,4 @@ pub fn create_api_key_for(store: &Store, mode: Mode, app: Option<AppId>, now: i6
     let record = ApiKeyRecord { prefix: secrets::api_key_shown_prefix(&key), mode, created: now, app };
     store.insert_api_key(&secrets::hash_api_key(&key), &record)?;
     Ok(key)
-}
-
-/// Serves the API and dashboard on `listener` until `shutdown` completes, then stops
-/// gracefully: no new connections, requests in flight finish (up to a grace period), then
-/// delivery attempts in flight finish and are recorded.
-/// Must run inside an actix system (`actix_web::rt::System`).
-pub async fn serve(
-    state: AppState,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + 'static,
-) -> std::io::Result<()> {
-    let state = Arc::new(state);
-    let data = web::Data::from(Arc::clone(&state));
-    let request_timeout = state.config.server.request_timeout;
-    let portal_policy = web::Data::new(dashboard::PortalPolicy::new(&state.config.portal.frame_ancestors));
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    // Built now, so the routes' document is ready before the first request needs it.
-    api::openapi::document();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .app_data(portal_policy.clone())
-            .wrap(from_fn(api::boundary))
-            .into_utoipa_app()
-            .configure(routes::configure)
-            .into_app()
-    })
-    .workers(workers)
-    .disable_signals()
-    .shutdown_timeout(SHUTDOWN_GRACE_SECS)
-    .client_request_timeout(request_timeout)
-    .listen(listener)?
-    .run();
-    let handle = server.handle();
-    let listeners = Arc::clone(state.engine.listeners());
-    actix_web::rt::spawn(async move {
-        shutdown.await;
-        // Open `stile listen` WebSockets would hold a graceful stop for its whole grace
-        // period: close them first (the CLIs reconnect to the next start).
-        listeners.close_all();
-        handle.stop(true).await;
-    });
-    server.await?;
-    // Worker threads drop their copies of the state as they wind down, a moment after the
-    // server future ends. Wait for them, so the data file is closed when this returns and
-    // a new server (or `stile keys`) can open it at once.
-    let deadline = std::time::Instant::now() + STATE_RELEASE_TIMEOUT;
-    while Arc::strong_count(&state) > 1 && std::time::Instant::now() < deadline {
-        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
-    }
-    if Arc::strong_count(&state) > 1 {
-        tracing::warn!("server state still referenced after shutdown; the data file may stay open");
-    }
-    // Attempts in flight finish (each within the delivery timeout) and are recorded;
-    // what is still queued runs at the next start.
-    let engine_state = Arc::clone(&state);
-    let _ = actix_web::rt::task::spawn_blocking(move || engine_state.engine.shutdown()).await;
-    Ok(())
 }

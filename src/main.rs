@@ -67,30 +67,6 @@ static LIMIT_ALLOCATOR_FOOTPRINT: extern "C" fn() = {
     limit
 };
 
-/// Every API client and every delivery connection (in flight or kept alive for reuse) is
-/// an open socket, and the soft limit a service manager hands out (1,024 under systemd)
-/// runs out long before memory or CPU do. Like Go's runtime, raise the soft limit to the
-/// hard one; the hard limit stays the operator's to set.
-fn raise_open_file_limit() {
-    #[cfg(unix)]
-    {
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: getrlimit only writes the struct passed to it.
-        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= limit.rlim_max {
-            return;
-        }
-        let wanted = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
-        // SAFETY: setrlimit only reads the struct passed to it.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0 {
-            tracing::debug!(from = limit.rlim_cur, to = limit.rlim_max, "raised the open file limit");
-        } else {
-            // An unlimited hard limit cannot be the soft one (the kernel caps it at nr_open).
-            let err = std::io::Error::last_os_error();
-            tracing::debug!(error = %err, soft = limit.rlim_cur, "kept the open file limit");
-        }
-    }
-}
-
 fn load_config(overrides: &stile::config::Overrides) -> anyhow::Result<Loaded> {
     let env: HashMap<String, String> = std::env::vars().collect();
     Ok(Config::load(overrides, &env)?)
@@ -99,7 +75,7 @@ fn load_config(overrides: &stile::config::Overrides) -> anyhow::Result<Loaded> {
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let Loaded { config, source } = load_config(&args.overrides())?;
     init_tracing(&config.log);
-    raise_open_file_limit();
+    stile::server::limits::raise_open_file_limit();
     let listen = config.server.listen;
     let stile::Prepared { state, first_key } = stile::prepare(config)?;
     let listener = TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
@@ -114,6 +90,13 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     writeln!(out, "  listening  http://{bound}")?;
     writeln!(out, "  dashboard  http://{bound}/")?;
     writeln!(out, "  mode       {}", state.config.server.mode.as_str())?;
+    let budget = stile::server::limits::ConnectionBudget::measure(&state.config, stile::server::worker_count());
+    writeln!(
+        out,
+        "  limits     {}; a request must arrive whole within {}",
+        budget.describe(),
+        humantime::format_duration(state.config.server.request_timeout)
+    )?;
     let scale = state.config.delivery.time_scale;
     if scale != 1.0 {
         writeln!(
@@ -134,7 +117,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
 
-    system.block_on(stile::serve(state, listener, stop.recv()))?;
+    system.block_on(stile::server::serve_within(state, listener, stop.recv(), budget))?;
     tracing::info!("stopped");
     Ok(())
 }

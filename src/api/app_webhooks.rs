@@ -58,11 +58,15 @@ async fn envelope(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    super::dialect::reshape_errors(req, next, |error| ErrorOut {
+    super::dialect::reshape_errors(req, next, error_out).await
+}
+
+/// An error as this dialect answers it.
+pub fn error_out(error: ApiError) -> ErrorOut {
+    ErrorOut {
         success: false,
         error: ErrorDetail { code: error.code.code().to_ascii_uppercase(), message: error.message },
-    })
-    .await
+    }
 }
 
 /// A successful answer: `{"success": true, "data": ...}`.

@@ -29,10 +29,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let content_type = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("").to_owned());
-        let declared_length = declared_length(req);
+        let req = req.clone();
         let mut payload = payload.take();
         Box::pin(async move {
-            let bytes = read_body(&mut payload, declared_length).await?;
+            let bytes = read_body(&req, &mut payload).await?;
             parse_json(&bytes, content_type.as_deref()).map(JsonBody)
         })
     }
@@ -43,8 +43,11 @@ pub fn declared_length(req: &HttpRequest) -> Option<usize> {
     req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-/// Reads a whole body, refusing it as soon as it is known to exceed [`MAX_BODY_BYTES`].
-pub async fn read_body(payload: &mut Payload, declared_length: Option<usize>) -> Result<Bytes, ApiError> {
+/// Reads the whole body of `req` from `payload`, refusing it as soon as it is known to
+/// exceed [`MAX_BODY_BYTES`]. A body the connection layer stopped reading (it came too
+/// slowly, or its chunked encoding is broken) is answered as the connection says why.
+pub async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<Bytes, ApiError> {
+    let declared_length = declared_length(req);
     let too_large = || {
         ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -56,8 +59,9 @@ pub async fn read_body(payload: &mut Payload, declared_length: Option<usize>) ->
     }
     let mut body = BytesMut::with_capacity(declared_length.unwrap_or(0).min(MAX_BODY_BYTES));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| {
-            ApiError::new(ErrorCode::BadRequest, format!("The request body could not be read: {err}."))
+        let chunk = chunk.map_err(|err| match super::connection::Connection::of(req).and_then(|c| c.cut()) {
+            Some(cut) => cut.error(),
+            None => ApiError::new(ErrorCode::BadRequest, format!("The request body could not be read: {err}.")),
         })?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_large());
@@ -68,18 +72,30 @@ pub async fn read_body(payload: &mut Payload, declared_length: Option<usize>) ->
 }
 
 /// Parses a request body as a JSON object into `T`.
+///
+/// The rule for `Content-Type` (the README's, under Errors): a body that is not empty must
+/// come with no `Content-Type` at all, or with a JSON one ([`is_json_media_type`]); any
+/// other type is a 415, so a form or text body is refused rather than read as JSON. No
+/// type at all is accepted because the body is parsed as JSON anyway, and SDKs and
+/// scripts that send JSON without saying so are common (Stripe-like APIs accept them).
+/// An empty body is `{}` whatever its type.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], content_type: Option<&str>) -> Result<T, ApiError> {
     let value = if bytes.iter().all(u8::is_ascii_whitespace) {
         serde_json::Value::Object(Default::default())
     } else {
-        if let Some(content_type) = content_type {
-            let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            if essence != "application/json" && !essence.ends_with("+json") {
-                return Err(ApiError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    format!("Request bodies must be JSON with `Content-Type: application/json`, not `{content_type}`."),
-                ));
-            }
+        if let Some(content_type) = content_type.filter(|t| !is_json_media_type(t)) {
+            // curl's `-d` sends this type unless told otherwise: say how to fix it.
+            let hint = if content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+                " (curl's -d sends that type: add -H 'Content-Type: application/json')"
+            } else {
+                ""
+            };
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!(
+                    "Request bodies must be JSON, sent with `Content-Type: application/json` (or another JSON type, or none), not `{content_type}`{hint}."
+                ),
+            ));
         }
         serde_json::from_slice::<serde_json::Value>(bytes).map_err(|err| {
             ApiError::new(ErrorCode::InvalidJson, format!("The request body is not valid JSON: {err}."))
@@ -89,6 +105,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], content_type: Option<&str>)
         return Err(ApiError::new(ErrorCode::InvalidJson, "The request body must be a JSON object."));
     }
     serde_path_to_error::deserialize(value).map_err(|err| parameter_error(&err))
+}
+
+/// Whether a `Content-Type` value names JSON: `application/json`, or an `application/`
+/// type with the `+json` structured suffix of RFC 6839 (`application/merge-patch+json`,
+/// `application/vnd.acme+json`), in any case and with any parameters (`; charset=utf-8`).
+pub fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let Some(subtype) = essence.strip_prefix("application/") else { return false };
+    subtype == "json" || subtype.strip_suffix("+json").is_some_and(|name| !name.is_empty())
 }
 
 /// Query string parameters deserialised into `T` (which should deny unknown fields).
@@ -249,9 +274,29 @@ mod tests {
     }
 
     #[test]
+    fn json_media_types_are_application_json_and_plus_json_only() {
+        for json in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/merge-patch+json",
+            "application/vnd.acme.v2+json ; charset=UTF-8",
+        ] {
+            assert!(is_json_media_type(json), "{json}");
+        }
+        for other in ["text/plain", "text/json", "text/x+json", "application/+json", "application/jsonx", "", "json"] {
+            assert!(!is_json_media_type(other), "{other}");
+        }
+    }
+
+    #[test]
     fn wrong_content_type_is_415_and_empty_body_is_an_empty_object() {
         let e = parse_json::<Input>(b"url=x", Some("application/x-www-form-urlencoded")).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnsupportedMediaType);
+        assert!(e.message.contains("curl"), "{}", e.message);
+        let e = parse_json::<Input>(b"{\"url\":\"x\"}", Some("text/plain")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnsupportedMediaType);
+        assert!(parse_json::<Input>(b"{\"url\":\"x\"}", Some("application/merge-patch+json")).is_ok());
         assert!(parse_json::<Input>(b"{\"url\":\"x\"}", Some("application/json; charset=utf-8")).is_ok());
         assert!(parse_json::<Input>(b"{\"url\":\"x\"}", None).is_ok());
         let e = parse_json::<Input>(b"  ", Some("text/plain")).unwrap_err();

@@ -141,8 +141,8 @@ async fn before(req: &mut ServiceRequest) -> Result<Before, ApiError> {
     let state = req.app_data::<web::Data<AppState>>().cloned().ok_or_else(missing_state)?;
     let owner = req.extensions().get::<Caller>().map(|c| c.owner).ok_or_else(missing_state)?;
 
-    let length = super::extract::declared_length(req.request());
-    let body = read_body(&mut req.take_payload(), length).await?;
+    let mut payload = req.take_payload();
+    let body = read_body(req.request(), &mut payload).await?;
     let fingerprint = fingerprint(req.method(), req.path(), req.query_string(), &body);
     req.set_payload(Payload::from(body));
 

@@ -61,11 +61,12 @@ async fn envelope(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    super::dialect::reshape_errors(req, next, |error| ErrorOut {
-        data: None,
-        error: ErrorDetail { code: error.code.code().to_string(), message: error.message },
-    })
-    .await
+    super::dialect::reshape_errors(req, next, error_out).await
+}
+
+/// An error as this dialect answers it.
+pub fn error_out(error: ApiError) -> ErrorOut {
+    ErrorOut { data: None, error: ErrorDetail { code: error.code.code().to_string(), message: error.message } }
 }
 
 /// An error answer of this dialect.

@@ -96,6 +96,11 @@ async fn listen(
             "GET /v1/listen is a WebSocket: connect with `stile listen --forward-to <url>`.",
         )
     })?;
+    // From here the connection carries a session's frames for as long as it lasts, not
+    // requests that must arrive within the request timeout.
+    if let Some(connection) = super::connection::Connection::of(&req) {
+        connection.mark_upgraded();
+    }
 
     let owner = caller.owner;
     let key_hash = hash_api_key(&key);

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod app_webhooks;
 pub mod apps;
 pub mod auth;
+pub mod connection;
 pub mod deliveries;
 pub mod dialect;
 pub mod endpoint_actions;
@@ -176,8 +177,11 @@ pub fn error_for_status(status: actix_web::http::StatusCode) -> ApiError {
     let code = match status.as_u16() {
         404 => ErrorCode::RouteNotFound,
         405 => ErrorCode::MethodNotAllowed,
+        408 => ErrorCode::RequestTimeout,
         413 => ErrorCode::PayloadTooLarge,
+        414 => ErrorCode::UriTooLong,
         415 => ErrorCode::UnsupportedMediaType,
+        431 => ErrorCode::HeadersTooLarge,
         503 => ErrorCode::Unavailable,
         s if s >= 500 => ErrorCode::Internal,
         _ => ErrorCode::BadRequest,
@@ -189,10 +193,34 @@ pub fn error_for_status(status: actix_web::http::StatusCode) -> ApiError {
     ApiError::new(code, message)
 }
 
+/// The JSON body of `error` as the API serving `path` answers errors: an app-scoped or a
+/// Kayle API path gets its dialect's envelope, any other path (or none: a request line
+/// that could not be read) the Stile API's. For the answers the connection layer
+/// (`crate::server::guard`) makes itself, to requests no route saw.
+pub fn error_body_for_path(path: Option<&str>, error: ApiError) -> Vec<u8> {
+    // The scopes' own matching: the prefix itself, or the prefix and a `/`.
+    let under = |prefix: &str| {
+        path.and_then(|p| p.strip_prefix(prefix)).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    let body = if under("/apps") {
+        serde_json::to_vec(&app_webhooks::error_out(error))
+    } else if under("/v1/webhooks") {
+        serde_json::to_vec(&kayle::error_out(error))
+    } else {
+        serde_json::to_vec(&error.body())
+    };
+    body.expect("an error envelope (strings in structs) always serialises")
+}
+
 /// Headers every response carries: no MIME sniffing, no framing, no referrer; API
 /// answers (which hold secrets such as a new endpoint's signing secret) are never cached.
 fn add_security_headers(response: &mut ServiceResponse<BoxBody>, api: bool) {
-    let headers = response.headers_mut();
+    security_headers(response.headers_mut(), api);
+}
+
+/// Sets the headers of [`add_security_headers`] on a response's `headers`; `api`: whether
+/// it answers an API path (which is never cached).
+pub fn security_headers(headers: &mut header::HeaderMap, api: bool) {
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
     // No framing, unless the page's own policy names who may frame it (the app portal).
     let framing_allowed = headers

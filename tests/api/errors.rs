@@ -27,6 +27,37 @@ fn a_form_body_is_415() {
 }
 
 #[test]
+fn json_is_read_with_no_content_type_or_any_json_type_and_refused_with_another() {
+    let server = TestServer::start();
+    let endpoint = json!({"url": "http://127.0.0.1:9/hooks", "enabled_events": ["*"]}).to_string();
+    let create = |req: Req| req.send();
+    // No Content-Type at all: the body is read as JSON.
+    let untyped = create(server.req("POST", "/v1/webhook_endpoints").untyped(endpoint.clone()));
+    assert_eq!(untyped.status, 200, "{}", untyped.text);
+    for json_type in ["application/json", "application/json; charset=utf-8", "application/vnd.acme+json"] {
+        let resp = create(server.req("POST", "/v1/webhook_endpoints").raw(endpoint.clone(), json_type));
+        assert_eq!(resp.status, 200, "{json_type}: {}", resp.text);
+    }
+    // The type meant for PATCH, on the routes that take PATCH.
+    server.post("/v1/event_types", json!({"name": "order.paid", "description": "An order was paid."}));
+    let patched = server
+        .req("PATCH", "/v1/event_types/order.paid")
+        .raw(json!({"description": "Paid in full."}).to_string(), "application/merge-patch+json")
+        .send();
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    assert_eq!(patched.body["description"], "Paid in full.");
+    // Any other type is refused, even with a JSON body.
+    for other in ["text/plain", "text/json", "application/x-www-form-urlencoded", "application/octet-stream"] {
+        let resp = create(server.req("POST", "/v1/webhook_endpoints").raw(endpoint.clone(), other));
+        let error = resp.assert_error(415, "invalid_request_error", "unsupported_media_type");
+        assert!(error["message"].as_str().unwrap().contains(other), "{other}: {}", resp.text);
+    }
+    // An empty body is `{}` whatever its type (here: the required `name` is missing).
+    let empty = server.req("POST", "/v1/event_types").raw("", "text/plain").send();
+    empty.assert_error(400, "invalid_request_error", "parameter_missing");
+}
+
+#[test]
 fn unknown_routes_are_404_json_inside_and_outside_the_api() {
     let server = TestServer::start();
     server.get("/v1/nothing_here").assert_error(404, "invalid_request_error", "route_not_found");

@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod faulty;
 pub mod process;
+pub mod raw;
 pub mod receiver;
 pub mod tls;
 
@@ -318,6 +319,12 @@ impl Req {
     /// A JSON body.
     pub fn json(self, body: &Value) -> Self {
         self.raw(serde_json::to_vec(body).unwrap(), "application/json")
+    }
+
+    /// A body sent with no `Content-Type` header at all.
+    pub fn untyped(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self.without("content-type")
     }
 
     /// A body with its content type.
