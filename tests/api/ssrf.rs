@@ -94,7 +94,14 @@ fn ipv6_forms_of_a_private_ipv4_address_are_refused_at_creation_in_production() 
         .iter()
         .enumerate()
         .flat_map(|(i, ip)| [format!("https://[{ip}]/hook"), format!("https://form{i}.test/hook")]);
+    assert_every_create_refused(&server, urls, "127.0.0.1");
+}
+
+/// Tries to create an endpoint at each URL: every one must be a 400 about `url` whose
+/// message says `says`.
+fn assert_every_create_refused(server: &TestServer, urls: impl IntoIterator<Item = String>, says: &str) {
     let answers: Vec<_> = urls
+        .into_iter()
         .map(|url| (server.post("/v1/webhook_endpoints", json!({"url": url, "enabled_events": ["*"]})), url))
         .collect();
     let accepted: Vec<_> =
@@ -103,7 +110,7 @@ fn ipv6_forms_of_a_private_ipv4_address_are_refused_at_creation_in_production() 
     for (created, url) in &answers {
         let error = created.assert_error(400, "invalid_request_error", "parameter_invalid");
         assert_eq!(error["param"], "url", "{url}");
-        assert!(error["message"].as_str().unwrap().contains("127.0.0.1"), "names the embedded address: {error}");
+        assert!(error["message"].as_str().unwrap().contains(says), "{url}: {error}");
     }
 }
 
@@ -111,18 +118,11 @@ fn ipv6_forms_of_a_private_ipv4_address_are_refused_at_creation_in_production() 
 fn link_local_and_metadata_addresses_are_refused_at_creation_in_development_mode() {
     let server = TestServer::start();
     let urls = ["https://169.254.169.254/latest/meta-data/", "https://[fe80::1]/hook", "https://[fd00:ec2::254]/"];
-    let answers =
-        urls.map(|url| (server.post("/v1/webhook_endpoints", json!({"url": url, "enabled_events": ["*"]})), url));
-    let accepted: Vec<_> =
-        answers.iter().filter(|(created, _)| created.status != 400).map(|(c, url)| (url, c.status)).collect();
-    assert!(accepted.is_empty(), "not refused: {accepted:?}");
-    for (created, url) in &answers {
-        let error = created.assert_error(400, "invalid_request_error", "parameter_invalid");
-        assert_eq!(error["param"], "url", "{url}");
-        assert!(error["message"].as_str().unwrap().contains("in any mode"), "{error}");
-    }
-    // Development mode still takes https to other hosts, private ones included.
-    server.create_endpoint("https://10.0.0.1/hook");
+    assert_every_create_refused(&server, urls.map(String::from), "in any mode");
+    // Development mode still takes https to other hosts, private ones included (a
+    // documentation address, never sent to: no event is published here).
+    let kept = server.create_endpoint("https://192.0.2.1/hook");
+    assert_eq!(server.delete(&format!("/v1/webhook_endpoints/{}", kept["id"].as_str().unwrap())).status, 200);
 }
 
 // The connect-time check of link-local, metadata and IPv6 forms of private addresses is
