@@ -76,11 +76,14 @@ pub(super) struct Scheduler {
     ready: HashMap<EndpointId, VecDeque<DueEntry>>,
     /// Attempts and test pings in flight per endpoint.
     in_flight: HashMap<EndpointId, usize>,
-    /// Attempts and test pings in flight in all.
+    /// Attempts in flight in all.
     busy: usize,
-    /// Test pings waiting for a slot, oldest first. They go before ready entries: a
-    /// person is waiting for each.
+    /// Test pings waiting for a slot, oldest first. They go before ready entries of their
+    /// endpoint: a person is waiting for each.
     pings: VecDeque<PingRequest>,
+    /// Test pings in flight in all: at most [`max_pings`]`(workers)`, beside the pool of
+    /// `workers` (not out of it, so pings to stalling endpoints cannot starve deliveries).
+    pings_in_flight: usize,
     /// How many entries memory may hold.
     limits: LoadLimits,
     /// Where finished attempts go to be recorded.
@@ -125,6 +128,7 @@ impl Scheduler {
             in_flight: HashMap::new(),
             busy: 0,
             pings: VecDeque::new(),
+            pings_in_flight: 0,
             limits: LoadLimits { total: MAX_LOADED, per_endpoint: MAX_LOADED_PER_ENDPOINT },
             writer,
             unrecorded: 0,
@@ -193,11 +197,14 @@ impl Scheduler {
             SchedulerMsg::Heard => {
                 self.next_scan_ms = self.next_scan_ms.min(self.last_scan_ms + HEARD_DELAY_MS);
             }
-            SchedulerMsg::Ping(request) => self.pings.push_back(request),
+            // Stopping: the request is dropped, so its caller hears the engine stopped.
+            SchedulerMsg::Ping(request) if !self.stopping => self.pings.push_back(request),
+            SchedulerMsg::Ping(_) => {}
             SchedulerMsg::PingDone(endpoint) => {
-                self.busy -= 1;
+                debug_assert!(self.pings_in_flight > 0, "a ping slot freed twice");
+                self.pings_in_flight = self.pings_in_flight.saturating_sub(1);
                 if let Some(n) = self.in_flight.get_mut(&endpoint) {
-                    *n -= 1;
+                    *n = n.saturating_sub(1);
                 }
             }
             SchedulerMsg::Shutdown => {
@@ -355,22 +362,21 @@ impl Scheduler {
         self.release(entry.key.attempt(), entry.endpoint);
     }
 
-    /// Gives waiting test pings the slots their endpoints have free, oldest first, out of
-    /// the `free` ones of the pool; drops those whose caller stopped waiting.
-    fn grant_pings(&mut self, free: &mut usize) {
+    /// Gives waiting test pings the slots their endpoints have free, oldest first, while
+    /// fewer than [`max_pings`] are in flight; drops those whose caller stopped waiting.
+    fn grant_pings(&mut self) {
         let mut waiting = VecDeque::new();
         while let Some(request) = self.pings.pop_front() {
             if request.reply.is_closed() {
                 continue;
             }
             let in_flight = self.in_flight.entry(request.slot.endpoint).or_default();
-            if *free == 0 || *in_flight >= self.per_endpoint {
+            if self.pings_in_flight >= max_pings(self.workers) || *in_flight >= self.per_endpoint {
                 waiting.push_back(request);
                 continue;
             }
             *in_flight += 1;
-            self.busy += 1;
-            *free -= 1;
+            self.pings_in_flight += 1;
             // A grant that cannot be delivered comes straight back as `PingDone`.
             let _ = request.reply.send(request.slot.grant());
         }
@@ -383,8 +389,8 @@ impl Scheduler {
         let mut chosen: Vec<DueEntry> = Vec::new();
         // Finished attempts whose results are not yet committed count against the pool
         // too: they are what a crash would repeat, so at most `workers` ever are.
+        self.grant_pings();
         let mut free = self.workers.saturating_sub(self.busy + self.unrecorded);
-        self.grant_pings(&mut free);
         for (endpoint, queue) in self.ready.iter_mut() {
             let in_flight = self.in_flight.entry(*endpoint).or_default();
             while free > 0 && *in_flight < self.per_endpoint {
@@ -437,6 +443,12 @@ impl Scheduler {
         }
         Ok(())
     }
+}
+
+/// The most test pings in flight at once, whatever their endpoints: a quarter of the
+/// delivery pool, at least one.
+fn max_pings(workers: usize) -> usize {
+    (workers / 4).max(1)
 }
 
 /// Whether attempts to `endpoint` may be made now: it is enabled and, for a listener
@@ -583,5 +595,70 @@ mod tests {
         scheduler.load_and_dispatch().unwrap();
         assert_eq!(loaded_for(&scheduler, target), 0, "due: moved from the timer to the ready queue");
         assert_eq!(scheduler.ready.get(&target).map_or(0, VecDeque::len), 1, "no worker free to take it");
+    }
+
+    /// A ping request for `endpoint` whose slot reports to `inbox`'s sender.
+    fn ping(
+        endpoint: EndpointId,
+        to_scheduler: &handoff::Sender<SchedulerMsg>,
+    ) -> (PingRequest, tokio::sync::oneshot::Receiver<super::super::messages::PingSlot>) {
+        let (reply, granted) = tokio::sync::oneshot::channel();
+        (PingRequest { slot: super::super::messages::PingSlot::new(endpoint, to_scheduler.clone()), reply }, granted)
+    }
+
+    #[test]
+    fn pings_take_their_endpoints_slots_within_their_own_bound_and_give_them_back_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let clock = Clock::manual(START_MS);
+        // One slot per endpoint, a pool of 8 workers: at most 2 pings at once.
+        let (work, _work_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (writer, _writer_rx) = handoff::handoff();
+        let mut scheduler = Scheduler::new(Arc::clone(&store), clock, work, writer, (8, 1), Arc::default());
+        let (to_scheduler, inbox) = handoff::handoff();
+        let (x, y, z) = (EndpointId::new(), EndpointId::new(), EndpointId::new());
+
+        let (first, mut first_granted) = ping(x, &to_scheduler);
+        let (second, mut second_granted) = ping(x, &to_scheduler);
+        let (gone, gone_granted) = ping(y, &to_scheduler);
+        drop(gone_granted);
+        let (other, mut other_granted) = ping(y, &to_scheduler);
+        let (third, mut third_granted) = ping(z, &to_scheduler);
+        for request in [first, second, gone, other, third] {
+            scheduler.handle(SchedulerMsg::Ping(request));
+        }
+        scheduler.grant_pings();
+        let first_slot = first_granted.try_recv().expect("x had a free slot");
+        assert!(second_granted.try_recv().is_err(), "x's one slot is taken");
+        let other_slot = other_granted.try_recv().expect("y had a free slot (its abandoned request was dropped)");
+        assert!(third_granted.try_recv().is_err(), "two pings are in flight: the bound for 8 workers");
+        assert_eq!(scheduler.pings_in_flight, 2);
+        assert_eq!(scheduler.busy, 0, "pings do not take the delivery pool");
+
+        // A finished ping gives its endpoint's slot back, and the next in line gets it.
+        drop(first_slot);
+        for msg in inbox.take_queued(usize::MAX) {
+            scheduler.handle(msg);
+        }
+        scheduler.grant_pings();
+        let second_slot = second_granted.try_recv().expect("x's slot came back");
+        assert!(third_granted.try_recv().is_err(), "still two in flight");
+        drop((second_slot, other_slot));
+        for msg in inbox.take_queued(usize::MAX) {
+            scheduler.handle(msg);
+        }
+        scheduler.grant_pings();
+        drop(third_granted.try_recv().expect("room at last"));
+        for msg in inbox.take_queued(usize::MAX) {
+            scheduler.handle(msg);
+        }
+        assert_eq!(scheduler.pings_in_flight, 0);
+        assert!(scheduler.in_flight.values().all(|n| *n == 0), "{:?}", scheduler.in_flight);
+
+        // Once stopping, a ping is not queued: its caller hears the engine stopped.
+        scheduler.handle(SchedulerMsg::Shutdown);
+        let (late, mut late_granted) = ping(x, &to_scheduler);
+        scheduler.handle(SchedulerMsg::Ping(late));
+        assert!(matches!(late_granted.try_recv(), Err(tokio::sync::oneshot::error::TryRecvError::Closed)));
     }
 }

@@ -61,13 +61,20 @@ impl RedbStore {
     /// Writes a consistent copy of the store to a new file at `path` (which must not
     /// exist) and syncs it to disk.
     pub fn backup_to(&self, path: &Path) -> Result<BackupSummary, BackupError> {
+        self.copy_to(path, &|record| Ok(record.to_vec()))
+    }
+
+    /// Writes a consistent copy to a new file at `path`, each endpoint record passed
+    /// through `endpoint` on its way (the copy that seals secrets stored in clear, so they
+    /// never reach the new file in clear).
+    pub(super) fn copy_to(&self, path: &Path, endpoint: &EndpointCopy<'_>) -> Result<BackupSummary, BackupError> {
         super::file_modes::create_owner_only(path).map_err(|e| BackupError::target(redb::Error::Io(e)))?;
         // redb writes a new database into the empty file, keeping its mode.
         let target = Database::builder().create(path).map_err(BackupError::target)?;
         let summary = self.with_db(|db| {
             let from = db.begin_read().map_err(StoreError::from)?;
             let to = target.begin_write().map_err(BackupError::target)?;
-            let summary = copy_every_table(&from, &to)?;
+            let summary = copy_every_table(&from, &to, endpoint)?;
             to.commit().map_err(BackupError::target)?;
             Ok::<_, BackupError>(summary)
         })?;
@@ -76,8 +83,15 @@ impl RedbStore {
     }
 }
 
+/// What a copy does to each endpoint record (its stored bytes) on the way.
+pub(super) type EndpointCopy<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>, StoreError> + 'a;
+
 /// Copies every table of [`tables`] from the snapshot into `to`.
-fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<BackupSummary, BackupError> {
+fn copy_every_table(
+    from: &ReadTransaction,
+    to: &WriteTransaction,
+    endpoint: &EndpointCopy<'_>,
+) -> Result<BackupSummary, BackupError> {
     let mut summary = BackupSummary::default();
     let mut add = |rows: u64| {
         summary.tables += 1;
@@ -92,7 +106,7 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
     add(copy(from, to, tables::APP_UIDS)?);
     add(copy(from, to, tables::DEFAULT_APPS)?);
     add(copy(from, to, tables::DELETED_APPS)?);
-    add(copy(from, to, tables::ENDPOINTS)?);
+    add(copy_endpoints(from, to, endpoint)?);
     add(copy(from, to, tables::ENDPOINT_HEALTH)?);
     add(copy(from, to, tables::ENDPOINT_LABELS)?);
     add(copy(from, to, tables::ENDPOINT_SUBSCRIPTIONS)?);
@@ -121,6 +135,23 @@ fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<Bac
     add(copy(from, to, tables::EVENT_TYPES)?);
     add(copy(from, to, tables::LISTENERS)?);
     Ok(summary)
+}
+
+/// Copies the endpoints, each record through `endpoint`; returns the row count.
+fn copy_endpoints(
+    from: &ReadTransaction,
+    to: &WriteTransaction,
+    endpoint: &EndpointCopy<'_>,
+) -> Result<u64, BackupError> {
+    let source = from.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
+    let mut target = to.open_table(tables::ENDPOINTS).map_err(BackupError::target)?;
+    let mut rows = 0;
+    for entry in source.iter().map_err(StoreError::from)? {
+        let (key, value) = entry.map_err(StoreError::from)?;
+        target.insert(key.value(), endpoint(value.value())?.as_slice()).map_err(BackupError::target)?;
+        rows += 1;
+    }
+    Ok(rows)
 }
 
 /// Copies one table; returns its row count.
