@@ -12,6 +12,7 @@ use crate::store::StoreError;
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial", include_str!("migrations/0001_initial.sql")),
     (2, "listener holders", include_str!("migrations/0002_listener_holders.sql")),
+    (3, "sealed secrets", include_str!("migrations/0003_sealed_secrets.sql")),
 ];
 
 /// The advisory lock key held while migrating ("stile" in ASCII, then 1).

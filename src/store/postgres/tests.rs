@@ -605,7 +605,7 @@ fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data() {
             Ok(rows.iter().map(|row| row.get(0)).collect())
         })
         .unwrap();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     assert_eq!(store.endpoint(owner, endpoint.id).unwrap().map(|e| e.id), Some(endpoint.id));
     let claimed = store.due_entries(None, 1_700_000_000_000, 10).unwrap();
     assert_eq!(claimed.len(), 1, "the queued attempt is claimed through the new columns");
