@@ -66,6 +66,55 @@ impl Drop for Claim {
     }
 }
 
+/// A key held for a running request in a database other processes share: let go when
+/// dropped unless its answer was stored, however the request ends (an error, a failed
+/// write, a dropped connection, a stop), so the key is not refused until its hold goes
+/// stale. Holds nothing on a redb file, where the in-memory [`Claim`] is the hold.
+struct StoreHold {
+    state: web::Data<AppState>,
+    owner: Owner,
+    key: String,
+    fingerprint: String,
+    /// When the hold was taken: with the fingerprint, which marker is this request's.
+    since: i64,
+    /// Whether nothing is left to do: the answer was stored (it replaced the marker), or
+    /// the key was let go.
+    settled: bool,
+}
+
+impl StoreHold {
+    /// Lets go of the key now, before the answer goes out, so a corrected retry finds it
+    /// free at once.
+    async fn let_go(mut self) {
+        self.settled = true;
+        if !self.state.store.is_shared() {
+            return;
+        }
+        let (owner, key, fingerprint, since) = (self.owner, self.key.clone(), self.fingerprint.clone(), self.since);
+        let let_go = blocking(&self.state, move |store| store.abandon_idempotent(owner, &key, &fingerprint, since));
+        if let Err(err) = let_go.await {
+            tracing::warn!(error = %err, "an idempotency key could not be let go; it frees itself later");
+        }
+    }
+}
+
+impl Drop for StoreHold {
+    fn drop(&mut self) {
+        if self.settled || !self.state.store.is_shared() {
+            return;
+        }
+        let store = std::sync::Arc::clone(&self.state.store);
+        let (owner, key, fingerprint, since) =
+            (self.owner, std::mem::take(&mut self.key), std::mem::take(&mut self.fingerprint), self.since);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn_blocking(move || {
+            if let Err(err) = store.abandon_idempotent(owner, &key, &fingerprint, since) {
+                tracing::warn!(error = %err, "an idempotency key could not be let go; it frees itself later");
+            }
+        });
+    }
+}
+
 /// What the first half of the middleware decided.
 enum Before {
     /// No key, or not a POST: pass through untouched.
@@ -73,7 +122,7 @@ enum Before {
     /// Answer with this stored response.
     Replay(HttpResponse),
     /// Run the request, then store its response under the claimed key.
-    Run { state: web::Data<AppState>, owner: Owner, key: String, fingerprint: String, claim: Claim },
+    Run { hold: StoreHold, claim: Claim },
 }
 
 /// Middleware: replays or records responses of POST requests that carry the header.
@@ -84,22 +133,19 @@ pub async fn idempotent_posts(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let (state, owner, key, fingerprint, _claim) = match before(&mut req).await {
+    // Both let go of the key when dropped, however this ends.
+    let (mut hold, _claim) = match before(&mut req).await {
         Err(err) => return Ok(req.error_response(err)),
         Ok(Before::PassThrough) => return Ok(next.call(req).await?.map_into_boxed_body()),
         Ok(Before::Replay(replay)) => return Ok(req.into_response(replay)),
-        Ok(Before::Run { state, owner, key, fingerprint, claim }) => (state, owner, key, fingerprint, claim),
+        Ok(Before::Run { hold, claim }) => (hold, claim),
     };
-    let response = next.call(req).await;
-    let succeeded = response.as_ref().is_ok_and(|r| r.status().is_success());
-    if !succeeded {
+    let response = next.call(req).await?;
+    if !response.status().is_success() {
         // No answer to keep: the key is free for a corrected request.
-        if let Err(err) = blocking(&state, move |store| store.abandon_idempotent(owner, &key)).await {
-            tracing::warn!(error = %err, "an idempotency key could not be let go; it frees itself later");
-        }
-        return Ok(response?.map_into_boxed_body());
+        hold.let_go().await;
+        return Ok(response.map_into_boxed_body());
     }
-    let response = response?;
     let (request, response) = response.into_parts();
     let (head, response_body) = response.into_parts();
     let Ok(bytes) = body::to_bytes(response_body).await else {
@@ -107,15 +153,17 @@ pub async fn idempotent_posts(
         return Ok(ServiceResponse::new(request, err.error_response()));
     };
     let record = IdempotencyRecord {
-        fingerprint,
+        fingerprint: hold.fingerprint.clone(),
         status: head.status().as_u16(),
         body: String::from_utf8_lossy(&bytes).into_owned(),
-        created: state.engine.clock().now(),
+        created: hold.state.engine.clock().now(),
     };
-    if let Err(err) = blocking(&state, move |store| store.put_idempotency_record(owner, &key, &record)).await {
+    let (owner, key) = (hold.owner, hold.key.clone());
+    match blocking(&hold.state, move |store| store.put_idempotency_record(owner, &key, &record)).await {
+        Ok(()) => hold.settled = true,
         // The request itself succeeded and is committed; only its replay record is
         // missing, so a retry would run it again. Say so in the log, answer as done.
-        tracing::warn!(error = %err, "idempotency record not stored");
+        Err(err) => tracing::warn!(error = %err, "idempotency record not stored"),
     }
     let mut head = head.set_body(BoxBody::new(bytes));
     head.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
@@ -152,7 +200,10 @@ async fn before(req: &mut ServiceRequest) -> Result<Before, ApiError> {
     let now = state.engine.clock().now();
     let begun = blocking(&state, move |store| store.begin_idempotent(owner, &lookup_key, &print, now)).await?;
     let stored = match begun {
-        IdempotencyBegin::Run => return Ok(Before::Run { state, owner, key, fingerprint, claim }),
+        IdempotencyBegin::Run => {
+            let hold = StoreHold { state, owner, key, fingerprint, since: now, settled: false };
+            return Ok(Before::Run { hold, claim });
+        }
         IdempotencyBegin::InProgress => return Err(in_use(&key)),
         IdempotencyBegin::Answered(stored) => stored,
     };

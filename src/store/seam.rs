@@ -190,7 +190,7 @@ seam! {
     /// Begins a request with an idempotency key: its stored answer, or leave to run.
     pub fn begin_idempotent(&self, owner: Owner, key: &str, fingerprint: &str, now: i64) -> Result<IdempotencyBegin, StoreError>;
     /// Lets go of a key whose request stored no answer.
-    pub fn abandon_idempotent(&self, owner: Owner, key: &str) -> Result<(), StoreError>;
+    pub fn abandon_idempotent(&self, owner: Owner, key: &str, fingerprint: &str, since: i64) -> Result<(), StoreError>;
     /// Stores the answer to an idempotency key.
     pub fn put_idempotency_record(&self, owner: Owner, key: &str, record: &IdempotencyRecord) -> Result<(), StoreError>;
 

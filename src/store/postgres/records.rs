@@ -92,15 +92,18 @@ impl PgStore {
         Ok(IdempotencyRecord::begin(Some(found.opened(&self.sealer, owner, key)?), now))
     }
 
-    /// Lets go of a key whose request stored no answer: removes its marker, so the client
-    /// may retry the (corrected) request with the same key at once.
-    pub fn abandon_idempotent(&self, owner: Owner, key: &str) -> Result<(), StoreError> {
+    /// Lets go of a key whose request stored no answer: removes its marker (the one it
+    /// wrote at `since` for `fingerprint`: a marker another request took over after this
+    /// one's went stale is left alone), so the client may retry the (corrected) request
+    /// with the same key at once.
+    pub fn abandon_idempotent(&self, owner: Owner, key: &str, fingerprint: &str, since: i64) -> Result<(), StoreError> {
         self.run(async {
             let client = self.client().await?;
             client
                 .exec(
-                    "DELETE FROM idempotency WHERE app = $1 AND key = $2 AND (record->>'status')::int = 0",
-                    &[&uuid(owner.app.as_u128()), &key],
+                    "DELETE FROM idempotency WHERE app = $1 AND key = $2 AND (record->>'status')::int = 0
+                       AND created = $3 AND record->>'fingerprint' = $4",
+                    &[&uuid(owner.app.as_u128()), &key, &since, &fingerprint],
                 )
                 .await?;
             Ok(())
