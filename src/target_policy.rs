@@ -200,17 +200,24 @@ fn is_loopback_host(host: &Host<&str>) -> bool {
 /// AWS's instance metadata service over IPv6 (the IPv4 one is link-local, 169.254.169.254).
 const AWS_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
 
+/// Alibaba Cloud's instance metadata service (outside link-local, in carrier-grade NAT).
+const ALIBABA_METADATA_V4: Ipv4Addr = Ipv4Addr::new(100, 100, 100, 200);
+
 /// Whether an address is link-local (169.254.0.0/16, fe80::/10: where cloud metadata
 /// services answer) or a cloud metadata address, itself or embedded in IPv6. No webhook is
 /// ever meant for one, so every mode refuses it and the allow-list cannot allow it: a
 /// staging box's credentials are as worth stealing as production's.
 pub fn is_link_local_or_metadata(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V4(v4) => is_link_local_or_metadata_v4(v4),
         IpAddr::V6(v6) => {
-            v6.is_unicast_link_local() || v6 == AWS_METADATA_V6 || embedded_ipv4(v6).any(|v4| v4.is_link_local())
+            v6.is_unicast_link_local() || v6 == AWS_METADATA_V6 || embedded_ipv4(v6).any(is_link_local_or_metadata_v4)
         }
     }
+}
+
+fn is_link_local_or_metadata_v4(ip: Ipv4Addr) -> bool {
+    ip.is_link_local() || ip == ALIBABA_METADATA_V4
 }
 
 /// Whether an address is one no public webhook target can have: loopback, private,
@@ -452,6 +459,8 @@ mod tests {
             "fe80::1",
             "febf::1",
             "fd00:ec2::254",
+            "100.100.100.200",
+            "::ffff:100.100.100.200",
             "::ffff:169.254.169.254",
             "::169.254.169.254",
             "::a9fe:a9fe",

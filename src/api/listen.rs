@@ -96,12 +96,6 @@ async fn listen(
             "GET /v1/listen is a WebSocket: connect with `stile listen --forward-to <url>`.",
         )
     })?;
-    // From here the connection carries a session's frames for as long as it lasts, not
-    // requests that must arrive within the request timeout.
-    if let Some(connection) = super::connection::Connection::of(&req) {
-        connection.mark_upgraded();
-    }
-
     let owner = caller.owner;
     let key_hash = hash_api_key(&key);
     let request = ListenRequest { forward_to, events, now: state.engine.clock().now() };
@@ -143,6 +137,12 @@ async fn listen(
         status: if endpoint.status == EndpointStatus::Enabled { "enabled" } else { "disabled" }.into(),
         timeout_ms: state.config.delivery.timeout.as_millis() as u64,
     };
+    // From here the connection carries a session's frames for as long as it lasts, not
+    // requests that must arrive within the request timeout (marked only once nothing can
+    // fail before the 101 goes out).
+    if let Some(connection) = super::connection::Connection::of(&req) {
+        connection.mark_upgraded();
+    }
     let store = Arc::clone(&state.store);
     let clock = state.engine.clock().clone();
     actix_web::rt::spawn(async move {

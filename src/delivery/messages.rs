@@ -52,6 +52,7 @@ pub(super) struct PingSlot {
     pub(super) endpoint: EndpointId,
     /// Whether the scheduler counted it in flight.
     granted: bool,
+    /// Where `PingDone` goes when a granted slot is dropped.
     scheduler: super::handoff::Sender<SchedulerMsg>,
 }
 

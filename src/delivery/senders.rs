@@ -49,7 +49,10 @@ impl Senders {
         let secrets = match endpoint.live_secrets(&self.sealer, out.now) {
             Ok(secrets) => secrets,
             // Never sent unsigned: the attempt fails, and says why.
-            Err(_) => return (unsigned(), Vec::new()),
+            Err(err) => {
+                tracing::error!(endpoint = %endpoint.id, error = %err, "an endpoint's signing secret does not open with the payload key");
+                return (unsigned(), Vec::new());
+            }
         };
         let headers = super::signed_headers(&secrets, &out.event_id, &out.body, out.now);
         if endpoint.is_listener() {

@@ -170,6 +170,7 @@ pub struct Guarded<T> {
     unchecked: BytesMut,
     /// Bytes the decoder accepted, for the dispatcher to read.
     ready: BytesMut,
+    /// Where the connection is: between requests, a request arriving, cut, or passed through.
     phase: Phase,
     /// The socket's read side has ended.
     read_eof: bool,
@@ -398,12 +399,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<T> {
                 return Poll::Ready(Ok(()));
             }
             let now = Instant::now();
-            if let Some(limit) = this.missed(now) {
-                this.time_out(limit);
-                continue;
-            }
             this.raw.reserve(READ_CHUNK_BYTES);
             let before = this.raw.len();
+            // What has arrived is taken before the deadline is looked at: the time the
+            // dispatcher did not ask for bytes (it pauses while it holds an unread body)
+            // is not the client's.
             match poll_read_buf(Pin::new(&mut this.io), cx, &mut this.raw) {
                 Poll::Ready(Ok(0)) => this.read_eof = true,
                 Poll::Ready(Ok(_)) => {
@@ -414,10 +414,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<T> {
                     this.check(now);
                 }
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending => match this.next_look(now) {
-                    Some(at) if this.poll_timer(cx, at).is_ready() => {}
-                    _ => return Poll::Pending,
-                },
+                Poll::Pending => {
+                    if let Some(limit) = this.missed(now) {
+                        this.time_out(limit);
+                        continue;
+                    }
+                    match this.next_look(now) {
+                        Some(at) if this.poll_timer(cx, at).is_ready() => {}
+                        _ => return Poll::Pending,
+                    }
+                }
             }
         }
     }

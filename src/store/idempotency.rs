@@ -108,7 +108,13 @@ impl RedbStore {
 
     /// Lets go of a key whose request stored no answer. Nothing was written for it here
     /// (see [`RedbStore::begin_idempotent`]).
-    pub fn abandon_idempotent(&self, _owner: Owner, _key: &str, _fingerprint: &str, _since: i64) -> Result<(), StoreError> {
+    pub fn abandon_idempotent(
+        &self,
+        _owner: Owner,
+        _key: &str,
+        _fingerprint: &str,
+        _since: i64,
+    ) -> Result<(), StoreError> {
         Ok(())
     }
 
