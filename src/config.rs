@@ -449,28 +449,6 @@ impl Config {
         }
     }
 
-    /// Opens the store the config names: the redb file in the data directory, or the
-    /// Postgres database (the payload key file in the data directory either way, unless
-    /// `payload_key_file` says otherwise).
-    pub fn open_store(&self) -> Result<crate::store::Store, crate::store::OpenError> {
-        let options = self.store_options();
-        match self.store.backend {
-            Backend::Redb => crate::store::Store::open_with(&self.server.data_dir, &options),
-            Backend::Postgres => {
-                crate::store::file_modes::create_private_dir(&self.server.data_dir)
-                    .map_err(|e| crate::store::OpenError::CreateDir(self.server.data_dir.clone(), e))?;
-                let pg = crate::store::postgres::PgOptions {
-                    url: self.store.postgres_url.0.clone(),
-                    pool_size: self.store.postgres_pool_size,
-                    statement_timeout: self.store.postgres_statement_timeout,
-                    key_file: options.key_file(&self.server.data_dir),
-                    claim_lease: self.store.postgres_claim_lease,
-                };
-                crate::store::postgres::PgStore::connect(&pg).map(|pg| crate::store::Store::Postgres(Box::new(pg)))
-            }
-        }
-    }
-
     /// The path of the redb data file.
     pub fn data_file(&self) -> PathBuf {
         self.server.data_dir.join(crate::store::DATA_FILE_NAME)
