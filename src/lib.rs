@@ -121,9 +121,9 @@ pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, Star
         first_key = Some(key);
     }
     let keys = ApiKeys::new(&config.auth.keys, &stored);
-    let store = Arc::new(store);
+    let (store, queue) = store.into_shared();
     let metrics = Arc::new(metrics::Metrics::new());
-    let engine = delivery::Engine::start(Arc::clone(&store), clock, &config, Arc::clone(&metrics))?;
+    let engine = delivery::Engine::start(queue, clock, &config, Arc::clone(&metrics))?;
     let default_apps = store.default_apps()?;
     let shared_store = store.is_shared();
     let state = AppState::new(config, event_types, store, keys, engine, metrics, admin_token, default_apps);

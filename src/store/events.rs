@@ -413,7 +413,11 @@ impl RedbStore {
     /// commit, without a word to the scheduler: for tests of the pieces below the engine,
     /// and for the benchmark to fill a data file before a server starts on it (the engine
     /// publishes through its writer).
-    pub fn publish_events(&self, events: &[NewEvent], now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError> {
+    pub(in crate::store) fn publish_events(
+        &self,
+        events: &[NewEvent],
+        now_ms: u64,
+    ) -> Result<(Vec<Published>, Scheduled), StoreError> {
         self.write(|tx| publish_in(tx, &self.sealer, &self.names, events, now_ms))
     }
 
@@ -513,7 +517,7 @@ impl RedbStore {
     /// endpoint to which the event failed for good longer ago than its undelivered-payload
     /// window (`default_hours` unless it sets its own) gets nothing: named, that is
     /// [`Resent::PayloadExpired`]; otherwise it is left out.
-    pub fn resend_event(
+    pub(in crate::store) fn resend_event(
         &self,
         owner: Owner,
         id: EventId,

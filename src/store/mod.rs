@@ -27,6 +27,7 @@ pub mod pagination;
 pub mod portal_sessions;
 pub mod postgres;
 pub mod queue;
+pub mod queue_writes;
 pub mod recovery;
 pub mod retention;
 pub mod scheduling;
@@ -37,6 +38,7 @@ pub mod sessions;
 pub mod stats;
 mod tables;
 
+pub use queue_writes::QueueWrites;
 pub use seam::Store;
 
 use std::io::ErrorKind;
