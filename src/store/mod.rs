@@ -10,6 +10,8 @@ pub mod apps;
 pub mod attempt_record;
 pub mod attempts;
 pub mod backup;
+#[cfg(test)]
+mod conformance;
 pub mod endpoints;
 pub mod event_body;
 pub mod event_types;
