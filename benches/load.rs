@@ -631,7 +631,8 @@ fn startup_with_history(events: u64) -> serde_json::Value {
     let data = dir.path().join("data");
     let filled = Instant::now();
     {
-        let store = stile::store::Store::open(&data).expect("the data file opens");
+        // Written as the engine's writer would write them (no engine runs here).
+        let (_, store) = stile::store::Store::open(&data).expect("the data file opens").into_shared();
         let owner = store.default_apps().unwrap().of(stile::mode::Mode::Test);
         let start_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
             - events / 10;

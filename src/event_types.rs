@@ -16,7 +16,7 @@ pub const BUILT_IN: [&str; 7] = [
     "verification_session.expired",
 ];
 
-/// Kayle's names (seed 003) for four built-in types, as (Kayle name, built-in type).
+/// The Kayle endpoints API's names for four built-in types, as (Kayle name, built-in type).
 /// They are names to subscribe to, not types of their own: an endpoint subscribed to one
 /// receives the built-in type's events with `type` set to the Kayle name, and they cannot
 /// be published.
@@ -289,9 +289,8 @@ impl EventTypes {
             );
         }
         for (kayle, built_in) in KAYLE_NAMES {
-            let description = format!(
-                "Kayle's name (seed 003) for `{built_in}`: subscribe to it to receive that type under this name."
-            );
+            let description =
+                format!("Kayle's name for `{built_in}`: subscribe to it to receive that type under this name.");
             let entry = fixed_entry(kayle, description, (None, None), Source::BuiltIn, Some(built_in), None);
             fixed.insert(kayle.to_string(), entry);
         }

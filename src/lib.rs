@@ -1,4 +1,5 @@
-//! stile: a self-hosted webhook server in one binary, with its data in one redb file.
+//! stile: a self-hosted webhook server in one binary, with its data in one redb file or in
+//! a Postgres database shared by any number of its processes.
 //!
 //! [`prepare`] opens the store and settles the API keys; [`serve`] (from [`server`]) runs
 //! the HTTP server on a listener the caller bound until the caller's shutdown future
@@ -69,6 +70,30 @@ pub struct Prepared {
     pub first_key: Option<String>,
 }
 
+/// Opens the store `config` names: the redb file in the data directory, or the Postgres
+/// database (the payload key file in the data directory either way, unless
+/// `payload_key_file` says otherwise). Configuration only describes the store; this is
+/// where it is opened.
+pub fn open_store(config: &Config) -> Result<store::Store, store::OpenError> {
+    let options = config.store_options();
+    let data_dir = &config.server.data_dir;
+    match config.store.backend {
+        config::Backend::Redb => store::Store::open_with(data_dir, &options),
+        config::Backend::Postgres => {
+            store::file_modes::create_private_dir(data_dir)
+                .map_err(|e| store::OpenError::CreateDir(data_dir.clone(), e))?;
+            let pg = store::postgres::PgOptions {
+                url: config.store.postgres_url.0.clone(),
+                pool_size: config.store.postgres_pool_size,
+                statement_timeout: config.store.postgres_statement_timeout,
+                key_file: options.key_file(data_dir),
+                claim_lease: config.store.postgres_claim_lease,
+            };
+            store::postgres::PgStore::connect(&pg).map(|pg| store::Store::Postgres(Box::new(pg)))
+        }
+    }
+}
+
 /// Opens the data file and loads the API keys, creating a first test key when there is
 /// no key at all.
 pub fn prepare(config: Config) -> Result<Prepared, StartError> {
@@ -82,7 +107,7 @@ pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, Star
     // a `Config` built in code has not been through it.
     let event_types = crate::event_types::EventTypes::with_declared(&config.events.custom_types, &config.events.types)
         .map_err(StartError::EventTypes)?;
-    let store = config.open_store()?;
+    let store = open_store(&config)?;
     for skipped in event_types.load(store.event_types()?) {
         tracing::warn!("{skipped}");
     }
@@ -96,9 +121,9 @@ pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, Star
         first_key = Some(key);
     }
     let keys = ApiKeys::new(&config.auth.keys, &stored);
-    let store = Arc::new(store);
+    let (store, queue) = store.into_shared();
     let metrics = Arc::new(metrics::Metrics::new());
-    let engine = delivery::Engine::start(Arc::clone(&store), clock, &config, Arc::clone(&metrics))?;
+    let engine = delivery::Engine::start(queue, clock, &config, Arc::clone(&metrics))?;
     let default_apps = store.default_apps()?;
     let shared_store = store.is_shared();
     let state = AppState::new(config, event_types, store, keys, engine, metrics, admin_token, default_apps);

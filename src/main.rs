@@ -285,7 +285,7 @@ fn thousands(n: u64) -> String {
 
 fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
     let Loaded { config, .. } = load_config(&args.overrides())?;
-    Ok(config.open_store()?)
+    Ok(stile::open_store(&config)?)
 }
 
 fn backup(file: &std::path::Path, url: Option<String>, token: Option<String>, args: &StoreArgs) -> anyhow::Result<()> {

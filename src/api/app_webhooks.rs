@@ -29,7 +29,7 @@ use crate::store::endpoints::{EndpointRecord, EndpointStatus};
 use crate::store::pagination::{Cursor, ListError, PageRequest};
 
 /// The OpenAPI tag of this dialect's routes.
-const TAG: &str = "App webhooks (seed 004)";
+const TAG: &str = "App webhooks API";
 
 /// `limit` of a delivery page when the request gives none.
 const DEFAULT_DELIVERY_LIMIT: usize = 20;

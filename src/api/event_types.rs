@@ -50,7 +50,7 @@ pub struct EventType {
     pub source: Source,
     /// Whether stile emits it itself (`source` is `built_in`).
     pub built_in: bool,
-    /// For Kayle's names (seed 003), the built-in type this is another name for: it
+    /// For the Kayle endpoints API's names, the built-in type this is another name for: it
     /// cannot be published, and endpoints subscribed to it receive that type's events
     /// under this name. Null for every other type.
     pub alias_of: Option<&'static str>,

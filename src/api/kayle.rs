@@ -31,7 +31,7 @@ use crate::ids::{AppId, EndpointId};
 use crate::store::endpoints::{EndpointRecord, EndpointStatus};
 
 /// The OpenAPI tag of this dialect's routes.
-const TAG: &str = "Kayle endpoints (seed 003)";
+const TAG: &str = "Kayle endpoints API";
 
 /// `limit` of a list page when the request gives none.
 const DEFAULT_LIST_LIMIT: usize = 20;

@@ -13,8 +13,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::http::{RESPONSE_EXCERPT_BYTES, SendOutcome};
+use super::listen_wire as wire;
 use crate::ids::EndpointId;
-use crate::listen::wire;
 
 /// One attempt handed to a connection, and where its result goes.
 #[derive(Debug)]

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod error;
 mod handoff;
 pub mod http;
+pub mod listen_wire;
 pub mod listeners;
 mod messages;
 mod ping_rate;

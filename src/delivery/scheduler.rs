@@ -20,7 +20,7 @@ use crate::ids::{DeliveryId, EndpointId};
 use crate::store::attempts::AttemptStatus;
 use crate::store::endpoints::{EndpointRecord, EndpointStatus};
 use crate::store::queue::{DueEntry, QueueKey, Scheduled};
-use crate::store::{Store, StoreError};
+use crate::store::{QueueWrites, StoreError};
 
 /// How far ahead of now queue entries are loaded into memory, in ms.
 const NEAR_WINDOW_MS: u64 = 1_000;
@@ -53,7 +53,7 @@ struct LoadLimits {
 
 /// The scheduler's state; owned by its thread.
 pub(super) struct Scheduler {
-    store: Arc<Store>,
+    store: QueueWrites,
     /// Which listener endpoints have a CLI connected (the others' attempts wait).
     listeners: Arc<Listeners>,
     clock: Clock,
@@ -104,7 +104,7 @@ impl Scheduler {
     /// A scheduler over `store`'s queue that hands attempts to `work` and results to
     /// `writer`, keeping at most `workers` in flight, `per_endpoint` per endpoint.
     pub(super) fn new(
-        store: Arc<Store>,
+        store: QueueWrites,
         clock: Clock,
         work: tokio::sync::mpsc::UnboundedSender<WorkItem>,
         writer: Sender<WriteJob>,
@@ -461,18 +461,19 @@ fn deliverable(listeners: &Listeners, endpoint: &EndpointRecord) -> bool {
 mod tests {
     use super::*;
     use crate::mode::Mode;
+    use crate::store::Store;
     use crate::store::endpoints::EndpointRecord;
     use crate::store::events::NewEvent;
 
     const START_MS: u64 = 1_800_000_000_000;
 
-    fn endpoint(store: &Store, event_type: &str) -> EndpointId {
+    fn endpoint(store: &QueueWrites, event_type: &str) -> EndpointId {
         let record = EndpointRecord::for_test(store.test_owner(Mode::Test), "http://127.0.0.1:9/", event_type);
         store.insert_endpoint(&record).unwrap();
         record.id
     }
 
-    fn publish(store: &Store, event_type: &str, n: usize, now_ms: u64) -> Scheduled {
+    fn publish(store: &QueueWrites, event_type: &str, n: usize, now_ms: u64) -> Scheduled {
         let events: Vec<NewEvent> = (0..n)
             .map(|_| {
                 crate::payload::new_event(
@@ -491,16 +492,16 @@ mod tests {
         scheduler.timer.values().filter(|e| e.endpoint == endpoint).count()
     }
 
-    fn scheduler(store: &Arc<Store>, clock: &Clock) -> Scheduler {
+    fn scheduler(store: &QueueWrites, clock: &Clock) -> Scheduler {
         let (work, _work_rx) = tokio::sync::mpsc::unbounded_channel();
         let (writer, _writer_rx) = handoff::handoff();
-        Scheduler::new(Arc::clone(store), clock.clone(), work, writer, (0, 1), Arc::default())
+        Scheduler::new(store.clone(), clock.clone(), work, writer, (0, 1), Arc::default())
     }
 
     #[test]
     fn one_endpoints_backlog_cannot_fill_memory_and_is_reloaded_as_it_drains() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store = Store::open(dir.path()).unwrap().into_shared().1;
         let clock = Clock::manual(START_MS);
         let busy = endpoint(&store, "a.x");
         let other = endpoint(&store, "b.x");
@@ -539,7 +540,7 @@ mod tests {
     #[test]
     fn entries_scheduled_behind_the_scan_position_are_found_once_heard_of() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store = Store::open(dir.path()).unwrap().into_shared().1;
         let clock = Clock::manual(START_MS);
         let target = endpoint(&store, "a.x");
         let mut scheduler = scheduler(&store, &clock);
@@ -560,7 +561,7 @@ mod tests {
     #[test]
     fn word_from_another_process_is_looked_at_soon_with_the_looks_gathered() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store = Store::open(dir.path()).unwrap().into_shared().1;
         let clock = Clock::manual(START_MS);
         let target = endpoint(&store, "a.x");
         let mut scheduler = scheduler(&store, &clock);
@@ -579,7 +580,7 @@ mod tests {
     #[test]
     fn entries_load_when_the_clock_brings_them_into_the_near_window() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store = Store::open(dir.path()).unwrap().into_shared().1;
         let clock = Clock::manual(START_MS);
         let target = endpoint(&store, "a.x");
         let mut scheduler = scheduler(&store, &clock);
@@ -609,12 +610,12 @@ mod tests {
     #[test]
     fn pings_take_their_endpoints_slots_within_their_own_bound_and_give_them_back_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let (_, store) = Store::open(dir.path()).unwrap().into_shared();
         let clock = Clock::manual(START_MS);
         // One slot per endpoint, a pool of 8 workers: at most 2 pings at once.
         let (work, _work_rx) = tokio::sync::mpsc::unbounded_channel();
         let (writer, _writer_rx) = handoff::handoff();
-        let mut scheduler = Scheduler::new(Arc::clone(&store), clock, work, writer, (8, 1), Arc::default());
+        let mut scheduler = Scheduler::new(store, clock, work, writer, (8, 1), Arc::default());
         let (to_scheduler, inbox) = handoff::handoff();
         let (x, y, z) = (EndpointId::new(), EndpointId::new(), EndpointId::new());
 

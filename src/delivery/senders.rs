@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::http::{HttpSender, SendOutcome};
+use super::listen_wire as wire;
 use super::listeners::Listeners;
-use crate::listen::wire;
 use crate::store::endpoints::EndpointRecord;
 use crate::store::sealing::Sealer;
 

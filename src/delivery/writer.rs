@@ -30,7 +30,7 @@ use super::policy::Policy;
 use crate::clock::Clock;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::metrics::{Metrics, Outcome};
-use crate::store::Store;
+use crate::store::QueueWrites;
 use crate::store::attempts::AttemptResult;
 use crate::store::events::{NewEvent, Published};
 use crate::store::scheduling::Written;
@@ -113,7 +113,7 @@ impl Batch {
 /// write answers its publishes with the error and is retried for its results, so no
 /// result is dropped; when publishes and results fail together they are written apart.
 pub(super) fn run(
-    store: Arc<Store>,
+    store: QueueWrites,
     clock: Clock,
     jobs: Receiver<WriteJob>,
     scheduler: Sender<SchedulerMsg>,
@@ -227,15 +227,16 @@ mod tests {
     use super::*;
     use crate::delivery::handoff::handoff;
     use crate::mode::Mode;
+    use crate::store::Store;
     use crate::store::endpoints::EndpointRecord;
     use crate::store::queue::QueueKey;
 
     const NOW_MS: u64 = 1_800_000_000_000;
 
     /// A store with one endpoint and `n` published events; the queue keys of their attempts.
-    fn store_with_attempts(n: usize) -> (tempfile::TempDir, Arc<Store>, EndpointId, Vec<QueueKey>) {
+    fn store_with_attempts(n: usize) -> (tempfile::TempDir, QueueWrites, EndpointId, Vec<QueueKey>) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let store = Store::open(dir.path()).unwrap().into_shared().1;
         let endpoint = EndpointRecord::for_test(store.test_owner(Mode::Test), "http://127.0.0.1:9/", "*");
         store.insert_endpoint(&endpoint).unwrap();
         let events: Vec<NewEvent> = (0..n).map(|_| an_event(&store)).collect();
@@ -244,7 +245,7 @@ mod tests {
     }
 
     /// A new event of type `a.b` in the test mode's default application.
-    fn an_event(store: &Store) -> NewEvent {
+    fn an_event(store: &QueueWrites) -> NewEvent {
         crate::payload::new_event(
             store.test_owner(Mode::Test),
             "a.b",
@@ -271,7 +272,7 @@ mod tests {
 
     /// Starts a writer on `store` with `queued` already waiting for it.
     fn start(
-        store: &Arc<Store>,
+        store: &QueueWrites,
         queued: Vec<WriteJob>,
     ) -> (Sender<WriteJob>, Receiver<SchedulerMsg>, std::thread::JoinHandle<()>) {
         let (jobs, jobs_rx) = handoff();
@@ -280,7 +281,7 @@ mod tests {
         }
         let (scheduler, inbox) = handoff();
         let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600), undelivered_hours: 72 };
-        let store = Arc::clone(store);
+        let store = store.clone();
         let clock = Clock::manual(NOW_MS);
         let thread =
             std::thread::spawn(move || run(store, clock, jobs_rx, scheduler, policy, Duration::ZERO, Arc::default()));

@@ -13,9 +13,9 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::wire::{self, ClientMessage, ServerMessage};
 use crate::config::Config;
 use crate::delivery::http::{HttpSender, SendOutcome};
+use crate::delivery::listen_wire::{self as wire, ClientMessage, ServerMessage};
 
 /// The first wait before reconnecting; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);

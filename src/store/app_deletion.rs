@@ -53,7 +53,7 @@ const ENDED_BY: &str = "application deleted";
 
 impl RedbStore {
     /// Deletes an application of `mode` (not the default one): see the module doc.
-    pub fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError> {
+    pub(in crate::store) fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError> {
         self.write(|tx| {
             let mut apps = tx.open_table(tables::APPS)?;
             let key = (u128::from(mode.as_u8()), id.as_u128());

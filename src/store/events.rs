@@ -190,7 +190,7 @@ impl EventFilter {
         low..=high
     }
 
-    fn keeps(&self, meta: &EventMeta) -> bool {
+    pub(super) fn keeps(&self, meta: &EventMeta) -> bool {
         self.event_type.as_ref().is_none_or(|t| *t == meta.event_type)
             && self.created_after.is_none_or(|t| meta.created > t)
             && self.created_before.is_none_or(|t| meta.created < t)
@@ -413,7 +413,11 @@ impl RedbStore {
     /// commit, without a word to the scheduler: for tests of the pieces below the engine,
     /// and for the benchmark to fill a data file before a server starts on it (the engine
     /// publishes through its writer).
-    pub fn publish_events(&self, events: &[NewEvent], now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError> {
+    pub(in crate::store) fn publish_events(
+        &self,
+        events: &[NewEvent],
+        now_ms: u64,
+    ) -> Result<(Vec<Published>, Scheduled), StoreError> {
         self.write(|tx| publish_in(tx, &self.sealer, &self.names, events, now_ms))
     }
 
@@ -513,7 +517,7 @@ impl RedbStore {
     /// endpoint to which the event failed for good longer ago than its undelivered-payload
     /// window (`default_hours` unless it sets its own) gets nothing: named, that is
     /// [`Resent::PayloadExpired`]; otherwise it is left out.
-    pub fn resend_event(
+    pub(in crate::store) fn resend_event(
         &self,
         owner: Owner,
         id: EventId,
@@ -581,7 +585,7 @@ impl RedbStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #[test]
     fn the_index_hash_is_what_earlier_files_hold() {
         // It is on disk: a change would make every list by type or session come up empty.
@@ -590,11 +594,15 @@ mod tests {
     }
 
     use super::*;
-    use crate::store::pagination::Cursor;
 
     /// An event as the `payload` module makes one, built here: that module stands above
     /// this one.
-    fn event(owner: Owner, event_type: &str, data: serde_json::Value, created_ms: u64) -> NewEvent {
+    pub(in crate::store) fn event(
+        owner: Owner,
+        event_type: &str,
+        data: serde_json::Value,
+        created_ms: u64,
+    ) -> NewEvent {
         let id = EventId::at(created_ms);
         let data_id = data.get("id").and_then(|v| v.as_str()).map(str::to_owned);
         let created = (created_ms / 1000) as i64;
@@ -603,121 +611,13 @@ mod tests {
         NewEvent { meta, body: body.unwrap() }
     }
 
-    /// Every page of a filtered list, walked forward with `starting_after` and back with
-    /// `ending_before`, must equal the brute-force answer: the application's events that
-    /// match, newest first.
-    fn assert_pages_match(store: &RedbStore, owner: Owner, filter: &EventFilter, all: &[EventMeta], limit: usize) {
-        assert_pages_match_with(store, owner, filter, all, limit, |m| filter.keeps(m));
-    }
-
-    /// Like [`assert_pages_match`], with what a brute-force scan keeps given.
-    fn assert_pages_match_with(
-        store: &RedbStore,
-        owner: Owner,
-        filter: &EventFilter,
-        all: &[EventMeta],
-        limit: usize,
-        expect: impl Fn(&EventMeta) -> bool,
-    ) {
-        let mut expected: Vec<EventId> = all.iter().filter(|m| expect(m)).map(|m| m.id).collect();
-        expected.sort_by(|a, b| b.cmp(a));
-        let page = |cursor: Cursor<EventId>| {
-            let request = PageRequest { limit, cursor };
-            let page = store.list_events(owner, request, filter).unwrap();
-            (page.items.iter().map(|e| e.meta.id).collect::<Vec<_>>(), page.has_more)
-        };
-        let mut forward: Vec<EventId> = Vec::new();
-        let mut cursor = Cursor::Start;
-        loop {
-            let (ids, more) = page(cursor);
-            forward.extend(&ids);
-            if !more {
-                break;
-            }
-            cursor = Cursor::After(*ids.last().unwrap());
-        }
-        assert_eq!(forward, expected, "forward pages of {filter:?} (limit {limit})");
-        // Backwards from the oldest event of the application.
-        let Some(oldest) = all.iter().map(|m| m.id).min() else { return };
-        let mut backward: Vec<EventId> = Vec::new();
-        let mut cursor = Cursor::Before(oldest);
-        loop {
-            let (ids, more) = page(cursor);
-            backward.splice(0..0, ids.iter().copied());
-            if !more {
-                break;
-            }
-            cursor = Cursor::Before(*ids.first().unwrap());
-        }
-        let without_oldest: Vec<EventId> = expected.iter().copied().filter(|id| *id != oldest).collect();
-        assert_eq!(backward, without_oldest, "backward pages of {filter:?} (limit {limit})");
-    }
-
-    #[test]
-    fn filtered_lists_equal_a_brute_force_scan_in_both_directions() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(dir.path()).unwrap();
-        let owner = store.test_owner(Mode::Test);
-        let other = Owner { app: AppId::new(), mode: Mode::Test };
-        let mut rng = fastrand::Rng::with_seed(7);
-        let start_ms = 1_800_000_000_000u64;
-        let mut events = Vec::new();
-        for n in 0..400 {
-            let created_ms = start_ms + rng.u64(0..120_000);
-            let event_type = ["a.one", "a.two", "b.rare"][if n % 50 == 0 { 2 } else { rng.usize(0..2) }];
-            let data = match rng.u8(0..3) {
-                0 => serde_json::json!({"id": format!("vks_{}", rng.u8(0..5))}),
-                1 => serde_json::json!({"n": n}),
-                _ => serde_json::json!({}),
-            };
-            let app = if n % 9 == 0 { other } else { owner };
-            let mut event = event(app, event_type, data.clone(), created_ms);
-            if n % 7 == 0 {
-                // As stored before ids carried the creation time: a moment after `created`.
-                event.meta.id = EventId::at(created_ms + rng.u64(0..900));
-            }
-            events.push(event);
-        }
-        let _ = store.publish_events(&events, start_ms).unwrap();
-        // The legacy events are marked as a backfill of an older file would mark them.
-        let legacy = events.iter().enumerate().filter(|(n, _)| n % 7 == 0).map(|(_, e)| e.meta.id.unix_ms()).max();
-        store
-            .write(|tx| Ok(tx.open_table(tables::META)?.insert(LEGACY_EVENT_MS, legacy.unwrap()).map(|_| ())?))
-            .unwrap();
-        let mine: Vec<EventMeta> = events.iter().map(|e| e.meta.clone()).filter(|m| m.app == owner.app).collect();
-        let seconds = |offset: u64| ((start_ms + offset) / 1000) as i64;
-        let mut filters = vec![EventFilter::default()];
-        for _ in 0..25 {
-            let after = rng.bool().then(|| seconds(rng.u64(0..120_000)));
-            let before = rng.bool().then(|| seconds(rng.u64(0..120_000)));
-            filters.push(EventFilter {
-                event_type: rng.bool().then(|| ["a.one", "a.two", "b.rare", "c.none"][rng.usize(0..4)].to_string()),
-                created_after: after,
-                created_before: before,
-                data_id: (rng.u8(0..3) == 0).then(|| format!("vks_{}", rng.u8(0..6))),
-                delivery_success: None,
-            });
-        }
-        filters.push(EventFilter {
-            created_after: Some(seconds(60_000)),
-            created_before: Some(seconds(60_000)),
-            ..Default::default()
-        });
-        filters.push(EventFilter { created_before: Some(0), ..Default::default() });
-        filters.push(EventFilter { created_after: Some(i64::MAX / 2000), ..Default::default() });
-        for filter in &filters {
-            for limit in [1, 3, 10, 100] {
-                assert_pages_match(&store, owner, filter, &mine, limit);
-            }
-        }
-    }
-
     #[test]
     fn delivery_success_lists_equal_an_exact_check_in_both_directions() {
         use crate::delivery::policy::Policy;
         use crate::store::attempts::AttemptResult;
         let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(dir.path()).unwrap();
+        let store = crate::store::Store::Redb(RedbStore::open(dir.path()).unwrap());
+        let crate::store::Store::Redb(redb) = &store else { unreachable!("opened as redb") };
         let owner = store.test_owner(Mode::Test);
         let a = EndpointRecord::for_test(owner, "http://127.0.0.1:9/a", "*");
         let b = EndpointRecord::for_test(owner, "http://127.0.0.1:9/b", "a.one");
@@ -769,13 +669,12 @@ mod tests {
         assert!(store.delete_endpoint(owner, b.id, (now / 1000) as i64).unwrap());
 
         let exact = |meta: &EventMeta| -> Option<bool> {
-            store
-                .read(|tx| {
-                    let by_event = tx.open_table(tables::EVENT_ATTEMPTS)?;
-                    let attempts = tx.open_table(tables::ATTEMPTS)?;
-                    delivered_everywhere(&by_event, &attempts, meta.id)
-                })
-                .unwrap()
+            redb.read(|tx| {
+                let by_event = tx.open_table(tables::EVENT_ATTEMPTS)?;
+                let attempts = tx.open_table(tables::ATTEMPTS)?;
+                delivered_everywhere(&by_event, &attempts, meta.id)
+            })
+            .unwrap()
         };
         let all: Vec<EventMeta> = events.iter().map(|e| e.meta.clone()).collect();
         let outcomes: Vec<Option<bool>> = all.iter().map(exact).collect();
@@ -788,7 +687,7 @@ mod tests {
                     ..EventFilter::default()
                 };
                 for limit in [1, 7, 200] {
-                    assert_pages_match_with(&store, owner, &filter, &all, limit, |m| {
+                    crate::store::conformance::assert_pages_match_with(&store, owner, &filter, &all, limit, |m| {
                         filter.keeps(m) && exact(m) == Some(wanted)
                     });
                 }

@@ -10,6 +10,8 @@ pub mod apps;
 pub mod attempt_record;
 pub mod attempts;
 pub mod backup;
+#[cfg(test)]
+mod conformance;
 pub mod endpoints;
 pub mod event_body;
 pub mod event_types;
@@ -27,6 +29,7 @@ pub mod pagination;
 pub mod portal_sessions;
 pub mod postgres;
 pub mod queue;
+pub mod queue_writes;
 pub mod recovery;
 pub mod retention;
 pub mod scheduling;
@@ -37,6 +40,7 @@ pub mod sessions;
 pub mod stats;
 mod tables;
 
+pub use queue_writes::QueueWrites;
 pub use seam::Store;
 
 use std::io::ErrorKind;

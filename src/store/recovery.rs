@@ -41,7 +41,7 @@ impl RedbStore {
     /// seconds), unless it failed longer ago than the endpoint keeps undelivered payloads
     /// (`default_hours` unless it sets its own). `dry_run` only counts. `None`: no such
     /// endpoint in this application.
-    pub fn recover_endpoint(
+    pub(in crate::store) fn recover_endpoint(
         &self,
         owner: Owner,
         id: EndpointId,

@@ -48,7 +48,7 @@ pub struct EndpointUpdated {
 impl RedbStore {
     /// Publishes `events` and records `results` in one transaction: what the engine's
     /// writer commits, so publishes and results share one commit and one fsync.
-    pub fn publish_and_record(
+    pub(in crate::store) fn publish_and_record(
         &self,
         events: &[NewEvent],
         results: &[AttemptResult],
@@ -66,7 +66,7 @@ impl RedbStore {
     /// enables it), the retries that waited while it was disabled go back on the queue,
     /// due at `now_ms`, and its health starts over (else an old run of failures would
     /// disable it again at once). `Ok(None)`: no such endpoint.
-    pub fn update_endpoint_and_resume(
+    pub(in crate::store) fn update_endpoint_and_resume(
         &self,
         owner: Owner,
         id: EndpointId,
@@ -88,7 +88,7 @@ impl RedbStore {
 
     /// Deletes an endpoint and, in the same transaction, ends its pending deliveries (each
     /// pending attempt becomes `failed`). `false` if there was no such endpoint.
-    pub fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
+    pub(in crate::store) fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
         self.write(|tx| {
             let mut table = tx.open_table(tables::ENDPOINTS)?;
             let Some(removed) = table.remove((owner.app.as_u128(), id.as_u128()))? else {
@@ -109,7 +109,7 @@ impl RedbStore {
     /// connected for) wait, parked, until it is enabled or connected; entries whose
     /// attempt is no longer pending just go. Entries whose endpoint became deliverable
     /// meanwhile stay queued and are returned, to be looked at again.
-    pub fn park(
+    pub(in crate::store) fn park(
         &self,
         keys: &[QueueKey],
         deliverable: impl Fn(&EndpointRecord) -> bool,
@@ -138,19 +138,19 @@ impl RedbStore {
     /// Puts the parked attempts of every enabled endpoint back on the queue, due at
     /// `now_ms` (at start-up). Listener endpoints' attempts stay parked: no CLI is
     /// connected yet.
-    pub fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
+    pub(in crate::store) fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
         self.write(|tx| unpark_in(tx, &self.names, None, now_ms))
     }
 
     /// Puts the parked attempts of one endpoint back on the queue, if it is enabled, due
     /// at `now_ms` (a CLI connected for a listener endpoint).
-    pub fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
+    pub(in crate::store) fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
         self.write(|tx| unpark_in(tx, &self.names, Some(id), now_ms))
     }
 
     /// Moves a scheduled attempt to now: `id` names either the pending attempt itself or
     /// the `retrying` attempt whose retry it is.
-    pub fn retry_now(
+    pub(in crate::store) fn retry_now(
         &self,
         owner: Owner,
         endpoint: EndpointId,

@@ -162,7 +162,7 @@ pub enum SessionChange<R> {
 impl RedbStore {
     /// Stores a new session, its `verification_session.created` event, and its expiry
     /// at `expires_ms`, in one transaction.
-    pub fn create_session(
+    pub(in crate::store) fn create_session(
         &self,
         session: &SessionRecord,
         event: &NewEvent,
@@ -189,7 +189,7 @@ impl RedbStore {
 
     /// Moves a session: `change` edits it and returns the event to emit, or refuses
     /// (nothing is written). The session and its event commit together.
-    pub fn change_session<R>(
+    pub(in crate::store) fn change_session<R>(
         &self,
         owner: Owner,
         id: VerificationSessionId,
@@ -221,7 +221,7 @@ impl RedbStore {
     /// (the life-cycle rule) lets expire, each with the event it returns; entries of
     /// sessions that ended otherwise are dropped. Returns how many expired and the
     /// deliveries queued.
-    pub fn expire_due_sessions<R>(
+    pub(in crate::store) fn expire_due_sessions<R>(
         &self,
         now_ms: u64,
         limit: usize,

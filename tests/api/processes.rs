@@ -366,7 +366,7 @@ fn event_types_and_keys_made_through_one_process_work_through_another() {
     // A key made with `stile keys create` (here: through the store, as it does) while
     // both run is accepted by both, without a restart.
     let key = {
-        let store = a.config.open_store().expect("the database opens");
+        let store = stile::open_store(&a.config).expect("the database opens");
         stile::create_api_key(&store, stile::mode::Mode::Test, 0).expect("a key")
     };
     let accepted = |server: &TestServer| server.req("GET", "/v1/events").key(&key).send().status == 200;

@@ -235,7 +235,7 @@ impl PgStore {
     /// Schedules a new round of delivery of an event: to `endpoint` if named, else to
     /// every enabled endpoint subscribed to its type; an endpoint whose undelivered
     /// payload window has passed gets nothing (named: [`Resent::PayloadExpired`]).
-    pub fn resend_event(
+    pub(in crate::store) fn resend_event(
         &self,
         owner: Owner,
         id: EventId,

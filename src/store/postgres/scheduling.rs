@@ -44,7 +44,11 @@ pub(super) const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 100
 impl PgStore {
     /// Stores events and schedules their deliveries in one transaction (for tests and
     /// the benchmark; the engine publishes through its writer).
-    pub fn publish_events(&self, events: &[NewEvent], now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError> {
+    pub(in crate::store) fn publish_events(
+        &self,
+        events: &[NewEvent],
+        now_ms: u64,
+    ) -> Result<(Vec<Published>, Scheduled), StoreError> {
         self.run(self.transaction(async |tx| {
             let mut writes = Writes::new(&self.token);
             let done = publish_in(tx, &self.sealer, events, now_ms, &mut writes).await?;
@@ -54,7 +58,7 @@ impl PgStore {
     }
 
     /// Publishes `events` and records `results` in one transaction (the engine's writer).
-    pub fn publish_and_record(
+    pub(in crate::store) fn publish_and_record(
         &self,
         events: &[NewEvent],
         results: &[AttemptResult],
@@ -179,7 +183,7 @@ impl PgStore {
     /// whose attempt is no longer pending just go; the rest stay and are returned. An
     /// entry for a listener endpoint whose CLI another live process holds is handed to
     /// that process instead (reserved for it, which it is woken to claim).
-    pub fn park(
+    pub(in crate::store) fn park(
         &self,
         keys: &[QueueKey],
         deliverable: impl Fn(&EndpointRecord) -> bool,
@@ -269,18 +273,18 @@ impl PgStore {
 
     /// Puts the parked attempts of every enabled endpoint (not listeners) back on the
     /// queue, due at `now_ms` (at start-up).
-    pub fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
+    pub(in crate::store) fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
         self.run(self.transaction(async |tx| unpark_in(tx, &self.token, None, now_ms).await))
     }
 
     /// Puts one endpoint's parked attempts back on the queue, if it is enabled.
-    pub fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
+    pub(in crate::store) fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
         self.run(self.transaction(async |tx| unpark_in(tx, &self.token, Some(id), now_ms).await))
     }
 
     /// Changes an endpoint; with `resume` (the change enables it) its parked attempts go
     /// back on the queue at `now_ms` and its health starts over.
-    pub fn update_endpoint_and_resume(
+    pub(in crate::store) fn update_endpoint_and_resume(
         &self,
         owner: Owner,
         id: EndpointId,
@@ -302,7 +306,7 @@ impl PgStore {
 
     /// Deletes an endpoint and ends its pending deliveries (each pending attempt becomes
     /// `failed`). `false`: no such endpoint.
-    pub fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
+    pub(in crate::store) fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
         self.run(self.transaction(async |tx| {
             let Some(removed) = get_in(tx, owner.app, id, Lock::Delete).await? else { return Ok(false) };
             let (app, endpoint) = (uuid(owner.app.as_u128()), uuid(id.as_u128()));
@@ -322,7 +326,7 @@ impl PgStore {
 
     /// Moves a scheduled attempt to now: `id` names the pending attempt itself or the
     /// `retrying` attempt whose retry it is.
-    pub fn retry_now(
+    pub(in crate::store) fn retry_now(
         &self,
         owner: Owner,
         endpoint: EndpointId,

@@ -21,7 +21,7 @@ use crate::store::sessions::{SessionChange, SessionChanged, SessionRecord};
 impl PgStore {
     /// Stores a new session, its first event, and its expiry at `expires_ms`, in one
     /// transaction.
-    pub fn create_session(
+    pub(in crate::store) fn create_session(
         &self,
         session: &SessionRecord,
         event: &NewEvent,
@@ -57,7 +57,7 @@ impl PgStore {
 
     /// Moves a session: `change` edits it and returns the event to emit, or refuses
     /// (nothing written). The session and its event commit together.
-    pub fn change_session<R>(
+    pub(in crate::store) fn change_session<R>(
         &self,
         owner: Owner,
         id: VerificationSessionId,
@@ -98,7 +98,7 @@ impl PgStore {
     /// Expires up to `limit` sessions due by `now_ms` that `expire` lets expire, each
     /// with its event, in one transaction; sessions another process is expiring are
     /// skipped, and a session whose expiry came due leaves the expiry index either way.
-    pub fn expire_due_sessions<R>(
+    pub(in crate::store) fn expire_due_sessions<R>(
         &self,
         now_ms: u64,
         limit: usize,

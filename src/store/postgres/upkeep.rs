@@ -37,7 +37,7 @@ impl PgStore {
     /// Deletes an application of `mode` (not the default one): it and its endpoints go
     /// now, their pending deliveries end, its keys, portal sessions and listeners go; its
     /// history is purged afterwards in batches.
-    pub fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError> {
+    pub(in crate::store) fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError> {
         self.run(self.transaction(async |tx| {
             let app = uuid(id.as_u128());
             let row = tx
@@ -122,7 +122,7 @@ impl PgStore {
     /// Resends to an endpoint every event whose latest attempt to it, among attempts made
     /// since `since`, failed for good, unless that was longer ago than the endpoint keeps
     /// undelivered payloads. `dry_run` only counts. `None`: no such endpoint.
-    pub fn recover_endpoint(
+    pub(in crate::store) fn recover_endpoint(
         &self,
         owner: Owner,
         id: EndpointId,

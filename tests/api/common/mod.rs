@@ -180,7 +180,7 @@ impl TestServer {
     pub fn restart_with_key_for(mut self, app: &str) -> (Self, String) {
         self.shutdown();
         let key = {
-            let store = self.config.open_store().expect("open the store");
+            let store = stile::open_store(&self.config).expect("open the store");
             let found = store.find_app(stile::mode::Mode::Test, app).expect("read").expect("the application exists");
             stile::create_api_key_for(&store, stile::mode::Mode::Test, Some(found.id), 0).expect("store the key")
         };
