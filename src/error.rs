@@ -292,6 +292,17 @@ impl From<crate::delivery::EngineError> for ApiError {
     }
 }
 
+impl From<crate::service::ServiceError> for ApiError {
+    fn from(err: crate::service::ServiceError) -> Self {
+        match err {
+            crate::service::ServiceError::Invalid { param, message } => ApiError::invalid(param, message),
+            crate::service::ServiceError::Engine(err) => err.into(),
+            crate::service::ServiceError::Store(err) => err.into(),
+            crate::service::ServiceError::Encode(err) => ApiError::internal(&err),
+        }
+    }
+}
+
 impl From<crate::lifecycle::MoveError> for ApiError {
     fn from(err: crate::lifecycle::MoveError) -> Self {
         match err {

@@ -25,6 +25,7 @@ pub mod retention;
 pub mod routes;
 pub mod secrets;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod target_policy;
 pub mod tls;

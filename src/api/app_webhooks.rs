@@ -17,12 +17,13 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::app_for;
 use super::dialect::iso8601;
-use super::endpoints::{EndpointChanges, NewEndpoint, Subscribable, parse_id, validate_event_types, validate_url};
+use super::endpoints::{Subscribable, parse_id, validate_event_types, validate_url};
 use super::extract::{JsonBody, QueryParams};
 use super::list::{cursor_list_error, cursor_request};
 use super::{AppState, Caller, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::service::endpoints::{EndpointChanges, NewEndpoint};
 use crate::store::apps::Owner;
 use crate::store::attempts::{AttemptRecord, AttemptStatus};
 use crate::store::endpoints::{EndpointRecord, EndpointStatus};
@@ -370,7 +371,7 @@ async fn create_webhook(
         enabled_events: validate_event_types(&Subscribable::new(&state.event_types, owner.mode), "events", events)?,
         ..NewEndpoint::default()
     };
-    let (record, secret) = super::endpoints::create(&state, owner, input).await?;
+    let (record, secret) = state.endpoints().create(owner, input).await?;
     Ok(ok(WebhookCreated {
         id: uuid_of(record.id),
         active: record.status == EndpointStatus::Enabled,
@@ -443,7 +444,7 @@ async fn update_webhook(
         status: input.active.map(|active| if active { EndpointStatus::Enabled } else { EndpointStatus::Disabled }),
         ..EndpointChanges::default()
     };
-    let record = super::endpoints::update(&state, owner, id, changes).await?.ok_or_else(|| not_found(raw_webhook))?;
+    let record = state.endpoints().update(owner, id, changes).await?.ok_or_else(|| not_found(raw_webhook))?;
     Ok(ok(WebhookUpdated {
         id: uuid_of(record.id),
         active: record.status == EndpointStatus::Enabled,
@@ -487,7 +488,7 @@ async fn rotate_secret(
 ) -> Result<HttpResponse, ApiError> {
     let (owner, id) = path.target(&state, caller).await?;
     let raw_webhook = &path.webhook_id;
-    let rotated = super::endpoint_actions::rotate(&state, owner, id, None).await?;
+    let rotated = state.endpoints().rotate(owner, id, None).await?;
     let (_, secret) = rotated.ok_or_else(|| not_found(raw_webhook))?;
     Ok(ok(SecretRotated { secret }))
 }
@@ -508,8 +509,11 @@ async fn test_ping(
 ) -> Result<HttpResponse, ApiError> {
     let (owner, id) = path.target(&state, caller).await?;
     let raw_webhook = &path.webhook_id;
-    let attempt =
-        super::endpoint_actions::ping(&state, owner, id, None).await?.ok_or_else(|| not_found(raw_webhook))?;
+    let attempt = state
+        .endpoints()
+        .ping(owner, id, super::endpoint_actions::test_payload(None))
+        .await?
+        .ok_or_else(|| not_found(raw_webhook))?;
     Ok(ok(PingResult {
         success: attempt.status == AttemptStatus::Succeeded,
         status_code: attempt.response_status,

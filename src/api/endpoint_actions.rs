@@ -9,15 +9,12 @@ use super::deliveries::Delivery;
 use super::endpoints::TAG;
 use super::endpoints::{Endpoint, EndpointCreated, parse_id};
 use super::extract::{JsonBody, unix_time};
-use super::{AppState, Caller, Routes, blocking};
+use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
-use crate::event_types::ENDPOINT_TEST;
-use crate::ids::{DeliveryId, EndpointId};
+use crate::ids::EndpointId;
 use crate::mode::Mode;
-use crate::secrets::new_endpoint_secret;
-use crate::store::apps::Owner;
-use crate::store::attempts::{AttemptRecord, AttemptStatus};
-use crate::store::endpoints::{EndpointRecord, SigningSecret};
+use crate::service::endpoints::PingPayload;
+use crate::store::endpoints::EndpointRecord;
 
 /// The longest grace period an old secret may keep signing after a rotation.
 pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(7 * 86_400);
@@ -66,7 +63,7 @@ async fn rotate_secret(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     let grace = grace(body.0.expires_in.as_deref())?;
-    let rotated = rotate(&state, caller.owner, id, grace).await?;
+    let rotated = state.endpoints().rotate(caller.owner, id, grace).await?;
     let (record, secret) = rotated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: Endpoint::from(record), secret }))
 }
@@ -93,35 +90,8 @@ async fn reveal_secret(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let record = super::endpoints::require_endpoint(&state, caller.owner, &path).await?;
-    let secret = record.current_secret(state.store.sealer()).map_err(crate::store::StoreError::from)?;
+    let secret = state.endpoints().current_secret(&record)?;
     Ok(HttpResponse::Ok().json(EndpointSecret { object: "webhook_endpoint_secret", secret }))
-}
-
-/// Gives an endpoint of `owner` a new signing secret; the old one keeps signing for
-/// `grace` if given, else stops at once. Returns the endpoint and the new secret; `None`:
-/// no such endpoint. Every dialect rotates through here.
-pub(crate) async fn rotate(
-    state: &web::Data<AppState>,
-    owner: Owner,
-    id: EndpointId,
-    grace: Option<Duration>,
-) -> Result<Option<(EndpointRecord, String)>, ApiError> {
-    let secret = new_endpoint_secret();
-    let new_secret = secret.clone();
-    let now = state.engine.clock().now();
-    let updated = blocking(state, move |store| {
-        store.update_endpoint(owner, id, |record| {
-            let previous = record.secrets.iter().find(|s| s.expires_at.is_none()).cloned();
-            record.secrets = vec![SigningSecret::new(store.sealer(), record.secret_owner(), &new_secret, None)];
-            if let (Some(grace), Some(previous)) = (grace, previous) {
-                let expires_at = now + grace.as_secs().max(1) as i64;
-                record.secrets.push(SigningSecret { secret: previous.secret, expires_at: Some(expires_at) });
-            }
-            record.updated = Some(now);
-        })
-    })
-    .await?;
-    Ok(updated.map(|record| (record, secret)))
 }
 
 /// The body of `POST /v1/webhook_endpoints/:id/test` (optional).
@@ -151,8 +121,11 @@ async fn test_endpoint(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     let example = body.0.event_type.map(|name| example_of(&state, caller.mode, name)).transpose()?;
-    let attempt =
-        ping(&state, caller.owner, id, example).await?.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
+    let attempt = state
+        .endpoints()
+        .ping(caller.owner, id, test_payload(example))
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     Ok(HttpResponse::Ok().json(Delivery::from(attempt)))
 }
 
@@ -175,67 +148,17 @@ fn example_of(state: &AppState, mode: Mode, name: String) -> Result<(String, ser
     Ok((name, example))
 }
 
-/// Sends one signed event to an endpoint of `owner` now: a `webhook_endpoint.test` ping,
-/// or `example` (a type and its example data). Records the event with its one attempt
-/// and returns the attempt (no retries follow). `None`: no such endpoint. Every dialect's
-/// test ping goes through here.
-pub(crate) async fn ping(
-    state: &web::Data<AppState>,
-    owner: Owner,
-    id: EndpointId,
+/// What a test ping of the Stile API sends: `example` (a type and its data) if given,
+/// else a `webhook_endpoint.test` event carrying the endpoint as this API shows it. The
+/// app-scoped API's ping sends the same.
+pub(crate) fn test_payload(
     example: Option<(String, serde_json::Value)>,
-) -> Result<Option<AttemptRecord>, ApiError> {
-    let found = blocking(state, move |store| store.endpoint(owner, id)).await?;
-    let Some(endpoint) = found else { return Ok(None) };
-    let (event_type, data) = match example {
-        Some((name, data)) => (name, data),
-        None => {
-            let data = serde_json::to_value(Endpoint::from(endpoint.clone())).map_err(|e| ApiError::internal(&e))?;
-            (ENDPOINT_TEST.to_string(), data)
-        }
-    };
-    let now_ms = state.engine.clock().now_ms();
-    let now = (now_ms / 1000) as i64;
-    let event = crate::payload::new_event(owner, &event_type, &data, now_ms)?;
-    let meta = event.meta.clone();
-    let body = event.body.clone();
-
-    let attempt_id = DeliveryId::new();
-    let out = crate::delivery::Outgoing {
-        delivery_id: attempt_id.to_string(),
-        event_id: meta.id.to_string(),
-        event_type: meta.event_type.clone(),
-        attempt: 1,
-        body: body.into(),
-        now,
-    };
-    let (outcome, headers) = state.engine.ping(endpoint.clone(), out).await?;
-    let attempt = AttemptRecord {
-        id: attempt_id,
-        app: owner.app,
-        mode: owner.mode,
-        endpoint_id: endpoint.id,
-        event_id: meta.id,
-        event_type: meta.event_type,
-        attempt: 1,
-        status: if outcome.succeeded() { AttemptStatus::Succeeded } else { AttemptStatus::Failed },
-        response_status: outcome.status,
-        response_body: outcome.body_excerpt.clone(),
-        error: outcome.error.clone(),
-        duration_ms: Some(outcome.duration_ms),
-        created: now,
-        next_retry_at: None,
-        due_ms: 0,
-        request_headers: headers,
-    };
-    // The event and its attempt are stored together once the ping is over, so a crash
-    // mid-ping leaves neither.
-    let stored = attempt.clone();
-    blocking(state, move |store| store.record_test_ping(&event, &stored)).await?;
-    state.metrics.events.inc();
-    let outcome = if outcome.succeeded() { "succeeded" } else { "failed" };
-    state.metrics.attempts.get_or_create(&crate::metrics::Outcome { outcome }).inc();
-    Ok(Some(attempt))
+) -> impl FnOnce(&EndpointRecord) -> PingPayload {
+    move |endpoint| match example {
+        Some((name, data)) => PingPayload::Example(name, data),
+        // A view of plain fields: serialising it cannot fail.
+        None => PingPayload::Endpoint(serde_json::to_value(Endpoint::from(endpoint.clone())).unwrap_or_default()),
+    }
 }
 
 #[cfg(test)]

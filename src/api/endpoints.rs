@@ -13,9 +13,9 @@ use crate::error::ApiError;
 use crate::event_types::{EventTypes, WILDCARD};
 use crate::ids::EndpointId;
 use crate::mode::Mode;
-use crate::secrets::new_endpoint_secret;
+use crate::service::endpoints::{EndpointChanges, NewEndpoint};
 use crate::store::apps::Owner;
-use crate::store::endpoints::{EndpointFilter, EndpointRecord, EndpointStatus, SigningSecret};
+use crate::store::endpoints::{EndpointFilter, EndpointRecord, EndpointStatus};
 use crate::target_policy::TargetPolicy;
 
 /// The longest description accepted, in characters.
@@ -116,48 +116,6 @@ pub struct EndpointUpdate {
     pub undelivered_payload_retention_hours: Option<serde_json::Number>,
 }
 
-/// A checked create request.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct NewEndpoint {
-    /// The URL, as given.
-    pub url: String,
-    /// Deduplicated event types.
-    pub enabled_events: Vec<String>,
-    /// The display name, if any.
-    pub name: Option<String>,
-    /// Deduplicated labels.
-    pub labels: Vec<String>,
-    /// The label, if any.
-    pub description: Option<String>,
-    /// Metadata.
-    pub metadata: BTreeMap<String, String>,
-    /// Its undelivered-payload retention in hours (`None`: the configured default).
-    pub undelivered_retention_hours: Option<u32>,
-    /// Whether it starts disabled.
-    pub disabled: bool,
-}
-
-/// A checked update request.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct EndpointChanges {
-    /// A new URL.
-    pub url: Option<String>,
-    /// New event types.
-    pub enabled_events: Option<Vec<String>>,
-    /// A new (or removed) name.
-    pub name: Option<Option<String>>,
-    /// New labels.
-    pub labels: Option<Vec<String>>,
-    /// A new undelivered-payload retention in hours.
-    pub undelivered_retention_hours: Option<u32>,
-    /// A new (or removed) label.
-    pub description: Option<Option<String>>,
-    /// New metadata.
-    pub metadata: Option<BTreeMap<String, String>>,
-    /// A new status.
-    pub status: Option<EndpointStatus>,
-}
-
 impl EndpointIn {
     /// Checks every rule of a create request except DNS (see [`TargetPolicy::check_resolved`]).
     pub fn validate(self, policy: &TargetPolicy, types: &Subscribable<'_>) -> Result<NewEndpoint, ApiError> {
@@ -209,38 +167,6 @@ impl EndpointUpdate {
             },
             status: self.status,
         })
-    }
-}
-
-impl EndpointChanges {
-    /// Applies the changes to a stored endpoint.
-    pub fn apply(self, record: &mut EndpointRecord) {
-        if let Some(url) = self.url {
-            record.url = url;
-        }
-        if let Some(events) = self.enabled_events {
-            record.enabled_events = events;
-        }
-        if let Some(name) = self.name {
-            record.name = name;
-        }
-        if let Some(labels) = self.labels {
-            record.labels = labels;
-        }
-        if let Some(hours) = self.undelivered_retention_hours {
-            record.undelivered_retention_hours = Some(hours);
-        }
-        if let Some(description) = self.description {
-            record.description = description;
-        }
-        if let Some(metadata) = self.metadata {
-            record.metadata = metadata;
-        }
-        if let Some(status) = self.status {
-            // A status set through the API replaces whatever stile decided by itself.
-            record.disabled_reason = None;
-            record.status = status;
-        }
     }
 }
 
@@ -504,18 +430,6 @@ pub(crate) fn parse_id(raw: &str) -> Result<EndpointId, ApiError> {
     })
 }
 
-/// Runs the production-mode DNS check off the async runtime.
-async fn check_resolved(state: &web::Data<AppState>, url: &str) -> Result<(), ApiError> {
-    let policy = state.targets.clone();
-    let Ok(parsed) = url::Url::parse(url) else {
-        return Ok(());
-    };
-    web::block(move || policy.check_resolved(&parsed))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|message| ApiError::invalid("url", message))
-}
-
 /// Create an endpoint.
 ///
 /// The answer carries the endpoint's signing secret; no other answer shows it.
@@ -528,73 +442,8 @@ async fn create_endpoint(
     body: JsonBody<EndpointIn>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.0.validate(&state.targets, &Subscribable::new(&state.event_types, caller.mode))?;
-    let (record, secret) = create(&state, caller.owner, input).await?;
+    let (record, secret) = state.endpoints().create(caller.owner, input).await?;
     Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: record.into(), secret }))
-}
-
-/// Stores a new endpoint of `owner` from a checked request (after the DNS check); returns
-/// it with its signing secret. Every dialect creates endpoints through here.
-pub(crate) async fn create(
-    state: &web::Data<AppState>,
-    owner: Owner,
-    input: NewEndpoint,
-) -> Result<(EndpointRecord, String), ApiError> {
-    check_resolved(state, &input.url).await?;
-    let secret = new_endpoint_secret();
-    let now = state.engine.clock().now();
-    let id = EndpointId::new();
-    let record = EndpointRecord {
-        id,
-        app: owner.app,
-        mode: owner.mode,
-        url: input.url,
-        enabled_events: input.enabled_events,
-        name: input.name,
-        labels: input.labels,
-        description: input.description,
-        metadata: input.metadata,
-        status: if input.disabled { EndpointStatus::Disabled } else { EndpointStatus::Enabled },
-        created: now,
-        secrets: vec![SigningSecret::new(state.store.sealer(), (owner.app, id), &secret, None)],
-        disabled_reason: None,
-        disabled_at: input.disabled.then_some(now),
-        undelivered_retention_hours: input.undelivered_retention_hours,
-        updated: None,
-        listener: None,
-        failing: None,
-    };
-    let record = blocking(state, move |store| store.insert_endpoint(&record).map(|()| record)).await?;
-    Ok((record, secret))
-}
-
-/// Applies checked changes to an endpoint of `owner` (after the DNS check of a new URL):
-/// enabling it releases the retries that waited and resets its health. `None`: no such
-/// endpoint. Every dialect updates endpoints through here.
-pub(crate) async fn update(
-    state: &web::Data<AppState>,
-    owner: Owner,
-    id: EndpointId,
-    changes: EndpointChanges,
-) -> Result<Option<EndpointRecord>, ApiError> {
-    if let Some(url) = &changes.url {
-        check_resolved(state, url).await?;
-    }
-    let enables = changes.status == Some(EndpointStatus::Enabled);
-    let now = state.engine.clock().now();
-    let updated = state
-        .engine
-        .update_endpoint(owner, id, enables, move |record| {
-            let was = record.status;
-            changes.apply(record);
-            record.updated = Some(now);
-            match record.status {
-                EndpointStatus::Enabled => record.disabled_at = None,
-                EndpointStatus::Disabled if was == EndpointStatus::Enabled => record.disabled_at = Some(now),
-                EndpointStatus::Disabled => {}
-            }
-        })
-        .await?;
-    Ok(updated)
 }
 
 /// Retrieve an endpoint.
@@ -637,7 +486,7 @@ async fn update_endpoint(
     let id = parse_id(&path)?;
     let rules = Subscribable::for_update(&state, caller.owner, id, body.0.enabled_events.as_ref()).await?;
     let changes = body.0.validate(&state.targets, &rules)?;
-    let updated = update(&state, caller.owner, id, changes).await?;
+    let updated = state.endpoints().update(caller.owner, id, changes).await?;
     let record = updated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     Ok(HttpResponse::Ok().json(Endpoint::from(record)))
 }

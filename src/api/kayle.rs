@@ -19,8 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dialect::iso8601;
 use super::endpoints::{
-    EndpointChanges, NewEndpoint, each_unique, label_filter, parse_id, validate_labels, validate_name,
-    validate_retention_hours, validate_url,
+    each_unique, label_filter, parse_id, validate_labels, validate_name, validate_retention_hours, validate_url,
 };
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{cursor_list_error, cursor_request};
@@ -28,6 +27,7 @@ use super::{AppState, Caller, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::event_types::{KAYLE_NAMES, kayle_alias_of};
 use crate::ids::{AppId, EndpointId};
+use crate::service::endpoints::{EndpointChanges, NewEndpoint};
 use crate::store::endpoints::{EndpointRecord, EndpointStatus};
 
 /// The OpenAPI tag of this dialect's routes.
@@ -335,7 +335,7 @@ async fn create_endpoint(
         description: None,
         metadata: BTreeMap::new(),
     };
-    let (record, secret) = super::endpoints::create(&state, caller.owner, input).await?;
+    let (record, secret) = state.endpoints().create(caller.owner, input).await?;
     let default_hours = state.config.retention.undelivered_payload_hours;
     Ok(ok(Created { endpoint: Endpoint::new(record, default_hours), signing_secret: secret }))
 }
@@ -414,7 +414,7 @@ async fn update_endpoint(
         status: input.enabled.map(|on| if on { EndpointStatus::Enabled } else { EndpointStatus::Disabled }),
         ..EndpointChanges::default()
     };
-    let record = super::endpoints::update(&state, caller.owner, id, changes).await?.ok_or_else(|| not_found(&path))?;
+    let record = state.endpoints().update(caller.owner, id, changes).await?.ok_or_else(|| not_found(&path))?;
     Ok(ok(One { endpoint: Endpoint::new(record, state.config.retention.undelivered_payload_hours) }))
 }
 

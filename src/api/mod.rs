@@ -106,6 +106,16 @@ impl AppState {
             app_names: auth::AppNames::new(shared),
         }
     }
+
+    /// The endpoint operations every dialect shares, over this server's engine and store.
+    pub fn endpoints(&self) -> crate::service::Endpoints<'_> {
+        crate::service::Endpoints {
+            engine: &self.engine,
+            store: &self.store,
+            targets: &self.targets,
+            metrics: &self.metrics,
+        }
+    }
 }
 
 /// Mounts every API route: `/healthz`, `/metrics`, `/admin`, the OpenAPI document, and the

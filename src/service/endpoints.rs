@@ -1,0 +1,277 @@
+//! Endpoint operations every dialect shares: create, update, rotate a secret, reveal
+//! it, send a test ping. The rules that are not about one API's shapes live here: the
+//! DNS check of a URL, `disabled_at`, how a secret is made and sealed, what a ping
+//! records.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ServiceError, blocking};
+use crate::delivery::{Engine, Outgoing};
+use crate::event_types::ENDPOINT_TEST;
+use crate::ids::{DeliveryId, EndpointId};
+use crate::metrics::Metrics;
+use crate::secrets::new_endpoint_secret;
+use crate::store::Store;
+use crate::store::apps::Owner;
+use crate::store::attempts::{AttemptRecord, AttemptStatus};
+use crate::store::endpoints::{EndpointRecord, EndpointStatus, SigningSecret};
+use crate::target_policy::TargetPolicy;
+
+/// A checked create request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewEndpoint {
+    /// The URL, as given.
+    pub url: String,
+    /// Deduplicated event types.
+    pub enabled_events: Vec<String>,
+    /// The display name, if any.
+    pub name: Option<String>,
+    /// Deduplicated labels.
+    pub labels: Vec<String>,
+    /// The label, if any.
+    pub description: Option<String>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Its undelivered-payload retention in hours (`None`: the configured default).
+    pub undelivered_retention_hours: Option<u32>,
+    /// Whether it starts disabled.
+    pub disabled: bool,
+}
+
+/// A checked update request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EndpointChanges {
+    /// A new URL.
+    pub url: Option<String>,
+    /// New event types.
+    pub enabled_events: Option<Vec<String>>,
+    /// A new (or removed) name.
+    pub name: Option<Option<String>>,
+    /// New labels.
+    pub labels: Option<Vec<String>>,
+    /// A new undelivered-payload retention in hours.
+    pub undelivered_retention_hours: Option<u32>,
+    /// A new (or removed) label.
+    pub description: Option<Option<String>>,
+    /// New metadata.
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// A new status.
+    pub status: Option<EndpointStatus>,
+}
+
+impl EndpointChanges {
+    /// Applies the changes to a stored endpoint.
+    pub fn apply(self, record: &mut EndpointRecord) {
+        if let Some(url) = self.url {
+            record.url = url;
+        }
+        if let Some(events) = self.enabled_events {
+            record.enabled_events = events;
+        }
+        if let Some(name) = self.name {
+            record.name = name;
+        }
+        if let Some(labels) = self.labels {
+            record.labels = labels;
+        }
+        if let Some(hours) = self.undelivered_retention_hours {
+            record.undelivered_retention_hours = Some(hours);
+        }
+        if let Some(description) = self.description {
+            record.description = description;
+        }
+        if let Some(metadata) = self.metadata {
+            record.metadata = metadata;
+        }
+        if let Some(status) = self.status {
+            // A status set through the API replaces whatever stile decided by itself.
+            record.disabled_reason = None;
+            record.status = status;
+        }
+    }
+}
+
+/// What a test ping sends.
+pub enum PingPayload {
+    /// A `webhook_endpoint.test` event carrying this description of the endpoint.
+    Endpoint(serde_json::Value),
+    /// An event of this type with this (example) data.
+    Example(String, serde_json::Value),
+}
+
+/// The endpoint operations, over the engine and the store of one server.
+pub struct Endpoints<'a> {
+    /// Where pings go and what updates and time go through.
+    pub engine: &'a Engine,
+    /// Where endpoints are kept.
+    pub store: &'a Arc<Store>,
+    /// Which URLs may receive webhooks.
+    pub targets: &'a TargetPolicy,
+    /// Counts what pings publish and attempt.
+    pub metrics: &'a Metrics,
+}
+
+impl Endpoints<'_> {
+    /// Stores a new endpoint of `owner` from a checked request (after the DNS check);
+    /// returns it with its signing secret, in clear this once.
+    pub async fn create(&self, owner: Owner, input: NewEndpoint) -> Result<(EndpointRecord, String), ServiceError> {
+        self.check_resolved(&input.url).await?;
+        let secret = new_endpoint_secret();
+        let now = self.engine.clock().now();
+        let id = EndpointId::new();
+        let record = EndpointRecord {
+            id,
+            app: owner.app,
+            mode: owner.mode,
+            url: input.url,
+            enabled_events: input.enabled_events,
+            name: input.name,
+            labels: input.labels,
+            description: input.description,
+            metadata: input.metadata,
+            status: if input.disabled { EndpointStatus::Disabled } else { EndpointStatus::Enabled },
+            created: now,
+            secrets: vec![SigningSecret::new(self.store.sealer(), (owner.app, id), &secret, None)],
+            disabled_reason: None,
+            disabled_at: input.disabled.then_some(now),
+            undelivered_retention_hours: input.undelivered_retention_hours,
+            updated: None,
+            listener: None,
+            failing: None,
+        };
+        let record = blocking(self.store, move |store| store.insert_endpoint(&record).map(|()| record)).await?;
+        Ok((record, secret))
+    }
+
+    /// Applies checked changes to an endpoint of `owner` (after the DNS check of a new
+    /// URL): enabling it releases the retries that waited and resets its health; the time
+    /// it was disabled is kept while it stays disabled. `None`: no such endpoint.
+    pub async fn update(
+        &self,
+        owner: Owner,
+        id: EndpointId,
+        changes: EndpointChanges,
+    ) -> Result<Option<EndpointRecord>, ServiceError> {
+        if let Some(url) = &changes.url {
+            self.check_resolved(url).await?;
+        }
+        let enables = changes.status == Some(EndpointStatus::Enabled);
+        let now = self.engine.clock().now();
+        let updated = self
+            .engine
+            .update_endpoint(owner, id, enables, move |record| {
+                let was = record.status;
+                changes.apply(record);
+                record.updated = Some(now);
+                match record.status {
+                    EndpointStatus::Enabled => record.disabled_at = None,
+                    EndpointStatus::Disabled if was == EndpointStatus::Enabled => record.disabled_at = Some(now),
+                    EndpointStatus::Disabled => {}
+                }
+            })
+            .await?;
+        Ok(updated)
+    }
+
+    /// Gives an endpoint of `owner` a new signing secret; the old one keeps signing for
+    /// `grace` if given, else stops at once. Returns the endpoint and the new secret in
+    /// clear; `None`: no such endpoint.
+    pub async fn rotate(
+        &self,
+        owner: Owner,
+        id: EndpointId,
+        grace: Option<Duration>,
+    ) -> Result<Option<(EndpointRecord, String)>, ServiceError> {
+        let secret = new_endpoint_secret();
+        let new_secret = secret.clone();
+        let now = self.engine.clock().now();
+        let updated = blocking(self.store, move |store| {
+            store.update_endpoint(owner, id, |record| {
+                let previous = record.secrets.iter().find(|s| s.expires_at.is_none()).cloned();
+                record.secrets = vec![SigningSecret::new(store.sealer(), record.secret_owner(), &new_secret, None)];
+                if let (Some(grace), Some(previous)) = (grace, previous) {
+                    let expires_at = now + grace.as_secs().max(1) as i64;
+                    record.secrets.push(SigningSecret { secret: previous.secret, expires_at: Some(expires_at) });
+                }
+                record.updated = Some(now);
+            })
+        })
+        .await?;
+        Ok(updated.map(|record| (record, secret)))
+    }
+
+    /// The secret that signs `endpoint`'s deliveries now, in clear, for its owner.
+    pub fn current_secret(&self, endpoint: &EndpointRecord) -> Result<String, ServiceError> {
+        Ok(endpoint.current_secret(self.store.sealer()).map_err(crate::store::StoreError::from)?)
+    }
+
+    /// Sends one signed event to an endpoint of `owner` now: a `webhook_endpoint.test`
+    /// ping describing the endpoint (`describe` says how the caller's API shows it), or an
+    /// example. Records the event with its one attempt and returns the attempt (no retries
+    /// follow). `None`: no such endpoint.
+    pub async fn ping(
+        &self,
+        owner: Owner,
+        id: EndpointId,
+        payload: impl FnOnce(&EndpointRecord) -> PingPayload,
+    ) -> Result<Option<AttemptRecord>, ServiceError> {
+        let found = blocking(self.store, move |store| store.endpoint(owner, id)).await?;
+        let Some(endpoint) = found else { return Ok(None) };
+        let (event_type, data) = match payload(&endpoint) {
+            PingPayload::Example(name, data) => (name, data),
+            PingPayload::Endpoint(described) => (ENDPOINT_TEST.to_string(), described),
+        };
+        let now_ms = self.engine.clock().now_ms();
+        let now = (now_ms / 1000) as i64;
+        let event = crate::payload::new_event(owner, &event_type, &data, now_ms)?;
+        let meta = event.meta.clone();
+        let attempt_id = DeliveryId::new();
+        let out = Outgoing {
+            delivery_id: attempt_id.to_string(),
+            event_id: meta.id.to_string(),
+            event_type: meta.event_type.clone(),
+            attempt: 1,
+            body: event.body.clone().into(),
+            now,
+        };
+        let (outcome, headers) = self.engine.ping(endpoint.clone(), out).await?;
+        let attempt = AttemptRecord {
+            id: attempt_id,
+            app: owner.app,
+            mode: owner.mode,
+            endpoint_id: endpoint.id,
+            event_id: meta.id,
+            event_type: meta.event_type,
+            attempt: 1,
+            status: if outcome.succeeded() { AttemptStatus::Succeeded } else { AttemptStatus::Failed },
+            response_status: outcome.status,
+            response_body: outcome.body_excerpt.clone(),
+            error: outcome.error.clone(),
+            duration_ms: Some(outcome.duration_ms),
+            created: now,
+            next_retry_at: None,
+            due_ms: 0,
+            request_headers: headers,
+        };
+        // The event and its attempt are stored together once the ping is over, so a crash
+        // mid-ping leaves neither.
+        let stored = attempt.clone();
+        blocking(self.store, move |store| store.record_test_ping(&event, &stored)).await?;
+        self.metrics.events.inc();
+        let outcome = if outcome.succeeded() { "succeeded" } else { "failed" };
+        self.metrics.attempts.get_or_create(&crate::metrics::Outcome { outcome }).inc();
+        Ok(Some(attempt))
+    }
+
+    /// In production mode, refuses a URL whose host resolves to an address no webhook may
+    /// go to (DNS: on the blocking pool).
+    async fn check_resolved(&self, url: &str) -> Result<(), ServiceError> {
+        let Ok(parsed) = url::Url::parse(url) else { return Ok(()) };
+        let policy = self.targets.clone();
+        let checked = tokio::task::spawn_blocking(move || policy.check_resolved(&parsed)).await;
+        let checked = checked.map_err(|_| crate::delivery::EngineError::ShuttingDown)?;
+        checked.map_err(|message| ServiceError::Invalid { param: "url", message })
+    }
+}
