@@ -20,17 +20,17 @@ use serde::Deserialize;
 use super::auth::presented_key;
 use super::endpoints::{Subscribable, validate_event_types};
 use super::extract::QueryParams;
-use super::{AppState, Caller, Routes, blocking};
+use super::{AppState, Caller, Routes};
 use crate::delivery::listen_wire::{self as wire, ClientMessage, ServerMessage};
 use crate::delivery::listeners::Connection;
 use crate::error::{ApiError, ErrorCode};
 use crate::event_types::WILDCARD;
 use crate::ids::EndpointId;
-use crate::secrets::{hash_api_key, new_endpoint_secret};
+use crate::secrets::hash_api_key;
 use crate::store::Store;
 use crate::store::apps::Owner;
-use crate::store::endpoints::{EndpointRecord, EndpointStatus, SigningSecret};
-use crate::store::listeners::{ListenRequest, listener_description, listener_name};
+use crate::store::endpoints::EndpointStatus;
+use crate::store::listeners::ListenRequest;
 use crate::target_policy::TargetPolicy;
 
 /// How often the server pings a listen connection; one silent for three pings is dropped.
@@ -99,32 +99,7 @@ async fn listen(
     let owner = caller.owner;
     let key_hash = hash_api_key(&key);
     let request = ListenRequest { forward_to, events, now: state.engine.clock().now() };
-    let now = request.now;
-    let (endpoint, created) = blocking(&state, move |store| {
-        let id = EndpointId::new();
-        let secret = SigningSecret::new(store.sealer(), (owner.app, id), &new_endpoint_secret(), None);
-        store.listener_endpoint(owner, &key_hash, &request, || EndpointRecord {
-            id,
-            app: owner.app,
-            mode: owner.mode,
-            url: request.forward_to.clone(),
-            enabled_events: request.events.clone(),
-            name: Some(listener_name(&key_hash)),
-            labels: vec![],
-            description: Some(listener_description(&key_hash)),
-            metadata: Default::default(),
-            status: EndpointStatus::Enabled,
-            created: now,
-            secrets: vec![secret],
-            disabled_reason: None,
-            disabled_at: None,
-            undelivered_retention_hours: None,
-            updated: None,
-            listener: None,
-            failing: None,
-        })
-    })
-    .await?;
+    let (endpoint, created, secret) = state.endpoints().listener(owner, key_hash, request).await?;
 
     let listeners = Arc::clone(state.engine.listeners());
     let connection = listeners.connect(endpoint.id);
@@ -132,7 +107,7 @@ async fn listen(
     tracing::info!(endpoint = %endpoint.id, app = %owner.app, created, "stile listen connected");
     let ready = wire::Ready {
         endpoint_id: endpoint.id.to_string(),
-        secret: endpoint.current_secret(state.store.sealer()).map_err(crate::store::StoreError::from)?,
+        secret,
         created,
         status: if endpoint.status == EndpointStatus::Enabled { "enabled" } else { "disabled" }.into(),
         timeout_ms: state.config.delivery.timeout.as_millis() as u64,

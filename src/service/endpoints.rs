@@ -17,6 +17,7 @@ use crate::store::Store;
 use crate::store::apps::Owner;
 use crate::store::attempts::{AttemptRecord, AttemptStatus};
 use crate::store::endpoints::{EndpointRecord, EndpointStatus, SigningSecret};
+use crate::store::listeners::{ListenRequest, listener_description, listener_name};
 use crate::target_policy::TargetPolicy;
 
 /// A checked create request.
@@ -263,6 +264,46 @@ impl Endpoints<'_> {
         let outcome = if outcome.succeeded() { "succeeded" } else { "failed" };
         self.metrics.attempts.get_or_create(&crate::metrics::Outcome { outcome }).inc();
         Ok(Some(attempt))
+    }
+
+    /// The listener endpoint of the API key with hash `key_hash` in `owner`'s
+    /// application, made now if it has none (enabled, signed with a new secret, named by
+    /// the key's hash), brought up to date with `request` otherwise. Returns it, whether
+    /// it was made now, and its current secret in clear (for the CLI to print).
+    pub async fn listener(
+        &self,
+        owner: Owner,
+        key_hash: [u8; 32],
+        request: ListenRequest,
+    ) -> Result<(EndpointRecord, bool, String), ServiceError> {
+        let now = request.now;
+        let (endpoint, made) = blocking(self.store, move |store| {
+            let id = EndpointId::new();
+            let secret = SigningSecret::new(store.sealer(), (owner.app, id), &new_endpoint_secret(), None);
+            store.listener_endpoint(owner, &key_hash, &request, || EndpointRecord {
+                id,
+                app: owner.app,
+                mode: owner.mode,
+                url: request.forward_to.clone(),
+                enabled_events: request.events.clone(),
+                name: Some(listener_name(&key_hash)),
+                labels: vec![],
+                description: Some(listener_description(&key_hash)),
+                metadata: Default::default(),
+                status: EndpointStatus::Enabled,
+                created: now,
+                secrets: vec![secret],
+                disabled_reason: None,
+                disabled_at: None,
+                undelivered_retention_hours: None,
+                updated: None,
+                listener: None,
+                failing: None,
+            })
+        })
+        .await?;
+        let secret = self.current_secret(&endpoint)?;
+        Ok((endpoint, made, secret))
     }
 
     /// In production mode, refuses a URL whose host resolves to an address no webhook may
