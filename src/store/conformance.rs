@@ -3,6 +3,7 @@
 //! where PostgreSQL is not installed; failed under `CI=true`).
 
 use super::apps::Owner;
+use super::attempts::AttemptStatus;
 use super::events::tests::event;
 use super::events::{EventFilter, EventMeta, LEGACY_EVENT_MS};
 use super::pagination::{Cursor, PageRequest};
@@ -135,6 +136,98 @@ fn filtered_lists_equal_a_brute_force_scan(backend: &str, store: &Store) {
     for filter in &filters {
         for limit in [1, 3, 10, 100] {
             assert_pages_match(store, owner, filter, &mine, limit);
+        }
+    }
+}
+
+#[test]
+fn delivery_success_lists_equal_an_exact_check_in_both_directions() {
+    for (backend, store, _dir) in backends() {
+        eprintln!("on {backend}");
+        delivery_success_lists_equal_an_exact_check(&store);
+    }
+}
+
+fn delivery_success_lists_equal_an_exact_check(store: &Store) {
+    use crate::delivery::policy::Policy;
+    use crate::store::attempts::AttemptResult;
+    use crate::store::endpoints::EndpointRecord;
+    use crate::store::events::{NewEvent, Resent};
+    let owner = store.test_owner(Mode::Test);
+    let a = EndpointRecord::for_test(owner, "http://127.0.0.1:9/a", "*");
+    let b = EndpointRecord::for_test(owner, "http://127.0.0.1:9/b", "a.one");
+    store.insert_endpoint(&a).unwrap();
+    store.insert_endpoint(&b).unwrap();
+    let now = crate::clock::unix_now_ms();
+    let policy = Policy {
+        schedule: vec![std::time::Duration::from_millis(1)],
+        disable_after: std::time::Duration::from_secs(3600),
+        undelivered_hours: 72,
+    };
+    let mut rng = fastrand::Rng::with_seed(5);
+    let events: Vec<NewEvent> = (0..150)
+        .map(|n| {
+            let event_type = if n % 3 == 0 { "a.one" } else { "a.two" };
+            event(owner, event_type, serde_json::json!({ "n": n }), now + n * 10)
+        })
+        .collect();
+    let (_, mut queued) = store.publish_events(&events, now).unwrap();
+    // Three rounds of results: each pending attempt succeeds, fails (a retry, then for
+    // good) or is left pending; then resends of some events, some of which succeed.
+    for round in 0..3 {
+        let mut results = Vec::new();
+        for key in queued.keys() {
+            let job = store.jobs(&[key.attempt()]).unwrap().pop().flatten().unwrap();
+            match rng.u8(0..4) {
+                0 => {}
+                1 | 2 => {
+                    results.push(AttemptResult::for_test(*key, job.attempt.endpoint_id, round == 2 || rng.bool(), now))
+                }
+                _ => results.push(AttemptResult::for_test(*key, job.attempt.endpoint_id, false, now)),
+            }
+        }
+        queued = store.publish_and_record(&[], &results, now, &policy).unwrap().recorded.scheduled;
+        if round == 1 {
+            for event in events.iter().filter(|_| rng.u8(0..5) == 0) {
+                if let Resent::Scheduled(more) = store.resend_event(owner, event.meta.id, None, now, 72).unwrap() {
+                    for key in more.keys() {
+                        queued.push(*key);
+                    }
+                }
+            }
+        }
+    }
+    // A deleted endpoint's pending deliveries end as failed.
+    assert!(store.delete_endpoint(owner, b.id, (now / 1000) as i64).unwrap());
+
+    // Exactly: the latest attempt to every endpoint the event went to succeeded (ids grow
+    // with time, so the greatest per endpoint is its latest).
+    let exact = |meta: &EventMeta| -> Option<bool> {
+        let (attempts, _) = store.event_attempts(owner, meta.id, 10_000).unwrap();
+        let mut latest: std::collections::HashMap<_, (crate::ids::DeliveryId, AttemptStatus)> = Default::default();
+        for attempt in attempts {
+            let entry = latest.entry(attempt.endpoint_id).or_insert((attempt.id, attempt.status));
+            if attempt.id > entry.0 {
+                *entry = (attempt.id, attempt.status);
+            }
+        }
+        (!latest.is_empty()).then(|| latest.values().all(|(_, status)| *status == AttemptStatus::Succeeded))
+    };
+    let all: Vec<EventMeta> = events.iter().map(|e| e.meta.clone()).collect();
+    let outcomes: Vec<Option<bool>> = all.iter().map(exact).collect();
+    assert!(outcomes.contains(&Some(true)) && outcomes.contains(&Some(false)), "both kinds occur");
+    for wanted in [true, false] {
+        for event_type in [None, Some("a.one")] {
+            let filter = EventFilter {
+                delivery_success: Some(wanted),
+                event_type: event_type.map(str::to_string),
+                ..EventFilter::default()
+            };
+            for limit in [1, 7, 200] {
+                assert_pages_match_with(store, owner, &filter, &all, limit, |m| {
+                    filter.keeps(m) && exact(m) == Some(wanted)
+                });
+            }
         }
     }
 }
