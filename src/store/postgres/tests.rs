@@ -12,7 +12,7 @@ use crate::store::api_keys::{ApiKeyRecord, Revoked};
 use crate::store::apps::Owner;
 use crate::store::apps::{AppRecord, Branding, UidTaken};
 use crate::store::attempts::{AttemptResult, AttemptStatus, RecordPolicy};
-use crate::store::endpoints::{EndpointFilter, EndpointRecord};
+use crate::store::endpoints::EndpointRecord;
 use crate::store::events::{EventFilter, EventMeta, NewEvent};
 use crate::store::health::{FailureRun, HealthVerdict};
 use crate::store::pagination::{Cursor, PageRequest};
@@ -154,38 +154,6 @@ fn api_keys_are_kept_by_hash_and_revoked_by_an_unambiguous_prefix() {
     assert_eq!(store.revoke_api_key("vk_test_a%").unwrap(), Revoked::One(key("vk_test_a%_", 3)), "% is no wildcard");
     assert_eq!(store.revoke_api_key("vk_test_ab1").unwrap(), Revoked::One(key("vk_test_ab1", 2)));
     assert_eq!(store.api_keys().unwrap().len(), 1);
-}
-
-#[test]
-fn endpoints_list_by_label_within_their_application() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(options) = fresh_database(dir.path()) else { return };
-    let store = PgStore::connect(&options).unwrap();
-    let owner = store.test_owner(Mode::Test);
-    let other = store.test_owner(Mode::Live);
-    let mut made = Vec::new();
-    for n in 0..5 {
-        let mut record = EndpointRecord::for_test(owner, &format!("https://example.com/{n}"), "*");
-        if n % 2 == 0 {
-            record.labels = vec!["even".into()];
-        }
-        store.insert_endpoint(&record).unwrap();
-        made.push(record.id);
-    }
-    store.insert_endpoint(&EndpointRecord::for_test(other, "https://example.com/live", "*")).unwrap();
-    let all = store.list_endpoints(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &EndpointFilter::default());
-    let ids: Vec<_> = all.unwrap().items.iter().map(|r| r.id).collect();
-    assert_eq!(ids, made.iter().rev().copied().collect::<Vec<_>>());
-    let even = EndpointFilter { label: Some("even".into()) };
-    let page = store.list_endpoints(owner, PageRequest { limit: 2, cursor: Cursor::Start }, &even).unwrap();
-    assert_eq!(page.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![made[4], made[2]]);
-    assert!(page.has_more);
-    // Relabelled: the index follows.
-    store.update_endpoint(owner, made[4], |r| r.labels.clear()).unwrap().unwrap();
-    let page = store.list_endpoints(owner, PageRequest { limit: 5, cursor: Cursor::Start }, &even).unwrap();
-    assert_eq!(page.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![made[2], made[0]]);
-    assert!(store.endpoint(other, made[0]).unwrap().is_none(), "not through another application");
-    assert!(store.update_endpoint(other, made[0], |r| r.url.clear()).unwrap().is_none());
 }
 
 /// Retries after 1 s, twice; never disables; keeps undelivered payloads an hour.
