@@ -8,18 +8,20 @@ use super::endpoints::{EndpointFilter, EndpointRecord};
 use super::events::tests::event;
 use super::events::{EventFilter, EventMeta, LEGACY_EVENT_MS};
 use super::pagination::{Cursor, ListError, Page, PageRequest};
-use super::{RedbStore, Store, tables};
+use super::{QueueWrites, RedbStore, Store, tables};
 use crate::ids::{AppId, EndpointId, EventId};
 use crate::mode::Mode;
 
-/// A store of each backend, named, with the directory its files live in.
-pub(super) fn backends() -> Vec<(&'static str, Store, tempfile::TempDir)> {
+/// A store of each backend (with its queue writes, as the engine holds them), named, with
+/// the directory its files live in.
+pub(super) fn backends() -> Vec<(&'static str, QueueWrites, tempfile::TempDir)> {
     let redb_dir = tempfile::tempdir().unwrap();
-    let mut stores = vec![("redb", Store::Redb(RedbStore::open(redb_dir.path()).unwrap()), redb_dir)];
+    let redb = Store::Redb(RedbStore::open(redb_dir.path()).unwrap());
+    let mut stores = vec![("redb", redb.into_shared().1, redb_dir)];
     let pg_dir = tempfile::tempdir().unwrap();
     if let Some(options) = super::postgres::tests::fresh_database(pg_dir.path()) {
-        let store = super::postgres::PgStore::connect(&options).unwrap();
-        stores.push(("postgres", Store::Postgres(Box::new(store)), pg_dir));
+        let store = Store::Postgres(Box::new(super::postgres::PgStore::connect(&options).unwrap()));
+        stores.push(("postgres", store.into_shared().1, pg_dir));
     }
     stores
 }
@@ -82,7 +84,7 @@ fn filtered_lists_equal_a_brute_force_scan_in_both_directions() {
     }
 }
 
-fn filtered_lists_equal_a_brute_force_scan(backend: &str, store: &Store) {
+fn filtered_lists_equal_a_brute_force_scan(backend: &str, store: &QueueWrites) {
     let owner = store.test_owner(Mode::Test);
     let other = Owner { app: AppId::new(), mode: Mode::Test };
     let mut rng = fastrand::Rng::with_seed(7);
@@ -108,7 +110,7 @@ fn filtered_lists_equal_a_brute_force_scan(backend: &str, store: &Store) {
     let _ = store.publish_events(&events, start_ms).unwrap();
     // In a redb file the legacy events are marked as a backfill of an older file would
     // mark them (Postgres never had such ids: its events keep their time apart).
-    if let Store::Redb(redb) = store {
+    if let Store::Redb(redb) = &**store.store() {
         let legacy = events.iter().enumerate().filter(|(n, _)| n % 7 == 0).map(|(_, e)| e.meta.id.unix_ms()).max();
         redb.write(|tx| Ok(tx.open_table(tables::META)?.insert(LEGACY_EVENT_MS, legacy.unwrap()).map(|_| ())?))
             .unwrap();
@@ -149,8 +151,7 @@ fn delivery_success_lists_equal_an_exact_check_in_both_directions() {
     }
 }
 
-fn delivery_success_lists_equal_an_exact_check(store: &Store) {
-    use crate::delivery::policy::Policy;
+fn delivery_success_lists_equal_an_exact_check(store: &QueueWrites) {
     use crate::store::attempts::AttemptResult;
     use crate::store::endpoints::EndpointRecord;
     use crate::store::events::{NewEvent, Resent};
@@ -160,11 +161,7 @@ fn delivery_success_lists_equal_an_exact_check(store: &Store) {
     store.insert_endpoint(&a).unwrap();
     store.insert_endpoint(&b).unwrap();
     let now = crate::clock::unix_now_ms();
-    let policy = Policy {
-        schedule: vec![std::time::Duration::from_millis(1)],
-        disable_after: std::time::Duration::from_secs(3600),
-        undelivered_hours: 72,
-    };
+    let policy = super::postgres::tests::TwoRetries;
     let mut rng = fastrand::Rng::with_seed(5);
     let events: Vec<NewEvent> = (0..150)
         .map(|n| {
@@ -244,7 +241,7 @@ fn urls(page: &Page<EndpointRecord>) -> Vec<String> {
 }
 
 /// A new application of `mode`, besides the default one.
-fn another_app(store: &Store, mode: Mode) -> Owner {
+fn another_app(store: &QueueWrites, mode: Mode) -> Owner {
     let record = AppRecord {
         id: AppId::new(),
         mode,
@@ -267,7 +264,7 @@ fn endpoint_pages_walk_newest_first_in_both_directions_within_one_application() 
     }
 }
 
-fn endpoint_pages_walk_newest_first(store: &Store) {
+fn endpoint_pages_walk_newest_first(store: &QueueWrites) {
     let (test, live) = (store.test_owner(Mode::Test), store.test_owner(Mode::Live));
     let made: Vec<EndpointRecord> = (0..5).map(|n| record(test, n)).collect();
     for r in &made {
@@ -310,7 +307,7 @@ fn a_label_list_equals_a_filtered_scan_in_both_directions_through_changes() {
     }
 }
 
-fn a_label_list_equals_a_filtered_scan(store: &Store) {
+fn a_label_list_equals_a_filtered_scan(store: &QueueWrites) {
     let owner = store.test_owner(Mode::Test);
     let other = another_app(store, Mode::Test);
     let mut rng = fastrand::Rng::with_seed(3);

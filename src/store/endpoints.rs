@@ -183,16 +183,8 @@ impl EndpointRecord {
         Ok(current.map(|s| s.secret.open(sealer, self.app, self.id)).transpose()?.unwrap_or_default())
     }
 
-    /// Brings a record an earlier release stored up to what this one keeps at rest: its
-    /// secrets sealed, a listener endpoint not called by characters of its key. Says
-    /// whether anything changed.
-    pub(crate) fn upgrade_at_rest(&mut self, sealer: &Sealer) -> Result<bool, OpenError> {
-        let sealed = self.seal_clear_secrets(sealer)?;
-        Ok(super::listeners::rename_legacy_listener(self) || sealed)
-    }
-
     /// Seals the secrets an earlier release stored in clear; says whether any was.
-    fn seal_clear_secrets(&mut self, sealer: &Sealer) -> Result<bool, OpenError> {
+    pub(super) fn seal_clear_secrets(&mut self, sealer: &Sealer) -> Result<bool, OpenError> {
         let mut sealed_any = false;
         for secret in self.secrets.iter_mut().filter(|s| !s.secret.is_sealed()) {
             let plain = secret.secret.open(sealer, self.app, self.id)?;

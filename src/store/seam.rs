@@ -33,7 +33,7 @@ use super::retention::{Cutoffs, PruneCursor, Pruned};
 use super::scheduling::{EndpointUpdated, RetryNow, Written};
 use super::sessions::{SessionChange, SessionChanged, SessionRecord};
 use super::stats::{DeliveryStats, MetricsSnapshot};
-use super::{OpenError, RedbStore, StoreError, StoreOptions};
+use super::{OpenError, QueueWrites, RedbStore, StoreError, StoreOptions};
 
 /// The store: the data of one stile deployment, in whichever backend keeps it.
 pub enum Store {
@@ -43,18 +43,26 @@ pub enum Store {
     Postgres(Box<super::postgres::PgStore>),
 }
 
-/// Writes `Store`'s methods from their signatures: each calls the backend's method of the
-/// same name with the same arguments.
+impl Store {
+    /// The backend the methods written by [`seam!`] go to.
+    fn backends(&self) -> &Store {
+        self
+    }
+}
+
+/// Writes the methods of `Store` (or of [`QueueWrites`], the engine's handle on the queue
+/// writes) from their signatures: each calls the backend's method of the same name with
+/// the same arguments.
 macro_rules! seam {
-    ($(
+    ($on:ty; $(
         $(#[$attr:meta])*
         $vis:vis fn $name:ident $(<$($generic:ident),*>)? (&self $(, $arg:ident: $ty:ty)* $(,)?) $(-> $ret:ty)?;
     )*) => {
-        impl Store {
+        impl $on {
             $(
                 $(#[$attr])*
                 $vis fn $name $(<$($generic),*>)? (&self $(, $arg: $ty)*) $(-> $ret)? {
-                    match self {
+                    match self.backends() {
                         Store::Redb(store) => store.$name($($arg),*),
                         Store::Postgres(store) => store.$name($($arg),*),
                     }
@@ -64,7 +72,7 @@ macro_rules! seam {
     };
 }
 
-seam! {
+seam! { Store;
     // Keys and applications.
     /// Stores an API key by its hash.
     pub fn insert_api_key(&self, hash: &[u8; 32], record: &ApiKeyRecord) -> Result<(), StoreError>;
@@ -84,8 +92,6 @@ seam! {
     pub fn list_apps(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ListError>;
     /// An application of `mode` by id.
     pub fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError>;
-    /// Deletes an application: it is gone from the API now, its data purged later.
-    pub(super) fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError>;
     /// Purges the data of deleted applications, a batch at a time.
     pub fn purge_deleted_apps(&self, limit: usize, settled_before_ms: u64) -> Result<AppPurge, StoreError>;
     /// The default application of `mode`, for unit tests.
@@ -101,12 +107,6 @@ seam! {
     pub fn update_endpoint(&self, owner: Owner, id: EndpointId, change: impl FnOnce(&mut EndpointRecord)) -> Result<Option<EndpointRecord>, StoreError>;
     /// A page of `owner`'s endpoints that match `filter`.
     pub fn list_endpoints(&self, owner: Owner, request: PageRequest<EndpointId>, filter: &EndpointFilter) -> Result<Page<EndpointRecord>, ListError>;
-    /// Changes an endpoint and, when asked, puts its parked deliveries back in the queue.
-    pub(super) fn update_endpoint_and_resume(&self, owner: Owner, id: EndpointId, now_ms: u64, resume: bool, change: impl FnOnce(&mut EndpointRecord)) -> Result<Option<EndpointUpdated>, StoreError>;
-    /// Deletes an endpoint and cancels what it had queued.
-    pub(super) fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError>;
-    /// Queues again the failed deliveries of an endpoint since a time.
-    pub(super) fn recover_endpoint(&self, owner: Owner, id: EndpointId, since: i64, dry_run: bool, now_ms: u64, default_hours: u32) -> Result<Option<Recovery>, StoreError>;
     /// The endpoint a `stile listen` client receives on, made by `make` the first time.
     pub fn listener_endpoint(&self, owner: Owner, key_hash: &[u8; 32], request: &ListenRequest, make: impl FnOnce() -> EndpointRecord) -> Result<(EndpointRecord, bool), StoreError>;
     /// Records that a listener endpoint was in use at `now`.
@@ -123,16 +123,10 @@ seam! {
     pub fn replace_event_type(&self, record: &EventTypeRecord) -> Result<(), StoreError>;
 
     // Events, deliveries and their history.
-    /// Stores events and queues their first attempts, in one commit.
-    pub(super) fn publish_events(&self, events: &[NewEvent], now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError>;
-    /// Publishes events and records attempt results, in one commit (the engine's writer).
-    pub(super) fn publish_and_record(&self, events: &[NewEvent], results: &[AttemptResult], now_ms: u64, policy: &impl RecordPolicy) -> Result<Written, StoreError>;
     /// An event of `owner`.
     pub fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
     /// A page of `owner`'s events that match `filter`.
     pub fn list_events(&self, owner: Owner, request: PageRequest<EventId>, filter: &EventFilter) -> Result<Page<StoredEvent>, ListError>;
-    /// Queues an event again, to one endpoint or to all it went to.
-    pub(super) fn resend_event(&self, owner: Owner, id: EventId, endpoint: Option<EndpointId>, now_ms: u64, default_hours: u32) -> Result<Resent, StoreError>;
     /// Records a test ping made outside the queue, with its event.
     pub fn record_test_ping(&self, event: &NewEvent, record: &AttemptRecord) -> Result<(), StoreError>;
     /// A page of an endpoint's attempts, optionally of one status.
@@ -144,8 +138,6 @@ seam! {
     /// Overwrites (or removes) an attempt's stored bytes, for unit tests of bad records.
     #[cfg(test)]
     pub(crate) fn put_raw_attempt_for_test(&self, id: DeliveryId, bytes: Option<&[u8]>);
-    /// Queues a failed or pending attempt to be made now.
-    pub(super) fn retry_now(&self, owner: Owner, endpoint: EndpointId, id: DeliveryId, now_ms: u64) -> Result<RetryNow, StoreError>;
 
     // The queue (the engine's).
     /// Queue entries due by `until_ms`, after `after`, up to `limit`.
@@ -156,27 +148,15 @@ seam! {
     pub fn queue_depth(&self) -> Result<u64, StoreError>;
     /// What to send for each attempt, read in one snapshot.
     pub fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError>;
-    /// Takes entries whose endpoint is not deliverable out of the queue.
-    pub(super) fn park(&self, keys: &[QueueKey], deliverable: impl Fn(&EndpointRecord) -> bool) -> Result<Scheduled, StoreError>;
-    /// Puts parked entries whose endpoint is deliverable again back in the queue.
-    pub(super) fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError>;
-    /// Puts one endpoint's parked entries back in the queue.
-    pub(super) fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError>;
     /// Removes a queue entry behind the engine's back, for unit tests.
     #[cfg(test)]
     pub(crate) fn drop_queue_entry_for_test(&self, key: QueueKey);
 
     // Verification sessions.
-    /// Stores a new session with its first event.
-    pub(super) fn create_session(&self, session: &SessionRecord, event: &NewEvent, expires_ms: u64, now_ms: u64) -> Result<SessionChanged, StoreError>;
     /// A session of `owner`.
     pub fn session(&self, owner: Owner, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError>;
-    /// Moves a session and publishes the event of the move, in one commit.
-    pub(super) fn change_session<R>(&self, owner: Owner, id: VerificationSessionId, now_ms: u64, change: impl FnOnce(&mut SessionRecord) -> Result<NewEvent, R>) -> Result<SessionChange<R>, StoreError>;
     /// When the next session expires.
     pub fn next_session_expiry(&self) -> Result<Option<u64>, StoreError>;
-    /// Expires sessions due by `now_ms`, a batch at a time.
-    pub(super) fn expire_due_sessions<R>(&self, now_ms: u64, limit: usize, expire: impl Fn(&mut SessionRecord) -> Result<NewEvent, R>) -> Result<(usize, Scheduled), StoreError>;
     /// A page of `owner`'s sessions.
     pub fn list_sessions(&self, owner: Owner, request: PageRequest<VerificationSessionId>) -> Result<Page<SessionRecord>, ListError>;
 
@@ -203,6 +183,37 @@ seam! {
     pub fn delivery_stats(&self, owner: Owner, since: i64, until: i64, bucket_seconds: i64, failures: usize) -> Result<DeliveryStats, StoreError>;
     /// Whether the store answers (the health check).
     pub fn check(&self) -> Result<(), StoreError>;
+}
+
+seam! { QueueWrites;
+    /// Deletes an application: it is gone from the API now, its data purged later.
+    pub fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError>;
+    /// Changes an endpoint and, when asked, puts its parked deliveries back in the queue.
+    pub fn update_endpoint_and_resume(&self, owner: Owner, id: EndpointId, now_ms: u64, resume: bool, change: impl FnOnce(&mut EndpointRecord)) -> Result<Option<EndpointUpdated>, StoreError>;
+    /// Deletes an endpoint and cancels what it had queued.
+    pub fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError>;
+    /// Queues again the failed deliveries of an endpoint since a time.
+    pub fn recover_endpoint(&self, owner: Owner, id: EndpointId, since: i64, dry_run: bool, now_ms: u64, default_hours: u32) -> Result<Option<Recovery>, StoreError>;
+    /// Stores events and queues their first attempts, in one commit.
+    pub fn publish_events(&self, events: &[NewEvent], now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError>;
+    /// Publishes events and records attempt results, in one commit (the engine's writer).
+    pub fn publish_and_record(&self, events: &[NewEvent], results: &[AttemptResult], now_ms: u64, policy: &impl RecordPolicy) -> Result<Written, StoreError>;
+    /// Queues an event again, to one endpoint or to all it went to.
+    pub fn resend_event(&self, owner: Owner, id: EventId, endpoint: Option<EndpointId>, now_ms: u64, default_hours: u32) -> Result<Resent, StoreError>;
+    /// Queues a failed or pending attempt to be made now.
+    pub fn retry_now(&self, owner: Owner, endpoint: EndpointId, id: DeliveryId, now_ms: u64) -> Result<RetryNow, StoreError>;
+    /// Takes entries whose endpoint is not deliverable out of the queue.
+    pub fn park(&self, keys: &[QueueKey], deliverable: impl Fn(&EndpointRecord) -> bool) -> Result<Scheduled, StoreError>;
+    /// Puts parked entries whose endpoint is deliverable again back in the queue.
+    pub fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError>;
+    /// Puts one endpoint's parked entries back in the queue.
+    pub fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError>;
+    /// Stores a new session with its first event.
+    pub fn create_session(&self, session: &SessionRecord, event: &NewEvent, expires_ms: u64, now_ms: u64) -> Result<SessionChanged, StoreError>;
+    /// Moves a session and publishes the event of the move, in one commit.
+    pub fn change_session<R>(&self, owner: Owner, id: VerificationSessionId, now_ms: u64, change: impl FnOnce(&mut SessionRecord) -> Result<NewEvent, R>) -> Result<SessionChange<R>, StoreError>;
+    /// Expires sessions due by `now_ms`, a batch at a time.
+    pub fn expire_due_sessions<R>(&self, now_ms: u64, limit: usize, expire: impl Fn(&mut SessionRecord) -> Result<NewEvent, R>) -> Result<(usize, Scheduled), StoreError>;
 }
 
 impl Store {

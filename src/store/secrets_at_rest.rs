@@ -12,7 +12,16 @@ use redb::ReadableTable;
 
 use super::backup::BackupError;
 use super::endpoints::{EndpointRecord, TABLE};
+use super::sealing::{OpenError, Sealer};
 use super::{RedbStore, StoreError, decode, encode, open_database, tables};
+
+/// Brings a record an earlier release stored up to what this one keeps at rest: its
+/// secrets sealed, a listener endpoint not called by characters of its key. Says whether
+/// anything changed. Both backends apply it at start.
+pub(super) fn upgrade_at_rest(record: &mut EndpointRecord, sealer: &Sealer) -> Result<bool, OpenError> {
+    let sealed = record.seal_clear_secrets(sealer)?;
+    Ok(super::listeners::rename_legacy_listener(record) || sealed)
+}
 
 /// What the copy is called while it is written (beside the data file).
 const COPY_SUFFIX: &str = "sealing";
@@ -33,7 +42,7 @@ impl RedbStore {
             for row in tx.open_table(tables::ENDPOINTS)?.iter()? {
                 let (_, value) = row?;
                 let mut record: EndpointRecord = decode(TABLE, value.value())?;
-                changed += usize::from(record.upgrade_at_rest(&self.sealer)?);
+                changed += usize::from(upgrade_at_rest(&mut record, &self.sealer)?);
             }
             Ok(changed)
         })?;
@@ -43,7 +52,7 @@ impl RedbStore {
         let sealer = self.sealer.clone();
         let upgrade = |bytes: &[u8]| -> Result<Vec<u8>, StoreError> {
             let mut record: EndpointRecord = decode(TABLE, bytes)?;
-            record.upgrade_at_rest(&sealer)?;
+            upgrade_at_rest(&mut record, &sealer)?;
             encode(TABLE, &record)
         };
         let swapped = self.copy_to(&copy, &upgrade).map_err(|err| match err {

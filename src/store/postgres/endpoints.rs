@@ -311,7 +311,7 @@ impl PgStore {
                 .await?;
             for row in &rows {
                 let mut record = row.get::<_, Json<EndpointRecord>>(0).0;
-                if record.upgrade_at_rest(&self.sealer)? {
+                if crate::store::secrets_at_rest::upgrade_at_rest(&mut record, &self.sealer)? {
                     tx.exec(
                         "UPDATE endpoints SET record = $3 WHERE app = $1 AND id = $2",
                         &[&uuid(record.app.as_u128()), &uuid(record.id.as_u128()), &Json(&record)],

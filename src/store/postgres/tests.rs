@@ -157,7 +157,7 @@ fn api_keys_are_kept_by_hash_and_revoked_by_an_unambiguous_prefix() {
 }
 
 /// Retries after 1 s, twice; never disables; keeps undelivered payloads an hour.
-struct TwoRetries;
+pub(crate) struct TwoRetries;
 
 impl RecordPolicy for TwoRetries {
     fn retry_delay(&self, number: u32, _: Option<Duration>) -> Option<Duration> {
