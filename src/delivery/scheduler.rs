@@ -365,6 +365,9 @@ impl Scheduler {
     /// Gives waiting test pings the slots their endpoints have free, oldest first, while
     /// fewer than [`max_pings`] are in flight; drops those whose caller stopped waiting.
     fn grant_pings(&mut self) {
+        if self.pings.is_empty() {
+            return;
+        }
         let mut waiting = VecDeque::new();
         while let Some(request) = self.pings.pop_front() {
             if request.reply.is_closed() {

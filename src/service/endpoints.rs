@@ -122,25 +122,16 @@ impl Endpoints<'_> {
         let secret = new_endpoint_secret();
         let now = self.engine.clock().now();
         let id = EndpointId::new();
+        let sealed = SigningSecret::new(self.store.sealer(), (owner.app, id), &secret, None);
         let record = EndpointRecord {
-            id,
-            app: owner.app,
-            mode: owner.mode,
-            url: input.url,
-            enabled_events: input.enabled_events,
             name: input.name,
             labels: input.labels,
             description: input.description,
             metadata: input.metadata,
             status: if input.disabled { EndpointStatus::Disabled } else { EndpointStatus::Enabled },
-            created: now,
-            secrets: vec![SigningSecret::new(self.store.sealer(), (owner.app, id), &secret, None)],
-            disabled_reason: None,
             disabled_at: input.disabled.then_some(now),
             undelivered_retention_hours: input.undelivered_retention_hours,
-            updated: None,
-            listener: None,
-            failing: None,
+            ..new_record(owner, id, input.url, input.enabled_events, now, sealed)
         };
         let record = blocking(self.store, move |store| store.insert_endpoint(&record).map(|()| record)).await?;
         Ok((record, secret))
@@ -281,24 +272,9 @@ impl Endpoints<'_> {
             let id = EndpointId::new();
             let secret = SigningSecret::new(store.sealer(), (owner.app, id), &new_endpoint_secret(), None);
             store.listener_endpoint(owner, &key_hash, &request, || EndpointRecord {
-                id,
-                app: owner.app,
-                mode: owner.mode,
-                url: request.forward_to.clone(),
-                enabled_events: request.events.clone(),
                 name: Some(listener_name(&key_hash)),
-                labels: vec![],
                 description: Some(listener_description(&key_hash)),
-                metadata: Default::default(),
-                status: EndpointStatus::Enabled,
-                created: now,
-                secrets: vec![secret],
-                disabled_reason: None,
-                disabled_at: None,
-                undelivered_retention_hours: None,
-                updated: None,
-                listener: None,
-                failing: None,
+                ..new_record(owner, id, request.forward_to.clone(), request.events.clone(), now, secret)
             })
         })
         .await?;
@@ -314,5 +290,36 @@ impl Endpoints<'_> {
         let checked = tokio::task::spawn_blocking(move || policy.check_resolved(&parsed)).await;
         let checked = checked.map_err(|_| crate::delivery::EngineError::ShuttingDown)?;
         checked.map_err(|message| ServiceError::Invalid { param: "url", message })
+    }
+}
+
+/// A new, enabled endpoint of `owner` with what every endpoint has; nothing else set.
+fn new_record(
+    owner: Owner,
+    id: EndpointId,
+    url: String,
+    enabled_events: Vec<String>,
+    created: i64,
+    secret: SigningSecret,
+) -> EndpointRecord {
+    EndpointRecord {
+        id,
+        app: owner.app,
+        mode: owner.mode,
+        url,
+        enabled_events,
+        name: None,
+        labels: vec![],
+        description: None,
+        metadata: BTreeMap::new(),
+        status: EndpointStatus::Enabled,
+        created,
+        secrets: vec![secret],
+        disabled_reason: None,
+        disabled_at: None,
+        undelivered_retention_hours: None,
+        updated: None,
+        listener: None,
+        failing: None,
     }
 }

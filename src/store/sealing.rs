@@ -213,11 +213,10 @@ fn check_private(path: &Path) -> Result<(), KeyError> {
 
 /// Writes a new key file readable by its owner only, durably, without replacing one.
 fn write_private(path: &Path, key: &[u8; 32]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        super::file_modes::create_private_dir(dir)?;
     }
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = super::file_modes::create_owner_only(path)?;
     file.write_all(key)?;
     file.sync_all()
 }
