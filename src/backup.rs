@@ -45,5 +45,5 @@ pub fn download(base: &str, token: &str, file: &Path) -> anyhow::Result<u64> {
 /// Checks the download is a whole data file, so a truncated or garbled download is never
 /// kept as a backup.
 fn check_readable(path: &Path) -> anyhow::Result<()> {
-    crate::store::backup::check_data_file(path).context("the downloaded file is not a usable backup")
+    crate::store::redb::check_data_file(path).context("the downloaded file is not a usable backup")
 }

@@ -319,10 +319,10 @@ impl From<serde_json::Error> for ApiError {
     }
 }
 
-impl From<crate::store::backup::BackupError> for ApiError {
-    fn from(err: crate::store::backup::BackupError) -> Self {
+impl From<crate::store::redb::BackupError> for ApiError {
+    fn from(err: crate::store::redb::BackupError) -> Self {
         match err {
-            crate::store::backup::BackupError::Store(err) => err.into(),
+            crate::store::redb::BackupError::Store(err) => err.into(),
             err if err.is_disk_full() => {
                 tracing::error!(error = %err, "no room for the backup copy");
                 ApiError::new(
@@ -385,9 +385,9 @@ mod tests {
     #[test]
     fn domain_errors_map_to_their_answers() {
         let refused = crate::lifecycle::MoveError::NotAllowed {
-            from: crate::store::sessions::SessionStatus::Verified,
-            to: crate::store::sessions::SessionStatus::Cancelled,
-            allowed: crate::store::sessions::SessionStatus::OPEN,
+            from: crate::store::model::sessions::SessionStatus::Verified,
+            to: crate::store::model::sessions::SessionStatus::Cancelled,
+            allowed: crate::store::model::sessions::SessionStatus::OPEN,
         };
         let err = ApiError::from(refused);
         assert_eq!(err.code, ErrorCode::InvalidState);

@@ -42,8 +42,10 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::ids::AppId;
 use crate::mode::Mode;
-use crate::store::api_keys::ApiKeyRecord;
-use crate::store::{OpenError, Store, StoreError};
+use crate::store::Store;
+use crate::store::model::ApiKeyRecord;
+use crate::store::model::OpenError;
+use crate::store::model::StoreError;
 
 /// Why a server could not be prepared.
 #[derive(Debug, thiserror::Error)]

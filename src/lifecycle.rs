@@ -3,8 +3,7 @@
 //! engine (API moves and expiry); pure, so the rules are tested without a store.
 
 use crate::payload::new_event;
-use crate::store::events::NewEvent;
-use crate::store::sessions::{SessionRecord, SessionStatus};
+use crate::store::model::{NewEvent, SessionRecord, SessionStatus};
 
 /// A move in a session's life, each emitting its event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +136,7 @@ mod tests {
             id: VerificationSessionId::new(),
             app: crate::ids::AppId::new(),
             status,
-            session_type: crate::store::sessions::SessionType::Identity,
+            session_type: crate::store::model::sessions::SessionType::Identity,
             client_reference_id: None,
             livemode: false,
             expires_at: 0,

@@ -10,7 +10,7 @@ use clap::Parser;
 use stile::cli::{Cli, Command, KeysCommand, ListenArgs, ServeArgs, StoreArgs};
 use stile::config::{Config, Loaded};
 use stile::store::Store;
-use stile::store::api_keys::Revoked;
+use stile::store::model::Revoked;
 
 /// mimalloc instead of glibc's malloc: under load a delivery allocates and frees many
 /// small buffers across threads (pages read, request bodies, records), and glibc's
@@ -237,7 +237,7 @@ fn inspect(args: &StoreArgs) -> anyhow::Result<()> {
         );
     }
     let path = config.server.data_dir.join(stile::store::DATA_FILE_NAME);
-    let usage = stile::store::inspect::inspect_file(&path)?;
+    let usage = stile::store::redb::inspect_file(&path)?;
     let file = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}: {} bytes", path.display(), thousands(file))?;
@@ -327,7 +327,7 @@ fn compact(args: &StoreArgs) -> anyhow::Result<()> {
 fn rotate_payload_key(args: &StoreArgs) -> anyhow::Result<()> {
     let Loaded { config, .. } = load_config(&args.overrides())?;
     let options = config.store_options();
-    let rotated = stile::store::key_rotation::rotate_payload_key(&config.server.data_dir, &options)?;
+    let rotated = stile::store::redb::rotate_payload_key(&config.server.data_dir, &options)?;
     println!(
         "payload key rotated: {} -> {}; re-encrypted {} payloads, {} response excerpts, {} stored responses and the signing secrets of {} endpoints",
         rotated.old_key, rotated.new_key, rotated.payloads, rotated.responses, rotated.idempotency, rotated.endpoints

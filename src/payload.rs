@@ -4,8 +4,7 @@
 use serde::Serialize;
 
 use crate::ids::EventId;
-use crate::store::apps::Owner;
-use crate::store::events::{EventMeta, NewEvent};
+use crate::store::model::{EventMeta, NewEvent, Owner};
 
 /// The event object as delivered (and as `GET /v1/events/:id` shows it, plus
 /// `pending_webhooks` there).

@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::clock::Clock;
 use crate::store::Store;
-use crate::store::retention::{Cutoffs, PruneCursor, Pruned};
+use crate::store::model::{Cutoffs, PruneCursor, Pruned};
 
 /// Entries removed per table per transaction: small enough that a batch holds the
 /// writer for a couple of milliseconds (500 took ~10 ms, and a pass of them back to back
@@ -23,7 +23,7 @@ const BATCH: usize = 100;
 const BETWEEN_BATCHES: Duration = Duration::from_millis(1);
 
 /// How long an idempotency record is worth keeping: past the replay window a key is new.
-const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(crate::store::idempotency::WINDOW_SECS as u64);
+const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(crate::store::model::sessions::WINDOW_SECS as u64);
 
 /// How long a deleted application is remembered after its history is purged: longer than
 /// any request that resolved it before the deletion can take to publish into it.

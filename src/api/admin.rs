@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use super::metrics::bearer_token_is;
 use super::{AppState, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
-use crate::store::backup::BackupError;
+use crate::store::redb::BackupError;
 
 /// Bytes per chunk of the streamed backup.
 const CHUNK: usize = 256 * 1024;

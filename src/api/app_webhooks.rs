@@ -24,10 +24,9 @@ use super::{AppState, Caller, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::service::endpoints::{EndpointChanges, NewEndpoint};
-use crate::store::apps::Owner;
-use crate::store::attempts::{AttemptRecord, AttemptStatus};
-use crate::store::endpoints::{EndpointRecord, EndpointStatus};
-use crate::store::pagination::{Cursor, ListError, PageRequest};
+use crate::store::model::{
+    AttemptRecord, AttemptStatus, Cursor, EndpointRecord, EndpointStatus, ListError, Owner, PageRequest,
+};
 
 /// The OpenAPI tag of this dialect's routes.
 const TAG: &str = "App webhooks API";

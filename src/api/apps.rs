@@ -14,8 +14,7 @@ use super::{AppState, Caller, Routes, blocking};
 use crate::error::ApiError;
 use crate::error::ErrorCode;
 use crate::ids::AppId;
-use crate::store::app_deletion::AppDeletion;
-use crate::store::apps::{AppRecord, Branding, UidTaken};
+use crate::store::model::{AppDeletion, AppRecord, Branding, UidTaken};
 
 /// The longest name, in characters.
 const MAX_NAME_CHARS: usize = 120;

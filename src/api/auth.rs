@@ -16,8 +16,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::ids::AppId;
 use crate::mode::Mode;
 use crate::secrets::{PORTAL_TOKEN_PREFIX, hash_api_key};
-use crate::store::api_keys::ApiKeyRecord;
-use crate::store::apps::Owner;
+use crate::store::model::{ApiKeyRecord, Owner};
 
 /// What a key may do: its mode, and the one application it is restricted to, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

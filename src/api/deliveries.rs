@@ -11,8 +11,7 @@ use super::list::{ListResponse, PageParams};
 use super::{AppState, Caller, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::store::attempts::{AttemptRecord, AttemptStatus};
-use crate::store::scheduling::RetryNow;
+use crate::store::model::{AttemptRecord, AttemptStatus, RetryNow};
 
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 20;

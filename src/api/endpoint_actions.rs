@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::ids::EndpointId;
 use crate::mode::Mode;
 use crate::service::endpoints::PingPayload;
-use crate::store::endpoints::EndpointRecord;
+use crate::store::model::EndpointRecord;
 
 /// The longest grace period an old secret may keep signing after a rotation.
 pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(7 * 86_400);

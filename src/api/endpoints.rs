@@ -14,8 +14,7 @@ use crate::event_types::{EventTypes, WILDCARD};
 use crate::ids::EndpointId;
 use crate::mode::Mode;
 use crate::service::endpoints::{EndpointChanges, NewEndpoint};
-use crate::store::apps::Owner;
-use crate::store::endpoints::{EndpointFilter, EndpointRecord, EndpointStatus};
+use crate::store::model::{EndpointFilter, EndpointRecord, EndpointStatus, Owner};
 use crate::target_policy::TargetPolicy;
 
 /// The longest description accepted, in characters.

@@ -11,7 +11,7 @@ use super::{AppState, Caller, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::event_types::kayle_alias_of;
 use crate::ids::{EndpointId, EventId};
-use crate::store::events::{EventFilter, EventMeta, Resent, StoredEvent};
+use crate::store::model::{EventFilter, EventMeta, Resent, StoredEvent};
 
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 10;

@@ -27,8 +27,7 @@ use super::extract::read_body;
 use super::{AppState, Caller, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::AppId;
-use crate::store::apps::Owner;
-use crate::store::idempotency::{IdempotencyBegin, IdempotencyRecord};
+use crate::store::model::{IdempotencyBegin, IdempotencyRecord, Owner};
 
 /// The request header carrying the key.
 pub const HEADER: &str = "Idempotency-Key";

@@ -28,7 +28,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::event_types::{KAYLE_NAMES, kayle_alias_of};
 use crate::ids::{AppId, EndpointId};
 use crate::service::endpoints::{EndpointChanges, NewEndpoint};
-use crate::store::endpoints::{EndpointRecord, EndpointStatus};
+use crate::store::model::{EndpointRecord, EndpointStatus};
 
 /// The OpenAPI tag of this dialect's routes.
 const TAG: &str = "Kayle endpoints API";

@@ -10,7 +10,7 @@ use actix_web::web;
 use super::AppState;
 use crate::error::ApiError;
 use crate::store::Store;
-use crate::store::pagination::{Cursor, ListError, Page, PageRequest};
+use crate::store::model::{Cursor, ListError, Page, PageRequest};
 
 /// The largest `limit` any list accepts.
 pub const MAX_LIMIT: usize = 100;

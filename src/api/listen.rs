@@ -28,9 +28,7 @@ use crate::event_types::WILDCARD;
 use crate::ids::EndpointId;
 use crate::secrets::hash_api_key;
 use crate::store::Store;
-use crate::store::apps::Owner;
-use crate::store::endpoints::EndpointStatus;
-use crate::store::listeners::ListenRequest;
+use crate::store::model::{EndpointStatus, ListenRequest, Owner};
 use crate::target_policy::TargetPolicy;
 
 /// How often the server pings a listen connection; one silent for three pings is dropped.

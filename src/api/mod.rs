@@ -73,7 +73,7 @@ pub struct AppState {
     /// What `/admin` routes require as a bearer token (see [`crate::admin`]).
     pub admin_token: String,
     /// Each mode's default application, which requests act on.
-    pub default_apps: crate::store::apps::DefaultApps,
+    pub default_apps: crate::store::model::apps::DefaultApps,
     /// The applications `Stile-App` values named, remembered.
     pub app_names: auth::AppNames,
 }
@@ -89,7 +89,7 @@ impl AppState {
         engine: Engine,
         metrics: Arc<Metrics>,
         admin_token: String,
-        default_apps: crate::store::apps::DefaultApps,
+        default_apps: crate::store::model::apps::DefaultApps,
     ) -> Self {
         let shared = store.is_shared();
         Self {

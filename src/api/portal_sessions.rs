@@ -12,7 +12,7 @@ use super::{AppState, Caller, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::PortalSessionId;
 use crate::secrets::{hash_api_key, new_portal_token};
-use crate::store::portal_sessions::PortalSessionRecord;
+use crate::store::model::PortalSessionRecord;
 
 /// The OpenAPI tag of these routes.
 const TAG: &str = "Applications";
@@ -154,7 +154,7 @@ pub struct CurrentPortalSession {
     /// The application it signs in to.
     pub app: PortalApp,
     /// How the portal looks: the application's branding over `[portal]`'s.
-    pub branding: crate::store::apps::Branding,
+    pub branding: crate::store::model::apps::Branding,
     /// Whether it may only look.
     pub read_only: bool,
     /// When it ends (Unix seconds).

@@ -9,7 +9,7 @@ use super::extract::{QueryParams, int_param, unix_time_param};
 use super::{AppState, Caller, Routes, blocking};
 use crate::error::ApiError;
 use crate::ids::EndpointId;
-use crate::store::stats::Outcomes;
+use crate::store::model::upkeep::Outcomes;
 
 /// The window when `since` is not given.
 const DEFAULT_WINDOW_SECONDS: i64 = 24 * 3600;

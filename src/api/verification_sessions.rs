@@ -15,8 +15,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::ids::VerificationSessionId;
 use crate::lifecycle::Move;
 use crate::mode::Mode;
-use crate::store::apps::Owner;
-use crate::store::sessions::{SessionRecord, SessionStatus, SessionType};
+use crate::store::model::{Owner, SessionRecord, SessionStatus, SessionType};
 
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 10;

@@ -256,9 +256,9 @@ pub struct PortalConfig {
 
 impl PortalConfig {
     /// The branding applications fall back to.
-    pub fn branding(&self) -> crate::store::apps::Branding {
+    pub fn branding(&self) -> crate::store::model::apps::Branding {
         let set = |text: &String| (!text.is_empty()).then(|| text.clone());
-        crate::store::apps::Branding {
+        crate::store::model::apps::Branding {
             display_name: set(&self.display_name),
             logo_url: set(&self.logo_url),
             accent_color: set(&self.accent_color),

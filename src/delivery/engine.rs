@@ -33,17 +33,11 @@ use crate::ids::{AppId, DeliveryId, EndpointId, EventId, VerificationSessionId};
 use crate::lifecycle::{Move, MoveError};
 use crate::metrics::Metrics;
 use crate::mode::Mode;
-use crate::store::app_deletion::AppDeletion;
-use crate::store::apps::Owner;
-use crate::store::attempts::AttemptResult;
-use crate::store::endpoints::EndpointRecord;
-use crate::store::events::{NewEvent, Published, Resent};
-use crate::store::jobs::Job;
-use crate::store::queue::Scheduled;
-use crate::store::recovery::Recovery;
-use crate::store::scheduling::{EndpointUpdated, RetryNow};
-use crate::store::sessions::{SessionChange, SessionChanged, SessionRecord};
-use crate::store::{QueueWrites, StoreError};
+use crate::store::QueueWrites;
+use crate::store::model::{
+    AppDeletion, AttemptResult, EndpointRecord, EndpointUpdated, Job, NewEvent, Owner, Published, Recovery, Resent,
+    RetryNow, Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError,
+};
 
 /// The running delivery engine.
 pub struct Engine {
@@ -525,7 +519,7 @@ async fn send_all(
 }
 
 /// Signs and sends one attempt at `now_ms` (Unix ms).
-async fn attempt(senders: &Senders, job: Job, key: crate::store::queue::QueueKey, now_ms: u64) -> AttemptResult {
+async fn attempt(senders: &Senders, job: Job, key: crate::store::model::queue::QueueKey, now_ms: u64) -> AttemptResult {
     let now = (now_ms / 1000) as i64;
     let mut result = AttemptResult {
         queue_key: key,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::store::StoreError;
+use crate::store::model::StoreError;
 
 /// Why the engine could not do what it was asked.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -4,10 +4,7 @@
 use std::time::Duration;
 
 use crate::ids::{DeliveryId, EndpointId};
-use crate::store::attempts::AttemptResult;
-use crate::store::events::{NewEvent, Published};
-use crate::store::jobs::Job;
-use crate::store::queue::{QueueKey, Scheduled};
+use crate::store::model::{AttemptResult, Job, NewEvent, Published, QueueKey, Scheduled};
 
 use super::error::EngineError;
 

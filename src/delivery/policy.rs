@@ -1,11 +1,10 @@
 //! Delivery policy: when the next attempt of a failed delivery goes, and when an endpoint
 //! has failed for long enough to be disabled. Pure functions of values, tested without a
-//! store; the store applies the decisions (`crate::store::attempts::RecordPolicy`).
+//! store; the store applies the decisions (`crate::store::model::attempts::RecordPolicy`).
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::store::attempts::{AttemptResult, RecordPolicy};
-use crate::store::health::{FailureRun, HealthVerdict};
+use crate::store::model::{AttemptResult, FailureRun, HealthVerdict, RecordPolicy};
 
 /// The most a retry delay is stretched at random, as a fraction of it, so retries of
 /// many deliveries that failed together do not all arrive at the same instant.

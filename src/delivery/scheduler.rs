@@ -17,10 +17,8 @@ use super::listeners::Listeners;
 use super::messages::{PingRequest, RETRY_DELAY, SchedulerMsg, WorkItem, WriteJob};
 use crate::clock::Clock;
 use crate::ids::{DeliveryId, EndpointId};
-use crate::store::attempts::AttemptStatus;
-use crate::store::endpoints::{EndpointRecord, EndpointStatus};
-use crate::store::queue::{DueEntry, QueueKey, Scheduled};
-use crate::store::{QueueWrites, StoreError};
+use crate::store::QueueWrites;
+use crate::store::model::{AttemptStatus, DueEntry, EndpointRecord, EndpointStatus, QueueKey, Scheduled, StoreError};
 
 /// How far ahead of now queue entries are loaded into memory, in ms.
 const NEAR_WINDOW_MS: u64 = 1_000;
@@ -465,8 +463,8 @@ mod tests {
     use super::*;
     use crate::mode::Mode;
     use crate::store::Store;
-    use crate::store::endpoints::EndpointRecord;
-    use crate::store::events::NewEvent;
+    use crate::store::model::EndpointRecord;
+    use crate::store::model::NewEvent;
 
     const START_MS: u64 = 1_800_000_000_000;
 

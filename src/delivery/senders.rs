@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::http::{HttpSender, SendOutcome};
 use super::listen_wire as wire;
 use super::listeners::Listeners;
-use crate::store::endpoints::EndpointRecord;
+use crate::store::model::EndpointRecord;
 use crate::store::sealing::Sealer;
 
 /// One request to make: an attempt of an event (or a test ping) to one endpoint.

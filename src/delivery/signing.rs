@@ -96,7 +96,7 @@ mod tests {
         for secrets in [&["whsec_YQ=="][..], &["whsec_YQ==", "whsec_Yg=="]] {
             let event_id = crate::ids::EventId::at(1_764_000_000_000);
             let headers = delivery_headers(&event_id.to_string(), secrets, 1_764_000_000, b"{}");
-            assert!(crate::store::attempt_record::headers_stored_compact(event_id, &headers));
+            assert!(crate::store::redb::headers_stored_compact(event_id, &headers));
         }
     }
 

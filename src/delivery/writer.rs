@@ -31,9 +31,7 @@ use crate::clock::Clock;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::metrics::{Metrics, Outcome};
 use crate::store::QueueWrites;
-use crate::store::attempts::AttemptResult;
-use crate::store::events::{NewEvent, Published};
-use crate::store::scheduling::Written;
+use crate::store::model::{AttemptResult, NewEvent, Published, Written};
 
 /// The most messages (publishes and results) committed in one transaction.
 const MAX_BATCH: usize = 2048;
@@ -228,8 +226,8 @@ mod tests {
     use crate::delivery::handoff::handoff;
     use crate::mode::Mode;
     use crate::store::Store;
-    use crate::store::endpoints::EndpointRecord;
-    use crate::store::queue::QueueKey;
+    use crate::store::model::EndpointRecord;
+    use crate::store::model::QueueKey;
 
     const NOW_MS: u64 = 1_800_000_000_000;
 

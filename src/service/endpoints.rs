@@ -14,10 +14,10 @@ use crate::ids::{DeliveryId, EndpointId};
 use crate::metrics::Metrics;
 use crate::secrets::new_endpoint_secret;
 use crate::store::Store;
-use crate::store::apps::Owner;
-use crate::store::attempts::{AttemptRecord, AttemptStatus};
-use crate::store::endpoints::{EndpointRecord, EndpointStatus, SigningSecret};
-use crate::store::listeners::{ListenRequest, listener_description, listener_name};
+use crate::store::model::endpoints::{listener_description, listener_name};
+use crate::store::model::{
+    AttemptRecord, AttemptStatus, EndpointRecord, EndpointStatus, ListenRequest, Owner, SigningSecret,
+};
 use crate::target_policy::TargetPolicy;
 
 /// A checked create request.

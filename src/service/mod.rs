@@ -4,14 +4,15 @@
 //! dialect imports another's file for a rule. Direction: `api -> service -> delivery ->
 //! store`.
 //!
-//! [`Owner`]: crate::store::apps::Owner
+//! [`Owner`]: crate::store::model::apps::Owner
 
 pub mod endpoints;
 
 use std::sync::Arc;
 
 use crate::delivery::EngineError;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
+use crate::store::model::StoreError;
 
 pub use endpoints::Endpoints;
 

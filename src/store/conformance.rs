@@ -2,15 +2,14 @@
 //! redb file and on a new database of the throwaway Postgres cluster (skipped, loudly,
 //! where PostgreSQL is not installed; failed under `CI=true`).
 
-use super::apps::{AppRecord, Owner};
-use super::attempts::AttemptStatus;
-use super::endpoints::{EndpointFilter, EndpointRecord};
-use super::events::tests::event;
-use super::events::{EventFilter, EventMeta, LEGACY_EVENT_MS};
-use super::pagination::{Cursor, ListError, Page, PageRequest};
-use super::{QueueWrites, RedbStore, Store, tables};
+use super::{QueueWrites, RedbStore, Store};
 use crate::ids::{AppId, EndpointId, EventId};
 use crate::mode::Mode;
+use crate::store::model::events::test_event as event;
+use crate::store::model::{
+    AppRecord, AttemptStatus, Cursor, EndpointFilter, EndpointRecord, EventFilter, EventMeta, ListError, Owner, Page,
+    PageRequest,
+};
 
 /// A store of each backend (with its queue writes, as the engine holds them), named, with
 /// the directory its files live in.
@@ -112,8 +111,7 @@ fn filtered_lists_equal_a_brute_force_scan(backend: &str, store: &QueueWrites) {
     // mark them (Postgres never had such ids: its events keep their time apart).
     if let Store::Redb(redb) = &**store.store() {
         let legacy = events.iter().enumerate().filter(|(n, _)| n % 7 == 0).map(|(_, e)| e.meta.id.unix_ms()).max();
-        redb.write(|tx| Ok(tx.open_table(tables::META)?.insert(LEGACY_EVENT_MS, legacy.unwrap()).map(|_| ())?))
-            .unwrap();
+        redb.mark_legacy_events_for_test(legacy.unwrap());
     }
     let mine: Vec<EventMeta> = events.iter().map(|e| e.meta.clone()).filter(|m| m.app == owner.app).collect();
     let seconds = |offset: u64| ((start_ms + offset) / 1000) as i64;
@@ -152,9 +150,10 @@ fn delivery_success_lists_equal_an_exact_check_in_both_directions() {
 }
 
 fn delivery_success_lists_equal_an_exact_check(store: &QueueWrites) {
-    use crate::store::attempts::AttemptResult;
-    use crate::store::endpoints::EndpointRecord;
-    use crate::store::events::{NewEvent, Resent};
+    use crate::store::model::AttemptResult;
+    use crate::store::model::EndpointRecord;
+    use crate::store::model::NewEvent;
+    use crate::store::model::Resent;
     let owner = store.test_owner(Mode::Test);
     let a = EndpointRecord::for_test(owner, "http://127.0.0.1:9/a", "*");
     let b = EndpointRecord::for_test(owner, "http://127.0.0.1:9/b", "a.one");

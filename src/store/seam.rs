@@ -14,26 +14,15 @@ use crate::event_types::EventTypeRecord;
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId, PortalSessionId, VerificationSessionId};
 use crate::mode::Mode;
 
-use super::api_keys::{ApiKeyRecord, Revoked};
-use super::app_deletion::{AppDeletion, AppPurge};
-use super::apps::{AppRecord, DefaultApps, Owner, UidTaken};
-use super::attempt_record::{AttemptRecord, AttemptStatus};
-use super::attempts::{AttemptResult, RecordPolicy};
-use super::backup::{BackupError, BackupSummary};
-use super::endpoints::{EndpointFilter, EndpointRecord};
-use super::events::{EventFilter, NewEvent, Published, Resent, StoredEvent};
-use super::idempotency::{IdempotencyBegin, IdempotencyRecord};
-use super::jobs::Job;
-use super::listeners::ListenRequest;
-use super::pagination::{ListError, Page, PageRequest};
-use super::portal_sessions::PortalSessionRecord;
-use super::queue::{DueEntry, QueueKey, Scheduled};
-use super::recovery::Recovery;
-use super::retention::{Cutoffs, PruneCursor, Pruned};
-use super::scheduling::{EndpointUpdated, RetryNow, Written};
-use super::sessions::{SessionChange, SessionChanged, SessionRecord};
-use super::stats::{DeliveryStats, MetricsSnapshot};
-use super::{OpenError, QueueWrites, RedbStore, StoreError, StoreOptions};
+use super::{QueueWrites, RedbStore, StoreOptions};
+use crate::store::model::{
+    ApiKeyRecord, AppDeletion, AppPurge, AppRecord, AttemptRecord, AttemptResult, AttemptStatus, Cutoffs, DefaultApps,
+    DeliveryStats, DueEntry, EndpointFilter, EndpointRecord, EndpointUpdated, EventFilter, IdempotencyBegin,
+    IdempotencyRecord, Job, ListError, ListenRequest, MetricsSnapshot, NewEvent, OpenError, Owner, Page, PageRequest,
+    PortalSessionRecord, PruneCursor, Pruned, Published, QueueKey, RecordPolicy, Recovery, Resent, RetryNow, Revoked,
+    Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError, StoredEvent, UidTaken, Written,
+};
+use crate::store::redb::{BackupError, BackupSummary};
 
 /// The store: the data of one stile deployment, in whichever backend keeps it.
 pub enum Store {
@@ -257,7 +246,7 @@ impl Store {
     /// with the payload key.
     pub fn sealer(&self) -> &super::sealing::Sealer {
         match self {
-            Store::Redb(store) => &store.sealer,
+            Store::Redb(store) => store.sealer(),
             Store::Postgres(store) => store.sealer(),
         }
     }

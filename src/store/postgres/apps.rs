@@ -8,11 +8,12 @@ use super::pages::{ListQuery, list};
 use super::{PgStore, id_of, uuid};
 use crate::ids::AppId;
 use crate::mode::Mode;
-use crate::store::StoreError;
 #[cfg(test)]
-use crate::store::apps::Owner;
-use crate::store::apps::{AppRecord, DefaultApps, UidTaken};
-use crate::store::pagination::{ListError, Page, PageRequest};
+use crate::store::model::Owner;
+use crate::store::model::Page;
+use crate::store::model::PageRequest;
+use crate::store::model::UidTaken;
+use crate::store::model::{AppRecord, DefaultApps, ListError, StoreError};
 
 /// The name of the unique index on `(mode, uid)`.
 const UID_INDEX: &str = "apps_uid";

@@ -9,7 +9,7 @@ use tokio_postgres::AsyncMessage;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::PgStore;
-use crate::store::StoreError;
+use crate::store::model::StoreError;
 
 /// The channel queue wake-ups are sent on.
 pub(super) const QUEUE_CHANNEL: &str = "stile_queue";

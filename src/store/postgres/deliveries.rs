@@ -19,12 +19,11 @@ use super::endpoints::{Lock, disable_in, lock_endpoints_of, matching_in};
 use super::{id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
-use crate::store::StoreError;
-use crate::store::attempts::{AttemptRecord, AttemptResult, AttemptStatus, RecordPolicy, Recorded, response_row};
-use crate::store::endpoints::{EndpointRecord, EndpointStatus};
-use crate::store::events::{NewEvent, Published};
-use crate::store::health::FailureRun;
-use crate::store::queue::{QueueKey, Scheduled};
+use crate::store::model::attempts::response_row;
+use crate::store::model::{
+    AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, FailureRun, NewEvent, Published,
+    QueueKey, RecordPolicy, Recorded, Scheduled, StoreError,
+};
 use crate::store::sealing::Sealer;
 
 /// The status of an attempt as its column holds it.

@@ -13,10 +13,10 @@ use super::pages::{ListQuery, list};
 use super::{PgStore, uuid};
 use crate::event_types::{WILDCARD, kayle_name};
 use crate::ids::{AppId, EndpointId};
-use crate::store::StoreError;
-use crate::store::apps::Owner;
-use crate::store::endpoints::{EndpointFilter, EndpointRecord, EndpointStatus, Failing, subscribed};
-use crate::store::pagination::{ListError, Page, PageRequest};
+use crate::store::model::endpoints::{Failing, subscribed};
+use crate::store::model::{
+    EndpointFilter, EndpointRecord, EndpointStatus, ListError, Owner, Page, PageRequest, StoreError,
+};
 
 /// The columns an endpoint is read from, with its health: use with [`endpoint_of`].
 const WITH_HEALTH: &str = "SELECT e.record, h.since_ms, h.failures FROM endpoints e
@@ -311,7 +311,7 @@ impl PgStore {
                 .await?;
             for row in &rows {
                 let mut record = row.get::<_, Json<EndpointRecord>>(0).0;
-                if crate::store::secrets_at_rest::upgrade_at_rest(&mut record, &self.sealer)? {
+                if crate::store::model::endpoints::upgrade_at_rest(&mut record, &self.sealer)? {
                     tx.exec(
                         "UPDATE endpoints SET record = $3 WHERE app = $1 AND id = $2",
                         &[&uuid(record.app.as_u128()), &uuid(record.id.as_u128()), &Json(&record)],

@@ -16,14 +16,12 @@ use super::pages::{ListQuery, list};
 use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
-use crate::store::StoreError;
-use crate::store::apps::Owner;
-use crate::store::attempts::{AttemptRecord, AttemptStatus, response_row, undelivered_expired};
-use crate::store::endpoints::{EndpointRecord, delivered_as};
-use crate::store::events::{EventFilter, EventMeta, NewEvent, Resent, StoredEvent};
-use crate::store::jobs::Job;
-use crate::store::pagination::{ListError, Page, PageRequest};
-use crate::store::queue::Scheduled;
+use crate::store::model::attempts::{response_row, undelivered_expired};
+use crate::store::model::endpoints::delivered_as;
+use crate::store::model::{
+    AttemptRecord, AttemptStatus, EndpointRecord, EventFilter, EventMeta, Job, ListError, NewEvent, Owner, Page,
+    PageRequest, Resent, Scheduled, StoreError, StoredEvent,
+};
 use crate::store::sealing::Sealer;
 
 /// The columns an event is read from, in the order [`event_of`] reads them.

@@ -5,8 +5,7 @@ use tokio_postgres::types::Json;
 
 use super::PgStore;
 use super::cached::Cached;
-use crate::store::StoreError;
-use crate::store::api_keys::{ApiKeyRecord, Revoked};
+use crate::store::model::{ApiKeyRecord, Revoked, StoreError};
 
 /// The `stile_meta` key of the payload key's id.
 const PAYLOAD_KEY_ID: &str = "payload_key_id";

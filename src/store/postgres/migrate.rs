@@ -5,7 +5,7 @@
 
 use deadpool_postgres::Pool;
 
-use crate::store::StoreError;
+use crate::store::model::StoreError;
 
 /// The migrations, in order: (version, name, SQL). A released migration never changes;
 /// a change to the schema is a new one.

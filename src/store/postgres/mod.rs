@@ -36,7 +36,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 
 use super::sealing::{self, Sealer};
-use super::{OpenError, StoreError};
+use crate::store::model::{OpenError, StoreError};
 
 /// How to reach the database.
 #[derive(Clone)]

@@ -7,10 +7,8 @@ use super::cached::Cached;
 use super::{PgStore, uuid};
 use crate::event_types::EventTypeRecord;
 use crate::ids::PortalSessionId;
-use crate::store::StoreError;
-use crate::store::apps::Owner;
-use crate::store::idempotency::{IN_PROGRESS_STALE_SECS, IdempotencyBegin, IdempotencyRecord, WINDOW_SECS};
-use crate::store::portal_sessions::PortalSessionRecord;
+use crate::store::model::sessions::{IN_PROGRESS_STALE_SECS, WINDOW_SECS};
+use crate::store::model::{IdempotencyBegin, IdempotencyRecord, Owner, PortalSessionRecord, StoreError};
 
 impl PgStore {
     /// Every stored event type, of both modes, archived ones included.

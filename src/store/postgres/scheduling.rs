@@ -19,13 +19,10 @@ use super::deliveries::{Writes, lock_attempts, publish_in, record_in, status_cod
 use super::endpoints::{Lock, get_in, refile, update_in};
 use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId};
-use crate::store::StoreError;
-use crate::store::apps::Owner;
-use crate::store::attempts::{AttemptResult, AttemptStatus, RecordPolicy};
-use crate::store::endpoints::{EndpointRecord, EndpointStatus};
-use crate::store::events::{NewEvent, Published};
-use crate::store::queue::{DueEntry, QueueKey, Scheduled};
-use crate::store::scheduling::{EndpointUpdated, RetryNow, Written};
+use crate::store::model::{
+    AttemptResult, AttemptStatus, DueEntry, EndpointRecord, EndpointStatus, EndpointUpdated, NewEvent, Owner,
+    Published, QueueKey, RecordPolicy, RetryNow, Scheduled, StoreError, Written,
+};
 
 /// The process other than `me` holding listener endpoint `id`'s CLI connection, if one
 /// does and its hold has not run out.

@@ -9,14 +9,10 @@ use super::pages::{ListQuery, list};
 use super::scheduling::DB_NOW_MS;
 use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, EndpointId, VerificationSessionId};
-use crate::store::StoreError;
-use crate::store::apps::Owner;
-use crate::store::endpoints::EndpointRecord;
-use crate::store::events::NewEvent;
-use crate::store::listeners::ListenRequest;
-use crate::store::pagination::{ListError, Page, PageRequest};
-use crate::store::queue::Scheduled;
-use crate::store::sessions::{SessionChange, SessionChanged, SessionRecord};
+use crate::store::model::{
+    EndpointRecord, ListError, ListenRequest, NewEvent, Owner, Page, PageRequest, Scheduled, SessionChange,
+    SessionChanged, SessionRecord, StoreError,
+};
 
 impl PgStore {
     /// Stores a new session, its first event, and its expiry at `expires_ms`, in one

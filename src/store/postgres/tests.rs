@@ -8,14 +8,10 @@ use super::throwaway::ThrowawayPostgres;
 use super::{PgOptions, PgStore};
 use crate::ids::{AppId, DeliveryId, EventId};
 use crate::mode::Mode;
-use crate::store::api_keys::{ApiKeyRecord, Revoked};
-use crate::store::apps::Owner;
-use crate::store::apps::{AppRecord, Branding, UidTaken};
-use crate::store::attempts::{AttemptResult, AttemptStatus, RecordPolicy};
-use crate::store::endpoints::EndpointRecord;
-use crate::store::events::{EventFilter, EventMeta, NewEvent};
-use crate::store::health::{FailureRun, HealthVerdict};
-use crate::store::pagination::{Cursor, PageRequest};
+use crate::store::model::{
+    ApiKeyRecord, AppRecord, AttemptResult, AttemptStatus, Branding, Cursor, EndpointRecord, EventFilter, EventMeta,
+    FailureRun, HealthVerdict, NewEvent, Owner, PageRequest, RecordPolicy, Revoked, UidTaken,
+};
 
 /// Options for a new, empty database on the shared cluster, with the payload key in
 /// `dir`; `None` (after a loud line) where PostgreSQL is not installed.
@@ -135,7 +131,7 @@ fn applications_keep_uids_unique_per_mode_and_page_newest_first() {
     assert_eq!(back.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![c.id]);
     assert!(!back.has_more);
     let unknown = store.list_apps(Mode::Live, PageRequest { limit: 1, cursor: Cursor::After(a.id) });
-    assert!(matches!(unknown, Err(crate::store::pagination::ListError::UnknownCursor)));
+    assert!(matches!(unknown, Err(crate::store::model::pagination::ListError::UnknownCursor)));
 }
 
 #[test]
@@ -525,7 +521,8 @@ fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_nor_stay
 
 #[test]
 fn an_attempt_made_after_the_cutoff_goes_with_its_event() {
-    use crate::store::retention::{Cutoffs, PruneCursor};
+    use crate::store::model::Cutoffs;
+    use crate::store::model::PruneCursor;
     let dir = tempfile::tempdir().unwrap();
     let Some((store, _, owner, endpoint)) = store_with_endpoint(dir.path(), "invoice.paid") else { return };
     // An event of ten minutes ago whose (only) attempt was made just now.
@@ -582,7 +579,7 @@ fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data() {
 
 #[test]
 fn a_listeners_attempts_go_to_the_process_holding_its_cli_until_that_hold_runs_out() {
-    use crate::store::listeners::ListenRequest;
+    use crate::store::model::ListenRequest;
     let dir = tempfile::tempdir().unwrap();
     let Some(mut options) = fresh_database(dir.path()) else { return };
     options.claim_lease = Duration::from_millis(600);
@@ -594,7 +591,7 @@ fn a_listeners_attempts_go_to_the_process_holding_its_cli_until_that_hold_runs_o
         .listener_endpoint(owner, &[7; 32], &request, || {
             let mut record = EndpointRecord::for_test(owner, "http://localhost:3000/hook", "*");
             record.listener =
-                Some(crate::store::endpoints::ListenerInfo { key_hash: hex::encode([7; 32]), last_seen: 1 });
+                Some(crate::store::model::endpoints::ListenerInfo { key_hash: hex::encode([7; 32]), last_seen: 1 });
             record
         })
         .unwrap();

@@ -11,13 +11,12 @@ use super::sessions::forget_all_listeners;
 use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, EndpointId, EventId, first_id_at};
 use crate::mode::Mode;
-use crate::store::StoreError;
-use crate::store::app_deletion::{AppDeletion, AppPurge};
-use crate::store::apps::{AppRecord, Owner};
-use crate::store::attempts::{AttemptStatus, undelivered_expired};
-use crate::store::recovery::{MAX_RECOVER, Recovery};
-use crate::store::retention::{Cutoffs, PruneCursor, Pruned};
-use crate::store::stats::{DeliveryStats, MAX_PENDING_COUNTED, MetricsSnapshot, Outcomes};
+use crate::store::model::attempts::undelivered_expired;
+use crate::store::model::upkeep::{MAX_PENDING_COUNTED, MAX_RECOVER, Outcomes};
+use crate::store::model::{
+    AppDeletion, AppPurge, AppRecord, AttemptStatus, Cutoffs, DeliveryStats, MetricsSnapshot, Owner, PruneCursor,
+    Pruned, Recovery, StoreError,
+};
 
 /// Why a deleted application's pending deliveries ended.
 const ENDED_BY: &str = "application deleted";
@@ -356,7 +355,7 @@ impl PgStore {
     }
 
     /// Removes a queue entry behind the engine's back.
-    pub(crate) fn drop_queue_entry_for_test(&self, key: crate::store::queue::QueueKey) {
+    pub(crate) fn drop_queue_entry_for_test(&self, key: crate::store::model::queue::QueueKey) {
         let id = uuid(key.attempt().as_u128());
         self.run(async {
             self.client().await?.exec("DELETE FROM queue WHERE attempt = $1", &[&id]).await?;

@@ -1,0 +1,206 @@
+//! Attempts: each try to deliver an event to an endpoint, and what recording one decides with.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::{AppId, Duration, Mode};
+
+use super::endpoints::EndpointRecord;
+use super::queue::{QueueKey, Scheduled};
+/// Where an attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptStatus {
+    /// Scheduled or in flight.
+    Pending,
+    /// Answered with a 2xx.
+    Succeeded,
+    /// Failed; another attempt is scheduled (`next_retry_at`).
+    Retrying,
+    /// Failed, and no attempt follows.
+    Failed,
+}
+
+impl AttemptStatus {
+    /// The status as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::Pending => "pending",
+            AttemptStatus::Succeeded => "succeeded",
+            AttemptStatus::Retrying => "retrying",
+            AttemptStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One delivery attempt as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// Its id.
+    pub id: DeliveryId,
+    /// The application of its endpoint and event.
+    pub app: AppId,
+    /// The application's mode.
+    pub mode: Mode,
+    /// Where it goes.
+    pub endpoint_id: EndpointId,
+    /// What it carries.
+    pub event_id: EventId,
+    /// The event's type, kept here so lists need not read events.
+    pub event_type: String,
+    /// 1 for the first try of a delivery, 2 for the first retry, ...
+    pub attempt: u32,
+    /// Where it stands.
+    pub status: AttemptStatus,
+    /// The HTTP status the endpoint answered, if it answered.
+    pub response_status: Option<u16>,
+    /// The start of the response body (at most 2 KiB).
+    pub response_body: Option<String>,
+    /// Why it failed without an HTTP answer (or with a non-2xx one).
+    pub error: Option<String>,
+    /// How long the attempt took.
+    pub duration_ms: Option<u64>,
+    /// When it was made, or is scheduled for while pending (Unix seconds).
+    pub created: i64,
+    /// When the next attempt goes, while `retrying`.
+    pub next_retry_at: Option<i64>,
+    /// Its place in the queue (Unix ms) while pending.
+    pub due_ms: u64,
+    /// The request headers sent, once sent.
+    pub request_headers: Vec<(String, String)>,
+}
+
+impl AttemptRecord {
+    /// Attempt `number` of `event_id` to `endpoint`, scheduled for `due_ms`: a new
+    /// pending record (what every backend stores when it schedules one).
+    pub fn pending(endpoint: &EndpointRecord, event_id: EventId, event_type: &str, number: u32, due_ms: u64) -> Self {
+        AttemptRecord {
+            id: DeliveryId::new(),
+            app: endpoint.app,
+            mode: endpoint.mode,
+            endpoint_id: endpoint.id,
+            event_id,
+            event_type: event_type.to_string(),
+            attempt: number,
+            status: AttemptStatus::Pending,
+            response_status: None,
+            response_body: None,
+            error: None,
+            duration_ms: None,
+            created: (due_ms / 1000) as i64,
+            next_retry_at: None,
+            due_ms,
+            request_headers: Vec::new(),
+        }
+    }
+
+    /// Its queue entry, while pending and queued.
+    pub(crate) fn queue_key(&self) -> QueueKey {
+        QueueKey::new(self.due_ms, self.id)
+    }
+}
+
+/// What happened when an attempt was made.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    /// The attempt's queue entry (which names the attempt).
+    pub queue_key: QueueKey,
+    /// The endpoint it went to.
+    pub endpoint: EndpointId,
+    /// Whether the endpoint answered 2xx in time.
+    pub succeeded: bool,
+    /// The answer's status, if any.
+    pub response_status: Option<u16>,
+    /// The start of the answer's body.
+    pub response_body: Option<String>,
+    /// A human description of the failure.
+    pub error: Option<String>,
+    /// Time taken.
+    pub duration_ms: u64,
+    /// When it was made (Unix ms: the health rule measures runs of failures finer than
+    /// seconds).
+    pub attempted_at_ms: u64,
+    /// The headers that were sent.
+    pub request_headers: Vec<(String, String)>,
+    /// The least delay before the next attempt the endpoint asked for (`Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl AttemptResult {
+    /// The attempt this is the result of.
+    pub fn attempt(&self) -> DeliveryId {
+        self.queue_key.attempt()
+    }
+}
+
+#[cfg(test)]
+impl AttemptResult {
+    /// The result of the attempt `queue_key` names, made at `at_ms`: a 200 if it
+    /// `succeeded`, else a 500; for tests of the store.
+    pub(crate) fn for_test(queue_key: QueueKey, endpoint: EndpointId, succeeded: bool, at_ms: u64) -> Self {
+        AttemptResult {
+            queue_key,
+            endpoint,
+            succeeded,
+            response_status: Some(if succeeded { 200 } else { 500 }),
+            response_body: None,
+            error: None,
+            duration_ms: 1,
+            attempted_at_ms: at_ms,
+            request_headers: vec![],
+            retry_after: None,
+        }
+    }
+}
+
+/// The decisions recording a result needs: pure functions of values, owned by the
+/// delivery policy (`crate::delivery::policy`), applied by the store.
+pub trait RecordPolicy {
+    /// How long after a failed attempt `number` (1-based) the next one goes, or `None`
+    /// when the delivery has failed for good.
+    fn retry_delay(&self, number: u32, retry_after: Option<Duration>) -> Option<Duration>;
+    /// The endpoint's health after one more attempt, given its run of failures so far.
+    fn health(&self, run: Option<FailureRun>, result: &AttemptResult) -> HealthVerdict;
+    /// How long the payload of a delivery that failed for good stays available to resend
+    /// to an endpoint that sets `endpoint_hours` (`None`: the configured default).
+    fn undelivered_retention(&self, endpoint_hours: Option<u32>) -> Duration;
+}
+
+/// What recording a batch of results changed in the queue.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// The retries scheduled.
+    pub scheduled: Scheduled,
+    /// Attempts whose delivery ended (succeeded or failed for good).
+    pub finished: usize,
+}
+
+/// Whether the undelivered payload of a delivery whose latest attempt has `status` and
+/// was made at `made_secs` is past its endpoint's window of `hours` at `now_ms`: only a
+/// delivery that failed for good has such a window.
+pub fn undelivered_expired(status: AttemptStatus, made_secs: i64, hours: u32, now_ms: u64) -> bool {
+    status == AttemptStatus::Failed && (made_secs.max(0) as u64) * 1000 + u64::from(hours) * 3_600_000 <= now_ms
+}
+
+/// The row a sealed response excerpt of attempt `id` belongs to.
+pub(crate) fn response_row(id: DeliveryId) -> [u8; 16] {
+    id.as_u128().to_be_bytes()
+}
+
+/// An endpoint's current run of failed attempts. An endpoint without one is healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureRun {
+    /// When the first failure of the run was, in Unix ms.
+    pub since_ms: u64,
+    /// Failed attempts in the run.
+    pub failures: u32,
+}
+
+/// What the delivery policy decided about an endpoint after one more attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthVerdict {
+    /// The run of failures after the attempt (`None`: healthy again).
+    pub run: Option<FailureRun>,
+    /// Disable the endpoint, for this reason (shown to people).
+    pub disable: Option<String>,
+}

@@ -1,0 +1,151 @@
+//! The queue: which attempt is due when, and what the engine needs to make it.
+
+use crate::AppId;
+use crate::ids::{DeliveryId, EndpointId};
+
+use super::attempts::{AttemptRecord, AttemptStatus, Recorded};
+use super::endpoints::EndpointRecord;
+use super::events::Published;
+/// A place in the queue: an attempt and when it is due. Keys order by due time, then by
+/// attempt id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QueueKey {
+    pub(crate) due_ms: u64,
+    pub(crate) attempt: u128,
+}
+
+impl QueueKey {
+    pub(crate) fn new(due_ms: u64, attempt: DeliveryId) -> Self {
+        Self { due_ms, attempt: attempt.as_u128() }
+    }
+
+    pub(crate) fn from_row((due_ms, attempt): (u64, u128)) -> Self {
+        Self { due_ms, attempt }
+    }
+
+    pub(crate) fn row(self) -> (u64, u128) {
+        (self.due_ms, self.attempt)
+    }
+
+    /// When the attempt is due, in Unix ms.
+    pub fn due_ms(self) -> u64 {
+        self.due_ms
+    }
+
+    /// The attempt this entry sends.
+    pub fn attempt(self) -> DeliveryId {
+        DeliveryId(self.attempt)
+    }
+
+    /// The key just before this one, so a scan "after" it includes this key; `None` for
+    /// the very first key.
+    pub fn just_before(self) -> Option<QueueKey> {
+        match (self.due_ms, self.attempt) {
+            (0, 0) => None,
+            (due, 0) => Some(QueueKey { due_ms: due - 1, attempt: u128::MAX }),
+            (due, id) => Some(QueueKey { due_ms: due, attempt: id - 1 }),
+        }
+    }
+
+    /// The first row a scan that starts after `after` (exclusive) reads.
+    pub(crate) fn first_row_after(after: Option<QueueKey>) -> (u64, u128) {
+        match after {
+            Some(QueueKey { due_ms, attempt: u128::MAX }) => (due_ms.saturating_add(1), 0),
+            Some(QueueKey { due_ms, attempt }) => (due_ms, attempt + 1),
+            None => (0, 0),
+        }
+    }
+}
+
+/// Queue entries a write put on the queue (or moved earlier): what the scheduler must
+/// hear about. Only the delivery engine reads them, and it wakes its scheduler with them;
+/// dropping one unread leaves its entries for the scheduler's next full scan.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[must_use = "the delivery engine must hear of scheduled attempts"]
+pub struct Scheduled(Vec<QueueKey>);
+
+impl Scheduled {
+    pub(crate) fn push(&mut self, key: QueueKey) {
+        self.0.push(key);
+    }
+
+    /// Adds another write's entries.
+    pub fn extend(&mut self, other: Scheduled) {
+        self.0.extend(other.0);
+    }
+
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The earliest entry, where the scheduler must look again from.
+    pub fn earliest(&self) -> Option<QueueKey> {
+        self.0.iter().min().copied()
+    }
+
+    /// The entries.
+    pub fn keys(&self) -> &[QueueKey] {
+        &self.0
+    }
+}
+
+/// A queue entry due for dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueEntry {
+    /// Its queue key.
+    pub key: QueueKey,
+    /// The endpoint it goes to.
+    pub endpoint: EndpointId,
+    /// The endpoint's application.
+    pub app: AppId,
+}
+
+/// Everything a worker needs to make one attempt.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The attempt.
+    pub attempt: AttemptRecord,
+    /// The endpoint, unless it was deleted.
+    pub endpoint: Option<EndpointRecord>,
+    /// The event payload, unless it was pruned.
+    pub body: Option<Vec<u8>>,
+}
+
+/// What [`RedbStore::publish_and_record`] wrote.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// What each publish did, in order.
+    pub published: Vec<Published>,
+    /// The published events' first attempts.
+    pub first_attempts: Scheduled,
+    /// What recording the results changed.
+    pub recorded: Recorded,
+}
+
+/// What [`RedbStore::retry_now`] did.
+#[derive(Debug)]
+pub enum RetryNow {
+    /// The pending attempt now goes at once: its record, and its new queue entry.
+    Moved(Box<AttemptRecord>, Scheduled),
+    /// No attempt with that id belongs to that endpoint in that mode.
+    NoSuchAttempt,
+    /// The attempt has no scheduled retry (it has this status and nothing follows it).
+    NotScheduled(AttemptStatus),
+    /// The retry waits for its endpoint to be enabled.
+    EndpointDisabled,
+}
+
+/// An endpoint after an update, and what enabling it released.
+#[derive(Debug)]
+pub struct EndpointUpdated {
+    /// The endpoint as stored now.
+    pub endpoint: EndpointRecord,
+    /// Parked attempts that went back on the queue.
+    pub resumed: Scheduled,
+}

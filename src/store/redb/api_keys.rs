@@ -1,0 +1,78 @@
+//! Stored API keys. Only the SHA-256 of a key is kept, with the few characters that may
+//! be shown to tell keys apart.
+
+use super::{RedbStore, decode, encode, tables};
+use crate::ApiKeyRecord;
+use crate::store::model::{Revoked, StoreError};
+use redb::ReadableTable;
+
+use crate::ids::AppId;
+
+const TABLE: &str = "api_keys";
+
+impl RedbStore {
+    /// Stores a new key by its hash.
+    pub fn insert_api_key(&self, hash: &[u8; 32], record: &ApiKeyRecord) -> Result<(), StoreError> {
+        let bytes = encode(TABLE, record)?;
+        self.write(|tx| {
+            tx.open_table(tables::API_KEYS)?.insert(hash, bytes.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// Every stored key's hash and record, oldest first.
+    pub fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError> {
+        let mut keys = self.read(|tx| {
+            let table = tx.open_table(tables::API_KEYS)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (hash, value) = entry?;
+                out.push((*hash.value(), decode::<ApiKeyRecord>(TABLE, value.value())?));
+            }
+            Ok(out)
+        })?;
+        keys.sort_by(|a, b| a.1.created.cmp(&b.1.created).then_with(|| a.1.prefix.cmp(&b.1.prefix)));
+        Ok(keys)
+    }
+
+    /// Deletes the one key whose shown prefix starts with `prefix`. Deletes nothing when
+    /// no key or several keys match, so a short prefix cannot revoke more than meant.
+    pub fn revoke_api_key(&self, prefix: &str) -> Result<Revoked, StoreError> {
+        self.write(|tx| {
+            let mut table = tx.open_table(tables::API_KEYS)?;
+            let mut matches = Vec::new();
+            for entry in table.iter()? {
+                let (hash, value) = entry?;
+                let record: ApiKeyRecord = decode(TABLE, value.value())?;
+                if record.prefix.starts_with(prefix) {
+                    matches.push((*hash.value(), record));
+                }
+            }
+            match matches.len() {
+                0 => Ok(Revoked::NoMatch),
+                1 => {
+                    let (hash, record) = matches.remove(0);
+                    table.remove(&hash)?;
+                    Ok(Revoked::One(record))
+                }
+                _ => Ok(Revoked::Ambiguous(matches.into_iter().map(|(_, r)| r).collect())),
+            }
+        })
+    }
+}
+
+/// Removes, inside `tx`, every key restricted to `app` (the application is being deleted).
+pub(super) fn revoke_app_keys(tx: &redb::WriteTransaction, app: AppId) -> Result<usize, StoreError> {
+    let mut table = tx.open_table(tables::API_KEYS)?;
+    let mut doomed = Vec::new();
+    for entry in table.iter()? {
+        let (hash, value) = entry?;
+        if decode::<ApiKeyRecord>(TABLE, value.value())?.app == Some(app) {
+            doomed.push(*hash.value());
+        }
+    }
+    for hash in &doomed {
+        table.remove(hash)?;
+    }
+    Ok(doomed.len())
+}

@@ -1,0 +1,226 @@
+//! Applications: the tenants that own endpoints, events, deliveries, sessions,
+//! statistics and idempotency records. Every object table is keyed by its application
+//! first, so one application's objects form one contiguous range that no key of another
+//! can reach. Each mode has a default application, made with the data file.
+
+use super::pagination::list_page;
+use super::{RedbStore, decode_found, encode, tables};
+use crate::store::model::{AppRecord, DefaultApps, ListError, Page, PageRequest, StoreError, UidTaken};
+
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+
+use crate::ids::AppId;
+use crate::mode::Mode;
+
+pub(super) const TABLE: &str = "apps";
+
+/// The key of an application in [`tables::APPS`].
+fn key(mode: Mode, id: AppId) -> (u128, u128) {
+    (u128::from(mode.as_u8()), id.as_u128())
+}
+
+/// Makes each mode's default application if it has none yet, inside `tx`; returns both.
+pub(super) fn ensure_defaults(tx: &WriteTransaction, now: i64) -> Result<DefaultApps, StoreError> {
+    let mut defaults = tx.open_table(tables::DEFAULT_APPS)?;
+    let mut apps = tx.open_table(tables::APPS)?;
+    let mut ids = [AppId(0); 2];
+    for mode in [Mode::Test, Mode::Live] {
+        let found = defaults.get(mode.as_u8())?.map(|v| AppId(v.value()));
+        let id = match found {
+            Some(id) => id,
+            None => {
+                let record = AppRecord::default_of(mode, now);
+                apps.insert(key(mode, record.id), encode(TABLE, &record)?.as_slice())?;
+                defaults.insert(mode.as_u8(), record.id.as_u128())?;
+                record.id
+            }
+        };
+        ids[usize::from(mode.as_u8())] = id;
+    }
+    Ok(DefaultApps { test: ids[0], live: ids[1] })
+}
+
+impl RedbStore {
+    /// The default applications of both modes.
+    pub fn default_apps(&self) -> Result<DefaultApps, StoreError> {
+        self.read(|tx| {
+            let defaults = tx.open_table(tables::DEFAULT_APPS)?;
+            let get = |mode: Mode| -> Result<AppId, StoreError> {
+                let found = defaults.get(mode.as_u8())?.map(|v| AppId(v.value()));
+                found.ok_or(StoreError::BadKey { table: "default_apps" })
+            };
+            Ok(DefaultApps { test: get(Mode::Test)?, live: get(Mode::Live)? })
+        })
+    }
+
+    /// Stores a new application, unless its uid names another of its mode.
+    pub fn create_app(&self, record: &AppRecord) -> Result<Result<(), UidTaken>, StoreError> {
+        let bytes = encode(TABLE, record)?;
+        self.write(|tx| {
+            if let Some(uid) = &record.uid {
+                let mut uids = tx.open_table(tables::APP_UIDS)?;
+                if let Some(by) = uids.get((record.mode.as_u8(), uid.as_str()))?.map(|v| AppId(v.value())) {
+                    return Ok(Err(UidTaken { by }));
+                }
+                uids.insert((record.mode.as_u8(), uid.as_str()), record.id.as_u128())?;
+            }
+            tx.open_table(tables::APPS)?.insert(key(record.mode, record.id), bytes.as_slice())?;
+            Ok(Ok(()))
+        })
+    }
+
+    /// The application of `mode` that `name` names: an app id, or a uid.
+    pub fn find_app(&self, mode: Mode, name: &str) -> Result<Option<AppRecord>, StoreError> {
+        self.read(|tx| {
+            let id = match name.parse::<AppId>() {
+                Ok(id) => Some(id),
+                Err(_) => tx.open_table(tables::APP_UIDS)?.get((mode.as_u8(), name))?.map(|v| AppId(v.value())),
+            };
+            let Some(id) = id else { return Ok(None) };
+            decode_found(TABLE, tx.open_table(tables::APPS)?.get(key(mode, id))?)
+        })
+    }
+
+    /// Changes an application with `change`, keeping the uid index in step. `Ok(None)`: no
+    /// such application; `Err(UidTaken)` inside: the new uid names another (nothing is
+    /// written).
+    pub fn update_app(
+        &self,
+        mode: Mode,
+        id: AppId,
+        change: impl FnOnce(&mut AppRecord),
+    ) -> Result<Result<Option<AppRecord>, UidTaken>, StoreError> {
+        self.write(|tx| {
+            let mut apps = tx.open_table(tables::APPS)?;
+            let found: Option<AppRecord> = decode_found(TABLE, apps.get(key(mode, id))?)?;
+            let Some(mut record) = found else { return Ok(Ok(None)) };
+            let before = record.uid.clone();
+            change(&mut record);
+            if record.uid != before {
+                let mut uids = tx.open_table(tables::APP_UIDS)?;
+                if let Some(uid) = &record.uid
+                    && let Some(by) = uids.get((mode.as_u8(), uid.as_str()))?.map(|v| AppId(v.value()))
+                    && by != id
+                {
+                    return Ok(Err(UidTaken { by }));
+                }
+                if let Some(old) = &before {
+                    uids.remove((mode.as_u8(), old.as_str()))?;
+                }
+                if let Some(uid) = &record.uid {
+                    uids.insert((mode.as_u8(), uid.as_str()), id.as_u128())?;
+                }
+            }
+            apps.insert(key(mode, id), encode(TABLE, &record)?.as_slice())?;
+            Ok(Ok(Some(record)))
+        })
+    }
+
+    /// One page of a mode's applications, newest first.
+    pub fn list_apps(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ListError> {
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            let table = tx.open_table(tables::APPS).map_err(StoreError::from)?;
+            list_page(&table, TABLE, u128::from(mode.as_u8()), request, |_| true)
+        })
+    }
+
+    /// The application with this id in this mode.
+    pub fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError> {
+        self.read(|tx| decode_found(TABLE, tx.open_table(tables::APPS)?.get(key(mode, id))?))
+    }
+}
+
+#[cfg(test)]
+impl RedbStore {
+    /// The default application of `mode`, for tests of the pieces below the API.
+    pub(crate) fn test_owner(&self, mode: Mode) -> crate::store::model::Owner {
+        self.default_apps().expect("default apps").of(mode)
+    }
+}
+
+#[cfg(test)]
+impl RedbStore {
+    /// Stores another application of `mode` (the API for making them is still to come).
+    pub(crate) fn insert_app_for_test(&self, mode: Mode, name: &str) -> crate::store::model::Owner {
+        use crate::store::model::Branding;
+        use std::collections::BTreeMap;
+        let record = AppRecord {
+            id: AppId::new(),
+            mode,
+            name: name.to_string(),
+            uid: None,
+            metadata: BTreeMap::new(),
+            default: false,
+            created: 0,
+            branding: Branding::default(),
+        };
+        self.write(|tx| {
+            tx.open_table(tables::APPS)?.insert(key(mode, record.id), encode(TABLE, &record)?.as_slice())?;
+            Ok(())
+        })
+        .unwrap();
+        record.owner()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::model::Cursor;
+    use crate::store::model::EndpointRecord;
+    use crate::store::model::PageRequest;
+
+    #[test]
+    fn every_data_file_has_one_default_application_per_mode_that_stays_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        let defaults = store.default_apps().unwrap();
+        assert_ne!(defaults.test, defaults.live);
+        let test = store.app(Mode::Test, defaults.test).unwrap().unwrap();
+        assert!(test.default && test.mode == Mode::Test && test.name == "Default (test)");
+        assert!(store.app(Mode::Live, defaults.test).unwrap().is_none(), "an app is found only in its mode");
+        drop(store);
+        assert_eq!(RedbStore::open(dir.path()).unwrap().default_apps().unwrap(), defaults, "made once");
+    }
+
+    #[test]
+    fn one_applications_endpoints_events_and_deliveries_are_out_of_anothers_reach() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        let first = store.test_owner(Mode::Test);
+        let second = store.insert_app_for_test(Mode::Test, "second");
+        let endpoint = EndpointRecord::for_test(first, "http://127.0.0.1:9/", "*");
+        store.insert_endpoint(&endpoint).unwrap();
+        let page = PageRequest { limit: 10, cursor: Cursor::Start };
+
+        assert!(store.endpoint(second, endpoint.id).unwrap().is_none());
+        assert!(store.list_endpoints(second, page, &Default::default()).unwrap().items.is_empty());
+        assert_eq!(store.list_endpoints(first, page, &Default::default()).unwrap().items.len(), 1);
+
+        // An event of the second application reaches none of the first's endpoints, even
+        // one subscribed to everything; the first's own event does.
+        let other =
+            crate::payload::new_event(second, "a.b", &serde_json::json!({}), crate::clock::unix_now_ms()).unwrap();
+        let own = crate::payload::new_event(first, "a.b", &serde_json::json!({}), crate::clock::unix_now_ms()).unwrap();
+        let (published, _) = store.publish_events(&[other.clone(), own.clone()], 0).unwrap();
+        assert_eq!(published.iter().map(|p| p.deliveries).collect::<Vec<_>>(), [0, 1]);
+        assert!(store.event(first, other.meta.id).unwrap().is_none());
+        assert!(store.event(second, own.meta.id).unwrap().is_none());
+        assert!(
+            store
+                .list_attempts(second, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None)
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .list_attempts(first, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None)
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
+    }
+}

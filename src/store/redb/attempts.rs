@@ -1,0 +1,588 @@
+//! Delivery attempts: their records and indexes, and recording what happened when one was
+//! made.
+//!
+//! A delivery is one event going to one endpoint; each try is an attempt record (`wd_`).
+//! The next attempt of a delivery exists as a `pending` record with a queue entry from the
+//! moment it is scheduled, and its outcome, the removal of its queue entry, and the
+//! scheduling of the following attempt are committed in one transaction. When to retry
+//! and when to disable an endpoint are decided by the [`RecordPolicy`] the caller gives;
+//! the store records the decisions.
+
+use super::health::HealthBatch;
+use super::queue::QueueTables;
+use super::{RedbStore, endpoints, tables};
+use crate::store::model::attempts::response_row;
+use crate::store::model::pagination::{finish_page, scan_bounds};
+use crate::store::model::{
+    AttemptResult, Cursor, EndpointRecord, EndpointStatus, ListError, Owner, Page, PageRequest, RecordPolicy, Recorded,
+    Scheduled, StoreError,
+};
+use crate::store::sealing::Sealer;
+use std::collections::HashMap;
+
+use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
+
+use super::attempt_record::{attempt_in, encode_attempt, outcome_in};
+use super::names::{Interner, Names};
+use crate::ids::{DeliveryId, EndpointId, EventId};
+
+pub use crate::store::model::AttemptRecord;
+
+pub use crate::store::model::AttemptStatus;
+
+/// The tables a scheduling write touches, opened once per transaction.
+pub(super) struct DeliveryTables<'txn, 'n> {
+    attempts: Table<'txn, u128, &'static [u8]>,
+    /// Numbers the names of what is written.
+    pub(super) names: Interner<'txn, 'n>,
+    by_endpoint: Table<'txn, (u128, u128, u128), ()>,
+    by_event: Table<'txn, (u128, u128), ()>,
+    stats: Table<'txn, (u128, u64, u128, u8), u64>,
+    failures: Table<'txn, (u128, u128), ()>,
+    endpoint_failures: Table<'txn, (u128, u128, u128), ()>,
+    event_failures: Table<'txn, (u128, u128), ()>,
+    pub(super) queue: QueueTables<'txn>,
+    event_pending: Table<'txn, u128, u32>,
+    holds: Table<'txn, u128, u64>,
+    /// Per-minute outcome counts tallied in this transaction, written together by
+    /// [`DeliveryTables::write_tallies`]: a batch of hundreds of results to one endpoint
+    /// in one minute is one counter update, not hundreds.
+    tallies: HashMap<(u128, u64, u128, u8), u64>,
+}
+
+impl<'txn, 'n> DeliveryTables<'txn, 'n> {
+    /// Opens the tables in `tx`; `names` is the store's name dictionary.
+    pub(super) fn open(tx: &'txn WriteTransaction, names: &'n Names) -> Result<Self, StoreError> {
+        Ok(Self {
+            attempts: tx.open_table(tables::ATTEMPTS)?,
+            names: Interner::open(tx, names)?,
+            by_endpoint: tx.open_table(tables::ENDPOINT_ATTEMPTS)?,
+            by_event: tx.open_table(tables::EVENT_ATTEMPTS)?,
+            stats: tx.open_table(tables::DELIVERY_STATS)?,
+            failures: tx.open_table(tables::FAILED_ATTEMPTS)?,
+            endpoint_failures: tx.open_table(tables::ENDPOINT_FAILURES)?,
+            event_failures: tx.open_table(tables::EVENT_FAILURES)?,
+            queue: QueueTables::open(tx)?,
+            event_pending: tx.open_table(tables::EVENT_PENDING)?,
+            holds: tx.open_table(tables::UNDELIVERED_HOLDS)?,
+            tallies: HashMap::new(),
+        })
+    }
+
+    /// Schedules attempt `number` of `event` to `endpoint` at `due_ms`: queued if the
+    /// endpoint is enabled (its key goes into `scheduled`), parked if not.
+    pub(super) fn schedule(
+        &mut self,
+        endpoint: &EndpointRecord,
+        event_id: EventId,
+        event_type: &str,
+        number: u32,
+        due_ms: u64,
+        scheduled: &mut Scheduled,
+    ) -> Result<(), StoreError> {
+        let record = AttemptRecord::pending(endpoint, event_id, event_type, number, due_ms);
+        self.save(&record)?;
+        self.index(&record)?;
+        if endpoint.status == EndpointStatus::Disabled {
+            self.queue.park(endpoint.id, record.id, None)?;
+        } else {
+            scheduled.push(self.queue.enqueue(endpoint.app, endpoint.id, record.id, due_ms)?);
+        }
+        Ok(())
+    }
+
+    /// Lists an attempt under its endpoint and its event.
+    fn index(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        let id = record.id.as_u128();
+        self.by_endpoint.insert((record.app.as_u128(), record.endpoint_id.as_u128(), id), ())?;
+        self.by_event.insert((record.event_id.as_u128(), id), ())?;
+        Ok(())
+    }
+
+    /// Adds `n` to an event's count of unfinished deliveries.
+    pub(super) fn add_pending(&mut self, event: EventId, n: u32) -> Result<(), StoreError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let current = self.event_pending.get(event.as_u128())?.map_or(0, |v| v.value());
+        self.event_pending.insert(event.as_u128(), current.saturating_add(n))?;
+        Ok(())
+    }
+
+    /// Keeps an event's payload until at least `until_ms` (Unix ms).
+    fn hold_payload(&mut self, event: EventId, until_ms: u64) -> Result<(), StoreError> {
+        let current = self.holds.get(event.as_u128())?.map_or(0, |v| v.value());
+        if until_ms > current {
+            self.holds.insert(event.as_u128(), until_ms)?;
+        }
+        Ok(())
+    }
+
+    fn finish_one(&mut self, event: EventId) -> Result<(), StoreError> {
+        let event = event.as_u128();
+        let current = self.event_pending.get(event)?.map_or(0, |v| v.value());
+        if current <= 1 {
+            self.event_pending.remove(event)?;
+        } else {
+            self.event_pending.insert(event, current - 1)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps [`tables::EVENT_FAILURES`] true after an attempt's final outcome was saved:
+    /// the event is there exactly when the latest attempt to some endpoint failed for
+    /// good. A success costs one lookup (the event is rarely there); a failure for good,
+    /// or a success after one (a resend that got through), reads the event's attempts, as
+    /// an older attempt can fail after a newer one succeeded.
+    fn note_outcome(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        let key = (record.app.as_u128(), record.event_id.as_u128());
+        let listed = self.event_failures.get(key)?.is_some();
+        match record.status {
+            AttemptStatus::Failed => {}
+            AttemptStatus::Succeeded if listed => {}
+            _ => return Ok(()),
+        }
+        let latest = latest_per_endpoint(&self.by_event, &self.attempts, record.event_id)?;
+        let failed = latest.values().any(|(status, _)| *status == AttemptStatus::Failed);
+        match (failed, listed) {
+            (true, false) => {
+                self.event_failures.insert(key, ())?;
+            }
+            (false, true) => {
+                self.event_failures.remove(key)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Counts a made attempt (succeeded, retrying or failed) towards the per-minute
+    /// statistics, and indexes it among the recent failures if it failed. The counts are
+    /// stored by [`DeliveryTables::write_tallies`], which the caller must call before
+    /// committing.
+    fn tally(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        let outcome = match record.status {
+            AttemptStatus::Succeeded => tables::OUTCOME_SUCCEEDED,
+            AttemptStatus::Retrying | AttemptStatus::Failed => tables::OUTCOME_FAILED,
+            AttemptStatus::Pending => return Ok(()),
+        };
+        let app = record.app.as_u128();
+        let key = (app, (record.created.max(0) as u64) / 60, record.endpoint_id.as_u128(), outcome);
+        *self.tallies.entry(key).or_default() += 1;
+        if outcome == tables::OUTCOME_FAILED {
+            self.failures.insert((app, record.id.as_u128()), ())?;
+            self.endpoint_failures.insert((app, record.endpoint_id.as_u128(), record.id.as_u128()), ())?;
+        }
+        Ok(())
+    }
+
+    /// Adds the counts [`DeliveryTables::tally`] gathered to the statistics table.
+    fn write_tallies(&mut self) -> Result<(), StoreError> {
+        for (key, n) in std::mem::take(&mut self.tallies) {
+            let count = self.stats.get(key)?.map_or(0, |v| v.value());
+            self.stats.insert(key, count + n)?;
+        }
+        Ok(())
+    }
+
+    /// Stores an attempt that was made outside the queue (a test ping): the record, its
+    /// indexes and its statistics.
+    pub(super) fn add_finished(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        self.save(record)?;
+        self.index(record)?;
+        self.tally(record)?;
+        self.write_tallies()
+    }
+
+    pub(super) fn load(&self, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
+        attempt_in(&self.attempts, id.as_u128(), self.names.memory())
+    }
+
+    pub(super) fn save(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        self.attempts.insert(record.id.as_u128(), encode_attempt(record, &mut self.names)?.as_slice())?;
+        Ok(())
+    }
+
+    /// Ends every pending delivery of an endpoint (it is being deleted): each pending
+    /// attempt is marked failed with `reason`. Returns how many there were.
+    pub(super) fn cancel_endpoint(
+        &mut self,
+        endpoint: EndpointId,
+        reason: &str,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let pending = self.queue.pending_of(endpoint)?;
+        for id in &pending {
+            if let Some(mut record) = self.load(*id)? {
+                self.queue.unqueue(endpoint, record.queue_key())?;
+                record.status = AttemptStatus::Failed;
+                record.error = Some(reason.to_string());
+                record.created = now;
+                self.save(&record)?;
+                self.finish_one(record.event_id)?;
+                self.note_outcome(&record)?;
+            }
+        }
+        Ok(pending.len())
+    }
+}
+
+/// Records the results of attempts inside `tx`: each attempt gets its outcome, leaves the
+/// queue, and, if it failed with retries left, its delivery's next attempt is scheduled
+/// as `policy` says. Endpoint health is tracked on the way, and an endpoint the policy
+/// gives up on is disabled (its retries then wait, parked).
+pub(super) fn record_in(
+    tx: &WriteTransaction,
+    sealer: &Sealer,
+    names: &Names,
+    results: &[AttemptResult],
+    now_ms: u64,
+    policy: &impl RecordPolicy,
+) -> Result<Recorded, StoreError> {
+    let mut endpoints = tx.open_table(tables::ENDPOINTS)?;
+    let mut health = HealthBatch::open(tx)?;
+    let mut t = DeliveryTables::open(tx, names)?;
+    let mut recorded = Recorded::default();
+    for result in results {
+        let record = t.load(result.attempt())?;
+        let Some(mut record) = record.filter(|r| r.status == AttemptStatus::Pending) else {
+            // Cancelled meanwhile (its endpoint was deleted): only the entry goes.
+            t.queue.drop_entry(result.queue_key)?;
+            continue;
+        };
+        t.queue.unqueue(record.endpoint_id, record.queue_key())?;
+        record.response_status = result.response_status;
+        let row = response_row(record.id);
+        record.response_body = result.response_body.as_deref().map(|body| sealer.seal_text(&row, body));
+        record.error = result.error.clone();
+        record.duration_ms = Some(result.duration_ms);
+        record.created = (result.attempted_at_ms / 1000) as i64;
+        record.request_headers = result.request_headers.clone();
+        let verdict = policy.health(health.current(record.endpoint_id)?, result);
+        health.set(record.endpoint_id, verdict.run);
+        if let Some(reason) = &verdict.disable {
+            endpoints::disable_in(&mut endpoints, record.app, record.endpoint_id, reason, record.created)?;
+        }
+        let retry = if result.succeeded { None } else { policy.retry_delay(record.attempt, result.retry_after) };
+        // The endpoint is read only when a retry is to be scheduled for it.
+        let endpoint = match retry {
+            Some(_) => endpoints::get_in(&endpoints, record.app, record.endpoint_id)?,
+            None => None,
+        };
+        match (result.succeeded, retry, endpoint) {
+            (true, _, _) => {
+                record.status = AttemptStatus::Succeeded;
+                t.finish_one(record.event_id)?;
+                recorded.finished += 1;
+            }
+            (false, Some(delay), Some(endpoint)) => {
+                let due = now_ms + delay.as_millis() as u64;
+                record.status = AttemptStatus::Retrying;
+                record.next_retry_at = Some((due / 1000) as i64);
+                let next = record.attempt + 1;
+                t.schedule(&endpoint, record.event_id, &record.event_type, next, due, &mut recorded.scheduled)?;
+            }
+            (false, _, _) => {
+                record.status = AttemptStatus::Failed;
+                t.finish_one(record.event_id)?;
+                recorded.finished += 1;
+                // Its payload stays available to resend for the endpoint's window.
+                if let Some(endpoint) = endpoints::get_in(&endpoints, record.app, record.endpoint_id)? {
+                    let window = policy.undelivered_retention(endpoint.undelivered_retention_hours);
+                    t.hold_payload(record.event_id, result.attempted_at_ms + window.as_millis() as u64)?;
+                }
+            }
+        }
+        t.tally(&record)?;
+        t.save(&record)?;
+        t.note_outcome(&record)?;
+    }
+    t.write_tallies()?;
+    health.save()?;
+    Ok(recorded)
+}
+
+/// Whether an event reached every endpoint it went to: `Some(true)` if the latest attempt
+/// to each endpoint succeeded, `Some(false)` if one did not (pending, retrying, failed),
+/// `None` if it went nowhere.
+pub(super) fn delivered_everywhere(
+    by_event: &impl ReadableTable<(u128, u128), ()>,
+    attempts: &impl ReadableTable<u128, &'static [u8]>,
+    event: EventId,
+) -> Result<Option<bool>, StoreError> {
+    let latest = latest_per_endpoint(by_event, attempts, event)?;
+    if latest.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(latest.values().all(|(status, _)| *status == AttemptStatus::Succeeded)))
+}
+
+/// The latest attempt of an event to each endpoint it went to: its status and when it
+/// was made (Unix seconds).
+pub(super) fn latest_per_endpoint(
+    by_event: &impl ReadableTable<(u128, u128), ()>,
+    attempts: &impl ReadableTable<u128, &'static [u8]>,
+    event: EventId,
+) -> Result<HashMap<EndpointId, (AttemptStatus, i64)>, StoreError> {
+    // Attempt ids grow with time, so the last one seen per endpoint is its latest.
+    let mut latest = HashMap::new();
+    let event = event.as_u128();
+    for entry in by_event.range((event, 0)..=(event, u128::MAX))? {
+        let (key, _) = entry?;
+        if let Some((endpoint, status, made)) = outcome_in(attempts, key.value().1)? {
+            latest.insert(endpoint, (status, made));
+        }
+    }
+    Ok(latest)
+}
+
+impl RedbStore {
+    /// An attempt record as read, with its response excerpt opened.
+    pub(super) fn opened(&self, mut record: AttemptRecord) -> Result<AttemptRecord, StoreError> {
+        if let Some(body) = record.response_body.take() {
+            record.response_body = Some(self.sealer.open_text(&response_row(record.id), body)?);
+        }
+        Ok(record)
+    }
+
+    /// One page of an endpoint's attempts, newest first, optionally of one status.
+    pub fn list_attempts(
+        &self,
+        owner: Owner,
+        endpoint: EndpointId,
+        request: PageRequest<DeliveryId>,
+        status: Option<AttemptStatus>,
+    ) -> Result<Page<AttemptRecord>, ListError> {
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            let index = tx.open_table(tables::ENDPOINT_ATTEMPTS).map_err(StoreError::from)?;
+            let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
+            let pending = tx.open_table(tables::ENDPOINT_PENDING).map_err(StoreError::from)?;
+            let failures = tx.open_table(tables::ENDPOINT_FAILURES).map_err(StoreError::from)?;
+            let (m, e) = (owner.app.as_u128(), endpoint.as_u128());
+            let request = PageRequest { limit: request.limit, cursor: request.cursor.position() };
+            if let Cursor::After(id) | Cursor::Before(id) = request.cursor
+                && index.get((m, e, id)).map_err(StoreError::from)?.is_none()
+            {
+                return Err(ListError::UnknownCursor);
+            }
+            let mut items = Vec::new();
+            let Some((from, to, upwards)) = scan_bounds(request.cursor, &(0..=u128::MAX)) else {
+                return Ok(finish_page(items, request));
+            };
+            // Each status has its index: pending attempts are the endpoint's pending
+            // entries, failed and retrying ones its failures, and succeeded ones the rest.
+            let ids: Box<dyn DoubleEndedIterator<Item = Result<u128, redb::StorageError>>> = match status {
+                Some(AttemptStatus::Pending) => Box::new(
+                    pending.range((e, from)..=(e, to)).map_err(StoreError::from)?.map(|r| r.map(|(k, _)| k.value().1)),
+                ),
+                Some(AttemptStatus::Retrying | AttemptStatus::Failed) => Box::new(
+                    failures
+                        .range((m, e, from)..=(m, e, to))
+                        .map_err(StoreError::from)?
+                        .map(|r| r.map(|(k, _)| k.value().2)),
+                ),
+                Some(AttemptStatus::Succeeded) | None => Box::new(
+                    index
+                        .range((m, e, from)..=(m, e, to))
+                        .map_err(StoreError::from)?
+                        .map(|r| r.map(|(k, _)| k.value().2)),
+                ),
+            };
+            let ids: Box<dyn Iterator<Item = Result<u128, redb::StorageError>>> =
+                if upwards { Box::new(ids) } else { Box::new(ids.rev()) };
+            for id in ids {
+                let id = id.map_err(StoreError::from)?;
+                if status == Some(AttemptStatus::Succeeded)
+                    && (pending.get((e, id)).map_err(StoreError::from)?.is_some()
+                        || failures.get((m, e, id)).map_err(StoreError::from)?.is_some())
+                {
+                    continue;
+                }
+                let Some(record) = attempt_in(&attempts, id, &self.names)? else {
+                    continue;
+                };
+                if status.is_none_or(|s| s == record.status) {
+                    items.push(self.opened(record)?);
+                    if items.len() > request.limit {
+                        break;
+                    }
+                }
+            }
+            Ok(finish_page(items, request))
+        })
+    }
+
+    /// One attempt of an endpoint.
+    pub fn attempt(
+        &self,
+        owner: Owner,
+        endpoint: EndpointId,
+        id: DeliveryId,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        self.read(|tx| {
+            let record: Option<AttemptRecord> =
+                attempt_in(&tx.open_table(tables::ATTEMPTS)?, id.as_u128(), &self.names)?;
+            record.filter(|r| r.app == owner.app && r.endpoint_id == endpoint).map(|r| self.opened(r)).transpose()
+        })
+    }
+
+    /// The newest attempts of an event (in `owner`'s application), at most `limit`, newest first; and
+    /// whether there are more.
+    pub fn event_attempts(
+        &self,
+        owner: Owner,
+        event: EventId,
+        limit: usize,
+    ) -> Result<(Vec<AttemptRecord>, bool), StoreError> {
+        self.read(|tx| {
+            let index = tx.open_table(tables::EVENT_ATTEMPTS)?;
+            let attempts = tx.open_table(tables::ATTEMPTS)?;
+            let e = event.as_u128();
+            let mut out = Vec::new();
+            for entry in index.range((e, 0)..=(e, u128::MAX))?.rev() {
+                let (key, _) = entry?;
+                let Some(record) = attempt_in(&attempts, key.value().1, &self.names)? else {
+                    continue;
+                };
+                if record.app != owner.app {
+                    continue;
+                }
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+                out.push(self.opened(record)?);
+            }
+            Ok((out, false))
+        })
+    }
+}
+
+#[cfg(test)]
+impl RedbStore {
+    /// Puts raw bytes in place of an attempt record (`None`: removes it), as damage or a
+    /// foreign writer would.
+    pub(crate) fn put_raw_attempt_for_test(&self, id: DeliveryId, bytes: Option<&[u8]>) {
+        self.write(|tx| {
+            let mut attempts = tx.open_table(tables::ATTEMPTS)?;
+            match bytes {
+                Some(bytes) => attempts.insert(id.as_u128(), bytes)?,
+                None => attempts.remove(id.as_u128())?,
+            };
+            Ok(())
+        })
+        .unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::model::QueueKey;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::delivery::policy::Policy;
+    use crate::mode::Mode;
+
+    /// Every page of an endpoint's deliveries with `status`, both ways, against the
+    /// unfiltered list filtered here.
+    fn assert_status_pages(
+        store: &RedbStore,
+        owner: Owner,
+        endpoint: EndpointId,
+        status: Option<AttemptStatus>,
+        limit: usize,
+    ) {
+        let walk = |status: Option<AttemptStatus>, backwards_from: Option<DeliveryId>| {
+            let mut out: Vec<DeliveryId> = Vec::new();
+            let mut cursor = backwards_from.map_or(Cursor::Start, Cursor::Before);
+            loop {
+                let page = store.list_attempts(owner, endpoint, PageRequest { limit, cursor }, status).unwrap();
+                let ids: Vec<DeliveryId> = page.items.iter().map(|a| a.id).collect();
+                match cursor {
+                    Cursor::Before(_) => out.splice(0..0, ids.iter().copied()),
+                    _ => out.splice(out.len().., ids.iter().copied()),
+                };
+                if !page.has_more {
+                    return out;
+                }
+                cursor = match cursor {
+                    Cursor::Before(_) => Cursor::Before(*ids.first().unwrap()),
+                    _ => Cursor::After(*ids.last().unwrap()),
+                };
+            }
+        };
+        let all: Vec<AttemptRecord> = {
+            let ids = walk(None, None);
+            ids.iter().map(|id| store.attempt(owner, endpoint, *id).unwrap().unwrap()).collect()
+        };
+        let expected: Vec<DeliveryId> =
+            all.iter().filter(|a| status.is_none_or(|s| a.status == s)).map(|a| a.id).collect();
+        assert_eq!(walk(status, None), expected, "{status:?} forward, limit {limit}");
+        let oldest = all.last().unwrap().id;
+        let without_oldest: Vec<DeliveryId> = expected.iter().copied().filter(|id| *id != oldest).collect();
+        assert_eq!(walk(status, Some(oldest)), without_oldest, "{status:?} backward, limit {limit}");
+    }
+
+    #[test]
+    fn deliveries_filtered_by_status_equal_a_filtered_scan_in_both_directions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        let owner = store.test_owner(Mode::Test);
+        let endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/a", "*");
+        let other = EndpointRecord::for_test(owner, "http://127.0.0.1:9/b", "*");
+        store.insert_endpoint(&endpoint).unwrap();
+        store.insert_endpoint(&other).unwrap();
+        let now = crate::clock::unix_now_ms();
+        let policy = Policy {
+            schedule: vec![Duration::from_millis(1)],
+            disable_after: Duration::from_secs(3600),
+            undelivered_hours: 72,
+        };
+        let mut rng = fastrand::Rng::with_seed(11);
+        let events: Vec<_> = (0..80)
+            .map(|n| crate::payload::new_event(owner, "a.b", &serde_json::json!({ "n": n }), now + n).unwrap())
+            .collect();
+        let (_, first) = store.publish_events(&events, now).unwrap();
+        // First attempts: most succeed, some fail (a retry follows), a few stay pending.
+        let outcome = |key: &QueueKey, endpoint: EndpointId, rng: &mut fastrand::Rng| {
+            (rng.u8(0..10) != 0).then(|| AttemptResult::for_test(*key, endpoint, rng.u8(0..3) != 0, now + 10))
+        };
+        let mut results = Vec::new();
+        for key in first.keys() {
+            let job = store.jobs(&[key.attempt()]).unwrap().pop().flatten().unwrap();
+            if let Some(result) = outcome(key, job.attempt.endpoint_id, &mut rng) {
+                results.push(result);
+            }
+        }
+        let written = store.publish_and_record(&[], &results, now + 10, &policy).unwrap();
+        // The retries: some succeed, some fail for good, the rest wait.
+        let mut retries = Vec::new();
+        for key in written.recorded.scheduled.keys() {
+            let job = store.jobs(&[key.attempt()]).unwrap().pop().flatten().unwrap();
+            if let Some(result) = outcome(key, job.attempt.endpoint_id, &mut rng) {
+                retries.push(result);
+            }
+        }
+        let _ = store.publish_and_record(&[], &retries, now + 20, &policy).unwrap();
+
+        for status in [
+            None,
+            Some(AttemptStatus::Pending),
+            Some(AttemptStatus::Succeeded),
+            Some(AttemptStatus::Retrying),
+            Some(AttemptStatus::Failed),
+        ] {
+            for limit in [1, 4, 100] {
+                assert_status_pages(&store, owner, endpoint.id, status, limit);
+            }
+        }
+        // Every status occurs, or the test proves little.
+        for status in [AttemptStatus::Pending, AttemptStatus::Succeeded, AttemptStatus::Retrying, AttemptStatus::Failed]
+        {
+            let page =
+                store.list_attempts(owner, endpoint.id, PageRequest { limit: 1, cursor: Cursor::Start }, Some(status));
+            assert_eq!(page.unwrap().items.len(), 1, "{status:?}");
+        }
+    }
+}

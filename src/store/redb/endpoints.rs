@@ -1,0 +1,284 @@
+//! Stored webhook endpoints.
+
+use super::pagination::{index_page, list_page};
+use super::{RedbStore, decode_found, encode, tables};
+use crate::event_types::{WILDCARD, kayle_name};
+use crate::store::model::endpoints::{Failing, subscribed};
+use crate::store::model::{
+    EndpointFilter, EndpointRecord, EndpointStatus, ListError, Owner, Page, PageRequest, StoreError,
+};
+
+use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
+
+use crate::ids::{AppId, EndpointId};
+
+pub(super) const TABLE: &str = "webhook_endpoints";
+
+/// Fills in `failing` from the health table.
+fn with_health(
+    health: &impl ReadableTable<u128, (u64, u32)>,
+    mut record: EndpointRecord,
+) -> Result<EndpointRecord, StoreError> {
+    record.failing = health
+        .get(record.id.as_u128())?
+        .map(|v| v.value())
+        .map(|(since_ms, attempts)| Failing { since: (since_ms / 1000) as i64, attempts });
+    Ok(record)
+}
+
+/// The endpoint with this id in this application, read from an open table.
+pub(super) fn get_in(
+    table: &impl ReadableTable<(u128, u128), &'static [u8]>,
+    app: AppId,
+    id: EndpointId,
+) -> Result<Option<EndpointRecord>, StoreError> {
+    decode_found(TABLE, table.get((app.as_u128(), id.as_u128()))?)
+}
+
+/// Files an endpoint under its labels ([`tables::ENDPOINT_LABELS`]) and what it
+/// subscribes to ([`tables::ENDPOINT_SUBSCRIPTIONS`]): the entries of `old` (what was
+/// stored, if anything) that `new` (what is stored now, if anything) lacks go, the new
+/// ones come. Every write that adds, changes or removes an endpoint calls it.
+pub(super) fn reindex_in(
+    tx: &WriteTransaction,
+    old: Option<&EndpointRecord>,
+    new: Option<&EndpointRecord>,
+) -> Result<(), StoreError> {
+    refile(&mut tx.open_table(tables::ENDPOINT_LABELS)?, old, new, |r| &r.labels)?;
+    refile(&mut tx.open_table(tables::ENDPOINT_SUBSCRIPTIONS)?, old, new, |r| &r.enabled_events)
+}
+
+/// Moves an endpoint's `(app, name, id)` entries in `index` from the names `names` gives
+/// for `old` to those it gives for `new`.
+fn refile(
+    index: &mut Table<(u128, &'static str, u128), ()>,
+    old: Option<&EndpointRecord>,
+    new: Option<&EndpointRecord>,
+    names: impl Fn(&EndpointRecord) -> &Vec<String>,
+) -> Result<(), StoreError> {
+    let empty = Vec::new();
+    let before = old.map_or(&empty, &names);
+    let after = new.map_or(&empty, &names);
+    if let Some(old) = old {
+        for name in before.iter().filter(|n| !after.contains(n)) {
+            index.remove((old.app.as_u128(), name.as_str(), old.id.as_u128()))?;
+        }
+    }
+    if let Some(new) = new {
+        for name in after.iter().filter(|n| !before.contains(n)) {
+            index.insert((new.app.as_u128(), name.as_str(), new.id.as_u128()), ())?;
+        }
+    }
+    Ok(())
+}
+
+/// Changes an endpoint inside `tx`; returns it as stored, with its health.
+pub(super) fn update_in(
+    tx: &WriteTransaction,
+    app: AppId,
+    id: EndpointId,
+    change: impl FnOnce(&mut EndpointRecord),
+) -> Result<Option<EndpointRecord>, StoreError> {
+    let mut table = tx.open_table(tables::ENDPOINTS)?;
+    let Some(mut record) = get_in(&table, app, id)? else { return Ok(None) };
+    let before = record.clone();
+    change(&mut record);
+    table.insert((app.as_u128(), id.as_u128()), encode(TABLE, &record)?.as_slice())?;
+    reindex_in(tx, Some(&before), Some(&record))?;
+    let health = tx.open_table(tables::ENDPOINT_HEALTH)?;
+    Ok(Some(with_health(&health, record)?))
+}
+
+/// Disables an endpoint automatically at `at` (Unix seconds), saying why. Already
+/// disabled: left as it is.
+pub(super) fn disable_in(
+    endpoints: &mut Table<'_, (u128, u128), &'static [u8]>,
+    app: AppId,
+    id: EndpointId,
+    reason: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    let Some(mut endpoint) = get_in(endpoints, app, id)?.filter(|e| e.status == EndpointStatus::Enabled) else {
+        return Ok(());
+    };
+    endpoint.status = EndpointStatus::Disabled;
+    endpoint.disabled_reason = Some(reason.to_string());
+    endpoint.disabled_at = Some(at);
+    endpoints.insert((app.as_u128(), id.as_u128()), encode(TABLE, &endpoint)?.as_slice())?;
+    tracing::warn!(endpoint = %endpoint.id, reason, "endpoint disabled automatically");
+    Ok(())
+}
+
+/// The enabled endpoints of application `app` subscribed to `event_type`, each with the
+/// name it receives the event under.
+pub(super) fn matching_in<'a>(
+    tx: &WriteTransaction,
+    app: AppId,
+    event_type: &'a str,
+) -> Result<Vec<(EndpointRecord, &'a str)>, StoreError> {
+    let endpoints = tx.open_table(tables::ENDPOINTS)?;
+    let index = tx.open_table(tables::ENDPOINT_SUBSCRIPTIONS)?;
+    let app = app.as_u128();
+    // Every name under which an endpoint can subscribe to the type; an endpoint may be
+    // under several.
+    let mut ids = std::collections::BTreeSet::new();
+    for name in [Some(WILDCARD), Some(event_type), kayle_name(event_type)].into_iter().flatten() {
+        for entry in index.range((app, name, 0)..=(app, name, u128::MAX))? {
+            ids.insert(entry?.0.value().2);
+        }
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(endpoint) = get_in(&endpoints, AppId(app), EndpointId(id))? else { continue };
+        if endpoint.status != EndpointStatus::Enabled {
+            continue;
+        }
+        if let Some(name) = subscribed(&endpoint, event_type) {
+            out.push((endpoint, name));
+        }
+    }
+    Ok(out)
+}
+
+impl RedbStore {
+    /// Stores a new endpoint.
+    pub fn insert_endpoint(&self, record: &EndpointRecord) -> Result<(), StoreError> {
+        let bytes = encode(TABLE, record)?;
+        self.write(|tx| {
+            let mut table = tx.open_table(tables::ENDPOINTS)?;
+            table.insert((record.app.as_u128(), record.id.as_u128()), bytes.as_slice())?;
+            reindex_in(tx, None, Some(record))?;
+            Ok(())
+        })
+    }
+
+    /// The endpoint with this id in this application, if there is one.
+    pub fn endpoint(&self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+        self.read(|tx| {
+            let table = tx.open_table(tables::ENDPOINTS)?;
+            let health = tx.open_table(tables::ENDPOINT_HEALTH)?;
+            let found = get_in(&table, owner.app, id)?;
+            found.map(|record| with_health(&health, record)).transpose()
+        })
+    }
+
+    /// Changes an endpoint with `change` and stores it, in one transaction. `Ok(None)`:
+    /// no such endpoint. (Enabling one goes through the delivery engine, which also
+    /// releases the retries that waited for it.)
+    pub fn update_endpoint(
+        &self,
+        owner: Owner,
+        id: EndpointId,
+        change: impl FnOnce(&mut EndpointRecord),
+    ) -> Result<Option<EndpointRecord>, StoreError> {
+        self.write(|tx| update_in(tx, owner.app, id, change))
+    }
+
+    /// One page of an application's endpoints, newest first.
+    pub fn list_endpoints(
+        &self,
+        owner: Owner,
+        request: PageRequest<EndpointId>,
+        filter: &EndpointFilter,
+    ) -> Result<Page<EndpointRecord>, ListError> {
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            let table = tx.open_table(tables::ENDPOINTS).map_err(StoreError::from)?;
+            let health = tx.open_table(tables::ENDPOINT_HEALTH).map_err(StoreError::from)?;
+            let app = owner.app.as_u128();
+            let page = match &filter.label {
+                // The label's own index: O(page) however many endpoints the app has.
+                Some(label) => {
+                    let index = tx.open_table(tables::ENDPOINT_LABELS).map_err(StoreError::from)?;
+                    let load = |id: u128| get_in(&table, owner.app, EndpointId(id));
+                    index_page(&table, &index, app, label, 0..=u128::MAX, request, load, |r| filter.keeps(r))?
+                }
+                None => list_page(&table, TABLE, app, request, |_: &EndpointRecord| true)?,
+            };
+            let items = page.items.into_iter().map(|r| with_health(&health, r)).collect::<Result<_, _>>()?;
+            Ok(Page { items, has_more: page.has_more })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Mode;
+    use crate::store::model::Cursor;
+
+    fn record(owner: Owner, n: usize) -> EndpointRecord {
+        EndpointRecord::for_test(owner, &format!("https://example.com/{n}"), "*")
+    }
+
+    #[test]
+    fn publishing_finds_through_the_index_exactly_the_endpoints_a_scan_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        let owner = store.test_owner(Mode::Test);
+        let other = store.insert_app_for_test(Mode::Test, "Other");
+        let mut rng = fastrand::Rng::with_seed(11);
+        // Types, the wildcard, and the Kayle name of a built-in type.
+        let kayle = kayle_name("verification_session.verified").expect("a built-in type has a Kayle name");
+        let names = ["a.b", "a.c", "verification_session.verified", kayle, WILDCARD];
+        let pick = |rng: &mut fastrand::Rng| -> Vec<String> {
+            let mut chosen: Vec<String> = names.iter().filter(|_| rng.u8(0..4) == 0).map(|n| n.to_string()).collect();
+            if chosen.is_empty() {
+                chosen.push(names[rng.usize(0..names.len())].to_string());
+            }
+            chosen
+        };
+        let mut ids = Vec::new();
+        for n in 0..80 {
+            let mut endpoint = record(if n % 8 == 0 { other } else { owner }, n);
+            endpoint.enabled_events = pick(&mut rng);
+            if rng.u8(0..5) == 0 {
+                endpoint.status = EndpointStatus::Disabled;
+            }
+            store.insert_endpoint(&endpoint).unwrap();
+            ids.push((endpoint.app, endpoint.id));
+        }
+        // Change what some subscribe to, disable or enable some, delete some.
+        let changed: Vec<_> = ids.iter().filter(|_| rng.u8(0..3) == 0).collect();
+        for (app, id) in changed {
+            let (events, flip) = (pick(&mut rng), rng.bool());
+            store
+                .update_endpoint(Owner { app: *app, mode: Mode::Test }, *id, |r| {
+                    r.enabled_events = events;
+                    if flip {
+                        r.status = match r.status {
+                            EndpointStatus::Enabled => EndpointStatus::Disabled,
+                            _ => EndpointStatus::Enabled,
+                        };
+                    }
+                })
+                .unwrap();
+        }
+        for (app, id) in ids.iter().filter(|_| rng.u8(0..6) == 0) {
+            store.delete_endpoint(Owner { app: *app, mode: Mode::Test }, *id, 0).unwrap();
+        }
+        for app in [owner, other] {
+            let everyone = store.list_endpoints(
+                app,
+                PageRequest { limit: 1000, cursor: Cursor::Start },
+                &EndpointFilter::default(),
+            );
+            let mut everyone = everyone.unwrap().items;
+            everyone.reverse(); // oldest first, as the index gives them
+            for event_type in ["a.b", "a.c", "verification_session.verified", "z.unknown"] {
+                let scanned: Vec<(EndpointId, &str)> = everyone
+                    .iter()
+                    .filter(|e| e.status == EndpointStatus::Enabled)
+                    .filter_map(|e| subscribed(e, event_type).map(|name| (e.id, name)))
+                    .collect();
+                let indexed: Vec<(EndpointId, &str)> = store
+                    .write(|tx| matching_in(tx, app.app, event_type))
+                    .unwrap()
+                    .into_iter()
+                    .map(|(e, name)| (e.id, name))
+                    .collect();
+                assert_eq!(indexed, scanned, "{event_type}");
+            }
+        }
+    }
+}

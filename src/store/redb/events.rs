@@ -1,0 +1,514 @@
+//! Stored events: publishing with fan-out in one transaction, reading, listing, resending.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::attempts::{DeliveryTables, delivered_everywhere};
+use super::pagination::{index_page, list_page_within};
+use super::{RedbStore, attempts, endpoints, tables};
+use crate::ids::AppId;
+use crate::ids::{EndpointId, EventId};
+use crate::mode::Mode;
+use crate::store::model::events::LEGACY_EVENT_MS;
+use crate::store::model::pagination::{finish_page, scan_bounds};
+use crate::store::model::{
+    AttemptRecord, Cursor, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page, PageRequest,
+    Published, Resent, Scheduled, StoreError, StoredEvent,
+};
+use crate::store::redb::names::{Names, Numbering};
+use crate::store::sealing::Sealer;
+
+const TABLE: &str = "events";
+
+/// The first byte of an event's metadata stored in binary in layouts 3 and 4
+/// ([`MetaWire`] with the type as text). Earlier records are JSON, which starts with `{`;
+/// all are read.
+const META_V1: u8 = 1;
+
+/// The first byte of an event's metadata since layout 5 ([`MetaWire`] with the type's
+/// number in the name dictionary, `crate::store::redb::names`).
+const META_V2: u8 = 2;
+
+/// What an event's stored metadata holds after its version byte: what its key
+/// `(app, id)` does not already say. `N`: the type as text ([`META_V1`]) or as its number
+/// ([`META_V2`]).
+#[derive(Serialize, Deserialize)]
+struct MetaWire<'a, N> {
+    event_type: N,
+    mode: Mode,
+    created: i64,
+    data_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// An event's metadata as stored: the version byte, then postcard, its type numbered by
+/// `names`.
+pub(super) fn encode_meta(meta: &EventMeta, names: &mut impl Numbering) -> Result<Vec<u8>, StoreError> {
+    let compact = MetaWire {
+        event_type: names.id(&meta.event_type)?,
+        mode: meta.mode,
+        created: meta.created,
+        data_id: meta.data_id.as_deref().map(Into::into),
+    };
+    let mut out = vec![META_V2];
+    postcard::to_io(&compact, &mut out)
+        .map_err(|e| StoreError::Encode { table: TABLE, source: serde::ser::Error::custom(e) })?;
+    Ok(out)
+}
+
+/// An event's metadata from its key and stored bytes, binary (names looked up in
+/// `names`) or (written before layout 3) JSON.
+pub(super) fn decode_meta(key: (u128, u128), bytes: &[u8], names: &Names) -> Result<EventMeta, StoreError> {
+    fn parse<'a, N: Deserialize<'a>>(rest: &'a [u8]) -> Result<MetaWire<'a, N>, StoreError> {
+        postcard::from_bytes(rest)
+            .map_err(|e| StoreError::Corrupt { table: TABLE, source: serde::de::Error::custom(e) })
+    }
+    let (event_type, wire) = match bytes.split_first() {
+        Some((&META_V2, rest)) => {
+            let wire = parse::<u32>(rest)?;
+            let event_type = names.name(TABLE, wire.event_type)?.to_string();
+            (event_type, MetaWire { event_type: (), mode: wire.mode, created: wire.created, data_id: wire.data_id })
+        }
+        Some((&META_V1, rest)) => {
+            let wire = parse::<String>(rest)?;
+            (
+                wire.event_type,
+                MetaWire { event_type: (), mode: wire.mode, created: wire.created, data_id: wire.data_id },
+            )
+        }
+        _ => return super::decode(TABLE, bytes),
+    };
+    Ok(EventMeta {
+        id: EventId(key.1),
+        app: AppId(key.0),
+        mode: wire.mode,
+        event_type,
+        created: wire.created,
+        data_id: wire.data_id.map(std::borrow::Cow::into_owned),
+    })
+}
+
+/// The metadata of event `(app, id)` in `events`, if it is there.
+pub(super) fn meta_in(
+    events: &impl ReadableTable<(u128, u128), &'static [u8]>,
+    app: u128,
+    id: u128,
+    names: &Names,
+) -> Result<Option<EventMeta>, StoreError> {
+    events.get((app, id))?.map(|bytes| decode_meta((app, id), bytes.value(), names)).transpose()
+}
+
+/// Stores events and schedules their deliveries inside `tx`; returns what each did and
+/// the first attempts queued.
+pub(super) fn publish_in(
+    tx: &WriteTransaction,
+    sealer: &Sealer,
+    names: &Names,
+    events: &[NewEvent],
+    now_ms: u64,
+) -> Result<(Vec<Published>, Scheduled), StoreError> {
+    // Tables are opened once per batch, and each event type's subscribers read once.
+    let mut targets: HashMap<(AppId, &str), Vec<(EndpointRecord, &str)>> = HashMap::new();
+    for event in events {
+        let key = (event.meta.app, event.meta.event_type.as_str());
+        if let Entry::Vacant(slot) = targets.entry(key) {
+            slot.insert(endpoints::matching_in(tx, key.0, key.1)?);
+        }
+    }
+    let mut metas = tx.open_table(tables::EVENTS)?;
+    let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
+    let mut indexes = EventIndexes::open(tx)?;
+    let mut t = DeliveryTables::open(tx, names)?;
+    let mut scheduled = Scheduled::default();
+    let mut published = Vec::with_capacity(events.len());
+    for event in events {
+        let meta = &event.meta;
+        put_event(&mut metas, &mut bodies, sealer, &mut t.names, event)?;
+        indexes.insert(meta)?;
+        let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
+        for (endpoint, delivered_as) in endpoints {
+            t.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled)?;
+        }
+        t.add_pending(meta.id, endpoints.len() as u32)?;
+        published.push(Published { deliveries: endpoints.len() as u32 });
+    }
+    Ok((published, scheduled))
+}
+
+/// The 64 bits an event index files a type or a `data.id` under: the first 8 bytes of its
+/// SHA-256. It is on disk, so it must never change; two texts sharing a hash only cost
+/// a list one extra metadata read (each event is checked against the filter).
+pub(super) fn index_hash(text: &str) -> u64 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 has 32 bytes"))
+}
+
+/// The index tables of events (by type, by `data.id`), opened once per transaction.
+pub(super) struct EventIndexes<'txn> {
+    by_type: Table<'txn, (u128, u64, u128), ()>,
+    by_data_id: Table<'txn, (u128, u64, u128), ()>,
+}
+
+impl<'txn> EventIndexes<'txn> {
+    /// Opens the index tables in `tx`.
+    pub(super) fn open(tx: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            by_type: tx.open_table(tables::EVENTS_BY_TYPE)?,
+            by_data_id: tx.open_table(tables::EVENTS_BY_DATA_ID)?,
+        })
+    }
+
+    /// Lists an event under its type and its `data.id`.
+    pub(super) fn insert(&mut self, meta: &EventMeta) -> Result<(), StoreError> {
+        let (app, id) = (meta.app.as_u128(), meta.id.as_u128());
+        self.by_type.insert((app, index_hash(&meta.event_type), id), ())?;
+        if let Some(data_id) = &meta.data_id {
+            self.by_data_id.insert((app, index_hash(data_id), id), ())?;
+        }
+        Ok(())
+    }
+
+    /// Takes an event out of the indexes (it is being deleted).
+    pub(super) fn remove(&mut self, meta: &EventMeta) -> Result<(), StoreError> {
+        let (app, id) = (meta.app.as_u128(), meta.id.as_u128());
+        self.by_type.remove((app, index_hash(&meta.event_type), id))?;
+        if let Some(data_id) = &meta.data_id {
+            self.by_data_id.remove((app, index_hash(data_id), id))?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes an event's metadata and payload (sealed) into the open tables.
+fn put_event(
+    metas: &mut Table<(u128, u128), &[u8]>,
+    bodies: &mut Table<u128, &[u8]>,
+    sealer: &Sealer,
+    names: &mut impl Numbering,
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    let meta = &event.meta;
+    metas.insert((meta.app.as_u128(), meta.id.as_u128()), encode_meta(meta, names)?.as_slice())?;
+    let id = meta.id.as_u128();
+    let stored = meta.envelope().stored(&event.body);
+    bodies.insert(id, sealer.seal(&id.to_be_bytes(), &stored).as_slice())?;
+    Ok(())
+}
+
+/// The payload of the event `meta` describes, as stored in `bodies`, opened; empty if it
+/// is gone.
+pub(super) fn body_in(
+    bodies: &impl ReadableTable<u128, &'static [u8]>,
+    sealer: &Sealer,
+    meta: &EventMeta,
+) -> Result<Vec<u8>, StoreError> {
+    let id = meta.id.as_u128();
+    let Some(stored) = bodies.get(id)? else { return Ok(Vec::new()) };
+    Ok(meta.envelope().payload(&sealer.open(&id.to_be_bytes(), stored.value())?))
+}
+
+/// One page of the events of `app` not delivered everywhere (something pending, or the
+/// latest attempt to some endpoint failed for good), newest first, kept if `keep`
+/// accepts: the application's pending events and its failures, merged in the direction of
+/// travel, instead of every event.
+#[allow(clippy::too_many_arguments)]
+fn undelivered_page(
+    events: &impl ReadableTable<(u128, u128), &'static [u8]>,
+    pending: &impl ReadableTable<u128, u32>,
+    failures: &impl ReadableTable<(u128, u128), ()>,
+    names: &Names,
+    app: u128,
+    within: std::ops::RangeInclusive<u128>,
+    request: PageRequest<EventId>,
+    keep: impl Fn(&EventMeta) -> bool,
+) -> Result<Page<EventMeta>, ListError> {
+    let request = PageRequest { limit: request.limit, cursor: request.cursor.position() };
+    if let Cursor::After(id) | Cursor::Before(id) = request.cursor
+        && events.get((app, id)).map_err(StoreError::from)?.is_none()
+    {
+        return Err(ListError::UnknownCursor);
+    }
+    let mut items = Vec::new();
+    let Some((from, to, upwards)) = scan_bounds(request.cursor, &within) else {
+        return Ok(finish_page(items, request));
+    };
+    type Ids<'a> = Box<dyn DoubleEndedIterator<Item = Result<(u128, u32), redb::StorageError>> + 'a>;
+    let pending_ids: Ids<'_> =
+        Box::new(pending.range(from..=to).map_err(StoreError::from)?.map(|r| r.map(|(k, v)| (k.value(), v.value()))));
+    let failed_ids: Ids<'_> = Box::new(
+        failures.range((app, from)..=(app, to)).map_err(StoreError::from)?.map(|r| r.map(|(k, _)| (k.value().1, 1))),
+    );
+    fn travel<'a>(
+        ids: Box<dyn DoubleEndedIterator<Item = Result<(u128, u32), redb::StorageError>> + 'a>,
+        upwards: bool,
+    ) -> Box<dyn Iterator<Item = Result<(u128, u32), redb::StorageError>> + 'a> {
+        if upwards { Box::new(ids) } else { Box::new(ids.rev()) }
+    }
+    // Pending entries are of every application: only this one's, still pending, count.
+    let mut a = travel(pending_ids, upwards)
+        .filter(|r| r.as_ref().map_or(true, |(id, n)| *n > 0 && events.get((app, *id)).is_ok_and(|v| v.is_some())))
+        .peekable();
+    let mut b = travel(failed_ids, upwards).peekable();
+    let wanted = request.limit + 1;
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(Err(_)), _) => a.next(),
+            (_, Some(Err(_))) => b.next(),
+            (Some(Ok((x, _))), Some(Ok((y, _)))) if x == y => {
+                b.next();
+                a.next()
+            }
+            (Some(Ok((x, _))), Some(Ok((y, _)))) => {
+                if (x < y) == upwards {
+                    a.next()
+                } else {
+                    b.next()
+                }
+            }
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+        };
+        let Some(next) = next else { break };
+        let (id, _) = next.map_err(StoreError::from)?;
+        if let Some(meta) = meta_in(events, app, id, names)?
+            && keep(&meta)
+        {
+            items.push(meta);
+            if items.len() == wanted {
+                break;
+            }
+        }
+    }
+    Ok(finish_page(items, request))
+}
+
+impl RedbStore {
+    /// Stores events and schedules their deliveries, all in one transaction with one
+    /// commit, without a word to the scheduler: for tests of the pieces below the engine,
+    /// and for the benchmark to fill a data file before a server starts on it (the engine
+    /// publishes through its writer).
+    pub(in crate::store) fn publish_events(
+        &self,
+        events: &[NewEvent],
+        now_ms: u64,
+    ) -> Result<(Vec<Published>, Scheduled), StoreError> {
+        self.write(|tx| publish_in(tx, &self.sealer, &self.names, events, now_ms))
+    }
+
+    /// An event with its payload and `pending_webhooks`.
+    pub fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        self.read(|tx| {
+            let meta = meta_in(&tx.open_table(tables::EVENTS)?, owner.app.as_u128(), id.as_u128(), &self.names)?;
+            let Some(meta) = meta else { return Ok(None) };
+            let body = body_in(&tx.open_table(tables::EVENT_BODIES)?, &self.sealer, &meta)?;
+            let pending_webhooks = tx.open_table(tables::EVENT_PENDING)?.get(id.as_u128())?.map_or(0, |v| v.value());
+            Ok(Some(StoredEvent { meta, body, pending_webhooks }))
+        })
+    }
+
+    /// One page of an application's events, newest first, filtered.
+    pub fn list_events(
+        &self,
+        owner: Owner,
+        request: PageRequest<EventId>,
+        filter: &EventFilter,
+    ) -> Result<Page<StoredEvent>, ListError> {
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            let events = tx.open_table(tables::EVENTS).map_err(StoreError::from)?;
+            let by_event = tx.open_table(tables::EVENT_ATTEMPTS).map_err(StoreError::from)?;
+            let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
+            // The page filter cannot fail, so a read error is kept here and returned after.
+            let failure = std::cell::RefCell::new(None);
+            let legacy_ms = tx
+                .open_table(tables::META)
+                .map_err(StoreError::from)?
+                .get(LEGACY_EVENT_MS)
+                .map_err(StoreError::from)?
+                .map(|v| v.value());
+            let within = filter.id_bounds(legacy_ms);
+            let pending = tx.open_table(tables::EVENT_PENDING).map_err(StoreError::from)?;
+            let failures = tx.open_table(tables::EVENT_FAILURES).map_err(StoreError::from)?;
+            let app = owner.app.as_u128();
+            let keep = |meta: &EventMeta| {
+                let Some(wanted) = filter.delivery_success else { return filter.keeps(meta) };
+                if !filter.keeps(meta) {
+                    return false;
+                }
+                // Failed for good somewhere: not delivered, known without reading attempts.
+                // (Something pending is not enough: a resend's success can be newer than
+                // a retry still pending.)
+                if wanted && failures.get((app, meta.id.as_u128())).is_ok_and(|f| f.is_some()) {
+                    return false;
+                }
+                match delivered_everywhere(&by_event, &attempts, meta.id) {
+                    Ok(outcome) => outcome == Some(wanted),
+                    Err(err) => {
+                        failure.borrow_mut().get_or_insert(err);
+                        false
+                    }
+                }
+            };
+            // The most selective index the filter allows: a session's events, else a type's,
+            // else every event (within the time bounds either way).
+            let index = match (&filter.data_id, &filter.event_type) {
+                (Some(data_id), _) => Some((tables::EVENTS_BY_DATA_ID, index_hash(data_id))),
+                (None, Some(event_type)) => Some((tables::EVENTS_BY_TYPE, index_hash(event_type))),
+                (None, None) => None,
+            };
+            let page = match index {
+                // The undelivered are few (what is pending, what failed): their own indexes.
+                _ if filter.delivery_success == Some(false) => {
+                    undelivered_page(&events, &pending, &failures, &self.names, app, within, request, keep)?
+                }
+                None => {
+                    let decode = |key, bytes: &[u8]| decode_meta(key, bytes, &self.names);
+                    list_page_within(&events, app, within, request, decode, keep)?
+                }
+                Some((table, key)) => {
+                    let index = tx.open_table(table).map_err(StoreError::from)?;
+                    let load = |id: u128| meta_in(&events, app, id, &self.names);
+                    index_page(&events, &index, app, key, within, request, load, keep)?
+                }
+            };
+            if let Some(err) = failure.into_inner() {
+                return Err(err.into());
+            }
+            let bodies = tx.open_table(tables::EVENT_BODIES).map_err(StoreError::from)?;
+            let mut items = Vec::with_capacity(page.items.len());
+            for meta in page.items {
+                let id = meta.id.as_u128();
+                let body = body_in(&bodies, &self.sealer, &meta)?;
+                let pending_webhooks = pending.get(id).map_err(StoreError::from)?.map_or(0, |v| v.value());
+                items.push(StoredEvent { meta, body, pending_webhooks });
+            }
+            Ok(Page { items, has_more: page.has_more })
+        })
+    }
+
+    /// Schedules a new round of delivery of an event: to `endpoint` if named (whatever
+    /// it subscribes to), else to every enabled endpoint subscribed to its type. An
+    /// endpoint to which the event failed for good longer ago than its undelivered-payload
+    /// window (`default_hours` unless it sets its own) gets nothing: named, that is
+    /// [`Resent::PayloadExpired`]; otherwise it is left out.
+    pub(in crate::store) fn resend_event(
+        &self,
+        owner: Owner,
+        id: EventId,
+        endpoint: Option<EndpointId>,
+        now_ms: u64,
+        default_hours: u32,
+    ) -> Result<Resent, StoreError> {
+        self.write(|tx| {
+            let meta = meta_in(&tx.open_table(tables::EVENTS)?, owner.app.as_u128(), id.as_u128(), &self.names)?;
+            let Some(meta) = meta else { return Ok(Resent::NoEvent) };
+            let latest = attempts::latest_per_endpoint(
+                &tx.open_table(tables::EVENT_ATTEMPTS)?,
+                &tx.open_table(tables::ATTEMPTS)?,
+                meta.id,
+            )?;
+            let expired_for = |endpoint: &EndpointRecord| {
+                let hours = endpoint.undelivered_retention_hours.unwrap_or(default_hours);
+                let expired = latest.get(&endpoint.id).is_some_and(|(status, made)| {
+                    crate::store::model::attempts::undelivered_expired(*status, *made, hours, now_ms)
+                });
+                expired.then_some(hours)
+            };
+            let targets = match endpoint {
+                Some(endpoint_id) => {
+                    match endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, owner.app, endpoint_id)? {
+                        Some(endpoint) => {
+                            if let Some(hours) = expired_for(&endpoint) {
+                                return Ok(Resent::PayloadExpired { hours });
+                            }
+                            let name = crate::store::model::endpoints::delivered_as(&endpoint, &meta.event_type);
+                            vec![(endpoint, name)]
+                        }
+                        None => return Ok(Resent::NoEndpoint),
+                    }
+                }
+                None => {
+                    let mut all = endpoints::matching_in(tx, owner.app, &meta.event_type)?;
+                    all.retain(|(endpoint, _)| expired_for(endpoint).is_none());
+                    all
+                }
+            };
+            let mut t = DeliveryTables::open(tx, &self.names)?;
+            let mut scheduled = Scheduled::default();
+            for (endpoint, delivered_as) in &targets {
+                t.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled)?;
+            }
+            t.add_pending(id, targets.len() as u32)?;
+            Ok(Resent::Scheduled(scheduled))
+        })
+    }
+
+    /// Stores a test ping once it was sent: its event (readable, but scheduling nothing)
+    /// and its finished attempt, in one transaction.
+    pub fn record_test_ping(&self, event: &NewEvent, record: &AttemptRecord) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let (mut metas, mut bodies) = (tx.open_table(tables::EVENTS)?, tx.open_table(tables::EVENT_BODIES)?);
+            let mut t = DeliveryTables::open(tx, &self.names)?;
+            put_event(&mut metas, &mut bodies, &self.sealer, &mut t.names, event)?;
+            let mut record = record.clone();
+            let row = crate::store::model::attempts::response_row(record.id);
+            record.response_body = record.response_body.map(|body| self.sealer.seal_text(&row, &body));
+            t.add_finished(&record)
+        })
+    }
+}
+
+#[cfg(test)]
+impl RedbStore {
+    /// Marks the events with ids made up to `ms` as a backfill of an older file does
+    /// (their ids may not say when they were made), for tests.
+    pub(crate) fn mark_legacy_events_for_test(&self, ms: u64) {
+        self.write(|tx| Ok(tx.open_table(tables::META)?.insert(LEGACY_EVENT_MS, ms).map(|_| ())?)).unwrap();
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use crate::store::model::events::test_event as event;
+    #[test]
+    fn the_index_hash_is_what_earlier_files_hold() {
+        // It is on disk: a change would make every list by type or session come up empty.
+        assert_eq!(super::index_hash("invoice.paid"), 0xf4ce_1bd9_9346_e946);
+        assert_ne!(super::index_hash("a"), super::index_hash("b"));
+    }
+
+    use super::*;
+
+    #[test]
+    fn metadata_is_stored_compact_and_earlier_layouts_still_read() {
+        use crate::store::redb::names::InMemory;
+        let owner = Owner { app: AppId::new(), mode: Mode::Live };
+        let data = serde_json::json!({"id": "vks_1"});
+        let meta = event(owner, "verification_session.verified", data, 1_800_000_000_123).meta;
+        let key = (meta.app.as_u128(), meta.id.as_u128());
+        let names = Names::default();
+        let compact = encode_meta(&meta, &mut InMemory(&names)).unwrap();
+        assert_eq!(compact[0], META_V2);
+        let json = serde_json::to_vec(&meta).unwrap();
+        assert!(compact.len() * 8 < json.len(), "{} vs {} bytes", compact.len(), json.len());
+        assert_eq!(decode_meta(key, &compact, &names).unwrap(), meta);
+        assert_eq!(decode_meta(key, &json, &names).unwrap(), meta, "a record of layout 2");
+        // Layouts 3 and 4: the type as text.
+        let wire =
+            MetaWire { event_type: meta.event_type.as_str(), mode: meta.mode, created: meta.created, data_id: None };
+        let mut earlier = vec![META_V1];
+        postcard::to_io(&wire, &mut earlier).unwrap();
+        assert_eq!(decode_meta(key, &earlier, &Names::default()).unwrap(), EventMeta { data_id: None, ..meta.clone() });
+        let without_session = EventMeta { data_id: None, ..meta.clone() };
+        let stored = encode_meta(&without_session, &mut InMemory(&names)).unwrap();
+        assert_eq!(decode_meta(key, &stored, &names).unwrap(), without_session);
+        for damaged in [&[META_V1, 0xff][..], &[META_V2, 0xff], &[META_V2, 0x7f, 0, 0]] {
+            assert!(decode_meta(key, damaged, &names).is_err(), "damage is an error, not a panic: {damaged:?}");
+        }
+        assert!(decode_meta(key, &compact, &Names::default()).is_err(), "a number the dictionary lacks");
+    }
+}

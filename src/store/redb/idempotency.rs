@@ -1,0 +1,98 @@
+//! Stored responses of requests made with an `Idempotency-Key`.
+
+use super::{RedbStore, decode, decode_found, encode, tables};
+use crate::store::model::{IdempotencyBegin, IdempotencyRecord, Owner, StoreError};
+use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+const TABLE: &str = "idempotency";
+
+impl RedbStore {
+    /// The record stored under this key in this application, if any.
+    pub fn idempotency_record(&self, owner: Owner, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let found: Option<IdempotencyRecord> = self.read(|tx| {
+            let table = tx.open_table(tables::IDEMPOTENCY)?;
+            decode_found(TABLE, table.get((owner.app.as_u128(), key))?)
+        })?;
+        found.map(|record| record.opened(&self.sealer, owner, key)).transpose()
+    }
+
+    /// Begins a request with this key at `now`: the stored answer, or leave to run. One
+    /// process owns a data file, and the API holds the key in memory from before this
+    /// call until the answer is stored, so the read alone decides and nothing is written.
+    pub fn begin_idempotent(
+        &self,
+        owner: Owner,
+        key: &str,
+        _fingerprint: &str,
+        now: i64,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        Ok(IdempotencyRecord::begin(self.idempotency_record(owner, key)?, now))
+    }
+
+    /// Lets go of a key whose request stored no answer. Nothing was written for it here
+    /// (see [`RedbStore::begin_idempotent`]).
+    pub fn abandon_idempotent(
+        &self,
+        _owner: Owner,
+        _key: &str,
+        _fingerprint: &str,
+        _since: i64,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Stores (or replaces an expired) record under this key.
+    pub fn put_idempotency_record(
+        &self,
+        owner: Owner,
+        key: &str,
+        record: &IdempotencyRecord,
+    ) -> Result<(), StoreError> {
+        let sealed = record.sealed(&self.sealer, owner, key);
+        let bytes = encode(TABLE, &sealed)?;
+        self.write(|tx| {
+            let app = owner.app.as_u128();
+            tx.open_table(tables::IDEMPOTENCY)?.insert((app, key), bytes.as_slice())?;
+            tx.open_table(tables::IDEMPOTENCY_BY_AGE)?.insert((record.created.max(0) as u64, app, key), ())?;
+            Ok(())
+        })
+    }
+}
+
+/// Fills the age index from the records when a data file from before the index has
+/// records but no index, so retention reaches them too.
+pub(crate) fn index_by_age_if_missing(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut by_age = tx.open_table(tables::IDEMPOTENCY_BY_AGE)?;
+    let records = tx.open_table(tables::IDEMPOTENCY)?;
+    if !by_age.is_empty()? || records.is_empty()? {
+        return Ok(());
+    }
+    for entry in records.iter()? {
+        let (key, value) = entry?;
+        let (app, key) = key.value();
+        let record: IdempotencyRecord = decode(TABLE, value.value())?;
+        by_age.insert((record.created.max(0) as u64, app, key), ())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::model::sessions::IN_PROGRESS_STALE_SECS;
+    use crate::store::model::sessions::WINDOW_SECS;
+
+    #[test]
+    fn what_a_request_finds_decides_whether_it_runs() {
+        let now = 1_000_000;
+        let answer = IdempotencyRecord { fingerprint: "f".into(), status: 200, body: "{}".into(), created: now - 10 };
+        let marker = IdempotencyRecord::in_progress("f", now - 10);
+        assert_eq!(IdempotencyRecord::begin(None, now), IdempotencyBegin::Run);
+        assert_eq!(IdempotencyRecord::begin(Some(answer.clone()), now), IdempotencyBegin::Answered(answer.clone()));
+        let expired = IdempotencyRecord { created: now - WINDOW_SECS, ..answer };
+        assert_eq!(IdempotencyRecord::begin(Some(expired), now), IdempotencyBegin::Run, "past the window");
+        assert_eq!(IdempotencyRecord::begin(Some(marker), now), IdempotencyBegin::InProgress);
+        let stale = IdempotencyRecord::in_progress("f", now - IN_PROGRESS_STALE_SECS);
+        assert_eq!(IdempotencyRecord::begin(Some(stale), now), IdempotencyBegin::Run, "its process died");
+    }
+}

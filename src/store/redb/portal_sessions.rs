@@ -1,0 +1,112 @@
+//! Portal sessions: links that sign one application's customer in to the app portal.
+//! Only the SHA-256 of a session's token is stored; a session ends when it expires, when
+//! it is revoked, or when its application is deleted.
+
+use super::{RedbStore, decode, decode_found, encode, tables};
+use crate::store::model::{Owner, PortalSessionRecord, StoreError};
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::ids::{AppId, PortalSessionId};
+
+const TABLE: &str = "portal_sessions";
+
+impl RedbStore {
+    /// Stores a new session under the hash of its token.
+    pub fn insert_portal_session(&self, hash: &[u8; 32], record: &PortalSessionRecord) -> Result<(), StoreError> {
+        let bytes = encode(TABLE, record)?;
+        self.write(|tx| {
+            tx.open_table(tables::PORTAL_SESSIONS)?.insert(hash, bytes.as_slice())?;
+            tx.open_table(tables::PORTAL_SESSIONS_BY_APP)?.insert((record.app.as_u128(), record.id.as_u128()), hash)?;
+            Ok(())
+        })
+    }
+
+    /// The session whose token has this hash, if there is one (expired or not).
+    pub fn portal_session(&self, hash: &[u8; 32]) -> Result<Option<PortalSessionRecord>, StoreError> {
+        self.read(|tx| decode_found(TABLE, tx.open_table(tables::PORTAL_SESSIONS)?.get(hash)?))
+    }
+
+    /// Ends a session of `owner`'s application now. `false`: no such session there.
+    pub fn revoke_portal_session(&self, owner: Owner, id: PortalSessionId) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let mut by_app = tx.open_table(tables::PORTAL_SESSIONS_BY_APP)?;
+            let Some(hash) = by_app.remove((owner.app.as_u128(), id.as_u128()))?.map(|h| *h.value()) else {
+                return Ok(false);
+            };
+            tx.open_table(tables::PORTAL_SESSIONS)?.remove(&hash)?;
+            Ok(true)
+        })
+    }
+}
+
+/// Ends every session of an application (it is being deleted), inside `tx`.
+pub(super) fn revoke_all_in(tx: &WriteTransaction, app: AppId) -> Result<usize, StoreError> {
+    let mut by_app = tx.open_table(tables::PORTAL_SESSIONS_BY_APP)?;
+    let mut sessions = tx.open_table(tables::PORTAL_SESSIONS)?;
+    let app = app.as_u128();
+    let rows: Vec<((u128, u128), [u8; 32])> = by_app
+        .range((app, 0)..=(app, u128::MAX))?
+        .map(|row| row.map(|(k, v)| (k.value(), *v.value())))
+        .collect::<Result<_, _>>()?;
+    for (key, hash) in &rows {
+        by_app.remove(*key)?;
+        sessions.remove(hash)?;
+    }
+    Ok(rows.len())
+}
+
+/// Removes up to `limit` sessions that expired before `now` (Unix seconds), inside `tx`.
+pub(super) fn prune_expired_in(tx: &WriteTransaction, now: i64, limit: usize) -> Result<(usize, bool), StoreError> {
+    let mut sessions = tx.open_table(tables::PORTAL_SESSIONS)?;
+    let mut expired = Vec::new();
+    for row in sessions.iter()? {
+        let (hash, value) = row?;
+        let record: PortalSessionRecord = decode(TABLE, value.value())?;
+        if record.expires_at <= now {
+            expired.push((*hash.value(), record));
+            if expired.len() == limit {
+                break;
+            }
+        }
+    }
+    let mut by_app = tx.open_table(tables::PORTAL_SESSIONS_BY_APP)?;
+    for (hash, record) in &expired {
+        sessions.remove(hash)?;
+        by_app.remove((record.app.as_u128(), record.id.as_u128()))?;
+    }
+    Ok((expired.len(), expired.len() == limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Mode;
+    use crate::store::model::Cutoffs;
+    use crate::store::model::PruneCursor;
+
+    #[test]
+    fn expired_sessions_are_pruned_and_live_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        let owner = store.test_owner(Mode::Test);
+        let session = |expires_at| PortalSessionRecord {
+            id: PortalSessionId::new(),
+            app: owner.app,
+            mode: owner.mode,
+            created: 0,
+            expires_at,
+            read_only: false,
+        };
+        let (old, live) = (session(100), session(10_000));
+        store.insert_portal_session(&[1; 32], &old).unwrap();
+        store.insert_portal_session(&[2; 32], &live).unwrap();
+        let cutoffs = Cutoffs { history_ms: 0, idempotency_secs: 0, now_ms: 5_000_000 };
+        let pruned = store.prune(cutoffs, &mut PruneCursor::default(), 10).unwrap();
+        assert_eq!(pruned.portal_sessions, 1);
+        assert_eq!(store.portal_session(&[1; 32]).unwrap(), None);
+        assert_eq!(store.portal_session(&[2; 32]).unwrap(), Some(live.clone()));
+        assert!(!store.revoke_portal_session(owner, old.id).unwrap(), "its index entry went too");
+        assert!(store.revoke_portal_session(owner, live.id).unwrap());
+        assert_eq!(store.portal_session(&[2; 32]).unwrap(), None);
+    }
+}

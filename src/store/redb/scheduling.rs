@@ -1,0 +1,187 @@
+//! Writes that put attempts on the queue or take them off, beyond publishing: the
+//! writer's combined commit, enabling and deleting endpoints, running a retry now, and
+//! parking. Each answers with what it queued ([`Scheduled`]); the delivery engine, the
+//! only caller, wakes its scheduler with it.
+
+use super::attempts::{DeliveryTables, record_in};
+use super::events::publish_in;
+use super::names::Names;
+use super::{RedbStore, endpoints, health, tables};
+use crate::ids::{DeliveryId, EndpointId};
+use crate::store::model::{
+    AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, EndpointUpdated, NewEvent, Owner, QueueKey,
+    RecordPolicy, RetryNow, Scheduled, StoreError, Written,
+};
+
+impl RedbStore {
+    /// Publishes `events` and records `results` in one transaction: what the engine's
+    /// writer commits, so publishes and results share one commit and one fsync.
+    pub(in crate::store) fn publish_and_record(
+        &self,
+        events: &[NewEvent],
+        results: &[AttemptResult],
+        now_ms: u64,
+        policy: &impl RecordPolicy,
+    ) -> Result<Written, StoreError> {
+        self.write(|tx| {
+            let (published, first_attempts) = publish_in(tx, &self.sealer, &self.names, events, now_ms)?;
+            let recorded = record_in(tx, &self.sealer, &self.names, results, now_ms, policy)?;
+            Ok(Written { published, first_attempts, recorded })
+        })
+    }
+
+    /// Changes an endpoint with `change`, in one transaction. With `resume` (the change
+    /// enables it), the retries that waited while it was disabled go back on the queue,
+    /// due at `now_ms`, and its health starts over (else an old run of failures would
+    /// disable it again at once). `Ok(None)`: no such endpoint.
+    pub(in crate::store) fn update_endpoint_and_resume(
+        &self,
+        owner: Owner,
+        id: EndpointId,
+        now_ms: u64,
+        resume: bool,
+        change: impl FnOnce(&mut EndpointRecord),
+    ) -> Result<Option<EndpointUpdated>, StoreError> {
+        self.write(|tx| {
+            let Some(mut endpoint) = endpoints::update_in(tx, owner.app, id, change)? else { return Ok(None) };
+            let mut resumed = Scheduled::default();
+            if resume && endpoint.status == EndpointStatus::Enabled {
+                health::reset(tx, id)?;
+                endpoint.failing = None;
+                resumed = unpark_in(tx, &self.names, Some(id), now_ms)?;
+            }
+            Ok(Some(EndpointUpdated { endpoint, resumed }))
+        })
+    }
+
+    /// Deletes an endpoint and, in the same transaction, ends its pending deliveries (each
+    /// pending attempt becomes `failed`). `false` if there was no such endpoint.
+    pub(in crate::store) fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let mut table = tx.open_table(tables::ENDPOINTS)?;
+            let Some(removed) = table.remove((owner.app.as_u128(), id.as_u128()))? else {
+                return Ok(false);
+            };
+            let removed: EndpointRecord = super::decode(endpoints::TABLE, removed.value())?;
+            endpoints::reindex_in(tx, Some(&removed), None)?;
+            if let Some(listener) = &removed.listener {
+                super::listeners::forget_in(tx, owner.app, &listener.key_hash)?;
+            }
+            DeliveryTables::open(tx, &self.names)?.cancel_endpoint(id, "endpoint deleted", now)?;
+            Ok(true)
+        })
+    }
+
+    /// Takes queue entries the scheduler will not send off the queue: pending attempts of
+    /// an endpoint that is not `deliverable` (disabled, or a listener endpoint no CLI is
+    /// connected for) wait, parked, until it is enabled or connected; entries whose
+    /// attempt is no longer pending just go. Entries whose endpoint became deliverable
+    /// meanwhile stay queued and are returned, to be looked at again.
+    pub(in crate::store) fn park(
+        &self,
+        keys: &[QueueKey],
+        deliverable: impl Fn(&EndpointRecord) -> bool,
+    ) -> Result<Scheduled, StoreError> {
+        self.write(|tx| {
+            let endpoints = tx.open_table(tables::ENDPOINTS)?;
+            let mut t = DeliveryTables::open(tx, &self.names)?;
+            let mut still_queued = Scheduled::default();
+            for key in keys {
+                let record = t.load(key.attempt())?.filter(|r| r.status == AttemptStatus::Pending);
+                let Some(record) = record else {
+                    t.queue.drop_entry(*key)?;
+                    continue;
+                };
+                let endpoint = endpoints::get_in(&endpoints, record.app, record.endpoint_id)?;
+                if endpoint.as_ref().is_some_and(&deliverable) {
+                    still_queued.push(*key);
+                    continue;
+                }
+                t.queue.park(record.endpoint_id, record.id, Some(*key))?;
+            }
+            Ok(still_queued)
+        })
+    }
+
+    /// Puts the parked attempts of every enabled endpoint back on the queue, due at
+    /// `now_ms` (at start-up). Listener endpoints' attempts stay parked: no CLI is
+    /// connected yet.
+    pub(in crate::store) fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
+        self.write(|tx| unpark_in(tx, &self.names, None, now_ms))
+    }
+
+    /// Puts the parked attempts of one endpoint back on the queue, if it is enabled, due
+    /// at `now_ms` (a CLI connected for a listener endpoint).
+    pub(in crate::store) fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
+        self.write(|tx| unpark_in(tx, &self.names, Some(id), now_ms))
+    }
+
+    /// Moves a scheduled attempt to now: `id` names either the pending attempt itself or
+    /// the `retrying` attempt whose retry it is.
+    pub(in crate::store) fn retry_now(
+        &self,
+        owner: Owner,
+        endpoint: EndpointId,
+        id: DeliveryId,
+        now_ms: u64,
+    ) -> Result<RetryNow, StoreError> {
+        self.write(|tx| {
+            let mut t = DeliveryTables::open(tx, &self.names)?;
+            let named = t.load(id)?.filter(|r| r.app == owner.app && r.endpoint_id == endpoint);
+            let Some(named) = named else { return Ok(RetryNow::NoSuchAttempt) };
+            let mut target = match named.status {
+                AttemptStatus::Pending => named,
+                AttemptStatus::Retrying => {
+                    let mut successor = None;
+                    for candidate in t.queue.pending_of(endpoint)? {
+                        if let Some(record) = t.load(candidate)?
+                            && record.event_id == named.event_id
+                            && record.attempt == named.attempt + 1
+                        {
+                            successor = Some(record);
+                            break;
+                        }
+                    }
+                    match successor {
+                        Some(record) => record,
+                        None => return Ok(RetryNow::NotScheduled(named.status)),
+                    }
+                }
+                other => return Ok(RetryNow::NotScheduled(other)),
+            };
+            if t.queue.is_parked(endpoint, target.id)? {
+                return Ok(RetryNow::EndpointDisabled);
+            }
+            let key = t.queue.reschedule(owner.app, endpoint, target.queue_key(), now_ms)?;
+            target.due_ms = now_ms;
+            target.created = (now_ms / 1000) as i64;
+            t.save(&target)?;
+            let mut scheduled = Scheduled::default();
+            scheduled.push(key);
+            Ok(RetryNow::Moved(Box::new(target), scheduled))
+        })
+    }
+}
+
+/// Puts the parked attempts of enabled endpoints (all, or just `only`) back on the queue.
+fn unpark_in(
+    tx: &redb::WriteTransaction,
+    names: &Names,
+    only: Option<EndpointId>,
+    now_ms: u64,
+) -> Result<Scheduled, StoreError> {
+    let endpoints = tx.open_table(tables::ENDPOINTS)?;
+    let mut t = DeliveryTables::open(tx, names)?;
+    let mut scheduled = Scheduled::default();
+    for (endpoint_id, attempt_id) in t.queue.parked(only)? {
+        let Some(mut record) = t.load(attempt_id)? else { continue };
+        let endpoint = endpoints::get_in(&endpoints, record.app, endpoint_id)?;
+        if endpoint.is_none_or(|e| e.status != EndpointStatus::Enabled || (only.is_none() && e.is_listener())) {
+            continue;
+        }
+        record.due_ms = now_ms;
+        t.save(&record)?;
+        scheduled.push(t.queue.unpark(record.app, endpoint_id, attempt_id, now_ms)?);
+    }
+    Ok(scheduled)
+}
