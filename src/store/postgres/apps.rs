@@ -4,7 +4,7 @@
 use tokio_postgres::types::Json;
 
 use super::cached::Cached;
-use super::pages::{ListQuery, list};
+use super::pagination::{ListQuery, list};
 use super::{PgStore, id_of, uuid};
 use crate::ids::AppId;
 use crate::mode::Mode;

@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 
 use super::cached::Cached;
-use super::pages::{ListQuery, list};
+use super::pagination::{ListQuery, list};
 use super::{PgStore, uuid};
 use crate::event_types::{WILDCARD, kayle_name};
 use crate::ids::{AppId, EndpointId};

@@ -10,23 +10,34 @@
 //! change (`FOR UPDATE`), so two processes changing one endpoint take turns as two
 //! threads of one process do with redb's single writer.
 
+use crate::store::postgres::cached::Cached;
+
+mod api_keys;
+mod app_deletion;
 mod apps;
+mod attempts;
 mod cached;
 mod cluster;
-mod deliveries;
 mod endpoints;
-mod history;
-mod keys;
+mod event_types;
+mod events;
+mod health;
+mod idempotency;
+mod jobs;
+mod listeners;
 mod migrate;
-mod pages;
-mod records;
+mod pagination;
+mod portal_sessions;
+mod queue;
+mod recovery;
+mod retention;
 mod scheduling;
 mod sessions;
+mod stats;
 #[cfg(test)]
 pub(crate) mod tests;
 pub mod throwaway;
 mod tls;
-mod upkeep;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -336,7 +347,7 @@ impl PgStore {
     /// for a new database the one in `key_file` (created if absent), recorded now.
     fn payload_key(&self, key_file: &Path) -> Result<Sealer, OpenError> {
         let init = |err: StoreError| OpenError::Postgres { database: self.database.clone(), problem: err.to_string() };
-        let recorded = self.run(keys::recorded_key_id(self)).map_err(init)?;
+        let recorded = self.run(recorded_key_id(self)).map_err(init)?;
         let (sealer, created) = sealing::load_or_create_key(key_file, recorded.is_none()).map_err(|err| match err {
             sealing::KeyError::Io(path, io) if io.kind() == std::io::ErrorKind::NotFound => {
                 let id = format!("{:016x}", recorded.unwrap_or(0));
@@ -353,7 +364,7 @@ impl PgStore {
             Some(_) => Ok(sealer),
             None => {
                 // Another process may have recorded its key meanwhile: the first wins.
-                let winner = self.run(keys::record_key_id(self, sealer.id())).map_err(init)?;
+                let winner = self.run(record_key_id(self, sealer.id())).map_err(init)?;
                 if winner != sealer.id() {
                     return Err(OpenError::Key(sealing::KeyError::Wrong {
                         path: key_file.to_path_buf(),
@@ -397,4 +408,28 @@ fn uuid(id: u128) -> uuid::Uuid {
 /// A uuid column's value as the 128-bit id.
 fn id_of(value: uuid::Uuid) -> u128 {
     value.as_u128()
+}
+
+/// The `stile_meta` key of the payload key's id.
+const PAYLOAD_KEY_ID: &str = "payload_key_id";
+
+/// The id of the key the database's payloads are sealed with, if it records one.
+pub(super) async fn recorded_key_id(store: &PgStore) -> Result<Option<u64>, StoreError> {
+    let client = store.client().await?;
+    let row = client.q_opt("SELECT value FROM stile_meta WHERE key = $1", &[&PAYLOAD_KEY_ID]).await?;
+    Ok(row.map(|row| row.get::<_, i64>(0) as u64))
+}
+
+/// Records `id` as the payload key unless one is recorded already; returns the one
+/// recorded (the first process to start wins).
+pub(super) async fn record_key_id(store: &PgStore, id: u64) -> Result<u64, StoreError> {
+    let client = store.client().await?;
+    client
+        .exec(
+            "INSERT INTO stile_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[&PAYLOAD_KEY_ID, &(id as i64)],
+        )
+        .await?;
+    let row = client.q_one("SELECT value FROM stile_meta WHERE key = $1", &[&PAYLOAD_KEY_ID]).await?;
+    Ok(row.get::<_, i64>(0) as u64)
 }

@@ -1,17 +1,15 @@
-//! Verification sessions and `stile listen` endpoints on Postgres.
+//! Verification sessions on Postgres.
 
 use tokio_postgres::types::Json;
 
+use super::attempts::Writes;
 use super::cached::Cached;
-use super::deliveries::{Writes, publish_in};
-use super::endpoints::{Lock, get_in, put_in};
-use super::pages::{ListQuery, list};
-use super::scheduling::DB_NOW_MS;
-use super::{PgStore, id_of, uuid};
-use crate::ids::{AppId, EndpointId, VerificationSessionId};
+use super::events::publish_in;
+use super::pagination::{ListQuery, list};
+use super::{PgStore, uuid};
+use crate::ids::VerificationSessionId;
 use crate::store::model::{
-    EndpointRecord, ListError, ListenRequest, NewEvent, Owner, Page, PageRequest, Scheduled, SessionChange,
-    SessionChanged, SessionRecord, StoreError,
+    ListError, NewEvent, Owner, Page, PageRequest, Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError,
 };
 
 impl PgStore {
@@ -153,90 +151,4 @@ impl PgStore {
             Ok(list(&client, query, request, |row| Ok(row.get::<_, Json<SessionRecord>>(0).0)).await)
         })?
     }
-
-    /// The listener endpoint of the key with hash `key_hash` in `owner`'s application,
-    /// updated to `request`; `make` builds a new one when there is none yet. The answer
-    /// says whether it was made now. Two connections of one key take turns (an advisory
-    /// lock on the key), so they share one endpoint.
-    pub fn listener_endpoint(
-        &self,
-        owner: Owner,
-        key_hash: &[u8; 32],
-        request: &ListenRequest,
-        make: impl FnOnce() -> EndpointRecord,
-    ) -> Result<(EndpointRecord, bool), StoreError> {
-        let app = uuid(owner.app.as_u128());
-        let lock = i64::from_be_bytes(key_hash[..8].try_into().expect("32 bytes")) ^ (owner.app.as_u128() as i64);
-        self.run(self.transaction_once(async |tx| {
-            tx.exec("SELECT pg_advisory_xact_lock($1)", &[&lock]).await?;
-            let known = tx
-                .q_opt("SELECT endpoint FROM listeners WHERE app = $1 AND key_hash = $2", &[&app, &key_hash.as_slice()])
-                .await?
-                .map(|row| EndpointId(id_of(row.get(0))));
-            let existing = match known {
-                Some(id) => get_in(tx, owner.app, id, Lock::Change).await?,
-                None => None,
-            };
-            let (mut record, made) = match &existing {
-                Some(record) => (record.clone(), false),
-                None => (make(), true),
-            };
-            request.apply_to(&mut record, key_hash);
-            put_in(tx, existing.as_ref(), &record).await?;
-            tx.exec(
-                "INSERT INTO listeners (app, key_hash, endpoint) VALUES ($1, $2, $3)
-                 ON CONFLICT (app, key_hash) DO UPDATE SET endpoint = excluded.endpoint",
-                &[&app, &key_hash.as_slice(), &uuid(record.id.as_u128())],
-            )
-            .await?;
-            Ok((record, made))
-        }))
-    }
-
-    /// Records that a listener endpoint was used at `now` (Unix seconds), if it exists.
-    pub fn touch_listener(&self, owner: Owner, id: EndpointId, now: i64) -> Result<(), StoreError> {
-        self.run(self.transaction(async |tx| {
-            let Some(mut record) = get_in(tx, owner.app, id, Lock::Change).await? else { return Ok(()) };
-            if let Some(listener) = &mut record.listener {
-                listener.last_seen = now;
-                let before = record.clone();
-                put_in(tx, Some(&before), &record).await?;
-            }
-            Ok(())
-        }))
-    }
-
-    /// The listener endpoints last used before `cutoff` (Unix seconds) whose CLI no
-    /// process holds, with their owners.
-    pub fn idle_listeners(&self, cutoff: i64) -> Result<Vec<(Owner, EndpointId)>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let rows = client
-                .q(
-                    &format!(
-                        "SELECT e.record FROM listeners l JOIN endpoints e ON e.app = l.app AND e.id = l.endpoint
-                         WHERE (e.record->'listener'->>'last_seen')::bigint < $1
-                             AND (l.held_until_ms IS NULL OR l.held_until_ms < {DB_NOW_MS})"
-                    ),
-                    &[&cutoff],
-                )
-                .await?;
-            Ok(rows
-                .iter()
-                .map(|row| {
-                    let record = row.get::<_, Json<EndpointRecord>>(0).0;
-                    (record.owner(), record.id)
-                })
-                .collect())
-        })
-    }
-}
-
-/// Forgets every listener entry of `app` (it is being deleted); returns their endpoints.
-pub(super) async fn forget_all_listeners(
-    client: &impl deadpool_postgres::GenericClient,
-    app: AppId,
-) -> Result<Vec<EndpointId>, StoreError> {
-    let rows = client.q("DELETE FROM listeners WHERE app = $1 RETURNING endpoint", &[&uuid(app.as_u128())]).await?;
-    Ok(rows.iter().map(|row| EndpointId(id_of(row.get(0)))).collect())
 }

@@ -1,35 +1,10 @@
-//! Bookkeeping and API keys on Postgres: the payload key's id, and the stored API keys
-//! (by hash, as on redb).
+//! API keys on Postgres, stored by hash as on redb.
 
 use tokio_postgres::types::Json;
 
 use super::PgStore;
 use super::cached::Cached;
 use crate::store::model::{ApiKeyRecord, Revoked, StoreError};
-
-/// The `stile_meta` key of the payload key's id.
-const PAYLOAD_KEY_ID: &str = "payload_key_id";
-
-/// The id of the key the database's payloads are sealed with, if it records one.
-pub(super) async fn recorded_key_id(store: &PgStore) -> Result<Option<u64>, StoreError> {
-    let client = store.client().await?;
-    let row = client.q_opt("SELECT value FROM stile_meta WHERE key = $1", &[&PAYLOAD_KEY_ID]).await?;
-    Ok(row.map(|row| row.get::<_, i64>(0) as u64))
-}
-
-/// Records `id` as the payload key unless one is recorded already; returns the one
-/// recorded (the first process to start wins).
-pub(super) async fn record_key_id(store: &PgStore, id: u64) -> Result<u64, StoreError> {
-    let client = store.client().await?;
-    client
-        .exec(
-            "INSERT INTO stile_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-            &[&PAYLOAD_KEY_ID, &(id as i64)],
-        )
-        .await?;
-    let row = client.q_one("SELECT value FROM stile_meta WHERE key = $1", &[&PAYLOAD_KEY_ID]).await?;
-    Ok(row.get::<_, i64>(0) as u64)
-}
 
 impl PgStore {
     /// Stores a new key by its hash.

@@ -1,71 +1,45 @@
-//! Events and attempts on Postgres as the API and the workers read them: an event with
-//! its payload, lists with their filters, an endpoint's or an event's attempts, what a
-//! worker needs for an attempt; and the two writes that add history outside the queue
-//! (a resend, a test ping).
+//! Events on Postgres: publishing them (stored sealed, their first attempts queued), an
+//! event with its payload, the filtered lists, and a test ping's event.
 
 use std::collections::HashMap;
 
+use super::attempts::Writes;
+use super::pagination::{ListQuery, list};
+use crate::ids::{AppId, EndpointId, EventId};
+use crate::store::model::{
+    AttemptRecord, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page, PageRequest, Published,
+    Resent, Scheduled, StoreError, StoredEvent,
+};
+use crate::store::postgres::attempts::{LATEST_PER_ENDPOINT, latest_per_endpoint};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
-use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::types::ToSql;
 
 use super::cached::Cached;
-use super::deliveries::{ATTEMPT_COLUMNS, Writes, attempt_of, insert_events, status_code, status_of};
 use super::endpoints::{Lock, get_in, matching_in};
-use super::pages::{ListQuery, list};
 use super::{PgStore, id_of, uuid};
-use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::model::attempts::{response_row, undelivered_expired};
 use crate::store::model::endpoints::delivered_as;
-use crate::store::model::{
-    AttemptRecord, AttemptStatus, EndpointRecord, EventFilter, EventMeta, Job, ListError, NewEvent, Owner, Page,
-    PageRequest, Resent, Scheduled, StoreError, StoredEvent,
-};
 use crate::store::sealing::Sealer;
 
 /// The columns an event is read from, in the order [`event_of`] reads them.
-const EVENT_COLUMNS: &str = "e.app, e.id, e.mode, e.event_type, e.created, e.data_id, e.body, e.pending";
-
-/// The latest attempt of event `e` to each endpoint it went to, as SQL (`status`).
-const LATEST_PER_ENDPOINT: &str = "(SELECT DISTINCT ON (a.endpoint) a.status FROM attempts a
-     WHERE a.event = e.id AND a.app = e.app ORDER BY a.endpoint, a.id DESC)";
-
-/// An event's metadata from the first six of [`EVENT_COLUMNS`], starting at `at`.
-fn meta_of(row: &Row, at: usize) -> Result<EventMeta, StoreError> {
-    let mode = Mode::from_u8(row.get::<_, i16>(at + 2) as u8).ok_or(StoreError::BadKey { table: "events" })?;
-    Ok(EventMeta {
-        app: AppId(id_of(row.get(at))),
-        id: EventId(id_of(row.get(at + 1))),
-        mode,
-        event_type: row.get(at + 3),
-        created: row.get(at + 4),
-        data_id: row.get(at + 5),
-    })
-}
+pub(super) const EVENT_COLUMNS: &str = "e.app, e.id, e.mode, e.event_type, e.created, e.data_id, e.body, e.pending";
 
 /// The payload of the event `meta` describes, from its sealed column.
-fn body_of(sealer: &Sealer, meta: &EventMeta, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+pub(super) fn body_of(sealer: &Sealer, meta: &EventMeta, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
     let id = meta.id.as_u128();
     Ok(meta.envelope().payload(&sealer.open(&id.to_be_bytes(), sealed)?))
 }
 
 /// An event read with [`EVENT_COLUMNS`].
-fn event_of(sealer: &Sealer, row: &Row) -> Result<StoredEvent, StoreError> {
+pub(super) fn event_of(sealer: &Sealer, row: &Row) -> Result<StoredEvent, StoreError> {
     let meta = meta_of(row, 0)?;
     let body = body_of(sealer, &meta, row.get(6))?;
     Ok(StoredEvent { meta, body, pending_webhooks: row.get::<_, i32>(7).max(0) as u32 })
 }
 
 impl PgStore {
-    /// An attempt as read, with its response excerpt opened.
-    pub(super) fn opened(&self, mut record: AttemptRecord) -> Result<AttemptRecord, StoreError> {
-        if let Some(body) = record.response_body.take() {
-            record.response_body = Some(self.sealer.open_text(&response_row(record.id), body)?);
-        }
-        Ok(record)
-    }
-
     /// An event with its payload and `pending_webhooks`.
     pub fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
         self.run(async {
@@ -133,101 +107,6 @@ impl PgStore {
             };
             Ok(list(&client, query, request, |row| event_of(&self.sealer, row)).await)
         })?
-    }
-
-    /// One page of an endpoint's attempts, newest first, optionally of one status.
-    pub fn list_attempts(
-        &self,
-        owner: Owner,
-        endpoint: EndpointId,
-        request: PageRequest<DeliveryId>,
-        status: Option<AttemptStatus>,
-    ) -> Result<Page<AttemptRecord>, ListError> {
-        let (app, endpoint) = (uuid(owner.app.as_u128()), uuid(endpoint.as_u128()));
-        let code = status.map(status_code);
-        let mut select = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE app = $1 AND endpoint = $2");
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&app, &endpoint];
-        if let Some(code) = &code {
-            params.push(code);
-            select += " AND status = $3";
-        }
-        self.run(async {
-            let client = self.client().await?;
-            // A cursor must be an attempt of this endpoint (the page itself is of the
-            // application's: `select` says so). One statement text for every endpoint, so
-            // the connection's cache of prepared statements stays bounded.
-            let exists = "SELECT 1 FROM attempts WHERE endpoint = $1 AND id = $2";
-            let query = ListQuery { select: &select, params, id: "id", exists, scope: &endpoint };
-            Ok(list(&client, query, request, |row| self.opened(attempt_of(row)?)).await)
-        })?
-    }
-
-    /// One attempt of an endpoint.
-    pub fn attempt(
-        &self,
-        owner: Owner,
-        endpoint: EndpointId,
-        id: DeliveryId,
-    ) -> Result<Option<AttemptRecord>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = $1 AND app = $2 AND endpoint = $3");
-            let row = client
-                .q_opt(&sql, &[&uuid(id.as_u128()), &uuid(owner.app.as_u128()), &uuid(endpoint.as_u128())])
-                .await?;
-            row.map(|row| self.opened(attempt_of(&row)?)).transpose()
-        })
-    }
-
-    /// The newest attempts of an event, at most `limit`, newest first; and whether there
-    /// are more.
-    pub fn event_attempts(
-        &self,
-        owner: Owner,
-        event: EventId,
-        limit: usize,
-    ) -> Result<(Vec<AttemptRecord>, bool), StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let sql = format!(
-                "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE event = $1 AND app = $2 ORDER BY id DESC LIMIT $3"
-            );
-            let rows =
-                client.q(&sql, &[&uuid(event.as_u128()), &uuid(owner.app.as_u128()), &(limit as i64 + 1)]).await?;
-            let more = rows.len() > limit;
-            let out = rows.iter().take(limit).map(|row| self.opened(attempt_of(row)?)).collect::<Result<_, _>>()?;
-            Ok((out, more))
-        })
-    }
-
-    /// What workers need for these attempts, read together.
-    pub fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError> {
-        let ids: Vec<uuid::Uuid> = attempt_ids.iter().map(|id| uuid(id.as_u128())).collect();
-        self.run(async {
-            let client = self.client().await?;
-            let columns: String = ATTEMPT_COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ");
-            let sql = format!(
-                "SELECT {columns}, en.record, {EVENT_COLUMNS} FROM attempts a
-                 LEFT JOIN endpoints en ON en.app = a.app AND en.id = a.endpoint
-                 LEFT JOIN events e ON e.app = a.app AND e.id = a.event
-                 WHERE a.id = ANY($1)"
-            );
-            let rows = client.q(&sql, &[&ids]).await?;
-            let mut found: HashMap<DeliveryId, Job> = HashMap::with_capacity(rows.len());
-            for row in &rows {
-                let attempt = attempt_of(row)?;
-                let endpoint = row.get::<_, Option<Json<EndpointRecord>>>(16).map(|j| j.0);
-                let body = match row.get::<_, Option<uuid::Uuid>>(17) {
-                    Some(_) => {
-                        let meta = meta_of(row, 17)?;
-                        Some(body_of(&self.sealer, &meta, row.get(23))?).filter(|b| !b.is_empty())
-                    }
-                    None => None,
-                };
-                found.insert(attempt.id, Job { attempt, endpoint, body });
-            }
-            Ok(attempt_ids.iter().map(|id| found.remove(id)).collect())
-        })
     }
 
     /// Schedules a new round of delivery of an event: to `endpoint` if named, else to
@@ -307,23 +186,106 @@ impl PgStore {
     }
 }
 
-/// The latest attempt of an event to each endpoint it went to: its status and when it
-/// was made (Unix seconds).
-async fn latest_per_endpoint(
+/// Stores events (sealed) and schedules their first attempts; returns what each did
+/// and the attempts queued.
+pub(super) async fn publish_in(
     client: &impl GenericClient,
-    app: AppId,
-    event: EventId,
-) -> Result<HashMap<EndpointId, (AttemptStatus, i64)>, StoreError> {
-    let rows = client
-        .q(
-            "SELECT DISTINCT ON (endpoint) endpoint, status, created FROM attempts
-             WHERE event = $1 AND app = $2 ORDER BY endpoint, id DESC",
-            &[&uuid(event.as_u128()), &uuid(app.as_u128())],
+    sealer: &Sealer,
+    events: &[NewEvent],
+    now_ms: u64,
+    writes: &mut Writes,
+) -> Result<(Vec<Published>, Scheduled), StoreError> {
+    if events.is_empty() {
+        return Ok((Vec::new(), Scheduled::default()));
+    }
+    let mut targets: HashMap<(AppId, &str), Vec<(EndpointRecord, &str)>> = HashMap::new();
+    for event in events {
+        let key = (event.meta.app, event.meta.event_type.as_str());
+        if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(key) {
+            slot.insert(matching_in(client, key.0, key.1, Lock::Read).await?);
+        }
+    }
+    let mut scheduled = Scheduled::default();
+    let mut published = Vec::with_capacity(events.len());
+    let mut pending = Vec::with_capacity(events.len());
+    for event in events {
+        let meta = &event.meta;
+        let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
+        for (endpoint, delivered_as) in endpoints {
+            writes.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled);
+        }
+        pending.push(endpoints.len() as i32);
+        published.push(Published { deliveries: endpoints.len() as u32 });
+    }
+    // Each event is written once, with its count of pending deliveries (an update after
+    // the insert would write every event twice, with all its index entries).
+    insert_events(client, sealer, events, &pending).await?;
+    Ok((published, scheduled))
+}
+
+/// Inserts events with their sealed payloads and their counts of pending deliveries
+/// (`pending`, one per event), in one statement.
+pub(super) async fn insert_events(
+    client: &impl GenericClient,
+    sealer: &Sealer,
+    events: &[NewEvent],
+    pending: &[i32],
+) -> Result<(), StoreError> {
+    let mut apps = Vec::with_capacity(events.len());
+    let mut ids = Vec::with_capacity(events.len());
+    let mut modes = Vec::with_capacity(events.len());
+    let mut types = Vec::with_capacity(events.len());
+    let mut created = Vec::with_capacity(events.len());
+    let mut data_ids = Vec::with_capacity(events.len());
+    let mut bodies = Vec::with_capacity(events.len());
+    for event in events {
+        let meta = &event.meta;
+        let id = meta.id.as_u128();
+        apps.push(uuid(meta.app.as_u128()));
+        ids.push(uuid(id));
+        modes.push(i16::from(meta.mode.as_u8()));
+        types.push(meta.event_type.as_str());
+        created.push(meta.created);
+        data_ids.push(meta.data_id.as_deref());
+        bodies.push(sealer.seal(&id.to_be_bytes(), &meta.envelope().stored(&event.body)));
+    }
+    client
+        .exec(
+            "INSERT INTO events (app, id, mode, event_type, created, data_id, body, pending)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::smallint[], $4::text[], $5::bigint[], $6::text[],
+                 $7::bytea[], $8::integer[])",
+            &[&apps, &ids, &modes, &types, &created, &data_ids, &bodies, &pending],
         )
         .await?;
-    let mut latest = HashMap::with_capacity(rows.len());
-    for row in rows {
-        latest.insert(EndpointId(id_of(row.get(0))), (status_of(row.get(1))?, row.get(2)));
+    Ok(())
+}
+
+impl PgStore {
+    /// Stores events and schedules their deliveries in one transaction (for tests and
+    /// the benchmark; the engine publishes through its writer).
+    pub(in crate::store) fn publish_events(
+        &self,
+        events: &[NewEvent],
+        now_ms: u64,
+    ) -> Result<(Vec<Published>, Scheduled), StoreError> {
+        self.run(self.transaction(async |tx| {
+            let mut writes = Writes::new(&self.token);
+            let done = publish_in(tx, &self.sealer, events, now_ms, &mut writes).await?;
+            writes.flush(tx).await?;
+            Ok(done)
+        }))
     }
-    Ok(latest)
+}
+
+/// An event's metadata from the first six of [`EVENT_COLUMNS`], starting at `at`.
+pub(super) fn meta_of(row: &Row, at: usize) -> Result<EventMeta, StoreError> {
+    let mode = Mode::from_u8(row.get::<_, i16>(at + 2) as u8).ok_or(StoreError::BadKey { table: "events" })?;
+    Ok(EventMeta {
+        app: AppId(id_of(row.get(at))),
+        id: EventId(id_of(row.get(at + 1))),
+        mode,
+        event_type: row.get(at + 3),
+        created: row.get(at + 4),
+        data_id: row.get(at + 5),
+    })
 }

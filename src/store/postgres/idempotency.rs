@@ -1,54 +1,14 @@
-//! Small records on Postgres: event types created through the API, stored responses of
-//! idempotent requests (sealed, as on redb), and app portal sessions.
+//! Stored answers of idempotent requests on Postgres (sealed, as on redb), and the marker
+//! rows that hold a key while its first request runs.
 
 use tokio_postgres::types::Json;
 
 use super::cached::Cached;
 use super::{PgStore, uuid};
-use crate::event_types::EventTypeRecord;
-use crate::ids::PortalSessionId;
 use crate::store::model::sessions::{IN_PROGRESS_STALE_SECS, WINDOW_SECS};
-use crate::store::model::{IdempotencyBegin, IdempotencyRecord, Owner, PortalSessionRecord, StoreError};
+use crate::store::model::{IdempotencyBegin, IdempotencyRecord, Owner, StoreError};
 
 impl PgStore {
-    /// Every stored event type, of both modes, archived ones included.
-    pub fn event_types(&self) -> Result<Vec<EventTypeRecord>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let rows = client.q("SELECT record FROM event_types ORDER BY mode, name", &[]).await?;
-            Ok(rows.iter().map(|row| row.get::<_, Json<EventTypeRecord>>(0).0).collect())
-        })
-    }
-
-    /// Stores a new type. `false`: its mode already has a type of that name.
-    pub fn create_event_type(&self, record: &EventTypeRecord) -> Result<bool, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let inserted = client
-                .exec(
-                    "INSERT INTO event_types (mode, name, record) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    &[&i16::from(record.mode.as_u8()), &record.name, &Json(record)],
-                )
-                .await?;
-            Ok(inserted == 1)
-        })
-    }
-
-    /// Replaces a stored type (an update, or archiving it).
-    pub fn replace_event_type(&self, record: &EventTypeRecord) -> Result<(), StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            client
-                .exec(
-                    "INSERT INTO event_types (mode, name, record) VALUES ($1, $2, $3)
-                     ON CONFLICT (mode, name) DO UPDATE SET record = excluded.record",
-                    &[&i16::from(record.mode.as_u8()), &record.name, &Json(record)],
-                )
-                .await?;
-            Ok(())
-        })
-    }
-
     /// Begins a request with this key at `now`. Processes share the database, so the key
     /// is held in it: a marker is written under the key unless an answer within the
     /// window or a live marker of another request is there, in one statement, so of two
@@ -126,49 +86,6 @@ impl PgStore {
                 )
                 .await?;
             Ok(())
-        })
-    }
-
-    /// Stores a new portal session under the hash of its token.
-    pub fn insert_portal_session(&self, hash: &[u8; 32], record: &PortalSessionRecord) -> Result<(), StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            client
-                .exec(
-                    "INSERT INTO portal_sessions (hash, app, id, expires_at, record) VALUES ($1, $2, $3, $4, $5)",
-                    &[
-                        &hash.as_slice(),
-                        &uuid(record.app.as_u128()),
-                        &uuid(record.id.as_u128()),
-                        &record.expires_at,
-                        &Json(record),
-                    ],
-                )
-                .await?;
-            Ok(())
-        })
-    }
-
-    /// The portal session whose token has this hash (expired or not).
-    pub fn portal_session(&self, hash: &[u8; 32]) -> Result<Option<PortalSessionRecord>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let row = client.q_opt("SELECT record FROM portal_sessions WHERE hash = $1", &[&hash.as_slice()]).await?;
-            Ok(row.map(|row| row.get::<_, Json<PortalSessionRecord>>(0).0))
-        })
-    }
-
-    /// Ends a portal session of `owner`'s application now. `false`: no such session there.
-    pub fn revoke_portal_session(&self, owner: Owner, id: PortalSessionId) -> Result<bool, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let n = client
-                .exec(
-                    "DELETE FROM portal_sessions WHERE app = $1 AND id = $2",
-                    &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())],
-                )
-                .await?;
-            Ok(n > 0)
         })
     }
 }

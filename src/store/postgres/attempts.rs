@@ -1,7 +1,7 @@
-//! The write side of deliveries on Postgres: publishing events, scheduling attempts,
-//! recording results, parking. Rows a transaction writes are gathered in [`Writes`] and
-//! sent as a few set-based statements (`unnest` of arrays), so a batch of a hundred
-//! events costs a handful of round trips, not hundreds.
+//! Attempts on Postgres: their rows, the reads of an endpoint's or an event's attempts,
+//! and recording results. Rows a transaction writes are gathered in [`Writes`] and sent as
+//! a few set-based statements (`unnest` of arrays), so a batch of a hundred events costs a
+//! handful of round trips, not hundreds.
 //!
 //! Rows are changed in a fixed order (attempts, queue, events, statistics) and each set
 //! sorted by key, so two processes writing overlapping rows wait for each other rather
@@ -15,16 +15,21 @@ use tokio_postgres::types::Json;
 
 use super::cached::Cached;
 use super::cluster::QUEUE_CHANNEL;
-use super::endpoints::{Lock, disable_in, lock_endpoints_of, matching_in};
+use super::endpoints::{disable_in, lock_endpoints_of};
+use super::pagination::ListQuery;
 use super::{id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::model::attempts::response_row;
 use crate::store::model::{
-    AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, FailureRun, NewEvent, Published,
+    AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, ListError, Owner, Page, PageRequest,
     QueueKey, RecordPolicy, Recorded, Scheduled, StoreError,
 };
+use crate::store::postgres::PgStore;
+use crate::store::postgres::health::HealthRuns;
+use crate::store::postgres::pagination::list;
 use crate::store::sealing::Sealer;
+use tokio_postgres::types::ToSql;
 
 /// The status of an attempt as its column holds it.
 pub(super) fn status_code(status: AttemptStatus) -> i16 {
@@ -383,80 +388,6 @@ struct AttemptColumns {
     headers: Vec<serde_json::Value>,
 }
 
-/// Stores events (sealed) and schedules their first attempts; returns what each did
-/// and the attempts queued.
-pub(super) async fn publish_in(
-    client: &impl GenericClient,
-    sealer: &Sealer,
-    events: &[NewEvent],
-    now_ms: u64,
-    writes: &mut Writes,
-) -> Result<(Vec<Published>, Scheduled), StoreError> {
-    if events.is_empty() {
-        return Ok((Vec::new(), Scheduled::default()));
-    }
-    let mut targets: HashMap<(AppId, &str), Vec<(EndpointRecord, &str)>> = HashMap::new();
-    for event in events {
-        let key = (event.meta.app, event.meta.event_type.as_str());
-        if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(key) {
-            slot.insert(matching_in(client, key.0, key.1, Lock::Read).await?);
-        }
-    }
-    let mut scheduled = Scheduled::default();
-    let mut published = Vec::with_capacity(events.len());
-    let mut pending = Vec::with_capacity(events.len());
-    for event in events {
-        let meta = &event.meta;
-        let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
-        for (endpoint, delivered_as) in endpoints {
-            writes.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled);
-        }
-        pending.push(endpoints.len() as i32);
-        published.push(Published { deliveries: endpoints.len() as u32 });
-    }
-    // Each event is written once, with its count of pending deliveries (an update after
-    // the insert would write every event twice, with all its index entries).
-    insert_events(client, sealer, events, &pending).await?;
-    Ok((published, scheduled))
-}
-
-/// Inserts events with their sealed payloads and their counts of pending deliveries
-/// (`pending`, one per event), in one statement.
-pub(super) async fn insert_events(
-    client: &impl GenericClient,
-    sealer: &Sealer,
-    events: &[NewEvent],
-    pending: &[i32],
-) -> Result<(), StoreError> {
-    let mut apps = Vec::with_capacity(events.len());
-    let mut ids = Vec::with_capacity(events.len());
-    let mut modes = Vec::with_capacity(events.len());
-    let mut types = Vec::with_capacity(events.len());
-    let mut created = Vec::with_capacity(events.len());
-    let mut data_ids = Vec::with_capacity(events.len());
-    let mut bodies = Vec::with_capacity(events.len());
-    for event in events {
-        let meta = &event.meta;
-        let id = meta.id.as_u128();
-        apps.push(uuid(meta.app.as_u128()));
-        ids.push(uuid(id));
-        modes.push(i16::from(meta.mode.as_u8()));
-        types.push(meta.event_type.as_str());
-        created.push(meta.created);
-        data_ids.push(meta.data_id.as_deref());
-        bodies.push(sealer.seal(&id.to_be_bytes(), &meta.envelope().stored(&event.body)));
-    }
-    client
-        .exec(
-            "INSERT INTO events (app, id, mode, event_type, created, data_id, body, pending)
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::smallint[], $4::text[], $5::bigint[], $6::text[],
-                 $7::bytea[], $8::integer[])",
-            &[&apps, &ids, &modes, &types, &created, &data_ids, &bodies, &pending],
-        )
-        .await?;
-    Ok(())
-}
-
 /// Records the results of attempts: each gets its outcome and leaves the queue, and a
 /// failure with retries left schedules the next attempt, as `policy` says; health is
 /// tracked and an endpoint the policy gives up on is disabled.
@@ -536,65 +467,123 @@ pub(super) async fn record_in(
     Ok(recorded)
 }
 
-/// The health rows of the endpoints in one batch of results, read (locked) once and
-/// written once.
-struct HealthRuns {
-    /// Endpoint → (its run as read, its run after the results seen so far).
-    seen: BTreeMap<EndpointId, (Option<FailureRun>, Option<FailureRun>)>,
+/// The latest attempt of event `e` to each endpoint it went to, as SQL (`status`).
+pub(super) const LATEST_PER_ENDPOINT: &str = "(SELECT DISTINCT ON (a.endpoint) a.status FROM attempts a
+     WHERE a.event = e.id AND a.app = e.app ORDER BY a.endpoint, a.id DESC)";
+
+/// The latest attempt of an event to each endpoint it went to: its status and when it
+/// was made (Unix seconds).
+pub(super) async fn latest_per_endpoint(
+    client: &impl GenericClient,
+    app: AppId,
+    event: EventId,
+) -> Result<HashMap<EndpointId, (AttemptStatus, i64)>, StoreError> {
+    let rows = client
+        .q(
+            "SELECT DISTINCT ON (endpoint) endpoint, status, created FROM attempts
+             WHERE event = $1 AND app = $2 ORDER BY endpoint, id DESC",
+            &[&uuid(event.as_u128()), &uuid(app.as_u128())],
+        )
+        .await?;
+    let mut latest = HashMap::with_capacity(rows.len());
+    for row in rows {
+        latest.insert(EndpointId(id_of(row.get(0))), (status_of(row.get(1))?, row.get(2)));
+    }
+    Ok(latest)
 }
 
-impl HealthRuns {
-    async fn load(
-        client: &impl GenericClient,
-        endpoints: impl Iterator<Item = EndpointId>,
-    ) -> Result<HealthRuns, StoreError> {
-        let mut seen: BTreeMap<EndpointId, (Option<FailureRun>, Option<FailureRun>)> =
-            endpoints.map(|e| (e, (None, None))).collect();
-        let ids: Vec<uuid::Uuid> = seen.keys().map(|e| uuid(e.as_u128())).collect();
-        let rows = client
-            .q(
-                "SELECT endpoint, since_ms, failures FROM endpoint_health WHERE endpoint = ANY($1)
-                 ORDER BY endpoint FOR UPDATE",
-                &[&ids],
-            )
-            .await?;
-        for row in rows {
-            let run = FailureRun { since_ms: row.get::<_, i64>(1) as u64, failures: row.get::<_, i32>(2) as u32 };
-            seen.insert(EndpointId(id_of(row.get(0))), (Some(run), Some(run)));
+impl PgStore {
+    /// An attempt as read, with its response excerpt opened.
+    pub(super) fn opened(&self, mut record: AttemptRecord) -> Result<AttemptRecord, StoreError> {
+        if let Some(body) = record.response_body.take() {
+            record.response_body = Some(self.sealer.open_text(&response_row(record.id), body)?);
         }
-        Ok(HealthRuns { seen })
+        Ok(record)
     }
 
-    fn current(&self, endpoint: EndpointId) -> Option<FailureRun> {
-        self.seen.get(&endpoint).and_then(|s| s.1)
-    }
-
-    fn set(&mut self, endpoint: EndpointId, run: Option<FailureRun>) {
-        if let Some(slot) = self.seen.get_mut(&endpoint) {
-            slot.1 = run;
+    /// One page of an endpoint's attempts, newest first, optionally of one status.
+    pub fn list_attempts(
+        &self,
+        owner: Owner,
+        endpoint: EndpointId,
+        request: PageRequest<DeliveryId>,
+        status: Option<AttemptStatus>,
+    ) -> Result<Page<AttemptRecord>, ListError> {
+        let (app, endpoint) = (uuid(owner.app.as_u128()), uuid(endpoint.as_u128()));
+        let code = status.map(status_code);
+        let mut select = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE app = $1 AND endpoint = $2");
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&app, &endpoint];
+        if let Some(code) = &code {
+            params.push(code);
+            select += " AND status = $3";
         }
+        self.run(async {
+            let client = self.client().await?;
+            // A cursor must be an attempt of this endpoint (the page itself is of the
+            // application's: `select` says so). One statement text for every endpoint, so
+            // the connection's cache of prepared statements stays bounded.
+            let exists = "SELECT 1 FROM attempts WHERE endpoint = $1 AND id = $2";
+            let query = ListQuery { select: &select, params, id: "id", exists, scope: &endpoint };
+            Ok(list(&client, query, request, |row| self.opened(attempt_of(row)?)).await)
+        })?
     }
 
-    /// Writes what changed.
-    async fn save(self, client: &impl GenericClient) -> Result<(), StoreError> {
-        for (endpoint, (stored, now)) in self.seen {
-            let id = uuid(endpoint.as_u128());
-            match now {
-                _ if now == stored => {}
-                Some(run) => {
-                    client
-                        .exec(
-                            "INSERT INTO endpoint_health (endpoint, since_ms, failures) VALUES ($1, $2, $3)
-                             ON CONFLICT (endpoint) DO UPDATE SET since_ms = excluded.since_ms, failures = excluded.failures",
-                            &[&id, &(run.since_ms as i64), &(run.failures as i32)],
-                        )
-                        .await?;
+    /// One attempt of an endpoint.
+    pub fn attempt(
+        &self,
+        owner: Owner,
+        endpoint: EndpointId,
+        id: DeliveryId,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = $1 AND app = $2 AND endpoint = $3");
+            let row = client
+                .q_opt(&sql, &[&uuid(id.as_u128()), &uuid(owner.app.as_u128()), &uuid(endpoint.as_u128())])
+                .await?;
+            row.map(|row| self.opened(attempt_of(&row)?)).transpose()
+        })
+    }
+
+    /// The newest attempts of an event, at most `limit`, newest first; and whether there
+    /// are more.
+    pub fn event_attempts(
+        &self,
+        owner: Owner,
+        event: EventId,
+        limit: usize,
+    ) -> Result<(Vec<AttemptRecord>, bool), StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let sql = format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE event = $1 AND app = $2 ORDER BY id DESC LIMIT $3"
+            );
+            let rows =
+                client.q(&sql, &[&uuid(event.as_u128()), &uuid(owner.app.as_u128()), &(limit as i64 + 1)]).await?;
+            let more = rows.len() > limit;
+            let out = rows.iter().take(limit).map(|row| self.opened(attempt_of(row)?)).collect::<Result<_, _>>()?;
+            Ok((out, more))
+        })
+    }
+}
+
+impl PgStore {
+    #[cfg(test)]
+    /// Overwrites an attempt's response excerpt with raw text (`None`: removes the
+    /// attempt), as damage would, for tests of bad records.
+    pub(crate) fn put_raw_attempt_for_test(&self, id: crate::ids::DeliveryId, bytes: Option<&[u8]>) {
+        let id = uuid(id.as_u128());
+        self.run(async {
+            let client = self.client().await?;
+            match bytes {
+                Some(bytes) => {
+                    let text = String::from_utf8_lossy(bytes).into_owned();
+                    client.exec("UPDATE attempts SET response_body = $2 WHERE id = $1", &[&id, &text]).await?
                 }
-                None => {
-                    client.exec("DELETE FROM endpoint_health WHERE endpoint = $1", &[&id]).await?;
-                }
-            }
-        }
-        Ok(())
+                None => client.exec("DELETE FROM attempts WHERE id = $1", &[&id]).await?,
+            };
+            Ok(())
+        })
+        .unwrap();
     }
 }

@@ -1,0 +1,49 @@
+//! The event type catalogue on Postgres.
+
+use tokio_postgres::types::Json;
+
+use crate::event_types::EventTypeRecord;
+use crate::store::model::StoreError;
+
+use super::PgStore;
+use super::cached::Cached;
+
+impl PgStore {
+    /// Every stored event type, of both modes, archived ones included.
+    pub fn event_types(&self) -> Result<Vec<EventTypeRecord>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let rows = client.q("SELECT record FROM event_types ORDER BY mode, name", &[]).await?;
+            Ok(rows.iter().map(|row| row.get::<_, Json<EventTypeRecord>>(0).0).collect())
+        })
+    }
+
+    /// Stores a new type. `false`: its mode already has a type of that name.
+    pub fn create_event_type(&self, record: &EventTypeRecord) -> Result<bool, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let inserted = client
+                .exec(
+                    "INSERT INTO event_types (mode, name, record) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&i16::from(record.mode.as_u8()), &record.name, &Json(record)],
+                )
+                .await?;
+            Ok(inserted == 1)
+        })
+    }
+
+    /// Replaces a stored type (an update, or archiving it).
+    pub fn replace_event_type(&self, record: &EventTypeRecord) -> Result<(), StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            client
+                .exec(
+                    "INSERT INTO event_types (mode, name, record) VALUES ($1, $2, $3)
+                     ON CONFLICT (mode, name) DO UPDATE SET record = excluded.record",
+                    &[&i16::from(record.mode.as_u8()), &record.name, &Json(record)],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+}

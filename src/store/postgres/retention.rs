@@ -1,0 +1,81 @@
+//! Retention on Postgres: removing history older than its cutoffs, a batch at a time.
+
+use crate::ids::first_id_at;
+use crate::store::model::{Cutoffs, PruneCursor, Pruned, StoreError};
+
+use super::cached::Cached;
+use super::{PgStore, uuid};
+
+impl PgStore {
+    /// Removes up to `limit` old rows from each history table, in one transaction. What
+    /// is still in use stays: events with deliveries not final or a held payload, pending
+    /// attempts, open sessions. `cursor` plays no part: each statement skips what stays.
+    pub fn prune(&self, cutoffs: Cutoffs, _cursor: &mut PruneCursor, limit: usize) -> Result<Pruned, StoreError> {
+        let limit = limit as i64;
+        let end = uuid(first_id_at(cutoffs.history_ms));
+        let now_ms = cutoffs.now_ms as i64;
+        let minute = (cutoffs.history_ms / 60_000) as i64;
+        let full = |n: u64| n as i64 >= limit;
+        self.run(self.transaction(async |tx| {
+            let mut pruned = Pruned::default();
+            let n = tx
+                .exec(
+                    "DELETE FROM attempts WHERE id IN
+                         (SELECT id FROM attempts WHERE id < $1 AND status <> 0 ORDER BY id LIMIT $2)",
+                    &[&end, &limit],
+                )
+                .await?;
+            (pruned.attempts, pruned.more) = (n as usize, pruned.more | full(n));
+            let gone = tx
+                .q(
+                    "DELETE FROM events WHERE (app, id) IN
+                         (SELECT app, id FROM events WHERE id < $1 AND pending = 0
+                              AND (hold_until_ms IS NULL OR hold_until_ms <= $3) LIMIT $2)
+                     RETURNING id",
+                    &[&end, &limit, &now_ms],
+                )
+                .await?;
+            let n = gone.len() as u64;
+            (pruned.events, pruned.more) = (n as usize, pruned.more | full(n));
+            // Their attempts (all final) go with them, however recently they were made.
+            let gone: Vec<uuid::Uuid> = gone.iter().map(|row| row.get(0)).collect();
+            if !gone.is_empty() {
+                pruned.attempts += tx.exec("DELETE FROM attempts WHERE event = ANY($1)", &[&gone]).await? as usize;
+            }
+            let n = tx
+                .exec(
+                    "DELETE FROM sessions WHERE (app, id) IN
+                         (SELECT app, id FROM sessions WHERE id < $1
+                              AND record->>'status' NOT IN ('requires_input', 'processing') LIMIT $2)",
+                    &[&end, &limit],
+                )
+                .await?;
+            (pruned.sessions, pruned.more) = (n as usize, pruned.more | full(n));
+            let n = tx
+                .exec(
+                    "DELETE FROM delivery_stats WHERE (app, minute, endpoint, outcome) IN
+                         (SELECT app, minute, endpoint, outcome FROM delivery_stats WHERE minute < $1 LIMIT $2)",
+                    &[&minute, &limit],
+                )
+                .await?;
+            (pruned.stats, pruned.more) = (n as usize, pruned.more | full(n));
+            let n = tx
+                .exec(
+                    "DELETE FROM portal_sessions WHERE hash IN
+                         (SELECT hash FROM portal_sessions WHERE expires_at <= $1 LIMIT $2)",
+                    &[&(now_ms / 1000), &limit],
+                )
+                .await?;
+            (pruned.portal_sessions, pruned.more) = (n as usize, pruned.more | full(n));
+            let n = tx
+                .exec(
+                    "DELETE FROM idempotency WHERE (app, key) IN
+                         (SELECT app, key FROM idempotency WHERE created < $1 LIMIT $2)",
+                    &[&cutoffs.idempotency_secs, &limit],
+                )
+                .await?;
+            (pruned.idempotency, pruned.more) = (n as usize, pruned.more | full(n));
+            Ok(pruned)
+        }))
+    }
+}
