@@ -16,6 +16,7 @@ pub mod model;
 pub mod postgres;
 pub mod queue_writes;
 pub mod redb;
+pub mod rules;
 pub mod sealing;
 pub mod seam;
 

@@ -7,6 +7,7 @@
 //! sorted by key, so two processes writing overlapping rows wait for each other rather
 //! than deadlock.
 
+use crate::store::model::FailureRun;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use deadpool_postgres::GenericClient;
@@ -16,6 +17,7 @@ use tokio_postgres::types::Json;
 use super::cached::Cached;
 use super::cluster::QUEUE_CHANNEL;
 use super::endpoints::{disable_in, lock_endpoints_of};
+use super::health::{lock_health, save_health};
 use super::pagination::ListQuery;
 use super::{id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
@@ -26,8 +28,8 @@ use crate::store::model::{
     QueueKey, RecordPolicy, Recorded, Scheduled, StoreError,
 };
 use crate::store::postgres::PgStore;
-use crate::store::postgres::health::HealthRuns;
 use crate::store::postgres::pagination::list;
+use crate::store::rules::record::{RecordingTx, record_results};
 use crate::store::sealing::Sealer;
 use tokio_postgres::types::ToSql;
 
@@ -388,9 +390,8 @@ struct AttemptColumns {
     headers: Vec<serde_json::Value>,
 }
 
-/// Records the results of attempts: each gets its outcome and leaves the queue, and a
-/// failure with retries left schedules the next attempt, as `policy` says; health is
-/// tracked and an endpoint the policy gives up on is disabled.
+/// Records the results of attempts inside the transaction `client` is in, by the rule in
+/// [`rules::record`](crate::store::rules::record).
 pub(super) async fn record_in(
     client: &impl GenericClient,
     sealer: &Sealer,
@@ -399,72 +400,98 @@ pub(super) async fn record_in(
     policy: &impl RecordPolicy,
     writes: &mut Writes,
 ) -> Result<Recorded, StoreError> {
-    let mut recorded = Recorded::default();
-    if results.is_empty() {
-        return Ok(recorded);
-    }
-    // Endpoints before attempts (see `lock_endpoints_of`); only failures need theirs (to
-    // schedule a retry, to hold the payload, to disable it).
-    let failed: Vec<uuid::Uuid> =
-        results.iter().filter(|r| !r.succeeded).map(|r| uuid(r.attempt().as_u128())).collect();
-    let mut endpoints = if failed.is_empty() { HashMap::new() } else { lock_endpoints_of(client, &failed).await? };
-    let ids: Vec<DeliveryId> = results.iter().map(AttemptResult::attempt).collect();
-    let mut attempts = lock_attempts(client, &ids).await?;
-    let mut health = HealthRuns::load(client, results.iter().map(|r| r.endpoint)).await?;
-    for result in results {
-        let Some(mut record) = attempts.remove(&result.attempt()).filter(|r| r.status == AttemptStatus::Pending) else {
-            // Cancelled meanwhile, or recorded by another process: only the entry goes.
-            writes.unqueue(result.attempt());
-            continue;
-        };
-        writes.unqueue(record.id);
-        record.response_status = result.response_status;
-        let row = response_row(record.id);
-        record.response_body = result.response_body.as_deref().map(|body| sealer.seal_text(&row, body));
-        record.error = result.error.clone();
-        record.duration_ms = Some(result.duration_ms);
-        record.created = (result.attempted_at_ms / 1000) as i64;
-        record.request_headers = result.request_headers.clone();
-        let verdict = policy.health(health.current(record.endpoint_id), result);
-        health.set(record.endpoint_id, verdict.run);
-        if let Some(reason) = &verdict.disable
-            && let Some(disabled) = disable_in(client, record.app, record.endpoint_id, reason, record.created).await?
-        {
-            endpoints.insert(record.endpoint_id, disabled);
+    let mut recording =
+        Recording { client, writes, endpoints: HashMap::new(), attempts: HashMap::new(), health: HashMap::new() };
+    record_results(&mut recording, sealer, results, now_ms, policy).await
+}
+
+/// What recording a batch of results reads, locked at the start, and the writes it gathers.
+struct Recording<'a, C> {
+    client: &'a C,
+    writes: &'a mut Writes,
+    /// The endpoints of the failed attempts (as this transaction changed them).
+    endpoints: HashMap<EndpointId, EndpointRecord>,
+    attempts: HashMap<DeliveryId, AttemptRecord>,
+    /// The stored runs of failures of the batch's endpoints.
+    health: HashMap<EndpointId, FailureRun>,
+}
+
+impl<C: GenericClient> RecordingTx for Recording<'_, C> {
+    /// Locks endpoints before attempts (see `lock_endpoints_of`); only failures need
+    /// theirs (to schedule a retry, to hold the payload, to disable it).
+    async fn prepare(&mut self, results: &[AttemptResult]) -> Result<(), StoreError> {
+        let failed: Vec<uuid::Uuid> =
+            results.iter().filter(|r| !r.succeeded).map(|r| uuid(r.attempt().as_u128())).collect();
+        if !failed.is_empty() {
+            self.endpoints = lock_endpoints_of(self.client, &failed).await?;
         }
-        let retry = if result.succeeded { None } else { policy.retry_delay(record.attempt, result.retry_after) };
-        // None: deleted (or, for a success, not needed).
-        let endpoint = endpoints.get(&record.endpoint_id).cloned();
-        match (result.succeeded, retry, endpoint) {
-            (true, _, _) => {
-                record.status = AttemptStatus::Succeeded;
-                writes.add_pending(record.app, record.event_id, -1);
-                recorded.finished += 1;
-            }
-            (false, Some(delay), Some(endpoint)) => {
-                let due = now_ms + delay.as_millis() as u64;
-                record.status = AttemptStatus::Retrying;
-                record.next_retry_at = Some((due / 1000) as i64);
-                let next = record.attempt + 1;
-                writes.schedule(&endpoint, record.event_id, &record.event_type, next, due, &mut recorded.scheduled);
-            }
-            (false, _, endpoint) => {
-                record.status = AttemptStatus::Failed;
-                writes.add_pending(record.app, record.event_id, -1);
-                recorded.finished += 1;
-                if let Some(endpoint) = endpoint {
-                    let window = policy.undelivered_retention(endpoint.undelivered_retention_hours);
-                    let until = result.attempted_at_ms + window.as_millis() as u64;
-                    writes.hold_payload(record.app, record.event_id, until);
-                }
-            }
-        }
-        writes.tally(&record);
-        writes.note_outcome(&record);
-        writes.save(record);
+        let ids: Vec<DeliveryId> = results.iter().map(AttemptResult::attempt).collect();
+        self.attempts = lock_attempts(self.client, &ids).await?;
+        self.health = lock_health(self.client, results.iter().map(|r| r.endpoint)).await?;
+        Ok(())
     }
-    health.save(client).await?;
-    Ok(recorded)
+
+    async fn attempt(&mut self, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
+        Ok(self.attempts.remove(&id))
+    }
+
+    fn drop_entry(&mut self, key: QueueKey) -> Result<(), StoreError> {
+        self.writes.unqueue(key.attempt());
+        Ok(())
+    }
+
+    fn unqueue(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        self.writes.unqueue(record.id);
+        Ok(())
+    }
+
+    async fn stored_health(&mut self, endpoint: EndpointId) -> Result<Option<FailureRun>, StoreError> {
+        Ok(self.health.get(&endpoint).copied())
+    }
+
+    async fn save_health(&mut self, changed: Vec<(EndpointId, Option<FailureRun>)>) -> Result<(), StoreError> {
+        save_health(self.client, changed).await
+    }
+
+    async fn endpoint(&mut self, _app: AppId, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+        Ok(self.endpoints.get(&id).cloned())
+    }
+
+    async fn disable(&mut self, app: AppId, id: EndpointId, reason: &str, at: i64) -> Result<(), StoreError> {
+        if let Some(disabled) = disable_in(self.client, app, id, reason, at).await? {
+            self.endpoints.insert(id, disabled);
+        }
+        Ok(())
+    }
+
+    fn schedule(
+        &mut self,
+        endpoint: &EndpointRecord,
+        after: &AttemptRecord,
+        number: u32,
+        due_ms: u64,
+        scheduled: &mut Scheduled,
+    ) -> Result<(), StoreError> {
+        self.writes.schedule(endpoint, after.event_id, &after.event_type, number, due_ms, scheduled);
+        Ok(())
+    }
+
+    fn finish_one(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        self.writes.add_pending(record.app, record.event_id, -1);
+        Ok(())
+    }
+
+    fn hold_payload(&mut self, record: &AttemptRecord, until_ms: u64) -> Result<(), StoreError> {
+        self.writes.hold_payload(record.app, record.event_id, until_ms);
+        Ok(())
+    }
+
+    fn store_outcome(&mut self, record: AttemptRecord) -> Result<(), StoreError> {
+        self.writes.tally(&record);
+        self.writes.note_outcome(&record);
+        self.writes.save(record);
+        Ok(())
+    }
 }
 
 /// The latest attempt of event `e` to each endpoint it went to, as SQL (`status`).

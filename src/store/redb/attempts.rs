@@ -8,23 +8,26 @@
 //! and when to disable an endpoint are decided by the [`RecordPolicy`] the caller gives;
 //! the store records the decisions.
 
-use super::health::HealthBatch;
-use super::queue::QueueTables;
-use super::{RedbStore, endpoints, tables};
-use crate::store::model::attempts::response_row;
-use crate::store::model::pagination::{finish_page, scan_bounds};
-use crate::store::model::{
-    AttemptResult, Cursor, EndpointRecord, EndpointStatus, ListError, Owner, Page, PageRequest, RecordPolicy, Recorded,
-    Scheduled, StoreError,
-};
-use crate::store::sealing::Sealer;
 use std::collections::HashMap;
 
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
+use crate::AppId;
+use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::store::model::attempts::response_row;
+use crate::store::model::pagination::{finish_page, scan_bounds};
+use crate::store::model::{
+    AttemptResult, Cursor, EndpointRecord, EndpointStatus, FailureRun, ListError, Owner, Page, PageRequest, QueueKey,
+    RecordPolicy, Recorded, Scheduled, StoreError,
+};
+use crate::store::rules;
+use crate::store::rules::record::{RecordingTx, record_results};
+use crate::store::sealing::Sealer;
+
 use super::attempt_record::{attempt_in, encode_attempt, outcome_in};
 use super::names::{Interner, Names};
-use crate::ids::{DeliveryId, EndpointId, EventId};
+use super::queue::QueueTables;
+use super::{RedbStore, endpoints, health, tables};
 
 pub use crate::store::model::AttemptRecord;
 
@@ -227,10 +230,7 @@ impl<'txn, 'n> DeliveryTables<'txn, 'n> {
     }
 }
 
-/// Records the results of attempts inside `tx`: each attempt gets its outcome, leaves the
-/// queue, and, if it failed with retries left, its delivery's next attempt is scheduled
-/// as `policy` says. Endpoint health is tracked on the way, and an endpoint the policy
-/// gives up on is disabled (its retries then wait, parked).
+/// Records the results of attempts inside `tx`, by the rule in [`rules::record`].
 pub(super) fn record_in(
     tx: &WriteTransaction,
     sealer: &Sealer,
@@ -239,67 +239,87 @@ pub(super) fn record_in(
     now_ms: u64,
     policy: &impl RecordPolicy,
 ) -> Result<Recorded, StoreError> {
-    let mut endpoints = tx.open_table(tables::ENDPOINTS)?;
-    let mut health = HealthBatch::open(tx)?;
-    let mut t = DeliveryTables::open(tx, names)?;
-    let mut recorded = Recorded::default();
-    for result in results {
-        let record = t.load(result.attempt())?;
-        let Some(mut record) = record.filter(|r| r.status == AttemptStatus::Pending) else {
-            // Cancelled meanwhile (its endpoint was deleted): only the entry goes.
-            t.queue.drop_entry(result.queue_key)?;
-            continue;
-        };
-        t.queue.unqueue(record.endpoint_id, record.queue_key())?;
-        record.response_status = result.response_status;
-        let row = response_row(record.id);
-        record.response_body = result.response_body.as_deref().map(|body| sealer.seal_text(&row, body));
-        record.error = result.error.clone();
-        record.duration_ms = Some(result.duration_ms);
-        record.created = (result.attempted_at_ms / 1000) as i64;
-        record.request_headers = result.request_headers.clone();
-        let verdict = policy.health(health.current(record.endpoint_id)?, result);
-        health.set(record.endpoint_id, verdict.run);
-        if let Some(reason) = &verdict.disable {
-            endpoints::disable_in(&mut endpoints, record.app, record.endpoint_id, reason, record.created)?;
-        }
-        let retry = if result.succeeded { None } else { policy.retry_delay(record.attempt, result.retry_after) };
-        // The endpoint is read only when a retry is to be scheduled for it.
-        let endpoint = match retry {
-            Some(_) => endpoints::get_in(&endpoints, record.app, record.endpoint_id)?,
-            None => None,
-        };
-        match (result.succeeded, retry, endpoint) {
-            (true, _, _) => {
-                record.status = AttemptStatus::Succeeded;
-                t.finish_one(record.event_id)?;
-                recorded.finished += 1;
-            }
-            (false, Some(delay), Some(endpoint)) => {
-                let due = now_ms + delay.as_millis() as u64;
-                record.status = AttemptStatus::Retrying;
-                record.next_retry_at = Some((due / 1000) as i64);
-                let next = record.attempt + 1;
-                t.schedule(&endpoint, record.event_id, &record.event_type, next, due, &mut recorded.scheduled)?;
-            }
-            (false, _, _) => {
-                record.status = AttemptStatus::Failed;
-                t.finish_one(record.event_id)?;
-                recorded.finished += 1;
-                // Its payload stays available to resend for the endpoint's window.
-                if let Some(endpoint) = endpoints::get_in(&endpoints, record.app, record.endpoint_id)? {
-                    let window = policy.undelivered_retention(endpoint.undelivered_retention_hours);
-                    t.hold_payload(record.event_id, result.attempted_at_ms + window.as_millis() as u64)?;
-                }
-            }
-        }
-        t.tally(&record)?;
-        t.save(&record)?;
-        t.note_outcome(&record)?;
+    if results.is_empty() {
+        return Ok(Recorded::default());
     }
-    t.write_tallies()?;
-    health.save()?;
-    Ok(recorded)
+    let mut recording = Recording {
+        endpoints: tx.open_table(tables::ENDPOINTS)?,
+        health: tx.open_table(tables::ENDPOINT_HEALTH)?,
+        t: DeliveryTables::open(tx, names)?,
+    };
+    rules::settle(record_results(&mut recording, sealer, results, now_ms, policy))
+}
+
+/// The tables recording results touches, opened once per transaction.
+struct Recording<'txn, 'n> {
+    endpoints: Table<'txn, (u128, u128), &'static [u8]>,
+    health: Table<'txn, u128, (u64, u32)>,
+    t: DeliveryTables<'txn, 'n>,
+}
+
+impl RecordingTx for Recording<'_, '_> {
+    async fn attempt(&mut self, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
+        self.t.load(id)
+    }
+
+    fn drop_entry(&mut self, key: QueueKey) -> Result<(), StoreError> {
+        self.t.queue.drop_entry(key)
+    }
+
+    fn unqueue(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        self.t.queue.unqueue(record.endpoint_id, record.queue_key())
+    }
+
+    async fn stored_health(&mut self, endpoint: EndpointId) -> Result<Option<FailureRun>, StoreError> {
+        Ok(self.health.get(endpoint.as_u128())?.map(|v| health::run_of(v.value())))
+    }
+
+    async fn save_health(&mut self, changed: Vec<(EndpointId, Option<FailureRun>)>) -> Result<(), StoreError> {
+        for (endpoint, run) in changed {
+            match run {
+                Some(run) => self.health.insert(endpoint.as_u128(), (run.since_ms, run.failures))?,
+                None => self.health.remove(endpoint.as_u128())?,
+            };
+        }
+        Ok(())
+    }
+
+    async fn endpoint(&mut self, app: AppId, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+        endpoints::get_in(&self.endpoints, app, id)
+    }
+
+    async fn disable(&mut self, app: AppId, id: EndpointId, reason: &str, at: i64) -> Result<(), StoreError> {
+        endpoints::disable_in(&mut self.endpoints, app, id, reason, at)
+    }
+
+    fn schedule(
+        &mut self,
+        endpoint: &EndpointRecord,
+        after: &AttemptRecord,
+        number: u32,
+        due_ms: u64,
+        scheduled: &mut Scheduled,
+    ) -> Result<(), StoreError> {
+        self.t.schedule(endpoint, after.event_id, &after.event_type, number, due_ms, scheduled)
+    }
+
+    fn finish_one(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        self.t.finish_one(record.event_id)
+    }
+
+    fn hold_payload(&mut self, record: &AttemptRecord, until_ms: u64) -> Result<(), StoreError> {
+        self.t.hold_payload(record.event_id, until_ms)
+    }
+
+    fn store_outcome(&mut self, record: AttemptRecord) -> Result<(), StoreError> {
+        self.t.tally(&record)?;
+        self.t.save(&record)?;
+        self.t.note_outcome(&record)
+    }
+
+    async fn finish(&mut self) -> Result<(), StoreError> {
+        self.t.write_tallies()
+    }
 }
 
 /// Whether an event reached every endpoint it went to: `Some(true)` if the latest attempt

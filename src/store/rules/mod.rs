@@ -1,0 +1,22 @@
+//! The store's decisions, each written once over primitives both backends implement: what
+//! recording an attempt's result does ([`record`]), what enabling an endpoint again
+//! resumes ([`resume`]), what expiring a verification session publishes ([`expire`]).
+//!
+//! A rule is an `async fn` over a trait of primitives (read this row, write that one). The
+//! Postgres backend runs it inside its transaction, where a primitive may wait on the
+//! database. The redb backend's primitives never wait, so the rule's future is done on its
+//! first poll: [`settle`] polls it once, with no runtime.
+
+pub mod record;
+
+use std::future::Future;
+
+use futures_util::FutureExt;
+
+/// The output of a rule run over primitives that never wait (the redb backend's).
+///
+/// # Panics
+/// If the future is not done on its first poll: a redb primitive waited, which none does.
+pub(crate) fn settle<F: Future>(rule: F) -> F::Output {
+    rule.now_or_never().expect("a rule over redb primitives is done on its first poll")
+}
