@@ -9,6 +9,7 @@
 //! The store knows nothing of HTTP. Its methods are synchronous, so callers on the async
 //! runtime reach it through `spawn_blocking`.
 
+mod backend;
 #[cfg(test)]
 mod conformance;
 pub mod file_modes;

@@ -4,11 +4,16 @@ use tokio_postgres::types::Json;
 
 use super::PgStore;
 use super::cached::Cached;
+use crate::store::backend::ApiKeys;
 use crate::store::model::{ApiKeyRecord, Revoked, StoreError};
 
-impl PgStore {
-    /// Stores a new key by its hash.
-    pub fn insert_api_key(&self, hash: &[u8; 32], record: &ApiKeyRecord) -> Result<(), StoreError> {
+/// `text` with LIKE's wildcards escaped (by `\`).
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+impl ApiKeys for PgStore {
+    fn insert_api_key(&self, hash: &[u8; 32], record: &ApiKeyRecord) -> Result<(), StoreError> {
         self.run(async {
             let client = self.client().await?;
             client
@@ -22,8 +27,7 @@ impl PgStore {
         })
     }
 
-    /// Every stored key's hash and record, oldest first.
-    pub fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError> {
+    fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError> {
         let mut keys = self.run(async {
             let client = self.client().await?;
             let rows = client.q("SELECT hash, record FROM api_keys", &[]).await?;
@@ -39,9 +43,7 @@ impl PgStore {
         Ok(keys)
     }
 
-    /// Deletes the one key whose shown prefix starts with `prefix`; nothing when none or
-    /// several match.
-    pub fn revoke_api_key(&self, prefix: &str) -> Result<Revoked, StoreError> {
+    fn revoke_api_key(&self, prefix: &str) -> Result<Revoked, StoreError> {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
@@ -67,9 +69,4 @@ impl PgStore {
             Ok(revoked)
         })
     }
-}
-
-/// `text` with LIKE's wildcards escaped (by `\`).
-fn like_escape(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }

@@ -10,6 +10,7 @@ use super::scheduling::cancel_endpoint;
 use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, EndpointId};
 use crate::mode::Mode;
+use crate::store::backend::AppDeletions;
 use crate::store::model::{AppDeletion, AppPurge, AppRecord, StoreError};
 
 /// Why a deleted application's pending deliveries ended.
@@ -26,11 +27,42 @@ const PURGES: &[&str] = &[
     "DELETE FROM idempotency WHERE (app, key) IN (SELECT app, key FROM idempotency WHERE app = $1 LIMIT $2)",
 ];
 
-impl PgStore {
+impl AppDeletions for PgStore {
+    /// Removes up to `limit` rows of deleted applications' history, in one transaction;
+    /// forgets a deleted application once nothing is left of it and it was deleted before
+    /// `settled_before_ms`.
+    fn purge_deleted_apps(&self, limit: usize, settled_before_ms: u64) -> Result<AppPurge, StoreError> {
+        self.run(self.transaction(async |tx| {
+            let deleted = tx.q("SELECT app, deleted_ms FROM deleted_apps ORDER BY app", &[]).await?;
+            let mut purge = AppPurge::default();
+            for row in &deleted {
+                let (app, deleted_ms): (uuid::Uuid, i64) = (row.get(0), row.get(1));
+                let mut removed = 0;
+                for sql in PURGES {
+                    let budget = (limit - purge.removed - removed) as i64;
+                    if budget == 0 {
+                        break;
+                    }
+                    removed += tx.exec(sql, &[&app, &budget]).await? as usize;
+                }
+                purge.removed += removed;
+                if removed == 0 && (deleted_ms as u64) < settled_before_ms {
+                    tx.exec("DELETE FROM deleted_apps WHERE app = $1", &[&app]).await?;
+                    purge.finished += 1;
+                }
+                if purge.removed >= limit {
+                    purge.more = true;
+                    break;
+                }
+            }
+            Ok(purge)
+        }))
+    }
+
     /// Deletes an application of `mode` (not the default one): it and its endpoints go
     /// now, their pending deliveries end, its keys, portal sessions and listeners go; its
     /// history is purged afterwards in batches.
-    pub(in crate::store) fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError> {
+    fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError> {
         self.run(self.transaction(async |tx| {
             let app = uuid(id.as_u128());
             let row = tx
@@ -78,37 +110,6 @@ impl PgStore {
                 keys_revoked,
                 listeners,
             })
-        }))
-    }
-
-    /// Removes up to `limit` rows of deleted applications' history, in one transaction;
-    /// forgets a deleted application once nothing is left of it and it was deleted before
-    /// `settled_before_ms`.
-    pub fn purge_deleted_apps(&self, limit: usize, settled_before_ms: u64) -> Result<AppPurge, StoreError> {
-        self.run(self.transaction(async |tx| {
-            let deleted = tx.q("SELECT app, deleted_ms FROM deleted_apps ORDER BY app", &[]).await?;
-            let mut purge = AppPurge::default();
-            for row in &deleted {
-                let (app, deleted_ms): (uuid::Uuid, i64) = (row.get(0), row.get(1));
-                let mut removed = 0;
-                for sql in PURGES {
-                    let budget = (limit - purge.removed - removed) as i64;
-                    if budget == 0 {
-                        break;
-                    }
-                    removed += tx.exec(sql, &[&app, &budget]).await? as usize;
-                }
-                purge.removed += removed;
-                if removed == 0 && (deleted_ms as u64) < settled_before_ms {
-                    tx.exec("DELETE FROM deleted_apps WHERE app = $1", &[&app]).await?;
-                    purge.finished += 1;
-                }
-                if purge.removed >= limit {
-                    purge.more = true;
-                    break;
-                }
-            }
-            Ok(purge)
         }))
     }
 }

@@ -8,6 +8,7 @@ use super::pagination::{ListQuery, list};
 use super::{PgStore, id_of, uuid};
 use crate::ids::AppId;
 use crate::mode::Mode;
+use crate::store::backend::Apps;
 #[cfg(test)]
 use crate::store::model::Owner;
 use crate::store::model::Page;
@@ -46,8 +47,21 @@ fn is_uid_taken(err: &tokio_postgres::Error) -> bool {
 }
 
 impl PgStore {
-    /// The default applications of both modes.
-    pub fn default_apps(&self) -> Result<DefaultApps, StoreError> {
+    /// The id of the application of `mode` with this uid.
+    async fn app_with_uid(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        mode: Mode,
+        uid: &str,
+    ) -> Result<Option<AppId>, StoreError> {
+        let row =
+            client.q_opt("SELECT id FROM apps WHERE mode = $1 AND uid = $2", &[&i16::from(mode.as_u8()), &uid]).await?;
+        Ok(row.map(|row| AppId(id_of(row.get(0)))))
+    }
+}
+
+impl Apps for PgStore {
+    fn default_apps(&self) -> Result<DefaultApps, StoreError> {
         self.run(async {
             let client = self.client().await?;
             let rows = client.q("SELECT mode, app FROM default_apps", &[]).await?;
@@ -61,8 +75,7 @@ impl PgStore {
         })
     }
 
-    /// Stores a new application, unless its uid names another of its mode.
-    pub fn create_app(&self, record: &AppRecord) -> Result<Result<(), UidTaken>, StoreError> {
+    fn create_app(&self, record: &AppRecord) -> Result<Result<(), UidTaken>, StoreError> {
         self.run(async {
             let client = self.client().await?;
             let inserted = client
@@ -82,20 +95,7 @@ impl PgStore {
         })
     }
 
-    /// The id of the application of `mode` with this uid.
-    async fn app_with_uid(
-        &self,
-        client: &impl deadpool_postgres::GenericClient,
-        mode: Mode,
-        uid: &str,
-    ) -> Result<Option<AppId>, StoreError> {
-        let row =
-            client.q_opt("SELECT id FROM apps WHERE mode = $1 AND uid = $2", &[&i16::from(mode.as_u8()), &uid]).await?;
-        Ok(row.map(|row| AppId(id_of(row.get(0)))))
-    }
-
-    /// The application of `mode` that `name` names: an app id, or a uid.
-    pub fn find_app(&self, mode: Mode, name: &str) -> Result<Option<AppRecord>, StoreError> {
+    fn find_app(&self, mode: Mode, name: &str) -> Result<Option<AppRecord>, StoreError> {
         match name.parse::<AppId>() {
             Ok(id) => self.app(mode, id),
             Err(_) => self.run(async {
@@ -108,9 +108,7 @@ impl PgStore {
         }
     }
 
-    /// Changes an application with `change`, the uid kept unique. `Ok(None)`: no such
-    /// application; `Err(UidTaken)` inside: the new uid names another (nothing written).
-    pub fn update_app(
+    fn update_app(
         &self,
         mode: Mode,
         id: AppId,
@@ -149,8 +147,7 @@ impl PgStore {
         })
     }
 
-    /// One page of a mode's applications, newest first.
-    pub fn list_apps(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ListError> {
+    fn list_apps(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ListError> {
         let mode_key = i16::from(mode.as_u8());
         self.run(async {
             let client = self.client().await?;
@@ -165,8 +162,7 @@ impl PgStore {
         })?
     }
 
-    /// The application with this id in this mode.
-    pub fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError> {
+    fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError> {
         self.run(async {
             let client = self.client().await?;
             let row = client
@@ -178,12 +174,9 @@ impl PgStore {
             Ok(row.map(|row| row.get::<_, Json<AppRecord>>(0).0))
         })
     }
-}
 
-#[cfg(test)]
-impl PgStore {
-    /// The default application of `mode`, for tests below the API.
-    pub(crate) fn test_owner(&self, mode: Mode) -> Owner {
+    #[cfg(test)]
+    fn test_owner(&self, mode: Mode) -> Owner {
         self.default_apps().expect("default apps").of(mode)
     }
 }

@@ -22,6 +22,7 @@ use super::pagination::ListQuery;
 use super::{id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
+use crate::store::backend::Attempts;
 use crate::store::model::attempts::response_row;
 use crate::store::model::{
     AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, ListError, Owner, Page, PageRequest,
@@ -527,9 +528,10 @@ impl PgStore {
         }
         Ok(record)
     }
+}
 
-    /// One page of an endpoint's attempts, newest first, optionally of one status.
-    pub fn list_attempts(
+impl Attempts for PgStore {
+    fn list_attempts(
         &self,
         owner: Owner,
         endpoint: EndpointId,
@@ -555,13 +557,7 @@ impl PgStore {
         })?
     }
 
-    /// One attempt of an endpoint.
-    pub fn attempt(
-        &self,
-        owner: Owner,
-        endpoint: EndpointId,
-        id: DeliveryId,
-    ) -> Result<Option<AttemptRecord>, StoreError> {
+    fn attempt(&self, owner: Owner, endpoint: EndpointId, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
         self.run(async {
             let client = self.client().await?;
             let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = $1 AND app = $2 AND endpoint = $3");
@@ -572,9 +568,7 @@ impl PgStore {
         })
     }
 
-    /// The newest attempts of an event, at most `limit`, newest first; and whether there
-    /// are more.
-    pub fn event_attempts(
+    fn event_attempts(
         &self,
         owner: Owner,
         event: EventId,
@@ -592,13 +586,9 @@ impl PgStore {
             Ok((out, more))
         })
     }
-}
 
-impl PgStore {
     #[cfg(test)]
-    /// Overwrites an attempt's response excerpt with raw text (`None`: removes the
-    /// attempt), as damage would, for tests of bad records.
-    pub(crate) fn put_raw_attempt_for_test(&self, id: crate::ids::DeliveryId, bytes: Option<&[u8]>) {
+    fn put_raw_attempt_for_test(&self, id: crate::ids::DeliveryId, bytes: Option<&[u8]>) {
         let id = uuid(id.as_u128());
         self.run(async {
             let client = self.client().await?;

@@ -9,7 +9,13 @@ use tokio_postgres::AsyncMessage;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::PgStore;
+use super::cached::Cached;
+use super::scheduling::DB_NOW_MS;
+use super::uuid;
+use crate::ids::{DeliveryId, EndpointId};
+use crate::store::backend::Backend;
 use crate::store::model::StoreError;
+use crate::store::sealing::Sealer;
 
 /// The channel queue wake-ups are sent on.
 pub(super) const QUEUE_CHANNEL: &str = "stile_queue";
@@ -26,53 +32,6 @@ const DUTIES_LOCK: i64 = 0x7374_696c_6502;
 
 /// How long the listener waits before connecting again after losing its connection.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
-
-impl PgStore {
-    /// Calls `wake` whenever another process queues attempts (a hint: the scheduler
-    /// polls anyway), and once after each reconnection of the listening connection, as
-    /// wake-ups sent meanwhile were lost. Runs until the store is dropped.
-    pub fn on_queue_change(&self, wake: Box<dyn Fn() + Send + Sync>) {
-        let config = self.config.clone();
-        let tls = self.tls.clone();
-        let token = self.token.clone();
-        let runtime = self.runtime.as_ref().expect("the runtime lives as long as the store");
-        runtime.spawn(async move {
-            let mut first = true;
-            loop {
-                if !first {
-                    wake();
-                }
-                first = false;
-                if let Err(err) = listen(&config, &tls, &token, &*wake).await {
-                    tracing::warn!(error = %err, "lost the postgres connection that hears of queued attempts; reconnecting");
-                }
-                tokio::time::sleep(RECONNECT_DELAY).await;
-            }
-        });
-    }
-
-    /// Whether this process does the duties one process does for all: it holds (or now
-    /// takes) their advisory lock on a connection of its own. Another process takes
-    /// them over when this one's connection ends.
-    pub fn lead(&self) -> Result<bool, StoreError> {
-        self.run(async {
-            let mut leader = self.leader.lock().await;
-            if leader.as_ref().is_some_and(|client| !client.is_closed()) {
-                return Ok(true);
-            }
-            *leader = None;
-            let (client, connection) = self.config.connect(self.tls.clone()).await?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            let held: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&DUTIES_LOCK]).await?.get(0);
-            if held {
-                *leader = Some(client);
-            }
-            Ok(held)
-        })
-    }
-}
 
 /// Listens for wake-ups on one connection until it fails.
 async fn listen(
@@ -108,4 +67,146 @@ async fn listen(
     }
     driver.abort();
     Ok(())
+}
+
+impl Backend for PgStore {
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// How many transactions ran again after the database aborted them for a deadlock or
+    /// a serialization failure (each costs a wait: a deadlock is found after the
+    /// database's `deadlock_timeout`, 1 s by default).
+    fn conflicts_rerun(&self) -> Option<u64> {
+        Some(self.conflicts_rerun.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn pool_status(&self) -> Option<(usize, usize, usize)> {
+        let status = self.pool.status();
+        Some((status.size - status.available, status.available, status.waiting))
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        self.run(async {
+            self.client().await?.simple_query("SELECT 1").await?;
+            Ok(())
+        })
+    }
+
+    fn claim_renewal(&self) -> Option<Duration> {
+        Some(self.claim_lease / 3)
+    }
+
+    fn renew_claims(&self, held: &[DeliveryId], listening: &[EndpointId]) -> Result<(), StoreError> {
+        if held.is_empty() && listening.is_empty() {
+            return Ok(());
+        }
+        let lease = self.claim_lease.as_millis() as i64;
+        let entries: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
+        let endpoints: Vec<uuid::Uuid> = listening.iter().map(|id| uuid(id.as_u128())).collect();
+        self.run(async {
+            let client = self.client().await?;
+            if !entries.is_empty() {
+                let sql = format!(
+                    "UPDATE queue SET locked_until_ms = {DB_NOW_MS} + $2
+                     WHERE attempt = ANY($1) AND locked_until_ms IS NOT NULL"
+                );
+                client.exec(&sql, &[&entries, &lease]).await?;
+            }
+            if !endpoints.is_empty() {
+                let sql = format!(
+                    "UPDATE listeners SET held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = ANY($1) AND holder = $2"
+                );
+                client.exec(&sql, &[&endpoints, &self.token, &lease]).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn release_claims(&self, entries: &[DeliveryId]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<uuid::Uuid> = entries.iter().map(|id| uuid(id.as_u128())).collect();
+        self.run(async {
+            let client = self.client().await?;
+            client.exec("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&ids]).await?;
+            Ok(())
+        })
+    }
+
+    /// Records that this process holds the CLI connection of listener endpoint `id` (for
+    /// the claim lease, renewed by [`PgStore::renew_claims`]): the other processes hand
+    /// it the endpoint's attempts rather than park them.
+    fn hold_listener(&self, id: EndpointId) -> Result<(), StoreError> {
+        let lease = self.claim_lease.as_millis() as i64;
+        self.run(async {
+            let client = self.client().await?;
+            let sql = format!("UPDATE listeners SET holder = $2, held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = $1");
+            client.exec(&sql, &[&uuid(id.as_u128()), &self.token, &lease]).await?;
+            Ok(())
+        })
+    }
+
+    fn release_listener(&self, id: EndpointId) -> Result<(), StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            client
+                .exec(
+                    "UPDATE listeners SET holder = NULL, held_until_ms = NULL WHERE endpoint = $1 AND holder = $2",
+                    &[&uuid(id.as_u128()), &self.token],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Calls `wake` whenever another process queues attempts (a hint: the scheduler
+    /// polls anyway), and once after each reconnection of the listening connection, as
+    /// wake-ups sent meanwhile were lost. Runs until the store is dropped.
+    fn on_queue_change(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        let config = self.config.clone();
+        let tls = self.tls.clone();
+        let token = self.token.clone();
+        let runtime = self.runtime.as_ref().expect("the runtime lives as long as the store");
+        runtime.spawn(async move {
+            let mut first = true;
+            loop {
+                if !first {
+                    wake();
+                }
+                first = false;
+                if let Err(err) = listen(&config, &tls, &token, &*wake).await {
+                    tracing::warn!(error = %err, "lost the postgres connection that hears of queued attempts; reconnecting");
+                }
+                tokio::time::sleep(RECONNECT_DELAY).await;
+            }
+        });
+    }
+
+    /// Whether this process does the duties one process does for all: it holds (or now
+    /// takes) their advisory lock on a connection of its own. Another process takes
+    /// them over when this one's connection ends.
+    fn lead(&self) -> Result<bool, StoreError> {
+        self.run(async {
+            let mut leader = self.leader.lock().await;
+            if leader.as_ref().is_some_and(|client| !client.is_closed()) {
+                return Ok(true);
+            }
+            *leader = None;
+            let (client, connection) = self.config.connect(self.tls.clone()).await?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            let held: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&DUTIES_LOCK]).await?.get(0);
+            if held {
+                *leader = Some(client);
+            }
+            Ok(held)
+        })
+    }
 }

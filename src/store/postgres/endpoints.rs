@@ -13,6 +13,7 @@ use super::pagination::{ListQuery, list};
 use super::{PgStore, uuid};
 use crate::event_types::{WILDCARD, kayle_name};
 use crate::ids::{AppId, EndpointId};
+use crate::store::backend::Endpoints;
 use crate::store::model::endpoints::{Failing, subscribed};
 use crate::store::model::{
     EndpointFilter, EndpointRecord, EndpointStatus, ListError, Owner, Page, PageRequest, StoreError,
@@ -221,8 +222,37 @@ pub(super) async fn matching_in<'a>(
 }
 
 impl PgStore {
-    /// Stores a new endpoint.
-    pub fn insert_endpoint(&self, record: &EndpointRecord) -> Result<(), StoreError> {
+    /// Seals the endpoint secrets an earlier release stored in clear (at start, by every
+    /// process; the rows are locked, so a secret rotated meanwhile through another process
+    /// is not overwritten). Returns how many endpoints had one.
+    pub(super) fn seal_clear_secrets(&self) -> Result<usize, StoreError> {
+        let prefix = format!("{}%", crate::store::sealing::TEXT_PREFIX);
+        self.run(self.transaction(async |tx| {
+            let rows = tx
+                .q(
+                    "SELECT record FROM endpoints WHERE EXISTS (
+                         SELECT 1 FROM jsonb_array_elements(record->'secrets') s WHERE s->>'secret' NOT LIKE $1
+                     ) FOR NO KEY UPDATE",
+                    &[&prefix],
+                )
+                .await?;
+            for row in &rows {
+                let mut record = row.get::<_, Json<EndpointRecord>>(0).0;
+                if crate::store::model::endpoints::upgrade_at_rest(&mut record, &self.sealer)? {
+                    tx.exec(
+                        "UPDATE endpoints SET record = $3 WHERE app = $1 AND id = $2",
+                        &[&uuid(record.app.as_u128()), &uuid(record.id.as_u128()), &Json(&record)],
+                    )
+                    .await?;
+                }
+            }
+            Ok(rows.len())
+        }))
+    }
+}
+
+impl Endpoints for PgStore {
+    fn insert_endpoint(&self, record: &EndpointRecord) -> Result<(), StoreError> {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
@@ -232,8 +262,7 @@ impl PgStore {
         })
     }
 
-    /// The endpoint with this id in this application, with its health.
-    pub fn endpoint(&self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+    fn endpoint(&self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
         self.run(async {
             let client = self.client().await?;
             let sql = format!("{WITH_HEALTH} WHERE e.app = $1 AND e.id = $2");
@@ -242,8 +271,7 @@ impl PgStore {
         })
     }
 
-    /// Changes an endpoint with `change` and stores it, in one transaction.
-    pub fn update_endpoint(
+    fn update_endpoint(
         &self,
         owner: Owner,
         id: EndpointId,
@@ -258,8 +286,7 @@ impl PgStore {
         })
     }
 
-    /// One page of an application's endpoints, newest first.
-    pub fn list_endpoints(
+    fn list_endpoints(
         &self,
         owner: Owner,
         request: PageRequest<EndpointId>,
@@ -291,35 +318,5 @@ impl PgStore {
             };
             Ok(list(&client, query, request, endpoint_of).await)
         })?
-    }
-}
-
-impl PgStore {
-    /// Seals the endpoint secrets an earlier release stored in clear (at start, by every
-    /// process; the rows are locked, so a secret rotated meanwhile through another process
-    /// is not overwritten). Returns how many endpoints had one.
-    pub(super) fn seal_clear_secrets(&self) -> Result<usize, StoreError> {
-        let prefix = format!("{}%", crate::store::sealing::TEXT_PREFIX);
-        self.run(self.transaction(async |tx| {
-            let rows = tx
-                .q(
-                    "SELECT record FROM endpoints WHERE EXISTS (
-                         SELECT 1 FROM jsonb_array_elements(record->'secrets') s WHERE s->>'secret' NOT LIKE $1
-                     ) FOR NO KEY UPDATE",
-                    &[&prefix],
-                )
-                .await?;
-            for row in &rows {
-                let mut record = row.get::<_, Json<EndpointRecord>>(0).0;
-                if crate::store::model::endpoints::upgrade_at_rest(&mut record, &self.sealer)? {
-                    tx.exec(
-                        "UPDATE endpoints SET record = $3 WHERE app = $1 AND id = $2",
-                        &[&uuid(record.app.as_u128()), &uuid(record.id.as_u128()), &Json(&record)],
-                    )
-                    .await?;
-                }
-            }
-            Ok(rows.len())
-        }))
     }
 }

@@ -7,10 +7,10 @@ use crate::store::model::StoreError;
 
 use super::PgStore;
 use super::cached::Cached;
+use crate::store::backend::EventTypes;
 
-impl PgStore {
-    /// Every stored event type, of both modes, archived ones included.
-    pub fn event_types(&self) -> Result<Vec<EventTypeRecord>, StoreError> {
+impl EventTypes for PgStore {
+    fn event_types(&self) -> Result<Vec<EventTypeRecord>, StoreError> {
         self.run(async {
             let client = self.client().await?;
             let rows = client.q("SELECT record FROM event_types ORDER BY mode, name", &[]).await?;
@@ -18,8 +18,7 @@ impl PgStore {
         })
     }
 
-    /// Stores a new type. `false`: its mode already has a type of that name.
-    pub fn create_event_type(&self, record: &EventTypeRecord) -> Result<bool, StoreError> {
+    fn create_event_type(&self, record: &EventTypeRecord) -> Result<bool, StoreError> {
         self.run(async {
             let client = self.client().await?;
             let inserted = client
@@ -32,8 +31,7 @@ impl PgStore {
         })
     }
 
-    /// Replaces a stored type (an update, or archiving it).
-    pub fn replace_event_type(&self, record: &EventTypeRecord) -> Result<(), StoreError> {
+    fn replace_event_type(&self, record: &EventTypeRecord) -> Result<(), StoreError> {
         self.run(async {
             let client = self.client().await?;
             client

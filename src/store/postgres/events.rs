@@ -19,6 +19,7 @@ use super::cached::Cached;
 use super::endpoints::{Lock, get_in, matching_in};
 use super::{PgStore, id_of, uuid};
 use crate::mode::Mode;
+use crate::store::backend::Events;
 use crate::store::model::attempts::{response_row, undelivered_expired};
 use crate::store::model::endpoints::delivered_as;
 use crate::store::sealing::Sealer;
@@ -37,153 +38,6 @@ pub(super) fn event_of(sealer: &Sealer, row: &Row) -> Result<StoredEvent, StoreE
     let meta = meta_of(row, 0)?;
     let body = body_of(sealer, &meta, row.get(6))?;
     Ok(StoredEvent { meta, body, pending_webhooks: row.get::<_, i32>(7).max(0) as u32 })
-}
-
-impl PgStore {
-    /// An event with its payload and `pending_webhooks`.
-    pub fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id = $2");
-            let row = client.q_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
-            row.map(|row| event_of(&self.sealer, &row)).transpose()
-        })
-    }
-
-    /// One page of an application's events, newest first, filtered.
-    pub fn list_events(
-        &self,
-        owner: Owner,
-        request: PageRequest<EventId>,
-        filter: &EventFilter,
-    ) -> Result<Page<StoredEvent>, ListError> {
-        let app = uuid(owner.app.as_u128());
-        // Ids carry their creation time: the time bounds are id bounds too, which keep the
-        // scan of (app, id) within them.
-        let within = filter.id_bounds(None);
-        let (low, high) = (uuid(*within.start()), uuid(*within.end()));
-        let mut select = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id >= $2 AND e.id <= $3");
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&app, &low, &high];
-        if let Some(event_type) = &filter.event_type {
-            params.push(event_type);
-            select += &format!(" AND e.event_type = ${}", params.len());
-        }
-        if let Some(data_id) = &filter.data_id {
-            params.push(data_id);
-            select += &format!(" AND e.data_id = ${}", params.len());
-        }
-        if let Some(after) = &filter.created_after {
-            params.push(after);
-            select += &format!(" AND e.created > ${}", params.len());
-        }
-        if let Some(before) = &filter.created_before {
-            params.push(before);
-            select += &format!(" AND e.created < ${}", params.len());
-        }
-        match filter.delivery_success {
-            None => {}
-            Some(true) => {
-                select += &format!(
-                    " AND EXISTS (SELECT 1 FROM attempts a WHERE a.event = e.id AND a.app = e.app)
-                      AND NOT EXISTS (SELECT 1 FROM {LATEST_PER_ENDPOINT} l WHERE l.status <> 1)"
-                )
-            }
-            // The undelivered have their own (partial) index: something pending, or failed.
-            Some(false) => {
-                select += &format!(
-                    " AND (e.pending > 0 OR e.failed)
-                      AND EXISTS (SELECT 1 FROM {LATEST_PER_ENDPOINT} l WHERE l.status <> 1)"
-                )
-            }
-        }
-        self.run(async {
-            let client = self.client().await?;
-            let query = ListQuery {
-                select: &select,
-                params,
-                id: "e.id",
-                exists: "SELECT 1 FROM events WHERE app = $1 AND id = $2",
-                scope: &app,
-            };
-            Ok(list(&client, query, request, |row| event_of(&self.sealer, row)).await)
-        })?
-    }
-
-    /// Schedules a new round of delivery of an event: to `endpoint` if named, else to
-    /// every enabled endpoint subscribed to its type; an endpoint whose undelivered
-    /// payload window has passed gets nothing (named: [`Resent::PayloadExpired`]).
-    pub(in crate::store) fn resend_event(
-        &self,
-        owner: Owner,
-        id: EventId,
-        endpoint: Option<EndpointId>,
-        now_ms: u64,
-        default_hours: u32,
-    ) -> Result<Resent, StoreError> {
-        self.run(self.transaction(async |tx| {
-            let key = [uuid(owner.app.as_u128()), uuid(id.as_u128())];
-            let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id = $2");
-            let Some(row) = tx.q_opt(&sql, &[&key[0], &key[1]]).await? else { return Ok(Resent::NoEvent) };
-            let meta = meta_of(&row, 0)?;
-            let latest = latest_per_endpoint(tx, owner.app, id).await?;
-            let expired_for = |endpoint: &EndpointRecord| {
-                let hours = endpoint.undelivered_retention_hours.unwrap_or(default_hours);
-                let expired = latest
-                    .get(&endpoint.id)
-                    .is_some_and(|(status, made)| undelivered_expired(*status, *made, hours, now_ms));
-                expired.then_some(hours)
-            };
-            let targets = match endpoint {
-                Some(endpoint_id) => match get_in(tx, owner.app, endpoint_id, Lock::KeyShare).await? {
-                    Some(endpoint) => {
-                        if let Some(hours) = expired_for(&endpoint) {
-                            return Ok(Resent::PayloadExpired { hours });
-                        }
-                        let name = delivered_as(&endpoint, &meta.event_type);
-                        vec![(endpoint, name)]
-                    }
-                    None => return Ok(Resent::NoEndpoint),
-                },
-                None => {
-                    let mut all = matching_in(tx, owner.app, &meta.event_type, Lock::KeyShare).await?;
-                    all.retain(|(endpoint, _)| expired_for(endpoint).is_none());
-                    all
-                }
-            };
-            // The event is locked after its endpoints, as a deletion of an endpoint locks it
-            // then the events whose deliveries it ends (the other order could deadlock);
-            // removed meanwhile by retention: nothing to resend.
-            let lock = "SELECT 1 FROM events WHERE app = $1 AND id = $2 FOR NO KEY UPDATE";
-            if tx.q_opt(lock, &[&key[0], &key[1]]).await?.is_none() {
-                return Ok(Resent::NoEvent);
-            }
-            let mut writes = Writes::new(&self.token);
-            let mut scheduled = Scheduled::default();
-            for (endpoint, delivered_as) in &targets {
-                writes.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled);
-            }
-            writes.add_pending(owner.app, id, targets.len() as i32);
-            writes.flush(tx).await?;
-            Ok(Resent::Scheduled(scheduled))
-        }))
-    }
-
-    /// Stores a test ping once it was sent: its event (scheduling nothing) and its
-    /// finished attempt, in one transaction.
-    pub fn record_test_ping(&self, event: &NewEvent, record: &AttemptRecord) -> Result<(), StoreError> {
-        self.run(self.transaction(async |tx| {
-            insert_events(tx, &self.sealer, std::slice::from_ref(event), &[0]).await?;
-            let mut record = record.clone();
-            let row = response_row(record.id);
-            record.response_body = record.response_body.map(|body| self.sealer.seal_text(&row, &body));
-            let mut writes = Writes::new(&self.token);
-            writes.tally(&record);
-            writes.note_outcome(&record);
-            writes.save(record);
-            writes.flush(tx).await?;
-            Ok(())
-        }))
-    }
 }
 
 /// Stores events (sealed) and schedules their first attempts; returns what each did
@@ -260,23 +114,6 @@ pub(super) async fn insert_events(
     Ok(())
 }
 
-impl PgStore {
-    /// Stores events and schedules their deliveries in one transaction (for tests and
-    /// the benchmark; the engine publishes through its writer).
-    pub(in crate::store) fn publish_events(
-        &self,
-        events: &[NewEvent],
-        now_ms: u64,
-    ) -> Result<(Vec<Published>, Scheduled), StoreError> {
-        self.run(self.transaction(async |tx| {
-            let mut writes = Writes::new(&self.token);
-            let done = publish_in(tx, &self.sealer, events, now_ms, &mut writes).await?;
-            writes.flush(tx).await?;
-            Ok(done)
-        }))
-    }
-}
-
 /// An event's metadata from the first six of [`EVENT_COLUMNS`], starting at `at`.
 pub(super) fn meta_of(row: &Row, at: usize) -> Result<EventMeta, StoreError> {
     let mode = Mode::from_u8(row.get::<_, i16>(at + 2) as u8).ok_or(StoreError::BadKey { table: "events" })?;
@@ -288,4 +125,156 @@ pub(super) fn meta_of(row: &Row, at: usize) -> Result<EventMeta, StoreError> {
         created: row.get(at + 4),
         data_id: row.get(at + 5),
     })
+}
+
+impl Events for PgStore {
+    fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id = $2");
+            let row = client.q_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
+            row.map(|row| event_of(&self.sealer, &row)).transpose()
+        })
+    }
+
+    fn list_events(
+        &self,
+        owner: Owner,
+        request: PageRequest<EventId>,
+        filter: &EventFilter,
+    ) -> Result<Page<StoredEvent>, ListError> {
+        let app = uuid(owner.app.as_u128());
+        // Ids carry their creation time: the time bounds are id bounds too, which keep the
+        // scan of (app, id) within them.
+        let within = filter.id_bounds(None);
+        let (low, high) = (uuid(*within.start()), uuid(*within.end()));
+        let mut select = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id >= $2 AND e.id <= $3");
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&app, &low, &high];
+        if let Some(event_type) = &filter.event_type {
+            params.push(event_type);
+            select += &format!(" AND e.event_type = ${}", params.len());
+        }
+        if let Some(data_id) = &filter.data_id {
+            params.push(data_id);
+            select += &format!(" AND e.data_id = ${}", params.len());
+        }
+        if let Some(after) = &filter.created_after {
+            params.push(after);
+            select += &format!(" AND e.created > ${}", params.len());
+        }
+        if let Some(before) = &filter.created_before {
+            params.push(before);
+            select += &format!(" AND e.created < ${}", params.len());
+        }
+        match filter.delivery_success {
+            None => {}
+            Some(true) => {
+                select += &format!(
+                    " AND EXISTS (SELECT 1 FROM attempts a WHERE a.event = e.id AND a.app = e.app)
+                      AND NOT EXISTS (SELECT 1 FROM {LATEST_PER_ENDPOINT} l WHERE l.status <> 1)"
+                )
+            }
+            // The undelivered have their own (partial) index: something pending, or failed.
+            Some(false) => {
+                select += &format!(
+                    " AND (e.pending > 0 OR e.failed)
+                      AND EXISTS (SELECT 1 FROM {LATEST_PER_ENDPOINT} l WHERE l.status <> 1)"
+                )
+            }
+        }
+        self.run(async {
+            let client = self.client().await?;
+            let query = ListQuery {
+                select: &select,
+                params,
+                id: "e.id",
+                exists: "SELECT 1 FROM events WHERE app = $1 AND id = $2",
+                scope: &app,
+            };
+            Ok(list(&client, query, request, |row| event_of(&self.sealer, row)).await)
+        })?
+    }
+
+    fn record_test_ping(&self, event: &NewEvent, record: &AttemptRecord) -> Result<(), StoreError> {
+        self.run(self.transaction(async |tx| {
+            insert_events(tx, &self.sealer, std::slice::from_ref(event), &[0]).await?;
+            let mut record = record.clone();
+            let row = response_row(record.id);
+            record.response_body = record.response_body.map(|body| self.sealer.seal_text(&row, &body));
+            let mut writes = Writes::new(&self.token);
+            writes.tally(&record);
+            writes.note_outcome(&record);
+            writes.save(record);
+            writes.flush(tx).await?;
+            Ok(())
+        }))
+    }
+
+    fn publish_events(&self, events: &[NewEvent], now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError> {
+        self.run(self.transaction(async |tx| {
+            let mut writes = Writes::new(&self.token);
+            let done = publish_in(tx, &self.sealer, events, now_ms, &mut writes).await?;
+            writes.flush(tx).await?;
+            Ok(done)
+        }))
+    }
+
+    /// Schedules a new round of delivery of an event: to `endpoint` if named, else to
+    /// every enabled endpoint subscribed to its type; an endpoint whose undelivered
+    /// payload window has passed gets nothing (named: [`Resent::PayloadExpired`]).
+    fn resend_event(
+        &self,
+        owner: Owner,
+        id: EventId,
+        endpoint: Option<EndpointId>,
+        now_ms: u64,
+        default_hours: u32,
+    ) -> Result<Resent, StoreError> {
+        self.run(self.transaction(async |tx| {
+            let key = [uuid(owner.app.as_u128()), uuid(id.as_u128())];
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id = $2");
+            let Some(row) = tx.q_opt(&sql, &[&key[0], &key[1]]).await? else { return Ok(Resent::NoEvent) };
+            let meta = meta_of(&row, 0)?;
+            let latest = latest_per_endpoint(tx, owner.app, id).await?;
+            let expired_for = |endpoint: &EndpointRecord| {
+                let hours = endpoint.undelivered_retention_hours.unwrap_or(default_hours);
+                let expired = latest
+                    .get(&endpoint.id)
+                    .is_some_and(|(status, made)| undelivered_expired(*status, *made, hours, now_ms));
+                expired.then_some(hours)
+            };
+            let targets = match endpoint {
+                Some(endpoint_id) => match get_in(tx, owner.app, endpoint_id, Lock::KeyShare).await? {
+                    Some(endpoint) => {
+                        if let Some(hours) = expired_for(&endpoint) {
+                            return Ok(Resent::PayloadExpired { hours });
+                        }
+                        let name = delivered_as(&endpoint, &meta.event_type);
+                        vec![(endpoint, name)]
+                    }
+                    None => return Ok(Resent::NoEndpoint),
+                },
+                None => {
+                    let mut all = matching_in(tx, owner.app, &meta.event_type, Lock::KeyShare).await?;
+                    all.retain(|(endpoint, _)| expired_for(endpoint).is_none());
+                    all
+                }
+            };
+            // The event is locked after its endpoints, as a deletion of an endpoint locks it
+            // then the events whose deliveries it ends (the other order could deadlock);
+            // removed meanwhile by retention: nothing to resend.
+            let lock = "SELECT 1 FROM events WHERE app = $1 AND id = $2 FOR NO KEY UPDATE";
+            if tx.q_opt(lock, &[&key[0], &key[1]]).await?.is_none() {
+                return Ok(Resent::NoEvent);
+            }
+            let mut writes = Writes::new(&self.token);
+            let mut scheduled = Scheduled::default();
+            for (endpoint, delivered_as) in &targets {
+                writes.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled);
+            }
+            writes.add_pending(owner.app, id, targets.len() as i32);
+            writes.flush(tx).await?;
+            Ok(Resent::Scheduled(scheduled))
+        }))
+    }
 }

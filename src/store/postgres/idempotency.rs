@@ -5,15 +5,16 @@ use tokio_postgres::types::Json;
 
 use super::cached::Cached;
 use super::{PgStore, uuid};
+use crate::store::backend::Idempotency;
 use crate::store::model::sessions::{IN_PROGRESS_STALE_SECS, WINDOW_SECS};
 use crate::store::model::{IdempotencyBegin, IdempotencyRecord, Owner, StoreError};
 
-impl PgStore {
+impl Idempotency for PgStore {
     /// Begins a request with this key at `now`. Processes share the database, so the key
     /// is held in it: a marker is written under the key unless an answer within the
     /// window or a live marker of another request is there, in one statement, so of two
     /// processes racing for a key exactly one runs.
-    pub fn begin_idempotent(
+    fn begin_idempotent(
         &self,
         owner: Owner,
         key: &str,
@@ -54,7 +55,7 @@ impl PgStore {
     /// wrote at `since` for `fingerprint`: a marker another request took over after this
     /// one's went stale is left alone), so the client may retry the (corrected) request
     /// with the same key at once.
-    pub fn abandon_idempotent(&self, owner: Owner, key: &str, fingerprint: &str, since: i64) -> Result<(), StoreError> {
+    fn abandon_idempotent(&self, owner: Owner, key: &str, fingerprint: &str, since: i64) -> Result<(), StoreError> {
         self.run(async {
             let client = self.client().await?;
             client
@@ -68,13 +69,7 @@ impl PgStore {
         })
     }
 
-    /// Stores (or replaces an expired) record under this key.
-    pub fn put_idempotency_record(
-        &self,
-        owner: Owner,
-        key: &str,
-        record: &IdempotencyRecord,
-    ) -> Result<(), StoreError> {
+    fn put_idempotency_record(&self, owner: Owner, key: &str, record: &IdempotencyRecord) -> Result<(), StoreError> {
         let sealed = record.sealed(&self.sealer, owner, key);
         self.run(async {
             let client = self.client().await?;

@@ -11,10 +11,10 @@ use crate::store::postgres::events::{EVENT_COLUMNS, body_of, meta_of};
 use super::attempts::{ATTEMPT_COLUMNS, attempt_of};
 use super::cached::Cached;
 use super::{PgStore, uuid};
+use crate::store::backend::Jobs;
 
-impl PgStore {
-    /// What workers need for these attempts, read together.
-    pub fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError> {
+impl Jobs for PgStore {
+    fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError> {
         let ids: Vec<uuid::Uuid> = attempt_ids.iter().map(|id| uuid(id.as_u128())).collect();
         self.run(async {
             let client = self.client().await?;

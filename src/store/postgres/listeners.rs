@@ -10,6 +10,7 @@ use super::cached::Cached;
 use super::endpoints::{Lock, get_in, put_in};
 use super::scheduling::DB_NOW_MS;
 use super::{PgStore, id_of, uuid};
+use crate::store::backend::Listeners;
 
 /// The process other than `me` holding listener endpoint `id`'s CLI connection, if one
 /// does and its hold has not run out.
@@ -35,42 +36,12 @@ pub(super) async fn forget_all_listeners(
     Ok(rows.iter().map(|row| EndpointId(id_of(row.get(0)))).collect())
 }
 
-impl PgStore {
-    /// Records that this process holds the CLI connection of listener endpoint `id` (for
-    /// the claim lease, renewed by [`PgStore::renew_claims`]): the other processes hand
-    /// it the endpoint's attempts rather than park them.
-    pub fn hold_listener(&self, id: EndpointId) -> Result<(), StoreError> {
-        let lease = self.claim_lease.as_millis() as i64;
-        self.run(async {
-            let client = self.client().await?;
-            let sql = format!("UPDATE listeners SET holder = $2, held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = $1");
-            client.exec(&sql, &[&uuid(id.as_u128()), &self.token, &lease]).await?;
-            Ok(())
-        })
-    }
-
-    /// Records that this process no longer holds listener endpoint `id`'s CLI (unless
-    /// another process has taken it since).
-    pub fn release_listener(&self, id: EndpointId) -> Result<(), StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            client
-                .exec(
-                    "UPDATE listeners SET holder = NULL, held_until_ms = NULL WHERE endpoint = $1 AND holder = $2",
-                    &[&uuid(id.as_u128()), &self.token],
-                )
-                .await?;
-            Ok(())
-        })
-    }
-}
-
-impl PgStore {
+impl Listeners for PgStore {
     /// The listener endpoint of the key with hash `key_hash` in `owner`'s application,
     /// updated to `request`; `make` builds a new one when there is none yet. The answer
     /// says whether it was made now. Two connections of one key take turns (an advisory
     /// lock on the key), so they share one endpoint.
-    pub fn listener_endpoint(
+    fn listener_endpoint(
         &self,
         owner: Owner,
         key_hash: &[u8; 32],
@@ -105,8 +76,7 @@ impl PgStore {
         }))
     }
 
-    /// Records that a listener endpoint was used at `now` (Unix seconds), if it exists.
-    pub fn touch_listener(&self, owner: Owner, id: EndpointId, now: i64) -> Result<(), StoreError> {
+    fn touch_listener(&self, owner: Owner, id: EndpointId, now: i64) -> Result<(), StoreError> {
         self.run(self.transaction(async |tx| {
             let Some(mut record) = get_in(tx, owner.app, id, Lock::Change).await? else { return Ok(()) };
             if let Some(listener) = &mut record.listener {
@@ -118,9 +88,7 @@ impl PgStore {
         }))
     }
 
-    /// The listener endpoints last used before `cutoff` (Unix seconds) whose CLI no
-    /// process holds, with their owners.
-    pub fn idle_listeners(&self, cutoff: i64) -> Result<Vec<(Owner, EndpointId)>, StoreError> {
+    fn idle_listeners(&self, cutoff: i64) -> Result<Vec<(Owner, EndpointId)>, StoreError> {
         self.run(async {
             let client = self.client().await?;
             let rows = client

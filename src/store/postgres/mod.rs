@@ -261,11 +261,6 @@ impl PgStore {
         Ok(store)
     }
 
-    /// Seals and opens what is stored sealed, with the payload key.
-    pub fn sealer(&self) -> &Sealer {
-        &self.sealer
-    }
-
     /// `host:port/database`.
     pub fn database(&self) -> &str {
         &self.database
@@ -320,27 +315,6 @@ impl PgStore {
         let value = work(&tx).await?;
         tx.commit().await?;
         Ok(value)
-    }
-
-    /// How many transactions ran again after the database aborted them for a deadlock or
-    /// a serialization failure (each costs a wait: a deadlock is found after the
-    /// database's `deadlock_timeout`, 1 s by default).
-    pub fn conflicts_rerun(&self) -> u64 {
-        self.conflicts_rerun.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// This process's connections: (in use, idle, requests waiting for one).
-    pub fn pool_status(&self) -> (usize, usize, usize) {
-        let status = self.pool.status();
-        (status.size - status.available, status.available, status.waiting)
-    }
-
-    /// Whether the database answers.
-    pub fn check(&self) -> Result<(), StoreError> {
-        self.run(async {
-            self.client().await?.simple_query("SELECT 1").await?;
-            Ok(())
-        })
     }
 
     /// The payload key: the one the database records (which must be in `key_file`), or

@@ -7,10 +7,10 @@ use crate::store::model::{Owner, PortalSessionRecord, StoreError};
 
 use super::cached::Cached;
 use super::{PgStore, uuid};
+use crate::store::backend::PortalSessions;
 
-impl PgStore {
-    /// Stores a new portal session under the hash of its token.
-    pub fn insert_portal_session(&self, hash: &[u8; 32], record: &PortalSessionRecord) -> Result<(), StoreError> {
+impl PortalSessions for PgStore {
+    fn insert_portal_session(&self, hash: &[u8; 32], record: &PortalSessionRecord) -> Result<(), StoreError> {
         self.run(async {
             let client = self.client().await?;
             client
@@ -29,8 +29,7 @@ impl PgStore {
         })
     }
 
-    /// The portal session whose token has this hash (expired or not).
-    pub fn portal_session(&self, hash: &[u8; 32]) -> Result<Option<PortalSessionRecord>, StoreError> {
+    fn portal_session(&self, hash: &[u8; 32]) -> Result<Option<PortalSessionRecord>, StoreError> {
         self.run(async {
             let client = self.client().await?;
             let row = client.q_opt("SELECT record FROM portal_sessions WHERE hash = $1", &[&hash.as_slice()]).await?;
@@ -38,8 +37,7 @@ impl PgStore {
         })
     }
 
-    /// Ends a portal session of `owner`'s application now. `false`: no such session there.
-    pub fn revoke_portal_session(&self, owner: Owner, id: PortalSessionId) -> Result<bool, StoreError> {
+    fn revoke_portal_session(&self, owner: Owner, id: PortalSessionId) -> Result<bool, StoreError> {
         self.run(async {
             let client = self.client().await?;
             let n = client

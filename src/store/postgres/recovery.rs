@@ -9,12 +9,13 @@ use super::attempts::{Writes, status_code};
 use super::cached::Cached;
 use super::endpoints::{Lock, get_in};
 use super::{PgStore, id_of, uuid};
+use crate::store::backend::Recoveries;
 
-impl PgStore {
+impl Recoveries for PgStore {
     /// Resends to an endpoint every event whose latest attempt to it, among attempts made
     /// since `since`, failed for good, unless that was longer ago than the endpoint keeps
     /// undelivered payloads. `dry_run` only counts. `None`: no such endpoint.
-    pub(in crate::store) fn recover_endpoint(
+    fn recover_endpoint(
         &self,
         owner: Owner,
         id: EndpointId,

@@ -5,12 +5,13 @@ use crate::store::model::{Cutoffs, PruneCursor, Pruned, StoreError};
 
 use super::cached::Cached;
 use super::{PgStore, uuid};
+use crate::store::backend::Retention;
 
-impl PgStore {
+impl Retention for PgStore {
     /// Removes up to `limit` old rows from each history table, in one transaction. What
     /// is still in use stays: events with deliveries not final or a held payload, pending
     /// attempts, open sessions. `cursor` plays no part: each statement skips what stays.
-    pub fn prune(&self, cutoffs: Cutoffs, _cursor: &mut PruneCursor, limit: usize) -> Result<Pruned, StoreError> {
+    fn prune(&self, cutoffs: Cutoffs, _cursor: &mut PruneCursor, limit: usize) -> Result<Pruned, StoreError> {
         let limit = limit as i64;
         let end = uuid(first_id_at(cutoffs.history_ms));
         let now_ms = cutoffs.now_ms as i64;

@@ -16,207 +16,10 @@ use super::cluster::QUEUE_CHANNEL;
 use super::endpoints::{Lock, get_in, refile, update_in};
 use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId};
+use crate::store::backend::Scheduling;
 
 /// The database's clock, in Unix ms, as SQL.
 pub(super) const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
-
-impl PgStore {
-    /// Publishes `events` and records `results` in one transaction (the engine's writer).
-    pub(in crate::store) fn publish_and_record(
-        &self,
-        events: &[NewEvent],
-        results: &[AttemptResult],
-        now_ms: u64,
-        policy: &impl RecordPolicy,
-    ) -> Result<Written, StoreError> {
-        self.run(self.transaction(async |tx| {
-            let mut writes = Writes::new(&self.token);
-            let (published, first_attempts) = publish_in(tx, &self.sealer, events, now_ms, &mut writes).await?;
-            let recorded = record_in(tx, &self.sealer, results, now_ms, policy, &mut writes).await?;
-            writes.flush(tx).await?;
-            Ok(Written { published, first_attempts, recorded })
-        }))
-    }
-
-    /// Takes entries whose endpoint is not `deliverable` off the queue (parked); entries
-    /// whose attempt is no longer pending just go; the rest stay and are returned. An
-    /// entry for a listener endpoint whose CLI another live process holds is handed to
-    /// that process instead (reserved for it, which it is woken to claim).
-    pub(in crate::store) fn park(
-        &self,
-        keys: &[QueueKey],
-        deliverable: impl Fn(&EndpointRecord) -> bool,
-    ) -> Result<Scheduled, StoreError> {
-        let ids: Vec<DeliveryId> = keys.iter().map(|k| k.attempt()).collect();
-        let lease = self.claim_lease.as_millis() as i64;
-        self.run(self.transaction(async |tx| {
-            let mut attempts = lock_attempts(tx, &ids).await?;
-            let mut writes = Writes::new(&self.token);
-            let mut still_queued = Scheduled::default();
-            // Entries left queued are looked at again: this process's claims on them go.
-            let mut released = Vec::new();
-            let mut handed: Vec<(uuid::Uuid, String)> = Vec::new();
-            // Each listener endpoint's holder, looked up once per batch.
-            let mut holders: std::collections::HashMap<EndpointId, Option<String>> = Default::default();
-            for key in keys {
-                let record = attempts.remove(&key.attempt()).filter(|r| r.status == AttemptStatus::Pending);
-                let Some(record) = record else {
-                    writes.unqueue(key.attempt());
-                    continue;
-                };
-                let endpoint = get_in(tx, record.app, record.endpoint_id, Lock::Read).await?;
-                if endpoint.as_ref().is_some_and(&deliverable) {
-                    still_queued.push(*key);
-                    released.push(uuid(key.attempt().as_u128()));
-                    continue;
-                }
-                let listening = endpoint.filter(|e| e.is_listener() && e.status == EndpointStatus::Enabled);
-                if let Some(endpoint) = listening {
-                    let holder = match holders.get(&endpoint.id) {
-                        Some(known) => known.clone(),
-                        None => {
-                            let found = listener_holder(tx, endpoint.id, &self.token).await?;
-                            holders.insert(endpoint.id, found.clone());
-                            found
-                        }
-                    };
-                    if let Some(holder) = holder {
-                        handed.push((uuid(key.attempt().as_u128()), holder));
-                        continue;
-                    }
-                }
-                writes.enqueue(&record, record.due_ms, true);
-            }
-            writes.flush(tx).await?;
-            tx.exec("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&released]).await?;
-            if !handed.is_empty() {
-                let (attempts, holders): (Vec<uuid::Uuid>, Vec<String>) = handed.into_iter().unzip();
-                let sql = format!(
-                    "UPDATE queue q SET reserved_for = h.holder, locked_until_ms = {DB_NOW_MS} + $3
-                     FROM unnest($1::uuid[], $2::text[]) AS h(attempt, holder) WHERE q.attempt = h.attempt"
-                );
-                tx.exec(&sql, &[&attempts, &holders, &lease]).await?;
-                tx.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.token]).await?;
-            }
-            Ok(still_queued)
-        }))
-    }
-
-    /// Puts the parked attempts of every enabled endpoint (not listeners) back on the
-    /// queue, due at `now_ms` (at start-up).
-    pub(in crate::store) fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
-        self.run(self.transaction(async |tx| unpark_in(tx, &self.token, None, now_ms).await))
-    }
-
-    /// Puts one endpoint's parked attempts back on the queue, if it is enabled.
-    pub(in crate::store) fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
-        self.run(self.transaction(async |tx| unpark_in(tx, &self.token, Some(id), now_ms).await))
-    }
-
-    /// Changes an endpoint; with `resume` (the change enables it) its parked attempts go
-    /// back on the queue at `now_ms` and its health starts over.
-    pub(in crate::store) fn update_endpoint_and_resume(
-        &self,
-        owner: Owner,
-        id: EndpointId,
-        now_ms: u64,
-        resume: bool,
-        change: impl FnOnce(&mut EndpointRecord),
-    ) -> Result<Option<EndpointUpdated>, StoreError> {
-        self.run(self.transaction_once(async |tx| {
-            let Some(mut endpoint) = update_in(tx, owner.app, id, change).await? else { return Ok(None) };
-            let mut resumed = Scheduled::default();
-            if resume && endpoint.status == EndpointStatus::Enabled {
-                tx.exec("DELETE FROM endpoint_health WHERE endpoint = $1", &[&uuid(id.as_u128())]).await?;
-                endpoint.failing = None;
-                resumed = unpark_in(tx, &self.token, Some(id), now_ms).await?;
-            }
-            Ok(Some(EndpointUpdated { endpoint, resumed }))
-        }))
-    }
-
-    /// Deletes an endpoint and ends its pending deliveries (each pending attempt becomes
-    /// `failed`). `false`: no such endpoint.
-    pub(in crate::store) fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
-        self.run(self.transaction(async |tx| {
-            let Some(removed) = get_in(tx, owner.app, id, Lock::Delete).await? else { return Ok(false) };
-            let (app, endpoint) = (uuid(owner.app.as_u128()), uuid(id.as_u128()));
-            tx.exec("DELETE FROM endpoints WHERE app = $1 AND id = $2", &[&app, &endpoint]).await?;
-            refile(tx, owner.app, id, None).await?;
-            if let Some(listener) = &removed.listener
-                && let Ok(hash) = hex::decode(&listener.key_hash)
-            {
-                tx.exec("DELETE FROM listeners WHERE app = $1 AND key_hash = $2", &[&app, &hash]).await?;
-            }
-            let mut writes = Writes::new(&self.token);
-            cancel_endpoint(tx, &mut writes, id, "endpoint deleted", now).await?;
-            writes.flush(tx).await?;
-            Ok(true)
-        }))
-    }
-
-    /// Moves a scheduled attempt to now: `id` names the pending attempt itself or the
-    /// `retrying` attempt whose retry it is.
-    pub(in crate::store) fn retry_now(
-        &self,
-        owner: Owner,
-        endpoint: EndpointId,
-        id: DeliveryId,
-        now_ms: u64,
-    ) -> Result<RetryNow, StoreError> {
-        self.run(self.transaction(async |tx| {
-            let named = lock_attempts(tx, &[id]).await?.remove(&id);
-            let Some(named) = named.filter(|r| r.app == owner.app && r.endpoint_id == endpoint) else {
-                return Ok(RetryNow::NoSuchAttempt);
-            };
-            let mut target = match named.status {
-                AttemptStatus::Pending => named,
-                AttemptStatus::Retrying => {
-                    let row = tx
-                        .q_opt(
-                            "SELECT a.id FROM attempts a JOIN queue q ON q.attempt = a.id
-                             WHERE a.event = $1 AND a.endpoint = $2 AND a.attempt = $3 AND a.status = $4",
-                            &[
-                                &uuid(named.event_id.as_u128()),
-                                &uuid(endpoint.as_u128()),
-                                &((named.attempt + 1) as i32),
-                                &status_code(AttemptStatus::Pending),
-                            ],
-                        )
-                        .await?;
-                    let successor = match row {
-                        Some(row) => {
-                            let next = DeliveryId(id_of(row.get(0)));
-                            lock_attempts(tx, &[next]).await?.remove(&next)
-                        }
-                        None => None,
-                    };
-                    match successor {
-                        Some(record) => record,
-                        None => return Ok(RetryNow::NotScheduled(named.status)),
-                    }
-                }
-                other => return Ok(RetryNow::NotScheduled(other)),
-            };
-            let parked: Option<bool> = tx
-                .q_opt("SELECT parked FROM queue WHERE attempt = $1", &[&uuid(target.id.as_u128())])
-                .await?
-                .map(|row| row.get(0));
-            if parked == Some(true) {
-                return Ok(RetryNow::EndpointDisabled);
-            }
-            let mut writes = Writes::new(&self.token);
-            writes.enqueue(&target, now_ms, false);
-            target.due_ms = now_ms;
-            target.created = (now_ms / 1000) as i64;
-            writes.save(target.clone());
-            writes.flush(tx).await?;
-            let mut scheduled = Scheduled::default();
-            scheduled.push(QueueKey::new(now_ms, target.id));
-            Ok(RetryNow::Moved(Box::new(target), scheduled))
-        }))
-    }
-}
 
 /// Puts the parked attempts of enabled endpoints (all but listeners, or just `only`)
 /// back on the queue at `now_ms`.
@@ -290,4 +93,188 @@ pub(super) async fn cancel_endpoint(
         writes.save(record);
     }
     Ok(ids.len())
+}
+
+impl Scheduling for PgStore {
+    fn update_endpoint_and_resume(
+        &self,
+        owner: Owner,
+        id: EndpointId,
+        now_ms: u64,
+        resume: bool,
+        change: impl FnOnce(&mut EndpointRecord),
+    ) -> Result<Option<EndpointUpdated>, StoreError> {
+        self.run(self.transaction_once(async |tx| {
+            let Some(mut endpoint) = update_in(tx, owner.app, id, change).await? else { return Ok(None) };
+            let mut resumed = Scheduled::default();
+            if resume && endpoint.status == EndpointStatus::Enabled {
+                tx.exec("DELETE FROM endpoint_health WHERE endpoint = $1", &[&uuid(id.as_u128())]).await?;
+                endpoint.failing = None;
+                resumed = unpark_in(tx, &self.token, Some(id), now_ms).await?;
+            }
+            Ok(Some(EndpointUpdated { endpoint, resumed }))
+        }))
+    }
+
+    fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
+        self.run(self.transaction(async |tx| {
+            let Some(removed) = get_in(tx, owner.app, id, Lock::Delete).await? else { return Ok(false) };
+            let (app, endpoint) = (uuid(owner.app.as_u128()), uuid(id.as_u128()));
+            tx.exec("DELETE FROM endpoints WHERE app = $1 AND id = $2", &[&app, &endpoint]).await?;
+            refile(tx, owner.app, id, None).await?;
+            if let Some(listener) = &removed.listener
+                && let Ok(hash) = hex::decode(&listener.key_hash)
+            {
+                tx.exec("DELETE FROM listeners WHERE app = $1 AND key_hash = $2", &[&app, &hash]).await?;
+            }
+            let mut writes = Writes::new(&self.token);
+            cancel_endpoint(tx, &mut writes, id, "endpoint deleted", now).await?;
+            writes.flush(tx).await?;
+            Ok(true)
+        }))
+    }
+
+    fn publish_and_record(
+        &self,
+        events: &[NewEvent],
+        results: &[AttemptResult],
+        now_ms: u64,
+        policy: &impl RecordPolicy,
+    ) -> Result<Written, StoreError> {
+        self.run(self.transaction(async |tx| {
+            let mut writes = Writes::new(&self.token);
+            let (published, first_attempts) = publish_in(tx, &self.sealer, events, now_ms, &mut writes).await?;
+            let recorded = record_in(tx, &self.sealer, results, now_ms, policy, &mut writes).await?;
+            writes.flush(tx).await?;
+            Ok(Written { published, first_attempts, recorded })
+        }))
+    }
+
+    fn retry_now(
+        &self,
+        owner: Owner,
+        endpoint: EndpointId,
+        id: DeliveryId,
+        now_ms: u64,
+    ) -> Result<RetryNow, StoreError> {
+        self.run(self.transaction(async |tx| {
+            let named = lock_attempts(tx, &[id]).await?.remove(&id);
+            let Some(named) = named.filter(|r| r.app == owner.app && r.endpoint_id == endpoint) else {
+                return Ok(RetryNow::NoSuchAttempt);
+            };
+            let mut target = match named.status {
+                AttemptStatus::Pending => named,
+                AttemptStatus::Retrying => {
+                    let row = tx
+                        .q_opt(
+                            "SELECT a.id FROM attempts a JOIN queue q ON q.attempt = a.id
+                             WHERE a.event = $1 AND a.endpoint = $2 AND a.attempt = $3 AND a.status = $4",
+                            &[
+                                &uuid(named.event_id.as_u128()),
+                                &uuid(endpoint.as_u128()),
+                                &((named.attempt + 1) as i32),
+                                &status_code(AttemptStatus::Pending),
+                            ],
+                        )
+                        .await?;
+                    let successor = match row {
+                        Some(row) => {
+                            let next = DeliveryId(id_of(row.get(0)));
+                            lock_attempts(tx, &[next]).await?.remove(&next)
+                        }
+                        None => None,
+                    };
+                    match successor {
+                        Some(record) => record,
+                        None => return Ok(RetryNow::NotScheduled(named.status)),
+                    }
+                }
+                other => return Ok(RetryNow::NotScheduled(other)),
+            };
+            let parked: Option<bool> = tx
+                .q_opt("SELECT parked FROM queue WHERE attempt = $1", &[&uuid(target.id.as_u128())])
+                .await?
+                .map(|row| row.get(0));
+            if parked == Some(true) {
+                return Ok(RetryNow::EndpointDisabled);
+            }
+            let mut writes = Writes::new(&self.token);
+            writes.enqueue(&target, now_ms, false);
+            target.due_ms = now_ms;
+            target.created = (now_ms / 1000) as i64;
+            writes.save(target.clone());
+            writes.flush(tx).await?;
+            let mut scheduled = Scheduled::default();
+            scheduled.push(QueueKey::new(now_ms, target.id));
+            Ok(RetryNow::Moved(Box::new(target), scheduled))
+        }))
+    }
+
+    /// Takes entries whose endpoint is not `deliverable` off the queue (parked); entries
+    /// whose attempt is no longer pending just go; the rest stay and are returned. An
+    /// entry for a listener endpoint whose CLI another live process holds is handed to
+    /// that process instead (reserved for it, which it is woken to claim).
+    fn park(&self, keys: &[QueueKey], deliverable: impl Fn(&EndpointRecord) -> bool) -> Result<Scheduled, StoreError> {
+        let ids: Vec<DeliveryId> = keys.iter().map(|k| k.attempt()).collect();
+        let lease = self.claim_lease.as_millis() as i64;
+        self.run(self.transaction(async |tx| {
+            let mut attempts = lock_attempts(tx, &ids).await?;
+            let mut writes = Writes::new(&self.token);
+            let mut still_queued = Scheduled::default();
+            // Entries left queued are looked at again: this process's claims on them go.
+            let mut released = Vec::new();
+            let mut handed: Vec<(uuid::Uuid, String)> = Vec::new();
+            // Each listener endpoint's holder, looked up once per batch.
+            let mut holders: std::collections::HashMap<EndpointId, Option<String>> = Default::default();
+            for key in keys {
+                let record = attempts.remove(&key.attempt()).filter(|r| r.status == AttemptStatus::Pending);
+                let Some(record) = record else {
+                    writes.unqueue(key.attempt());
+                    continue;
+                };
+                let endpoint = get_in(tx, record.app, record.endpoint_id, Lock::Read).await?;
+                if endpoint.as_ref().is_some_and(&deliverable) {
+                    still_queued.push(*key);
+                    released.push(uuid(key.attempt().as_u128()));
+                    continue;
+                }
+                let listening = endpoint.filter(|e| e.is_listener() && e.status == EndpointStatus::Enabled);
+                if let Some(endpoint) = listening {
+                    let holder = match holders.get(&endpoint.id) {
+                        Some(known) => known.clone(),
+                        None => {
+                            let found = listener_holder(tx, endpoint.id, &self.token).await?;
+                            holders.insert(endpoint.id, found.clone());
+                            found
+                        }
+                    };
+                    if let Some(holder) = holder {
+                        handed.push((uuid(key.attempt().as_u128()), holder));
+                        continue;
+                    }
+                }
+                writes.enqueue(&record, record.due_ms, true);
+            }
+            writes.flush(tx).await?;
+            tx.exec("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&released]).await?;
+            if !handed.is_empty() {
+                let (attempts, holders): (Vec<uuid::Uuid>, Vec<String>) = handed.into_iter().unzip();
+                let sql = format!(
+                    "UPDATE queue q SET reserved_for = h.holder, locked_until_ms = {DB_NOW_MS} + $3
+                     FROM unnest($1::uuid[], $2::text[]) AS h(attempt, holder) WHERE q.attempt = h.attempt"
+                );
+                tx.exec(&sql, &[&attempts, &holders, &lease]).await?;
+                tx.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.token]).await?;
+            }
+            Ok(still_queued)
+        }))
+    }
+
+    fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
+        self.run(self.transaction(async |tx| unpark_in(tx, &self.token, None, now_ms).await))
+    }
+
+    fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
+        self.run(self.transaction(async |tx| unpark_in(tx, &self.token, Some(id), now_ms).await))
+    }
 }

@@ -8,14 +8,54 @@ use super::events::publish_in;
 use super::pagination::{ListQuery, list};
 use super::{PgStore, uuid};
 use crate::ids::VerificationSessionId;
+use crate::store::backend::Sessions;
 use crate::store::model::{
     ListError, NewEvent, Owner, Page, PageRequest, Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError,
 };
 
-impl PgStore {
-    /// Stores a new session, its first event, and its expiry at `expires_ms`, in one
-    /// transaction.
-    pub(in crate::store) fn create_session(
+impl Sessions for PgStore {
+    fn session(&self, owner: Owner, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let row = client
+                .q_opt(
+                    "SELECT record FROM sessions WHERE app = $1 AND id = $2",
+                    &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())],
+                )
+                .await?;
+            Ok(row.map(|row| row.get::<_, Json<SessionRecord>>(0).0))
+        })
+    }
+
+    fn next_session_expiry(&self) -> Result<Option<u64>, StoreError> {
+        self.run(async {
+            let client = self.client().await?;
+            let due: Option<i64> =
+                client.q_one("SELECT min(expires_ms) FROM sessions WHERE expires_ms IS NOT NULL", &[]).await?.get(0);
+            Ok(due.map(|d| d as u64))
+        })
+    }
+
+    fn list_sessions(
+        &self,
+        owner: Owner,
+        request: PageRequest<VerificationSessionId>,
+    ) -> Result<Page<SessionRecord>, ListError> {
+        let app = uuid(owner.app.as_u128());
+        self.run(async {
+            let client = self.client().await?;
+            let query = ListQuery {
+                select: "SELECT record FROM sessions WHERE app = $1",
+                params: vec![&app],
+                id: "id",
+                exists: "SELECT 1 FROM sessions WHERE app = $1 AND id = $2",
+                scope: &app,
+            };
+            Ok(list(&client, query, request, |row| Ok(row.get::<_, Json<SessionRecord>>(0).0)).await)
+        })?
+    }
+
+    fn create_session(
         &self,
         session: &SessionRecord,
         event: &NewEvent,
@@ -35,23 +75,7 @@ impl PgStore {
         }))
     }
 
-    /// The session with this id in this application.
-    pub fn session(&self, owner: Owner, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let row = client
-                .q_opt(
-                    "SELECT record FROM sessions WHERE app = $1 AND id = $2",
-                    &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())],
-                )
-                .await?;
-            Ok(row.map(|row| row.get::<_, Json<SessionRecord>>(0).0))
-        })
-    }
-
-    /// Moves a session: `change` edits it and returns the event to emit, or refuses
-    /// (nothing written). The session and its event commit together.
-    pub(in crate::store) fn change_session<R>(
+    fn change_session<R>(
         &self,
         owner: Owner,
         id: VerificationSessionId,
@@ -79,20 +103,10 @@ impl PgStore {
         }))
     }
 
-    /// When the next session expiry is due (Unix ms), if any.
-    pub fn next_session_expiry(&self) -> Result<Option<u64>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let due: Option<i64> =
-                client.q_one("SELECT min(expires_ms) FROM sessions WHERE expires_ms IS NOT NULL", &[]).await?.get(0);
-            Ok(due.map(|d| d as u64))
-        })
-    }
-
     /// Expires up to `limit` sessions due by `now_ms` that `expire` lets expire, each
     /// with its event, in one transaction; sessions another process is expiring are
     /// skipped, and a session whose expiry came due leaves the expiry index either way.
-    pub(in crate::store) fn expire_due_sessions<R>(
+    fn expire_due_sessions<R>(
         &self,
         now_ms: u64,
         limit: usize,
@@ -130,25 +144,5 @@ impl PgStore {
             writes.flush(tx).await?;
             Ok((expired, scheduled))
         }))
-    }
-
-    /// One page of an application's sessions, newest first.
-    pub fn list_sessions(
-        &self,
-        owner: Owner,
-        request: PageRequest<VerificationSessionId>,
-    ) -> Result<Page<SessionRecord>, ListError> {
-        let app = uuid(owner.app.as_u128());
-        self.run(async {
-            let client = self.client().await?;
-            let query = ListQuery {
-                select: "SELECT record FROM sessions WHERE app = $1",
-                params: vec![&app],
-                id: "id",
-                exists: "SELECT 1 FROM sessions WHERE app = $1 AND id = $2",
-                scope: &app,
-            };
-            Ok(list(&client, query, request, |row| Ok(row.get::<_, Json<SessionRecord>>(0).0)).await)
-        })?
     }
 }

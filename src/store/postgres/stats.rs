@@ -8,10 +8,10 @@ use super::attempts::{ATTEMPT_COLUMNS, attempt_of};
 use super::cached::Cached;
 use super::scheduling::DB_NOW_MS;
 use super::{PgStore, id_of, uuid};
+use crate::store::backend::Stats;
 
-impl PgStore {
-    /// What `/metrics` reads from the store.
-    pub fn metrics_snapshot(&self, now_ms: u64) -> Result<MetricsSnapshot, StoreError> {
+impl Stats for PgStore {
+    fn metrics_snapshot(&self, now_ms: u64) -> Result<MetricsSnapshot, StoreError> {
         self.run(async {
             let client = self.client().await?;
             let sql = format!(
@@ -44,9 +44,7 @@ impl PgStore {
         })
     }
 
-    /// Attempt outcomes of an application from `since` to `until` in buckets of
-    /// `bucket_seconds`, pending counts of its endpoints, and its newest failed attempts.
-    pub fn delivery_stats(
+    fn delivery_stats(
         &self,
         owner: Owner,
         since: i64,

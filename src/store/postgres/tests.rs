@@ -8,6 +8,9 @@ use super::throwaway::ThrowawayPostgres;
 use super::{PgOptions, PgStore};
 use crate::ids::{AppId, DeliveryId, EventId};
 use crate::mode::Mode;
+use crate::store::backend::{
+    ApiKeys, Apps, Attempts, Backend, Endpoints, Events, Jobs, Listeners, Queue, Recoveries, Retention, Scheduling,
+};
 use crate::store::model::{
     ApiKeyRecord, AppRecord, AttemptResult, AttemptStatus, Branding, Cursor, EndpointRecord, EventFilter, EventMeta,
     FailureRun, HealthVerdict, NewEvent, Owner, PageRequest, RecordPolicy, Revoked, UidTaken,
@@ -514,7 +517,7 @@ fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_nor_stay
     assert_eq!(recorder.queue_depth().unwrap(), 0, "a retry survived its endpoint's deletion");
     assert_eq!(
         (recorder.conflicts_rerun(), deleter.conflicts_rerun()),
-        (0, 0),
+        (Some(0), Some(0)),
         "recording and deleting take the endpoint before its attempts: no deadlock to break"
     );
 }

@@ -7,12 +7,28 @@ use crate::store::model::{Revoked, StoreError};
 use redb::ReadableTable;
 
 use crate::ids::AppId;
+use crate::store::backend::ApiKeys;
 
 const TABLE: &str = "api_keys";
 
-impl RedbStore {
-    /// Stores a new key by its hash.
-    pub fn insert_api_key(&self, hash: &[u8; 32], record: &ApiKeyRecord) -> Result<(), StoreError> {
+/// Removes, inside `tx`, every key restricted to `app` (the application is being deleted).
+pub(super) fn revoke_app_keys(tx: &redb::WriteTransaction, app: AppId) -> Result<usize, StoreError> {
+    let mut table = tx.open_table(tables::API_KEYS)?;
+    let mut doomed = Vec::new();
+    for entry in table.iter()? {
+        let (hash, value) = entry?;
+        if decode::<ApiKeyRecord>(TABLE, value.value())?.app == Some(app) {
+            doomed.push(*hash.value());
+        }
+    }
+    for hash in &doomed {
+        table.remove(hash)?;
+    }
+    Ok(doomed.len())
+}
+
+impl ApiKeys for RedbStore {
+    fn insert_api_key(&self, hash: &[u8; 32], record: &ApiKeyRecord) -> Result<(), StoreError> {
         let bytes = encode(TABLE, record)?;
         self.write(|tx| {
             tx.open_table(tables::API_KEYS)?.insert(hash, bytes.as_slice())?;
@@ -20,8 +36,7 @@ impl RedbStore {
         })
     }
 
-    /// Every stored key's hash and record, oldest first.
-    pub fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError> {
+    fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError> {
         let mut keys = self.read(|tx| {
             let table = tx.open_table(tables::API_KEYS)?;
             let mut out = Vec::new();
@@ -35,9 +50,7 @@ impl RedbStore {
         Ok(keys)
     }
 
-    /// Deletes the one key whose shown prefix starts with `prefix`. Deletes nothing when
-    /// no key or several keys match, so a short prefix cannot revoke more than meant.
-    pub fn revoke_api_key(&self, prefix: &str) -> Result<Revoked, StoreError> {
+    fn revoke_api_key(&self, prefix: &str) -> Result<Revoked, StoreError> {
         self.write(|tx| {
             let mut table = tx.open_table(tables::API_KEYS)?;
             let mut matches = Vec::new();
@@ -59,20 +72,4 @@ impl RedbStore {
             }
         })
     }
-}
-
-/// Removes, inside `tx`, every key restricted to `app` (the application is being deleted).
-pub(super) fn revoke_app_keys(tx: &redb::WriteTransaction, app: AppId) -> Result<usize, StoreError> {
-    let mut table = tx.open_table(tables::API_KEYS)?;
-    let mut doomed = Vec::new();
-    for entry in table.iter()? {
-        let (hash, value) = entry?;
-        if decode::<ApiKeyRecord>(TABLE, value.value())?.app == Some(app) {
-            doomed.push(*hash.value());
-        }
-    }
-    for hash in &doomed {
-        table.remove(hash)?;
-    }
-    Ok(doomed.len())
 }

@@ -14,53 +14,11 @@ use super::names::Names;
 use super::{RedbStore, decode, decode_found, tables};
 use crate::ids::{AppId, EndpointId};
 use crate::mode::Mode;
+use crate::store::backend::AppDeletions;
 use crate::store::model::{AppDeletion, AppPurge, AppRecord, StoreError};
 
 /// Why a deleted application's pending deliveries ended.
 const ENDED_BY: &str = "application deleted";
-
-impl RedbStore {
-    /// Deletes an application of `mode` (not the default one): see the module doc.
-    pub(in crate::store) fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError> {
-        self.write(|tx| {
-            let mut apps = tx.open_table(tables::APPS)?;
-            let key = (u128::from(mode.as_u8()), id.as_u128());
-            let found: Option<AppRecord> = decode_found(APPS_TABLE, apps.get(key)?)?;
-            let Some(app) = found else { return Ok(AppDeletion::NotFound) };
-            if app.default {
-                return Ok(AppDeletion::IsDefault);
-            }
-            apps.remove(key)?;
-            if let Some(uid) = &app.uid {
-                tx.open_table(tables::APP_UIDS)?.remove((mode.as_u8(), uid.as_str()))?;
-            }
-            let (endpoints, deliveries_ended) = delete_endpoints_of(tx, &self.names, id, (now_ms / 1000) as i64)?;
-            let keys_revoked = super::api_keys::revoke_app_keys(tx, id)?;
-            super::portal_sessions::revoke_all_in(tx, id)?;
-            let listeners = super::listeners::forget_all_in(tx, id)?;
-            tx.open_table(tables::DELETED_APPS)?.insert(id.as_u128(), now_ms)?;
-            Ok(AppDeletion::Deleted { app: Box::new(app), endpoints, deliveries_ended, keys_revoked, listeners })
-        })
-    }
-
-    /// Removes up to `limit` rows of deleted applications' history, in one transaction. A
-    /// deleted application is forgotten once nothing of it is left and it was deleted
-    /// before `settled_before_ms` (so an event a request published into it just as it was
-    /// deleted is purged too).
-    pub fn purge_deleted_apps(&self, limit: usize, settled_before_ms: u64) -> Result<AppPurge, StoreError> {
-        self.with_db(|db| {
-            let tx = db.begin_write()?;
-            let purge = purge_in(&tx, &self.names, limit, settled_before_ms)?;
-            if purge.removed == 0 && purge.finished == 0 {
-                // Nothing changed: no commit, so an idle server does not write (or fsync).
-                tx.abort()?;
-            } else {
-                tx.commit()?;
-            }
-            Ok(purge)
-        })
-    }
-}
 
 /// One batch of [`RedbStore::purge_deleted_apps`] inside `tx`.
 fn purge_in(
@@ -220,8 +178,55 @@ fn remove_pairs<V: redb::Value + 'static>(
     Ok(keys.len())
 }
 
+impl AppDeletions for RedbStore {
+    /// Removes up to `limit` rows of deleted applications' history, in one transaction. A
+    /// deleted application is forgotten once nothing of it is left and it was deleted
+    /// before `settled_before_ms` (so an event a request published into it just as it was
+    /// deleted is purged too).
+    fn purge_deleted_apps(&self, limit: usize, settled_before_ms: u64) -> Result<AppPurge, StoreError> {
+        self.with_db(|db| {
+            let tx = db.begin_write()?;
+            let purge = purge_in(&tx, &self.names, limit, settled_before_ms)?;
+            if purge.removed == 0 && purge.finished == 0 {
+                // Nothing changed: no commit, so an idle server does not write (or fsync).
+                tx.abort()?;
+            } else {
+                tx.commit()?;
+            }
+            Ok(purge)
+        })
+    }
+
+    fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError> {
+        self.write(|tx| {
+            let mut apps = tx.open_table(tables::APPS)?;
+            let key = (u128::from(mode.as_u8()), id.as_u128());
+            let found: Option<AppRecord> = decode_found(APPS_TABLE, apps.get(key)?)?;
+            let Some(app) = found else { return Ok(AppDeletion::NotFound) };
+            if app.default {
+                return Ok(AppDeletion::IsDefault);
+            }
+            apps.remove(key)?;
+            if let Some(uid) = &app.uid {
+                tx.open_table(tables::APP_UIDS)?.remove((mode.as_u8(), uid.as_str()))?;
+            }
+            let (endpoints, deliveries_ended) = delete_endpoints_of(tx, &self.names, id, (now_ms / 1000) as i64)?;
+            let keys_revoked = super::api_keys::revoke_app_keys(tx, id)?;
+            super::portal_sessions::revoke_all_in(tx, id)?;
+            let listeners = super::listeners::forget_all_in(tx, id)?;
+            tx.open_table(tables::DELETED_APPS)?.insert(id.as_u128(), now_ms)?;
+            Ok(AppDeletion::Deleted { app: Box::new(app), endpoints, deliveries_ended, keys_revoked, listeners })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use crate::store::backend::Apps;
+    use crate::store::backend::Endpoints;
+    use crate::store::backend::Events;
+    use crate::store::backend::Idempotency;
+    use crate::store::backend::Scheduling;
     use redb::{ReadableTableMetadata, TableDefinition};
 
     use super::*;

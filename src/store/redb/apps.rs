@@ -11,6 +11,7 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::ids::AppId;
 use crate::mode::Mode;
+use crate::store::backend::Apps;
 
 pub(super) const TABLE: &str = "apps";
 
@@ -40,9 +41,33 @@ pub(super) fn ensure_defaults(tx: &WriteTransaction, now: i64) -> Result<Default
     Ok(DefaultApps { test: ids[0], live: ids[1] })
 }
 
+#[cfg(test)]
 impl RedbStore {
-    /// The default applications of both modes.
-    pub fn default_apps(&self) -> Result<DefaultApps, StoreError> {
+    /// Stores another application of `mode` (the API for making them is still to come).
+    pub(crate) fn insert_app_for_test(&self, mode: Mode, name: &str) -> crate::store::model::Owner {
+        use crate::store::model::Branding;
+        use std::collections::BTreeMap;
+        let record = AppRecord {
+            id: AppId::new(),
+            mode,
+            name: name.to_string(),
+            uid: None,
+            metadata: BTreeMap::new(),
+            default: false,
+            created: 0,
+            branding: Branding::default(),
+        };
+        self.write(|tx| {
+            tx.open_table(tables::APPS)?.insert(key(mode, record.id), encode(TABLE, &record)?.as_slice())?;
+            Ok(())
+        })
+        .unwrap();
+        record.owner()
+    }
+}
+
+impl Apps for RedbStore {
+    fn default_apps(&self) -> Result<DefaultApps, StoreError> {
         self.read(|tx| {
             let defaults = tx.open_table(tables::DEFAULT_APPS)?;
             let get = |mode: Mode| -> Result<AppId, StoreError> {
@@ -53,8 +78,7 @@ impl RedbStore {
         })
     }
 
-    /// Stores a new application, unless its uid names another of its mode.
-    pub fn create_app(&self, record: &AppRecord) -> Result<Result<(), UidTaken>, StoreError> {
+    fn create_app(&self, record: &AppRecord) -> Result<Result<(), UidTaken>, StoreError> {
         let bytes = encode(TABLE, record)?;
         self.write(|tx| {
             if let Some(uid) = &record.uid {
@@ -69,8 +93,7 @@ impl RedbStore {
         })
     }
 
-    /// The application of `mode` that `name` names: an app id, or a uid.
-    pub fn find_app(&self, mode: Mode, name: &str) -> Result<Option<AppRecord>, StoreError> {
+    fn find_app(&self, mode: Mode, name: &str) -> Result<Option<AppRecord>, StoreError> {
         self.read(|tx| {
             let id = match name.parse::<AppId>() {
                 Ok(id) => Some(id),
@@ -84,7 +107,7 @@ impl RedbStore {
     /// Changes an application with `change`, keeping the uid index in step. `Ok(None)`: no
     /// such application; `Err(UidTaken)` inside: the new uid names another (nothing is
     /// written).
-    pub fn update_app(
+    fn update_app(
         &self,
         mode: Mode,
         id: AppId,
@@ -116,8 +139,7 @@ impl RedbStore {
         })
     }
 
-    /// One page of a mode's applications, newest first.
-    pub fn list_apps(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ListError> {
+    fn list_apps(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ListError> {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(StoreError::from)?;
             let table = tx.open_table(tables::APPS).map_err(StoreError::from)?;
@@ -125,48 +147,22 @@ impl RedbStore {
         })
     }
 
-    /// The application with this id in this mode.
-    pub fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError> {
+    fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError> {
         self.read(|tx| decode_found(TABLE, tx.open_table(tables::APPS)?.get(key(mode, id))?))
     }
-}
 
-#[cfg(test)]
-impl RedbStore {
-    /// The default application of `mode`, for tests of the pieces below the API.
-    pub(crate) fn test_owner(&self, mode: Mode) -> crate::store::model::Owner {
+    #[cfg(test)]
+    fn test_owner(&self, mode: Mode) -> crate::store::model::Owner {
         self.default_apps().expect("default apps").of(mode)
-    }
-}
-
-#[cfg(test)]
-impl RedbStore {
-    /// Stores another application of `mode` (the API for making them is still to come).
-    pub(crate) fn insert_app_for_test(&self, mode: Mode, name: &str) -> crate::store::model::Owner {
-        use crate::store::model::Branding;
-        use std::collections::BTreeMap;
-        let record = AppRecord {
-            id: AppId::new(),
-            mode,
-            name: name.to_string(),
-            uid: None,
-            metadata: BTreeMap::new(),
-            default: false,
-            created: 0,
-            branding: Branding::default(),
-        };
-        self.write(|tx| {
-            tx.open_table(tables::APPS)?.insert(key(mode, record.id), encode(TABLE, &record)?.as_slice())?;
-            Ok(())
-        })
-        .unwrap();
-        record.owner()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::backend::Attempts;
+    use crate::store::backend::Endpoints;
+    use crate::store::backend::Events;
     use crate::store::model::Cursor;
     use crate::store::model::EndpointRecord;
     use crate::store::model::PageRequest;

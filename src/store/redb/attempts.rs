@@ -28,6 +28,7 @@ use super::attempt_record::{attempt_in, encode_attempt, outcome_in};
 use super::names::{Interner, Names};
 use super::queue::QueueTables;
 use super::{RedbStore, endpoints, health, tables};
+use crate::store::backend::Attempts;
 
 pub use crate::store::model::AttemptRecord;
 
@@ -364,9 +365,10 @@ impl RedbStore {
         }
         Ok(record)
     }
+}
 
-    /// One page of an endpoint's attempts, newest first, optionally of one status.
-    pub fn list_attempts(
+impl Attempts for RedbStore {
+    fn list_attempts(
         &self,
         owner: Owner,
         endpoint: EndpointId,
@@ -433,13 +435,7 @@ impl RedbStore {
         })
     }
 
-    /// One attempt of an endpoint.
-    pub fn attempt(
-        &self,
-        owner: Owner,
-        endpoint: EndpointId,
-        id: DeliveryId,
-    ) -> Result<Option<AttemptRecord>, StoreError> {
+    fn attempt(&self, owner: Owner, endpoint: EndpointId, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
         self.read(|tx| {
             let record: Option<AttemptRecord> =
                 attempt_in(&tx.open_table(tables::ATTEMPTS)?, id.as_u128(), &self.names)?;
@@ -447,9 +443,7 @@ impl RedbStore {
         })
     }
 
-    /// The newest attempts of an event (in `owner`'s application), at most `limit`, newest first; and
-    /// whether there are more.
-    pub fn event_attempts(
+    fn event_attempts(
         &self,
         owner: Owner,
         event: EventId,
@@ -476,13 +470,9 @@ impl RedbStore {
             Ok((out, false))
         })
     }
-}
 
-#[cfg(test)]
-impl RedbStore {
-    /// Puts raw bytes in place of an attempt record (`None`: removes it), as damage or a
-    /// foreign writer would.
-    pub(crate) fn put_raw_attempt_for_test(&self, id: DeliveryId, bytes: Option<&[u8]>) {
+    #[cfg(test)]
+    fn put_raw_attempt_for_test(&self, id: DeliveryId, bytes: Option<&[u8]>) {
         self.write(|tx| {
             let mut attempts = tx.open_table(tables::ATTEMPTS)?;
             match bytes {
@@ -497,6 +487,11 @@ impl RedbStore {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::backend::Apps;
+    use crate::store::backend::Endpoints;
+    use crate::store::backend::Events;
+    use crate::store::backend::Jobs;
+    use crate::store::backend::Scheduling;
     use crate::store::model::QueueKey;
     use std::time::Duration;
 

@@ -198,6 +198,8 @@ pub fn check_data_file(path: &Path) -> Result<(), NotADataFile> {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::backend::Apps;
+    use crate::store::backend::Events;
     use redb::TableHandle;
 
     use super::*;

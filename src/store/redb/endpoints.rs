@@ -11,6 +11,7 @@ use crate::store::model::{
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
 use crate::ids::{AppId, EndpointId};
+use crate::store::backend::Endpoints;
 
 pub(super) const TABLE: &str = "webhook_endpoints";
 
@@ -140,9 +141,8 @@ pub(super) fn matching_in<'a>(
     Ok(out)
 }
 
-impl RedbStore {
-    /// Stores a new endpoint.
-    pub fn insert_endpoint(&self, record: &EndpointRecord) -> Result<(), StoreError> {
+impl Endpoints for RedbStore {
+    fn insert_endpoint(&self, record: &EndpointRecord) -> Result<(), StoreError> {
         let bytes = encode(TABLE, record)?;
         self.write(|tx| {
             let mut table = tx.open_table(tables::ENDPOINTS)?;
@@ -152,8 +152,7 @@ impl RedbStore {
         })
     }
 
-    /// The endpoint with this id in this application, if there is one.
-    pub fn endpoint(&self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+    fn endpoint(&self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
         self.read(|tx| {
             let table = tx.open_table(tables::ENDPOINTS)?;
             let health = tx.open_table(tables::ENDPOINT_HEALTH)?;
@@ -165,7 +164,7 @@ impl RedbStore {
     /// Changes an endpoint with `change` and stores it, in one transaction. `Ok(None)`:
     /// no such endpoint. (Enabling one goes through the delivery engine, which also
     /// releases the retries that waited for it.)
-    pub fn update_endpoint(
+    fn update_endpoint(
         &self,
         owner: Owner,
         id: EndpointId,
@@ -174,8 +173,7 @@ impl RedbStore {
         self.write(|tx| update_in(tx, owner.app, id, change))
     }
 
-    /// One page of an application's endpoints, newest first.
-    pub fn list_endpoints(
+    fn list_endpoints(
         &self,
         owner: Owner,
         request: PageRequest<EndpointId>,
@@ -205,6 +203,8 @@ impl RedbStore {
 mod tests {
     use super::*;
     use crate::Mode;
+    use crate::store::backend::Apps;
+    use crate::store::backend::Scheduling;
     use crate::store::model::Cursor;
 
     fn record(owner: Owner, n: usize) -> EndpointRecord {

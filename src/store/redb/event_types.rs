@@ -5,13 +5,13 @@ use redb::ReadableTable;
 
 use super::{RedbStore, decode, encode, tables};
 use crate::event_types::EventTypeRecord;
+use crate::store::backend::EventTypes;
 use crate::store::model::StoreError;
 
 const TABLE: &str = "event_types";
 
-impl RedbStore {
-    /// Every stored event type, of both modes, archived ones included.
-    pub fn event_types(&self) -> Result<Vec<EventTypeRecord>, StoreError> {
+impl EventTypes for RedbStore {
+    fn event_types(&self) -> Result<Vec<EventTypeRecord>, StoreError> {
         self.read(|tx| {
             let table = tx.open_table(tables::EVENT_TYPES)?;
             let mut out = Vec::new();
@@ -23,9 +23,7 @@ impl RedbStore {
         })
     }
 
-    /// Stores a new type. `false`: its mode already has a type of that name (nothing
-    /// changed).
-    pub fn create_event_type(&self, record: &EventTypeRecord) -> Result<bool, StoreError> {
+    fn create_event_type(&self, record: &EventTypeRecord) -> Result<bool, StoreError> {
         let bytes = encode(TABLE, record)?;
         self.write(|tx| {
             let mut table = tx.open_table(tables::EVENT_TYPES)?;
@@ -38,8 +36,7 @@ impl RedbStore {
         })
     }
 
-    /// Replaces a stored type (an update, or archiving it).
-    pub fn replace_event_type(&self, record: &EventTypeRecord) -> Result<(), StoreError> {
+    fn replace_event_type(&self, record: &EventTypeRecord) -> Result<(), StoreError> {
         let bytes = encode(TABLE, record)?;
         self.write(|tx| {
             tx.open_table(tables::EVENT_TYPES)?

@@ -12,6 +12,7 @@ use super::{RedbStore, attempts, endpoints, tables};
 use crate::ids::AppId;
 use crate::ids::{EndpointId, EventId};
 use crate::mode::Mode;
+use crate::store::backend::Events;
 use crate::store::model::events::LEGACY_EVENT_MS;
 use crate::store::model::pagination::{finish_page, scan_bounds};
 use crate::store::model::{
@@ -286,21 +287,17 @@ fn undelivered_page(
     Ok(finish_page(items, request))
 }
 
+#[cfg(test)]
 impl RedbStore {
-    /// Stores events and schedules their deliveries, all in one transaction with one
-    /// commit, without a word to the scheduler: for tests of the pieces below the engine,
-    /// and for the benchmark to fill a data file before a server starts on it (the engine
-    /// publishes through its writer).
-    pub(in crate::store) fn publish_events(
-        &self,
-        events: &[NewEvent],
-        now_ms: u64,
-    ) -> Result<(Vec<Published>, Scheduled), StoreError> {
-        self.write(|tx| publish_in(tx, &self.sealer, &self.names, events, now_ms))
+    /// Marks the events with ids made up to `ms` as a backfill of an older file does
+    /// (their ids may not say when they were made), for tests.
+    pub(crate) fn mark_legacy_events_for_test(&self, ms: u64) {
+        self.write(|tx| Ok(tx.open_table(tables::META)?.insert(LEGACY_EVENT_MS, ms).map(|_| ())?)).unwrap();
     }
+}
 
-    /// An event with its payload and `pending_webhooks`.
-    pub fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+impl Events for RedbStore {
+    fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
         self.read(|tx| {
             let meta = meta_in(&tx.open_table(tables::EVENTS)?, owner.app.as_u128(), id.as_u128(), &self.names)?;
             let Some(meta) = meta else { return Ok(None) };
@@ -310,8 +307,7 @@ impl RedbStore {
         })
     }
 
-    /// One page of an application's events, newest first, filtered.
-    pub fn list_events(
+    fn list_events(
         &self,
         owner: Owner,
         request: PageRequest<EventId>,
@@ -390,12 +386,32 @@ impl RedbStore {
         })
     }
 
+    fn record_test_ping(&self, event: &NewEvent, record: &AttemptRecord) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let (mut metas, mut bodies) = (tx.open_table(tables::EVENTS)?, tx.open_table(tables::EVENT_BODIES)?);
+            let mut t = DeliveryTables::open(tx, &self.names)?;
+            put_event(&mut metas, &mut bodies, &self.sealer, &mut t.names, event)?;
+            let mut record = record.clone();
+            let row = crate::store::model::attempts::response_row(record.id);
+            record.response_body = record.response_body.map(|body| self.sealer.seal_text(&row, &body));
+            t.add_finished(&record)
+        })
+    }
+
+    /// Stores events and schedules their deliveries, all in one transaction with one
+    /// commit, without a word to the scheduler: for tests of the pieces below the engine,
+    /// and for the benchmark to fill a data file before a server starts on it (the engine
+    /// publishes through its writer).
+    fn publish_events(&self, events: &[NewEvent], now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError> {
+        self.write(|tx| publish_in(tx, &self.sealer, &self.names, events, now_ms))
+    }
+
     /// Schedules a new round of delivery of an event: to `endpoint` if named (whatever
     /// it subscribes to), else to every enabled endpoint subscribed to its type. An
     /// endpoint to which the event failed for good longer ago than its undelivered-payload
     /// window (`default_hours` unless it sets its own) gets nothing: named, that is
     /// [`Resent::PayloadExpired`]; otherwise it is left out.
-    pub(in crate::store) fn resend_event(
+    fn resend_event(
         &self,
         owner: Owner,
         id: EventId,
@@ -445,29 +461,6 @@ impl RedbStore {
             t.add_pending(id, targets.len() as u32)?;
             Ok(Resent::Scheduled(scheduled))
         })
-    }
-
-    /// Stores a test ping once it was sent: its event (readable, but scheduling nothing)
-    /// and its finished attempt, in one transaction.
-    pub fn record_test_ping(&self, event: &NewEvent, record: &AttemptRecord) -> Result<(), StoreError> {
-        self.write(|tx| {
-            let (mut metas, mut bodies) = (tx.open_table(tables::EVENTS)?, tx.open_table(tables::EVENT_BODIES)?);
-            let mut t = DeliveryTables::open(tx, &self.names)?;
-            put_event(&mut metas, &mut bodies, &self.sealer, &mut t.names, event)?;
-            let mut record = record.clone();
-            let row = crate::store::model::attempts::response_row(record.id);
-            record.response_body = record.response_body.map(|body| self.sealer.seal_text(&row, &body));
-            t.add_finished(&record)
-        })
-    }
-}
-
-#[cfg(test)]
-impl RedbStore {
-    /// Marks the events with ids made up to `ms` as a backfill of an older file does
-    /// (their ids may not say when they were made), for tests.
-    pub(crate) fn mark_legacy_events_for_test(&self, ms: u64) {
-        self.write(|tx| Ok(tx.open_table(tables::META)?.insert(LEGACY_EVENT_MS, ms).map(|_| ())?)).unwrap();
     }
 }
 

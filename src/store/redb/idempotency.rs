@@ -1,6 +1,7 @@
 //! Stored responses of requests made with an `Idempotency-Key`.
 
 use super::{RedbStore, decode, decode_found, encode, tables};
+use crate::store::backend::Idempotency;
 use crate::store::model::{IdempotencyBegin, IdempotencyRecord, Owner, StoreError};
 use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 
@@ -14,48 +15,6 @@ impl RedbStore {
             decode_found(TABLE, table.get((owner.app.as_u128(), key))?)
         })?;
         found.map(|record| record.opened(&self.sealer, owner, key)).transpose()
-    }
-
-    /// Begins a request with this key at `now`: the stored answer, or leave to run. One
-    /// process owns a data file, and the API holds the key in memory from before this
-    /// call until the answer is stored, so the read alone decides and nothing is written.
-    pub fn begin_idempotent(
-        &self,
-        owner: Owner,
-        key: &str,
-        _fingerprint: &str,
-        now: i64,
-    ) -> Result<IdempotencyBegin, StoreError> {
-        Ok(IdempotencyRecord::begin(self.idempotency_record(owner, key)?, now))
-    }
-
-    /// Lets go of a key whose request stored no answer. Nothing was written for it here
-    /// (see [`RedbStore::begin_idempotent`]).
-    pub fn abandon_idempotent(
-        &self,
-        _owner: Owner,
-        _key: &str,
-        _fingerprint: &str,
-        _since: i64,
-    ) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// Stores (or replaces an expired) record under this key.
-    pub fn put_idempotency_record(
-        &self,
-        owner: Owner,
-        key: &str,
-        record: &IdempotencyRecord,
-    ) -> Result<(), StoreError> {
-        let sealed = record.sealed(&self.sealer, owner, key);
-        let bytes = encode(TABLE, &sealed)?;
-        self.write(|tx| {
-            let app = owner.app.as_u128();
-            tx.open_table(tables::IDEMPOTENCY)?.insert((app, key), bytes.as_slice())?;
-            tx.open_table(tables::IDEMPOTENCY_BY_AGE)?.insert((record.created.max(0) as u64, app, key), ())?;
-            Ok(())
-        })
     }
 }
 
@@ -74,6 +33,36 @@ pub(crate) fn index_by_age_if_missing(tx: &WriteTransaction) -> Result<(), Store
         by_age.insert((record.created.max(0) as u64, app, key), ())?;
     }
     Ok(())
+}
+
+impl Idempotency for RedbStore {
+    /// Begins a request with this key at `now`: the stored answer, or leave to run. One
+    /// process owns a data file, and the API holds the key in memory from before this
+    /// call until the answer is stored, so the read alone decides and nothing is written.
+    fn begin_idempotent(
+        &self,
+        owner: Owner,
+        key: &str,
+        _fingerprint: &str,
+        now: i64,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        Ok(IdempotencyRecord::begin(self.idempotency_record(owner, key)?, now))
+    }
+
+    fn abandon_idempotent(&self, _owner: Owner, _key: &str, _fingerprint: &str, _since: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn put_idempotency_record(&self, owner: Owner, key: &str, record: &IdempotencyRecord) -> Result<(), StoreError> {
+        let sealed = record.sealed(&self.sealer, owner, key);
+        let bytes = encode(TABLE, &sealed)?;
+        self.write(|tx| {
+            let app = owner.app.as_u128();
+            tx.open_table(tables::IDEMPOTENCY)?.insert((app, key), bytes.as_slice())?;
+            tx.open_table(tables::IDEMPOTENCY_BY_AGE)?.insert((record.created.max(0) as u64, app, key), ())?;
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]

@@ -78,6 +78,8 @@ mod tests {
     use super::*;
     use crate::mode::Mode;
     use crate::store::RedbStore;
+    use crate::store::backend::Apps;
+    use crate::store::backend::Events;
 
     #[test]
     fn every_table_is_listed_with_its_rows() {

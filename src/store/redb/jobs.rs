@@ -5,11 +5,11 @@ use super::attempt_record::attempt_in;
 use super::events::{body_in, meta_in};
 use super::{RedbStore, endpoints, tables};
 use crate::ids::DeliveryId;
+use crate::store::backend::Jobs;
 use crate::store::model::{Job, StoreError};
 
-impl RedbStore {
-    /// Loads what workers need for these attempts, in one snapshot.
-    pub fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError> {
+impl Jobs for RedbStore {
+    fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError> {
         self.read(|tx| {
             let attempts = tx.open_table(tables::ATTEMPTS)?;
             let endpoints = tx.open_table(tables::ENDPOINTS)?;

@@ -189,6 +189,12 @@ impl RedbStore {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::backend::Apps;
+    use crate::store::backend::Attempts;
+    use crate::store::backend::Endpoints;
+    use crate::store::backend::Events;
+    use crate::store::backend::Idempotency;
+    use crate::store::backend::Scheduling;
     use std::time::Duration;
 
     use super::*;

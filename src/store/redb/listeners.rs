@@ -6,13 +6,35 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::{RedbStore, encode, endpoints, tables};
 use crate::ids::{AppId, EndpointId};
+use crate::store::backend::Listeners;
 use crate::store::model::{EndpointRecord, ListenRequest, Owner, StoreError};
 
-impl RedbStore {
+/// Forgets the listener entry of one key in `app` (its endpoint is being deleted).
+pub(super) fn forget_in(tx: &WriteTransaction, app: AppId, key_hash_hex: &str) -> Result<(), StoreError> {
+    let Ok(Ok(hash)) = hex::decode(key_hash_hex).map(<[u8; 32]>::try_from) else { return Ok(()) };
+    tx.open_table(tables::LISTENERS)?.remove((app.as_u128(), &hash))?;
+    Ok(())
+}
+
+/// Forgets every listener entry of `app` (it is being deleted); returns their endpoints.
+pub(super) fn forget_all_in(tx: &WriteTransaction, app: AppId) -> Result<Vec<EndpointId>, StoreError> {
+    let mut listeners = tx.open_table(tables::LISTENERS)?;
+    let app = app.as_u128();
+    let rows: Vec<([u8; 32], u128)> = listeners
+        .range((app, &[0u8; 32])..=(app, &[0xffu8; 32]))?
+        .map(|row| row.map(|(k, v)| (*k.value().1, v.value())))
+        .collect::<Result<_, _>>()?;
+    for (hash, _) in &rows {
+        listeners.remove((app, hash))?;
+    }
+    Ok(rows.into_iter().map(|(_, endpoint)| EndpointId(endpoint)).collect())
+}
+
+impl Listeners for RedbStore {
     /// The listener endpoint of the key with hash `key_hash` in `owner`'s application,
     /// updated to `request` (its URL and event types, and when it was last seen); `make`
     /// builds a new one when there is none yet. The answer says whether it was made now.
-    pub fn listener_endpoint(
+    fn listener_endpoint(
         &self,
         owner: Owner,
         key_hash: &[u8; 32],
@@ -40,9 +62,7 @@ impl RedbStore {
         })
     }
 
-    /// Records that a listener endpoint was used at `now` (Unix seconds), if it still
-    /// exists.
-    pub fn touch_listener(&self, owner: Owner, id: EndpointId, now: i64) -> Result<(), StoreError> {
+    fn touch_listener(&self, owner: Owner, id: EndpointId, now: i64) -> Result<(), StoreError> {
         self.write(|tx| {
             let mut table = tx.open_table(tables::ENDPOINTS)?;
             let Some(mut record) = endpoints::get_in(&table, owner.app, id)? else { return Ok(()) };
@@ -55,9 +75,7 @@ impl RedbStore {
         })
     }
 
-    /// The listener endpoints last used before `cutoff` (Unix seconds), with their
-    /// owners: the candidates for idle expiry.
-    pub fn idle_listeners(&self, cutoff: i64) -> Result<Vec<(Owner, EndpointId)>, StoreError> {
+    fn idle_listeners(&self, cutoff: i64) -> Result<Vec<(Owner, EndpointId)>, StoreError> {
         self.read(|tx| {
             let listeners = tx.open_table(tables::LISTENERS)?;
             let table = tx.open_table(tables::ENDPOINTS)?;
@@ -74,25 +92,4 @@ impl RedbStore {
             Ok(idle)
         })
     }
-}
-
-/// Forgets the listener entry of one key in `app` (its endpoint is being deleted).
-pub(super) fn forget_in(tx: &WriteTransaction, app: AppId, key_hash_hex: &str) -> Result<(), StoreError> {
-    let Ok(Ok(hash)) = hex::decode(key_hash_hex).map(<[u8; 32]>::try_from) else { return Ok(()) };
-    tx.open_table(tables::LISTENERS)?.remove((app.as_u128(), &hash))?;
-    Ok(())
-}
-
-/// Forgets every listener entry of `app` (it is being deleted); returns their endpoints.
-pub(super) fn forget_all_in(tx: &WriteTransaction, app: AppId) -> Result<Vec<EndpointId>, StoreError> {
-    let mut listeners = tx.open_table(tables::LISTENERS)?;
-    let app = app.as_u128();
-    let rows: Vec<([u8; 32], u128)> = listeners
-        .range((app, &[0u8; 32])..=(app, &[0xffu8; 32]))?
-        .map(|row| row.map(|(k, v)| (*k.value().1, v.value())))
-        .collect::<Result<_, _>>()?;
-    for (hash, _) in &rows {
-        listeners.remove((app, hash))?;
-    }
-    Ok(rows.into_iter().map(|(_, endpoint)| EndpointId(endpoint)).collect())
 }

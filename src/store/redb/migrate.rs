@@ -413,6 +413,9 @@ pub(super) fn v1_to_v2(tx: &WriteTransaction, defaults: DefaultApps) -> Result<(
 
 #[cfg(test)]
 mod tests {
+    use crate::store::backend::Apps;
+    use crate::store::backend::Endpoints;
+    use crate::store::backend::Events;
     use redb::ReadableTableMetadata;
 
     use super::*;

@@ -32,6 +32,7 @@ mod sessions;
 mod stats;
 mod tables;
 
+use crate::store::backend::Backend;
 use crate::store::model::{OpenError, StoreError};
 use crate::store::{file_modes, sealing};
 
@@ -254,11 +255,6 @@ impl RedbStore {
         }
     }
 
-    /// Seals and opens what the file keeps sealed, with the payload key.
-    pub fn sealer(&self) -> &sealing::Sealer {
-        &self.sealer
-    }
-
     /// The data file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -372,11 +368,6 @@ impl RedbStore {
         }
     }
 
-    /// Whether the data file answers a read (for `/healthz`).
-    pub fn check(&self) -> Result<(), StoreError> {
-        self.read(|_| Ok(()))
-    }
-
     /// Runs `f` in a read transaction (a consistent snapshot; never blocks writers).
     fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.with_db(|db| {
@@ -394,6 +385,16 @@ impl RedbStore {
             tx.commit()?;
             Ok(out)
         })
+    }
+}
+
+impl Backend for RedbStore {
+    fn check(&self) -> Result<(), StoreError> {
+        self.read(|_| Ok(()))
+    }
+
+    fn sealer(&self) -> &sealing::Sealer {
+        &self.sealer
     }
 }
 

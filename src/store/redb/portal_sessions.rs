@@ -7,37 +7,9 @@ use crate::store::model::{Owner, PortalSessionRecord, StoreError};
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::ids::{AppId, PortalSessionId};
+use crate::store::backend::PortalSessions;
 
 const TABLE: &str = "portal_sessions";
-
-impl RedbStore {
-    /// Stores a new session under the hash of its token.
-    pub fn insert_portal_session(&self, hash: &[u8; 32], record: &PortalSessionRecord) -> Result<(), StoreError> {
-        let bytes = encode(TABLE, record)?;
-        self.write(|tx| {
-            tx.open_table(tables::PORTAL_SESSIONS)?.insert(hash, bytes.as_slice())?;
-            tx.open_table(tables::PORTAL_SESSIONS_BY_APP)?.insert((record.app.as_u128(), record.id.as_u128()), hash)?;
-            Ok(())
-        })
-    }
-
-    /// The session whose token has this hash, if there is one (expired or not).
-    pub fn portal_session(&self, hash: &[u8; 32]) -> Result<Option<PortalSessionRecord>, StoreError> {
-        self.read(|tx| decode_found(TABLE, tx.open_table(tables::PORTAL_SESSIONS)?.get(hash)?))
-    }
-
-    /// Ends a session of `owner`'s application now. `false`: no such session there.
-    pub fn revoke_portal_session(&self, owner: Owner, id: PortalSessionId) -> Result<bool, StoreError> {
-        self.write(|tx| {
-            let mut by_app = tx.open_table(tables::PORTAL_SESSIONS_BY_APP)?;
-            let Some(hash) = by_app.remove((owner.app.as_u128(), id.as_u128()))?.map(|h| *h.value()) else {
-                return Ok(false);
-            };
-            tx.open_table(tables::PORTAL_SESSIONS)?.remove(&hash)?;
-            Ok(true)
-        })
-    }
-}
 
 /// Ends every session of an application (it is being deleted), inside `tx`.
 pub(super) fn revoke_all_in(tx: &WriteTransaction, app: AppId) -> Result<usize, StoreError> {
@@ -77,10 +49,38 @@ pub(super) fn prune_expired_in(tx: &WriteTransaction, now: i64, limit: usize) ->
     Ok((expired.len(), expired.len() == limit))
 }
 
+impl PortalSessions for RedbStore {
+    fn insert_portal_session(&self, hash: &[u8; 32], record: &PortalSessionRecord) -> Result<(), StoreError> {
+        let bytes = encode(TABLE, record)?;
+        self.write(|tx| {
+            tx.open_table(tables::PORTAL_SESSIONS)?.insert(hash, bytes.as_slice())?;
+            tx.open_table(tables::PORTAL_SESSIONS_BY_APP)?.insert((record.app.as_u128(), record.id.as_u128()), hash)?;
+            Ok(())
+        })
+    }
+
+    fn portal_session(&self, hash: &[u8; 32]) -> Result<Option<PortalSessionRecord>, StoreError> {
+        self.read(|tx| decode_found(TABLE, tx.open_table(tables::PORTAL_SESSIONS)?.get(hash)?))
+    }
+
+    fn revoke_portal_session(&self, owner: Owner, id: PortalSessionId) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let mut by_app = tx.open_table(tables::PORTAL_SESSIONS_BY_APP)?;
+            let Some(hash) = by_app.remove((owner.app.as_u128(), id.as_u128()))?.map(|h| *h.value()) else {
+                return Ok(false);
+            };
+            tx.open_table(tables::PORTAL_SESSIONS)?.remove(&hash)?;
+            Ok(true)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Mode;
+    use crate::store::backend::Apps;
+    use crate::store::backend::Retention;
     use crate::store::model::Cutoffs;
     use crate::store::model::PruneCursor;
 

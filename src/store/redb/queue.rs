@@ -11,6 +11,7 @@ use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use super::RedbStore;
 use super::tables::{self, PARKED};
 use crate::ids::{AppId, DeliveryId, EndpointId};
+use crate::store::backend::Queue;
 use crate::store::model::{DueEntry, QueueKey, StoreError};
 
 /// The queue's tables inside one write transaction.
@@ -127,14 +128,8 @@ impl<'txn> QueueTables<'txn> {
     }
 }
 
-impl RedbStore {
-    /// Queue entries due at or before `until_ms`, after `after` (exclusive), in due order.
-    pub fn due_entries(
-        &self,
-        after: Option<QueueKey>,
-        until_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<DueEntry>, StoreError> {
+impl Queue for RedbStore {
+    fn due_entries(&self, after: Option<QueueKey>, until_ms: u64, limit: usize) -> Result<Vec<DueEntry>, StoreError> {
         self.read(|tx| {
             let queue = tx.open_table(tables::QUEUE)?;
             let mut out = Vec::new();
@@ -158,8 +153,7 @@ impl RedbStore {
         })
     }
 
-    /// The due time of the first queue entry after `after` (exclusive), if any.
-    pub fn next_due_after(&self, after: Option<QueueKey>) -> Result<Option<u64>, StoreError> {
+    fn next_due_after(&self, after: Option<QueueKey>) -> Result<Option<u64>, StoreError> {
         self.read(|tx| {
             let queue = tx.open_table(tables::QUEUE)?;
             let first = queue.range(QueueKey::first_row_after(after)..)?.next().transpose()?;
@@ -167,17 +161,12 @@ impl RedbStore {
         })
     }
 
-    /// How many attempts are queued (pending and not parked).
-    pub fn queue_depth(&self) -> Result<u64, StoreError> {
+    fn queue_depth(&self) -> Result<u64, StoreError> {
         self.read(|tx| Ok(tx.open_table(tables::QUEUE)?.len()?))
     }
-}
 
-#[cfg(test)]
-impl RedbStore {
-    /// Removes a queue entry behind the engine's back, as a result the scheduler never
-    /// heard of would.
-    pub(crate) fn drop_queue_entry_for_test(&self, key: QueueKey) {
+    #[cfg(test)]
+    fn drop_queue_entry_for_test(&self, key: QueueKey) {
         self.write(|tx| Ok(tx.open_table(tables::QUEUE)?.remove(key.row()).map(|_| ())?)).unwrap();
     }
 }

@@ -8,51 +8,13 @@ use super::endpoints;
 use super::names::Names;
 use super::{RedbStore, tables};
 use crate::ids::{EndpointId, EventId};
+use crate::store::backend::Recoveries;
 use crate::store::model::upkeep::MAX_RECOVER;
 use crate::store::model::{AttemptStatus, Owner, Recovery, Scheduled, StoreError};
 
 /// Events to resend (id, type), whether more are left, and how many were past the
 /// endpoint's undelivered-payload window.
 type FailedDeliveries = (Vec<(EventId, String)>, bool, usize);
-
-impl RedbStore {
-    /// Resends to an endpoint every event whose delivery to it failed for good (its latest
-    /// attempt to the endpoint is `failed`) among attempts made since `since` (Unix
-    /// seconds), unless it failed longer ago than the endpoint keeps undelivered payloads
-    /// (`default_hours` unless it sets its own). `dry_run` only counts. `None`: no such
-    /// endpoint in this application.
-    pub(in crate::store) fn recover_endpoint(
-        &self,
-        owner: Owner,
-        id: EndpointId,
-        since: i64,
-        dry_run: bool,
-        now_ms: u64,
-        default_hours: u32,
-    ) -> Result<Option<Recovery>, StoreError> {
-        // The search reads a snapshot, so however many attempts it walks, publishing and
-        // recording go on; only the resending takes the writer.
-        let found = self.read(|tx| failed_deliveries(tx, &self.names, owner, id, since, now_ms, default_hours))?;
-        let Some((failed, has_more, expired)) = found else {
-            return Ok(None);
-        };
-        let mut recovery = Recovery { events: failed.len(), has_more, expired, scheduled: Scheduled::default() };
-        if dry_run || failed.is_empty() {
-            return Ok(Some(recovery));
-        }
-        self.write(|tx| {
-            let Some(endpoint) = endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, owner.app, id)? else {
-                return Ok(None); // deleted meanwhile
-            };
-            let mut t = DeliveryTables::open(tx, &self.names)?;
-            for (event, event_type) in &failed {
-                t.schedule(&endpoint, *event, event_type, 1, now_ms, &mut recovery.scheduled)?;
-                t.add_pending(*event, 1)?;
-            }
-            Ok(Some(recovery))
-        })
-    }
-}
 
 /// The events (id, type) whose latest attempt to an endpoint, among attempts made since
 /// `since` (Unix seconds), failed for good and that still exist, oldest first, at most
@@ -107,4 +69,43 @@ fn failed_deliveries(
         failed.push((event, event_type));
     }
     Ok(Some((failed, false, expired)))
+}
+
+impl Recoveries for RedbStore {
+    /// Resends to an endpoint every event whose delivery to it failed for good (its latest
+    /// attempt to the endpoint is `failed`) among attempts made since `since` (Unix
+    /// seconds), unless it failed longer ago than the endpoint keeps undelivered payloads
+    /// (`default_hours` unless it sets its own). `dry_run` only counts. `None`: no such
+    /// endpoint in this application.
+    fn recover_endpoint(
+        &self,
+        owner: Owner,
+        id: EndpointId,
+        since: i64,
+        dry_run: bool,
+        now_ms: u64,
+        default_hours: u32,
+    ) -> Result<Option<Recovery>, StoreError> {
+        // The search reads a snapshot, so however many attempts it walks, publishing and
+        // recording go on; only the resending takes the writer.
+        let found = self.read(|tx| failed_deliveries(tx, &self.names, owner, id, since, now_ms, default_hours))?;
+        let Some((failed, has_more, expired)) = found else {
+            return Ok(None);
+        };
+        let mut recovery = Recovery { events: failed.len(), has_more, expired, scheduled: Scheduled::default() };
+        if dry_run || failed.is_empty() {
+            return Ok(Some(recovery));
+        }
+        self.write(|tx| {
+            let Some(endpoint) = endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, owner.app, id)? else {
+                return Ok(None); // deleted meanwhile
+            };
+            let mut t = DeliveryTables::open(tx, &self.names)?;
+            for (event, event_type) in &failed {
+                t.schedule(&endpoint, *event, event_type, 1, now_ms, &mut recovery.scheduled)?;
+                t.add_pending(*event, 1)?;
+            }
+            Ok(Some(recovery))
+        })
+    }
 }

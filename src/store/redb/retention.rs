@@ -19,32 +19,9 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use super::events::{EventIndexes, decode_meta};
 use super::names::Names;
 use crate::ids::first_id_at;
+use crate::store::backend::Retention;
 
 impl RedbStore {
-    /// Removes up to `limit` old entries from each history table in one transaction.
-    ///
-    /// The batch is committed without an fsync of its own (a crash forgets it, and the
-    /// next pass prunes the same rows again): the next durable commit, a publish's or
-    /// [`RedbStore::persist`] at the end of the pass, makes it durable. An fsync per batch
-    /// held publishes waiting for the writer up for milliseconds each time.
-    pub fn prune(&self, cutoffs: Cutoffs, cursor: &mut PruneCursor, limit: usize) -> Result<Pruned, StoreError> {
-        let mut next = cursor.clone();
-        let pruned = self.with_db(|db| {
-            let mut tx = db.begin_write()?;
-            tx.set_durability(redb::Durability::None)?;
-            let pruned = prune_in(&tx, &self.names, cutoffs, &mut next, limit)?;
-            if pruned.removed() == 0 {
-                // Nothing removed: no commit, so an idle server does not write (or fsync).
-                tx.abort()?;
-            } else {
-                tx.commit()?;
-            }
-            Ok::<_, StoreError>(pruned)
-        })?;
-        *cursor = next;
-        Ok(pruned)
-    }
-
     /// Makes every commit so far durable (one empty durable commit): ends a pruning pass,
     /// whose batches are committed without an fsync.
     pub fn persist(&self) -> Result<(), StoreError> {
@@ -313,8 +290,40 @@ fn prune_idempotency(
     Ok((removed, old.len(), old.len() == limit))
 }
 
+impl Retention for RedbStore {
+    /// Removes up to `limit` old entries from each history table in one transaction.
+    ///
+    /// The batch is committed without an fsync of its own (a crash forgets it, and the
+    /// next pass prunes the same rows again): the next durable commit, a publish's or
+    /// [`RedbStore::persist`] at the end of the pass, makes it durable. An fsync per batch
+    /// held publishes waiting for the writer up for milliseconds each time.
+    fn prune(&self, cutoffs: Cutoffs, cursor: &mut PruneCursor, limit: usize) -> Result<Pruned, StoreError> {
+        let mut next = cursor.clone();
+        let pruned = self.with_db(|db| {
+            let mut tx = db.begin_write()?;
+            tx.set_durability(redb::Durability::None)?;
+            let pruned = prune_in(&tx, &self.names, cutoffs, &mut next, limit)?;
+            if pruned.removed() == 0 {
+                // Nothing removed: no commit, so an idle server does not write (or fsync).
+                tx.abort()?;
+            } else {
+                tx.commit()?;
+            }
+            Ok::<_, StoreError>(pruned)
+        })?;
+        *cursor = next;
+        Ok(pruned)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use crate::store::backend::Apps;
+    use crate::store::backend::Endpoints;
+    use crate::store::backend::Events;
+    use crate::store::backend::Idempotency;
+    use crate::store::backend::Scheduling;
+    use crate::store::backend::Sessions;
     use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
     use super::*;

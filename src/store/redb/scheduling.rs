@@ -8,33 +8,41 @@ use super::events::publish_in;
 use super::names::Names;
 use super::{RedbStore, endpoints, health, tables};
 use crate::ids::{DeliveryId, EndpointId};
+use crate::store::backend::Scheduling;
 use crate::store::model::{
     AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, EndpointUpdated, NewEvent, Owner, QueueKey,
     RecordPolicy, RetryNow, Scheduled, StoreError, Written,
 };
 
-impl RedbStore {
-    /// Publishes `events` and records `results` in one transaction: what the engine's
-    /// writer commits, so publishes and results share one commit and one fsync.
-    pub(in crate::store) fn publish_and_record(
-        &self,
-        events: &[NewEvent],
-        results: &[AttemptResult],
-        now_ms: u64,
-        policy: &impl RecordPolicy,
-    ) -> Result<Written, StoreError> {
-        self.write(|tx| {
-            let (published, first_attempts) = publish_in(tx, &self.sealer, &self.names, events, now_ms)?;
-            let recorded = record_in(tx, &self.sealer, &self.names, results, now_ms, policy)?;
-            Ok(Written { published, first_attempts, recorded })
-        })
+/// Puts the parked attempts of enabled endpoints (all, or just `only`) back on the queue.
+fn unpark_in(
+    tx: &redb::WriteTransaction,
+    names: &Names,
+    only: Option<EndpointId>,
+    now_ms: u64,
+) -> Result<Scheduled, StoreError> {
+    let endpoints = tx.open_table(tables::ENDPOINTS)?;
+    let mut t = DeliveryTables::open(tx, names)?;
+    let mut scheduled = Scheduled::default();
+    for (endpoint_id, attempt_id) in t.queue.parked(only)? {
+        let Some(mut record) = t.load(attempt_id)? else { continue };
+        let endpoint = endpoints::get_in(&endpoints, record.app, endpoint_id)?;
+        if endpoint.is_none_or(|e| e.status != EndpointStatus::Enabled || (only.is_none() && e.is_listener())) {
+            continue;
+        }
+        record.due_ms = now_ms;
+        t.save(&record)?;
+        scheduled.push(t.queue.unpark(record.app, endpoint_id, attempt_id, now_ms)?);
     }
+    Ok(scheduled)
+}
 
+impl Scheduling for RedbStore {
     /// Changes an endpoint with `change`, in one transaction. With `resume` (the change
     /// enables it), the retries that waited while it was disabled go back on the queue,
     /// due at `now_ms`, and its health starts over (else an old run of failures would
     /// disable it again at once). `Ok(None)`: no such endpoint.
-    pub(in crate::store) fn update_endpoint_and_resume(
+    fn update_endpoint_and_resume(
         &self,
         owner: Owner,
         id: EndpointId,
@@ -54,9 +62,7 @@ impl RedbStore {
         })
     }
 
-    /// Deletes an endpoint and, in the same transaction, ends its pending deliveries (each
-    /// pending attempt becomes `failed`). `false` if there was no such endpoint.
-    pub(in crate::store) fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
+    fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
         self.write(|tx| {
             let mut table = tx.open_table(tables::ENDPOINTS)?;
             let Some(removed) = table.remove((owner.app.as_u128(), id.as_u128()))? else {
@@ -72,53 +78,21 @@ impl RedbStore {
         })
     }
 
-    /// Takes queue entries the scheduler will not send off the queue: pending attempts of
-    /// an endpoint that is not `deliverable` (disabled, or a listener endpoint no CLI is
-    /// connected for) wait, parked, until it is enabled or connected; entries whose
-    /// attempt is no longer pending just go. Entries whose endpoint became deliverable
-    /// meanwhile stay queued and are returned, to be looked at again.
-    pub(in crate::store) fn park(
+    fn publish_and_record(
         &self,
-        keys: &[QueueKey],
-        deliverable: impl Fn(&EndpointRecord) -> bool,
-    ) -> Result<Scheduled, StoreError> {
+        events: &[NewEvent],
+        results: &[AttemptResult],
+        now_ms: u64,
+        policy: &impl RecordPolicy,
+    ) -> Result<Written, StoreError> {
         self.write(|tx| {
-            let endpoints = tx.open_table(tables::ENDPOINTS)?;
-            let mut t = DeliveryTables::open(tx, &self.names)?;
-            let mut still_queued = Scheduled::default();
-            for key in keys {
-                let record = t.load(key.attempt())?.filter(|r| r.status == AttemptStatus::Pending);
-                let Some(record) = record else {
-                    t.queue.drop_entry(*key)?;
-                    continue;
-                };
-                let endpoint = endpoints::get_in(&endpoints, record.app, record.endpoint_id)?;
-                if endpoint.as_ref().is_some_and(&deliverable) {
-                    still_queued.push(*key);
-                    continue;
-                }
-                t.queue.park(record.endpoint_id, record.id, Some(*key))?;
-            }
-            Ok(still_queued)
+            let (published, first_attempts) = publish_in(tx, &self.sealer, &self.names, events, now_ms)?;
+            let recorded = record_in(tx, &self.sealer, &self.names, results, now_ms, policy)?;
+            Ok(Written { published, first_attempts, recorded })
         })
     }
 
-    /// Puts the parked attempts of every enabled endpoint back on the queue, due at
-    /// `now_ms` (at start-up). Listener endpoints' attempts stay parked: no CLI is
-    /// connected yet.
-    pub(in crate::store) fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
-        self.write(|tx| unpark_in(tx, &self.names, None, now_ms))
-    }
-
-    /// Puts the parked attempts of one endpoint back on the queue, if it is enabled, due
-    /// at `now_ms` (a CLI connected for a listener endpoint).
-    pub(in crate::store) fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
-        self.write(|tx| unpark_in(tx, &self.names, Some(id), now_ms))
-    }
-
-    /// Moves a scheduled attempt to now: `id` names either the pending attempt itself or
-    /// the `retrying` attempt whose retry it is.
-    pub(in crate::store) fn retry_now(
+    fn retry_now(
         &self,
         owner: Owner,
         endpoint: EndpointId,
@@ -161,27 +135,42 @@ impl RedbStore {
             Ok(RetryNow::Moved(Box::new(target), scheduled))
         })
     }
-}
 
-/// Puts the parked attempts of enabled endpoints (all, or just `only`) back on the queue.
-fn unpark_in(
-    tx: &redb::WriteTransaction,
-    names: &Names,
-    only: Option<EndpointId>,
-    now_ms: u64,
-) -> Result<Scheduled, StoreError> {
-    let endpoints = tx.open_table(tables::ENDPOINTS)?;
-    let mut t = DeliveryTables::open(tx, names)?;
-    let mut scheduled = Scheduled::default();
-    for (endpoint_id, attempt_id) in t.queue.parked(only)? {
-        let Some(mut record) = t.load(attempt_id)? else { continue };
-        let endpoint = endpoints::get_in(&endpoints, record.app, endpoint_id)?;
-        if endpoint.is_none_or(|e| e.status != EndpointStatus::Enabled || (only.is_none() && e.is_listener())) {
-            continue;
-        }
-        record.due_ms = now_ms;
-        t.save(&record)?;
-        scheduled.push(t.queue.unpark(record.app, endpoint_id, attempt_id, now_ms)?);
+    /// Takes queue entries the scheduler will not send off the queue: pending attempts of
+    /// an endpoint that is not `deliverable` (disabled, or a listener endpoint no CLI is
+    /// connected for) wait, parked, until it is enabled or connected; entries whose
+    /// attempt is no longer pending just go. Entries whose endpoint became deliverable
+    /// meanwhile stay queued and are returned, to be looked at again.
+    fn park(&self, keys: &[QueueKey], deliverable: impl Fn(&EndpointRecord) -> bool) -> Result<Scheduled, StoreError> {
+        self.write(|tx| {
+            let endpoints = tx.open_table(tables::ENDPOINTS)?;
+            let mut t = DeliveryTables::open(tx, &self.names)?;
+            let mut still_queued = Scheduled::default();
+            for key in keys {
+                let record = t.load(key.attempt())?.filter(|r| r.status == AttemptStatus::Pending);
+                let Some(record) = record else {
+                    t.queue.drop_entry(*key)?;
+                    continue;
+                };
+                let endpoint = endpoints::get_in(&endpoints, record.app, record.endpoint_id)?;
+                if endpoint.as_ref().is_some_and(&deliverable) {
+                    still_queued.push(*key);
+                    continue;
+                }
+                t.queue.park(record.endpoint_id, record.id, Some(*key))?;
+            }
+            Ok(still_queued)
+        })
     }
-    Ok(scheduled)
+
+    /// Puts the parked attempts of every enabled endpoint back on the queue, due at
+    /// `now_ms` (at start-up). Listener endpoints' attempts stay parked: no CLI is
+    /// connected yet.
+    fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
+        self.write(|tx| unpark_in(tx, &self.names, None, now_ms))
+    }
+
+    fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
+        self.write(|tx| unpark_in(tx, &self.names, Some(id), now_ms))
+    }
 }

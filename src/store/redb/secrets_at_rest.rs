@@ -86,6 +86,8 @@ fn io(err: std::io::Error) -> StoreError {
 mod tests {
     use super::*;
     use crate::mode::Mode;
+    use crate::store::backend::Apps;
+    use crate::store::backend::Endpoints;
     use crate::store::model::SigningSecret;
 
     /// Endpoints written as an earlier release wrote them: secrets in clear.

@@ -10,14 +10,36 @@ use crate::store::model::{
     ListError, NewEvent, Owner, Page, PageRequest, Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError,
 };
 
+use crate::store::backend::Sessions;
 use redb::{ReadableDatabase, ReadableTable};
 
 const TABLE: &str = "verification_sessions";
 
-impl RedbStore {
-    /// Stores a new session, its `verification_session.created` event, and its expiry
-    /// at `expires_ms`, in one transaction.
-    pub(in crate::store) fn create_session(
+impl Sessions for RedbStore {
+    fn session(&self, owner: Owner, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError> {
+        self.read(|tx| {
+            let table = tx.open_table(tables::VERIFICATION_SESSIONS)?;
+            decode_found(TABLE, table.get((owner.app.as_u128(), id.as_u128()))?)
+        })
+    }
+
+    fn next_session_expiry(&self) -> Result<Option<u64>, StoreError> {
+        self.read(|tx| Ok(tx.open_table(tables::SESSION_EXPIRY)?.first()?.map(|(k, _)| k.value().0)))
+    }
+
+    fn list_sessions(
+        &self,
+        owner: Owner,
+        request: PageRequest<VerificationSessionId>,
+    ) -> Result<Page<SessionRecord>, ListError> {
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            let table = tx.open_table(tables::VERIFICATION_SESSIONS).map_err(StoreError::from)?;
+            list_page(&table, TABLE, owner.app.as_u128(), request, |_| true)
+        })
+    }
+
+    fn create_session(
         &self,
         session: &SessionRecord,
         event: &NewEvent,
@@ -34,17 +56,7 @@ impl RedbStore {
         })
     }
 
-    /// The session with this id in this application.
-    pub fn session(&self, owner: Owner, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError> {
-        self.read(|tx| {
-            let table = tx.open_table(tables::VERIFICATION_SESSIONS)?;
-            decode_found(TABLE, table.get((owner.app.as_u128(), id.as_u128()))?)
-        })
-    }
-
-    /// Moves a session: `change` edits it and returns the event to emit, or refuses
-    /// (nothing is written). The session and its event commit together.
-    pub(in crate::store) fn change_session<R>(
+    fn change_session<R>(
         &self,
         owner: Owner,
         id: VerificationSessionId,
@@ -67,16 +79,11 @@ impl RedbStore {
         })
     }
 
-    /// When the next session expiry is due (Unix ms), if any.
-    pub fn next_session_expiry(&self) -> Result<Option<u64>, StoreError> {
-        self.read(|tx| Ok(tx.open_table(tables::SESSION_EXPIRY)?.first()?.map(|(k, _)| k.value().0)))
-    }
-
     /// Expires, in one transaction, up to `limit` sessions due by `now_ms` that `expire`
     /// (the life-cycle rule) lets expire, each with the event it returns; entries of
     /// sessions that ended otherwise are dropped. Returns how many expired and the
     /// deliveries queued.
-    pub(in crate::store) fn expire_due_sessions<R>(
+    fn expire_due_sessions<R>(
         &self,
         now_ms: u64,
         limit: usize,
@@ -107,19 +114,6 @@ impl RedbStore {
                 expired += 1;
             }
             Ok((expired, scheduled))
-        })
-    }
-
-    /// One page of an application's sessions, newest first.
-    pub fn list_sessions(
-        &self,
-        owner: Owner,
-        request: PageRequest<VerificationSessionId>,
-    ) -> Result<Page<SessionRecord>, ListError> {
-        self.with_db(|db| {
-            let tx = db.begin_read().map_err(StoreError::from)?;
-            let table = tx.open_table(tables::VERIFICATION_SESSIONS).map_err(StoreError::from)?;
-            list_page(&table, TABLE, owner.app.as_u128(), request, |_| true)
         })
     }
 }

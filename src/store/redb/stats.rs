@@ -9,10 +9,20 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::tables::{self, OUTCOME_SUCCEEDED};
 use crate::ids::EndpointId;
+use crate::store::backend::Stats;
 
-impl RedbStore {
-    /// What `/metrics` reads from the store, in one snapshot.
-    pub fn metrics_snapshot(&self, now_ms: u64) -> Result<MetricsSnapshot, StoreError> {
+impl Outcomes {
+    fn add(&mut self, outcome: u8, n: u64) {
+        if outcome == OUTCOME_SUCCEEDED {
+            self.succeeded += n;
+        } else {
+            self.failed += n;
+        }
+    }
+}
+
+impl Stats for RedbStore {
+    fn metrics_snapshot(&self, now_ms: u64) -> Result<MetricsSnapshot, StoreError> {
         self.read(|tx| {
             let queue = tx.open_table(tables::QUEUE)?;
             let oldest = queue.first()?.map(|(k, _)| k.value().0);
@@ -41,7 +51,7 @@ impl RedbStore {
     /// resolution) in buckets of `bucket_seconds` (a multiple of 60), pending counts of
     /// the application's endpoints, and its `failures` newest failed attempts. Buckets start at
     /// multiples of `bucket_seconds`.
-    pub fn delivery_stats(
+    fn delivery_stats(
         &self,
         owner: Owner,
         since: i64,
@@ -94,15 +104,5 @@ impl RedbStore {
             }
             Ok(out)
         })
-    }
-}
-
-impl Outcomes {
-    fn add(&mut self, outcome: u8, n: u64) {
-        if outcome == OUTCOME_SUCCEEDED {
-            self.succeeded += n;
-        } else {
-            self.failed += n;
-        }
     }
 }
