@@ -17,13 +17,13 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::app_for;
 use super::dialect::iso8601;
-use super::endpoints::{Subscribable, parse_id, validate_event_types, validate_url};
+use super::endpoint_fields::{Subscribable, parse_id, validate_event_types, validate_url};
 use super::extract::{JsonBody, QueryParams};
 use super::list::{cursor_list_error, cursor_request};
 use super::{AppState, Caller, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::service::endpoints::{EndpointChanges, NewEndpoint};
+use crate::service::endpoints::{EndpointChanges, NewEndpoint, PingPayload};
 use crate::store::apps::Owner;
 use crate::store::attempts::{AttemptRecord, AttemptStatus};
 use crate::store::endpoints::{EndpointRecord, EndpointStatus};
@@ -509,11 +509,7 @@ async fn test_ping(
 ) -> Result<HttpResponse, ApiError> {
     let (owner, id) = path.target(&state, caller).await?;
     let raw_webhook = &path.webhook_id;
-    let attempt = state
-        .endpoints()
-        .ping(owner, id, super::endpoint_actions::test_payload(None))
-        .await?
-        .ok_or_else(|| not_found(raw_webhook))?;
+    let attempt = state.endpoints().ping(owner, id, PingPayload::Test).await?.ok_or_else(|| not_found(raw_webhook))?;
     Ok(ok(PingResult {
         success: attempt.status == AttemptStatus::Succeeded,
         status_code: attempt.response_status,

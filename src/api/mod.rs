@@ -12,6 +12,7 @@ pub mod connection;
 pub mod deliveries;
 pub mod dialect;
 pub mod endpoint_actions;
+pub mod endpoint_fields;
 pub mod endpoints;
 pub mod event_types;
 pub mod events;

@@ -96,10 +96,34 @@ impl EndpointChanges {
 
 /// What a test ping sends.
 pub enum PingPayload {
-    /// A `webhook_endpoint.test` event carrying this description of the endpoint.
-    Endpoint(serde_json::Value),
+    /// A `webhook_endpoint.test` event carrying the endpoint ([`endpoint_object`]).
+    Test,
     /// An event of this type with this (example) data.
     Example(String, serde_json::Value),
+}
+
+/// The endpoint as a `webhook_endpoint.test` event carries it, whichever API sent the
+/// ping: the object `GET /v1/webhook_endpoints/:id` answers with (the Stile API's view
+/// mirrors it field for field, which a test there holds).
+pub fn endpoint_object(endpoint: &EndpointRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": endpoint.id,
+        "object": "webhook_endpoint",
+        "url": endpoint.url,
+        "kind": if endpoint.listener.is_some() { "listener" } else { "webhook" },
+        "enabled_events": endpoint.enabled_events,
+        "name": endpoint.name,
+        "labels": endpoint.labels,
+        "description": endpoint.description,
+        "metadata": endpoint.metadata,
+        "status": endpoint.status,
+        "disabled_reason": endpoint.disabled_reason,
+        "health": if endpoint.failing.is_some() { "degraded" } else { "healthy" },
+        "failing_since": endpoint.failing.map(|f| f.since),
+        "undelivered_payload_retention_hours": endpoint.undelivered_retention_hours,
+        "livemode": endpoint.mode.is_live(),
+        "created": endpoint.created,
+    })
 }
 
 /// The endpoint operations, over the engine and the store of one server.
@@ -200,20 +224,19 @@ impl Endpoints<'_> {
     }
 
     /// Sends one signed event to an endpoint of `owner` now: a `webhook_endpoint.test`
-    /// ping describing the endpoint (`describe` says how the caller's API shows it), or an
-    /// example. Records the event with its one attempt and returns the attempt (no retries
-    /// follow). `None`: no such endpoint.
+    /// ping describing the endpoint, or an example. Records the event with its one attempt
+    /// and returns the attempt (no retries follow). `None`: no such endpoint.
     pub async fn ping(
         &self,
         owner: Owner,
         id: EndpointId,
-        payload: impl FnOnce(&EndpointRecord) -> PingPayload,
+        payload: PingPayload,
     ) -> Result<Option<AttemptRecord>, ServiceError> {
         let found = blocking(self.store, move |store| store.endpoint(owner, id)).await?;
         let Some(endpoint) = found else { return Ok(None) };
-        let (event_type, data) = match payload(&endpoint) {
+        let (event_type, data) = match payload {
             PingPayload::Example(name, data) => (name, data),
-            PingPayload::Endpoint(described) => (ENDPOINT_TEST.to_string(), described),
+            PingPayload::Test => (ENDPOINT_TEST.to_string(), endpoint_object(&endpoint)),
         };
         let now_ms = self.engine.clock().now_ms();
         let now = (now_ms / 1000) as i64;
