@@ -296,6 +296,15 @@ impl From<crate::service::ServiceError> for ApiError {
     fn from(err: crate::service::ServiceError) -> Self {
         match err {
             crate::service::ServiceError::Invalid { param, message } => ApiError::invalid(param, message),
+            crate::service::ServiceError::UidTaken { uid, by } => {
+                ApiError::invalid("uid", format!("The uid `{uid}` is already used by {by} in this mode."))
+            }
+            crate::service::ServiceError::DefaultApp { app, mode } => ApiError::new(
+                ErrorCode::InvalidState,
+                format!(
+                    "{app} is the default application of {mode} mode, which requests without a Stile-App header act on; it cannot be deleted."
+                ),
+            ),
             crate::service::ServiceError::Engine(err) => err.into(),
             crate::service::ServiceError::Store(err) => err.into(),
             crate::service::ServiceError::Encode(err) => ApiError::internal(&err),

@@ -38,13 +38,14 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, get, web};
 use serde::Serialize;
 
-pub use auth::{ApiKeys, Caller};
+pub use auth::Caller;
 
 use crate::config::Config;
 use crate::delivery::Engine;
 use crate::error::{ApiError, ErrorCode};
 use crate::event_types::EventTypes;
 use crate::metrics::Metrics;
+use crate::service::{ApiKeys, AppNames};
 use crate::store::Store;
 use crate::target_policy::TargetPolicy;
 
@@ -76,7 +77,7 @@ pub struct AppState {
     /// Each mode's default application, which requests act on.
     pub default_apps: crate::store::apps::DefaultApps,
     /// The applications `Stile-App` values named, remembered.
-    pub app_names: auth::AppNames,
+    pub app_names: AppNames,
 }
 
 impl AppState {
@@ -104,8 +105,13 @@ impl AppState {
             metrics,
             admin_token,
             default_apps,
-            app_names: auth::AppNames::new(shared),
+            app_names: AppNames::new(shared),
         }
+    }
+
+    /// The application operations, over this server's engine, store, keys and names.
+    pub fn apps(&self) -> crate::service::Apps<'_> {
+        crate::service::Apps { engine: &self.engine, store: &self.store, keys: &self.keys, names: &self.app_names }
     }
 
     /// The endpoint operations every dialect shares, over this server's engine and store.

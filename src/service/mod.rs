@@ -6,13 +6,21 @@
 //!
 //! [`Owner`]: crate::store::apps::Owner
 
+pub mod api_keys;
+pub mod app_names;
+pub mod apps;
 pub mod endpoints;
 
 use std::sync::Arc;
 
 use crate::delivery::EngineError;
+use crate::ids::AppId;
+use crate::mode::Mode;
 use crate::store::{Store, StoreError};
 
+pub use api_keys::ApiKeys;
+pub use app_names::AppNames;
+pub use apps::Apps;
 pub use endpoints::Endpoints;
 
 /// Why a service operation could not be done.
@@ -26,6 +34,24 @@ pub enum ServiceError {
         param: &'static str,
         /// What is wrong, for the caller to fix.
         message: String,
+    },
+    /// A uid given for an application is another application's in the same mode: a uid
+    /// names one application wherever an id is taken, so it cannot be shared.
+    #[error("the uid `{uid}` is already used by {by}")]
+    UidTaken {
+        /// The uid asked for.
+        uid: String,
+        /// The application that has it.
+        by: AppId,
+    },
+    /// The application to delete is its mode's default, which requests that name none act
+    /// on: it cannot go.
+    #[error("{app} is the default application of {mode} mode")]
+    DefaultApp {
+        /// The application.
+        app: AppId,
+        /// Its mode.
+        mode: Mode,
     },
     /// The delivery engine refused or failed.
     #[error(transparent)]
