@@ -305,6 +305,13 @@ impl From<crate::service::ServiceError> for ApiError {
                     "{app} is the default application of {mode} mode, which requests without a Stile-App header act on; it cannot be deleted."
                 ),
             ),
+            crate::service::ServiceError::PayloadExpired { param, hours } => ApiError::param(
+                ErrorCode::PayloadExpired,
+                param,
+                format!(
+                    "This event's delivery to the endpoint failed for good more than {hours} hours ago, its undelivered-payload retention (`undelivered_payload_retention_hours`): the payload is no longer kept for it."
+                ),
+            ),
             crate::service::ServiceError::Engine(err) => err.into(),
             crate::service::ServiceError::Store(err) => err.into(),
             crate::service::ServiceError::Encode(err) => ApiError::internal(&err),

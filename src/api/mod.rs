@@ -114,6 +114,11 @@ impl AppState {
         crate::service::Apps { engine: &self.engine, store: &self.store, keys: &self.keys, names: &self.app_names }
     }
 
+    /// The event operations, over this server's engine, store and event type catalogue.
+    pub fn events(&self) -> crate::service::Events<'_> {
+        crate::service::Events { engine: &self.engine, store: &self.store, event_types: &self.event_types }
+    }
+
     /// The endpoint operations every dialect shares, over this server's engine and store.
     pub fn endpoints(&self) -> crate::service::Endpoints<'_> {
         crate::service::Endpoints {

@@ -10,6 +10,7 @@ pub mod api_keys;
 pub mod app_names;
 pub mod apps;
 pub mod endpoints;
+pub mod events;
 
 use std::sync::Arc;
 
@@ -22,12 +23,14 @@ pub use api_keys::ApiKeys;
 pub use app_names::AppNames;
 pub use apps::Apps;
 pub use endpoints::Endpoints;
+pub use events::Events;
 
 /// Why a service operation could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    /// A parameter's value breaks a rule the service checks (one that needs the network,
-    /// like a URL whose host resolves to an address no webhook may go to).
+    /// A parameter's value breaks a rule the service checks: one that needs the network or
+    /// what the server holds (a URL whose host resolves to an address no webhook may go
+    /// to, an event type the catalogue does not have, an endpoint that does not exist).
     #[error("{message}")]
     Invalid {
         /// The parameter at fault.
@@ -53,6 +56,16 @@ pub enum ServiceError {
         /// Its mode.
         mode: Mode,
     },
+    /// An event's delivery to the endpoint named failed for good longer ago than the
+    /// endpoint keeps undelivered payloads: the payload is no longer kept for it, so it
+    /// cannot be sent there again.
+    #[error("the payload is past its {hours}-hour undelivered-payload window")]
+    PayloadExpired {
+        /// The parameter that named the endpoint.
+        param: &'static str,
+        /// The endpoint's window, in hours.
+        hours: u32,
+    },
     /// The delivery engine refused or failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -62,6 +75,13 @@ pub enum ServiceError {
     /// Something the server made could not be encoded: its fault, not the caller's.
     #[error("cannot encode an event: {0}")]
     Encode(#[from] serde_json::Error),
+}
+
+impl ServiceError {
+    /// A refusal of `param`'s value, with what is wrong.
+    fn invalid(param: &'static str, message: impl Into<String>) -> Self {
+        ServiceError::Invalid { param, message: message.into() }
+    }
 }
 
 /// Runs a store call on tokio's blocking pool, so the store never stalls an async thread.
