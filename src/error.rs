@@ -312,6 +312,11 @@ impl From<crate::service::ServiceError> for ApiError {
                     "This event's delivery to the endpoint failed for good more than {hours} hours ago, its undelivered-payload retention (`undelivered_payload_retention_hours`): the payload is no longer kept for it."
                 ),
             ),
+            crate::service::ServiceError::Refused(err) => err.into(),
+            crate::service::ServiceError::TestModeOnly => ApiError::new(
+                ErrorCode::TestModeOnly,
+                "Test helpers only work with a test key (vk_test_...); live sessions move only through real verification.",
+            ),
             crate::service::ServiceError::Engine(err) => err.into(),
             crate::service::ServiceError::Store(err) => err.into(),
             crate::service::ServiceError::Encode(err) => ApiError::internal(&err),

@@ -119,6 +119,11 @@ impl AppState {
         crate::service::Events { engine: &self.engine, store: &self.store, event_types: &self.event_types }
     }
 
+    /// The verification session operations, over this server's engine and config.
+    pub fn sessions(&self) -> crate::service::Sessions<'_> {
+        crate::service::Sessions { engine: &self.engine, config: &self.config }
+    }
+
     /// The endpoint operations every dialect shares, over this server's engine and store.
     pub fn endpoints(&self) -> crate::service::Endpoints<'_> {
         crate::service::Endpoints {

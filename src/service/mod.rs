@@ -11,11 +11,13 @@ pub mod app_names;
 pub mod apps;
 pub mod endpoints;
 pub mod events;
+pub mod sessions;
 
 use std::sync::Arc;
 
 use crate::delivery::EngineError;
 use crate::ids::AppId;
+use crate::lifecycle::MoveError;
 use crate::mode::Mode;
 use crate::store::{Store, StoreError};
 
@@ -24,6 +26,7 @@ pub use app_names::AppNames;
 pub use apps::Apps;
 pub use endpoints::Endpoints;
 pub use events::Events;
+pub use sessions::Sessions;
 
 /// Why a service operation could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,14 @@ pub enum ServiceError {
         /// The endpoint's window, in hours.
         hours: u32,
     },
+    /// A verification session's status does not allow the move asked for (nothing
+    /// changed).
+    #[error(transparent)]
+    Refused(#[from] MoveError),
+    /// A test helper was asked for in live mode, where sessions move only through real
+    /// verification.
+    #[error("test helpers work in test mode only")]
+    TestModeOnly,
     /// The delivery engine refused or failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
