@@ -119,6 +119,11 @@ impl AppState {
         crate::service::Events { engine: &self.engine, store: &self.store, event_types: &self.event_types }
     }
 
+    /// The portal session operations, over this server's engine, store and config.
+    pub fn portal_sessions(&self) -> crate::service::PortalSessions<'_> {
+        crate::service::PortalSessions { engine: &self.engine, store: &self.store, config: &self.config }
+    }
+
     /// The verification session operations, over this server's engine and config.
     pub fn sessions(&self) -> crate::service::Sessions<'_> {
         crate::service::Sessions { engine: &self.engine, config: &self.config }

@@ -8,11 +8,9 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::extract::JsonBody;
-use super::{AppState, Caller, Routes, blocking};
+use super::{AppState, Caller, Routes};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::PortalSessionId;
-use crate::secrets::{hash_api_key, new_portal_token};
-use crate::store::portal_sessions::PortalSessionRecord;
 
 /// The OpenAPI tag of these routes.
 const TAG: &str = "Applications";
@@ -99,19 +97,7 @@ async fn create_portal_session(
     let lifetime = lifetime(body.0.expires_in.as_deref())?;
     let read_only = body.0.read_only.unwrap_or(false);
     let app = super::apps::require_app(&state, caller, &path).await?;
-    let now = state.engine.clock().now();
-    let token = new_portal_token();
-    let record = PortalSessionRecord {
-        id: PortalSessionId::new(),
-        app: app.id,
-        mode: app.mode,
-        created: now,
-        expires_at: now + lifetime.as_secs() as i64,
-        read_only,
-    };
-    let hash = hash_api_key(&token);
-    let stored = record.clone();
-    blocking(&state, move |store| store.insert_portal_session(&hash, &stored)).await?;
+    let (record, token) = state.portal_sessions().create(app.owner(), lifetime, read_only).await?;
     Ok(HttpResponse::Ok().json(PortalSession {
         id: record.id,
         object: "portal_session",
@@ -137,8 +123,7 @@ async fn revoke_portal_session(
     let (app, session) = path.into_inner();
     let app = super::apps::require_app(&state, caller, &app).await?;
     let id: PortalSessionId = super::path_id(&session, "portal session")?;
-    let owner = app.owner();
-    if !blocking(&state, move |store| store.revoke_portal_session(owner, id)).await? {
+    if !state.portal_sessions().revoke(app.owner(), id).await? {
         return Err(ApiError::not_found("portal session", &session));
     }
     Ok(HttpResponse::Ok().json(PortalSessionRevoked { id, object: "portal_session", deleted: true }))
@@ -180,10 +165,9 @@ async fn current_portal_session(state: web::Data<AppState>, caller: Caller) -> R
     let Some(access) = caller.portal else {
         return Err(ApiError::new(ErrorCode::BadRequest, "This route answers a portal token (stile_portal_...) only."));
     };
-    let owner = caller.owner;
-    let app = blocking(&state, move |store| store.app(owner.mode, owner.app)).await?;
-    let app = app.ok_or_else(|| ApiError::new(ErrorCode::PortalSessionExpired, "This portal link has expired."))?;
-    let branding = app.branding.clone().or(&state.config.portal.branding());
+    let found = state.portal_sessions().signed_in_to(caller.owner).await?;
+    let (app, branding) =
+        found.ok_or_else(|| ApiError::new(ErrorCode::PortalSessionExpired, "This portal link has expired."))?;
     Ok(HttpResponse::Ok().json(CurrentPortalSession {
         id: access.session,
         object: "portal_session",

@@ -11,6 +11,7 @@ pub mod app_names;
 pub mod apps;
 pub mod endpoints;
 pub mod events;
+pub mod portal_sessions;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub use app_names::AppNames;
 pub use apps::Apps;
 pub use endpoints::Endpoints;
 pub use events::Events;
+pub use portal_sessions::PortalSessions;
 pub use sessions::Sessions;
 
 /// Why a service operation could not be done.
