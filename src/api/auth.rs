@@ -167,7 +167,7 @@ async fn portal_caller(state: &web::Data<AppState>, token: &str, method: &str, p
     if session.expires_at <= state.engine.clock().now() {
         return Err(ApiError::new(ErrorCode::PortalSessionExpired, "This portal link has expired. Ask for a new one."));
     }
-    super::portal_sessions::portal_allows(method, path, session.read_only)?;
+    super::portal_access::portal_allows(method, path, session.read_only)?;
     let portal = PortalAccess { session: session.id, read_only: session.read_only, expires_at: session.expires_at };
     Ok(Caller { mode: session.mode, owner: session.owner(), restricted: true, portal: Some(portal) })
 }

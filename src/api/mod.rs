@@ -24,6 +24,7 @@ pub mod listen;
 pub mod metadata;
 pub mod metrics;
 pub mod openapi;
+pub mod portal_access;
 pub mod portal_sessions;
 pub mod stats;
 pub mod verification_sessions;
