@@ -27,7 +27,6 @@ use crate::service::endpoints::{EndpointChanges, NewEndpoint, PingPayload};
 use crate::store::apps::Owner;
 use crate::store::attempts::{AttemptRecord, AttemptStatus};
 use crate::store::endpoints::{EndpointRecord, EndpointStatus};
-use crate::store::pagination::{Cursor, ListError, PageRequest};
 
 /// The OpenAPI tag of this dialect's routes.
 const TAG: &str = "App webhooks API";
@@ -394,29 +393,7 @@ async fn list_webhooks(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let owner = app_of(&state, caller, &path).await?;
-    let all = blocking(&state, move |store| {
-        let mut all = Vec::new();
-        let mut cursor = Cursor::Start;
-        loop {
-            let page = match store.list_endpoints(
-                owner,
-                PageRequest { limit: super::list::MAX_LIMIT, cursor },
-                &Default::default(),
-            ) {
-                Ok(page) => page,
-                Err(ListError::Store(err)) => return Err(err),
-                // The last endpoint of the page was deleted meanwhile: what was read is all.
-                Err(ListError::UnknownCursor) => return Ok(all),
-            };
-            let last = page.items.last().map(|e| e.id);
-            all.extend(page.items);
-            match last {
-                Some(last) if page.has_more => cursor = Cursor::After(last),
-                _ => return Ok(all),
-            }
-        }
-    })
-    .await?;
+    let all = state.endpoints().all(owner).await?;
     Ok(ok(all.into_iter().map(WebhookListed::from).collect::<Vec<_>>()))
 }
 
@@ -468,7 +445,7 @@ async fn delete_webhook(
 ) -> Result<HttpResponse, ApiError> {
     let (owner, id) = path.target(&state, caller).await?;
     let raw_webhook = &path.webhook_id;
-    if !state.engine.delete_endpoint(owner, id).await? {
+    if !state.endpoints().delete(owner, id).await? {
         return Err(not_found(raw_webhook));
     }
     Ok(HttpResponse::NoContent().finish())

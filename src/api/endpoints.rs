@@ -345,7 +345,7 @@ async fn delete_endpoint(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let deleted = state.engine.delete_endpoint(caller.owner, id).await?;
+    let deleted = state.endpoints().delete(caller.owner, id).await?;
     if !deleted {
         return Err(ApiError::not_found("webhook endpoint", &path));
     }

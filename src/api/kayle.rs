@@ -430,7 +430,7 @@ async fn delete_endpoint(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = endpoint_id(&path)?;
-    if !state.engine.delete_endpoint(caller.owner, id).await? {
+    if !state.endpoints().delete(caller.owner, id).await? {
         return Err(not_found(&path));
     }
     Ok(ok(Deleted { id, deleted: true }))

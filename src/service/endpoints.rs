@@ -18,7 +18,12 @@ use crate::store::apps::Owner;
 use crate::store::attempts::{AttemptRecord, AttemptStatus};
 use crate::store::endpoints::{EndpointRecord, EndpointStatus, SigningSecret};
 use crate::store::listeners::{ListenRequest, listener_description, listener_name};
+use crate::store::pagination::{Cursor, ListError, PageRequest};
 use crate::target_policy::TargetPolicy;
+
+/// How many endpoints each read of [`Endpoints::all`] takes: the largest page a list
+/// answers, so no read is larger than one a list request makes anyway.
+const ALL_PAGE_SIZE: usize = 100;
 
 /// A checked create request.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -216,6 +221,37 @@ impl Endpoints<'_> {
         })
         .await?;
         Ok(updated.map(|record| (record, secret)))
+    }
+
+    /// Deletes an endpoint of `owner`; its pending deliveries end (and a `stile listen`
+    /// connection to it closes). `false`: no such endpoint.
+    pub async fn delete(&self, owner: Owner, id: EndpointId) -> Result<bool, ServiceError> {
+        Ok(self.engine.delete_endpoint(owner, id).await?)
+    }
+
+    /// Every endpoint of `owner`, newest first, read a page at a time. An endpoint
+    /// deleted while it is read ends the walk where it was: what was read is all.
+    pub async fn all(&self, owner: Owner) -> Result<Vec<EndpointRecord>, ServiceError> {
+        blocking(self.store, move |store| {
+            let mut all = Vec::new();
+            let mut cursor = Cursor::Start;
+            loop {
+                let request = PageRequest { limit: ALL_PAGE_SIZE, cursor };
+                let page = match store.list_endpoints(owner, request, &Default::default()) {
+                    Ok(page) => page,
+                    Err(ListError::Store(err)) => return Err(err),
+                    // The last endpoint of the page was deleted meanwhile.
+                    Err(ListError::UnknownCursor) => return Ok(all),
+                };
+                let last = page.items.last().map(|e| e.id);
+                all.extend(page.items);
+                match last {
+                    Some(last) if page.has_more => cursor = Cursor::After(last),
+                    _ => return Ok(all),
+                }
+            }
+        })
+        .await
     }
 
     /// The secret that signs `endpoint`'s deliveries now, in clear, for its owner.
