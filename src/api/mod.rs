@@ -1,8 +1,9 @@
 //! The HTTP API: routes, the state they share, and the middleware that makes every answer
 //! a JSON object (errors included).
 //!
-//! Handlers extract and validate input, call the store off the async runtime, and return
-//! output types; they never hold a transaction themselves.
+//! Handlers extract and validate input, call the service (`crate::service`) for what holds
+//! a rule and the store off the async runtime for a plain read, and return output types;
+//! they never hold a transaction themselves.
 
 pub mod admin;
 pub mod app_webhooks;
