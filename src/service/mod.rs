@@ -1,6 +1,8 @@
-//! The operations the API's dialects share, under them: each takes an [`Owner`] and
-//! checked input and returns a domain error ([`ServiceError`]); none knows actix or
-//! `ApiError`. The dialects (`api/`) translate requests and answers around them, so no
+//! The operations the API's dialects share, under them: each takes an [`Owner`] (a
+//! [`Mode`], for applications) and checked input and returns a domain error
+//! ([`ServiceError`]); none knows actix or `ApiError`. What the process keeps in memory
+//! about applications and keys ([`AppNames`], [`ApiKeys`]) is here too, so the operations
+//! that change them can say so. The dialects (`api/`) translate requests and answers around them, so no
 //! dialect imports another's file for a rule. Direction: `api -> service -> delivery ->
 //! store`.
 //!
