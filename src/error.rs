@@ -296,6 +296,27 @@ impl From<crate::service::ServiceError> for ApiError {
     fn from(err: crate::service::ServiceError) -> Self {
         match err {
             crate::service::ServiceError::Invalid { param, message } => ApiError::invalid(param, message),
+            crate::service::ServiceError::UidTaken { uid, by } => {
+                ApiError::invalid("uid", format!("The uid `{uid}` is already used by {by} in this mode."))
+            }
+            crate::service::ServiceError::DefaultApp { app, mode } => ApiError::new(
+                ErrorCode::InvalidState,
+                format!(
+                    "{app} is the default application of {mode} mode, which requests without a Stile-App header act on; it cannot be deleted."
+                ),
+            ),
+            crate::service::ServiceError::PayloadExpired { param, hours } => ApiError::param(
+                ErrorCode::PayloadExpired,
+                param,
+                format!(
+                    "This event's delivery to the endpoint failed for good more than {hours} hours ago, its undelivered-payload retention (`undelivered_payload_retention_hours`): the payload is no longer kept for it."
+                ),
+            ),
+            crate::service::ServiceError::Refused(err) => err.into(),
+            crate::service::ServiceError::TestModeOnly => ApiError::new(
+                ErrorCode::TestModeOnly,
+                "Test helpers only work with a test key (vk_test_...); live sessions move only through real verification.",
+            ),
             crate::service::ServiceError::Engine(err) => err.into(),
             crate::service::ServiceError::Store(err) => err.into(),
             crate::service::ServiceError::Encode(err) => ApiError::internal(&err),

@@ -37,11 +37,12 @@ use std::time::Duration;
 
 pub use crate::server::serve;
 
-use crate::api::{ApiKeys, AppState};
+use crate::api::AppState;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::ids::AppId;
 use crate::mode::Mode;
+use crate::service::ApiKeys;
 use crate::store::Store;
 use crate::store::model::ApiKeyRecord;
 use crate::store::model::OpenError;

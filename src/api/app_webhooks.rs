@@ -17,16 +17,14 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::app_for;
 use super::dialect::iso8601;
-use super::endpoints::{Subscribable, parse_id, validate_event_types, validate_url};
+use super::endpoint_fields::{Subscribable, parse_id, validate_event_types, validate_url};
 use super::extract::{JsonBody, QueryParams};
 use super::list::{cursor_list_error, cursor_request};
 use super::{AppState, Caller, Routes, blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::service::endpoints::{EndpointChanges, NewEndpoint};
-use crate::store::model::{
-    AttemptRecord, AttemptStatus, Cursor, EndpointRecord, EndpointStatus, ListError, Owner, PageRequest,
-};
+use crate::service::endpoints::{EndpointChanges, NewEndpoint, PingPayload};
+use crate::store::model::{AttemptRecord, AttemptStatus, EndpointRecord, EndpointStatus, Owner};
 
 /// The OpenAPI tag of this dialect's routes.
 const TAG: &str = "App webhooks API";
@@ -393,29 +391,7 @@ async fn list_webhooks(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let owner = app_of(&state, caller, &path).await?;
-    let all = blocking(&state, move |store| {
-        let mut all = Vec::new();
-        let mut cursor = Cursor::Start;
-        loop {
-            let page = match store.list_endpoints(
-                owner,
-                PageRequest { limit: super::list::MAX_LIMIT, cursor },
-                &Default::default(),
-            ) {
-                Ok(page) => page,
-                Err(ListError::Store(err)) => return Err(err),
-                // The last endpoint of the page was deleted meanwhile: what was read is all.
-                Err(ListError::UnknownCursor) => return Ok(all),
-            };
-            let last = page.items.last().map(|e| e.id);
-            all.extend(page.items);
-            match last {
-                Some(last) if page.has_more => cursor = Cursor::After(last),
-                _ => return Ok(all),
-            }
-        }
-    })
-    .await?;
+    let all = state.endpoints().all(owner).await?;
     Ok(ok(all.into_iter().map(WebhookListed::from).collect::<Vec<_>>()))
 }
 
@@ -467,7 +443,7 @@ async fn delete_webhook(
 ) -> Result<HttpResponse, ApiError> {
     let (owner, id) = path.target(&state, caller).await?;
     let raw_webhook = &path.webhook_id;
-    if !state.engine.delete_endpoint(owner, id).await? {
+    if !state.endpoints().delete(owner, id).await? {
         return Err(not_found(raw_webhook));
     }
     Ok(HttpResponse::NoContent().finish())
@@ -508,11 +484,7 @@ async fn test_ping(
 ) -> Result<HttpResponse, ApiError> {
     let (owner, id) = path.target(&state, caller).await?;
     let raw_webhook = &path.webhook_id;
-    let attempt = state
-        .endpoints()
-        .ping(owner, id, super::endpoint_actions::test_payload(None))
-        .await?
-        .ok_or_else(|| not_found(raw_webhook))?;
+    let attempt = state.endpoints().ping(owner, id, PingPayload::Test).await?.ok_or_else(|| not_found(raw_webhook))?;
     Ok(ok(PingResult {
         success: attempt.status == AttemptStatus::Succeeded,
         status_code: attempt.response_status,

@@ -12,9 +12,9 @@ use super::list::{ListResponse, PageQuery};
 use super::metadata::validate_metadata;
 use super::{AppState, Caller, Routes, blocking};
 use crate::error::ApiError;
-use crate::error::ErrorCode;
 use crate::ids::AppId;
-use crate::store::model::{AppDeletion, AppRecord, Branding, UidTaken};
+use crate::service::apps::{AppChanges, NewApp};
+use crate::store::model::{AppRecord, Branding};
 
 /// The longest name, in characters.
 const MAX_NAME_CHARS: usize = 120;
@@ -75,6 +75,40 @@ pub struct AppUpdate {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Branding>)]
     pub branding: Option<Option<Branding>>,
+}
+
+impl AppIn {
+    /// Checks every rule of a create request.
+    fn validate(self) -> Result<NewApp, ApiError> {
+        let name = validate_name(self.name.ok_or_else(|| ApiError::missing("name"))?)?;
+        let uid = self.uid.map(validate_uid).transpose()?;
+        let metadata = self.metadata.unwrap_or_default();
+        validate_metadata(&metadata)?;
+        let branding = validate_branding(self.branding.unwrap_or_default())?;
+        Ok(NewApp { name, uid, metadata, branding })
+    }
+}
+
+impl AppUpdate {
+    /// Checks every rule of an update request.
+    fn validate(self) -> Result<AppChanges, ApiError> {
+        Ok(AppChanges {
+            name: self.name.map(validate_name).transpose()?,
+            uid: match self.uid {
+                Some(Some(uid)) => Some(Some(validate_uid(uid)?)),
+                other => other,
+            },
+            metadata: match self.metadata {
+                Some(metadata) => {
+                    let metadata = metadata.unwrap_or_default();
+                    validate_metadata(&metadata)?;
+                    Some(metadata)
+                }
+                None => None,
+            },
+            branding: self.branding.map(|b| validate_branding(b.unwrap_or_default())).transpose()?,
+        })
+    }
 }
 
 /// An application as the API shows it.
@@ -155,11 +189,6 @@ pub fn validate_uid(uid: String) -> Result<String, ApiError> {
     Ok(uid)
 }
 
-/// The answer when a uid is another application's.
-fn uid_taken(uid: &str, taken: UidTaken) -> ApiError {
-    ApiError::invalid("uid", format!("The uid `{uid}` is already used by {} in this mode.", taken.by))
-}
-
 /// Finds the application `raw` names (id or uid) in the caller's mode, or answers 404
 /// (as for every application but its own, to a restricted key).
 pub(super) async fn require_app(state: &web::Data<AppState>, caller: Caller, raw: &str) -> Result<AppRecord, ApiError> {
@@ -178,27 +207,9 @@ async fn create_app(
     body: JsonBody<AppIn>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_unrestricted("create applications")?;
-    let input = body.0;
-    let name = validate_name(input.name.ok_or_else(|| ApiError::missing("name"))?)?;
-    let uid = input.uid.map(validate_uid).transpose()?;
-    let metadata = input.metadata.unwrap_or_default();
-    validate_metadata(&metadata)?;
-    let branding = validate_branding(input.branding.unwrap_or_default())?;
-    let record = AppRecord {
-        id: AppId::new(),
-        mode: caller.mode,
-        name,
-        uid,
-        metadata,
-        default: false,
-        created: state.engine.clock().now(),
-        branding,
-    };
-    let stored = record.clone();
-    match blocking(&state, move |store| store.create_app(&stored)).await? {
-        Ok(()) => Ok(HttpResponse::Ok().json(Application::from(record))),
-        Err(taken) => Err(uid_taken(record.uid.as_deref().unwrap_or_default(), taken)),
-    }
+    let input = body.0.validate()?;
+    let record = state.apps().create(caller.mode, input).await?;
+    Ok(HttpResponse::Ok().json(Application::from(record)))
 }
 
 /// Retrieve an application, by id or uid.
@@ -227,49 +238,11 @@ async fn update_app(
     body: JsonBody<AppUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_unrestricted("change applications")?;
-    let update = body.0;
-    let name = update.name.map(validate_name).transpose()?;
-    let uid = match update.uid {
-        Some(Some(uid)) => Some(Some(validate_uid(uid)?)),
-        other => other,
-    };
-    let metadata = match update.metadata {
-        Some(metadata) => {
-            let metadata = metadata.unwrap_or_default();
-            validate_metadata(&metadata)?;
-            Some(metadata)
-        }
-        None => None,
-    };
-    let branding = update.branding.map(|b| validate_branding(b.unwrap_or_default())).transpose()?;
+    let changes = body.0.validate()?;
     let app = require_app(&state, caller, &path).await?;
-    let wanted_uid = uid.clone().flatten();
-    let updated = blocking(&state, move |store| {
-        store.update_app(caller.mode, app.id, |record| {
-            if let Some(name) = name {
-                record.name = name;
-            }
-            if let Some(uid) = uid {
-                record.uid = uid;
-            }
-            if let Some(metadata) = metadata {
-                record.metadata = metadata;
-            }
-            if let Some(branding) = branding {
-                record.branding = branding;
-            }
-        })
-    })
-    .await?;
-    match updated {
-        Ok(Some(record)) => {
-            // A uid may have changed hands: names resolve afresh.
-            state.app_names.clear();
-            Ok(HttpResponse::Ok().json(Application::from(record)))
-        }
-        Ok(None) => Err(ApiError::not_found("application", &path)),
-        Err(taken) => Err(uid_taken(wanted_uid.as_deref().unwrap_or_default(), taken)),
-    }
+    let updated = state.apps().update(caller.mode, app.id, changes).await?;
+    let record = updated.ok_or_else(|| ApiError::not_found("application", &path))?;
+    Ok(HttpResponse::Ok().json(Application::from(record)))
 }
 
 /// List applications, newest first.
@@ -319,22 +292,9 @@ async fn delete_app(
 ) -> Result<HttpResponse, ApiError> {
     caller.require_unrestricted("delete applications")?;
     let app = require_app(&state, caller, &path).await?;
-    match state.engine.delete_app(caller.mode, app.id).await? {
-        AppDeletion::Deleted { app, endpoints, deliveries_ended, keys_revoked, .. } => {
-            state.keys.forget_app(app.id);
-            state.app_names.clear();
-            tracing::info!(app = %app.id, endpoints, deliveries_ended, keys_revoked, "application deleted");
-            Ok(HttpResponse::Ok().json(AppDeleted { id: app.id, object: "application", deleted: true }))
-        }
-        AppDeletion::IsDefault => Err(ApiError::new(
-            ErrorCode::InvalidState,
-            format!(
-                "{} is the default application of {} mode, which requests without a Stile-App header act on; it cannot be deleted.",
-                app.id, caller.mode
-            ),
-        )),
-        AppDeletion::NotFound => Err(ApiError::not_found("application", &path)),
-    }
+    let deleted = state.apps().delete(caller.mode, app.id).await?;
+    let app = deleted.ok_or_else(|| ApiError::not_found("application", &path))?;
+    Ok(HttpResponse::Ok().json(AppDeleted { id: app.id, object: "application", deleted: true }))
 }
 
 #[cfg(test)]

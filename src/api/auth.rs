@@ -1,8 +1,6 @@
 //! API key authentication: a middleware in front of every `/v1` route, so a missing or
 //! bad key is a 401 whatever else is wrong with the request.
 
-use std::collections::HashMap;
-
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
@@ -16,70 +14,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::ids::AppId;
 use crate::mode::Mode;
 use crate::secrets::{PORTAL_TOKEN_PREFIX, hash_api_key};
-use crate::store::model::{ApiKeyRecord, Owner};
-
-/// What a key may do: its mode, and the one application it is restricted to, if any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Grant {
-    /// The mode the key works in.
-    pub mode: Mode,
-    /// The application an app-restricted key acts on (and no other); `None`: any of the
-    /// mode's applications.
-    pub app: Option<AppId>,
-}
-
-/// The keys this server accepts, by SHA-256, with what each may do. Built at start-up
-/// from the stored keys and the configured ones; keys are made and revoked through the
-/// CLI while the server is stopped, except that deleting an application revokes its
-/// restricted keys at once ([`ApiKeys::forget_app`]).
-#[derive(Debug, Default)]
-pub struct ApiKeys {
-    by_hash: std::sync::RwLock<HashMap<[u8; 32], Grant>>,
-}
-
-impl ApiKeys {
-    /// The configured keys (accepted as they are) and the stored ones (by hash).
-    pub fn new(configured: &[String], stored: &[([u8; 32], ApiKeyRecord)]) -> Self {
-        let mut by_hash = HashMap::new();
-        for key in configured {
-            if let Some(mode) = Mode::of_key(key) {
-                by_hash.insert(hash_api_key(key), Grant { mode, app: None });
-            }
-        }
-        for (hash, record) in stored {
-            by_hash.insert(*hash, Grant { mode: record.mode, app: record.app });
-        }
-        Self { by_hash: std::sync::RwLock::new(by_hash) }
-    }
-
-    /// What a presented key may do, if the key is accepted. Keys are compared by hash, so
-    /// the comparison reveals nothing about a stored key through timing.
-    pub fn grant_of(&self, presented: &str) -> Option<Grant> {
-        self.by_hash.read().unwrap_or_else(|p| p.into_inner()).get(&hash_api_key(presented)).copied()
-    }
-
-    /// Accepts exactly the configured keys and these stored ones from now on (what
-    /// another process on the same database created or revoked).
-    pub fn replace(&self, configured: &[String], stored: &[([u8; 32], ApiKeyRecord)]) {
-        let fresh = ApiKeys::new(configured, stored).by_hash.into_inner().unwrap_or_else(|p| p.into_inner());
-        *self.by_hash.write().unwrap_or_else(|p| p.into_inner()) = fresh;
-    }
-
-    /// Stops accepting the keys restricted to `app` (it was deleted).
-    pub fn forget_app(&self, app: AppId) {
-        self.by_hash.write().unwrap_or_else(|p| p.into_inner()).retain(|_, grant| grant.app != Some(app));
-    }
-
-    /// How many keys are accepted.
-    pub fn len(&self) -> usize {
-        self.by_hash.read().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// Whether no key at all is accepted.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+use crate::store::model::Owner;
 
 /// The authenticated caller, put into the request by [`require_api_key`]. Handlers take
 /// it as an argument to learn the mode and the application they act in.
@@ -232,48 +167,9 @@ async fn portal_caller(state: &web::Data<AppState>, token: &str, method: &str, p
     if session.expires_at <= state.engine.clock().now() {
         return Err(ApiError::new(ErrorCode::PortalSessionExpired, "This portal link has expired. Ask for a new one."));
     }
-    super::portal_sessions::portal_allows(method, path, session.read_only)?;
+    super::portal_access::portal_allows(method, path, session.read_only)?;
     let portal = PortalAccess { session: session.id, read_only: session.read_only, expires_at: session.expires_at };
     Ok(Caller { mode: session.mode, owner: session.owner(), restricted: true, portal: Some(portal) })
-}
-
-/// The applications `Stile-App` values named, by (mode, id or uid), so a request through
-/// an application costs no store read after the first. Only names that were found are
-/// kept (a new application is found at once); changing an application's names clears it
-/// ([`AppNames::clear`]). At most two entries per application.
-///
-/// One map per mode, so a lookup borrows the header's text instead of allocating a key on
-/// every request. On a database other processes share, nothing is kept (another process
-/// may delete an application or give its uid to another): every name is looked up.
-#[derive(Debug, Default)]
-pub struct AppNames {
-    names: std::sync::RwLock<[std::collections::HashMap<String, Owner>; 2]>,
-    /// Other processes change applications too: keep nothing.
-    shared: bool,
-}
-
-impl AppNames {
-    /// Names kept for a store this process alone writes (`shared: false`), or none.
-    pub fn new(shared: bool) -> AppNames {
-        AppNames { names: Default::default(), shared }
-    }
-
-    fn get(&self, mode: Mode, name: &str) -> Option<Owner> {
-        self.names.read().unwrap_or_else(|p| p.into_inner())[usize::from(mode.as_u8())].get(name).copied()
-    }
-
-    fn insert(&self, mode: Mode, name: String, owner: Owner) {
-        if !self.shared {
-            self.names.write().unwrap_or_else(|p| p.into_inner())[usize::from(mode.as_u8())].insert(name, owner);
-        }
-    }
-
-    /// Forgets every name (an application's uid changed).
-    pub fn clear(&self) {
-        for names in self.names.write().unwrap_or_else(|p| p.into_inner()).iter_mut() {
-            names.clear();
-        }
-    }
 }
 
 /// The caller acting on the application a `Stile-App` value names.
@@ -297,7 +193,8 @@ async fn named_app(
 const MAX_APP_NAME_CHARS: usize = 64;
 
 /// The application `name` (an id or uid) names that `caller` may act on: one of its
-/// mode, and its own only if its key is restricted. Names it resolved are remembered.
+/// mode, and its own only if its key is restricted (names are remembered by
+/// [`crate::service::Apps::resolve`]).
 /// The one place that decides which application a request may name, for the header and
 /// for the app-scoped API's path alike.
 pub(super) async fn app_for(
@@ -308,18 +205,7 @@ pub(super) async fn app_for(
     if name.len() > MAX_APP_NAME_CHARS {
         return Ok(None);
     }
-    let mode = caller.mode;
-    let owner = match state.app_names.get(mode, name) {
-        Some(owner) => Some(owner),
-        None => {
-            let wanted = name.to_string();
-            let found = super::blocking(state, move |store| store.find_app(mode, &wanted)).await?;
-            found.map(|app| {
-                state.app_names.insert(mode, name.to_string(), app.owner());
-                app.owner()
-            })
-        }
-    };
+    let owner = state.apps().resolve(caller.mode, name).await?;
     Ok(owner.filter(|owner| caller.may_act_on(owner.app)))
 }
 
@@ -405,24 +291,6 @@ mod tests {
         assert_eq!(presented_key(Some(&header("Bearer "))).unwrap_err().code, ErrorCode::ApiKeyInvalid);
         assert_eq!(presented_key(Some(&header("Token abc"))).unwrap_err().code, ErrorCode::ApiKeyInvalid);
         assert_eq!(presented_key(Some(&header("vk_test_abc"))).unwrap_err().code, ErrorCode::ApiKeyInvalid);
-    }
-
-    #[test]
-    fn keys_are_matched_by_hash_with_their_mode() {
-        let app = AppId::new();
-        let restricted = ApiKeyRecord { prefix: "vk_test_r".into(), mode: Mode::Test, created: 0, app: Some(app) };
-        let keys = ApiKeys::new(
-            &["vk_test_one".into(), "vk_live_two".into(), "bogus".into()],
-            &[(hash_api_key("vk_test_three"), restricted)],
-        );
-        assert_eq!(keys.grant_of("vk_test_one"), Some(Grant { mode: Mode::Test, app: None }));
-        assert_eq!(keys.grant_of("vk_live_two"), Some(Grant { mode: Mode::Live, app: None }));
-        assert_eq!(keys.grant_of("vk_test_three"), Some(Grant { mode: Mode::Test, app: Some(app) }));
-        assert_eq!(keys.grant_of("vk_test_two"), None);
-        assert_eq!(keys.len(), 3);
-        keys.forget_app(app);
-        assert_eq!(keys.grant_of("vk_test_three"), None, "a deleted application's keys stop working");
-        assert_eq!(keys.len(), 2);
     }
 
     #[test]

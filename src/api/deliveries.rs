@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 
-use super::endpoints::parse_id;
+use super::endpoint_fields::parse_id;
 use super::extract::QueryParams;
 use super::list::{ListResponse, PageParams};
 use super::{AppState, Caller, Routes, blocking};

@@ -6,15 +6,15 @@ use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::deliveries::Delivery;
+use super::endpoint_fields::parse_id;
 use super::endpoints::TAG;
-use super::endpoints::{Endpoint, EndpointCreated, parse_id};
+use super::endpoints::{Endpoint, EndpointCreated};
 use super::extract::{JsonBody, unix_time};
 use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
 use crate::ids::EndpointId;
 use crate::mode::Mode;
 use crate::service::endpoints::PingPayload;
-use crate::store::model::EndpointRecord;
 
 /// The longest grace period an old secret may keep signing after a rotation.
 pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(7 * 86_400);
@@ -120,10 +120,10 @@ async fn test_endpoint(
     body: JsonBody<TestIn>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let example = body.0.event_type.map(|name| example_of(&state, caller.mode, name)).transpose()?;
+    let payload = body.0.event_type.map(|name| example_of(&state, caller.mode, name)).transpose()?;
     let attempt = state
         .endpoints()
-        .ping(caller.owner, id, test_payload(example))
+        .ping(caller.owner, id, payload.unwrap_or(PingPayload::Test))
         .await?
         .ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     Ok(HttpResponse::Ok().json(Delivery::from(attempt)))
@@ -131,7 +131,7 @@ async fn test_endpoint(
 
 /// A type of the catalogue and its example data, for *Send example*: 400 if the type is
 /// not one that may be published, or has no example.
-fn example_of(state: &AppState, mode: Mode, name: String) -> Result<(String, serde_json::Value), ApiError> {
+fn example_of(state: &AppState, mode: Mode, name: String) -> Result<PingPayload, ApiError> {
     let info = state.event_types.info(mode, &name).filter(|_| state.event_types.is_publishable(mode, &name));
     let info = info.ok_or_else(|| {
         ApiError::invalid(
@@ -145,20 +145,7 @@ fn example_of(state: &AppState, mode: Mode, name: String) -> Result<(String, ser
             format!("The event type `{name}` has no example to send: give it one in [[events.types]] or with POST /v1/event_types/{name}."),
         )
     })?;
-    Ok((name, example))
-}
-
-/// What a test ping of the Stile API sends: `example` (a type and its data) if given,
-/// else a `webhook_endpoint.test` event carrying the endpoint as this API shows it. The
-/// app-scoped API's ping sends the same.
-pub(crate) fn test_payload(
-    example: Option<(String, serde_json::Value)>,
-) -> impl FnOnce(&EndpointRecord) -> PingPayload {
-    move |endpoint| match example {
-        Some((name, data)) => PingPayload::Example(name, data),
-        // A view of plain fields: serialising it cannot fail.
-        None => PingPayload::Endpoint(serde_json::to_value(Endpoint::from(endpoint.clone())).unwrap_or_default()),
-    }
+    Ok(PingPayload::Example(name, example))
 }
 
 #[cfg(test)]

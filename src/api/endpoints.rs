@@ -5,32 +5,22 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 
+use super::endpoint_fields::{
+    Subscribable, label_filter, parse_id, validate_event_types, validate_labels, validate_name,
+    validate_retention_hours, validate_url,
+};
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{ListResponse, PageParams};
 use super::metadata::validate_metadata;
 use super::{AppState, Caller, Routes, blocking};
 use crate::error::ApiError;
-use crate::event_types::{EventTypes, WILDCARD};
 use crate::ids::EndpointId;
-use crate::mode::Mode;
 use crate::service::endpoints::{EndpointChanges, NewEndpoint};
-use crate::store::model::{EndpointFilter, EndpointRecord, EndpointStatus, Owner};
+use crate::store::model::{EndpointRecord, EndpointStatus, Owner};
 use crate::target_policy::TargetPolicy;
 
 /// The longest description accepted, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 5000;
-
-/// The longest endpoint name accepted, in characters.
-pub const MAX_NAME_CHARS: usize = 120;
-
-/// The most labels an endpoint carries.
-pub const MAX_LABELS: usize = 8;
-
-/// The longest label accepted, in characters.
-pub const MAX_LABEL_CHARS: usize = 64;
-
-/// The longest undelivered-payload retention an endpoint may ask for, in hours (30 days).
-pub const MAX_UNDELIVERED_RETENTION_HOURS: u32 = 720;
 
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 10;
@@ -169,143 +159,6 @@ impl EndpointUpdate {
     }
 }
 
-/// Checks an endpoint URL against the target policy (all but DNS).
-pub(crate) fn validate_url(policy: &TargetPolicy, url: String) -> Result<String, ApiError> {
-    policy.check_url(&url).map_err(|message| ApiError::invalid("url", message))?;
-    Ok(url)
-}
-
-/// What an endpoint may subscribe to: the catalogue of its mode, less archived types,
-/// except those the endpoint already has (an update may keep them).
-pub struct Subscribable<'a> {
-    types: &'a EventTypes,
-    mode: Mode,
-    kept: Vec<String>,
-}
-
-impl<'a> Subscribable<'a> {
-    /// For a new endpoint of `mode`.
-    pub(crate) fn new(types: &'a EventTypes, mode: Mode) -> Self {
-        Self { types, mode, kept: Vec::new() }
-    }
-
-    /// For an update of endpoint `id` of `owner` that lists `events`: if it lists an
-    /// archived type, the endpoint's current subscriptions are read so it may keep them.
-    pub(crate) async fn for_update(
-        state: &'a web::Data<AppState>,
-        owner: Owner,
-        id: EndpointId,
-        events: Option<&Vec<String>>,
-    ) -> Result<Self, ApiError> {
-        let types: &'a EventTypes = &state.event_types;
-        let mut rules = Self::new(types, owner.mode);
-        if events.is_some_and(|events| events.iter().any(|e| types.is_archived(owner.mode, e))) {
-            let found = blocking(state, move |store| store.endpoint(owner, id)).await?;
-            rules.kept = found.map(|record| record.enabled_events).unwrap_or_default();
-        }
-        Ok(rules)
-    }
-
-    /// Why `name` may not be subscribed to, if it may not.
-    fn problem(&self, name: &str) -> Option<String> {
-        if name == WILDCARD {
-            return None;
-        }
-        if !self.types.is_known(self.mode, name) {
-            return Some(format!(
-                "Unknown event type `{name}`. Known types: {}, or \"*\" for all.",
-                self.types.subscribable(self.mode).join(", ")
-            ));
-        }
-        if self.types.is_archived(self.mode, name) && !self.kept.iter().any(|kept| kept == name) {
-            return Some(format!(
-                "The event type `{name}` is archived: endpoints subscribed to it keep it, but none can subscribe to it anew."
-            ));
-        }
-        None
-    }
-}
-
-/// Checks a list of event types to subscribe to, given as the parameter `param`: at least
-/// one, each subscribable or `*`; duplicates are dropped.
-pub(crate) fn validate_event_types(
-    rules: &Subscribable<'_>,
-    param: &str,
-    events: Vec<String>,
-) -> Result<Vec<String>, ApiError> {
-    if events.is_empty() {
-        return Err(ApiError::invalid(
-            param,
-            format!("`{param}` must name at least one event type, or be [\"*\"] for all of them."),
-        ));
-    }
-    each_unique(param, events, |event| rules.problem(event).map_or(Ok(()), Err))
-}
-
-/// Checks each item of a list given as `param` with `check` (which says what is wrong with
-/// a bad one, reported as `param[index]`) and drops duplicates, keeping the order.
-pub(crate) fn each_unique(
-    param: &str,
-    items: Vec<String>,
-    check: impl Fn(&str) -> Result<(), String>,
-) -> Result<Vec<String>, ApiError> {
-    let mut unique: Vec<String> = Vec::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
-        check(&item).map_err(|message| ApiError::invalid(format!("{param}[{index}]"), message))?;
-        if !unique.contains(&item) {
-            unique.push(item);
-        }
-    }
-    Ok(unique)
-}
-
-/// Checks an endpoint's display name: 1–120 characters, not only blanks.
-pub(crate) fn validate_name(name: String) -> Result<String, ApiError> {
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS || name.trim().is_empty() {
-        return Err(ApiError::invalid(
-            "name",
-            format!("`name` must be 1 to {MAX_NAME_CHARS} characters, not only spaces (got {chars})."),
-        ));
-    }
-    Ok(name)
-}
-
-/// Checks an endpoint's labels: at most 8, each 1–64 characters of letters, digits and
-/// `. _ : / -` (so `team:payments` or `env/prod` work); duplicates are dropped.
-pub(crate) fn validate_labels(labels: Vec<String>) -> Result<Vec<String>, ApiError> {
-    if labels.len() > MAX_LABELS {
-        return Err(ApiError::invalid(
-            "labels",
-            format!("An endpoint carries at most {MAX_LABELS} labels (got {}).", labels.len()),
-        ));
-    }
-    each_unique("labels", labels, |label| {
-        is_label(label).then_some(()).ok_or_else(|| {
-            format!(
-                "`{label}` is not a valid label: use 1 to {MAX_LABEL_CHARS} letters, digits or `. _ : / -`, like `billing` or `team:payments`."
-            )
-        })
-    })
-}
-
-/// Whether `label` follows the label rules (also used to check the `label` list filter).
-pub(crate) fn is_label(label: &str) -> bool {
-    (1..=MAX_LABEL_CHARS).contains(&label.len())
-        && label.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'))
-}
-
-/// Checks `undelivered_payload_retention_hours`: a whole number from 0 to 720.
-pub(crate) fn validate_retention_hours(hours: serde_json::Number) -> Result<u32, ApiError> {
-    const PARAM: &str = "undelivered_payload_retention_hours";
-    hours.as_u64().and_then(|h| u32::try_from(h).ok()).filter(|h| *h <= MAX_UNDELIVERED_RETENTION_HOURS).ok_or_else(|| {
-        ApiError::invalid(
-            PARAM,
-            format!("`{PARAM}` must be a whole number of hours from 0 to {MAX_UNDELIVERED_RETENTION_HOURS}, not {hours}."),
-        )
-    })
-}
-
 fn validate_description(description: Option<String>) -> Result<Option<String>, ApiError> {
     match description {
         Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(ApiError::invalid(
@@ -420,15 +273,6 @@ pub struct EndpointDeleted {
     pub deleted: bool,
 }
 
-/// Parses an endpoint id from a path: its `we_` form, or the UUID of the same 128 bits
-/// (the seed-004 dialect's form), so either dialect takes either.
-pub(crate) fn parse_id(raw: &str) -> Result<EndpointId, ApiError> {
-    super::path_id(raw, "webhook endpoint").or_else(|err| {
-        let uuid = uuid::Uuid::try_parse(raw).map_err(|_| err)?;
-        Ok(EndpointId(uuid.as_u128()))
-    })
-}
-
 /// Create an endpoint.
 ///
 /// The answer carries the endpoint's signing secret; no other answer shows it.
@@ -500,7 +344,7 @@ async fn delete_endpoint(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let deleted = state.engine.delete_endpoint(caller.owner, id).await?;
+    let deleted = state.endpoints().delete(caller.owner, id).await?;
     if !deleted {
         return Err(ApiError::not_found("webhook endpoint", &path));
     }
@@ -524,17 +368,6 @@ pub struct ListQuery {
     /// Only endpoints carrying this label.
     #[param(pattern = "^[A-Za-z0-9._:/-]{1,64}$")]
     label: Option<String>,
-}
-
-/// The list filter a `label` parameter asks for (400 if it could never match).
-pub(crate) fn label_filter(label: Option<String>) -> Result<EndpointFilter, ApiError> {
-    if let Some(bad) = label.as_deref().filter(|l| !is_label(l)) {
-        return Err(ApiError::invalid(
-            "label",
-            format!("`{bad}` is not a valid label: use 1 to {MAX_LABEL_CHARS} letters, digits or `. _ : / -`."),
-        ));
-    }
-    Ok(EndpointFilter { label })
 }
 
 /// List endpoints, newest first.
@@ -562,6 +395,8 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::error::ErrorCode;
+    use crate::event_types::EventTypes;
+    use crate::mode::Mode;
 
     fn fixtures() -> (TargetPolicy, EventTypes) {
         (TargetPolicy::new(&Config::default()), EventTypes::new(&["invoice.paid".into()]))
@@ -649,5 +484,36 @@ mod tests {
         assert_eq!(record.status, EndpointStatus::Disabled);
         assert_eq!(record.url, "https://a.example");
         assert_eq!(record.enabled_events, ["*"]);
+    }
+    #[test]
+    fn the_api_view_and_the_test_event_object_of_an_endpoint_are_the_same_json() {
+        let mut record = EndpointRecord {
+            id: EndpointId::new(),
+            app: crate::ids::AppId::new(),
+            mode: Mode::Live,
+            url: "https://a.example".into(),
+            enabled_events: vec!["*".into()],
+            name: Some("Orders".into()),
+            labels: vec!["team:orders".into()],
+            description: Some("d".into()),
+            metadata: BTreeMap::from([("a".into(), "1".into())]),
+            status: EndpointStatus::Disabled,
+            created: 1,
+            secrets: vec![],
+            disabled_reason: Some("the endpoint answered 410 Gone".into()),
+            disabled_at: Some(2),
+            undelivered_retention_hours: Some(5),
+            updated: Some(3),
+            listener: None,
+            failing: Some(crate::store::model::endpoints::Failing { since: 4, attempts: 2 }),
+        };
+        let same = |record: &EndpointRecord| {
+            let view = serde_json::to_value(Endpoint::from(record.clone())).unwrap();
+            assert_eq!(view, crate::service::endpoints::endpoint_object(record));
+        };
+        same(&record);
+        record.listener = Some(crate::store::model::endpoints::ListenerInfo { key_hash: "ab".into(), last_seen: 5 });
+        (record.failing, record.name, record.undelivered_retention_hours) = (None, None, None);
+        same(&record);
     }
 }

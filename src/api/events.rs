@@ -8,10 +8,9 @@ use super::deliveries::Delivery;
 use super::extract::{JsonBody, QueryParams, bool_param, unix_time_param};
 use super::list::{ListResponse, PageParams};
 use super::{AppState, Caller, Routes, blocking};
-use crate::error::{ApiError, ErrorCode};
-use crate::event_types::kayle_alias_of;
+use crate::error::ApiError;
 use crate::ids::{EndpointId, EventId};
-use crate::store::model::{EventFilter, EventMeta, Resent, StoredEvent};
+use crate::store::model::{EventFilter, EventMeta, StoredEvent};
 
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 10;
@@ -132,39 +131,9 @@ async fn publish_event(
 ) -> Result<HttpResponse, ApiError> {
     let input = body.0;
     let event_type = input.event_type.ok_or_else(|| ApiError::missing("type"))?;
-    if let Some(built_in) = kayle_alias_of(&event_type) {
-        return Err(ApiError::invalid(
-            "type",
-            format!(
-                "`{event_type}` is Kayle's name for `{built_in}`: publish `{built_in}`, and endpoints subscribed to `{event_type}` receive it under that name."
-            ),
-        ));
-    }
-    if !state.event_types.is_publishable(caller.mode, &event_type) {
-        let known: Vec<String> = state.event_types.subscribable(caller.mode);
-        let known: Vec<&str> = known.iter().map(String::as_str).filter(|t| kayle_alias_of(t).is_none()).collect();
-        return Err(ApiError::invalid(
-            "type",
-            format!(
-                "Unknown event type `{event_type}`. Known types: {}. Declare custom types in `[[events.types]]` or create them with POST /v1/event_types.",
-                known.join(", ")
-            ),
-        ));
-    }
     let data = input.data.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-    if data.is_object() {
-        state
-            .event_types
-            .check_data(caller.mode, &event_type, &data)
-            .map_err(|problem| ApiError::invalid("data", problem))?;
-    }
-    if !data.is_object() {
-        return Err(ApiError::invalid("data", "`data` must be a JSON object."));
-    }
-    let event = crate::payload::new_event(caller.owner, &event_type, &data, state.engine.clock().now_ms())?;
-    let meta = event.meta.clone();
-    let published = state.engine.publish(event).await?;
-    Ok(HttpResponse::Ok().json(Event::new(&meta, EventData::Value(&data), published.deliveries)))
+    let (meta, deliveries) = state.events().publish(caller.owner, &event_type, &data).await?;
+    Ok(HttpResponse::Ok().json(Event::new(&meta, EventData::Value(&data), deliveries)))
 }
 
 /// Retrieve an event.
@@ -258,17 +227,8 @@ async fn event_deliveries(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let (found, attempts) = blocking(&state, move |store| {
-        let found = store.event(caller.owner, id)?.is_some();
-        let attempts =
-            if found { store.event_attempts(caller.owner, id, MAX_EVENT_DELIVERIES)? } else { Default::default() };
-        Ok::<_, crate::store::StoreError>((found, attempts))
-    })
-    .await?;
-    if !found {
-        return Err(ApiError::not_found("event", &path));
-    }
-    let (records, has_more) = attempts;
+    let found = state.events().deliveries(caller.owner, id, MAX_EVENT_DELIVERIES).await?;
+    let (records, has_more) = found.ok_or_else(|| ApiError::not_found("event", &path))?;
     let data: Vec<Delivery> = records.into_iter().map(Delivery::from).collect();
     Ok(HttpResponse::Ok().json(ListResponse::new(format!("/v1/events/{}/deliveries", path.as_str()), data, has_more)))
 }
@@ -296,23 +256,7 @@ async fn resend_event(
                 .map_err(|_| ApiError::invalid("endpoint", format!("No such webhook endpoint: '{raw}'.")))?,
         ),
     };
-    match state.engine.resend_event(caller.owner, id, endpoint).await? {
-        Resent::NoEvent => return Err(ApiError::not_found("event", &path)),
-        Resent::NoEndpoint => {
-            return Err(ApiError::invalid("endpoint", "No such webhook endpoint in this mode."));
-        }
-        Resent::PayloadExpired { hours } => {
-            return Err(ApiError::param(
-                ErrorCode::PayloadExpired,
-                "endpoint",
-                format!(
-                    "This event's delivery to the endpoint failed for good more than {hours} hours ago, its undelivered-payload retention (`undelivered_payload_retention_hours`): the payload is no longer kept for it."
-                ),
-            ));
-        }
-        Resent::Scheduled(_) => {}
-    }
-    let found = blocking(&state, move |store| store.event(caller.owner, id)).await?;
+    let found = state.events().resend(caller.owner, id, endpoint).await?;
     let event = found.ok_or_else(|| ApiError::not_found("event", &path))?;
     Ok(HttpResponse::Ok().json(render(&event)?))
 }

@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::auth::presented_key;
-use super::endpoints::{Subscribable, validate_event_types};
+use super::endpoint_fields::{Subscribable, validate_event_types};
 use super::extract::QueryParams;
 use super::{AppState, Caller, Routes};
 use crate::delivery::listen_wire::{self as wire, ClientMessage, ServerMessage};

@@ -1,8 +1,9 @@
 //! The HTTP API: routes, the state they share, and the middleware that makes every answer
 //! a JSON object (errors included).
 //!
-//! Handlers extract and validate input, call the store off the async runtime, and return
-//! output types; they never hold a transaction themselves.
+//! Handlers extract and validate input, call the service (`crate::service`) for what holds
+//! a rule and the store off the async runtime for a plain read, and return output types;
+//! they never hold a transaction themselves.
 
 pub mod admin;
 pub mod app_webhooks;
@@ -12,6 +13,7 @@ pub mod connection;
 pub mod deliveries;
 pub mod dialect;
 pub mod endpoint_actions;
+pub mod endpoint_fields;
 pub mod endpoints;
 pub mod event_types;
 pub mod events;
@@ -23,6 +25,7 @@ pub mod listen;
 pub mod metadata;
 pub mod metrics;
 pub mod openapi;
+pub mod portal_access;
 pub mod portal_sessions;
 pub mod stats;
 pub mod verification_sessions;
@@ -37,13 +40,14 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, get, web};
 use serde::Serialize;
 
-pub use auth::{ApiKeys, Caller};
+pub use auth::Caller;
 
 use crate::config::Config;
 use crate::delivery::Engine;
 use crate::error::{ApiError, ErrorCode};
 use crate::event_types::EventTypes;
 use crate::metrics::Metrics;
+use crate::service::{ApiKeys, AppNames};
 use crate::store::Store;
 use crate::target_policy::TargetPolicy;
 
@@ -75,7 +79,7 @@ pub struct AppState {
     /// Each mode's default application, which requests act on.
     pub default_apps: crate::store::model::apps::DefaultApps,
     /// The applications `Stile-App` values named, remembered.
-    pub app_names: auth::AppNames,
+    pub app_names: AppNames,
 }
 
 impl AppState {
@@ -103,8 +107,28 @@ impl AppState {
             metrics,
             admin_token,
             default_apps,
-            app_names: auth::AppNames::new(shared),
+            app_names: AppNames::new(shared),
         }
+    }
+
+    /// The application operations, over this server's engine, store, keys and names.
+    pub fn apps(&self) -> crate::service::Apps<'_> {
+        crate::service::Apps { engine: &self.engine, store: &self.store, keys: &self.keys, names: &self.app_names }
+    }
+
+    /// The event operations, over this server's engine, store and event type catalogue.
+    pub fn events(&self) -> crate::service::Events<'_> {
+        crate::service::Events { engine: &self.engine, store: &self.store, event_types: &self.event_types }
+    }
+
+    /// The portal session operations, over this server's engine, store and config.
+    pub fn portal_sessions(&self) -> crate::service::PortalSessions<'_> {
+        crate::service::PortalSessions { engine: &self.engine, store: &self.store, config: &self.config }
+    }
+
+    /// The verification session operations, over this server's engine and config.
+    pub fn sessions(&self) -> crate::service::Sessions<'_> {
+        crate::service::Sessions { engine: &self.engine, config: &self.config }
     }
 
     /// The endpoint operations every dialect shares, over this server's engine and store.

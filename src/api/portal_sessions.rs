@@ -1,6 +1,6 @@
 //! `/v1/apps/:id/portal_sessions`: links that sign one application's customer in to the
 //! app portal, each with a token that works only on the portal's routes and only for
-//! that application ([`portal_allows`]).
+//! that application ([`super::portal_access`]).
 
 use std::time::Duration;
 
@@ -8,11 +8,9 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::extract::JsonBody;
-use super::{AppState, Caller, Routes, blocking};
+use super::{AppState, Caller, Routes};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::PortalSessionId;
-use crate::secrets::{hash_api_key, new_portal_token};
-use crate::store::model::PortalSessionRecord;
 
 /// The OpenAPI tag of these routes.
 const TAG: &str = "Applications";
@@ -99,19 +97,7 @@ async fn create_portal_session(
     let lifetime = lifetime(body.0.expires_in.as_deref())?;
     let read_only = body.0.read_only.unwrap_or(false);
     let app = super::apps::require_app(&state, caller, &path).await?;
-    let now = state.engine.clock().now();
-    let token = new_portal_token();
-    let record = PortalSessionRecord {
-        id: PortalSessionId::new(),
-        app: app.id,
-        mode: app.mode,
-        created: now,
-        expires_at: now + lifetime.as_secs() as i64,
-        read_only,
-    };
-    let hash = hash_api_key(&token);
-    let stored = record.clone();
-    blocking(&state, move |store| store.insert_portal_session(&hash, &stored)).await?;
+    let (record, token) = state.portal_sessions().create(app.owner(), lifetime, read_only).await?;
     Ok(HttpResponse::Ok().json(PortalSession {
         id: record.id,
         object: "portal_session",
@@ -137,8 +123,7 @@ async fn revoke_portal_session(
     let (app, session) = path.into_inner();
     let app = super::apps::require_app(&state, caller, &app).await?;
     let id: PortalSessionId = super::path_id(&session, "portal session")?;
-    let owner = app.owner();
-    if !blocking(&state, move |store| store.revoke_portal_session(owner, id)).await? {
+    if !state.portal_sessions().revoke(app.owner(), id).await? {
         return Err(ApiError::not_found("portal session", &session));
     }
     Ok(HttpResponse::Ok().json(PortalSessionRevoked { id, object: "portal_session", deleted: true }))
@@ -180,10 +165,9 @@ async fn current_portal_session(state: web::Data<AppState>, caller: Caller) -> R
     let Some(access) = caller.portal else {
         return Err(ApiError::new(ErrorCode::BadRequest, "This route answers a portal token (stile_portal_...) only."));
     };
-    let owner = caller.owner;
-    let app = blocking(&state, move |store| store.app(owner.mode, owner.app)).await?;
-    let app = app.ok_or_else(|| ApiError::new(ErrorCode::PortalSessionExpired, "This portal link has expired."))?;
-    let branding = app.branding.clone().or(&state.config.portal.branding());
+    let found = state.portal_sessions().signed_in_to(caller.owner).await?;
+    let (app, branding) =
+        found.ok_or_else(|| ApiError::new(ErrorCode::PortalSessionExpired, "This portal link has expired."))?;
     Ok(HttpResponse::Ok().json(CurrentPortalSession {
         id: access.session,
         object: "portal_session",
@@ -194,100 +178,9 @@ async fn current_portal_session(state: web::Data<AppState>, caller: Caller) -> R
     }))
 }
 
-/// The routes a portal token may use (`METHOD`, path with `*` for one segment): the
-/// application's endpoints and their actions and deliveries, its events (read, resend),
-/// the event types, its statistics, and the application itself (read). Never applications
-/// in general, publishing, verification sessions, keys, portal sessions, backups or
-/// metrics.
-const PORTAL_ROUTES: &[(&str, &str)] = &[
-    ("GET", "/v1/portal_session"),
-    ("GET", "/v1/apps/*"),
-    ("GET", "/v1/webhook_endpoints"),
-    ("POST", "/v1/webhook_endpoints"),
-    ("GET", "/v1/webhook_endpoints/*"),
-    ("POST", "/v1/webhook_endpoints/*"),
-    ("DELETE", "/v1/webhook_endpoints/*"),
-    ("GET", "/v1/webhook_endpoints/*/secret"),
-    ("POST", "/v1/webhook_endpoints/*/rotate_secret"),
-    ("POST", "/v1/webhook_endpoints/*/test"),
-    ("POST", "/v1/webhook_endpoints/*/recover"),
-    ("GET", "/v1/webhook_endpoints/*/deliveries"),
-    ("GET", "/v1/webhook_endpoints/*/deliveries/*"),
-    ("POST", "/v1/webhook_endpoints/*/deliveries/*/retry"),
-    ("GET", "/v1/events"),
-    ("GET", "/v1/events/*"),
-    ("GET", "/v1/events/*/deliveries"),
-    ("POST", "/v1/events/*/resend"),
-    ("GET", "/v1/event_types"),
-    ("GET", "/v1/event_types/*"),
-    ("GET", "/v1/delivery_stats"),
-];
-
-/// Whether a portal token may make this request; the error says why not.
-pub fn portal_allows(method: &str, path: &str, read_only: bool) -> Result<(), ApiError> {
-    let matches = |pattern: &str| {
-        let (mut want, mut got) = (pattern.split('/'), path.trim_end_matches('/').split('/'));
-        loop {
-            match (want.next(), got.next()) {
-                (None, None) => return true,
-                (Some("*"), Some(segment)) if !segment.is_empty() => {}
-                (Some(a), Some(b)) if a == b => {}
-                _ => return false,
-            }
-        }
-    };
-    if !PORTAL_ROUTES.iter().any(|(m, pattern)| *m == method && matches(pattern)) {
-        return Err(ApiError::new(
-            ErrorCode::PermissionDenied,
-            format!("A portal token works only for the app portal's routes, not {method} {path}. Use an API key."),
-        ));
-    }
-    if read_only && method != "GET" {
-        return Err(ApiError::new(
-            ErrorCode::PermissionDenied,
-            "This portal link is read-only: it can show endpoints and deliveries but not change them.",
-        ));
-    }
-    if read_only && path.ends_with("/secret") {
-        return Err(ApiError::new(
-            ErrorCode::PermissionDenied,
-            "This portal link is read-only: it cannot reveal signing secrets.",
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn portal_tokens_reach_the_portal_routes_only_and_read_only_ones_only_read() {
-        assert!(portal_allows("GET", "/v1/webhook_endpoints", false).is_ok());
-        assert!(portal_allows("POST", "/v1/webhook_endpoints/we_1/deliveries/wd_1/retry", false).is_ok());
-        assert!(portal_allows("GET", "/v1/apps/app_1", false).is_ok());
-        for (method, path) in [
-            ("GET", "/v1/apps"),
-            ("POST", "/v1/apps/app_1"),
-            ("POST", "/v1/apps/app_1/portal_sessions"),
-            ("POST", "/v1/events"),
-            ("GET", "/v1/verification_sessions"),
-            ("GET", "/v1/webhook_endpoints/we_1/deliveries/wd_1/retry/x"),
-            ("GET", "/apps/acme/webhooks"),
-            ("GET", "/v1/webhooks/endpoints"),
-            ("GET", "/v1/apps//"),
-        ] {
-            assert!(portal_allows(method, path, false).is_err(), "{method} {path}");
-        }
-        assert!(portal_allows("GET", "/v1/webhook_endpoints", true).is_ok());
-        assert!(portal_allows("GET", "/v1/webhook_endpoints/we_1/secret", false).is_ok());
-        assert!(
-            portal_allows("GET", "/v1/webhook_endpoints/we_1/secret", true).is_err(),
-            "a secret is more than a look"
-        );
-        let err = portal_allows("POST", "/v1/webhook_endpoints", true).unwrap_err();
-        assert!(err.message.contains("read-only"));
-    }
 
     #[test]
     fn lifetimes_default_to_an_hour_and_stop_at_a_week() {

@@ -10,11 +10,10 @@ use super::extract::{JsonBody, QueryParams};
 use super::list::{ListResponse, PageQuery};
 use super::metadata::validate_metadata;
 use super::{AppState, Caller, Routes, blocking};
-use crate::delivery::SessionMoved;
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::VerificationSessionId;
 use crate::lifecycle::Move;
-use crate::mode::Mode;
+use crate::service::sessions::{NewSession, may_simulate};
 use crate::store::model::{Owner, SessionRecord, SessionStatus, SessionType};
 
 /// `limit` when a list request gives none.
@@ -125,23 +124,8 @@ async fn create_session(
     }
     let metadata = input.metadata.unwrap_or_default();
     validate_metadata(&metadata)?;
-    let now_ms = state.engine.clock().now_ms();
-    let now = (now_ms / 1000) as i64;
-    let lifetime = state.config.scaled(state.config.verification_sessions.expires_after);
-    let expires_ms = now_ms + lifetime.as_millis() as u64;
-    let session = SessionRecord {
-        id: VerificationSessionId::new(),
-        app: caller.owner.app,
-        status: SessionStatus::RequiresInput,
-        session_type,
-        client_reference_id: input.client_reference_id,
-        livemode: caller.mode.is_live(),
-        expires_at: (expires_ms / 1000) as i64,
-        completed_at: None,
-        created: now,
-        metadata,
-    };
-    let created = state.engine.create_session(session, expires_ms).await?;
+    let input = NewSession { session_type, client_reference_id: input.client_reference_id, metadata };
+    let created = state.sessions().create(caller.owner, input).await?;
     Ok(HttpResponse::Ok().json(VerificationSession::from(created)))
 }
 
@@ -180,7 +164,8 @@ async fn list_sessions(
     Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))
 }
 
-/// Applies a move to a session and emits its event, in one transaction.
+/// Moves the session `raw` names (see [`crate::service::Sessions::apply`]) and answers
+/// it, or the 404 that says there is none.
 async fn move_session(
     state: &web::Data<AppState>,
     owner: Owner,
@@ -188,11 +173,9 @@ async fn move_session(
     step: Move,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(raw)?;
-    match state.engine.move_session(owner, id, step).await? {
-        SessionMoved::Moved(session) => Ok(HttpResponse::Ok().json(VerificationSession::from(session))),
-        SessionMoved::Refused(refusal) => Err(refusal.into()),
-        SessionMoved::Missing => Err(ApiError::not_found("verification session", raw)),
-    }
+    let moved = state.sessions().apply(owner, id, step).await?;
+    let session = moved.ok_or_else(|| ApiError::not_found("verification session", raw))?;
+    Ok(HttpResponse::Ok().json(VerificationSession::from(session)))
 }
 
 /// Cancel a verification session.
@@ -230,12 +213,8 @@ async fn test_helper(
             format!("Unknown test helper `{action}`: use process, require_input, verify, fail or expire."),
         )
     })?;
-    if caller.mode == Mode::Live {
-        return Err(ApiError::new(
-            ErrorCode::TestModeOnly,
-            "Test helpers only work with a test key (vk_test_...); live sessions move only through real verification.",
-        ));
-    }
+    // Before the id: a live key learns first that no helper is for it.
+    may_simulate(caller.mode)?;
     move_session(&state, caller.owner, &raw, step).await
 }
 

@@ -1,6 +1,6 @@
 //! The scheduler: a timer wheel over the durable queue, on its own thread.
 //!
-//! The durable queue (`crate::store::queue`) is the truth. The scheduler keeps only a
+//! The durable queue (`crate::store::model::queue`, kept by each backend) is the truth. The scheduler keeps only a
 //! bounded near window of it in memory: entries due within [`NEAR_WINDOW_MS`] wait in an
 //! ordered timer map until due, then in per-endpoint ready queues until their endpoint
 //! has a free slot (`per_endpoint_concurrency`) and fewer than `delivery.workers`

@@ -16,9 +16,14 @@ use crate::secrets::new_endpoint_secret;
 use crate::store::Store;
 use crate::store::model::endpoints::{listener_description, listener_name};
 use crate::store::model::{
-    AttemptRecord, AttemptStatus, EndpointRecord, EndpointStatus, ListenRequest, Owner, SigningSecret,
+    AttemptRecord, AttemptStatus, Cursor, EndpointRecord, EndpointStatus, ListError, ListenRequest, Owner, PageRequest,
+    SigningSecret,
 };
 use crate::target_policy::TargetPolicy;
+
+/// How many endpoints each read of [`Endpoints::all`] takes: the largest page a list
+/// answers, so no read is larger than one a list request makes anyway.
+const ALL_PAGE_SIZE: usize = 100;
 
 /// A checked create request.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -96,10 +101,34 @@ impl EndpointChanges {
 
 /// What a test ping sends.
 pub enum PingPayload {
-    /// A `webhook_endpoint.test` event carrying this description of the endpoint.
-    Endpoint(serde_json::Value),
+    /// A `webhook_endpoint.test` event carrying the endpoint ([`endpoint_object`]).
+    Test,
     /// An event of this type with this (example) data.
     Example(String, serde_json::Value),
+}
+
+/// The endpoint as a `webhook_endpoint.test` event carries it, whichever API sent the
+/// ping: the object `GET /v1/webhook_endpoints/:id` answers with (the Stile API's view
+/// mirrors it field for field, which a test there holds).
+pub fn endpoint_object(endpoint: &EndpointRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": endpoint.id,
+        "object": "webhook_endpoint",
+        "url": endpoint.url,
+        "kind": if endpoint.listener.is_some() { "listener" } else { "webhook" },
+        "enabled_events": endpoint.enabled_events,
+        "name": endpoint.name,
+        "labels": endpoint.labels,
+        "description": endpoint.description,
+        "metadata": endpoint.metadata,
+        "status": endpoint.status,
+        "disabled_reason": endpoint.disabled_reason,
+        "health": if endpoint.failing.is_some() { "degraded" } else { "healthy" },
+        "failing_since": endpoint.failing.map(|f| f.since),
+        "undelivered_payload_retention_hours": endpoint.undelivered_retention_hours,
+        "livemode": endpoint.mode.is_live(),
+        "created": endpoint.created,
+    })
 }
 
 /// The endpoint operations, over the engine and the store of one server.
@@ -194,26 +223,56 @@ impl Endpoints<'_> {
         Ok(updated.map(|record| (record, secret)))
     }
 
+    /// Deletes an endpoint of `owner`; its pending deliveries end (and a `stile listen`
+    /// connection to it closes). `false`: no such endpoint.
+    pub async fn delete(&self, owner: Owner, id: EndpointId) -> Result<bool, ServiceError> {
+        Ok(self.engine.delete_endpoint(owner, id).await?)
+    }
+
+    /// Every endpoint of `owner`, newest first, read a page at a time. An endpoint
+    /// deleted while it is read ends the walk where it was: what was read is all.
+    pub async fn all(&self, owner: Owner) -> Result<Vec<EndpointRecord>, ServiceError> {
+        blocking(self.store, move |store| {
+            let mut all = Vec::new();
+            let mut cursor = Cursor::Start;
+            loop {
+                let request = PageRequest { limit: ALL_PAGE_SIZE, cursor };
+                let page = match store.list_endpoints(owner, request, &Default::default()) {
+                    Ok(page) => page,
+                    Err(ListError::Store(err)) => return Err(err),
+                    // The last endpoint of the page was deleted meanwhile.
+                    Err(ListError::UnknownCursor) => return Ok(all),
+                };
+                let last = page.items.last().map(|e| e.id);
+                all.extend(page.items);
+                match last {
+                    Some(last) if page.has_more => cursor = Cursor::After(last),
+                    _ => return Ok(all),
+                }
+            }
+        })
+        .await
+    }
+
     /// The secret that signs `endpoint`'s deliveries now, in clear, for its owner.
     pub fn current_secret(&self, endpoint: &EndpointRecord) -> Result<String, ServiceError> {
         Ok(endpoint.current_secret(self.store.sealer()).map_err(crate::store::StoreError::from)?)
     }
 
     /// Sends one signed event to an endpoint of `owner` now: a `webhook_endpoint.test`
-    /// ping describing the endpoint (`describe` says how the caller's API shows it), or an
-    /// example. Records the event with its one attempt and returns the attempt (no retries
-    /// follow). `None`: no such endpoint.
+    /// ping describing the endpoint, or an example. Records the event with its one attempt
+    /// and returns the attempt (no retries follow). `None`: no such endpoint.
     pub async fn ping(
         &self,
         owner: Owner,
         id: EndpointId,
-        payload: impl FnOnce(&EndpointRecord) -> PingPayload,
+        payload: PingPayload,
     ) -> Result<Option<AttemptRecord>, ServiceError> {
         let found = blocking(self.store, move |store| store.endpoint(owner, id)).await?;
         let Some(endpoint) = found else { return Ok(None) };
-        let (event_type, data) = match payload(&endpoint) {
+        let (event_type, data) = match payload {
             PingPayload::Example(name, data) => (name, data),
-            PingPayload::Endpoint(described) => (ENDPOINT_TEST.to_string(), described),
+            PingPayload::Test => (ENDPOINT_TEST.to_string(), endpoint_object(&endpoint)),
         };
         let now_ms = self.engine.clock().now_ms();
         let now = (now_ms / 1000) as i64;

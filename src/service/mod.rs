@@ -1,26 +1,44 @@
-//! The operations the API's dialects share, under them: each takes an [`Owner`] and
-//! checked input and returns a domain error ([`ServiceError`]); none knows actix or
-//! `ApiError`. The dialects (`api/`) translate requests and answers around them, so no
+//! The operations the API's dialects share, under them: each takes an [`Owner`] (a
+//! [`Mode`], for applications) and checked input and returns a domain error
+//! ([`ServiceError`]); none knows actix or `ApiError`. What the process keeps in memory
+//! about applications and keys ([`AppNames`], [`ApiKeys`]) is here too, so the operations
+//! that change them can say so. The dialects (`api/`) translate requests and answers around them, so no
 //! dialect imports another's file for a rule. Direction: `api -> service -> delivery ->
 //! store`.
 //!
 //! [`Owner`]: crate::store::model::apps::Owner
 
+pub mod api_keys;
+pub mod app_names;
+pub mod apps;
 pub mod endpoints;
+pub mod events;
+pub mod portal_sessions;
+pub mod sessions;
 
 use std::sync::Arc;
 
 use crate::delivery::EngineError;
+use crate::ids::AppId;
+use crate::lifecycle::MoveError;
+use crate::mode::Mode;
 use crate::store::Store;
 use crate::store::model::StoreError;
 
+pub use api_keys::ApiKeys;
+pub use app_names::AppNames;
+pub use apps::Apps;
 pub use endpoints::Endpoints;
+pub use events::Events;
+pub use portal_sessions::PortalSessions;
+pub use sessions::Sessions;
 
 /// Why a service operation could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    /// A parameter's value breaks a rule the service checks (one that needs the network,
-    /// like a URL whose host resolves to an address no webhook may go to).
+    /// A parameter's value breaks a rule the service checks: one that needs the network or
+    /// what the server holds (a URL whose host resolves to an address no webhook may go
+    /// to, an event type the catalogue does not have, an endpoint that does not exist).
     #[error("{message}")]
     Invalid {
         /// The parameter at fault.
@@ -28,6 +46,42 @@ pub enum ServiceError {
         /// What is wrong, for the caller to fix.
         message: String,
     },
+    /// A uid given for an application is another application's in the same mode: a uid
+    /// names one application wherever an id is taken, so it cannot be shared.
+    #[error("the uid `{uid}` is already used by {by}")]
+    UidTaken {
+        /// The uid asked for.
+        uid: String,
+        /// The application that has it.
+        by: AppId,
+    },
+    /// The application to delete is its mode's default, which requests that name none act
+    /// on: it cannot go.
+    #[error("{app} is the default application of {mode} mode")]
+    DefaultApp {
+        /// The application.
+        app: AppId,
+        /// Its mode.
+        mode: Mode,
+    },
+    /// An event's delivery to the endpoint named failed for good longer ago than the
+    /// endpoint keeps undelivered payloads: the payload is no longer kept for it, so it
+    /// cannot be sent there again.
+    #[error("the payload is past its {hours}-hour undelivered-payload window")]
+    PayloadExpired {
+        /// The parameter that named the endpoint.
+        param: &'static str,
+        /// The endpoint's window, in hours.
+        hours: u32,
+    },
+    /// A verification session's status does not allow the move asked for (nothing
+    /// changed).
+    #[error(transparent)]
+    Refused(#[from] MoveError),
+    /// A test helper was asked for in live mode, where sessions move only through real
+    /// verification.
+    #[error("test helpers work in test mode only")]
+    TestModeOnly,
     /// The delivery engine refused or failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -37,6 +91,13 @@ pub enum ServiceError {
     /// Something the server made could not be encoded: its fault, not the caller's.
     #[error("cannot encode an event: {0}")]
     Encode(#[from] serde_json::Error),
+}
+
+impl ServiceError {
+    /// A refusal of `param`'s value, with what is wrong.
+    fn invalid(param: &'static str, message: impl Into<String>) -> Self {
+        ServiceError::Invalid { param, message: message.into() }
+    }
 }
 
 /// Runs a store call on tokio's blocking pool, so the store never stalls an async thread.

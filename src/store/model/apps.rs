@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::EndpointId;
-use crate::{AppId, Mode};
+use crate::ids::{AppId, EndpointId};
+use crate::mode::Mode;
 /// Whose an object is: its application, and the application's mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Owner {

@@ -1,9 +1,11 @@
 //! Attempts: each try to deliver an event to an endpoint, and what recording one decides with.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::{AppId, Duration, Mode};
+use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
+use crate::mode::Mode;
 
 use super::endpoints::EndpointRecord;
 use super::queue::{QueueKey, Scheduled};
@@ -203,4 +205,15 @@ pub struct HealthVerdict {
     pub run: Option<FailureRun>,
     /// Disable the endpoint, for this reason (shown to people).
     pub disable: Option<String>,
+}
+
+/// Everything a worker needs to make one attempt.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The attempt.
+    pub attempt: AttemptRecord,
+    /// The endpoint, unless it was deleted.
+    pub endpoint: Option<EndpointRecord>,
+    /// The event payload, unless it was pruned.
+    pub body: Option<Vec<u8>>,
 }

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event_types::{WILDCARD, kayle_alias_of, kayle_name};
-use crate::ids::EndpointId;
+use crate::ids::{AppId, EndpointId};
+use crate::mode::Mode;
 use crate::store::sealing::{OpenError, Sealer, TEXT_PREFIX, open_either, open_text_with};
-use crate::{AppId, Mode};
 
 use super::apps::Owner;
 /// Whether an endpoint receives deliveries.

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EventId, first_id_at};
+use crate::ids::{AppId, EventId, first_id_at};
+use crate::mode::Mode;
 use crate::store::model::event_body::Envelope;
-use crate::{AppId, Mode};
 
 use super::queue::Scheduled;
 /// What lists and filters need to know of an event, without its payload.

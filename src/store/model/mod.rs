@@ -11,16 +11,20 @@ pub mod event_body;
 pub mod events;
 pub mod pagination;
 pub mod queue;
+pub mod scheduling;
 pub mod sessions;
 pub mod upkeep;
 
 pub use apps::{ApiKeyRecord, AppDeletion, AppPurge, AppRecord, Branding, DefaultApps, Owner, Revoked, UidTaken};
-pub use attempts::{AttemptRecord, AttemptResult, AttemptStatus, FailureRun, HealthVerdict, RecordPolicy, Recorded};
+pub use attempts::{
+    AttemptRecord, AttemptResult, AttemptStatus, FailureRun, HealthVerdict, Job, RecordPolicy, Recorded,
+};
 pub use endpoints::{EndpointFilter, EndpointRecord, EndpointStatus, ListenRequest, SealedSecret, SigningSecret};
 pub use errors::{OpenError, StoreError};
 pub use events::{EventFilter, EventMeta, NewEvent, Published, Resent, StoredEvent};
 pub use pagination::{Cursor, ListError, Page, PageRequest};
-pub use queue::{DueEntry, EndpointUpdated, Job, QueueKey, RetryNow, Scheduled, Written};
+pub use queue::{DueEntry, QueueKey, Scheduled};
+pub use scheduling::{EndpointUpdated, RetryNow, Written};
 pub use sessions::{
     IdempotencyBegin, IdempotencyRecord, PortalSessionRecord, SessionChange, SessionChanged, SessionRecord,
     SessionStatus, SessionType,

@@ -1,6 +1,6 @@
 //! Pages of a list: cursors both ways, and the errors a list request can meet.
 
-use crate::StoreError;
+use crate::store::model::StoreError;
 /// Where a page starts, as an id of the listed kind (`Id`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursor<Id> {

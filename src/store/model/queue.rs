@@ -1,11 +1,7 @@
 //! The queue: which attempt is due when, and what the engine needs to make it.
 
-use crate::AppId;
-use crate::ids::{DeliveryId, EndpointId};
+use crate::ids::{AppId, DeliveryId, EndpointId};
 
-use super::attempts::{AttemptRecord, AttemptStatus, Recorded};
-use super::endpoints::EndpointRecord;
-use super::events::Published;
 /// A place in the queue: an attempt and when it is due. Keys order by due time, then by
 /// attempt id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -104,48 +100,4 @@ pub struct DueEntry {
     pub endpoint: EndpointId,
     /// The endpoint's application.
     pub app: AppId,
-}
-
-/// Everything a worker needs to make one attempt.
-#[derive(Debug, Clone)]
-pub struct Job {
-    /// The attempt.
-    pub attempt: AttemptRecord,
-    /// The endpoint, unless it was deleted.
-    pub endpoint: Option<EndpointRecord>,
-    /// The event payload, unless it was pruned.
-    pub body: Option<Vec<u8>>,
-}
-
-/// What [`RedbStore::publish_and_record`] wrote.
-#[derive(Debug, Default)]
-pub struct Written {
-    /// What each publish did, in order.
-    pub published: Vec<Published>,
-    /// The published events' first attempts.
-    pub first_attempts: Scheduled,
-    /// What recording the results changed.
-    pub recorded: Recorded,
-}
-
-/// What [`RedbStore::retry_now`] did.
-#[derive(Debug)]
-pub enum RetryNow {
-    /// The pending attempt now goes at once: its record, and its new queue entry.
-    Moved(Box<AttemptRecord>, Scheduled),
-    /// No attempt with that id belongs to that endpoint in that mode.
-    NoSuchAttempt,
-    /// The attempt has no scheduled retry (it has this status and nothing follows it).
-    NotScheduled(AttemptStatus),
-    /// The retry waits for its endpoint to be enabled.
-    EndpointDisabled,
-}
-
-/// An endpoint after an update, and what enabling it released.
-#[derive(Debug)]
-pub struct EndpointUpdated {
-    /// The endpoint as stored now.
-    pub endpoint: EndpointRecord,
-    /// Parked attempts that went back on the queue.
-    pub resumed: Scheduled,
 }

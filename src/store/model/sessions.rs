@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{PortalSessionId, VerificationSessionId};
+use crate::ids::{AppId, PortalSessionId, VerificationSessionId};
+use crate::mode::Mode;
+use crate::store::model::StoreError;
 use crate::store::sealing::Sealer;
-use crate::{AppId, Mode, StoreError};
 
 use super::apps::Owner;
 use super::queue::Scheduled;

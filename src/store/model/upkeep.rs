@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use crate::StoreError;
 use crate::ids::EndpointId;
+use crate::store::model::StoreError;
 use crate::store::sealing::KeyError;
 
 use super::attempts::AttemptRecord;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio_postgres::AsyncMessage;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::DB_NOW_MS;
 use super::PgStore;
 use super::cached::Cached;
-use super::scheduling::DB_NOW_MS;
 use super::uuid;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::store::backend::Backend;

@@ -6,9 +6,9 @@ use tokio_postgres::types::Json;
 use crate::ids::{AppId, EndpointId};
 use crate::store::model::{EndpointRecord, ListenRequest, Owner, StoreError};
 
+use super::DB_NOW_MS;
 use super::cached::Cached;
 use super::endpoints::{Lock, get_in, put_in};
-use super::scheduling::DB_NOW_MS;
 use super::{PgStore, id_of, uuid};
 use crate::store::backend::Listeners;
 

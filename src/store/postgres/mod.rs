@@ -49,6 +49,9 @@ use tokio_postgres::error::SqlState;
 use super::sealing::{self, Sealer};
 use crate::store::model::{OpenError, StoreError};
 
+/// The database's clock, in Unix ms, as SQL.
+pub(super) const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
 /// How to reach the database.
 #[derive(Clone)]
 pub struct PgOptions {

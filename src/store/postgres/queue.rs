@@ -11,8 +11,8 @@ use crate::store::backend::Queue;
 use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::model::{DueEntry, QueueKey, StoreError};
 
+use super::DB_NOW_MS;
 use super::cached::Cached;
-use super::scheduling::DB_NOW_MS;
 
 impl Queue for PgStore {
     /// Claims up to `limit` queue entries due by `until_ms` that no process holds, for

@@ -7,6 +7,7 @@ use crate::store::model::{
     AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, EndpointUpdated, NewEvent, Owner, QueueKey,
     RecordPolicy, RetryNow, Scheduled, StoreError, Written,
 };
+use crate::store::postgres::DB_NOW_MS;
 use crate::store::postgres::listeners::listener_holder;
 
 use deadpool_postgres::GenericClient;
@@ -17,9 +18,6 @@ use super::endpoints::{Lock, get_in, refile, update_in};
 use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::backend::Scheduling;
-
-/// The database's clock, in Unix ms, as SQL.
-pub(super) const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 /// Puts the parked attempts of enabled endpoints (all but listeners, or just `only`)
 /// back on the queue at `now_ms`.

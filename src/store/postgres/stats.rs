@@ -4,9 +4,9 @@ use crate::ids::EndpointId;
 use crate::store::model::upkeep::{MAX_PENDING_COUNTED, Outcomes};
 use crate::store::model::{DeliveryStats, MetricsSnapshot, Owner, StoreError};
 
+use super::DB_NOW_MS;
 use super::attempts::{ATTEMPT_COLUMNS, attempt_of};
 use super::cached::Cached;
-use super::scheduling::DB_NOW_MS;
 use super::{PgStore, id_of, uuid};
 use crate::store::backend::Stats;
 

@@ -2,7 +2,7 @@
 //! be shown to tell keys apart.
 
 use super::{RedbStore, decode, encode, tables};
-use crate::ApiKeyRecord;
+use crate::store::model::ApiKeyRecord;
 use crate::store::model::{Revoked, StoreError};
 use redb::ReadableTable;
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
-use crate::AppId;
+use crate::ids::AppId;
 use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::store::model::attempts::response_row;
 use crate::store::model::pagination::{finish_page, scan_bounds};

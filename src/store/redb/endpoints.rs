@@ -202,7 +202,7 @@ impl Endpoints for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Mode;
+    use crate::mode::Mode;
     use crate::store::backend::Apps;
     use crate::store::backend::Scheduling;
     use crate::store::model::Cursor;

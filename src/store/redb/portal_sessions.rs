@@ -78,7 +78,7 @@ impl PortalSessions for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Mode;
+    use crate::mode::Mode;
     use crate::store::backend::Apps;
     use crate::store::backend::Retention;
     use crate::store::model::Cutoffs;

@@ -1,0 +1,199 @@
+//! The checks of an endpoint's fields that every dialect shares (the Stile API, the Kayle
+//! API, the app-scoped API and `stile listen`): URLs (all but DNS, which the service
+//! checks), the event types an endpoint may subscribe to, names, labels, the
+//! undelivered-payload window, and ids in either form. Request shapes only: each turns
+//! a field into checked input or the `ApiError` naming it; none owns a dialect's shape.
+
+use actix_web::web;
+
+use super::{AppState, blocking};
+use crate::error::ApiError;
+use crate::event_types::{EventTypes, WILDCARD};
+use crate::ids::EndpointId;
+use crate::mode::Mode;
+use crate::store::model::{EndpointFilter, Owner};
+use crate::target_policy::TargetPolicy;
+
+/// The longest endpoint name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 120;
+
+/// The most labels an endpoint carries.
+pub const MAX_LABELS: usize = 8;
+
+/// The longest label accepted, in characters.
+pub const MAX_LABEL_CHARS: usize = 64;
+
+/// The longest undelivered-payload retention an endpoint may ask for, in hours (30 days).
+pub const MAX_UNDELIVERED_RETENTION_HOURS: u32 = 720;
+
+/// Checks an endpoint URL against the target policy (all but DNS).
+pub(crate) fn validate_url(policy: &TargetPolicy, url: String) -> Result<String, ApiError> {
+    policy.check_url(&url).map_err(|message| ApiError::invalid("url", message))?;
+    Ok(url)
+}
+
+/// What an endpoint may subscribe to: the catalogue of its mode, less archived types,
+/// except those the endpoint already has (an update may keep them).
+pub struct Subscribable<'a> {
+    types: &'a EventTypes,
+    mode: Mode,
+    kept: Vec<String>,
+}
+
+impl<'a> Subscribable<'a> {
+    /// For a new endpoint of `mode`.
+    pub(crate) fn new(types: &'a EventTypes, mode: Mode) -> Self {
+        Self { types, mode, kept: Vec::new() }
+    }
+
+    /// For an update of endpoint `id` of `owner` that lists `events`: if it lists an
+    /// archived type, the endpoint's current subscriptions are read so it may keep them.
+    pub(crate) async fn for_update(
+        state: &'a web::Data<AppState>,
+        owner: Owner,
+        id: EndpointId,
+        events: Option<&Vec<String>>,
+    ) -> Result<Self, ApiError> {
+        let types: &'a EventTypes = &state.event_types;
+        let mut rules = Self::new(types, owner.mode);
+        if events.is_some_and(|events| events.iter().any(|e| types.is_archived(owner.mode, e))) {
+            let found = blocking(state, move |store| store.endpoint(owner, id)).await?;
+            rules.kept = found.map(|record| record.enabled_events).unwrap_or_default();
+        }
+        Ok(rules)
+    }
+
+    /// Why `name` may not be subscribed to, if it may not.
+    fn problem(&self, name: &str) -> Option<String> {
+        if name == WILDCARD {
+            return None;
+        }
+        if !self.types.is_known(self.mode, name) {
+            return Some(format!(
+                "Unknown event type `{name}`. Known types: {}, or \"*\" for all.",
+                self.types.subscribable(self.mode).join(", ")
+            ));
+        }
+        if self.types.is_archived(self.mode, name) && !self.kept.iter().any(|kept| kept == name) {
+            return Some(format!(
+                "The event type `{name}` is archived: endpoints subscribed to it keep it, but none can subscribe to it anew."
+            ));
+        }
+        None
+    }
+}
+
+/// Checks a list of event types to subscribe to, given as the parameter `param`: at least
+/// one, each subscribable or `*`; duplicates are dropped.
+pub(crate) fn validate_event_types(
+    rules: &Subscribable<'_>,
+    param: &str,
+    events: Vec<String>,
+) -> Result<Vec<String>, ApiError> {
+    if events.is_empty() {
+        return Err(ApiError::invalid(
+            param,
+            format!("`{param}` must name at least one event type, or be [\"*\"] for all of them."),
+        ));
+    }
+    each_unique(param, events, |event| rules.problem(event).map_or(Ok(()), Err))
+}
+
+/// Checks each item of a list given as `param` with `check` (which says what is wrong with
+/// a bad one, reported as `param[index]`) and drops duplicates, keeping the order.
+pub(crate) fn each_unique(
+    param: &str,
+    items: Vec<String>,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Result<Vec<String>, ApiError> {
+    let mut unique: Vec<String> = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        check(&item).map_err(|message| ApiError::invalid(format!("{param}[{index}]"), message))?;
+        if !unique.contains(&item) {
+            unique.push(item);
+        }
+    }
+    Ok(unique)
+}
+
+/// Checks an endpoint's display name: 1–120 characters, not only blanks.
+pub(crate) fn validate_name(name: String) -> Result<String, ApiError> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS || name.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "name",
+            format!("`name` must be 1 to {MAX_NAME_CHARS} characters, not only spaces (got {chars})."),
+        ));
+    }
+    Ok(name)
+}
+
+/// Checks an endpoint's labels: at most 8, each 1–64 characters of letters, digits and
+/// `. _ : / -` (so `team:payments` or `env/prod` work); duplicates are dropped.
+pub(crate) fn validate_labels(labels: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::invalid(
+            "labels",
+            format!("An endpoint carries at most {MAX_LABELS} labels (got {}).", labels.len()),
+        ));
+    }
+    each_unique("labels", labels, |label| {
+        is_label(label).then_some(()).ok_or_else(|| {
+            format!(
+                "`{label}` is not a valid label: use 1 to {MAX_LABEL_CHARS} letters, digits or `. _ : / -`, like `billing` or `team:payments`."
+            )
+        })
+    })
+}
+
+/// Whether `label` follows the label rules (also used to check the `label` list filter).
+pub(crate) fn is_label(label: &str) -> bool {
+    (1..=MAX_LABEL_CHARS).contains(&label.len())
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'))
+}
+
+/// Checks `undelivered_payload_retention_hours`: a whole number from 0 to 720.
+pub(crate) fn validate_retention_hours(hours: serde_json::Number) -> Result<u32, ApiError> {
+    const PARAM: &str = "undelivered_payload_retention_hours";
+    hours.as_u64().and_then(|h| u32::try_from(h).ok()).filter(|h| *h <= MAX_UNDELIVERED_RETENTION_HOURS).ok_or_else(|| {
+        ApiError::invalid(
+            PARAM,
+            format!("`{PARAM}` must be a whole number of hours from 0 to {MAX_UNDELIVERED_RETENTION_HOURS}, not {hours}."),
+        )
+    })
+}
+
+/// Parses an endpoint id from a path: its `we_` form, or the UUID of the same 128 bits
+/// (the seed-004 dialect's form), so either dialect takes either.
+pub(crate) fn parse_id(raw: &str) -> Result<EndpointId, ApiError> {
+    super::path_id(raw, "webhook endpoint").or_else(|err| {
+        let uuid = uuid::Uuid::try_parse(raw).map_err(|_| err)?;
+        Ok(EndpointId(uuid.as_u128()))
+    })
+}
+
+/// The list filter a `label` parameter asks for (400 if it could never match).
+pub(crate) fn label_filter(label: Option<String>) -> Result<EndpointFilter, ApiError> {
+    if let Some(bad) = label.as_deref().filter(|l| !is_label(l)) {
+        return Err(ApiError::invalid(
+            "label",
+            format!("`{bad}` is not a valid label: use 1 to {MAX_LABEL_CHARS} letters, digits or `. _ : / -`."),
+        ));
+    }
+    Ok(EndpointFilter { label })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_is_a_whole_number_of_hours_up_to_720() {
+        let n = |v: serde_json::Value| serde_json::from_value::<serde_json::Number>(v).unwrap();
+        assert_eq!(validate_retention_hours(n(serde_json::json!(0))).unwrap(), 0);
+        assert_eq!(validate_retention_hours(n(serde_json::json!(720))).unwrap(), 720);
+        for bad in [serde_json::json!(721), serde_json::json!(10000), serde_json::json!(-1), serde_json::json!(1.5)] {
+            assert!(validate_retention_hours(n(bad.clone())).is_err(), "{bad}");
+        }
+    }
+}

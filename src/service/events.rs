@@ -1,0 +1,107 @@
+//! Event operations: publish, resend, and where an event went. The rules that are not
+//! about one API's shapes live here: which types may be published and what their data
+//! must be (the catalogue's), what a new event is, and what a resend refuses.
+
+use std::sync::Arc;
+
+use super::{ServiceError, blocking};
+use crate::delivery::Engine;
+use crate::event_types::{EventTypes, kayle_alias_of};
+use crate::ids::{EndpointId, EventId};
+use crate::mode::Mode;
+use crate::store::Store;
+use crate::store::model::{AttemptRecord, EventMeta, Owner, Resent, StoredEvent};
+
+/// The event operations, over the engine, the store and the event type catalogue.
+pub struct Events<'a> {
+    /// Where events are published and resent, and time.
+    pub engine: &'a Engine,
+    /// Where events are kept.
+    pub store: &'a Arc<Store>,
+    /// Which types may be published, with their data's schemas.
+    pub event_types: &'a EventTypes,
+}
+
+impl Events<'_> {
+    /// Publishes an event of `event_type` carrying `data` for `owner`, once the catalogue
+    /// allows the type and the data: a built-in type's Kayle name is refused (it is a
+    /// name endpoints receive, not a type), as is an unknown or archived type, data that
+    /// is not an object, or data its type's schema refuses. Answers once the event and its
+    /// deliveries are committed, with the event and how many deliveries it has.
+    pub async fn publish(
+        &self,
+        owner: Owner,
+        event_type: &str,
+        data: &serde_json::Value,
+    ) -> Result<(EventMeta, u32), ServiceError> {
+        self.check(owner.mode, event_type, data)?;
+        let event = crate::payload::new_event(owner, event_type, data, self.engine.clock().now_ms())?;
+        let meta = event.meta.clone();
+        let published = self.engine.publish(event).await?;
+        Ok((meta, published.deliveries))
+    }
+
+    /// Why `data` may not be published as `event_type` in `mode`, if it may not.
+    fn check(&self, mode: Mode, event_type: &str, data: &serde_json::Value) -> Result<(), ServiceError> {
+        if let Some(built_in) = kayle_alias_of(event_type) {
+            return Err(ServiceError::invalid(
+                "type",
+                format!(
+                    "`{event_type}` is Kayle's name for `{built_in}`: publish `{built_in}`, and endpoints subscribed to `{event_type}` receive it under that name."
+                ),
+            ));
+        }
+        if !self.event_types.is_publishable(mode, event_type) {
+            let known: Vec<String> = self.event_types.subscribable(mode);
+            let known: Vec<&str> = known.iter().map(String::as_str).filter(|t| kayle_alias_of(t).is_none()).collect();
+            return Err(ServiceError::invalid(
+                "type",
+                format!(
+                    "Unknown event type `{event_type}`. Known types: {}. Declare custom types in `[[events.types]]` or create them with POST /v1/event_types.",
+                    known.join(", ")
+                ),
+            ));
+        }
+        if !data.is_object() {
+            return Err(ServiceError::invalid("data", "`data` must be a JSON object."));
+        }
+        self.event_types.check_data(mode, event_type, data).map_err(|problem| ServiceError::invalid("data", problem))
+    }
+
+    /// Schedules a new round of delivery of event `id` of `owner` (same id, same body):
+    /// to `endpoint` if named, whatever it subscribes to, else to every subscribed
+    /// endpoint. Refuses an endpoint `owner` does not have, and one to which the event
+    /// failed for good longer ago than it keeps undelivered payloads. Returns the event as
+    /// it stands after; `None`: no such event.
+    pub async fn resend(
+        &self,
+        owner: Owner,
+        id: EventId,
+        endpoint: Option<EndpointId>,
+    ) -> Result<Option<StoredEvent>, ServiceError> {
+        match self.engine.resend_event(owner, id, endpoint).await? {
+            Resent::NoEvent => return Ok(None),
+            Resent::NoEndpoint => {
+                return Err(ServiceError::invalid("endpoint", "No such webhook endpoint in this mode."));
+            }
+            Resent::PayloadExpired { hours } => return Err(ServiceError::PayloadExpired { param: "endpoint", hours }),
+            Resent::Scheduled(_) => {}
+        }
+        blocking(self.store, move |store| store.event(owner, id)).await
+    }
+
+    /// The newest `limit` attempts of event `id` of `owner`, to every endpoint, and
+    /// whether there are more; `None`: no such event.
+    pub async fn deliveries(
+        &self,
+        owner: Owner,
+        id: EventId,
+        limit: usize,
+    ) -> Result<Option<(Vec<AttemptRecord>, bool)>, ServiceError> {
+        blocking(self.store, move |store| match store.event(owner, id)? {
+            Some(_) => store.event_attempts(owner, id, limit).map(Some),
+            None => Ok(None),
+        })
+        .await
+    }
+}
