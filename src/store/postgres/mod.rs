@@ -52,6 +52,13 @@ use crate::store::model::{OpenError, StoreError};
 /// The database's clock, in Unix ms, as SQL.
 pub(super) const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
+/// A transaction of the store, as the rules in [`rules`](crate::store::rules) use it
+/// (each rule's primitives are implemented in the file of its concern).
+pub(super) struct Tx<'a, C> {
+    client: &'a C,
+    store: &'a PgStore,
+}
+
 /// How to reach the database.
 #[derive(Clone)]
 pub struct PgOptions {

@@ -12,12 +12,14 @@ use crate::store::postgres::listeners::listener_holder;
 
 use deadpool_postgres::GenericClient;
 
+use super::Tx;
 use super::cached::Cached;
 use super::cluster::QUEUE_CHANNEL;
 use super::endpoints::{Lock, get_in, refile, update_in};
 use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::backend::Scheduling;
+use crate::store::rules::resume::{EndpointChangeTx, update_and_resume};
 
 /// Puts the parked attempts of enabled endpoints (all but listeners, or just `only`)
 /// back on the queue at `now_ms`.
@@ -103,14 +105,7 @@ impl Scheduling for PgStore {
         change: impl FnOnce(&mut EndpointRecord),
     ) -> Result<Option<EndpointUpdated>, StoreError> {
         self.run(self.transaction_once(async |tx| {
-            let Some(mut endpoint) = update_in(tx, owner.app, id, change).await? else { return Ok(None) };
-            let mut resumed = Scheduled::default();
-            if resume && endpoint.status == EndpointStatus::Enabled {
-                tx.exec("DELETE FROM endpoint_health WHERE endpoint = $1", &[&uuid(id.as_u128())]).await?;
-                endpoint.failing = None;
-                resumed = unpark_in(tx, &self.token, Some(id), now_ms).await?;
-            }
-            Ok(Some(EndpointUpdated { endpoint, resumed }))
+            update_and_resume(&mut Tx { client: tx, store: self }, owner, id, now_ms, resume, change).await
         }))
     }
 
@@ -274,5 +269,25 @@ impl Scheduling for PgStore {
 
     fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
         self.run(self.transaction(async |tx| unpark_in(tx, &self.token, Some(id), now_ms).await))
+    }
+}
+
+impl<C: GenericClient> EndpointChangeTx for Tx<'_, C> {
+    async fn update_endpoint(
+        &mut self,
+        app: AppId,
+        id: EndpointId,
+        change: impl FnOnce(&mut EndpointRecord),
+    ) -> Result<Option<EndpointRecord>, StoreError> {
+        update_in(self.client, app, id, change).await
+    }
+
+    async fn reset_health(&mut self, id: EndpointId) -> Result<(), StoreError> {
+        self.client.exec("DELETE FROM endpoint_health WHERE endpoint = $1", &[&uuid(id.as_u128())]).await?;
+        Ok(())
+    }
+
+    async fn unpark(&mut self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
+        unpark_in(self.client, &self.store.token, Some(id), now_ms).await
     }
 }

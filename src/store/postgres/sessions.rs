@@ -1,17 +1,20 @@
 //! Verification sessions on Postgres.
 
+use deadpool_postgres::GenericClient;
 use tokio_postgres::types::Json;
 
-use super::attempts::Writes;
-use super::cached::Cached;
-use super::events::publish_in;
-use super::pagination::{ListQuery, list};
-use super::{PgStore, uuid};
 use crate::ids::VerificationSessionId;
 use crate::store::backend::Sessions;
 use crate::store::model::{
     ListError, NewEvent, Owner, Page, PageRequest, Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError,
 };
+use crate::store::rules::expire::{DueSession, SessionExpiryTx, expire_due};
+
+use super::attempts::Writes;
+use super::cached::Cached;
+use super::events::publish_in;
+use super::pagination::{ListQuery, list};
+use super::{PgStore, Tx, uuid};
 
 impl Sessions for PgStore {
     fn session(&self, owner: Owner, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError> {
@@ -103,46 +106,50 @@ impl Sessions for PgStore {
         }))
     }
 
-    /// Expires up to `limit` sessions due by `now_ms` that `expire` lets expire, each
-    /// with its event, in one transaction; sessions another process is expiring are
-    /// skipped, and a session whose expiry came due leaves the expiry index either way.
     fn expire_due_sessions<R>(
         &self,
         now_ms: u64,
         limit: usize,
         expire: impl Fn(&mut SessionRecord) -> Result<NewEvent, R>,
     ) -> Result<(usize, Scheduled), StoreError> {
-        self.run(self.transaction(async |tx| {
-            let rows = tx
-                .q(
-                    "SELECT s.app, s.id, s.record, d.app IS NOT NULL FROM sessions s
-                     LEFT JOIN deleted_apps d ON d.app = s.app
-                     WHERE s.expires_ms IS NOT NULL AND s.expires_ms <= $1
-                     ORDER BY s.expires_ms, s.id LIMIT $2 FOR UPDATE OF s SKIP LOCKED",
-                    &[&(now_ms as i64), &(limit as i64)],
-                )
-                .await?;
-            let mut expired = 0;
-            let mut events = Vec::new();
-            for row in &rows {
-                let (app, id): (uuid::Uuid, uuid::Uuid) = (row.get(0), row.get(1));
-                let mut session = row.get::<_, Json<SessionRecord>>(2).0;
-                let deleted: bool = row.get(3);
-                let event = if deleted { None } else { expire(&mut session).ok() };
-                tx.exec(
-                    "UPDATE sessions SET expires_ms = NULL, record = $3 WHERE app = $1 AND id = $2",
-                    &[&app, &id, &Json(&session)],
-                )
-                .await?;
-                if let Some(event) = event {
-                    events.push(event);
-                    expired += 1;
-                }
-            }
-            let mut writes = Writes::new(&self.token);
-            let (_, scheduled) = publish_in(tx, &self.sealer, &events, now_ms, &mut writes).await?;
-            writes.flush(tx).await?;
-            Ok((expired, scheduled))
-        }))
+        self.run(
+            self.transaction(async |tx| expire_due(&mut Tx { client: tx, store: self }, now_ms, limit, &expire).await),
+        )
+    }
+}
+
+impl<C: GenericClient> SessionExpiryTx for Tx<'_, C> {
+    /// Other processes skip the sessions this one holds.
+    async fn take_due(&mut self, now_ms: u64, limit: usize) -> Result<Vec<DueSession>, StoreError> {
+        let rows = self
+            .client
+            .q(
+                "UPDATE sessions s SET expires_ms = NULL
+                 FROM (SELECT app, id FROM sessions WHERE expires_ms IS NOT NULL AND expires_ms <= $1
+                       ORDER BY expires_ms, id LIMIT $2 FOR UPDATE SKIP LOCKED) due
+                 WHERE s.app = due.app AND s.id = due.id
+                 RETURNING s.record, EXISTS (SELECT 1 FROM deleted_apps d WHERE d.app = s.app)",
+                &[&(now_ms as i64), &(limit as i64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| DueSession { session: row.get::<_, Json<SessionRecord>>(0).0, app_deleted: row.get(1) })
+            .collect())
+    }
+
+    async fn save_session(&mut self, session: &SessionRecord) -> Result<(), StoreError> {
+        let (app, id) = (uuid(session.app.as_u128()), uuid(session.id.as_u128()));
+        self.client
+            .exec("UPDATE sessions SET record = $3 WHERE app = $1 AND id = $2", &[&app, &id, &Json(session)])
+            .await?;
+        Ok(())
+    }
+
+    async fn publish(&mut self, events: &[NewEvent], now_ms: u64) -> Result<Scheduled, StoreError> {
+        let mut writes = Writes::new(&self.store.token);
+        let (_, scheduled) = publish_in(self.client, &self.store.sealer, events, now_ms, &mut writes).await?;
+        writes.flush(self.client).await?;
+        Ok(scheduled)
     }
 }

@@ -398,6 +398,13 @@ impl Backend for RedbStore {
     }
 }
 
+/// A write transaction of the store, as the rules in [`rules`](crate::store::rules) use
+/// it (each rule's primitives are implemented in the file of its concern).
+pub(super) struct Tx<'a> {
+    tx: &'a WriteTransaction,
+    store: &'a RedbStore,
+}
+
 /// The most memory, in MiB, redb may use to cache pages unless `[store] cache_mib` says
 /// otherwise. redb's own default (1 GiB) lets the cache grow with the file; the hot data
 /// (recent events and the queue) is small, and a server on a shared VM should stay within

@@ -3,16 +3,20 @@
 //! parking. Each answers with what it queued ([`Scheduled`]); the delivery engine, the
 //! only caller, wakes its scheduler with it.
 
+use super::Tx;
 use super::attempts::{DeliveryTables, record_in};
 use super::events::publish_in;
 use super::names::Names;
 use super::{RedbStore, endpoints, health, tables};
+use crate::AppId;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::store::backend::Scheduling;
 use crate::store::model::{
     AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, EndpointUpdated, NewEvent, Owner, QueueKey,
     RecordPolicy, RetryNow, Scheduled, StoreError, Written,
 };
+use crate::store::rules;
+use crate::store::rules::resume::{EndpointChangeTx, update_and_resume};
 
 /// Puts the parked attempts of enabled endpoints (all, or just `only`) back on the queue.
 fn unpark_in(
@@ -38,10 +42,6 @@ fn unpark_in(
 }
 
 impl Scheduling for RedbStore {
-    /// Changes an endpoint with `change`, in one transaction. With `resume` (the change
-    /// enables it), the retries that waited while it was disabled go back on the queue,
-    /// due at `now_ms`, and its health starts over (else an old run of failures would
-    /// disable it again at once). `Ok(None)`: no such endpoint.
     fn update_endpoint_and_resume(
         &self,
         owner: Owner,
@@ -51,14 +51,7 @@ impl Scheduling for RedbStore {
         change: impl FnOnce(&mut EndpointRecord),
     ) -> Result<Option<EndpointUpdated>, StoreError> {
         self.write(|tx| {
-            let Some(mut endpoint) = endpoints::update_in(tx, owner.app, id, change)? else { return Ok(None) };
-            let mut resumed = Scheduled::default();
-            if resume && endpoint.status == EndpointStatus::Enabled {
-                health::reset(tx, id)?;
-                endpoint.failing = None;
-                resumed = unpark_in(tx, &self.names, Some(id), now_ms)?;
-            }
-            Ok(Some(EndpointUpdated { endpoint, resumed }))
+            rules::settle(update_and_resume(&mut Tx { tx, store: self }, owner, id, now_ms, resume, change))
         })
     }
 
@@ -172,5 +165,24 @@ impl Scheduling for RedbStore {
 
     fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
         self.write(|tx| unpark_in(tx, &self.names, Some(id), now_ms))
+    }
+}
+
+impl EndpointChangeTx for Tx<'_> {
+    async fn update_endpoint(
+        &mut self,
+        app: AppId,
+        id: EndpointId,
+        change: impl FnOnce(&mut EndpointRecord),
+    ) -> Result<Option<EndpointRecord>, StoreError> {
+        endpoints::update_in(self.tx, app, id, change)
+    }
+
+    async fn reset_health(&mut self, id: EndpointId) -> Result<(), StoreError> {
+        health::reset(self.tx, id)
+    }
+
+    async fn unpark(&mut self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
+        unpark_in(self.tx, &self.store.names, Some(id), now_ms)
     }
 }

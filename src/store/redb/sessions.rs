@@ -10,7 +10,10 @@ use crate::store::model::{
     ListError, NewEvent, Owner, Page, PageRequest, Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError,
 };
 
+use super::Tx;
 use crate::store::backend::Sessions;
+use crate::store::rules;
+use crate::store::rules::expire::{DueSession, SessionExpiryTx, expire_due};
 use redb::{ReadableDatabase, ReadableTable};
 
 const TABLE: &str = "verification_sessions";
@@ -79,42 +82,44 @@ impl Sessions for RedbStore {
         })
     }
 
-    /// Expires, in one transaction, up to `limit` sessions due by `now_ms` that `expire`
-    /// (the life-cycle rule) lets expire, each with the event it returns; entries of
-    /// sessions that ended otherwise are dropped. Returns how many expired and the
-    /// deliveries queued.
     fn expire_due_sessions<R>(
         &self,
         now_ms: u64,
         limit: usize,
         expire: impl Fn(&mut SessionRecord) -> Result<NewEvent, R>,
     ) -> Result<(usize, Scheduled), StoreError> {
-        self.write(|tx| {
-            let due: Vec<((u64, u128), u128)> = tx
-                .open_table(tables::SESSION_EXPIRY)?
-                .range((0, 0)..=(now_ms, u128::MAX))?
-                .take(limit)
-                .map(|e| e.map(|(k, v)| (k.value(), v.value())))
-                .collect::<Result<_, _>>()?;
-            let mut expired = 0;
-            let mut scheduled = Scheduled::default();
-            for (key, app) in due {
-                tx.open_table(tables::SESSION_EXPIRY)?.remove(key)?;
-                if super::app_deletion::is_deleted(tx, app)? {
-                    continue; // its session is being purged; it emits nothing any more
-                }
-                let mut sessions = tx.open_table(tables::VERIFICATION_SESSIONS)?;
-                let found: Option<SessionRecord> = decode_found(TABLE, sessions.get((app, key.1))?)?;
-                let Some(mut session) = found else { continue };
-                let Ok(event) = expire(&mut session) else { continue };
-                sessions.insert((app, key.1), encode(TABLE, &session)?.as_slice())?;
-                drop(sessions);
-                let (_, queued) = publish_in(tx, &self.sealer, &self.names, std::slice::from_ref(&event), now_ms)?;
-                scheduled.extend(queued);
-                expired += 1;
+        self.write(|tx| rules::settle(expire_due(&mut Tx { tx, store: self }, now_ms, limit, expire)))
+    }
+}
+
+impl SessionExpiryTx for Tx<'_> {
+    async fn take_due(&mut self, now_ms: u64, limit: usize) -> Result<Vec<DueSession>, StoreError> {
+        let mut expiry = self.tx.open_table(tables::SESSION_EXPIRY)?;
+        let keys: Vec<((u64, u128), u128)> = expiry
+            .range((0, 0)..=(now_ms, u128::MAX))?
+            .take(limit)
+            .map(|e| e.map(|(k, v)| (k.value(), v.value())))
+            .collect::<Result<_, _>>()?;
+        let sessions = self.tx.open_table(tables::VERIFICATION_SESSIONS)?;
+        let mut due = Vec::with_capacity(keys.len());
+        for (key, app) in keys {
+            expiry.remove(key)?;
+            let found: Option<SessionRecord> = decode_found(TABLE, sessions.get((app, key.1))?)?;
+            if let Some(session) = found {
+                due.push(DueSession { session, app_deleted: super::app_deletion::is_deleted(self.tx, app)? });
             }
-            Ok((expired, scheduled))
-        })
+        }
+        Ok(due)
+    }
+
+    async fn save_session(&mut self, session: &SessionRecord) -> Result<(), StoreError> {
+        let key = (session.app.as_u128(), session.id.as_u128());
+        self.tx.open_table(tables::VERIFICATION_SESSIONS)?.insert(key, encode(TABLE, session)?.as_slice())?;
+        Ok(())
+    }
+
+    async fn publish(&mut self, events: &[NewEvent], now_ms: u64) -> Result<Scheduled, StoreError> {
+        Ok(publish_in(self.tx, &self.store.sealer, &self.store.names, events, now_ms)?.1)
     }
 }
 
