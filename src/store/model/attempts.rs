@@ -9,6 +9,8 @@ use crate::mode::Mode;
 
 use super::endpoints::EndpointRecord;
 use super::queue::{QueueKey, Scheduled};
+use crate::StoreError;
+use crate::store::sealing::Sealer;
 /// Where an attempt stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +72,16 @@ pub struct AttemptRecord {
     pub due_ms: u64,
     /// The request headers sent, once sent.
     pub request_headers: Vec<(String, String)>,
+}
+
+impl AttemptRecord {
+    /// The record as read back: its response excerpt opened with the payload key.
+    pub(crate) fn opened(mut self, sealer: &Sealer) -> Result<AttemptRecord, StoreError> {
+        if let Some(body) = self.response_body.take() {
+            self.response_body = Some(sealer.open_text(&response_row(self.id), body)?);
+        }
+        Ok(self)
+    }
 }
 
 impl AttemptRecord {

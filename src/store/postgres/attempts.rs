@@ -23,7 +23,6 @@ use super::{id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::backend::Attempts;
-use crate::store::model::attempts::response_row;
 use crate::store::model::{
     AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, ListError, Owner, Page, PageRequest,
     QueueKey, RecordPolicy, Recorded, Scheduled, StoreError,
@@ -520,16 +519,6 @@ pub(super) async fn latest_per_endpoint(
     Ok(latest)
 }
 
-impl PgStore {
-    /// An attempt as read, with its response excerpt opened.
-    pub(super) fn opened(&self, mut record: AttemptRecord) -> Result<AttemptRecord, StoreError> {
-        if let Some(body) = record.response_body.take() {
-            record.response_body = Some(self.sealer.open_text(&response_row(record.id), body)?);
-        }
-        Ok(record)
-    }
-}
-
 impl Attempts for PgStore {
     fn list_attempts(
         &self,
@@ -553,7 +542,7 @@ impl Attempts for PgStore {
             // the connection's cache of prepared statements stays bounded.
             let exists = "SELECT 1 FROM attempts WHERE endpoint = $1 AND id = $2";
             let query = ListQuery { select: &select, params, id: "id", exists, scope: &endpoint };
-            Ok(list(&client, query, request, |row| self.opened(attempt_of(row)?)).await)
+            Ok(list(&client, query, request, |row| attempt_of(row)?.opened(&self.sealer)).await)
         })?
     }
 
@@ -564,7 +553,7 @@ impl Attempts for PgStore {
             let row = client
                 .q_opt(&sql, &[&uuid(id.as_u128()), &uuid(owner.app.as_u128()), &uuid(endpoint.as_u128())])
                 .await?;
-            row.map(|row| self.opened(attempt_of(&row)?)).transpose()
+            row.map(|row| attempt_of(&row)?.opened(&self.sealer)).transpose()
         })
     }
 
@@ -582,7 +571,8 @@ impl Attempts for PgStore {
             let rows =
                 client.q(&sql, &[&uuid(event.as_u128()), &uuid(owner.app.as_u128()), &(limit as i64 + 1)]).await?;
             let more = rows.len() > limit;
-            let out = rows.iter().take(limit).map(|row| self.opened(attempt_of(row)?)).collect::<Result<_, _>>()?;
+            let out =
+                rows.iter().take(limit).map(|row| attempt_of(row)?.opened(&self.sealer)).collect::<Result<_, _>>()?;
             Ok((out, more))
         })
     }

@@ -88,7 +88,7 @@ impl Stats for PgStore {
                 "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE app = $1 AND status IN (2, 3) ORDER BY id DESC LIMIT $2"
             );
             for row in &client.q(&sql, &[&app, &(failures as i64)]).await? {
-                out.recent_failures.push(self.opened(attempt_of(row)?)?);
+                out.recent_failures.push(attempt_of(row)?.opened(&self.sealer)?);
             }
             Ok(out)
         })

@@ -14,7 +14,6 @@ use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
 use crate::ids::AppId;
 use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::store::model::attempts::response_row;
 use crate::store::model::pagination::{finish_page, scan_bounds};
 use crate::store::model::{
     AttemptResult, Cursor, EndpointRecord, EndpointStatus, FailureRun, ListError, Owner, Page, PageRequest, QueueKey,
@@ -357,16 +356,6 @@ pub(super) fn latest_per_endpoint(
     Ok(latest)
 }
 
-impl RedbStore {
-    /// An attempt record as read, with its response excerpt opened.
-    pub(super) fn opened(&self, mut record: AttemptRecord) -> Result<AttemptRecord, StoreError> {
-        if let Some(body) = record.response_body.take() {
-            record.response_body = Some(self.sealer.open_text(&response_row(record.id), body)?);
-        }
-        Ok(record)
-    }
-}
-
 impl Attempts for RedbStore {
     fn list_attempts(
         &self,
@@ -425,7 +414,7 @@ impl Attempts for RedbStore {
                     continue;
                 };
                 if status.is_none_or(|s| s == record.status) {
-                    items.push(self.opened(record)?);
+                    items.push(record.opened(&self.sealer)?);
                     if items.len() > request.limit {
                         break;
                     }
@@ -439,7 +428,10 @@ impl Attempts for RedbStore {
         self.read(|tx| {
             let record: Option<AttemptRecord> =
                 attempt_in(&tx.open_table(tables::ATTEMPTS)?, id.as_u128(), &self.names)?;
-            record.filter(|r| r.app == owner.app && r.endpoint_id == endpoint).map(|r| self.opened(r)).transpose()
+            record
+                .filter(|r| r.app == owner.app && r.endpoint_id == endpoint)
+                .map(|r| r.opened(&self.sealer))
+                .transpose()
         })
     }
 
@@ -465,7 +457,7 @@ impl Attempts for RedbStore {
                 if out.len() == limit {
                     return Ok((out, true));
                 }
-                out.push(self.opened(record)?);
+                out.push(record.opened(&self.sealer)?);
             }
             Ok((out, false))
         })

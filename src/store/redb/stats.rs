@@ -99,7 +99,7 @@ impl Stats for RedbStore {
                 }
                 let (key, _) = entry?;
                 if let Some(record) = super::attempt_record::attempt_in(&attempts, key.value().1, &self.names)? {
-                    out.recent_failures.push(self.opened(record)?);
+                    out.recent_failures.push(record.opened(&self.sealer)?);
                 }
             }
             Ok(out)
