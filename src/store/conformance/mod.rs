@@ -6,9 +6,11 @@
 
 mod api_keys;
 mod apps;
+mod attempts;
 mod endpoints;
 mod event_types;
 mod events;
+mod recovery;
 
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -21,7 +23,7 @@ use crate::mode::Mode;
 use crate::store::model::events::test_event;
 use crate::store::model::{
     AppRecord, AttemptResult, Cursor, EndpointRecord, FailureRun, HealthVerdict, NewEvent, Owner, Page, PageRequest,
-    RecordPolicy,
+    QueueKey, RecordPolicy,
 };
 
 /// A store of one backend, as the engine holds it (with its queue writes), on data of its
@@ -169,6 +171,12 @@ fn hook(store: &QueueWrites, owner: Owner, event_type: &str) -> EndpointRecord {
 /// `n` events of `owner` of type `invoice.paid`, a millisecond apart from `at_ms`.
 pub(super) fn invoices(owner: Owner, n: u64, at_ms: u64) -> Vec<NewEvent> {
     (0..n).map(|i| test_event(owner, "invoice.paid", serde_json::json!({ "n": i }), at_ms + i)).collect()
+}
+
+/// The result of the attempt `key` names, made at `at_ms` (its endpoint looked up).
+fn result(store: &QueueWrites, key: QueueKey, succeeded: bool, at_ms: u64) -> AttemptResult {
+    let job = store.jobs(&[key.attempt()]).unwrap().pop().flatten().expect("a pending attempt");
+    AttemptResult::for_test(key, job.attempt.endpoint_id, succeeded, at_ms)
 }
 
 /// A request for the first page of a list, `limit` long.

@@ -8,9 +8,7 @@ use super::{PgOptions, PgStore};
 use crate::ids::DeliveryId;
 use crate::mode::Mode;
 use crate::store::conformance::{TWO_RETRIES, fresh_database, invoices};
-use crate::store::model::{
-    AttemptResult, AttemptStatus, Cursor, EndpointRecord, EventFilter, NewEvent, Owner, PageRequest,
-};
+use crate::store::model::{AttemptResult, Cursor, EndpointRecord, NewEvent, Owner, PageRequest};
 
 /// A store on a new database (`options` for more) with one endpoint subscribed to
 /// `event_type`; `None` where PostgreSQL is not installed.
@@ -73,112 +71,6 @@ fn a_second_payload_key_is_refused() {
 }
 
 #[test]
-fn published_events_are_claimed_once_sent_and_recorded_with_retries() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((store, options, owner, endpoint)) = store_with_endpoint(dir.path(), "invoice.paid") else { return };
-    let other = PgStore::connect(&options).unwrap();
-    let now = 1_700_000_000_000;
-    let events: Vec<NewEvent> = invoices(owner, 3, now);
-    let unmatched = crate::store::model::events::test_event(owner, "other.type", serde_json::json!({}), now + 5);
-    let written =
-        store.publish_and_record(&[events.clone(), vec![unmatched]].concat(), &[], now, &TWO_RETRIES).unwrap();
-    assert_eq!(written.published.iter().map(|p| p.deliveries).collect::<Vec<_>>(), vec![1, 1, 1, 0]);
-    assert_eq!(written.first_attempts.len(), 3);
-    assert_eq!(store.queue_depth().unwrap(), 3);
-
-    // One process claims them; another finds nothing to claim while the claims last.
-    let claimed = store.due_entries(None, now, 10).unwrap();
-    assert_eq!(claimed.len(), 3);
-    assert!(other.due_entries(None, now, 10).unwrap().is_empty(), "claimed entries are not offered again");
-    assert_eq!(other.next_due_after(None).unwrap(), None);
-
-    let ids: Vec<DeliveryId> = claimed.iter().map(|e| e.key.attempt()).collect();
-    let jobs = store.jobs(&ids).unwrap();
-    let job = jobs[0].as_ref().expect("a job");
-    assert_eq!(job.endpoint.as_ref().map(|e| e.id), Some(endpoint.id));
-    assert_eq!(job.body.as_deref(), Some(events[0].body.as_slice()), "the payload byte for byte");
-
-    // The first succeeds, the second fails (a retry follows), the third fails too.
-    let result = |n: usize, ok: bool| AttemptResult::for_test(claimed[n].key, endpoint.id, ok, now + 10);
-    let written = store
-        .publish_and_record(&[], &[result(0, true), result(1, false), result(2, false)], now + 10, &TWO_RETRIES)
-        .unwrap();
-    assert_eq!(written.recorded.finished, 1);
-    assert_eq!(written.recorded.scheduled.len(), 2, "two retries");
-    assert_eq!(store.queue_depth().unwrap(), 2);
-    let first = store.event(owner, events[0].meta.id).unwrap().unwrap();
-    assert_eq!(first.pending_webhooks, 0);
-    assert_eq!(first.body, events[0].body);
-    assert_eq!(store.event(owner, events[1].meta.id).unwrap().unwrap().pending_webhooks, 1);
-    let endpoint_now = store.endpoint(owner, endpoint.id).unwrap().unwrap();
-    assert_eq!(endpoint_now.failing.map(|f| f.attempts), Some(2), "two failures in a row");
-
-    // The retries are claimed by whoever asks once due; a duplicate result is ignored.
-    let retries = other.due_entries(None, now + 2_000, 10).unwrap();
-    assert_eq!(retries.len(), 2);
-    let again = store.publish_and_record(&[], &[result(0, true)], now + 20, &TWO_RETRIES).unwrap();
-    assert_eq!(again.recorded.finished, 0, "a result for an attempt no longer pending only drops its entry");
-
-    let page = store.list_attempts(owner, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None).unwrap();
-    assert_eq!(page.items.len(), 5, "three made, two pending");
-    let retrying = store
-        .list_attempts(
-            owner,
-            endpoint.id,
-            PageRequest { limit: 10, cursor: Cursor::Start },
-            Some(AttemptStatus::Retrying),
-        )
-        .unwrap();
-    assert_eq!(retrying.items.len(), 2);
-    let filter = EventFilter { delivery_success: Some(true), ..EventFilter::default() };
-    let delivered = store.list_events(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &filter).unwrap();
-    assert_eq!(delivered.items.iter().map(|e| e.meta.id).collect::<Vec<_>>(), vec![events[0].meta.id]);
-    let filter = EventFilter { delivery_success: Some(false), ..EventFilter::default() };
-    let undelivered = store.list_events(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &filter).unwrap();
-    assert_eq!(undelivered.items.len(), 2);
-    let filter = EventFilter { event_type: Some("other.type".into()), ..EventFilter::default() };
-    let typed = store.list_events(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &filter).unwrap();
-    assert_eq!(typed.items.len(), 1);
-    let (attempts, more) = store.event_attempts(owner, events[1].meta.id, 10).unwrap();
-    assert_eq!((attempts.len(), more), (2, false));
-
-    // Deleting the endpoint ends its pending deliveries.
-    assert!(store.delete_endpoint(owner, endpoint.id, 5).unwrap());
-    assert_eq!(store.queue_depth().unwrap(), 0);
-    assert_eq!(store.event(owner, events[1].meta.id).unwrap().unwrap().pending_webhooks, 0);
-    let filter = EventFilter { delivery_success: Some(false), ..EventFilter::default() };
-    let undelivered = store.list_events(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &filter).unwrap();
-    assert_eq!(undelivered.items.len(), 2, "failed for good now");
-}
-
-#[test]
-fn failed_deliveries_are_recovered_once_and_expired_ones_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((store, _, owner, endpoint)) = store_with_endpoint(dir.path(), "*") else { return };
-    let now = 1_700_000_000_000;
-    let events: Vec<NewEvent> = invoices(owner, 2, now);
-    store.publish_and_record(&events, &[], now, &TWO_RETRIES).unwrap();
-    // Three failures each: the delivery fails for good.
-    for round in 0..3u64 {
-        let due = store.due_entries(None, now + 10_000 * (round + 1), 10).unwrap();
-        assert_eq!(due.len(), 2, "round {round}");
-        let results: Vec<AttemptResult> =
-            due.iter().map(|e| AttemptResult::for_test(e.key, endpoint.id, false, now + 10_000 * round)).collect();
-        store.publish_and_record(&[], &results, now + 10_000 * round, &TWO_RETRIES).unwrap();
-    }
-    assert_eq!(store.queue_depth().unwrap(), 0);
-    let dry = store.recover_endpoint(owner, endpoint.id, 0, true, now + 60_000, 24).unwrap().unwrap();
-    assert_eq!((dry.events, dry.expired, dry.scheduled.len()), (2, 0, 0));
-    let late = store.recover_endpoint(owner, endpoint.id, 0, true, now + 100 * 3_600_000, 24).unwrap().unwrap();
-    assert_eq!((late.events, late.expired), (0, 2), "past the undelivered window");
-    let done = store.recover_endpoint(owner, endpoint.id, 0, false, now + 60_000, 24).unwrap().unwrap();
-    assert_eq!((done.events, done.scheduled.len()), (2, 2));
-    assert_eq!(store.event(owner, events[0].meta.id).unwrap().unwrap().pending_webhooks, 1);
-    let again = store.recover_endpoint(owner, endpoint.id, 0, true, now + 60_000, 24).unwrap().unwrap();
-    assert_eq!(again.events, 0, "their latest attempts are pending now");
-}
-
-#[test]
 fn one_process_leads_and_another_takes_over_when_it_goes() {
     let dir = tempfile::tempdir().unwrap();
     let Some(options) = fresh_database(dir.path()) else { return };
@@ -224,6 +116,7 @@ fn queuing_in_one_process_wakes_the_others_and_released_claims_are_claimed_again
     let claimed = other.due_entries(None, now, 100).unwrap();
     assert_eq!(claimed.len() as u64, n);
     assert!(publisher.due_entries(None, now, 100).unwrap().is_empty());
+    assert_eq!(publisher.next_due_after(None).unwrap(), None, "nothing unclaimed is due");
     let ids: Vec<DeliveryId> = claimed.iter().map(|e| e.key.attempt()).collect();
     other.renew_claims(&ids, &[]).unwrap();
     assert!(publisher.due_entries(None, now, 100).unwrap().is_empty(), "renewed, still held");
