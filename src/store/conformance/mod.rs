@@ -10,7 +10,11 @@ mod attempts;
 mod endpoints;
 mod event_types;
 mod events;
+mod idempotency;
+mod portal_sessions;
 mod recovery;
+mod retention;
+mod sessions;
 
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -120,6 +124,9 @@ pub(super) struct TestPolicy {
 
 /// Two retries, never disabling, undelivered payloads kept an hour.
 pub(super) const TWO_RETRIES: TestPolicy = TestPolicy { retries: 2, disable_at: None, undelivered_hours: 1 };
+
+/// No retries: a failure is for good.
+pub(super) const NO_RETRIES: TestPolicy = TestPolicy { retries: 0, disable_at: None, undelivered_hours: 0 };
 
 impl RecordPolicy for TestPolicy {
     fn retry_delay(&self, number: u32, _: Option<Duration>) -> Option<Duration> {

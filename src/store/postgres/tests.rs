@@ -1,5 +1,7 @@
-//! Unit tests of the Postgres backend against a throwaway cluster (skipped, loudly, where
-//! PostgreSQL is not installed; failed under `CI=true`).
+//! Tests of what only the Postgres backend has, against a throwaway cluster (skipped,
+//! loudly, where PostgreSQL is not installed; failed under `CI=true`): several processes
+//! on one database (claims, leases, leadership, listener holds, deadlocks), its schema
+//! migrations, its payload key and TLS. What both backends do is `store/conformance/`'s.
 
 use std::time::Duration;
 
@@ -8,18 +10,7 @@ use super::{PgOptions, PgStore};
 use crate::ids::DeliveryId;
 use crate::mode::Mode;
 use crate::store::conformance::{TWO_RETRIES, fresh_database, invoices};
-use crate::store::model::{AttemptResult, Cursor, EndpointRecord, NewEvent, Owner, PageRequest};
-
-/// A store on a new database (`options` for more) with one endpoint subscribed to
-/// `event_type`; `None` where PostgreSQL is not installed.
-fn store_with_endpoint(dir: &std::path::Path, event_type: &str) -> Option<(PgStore, PgOptions, Owner, EndpointRecord)> {
-    let options = fresh_database(dir)?;
-    let store = PgStore::connect(&options).unwrap();
-    let owner = store.test_owner(Mode::Test);
-    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", event_type);
-    store.insert_endpoint(&endpoint).unwrap();
-    Some((store, options, owner, endpoint))
-}
+use crate::store::model::{AttemptResult, Cursor, EndpointRecord, PageRequest};
 
 #[test]
 fn processes_starting_together_migrate_once_and_share_one_default_app_per_mode() {
@@ -264,7 +255,7 @@ fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_nor_stay
         recorder.insert_endpoint(endpoint).unwrap();
     }
     let now = 1_700_000_000_000;
-    let events: Vec<NewEvent> = invoices(owner, 8, now);
+    let events = invoices(owner, 8, now);
     recorder.publish_and_record(&events, &[], now, &TWO_RETRIES).unwrap();
     let claimed = recorder.due_entries(None, now, 1000).unwrap();
     assert_eq!(claimed.len(), 24 * 8);
@@ -300,29 +291,13 @@ fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_nor_stay
 }
 
 #[test]
-fn an_attempt_made_after_the_cutoff_goes_with_its_event() {
-    use crate::store::model::Cutoffs;
-    use crate::store::model::PruneCursor;
-    let dir = tempfile::tempdir().unwrap();
-    let Some((store, _, owner, endpoint)) = store_with_endpoint(dir.path(), "invoice.paid") else { return };
-    // An event of ten minutes ago whose (only) attempt was made just now.
-    let now = crate::clock::unix_now_ms();
-    store.publish_and_record(&invoices(owner, 1, now - 600_000), &[], now, &TWO_RETRIES).unwrap();
-    let claimed = store.due_entries(None, now, 10).unwrap();
-    let result = AttemptResult::for_test(claimed[0].key, endpoint.id, true, now);
-    store.publish_and_record(&[], &[result], now, &TWO_RETRIES).unwrap();
-
-    let cutoffs = Cutoffs { history_ms: now - 300_000, idempotency_secs: 0, now_ms: now };
-    let pruned = store.prune(cutoffs, &mut PruneCursor::default(), 100).unwrap();
-    assert_eq!((pruned.events, pruned.attempts), (1, 1), "an attempt outlived its event");
-    let page = store.list_attempts(owner, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None).unwrap();
-    assert!(page.items.is_empty());
-}
-
-#[test]
 fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((store, options, owner, endpoint)) = store_with_endpoint(dir.path(), "invoice.paid") else { return };
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let store = PgStore::connect(&options).unwrap();
+    let owner = store.test_owner(Mode::Test);
+    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
+    store.insert_endpoint(&endpoint).unwrap();
     store.publish_and_record(&invoices(owner, 1, 1_700_000_000_000), &[], 1_700_000_000_000, &TWO_RETRIES).unwrap();
     // Back to schema 1 (as the release before wrote it), with its data.
     store
