@@ -5,6 +5,7 @@
 //! on one database) is tested beside that backend.
 
 mod api_keys;
+mod app_deletion;
 mod apps;
 mod attempts;
 mod endpoints;

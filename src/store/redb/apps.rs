@@ -138,28 +138,3 @@ impl RedbStore {
         self.default_apps().expect("default apps").of(mode)
     }
 }
-
-#[cfg(test)]
-impl RedbStore {
-    /// Stores another application of `mode` (the API for making them is still to come).
-    pub(crate) fn insert_app_for_test(&self, mode: Mode, name: &str) -> crate::store::model::Owner {
-        use crate::store::model::Branding;
-        use std::collections::BTreeMap;
-        let record = AppRecord {
-            id: AppId::new(),
-            mode,
-            name: name.to_string(),
-            uid: None,
-            metadata: BTreeMap::new(),
-            default: false,
-            created: 0,
-            branding: Branding::default(),
-        };
-        self.write(|tx| {
-            tx.open_table(tables::APPS)?.insert(key(mode, record.id), encode(TABLE, &record)?.as_slice())?;
-            Ok(())
-        })
-        .unwrap();
-        record.owner()
-    }
-}
