@@ -2,13 +2,15 @@
 
 use std::collections::HashMap;
 
-use super::{TWO_RETRIES, assert_walks, each_backend};
+use super::{TWO_RETRIES, TestPolicy, assert_walks, each_backend, hook, invoices, result, start};
 use crate::ids::{AppId, EventId};
 use crate::mode::Mode;
 use crate::store::Store;
 use crate::store::model::events::test_event as event;
+use crate::store::model::upkeep::Outcomes;
 use crate::store::model::{
-    AttemptResult, AttemptStatus, EndpointRecord, EventFilter, EventMeta, NewEvent, Owner, PageRequest, Resent,
+    AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, EventFilter, EventMeta, NewEvent,
+    Owner, PageRequest, Resent,
 };
 
 /// Every page of `owner`'s events that `filter` lets through, both ways, against the ids
@@ -154,5 +156,90 @@ fn delivery_success_lists_equal_an_exact_check_in_both_directions() {
                 assert_event_pages(&store, owner, &filter, &all, |m| filter.keeps(m) && exact(m) == Some(wanted));
             }
         }
+    });
+}
+
+#[test]
+fn resending_queues_an_event_again_to_its_endpoints_or_to_one_unless_its_payload_expired() {
+    each_backend(|store| {
+        let owner = store.test_owner(Mode::Test);
+        let [typed, everything, unsubscribed] = ["invoice.paid", "*", "other.type"].map(|t| hook(&store, owner, t));
+        let mut paused = EndpointRecord::for_test(owner, "https://example.com/paused", "*");
+        paused.status = EndpointStatus::Disabled;
+        store.insert_endpoint(&paused).unwrap();
+        let now = 1_700_000_000_000;
+        let event = &invoices(owner, 1, now)[0];
+        let (_, queued) = store.publish_events(std::slice::from_ref(event), now).unwrap();
+        let pending = || store.event(owner, event.meta.id).unwrap().unwrap().pending_webhooks;
+        assert_eq!((queued.len(), pending()), (2, 2));
+        // The first delivery fails for good (an hour's window), the other succeeds.
+        let results: Vec<AttemptResult> = queued.keys().iter().map(|k| result(&store, *k, false, now)).collect();
+        let policy = TestPolicy { retries: 0, disable_at: None, undelivered_hours: 1 };
+        store.publish_and_record(&[], &results[..1], now, &policy).unwrap();
+        let failed_to = store.jobs(&[queued.keys()[0].attempt()]).unwrap()[0].as_ref().unwrap().attempt.endpoint_id;
+        let succeeded = AttemptResult { succeeded: true, ..results[1].clone() };
+        store.publish_and_record(&[], &[succeeded], now, &policy).unwrap();
+        assert_eq!(pending(), 0);
+
+        let resend = |endpoint, now_ms| store.resend_event(owner, event.meta.id, endpoint, now_ms, 1).unwrap();
+        // Past the failed delivery's window: not to that endpoint.
+        let later = now + 3_600_000;
+        assert_eq!(resend(Some(failed_to), later), Resent::PayloadExpired { hours: 1 });
+        let Resent::Scheduled(rest) = resend(None, later) else { panic!("resent") };
+        let other = if failed_to == typed.id { everything.id } else { typed.id };
+        let job = store.jobs(&[rest.keys()[0].attempt()]).unwrap().pop().flatten().unwrap();
+        assert_eq!((rest.len(), job.attempt.endpoint_id, pending()), (1, other, 1));
+        // Within it: to every enabled endpoint it is for, or to one named.
+        let Resent::Scheduled(all) = resend(None, now + 1_000) else { panic!("resent") };
+        assert_eq!((all.len(), pending()), (2, 3));
+        let Resent::Scheduled(one) = resend(Some(unsubscribed.id), now + 1_000) else { panic!("resent") };
+        let job = store.jobs(&[one.keys()[0].attempt()]).unwrap().pop().flatten().unwrap();
+        assert_eq!((job.attempt.endpoint_id, job.attempt.event_type.as_str()), (unsubscribed.id, "invoice.paid"));
+        let Resent::Scheduled(parked) = resend(Some(paused.id), now + 1_000) else { panic!("resent") };
+        assert!(parked.is_empty(), "it waits, parked, for its endpoint");
+        assert_eq!((pending(), store.queue_depth().unwrap()), (5, 4));
+        assert_eq!(resend(Some(crate::ids::EndpointId::new()), now), Resent::NoEndpoint);
+        let elsewhere = store.resend_event(store.test_owner(Mode::Live), event.meta.id, None, now, 1).unwrap();
+        assert_eq!(elsewhere, Resent::NoEvent);
+    });
+}
+
+#[test]
+fn a_test_ping_is_stored_made_with_its_event_and_queues_nothing() {
+    each_backend(|store| {
+        let owner = store.test_owner(Mode::Test);
+        let endpoint = hook(&store, owner, "*");
+        let now = crate::clock::unix_now_ms();
+        let ping = |succeeded: bool| {
+            let event = event(owner, "webhook.endpoint_test", serde_json::json!({}), now);
+            let mut attempt = AttemptRecord::pending(&endpoint, event.meta.id, "webhook.endpoint_test", 1, 0);
+            attempt.status = if succeeded { AttemptStatus::Succeeded } else { AttemptStatus::Failed };
+            (attempt.response_status, attempt.response_body) = (Some(500), Some("down".into()));
+            attempt.created = (now / 1000) as i64;
+            store.record_test_ping(&event, &attempt).unwrap();
+            (event, attempt)
+        };
+        let ((failed, attempt), (delivered, _)) = (ping(false), ping(true));
+        let stored = store.event(owner, failed.meta.id).unwrap().unwrap();
+        assert_eq!((stored.body, stored.pending_webhooks), (failed.body.clone(), 0));
+        assert_eq!(store.queue_depth().unwrap(), 0);
+        assert_eq!(store.attempt(owner, endpoint.id, attempt.id).unwrap(), Some(attempt.clone()));
+        let listed = store.list_attempts(owner, endpoint.id, start(10), Some(AttemptStatus::Failed)).unwrap();
+        assert_eq!(listed.items, vec![attempt.clone()]);
+        let stats = store.delivery_stats(owner, 0, i64::MAX / 2, 60, 10).unwrap();
+        assert_eq!(stats.endpoints[&endpoint.id], Outcomes { succeeded: 1, failed: 1 });
+        assert_eq!(stats.recent_failures, vec![attempt]);
+        let listed = |delivered: bool| -> Vec<EventId> {
+            let filter = EventFilter { delivery_success: Some(delivered), ..EventFilter::default() };
+            store.list_events(owner, start(10), &filter).unwrap().items.iter().map(|e| e.meta.id).collect()
+        };
+        assert_eq!(listed(true), [delivered.meta.id]);
+        // DIFFERENCE between the backends (reported, not settled here): the event of a
+        // failed test ping is undelivered by the exact rule (its one attempt failed), and
+        // Postgres lists it under `delivery_success=false`; redb does not, as its test
+        // pings never enter the index of events that failed somewhere, which that list
+        // reads.
+        let undelivered = if store.is_redb() { vec![] } else { vec![failed.meta.id] };
+        assert_eq!(listed(false), undelivered);
     });
 }

@@ -13,9 +13,11 @@ mod event_types;
 mod events;
 mod idempotency;
 mod portal_sessions;
+mod queue;
 mod recovery;
 mod retention;
 mod sessions;
+mod stats;
 
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
