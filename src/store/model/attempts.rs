@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
+use crate::store::sealing::Sealer;
 
 use super::endpoints::EndpointRecord;
+use super::errors::StoreError;
 use super::queue::{QueueKey, Scheduled};
-use crate::StoreError;
-use crate::store::sealing::Sealer;
 /// Where an attempt stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -1,58 +1,18 @@
-//! Unit tests of the Postgres backend against a throwaway cluster (skipped, loudly, where
-//! PostgreSQL is not installed; failed under `CI=true`).
+//! Tests of what only the Postgres backend has, against a throwaway cluster (skipped,
+//! loudly, where PostgreSQL is not installed; failed under `CI=true`): several processes
+//! on one database (claims, leases, leadership, listener holds, deadlocks), its schema
+//! migrations, its payload key and TLS. What both backends do is `store/conformance/`'s.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
+
+use crate::ids::DeliveryId;
+use crate::mode::Mode;
+use crate::store::backend::{Apps, Backend, Endpoints, Events, Jobs, Listeners, Queue, Scheduling};
+use crate::store::conformance::{TWO_RETRIES, fresh_database, invoices};
+use crate::store::model::{AttemptResult, Cursor, EndpointRecord, PageRequest};
 
 use super::throwaway::ThrowawayPostgres;
 use super::{PgOptions, PgStore};
-use crate::ids::{AppId, DeliveryId, EventId};
-use crate::mode::Mode;
-use crate::store::backend::{
-    ApiKeys, Apps, Attempts, Backend, Endpoints, Events, Jobs, Listeners, Queue, Recoveries, Retention, Scheduling,
-};
-use crate::store::model::{
-    ApiKeyRecord, AppRecord, AttemptResult, AttemptStatus, Branding, Cursor, EndpointRecord, EventFilter, EventMeta,
-    FailureRun, HealthVerdict, NewEvent, Owner, PageRequest, RecordPolicy, Revoked, UidTaken,
-};
-
-/// Options for a new, empty database on the shared cluster, with the payload key in
-/// `dir`; `None` (after a loud line) where PostgreSQL is not installed.
-pub(crate) fn fresh_database(dir: &std::path::Path) -> Option<PgOptions> {
-    let cluster = ThrowawayPostgres::shared_for_test()?;
-    let url = cluster.new_database().expect("create a database");
-    Some(PgOptions {
-        url,
-        pool_size: 4,
-        statement_timeout: Duration::from_secs(10),
-        key_file: dir.join("payload.key"),
-        claim_lease: Duration::from_secs(60),
-    })
-}
-
-/// A store on a new database (`options` for more) with one endpoint subscribed to
-/// `event_type`; `None` where PostgreSQL is not installed.
-fn store_with_endpoint(dir: &std::path::Path, event_type: &str) -> Option<(PgStore, PgOptions, Owner, EndpointRecord)> {
-    let options = fresh_database(dir)?;
-    let store = PgStore::connect(&options).unwrap();
-    let owner = store.test_owner(Mode::Test);
-    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", event_type);
-    store.insert_endpoint(&endpoint).unwrap();
-    Some((store, options, owner, endpoint))
-}
-
-fn app(mode: Mode, uid: Option<&str>) -> AppRecord {
-    AppRecord {
-        id: AppId::new(),
-        mode,
-        name: "an app".into(),
-        uid: uid.map(str::to_string),
-        metadata: BTreeMap::new(),
-        default: false,
-        created: 0,
-        branding: Branding::default(),
-    }
-}
 
 #[test]
 fn processes_starting_together_migrate_once_and_share_one_default_app_per_mode() {
@@ -104,197 +64,6 @@ fn a_second_payload_key_is_refused() {
 }
 
 #[test]
-fn applications_keep_uids_unique_per_mode_and_page_newest_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(options) = fresh_database(dir.path()) else { return };
-    let store = PgStore::connect(&options).unwrap();
-    let a = app(Mode::Test, Some("acme"));
-    assert_eq!(store.create_app(&a).unwrap(), Ok(()));
-    let b = app(Mode::Test, Some("acme"));
-    assert_eq!(store.create_app(&b).unwrap(), Err(UidTaken { by: a.id }));
-    assert_eq!(store.create_app(&app(Mode::Live, Some("acme"))).unwrap(), Ok(()), "uids are per mode");
-    let c = app(Mode::Test, Some("globex"));
-    store.create_app(&c).unwrap().unwrap();
-    assert_eq!(store.find_app(Mode::Test, "acme").unwrap().unwrap().id, a.id);
-    assert_eq!(store.find_app(Mode::Test, &a.id.to_string()).unwrap().unwrap().id, a.id);
-    assert!(store.find_app(Mode::Live, &a.id.to_string()).unwrap().is_none(), "not across modes");
-    let taken = store.update_app(Mode::Test, c.id, |r| r.uid = Some("acme".into())).unwrap();
-    assert_eq!(taken, Err(UidTaken { by: a.id }));
-    assert_eq!(store.app(Mode::Test, c.id).unwrap().unwrap().uid.as_deref(), Some("globex"), "nothing written");
-    let moved = store.update_app(Mode::Test, a.id, |r| r.uid = None).unwrap().unwrap().unwrap();
-    assert_eq!(moved.uid, None);
-    store.update_app(Mode::Test, c.id, |r| r.uid = Some("acme".into())).unwrap().unwrap();
-    // Newest first, in pages of one, both ways.
-    let first = store.list_apps(Mode::Test, PageRequest { limit: 1, cursor: Cursor::Start }).unwrap();
-    assert_eq!(first.items[0].id, c.id);
-    assert!(first.has_more);
-    let second = store.list_apps(Mode::Test, PageRequest { limit: 1, cursor: Cursor::After(c.id) }).unwrap();
-    assert_eq!(second.items[0].id, a.id);
-    let back = store.list_apps(Mode::Test, PageRequest { limit: 5, cursor: Cursor::Before(a.id) }).unwrap();
-    assert_eq!(back.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![c.id]);
-    assert!(!back.has_more);
-    let unknown = store.list_apps(Mode::Live, PageRequest { limit: 1, cursor: Cursor::After(a.id) });
-    assert!(matches!(unknown, Err(crate::store::model::pagination::ListError::UnknownCursor)));
-}
-
-#[test]
-fn api_keys_are_kept_by_hash_and_revoked_by_an_unambiguous_prefix() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(options) = fresh_database(dir.path()) else { return };
-    let store = PgStore::connect(&options).unwrap();
-    let key = |prefix: &str, created| ApiKeyRecord { prefix: prefix.into(), mode: Mode::Test, created, app: None };
-    store.insert_api_key(&[1; 32], &key("vk_test_ab1", 2)).unwrap();
-    store.insert_api_key(&[2; 32], &key("vk_test_ab2", 1)).unwrap();
-    store.insert_api_key(&[3; 32], &key("vk_test_a%_", 3)).unwrap();
-    let keys = store.api_keys().unwrap();
-    assert_eq!(keys.iter().map(|k| k.0[0]).collect::<Vec<_>>(), vec![2, 1, 3], "oldest first");
-    assert!(matches!(store.revoke_api_key("vk_test_ab").unwrap(), Revoked::Ambiguous(v) if v.len() == 2));
-    assert_eq!(store.revoke_api_key("vk_test_x").unwrap(), Revoked::NoMatch);
-    assert_eq!(store.revoke_api_key("vk_test_a%").unwrap(), Revoked::One(key("vk_test_a%_", 3)), "% is no wildcard");
-    assert_eq!(store.revoke_api_key("vk_test_ab1").unwrap(), Revoked::One(key("vk_test_ab1", 2)));
-    assert_eq!(store.api_keys().unwrap().len(), 1);
-}
-
-/// Retries after 1 s, twice; never disables; keeps undelivered payloads an hour.
-pub(crate) struct TwoRetries;
-
-impl RecordPolicy for TwoRetries {
-    fn retry_delay(&self, number: u32, _: Option<Duration>) -> Option<Duration> {
-        (number <= 2).then_some(Duration::from_secs(1))
-    }
-    fn health(&self, run: Option<FailureRun>, result: &AttemptResult) -> HealthVerdict {
-        let run = (!result.succeeded).then(|| FailureRun {
-            since_ms: run.map_or(result.attempted_at_ms, |r| r.since_ms),
-            failures: run.map_or(1, |r| r.failures + 1),
-        });
-        HealthVerdict { run, disable: None }
-    }
-    fn undelivered_retention(&self, _: Option<u32>) -> Duration {
-        Duration::from_secs(3600)
-    }
-}
-
-fn new_event(owner: Owner, event_type: &str, at_ms: u64) -> NewEvent {
-    let id = EventId::at(at_ms);
-    let body =
-        serde_json::to_vec(&serde_json::json!({"id": id.to_string(), "type": event_type, "data": {"id": "s_1"}}));
-    let meta = EventMeta {
-        id,
-        app: owner.app,
-        mode: owner.mode,
-        event_type: event_type.into(),
-        created: (at_ms / 1000) as i64,
-        data_id: Some("s_1".into()),
-    };
-    NewEvent { meta, body: body.unwrap() }
-}
-
-#[test]
-fn published_events_are_claimed_once_sent_and_recorded_with_retries() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((store, options, owner, endpoint)) = store_with_endpoint(dir.path(), "invoice.paid") else { return };
-    let other = PgStore::connect(&options).unwrap();
-    let now = 1_700_000_000_000;
-    let events: Vec<NewEvent> = (0..3).map(|n| new_event(owner, "invoice.paid", now + n)).collect();
-    let unmatched = new_event(owner, "other.type", now + 5);
-    let written = store.publish_and_record(&[events.clone(), vec![unmatched]].concat(), &[], now, &TwoRetries).unwrap();
-    assert_eq!(written.published.iter().map(|p| p.deliveries).collect::<Vec<_>>(), vec![1, 1, 1, 0]);
-    assert_eq!(written.first_attempts.len(), 3);
-    assert_eq!(store.queue_depth().unwrap(), 3);
-
-    // One process claims them; another finds nothing to claim while the claims last.
-    let claimed = store.due_entries(None, now, 10).unwrap();
-    assert_eq!(claimed.len(), 3);
-    assert!(other.due_entries(None, now, 10).unwrap().is_empty(), "claimed entries are not offered again");
-    assert_eq!(other.next_due_after(None).unwrap(), None);
-
-    let ids: Vec<DeliveryId> = claimed.iter().map(|e| e.key.attempt()).collect();
-    let jobs = store.jobs(&ids).unwrap();
-    let job = jobs[0].as_ref().expect("a job");
-    assert_eq!(job.endpoint.as_ref().map(|e| e.id), Some(endpoint.id));
-    assert_eq!(job.body.as_deref(), Some(events[0].body.as_slice()), "the payload byte for byte");
-
-    // The first succeeds, the second fails (a retry follows), the third fails too.
-    let result = |n: usize, ok: bool| AttemptResult::for_test(claimed[n].key, endpoint.id, ok, now + 10);
-    let written = store
-        .publish_and_record(&[], &[result(0, true), result(1, false), result(2, false)], now + 10, &TwoRetries)
-        .unwrap();
-    assert_eq!(written.recorded.finished, 1);
-    assert_eq!(written.recorded.scheduled.len(), 2, "two retries");
-    assert_eq!(store.queue_depth().unwrap(), 2);
-    let first = store.event(owner, events[0].meta.id).unwrap().unwrap();
-    assert_eq!(first.pending_webhooks, 0);
-    assert_eq!(first.body, events[0].body);
-    assert_eq!(store.event(owner, events[1].meta.id).unwrap().unwrap().pending_webhooks, 1);
-    let endpoint_now = store.endpoint(owner, endpoint.id).unwrap().unwrap();
-    assert_eq!(endpoint_now.failing.map(|f| f.attempts), Some(2), "two failures in a row");
-
-    // The retries are claimed by whoever asks once due; a duplicate result is ignored.
-    let retries = other.due_entries(None, now + 2_000, 10).unwrap();
-    assert_eq!(retries.len(), 2);
-    let again = store.publish_and_record(&[], &[result(0, true)], now + 20, &TwoRetries).unwrap();
-    assert_eq!(again.recorded.finished, 0, "a result for an attempt no longer pending only drops its entry");
-
-    let page = store.list_attempts(owner, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None).unwrap();
-    assert_eq!(page.items.len(), 5, "three made, two pending");
-    let retrying = store
-        .list_attempts(
-            owner,
-            endpoint.id,
-            PageRequest { limit: 10, cursor: Cursor::Start },
-            Some(AttemptStatus::Retrying),
-        )
-        .unwrap();
-    assert_eq!(retrying.items.len(), 2);
-    let filter = EventFilter { delivery_success: Some(true), ..EventFilter::default() };
-    let delivered = store.list_events(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &filter).unwrap();
-    assert_eq!(delivered.items.iter().map(|e| e.meta.id).collect::<Vec<_>>(), vec![events[0].meta.id]);
-    let filter = EventFilter { delivery_success: Some(false), ..EventFilter::default() };
-    let undelivered = store.list_events(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &filter).unwrap();
-    assert_eq!(undelivered.items.len(), 2);
-    let filter = EventFilter { event_type: Some("other.type".into()), ..EventFilter::default() };
-    let typed = store.list_events(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &filter).unwrap();
-    assert_eq!(typed.items.len(), 1);
-    let (attempts, more) = store.event_attempts(owner, events[1].meta.id, 10).unwrap();
-    assert_eq!((attempts.len(), more), (2, false));
-
-    // Deleting the endpoint ends its pending deliveries.
-    assert!(store.delete_endpoint(owner, endpoint.id, 5).unwrap());
-    assert_eq!(store.queue_depth().unwrap(), 0);
-    assert_eq!(store.event(owner, events[1].meta.id).unwrap().unwrap().pending_webhooks, 0);
-    let filter = EventFilter { delivery_success: Some(false), ..EventFilter::default() };
-    let undelivered = store.list_events(owner, PageRequest { limit: 10, cursor: Cursor::Start }, &filter).unwrap();
-    assert_eq!(undelivered.items.len(), 2, "failed for good now");
-}
-
-#[test]
-fn failed_deliveries_are_recovered_once_and_expired_ones_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some((store, _, owner, endpoint)) = store_with_endpoint(dir.path(), "*") else { return };
-    let now = 1_700_000_000_000;
-    let events: Vec<NewEvent> = (0..2).map(|n| new_event(owner, "invoice.paid", now + n)).collect();
-    store.publish_and_record(&events, &[], now, &TwoRetries).unwrap();
-    // Three failures each: the delivery fails for good.
-    for round in 0..3u64 {
-        let due = store.due_entries(None, now + 10_000 * (round + 1), 10).unwrap();
-        assert_eq!(due.len(), 2, "round {round}");
-        let results: Vec<AttemptResult> =
-            due.iter().map(|e| AttemptResult::for_test(e.key, endpoint.id, false, now + 10_000 * round)).collect();
-        store.publish_and_record(&[], &results, now + 10_000 * round, &TwoRetries).unwrap();
-    }
-    assert_eq!(store.queue_depth().unwrap(), 0);
-    let dry = store.recover_endpoint(owner, endpoint.id, 0, true, now + 60_000, 24).unwrap().unwrap();
-    assert_eq!((dry.events, dry.expired, dry.scheduled.len()), (2, 0, 0));
-    let late = store.recover_endpoint(owner, endpoint.id, 0, true, now + 100 * 3_600_000, 24).unwrap().unwrap();
-    assert_eq!((late.events, late.expired), (0, 2), "past the undelivered window");
-    let done = store.recover_endpoint(owner, endpoint.id, 0, false, now + 60_000, 24).unwrap().unwrap();
-    assert_eq!((done.events, done.scheduled.len()), (2, 2));
-    assert_eq!(store.event(owner, events[0].meta.id).unwrap().unwrap().pending_webhooks, 1);
-    let again = store.recover_endpoint(owner, endpoint.id, 0, true, now + 60_000, 24).unwrap().unwrap();
-    assert_eq!(again.events, 0, "their latest attempts are pending now");
-}
-
-#[test]
 fn one_process_leads_and_another_takes_over_when_it_goes() {
     let dir = tempfile::tempdir().unwrap();
     let Some(options) = fresh_database(dir.path()) else { return };
@@ -329,7 +98,7 @@ fn queuing_in_one_process_wakes_the_others_and_released_claims_are_claimed_again
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut n = 0;
     loop {
-        let _ = publisher.publish_events(&[new_event(owner, "invoice.paid", now + n)], now).unwrap();
+        let _ = publisher.publish_events(&invoices(owner, 1, now + n), now).unwrap();
         n += 1;
         if wakes.recv_timeout(Duration::from_millis(100)).is_ok() {
             break;
@@ -340,6 +109,7 @@ fn queuing_in_one_process_wakes_the_others_and_released_claims_are_claimed_again
     let claimed = other.due_entries(None, now, 100).unwrap();
     assert_eq!(claimed.len() as u64, n);
     assert!(publisher.due_entries(None, now, 100).unwrap().is_empty());
+    assert_eq!(publisher.next_due_after(None).unwrap(), None, "nothing unclaimed is due");
     let ids: Vec<DeliveryId> = claimed.iter().map(|e| e.key.attempt()).collect();
     other.renew_claims(&ids, &[]).unwrap();
     assert!(publisher.due_entries(None, now, 100).unwrap().is_empty(), "renewed, still held");
@@ -357,7 +127,7 @@ fn a_claim_that_is_not_renewed_runs_out_and_another_process_takes_the_entry() {
     let owner = dead.test_owner(Mode::Test);
     dead.insert_endpoint(&EndpointRecord::for_test(owner, "https://example.com/hook", "*")).unwrap();
     let now = 1_700_000_000_000;
-    let _ = dead.publish_events(&[new_event(owner, "invoice.paid", now)], now).unwrap();
+    let _ = dead.publish_events(&invoices(owner, 1, now), now).unwrap();
     assert_eq!(dead.due_entries(None, now, 10).unwrap().len(), 1);
     drop(dead);
     assert!(alive.due_entries(None, now, 10).unwrap().is_empty(), "still held");
@@ -487,8 +257,8 @@ fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_nor_stay
         recorder.insert_endpoint(endpoint).unwrap();
     }
     let now = 1_700_000_000_000;
-    let events: Vec<NewEvent> = (0..8).map(|n| new_event(owner, "invoice.paid", now + n)).collect();
-    recorder.publish_and_record(&events, &[], now, &TwoRetries).unwrap();
+    let events = invoices(owner, 8, now);
+    recorder.publish_and_record(&events, &[], now, &TWO_RETRIES).unwrap();
     let claimed = recorder.due_entries(None, now, 1000).unwrap();
     assert_eq!(claimed.len(), 24 * 8);
     let jobs = recorder.jobs(&claimed.iter().map(|e| e.key.attempt()).collect::<Vec<_>>()).unwrap();
@@ -505,7 +275,7 @@ fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_nor_stay
     std::thread::scope(|s| {
         s.spawn(|| {
             for batch in results.chunks(24) {
-                recorder.publish_and_record(&[], batch, now + 10, &TwoRetries).unwrap();
+                recorder.publish_and_record(&[], batch, now + 10, &TWO_RETRIES).unwrap();
             }
         });
         s.spawn(|| {
@@ -523,32 +293,14 @@ fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_nor_stay
 }
 
 #[test]
-fn an_attempt_made_after_the_cutoff_goes_with_its_event() {
-    use crate::store::model::Cutoffs;
-    use crate::store::model::PruneCursor;
-    let dir = tempfile::tempdir().unwrap();
-    let Some((store, _, owner, endpoint)) = store_with_endpoint(dir.path(), "invoice.paid") else { return };
-    // An event of ten minutes ago whose (only) attempt was made just now.
-    let now = crate::clock::unix_now_ms();
-    store.publish_and_record(&[new_event(owner, "invoice.paid", now - 600_000)], &[], now, &TwoRetries).unwrap();
-    let claimed = store.due_entries(None, now, 10).unwrap();
-    let result = AttemptResult::for_test(claimed[0].key, endpoint.id, true, now);
-    store.publish_and_record(&[], &[result], now, &TwoRetries).unwrap();
-
-    let cutoffs = Cutoffs { history_ms: now - 300_000, idempotency_secs: 0, now_ms: now };
-    let pruned = store.prune(cutoffs, &mut PruneCursor::default(), 100).unwrap();
-    assert_eq!((pruned.events, pruned.attempts), (1, 1), "an attempt outlived its event");
-    let page = store.list_attempts(owner, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None).unwrap();
-    assert!(page.items.is_empty());
-}
-
-#[test]
 fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((store, options, owner, endpoint)) = store_with_endpoint(dir.path(), "invoice.paid") else { return };
-    store
-        .publish_and_record(&[new_event(owner, "invoice.paid", 1_700_000_000_000)], &[], 1_700_000_000_000, &TwoRetries)
-        .unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let store = PgStore::connect(&options).unwrap();
+    let owner = store.test_owner(Mode::Test);
+    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
+    store.insert_endpoint(&endpoint).unwrap();
+    store.publish_and_record(&invoices(owner, 1, 1_700_000_000_000), &[], 1_700_000_000_000, &TWO_RETRIES).unwrap();
     // Back to schema 1 (as the release before wrote it), with its data.
     store
         .run(async {
@@ -601,7 +353,7 @@ fn a_listeners_attempts_go_to_the_process_holding_its_cli_until_that_hold_runs_o
     assert!(endpoint.is_listener());
     holder.hold_listener(endpoint.id).unwrap();
     let now = crate::clock::unix_now_ms();
-    holder.publish_and_record(&[new_event(owner, "invoice.paid", now)], &[], now, &TwoRetries).unwrap();
+    holder.publish_and_record(&invoices(owner, 1, now), &[], now, &TWO_RETRIES).unwrap();
 
     // The other process claims it, has no CLI: it hands the entry to the holder.
     let claimed = other.due_entries(None, now, 10).unwrap();

@@ -41,31 +41,6 @@ pub(super) fn ensure_defaults(tx: &WriteTransaction, now: i64) -> Result<Default
     Ok(DefaultApps { test: ids[0], live: ids[1] })
 }
 
-#[cfg(test)]
-impl RedbStore {
-    /// Stores another application of `mode` (the API for making them is still to come).
-    pub(crate) fn insert_app_for_test(&self, mode: Mode, name: &str) -> crate::store::model::Owner {
-        use crate::store::model::Branding;
-        use std::collections::BTreeMap;
-        let record = AppRecord {
-            id: AppId::new(),
-            mode,
-            name: name.to_string(),
-            uid: None,
-            metadata: BTreeMap::new(),
-            default: false,
-            created: 0,
-            branding: Branding::default(),
-        };
-        self.write(|tx| {
-            tx.open_table(tables::APPS)?.insert(key(mode, record.id), encode(TABLE, &record)?.as_slice())?;
-            Ok(())
-        })
-        .unwrap();
-        record.owner()
-    }
-}
-
 impl Apps for RedbStore {
     fn default_apps(&self) -> Result<DefaultApps, StoreError> {
         self.read(|tx| {
@@ -154,69 +129,5 @@ impl Apps for RedbStore {
     #[cfg(test)]
     fn test_owner(&self, mode: Mode) -> crate::store::model::Owner {
         self.default_apps().expect("default apps").of(mode)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::backend::Attempts;
-    use crate::store::backend::Endpoints;
-    use crate::store::backend::Events;
-    use crate::store::model::Cursor;
-    use crate::store::model::EndpointRecord;
-    use crate::store::model::PageRequest;
-
-    #[test]
-    fn every_data_file_has_one_default_application_per_mode_that_stays_the_same() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(dir.path()).unwrap();
-        let defaults = store.default_apps().unwrap();
-        assert_ne!(defaults.test, defaults.live);
-        let test = store.app(Mode::Test, defaults.test).unwrap().unwrap();
-        assert!(test.default && test.mode == Mode::Test && test.name == "Default (test)");
-        assert!(store.app(Mode::Live, defaults.test).unwrap().is_none(), "an app is found only in its mode");
-        drop(store);
-        assert_eq!(RedbStore::open(dir.path()).unwrap().default_apps().unwrap(), defaults, "made once");
-    }
-
-    #[test]
-    fn one_applications_endpoints_events_and_deliveries_are_out_of_anothers_reach() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(dir.path()).unwrap();
-        let first = store.test_owner(Mode::Test);
-        let second = store.insert_app_for_test(Mode::Test, "second");
-        let endpoint = EndpointRecord::for_test(first, "http://127.0.0.1:9/", "*");
-        store.insert_endpoint(&endpoint).unwrap();
-        let page = PageRequest { limit: 10, cursor: Cursor::Start };
-
-        assert!(store.endpoint(second, endpoint.id).unwrap().is_none());
-        assert!(store.list_endpoints(second, page, &Default::default()).unwrap().items.is_empty());
-        assert_eq!(store.list_endpoints(first, page, &Default::default()).unwrap().items.len(), 1);
-
-        // An event of the second application reaches none of the first's endpoints, even
-        // one subscribed to everything; the first's own event does.
-        let other =
-            crate::payload::new_event(second, "a.b", &serde_json::json!({}), crate::clock::unix_now_ms()).unwrap();
-        let own = crate::payload::new_event(first, "a.b", &serde_json::json!({}), crate::clock::unix_now_ms()).unwrap();
-        let (published, _) = store.publish_events(&[other.clone(), own.clone()], 0).unwrap();
-        assert_eq!(published.iter().map(|p| p.deliveries).collect::<Vec<_>>(), [0, 1]);
-        assert!(store.event(first, other.meta.id).unwrap().is_none());
-        assert!(store.event(second, own.meta.id).unwrap().is_none());
-        assert!(
-            store
-                .list_attempts(second, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None)
-                .unwrap()
-                .items
-                .is_empty()
-        );
-        assert_eq!(
-            store
-                .list_attempts(first, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None)
-                .unwrap()
-                .items
-                .len(),
-            1
-        );
     }
 }

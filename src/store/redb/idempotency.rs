@@ -64,24 +64,3 @@ impl Idempotency for RedbStore {
         })
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::model::sessions::IN_PROGRESS_STALE_SECS;
-    use crate::store::model::sessions::WINDOW_SECS;
-
-    #[test]
-    fn what_a_request_finds_decides_whether_it_runs() {
-        let now = 1_000_000;
-        let answer = IdempotencyRecord { fingerprint: "f".into(), status: 200, body: "{}".into(), created: now - 10 };
-        let marker = IdempotencyRecord::in_progress("f", now - 10);
-        assert_eq!(IdempotencyRecord::begin(None, now), IdempotencyBegin::Run);
-        assert_eq!(IdempotencyRecord::begin(Some(answer.clone()), now), IdempotencyBegin::Answered(answer.clone()));
-        let expired = IdempotencyRecord { created: now - WINDOW_SECS, ..answer };
-        assert_eq!(IdempotencyRecord::begin(Some(expired), now), IdempotencyBegin::Run, "past the window");
-        assert_eq!(IdempotencyRecord::begin(Some(marker), now), IdempotencyBegin::InProgress);
-        let stale = IdempotencyRecord::in_progress("f", now - IN_PROGRESS_STALE_SECS);
-        assert_eq!(IdempotencyRecord::begin(Some(stale), now), IdempotencyBegin::Run, "its process died");
-    }
-}

@@ -74,39 +74,3 @@ impl PortalSessions for RedbStore {
         })
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mode::Mode;
-    use crate::store::backend::Apps;
-    use crate::store::backend::Retention;
-    use crate::store::model::Cutoffs;
-    use crate::store::model::PruneCursor;
-
-    #[test]
-    fn expired_sessions_are_pruned_and_live_ones_stay() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(dir.path()).unwrap();
-        let owner = store.test_owner(Mode::Test);
-        let session = |expires_at| PortalSessionRecord {
-            id: PortalSessionId::new(),
-            app: owner.app,
-            mode: owner.mode,
-            created: 0,
-            expires_at,
-            read_only: false,
-        };
-        let (old, live) = (session(100), session(10_000));
-        store.insert_portal_session(&[1; 32], &old).unwrap();
-        store.insert_portal_session(&[2; 32], &live).unwrap();
-        let cutoffs = Cutoffs { history_ms: 0, idempotency_secs: 0, now_ms: 5_000_000 };
-        let pruned = store.prune(cutoffs, &mut PruneCursor::default(), 10).unwrap();
-        assert_eq!(pruned.portal_sessions, 1);
-        assert_eq!(store.portal_session(&[1; 32]).unwrap(), None);
-        assert_eq!(store.portal_session(&[2; 32]).unwrap(), Some(live.clone()));
-        assert!(!store.revoke_portal_session(owner, old.id).unwrap(), "its index entry went too");
-        assert!(store.revoke_portal_session(owner, live.id).unwrap());
-        assert_eq!(store.portal_session(&[2; 32]).unwrap(), None);
-    }
-}

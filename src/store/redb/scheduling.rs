@@ -3,13 +3,7 @@
 //! parking. Each answers with what it queued ([`Scheduled`]); the delivery engine, the
 //! only caller, wakes its scheduler with it.
 
-use super::Tx;
-use super::attempts::{DeliveryTables, record_in};
-use super::events::publish_in;
-use super::names::Names;
-use super::{RedbStore, endpoints, health, tables};
-use crate::AppId;
-use crate::ids::{DeliveryId, EndpointId};
+use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::backend::Scheduling;
 use crate::store::model::{
     AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, EndpointUpdated, NewEvent, Owner, QueueKey,
@@ -17,6 +11,11 @@ use crate::store::model::{
 };
 use crate::store::rules;
 use crate::store::rules::resume::{EndpointChangeTx, update_and_resume};
+
+use super::attempts::{DeliveryTables, record_in};
+use super::events::publish_in;
+use super::names::Names;
+use super::{RedbStore, Tx, endpoints, health, tables};
 
 /// Puts the parked attempts of enabled endpoints (all, or just `only`) back on the queue.
 fn unpark_in(
