@@ -82,15 +82,11 @@ fn results_end_deliveries_or_schedule_retries_and_a_repeated_result_changes_noth
         // Ended, never made: not counted among the outcomes.
         let stats = store.delivery_stats(owner, 0, i64::MAX / 2, 60, 10).unwrap();
         assert_eq!(stats.endpoints[&endpoint.id], Outcomes { succeeded: 1, failed: 2 });
-        // DIFFERENCE between the backends (reported, not settled here): Postgres lists the
-        // two deliveries the deletion ended among the recent failures and under the
-        // endpoint's `failed` attempts; redb lists neither (its failure indexes hold made
-        // attempts only, so its `failed` list then disagrees with the statuses of the
-        // unfiltered list, which shows them `failed`).
-        let ended = if store.is_redb() { 0 } else { 2 };
-        assert_eq!(stats.recent_failures.len(), 2 + ended, "the two retrying, made");
+        // The two deliveries the deletion ended are failed: among the recent failures
+        // and under the endpoint's `failed` attempts, as the unfiltered list shows them.
+        assert_eq!(stats.recent_failures.len(), 4, "the two retrying, made, and the two ended");
         let failed = store.list_attempts(owner, endpoint.id, start(10), Some(AttemptStatus::Failed)).unwrap();
-        assert_eq!(failed.items.len(), ended);
+        assert_eq!(failed.items.len(), 2);
         let all = store.list_attempts(owner, endpoint.id, start(10), None).unwrap().items;
         assert_eq!(all.iter().filter(|a| a.status == AttemptStatus::Failed).count(), 2);
     });

@@ -235,12 +235,8 @@ fn a_test_ping_is_stored_made_with_its_event_and_queues_nothing() {
             store.list_events(owner, start(10), &filter).unwrap().items.iter().map(|e| e.meta.id).collect()
         };
         assert_eq!(listed(true), [delivered.meta.id]);
-        // DIFFERENCE between the backends (reported, not settled here): the event of a
-        // failed test ping is undelivered by the exact rule (its one attempt failed), and
-        // Postgres lists it under `delivery_success=false`; redb does not, as its test
-        // pings never enter the index of events that failed somewhere, which that list
-        // reads.
-        let undelivered = if store.is_redb() { vec![] } else { vec![failed.meta.id] };
-        assert_eq!(listed(false), undelivered);
+        // The event of a failed test ping is undelivered by the exact rule (its one
+        // attempt failed).
+        assert_eq!(listed(false), vec![failed.meta.id]);
     });
 }

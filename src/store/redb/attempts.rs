@@ -173,9 +173,17 @@ impl<'txn, 'n> DeliveryTables<'txn, 'n> {
         let key = (app, (record.created.max(0) as u64) / 60, record.endpoint_id.as_u128(), outcome);
         *self.tallies.entry(key).or_default() += 1;
         if outcome == tables::OUTCOME_FAILED {
-            self.failures.insert((app, record.id.as_u128()), ())?;
-            self.endpoint_failures.insert((app, record.endpoint_id.as_u128(), record.id.as_u128()), ())?;
+            self.index_failure(record)?;
         }
+        Ok(())
+    }
+
+    /// Files an attempt that failed (retrying or for good) where the lists of failures
+    /// read: the application's recent failures and the endpoint's `retrying`/`failed`.
+    fn index_failure(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
+        let app = record.app.as_u128();
+        self.failures.insert((app, record.id.as_u128()), ())?;
+        self.endpoint_failures.insert((app, record.endpoint_id.as_u128(), record.id.as_u128()), ())?;
         Ok(())
     }
 
@@ -189,11 +197,12 @@ impl<'txn, 'n> DeliveryTables<'txn, 'n> {
     }
 
     /// Stores an attempt that was made outside the queue (a test ping): the record, its
-    /// indexes and its statistics.
+    /// indexes, its statistics and its event's failed flag.
     pub(super) fn add_finished(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
         self.save(record)?;
         self.index(record)?;
         self.tally(record)?;
+        self.note_outcome(record)?;
         self.write_tallies()
     }
 
@@ -222,6 +231,7 @@ impl<'txn, 'n> DeliveryTables<'txn, 'n> {
                 record.error = Some(reason.to_string());
                 record.created = now;
                 self.save(&record)?;
+                self.index_failure(&record)?;
                 self.finish_one(record.event_id)?;
                 self.note_outcome(&record)?;
             }
