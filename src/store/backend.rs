@@ -1,7 +1,7 @@
 //! The contract between the store and its backends: one trait per concern, implemented in
 //! the file of that name in `redb/` and in `postgres/`. Each method is documented here, once.
 //!
-//! [`backend!`] writes each trait and, from the same list, the [`Store`] method (or, for a
+//! `backend!` writes each trait and, from the same list, the [`Store`] method (or, for a
 //! write that queues, the [`QueueWrites`] method) that calls the backend's. The traits are
 //! private to the store, so the rest of stile reaches a backend only through those two
 //! types, and the queue writes only through the engine's handle.

@@ -144,7 +144,7 @@ pub struct UidTaken {
     pub by: AppId,
 }
 
-/// What [`RedbStore::delete_app`] did.
+/// What [`QueueWrites::delete_app`](crate::store::QueueWrites::delete_app) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppDeletion {
     /// The application is gone; its history is being purged.
@@ -166,7 +166,7 @@ pub enum AppDeletion {
     NotFound,
 }
 
-/// What one [`RedbStore::purge_deleted_apps`] batch did.
+/// What one [`Store::purge_deleted_apps`](crate::store::Store::purge_deleted_apps) batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AppPurge {
     /// Rows removed.
@@ -192,7 +192,7 @@ pub struct ApiKeyRecord {
     pub app: Option<AppId>,
 }
 
-/// What [`RedbStore::revoke_api_key`] did.
+/// What [`Store::revoke_api_key`](crate::store::Store::revoke_api_key) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Revoked {
     /// This key was revoked.

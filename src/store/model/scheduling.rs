@@ -16,7 +16,7 @@ pub struct Written {
     pub recorded: Recorded,
 }
 
-/// What [`RedbStore::retry_now`] did.
+/// What [`QueueWrites::retry_now`](crate::store::QueueWrites::retry_now) did.
 #[derive(Debug)]
 pub enum RetryNow {
     /// The pending attempt now goes at once: its record, and its new queue entry.

@@ -142,7 +142,7 @@ pub struct SessionChanged {
     pub scheduled: Scheduled,
 }
 
-/// What [`RedbStore::change_session`] did.
+/// What [`QueueWrites::change_session`](crate::store::QueueWrites::change_session) did.
 #[derive(Debug)]
 pub enum SessionChange<R> {
     /// The session moved and its event was published.

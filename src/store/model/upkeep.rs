@@ -81,7 +81,7 @@ pub struct Cutoffs {
     pub now_ms: u64,
 }
 
-/// What [`RedbStore::recover_endpoint`] found (and, unless it was a dry run, resent).
+/// What [`QueueWrites::recover_endpoint`](crate::store::QueueWrites::recover_endpoint) found (and, unless it was a dry run, resent).
 #[derive(Debug, Default)]
 pub struct Recovery {
     /// Events whose delivery to the endpoint had failed for good and are (or would be)

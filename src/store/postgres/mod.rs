@@ -4,7 +4,9 @@
 //! Its methods are synchronous like redb's (callers reach the store from blocking
 //! threads); each runs its queries on the store's own small Tokio runtime, which drives
 //! the pooled connections (tokio-postgres with deadpool). The schema is versioned in
-//! `migrations/` and applied at start under an advisory lock (see [`migrate`]).
+//! `migrations/` and applied at start under an advisory lock (see `migrate.rs`). Each
+//! concern's file implements that concern's backend trait for `PgStore`, with the same
+//! name as its redb twin.
 //!
 //! Each write is one transaction. Reads of one row and read-modify-writes lock what they
 //! change (`FOR UPDATE`), so two processes changing one endpoint take turns as two

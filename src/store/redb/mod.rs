@@ -1,8 +1,8 @@
 //! The redb store: one file in the data directory, the only place state lives.
 //!
-//! The store knows nothing of HTTP. Its methods are synchronous (redb is), so callers on
-//! the async runtime reach it through `spawn_blocking`. Each resource has its own file of
-//! `impl RedbStore` methods; the tables are all in [`tables`].
+//! Its methods are synchronous (redb is), so callers on the async runtime reach it through
+//! `spawn_blocking`. Each concern's file implements that concern's backend trait
+//! (`store/backend.rs`) for `RedbStore`; the tables are all in `tables.rs`.
 
 mod api_keys;
 mod app_deletion;

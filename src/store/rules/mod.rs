@@ -5,7 +5,7 @@
 //! A rule is an `async fn` over a trait of primitives (read this row, write that one). The
 //! Postgres backend runs it inside its transaction, where a primitive may wait on the
 //! database. The redb backend's primitives never wait, so the rule's future is done on its
-//! first poll: [`settle`] polls it once, with no runtime.
+//! first poll: `settle` polls it once, with no runtime.
 
 pub mod expire;
 pub mod record;
