@@ -6,12 +6,13 @@ use tokio_postgres::types::Json;
 use super::attempts::Writes;
 use super::cached::Cached;
 use super::listeners::forget_all_listeners;
-use super::scheduling::cancel_endpoint;
+use super::scheduling::Ending;
 use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, EndpointId};
 use crate::mode::Mode;
 use crate::store::backend::AppDeletions;
 use crate::store::model::{AppDeletion, AppPurge, AppRecord, StoreError};
+use crate::store::rules::cancel::end_pending;
 
 /// Why a deleted application's pending deliveries ended.
 const ENDED_BY: &str = "application deleted";
@@ -90,8 +91,8 @@ impl AppDeletions for PgStore {
             let mut writes = Writes::new(&self.token);
             let mut deliveries_ended = 0;
             for endpoint in &endpoints {
-                deliveries_ended +=
-                    cancel_endpoint(tx, &mut writes, *endpoint, ENDED_BY, (now_ms / 1000) as i64).await?;
+                let mut ending = Ending { client: tx, writes: &mut writes };
+                deliveries_ended += end_pending(&mut ending, *endpoint, ENDED_BY, (now_ms / 1000) as i64).await?;
             }
             writes.flush(tx).await?;
             let keys_revoked =

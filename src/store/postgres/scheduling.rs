@@ -19,6 +19,8 @@ use super::endpoints::{Lock, get_in, refile, update_in};
 use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::backend::Scheduling;
+use crate::store::model::AttemptRecord;
+use crate::store::rules::cancel::{CancelTx, end_pending};
 use crate::store::rules::resume::{EndpointChangeTx, update_and_resume};
 
 /// Puts the parked attempts of enabled endpoints (all but listeners, or just `only`)
@@ -66,33 +68,30 @@ async fn unpark_in(
     Ok(scheduled)
 }
 
-/// Ends every pending delivery of an endpoint (it is being deleted): each pending attempt
-/// is marked failed with `reason`. Returns how many there were.
-pub(super) async fn cancel_endpoint(
-    client: &impl GenericClient,
-    writes: &mut Writes,
-    endpoint: EndpointId,
-    reason: &str,
-    now: i64,
-) -> Result<usize, StoreError> {
-    let rows = client.q("SELECT attempt FROM queue WHERE endpoint = $1", &[&uuid(endpoint.as_u128())]).await?;
-    let ids: Vec<DeliveryId> = rows.iter().map(|row| DeliveryId(id_of(row.get(0)))).collect();
-    let attempts = lock_attempts(client, &ids).await?;
-    for id in &ids {
-        writes.unqueue(*id);
-    }
-    for (_, mut record) in attempts {
-        if record.status != AttemptStatus::Pending {
-            continue;
+/// An endpoint's deliveries being ended, as [`rules::cancel`](crate::store::rules::cancel)
+/// uses them: the attempts read (locked) in the transaction, the rows gathered in `writes`.
+pub(super) struct Ending<'a, C> {
+    pub(super) client: &'a C,
+    pub(super) writes: &'a mut Writes,
+}
+
+impl<C: GenericClient> CancelTx for Ending<'_, C> {
+    async fn take_pending(&mut self, endpoint: EndpointId) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows = self.client.q("SELECT attempt FROM queue WHERE endpoint = $1", &[&uuid(endpoint.as_u128())]).await?;
+        let ids: Vec<DeliveryId> = rows.iter().map(|row| DeliveryId(id_of(row.get(0)))).collect();
+        let attempts = lock_attempts(self.client, &ids).await?;
+        for id in &ids {
+            self.writes.unqueue(*id);
         }
-        record.status = AttemptStatus::Failed;
-        record.error = Some(reason.to_string());
-        record.created = now;
-        writes.add_pending(record.app, record.event_id, -1);
-        writes.note_outcome(&record);
-        writes.save(record);
+        Ok(attempts.into_values().filter(|record| record.status == AttemptStatus::Pending).collect())
     }
-    Ok(ids.len())
+
+    fn store_ended(&mut self, record: AttemptRecord) -> Result<(), StoreError> {
+        self.writes.add_pending(record.app, record.event_id, -1);
+        self.writes.note_outcome(&record);
+        self.writes.save(record);
+        Ok(())
+    }
 }
 
 impl Scheduling for PgStore {
@@ -121,7 +120,7 @@ impl Scheduling for PgStore {
                 tx.exec("DELETE FROM listeners WHERE app = $1 AND key_hash = $2", &[&app, &hash]).await?;
             }
             let mut writes = Writes::new(&self.token);
-            cancel_endpoint(tx, &mut writes, id, "endpoint deleted", now).await?;
+            end_pending(&mut Ending { client: tx, writes: &mut writes }, id, "endpoint deleted", now).await?;
             writes.flush(tx).await?;
             Ok(true)
         }))

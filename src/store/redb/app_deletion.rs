@@ -16,6 +16,7 @@ use crate::ids::{AppId, EndpointId};
 use crate::mode::Mode;
 use crate::store::backend::AppDeletions;
 use crate::store::model::{AppDeletion, AppPurge, AppRecord, StoreError};
+use crate::store::rules::{self, cancel::end_pending};
 
 /// Why a deleted application's pending deliveries ended.
 const ENDED_BY: &str = "application deleted";
@@ -76,7 +77,7 @@ fn delete_endpoints_of(
             super::endpoints::reindex_in(tx, Some(&removed), None)?;
         }
         health.remove(*id)?;
-        ended += deliveries.cancel_endpoint(EndpointId(*id), ENDED_BY, now)?;
+        ended += rules::settle(end_pending(&mut deliveries, EndpointId(*id), ENDED_BY, now))?;
     }
     Ok((ids.len(), ended))
 }

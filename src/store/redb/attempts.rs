@@ -28,6 +28,7 @@ use super::names::{Interner, Names};
 use super::queue::QueueTables;
 use super::{RedbStore, endpoints, health, tables};
 use crate::store::backend::Attempts;
+use crate::store::rules::cancel::CancelTx;
 
 pub use crate::store::model::AttemptRecord;
 
@@ -214,29 +215,25 @@ impl<'txn, 'n> DeliveryTables<'txn, 'n> {
         self.attempts.insert(record.id.as_u128(), encode_attempt(record, &mut self.names)?.as_slice())?;
         Ok(())
     }
+}
 
-    /// Ends every pending delivery of an endpoint (it is being deleted): each pending
-    /// attempt is marked failed with `reason`. Returns how many there were.
-    pub(super) fn cancel_endpoint(
-        &mut self,
-        endpoint: EndpointId,
-        reason: &str,
-        now: i64,
-    ) -> Result<usize, StoreError> {
-        let pending = self.queue.pending_of(endpoint)?;
-        for id in &pending {
-            if let Some(mut record) = self.load(*id)? {
+impl CancelTx for DeliveryTables<'_, '_> {
+    async fn take_pending(&mut self, endpoint: EndpointId) -> Result<Vec<AttemptRecord>, StoreError> {
+        let mut pending = Vec::new();
+        for id in self.queue.pending_of(endpoint)? {
+            if let Some(record) = self.load(id)? {
                 self.queue.unqueue(endpoint, record.queue_key())?;
-                record.status = AttemptStatus::Failed;
-                record.error = Some(reason.to_string());
-                record.created = now;
-                self.save(&record)?;
-                self.index_failure(&record)?;
-                self.finish_one(record.event_id)?;
-                self.note_outcome(&record)?;
+                pending.push(record);
             }
         }
-        Ok(pending.len())
+        Ok(pending)
+    }
+
+    fn store_ended(&mut self, record: AttemptRecord) -> Result<(), StoreError> {
+        self.save(&record)?;
+        self.index_failure(&record)?;
+        self.finish_one(record.event_id)?;
+        self.note_outcome(&record)
     }
 }
 

@@ -16,6 +16,7 @@ use super::attempts::{DeliveryTables, record_in};
 use super::events::publish_in;
 use super::names::Names;
 use super::{RedbStore, Tx, endpoints, health, tables};
+use crate::store::rules::cancel::end_pending;
 
 /// Puts the parked attempts of enabled endpoints (all, or just `only`) back on the queue.
 fn unpark_in(
@@ -65,7 +66,8 @@ impl Scheduling for RedbStore {
             if let Some(listener) = &removed.listener {
                 super::listeners::forget_in(tx, owner.app, &listener.key_hash)?;
             }
-            DeliveryTables::open(tx, &self.names)?.cancel_endpoint(id, "endpoint deleted", now)?;
+            let mut deliveries = DeliveryTables::open(tx, &self.names)?;
+            rules::settle(end_pending(&mut deliveries, id, "endpoint deleted", now))?;
             Ok(true)
         })
     }

@@ -7,6 +7,7 @@
 //! database. The redb backend's primitives never wait, so the rule's future is done on its
 //! first poll: `settle` polls it once, with no runtime.
 
+pub mod cancel;
 pub mod expire;
 pub mod record;
 pub mod resume;
