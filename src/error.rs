@@ -312,6 +312,17 @@ impl From<crate::service::ServiceError> for ApiError {
                     "This event's delivery to the endpoint failed for good more than {hours} hours ago, its undelivered-payload retention (`undelivered_payload_retention_hours`): the payload is no longer kept for it."
                 ),
             ),
+            crate::service::ServiceError::NotScheduled(status) => ApiError::new(
+                ErrorCode::InvalidState,
+                format!("This delivery attempt is `{}` and no retry of it is scheduled.", status.as_str()),
+            ),
+            crate::service::ServiceError::EndpointDisabled => ApiError::new(
+                ErrorCode::InvalidState,
+                "The endpoint is disabled; its retries wait until it is enabled again.",
+            ),
+            crate::service::ServiceError::UnknownCursor => {
+                ApiError::invalid("cursor", "`cursor` names no object in this list.")
+            }
             crate::service::ServiceError::Refused(err) => err.into(),
             crate::service::ServiceError::TestModeOnly => ApiError::new(
                 ErrorCode::TestModeOnly,
@@ -416,5 +427,14 @@ mod tests {
         assert_eq!(ApiError::from(crate::delivery::EngineError::ShuttingDown).code, ErrorCode::Unavailable);
         let full = crate::store::StoreError::Unavailable("disk full".into());
         assert_eq!(ApiError::from(crate::delivery::EngineError::from(full)).code, ErrorCode::Unavailable);
+
+        // The refusals of a retry, word for word as the Stile API has always answered them.
+        let done =
+            ApiError::from(crate::service::ServiceError::NotScheduled(crate::store::model::AttemptStatus::Succeeded));
+        assert_eq!(done.code, ErrorCode::InvalidState);
+        assert_eq!(done.message, "This delivery attempt is `succeeded` and no retry of it is scheduled.");
+        let disabled = ApiError::from(crate::service::ServiceError::EndpointDisabled);
+        assert_eq!(disabled.code, ErrorCode::InvalidState);
+        assert_eq!(disabled.message, "The endpoint is disabled; its retries wait until it is enabled again.");
     }
 }

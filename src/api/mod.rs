@@ -116,6 +116,11 @@ impl AppState {
         crate::service::Apps { engine: &self.engine, store: &self.store, keys: &self.keys, names: &self.app_names }
     }
 
+    /// The delivery operations, over this server's engine and store.
+    pub fn deliveries(&self) -> crate::service::Deliveries<'_> {
+        crate::service::Deliveries { engine: &self.engine, store: &self.store }
+    }
+
     /// The event operations, over this server's engine, store and event type catalogue.
     pub fn events(&self) -> crate::service::Events<'_> {
         crate::service::Events { engine: &self.engine, store: &self.store, event_types: &self.event_types }

@@ -11,6 +11,7 @@
 pub mod api_keys;
 pub mod app_names;
 pub mod apps;
+pub mod deliveries;
 pub mod endpoints;
 pub mod events;
 pub mod portal_sessions;
@@ -23,11 +24,13 @@ use crate::ids::AppId;
 use crate::lifecycle::MoveError;
 use crate::mode::Mode;
 use crate::store::Store;
+use crate::store::model::AttemptStatus;
 use crate::store::model::StoreError;
 
 pub use api_keys::ApiKeys;
 pub use app_names::AppNames;
 pub use apps::Apps;
+pub use deliveries::{Deliveries, DeliveryWithBody, EndpointDeliveries};
 pub use endpoints::Endpoints;
 pub use events::Events;
 pub use portal_sessions::PortalSessions;
@@ -74,6 +77,17 @@ pub enum ServiceError {
         /// The endpoint's window, in hours.
         hours: u32,
     },
+    /// A delivery attempt asked to go now has no retry scheduled: it has this status and
+    /// nothing follows it.
+    #[error("the attempt is `{}` and no retry of it is scheduled", .0.as_str())]
+    NotScheduled(AttemptStatus),
+    /// A retry asked to go now waits for its endpoint, which is disabled, to be enabled.
+    #[error("the endpoint is disabled")]
+    EndpointDisabled,
+    /// A page's cursor names no object of the list: each dialect says so in its own
+    /// parameter's name.
+    #[error("the cursor names no object in this list")]
+    UnknownCursor,
     /// A verification session's status does not allow the move asked for (nothing
     /// changed).
     #[error(transparent)]
