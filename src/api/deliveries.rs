@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use super::endpoint_fields::parse_id;
 use super::extract::QueryParams;
 use super::list::{ListResponse, PageParams};
-use super::{AppState, Caller, Routes, blocking};
-use crate::error::{ApiError, ErrorCode};
+use super::{AppState, Caller, Routes};
+use crate::error::ApiError;
 use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::store::model::{AttemptRecord, AttemptStatus, RetryNow};
+use crate::service::{DeliveryWithBody, ServiceError};
+use crate::store::model::{AttemptRecord, AttemptStatus};
 
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 20;
@@ -115,17 +116,6 @@ pub struct ListQuery {
     status: Option<AttemptStatus>,
 }
 
-/// Answers 404 unless the endpoint exists in the caller's mode.
-async fn require_endpoint(
-    state: &web::Data<AppState>,
-    caller: Caller,
-    id: EndpointId,
-    raw: &str,
-) -> Result<(), ApiError> {
-    let found = blocking(state, move |store| store.endpoint(caller.owner, id)).await?;
-    found.map(|_| ()).ok_or_else(|| ApiError::not_found("webhook endpoint", raw))
-}
-
 /// List an endpoint's delivery attempts, newest first.
 #[utoipa::path(tag = TAG, params(("id" = EndpointId, Path, description = "The endpoint's id."), ListQuery),
     responses((status = 200, description = "A page of attempts.", body = ListResponse<Delivery>)))]
@@ -137,14 +127,18 @@ async fn list_deliveries(
     query: QueryParams<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    require_endpoint(&state, caller, id, &path).await?;
+    let deliveries = state.deliveries();
+    let endpoint = deliveries
+        .of_endpoint(caller.owner, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     let query = query.0;
-    let status = query.status;
-    let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
-        .fetch::<DeliveryId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
-            store.list_attempts(caller.owner, id, request, status)
-        })
-        .await?;
+    let params = PageParams::new(&query.limit, &query.starting_after, &query.ending_before);
+    let request = params.to_request::<DeliveryId>(DEFAULT_LIST_LIMIT)?;
+    let page = endpoint.page(request, query.status).await.map_err(|err| match err {
+        ServiceError::UnknownCursor => params.unknown_cursor(),
+        err => err.into(),
+    })?;
     let url = format!("/v1/webhook_endpoints/{id}/deliveries");
     let data: Vec<Delivery> = page.items.into_iter().map(Delivery::from).collect();
     Ok(HttpResponse::Ok().json(ListResponse::new(url, data, page.has_more)))
@@ -162,13 +156,8 @@ async fn retrieve_delivery(
     let (raw_endpoint, raw_delivery) = path.into_inner();
     let endpoint = parse_id(&raw_endpoint)?;
     let delivery: DeliveryId = super::path_id(&raw_delivery, "delivery")?;
-    let found = blocking(&state, move |store| {
-        let Some(attempt) = store.attempt(caller.owner, endpoint, delivery)? else { return Ok(None) };
-        let body = store.event(caller.owner, attempt.event_id)?.map(|e| e.body);
-        Ok::<_, crate::store::StoreError>(Some((attempt, body)))
-    })
-    .await?;
-    let (attempt, body) = found.ok_or_else(|| ApiError::not_found("delivery", &raw_delivery))?;
+    let found = state.deliveries().get(caller.owner, endpoint, delivery).await?;
+    let DeliveryWithBody { attempt, body } = found.ok_or_else(|| ApiError::not_found("delivery", &raw_delivery))?;
     let request = (!attempt.request_headers.is_empty()).then(|| SentRequest {
         headers: attempt.request_headers.iter().cloned().collect(),
         body: String::from_utf8_lossy(body.as_deref().unwrap_or_default()).into_owned(),
@@ -190,16 +179,7 @@ async fn retry_delivery(
     let (raw_endpoint, raw_delivery) = path.into_inner();
     let endpoint = parse_id(&raw_endpoint)?;
     let delivery: DeliveryId = super::path_id(&raw_delivery, "delivery")?;
-    match state.engine.retry_now(caller.owner, endpoint, delivery).await? {
-        RetryNow::Moved(record, _) => Ok(HttpResponse::Ok().json(Delivery::from(*record))),
-        RetryNow::NoSuchAttempt => Err(ApiError::not_found("delivery", &raw_delivery)),
-        RetryNow::NotScheduled(status) => Err(ApiError::new(
-            ErrorCode::InvalidState,
-            format!("This delivery attempt is `{}` and no retry of it is scheduled.", status.as_str()),
-        )),
-        RetryNow::EndpointDisabled => Err(ApiError::new(
-            ErrorCode::InvalidState,
-            "The endpoint is disabled; its retries wait until it is enabled again.",
-        )),
-    }
+    let moved = state.deliveries().retry_now(caller.owner, endpoint, delivery).await?;
+    let record = moved.ok_or_else(|| ApiError::not_found("delivery", &raw_delivery))?;
+    Ok(HttpResponse::Ok().json(Delivery::from(record)))
 }

@@ -152,24 +152,36 @@ where
 /// `what_is_missing` (e.g. "no endpoint of this list").
 pub fn cursor_list_error(err: ListError, what_is_missing: &str) -> ApiError {
     match err {
-        ListError::UnknownCursor => ApiError::invalid("cursor", format!("`cursor` names {what_is_missing}.")),
+        ListError::UnknownCursor => unknown_cursor(what_is_missing),
         ListError::Store(err) => err.into(),
     }
+}
+
+/// The 400 for a [`cursor_request`]'s cursor that names no object of the list: it names
+/// `what_is_missing` (e.g. "no endpoint of this list").
+pub fn unknown_cursor(what_is_missing: &str) -> ApiError {
+    ApiError::invalid("cursor", format!("`cursor` names {what_is_missing}."))
 }
 
 /// Turns a store listing failure into the API's answer: an unknown cursor is the
 /// caller's mistake (400), anything else is ours.
 fn list_error(err: ListError, params: &PageParams<'_>) -> ApiError {
     match err {
-        ListError::UnknownCursor => {
-            let (param, id) = match (params.starting_after, params.ending_before) {
-                (Some(id), _) => ("starting_after", id),
-                (_, Some(id)) => ("ending_before", id),
-                _ => ("starting_after", ""),
-            };
-            ApiError::invalid(param, format!("`{param}` names no object in this list: '{id}'."))
-        }
+        ListError::UnknownCursor => params.unknown_cursor(),
         ListError::Store(err) => err.into(),
+    }
+}
+
+impl PageParams<'_> {
+    /// The 400 for a cursor (`starting_after` or `ending_before`) that names no object in
+    /// the list.
+    pub fn unknown_cursor(&self) -> ApiError {
+        let (param, id) = match (self.starting_after, self.ending_before) {
+            (Some(id), _) => ("starting_after", id),
+            (_, Some(id)) => ("ending_before", id),
+            _ => ("starting_after", ""),
+        };
+        ApiError::invalid(param, format!("`{param}` names no object in this list: '{id}'."))
     }
 }
 
