@@ -19,10 +19,11 @@ use super::auth::app_for;
 use super::dialect::iso8601;
 use super::endpoint_fields::{Subscribable, parse_id, validate_event_types, validate_url};
 use super::extract::{JsonBody, QueryParams};
-use super::list::{cursor_list_error, cursor_request};
-use super::{AppState, Caller, Routes, blocking};
+use super::list::{cursor_request, unknown_cursor};
+use super::{AppState, Caller, Routes};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::service::ServiceError;
 use crate::service::endpoints::{EndpointChanges, NewEndpoint, PingPayload};
 use crate::store::model::{AttemptRecord, AttemptStatus, EndpointRecord, EndpointStatus, Owner};
 
@@ -325,17 +326,6 @@ impl WebhookPath {
     }
 }
 
-/// Answers 404 unless the endpoint exists in `owner`.
-async fn require_endpoint(
-    state: &web::Data<AppState>,
-    owner: Owner,
-    id: EndpointId,
-    raw: &str,
-) -> Result<(), ApiError> {
-    let found = blocking(state, move |store| store.endpoint(owner, id)).await?;
-    found.map(|_| ()).ok_or_else(|| not_found(raw))
-}
-
 /// Parses `:webhookId`: a UUID (or the endpoint's `we_` id).
 fn webhook_id(raw: &str) -> Result<EndpointId, ApiError> {
     parse_id(raw).map_err(|_| not_found(raw))
@@ -511,16 +501,17 @@ async fn list_deliveries(
     query: QueryParams<DeliveryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (owner, endpoint) = path.target(&state, caller).await?;
-    require_endpoint(&state, owner, endpoint, &path.webhook_id).await?;
+    let deliveries = state.deliveries();
+    let endpoint = deliveries.of_endpoint(owner, endpoint).await?.ok_or_else(|| not_found(&path.webhook_id))?;
     let query = query.0;
     let request =
         cursor_request(query.limit.as_deref(), query.cursor.as_deref(), DEFAULT_DELIVERY_LIMIT, "nextCursor", |c| {
             uuid::Uuid::try_parse(c).ok().map(|id| DeliveryId(id.as_u128()))
         })?;
-    let status = query.status;
-    let listed =
-        blocking(&state, move |store| Ok::<_, ApiError>(store.list_attempts(owner, endpoint, request, status))).await?;
-    let page = listed.map_err(|err| cursor_list_error(err, "no delivery of this endpoint"))?;
+    let page = endpoint.page(request, query.status).await.map_err(|err| match err {
+        ServiceError::UnknownCursor => unknown_cursor("no delivery of this endpoint"),
+        err => err.into(),
+    })?;
     let next_cursor = page.items.last().filter(|_| page.has_more).map(|last| uuid_of(last.id));
     Ok(ok(DeliveryPage {
         deliveries: page.items.into_iter().map(DeliveryOut::from).collect(),
