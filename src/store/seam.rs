@@ -7,11 +7,10 @@
 
 use std::path::Path;
 
-use super::RedbStore;
 use crate::store::model::{OpenError, StoreError};
-use crate::store::redb::StoreOptions;
+use crate::store::redb::{BackupError, BackupSummary, StoreOptions};
 
-use crate::store::redb::{BackupError, BackupSummary};
+use super::RedbStore;
 
 /// The store: the data of one stile deployment, in whichever backend keeps it.
 pub enum Store {

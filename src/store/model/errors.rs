@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::store::redb::{DbError, SCHEMA_VERSION};
+use crate::store::redb::DbError;
 use crate::store::{postgres, sealing};
 
 /// Why the data file could not be opened.
@@ -19,13 +19,15 @@ pub enum OpenError {
     InUse(PathBuf),
     /// The file was written by a newer stile with a layout this one does not know.
     #[error(
-        "the data file {path} has schema version {found}, but this stile only knows versions up to {SCHEMA_VERSION}; upgrade stile"
+        "the data file {path} has schema version {found}, but this stile only knows versions up to {known}; upgrade stile"
     )]
     NewerSchema {
         /// The file.
         path: PathBuf,
         /// The version found in it.
         found: u64,
+        /// The newest this build knows.
+        known: u64,
     },
     /// redb could not open the file (corrupt, unreadable, ...).
     #[error("cannot open the data file {0}: {1}")]

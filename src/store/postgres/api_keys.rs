@@ -2,10 +2,11 @@
 
 use tokio_postgres::types::Json;
 
-use super::PgStore;
-use super::cached::Cached;
 use crate::store::backend::ApiKeys;
 use crate::store::model::{ApiKeyRecord, Revoked, StoreError};
+
+use super::PgStore;
+use super::cached::Cached;
 
 /// `text` with LIKE's wildcards escaped (by `\`).
 fn like_escape(text: &str) -> String {

@@ -3,16 +3,17 @@
 
 use tokio_postgres::types::Json;
 
-use super::attempts::Writes;
-use super::cached::Cached;
-use super::listeners::forget_all_listeners;
-use super::scheduling::Ending;
-use super::{PgStore, id_of, uuid};
 use crate::ids::{AppId, EndpointId};
 use crate::mode::Mode;
 use crate::store::backend::AppDeletions;
 use crate::store::model::{AppDeletion, AppPurge, AppRecord, StoreError};
 use crate::store::rules::cancel::end_pending;
+
+use super::attempts::Writes;
+use super::cached::Cached;
+use super::listeners::forget_all_listeners;
+use super::scheduling::Ending;
+use super::{PgStore, id_of, uuid};
 
 /// Why a deleted application's pending deliveries ended.
 const ENDED_BY: &str = "application deleted";

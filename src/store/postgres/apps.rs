@@ -3,12 +3,13 @@
 
 use tokio_postgres::types::Json;
 
-use super::cached::Cached;
-use super::pagination::{ListQuery, list};
-use super::{PgStore, id_of, uuid};
 use crate::ids::AppId;
 use crate::mode::Mode;
 use crate::store::backend::Apps;
+
+use super::cached::Cached;
+use super::pagination::{ListQuery, list};
+use super::{PgStore, id_of, uuid};
 #[cfg(test)]
 use crate::store::model::Owner;
 use crate::store::model::Page;

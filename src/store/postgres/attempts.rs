@@ -7,31 +7,28 @@
 //! sorted by key, so two processes writing overlapping rows wait for each other rather
 //! than deadlock.
 
-use crate::store::model::FailureRun;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
-use tokio_postgres::types::Json;
+use tokio_postgres::types::{Json, ToSql};
+
+use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
+use crate::mode::Mode;
+use crate::store::backend::Attempts;
+use crate::store::model::{
+    AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, FailureRun, ListError, Owner, Page,
+    PageRequest, QueueKey, RecordPolicy, Recorded, Scheduled, StoreError,
+};
+use crate::store::rules::record::{RecordingTx, record_results};
+use crate::store::sealing::Sealer;
 
 use super::cached::Cached;
 use super::cluster::QUEUE_CHANNEL;
 use super::endpoints::{disable_in, lock_endpoints_of};
 use super::health::{lock_health, save_health};
-use super::pagination::ListQuery;
-use super::{id_of, uuid};
-use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
-use crate::mode::Mode;
-use crate::store::backend::Attempts;
-use crate::store::model::{
-    AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, ListError, Owner, Page, PageRequest,
-    QueueKey, RecordPolicy, Recorded, Scheduled, StoreError,
-};
-use crate::store::postgres::PgStore;
-use crate::store::postgres::pagination::list;
-use crate::store::rules::record::{RecordingTx, record_results};
-use crate::store::sealing::Sealer;
-use tokio_postgres::types::ToSql;
+use super::pagination::{ListQuery, list};
+use super::{PgStore, id_of, uuid};
 
 /// The status of an attempt as its column holds it.
 pub(super) fn status_code(status: AttemptStatus) -> i16 {

@@ -8,14 +8,13 @@ use std::time::Duration;
 use tokio_postgres::AsyncMessage;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::DB_NOW_MS;
-use super::PgStore;
-use super::cached::Cached;
-use super::uuid;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::store::backend::Backend;
 use crate::store::model::StoreError;
 use crate::store::sealing::Sealer;
+
+use super::cached::Cached;
+use super::{DB_NOW_MS, PgStore, uuid};
 
 /// The channel queue wake-ups are sent on.
 pub(super) const QUEUE_CHANNEL: &str = "stile_queue";

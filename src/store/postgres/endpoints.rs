@@ -8,9 +8,6 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 
-use super::cached::Cached;
-use super::pagination::{ListQuery, list};
-use super::{PgStore, uuid};
 use crate::event_types::{WILDCARD, kayle_name};
 use crate::ids::{AppId, EndpointId};
 use crate::store::backend::Endpoints;
@@ -18,6 +15,10 @@ use crate::store::model::endpoints::{Failing, subscribed};
 use crate::store::model::{
     EndpointFilter, EndpointRecord, EndpointStatus, ListError, Owner, Page, PageRequest, StoreError,
 };
+
+use super::cached::Cached;
+use super::pagination::{ListQuery, list};
+use super::{PgStore, uuid};
 
 /// The columns an endpoint is read from, with its health: use with [`endpoint_of`].
 const WITH_HEALTH: &str = "SELECT e.record, h.since_ms, h.failures FROM endpoints e

@@ -3,11 +3,11 @@
 use tokio_postgres::types::Json;
 
 use crate::event_types::EventTypeRecord;
+use crate::store::backend::EventTypes;
 use crate::store::model::StoreError;
 
 use super::PgStore;
 use super::cached::Cached;
-use crate::store::backend::EventTypes;
 
 impl EventTypes for PgStore {
     fn event_types(&self) -> Result<Vec<EventTypeRecord>, StoreError> {

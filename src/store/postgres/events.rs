@@ -3,26 +3,26 @@
 
 use std::collections::HashMap;
 
-use super::attempts::Writes;
-use super::pagination::{ListQuery, list};
-use crate::ids::{AppId, EndpointId, EventId};
-use crate::store::model::{
-    AttemptRecord, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page, PageRequest, Published,
-    Resent, Scheduled, StoreError, StoredEvent,
-};
-use crate::store::postgres::attempts::{LATEST_PER_ENDPOINT, latest_per_endpoint};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::cached::Cached;
-use super::endpoints::{Lock, get_in, matching_in};
-use super::{PgStore, id_of, uuid};
+use crate::ids::{AppId, EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::backend::Events;
 use crate::store::model::attempts::{response_row, undelivered_expired};
 use crate::store::model::endpoints::delivered_as;
+use crate::store::model::{
+    AttemptRecord, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page, PageRequest, Published,
+    Resent, Scheduled, StoreError, StoredEvent,
+};
 use crate::store::sealing::Sealer;
+
+use super::attempts::{LATEST_PER_ENDPOINT, Writes, latest_per_endpoint};
+use super::cached::Cached;
+use super::endpoints::{Lock, get_in, matching_in};
+use super::pagination::{ListQuery, list};
+use super::{PgStore, id_of, uuid};
 
 /// The columns an event is read from, in the order [`event_of`] reads them.
 pub(super) const EVENT_COLUMNS: &str = "e.app, e.id, e.mode, e.event_type, e.created, e.data_id, e.body, e.pending";

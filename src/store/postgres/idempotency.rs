@@ -3,11 +3,12 @@
 
 use tokio_postgres::types::Json;
 
-use super::cached::Cached;
-use super::{PgStore, uuid};
 use crate::store::backend::Idempotency;
 use crate::store::model::sessions::{IN_PROGRESS_STALE_SECS, WINDOW_SECS};
 use crate::store::model::{IdempotencyBegin, IdempotencyRecord, Owner, StoreError};
+
+use super::cached::Cached;
+use super::{PgStore, uuid};
 
 impl Idempotency for PgStore {
     /// Begins a request with this key at `now`. Processes share the database, so the key

@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use tokio_postgres::types::Json;
 
 use crate::ids::DeliveryId;
+use crate::store::backend::Jobs;
 use crate::store::model::{EndpointRecord, Job, StoreError};
-use crate::store::postgres::events::{EVENT_COLUMNS, body_of, meta_of};
 
 use super::attempts::{ATTEMPT_COLUMNS, attempt_of};
 use super::cached::Cached;
+use super::events::{EVENT_COLUMNS, body_of, meta_of};
 use super::{PgStore, uuid};
-use crate::store::backend::Jobs;
 
 impl Jobs for PgStore {
     fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError> {

@@ -4,13 +4,12 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::types::Json;
 
 use crate::ids::{AppId, EndpointId};
+use crate::store::backend::Listeners;
 use crate::store::model::{EndpointRecord, ListenRequest, Owner, StoreError};
 
-use super::DB_NOW_MS;
 use super::cached::Cached;
 use super::endpoints::{Lock, get_in, put_in};
-use super::{PgStore, id_of, uuid};
-use crate::store::backend::Listeners;
+use super::{DB_NOW_MS, PgStore, id_of, uuid};
 
 /// The process other than `me` holding listener endpoint `id`'s CLI connection, if one
 /// does and its hold has not run out.

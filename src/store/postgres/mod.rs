@@ -12,7 +12,7 @@
 //! change (`FOR UPDATE`), so two processes changing one endpoint take turns as two
 //! threads of one process do with redb's single writer.
 
-use crate::store::postgres::cached::Cached;
+use self::cached::Cached;
 
 mod api_keys;
 mod app_deletion;

@@ -4,10 +4,11 @@
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::cached::Cached;
-use super::uuid;
 use crate::store::model::pagination::finish_page;
 use crate::store::model::{Cursor, ListError, Page, PageRequest, StoreError};
+
+use super::cached::Cached;
+use super::uuid;
 
 /// A list query: `select` is a `SELECT ... FROM ... WHERE ...` over rows of one scope
 /// (an application), with `params` for its placeholders; `id` is the column the list is

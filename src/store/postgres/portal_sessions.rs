@@ -3,11 +3,11 @@
 use tokio_postgres::types::Json;
 
 use crate::ids::PortalSessionId;
+use crate::store::backend::PortalSessions;
 use crate::store::model::{Owner, PortalSessionRecord, StoreError};
 
 use super::cached::Cached;
 use super::{PgStore, uuid};
-use crate::store::backend::PortalSessions;
 
 impl PortalSessions for PgStore {
     fn insert_portal_session(&self, hash: &[u8; 32], record: &PortalSessionRecord) -> Result<(), StoreError> {

@@ -5,14 +5,12 @@
 //! dies leaves its claims to expire, and another process takes them. Every write that
 //! puts an entry (back) on the queue clears its claim.
 
-use super::{PgStore, id_of};
-use crate::store::backend::Queue;
-
 use crate::ids::{AppId, DeliveryId, EndpointId};
+use crate::store::backend::Queue;
 use crate::store::model::{DueEntry, QueueKey, StoreError};
 
-use super::DB_NOW_MS;
 use super::cached::Cached;
+use super::{DB_NOW_MS, PgStore, id_of};
 
 impl Queue for PgStore {
     /// Claims up to `limit` queue entries due by `until_ms` that no process holds, for

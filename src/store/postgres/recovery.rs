@@ -1,6 +1,7 @@
 //! Recovery on Postgres: queueing again the deliveries an endpoint failed since a time.
 
 use crate::ids::{EndpointId, EventId, first_id_at};
+use crate::store::backend::Recoveries;
 use crate::store::model::attempts::undelivered_expired;
 use crate::store::model::upkeep::MAX_RECOVER;
 use crate::store::model::{AttemptStatus, Owner, Recovery, StoreError};
@@ -9,7 +10,6 @@ use super::attempts::{Writes, status_code};
 use super::cached::Cached;
 use super::endpoints::{Lock, get_in};
 use super::{PgStore, id_of, uuid};
-use crate::store::backend::Recoveries;
 
 impl Recoveries for PgStore {
     /// Resends to an endpoint every event whose latest attempt to it, among attempts made

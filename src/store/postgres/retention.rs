@@ -1,11 +1,11 @@
 //! Retention on Postgres: removing history older than its cutoffs, a batch at a time.
 
 use crate::ids::first_id_at;
+use crate::store::backend::Retention;
 use crate::store::model::{Cutoffs, PruneCursor, Pruned, StoreError};
 
 use super::cached::Cached;
 use super::{PgStore, uuid};
-use crate::store::backend::Retention;
 
 impl Retention for PgStore {
     /// Removes up to `limit` old rows from each history table, in one transaction. What

@@ -1,27 +1,24 @@
 //! The writes on Postgres that put attempts on the queue or take them off: the writer's
 //! combined commit, parking, enabling and deleting endpoints, retrying now.
 
-use super::attempts::{Writes, lock_attempts, record_in, status_code};
-use super::events::publish_in;
-use crate::store::model::{
-    AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, EndpointUpdated, NewEvent, Owner, QueueKey,
-    RecordPolicy, RetryNow, Scheduled, StoreError, Written,
-};
-use crate::store::postgres::DB_NOW_MS;
-use crate::store::postgres::listeners::listener_holder;
-
 use deadpool_postgres::GenericClient;
 
-use super::Tx;
+use crate::ids::{AppId, DeliveryId, EndpointId};
+use crate::store::backend::Scheduling;
+use crate::store::model::{
+    AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, EndpointUpdated, NewEvent, Owner,
+    QueueKey, RecordPolicy, RetryNow, Scheduled, StoreError, Written,
+};
+use crate::store::rules::cancel::{CancelTx, end_pending};
+use crate::store::rules::resume::{EndpointChangeTx, update_and_resume};
+
+use super::attempts::{Writes, lock_attempts, record_in, status_code};
 use super::cached::Cached;
 use super::cluster::QUEUE_CHANNEL;
 use super::endpoints::{Lock, get_in, refile, update_in};
-use super::{PgStore, id_of, uuid};
-use crate::ids::{AppId, DeliveryId, EndpointId};
-use crate::store::backend::Scheduling;
-use crate::store::model::AttemptRecord;
-use crate::store::rules::cancel::{CancelTx, end_pending};
-use crate::store::rules::resume::{EndpointChangeTx, update_and_resume};
+use super::events::publish_in;
+use super::listeners::listener_holder;
+use super::{DB_NOW_MS, PgStore, Tx, id_of, uuid};
 
 /// Puts the parked attempts of enabled endpoints (all but listeners, or just `only`)
 /// back on the queue at `now_ms`.

@@ -1,14 +1,13 @@
 //! Statistics on Postgres: the metrics endpoint's counts and the per-application delivery statistics.
 
 use crate::ids::EndpointId;
+use crate::store::backend::Stats;
 use crate::store::model::upkeep::{MAX_PENDING_COUNTED, Outcomes};
 use crate::store::model::{DeliveryStats, MetricsSnapshot, Owner, StoreError};
 
-use super::DB_NOW_MS;
 use super::attempts::{ATTEMPT_COLUMNS, attempt_of};
 use super::cached::Cached;
-use super::{PgStore, id_of, uuid};
-use crate::store::backend::Stats;
+use super::{DB_NOW_MS, PgStore, id_of, uuid};
 
 impl Stats for PgStore {
     fn metrics_snapshot(&self, now_ms: u64) -> Result<MetricsSnapshot, StoreError> {

@@ -1,13 +1,13 @@
 //! Stored API keys. Only the SHA-256 of a key is kept, with the few characters that may
 //! be shown to tell keys apart.
 
-use super::{RedbStore, decode, encode, tables};
-use crate::store::model::ApiKeyRecord;
-use crate::store::model::{Revoked, StoreError};
 use redb::ReadableTable;
 
 use crate::ids::AppId;
 use crate::store::backend::ApiKeys;
+use crate::store::model::{ApiKeyRecord, Revoked, StoreError};
+
+use super::{RedbStore, decode, encode, tables};
 
 const TABLE: &str = "api_keys";
 

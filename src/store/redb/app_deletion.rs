@@ -7,16 +7,18 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
+use crate::ids::{AppId, EndpointId};
+use crate::mode::Mode;
+use crate::store::backend::AppDeletions;
+use crate::store::model::{AppDeletion, AppPurge, AppRecord, StoreError};
+use crate::store::rules;
+use crate::store::rules::cancel::end_pending;
+
 use super::apps::TABLE as APPS_TABLE;
 use super::attempts::DeliveryTables;
 use super::events::{EventIndexes, decode_meta};
 use super::names::Names;
 use super::{RedbStore, decode, decode_found, tables};
-use crate::ids::{AppId, EndpointId};
-use crate::mode::Mode;
-use crate::store::backend::AppDeletions;
-use crate::store::model::{AppDeletion, AppPurge, AppRecord, StoreError};
-use crate::store::rules::{self, cancel::end_pending};
 
 /// Why a deleted application's pending deliveries ended.
 const ENDED_BY: &str = "application deleted";

@@ -3,15 +3,15 @@
 //! first, so one application's objects form one contiguous range that no key of another
 //! can reach. Each mode has a default application, made with the data file.
 
-use super::pagination::list_page;
-use super::{RedbStore, decode_found, encode, tables};
-use crate::store::model::{AppRecord, DefaultApps, ListError, Page, PageRequest, StoreError, UidTaken};
-
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::ids::AppId;
 use crate::mode::Mode;
 use crate::store::backend::Apps;
+use crate::store::model::{AppRecord, DefaultApps, ListError, Page, PageRequest, StoreError, UidTaken};
+
+use super::pagination::list_page;
+use super::{RedbStore, decode_found, encode, tables};
 
 pub(super) const TABLE: &str = "apps";
 

@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::model::{AttemptRecord, AttemptStatus, StoreError};
-use crate::store::redb::names::{Names, Numbering};
 use crate::store::sealing::TEXT_PREFIX;
+
+use super::names::{Names, Numbering};
 
 /// The attempts table, as errors name it.
 pub(super) const TABLE: &str = "attempts";

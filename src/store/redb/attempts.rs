@@ -12,14 +12,15 @@ use std::collections::HashMap;
 
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
-use crate::ids::AppId;
-use crate::ids::{DeliveryId, EndpointId, EventId};
+use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
+use crate::store::backend::Attempts;
 use crate::store::model::pagination::{finish_page, scan_bounds};
 use crate::store::model::{
     AttemptResult, Cursor, EndpointRecord, EndpointStatus, FailureRun, ListError, Owner, Page, PageRequest, QueueKey,
     RecordPolicy, Recorded, Scheduled, StoreError,
 };
 use crate::store::rules;
+use crate::store::rules::cancel::CancelTx;
 use crate::store::rules::record::{RecordingTx, record_results};
 use crate::store::sealing::Sealer;
 
@@ -27,8 +28,6 @@ use super::attempt_record::{attempt_in, encode_attempt, outcome_in};
 use super::names::{Interner, Names};
 use super::queue::QueueTables;
 use super::{RedbStore, endpoints, health, tables};
-use crate::store::backend::Attempts;
-use crate::store::rules::cancel::CancelTx;
 
 pub use crate::store::model::AttemptRecord;
 

@@ -10,8 +10,9 @@ use std::path::Path;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::{DbError, RedbStore, ReopenHint, tables};
 use crate::store::model::StoreError;
+
+use super::{DbError, RedbStore, ReopenHint, tables};
 
 /// Why a backup failed: reading the store, or writing the copy. Only the first says
 /// anything about the data file; a full disk under the copy must not make the store

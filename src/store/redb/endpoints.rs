@@ -1,17 +1,17 @@
 //! Stored webhook endpoints.
 
-use super::pagination::{index_page, list_page};
-use super::{RedbStore, decode_found, encode, tables};
+use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
+
 use crate::event_types::{WILDCARD, kayle_name};
+use crate::ids::{AppId, EndpointId};
+use crate::store::backend::Endpoints;
 use crate::store::model::endpoints::{Failing, subscribed};
 use crate::store::model::{
     EndpointFilter, EndpointRecord, EndpointStatus, ListError, Owner, Page, PageRequest, StoreError,
 };
 
-use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
-
-use crate::ids::{AppId, EndpointId};
-use crate::store::backend::Endpoints;
+use super::pagination::{index_page, list_page};
+use super::{RedbStore, decode_found, encode, tables};
 
 pub(super) const TABLE: &str = "webhook_endpoints";
 

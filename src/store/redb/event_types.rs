@@ -3,10 +3,11 @@
 
 use redb::ReadableTable;
 
-use super::{RedbStore, decode, encode, tables};
 use crate::event_types::EventTypeRecord;
 use crate::store::backend::EventTypes;
 use crate::store::model::StoreError;
+
+use super::{RedbStore, decode, encode, tables};
 
 const TABLE: &str = "event_types";
 

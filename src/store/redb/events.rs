@@ -6,11 +6,7 @@ use std::collections::hash_map::Entry;
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::attempts::{DeliveryTables, delivered_everywhere};
-use super::pagination::{index_page, list_page_within};
-use super::{RedbStore, attempts, endpoints, tables};
-use crate::ids::AppId;
-use crate::ids::{EndpointId, EventId};
+use crate::ids::{AppId, EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::backend::Events;
 use crate::store::model::events::LEGACY_EVENT_MS;
@@ -19,8 +15,12 @@ use crate::store::model::{
     AttemptRecord, Cursor, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page, PageRequest,
     Published, Resent, Scheduled, StoreError, StoredEvent,
 };
-use crate::store::redb::names::{Names, Numbering};
 use crate::store::sealing::Sealer;
+
+use super::attempts::{DeliveryTables, delivered_everywhere};
+use super::names::{Names, Numbering};
+use super::pagination::{index_page, list_page_within};
+use super::{RedbStore, attempts, endpoints, tables};
 
 const TABLE: &str = "events";
 

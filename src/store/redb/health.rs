@@ -1,12 +1,13 @@
-//! Endpoint health as stored: each failing endpoint's current run of failed attempts, and
-//! the automatic disabling the delivery policy decides on. The store records decisions;
-//! it makes none (see `crate::delivery::policy`).
+//! Endpoint health as stored: each failing endpoint's current run of failed attempts.
+//! When to disable an endpoint is the delivery policy's (`crate::delivery::policy`); what
+//! follows from its answer is `rules::record`'s.
 
 use redb::WriteTransaction;
 
-use super::tables;
 use crate::ids::EndpointId;
 use crate::store::model::{FailureRun, StoreError};
+
+use super::tables;
 
 /// A stored health row as a run of failures.
 pub(super) fn run_of((since_ms, failures): (u64, u32)) -> FailureRun {

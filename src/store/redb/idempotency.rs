@@ -1,9 +1,11 @@
 //! Stored responses of requests made with an `Idempotency-Key`.
 
-use super::{RedbStore, decode, decode_found, encode, tables};
+use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
+
 use crate::store::backend::Idempotency;
 use crate::store::model::{IdempotencyBegin, IdempotencyRecord, Owner, StoreError};
-use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+use super::{RedbStore, decode, decode_found, encode, tables};
 
 const TABLE: &str = "idempotency";
 

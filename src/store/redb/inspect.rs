@@ -5,8 +5,9 @@ use std::path::Path;
 
 use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
 
-use super::DbError;
 use crate::store::model::{OpenError, StoreError};
+
+use super::DbError;
 
 /// One table's rows and bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,12 +1,13 @@
 //! What a worker needs to make attempts, loaded in one snapshot: the attempt, its
 //! endpoint and the payload.
 
-use super::attempt_record::attempt_in;
-use super::events::{body_in, meta_in};
-use super::{RedbStore, endpoints, tables};
 use crate::ids::DeliveryId;
 use crate::store::backend::Jobs;
 use crate::store::model::{Job, StoreError};
+
+use super::attempt_record::attempt_in;
+use super::events::{body_in, meta_in};
+use super::{RedbStore, endpoints, tables};
 
 impl Jobs for RedbStore {
     fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError> {

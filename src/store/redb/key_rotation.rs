@@ -13,14 +13,15 @@ use std::path::{Path, PathBuf};
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::attempt_record::{decode_attempt, encode_attempt};
-use super::names::Interner;
-use super::{RedbStore, StoreOptions, decode, encode, endpoints, tables};
 use crate::ids::DeliveryId;
 use crate::store::model::attempts::response_row;
 use crate::store::model::sessions::idempotency_row;
 use crate::store::model::{EndpointRecord, IdempotencyRecord, RotateError, Rotated, StoreError};
 use crate::store::sealing::{self, KeyError, Sealer, open_either, open_text_with};
+
+use super::attempt_record::{decode_attempt, encode_attempt};
+use super::names::Interner;
+use super::{RedbStore, StoreOptions, decode, encode, endpoints, tables};
 
 /// Values re-sealed per transaction.
 const BATCH: usize = 500;

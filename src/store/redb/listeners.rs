@@ -4,10 +4,11 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::{RedbStore, encode, endpoints, tables};
 use crate::ids::{AppId, EndpointId};
 use crate::store::backend::Listeners;
 use crate::store::model::{EndpointRecord, ListenRequest, Owner, StoreError};
+
+use super::{RedbStore, encode, endpoints, tables};
 
 /// Forgets the listener entry of one key in `app` (its endpoint is being deleted).
 pub(super) fn forget_in(tx: &WriteTransaction, app: AppId, key_hash_hex: &str) -> Result<(), StoreError> {

@@ -21,11 +21,12 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
+use crate::mode::Mode;
+use crate::store::model::{DefaultApps, StoreError};
+
 use super::events::{EventIndexes, decode_meta, encode_meta};
 use super::names::{Interner, Names};
 use super::{RedbStore, decode, tables};
-use crate::mode::Mode;
-use crate::store::model::{DefaultApps, StoreError};
 
 /// The backfill of the event indexes, in [`tables::BACKFILLS`].
 const EVENT_INDEXES: &str = "event_indexes";

@@ -320,7 +320,9 @@ impl RedbStore {
             })
             .map_err(|e| OpenError::Init(self.path.clone(), e))?;
         match found {
-            Some(found) if found > SCHEMA_VERSION => Err(OpenError::NewerSchema { path: self.path.clone(), found }),
+            Some(found) if found > SCHEMA_VERSION => {
+                Err(OpenError::NewerSchema { path: self.path.clone(), found, known: SCHEMA_VERSION })
+            }
             _ => Ok(()),
         }
     }

@@ -4,9 +4,10 @@
 use redb::ReadableTable;
 use serde::de::DeserializeOwned;
 
-use super::decode;
 use crate::store::model::pagination::{finish_page, scan_bounds};
 use crate::store::model::{Cursor, ListError, Page, PageRequest, StoreError};
+
+use super::decode;
 
 /// One row of an object table as a range scan yields it.
 type Entry<'a> =

@@ -2,12 +2,13 @@
 //! Only the SHA-256 of a session's token is stored; a session ends when it expires, when
 //! it is revoked, or when its application is deleted.
 
-use super::{RedbStore, decode, decode_found, encode, tables};
-use crate::store::model::{Owner, PortalSessionRecord, StoreError};
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::ids::{AppId, PortalSessionId};
 use crate::store::backend::PortalSessions;
+use crate::store::model::{Owner, PortalSessionRecord, StoreError};
+
+use super::{RedbStore, decode, decode_found, encode, tables};
 
 const TABLE: &str = "portal_sessions";
 

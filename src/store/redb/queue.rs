@@ -8,11 +8,12 @@
 
 use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
-use super::RedbStore;
-use super::tables::{self, PARKED};
 use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::backend::Queue;
 use crate::store::model::{DueEntry, QueueKey, StoreError};
+
+use super::RedbStore;
+use super::tables::{self, PARKED};
 
 /// The queue's tables inside one write transaction.
 pub(super) struct QueueTables<'txn> {

@@ -3,14 +3,14 @@
 
 use redb::ReadTransaction;
 
-use super::attempts::DeliveryTables;
-use super::endpoints;
-use super::names::Names;
-use super::{RedbStore, tables};
 use crate::ids::{EndpointId, EventId};
 use crate::store::backend::Recoveries;
 use crate::store::model::upkeep::MAX_RECOVER;
 use crate::store::model::{AttemptStatus, Owner, Recovery, Scheduled, StoreError};
+
+use super::attempts::DeliveryTables;
+use super::names::Names;
+use super::{RedbStore, endpoints, tables};
 
 /// Events to resend (id, type), whether more are left, and how many were past the
 /// endpoint's undelivered-payload window.

@@ -9,17 +9,17 @@
 //! the same pass. Freed pages are reused by redb for new writes, so under steady load the
 //! data file stops growing once the oldest history is being pruned as fast as it is made.
 
-use super::{RedbStore, decode, tables};
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use crate::ids::first_id_at;
+use crate::store::backend::Retention;
 use crate::store::model::{
     AttemptRecord, AttemptStatus, Cutoffs, IdempotencyRecord, PruneCursor, Pruned, SessionRecord, StoreError,
 };
 
-use redb::{ReadableTable, Table, WriteTransaction};
-
 use super::events::{EventIndexes, decode_meta};
 use super::names::Names;
-use crate::ids::first_id_at;
-use crate::store::backend::Retention;
+use super::{RedbStore, decode, tables};
 
 impl RedbStore {
     /// Makes every commit so far durable (one empty durable commit): ends a pruning pass,

@@ -10,13 +10,13 @@ use crate::store::model::{
     RecordPolicy, RetryNow, Scheduled, StoreError, Written,
 };
 use crate::store::rules;
+use crate::store::rules::cancel::end_pending;
 use crate::store::rules::resume::{EndpointChangeTx, update_and_resume};
 
 use super::attempts::{DeliveryTables, record_in};
 use super::events::publish_in;
 use super::names::Names;
 use super::{RedbStore, Tx, endpoints, health, tables};
-use crate::store::rules::cancel::end_pending;
 
 /// Puts the parked attempts of enabled endpoints (all, or just `only`) back on the queue.
 fn unpark_in(

@@ -10,11 +10,12 @@
 
 use redb::ReadableTable;
 
+use crate::store::model::endpoints::upgrade_at_rest;
+use crate::store::model::{EndpointRecord, StoreError};
+
 use super::apps::TABLE;
 use super::backup::BackupError;
 use super::{RedbStore, decode, encode, open_database, tables};
-use crate::store::model::endpoints::upgrade_at_rest;
-use crate::store::model::{EndpointRecord, StoreError};
 
 /// What the copy is called while it is written (beside the data file).
 const COPY_SUFFIX: &str = "sealing";

@@ -2,19 +2,19 @@
 //! transaction as the event it emits, with that event's deliveries. The life-cycle rules
 //! (which moves are allowed, which event each emits) are `crate::lifecycle`'s.
 
-use super::events::publish_in;
-use super::pagination::list_page;
-use super::{RedbStore, decode_found, encode, tables};
+use redb::{ReadableDatabase, ReadableTable};
+
 use crate::ids::VerificationSessionId;
+use crate::store::backend::Sessions;
 use crate::store::model::{
     ListError, NewEvent, Owner, Page, PageRequest, Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError,
 };
-
-use super::Tx;
-use crate::store::backend::Sessions;
 use crate::store::rules;
 use crate::store::rules::expire::{DueSession, SessionExpiryTx, expire_due};
-use redb::{ReadableDatabase, ReadableTable};
+
+use super::events::publish_in;
+use super::pagination::list_page;
+use super::{RedbStore, Tx, decode_found, encode, tables};
 
 const TABLE: &str = "verification_sessions";
 

@@ -1,15 +1,15 @@
 //! Aggregates for the dashboard: attempt outcomes per time bucket and per endpoint,
 //! pending deliveries per endpoint, and the most recent failures.
 
-use super::{RedbStore, endpoints};
+use redb::{ReadableTable, ReadableTableMetadata};
+
+use crate::ids::EndpointId;
+use crate::store::backend::Stats;
 use crate::store::model::upkeep::{MAX_PENDING_COUNTED, Outcomes};
 use crate::store::model::{DeliveryStats, EndpointRecord, EndpointStatus, MetricsSnapshot, Owner, StoreError};
 
-use redb::{ReadableTable, ReadableTableMetadata};
-
 use super::tables::{self, OUTCOME_SUCCEEDED};
-use crate::ids::EndpointId;
-use crate::store::backend::Stats;
+use super::{RedbStore, endpoints};
 
 impl Outcomes {
     fn add(&mut self, outcome: u8, n: u64) {
