@@ -633,7 +633,8 @@ fn startup_with_history(events: u64) -> serde_json::Value {
     {
         // Written as the engine's writer would write them (no engine runs here).
         let (_, store) = stile::store::Store::open(&data).expect("the data file opens").into_shared();
-        let owner = store.default_apps().unwrap().of(stile::mode::Mode::Test);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let owner = runtime.block_on(store.default_apps()).unwrap().of(stile::mode::Mode::Test);
         let start_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
             - events / 10;
         let mut n = 0;
@@ -645,7 +646,7 @@ fn startup_with_history(events: u64) -> serde_json::Value {
                 })
                 .collect();
             n += batch.len() as u64;
-            let _ = store.publish_events(&batch, start_ms + n / 10).expect("the batch is stored");
+            let _ = runtime.block_on(store.publish_events(batch, start_ms + n / 10)).expect("the batch is stored");
         }
     }
     let fill_s = filled.elapsed().as_secs_f64();

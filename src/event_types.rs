@@ -1,7 +1,7 @@
 //! The catalogue of event types: Stile's built-in ones plus those declared in config.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::RwLock;
 
 use crate::mode::Mode;
 
@@ -199,7 +199,7 @@ pub struct EventTypes {
     managed: RwLock<[BTreeMap<String, Entry>; 2]>,
     /// Held while an API change is read, checked, committed and installed, so changes
     /// apply one at a time and the catalogue matches the data file.
-    writes: Mutex<()>,
+    writes: tokio::sync::Mutex<()>,
 }
 
 /// What the built-in types mean.
@@ -314,7 +314,7 @@ impl EventTypes {
                 fixed_entry(&decl.name, decl.description.clone(), (schema, example), Source::Config, None, validator);
             fixed.insert(decl.name.clone(), entry);
         }
-        Ok(Self { fixed, managed: RwLock::default(), writes: Mutex::default() })
+        Ok(Self { fixed, managed: RwLock::default(), writes: tokio::sync::Mutex::default() })
     }
 
     /// Adds the API-managed types stored in the data file, at start. A stored type that a
@@ -349,8 +349,8 @@ impl EventTypes {
     }
 
     /// Serialises API changes to the catalogue (see [`EventTypes::install`]).
-    pub fn lock_writes(&self) -> MutexGuard<'_, ()> {
-        self.writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    pub async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writes.lock().await
     }
 
     /// The entry of `name` in `mode`, cloned out of the lock.

@@ -78,7 +78,7 @@ pub struct Prepared {
 /// database (the payload key file in the data directory either way, unless
 /// `payload_key_file` says otherwise). Configuration only describes the store; this is
 /// where it is opened.
-pub fn open_store(config: &Config) -> Result<store::Store, store::OpenError> {
+pub async fn open_store(config: &Config) -> Result<store::Store, store::OpenError> {
     let options = config.store_options();
     let data_dir = &config.server.data_dir;
     match config.store.backend {
@@ -93,42 +93,42 @@ pub fn open_store(config: &Config) -> Result<store::Store, store::OpenError> {
                 key_file: options.key_file(data_dir),
                 claim_lease: config.store.postgres_claim_lease,
             };
-            store::postgres::PgStore::connect(&pg).map(|pg| store::Store::Postgres(Box::new(pg)))
+            store::postgres::PgStore::connect(&pg).await.map(|pg| store::Store::Postgres(Box::new(pg)))
         }
     }
 }
 
 /// Opens the data file and loads the API keys, creating a first test key when there is
 /// no key at all.
-pub fn prepare(config: Config) -> Result<Prepared, StartError> {
-    prepare_with_clock(config, Clock::system())
+pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
+    prepare_with_clock(config, Clock::system()).await
 }
 
 /// Like [`prepare`], with the engine and API reading time from `clock` (tests give a
 /// manual one and advance it).
-pub fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, StartError> {
+pub async fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared, StartError> {
     // Checked before anything is opened: `Config::load` refuses such a catalogue too, but
     // a `Config` built in code has not been through it.
     let event_types = crate::event_types::EventTypes::with_declared(&config.events.custom_types, &config.events.types)
         .map_err(StartError::EventTypes)?;
-    let store = open_store(&config)?;
-    for skipped in event_types.load(store.event_types()?) {
+    let store = open_store(&config).await?;
+    for skipped in event_types.load(store.event_types().await?) {
         tracing::warn!("{skipped}");
     }
     let admin_token = admin::load_or_create_token(&config.server.data_dir)
         .map_err(|e| StartError::AdminToken(admin::token_path(&config.server.data_dir), e))?;
-    let mut stored = store.api_keys()?;
+    let mut stored = store.api_keys().await?;
     let mut first_key = None;
     if stored.is_empty() && config.auth.keys.is_empty() {
-        let key = create_api_key(&store, Mode::Test, clock.now())?;
-        stored = store.api_keys()?;
+        let key = create_api_key(&store, Mode::Test, clock.now()).await?;
+        stored = store.api_keys().await?;
         first_key = Some(key);
     }
     let keys = ApiKeys::new(&config.auth.keys, &stored);
     let (store, queue) = store.into_shared();
     let metrics = Arc::new(metrics::Metrics::new());
-    let engine = delivery::Engine::start(queue, clock, &config, Arc::clone(&metrics))?;
-    let default_apps = store.default_apps()?;
+    let engine = delivery::Engine::start(queue, clock, &config, Arc::clone(&metrics)).await?;
+    let default_apps = store.default_apps().await?;
     let shared_store = store.is_shared();
     let state = AppState::new(config, event_types, store, keys, engine, metrics, admin_token, default_apps);
     if shared_store {
@@ -150,16 +150,16 @@ fn follow_shared_state(state: &AppState) {
     let catalogue = Arc::downgrade(&state.event_types);
     let keys = Arc::downgrade(&state.keys);
     let configured = state.config.auth.keys.clone();
-    let spawned = std::thread::Builder::new().name("stile-shared-state".into()).spawn(move || {
+    state.engine.spawn(async move {
         let mut seen = None;
         let mut seen_keys = None;
         loop {
-            std::thread::sleep(SHARED_STATE_RELOAD);
+            tokio::time::sleep(SHARED_STATE_RELOAD).await;
             let (Some(store), Some(catalogue), Some(keys)) = (store.upgrade(), catalogue.upgrade(), keys.upgrade())
             else {
                 return;
             };
-            match store.api_keys() {
+            match store.api_keys().await {
                 Ok(stored) if seen_keys.as_ref() != Some(&stored) => {
                     keys.replace(&configured, &stored);
                     seen_keys = Some(stored);
@@ -167,9 +167,9 @@ fn follow_shared_state(state: &AppState) {
                 Ok(_) => {}
                 Err(err) => tracing::debug!(error = %err, "cannot reload the API keys"),
             }
-            match store.event_types() {
+            match store.event_types().await {
                 Ok(records) if seen.as_ref() != Some(&records) => {
-                    let _writes = catalogue.lock_writes();
+                    let _writes = catalogue.lock_writes().await;
                     for skipped in catalogue.load(records.clone()) {
                         tracing::debug!("{skipped}");
                     }
@@ -180,22 +180,19 @@ fn follow_shared_state(state: &AppState) {
             }
         }
     });
-    if let Err(err) = spawned {
-        tracing::warn!(error = %err, "event types and keys other processes change are seen only after a restart");
-    }
 }
 
 /// Creates and stores a new API key, made at `now` (Unix seconds); returns the key, which
 /// is not stored anywhere.
-pub fn create_api_key(store: &Store, mode: Mode, now: i64) -> Result<String, StoreError> {
-    create_api_key_for(store, mode, None, now)
+pub async fn create_api_key(store: &Store, mode: Mode, now: i64) -> Result<String, StoreError> {
+    create_api_key_for(store, mode, None, now).await
 }
 
 /// Like [`create_api_key`], for a key restricted to one application of `mode` when `app`
 /// is given (the caller has checked that it is one).
-pub fn create_api_key_for(store: &Store, mode: Mode, app: Option<AppId>, now: i64) -> Result<String, StoreError> {
+pub async fn create_api_key_for(store: &Store, mode: Mode, app: Option<AppId>, now: i64) -> Result<String, StoreError> {
     let key = secrets::new_api_key(mode);
     let record = ApiKeyRecord { prefix: secrets::api_key_shown_prefix(&key), mode, created: now, app };
-    store.insert_api_key(&secrets::hash_api_key(&key), &record)?;
+    store.insert_api_key(secrets::hash_api_key(&key), record).await?;
     Ok(key)
 }

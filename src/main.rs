@@ -77,10 +77,10 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     init_tracing(&config.log);
     stile::server::limits::raise_open_file_limit();
     let listen = config.server.listen;
-    let stile::Prepared { state, first_key } = stile::prepare(config)?;
+    let system = actix_web::rt::System::new();
+    let stile::Prepared { state, first_key } = system.block_on(stile::prepare(config))?;
     let listener = TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr()?;
-    let system = actix_web::rt::System::new();
     let stop = system.block_on(async { StopSignals::listen() });
 
     let mut out = std::io::stdout().lock();
@@ -283,9 +283,19 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
+async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
     let Loaded { config, .. } = load_config(&args.overrides())?;
-    Ok(stile::open_store(&config)?)
+    Ok(stile::open_store(&config).await?)
+}
+
+/// Runs a command's store work to its end: the one place a command (not the server)
+/// waits on the store.
+fn run_to_end<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime the command's store work runs on")?
+        .block_on(work)
 }
 
 fn backup(file: &std::path::Path, url: Option<String>, token: Option<String>, args: &StoreArgs) -> anyhow::Result<()> {
@@ -306,7 +316,7 @@ fn backup(file: &std::path::Path, url: Option<String>, token: Option<String>, ar
 }
 
 fn compact(args: &StoreArgs) -> anyhow::Result<()> {
-    let store = open_store(args)?;
+    let store = run_to_end(open_store(args))?;
     let Some(path) = store.data_file().map(std::path::Path::to_path_buf) else {
         return Err(store.compact().expect_err("only a data file compacts").into());
     };
@@ -341,21 +351,25 @@ fn rotate_payload_key(args: &StoreArgs) -> anyhow::Result<()> {
 }
 
 fn keys(action: KeysCommand) -> anyhow::Result<()> {
+    run_to_end(keys_with(action))
+}
+
+async fn keys_with(action: KeysCommand) -> anyhow::Result<()> {
     match action {
         KeysCommand::Create { mode, app, store } => {
-            let store = open_store(&store)?;
+            let store = open_store(&store).await?;
             let app = match app {
                 Some(name) => {
-                    let found = store.find_app(mode, &name)?;
+                    let found = store.find_app(mode, name.clone()).await?;
                     Some(found.ok_or_else(|| anyhow::anyhow!("no application `{name}` in {mode} mode"))?.id)
                 }
                 None => None,
             };
-            println!("{}", stile::create_api_key_for(&store, mode, app, stile::clock::unix_now())?);
+            println!("{}", stile::create_api_key_for(&store, mode, app, stile::clock::unix_now()).await?);
         }
         KeysCommand::List { store } => {
-            let store = open_store(&store)?;
-            let keys = store.api_keys()?;
+            let store = open_store(&store).await?;
+            let keys = store.api_keys().await?;
             if keys.is_empty() {
                 eprintln!("no stored keys (keys in [auth] keys are not listed)");
             }
@@ -373,8 +387,8 @@ fn keys(action: KeysCommand) -> anyhow::Result<()> {
             }
         }
         KeysCommand::Revoke { prefix, store } => {
-            let store = open_store(&store)?;
-            match store.revoke_api_key(&prefix)? {
+            let store = open_store(&store).await?;
+            match store.revoke_api_key(prefix.clone()).await? {
                 Revoked::One(key) => println!("revoked {} ({})", key.prefix, key.mode),
                 Revoked::NoMatch => anyhow::bail!("no stored key starts with `{prefix}`"),
                 Revoked::Ambiguous(keys) => {

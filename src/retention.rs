@@ -1,13 +1,14 @@
-//! The retention thread: prunes history older than `[retention] events` in the
+//! The retention task: prunes history older than `[retention] events` in the
 //! background, in small batches, so the data file stays bounded under steady load, and
 //! purges what deleted applications left behind.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use tokio::sync::mpsc::UnboundedReceiver as Receiver;
 
 use crate::clock::Clock;
+use crate::delivery::woken_or_timed_out;
 use crate::store::Store;
 use crate::store::model::{Cutoffs, PruneCursor, Pruned};
 
@@ -39,13 +40,13 @@ pub fn interval(retention: Duration) -> Duration {
 /// application was deleted), until `wake`'s sender is dropped. Each pass purges deleted
 /// applications, then removes everything older than the retention period, one batch per
 /// transaction.
-pub fn run(store: Arc<Store>, clock: Clock, retention: Duration, wake: Receiver<()>) {
+pub async fn run(store: Arc<Store>, clock: Clock, retention: Duration, mut wake: Receiver<()>) {
     let every = interval(retention);
     let mut wait = Duration::ZERO;
-    while !matches!(wake.recv_timeout(wait), Err(RecvTimeoutError::Disconnected)) {
+    while woken_or_timed_out(&mut wake, wait).await {
         wait = every;
         // With many processes on one database, one of them does this for all.
-        match store.lead() {
+        match store.lead().await {
             Ok(true) => {}
             Ok(false) => continue,
             Err(err) => {
@@ -53,8 +54,8 @@ pub fn run(store: Arc<Store>, clock: Clock, retention: Duration, wake: Receiver<
                 continue;
             }
         }
-        if purge_deleted_apps(&store, &clock, &wake).is_err()
-            || prune_history(&store, &clock, retention, &wake).is_err()
+        if purge_deleted_apps(&store, &clock, &mut wake).await.is_err()
+            || prune_history(&store, &clock, retention, &mut wake).await.is_err()
         {
             return;
         }
@@ -66,20 +67,17 @@ struct Stopping;
 
 /// Pauses after a batch that took `took` (that long, at least [`BETWEEN_BATCHES`]);
 /// whether the server is stopping (checked there, so a pass stops promptly).
-fn between_batches(wake: &Receiver<()>, took: Duration) -> Result<(), Stopping> {
-    match wake.recv_timeout(took.max(BETWEEN_BATCHES)) {
-        Err(RecvTimeoutError::Disconnected) => Err(Stopping),
-        _ => Ok(()),
-    }
+async fn between_batches(wake: &mut Receiver<()>, took: Duration) -> Result<(), Stopping> {
+    if woken_or_timed_out(wake, took.max(BETWEEN_BATCHES)).await { Ok(()) } else { Err(Stopping) }
 }
 
 /// Purges deleted applications' history, one batch per transaction.
-fn purge_deleted_apps(store: &Store, clock: &Clock, wake: &Receiver<()>) -> Result<(), Stopping> {
+async fn purge_deleted_apps(store: &Store, clock: &Clock, wake: &mut Receiver<()>) -> Result<(), Stopping> {
     let settled_before = clock.now_ms().saturating_sub(DELETED_APP_SETTLE.as_millis() as u64);
     let mut removed = 0;
     loop {
         let started = Instant::now();
-        match store.purge_deleted_apps(BATCH, settled_before) {
+        match store.purge_deleted_apps(BATCH, settled_before).await {
             Ok(purge) => {
                 removed += purge.removed;
                 if purge.finished > 0 {
@@ -94,7 +92,7 @@ fn purge_deleted_apps(store: &Store, clock: &Clock, wake: &Receiver<()>) -> Resu
                 break;
             }
         }
-        between_batches(wake, started.elapsed())?;
+        between_batches(wake, started.elapsed()).await?;
     }
     if removed > 0 {
         tracing::debug!(rows = removed, "purged the history of deleted applications");
@@ -103,7 +101,12 @@ fn purge_deleted_apps(store: &Store, clock: &Clock, wake: &Receiver<()>) -> Resu
 }
 
 /// Removes everything older than the retention period.
-fn prune_history(store: &Store, clock: &Clock, retention: Duration, wake: &Receiver<()>) -> Result<(), Stopping> {
+async fn prune_history(
+    store: &Store,
+    clock: &Clock,
+    retention: Duration,
+    wake: &mut Receiver<()>,
+) -> Result<(), Stopping> {
     let now = clock.now_ms();
     let cutoffs = Cutoffs {
         history_ms: now.saturating_sub(retention.as_millis() as u64),
@@ -114,8 +117,9 @@ fn prune_history(store: &Store, clock: &Clock, retention: Duration, wake: &Recei
     let mut total = Pruned::default();
     loop {
         let started = Instant::now();
-        match store.prune(cutoffs, &mut cursor, BATCH) {
-            Ok(pruned) => {
+        match store.prune(cutoffs, std::mem::take(&mut cursor), BATCH).await {
+            Ok((pruned, next)) => {
+                cursor = next;
                 total += pruned;
                 if !pruned.more {
                     break;
@@ -126,10 +130,10 @@ fn prune_history(store: &Store, clock: &Clock, retention: Duration, wake: &Recei
                 break;
             }
         }
-        between_batches(wake, started.elapsed())?;
+        between_batches(wake, started.elapsed()).await?;
     }
     if total.removed() > 0 {
-        if let Err(err) = store.persist() {
+        if let Err(err) = store.persist().await {
             tracing::error!(error = %err, "cannot make the pruning durable; the next pass prunes again");
         }
         tracing::debug!(

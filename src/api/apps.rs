@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{ListResponse, PageQuery};
 use super::metadata::validate_metadata;
-use super::{AppState, Caller, Routes, blocking};
+use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
 use crate::ids::AppId;
 use crate::service::apps::{AppChanges, NewApp};
@@ -193,7 +193,7 @@ pub fn validate_uid(uid: String) -> Result<String, ApiError> {
 /// (as for every application but its own, to a restricted key).
 pub(super) async fn require_app(state: &web::Data<AppState>, caller: Caller, raw: &str) -> Result<AppRecord, ApiError> {
     let name = raw.to_string();
-    let found = blocking(state, move |store| store.find_app(caller.mode, &name)).await?;
+    let found = state.store.find_app(caller.mode, name).await?;
     found.filter(|app| caller.may_act_on(app.id)).ok_or_else(|| ApiError::not_found("application", raw))
 }
 
@@ -258,7 +258,7 @@ async fn list_apps(
     let page = query
         .0
         .params()
-        .fetch::<AppId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| store.list_apps(caller.mode, request))
+        .fetch::<AppId, _, _>(DEFAULT_LIST_LIMIT, |request| state.store.list_apps(caller.mode, request))
         .await?;
     let data: Vec<Application> = page.items.into_iter().map(Application::from).collect();
     Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))

@@ -6,7 +6,7 @@
 
 use actix_web::web;
 
-use super::{AppState, blocking};
+use super::AppState;
 use crate::error::ApiError;
 use crate::event_types::{EventTypes, WILDCARD};
 use crate::ids::EndpointId;
@@ -57,7 +57,7 @@ impl<'a> Subscribable<'a> {
         let types: &'a EventTypes = &state.event_types;
         let mut rules = Self::new(types, owner.mode);
         if events.is_some_and(|events| events.iter().any(|e| types.is_archived(owner.mode, e))) {
-            let found = blocking(state, move |store| store.endpoint(owner, id)).await?;
+            let found = state.store.endpoint(owner, id).await?;
             rules.kept = found.map(|record| record.enabled_events).unwrap_or_default();
         }
         Ok(rules)

@@ -12,7 +12,7 @@ use super::endpoint_fields::{
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{ListResponse, PageParams};
 use super::metadata::validate_metadata;
-use super::{AppState, Caller, Routes, blocking};
+use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
 use crate::ids::EndpointId;
 use crate::service::endpoints::{EndpointChanges, NewEndpoint};
@@ -308,7 +308,7 @@ pub(crate) async fn require_endpoint(
     raw: &str,
 ) -> Result<EndpointRecord, ApiError> {
     let id = parse_id(raw)?;
-    let found = blocking(state, move |store| store.endpoint(owner, id)).await?;
+    let found = state.store.endpoint(owner, id).await?;
     found.ok_or_else(|| ApiError::not_found("webhook endpoint", raw))
 }
 
@@ -382,8 +382,8 @@ async fn list_endpoints(
     let query = query.0;
     let filter = label_filter(query.label.clone())?;
     let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
-        .fetch::<EndpointId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
-            store.list_endpoints(caller.owner, request, &filter)
+        .fetch::<EndpointId, _, _>(DEFAULT_LIST_LIMIT, |request| {
+            state.store.list_endpoints(caller.owner, request, filter)
         })
         .await?;
     let data: Vec<Endpoint> = page.items.into_iter().map(Endpoint::from).collect();

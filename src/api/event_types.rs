@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::endpoints::MAX_DESCRIPTION_CHARS;
 use super::extract::{JsonBody, QueryParams, bool_param, nullable};
 use super::list::ListResponse;
-use super::{AppState, Caller, Routes, blocking};
+use super::{AppState, Caller, Routes};
 use crate::error::{ApiError, ErrorCode};
 use crate::event_types::{Entry, EventTypeInfo, EventTypeRecord, EventTypes, Source, check_custom_type};
 use crate::mode::Mode;
@@ -179,33 +179,26 @@ async fn change(
 ) -> Result<EventTypeInfo, ApiError> {
     let types: Arc<EventTypes> = Arc::clone(&state.event_types);
     let now = state.engine.clock().now();
-    blocking(state, move |store| {
-        let _one_at_a_time = types.lock_writes();
-        let Some(info) = types.info(mode, &name) else { return Ok(Err(ApiError::not_found("event type", &name))) };
-        if info.source != Source::Api {
-            return Ok(Err(not_changeable(&info)));
-        }
-        let mut record = EventTypeRecord {
-            name: info.name,
-            mode,
-            description: info.description,
-            schema: info.schema,
-            example: info.example,
-            archived: info.archived,
-            created: info.created.unwrap_or(now),
-            updated: info.updated,
-        };
-        change(&mut record);
-        record.updated = Some(now);
-        let entry = match compile(&record) {
-            Ok(entry) => entry,
-            Err(err) => return Ok(Err(err)),
-        };
-        store.replace_event_type(&record)?;
-        let info = entry_info(&types, mode, entry);
-        Ok::<_, crate::store::StoreError>(Ok(info))
-    })
-    .await?
+    let _one_at_a_time = types.lock_writes().await;
+    let Some(info) = types.info(mode, &name) else { return Err(ApiError::not_found("event type", &name)) };
+    if info.source != Source::Api {
+        return Err(not_changeable(&info));
+    }
+    let mut record = EventTypeRecord {
+        name: info.name,
+        mode,
+        description: info.description,
+        schema: info.schema,
+        example: info.example,
+        archived: info.archived,
+        created: info.created.unwrap_or(now),
+        updated: info.updated,
+    };
+    change(&mut record);
+    record.updated = Some(now);
+    let entry = compile(&record)?;
+    state.store.replace_event_type(record).await?;
+    Ok(entry_info(&types, mode, entry))
 }
 
 /// Installs a committed entry and answers what the catalogue now holds.
@@ -261,12 +254,12 @@ async fn create_event_type(
     };
     let entry = compile(&record)?;
     let types: Arc<EventTypes> = Arc::clone(&state.event_types);
-    let created = blocking(&state, move |store| {
-        let _one_at_a_time = types.lock_writes();
-        let taken = types.is_known(record.mode, &record.name) || !store.create_event_type(&record)?;
-        Ok::<_, crate::store::StoreError>((!taken).then(|| entry_info(&types, record.mode, entry)).ok_or(record.name))
-    })
-    .await?;
+    let created = {
+        let _one_at_a_time = types.lock_writes().await;
+        let (mode, name) = (record.mode, record.name.clone());
+        let taken = types.is_known(mode, &name) || !state.store.create_event_type(record).await?;
+        (!taken).then(|| entry_info(&types, mode, entry)).ok_or(name)
+    };
     match created {
         Ok(info) => Ok(HttpResponse::Ok().json(EventType::from(info))),
         Err(name) => {

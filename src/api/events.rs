@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use super::deliveries::Delivery;
 use super::extract::{JsonBody, QueryParams, bool_param, unix_time_param};
 use super::list::{ListResponse, PageParams};
-use super::{AppState, Caller, Routes, blocking};
+use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
 use crate::ids::{EndpointId, EventId};
 use crate::store::model::{EventFilter, EventMeta, StoredEvent};
@@ -146,7 +146,7 @@ async fn retrieve_event(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let found = blocking(&state, move |store| store.event(caller.owner, id)).await?;
+    let found = state.store.event(caller.owner, id).await?;
     let event = found.ok_or_else(|| ApiError::not_found("event", &path))?;
     Ok(HttpResponse::Ok().json(render(&event)?))
 }
@@ -203,9 +203,7 @@ async fn list_events(
         delivery_success: bool_param("delivery_success", query.delivery_success.as_deref())?,
     };
     let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
-        .fetch::<EventId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
-            store.list_events(caller.owner, request, &filter)
-        })
+        .fetch::<EventId, _, _>(DEFAULT_LIST_LIMIT, |request| state.store.list_events(caller.owner, request, filter))
         .await?;
     let data = page.items.iter().map(render).collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))

@@ -24,7 +24,7 @@ use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 use sha2::{Digest, Sha256};
 
 use super::extract::read_body;
-use super::{AppState, Caller, blocking};
+use super::{AppState, Caller};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::AppId;
 use crate::store::model::{IdempotencyBegin, IdempotencyRecord, Owner};
@@ -90,7 +90,7 @@ impl StoreHold {
             return;
         }
         let (owner, key, fingerprint, since) = (self.owner, self.key.clone(), self.fingerprint.clone(), self.since);
-        let let_go = blocking(&self.state, move |store| store.abandon_idempotent(owner, &key, &fingerprint, since));
+        let let_go = self.state.store.abandon_idempotent(owner, key, fingerprint, since);
         if let Err(err) = let_go.await {
             tracing::warn!(error = %err, "an idempotency key could not be let go; it frees itself later");
         }
@@ -106,8 +106,8 @@ impl Drop for StoreHold {
         let (owner, key, fingerprint, since) =
             (self.owner, std::mem::take(&mut self.key), std::mem::take(&mut self.fingerprint), self.since);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        runtime.spawn_blocking(move || {
-            if let Err(err) = store.abandon_idempotent(owner, &key, &fingerprint, since) {
+        runtime.spawn(async move {
+            if let Err(err) = store.abandon_idempotent(owner, key, fingerprint, since).await {
                 tracing::warn!(error = %err, "an idempotency key could not be let go; it frees itself later");
             }
         });
@@ -158,7 +158,7 @@ pub async fn idempotent_posts(
         created: hold.state.engine.clock().now(),
     };
     let (owner, key) = (hold.owner, hold.key.clone());
-    match blocking(&hold.state, move |store| store.put_idempotency_record(owner, &key, &record)).await {
+    match hold.state.store.put_idempotency_record(owner, key, record).await {
         Ok(()) => hold.settled = true,
         // The request itself succeeded and is committed; only its replay record is
         // missing, so a retry would run it again. Say so in the log, answer as done.
@@ -197,7 +197,7 @@ async fn before(req: &mut ServiceRequest) -> Result<Before, ApiError> {
     let claim = state.idempotency.claim(owner.app, &key).ok_or_else(|| in_use(&key))?;
     let (lookup_key, print) = (key.clone(), fingerprint.clone());
     let now = state.engine.clock().now();
-    let begun = blocking(&state, move |store| store.begin_idempotent(owner, &lookup_key, &print, now)).await?;
+    let begun = state.store.begin_idempotent(owner, lookup_key, print, now).await?;
     let stored = match begun {
         IdempotencyBegin::Run => {
             let hold = StoreHold { state, owner, key, fingerprint, since: now, settled: false };

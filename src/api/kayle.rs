@@ -23,7 +23,7 @@ use super::endpoint_fields::{
 };
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{cursor_list_error, cursor_request};
-use super::{AppState, Caller, Routes, blocking};
+use super::{AppState, Caller, Routes};
 use crate::error::{ApiError, ErrorCode};
 use crate::event_types::{KAYLE_NAMES, kayle_alias_of};
 use crate::ids::{AppId, EndpointId};
@@ -358,9 +358,11 @@ async fn list_endpoints(
             parse_id(c).ok()
         })?;
     let owner = caller.owner;
-    let listed =
-        blocking(&state, move |store| Ok::<_, ApiError>(store.list_endpoints(owner, request, &filter))).await?;
-    let page = listed.map_err(|err| cursor_list_error(err, "no endpoint of this list"))?;
+    let page = state
+        .store
+        .list_endpoints(owner, request, filter)
+        .await
+        .map_err(|err| cursor_list_error(err, "no endpoint of this list"))?;
     let next_cursor = page.items.last().filter(|_| page.has_more).map(|last| last.id);
     let default_hours = state.config.retention.undelivered_payload_hours;
     Ok(ok(Page {
@@ -381,7 +383,7 @@ async fn retrieve_endpoint(
 ) -> Result<HttpResponse, ApiError> {
     let id = endpoint_id(&path)?;
     let owner = caller.owner;
-    let found = blocking(&state, move |store| store.endpoint(owner, id)).await?;
+    let found = state.store.endpoint(owner, id).await?;
     let record = found.ok_or_else(|| not_found(&path))?;
     Ok(ok(One { endpoint: Endpoint::new(record, state.config.retention.undelivered_payload_hours) }))
 }

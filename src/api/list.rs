@@ -5,11 +5,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use actix_web::web;
-
-use super::AppState;
 use crate::error::ApiError;
-use crate::store::Store;
 use crate::store::model::{Cursor, ListError, Page, PageRequest};
 
 /// The largest `limit` any list accepts.
@@ -63,23 +59,19 @@ impl<'a> PageParams<'a> {
         }
     }
 
-    /// Runs `list` with the page these parameters ask for, on the blocking pool, and
-    /// turns an unknown cursor into a 400 naming the cursor parameter. `Id` is the id type
-    /// of the listed objects.
-    pub async fn fetch<Id, T>(
+    /// Lists with `list` the page these parameters ask for, and turns an unknown cursor
+    /// into a 400 naming the cursor parameter. `Id` is the id type of the listed objects.
+    pub async fn fetch<Id, T, Listed>(
         self,
-        state: &web::Data<AppState>,
         default_limit: usize,
-        list: impl FnOnce(&Store, PageRequest<Id>) -> Result<Page<T>, ListError> + Send + 'static,
+        list: impl FnOnce(PageRequest<Id>) -> Listed,
     ) -> Result<Page<T>, ApiError>
     where
-        Id: FromStr + Send + 'static,
-        T: Send + 'static,
+        Id: FromStr,
+        Listed: std::future::Future<Output = Result<Page<T>, ListError>>,
     {
         let request = self.to_request::<Id>(default_limit)?;
-        let store = std::sync::Arc::clone(&state.store);
-        let listed = web::block(move || list(&store, request)).await.map_err(|e| ApiError::internal(&e))?;
-        listed.map_err(|e| list_error(e, &self))
+        list(request).await.map_err(|e| list_error(e, &self))
     }
 }
 

@@ -126,7 +126,7 @@ async fn listen(
         let last_seen = clock.now();
         let id = connection.endpoint;
         let replaced = listeners.is_connected(id);
-        let _ = actix_web::rt::task::spawn_blocking(move || disconnected(&store, owner, id, last_seen, replaced)).await;
+        disconnected(&store, owner, id, last_seen, replaced).await;
     });
     Ok(response)
 }
@@ -135,11 +135,11 @@ async fn listen(
 /// process `replaced` this one, that this process no longer holds it; logs a failure (the
 /// endpoint then merely expires a little early, or other processes hand this one its
 /// attempts until the hold runs out, and this one parks them).
-fn disconnected(store: &Store, owner: Owner, id: EndpointId, now: i64, replaced: bool) {
-    if let Err(err) = store.touch_listener(owner, id, now) {
+async fn disconnected(store: &Store, owner: Owner, id: EndpointId, now: i64, replaced: bool) {
+    if let Err(err) = store.touch_listener(owner, id, now).await {
         tracing::warn!(endpoint = %id, error = %err, "cannot record when a listener endpoint was last used");
     }
-    if !replaced && let Err(err) = store.release_listener(id) {
+    if !replaced && let Err(err) = store.release_listener(id).await {
         tracing::warn!(endpoint = %id, error = %err, "cannot record that a listener endpoint's CLI left");
     }
 }

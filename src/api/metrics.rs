@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use subtle::ConstantTimeEq;
 
-use super::{AppState, blocking};
+use super::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::EndpointState;
 
@@ -38,7 +38,7 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
         ));
     }
     let now_ms = state.engine.clock().now_ms();
-    let snapshot = blocking(&state, move |store| store.metrics_snapshot(now_ms)).await?;
+    let snapshot = state.store.metrics_snapshot(now_ms).await?;
     let m = &state.metrics;
     m.queue_depth.set(snapshot.queue_depth as i64);
     m.oldest_due_seconds.set(snapshot.oldest_due_ms as f64 / 1000.0);

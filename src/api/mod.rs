@@ -328,6 +328,6 @@ struct Health {
     responses((status = 200, description = "The server is up.", body = Health)))]
 #[get("/healthz")]
 async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    blocking(&state, |store| store.check()).await?;
+    state.store.check().await?;
     Ok(HttpResponse::Ok().json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") }))
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::deliveries::Delivery;
 use super::extract::{QueryParams, int_param, unix_time_param};
-use super::{AppState, Caller, Routes, blocking};
+use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
 use crate::ids::EndpointId;
 use crate::store::model::upkeep::Outcomes;
@@ -166,10 +166,8 @@ async fn delivery_stats(
     query: QueryParams<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let window = query.0.window(state.engine.clock().now())?;
-    let stats = blocking(&state, move |store| {
-        store.delivery_stats(caller.owner, window.since, window.until, window.bucket, RECENT_FAILURES)
-    })
-    .await?;
+    let stats =
+        state.store.delivery_stats(caller.owner, window.since, window.until, window.bucket, RECENT_FAILURES).await?;
     let mut totals = Outcomes::default();
     for o in stats.buckets.values() {
         totals.succeeded += o.succeeded;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{JsonBody, QueryParams};
 use super::list::{ListResponse, PageQuery};
 use super::metadata::validate_metadata;
-use super::{AppState, Caller, Routes, blocking};
+use super::{AppState, Caller, Routes};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::VerificationSessionId;
 use crate::lifecycle::Move;
@@ -139,7 +139,7 @@ async fn retrieve_session(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let found = blocking(&state, move |store| store.session(caller.owner, id)).await?;
+    let found = state.store.session(caller.owner, id).await?;
     let found = found.ok_or_else(|| ApiError::not_found("verification session", &path))?;
     Ok(HttpResponse::Ok().json(VerificationSession::from(found)))
 }
@@ -156,8 +156,8 @@ async fn list_sessions(
     let page = query
         .0
         .params()
-        .fetch::<VerificationSessionId, _>(&state, DEFAULT_LIST_LIMIT, move |store, request| {
-            store.list_sessions(caller.owner, request)
+        .fetch::<VerificationSessionId, _, _>(DEFAULT_LIST_LIMIT, |request| {
+            state.store.list_sessions(caller.owner, request)
         })
         .await?;
     let data: Vec<VerificationSession> = page.items.into_iter().map(VerificationSession::from).collect();

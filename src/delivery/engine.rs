@@ -4,23 +4,24 @@
 //! resend, retry now, enabling, disabling and deleting an endpoint, recovery, a session
 //! move that emits an event, expiry) is a method here that commits through the store and
 //! then wakes the scheduler itself, so no caller can leave an entry unseen. The engine
-//! runs the writer (publishes and results, group-committed), the scheduler (a timer
-//! wheel over the queue), the session expirer, the retention thread, and the delivery
-//! runtime (one thread, async HTTP), where every attempt is a task. An entry leaves the
+//! runs on a runtime of its own, as tasks: the writer (publishes and results,
+//! group-committed), the scheduler (a timer wheel over the queue), the session expirer,
+//! the retention pass, the idle-listener sweep, and the senders, where every attempt is a
+//! task. An entry leaves the
 //! queue only with its result, so a crash at any point re-runs what was in flight (at
 //! least once), and a restart recovers every scheduled attempt.
 
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::RecvTimeoutError;
+use tokio::task::JoinHandle;
 
 use super::error::EngineError;
-use super::handoff::{self, Sender};
 use super::http::{HttpSender, SendOutcome};
 use super::listeners::Listeners;
-use super::messages::{PingRequest, PingSlot, RETRY_DELAY, SchedulerMsg, WorkItem, WriteJob};
+use super::messages::{
+    Inbox, PingRequest, PingSlot, RETRY_DELAY, SchedulerMsg, To, WorkItem, WriteJob, woken_or_timed_out,
+};
 use super::ping_rate::PingRate;
 use super::policy::Policy;
 use super::scheduler::{MAX_IDLE, Scheduler};
@@ -44,22 +45,25 @@ pub struct Engine {
     /// The store, with the queue writes only the engine holds.
     store: QueueWrites,
     clock: Clock,
-    scheduler: Sender<SchedulerMsg>,
+    scheduler: To<SchedulerMsg>,
     /// Wakes the session expirer (a new session may expire before its next wake-up);
     /// dropped to stop it. Shared with the clock's waker, which must not keep it alive.
-    expirer: Arc<Mutex<Option<crossbeam_channel::Sender<()>>>>,
-    /// Wakes the retention thread (a deleted application's history to purge); dropped to
+    expirer: Arc<Mutex<Option<To<()>>>>,
+    /// Wakes the retention task (a deleted application's history to purge); dropped to
     /// stop it.
-    retention: Mutex<Option<crossbeam_channel::Sender<()>>>,
+    retention: Mutex<Option<To<()>>>,
     /// Where publishes go; dropped to stop publishing.
-    writer: Mutex<Option<Sender<WriteJob>>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    writer: Mutex<Option<To<WriteJob>>>,
+    /// The engine's tasks, in the order they are awaited at shutdown.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The engine's runtime (taken at drop, which stops it without waiting).
+    own_runtime: Mutex<Option<tokio::runtime::Runtime>>,
     /// Where requests go (HTTP, or a listen connection): the scheduler's attempts and
     /// the API's pings alike.
     senders: Arc<Senders>,
     /// How many test pings each endpoint was sent lately.
     ping_rate: PingRate,
-    /// The delivery runtime, where every request is made (the API's pings too).
+    /// The engine's runtime, where every request is made (the API's pings too).
     runtime: tokio::runtime::Handle,
     metrics: Arc<Metrics>,
     /// Hours an undelivered payload stays available to resend, for endpoints that set
@@ -67,21 +71,29 @@ pub struct Engine {
     undelivered_hours: u32,
     /// The `stile listen` connections, where listener endpoints' attempts go.
     listeners: Arc<Listeners>,
-    /// Wakes the listener expiry thread; dropped to stop it.
-    listener_expiry: Arc<Mutex<Option<crossbeam_channel::Sender<()>>>>,
+    /// Wakes the idle-listener sweep; dropped to stop it.
+    listener_expiry: Arc<Mutex<Option<To<()>>>>,
 }
 
 impl Engine {
-    /// Starts the writer, the scheduler, the session expirer, the retention thread and
-    /// the delivery runtime's thread, all reading time from `clock`. Parked attempts of
-    /// endpoints that are enabled are put back on the queue first.
-    pub fn start(
+    /// Starts the engine's runtime and on it the writer, the scheduler, the session
+    /// expirer, the retention task, the idle-listener sweep and the senders, all reading
+    /// time from `clock`. Parked attempts of endpoints that are enabled are put back on the
+    /// queue first.
+    pub async fn start(
         store: QueueWrites,
         clock: Clock,
         config: &Config,
         metrics: Arc<Metrics>,
     ) -> Result<Engine, StoreError> {
-        let _ = store.unpark(clock.now_ms())?; // the scheduler's first pass reads the whole queue
+        let _ = store.unpark(clock.now_ms()).await?; // the scheduler's first pass reads the whole queue
+        let own_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(ENGINE_THREADS)
+            .thread_name("stile-engine")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the delivery engine's runtime: {e}")))?;
+        let runtime = own_runtime.handle().clone();
         let listeners = Arc::new(Listeners::default());
         let senders = Arc::new(Senders {
             http: HttpSender::new(config),
@@ -89,58 +101,17 @@ impl Engine {
             listener_wait: config.delivery.timeout + LISTENER_MARGIN,
             sealer: store.sealer().clone(),
         });
-        let (scheduler_tx, scheduler_rx) = handoff::handoff();
-        let (write_tx, write_rx) = handoff::handoff();
+        let (scheduler_tx, scheduler_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (write_tx, write_rx) = tokio::sync::mpsc::unbounded_channel();
         let (work_tx, work_rx) = tokio::sync::mpsc::unbounded_channel::<WorkItem>();
-        let mut threads = Vec::new();
-
-        let (runtime_tx, runtime_rx) = std::sync::mpsc::channel();
-        {
-            let done = scheduler_tx.clone();
-            let senders = Arc::clone(&senders);
-            let clock = clock.clone();
-            threads.push(spawn("stile-sender", move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("the OS gives the delivery runtime its timers and sockets");
-                let _ = runtime_tx.send(runtime.handle().clone());
-                runtime.block_on(send_all(work_rx, done, senders, clock));
-            }));
-        }
-        let runtime = runtime_rx.recv().expect("the delivery runtime starts");
-        {
-            let store = store.clone();
-            let clock = clock.clone();
-            let scheduler = scheduler_tx.clone();
-            let metrics = Arc::clone(&metrics);
-            let policy = Policy {
-                schedule: config.delivery.retry_schedule.iter().map(|d| config.scaled(*d)).collect(),
-                disable_after: config.delivery.disable_after,
-                undelivered_hours: config.retention.undelivered_payload_hours,
-            };
-            let delay = config.store.commit_delay;
-            threads.push(spawn("stile-writer", move || {
-                writer::run(store, clock, write_rx, scheduler, policy, delay, metrics)
-            }));
-        }
-        let (expirer_tx, expirer_rx) = crossbeam_channel::unbounded();
-        {
-            let store = store.clone();
-            let clock = clock.clone();
-            let scheduler = scheduler_tx.clone();
-            let metrics = Arc::clone(&metrics);
-            threads.push(spawn("stile-expirer", move || expirer(store, clock, expirer_rx, scheduler, metrics)));
-        }
-        let (retention_tx, retention_rx) = crossbeam_channel::bounded(1);
-        {
-            // Retention queues nothing: the shared store is enough.
-            let store = Arc::clone(store.store());
-            let clock = clock.clone();
-            let retention = config.retention.events;
-            threads
-                .push(spawn("stile-retention", move || crate::retention::run(store, clock, retention, retention_rx)));
-        }
+        let (expirer_tx, expirer_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (retention_tx, retention_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (listener_expiry_tx, listener_expiry_rx) = tokio::sync::mpsc::unbounded_channel();
+        let policy = Arc::new(Policy {
+            schedule: config.delivery.retry_schedule.iter().map(|d| config.scaled(*d)).collect(),
+            disable_after: config.delivery.disable_after,
+            undelivered_hours: config.retention.undelivered_payload_hours,
+        });
         let scheduler = Scheduler::new(
             store.clone(),
             clock.clone(),
@@ -149,7 +120,42 @@ impl Engine {
             (config.delivery.workers, config.delivery.per_endpoint_concurrency),
             Arc::clone(&listeners),
         );
-        threads.push(spawn("stile-scheduler", move || scheduler.run(scheduler_rx)));
+        // Awaited in this order at shutdown: the scheduler ends once what is in flight is
+        // recorded, which ends the senders and then the writer.
+        let tasks = vec![
+            runtime.spawn(expirer(
+                store.clone(),
+                clock.clone(),
+                expirer_rx,
+                scheduler_tx.clone(),
+                Arc::clone(&metrics),
+            )),
+            // Retention queues nothing: the shared store is enough.
+            runtime.spawn(crate::retention::run(
+                Arc::clone(store.store()),
+                clock.clone(),
+                config.retention.events,
+                retention_rx,
+            )),
+            runtime.spawn(expire_idle_listeners(
+                store.clone(),
+                clock.clone(),
+                Arc::clone(&listeners),
+                config.listen.idle_expiry,
+                listener_expiry_rx,
+            )),
+            runtime.spawn(scheduler.run(scheduler_rx)),
+            runtime.spawn(send_all(work_rx, scheduler_tx.clone(), Arc::clone(&senders), clock.clone())),
+            runtime.spawn(writer::run(
+                store.clone(),
+                clock.clone(),
+                write_rx,
+                scheduler_tx.clone(),
+                policy,
+                config.store.commit_delay,
+                Arc::clone(&metrics),
+            )),
+        ];
         // Other processes on the same database queue attempts too: their wake-ups send
         // the scheduler to the queue soon rather than at its next poll.
         {
@@ -158,19 +164,9 @@ impl Engine {
                 let _ = scheduler.send(SchedulerMsg::Heard);
             }));
         }
-        let (listener_expiry_tx, listener_expiry_rx) = crossbeam_channel::unbounded();
-        {
-            let store = store.clone();
-            let clock = clock.clone();
-            let listeners = Arc::clone(&listeners);
-            let idle = config.listen.idle_expiry;
-            threads.push(spawn("stile-listeners", move || {
-                expire_idle_listeners(store, clock, listeners, idle, listener_expiry_rx)
-            }));
-        }
         let expirer = Arc::new(Mutex::new(Some(expirer_tx)));
         let listener_expiry = Arc::new(Mutex::new(Some(listener_expiry_tx)));
-        // A manual clock (tests) wakes the threads that sleep until a due time.
+        // A manual clock (tests) wakes the tasks that sleep until a due time.
         {
             let scheduler = scheduler_tx.clone();
             let expirer = Arc::clone(&expirer);
@@ -192,7 +188,8 @@ impl Engine {
             expirer,
             retention: Mutex::new(Some(retention_tx)),
             writer: Mutex::new(Some(write_tx)),
-            threads: Mutex::new(threads),
+            tasks: Mutex::new(tasks),
+            own_runtime: Mutex::new(Some(own_runtime)),
             senders,
             ping_rate: PingRate::default(),
             runtime,
@@ -213,14 +210,16 @@ impl Engine {
     /// a CLI go now.
     pub async fn listener_connected(&self, id: EndpointId) -> Result<(), EngineError> {
         let now_ms = self.clock.now_ms();
-        let resumed = self
-            .blocking(move |store| {
-                store.hold_listener(id)?;
-                store.unpark_endpoint(id, now_ms)
-            })
-            .await?;
+        self.store.hold_listener(id).await?;
+        let resumed = self.store.unpark_endpoint(id, now_ms).await?;
         self.wake(resumed);
         Ok(())
+    }
+
+    /// Runs `task` on the engine's runtime: a background loop of the server's that stops
+    /// with the engine (it is not awaited at shutdown).
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        drop(self.runtime.spawn(task));
     }
 
     /// The clock the engine runs on.
@@ -255,7 +254,7 @@ impl Engine {
     ) -> Result<Resent, EngineError> {
         let now_ms = self.clock.now_ms();
         let hours = self.undelivered_hours;
-        let mut resent = self.blocking(move |store| store.resend_event(owner, id, endpoint, now_ms, hours)).await?;
+        let mut resent = self.store.resend_event(owner, id, endpoint, now_ms, hours).await?;
         if let Resent::Scheduled(scheduled) = &mut resent {
             self.wake(std::mem::take(scheduled));
         }
@@ -266,7 +265,7 @@ impl Engine {
     /// attempt whose retry it is.
     pub async fn retry_now(&self, owner: Owner, endpoint: EndpointId, id: DeliveryId) -> Result<RetryNow, EngineError> {
         let now_ms = self.clock.now_ms();
-        let mut outcome = self.blocking(move |store| store.retry_now(owner, endpoint, id, now_ms)).await?;
+        let mut outcome = self.store.retry_now(owner, endpoint, id, now_ms).await?;
         if let RetryNow::Moved(_, scheduled) = &mut outcome {
             self.wake(std::mem::take(scheduled));
         }
@@ -285,8 +284,7 @@ impl Engine {
         change: impl FnOnce(&mut EndpointRecord) + Send + 'static,
     ) -> Result<Option<EndpointRecord>, EngineError> {
         let now_ms = self.clock.now_ms();
-        let updated =
-            self.blocking(move |store| store.update_endpoint_and_resume(owner, id, now_ms, enables, change)).await?;
+        let updated = self.store.update_endpoint_and_resume(owner, id, now_ms, enables, change).await?;
         Ok(updated.map(|EndpointUpdated { endpoint, resumed }| {
             self.wake(resumed);
             endpoint
@@ -298,24 +296,24 @@ impl Engine {
     /// `false`: no such endpoint.
     pub async fn delete_endpoint(&self, owner: Owner, id: EndpointId) -> Result<bool, EngineError> {
         let now = self.clock.now();
-        let deleted = self.blocking(move |store| store.delete_endpoint(owner, id, now)).await?;
+        let deleted = self.store.delete_endpoint(owner, id, now).await?;
         self.listeners.close(id);
         Ok(deleted)
     }
 
     /// Deletes an application of `mode` (not the default one): it and its endpoints are
     /// gone at once, their pending deliveries end (the scheduler drops their entries) and
-    /// its `stile listen` connections close; the retention thread is woken to purge its
+    /// its `stile listen` connections close; the retention task is woken to purge its
     /// history in the background.
     pub async fn delete_app(&self, mode: Mode, id: AppId) -> Result<AppDeletion, EngineError> {
         let now_ms = self.clock.now_ms();
-        let deletion = self.blocking(move |store| store.delete_app(mode, id, now_ms)).await?;
+        let deletion = self.store.delete_app(mode, id, now_ms).await?;
         if let AppDeletion::Deleted { listeners, .. } = &deletion {
             for endpoint in listeners {
                 self.listeners.close(*endpoint);
             }
             if let Some(retention) = self.retention.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                let _ = retention.try_send(()); // a wake-up already waiting is as good
+                let _ = retention.send(()); // the task takes wake-ups waiting together as one
             }
         }
         Ok(deletion)
@@ -333,8 +331,7 @@ impl Engine {
     ) -> Result<Option<Recovery>, EngineError> {
         let now_ms = self.clock.now_ms();
         let hours = self.undelivered_hours;
-        let mut recovery =
-            self.blocking(move |store| store.recover_endpoint(owner, id, since, dry_run, now_ms, hours)).await?;
+        let mut recovery = self.store.recover_endpoint(owner, id, since, dry_run, now_ms, hours).await?;
         if let Some(recovery) = &mut recovery {
             self.wake(std::mem::take(&mut recovery.scheduled));
         }
@@ -346,7 +343,7 @@ impl Engine {
     pub async fn create_session(&self, session: SessionRecord, expires_ms: u64) -> Result<SessionRecord, EngineError> {
         let now_ms = self.clock.now_ms();
         let event = crate::lifecycle::created(&session, self.clock.now()).map_err(encode_error)?;
-        let changed = self.blocking(move |store| store.create_session(&session, &event, expires_ms, now_ms)).await?;
+        let changed = self.store.create_session(session, event, expires_ms, now_ms).await?;
         self.metrics.events.inc();
         if let Some(expirer) = self.expirer.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             // It may expire before the expirer's next wake-up.
@@ -363,8 +360,7 @@ impl Engine {
         step: Move,
     ) -> Result<SessionMoved, EngineError> {
         let (now_ms, now) = (self.clock.now_ms(), self.clock.now());
-        let change =
-            self.blocking(move |store| store.change_session(owner, id, now_ms, |s| step.apply(s, now))).await?;
+        let change = self.store.change_session(owner, id, now_ms, move |s| step.apply(s, now)).await?;
         Ok(match change {
             SessionChange::Changed(changed) => {
                 self.metrics.events.inc();
@@ -416,18 +412,18 @@ impl Engine {
     }
 
     /// Stops publishing, lets attempts in flight finish (each bounded by the delivery
-    /// timeout), records them, and joins every thread. Whatever is still queued runs at
+    /// timeout), records them, and waits for every task to end. Whatever is still queued runs at
     /// the next start. Safe to call more than once.
-    pub fn shutdown(&self) {
+    pub async fn shutdown(&self) {
         self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.expirer.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.retention.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.listener_expiry.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.listeners.close_all();
         let _ = self.scheduler.send(SchedulerMsg::Shutdown);
-        let threads: Vec<JoinHandle<()>> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
-        for thread in threads {
-            let _ = thread.join();
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            let _ = task.await;
         }
     }
 
@@ -443,18 +439,6 @@ impl Engine {
         self.wake(changed.scheduled);
         changed.session
     }
-
-    /// Runs a store call on tokio's blocking pool, so redb never stalls an async thread.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        call: impl FnOnce(&QueueWrites) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, EngineError> {
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || call(&store)).await {
-            Ok(result) => result.map_err(EngineError::from),
-            Err(_) => Err(EngineError::ShuttingDown),
-        }
-    }
 }
 
 /// What [`Engine::move_session`] did.
@@ -469,8 +453,13 @@ pub enum SessionMoved {
 }
 
 impl Drop for Engine {
+    /// Stops the engine's runtime without waiting for it: after [`Engine::shutdown`] its
+    /// tasks are done; without, what was in flight is sent again at the next start, as
+    /// after a crash.
     fn drop(&mut self) {
-        self.shutdown();
+        if let Some(runtime) = self.own_runtime.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -479,9 +468,9 @@ fn encode_error(source: serde_json::Error) -> EngineError {
     StoreError::Encode { table: "event_bodies", source }.into()
 }
 
-fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
-    std::thread::Builder::new().name(name.to_string()).spawn(body).expect("the OS starts a thread")
-}
+/// The engine runtime's worker threads: the scheduler, the writer and the senders' HTTP
+/// run in parallel on them; redb's work runs on the runtime's blocking pool beside them.
+const ENGINE_THREADS: usize = 2;
 
 /// How much longer than `delivery.timeout` the engine waits for a `stile listen` result:
 /// the CLI's own request to the local app gets the timeout, the network the rest.
@@ -498,7 +487,7 @@ const PING_BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// (the scheduler keeps at most `delivery.workers` in flight), until the scheduler stops.
 async fn send_all(
     mut work: tokio::sync::mpsc::UnboundedReceiver<WorkItem>,
-    done: Sender<SchedulerMsg>,
+    done: To<SchedulerMsg>,
     senders: Arc<Senders>,
     clock: Clock,
 ) {
@@ -574,28 +563,28 @@ async fn attempt(senders: &Senders, job: Job, key: crate::store::model::queue::Q
     result
 }
 
-/// How often the listener expiry thread looks for idle listener endpoints (a manual
+/// How often the idle-listener sweep looks for idle listener endpoints (a manual
 /// clock wakes it when moved).
 const LISTENER_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Removes listener endpoints no CLI has used for `idle` (with their pending deliveries,
 /// which end as failed), until the engine drops its sender. `idle` 0 keeps them all.
-fn expire_idle_listeners(
+async fn expire_idle_listeners(
     store: QueueWrites,
     clock: Clock,
     listeners: Arc<Listeners>,
     idle: Duration,
-    wake: crossbeam_channel::Receiver<()>,
+    mut wake: Inbox<()>,
 ) {
     let mut wait = Duration::ZERO;
-    while let Ok(()) | Err(RecvTimeoutError::Timeout) = wake.recv_timeout(wait) {
+    while woken_or_timed_out(&mut wake, wait).await {
         wait = LISTENER_SWEEP_EVERY;
         if idle.is_zero() {
             continue;
         }
         let now = clock.now();
         let cutoff = now - i64::try_from(idle.as_secs()).unwrap_or(i64::MAX / 2);
-        let idle_ones = match store.idle_listeners(cutoff) {
+        let idle_ones = match store.idle_listeners(cutoff).await {
             Ok(found) => found,
             Err(err) => {
                 tracing::error!(error = %err, "cannot look for idle listener endpoints; retrying");
@@ -604,7 +593,7 @@ fn expire_idle_listeners(
             }
         };
         for (owner, id) in idle_ones.into_iter().filter(|(_, id)| !listeners.is_connected(*id)) {
-            match store.delete_endpoint(owner, id, now) {
+            match store.delete_endpoint(owner, id, now).await {
                 Ok(_) => {
                     tracing::info!(endpoint = %id, app = %owner.app, "listener endpoint removed after going unused for [listen] idle_expiry")
                 }
@@ -621,18 +610,18 @@ const MAX_EXPIRE_BATCH: usize = 512;
 /// `session_expiry` table is the truth, so expiries survive restarts), expires it with its
 /// event, and hands the event's deliveries to the scheduler. Woken early when a session
 /// is created or the clock is moved; stops when the engine drops its sender.
-fn expirer(
+async fn expirer(
     store: QueueWrites,
     clock: Clock,
-    wake: crossbeam_channel::Receiver<()>,
-    scheduler: Sender<SchedulerMsg>,
+    mut wake: Inbox<()>,
+    scheduler: To<SchedulerMsg>,
     metrics: Arc<Metrics>,
 ) {
     let mut wait = Duration::ZERO;
-    while let Ok(()) | Err(RecvTimeoutError::Timeout) = wake.recv_timeout(wait) {
+    while woken_or_timed_out(&mut wake, wait).await {
         let now_ms = clock.now_ms();
         let now = clock.now();
-        wait = match store.expire_due_sessions(now_ms, MAX_EXPIRE_BATCH, |s| Move::Expire.apply(s, now)) {
+        wait = match store.expire_due_sessions(now_ms, MAX_EXPIRE_BATCH, move |s| Move::Expire.apply(s, now)).await {
             Ok((expired, scheduled)) => {
                 metrics.events.inc_by(expired as u64);
                 if !scheduled.is_empty() {
@@ -641,7 +630,7 @@ fn expirer(
                 if expired == MAX_EXPIRE_BATCH {
                     Duration::ZERO
                 } else {
-                    match store.next_session_expiry() {
+                    match store.next_session_expiry().await {
                         Ok(Some(due)) => Duration::from_millis(due.saturating_sub(clock.now_ms())).min(MAX_IDLE * 60),
                         Ok(None) => MAX_IDLE * 60,
                         Err(_) => RETRY_DELAY,

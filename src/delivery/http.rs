@@ -1,5 +1,4 @@
-//! The outbound HTTP client: hyper on the engine's delivery runtime (one thread, every
-//! attempt a task), keep-alive pooling, the configured timeout, no redirects, and an
+//! The outbound HTTP client: hyper on the engine's runtime (every attempt a task), keep-alive pooling, the configured timeout, no redirects, and an
 //! address check on every connection (link-local and metadata addresses in every mode,
 //! private ones in production mode; the rules are `TargetPolicy::address_allowed`'s).
 //!

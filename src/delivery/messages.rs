@@ -1,5 +1,6 @@
-//! What the engine's threads tell each other: the scheduler, the writer and the delivery
-//! runtime share these types (and none of them imports another for them).
+//! What the engine's tasks tell each other: the scheduler, the writer and the senders
+//! share these types (and none of them imports another for them). Every inbox is a tokio
+//! unbounded channel, and every answer a oneshot: the engine's two kinds of channel.
 
 use std::time::Duration;
 
@@ -8,10 +9,16 @@ use crate::store::model::{AttemptResult, Job, NewEvent, Published, QueueKey, Sch
 
 use super::error::EngineError;
 
+/// Where a task's messages go: the sending side of its inbox (sending never waits).
+pub(super) type To<T> = tokio::sync::mpsc::UnboundedSender<T>;
+
+/// A task's inbox.
+pub(super) type Inbox<T> = tokio::sync::mpsc::UnboundedReceiver<T>;
+
 /// How long to wait before retrying after the store failed.
 pub(super) const RETRY_DELAY: Duration = Duration::from_millis(500);
 
-/// Messages to the scheduler thread.
+/// Messages to the scheduler.
 pub(super) enum SchedulerMsg {
     /// New queue entries were committed (possibly earlier than the scan position).
     Scheduled(Scheduled),
@@ -50,12 +57,12 @@ pub(super) struct PingSlot {
     /// Whether the scheduler counted it in flight.
     granted: bool,
     /// Where `PingDone` goes when a granted slot is dropped.
-    scheduler: super::handoff::Sender<SchedulerMsg>,
+    scheduler: To<SchedulerMsg>,
 }
 
 impl PingSlot {
     /// A slot of `endpoint`, not yet granted, that reports back to `scheduler`.
-    pub(super) fn new(endpoint: EndpointId, scheduler: super::handoff::Sender<SchedulerMsg>) -> Self {
+    pub(super) fn new(endpoint: EndpointId, scheduler: To<SchedulerMsg>) -> Self {
         Self { endpoint, granted: false, scheduler }
     }
 
@@ -88,4 +95,16 @@ pub(super) struct WorkItem {
     pub(super) job: Job,
     /// Its queue entry.
     pub(super) key: QueueKey,
+}
+
+/// Waits up to `wait` for a wake-up, taking any others already queued with it; `false`
+/// once every sender is gone (the task's signal to stop).
+pub(crate) async fn woken_or_timed_out(wake: &mut Inbox<()>, wait: Duration) -> bool {
+    match tokio::time::timeout(wait, wake.recv()).await {
+        Ok(None) => false,
+        Ok(Some(())) | Err(_) => {
+            while wake.try_recv().is_ok() {}
+            true
+        }
+    }
 }

@@ -5,7 +5,6 @@
 
 pub mod engine;
 pub mod error;
-mod handoff;
 pub mod http;
 pub mod listen_wire;
 pub mod listeners;
@@ -19,6 +18,7 @@ mod writer;
 
 pub use engine::{Engine, SessionMoved};
 pub use error::EngineError;
+pub(crate) use messages::woken_or_timed_out;
 pub use ping_rate::PINGS_PER_SECOND;
 pub use senders::Outgoing;
 

@@ -1,4 +1,4 @@
-//! The scheduler: a timer wheel over the durable queue, on its own thread.
+//! The scheduler: a timer wheel over the durable queue, one task of the engine's runtime.
 //!
 //! The durable queue (`crate::store::model::queue`, kept by each backend) is the truth. The scheduler keeps only a
 //! bounded near window of it in memory: entries due within [`NEAR_WINDOW_MS`] wait in an
@@ -12,9 +12,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::handoff::{self, Receiver, Sender};
 use super::listeners::Listeners;
-use super::messages::{PingRequest, RETRY_DELAY, SchedulerMsg, WorkItem, WriteJob};
+use super::messages::{Inbox, PingRequest, RETRY_DELAY, SchedulerMsg, To, WorkItem, WriteJob};
 use crate::clock::Clock;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::store::QueueWrites;
@@ -49,7 +48,7 @@ struct LoadLimits {
     per_endpoint: usize,
 }
 
-/// The scheduler's state; owned by its thread.
+/// The scheduler's state; owned by its task.
 pub(super) struct Scheduler {
     store: QueueWrites,
     /// Which listener endpoints have a CLI connected (the others' attempts wait).
@@ -85,7 +84,7 @@ pub(super) struct Scheduler {
     /// How many entries memory may hold.
     limits: LoadLimits,
     /// Where finished attempts go to be recorded.
-    writer: Sender<WriteJob>,
+    writer: To<WriteJob>,
     /// Finished attempts not yet recorded.
     unrecorded: usize,
     /// When the queue must be read again even if nothing signalled a new entry: the next
@@ -105,7 +104,7 @@ impl Scheduler {
         store: QueueWrites,
         clock: Clock,
         work: tokio::sync::mpsc::UnboundedSender<WorkItem>,
-        writer: Sender<WriteJob>,
+        writer: To<WriteJob>,
         (workers, per_endpoint): (usize, usize),
         listeners: Arc<Listeners>,
     ) -> Self {
@@ -138,18 +137,18 @@ impl Scheduler {
     }
 
     /// Runs until told to stop (or every sender is gone) and what is in flight is recorded.
-    pub(super) fn run(mut self, inbox: Receiver<SchedulerMsg>) {
+    pub(super) async fn run(mut self, mut inbox: Inbox<SchedulerMsg>) {
         let mut wait = Duration::ZERO;
         loop {
-            match inbox.recv_timeout(wait) {
-                Ok(msg) => self.handle(msg),
-                Err(handoff::RecvTimeoutError::Timeout) => {}
-                Err(handoff::RecvTimeoutError::Disconnected) => self.stopping = true,
+            match tokio::time::timeout(wait, inbox.recv()).await {
+                Ok(Some(msg)) => self.handle(msg),
+                Ok(None) => self.stopping = true,
+                Err(_) => {}
             }
-            for msg in inbox.take_queued(usize::MAX) {
+            while let Ok(msg) = inbox.try_recv() {
                 self.handle(msg);
             }
-            self.renew_claims();
+            self.renew_claims().await;
             if self.stopping {
                 if self.busy == 0 && self.unrecorded == 0 {
                     break;
@@ -157,7 +156,7 @@ impl Scheduler {
                 wait = MAX_IDLE;
                 continue;
             }
-            wait = match self.load_and_dispatch() {
+            wait = match self.load_and_dispatch().await {
                 Ok(wait) => wait,
                 Err(err) => {
                     tracing::error!(error = %err, "the scheduler cannot read the queue; retrying");
@@ -217,15 +216,16 @@ impl Scheduler {
     /// holds (waiting, ready, in flight, unrecorded) from running out, so no other process
     /// makes those attempts while this one lives; and its hold on the listener endpoints
     /// it has a CLI for, so the others keep handing it their attempts.
-    fn renew_claims(&mut self) {
+    async fn renew_claims(&mut self) {
         let Some(every) = self.store.claim_renewal() else { return };
         if self.renewed.elapsed() < every {
             return;
         }
         let held: Vec<DeliveryId> = self.loaded.iter().copied().collect();
-        match self.store.renew_claims(&held, &self.listeners.connected()) {
+        let count = held.len();
+        match self.store.renew_claims(held, self.listeners.connected()).await {
             Ok(()) => self.renewed = std::time::Instant::now(),
-            Err(err) => tracing::warn!(error = %err, held = held.len(), "cannot renew the claims on queued attempts"),
+            Err(err) => tracing::warn!(error = %err, held = count, "cannot renew the claims on queued attempts"),
         }
     }
 
@@ -266,7 +266,7 @@ impl Scheduler {
 
     /// Loads due entries from the queue, moves due ones to the ready queues, dispatches
     /// what capacity allows, and says how long to wait before looking again.
-    fn load_and_dispatch(&mut self) -> Result<Duration, StoreError> {
+    async fn load_and_dispatch(&mut self) -> Result<Duration, StoreError> {
         let now = self.clock.now_ms();
         // Every new entry is signalled (`rescan_from`), so between signals the queue is read
         // only when its next unloaded entry comes into the near window: a pass that only
@@ -274,7 +274,7 @@ impl Scheduler {
         let scan = now >= self.next_scan_ms;
         if scan {
             self.last_scan_ms = now;
-            self.load(now)?;
+            self.load(now).await?;
         }
         while let Some(entry) = self.timer.first_entry() {
             if entry.key().due_ms() > now {
@@ -283,7 +283,7 @@ impl Scheduler {
             let due = entry.remove();
             self.ready.entry(due.endpoint).or_default().push_back(due);
         }
-        self.dispatch()?;
+        self.dispatch().await?;
 
         if self.rescan_after.is_some() && self.loaded.len() < self.limits.total {
             return Ok(Duration::ZERO);
@@ -295,7 +295,7 @@ impl Scheduler {
             } else {
                 // Entries not signalled (none are known) are still found within MAX_IDLE.
                 let safety_net = now + MAX_IDLE.as_millis() as u64;
-                match self.store.next_due_after(self.cursor)? {
+                match self.store.next_due_after(self.cursor).await? {
                     Some(due) => due.saturating_sub(NEAR_WINDOW_MS).min(safety_net),
                     None => safety_net,
                 }
@@ -310,14 +310,14 @@ impl Scheduler {
         Ok(Duration::from_millis(wake_at.saturating_sub(now)).min(MAX_IDLE))
     }
 
-    fn load(&mut self, now: u64) -> Result<(), StoreError> {
+    async fn load(&mut self, now: u64) -> Result<(), StoreError> {
         let room = self.limits.total.saturating_sub(self.loaded.len());
         if room == 0 {
             return Ok(());
         }
         let rescanning = self.rescan_after.is_some();
         let start = self.rescan_after.take().unwrap_or(self.cursor);
-        let entries = self.store.due_entries(start, now + NEAR_WINDOW_MS, room)?;
+        let entries = self.store.due_entries(start, now + NEAR_WINDOW_MS, room).await?;
         let full = entries.len() >= room;
         let last = entries.last().map(|e| e.key);
         let mut not_loaded = Vec::new();
@@ -347,7 +347,9 @@ impl Scheduler {
             }
         }
         // On a shared queue, what was claimed but not loaded is left to be claimed again.
-        self.store.release_claims(&not_loaded)?;
+        if !not_loaded.is_empty() {
+            self.store.release_claims(not_loaded).await?;
+        }
         Ok(())
     }
 
@@ -386,7 +388,7 @@ impl Scheduler {
 
     /// Hands ready entries to the delivery runtime, within the in-flight and per-endpoint
     /// limits.
-    fn dispatch(&mut self) -> Result<(), StoreError> {
+    async fn dispatch(&mut self) -> Result<(), StoreError> {
         let mut chosen: Vec<DueEntry> = Vec::new();
         // Finished attempts whose results are not yet committed count against the pool
         // too: they are what a crash would repeat, so at most `workers` ever are.
@@ -406,7 +408,7 @@ impl Scheduler {
             return Ok(());
         }
         let ids: Vec<DeliveryId> = chosen.iter().map(|e| e.key.attempt()).collect();
-        let jobs = match self.store.jobs(&ids) {
+        let jobs = match self.store.jobs(ids).await {
             Ok(jobs) => jobs,
             Err(err) => {
                 // Put them back and try later.
@@ -438,8 +440,8 @@ impl Scheduler {
         }
         if !parked.is_empty() {
             // Any left on the queue (their endpoint was enabled meanwhile) are looked at again.
-            let listeners = &self.listeners;
-            let still_queued = self.store.park(&parked, |e| deliverable(listeners, e))?;
+            let listeners = Arc::clone(&self.listeners);
+            let still_queued = self.store.park(parked, move |e| deliverable(&listeners, e)).await?;
             self.heard_of(&still_queued);
         }
         Ok(())
@@ -468,25 +470,21 @@ mod tests {
 
     const START_MS: u64 = 1_800_000_000_000;
 
-    fn endpoint(store: &QueueWrites, event_type: &str) -> EndpointId {
-        let record = EndpointRecord::for_test(store.test_owner(Mode::Test), "http://127.0.0.1:9/", event_type);
-        store.insert_endpoint(&record).unwrap();
+    async fn endpoint(store: &QueueWrites, event_type: &str) -> EndpointId {
+        let record = EndpointRecord::for_test(store.test_owner(Mode::Test).await, "http://127.0.0.1:9/", event_type);
+        store.insert_endpoint(record.clone()).await.unwrap();
         record.id
     }
 
-    fn publish(store: &QueueWrites, event_type: &str, n: usize, now_ms: u64) -> Scheduled {
+    async fn publish(store: &QueueWrites, event_type: &str, n: usize, now_ms: u64) -> Scheduled {
+        let owner = store.test_owner(Mode::Test).await;
         let events: Vec<NewEvent> = (0..n)
             .map(|_| {
-                crate::payload::new_event(
-                    store.test_owner(Mode::Test),
-                    event_type,
-                    &serde_json::json!({}),
-                    crate::clock::unix_now_ms(),
-                )
-                .unwrap()
+                crate::payload::new_event(owner, event_type, &serde_json::json!({}), crate::clock::unix_now_ms())
+                    .unwrap()
             })
             .collect();
-        store.publish_events(&events, now_ms).unwrap().1
+        store.publish_events(events, now_ms).await.unwrap().1
     }
 
     fn loaded_for(scheduler: &Scheduler, endpoint: EndpointId) -> usize {
@@ -495,19 +493,19 @@ mod tests {
 
     fn scheduler(store: &QueueWrites, clock: &Clock) -> Scheduler {
         let (work, _work_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (writer, _writer_rx) = handoff::handoff();
+        let (writer, _writer_rx) = tokio::sync::mpsc::unbounded_channel();
         Scheduler::new(store.clone(), clock.clone(), work, writer, (0, 1), Arc::default())
     }
 
-    #[test]
-    fn one_endpoints_backlog_cannot_fill_memory_and_is_reloaded_as_it_drains() {
+    #[tokio::test]
+    async fn one_endpoints_backlog_cannot_fill_memory_and_is_reloaded_as_it_drains() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap().into_shared().1;
         let clock = Clock::manual(START_MS);
-        let busy = endpoint(&store, "a.x");
-        let other = endpoint(&store, "b.x");
-        let _ = publish(&store, "a.x", 50, START_MS - 10);
-        let _ = publish(&store, "b.x", 10, START_MS - 5);
+        let busy = endpoint(&store, "a.x").await;
+        let other = endpoint(&store, "b.x").await;
+        let _ = publish(&store, "a.x", 50, START_MS - 10).await;
+        let _ = publish(&store, "b.x", 10, START_MS - 5).await;
 
         let mut scheduler = scheduler(&store, &clock);
         scheduler.limits = LoadLimits { total: 30, per_endpoint: 20 };
@@ -515,7 +513,7 @@ mod tests {
         // The busy endpoint's 50 entries come first in the queue; the other's 10 still
         // get loaded within a few passes, and memory never holds more than the limits.
         for _ in 0..10 {
-            scheduler.load(clock.now_ms()).unwrap();
+            scheduler.load(clock.now_ms()).await.unwrap();
             assert!(scheduler.loaded.len() <= 30);
             assert!(loaded_for(&scheduler, busy) <= 20);
         }
@@ -528,9 +526,9 @@ mod tests {
         for key in &done {
             scheduler.timer.remove(key);
             scheduler.release(key.attempt(), busy);
-            store.drop_queue_entry_for_test(*key);
+            store.drop_queue_entry_for_test(*key).await;
         }
-        scheduler.load(clock.now_ms()).unwrap();
+        scheduler.load(clock.now_ms()).await.unwrap();
         assert_eq!(loaded_for(&scheduler, busy), 20, "refilled from the skipped entries");
         let mut seen: Vec<DeliveryId> = scheduler.timer.keys().map(|k| k.attempt()).collect();
         seen.sort();
@@ -538,63 +536,63 @@ mod tests {
         assert_eq!(seen.len(), scheduler.timer.len(), "no entry loaded twice");
     }
 
-    #[test]
-    fn entries_scheduled_behind_the_scan_position_are_found_once_heard_of() {
+    #[tokio::test]
+    async fn entries_scheduled_behind_the_scan_position_are_found_once_heard_of() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap().into_shared().1;
         let clock = Clock::manual(START_MS);
-        let target = endpoint(&store, "a.x");
+        let target = endpoint(&store, "a.x").await;
         let mut scheduler = scheduler(&store, &clock);
-        let _ = publish(&store, "a.x", 1, START_MS + 500);
-        scheduler.load(clock.now_ms()).unwrap();
+        let _ = publish(&store, "a.x", 1, START_MS + 500).await;
+        scheduler.load(clock.now_ms()).await.unwrap();
         assert_eq!(loaded_for(&scheduler, target), 1);
         // An entry due earlier than the one the cursor has passed: the scan position is
         // past it, so only the engine's word about it brings it in (every engine write
         // that queues an attempt sends it).
-        let earlier = publish(&store, "a.x", 1, START_MS - 1_000);
-        scheduler.load(clock.now_ms()).unwrap();
+        let earlier = publish(&store, "a.x", 1, START_MS - 1_000).await;
+        scheduler.load(clock.now_ms()).await.unwrap();
         assert_eq!(loaded_for(&scheduler, target), 1, "behind the cursor, not seen by itself");
         scheduler.handle(SchedulerMsg::Scheduled(earlier));
-        scheduler.load(clock.now_ms()).unwrap();
+        scheduler.load(clock.now_ms()).await.unwrap();
         assert_eq!(loaded_for(&scheduler, target), 2);
     }
 
-    #[test]
-    fn word_from_another_process_is_looked_at_soon_with_the_looks_gathered() {
+    #[tokio::test]
+    async fn word_from_another_process_is_looked_at_soon_with_the_looks_gathered() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap().into_shared().1;
         let clock = Clock::manual(START_MS);
-        let target = endpoint(&store, "a.x");
+        let target = endpoint(&store, "a.x").await;
         let mut scheduler = scheduler(&store, &clock);
-        scheduler.load_and_dispatch().unwrap();
+        scheduler.load_and_dispatch().await.unwrap();
         // Queued behind the scheduler's back (as by another process on a shared queue).
-        let _ = publish(&store, "a.x", 1, START_MS - 1);
+        let _ = publish(&store, "a.x", 1, START_MS - 1).await;
         scheduler.handle(SchedulerMsg::Heard);
         scheduler.handle(SchedulerMsg::Heard);
-        let wait = scheduler.load_and_dispatch().unwrap();
+        let wait = scheduler.load_and_dispatch().await.unwrap();
         assert_eq!(wait, Duration::from_millis(HEARD_DELAY_MS), "one look, a moment after the last");
         clock.advance(Duration::from_millis(HEARD_DELAY_MS));
-        scheduler.load_and_dispatch().unwrap();
+        scheduler.load_and_dispatch().await.unwrap();
         assert_eq!(scheduler.ready.get(&target).map_or(0, VecDeque::len), 1, "found on that look");
     }
 
-    #[test]
-    fn entries_load_when_the_clock_brings_them_into_the_near_window() {
+    #[tokio::test]
+    async fn entries_load_when_the_clock_brings_them_into_the_near_window() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap().into_shared().1;
         let clock = Clock::manual(START_MS);
-        let target = endpoint(&store, "a.x");
+        let target = endpoint(&store, "a.x").await;
         let mut scheduler = scheduler(&store, &clock);
-        let _ = publish(&store, "a.x", 1, START_MS + 60_000);
-        let wait = scheduler.load_and_dispatch().unwrap();
+        let _ = publish(&store, "a.x", 1, START_MS + 60_000).await;
+        let wait = scheduler.load_and_dispatch().await.unwrap();
         assert_eq!(loaded_for(&scheduler, target), 0, "a minute away: not in memory");
         assert!(wait <= MAX_IDLE);
         clock.advance(Duration::from_secs(59));
         scheduler.handle(SchedulerMsg::Tick);
-        scheduler.load_and_dispatch().unwrap();
+        scheduler.load_and_dispatch().await.unwrap();
         assert_eq!(loaded_for(&scheduler, target), 1, "within the near window now");
         clock.advance(Duration::from_secs(1));
-        scheduler.load_and_dispatch().unwrap();
+        scheduler.load_and_dispatch().await.unwrap();
         assert_eq!(loaded_for(&scheduler, target), 0, "due: moved from the timer to the ready queue");
         assert_eq!(scheduler.ready.get(&target).map_or(0, VecDeque::len), 1, "no worker free to take it");
     }
@@ -602,7 +600,7 @@ mod tests {
     /// A ping request for `endpoint` whose slot reports to `inbox`'s sender.
     fn ping(
         endpoint: EndpointId,
-        to_scheduler: &handoff::Sender<SchedulerMsg>,
+        to_scheduler: &To<SchedulerMsg>,
     ) -> (PingRequest, tokio::sync::oneshot::Receiver<super::super::messages::PingSlot>) {
         let (reply, granted) = tokio::sync::oneshot::channel();
         (PingRequest { slot: super::super::messages::PingSlot::new(endpoint, to_scheduler.clone()), reply }, granted)
@@ -615,9 +613,9 @@ mod tests {
         let clock = Clock::manual(START_MS);
         // One slot per endpoint, a pool of 8 workers: at most 2 pings at once.
         let (work, _work_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (writer, _writer_rx) = handoff::handoff();
+        let (writer, _writer_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut scheduler = Scheduler::new(store, clock, work, writer, (8, 1), Arc::default());
-        let (to_scheduler, inbox) = handoff::handoff();
+        let (to_scheduler, mut inbox) = tokio::sync::mpsc::unbounded_channel();
         let (x, y, z) = (EndpointId::new(), EndpointId::new(), EndpointId::new());
 
         let (first, mut first_granted) = ping(x, &to_scheduler);
@@ -639,19 +637,19 @@ mod tests {
 
         // A finished ping gives its endpoint's slot back, and the next in line gets it.
         drop(first_slot);
-        for msg in inbox.take_queued(usize::MAX) {
+        while let Ok(msg) = inbox.try_recv() {
             scheduler.handle(msg);
         }
         scheduler.grant_pings();
         let second_slot = second_granted.try_recv().expect("x's slot came back");
         assert!(third_granted.try_recv().is_err(), "still two in flight");
         drop((second_slot, other_slot));
-        for msg in inbox.take_queued(usize::MAX) {
+        while let Ok(msg) = inbox.try_recv() {
             scheduler.handle(msg);
         }
         scheduler.grant_pings();
         drop(third_granted.try_recv().expect("room at last"));
-        for msg in inbox.take_queued(usize::MAX) {
+        while let Ok(msg) = inbox.try_recv() {
             scheduler.handle(msg);
         }
         assert_eq!(scheduler.pings_in_flight, 0);

@@ -1,4 +1,4 @@
-//! The writer: the one thread that commits publishes and delivery results.
+//! The writer: the one task that commits publishes and delivery results.
 //!
 //! redb has one writer at a time, so a publisher and a recorder committing separately
 //! would only take turns, each paying for its own commit and fsync. Here everything that
@@ -24,8 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::EngineError;
-use super::handoff::{Receiver, Sender};
-use super::messages::{RETRY_DELAY, SchedulerMsg, WriteJob};
+use super::messages::{Inbox, RETRY_DELAY, SchedulerMsg, To, WriteJob};
 use super::policy::Policy;
 use crate::clock::Clock;
 use crate::ids::{DeliveryId, EndpointId};
@@ -110,78 +109,80 @@ impl Batch {
 /// Runs until every sender of `jobs` is gone, then returns after the last batch. A failed
 /// write answers its publishes with the error and is retried for its results, so no
 /// result is dropped; when publishes and results fail together they are written apart.
-pub(super) fn run(
+pub(super) async fn run(
     store: QueueWrites,
     clock: Clock,
-    jobs: Receiver<WriteJob>,
-    scheduler: Sender<SchedulerMsg>,
-    policy: Policy,
+    mut jobs: Inbox<WriteJob>,
+    scheduler: To<SchedulerMsg>,
+    policy: Arc<Policy>,
     commit_delay: Duration,
     metrics: Arc<Metrics>,
 ) {
-    let mut carried = Batch::default();
+    let mut carried = Vec::new();
     let mut pace = PublishPace::default();
     loop {
-        let mut batch = std::mem::take(&mut carried);
+        let mut batch = Batch { results: std::mem::take(&mut carried), ..Batch::default() };
         if batch.len() == 0 {
-            let Some(first) = jobs.recv() else { break };
+            let Some(first) = jobs.recv().await else { break };
             batch.add(first);
         }
         let publish_delay =
             if pace.expects_another_within(Instant::now(), commit_delay) { commit_delay } else { Duration::ZERO };
-        gather(&jobs, &mut batch, publish_delay);
+        gather(&mut jobs, &mut batch, publish_delay).await;
         pace.observe(Instant::now(), batch.events.len());
-        let write = |events: &[NewEvent], results: &[AttemptResult]| {
-            store.publish_and_record(events, results, clock.now_ms(), &policy)
+        let Batch { events, replies, results } = batch;
+        let (events, results): (Arc<[NewEvent]>, Arc<[AttemptResult]>) = (events.into(), results.into());
+        let write = |events: &Arc<[NewEvent]>, results: &Arc<[AttemptResult]>| {
+            store.publish_and_record(Arc::clone(events), Arc::clone(results), clock.now_ms(), Arc::clone(&policy))
         };
-        let written = match write(&batch.events, &batch.results) {
-            Err(err) if !batch.events.is_empty() && !batch.results.is_empty() => {
+        let (written, results) = match write(&events, &results).await {
+            Err(err) if !events.is_empty() && !results.is_empty() => {
                 // Either half may be what failed: publish alone now, so a result the store
                 // cannot take never holds up publishing, and record on the next pass.
                 tracing::warn!(error = %err, "a write of publishes and results failed; writing them apart");
-                carried.results = std::mem::take(&mut batch.results);
-                write(&batch.events, &[])
+                carried = results.to_vec();
+                (write(&events, &Arc::from([])).await, Arc::from([]))
             }
-            other => other,
+            other => (other, results),
         };
         let Written { published, first_attempts: mut scheduled, recorded } = match written {
             Ok(written) => written,
             Err(err) => {
                 tracing::error!(
                     error = %err,
-                    publishes = batch.events.len(),
-                    results = batch.results.len(),
+                    publishes = events.len(),
+                    results = results.len(),
                     "cannot write publishes or delivery results; results are retried"
                 );
                 let err = EngineError::from(err);
-                for reply in batch.replies {
+                for reply in replies {
                     let _ = reply.send(Err(err.clone()));
                 }
-                if !batch.results.is_empty() {
+                if !results.is_empty() {
                     // The results alone failed: give the store a moment.
-                    std::thread::sleep(RETRY_DELAY);
-                    carried.results = batch.results;
+                    tokio::time::sleep(RETRY_DELAY).await;
+                    carried = results.to_vec();
                 }
                 continue;
             }
         };
         metrics.events.inc_by(published.len() as u64);
-        for (reply, result) in batch.replies.into_iter().zip(published) {
+        for (reply, result) in replies.into_iter().zip(published) {
             let _ = reply.send(Ok(result));
         }
         // Outcome counters are looked up once per batch, not once per result.
-        let succeeded = batch.results.iter().filter(|r| r.succeeded).count() as u64;
-        for (outcome, count) in [("succeeded", succeeded), ("failed", batch.results.len() as u64 - succeeded)] {
+        let succeeded = results.iter().filter(|r| r.succeeded).count() as u64;
+        for (outcome, count) in [("succeeded", succeeded), ("failed", results.len() as u64 - succeeded)] {
             if count > 0 {
                 metrics.attempts.get_or_create(&Outcome { outcome }).inc_by(count);
             }
         }
-        for attempt in &batch.results {
+        for attempt in results.iter() {
             metrics.attempt_seconds.observe(attempt.duration_ms as f64 / 1000.0);
         }
         metrics.retries_scheduled.inc_by(recorded.scheduled.len() as u64);
         scheduled.extend(recorded.scheduled);
-        let done: Vec<(DeliveryId, EndpointId)> = batch.results.iter().map(|r| (r.attempt(), r.endpoint)).collect();
+        let done: Vec<(DeliveryId, EndpointId)> = results.iter().map(|r| (r.attempt(), r.endpoint)).collect();
         if !(done.is_empty() && scheduled.is_empty())
             && scheduler.send(SchedulerMsg::Recorded(done, scheduled)).is_err()
         {
@@ -190,67 +191,60 @@ pub(super) fn run(
     }
 }
 
+/// Adds what is queued to `batch`, up to [`MAX_BATCH`] jobs in all.
+fn take_queued(jobs: &mut Inbox<WriteJob>, batch: &mut Batch) {
+    while batch.len() < MAX_BATCH {
+        let Ok(job) = jobs.try_recv() else { return };
+        batch.add(job);
+    }
+}
+
 /// Adds whatever is queued to `batch`. When it holds fewer than [`PUBLISH_GROUP`]
 /// publishes, waits up to `publish_delay` for more; when it holds only a few results,
 /// up to [`RECORD_LINGER`] (or until a publish comes, which ends that wait).
-fn gather(jobs: &Receiver<WriteJob>, batch: &mut Batch, publish_delay: Duration) {
-    let room = |batch: &Batch| MAX_BATCH.saturating_sub(batch.len());
-    for job in jobs.take_queued(room(batch)) {
-        batch.add(job);
-    }
+async fn gather(jobs: &mut Inbox<WriteJob>, batch: &mut Batch, publish_delay: Duration) {
+    take_queued(jobs, batch);
     if !batch.events.is_empty() && !publish_delay.is_zero() {
-        let until = Instant::now() + publish_delay;
-        while batch.events.len() < PUBLISH_GROUP && room(batch) > 0 {
-            let Ok(job) = jobs.recv_timeout(until.saturating_duration_since(Instant::now())) else { break };
+        let until = tokio::time::Instant::now() + publish_delay;
+        while batch.events.len() < PUBLISH_GROUP && batch.len() < MAX_BATCH {
+            let Ok(Some(job)) = tokio::time::timeout_at(until, jobs.recv()).await else { break };
             batch.add(job);
-            for job in jobs.take_queued(room(batch)) {
-                batch.add(job);
-            }
+            take_queued(jobs, batch);
         }
     }
-    let linger_until = Instant::now() + RECORD_LINGER;
+    let linger_until = tokio::time::Instant::now() + RECORD_LINGER;
     while batch.events.is_empty() && batch.results.len() < RECORD_SHARE_BATCH {
-        let Ok(job) = jobs.recv_timeout(linger_until.saturating_duration_since(Instant::now())) else {
-            return;
-        };
+        let Ok(Some(job)) = tokio::time::timeout_at(linger_until, jobs.recv()).await else { return };
         batch.add(job);
-        for job in jobs.take_queued(room(batch)) {
-            batch.add(job);
-        }
+        take_queued(jobs, batch);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::handoff::handoff;
     use crate::mode::Mode;
     use crate::store::Store;
     use crate::store::model::EndpointRecord;
-    use crate::store::model::QueueKey;
+    use crate::store::model::{Owner, QueueKey};
 
     const NOW_MS: u64 = 1_800_000_000_000;
 
     /// A store with one endpoint and `n` published events; the queue keys of their attempts.
-    fn store_with_attempts(n: usize) -> (tempfile::TempDir, QueueWrites, EndpointId, Vec<QueueKey>) {
+    async fn store_with_attempts(n: usize) -> (tempfile::TempDir, QueueWrites, EndpointId, Vec<QueueKey>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap().into_shared().1;
-        let endpoint = EndpointRecord::for_test(store.test_owner(Mode::Test), "http://127.0.0.1:9/", "*");
-        store.insert_endpoint(&endpoint).unwrap();
-        let events: Vec<NewEvent> = (0..n).map(|_| an_event(&store)).collect();
-        let (_, scheduled) = store.publish_events(&events, NOW_MS).unwrap();
+        let owner = store.test_owner(Mode::Test).await;
+        let endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/", "*");
+        store.insert_endpoint(endpoint.clone()).await.unwrap();
+        let events: Vec<NewEvent> = (0..n).map(|_| an_event(owner)).collect();
+        let (_, scheduled) = store.publish_events(events, NOW_MS).await.unwrap();
         (dir, store, endpoint.id, scheduled.keys().to_vec())
     }
 
-    /// A new event of type `a.b` in the test mode's default application.
-    fn an_event(store: &QueueWrites) -> NewEvent {
-        crate::payload::new_event(
-            store.test_owner(Mode::Test),
-            "a.b",
-            &serde_json::json!({}),
-            crate::clock::unix_now_ms(),
-        )
-        .unwrap()
+    /// A new event of type `a.b` of `owner`.
+    fn an_event(owner: Owner) -> NewEvent {
+        crate::payload::new_event(owner, "a.b", &serde_json::json!({}), crate::clock::unix_now_ms()).unwrap()
     }
 
     fn succeeded(key: QueueKey, endpoint: EndpointId) -> WriteJob {
@@ -268,32 +262,32 @@ mod tests {
         })
     }
 
-    /// Starts a writer on `store` with `queued` already waiting for it.
+    /// Starts a writer task on `store` with `queued` already waiting for it.
     fn start(
         store: &QueueWrites,
         queued: Vec<WriteJob>,
-    ) -> (Sender<WriteJob>, Receiver<SchedulerMsg>, std::thread::JoinHandle<()>) {
-        let (jobs, jobs_rx) = handoff();
+    ) -> (To<WriteJob>, Inbox<SchedulerMsg>, tokio::task::JoinHandle<()>) {
+        let (jobs, jobs_rx) = tokio::sync::mpsc::unbounded_channel();
         for job in queued {
             assert!(jobs.send(job).is_ok());
         }
-        let (scheduler, inbox) = handoff();
-        let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600), undelivered_hours: 72 };
-        let store = store.clone();
+        let (scheduler, inbox) = tokio::sync::mpsc::unbounded_channel();
+        let policy =
+            Arc::new(Policy { schedule: vec![], disable_after: Duration::from_secs(3600), undelivered_hours: 72 });
         let clock = Clock::manual(NOW_MS);
-        let thread =
-            std::thread::spawn(move || run(store, clock, jobs_rx, scheduler, policy, Duration::ZERO, Arc::default()));
-        (jobs, inbox, thread)
+        let task = tokio::spawn(run(store.clone(), clock, jobs_rx, scheduler, policy, Duration::ZERO, Arc::default()));
+        (jobs, inbox, task)
     }
 
     /// The next message the scheduler gets, as (attempts recorded, queue entries scheduled).
-    fn recorded(inbox: &Receiver<SchedulerMsg>) -> (Vec<DeliveryId>, Vec<QueueKey>) {
-        match inbox.recv_timeout(Duration::from_secs(30)) {
-            Ok(SchedulerMsg::Recorded(done, scheduled)) => {
+    async fn recorded(inbox: &mut Inbox<SchedulerMsg>) -> (Vec<DeliveryId>, Vec<QueueKey>) {
+        match tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await {
+            Ok(Some(SchedulerMsg::Recorded(done, scheduled))) => {
                 (done.into_iter().map(|(id, _)| id).collect(), scheduled.keys().to_vec())
             }
-            Ok(_) => panic!("the writer sends only Recorded"),
-            Err(err) => panic!("no word from the writer: {err:?}"),
+            Ok(Some(_)) => panic!("the writer sends only Recorded"),
+            Ok(None) => panic!("the writer stopped"),
+            Err(_) => panic!("no word from the writer in 30 s"),
         }
     }
 
@@ -320,12 +314,13 @@ mod tests {
         assert!(!PublishPace::default().expects_another_within(start, delay), "nothing seen yet");
     }
 
-    #[test]
-    fn a_publish_waits_for_company_only_as_long_as_it_is_told() {
-        let (_dir, store, _, _) = store_with_attempts(0);
-        let publish = || WriteJob::Publish(an_event(&store), tokio::sync::oneshot::channel().0);
+    #[tokio::test]
+    async fn a_publish_waits_for_company_only_as_long_as_it_is_told() {
+        let (_dir, store, _, _) = store_with_attempts(0).await;
+        let owner = store.test_owner(Mode::Test).await;
+        let publish = || WriteJob::Publish(an_event(owner), tokio::sync::oneshot::channel().0);
         // Told to wait: publishes arriving meanwhile join, up to a group of four.
-        let (jobs, jobs_rx) = handoff();
+        let (jobs, mut jobs_rx) = tokio::sync::mpsc::unbounded_channel();
         assert!(jobs.send(publish()).is_ok());
         let late = {
             let jobs = jobs.clone();
@@ -337,13 +332,13 @@ mod tests {
             })
         };
         let mut batch = Batch::default();
-        batch.add(jobs_rx.recv().unwrap());
+        batch.add(jobs_rx.recv().await.unwrap());
         let started = Instant::now();
-        gather(&jobs_rx, &mut batch, Duration::from_secs(30));
+        gather(&mut jobs_rx, &mut batch, Duration::from_secs(30)).await;
         assert!(batch.events.len() >= PUBLISH_GROUP, "{} publishes", batch.events.len());
         assert!(started.elapsed() < Duration::from_secs(10), "it stopped at a full group, not at the deadline");
         late.join().unwrap();
-        let _ = jobs_rx.take_queued(10); // any that came after the group was full
+        while jobs_rx.try_recv().is_ok() {} // any that came after the group was full
         // Alone, a publish waits out the delay and goes by itself; with no delay, at once.
         for (delay, at_least) in
             [(Duration::from_millis(50), Duration::from_millis(50)), (Duration::ZERO, Duration::ZERO)]
@@ -351,61 +346,61 @@ mod tests {
             let mut batch = Batch::default();
             batch.add(publish());
             let started = Instant::now();
-            gather(&jobs_rx, &mut batch, delay);
+            gather(&mut jobs_rx, &mut batch, delay).await;
             assert_eq!(batch.events.len(), 1);
             assert!(started.elapsed() >= at_least && started.elapsed() < Duration::from_secs(10));
         }
     }
 
-    #[test]
-    fn results_waiting_together_share_one_commit() {
-        let (_dir, store, endpoint, keys) = store_with_attempts(3);
+    #[tokio::test]
+    async fn results_waiting_together_share_one_commit() {
+        let (_dir, store, endpoint, keys) = store_with_attempts(3).await;
         let results = keys.iter().map(|key| succeeded(*key, endpoint)).collect();
-        let (jobs, inbox, thread) = start(&store, results);
-        let (done, scheduled) = recorded(&inbox);
+        let (jobs, mut inbox, task) = start(&store, results);
+        let (done, scheduled) = recorded(&mut inbox).await;
         assert_eq!(done, keys.iter().map(|k| k.attempt()).collect::<Vec<_>>(), "all three in one transaction");
         assert!(scheduled.is_empty());
-        assert!(store.due_entries(None, u64::MAX, 10).unwrap().is_empty(), "they left the queue");
+        assert!(store.due_entries(None, u64::MAX, 10).await.unwrap().is_empty(), "they left the queue");
         drop(jobs);
-        thread.join().unwrap();
-        assert!(inbox.recv_timeout(Duration::ZERO).is_err(), "nothing more was written");
+        task.await.unwrap();
+        assert!(inbox.try_recv().is_err(), "nothing more was written");
     }
 
-    #[test]
-    fn a_publish_shares_its_commit_with_waiting_results() {
-        let (_dir, store, endpoint, keys) = store_with_attempts(1);
+    #[tokio::test]
+    async fn a_publish_shares_its_commit_with_waiting_results() {
+        let (_dir, store, endpoint, keys) = store_with_attempts(1).await;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let event = an_event(&store);
+        let event = an_event(store.test_owner(Mode::Test).await);
         let queued = vec![succeeded(keys[0], endpoint), WriteJob::Publish(event, reply)];
-        let (jobs, inbox, thread) = start(&store, queued);
-        let published = answer.blocking_recv().unwrap().unwrap();
+        let (jobs, mut inbox, task) = start(&store, queued);
+        let published = answer.await.unwrap().unwrap();
         assert_eq!(published.deliveries, 1);
-        let (done, scheduled) = recorded(&inbox);
+        let (done, scheduled) = recorded(&mut inbox).await;
         assert_eq!(done, vec![keys[0].attempt()], "the result went with the publish");
         assert_eq!(scheduled.len(), 1, "the published event's first attempt");
         assert_eq!(scheduled[0].due_ms(), NOW_MS, "due at the writer's clock");
-        assert_eq!(store.due_entries(None, u64::MAX, 10).unwrap().len(), 1);
+        assert_eq!(store.due_entries(None, u64::MAX, 10).await.unwrap().len(), 1);
         drop(jobs);
-        thread.join().unwrap();
+        task.await.unwrap();
     }
 
-    #[test]
-    fn a_result_the_store_cannot_take_never_holds_up_publishing() {
-        let (_dir, store, endpoint, keys) = store_with_attempts(1);
-        store.put_raw_attempt_for_test(keys[0].attempt(), Some(b"not json"));
+    #[tokio::test]
+    async fn a_result_the_store_cannot_take_never_holds_up_publishing() {
+        let (_dir, store, endpoint, keys) = store_with_attempts(1).await;
+        store.put_raw_attempt_for_test(keys[0].attempt(), Some(b"not json".to_vec())).await;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let event = an_event(&store);
+        let event = an_event(store.test_owner(Mode::Test).await);
         let queued = vec![succeeded(keys[0], endpoint), WriteJob::Publish(event, reply)];
-        let (jobs, inbox, thread) = start(&store, queued);
-        assert_eq!(answer.blocking_recv().unwrap().unwrap().deliveries, 1, "the publish went through alone");
-        let (done, scheduled) = recorded(&inbox);
+        let (jobs, mut inbox, task) = start(&store, queued);
+        assert_eq!(answer.await.unwrap().unwrap().deliveries, 1, "the publish went through alone");
+        let (done, scheduled) = recorded(&mut inbox).await;
         assert!(done.is_empty(), "the unreadable attempt is not recorded");
         assert_eq!(scheduled.len(), 1);
         // Once the attempt can be dealt with (here: it is gone), the retried result goes.
-        store.put_raw_attempt_for_test(keys[0].attempt(), None);
-        let (done, _) = recorded(&inbox);
+        store.put_raw_attempt_for_test(keys[0].attempt(), None).await;
+        let (done, _) = recorded(&mut inbox).await;
         assert_eq!(done, vec![keys[0].attempt()]);
         drop(jobs);
-        thread.join().unwrap();
+        task.await.unwrap();
     }
 }

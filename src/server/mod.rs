@@ -155,7 +155,6 @@ pub async fn serve_within(
     }
     // Attempts in flight finish (each within the delivery timeout) and are recorded;
     // what is still queued runs at the next start.
-    let engine_state = Arc::clone(&state);
-    let _ = actix_web::rt::task::spawn_blocking(move || engine_state.engine.shutdown()).await;
+    state.engine.shutdown().await;
     Ok(())
 }

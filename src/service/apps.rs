@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{ApiKeys, AppNames, ServiceError, blocking};
+use super::{ApiKeys, AppNames, ServiceError};
 use crate::delivery::Engine;
 use crate::ids::AppId;
 use crate::mode::Mode;
@@ -79,7 +79,7 @@ impl Apps<'_> {
             return Ok(Some(owner));
         }
         let wanted = name.to_string();
-        let found = blocking(self.store, move |store| store.find_app(mode, &wanted)).await?;
+        let found = self.store.find_app(mode, wanted).await?;
         Ok(found.map(|app| {
             self.names.insert(mode, name.to_string(), app.owner());
             app.owner()
@@ -100,7 +100,7 @@ impl Apps<'_> {
             branding: input.branding,
         };
         let stored = record.clone();
-        match blocking(self.store, move |store| store.create_app(&stored)).await? {
+        match self.store.create_app(stored).await? {
             Ok(()) => Ok(record),
             Err(taken) => Err(ServiceError::UidTaken { uid: record.uid.unwrap_or_default(), by: taken.by }),
         }
@@ -111,8 +111,7 @@ impl Apps<'_> {
     /// changed hands. `None`: no such application.
     pub async fn update(&self, mode: Mode, id: AppId, changes: AppChanges) -> Result<Option<AppRecord>, ServiceError> {
         let wanted_uid = changes.uid.clone().flatten();
-        let updated =
-            blocking(self.store, move |store| store.update_app(mode, id, |record| changes.apply(record))).await?;
+        let updated = self.store.update_app(mode, id, |record| changes.apply(record)).await?;
         match updated {
             Ok(Some(record)) => {
                 self.names.clear();

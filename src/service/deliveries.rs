@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::{ServiceError, blocking};
+use super::ServiceError;
 use crate::delivery::Engine;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::store::Store;
@@ -55,12 +55,9 @@ impl<'a> Deliveries<'a> {
         endpoint: EndpointId,
         delivery: DeliveryId,
     ) -> Result<Option<DeliveryWithBody>, ServiceError> {
-        blocking(self.store, move |store| {
-            let Some(attempt) = store.attempt(owner, endpoint, delivery)? else { return Ok(None) };
-            let body = store.event(owner, attempt.event_id)?.map(|e| e.body);
-            Ok(Some(DeliveryWithBody { attempt, body }))
-        })
-        .await
+        let Some(attempt) = self.store.attempt(owner, endpoint, delivery).await? else { return Ok(None) };
+        let body = self.store.event(owner, attempt.event_id).await?.map(|e| e.body);
+        Ok(Some(DeliveryWithBody { attempt, body }))
     }
 
     /// The attempts of `endpoint` of `owner`, once it is known to exist: `None` when
@@ -72,7 +69,7 @@ impl<'a> Deliveries<'a> {
         owner: Owner,
         endpoint: EndpointId,
     ) -> Result<Option<EndpointDeliveries<'a>>, ServiceError> {
-        let found = blocking(self.store, move |store| store.endpoint(owner, endpoint)).await?;
+        let found = self.store.endpoint(owner, endpoint).await?;
         Ok(found.map(|_| EndpointDeliveries { store: self.store, owner, endpoint }))
     }
 }
@@ -96,9 +93,7 @@ impl EndpointDeliveries<'_> {
         status: Option<AttemptStatus>,
     ) -> Result<Page<AttemptRecord>, ServiceError> {
         let (owner, endpoint) = (self.owner, self.endpoint);
-        let listed =
-            blocking(self.store, move |store| Ok(store.list_attempts(owner, endpoint, request, status))).await?;
-        listed.map_err(|err| match err {
+        self.store.list_attempts(owner, endpoint, request, status).await.map_err(|err| match err {
             ListError::UnknownCursor => ServiceError::UnknownCursor,
             ListError::Store(err) => err.into(),
         })

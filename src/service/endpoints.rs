@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ServiceError, blocking};
+use super::ServiceError;
 use crate::delivery::{Engine, Outgoing};
 use crate::event_types::ENDPOINT_TEST;
 use crate::ids::{DeliveryId, EndpointId};
@@ -162,7 +162,7 @@ impl Endpoints<'_> {
             undelivered_retention_hours: input.undelivered_retention_hours,
             ..new_record(owner, id, input.url, input.enabled_events, now, sealed)
         };
-        let record = blocking(self.store, move |store| store.insert_endpoint(&record).map(|()| record)).await?;
+        self.store.insert_endpoint(record.clone()).await?;
         Ok((record, secret))
     }
 
@@ -208,18 +208,19 @@ impl Endpoints<'_> {
         let secret = new_endpoint_secret();
         let new_secret = secret.clone();
         let now = self.engine.clock().now();
-        let updated = blocking(self.store, move |store| {
-            store.update_endpoint(owner, id, |record| {
+        let sealer = self.store.sealer().clone();
+        let updated = self
+            .store
+            .update_endpoint(owner, id, move |record| {
                 let previous = record.secrets.iter().find(|s| s.expires_at.is_none()).cloned();
-                record.secrets = vec![SigningSecret::new(store.sealer(), record.secret_owner(), &new_secret, None)];
+                record.secrets = vec![SigningSecret::new(&sealer, record.secret_owner(), &new_secret, None)];
                 if let (Some(grace), Some(previous)) = (grace, previous) {
                     let expires_at = now + grace.as_secs().max(1) as i64;
                     record.secrets.push(SigningSecret { secret: previous.secret, expires_at: Some(expires_at) });
                 }
                 record.updated = Some(now);
             })
-        })
-        .await?;
+            .await?;
         Ok(updated.map(|record| (record, secret)))
     }
 
@@ -232,26 +233,23 @@ impl Endpoints<'_> {
     /// Every endpoint of `owner`, newest first, read a page at a time. An endpoint
     /// deleted while it is read ends the walk where it was: what was read is all.
     pub async fn all(&self, owner: Owner) -> Result<Vec<EndpointRecord>, ServiceError> {
-        blocking(self.store, move |store| {
-            let mut all = Vec::new();
-            let mut cursor = Cursor::Start;
-            loop {
-                let request = PageRequest { limit: ALL_PAGE_SIZE, cursor };
-                let page = match store.list_endpoints(owner, request, &Default::default()) {
-                    Ok(page) => page,
-                    Err(ListError::Store(err)) => return Err(err),
-                    // The last endpoint of the page was deleted meanwhile.
-                    Err(ListError::UnknownCursor) => return Ok(all),
-                };
-                let last = page.items.last().map(|e| e.id);
-                all.extend(page.items);
-                match last {
-                    Some(last) if page.has_more => cursor = Cursor::After(last),
-                    _ => return Ok(all),
-                }
+        let mut all = Vec::new();
+        let mut cursor = Cursor::Start;
+        loop {
+            let request = PageRequest { limit: ALL_PAGE_SIZE, cursor };
+            let page = match self.store.list_endpoints(owner, request, Default::default()).await {
+                Ok(page) => page,
+                Err(ListError::Store(err)) => return Err(err.into()),
+                // The last endpoint of the page was deleted meanwhile.
+                Err(ListError::UnknownCursor) => return Ok(all),
+            };
+            let last = page.items.last().map(|e| e.id);
+            all.extend(page.items);
+            match last {
+                Some(last) if page.has_more => cursor = Cursor::After(last),
+                _ => return Ok(all),
             }
-        })
-        .await
+        }
     }
 
     /// The secret that signs `endpoint`'s deliveries now, in clear, for its owner.
@@ -268,7 +266,7 @@ impl Endpoints<'_> {
         id: EndpointId,
         payload: PingPayload,
     ) -> Result<Option<AttemptRecord>, ServiceError> {
-        let found = blocking(self.store, move |store| store.endpoint(owner, id)).await?;
+        let found = self.store.endpoint(owner, id).await?;
         let Some(endpoint) = found else { return Ok(None) };
         let (event_type, data) = match payload {
             PingPayload::Example(name, data) => (name, data),
@@ -309,7 +307,7 @@ impl Endpoints<'_> {
         // The event and its attempt are stored together once the ping is over, so a crash
         // mid-ping leaves neither.
         let stored = attempt.clone();
-        blocking(self.store, move |store| store.record_test_ping(&event, &stored)).await?;
+        self.store.record_test_ping(event, stored).await?;
         self.metrics.events.inc();
         let outcome = if outcome.succeeded() { "succeeded" } else { "failed" };
         self.metrics.attempts.get_or_create(&crate::metrics::Outcome { outcome }).inc();
@@ -327,16 +325,17 @@ impl Endpoints<'_> {
         request: ListenRequest,
     ) -> Result<(EndpointRecord, bool, String), ServiceError> {
         let now = request.now;
-        let (endpoint, made) = blocking(self.store, move |store| {
-            let id = EndpointId::new();
-            let secret = SigningSecret::new(store.sealer(), (owner.app, id), &new_endpoint_secret(), None);
-            store.listener_endpoint(owner, &key_hash, &request, || EndpointRecord {
+        let id = EndpointId::new();
+        let secret = SigningSecret::new(self.store.sealer(), (owner.app, id), &new_endpoint_secret(), None);
+        let (forward_to, events) = (request.forward_to.clone(), request.events.clone());
+        let (endpoint, made) = self
+            .store
+            .listener_endpoint(owner, key_hash, request, move || EndpointRecord {
                 name: Some(listener_name(&key_hash)),
                 description: Some(listener_description(&key_hash)),
-                ..new_record(owner, id, request.forward_to.clone(), request.events.clone(), now, secret)
+                ..new_record(owner, id, forward_to, events, now, secret)
             })
-        })
-        .await?;
+            .await?;
         let secret = self.current_secret(&endpoint)?;
         Ok((endpoint, made, secret))
     }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{ServiceError, blocking};
+use super::ServiceError;
 use crate::delivery::Engine;
 use crate::event_types::{EventTypes, kayle_alias_of};
 use crate::ids::{EndpointId, EventId};
@@ -87,7 +87,7 @@ impl Events<'_> {
             Resent::PayloadExpired { hours } => return Err(ServiceError::PayloadExpired { param: "endpoint", hours }),
             Resent::Scheduled(_) => {}
         }
-        blocking(self.store, move |store| store.event(owner, id)).await
+        Ok(self.store.event(owner, id).await?)
     }
 
     /// The newest `limit` attempts of event `id` of `owner`, to every endpoint, and
@@ -98,10 +98,9 @@ impl Events<'_> {
         id: EventId,
         limit: usize,
     ) -> Result<Option<(Vec<AttemptRecord>, bool)>, ServiceError> {
-        blocking(self.store, move |store| match store.event(owner, id)? {
-            Some(_) => store.event_attempts(owner, id, limit).map(Some),
-            None => Ok(None),
+        Ok(match self.store.event(owner, id).await? {
+            Some(_) => Some(self.store.event_attempts(owner, id, limit).await?),
+            None => None,
         })
-        .await
     }
 }

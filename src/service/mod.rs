@@ -17,13 +17,10 @@ pub mod events;
 pub mod portal_sessions;
 pub mod sessions;
 
-use std::sync::Arc;
-
 use crate::delivery::EngineError;
 use crate::ids::AppId;
 use crate::lifecycle::MoveError;
 use crate::mode::Mode;
-use crate::store::Store;
 use crate::store::model::AttemptStatus;
 use crate::store::model::StoreError;
 
@@ -111,17 +108,5 @@ impl ServiceError {
     /// A refusal of `param`'s value, with what is wrong.
     fn invalid(param: &'static str, message: impl Into<String>) -> Self {
         ServiceError::Invalid { param, message: message.into() }
-    }
-}
-
-/// Runs a store call on tokio's blocking pool, so the store never stalls an async thread.
-async fn blocking<T: Send + 'static>(
-    store: &Arc<Store>,
-    call: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ServiceError> {
-    let store = Arc::clone(store);
-    match tokio::task::spawn_blocking(move || call(&store)).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(EngineError::ShuttingDown.into()),
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ServiceError, blocking};
+use super::ServiceError;
 use crate::config::Config;
 use crate::delivery::Engine;
 use crate::ids::PortalSessionId;
@@ -45,20 +45,20 @@ impl PortalSessions<'_> {
         };
         let hash = hash_api_key(&token);
         let stored = record.clone();
-        blocking(self.store, move |store| store.insert_portal_session(&hash, &stored)).await?;
+        self.store.insert_portal_session(hash, stored).await?;
         Ok((record, token))
     }
 
     /// Ends session `id` of `owner`'s application at once; `false`: no such session.
     pub async fn revoke(&self, owner: Owner, id: PortalSessionId) -> Result<bool, ServiceError> {
-        blocking(self.store, move |store| store.revoke_portal_session(owner, id)).await
+        Ok(self.store.revoke_portal_session(owner, id).await?)
     }
 
     /// The application a session of `owner` signs in to, and how the portal looks for
     /// it: its branding, with what it leaves unset taken from `[portal]`. `None`: the
     /// application is gone.
     pub async fn signed_in_to(&self, owner: Owner) -> Result<Option<(AppRecord, Branding)>, ServiceError> {
-        let app = blocking(self.store, move |store| store.app(owner.mode, owner.app)).await?;
+        let app = self.store.app(owner.mode, owner.app).await?;
         let defaults = self.config.portal.branding();
         Ok(app.map(|app| {
             let branding = app.branding.clone().or(&defaults);

@@ -6,7 +6,10 @@
 //! private to the store, so the rest of stile reaches a backend only through those two
 //! types, and the queue writes only through the engine's handle.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 use crate::event_types::EventTypeRecord;
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId, PortalSessionId, VerificationSessionId};
@@ -19,38 +22,65 @@ use super::model::{
     PortalSessionRecord, PruneCursor, Pruned, Published, QueueKey, RecordPolicy, Recovery, Resent, RetryNow, Revoked,
     Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError, StoredEvent, UidTaken, Written,
 };
+
+use super::redb::on_blocking_pool;
+use super::rules::settle;
 use super::{QueueWrites, Store};
 
 /// Writes a backend trait from its methods' signatures, and for each method the [`Store`]
 /// method (or, after `queue writes`, the [`QueueWrites`] method) of the same name that
 /// calls the backend's. A method may end in a default body: what a backend that does not
 /// implement it does.
+///
+/// The methods are `async`. Postgres's are awaited where they are called; redb's do their
+/// work without awaiting anything (redb is synchronous), so the store method runs them on
+/// the blocking pool and the caller's thread never waits on a commit. That is why the
+/// arguments are owned. The store's futures are boxed: a future that names the store
+/// inside a task the runtime may move between threads must be proved `Send` where its
+/// lifetimes are still known (rustc cannot yet prove it later, at `spawn`). Methods in a
+/// `sync` section are plain accessors that touch no data.
 macro_rules! backend {
     ($(#[$doc:meta])* trait $trait:ident {
-        $($(#[$attr:meta])* fn $name:ident $(<$($g:ident),*>)? (&self $(, $arg:ident: $ty:ty)* $(,)?) $(-> $ret:ty)? $({ $($default:tt)* })?;)*
+        $($(#[$attr:meta])* fn $name:ident $(<$($g:ident),*>)? (&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty $({ $($default:tt)* })?;)*
+        $(sync {
+            $($(#[$sattr:meta])* fn $sname:ident (&self $(, $sarg:ident: $sty:ty)* $(,)?) -> $sret:ty $({ $($sdefault:tt)* })?;)*
+        })?
     } $(queue writes {
-        $($(#[$qattr:meta])* fn $qname:ident $(<$($qg:ident),*>)? (&self $(, $qarg:ident: $qty:ty)* $(,)?) $(-> $qret:ty)?;)*
+        $($(#[$qattr:meta])* fn $qname:ident $(<$($qg:ident),*>)? (&self $(, $qarg:ident: $qty:ty)* $(,)?) -> $qret:ty;)*
     })?) => {
         $(#[$doc])*
         pub(in crate::store) trait $trait {
-            $(backend!(@item [$(#[$attr])* fn $name $(<$($g),*>)? (&self $(, $arg: $ty)*) $(-> $ret)?] $({ $($default)* })?);)*
-            $($($(#[$qattr])* fn $qname $(<$($qg),*>)? (&self $(, $qarg: $qty)*) $(-> $qret)?;)*)?
+            $(backend!(@item [$(#[$attr])* async fn $name $(<$($g: Send + 'static),*>)? (&self $(, $arg: $ty)*) -> $ret] $({ $($default)* })?);)*
+            $($(backend!(@item [$(#[$sattr])* fn $sname(&self $(, $sarg: $sty)*) -> $sret] $({ $($sdefault)* })?);)*)?
+            $($($(#[$qattr])* async fn $qname $(<$($qg: Send + 'static),*>)? (&self $(, $qarg: $qty)*) -> $qret;)*)?
         }
 
         impl Store {
-            $($(#[$attr])* pub fn $name $(<$($g),*>)? (&self $(, $arg: $ty)*) $(-> $ret)? {
+            $($(#[$attr])* pub fn $name $(<$($g: Send + 'static),*>)? (&self $(, $arg: $ty)*) -> BoxFuture<'_, $ret> {
                 match self {
-                    Store::Redb(store) => $trait::$name(store $(, $arg)*),
-                    Store::Postgres(store) => $trait::$name(&**store $(, $arg)*),
+                    Store::Redb(store) => {
+                        let store = Arc::clone(store);
+                        Box::pin(on_blocking_pool(move || settle($trait::$name(&*store $(, $arg)*))))
+                    }
+                    Store::Postgres(store) => Box::pin($trait::$name(&**store $(, $arg)*)),
                 }
             })*
+            $($($(#[$sattr])* pub fn $sname(&self $(, $sarg: $sty)*) -> $sret {
+                match self {
+                    Store::Redb(store) => $trait::$sname(&**store $(, $sarg)*),
+                    Store::Postgres(store) => $trait::$sname(&**store $(, $sarg)*),
+                }
+            })*)?
         }
 
         $(impl QueueWrites {
-            $($(#[$qattr])* pub fn $qname $(<$($qg),*>)? (&self $(, $qarg: $qty)*) $(-> $qret)? {
+            $($(#[$qattr])* pub fn $qname $(<$($qg: Send + 'static),*>)? (&self $(, $qarg: $qty)*) -> BoxFuture<'_, $qret> {
                 match self.backends() {
-                    Store::Redb(store) => $trait::$qname(store $(, $qarg)*),
-                    Store::Postgres(store) => $trait::$qname(&**store $(, $qarg)*),
+                    Store::Redb(store) => {
+                        let store = Arc::clone(store);
+                        Box::pin(on_blocking_pool(move || settle($trait::$qname(&*store $(, $qarg)*))))
+                    }
+                    Store::Postgres(store) => Box::pin($trait::$qname(&**store $(, $qarg)*)),
                 }
             })*
         })?
@@ -63,11 +93,11 @@ backend! {
     /// API keys, kept by the hash of the key. (`api_keys.rs` in each backend.)
     trait ApiKeys {
         /// Stores an API key by its hash.
-        fn insert_api_key(&self, hash: &[u8; 32], record: &ApiKeyRecord) -> Result<(), StoreError>;
+        fn insert_api_key(&self, hash: [u8; 32], record: ApiKeyRecord) -> Result<(), StoreError>;
         /// Every stored API key, by hash.
         fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError>;
         /// Revokes the stored key shown with `prefix`.
-        fn revoke_api_key(&self, prefix: &str) -> Result<Revoked, StoreError>;
+        fn revoke_api_key(&self, prefix: String) -> Result<Revoked, StoreError>;
     }
 }
 
@@ -77,11 +107,11 @@ backend! {
         /// The default application of each mode, made on first use.
         fn default_apps(&self) -> Result<DefaultApps, StoreError>;
         /// Creates an application unless its uid is taken.
-        fn create_app(&self, record: &AppRecord) -> Result<Result<(), UidTaken>, StoreError>;
+        fn create_app(&self, record: AppRecord) -> Result<Result<(), UidTaken>, StoreError>;
         /// An application of `mode` by id or uid.
-        fn find_app(&self, mode: Mode, name: &str) -> Result<Option<AppRecord>, StoreError>;
+        fn find_app(&self, mode: Mode, name: String) -> Result<Option<AppRecord>, StoreError>;
         /// Changes an application in one transaction.
-        fn update_app(&self, mode: Mode, id: AppId, change: impl FnOnce(&mut AppRecord)) -> Result<Result<Option<AppRecord>, UidTaken>, StoreError>;
+        fn update_app(&self, mode: Mode, id: AppId, change: impl FnOnce(&mut AppRecord) + Send + 'static) -> Result<Result<Option<AppRecord>, UidTaken>, StoreError>;
         /// A page of `mode`'s applications.
         fn list_apps(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ListError>;
         /// An application of `mode` by id.
@@ -108,13 +138,13 @@ backend! {
     /// Endpoints: where events go. (`endpoints.rs` in each backend.)
     trait Endpoints {
         /// Stores a new endpoint.
-        fn insert_endpoint(&self, record: &EndpointRecord) -> Result<(), StoreError>;
+        fn insert_endpoint(&self, record: EndpointRecord) -> Result<(), StoreError>;
         /// An endpoint of `owner`.
         fn endpoint(&self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError>;
         /// Changes an endpoint in one transaction.
-        fn update_endpoint(&self, owner: Owner, id: EndpointId, change: impl FnOnce(&mut EndpointRecord)) -> Result<Option<EndpointRecord>, StoreError>;
+        fn update_endpoint(&self, owner: Owner, id: EndpointId, change: impl FnOnce(&mut EndpointRecord) + Send + 'static) -> Result<Option<EndpointRecord>, StoreError>;
         /// A page of `owner`'s endpoints that match `filter`.
-        fn list_endpoints(&self, owner: Owner, request: PageRequest<EndpointId>, filter: &EndpointFilter) -> Result<Page<EndpointRecord>, ListError>;
+        fn list_endpoints(&self, owner: Owner, request: PageRequest<EndpointId>, filter: EndpointFilter) -> Result<Page<EndpointRecord>, ListError>;
     }
 }
 
@@ -122,7 +152,7 @@ backend! {
     /// The endpoints `stile listen` clients receive on. (`listeners.rs` in each backend.)
     trait Listeners {
         /// The endpoint a `stile listen` client receives on, made by `make` the first time.
-        fn listener_endpoint(&self, owner: Owner, key_hash: &[u8; 32], request: &ListenRequest, make: impl FnOnce() -> EndpointRecord) -> Result<(EndpointRecord, bool), StoreError>;
+        fn listener_endpoint(&self, owner: Owner, key_hash: [u8; 32], request: ListenRequest, make: impl FnOnce() -> EndpointRecord + Send + 'static) -> Result<(EndpointRecord, bool), StoreError>;
         /// Records that a listener endpoint was in use at `now`.
         fn touch_listener(&self, owner: Owner, id: EndpointId, now: i64) -> Result<(), StoreError>;
         /// Listener endpoints unused since `cutoff`.
@@ -136,9 +166,9 @@ backend! {
         /// Every stored event type.
         fn event_types(&self) -> Result<Vec<EventTypeRecord>, StoreError>;
         /// Stores a new event type; `false` if the name is taken.
-        fn create_event_type(&self, record: &EventTypeRecord) -> Result<bool, StoreError>;
+        fn create_event_type(&self, record: EventTypeRecord) -> Result<bool, StoreError>;
         /// Replaces a stored event type.
-        fn replace_event_type(&self, record: &EventTypeRecord) -> Result<(), StoreError>;
+        fn replace_event_type(&self, record: EventTypeRecord) -> Result<(), StoreError>;
     }
 }
 
@@ -148,13 +178,13 @@ backend! {
         /// An event of `owner`.
         fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
         /// A page of `owner`'s events that match `filter`.
-        fn list_events(&self, owner: Owner, request: PageRequest<EventId>, filter: &EventFilter) -> Result<Page<StoredEvent>, ListError>;
+        fn list_events(&self, owner: Owner, request: PageRequest<EventId>, filter: EventFilter) -> Result<Page<StoredEvent>, ListError>;
         /// Records a test ping made outside the queue, with its event.
-        fn record_test_ping(&self, event: &NewEvent, record: &AttemptRecord) -> Result<(), StoreError>;
+        fn record_test_ping(&self, event: NewEvent, record: AttemptRecord) -> Result<(), StoreError>;
     }
     queue writes {
         /// Stores events and queues their first attempts, in one commit.
-        fn publish_events(&self, events: &[NewEvent], now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError>;
+        fn publish_events(&self, events: Vec<NewEvent>, now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError>;
         /// Queues an event again, to one endpoint or to all it went to.
         fn resend_event(&self, owner: Owner, id: EventId, endpoint: Option<EndpointId>, now_ms: u64, default_hours: u32) -> Result<Resent, StoreError>;
     }
@@ -171,7 +201,7 @@ backend! {
         fn event_attempts(&self, owner: Owner, event: EventId, limit: usize) -> Result<(Vec<AttemptRecord>, bool), StoreError>;
         /// Overwrites (or removes) an attempt's stored bytes, for unit tests of bad records.
         #[cfg(test)]
-        fn put_raw_attempt_for_test(&self, id: DeliveryId, bytes: Option<&[u8]>);
+        fn put_raw_attempt_for_test(&self, id: DeliveryId, bytes: Option<Vec<u8>>) -> ();
     }
 }
 
@@ -186,7 +216,7 @@ backend! {
         fn queue_depth(&self) -> Result<u64, StoreError>;
         /// Removes a queue entry behind the engine's back, for unit tests.
         #[cfg(test)]
-        fn drop_queue_entry_for_test(&self, key: QueueKey);
+        fn drop_queue_entry_for_test(&self, key: QueueKey) -> ();
     }
 }
 
@@ -194,7 +224,7 @@ backend! {
     /// What the engine sends for each attempt. (`jobs.rs` in each backend.)
     trait Jobs {
         /// What to send for each attempt, read in one snapshot.
-        fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError>;
+        fn jobs(&self, attempt_ids: Vec<DeliveryId>) -> Result<Vec<Option<Job>>, StoreError>;
     }
 }
 
@@ -210,11 +240,11 @@ backend! {
     }
     queue writes {
         /// Stores a new session with its first event.
-        fn create_session(&self, session: &SessionRecord, event: &NewEvent, expires_ms: u64, now_ms: u64) -> Result<SessionChanged, StoreError>;
+        fn create_session(&self, session: SessionRecord, event: NewEvent, expires_ms: u64, now_ms: u64) -> Result<SessionChanged, StoreError>;
         /// Moves a session and publishes the event of the move, in one commit.
-        fn change_session<R>(&self, owner: Owner, id: VerificationSessionId, now_ms: u64, change: impl FnOnce(&mut SessionRecord) -> Result<NewEvent, R>) -> Result<SessionChange<R>, StoreError>;
+        fn change_session<R>(&self, owner: Owner, id: VerificationSessionId, now_ms: u64, change: impl FnOnce(&mut SessionRecord) -> Result<NewEvent, R> + Send + 'static) -> Result<SessionChange<R>, StoreError>;
         /// Expires sessions due by `now_ms`, a batch at a time.
-        fn expire_due_sessions<R>(&self, now_ms: u64, limit: usize, expire: impl Fn(&mut SessionRecord) -> Result<NewEvent, R>) -> Result<(usize, Scheduled), StoreError>;
+        fn expire_due_sessions<R>(&self, now_ms: u64, limit: usize, expire: impl Fn(&mut SessionRecord) -> Result<NewEvent, R> + Send + Sync + 'static) -> Result<(usize, Scheduled), StoreError>;
     }
 }
 
@@ -222,9 +252,9 @@ backend! {
     /// The customer portal's sessions, by their token's hash. (`portal_sessions.rs` in each backend.)
     trait PortalSessions {
         /// Stores a portal session by its token's hash.
-        fn insert_portal_session(&self, hash: &[u8; 32], record: &PortalSessionRecord) -> Result<(), StoreError>;
+        fn insert_portal_session(&self, hash: [u8; 32], record: PortalSessionRecord) -> Result<(), StoreError>;
         /// A portal session by its token's hash.
-        fn portal_session(&self, hash: &[u8; 32]) -> Result<Option<PortalSessionRecord>, StoreError>;
+        fn portal_session(&self, hash: [u8; 32]) -> Result<Option<PortalSessionRecord>, StoreError>;
         /// Ends a portal session of `owner`'s application.
         fn revoke_portal_session(&self, owner: Owner, id: PortalSessionId) -> Result<bool, StoreError>;
     }
@@ -234,11 +264,11 @@ backend! {
     /// Stored answers to requests made with an `Idempotency-Key`. (`idempotency.rs` in each backend.)
     trait Idempotency {
         /// Begins a request with an idempotency key: its stored answer, or leave to run.
-        fn begin_idempotent(&self, owner: Owner, key: &str, fingerprint: &str, now: i64) -> Result<IdempotencyBegin, StoreError>;
+        fn begin_idempotent(&self, owner: Owner, key: String, fingerprint: String, now: i64) -> Result<IdempotencyBegin, StoreError>;
         /// Lets go of a key whose request stored no answer.
-        fn abandon_idempotent(&self, owner: Owner, key: &str, fingerprint: &str, since: i64) -> Result<(), StoreError>;
+        fn abandon_idempotent(&self, owner: Owner, key: String, fingerprint: String, since: i64) -> Result<(), StoreError>;
         /// Stores the answer to an idempotency key.
-        fn put_idempotency_record(&self, owner: Owner, key: &str, record: &IdempotencyRecord) -> Result<(), StoreError>;
+        fn put_idempotency_record(&self, owner: Owner, key: String, record: IdempotencyRecord) -> Result<(), StoreError>;
     }
 }
 
@@ -246,7 +276,7 @@ backend! {
     /// Removing history older than its cutoffs. (`retention.rs` in each backend.)
     trait Retention {
         /// Removes history older than the cutoffs, a batch at a time.
-        fn prune(&self, cutoffs: Cutoffs, cursor: &mut PruneCursor, limit: usize) -> Result<Pruned, StoreError>;
+        fn prune(&self, cutoffs: Cutoffs, cursor: PruneCursor, limit: usize) -> Result<(Pruned, PruneCursor), StoreError>;
     }
 }
 
@@ -266,37 +296,39 @@ backend! {
     trait Backend {
         /// Whether the store answers (the health check).
         fn check(&self) -> Result<(), StoreError>;
-        /// Seals and opens what is stored sealed (payloads, responses, endpoint secrets)
-        /// with the payload key.
-        fn sealer(&self) -> &super::sealing::Sealer;
-        /// Whether other processes may write this store too: what this process keeps in
-        /// memory of it must then be followed or not kept.
-        fn is_shared(&self) -> bool { false };
-        /// How often the scheduler must renew its claims on the queue entries it holds;
-        /// `None`: entries are not claimed (one process).
-        fn claim_renewal(&self) -> Option<Duration> { None };
         /// Extends the claims on the queue entries this process holds, and its hold on the
         /// listener endpoints it still has a CLI for.
-        fn renew_claims(&self, held: &[DeliveryId], listening: &[EndpointId]) -> Result<(), StoreError> { let _ = (held, listening); Ok(()) };
+        fn renew_claims(&self, held: Vec<DeliveryId>, listening: Vec<EndpointId>) -> Result<(), StoreError> { let _ = (held, listening); Ok(()) };
         /// Gives up the claims on queue entries this process loaded but will not make now.
-        fn release_claims(&self, entries: &[DeliveryId]) -> Result<(), StoreError> { let _ = entries; Ok(()) };
+        fn release_claims(&self, entries: Vec<DeliveryId>) -> Result<(), StoreError> { let _ = entries; Ok(()) };
         /// Records that this process holds listener endpoint `id`'s `stile listen`
         /// connection, so other processes on a shared store hand it the endpoint's attempts
         /// rather than park them (one process: nothing to record).
         fn hold_listener(&self, id: EndpointId) -> Result<(), StoreError> { let _ = id; Ok(()) };
         /// Records that this process no longer holds listener endpoint `id`'s connection.
         fn release_listener(&self, id: EndpointId) -> Result<(), StoreError> { let _ = id; Ok(()) };
-        /// Calls `wake` when another process queues attempts (with one process none can).
-        fn on_queue_change(&self, wake: Box<dyn Fn() + Send + Sync>) { drop(wake) };
         /// Whether this process does the duties one process does for all (retention,
         /// purging deleted applications): always with one process; on a shared store, the
         /// one process holding their lock.
         fn lead(&self) -> Result<bool, StoreError> { Ok(true) };
-        /// How many transactions this process ran again after the database aborted them
-        /// for a conflict (`None`: no database to conflict in).
-        fn conflicts_rerun(&self) -> Option<u64> { None };
-        /// This process's database connections (in use, idle, waiting for one).
-        fn pool_status(&self) -> Option<(usize, usize, usize)> { None };
+        sync {
+            /// Seals and opens what is stored sealed (payloads, responses, endpoint secrets)
+            /// with the payload key.
+            fn sealer(&self) -> &super::sealing::Sealer;
+            /// Whether other processes may write this store too: what this process keeps in
+            /// memory of it must then be followed or not kept.
+            fn is_shared(&self) -> bool { false };
+            /// How often the scheduler must renew its claims on the queue entries it holds;
+            /// `None`: entries are not claimed (one process).
+            fn claim_renewal(&self) -> Option<Duration> { None };
+            /// Calls `wake` when another process queues attempts (with one process none can).
+            fn on_queue_change(&self, wake: Box<dyn Fn() + Send + Sync>) -> () { drop(wake) };
+            /// How many transactions this process ran again after the database aborted them
+            /// for a conflict (`None`: no database to conflict in).
+            fn conflicts_rerun(&self) -> Option<u64> { None };
+            /// This process's database connections (in use, idle, waiting for one).
+            fn pool_status(&self) -> Option<(usize, usize, usize)> { None };
+        }
     }
 }
 
@@ -306,15 +338,15 @@ backend! {
     }
     queue writes {
         /// Changes an endpoint and, when asked, puts its parked deliveries back in the queue.
-        fn update_endpoint_and_resume(&self, owner: Owner, id: EndpointId, now_ms: u64, resume: bool, change: impl FnOnce(&mut EndpointRecord)) -> Result<Option<EndpointUpdated>, StoreError>;
+        fn update_endpoint_and_resume(&self, owner: Owner, id: EndpointId, now_ms: u64, resume: bool, change: impl FnOnce(&mut EndpointRecord) + Send + 'static) -> Result<Option<EndpointUpdated>, StoreError>;
         /// Deletes an endpoint and cancels what it had queued.
         fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError>;
         /// Publishes events and records attempt results, in one commit (the engine's writer).
-        fn publish_and_record(&self, events: &[NewEvent], results: &[AttemptResult], now_ms: u64, policy: &impl RecordPolicy) -> Result<Written, StoreError>;
+        fn publish_and_record(&self, events: Arc<[NewEvent]>, results: Arc<[AttemptResult]>, now_ms: u64, policy: impl RecordPolicy + Send + Sync + 'static) -> Result<Written, StoreError>;
         /// Queues a failed or pending attempt to be made now.
         fn retry_now(&self, owner: Owner, endpoint: EndpointId, id: DeliveryId, now_ms: u64) -> Result<RetryNow, StoreError>;
         /// Takes entries whose endpoint is not deliverable out of the queue.
-        fn park(&self, keys: &[QueueKey], deliverable: impl Fn(&EndpointRecord) -> bool) -> Result<Scheduled, StoreError>;
+        fn park(&self, keys: Vec<QueueKey>, deliverable: impl Fn(&EndpointRecord) -> bool + Send + Sync + 'static) -> Result<Scheduled, StoreError>;
         /// Puts parked entries whose endpoint is deliverable again back in the queue.
         fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError>;
         /// Puts one endpoint's parked entries back in the queue.

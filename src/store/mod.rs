@@ -6,8 +6,10 @@
 //! - [`Store`] (in [`seam`]): the one type the rest of stile holds, whichever backend is
 //!   underneath, and [`QueueWrites`], the engine's handle on the writes that queue.
 //!
-//! The store knows nothing of HTTP. Its methods are synchronous, so callers on the async
-//! runtime reach it through `spawn_blocking`.
+//! The store knows nothing of HTTP. Its methods are `async` and take what they store by
+//! value: Postgres is awaited where it is called, and redb's synchronous work runs on the
+//! caller's runtime's blocking pool, so no caller's thread waits on a commit (see
+//! `backend.rs`).
 
 mod backend;
 #[cfg(test)]

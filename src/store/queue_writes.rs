@@ -4,7 +4,7 @@
 //! Whoever queues an attempt must wake the scheduler, and only the engine does (STYLE:
 //! the engine owns the queue). So these writes are not methods of [`Store`] (and the
 //! backends' are private to `store/`): they are methods of [`QueueWrites`] only, written
-//! by the same `seam!` as the store's other methods (`seam.rs`), and the one
+//! by the same `backend!` as the store's other methods (`backend.rs`), and the one
 //! `QueueWrites` of a store comes from [`Store::into_shared`], which consumes the store. `lib.rs` hands it to `Engine::start`; every other part of stile gets the shared
 //! store, which reads and makes the plain writes (endpoints, keys, applications) only.
 //!
@@ -22,8 +22,8 @@
 //! ```
 //! while reading through it does:
 //! ```
-//! fn depth(store: &stile::store::Store) -> Result<u64, stile::store::StoreError> {
-//!     store.queue_depth()
+//! async fn depth(store: &stile::store::Store) -> Result<u64, stile::store::StoreError> {
+//!     store.queue_depth().await
 //! }
 //! ```
 
@@ -33,7 +33,7 @@ use std::sync::Arc;
 use super::Store;
 
 /// The queue writes of one store (see the module doc). Reads go through it to the store
-/// (it dereferences to [`Store`]); clones are for the engine's own threads.
+/// (it dereferences to [`Store`]); clones are for the engine's own tasks.
 #[derive(Clone)]
 pub struct QueueWrites {
     store: Arc<Store>,
@@ -62,7 +62,7 @@ impl QueueWrites {
         &self.store
     }
 
-    /// The backend the queue writes (written by `seam!` in `seam.rs`, beside the store's
+    /// The backend the queue writes (written by `backend!` in `backend.rs`, beside the store's
     /// other methods) go to.
     pub(super) fn backends(&self) -> &Store {
         &self.store

@@ -6,6 +6,7 @@
 //! instead.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::store::model::{OpenError, StoreError};
 use crate::store::redb::{BackupError, BackupSummary, StoreOptions};
@@ -15,7 +16,7 @@ use super::RedbStore;
 /// The store: the data of one stile deployment, in whichever backend keeps it.
 pub enum Store {
     /// One redb file in the data directory (the default; one process).
-    Redb(RedbStore),
+    Redb(Arc<RedbStore>),
     /// A Postgres database (any number of processes).
     Postgres(Box<super::postgres::PgStore>),
 }
@@ -23,12 +24,12 @@ pub enum Store {
 impl Store {
     /// Opens (or creates) the redb data file in `dir` with the default settings.
     pub fn open(dir: &Path) -> Result<Store, OpenError> {
-        RedbStore::open(dir).map(Store::Redb)
+        RedbStore::open(dir).map(|store| Store::Redb(Arc::new(store)))
     }
 
     /// Opens (or creates) the redb data file in `dir` with these settings.
     pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Store, OpenError> {
-        RedbStore::open_with(dir, options).map(Store::Redb)
+        RedbStore::open_with(dir, options).map(|store| Store::Redb(Arc::new(store)))
     }
 
     /// The redb data file's path (`None` on Postgres), for what reports its size.
@@ -50,9 +51,9 @@ impl Store {
 
     /// Makes what is committed durable now (redb commits retention batches without
     /// fsync; every Postgres commit is durable already).
-    pub fn persist(&self) -> Result<(), StoreError> {
+    pub async fn persist(&self) -> Result<(), StoreError> {
         match self {
-            Store::Redb(store) => store.persist(),
+            Store::Redb(store) => store.blocking(RedbStore::persist).await,
             Store::Postgres(_) => Ok(()),
         }
     }
@@ -60,7 +61,9 @@ impl Store {
     /// Rewrites the data file to release free pages (`stile compact`).
     pub fn compact(self) -> Result<bool, StoreError> {
         match self {
-            Store::Redb(store) => store.compact(),
+            Store::Redb(store) => Arc::try_unwrap(store)
+                .map_err(|_| StoreError::Unavailable("the data file is in use by the server".into()))?
+                .compact(),
             Store::Postgres(_) => Err(StoreError::Unsupported(
                 "`stile compact` rewrites a redb data file; on Postgres, autovacuum reclaims space (or run VACUUM)",
             )),

@@ -192,7 +192,9 @@ fn a_catalogue_that_cannot_be_used_stops_start_up_instead_of_panicking() {
         schema: Some(r#"{"type": 5}"#.into()),
         ..Default::default()
     }];
-    let Err(err) = stile::prepare(config) else { panic!("a server started with an unusable schema") };
+    let Err(err) = crate::common::block_on(stile::prepare(config)) else {
+        panic!("a server started with an unusable schema")
+    };
     assert!(matches!(err, stile::StartError::EventTypes(_)), "{err}");
     assert!(err.to_string().contains("invoice.paid"), "{err}");
     assert!(!dir.path().join("data").exists(), "refused before the data file was made");

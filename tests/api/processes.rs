@@ -365,10 +365,10 @@ fn event_types_and_keys_made_through_one_process_work_through_another() {
     assert!(listed.text.contains("order.paid"), "{}", listed.text);
     // A key made with `stile keys create` (here: through the store, as it does) while
     // both run is accepted by both, without a restart.
-    let key = {
-        let store = stile::open_store(&a.config).expect("the database opens");
-        stile::create_api_key(&store, stile::mode::Mode::Test, 0).expect("a key")
-    };
+    let key = crate::common::block_on(async {
+        let store = stile::open_store(&a.config).await.expect("the database opens");
+        stile::create_api_key(&store, stile::mode::Mode::Test, 0).await.expect("a key")
+    });
     let accepted = |server: &TestServer| server.req("GET", "/v1/events").key(&key).send().status == 200;
     assert!(eventually(Duration::from_secs(10), || accepted(&a) && accepted(&b)), "a new key was refused");
     // An application deleted through one process is gone through the other at once.

@@ -1,6 +1,8 @@
 //! Deleting an application: gone at once, its history purged later in batches, and
 //! nothing of another application touched.
 
+use std::sync::Arc;
+
 use crate::ids::{EventId, VerificationSessionId};
 use crate::mode::Mode;
 use crate::store::QueueWrites;
@@ -23,22 +25,24 @@ struct Made {
 /// A verification session of `owner` (due to expire in an hour); an endpoint with three
 /// events: one delivered, one failed for good, one pending; an idempotency record, a key
 /// restricted to the application and a portal session (under `hash`).
-fn populate(store: &QueueWrites, owner: Owner, hash: [u8; 32]) -> Made {
+async fn populate(store: &QueueWrites, owner: Owner, hash: [u8; 32]) -> Made {
     let now = crate::clock::unix_now_ms();
     let session = session(owner, SessionStatus::RequiresInput, now, now + 3_600_000);
-    store.create_session(&session, &moved(&session, now), now + 3_600_000, now).unwrap();
-    let endpoint = hook(store, owner, "*");
+    store.create_session(session.clone(), moved(&session, now), now + 3_600_000, now).await.unwrap();
+    let endpoint = hook(store, owner, "*").await;
     let events = invoices(owner, 3, now - 10);
-    let (_, scheduled) = store.publish_events(&events, now).unwrap();
-    let results: Vec<_> =
-        scheduled.keys()[..2].iter().enumerate().map(|(n, k)| result(store, *k, n == 0, now)).collect();
+    let (_, scheduled) = store.publish_events(events.clone(), now).await.unwrap();
+    let mut results = Vec::new();
+    for (n, k) in scheduled.keys()[..2].iter().enumerate() {
+        results.push(result(store, *k, n == 0, now).await);
+    }
     let policy = TestPolicy { retries: 0, disable_at: None, undelivered_hours: 72 };
-    store.publish_and_record(&[], &results, now, &policy).unwrap();
+    store.publish_and_record(Arc::from([].to_vec()), Arc::from(results), now, policy).await.unwrap();
     let record = IdempotencyRecord { fingerprint: "f".into(), status: 200, body: "{}".into(), created: 10 };
-    store.put_idempotency_record(owner, "key", &record).unwrap();
+    store.put_idempotency_record(owner, "key".into(), record).await.unwrap();
     let key =
         ApiKeyRecord { prefix: format!("vk_test_{}", hash[0]), mode: owner.mode, created: 1, app: Some(owner.app) };
-    store.insert_api_key(&hash, &key).unwrap();
+    store.insert_api_key(hash, key).await.unwrap();
     let portal = PortalSessionRecord {
         id: crate::ids::PortalSessionId::new(),
         app: owner.app,
@@ -47,7 +51,7 @@ fn populate(store: &QueueWrites, owner: Owner, hash: [u8; 32]) -> Made {
         expires_at: i64::MAX,
         read_only: false,
     };
-    store.insert_portal_session(&hash, &portal).unwrap();
+    store.insert_portal_session(hash, portal).await.unwrap();
     Made { endpoint, events: events.iter().map(|e| e.meta.id).collect(), session: session.id }
 }
 
@@ -56,70 +60,74 @@ fn populate(store: &QueueWrites, owner: Owner, hash: [u8; 32]) -> Made {
 /// its session.
 type History = (Vec<Option<(u32, Vec<AttemptStatus>)>>, Option<Outcomes>, bool, Option<SessionStatus>);
 
-fn history(store: &QueueWrites, owner: Owner, made: &Made) -> History {
-    let events = made.events.iter().map(|id| {
-        let event = store.event(owner, *id).unwrap()?;
-        let attempts = store.event_attempts(owner, *id, 10).unwrap().0;
-        Some((event.pending_webhooks, attempts.iter().map(|a| a.status).collect()))
-    });
-    let stats = store.delivery_stats(owner, 0, i64::MAX / 2, 60, 10).unwrap();
-    let answered = match store.begin_idempotent(owner, "key", "f", 11).unwrap() {
+async fn history(store: &QueueWrites, owner: Owner, made: &Made) -> History {
+    let stats = store.delivery_stats(owner, 0, i64::MAX / 2, 60, 10).await.unwrap();
+    let answered = match store.begin_idempotent(owner, "key".into(), "f".into(), 11).await.unwrap() {
         IdempotencyBegin::Answered(_) => true,
         IdempotencyBegin::Run => {
-            store.abandon_idempotent(owner, "key", "f", 11).unwrap(); // as a request that stored nothing
+            store.abandon_idempotent(owner, "key".into(), "f".into(), 11).await.unwrap(); // as a request that stored nothing
             false
         }
         IdempotencyBegin::InProgress => panic!("no request is running"),
     };
-    let session = store.session(owner, made.session).unwrap().map(|s| s.status);
-    (events.collect(), stats.endpoints.get(&made.endpoint.id).copied(), answered, session)
+    let session = store.session(owner, made.session).await.unwrap().map(|s| s.status);
+    let mut events = Vec::new();
+    for id in &made.events {
+        let Some(event) = store.event(owner, *id).await.unwrap() else {
+            events.push(None);
+            continue;
+        };
+        let attempts = store.event_attempts(owner, *id, 10).await.unwrap().0;
+        events.push(Some((event.pending_webhooks, attempts.iter().map(|a| a.status).collect())));
+    }
+    (events, stats.endpoints.get(&made.endpoint.id).copied(), answered, session)
 }
 
-#[test]
-fn deleting_ends_pending_deliveries_at_once_and_the_purge_removes_the_history_of_that_app_only() {
-    each_backend(|store| {
-        let default = store.test_owner(Mode::Test);
+#[tokio::test]
+async fn deleting_ends_pending_deliveries_at_once_and_the_purge_removes_the_history_of_that_app_only() {
+    each_backend(async |store| {
+        let default = store.test_owner(Mode::Test).await;
         let record = app(Mode::Test, Some("doomed"));
-        store.create_app(&record).unwrap().unwrap();
+        store.create_app(record.clone()).await.unwrap().unwrap();
         let doomed = Owner { app: record.id, mode: Mode::Test };
-        let kept = populate(&store, default, [1; 32]);
-        let before = history(&store, default, &kept);
+        let kept = populate(&store, default, [1; 32]).await;
+        let before = history(&store, default, &kept).await;
         assert_eq!(before.0.iter().flatten().map(|(pending, _)| *pending).collect::<Vec<_>>(), [0, 0, 1]);
-        let made = populate(&store, doomed, [2; 32]);
-        let doomed_history = history(&store, doomed, &made);
-        assert_eq!(store.queue_depth().unwrap(), 2, "each application has one pending delivery");
+        let made = populate(&store, doomed, [2; 32]).await;
+        let doomed_history = history(&store, doomed, &made).await;
+        assert_eq!(store.queue_depth().await.unwrap(), 2, "each application has one pending delivery");
 
-        assert_eq!(store.delete_app(Mode::Test, default.app, 0).unwrap(), AppDeletion::IsDefault);
-        assert_eq!(store.delete_app(Mode::Live, doomed.app, 0).unwrap(), AppDeletion::NotFound, "other mode");
+        assert_eq!(store.delete_app(Mode::Test, default.app, 0).await.unwrap(), AppDeletion::IsDefault);
+        assert_eq!(store.delete_app(Mode::Live, doomed.app, 0).await.unwrap(), AppDeletion::NotFound, "other mode");
         let deleted_at = crate::clock::unix_now_ms();
         let AppDeletion::Deleted { endpoints, deliveries_ended, keys_revoked, listeners, .. } =
-            store.delete_app(Mode::Test, doomed.app, deleted_at).unwrap()
+            store.delete_app(Mode::Test, doomed.app, deleted_at).await.unwrap()
         else {
             panic!("deleted");
         };
         assert_eq!((endpoints, deliveries_ended, keys_revoked, listeners), (1, 1, 1, vec![]));
-        assert_eq!(store.delete_app(Mode::Test, doomed.app, deleted_at).unwrap(), AppDeletion::NotFound);
-        assert_eq!(store.queue_depth().unwrap(), 1, "its pending delivery left the queue at once");
-        assert_eq!(store.app(Mode::Test, doomed.app).unwrap(), None);
-        assert_eq!(store.endpoint(doomed, made.endpoint.id).unwrap(), None);
-        assert_eq!(store.api_keys().unwrap().iter().map(|k| k.0[0]).collect::<Vec<_>>(), [1], "its key went");
-        assert_eq!(store.portal_session(&[2; 32]).unwrap(), None, "its portal session went");
-        assert!(store.portal_session(&[1; 32]).unwrap().is_some());
-        assert_eq!(store.create_app(&app(Mode::Test, Some("doomed"))).unwrap(), Ok(()), "its uid is free");
+        assert_eq!(store.delete_app(Mode::Test, doomed.app, deleted_at).await.unwrap(), AppDeletion::NotFound);
+        assert_eq!(store.queue_depth().await.unwrap(), 1, "its pending delivery left the queue at once");
+        assert_eq!(store.app(Mode::Test, doomed.app).await.unwrap(), None);
+        assert_eq!(store.endpoint(doomed, made.endpoint.id).await.unwrap(), None);
+        assert_eq!(store.api_keys().await.unwrap().iter().map(|k| k.0[0]).collect::<Vec<_>>(), [1], "its key went");
+        assert_eq!(store.portal_session([2; 32]).await.unwrap(), None, "its portal session went");
+        assert!(store.portal_session([1; 32]).await.unwrap().is_some());
+        assert_eq!(store.create_app(app(Mode::Test, Some("doomed"))).await.unwrap(), Ok(()), "its uid is free");
         // Its history is still there, the pending delivery ended, until it is purged; its
         // session no longer expires (with an event).
-        let (events, _, answered, session) = history(&store, doomed, &made);
+        let (events, _, answered, session) = history(&store, doomed, &made).await;
         assert!(answered && events.iter().all(|e| e.as_ref().is_some_and(|(pending, _)| *pending == 0)));
         assert_ne!(doomed_history.0[2], events[2]);
         let expire = move_to(SessionStatus::Expired, deleted_at + 3_600_000);
-        assert_eq!(store.expire_due_sessions(deleted_at + 3_600_000, 10, expire).unwrap().0, 1, "the other's");
+        assert_eq!(store.expire_due_sessions(deleted_at + 3_600_000, 10, expire).await.unwrap().0, 1, "the other's");
         assert_eq!(session, Some(SessionStatus::RequiresInput));
-        assert_eq!(store.session(doomed, made.session).unwrap().unwrap().status, SessionStatus::RequiresInput);
+        assert_eq!(store.session(doomed, made.session).await.unwrap().unwrap().status, SessionStatus::RequiresInput);
 
         // Purged in batches of 2; remembered until it has settled.
         let mut batches = 0;
         loop {
-            let purge = store.purge_deleted_apps(2, deleted_at).unwrap();
+            let purge = store.purge_deleted_apps(2, deleted_at).await.unwrap();
             batches += 1;
             assert_eq!(purge.finished, 0, "not settled yet");
             if purge.removed == 0 {
@@ -128,12 +136,13 @@ fn deleting_ends_pending_deliveries_at_once_and_the_purge_removes_the_history_of
             assert!(batches < 50, "the purge ends");
         }
         assert!(batches > 3, "several transactions: {batches}");
-        assert_eq!(history(&store, doomed, &made), (vec![None; 3], None, false, None), "all gone");
+        assert_eq!(history(&store, doomed, &made).await, (vec![None; 3], None, false, None), "all gone");
         let expired = (before.0, before.1, before.2, Some(SessionStatus::Expired));
-        assert_eq!(history(&store, default, &kept), expired, "the other application's is all there");
-        let purge = store.purge_deleted_apps(2, deleted_at + 1).unwrap();
+        assert_eq!(history(&store, default, &kept).await, expired, "the other application's is all there");
+        let purge = store.purge_deleted_apps(2, deleted_at + 1).await.unwrap();
         assert_eq!((purge.removed, purge.finished), (0, 1));
-        let purge = store.purge_deleted_apps(2, deleted_at + 1).unwrap();
+        let purge = store.purge_deleted_apps(2, deleted_at + 1).await.unwrap();
         assert_eq!((purge.removed, purge.finished), (0, 0), "forgotten once settled");
-    });
+    })
+    .await;
 }

@@ -1,6 +1,8 @@
 //! Attempts: recording their results (a success, a retry, a failure for good, a
 //! disabled endpoint), and their lists.
 
+use std::sync::Arc;
+
 use crate::ids::DeliveryId;
 use crate::mode::Mode;
 use crate::store::model::events::test_event;
@@ -11,24 +13,31 @@ use crate::store::model::{
 
 use super::{TWO_RETRIES, TestPolicy, assert_walks, each_backend, hook, invoices, result, start, walk};
 
-#[test]
-fn results_end_deliveries_or_schedule_retries_and_a_repeated_result_changes_nothing() {
-    each_backend(|store| {
-        let owner = store.test_owner(Mode::Test);
-        let endpoint = hook(&store, owner, "invoice.paid");
+#[tokio::test]
+async fn results_end_deliveries_or_schedule_retries_and_a_repeated_result_changes_nothing() {
+    each_backend(async |store| {
+        let owner = store.test_owner(Mode::Test).await;
+        let endpoint = hook(&store, owner, "invoice.paid").await;
         let now = 1_700_000_000_000;
         let events = invoices(owner, 3, now);
         let unmatched = test_event(owner, "other.type", serde_json::json!({}), now + 5);
-        let written =
-            store.publish_and_record(&[events.clone(), vec![unmatched]].concat(), &[], now, &TWO_RETRIES).unwrap();
+        let written = store
+            .publish_and_record(
+                Arc::from(&[events.clone(), vec![unmatched]].concat()[..]),
+                Arc::from(&[][..]),
+                now,
+                TWO_RETRIES,
+            )
+            .await
+            .unwrap();
         assert_eq!(written.published.iter().map(|p| p.deliveries).collect::<Vec<_>>(), vec![1, 1, 1, 0]);
         assert_eq!(written.first_attempts.len(), 3);
-        assert_eq!(store.queue_depth().unwrap(), 3);
+        assert_eq!(store.queue_depth().await.unwrap(), 3);
 
-        let due = store.due_entries(None, now, 10).unwrap();
+        let due = store.due_entries(None, now, 10).await.unwrap();
         assert_eq!(due.len(), 3);
         assert!(due.iter().all(|e| e.endpoint == endpoint.id && e.app == owner.app));
-        let jobs = store.jobs(&due.iter().map(|e| e.key.attempt()).collect::<Vec<_>>()).unwrap();
+        let jobs = store.jobs(due.iter().map(|e| e.key.attempt()).collect::<Vec<_>>()).await.unwrap();
         let job = jobs[0].as_ref().expect("a job");
         assert_eq!(job.endpoint.as_ref().map(|e| e.id), Some(endpoint.id));
         assert_eq!(job.body.as_deref(), Some(events[0].body.as_slice()), "the payload byte for byte");
@@ -36,122 +45,156 @@ fn results_end_deliveries_or_schedule_retries_and_a_repeated_result_changes_noth
         // The first succeeds, the second and third fail: a retry follows each.
         let result = |n: usize, ok: bool| AttemptResult::for_test(due[n].key, endpoint.id, ok, now + 10);
         let results = [result(0, true), result(1, false), result(2, false)];
-        let written = store.publish_and_record(&[], &results, now + 10, &TWO_RETRIES).unwrap();
+        let written =
+            store.publish_and_record(Arc::from(&[][..]), Arc::from(&results[..]), now + 10, TWO_RETRIES).await.unwrap();
         assert_eq!((written.recorded.finished, written.recorded.scheduled.len()), (1, 2));
-        assert_eq!(store.queue_depth().unwrap(), 2);
-        let first = store.event(owner, events[0].meta.id).unwrap().unwrap();
+        assert_eq!(store.queue_depth().await.unwrap(), 2);
+        let first = store.event(owner, events[0].meta.id).await.unwrap().unwrap();
         assert_eq!((first.pending_webhooks, &first.body), (0, &events[0].body));
-        assert_eq!(store.event(owner, events[1].meta.id).unwrap().unwrap().pending_webhooks, 1);
-        let failing = store.endpoint(owner, endpoint.id).unwrap().unwrap().failing;
+        assert_eq!(store.event(owner, events[1].meta.id).await.unwrap().unwrap().pending_webhooks, 1);
+        let failing = store.endpoint(owner, endpoint.id).await.unwrap().unwrap().failing;
         assert_eq!(failing.map(|f| f.attempts), Some(2), "two failures in a row");
-        let mut retries: Vec<_> = store.due_entries(None, now + 2_000, 10).unwrap().iter().map(|e| e.key).collect();
+        let mut retries: Vec<_> =
+            store.due_entries(None, now + 2_000, 10).await.unwrap().iter().map(|e| e.key).collect();
         let mut scheduled = written.recorded.scheduled.keys().to_vec();
         retries.sort();
         scheduled.sort();
         assert_eq!(retries, scheduled);
         assert!(retries.iter().all(|key| key.due_ms() == now + 1_010), "a second after the result");
-        let again = store.publish_and_record(&[], &[result(0, true)], now + 20, &TWO_RETRIES).unwrap();
+        let again = store
+            .publish_and_record(Arc::from(&[][..]), Arc::from(&[result(0, true)][..]), now + 20, TWO_RETRIES)
+            .await
+            .unwrap();
         assert_eq!(again.recorded.finished, 0, "a result for an attempt no longer pending only drops its entry");
 
         assert_eq!(
-            store.list_attempts(owner, endpoint.id, start(10), None).unwrap().items.len(),
+            store.list_attempts(owner, endpoint.id, start(10), None).await.unwrap().items.len(),
             5,
             "3 made, 2 pending"
         );
-        let retrying = store.list_attempts(owner, endpoint.id, start(10), Some(AttemptStatus::Retrying)).unwrap();
+        let retrying = store.list_attempts(owner, endpoint.id, start(10), Some(AttemptStatus::Retrying)).await.unwrap();
         assert_eq!(retrying.items.iter().map(|a| a.next_retry_at).collect::<Vec<_>>(), [Some(1_700_000_001); 2]);
-        let listed = |filter: EventFilter| -> Vec<_> {
-            store.list_events(owner, start(10), &filter).unwrap().items.iter().map(|e| e.meta.id).collect()
+        let listed = async |filter: EventFilter| -> Vec<_> {
+            store.list_events(owner, start(10), filter).await.unwrap().items.iter().map(|e| e.meta.id).collect()
         };
         let delivered = |ok| EventFilter { delivery_success: Some(ok), ..EventFilter::default() };
-        assert_eq!(listed(delivered(true)), vec![events[0].meta.id]);
-        assert_eq!(listed(delivered(false)).len(), 2);
-        assert_eq!(listed(EventFilter { event_type: Some("other.type".into()), ..EventFilter::default() }).len(), 1);
-        let (attempts, more) = store.event_attempts(owner, events[1].meta.id, 10).unwrap();
+        assert_eq!(listed(delivered(true)).await, vec![events[0].meta.id]);
+        assert_eq!(listed(delivered(false)).await.len(), 2);
+        assert_eq!(
+            listed(EventFilter { event_type: Some("other.type".into()), ..EventFilter::default() }).await.len(),
+            1
+        );
+        let (attempts, more) = store.event_attempts(owner, events[1].meta.id, 10).await.unwrap();
         assert_eq!((attempts.len(), more), (2, false));
 
         // Deleting the endpoint ends its pending deliveries.
-        assert!(store.delete_endpoint(owner, endpoint.id, 5).unwrap());
-        assert_eq!(store.queue_depth().unwrap(), 0);
-        assert_eq!(store.event(owner, events[1].meta.id).unwrap().unwrap().pending_webhooks, 0);
-        assert_eq!(listed(delivered(false)).len(), 2, "failed for good now");
-        let (attempts, _) = store.event_attempts(owner, events[1].meta.id, 10).unwrap();
+        assert!(store.delete_endpoint(owner, endpoint.id, 5).await.unwrap());
+        assert_eq!(store.queue_depth().await.unwrap(), 0);
+        assert_eq!(store.event(owner, events[1].meta.id).await.unwrap().unwrap().pending_webhooks, 0);
+        assert_eq!(listed(delivered(false)).await.len(), 2, "failed for good now");
+        let (attempts, _) = store.event_attempts(owner, events[1].meta.id, 10).await.unwrap();
         let ended: Vec<_> = attempts.iter().filter(|a| a.status == AttemptStatus::Failed).collect();
         assert_eq!(ended.iter().map(|a| a.error.as_deref()).collect::<Vec<_>>(), [Some("endpoint deleted")]);
         assert!(attempts.iter().all(|a| a.status != AttemptStatus::Pending));
         // Ended, never made: not counted among the outcomes.
-        let stats = store.delivery_stats(owner, 0, i64::MAX / 2, 60, 10).unwrap();
+        let stats = store.delivery_stats(owner, 0, i64::MAX / 2, 60, 10).await.unwrap();
         assert_eq!(stats.endpoints[&endpoint.id], Outcomes { succeeded: 1, failed: 2 });
         // The two deliveries the deletion ended are failed: among the recent failures
         // and under the endpoint's `failed` attempts, as the unfiltered list shows them.
         assert_eq!(stats.recent_failures.len(), 4, "the two retrying, made, and the two ended");
-        let failed = store.list_attempts(owner, endpoint.id, start(10), Some(AttemptStatus::Failed)).unwrap();
+        let failed = store.list_attempts(owner, endpoint.id, start(10), Some(AttemptStatus::Failed)).await.unwrap();
         assert_eq!(failed.items.len(), 2);
-        let all = store.list_attempts(owner, endpoint.id, start(10), None).unwrap().items;
+        let all = store.list_attempts(owner, endpoint.id, start(10), None).await.unwrap().items;
         assert_eq!(all.iter().filter(|a| a.status == AttemptStatus::Failed).count(), 2);
-    });
+    })
+    .await;
 }
 
-#[test]
-fn a_delivery_fails_for_good_after_its_retries_and_a_success_ends_a_run_of_failures() {
-    each_backend(|store| {
-        let owner = store.test_owner(Mode::Test);
-        let endpoint = hook(&store, owner, "*");
+#[tokio::test]
+async fn a_delivery_fails_for_good_after_its_retries_and_a_success_ends_a_run_of_failures() {
+    each_backend(async |store| {
+        let owner = store.test_owner(Mode::Test).await;
+        let endpoint = hook(&store, owner, "*").await;
         let policy = TestPolicy { retries: 1, ..TWO_RETRIES };
         let now = 1_700_000_000_000;
         let event = &invoices(owner, 1, now)[0];
-        let (_, mut queued) = store.publish_events(std::slice::from_ref(event), now).unwrap();
+        let (_, mut queued) = store.publish_events(std::slice::from_ref(event).to_vec(), now).await.unwrap();
         // Two failures: a retry, then the end of the delivery.
         for (n, status) in [(1, AttemptStatus::Retrying), (2, AttemptStatus::Failed)] {
             let key = queued.keys()[0];
-            let written = store.publish_and_record(&[], &[result(&store, key, false, now)], now, &policy).unwrap();
-            let made = store.attempt(owner, endpoint.id, key.attempt()).unwrap().unwrap();
+            let written = store
+                .publish_and_record(Arc::from(&[][..]), Arc::from([result(&store, key, false, now).await]), now, policy)
+                .await
+                .unwrap();
+            let made = store.attempt(owner, endpoint.id, key.attempt()).await.unwrap().unwrap();
             assert_eq!((made.attempt, made.status, made.response_status), (n, status, Some(500)));
             queued = written.recorded.scheduled;
         }
-        assert!(queued.is_empty() && store.queue_depth().unwrap() == 0);
-        assert_eq!(store.event(owner, event.meta.id).unwrap().unwrap().pending_webhooks, 0);
-        let endpoint_now = || store.endpoint(owner, endpoint.id).unwrap().unwrap();
+        assert!(queued.is_empty() && store.queue_depth().await.unwrap() == 0);
+        assert_eq!(store.event(owner, event.meta.id).await.unwrap().unwrap().pending_webhooks, 0);
+        let endpoint_now = async || store.endpoint(owner, endpoint.id).await.unwrap().unwrap();
         assert_eq!(
-            (endpoint_now().status, endpoint_now().failing.map(|f| f.attempts)),
+            (endpoint_now().await.status, endpoint_now().await.failing.map(|f| f.attempts)),
             (EndpointStatus::Enabled, Some(2))
         );
-        let (_, queued) = store.publish_events(&invoices(owner, 1, now + 10), now).unwrap();
-        store.publish_and_record(&[], &[result(&store, queued.keys()[0], true, now)], now, &policy).unwrap();
-        assert_eq!(endpoint_now().failing, None, "a success ends the run");
-    });
+        let (_, queued) = store.publish_events(invoices(owner, 1, now + 10), now).await.unwrap();
+        store
+            .publish_and_record(
+                Arc::from(&[][..]),
+                Arc::from([result(&store, queued.keys()[0], true, now).await]),
+                now,
+                policy,
+            )
+            .await
+            .unwrap();
+        assert_eq!(endpoint_now().await.failing, None, "a success ends the run");
+    })
+    .await;
 }
 
-#[test]
-fn deliveries_filtered_by_status_equal_a_filtered_scan_in_both_directions() {
-    each_backend(|store| {
-        let owner = store.test_owner(Mode::Test);
+#[tokio::test]
+async fn deliveries_filtered_by_status_equal_a_filtered_scan_in_both_directions() {
+    each_backend(async |store| {
+        let owner = store.test_owner(Mode::Test).await;
         let endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/a", "*");
-        store.insert_endpoint(&endpoint).unwrap();
-        hook(&store, owner, "*");
+        store.insert_endpoint(endpoint.clone()).await.unwrap();
+        hook(&store, owner, "*").await;
         let now = crate::clock::unix_now_ms();
         let policy = TestPolicy { retries: 1, ..TWO_RETRIES };
         let mut rng = fastrand::Rng::with_seed(11);
         // First attempts: most succeed, some fail (a retry follows), a few stay pending;
         // then the retries: some succeed, some fail for good, the rest wait.
-        let mut record = |queued: Scheduled, at: u64| {
+        let mut record = async |queued: Scheduled, at: u64| {
             let keys: Vec<_> = queued.keys().iter().filter(|_| rng.u8(0..10) != 0).collect();
-            let results: Vec<AttemptResult> =
-                keys.into_iter().map(|key| result(&store, *key, rng.u8(0..3) != 0, at)).collect();
-            store.publish_and_record(&[], &results, at, &policy).unwrap().recorded.scheduled
+            let mut results: Vec<AttemptResult> = Vec::new();
+            for key in keys {
+                results.push(result(&store, *key, rng.u8(0..3) != 0, at).await);
+            }
+            store
+                .publish_and_record(Arc::from(&[][..]), Arc::from(results), at, policy)
+                .await
+                .unwrap()
+                .recorded
+                .scheduled
         };
-        let retries = record(store.publish_events(&invoices(owner, 80, now), now).unwrap().1, now + 10);
-        let _ = record(retries, now + 20);
-        let list = |status, request| store.list_attempts(owner, endpoint.id, request, status).unwrap();
-        let all: Vec<DeliveryId> = walk(100, Cursor::Start, |r| list(None, r), |a| a.id);
+        let retries = record(store.publish_events(invoices(owner, 80, now), now).await.unwrap().1, now + 10).await;
+        let _ = record(retries, now + 20).await;
+        let list = async |status, request| store.list_attempts(owner, endpoint.id, request, status).await.unwrap();
+        let all: Vec<DeliveryId> = walk(100, Cursor::Start, &async |r| list(None, r).await, |a| a.id).await;
         let oldest = *all.last().unwrap();
-        assert_walks("all", &all, oldest, |r| list(None, r), |a| a.id);
+        assert_walks("all", &all, oldest, async |r| list(None, r).await, |a| a.id).await;
         for status in [AttemptStatus::Pending, AttemptStatus::Succeeded, AttemptStatus::Retrying, AttemptStatus::Failed]
         {
-            let is = |id: &&DeliveryId| store.attempt(owner, endpoint.id, **id).unwrap().unwrap().status == status;
-            let expected: Vec<DeliveryId> = all.iter().filter(is).copied().collect();
+            let mut expected: Vec<DeliveryId> = Vec::new();
+            for id in &all {
+                if store.attempt(owner, endpoint.id, *id).await.unwrap().unwrap().status == status {
+                    expected.push(*id);
+                }
+            }
             assert!(!expected.is_empty(), "every status occurs, or the test proves little: {status:?}");
-            assert_walks(&format!("{status:?}"), &expected, oldest, |r| list(Some(status), r), |a| a.id);
+            assert_walks(&format!("{status:?}"), &expected, oldest, async |r| list(Some(status), r).await, |a| a.id)
+                .await;
         }
-    });
+    })
+    .await;
 }

@@ -22,76 +22,78 @@ fn urls(page: &Page<EndpointRecord>) -> Vec<String> {
 }
 
 /// Every endpoint of `owner`, newest first.
-fn all(store: &crate::store::Store, owner: Owner) -> Vec<EndpointRecord> {
+async fn all(store: &crate::store::Store, owner: Owner) -> Vec<EndpointRecord> {
     let request = PageRequest { limit: 1000, cursor: Cursor::Start };
-    store.list_endpoints(owner, request, &EndpointFilter::default()).unwrap().items
+    store.list_endpoints(owner, request, EndpointFilter::default()).await.unwrap().items
 }
 
-#[test]
-fn endpoint_pages_walk_newest_first_in_both_directions_within_one_application() {
-    each_backend(|store| {
-        let (test, live) = (store.test_owner(Mode::Test), store.test_owner(Mode::Live));
+#[tokio::test]
+async fn endpoint_pages_walk_newest_first_in_both_directions_within_one_application() {
+    each_backend(async |store| {
+        let (test, live) = (store.test_owner(Mode::Test).await, store.test_owner(Mode::Live).await);
         let made: Vec<EndpointRecord> = (0..5).map(|n| record(test, n)).collect();
         for r in &made {
-            store.insert_endpoint(r).unwrap();
+            store.insert_endpoint(r.clone()).await.unwrap();
         }
-        store.insert_endpoint(&record(live, 99)).unwrap();
-        let page = |owner, limit, cursor| {
-            store.list_endpoints(owner, PageRequest { limit, cursor }, &EndpointFilter::default())
+        store.insert_endpoint(record(live, 99)).await.unwrap();
+        let page = async |owner, limit, cursor| {
+            store.list_endpoints(owner, PageRequest { limit, cursor }, EndpointFilter::default()).await
         };
 
-        let first = page(test, 2, Cursor::Start).unwrap();
+        let first = page(test, 2, Cursor::Start).await.unwrap();
         assert_eq!((urls(&first), first.has_more), (vec!["4".into(), "3".into()], true));
-        assert_eq!(urls(&page(test, 2, Cursor::After(made[3].id)).unwrap()), ["2", "1"]);
-        let last = page(test, 2, Cursor::After(made[1].id)).unwrap();
+        assert_eq!(urls(&page(test, 2, Cursor::After(made[3].id)).await.unwrap()), ["2", "1"]);
+        let last = page(test, 2, Cursor::After(made[1].id)).await.unwrap();
         assert_eq!((urls(&last), last.has_more), (vec!["0".into()], false));
-        let back = page(test, 2, Cursor::Before(made[1].id)).unwrap();
+        let back = page(test, 2, Cursor::Before(made[1].id)).await.unwrap();
         assert_eq!((urls(&back), back.has_more), (vec!["3".into(), "2".into()], true));
 
-        assert_eq!(urls(&page(live, 10, Cursor::Start).unwrap()), ["99"]);
-        assert!(matches!(page(live, 10, Cursor::After(made[0].id)), Err(ListError::UnknownCursor)));
-    });
+        assert_eq!(urls(&page(live, 10, Cursor::Start).await.unwrap()), ["99"]);
+        assert!(matches!(page(live, 10, Cursor::After(made[0].id)).await, Err(ListError::UnknownCursor)));
+    })
+    .await;
 }
 
-#[test]
-fn a_label_list_equals_a_filtered_scan_in_both_directions_through_changes() {
-    each_backend(|store| {
-        let owner = store.test_owner(Mode::Test);
-        let other = another_app(&store, Mode::Test);
+#[tokio::test]
+async fn a_label_list_equals_a_filtered_scan_in_both_directions_through_changes() {
+    each_backend(async |store| {
+        let owner = store.test_owner(Mode::Test).await;
+        let other = another_app(&store, Mode::Test).await;
         let mut rng = fastrand::Rng::with_seed(3);
         let labels = ["billing", "team:a", "team:b", "eu"];
         let mut ids = Vec::new();
         for n in 0..60 {
             let mut endpoint = record(if n % 10 == 0 { other } else { owner }, n);
             endpoint.labels = labels.iter().filter(|_| rng.u8(0..3) == 0).map(|l| l.to_string()).collect();
-            store.insert_endpoint(&endpoint).unwrap();
+            store.insert_endpoint(endpoint.clone()).await.unwrap();
             ids.push((endpoint.owner(), endpoint.id));
         }
         // Relabel some, delete some.
         let relabelled: Vec<_> = ids.iter().filter(|_| rng.u8(0..3) == 0).collect();
         for (owner, id) in relabelled {
             let new: Vec<String> = labels.iter().filter(|_| rng.bool()).map(|l| l.to_string()).collect();
-            store.update_endpoint(*owner, *id, |r| r.labels = new).unwrap();
+            store.update_endpoint(*owner, *id, move |r| r.labels = new).await.unwrap();
         }
         for (owner, id) in ids.iter().filter(|_| rng.u8(0..6) == 0) {
-            store.delete_endpoint(*owner, *id, 0).unwrap();
+            store.delete_endpoint(*owner, *id, 0).await.unwrap();
         }
-        let all = all(&store, owner);
+        let all = all(&store, owner).await;
         for label in labels.iter().chain(&["none"]) {
             let filter = EndpointFilter { label: Some(label.to_string()) };
             let expected: Vec<EndpointId> =
                 all.iter().filter(|r| r.labels.iter().any(|l| l == label)).map(|r| r.id).collect();
-            let page = |request| store.list_endpoints(owner, request, &filter).unwrap();
-            assert_walks(label, &expected, all.last().unwrap().id, page, |r| r.id);
+            let page = async |request| store.list_endpoints(owner, request, filter.clone()).await.unwrap();
+            assert_walks(label, &expected, all.last().unwrap().id, page, |r| r.id).await;
         }
-    });
+    })
+    .await;
 }
 
-#[test]
-fn publishing_reaches_exactly_the_enabled_endpoints_that_subscribe_under_the_name_they_chose() {
-    each_backend(|store| {
-        let owner = store.test_owner(Mode::Test);
-        let other = another_app(&store, Mode::Test);
+#[tokio::test]
+async fn publishing_reaches_exactly_the_enabled_endpoints_that_subscribe_under_the_name_they_chose() {
+    each_backend(async |store| {
+        let owner = store.test_owner(Mode::Test).await;
+        let other = another_app(&store, Mode::Test).await;
         let mut rng = fastrand::Rng::with_seed(11);
         // Types, the wildcard, and the Kayle name of a built-in type.
         let kayle = kayle_name("verification_session.verified").expect("a built-in type has a Kayle name");
@@ -110,7 +112,7 @@ fn publishing_reaches_exactly_the_enabled_endpoints_that_subscribe_under_the_nam
             if rng.u8(0..5) == 0 {
                 endpoint.status = EndpointStatus::Disabled;
             }
-            store.insert_endpoint(&endpoint).unwrap();
+            store.insert_endpoint(endpoint.clone()).await.unwrap();
             ids.push((endpoint.owner(), endpoint.id));
         }
         // Change what some subscribe to, disable or enable some, delete some.
@@ -118,7 +120,7 @@ fn publishing_reaches_exactly_the_enabled_endpoints_that_subscribe_under_the_nam
         for (owner, id) in changed {
             let (events, flip) = (pick(&mut rng), rng.bool());
             store
-                .update_endpoint(*owner, *id, |r| {
+                .update_endpoint(*owner, *id, move |r| {
                     r.enabled_events = events;
                     if flip {
                         r.status = match r.status {
@@ -127,13 +129,14 @@ fn publishing_reaches_exactly_the_enabled_endpoints_that_subscribe_under_the_nam
                         };
                     }
                 })
+                .await
                 .unwrap();
         }
         for (owner, id) in ids.iter().filter(|_| rng.u8(0..6) == 0) {
-            store.delete_endpoint(*owner, *id, 0).unwrap();
+            store.delete_endpoint(*owner, *id, 0).await.unwrap();
         }
         for app in [owner, other] {
-            let endpoints = all(&store, app);
+            let endpoints = all(&store, app).await;
             for event_type in ["a.b", "a.c", "verification_session.verified", "z.unknown"] {
                 let mut scanned: Vec<(EndpointId, String)> = endpoints
                     .iter()
@@ -141,8 +144,8 @@ fn publishing_reaches_exactly_the_enabled_endpoints_that_subscribe_under_the_nam
                     .filter_map(|e| subscribed(e, event_type).map(|name| (e.id, name.to_string())))
                     .collect();
                 let event = test_event(app, event_type, serde_json::json!({}), crate::clock::unix_now_ms());
-                let (published, _) = store.publish_events(std::slice::from_ref(&event), 0).unwrap();
-                let (attempts, _) = store.event_attempts(app, event.meta.id, 1000).unwrap();
+                let (published, _) = store.publish_events(std::slice::from_ref(&event).to_vec(), 0).await.unwrap();
+                let (attempts, _) = store.event_attempts(app, event.meta.id, 1000).await.unwrap();
                 let mut reached: Vec<(EndpointId, String)> =
                     attempts.into_iter().map(|a| (a.endpoint_id, a.event_type)).collect();
                 scanned.sort();
@@ -151,5 +154,6 @@ fn publishing_reaches_exactly_the_enabled_endpoints_that_subscribe_under_the_nam
                 assert_eq!(published[0].deliveries as usize, scanned.len(), "{event_type}");
             }
         }
-    });
+    })
+    .await;
 }

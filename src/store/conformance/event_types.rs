@@ -5,9 +5,9 @@ use crate::mode::Mode;
 
 use super::each_backend;
 
-#[test]
-fn types_are_stored_per_mode_and_survive_reopening() {
-    each_backend(|store| {
+#[tokio::test]
+async fn types_are_stored_per_mode_and_survive_reopening() {
+    each_backend(async |store| {
         let record = |mode| EventTypeRecord {
             name: "order.paid".into(),
             mode,
@@ -18,12 +18,13 @@ fn types_are_stored_per_mode_and_survive_reopening() {
             created: 7,
             updated: None,
         };
-        assert!(store.create_event_type(&record(Mode::Test)).unwrap());
-        assert!(!store.create_event_type(&record(Mode::Test)).unwrap(), "a name is taken once per mode");
-        assert!(store.create_event_type(&record(Mode::Live)).unwrap(), "the other mode has its own");
-        store.replace_event_type(&EventTypeRecord { archived: true, ..record(Mode::Test) }).unwrap();
-        let mut stored = store.reopen().event_types().unwrap();
+        assert!(store.create_event_type(record(Mode::Test)).await.unwrap());
+        assert!(!store.create_event_type(record(Mode::Test)).await.unwrap(), "a name is taken once per mode");
+        assert!(store.create_event_type(record(Mode::Live)).await.unwrap(), "the other mode has its own");
+        store.replace_event_type(EventTypeRecord { archived: true, ..record(Mode::Test) }).await.unwrap();
+        let mut stored = store.reopen().await.event_types().await.unwrap();
         stored.sort_by_key(|r| r.mode.as_u8());
         assert_eq!(stored, vec![EventTypeRecord { archived: true, ..record(Mode::Test) }, record(Mode::Live)]);
-    });
+    })
+    .await;
 }

@@ -20,6 +20,8 @@ mod sessions;
 mod stats;
 
 use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 use std::time::Duration;
 
 use crate::ids::AppId;
@@ -32,7 +34,7 @@ use crate::store::model::{
 
 use super::postgres::throwaway::ThrowawayPostgres;
 use super::postgres::{PgOptions, PgStore};
-use super::{QueueWrites, RedbStore, Store};
+use super::{QueueWrites, Store};
 
 /// A store of one backend, as the engine holds it (with its queue writes), on data of its
 /// own.
@@ -56,12 +58,12 @@ impl std::ops::Deref for Backend {
 
 impl Backend {
     /// The same data opened again, as by the next start of the server.
-    pub fn reopen(self) -> Backend {
+    pub async fn reopen(self) -> Backend {
         let Backend { name, store, dir, options } = self;
         drop(store); // a redb file is open once at a time
         let store = match &options {
-            None => Store::Redb(RedbStore::open(dir.path()).unwrap()),
-            Some(options) => Store::Postgres(Box::new(PgStore::connect(options).unwrap())),
+            None => Store::open(dir.path()).unwrap(),
+            Some(options) => Store::Postgres(Box::new(PgStore::connect(options).await.unwrap())),
         };
         Backend { name, store: store.into_shared().1, dir, options }
     }
@@ -88,13 +90,13 @@ pub(super) fn fresh_database(dir: &std::path::Path) -> Option<PgOptions> {
 
 /// A new store of each backend: a redb file in a temporary directory, and a new database
 /// of the throwaway cluster where PostgreSQL is installed.
-pub(super) fn backends() -> Vec<Backend> {
+pub(super) async fn backends() -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
-    let redb = Store::Redb(RedbStore::open(dir.path()).unwrap());
+    let redb = Store::open(dir.path()).unwrap();
     let mut stores = vec![Backend { name: "redb", store: redb.into_shared().1, dir, options: None }];
     let dir = tempfile::tempdir().unwrap();
     if let Some(options) = fresh_database(dir.path()) {
-        let store = Store::Postgres(Box::new(PgStore::connect(&options).unwrap()));
+        let store = Store::Postgres(Box::new(PgStore::connect(&options).await.unwrap()));
         stores.push(Backend { name: "postgres", store: store.into_shared().1, dir, options: Some(options) });
     }
     stores
@@ -102,11 +104,11 @@ pub(super) fn backends() -> Vec<Backend> {
 
 /// Runs `test` on a new store of each backend; a failure says which backend it was on
 /// (after every backend has run, so a difference shows whole).
-fn each_backend(test: impl Fn(Backend)) {
+async fn each_backend(test: impl AsyncFn(Backend)) {
     let mut failed = Vec::new();
-    for backend in backends() {
+    for backend in backends().await {
         let name = backend.name;
-        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| test(backend))) {
+        if let Err(panic) = AssertUnwindSafe(test(backend)).catch_unwind().await {
             let message = panic.downcast_ref::<String>().map(String::as_str);
             let message = message.or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("a panic");
             failed.push(format!("on {name}: {message}"));
@@ -152,9 +154,9 @@ impl RecordPolicy for TestPolicy {
 }
 
 /// A new application of `mode`, besides the default one.
-fn another_app(store: &QueueWrites, mode: Mode) -> Owner {
+async fn another_app(store: &QueueWrites, mode: Mode) -> Owner {
     let record = app(mode, None);
-    store.create_app(&record).unwrap().unwrap();
+    store.create_app(record.clone()).await.unwrap().unwrap();
     Owner { app: record.id, mode }
 }
 
@@ -173,9 +175,9 @@ fn app(mode: Mode, uid: Option<&str>) -> AppRecord {
 }
 
 /// An endpoint of `owner` subscribed to `event_type`, stored.
-fn hook(store: &QueueWrites, owner: Owner, event_type: &str) -> EndpointRecord {
+async fn hook(store: &QueueWrites, owner: Owner, event_type: &str) -> EndpointRecord {
     let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", event_type);
-    store.insert_endpoint(&endpoint).unwrap();
+    store.insert_endpoint(endpoint.clone()).await.unwrap();
     endpoint
 }
 
@@ -185,8 +187,8 @@ pub(super) fn invoices(owner: Owner, n: u64, at_ms: u64) -> Vec<NewEvent> {
 }
 
 /// The result of the attempt `key` names, made at `at_ms` (its endpoint looked up).
-fn result(store: &QueueWrites, key: QueueKey, succeeded: bool, at_ms: u64) -> AttemptResult {
-    let job = store.jobs(&[key.attempt()]).unwrap().pop().flatten().expect("a pending attempt");
+async fn result(store: &QueueWrites, key: QueueKey, succeeded: bool, at_ms: u64) -> AttemptResult {
+    let job = store.jobs(vec![key.attempt()]).await.unwrap().pop().flatten().expect("a pending attempt");
     AttemptResult::for_test(key, job.attempt.endpoint_id, succeeded, at_ms)
 }
 
@@ -197,15 +199,15 @@ pub(super) fn start<Id>(limit: usize) -> PageRequest<Id> {
 
 /// The ids of every page of a list, `limit` at a time, newest first: walked towards the
 /// oldest from `from` (`Start` or `After`), or towards the newest from a `Before`.
-fn walk<Id: Copy, T>(
+async fn walk<Id: Copy, T>(
     limit: usize,
     from: Cursor<Id>,
-    page: impl Fn(PageRequest<Id>) -> Page<T>,
+    page: &impl AsyncFn(PageRequest<Id>) -> Page<T>,
     id: impl Fn(&T) -> Id,
 ) -> Vec<Id> {
     let (mut out, mut cursor) = (Vec::new(), from);
     for _ in 0..10_000 {
-        let found = page(PageRequest { limit, cursor });
+        let found = page(PageRequest { limit, cursor }).await;
         let ids: Vec<Id> = found.items.iter().map(&id).collect();
         match cursor {
             Cursor::Before(_) => {
@@ -226,16 +228,16 @@ fn walk<Id: Copy, T>(
 
 /// Every page of a list, both ways, against `expected` (newest first): forwards from the
 /// start, and backwards from `oldest`, the oldest item of the unfiltered list.
-fn assert_walks<Id: Copy + PartialEq + std::fmt::Debug, T>(
+async fn assert_walks<Id: Copy + PartialEq + std::fmt::Debug, T>(
     what: &str,
     expected: &[Id],
     oldest: Id,
-    page: impl Fn(PageRequest<Id>) -> Page<T>,
+    page: impl AsyncFn(PageRequest<Id>) -> Page<T>,
     id: impl Fn(&T) -> Id,
 ) {
     for limit in [1, 3, 100] {
-        assert_eq!(walk(limit, Cursor::Start, &page, &id), expected, "{what} forwards, {limit} a page");
+        assert_eq!(walk(limit, Cursor::Start, &page, &id).await, expected, "{what} forwards, {limit} a page");
         let newer: Vec<Id> = expected.iter().copied().filter(|i| *i != oldest).collect();
-        assert_eq!(walk(limit, Cursor::Before(oldest), &page, &id), newer, "{what} backwards, {limit} a page");
+        assert_eq!(walk(limit, Cursor::Before(oldest), &page, &id).await, newer, "{what} backwards, {limit} a page");
     }
 }

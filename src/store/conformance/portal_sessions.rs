@@ -6,10 +6,10 @@ use crate::store::model::{Cutoffs, PortalSessionRecord, PruneCursor};
 
 use super::each_backend;
 
-#[test]
-fn expired_sessions_are_pruned_live_ones_stay_and_any_can_be_revoked_in_its_application() {
-    each_backend(|store| {
-        let owner = store.test_owner(Mode::Test);
+#[tokio::test]
+async fn expired_sessions_are_pruned_live_ones_stay_and_any_can_be_revoked_in_its_application() {
+    each_backend(async |store| {
+        let owner = store.test_owner(Mode::Test).await;
         let session = |expires_at| PortalSessionRecord {
             id: PortalSessionId::new(),
             app: owner.app,
@@ -19,18 +19,22 @@ fn expired_sessions_are_pruned_live_ones_stay_and_any_can_be_revoked_in_its_appl
             read_only: false,
         };
         let (old, live, other) = (session(100), session(10_000), session(10_000));
-        store.insert_portal_session(&[1; 32], &old).unwrap();
-        store.insert_portal_session(&[2; 32], &live).unwrap();
-        store.insert_portal_session(&[3; 32], &other).unwrap();
-        assert_eq!(store.portal_session(&[1; 32]).unwrap(), Some(old.clone()), "found expired or not");
+        store.insert_portal_session([1; 32], old.clone()).await.unwrap();
+        store.insert_portal_session([2; 32], live.clone()).await.unwrap();
+        store.insert_portal_session([3; 32], other.clone()).await.unwrap();
+        assert_eq!(store.portal_session([1; 32]).await.unwrap(), Some(old.clone()), "found expired or not");
         let cutoffs = Cutoffs { history_ms: 0, idempotency_secs: 0, now_ms: 5_000_000 };
-        assert_eq!(store.prune(cutoffs, &mut PruneCursor::default(), 10).unwrap().portal_sessions, 1);
-        assert_eq!(store.portal_session(&[1; 32]).unwrap(), None);
-        assert_eq!(store.portal_session(&[2; 32]).unwrap(), Some(live.clone()));
-        assert!(!store.revoke_portal_session(owner, old.id).unwrap(), "its index entry went too");
-        assert!(!store.revoke_portal_session(store.test_owner(Mode::Live), live.id).unwrap(), "another app's");
-        assert!(store.revoke_portal_session(owner, live.id).unwrap());
-        assert_eq!(store.portal_session(&[2; 32]).unwrap(), None);
-        assert_eq!(store.portal_session(&[3; 32]).unwrap(), Some(other), "only that one");
-    });
+        assert_eq!(store.prune(cutoffs, PruneCursor::default(), 10).await.unwrap().0.portal_sessions, 1);
+        assert_eq!(store.portal_session([1; 32]).await.unwrap(), None);
+        assert_eq!(store.portal_session([2; 32]).await.unwrap(), Some(live.clone()));
+        assert!(!store.revoke_portal_session(owner, old.id).await.unwrap(), "its index entry went too");
+        assert!(
+            !store.revoke_portal_session(store.test_owner(Mode::Live).await, live.id).await.unwrap(),
+            "another app's"
+        );
+        assert!(store.revoke_portal_session(owner, live.id).await.unwrap());
+        assert_eq!(store.portal_session([2; 32]).await.unwrap(), None);
+        assert_eq!(store.portal_session([3; 32]).await.unwrap(), Some(other), "only that one");
+    })
+    .await;
 }

@@ -180,6 +180,21 @@ pub trait RecordPolicy {
     fn undelivered_retention(&self, endpoint_hours: Option<u32>) -> Duration;
 }
 
+/// A policy shared between tasks is the policy.
+impl<P: RecordPolicy + ?Sized> RecordPolicy for std::sync::Arc<P> {
+    fn retry_delay(&self, number: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        (**self).retry_delay(number, retry_after)
+    }
+
+    fn health(&self, run: Option<FailureRun>, result: &AttemptResult) -> HealthVerdict {
+        (**self).health(run, result)
+    }
+
+    fn undelivered_retention(&self, endpoint_hours: Option<u32>) -> Duration {
+        (**self).undelivered_retention(endpoint_hours)
+    }
+}
+
 /// What recording a batch of results changed in the queue.
 #[derive(Debug, Default)]
 pub struct Recorded {

@@ -33,8 +33,8 @@ impl AppDeletions for PgStore {
     /// Removes up to `limit` rows of deleted applications' history, in one transaction;
     /// forgets a deleted application once nothing is left of it and it was deleted before
     /// `settled_before_ms`.
-    fn purge_deleted_apps(&self, limit: usize, settled_before_ms: u64) -> Result<AppPurge, StoreError> {
-        self.run(self.transaction(async |tx| {
+    async fn purge_deleted_apps(&self, limit: usize, settled_before_ms: u64) -> Result<AppPurge, StoreError> {
+        transaction!(self, |tx| {
             let deleted = tx.q("SELECT app, deleted_ms FROM deleted_apps ORDER BY app", &[]).await?;
             let mut purge = AppPurge::default();
             for row in &deleted {
@@ -58,14 +58,15 @@ impl AppDeletions for PgStore {
                 }
             }
             Ok(purge)
-        }))
+        })
+        .await
     }
 
     /// Deletes an application of `mode` (not the default one): it and its endpoints go
     /// now, their pending deliveries end, its keys, portal sessions and listeners go; its
     /// history is purged afterwards in batches.
-    fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError> {
-        self.run(self.transaction(async |tx| {
+    async fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError> {
+        transaction!(self, |tx| {
             let app = uuid(id.as_u128());
             let row = tx
                 .q_opt(
@@ -112,6 +113,7 @@ impl AppDeletions for PgStore {
                 keys_revoked,
                 listeners,
             })
-        }))
+        })
+        .await
     }
 }

@@ -62,95 +62,95 @@ impl PgStore {
 }
 
 impl Apps for PgStore {
-    fn default_apps(&self) -> Result<DefaultApps, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let rows = client.q("SELECT mode, app FROM default_apps", &[]).await?;
-            let find = |mode: Mode| {
-                rows.iter()
-                    .find(|row| row.get::<_, i16>(0) == i16::from(mode.as_u8()))
-                    .map(|row| AppId(id_of(row.get(1))))
-                    .ok_or(StoreError::BadKey { table: "default_apps" })
-            };
-            Ok(DefaultApps { test: find(Mode::Test)?, live: find(Mode::Live)? })
-        })
+    async fn default_apps(&self) -> Result<DefaultApps, StoreError> {
+        let client = self.client().await?;
+        let rows = client.q("SELECT mode, app FROM default_apps", &[]).await?;
+        let find = |mode: Mode| {
+            rows.iter()
+                .find(|row| row.get::<_, i16>(0) == i16::from(mode.as_u8()))
+                .map(|row| AppId(id_of(row.get(1))))
+                .ok_or(StoreError::BadKey { table: "default_apps" })
+        };
+        Ok(DefaultApps { test: find(Mode::Test)?, live: find(Mode::Live)? })
     }
 
-    fn create_app(&self, record: &AppRecord) -> Result<Result<(), UidTaken>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let inserted = client
-                .exec(
-                    "INSERT INTO apps (id, mode, uid, record) VALUES ($1, $2, $3, $4)",
-                    &[&uuid(record.id.as_u128()), &i16::from(record.mode.as_u8()), &record.uid, &Json(record)],
-                )
-                .await;
-            match inserted {
-                Ok(_) => Ok(Ok(())),
-                Err(err) if is_uid_taken(&err) => {
-                    let uid = record.uid.as_deref().unwrap_or_default();
-                    Ok(Err(UidTaken { by: self.app_with_uid(&client, record.mode, uid).await?.unwrap_or(AppId(0)) }))
-                }
-                Err(err) => Err(err.into()),
+    async fn create_app(&self, record: AppRecord) -> Result<Result<(), UidTaken>, StoreError> {
+        let client = self.client().await?;
+        let inserted = client
+            .exec(
+                "INSERT INTO apps (id, mode, uid, record) VALUES ($1, $2, $3, $4)",
+                &[&uuid(record.id.as_u128()), &i16::from(record.mode.as_u8()), &record.uid, &Json(&record)],
+            )
+            .await;
+        match inserted {
+            Ok(_) => Ok(Ok(())),
+            Err(err) if is_uid_taken(&err) => {
+                let uid = record.uid.as_deref().unwrap_or_default();
+                Ok(Err(UidTaken { by: self.app_with_uid(&client, record.mode, uid).await?.unwrap_or(AppId(0)) }))
             }
-        })
-    }
-
-    fn find_app(&self, mode: Mode, name: &str) -> Result<Option<AppRecord>, StoreError> {
-        match name.parse::<AppId>() {
-            Ok(id) => self.app(mode, id),
-            Err(_) => self.run(async {
-                let client = self.client().await?;
-                let row = client
-                    .q_opt("SELECT record FROM apps WHERE mode = $1 AND uid = $2", &[&i16::from(mode.as_u8()), &name])
-                    .await?;
-                Ok(row.map(|row| row.get::<_, Json<AppRecord>>(0).0))
-            }),
+            Err(err) => Err(err.into()),
         }
     }
 
-    fn update_app(
+    async fn find_app(&self, mode: Mode, name: String) -> Result<Option<AppRecord>, StoreError> {
+        match name.parse::<AppId>() {
+            Ok(id) => self.app(mode, id).await,
+            Err(_) => {
+                async {
+                    let client = self.client().await?;
+                    let row = client
+                        .q_opt(
+                            "SELECT record FROM apps WHERE mode = $1 AND uid = $2",
+                            &[&i16::from(mode.as_u8()), &name],
+                        )
+                        .await?;
+                    Ok(row.map(|row| row.get::<_, Json<AppRecord>>(0).0))
+                }
+                .await
+            }
+        }
+    }
+
+    async fn update_app(
         &self,
         mode: Mode,
         id: AppId,
-        change: impl FnOnce(&mut AppRecord),
+        change: impl FnOnce(&mut AppRecord) + Send + 'static,
     ) -> Result<Result<Option<AppRecord>, UidTaken>, StoreError> {
-        self.run(async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
-            let row = tx
-                .q_opt(
-                    "SELECT record FROM apps WHERE id = $1 AND mode = $2 FOR UPDATE",
-                    &[&uuid(id.as_u128()), &i16::from(mode.as_u8())],
-                )
-                .await?;
-            let Some(row) = row else { return Ok(Ok(None)) };
-            let mut record = row.get::<_, Json<AppRecord>>(0).0;
-            change(&mut record);
-            let updated = tx
-                .exec(
-                    "UPDATE apps SET uid = $2, record = $3 WHERE id = $1",
-                    &[&uuid(id.as_u128()), &record.uid, &Json(&record)],
-                )
-                .await;
-            match updated {
-                Ok(_) => {
-                    tx.commit().await?;
-                    Ok(Ok(Some(record)))
-                }
-                Err(err) if is_uid_taken(&err) => {
-                    drop(tx);
-                    let uid = record.uid.as_deref().unwrap_or_default();
-                    Ok(Err(UidTaken { by: self.app_with_uid(&client, mode, uid).await?.unwrap_or(AppId(0)) }))
-                }
-                Err(err) => Err(err.into()),
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .q_opt(
+                "SELECT record FROM apps WHERE id = $1 AND mode = $2 FOR UPDATE",
+                &[&uuid(id.as_u128()), &i16::from(mode.as_u8())],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(Ok(None)) };
+        let mut record = row.get::<_, Json<AppRecord>>(0).0;
+        change(&mut record);
+        let updated = tx
+            .exec(
+                "UPDATE apps SET uid = $2, record = $3 WHERE id = $1",
+                &[&uuid(id.as_u128()), &record.uid, &Json(&record)],
+            )
+            .await;
+        match updated {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(Ok(Some(record)))
             }
-        })
+            Err(err) if is_uid_taken(&err) => {
+                drop(tx);
+                let uid = record.uid.as_deref().unwrap_or_default();
+                Ok(Err(UidTaken { by: self.app_with_uid(&client, mode, uid).await?.unwrap_or(AppId(0)) }))
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
-    fn list_apps(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ListError> {
+    async fn list_apps(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ListError> {
         let mode_key = i16::from(mode.as_u8());
-        self.run(async {
+        async {
             let client = self.client().await?;
             let query = ListQuery {
                 select: "SELECT record FROM apps WHERE mode = $1",
@@ -159,25 +159,24 @@ impl Apps for PgStore {
                 exists: "SELECT 1 FROM apps WHERE mode = $1 AND id = $2",
                 scope: &mode_key,
             };
-            Ok(list(&client, query, request, |row| Ok(row.get::<_, Json<AppRecord>>(0).0)).await)
-        })?
+            Ok::<_, StoreError>(list(&client, query, request, |row| Ok(row.get::<_, Json<AppRecord>>(0).0)).await)
+        }
+        .await?
     }
 
-    fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let row = client
-                .q_opt(
-                    "SELECT record FROM apps WHERE id = $1 AND mode = $2",
-                    &[&uuid(id.as_u128()), &i16::from(mode.as_u8())],
-                )
-                .await?;
-            Ok(row.map(|row| row.get::<_, Json<AppRecord>>(0).0))
-        })
+    async fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .q_opt(
+                "SELECT record FROM apps WHERE id = $1 AND mode = $2",
+                &[&uuid(id.as_u128()), &i16::from(mode.as_u8())],
+            )
+            .await?;
+        Ok(row.map(|row| row.get::<_, Json<AppRecord>>(0).0))
     }
 
     #[cfg(test)]
-    fn test_owner(&self, mode: Mode) -> Owner {
-        self.default_apps().expect("default apps").of(mode)
+    async fn test_owner(&self, mode: Mode) -> Owner {
+        self.default_apps().await.expect("default apps").of(mode)
     }
 }

@@ -517,7 +517,7 @@ pub(super) async fn latest_per_endpoint(
 }
 
 impl Attempts for PgStore {
-    fn list_attempts(
+    async fn list_attempts(
         &self,
         owner: Owner,
         endpoint: EndpointId,
@@ -532,62 +532,61 @@ impl Attempts for PgStore {
             params.push(code);
             select += " AND status = $3";
         }
-        self.run(async {
+        async {
             let client = self.client().await?;
             // A cursor must be an attempt of this endpoint (the page itself is of the
             // application's: `select` says so). One statement text for every endpoint, so
             // the connection's cache of prepared statements stays bounded.
             let exists = "SELECT 1 FROM attempts WHERE endpoint = $1 AND id = $2";
             let query = ListQuery { select: &select, params, id: "id", exists, scope: &endpoint };
-            Ok(list(&client, query, request, |row| attempt_of(row)?.opened(&self.sealer)).await)
-        })?
+            Ok::<_, StoreError>(list(&client, query, request, |row| attempt_of(row)?.opened(&self.sealer)).await)
+        }
+        .await?
     }
 
-    fn attempt(&self, owner: Owner, endpoint: EndpointId, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = $1 AND app = $2 AND endpoint = $3");
-            let row = client
-                .q_opt(&sql, &[&uuid(id.as_u128()), &uuid(owner.app.as_u128()), &uuid(endpoint.as_u128())])
-                .await?;
-            row.map(|row| attempt_of(&row)?.opened(&self.sealer)).transpose()
-        })
+    async fn attempt(
+        &self,
+        owner: Owner,
+        endpoint: EndpointId,
+        id: DeliveryId,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = $1 AND app = $2 AND endpoint = $3");
+        let row =
+            client.q_opt(&sql, &[&uuid(id.as_u128()), &uuid(owner.app.as_u128()), &uuid(endpoint.as_u128())]).await?;
+        row.map(|row| attempt_of(&row)?.opened(&self.sealer)).transpose()
     }
 
-    fn event_attempts(
+    async fn event_attempts(
         &self,
         owner: Owner,
         event: EventId,
         limit: usize,
     ) -> Result<(Vec<AttemptRecord>, bool), StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let sql = format!(
-                "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE event = $1 AND app = $2 ORDER BY id DESC LIMIT $3"
-            );
-            let rows =
-                client.q(&sql, &[&uuid(event.as_u128()), &uuid(owner.app.as_u128()), &(limit as i64 + 1)]).await?;
-            let more = rows.len() > limit;
-            let out =
-                rows.iter().take(limit).map(|row| attempt_of(row)?.opened(&self.sealer)).collect::<Result<_, _>>()?;
-            Ok((out, more))
-        })
+        let client = self.client().await?;
+        let sql =
+            format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE event = $1 AND app = $2 ORDER BY id DESC LIMIT $3");
+        let rows = client.q(&sql, &[&uuid(event.as_u128()), &uuid(owner.app.as_u128()), &(limit as i64 + 1)]).await?;
+        let more = rows.len() > limit;
+        let out = rows.iter().take(limit).map(|row| attempt_of(row)?.opened(&self.sealer)).collect::<Result<_, _>>()?;
+        Ok((out, more))
     }
 
     #[cfg(test)]
-    fn put_raw_attempt_for_test(&self, id: crate::ids::DeliveryId, bytes: Option<&[u8]>) {
+    async fn put_raw_attempt_for_test(&self, id: DeliveryId, bytes: Option<Vec<u8>>) -> () {
         let id = uuid(id.as_u128());
-        self.run(async {
+        async {
             let client = self.client().await?;
             match bytes {
                 Some(bytes) => {
-                    let text = String::from_utf8_lossy(bytes).into_owned();
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
                     client.exec("UPDATE attempts SET response_body = $2 WHERE id = $1", &[&id, &text]).await?
                 }
                 None => client.exec("DELETE FROM attempts WHERE id = $1", &[&id]).await?,
             };
-            Ok(())
-        })
+            Ok::<_, StoreError>(())
+        }
+        .await
         .unwrap();
     }
 }

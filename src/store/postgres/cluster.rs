@@ -89,25 +89,23 @@ impl Backend for PgStore {
         Some((status.size - status.available, status.available, status.waiting))
     }
 
-    fn check(&self) -> Result<(), StoreError> {
-        self.run(async {
-            self.client().await?.simple_query("SELECT 1").await?;
-            Ok(())
-        })
+    async fn check(&self) -> Result<(), StoreError> {
+        self.client().await?.simple_query("SELECT 1").await?;
+        Ok(())
     }
 
     fn claim_renewal(&self) -> Option<Duration> {
         Some(self.claim_lease / 3)
     }
 
-    fn renew_claims(&self, held: &[DeliveryId], listening: &[EndpointId]) -> Result<(), StoreError> {
+    async fn renew_claims(&self, held: Vec<DeliveryId>, listening: Vec<EndpointId>) -> Result<(), StoreError> {
         if held.is_empty() && listening.is_empty() {
             return Ok(());
         }
         let lease = self.claim_lease.as_millis() as i64;
         let entries: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
         let endpoints: Vec<uuid::Uuid> = listening.iter().map(|id| uuid(id.as_u128())).collect();
-        self.run(async {
+        async {
             let client = self.client().await?;
             if !entries.is_empty() {
                 let sql = format!(
@@ -123,45 +121,46 @@ impl Backend for PgStore {
                 client.exec(&sql, &[&endpoints, &self.token, &lease]).await?;
             }
             Ok(())
-        })
+        }
+        .await
     }
 
-    fn release_claims(&self, entries: &[DeliveryId]) -> Result<(), StoreError> {
+    async fn release_claims(&self, entries: Vec<DeliveryId>) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
         let ids: Vec<uuid::Uuid> = entries.iter().map(|id| uuid(id.as_u128())).collect();
-        self.run(async {
+        async {
             let client = self.client().await?;
             client.exec("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&ids]).await?;
             Ok(())
-        })
+        }
+        .await
     }
 
     /// Records that this process holds the CLI connection of listener endpoint `id` (for
     /// the claim lease, renewed by [`PgStore::renew_claims`]): the other processes hand
     /// it the endpoint's attempts rather than park them.
-    fn hold_listener(&self, id: EndpointId) -> Result<(), StoreError> {
+    async fn hold_listener(&self, id: EndpointId) -> Result<(), StoreError> {
         let lease = self.claim_lease.as_millis() as i64;
-        self.run(async {
+        async {
             let client = self.client().await?;
             let sql = format!("UPDATE listeners SET holder = $2, held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = $1");
             client.exec(&sql, &[&uuid(id.as_u128()), &self.token, &lease]).await?;
             Ok(())
-        })
+        }
+        .await
     }
 
-    fn release_listener(&self, id: EndpointId) -> Result<(), StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            client
-                .exec(
-                    "UPDATE listeners SET holder = NULL, held_until_ms = NULL WHERE endpoint = $1 AND holder = $2",
-                    &[&uuid(id.as_u128()), &self.token],
-                )
-                .await?;
-            Ok(())
-        })
+    async fn release_listener(&self, id: EndpointId) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .exec(
+                "UPDATE listeners SET holder = NULL, held_until_ms = NULL WHERE endpoint = $1 AND holder = $2",
+                &[&uuid(id.as_u128()), &self.token],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Calls `wake` whenever another process queues attempts (a hint: the scheduler
@@ -171,8 +170,7 @@ impl Backend for PgStore {
         let config = self.config.clone();
         let tls = self.tls.clone();
         let token = self.token.clone();
-        let runtime = self.runtime.as_ref().expect("the runtime lives as long as the store");
-        runtime.spawn(async move {
+        self.runtime().spawn(async move {
             let mut first = true;
             loop {
                 if !first {
@@ -190,22 +188,17 @@ impl Backend for PgStore {
     /// Whether this process does the duties one process does for all: it holds (or now
     /// takes) their advisory lock on a connection of its own. Another process takes
     /// them over when this one's connection ends.
-    fn lead(&self) -> Result<bool, StoreError> {
-        self.run(async {
-            let mut leader = self.leader.lock().await;
-            if leader.as_ref().is_some_and(|client| !client.is_closed()) {
-                return Ok(true);
-            }
-            *leader = None;
-            let (client, connection) = self.config.connect(self.tls.clone()).await?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            let held: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&DUTIES_LOCK]).await?.get(0);
-            if held {
-                *leader = Some(client);
-            }
-            Ok(held)
-        })
+    async fn lead(&self) -> Result<bool, StoreError> {
+        let mut leader = self.leader.lock().await;
+        if leader.as_ref().is_some_and(|client| !client.is_closed()) {
+            return Ok(true);
+        }
+        *leader = None;
+        let client = self.own_connection().await?;
+        let held: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&DUTIES_LOCK]).await?.get(0);
+        if held {
+            *leader = Some(client);
+        }
+        Ok(held)
     }
 }

@@ -226,9 +226,9 @@ impl PgStore {
     /// Seals the endpoint secrets an earlier release stored in clear (at start, by every
     /// process; the rows are locked, so a secret rotated meanwhile through another process
     /// is not overwritten). Returns how many endpoints had one.
-    pub(super) fn seal_clear_secrets(&self) -> Result<usize, StoreError> {
+    pub(super) async fn seal_clear_secrets(&self) -> Result<usize, StoreError> {
         let prefix = format!("{}%", crate::store::sealing::TEXT_PREFIX);
-        self.run(self.transaction(async |tx| {
+        transaction!(self, |tx| {
             let rows = tx
                 .q(
                     "SELECT record FROM endpoints WHERE EXISTS (
@@ -248,53 +248,48 @@ impl PgStore {
                 }
             }
             Ok(rows.len())
-        }))
+        })
+        .await
     }
 }
 
 impl Endpoints for PgStore {
-    fn insert_endpoint(&self, record: &EndpointRecord) -> Result<(), StoreError> {
-        self.run(async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
-            put_in(&tx, None, record).await?;
-            tx.commit().await?;
-            Ok(())
-        })
+    async fn insert_endpoint(&self, record: EndpointRecord) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        put_in(&tx, None, &record).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
-    fn endpoint(&self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let sql = format!("{WITH_HEALTH} WHERE e.app = $1 AND e.id = $2");
-            let row = client.q_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
-            row.as_ref().map(endpoint_of).transpose()
-        })
+    async fn endpoint(&self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!("{WITH_HEALTH} WHERE e.app = $1 AND e.id = $2");
+        let row = client.q_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
+        row.as_ref().map(endpoint_of).transpose()
     }
 
-    fn update_endpoint(
+    async fn update_endpoint(
         &self,
         owner: Owner,
         id: EndpointId,
-        change: impl FnOnce(&mut EndpointRecord),
+        change: impl FnOnce(&mut EndpointRecord) + Send + 'static,
     ) -> Result<Option<EndpointRecord>, StoreError> {
-        self.run(async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
-            let updated = update_in(&tx, owner.app, id, change).await?;
-            tx.commit().await?;
-            Ok(updated)
-        })
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let updated = update_in(&tx, owner.app, id, change).await?;
+        tx.commit().await?;
+        Ok(updated)
     }
 
-    fn list_endpoints(
+    async fn list_endpoints(
         &self,
         owner: Owner,
         request: PageRequest<EndpointId>,
-        filter: &EndpointFilter,
+        filter: EndpointFilter,
     ) -> Result<Page<EndpointRecord>, ListError> {
         let app = uuid(owner.app.as_u128());
-        self.run(async {
+        async {
             let client = self.client().await?;
             let by_label;
             let select;
@@ -317,7 +312,8 @@ impl Endpoints for PgStore {
                 exists: "SELECT 1 FROM endpoints WHERE app = $1 AND id = $2",
                 scope: &app,
             };
-            Ok(list(&client, query, request, endpoint_of).await)
-        })?
+            Ok::<_, StoreError>(list(&client, query, request, endpoint_of).await)
+        }
+        .await?
     }
 }

@@ -128,20 +128,18 @@ pub(super) fn meta_of(row: &Row, at: usize) -> Result<EventMeta, StoreError> {
 }
 
 impl Events for PgStore {
-    fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id = $2");
-            let row = client.q_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
-            row.map(|row| event_of(&self.sealer, &row)).transpose()
-        })
+    async fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id = $2");
+        let row = client.q_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
+        row.map(|row| event_of(&self.sealer, &row)).transpose()
     }
 
-    fn list_events(
+    async fn list_events(
         &self,
         owner: Owner,
         request: PageRequest<EventId>,
-        filter: &EventFilter,
+        filter: EventFilter,
     ) -> Result<Page<StoredEvent>, ListError> {
         let app = uuid(owner.app.as_u128());
         // Ids carry their creation time: the time bounds are id bounds too, which keep the
@@ -182,7 +180,7 @@ impl Events for PgStore {
                 )
             }
         }
-        self.run(async {
+        async {
             let client = self.client().await?;
             let query = ListQuery {
                 select: &select,
@@ -191,13 +189,14 @@ impl Events for PgStore {
                 exists: "SELECT 1 FROM events WHERE app = $1 AND id = $2",
                 scope: &app,
             };
-            Ok(list(&client, query, request, |row| event_of(&self.sealer, row)).await)
-        })?
+            Ok::<_, StoreError>(list(&client, query, request, |row| event_of(&self.sealer, row)).await)
+        }
+        .await?
     }
 
-    fn record_test_ping(&self, event: &NewEvent, record: &AttemptRecord) -> Result<(), StoreError> {
-        self.run(self.transaction(async |tx| {
-            insert_events(tx, &self.sealer, std::slice::from_ref(event), &[0]).await?;
+    async fn record_test_ping(&self, event: NewEvent, record: AttemptRecord) -> Result<(), StoreError> {
+        transaction!(self, |tx| {
+            insert_events(tx, &self.sealer, std::slice::from_ref(&event), &[0]).await?;
             let mut record = record.clone();
             let row = response_row(record.id);
             record.response_body = record.response_body.map(|body| self.sealer.seal_text(&row, &body));
@@ -207,22 +206,28 @@ impl Events for PgStore {
             writes.save(record);
             writes.flush(tx).await?;
             Ok(())
-        }))
+        })
+        .await
     }
 
-    fn publish_events(&self, events: &[NewEvent], now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError> {
-        self.run(self.transaction(async |tx| {
+    async fn publish_events(
+        &self,
+        events: Vec<NewEvent>,
+        now_ms: u64,
+    ) -> Result<(Vec<Published>, Scheduled), StoreError> {
+        transaction!(self, |tx| {
             let mut writes = Writes::new(&self.token);
-            let done = publish_in(tx, &self.sealer, events, now_ms, &mut writes).await?;
+            let done = publish_in(tx, &self.sealer, &events, now_ms, &mut writes).await?;
             writes.flush(tx).await?;
             Ok(done)
-        }))
+        })
+        .await
     }
 
     /// Schedules a new round of delivery of an event: to `endpoint` if named, else to
     /// every enabled endpoint subscribed to its type; an endpoint whose undelivered
     /// payload window has passed gets nothing (named: [`Resent::PayloadExpired`]).
-    fn resend_event(
+    async fn resend_event(
         &self,
         owner: Owner,
         id: EventId,
@@ -230,7 +235,7 @@ impl Events for PgStore {
         now_ms: u64,
         default_hours: u32,
     ) -> Result<Resent, StoreError> {
-        self.run(self.transaction(async |tx| {
+        transaction!(self, |tx| {
             let key = [uuid(owner.app.as_u128()), uuid(id.as_u128())];
             let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id = $2");
             let Some(row) = tx.q_opt(&sql, &[&key[0], &key[1]]).await? else { return Ok(Resent::NoEvent) };
@@ -275,6 +280,7 @@ impl Events for PgStore {
             writes.add_pending(owner.app, id, targets.len() as i32);
             writes.flush(tx).await?;
             Ok(Resent::Scheduled(scheduled))
-        }))
+        })
+        .await
     }
 }

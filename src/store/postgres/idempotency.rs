@@ -15,15 +15,15 @@ impl Idempotency for PgStore {
     /// is held in it: a marker is written under the key unless an answer within the
     /// window or a live marker of another request is there, in one statement, so of two
     /// processes racing for a key exactly one runs.
-    fn begin_idempotent(
+    async fn begin_idempotent(
         &self,
         owner: Owner,
-        key: &str,
-        fingerprint: &str,
+        key: String,
+        fingerprint: String,
         now: i64,
     ) -> Result<IdempotencyBegin, StoreError> {
-        let marker = IdempotencyRecord::in_progress(fingerprint, now);
-        let found = self.run(async {
+        let marker = IdempotencyRecord::in_progress(&fingerprint, now);
+        let found = async {
             let client = self.client().await?;
             let app = uuid(owner.app.as_u128());
             let claimed = client
@@ -38,41 +38,51 @@ impl Idempotency for PgStore {
                 )
                 .await?;
             if claimed.is_some() {
-                return Ok(None);
+                return Ok::<_, StoreError>(None);
             }
             let row = client.q_opt("SELECT record FROM idempotency WHERE app = $1 AND key = $2", &[&app, &key]).await?;
             // Gone since the insert lost (its request stored no answer): still in use a
             // moment ago, so the caller hears that and retries.
-            Ok(Some(row.map(|row| row.get::<_, Json<IdempotencyRecord>>(0).0).unwrap_or(marker)))
-        })?;
+            Ok::<_, StoreError>(Some(row.map(|row| row.get::<_, Json<IdempotencyRecord>>(0).0).unwrap_or(marker)))
+        }
+        .await?;
         let Some(found) = found else { return Ok(IdempotencyBegin::Run) };
         if found.is_in_progress() {
             return Ok(IdempotencyBegin::InProgress);
         }
-        Ok(IdempotencyRecord::begin(Some(found.opened(&self.sealer, owner, key)?), now))
+        Ok(IdempotencyRecord::begin(Some(found.opened(&self.sealer, owner, &key)?), now))
     }
 
     /// Lets go of a key whose request stored no answer: removes its marker (the one it
     /// wrote at `since` for `fingerprint`: a marker another request took over after this
     /// one's went stale is left alone), so the client may retry the (corrected) request
     /// with the same key at once.
-    fn abandon_idempotent(&self, owner: Owner, key: &str, fingerprint: &str, since: i64) -> Result<(), StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            client
-                .exec(
-                    "DELETE FROM idempotency WHERE app = $1 AND key = $2 AND (record->>'status')::int = 0
-                       AND created = $3 AND record->>'fingerprint' = $4",
-                    &[&uuid(owner.app.as_u128()), &key, &since, &fingerprint],
-                )
-                .await?;
-            Ok(())
-        })
+    async fn abandon_idempotent(
+        &self,
+        owner: Owner,
+        key: String,
+        fingerprint: String,
+        since: i64,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .exec(
+                "DELETE FROM idempotency WHERE app = $1 AND key = $2 AND (record->>'status')::int = 0
+                   AND created = $3 AND record->>'fingerprint' = $4",
+                &[&uuid(owner.app.as_u128()), &key, &since, &fingerprint],
+            )
+            .await?;
+        Ok(())
     }
 
-    fn put_idempotency_record(&self, owner: Owner, key: &str, record: &IdempotencyRecord) -> Result<(), StoreError> {
-        let sealed = record.sealed(&self.sealer, owner, key);
-        self.run(async {
+    async fn put_idempotency_record(
+        &self,
+        owner: Owner,
+        key: String,
+        record: IdempotencyRecord,
+    ) -> Result<(), StoreError> {
+        let sealed = record.sealed(&self.sealer, owner, &key);
+        async {
             let client = self.client().await?;
             client
                 .exec(
@@ -82,6 +92,7 @@ impl Idempotency for PgStore {
                 )
                 .await?;
             Ok(())
-        })
+        }
+        .await
     }
 }

@@ -14,9 +14,9 @@ use super::events::{EVENT_COLUMNS, body_of, meta_of};
 use super::{PgStore, uuid};
 
 impl Jobs for PgStore {
-    fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError> {
+    async fn jobs(&self, attempt_ids: Vec<DeliveryId>) -> Result<Vec<Option<Job>>, StoreError> {
         let ids: Vec<uuid::Uuid> = attempt_ids.iter().map(|id| uuid(id.as_u128())).collect();
-        self.run(async {
+        async {
             let client = self.client().await?;
             let columns: String = ATTEMPT_COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ");
             let sql = format!(
@@ -40,6 +40,7 @@ impl Jobs for PgStore {
                 found.insert(attempt.id, Job { attempt, endpoint, body });
             }
             Ok(attempt_ids.iter().map(|id| found.remove(id)).collect())
-        })
+        }
+        .await
     }
 }

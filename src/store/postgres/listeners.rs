@@ -40,16 +40,16 @@ impl Listeners for PgStore {
     /// updated to `request`; `make` builds a new one when there is none yet. The answer
     /// says whether it was made now. Two connections of one key take turns (an advisory
     /// lock on the key), so they share one endpoint.
-    fn listener_endpoint(
+    async fn listener_endpoint(
         &self,
         owner: Owner,
-        key_hash: &[u8; 32],
-        request: &ListenRequest,
-        make: impl FnOnce() -> EndpointRecord,
+        key_hash: [u8; 32],
+        request: ListenRequest,
+        make: impl FnOnce() -> EndpointRecord + Send + 'static,
     ) -> Result<(EndpointRecord, bool), StoreError> {
         let app = uuid(owner.app.as_u128());
         let lock = i64::from_be_bytes(key_hash[..8].try_into().expect("32 bytes")) ^ (owner.app.as_u128() as i64);
-        self.run(self.transaction_once(async |tx| {
+        transaction_once!(self, |tx| {
             tx.exec("SELECT pg_advisory_xact_lock($1)", &[&lock]).await?;
             let known = tx
                 .q_opt("SELECT endpoint FROM listeners WHERE app = $1 AND key_hash = $2", &[&app, &key_hash.as_slice()])
@@ -63,7 +63,7 @@ impl Listeners for PgStore {
                 Some(record) => (record.clone(), false),
                 None => (make(), true),
             };
-            request.apply_to(&mut record, key_hash);
+            request.apply_to(&mut record, &key_hash);
             put_in(tx, existing.as_ref(), &record).await?;
             tx.exec(
                 "INSERT INTO listeners (app, key_hash, endpoint) VALUES ($1, $2, $3)
@@ -72,11 +72,12 @@ impl Listeners for PgStore {
             )
             .await?;
             Ok((record, made))
-        }))
+        })
+        .await
     }
 
-    fn touch_listener(&self, owner: Owner, id: EndpointId, now: i64) -> Result<(), StoreError> {
-        self.run(self.transaction(async |tx| {
+    async fn touch_listener(&self, owner: Owner, id: EndpointId, now: i64) -> Result<(), StoreError> {
+        transaction!(self, |tx| {
             let Some(mut record) = get_in(tx, owner.app, id, Lock::Change).await? else { return Ok(()) };
             if let Some(listener) = &mut record.listener {
                 listener.last_seen = now;
@@ -84,29 +85,28 @@ impl Listeners for PgStore {
                 put_in(tx, Some(&before), &record).await?;
             }
             Ok(())
-        }))
+        })
+        .await
     }
 
-    fn idle_listeners(&self, cutoff: i64) -> Result<Vec<(Owner, EndpointId)>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let rows = client
-                .q(
-                    &format!(
-                        "SELECT e.record FROM listeners l JOIN endpoints e ON e.app = l.app AND e.id = l.endpoint
-                         WHERE (e.record->'listener'->>'last_seen')::bigint < $1
-                             AND (l.held_until_ms IS NULL OR l.held_until_ms < {DB_NOW_MS})"
-                    ),
-                    &[&cutoff],
-                )
-                .await?;
-            Ok(rows
-                .iter()
-                .map(|row| {
-                    let record = row.get::<_, Json<EndpointRecord>>(0).0;
-                    (record.owner(), record.id)
-                })
-                .collect())
-        })
+    async fn idle_listeners(&self, cutoff: i64) -> Result<Vec<(Owner, EndpointId)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .q(
+                &format!(
+                    "SELECT e.record FROM listeners l JOIN endpoints e ON e.app = l.app AND e.id = l.endpoint
+                     WHERE (e.record->'listener'->>'last_seen')::bigint < $1
+                         AND (l.held_until_ms IS NULL OR l.held_until_ms < {DB_NOW_MS})"
+                ),
+                &[&cutoff],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let record = row.get::<_, Json<EndpointRecord>>(0).0;
+                (record.owner(), record.id)
+            })
+            .collect())
     }
 }

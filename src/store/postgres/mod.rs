@@ -1,9 +1,11 @@
 //! The Postgres backend: the same store as the redb file, kept in a PostgreSQL database
 //! that any number of stile processes share.
 //!
-//! Its methods are synchronous like redb's (callers reach the store from blocking
-//! threads); each runs its queries on the store's own small Tokio runtime, which drives
-//! the pooled connections (tokio-postgres with deadpool). The schema is versioned in
+//! Its methods are `async` and awaited by their callers on the callers' own runtimes (the
+//! API's workers, the engine's). The connections (tokio-postgres, pooled by deadpool) do
+//! their I/O on the store's own small runtime ([`OnStoreRuntime`]), so a connection never
+//! depends on the runtime that first asked for it, which may stop first (the server's
+//! workers stop before the engine records its last results). The schema is versioned in
 //! `migrations/` and applied at start under an advisory lock (see `migrate.rs`). Each
 //! concern's file implements that concern's backend trait for `PgStore`, with the same
 //! name as its redb twin.
@@ -13,6 +15,63 @@
 //! threads of one process do with redb's single writer.
 
 use self::cached::Cached;
+
+/// Runs `$body` in a transaction of `$store` (a `&PgStore`) with `$tx` naming the
+/// transaction (a `&deadpool_postgres::Transaction`), and commits it: an async block
+/// whose output is the body's. A transaction the database aborted for a conflict with
+/// another (a serialization failure, a deadlock it broke) is run again, up to
+/// [`CONFLICT_RETRIES`] times, so the body must be safe to run again (it gathers its
+/// writes afresh each time).
+///
+/// A macro, not a method taking an async closure: the body stays part of the method's own
+/// future, whose `Send` rustc can prove (through an async closure's returned future it
+/// cannot yet), and the store's futures run on multi-threaded runtimes.
+macro_rules! transaction {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        async {
+            let store: &$crate::store::postgres::PgStore = $store;
+            let mut client = store.client().await?;
+            let mut tries = 0;
+            loop {
+                let tx = client.transaction().await?;
+                let outcome = match async {
+                    let $tx = &tx;
+                    $body
+                }
+                .await
+                {
+                    Ok(value) => tx.commit().await.map(|()| value).map_err($crate::store::model::StoreError::from),
+                    Err(err) => Err(err),
+                };
+                match outcome {
+                    Err(err) if store.rerun_after(&err, &mut tries) => {}
+                    outcome => break outcome,
+                }
+            }
+        }
+    };
+}
+
+/// Runs `$body` once in a transaction of `$store` and commits it, as [`transaction!`]
+/// does but never again (for work that cannot run twice, such as a change given as
+/// `FnOnce`).
+macro_rules! transaction_once {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        async {
+            let store: &$crate::store::postgres::PgStore = $store;
+            let mut client = store.client().await?;
+            let tx = client.transaction().await?;
+            let value = async {
+                let $tx = &tx;
+                let result: Result<_, $crate::store::model::StoreError> = $body;
+                result
+            }
+            .await?;
+            tx.commit().await?;
+            Ok::<_, $crate::store::model::StoreError>(value)
+        }
+    };
+}
 
 mod api_keys;
 mod app_deletion;
@@ -41,7 +100,6 @@ pub(crate) mod tests;
 pub mod throwaway;
 mod tls;
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -217,7 +275,7 @@ pub struct PgStore {
 impl PgStore {
     /// Connects, brings the schema up to date (one process at a time), and checks the
     /// payload key against the one the database's payloads are sealed with.
-    pub fn connect(options: &PgOptions) -> Result<PgStore, OpenError> {
+    pub async fn connect(options: &PgOptions) -> Result<PgStore, OpenError> {
         let database = describe_url(&options.url);
         let unusable = |problem: String| OpenError::Postgres { database: database.clone(), problem };
         let url = tls::TlsUrl::parse(&options.url).map_err(|e| unusable(format!("invalid postgres_url: {e}")))?;
@@ -240,9 +298,9 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| unusable(format!("cannot start the database runtime: {e}")))?;
-        let manager = Manager::from_config(
+        let manager = Manager::from_connect(
             config.clone(),
-            tls.clone(),
+            OnStoreRuntime { tls: tls.clone(), runtime: runtime.handle().clone() },
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
         let pool = Pool::builder(manager)
@@ -264,9 +322,9 @@ impl PgStore {
             token: cluster::new_token(),
             conflicts_rerun: std::sync::atomic::AtomicU64::new(0),
         };
-        store.run(migrate::migrate(&store.pool, crate::clock::unix_now())).map_err(|e| unusable(e.to_string()))?;
-        store.sealer = store.payload_key(&options.key_file)?;
-        let sealed = store.seal_clear_secrets().map_err(|e| unusable(e.to_string()))?;
+        migrate::migrate(&store.pool, crate::clock::unix_now()).await.map_err(|e| unusable(e.to_string()))?;
+        store.sealer = store.payload_key(&options.key_file).await?;
+        let sealed = store.seal_clear_secrets().await.map_err(|e| unusable(e.to_string()))?;
         if sealed > 0 {
             tracing::info!(endpoints = sealed, "endpoint secrets stored in clear by an earlier release are sealed now");
         }
@@ -278,10 +336,15 @@ impl PgStore {
         &self.database
     }
 
-    /// Runs `work` to completion on the store's runtime, from the calling (blocking)
-    /// thread.
-    fn run<T>(&self, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-        self.runtime.as_ref().expect("the runtime lives as long as the store").block_on(work)
+    /// The store's runtime, where its connections do their I/O.
+    fn runtime(&self) -> &tokio::runtime::Handle {
+        self.runtime.as_ref().expect("the runtime lives as long as the store").handle()
+    }
+
+    /// A connection of its own, outside the pool (the leader's, the listener's).
+    async fn own_connection(&self) -> Result<tokio_postgres::Client, StoreError> {
+        let (client, _io) = OnStoreRuntime::open(&self.config, &self.tls, self.runtime()).await?;
+        Ok(client)
     }
 
     /// A pooled connection.
@@ -289,51 +352,23 @@ impl PgStore {
         Ok(self.pool.get().await?)
     }
 
-    /// Runs `work` in a transaction and commits it. A transaction the database aborted
-    /// for a conflict with another (a serialization failure, a deadlock it broke) is run
-    /// again, up to [`CONFLICT_RETRIES`] times; `work` must be safe to run again (it
-    /// gathers its writes afresh each time).
-    async fn transaction<T>(
-        &self,
-        mut work: impl AsyncFnMut(&deadpool_postgres::Transaction<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut client = self.client().await?;
-        let mut tries = 0;
-        loop {
-            let tx = client.transaction().await?;
-            let outcome = match work(&tx).await {
-                Ok(value) => tx.commit().await.map(|()| value).map_err(StoreError::from),
-                Err(err) => Err(err),
-            };
-            match outcome {
-                Err(err) if is_conflict(&err) && tries < CONFLICT_RETRIES => {
-                    tracing::debug!(error = %err, "a transaction aborted for a conflict runs again");
-                    self.conflicts_rerun.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tries += 1;
-                }
-                outcome => return outcome,
-            }
+    /// Counts a transaction the database aborted for a conflict and says whether to run it
+    /// again (up to [`CONFLICT_RETRIES`] times in all; `tries` counts them).
+    fn rerun_after(&self, err: &StoreError, tries: &mut u32) -> bool {
+        if !is_conflict(err) || *tries >= CONFLICT_RETRIES {
+            return false;
         }
-    }
-
-    /// Runs `work` once in a transaction and commits it (for work that cannot run twice,
-    /// such as a change given as `FnOnce`).
-    async fn transaction_once<T>(
-        &self,
-        work: impl AsyncFnOnce(&deadpool_postgres::Transaction<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let value = work(&tx).await?;
-        tx.commit().await?;
-        Ok(value)
+        tracing::debug!(error = %err, "a transaction aborted for a conflict runs again");
+        self.conflicts_rerun.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *tries += 1;
+        true
     }
 
     /// The payload key: the one the database records (which must be in `key_file`), or
     /// for a new database the one in `key_file` (created if absent), recorded now.
-    fn payload_key(&self, key_file: &Path) -> Result<Sealer, OpenError> {
+    async fn payload_key(&self, key_file: &Path) -> Result<Sealer, OpenError> {
         let init = |err: StoreError| OpenError::Postgres { database: self.database.clone(), problem: err.to_string() };
-        let recorded = self.run(recorded_key_id(self)).map_err(init)?;
+        let recorded = recorded_key_id(self).await.map_err(init)?;
         let (sealer, created) = sealing::load_or_create_key(key_file, recorded.is_none()).map_err(|err| match err {
             sealing::KeyError::Io(path, io) if io.kind() == std::io::ErrorKind::NotFound => {
                 let id = format!("{:016x}", recorded.unwrap_or(0));
@@ -350,7 +385,7 @@ impl PgStore {
             Some(_) => Ok(sealer),
             None => {
                 // Another process may have recorded its key meanwhile: the first wins.
-                let winner = self.run(record_key_id(self, sealer.id())).map_err(init)?;
+                let winner = record_key_id(self, sealer.id()).await.map_err(init)?;
                 if winner != sealer.id() {
                     return Err(OpenError::Key(sealing::KeyError::Wrong {
                         path: key_file.to_path_buf(),
@@ -364,6 +399,52 @@ impl PgStore {
                 Ok(sealer)
             }
         }
+    }
+}
+
+/// Opens connections whose I/O runs on the store's runtime: the connection and the socket
+/// it makes are created there, and its task is spawned there.
+struct OnStoreRuntime {
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    runtime: tokio::runtime::Handle,
+}
+
+impl OnStoreRuntime {
+    /// Connects on `runtime` and leaves the connection's task running there.
+    async fn open(
+        config: &tokio_postgres::Config,
+        tls: &tokio_postgres_rustls::MakeRustlsConnect,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error> {
+        let (config, tls) = (config.clone(), tls.clone());
+        let connecting = runtime.spawn(async move {
+            let (client, connection) = config.connect(tls).await?;
+            let io = tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(error = %err, "a postgres connection ended");
+                }
+            });
+            Ok((client, io))
+        });
+        match connecting.await {
+            Ok(connected) => connected,
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            // The runtime goes only with the store, which is in use here.
+            Err(_) => unreachable!("the store's runtime stopped while the store was in use"),
+        }
+    }
+}
+
+impl deadpool_postgres::Connect for OnStoreRuntime {
+    fn connect(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
+    > {
+        let config = config.clone();
+        Box::pin(async move { OnStoreRuntime::open(&config, &self.tls, &self.runtime).await })
     }
 }
 

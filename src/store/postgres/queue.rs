@@ -16,9 +16,14 @@ impl Queue for PgStore {
     /// Claims up to `limit` queue entries due by `until_ms` that no process holds, for
     /// the claim lease. `after` (a scan position, for redb) plays no part: what this
     /// process holds is not offered again until its lease runs out.
-    fn due_entries(&self, _after: Option<QueueKey>, until_ms: u64, limit: usize) -> Result<Vec<DueEntry>, StoreError> {
+    async fn due_entries(
+        &self,
+        _after: Option<QueueKey>,
+        until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<DueEntry>, StoreError> {
         let lease = self.claim_lease.as_millis() as i64;
-        self.run(async {
+        async {
             let client = self.client().await?;
             let sql = format!(
                 "WITH c AS MATERIALIZED (
@@ -41,36 +46,34 @@ impl Queue for PgStore {
                 .collect();
             entries.sort_by_key(|e| e.key);
             Ok(entries)
-        })
+        }
+        .await
     }
 
-    fn next_due_after(&self, _after: Option<QueueKey>) -> Result<Option<u64>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let sql = format!(
-                "SELECT min(due_ms) FROM queue
-                 WHERE NOT parked AND (locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS} OR reserved_for = $1)"
-            );
-            let due: Option<i64> = client.q_one(&sql, &[&self.token]).await?.get(0);
-            Ok(due.map(|d| d as u64))
-        })
+    async fn next_due_after(&self, _after: Option<QueueKey>) -> Result<Option<u64>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT min(due_ms) FROM queue
+             WHERE NOT parked AND (locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS} OR reserved_for = $1)"
+        );
+        let due: Option<i64> = client.q_one(&sql, &[&self.token]).await?.get(0);
+        Ok(due.map(|d| d as u64))
     }
 
-    fn queue_depth(&self) -> Result<u64, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let n: i64 = client.q_one("SELECT count(*) FROM queue WHERE NOT parked", &[]).await?.get(0);
-            Ok(n as u64)
-        })
+    async fn queue_depth(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let n: i64 = client.q_one("SELECT count(*) FROM queue WHERE NOT parked", &[]).await?.get(0);
+        Ok(n as u64)
     }
 
     #[cfg(test)]
-    fn drop_queue_entry_for_test(&self, key: QueueKey) {
+    async fn drop_queue_entry_for_test(&self, key: QueueKey) -> () {
         let id = super::uuid(key.attempt().as_u128());
-        self.run(async {
+        async {
             self.client().await?.exec("DELETE FROM queue WHERE attempt = $1", &[&id]).await?;
-            Ok(())
-        })
+            Ok::<_, StoreError>(())
+        }
+        .await
         .unwrap();
     }
 }

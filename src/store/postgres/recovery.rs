@@ -15,7 +15,7 @@ impl Recoveries for PgStore {
     /// Resends to an endpoint every event whose latest attempt to it, among attempts made
     /// since `since`, failed for good, unless that was longer ago than the endpoint keeps
     /// undelivered payloads. `dry_run` only counts. `None`: no such endpoint.
-    fn recover_endpoint(
+    async fn recover_endpoint(
         &self,
         owner: Owner,
         id: EndpointId,
@@ -24,7 +24,7 @@ impl Recoveries for PgStore {
         now_ms: u64,
         default_hours: u32,
     ) -> Result<Option<Recovery>, StoreError> {
-        self.run(self.transaction(async |tx| {
+        transaction!(self, |tx| {
             let Some(endpoint) = get_in(tx, owner.app, id, Lock::KeyShare).await? else { return Ok(None) };
             let hours = endpoint.undelivered_retention_hours.unwrap_or(default_hours);
             let start = uuid(first_id_at((since.max(0) as u64).saturating_mul(1000)));
@@ -66,6 +66,7 @@ impl Recoveries for PgStore {
             }
             writes.flush(tx).await?;
             Ok(Some(recovery))
-        }))
+        })
+        .await
     }
 }

@@ -11,13 +11,18 @@ impl Retention for PgStore {
     /// Removes up to `limit` old rows from each history table, in one transaction. What
     /// is still in use stays: events with deliveries not final or a held payload, pending
     /// attempts, open sessions. `cursor` plays no part: each statement skips what stays.
-    fn prune(&self, cutoffs: Cutoffs, _cursor: &mut PruneCursor, limit: usize) -> Result<Pruned, StoreError> {
+    async fn prune(
+        &self,
+        cutoffs: Cutoffs,
+        cursor: PruneCursor,
+        limit: usize,
+    ) -> Result<(Pruned, PruneCursor), StoreError> {
         let limit = limit as i64;
         let end = uuid(first_id_at(cutoffs.history_ms));
         let now_ms = cutoffs.now_ms as i64;
         let minute = (cutoffs.history_ms / 60_000) as i64;
         let full = |n: u64| n as i64 >= limit;
-        self.run(self.transaction(async |tx| {
+        let pruned = transaction!(self, |tx| {
             let mut pruned = Pruned::default();
             let n = tx
                 .exec(
@@ -77,6 +82,8 @@ impl Retention for PgStore {
                 .await?;
             (pruned.idempotency, pruned.more) = (n as usize, pruned.more | full(n));
             Ok(pruned)
-        }))
+        })
+        .await?;
+        Ok((pruned, cursor))
     }
 }

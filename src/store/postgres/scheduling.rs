@@ -2,6 +2,7 @@
 //! combined commit, parking, enabling and deleting endpoints, retrying now.
 
 use deadpool_postgres::GenericClient;
+use std::sync::Arc;
 
 use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::backend::Scheduling;
@@ -92,21 +93,22 @@ impl<C: GenericClient> CancelTx for Ending<'_, C> {
 }
 
 impl Scheduling for PgStore {
-    fn update_endpoint_and_resume(
+    async fn update_endpoint_and_resume(
         &self,
         owner: Owner,
         id: EndpointId,
         now_ms: u64,
         resume: bool,
-        change: impl FnOnce(&mut EndpointRecord),
+        change: impl FnOnce(&mut EndpointRecord) + Send + 'static,
     ) -> Result<Option<EndpointUpdated>, StoreError> {
-        self.run(self.transaction_once(async |tx| {
+        transaction_once!(self, |tx| {
             update_and_resume(&mut Tx { client: tx, store: self }, owner, id, now_ms, resume, change).await
-        }))
+        })
+        .await
     }
 
-    fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
-        self.run(self.transaction(async |tx| {
+    async fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
+        transaction!(self, |tx| {
             let Some(removed) = get_in(tx, owner.app, id, Lock::Delete).await? else { return Ok(false) };
             let (app, endpoint) = (uuid(owner.app.as_u128()), uuid(id.as_u128()));
             tx.exec("DELETE FROM endpoints WHERE app = $1 AND id = $2", &[&app, &endpoint]).await?;
@@ -120,33 +122,35 @@ impl Scheduling for PgStore {
             end_pending(&mut Ending { client: tx, writes: &mut writes }, id, "endpoint deleted", now).await?;
             writes.flush(tx).await?;
             Ok(true)
-        }))
+        })
+        .await
     }
 
-    fn publish_and_record(
+    async fn publish_and_record(
         &self,
-        events: &[NewEvent],
-        results: &[AttemptResult],
+        events: Arc<[NewEvent]>,
+        results: Arc<[AttemptResult]>,
         now_ms: u64,
-        policy: &impl RecordPolicy,
+        policy: impl RecordPolicy + Send + Sync + 'static,
     ) -> Result<Written, StoreError> {
-        self.run(self.transaction(async |tx| {
+        transaction!(self, |tx| {
             let mut writes = Writes::new(&self.token);
-            let (published, first_attempts) = publish_in(tx, &self.sealer, events, now_ms, &mut writes).await?;
-            let recorded = record_in(tx, &self.sealer, results, now_ms, policy, &mut writes).await?;
+            let (published, first_attempts) = publish_in(tx, &self.sealer, &events, now_ms, &mut writes).await?;
+            let recorded = record_in(tx, &self.sealer, &results, now_ms, &policy, &mut writes).await?;
             writes.flush(tx).await?;
             Ok(Written { published, first_attempts, recorded })
-        }))
+        })
+        .await
     }
 
-    fn retry_now(
+    async fn retry_now(
         &self,
         owner: Owner,
         endpoint: EndpointId,
         id: DeliveryId,
         now_ms: u64,
     ) -> Result<RetryNow, StoreError> {
-        self.run(self.transaction(async |tx| {
+        transaction!(self, |tx| {
             let named = lock_attempts(tx, &[id]).await?.remove(&id);
             let Some(named) = named.filter(|r| r.app == owner.app && r.endpoint_id == endpoint) else {
                 return Ok(RetryNow::NoSuchAttempt);
@@ -196,17 +200,22 @@ impl Scheduling for PgStore {
             let mut scheduled = Scheduled::default();
             scheduled.push(QueueKey::new(now_ms, target.id));
             Ok(RetryNow::Moved(Box::new(target), scheduled))
-        }))
+        })
+        .await
     }
 
     /// Takes entries whose endpoint is not `deliverable` off the queue (parked); entries
     /// whose attempt is no longer pending just go; the rest stay and are returned. An
     /// entry for a listener endpoint whose CLI another live process holds is handed to
     /// that process instead (reserved for it, which it is woken to claim).
-    fn park(&self, keys: &[QueueKey], deliverable: impl Fn(&EndpointRecord) -> bool) -> Result<Scheduled, StoreError> {
+    async fn park(
+        &self,
+        keys: Vec<QueueKey>,
+        deliverable: impl Fn(&EndpointRecord) -> bool + Send + Sync + 'static,
+    ) -> Result<Scheduled, StoreError> {
         let ids: Vec<DeliveryId> = keys.iter().map(|k| k.attempt()).collect();
         let lease = self.claim_lease.as_millis() as i64;
-        self.run(self.transaction(async |tx| {
+        transaction!(self, |tx| {
             let mut attempts = lock_attempts(tx, &ids).await?;
             let mut writes = Writes::new(&self.token);
             let mut still_queued = Scheduled::default();
@@ -215,7 +224,7 @@ impl Scheduling for PgStore {
             let mut handed: Vec<(uuid::Uuid, String)> = Vec::new();
             // Each listener endpoint's holder, looked up once per batch.
             let mut holders: std::collections::HashMap<EndpointId, Option<String>> = Default::default();
-            for key in keys {
+            for key in &keys {
                 let record = attempts.remove(&key.attempt()).filter(|r| r.status == AttemptStatus::Pending);
                 let Some(record) = record else {
                     writes.unqueue(key.attempt());
@@ -256,15 +265,16 @@ impl Scheduling for PgStore {
                 tx.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.token]).await?;
             }
             Ok(still_queued)
-        }))
+        })
+        .await
     }
 
-    fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
-        self.run(self.transaction(async |tx| unpark_in(tx, &self.token, None, now_ms).await))
+    async fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
+        transaction!(self, |tx| unpark_in(tx, &self.token, None, now_ms).await).await
     }
 
-    fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
-        self.run(self.transaction(async |tx| unpark_in(tx, &self.token, Some(id), now_ms).await))
+    async fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
+        transaction!(self, |tx| unpark_in(tx, &self.token, Some(id), now_ms).await).await
     }
 }
 

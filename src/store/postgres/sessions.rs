@@ -17,35 +17,31 @@ use super::pagination::{ListQuery, list};
 use super::{PgStore, Tx, uuid};
 
 impl Sessions for PgStore {
-    fn session(&self, owner: Owner, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let row = client
-                .q_opt(
-                    "SELECT record FROM sessions WHERE app = $1 AND id = $2",
-                    &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())],
-                )
-                .await?;
-            Ok(row.map(|row| row.get::<_, Json<SessionRecord>>(0).0))
-        })
+    async fn session(&self, owner: Owner, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .q_opt(
+                "SELECT record FROM sessions WHERE app = $1 AND id = $2",
+                &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())],
+            )
+            .await?;
+        Ok(row.map(|row| row.get::<_, Json<SessionRecord>>(0).0))
     }
 
-    fn next_session_expiry(&self) -> Result<Option<u64>, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let due: Option<i64> =
-                client.q_one("SELECT min(expires_ms) FROM sessions WHERE expires_ms IS NOT NULL", &[]).await?.get(0);
-            Ok(due.map(|d| d as u64))
-        })
+    async fn next_session_expiry(&self) -> Result<Option<u64>, StoreError> {
+        let client = self.client().await?;
+        let due: Option<i64> =
+            client.q_one("SELECT min(expires_ms) FROM sessions WHERE expires_ms IS NOT NULL", &[]).await?.get(0);
+        Ok(due.map(|d| d as u64))
     }
 
-    fn list_sessions(
+    async fn list_sessions(
         &self,
         owner: Owner,
         request: PageRequest<VerificationSessionId>,
     ) -> Result<Page<SessionRecord>, ListError> {
         let app = uuid(owner.app.as_u128());
-        self.run(async {
+        async {
             let client = self.client().await?;
             let query = ListQuery {
                 select: "SELECT record FROM sessions WHERE app = $1",
@@ -54,38 +50,41 @@ impl Sessions for PgStore {
                 exists: "SELECT 1 FROM sessions WHERE app = $1 AND id = $2",
                 scope: &app,
             };
-            Ok(list(&client, query, request, |row| Ok(row.get::<_, Json<SessionRecord>>(0).0)).await)
-        })?
+            Ok::<_, StoreError>(list(&client, query, request, |row| Ok(row.get::<_, Json<SessionRecord>>(0).0)).await)
+        }
+        .await?
     }
 
-    fn create_session(
+    async fn create_session(
         &self,
-        session: &SessionRecord,
-        event: &NewEvent,
+        session: SessionRecord,
+        event: NewEvent,
         expires_ms: u64,
         now_ms: u64,
     ) -> Result<SessionChanged, StoreError> {
-        self.run(self.transaction(async |tx| {
+        transaction!(self, |tx| {
             tx.exec(
                 "INSERT INTO sessions (app, id, record, expires_ms) VALUES ($1, $2, $3, $4)",
-                &[&uuid(session.app.as_u128()), &uuid(session.id.as_u128()), &Json(session), &(expires_ms as i64)],
+                &[&uuid(session.app.as_u128()), &uuid(session.id.as_u128()), &Json(&session), &(expires_ms as i64)],
             )
             .await?;
             let mut writes = Writes::new(&self.token);
-            let (_, scheduled) = publish_in(tx, &self.sealer, std::slice::from_ref(event), now_ms, &mut writes).await?;
+            let (_, scheduled) =
+                publish_in(tx, &self.sealer, std::slice::from_ref(&event), now_ms, &mut writes).await?;
             writes.flush(tx).await?;
             Ok(SessionChanged { session: session.clone(), scheduled })
-        }))
+        })
+        .await
     }
 
-    fn change_session<R>(
+    async fn change_session<R: Send + 'static>(
         &self,
         owner: Owner,
         id: VerificationSessionId,
         now_ms: u64,
-        change: impl FnOnce(&mut SessionRecord) -> Result<NewEvent, R>,
+        change: impl FnOnce(&mut SessionRecord) -> Result<NewEvent, R> + Send + 'static,
     ) -> Result<SessionChange<R>, StoreError> {
-        self.run(self.transaction_once(async |tx| {
+        transaction_once!(self, |tx| {
             let key = [uuid(owner.app.as_u128()), uuid(id.as_u128())];
             let row = tx
                 .q_opt("SELECT record FROM sessions WHERE app = $1 AND id = $2 FOR UPDATE", &[&key[0], &key[1]])
@@ -103,18 +102,17 @@ impl Sessions for PgStore {
                 publish_in(tx, &self.sealer, std::slice::from_ref(&event), now_ms, &mut writes).await?;
             writes.flush(tx).await?;
             Ok(SessionChange::Changed(SessionChanged { session, scheduled }))
-        }))
+        })
+        .await
     }
 
-    fn expire_due_sessions<R>(
+    async fn expire_due_sessions<R: Send + 'static>(
         &self,
         now_ms: u64,
         limit: usize,
-        expire: impl Fn(&mut SessionRecord) -> Result<NewEvent, R>,
+        expire: impl Fn(&mut SessionRecord) -> Result<NewEvent, R> + Send + Sync + 'static,
     ) -> Result<(usize, Scheduled), StoreError> {
-        self.run(
-            self.transaction(async |tx| expire_due(&mut Tx { client: tx, store: self }, now_ms, limit, &expire).await),
-        )
+        transaction!(self, |tx| expire_due(&mut Tx { client: tx, store: self }, now_ms, limit, &expire).await).await
     }
 }
 

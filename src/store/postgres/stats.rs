@@ -10,40 +10,38 @@ use super::cached::Cached;
 use super::{DB_NOW_MS, PgStore, id_of, uuid};
 
 impl Stats for PgStore {
-    fn metrics_snapshot(&self, now_ms: u64) -> Result<MetricsSnapshot, StoreError> {
-        self.run(async {
-            let client = self.client().await?;
-            let sql = format!(
-                "SELECT count(*), min(due_ms),
-                     min(due_ms) FILTER (WHERE locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS})
-                 FROM queue WHERE NOT parked"
-            );
-            let queue = client.q_one(&sql, &[]).await?;
-            let oldest: Option<i64> = queue.get(1);
-            let unclaimed: Option<i64> = queue.get(2);
-            let endpoints = client
-                .q_one(
-                    "SELECT count(*) FILTER (WHERE e.record->>'status' = 'disabled'),
-                            count(*) FILTER (WHERE e.record->>'status' <> 'disabled' AND h.endpoint IS NOT NULL),
-                            count(*) FILTER (WHERE e.record->>'status' <> 'disabled' AND h.endpoint IS NULL)
-                     FROM endpoints e LEFT JOIN endpoint_health h ON h.endpoint = e.id",
-                    &[],
-                )
-                .await?;
-            let size = client.q_one("SELECT pg_database_size(current_database())", &[]).await?;
-            Ok(MetricsSnapshot {
-                queue_depth: queue.get::<_, i64>(0) as u64,
-                oldest_due_ms: oldest.map_or(0, |due| now_ms.saturating_sub(due as u64)),
-                disabled_endpoints: endpoints.get::<_, i64>(0) as u64,
-                degraded_endpoints: endpoints.get::<_, i64>(1) as u64,
-                healthy_endpoints: endpoints.get::<_, i64>(2) as u64,
-                store_bytes: size.get::<_, i64>(0) as u64,
-                claim_lag_ms: unclaimed.map_or(0, |due| now_ms.saturating_sub(due as u64)),
-            })
+    async fn metrics_snapshot(&self, now_ms: u64) -> Result<MetricsSnapshot, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT count(*), min(due_ms),
+                 min(due_ms) FILTER (WHERE locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS})
+             FROM queue WHERE NOT parked"
+        );
+        let queue = client.q_one(&sql, &[]).await?;
+        let oldest: Option<i64> = queue.get(1);
+        let unclaimed: Option<i64> = queue.get(2);
+        let endpoints = client
+            .q_one(
+                "SELECT count(*) FILTER (WHERE e.record->>'status' = 'disabled'),
+                        count(*) FILTER (WHERE e.record->>'status' <> 'disabled' AND h.endpoint IS NOT NULL),
+                        count(*) FILTER (WHERE e.record->>'status' <> 'disabled' AND h.endpoint IS NULL)
+                 FROM endpoints e LEFT JOIN endpoint_health h ON h.endpoint = e.id",
+                &[],
+            )
+            .await?;
+        let size = client.q_one("SELECT pg_database_size(current_database())", &[]).await?;
+        Ok(MetricsSnapshot {
+            queue_depth: queue.get::<_, i64>(0) as u64,
+            oldest_due_ms: oldest.map_or(0, |due| now_ms.saturating_sub(due as u64)),
+            disabled_endpoints: endpoints.get::<_, i64>(0) as u64,
+            degraded_endpoints: endpoints.get::<_, i64>(1) as u64,
+            healthy_endpoints: endpoints.get::<_, i64>(2) as u64,
+            store_bytes: size.get::<_, i64>(0) as u64,
+            claim_lag_ms: unclaimed.map_or(0, |due| now_ms.saturating_sub(due as u64)),
         })
     }
 
-    fn delivery_stats(
+    async fn delivery_stats(
         &self,
         owner: Owner,
         since: i64,
@@ -52,7 +50,7 @@ impl Stats for PgStore {
         failures: usize,
     ) -> Result<DeliveryStats, StoreError> {
         let app = uuid(owner.app.as_u128());
-        self.run(async {
+        async {
             let client = self.client().await?;
             let mut out = DeliveryStats::default();
             let rows = client
@@ -90,6 +88,7 @@ impl Stats for PgStore {
                 out.recent_failures.push(attempt_of(row)?.opened(&self.sealer)?);
             }
             Ok(out)
-        })
+        }
+        .await
     }
 }

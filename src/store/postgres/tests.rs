@@ -3,6 +3,7 @@
 //! on one database (claims, leases, leadership, listener holds, deadlocks), its schema
 //! migrations, its payload key and TLS. What both backends do is `store/conformance/`'s.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ids::DeliveryId;
@@ -14,91 +15,89 @@ use crate::store::model::{AttemptResult, Cursor, EndpointRecord, PageRequest};
 use super::throwaway::ThrowawayPostgres;
 use super::{PgOptions, PgStore};
 
-#[test]
-fn processes_starting_together_migrate_once_and_share_one_default_app_per_mode() {
+#[tokio::test]
+async fn processes_starting_together_migrate_once_and_share_one_default_app_per_mode() {
     let dir = tempfile::tempdir().unwrap();
     let Some(options) = fresh_database(dir.path()) else { return };
-    let stores: Vec<PgStore> = std::thread::scope(|s| {
-        let starts: Vec<_> = (0..3).map(|_| s.spawn(|| PgStore::connect(&options))).collect();
-        starts.into_iter().map(|h| h.join().unwrap().expect("connects")).collect()
-    });
-    let defaults = stores[0].default_apps().unwrap();
+    let (a, b, c) = tokio::join!(PgStore::connect(&options), PgStore::connect(&options), PgStore::connect(&options));
+    let stores: Vec<PgStore> = [a, b, c].into_iter().map(|store| store.expect("connects")).collect();
+    let defaults = stores[0].default_apps().await.unwrap();
     for store in &stores[1..] {
-        assert_eq!(store.default_apps().unwrap(), defaults, "one default app per mode, not one per process");
+        assert_eq!(store.default_apps().await.unwrap(), defaults, "one default app per mode, not one per process");
     }
     assert_ne!(defaults.test, defaults.live);
-    let page = stores[1].list_apps(Mode::Test, PageRequest { limit: 10, cursor: Cursor::Start }).unwrap();
+    let page = stores[1].list_apps(Mode::Test, PageRequest { limit: 10, cursor: Cursor::Start }).await.unwrap();
     assert_eq!(page.items.len(), 1, "{:?}", page.items);
     // The schema's version is recorded once.
     drop(stores);
-    let again = PgStore::connect(&options).expect("reconnects to a migrated database");
-    assert_eq!(again.default_apps().unwrap(), defaults);
+    let again = PgStore::connect(&options).await.expect("reconnects to a migrated database");
+    assert_eq!(again.default_apps().await.unwrap(), defaults);
 }
 
-#[test]
-fn a_database_migrated_by_a_newer_stile_is_refused() {
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_stile_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let Some(options) = fresh_database(dir.path()) else { return };
-    let store = PgStore::connect(&options).unwrap();
-    store
-        .run(async {
-            let client = store.client().await?;
-            client.execute("INSERT INTO stile_schema_migrations (version, name) VALUES (99, 'future')", &[]).await?;
-            Ok(())
-        })
-        .unwrap();
+    let store = PgStore::connect(&options).await.unwrap();
+    async {
+        let client = store.client().await?;
+        client.execute("INSERT INTO stile_schema_migrations (version, name) VALUES (99, 'future')", &[]).await?;
+        Ok::<_, crate::store::StoreError>(())
+    }
+    .await
+    .unwrap();
     drop(store);
-    let Err(err) = PgStore::connect(&options) else { panic!("a newer schema was accepted") };
+    let Err(err) = PgStore::connect(&options).await else { panic!("a newer schema was accepted") };
     assert!(err.to_string().contains("schema version 99"), "{err}");
 }
 
-#[test]
-fn a_second_payload_key_is_refused() {
+#[tokio::test]
+async fn a_second_payload_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let Some(options) = fresh_database(dir.path()) else { return };
-    drop(PgStore::connect(&options).unwrap());
+    drop(PgStore::connect(&options).await.unwrap());
     let other = tempfile::tempdir().unwrap();
     let elsewhere = PgOptions { key_file: other.path().join("payload.key"), ..options.clone() };
-    let Err(err) = PgStore::connect(&elsewhere) else { panic!("a process without the database's key started") };
+    let Err(err) = PgStore::connect(&elsewhere).await else { panic!("a process without the database's key started") };
     assert!(err.to_string().contains("payload"), "{err}");
 }
 
-#[test]
-fn one_process_leads_and_another_takes_over_when_it_goes() {
+#[tokio::test]
+async fn one_process_leads_and_another_takes_over_when_it_goes() {
     let dir = tempfile::tempdir().unwrap();
     let Some(options) = fresh_database(dir.path()) else { return };
-    let first = PgStore::connect(&options).unwrap();
-    let second = PgStore::connect(&options).unwrap();
-    assert!(first.lead().unwrap());
-    assert!(first.lead().unwrap(), "it keeps the lead");
-    assert!(!second.lead().unwrap(), "one leader at a time");
+    let first = PgStore::connect(&options).await.unwrap();
+    let second = PgStore::connect(&options).await.unwrap();
+    assert!(first.lead().await.unwrap());
+    assert!(first.lead().await.unwrap(), "it keeps the lead");
+    assert!(!second.lead().await.unwrap(), "one leader at a time");
     drop(first); // its connection ends, as a dead process's would
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !second.lead().unwrap() {
+    while !second.lead().await.unwrap() {
         assert!(std::time::Instant::now() < deadline, "the lead never moved");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-#[test]
-fn queuing_in_one_process_wakes_the_others_and_released_claims_are_claimed_again() {
+#[tokio::test]
+async fn queuing_in_one_process_wakes_the_others_and_released_claims_are_claimed_again() {
     let dir = tempfile::tempdir().unwrap();
     let Some(options) = fresh_database(dir.path()) else { return };
-    let publisher = PgStore::connect(&options).unwrap();
-    let other = PgStore::connect(&options).unwrap();
+    let publisher = PgStore::connect(&options).await.unwrap();
+    let other = PgStore::connect(&options).await.unwrap();
     let (woken, wakes) = std::sync::mpsc::channel();
     let woken = std::sync::Mutex::new(woken);
     other.on_queue_change(Box::new(move || {
         let _ = woken.lock().unwrap().send(());
     }));
-    let owner = publisher.test_owner(Mode::Test);
-    publisher.insert_endpoint(&EndpointRecord::for_test(owner, "https://example.com/hook", "*")).unwrap();
+    let owner = publisher.test_owner(Mode::Test).await;
+    publisher.insert_endpoint(EndpointRecord::for_test(owner, "https://example.com/hook", "*").clone()).await.unwrap();
     // The listener connects in the background: publish until it hears one.
     let now = 1_700_000_000_000;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut n = 0;
     loop {
-        let _ = publisher.publish_events(&invoices(owner, 1, now + n), now).unwrap();
+        let _ = publisher.publish_events(invoices(owner, 1, now + n).to_vec(), now).await.unwrap();
         n += 1;
         if wakes.recv_timeout(Duration::from_millis(100)).is_ok() {
             break;
@@ -106,34 +105,34 @@ fn queuing_in_one_process_wakes_the_others_and_released_claims_are_claimed_again
         assert!(std::time::Instant::now() < deadline, "no wake-up reached the other process");
     }
     // Claimed entries are offered to nobody until released (or their lease runs out).
-    let claimed = other.due_entries(None, now, 100).unwrap();
+    let claimed = other.due_entries(None, now, 100).await.unwrap();
     assert_eq!(claimed.len() as u64, n);
-    assert!(publisher.due_entries(None, now, 100).unwrap().is_empty());
-    assert_eq!(publisher.next_due_after(None).unwrap(), None, "nothing unclaimed is due");
+    assert!(publisher.due_entries(None, now, 100).await.unwrap().is_empty());
+    assert_eq!(publisher.next_due_after(None).await.unwrap(), None, "nothing unclaimed is due");
     let ids: Vec<DeliveryId> = claimed.iter().map(|e| e.key.attempt()).collect();
-    other.renew_claims(&ids, &[]).unwrap();
-    assert!(publisher.due_entries(None, now, 100).unwrap().is_empty(), "renewed, still held");
-    other.release_claims(&ids[..1]).unwrap();
-    assert_eq!(publisher.due_entries(None, now, 100).unwrap().len(), 1, "a released entry is claimed again");
+    other.renew_claims(ids.clone(), vec![]).await.unwrap();
+    assert!(publisher.due_entries(None, now, 100).await.unwrap().is_empty(), "renewed, still held");
+    other.release_claims(ids[..1].to_vec()).await.unwrap();
+    assert_eq!(publisher.due_entries(None, now, 100).await.unwrap().len(), 1, "a released entry is claimed again");
 }
 
-#[test]
-fn a_claim_that_is_not_renewed_runs_out_and_another_process_takes_the_entry() {
+#[tokio::test]
+async fn a_claim_that_is_not_renewed_runs_out_and_another_process_takes_the_entry() {
     let dir = tempfile::tempdir().unwrap();
     let Some(options) = fresh_database(dir.path()) else { return };
     let options = PgOptions { claim_lease: Duration::from_secs(1), ..options };
-    let dead = PgStore::connect(&options).unwrap();
-    let alive = PgStore::connect(&options).unwrap();
-    let owner = dead.test_owner(Mode::Test);
-    dead.insert_endpoint(&EndpointRecord::for_test(owner, "https://example.com/hook", "*")).unwrap();
+    let dead = PgStore::connect(&options).await.unwrap();
+    let alive = PgStore::connect(&options).await.unwrap();
+    let owner = dead.test_owner(Mode::Test).await;
+    dead.insert_endpoint(EndpointRecord::for_test(owner, "https://example.com/hook", "*").clone()).await.unwrap();
     let now = 1_700_000_000_000;
-    let _ = dead.publish_events(&invoices(owner, 1, now), now).unwrap();
-    assert_eq!(dead.due_entries(None, now, 10).unwrap().len(), 1);
+    let _ = dead.publish_events(invoices(owner, 1, now).to_vec(), now).await.unwrap();
+    assert_eq!(dead.due_entries(None, now, 10).await.unwrap().len(), 1);
     drop(dead);
-    assert!(alive.due_entries(None, now, 10).unwrap().is_empty(), "still held");
+    assert!(alive.due_entries(None, now, 10).await.unwrap().is_empty(), "still held");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        if alive.due_entries(None, now, 10).unwrap().len() == 1 {
+        if alive.due_entries(None, now, 10).await.unwrap().len() == 1 {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "the lease never ran out");
@@ -141,8 +140,8 @@ fn a_claim_that_is_not_renewed_runs_out_and_another_process_takes_the_entry() {
     }
 }
 
-#[test]
-fn a_cluster_left_by_a_dead_process_is_removed_by_the_next_start() {
+#[tokio::test]
+async fn a_cluster_left_by_a_dead_process_is_removed_by_the_next_start() {
     let dead = {
         let mut child = std::process::Command::new("true").spawn().expect("true runs");
         let pid = child.id();
@@ -162,8 +161,8 @@ fn a_cluster_left_by_a_dead_process_is_removed_by_the_next_start() {
     assert!(!mine.exists(), "a dropped cluster removes its directory");
 }
 
-#[test]
-fn connections_use_tls_and_check_the_certificate_as_sslmode_asks() {
+#[tokio::test]
+async fn connections_use_tls_and_check_the_certificate_as_sslmode_asks() {
     if ThrowawayPostgres::shared_for_test().is_none() {
         return;
     }
@@ -190,7 +189,7 @@ fn connections_use_tls_and_check_the_certificate_as_sslmode_asks() {
     let other_file = dir.path().join("other-ca.pem");
     std::fs::write(&other_file, other_ca.pem()).unwrap();
 
-    let connect = |host: &str, query: String| {
+    let connect = async |host: &str, query: String| {
         PgStore::connect(&PgOptions {
             url: format!("postgres://postgres@{host}:{}/tls?{query}", cluster.port()),
             pool_size: 2,
@@ -198,70 +197,72 @@ fn connections_use_tls_and_check_the_certificate_as_sslmode_asks() {
             key_file: dir.path().join("payload.key"),
             claim_lease: Duration::from_secs(60),
         })
+        .await
     };
-    let refused = |host: &str, query: String| match connect(host, query.clone()) {
+    let refused = async |host: &str, query: String| match connect(host, query.clone()).await {
         Ok(_) => panic!("{host}?{query} connected"),
         Err(err) => err.to_string(),
     };
-    let encrypted = |store: &PgStore| -> bool {
-        store
-            .run(async {
-                let client = store.client().await?;
-                let row = client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await?;
-                Ok(row.get(0))
-            })
-            .unwrap()
+    let encrypted = async |store: &PgStore| -> bool {
+        async {
+            let client = store.client().await?;
+            let row = client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await?;
+            Ok::<_, crate::store::StoreError>(row.get(0))
+        }
+        .await
+        .unwrap()
     };
 
     let full = format!("sslmode=verify-full&sslrootcert={}", ca_file.display());
-    let store = connect("127.0.0.1", full).expect("verify-full with the CA that signed it");
-    assert!(encrypted(&store));
-    assert!(store.lead().unwrap(), "the leader's own connection is made with TLS too");
+    let store = connect("127.0.0.1", full).await.expect("verify-full with the CA that signed it");
+    assert!(encrypted(&store).await);
+    assert!(store.lead().await.unwrap(), "the leader's own connection is made with TLS too");
     drop(store);
     // Without `sslrootcert`, `prefer` and `require` encrypt without checking (as libpq).
-    assert!(encrypted(&connect("127.0.0.1", String::new()).expect("prefer")));
-    assert!(encrypted(&connect("localhost", "sslmode=require".into()).expect("require")));
+    assert!(encrypted(&connect("127.0.0.1", String::new()).await.expect("prefer")).await);
+    assert!(encrypted(&connect("localhost", "sslmode=require".into()).await.expect("require")).await);
     // The server refuses what is not encrypted (so the connections above were).
-    let err = refused("127.0.0.1", "sslmode=disable".into());
+    let err = refused("127.0.0.1", "sslmode=disable".into()).await;
     assert!(err.contains("no encryption"), "{err}");
     // A root that did not sign it, or the public roots: refused.
-    let err = refused("127.0.0.1", format!("sslmode=verify-ca&sslrootcert={}", other_file.display()));
+    let err = refused("127.0.0.1", format!("sslmode=verify-ca&sslrootcert={}", other_file.display())).await;
     assert!(err.contains("invalid peer certificate") && err.contains("UnknownIssuer"), "{err}");
-    let err = refused("127.0.0.1", "sslmode=verify-full".into());
+    let err = refused("127.0.0.1", "sslmode=verify-full".into()).await;
     assert!(err.contains("UnknownIssuer"), "{err}");
     // A root file given with `require` makes it check the chain (as libpq).
-    let err = refused("127.0.0.1", format!("sslmode=require&sslrootcert={}", other_file.display()));
+    let err = refused("127.0.0.1", format!("sslmode=require&sslrootcert={}", other_file.display())).await;
     assert!(err.contains("UnknownIssuer"), "{err}");
     // Connected to by another name: verify-full refuses it, verify-ca does not check it.
-    let err = refused("localhost", format!("sslmode=verify-full&sslrootcert={}", ca_file.display()));
+    let err = refused("localhost", format!("sslmode=verify-full&sslrootcert={}", ca_file.display())).await;
     assert!(err.contains("certificate not valid for name \"localhost\""), "{err}");
     assert!(
         err.contains(&format!("database localhost:{}/tls:", cluster.port())),
         "named without its TLS settings: {err}"
     );
     let store = connect("localhost", format!("sslmode=verify-ca&sslrootcert={}", ca_file.display()))
+        .await
         .expect("verify-ca does not check the name");
-    assert!(encrypted(&store));
+    assert!(encrypted(&store).await);
 }
 
-#[test]
-fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_nor_stay_queued() {
+#[tokio::test]
+async fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_nor_stay_queued() {
     let dir = tempfile::tempdir().unwrap();
     let Some(options) = fresh_database(dir.path()) else { return };
-    let recorder = PgStore::connect(&options).unwrap();
-    let deleter = PgStore::connect(&options).unwrap();
-    let owner = recorder.test_owner(Mode::Test);
+    let recorder = PgStore::connect(&options).await.unwrap();
+    let deleter = PgStore::connect(&options).await.unwrap();
+    let owner = recorder.test_owner(Mode::Test).await;
     let endpoints: Vec<EndpointRecord> =
         (0..24).map(|n| EndpointRecord::for_test(owner, &format!("https://example.com/{n}"), "invoice.paid")).collect();
     for endpoint in &endpoints {
-        recorder.insert_endpoint(endpoint).unwrap();
+        recorder.insert_endpoint(endpoint.clone()).await.unwrap();
     }
     let now = 1_700_000_000_000;
     let events = invoices(owner, 8, now);
-    recorder.publish_and_record(&events, &[], now, &TWO_RETRIES).unwrap();
-    let claimed = recorder.due_entries(None, now, 1000).unwrap();
+    recorder.publish_and_record(Arc::from(events.clone()), Arc::from([]), now, TWO_RETRIES).await.unwrap();
+    let claimed = recorder.due_entries(None, now, 1000).await.unwrap();
     assert_eq!(claimed.len(), 24 * 8);
-    let jobs = recorder.jobs(&claimed.iter().map(|e| e.key.attempt()).collect::<Vec<_>>()).unwrap();
+    let jobs = recorder.jobs(claimed.iter().map(|e| e.key.attempt()).collect::<Vec<_>>().to_vec()).await.unwrap();
     // Batches of failures that span every endpoint, recorded while the endpoints go one
     // by one.
     let results: Vec<AttemptResult> = claimed
@@ -272,19 +273,19 @@ fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_nor_stay
             AttemptResult::for_test(entry.key, endpoint, false, now + 10)
         })
         .collect();
-    std::thread::scope(|s| {
-        s.spawn(|| {
+    tokio::join!(
+        async {
             for batch in results.chunks(24) {
-                recorder.publish_and_record(&[], batch, now + 10, &TWO_RETRIES).unwrap();
+                recorder.publish_and_record(Arc::from([]), Arc::from(batch), now + 10, TWO_RETRIES).await.unwrap();
             }
-        });
-        s.spawn(|| {
+        },
+        async {
             for endpoint in &endpoints {
-                assert!(deleter.delete_endpoint(owner, endpoint.id, 5).unwrap());
+                assert!(deleter.delete_endpoint(owner, endpoint.id, 5).await.unwrap());
             }
-        });
-    });
-    assert_eq!(recorder.queue_depth().unwrap(), 0, "a retry survived its endpoint's deletion");
+        }
+    );
+    assert_eq!(recorder.queue_depth().await.unwrap(), 0, "a retry survived its endpoint's deletion");
     assert_eq!(
         (recorder.conflicts_rerun(), deleter.conflicts_rerun()),
         (Some(0), Some(0)),
@@ -292,90 +293,99 @@ fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_nor_stay
     );
 }
 
-#[test]
-fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data() {
+#[tokio::test]
+async fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let Some(options) = fresh_database(dir.path()) else { return };
-    let store = PgStore::connect(&options).unwrap();
-    let owner = store.test_owner(Mode::Test);
+    let store = PgStore::connect(&options).await.unwrap();
+    let owner = store.test_owner(Mode::Test).await;
     let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
-    store.insert_endpoint(&endpoint).unwrap();
-    store.publish_and_record(&invoices(owner, 1, 1_700_000_000_000), &[], 1_700_000_000_000, &TWO_RETRIES).unwrap();
-    // Back to schema 1 (as the release before wrote it), with its data.
+    store.insert_endpoint(endpoint.clone()).await.unwrap();
     store
-        .run(async {
-            let client = store.client().await?;
-            client
-                .batch_execute(
-                    "ALTER TABLE listeners DROP COLUMN holder, DROP COLUMN held_until_ms;
+        .publish_and_record(
+            Arc::from(invoices(owner, 1, 1_700_000_000_000)),
+            Arc::from([]),
+            1_700_000_000_000,
+            TWO_RETRIES,
+        )
+        .await
+        .unwrap();
+    // Back to schema 1 (as the release before wrote it), with its data.
+    async {
+        let client = store.client().await?;
+        client
+            .batch_execute(
+                "ALTER TABLE listeners DROP COLUMN holder, DROP COLUMN held_until_ms;
                      DROP INDEX listeners_by_endpoint;
                      ALTER TABLE queue DROP COLUMN reserved_for;
                      DELETE FROM stile_schema_migrations WHERE version > 1",
-                )
-                .await?;
-            Ok(())
-        })
-        .unwrap();
+            )
+            .await?;
+        Ok::<_, crate::store::StoreError>(())
+    }
+    .await
+    .unwrap();
     drop(store);
-    let store = PgStore::connect(&options).expect("migrated");
-    let versions: Vec<i32> = store
-        .run(async {
-            let client = store.client().await?;
-            let rows = client.query("SELECT version FROM stile_schema_migrations ORDER BY version", &[]).await?;
-            Ok(rows.iter().map(|row| row.get(0)).collect())
-        })
-        .unwrap();
+    let store = PgStore::connect(&options).await.expect("migrated");
+    let versions: Vec<i32> = async {
+        let client = store.client().await?;
+        let rows = client.query("SELECT version FROM stile_schema_migrations ORDER BY version", &[]).await?;
+        Ok::<_, crate::store::StoreError>(rows.iter().map(|row| row.get(0)).collect())
+    }
+    .await
+    .unwrap();
     assert_eq!(versions, vec![1, 2, 3]);
-    assert_eq!(store.endpoint(owner, endpoint.id).unwrap().map(|e| e.id), Some(endpoint.id));
-    let claimed = store.due_entries(None, 1_700_000_000_000, 10).unwrap();
+    assert_eq!(store.endpoint(owner, endpoint.id).await.unwrap().map(|e| e.id), Some(endpoint.id));
+    let claimed = store.due_entries(None, 1_700_000_000_000, 10).await.unwrap();
     assert_eq!(claimed.len(), 1, "the queued attempt is claimed through the new columns");
-    store.hold_listener(endpoint.id).unwrap();
+    store.hold_listener(endpoint.id).await.unwrap();
 }
 
-#[test]
-fn a_listeners_attempts_go_to_the_process_holding_its_cli_until_that_hold_runs_out() {
+#[tokio::test]
+async fn a_listeners_attempts_go_to_the_process_holding_its_cli_until_that_hold_runs_out() {
     use crate::store::model::ListenRequest;
     let dir = tempfile::tempdir().unwrap();
     let Some(mut options) = fresh_database(dir.path()) else { return };
     options.claim_lease = Duration::from_millis(600);
-    let holder = PgStore::connect(&options).unwrap();
-    let other = PgStore::connect(&options).unwrap();
-    let owner = holder.test_owner(Mode::Test);
+    let holder = PgStore::connect(&options).await.unwrap();
+    let other = PgStore::connect(&options).await.unwrap();
+    let owner = holder.test_owner(Mode::Test).await;
     let request = ListenRequest { forward_to: "http://localhost:3000/hook".into(), events: vec!["*".into()], now: 1 };
     let (endpoint, _) = holder
-        .listener_endpoint(owner, &[7; 32], &request, || {
+        .listener_endpoint(owner, [7; 32], request.clone(), move || {
             let mut record = EndpointRecord::for_test(owner, "http://localhost:3000/hook", "*");
             record.listener =
                 Some(crate::store::model::endpoints::ListenerInfo { key_hash: hex::encode([7; 32]), last_seen: 1 });
             record
         })
+        .await
         .unwrap();
     assert!(endpoint.is_listener());
-    holder.hold_listener(endpoint.id).unwrap();
+    holder.hold_listener(endpoint.id).await.unwrap();
     let now = crate::clock::unix_now_ms();
-    holder.publish_and_record(&invoices(owner, 1, now), &[], now, &TWO_RETRIES).unwrap();
+    holder.publish_and_record(Arc::from(invoices(owner, 1, now)), Arc::from([]), now, TWO_RETRIES).await.unwrap();
 
     // The other process claims it, has no CLI: it hands the entry to the holder.
-    let claimed = other.due_entries(None, now, 10).unwrap();
+    let claimed = other.due_entries(None, now, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     let keys = [claimed[0].key];
-    assert!(other.park(&keys, |_| false).unwrap().is_empty());
-    assert!(other.due_entries(None, now, 10).unwrap().is_empty(), "reserved for the holder, not for anyone");
-    assert_eq!(holder.due_entries(None, now, 10).unwrap().len(), 1, "the holder claims it at once");
-    assert!(!holder.idle_listeners(i64::MAX).unwrap().iter().any(|(_, id)| *id == endpoint.id), "held: not idle");
+    assert!(other.park(keys.to_vec(), |_| false).await.unwrap().is_empty());
+    assert!(other.due_entries(None, now, 10).await.unwrap().is_empty(), "reserved for the holder, not for anyone");
+    assert_eq!(holder.due_entries(None, now, 10).await.unwrap().len(), 1, "the holder claims it at once");
+    assert!(!holder.idle_listeners(i64::MAX).await.unwrap().iter().any(|(_, id)| *id == endpoint.id), "held: not idle");
 
     // The holder stops renewing (it died): once its claim and hold run out (in the
     // database's clock), whoever claims the entry parks it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let claimed = loop {
-        let claimed = other.due_entries(None, now, 10).unwrap();
+        let claimed = other.due_entries(None, now, 10).await.unwrap();
         if !claimed.is_empty() || std::time::Instant::now() > deadline {
             break claimed;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(claimed.len(), 1, "the holder's claim ran out");
-    assert!(other.park(&[claimed[0].key], |_| false).unwrap().is_empty());
-    assert_eq!(holder.queue_depth().unwrap(), 0, "parked, waiting for a CLI");
-    assert!(holder.idle_listeners(i64::MAX).unwrap().iter().any(|(_, id)| *id == endpoint.id), "no longer held");
+    assert!(other.park([claimed[0].key].to_vec(), |_| false).await.unwrap().is_empty());
+    assert_eq!(holder.queue_depth().await.unwrap(), 0, "parked, waiting for a CLI");
+    assert!(holder.idle_listeners(i64::MAX).await.unwrap().iter().any(|(_, id)| *id == endpoint.id), "no longer held");
 }

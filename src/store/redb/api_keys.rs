@@ -28,15 +28,15 @@ pub(super) fn revoke_app_keys(tx: &redb::WriteTransaction, app: AppId) -> Result
 }
 
 impl ApiKeys for RedbStore {
-    fn insert_api_key(&self, hash: &[u8; 32], record: &ApiKeyRecord) -> Result<(), StoreError> {
-        let bytes = encode(TABLE, record)?;
+    async fn insert_api_key(&self, hash: [u8; 32], record: ApiKeyRecord) -> Result<(), StoreError> {
+        let bytes = encode(TABLE, &record)?;
         self.write(|tx| {
-            tx.open_table(tables::API_KEYS)?.insert(hash, bytes.as_slice())?;
+            tx.open_table(tables::API_KEYS)?.insert(&hash, bytes.as_slice())?;
             Ok(())
         })
     }
 
-    fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError> {
+    async fn api_keys(&self) -> Result<Vec<([u8; 32], ApiKeyRecord)>, StoreError> {
         let mut keys = self.read(|tx| {
             let table = tx.open_table(tables::API_KEYS)?;
             let mut out = Vec::new();
@@ -50,14 +50,14 @@ impl ApiKeys for RedbStore {
         Ok(keys)
     }
 
-    fn revoke_api_key(&self, prefix: &str) -> Result<Revoked, StoreError> {
+    async fn revoke_api_key(&self, prefix: String) -> Result<Revoked, StoreError> {
         self.write(|tx| {
             let mut table = tx.open_table(tables::API_KEYS)?;
             let mut matches = Vec::new();
             for entry in table.iter()? {
                 let (hash, value) = entry?;
                 let record: ApiKeyRecord = decode(TABLE, value.value())?;
-                if record.prefix.starts_with(prefix) {
+                if record.prefix.starts_with(prefix.as_str()) {
                     matches.push((*hash.value(), record));
                 }
             }

@@ -186,7 +186,7 @@ impl AppDeletions for RedbStore {
     /// deleted application is forgotten once nothing of it is left and it was deleted
     /// before `settled_before_ms` (so an event a request published into it just as it was
     /// deleted is purged too).
-    fn purge_deleted_apps(&self, limit: usize, settled_before_ms: u64) -> Result<AppPurge, StoreError> {
+    async fn purge_deleted_apps(&self, limit: usize, settled_before_ms: u64) -> Result<AppPurge, StoreError> {
         self.with_db(|db| {
             let tx = db.begin_write()?;
             let purge = purge_in(&tx, &self.names, limit, settled_before_ms)?;
@@ -200,7 +200,7 @@ impl AppDeletions for RedbStore {
         })
     }
 
-    fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError> {
+    async fn delete_app(&self, mode: Mode, id: AppId, now_ms: u64) -> Result<AppDeletion, StoreError> {
         self.write(|tx| {
             let mut apps = tx.open_table(tables::APPS)?;
             let key = (u128::from(mode.as_u8()), id.as_u128());

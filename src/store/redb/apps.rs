@@ -42,7 +42,7 @@ pub(super) fn ensure_defaults(tx: &WriteTransaction, now: i64) -> Result<Default
 }
 
 impl Apps for RedbStore {
-    fn default_apps(&self) -> Result<DefaultApps, StoreError> {
+    async fn default_apps(&self) -> Result<DefaultApps, StoreError> {
         self.read(|tx| {
             let defaults = tx.open_table(tables::DEFAULT_APPS)?;
             let get = |mode: Mode| -> Result<AppId, StoreError> {
@@ -53,8 +53,8 @@ impl Apps for RedbStore {
         })
     }
 
-    fn create_app(&self, record: &AppRecord) -> Result<Result<(), UidTaken>, StoreError> {
-        let bytes = encode(TABLE, record)?;
+    async fn create_app(&self, record: AppRecord) -> Result<Result<(), UidTaken>, StoreError> {
+        let bytes = encode(TABLE, &record)?;
         self.write(|tx| {
             if let Some(uid) = &record.uid {
                 let mut uids = tx.open_table(tables::APP_UIDS)?;
@@ -68,11 +68,13 @@ impl Apps for RedbStore {
         })
     }
 
-    fn find_app(&self, mode: Mode, name: &str) -> Result<Option<AppRecord>, StoreError> {
+    async fn find_app(&self, mode: Mode, name: String) -> Result<Option<AppRecord>, StoreError> {
         self.read(|tx| {
             let id = match name.parse::<AppId>() {
                 Ok(id) => Some(id),
-                Err(_) => tx.open_table(tables::APP_UIDS)?.get((mode.as_u8(), name))?.map(|v| AppId(v.value())),
+                Err(_) => {
+                    tx.open_table(tables::APP_UIDS)?.get((mode.as_u8(), name.as_str()))?.map(|v| AppId(v.value()))
+                }
             };
             let Some(id) = id else { return Ok(None) };
             decode_found(TABLE, tx.open_table(tables::APPS)?.get(key(mode, id))?)
@@ -82,11 +84,11 @@ impl Apps for RedbStore {
     /// Changes an application with `change`, keeping the uid index in step. `Ok(None)`: no
     /// such application; `Err(UidTaken)` inside: the new uid names another (nothing is
     /// written).
-    fn update_app(
+    async fn update_app(
         &self,
         mode: Mode,
         id: AppId,
-        change: impl FnOnce(&mut AppRecord),
+        change: impl FnOnce(&mut AppRecord) + Send + 'static,
     ) -> Result<Result<Option<AppRecord>, UidTaken>, StoreError> {
         self.write(|tx| {
             let mut apps = tx.open_table(tables::APPS)?;
@@ -114,7 +116,7 @@ impl Apps for RedbStore {
         })
     }
 
-    fn list_apps(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ListError> {
+    async fn list_apps(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ListError> {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(StoreError::from)?;
             let table = tx.open_table(tables::APPS).map_err(StoreError::from)?;
@@ -122,12 +124,12 @@ impl Apps for RedbStore {
         })
     }
 
-    fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError> {
+    async fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError> {
         self.read(|tx| decode_found(TABLE, tx.open_table(tables::APPS)?.get(key(mode, id))?))
     }
 
     #[cfg(test)]
-    fn test_owner(&self, mode: Mode) -> crate::store::model::Owner {
-        self.default_apps().expect("default apps").of(mode)
+    async fn test_owner(&self, mode: Mode) -> crate::store::model::Owner {
+        self.default_apps().await.expect("default apps").of(mode)
     }
 }

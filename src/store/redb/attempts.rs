@@ -363,7 +363,7 @@ pub(super) fn latest_per_endpoint(
 }
 
 impl Attempts for RedbStore {
-    fn list_attempts(
+    async fn list_attempts(
         &self,
         owner: Owner,
         endpoint: EndpointId,
@@ -430,7 +430,12 @@ impl Attempts for RedbStore {
         })
     }
 
-    fn attempt(&self, owner: Owner, endpoint: EndpointId, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
+    async fn attempt(
+        &self,
+        owner: Owner,
+        endpoint: EndpointId,
+        id: DeliveryId,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
         self.read(|tx| {
             let record: Option<AttemptRecord> =
                 attempt_in(&tx.open_table(tables::ATTEMPTS)?, id.as_u128(), &self.names)?;
@@ -441,7 +446,7 @@ impl Attempts for RedbStore {
         })
     }
 
-    fn event_attempts(
+    async fn event_attempts(
         &self,
         owner: Owner,
         event: EventId,
@@ -470,11 +475,11 @@ impl Attempts for RedbStore {
     }
 
     #[cfg(test)]
-    fn put_raw_attempt_for_test(&self, id: DeliveryId, bytes: Option<&[u8]>) {
+    async fn put_raw_attempt_for_test(&self, id: DeliveryId, bytes: Option<Vec<u8>>) -> () {
         self.write(|tx| {
             let mut attempts = tx.open_table(tables::ATTEMPTS)?;
             match bytes {
-                Some(bytes) => attempts.insert(id.as_u128(), bytes)?,
+                Some(bytes) => attempts.insert(id.as_u128(), bytes.as_slice())?,
                 None => attempts.remove(id.as_u128())?,
             };
             Ok(())

@@ -206,13 +206,14 @@ mod tests {
     use super::*;
     use crate::mode::Mode;
 
-    #[test]
-    fn a_backup_holds_every_table_of_the_store_and_opens_as_a_store() {
+    #[tokio::test]
+    async fn a_backup_holds_every_table_of_the_store_and_opens_as_a_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(&dir.path().join("data")).unwrap();
-        let event = crate::payload::new_event(store.test_owner(Mode::Test), "a.b", &serde_json::json!({"n": 1}), 5_000)
-            .unwrap();
-        let _ = store.publish_events(std::slice::from_ref(&event), 0).unwrap();
+        let event =
+            crate::payload::new_event(store.test_owner(Mode::Test).await, "a.b", &serde_json::json!({"n": 1}), 5_000)
+                .unwrap();
+        let _ = store.publish_events(std::slice::from_ref(&event).to_vec(), 0).await.unwrap();
         let copy = dir.path().join("copy.redb");
         let summary = store.backup_to(&copy).unwrap();
         let names = |db: &Database| -> Vec<String> {
@@ -236,21 +237,27 @@ mod tests {
         let key = crate::store::sealing::KEY_FILE_NAME;
         std::fs::copy(dir.path().join("data").join(key), restored_dir.join(key)).unwrap();
         let restored = RedbStore::open(&restored_dir).unwrap();
-        let found =
-            restored.event(store.test_owner(Mode::Test), event.meta.id).unwrap().expect("the event is in the backup");
-        assert_eq!(found.body, store.event(store.test_owner(Mode::Test), event.meta.id).unwrap().unwrap().body);
+        let found = restored
+            .event(store.test_owner(Mode::Test).await, event.meta.id)
+            .await
+            .unwrap()
+            .expect("the event is in the backup");
+        assert_eq!(
+            found.body,
+            store.event(store.test_owner(Mode::Test).await, event.meta.id).await.unwrap().unwrap().body
+        );
     }
 
-    #[test]
-    fn a_copy_that_cannot_be_written_is_a_target_error_and_leaves_the_store_working() {
+    #[tokio::test]
+    async fn a_copy_that_cannot_be_written_is_a_target_error_and_leaves_the_store_working() {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(&dir.path().join("data")).unwrap();
         let err = store.backup_to(&dir.path().join("no/such/dir/copy.redb")).unwrap_err();
         assert!(matches!(err, BackupError::Target(_)), "{err}");
         assert!(!err.needs_reopen(), "a failed copy says nothing about the data file");
-        let event =
-            crate::payload::new_event(store.test_owner(Mode::Test), "a.b", &serde_json::json!({}), 5_000).unwrap();
-        let _ = store.publish_events(std::slice::from_ref(&event), 0).unwrap();
-        assert!(store.event(store.test_owner(Mode::Test), event.meta.id).unwrap().is_some());
+        let event = crate::payload::new_event(store.test_owner(Mode::Test).await, "a.b", &serde_json::json!({}), 5_000)
+            .unwrap();
+        let _ = store.publish_events(std::slice::from_ref(&event).to_vec(), 0).await.unwrap();
+        assert!(store.event(store.test_owner(Mode::Test).await, event.meta.id).await.unwrap().is_some());
     }
 }

@@ -142,17 +142,17 @@ pub(super) fn matching_in<'a>(
 }
 
 impl Endpoints for RedbStore {
-    fn insert_endpoint(&self, record: &EndpointRecord) -> Result<(), StoreError> {
-        let bytes = encode(TABLE, record)?;
+    async fn insert_endpoint(&self, record: EndpointRecord) -> Result<(), StoreError> {
+        let bytes = encode(TABLE, &record)?;
         self.write(|tx| {
             let mut table = tx.open_table(tables::ENDPOINTS)?;
             table.insert((record.app.as_u128(), record.id.as_u128()), bytes.as_slice())?;
-            reindex_in(tx, None, Some(record))?;
+            reindex_in(tx, None, Some(&record))?;
             Ok(())
         })
     }
 
-    fn endpoint(&self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+    async fn endpoint(&self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
         self.read(|tx| {
             let table = tx.open_table(tables::ENDPOINTS)?;
             let health = tx.open_table(tables::ENDPOINT_HEALTH)?;
@@ -164,20 +164,20 @@ impl Endpoints for RedbStore {
     /// Changes an endpoint with `change` and stores it, in one transaction. `Ok(None)`:
     /// no such endpoint. (Enabling one goes through the delivery engine, which also
     /// releases the retries that waited for it.)
-    fn update_endpoint(
+    async fn update_endpoint(
         &self,
         owner: Owner,
         id: EndpointId,
-        change: impl FnOnce(&mut EndpointRecord),
+        change: impl FnOnce(&mut EndpointRecord) + Send + 'static,
     ) -> Result<Option<EndpointRecord>, StoreError> {
         self.write(|tx| update_in(tx, owner.app, id, change))
     }
 
-    fn list_endpoints(
+    async fn list_endpoints(
         &self,
         owner: Owner,
         request: PageRequest<EndpointId>,
-        filter: &EndpointFilter,
+        filter: EndpointFilter,
     ) -> Result<Page<EndpointRecord>, ListError> {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(StoreError::from)?;

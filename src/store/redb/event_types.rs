@@ -12,7 +12,7 @@ use super::{RedbStore, decode, encode, tables};
 const TABLE: &str = "event_types";
 
 impl EventTypes for RedbStore {
-    fn event_types(&self) -> Result<Vec<EventTypeRecord>, StoreError> {
+    async fn event_types(&self) -> Result<Vec<EventTypeRecord>, StoreError> {
         self.read(|tx| {
             let table = tx.open_table(tables::EVENT_TYPES)?;
             let mut out = Vec::new();
@@ -24,8 +24,8 @@ impl EventTypes for RedbStore {
         })
     }
 
-    fn create_event_type(&self, record: &EventTypeRecord) -> Result<bool, StoreError> {
-        let bytes = encode(TABLE, record)?;
+    async fn create_event_type(&self, record: EventTypeRecord) -> Result<bool, StoreError> {
+        let bytes = encode(TABLE, &record)?;
         self.write(|tx| {
             let mut table = tx.open_table(tables::EVENT_TYPES)?;
             let key = (record.mode.as_u8(), record.name.as_str());
@@ -37,8 +37,8 @@ impl EventTypes for RedbStore {
         })
     }
 
-    fn replace_event_type(&self, record: &EventTypeRecord) -> Result<(), StoreError> {
-        let bytes = encode(TABLE, record)?;
+    async fn replace_event_type(&self, record: EventTypeRecord) -> Result<(), StoreError> {
+        let bytes = encode(TABLE, &record)?;
         self.write(|tx| {
             tx.open_table(tables::EVENT_TYPES)?
                 .insert((record.mode.as_u8(), record.name.as_str()), bytes.as_slice())?;

@@ -297,7 +297,7 @@ impl RedbStore {
 }
 
 impl Events for RedbStore {
-    fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+    async fn event(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
         self.read(|tx| {
             let meta = meta_in(&tx.open_table(tables::EVENTS)?, owner.app.as_u128(), id.as_u128(), &self.names)?;
             let Some(meta) = meta else { return Ok(None) };
@@ -307,11 +307,11 @@ impl Events for RedbStore {
         })
     }
 
-    fn list_events(
+    async fn list_events(
         &self,
         owner: Owner,
         request: PageRequest<EventId>,
-        filter: &EventFilter,
+        filter: EventFilter,
     ) -> Result<Page<StoredEvent>, ListError> {
         self.with_db(|db| {
             let tx = db.begin_read().map_err(StoreError::from)?;
@@ -386,11 +386,11 @@ impl Events for RedbStore {
         })
     }
 
-    fn record_test_ping(&self, event: &NewEvent, record: &AttemptRecord) -> Result<(), StoreError> {
+    async fn record_test_ping(&self, event: NewEvent, record: AttemptRecord) -> Result<(), StoreError> {
         self.write(|tx| {
             let (mut metas, mut bodies) = (tx.open_table(tables::EVENTS)?, tx.open_table(tables::EVENT_BODIES)?);
             let mut t = DeliveryTables::open(tx, &self.names)?;
-            put_event(&mut metas, &mut bodies, &self.sealer, &mut t.names, event)?;
+            put_event(&mut metas, &mut bodies, &self.sealer, &mut t.names, &event)?;
             let mut record = record.clone();
             let row = crate::store::model::attempts::response_row(record.id);
             record.response_body = record.response_body.map(|body| self.sealer.seal_text(&row, &body));
@@ -402,8 +402,12 @@ impl Events for RedbStore {
     /// commit, without a word to the scheduler: for tests of the pieces below the engine,
     /// and for the benchmark to fill a data file before a server starts on it (the engine
     /// publishes through its writer).
-    fn publish_events(&self, events: &[NewEvent], now_ms: u64) -> Result<(Vec<Published>, Scheduled), StoreError> {
-        self.write(|tx| publish_in(tx, &self.sealer, &self.names, events, now_ms))
+    async fn publish_events(
+        &self,
+        events: Vec<NewEvent>,
+        now_ms: u64,
+    ) -> Result<(Vec<Published>, Scheduled), StoreError> {
+        self.write(|tx| publish_in(tx, &self.sealer, &self.names, &events, now_ms))
     }
 
     /// Schedules a new round of delivery of an event: to `endpoint` if named (whatever
@@ -411,7 +415,7 @@ impl Events for RedbStore {
     /// endpoint to which the event failed for good longer ago than its undelivered-payload
     /// window (`default_hours` unless it sets its own) gets nothing: named, that is
     /// [`Resent::PayloadExpired`]; otherwise it is left out.
-    fn resend_event(
+    async fn resend_event(
         &self,
         owner: Owner,
         id: EventId,

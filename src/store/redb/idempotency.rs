@@ -41,27 +41,38 @@ impl Idempotency for RedbStore {
     /// Begins a request with this key at `now`: the stored answer, or leave to run. One
     /// process owns a data file, and the API holds the key in memory from before this
     /// call until the answer is stored, so the read alone decides and nothing is written.
-    fn begin_idempotent(
+    async fn begin_idempotent(
         &self,
         owner: Owner,
-        key: &str,
-        _fingerprint: &str,
+        key: String,
+        _fingerprint: String,
         now: i64,
     ) -> Result<IdempotencyBegin, StoreError> {
-        Ok(IdempotencyRecord::begin(self.idempotency_record(owner, key)?, now))
+        Ok(IdempotencyRecord::begin(self.idempotency_record(owner, &key)?, now))
     }
 
-    fn abandon_idempotent(&self, _owner: Owner, _key: &str, _fingerprint: &str, _since: i64) -> Result<(), StoreError> {
+    async fn abandon_idempotent(
+        &self,
+        _owner: Owner,
+        _key: String,
+        _fingerprint: String,
+        _since: i64,
+    ) -> Result<(), StoreError> {
         Ok(())
     }
 
-    fn put_idempotency_record(&self, owner: Owner, key: &str, record: &IdempotencyRecord) -> Result<(), StoreError> {
-        let sealed = record.sealed(&self.sealer, owner, key);
+    async fn put_idempotency_record(
+        &self,
+        owner: Owner,
+        key: String,
+        record: IdempotencyRecord,
+    ) -> Result<(), StoreError> {
+        let sealed = record.sealed(&self.sealer, owner, &key);
         let bytes = encode(TABLE, &sealed)?;
         self.write(|tx| {
             let app = owner.app.as_u128();
-            tx.open_table(tables::IDEMPOTENCY)?.insert((app, key), bytes.as_slice())?;
-            tx.open_table(tables::IDEMPOTENCY_BY_AGE)?.insert((record.created.max(0) as u64, app, key), ())?;
+            tx.open_table(tables::IDEMPOTENCY)?.insert((app, key.as_str()), bytes.as_slice())?;
+            tx.open_table(tables::IDEMPOTENCY_BY_AGE)?.insert((record.created.max(0) as u64, app, key.as_str()), ())?;
             Ok(())
         })
     }

@@ -82,18 +82,18 @@ mod tests {
     use crate::store::backend::Apps;
     use crate::store::backend::Events;
 
-    #[test]
-    fn every_table_is_listed_with_its_rows() {
+    #[tokio::test]
+    async fn every_table_is_listed_with_its_rows() {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(dir.path()).unwrap();
-        let owner = store.test_owner(Mode::Test);
+        let owner = store.test_owner(Mode::Test).await;
         let events: Vec<_> = (0..3)
             .map(|n| {
                 let data = serde_json::json!({"id": format!("vks_{n}")});
                 crate::payload::new_event(owner, "a.b", &data, crate::clock::unix_now_ms()).unwrap()
             })
             .collect();
-        let _ = store.publish_events(&events, crate::clock::unix_now_ms()).unwrap();
+        let _ = store.publish_events(events.to_vec(), crate::clock::unix_now_ms()).await.unwrap();
         let path = store.path().to_path_buf();
         assert!(matches!(inspect_file(&path), Err(OpenError::InUse(_))), "the store has it open");
         let missing = dir.path().join("none/stile.redb");

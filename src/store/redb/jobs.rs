@@ -10,7 +10,7 @@ use super::events::{body_in, meta_in};
 use super::{RedbStore, endpoints, tables};
 
 impl Jobs for RedbStore {
-    fn jobs(&self, attempt_ids: &[DeliveryId]) -> Result<Vec<Option<Job>>, StoreError> {
+    async fn jobs(&self, attempt_ids: Vec<DeliveryId>) -> Result<Vec<Option<Job>>, StoreError> {
         self.read(|tx| {
             let attempts = tx.open_table(tables::ATTEMPTS)?;
             let endpoints = tx.open_table(tables::ENDPOINTS)?;

@@ -190,6 +190,8 @@ impl RedbStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use crate::store::backend::Apps;
     use crate::store::backend::Attempts;
     use crate::store::backend::Endpoints;
@@ -206,11 +208,11 @@ mod tests {
     use crate::store::model::EndpointRecord;
     use crate::store::model::PageRequest;
 
-    #[test]
-    fn every_kind_of_sealed_value_reads_the_same_under_the_new_key() {
+    #[tokio::test]
+    async fn every_kind_of_sealed_value_reads_the_same_under_the_new_key() {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(dir.path()).unwrap();
-        let owner = store.test_owner(Mode::Test);
+        let owner = store.test_owner(Mode::Test).await;
         let mut endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/", "*");
         endpoint.secrets = vec![crate::store::model::endpoints::SigningSecret::new(
             &store.sealer,
@@ -218,16 +220,16 @@ mod tests {
             "whsec_AAEC",
             None,
         )];
-        store.insert_endpoint(&endpoint).unwrap();
+        store.insert_endpoint(endpoint.clone()).await.unwrap();
         let event =
             crate::payload::new_event(owner, "a.b", &serde_json::json!({"n": 1}), crate::clock::unix_now_ms()).unwrap();
-        let (_, scheduled) = store.publish_events(std::slice::from_ref(&event), 1_000).unwrap();
+        let (_, scheduled) = store.publish_events(std::slice::from_ref(&event).to_vec(), 1_000).await.unwrap();
         let mut result = AttemptResult::for_test(scheduled.keys()[0], endpoint.id, false, 1_000);
         result.response_body = Some("the endpoint said no".into());
         let policy = Policy { schedule: vec![], disable_after: Duration::from_secs(3600), undelivered_hours: 1 };
-        store.publish_and_record(&[], &[result], 1_000, &policy).unwrap();
+        store.publish_and_record(Arc::from([]), Arc::from([result]), 1_000, policy).await.unwrap();
         let record = IdempotencyRecord { fingerprint: "f".into(), status: 200, body: "{\"n\":1}".into(), created: 1 };
-        store.put_idempotency_record(owner, "key-1", &record).unwrap();
+        store.put_idempotency_record(owner, "key-1".into(), record.clone()).await.unwrap();
         drop(store);
 
         let rotated = rotate_payload_key(dir.path(), &StoreOptions::default()).unwrap();
@@ -237,11 +239,12 @@ mod tests {
 
         let store = RedbStore::open(dir.path()).unwrap();
         assert_eq!(store.sealer.key_id(), rotated.new_key);
-        assert_eq!(store.event(owner, event.meta.id).unwrap().unwrap().body, event.body);
-        let page = store.list_attempts(owner, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None);
+        assert_eq!(store.event(owner, event.meta.id).await.unwrap().unwrap().body, event.body);
+        let page =
+            store.list_attempts(owner, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None).await;
         assert_eq!(page.unwrap().items[0].response_body.as_deref(), Some("the endpoint said no"));
         assert_eq!(store.idempotency_record(owner, "key-1").unwrap(), Some(record));
-        let stored = store.endpoint(owner, endpoint.id).unwrap().unwrap();
+        let stored = store.endpoint(owner, endpoint.id).await.unwrap().unwrap();
         assert_eq!(stored.current_secret(&store.sealer).unwrap(), "whsec_AAEC");
     }
 }

@@ -35,17 +35,17 @@ impl Listeners for RedbStore {
     /// The listener endpoint of the key with hash `key_hash` in `owner`'s application,
     /// updated to `request` (its URL and event types, and when it was last seen); `make`
     /// builds a new one when there is none yet. The answer says whether it was made now.
-    fn listener_endpoint(
+    async fn listener_endpoint(
         &self,
         owner: Owner,
-        key_hash: &[u8; 32],
-        request: &ListenRequest,
-        make: impl FnOnce() -> EndpointRecord,
+        key_hash: [u8; 32],
+        request: ListenRequest,
+        make: impl FnOnce() -> EndpointRecord + Send + 'static,
     ) -> Result<(EndpointRecord, bool), StoreError> {
         self.write(|tx| {
             let mut listeners = tx.open_table(tables::LISTENERS)?;
             let mut table = tx.open_table(tables::ENDPOINTS)?;
-            let known = listeners.get((owner.app.as_u128(), key_hash))?.map(|v| EndpointId(v.value()));
+            let known = listeners.get((owner.app.as_u128(), &key_hash))?.map(|v| EndpointId(v.value()));
             let existing = match known {
                 Some(id) => endpoints::get_in(&table, owner.app, id)?,
                 None => None,
@@ -54,16 +54,16 @@ impl Listeners for RedbStore {
                 Some(record) => (record.clone(), false),
                 None => (make(), true),
             };
-            request.apply_to(&mut record, key_hash);
+            request.apply_to(&mut record, &key_hash);
             let bytes = encode(endpoints::TABLE, &record)?;
             table.insert((owner.app.as_u128(), record.id.as_u128()), bytes.as_slice())?;
             endpoints::reindex_in(tx, existing.as_ref(), Some(&record))?;
-            listeners.insert((owner.app.as_u128(), key_hash), record.id.as_u128())?;
+            listeners.insert((owner.app.as_u128(), &key_hash), record.id.as_u128())?;
             Ok((record, made))
         })
     }
 
-    fn touch_listener(&self, owner: Owner, id: EndpointId, now: i64) -> Result<(), StoreError> {
+    async fn touch_listener(&self, owner: Owner, id: EndpointId, now: i64) -> Result<(), StoreError> {
         self.write(|tx| {
             let mut table = tx.open_table(tables::ENDPOINTS)?;
             let Some(mut record) = endpoints::get_in(&table, owner.app, id)? else { return Ok(()) };
@@ -76,7 +76,7 @@ impl Listeners for RedbStore {
         })
     }
 
-    fn idle_listeners(&self, cutoff: i64) -> Result<Vec<(Owner, EndpointId)>, StoreError> {
+    async fn idle_listeners(&self, cutoff: i64) -> Result<Vec<(Owner, EndpointId)>, StoreError> {
         self.read(|tx| {
             let listeners = tx.open_table(tables::LISTENERS)?;
             let table = tx.open_table(tables::ENDPOINTS)?;

@@ -429,24 +429,24 @@ mod tests {
         store.read(|tx| Ok(tx.open_table(table)?.len()?)).unwrap()
     }
 
-    fn sessions_events(store: &RedbStore, owner: Owner, session: &str) -> usize {
+    async fn sessions_events(store: &RedbStore, owner: Owner, session: &str) -> usize {
         let filter = EventFilter { data_id: Some(session.into()), ..EventFilter::default() };
         let request = PageRequest::<crate::ids::EventId> { limit: 100, cursor: Cursor::Start };
-        store.list_events(owner, request, &filter).unwrap().items.len()
+        store.list_events(owner, request, filter.clone()).await.unwrap().items.len()
     }
 
-    #[test]
-    fn a_layout_3_file_gets_only_the_indexes_added_since() {
+    #[tokio::test]
+    async fn a_layout_3_file_gets_only_the_indexes_added_since() {
         let dir = tempfile::tempdir().unwrap();
         let owner;
         {
             let store = RedbStore::open(dir.path()).unwrap();
-            owner = store.test_owner(Mode::Test);
+            owner = store.test_owner(Mode::Test).await;
             let mut endpoint =
                 crate::store::model::endpoints::EndpointRecord::for_test(owner, "https://a.example/", "a.b");
             endpoint.enabled_events.push("a.c".into());
             endpoint.labels = vec!["eu".into()];
-            store.insert_endpoint(&endpoint).unwrap();
+            store.insert_endpoint(endpoint.clone()).await.unwrap();
             store
                 .write(|tx| {
                     tx.delete_table(tables::ENDPOINT_SUBSCRIPTIONS)?;
@@ -481,21 +481,21 @@ mod tests {
         assert_eq!(started(2).len(), BACKFILLS.len() - 1, "all but the hashed indexes, which the first fill makes");
     }
 
-    #[test]
-    fn a_layout_4_file_has_its_events_filed_by_hash_and_loses_the_indexes_by_text() {
+    #[tokio::test]
+    async fn a_layout_4_file_has_its_events_filed_by_hash_and_loses_the_indexes_by_text() {
         let dir = tempfile::tempdir().unwrap();
         let (owner, other);
         {
             let store = RedbStore::open(dir.path()).unwrap();
-            owner = store.test_owner(Mode::Test);
-            other = store.test_owner(Mode::Live);
+            owner = store.test_owner(Mode::Test).await;
+            other = store.test_owner(Mode::Live).await;
             let mut events = Vec::new();
             for n in 0..7 {
                 let (who, event_type) = if n % 3 == 0 { (other, "a.c") } else { (owner, "a.b") };
                 let data = serde_json::json!({"id": format!("vks_{}", n % 2), "n": n});
                 events.push(crate::payload::new_event(who, event_type, &data, crate::clock::unix_now_ms()).unwrap());
             }
-            let _ = store.publish_events(&events, crate::clock::unix_now_ms()).unwrap();
+            let _ = store.publish_events(events.to_vec(), crate::clock::unix_now_ms()).await.unwrap();
             // As layout 4 left it: the events filed by their texts, no hashed index.
             store
                 .write(|tx| {
@@ -527,34 +527,34 @@ mod tests {
         assert!(store.read(|tx| Ok(tx.open_table(tables::BACKFILLS)?.iter()?.next().is_none())).unwrap(), "all done");
         // Events 1, 2, 4, 5 are the owner's (a.b); 1 and 5 have vks_1.
         let request = || PageRequest::<crate::ids::EventId> { limit: 100, cursor: Cursor::Start };
-        let by_type = |who: Owner, t: &str| {
+        let by_type = async |who: Owner, t: &str| {
             let filter = EventFilter { event_type: Some(t.into()), ..EventFilter::default() };
-            store.list_events(who, request(), &filter).unwrap().items.len()
+            store.list_events(who, request(), filter.clone()).await.unwrap().items.len()
         };
-        assert_eq!((by_type(owner, "a.b"), by_type(owner, "a.c"), by_type(other, "a.c")), (4, 0, 3));
-        assert_eq!(sessions_events(&store, owner, "vks_1"), 2);
-        assert_eq!(sessions_events(&store, other, "vks_1"), 1, "event 3");
+        assert_eq!((by_type(owner, "a.b").await, by_type(owner, "a.c").await, by_type(other, "a.c").await), (4, 0, 3));
+        assert_eq!(sessions_events(&store, owner, "vks_1").await, 2);
+        assert_eq!(sessions_events(&store, other, "vks_1").await, 1, "event 3");
     }
 
-    #[test]
-    fn the_event_index_backfill_goes_in_batches_and_resumes_where_it_stopped() {
+    #[tokio::test]
+    async fn the_event_index_backfill_goes_in_batches_and_resumes_where_it_stopped() {
         let dir = tempfile::tempdir().unwrap();
         let owner;
         {
             let store = RedbStore::open(dir.path()).unwrap();
-            owner = store.test_owner(Mode::Test);
+            owner = store.test_owner(Mode::Test).await;
             let events: Vec<_> = (0..5)
                 .map(|n| {
                     let data = serde_json::json!({"id": "vks_1", "n": n});
                     crate::payload::new_event(owner, "a.b", &data, crate::clock::unix_now_ms()).unwrap()
                 })
                 .collect();
-            let _ = store.publish_events(&events, crate::clock::unix_now_ms()).unwrap();
-            assert_eq!(sessions_events(&store, owner, "vks_1"), 5);
+            let _ = store.publish_events(events.to_vec(), crate::clock::unix_now_ms()).await.unwrap();
+            assert_eq!(sessions_events(&store, owner, "vks_1").await, 5);
             let mut labelled =
                 crate::store::model::endpoints::EndpointRecord::for_test(owner, "https://a.example/", "*");
             labelled.labels = vec!["billing".into(), "eu".into()];
-            store.insert_endpoint(&labelled).unwrap();
+            store.insert_endpoint(labelled.clone()).await.unwrap();
             // As a file of layout 2: metadata in JSON, no index rows, a backfill to do.
             store
                 .write(|tx| {
@@ -575,7 +575,7 @@ mod tests {
                     start_backfills(tx, 2)
                 })
                 .unwrap();
-            assert_eq!(sessions_events(&store, owner, "vks_1"), 0, "nothing indexed");
+            assert_eq!(sessions_events(&store, owner, "vks_1").await, 0, "nothing indexed");
             // Two batches of two, then a crash: the cursor says how far it got.
             for _ in 0..2 {
                 let cursor = store
@@ -590,7 +590,7 @@ mod tests {
         let store = RedbStore::open(dir.path()).unwrap();
         assert_eq!(rows(&store, tables::EVENTS_BY_TYPE), 5);
         assert_eq!(rows(&store, tables::EVENTS_BY_DATA_ID), 5);
-        assert_eq!(sessions_events(&store, owner, "vks_1"), 5);
+        assert_eq!(sessions_events(&store, owner, "vks_1").await, 5);
         assert_eq!(rows(&store, tables::ENDPOINT_LABELS), 2, "the endpoint's two labels");
         assert_eq!(rows(&store, tables::ENDPOINT_SUBSCRIPTIONS), 1, "what it subscribes to");
         let compact = store

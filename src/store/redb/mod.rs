@@ -1,8 +1,10 @@
 //! The redb store: one file in the data directory, the only place state lives.
 //!
-//! Its methods are synchronous (redb is), so callers on the async runtime reach it through
-//! `spawn_blocking`. Each concern's file implements that concern's backend trait
-//! (`store/backend.rs`) for `RedbStore`; the tables are all in `tables.rs`.
+//! redb is synchronous: its backend methods are `async` only in name (they await nothing),
+//! and [`Store`](crate::store::Store) runs each on the blocking pool
+//! ([`RedbStore::blocking`]), so no caller's thread waits on a commit. Each concern's file
+//! implements that concern's backend trait (`store/backend.rs`) for `RedbStore`; the
+//! tables are all in `tables.rs`.
 
 mod api_keys;
 mod app_deletion;
@@ -159,7 +161,55 @@ impl DbError {
     }
 }
 
+/// What a store method answers when its work on the blocking pool was cut off before it
+/// ran (the runtime is stopping).
+pub(in crate::store) trait Interrupted {
+    /// The answer.
+    fn interrupted() -> Self;
+}
+
+impl<T, E: From<StoreError>> Interrupted for Result<T, E> {
+    fn interrupted() -> Self {
+        Err(StoreError::Unavailable("the process is stopping".into()).into())
+    }
+}
+
+#[cfg(test)]
+impl Interrupted for () {
+    fn interrupted() -> Self {
+        panic!("the test's runtime stopped")
+    }
+}
+
+#[cfg(test)]
+impl Interrupted for crate::store::model::Owner {
+    fn interrupted() -> Self {
+        panic!("the test's runtime stopped")
+    }
+}
+
+/// Runs `work` on the current runtime's blocking pool and waits for it without blocking
+/// the caller's thread. A panic in `work` is the caller's panic, as it would be inline.
+pub(in crate::store) async fn on_blocking_pool<T: Interrupted + Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(answer) => answer,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(_) => T::interrupted(),
+    }
+}
+
 impl RedbStore {
+    /// Runs `work` on this store on the blocking pool (see [`on_blocking_pool`]).
+    pub(in crate::store) async fn blocking<T: Interrupted + Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        work: impl FnOnce(&RedbStore) -> T + Send + 'static,
+    ) -> T {
+        let store = std::sync::Arc::clone(self);
+        on_blocking_pool(move || work(&store)).await
+    }
+
     /// Opens (or creates) the data file in `dir` with the default settings (the payload
     /// key in `dir`), refusing if another process has it open.
     pub fn open(dir: &Path) -> Result<RedbStore, OpenError> {
@@ -391,7 +441,7 @@ impl RedbStore {
 }
 
 impl Backend for RedbStore {
-    fn check(&self) -> Result<(), StoreError> {
+    async fn check(&self) -> Result<(), StoreError> {
         self.read(|_| Ok(()))
     }
 

@@ -51,20 +51,21 @@ pub(super) fn prune_expired_in(tx: &WriteTransaction, now: i64, limit: usize) ->
 }
 
 impl PortalSessions for RedbStore {
-    fn insert_portal_session(&self, hash: &[u8; 32], record: &PortalSessionRecord) -> Result<(), StoreError> {
-        let bytes = encode(TABLE, record)?;
+    async fn insert_portal_session(&self, hash: [u8; 32], record: PortalSessionRecord) -> Result<(), StoreError> {
+        let bytes = encode(TABLE, &record)?;
         self.write(|tx| {
-            tx.open_table(tables::PORTAL_SESSIONS)?.insert(hash, bytes.as_slice())?;
-            tx.open_table(tables::PORTAL_SESSIONS_BY_APP)?.insert((record.app.as_u128(), record.id.as_u128()), hash)?;
+            tx.open_table(tables::PORTAL_SESSIONS)?.insert(&hash, bytes.as_slice())?;
+            tx.open_table(tables::PORTAL_SESSIONS_BY_APP)?
+                .insert((record.app.as_u128(), record.id.as_u128()), &hash)?;
             Ok(())
         })
     }
 
-    fn portal_session(&self, hash: &[u8; 32]) -> Result<Option<PortalSessionRecord>, StoreError> {
-        self.read(|tx| decode_found(TABLE, tx.open_table(tables::PORTAL_SESSIONS)?.get(hash)?))
+    async fn portal_session(&self, hash: [u8; 32]) -> Result<Option<PortalSessionRecord>, StoreError> {
+        self.read(|tx| decode_found(TABLE, tx.open_table(tables::PORTAL_SESSIONS)?.get(&hash)?))
     }
 
-    fn revoke_portal_session(&self, owner: Owner, id: PortalSessionId) -> Result<bool, StoreError> {
+    async fn revoke_portal_session(&self, owner: Owner, id: PortalSessionId) -> Result<bool, StoreError> {
         self.write(|tx| {
             let mut by_app = tx.open_table(tables::PORTAL_SESSIONS_BY_APP)?;
             let Some(hash) = by_app.remove((owner.app.as_u128(), id.as_u128()))?.map(|h| *h.value()) else {

@@ -130,7 +130,12 @@ impl<'txn> QueueTables<'txn> {
 }
 
 impl Queue for RedbStore {
-    fn due_entries(&self, after: Option<QueueKey>, until_ms: u64, limit: usize) -> Result<Vec<DueEntry>, StoreError> {
+    async fn due_entries(
+        &self,
+        after: Option<QueueKey>,
+        until_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<DueEntry>, StoreError> {
         self.read(|tx| {
             let queue = tx.open_table(tables::QUEUE)?;
             let mut out = Vec::new();
@@ -154,7 +159,7 @@ impl Queue for RedbStore {
         })
     }
 
-    fn next_due_after(&self, after: Option<QueueKey>) -> Result<Option<u64>, StoreError> {
+    async fn next_due_after(&self, after: Option<QueueKey>) -> Result<Option<u64>, StoreError> {
         self.read(|tx| {
             let queue = tx.open_table(tables::QUEUE)?;
             let first = queue.range(QueueKey::first_row_after(after)..)?.next().transpose()?;
@@ -162,12 +167,12 @@ impl Queue for RedbStore {
         })
     }
 
-    fn queue_depth(&self) -> Result<u64, StoreError> {
+    async fn queue_depth(&self) -> Result<u64, StoreError> {
         self.read(|tx| Ok(tx.open_table(tables::QUEUE)?.len()?))
     }
 
     #[cfg(test)]
-    fn drop_queue_entry_for_test(&self, key: QueueKey) {
+    async fn drop_queue_entry_for_test(&self, key: QueueKey) -> () {
         self.write(|tx| Ok(tx.open_table(tables::QUEUE)?.remove(key.row()).map(|_| ())?)).unwrap();
     }
 }

@@ -77,7 +77,7 @@ impl Recoveries for RedbStore {
     /// seconds), unless it failed longer ago than the endpoint keeps undelivered payloads
     /// (`default_hours` unless it sets its own). `dry_run` only counts. `None`: no such
     /// endpoint in this application.
-    fn recover_endpoint(
+    async fn recover_endpoint(
         &self,
         owner: Owner,
         id: EndpointId,

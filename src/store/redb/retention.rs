@@ -297,8 +297,13 @@ impl Retention for RedbStore {
     /// next pass prunes the same rows again): the next durable commit, a publish's or
     /// [`RedbStore::persist`] at the end of the pass, makes it durable. An fsync per batch
     /// held publishes waiting for the writer up for milliseconds each time.
-    fn prune(&self, cutoffs: Cutoffs, cursor: &mut PruneCursor, limit: usize) -> Result<Pruned, StoreError> {
-        let mut next = cursor.clone();
+    async fn prune(
+        &self,
+        cutoffs: Cutoffs,
+        cursor: PruneCursor,
+        limit: usize,
+    ) -> Result<(Pruned, PruneCursor), StoreError> {
+        let mut next = cursor;
         let pruned = self.with_db(|db| {
             let mut tx = db.begin_write()?;
             tx.set_durability(redb::Durability::None)?;
@@ -311,7 +316,6 @@ impl Retention for RedbStore {
             }
             Ok::<_, StoreError>(pruned)
         })?;
-        *cursor = next;
-        Ok(pruned)
+        Ok((pruned, next))
     }
 }

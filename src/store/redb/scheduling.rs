@@ -12,6 +12,7 @@ use crate::store::model::{
 use crate::store::rules;
 use crate::store::rules::cancel::end_pending;
 use crate::store::rules::resume::{EndpointChangeTx, update_and_resume};
+use std::sync::Arc;
 
 use super::attempts::{DeliveryTables, record_in};
 use super::events::publish_in;
@@ -42,20 +43,20 @@ fn unpark_in(
 }
 
 impl Scheduling for RedbStore {
-    fn update_endpoint_and_resume(
+    async fn update_endpoint_and_resume(
         &self,
         owner: Owner,
         id: EndpointId,
         now_ms: u64,
         resume: bool,
-        change: impl FnOnce(&mut EndpointRecord),
+        change: impl FnOnce(&mut EndpointRecord) + Send + 'static,
     ) -> Result<Option<EndpointUpdated>, StoreError> {
         self.write(|tx| {
             rules::settle(update_and_resume(&mut Tx { tx, store: self }, owner, id, now_ms, resume, change))
         })
     }
 
-    fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
+    async fn delete_endpoint(&self, owner: Owner, id: EndpointId, now: i64) -> Result<bool, StoreError> {
         self.write(|tx| {
             let mut table = tx.open_table(tables::ENDPOINTS)?;
             let Some(removed) = table.remove((owner.app.as_u128(), id.as_u128()))? else {
@@ -72,21 +73,21 @@ impl Scheduling for RedbStore {
         })
     }
 
-    fn publish_and_record(
+    async fn publish_and_record(
         &self,
-        events: &[NewEvent],
-        results: &[AttemptResult],
+        events: Arc<[NewEvent]>,
+        results: Arc<[AttemptResult]>,
         now_ms: u64,
-        policy: &impl RecordPolicy,
+        policy: impl RecordPolicy + Send + Sync + 'static,
     ) -> Result<Written, StoreError> {
         self.write(|tx| {
-            let (published, first_attempts) = publish_in(tx, &self.sealer, &self.names, events, now_ms)?;
-            let recorded = record_in(tx, &self.sealer, &self.names, results, now_ms, policy)?;
+            let (published, first_attempts) = publish_in(tx, &self.sealer, &self.names, &events, now_ms)?;
+            let recorded = record_in(tx, &self.sealer, &self.names, &results, now_ms, &policy)?;
             Ok(Written { published, first_attempts, recorded })
         })
     }
 
-    fn retry_now(
+    async fn retry_now(
         &self,
         owner: Owner,
         endpoint: EndpointId,
@@ -135,12 +136,16 @@ impl Scheduling for RedbStore {
     /// connected for) wait, parked, until it is enabled or connected; entries whose
     /// attempt is no longer pending just go. Entries whose endpoint became deliverable
     /// meanwhile stay queued and are returned, to be looked at again.
-    fn park(&self, keys: &[QueueKey], deliverable: impl Fn(&EndpointRecord) -> bool) -> Result<Scheduled, StoreError> {
+    async fn park(
+        &self,
+        keys: Vec<QueueKey>,
+        deliverable: impl Fn(&EndpointRecord) -> bool + Send + Sync + 'static,
+    ) -> Result<Scheduled, StoreError> {
         self.write(|tx| {
             let endpoints = tx.open_table(tables::ENDPOINTS)?;
             let mut t = DeliveryTables::open(tx, &self.names)?;
             let mut still_queued = Scheduled::default();
-            for key in keys {
+            for key in keys.iter() {
                 let record = t.load(key.attempt())?.filter(|r| r.status == AttemptStatus::Pending);
                 let Some(record) = record else {
                     t.queue.drop_entry(*key)?;
@@ -160,11 +165,11 @@ impl Scheduling for RedbStore {
     /// Puts the parked attempts of every enabled endpoint back on the queue, due at
     /// `now_ms` (at start-up). Listener endpoints' attempts stay parked: no CLI is
     /// connected yet.
-    fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
+    async fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
         self.write(|tx| unpark_in(tx, &self.names, None, now_ms))
     }
 
-    fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
+    async fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
         self.write(|tx| unpark_in(tx, &self.names, Some(id), now_ms))
     }
 }

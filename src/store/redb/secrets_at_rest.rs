@@ -92,8 +92,8 @@ mod tests {
     use crate::store::model::SigningSecret;
 
     /// Endpoints written as an earlier release wrote them: secrets in clear.
-    fn clear_endpoints(store: &RedbStore, n: usize) -> Vec<String> {
-        let owner = store.test_owner(Mode::Test);
+    async fn clear_endpoints(store: &RedbStore, n: usize) -> Vec<String> {
+        let owner = store.test_owner(Mode::Test).await;
         let mut secrets = Vec::new();
         store
             .write(|tx| {
@@ -114,11 +114,11 @@ mod tests {
         secrets
     }
 
-    #[test]
-    fn no_secret_stays_in_clear_anywhere_in_the_file_however_many_endpoints() {
+    #[tokio::test]
+    async fn no_secret_stays_in_clear_anywhere_in_the_file_however_many_endpoints() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = RedbStore::open(dir.path()).unwrap();
-        let secrets = clear_endpoints(&store, 600);
+        let secrets = clear_endpoints(&store, 600).await;
         let before = std::fs::read(&store.path).unwrap();
         assert!(before.windows(6).any(|w| w == b"whsec_"), "the test wrote them in clear");
 
@@ -126,15 +126,17 @@ mod tests {
         let after = std::fs::read(&store.path).unwrap();
         assert!(!after.windows(6).any(|w| w == b"whsec_"), "a secret is in the file in clear");
         assert!(!store.path.with_extension(COPY_SUFFIX).exists(), "the copy took the file's place");
-        let owner = store.test_owner(Mode::Test);
-        let page = store.list_endpoints(
-            owner,
-            crate::store::model::pagination::PageRequest {
-                limit: 100,
-                cursor: crate::store::model::pagination::Cursor::Start,
-            },
-            &Default::default(),
-        );
+        let owner = store.test_owner(Mode::Test).await;
+        let page = store
+            .list_endpoints(
+                owner,
+                crate::store::model::pagination::PageRequest {
+                    limit: 100,
+                    cursor: crate::store::model::pagination::Cursor::Start,
+                },
+                Default::default(),
+            )
+            .await;
         for record in page.unwrap().items {
             assert!(secrets.contains(&record.current_secret(&store.sealer).unwrap()));
         }

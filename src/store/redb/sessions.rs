@@ -19,18 +19,18 @@ use super::{RedbStore, Tx, decode_found, encode, tables};
 const TABLE: &str = "verification_sessions";
 
 impl Sessions for RedbStore {
-    fn session(&self, owner: Owner, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError> {
+    async fn session(&self, owner: Owner, id: VerificationSessionId) -> Result<Option<SessionRecord>, StoreError> {
         self.read(|tx| {
             let table = tx.open_table(tables::VERIFICATION_SESSIONS)?;
             decode_found(TABLE, table.get((owner.app.as_u128(), id.as_u128()))?)
         })
     }
 
-    fn next_session_expiry(&self) -> Result<Option<u64>, StoreError> {
+    async fn next_session_expiry(&self) -> Result<Option<u64>, StoreError> {
         self.read(|tx| Ok(tx.open_table(tables::SESSION_EXPIRY)?.first()?.map(|(k, _)| k.value().0)))
     }
 
-    fn list_sessions(
+    async fn list_sessions(
         &self,
         owner: Owner,
         request: PageRequest<VerificationSessionId>,
@@ -42,29 +42,29 @@ impl Sessions for RedbStore {
         })
     }
 
-    fn create_session(
+    async fn create_session(
         &self,
-        session: &SessionRecord,
-        event: &NewEvent,
+        session: SessionRecord,
+        event: NewEvent,
         expires_ms: u64,
         now_ms: u64,
     ) -> Result<SessionChanged, StoreError> {
-        let bytes = encode(TABLE, session)?;
+        let bytes = encode(TABLE, &session)?;
         self.write(|tx| {
             let key = (session.app.as_u128(), session.id.as_u128());
             tx.open_table(tables::VERIFICATION_SESSIONS)?.insert(key, bytes.as_slice())?;
             tx.open_table(tables::SESSION_EXPIRY)?.insert((expires_ms, session.id.as_u128()), session.app.as_u128())?;
-            let (_, scheduled) = publish_in(tx, &self.sealer, &self.names, std::slice::from_ref(event), now_ms)?;
+            let (_, scheduled) = publish_in(tx, &self.sealer, &self.names, std::slice::from_ref(&event), now_ms)?;
             Ok(SessionChanged { session: session.clone(), scheduled })
         })
     }
 
-    fn change_session<R>(
+    async fn change_session<R: Send + 'static>(
         &self,
         owner: Owner,
         id: VerificationSessionId,
         now_ms: u64,
-        change: impl FnOnce(&mut SessionRecord) -> Result<NewEvent, R>,
+        change: impl FnOnce(&mut SessionRecord) -> Result<NewEvent, R> + Send + 'static,
     ) -> Result<SessionChange<R>, StoreError> {
         self.write(|tx| {
             let key = (owner.app.as_u128(), id.as_u128());
@@ -82,11 +82,11 @@ impl Sessions for RedbStore {
         })
     }
 
-    fn expire_due_sessions<R>(
+    async fn expire_due_sessions<R: Send + 'static>(
         &self,
         now_ms: u64,
         limit: usize,
-        expire: impl Fn(&mut SessionRecord) -> Result<NewEvent, R>,
+        expire: impl Fn(&mut SessionRecord) -> Result<NewEvent, R> + Send + Sync + 'static,
     ) -> Result<(usize, Scheduled), StoreError> {
         self.write(|tx| rules::settle(expire_due(&mut Tx { tx, store: self }, now_ms, limit, expire)))
     }

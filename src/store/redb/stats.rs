@@ -22,7 +22,7 @@ impl Outcomes {
 }
 
 impl Stats for RedbStore {
-    fn metrics_snapshot(&self, now_ms: u64) -> Result<MetricsSnapshot, StoreError> {
+    async fn metrics_snapshot(&self, now_ms: u64) -> Result<MetricsSnapshot, StoreError> {
         self.read(|tx| {
             let queue = tx.open_table(tables::QUEUE)?;
             let oldest = queue.first()?.map(|(k, _)| k.value().0);
@@ -51,7 +51,7 @@ impl Stats for RedbStore {
     /// resolution) in buckets of `bucket_seconds` (a multiple of 60), pending counts of
     /// the application's endpoints, and its `failures` newest failed attempts. Buckets start at
     /// multiples of `bucket_seconds`.
-    fn delivery_stats(
+    async fn delivery_stats(
         &self,
         owner: Owner,
         since: i64,

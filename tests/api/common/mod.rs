@@ -148,7 +148,7 @@ impl TestServer {
     }
 
     fn launch(config: Config, dir: Arc<tempfile::TempDir>, clock: stile::clock::Clock) -> Self {
-        let prepared = stile::prepare_with_clock(config.clone(), clock.clone()).expect("server prepares");
+        let prepared = block_on(stile::prepare_with_clock(config.clone(), clock.clone())).expect("server prepares");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -179,11 +179,15 @@ impl TestServer {
     /// uid) in its data file (as `stile keys create --app` does), and starts it again.
     pub fn restart_with_key_for(mut self, app: &str) -> (Self, String) {
         self.shutdown();
-        let key = {
-            let store = stile::open_store(&self.config).expect("open the store");
-            let found = store.find_app(stile::mode::Mode::Test, app).expect("read").expect("the application exists");
-            stile::create_api_key_for(&store, stile::mode::Mode::Test, Some(found.id), 0).expect("store the key")
-        };
+        let key = block_on(async {
+            let store = stile::open_store(&self.config).await.expect("open the store");
+            let found = store
+                .find_app(stile::mode::Mode::Test, app.into())
+                .await
+                .expect("read")
+                .expect("the application exists");
+            stile::create_api_key_for(&store, stile::mode::Mode::Test, Some(found.id), 0).await.expect("store the key")
+        });
         (Self::launch(self.config.clone(), Arc::clone(&self.dir), self.clock.clone()), key)
     }
 
@@ -396,4 +400,10 @@ impl Resp {
         assert!(error["message"].as_str().is_some_and(|m| m.len() > 10), "a real message: {}", self.text);
         error
     }
+}
+
+/// Runs `work` (the server's start, a command's store work) to its end on a runtime of
+/// its own, as `stile serve` and `stile keys` do before they serve.
+pub fn block_on<F: std::future::Future>(work: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(work)
 }
