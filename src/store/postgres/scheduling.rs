@@ -1,8 +1,9 @@
 //! The writes on Postgres that put attempts on the queue or take them off: the writer's
 //! combined commit, parking, enabling and deleting endpoints, retrying now.
 
-use deadpool_postgres::GenericClient;
 use std::sync::Arc;
+
+use deadpool_postgres::GenericClient;
 
 use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::backend::Scheduling;
@@ -12,6 +13,7 @@ use crate::store::model::{
 };
 use crate::store::rules::cancel::{CancelTx, end_pending};
 use crate::store::rules::resume::{EndpointChangeTx, update_and_resume};
+use crate::store::rules::retry::{RetryNowTx, retry_now};
 
 use super::attempts::{Writes, lock_attempts, record_in, status_code};
 use super::cached::Cached;
@@ -150,58 +152,7 @@ impl Scheduling for PgStore {
         id: DeliveryId,
         now_ms: u64,
     ) -> Result<RetryNow, StoreError> {
-        transaction!(self, |tx| {
-            let named = lock_attempts(tx, &[id]).await?.remove(&id);
-            let Some(named) = named.filter(|r| r.app == owner.app && r.endpoint_id == endpoint) else {
-                return Ok(RetryNow::NoSuchAttempt);
-            };
-            let mut target = match named.status {
-                AttemptStatus::Pending => named,
-                AttemptStatus::Retrying => {
-                    let row = tx
-                        .q_opt(
-                            "SELECT a.id FROM attempts a JOIN queue q ON q.attempt = a.id
-                             WHERE a.event = $1 AND a.endpoint = $2 AND a.attempt = $3 AND a.status = $4",
-                            &[
-                                &uuid(named.event_id.as_u128()),
-                                &uuid(endpoint.as_u128()),
-                                &((named.attempt + 1) as i32),
-                                &status_code(AttemptStatus::Pending),
-                            ],
-                        )
-                        .await?;
-                    let successor = match row {
-                        Some(row) => {
-                            let next = DeliveryId(id_of(row.get(0)));
-                            lock_attempts(tx, &[next]).await?.remove(&next)
-                        }
-                        None => None,
-                    };
-                    match successor {
-                        Some(record) => record,
-                        None => return Ok(RetryNow::NotScheduled(named.status)),
-                    }
-                }
-                other => return Ok(RetryNow::NotScheduled(other)),
-            };
-            let parked: Option<bool> = tx
-                .q_opt("SELECT parked FROM queue WHERE attempt = $1", &[&uuid(target.id.as_u128())])
-                .await?
-                .map(|row| row.get(0));
-            if parked == Some(true) {
-                return Ok(RetryNow::EndpointDisabled);
-            }
-            let mut writes = Writes::new(&self.token);
-            writes.enqueue(&target, now_ms, false);
-            target.due_ms = now_ms;
-            target.created = (now_ms / 1000) as i64;
-            writes.save(target.clone());
-            writes.flush(tx).await?;
-            let mut scheduled = Scheduled::default();
-            scheduled.push(QueueKey::new(now_ms, target.id));
-            Ok(RetryNow::Moved(Box::new(target), scheduled))
-        })
-        .await
+        transaction!(self, |tx| retry_now(&mut Tx { client: tx, store: self }, owner, endpoint, id, now_ms).await).await
     }
 
     /// Takes entries whose endpoint is not `deliverable` off the queue (parked); entries
@@ -295,5 +246,44 @@ impl<C: GenericClient> EndpointChangeTx for Tx<'_, C> {
 
     async fn unpark(&mut self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
         unpark_in(self.client, &self.store.token, Some(id), now_ms).await
+    }
+}
+
+impl<C: GenericClient> RetryNowTx for Tx<'_, C> {
+    /// Locks the attempt's row.
+    async fn attempt(&mut self, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
+        Ok(lock_attempts(self.client, &[id]).await?.remove(&id))
+    }
+
+    async fn queued_retry_of(&mut self, failed: &AttemptRecord) -> Result<Option<AttemptRecord>, StoreError> {
+        let row = self
+            .client
+            .q_opt(
+                "SELECT a.id FROM attempts a JOIN queue q ON q.attempt = a.id
+                 WHERE a.event = $1 AND a.endpoint = $2 AND a.attempt = $3 AND a.status = $4",
+                &[
+                    &uuid(failed.event_id.as_u128()),
+                    &uuid(failed.endpoint_id.as_u128()),
+                    &((failed.attempt + 1) as i32),
+                    &status_code(AttemptStatus::Pending),
+                ],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        self.attempt(DeliveryId(id_of(row.get(0)))).await
+    }
+
+    async fn is_parked(&mut self, attempt: &AttemptRecord) -> Result<bool, StoreError> {
+        let row =
+            self.client.q_opt("SELECT parked FROM queue WHERE attempt = $1", &[&uuid(attempt.id.as_u128())]).await?;
+        Ok(row.is_some_and(|row| row.get(0)))
+    }
+
+    async fn requeue(&mut self, _before: QueueKey, attempt: &AttemptRecord) -> Result<QueueKey, StoreError> {
+        let mut writes = Writes::new(&self.store.token);
+        writes.enqueue(attempt, attempt.due_ms, false);
+        writes.save(attempt.clone());
+        writes.flush(self.client).await?;
+        Ok(attempt.queue_key())
     }
 }

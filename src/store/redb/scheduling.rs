@@ -3,16 +3,18 @@
 //! parking. Each answers with what it queued ([`Scheduled`]); the delivery engine, the
 //! only caller, wakes its scheduler with it.
 
+use std::sync::Arc;
+
 use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::backend::Scheduling;
 use crate::store::model::{
-    AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, EndpointUpdated, NewEvent, Owner, QueueKey,
-    RecordPolicy, RetryNow, Scheduled, StoreError, Written,
+    AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, EndpointUpdated, NewEvent, Owner,
+    QueueKey, RecordPolicy, RetryNow, Scheduled, StoreError, Written,
 };
 use crate::store::rules;
 use crate::store::rules::cancel::end_pending;
 use crate::store::rules::resume::{EndpointChangeTx, update_and_resume};
-use std::sync::Arc;
+use crate::store::rules::retry::{RetryNowTx, retry_now};
 
 use super::attempts::{DeliveryTables, record_in};
 use super::events::publish_in;
@@ -95,39 +97,7 @@ impl Scheduling for RedbStore {
         now_ms: u64,
     ) -> Result<RetryNow, StoreError> {
         self.write(|tx| {
-            let mut t = DeliveryTables::open(tx, &self.names)?;
-            let named = t.load(id)?.filter(|r| r.app == owner.app && r.endpoint_id == endpoint);
-            let Some(named) = named else { return Ok(RetryNow::NoSuchAttempt) };
-            let mut target = match named.status {
-                AttemptStatus::Pending => named,
-                AttemptStatus::Retrying => {
-                    let mut successor = None;
-                    for candidate in t.queue.pending_of(endpoint)? {
-                        if let Some(record) = t.load(candidate)?
-                            && record.event_id == named.event_id
-                            && record.attempt == named.attempt + 1
-                        {
-                            successor = Some(record);
-                            break;
-                        }
-                    }
-                    match successor {
-                        Some(record) => record,
-                        None => return Ok(RetryNow::NotScheduled(named.status)),
-                    }
-                }
-                other => return Ok(RetryNow::NotScheduled(other)),
-            };
-            if t.queue.is_parked(endpoint, target.id)? {
-                return Ok(RetryNow::EndpointDisabled);
-            }
-            let key = t.queue.reschedule(owner.app, endpoint, target.queue_key(), now_ms)?;
-            target.due_ms = now_ms;
-            target.created = (now_ms / 1000) as i64;
-            t.save(&target)?;
-            let mut scheduled = Scheduled::default();
-            scheduled.push(key);
-            Ok(RetryNow::Moved(Box::new(target), scheduled))
+            rules::settle(retry_now(&mut DeliveryTables::open(tx, &self.names)?, owner, endpoint, id, now_ms))
         })
     }
 
@@ -190,5 +160,33 @@ impl EndpointChangeTx for Tx<'_> {
 
     async fn unpark(&mut self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
         unpark_in(self.tx, &self.store.names, Some(id), now_ms)
+    }
+}
+
+impl RetryNowTx for DeliveryTables<'_, '_> {
+    async fn attempt(&mut self, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
+        self.load(id)
+    }
+
+    async fn queued_retry_of(&mut self, failed: &AttemptRecord) -> Result<Option<AttemptRecord>, StoreError> {
+        for candidate in self.queue.pending_of(failed.endpoint_id)? {
+            if let Some(record) = self.load(candidate)?
+                && record.event_id == failed.event_id
+                && record.attempt == failed.attempt + 1
+            {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn is_parked(&mut self, attempt: &AttemptRecord) -> Result<bool, StoreError> {
+        self.queue.is_parked(attempt.endpoint_id, attempt.id)
+    }
+
+    async fn requeue(&mut self, before: QueueKey, attempt: &AttemptRecord) -> Result<QueueKey, StoreError> {
+        let key = self.queue.reschedule(attempt.app, attempt.endpoint_id, before, attempt.due_ms)?;
+        self.save(attempt)?;
+        Ok(key)
     }
 }

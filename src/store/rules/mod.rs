@@ -1,6 +1,8 @@
 //! The store's decisions, each written once over primitives both backends implement: what
 //! recording an attempt's result does ([`record`]), what enabling an endpoint again
-//! resumes ([`resume`]), what expiring a verification session publishes ([`expire`]).
+//! resumes ([`resume`]), what expiring a verification session publishes ([`expire`]),
+//! what ending an endpoint's deliveries files ([`cancel`]), what retrying an attempt now
+//! moves ([`retry`]).
 //!
 //! A rule is an `async fn` over a trait of primitives (read this row, write that one). The
 //! Postgres backend runs it inside its transaction, where a primitive may wait on the
@@ -11,6 +13,7 @@ pub mod cancel;
 pub mod expire;
 pub mod record;
 pub mod resume;
+pub mod retry;
 
 use std::future::Future;
 
