@@ -150,7 +150,10 @@ impl Scheduler {
             }
             self.renew_claims().await;
             if self.stopping {
-                if self.busy == 0 && self.unrecorded == 0 {
+                // Done once what is in flight is recorded, or at once when the senders
+                // are gone (the engine was dropped without a shutdown: nothing in flight
+                // will answer, and it is sent again at the next start).
+                if self.busy == 0 && self.unrecorded == 0 || self.work.is_closed() {
                     break;
                 }
                 wait = MAX_IDLE;

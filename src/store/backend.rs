@@ -23,7 +23,7 @@ use super::model::{
     Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError, StoredEvent, UidTaken, Written,
 };
 
-use super::redb::on_blocking_pool;
+use super::redb::run_redb;
 use super::rules::settle;
 use super::{QueueWrites, Store};
 
@@ -34,8 +34,9 @@ use super::{QueueWrites, Store};
 ///
 /// The methods are `async`. Postgres's are awaited where they are called; redb's do their
 /// work without awaiting anything (redb is synchronous), so the store method runs them on
-/// the blocking pool and the caller's thread never waits on a commit. That is why the
-/// arguments are owned. The store's futures are boxed: a future that names the store
+/// the blocking pool and the caller's thread never waits on a commit (except a thread of
+/// the engine's that runs one loop alone: see `redb::allow_blocking_on_this_thread`).
+/// That is why the arguments are owned. The store's futures are boxed: a future that names the store
 /// inside a task the runtime may move between threads must be proved `Send` where its
 /// lifetimes are still known (rustc cannot yet prove it later, at `spawn`). Methods in a
 /// `sync` section are plain accessors that touch no data.
@@ -60,7 +61,7 @@ macro_rules! backend {
                 match self {
                     Store::Redb(store) => {
                         let store = Arc::clone(store);
-                        Box::pin(on_blocking_pool(move || settle($trait::$name(&*store $(, $arg)*))))
+                        run_redb(move || settle($trait::$name(&*store $(, $arg)*)))
                     }
                     Store::Postgres(store) => Box::pin($trait::$name(&**store $(, $arg)*)),
                 }
@@ -78,7 +79,7 @@ macro_rules! backend {
                 match self.backends() {
                     Store::Redb(store) => {
                         let store = Arc::clone(store);
-                        Box::pin(on_blocking_pool(move || settle($trait::$qname(&*store $(, $qarg)*))))
+                        run_redb(move || settle($trait::$qname(&*store $(, $qarg)*)))
                     }
                     Store::Postgres(store) => Box::pin($trait::$qname(&**store $(, $qarg)*)),
                 }

@@ -9,7 +9,8 @@
 //! The store knows nothing of HTTP. Its methods are `async` and take what they store by
 //! value: Postgres is awaited where it is called, and redb's synchronous work runs on the
 //! caller's runtime's blocking pool, so no caller's thread waits on a commit (see
-//! `backend.rs`).
+//! `backend.rs`), except on a thread that runs one loop alone and says so
+//! ([`allow_blocking_on_this_thread`]).
 
 mod backend;
 #[cfg(test)]
@@ -25,5 +26,7 @@ pub mod seam;
 
 pub use model::{OpenError, StoreError};
 pub use queue_writes::QueueWrites;
-pub use redb::{DATA_FILE_NAME, DEFAULT_CACHE_MIB, RedbStore, SCHEMA_VERSION, StoreOptions};
+pub use redb::{
+    DATA_FILE_NAME, DEFAULT_CACHE_MIB, RedbStore, SCHEMA_VERSION, StoreOptions, allow_blocking_on_this_thread,
+};
 pub use seam::Store;
