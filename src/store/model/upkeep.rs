@@ -3,11 +3,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use crate::ids::EndpointId;
+use crate::ids::{EndpointId, EventId};
 use crate::store::model::StoreError;
 use crate::store::sealing::KeyError;
 
-use super::attempts::AttemptRecord;
+use super::attempts::{AttemptRecord, AttemptStatus, undelivered_expired};
 use super::errors::OpenError;
 use super::queue::Scheduled;
 /// What one pruning batch removed.
@@ -100,6 +100,38 @@ pub struct Recovery {
 /// The most events one recovery resends, so it is one bounded transaction; the next
 /// call picks up where it ended (the resent events are no longer failed).
 pub const MAX_RECOVER: usize = 10_000;
+
+/// The events (id, type) a recovery resends, and its counts.
+pub type Recoverable = (Vec<(EventId, String)>, Recovery);
+
+/// What a recovery resends of an endpoint's deliveries, from the latest attempt of each
+/// event (in the order the events were first attempted): those that failed for good,
+/// unless the payload kept for resending expired (`hours` after the failure), at most
+/// [`MAX_RECOVER`]. The events with their types, and the counts (nothing scheduled yet).
+pub fn recoverable(
+    latest: impl IntoIterator<Item = (EventId, AttemptStatus, i64, String)>,
+    hours: u32,
+    now_ms: u64,
+) -> Recoverable {
+    let mut failed = Vec::new();
+    let mut recovery = Recovery::default();
+    for (event, status, made, event_type) in latest {
+        if status != AttemptStatus::Failed {
+            continue;
+        }
+        if undelivered_expired(status, made, hours, now_ms) {
+            recovery.expired += 1;
+            continue;
+        }
+        if failed.len() == MAX_RECOVER {
+            recovery.has_more = true;
+            break;
+        }
+        failed.push((event, event_type));
+    }
+    recovery.events = failed.len();
+    (failed, recovery)
+}
 
 /// The most pending deliveries counted per endpoint; beyond it the count says "at least".
 pub const MAX_PENDING_COUNTED: u64 = 100_000;

@@ -10,19 +10,19 @@ use tokio_postgres::types::ToSql;
 use crate::ids::{AppId, EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::backend::Events;
-use crate::store::model::attempts::{response_row, undelivered_expired};
-use crate::store::model::endpoints::delivered_as;
+use crate::store::model::attempts::response_row;
 use crate::store::model::{
-    AttemptRecord, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page, PageRequest, Published,
-    Resent, Scheduled, StoreError, StoredEvent,
+    AttemptRecord, AttemptStatus, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page,
+    PageRequest, Published, Resent, Scheduled, StoreError, StoredEvent,
 };
+use crate::store::rules::resend::{ResendTx, resend};
 use crate::store::sealing::Sealer;
 
 use super::attempts::{LATEST_PER_ENDPOINT, Writes, latest_per_endpoint};
 use super::cached::Cached;
 use super::endpoints::{Lock, get_in, matching_in};
 use super::pagination::{ListQuery, list};
-use super::{PgStore, id_of, uuid};
+use super::{PgStore, Tx, id_of, uuid};
 
 /// The columns an event is read from, in the order [`event_of`] reads them.
 pub(super) const EVENT_COLUMNS: &str = "e.app, e.id, e.mode, e.event_type, e.created, e.data_id, e.body, e.pending";
@@ -236,51 +236,60 @@ impl Events for PgStore {
         default_hours: u32,
     ) -> Result<Resent, StoreError> {
         transaction!(self, |tx| {
-            let key = [uuid(owner.app.as_u128()), uuid(id.as_u128())];
-            let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id = $2");
-            let Some(row) = tx.q_opt(&sql, &[&key[0], &key[1]]).await? else { return Ok(Resent::NoEvent) };
-            let meta = meta_of(&row, 0)?;
-            let latest = latest_per_endpoint(tx, owner.app, id).await?;
-            let expired_for = |endpoint: &EndpointRecord| {
-                let hours = endpoint.undelivered_retention_hours.unwrap_or(default_hours);
-                let expired = latest
-                    .get(&endpoint.id)
-                    .is_some_and(|(status, made)| undelivered_expired(*status, *made, hours, now_ms));
-                expired.then_some(hours)
-            };
-            let targets = match endpoint {
-                Some(endpoint_id) => match get_in(tx, owner.app, endpoint_id, Lock::KeyShare).await? {
-                    Some(endpoint) => {
-                        if let Some(hours) = expired_for(&endpoint) {
-                            return Ok(Resent::PayloadExpired { hours });
-                        }
-                        let name = delivered_as(&endpoint, &meta.event_type);
-                        vec![(endpoint, name)]
-                    }
-                    None => return Ok(Resent::NoEndpoint),
-                },
-                None => {
-                    let mut all = matching_in(tx, owner.app, &meta.event_type, Lock::KeyShare).await?;
-                    all.retain(|(endpoint, _)| expired_for(endpoint).is_none());
-                    all
-                }
-            };
-            // The event is locked after its endpoints, as a deletion of an endpoint locks it
-            // then the events whose deliveries it ends (the other order could deadlock);
-            // removed meanwhile by retention: nothing to resend.
-            let lock = "SELECT 1 FROM events WHERE app = $1 AND id = $2 FOR NO KEY UPDATE";
-            if tx.q_opt(lock, &[&key[0], &key[1]]).await?.is_none() {
-                return Ok(Resent::NoEvent);
-            }
-            let mut writes = Writes::new(&self.token);
-            let mut scheduled = Scheduled::default();
-            for (endpoint, delivered_as) in &targets {
-                writes.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled);
-            }
-            writes.add_pending(owner.app, id, targets.len() as i32);
-            writes.flush(tx).await?;
-            Ok(Resent::Scheduled(scheduled))
+            resend(&mut Tx { client: tx, store: self }, owner, id, endpoint, now_ms, default_hours).await
         })
         .await
+    }
+}
+
+impl<C: GenericClient> ResendTx for Tx<'_, C> {
+    async fn event_meta(&mut self, owner: Owner, id: EventId) -> Result<Option<EventMeta>, StoreError> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.app = $1 AND e.id = $2");
+        let row = self.client.q_opt(&sql, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?;
+        row.map(|row| meta_of(&row, 0)).transpose()
+    }
+
+    async fn latest_per_endpoint(
+        &mut self,
+        owner: Owner,
+        id: EventId,
+    ) -> Result<HashMap<EndpointId, (AttemptStatus, i64)>, StoreError> {
+        latest_per_endpoint(self.client, owner.app, id).await
+    }
+
+    /// Takes a key-share lock on its row, which a deletion waits for.
+    async fn endpoint(&mut self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+        get_in(self.client, owner.app, id, Lock::KeyShare).await
+    }
+
+    async fn subscribed<'a>(
+        &mut self,
+        owner: Owner,
+        event_type: &'a str,
+    ) -> Result<Vec<(EndpointRecord, &'a str)>, StoreError> {
+        matching_in(self.client, owner.app, event_type, Lock::KeyShare).await
+    }
+
+    /// Locks the event's row: retention removing it meanwhile leaves nothing to resend.
+    async fn hold_event(&mut self, owner: Owner, id: EventId) -> Result<bool, StoreError> {
+        let lock = "SELECT 1 FROM events WHERE app = $1 AND id = $2 FOR NO KEY UPDATE";
+        Ok(self.client.q_opt(lock, &[&uuid(owner.app.as_u128()), &uuid(id.as_u128())]).await?.is_some())
+    }
+
+    async fn queue_deliveries(
+        &mut self,
+        owner: Owner,
+        event: EventId,
+        targets: &[(EndpointRecord, &str)],
+        now_ms: u64,
+    ) -> Result<Scheduled, StoreError> {
+        let mut writes = Writes::new(&self.store.token);
+        let mut scheduled = Scheduled::default();
+        for (endpoint, delivered_as) in targets {
+            writes.schedule(endpoint, event, delivered_as, 1, now_ms, &mut scheduled);
+        }
+        writes.add_pending(owner.app, event, targets.len() as i32);
+        writes.flush(self.client).await?;
+        Ok(scheduled)
     }
 }

@@ -2,8 +2,7 @@
 
 use crate::ids::{EndpointId, EventId, first_id_at};
 use crate::store::backend::Recoveries;
-use crate::store::model::attempts::undelivered_expired;
-use crate::store::model::upkeep::MAX_RECOVER;
+use crate::store::model::upkeep::recoverable;
 use crate::store::model::{AttemptStatus, Owner, Recovery, StoreError};
 
 use super::attempts::{Writes, status_code};
@@ -42,20 +41,10 @@ impl Recoveries for PgStore {
                     &[&uuid(owner.app.as_u128()), &uuid(id.as_u128()), &start, &status_code(AttemptStatus::Failed)],
                 )
                 .await?;
-            let mut failed = Vec::new();
-            let mut recovery = Recovery::default();
-            for row in &rows {
-                if undelivered_expired(AttemptStatus::Failed, row.get(3), hours, now_ms) {
-                    recovery.expired += 1;
-                    continue;
-                }
-                if failed.len() == MAX_RECOVER {
-                    recovery.has_more = true;
-                    break;
-                }
-                failed.push((EventId(id_of(row.get(0))), row.get::<_, String>(1)));
-            }
-            recovery.events = failed.len();
+            let latest = rows.iter().map(|row| {
+                (EventId(id_of(row.get(0))), AttemptStatus::Failed, row.get::<_, i64>(3), row.get::<_, String>(1))
+            });
+            let (failed, mut recovery) = recoverable(latest, hours, now_ms);
             if dry_run || failed.is_empty() {
                 return Ok(Some(recovery));
             }

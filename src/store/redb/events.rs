@@ -12,15 +12,17 @@ use crate::store::backend::Events;
 use crate::store::model::events::LEGACY_EVENT_MS;
 use crate::store::model::pagination::{finish_page, scan_bounds};
 use crate::store::model::{
-    AttemptRecord, Cursor, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page, PageRequest,
-    Published, Resent, Scheduled, StoreError, StoredEvent,
+    AttemptRecord, AttemptStatus, Cursor, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page,
+    PageRequest, Published, Resent, Scheduled, StoreError, StoredEvent,
 };
+use crate::store::rules::resend::{ResendTx, resend};
+use crate::store::rules::settle;
 use crate::store::sealing::Sealer;
 
 use super::attempts::{DeliveryTables, delivered_everywhere};
 use super::names::{Names, Numbering};
 use super::pagination::{index_page, list_page_within};
-use super::{RedbStore, attempts, endpoints, tables};
+use super::{RedbStore, Tx, attempts, endpoints, tables};
 
 const TABLE: &str = "events";
 
@@ -423,48 +425,55 @@ impl Events for RedbStore {
         now_ms: u64,
         default_hours: u32,
     ) -> Result<Resent, StoreError> {
-        self.write(|tx| {
-            let meta = meta_in(&tx.open_table(tables::EVENTS)?, owner.app.as_u128(), id.as_u128(), &self.names)?;
-            let Some(meta) = meta else { return Ok(Resent::NoEvent) };
-            let latest = attempts::latest_per_endpoint(
-                &tx.open_table(tables::EVENT_ATTEMPTS)?,
-                &tx.open_table(tables::ATTEMPTS)?,
-                meta.id,
-            )?;
-            let expired_for = |endpoint: &EndpointRecord| {
-                let hours = endpoint.undelivered_retention_hours.unwrap_or(default_hours);
-                let expired = latest.get(&endpoint.id).is_some_and(|(status, made)| {
-                    crate::store::model::attempts::undelivered_expired(*status, *made, hours, now_ms)
-                });
-                expired.then_some(hours)
-            };
-            let targets = match endpoint {
-                Some(endpoint_id) => {
-                    match endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, owner.app, endpoint_id)? {
-                        Some(endpoint) => {
-                            if let Some(hours) = expired_for(&endpoint) {
-                                return Ok(Resent::PayloadExpired { hours });
-                            }
-                            let name = crate::store::model::endpoints::delivered_as(&endpoint, &meta.event_type);
-                            vec![(endpoint, name)]
-                        }
-                        None => return Ok(Resent::NoEndpoint),
-                    }
-                }
-                None => {
-                    let mut all = endpoints::matching_in(tx, owner.app, &meta.event_type)?;
-                    all.retain(|(endpoint, _)| expired_for(endpoint).is_none());
-                    all
-                }
-            };
-            let mut t = DeliveryTables::open(tx, &self.names)?;
-            let mut scheduled = Scheduled::default();
-            for (endpoint, delivered_as) in &targets {
-                t.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled)?;
-            }
-            t.add_pending(id, targets.len() as u32)?;
-            Ok(Resent::Scheduled(scheduled))
-        })
+        self.write(|tx| settle(resend(&mut Tx { tx, store: self }, owner, id, endpoint, now_ms, default_hours)))
+    }
+}
+
+impl ResendTx for Tx<'_> {
+    async fn event_meta(&mut self, owner: Owner, id: EventId) -> Result<Option<EventMeta>, StoreError> {
+        meta_in(&self.tx.open_table(tables::EVENTS)?, owner.app.as_u128(), id.as_u128(), &self.store.names)
+    }
+
+    async fn latest_per_endpoint(
+        &mut self,
+        _owner: Owner,
+        id: EventId,
+    ) -> Result<HashMap<EndpointId, (AttemptStatus, i64)>, StoreError> {
+        let (by_event, attempts) = (self.tx.open_table(tables::EVENT_ATTEMPTS)?, self.tx.open_table(tables::ATTEMPTS)?);
+        attempts::latest_per_endpoint(&by_event, &attempts, id)
+    }
+
+    async fn endpoint(&mut self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+        endpoints::get_in(&self.tx.open_table(tables::ENDPOINTS)?, owner.app, id)
+    }
+
+    async fn subscribed<'a>(
+        &mut self,
+        owner: Owner,
+        event_type: &'a str,
+    ) -> Result<Vec<(EndpointRecord, &'a str)>, StoreError> {
+        endpoints::matching_in(self.tx, owner.app, event_type)
+    }
+
+    /// One writer at a time: nothing can remove the event meanwhile.
+    async fn hold_event(&mut self, _owner: Owner, _id: EventId) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
+    async fn queue_deliveries(
+        &mut self,
+        _owner: Owner,
+        event: EventId,
+        targets: &[(EndpointRecord, &str)],
+        now_ms: u64,
+    ) -> Result<Scheduled, StoreError> {
+        let mut t = DeliveryTables::open(self.tx, &self.store.names)?;
+        let mut scheduled = Scheduled::default();
+        for (endpoint, delivered_as) in targets {
+            t.schedule(endpoint, event, delivered_as, 1, now_ms, &mut scheduled)?;
+        }
+        t.add_pending(event, targets.len() as u32)?;
+        Ok(scheduled)
     }
 }
 

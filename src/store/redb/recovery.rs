@@ -5,21 +5,16 @@ use redb::ReadTransaction;
 
 use crate::ids::{EndpointId, EventId};
 use crate::store::backend::Recoveries;
-use crate::store::model::upkeep::MAX_RECOVER;
-use crate::store::model::{AttemptStatus, Owner, Recovery, Scheduled, StoreError};
+use crate::store::model::upkeep::{Recoverable, recoverable};
+use crate::store::model::{AttemptStatus, Owner, Recovery, StoreError};
 
 use super::attempts::DeliveryTables;
 use super::names::Names;
 use super::{RedbStore, endpoints, tables};
 
-/// Events to resend (id, type), whether more are left, and how many were past the
-/// endpoint's undelivered-payload window.
-type FailedDeliveries = (Vec<(EventId, String)>, bool, usize);
-
-/// The events (id, type) whose latest attempt to an endpoint, among attempts made since
-/// `since` (Unix seconds), failed for good and that still exist, oldest first, at most
-/// [`MAX_RECOVER`], whether there are more, and how many are past the endpoint's
-/// undelivered-payload window at `now_ms`. `None`: no such endpoint in this application.
+/// What a recovery of an endpoint would resend ([`recoverable`]), from the latest attempt
+/// per event among attempts made since `since` (Unix seconds), of events that still
+/// exist. `None`: no such endpoint in this application.
 fn failed_deliveries(
     tx: &ReadTransaction,
     names: &Names,
@@ -28,7 +23,7 @@ fn failed_deliveries(
     since: i64,
     now_ms: u64,
     default_hours: u32,
-) -> Result<Option<FailedDeliveries>, StoreError> {
+) -> Result<Option<Recoverable>, StoreError> {
     let (m, key) = (owner.app.as_u128(), id.as_u128());
     let Some(endpoint) = endpoints::get_in(&tx.open_table(tables::ENDPOINTS)?, owner.app, id)? else {
         return Ok(None);
@@ -52,23 +47,14 @@ fn failed_deliveries(
             }
         }
     }
-    let mut failed = Vec::new();
-    let mut expired = 0;
-    for (event, status, made, event_type) in latest {
-        // A pruned event has no body left to send.
-        if status != AttemptStatus::Failed || events.get((m, event.as_u128()))?.is_none() {
-            continue;
+    // A pruned event has no body left to send.
+    let mut existing = Vec::with_capacity(latest.len());
+    for entry in latest {
+        if entry.1 != AttemptStatus::Failed || events.get((m, entry.0.as_u128()))?.is_some() {
+            existing.push(entry);
         }
-        if crate::store::model::attempts::undelivered_expired(status, made, hours, now_ms) {
-            expired += 1;
-            continue;
-        }
-        if failed.len() == MAX_RECOVER {
-            return Ok(Some((failed, true, expired)));
-        }
-        failed.push((event, event_type));
     }
-    Ok(Some((failed, false, expired)))
+    Ok(Some(recoverable(existing, hours, now_ms)))
 }
 
 impl Recoveries for RedbStore {
@@ -89,10 +75,7 @@ impl Recoveries for RedbStore {
         // The search reads a snapshot, so however many attempts it walks, publishing and
         // recording go on; only the resending takes the writer.
         let found = self.read(|tx| failed_deliveries(tx, &self.names, owner, id, since, now_ms, default_hours))?;
-        let Some((failed, has_more, expired)) = found else {
-            return Ok(None);
-        };
-        let mut recovery = Recovery { events: failed.len(), has_more, expired, scheduled: Scheduled::default() };
+        let Some((failed, mut recovery)) = found else { return Ok(None) };
         if dry_run || failed.is_empty() {
             return Ok(Some(recovery));
         }
