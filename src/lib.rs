@@ -30,6 +30,7 @@ pub mod store;
 pub mod target_policy;
 pub mod tls;
 pub mod trigger;
+pub mod wakeup;
 pub mod webhook;
 
 use std::sync::Arc;

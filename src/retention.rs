@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver as Receiver;
 
 use crate::clock::Clock;
-use crate::delivery::woken_or_timed_out;
 use crate::store::Store;
 use crate::store::model::{Cutoffs, PruneCursor, Pruned};
+use crate::wakeup::woken_or_timed_out;
 
 /// Entries removed per table per transaction: small enough that a batch holds the
 /// writer for a couple of milliseconds (500 took ~10 ms, and a pass of them back to back

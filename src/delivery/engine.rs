@@ -17,9 +17,7 @@ use std::time::Duration;
 use super::error::EngineError;
 use super::http::{HttpSender, SendOutcome};
 use super::listeners::Listeners;
-use super::messages::{
-    Inbox, PingRequest, PingSlot, RETRY_DELAY, SchedulerMsg, To, WorkItem, WriteJob, woken_or_timed_out,
-};
+use super::messages::{Inbox, PingRequest, PingSlot, RETRY_DELAY, SchedulerMsg, To, WorkItem, WriteJob};
 use super::ping_rate::PingRate;
 use super::policy::Policy;
 use super::scheduler::{MAX_IDLE, Scheduler};
@@ -37,6 +35,7 @@ use crate::store::model::{
     AppDeletion, AttemptResult, EndpointRecord, EndpointUpdated, Job, NewEvent, Owner, Published, Recovery, Resent,
     RetryNow, Scheduled, SessionChange, SessionRecord, StoreError,
 };
+use crate::wakeup::woken_or_timed_out;
 
 /// The running delivery engine.
 pub struct Engine {

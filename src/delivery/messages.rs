@@ -96,15 +96,3 @@ pub(super) struct WorkItem {
     /// Its queue entry.
     pub(super) key: QueueKey,
 }
-
-/// Waits up to `wait` for a wake-up, taking any others already queued with it; `false`
-/// once every sender is gone (the task's signal to stop).
-pub(crate) async fn woken_or_timed_out(wake: &mut Inbox<()>, wait: Duration) -> bool {
-    match tokio::time::timeout(wait, wake.recv()).await {
-        Ok(None) => false,
-        Ok(Some(())) | Err(_) => {
-            while wake.try_recv().is_ok() {}
-            true
-        }
-    }
-}

@@ -18,7 +18,6 @@ mod writer;
 
 pub use engine::{Engine, SessionMoved};
 pub use error::EngineError;
-pub(crate) use messages::woken_or_timed_out;
 pub use ping_rate::PINGS_PER_SECOND;
 pub use senders::Outgoing;
 

@@ -23,7 +23,7 @@ use super::model::{
     Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError, StoredEvent, UidTaken, Written,
 };
 
-use super::redb::run_redb;
+use super::blocking::run_sync;
 use super::rules::settle;
 use super::{QueueWrites, Store};
 
@@ -35,7 +35,7 @@ use super::{QueueWrites, Store};
 /// The methods are `async`. Postgres's are awaited where they are called; redb's do their
 /// work without awaiting anything (redb is synchronous), so the store method runs them on
 /// the blocking pool and the caller's thread never waits on a commit (except a thread of
-/// the engine's that runs one loop alone: see `redb::allow_blocking_on_this_thread`).
+/// the engine's that runs one loop alone: see `blocking::allow_blocking_on_this_thread`).
 /// That is why the arguments are owned. The store's futures are boxed: a future that names the store
 /// inside a task the runtime may move between threads must be proved `Send` where its
 /// lifetimes are still known (rustc cannot yet prove it later, at `spawn`). Methods in a
@@ -61,7 +61,7 @@ macro_rules! backend {
                 match self {
                     Store::Redb(store) => {
                         let store = Arc::clone(store);
-                        run_redb(move || settle($trait::$name(&*store $(, $arg)*)))
+                        run_sync(move || settle($trait::$name(&*store $(, $arg)*)))
                     }
                     Store::Postgres(store) => Box::pin($trait::$name(&**store $(, $arg)*)),
                 }
@@ -79,7 +79,7 @@ macro_rules! backend {
                 match self.backends() {
                     Store::Redb(store) => {
                         let store = Arc::clone(store);
-                        run_redb(move || settle($trait::$qname(&*store $(, $qarg)*)))
+                        run_sync(move || settle($trait::$qname(&*store $(, $qarg)*)))
                     }
                     Store::Postgres(store) => Box::pin($trait::$qname(&**store $(, $qarg)*)),
                 }

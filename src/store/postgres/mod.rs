@@ -3,7 +3,7 @@
 //!
 //! Its methods are `async` and awaited by their callers on the callers' own runtimes (the
 //! API's workers, the engine's). The connections (tokio-postgres, pooled by deadpool) do
-//! their I/O on the store's own small runtime ([`OnStoreRuntime`]), so a connection never
+//! their I/O on the store's own small runtime (`OnStoreRuntime`), so a connection never
 //! depends on the runtime that first asked for it, which may stop first (the server's
 //! workers stop before the engine records its last results). The schema is versioned in
 //! `migrations/` and applied at start under an advisory lock (see `migrate.rs`). Each

@@ -1,8 +1,8 @@
 //! The redb store: one file in the data directory, the only place state lives.
 //!
 //! redb is synchronous: its backend methods are `async` only in name (they await nothing),
-//! and [`Store`](crate::store::Store) runs each on the blocking pool
-//! ([`RedbStore::blocking`]), so no caller's thread waits on a commit. Each concern's file
+//! and [`Store`](crate::store::Store) runs each where synchronous work belongs
+//! ([`crate::store::blocking`]), so no caller's thread waits on a commit. Each concern's file
 //! implements that concern's backend trait (`store/backend.rs`) for `RedbStore`; the
 //! tables are all in `tables.rs`.
 
@@ -35,6 +35,7 @@ mod stats;
 mod tables;
 
 use crate::store::backend::Backend;
+use crate::store::blocking::{Interrupted, run_sync};
 use crate::store::model::{OpenError, StoreError};
 use crate::store::{file_modes, sealing};
 
@@ -161,75 +162,14 @@ impl DbError {
     }
 }
 
-/// What a store method answers when its work on the blocking pool was cut off before it
-/// ran (the runtime is stopping).
-pub(in crate::store) trait Interrupted {
-    /// The answer.
-    fn interrupted() -> Self;
-}
-
-impl<T, E: From<StoreError>> Interrupted for Result<T, E> {
-    fn interrupted() -> Self {
-        Err(StoreError::Unavailable("the process is stopping".into()).into())
-    }
-}
-
-#[cfg(test)]
-impl Interrupted for () {
-    fn interrupted() -> Self {
-        panic!("the test's runtime stopped")
-    }
-}
-
-#[cfg(test)]
-impl Interrupted for crate::store::model::Owner {
-    fn interrupted() -> Self {
-        panic!("the test's runtime stopped")
-    }
-}
-
-thread_local! {
-    /// Whether this thread runs one loop alone, so redb's work may block it (see
-    /// [`allow_blocking_on_this_thread`]).
-    static MAY_BLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Lets redb's work run inline on the calling thread from now on: for a thread that runs
-/// one loop alone on a runtime of its own (the engine's scheduler and writer), where
-/// nothing else waits for the thread, and a hop to the blocking pool per call would only
-/// add a thread hand-off (it cost W1 a fifth of its throughput).
-pub fn allow_blocking_on_this_thread() {
-    MAY_BLOCK.with(|may| may.set(true));
-}
-
-/// Runs `work` where redb's synchronous work belongs: inline on a thread that
-/// [allows it](allow_blocking_on_this_thread), else on the current runtime's blocking
-/// pool, awaited without blocking the caller's thread. A panic in `work` is the caller's
-/// panic, as it would be inline.
-pub(in crate::store) fn run_redb<T: Interrupted + Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> futures_util::future::BoxFuture<'static, T> {
-    if MAY_BLOCK.with(std::cell::Cell::get) {
-        let done = work();
-        return Box::pin(std::future::ready(done));
-    }
-    Box::pin(async move {
-        match tokio::task::spawn_blocking(work).await {
-            Ok(answer) => answer,
-            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-            Err(_) => T::interrupted(),
-        }
-    })
-}
-
 impl RedbStore {
-    /// Runs `work` on this store where redb's work belongs (see [`run_redb`]).
+    /// Runs `work` on this store where synchronous work belongs (see [`run_sync`]).
     pub(in crate::store) async fn blocking<T: Interrupted + Send + 'static>(
         self: &std::sync::Arc<Self>,
         work: impl FnOnce(&RedbStore) -> T + Send + 'static,
     ) -> T {
         let store = std::sync::Arc::clone(self);
-        run_redb(move || work(&store)).await
+        run_sync(move || work(&store)).await
     }
 
     /// Opens (or creates) the data file in `dir` with the default settings (the payload
