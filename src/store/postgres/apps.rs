@@ -150,18 +150,15 @@ impl Apps for PgStore {
 
     async fn list_apps(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ListError> {
         let mode_key = i16::from(mode.as_u8());
-        async {
-            let client = self.client().await?;
-            let query = ListQuery {
-                select: "SELECT record FROM apps WHERE mode = $1",
-                params: vec![&mode_key],
-                id: "id",
-                exists: "SELECT 1 FROM apps WHERE mode = $1 AND id = $2",
-                scope: &mode_key,
-            };
-            Ok::<_, StoreError>(list(&client, query, request, |row| Ok(row.get::<_, Json<AppRecord>>(0).0)).await)
-        }
-        .await?
+        let client = self.client().await?;
+        let query = ListQuery {
+            select: "SELECT record FROM apps WHERE mode = $1",
+            params: vec![&mode_key],
+            id: "id",
+            exists: "SELECT 1 FROM apps WHERE mode = $1 AND id = $2",
+            scope: &mode_key,
+        };
+        list(&client, query, request, |row| Ok(row.get::<_, Json<AppRecord>>(0).0)).await
     }
 
     async fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError> {

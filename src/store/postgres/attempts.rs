@@ -532,16 +532,13 @@ impl Attempts for PgStore {
             params.push(code);
             select += " AND status = $3";
         }
-        async {
-            let client = self.client().await?;
-            // A cursor must be an attempt of this endpoint (the page itself is of the
-            // application's: `select` says so). One statement text for every endpoint, so
-            // the connection's cache of prepared statements stays bounded.
-            let exists = "SELECT 1 FROM attempts WHERE endpoint = $1 AND id = $2";
-            let query = ListQuery { select: &select, params, id: "id", exists, scope: &endpoint };
-            Ok::<_, StoreError>(list(&client, query, request, |row| attempt_of(row)?.opened(&self.sealer)).await)
-        }
-        .await?
+        let client = self.client().await?;
+        // A cursor must be an attempt of this endpoint (the page itself is of the
+        // application's: `select` says so). One statement text for every endpoint, so
+        // the connection's cache of prepared statements stays bounded.
+        let exists = "SELECT 1 FROM attempts WHERE endpoint = $1 AND id = $2";
+        let query = ListQuery { select: &select, params, id: "id", exists, scope: &endpoint };
+        list(&client, query, request, |row| attempt_of(row)?.opened(&self.sealer)).await
     }
 
     async fn attempt(

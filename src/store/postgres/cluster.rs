@@ -105,24 +105,21 @@ impl Backend for PgStore {
         let lease = self.claim_lease.as_millis() as i64;
         let entries: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
         let endpoints: Vec<uuid::Uuid> = listening.iter().map(|id| uuid(id.as_u128())).collect();
-        async {
-            let client = self.client().await?;
-            if !entries.is_empty() {
-                let sql = format!(
-                    "UPDATE queue SET locked_until_ms = {DB_NOW_MS} + $2
-                     WHERE attempt = ANY($1) AND locked_until_ms IS NOT NULL"
-                );
-                client.exec(&sql, &[&entries, &lease]).await?;
-            }
-            if !endpoints.is_empty() {
-                let sql = format!(
-                    "UPDATE listeners SET held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = ANY($1) AND holder = $2"
-                );
-                client.exec(&sql, &[&endpoints, &self.token, &lease]).await?;
-            }
-            Ok(())
+        let client = self.client().await?;
+        if !entries.is_empty() {
+            let sql = format!(
+                "UPDATE queue SET locked_until_ms = {DB_NOW_MS} + $2
+                 WHERE attempt = ANY($1) AND locked_until_ms IS NOT NULL"
+            );
+            client.exec(&sql, &[&entries, &lease]).await?;
         }
-        .await
+        if !endpoints.is_empty() {
+            let sql = format!(
+                "UPDATE listeners SET held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = ANY($1) AND holder = $2"
+            );
+            client.exec(&sql, &[&endpoints, &self.token, &lease]).await?;
+        }
+        Ok(())
     }
 
     async fn release_claims(&self, entries: Vec<DeliveryId>) -> Result<(), StoreError> {
@@ -130,12 +127,9 @@ impl Backend for PgStore {
             return Ok(());
         }
         let ids: Vec<uuid::Uuid> = entries.iter().map(|id| uuid(id.as_u128())).collect();
-        async {
-            let client = self.client().await?;
-            client.exec("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&ids]).await?;
-            Ok(())
-        }
-        .await
+        let client = self.client().await?;
+        client.exec("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&ids]).await?;
+        Ok(())
     }
 
     /// Records that this process holds the CLI connection of listener endpoint `id` (for
@@ -143,13 +137,10 @@ impl Backend for PgStore {
     /// it the endpoint's attempts rather than park them.
     async fn hold_listener(&self, id: EndpointId) -> Result<(), StoreError> {
         let lease = self.claim_lease.as_millis() as i64;
-        async {
-            let client = self.client().await?;
-            let sql = format!("UPDATE listeners SET holder = $2, held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = $1");
-            client.exec(&sql, &[&uuid(id.as_u128()), &self.token, &lease]).await?;
-            Ok(())
-        }
-        .await
+        let client = self.client().await?;
+        let sql = format!("UPDATE listeners SET holder = $2, held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = $1");
+        client.exec(&sql, &[&uuid(id.as_u128()), &self.token, &lease]).await?;
+        Ok(())
     }
 
     async fn release_listener(&self, id: EndpointId) -> Result<(), StoreError> {

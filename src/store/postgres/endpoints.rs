@@ -289,31 +289,28 @@ impl Endpoints for PgStore {
         filter: EndpointFilter,
     ) -> Result<Page<EndpointRecord>, ListError> {
         let app = uuid(owner.app.as_u128());
-        async {
-            let client = self.client().await?;
-            let by_label;
-            let select;
-            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&app];
-            match &filter.label {
-                Some(label) => {
-                    by_label = label.clone();
-                    select = format!(
-                        "{WITH_HEALTH} WHERE e.app = $1 AND e.id IN
-                             (SELECT endpoint FROM endpoint_labels WHERE app = $1 AND label = $2)"
-                    );
-                    params.push(&by_label);
-                }
-                None => select = format!("{WITH_HEALTH} WHERE e.app = $1"),
+        let client = self.client().await?;
+        let by_label;
+        let select;
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&app];
+        match &filter.label {
+            Some(label) => {
+                by_label = label.clone();
+                select = format!(
+                    "{WITH_HEALTH} WHERE e.app = $1 AND e.id IN
+                         (SELECT endpoint FROM endpoint_labels WHERE app = $1 AND label = $2)"
+                );
+                params.push(&by_label);
             }
-            let query = ListQuery {
-                select: &select,
-                params,
-                id: "e.id",
-                exists: "SELECT 1 FROM endpoints WHERE app = $1 AND id = $2",
-                scope: &app,
-            };
-            Ok::<_, StoreError>(list(&client, query, request, endpoint_of).await)
+            None => select = format!("{WITH_HEALTH} WHERE e.app = $1"),
         }
-        .await?
+        let query = ListQuery {
+            select: &select,
+            params,
+            id: "e.id",
+            exists: "SELECT 1 FROM endpoints WHERE app = $1 AND id = $2",
+            scope: &app,
+        };
+        list(&client, query, request, endpoint_of).await
     }
 }

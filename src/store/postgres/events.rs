@@ -180,18 +180,15 @@ impl Events for PgStore {
                 )
             }
         }
-        async {
-            let client = self.client().await?;
-            let query = ListQuery {
-                select: &select,
-                params,
-                id: "e.id",
-                exists: "SELECT 1 FROM events WHERE app = $1 AND id = $2",
-                scope: &app,
-            };
-            Ok::<_, StoreError>(list(&client, query, request, |row| event_of(&self.sealer, row)).await)
-        }
-        .await?
+        let client = self.client().await?;
+        let query = ListQuery {
+            select: &select,
+            params,
+            id: "e.id",
+            exists: "SELECT 1 FROM events WHERE app = $1 AND id = $2",
+            scope: &app,
+        };
+        list(&client, query, request, |row| event_of(&self.sealer, row)).await
     }
 
     async fn record_test_ping(&self, event: NewEvent, record: AttemptRecord) -> Result<(), StoreError> {

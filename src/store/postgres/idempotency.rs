@@ -82,17 +82,14 @@ impl Idempotency for PgStore {
         record: IdempotencyRecord,
     ) -> Result<(), StoreError> {
         let sealed = record.sealed(&self.sealer, owner, &key);
-        async {
-            let client = self.client().await?;
-            client
-                .exec(
-                    "INSERT INTO idempotency (app, key, created, record) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (app, key) DO UPDATE SET created = excluded.created, record = excluded.record",
-                    &[&uuid(owner.app.as_u128()), &key, &record.created, &Json(&sealed)],
-                )
-                .await?;
-            Ok(())
-        }
-        .await
+        let client = self.client().await?;
+        client
+            .exec(
+                "INSERT INTO idempotency (app, key, created, record) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (app, key) DO UPDATE SET created = excluded.created, record = excluded.record",
+                &[&uuid(owner.app.as_u128()), &key, &record.created, &Json(&sealed)],
+            )
+            .await?;
+        Ok(())
     }
 }

@@ -16,31 +16,28 @@ use super::{PgStore, uuid};
 impl Jobs for PgStore {
     async fn jobs(&self, attempt_ids: Vec<DeliveryId>) -> Result<Vec<Option<Job>>, StoreError> {
         let ids: Vec<uuid::Uuid> = attempt_ids.iter().map(|id| uuid(id.as_u128())).collect();
-        async {
-            let client = self.client().await?;
-            let columns: String = ATTEMPT_COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ");
-            let sql = format!(
-                "SELECT {columns}, en.record, {EVENT_COLUMNS} FROM attempts a
-                 LEFT JOIN endpoints en ON en.app = a.app AND en.id = a.endpoint
-                 LEFT JOIN events e ON e.app = a.app AND e.id = a.event
-                 WHERE a.id = ANY($1)"
-            );
-            let rows = client.q(&sql, &[&ids]).await?;
-            let mut found: HashMap<DeliveryId, Job> = HashMap::with_capacity(rows.len());
-            for row in &rows {
-                let attempt = attempt_of(row)?;
-                let endpoint = row.get::<_, Option<Json<EndpointRecord>>>(16).map(|j| j.0);
-                let body = match row.get::<_, Option<uuid::Uuid>>(17) {
-                    Some(_) => {
-                        let meta = meta_of(row, 17)?;
-                        Some(body_of(&self.sealer, &meta, row.get(23))?).filter(|b| !b.is_empty())
-                    }
-                    None => None,
-                };
-                found.insert(attempt.id, Job { attempt, endpoint, body });
-            }
-            Ok(attempt_ids.iter().map(|id| found.remove(id)).collect())
+        let client = self.client().await?;
+        let columns: String = ATTEMPT_COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT {columns}, en.record, {EVENT_COLUMNS} FROM attempts a
+             LEFT JOIN endpoints en ON en.app = a.app AND en.id = a.endpoint
+             LEFT JOIN events e ON e.app = a.app AND e.id = a.event
+             WHERE a.id = ANY($1)"
+        );
+        let rows = client.q(&sql, &[&ids]).await?;
+        let mut found: HashMap<DeliveryId, Job> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let attempt = attempt_of(row)?;
+            let endpoint = row.get::<_, Option<Json<EndpointRecord>>>(16).map(|j| j.0);
+            let body = match row.get::<_, Option<uuid::Uuid>>(17) {
+                Some(_) => {
+                    let meta = meta_of(row, 17)?;
+                    Some(body_of(&self.sealer, &meta, row.get(23))?).filter(|b| !b.is_empty())
+                }
+                None => None,
+            };
+            found.insert(attempt.id, Job { attempt, endpoint, body });
         }
-        .await
+        Ok(attempt_ids.iter().map(|id| found.remove(id)).collect())
     }
 }

@@ -23,31 +23,28 @@ impl Queue for PgStore {
         limit: usize,
     ) -> Result<Vec<DueEntry>, StoreError> {
         let lease = self.claim_lease.as_millis() as i64;
-        async {
-            let client = self.client().await?;
-            let sql = format!(
-                "WITH c AS MATERIALIZED (
-                     SELECT attempt FROM queue
-                     WHERE NOT parked AND due_ms <= $1
-                         AND (locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS} OR reserved_for = $4)
-                     ORDER BY due_ms, attempt LIMIT $2 FOR UPDATE SKIP LOCKED)
-                 UPDATE queue q SET locked_until_ms = {DB_NOW_MS} + $3, reserved_for = NULL
-                 FROM c WHERE q.attempt = c.attempt
-                 RETURNING q.due_ms, q.attempt, q.app, q.endpoint"
-            );
-            let rows = client.q(&sql, &[&(until_ms as i64), &(limit as i64), &lease, &self.token]).await?;
-            let mut entries: Vec<DueEntry> = rows
-                .iter()
-                .map(|row| DueEntry {
-                    key: QueueKey::new(row.get::<_, i64>(0) as u64, DeliveryId(id_of(row.get(1)))),
-                    app: AppId(id_of(row.get(2))),
-                    endpoint: EndpointId(id_of(row.get(3))),
-                })
-                .collect();
-            entries.sort_by_key(|e| e.key);
-            Ok(entries)
-        }
-        .await
+        let client = self.client().await?;
+        let sql = format!(
+            "WITH c AS MATERIALIZED (
+                 SELECT attempt FROM queue
+                 WHERE NOT parked AND due_ms <= $1
+                     AND (locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS} OR reserved_for = $4)
+                 ORDER BY due_ms, attempt LIMIT $2 FOR UPDATE SKIP LOCKED)
+             UPDATE queue q SET locked_until_ms = {DB_NOW_MS} + $3, reserved_for = NULL
+             FROM c WHERE q.attempt = c.attempt
+             RETURNING q.due_ms, q.attempt, q.app, q.endpoint"
+        );
+        let rows = client.q(&sql, &[&(until_ms as i64), &(limit as i64), &lease, &self.token]).await?;
+        let mut entries: Vec<DueEntry> = rows
+            .iter()
+            .map(|row| DueEntry {
+                key: QueueKey::new(row.get::<_, i64>(0) as u64, DeliveryId(id_of(row.get(1)))),
+                app: AppId(id_of(row.get(2))),
+                endpoint: EndpointId(id_of(row.get(3))),
+            })
+            .collect();
+        entries.sort_by_key(|e| e.key);
+        Ok(entries)
     }
 
     async fn next_due_after(&self, _after: Option<QueueKey>) -> Result<Option<u64>, StoreError> {

@@ -41,18 +41,15 @@ impl Sessions for PgStore {
         request: PageRequest<VerificationSessionId>,
     ) -> Result<Page<SessionRecord>, ListError> {
         let app = uuid(owner.app.as_u128());
-        async {
-            let client = self.client().await?;
-            let query = ListQuery {
-                select: "SELECT record FROM sessions WHERE app = $1",
-                params: vec![&app],
-                id: "id",
-                exists: "SELECT 1 FROM sessions WHERE app = $1 AND id = $2",
-                scope: &app,
-            };
-            Ok::<_, StoreError>(list(&client, query, request, |row| Ok(row.get::<_, Json<SessionRecord>>(0).0)).await)
-        }
-        .await?
+        let client = self.client().await?;
+        let query = ListQuery {
+            select: "SELECT record FROM sessions WHERE app = $1",
+            params: vec![&app],
+            id: "id",
+            exists: "SELECT 1 FROM sessions WHERE app = $1 AND id = $2",
+            scope: &app,
+        };
+        list(&client, query, request, |row| Ok(row.get::<_, Json<SessionRecord>>(0).0)).await
     }
 
     async fn create_session(

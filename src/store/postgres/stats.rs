@@ -50,45 +50,42 @@ impl Stats for PgStore {
         failures: usize,
     ) -> Result<DeliveryStats, StoreError> {
         let app = uuid(owner.app.as_u128());
-        async {
-            let client = self.client().await?;
-            let mut out = DeliveryStats::default();
-            let rows = client
-                .q(
-                    "SELECT minute, endpoint, outcome, count FROM delivery_stats
-                     WHERE app = $1 AND minute >= $2 AND minute <= $3",
-                    &[&app, &(since.max(0) / 60), &(until.max(0) / 60)],
-                )
-                .await?;
-            for row in &rows {
-                let at = row.get::<_, i64>(0) * 60;
-                let bucket = at.div_euclid(bucket_seconds) * bucket_seconds;
-                let n = row.get::<_, i64>(3) as u64;
-                let add = |o: &mut Outcomes| match row.get::<_, i16>(2) {
-                    0 => o.succeeded += n,
-                    _ => o.failed += n,
-                };
-                add(out.buckets.entry(bucket).or_default());
-                add(out.endpoints.entry(EndpointId(id_of(row.get(1)))).or_default());
-            }
-            let rows = client
-                .q(
-                    "SELECT e.id, (SELECT count(*) FROM (SELECT 1 FROM queue q WHERE q.endpoint = e.id LIMIT $2) c)
-                     FROM endpoints e WHERE e.app = $1",
-                    &[&app, &(MAX_PENDING_COUNTED as i64)],
-                )
-                .await?;
-            for row in &rows {
-                out.pending.insert(EndpointId(id_of(row.get(0))), row.get::<_, i64>(1) as u64);
-            }
-            let sql = format!(
-                "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE app = $1 AND status IN (2, 3) ORDER BY id DESC LIMIT $2"
-            );
-            for row in &client.q(&sql, &[&app, &(failures as i64)]).await? {
-                out.recent_failures.push(attempt_of(row)?.opened(&self.sealer)?);
-            }
-            Ok(out)
+        let client = self.client().await?;
+        let mut out = DeliveryStats::default();
+        let rows = client
+            .q(
+                "SELECT minute, endpoint, outcome, count FROM delivery_stats
+                 WHERE app = $1 AND minute >= $2 AND minute <= $3",
+                &[&app, &(since.max(0) / 60), &(until.max(0) / 60)],
+            )
+            .await?;
+        for row in &rows {
+            let at = row.get::<_, i64>(0) * 60;
+            let bucket = at.div_euclid(bucket_seconds) * bucket_seconds;
+            let n = row.get::<_, i64>(3) as u64;
+            let add = |o: &mut Outcomes| match row.get::<_, i16>(2) {
+                0 => o.succeeded += n,
+                _ => o.failed += n,
+            };
+            add(out.buckets.entry(bucket).or_default());
+            add(out.endpoints.entry(EndpointId(id_of(row.get(1)))).or_default());
         }
-        .await
+        let rows = client
+            .q(
+                "SELECT e.id, (SELECT count(*) FROM (SELECT 1 FROM queue q WHERE q.endpoint = e.id LIMIT $2) c)
+                 FROM endpoints e WHERE e.app = $1",
+                &[&app, &(MAX_PENDING_COUNTED as i64)],
+            )
+            .await?;
+        for row in &rows {
+            out.pending.insert(EndpointId(id_of(row.get(0))), row.get::<_, i64>(1) as u64);
+        }
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE app = $1 AND status IN (2, 3) ORDER BY id DESC LIMIT $2"
+        );
+        for row in &client.q(&sql, &[&app, &(failures as i64)]).await? {
+            out.recent_failures.push(attempt_of(row)?.opened(&self.sealer)?);
+        }
+        Ok(out)
     }
 }
