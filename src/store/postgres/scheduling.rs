@@ -1,6 +1,7 @@
 //! The writes on Postgres that put attempts on the queue or take them off: the writer's
 //! combined commit, parking, enabling and deleting endpoints, retrying now.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use deadpool_postgres::GenericClient;
@@ -12,6 +13,7 @@ use crate::store::model::{
     QueueKey, RecordPolicy, RetryNow, Scheduled, StoreError, Written,
 };
 use crate::store::rules::cancel::{CancelTx, end_pending};
+use crate::store::rules::park::{ParkTx, park};
 use crate::store::rules::resume::{EndpointChangeTx, update_and_resume};
 use crate::store::rules::retry::{RetryNowTx, retry_now};
 
@@ -164,58 +166,10 @@ impl Scheduling for PgStore {
         keys: Vec<QueueKey>,
         deliverable: impl Fn(&EndpointRecord) -> bool + Send + Sync + 'static,
     ) -> Result<Scheduled, StoreError> {
-        let ids: Vec<DeliveryId> = keys.iter().map(|k| k.attempt()).collect();
-        let lease = self.claim_lease.as_millis() as i64;
         transaction!(self, |tx| {
-            let mut attempts = lock_attempts(tx, &ids).await?;
-            let mut writes = Writes::new(&self.token);
-            let mut still_queued = Scheduled::default();
-            // Entries left queued are looked at again: this process's claims on them go.
-            let mut released = Vec::new();
-            let mut handed: Vec<(uuid::Uuid, String)> = Vec::new();
-            // Each listener endpoint's holder, looked up once per batch.
-            let mut holders: std::collections::HashMap<EndpointId, Option<String>> = Default::default();
-            for key in &keys {
-                let record = attempts.remove(&key.attempt()).filter(|r| r.status == AttemptStatus::Pending);
-                let Some(record) = record else {
-                    writes.unqueue(key.attempt());
-                    continue;
-                };
-                let endpoint = get_in(tx, record.app, record.endpoint_id, Lock::Read).await?;
-                if endpoint.as_ref().is_some_and(&deliverable) {
-                    still_queued.push(*key);
-                    released.push(uuid(key.attempt().as_u128()));
-                    continue;
-                }
-                let listening = endpoint.filter(|e| e.is_listener() && e.status == EndpointStatus::Enabled);
-                if let Some(endpoint) = listening {
-                    let holder = match holders.get(&endpoint.id) {
-                        Some(known) => known.clone(),
-                        None => {
-                            let found = listener_holder(tx, endpoint.id, &self.token).await?;
-                            holders.insert(endpoint.id, found.clone());
-                            found
-                        }
-                    };
-                    if let Some(holder) = holder {
-                        handed.push((uuid(key.attempt().as_u128()), holder));
-                        continue;
-                    }
-                }
-                writes.enqueue(&record, record.due_ms, true);
-            }
-            writes.flush(tx).await?;
-            tx.exec("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&released]).await?;
-            if !handed.is_empty() {
-                let (attempts, holders): (Vec<uuid::Uuid>, Vec<String>) = handed.into_iter().unzip();
-                let sql = format!(
-                    "UPDATE queue q SET reserved_for = h.holder, locked_until_ms = {DB_NOW_MS} + $3
-                     FROM unnest($1::uuid[], $2::text[]) AS h(attempt, holder) WHERE q.attempt = h.attempt"
-                );
-                tx.exec(&sql, &[&attempts, &holders, &lease]).await?;
-                tx.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.token]).await?;
-            }
-            Ok(still_queued)
+            let parking =
+                Parking { client: tx, store: self, writes: Writes::new(&self.token), kept: vec![], handed: vec![] };
+            park(parking, &keys, &deliverable).await
         })
         .await
     }
@@ -285,5 +239,69 @@ impl<C: GenericClient> RetryNowTx for Tx<'_, C> {
         writes.save(attempt.clone());
         writes.flush(self.client).await?;
         Ok(attempt.queue_key())
+    }
+}
+
+/// Parking on Postgres: the writes, the claims to give back and the entries to hand to
+/// other processes, gathered and made at the end.
+struct Parking<'a, C> {
+    client: &'a C,
+    store: &'a PgStore,
+    writes: Writes,
+    /// Entries left queued, to be looked at again: this process's claims on them go.
+    kept: Vec<uuid::Uuid>,
+    /// Entries reserved for the process holding their listener endpoint's connection.
+    handed: Vec<(uuid::Uuid, String)>,
+}
+
+impl<C: GenericClient> ParkTx for Parking<'_, C> {
+    /// Locks their rows.
+    async fn attempts(&mut self, ids: &[DeliveryId]) -> Result<HashMap<DeliveryId, AttemptRecord>, StoreError> {
+        lock_attempts(self.client, ids).await
+    }
+
+    async fn endpoint(&mut self, app: AppId, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+        get_in(self.client, app, id, Lock::Read).await
+    }
+
+    async fn other_holder(&mut self, id: EndpointId) -> Result<Option<String>, StoreError> {
+        listener_holder(self.client, id, &self.store.token).await
+    }
+
+    fn unqueue(&mut self, key: QueueKey) -> Result<(), StoreError> {
+        self.writes.unqueue(key.attempt());
+        Ok(())
+    }
+
+    fn keep(&mut self, key: QueueKey) {
+        self.kept.push(uuid(key.attempt().as_u128()));
+    }
+
+    fn hand_to(&mut self, key: QueueKey, holder: String) {
+        self.handed.push((uuid(key.attempt().as_u128()), holder));
+    }
+
+    fn park(&mut self, attempt: &AttemptRecord, _key: QueueKey) -> Result<(), StoreError> {
+        self.writes.enqueue(attempt, attempt.due_ms, true);
+        Ok(())
+    }
+
+    /// Writes the parked entries, gives back the claims on those kept, and reserves the
+    /// handed ones for their holders (waking them).
+    async fn finish(self) -> Result<(), StoreError> {
+        let Parking { client, store, writes, kept, handed } = self;
+        writes.flush(client).await?;
+        client.exec("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&kept]).await?;
+        if !handed.is_empty() {
+            let (attempts, holders): (Vec<uuid::Uuid>, Vec<String>) = handed.into_iter().unzip();
+            let lease = store.claim_lease.as_millis() as i64;
+            let sql = format!(
+                "UPDATE queue q SET reserved_for = h.holder, locked_until_ms = {DB_NOW_MS} + $3
+                 FROM unnest($1::uuid[], $2::text[]) AS h(attempt, holder) WHERE q.attempt = h.attempt"
+            );
+            client.exec(&sql, &[&attempts, &holders, &lease]).await?;
+            client.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &store.token]).await?;
+        }
+        Ok(())
     }
 }

@@ -3,16 +3,18 @@
 //! parking. Each answers with what it queued ([`Scheduled`]); the delivery engine, the
 //! only caller, wakes its scheduler with it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::backend::Scheduling;
 use crate::store::model::{
-    AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, EndpointUpdated, NewEvent, Owner,
-    QueueKey, RecordPolicy, RetryNow, Scheduled, StoreError, Written,
+    AttemptRecord, AttemptResult, EndpointRecord, EndpointStatus, EndpointUpdated, NewEvent, Owner, QueueKey,
+    RecordPolicy, RetryNow, Scheduled, StoreError, Written,
 };
 use crate::store::rules;
 use crate::store::rules::cancel::end_pending;
+use crate::store::rules::park::{ParkTx, park};
 use crate::store::rules::resume::{EndpointChangeTx, update_and_resume};
 use crate::store::rules::retry::{RetryNowTx, retry_now};
 
@@ -112,23 +114,9 @@ impl Scheduling for RedbStore {
         deliverable: impl Fn(&EndpointRecord) -> bool + Send + Sync + 'static,
     ) -> Result<Scheduled, StoreError> {
         self.write(|tx| {
-            let endpoints = tx.open_table(tables::ENDPOINTS)?;
-            let mut t = DeliveryTables::open(tx, &self.names)?;
-            let mut still_queued = Scheduled::default();
-            for key in keys.iter() {
-                let record = t.load(key.attempt())?.filter(|r| r.status == AttemptStatus::Pending);
-                let Some(record) = record else {
-                    t.queue.drop_entry(*key)?;
-                    continue;
-                };
-                let endpoint = endpoints::get_in(&endpoints, record.app, record.endpoint_id)?;
-                if endpoint.as_ref().is_some_and(&deliverable) {
-                    still_queued.push(*key);
-                    continue;
-                }
-                t.queue.park(record.endpoint_id, record.id, Some(*key))?;
-            }
-            Ok(still_queued)
+            let parking =
+                Parking { endpoints: tx.open_table(tables::ENDPOINTS)?, t: DeliveryTables::open(tx, &self.names)? };
+            rules::settle(park(parking, &keys, deliverable))
         })
     }
 
@@ -188,5 +176,50 @@ impl RetryNowTx for DeliveryTables<'_, '_> {
         let key = self.queue.reschedule(attempt.app, attempt.endpoint_id, before, attempt.due_ms)?;
         self.save(attempt)?;
         Ok(key)
+    }
+}
+
+/// Parking on redb: the delivery tables and the endpoints, written as it goes.
+struct Parking<'txn, 'n> {
+    endpoints: redb::Table<'txn, (u128, u128), &'static [u8]>,
+    t: DeliveryTables<'txn, 'n>,
+}
+
+impl ParkTx for Parking<'_, '_> {
+    async fn attempts(&mut self, ids: &[DeliveryId]) -> Result<HashMap<DeliveryId, AttemptRecord>, StoreError> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for id in ids {
+            if let Some(record) = self.t.load(*id)? {
+                found.insert(*id, record);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn endpoint(&mut self, app: AppId, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+        endpoints::get_in(&self.endpoints, app, id)
+    }
+
+    /// One process owns the file: no other holds a connection.
+    async fn other_holder(&mut self, _id: EndpointId) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
+    fn unqueue(&mut self, key: QueueKey) -> Result<(), StoreError> {
+        self.t.queue.drop_entry(key)
+    }
+
+    fn keep(&mut self, _key: QueueKey) {}
+
+    fn hand_to(&mut self, _key: QueueKey, _holder: String) {
+        unreachable!("one process owns the file: no other holds a listener")
+    }
+
+    fn park(&mut self, attempt: &AttemptRecord, key: QueueKey) -> Result<(), StoreError> {
+        self.t.queue.park(attempt.endpoint_id, attempt.id, Some(key))
+    }
+
+    async fn finish(self) -> Result<(), StoreError> {
+        Ok(())
     }
 }

@@ -2,7 +2,8 @@
 //! recording an attempt's result does ([`record`]), what enabling an endpoint again
 //! resumes ([`resume`]), what expiring a verification session publishes ([`expire`]),
 //! what ending an endpoint's deliveries files ([`cancel`]), what retrying an attempt now
-//! moves ([`retry`]), what resending an event queues ([`resend`]).
+//! moves ([`retry`]), what resending an event queues ([`resend`]),
+//! what the scheduler's parking does with each entry ([`park`]).
 //!
 //! A rule is an `async fn` over a trait of primitives (read this row, write that one). The
 //! Postgres backend runs it inside its transaction, where a primitive may wait on the
@@ -11,6 +12,7 @@
 
 pub mod cancel;
 pub mod expire;
+pub mod park;
 pub mod record;
 pub mod resend;
 pub mod resume;
