@@ -275,7 +275,8 @@ pub fn security_headers(headers: &mut header::HeaderMap, api: bool) {
     }
 }
 
-/// Runs a store call on the blocking pool, so redb never stalls an actix worker.
+/// Runs blocking work with the store (a backup's copy of the data file) on the blocking
+/// pool, so it never stalls an actix worker. Store calls themselves are awaited.
 pub async fn blocking<T, E>(
     state: &web::Data<AppState>,
     call: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
