@@ -9,13 +9,14 @@ use deadpool_postgres::GenericClient;
 use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::backend::Scheduling;
 use crate::store::model::{
-    AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, EndpointUpdated, NewEvent, Owner,
-    QueueKey, RecordPolicy, RetryNow, Scheduled, StoreError, Written,
+    AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointUpdated, NewEvent, Owner, QueueKey,
+    RecordPolicy, RetryNow, Scheduled, StoreError, Written,
 };
 use crate::store::rules::cancel::{CancelTx, end_pending};
 use crate::store::rules::park::{ParkTx, park};
 use crate::store::rules::resume::{EndpointChangeTx, update_and_resume};
 use crate::store::rules::retry::{RetryNowTx, retry_now};
+use crate::store::rules::unpark::{UnparkTx, unpark};
 
 use super::attempts::{Writes, lock_attempts, record_in, status_code};
 use super::cached::Cached;
@@ -26,48 +27,54 @@ use super::listeners::listener_holder;
 use super::{DB_NOW_MS, PgStore, Tx, id_of, uuid};
 
 /// Puts the parked attempts of enabled endpoints (all but listeners, or just `only`)
-/// back on the queue at `now_ms`.
+/// back on the queue at `now_ms` (see [`rules::unpark`](crate::store::rules::unpark)).
 async fn unpark_in(
     client: &impl GenericClient,
-    token: &str,
+    store: &PgStore,
     only: Option<EndpointId>,
     now_ms: u64,
 ) -> Result<Scheduled, StoreError> {
-    let rows = match only {
-        Some(id) => {
-            client
-                .q(
-                    "SELECT attempt, app, endpoint FROM queue WHERE parked AND endpoint = $1 ORDER BY attempt",
-                    &[&uuid(id.as_u128())],
-                )
-                .await?
-        }
-        None => client.q("SELECT attempt, app, endpoint FROM queue WHERE parked ORDER BY attempt", &[]).await?,
-    };
-    let mut deliverable: std::collections::HashMap<EndpointId, bool> = std::collections::HashMap::new();
-    let mut ids = Vec::new();
-    for row in &rows {
-        let (app, endpoint) = (AppId(id_of(row.get(1))), EndpointId(id_of(row.get(2))));
-        if let std::collections::hash_map::Entry::Vacant(slot) = deliverable.entry(endpoint) {
-            let found = get_in(client, app, endpoint, Lock::KeyShare).await?;
-            slot.insert(
-                found.is_some_and(|e| e.status == EndpointStatus::Enabled && (only.is_some() || !e.is_listener())),
-            );
-        }
-        if deliverable[&endpoint] {
-            ids.push(DeliveryId(id_of(row.get(0))));
-        }
+    unpark(&mut Tx { client, store }, only, now_ms).await
+}
+
+impl<C: GenericClient> UnparkTx for Tx<'_, C> {
+    async fn parked(&mut self, only: Option<EndpointId>) -> Result<Vec<(AppId, EndpointId, DeliveryId)>, StoreError> {
+        let rows = match only {
+            Some(id) => {
+                self.client
+                    .q(
+                        "SELECT attempt, app, endpoint FROM queue WHERE parked AND endpoint = $1 ORDER BY attempt",
+                        &[&uuid(id.as_u128())],
+                    )
+                    .await?
+            }
+            None => {
+                self.client.q("SELECT attempt, app, endpoint FROM queue WHERE parked ORDER BY attempt", &[]).await?
+            }
+        };
+        Ok(rows
+            .iter()
+            .map(|row| (AppId(id_of(row.get(1))), EndpointId(id_of(row.get(2))), DeliveryId(id_of(row.get(0)))))
+            .collect())
     }
-    let mut writes = Writes::new(token);
-    let mut scheduled = Scheduled::default();
-    for (_, mut record) in lock_attempts(client, &ids).await? {
-        writes.enqueue(&record, now_ms, false);
-        record.due_ms = now_ms;
-        scheduled.push(QueueKey::new(now_ms, record.id));
-        writes.save(record);
+
+    /// Takes a key-share lock on its row, which a deletion waits for.
+    async fn endpoint(&mut self, app: AppId, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+        get_in(self.client, app, id, Lock::KeyShare).await
     }
-    writes.flush(client).await?;
-    Ok(scheduled)
+
+    async fn requeue(&mut self, ids: &[DeliveryId], now_ms: u64) -> Result<Scheduled, StoreError> {
+        let mut writes = Writes::new(&self.store.token);
+        let mut scheduled = Scheduled::default();
+        for (_, mut record) in lock_attempts(self.client, ids).await? {
+            writes.enqueue(&record, now_ms, false);
+            record.due_ms = now_ms;
+            scheduled.push(QueueKey::new(now_ms, record.id));
+            writes.save(record);
+        }
+        writes.flush(self.client).await?;
+        Ok(scheduled)
+    }
 }
 
 /// An endpoint's deliveries being ended, as [`rules::cancel`](crate::store::rules::cancel)
@@ -175,11 +182,11 @@ impl Scheduling for PgStore {
     }
 
     async fn unpark(&self, now_ms: u64) -> Result<Scheduled, StoreError> {
-        transaction!(self, |tx| unpark_in(tx, &self.token, None, now_ms).await).await
+        transaction!(self, |tx| unpark_in(tx, self, None, now_ms).await).await
     }
 
     async fn unpark_endpoint(&self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
-        transaction!(self, |tx| unpark_in(tx, &self.token, Some(id), now_ms).await).await
+        transaction!(self, |tx| unpark_in(tx, self, Some(id), now_ms).await).await
     }
 }
 
@@ -199,7 +206,7 @@ impl<C: GenericClient> EndpointChangeTx for Tx<'_, C> {
     }
 
     async fn unpark(&mut self, id: EndpointId, now_ms: u64) -> Result<Scheduled, StoreError> {
-        unpark_in(self.client, &self.store.token, Some(id), now_ms).await
+        unpark_in(self.client, self.store, Some(id), now_ms).await
     }
 }
 

@@ -9,41 +9,31 @@ use std::sync::Arc;
 use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::backend::Scheduling;
 use crate::store::model::{
-    AttemptRecord, AttemptResult, EndpointRecord, EndpointStatus, EndpointUpdated, NewEvent, Owner, QueueKey,
-    RecordPolicy, RetryNow, Scheduled, StoreError, Written,
+    AttemptRecord, AttemptResult, EndpointRecord, EndpointUpdated, NewEvent, Owner, QueueKey, RecordPolicy, RetryNow,
+    Scheduled, StoreError, Written,
 };
 use crate::store::rules;
 use crate::store::rules::cancel::end_pending;
 use crate::store::rules::park::{ParkTx, park};
 use crate::store::rules::resume::{EndpointChangeTx, update_and_resume};
 use crate::store::rules::retry::{RetryNowTx, retry_now};
+use crate::store::rules::unpark::{UnparkTx, unpark};
 
 use super::attempts::{DeliveryTables, record_in};
 use super::events::publish_in;
 use super::names::Names;
 use super::{RedbStore, Tx, endpoints, health, tables};
 
-/// Puts the parked attempts of enabled endpoints (all, or just `only`) back on the queue.
+/// Puts the parked attempts of enabled endpoints (all but listeners, or just `only`) back
+/// on the queue at `now_ms` (see [`rules::unpark`]).
 fn unpark_in(
     tx: &redb::WriteTransaction,
     names: &Names,
     only: Option<EndpointId>,
     now_ms: u64,
 ) -> Result<Scheduled, StoreError> {
-    let endpoints = tx.open_table(tables::ENDPOINTS)?;
-    let mut t = DeliveryTables::open(tx, names)?;
-    let mut scheduled = Scheduled::default();
-    for (endpoint_id, attempt_id) in t.queue.parked(only)? {
-        let Some(mut record) = t.load(attempt_id)? else { continue };
-        let endpoint = endpoints::get_in(&endpoints, record.app, endpoint_id)?;
-        if endpoint.is_none_or(|e| e.status != EndpointStatus::Enabled || (only.is_none() && e.is_listener())) {
-            continue;
-        }
-        record.due_ms = now_ms;
-        t.save(&record)?;
-        scheduled.push(t.queue.unpark(record.app, endpoint_id, attempt_id, now_ms)?);
-    }
-    Ok(scheduled)
+    let mut unparking = Unparking { endpoints: tx.open_table(tables::ENDPOINTS)?, t: DeliveryTables::open(tx, names)? };
+    rules::settle(unpark(&mut unparking, only, now_ms))
 }
 
 impl Scheduling for RedbStore {
@@ -221,5 +211,38 @@ impl ParkTx for Parking<'_, '_> {
 
     async fn finish(self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+/// Unparking on redb: the delivery tables and the endpoints.
+struct Unparking<'txn, 'n> {
+    endpoints: redb::Table<'txn, (u128, u128), &'static [u8]>,
+    t: DeliveryTables<'txn, 'n>,
+}
+
+impl UnparkTx for Unparking<'_, '_> {
+    async fn parked(&mut self, only: Option<EndpointId>) -> Result<Vec<(AppId, EndpointId, DeliveryId)>, StoreError> {
+        let mut found = Vec::new();
+        for (endpoint, attempt) in self.t.queue.parked(only)? {
+            if let Some(record) = self.t.load(attempt)? {
+                found.push((record.app, endpoint, attempt));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn endpoint(&mut self, app: AppId, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+        endpoints::get_in(&self.endpoints, app, id)
+    }
+
+    async fn requeue(&mut self, ids: &[DeliveryId], now_ms: u64) -> Result<Scheduled, StoreError> {
+        let mut scheduled = Scheduled::default();
+        for id in ids {
+            let Some(mut record) = self.t.load(*id)? else { continue };
+            record.due_ms = now_ms;
+            self.t.save(&record)?;
+            scheduled.push(self.t.queue.unpark(record.app, record.endpoint_id, record.id, now_ms)?);
+        }
+        Ok(scheduled)
     }
 }

@@ -3,7 +3,8 @@
 //! resumes ([`resume`]), what expiring a verification session publishes ([`expire`]),
 //! what ending an endpoint's deliveries files ([`cancel`]), what retrying an attempt now
 //! moves ([`retry`]), what resending an event queues ([`resend`]),
-//! what the scheduler's parking does with each entry ([`park`]).
+//! what the scheduler's parking does with each entry ([`park`]), which parked attempts go
+//! back on the queue ([`unpark`]).
 //!
 //! A rule is an `async fn` over a trait of primitives (read this row, write that one). The
 //! Postgres backend runs it inside its transaction, where a primitive may wait on the
@@ -17,6 +18,7 @@ pub mod record;
 pub mod resend;
 pub mod resume;
 pub mod retry;
+pub mod unpark;
 
 use std::future::Future;
 
