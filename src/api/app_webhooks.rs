@@ -1,4 +1,4 @@
-//! The app-scoped webhooks API of seed 004: `/apps/:appId/webhooks`, a thin dialect over
+//! The app-scoped webhooks API: `/apps/:appId/webhooks`, a thin dialect over
 //! the same endpoints, deliveries and engine as the Stile API.
 //!
 //! What differs is only the shape: answers are wrapped `{"success": true, "data": ...}`

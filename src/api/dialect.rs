@@ -1,5 +1,5 @@
-//! What the other webhook APIs stile speaks (seed 003's Kayle API, seed 004's app-scoped
-//! API) share: their own error envelope around every error, and ISO 8601 times.
+//! What the other webhook APIs stile speaks (the Kayle endpoints API, the app-scoped
+//! webhooks API) share: their own error envelope around every error, and ISO 8601 times.
 
 use std::time::{Duration, UNIX_EPOCH};
 

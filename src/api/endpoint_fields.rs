@@ -164,7 +164,7 @@ pub(crate) fn validate_retention_hours(hours: serde_json::Number) -> Result<u32,
 }
 
 /// Parses an endpoint id from a path: its `we_` form, or the UUID of the same 128 bits
-/// (the seed-004 dialect's form), so either dialect takes either.
+/// (the app-scoped webhooks API's form), so either dialect takes either.
 pub(crate) fn parse_id(raw: &str) -> Result<EndpointId, ApiError> {
     super::path_id(raw, "webhook endpoint").or_else(|err| {
         let uuid = uuid::Uuid::try_parse(raw).map_err(|_| err)?;

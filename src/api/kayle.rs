@@ -1,7 +1,7 @@
-//! The Kayle endpoints API of seed 003: `/v1/webhooks/endpoints`, a thin dialect over the
+//! The Kayle endpoints API: `/v1/webhooks/endpoints`, a thin dialect over the
 //! same endpoints and engine as the Stile API.
 //!
-//! The seed documents create; retrieve, list, update (`PATCH`) and delete follow its
+//! Kayle's documentation covers create; retrieve, list, update (`PATCH`) and delete follow its
 //! conventions: answers are `{"data": ..., "error": null}`, errors `{"data": null,
 //! "error": {"code", "message"}}` with the Stile API's status and code; fields are
 //! snake_case, times ISO 8601, ids the Stile ids. Kayle's organization is the application

@@ -79,10 +79,10 @@ fn build() -> OpenApi {
             "The Stile webhook API, served by a local stile: endpoints, events, deliveries and \
              verification sessions. Authenticate with an API key as a bearer token \
              (`Authorization: Bearer vk_test_...`); errors are `{\"error\": {...}}` objects. \
-             The app-scoped webhooks API of the fifth seed is served too, at \
+             The app-scoped webhooks API is served too, at \
              `/apps/{appId}/webhooks`, in its own envelope (`{\"success\", \"data\"}`, errors \
              `{\"success\": false, \"error\": {\"code\", \"message\"}}`), and the Kayle endpoints \
-             API of the fourth seed at `/v1/webhooks/endpoints` (`{\"data\", \"error\"}`).",
+             API at `/v1/webhooks/endpoints` (`{\"data\", \"error\"}`).",
         ))
         .license(Some(utoipa::openapi::License::new(env!("CARGO_PKG_LICENSE"))))
         .build();
