@@ -3,12 +3,13 @@
 //! Every operation that puts an attempt on the durable queue or takes one off (publish,
 //! resend, retry now, enabling, disabling and deleting an endpoint, recovery, a session
 //! move that emits an event, expiry) is a method here that commits through the store and
-//! then wakes the scheduler itself, so no caller can leave an entry unseen. The engine
-//! runs the writer (publishes and results, group-committed) and the scheduler (a timer
-//! wheel over the queue) on a thread each, and on a runtime of its own the senders (every
-//! attempt a task), the session expirer, the retention pass and the idle-listener sweep. An entry leaves the
-//! queue only with its result, so a crash at any point re-runs what was in flight (at
-//! least once), and a restart recovers every scheduled attempt.
+//! then wakes the scheduler itself, in one task no caller can cut short, so no entry is
+//! left unseen. The engine runs the writer (publishes and results, group-committed) and
+//! the scheduler (a timer wheel over the queue) on a thread each, and on a runtime of its
+//! own the senders (every attempt a task), the session expirer, the retention pass and
+//! the idle-listener sweep. An entry leaves the queue only with its result, so a crash
+//! at any point re-runs what was in flight (at least once), and a restart recovers every
+//! scheduled attempt.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -73,9 +74,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the engine's runtime and on it the writer, the scheduler, the session
-    /// expirer, the retention task, the idle-listener sweep and the senders, all reading
-    /// time from `clock`. Parked attempts of endpoints that are enabled are put back on the
+    /// Starts the scheduler's and the writer's threads, and the engine's runtime with the
+    /// senders, the session expirer, the retention task and the idle-listener sweep on
+    /// it, all reading time from `clock`. Parked attempts of endpoints that are enabled are put back on the
     /// queue first.
     pub async fn start(
         store: QueueWrites,
