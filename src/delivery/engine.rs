@@ -2,9 +2,9 @@
 //!
 //! Every operation that puts an attempt on the durable queue or takes one off (publish,
 //! resend, retry now, enabling, disabling and deleting an endpoint, recovery, a session
-//! move that emits an event, expiry) is a method here that commits through the store and
-//! then wakes the scheduler itself, in one task no caller can cut short, so no entry is
-//! left unseen. The engine runs the writer (publishes and results, group-committed) and
+//! move that emits an event, expiry) is a method here that commits through the store; one
+//! that queues attempts then wakes the scheduler itself, in the same task, which no caller
+//! can cut short, so no entry is left unseen. The engine runs the writer (publishes and results, group-committed) and
 //! the scheduler (a timer wheel over the queue) on a thread each, and on a runtime of its
 //! own the senders (every attempt a task), the session expirer, the retention pass and
 //! the idle-listener sweep. An entry leaves the queue only with its result, so a crash
