@@ -192,8 +192,7 @@ pub fn validate_uid(uid: String) -> Result<String, ApiError> {
 /// Finds the application `raw` names (id or uid) in the caller's mode, or answers 404
 /// (as for every application but its own, to a restricted key).
 pub(super) async fn require_app(state: &web::Data<AppState>, caller: Caller, raw: &str) -> Result<AppRecord, ApiError> {
-    let name = raw.to_string();
-    let found = state.store.find_app(caller.mode, name).await?;
+    let found = state.apps().find(caller.mode, raw).await?;
     found.filter(|app| caller.may_act_on(app.id)).ok_or_else(|| ApiError::not_found("application", raw))
 }
 

@@ -157,7 +157,7 @@ async fn authenticate(
 /// an invalid key; an expired one says so, so the portal can tell its user.
 async fn portal_caller(state: &web::Data<AppState>, token: &str, method: &str, path: &str) -> Result<Caller, ApiError> {
     let hash = hash_api_key(token);
-    let found = state.store.portal_session(hash).await?;
+    let found = state.portal_sessions().find(hash).await?;
     let Some(session) = found else {
         return Err(ApiError::new(
             ErrorCode::ApiKeyInvalid,

@@ -57,7 +57,7 @@ impl<'a> Subscribable<'a> {
         let types: &'a EventTypes = &state.event_types;
         let mut rules = Self::new(types, owner.mode);
         if events.is_some_and(|events| events.iter().any(|e| types.is_archived(owner.mode, e))) {
-            let found = state.store.endpoint(owner, id).await?;
+            let found = state.endpoints().get(owner, id).await?;
             rules.kept = found.map(|record| record.enabled_events).unwrap_or_default();
         }
         Ok(rules)

@@ -308,7 +308,7 @@ pub(crate) async fn require_endpoint(
     raw: &str,
 ) -> Result<EndpointRecord, ApiError> {
     let id = parse_id(raw)?;
-    let found = state.store.endpoint(owner, id).await?;
+    let found = state.endpoints().get(owner, id).await?;
     found.ok_or_else(|| ApiError::not_found("webhook endpoint", raw))
 }
 

@@ -146,7 +146,7 @@ async fn retrieve_event(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let found = state.store.event(caller.owner, id).await?;
+    let found = state.events().get(caller.owner, id).await?;
     let event = found.ok_or_else(|| ApiError::not_found("event", &path))?;
     Ok(HttpResponse::Ok().json(render(&event)?))
 }

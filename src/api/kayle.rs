@@ -383,7 +383,7 @@ async fn retrieve_endpoint(
 ) -> Result<HttpResponse, ApiError> {
     let id = endpoint_id(&path)?;
     let owner = caller.owner;
-    let found = state.store.endpoint(owner, id).await?;
+    let found = state.endpoints().get(owner, id).await?;
     let record = found.ok_or_else(|| not_found(&path))?;
     Ok(ok(One { endpoint: Endpoint::new(record, state.config.retention.undelivered_payload_hours) }))
 }

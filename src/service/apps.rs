@@ -86,6 +86,11 @@ impl Apps<'_> {
         }))
     }
 
+    /// The application `name` (an id or uid) names in `mode`, as stored.
+    pub async fn find(&self, mode: Mode, name: &str) -> Result<Option<AppRecord>, ServiceError> {
+        Ok(self.store.find_app(mode, name.to_string()).await?)
+    }
+
     /// Stores a new application of `mode` (never a default one) from a checked request;
     /// refuses a uid another application of the mode has.
     pub async fn create(&self, mode: Mode, input: NewApp) -> Result<AppRecord, ServiceError> {

@@ -224,6 +224,11 @@ impl Endpoints<'_> {
         Ok(updated.map(|record| (record, secret)))
     }
 
+    /// Endpoint `id` of `owner`; `None`: no such endpoint.
+    pub async fn get(&self, owner: Owner, id: EndpointId) -> Result<Option<EndpointRecord>, ServiceError> {
+        Ok(self.store.endpoint(owner, id).await?)
+    }
+
     /// Deletes an endpoint of `owner`; its pending deliveries end (and a `stile listen`
     /// connection to it closes). `false`: no such endpoint.
     pub async fn delete(&self, owner: Owner, id: EndpointId) -> Result<bool, ServiceError> {

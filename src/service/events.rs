@@ -87,6 +87,11 @@ impl Events<'_> {
             Resent::PayloadExpired { hours } => return Err(ServiceError::PayloadExpired { param: "endpoint", hours }),
             Resent::Scheduled(_) => {}
         }
+        self.get(owner, id).await
+    }
+
+    /// Event `id` of `owner`, with its body; `None`: no such event.
+    pub async fn get(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, ServiceError> {
         Ok(self.store.event(owner, id).await?)
     }
 

@@ -49,6 +49,12 @@ impl PortalSessions<'_> {
         Ok((record, token))
     }
 
+    /// The session whose token hashes to `hash`, however old (the caller checks whether
+    /// it is still good); `None`: none.
+    pub async fn find(&self, hash: [u8; 32]) -> Result<Option<PortalSessionRecord>, ServiceError> {
+        Ok(self.store.portal_session(hash).await?)
+    }
+
     /// Ends session `id` of `owner`'s application at once; `false`: no such session.
     pub async fn revoke(&self, owner: Owner, id: PortalSessionId) -> Result<bool, ServiceError> {
         Ok(self.store.revoke_portal_session(owner, id).await?)
