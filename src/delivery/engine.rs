@@ -709,3 +709,34 @@ async fn expirer(
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn an_engine_dropped_without_a_shutdown_lets_go_of_its_data_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, queue) = Store::open(dir.path()).unwrap().into_shared();
+        let engine = Engine::start(queue, Clock::manual(1_800_000_000_000), &Config::default(), Arc::default())
+            .await
+            .expect("the engine starts");
+        drop(engine);
+        // Its loops stop by themselves (the scheduler once no sender is left to hear
+        // from, the writer after it), and the last handle on the file goes with them.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Store::open(dir.path()) {
+                Ok(_) => break,
+                Err(err) if Instant::now() < deadline => {
+                    tracing::debug!(error = %err, "the data file is still open");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(err) => panic!("the engine's loops still hold the data file after 10 s: {err}"),
+            }
+        }
+    }
+}

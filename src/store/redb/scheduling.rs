@@ -32,8 +32,7 @@ fn unpark_in(
     only: Option<EndpointId>,
     now_ms: u64,
 ) -> Result<Scheduled, StoreError> {
-    let mut unparking = Unparking { endpoints: tx.open_table(tables::ENDPOINTS)?, t: DeliveryTables::open(tx, names)? };
-    rules::settle(unpark(&mut unparking, only, now_ms))
+    rules::settle(unpark(&mut Parking::open(tx, names)?, only, now_ms))
 }
 
 impl Scheduling for RedbStore {
@@ -103,11 +102,7 @@ impl Scheduling for RedbStore {
         keys: Vec<QueueKey>,
         deliverable: impl Fn(&EndpointRecord) -> bool + Send + Sync + 'static,
     ) -> Result<Scheduled, StoreError> {
-        self.write(|tx| {
-            let parking =
-                Parking { endpoints: tx.open_table(tables::ENDPOINTS)?, t: DeliveryTables::open(tx, &self.names)? };
-            rules::settle(park(parking, &keys, deliverable))
-        })
+        self.write(|tx| rules::settle(park(Parking::open(tx, &self.names)?, &keys, deliverable)))
     }
 
     /// Puts the parked attempts of every enabled endpoint back on the queue, due at
@@ -169,10 +164,25 @@ impl RetryNowTx for DeliveryTables<'_, '_> {
     }
 }
 
-/// Parking on redb: the delivery tables and the endpoints, written as it goes.
+/// Parking and unparking on redb: the delivery tables and the endpoints, written as it
+/// goes.
 struct Parking<'txn, 'n> {
     endpoints: redb::Table<'txn, (u128, u128), &'static [u8]>,
     t: DeliveryTables<'txn, 'n>,
+    /// The parked attempts [`UnparkTx::parked`] read, kept for [`UnparkTx::requeue`]
+    /// (read once, not twice).
+    parked: HashMap<DeliveryId, AttemptRecord>,
+}
+
+impl<'txn, 'n> Parking<'txn, 'n> {
+    /// Opens the tables parking and unparking use.
+    fn open(tx: &'txn redb::WriteTransaction, names: &'n Names) -> Result<Self, StoreError> {
+        Ok(Parking {
+            endpoints: tx.open_table(tables::ENDPOINTS)?,
+            t: DeliveryTables::open(tx, names)?,
+            parked: HashMap::new(),
+        })
+    }
 }
 
 impl ParkTx for Parking<'_, '_> {
@@ -214,18 +224,13 @@ impl ParkTx for Parking<'_, '_> {
     }
 }
 
-/// Unparking on redb: the delivery tables and the endpoints.
-struct Unparking<'txn, 'n> {
-    endpoints: redb::Table<'txn, (u128, u128), &'static [u8]>,
-    t: DeliveryTables<'txn, 'n>,
-}
-
-impl UnparkTx for Unparking<'_, '_> {
+impl UnparkTx for Parking<'_, '_> {
     async fn parked(&mut self, only: Option<EndpointId>) -> Result<Vec<(AppId, EndpointId, DeliveryId)>, StoreError> {
         let mut found = Vec::new();
         for (endpoint, attempt) in self.t.queue.parked(only)? {
             if let Some(record) = self.t.load(attempt)? {
                 found.push((record.app, endpoint, attempt));
+                self.parked.insert(attempt, record);
             }
         }
         Ok(found)
@@ -238,7 +243,7 @@ impl UnparkTx for Unparking<'_, '_> {
     async fn requeue(&mut self, ids: &[DeliveryId], now_ms: u64) -> Result<Scheduled, StoreError> {
         let mut scheduled = Scheduled::default();
         for id in ids {
-            let Some(mut record) = self.t.load(*id)? else { continue };
+            let Some(mut record) = self.parked.remove(id) else { continue };
             record.due_ms = now_ms;
             self.t.save(&record)?;
             scheduled.push(self.t.queue.unpark(record.app, record.endpoint_id, record.id, now_ms)?);
