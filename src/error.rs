@@ -323,6 +323,16 @@ impl From<crate::service::ServiceError> for ApiError {
             crate::service::ServiceError::UnknownCursor => {
                 ApiError::invalid("cursor", "`cursor` names no object in this list.")
             }
+            crate::service::ServiceError::ReadOnlyType { name, from } => {
+                let why = match from {
+                    crate::event_types::Source::BuiltIn => "is built in",
+                    _ => "is declared in stile.toml: change it there",
+                };
+                ApiError::new(
+                    ErrorCode::InvalidState,
+                    format!("The event type `{name}` {why}; the API cannot change it."),
+                )
+            }
             crate::service::ServiceError::Refused(err) => err.into(),
             crate::service::ServiceError::TestModeOnly => ApiError::new(
                 ErrorCode::TestModeOnly,

@@ -19,11 +19,10 @@ use super::auth::app_for;
 use super::dialect::iso8601;
 use super::endpoint_fields::{Subscribable, parse_id, validate_event_types, validate_url};
 use super::extract::{JsonBody, QueryParams};
-use super::list::{cursor_request, unknown_cursor};
+use super::list::{cursor_list_error, cursor_request};
 use super::{AppState, Caller, Routes};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::service::ServiceError;
 use crate::service::endpoints::{EndpointChanges, NewEndpoint, PingPayload};
 use crate::store::model::{AttemptRecord, AttemptStatus, EndpointRecord, EndpointStatus, Owner};
 
@@ -508,10 +507,10 @@ async fn list_deliveries(
         cursor_request(query.limit.as_deref(), query.cursor.as_deref(), DEFAULT_DELIVERY_LIMIT, "nextCursor", |c| {
             uuid::Uuid::try_parse(c).ok().map(|id| DeliveryId(id.as_u128()))
         })?;
-    let page = endpoint.page(request, query.status).await.map_err(|err| match err {
-        ServiceError::UnknownCursor => unknown_cursor("no delivery of this endpoint"),
-        err => err.into(),
-    })?;
+    let page = endpoint
+        .page(request, query.status)
+        .await
+        .map_err(|err| cursor_list_error(err, "no delivery of this endpoint"))?;
     let next_cursor = page.items.last().filter(|_| page.has_more).map(|last| uuid_of(last.id));
     Ok(ok(DeliveryPage {
         deliveries: page.items.into_iter().map(DeliveryOut::from).collect(),

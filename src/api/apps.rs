@@ -254,11 +254,9 @@ async fn list_apps(
     query: QueryParams<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_unrestricted("list applications")?;
-    let page = query
-        .0
-        .params()
-        .fetch::<AppId, _, _>(DEFAULT_LIST_LIMIT, |request| state.store.list_apps(caller.mode, request))
-        .await?;
+    let apps = state.apps();
+    let page =
+        query.0.params().fetch::<AppId, _, _>(DEFAULT_LIST_LIMIT, |request| apps.list(caller.mode, request)).await?;
     let data: Vec<Application> = page.items.into_iter().map(Application::from).collect();
     Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))
 }

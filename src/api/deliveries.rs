@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use super::endpoint_fields::parse_id;
 use super::extract::QueryParams;
-use super::list::{ListResponse, PageParams};
+use super::list::{ListResponse, PageParams, list_error};
 use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
 use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::service::{DeliveryWithBody, ServiceError};
+use crate::service::DeliveryWithBody;
 use crate::store::model::{AttemptRecord, AttemptStatus};
 
 /// `limit` when a list request gives none.
@@ -135,10 +135,7 @@ async fn list_deliveries(
     let query = query.0;
     let params = PageParams::new(&query.limit, &query.starting_after, &query.ending_before);
     let request = params.to_request::<DeliveryId>(DEFAULT_LIST_LIMIT)?;
-    let page = endpoint.page(request, query.status).await.map_err(|err| match err {
-        ServiceError::UnknownCursor => params.unknown_cursor(),
-        err => err.into(),
-    })?;
+    let page = endpoint.page(request, query.status).await.map_err(|err| list_error(err, &params))?;
     let url = format!("/v1/webhook_endpoints/{id}/deliveries");
     let data: Vec<Delivery> = page.items.into_iter().map(Delivery::from).collect();
     Ok(HttpResponse::Ok().json(ListResponse::new(url, data, page.has_more)))

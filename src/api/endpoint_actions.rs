@@ -215,8 +215,8 @@ async fn recover_endpoint(
     let RecoverIn { since, dry_run } = body.0;
     let since = unix_time("since", since.ok_or_else(|| ApiError::missing("since"))?)?;
     let recovery = state
-        .engine
-        .recover_endpoint(caller.owner, id, since, dry_run)
+        .endpoints()
+        .recover(caller.owner, id, since, dry_run)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     let out = RecoverOut {

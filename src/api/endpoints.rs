@@ -381,10 +381,9 @@ async fn list_endpoints(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.0;
     let filter = label_filter(query.label.clone())?;
+    let endpoints = state.endpoints();
     let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
-        .fetch::<EndpointId, _, _>(DEFAULT_LIST_LIMIT, |request| {
-            state.store.list_endpoints(caller.owner, request, filter)
-        })
+        .fetch::<EndpointId, _, _>(DEFAULT_LIST_LIMIT, |request| endpoints.list(caller.owner, request, filter))
         .await?;
     let data: Vec<Endpoint> = page.items.into_iter().map(Endpoint::from).collect();
     Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))

@@ -3,8 +3,6 @@
 //! create, change and archive the types of their mode. Built-in types and those of
 //! `stile.toml` are read-only here.
 
-use std::sync::Arc;
-
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 
@@ -12,9 +10,9 @@ use super::endpoints::MAX_DESCRIPTION_CHARS;
 use super::extract::{JsonBody, QueryParams, bool_param, nullable};
 use super::list::ListResponse;
 use super::{AppState, Caller, Routes};
-use crate::error::{ApiError, ErrorCode};
-use crate::event_types::{Entry, EventTypeInfo, EventTypeRecord, EventTypes, Source, check_custom_type};
-use crate::mode::Mode;
+use crate::error::ApiError;
+use crate::event_types::{EventTypeInfo, Source, check_custom_type};
+use crate::service::NewEventType;
 
 /// The OpenAPI tag of these routes.
 const TAG: &str = "Event types";
@@ -154,60 +152,6 @@ fn require_object(param: &str, value: serde_json::Value) -> Result<serde_json::V
     Ok(value)
 }
 
-/// Compiles the type a request wants: a schema that does not compile, or an example
-/// that does not satisfy it, is a 400 on that field.
-fn compile(record: &EventTypeRecord) -> Result<Entry, ApiError> {
-    Entry::compile(record).map_err(|(param, problem)| ApiError::invalid(param, format!("`{param}`: {problem}")))
-}
-
-/// The 400 for changing a type the API does not own.
-fn not_changeable(info: &EventTypeInfo) -> ApiError {
-    let why = match info.source {
-        Source::BuiltIn => "is built in",
-        _ => "is declared in stile.toml: change it there",
-    };
-    ApiError::new(ErrorCode::InvalidState, format!("The event type `{}` {why}; the API cannot change it.", info.name))
-}
-
-/// Applies `change` to the API-managed type `name` of `mode` and commits it: one change
-/// at a time, so the catalogue in memory stays what the data file holds.
-async fn change(
-    state: &web::Data<AppState>,
-    mode: Mode,
-    name: String,
-    change: impl FnOnce(&mut EventTypeRecord) + Send + 'static,
-) -> Result<EventTypeInfo, ApiError> {
-    let types: Arc<EventTypes> = Arc::clone(&state.event_types);
-    let now = state.engine.clock().now();
-    let _one_at_a_time = types.lock_writes().await;
-    let Some(info) = types.info(mode, &name) else { return Err(ApiError::not_found("event type", &name)) };
-    if info.source != Source::Api {
-        return Err(not_changeable(&info));
-    }
-    let mut record = EventTypeRecord {
-        name: info.name,
-        mode,
-        description: info.description,
-        schema: info.schema,
-        example: info.example,
-        archived: info.archived,
-        created: info.created.unwrap_or(now),
-        updated: info.updated,
-    };
-    change(&mut record);
-    record.updated = Some(now);
-    let entry = compile(&record)?;
-    state.store.replace_event_type(record).await?;
-    Ok(entry_info(&types, mode, entry))
-}
-
-/// Installs a committed entry and answers what the catalogue now holds.
-fn entry_info(types: &EventTypes, mode: Mode, entry: Entry) -> EventTypeInfo {
-    let name = entry.name().to_string();
-    types.install(mode, entry);
-    types.info(mode, &name).expect("just installed")
-}
-
 /// List event types.
 ///
 /// Every type of the caller's mode (built in, from `stile.toml`, created through the
@@ -242,30 +186,14 @@ async fn create_event_type(
     let input = body.0;
     let name = input.name.ok_or_else(|| ApiError::missing("name"))?;
     check_custom_type(&name).map_err(|problem| ApiError::invalid("name", format!("{problem}.")))?;
-    let record = EventTypeRecord {
+    let input = NewEventType {
         name,
-        mode: caller.mode,
         description: validate_description(input.description.unwrap_or_default())?,
         schema: input.schema.map(|s| require_object("schema", s)).transpose()?,
         example: input.example.map(|e| require_object("example", e)).transpose()?,
-        archived: false,
-        created: state.engine.clock().now(),
-        updated: None,
     };
-    let entry = compile(&record)?;
-    let types: Arc<EventTypes> = Arc::clone(&state.event_types);
-    let created = {
-        let _one_at_a_time = types.lock_writes().await;
-        let (mode, name) = (record.mode, record.name.clone());
-        let taken = types.is_known(mode, &name) || !state.store.create_event_type(record).await?;
-        (!taken).then(|| entry_info(&types, mode, entry)).ok_or(name)
-    };
-    match created {
-        Ok(info) => Ok(HttpResponse::Ok().json(EventType::from(info))),
-        Err(name) => {
-            Err(ApiError::invalid("name", format!("The event type `{name}` already exists in {} mode.", caller.mode)))
-        }
-    }
+    let info = state.catalogue().create(caller.mode, input).await?;
+    Ok(HttpResponse::Ok().json(EventType::from(info)))
 }
 
 /// Retrieve an event type.
@@ -293,21 +221,24 @@ async fn update(
     let schema = update.schema.map(|s| s.map(|s| require_object("schema", s)).transpose()).transpose()?;
     let example = update.example.map(|e| e.map(|e| require_object("example", e)).transpose()).transpose()?;
     let archived = update.archived;
-    let info = change(&state, caller.mode, name, move |record| {
-        if let Some(description) = description {
-            record.description = description;
-        }
-        if let Some(schema) = schema {
-            record.schema = schema;
-        }
-        if let Some(example) = example {
-            record.example = example;
-        }
-        if let Some(archived) = archived {
-            record.archived = archived;
-        }
-    })
-    .await?;
+    let info = state
+        .catalogue()
+        .change(caller.mode, &name, move |record| {
+            if let Some(description) = description {
+                record.description = description;
+            }
+            if let Some(schema) = schema {
+                record.schema = schema;
+            }
+            if let Some(example) = example {
+                record.example = example;
+            }
+            if let Some(archived) = archived {
+                record.archived = archived;
+            }
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("event type", &name))?;
     Ok(HttpResponse::Ok().json(EventType::from(info)))
 }
 
@@ -356,6 +287,10 @@ async fn archive_event_type(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_unrestricted("manage event types")?;
-    let info = change(&state, caller.mode, path.into_inner(), |record| record.archived = true).await?;
+    let info = state
+        .catalogue()
+        .change(caller.mode, &path, |record| record.archived = true)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event type", &path))?;
     Ok(HttpResponse::Ok().json(EventType::from(info)))
 }

@@ -202,8 +202,9 @@ async fn list_events(
         data_id: query.session_id.clone(),
         delivery_success: bool_param("delivery_success", query.delivery_success.as_deref())?,
     };
+    let events = state.events();
     let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
-        .fetch::<EventId, _, _>(DEFAULT_LIST_LIMIT, |request| state.store.list_events(caller.owner, request, filter))
+        .fetch::<EventId, _, _>(DEFAULT_LIST_LIMIT, |request| events.list(caller.owner, request, filter))
         .await?;
     let data = page.items.iter().map(render).collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))

@@ -359,8 +359,8 @@ async fn list_endpoints(
         })?;
     let owner = caller.owner;
     let page = state
-        .store
-        .list_endpoints(owner, request, filter)
+        .endpoints()
+        .list(owner, request, filter)
         .await
         .map_err(|err| cursor_list_error(err, "no endpoint of this list"))?;
     let next_cursor = page.items.last().filter(|_| page.has_more).map(|last| last.id);

@@ -6,7 +6,8 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::store::model::{Cursor, ListError, Page, PageRequest};
+use crate::service::ServiceError;
+use crate::store::model::{Cursor, Page, PageRequest};
 
 /// The largest `limit` any list accepts.
 pub const MAX_LIMIT: usize = 100;
@@ -68,7 +69,7 @@ impl<'a> PageParams<'a> {
     ) -> Result<Page<T>, ApiError>
     where
         Id: FromStr,
-        Listed: std::future::Future<Output = Result<Page<T>, ListError>>,
+        Listed: std::future::Future<Output = Result<Page<T>, ServiceError>>,
     {
         let request = self.to_request::<Id>(default_limit)?;
         list(request).await.map_err(|e| list_error(e, &self))
@@ -142,10 +143,10 @@ where
 
 /// A failed listing of [`cursor_request`]'s page: an unknown cursor is a 400 saying
 /// `what_is_missing` (e.g. "no endpoint of this list").
-pub fn cursor_list_error(err: ListError, what_is_missing: &str) -> ApiError {
+pub fn cursor_list_error(err: ServiceError, what_is_missing: &str) -> ApiError {
     match err {
-        ListError::UnknownCursor => unknown_cursor(what_is_missing),
-        ListError::Store(err) => err.into(),
+        ServiceError::UnknownCursor => unknown_cursor(what_is_missing),
+        err => err.into(),
     }
 }
 
@@ -155,12 +156,12 @@ pub fn unknown_cursor(what_is_missing: &str) -> ApiError {
     ApiError::invalid("cursor", format!("`cursor` names {what_is_missing}."))
 }
 
-/// Turns a store listing failure into the API's answer: an unknown cursor is the
-/// caller's mistake (400), anything else is ours.
-fn list_error(err: ListError, params: &PageParams<'_>) -> ApiError {
+/// Turns a failed listing into the API's answer: an unknown cursor is the caller's
+/// mistake (400, naming the cursor parameter); anything else is the service's error.
+pub fn list_error(err: ServiceError, params: &PageParams<'_>) -> ApiError {
     match err {
-        ListError::UnknownCursor => params.unknown_cursor(),
-        ListError::Store(err) => err.into(),
+        ServiceError::UnknownCursor => params.unknown_cursor(),
+        err => err.into(),
     }
 }
 

@@ -25,10 +25,8 @@ use crate::delivery::listen_wire::{self as wire, ClientMessage, ServerMessage};
 use crate::delivery::listeners::Connection;
 use crate::error::{ApiError, ErrorCode};
 use crate::event_types::WILDCARD;
-use crate::ids::EndpointId;
 use crate::secrets::hash_api_key;
-use crate::store::Store;
-use crate::store::model::{EndpointStatus, ListenRequest, Owner};
+use crate::store::model::{EndpointStatus, ListenRequest};
 use crate::target_policy::TargetPolicy;
 
 /// How often the server pings a listen connection; one silent for three pings is dropped.
@@ -116,32 +114,18 @@ async fn listen(
     if let Some(connection) = super::connection::Connection::of(&req) {
         connection.mark_upgraded();
     }
-    let store = Arc::clone(&state.store);
-    let clock = state.engine.clock().clone();
+    let state = state.clone();
     actix_web::rt::spawn(async move {
         let mut connection = connection;
         let ended = serve_connection(session, messages, &mut connection, ready).await;
         listeners.disconnect(&connection);
         tracing::info!(endpoint = %connection.endpoint, reason = ended, "stile listen disconnected");
-        let last_seen = clock.now();
+        let last_seen = state.engine.clock().now();
         let id = connection.endpoint;
         let replaced = listeners.is_connected(id);
-        disconnected(&store, owner, id, last_seen, replaced).await;
+        state.endpoints().listener_left(owner, id, last_seen, replaced).await;
     });
     Ok(response)
-}
-
-/// Records when a listener endpoint was last used and, unless a newer connection of this
-/// process `replaced` this one, that this process no longer holds it; logs a failure (the
-/// endpoint then merely expires a little early, or other processes hand this one its
-/// attempts until the hold runs out, and this one parks them).
-async fn disconnected(store: &Store, owner: Owner, id: EndpointId, now: i64, replaced: bool) {
-    if let Err(err) = store.touch_listener(owner, id, now).await {
-        tracing::warn!(endpoint = %id, error = %err, "cannot record when a listener endpoint was last used");
-    }
-    if !replaced && let Err(err) = store.release_listener(id).await {
-        tracing::warn!(endpoint = %id, error = %err, "cannot record that a listener endpoint's CLI left");
-    }
 }
 
 /// Runs one connection until it ends; answers why, for the log.

@@ -116,6 +116,11 @@ impl AppState {
         crate::service::Apps { engine: &self.engine, store: &self.store, keys: &self.keys, names: &self.app_names }
     }
 
+    /// The event type catalogue operations, over this server's engine, store and catalogue.
+    pub fn catalogue(&self) -> crate::service::Catalogue<'_> {
+        crate::service::Catalogue { engine: &self.engine, store: &self.store, event_types: &self.event_types }
+    }
+
     /// The delivery operations, over this server's engine and store.
     pub fn deliveries(&self) -> crate::service::Deliveries<'_> {
         crate::service::Deliveries { engine: &self.engine, store: &self.store }
@@ -131,9 +136,9 @@ impl AppState {
         crate::service::PortalSessions { engine: &self.engine, store: &self.store, config: &self.config }
     }
 
-    /// The verification session operations, over this server's engine and config.
+    /// The verification session operations, over this server's engine, store and config.
     pub fn sessions(&self) -> crate::service::Sessions<'_> {
-        crate::service::Sessions { engine: &self.engine, config: &self.config }
+        crate::service::Sessions { engine: &self.engine, store: &self.store, config: &self.config }
     }
 
     /// The endpoint operations every dialect shares, over this server's engine and store.

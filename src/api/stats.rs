@@ -167,7 +167,7 @@ async fn delivery_stats(
 ) -> Result<HttpResponse, ApiError> {
     let window = query.0.window(state.engine.clock().now())?;
     let stats =
-        state.store.delivery_stats(caller.owner, window.since, window.until, window.bucket, RECENT_FAILURES).await?;
+        state.deliveries().stats(caller.owner, window.since, window.until, window.bucket, RECENT_FAILURES).await?;
     let mut totals = Outcomes::default();
     for o in stats.buckets.values() {
         totals.succeeded += o.succeeded;

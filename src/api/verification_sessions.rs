@@ -139,7 +139,7 @@ async fn retrieve_session(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let found = state.store.session(caller.owner, id).await?;
+    let found = state.sessions().get(caller.owner, id).await?;
     let found = found.ok_or_else(|| ApiError::not_found("verification session", &path))?;
     Ok(HttpResponse::Ok().json(VerificationSession::from(found)))
 }
@@ -153,12 +153,11 @@ async fn list_sessions(
     caller: Caller,
     query: QueryParams<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let sessions = state.sessions();
     let page = query
         .0
         .params()
-        .fetch::<VerificationSessionId, _, _>(DEFAULT_LIST_LIMIT, |request| {
-            state.store.list_sessions(caller.owner, request)
-        })
+        .fetch::<VerificationSessionId, _, _>(DEFAULT_LIST_LIMIT, |request| sessions.list(caller.owner, request))
         .await?;
     let data: Vec<VerificationSession> = page.items.into_iter().map(VerificationSession::from).collect();
     Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))

@@ -12,7 +12,7 @@ use crate::delivery::Engine;
 use crate::ids::AppId;
 use crate::mode::Mode;
 use crate::store::Store;
-use crate::store::model::{AppDeletion, AppRecord, Branding, Owner};
+use crate::store::model::{AppDeletion, AppRecord, Branding, Owner, Page, PageRequest};
 
 /// A checked create request.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -89,6 +89,11 @@ impl Apps<'_> {
     /// The application `name` (an id or uid) names in `mode`, as stored.
     pub async fn find(&self, mode: Mode, name: &str) -> Result<Option<AppRecord>, ServiceError> {
         Ok(self.store.find_app(mode, name.to_string()).await?)
+    }
+
+    /// A page of `mode`'s applications, newest first.
+    pub async fn list(&self, mode: Mode, request: PageRequest<AppId>) -> Result<Page<AppRecord>, ServiceError> {
+        Ok(self.store.list_apps(mode, request).await?)
     }
 
     /// Stores a new application of `mode` (never a default one) from a checked request;

@@ -9,7 +9,7 @@ use super::ServiceError;
 use crate::delivery::Engine;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::store::Store;
-use crate::store::model::{AttemptRecord, AttemptStatus, ListError, Owner, Page, PageRequest, RetryNow};
+use crate::store::model::{AttemptRecord, AttemptStatus, DeliveryStats, Owner, Page, PageRequest, RetryNow};
 
 /// The delivery operations, over the engine and the store.
 pub struct Deliveries<'a> {
@@ -29,6 +29,20 @@ pub struct DeliveryWithBody {
 }
 
 impl<'a> Deliveries<'a> {
+    /// `owner`'s delivery figures between `since` and `until` (Unix seconds): outcomes per
+    /// bucket of `bucket_seconds`, pending deliveries per endpoint, and the newest
+    /// `failures` failed attempts.
+    pub async fn stats(
+        &self,
+        owner: Owner,
+        since: i64,
+        until: i64,
+        bucket_seconds: i64,
+        failures: usize,
+    ) -> Result<DeliveryStats, ServiceError> {
+        Ok(self.store.delivery_stats(owner, since, until, bucket_seconds, failures).await?)
+    }
+
     /// Makes attempt `delivery` of `endpoint` of `owner` go at once: the pending attempt,
     /// or the `retrying` attempt whose retry it is. Refuses an attempt with no retry
     /// scheduled (`NotScheduled`) and one whose endpoint is disabled (`EndpointDisabled`).
@@ -93,9 +107,6 @@ impl EndpointDeliveries<'_> {
         status: Option<AttemptStatus>,
     ) -> Result<Page<AttemptRecord>, ServiceError> {
         let (owner, endpoint) = (self.owner, self.endpoint);
-        self.store.list_attempts(owner, endpoint, request, status).await.map_err(|err| match err {
-            ListError::UnknownCursor => ServiceError::UnknownCursor,
-            ListError::Store(err) => err.into(),
-        })
+        Ok(self.store.list_attempts(owner, endpoint, request, status).await?)
     }
 }

@@ -16,8 +16,8 @@ use crate::secrets::new_endpoint_secret;
 use crate::store::Store;
 use crate::store::model::endpoints::{listener_description, listener_name};
 use crate::store::model::{
-    AttemptRecord, AttemptStatus, Cursor, EndpointRecord, EndpointStatus, ListError, ListenRequest, Owner, PageRequest,
-    SigningSecret,
+    AttemptRecord, AttemptStatus, Cursor, EndpointFilter, EndpointRecord, EndpointStatus, ListenRequest, Owner, Page,
+    PageRequest, Recovery, SigningSecret,
 };
 use crate::target_policy::TargetPolicy;
 
@@ -229,6 +229,16 @@ impl Endpoints<'_> {
         Ok(self.store.endpoint(owner, id).await?)
     }
 
+    /// A page of `owner`'s endpoints, newest first, those `filter` keeps.
+    pub async fn list(
+        &self,
+        owner: Owner,
+        request: PageRequest<EndpointId>,
+        filter: EndpointFilter,
+    ) -> Result<Page<EndpointRecord>, ServiceError> {
+        Ok(self.store.list_endpoints(owner, request, filter).await?)
+    }
+
     /// Deletes an endpoint of `owner`; its pending deliveries end (and a `stile listen`
     /// connection to it closes). `false`: no such endpoint.
     pub async fn delete(&self, owner: Owner, id: EndpointId) -> Result<bool, ServiceError> {
@@ -242,11 +252,11 @@ impl Endpoints<'_> {
         let mut cursor = Cursor::Start;
         loop {
             let request = PageRequest { limit: ALL_PAGE_SIZE, cursor };
-            let page = match self.store.list_endpoints(owner, request, Default::default()).await {
+            let page = match self.list(owner, request, EndpointFilter::default()).await {
                 Ok(page) => page,
-                Err(ListError::Store(err)) => return Err(err.into()),
                 // The last endpoint of the page was deleted meanwhile.
-                Err(ListError::UnknownCursor) => return Ok(all),
+                Err(ServiceError::UnknownCursor) => return Ok(all),
+                Err(err) => return Err(err),
             };
             let last = page.items.last().map(|e| e.id);
             all.extend(page.items);
@@ -343,6 +353,34 @@ impl Endpoints<'_> {
             .await?;
         let secret = self.current_secret(&endpoint)?;
         Ok((endpoint, made, secret))
+    }
+
+    /// Records that a `stile listen` connection to listener endpoint `id` of `owner` ended
+    /// at `now` (Unix seconds): when the endpoint was last used and, unless a newer
+    /// connection of this process `replaced` it, that this process no longer holds it. A
+    /// failure is logged, not returned: the endpoint then merely expires a little early,
+    /// or other processes hand this one its attempts until the hold runs out, and this one
+    /// parks them.
+    pub async fn listener_left(&self, owner: Owner, id: EndpointId, now: i64, replaced: bool) {
+        if let Err(err) = self.store.touch_listener(owner, id, now).await {
+            tracing::warn!(endpoint = %id, error = %err, "cannot record when a listener endpoint was last used");
+        }
+        if !replaced && let Err(err) = self.store.release_listener(id).await {
+            tracing::warn!(endpoint = %id, error = %err, "cannot record that a listener endpoint's CLI left");
+        }
+    }
+
+    /// Resends to endpoint `id` of `owner` every event whose delivery to it failed for
+    /// good among attempts made since `since` (Unix seconds); `dry_run` only counts.
+    /// `None`: no such endpoint.
+    pub async fn recover(
+        &self,
+        owner: Owner,
+        id: EndpointId,
+        since: i64,
+        dry_run: bool,
+    ) -> Result<Option<Recovery>, ServiceError> {
+        Ok(self.engine.recover_endpoint(owner, id, since, dry_run).await?)
     }
 
     /// In production mode, refuses a URL whose host resolves to an address no webhook may

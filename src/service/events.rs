@@ -10,7 +10,7 @@ use crate::event_types::{EventTypes, kayle_alias_of};
 use crate::ids::{EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::Store;
-use crate::store::model::{AttemptRecord, EventMeta, Owner, Resent, StoredEvent};
+use crate::store::model::{AttemptRecord, EventFilter, EventMeta, Owner, Page, PageRequest, Resent, StoredEvent};
 
 /// The event operations, over the engine, the store and the event type catalogue.
 pub struct Events<'a> {
@@ -93,6 +93,16 @@ impl Events<'_> {
     /// Event `id` of `owner`, with its body; `None`: no such event.
     pub async fn get(&self, owner: Owner, id: EventId) -> Result<Option<StoredEvent>, ServiceError> {
         Ok(self.store.event(owner, id).await?)
+    }
+
+    /// A page of `owner`'s events, newest first, those `filter` keeps.
+    pub async fn list(
+        &self,
+        owner: Owner,
+        request: PageRequest<EventId>,
+        filter: EventFilter,
+    ) -> Result<Page<StoredEvent>, ServiceError> {
+        Ok(self.store.list_events(owner, request, filter).await?)
     }
 
     /// The newest `limit` attempts of event `id` of `owner`, to every endpoint, and

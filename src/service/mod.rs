@@ -11,6 +11,7 @@
 pub mod api_keys;
 pub mod app_names;
 pub mod apps;
+pub mod catalogue;
 pub mod deliveries;
 pub mod endpoints;
 pub mod events;
@@ -18,15 +19,16 @@ pub mod portal_sessions;
 pub mod sessions;
 
 use crate::delivery::EngineError;
+use crate::event_types::Source;
 use crate::ids::AppId;
 use crate::lifecycle::MoveError;
 use crate::mode::Mode;
-use crate::store::model::AttemptStatus;
-use crate::store::model::StoreError;
+use crate::store::model::{AttemptStatus, ListError, StoreError};
 
 pub use api_keys::ApiKeys;
 pub use app_names::AppNames;
 pub use apps::Apps;
+pub use catalogue::{Catalogue, NewEventType};
 pub use deliveries::{Deliveries, DeliveryWithBody, EndpointDeliveries};
 pub use endpoints::Endpoints;
 pub use events::Events;
@@ -85,6 +87,15 @@ pub enum ServiceError {
     /// parameter's name.
     #[error("the cursor names no object in this list")]
     UnknownCursor,
+    /// An event type the API does not own (built in, or declared in `stile.toml`) was
+    /// asked to change: it is changed where it comes from, if at all.
+    #[error("the event type `{name}` is not managed through the API")]
+    ReadOnlyType {
+        /// The type's name.
+        name: String,
+        /// Where it comes from.
+        from: Source,
+    },
     /// A verification session's status does not allow the move asked for (nothing
     /// changed).
     #[error(transparent)]
@@ -104,9 +115,18 @@ pub enum ServiceError {
     Encode(#[from] serde_json::Error),
 }
 
+impl From<ListError> for ServiceError {
+    fn from(err: ListError) -> Self {
+        match err {
+            ListError::UnknownCursor => ServiceError::UnknownCursor,
+            ListError::Store(err) => err.into(),
+        }
+    }
+}
+
 impl ServiceError {
     /// A refusal of `param`'s value, with what is wrong.
-    fn invalid(param: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(param: &'static str, message: impl Into<String>) -> Self {
         ServiceError::Invalid { param, message: message.into() }
     }
 }

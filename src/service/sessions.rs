@@ -5,6 +5,7 @@
 //! the engine stores each with its event.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::ServiceError;
 use crate::config::Config;
@@ -12,7 +13,8 @@ use crate::delivery::{Engine, SessionMoved};
 use crate::ids::VerificationSessionId;
 use crate::lifecycle::Move;
 use crate::mode::Mode;
-use crate::store::model::{Owner, SessionRecord, SessionStatus, SessionType};
+use crate::store::Store;
+use crate::store::model::{Owner, Page, PageRequest, SessionRecord, SessionStatus, SessionType};
 
 /// A checked create request.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,10 +27,12 @@ pub struct NewSession {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// The session operations, over the engine and the configured session lifetime.
+/// The session operations, over the engine, the store and the configured session lifetime.
 pub struct Sessions<'a> {
     /// Where sessions are stored and moved, with their events, and time.
     pub engine: &'a Engine,
+    /// Where sessions are read from.
+    pub store: &'a Arc<Store>,
     /// How long a session lasts unfinished (`verification_sessions.expires_after`, on the
     /// demo clock).
     pub config: &'a Config,
@@ -54,6 +58,20 @@ impl Sessions<'_> {
             metadata: input.metadata,
         };
         Ok(self.engine.create_session(session, expires_ms).await?)
+    }
+
+    /// Session `id` of `owner`; `None`: no such session.
+    pub async fn get(&self, owner: Owner, id: VerificationSessionId) -> Result<Option<SessionRecord>, ServiceError> {
+        Ok(self.store.session(owner, id).await?)
+    }
+
+    /// A page of `owner`'s sessions, newest first.
+    pub async fn list(
+        &self,
+        owner: Owner,
+        request: PageRequest<VerificationSessionId>,
+    ) -> Result<Page<SessionRecord>, ServiceError> {
+        Ok(self.store.list_sessions(owner, request).await?)
     }
 
     /// Applies `step` to session `id` of `owner` and emits its event, in one transaction;
