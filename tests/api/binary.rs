@@ -6,10 +6,6 @@ use std::time::{Duration, Instant};
 use crate::common::process::{ServerProcess, stile_bin, stile_command};
 use crate::common::{Req, TEST_KEY};
 
-fn key_from_summary(summary: &[String]) -> Option<String> {
-    summary.iter().find_map(|l| l.trim().strip_prefix("API key ").map(|k| k.trim().to_string()))
-}
-
 #[test]
 fn first_start_prints_one_test_key_which_works_and_is_stored_only_hashed() {
     let dir = tempfile::tempdir().unwrap();
@@ -20,7 +16,7 @@ fn first_start_prints_one_test_key_which_works_and_is_stored_only_hashed() {
     for expected in ["stile ", "config", "data file", "dashboard  http://127.0.0.1:", "mode       development"] {
         assert!(text.contains(expected), "summary lacks {expected:?}:\n{text}");
     }
-    let key = key_from_summary(&server.summary).expect("a first key");
+    let key = server.first_key().expect("a first key");
     assert!(key.starts_with("vk_test_") && key.len() >= 8 + 24, "{key}");
     let ok = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base)).key(&key).send();
     assert_eq!(ok.status, 200);
@@ -32,7 +28,7 @@ fn first_start_prints_one_test_key_which_works_and_is_stored_only_hashed() {
 
     // The second start neither prints a key nor forgets the first.
     let server = ServerProcess::start(dir.path(), &args, &[]).unwrap();
-    assert_eq!(key_from_summary(&server.summary), None, "{:?}", server.summary);
+    assert_eq!(server.first_key(), None, "{:?}", server.summary);
     let ok = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base)).key(&key).send();
     assert_eq!(ok.status, 200);
 }
@@ -72,7 +68,7 @@ fn flag_beats_env_beats_file() {
     assert!(dir.path().join("env-data/stile.redb").exists());
     assert!(!dir.path().join("file-data").exists());
     // The file's key is accepted; no first key was made because one is configured.
-    assert_eq!(key_from_summary(&server.summary), None);
+    assert_eq!(server.first_key(), None);
     assert!(!text.contains("DEMO CLOCK"), "the real clock is not announced: {text}");
     let resp = Req::new("GET", format!("{}/v1/webhook_endpoints", server.base)).key("vk_test_from_the_file_123").send();
     assert_eq!(resp.status, 200);
@@ -130,7 +126,7 @@ fn keys_cli_creates_lists_and_revokes() {
 
     // The keys work, each in its own mode.
     let server = ServerProcess::start(dir.path(), &["--listen", "127.0.0.1:0", "--data-dir", data], &[]).unwrap();
-    assert_eq!(key_from_summary(&server.summary), None, "keys exist, so no first key");
+    assert_eq!(server.first_key(), None, "keys exist, so no first key");
     let created = Req::new("POST", format!("{}/v1/webhook_endpoints", server.base))
         .key(&live_key)
         .json(&serde_json::json!({"url": "https://example.com", "enabled_events": ["*"]}))
@@ -350,7 +346,7 @@ fn a_binary_copied_to_an_empty_folder_serves_the_whole_dashboard() {
         assert!(!resp.header("content-security-policy").unwrap().contains("unsafe-inline"));
     }
     // The API and the dashboard never shadow each other.
-    let key = key_from_summary(&server.summary).expect("a first key");
+    let key = server.first_key().expect("a first key");
     let api = Req::new("GET", format!("{}/v1/app.js", server.base)).key(&key).send();
     assert_eq!(api.status, 404);
     assert_eq!(api.body["error"]["type"], "invalid_request_error");

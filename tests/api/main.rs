@@ -28,6 +28,7 @@ mod overview;
 mod pings;
 mod portal;
 mod processes;
+mod receivers;
 mod recovery;
 mod retention;
 mod sessions;

@@ -46,6 +46,11 @@ impl ServerProcess {
         Self::start_command(command)
     }
 
+    /// The API key the start-up summary printed (a first start makes one), if any.
+    pub fn first_key(&self) -> Option<String> {
+        self.summary.iter().find_map(|l| l.trim().strip_prefix("API key ").map(|k| k.trim().to_string()))
+    }
+
     /// Starts a prepared `stile` command and waits for its summary (10 s at most).
     pub fn start_command(mut command: Command) -> Result<ServerProcess, String> {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -136,8 +141,8 @@ impl Drop for ServerProcess {
     }
 }
 
-/// A running `stile listen` (or any `stile` command whose output a test follows): its
-/// stdout and stderr lines, as they come.
+/// A running `stile listen` (or any command whose output a test follows: another `stile`
+/// command, an example receiver): its stdout and stderr lines, as they come.
 pub struct OutputProcess {
     /// The child.
     pub child: Child,
@@ -159,8 +164,14 @@ impl OutputProcess {
     /// Starts `stile` with `args`, following its output.
     pub fn start(args: &[&str]) -> OutputProcess {
         let mut command = stile_bin();
-        command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().expect("stile starts");
+        command.args(args);
+        Self::spawn(command)
+    }
+
+    /// Starts `command`, following its output.
+    pub fn spawn(mut command: Command) -> OutputProcess {
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap_or_else(|err| panic!("{command:?} starts: {err}"));
         let (tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();

@@ -1,0 +1,3 @@
+module stile.example/receiver
+
+go 1.19
