@@ -206,12 +206,13 @@ pub struct SecretRotated {
     pub secret: String,
 }
 
-/// The answer of test-ping: how the endpoint answered a signed test event.
+/// The answer of test-ping: how the endpoint answered a signed test event. (Whether it
+/// was delivered is `delivered`, not a second `success` under the envelope's.)
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PingResult {
     /// Whether the endpoint answered 2xx.
-    pub success: bool,
+    pub delivered: bool,
     /// The HTTP status it answered, or null if there was no answer.
     pub status_code: Option<u16>,
     /// How long the attempt took, in milliseconds.
@@ -475,7 +476,7 @@ async fn test_ping(
     let raw_webhook = &path.webhook_id;
     let attempt = state.endpoints().ping(owner, id, PingPayload::Test).await?.ok_or_else(|| not_found(raw_webhook))?;
     Ok(ok(PingResult {
-        success: attempt.status == AttemptStatus::Succeeded,
+        delivered: attempt.status == AttemptStatus::Succeeded,
         status_code: attempt.response_status,
         duration_ms: attempt.duration_ms,
         error: attempt.error,
