@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-/// Downloads the backup from the server at `base` into `file`; returns its size in bytes.
+/// Downloads the backup from the server at `base` into `file`; returns the size of the
+/// file written, in bytes.
 pub fn download(base: &str, token: &str, file: &Path) -> anyhow::Result<u64> {
     if file.exists() {
         bail!("{} already exists; choose a new file name", file.display());
@@ -19,22 +20,24 @@ pub fn download(base: &str, token: &str, file: &Path) -> anyhow::Result<u64> {
         .get(&url)
         .header("authorization", format!("Bearer {token}"))
         .call()
-        .with_context(|| format!("cannot reach the server at {base}; is it running?"))?;
+        .with_context(|| format!("cannot reach stile at {url}; is the server running?"))?;
     if response.status() != 200 {
         let status = response.status();
         let text = response.body_mut().read_to_string().unwrap_or_default();
-        bail!("the server answered {status}: {text}");
+        // The API's error object says why (a server on Postgres says to use pg_dump).
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let why = parsed["error"]["message"].as_str().unwrap_or(&text);
+        bail!("stile at {base} did not make a backup ({status}): {why}");
     }
     let written = (|| -> anyhow::Result<u64> {
         let mut out = crate::store::file_modes::create_owner_only(&partial)
             .with_context(|| format!("cannot create {}", partial.display()))?;
-        let written =
-            std::io::copy(&mut response.body_mut().as_reader(), &mut out).context("the download broke off")?;
+        std::io::copy(&mut response.body_mut().as_reader(), &mut out).context("the download broke off")?;
         out.flush()?;
         out.sync_all()?;
         check_readable(&partial)?;
         std::fs::rename(&partial, file).with_context(|| format!("cannot rename into {}", file.display()))?;
-        Ok(written)
+        Ok(std::fs::metadata(file)?.len())
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);

@@ -24,10 +24,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
-    /// Create a test verification session on a running server and drive it until EVENT is
-    /// emitted, like `stripe trigger`.
+    /// Create a test verification session on a running server and drive it until
+    /// EVENT_TYPE is emitted, like `stripe trigger`.
     Trigger {
-        /// A verification_session.* event type
+        /// The event type to end with (the session emits each one on its way)
+        #[arg(value_name = "EVENT_TYPE", value_parser = clap::builder::PossibleValuesParser::new(crate::event_types::BUILT_IN))]
         event_type: String,
         /// The server [default: http://<server.listen> from the config]
         #[arg(long)]
@@ -36,7 +37,7 @@ pub enum Command {
         #[arg(long, env = "STILE_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
         /// Config file [default: ./stile.toml if it exists]
-        #[arg(long, env = "STILE_CONFIG", value_name = "PATH")]
+        #[arg(long, env = "STILE_CONFIG", hide_env_values = true, value_name = "PATH")]
         config: Option<PathBuf>,
     },
     /// Receive a stile server's deliveries on this machine without a tunnel, like `stripe
@@ -108,7 +109,7 @@ pub struct ListenArgs {
     #[arg(long)]
     pub print_json: bool,
     /// Config file [default: ./stile.toml if it exists]
-    #[arg(long, env = "STILE_CONFIG", value_name = "PATH")]
+    #[arg(long, env = "STILE_CONFIG", hide_env_values = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 }
 
@@ -116,7 +117,7 @@ pub struct ListenArgs {
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
     /// Config file [default: ./stile.toml if it exists]
-    #[arg(long, env = "STILE_CONFIG", value_name = "PATH")]
+    #[arg(long, env = "STILE_CONFIG", hide_env_values = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Address to listen on, e.g. 127.0.0.1:8787
     #[arg(long, value_name = "ADDR")]
@@ -124,8 +125,9 @@ pub struct ServeArgs {
     /// Directory of the data file
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// development or production
-    #[arg(long, value_enum)]
+    /// development (loopback http:// accepted) or production (https:// only, private
+    /// networks refused) [default: from the config]
+    #[arg(long, value_enum, hide_possible_values = true)]
     pub mode: Option<RunMode>,
 }
 
@@ -146,8 +148,8 @@ impl ServeArgs {
 pub enum KeysCommand {
     /// Create a key and print it (only the key) on stdout.
     Create {
-        /// test or live
-        #[arg(long, value_enum)]
+        /// test (a vk_test_ key) or live (a vk_live_ key)
+        #[arg(long, value_enum, hide_possible_values = true)]
         mode: Mode,
         /// Restrict the key to one application of the mode (its id or uid): it acts on
         /// that application only and cannot list or manage applications.
@@ -174,7 +176,7 @@ pub enum KeysCommand {
 #[derive(Debug, Clone, Default, Args)]
 pub struct StoreArgs {
     /// Config file [default: ./stile.toml if it exists]
-    #[arg(long, env = "STILE_CONFIG", value_name = "PATH")]
+    #[arg(long, env = "STILE_CONFIG", hide_env_values = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Directory of the data file
     #[arg(long, value_name = "DIR")]

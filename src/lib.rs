@@ -27,6 +27,7 @@ pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod table;
 pub mod target_policy;
 pub mod tls;
 pub mod trigger;

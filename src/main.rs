@@ -177,15 +177,25 @@ impl StopSignals {
     }
 }
 
-/// Logs to stderr with the configured filter (`RUST_LOG` wins when set) and format.
+/// Logs to stderr with the configured filter (`RUST_LOG` wins when set) and format, in
+/// colour only where [`log_colours`] says.
 fn init_tracing(log: &stile::config::LogConfig) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{},actix_server=warn", log.filter)));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = log_colours(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match log.format {
         stile::config::LogFormat::Text => builder.init(),
         stile::config::LogFormat::Json => builder.json().init(),
     }
+}
+
+/// Whether log lines carry ANSI colours: only when stderr is a terminal (a file, a pipe or
+/// journald gets plain text), and never when `NO_COLOR` is set to anything but the empty
+/// string (no-color.org).
+fn log_colours(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
 }
 
 fn trigger(
@@ -237,7 +247,7 @@ fn inspect(args: &StoreArgs) -> anyhow::Result<()> {
         );
     }
     let path = config.server.data_dir.join(stile::store::DATA_FILE_NAME);
-    let usage = stile::store::redb::inspect_file(&path)?;
+    let usage = stile::store::redb::inspect_file(&path).map_err(|err| held_by_server("inspect", err))?;
     let file = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}: {} bytes", path.display(), thousands(file))?;
@@ -283,9 +293,22 @@ fn thousands(n: u64) -> String {
     out
 }
 
-async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
+/// Opens the store for `stile <command>`, which works while the server is stopped.
+async fn open_store(command: &str, args: &StoreArgs) -> anyhow::Result<Store> {
     let Loaded { config, .. } = load_config(&args.overrides())?;
-    Ok(stile::open_store(&config).await?)
+    stile::open_store(&config).await.map_err(|err| held_by_server(command, err))
+}
+
+/// An error opening the data file for `stile <command>`, which works on the file while
+/// the server is stopped: if a running server holds it, says so and what to do.
+fn held_by_server(command: &str, err: stile::store::OpenError) -> anyhow::Error {
+    match err {
+        stile::store::OpenError::InUse(path) => anyhow::anyhow!(
+            "{} is held by a running stile server; `stile {command}` works on the data file while the server is stopped: stop the server first (to copy the data while it runs, use `stile backup`)",
+            path.display()
+        ),
+        other => other.into(),
+    }
 }
 
 /// Runs a command's store work to its end: the one place a command (not the server)
@@ -316,7 +339,7 @@ fn backup(file: &std::path::Path, url: Option<String>, token: Option<String>, ar
 }
 
 fn compact(args: &StoreArgs) -> anyhow::Result<()> {
-    let store = run_to_end(open_store(args))?;
+    let store = run_to_end(open_store("compact", args))?;
     let Some(path) = store.data_file().map(std::path::Path::to_path_buf) else {
         return Err(store.compact().expect_err("only a data file compacts").into());
     };
@@ -337,7 +360,11 @@ fn compact(args: &StoreArgs) -> anyhow::Result<()> {
 fn rotate_payload_key(args: &StoreArgs) -> anyhow::Result<()> {
     let Loaded { config, .. } = load_config(&args.overrides())?;
     let options = config.store_options();
-    let rotated = stile::store::redb::rotate_payload_key(&config.server.data_dir, &options)?;
+    let rotated =
+        stile::store::redb::rotate_payload_key(&config.server.data_dir, &options).map_err(|err| match err {
+            stile::store::model::RotateError::Open(err) => held_by_server("rotate-payload-key", err),
+            other => other.into(),
+        })?;
     println!(
         "payload key rotated: {} -> {}; re-encrypted {} payloads, {} response excerpts, {} stored responses and the signing secrets of {} endpoints",
         rotated.old_key, rotated.new_key, rotated.payloads, rotated.responses, rotated.idempotency, rotated.endpoints
@@ -357,7 +384,7 @@ fn keys(action: KeysCommand) -> anyhow::Result<()> {
 async fn keys_with(action: KeysCommand) -> anyhow::Result<()> {
     match action {
         KeysCommand::Create { mode, app, store } => {
-            let store = open_store(&store).await?;
+            let store = open_store("keys create", &store).await?;
             let app = match app {
                 Some(name) => {
                     let found = store.find_app(mode, name.clone()).await?;
@@ -368,26 +395,25 @@ async fn keys_with(action: KeysCommand) -> anyhow::Result<()> {
             println!("{}", stile::create_api_key_for(&store, mode, app, stile::clock::unix_now()).await?);
         }
         KeysCommand::List { store } => {
-            let store = open_store(&store).await?;
+            let store = open_store("keys list", &store).await?;
             let keys = store.api_keys().await?;
             if keys.is_empty() {
                 eprintln!("no stored keys (keys in [auth] keys are not listed)");
             }
-            println!("{:<20} {:<5} {:<30} CREATED", "PREFIX", "MODE", "APPLICATION");
-            for (_, key) in keys {
-                let created = std::time::UNIX_EPOCH + std::time::Duration::from_secs(key.created.max(0) as u64);
-                let app = key.app.map_or_else(|| "(all)".to_string(), |app| app.to_string());
-                println!(
-                    "{:<20} {:<5} {:<30} {}",
-                    key.prefix,
-                    key.mode,
-                    app,
-                    humantime::format_rfc3339_seconds(created)
-                );
-            }
+            let rows: Vec<Vec<String>> = keys
+                .into_iter()
+                .map(|(_, key)| {
+                    let created = std::time::UNIX_EPOCH + std::time::Duration::from_secs(key.created.max(0) as u64);
+                    let app = key.app.map_or_else(|| "(all)".to_string(), |app| app.to_string());
+                    let created = humantime::format_rfc3339_seconds(created).to_string();
+                    vec![key.prefix, key.mode.to_string(), app, created]
+                })
+                .collect();
+            let header = ["PREFIX", "MODE", "APPLICATION", "CREATED"];
+            stile::table::write_table(&mut std::io::stdout().lock(), &header, &rows)?;
         }
         KeysCommand::Revoke { prefix, store } => {
-            let store = open_store(&store).await?;
+            let store = open_store("keys revoke", &store).await?;
             match store.revoke_api_key(prefix.clone()).await? {
                 Revoked::One(key) => println!("revoked {} ({})", key.prefix, key.mode),
                 Revoked::NoMatch => anyhow::bail!("no stored key starts with `{prefix}`"),
@@ -403,4 +429,18 @@ async fn keys_with(action: KeysCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_colours;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(log_colours(true, None));
+        assert!(!log_colours(false, None), "a pipe or a file gets plain text");
+        assert!(!log_colours(true, Some(OsStr::new("1"))), "NO_COLOR turns colours off");
+        assert!(log_colours(true, Some(OsStr::new(""))), "an empty NO_COLOR is as if unset");
+    }
 }

@@ -20,6 +20,10 @@ fn path_to(event_type: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// The width of the event type column of what `trigger` prints: the longest type it
+/// emits, so the event ids line up.
+const EVENT_TYPE_WIDTH: usize = "verification_session.requires_input".len();
+
 /// A client of a running stile.
 struct Client {
     agent: ureq::Agent,
@@ -35,7 +39,7 @@ impl Client {
             .header("authorization", format!("Bearer {}", self.key))
             .header("content-type", "application/json")
             .send(serde_json::to_vec(body)?.as_slice());
-        Self::read(path, response)
+        self.read(path, response)
     }
 
     fn get(&self, path: &str) -> anyhow::Result<Value> {
@@ -44,11 +48,16 @@ impl Client {
             .get(format!("{}{path}", self.base))
             .header("authorization", format!("Bearer {}", self.key))
             .call();
-        Self::read(path, response)
+        self.read(path, response)
     }
 
-    fn read(path: &str, response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> anyhow::Result<Value> {
-        let mut response = response.map_err(|e| anyhow::anyhow!("cannot reach stile for {path}: {e}"))?;
+    fn read(
+        &self,
+        path: &str,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<Value> {
+        let mut response = response
+            .map_err(|e| anyhow::anyhow!("cannot reach stile at {}{path}: {e}; is the server running?", self.base))?;
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string()?;
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -69,8 +78,10 @@ impl Client {
 /// Runs the trigger, printing each step and the event id to stdout.
 pub fn run(event_type: &str, base: &str, key: &str) -> anyhow::Result<()> {
     let Some(steps) = path_to(event_type) else {
-        let valid: Vec<&str> = crate::event_types::BUILT_IN.to_vec();
-        anyhow::bail!("unknown event type `{event_type}`; stile trigger knows:\n  {}", valid.join("\n  "));
+        anyhow::bail!(
+            "unknown event type `{event_type}`; stile trigger knows:\n  {}",
+            crate::event_types::BUILT_IN.join("\n  ")
+        );
     };
     if !key.starts_with("vk_test_") {
         anyhow::bail!("stile trigger needs a test key (vk_test_...): pass --api-key or set STILE_API_KEY");
@@ -85,7 +96,8 @@ pub fn run(event_type: &str, base: &str, key: &str) -> anyhow::Result<()> {
     let session = client.post("/v1/verification_sessions", &json!({"type": "identity"}))?;
     let id = session["id"].as_str().unwrap_or_default().to_string();
     println!("created session {id}");
-    println!("  verification_session.created  {}", client.latest_event(&id)?);
+    let line = |event_type: &str, event: &str| println!("  {event_type:<EVENT_TYPE_WIDTH$}  {event}");
+    line("verification_session.created", &client.latest_event(&id)?);
     for step in steps {
         let path = match *step {
             "cancel" => format!("/v1/verification_sessions/{id}/cancel"),
@@ -93,7 +105,7 @@ pub fn run(event_type: &str, base: &str, key: &str) -> anyhow::Result<()> {
         };
         let moved = client.post(&path, &json!({}))?;
         let status = moved["status"].as_str().unwrap_or("?");
-        println!("  verification_session.{status:<14} {}", client.latest_event(&id)?);
+        line(&format!("verification_session.{status}"), &client.latest_event(&id)?);
     }
     Ok(())
 }
@@ -118,5 +130,6 @@ mod tests {
             assert_eq!(format!("verification_session.{last}"), event_type);
         }
         assert!(path_to("invoice.paid").is_none());
+        assert!(crate::event_types::BUILT_IN.iter().all(|t| t.len() <= EVENT_TYPE_WIDTH));
     }
 }

@@ -50,6 +50,9 @@ fn a_backup_taken_while_the_server_runs_restores_into_a_working_server() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("written to"), "{stdout}");
+    // The size printed is the file's, as a user sees it.
+    let size = std::fs::metadata(&backup).unwrap().len();
+    assert!(stdout.contains(&format!("({size} bytes)")), "{size}: {stdout}");
     let again = run(&[]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
@@ -125,6 +128,8 @@ fn rotating_the_payload_key_reencrypts_everything_and_an_interrupted_rotation_is
     // Refused while the server runs (it holds the data file).
     let busy = stile_bin().current_dir(dir.path()).args(["rotate-payload-key", "--data-dir", "data"]).output().unwrap();
     assert!(!busy.status.success());
+    let said = String::from_utf8_lossy(&busy.stderr);
+    assert!(said.contains("held by a running stile server") && said.contains("stile rotate-payload-key"), "{said}");
     assert_eq!(server.terminate(), Some(0));
 
     let key_file = dir.path().join("data/payload.key");

@@ -123,6 +123,14 @@ fn keys_cli_creates_lists_and_revokes() {
     assert!(listing.contains(&test_key[..16]) && listing.contains(&live_key[..16]), "{listing}");
     assert!(!listing.contains(&test_key) && !listing.contains(&live_key), "never the whole key: {listing}");
     assert!(listing.contains("test") && listing.contains("live"));
+    // Columns line up: each row's mode and application start where their headings do.
+    let heading = listing.lines().next().unwrap();
+    for column in ["MODE", "APPLICATION", "CREATED"] {
+        let at = heading.find(column).unwrap_or_else(|| panic!("{listing}"));
+        for row in listing.lines().skip(1) {
+            assert!(row[..at].ends_with("  ") && !row[at..].starts_with(' '), "{column} misaligned:\n{listing}");
+        }
+    }
 
     // The keys work, each in its own mode.
     let server = ServerProcess::start(dir.path(), &["--listen", "127.0.0.1:0", "--data-dir", data], &[]).unwrap();
@@ -140,7 +148,9 @@ fn keys_cli_creates_lists_and_revokes() {
     // While the server runs, the CLI cannot open the data file and says why.
     let busy = stile_bin().args(["keys", "list", "--data-dir", data]).output().unwrap();
     assert!(!busy.status.success());
-    assert!(String::from_utf8_lossy(&busy.stderr).contains("in use"));
+    let said = String::from_utf8_lossy(&busy.stderr);
+    assert!(said.contains("held by a running stile server") && said.contains("stop the server first"), "{said}");
+    assert!(!said.contains("--data-dir"), "no advice meant for a second server: {said}");
     assert_eq!(server.terminate(), Some(0));
 
     // A key restricted to one application, named by its uid; an unknown one is refused.
@@ -276,6 +286,8 @@ fn trigger_drives_a_test_session_until_the_event_is_emitted() {
     for line in ["verification_session.created", "verification_session.processing", "verification_session.verified"] {
         assert!(stdout.lines().any(|l| l.contains(line) && l.contains("evt_")), "{line} in {stdout}");
     }
+    let columns: Vec<usize> = stdout.lines().filter_map(|l| l.find("evt_")).collect();
+    assert!(columns.len() == 3 && columns.iter().all(|c| *c == columns[0]), "the ids line up: {stdout}");
     let got = receiver.wait_for("/webhooks", 3, Duration::from_secs(10));
     let mut types: Vec<String> = got.iter().map(|r| r.json()["type"].as_str().unwrap().to_string()).collect();
     types.sort();
@@ -294,6 +306,21 @@ fn trigger_drives_a_test_session_until_the_event_is_emitted() {
         .output()
         .unwrap();
     assert!(!live.status.success());
+    let help = String::from_utf8(stile_bin().args(["trigger", "--help"]).output().unwrap().stdout).unwrap();
+    for event_type in stile::event_types::BUILT_IN {
+        assert!(help.contains(event_type), "the help lists {event_type}: {help}");
+    }
+    // A server that is not there: the error names the URL tried.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let unreachable = stile_bin()
+        .args(["trigger", "verification_session.created", "--url", &nowhere, "--api-key", TEST_KEY])
+        .output()
+        .unwrap();
+    assert!(!unreachable.status.success());
+    let said = String::from_utf8_lossy(&unreachable.stderr);
+    assert!(said.contains(&format!("{nowhere}/v1/verification_sessions")), "{said}");
 }
 
 #[test]
@@ -353,4 +380,35 @@ fn a_binary_copied_to_an_empty_folder_serves_the_whole_dashboard() {
     let missing = Req::new("GET", format!("{}/no-such-page.js", server.base)).send();
     assert_eq!(missing.status, 404);
     assert!(missing.header("content-type").unwrap().starts_with("application/json"));
+}
+
+#[test]
+fn every_help_has_one_style_and_names_its_environment_variables_alike() {
+    let commands: [&[&str]; 12] = [
+        &[],
+        &["serve"],
+        &["trigger"],
+        &["listen"],
+        &["backup"],
+        &["inspect"],
+        &["compact"],
+        &["rotate-payload-key"],
+        &["keys"],
+        &["keys", "create"],
+        &["keys", "list"],
+        &["keys", "revoke"],
+    ];
+    for command in commands {
+        let out = stile_bin().args(command).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{command:?}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        // The compact form: one line an option, no "Possible values:" block.
+        assert!(!help.contains("Possible values:"), "{command:?}:\n{help}");
+        assert!(!help.contains("(see a summary with '-h')"), "{command:?}:\n{help}");
+        // `[env: NAME]`, never `[env: NAME=]` or a value.
+        for (at, _) in help.match_indices("[env: ") {
+            let tag = &help[at..at + help[at..].find(']').unwrap() + 1];
+            assert!(!tag.contains('='), "{command:?}: {tag}");
+        }
+    }
 }

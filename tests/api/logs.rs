@@ -56,6 +56,25 @@ fn json_logs_at_debug_have_a_line_per_attempt_and_no_secret() {
 }
 
 #[test]
+fn text_logs_into_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--listen", "127.0.0.1:0", "--data-dir", "data"];
+    let env = [("STILE_AUTH_KEYS", TEST_KEY), ("STILE_LOG_FILTER", "debug"), ("STILE_LOG_FORMAT", "text")];
+    let server = ServerProcess::start(dir.path(), &args, &env).unwrap();
+    // A request logs a line at debug level.
+    assert_eq!(Req::new("GET", format!("{}/v1/webhook_endpoints", server.base)).key(TEST_KEY).send().status, 200);
+    let mut lines = Vec::new();
+    let logged = eventually(Duration::from_secs(10), || {
+        lines.extend(server.stderr_so_far());
+        lines.iter().any(|l| l.contains("/v1/webhook_endpoints"))
+    });
+    assert!(logged, "{lines:#?}");
+    // stderr here is a pipe, not a terminal: no escape sequences, and the level is plain.
+    assert!(lines.iter().all(|l| !l.contains('\x1b')), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains(" DEBUG ")), "{lines:#?}");
+}
+
+#[test]
 fn a_bad_log_filter_stops_start_up_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     for (variable, value, key) in

@@ -277,6 +277,7 @@ fn a_postgres_server_names_its_database_never_its_password_and_sends_file_tools_
     let said = String::from_utf8_lossy(&backup.stderr);
     assert!(!backup.status.success());
     assert!(said.contains("pg_dump"), "{said}");
+    assert!(!said.contains("{\""), "the server's message, not its JSON: {said}");
     let printed = format!("{}\n{}", server.summary.join("\n"), server.stderr_so_far().join("\n"));
     assert_eq!(server.terminate(), Some(0));
     let compact = stile_bin()

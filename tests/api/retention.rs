@@ -129,7 +129,7 @@ fn compact_shrinks_the_file_after_history_is_pruned_and_refuses_while_the_server
     let busy = stile_bin().args(["compact", "--data-dir", data_dir.to_str().unwrap()]).output().unwrap();
     assert!(!busy.status.success());
     let stderr = String::from_utf8_lossy(&busy.stderr);
-    assert!(stderr.contains("in use by another stile process"), "{stderr}");
+    assert!(stderr.contains("held by a running stile server") && stderr.contains("stile compact"), "{stderr}");
 
     // A server with a short retention prunes it all, then stops.
     let server = server.restart_with(|c| c.retention.events = Duration::from_millis(200));
@@ -253,6 +253,8 @@ fn inspect_prints_each_tables_rows_and_bytes_of_a_stopped_servers_file() {
     let data_dir = server.data_dir();
     let busy = stile_bin().args(["inspect", "--data-dir", data_dir.to_str().unwrap()]).output().unwrap();
     assert!(!busy.status.success(), "the file is the running server's");
+    let said = String::from_utf8_lossy(&busy.stderr);
+    assert!(said.contains("held by a running stile server") && said.contains("stop the server first"), "{said}");
     let _kept = server.stop();
     let out = stile_bin().args(["inspect", "--data-dir", data_dir.to_str().unwrap()]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

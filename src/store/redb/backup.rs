@@ -190,7 +190,9 @@ pub enum NotADataFile {
 /// copy is never kept as a backup.
 pub fn check_data_file(path: &Path) -> Result<(), NotADataFile> {
     let unreadable = |err: redb::Error| NotADataFile::Unreadable(DbError(err));
-    let db = Database::open(path).map_err(|e| unreadable(e.into()))?;
+    // Read-only: checking a file must not change it (opening it for writing can trim
+    // it, and then its size is not the size that was written).
+    let db = redb::ReadOnlyDatabase::open(path).map_err(|e| unreadable(e.into()))?;
     let tx = db.begin_read().map_err(|e| unreadable(e.into()))?;
     let meta = tx.open_table(tables::META).map_err(|_| NotADataFile::NoSchema)?;
     meta.get("schema_version").map_err(|e| unreadable(e.into()))?.ok_or(NotADataFile::NoSchema)?;
