@@ -73,7 +73,7 @@ pub async fn read_body(req: &HttpRequest, payload: &mut Payload) -> Result<Bytes
 
 /// Parses a request body as a JSON object into `T`.
 ///
-/// The rule for `Content-Type` (the README's, under Errors): a body that is not empty must
+/// The rule for `Content-Type` (docs/stile-api.md, Conventions): a body that is not empty must
 /// come with no `Content-Type` at all, or with a JSON one ([`is_json_media_type`]); any
 /// other type is a 415, so a form or text body is refused rather than read as JSON. No
 /// type at all is accepted because the body is parsed as JSON anyway, and SDKs and

@@ -6,7 +6,7 @@
 //! WebSocket rather than Server-Sent Events plus POSTs: one connection carries both
 //! directions, so a result cannot arrive on a different server process or connection
 //! than the delivery it answers, and ordinary reverse proxies pass it with the two
-//! `Upgrade` headers (see the README's nginx snippet).
+//! `Upgrade` headers (see the nginx snippet in docs/operations.md).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,7 +67,7 @@ fn validate_forward_to(targets: &TargetPolicy, raw: Option<String>) -> Result<St
 /// Listen for deliveries (a WebSocket).
 ///
 /// What `stile listen` connects to. Upgrades to a WebSocket over which the key's listener
-/// endpoint in this application receives its deliveries; see the README.
+/// endpoint in this application receives its deliveries; see docs/listen.md.
 #[utoipa::path(tag = "Webhook endpoints", params(ListenQuery),
     responses((status = 101, description = "Switched to the WebSocket protocol.")))]
 #[get("/listen")]

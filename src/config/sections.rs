@@ -1,5 +1,5 @@
 //! The sections of the configuration: one struct each, with its defaults and what each
-//! key means (`stile.toml` and the README's table say the same).
+//! key means (`stile.toml` and docs/configuration.md say the same).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

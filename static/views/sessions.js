@@ -5,7 +5,7 @@ import { api, modeOfKey, currentKey, query } from '../api.js';
 import { pagedList } from '../list.js';
 import { busy, emptyState, errorBox, field, fill, h, patch, pill, table, timeCell, toast } from '../ui.js';
 
-/** The moves and the states they start from (as in the README's table). */
+/** The moves and the states they start from (as in docs/stile-api.md's table). */
 const MOVES = [
   ['process', 'Process', ['requires_input']],
   ['require_input', 'Require input', ['processing']],

@@ -28,6 +28,7 @@ mod overview;
 mod pings;
 mod portal;
 mod processes;
+mod quickstart;
 mod receivers;
 mod recovery;
 mod retention;

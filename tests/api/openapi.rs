@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::common::{Req, TestServer};
 
-/// Every route the SPEC and the README name, as `METHOD /path`. The document must have
+/// Every route the SPEC and docs/ name, as `METHOD /path`. The document must have
 /// each one (it may have more; the probes below check those against the server).
 const NAMED_ROUTES: &[&str] = &[
     "GET /healthz",

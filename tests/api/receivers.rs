@@ -1,4 +1,4 @@
-//! The example receivers in `examples/receivers/`, run as the README runs them, against the
+//! The example receivers in `examples/receivers/`, run as the README and docs/receiving.md run them, against the
 //! `stile` binary: each verifies a real delivery, handles a resent event once, and rejects
 //! a tampered body, a stale timestamp and a missing signature (400, nothing handled). The
 //! curl recipe verifies a delivery saved to a file and refuses it once a byte changes.

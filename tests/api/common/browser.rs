@@ -130,7 +130,7 @@ pub struct Page {
 
 impl Page {
     /// With `STILE_DOCS_SCREENSHOTS=1`, saves what the page shows to `docs/<name>.png` (how
-    /// the README's screenshots are made); otherwise does nothing.
+    /// the screenshots in docs/ are made); otherwise does nothing.
     pub async fn docs_screenshot(&self, name: &str) {
         if std::env::var("STILE_DOCS_SCREENSHOTS").is_ok_and(|v| v == "1") {
             let png = self.client.screenshot().await.expect("a screenshot");
