@@ -116,7 +116,8 @@ function showSignIn(message) {
   const submit = h('button', { type: 'submit' }, 'Sign in');
   const form = h('form', { class: 'card signin', 'aria-labelledby': 'signin-title' },
     h('h1', { id: 'signin-title' }, 'Sign in to stile'),
-    h('p', {}, 'Paste an API key. stile printed a test key when it first started; `stile keys create --mode test` makes another. The key stays in this tab only (sessionStorage).'),
+    h('p', {}, 'Paste an API key. stile printed a test key when it first started; ',
+      h('code', {}, 'stile keys create --mode test'), ' makes another. The key stays in this tab only (sessionStorage).'),
     field('API key', input),
     error,
     h('div', { class: 'actions' }, submit));

@@ -38,7 +38,9 @@ export function deliveryChart(stats) {
     svg('text', { x: WIDTH - PAD.right + 6, y: PAD.top + 4, class: 'tick' }, '100%'),
     svg('text', { x: WIDTH - PAD.right + 6, y: y(0) + 4, class: 'tick' }, '0%'),
   ];
-  const ratePoints = [];
+  // The success rate of each bucket with attempts, as a dot; dots of neighbouring
+  // buckets are joined (a gap where a bucket had none, so no line crosses it).
+  const runs = [[]];
   buckets.forEach((b, i) => {
     const x = PAD.left + i * step + (step - barW) / 2;
     const n = b.succeeded + b.failed;
@@ -50,9 +52,18 @@ export function deliveryChart(stats) {
       parts.push(svg('rect', { x, y: y(n), width: barW, height: y(b.succeeded) - y(n), class: 'bar-failed' },
         svg('title', {}, `${label(b.start, stats.bucket_seconds)}: ${b.failed} failed`)));
     }
-    if (n > 0) ratePoints.push(`${x + barW / 2},${PAD.top + plotH - (b.succeeded / n) * plotH}`);
+    if (n > 0) {
+      const [cx, cy] = [x + barW / 2, PAD.top + plotH - (b.succeeded / n) * plotH];
+      runs[runs.length - 1].push(`${cx},${cy}`);
+      parts.push(svg('circle', { cx, cy, r: 2.5, class: 'rate-dot' },
+        svg('title', {}, `${label(b.start, stats.bucket_seconds)}: ${Math.round((100 * b.succeeded) / n)}% success`)));
+    } else if (runs[runs.length - 1].length) {
+      runs.push([]);
+    }
   });
-  if (ratePoints.length > 1) parts.push(svg('polyline', { points: ratePoints.join(' '), class: 'rate-line' }));
+  for (const run of runs.filter((r) => r.length > 1)) {
+    parts.push(svg('polyline', { points: run.join(' '), class: 'rate-line' }));
+  }
   const ticks = Math.min(6, buckets.length);
   for (let t = 0; t < ticks; t++) {
     const i = Math.round((t * (buckets.length - 1)) / Math.max(1, ticks - 1));

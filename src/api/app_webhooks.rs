@@ -237,7 +237,8 @@ pub struct DeliveryOut {
     pub event_id: EventId,
     /// The event's type.
     pub event_type: String,
-    /// `pending`, `succeeded`, `retrying` or `failed`.
+    /// `pending` (scheduled or in flight), `succeeded`, `retrying` (failed; its retry is
+    /// not made yet) or `failed` (failed; nothing waits on it).
     pub status: AttemptStatus,
     /// 1 for the first try, 2 for the first retry, ...
     pub attempt: u32,
@@ -249,7 +250,7 @@ pub struct DeliveryOut {
     pub error: Option<String>,
     /// When it was made (or is due, while pending), ISO 8601.
     pub created_at: String,
-    /// When the next attempt goes, while retrying, ISO 8601.
+    /// When its retry was due (set once it failed with a retry to follow), ISO 8601.
     pub next_retry_at: Option<String>,
 }
 

@@ -40,7 +40,8 @@ pub struct Delivery {
     pub event_type: String,
     /// 1 for the first try, 2 for the first retry, ...
     pub attempt: u32,
-    /// `pending`, `succeeded`, `retrying` or `failed`.
+    /// `pending` (scheduled or in flight), `succeeded`, `retrying` (failed; its retry,
+    /// due at `next_retry_at`, is not made yet) or `failed` (failed; nothing waits on it).
     pub status: AttemptStatus,
     /// The HTTP status answered, or null.
     pub response_status: Option<u16>,
@@ -52,7 +53,8 @@ pub struct Delivery {
     pub duration_ms: Option<u64>,
     /// When it was made (or is scheduled for, while pending).
     pub created: i64,
-    /// When the next attempt goes, while retrying.
+    /// When its retry was due (set once it failed with a retry to follow; kept after the
+    /// retry is made).
     pub next_retry_at: Option<i64>,
     /// Whether it belongs to live mode.
     pub livemode: bool,

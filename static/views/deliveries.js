@@ -28,7 +28,8 @@ export async function deliveriesPanel(slot, endpointId) {
         d.response_status ? `HTTP ${d.response_status}` : (d.error || '—'),
         d.duration_ms === null ? '—' : `${d.duration_ms} ms`,
         timeCell(d.created),
-        d.next_retry_at ? timeCell(d.next_retry_at) : '—',
+        // Only a retry still to come: a made one's time is history.
+        d.status === 'retrying' && d.next_retry_at ? timeCell(d.next_retry_at) : '—',
       ]), (i) => ({ 'data-test': 'delivery-row', 'data-index': i, 'data-key': items[i].id })),
     empty: () => emptyState(status.value ? `No ${status.value} deliveries.` : 'No deliveries yet.',
       h('p', {}, 'Use "Send test" above, publish an event, or run ',
@@ -75,8 +76,9 @@ export async function renderDetail(root, params) {
     const response = d.status === 'pending'
       ? h('p', { class: 'muted' }, 'No response yet.')
       : [h('dl', { class: 'facts' },
-        h('dt', {}, 'Status'), h('dd', {}, d.response_status ? `HTTP ${d.response_status}` : 'no HTTP answer'),
-        h('dt', {}, 'Error'), h('dd', {}, d.error || '—'),
+        h('dt', {}, 'Status'), h('dd', { 'data-test': 'response-status' }, d.response_status ? `HTTP ${d.response_status}` : 'no HTTP answer'),
+        // An error that only restates the status ("HTTP 500") is not shown twice.
+        d.error && d.error !== `HTTP ${d.response_status}` ? [h('dt', {}, 'Error'), h('dd', { 'data-test': 'response-error' }, d.error)] : null,
         h('dt', {}, 'Duration'), h('dd', {}, d.duration_ms === null ? '—' : `${d.duration_ms} ms`)),
       h('h3', {}, 'Body'), d.response_body ? jsonBlock(d.response_body) : h('p', { class: 'muted' }, 'Empty.')];
     patch(body,
@@ -85,7 +87,7 @@ export async function renderDetail(root, params) {
         h('dt', {}, 'Delivery'), h('dd', {}, h('code', {}, d.id)),
         h('dt', {}, 'Event'), h('dd', {}, h('a', { href: `#/events/${d.event_id}` }, d.event_id)),
         h('dt', {}, 'Time'), h('dd', {}, timeCell(d.created)),
-        h('dt', {}, 'Next retry'), h('dd', {}, d.next_retry_at ? timeCell(d.next_retry_at) : '—')),
+        h('dt', {}, 'Next retry'), h('dd', {}, d.status === 'retrying' && d.next_retry_at ? timeCell(d.next_retry_at) : '—')),
       h('div', { class: 'actions' }, actions),
       h('section', { class: 'split' },
         h('div', {}, request),

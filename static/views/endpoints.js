@@ -44,7 +44,8 @@ export async function renderList(root, _params, search) {
           e.labels.length ? h('div', { class: 'labels' }, e.labels.map(labelChip)) : null),
         h('span', { title: e.disabled_reason || '' }, pill(e.status), e.status === 'enabled' && e.health === 'degraded' ? pill('degraded') : null,
           e.kind === 'listener' ? pill('listener') : null),
-        e.enabled_events.includes('*') ? 'all events' : e.enabled_events.join(', '),
+        e.enabled_events.includes('*') ? 'all events'
+          : h('ul', { class: 'type-list' }, e.enabled_events.map((t) => h('li', {}, t))),
         h('span', { title: `${s.succeeded} succeeded, ${s.failed} failed` }, percent(s.succeeded, s.succeeded + s.failed)),
         String(s.pending),
         timeCell(e.created),
@@ -99,23 +100,34 @@ function secretOnce(endpoint, title) {
     h('p', {}, h('a', { href: `#/endpoints/${endpoint.id}` }, `Open ${endpoint.url}`)));
 }
 
-/** One event type to tick in the form: its name, and what it means under it. */
-function typeCheck(type, box) {
-  const note = type.alias_of ? `Kayle's name for ${type.alias_of}.` : type.description;
-  return h('label', { class: 'check check-type', 'data-test': 'type-choice' }, box,
+/** One event type to tick in the form: its name, and what it means under it; for a
+ * built-in type, the name the Kayle endpoints API gives it, and whether this endpoint
+ * receives it under that name (`box.value` is the name it is subscribed by). */
+function typeCheck(type, box, alias) {
+  const asAlias = alias && box.value === alias;
+  const kayle = alias ? h('small', { class: 'muted', 'data-test': 'kayle-name' },
+    asAlias ? `Received under Kayle's name, ${alias}.` : `Kayle's name: ${alias}.`) : null;
+  return h('label', { class: 'check check-type', 'data-test': 'type-choice', 'data-type': type.name }, box,
     h('span', { class: 'check-text' }, h('span', {}, type.name, type.archived ? h('span', { class: 'muted' }, ' (archived)') : null),
-      note ? h('small', { class: 'muted' }, note) : null));
+      type.description ? h('small', { class: 'muted' }, type.description) : null, kayle));
 }
 
 /** The create/edit form. `initial` is an endpoint when editing. */
 async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
   const chosen = new Set(initial ? initial.enabled_events : ['*']);
   // Archived types are offered only to the endpoints that already have them.
-  const types = (await api('GET', '/v1/event_types?include_archived=true')).data
-    .filter((t) => !t.archived || chosen.has(t.name));
+  const catalogue = (await api('GET', '/v1/event_types?include_archived=true')).data;
+  // Kayle's names are other names of built-in types, not types: each is shown with the
+  // type it names, and an endpoint subscribed by it keeps receiving it under it.
+  const aliasOf = new Map(catalogue.filter((t) => t.alias_of).map((t) => [t.alias_of, t.name]));
+  const types = catalogue.filter((t) => !t.alias_of && (!t.archived || chosen.has(t.name)));
   const url = h('input', { type: 'url', name: 'url', required: true, placeholder: 'http://localhost:3000/webhooks', value: initial ? initial.url : '' });
   const all = h('input', { type: 'checkbox', name: 'all_events', checked: chosen.has('*') });
-  const boxes = types.map((t) => h('input', { type: 'checkbox', name: 'event', value: t.name, checked: chosen.has(t.name) }));
+  const boxes = types.map((t) => {
+    const alias = aliasOf.get(t.name);
+    const value = alias && chosen.has(alias) ? alias : t.name;
+    return h('input', { type: 'checkbox', name: 'event', value, checked: chosen.has(t.name) || chosen.has(value) });
+  });
   const syncBoxes = () => boxes.forEach((b) => { b.disabled = all.checked; });
   all.addEventListener('change', syncBoxes);
   syncBoxes();
@@ -131,7 +143,7 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     field('URL', url, 'Where stile POSTs events. http:// is fine for localhost in development mode.'),
     h('fieldset', {}, h('legend', {}, 'Events'),
       h('label', { class: 'check' }, all, ' All events (including types added later)'),
-      h('div', { class: 'checks' }, types.map((t, i) => typeCheck(t, boxes[i])))),
+      h('div', { class: 'checks' }, types.map((t, i) => typeCheck(t, boxes[i], aliasOf.get(t.name))))),
     field('Name', name, 'Optional: how people recognise it, up to 120 characters.'),
     field('Labels', labels, 'Up to 8, separated by spaces or commas; letters, digits and . _ : / - each.'),
     field('Description', description),

@@ -11,7 +11,8 @@ export async function render(root) {
     api('GET', '/v1/webhook_endpoints?limit=100').then((r) => r.data),
   ]);
   fill(root, h('div', { class: 'view-head' }, h('h1', {}, 'Event types')),
-    h('p', {}, 'What your endpoints can subscribe to. Each event carries an object in `data`; where a type has a schema, every event of it matches that schema.'),
+    h('p', {}, 'What your endpoints can subscribe to. Each event carries an object in ', h('code', {}, 'data'),
+      '; where a type has a schema, every event of it matches that schema.'),
     types.length === 0
       ? emptyState('No event types.')
       : h('div', { class: 'catalogue' }, types.map((t) => h('section', { class: 'card', 'data-test': 'event-type', 'aria-labelledby': `type-${t.name}` },

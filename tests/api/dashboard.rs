@@ -21,6 +21,11 @@ fn sign_in_rejects_a_wrong_key_shows_the_mode_and_signs_out() {
     let server = TestServer::start();
     in_browser("sign_in", move |page| async move {
         page.open(&format!("{}/", server.base)).await;
+        page.find("#api-key").await;
+        assert_signed_out_chrome_is_hidden(&page).await;
+        // The help names the command in code, not in literal backticks.
+        let help = page.text(".signin").await;
+        assert!(help.contains("stile keys create --mode test") && !help.contains('`'), "{help}");
         // Not a key at all, then a well-formed key the server does not know.
         page.sign_in("hello").await;
         page.wait_text(".signin .error", "keys start with vk_test_ or vk_live_").await;
@@ -39,8 +44,17 @@ fn sign_in_rejects_a_wrong_key_shows_the_mode_and_signs_out() {
         page.click_button("Sign out").await;
         page.find("#api-key").await;
         assert_eq!(page.script("return sessionStorage.getItem('stile.api_key')").await, json!(null));
-        assert!(page.find("#nav").await.attr("hidden").await.unwrap().is_some(), "navigation hidden when signed out");
+        assert_signed_out_chrome_is_hidden(&page).await;
     });
+}
+
+/// Signed out, nothing but the sign-in form shows: not the navigation, the application
+/// menu or "Sign out" (checked as the browser draws them, not by their `hidden` flags).
+async fn assert_signed_out_chrome_is_hidden(page: &Page) {
+    for css in ["#nav", "#account", "#sign-out", "#app-switcher"] {
+        let shown = page.find(css).await.is_displayed().await.unwrap();
+        assert!(!shown, "{css} is drawn on the sign-in page");
+    }
 }
 
 #[test]
@@ -135,10 +149,11 @@ fn the_overview_charts_outcomes_and_lists_failures_at_desktop_and_phone_widths()
         page.wait_text(".chart-figure figcaption", "2 attempts: 1 succeeded, 1 failed (50% success)").await;
         assert_eq!(page.all("svg.chart rect.bar-ok").await.len(), 1);
         assert_eq!(page.all("svg.chart rect.bar-failed").await.len(), 1);
+        // One bucket with attempts: its success rate is a dot, with no line to nowhere.
+        assert_eq!(page.all("svg.chart circle.rate-dot").await.len(), 1);
+        assert!(page.all("svg.chart polyline.rate-line").await.is_empty());
         page.wait_text("main table", "HTTP 503").await;
-        if let Ok(path) = std::env::var("STILE_DASHBOARD_SCREENSHOT") {
-            std::fs::write(path, page.client.screenshot().await.unwrap()).unwrap();
-        }
+        page.docs_screenshot("dashboard").await;
 
         // Phone width: nothing wider than the screen.
         page.client.set_window_size(390, 844).await.unwrap();
@@ -249,7 +264,18 @@ fn endpoints_are_edited_and_rotated_and_deliveries_paginate_and_retry_now() {
         // Edit: description, one event type instead of all, metadata.
         page.open(&format!("{}/#/endpoints/{endpoint_id}", server.base)).await;
         page.click_button("Edit").await;
-        page.wait_text("form", "Kayle's name for verification_session.verified").await;
+        // Kayle's names are shown as the names of the built-in types, not as types.
+        let verified = page.wait_text("[data-type='verification_session.verified']", "Kayle's name").await;
+        assert!(verified.contains("verification.session.succeeded"), "{verified}");
+        let offered: Vec<String> = page
+            .script("return [...document.querySelectorAll('[data-test=type-choice]')].map((c) => c.dataset.type)")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect();
+        assert!(offered.iter().all(|t| !t.starts_with("verification.session.")), "{offered:?}");
         page.type_into("input[name=description]", "Edited in the dashboard").await;
         page.find("input[name=all_events]").await.click().await.unwrap();
         page.find("input[name=event][value='verification_session.verified']").await.click().await.unwrap();
@@ -287,6 +313,34 @@ fn endpoints_are_edited_and_rotated_and_deliveries_paginate_and_retry_now() {
         let ping = pings.last().unwrap();
         assert_eq!(ping.stile_signature_valid(&new_secret), (true, 2));
         assert_eq!(ping.stile_signature_valid(&old_secret), (true, 2));
+    });
+}
+
+#[test]
+fn a_failed_deliverys_earlier_attempts_show_as_failed_with_no_retry_to_come() {
+    let receiver = Receiver::start();
+    receiver.set("/down", Behaviour::Status(500));
+    let server = TestServer::start_with(|c| {
+        c.delivery.retry_schedule = vec![Duration::from_millis(50), Duration::from_millis(50)];
+    });
+    let id = server.create_endpoint(&receiver.url("/down"))["id"].as_str().unwrap().to_string();
+    let event = server.publish("verification_session.created", json!({"id": "vks_down"}));
+    server.wait_settled(event["id"].as_str().unwrap(), Duration::from_secs(10));
+    in_browser("earlier_attempts_failed", move |page| async move {
+        signed_in(&page, &server, &format!("#/endpoints/{id}")).await;
+        page.wait_count("[data-test=delivery-row]", 3).await;
+        for row in page.all("[data-test=delivery-row]").await {
+            let text = row.text().await.unwrap();
+            assert!(text.contains("failed") && !text.contains("retrying"), "{text}");
+        }
+        let next_retries = page
+            .script("return [...document.querySelectorAll('[data-test=delivery-row]')].map((r) => r.lastElementChild.textContent)")
+            .await;
+        assert_eq!(next_retries, json!(["—", "—", "—"]), "no retry is to come");
+        // One attempt: its status once, not again as its error.
+        page.find("[data-test=delivery-row] a").await.click().await.unwrap();
+        page.wait_text("[data-test=response-status]", "HTTP 500").await;
+        assert!(page.all("[data-test=response-error]").await.is_empty(), "{}", page.text("main").await);
     });
 }
 
@@ -645,6 +699,9 @@ fn the_app_portal_opens_from_its_link_and_manages_only_that_applications_endpoin
         assert_eq!(server.delete(&format!("/v1/apps/acme/portal_sessions/{session_id}")).status, 200);
         page.open(&format!("{}/portal/#/endpoints", server.base)).await;
         page.wait_text("[data-test=portal-signed-out]", "Ask Acme Inc. for a new one").await;
+        for css in ["#nav", "#account"] {
+            assert!(!page.find(css).await.is_displayed().await.unwrap(), "{css} is drawn on the signed-out page");
+        }
     });
 }
 

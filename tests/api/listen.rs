@@ -104,7 +104,7 @@ fn deliveries_reach_the_local_app_signed_and_its_answers_are_the_attempts() {
     let first = attempts.as_array().unwrap().iter().find(|d| d["attempt"] == 1).unwrap().clone();
     assert_eq!(
         (first["status"].as_str(), first["response_status"].as_u64()),
-        (Some("retrying"), Some(500)),
+        (Some("failed"), Some(500)),
         "{attempts}"
     );
 

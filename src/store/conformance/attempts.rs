@@ -162,10 +162,11 @@ async fn deliveries_filtered_by_status_equal_a_filtered_scan_in_both_directions(
         let now = crate::clock::unix_now_ms();
         let policy = TestPolicy { retries: 1, ..TWO_RETRIES };
         let mut rng = fastrand::Rng::with_seed(11);
-        // First attempts: most succeed, some fail (a retry follows), a few stay pending;
-        // then the retries: some succeed, some fail for good, the rest wait.
+        // First attempts: most succeed, some fail (a retry follows), a quarter stay
+        // pending; then the retries: some succeed, some fail for good, and a quarter wait
+        // (their first attempts stay `retrying`: the others' become `failed`).
         let mut record = async |queued: Scheduled, at: u64| {
-            let keys: Vec<_> = queued.keys().iter().filter(|_| rng.u8(0..10) != 0).collect();
+            let keys: Vec<_> = queued.keys().iter().filter(|_| rng.u8(0..4) != 0).collect();
             let mut results: Vec<AttemptResult> = Vec::new();
             for key in keys {
                 results.push(result(&store, *key, rng.u8(0..3) != 0, at).await);
@@ -195,6 +196,56 @@ async fn deliveries_filtered_by_status_equal_a_filtered_scan_in_both_directions(
             assert_walks(&format!("{status:?}"), &expected, oldest, async |r| list(Some(status), r).await, |a| a.id)
                 .await;
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_attempt_is_retrying_until_its_retry_is_made_then_failed() {
+    each_backend(async |store| {
+        let owner = store.test_owner(Mode::Test).await;
+        let endpoint = hook(&store, owner, "invoice.paid").await;
+        let now = 1_700_000_000_000;
+        let events = invoices(owner, 1, now);
+        store.publish_and_record(Arc::from(events.clone()), Arc::from(&[][..]), now, TWO_RETRIES).await.unwrap();
+        // Makes the attempt due by `at`, with `ok` as its outcome; the statuses of the
+        // delivery's attempts after it, oldest first.
+        let make = async |at: u64, ok: bool| {
+            let due = store.due_entries(None, at, 10).await.unwrap();
+            assert_eq!(due.len(), 1, "one attempt due at {at}");
+            let made = [result(&store, due[0].key, ok, at).await];
+            store.publish_and_record(Arc::from(&[][..]), Arc::from(&made[..]), at, TWO_RETRIES).await.unwrap();
+            let mut attempts = store.event_attempts(owner, events[0].meta.id, 10).await.unwrap().0;
+            attempts.sort_by_key(|a| a.attempt);
+            attempts.iter().map(|a| a.status).collect::<Vec<_>>()
+        };
+        use AttemptStatus::{Failed, Pending, Retrying, Succeeded};
+        assert_eq!(make(now, false).await, [Retrying, Pending]);
+        let first = store.list_attempts(owner, endpoint.id, start(10), Some(Retrying)).await.unwrap().items;
+        assert_eq!(first.len(), 1);
+        // While its retry waits, the retrying attempt is the one "retry now" moves on from.
+        assert!(matches!(
+            store.retry_now(owner, endpoint.id, first[0].id, now + 5).await.unwrap(),
+            crate::store::model::RetryNow::Moved(..)
+        ));
+        // The retry is made: nothing waits on the first attempt any more.
+        assert_eq!(make(now + 5, false).await, [Failed, Retrying, Pending]);
+        assert_eq!(make(now + 2_000, true).await, [Failed, Failed, Succeeded]);
+        let retrying = store.list_attempts(owner, endpoint.id, start(10), Some(Retrying)).await.unwrap();
+        assert!(retrying.items.is_empty(), "nothing waits for a retry");
+        let failed = store.list_attempts(owner, endpoint.id, start(10), Some(Failed)).await.unwrap();
+        assert_eq!(failed.items.len(), 2);
+        assert!(failed.items.iter().all(|a| a.next_retry_at.is_some()), "when each retry was due stays recorded");
+        assert!(matches!(
+            store.retry_now(owner, endpoint.id, first[0].id, now + 3_000).await.unwrap(),
+            crate::store::model::RetryNow::NotScheduled(Failed)
+        ));
+        // The outcomes were counted once, when each attempt was made.
+        let stats = store.delivery_stats(owner, 0, i64::MAX / 2, 60, 10).await.unwrap();
+        assert_eq!(stats.endpoints[&endpoint.id], Outcomes { succeeded: 1, failed: 2 });
+        // The delivery ended well: there is nothing to recover.
+        let recovery = store.recover_endpoint(owner, endpoint.id, 0, true, now + 3_000, 1).await.unwrap().unwrap();
+        assert_eq!(recovery.events, 0);
     })
     .await;
 }

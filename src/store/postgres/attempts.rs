@@ -112,6 +112,9 @@ pub(super) struct Writes {
     tallies: BTreeMap<(AppId, i64, EndpointId, i16), i64>,
     /// Events whose `failed` flag may have changed.
     outcomes: BTreeMap<(AppId, EventId), bool>,
+    /// Deliveries whose attempt (event, endpoint, number) was retried: `retrying` becomes
+    /// `failed`.
+    retried: BTreeSet<(EventId, EndpointId, u32)>,
 }
 
 impl Writes {
@@ -193,6 +196,25 @@ impl Writes {
     pub(super) async fn flush(self, client: &impl GenericClient) -> Result<(), StoreError> {
         if !self.attempts.is_empty() {
             write_attempts(client, self.attempts.values()).await?;
+        }
+        if !self.retried.is_empty() {
+            let events: Vec<uuid::Uuid> = self.retried.iter().map(|(e, _, _)| uuid(e.as_u128())).collect();
+            let endpoints: Vec<uuid::Uuid> = self.retried.iter().map(|(_, e, _)| uuid(e.as_u128())).collect();
+            let numbers: Vec<i32> = self.retried.iter().map(|(_, _, n)| *n as i32).collect();
+            client
+                .exec(
+                    "UPDATE attempts a SET status = $4
+                     FROM unnest($1::uuid[], $2::uuid[], $3::integer[]) AS r(event, endpoint, attempt)
+                     WHERE a.event = r.event AND a.endpoint = r.endpoint AND a.attempt = r.attempt AND a.status = $5",
+                    &[
+                        &events,
+                        &endpoints,
+                        &numbers,
+                        &status_code(AttemptStatus::Failed),
+                        &status_code(AttemptStatus::Retrying),
+                    ],
+                )
+                .await?;
         }
         if !self.unqueue.is_empty() {
             let ids: Vec<uuid::Uuid> = self.unqueue.iter().map(|id| uuid(id.as_u128())).collect();
@@ -487,6 +509,11 @@ impl<C: GenericClient> RecordingTx for Recording<'_, C> {
         self.writes.tally(&record);
         self.writes.note_outcome(&record);
         self.writes.save(record);
+        Ok(())
+    }
+
+    async fn retried(&mut self, made: &AttemptRecord) -> Result<(), StoreError> {
+        self.writes.retried.insert((made.event_id, made.endpoint_id, made.attempt - 1));
         Ok(())
     }
 }

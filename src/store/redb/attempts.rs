@@ -210,6 +210,27 @@ impl<'txn, 'n> DeliveryTables<'txn, 'n> {
         attempt_in(&self.attempts, id.as_u128(), self.names.memory())
     }
 
+    /// Attempt `number` of the delivery of `event` to `endpoint`, if kept: the event's
+    /// attempts are read newest first, so a recent one is found after a few reads.
+    pub(super) fn attempt_of(
+        &self,
+        event: EventId,
+        endpoint: EndpointId,
+        number: u32,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        let event = event.as_u128();
+        for entry in self.by_event.range((event, 0)..=(event, u128::MAX))?.rev() {
+            let (_, id) = entry?.0.value();
+            if let Some(record) = self.load(DeliveryId(id))?
+                && record.endpoint_id == endpoint
+                && record.attempt == number
+            {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
+    }
+
     pub(super) fn save(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
         self.attempts.insert(record.id.as_u128(), encode_attempt(record, &mut self.names)?.as_slice())?;
         Ok(())
@@ -321,6 +342,16 @@ impl RecordingTx for Recording<'_, '_> {
         self.t.tally(&record)?;
         self.t.save(&record)?;
         self.t.note_outcome(&record)
+    }
+
+    async fn retried(&mut self, made: &AttemptRecord) -> Result<(), StoreError> {
+        if let Some(mut previous) = self.t.attempt_of(made.event_id, made.endpoint_id, made.attempt - 1)?
+            && previous.status == AttemptStatus::Retrying
+        {
+            previous.status = AttemptStatus::Failed;
+            self.t.save(&previous)?;
+        }
+        Ok(())
     }
 
     async fn finish(&mut self) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 //! Recording the results of attempts: each gets its outcome and leaves the queue; a
-//! failure with retries left schedules the next attempt, one without parks its payload for
-//! resending; the endpoint's run of failures is tracked, and an endpoint the policy gives
-//! up on is disabled. When to retry and when to disable are the policy's
+//! failure with retries left schedules the next attempt (and is `retrying` until that one
+//! is made, then `failed`), one without parks its payload for resending; the endpoint's
+//! run of failures is tracked, and an endpoint the policy gives up on is disabled. When to retry and when to disable are the policy's
 //! ([`RecordPolicy`]); what follows from its answers is decided here, once.
 
 use std::collections::HashMap;
@@ -66,6 +66,13 @@ pub(crate) trait RecordingTx {
     /// its event's failed flag.
     fn store_outcome(&mut self, record: AttemptRecord) -> Result<(), StoreError>;
 
+    /// The attempt before `made` of the same delivery (its event, its endpoint, the number
+    /// one less) was `retrying`, waiting for `made`; `made` is made, so nothing waits on
+    /// that one any more: it becomes `failed` (its outcome, its statistics and its event's
+    /// flags stay as they are: it had failed already). Nothing to do if it is not
+    /// `retrying` (or not kept).
+    async fn retried(&mut self, made: &AttemptRecord) -> Result<(), StoreError>;
+
     /// Writes what was gathered for the whole batch (counters summed over it).
     async fn finish(&mut self) -> Result<(), StoreError> {
         Ok(())
@@ -93,6 +100,9 @@ pub(crate) async fn record_results(
             continue;
         };
         tx.unqueue(&record)?;
+        if record.attempt > 1 {
+            tx.retried(&record).await?;
+        }
         record.response_status = result.response_status;
         let row = response_row(record.id);
         record.response_body = result.response_body.as_deref().map(|body| sealer.seal_text(&row, body));
