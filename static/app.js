@@ -17,6 +17,7 @@ const ROUTES = [
   [['endpoints'], endpoints.renderList, 'endpoints'],
   [['endpoints', ':id'], endpoints.renderDetail, 'endpoints'],
   [['endpoints', ':id', 'deliveries', ':delivery'], deliveries.renderDetail, 'endpoints'],
+  [['deliveries'], deliveries.renderAll, 'deliveries'],
   [['events'], events.renderList, 'events'],
   [['events', ':id'], events.renderDetail, 'events'],
   [['event-types'], eventTypes.render, 'event-types'],

@@ -1,4 +1,5 @@
-//! `/v1/webhook_endpoints/:id/deliveries`: an endpoint's delivery attempts.
+//! `/v1/webhook_endpoints/:id/deliveries`: an endpoint's delivery attempts; and
+//! `/v1/deliveries`: the application's, across its endpoints.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use super::list::{ListResponse, PageParams, list_error};
 use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
 use crate::ids::{DeliveryId, EndpointId, EventId};
-use crate::service::DeliveryWithBody;
+use crate::service::{DeliveryFilter, DeliveryWithBody};
 use crate::store::model::{AttemptRecord, AttemptStatus};
 
 /// `limit` when a list request gives none.
@@ -19,7 +20,7 @@ const DEFAULT_LIST_LIMIT: usize = 20;
 
 /// Mounts the delivery routes.
 pub fn configure(cfg: &mut Routes) {
-    cfg.service(list_deliveries).service(retrieve_delivery).service(retry_delivery);
+    cfg.service(list_deliveries).service(list_all_deliveries).service(retrieve_delivery).service(retry_delivery);
 }
 
 /// The OpenAPI tag of the delivery routes.
@@ -141,6 +142,65 @@ async fn list_deliveries(
     let url = format!("/v1/webhook_endpoints/{id}/deliveries");
     let data: Vec<Delivery> = page.items.into_iter().map(Delivery::from).collect();
     Ok(HttpResponse::Ok().json(ListResponse::new(url, data, page.has_more)))
+}
+
+/// The query of the application's delivery list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AllQuery {
+    /// How many attempts to return, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// An attempt id: the page starts after it (the next, older page).
+    #[param(value_type = Option<DeliveryId>)]
+    starting_after: Option<String>,
+    /// An attempt id: the page ends before it (the previous, newer page).
+    #[param(value_type = Option<DeliveryId>)]
+    ending_before: Option<String>,
+    /// Only attempts with this status.
+    status: Option<AttemptStatus>,
+    /// Only attempts of events of this type (a built-in type matches the attempts sent
+    /// under its Kayle name too).
+    #[param(max_length = 200)]
+    event_type: Option<String>,
+    /// Only this endpoint's attempts (`we_...`).
+    #[param(value_type = Option<EndpointId>)]
+    endpoint: Option<String>,
+}
+
+/// List the application's delivery attempts, newest first.
+///
+/// Every attempt to every endpoint of the application (the dashboard's Deliveries
+/// page), filtered by status, event type and endpoint.
+#[utoipa::path(tag = TAG, params(AllQuery),
+    responses((status = 200, description = "A page of attempts.", body = ListResponse<Delivery>)))]
+#[get("/deliveries")]
+async fn list_all_deliveries(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<AllQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.0;
+    let endpoint = match query.endpoint.as_deref() {
+        None => None,
+        Some(raw) => Some(raw.parse::<EndpointId>().map_err(|_| {
+            ApiError::invalid(
+                "endpoint",
+                format!("`endpoint` must be a webhook endpoint id (`we_...`); `{raw}` is not."),
+            )
+        })?),
+    };
+    let filter = DeliveryFilter { status: query.status, event_type: query.event_type, endpoint };
+    let params = PageParams::new(&query.limit, &query.starting_after, &query.ending_before);
+    let request = params.to_request::<DeliveryId>(DEFAULT_LIST_LIMIT)?;
+    let page = state
+        .deliveries()
+        .across_endpoints(caller.owner, request, filter)
+        .await
+        .map_err(|err| list_error(err, &params))?;
+    let data: Vec<Delivery> = page.items.into_iter().map(Delivery::from).collect();
+    Ok(HttpResponse::Ok().json(ListResponse::new("/v1/deliveries", data, page.has_more)))
 }
 
 /// Retrieve one delivery attempt, with the request that was sent.

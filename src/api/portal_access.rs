@@ -24,6 +24,7 @@ const PORTAL_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/webhook_endpoints/*/deliveries"),
     ("GET", "/v1/webhook_endpoints/*/deliveries/*"),
     ("POST", "/v1/webhook_endpoints/*/deliveries/*/retry"),
+    ("GET", "/v1/deliveries"),
     ("GET", "/v1/events"),
     ("GET", "/v1/events/*"),
     ("GET", "/v1/events/*/deliveries"),
@@ -74,6 +75,7 @@ mod tests {
     #[test]
     fn portal_tokens_reach_the_portal_routes_only_and_read_only_ones_only_read() {
         assert!(portal_allows("GET", "/v1/webhook_endpoints", false).is_ok());
+        assert!(portal_allows("GET", "/v1/deliveries", true).is_ok(), "the application's deliveries, read only too");
         assert!(portal_allows("POST", "/v1/webhook_endpoints/we_1/deliveries/wd_1/retry", false).is_ok());
         assert!(portal_allows("GET", "/v1/apps/app_1", false).is_ok());
         for (method, path) in [

@@ -16,14 +16,36 @@ use crate::secrets::new_endpoint_secret;
 use crate::store::Store;
 use crate::store::model::endpoints::{listener_description, listener_name};
 use crate::store::model::{
-    AttemptRecord, AttemptStatus, Cursor, EndpointFilter, EndpointRecord, EndpointStatus, ListenRequest, Owner, Page,
-    PageRequest, Recovery, SigningSecret,
+    AttemptRecord, AttemptStatus, Cursor, EndpointFilter, EndpointRecord, EndpointStatus, ListError, ListenRequest,
+    Owner, Page, PageRequest, Recovery, SigningSecret,
 };
 use crate::target_policy::TargetPolicy;
 
 /// How many endpoints each read of [`Endpoints::all`] takes: the largest page a list
 /// answers, so no read is larger than one a list request makes anyway.
 const ALL_PAGE_SIZE: usize = 100;
+
+/// Every endpoint of `owner` in `store`, newest first, read a page at a time. An endpoint
+/// deleted while it is read ends the walk where it was: what was read is all.
+pub(super) async fn all_of(store: &Store, owner: Owner) -> Result<Vec<EndpointRecord>, ServiceError> {
+    let mut all = Vec::new();
+    let mut cursor = Cursor::Start;
+    loop {
+        let request = PageRequest { limit: ALL_PAGE_SIZE, cursor };
+        let page = match store.list_endpoints(owner, request, EndpointFilter::default()).await {
+            Ok(page) => page,
+            // The last endpoint of the page was deleted meanwhile.
+            Err(ListError::UnknownCursor) => return Ok(all),
+            Err(ListError::Store(err)) => return Err(err.into()),
+        };
+        let last = page.items.last().map(|e| e.id);
+        all.extend(page.items);
+        match last {
+            Some(last) if page.has_more => cursor = Cursor::After(last),
+            _ => return Ok(all),
+        }
+    }
+}
 
 /// A checked create request.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -245,26 +267,9 @@ impl Endpoints<'_> {
         Ok(self.engine.delete_endpoint(owner, id).await?)
     }
 
-    /// Every endpoint of `owner`, newest first, read a page at a time. An endpoint
-    /// deleted while it is read ends the walk where it was: what was read is all.
+    /// Every endpoint of `owner`, newest first (see [`all_of`]).
     pub async fn all(&self, owner: Owner) -> Result<Vec<EndpointRecord>, ServiceError> {
-        let mut all = Vec::new();
-        let mut cursor = Cursor::Start;
-        loop {
-            let request = PageRequest { limit: ALL_PAGE_SIZE, cursor };
-            let page = match self.list(owner, request, EndpointFilter::default()).await {
-                Ok(page) => page,
-                // The last endpoint of the page was deleted meanwhile.
-                Err(ServiceError::UnknownCursor) => return Ok(all),
-                Err(err) => return Err(err),
-            };
-            let last = page.items.last().map(|e| e.id);
-            all.extend(page.items);
-            match last {
-                Some(last) if page.has_more => cursor = Cursor::After(last),
-                _ => return Ok(all),
-            }
-        }
+        all_of(self.store, owner).await
     }
 
     /// The secret that signs `endpoint`'s deliveries now, in clear, for its owner.

@@ -8,6 +8,7 @@
 //!
 //! [`Owner`]: crate::store::model::apps::Owner
 
+pub mod all_deliveries;
 pub mod api_keys;
 pub mod app_names;
 pub mod apps;
@@ -25,6 +26,7 @@ use crate::lifecycle::MoveError;
 use crate::mode::Mode;
 use crate::store::model::{AttemptStatus, ListError, StoreError};
 
+pub use all_deliveries::DeliveryFilter;
 pub use api_keys::ApiKeys;
 pub use app_names::AppNames;
 pub use apps::Apps;

@@ -196,8 +196,14 @@ backend! {
     trait Attempts {
         /// A page of an endpoint's attempts, optionally of one status.
         fn list_attempts(&self, owner: Owner, endpoint: EndpointId, request: PageRequest<DeliveryId>, status: Option<AttemptStatus>) -> Result<Page<AttemptRecord>, ListError>;
+        /// A page of an endpoint's attempts as `list_attempts` reads it, but the cursor is a
+        /// bound only (it may name another endpoint's attempt): one endpoint's part of a
+        /// list of the application's attempts across its endpoints.
+        fn endpoint_attempts_page(&self, owner: Owner, endpoint: EndpointId, request: PageRequest<DeliveryId>, status: Option<AttemptStatus>) -> Result<Page<AttemptRecord>, StoreError>;
         /// One attempt of an endpoint.
         fn attempt(&self, owner: Owner, endpoint: EndpointId, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError>;
+        /// One attempt of the application, whichever its endpoint.
+        fn app_attempt(&self, owner: Owner, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError>;
         /// An event's attempts, up to `limit`, and whether there are more.
         fn event_attempts(&self, owner: Owner, event: EventId, limit: usize) -> Result<(Vec<AttemptRecord>, bool), StoreError>;
         /// Overwrites (or removes) an attempt's stored bytes, for unit tests of bad records.

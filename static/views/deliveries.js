@@ -1,5 +1,6 @@
-// An endpoint's deliveries: the filterable, paginated table, and one attempt's detail
-// with the request sent and the response received; retry now and resend.
+// Deliveries: every attempt of the application across its endpoints (the Deliveries
+// page), an endpoint's own (the filterable, paginated table of its page), and one
+// attempt's detail with the request sent and the response received; retry now and resend.
 
 import { api, query } from '../api.js';
 import { loading, pagedList } from '../list.js';
@@ -38,6 +39,58 @@ export async function deliveriesPanel(slot, endpointId) {
   status.addEventListener('change', () => list.reset().catch(() => {}));
   await list.refresh();
   return list;
+}
+
+/**
+ * Every delivery attempt of the application, newest first, filterable by status, event
+ * type and endpoint (`?status=&event_type=&endpoint=` in the hash keeps the filters).
+ */
+export async function renderAll(root, _params, search) {
+  const [types, endpoints] = await Promise.all([
+    api('GET', '/v1/event_types'),
+    api('GET', '/v1/webhook_endpoints?limit=100'),
+  ]);
+  const urls = new Map(endpoints.data.map((e) => [e.id, e.name || e.url]));
+  const status = h('select', { id: 'filter-status', name: 'status' }, h('option', { value: '' }, 'Any status'),
+    STATUSES.map((s) => h('option', { value: s, selected: search.get('status') === s }, s)));
+  // Kayle's names are other names of built-in types: filtering by the type finds both.
+  const typeNames = types.data.filter((t) => !t.alias_of).map((t) => t.name);
+  const type = h('select', { id: 'filter-type', name: 'event_type' }, h('option', { value: '' }, 'Any type'),
+    [...typeNames, 'webhook_endpoint.test'].map((t) => h('option', { value: t, selected: search.get('event_type') === t }, t)));
+  const endpoint = h('select', { id: 'filter-endpoint', name: 'endpoint' }, h('option', { value: '' }, 'Any endpoint'),
+    endpoints.data.map((e) => h('option', { value: e.id, selected: search.get('endpoint') === e.id }, e.name || e.url)));
+  const filters = h('form', { class: 'filters', 'aria-label': 'Filter deliveries' },
+    h('div', { class: 'inline-field' }, h('label', { for: 'filter-status' }, 'Status'), status),
+    h('div', { class: 'inline-field' }, h('label', { for: 'filter-type' }, 'Type'), type),
+    h('div', { class: 'inline-field' }, h('label', { for: 'filter-endpoint' }, 'Endpoint'), endpoint),
+    h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
+  const listSlot = h('div', {}, loading());
+  fill(root, h('div', { class: 'view-head' }, h('h1', {}, 'Deliveries')),
+    h('p', { class: 'muted' }, 'Every attempt to send an event to one of your endpoints, newest first.'),
+    filters, listSlot);
+  const list = pagedList(listSlot, {
+    load: (after) => api('GET', `/v1/deliveries${query({
+      limit: 20, status: status.value, event_type: type.value, endpoint: endpoint.value, starting_after: after,
+    })}`),
+    render: (items) => table('Deliveries', ['Time', 'Endpoint', 'Event type', 'Attempt', 'Status', 'Response'],
+      items.map((d) => [
+        timeCell(d.created),
+        h('a', { href: `#/endpoints/${d.endpoint_id}`, class: 'url' }, urls.get(d.endpoint_id) || d.endpoint_id),
+        h('a', { href: `#/endpoints/${d.endpoint_id}/deliveries/${d.id}` }, d.event_type),
+        String(d.attempt),
+        pill(d.status),
+        d.response_status ? `HTTP ${d.response_status}` : (d.error || '—'),
+      ]), (i) => ({ 'data-test': 'delivery-row', 'data-key': items[i].id })),
+    empty: () => emptyState(status.value || type.value || endpoint.value ? 'No deliveries match.' : 'No deliveries yet.',
+      h('p', {}, 'Deliveries appear when an event goes to one of your endpoints: publish one, or run ',
+        h('code', {}, 'stile trigger verification_session.verified'), '.')),
+  });
+  filters.addEventListener('submit', (e) => {
+    e.preventDefault();
+    list.reset().catch(() => {});
+  });
+  await list.refresh();
+  return { refresh: list.refresh };
 }
 
 /** One delivery attempt. */

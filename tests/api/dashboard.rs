@@ -157,7 +157,7 @@ fn the_overview_charts_outcomes_and_lists_failures_at_desktop_and_phone_widths()
 
         // Phone width: nothing wider than the screen.
         page.client.set_window_size(390, 844).await.unwrap();
-        for hash in ["#/overview", "#/endpoints", "#/events", "#/sessions"] {
+        for hash in ["#/overview", "#/endpoints", "#/deliveries", "#/events", "#/sessions"] {
             page.open(&format!("{}/{hash}", server.base)).await;
             page.find("main .view-head").await;
             let overflow = page.script("return document.documentElement.scrollWidth - window.innerWidth").await;
@@ -341,6 +341,52 @@ fn a_failed_deliverys_earlier_attempts_show_as_failed_with_no_retry_to_come() {
         page.find("[data-test=delivery-row] a").await.click().await.unwrap();
         page.wait_text("[data-test=response-status]", "HTTP 500").await;
         assert!(page.all("[data-test=response-error]").await.is_empty(), "{}", page.text("main").await);
+    });
+}
+
+#[test]
+fn the_deliveries_page_lists_every_endpoints_attempts_and_filters_them() {
+    let receiver = Receiver::start();
+    receiver.set("/down", Behaviour::Status(503));
+    // Retries an hour away: the failed attempts stay `retrying`, their retries pending.
+    let server = TestServer::start_with(|c| c.delivery.retry_schedule = vec![Duration::from_secs(3600)]);
+    let up = server.create_endpoint(&receiver.url("/up"))["id"].as_str().unwrap().to_string();
+    let down = server.create_endpoint(&receiver.url("/down"))["id"].as_str().unwrap().to_string();
+    for n in 0..3 {
+        server.publish("verification_session.created", json!({"id": format!("vks_{n}")}));
+    }
+    let made = eventually(Duration::from_secs(10), || {
+        server.deliveries(&up).len() == 3
+            && server.deliveries(&down).iter().filter(|d| d["status"] == "retrying").count() == 3
+    });
+    assert!(made);
+    in_browser("all_deliveries", move |page| async move {
+        signed_in(&page, &server, "#/overview").await;
+        page.find("#nav a[data-section=deliveries]").await.click().await.unwrap();
+        page.wait_text("main h1", "Deliveries").await;
+        // 3 to the healthy endpoint, 3 failed to the other and their 3 retries, waiting.
+        page.wait_exactly("[data-test=delivery-row]", 9).await;
+        page.docs_screenshot("deliveries").await;
+        assert_eq!(
+            page.find("#nav a[data-section=deliveries]").await.attr("aria-current").await.unwrap().as_deref(),
+            Some("page")
+        );
+        page.find("#filter-status").await.select_by_value("retrying").await.unwrap();
+        page.click_button("Filter").await;
+        page.wait_exactly("[data-test=delivery-row]", 3).await;
+        for row in page.all("[data-test=delivery-row]").await {
+            let text = row.text().await.unwrap();
+            assert!(text.contains("retrying") && text.contains("HTTP 503") && text.contains("/down"), "{text}");
+        }
+        page.find("#filter-status").await.select_by_value("").await.unwrap();
+        page.find("#filter-endpoint").await.select_by_value(&up).await.unwrap();
+        page.click_button("Filter").await;
+        page.wait_exactly("[data-test=delivery-row]", 3).await;
+        assert!(!page.text("main table").await.contains("/down"));
+        // A row leads to the attempt.
+        page.find("[data-test=delivery-row] td:nth-child(3) a").await.click().await.unwrap();
+        page.wait_text("main h1", "verification_session.created · attempt 1").await;
+        page.wait_text("[data-test=response-status]", "HTTP 200").await;
     });
 }
 

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod all_deliveries;
 mod app_webhooks;
 mod apps;
 mod auth;

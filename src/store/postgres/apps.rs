@@ -155,7 +155,7 @@ impl Apps for PgStore {
             select: "SELECT record FROM apps WHERE mode = $1",
             params: vec![&mode_key],
             id: "id",
-            exists: "SELECT 1 FROM apps WHERE mode = $1 AND id = $2",
+            exists: Some("SELECT 1 FROM apps WHERE mode = $1 AND id = $2"),
             scope: &mode_key,
         };
         list(&client, query, request, |row| Ok(row.get::<_, Json<AppRecord>>(0).0)).await

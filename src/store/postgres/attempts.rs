@@ -551,21 +551,29 @@ impl Attempts for PgStore {
         request: PageRequest<DeliveryId>,
         status: Option<AttemptStatus>,
     ) -> Result<Page<AttemptRecord>, ListError> {
-        let (app, endpoint) = (uuid(owner.app.as_u128()), uuid(endpoint.as_u128()));
-        let code = status.map(status_code);
-        let mut select = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE app = $1 AND endpoint = $2");
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&app, &endpoint];
-        if let Some(code) = &code {
-            params.push(code);
-            select += " AND status = $3";
+        self.attempts_page(owner, endpoint, request, status, true).await
+    }
+
+    async fn endpoint_attempts_page(
+        &self,
+        owner: Owner,
+        endpoint: EndpointId,
+        request: PageRequest<DeliveryId>,
+        status: Option<AttemptStatus>,
+    ) -> Result<Page<AttemptRecord>, StoreError> {
+        match self.attempts_page(owner, endpoint, request, status, false).await {
+            Ok(page) => Ok(page),
+            Err(ListError::Store(err)) => Err(err),
+            // Not checked without `check_cursor`, so never met: an empty page if it were.
+            Err(ListError::UnknownCursor) => Ok(Page { items: Vec::new(), has_more: false }),
         }
+    }
+
+    async fn app_attempt(&self, owner: Owner, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
         let client = self.client().await?;
-        // A cursor must be an attempt of this endpoint (the page itself is of the
-        // application's: `select` says so). One statement text for every endpoint, so
-        // the connection's cache of prepared statements stays bounded.
-        let exists = "SELECT 1 FROM attempts WHERE endpoint = $1 AND id = $2";
-        let query = ListQuery { select: &select, params, id: "id", exists, scope: &endpoint };
-        list(&client, query, request, |row| attempt_of(row)?.opened(&self.sealer)).await
+        let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = $1 AND app = $2");
+        let row = client.q_opt(&sql, &[&uuid(id.as_u128()), &uuid(owner.app.as_u128())]).await?;
+        row.map(|row| attempt_of(&row)?.opened(&self.sealer)).transpose()
     }
 
     async fn attempt(
@@ -612,5 +620,34 @@ impl Attempts for PgStore {
         }
         .await
         .unwrap();
+    }
+}
+
+impl PgStore {
+    /// A page of an endpoint's attempts, optionally of one status; with `check_cursor`, a
+    /// cursor must name one of its attempts (else it is a bound only).
+    async fn attempts_page(
+        &self,
+        owner: Owner,
+        endpoint: EndpointId,
+        request: PageRequest<DeliveryId>,
+        status: Option<AttemptStatus>,
+        check_cursor: bool,
+    ) -> Result<Page<AttemptRecord>, ListError> {
+        let (app, endpoint) = (uuid(owner.app.as_u128()), uuid(endpoint.as_u128()));
+        let code = status.map(status_code);
+        let mut select = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE app = $1 AND endpoint = $2");
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&app, &endpoint];
+        if let Some(code) = &code {
+            params.push(code);
+            select += " AND status = $3";
+        }
+        let client = self.client().await?;
+        // A checked cursor must be an attempt of this endpoint (the page itself is of the
+        // application's: `select` says so). One statement text for every endpoint, so
+        // the connection's cache of prepared statements stays bounded.
+        let exists = check_cursor.then_some("SELECT 1 FROM attempts WHERE endpoint = $1 AND id = $2");
+        let query = ListQuery { select: &select, params, id: "id", exists, scope: &endpoint };
+        list(&client, query, request, |row| attempt_of(row)?.opened(&self.sealer)).await
     }
 }

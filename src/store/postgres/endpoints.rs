@@ -308,7 +308,7 @@ impl Endpoints for PgStore {
             select: &select,
             params,
             id: "e.id",
-            exists: "SELECT 1 FROM endpoints WHERE app = $1 AND id = $2",
+            exists: Some("SELECT 1 FROM endpoints WHERE app = $1 AND id = $2"),
             scope: &app,
         };
         list(&client, query, request, endpoint_of).await

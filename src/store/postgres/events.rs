@@ -185,7 +185,7 @@ impl Events for PgStore {
             select: &select,
             params,
             id: "e.id",
-            exists: "SELECT 1 FROM events WHERE app = $1 AND id = $2",
+            exists: Some("SELECT 1 FROM events WHERE app = $1 AND id = $2"),
             scope: &app,
         };
         list(&client, query, request, |row| event_of(&self.sealer, row)).await

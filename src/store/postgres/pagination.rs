@@ -13,12 +13,13 @@ use super::uuid;
 /// A list query: `select` is a `SELECT ... FROM ... WHERE ...` over rows of one scope
 /// (an application), with `params` for its placeholders; `id` is the column the list is
 /// ordered and paged by. `exists` checks that a cursor names an object of the scope: a
-/// query with `$1` the scope and `$2` the id.
+/// query with `$1` the scope and `$2` the id; `None`: the cursor is a bound only (a page
+/// of a larger list, whose cursor may name an object of another scope).
 pub(super) struct ListQuery<'a> {
     pub select: &'a str,
     pub params: Vec<&'a (dyn ToSql + Sync)>,
     pub id: &'a str,
-    pub exists: &'a str,
+    pub exists: Option<&'a str>,
     pub scope: &'a (dyn ToSql + Sync),
 }
 
@@ -37,8 +38,8 @@ where
         Cursor::Start => None,
         Cursor::After(id) | Cursor::Before(id) => Some(uuid(id)),
     };
-    if let Some(id) = &cursor {
-        let found = client.q_opt(query.exists, &[query.scope, id]).await.map_err(StoreError::from)?;
+    if let (Some(id), Some(exists)) = (&cursor, query.exists) {
+        let found = client.q_opt(exists, &[query.scope, id]).await.map_err(StoreError::from)?;
         if found.is_none() {
             return Err(ListError::UnknownCursor);
         }

@@ -46,7 +46,7 @@ impl Sessions for PgStore {
             select: "SELECT record FROM sessions WHERE app = $1",
             params: vec![&app],
             id: "id",
-            exists: "SELECT 1 FROM sessions WHERE app = $1 AND id = $2",
+            exists: Some("SELECT 1 FROM sessions WHERE app = $1 AND id = $2"),
             scope: &app,
         };
         list(&client, query, request, |row| Ok(row.get::<_, Json<SessionRecord>>(0).0)).await

@@ -401,63 +401,29 @@ impl Attempts for RedbStore {
         request: PageRequest<DeliveryId>,
         status: Option<AttemptStatus>,
     ) -> Result<Page<AttemptRecord>, ListError> {
-        self.with_db(|db| {
-            let tx = db.begin_read().map_err(StoreError::from)?;
-            let index = tx.open_table(tables::ENDPOINT_ATTEMPTS).map_err(StoreError::from)?;
-            let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
-            let pending = tx.open_table(tables::ENDPOINT_PENDING).map_err(StoreError::from)?;
-            let failures = tx.open_table(tables::ENDPOINT_FAILURES).map_err(StoreError::from)?;
-            let (m, e) = (owner.app.as_u128(), endpoint.as_u128());
-            let request = PageRequest { limit: request.limit, cursor: request.cursor.position() };
-            if let Cursor::After(id) | Cursor::Before(id) = request.cursor
-                && index.get((m, e, id)).map_err(StoreError::from)?.is_none()
-            {
-                return Err(ListError::UnknownCursor);
-            }
-            let mut items = Vec::new();
-            let Some((from, to, upwards)) = scan_bounds(request.cursor, &(0..=u128::MAX)) else {
-                return Ok(finish_page(items, request));
-            };
-            // Each status has its index: pending attempts are the endpoint's pending
-            // entries, failed and retrying ones its failures, and succeeded ones the rest.
-            let ids: Box<dyn DoubleEndedIterator<Item = Result<u128, redb::StorageError>>> = match status {
-                Some(AttemptStatus::Pending) => Box::new(
-                    pending.range((e, from)..=(e, to)).map_err(StoreError::from)?.map(|r| r.map(|(k, _)| k.value().1)),
-                ),
-                Some(AttemptStatus::Retrying | AttemptStatus::Failed) => Box::new(
-                    failures
-                        .range((m, e, from)..=(m, e, to))
-                        .map_err(StoreError::from)?
-                        .map(|r| r.map(|(k, _)| k.value().2)),
-                ),
-                Some(AttemptStatus::Succeeded) | None => Box::new(
-                    index
-                        .range((m, e, from)..=(m, e, to))
-                        .map_err(StoreError::from)?
-                        .map(|r| r.map(|(k, _)| k.value().2)),
-                ),
-            };
-            let ids: Box<dyn Iterator<Item = Result<u128, redb::StorageError>>> =
-                if upwards { Box::new(ids) } else { Box::new(ids.rev()) };
-            for id in ids {
-                let id = id.map_err(StoreError::from)?;
-                if status == Some(AttemptStatus::Succeeded)
-                    && (pending.get((e, id)).map_err(StoreError::from)?.is_some()
-                        || failures.get((m, e, id)).map_err(StoreError::from)?.is_some())
-                {
-                    continue;
-                }
-                let Some(record) = attempt_in(&attempts, id, &self.names)? else {
-                    continue;
-                };
-                if status.is_none_or(|s| s == record.status) {
-                    items.push(record.opened(&self.sealer)?);
-                    if items.len() > request.limit {
-                        break;
-                    }
-                }
-            }
-            Ok(finish_page(items, request))
+        self.attempts_page(owner, endpoint, request, status, true)
+    }
+
+    async fn endpoint_attempts_page(
+        &self,
+        owner: Owner,
+        endpoint: EndpointId,
+        request: PageRequest<DeliveryId>,
+        status: Option<AttemptStatus>,
+    ) -> Result<Page<AttemptRecord>, StoreError> {
+        match self.attempts_page(owner, endpoint, request, status, false) {
+            Ok(page) => Ok(page),
+            Err(ListError::Store(err)) => Err(err),
+            // Not checked without `check_cursor`, so never met: an empty page if it were.
+            Err(ListError::UnknownCursor) => Ok(Page { items: Vec::new(), has_more: false }),
+        }
+    }
+
+    async fn app_attempt(&self, owner: Owner, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
+        self.read(|tx| {
+            let record: Option<AttemptRecord> =
+                attempt_in(&tx.open_table(tables::ATTEMPTS)?, id.as_u128(), &self.names)?;
+            record.filter(|r| r.app == owner.app).map(|r| r.opened(&self.sealer)).transpose()
         })
     }
 
@@ -516,5 +482,78 @@ impl Attempts for RedbStore {
             Ok(())
         })
         .unwrap();
+    }
+}
+
+impl RedbStore {
+    /// A page of an endpoint's attempts, optionally of one status; with `check_cursor`, a
+    /// cursor must name one of its attempts (else it is a bound only).
+    fn attempts_page(
+        &self,
+        owner: Owner,
+        endpoint: EndpointId,
+        request: PageRequest<DeliveryId>,
+        status: Option<AttemptStatus>,
+        check_cursor: bool,
+    ) -> Result<Page<AttemptRecord>, ListError> {
+        self.with_db(|db| {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            let index = tx.open_table(tables::ENDPOINT_ATTEMPTS).map_err(StoreError::from)?;
+            let attempts = tx.open_table(tables::ATTEMPTS).map_err(StoreError::from)?;
+            let pending = tx.open_table(tables::ENDPOINT_PENDING).map_err(StoreError::from)?;
+            let failures = tx.open_table(tables::ENDPOINT_FAILURES).map_err(StoreError::from)?;
+            let (m, e) = (owner.app.as_u128(), endpoint.as_u128());
+            let request = PageRequest { limit: request.limit, cursor: request.cursor.position() };
+            if check_cursor
+                && let Cursor::After(id) | Cursor::Before(id) = request.cursor
+                && index.get((m, e, id)).map_err(StoreError::from)?.is_none()
+            {
+                return Err(ListError::UnknownCursor);
+            }
+            let mut items = Vec::new();
+            let Some((from, to, upwards)) = scan_bounds(request.cursor, &(0..=u128::MAX)) else {
+                return Ok(finish_page(items, request));
+            };
+            // Each status has its index: pending attempts are the endpoint's pending
+            // entries, failed and retrying ones its failures, and succeeded ones the rest.
+            let ids: Box<dyn DoubleEndedIterator<Item = Result<u128, redb::StorageError>>> = match status {
+                Some(AttemptStatus::Pending) => Box::new(
+                    pending.range((e, from)..=(e, to)).map_err(StoreError::from)?.map(|r| r.map(|(k, _)| k.value().1)),
+                ),
+                Some(AttemptStatus::Retrying | AttemptStatus::Failed) => Box::new(
+                    failures
+                        .range((m, e, from)..=(m, e, to))
+                        .map_err(StoreError::from)?
+                        .map(|r| r.map(|(k, _)| k.value().2)),
+                ),
+                Some(AttemptStatus::Succeeded) | None => Box::new(
+                    index
+                        .range((m, e, from)..=(m, e, to))
+                        .map_err(StoreError::from)?
+                        .map(|r| r.map(|(k, _)| k.value().2)),
+                ),
+            };
+            let ids: Box<dyn Iterator<Item = Result<u128, redb::StorageError>>> =
+                if upwards { Box::new(ids) } else { Box::new(ids.rev()) };
+            for id in ids {
+                let id = id.map_err(StoreError::from)?;
+                if status == Some(AttemptStatus::Succeeded)
+                    && (pending.get((e, id)).map_err(StoreError::from)?.is_some()
+                        || failures.get((m, e, id)).map_err(StoreError::from)?.is_some())
+                {
+                    continue;
+                }
+                let Some(record) = attempt_in(&attempts, id, &self.names)? else {
+                    continue;
+                };
+                if status.is_none_or(|s| s == record.status) {
+                    items.push(record.opened(&self.sealer)?);
+                    if items.len() > request.limit {
+                        break;
+                    }
+                }
+            }
+            Ok(finish_page(items, request))
+        })
     }
 }
