@@ -126,6 +126,7 @@ impl EndpointIn {
                 .map(validate_retention_hours)
                 .transpose()?,
             disabled: false,
+            all_kayle_types: false,
         })
     }
 }
@@ -155,6 +156,7 @@ impl EndpointUpdate {
                 }
             },
             status: self.status,
+            all_kayle_types: None,
         })
     }
 }
@@ -471,6 +473,7 @@ mod tests {
             undelivered_retention_hours: None,
             updated: None,
             listener: None,
+            all_kayle_types: false,
             failing: None,
         };
         let update: EndpointUpdate = serde_json::from_value(
@@ -504,6 +507,7 @@ mod tests {
             undelivered_retention_hours: Some(5),
             updated: Some(3),
             listener: None,
+            all_kayle_types: false,
             failing: Some(crate::store::model::endpoints::Failing { since: 4, attempts: 2 }),
         };
         let same = |record: &EndpointRecord| {

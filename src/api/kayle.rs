@@ -216,7 +216,8 @@ impl Endpoint {
             labels: r.labels,
             url: r.url,
             enabled,
-            subscribed_event_types: r.enabled_events,
+            // `[]` when the client asked for every Kayle type with `[]`.
+            subscribed_event_types: if r.all_kayle_types { Vec::new() } else { r.enabled_events },
             created_at: iso8601(r.created),
             updated_at: iso8601(r.updated.unwrap_or(r.created)),
             // An endpoint disabled before stile kept the time shows its creation time.
@@ -282,18 +283,20 @@ pub struct ListQuery {
     label: Option<String>,
 }
 
-/// Checks `subscribed_event_types`: Kayle names only; empty means all four.
-fn validate_kayle_types(types: Vec<String>) -> Result<Vec<String>, ApiError> {
+/// Checks `subscribed_event_types`: Kayle names only; empty means all four (and is
+/// answered as sent: the `bool`).
+fn validate_kayle_types(types: Vec<String>) -> Result<(Vec<String>, bool), ApiError> {
     if types.is_empty() {
-        return Ok(KAYLE_NAMES.iter().map(|(kayle, _)| kayle.to_string()).collect());
+        return Ok((KAYLE_NAMES.iter().map(|(kayle, _)| kayle.to_string()).collect(), true));
     }
-    each_unique("subscribed_event_types", types, |name| {
+    let types = each_unique("subscribed_event_types", types, |name| {
         if kayle_alias_of(name).is_some() {
             return Ok(());
         }
         let known: Vec<&str> = KAYLE_NAMES.iter().map(|(kayle, _)| *kayle).collect();
         Err(format!("Unknown event type `{name}`. Known types: {}; [] for all of them.", known.join(", ")))
-    })
+    })?;
+    Ok((types, false))
 }
 
 /// The 404 for an endpoint.
@@ -319,9 +322,11 @@ async fn create_endpoint(
 ) -> Result<HttpResponse, ApiError> {
     let input = body.0;
     let url = input.url.ok_or_else(|| ApiError::missing("url"))?;
+    let (enabled_events, all_kayle_types) = validate_kayle_types(input.subscribed_event_types.unwrap_or_default())?;
     let input = NewEndpoint {
         url: validate_url(&state.targets, url)?,
-        enabled_events: validate_kayle_types(input.subscribed_event_types.unwrap_or_default())?,
+        enabled_events,
+        all_kayle_types,
         name: input.name.map(validate_name).transpose()?,
         labels: validate_labels(input.labels.unwrap_or_default())?,
         undelivered_retention_hours: Some(
@@ -404,9 +409,11 @@ async fn update_endpoint(
 ) -> Result<HttpResponse, ApiError> {
     let id = endpoint_id(&path)?;
     let input = body.0;
+    let types = input.subscribed_event_types.map(validate_kayle_types).transpose()?;
     let changes = EndpointChanges {
         url: input.url.map(|url| validate_url(&state.targets, url)).transpose()?,
-        enabled_events: input.subscribed_event_types.map(validate_kayle_types).transpose()?,
+        all_kayle_types: types.as_ref().map(|(_, all)| *all),
+        enabled_events: types.map(|(events, _)| events),
         name: input.name.map(|n| n.map(validate_name).transpose()).transpose()?,
         labels: input.labels.map(validate_labels).transpose()?,
         undelivered_retention_hours: input
@@ -444,10 +451,11 @@ mod tests {
 
     #[test]
     fn kayle_types_are_checked_and_empty_means_all() {
-        assert_eq!(validate_kayle_types(vec![]).unwrap().len(), 4);
+        let (all, as_empty) = validate_kayle_types(vec![]).unwrap();
+        assert_eq!((all.len(), as_empty), (4, true));
         let one =
             validate_kayle_types(vec!["verification.session.failed".into(), "verification.session.failed".into()]);
-        assert_eq!(one.unwrap(), ["verification.session.failed"]);
+        assert_eq!(one.unwrap(), (vec!["verification.session.failed".to_string()], false));
         let err =
             validate_kayle_types(vec!["verification.session.failed".into(), "verification_session.verified".into()])
                 .unwrap_err();

@@ -430,9 +430,19 @@ mod tests {
         assert!(err.contains("timout"), "{err}");
 
         let err = Config::load(&Overrides::default(), &env(&[("STILE_SERVER_LISTN", "x")])).unwrap_err().0;
-        assert!(err.contains("STILE_SERVER_LISTN"), "{err}");
-        // Variables outside the config sections (like the CLI's STILE_API_KEY) are not ours.
-        assert!(Config::load(&Overrides::default(), &env(&[("STILE_API_KEY", "x")])).is_ok());
+        assert!(err.contains("STILE_SERVER_LISTN") && err.contains("did you mean STILE_SERVER_LISTEN?"), "{err}");
+        // A misspelt section too, with the name meant.
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_DELIVRY_TIMEOUT", "3s")])).unwrap_err().0;
+        assert!(err.contains("STILE_DELIVRY_TIMEOUT") && err.contains("did you mean STILE_DELIVERY_TIMEOUT?"), "{err}");
+        // Nothing near: no guess.
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_FOO_BAR", "1")])).unwrap_err().0;
+        assert!(err.contains("STILE_FOO_BAR") && !err.contains("did you mean"), "{err}");
+        // The variables stile's commands, clients and tests read are not config keys, and
+        // are accepted; so is anything not starting with STILE_.
+        for (name, _) in sources::OTHER_VARIABLES {
+            assert!(Config::load(&Overrides::default(), &env(&[(name, "x")])).is_ok(), "{name}");
+        }
+        assert!(Config::load(&Overrides::default(), &env(&[("STILES_THING", "x"), ("PATH", "/bin")])).is_ok());
     }
 
     #[test]

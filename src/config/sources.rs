@@ -9,6 +9,29 @@ use super::{Config, ConfigError, DEFAULT_CONFIG_FILE, Overrides};
 /// Prefix of every environment variable that overrides a config key.
 const ENV_PREFIX: &str = "STILE_";
 
+/// The `STILE_*` variables that are not config keys, with what reads each: every other
+/// `STILE_*` variable must name a config key, so a misspelt one stops start-up instead of
+/// leaving a default in force.
+pub(super) const OTHER_VARIABLES: &[(&str, &str)] = &[
+    ("STILE_CONFIG", "the config file's path (every command's --config)"),
+    ("STILE_API_KEY", "the API key of `stile trigger`, `stile listen` and @stile/node"),
+    ("STILE_API_BASE", "the server @stile/node talks to"),
+    ("STILE_ADMIN_TOKEN", "the admin token of `stile backup`"),
+    ("STILE_WEBHOOK_SECRET", "the endpoint secret of the example receivers"),
+    ("STILE_DB_PASSWORD", "the database password of packaging/compose.yaml"),
+    ("STILE_TEST_BACKEND", "the backend the integration tests run on"),
+    ("STILE_VERIFIER_PYTHON", "the Python of the tests' reference signature libraries"),
+    ("STILE_DOCS_SCREENSHOTS", "the browser tests' screenshots for docs/"),
+    ("STILE_CHROMIUM", "the browser tests' Chromium"),
+    ("STILE_CHROMEDRIVER", "the browser tests' ChromeDriver"),
+    ("STILE_POSTGRES_BIN", "the tests' PostgreSQL binaries"),
+    ("STILE_BIN", "the binary @stile/node's tests run"),
+    ("STILE_TEST_LOAD_EVENTS", "the size of the load tests"),
+    ("STILE_BENCH_BIN", "the binary the benchmark measures"),
+    ("STILE_BENCH_KEEP", "the benchmark's kept data"),
+    ("STILE_BENCH_PID_FILE", "the benchmark's server process id file"),
+];
+
 /// Reads the config file into a table; no file at the default path means defaults only.
 pub(super) fn read_file(explicit: Option<&Path>) -> Result<(toml::Table, String), ConfigError> {
     let (path, required) = match explicit {
@@ -48,14 +71,16 @@ pub(super) fn apply_env(
             known.insert(name, (section.clone(), key.clone(), default.clone()));
         }
     }
-    // A variable in a known section but naming no key is a typo that would otherwise be
-    // silently ignored.
-    let section_prefixes: Vec<String> = defaults.keys().map(|s| format!("{ENV_PREFIX}{}_", s.to_uppercase())).collect();
-    let mut names: Vec<&String> = env.keys().collect();
+    // Any other `STILE_*` variable is a typo that would otherwise be silently ignored.
+    let mut names: Vec<&String> = env.keys().filter(|n| n.starts_with(ENV_PREFIX)).collect();
     names.sort();
     for name in names {
-        if !known.contains_key(name) && section_prefixes.iter().any(|p| name.starts_with(p.as_str())) {
-            return Err(ConfigError(format!("unknown environment variable {name}: no such config key")));
+        if !known.contains_key(name) && !OTHER_VARIABLES.iter().any(|(other, _)| other == name) {
+            let candidates = known.keys().map(String::as_str).chain(OTHER_VARIABLES.iter().map(|(n, _)| *n));
+            let hint = nearest(name, candidates).map(|n| format!(" (did you mean {n}?)")).unwrap_or_default();
+            return Err(ConfigError(format!(
+                "unknown environment variable {name}: no such config key{hint}; every STILE_* variable must be one (docs/configuration.md)"
+            )));
         }
     }
 
@@ -79,6 +104,12 @@ pub(super) fn apply_env(
 }
 
 /// Converts an environment string to the TOML type of the key's default value.
+/// The name among `candidates` nearest to `name`, if near enough to be the one meant.
+fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let (distance, best) = candidates.map(|c| (strsim::levenshtein(name, c), c)).min()?;
+    (distance <= 3.max(name.len() / 5)).then_some(best)
+}
+
 fn env_value(raw: &str, default: &toml::Value) -> Result<toml::Value, String> {
     Ok(match default {
         toml::Value::Array(_) => toml::Value::Array(

@@ -66,6 +66,8 @@ pub struct NewEndpoint {
     pub undelivered_retention_hours: Option<u32>,
     /// Whether it starts disabled.
     pub disabled: bool,
+    /// `enabled_events` are every Kayle type, asked for as `[]` through the Kayle API.
+    pub all_kayle_types: bool,
 }
 
 /// A checked update request.
@@ -87,6 +89,9 @@ pub struct EndpointChanges {
     pub metadata: Option<BTreeMap<String, String>>,
     /// A new status.
     pub status: Option<EndpointStatus>,
+    /// With `enabled_events`, through the Kayle API: whether they are every Kayle type
+    /// asked for as `[]`. `None` (the other APIs): kept while the types stay the same.
+    pub all_kayle_types: Option<bool>,
 }
 
 impl EndpointChanges {
@@ -96,6 +101,11 @@ impl EndpointChanges {
             record.url = url;
         }
         if let Some(events) = self.enabled_events {
+            match self.all_kayle_types {
+                Some(all) => record.all_kayle_types = all,
+                None if events != record.enabled_events => record.all_kayle_types = false,
+                None => {}
+            }
             record.enabled_events = events;
         }
         if let Some(name) = self.name {
@@ -182,6 +192,7 @@ impl Endpoints<'_> {
             status: if input.disabled { EndpointStatus::Disabled } else { EndpointStatus::Enabled },
             disabled_at: input.disabled.then_some(now),
             undelivered_retention_hours: input.undelivered_retention_hours,
+            all_kayle_types: input.all_kayle_types,
             ..new_record(owner, id, input.url, input.enabled_events, now, sealed)
         };
         self.store.insert_endpoint(record.clone()).await?;
@@ -426,6 +437,7 @@ fn new_record(
         undelivered_retention_hours: None,
         updated: None,
         listener: None,
+        all_kayle_types: false,
         failing: None,
     }
 }

@@ -412,3 +412,35 @@ fn every_help_has_one_style_and_names_its_environment_variables_alike() {
         }
     }
 }
+
+#[test]
+fn a_misspelt_stile_variable_stops_start_up_naming_the_one_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    for (variable, meant) in [
+        ("STILE_DELIVRY_TIMEOUT", Some("STILE_DELIVERY_TIMEOUT")),
+        ("STILE_SERVER_LISTN", Some("STILE_SERVER_LISTEN")),
+        ("STILE_FOO_BAR", None),
+    ] {
+        let mut child = stile_bin()
+            .current_dir(dir.path())
+            .args(["--listen", "127.0.0.1:0", "--data-dir", "data"])
+            .env(variable, "3s")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A server that ignored the variable would run on: it is stopped, and that fails.
+        let exited = crate::common::eventually(Duration::from_secs(10), || child.try_wait().unwrap().is_some());
+        if !exited {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(exited && !out.status.success(), "{variable} was ignored");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(&format!("unknown environment variable {variable}")), "{said}");
+        match meant {
+            Some(meant) => assert!(said.contains(&format!("did you mean {meant}?")), "{said}"),
+            None => assert!(!said.contains("did you mean"), "{said}"),
+        }
+    }
+}

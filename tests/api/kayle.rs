@@ -84,8 +84,8 @@ fn the_seeds_request_as_written_gets_the_documented_answer() {
     assert_eq!(endpoint["disabled_at"], Value::Null);
     assert_eq!(endpoint["undelivered_payload_retention_hours"], 72);
     assert!(is_iso8601(&endpoint["created_at"]) && is_iso8601(&endpoint["updated_at"]), "{endpoint}");
-    // [] means every Kayle type, stored and shown as the four names.
-    assert_eq!(endpoint["subscribed_event_types"].as_array().unwrap().len(), 4);
+    // [] means every Kayle type, and is answered as sent (the seed's own example).
+    assert_eq!(endpoint["subscribed_event_types"], json!([]));
     // The organization is the default application.
     let default_app = server.get("/v1/apps?limit=100").body["data"]
         .as_array()
@@ -102,6 +102,11 @@ fn the_seeds_request_as_written_gets_the_documented_answer() {
     assert_eq!(stile.status, 200, "{}", stile.text);
     assert_eq!(stile.body["name"], "Production");
     assert_eq!(stile.body["labels"], json!(["billing"]));
+    // The Stile API shows what is stored: the four Kayle names.
+    let four: Vec<&str> =
+        stile.body["enabled_events"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(four.len(), 4, "{four:?}");
+    assert!(four.iter().all(|t| t.starts_with("verification.session.")), "{four:?}");
 
     // Retrieve, list, update, delete in the same envelope.
     let one = server.get(&format!("{PATH}/{id}"));
@@ -109,6 +114,27 @@ fn the_seeds_request_as_written_gets_the_documented_answer() {
     let page = server.get(&format!("{PATH}?label=billing"));
     assert_eq!(keys(data(&page)), BTreeSet::from(["endpoints", "has_more", "next_cursor"]));
     assert_eq!(data(&page)["endpoints"].as_array().unwrap().len(), 1);
+    assert_eq!(data(&page)["endpoints"][0]["subscribed_event_types"], json!([]));
+    // An update that leaves the types alone keeps the [].
+    let renamed = server.req("PATCH", &format!("{PATH}/{id}")).json(&json!({"name": "Production 2"})).send();
+    assert_eq!(data(&renamed)["endpoint"]["subscribed_event_types"], json!([]));
+    // The four names sent explicitly are answered as the four names; [] again as [].
+    let names = json!([
+        "verification.session.succeeded",
+        "verification.session.failed",
+        "verification.session.expired",
+        "verification.session.cancelled"
+    ]);
+    let explicit = server.req("PATCH", &format!("{PATH}/{id}")).json(&json!({"subscribed_event_types": names})).send();
+    assert_eq!(data(&explicit)["endpoint"]["subscribed_event_types"], names);
+    let all = server.req("PATCH", &format!("{PATH}/{id}")).json(&json!({"subscribed_event_types": []})).send();
+    assert_eq!(data(&all)["endpoint"]["subscribed_event_types"], json!([]));
+    // Types changed through the Stile API are shown as they now are.
+    let changed =
+        server.post(&format!("/v1/webhook_endpoints/{id}"), json!({"enabled_events": ["verification.session.failed"]}));
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    let shown = server.get(&format!("{PATH}/{id}"));
+    assert_eq!(data(&shown)["endpoint"]["subscribed_event_types"], json!(["verification.session.failed"]));
     assert!(data(&server.get(&format!("{PATH}?label=other")))["endpoints"].as_array().unwrap().is_empty());
 
     let paused = server

@@ -137,6 +137,12 @@ pub struct EndpointRecord {
     /// wait (parked) while no CLI is connected. `None` for every other endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listener: Option<ListenerInfo>,
+    /// Subscribed through the Kayle endpoints API with an empty `subscribed_event_types`,
+    /// which means every Kayle type: `enabled_events` holds the four Kayle names (what the
+    /// Stile API shows), and the Kayle API answers `[]` again, as its client sent it.
+    /// Cleared when the types change through another API.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_kayle_types: bool,
     /// Not stored with the record: the current run of failed attempts, filled in from
     /// the health table when the endpoint is read for the API. `None`: healthy.
     #[serde(skip)]
@@ -221,6 +227,7 @@ impl EndpointRecord {
             undelivered_retention_hours: None,
             updated: None,
             listener: None,
+            all_kayle_types: false,
             failing: None,
         }
     }
