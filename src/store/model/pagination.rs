@@ -66,6 +66,16 @@ pub(crate) fn finish_page<T, Id>(mut items: Vec<T>, request: PageRequest<Id>) ->
     Page { items, has_more }
 }
 
+/// A page read with its cursor as a bound only (never checked, so `UnknownCursor` is never
+/// met; were it, the page would be empty), as a store result.
+pub(crate) fn bound_page<T>(page: Result<Page<T>, ListError>) -> Result<Page<T>, StoreError> {
+    match page {
+        Ok(page) => Ok(page),
+        Err(ListError::Store(err)) => Err(err),
+        Err(ListError::UnknownCursor) => Ok(Page { items: Vec::new(), has_more: false }),
+    }
+}
+
 impl<Id: Into<u128> + Copy> Cursor<Id> {
     /// The cursor as a key position in the id space.
     pub(crate) fn position(self) -> Cursor<u128> {

@@ -16,6 +16,7 @@ use tokio_postgres::types::{Json, ToSql};
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::backend::Attempts;
+use crate::store::model::pagination::bound_page;
 use crate::store::model::{
     AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, FailureRun, ListError, Owner, Page,
     PageRequest, QueueKey, RecordPolicy, Recorded, Scheduled, StoreError,
@@ -561,12 +562,7 @@ impl Attempts for PgStore {
         request: PageRequest<DeliveryId>,
         status: Option<AttemptStatus>,
     ) -> Result<Page<AttemptRecord>, StoreError> {
-        match self.attempts_page(owner, endpoint, request, status, false).await {
-            Ok(page) => Ok(page),
-            Err(ListError::Store(err)) => Err(err),
-            // Not checked without `check_cursor`, so never met: an empty page if it were.
-            Err(ListError::UnknownCursor) => Ok(Page { items: Vec::new(), has_more: false }),
-        }
+        bound_page(self.attempts_page(owner, endpoint, request, status, false).await)
     }
 
     async fn app_attempt(&self, owner: Owner, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {

@@ -14,7 +14,7 @@ use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::store::backend::Attempts;
-use crate::store::model::pagination::{finish_page, scan_bounds};
+use crate::store::model::pagination::{bound_page, finish_page, scan_bounds};
 use crate::store::model::{
     AttemptResult, Cursor, EndpointRecord, EndpointStatus, FailureRun, ListError, Owner, Page, PageRequest, QueueKey,
     RecordPolicy, Recorded, Scheduled, StoreError,
@@ -411,12 +411,7 @@ impl Attempts for RedbStore {
         request: PageRequest<DeliveryId>,
         status: Option<AttemptStatus>,
     ) -> Result<Page<AttemptRecord>, StoreError> {
-        match self.attempts_page(owner, endpoint, request, status, false) {
-            Ok(page) => Ok(page),
-            Err(ListError::Store(err)) => Err(err),
-            // Not checked without `check_cursor`, so never met: an empty page if it were.
-            Err(ListError::UnknownCursor) => Ok(Page { items: Vec::new(), has_more: false }),
-        }
+        bound_page(self.attempts_page(owner, endpoint, request, status, false))
     }
 
     async fn app_attempt(&self, owner: Owner, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError> {
