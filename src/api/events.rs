@@ -177,7 +177,8 @@ pub struct ListQuery {
     created_before: Option<String>,
     /// Only events about this object (`data.id`), e.g. a verification session.
     session_id: Option<String>,
-    /// `false`: only events with a delivery that failed for good; `true`: only events
+    /// `false`: only events not delivered everywhere yet (some endpoint's latest attempt
+    /// did not succeed: pending, retrying or failed for good); `true`: only events
     /// delivered to every endpoint they went to.
     #[param(value_type = Option<bool>)]
     delivery_success: Option<String>,

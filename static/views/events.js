@@ -20,7 +20,7 @@ export async function renderList(root, _params, search) {
   const session = h('input', { id: 'filter-session', type: 'text', name: 'session_id', placeholder: 'vks_...', value: search.get('session_id') || '' });
   const delivery = h('select', { id: 'filter-delivery', name: 'delivery_success' },
     h('option', { value: '' }, 'Any outcome'),
-    h('option', { value: 'false', selected: search.get('delivery_success') === 'false' }, 'Failed for good somewhere'),
+    h('option', { value: 'false', selected: search.get('delivery_success') === 'false' }, 'Not delivered everywhere yet'),
     h('option', { value: 'true', selected: search.get('delivery_success') === 'true' }, 'Delivered everywhere'));
   const filters = h('form', { class: 'filters', 'aria-label': 'Filter events' },
     h('div', { class: 'inline-field' }, h('label', { for: 'filter-type' }, 'Type'), type),

@@ -433,7 +433,7 @@ fn failed_events_are_filtered_and_recovered_from_the_dashboard() {
         signed_in(&page, &server, "#/events").await;
         page.wait_count("[data-test=event-row]", 3).await;
 
-        // The delivery filter: failed for good somewhere, then delivered everywhere.
+        // The delivery filter: not delivered everywhere yet, then delivered everywhere.
         page.find("#filter-delivery").await.select_by_value("false").await.unwrap();
         page.click_button("Filter").await;
         page.wait_exactly("[data-test=event-row]", 2).await;

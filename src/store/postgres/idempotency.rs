@@ -10,6 +10,11 @@ use crate::store::model::{IdempotencyBegin, IdempotencyRecord, Owner, StoreError
 use super::cached::Cached;
 use super::{PgStore, uuid};
 
+/// How many times a request tries to claim a key whose row vanishes between the claim and
+/// the read (its holder let go, or retention pruned its answer) before it is told the key
+/// is in use.
+const CLAIM_TRIES: usize = 3;
+
 impl Idempotency for PgStore {
     /// Begins a request with this key at `now`. Processes share the database, so the key
     /// is held in it: a marker is written under the key unless an answer within the
@@ -26,24 +31,32 @@ impl Idempotency for PgStore {
         let found = async {
             let client = self.client().await?;
             let app = uuid(owner.app.as_u128());
-            let claimed = client
-                .q_opt(
-                    "INSERT INTO idempotency (app, key, created, record) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (app, key) DO UPDATE SET created = excluded.created, record = excluded.record
-                     WHERE CASE WHEN (idempotency.record->>'status')::int = 0
-                                THEN idempotency.created <= $3 - $5
-                                ELSE idempotency.created <= $3 - $6 END
-                     RETURNING 1",
-                    &[&app, &key, &now, &Json(&marker), &IN_PROGRESS_STALE_SECS, &WINDOW_SECS],
-                )
-                .await?;
-            if claimed.is_some() {
-                return Ok::<_, StoreError>(None);
+            // The row the insert lost to can be gone by the time it is read: its request
+            // let go of the key, or retention pruned its answer. Either way the key is
+            // free now, so the insert is tried again; a key that keeps changing hands
+            // that fast is in use.
+            for _ in 0..CLAIM_TRIES {
+                let claimed = client
+                    .q_opt(
+                        "INSERT INTO idempotency (app, key, created, record) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (app, key) DO UPDATE SET created = excluded.created, record = excluded.record
+                         WHERE CASE WHEN (idempotency.record->>'status')::int = 0
+                                    THEN idempotency.created <= $3 - $5
+                                    ELSE idempotency.created <= $3 - $6 END
+                         RETURNING 1",
+                        &[&app, &key, &now, &Json(&marker), &IN_PROGRESS_STALE_SECS, &WINDOW_SECS],
+                    )
+                    .await?;
+                if claimed.is_some() {
+                    return Ok::<_, StoreError>(None);
+                }
+                let row =
+                    client.q_opt("SELECT record FROM idempotency WHERE app = $1 AND key = $2", &[&app, &key]).await?;
+                if let Some(row) = row {
+                    return Ok(Some(row.get::<_, Json<IdempotencyRecord>>(0).0));
+                }
             }
-            let row = client.q_opt("SELECT record FROM idempotency WHERE app = $1 AND key = $2", &[&app, &key]).await?;
-            // Gone since the insert lost (its request stored no answer): still in use a
-            // moment ago, so the caller hears that and retries.
-            Ok::<_, StoreError>(Some(row.map(|row| row.get::<_, Json<IdempotencyRecord>>(0).0).unwrap_or(marker)))
+            Ok(Some(marker))
         }
         .await?;
         let Some(found) = found else { return Ok(IdempotencyBegin::Run) };
