@@ -443,6 +443,19 @@ mod tests {
             assert!(Config::load(&Overrides::default(), &env(&[(name, "x")])).is_ok(), "{name}");
         }
         assert!(Config::load(&Overrides::default(), &env(&[("STILES_THING", "x"), ("PATH", "/bin")])).is_ok());
+        // What Kubernetes sets in every pod for a Service named `stile` (and Docker's links).
+        let service = [
+            ("STILE_SERVICE_HOST", "10.0.0.1"),
+            ("STILE_SERVICE_PORT", "8787"),
+            ("STILE_SERVICE_PORT_HTTP", "8787"),
+            ("STILE_PORT", "tcp://10.0.0.1:8787"),
+            ("STILE_PORT_8787_TCP", "tcp://10.0.0.1:8787"),
+            ("STILE_PORT_8787_TCP_ADDR", "10.0.0.1"),
+        ];
+        assert!(Config::load(&Overrides::default(), &env(&service)).is_ok());
+        // The portal's keys are not taken for them.
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_PORTAL_COLOUR", "x")])).unwrap_err().0;
+        assert!(err.contains("STILE_PORTAL_COLOUR"), "{err}");
     }
 
     #[test]

@@ -32,6 +32,13 @@ pub(super) const OTHER_VARIABLES: &[(&str, &str)] = &[
     ("STILE_BENCH_PID_FILE", "the benchmark's server process id file"),
 ];
 
+/// Whether `name` is one of the variables Kubernetes (a Service named `stile`) and
+/// Docker's links set for a service, which stile does not read: `STILE_SERVICE_HOST`,
+/// `STILE_SERVICE_PORT...`, `STILE_PORT` and `STILE_PORT_<port>_TCP...`.
+fn is_service_link(name: &str) -> bool {
+    name.starts_with("STILE_SERVICE_") || name == "STILE_PORT" || name.starts_with("STILE_PORT_")
+}
+
 /// Reads the config file into a table; no file at the default path means defaults only.
 pub(super) fn read_file(explicit: Option<&Path>) -> Result<(toml::Table, String), ConfigError> {
     let (path, required) = match explicit {
@@ -75,7 +82,10 @@ pub(super) fn apply_env(
     let mut names: Vec<&String> = env.keys().filter(|n| n.starts_with(ENV_PREFIX)).collect();
     names.sort();
     for name in names {
-        if !known.contains_key(name) && !OTHER_VARIABLES.iter().any(|(other, _)| other == name) {
+        if !known.contains_key(name)
+            && !OTHER_VARIABLES.iter().any(|(other, _)| other == name)
+            && !is_service_link(name)
+        {
             let candidates = known.keys().map(String::as_str).chain(OTHER_VARIABLES.iter().map(|(n, _)| *n));
             let hint = nearest(name, candidates).map(|n| format!(" (did you mean {n}?)")).unwrap_or_default();
             return Err(ConfigError(format!(
@@ -103,13 +113,13 @@ pub(super) fn apply_env(
     Ok(applied)
 }
 
-/// Converts an environment string to the TOML type of the key's default value.
 /// The name among `candidates` nearest to `name`, if near enough to be the one meant.
 fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let (distance, best) = candidates.map(|c| (strsim::levenshtein(name, c), c)).min()?;
     (distance <= 3.max(name.len() / 5)).then_some(best)
 }
 
+/// Converts an environment string to the TOML type of the key's default value.
 fn env_value(raw: &str, default: &toml::Value) -> Result<toml::Value, String> {
     Ok(match default {
         toml::Value::Array(_) => toml::Value::Array(

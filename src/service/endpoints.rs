@@ -101,9 +101,14 @@ impl EndpointChanges {
             record.url = url;
         }
         if let Some(events) = self.enabled_events {
+            // The same types in another order (the dashboard sends them sorted) are no change.
+            let same = |a: &[String], b: &[String]| {
+                a.iter().collect::<std::collections::BTreeSet<_>>()
+                    == b.iter().collect::<std::collections::BTreeSet<_>>()
+            };
             match self.all_kayle_types {
                 Some(all) => record.all_kayle_types = all,
-                None if events != record.enabled_events => record.all_kayle_types = false,
+                None if !same(&events, &record.enabled_events) => record.all_kayle_types = false,
                 None => {}
             }
             record.enabled_events = events;

@@ -129,6 +129,17 @@ fn the_seeds_request_as_written_gets_the_documented_answer() {
     assert_eq!(data(&explicit)["endpoint"]["subscribed_event_types"], names);
     let all = server.req("PATCH", &format!("{PATH}/{id}")).json(&json!({"subscribed_event_types": []})).send();
     assert_eq!(data(&all)["endpoint"]["subscribed_event_types"], json!([]));
+    // The same four types sent again through the Stile API, in another order (as the
+    // dashboard's form sends them), change nothing.
+    let reordered = json!([
+        "verification.session.cancelled",
+        "verification.session.expired",
+        "verification.session.failed",
+        "verification.session.succeeded"
+    ]);
+    let resent = server.post(&format!("/v1/webhook_endpoints/{id}"), json!({"enabled_events": reordered}));
+    assert_eq!(resent.status, 200, "{}", resent.text);
+    assert_eq!(data(&server.get(&format!("{PATH}/{id}")))["endpoint"]["subscribed_event_types"], json!([]));
     // Types changed through the Stile API are shown as they now are.
     let changed =
         server.post(&format!("/v1/webhook_endpoints/{id}"), json!({"enabled_events": ["verification.session.failed"]}));

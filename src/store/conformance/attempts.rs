@@ -249,3 +249,44 @@ async fn an_attempt_is_retrying_until_its_retry_is_made_then_failed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_attempt_is_left_retrying_when_a_resend_makes_its_successor_ambiguous() {
+    each_backend(async |store| {
+        let owner = store.test_owner(Mode::Test).await;
+        let endpoint = hook(&store, owner, "invoice.paid").await;
+        let now = 1_700_000_000_000;
+        let events = invoices(owner, 1, now);
+        let event = events[0].meta.id;
+        store.publish_and_record(Arc::from(events), Arc::from(&[][..]), now, TWO_RETRIES).await.unwrap();
+        // Makes the due attempt numbered `number` (the oldest such, if two are due).
+        let make = async |at: u64, number: u32| {
+            let due = store.due_entries(None, at, 10).await.unwrap();
+            let mut made = None;
+            for entry in due {
+                let job = store.jobs(vec![entry.key.attempt()]).await.unwrap().pop().flatten().unwrap();
+                if job.attempt.attempt == number && made.is_none() {
+                    made = Some(result(&store, entry.key, false, at).await);
+                }
+            }
+            let made = [made.expect("an attempt of that number is due")];
+            store.publish_and_record(Arc::from(&[][..]), Arc::from(&made[..]), at, TWO_RETRIES).await.unwrap();
+        };
+        let statuses = async || {
+            let mut attempts = store.event_attempts(owner, event, 10).await.unwrap().0;
+            attempts.sort_by_key(|a| a.id);
+            attempts.iter().map(|a| (a.attempt, a.status)).collect::<Vec<_>>()
+        };
+        use AttemptStatus::{Pending, Retrying};
+        // A1 fails; while A2 waits, the event is resent: B1 fails too.
+        make(now, 1).await;
+        store.resend_event(owner, event, Some(endpoint.id), now + 1, 1).await.unwrap();
+        make(now + 2, 1).await;
+        assert_eq!(statuses().await, [(1, Retrying), (2, Pending), (1, Retrying), (2, Pending)]);
+        // A2 is made: which attempt 1 it followed is not recorded, so neither is changed
+        // (rather than B1, whose retry still waits, marked failed).
+        make(now + 2_000, 2).await;
+        assert_eq!(statuses().await, [(1, Retrying), (2, Retrying), (1, Retrying), (2, Pending), (3, Pending)]);
+    })
+    .await;
+}

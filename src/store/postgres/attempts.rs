@@ -202,11 +202,14 @@ impl Writes {
             let events: Vec<uuid::Uuid> = self.retried.iter().map(|(e, _, _)| uuid(e.as_u128())).collect();
             let endpoints: Vec<uuid::Uuid> = self.retried.iter().map(|(_, e, _)| uuid(e.as_u128())).collect();
             let numbers: Vec<i32> = self.retried.iter().map(|(_, _, n)| *n as i32).collect();
+            // Only where one attempt matches (see `RecordingTx::retried`).
             client
                 .exec(
                     "UPDATE attempts a SET status = $4
                      FROM unnest($1::uuid[], $2::uuid[], $3::integer[]) AS r(event, endpoint, attempt)
-                     WHERE a.event = r.event AND a.endpoint = r.endpoint AND a.attempt = r.attempt AND a.status = $5",
+                     WHERE a.event = r.event AND a.endpoint = r.endpoint AND a.attempt = r.attempt AND a.status = $5
+                       AND (SELECT count(*) FROM attempts b WHERE b.event = r.event AND b.endpoint = r.endpoint
+                            AND b.attempt = r.attempt AND b.status = $5) = 1",
                     &[
                         &events,
                         &endpoints,

@@ -210,25 +210,27 @@ impl<'txn, 'n> DeliveryTables<'txn, 'n> {
         attempt_in(&self.attempts, id.as_u128(), self.names.memory())
     }
 
-    /// Attempt `number` of the delivery of `event` to `endpoint`, if kept: the event's
-    /// attempts are read newest first, so a recent one is found after a few reads.
-    pub(super) fn attempt_of(
+    /// The `retrying` attempts numbered `number` of `event`'s deliveries to `endpoint`
+    /// (one, unless a resend overlapped the retries), from the event's attempts.
+    pub(super) fn retrying_of(
         &self,
         event: EventId,
         endpoint: EndpointId,
         number: u32,
-    ) -> Result<Option<AttemptRecord>, StoreError> {
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
         let event = event.as_u128();
-        for entry in self.by_event.range((event, 0)..=(event, u128::MAX))?.rev() {
+        let mut found = Vec::new();
+        for entry in self.by_event.range((event, 0)..=(event, u128::MAX))? {
             let (_, id) = entry?.0.value();
             if let Some(record) = self.load(DeliveryId(id))?
                 && record.endpoint_id == endpoint
                 && record.attempt == number
+                && record.status == AttemptStatus::Retrying
             {
-                return Ok(Some(record));
+                found.push(record);
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     pub(super) fn save(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {
@@ -345,9 +347,8 @@ impl RecordingTx for Recording<'_, '_> {
     }
 
     async fn retried(&mut self, made: &AttemptRecord) -> Result<(), StoreError> {
-        if let Some(mut previous) = self.t.attempt_of(made.event_id, made.endpoint_id, made.attempt - 1)?
-            && previous.status == AttemptStatus::Retrying
-        {
+        let mut waiting = self.t.retrying_of(made.event_id, made.endpoint_id, made.attempt - 1)?;
+        if let (Some(mut previous), None) = (waiting.pop(), waiting.pop()) {
             previous.status = AttemptStatus::Failed;
             self.t.save(&previous)?;
         }

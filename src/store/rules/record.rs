@@ -69,8 +69,10 @@ pub(crate) trait RecordingTx {
     /// The attempt before `made` of the same delivery (its event, its endpoint, the number
     /// one less) was `retrying`, waiting for `made`; `made` is made, so nothing waits on
     /// that one any more: it becomes `failed` (its outcome, its statistics and its event's
-    /// flags stay as they are: it had failed already). Nothing to do if it is not
-    /// `retrying` (or not kept).
+    /// flags stay as they are: it had failed already). Attempts name no predecessor, so
+    /// it is found as the one `retrying` attempt of that event, endpoint and number; when
+    /// a resend overlapped the retries there can be two, and then neither is changed
+    /// (each stays `retrying`, as before this rule, rather than the wrong one `failed`).
     async fn retried(&mut self, made: &AttemptRecord) -> Result<(), StoreError>;
 
     /// Writes what was gathered for the whole batch (counters summed over it).
