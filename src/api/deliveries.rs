@@ -15,6 +15,9 @@ use crate::ids::{DeliveryId, EndpointId, EventId};
 use crate::service::{DeliveryFilter, DeliveryWithBody};
 use crate::store::model::{AttemptRecord, AttemptStatus};
 
+/// The longest `event_type` filter `GET /v1/deliveries` takes (as its OpenAPI says).
+const MAX_EVENT_TYPE_CHARS: usize = 200;
+
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 20;
 
@@ -182,6 +185,12 @@ async fn list_all_deliveries(
     query: QueryParams<AllQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.0;
+    if let Some(event_type) = query.event_type.as_deref().filter(|t| t.chars().count() > MAX_EVENT_TYPE_CHARS) {
+        return Err(ApiError::invalid(
+            "event_type",
+            format!("`event_type` is at most {MAX_EVENT_TYPE_CHARS} characters; `{:.40}…` is longer.", event_type),
+        ));
+    }
     let endpoint = match query.endpoint.as_deref() {
         None => None,
         Some(raw) => Some(raw.parse::<EndpointId>().map_err(|_| {

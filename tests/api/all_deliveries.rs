@@ -125,6 +125,7 @@ fn the_applications_deliveries_across_endpoints_page_both_ways_under_every_filte
     error(&format!("endpoint={other_endpoint}"), "endpoint");
     error("endpoint=nope", "endpoint");
     error("limit=0", "limit");
+    error(&format!("event_type={}", "x".repeat(201)), "event_type");
     let bad_status = server.get("/v1/deliveries?status=lost");
     assert_eq!(bad_status.status, 400, "{}", bad_status.text);
     // The other application sees its own delivery only.
