@@ -145,6 +145,9 @@ const FLOOD_FD_LIMIT: u64 = 256;
 /// How many slow clients flood it: more than it could hold descriptors for.
 const FLOOD_CONNECTIONS: usize = 400;
 
+/// How many of the flood's handshakes may go unanswered in time (see the assertion).
+const FLOOD_CLIENTS_LOST_AT_MOST: usize = 2;
+
 #[test]
 fn a_flood_of_slow_bodies_neither_exhausts_descriptors_nor_silences_healthz() {
     let dir = tempfile::tempdir().unwrap();
@@ -195,7 +198,13 @@ fn a_flood_of_slow_bodies_neither_exhausts_descriptors_nor_silences_healthz() {
     let log = server.stderr_so_far().join("\n");
     assert!(answered.is_some(), "/healthz did not answer within {deadline:?} under the flood; log:\n{log}");
     assert!(!log.contains("Too many open files"), "the server ran out of descriptors:\n{log}");
-    assert_eq!(flooded, FLOOD_CONNECTIONS, "every slow client got in (the backlog holds those the server cannot)");
+    // A SYN lost once on a loaded machine leaves a client out however deep the backlog
+    // (seen once in CI: 399); a shallow one leaves out many more (a backlog of 64 left
+    // out 6 here).
+    assert!(
+        flooded + FLOOD_CLIENTS_LOST_AT_MOST >= FLOOD_CONNECTIONS,
+        "{flooded} of {FLOOD_CONNECTIONS} slow clients got in: the backlog holds too few of those the server cannot"
+    );
     eprintln!("healthz answered {waited:?} after a flood of {flooded} slow bodies");
     let summary = server.summary.join("\n");
     assert!(summary.contains("connections"), "the summary says what the cap is:\n{summary}");
