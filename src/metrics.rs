@@ -24,6 +24,13 @@ pub struct EndpointState {
     pub state: &'static str,
 }
 
+/// Why deliveries wait although they are due.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HoldReason {
+    /// `max_in_flight`, `rate_limit` or `paused` (after a 429, or 503 with `Retry-After`).
+    pub reason: &'static str,
+}
+
 /// The state of the store's database connections.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolState {
@@ -58,6 +65,12 @@ pub struct Metrics {
     /// a deadlock or a serialization failure (brought up to the store's count at scrape
     /// time).
     pub conflicts_rerun: Counter,
+    /// Answers of 429 (or 503 with `Retry-After`) that paused an endpoint; the attempt
+    /// went back to its queue unrecorded.
+    pub refusals: Counter,
+    /// Due deliveries held back by their endpoint's flow, by reason (set by each pass of
+    /// the scheduler that holds any, and when none is held).
+    pub held: Family<HoldReason, Gauge>,
 }
 
 impl Default for Metrics {
@@ -83,6 +96,8 @@ impl Metrics {
             claim_lag_seconds: Gauge::default(),
             pool: Family::default(),
             conflicts_rerun: Counter::default(),
+            refusals: Counter::default(),
+            held: Family::default(),
             registry: Registry::default(),
         };
         registry.register("events_published", "Events stored, published or emitted", metrics.events.clone());
@@ -127,6 +142,16 @@ impl Metrics {
             "store_conflicts_rerun",
             "Postgres transactions run again after the database aborted them for a deadlock or a serialization failure",
             metrics.conflicts_rerun.clone(),
+        );
+        registry.register(
+            "delivery_refusals",
+            "Answers of 429, or 503 with Retry-After, that paused their endpoint (not recorded as attempts)",
+            metrics.refusals.clone(),
+        );
+        registry.register(
+            "deliveries_held",
+            "Due deliveries waiting for their endpoint's flow: max_in_flight, rate_limit, or paused",
+            metrics.held.clone(),
         );
         Self { registry, ..metrics }
     }

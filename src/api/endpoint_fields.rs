@@ -1,7 +1,7 @@
 //! The checks of an endpoint's fields that every dialect shares (the Stile API, the Kayle
 //! API, the app-scoped API and `stile listen`): URLs (all but DNS, which the service
 //! checks), the event types an endpoint may subscribe to, names, labels, the
-//! undelivered-payload window, and ids in either form. Request shapes only: each turns
+//! undelivered-payload window, the flow limits, and ids in either form. Request shapes only: each turns
 //! a field into checked input or the `ApiError` naming it; none owns a dialect's shape.
 
 use actix_web::web;
@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::event_types::{EventTypes, WILDCARD};
 use crate::ids::EndpointId;
 use crate::mode::Mode;
-use crate::store::model::{EndpointFilter, Owner};
+use crate::store::model::{EndpointFilter, FlowLimits, Owner};
 use crate::target_policy::TargetPolicy;
 
 /// The longest endpoint name accepted, in characters.
@@ -161,6 +161,34 @@ pub(crate) fn validate_retention_hours(hours: serde_json::Number) -> Result<u32,
             format!("`{PARAM}` must be a whole number of hours from 0 to {MAX_UNDELIVERED_RETENTION_HOURS}, not {hours}."),
         )
     })
+}
+
+/// Checks `rate_limit` (deliveries a second, 1 to [`FlowLimits::MAX_RATE`]) or
+/// `max_in_flight` (1 to [`FlowLimits::MAX_IN_FLIGHT`]): a whole number in range.
+pub(crate) fn validate_flow_limit(param: &'static str, value: serde_json::Number) -> Result<u32, ApiError> {
+    let max = if param == "rate_limit" { FlowLimits::MAX_RATE } else { FlowLimits::MAX_IN_FLIGHT };
+    value.as_u64().and_then(|n| u32::try_from(n).ok()).filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+        ApiError::invalid(param, format!("`{param}` must be a whole number from 1 to {max}, not {value}."))
+    })
+}
+
+/// Checks the flow limits of a create request (absent or `null`: none set).
+pub(crate) fn validate_flow_limits(
+    rate_limit: Option<serde_json::Number>,
+    max_in_flight: Option<serde_json::Number>,
+) -> Result<FlowLimits, ApiError> {
+    Ok(FlowLimits {
+        rate_limit: rate_limit.map(|n| validate_flow_limit("rate_limit", n)).transpose()?,
+        max_in_flight: max_in_flight.map(|n| validate_flow_limit("max_in_flight", n)).transpose()?,
+    })
+}
+
+/// Checks a flow limit of an update request: absent is no change, `null` removes it.
+pub(crate) fn validate_flow_change(
+    param: &'static str,
+    value: Option<Option<serde_json::Number>>,
+) -> Result<Option<Option<u32>>, ApiError> {
+    value.map(|v| v.map(|n| validate_flow_limit(param, n)).transpose()).transpose()
 }
 
 /// Parses an endpoint id from a path: its `we_` form, or the UUID of the same 128 bits

@@ -6,8 +6,8 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::endpoint_fields::{
-    Subscribable, label_filter, parse_id, validate_event_types, validate_labels, validate_name,
-    validate_retention_hours, validate_url,
+    Subscribable, label_filter, parse_id, validate_event_types, validate_flow_change, validate_flow_limits,
+    validate_labels, validate_name, validate_retention_hours, validate_url,
 };
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{ListResponse, PageParams};
@@ -67,6 +67,14 @@ pub struct EndpointIn {
     /// 0–720 (default: `retention.undelivered_payload_hours`).
     #[schema(value_type = Option<u32>, minimum = 0, maximum = 720)]
     pub undelivered_payload_retention_hours: Option<serde_json::Number>,
+    /// The most deliveries a second it receives, 1–100000 (at most one more in a
+    /// one-second window, see the docs); absent or `null`: no limit.
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 100000)]
+    pub rate_limit: Option<serde_json::Number>,
+    /// The most requests in flight to it at once, 1–1024; absent or `null`: the server's
+    /// `delivery.per_endpoint_concurrency`.
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 1024)]
+    pub max_in_flight: Option<serde_json::Number>,
 }
 
 /// The body of `POST /v1/webhook_endpoints/:id`: every field optional; what is named
@@ -103,6 +111,14 @@ pub struct EndpointUpdate {
     /// A new undelivered-payload retention, 0–720 hours.
     #[schema(value_type = Option<u32>, minimum = 0, maximum = 720)]
     pub undelivered_payload_retention_hours: Option<serde_json::Number>,
+    /// A new rate limit (deliveries a second, 1–100000); `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 100000)]
+    pub rate_limit: Option<Option<serde_json::Number>>,
+    /// A new in-flight cap (1–1024); `null` returns to the server's default.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 1024)]
+    pub max_in_flight: Option<Option<serde_json::Number>>,
 }
 
 impl EndpointIn {
@@ -125,6 +141,7 @@ impl EndpointIn {
                 .undelivered_payload_retention_hours
                 .map(validate_retention_hours)
                 .transpose()?,
+            flow: validate_flow_limits(self.rate_limit, self.max_in_flight)?,
             disabled: false,
             all_kayle_types: false,
         })
@@ -156,6 +173,8 @@ impl EndpointUpdate {
                 }
             },
             status: self.status,
+            rate_limit: validate_flow_change("rate_limit", self.rate_limit)?,
+            max_in_flight: validate_flow_change("max_in_flight", self.max_in_flight)?,
             all_kayle_types: None,
         })
     }
@@ -209,6 +228,11 @@ pub struct Endpoint {
     /// Hours the payload of a delivery that failed for good stays available to resend;
     /// null: the server's default (`retention.undelivered_payload_hours`).
     pub undelivered_payload_retention_hours: Option<u32>,
+    /// The most deliveries a second it receives, or null for no limit.
+    pub rate_limit: Option<u32>,
+    /// The most requests in flight to it at once; null: the server's
+    /// `delivery.per_endpoint_concurrency`.
+    pub max_in_flight: Option<u32>,
     /// Whether it belongs to live mode.
     pub livemode: bool,
     /// Creation time (Unix seconds).
@@ -232,6 +256,8 @@ impl From<EndpointRecord> for Endpoint {
             health: if r.failing.is_some() { "degraded" } else { "healthy" },
             failing_since: r.failing.map(|f| f.since),
             undelivered_payload_retention_hours: r.undelivered_retention_hours,
+            rate_limit: r.rate_limit,
+            max_in_flight: r.max_in_flight,
             livemode: r.mode.is_live(),
             created: r.created,
         }
@@ -474,6 +500,8 @@ mod tests {
             updated: None,
             listener: None,
             all_kayle_types: false,
+            rate_limit: None,
+            max_in_flight: None,
             failing: None,
         };
         let update: EndpointUpdate = serde_json::from_value(
@@ -508,6 +536,8 @@ mod tests {
             updated: Some(3),
             listener: None,
             all_kayle_types: false,
+            rate_limit: None,
+            max_in_flight: None,
             failing: Some(crate::store::model::endpoints::Failing { since: 4, attempts: 2 }),
         };
         let same = |record: &EndpointRecord| {

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::dialect::iso8601;
 use super::endpoint_fields::{
-    each_unique, label_filter, parse_id, validate_labels, validate_name, validate_retention_hours, validate_url,
+    each_unique, label_filter, parse_id, validate_flow_change, validate_flow_limits, validate_labels, validate_name,
+    validate_retention_hours, validate_url,
 };
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{cursor_list_error, cursor_request};
@@ -129,6 +130,13 @@ pub struct EndpointIn {
     /// Hours a payload whose delivery failed for good stays available, 0–720 (default 72).
     #[schema(value_type = Option<u32>, minimum = 0, maximum = 720)]
     pub undelivered_payload_retention_hours: Option<serde_json::Number>,
+    /// stile's: the most deliveries a second, 1–100000; absent or null: no limit.
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 100000)]
+    pub rate_limit: Option<serde_json::Number>,
+    /// stile's: the most requests in flight at once, 1–1024; absent or null: the server's
+    /// default.
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 1024)]
+    pub max_in_flight: Option<serde_json::Number>,
 }
 
 /// The body of `PATCH /v1/webhooks/endpoints/:id`: what it names changes; `name: null`
@@ -155,6 +163,14 @@ pub struct EndpointUpdate {
     /// A new retention, 0–720 hours.
     #[schema(value_type = Option<u32>, minimum = 0, maximum = 720)]
     pub undelivered_payload_retention_hours: Option<serde_json::Number>,
+    /// stile's: a new rate limit (deliveries a second, 1–100000); null removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 100000)]
+    pub rate_limit: Option<Option<serde_json::Number>>,
+    /// stile's: a new in-flight cap (1–1024); null returns to the server's default.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 1024)]
+    pub max_in_flight: Option<Option<serde_json::Number>>,
 }
 
 /// Kayle's event types, in the OpenAPI document.
@@ -203,6 +219,13 @@ pub struct Endpoint {
     pub disabled_at: Option<String>,
     /// Hours a payload whose delivery failed for good stays available.
     pub undelivered_payload_retention_hours: u32,
+    /// stile's: the most deliveries a second; shown only when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+    /// stile's: the most requests in flight at once; shown only when set (otherwise the
+    /// server's default applies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
 }
 
 impl Endpoint {
@@ -223,6 +246,8 @@ impl Endpoint {
             // An endpoint disabled before stile kept the time shows its creation time.
             disabled_at: (!enabled).then(|| iso8601(r.disabled_at.unwrap_or(r.created))),
             undelivered_payload_retention_hours: r.undelivered_retention_hours.unwrap_or(default_hours),
+            rate_limit: r.rate_limit,
+            max_in_flight: r.max_in_flight,
         }
     }
 }
@@ -336,6 +361,7 @@ async fn create_endpoint(
                 .transpose()?
                 .unwrap_or(DEFAULT_RETENTION_HOURS),
         ),
+        flow: validate_flow_limits(input.rate_limit, input.max_in_flight)?,
         disabled: input.enabled == Some(false),
         description: None,
         metadata: BTreeMap::new(),
@@ -421,6 +447,8 @@ async fn update_endpoint(
             .map(validate_retention_hours)
             .transpose()?,
         status: input.enabled.map(|on| if on { EndpointStatus::Enabled } else { EndpointStatus::Disabled }),
+        rate_limit: validate_flow_change("rate_limit", input.rate_limit)?,
+        max_in_flight: validate_flow_change("max_in_flight", input.max_in_flight)?,
         ..EndpointChanges::default()
     };
     let record = state.endpoints().update(caller.owner, id, changes).await?.ok_or_else(|| not_found(&path))?;

@@ -211,6 +211,9 @@ impl Config {
                 format!("must be between 1 and 1024, got {}", d.per_endpoint_concurrency),
             ));
         }
+        if d.max_pause < Duration::from_secs(1) || d.max_pause > Duration::from_secs(3600) {
+            return Err(("delivery.max_pause", "must be between 1s and 1h".into()));
+        }
         for target in &d.allowed_private_targets {
             if AllowedTarget::parse(target).is_none() {
                 return Err((

@@ -139,8 +139,13 @@ pub struct DeliveryConfig {
     /// The most attempts in flight at once, all endpoints together (tasks on the one
     /// delivery thread; the name is from when each was a thread).
     pub workers: usize,
-    /// The most attempts in flight to one endpoint at once.
+    /// The most attempts in flight to one endpoint at once, for endpoints that set no
+    /// `max_in_flight` of their own.
     pub per_endpoint_concurrency: usize,
+    /// The longest an answer of 429 or 503 pauses an endpoint (its `Retry-After` is
+    /// capped at this; without one the pause grows from 1 s to this).
+    #[serde(with = "humantime_serde")]
+    pub max_pause: Duration,
     /// Private networks (CIDR) or host names that production mode may deliver to anyway.
     /// Never link-local or metadata addresses: no entry allows those.
     pub allowed_private_targets: Vec<String>,
@@ -163,6 +168,7 @@ impl Default for DeliveryConfig {
             retry_schedule: [5 * 60, 30 * 60, 2 * 3600, 5 * 3600].map(Duration::from_secs).to_vec(),
             workers: 64,
             per_endpoint_concurrency: 8,
+            max_pause: Duration::from_secs(60),
             allowed_private_targets: Vec::new(),
             resolve: Vec::new(),
             time_scale: 1.0,

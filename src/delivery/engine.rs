@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::error::EngineError;
+use super::flow::Flow;
 use super::http::{HttpSender, SendOutcome};
 use super::listeners::Listeners;
 use super::messages::{Inbox, PingRequest, PingSlot, RETRY_DELAY, SchedulerMsg, To, WorkItem, WriteJob};
@@ -115,8 +116,9 @@ impl Engine {
             clock.clone(),
             work_tx,
             write_tx.clone(),
-            (config.delivery.workers, config.delivery.per_endpoint_concurrency),
+            (config.delivery.workers, Flow::new(config.delivery.per_endpoint_concurrency, config.delivery.max_pause)),
             Arc::clone(&listeners),
+            Arc::clone(&metrics),
         );
         // Awaited in this order at shutdown: the scheduler ends once what is in flight is
         // recorded, which ends the senders and then the writer.

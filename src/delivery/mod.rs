@@ -5,6 +5,7 @@
 
 pub mod engine;
 pub mod error;
+mod flow;
 pub mod http;
 pub mod listen_wire;
 pub mod listeners;

@@ -2,9 +2,12 @@
 //!
 //! The durable queue (`crate::store::model::queue`, kept by each backend) is the truth. The scheduler keeps only a
 //! bounded near window of it in memory: entries due within [`NEAR_WINDOW_MS`] wait in an
-//! ordered timer map until due, then in per-endpoint ready queues until their endpoint
-//! has a free slot (`per_endpoint_concurrency`) and fewer than `delivery.workers`
-//! attempts are in flight. Finished attempts go to the writer; the scheduler forgets an
+//! ordered timer map until due, then in per-endpoint ready queues until their endpoint's
+//! flow allows a start (`flow.rs`: its in-flight cap, its rate, a pause after a 429 or
+//! 503) and fewer than `delivery.workers` attempts are in flight. An attempt answered 429
+//! (or 503 with `Retry-After`) pauses its endpoint and goes back to the front of its ready queue unrecorded,
+//! up to [`MAX_REFUSALS_HELD`] times; after that it is recorded as a failed attempt, so
+//! an endpoint that answers nothing else still fails, retries and is disabled as usual. Finished attempts go to the writer; the scheduler forgets an
 //! entry only once the writer says its result is committed, so nothing is sent twice
 //! while it runs, and a crash re-runs what was in flight.
 
@@ -12,12 +15,16 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::flow::{Flow, Held};
 use super::listeners::Listeners;
 use super::messages::{Inbox, PingRequest, RETRY_DELAY, SchedulerMsg, To, WorkItem, WriteJob};
 use crate::clock::Clock;
 use crate::ids::{DeliveryId, EndpointId};
+use crate::metrics::{HoldReason, Metrics};
 use crate::store::QueueWrites;
-use crate::store::model::{AttemptStatus, DueEntry, EndpointRecord, EndpointStatus, QueueKey, Scheduled, StoreError};
+use crate::store::model::{
+    AttemptResult, AttemptStatus, DueEntry, EndpointRecord, EndpointStatus, QueueKey, Scheduled, StoreError,
+};
 
 /// How far ahead of now queue entries are loaded into memory, in ms.
 const NEAR_WINDOW_MS: u64 = 1_000;
@@ -35,6 +42,10 @@ const MAX_LOADED_PER_ENDPOINT: usize = 5_000;
 /// looks are gathered, at most one per this delay (what they then find, a retry due
 /// later or an entry handed to them, waits at most this long).
 const HEARD_DELAY_MS: u64 = 20;
+
+/// How many times in a row one attempt answered 429 or 503 goes back to its queue without
+/// being recorded; the next such answer is recorded as a failed attempt.
+pub(super) const MAX_REFUSALS_HELD: u32 = 5;
 
 /// The longest the scheduler sleeps without looking at the queue, as a safety net.
 pub(super) const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -56,7 +67,21 @@ pub(super) struct Scheduler {
     clock: Clock,
     work: tokio::sync::mpsc::UnboundedSender<WorkItem>,
     workers: usize,
-    per_endpoint: usize,
+    /// Each endpoint's holds: in flight, rate, pause.
+    flow: Flow,
+    /// The entries of the attempts in flight, to put back one its endpoint refused.
+    sending: HashMap<DeliveryId, DueEntry>,
+    /// How many times each held attempt was refused in a row (429 or 503).
+    refusals: HashMap<DeliveryId, u32>,
+    /// When the earliest hold on a ready entry ends by itself (Unix ms).
+    held_until: Option<u64>,
+    /// A dispatch pass learned an endpoint's limits with entries still waiting: go again.
+    redispatch: bool,
+    /// Counts refusals and shows what is held.
+    metrics: Arc<Metrics>,
+    /// Whether the last dispatch pass held any entry back (so the next sets the gauges
+    /// even if it holds none).
+    held_any: bool,
     /// Every queue key up to here has been looked at.
     cursor: Option<QueueKey>,
     /// Look again from just after here before going on from `cursor`.
@@ -69,10 +94,8 @@ pub(super) struct Scheduler {
     skipped: HashMap<EndpointId, QueueKey>,
     /// Loaded entries not yet due: the timer.
     timer: BTreeMap<QueueKey, DueEntry>,
-    /// Due entries waiting for their endpoint to have a free slot.
+    /// Due entries waiting for their endpoint's flow to allow a start.
     ready: HashMap<EndpointId, VecDeque<DueEntry>>,
-    /// Attempts and test pings in flight per endpoint.
-    in_flight: HashMap<EndpointId, usize>,
     /// Attempts in flight in all.
     busy: usize,
     /// Test pings waiting for a slot, oldest first. They go before ready entries of their
@@ -99,14 +122,15 @@ pub(super) struct Scheduler {
 
 impl Scheduler {
     /// A scheduler over `store`'s queue that hands attempts to `work` and results to
-    /// `writer`, keeping at most `workers` in flight, `per_endpoint` per endpoint.
+    /// `writer`, keeping at most `workers` in flight, and each endpoint within `flow`.
     pub(super) fn new(
         store: QueueWrites,
         clock: Clock,
         work: tokio::sync::mpsc::UnboundedSender<WorkItem>,
         writer: To<WriteJob>,
-        (workers, per_endpoint): (usize, usize),
+        (workers, flow): (usize, Flow),
         listeners: Arc<Listeners>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
@@ -114,7 +138,13 @@ impl Scheduler {
             clock,
             work,
             workers,
-            per_endpoint,
+            flow,
+            sending: HashMap::new(),
+            refusals: HashMap::new(),
+            held_until: None,
+            redispatch: false,
+            metrics,
+            held_any: false,
             cursor: None,
             rescan_after: None,
             loaded: HashSet::new(),
@@ -122,7 +152,6 @@ impl Scheduler {
             skipped: HashMap::new(),
             timer: BTreeMap::new(),
             ready: HashMap::new(),
-            in_flight: HashMap::new(),
             busy: 0,
             pings: VecDeque::new(),
             pings_in_flight: 0,
@@ -177,9 +206,20 @@ impl Scheduler {
                 // The slot is free as soon as the request is over; the entry stays loaded
                 // (so it is not sent again) until its result is committed.
                 self.busy -= 1;
-                if let Some(n) = self.in_flight.get_mut(&result.endpoint) {
-                    *n -= 1;
+                self.flow.finished(result.endpoint);
+                let entry = self.sending.remove(&result.attempt());
+                if refused(&result) {
+                    self.flow.refused(result.endpoint, self.clock.now_ms(), result.retry_after);
+                    if let Some(entry) = entry
+                        && self.hold_refused(entry)
+                    {
+                        self.metrics.refusals.inc();
+                        return;
+                    }
+                } else if result.succeeded {
+                    self.flow.accepted(result.endpoint);
                 }
+                self.refusals.remove(&result.attempt());
                 self.unrecorded += 1;
                 if self.writer.send(WriteJob::Result(*result)).is_err() {
                     tracing::error!("the writer stopped; results are lost until restart");
@@ -203,9 +243,7 @@ impl Scheduler {
             SchedulerMsg::PingDone(endpoint) => {
                 debug_assert!(self.pings_in_flight > 0, "a ping slot freed twice");
                 self.pings_in_flight = self.pings_in_flight.saturating_sub(1);
-                if let Some(n) = self.in_flight.get_mut(&endpoint) {
-                    *n = n.saturating_sub(1);
-                }
+                self.flow.finished(endpoint);
             }
             SchedulerMsg::Shutdown => {
                 self.stopping = true;
@@ -250,9 +288,23 @@ impl Scheduler {
         }
     }
 
+    /// Puts an attempt its endpoint refused (429 or 503) back at the front of the
+    /// endpoint's ready queue, unrecorded, unless it was refused [`MAX_REFUSALS_HELD`]
+    /// times in a row already (then it is recorded: `false`).
+    fn hold_refused(&mut self, entry: DueEntry) -> bool {
+        let refusals = self.refusals.entry(entry.key.attempt()).or_default();
+        *refusals += 1;
+        if *refusals > MAX_REFUSALS_HELD {
+            return false;
+        }
+        self.ready.entry(entry.endpoint).or_default().push_front(entry);
+        true
+    }
+
     /// Forgets an entry that left memory.
     fn release(&mut self, attempt: DeliveryId, endpoint: EndpointId) {
         self.loaded.remove(&attempt);
+        self.refusals.remove(&attempt);
         if let Some(n) = self.loaded_per_endpoint.get_mut(&endpoint) {
             *n -= 1;
             if *n == 0 {
@@ -288,7 +340,8 @@ impl Scheduler {
         }
         self.dispatch().await?;
 
-        if self.rescan_after.is_some() && self.loaded.len() < self.limits.total {
+        if self.redispatch || self.rescan_after.is_some() && self.loaded.len() < self.limits.total {
+            self.redispatch = false;
             return Ok(Duration::ZERO);
         }
         if scan {
@@ -308,7 +361,9 @@ impl Scheduler {
         // the near window; results and new entries wake the loop anyway.
         // While memory is full only results (which wake the loop) make room.
         let scan_at = if self.loaded.len() >= self.limits.total { u64::MAX } else { self.next_scan_ms };
+        // And when the first hold on a ready entry ends (a rate's next start, a pause's end).
         let wake_at = self.timer.first_key_value().map_or(scan_at, |(k, _)| k.due_ms().min(scan_at));
+        let wake_at = self.held_until.map_or(wake_at, |held| held.min(wake_at));
         let now = self.clock.now_ms();
         Ok(Duration::from_millis(wake_at.saturating_sub(now)).min(MAX_IDLE))
     }
@@ -359,15 +414,14 @@ impl Scheduler {
     /// Takes back an entry chosen for dispatch that will not be sent: frees its endpoint
     /// slot and forgets it.
     fn undispatch(&mut self, entry: &DueEntry) {
-        if let Some(n) = self.in_flight.get_mut(&entry.endpoint) {
-            *n -= 1;
-        }
+        self.flow.finished(entry.endpoint);
         self.release(entry.key.attempt(), entry.endpoint);
     }
 
-    /// Gives waiting test pings the slots their endpoints have free, oldest first, while
-    /// fewer than [`max_pings`] are in flight; drops those whose caller stopped waiting.
-    fn grant_pings(&mut self) {
+    /// Gives waiting test pings the starts their endpoints' flows allow, oldest first,
+    /// while fewer than [`max_pings`] are in flight; drops those whose caller stopped
+    /// waiting.
+    fn grant_pings(&mut self, now_ms: u64) {
         if self.pings.is_empty() {
             return;
         }
@@ -376,12 +430,15 @@ impl Scheduler {
             if request.reply.is_closed() {
                 continue;
             }
-            let in_flight = self.in_flight.entry(request.slot.endpoint).or_default();
-            if self.pings_in_flight >= max_pings(self.workers) || *in_flight >= self.per_endpoint {
+            if self.pings_in_flight >= max_pings(self.workers) {
                 waiting.push_back(request);
                 continue;
             }
-            *in_flight += 1;
+            if let Err(held) = self.flow.start(request.slot.endpoint, now_ms) {
+                self.note_hold(held);
+                waiting.push_back(request);
+                continue;
+            }
             self.pings_in_flight += 1;
             // A grant that cannot be delivered comes straight back as `PingDone`.
             let _ = request.reply.send(request.slot.grant());
@@ -389,24 +446,57 @@ impl Scheduler {
         self.pings = waiting;
     }
 
-    /// Hands ready entries to the delivery runtime, within the in-flight and per-endpoint
-    /// limits.
+    /// Sets the held-deliveries gauges from this pass's holds (entries waiting, by
+    /// reason); a pass that holds nothing after one that held some zeroes them.
+    fn show_holds(&mut self, holds: &[(Held, usize)]) {
+        if holds.is_empty() && !self.held_any {
+            return;
+        }
+        self.held_any = !holds.is_empty();
+        for reason in Held::REASONS {
+            let waiting: usize = holds.iter().filter(|(h, _)| h.reason() == reason).map(|(_, n)| n).sum();
+            self.metrics.held.get_or_create(&HoldReason { reason }).set(waiting as i64);
+        }
+    }
+
+    /// Keeps the earliest time a hold ends by itself, to wake then.
+    fn note_hold(&mut self, held: Held) {
+        if let Some(at) = held.until_ms() {
+            self.held_until = Some(self.held_until.map_or(at, |t| t.min(at)));
+        }
+    }
+
+    /// Hands ready entries to the delivery runtime, within the pool and each endpoint's
+    /// flow.
     async fn dispatch(&mut self) -> Result<(), StoreError> {
         let mut chosen: Vec<DueEntry> = Vec::new();
+        let now = self.clock.now_ms();
+        self.held_until = None;
         // Finished attempts whose results are not yet committed count against the pool
         // too: they are what a crash would repeat, so at most `workers` ever are.
-        self.grant_pings();
+        self.grant_pings(now);
         let mut free = self.workers.saturating_sub(self.busy + self.unrecorded);
+        let mut holds = Vec::new();
         for (endpoint, queue) in self.ready.iter_mut() {
-            let in_flight = self.in_flight.entry(*endpoint).or_default();
-            while free > 0 && *in_flight < self.per_endpoint {
-                let Some(entry) = queue.pop_front() else { break };
-                *in_flight += 1;
-                free -= 1;
-                chosen.push(entry);
+            while free > 0 && !queue.is_empty() {
+                match self.flow.start(*endpoint, now) {
+                    Ok(()) => {
+                        chosen.extend(queue.pop_front());
+                        free -= 1;
+                    }
+                    Err(held) => {
+                        holds.push((held, queue.len()));
+                        break;
+                    }
+                }
             }
         }
+        self.show_holds(&holds);
+        for (held, _) in holds {
+            self.note_hold(held);
+        }
         self.ready.retain(|_, q| !q.is_empty());
+        self.flow.trim(now);
         if chosen.is_empty() {
             return Ok(());
         }
@@ -416,7 +506,7 @@ impl Scheduler {
             Err(err) => {
                 // Put them back and try later.
                 for entry in chosen {
-                    *self.in_flight.entry(entry.endpoint).or_default() -= 1;
+                    self.flow.finished(entry.endpoint);
                     self.ready.entry(entry.endpoint).or_default().push_front(entry);
                 }
                 return Err(err);
@@ -424,6 +514,13 @@ impl Scheduler {
         };
         let mut parked = Vec::new();
         for (entry, job) in chosen.into_iter().zip(jobs) {
+            if let Some(endpoint) = job.as_ref().and_then(|j| j.endpoint.as_ref()) {
+                let known = self.flow.knows(entry.endpoint);
+                self.flow.learn(entry.endpoint, endpoint.flow_limits());
+                // The first job of an endpoint brings its limits: the rest of its ready
+                // entries may go at once.
+                self.redispatch |= !known && self.ready.contains_key(&entry.endpoint);
+            }
             let sendable = job.filter(|j| {
                 j.attempt.status == AttemptStatus::Pending
                     && j.endpoint.as_ref().is_none_or(|e| deliverable(&self.listeners, e))
@@ -439,6 +536,8 @@ impl Scheduler {
             if self.work.send(WorkItem { job, key: entry.key }).is_err() {
                 self.busy -= 1;
                 self.undispatch(&entry);
+            } else {
+                self.sending.insert(entry.key.attempt(), entry);
             }
         }
         if !parked.is_empty() {
@@ -449,6 +548,19 @@ impl Scheduler {
         }
         Ok(())
     }
+}
+
+/// Whether an endpoint refused a request for now, a flow signal rather than the
+/// delivery's failure: 429 Too Many Requests, or 503 Service Unavailable with a
+/// `Retry-After`. A 503 without one is what a server that is down answers through its
+/// proxy: an ordinary failure, retried on the schedule and counted against its health.
+fn refused(result: &AttemptResult) -> bool {
+    !result.succeeded
+        && match result.response_status {
+            Some(429) => true,
+            Some(503) => result.retry_after.is_some(),
+            _ => false,
+        }
 }
 
 /// The most test pings in flight at once, whatever their endpoints: a quarter of the
@@ -490,6 +602,11 @@ mod tests {
         store.publish_events(events, now_ms).await.unwrap().1
     }
 
+    /// Flow state with `per_endpoint` requests at once for endpoints without their own.
+    fn flow(per_endpoint: usize) -> Flow {
+        Flow::new(per_endpoint, Duration::from_secs(60))
+    }
+
     fn loaded_for(scheduler: &Scheduler, endpoint: EndpointId) -> usize {
         scheduler.timer.values().filter(|e| e.endpoint == endpoint).count()
     }
@@ -497,7 +614,7 @@ mod tests {
     fn scheduler(store: &QueueWrites, clock: &Clock) -> Scheduler {
         let (work, _work_rx) = tokio::sync::mpsc::unbounded_channel();
         let (writer, _writer_rx) = tokio::sync::mpsc::unbounded_channel();
-        Scheduler::new(store.clone(), clock.clone(), work, writer, (0, 1), Arc::default())
+        Scheduler::new(store.clone(), clock.clone(), work, writer, (0, flow(1)), Arc::default(), Arc::default())
     }
 
     #[tokio::test]
@@ -617,7 +734,7 @@ mod tests {
         // One slot per endpoint, a pool of 8 workers: at most 2 pings at once.
         let (work, _work_rx) = tokio::sync::mpsc::unbounded_channel();
         let (writer, _writer_rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut scheduler = Scheduler::new(store, clock, work, writer, (8, 1), Arc::default());
+        let mut scheduler = Scheduler::new(store, clock, work, writer, (8, flow(1)), Arc::default(), Arc::default());
         let (to_scheduler, mut inbox) = tokio::sync::mpsc::unbounded_channel();
         let (x, y, z) = (EndpointId::new(), EndpointId::new(), EndpointId::new());
 
@@ -630,7 +747,7 @@ mod tests {
         for request in [first, second, gone, other, third] {
             scheduler.handle(SchedulerMsg::Ping(request));
         }
-        scheduler.grant_pings();
+        scheduler.grant_pings(START_MS);
         let first_slot = first_granted.try_recv().expect("x had a free slot");
         assert!(second_granted.try_recv().is_err(), "x's one slot is taken");
         let other_slot = other_granted.try_recv().expect("y had a free slot (its abandoned request was dropped)");
@@ -643,20 +760,20 @@ mod tests {
         while let Ok(msg) = inbox.try_recv() {
             scheduler.handle(msg);
         }
-        scheduler.grant_pings();
+        scheduler.grant_pings(START_MS);
         let second_slot = second_granted.try_recv().expect("x's slot came back");
         assert!(third_granted.try_recv().is_err(), "still two in flight");
         drop((second_slot, other_slot));
         while let Ok(msg) = inbox.try_recv() {
             scheduler.handle(msg);
         }
-        scheduler.grant_pings();
+        scheduler.grant_pings(START_MS);
         drop(third_granted.try_recv().expect("room at last"));
         while let Ok(msg) = inbox.try_recv() {
             scheduler.handle(msg);
         }
         assert_eq!(scheduler.pings_in_flight, 0);
-        assert!(scheduler.in_flight.values().all(|n| *n == 0), "{:?}", scheduler.in_flight);
+        assert!([x, y, z].iter().all(|e| scheduler.flow.in_flight(*e) == 0), "{:?}", scheduler.flow);
 
         // Once stopping, a ping is not queued: its caller hears the engine stopped.
         scheduler.handle(SchedulerMsg::Shutdown);

@@ -16,8 +16,8 @@ use crate::secrets::new_endpoint_secret;
 use crate::store::Store;
 use crate::store::model::endpoints::{listener_description, listener_name};
 use crate::store::model::{
-    AttemptRecord, AttemptStatus, Cursor, EndpointFilter, EndpointRecord, EndpointStatus, ListError, ListenRequest,
-    Owner, Page, PageRequest, Recovery, SigningSecret,
+    AttemptRecord, AttemptStatus, Cursor, EndpointFilter, EndpointRecord, EndpointStatus, FlowLimits, ListError,
+    ListenRequest, Owner, Page, PageRequest, Recovery, SigningSecret,
 };
 use crate::target_policy::TargetPolicy;
 
@@ -64,6 +64,8 @@ pub struct NewEndpoint {
     pub metadata: BTreeMap<String, String>,
     /// Its undelivered-payload retention in hours (`None`: the configured default).
     pub undelivered_retention_hours: Option<u32>,
+    /// Its flow limits.
+    pub flow: FlowLimits,
     /// Whether it starts disabled.
     pub disabled: bool,
     /// `enabled_events` are every Kayle type, asked for as `[]` through the Kayle API.
@@ -89,6 +91,10 @@ pub struct EndpointChanges {
     pub metadata: Option<BTreeMap<String, String>>,
     /// A new status.
     pub status: Option<EndpointStatus>,
+    /// A new (or removed: `Some(None)`) rate limit.
+    pub rate_limit: Option<Option<u32>>,
+    /// A new (or removed, back to the server's default) in-flight cap.
+    pub max_in_flight: Option<Option<u32>>,
     /// With `enabled_events`, through the Kayle API: whether they are every Kayle type
     /// asked for as `[]`. `None` (the other APIs): kept while the types stay the same.
     pub all_kayle_types: Option<bool>,
@@ -124,6 +130,12 @@ impl EndpointChanges {
         }
         if let Some(description) = self.description {
             record.description = description;
+        }
+        if let Some(rate_limit) = self.rate_limit {
+            record.rate_limit = rate_limit;
+        }
+        if let Some(max_in_flight) = self.max_in_flight {
+            record.max_in_flight = max_in_flight;
         }
         if let Some(metadata) = self.metadata {
             record.metadata = metadata;
@@ -163,6 +175,8 @@ pub fn endpoint_object(endpoint: &EndpointRecord) -> serde_json::Value {
         "health": if endpoint.failing.is_some() { "degraded" } else { "healthy" },
         "failing_since": endpoint.failing.map(|f| f.since),
         "undelivered_payload_retention_hours": endpoint.undelivered_retention_hours,
+        "rate_limit": endpoint.rate_limit,
+        "max_in_flight": endpoint.max_in_flight,
         "livemode": endpoint.mode.is_live(),
         "created": endpoint.created,
     })
@@ -198,6 +212,8 @@ impl Endpoints<'_> {
             disabled_at: input.disabled.then_some(now),
             undelivered_retention_hours: input.undelivered_retention_hours,
             all_kayle_types: input.all_kayle_types,
+            rate_limit: input.flow.rate_limit,
+            max_in_flight: input.flow.max_in_flight,
             ..new_record(owner, id, input.url, input.enabled_events, now, sealed)
         };
         self.store.insert_endpoint(record.clone()).await?;
@@ -443,6 +459,8 @@ fn new_record(
         updated: None,
         listener: None,
         all_kayle_types: false,
+        rate_limit: None,
+        max_in_flight: None,
         failing: None,
     }
 }

@@ -17,6 +17,7 @@ mod errors;
 mod event_types;
 mod events;
 mod faults;
+mod flow_control;
 mod hardening;
 mod health;
 mod idempotency;

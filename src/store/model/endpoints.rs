@@ -143,10 +143,35 @@ pub struct EndpointRecord {
     /// Cleared when the types change through another API.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub all_kayle_types: bool,
+    /// The most deliveries a second it receives (`rate_limit`); `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+    /// The most requests it has in flight at once (`max_in_flight`); `None`: the server's
+    /// `delivery.per_endpoint_concurrency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
     /// Not stored with the record: the current run of failed attempts, filled in from
     /// the health table when the endpoint is read for the API. `None`: healthy.
     #[serde(skip)]
     pub failing: Option<Failing>,
+}
+
+/// An endpoint's flow limits, as its owner set them: how fast and how many at once the
+/// engine sends to it (`crate::delivery::flow` enforces them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlowLimits {
+    /// Deliveries a second; `None`: no limit.
+    pub rate_limit: Option<u32>,
+    /// Requests at once; `None`: the server's `delivery.per_endpoint_concurrency`.
+    pub max_in_flight: Option<u32>,
+}
+
+impl FlowLimits {
+    /// The most `rate_limit` may be: above it a limit would not be kept to the request
+    /// (the scheduler's clock counts milliseconds).
+    pub const MAX_RATE: u32 = 100_000;
+    /// The most `max_in_flight` may be (as for `delivery.per_endpoint_concurrency`).
+    pub const MAX_IN_FLIGHT: u32 = 1024;
 }
 
 /// What makes an endpoint a listener endpoint (see [`EndpointRecord::listener`]).
@@ -161,6 +186,11 @@ pub struct ListenerInfo {
 }
 
 impl EndpointRecord {
+    /// Its flow limits.
+    pub fn flow_limits(&self) -> FlowLimits {
+        FlowLimits { rate_limit: self.rate_limit, max_in_flight: self.max_in_flight }
+    }
+
     /// Whether deliveries to it go down a listen connection.
     pub fn is_listener(&self) -> bool {
         self.listener.is_some()
@@ -228,6 +258,8 @@ impl EndpointRecord {
             updated: None,
             listener: None,
             all_kayle_types: false,
+            rate_limit: None,
+            max_in_flight: None,
             failing: None,
         }
     }

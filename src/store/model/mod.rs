@@ -19,7 +19,9 @@ pub use apps::{ApiKeyRecord, AppDeletion, AppPurge, AppRecord, Branding, Default
 pub use attempts::{
     AttemptRecord, AttemptResult, AttemptStatus, FailureRun, HealthVerdict, Job, RecordPolicy, Recorded,
 };
-pub use endpoints::{EndpointFilter, EndpointRecord, EndpointStatus, ListenRequest, SealedSecret, SigningSecret};
+pub use endpoints::{
+    EndpointFilter, EndpointRecord, EndpointStatus, FlowLimits, ListenRequest, SealedSecret, SigningSecret,
+};
 pub use errors::{OpenError, StoreError};
 pub use events::{EventFilter, EventMeta, NewEvent, Published, Resent, StoredEvent};
 pub use pagination::{Cursor, ListError, Page, PageRequest};

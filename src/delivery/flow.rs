@@ -1,0 +1,401 @@
+//! Flow control: how fast, and how many at once, the scheduler sends to each endpoint.
+//!
+//! Three holds, each per endpoint, each checked before a request starts (queued attempts
+//! and test pings alike):
+//! - **In flight**: at most `max_in_flight` requests at once (the endpoint's own, or
+//!   `delivery.per_endpoint_concurrency`).
+//! - **Rate**: `rate_limit` requests a second, spaced evenly (the generic cell rate
+//!   algorithm: each start moves the endpoint's next start one interval on, from the later
+//!   of then and now, so time not used is never saved up into a burst). A start may come
+//!   up to [`RATE_TOLERANCE_US`] early, as the scheduler's clock counts milliseconds; so
+//!   any one-second window holds at most `rate_limit + 1 + rate_limit / 1000` starts (the
+//!   `+ 1` is a window that begins on a start and ends on one).
+//! - **Pause**: an answer of 429, or 503 with `Retry-After` (the scheduler's `refused`),
+//!   pauses the endpoint for its `Retry-After`, capped
+//!   by `delivery.max_pause`, or without one for an adaptive back-off (1 s, doubling with
+//!   each such answer in a row, to the same cap). After a pause the endpoint recovers: its
+//!   rate starts at half of what it was sent in the second before the answer and doubles
+//!   every second without another, until it reaches its own limit (or, with none, twice
+//!   the rate that was refused), where the recovery ends.
+//!
+//! An endpoint whose limits are not known yet (none of its jobs read since this process
+//! started) gets one request at a time until a job brings its record. Pure: time is
+//! passed in, and nothing here waits or reads the store.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::ids::EndpointId;
+use crate::store::model::FlowLimits;
+
+/// How early a start may come before its even spacing, in µs (see the module's doc).
+pub const RATE_TOLERANCE_US: u64 = 1_000;
+
+/// The first adaptive pause, for a 429 without `Retry-After`.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The most endpoints whose state is kept while idle; past it the idle ones are forgotten
+/// (their limits are read again with their next job).
+const MAX_IDLE_KEPT: usize = 10_000;
+
+/// Why a request to an endpoint may not start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// `max_in_flight` requests are in flight: one must end first.
+    InFlight,
+    /// The rate allows the next start at this time (Unix ms).
+    Rate(u64),
+    /// A refusal (429, or 503 with `Retry-After`) paused it until this time (Unix ms).
+    Paused(u64),
+}
+
+impl Held {
+    /// Every reason, as [`Held::reason`] names it.
+    pub const REASONS: [&'static str; 3] = ["max_in_flight", "rate_limit", "paused"];
+
+    /// When the hold ends by itself (Unix ms); `None` when a request must end first.
+    pub fn until_ms(self) -> Option<u64> {
+        match self {
+            Held::InFlight => None,
+            Held::Rate(at) | Held::Paused(at) => Some(at),
+        }
+    }
+
+    /// The reason as the metrics and the API name it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Held::InFlight => "max_in_flight",
+            Held::Rate(_) => "rate_limit",
+            Held::Paused(_) => "paused",
+        }
+    }
+}
+
+/// The rate an endpoint climbs back to after a pause.
+#[derive(Debug, Clone, Copy)]
+struct Recovery {
+    /// Requests a second when the pause ended.
+    start: f64,
+    /// When the pause ended (Unix ms).
+    from_ms: u64,
+    /// Where the recovery ends, in requests a second.
+    ceiling: f64,
+}
+
+impl Recovery {
+    /// The rate allowed at `now_ms`; `None` once it reached the ceiling.
+    fn rate_at(&self, now_ms: u64) -> Option<f64> {
+        let seconds = now_ms.saturating_sub(self.from_ms) / 1000;
+        let rate = self.start * 2f64.powi(seconds.min(60) as i32);
+        (rate < self.ceiling).then_some(rate)
+    }
+}
+
+/// One endpoint's state.
+#[derive(Debug, Default)]
+struct EndpointFlow {
+    /// Its limits, once a job brought its record.
+    limits: Option<FlowLimits>,
+    /// Requests in flight.
+    in_flight: usize,
+    /// The earliest start the rate allows next (Unix µs).
+    next_start_us: u64,
+    /// Paused until (Unix ms); 0 if never.
+    paused_until_ms: u64,
+    /// Refusals in a row, for the adaptive back-off.
+    refusals: u32,
+    /// The climb back after a pause.
+    recovery: Option<Recovery>,
+    /// Starts in the current second and the one before: (second, count, count before).
+    started: (u64, u32, u32),
+}
+
+impl EndpointFlow {
+    /// Whether nothing about it needs keeping but its limits.
+    fn idle(&self, now_ms: u64) -> bool {
+        self.in_flight == 0
+            && self.paused_until_ms <= now_ms
+            && self.recovery.is_none()
+            && self.next_start_us <= now_ms * 1000
+    }
+
+    /// The rate in force at `now_ms`, if any.
+    fn rate(&mut self, now_ms: u64) -> Option<f64> {
+        let own = self.limits.and_then(|l| l.rate_limit).map(f64::from);
+        let recovering = match self.recovery {
+            Some(recovery) if now_ms >= recovery.from_ms => {
+                let rate = recovery.rate_at(now_ms);
+                if rate.is_none() {
+                    self.recovery = None;
+                }
+                rate
+            }
+            Some(recovery) => Some(recovery.start),
+            None => None,
+        };
+        match (own, recovering) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Starts counted in the last whole second before `now_ms`, or in this one if more.
+    fn recent_rate(&self, now_ms: u64) -> u32 {
+        let (second, count, before) = self.started;
+        match (now_ms / 1000).saturating_sub(second) {
+            0 => count.max(before),
+            1 => count,
+            _ => 0,
+        }
+    }
+}
+
+/// Every endpoint's flow state: owned by the scheduler.
+#[derive(Debug)]
+pub struct Flow {
+    /// `max_in_flight` of an endpoint that sets none.
+    default_in_flight: usize,
+    /// The longest a refusal pauses an endpoint.
+    max_pause: Duration,
+    endpoints: HashMap<EndpointId, EndpointFlow>,
+}
+
+impl Flow {
+    /// Flow state with the server's defaults.
+    pub fn new(default_in_flight: usize, max_pause: Duration) -> Self {
+        Self { default_in_flight, max_pause, endpoints: HashMap::new() }
+    }
+
+    /// Whether `endpoint`'s limits are known.
+    pub fn knows(&self, endpoint: EndpointId) -> bool {
+        self.endpoints.get(&endpoint).is_some_and(|state| state.limits.is_some())
+    }
+
+    /// Remembers an endpoint's limits, read from its record with a job.
+    pub fn learn(&mut self, endpoint: EndpointId, limits: FlowLimits) {
+        self.endpoints.entry(endpoint).or_default().limits = Some(limits);
+    }
+
+    /// Starts a request to `endpoint` at `now_ms` if its holds allow, counting it in
+    /// flight and against its rate; otherwise says what holds it.
+    pub fn start(&mut self, endpoint: EndpointId, now_ms: u64) -> Result<(), Held> {
+        let default_in_flight = self.default_in_flight;
+        let state = self.endpoints.entry(endpoint).or_default();
+        if state.paused_until_ms > now_ms {
+            return Err(Held::Paused(state.paused_until_ms));
+        }
+        if state.in_flight >= cap(state.limits, default_in_flight) {
+            return Err(Held::InFlight);
+        }
+        let now_us = now_ms * 1000;
+        if let Some(rate) = state.rate(now_ms) {
+            if now_us + RATE_TOLERANCE_US < state.next_start_us {
+                return Err(Held::Rate((state.next_start_us - RATE_TOLERANCE_US).div_ceil(1000)));
+            }
+            let interval_us = (1_000_000.0 / rate).ceil() as u64;
+            state.next_start_us = state.next_start_us.max(now_us) + interval_us;
+        }
+        state.in_flight += 1;
+        let second = now_ms / 1000;
+        state.started = match state.started {
+            (s, count, before) if s == second => (s, count + 1, before),
+            (s, count, _) if s + 1 == second => (second, 1, count),
+            _ => (second, 1, 0),
+        };
+        Ok(())
+    }
+
+    /// A request to `endpoint` ended (answered or not).
+    pub fn finished(&mut self, endpoint: EndpointId) {
+        if let Some(state) = self.endpoints.get_mut(&endpoint) {
+            state.in_flight = state.in_flight.saturating_sub(1);
+        }
+    }
+
+    /// `endpoint` accepted a request: the adaptive back-off starts over.
+    pub fn accepted(&mut self, endpoint: EndpointId) {
+        if let Some(state) = self.endpoints.get_mut(&endpoint) {
+            state.refusals = 0;
+        }
+    }
+
+    /// `endpoint` refused a request at `now_ms`, asking for `retry_after` (or nothing):
+    /// pauses it and sets its recovery. Returns when the pause ends (Unix ms).
+    pub fn refused(&mut self, endpoint: EndpointId, now_ms: u64, retry_after: Option<Duration>) -> u64 {
+        let max_pause = self.max_pause;
+        let state = self.endpoints.entry(endpoint).or_default();
+        state.refusals = state.refusals.saturating_add(1);
+        let pause = retry_after
+            .unwrap_or_else(|| FIRST_BACKOFF.saturating_mul(1 << (state.refusals - 1).min(16)))
+            .min(max_pause);
+        let until = now_ms + pause.as_millis() as u64;
+        // Several requests in flight when the endpoint began refusing all come back
+        // refused: the pause is the longest asked, and the recovery starts from the rate
+        // before the first.
+        if until > state.paused_until_ms {
+            let refused_rate = f64::from(state.recent_rate(now_ms).max(1));
+            let start = match state.recovery {
+                Some(recovery) if state.paused_until_ms > now_ms => recovery.start,
+                _ => (refused_rate / 2.0).max(1.0),
+            };
+            let ceiling = state.limits.and_then(|l| l.rate_limit).map_or(refused_rate * 2.0, f64::from);
+            state.recovery = Some(Recovery { start, from_ms: until, ceiling: ceiling.max(start * 2.0) });
+            state.paused_until_ms = until;
+            state.next_start_us = state.next_start_us.max(until * 1000);
+        }
+        state.paused_until_ms
+    }
+
+    /// Forgets idle endpoints once more than [`MAX_IDLE_KEPT`] are known.
+    pub fn trim(&mut self, now_ms: u64) {
+        if self.endpoints.len() > MAX_IDLE_KEPT {
+            self.endpoints.retain(|_, state| !state.idle(now_ms));
+        }
+    }
+
+    /// How many requests to `endpoint` are in flight.
+    #[cfg(test)]
+    pub fn in_flight(&self, endpoint: EndpointId) -> usize {
+        self.endpoints.get(&endpoint).map_or(0, |state| state.in_flight)
+    }
+
+    /// The in-flight cap of `endpoint` as enforced now.
+    #[cfg(test)]
+    pub fn in_flight_cap(&self, endpoint: EndpointId) -> usize {
+        self.endpoints.get(&endpoint).map_or(1, |state| cap(state.limits, self.default_in_flight))
+    }
+}
+
+/// The most requests an endpoint with `limits` may have in flight: one until its limits
+/// are known.
+fn cap(limits: Option<FlowLimits>, default_in_flight: usize) -> usize {
+    match limits {
+        Some(limits) => limits.max_in_flight.map_or(default_in_flight, |n| n as usize),
+        None => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_800_000_000_000;
+
+    fn limited(rate: Option<u32>, in_flight: Option<u32>) -> (Flow, EndpointId) {
+        let mut flow = Flow::new(8, Duration::from_secs(60));
+        let endpoint = EndpointId::new();
+        flow.learn(endpoint, FlowLimits { rate_limit: rate, max_in_flight: in_flight });
+        (flow, endpoint)
+    }
+
+    /// Starts as many requests as the holds allow (at most [`DRIVE_PER_MS`]) every
+    /// millisecond for `ms`, each ending at once; returns their start times.
+    fn drive(flow: &mut Flow, endpoint: EndpointId, from_ms: u64, ms: u64) -> Vec<u64> {
+        let mut starts = Vec::new();
+        for now in from_ms..from_ms + ms {
+            for _ in 0..DRIVE_PER_MS {
+                if flow.start(endpoint, now).is_err() {
+                    break;
+                }
+                starts.push(now);
+                flow.finished(endpoint);
+            }
+        }
+        starts
+    }
+
+    /// The most starts [`drive`] makes in one millisecond: what an endpoint with no rate
+    /// gets.
+    const DRIVE_PER_MS: usize = 50;
+
+    /// The most starts in any window [t, t + 1000 ms).
+    fn busiest_second(starts: &[u64]) -> usize {
+        starts.iter().map(|t| starts.iter().filter(|s| **s >= *t && **s < t + 1000).count()).max().unwrap_or(0)
+    }
+
+    #[test]
+    fn a_rate_spaces_starts_evenly_and_never_saves_idle_time_for_a_burst() {
+        for rate in [1, 7, 100, 999, 2500] {
+            let (mut flow, endpoint) = limited(Some(rate), Some(1024));
+            let starts = drive(&mut flow, endpoint, T0, 5_000);
+            let allowed = (rate + 1 + rate / 1000) as usize;
+            assert!(busiest_second(&starts) <= allowed, "rate {rate}: {} > {allowed}", busiest_second(&starts));
+            let total = starts.len() as f64;
+            assert!(
+                (total - 5.0 * f64::from(rate)).abs() <= f64::from(rate) * 0.02 + 1.0,
+                "rate {rate}: {total} in 5 s"
+            );
+            // Idle for ten seconds, then driven again: no burst of what was not used.
+            let later = drive(&mut flow, endpoint, T0 + 15_000, 1_000);
+            assert!(later.len() <= allowed, "rate {rate}: {} after idling", later.len());
+        }
+    }
+
+    #[test]
+    fn the_in_flight_cap_holds_until_a_request_ends_and_is_one_until_the_limits_are_known() {
+        let mut flow = Flow::new(8, Duration::from_secs(60));
+        let endpoint = EndpointId::new();
+        assert_eq!(flow.start(endpoint, T0), Ok(()));
+        assert_eq!(flow.start(endpoint, T0), Err(Held::InFlight), "one at a time until known");
+        flow.learn(endpoint, FlowLimits { rate_limit: None, max_in_flight: Some(3) });
+        assert_eq!(flow.start(endpoint, T0), Ok(()));
+        assert_eq!(flow.start(endpoint, T0), Ok(()));
+        assert_eq!(flow.start(endpoint, T0), Err(Held::InFlight));
+        flow.finished(endpoint);
+        assert_eq!(flow.start(endpoint, T0), Ok(()));
+        flow.learn(endpoint, FlowLimits::default());
+        assert_eq!(flow.in_flight_cap(endpoint), 8, "the server's default");
+    }
+
+    #[test]
+    fn a_refusal_pauses_for_retry_after_then_the_rate_climbs_back() {
+        let (mut flow, endpoint) = limited(None, Some(1024));
+        // 200 a second for two seconds, then a 429 asking for 2 s.
+        for now in (T0..T0 + 2_000).step_by(5) {
+            flow.start(endpoint, now).unwrap();
+            flow.finished(endpoint);
+        }
+        let until = flow.refused(endpoint, T0 + 2_000, Some(Duration::from_secs(2)));
+        assert_eq!(until, T0 + 4_000);
+        assert_eq!(flow.start(endpoint, T0 + 3_999), Err(Held::Paused(T0 + 4_000)));
+        // Then half the refused rate, doubling each second until twice it.
+        let first = drive(&mut flow, endpoint, T0 + 4_000, 1_000).len();
+        assert!((99..=101).contains(&first), "{first} in the first second");
+        let second = drive(&mut flow, endpoint, T0 + 5_000, 1_000).len();
+        assert!((198..=202).contains(&second), "{second} in the second");
+        let free = drive(&mut flow, endpoint, T0 + 6_000, 10).len();
+        assert_eq!(free, 10 * DRIVE_PER_MS, "recovered: no rate after reaching twice the refused one");
+    }
+
+    #[test]
+    fn refusals_without_retry_after_back_off_adaptively_within_the_cap() {
+        let (mut flow, endpoint) = limited(Some(10), None);
+        let mut now = T0;
+        let mut pauses = Vec::new();
+        for _ in 0..9 {
+            let until = flow.refused(endpoint, now, None);
+            pauses.push(until - now);
+            now = until;
+        }
+        assert_eq!(pauses, [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000]);
+        flow.accepted(endpoint);
+        assert_eq!(flow.refused(endpoint, now, None) - now, 1_000, "an accepted request starts it over");
+        assert_eq!(
+            flow.refused(endpoint, now, Some(Duration::from_secs(3600))) - now,
+            60_000,
+            "Retry-After is capped by the setting"
+        );
+    }
+
+    #[test]
+    fn recovery_stops_at_the_endpoints_own_rate() {
+        let (mut flow, endpoint) = limited(Some(50), Some(1024));
+        drive(&mut flow, endpoint, T0, 1_000);
+        let until = flow.refused(endpoint, T0 + 1_000, Some(Duration::from_secs(1)));
+        let first = drive(&mut flow, endpoint, until, 1_000).len();
+        assert!((24..=26).contains(&first), "half of 50: {first}");
+        let next = drive(&mut flow, endpoint, until + 1_000, 3_000);
+        assert!(busiest_second(&next) <= 51, "never above its own rate");
+        assert!(flow.endpoints[&endpoint].recovery.is_none(), "recovered");
+    }
+}

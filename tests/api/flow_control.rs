@@ -1,0 +1,177 @@
+//! Flow control seen from a real receiver: an endpoint's `rate_limit` in every one-second
+//! window, its `max_in_flight` in the requests open at once, and a 429 with `Retry-After`
+//! pausing the endpoint without a failed attempt. One process here (redb, or Postgres
+//! with `STILE_TEST_DATABASE_URL`).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::receiver::{Behaviour, Receiver};
+use crate::common::{Req, TestServer, eventually};
+
+/// Creates an endpoint with these extra fields; returns its id.
+fn endpoint_with(server: &TestServer, url: &str, fields: Value) -> String {
+    let mut body = json!({"url": url, "enabled_events": ["*"]});
+    body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+    let resp = server.post("/v1/webhook_endpoints", body);
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    resp.body["id"].as_str().unwrap().to_string()
+}
+
+/// Publishes `n` events through one batch of requests.
+fn publish_many(server: &TestServer, n: usize) {
+    for i in 0..n {
+        server.publish("verification_session.created", json!({"id": format!("vks_{i}")}));
+    }
+}
+
+/// The most arrivals in any window [t, t + 1 s).
+fn busiest_second(arrivals: &[Instant]) -> usize {
+    arrivals
+        .iter()
+        .map(|t| arrivals.iter().filter(|a| **a >= *t && **a < *t + Duration::from_secs(1)).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_rate_limit_holds_in_every_one_second_window_at_the_receiver() {
+    let receiver = Receiver::start();
+    let server = TestServer::start();
+    endpoint_with(&server, &receiver.url("/limited"), json!({"rate_limit": 20}));
+    let unlimited = endpoint_with(&server, &receiver.url("/free"), json!({}));
+    publish_many(&server, 60);
+    let held = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("stile_deliveries_held{reason=\"rate_limit\"} "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let shown = eventually(Duration::from_secs(2), || {
+        held(&Req::new("GET", format!("{}/metrics", server.base)).send().text) > 0
+    });
+    assert!(shown, "the metrics show no delivery held by the rate");
+
+    let received = receiver.wait_for("/limited", 60, Duration::from_secs(30));
+    let arrivals: Vec<Instant> = received.iter().map(|r| r.at).collect();
+    let busiest = busiest_second(&arrivals);
+    // The stated allowance: rate_limit + 1 + rate_limit / 1000 (docs/flow-control.md).
+    assert!(busiest <= 21, "{busiest} requests in one second against a rate_limit of 20");
+    let span = *arrivals.last().unwrap() - arrivals[0];
+    assert!(span >= Duration::from_millis(2_800), "60 requests at 20/s took only {span:?}");
+    assert!(span <= Duration::from_secs(6), "60 requests at 20/s took {span:?}");
+    // The endpoint beside it is not held back.
+    receiver.wait_for("/free", 60, Duration::from_secs(5));
+    let free: Vec<Instant> = receiver.received("/free").iter().map(|r| r.at).collect();
+    assert!(
+        *free.last().unwrap() - free[0] < Duration::from_secs(2),
+        "the unlimited endpoint waited for the limited one"
+    );
+    server.wait_queue_empty(Duration::from_secs(10));
+    assert!(server.deliveries(&unlimited).iter().all(|d| d["status"] == "succeeded"));
+}
+
+#[test]
+fn max_in_flight_caps_the_requests_open_at_the_receiver() {
+    const HOLD: Duration = Duration::from_millis(150);
+    let receiver = Receiver::start();
+    receiver.set("/slow", Behaviour::Delay(HOLD));
+    let server = TestServer::start_with(|c| c.delivery.per_endpoint_concurrency = 8);
+    let id = endpoint_with(&server, &receiver.url("/slow"), json!({"max_in_flight": 2}));
+    publish_many(&server, 12);
+
+    let received = receiver.wait_for("/slow", 12, Duration::from_secs(30));
+    // A request is open from its arrival until the receiver answers, HOLD later.
+    let open_at = |t: Instant| received.iter().filter(|r| r.at <= t && t < r.at + HOLD).count();
+    let most = received.iter().map(|r| open_at(r.at)).max().unwrap();
+    assert_eq!(most, 2, "requests open at once, against max_in_flight 2");
+
+    // Lifted to 6 (the server allows 8): more at once.
+    let resp = server.post(&format!("/v1/webhook_endpoints/{id}"), json!({"max_in_flight": 6}));
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.body["max_in_flight"], 6);
+    let start = received.len();
+    publish_many(&server, 12);
+    let received = receiver.wait_for("/slow", start + 12, Duration::from_secs(30));
+    let later = &received[start..];
+    let open_at = |t: Instant| later.iter().filter(|r| r.at <= t && t < r.at + HOLD).count();
+    let most = later.iter().map(|r| open_at(r.at)).max().unwrap();
+    assert!((3..=6).contains(&most), "{most} open at once against max_in_flight 6");
+}
+
+#[test]
+fn a_429_with_retry_after_pauses_the_endpoint_and_records_no_failed_attempt() {
+    let receiver = Receiver::start();
+    receiver.set("/busy", Behaviour::RetryAfterOnce(429, "2"));
+    let server = TestServer::start();
+    let id = endpoint_with(&server, &receiver.url("/busy"), json!({"max_in_flight": 1}));
+    publish_many(&server, 3);
+
+    let received = receiver.wait_for("/busy", 4, Duration::from_secs(15));
+    let pause = received[1].at - received[0].at;
+    assert!(pause >= Duration::from_millis(1_950), "the endpoint was sent to again after {pause:?}");
+    server.wait_queue_empty(Duration::from_secs(10));
+    assert_eq!(receiver.count("/busy"), 4, "the refused request once more, and the two behind it");
+    let attempts = server.deliveries(&id);
+    let statuses: Vec<&str> = attempts.iter().map(|a| a["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["succeeded"; 3], "one attempt per event, none failed: {attempts:?}");
+    assert!(attempts.iter().all(|a| a["attempt"] == 1), "{attempts:?}");
+    let endpoint = server.get(&format!("/v1/webhook_endpoints/{id}")).body;
+    assert_eq!(endpoint["health"], "healthy", "a refusal is not a failure: {endpoint}");
+    let metrics = Req::new("GET", format!("{}/metrics", server.base)).send().text;
+    assert!(metrics.lines().any(|l| l == "stile_delivery_refusals_total 1"), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "stile_deliveries_held{reason=\"paused\"} 0"), "{metrics}");
+}
+
+#[test]
+fn a_receiver_that_only_ever_answers_429_still_gets_failed_attempts() {
+    let receiver = Receiver::start();
+    receiver.set("/always", Behaviour::Status(429));
+    let server = TestServer::start_with(|c| c.delivery.max_pause = Duration::from_secs(1));
+    let id = endpoint_with(&server, &receiver.url("/always"), json!({}));
+    server.publish("verification_session.created", json!({"id": "vks_1"}));
+    // Held (1 s, 1 s, ... by the capped back-off) five times, then recorded.
+    let failed = eventually(Duration::from_secs(20), || {
+        server.deliveries(&id).iter().any(|a| a["response_status"] == 429 && a["status"] != "pending")
+    });
+    assert!(failed, "no attempt was recorded: {:?}", server.deliveries(&id));
+    assert!(receiver.count("/always") >= 6, "{} requests", receiver.count("/always"));
+}
+
+#[test]
+fn flow_limits_are_checked_shown_and_cleared_in_the_stile_and_kayle_apis() {
+    let server = TestServer::start();
+    let url = "http://127.0.0.1:9/hook";
+    for (field, bad) in [
+        ("rate_limit", json!(0)),
+        ("rate_limit", json!(100_001)),
+        ("max_in_flight", json!(1025)),
+        ("max_in_flight", json!(1.5)),
+    ] {
+        let resp = server.post("/v1/webhook_endpoints", json!({"url": url, "enabled_events": ["*"], field: bad}));
+        let error = resp.assert_error(400, "invalid_request_error", "parameter_invalid");
+        assert_eq!(error["param"], field, "{error}");
+    }
+    let resp = server.post("/v1/webhook_endpoints", json!({"url": url, "enabled_events": ["*"], "rate_limit": "10"}));
+    assert_eq!(resp.status, 400, "{}", resp.text);
+
+    let id = endpoint_with(&server, url, json!({"rate_limit": 100, "max_in_flight": 4}));
+    let shown = server.get(&format!("/v1/webhook_endpoints/{id}")).body;
+    assert_eq!((shown["rate_limit"].clone(), shown["max_in_flight"].clone()), (json!(100), json!(4)));
+    // `null` clears; absent keeps.
+    let resp = server.post(&format!("/v1/webhook_endpoints/{id}"), json!({"rate_limit": null}));
+    assert_eq!((resp.body["rate_limit"].clone(), resp.body["max_in_flight"].clone()), (json!(null), json!(4)));
+    let resp = server.post(&format!("/v1/webhook_endpoints/{id}"), json!({"max_in_flight": 0}));
+    assert_eq!(resp.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "max_in_flight");
+
+    // The Kayle endpoints API takes them on PATCH too, and shows them once set.
+    let resp = server.req("PATCH", &format!("/v1/webhooks/endpoints/{id}")).json(&json!({"rate_limit": 5})).send();
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.body["data"]["endpoint"]["rate_limit"], 5, "{}", resp.body);
+    assert_eq!(server.get(&format!("/v1/webhook_endpoints/{id}")).body["rate_limit"], 5);
+    let resp = server.req("PATCH", &format!("/v1/webhooks/endpoints/{id}")).json(&json!({"rate_limit": 0})).send();
+    assert_eq!(resp.status, 400, "{}", resp.text);
+    assert!(resp.body["error"]["message"].as_str().unwrap().contains("rate_limit"), "{}", resp.body);
+}
