@@ -71,6 +71,9 @@ pub struct Metrics {
     /// Due deliveries held back by their endpoint's flow, by reason (set by each pass of
     /// the scheduler that holds any, and when none is held).
     pub held: Family<HoldReason, Gauge>,
+    /// On Postgres, the endpoints this process is the sender of (each endpoint's flow is
+    /// kept by one process at a time).
+    pub sending_to: Gauge,
 }
 
 impl Default for Metrics {
@@ -98,6 +101,7 @@ impl Metrics {
             conflicts_rerun: Counter::default(),
             refusals: Counter::default(),
             held: Family::default(),
+            sending_to: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("events_published", "Events stored, published or emitted", metrics.events.clone());
@@ -152,6 +156,11 @@ impl Metrics {
             "deliveries_held",
             "Due deliveries waiting for their endpoint's flow: max_in_flight, rate_limit, or paused",
             metrics.held.clone(),
+        );
+        registry.register(
+            "endpoints_sending",
+            "Endpoints this process is the one sender of (Postgres; 0 with one process on redb)",
+            metrics.sending_to.clone(),
         );
         Self { registry, ..metrics }
     }

@@ -5,11 +5,12 @@
 //! - **In flight**: at most `max_in_flight` requests at once (the endpoint's own, or
 //!   `delivery.per_endpoint_concurrency`).
 //! - **Rate**: `rate_limit` requests a second, spaced evenly (the generic cell rate
-//!   algorithm: each start moves the endpoint's next start one interval on, from the later
-//!   of then and now, so time not used is never saved up into a burst). A start may come
-//!   up to [`RATE_TOLERANCE_US`] early, as the scheduler's clock counts milliseconds; so
-//!   any one-second window holds at most `rate_limit + 1 + rate_limit / 1000` starts (the
-//!   `+ 1` is a window that begins on a start and ends on one).
+//!   algorithm: each start moves the endpoint's next start one interval on; from the
+//!   start itself if it came a millisecond or more after its time, so time not used is
+//!   never saved up into a burst). The scheduler's clock counts milliseconds: up to 1,000
+//!   a second no start comes before its time, so any window of one second
+//!   (`[t, t + 1 s)`) holds at most `rate_limit` starts; above that a start may come up to
+//!   [`RATE_TOLERANCE_US`] early, for at most `rate_limit + 1 + rate_limit / 1000`.
 //! - **Pause**: an answer of 429, or 503 with `Retry-After` (the scheduler's `refused`),
 //!   pauses the endpoint for its `Retry-After`, capped
 //!   by `delivery.max_pause`, or without one for an adaptive back-off (1 s, doubling with
@@ -28,8 +29,9 @@ use std::time::Duration;
 use crate::ids::EndpointId;
 use crate::store::model::FlowLimits;
 
-/// How early a start may come before its even spacing, in µs (see the module's doc).
-pub const RATE_TOLERANCE_US: u64 = 1_000;
+/// How early a start may come before its even spacing, in µs, for rates above 1,000 a
+/// second (see the module's doc): within the same millisecond.
+pub const RATE_TOLERANCE_US: u64 = 999;
 
 /// The first adaptive pause, for a 429 without `Retry-After`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -189,11 +191,15 @@ impl Flow {
         }
         let now_us = now_ms * 1000;
         if let Some(rate) = state.rate(now_ms) {
-            if now_us + RATE_TOLERANCE_US < state.next_start_us {
-                return Err(Held::Rate((state.next_start_us - RATE_TOLERANCE_US).div_ceil(1000)));
-            }
             let interval_us = (1_000_000.0 / rate).ceil() as u64;
-            state.next_start_us = state.next_start_us.max(now_us) + interval_us;
+            let tolerance_us = if interval_us < 1_000 { RATE_TOLERANCE_US } else { 0 };
+            if now_us + tolerance_us < state.next_start_us {
+                return Err(Held::Rate((state.next_start_us - tolerance_us).div_ceil(1000)));
+            }
+            // Within the millisecond of its time (the clock's step) a start keeps the
+            // spacing; later, the spacing starts again from it.
+            let from = if now_us >= state.next_start_us + 1_000 { now_us } else { state.next_start_us };
+            state.next_start_us = from + interval_us;
         }
         state.in_flight += 1;
         let second = now_ms / 1000;
@@ -254,7 +260,6 @@ impl Flow {
     }
 
     /// How many requests to `endpoint` are in flight.
-    #[cfg(test)]
     pub fn in_flight(&self, endpoint: EndpointId) -> usize {
         self.endpoints.get(&endpoint).map_or(0, |state| state.in_flight)
     }
@@ -318,7 +323,7 @@ mod tests {
         for rate in [1, 7, 100, 999, 2500] {
             let (mut flow, endpoint) = limited(Some(rate), Some(1024));
             let starts = drive(&mut flow, endpoint, T0, 5_000);
-            let allowed = (rate + 1 + rate / 1000) as usize;
+            let allowed = if rate <= 1000 { rate as usize } else { (rate + 1 + rate / 1000) as usize };
             assert!(busiest_second(&starts) <= allowed, "rate {rate}: {} > {allowed}", busiest_second(&starts));
             let total = starts.len() as f64;
             assert!(

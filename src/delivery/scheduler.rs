@@ -82,6 +82,9 @@ pub(super) struct Scheduler {
     /// Whether the last dispatch pass held any entry back (so the next sets the gauges
     /// even if it holds none).
     held_any: bool,
+    /// On a shared queue, the endpoints this process sends to (each endpoint's flow is
+    /// kept by one process: `store.send_for`), until when it may go on without renewing.
+    sending_to: HashMap<EndpointId, std::time::Instant>,
     /// Every queue key up to here has been looked at.
     cursor: Option<QueueKey>,
     /// Look again from just after here before going on from `cursor`.
@@ -145,6 +148,7 @@ impl Scheduler {
             redispatch: false,
             metrics,
             held_any: false,
+            sending_to: HashMap::new(),
             cursor: None,
             rescan_after: None,
             loaded: HashSet::new(),
@@ -264,8 +268,20 @@ impl Scheduler {
         }
         let held: Vec<DeliveryId> = self.loaded.iter().copied().collect();
         let count = held.len();
-        match self.store.renew_claims(held, self.listeners.connected()).await {
-            Ok(()) => self.renewed = std::time::Instant::now(),
+        // The endpoints it still has attempts of keep their sender; the others lapse.
+        let now = std::time::Instant::now();
+        self.sending_to.retain(|endpoint, until| {
+            *until > now && (self.loaded_per_endpoint.contains_key(endpoint) || self.flow.in_flight(*endpoint) > 0)
+        });
+        let sending: Vec<EndpointId> = self.sending_to.keys().copied().collect();
+        match self.store.renew_claims(held, self.listeners.connected(), sending).await {
+            Ok(()) => {
+                self.renewed = now;
+                for until in self.sending_to.values_mut() {
+                    *until = now + every * 2;
+                }
+                self.metrics.sending_to.set(self.sending_to.len() as i64);
+            }
             Err(err) => tracing::warn!(error = %err, held = count, "cannot renew the claims on queued attempts"),
         }
     }
@@ -466,10 +482,41 @@ impl Scheduler {
         }
     }
 
+    /// On a shared queue, makes this process the sender of the endpoints it has ready
+    /// entries for, or hands those entries to the process that is (and forgets them).
+    async fn send_or_hand_over(&mut self) -> Result<(), StoreError> {
+        let Some(every) = self.store.claim_renewal() else { return Ok(()) };
+        let now = std::time::Instant::now();
+        let wanted: Vec<(EndpointId, Vec<DeliveryId>)> = self
+            .ready
+            .iter()
+            .filter(|(endpoint, _)| self.sending_to.get(endpoint).is_none_or(|until| *until <= now))
+            .map(|(endpoint, queue)| (*endpoint, queue.iter().map(|e| e.key.attempt()).collect()))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let endpoints: Vec<EndpointId> = wanted.iter().map(|(endpoint, _)| *endpoint).collect();
+        let mine = self.store.send_for(wanted).await?;
+        for endpoint in endpoints {
+            if mine.contains(&endpoint) {
+                // Within two renewals: the lease is three.
+                self.sending_to.insert(endpoint, now + every * 2);
+            } else if let Some(handed) = self.ready.remove(&endpoint) {
+                for entry in handed {
+                    self.release(entry.key.attempt(), endpoint);
+                }
+            }
+        }
+        self.metrics.sending_to.set(self.sending_to.len() as i64);
+        Ok(())
+    }
+
     /// Hands ready entries to the delivery runtime, within the pool and each endpoint's
     /// flow.
     async fn dispatch(&mut self) -> Result<(), StoreError> {
         let mut chosen: Vec<DueEntry> = Vec::new();
+        self.send_or_hand_over().await?;
         let now = self.clock.now_ms();
         self.held_until = None;
         // Finished attempts whose results are not yet committed count against the pool

@@ -303,9 +303,15 @@ backend! {
     trait Backend {
         /// Whether the store answers (the health check).
         fn check(&self) -> Result<(), StoreError>;
-        /// Extends the claims on the queue entries this process holds, and its hold on the
-        /// listener endpoints it still has a CLI for.
-        fn renew_claims(&self, held: Vec<DeliveryId>, listening: Vec<EndpointId>) -> Result<(), StoreError> { let _ = (held, listening); Ok(()) };
+        /// Extends the claims on the queue entries this process holds, its hold on the
+        /// listener endpoints it still has a CLI for, and its sending to `sending`.
+        fn renew_claims(&self, held: Vec<DeliveryId>, listening: Vec<EndpointId>, sending: Vec<EndpointId>) -> Result<(), StoreError> { let _ = (held, listening, sending); Ok(()) };
+        /// Takes the sending to these endpoints for this process for the claim lease, or
+        /// keeps it, so each endpoint's flow (in flight, rate, pause) is kept by one
+        /// process; the due entries listed with an endpoint another process sends to are
+        /// handed to that process (and woken). Returns the endpoints this process sends
+        /// to: with one process, all of them.
+        fn send_for(&self, wanted: Vec<(EndpointId, Vec<DeliveryId>)>) -> Result<Vec<EndpointId>, StoreError> { Ok(wanted.into_iter().map(|(endpoint, _)| endpoint).collect()) };
         /// Gives up the claims on queue entries this process loaded but will not make now.
         fn release_claims(&self, entries: Vec<DeliveryId>) -> Result<(), StoreError> { let _ = entries; Ok(()) };
         /// Records that this process holds listener endpoint `id`'s `stile listen`

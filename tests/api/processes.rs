@@ -380,3 +380,75 @@ fn event_types_and_keys_made_through_one_process_work_through_another() {
     assert_eq!(a.delete("/v1/apps/acme").status, 200);
     assert_eq!(through_b(), 404, "the other process still knew the deleted application");
 }
+
+/// Reads one unlabelled gauge or counter from a process's `/metrics`.
+fn metric(base: &str, name: &str) -> Option<f64> {
+    let text = Req::new("GET", format!("{base}/metrics")).send().text;
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn an_endpoints_rate_and_in_flight_cap_hold_across_three_processes_and_the_kill_of_its_sender() {
+    // Held 60 ms, two at a time allow 33 a second: the rate of 20 binds, with two open at
+    // moments. Three processes each keeping the limits by itself would make 60 a second
+    // and six open at once.
+    const HOLD: Duration = Duration::from_millis(60);
+    const EVENTS: usize = 100;
+    let Some(cluster) = cluster() else { return };
+    let url = cluster.new_database().expect("a database");
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    receiver.set("/limited", crate::common::receiver::Behaviour::Delay(HOLD));
+    let mut servers = vec![start(dir.path(), "a", &url), start(dir.path(), "b", &url), start(dir.path(), "c", &url)];
+    let endpoint = Req::new("POST", format!("{}/v1/webhook_endpoints", servers[0].base))
+        .key(TEST_KEY)
+        .json(&json!({"url": receiver.url("/limited"), "enabled_events": ["*"], "rate_limit": 20, "max_in_flight": 2}))
+        .send();
+    assert_eq!(endpoint.status, 200, "{}", endpoint.text);
+    // Published through every process, so each claims some of the attempts.
+    let mut accepted = Vec::new();
+    for n in 0..EVENTS {
+        match publish(&servers[n % 3].base, n) {
+            Some(Ok(id)) => accepted.push(id),
+            other => panic!("publish {n}: {other:?}"),
+        }
+    }
+
+    // Part way through, the one process sending to the endpoint is killed: the others
+    // take over once its lease (3 s here) runs out, within the same limits.
+    receiver.wait_for("/limited", 30, Duration::from_secs(30));
+    let sending: Vec<usize> =
+        (0..3).filter(|i| metric(&servers[*i].base, "stile_endpoints_sending") == Some(1.0)).collect();
+    assert_eq!(sending.len(), 1, "one sender to the endpoint, not {sending:?}");
+    servers.remove(sending[0]).kill_hard();
+
+    let all_arrived = eventually(Duration::from_secs(60), || {
+        let received = receiver.received("/limited");
+        let ids: std::collections::HashSet<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
+        accepted.iter().all(|id| ids.contains(id.as_str()))
+    });
+    let received = receiver.received("/limited");
+    assert!(all_arrived, "{} requests, not every accepted event", received.len());
+    let arrivals: Vec<Instant> = received.iter().map(|r| r.at).collect();
+    let busiest = arrivals
+        .iter()
+        .map(|t| arrivals.iter().filter(|a| **a >= *t && **a < *t + Duration::from_secs(1)).count())
+        .max()
+        .unwrap();
+    assert!(
+        busiest <= 20 + crate::flow_control::ARRIVAL_SLACK,
+        "{busiest} requests in one second against a rate_limit of 20 over three processes"
+    );
+    let open_at = |t: Instant| arrivals.iter().filter(|a| **a <= t && t < **a + HOLD).count();
+    let most_open = arrivals.iter().map(|t| open_at(*t)).max().unwrap();
+    assert!(most_open <= 2, "{most_open} requests open at once against max_in_flight 2");
+    // Made twice: what the killed sender had in flight (at most 2) and what had been
+    // answered but not yet committed (the writer commits results within about 20 ms; at
+    // 20 a second, one or two).
+    let duplicates = received.len() - accepted.len();
+    assert!(duplicates <= 4, "{duplicates} made twice; the killed sender had at most 2 in flight");
+    let span = *arrivals.last().unwrap() - arrivals[0];
+    eprintln!(
+        "rate 20/s, 2 in flight, 3 processes, sender killed: {EVENTS} events in {span:?}, busiest second {busiest}, {duplicates} made twice"
+    );
+}

@@ -98,14 +98,26 @@ impl Backend for PgStore {
         Some(self.claim_lease / 3)
     }
 
-    async fn renew_claims(&self, held: Vec<DeliveryId>, listening: Vec<EndpointId>) -> Result<(), StoreError> {
-        if held.is_empty() && listening.is_empty() {
+    async fn renew_claims(
+        &self,
+        held: Vec<DeliveryId>,
+        listening: Vec<EndpointId>,
+        sending: Vec<EndpointId>,
+    ) -> Result<(), StoreError> {
+        if held.is_empty() && listening.is_empty() && sending.is_empty() {
             return Ok(());
         }
         let lease = self.claim_lease.as_millis() as i64;
         let entries: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
         let endpoints: Vec<uuid::Uuid> = listening.iter().map(|id| uuid(id.as_u128())).collect();
         let client = self.client().await?;
+        if !sending.is_empty() {
+            let sending: Vec<uuid::Uuid> = sending.iter().map(|id| uuid(id.as_u128())).collect();
+            let sql = format!(
+                "UPDATE endpoint_senders SET until_ms = {DB_NOW_MS} + $3 WHERE endpoint = ANY($1) AND sender = $2"
+            );
+            client.exec(&sql, &[&sending, &self.token, &lease]).await?;
+        }
         if !entries.is_empty() {
             let sql = format!(
                 "UPDATE queue SET locked_until_ms = {DB_NOW_MS} + $2
@@ -120,6 +132,47 @@ impl Backend for PgStore {
             client.exec(&sql, &[&endpoints, &self.token, &lease]).await?;
         }
         Ok(())
+    }
+
+    /// One statement takes every endpoint no live process sends to (or this one does);
+    /// the entries of the others are reserved for their senders, as a parking hands a
+    /// listener endpoint's attempts to the process with its CLI.
+    async fn send_for(&self, wanted: Vec<(EndpointId, Vec<DeliveryId>)>) -> Result<Vec<EndpointId>, StoreError> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lease = self.claim_lease.as_millis() as i64;
+        // In one order, so two processes taking overlapping sets cannot deadlock.
+        let mut endpoints: Vec<uuid::Uuid> = wanted.iter().map(|(id, _)| uuid(id.as_u128())).collect();
+        endpoints.sort();
+        let client = self.client().await?;
+        let sql = format!(
+            "INSERT INTO endpoint_senders (endpoint, sender, until_ms)
+             SELECT e, $2, {DB_NOW_MS} + $3 FROM unnest($1::uuid[]) AS e
+             ON CONFLICT (endpoint) DO UPDATE SET sender = EXCLUDED.sender, until_ms = EXCLUDED.until_ms
+             WHERE endpoint_senders.sender = EXCLUDED.sender OR endpoint_senders.until_ms < {DB_NOW_MS}
+             RETURNING endpoint"
+        );
+        let rows = client.q(&sql, &[&endpoints, &self.token, &lease]).await?;
+        let mine: std::collections::HashSet<uuid::Uuid> = rows.iter().map(|row| row.get(0)).collect();
+        let (attempts, others): (Vec<uuid::Uuid>, Vec<uuid::Uuid>) = wanted
+            .iter()
+            .filter(|(endpoint, _)| !mine.contains(&uuid(endpoint.as_u128())))
+            .flat_map(|(endpoint, entries)| {
+                entries.iter().map(move |entry| (uuid(entry.as_u128()), uuid(endpoint.as_u128())))
+            })
+            .unzip();
+        if !attempts.is_empty() {
+            let sql = format!(
+                "UPDATE queue q SET reserved_for = s.sender, locked_until_ms = {DB_NOW_MS} + $3
+                 FROM unnest($1::uuid[], $2::uuid[]) AS h(attempt, endpoint)
+                 JOIN endpoint_senders s ON s.endpoint = h.endpoint
+                 WHERE q.attempt = h.attempt"
+            );
+            client.exec(&sql, &[&attempts, &others, &lease]).await?;
+            client.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.token]).await?;
+        }
+        Ok(wanted.into_iter().map(|(id, _)| id).filter(|id| mine.contains(&uuid(id.as_u128()))).collect())
     }
 
     async fn release_claims(&self, entries: Vec<DeliveryId>) -> Result<(), StoreError> {

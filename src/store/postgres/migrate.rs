@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial", include_str!("migrations/0001_initial.sql")),
     (2, "listener holders", include_str!("migrations/0002_listener_holders.sql")),
     (3, "sealed secrets", include_str!("migrations/0003_sealed_secrets.sql")),
+    (4, "endpoint senders", include_str!("migrations/0004_endpoint_senders.sql")),
 ];
 
 /// The advisory lock key held while migrating ("stile" in ASCII, then 1).

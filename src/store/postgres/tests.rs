@@ -110,7 +110,7 @@ async fn queuing_in_one_process_wakes_the_others_and_released_claims_are_claimed
     assert!(publisher.due_entries(None, now, 100).await.unwrap().is_empty());
     assert_eq!(publisher.next_due_after(None).await.unwrap(), None, "nothing unclaimed is due");
     let ids: Vec<DeliveryId> = claimed.iter().map(|e| e.key.attempt()).collect();
-    other.renew_claims(ids.clone(), vec![]).await.unwrap();
+    other.renew_claims(ids.clone(), vec![], vec![]).await.unwrap();
     assert!(publisher.due_entries(None, now, 100).await.unwrap().is_empty(), "renewed, still held");
     other.release_claims(ids[..1].to_vec()).await.unwrap();
     assert_eq!(publisher.due_entries(None, now, 100).await.unwrap().len(), 1, "a released entry is claimed again");
@@ -138,6 +138,46 @@ async fn a_claim_that_is_not_renewed_runs_out_and_another_process_takes_the_entr
         assert!(std::time::Instant::now() < deadline, "the lease never ran out");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[tokio::test]
+async fn one_process_sends_to_an_endpoint_and_the_others_hand_it_their_entries_until_its_lease_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let options = PgOptions { claim_lease: Duration::from_secs(1), ..options };
+    let sender = PgStore::connect(&options).await.unwrap();
+    let other = PgStore::connect(&options).await.unwrap();
+    let owner = sender.test_owner(Mode::Test).await;
+    let record = EndpointRecord::for_test(owner, "https://example.com/hook", "*");
+    sender.insert_endpoint(record.clone()).await.unwrap();
+    let endpoint = record.id;
+    let now = 1_700_000_000_000;
+    let _ = sender.publish_events(invoices(owner, 2, now).to_vec(), now).await.unwrap();
+
+    assert_eq!(sender.send_for(vec![(endpoint, vec![])]).await.unwrap(), [endpoint]);
+    assert_eq!(sender.send_for(vec![(endpoint, vec![])]).await.unwrap(), [endpoint], "kept by its sender");
+    // The other process claimed the entries, but another sends to their endpoint: handed.
+    let claimed = other.due_entries(None, now, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let ids: Vec<DeliveryId> = claimed.iter().map(|e| e.key.attempt()).collect();
+    assert!(other.send_for(vec![(endpoint, ids.clone())]).await.unwrap().is_empty());
+    assert!(other.due_entries(None, now, 10).await.unwrap().is_empty(), "reserved for the sender");
+    let mut handed: Vec<DeliveryId> =
+        sender.due_entries(None, now, 10).await.unwrap().iter().map(|e| e.key.attempt()).collect();
+    handed.sort();
+    let mut ids = ids;
+    ids.sort();
+    assert_eq!(handed, ids, "the sender claims what it was handed");
+
+    // Renewed, it stays the sender; left to run out (as a dead process's), it moves.
+    sender.renew_claims(vec![], vec![], vec![endpoint]).await.unwrap();
+    assert!(other.send_for(vec![(endpoint, vec![])]).await.unwrap().is_empty());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while other.send_for(vec![(endpoint, vec![])]).await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the sender's lease never ran out");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(sender.send_for(vec![(endpoint, vec![])]).await.unwrap().is_empty(), "one sender at a time");
 }
 
 #[tokio::test]
