@@ -86,6 +86,19 @@ function labelChip(label) {
   return h('a', { class: 'label-chip', href: `#/endpoints${query({ label })}`, 'data-test': 'label' }, label);
 }
 
+/** A number field's whole number, or null when empty (the server checks the range). */
+function wholeOrNull(text) {
+  const trimmed = text.trim();
+  return trimmed === '' ? null : Number(trimmed);
+}
+
+/** An endpoint's flow limits in words. */
+function flowText(endpoint) {
+  const rate = endpoint.rate_limit ? `${endpoint.rate_limit} a second` : 'no rate limit';
+  const inFlight = endpoint.max_in_flight ? `${endpoint.max_in_flight} at once` : 'the server\'s default at once';
+  return `${rate}, ${inFlight}`;
+}
+
 /** Splits the labels field: labels are separated by commas or spaces. */
 function parseLabels(text) {
   return text.split(/[\s,]+/).filter(Boolean);
@@ -134,6 +147,8 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
   const name = h('input', { type: 'text', name: 'name', maxlength: '120', value: initial && initial.name ? initial.name : '' });
   const labels = h('input', { type: 'text', name: 'labels', placeholder: 'billing team:payments', value: initial ? initial.labels.join(' ') : '' });
   const description = h('input', { type: 'text', name: 'description', value: initial && initial.description ? initial.description : '' });
+  const rate = h('input', { type: 'number', name: 'rate_limit', min: '1', max: '100000', step: '1', placeholder: 'no limit', value: initial && initial.rate_limit ? String(initial.rate_limit) : '' });
+  const inFlight = h('input', { type: 'number', name: 'max_in_flight', min: '1', max: '1024', step: '1', placeholder: 'server default', value: initial && initial.max_in_flight ? String(initial.max_in_flight) : '' });
   const metadata = h('textarea', { name: 'metadata', rows: '3', placeholder: 'team=identity' });
   metadata.value = initial ? metadataText(initial.metadata) : '';
   const error = h('div', { 'aria-live': 'polite' });
@@ -148,6 +163,8 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     field('Labels', labels, 'Up to 8, separated by spaces or commas; letters, digits and . _ : / - each.'),
     field('Description', description),
     field('Metadata', metadata, 'One key=value per line.'),
+    field('Rate limit', rate, 'Optional: the most requests a second it receives.'),
+    field('Max in flight', inFlight, 'Optional: the most requests open at once (empty: the server\'s default).'),
     error,
     h('div', { class: 'actions' }, button, h('button', { type: 'button', class: 'secondary', onclick: cancel }, 'Cancel')));
   onSubmit(form, button, error, () => {
@@ -157,6 +174,7 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     const body = {
       url: url.value.trim(), enabled_events: events, name: name.value.trim() || null, labels: parseLabels(labels.value),
       description: description.value.trim() || null, metadata: meta,
+      rate_limit: wholeOrNull(rate.value), max_in_flight: wholeOrNull(inFlight.value),
     };
     if (!initial && !body.description) delete body.description;
     if (!initial && !body.name) delete body.name;
@@ -247,6 +265,7 @@ export async function renderDetail(root, params) {
         h('dt', {}, 'Events'), h('dd', {}, endpoint.enabled_events.includes('*') ? 'all events' : endpoint.enabled_events.join(', ')),
         h('dt', {}, 'Description'), h('dd', {}, endpoint.description || '—'),
         h('dt', {}, 'Metadata'), h('dd', {}, Object.keys(endpoint.metadata || {}).length ? jsonBlock(endpoint.metadata) : '—'),
+        h('dt', {}, 'Flow'), h('dd', { 'data-test': 'flow' }, flowText(endpoint)),
         h('dt', {}, 'Created'), h('dd', {}, timeCell(endpoint.created))),
       h('div', { class: 'actions' }, test, edit, toggle, reveal, rotate, recover, del));
   }

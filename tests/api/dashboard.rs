@@ -282,6 +282,8 @@ fn endpoints_are_edited_and_rotated_and_deliveries_paginate_and_retry_now() {
         page.type_into("textarea[name=metadata]", "team=identity\nowner=ada").await;
         page.type_into("input[name=name]", "Identity hooks").await;
         page.type_into("input[name=labels]", "billing, team:identity").await;
+        page.type_into("input[name=rate_limit]", "25").await;
+        page.type_into("input[name=max_in_flight]", "3").await;
         page.click_button("Save").await;
         page.wait_text(".facts", "Edited in the dashboard").await;
         page.wait_text(".view-head h1", "Identity hooks").await;
@@ -291,6 +293,8 @@ fn endpoints_are_edited_and_rotated_and_deliveries_paginate_and_retry_now() {
         assert_eq!(endpoint["metadata"], json!({"team": "identity", "owner": "ada"}));
         assert_eq!(endpoint["name"], "Identity hooks");
         assert_eq!(endpoint["labels"], json!(["billing", "team:identity"]));
+        assert_eq!((endpoint["rate_limit"].clone(), endpoint["max_in_flight"].clone()), (json!(25), json!(3)));
+        assert_eq!(page.text("[data-test=flow]").await, "25 a second, 3 at once");
         // A label leads to the endpoints carrying it; another endpoint without it is not listed.
         server.create_endpoint("http://127.0.0.1:9/unlabelled");
         page.find(".facts [data-test=label]").await.click().await.unwrap();
