@@ -391,7 +391,8 @@ impl Scheduler {
         }
         let rescanning = self.rescan_after.is_some();
         let start = self.rescan_after.take().unwrap_or(self.cursor);
-        let entries = self.store.due_entries(start, now + NEAR_WINDOW_MS, room).await?;
+        let full: Vec<EndpointId> = self.skipped.keys().copied().collect();
+        let entries = self.store.due_entries(start, now + NEAR_WINDOW_MS, room, full).await?;
         let full = entries.len() >= room;
         let last = entries.last().map(|e| e.key);
         let mut not_loaded = Vec::new();

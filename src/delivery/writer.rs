@@ -360,7 +360,7 @@ mod tests {
         let (done, scheduled) = recorded(&mut inbox).await;
         assert_eq!(done, keys.iter().map(|k| k.attempt()).collect::<Vec<_>>(), "all three in one transaction");
         assert!(scheduled.is_empty());
-        assert!(store.due_entries(None, u64::MAX, 10).await.unwrap().is_empty(), "they left the queue");
+        assert!(store.due_entries(None, u64::MAX, 10, Vec::new()).await.unwrap().is_empty(), "they left the queue");
         drop(jobs);
         task.await.unwrap();
         assert!(inbox.try_recv().is_err(), "nothing more was written");
@@ -379,7 +379,7 @@ mod tests {
         assert_eq!(done, vec![keys[0].attempt()], "the result went with the publish");
         assert_eq!(scheduled.len(), 1, "the published event's first attempt");
         assert_eq!(scheduled[0].due_ms(), NOW_MS, "due at the writer's clock");
-        assert_eq!(store.due_entries(None, u64::MAX, 10).await.unwrap().len(), 1);
+        assert_eq!(store.due_entries(None, u64::MAX, 10, Vec::new()).await.unwrap().len(), 1);
         drop(jobs);
         task.await.unwrap();
     }

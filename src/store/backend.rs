@@ -215,8 +215,12 @@ backend! {
 backend! {
     /// The queue as the engine's scheduler reads it. (`queue.rs` in each backend.)
     trait Queue {
-        /// Queue entries due by `until_ms`, after `after`, up to `limit`.
-        fn due_entries(&self, after: Option<QueueKey>, until_ms: u64, limit: usize) -> Result<Vec<DueEntry>, StoreError>;
+        /// Queue entries due by `until_ms`, after `after`, up to `limit`, leaving out those
+        /// of the endpoints in `full` where that helps (a shared queue, where entries are
+        /// claimed in due order: without it, one endpoint's backlog, which the scheduler
+        /// will not load, would be claimed and released again ahead of every other
+        /// endpoint's entries; one process scans past them by its cursor instead).
+        fn due_entries(&self, after: Option<QueueKey>, until_ms: u64, limit: usize, full: Vec<EndpointId>) -> Result<Vec<DueEntry>, StoreError>;
         /// When the first entry after `after` is due.
         fn next_due_after(&self, after: Option<QueueKey>) -> Result<Option<u64>, StoreError>;
         /// How many entries the queue holds.

@@ -34,7 +34,7 @@ async fn results_end_deliveries_or_schedule_retries_and_a_repeated_result_change
         assert_eq!(written.first_attempts.len(), 3);
         assert_eq!(store.queue_depth().await.unwrap(), 3);
 
-        let due = store.due_entries(None, now, 10).await.unwrap();
+        let due = store.due_entries(None, now, 10, Vec::new()).await.unwrap();
         assert_eq!(due.len(), 3);
         assert!(due.iter().all(|e| e.endpoint == endpoint.id && e.app == owner.app));
         let jobs = store.jobs(due.iter().map(|e| e.key.attempt()).collect::<Vec<_>>()).await.unwrap();
@@ -55,7 +55,7 @@ async fn results_end_deliveries_or_schedule_retries_and_a_repeated_result_change
         let failing = store.endpoint(owner, endpoint.id).await.unwrap().unwrap().failing;
         assert_eq!(failing.map(|f| f.attempts), Some(2), "two failures in a row");
         let mut retries: Vec<_> =
-            store.due_entries(None, now + 2_000, 10).await.unwrap().iter().map(|e| e.key).collect();
+            store.due_entries(None, now + 2_000, 10, Vec::new()).await.unwrap().iter().map(|e| e.key).collect();
         let mut scheduled = written.recorded.scheduled.keys().to_vec();
         retries.sort();
         scheduled.sort();
@@ -211,7 +211,7 @@ async fn an_attempt_is_retrying_until_its_retry_is_made_then_failed() {
         // Makes the attempt due by `at`, with `ok` as its outcome; the statuses of the
         // delivery's attempts after it, oldest first.
         let make = async |at: u64, ok: bool| {
-            let due = store.due_entries(None, at, 10).await.unwrap();
+            let due = store.due_entries(None, at, 10, Vec::new()).await.unwrap();
             assert_eq!(due.len(), 1, "one attempt due at {at}");
             let made = [result(&store, due[0].key, ok, at).await];
             store.publish_and_record(Arc::from(&[][..]), Arc::from(&made[..]), at, TWO_RETRIES).await.unwrap();
@@ -261,7 +261,7 @@ async fn an_attempt_is_left_retrying_when_a_resend_makes_its_successor_ambiguous
         store.publish_and_record(Arc::from(events), Arc::from(&[][..]), now, TWO_RETRIES).await.unwrap();
         // Makes the due attempt numbered `number` (the oldest such, if two are due).
         let make = async |at: u64, number: u32| {
-            let due = store.due_entries(None, at, 10).await.unwrap();
+            let due = store.due_entries(None, at, 10, Vec::new()).await.unwrap();
             let mut made = None;
             for entry in due {
                 let job = store.jobs(vec![entry.key.attempt()]).await.unwrap().pop().flatten().unwrap();

@@ -22,17 +22,17 @@ async fn due_entries_come_in_due_order_each_once_to_a_scan_that_moves_on() {
         keys.sort();
         assert_eq!(store.queue_depth().await.unwrap(), 5);
         assert_eq!(store.next_due_after(None).await.unwrap(), Some(now));
-        assert!(store.due_entries(None, now - 1, 10).await.unwrap().is_empty(), "nothing is due yet");
+        assert!(store.due_entries(None, now - 1, 10, Vec::new()).await.unwrap().is_empty(), "nothing is due yet");
 
-        let first = store.due_entries(None, now, 3).await.unwrap();
+        let first = store.due_entries(None, now, 3, Vec::new()).await.unwrap();
         assert_eq!(first.iter().map(|e| e.key).collect::<Vec<_>>(), keys[..3]);
         assert!(first.iter().all(|e| (e.endpoint, e.app) == (endpoint.id, owner.app)));
         let last_seen = Some(first[2].key);
-        let rest = store.due_entries(last_seen, now, 10).await.unwrap();
+        let rest = store.due_entries(last_seen, now, 10, Vec::new()).await.unwrap();
         assert_eq!(rest.iter().map(|e| e.key).collect::<Vec<_>>(), keys[3..], "the rest, not what was read");
-        assert!(store.due_entries(Some(rest[0].key), now, 10).await.unwrap().is_empty());
+        assert!(store.due_entries(Some(rest[0].key), now, 10, Vec::new()).await.unwrap().is_empty());
         assert_eq!(store.next_due_after(Some(rest[0].key)).await.unwrap(), Some(now + 5_000), "the later one");
-        let at_last = store.due_entries(Some(rest[0].key), now + 5_000, 10).await.unwrap();
+        let at_last = store.due_entries(Some(rest[0].key), now + 5_000, 10, Vec::new()).await.unwrap();
         assert_eq!(at_last.iter().map(|e| e.key).collect::<Vec<_>>(), later.keys());
         assert_eq!(store.queue_depth().await.unwrap(), 5, "reading the queue takes nothing off it");
     })
@@ -86,7 +86,7 @@ async fn retries_of_a_disabled_endpoint_wait_parked_until_it_is_enabled() {
         assert_eq!(resumed.len(), 3);
         assert!(resumed.iter().all(|k| k.due_ms() == now + 2), "due when it was enabled");
         assert_eq!(
-            store.due_entries(None, now + 2, 10).await.unwrap().iter().map(|e| e.key).collect::<Vec<_>>(),
+            store.due_entries(None, now + 2, 10, Vec::new()).await.unwrap().iter().map(|e| e.key).collect::<Vec<_>>(),
             resumed
         );
         // Parked by the scheduler while enabled (as for a listener with no CLI): back at
@@ -126,7 +126,7 @@ async fn a_retry_runs_now_when_asked_by_its_attempt_or_the_one_it_follows() {
         // By the pending attempt itself.
         let (id, due, _) = moved(store.retry_now(owner, endpoint.id, retry.attempt(), now + 20).await.unwrap());
         assert_eq!((id, due), (retry.attempt(), now + 20));
-        let due = store.due_entries(None, now + 100_000, 10).await.unwrap();
+        let due = store.due_entries(None, now + 100_000, 10, Vec::new()).await.unwrap();
         assert_eq!(due.iter().map(|e| e.key).collect::<Vec<_>>(), [QueueKey::new(now + 20, retry.attempt())]);
         let succeeded = store.retry_now(owner, endpoint.id, succeeded.attempt(), now).await.unwrap();
         assert!(matches!(succeeded, RetryNow::NotScheduled(AttemptStatus::Succeeded)), "{succeeded:?}");

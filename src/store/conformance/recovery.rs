@@ -17,7 +17,7 @@ async fn failed_deliveries_are_recovered_once_and_expired_ones_counted() {
         store.publish_and_record(Arc::from(&events[..]), Arc::from(&[][..]), now, TWO_RETRIES).await.unwrap();
         // Three failures each: the delivery fails for good.
         for round in 0..3u64 {
-            let due = store.due_entries(None, now + 10_000 * (round + 1), 10).await.unwrap();
+            let due = store.due_entries(None, now + 10_000 * (round + 1), 10, Vec::new()).await.unwrap();
             assert_eq!(due.len(), 2, "round {round}");
             let mut results: Vec<AttemptResult> = Vec::new();
             for e in due.iter() {

@@ -28,7 +28,7 @@ async fn metrics_count_the_queue_and_endpoints_by_health_across_applications() {
         assert!(metrics.store_bytes > 0);
         // Backends differ here by design: Postgres's claim lag counts only entries no
         // process has claimed; with redb nothing is claimed.
-        assert_eq!(store.due_entries(None, now, 10).await.unwrap().len(), 2);
+        assert_eq!(store.due_entries(None, now, 10, Vec::new()).await.unwrap().len(), 2);
         let lag = store.metrics_snapshot(now + 5_000).await.unwrap().claim_lag_ms;
         assert_eq!(lag, if store.is_redb() { 5_000 } else { 4_000 }, "the retry is due a second later");
     })

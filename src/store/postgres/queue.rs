@@ -21,6 +21,7 @@ impl Queue for PgStore {
         _after: Option<QueueKey>,
         until_ms: u64,
         limit: usize,
+        full: Vec<EndpointId>,
     ) -> Result<Vec<DueEntry>, StoreError> {
         let lease = self.claim_lease.as_millis() as i64;
         let client = self.client().await?;
@@ -29,12 +30,14 @@ impl Queue for PgStore {
                  SELECT attempt FROM queue
                  WHERE NOT parked AND due_ms <= $1
                      AND (locked_until_ms IS NULL OR locked_until_ms < {DB_NOW_MS} OR reserved_for = $4)
+                     AND NOT (endpoint = ANY($5))
                  ORDER BY due_ms, attempt LIMIT $2 FOR UPDATE SKIP LOCKED)
              UPDATE queue q SET locked_until_ms = {DB_NOW_MS} + $3, reserved_for = NULL
              FROM c WHERE q.attempt = c.attempt
              RETURNING q.due_ms, q.attempt, q.app, q.endpoint"
         );
-        let rows = client.q(&sql, &[&(until_ms as i64), &(limit as i64), &lease, &self.token]).await?;
+        let full: Vec<uuid::Uuid> = full.iter().map(|id| super::uuid(id.as_u128())).collect();
+        let rows = client.q(&sql, &[&(until_ms as i64), &(limit as i64), &lease, &self.token, &full]).await?;
         let mut entries: Vec<DueEntry> = rows
             .iter()
             .map(|row| DueEntry {

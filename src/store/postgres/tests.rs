@@ -105,15 +105,19 @@ async fn queuing_in_one_process_wakes_the_others_and_released_claims_are_claimed
         assert!(std::time::Instant::now() < deadline, "no wake-up reached the other process");
     }
     // Claimed entries are offered to nobody until released (or their lease runs out).
-    let claimed = other.due_entries(None, now, 100).await.unwrap();
+    let claimed = other.due_entries(None, now, 100, Vec::new()).await.unwrap();
     assert_eq!(claimed.len() as u64, n);
-    assert!(publisher.due_entries(None, now, 100).await.unwrap().is_empty());
+    assert!(publisher.due_entries(None, now, 100, Vec::new()).await.unwrap().is_empty());
     assert_eq!(publisher.next_due_after(None).await.unwrap(), None, "nothing unclaimed is due");
     let ids: Vec<DeliveryId> = claimed.iter().map(|e| e.key.attempt()).collect();
     other.renew_claims(ids.clone(), vec![], vec![]).await.unwrap();
-    assert!(publisher.due_entries(None, now, 100).await.unwrap().is_empty(), "renewed, still held");
+    assert!(publisher.due_entries(None, now, 100, Vec::new()).await.unwrap().is_empty(), "renewed, still held");
     other.release_claims(ids[..1].to_vec()).await.unwrap();
-    assert_eq!(publisher.due_entries(None, now, 100).await.unwrap().len(), 1, "a released entry is claimed again");
+    assert_eq!(
+        publisher.due_entries(None, now, 100, Vec::new()).await.unwrap().len(),
+        1,
+        "a released entry is claimed again"
+    );
 }
 
 #[tokio::test]
@@ -127,12 +131,12 @@ async fn a_claim_that_is_not_renewed_runs_out_and_another_process_takes_the_entr
     dead.insert_endpoint(EndpointRecord::for_test(owner, "https://example.com/hook", "*").clone()).await.unwrap();
     let now = 1_700_000_000_000;
     let _ = dead.publish_events(invoices(owner, 1, now).to_vec(), now).await.unwrap();
-    assert_eq!(dead.due_entries(None, now, 10).await.unwrap().len(), 1);
+    assert_eq!(dead.due_entries(None, now, 10, Vec::new()).await.unwrap().len(), 1);
     drop(dead);
-    assert!(alive.due_entries(None, now, 10).await.unwrap().is_empty(), "still held");
+    assert!(alive.due_entries(None, now, 10, Vec::new()).await.unwrap().is_empty(), "still held");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        if alive.due_entries(None, now, 10).await.unwrap().len() == 1 {
+        if alive.due_entries(None, now, 10, Vec::new()).await.unwrap().len() == 1 {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "the lease never ran out");
@@ -157,13 +161,13 @@ async fn one_process_sends_to_an_endpoint_and_the_others_hand_it_their_entries_u
     assert_eq!(sender.send_for(vec![(endpoint, vec![])]).await.unwrap(), [endpoint]);
     assert_eq!(sender.send_for(vec![(endpoint, vec![])]).await.unwrap(), [endpoint], "kept by its sender");
     // The other process claimed the entries, but another sends to their endpoint: handed.
-    let claimed = other.due_entries(None, now, 10).await.unwrap();
+    let claimed = other.due_entries(None, now, 10, Vec::new()).await.unwrap();
     assert_eq!(claimed.len(), 2);
     let ids: Vec<DeliveryId> = claimed.iter().map(|e| e.key.attempt()).collect();
     assert!(other.send_for(vec![(endpoint, ids.clone())]).await.unwrap().is_empty());
-    assert!(other.due_entries(None, now, 10).await.unwrap().is_empty(), "reserved for the sender");
+    assert!(other.due_entries(None, now, 10, Vec::new()).await.unwrap().is_empty(), "reserved for the sender");
     let mut handed: Vec<DeliveryId> =
-        sender.due_entries(None, now, 10).await.unwrap().iter().map(|e| e.key.attempt()).collect();
+        sender.due_entries(None, now, 10, Vec::new()).await.unwrap().iter().map(|e| e.key.attempt()).collect();
     handed.sort();
     let mut ids = ids;
     ids.sort();
@@ -178,6 +182,27 @@ async fn one_process_sends_to_an_endpoint_and_the_others_hand_it_their_entries_u
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(sender.send_for(vec![(endpoint, vec![])]).await.unwrap().is_empty(), "one sender at a time");
+}
+
+#[tokio::test]
+async fn entries_of_an_endpoint_the_scheduler_holds_enough_of_are_left_for_later_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let store = PgStore::connect(&options).await.unwrap();
+    let owner = store.test_owner(Mode::Test).await;
+    let busy = EndpointRecord::for_test(owner, "https://example.com/busy", "invoice.paid");
+    let other = EndpointRecord::for_test(owner, "https://example.com/other", "order.paid");
+    store.insert_endpoint(busy.clone()).await.unwrap();
+    store.insert_endpoint(other.clone()).await.unwrap();
+    let now = 1_700_000_000_000;
+    // The busy endpoint's backlog is due first; the other's entry after it.
+    let _ = store.publish_events(invoices(owner, 5, now).to_vec(), now).await.unwrap();
+    let later = crate::store::model::events::test_event(owner, "order.paid", serde_json::json!({}), now + 10);
+    let _ = store.publish_events(vec![later], now + 10).await.unwrap();
+    let claimed = store.due_entries(None, now + 10, 2, vec![busy.id]).await.unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(claimed[0].endpoint, other.id, "the other endpoint's entry, past the busy one's backlog");
+    assert_eq!(store.due_entries(None, now + 10, 10, Vec::new()).await.unwrap().len(), 5, "the backlog, when asked");
 }
 
 #[tokio::test]
@@ -300,7 +325,7 @@ async fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_no
     let now = 1_700_000_000_000;
     let events = invoices(owner, 8, now);
     recorder.publish_and_record(Arc::from(events.clone()), Arc::from([]), now, TWO_RETRIES).await.unwrap();
-    let claimed = recorder.due_entries(None, now, 1000).await.unwrap();
+    let claimed = recorder.due_entries(None, now, 1000, Vec::new()).await.unwrap();
     assert_eq!(claimed.len(), 24 * 8);
     let jobs = recorder.jobs(claimed.iter().map(|e| e.key.attempt()).collect::<Vec<_>>().to_vec()).await.unwrap();
     // Batches of failures that span every endpoint, recorded while the endpoints go one
@@ -358,6 +383,7 @@ async fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data(
                 "ALTER TABLE listeners DROP COLUMN holder, DROP COLUMN held_until_ms;
                      DROP INDEX listeners_by_endpoint;
                      ALTER TABLE queue DROP COLUMN reserved_for;
+                     DROP TABLE endpoint_senders;
                      DELETE FROM stile_schema_migrations WHERE version > 1",
             )
             .await?;
@@ -374,9 +400,9 @@ async fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data(
     }
     .await
     .unwrap();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
     assert_eq!(store.endpoint(owner, endpoint.id).await.unwrap().map(|e| e.id), Some(endpoint.id));
-    let claimed = store.due_entries(None, 1_700_000_000_000, 10).await.unwrap();
+    let claimed = store.due_entries(None, 1_700_000_000_000, 10, Vec::new()).await.unwrap();
     assert_eq!(claimed.len(), 1, "the queued attempt is claimed through the new columns");
     store.hold_listener(endpoint.id).await.unwrap();
 }
@@ -406,19 +432,22 @@ async fn a_listeners_attempts_go_to_the_process_holding_its_cli_until_that_hold_
     holder.publish_and_record(Arc::from(invoices(owner, 1, now)), Arc::from([]), now, TWO_RETRIES).await.unwrap();
 
     // The other process claims it, has no CLI: it hands the entry to the holder.
-    let claimed = other.due_entries(None, now, 10).await.unwrap();
+    let claimed = other.due_entries(None, now, 10, Vec::new()).await.unwrap();
     assert_eq!(claimed.len(), 1);
     let keys = [claimed[0].key];
     assert!(other.park(keys.to_vec(), |_| false).await.unwrap().is_empty());
-    assert!(other.due_entries(None, now, 10).await.unwrap().is_empty(), "reserved for the holder, not for anyone");
-    assert_eq!(holder.due_entries(None, now, 10).await.unwrap().len(), 1, "the holder claims it at once");
+    assert!(
+        other.due_entries(None, now, 10, Vec::new()).await.unwrap().is_empty(),
+        "reserved for the holder, not for anyone"
+    );
+    assert_eq!(holder.due_entries(None, now, 10, Vec::new()).await.unwrap().len(), 1, "the holder claims it at once");
     assert!(!holder.idle_listeners(i64::MAX).await.unwrap().iter().any(|(_, id)| *id == endpoint.id), "held: not idle");
 
     // The holder stops renewing (it died): once its claim and hold run out (in the
     // database's clock), whoever claims the entry parks it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let claimed = loop {
-        let claimed = other.due_entries(None, now, 10).await.unwrap();
+        let claimed = other.due_entries(None, now, 10, Vec::new()).await.unwrap();
         if !claimed.is_empty() || std::time::Instant::now() > deadline {
             break claimed;
         }

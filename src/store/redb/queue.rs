@@ -135,6 +135,7 @@ impl Queue for RedbStore {
         after: Option<QueueKey>,
         until_ms: u64,
         limit: usize,
+        _full: Vec<EndpointId>,
     ) -> Result<Vec<DueEntry>, StoreError> {
         self.read(|tx| {
             let queue = tx.open_table(tables::QUEUE)?;
