@@ -5,7 +5,7 @@ use crate::store::backend::Retention;
 use crate::store::model::{Cutoffs, PruneCursor, Pruned, StoreError};
 
 use super::cached::Cached;
-use super::{PgStore, uuid};
+use super::{DB_NOW_MS, PgStore, uuid};
 
 impl Retention for PgStore {
     /// Removes up to `limit` old rows from each history table, in one transaction. What
@@ -81,6 +81,13 @@ impl Retention for PgStore {
                 )
                 .await?;
             (pruned.idempotency, pruned.more) = (n as usize, pruned.more | full(n));
+            // Senderships that ran out: taken afresh when their endpoint has attempts
+            // again, and gone for endpoints that were deleted.
+            let sql = format!(
+                "DELETE FROM endpoint_senders WHERE endpoint IN
+                     (SELECT endpoint FROM endpoint_senders WHERE until_ms < {DB_NOW_MS} LIMIT $1)"
+            );
+            tx.exec(&sql, &[&limit]).await?;
             Ok(pruned)
         })
         .await?;
