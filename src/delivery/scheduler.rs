@@ -1,15 +1,17 @@
 //! The scheduler: a timer wheel over the durable queue, one task of the engine's runtime.
 //!
-//! The durable queue (`crate::store::model::queue`, kept by each backend) is the truth. The scheduler keeps only a
-//! bounded near window of it in memory: entries due within [`NEAR_WINDOW_MS`] wait in an
-//! ordered timer map until due, then in per-endpoint ready queues until their endpoint's
-//! flow allows a start (`flow.rs`: its in-flight cap, its rate, a pause after a 429 or
-//! 503) and fewer than `delivery.workers` attempts are in flight. An attempt answered 429
-//! (or 503 with `Retry-After`) pauses its endpoint and goes back to the front of its ready queue unrecorded,
-//! up to [`MAX_REFUSALS_HELD`] times; after that it is recorded as a failed attempt, so
-//! an endpoint that answers nothing else still fails, retries and is disabled as usual. Finished attempts go to the writer; the scheduler forgets an
-//! entry only once the writer says its result is committed, so nothing is sent twice
-//! while it runs, and a crash re-runs what was in flight.
+//! The durable queue (`crate::store::model::queue`, kept by each backend) is the truth.
+//! The scheduler keeps only a bounded near window of it in memory: entries due within
+//! [`NEAR_WINDOW_MS`] wait in an ordered timer map until due, then in per-endpoint ready
+//! queues until their endpoint's flow allows a start (`flow.rs`: its in-flight cap, its
+//! rate, a pause after a refusal) and fewer than `delivery.workers` attempts are in
+//! flight. An attempt answered 429 (or 503 with `Retry-After`) pauses its endpoint and
+//! goes back to the front of its ready queue unrecorded, up to [`MAX_REFUSALS_HELD`]
+//! times; after that it is recorded as a failed attempt, so an endpoint that answers
+//! nothing else still fails, retries and is disabled as usual. Finished attempts go to
+//! the writer; the scheduler forgets an entry only once the writer says its result is
+//! committed, so nothing is sent twice while it runs, and a crash re-runs what was in
+//! flight.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -43,8 +45,8 @@ const MAX_LOADED_PER_ENDPOINT: usize = 5_000;
 /// later or an entry handed to them, waits at most this long).
 const HEARD_DELAY_MS: u64 = 20;
 
-/// How many times in a row one attempt answered 429 or 503 goes back to its queue without
-/// being recorded; the next such answer is recorded as a failed attempt.
+/// How many times in a row one attempt refused (429, or 503 with `Retry-After`) goes back
+/// to its queue without being recorded; the next refusal is recorded as a failed attempt.
 pub(super) const MAX_REFUSALS_HELD: u32 = 5;
 
 /// The longest the scheduler sleeps without looking at the queue, as a safety net.
@@ -71,7 +73,7 @@ pub(super) struct Scheduler {
     flow: Flow,
     /// The entries of the attempts in flight, to put back one its endpoint refused.
     sending: HashMap<DeliveryId, DueEntry>,
-    /// How many times each held attempt was refused in a row (429 or 503).
+    /// How many times each held attempt was refused in a row.
     refusals: HashMap<DeliveryId, u32>,
     /// When the earliest hold on a ready entry ends by itself (Unix ms).
     held_until: Option<u64>,
@@ -304,7 +306,7 @@ impl Scheduler {
         }
     }
 
-    /// Puts an attempt its endpoint refused (429 or 503) back at the front of the
+    /// Puts an attempt its endpoint refused back at the front of the
     /// endpoint's ready queue, unrecorded, unless it was refused [`MAX_REFUSALS_HELD`]
     /// times in a row already (then it is recorded: `false`).
     fn hold_refused(&mut self, entry: DueEntry) -> bool {
@@ -391,8 +393,8 @@ impl Scheduler {
         }
         let rescanning = self.rescan_after.is_some();
         let start = self.rescan_after.take().unwrap_or(self.cursor);
-        let full: Vec<EndpointId> = self.skipped.keys().copied().collect();
-        let entries = self.store.due_entries(start, now + NEAR_WINDOW_MS, room, full).await?;
+        let saturated: Vec<EndpointId> = self.skipped.keys().copied().collect();
+        let entries = self.store.due_entries(start, now + NEAR_WINDOW_MS, room, saturated).await?;
         let full = entries.len() >= room;
         let last = entries.last().map(|e| e.key);
         let mut not_loaded = Vec::new();
