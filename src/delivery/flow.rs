@@ -11,13 +11,13 @@
 //!   a second no start comes before its time, so any window of one second
 //!   (`[t, t + 1 s)`) holds at most `rate_limit` starts; above that a start may come up to
 //!   [`RATE_TOLERANCE_US`] early, for at most `rate_limit + 1 + rate_limit / 1000`.
-//! - **Pause**: an answer of 429, or 503 with `Retry-After` (the scheduler's `refused`),
-//!   pauses the endpoint for its `Retry-After`, capped
-//!   by `delivery.max_pause`, or without one for an adaptive back-off (1 s, doubling with
-//!   each such answer in a row, to the same cap). After a pause the endpoint recovers: its
-//!   rate starts at half of what it was sent in the second before the answer and doubles
-//!   every second without another, until it reaches its own limit (or, with none, twice
-//!   the rate that was refused), where the recovery ends.
+//! - **Pause**: a refusal (an answer of 429, or 503 with `Retry-After`: the scheduler's
+//!   `refused`) pauses the endpoint for its `Retry-After`, capped by `delivery.max_pause`,
+//!   or without one for an adaptive back-off (1 s, doubling with each refusal in a row, to
+//!   the same cap). After a pause the endpoint recovers: its rate starts at half of what
+//!   it was sent in the second before the refusal and doubles every second without
+//!   another, until it reaches its own limit (or, with none, twice the rate that was
+//!   refused), where the recovery ends.
 //!
 //! An endpoint whose limits are not known yet (none of its jobs read since this process
 //! started) gets one request at a time until a job brings its record. Pure: time is
