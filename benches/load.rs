@@ -23,6 +23,9 @@
 //! `--only W9 [--events N]`: N events (default 10 M) written into a data file through the
 //! store, then the time from starting the server on it to its first list, and its peak
 //! RSS (not in the default run).
+//! `--only W11`: 6,000 events to one endpoint with a `rate_limit` of 100 (with
+//! `--postgres 3`, through three processes): the busiest second at the receiver and the
+//! time taken (also not in the default run).
 //! `--postgres N`: W1-W4 on the Postgres backend, a throwaway cluster whose commits wait for
 //! the disk (fsync on), with N stile processes per workload and the publishers spread
 //! over them; it adds Postgres' own CPU per delivery (the postmaster and its backends)
@@ -623,6 +626,82 @@ fn retention_under_load(rate: u64, secs: u64, retention_secs: u64) -> serde_json
     })
 }
 
+/// W11: an exact rate. One endpoint with a `rate_limit` of `rate`; `events` events
+/// published at once, spread over every stile process (`--postgres 3` for three); what the
+/// receiver sees: the most requests in any one-second window `[t, t + 1 s)` (target:
+/// `rate`, and at most the one more a request delayed on its way may add) and the time
+/// from the first request to the last (target: within 5% of `(events - 1) / rate`).
+fn exact_rate(events: u64, rate: u64) -> serde_json::Value {
+    let receiver = start_receiver();
+    let (servers, _) = start_stile();
+    let body =
+        serde_json::json!({"url": format!("{}/w11", receiver.base), "enabled_events": ["*"], "rate_limit": rate});
+    let resp = agent()
+        .post(format!("{}/v1/webhook_endpoints", servers[0].base))
+        .header("authorization", format!("Bearer {KEY}"))
+        .send_json(body)
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let targets: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| format!("{}/v1/events", s.base)).collect());
+    let next = Arc::new(AtomicUsize::new(0));
+    let publishers: Vec<_> = (0..8)
+        .map(|_| {
+            let (next, targets) = (Arc::clone(&next), Arc::clone(&targets));
+            std::thread::spawn(move || {
+                let agent = agent();
+                loop {
+                    let seq = next.fetch_add(1, Ordering::Relaxed) as u64;
+                    if seq >= events {
+                        break;
+                    }
+                    let body = serde_json::json!({
+                        "type": "verification_session.verified",
+                        "data": {"id": format!("vks_{seq}"), "seq": seq, "note": PADDING},
+                    });
+                    publish(&agent, &targets[seq as usize % targets.len()], body);
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(2 * events / rate + 60);
+    while receiver.arrivals.count.load(Ordering::Relaxed) < events as usize && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut times: Vec<Instant> = receiver.arrivals.times.lock().unwrap().values().flatten().copied().collect();
+    times.sort();
+    let mut busiest = 0;
+    let mut from = 0;
+    for (to, at) in times.iter().enumerate() {
+        while *at >= times[from] + Duration::from_secs(1) {
+            from += 1;
+        }
+        busiest = busiest.max(to + 1 - from);
+    }
+    let seconds = match (times.first(), times.last()) {
+        (Some(first), Some(last)) => last.duration_since(*first).as_secs_f64(),
+        _ => 0.0,
+    };
+    let expected = (events - 1) as f64 / rate as f64;
+    let delivered = receiver.arrivals.times.lock().unwrap().len();
+    serde_json::json!({
+        "workload": "W11 exact rate",
+        "processes": servers.len(),
+        "backend": if POSTGRES.get().is_some() { "postgres" } else { "redb" },
+        "rate_limit": rate,
+        "events": events,
+        "delivered": delivered,
+        "missing": (events as usize).saturating_sub(delivered),
+        "requests": times.len(),
+        "busiest_second": busiest,
+        "seconds": seconds,
+        "expected_seconds": expected,
+        "off_by_pct": (seconds - expected) / expected * 100.0,
+    })
+}
+
 /// W9: start-up with a long history. `events` events (no deliveries) written straight
 /// into a data file through the store, in batches, then the server started on it: the
 /// time until it serves a list and its memory then.
@@ -1183,6 +1262,21 @@ fn main() {
             pick(&|r| r["body_bytes"].as_f64().unwrap_or(f64::NAN)),
             pick(&|r| r["page_bytes_per_event"].as_f64().unwrap_or(f64::NAN)),
         ));
+    }
+    if only.as_deref().is_some_and(|o| o.starts_with("W11")) {
+        let events = if quick { 600 } else { 6_000 };
+        let result = exact_rate(events, 100);
+        println!("{result}");
+        println!(
+            "W11 exact rate: {events} events at a rate_limit of 100 through {} {} process(es): busiest second {} requests, first to last {:.2} s (expected {:.2} s, {:+.2}%)",
+            result["processes"],
+            result["backend"].as_str().unwrap_or("?"),
+            result["busiest_second"],
+            result["seconds"].as_f64().unwrap_or(f64::NAN),
+            result["expected_seconds"].as_f64().unwrap_or(f64::NAN),
+            result["off_by_pct"].as_f64().unwrap_or(f64::NAN),
+        );
+        failed |= result["missing"].as_u64() != Some(0);
     }
     // The cluster lives in a static, which is never dropped: remove it now.
     if let Some((cluster, _)) = POSTGRES.get() {
