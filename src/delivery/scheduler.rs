@@ -21,7 +21,7 @@ use super::flow::{Flow, Held};
 use super::listeners::Listeners;
 use super::messages::{Inbox, PingRequest, RETRY_DELAY, SchedulerMsg, To, WorkItem, WriteJob};
 use crate::clock::Clock;
-use crate::ids::{DeliveryId, EndpointId};
+use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::metrics::{HoldReason, Metrics};
 use crate::store::QueueWrites;
 use crate::store::model::{
@@ -84,6 +84,8 @@ pub(super) struct Scheduler {
     /// Whether the last dispatch pass held any entry back (so the next sets the gauges
     /// even if it holds none).
     held_any: bool,
+    /// Attempts in flight per application (the pool's share of each; test pings aside).
+    app_in_flight: HashMap<AppId, usize>,
     /// On a shared queue, the endpoints this process sends to (each endpoint's flow is
     /// kept by one process: `store.send_for`), until when it may go on without renewing.
     sending_to: HashMap<EndpointId, std::time::Instant>,
@@ -151,6 +153,7 @@ impl Scheduler {
             metrics,
             held_any: false,
             sending_to: HashMap::new(),
+            app_in_flight: HashMap::new(),
             cursor: None,
             rescan_after: None,
             loaded: HashSet::new(),
@@ -214,6 +217,9 @@ impl Scheduler {
                 self.busy -= 1;
                 self.flow.finished(result.endpoint);
                 let entry = self.sending.remove(&result.attempt());
+                if let Some(entry) = &entry {
+                    self.app_finished(entry.app);
+                }
                 if refused(&result) {
                     self.flow.refused(result.endpoint, self.clock.now_ms(), result.retry_after);
                     if let Some(entry) = entry
@@ -434,6 +440,7 @@ impl Scheduler {
     /// slot and forgets it.
     fn undispatch(&mut self, entry: &DueEntry) {
         self.flow.finished(entry.endpoint);
+        self.app_finished(entry.app);
         self.release(entry.key.attempt(), entry.endpoint);
     }
 
@@ -478,6 +485,71 @@ impl Scheduler {
         }
     }
 
+    /// Takes up to `free` ready entries that their endpoints' flows allow now, sharing
+    /// the pool between applications: in rounds, one entry per application per round,
+    /// the applications with the fewest attempts in flight first, and within an
+    /// application its endpoints in turn. So an application with a backlog to many
+    /// endpoints takes no more of the pool than its turn while another has entries
+    /// ready. Notes what holds the rest.
+    fn choose(&mut self, mut free: usize, now: u64) -> Vec<DueEntry> {
+        let mut chosen = Vec::new();
+        let mut by_app: HashMap<AppId, VecDeque<EndpointId>> = HashMap::new();
+        for (endpoint, queue) in &self.ready {
+            if let Some(first) = queue.front() {
+                by_app.entry(first.app).or_default().push_back(*endpoint);
+            }
+        }
+        let mut turn: Vec<(usize, AppId, VecDeque<EndpointId>)> = by_app
+            .into_iter()
+            .map(|(app, endpoints)| (self.app_in_flight.get(&app).copied().unwrap_or(0), app, endpoints))
+            .collect();
+        if turn.len() > 1 {
+            turn.sort_unstable_by_key(|(load, app, _)| (*load, *app));
+        }
+        let mut holds = Vec::new();
+        while free > 0 && !turn.is_empty() {
+            for (_, _, endpoints) in turn.iter_mut() {
+                if free == 0 {
+                    break;
+                }
+                // The application's next endpoint that may start: one entry from it.
+                while let Some(endpoint) = endpoints.pop_front() {
+                    let Some(queue) = self.ready.get_mut(&endpoint) else { continue };
+                    match self.flow.start(endpoint, now) {
+                        Ok(()) => {
+                            let Some(entry) = queue.pop_front() else { continue };
+                            *self.app_in_flight.entry(entry.app).or_default() += 1;
+                            chosen.push(entry);
+                            free -= 1;
+                            if !queue.is_empty() {
+                                endpoints.push_back(endpoint);
+                            }
+                            break;
+                        }
+                        Err(held) => holds.push((held, queue.len())),
+                    }
+                }
+            }
+            turn.retain(|(_, _, endpoints)| !endpoints.is_empty());
+        }
+        self.show_holds(&holds);
+        for (held, _) in holds {
+            self.note_hold(held);
+        }
+        self.ready.retain(|_, q| !q.is_empty());
+        chosen
+    }
+
+    /// An attempt of `app` left the pool (answered, put back or not sent).
+    fn app_finished(&mut self, app: AppId) {
+        if let Some(n) = self.app_in_flight.get_mut(&app) {
+            *n -= 1;
+            if *n == 0 {
+                self.app_in_flight.remove(&app);
+            }
+        }
+    }
+
     /// Keeps the earliest time a hold ends by itself, to wake then.
     fn note_hold(&mut self, held: Held) {
         if let Some(at) = held.until_ms() {
@@ -518,34 +590,14 @@ impl Scheduler {
     /// Hands ready entries to the delivery runtime, within the pool and each endpoint's
     /// flow.
     async fn dispatch(&mut self) -> Result<(), StoreError> {
-        let mut chosen: Vec<DueEntry> = Vec::new();
         self.send_or_hand_over().await?;
         let now = self.clock.now_ms();
         self.held_until = None;
         // Finished attempts whose results are not yet committed count against the pool
         // too: they are what a crash would repeat, so at most `workers` ever are.
         self.grant_pings(now);
-        let mut free = self.workers.saturating_sub(self.busy + self.unrecorded);
-        let mut holds = Vec::new();
-        for (endpoint, queue) in self.ready.iter_mut() {
-            while free > 0 && !queue.is_empty() {
-                match self.flow.start(*endpoint, now) {
-                    Ok(()) => {
-                        chosen.extend(queue.pop_front());
-                        free -= 1;
-                    }
-                    Err(held) => {
-                        holds.push((held, queue.len()));
-                        break;
-                    }
-                }
-            }
-        }
-        self.show_holds(&holds);
-        for (held, _) in holds {
-            self.note_hold(held);
-        }
-        self.ready.retain(|_, q| !q.is_empty());
+        let free = self.workers.saturating_sub(self.busy + self.unrecorded);
+        let chosen = self.choose(free, now);
         self.flow.trim(now);
         if chosen.is_empty() {
             return Ok(());
@@ -555,8 +607,9 @@ impl Scheduler {
             Ok(jobs) => jobs,
             Err(err) => {
                 // Put them back and try later.
-                for entry in chosen {
+                for entry in chosen.into_iter().rev() {
                     self.flow.finished(entry.endpoint);
+                    self.app_finished(entry.app);
                     self.ready.entry(entry.endpoint).or_default().push_front(entry);
                 }
                 return Err(err);
@@ -765,6 +818,51 @@ mod tests {
         scheduler.load_and_dispatch().await.unwrap();
         assert_eq!(loaded_for(&scheduler, target), 0, "due: moved from the timer to the ready queue");
         assert_eq!(scheduler.ready.get(&target).map_or(0, VecDeque::len), 1, "no worker free to take it");
+    }
+
+    #[test]
+    fn the_pool_goes_round_the_applications_not_their_endpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, store) = Store::open(dir.path()).unwrap().into_shared();
+        let (work, _work_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (writer, _writer_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut scheduler =
+            Scheduler::new(store, Clock::manual(START_MS), work, writer, (6, flow(8)), Arc::default(), Arc::default());
+        let (busy_app, quiet_app) = (AppId(1), AppId(2));
+        let busy: Vec<EndpointId> = (0..4).map(|_| EndpointId::new()).collect();
+        let quiet = EndpointId::new();
+        let mut ready = |app: AppId, endpoint: EndpointId, n: u64| {
+            scheduler.flow.learn(endpoint, crate::store::model::FlowLimits::default());
+            let queue = scheduler.ready.entry(endpoint).or_default();
+            for i in 0..n {
+                queue.push_back(DueEntry { key: QueueKey::new(START_MS + i, DeliveryId::new()), endpoint, app });
+            }
+        };
+        for endpoint in &busy {
+            ready(busy_app, *endpoint, 50);
+        }
+        ready(quiet_app, quiet, 5);
+        let share = |chosen: &[DueEntry], app: AppId| chosen.iter().filter(|e| e.app == app).count();
+
+        // Six slots, two applications with entries ready: three each, though the busy one
+        // has four endpoints to the quiet one's one.
+        let chosen = scheduler.choose(6, START_MS);
+        assert_eq!((share(&chosen, busy_app), share(&chosen, quiet_app)), (3, 3));
+        let spread: std::collections::HashSet<EndpointId> =
+            chosen.iter().filter(|e| e.app == busy_app).map(|e| e.endpoint).collect();
+        assert_eq!(spread.len(), 3, "the busy application's share goes round its endpoints");
+        // Two of the quiet one's end: the next slot is the quiet one's, with fewer in
+        // flight, though the busy one comes first in the order of ids.
+        for entry in chosen.iter().filter(|e| e.app == quiet_app).take(2) {
+            scheduler.flow.finished(entry.endpoint);
+            scheduler.app_finished(entry.app);
+        }
+        let chosen = scheduler.choose(1, START_MS);
+        assert_eq!((share(&chosen, busy_app), share(&chosen, quiet_app)), (0, 1));
+        // Two more slots: one each (the quiet one has one entry left).
+        let chosen = scheduler.choose(2, START_MS);
+        assert_eq!((share(&chosen, busy_app), share(&chosen, quiet_app)), (1, 1));
+        assert!(!scheduler.ready.contains_key(&quiet), "the quiet one is done");
     }
 
     /// A ping request for `endpoint` whose slot reports to `inbox`'s sender.
