@@ -559,12 +559,17 @@ impl Scheduler {
 
     /// On a shared queue, makes this process the sender of the endpoints it has ready
     /// entries for, or hands those entries to the process that is (and forgets them).
+    /// Listener endpoints with their CLI here need no sendership: their attempts come
+    /// here from every process (`park.rs`).
     async fn send_or_hand_over(&mut self) -> Result<(), StoreError> {
         let Some(every) = self.store.claim_renewal() else { return Ok(()) };
         let now = std::time::Instant::now();
         let wanted: Vec<(EndpointId, Vec<DeliveryId>)> = self
             .ready
             .iter()
+            // A listener endpoint whose CLI is connected here is sent to from here only:
+            // the other processes hand its attempts to this one already.
+            .filter(|(endpoint, _)| !self.listeners.is_connected(**endpoint))
             .filter(|(endpoint, _)| self.sending_to.get(endpoint).is_none_or(|until| *until <= now))
             .map(|(endpoint, queue)| (*endpoint, queue.iter().map(|e| e.key.attempt()).collect()))
             .collect();
