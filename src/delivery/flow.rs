@@ -205,8 +205,7 @@ impl Flow {
             }
             // A little late (a wake-up's lag), a start keeps the spacing; later, the
             // spacing starts again from it.
-            let from =
-                if now_us >= state.next_start_us + LATE_KEEPS_SPACING_US { now_us } else { state.next_start_us };
+            let from = if now_us >= state.next_start_us + LATE_KEEPS_SPACING_US { now_us } else { state.next_start_us };
             state.next_start_us = from + interval_us;
         }
         state.in_flight += 1;
@@ -363,7 +362,10 @@ mod tests {
             let busiest = busiest_second(&starts);
             assert!(busiest <= (rate + 1 + rate / 100) as usize, "rate {rate}: {busiest} in one second");
             let total = starts.len() as f64;
-            assert!((total - 10.0 * f64::from(rate)).abs() <= f64::from(rate) * 0.01 + 1.0, "rate {rate}: {total} in 10 s");
+            assert!(
+                (total - 10.0 * f64::from(rate)).abs() <= f64::from(rate) * 0.01 + 1.0,
+                "rate {rate}: {total} in 10 s"
+            );
         }
     }
 
