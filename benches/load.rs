@@ -23,6 +23,9 @@
 //! `--only W9 [--events N]`: N events (default 10 M) written into a data file through the
 //! store, then the time from starting the server on it to its first list, and its peak
 //! RSS (not in the default run).
+//! `--only W10`: B publishes 200 events/s for 15 s to a fast endpoint, alone and while
+//! A's backlog of 50,000 drains to a 200 ms endpoint with `max_in_flight` 8: B's p99
+//! with A ÷ without (not in the default run).
 //! `--only W11`: 6,000 events to one endpoint with a `rate_limit` of 100 (with
 //! `--postgres 3`, through three processes): the busiest second at the receiver and the
 //! time taken (also not in the default run).
@@ -89,6 +92,10 @@ fn start_receiver() -> ReceiverHandle {
 
 async fn receive(req: HttpRequest, body: web::Bytes, arrivals: web::Data<Arrivals>) -> HttpResponse {
     let held = Instant::now();
+    // W10's slow endpoint answers in 200 ms.
+    if req.path().starts_with("/slow") {
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
     while arrivals.stalled.load(Ordering::Relaxed) && held.elapsed() < WORKLOAD_DEADLINE {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
@@ -623,6 +630,126 @@ fn retention_under_load(rate: u64, secs: u64, retention_secs: u64) -> serde_json
         "publish_ms_before_pruning": {"p50": before_p50, "p99": before_p99},
         "publish_ms_while_pruning": {"p50": during_p50, "p99": during_p99, "worst_second_p99": worst_second},
         "worst_seconds": worst_seconds,
+    })
+}
+
+/// W10: a noisy neighbour. Application B publishes 200 events/s for `secs` seconds to a
+/// fast endpoint, alone and then while application A's backlog of `backlog` events drains
+/// to an endpoint that answers in 200 ms with `max_in_flight` 8 (through every process).
+/// B's end-to-end p99 with A ÷ without (target at most 2).
+fn noisy_neighbour(backlog: u64, secs: u64) -> serde_json::Value {
+    let receiver = start_receiver();
+    let (servers, _) = start_stile();
+    let post = |path: &str, app: Option<&str>, body: serde_json::Value| {
+        let mut req =
+            agent().post(format!("{}{path}", servers[0].base)).header("authorization", format!("Bearer {KEY}"));
+        if let Some(app) = app {
+            req = req.header("stile-app", app);
+        }
+        let resp = req.send_json(body).unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+    };
+    post("/v1/apps", None, serde_json::json!({"name": "noisy", "uid": "noisy"}));
+    let slow = format!("{}/slow/w10", receiver.base);
+    post(
+        "/v1/webhook_endpoints",
+        Some("noisy"),
+        serde_json::json!({"url": slow, "enabled_events": ["*"], "max_in_flight": 8}),
+    );
+    post(
+        "/v1/webhook_endpoints",
+        None,
+        serde_json::json!({"url": format!("{}/w10b", receiver.base), "enabled_events": ["*"]}),
+    );
+    let targets: Vec<String> = servers.iter().map(|s| format!("{}/v1/events", s.base)).collect();
+
+    // B at 200/s from `first`: each event's end-to-end time, in ms.
+    let quiet = |first: u64| -> Vec<f64> {
+        let events = 200 * secs;
+        let started = Instant::now();
+        let sent = Arc::new(Mutex::new(HashMap::new()));
+        let publishers: Vec<_> = (0..4)
+            .map(|t| {
+                let (sent, targets) = (Arc::clone(&sent), targets.clone());
+                std::thread::spawn(move || {
+                    let agent = agent();
+                    for n in (t..events).step_by(4) {
+                        let due = started + Duration::from_secs_f64(n as f64 / 200.0);
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        let seq = first + n;
+                        let body = serde_json::json!({"type": "verification_session.verified", "data": {"id": format!("vks_{seq}"), "seq": seq, "note": PADDING}});
+                        sent.lock().unwrap().insert(seq, Instant::now());
+                        publish(&agent, &targets[n as usize % targets.len()], body);
+                    }
+                })
+            })
+            .collect();
+        for p in publishers {
+            p.join().unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let arrived = |seq: &u64| receiver.arrivals.times.lock().unwrap().contains_key(&("/w10b".to_string(), *seq));
+        while !sent.lock().unwrap().keys().all(arrived) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let times = receiver.arrivals.times.lock().unwrap();
+        let sent = sent.lock().unwrap();
+        let mut ms: Vec<f64> = sent
+            .iter()
+            .filter_map(|(seq, at)| {
+                Some(times.get(&("/w10b".to_string(), *seq))?[0].duration_since(*at).as_secs_f64() * 1000.0)
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        ms
+    };
+    let alone = quiet(1_000_000);
+    // A's backlog, as fast as the processes take it.
+    let next = Arc::new(AtomicUsize::new(0));
+    let publishers: Vec<_> = (0..8)
+        .map(|_| {
+            let (next, targets) = (Arc::clone(&next), targets.clone());
+            std::thread::spawn(move || {
+                let agent = agent();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed) as u64;
+                    if n >= backlog {
+                        break;
+                    }
+                    let body = serde_json::json!({"type": "verification_session.verified", "data": {"id": format!("vks_{n}"), "seq": n, "note": PADDING}});
+                    let mut resp = agent
+                        .post(&targets[n as usize % targets.len()])
+                        .header("authorization", format!("Bearer {KEY}"))
+                        .header("stile-app", "noisy")
+                        .send_json(body)
+                        .expect("publish answered");
+                    assert_eq!(resp.status(), 200, "publish failed");
+                    resp.body_mut().read_to_vec().expect("publish answer read");
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    let noisy_queued = receiver.arrivals.times.lock().unwrap().keys().filter(|(path, _)| path == "/slow/w10").count();
+    let with = quiet(2_000_000);
+    let p99 = |ms: &[f64]| percentile(ms, 0.99);
+    serde_json::json!({
+        "workload": "W10 noisy neighbour",
+        "processes": servers.len(),
+        "backend": if POSTGRES.get().is_some() { "postgres" } else { "redb" },
+        "backlog": backlog,
+        "noisy_delivered_before_b": noisy_queued,
+        "b_events": 200 * secs,
+        "b_p50_ms_alone": percentile(&alone, 0.5),
+        "b_p99_ms_alone": p99(&alone),
+        "b_p50_ms_with_a": percentile(&with, 0.5),
+        "b_p99_ms_with_a": p99(&with),
+        "ratio_p99": p99(&with) / p99(&alone),
+        "missing": (2 * 200 * secs) as usize - alone.len() - with.len(),
     })
 }
 
@@ -1262,6 +1389,20 @@ fn main() {
             pick(&|r| r["body_bytes"].as_f64().unwrap_or(f64::NAN)),
             pick(&|r| r["page_bytes_per_event"].as_f64().unwrap_or(f64::NAN)),
         ));
+    }
+    if only.as_deref().is_some_and(|o| o.starts_with("W10")) {
+        let (backlog, secs) = if quick { (5_000, 5) } else { (50_000, 15) };
+        let result = noisy_neighbour(backlog, secs);
+        println!("{result}");
+        println!(
+            "W10 noisy neighbour: B at 200/s for {secs} s through {} {} process(es): p99 {:.2} ms alone, {:.2} ms while A's {backlog} drain to a 200 ms endpoint (ratio {:.2})",
+            result["processes"],
+            result["backend"].as_str().unwrap_or("?"),
+            result["b_p99_ms_alone"].as_f64().unwrap_or(f64::NAN),
+            result["b_p99_ms_with_a"].as_f64().unwrap_or(f64::NAN),
+            result["ratio_p99"].as_f64().unwrap_or(f64::NAN),
+        );
+        failed |= result["missing"].as_u64() != Some(0);
     }
     if only.as_deref().is_some_and(|o| o.starts_with("W11")) {
         let events = if quick { 600 } else { 6_000 };
