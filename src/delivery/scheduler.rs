@@ -84,9 +84,6 @@ pub(super) struct Scheduler {
     /// Whether the last dispatch pass held any entry back (so the next sets the gauges
     /// even if it holds none).
     held_any: bool,
-    /// On a shared queue, endpoints another process sends to, until when this one leaves
-    /// their entries out of its claims (it would only hand them over).
-    sent_elsewhere: HashMap<EndpointId, std::time::Instant>,
     /// Attempts in flight per application (the pool's share of each; test pings aside).
     app_in_flight: HashMap<AppId, usize>,
     /// On a shared queue, the endpoints this process sends to (each endpoint's flow is
@@ -157,7 +154,6 @@ impl Scheduler {
             held_any: false,
             sending_to: HashMap::new(),
             app_in_flight: HashMap::new(),
-            sent_elsewhere: HashMap::new(),
             cursor: None,
             rescan_after: None,
             loaded: HashSet::new(),
@@ -403,9 +399,7 @@ impl Scheduler {
         }
         let rescanning = self.rescan_after.is_some();
         let start = self.rescan_after.take().unwrap_or(self.cursor);
-        let now_instant = std::time::Instant::now();
-        self.sent_elsewhere.retain(|_, until| *until > now_instant);
-        let saturated: Vec<EndpointId> = self.skipped.keys().chain(self.sent_elsewhere.keys()).copied().collect();
+        let saturated: Vec<EndpointId> = self.skipped.keys().copied().collect();
         let entries = self.store.due_entries(start, now + NEAR_WINDOW_MS, room, saturated).await?;
         let full = entries.len() >= room;
         let last = entries.last().map(|e| e.key);
@@ -588,13 +582,9 @@ impl Scheduler {
             if mine.contains(&endpoint) {
                 // Within two renewals: the lease is three.
                 self.sending_to.insert(endpoint, now + every * 2);
-            } else {
-                // Left out of this process's claims for a while: the sender takes them.
-                self.sent_elsewhere.insert(endpoint, now + every);
-                if let Some(handed) = self.ready.remove(&endpoint) {
-                    for entry in handed {
-                        self.release(entry.key.attempt(), endpoint);
-                    }
+            } else if let Some(handed) = self.ready.remove(&endpoint) {
+                for entry in handed {
+                    self.release(entry.key.attempt(), endpoint);
                 }
             }
         }
