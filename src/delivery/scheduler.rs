@@ -567,10 +567,11 @@ impl Scheduler {
         let wanted: Vec<(EndpointId, Vec<DeliveryId>)> = self
             .ready
             .iter()
-            // A listener endpoint whose CLI is connected here is sent to from here only:
-            // the other processes hand its attempts to this one already.
-            .filter(|(endpoint, _)| !self.listeners.is_connected(**endpoint))
             .filter(|(endpoint, _)| self.sending_to.get(endpoint).is_none_or(|until| *until <= now))
+            // A listener endpoint whose CLI is connected here is sent to from here only:
+            // the other processes hand its attempts to this one already. (Asked second:
+            // it takes the listeners' lock.)
+            .filter(|(endpoint, _)| !self.listeners.is_connected(**endpoint))
             .map(|(endpoint, queue)| (*endpoint, queue.iter().map(|e| e.key.attempt()).collect()))
             .collect();
         if wanted.is_empty() {
