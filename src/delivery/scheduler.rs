@@ -375,7 +375,8 @@ impl Scheduler {
             } else {
                 // Entries not signalled (none are known) are still found within MAX_IDLE.
                 let safety_net = now + MAX_IDLE.as_millis() as u64;
-                match self.store.next_due_after(self.cursor).await? {
+                let saturated: Vec<EndpointId> = self.skipped.keys().copied().collect();
+                match self.store.next_due_after(self.cursor, saturated).await? {
                     Some(due) => due.saturating_sub(NEAR_WINDOW_MS).min(safety_net),
                     None => safety_net,
                 }

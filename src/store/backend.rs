@@ -215,14 +215,15 @@ backend! {
 backend! {
     /// The queue as the engine's scheduler reads it. (`queue.rs` in each backend.)
     trait Queue {
-        /// Queue entries due by `until_ms`, after `after`, up to `limit`, leaving out those
-        /// of the endpoints in `full` where that helps (a shared queue, where entries are
-        /// claimed in due order: without it, one endpoint's backlog, which the scheduler
-        /// will not load, would be claimed and released again ahead of every other
-        /// endpoint's entries; one process scans past them by its cursor instead).
+        /// Queue entries due by `until_ms`, after `after`, up to `limit`. `full` names the
+        /// endpoints the scheduler holds enough entries of: a shared queue leaves out the
+        /// entries set aside for this process of those (`release_claims`), which would
+        /// otherwise be claimed and set aside again on every pass; one process scans past
+        /// them by its cursor instead.
         fn due_entries(&self, after: Option<QueueKey>, until_ms: u64, limit: usize, full: Vec<EndpointId>) -> Result<Vec<DueEntry>, StoreError>;
-        /// When the first entry after `after` is due.
-        fn next_due_after(&self, after: Option<QueueKey>) -> Result<Option<u64>, StoreError>;
+        /// When the first entry after `after` is due (on a shared queue, the first this
+        /// process could claim, leaving out what it set aside of the endpoints in `full`).
+        fn next_due_after(&self, after: Option<QueueKey>, full: Vec<EndpointId>) -> Result<Option<u64>, StoreError>;
         /// How many entries the queue holds.
         fn queue_depth(&self) -> Result<u64, StoreError>;
         /// Removes a queue entry behind the engine's back, for unit tests.
@@ -317,6 +318,8 @@ backend! {
         /// to: with one process, all of them.
         fn send_for(&self, wanted: Vec<(EndpointId, Vec<DeliveryId>)>) -> Result<Vec<EndpointId>, StoreError> { Ok(wanted.into_iter().map(|(endpoint, _)| endpoint).collect()) };
         /// Gives up the claims on queue entries this process loaded but will not make now.
+        /// On a shared queue those of an endpoint with a sender are set aside for it
+        /// (reserved, out of every other claim's way) until it has room for them.
         fn release_claims(&self, entries: Vec<DeliveryId>) -> Result<(), StoreError> { let _ = entries; Ok(()) };
         /// Records that this process holds listener endpoint `id`'s `stile listen`
         /// connection, so other processes on a shared store hand it the endpoint's attempts

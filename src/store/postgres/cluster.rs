@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use deadpool_postgres::GenericClient;
 use tokio_postgres::AsyncMessage;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -68,6 +69,27 @@ async fn listen(
     Ok(())
 }
 
+/// Gives the entries reserved for a process whose sendership or listener hold of their
+/// endpoint ran out (it died, or stopped sending there) back to every process, waking
+/// them. A reservation has no lease of its own: it lasts while its holder's does.
+pub(super) async fn release_lapsed_reservations(client: &impl GenericClient) -> Result<(), StoreError> {
+    let sql = format!(
+        "UPDATE queue q SET reserved_for = NULL
+         FROM (SELECT endpoint, sender AS holder FROM endpoint_senders WHERE until_ms < {DB_NOW_MS}
+               UNION
+               SELECT endpoint, holder FROM listeners WHERE holder IS NOT NULL AND held_until_ms < {DB_NOW_MS}) lapsed
+         WHERE q.reserved_for = lapsed.holder AND q.endpoint = lapsed.endpoint AND NOT q.parked
+             AND NOT EXISTS (SELECT 1 FROM endpoint_senders s WHERE s.endpoint = q.endpoint
+                             AND s.sender = q.reserved_for AND s.until_ms >= {DB_NOW_MS})
+             AND NOT EXISTS (SELECT 1 FROM listeners l WHERE l.endpoint = q.endpoint
+                             AND l.holder = q.reserved_for AND l.held_until_ms >= {DB_NOW_MS})"
+    );
+    if client.exec(&sql, &[]).await? > 0 {
+        client.exec("SELECT pg_notify($1, '')", &[&QUEUE_CHANNEL]).await?;
+    }
+    Ok(())
+}
+
 impl Backend for PgStore {
     fn is_shared(&self) -> bool {
         true
@@ -104,13 +126,14 @@ impl Backend for PgStore {
         listening: Vec<EndpointId>,
         sending: Vec<EndpointId>,
     ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        release_lapsed_reservations(&client).await?;
         if held.is_empty() && listening.is_empty() && sending.is_empty() {
             return Ok(());
         }
         let lease = self.claim_lease.as_millis() as i64;
         let entries: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
         let endpoints: Vec<uuid::Uuid> = listening.iter().map(|id| uuid(id.as_u128())).collect();
-        let client = self.client().await?;
         if !sending.is_empty() {
             let sending: Vec<uuid::Uuid> = sending.iter().map(|id| uuid(id.as_u128())).collect();
             let sql = format!(
@@ -146,12 +169,20 @@ impl Backend for PgStore {
         let mut endpoints: Vec<uuid::Uuid> = wanted.iter().map(|(id, _)| uuid(id.as_u128())).collect();
         endpoints.sort();
         let client = self.client().await?;
+        // A sendership taken over from a process whose lease ran out brings the entries
+        // set aside for that process with it.
         let sql = format!(
-            "INSERT INTO endpoint_senders (endpoint, sender, until_ms)
-             SELECT e, $2, {DB_NOW_MS} + $3 FROM unnest($1::uuid[]) AS e
-             ON CONFLICT (endpoint) DO UPDATE SET sender = EXCLUDED.sender, until_ms = EXCLUDED.until_ms
-             WHERE endpoint_senders.sender = EXCLUDED.sender OR endpoint_senders.until_ms < {DB_NOW_MS}
-             RETURNING endpoint"
+            "WITH old AS (SELECT endpoint, sender FROM endpoint_senders WHERE endpoint = ANY($1) AND sender <> $2),
+             taken AS (
+                 INSERT INTO endpoint_senders (endpoint, sender, until_ms)
+                 SELECT e, $2, {DB_NOW_MS} + $3 FROM unnest($1::uuid[]) AS e
+                 ON CONFLICT (endpoint) DO UPDATE SET sender = EXCLUDED.sender, until_ms = EXCLUDED.until_ms
+                 WHERE endpoint_senders.sender = EXCLUDED.sender OR endpoint_senders.until_ms < {DB_NOW_MS}
+                 RETURNING endpoint),
+             moved AS (
+                 UPDATE queue q SET reserved_for = $2 FROM old JOIN taken USING (endpoint)
+                 WHERE q.reserved_for = old.sender AND q.endpoint = old.endpoint AND NOT q.parked)
+             SELECT endpoint FROM taken"
         );
         let rows = client.q(&sql, &[&endpoints, &self.token, &lease]).await?;
         let mine: std::collections::HashSet<uuid::Uuid> = rows.iter().map(|row| row.get(0)).collect();
@@ -164,12 +195,12 @@ impl Backend for PgStore {
             .unzip();
         if !attempts.is_empty() {
             let sql = format!(
-                "UPDATE queue q SET reserved_for = s.sender, locked_until_ms = {DB_NOW_MS} + $3
+                "UPDATE queue q SET reserved_for = s.sender, locked_until_ms = NULL
                  FROM unnest($1::uuid[], $2::uuid[]) AS h(attempt, endpoint)
                  JOIN endpoint_senders s ON s.endpoint = h.endpoint
                  WHERE q.attempt = h.attempt"
             );
-            client.exec(&sql, &[&attempts, &others, &lease]).await?;
+            client.exec(&sql, &[&attempts, &others]).await?;
             client.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.token]).await?;
         }
         Ok(wanted.into_iter().map(|(id, _)| id).filter(|id| mine.contains(&uuid(id.as_u128()))).collect())
@@ -181,18 +212,35 @@ impl Backend for PgStore {
         }
         let ids: Vec<uuid::Uuid> = entries.iter().map(|id| uuid(id.as_u128())).collect();
         let client = self.client().await?;
-        client.exec("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&ids]).await?;
+        let sql = format!(
+            "UPDATE queue q SET locked_until_ms = NULL, reserved_for = coalesce(q.reserved_for,
+                 (SELECT s.sender FROM endpoint_senders s WHERE s.endpoint = q.endpoint AND s.until_ms >= {DB_NOW_MS}))
+             WHERE q.attempt = ANY($1) RETURNING q.reserved_for"
+        );
+        let rows = client.q(&sql, &[&ids]).await?;
+        if rows.iter().any(|row| row.get::<_, Option<String>>(0).is_some_and(|holder| holder != self.token)) {
+            client.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.token]).await?;
+        }
         Ok(())
     }
 
     /// Records that this process holds the CLI connection of listener endpoint `id` (for
     /// the claim lease, renewed by [`PgStore::renew_claims`]): the other processes hand
-    /// it the endpoint's attempts rather than park them.
+    /// it the endpoint's attempts rather than park them. Those handed to the process that
+    /// held it before come here too.
     async fn hold_listener(&self, id: EndpointId) -> Result<(), StoreError> {
         let lease = self.claim_lease.as_millis() as i64;
+        let id = uuid(id.as_u128());
         let client = self.client().await?;
         let sql = format!("UPDATE listeners SET holder = $2, held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = $1");
-        client.exec(&sql, &[&uuid(id.as_u128()), &self.token, &lease]).await?;
+        client.exec(&sql, &[&id, &self.token, &lease]).await?;
+        client
+            .exec(
+                "UPDATE queue SET reserved_for = $2
+                 WHERE endpoint = $1 AND reserved_for IS NOT NULL AND reserved_for <> $2 AND NOT parked",
+                &[&id, &self.token],
+            )
+            .await?;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "listener holders", include_str!("migrations/0002_listener_holders.sql")),
     (3, "sealed secrets", include_str!("migrations/0003_sealed_secrets.sql")),
     (4, "endpoint senders", include_str!("migrations/0004_endpoint_senders.sql")),
+    (5, "reserved entries", include_str!("migrations/0005_reserved_entries.sql")),
 ];
 
 /// The advisory lock key held while migrating ("stile" in ASCII, then 1).

@@ -82,10 +82,15 @@ impl Retention for PgStore {
                 .await?;
             (pruned.idempotency, pruned.more) = (n as usize, pruned.more | full(n));
             // Senderships that ran out: taken afresh when their endpoint has attempts
-            // again, and gone for endpoints that were deleted.
+            // again, and gone for endpoints that were deleted. What was set aside for
+            // their senders goes back to everyone.
             let sql = format!(
-                "DELETE FROM endpoint_senders WHERE endpoint IN
-                     (SELECT endpoint FROM endpoint_senders WHERE until_ms < {DB_NOW_MS} LIMIT $1)"
+                "WITH gone AS (
+                     DELETE FROM endpoint_senders WHERE endpoint IN
+                         (SELECT endpoint FROM endpoint_senders WHERE until_ms < {DB_NOW_MS} LIMIT $1)
+                     RETURNING endpoint, sender)
+                 UPDATE queue q SET reserved_for = NULL FROM gone
+                 WHERE q.reserved_for = gone.sender AND q.endpoint = gone.endpoint AND NOT q.parked"
             );
             tx.exec(&sql, &[&limit]).await?;
             Ok(pruned)

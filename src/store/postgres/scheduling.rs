@@ -24,7 +24,7 @@ use super::cluster::QUEUE_CHANNEL;
 use super::endpoints::{Lock, get_in, refile, update_in};
 use super::events::publish_in;
 use super::listeners::listener_holder;
-use super::{DB_NOW_MS, PgStore, Tx, id_of, uuid};
+use super::{PgStore, Tx, id_of, uuid};
 
 /// Puts the parked attempts of enabled endpoints (all but listeners, or just `only`)
 /// back on the queue at `now_ms` (see [`rules::unpark`](crate::store::rules::unpark)).
@@ -301,12 +301,13 @@ impl<C: GenericClient> ParkTx for Parking<'_, C> {
         client.exec("UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1)", &[&kept]).await?;
         if !handed.is_empty() {
             let (attempts, holders): (Vec<uuid::Uuid>, Vec<String>) = handed.into_iter().unzip();
-            let lease = store.claim_lease.as_millis() as i64;
-            let sql = format!(
-                "UPDATE queue q SET reserved_for = h.holder, locked_until_ms = {DB_NOW_MS} + $3
-                 FROM unnest($1::uuid[], $2::text[]) AS h(attempt, holder) WHERE q.attempt = h.attempt"
-            );
-            client.exec(&sql, &[&attempts, &holders, &lease]).await?;
+            client
+                .exec(
+                    "UPDATE queue q SET reserved_for = h.holder, locked_until_ms = NULL
+                     FROM unnest($1::uuid[], $2::text[]) AS h(attempt, holder) WHERE q.attempt = h.attempt",
+                    &[&attempts, &holders],
+                )
+                .await?;
             client.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &store.token]).await?;
         }
         Ok(())

@@ -108,7 +108,7 @@ async fn queuing_in_one_process_wakes_the_others_and_released_claims_are_claimed
     let claimed = other.due_entries(None, now, 100, Vec::new()).await.unwrap();
     assert_eq!(claimed.len() as u64, n);
     assert!(publisher.due_entries(None, now, 100, Vec::new()).await.unwrap().is_empty());
-    assert_eq!(publisher.next_due_after(None).await.unwrap(), None, "nothing unclaimed is due");
+    assert_eq!(publisher.next_due_after(None, Vec::new()).await.unwrap(), None, "nothing unclaimed is due");
     let ids: Vec<DeliveryId> = claimed.iter().map(|e| e.key.attempt()).collect();
     other.renew_claims(ids.clone(), vec![], vec![]).await.unwrap();
     assert!(publisher.due_entries(None, now, 100, Vec::new()).await.unwrap().is_empty(), "renewed, still held");
@@ -185,24 +185,55 @@ async fn one_process_sends_to_an_endpoint_and_the_others_hand_it_their_entries_u
 }
 
 #[tokio::test]
-async fn entries_of_an_endpoint_the_scheduler_holds_enough_of_are_left_for_later_claims() {
+async fn a_backlog_set_aside_for_its_endpoints_sender_is_out_of_every_claims_way_until_that_sender_lapses() {
     let dir = tempfile::tempdir().unwrap();
     let Some(options) = fresh_database(dir.path()) else { return };
-    let store = PgStore::connect(&options).await.unwrap();
-    let owner = store.test_owner(Mode::Test).await;
+    let options = PgOptions { claim_lease: Duration::from_secs(2), ..options };
+    let sender = PgStore::connect(&options).await.unwrap();
+    let other = PgStore::connect(&options).await.unwrap();
+    let owner = sender.test_owner(Mode::Test).await;
     let busy = EndpointRecord::for_test(owner, "https://example.com/busy", "invoice.paid");
-    let other = EndpointRecord::for_test(owner, "https://example.com/other", "order.paid");
-    store.insert_endpoint(busy.clone()).await.unwrap();
-    store.insert_endpoint(other.clone()).await.unwrap();
+    let quiet = EndpointRecord::for_test(owner, "https://example.com/quiet", "order.paid");
+    sender.insert_endpoint(busy.clone()).await.unwrap();
+    sender.insert_endpoint(quiet.clone()).await.unwrap();
     let now = 1_700_000_000_000;
-    // The busy endpoint's backlog is due first; the other's entry after it.
-    let _ = store.publish_events(invoices(owner, 5, now).to_vec(), now).await.unwrap();
+    // The busy endpoint's backlog is due first; the quiet one's entry after it.
+    let _ = sender.publish_events(invoices(owner, 5, now).to_vec(), now).await.unwrap();
     let later = crate::store::model::events::test_event(owner, "order.paid", serde_json::json!({}), now + 10);
-    let _ = store.publish_events(vec![later], now + 10).await.unwrap();
-    let claimed = store.due_entries(None, now + 10, 2, vec![busy.id]).await.unwrap();
-    assert_eq!(claimed.len(), 1, "{claimed:?}");
-    assert_eq!(claimed[0].endpoint, other.id, "the other endpoint's entry, past the busy one's backlog");
-    assert_eq!(store.due_entries(None, now + 10, 10, Vec::new()).await.unwrap().len(), 5, "the backlog, when asked");
+    let _ = sender.publish_events(vec![later], now + 10).await.unwrap();
+    assert_eq!(sender.send_for(vec![(busy.id, vec![])]).await.unwrap(), [busy.id]);
+
+    // The other process claims all six and will not make them now: the busy endpoint's
+    // go to its sender, the quiet one's back to everyone.
+    let claimed = other.due_entries(None, now + 10, 10, Vec::new()).await.unwrap();
+    assert_eq!(claimed.len(), 6);
+    other.release_claims(claimed.iter().map(|e| e.key.attempt()).collect()).await.unwrap();
+    assert_eq!(other.next_due_after(None, Vec::new()).await.unwrap(), Some(now + 10), "past the backlog");
+    let claimed = other.due_entries(None, now + 10, 10, Vec::new()).await.unwrap();
+    assert_eq!(claimed.iter().map(|e| e.endpoint).collect::<Vec<_>>(), [quiet.id], "the backlog is the sender's");
+
+    // The sender leaves it where it is while it holds enough of the endpoint's entries.
+    assert!(sender.due_entries(None, now + 10, 10, vec![busy.id]).await.unwrap().is_empty());
+    assert_eq!(sender.next_due_after(None, vec![busy.id]).await.unwrap(), None);
+    assert_eq!(sender.next_due_after(None, Vec::new()).await.unwrap(), Some(now));
+    let backlog = sender.due_entries(None, now + 10, 10, Vec::new()).await.unwrap();
+    assert_eq!(backlog.len(), 5, "taken when it has room");
+    assert!(backlog.iter().all(|e| e.endpoint == busy.id));
+    sender.release_claims(backlog.iter().map(|e| e.key.attempt()).collect()).await.unwrap();
+
+    // The sender stops renewing (it died): once its sendership runs out, the other
+    // process's renewal gives the backlog back to everyone, and it is claimed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let claimed = loop {
+        other.renew_claims(vec![], vec![], vec![]).await.unwrap();
+        let claimed = other.due_entries(None, now + 10, 10, Vec::new()).await.unwrap();
+        if claimed.iter().any(|e| e.endpoint == busy.id) {
+            break claimed;
+        }
+        assert!(std::time::Instant::now() < deadline, "the backlog stayed with a dead sender");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(claimed.iter().filter(|e| e.endpoint == busy.id).count(), 5);
 }
 
 #[tokio::test]
@@ -383,6 +414,7 @@ async fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data(
                 "ALTER TABLE listeners DROP COLUMN holder, DROP COLUMN held_until_ms;
                      DROP INDEX listeners_by_endpoint;
                      ALTER TABLE queue DROP COLUMN reserved_for;
+                     CREATE INDEX queue_due ON queue (due_ms, attempt) WHERE NOT parked;
                      DROP TABLE endpoint_senders;
                      DELETE FROM stile_schema_migrations WHERE version > 1",
             )
@@ -400,7 +432,7 @@ async fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data(
     }
     .await
     .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
     assert_eq!(store.endpoint(owner, endpoint.id).await.unwrap().map(|e| e.id), Some(endpoint.id));
     let claimed = store.due_entries(None, 1_700_000_000_000, 10, Vec::new()).await.unwrap();
     assert_eq!(claimed.len(), 1, "the queued attempt is claimed through the new columns");
@@ -444,9 +476,11 @@ async fn a_listeners_attempts_go_to_the_process_holding_its_cli_until_that_hold_
     assert!(!holder.idle_listeners(i64::MAX).await.unwrap().iter().any(|(_, id)| *id == endpoint.id), "held: not idle");
 
     // The holder stops renewing (it died): once its claim and hold run out (in the
-    // database's clock), whoever claims the entry parks it.
+    // database's clock), the other process's renewal gives the entry back to everyone,
+    // and whoever claims it parks it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let claimed = loop {
+        other.renew_claims(vec![], vec![], vec![]).await.unwrap();
         let claimed = other.due_entries(None, now, 10, Vec::new()).await.unwrap();
         if !claimed.is_empty() || std::time::Instant::now() > deadline {
             break claimed;

@@ -160,7 +160,7 @@ impl Queue for RedbStore {
         })
     }
 
-    async fn next_due_after(&self, after: Option<QueueKey>) -> Result<Option<u64>, StoreError> {
+    async fn next_due_after(&self, after: Option<QueueKey>, _full: Vec<EndpointId>) -> Result<Option<u64>, StoreError> {
         self.read(|tx| {
             let queue = tx.open_table(tables::QUEUE)?;
             let first = queue.range(QueueKey::first_row_after(after)..)?.next().transpose()?;
