@@ -339,8 +339,23 @@ impl Scheduler {
                 && let Some(first_skipped) = self.skipped.remove(&endpoint)
             {
                 self.rescan_from(first_skipped);
+            } else if remaining == self.limits.per_endpoint / 2 {
+                // No longer stocked: what is set aside for it may be taken.
+                self.next_scan_ms = 0;
             }
         }
+    }
+
+    /// The endpoints with enough entries in memory for now (at least half their share,
+    /// or some left unloaded): a shared queue leaves what it set aside for them where it
+    /// is, rather than claim it on every pass past the entries already held.
+    fn stocked(&self) -> Vec<EndpointId> {
+        let half = self.limits.per_endpoint / 2;
+        let held = self.loaded_per_endpoint.iter().filter(|(_, n)| **n >= half).map(|(e, _)| *e);
+        let mut stocked: Vec<EndpointId> = self.skipped.keys().copied().chain(held).collect();
+        stocked.sort_unstable();
+        stocked.dedup();
+        stocked
     }
 
     /// Loads due entries from the queue, moves due ones to the ready queues, dispatches
@@ -375,8 +390,7 @@ impl Scheduler {
             } else {
                 // Entries not signalled (none are known) are still found within MAX_IDLE.
                 let safety_net = now + MAX_IDLE.as_millis() as u64;
-                let saturated: Vec<EndpointId> = self.skipped.keys().copied().collect();
-                match self.store.next_due_after(self.cursor, saturated).await? {
+                match self.store.next_due_after(self.cursor, self.stocked()).await? {
                     Some(due) => due.saturating_sub(NEAR_WINDOW_MS).min(safety_net),
                     None => safety_net,
                 }
@@ -400,8 +414,7 @@ impl Scheduler {
         }
         let rescanning = self.rescan_after.is_some();
         let start = self.rescan_after.take().unwrap_or(self.cursor);
-        let saturated: Vec<EndpointId> = self.skipped.keys().copied().collect();
-        let entries = self.store.due_entries(start, now + NEAR_WINDOW_MS, room, saturated).await?;
+        let entries = self.store.due_entries(start, now + NEAR_WINDOW_MS, room, self.stocked()).await?;
         let full = entries.len() >= room;
         let last = entries.last().map(|e| e.key);
         let mut not_loaded = Vec::new();

@@ -31,7 +31,11 @@ async fn due_entries_come_in_due_order_each_once_to_a_scan_that_moves_on() {
         let rest = store.due_entries(last_seen, now, 10, Vec::new()).await.unwrap();
         assert_eq!(rest.iter().map(|e| e.key).collect::<Vec<_>>(), keys[3..], "the rest, not what was read");
         assert!(store.due_entries(Some(rest[0].key), now, 10, Vec::new()).await.unwrap().is_empty());
-        assert_eq!(store.next_due_after(Some(rest[0].key), Vec::new()).await.unwrap(), Some(now + 5_000), "the later one");
+        assert_eq!(
+            store.next_due_after(Some(rest[0].key), Vec::new()).await.unwrap(),
+            Some(now + 5_000),
+            "the later one"
+        );
         let at_last = store.due_entries(Some(rest[0].key), now + 5_000, 10, Vec::new()).await.unwrap();
         assert_eq!(at_last.iter().map(|e| e.key).collect::<Vec<_>>(), later.keys());
         assert_eq!(store.queue_depth().await.unwrap(), 5, "reading the queue takes nothing off it");

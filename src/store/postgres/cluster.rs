@@ -73,20 +73,33 @@ async fn listen(
 /// endpoint ran out (it died, or stopped sending there) back to every process, waking
 /// them. A reservation has no lease of its own: it lasts while its holder's does.
 pub(super) async fn release_lapsed_reservations(client: &impl GenericClient) -> Result<(), StoreError> {
+    // The lapsed holds that still have entries, found from the two small tables (the
+    // queue is only probed, through `queue_reserved`), then released by the same probe.
     let sql = format!(
-        "UPDATE queue q SET reserved_for = NULL
+        "SELECT l.holder, l.endpoint
          FROM (SELECT endpoint, sender AS holder FROM endpoint_senders WHERE until_ms < {DB_NOW_MS}
                UNION
-               SELECT endpoint, holder FROM listeners WHERE holder IS NOT NULL AND held_until_ms < {DB_NOW_MS}) lapsed
-         WHERE q.reserved_for = lapsed.holder AND q.endpoint = lapsed.endpoint AND NOT q.parked
-             AND NOT EXISTS (SELECT 1 FROM endpoint_senders s WHERE s.endpoint = q.endpoint
-                             AND s.sender = q.reserved_for AND s.until_ms >= {DB_NOW_MS})
-             AND NOT EXISTS (SELECT 1 FROM listeners l WHERE l.endpoint = q.endpoint
-                             AND l.holder = q.reserved_for AND l.held_until_ms >= {DB_NOW_MS})"
+               SELECT endpoint, holder FROM listeners WHERE holder IS NOT NULL AND held_until_ms < {DB_NOW_MS}) l
+         WHERE EXISTS (SELECT 1 FROM queue q WHERE q.reserved_for = l.holder AND q.endpoint = l.endpoint AND NOT q.parked)
+             AND NOT EXISTS (SELECT 1 FROM endpoint_senders s WHERE s.endpoint = l.endpoint
+                             AND s.sender = l.holder AND s.until_ms >= {DB_NOW_MS})
+             AND NOT EXISTS (SELECT 1 FROM listeners h WHERE h.endpoint = l.endpoint
+                             AND h.holder = l.holder AND h.held_until_ms >= {DB_NOW_MS})"
     );
-    if client.exec(&sql, &[]).await? > 0 {
-        client.exec("SELECT pg_notify($1, '')", &[&QUEUE_CHANNEL]).await?;
+    let rows = client.q(&sql, &[]).await?;
+    if rows.is_empty() {
+        return Ok(());
     }
+    let (holders, endpoints): (Vec<String>, Vec<uuid::Uuid>) =
+        rows.iter().map(|row| (row.get::<_, String>(0), row.get::<_, uuid::Uuid>(1))).unzip();
+    client
+        .exec(
+            "UPDATE queue q SET reserved_for = NULL FROM unnest($1::text[], $2::uuid[]) AS l(holder, endpoint)
+             WHERE q.reserved_for = l.holder AND q.endpoint = l.endpoint AND NOT q.parked",
+            &[&holders, &endpoints],
+        )
+        .await?;
+    client.exec("SELECT pg_notify($1, '')", &[&QUEUE_CHANNEL]).await?;
     Ok(())
 }
 
@@ -169,8 +182,6 @@ impl Backend for PgStore {
         let mut endpoints: Vec<uuid::Uuid> = wanted.iter().map(|(id, _)| uuid(id.as_u128())).collect();
         endpoints.sort();
         let client = self.client().await?;
-        // A sendership taken over from a process whose lease ran out brings the entries
-        // set aside for that process with it.
         let sql = format!(
             "WITH old AS (SELECT endpoint, sender FROM endpoint_senders WHERE endpoint = ANY($1) AND sender <> $2),
              taken AS (
@@ -178,14 +189,39 @@ impl Backend for PgStore {
                  SELECT e, $2, {DB_NOW_MS} + $3 FROM unnest($1::uuid[]) AS e
                  ON CONFLICT (endpoint) DO UPDATE SET sender = EXCLUDED.sender, until_ms = EXCLUDED.until_ms
                  WHERE endpoint_senders.sender = EXCLUDED.sender OR endpoint_senders.until_ms < {DB_NOW_MS}
-                 RETURNING endpoint),
-             moved AS (
-                 UPDATE queue q SET reserved_for = $2 FROM old JOIN taken USING (endpoint)
-                 WHERE q.reserved_for = old.sender AND q.endpoint = old.endpoint AND NOT q.parked)
-             SELECT endpoint FROM taken"
+                 RETURNING endpoint)
+             SELECT taken.endpoint, old.sender FROM taken LEFT JOIN old USING (endpoint)"
         );
         let rows = client.q(&sql, &[&endpoints, &self.token, &lease]).await?;
         let mine: std::collections::HashSet<uuid::Uuid> = rows.iter().map(|row| row.get(0)).collect();
+        // A sendership taken over from a process whose lease ran out brings the entries
+        // set aside for that process with it.
+        let (from, at): (Vec<String>, Vec<uuid::Uuid>) =
+            rows.iter().filter_map(|row| Some((row.get::<_, Option<String>>(1)?, row.get::<_, uuid::Uuid>(0)))).unzip();
+        if !from.is_empty() {
+            client
+                .exec(
+                    "UPDATE queue q SET reserved_for = $3 FROM unnest($1::text[], $2::uuid[]) AS o(sender, endpoint)
+                     WHERE q.reserved_for = o.sender AND q.endpoint = o.endpoint AND NOT q.parked",
+                    &[&from, &at, &self.token],
+                )
+                .await?;
+        }
+        // The entries this process holds of its endpoints are reserved for it: out of the
+        // other processes' claims while they wait for the endpoint's flow.
+        let kept: Vec<uuid::Uuid> = wanted
+            .iter()
+            .filter(|(endpoint, _)| mine.contains(&uuid(endpoint.as_u128())))
+            .flat_map(|(_, entries)| entries.iter().map(|entry| uuid(entry.as_u128())))
+            .collect();
+        if !kept.is_empty() {
+            client
+                .exec(
+                    "UPDATE queue SET reserved_for = $2 WHERE attempt = ANY($1) AND reserved_for IS NULL",
+                    &[&kept, &self.token],
+                )
+                .await?;
+        }
         let (attempts, others): (Vec<uuid::Uuid>, Vec<uuid::Uuid>) = wanted
             .iter()
             .filter(|(endpoint, _)| !mine.contains(&uuid(endpoint.as_u128())))

@@ -82,15 +82,15 @@ impl Retention for PgStore {
                 .await?;
             (pruned.idempotency, pruned.more) = (n as usize, pruned.more | full(n));
             // Senderships that ran out: taken afresh when their endpoint has attempts
-            // again, and gone for endpoints that were deleted. What was set aside for
-            // their senders goes back to everyone.
+            // again, and gone for endpoints that were deleted. Kept while entries are
+            // still set aside for their senders (each process's renewal gives those back
+            // to everyone: `cluster::release_lapsed_reservations`).
             let sql = format!(
-                "WITH gone AS (
-                     DELETE FROM endpoint_senders WHERE endpoint IN
-                         (SELECT endpoint FROM endpoint_senders WHERE until_ms < {DB_NOW_MS} LIMIT $1)
-                     RETURNING endpoint, sender)
-                 UPDATE queue q SET reserved_for = NULL FROM gone
-                 WHERE q.reserved_for = gone.sender AND q.endpoint = gone.endpoint AND NOT q.parked"
+                "DELETE FROM endpoint_senders WHERE endpoint IN
+                     (SELECT s.endpoint FROM endpoint_senders s WHERE s.until_ms < {DB_NOW_MS}
+                          AND NOT EXISTS (SELECT 1 FROM queue q
+                                          WHERE q.reserved_for = s.sender AND q.endpoint = s.endpoint AND NOT q.parked)
+                      LIMIT $1)"
             );
             tx.exec(&sql, &[&limit]).await?;
             Ok(pruned)
