@@ -212,12 +212,25 @@ async fn a_backlog_set_aside_for_its_endpoints_sender_is_out_of_every_claims_way
     let claimed = other.due_entries(None, now + 10, 10, Vec::new()).await.unwrap();
     assert_eq!(claimed.iter().map(|e| e.endpoint).collect::<Vec<_>>(), [quiet.id], "the backlog is the sender's");
 
-    // The sender leaves it where it is while it holds enough of the endpoint's entries.
+    // The sender leaves it where it is while it holds enough of the endpoint's entries;
+    // a shared entry of its endpoint that it claims is reserved for it as it is.
+    let _ = sender.publish_events(invoices(owner, 1, now + 10).to_vec(), now + 10).await.unwrap();
+    let fresh = sender.due_entries(None, now + 10, 10, vec![busy.id]).await.unwrap();
+    assert_eq!(fresh.iter().map(|e| e.endpoint).collect::<Vec<_>>(), [busy.id], "only the new, shared one");
+    let shared: i64 = async {
+        let client = sender.client().await?;
+        let row = client.query_one("SELECT count(*) FROM queue WHERE reserved_for IS NULL", &[]).await?;
+        Ok::<_, crate::store::StoreError>(row.get(0))
+    }
+    .await
+    .unwrap();
+    assert_eq!(shared, 1, "only the quiet endpoint's entry is left to everyone");
+    sender.release_claims(fresh.iter().map(|e| e.key.attempt()).collect()).await.unwrap();
     assert!(sender.due_entries(None, now + 10, 10, vec![busy.id]).await.unwrap().is_empty());
     assert_eq!(sender.next_due_after(None, vec![busy.id]).await.unwrap(), None);
     assert_eq!(sender.next_due_after(None, Vec::new()).await.unwrap(), Some(now));
     let backlog = sender.due_entries(None, now + 10, 10, Vec::new()).await.unwrap();
-    assert_eq!(backlog.len(), 5, "taken when it has room");
+    assert_eq!(backlog.len(), 6, "taken when it has room");
     assert!(backlog.iter().all(|e| e.endpoint == busy.id));
     sender.release_claims(backlog.iter().map(|e| e.key.attempt()).collect()).await.unwrap();
 
@@ -233,7 +246,7 @@ async fn a_backlog_set_aside_for_its_endpoints_sender_is_out_of_every_claims_way
         assert!(std::time::Instant::now() < deadline, "the backlog stayed with a dead sender");
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(claimed.iter().filter(|e| e.endpoint == busy.id).count(), 5);
+    assert_eq!(claimed.iter().filter(|e| e.endpoint == busy.id).count(), 6);
 }
 
 #[tokio::test]
