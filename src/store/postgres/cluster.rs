@@ -230,13 +230,15 @@ impl Backend for PgStore {
             })
             .unzip();
         if !attempts.is_empty() {
-            let sql = format!(
-                "UPDATE queue q SET reserved_for = s.sender, locked_until_ms = NULL
-                 FROM unnest($1::uuid[], $2::uuid[]) AS h(attempt, endpoint)
-                 JOIN endpoint_senders s ON s.endpoint = h.endpoint
-                 WHERE q.attempt = h.attempt"
-            );
-            client.exec(&sql, &[&attempts, &others]).await?;
+            client
+                .exec(
+                    "UPDATE queue q SET reserved_for = s.sender, locked_until_ms = NULL
+                     FROM unnest($1::uuid[], $2::uuid[]) AS h(attempt, endpoint)
+                     JOIN endpoint_senders s ON s.endpoint = h.endpoint
+                     WHERE q.attempt = h.attempt",
+                    &[&attempts, &others],
+                )
+                .await?;
             client.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.token]).await?;
         }
         Ok(wanted.into_iter().map(|(id, _)| id).filter(|id| mine.contains(&uuid(id.as_u128()))).collect())
