@@ -309,7 +309,8 @@ backend! {
         /// Whether the store answers (the health check).
         fn check(&self) -> Result<(), StoreError>;
         /// Extends the claims on the queue entries this process holds, its hold on the
-        /// listener endpoints it still has a CLI for, and its sending to `sending`.
+        /// listener endpoints it still has a CLI for, and its sending to `sending`; and
+        /// gives back to every process the entries reserved for holders that lapsed.
         fn renew_claims(&self, held: Vec<DeliveryId>, listening: Vec<EndpointId>, sending: Vec<EndpointId>) -> Result<(), StoreError> { let _ = (held, listening, sending); Ok(()) };
         /// Takes the sending to these endpoints for this process for the claim lease, or
         /// keeps it, so each endpoint's flow (in flight, rate, pause) is kept by one

@@ -103,6 +103,46 @@ pub(super) async fn release_lapsed_reservations(client: &impl GenericClient) -> 
     Ok(())
 }
 
+impl PgStore {
+    /// Extends the claims on `held`, the holds on `listening` and the sending to
+    /// `sending`, for the claim lease.
+    async fn renew_own(
+        &self,
+        client: &deadpool_postgres::Client,
+        held: Vec<DeliveryId>,
+        listening: Vec<EndpointId>,
+        sending: Vec<EndpointId>,
+    ) -> Result<(), StoreError> {
+        if held.is_empty() && listening.is_empty() && sending.is_empty() {
+            return Ok(());
+        }
+        let lease = self.claim_lease.as_millis() as i64;
+        let entries: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
+        let endpoints: Vec<uuid::Uuid> = listening.iter().map(|id| uuid(id.as_u128())).collect();
+        if !sending.is_empty() {
+            let sending: Vec<uuid::Uuid> = sending.iter().map(|id| uuid(id.as_u128())).collect();
+            let sql = format!(
+                "UPDATE endpoint_senders SET until_ms = {DB_NOW_MS} + $3 WHERE endpoint = ANY($1) AND sender = $2"
+            );
+            client.exec(&sql, &[&sending, &self.token, &lease]).await?;
+        }
+        if !entries.is_empty() {
+            let sql = format!(
+                "UPDATE queue SET locked_until_ms = {DB_NOW_MS} + $2
+                 WHERE attempt = ANY($1) AND locked_until_ms IS NOT NULL"
+            );
+            client.exec(&sql, &[&entries, &lease]).await?;
+        }
+        if !endpoints.is_empty() {
+            let sql = format!(
+                "UPDATE listeners SET held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = ANY($1) AND holder = $2"
+            );
+            client.exec(&sql, &[&endpoints, &self.token, &lease]).await?;
+        }
+        Ok(())
+    }
+}
+
 impl Backend for PgStore {
     fn is_shared(&self) -> bool {
         true
@@ -133,6 +173,9 @@ impl Backend for PgStore {
         Some(self.claim_lease / 3)
     }
 
+    /// Renews this process's claims and holds, then gives back to everyone what was
+    /// reserved for holders that lapsed (a failure there is logged: it must not stop the
+    /// renewals, and the next renewal tries again).
     async fn renew_claims(
         &self,
         held: Vec<DeliveryId>,
@@ -140,32 +183,9 @@ impl Backend for PgStore {
         sending: Vec<EndpointId>,
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
-        release_lapsed_reservations(&client).await?;
-        if held.is_empty() && listening.is_empty() && sending.is_empty() {
-            return Ok(());
-        }
-        let lease = self.claim_lease.as_millis() as i64;
-        let entries: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
-        let endpoints: Vec<uuid::Uuid> = listening.iter().map(|id| uuid(id.as_u128())).collect();
-        if !sending.is_empty() {
-            let sending: Vec<uuid::Uuid> = sending.iter().map(|id| uuid(id.as_u128())).collect();
-            let sql = format!(
-                "UPDATE endpoint_senders SET until_ms = {DB_NOW_MS} + $3 WHERE endpoint = ANY($1) AND sender = $2"
-            );
-            client.exec(&sql, &[&sending, &self.token, &lease]).await?;
-        }
-        if !entries.is_empty() {
-            let sql = format!(
-                "UPDATE queue SET locked_until_ms = {DB_NOW_MS} + $2
-                 WHERE attempt = ANY($1) AND locked_until_ms IS NOT NULL"
-            );
-            client.exec(&sql, &[&entries, &lease]).await?;
-        }
-        if !endpoints.is_empty() {
-            let sql = format!(
-                "UPDATE listeners SET held_until_ms = {DB_NOW_MS} + $3 WHERE endpoint = ANY($1) AND holder = $2"
-            );
-            client.exec(&sql, &[&endpoints, &self.token, &lease]).await?;
+        self.renew_own(&client, held, listening, sending).await?;
+        if let Err(err) = release_lapsed_reservations(&client).await {
+            tracing::warn!(error = %err, "cannot give back the entries reserved for lapsed holders; trying again later");
         }
         Ok(())
     }
