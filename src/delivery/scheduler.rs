@@ -346,12 +346,12 @@ impl Scheduler {
         }
     }
 
-    /// The endpoints with enough entries in memory for now (at least half their share,
+    /// The endpoints with enough entries in memory for now (more than half their share,
     /// or some left unloaded): a shared queue leaves what it set aside for them where it
     /// is, rather than claim it on every pass past the entries already held.
     fn stocked(&self) -> Vec<EndpointId> {
         let half = self.limits.per_endpoint / 2;
-        let held = self.loaded_per_endpoint.iter().filter(|(_, n)| **n >= half).map(|(e, _)| *e);
+        let held = self.loaded_per_endpoint.iter().filter(|(_, n)| **n > half).map(|(e, _)| *e);
         let mut stocked: Vec<EndpointId> = self.skipped.keys().copied().chain(held).collect();
         stocked.sort_unstable();
         stocked.dedup();

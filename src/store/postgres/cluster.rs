@@ -201,7 +201,10 @@ impl Backend for PgStore {
         // In one order, so two processes taking overlapping sets cannot deadlock.
         let mut endpoints: Vec<uuid::Uuid> = wanted.iter().map(|(id, _)| uuid(id.as_u128())).collect();
         endpoints.sort();
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        // The takeover and the move of the old sender's entries commit together, so no
+        // entry is left reserved for a sender that no longer is one.
+        let tx = client.transaction().await?;
         let sql = format!(
             "WITH old AS (SELECT endpoint, sender FROM endpoint_senders WHERE endpoint = ANY($1) AND sender <> $2),
              taken AS (
@@ -212,21 +215,21 @@ impl Backend for PgStore {
                  RETURNING endpoint)
              SELECT taken.endpoint, old.sender FROM taken LEFT JOIN old USING (endpoint)"
         );
-        let rows = client.q(&sql, &[&endpoints, &self.token, &lease]).await?;
+        let rows = tx.q(&sql, &[&endpoints, &self.token, &lease]).await?;
         let mine: std::collections::HashSet<uuid::Uuid> = rows.iter().map(|row| row.get(0)).collect();
         // A sendership taken over from a process whose lease ran out brings the entries
         // set aside for that process with it.
         let (from, at): (Vec<String>, Vec<uuid::Uuid>) =
             rows.iter().filter_map(|row| Some((row.get::<_, Option<String>>(1)?, row.get::<_, uuid::Uuid>(0)))).unzip();
         if !from.is_empty() {
-            client
-                .exec(
-                    "UPDATE queue q SET reserved_for = $3 FROM unnest($1::text[], $2::uuid[]) AS o(sender, endpoint)
+            tx.exec(
+                "UPDATE queue q SET reserved_for = $3 FROM unnest($1::text[], $2::uuid[]) AS o(sender, endpoint)
                      WHERE q.reserved_for = o.sender AND q.endpoint = o.endpoint AND NOT q.parked",
-                    &[&from, &at, &self.token],
-                )
-                .await?;
+                &[&from, &at, &self.token],
+            )
+            .await?;
         }
+        tx.commit().await?;
         // The entries this process holds of its endpoints are reserved for it: out of the
         // other processes' claims while they wait for the endpoint's flow.
         let kept: Vec<uuid::Uuid> = wanted
@@ -272,7 +275,8 @@ impl Backend for PgStore {
         let client = self.client().await?;
         let sql = format!(
             "UPDATE queue q SET locked_until_ms = NULL, reserved_for = coalesce(q.reserved_for,
-                 (SELECT s.sender FROM endpoint_senders s WHERE s.endpoint = q.endpoint AND s.until_ms >= {DB_NOW_MS}))
+                 (SELECT s.sender FROM endpoint_senders s WHERE s.endpoint = q.endpoint AND s.until_ms >= {DB_NOW_MS}),
+                 (SELECT l.holder FROM listeners l WHERE l.endpoint = q.endpoint AND l.held_until_ms >= {DB_NOW_MS}))
              WHERE q.attempt = ANY($1) RETURNING q.reserved_for"
         );
         let rows = client.q(&sql, &[&ids]).await?;
@@ -302,12 +306,21 @@ impl Backend for PgStore {
         Ok(())
     }
 
+    /// Records that this process no longer holds listener endpoint `id`'s connection; the
+    /// entries handed to it go back to everyone (who parks them until a CLI connects).
     async fn release_listener(&self, id: EndpointId) -> Result<(), StoreError> {
+        let id = uuid(id.as_u128());
         let client = self.client().await?;
         client
             .exec(
                 "UPDATE listeners SET holder = NULL, held_until_ms = NULL WHERE endpoint = $1 AND holder = $2",
-                &[&uuid(id.as_u128()), &self.token],
+                &[&id, &self.token],
+            )
+            .await?;
+        client
+            .exec(
+                "UPDATE queue SET reserved_for = NULL WHERE endpoint = $1 AND reserved_for = $2 AND NOT parked",
+                &[&id, &self.token],
             )
             .await?;
         Ok(())

@@ -10,8 +10,8 @@
 //! endpoint, or holds its listener's CLI: `cluster.rs`) endpoint by endpoint through
 //! `queue_reserved`, leaving out the endpoints the scheduler holds enough of: an
 //! endpoint's backlog that waits for its flow sits there, out of every claim's way. A
-//! shared entry of an endpoint this process sends to is reserved for it as it is claimed,
-//! so the entries a sender holds in memory are out of the others' way too.
+//! shared entry of an endpoint this process sends to (or holds the CLI of) is reserved for
+//! it as it is claimed, so the entries it holds in memory are out of the others' way too.
 
 use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::backend::Queue;
@@ -72,7 +72,9 @@ impl Queue for PgStore {
                  ORDER BY due_ms, attempt LIMIT $2 - (SELECT count(*) FROM pulled) FOR UPDATE SKIP LOCKED)
              UPDATE queue q SET locked_until_ms = {DB_NOW_MS} + $3, reserved_for = coalesce(q.reserved_for,
                  (SELECT s.sender FROM endpoint_senders s
-                  WHERE s.endpoint = q.endpoint AND s.sender = $4 AND s.until_ms >= {DB_NOW_MS}))
+                  WHERE s.endpoint = q.endpoint AND s.sender = $4 AND s.until_ms >= {DB_NOW_MS}),
+                 (SELECT l.holder FROM listeners l
+                  WHERE l.endpoint = q.endpoint AND l.holder = $4 AND l.held_until_ms >= {DB_NOW_MS}))
              WHERE q.attempt = ANY(ARRAY(SELECT attempt FROM pulled UNION ALL SELECT attempt FROM shared))
              RETURNING q.due_ms, q.attempt, q.app, q.endpoint"
         );
