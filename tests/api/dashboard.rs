@@ -385,6 +385,8 @@ fn the_deliveries_page_lists_every_endpoints_attempts_and_filters_them() {
         page.find("#filter-status").await.select_by_value("").await.unwrap();
         page.find("#filter-endpoint").await.select_by_value(&up).await.unwrap();
         page.click_button("Filter").await;
+        // The list before had 3 rows too (all to /down): wait for the new one to show.
+        page.wait_text("main table", "/up").await;
         page.wait_exactly("[data-test=delivery-row]", 3).await;
         assert!(!page.text("main table").await.contains("/down"));
         // A row leads to the attempt.
