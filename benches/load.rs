@@ -187,9 +187,17 @@ fn agent() -> ureq::Agent {
 /// puts a connection back in its pool only then, so an unread answer would mean a new
 /// connection for every publish.
 fn publish(agent: &ureq::Agent, target: &str, body: serde_json::Value) {
-    let mut resp = as_app(agent.post(target).header("authorization", format!("Bearer {KEY}")))
-        .send_json(body)
-        .expect("publish answered");
+    publish_in(agent, target, body, None);
+}
+
+/// Publishes `body` into `app` (the bench's own application, `--app`, when `None`).
+fn publish_in(agent: &ureq::Agent, target: &str, body: serde_json::Value, app: Option<&str>) {
+    let req = agent.post(target).header("authorization", format!("Bearer {KEY}"));
+    let req = match app {
+        Some(app) => req.header("stile-app", app),
+        None => as_app(req),
+    };
+    let mut resp = req.send_json(body).expect("publish answered");
     assert_eq!(resp.status(), 200, "publish failed");
     resp.body_mut().read_to_vec().expect("publish answer read");
 }
@@ -719,14 +727,7 @@ fn noisy_neighbour(backlog: u64, secs: u64) -> serde_json::Value {
                         break;
                     }
                     let body = serde_json::json!({"type": "verification_session.verified", "data": {"id": format!("vks_{n}"), "seq": n, "note": PADDING}});
-                    let mut resp = agent
-                        .post(&targets[n as usize % targets.len()])
-                        .header("authorization", format!("Bearer {KEY}"))
-                        .header("stile-app", "noisy")
-                        .send_json(body)
-                        .expect("publish answered");
-                    assert_eq!(resp.status(), 200, "publish failed");
-                    resp.body_mut().read_to_vec().expect("publish answer read");
+                    publish_in(&agent, &targets[n as usize % targets.len()], body, Some("noisy"));
                 }
             })
         })

@@ -339,7 +339,7 @@ impl Scheduler {
                 && let Some(first_skipped) = self.skipped.remove(&endpoint)
             {
                 self.rescan_from(first_skipped);
-            } else if remaining == self.limits.per_endpoint / 2 {
+            } else if remaining == self.limits.per_endpoint / 2 && self.store.is_shared() {
                 // No longer stocked: what is set aside for it may be taken.
                 self.next_scan_ms = 0;
             }
@@ -348,8 +348,13 @@ impl Scheduler {
 
     /// The endpoints with enough entries in memory for now (more than half their share,
     /// or some left unloaded): a shared queue leaves what it set aside for them where it
-    /// is, rather than claim it on every pass past the entries already held.
+    /// is, rather than claim it on every pass past the entries already held. (None on
+    /// one process's store, which reads past them by its cursor.)
     fn stocked(&self) -> Vec<EndpointId> {
+        // One process's queue is scanned by its cursor: nothing is set aside.
+        if !self.store.is_shared() {
+            return Vec::new();
+        }
         let half = self.limits.per_endpoint / 2;
         let held = self.loaded_per_endpoint.iter().filter(|(_, n)| **n > half).map(|(e, _)| *e);
         let mut stocked: Vec<EndpointId> = self.skipped.keys().copied().chain(held).collect();
