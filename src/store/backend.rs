@@ -319,8 +319,9 @@ backend! {
         /// to: with one process, all of them.
         fn send_for(&self, wanted: Vec<(EndpointId, Vec<DeliveryId>)>) -> Result<Vec<EndpointId>, StoreError> { Ok(wanted.into_iter().map(|(endpoint, _)| endpoint).collect()) };
         /// Gives up the claims on queue entries this process loaded but will not make now.
-        /// On a shared queue those of an endpoint with a sender are set aside for it
-        /// (reserved, out of every other claim's way) until it has room for them.
+        /// On a shared queue those of an endpoint with a sender (or a listener's CLI
+        /// holder) are set aside for it (reserved, out of every other claim's way) until
+        /// it has room for them.
         fn release_claims(&self, entries: Vec<DeliveryId>) -> Result<(), StoreError> { let _ = entries; Ok(()) };
         /// Records that this process holds listener endpoint `id`'s `stile listen`
         /// connection, so other processes on a shared store hand it the endpoint's attempts
