@@ -14,6 +14,7 @@ pub mod deliveries;
 pub mod dialect;
 pub mod endpoint_actions;
 pub mod endpoint_fields;
+pub mod endpoint_flow;
 pub mod endpoints;
 pub mod event_types;
 pub mod events;
@@ -171,6 +172,7 @@ pub fn configure(cfg: &mut Routes) {
                 .configure(portal_sessions::configure)
                 .configure(endpoints::configure)
                 .configure(endpoint_actions::configure)
+                .configure(endpoint_flow::configure)
                 .configure(deliveries::configure)
                 .configure(events::configure)
                 .configure(verification_sessions::configure)

@@ -18,6 +18,7 @@ const PORTAL_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/webhook_endpoints/*"),
     ("DELETE", "/v1/webhook_endpoints/*"),
     ("GET", "/v1/webhook_endpoints/*/secret"),
+    ("GET", "/v1/webhook_endpoints/*/flow"),
     ("POST", "/v1/webhook_endpoints/*/rotate_secret"),
     ("POST", "/v1/webhook_endpoints/*/test"),
     ("POST", "/v1/webhook_endpoints/*/recover"),
@@ -78,6 +79,7 @@ mod tests {
         assert!(portal_allows("GET", "/v1/deliveries", true).is_ok(), "the application's deliveries, read only too");
         assert!(portal_allows("POST", "/v1/webhook_endpoints/we_1/deliveries/wd_1/retry", false).is_ok());
         assert!(portal_allows("GET", "/v1/apps/app_1", false).is_ok());
+        assert!(portal_allows("GET", "/v1/webhook_endpoints/we_1/flow", true).is_ok(), "what holds it back, read only");
         for (method, path) in [
             ("GET", "/v1/apps"),
             ("POST", "/v1/apps/app_1"),

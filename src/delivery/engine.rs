@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::error::EngineError;
-use super::flow::Flow;
+use super::flow::{Flow, FlowBoard};
 use super::http::{HttpSender, SendOutcome};
 use super::listeners::Listeners;
 use super::messages::{Inbox, PingRequest, PingSlot, RETRY_DELAY, SchedulerMsg, To, WorkItem, WriteJob};
@@ -34,8 +34,8 @@ use crate::metrics::Metrics;
 use crate::mode::Mode;
 use crate::store::QueueWrites;
 use crate::store::model::{
-    AppDeletion, AttemptResult, EndpointRecord, EndpointUpdated, Job, NewEvent, Owner, Published, Recovery, Resent,
-    RetryNow, Scheduled, SessionChange, SessionRecord, StoreError,
+    AppDeletion, AttemptResult, EndpointRecord, EndpointUpdated, FlowState, Job, NewEvent, Owner, Published, Recovery,
+    Resent, RetryNow, Scheduled, SessionChange, SessionRecord, StoreError,
 };
 use crate::wakeup::woken_or_timed_out;
 
@@ -72,6 +72,8 @@ pub struct Engine {
     listeners: Arc<Listeners>,
     /// Wakes the idle-listener sweep; dropped to stop it.
     listener_expiry: Arc<Mutex<Option<To<()>>>>,
+    /// Each endpoint's flow as this process's scheduler shows it.
+    board: FlowBoard,
 }
 
 impl Engine {
@@ -120,6 +122,7 @@ impl Engine {
             Arc::clone(&listeners),
             Arc::clone(&metrics),
         );
+        let board = scheduler.board();
         // Awaited in this order at shutdown: the scheduler ends once what is in flight is
         // recorded, which ends the senders and then the writer.
         let loops = vec![
@@ -198,7 +201,22 @@ impl Engine {
             undelivered_hours: config.retention.undelivered_payload_hours,
             listeners,
             listener_expiry,
+            board,
         })
+    }
+
+    /// What holds `endpoint`'s deliveries back now, if anything: as this process's
+    /// scheduler shows it when it sends to the endpoint, or as the process that does
+    /// recorded it (a shared store). `None`: nothing waits, nothing is in flight, and no
+    /// pause or recovery is on.
+    pub async fn flow_state(&self, endpoint: EndpointId) -> Result<Option<FlowState>, EngineError> {
+        let state = match self.board.get(endpoint) {
+            Some(state) => Some(state),
+            None => self.store.flow_state(endpoint).await?,
+        };
+        let now_ms = self.clock.now_ms();
+        Ok(state
+            .map(|state| FlowState { paused_until_ms: state.paused_until_ms.filter(|until| *until > now_ms), ..state }))
     }
 
     /// The `stile listen` connections.

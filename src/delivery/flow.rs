@@ -29,10 +29,11 @@
 //! passed in, and nothing here waits or reads the store.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::ids::EndpointId;
-use crate::store::model::FlowLimits;
+use crate::store::model::{FlowLimits, FlowState, HoldKind};
 
 /// How early a start may come before its even spacing, in µs, for rates above 1,000 a
 /// second (see the module's doc): within the same millisecond.
@@ -66,9 +67,6 @@ pub enum Held {
 }
 
 impl Held {
-    /// Every reason, as [`Held::reason`] names it.
-    pub const REASONS: [&'static str; 3] = ["max_in_flight", "rate_limit", "paused"];
-
     /// When the hold ends by itself (Unix ms); `None` when a request must end first.
     pub fn until_ms(self) -> Option<u64> {
         match self {
@@ -77,12 +75,12 @@ impl Held {
         }
     }
 
-    /// The reason as the metrics and the API name it.
-    pub fn reason(self) -> &'static str {
+    /// The reason, as the metrics and the API name it.
+    pub fn kind(self) -> HoldKind {
         match self {
-            Held::InFlight => "max_in_flight",
-            Held::Rate(_) => "rate_limit",
-            Held::Paused(_) => "paused",
+            Held::InFlight => HoldKind::MaxInFlight,
+            Held::Rate(_) => HoldKind::RateLimit,
+            Held::Paused(_) => HoldKind::Paused,
         }
     }
 }
@@ -138,24 +136,51 @@ impl EndpointFlow {
             && self.next_start_us <= now_ms * 1000
     }
 
-    /// The rate in force at `now_ms`, if any.
+    /// The rate in force at `now_ms`, if any; forgets a recovery that is over.
     fn rate(&mut self, now_ms: u64) -> Option<f64> {
+        if self.recovery.is_some_and(|recovery| now_ms >= recovery.from_ms && recovery.rate_at(now_ms).is_none()) {
+            self.recovery = None;
+        }
+        self.rate_at(now_ms)
+    }
+
+    /// The rate in force at `now_ms`, if any.
+    fn rate_at(&self, now_ms: u64) -> Option<f64> {
         let own = self.limits.and_then(|l| l.rate_limit).map(f64::from);
-        let recovering = match self.recovery {
-            Some(recovery) if now_ms >= recovery.from_ms => {
-                let rate = recovery.rate_at(now_ms);
-                if rate.is_none() {
-                    self.recovery = None;
-                }
-                rate
-            }
-            Some(recovery) => Some(recovery.start),
-            None => None,
-        };
-        match (own, recovering) {
+        match (own, self.recovering_rate(now_ms)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// The rate its recovery after a pause allows at `now_ms`, while it lasts.
+    fn recovering_rate(&self, now_ms: u64) -> Option<f64> {
+        let recovery = self.recovery?;
+        if now_ms >= recovery.from_ms { recovery.rate_at(now_ms) } else { Some(recovery.start) }
+    }
+
+    /// What holds a start at `now_ms`, as [`Flow::start`] would find it, changing nothing.
+    fn hold(&self, now_ms: u64, cap: usize) -> Option<Held> {
+        if self.paused_until_ms > now_ms {
+            return Some(Held::Paused(self.paused_until_ms));
+        }
+        if self.in_flight >= cap {
+            return Some(Held::InFlight);
+        }
+        let rate = self.rate_at(now_ms)?;
+        let interval_us = (1_000_000.0 / rate).ceil() as u64;
+        let tolerance_us = if interval_us < 1_000 { RATE_TOLERANCE_US } else { 0 };
+        (now_ms * 1000 + tolerance_us < self.next_start_us)
+            .then(|| Held::Rate((self.next_start_us - tolerance_us).div_ceil(1000)))
+    }
+
+    /// Pauses it until `until_ms` (later than any pause it has), with a recovery from
+    /// `start` requests a second up to `ceiling` (or its own rate) after it.
+    fn pause(&mut self, until_ms: u64, start: f64, ceiling: f64) {
+        let ceiling = self.limits.and_then(|l| l.rate_limit).map_or(ceiling, f64::from);
+        self.recovery = Some(Recovery { start, from_ms: until_ms, ceiling: ceiling.max(start * 2.0) });
+        self.paused_until_ms = until_ms;
+        self.next_start_us = self.next_start_us.max(until_ms * 1000);
     }
 
     /// Starts counted in the last whole second before `now_ms`, or in this one if more.
@@ -166,6 +191,29 @@ impl EndpointFlow {
             1 => count,
             _ => 0,
         }
+    }
+}
+
+/// Each endpoint's flow as this process's scheduler last showed it (the endpoints it sends
+/// to with something to show: deliveries waiting, requests in flight, a pause or a
+/// recovery), for the API to read. The scheduler replaces it at most every
+/// [`BOARD_EVERY_MS`], and at once after a refusal.
+#[derive(Debug, Clone, Default)]
+pub struct FlowBoard(Arc<Mutex<HashMap<EndpointId, FlowState>>>);
+
+/// How often the scheduler shows its endpoints' flow on the [`FlowBoard`] at most, in ms.
+pub const BOARD_EVERY_MS: u64 = 250;
+
+impl FlowBoard {
+    /// `endpoint`'s flow as last shown; `None` if it had nothing to show (or another
+    /// process sends to it).
+    pub fn get(&self, endpoint: EndpointId) -> Option<FlowState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&endpoint).copied()
+    }
+
+    /// Shows `states` in place of what was shown.
+    pub(super) fn show(&self, states: HashMap<EndpointId, FlowState>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = states;
     }
 }
 
@@ -200,20 +248,16 @@ impl Flow {
     pub fn start(&mut self, endpoint: EndpointId, now_ms: u64) -> Result<(), Held> {
         let default_in_flight = self.default_in_flight;
         let state = self.endpoints.entry(endpoint).or_default();
-        if state.paused_until_ms > now_ms {
-            return Err(Held::Paused(state.paused_until_ms));
-        }
-        if state.in_flight >= cap(state.limits, default_in_flight) {
-            return Err(Held::InFlight);
+        let rate = state.rate(now_ms);
+        if let Some(held) = state.hold(now_ms, cap(state.limits, default_in_flight)) {
+            if let Held::Rate(_) = held {
+                state.waiting_for_rate = true;
+            }
+            return Err(held);
         }
         let now_us = now_ms * 1000;
-        if let Some(rate) = state.rate(now_ms) {
+        if let Some(rate) = rate {
             let interval_us = (1_000_000.0 / rate).ceil() as u64;
-            let tolerance_us = if interval_us < 1_000 { RATE_TOLERANCE_US } else { 0 };
-            if now_us + tolerance_us < state.next_start_us {
-                state.waiting_for_rate = true;
-                return Err(Held::Rate((state.next_start_us - tolerance_us).div_ceil(1000)));
-            }
             // Late after waiting (or a little late after nothing), a start keeps the
             // spacing, catching up a bounded part of the lateness; otherwise the spacing
             // starts again from it.
@@ -266,12 +310,43 @@ impl Flow {
                 Some(recovery) if state.paused_until_ms > now_ms => recovery.start,
                 _ => (refused_rate / 2.0).max(1.0),
             };
-            let ceiling = state.limits.and_then(|l| l.rate_limit).map_or(refused_rate * 2.0, f64::from);
-            state.recovery = Some(Recovery { start, from_ms: until, ceiling: ceiling.max(start * 2.0) });
-            state.paused_until_ms = until;
-            state.next_start_us = state.next_start_us.max(until * 1000);
+            state.pause(until, start, refused_rate * 2.0);
         }
         state.paused_until_ms
+    }
+
+    /// Keeps a pause another process set on `endpoint` (it was the endpoint's sender, and
+    /// this one took over): paused until `until_ms`, then recovering from one request a
+    /// second, as after a refusal when nothing was being sent.
+    pub fn resume_pause(&mut self, endpoint: EndpointId, until_ms: u64, now_ms: u64) {
+        let state = self.endpoints.entry(endpoint).or_default();
+        if until_ms > now_ms && until_ms > state.paused_until_ms {
+            state.pause(until_ms, 1.0, 2.0);
+        }
+    }
+
+    /// The endpoints with something to show: requests in flight, a pause, or a recovery.
+    pub fn active(&self, now_ms: u64) -> impl Iterator<Item = EndpointId> + '_ {
+        self.endpoints.iter().filter(move |(_, state)| !state.idle(now_ms)).map(|(endpoint, _)| *endpoint)
+    }
+
+    /// `endpoint`'s flow at `now_ms`, with `waiting` due deliveries for it.
+    pub fn state(&self, endpoint: EndpointId, now_ms: u64, waiting: usize) -> FlowState {
+        let state = self.endpoints.get(&endpoint);
+        let held = match state {
+            Some(state) => state.hold(now_ms, cap(state.limits, self.default_in_flight)),
+            None => None,
+        };
+        FlowState {
+            endpoint,
+            // Only a delivery that waits is held.
+            held: held.filter(|_| waiting > 0).map(Held::kind),
+            paused_until_ms: state.map(|s| s.paused_until_ms).filter(|until| *until > now_ms),
+            waiting: u32::try_from(waiting).unwrap_or(u32::MAX),
+            in_flight: state.map_or(0, |s| s.in_flight as u32),
+            recovering_rate: state.and_then(|s| s.recovering_rate(now_ms)),
+            as_of_ms: now_ms,
+        }
     }
 
     /// Forgets idle endpoints once more than [`MAX_IDLE_KEPT`] are known.
@@ -442,6 +517,32 @@ mod tests {
             60_000,
             "Retry-After is capped by the setting"
         );
+    }
+
+    #[test]
+    fn the_state_shown_names_the_hold_on_what_waits_and_a_pause_taken_over_holds() {
+        let (mut flow, endpoint) = limited(Some(10), Some(2));
+        assert_eq!(flow.state(endpoint, T0, 0).held, None, "nothing waits, nothing is held");
+        flow.start(endpoint, T0).unwrap();
+        let state = flow.state(endpoint, T0, 3);
+        assert_eq!((state.held, state.waiting, state.in_flight), (Some(HoldKind::RateLimit), 3, 1));
+        flow.start(endpoint, T0 + 100).unwrap();
+        assert_eq!(flow.state(endpoint, T0 + 200, 1).held, Some(HoldKind::MaxInFlight));
+        flow.finished(endpoint);
+        flow.finished(endpoint);
+        flow.refused(endpoint, T0 + 300, Some(Duration::from_secs(5)));
+        let state = flow.state(endpoint, T0 + 400, 2);
+        assert_eq!((state.held, state.paused_until_ms), (Some(HoldKind::Paused), Some(T0 + 5_300)));
+        assert!(state.recovering_rate.is_some(), "a recovery follows the pause");
+
+        // A process taking the endpoint over keeps the pause its sender recorded, then
+        // climbs back from one request a second.
+        let (mut taken, endpoint) = limited(None, None);
+        taken.resume_pause(endpoint, T0 + 2_000, T0);
+        assert_eq!(taken.start(endpoint, T0 + 1_999), Err(Held::Paused(T0 + 2_000)));
+        assert_eq!(drive(&mut taken, endpoint, T0 + 2_000, 1_000).len(), 1, "one a second at first");
+        taken.resume_pause(endpoint, T0 + 1_000, T0 + 5_000);
+        assert!(taken.start(endpoint, T0 + 5_000).is_ok(), "a pause already over is not kept");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::flow::{Flow, Held};
+use super::flow::{BOARD_EVERY_MS, Flow, FlowBoard, Held};
 use super::listeners::Listeners;
 use super::messages::{Inbox, PingRequest, RETRY_DELAY, SchedulerMsg, To, WorkItem, WriteJob};
 use crate::clock::Clock;
@@ -25,7 +25,8 @@ use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::metrics::{HoldReason, Metrics};
 use crate::store::QueueWrites;
 use crate::store::model::{
-    AttemptResult, AttemptStatus, DueEntry, EndpointRecord, EndpointStatus, QueueKey, Scheduled, StoreError,
+    AttemptResult, AttemptStatus, DueEntry, EndpointRecord, EndpointStatus, FlowState, HoldKind, QueueKey, Scheduled,
+    StoreError,
 };
 
 /// How far ahead of now queue entries are loaded into memory, in ms.
@@ -71,6 +72,10 @@ pub(super) struct Scheduler {
     workers: usize,
     /// Each endpoint's holds: in flight, rate, pause.
     flow: Flow,
+    /// Where the API reads what `flow` holds back.
+    board: FlowBoard,
+    /// When the board is next shown (Unix ms; 0: on the next pass).
+    board_due_ms: u64,
     /// The entries of the attempts in flight, to put back one its endpoint refused.
     sending: HashMap<DeliveryId, DueEntry>,
     /// How many times each held attempt was refused in a row.
@@ -146,6 +151,8 @@ impl Scheduler {
             work,
             workers,
             flow,
+            board: FlowBoard::default(),
+            board_due_ms: 0,
             sending: HashMap::new(),
             refusals: HashMap::new(),
             held_until: None,
@@ -172,6 +179,11 @@ impl Scheduler {
             renewed: std::time::Instant::now(),
             stopping: false,
         }
+    }
+
+    /// Where the API reads each endpoint's flow as this scheduler shows it.
+    pub(super) fn board(&self) -> FlowBoard {
+        self.board.clone()
     }
 
     /// Runs until told to stop (or every sender is gone) and what is in flight is recorded.
@@ -222,6 +234,7 @@ impl Scheduler {
                 }
                 if refused(&result) {
                     self.flow.refused(result.endpoint, self.clock.now_ms(), result.retry_after);
+                    self.show_pause_soon();
                     if let Some(entry) = entry
                         && self.hold_refused(entry)
                     {
@@ -281,7 +294,8 @@ impl Scheduler {
         self.sending_to.retain(|endpoint, until| {
             *until > now && (self.loaded_per_endpoint.contains_key(endpoint) || self.flow.in_flight(*endpoint) > 0)
         });
-        let sending: Vec<EndpointId> = self.sending_to.keys().copied().collect();
+        let now_ms = self.clock.now_ms();
+        let sending: Vec<FlowState> = self.sending_to.keys().map(|endpoint| self.flow_of(*endpoint, now_ms)).collect();
         match self.store.renew_claims(held, self.listeners.connected(), sending).await {
             Ok(()) => {
                 self.renewed = now;
@@ -292,6 +306,43 @@ impl Scheduler {
             }
             Err(err) => tracing::warn!(error = %err, held = count, "cannot renew the claims on queued attempts"),
         }
+    }
+
+    /// An endpoint was paused: the board shows it on the next pass, and on a shared
+    /// queue the next renewal (within a second) records it for the other processes.
+    fn show_pause_soon(&mut self) {
+        self.board_due_ms = 0;
+        if let Some(every) = self.store.claim_renewal() {
+            let soon = Duration::from_secs(1).min(every);
+            if let Some(earlier) = std::time::Instant::now().checked_sub(every - soon) {
+                self.renewed = self.renewed.min(earlier);
+            }
+        }
+    }
+
+    /// `endpoint`'s flow now, with what waits for it here.
+    fn flow_of(&self, endpoint: EndpointId, now_ms: u64) -> FlowState {
+        self.flow.state(endpoint, now_ms, self.ready.get(&endpoint).map_or(0, VecDeque::len))
+    }
+
+    /// Shows on the board the flow of each endpoint with something to show (deliveries
+    /// waiting, requests in flight, a pause or a recovery), at most every
+    /// [`BOARD_EVERY_MS`]; on a shared queue only those this process sends to.
+    fn show_board(&mut self, now_ms: u64) {
+        if now_ms < self.board_due_ms {
+            return;
+        }
+        self.board_due_ms = now_ms + BOARD_EVERY_MS;
+        let shared = self.store.is_shared();
+        let shown: HashMap<EndpointId, FlowState> = self
+            .ready
+            .keys()
+            .copied()
+            .chain(self.flow.active(now_ms))
+            .filter(|endpoint| !shared || self.sending_to.contains_key(endpoint))
+            .map(|endpoint| (endpoint, self.flow_of(endpoint, now_ms)))
+            .collect();
+        self.board.show(shown);
     }
 
     /// New entries were queued: the next pass looks from the earliest of them.
@@ -498,9 +549,9 @@ impl Scheduler {
             return;
         }
         self.held_any = !holds.is_empty();
-        for reason in Held::REASONS {
-            let waiting: usize = holds.iter().filter(|(h, _)| h.reason() == reason).map(|(_, n)| n).sum();
-            self.metrics.held.get_or_create(&HoldReason { reason }).set(waiting as i64);
+        for kind in HoldKind::ALL {
+            let waiting: usize = holds.iter().filter(|(h, _)| h.kind() == kind).map(|(_, n)| n).sum();
+            self.metrics.held.get_or_create(&HoldReason { reason: kind.as_str() }).set(waiting as i64);
         }
     }
 
@@ -597,11 +648,16 @@ impl Scheduler {
             return Ok(());
         }
         let endpoints: Vec<EndpointId> = wanted.iter().map(|(endpoint, _)| *endpoint).collect();
-        let mine = self.store.send_for(wanted).await?;
+        let mine: HashMap<EndpointId, Option<u64>> = self.store.send_for(wanted).await?.into_iter().collect();
+        let now_ms = self.clock.now_ms();
         for endpoint in endpoints {
-            if mine.contains(&endpoint) {
+            if let Some(paused_until) = mine.get(&endpoint) {
                 // Within two renewals: the lease is three.
                 self.sending_to.insert(endpoint, now + every * 2);
+                // Taken over from a sender that paused it: the pause holds here too.
+                if let Some(until) = *paused_until {
+                    self.flow.resume_pause(endpoint, until, now_ms);
+                }
             } else if let Some(handed) = self.ready.remove(&endpoint) {
                 for entry in handed {
                     self.release(entry.key.attempt(), endpoint);
@@ -623,6 +679,7 @@ impl Scheduler {
         self.grant_pings(now);
         let free = self.workers.saturating_sub(self.busy + self.unrecorded);
         let chosen = self.choose(free, now);
+        self.show_board(now);
         self.flow.trim(now);
         if chosen.is_empty() {
             return Ok(());

@@ -16,8 +16,8 @@ use crate::secrets::new_endpoint_secret;
 use crate::store::Store;
 use crate::store::model::endpoints::{listener_description, listener_name};
 use crate::store::model::{
-    AttemptRecord, AttemptStatus, Cursor, EndpointFilter, EndpointRecord, EndpointStatus, FlowLimits, ListError,
-    ListenRequest, Owner, Page, PageRequest, Recovery, SigningSecret,
+    AttemptRecord, AttemptStatus, Cursor, EndpointFilter, EndpointRecord, EndpointStatus, FlowLimits, FlowState,
+    ListError, ListenRequest, Owner, Page, PageRequest, Recovery, SigningSecret,
 };
 use crate::target_policy::TargetPolicy;
 
@@ -302,6 +302,13 @@ impl Endpoints<'_> {
     /// Every endpoint of `owner`, newest first (see [`all_of`]).
     pub async fn all(&self, owner: Owner) -> Result<Vec<EndpointRecord>, ServiceError> {
         all_of(self.store, owner).await
+    }
+
+    /// What holds `endpoint`'s deliveries back now (a pause, its rate, its in-flight
+    /// cap), as the process sending to it sees it; `None`: nothing waits and nothing is
+    /// in flight or paused.
+    pub async fn flow(&self, endpoint: &EndpointRecord) -> Result<Option<FlowState>, ServiceError> {
+        Ok(self.engine.flow_state(endpoint.id).await?)
     }
 
     /// The secret that signs `endpoint`'s deliveries now, in clear, for its owner.

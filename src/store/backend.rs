@@ -17,7 +17,7 @@ use crate::mode::Mode;
 
 use super::model::{
     ApiKeyRecord, AppDeletion, AppPurge, AppRecord, AttemptRecord, AttemptResult, AttemptStatus, Cutoffs, DefaultApps,
-    DeliveryStats, DueEntry, EndpointFilter, EndpointRecord, EndpointUpdated, EventFilter, IdempotencyBegin,
+    DeliveryStats, DueEntry, EndpointFilter, EndpointRecord, EndpointUpdated, EventFilter, FlowState, IdempotencyBegin,
     IdempotencyRecord, Job, ListError, ListenRequest, MetricsSnapshot, NewEvent, Owner, Page, PageRequest,
     PortalSessionRecord, PruneCursor, Pruned, Published, QueueKey, RecordPolicy, Recovery, Resent, RetryNow, Revoked,
     Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError, StoredEvent, UidTaken, Written,
@@ -309,15 +309,21 @@ backend! {
         /// Whether the store answers (the health check).
         fn check(&self) -> Result<(), StoreError>;
         /// Extends the claims on the queue entries this process holds, its hold on the
-        /// listener endpoints it still has a CLI for, and its sending to `sending`; and
-        /// gives back to every process the entries reserved for holders that lapsed.
-        fn renew_claims(&self, held: Vec<DeliveryId>, listening: Vec<EndpointId>, sending: Vec<EndpointId>) -> Result<(), StoreError> { let _ = (held, listening, sending); Ok(()) };
+        /// listener endpoints it still has a CLI for, and its sending to the endpoints in
+        /// `sending`, recording each one's flow as it is now (for [`Backend::flow_state`]
+        /// in every process); and gives back to every process the entries reserved for
+        /// holders that lapsed.
+        fn renew_claims(&self, held: Vec<DeliveryId>, listening: Vec<EndpointId>, sending: Vec<FlowState>) -> Result<(), StoreError> { let _ = (held, listening, sending); Ok(()) };
         /// Takes the sending to these endpoints for this process for the claim lease, or
         /// keeps it, so each endpoint's flow (in flight, rate, pause) is kept by one
         /// process; the due entries listed with an endpoint another process sends to are
         /// handed to that process (and woken). Returns the endpoints this process sends
-        /// to: with one process, all of them.
-        fn send_for(&self, wanted: Vec<(EndpointId, Vec<DeliveryId>)>) -> Result<Vec<EndpointId>, StoreError> { Ok(wanted.into_iter().map(|(endpoint, _)| endpoint).collect()) };
+        /// to (with one process, all of them), each with the pause its last sender, when
+        /// that was another process, recorded on it (Unix ms): the new sender keeps it.
+        fn send_for(&self, wanted: Vec<(EndpointId, Vec<DeliveryId>)>) -> Result<Vec<(EndpointId, Option<u64>)>, StoreError> { Ok(wanted.into_iter().map(|(endpoint, _)| (endpoint, None)).collect()) };
+        /// `endpoint`'s flow as the process sending to it last recorded it (one process:
+        /// its scheduler shows it directly, and this is `None`).
+        fn flow_state(&self, endpoint: EndpointId) -> Result<Option<FlowState>, StoreError> { let _ = endpoint; Ok(None) };
         /// Gives up the claims on queue entries this process loaded but will not make now.
         /// On a shared queue those of an endpoint with a sender (or a listener's CLI
         /// holder) are set aside for it (reserved, out of every other claim's way) until

@@ -99,6 +99,26 @@ function flowText(endpoint) {
   return `${rate}, ${inFlight}`;
 }
 
+/** What holds an endpoint's deliveries back now (`GET .../flow`), in words; null when nothing does. */
+function flowNow(flow) {
+  const count = (n) => `${n} ${n === 1 ? 'delivery waits' : 'deliveries wait'}`;
+  const rising = flow.recovering_rate ? ` It recovers at ${flow.recovering_rate} a second now, doubling every second.` : '';
+  if (flow.reason === 'paused' || (flow.paused_until && !flow.throttled)) {
+    return ['Paused, ending ', timeCell(flow.paused_until), ': the receiver asked stile to slow down (429, or 503 with Retry-After). ',
+      flow.waiting ? `${count(flow.waiting)}; ` : '', 'held deliveries are not failed attempts.'];
+  }
+  if (flow.reason === 'rate_limit') {
+    return flow.recovering_rate
+      ? `Throttled: ${count(flow.waiting)} for the reduced rate after a pause.${rising}`
+      : `Throttled: ${count(flow.waiting)} for the rate limit (${flow.rate_limit} a second).`;
+  }
+  if (flow.reason === 'max_in_flight') {
+    return `Throttled: ${count(flow.waiting)} while ${flow.in_flight} requests are open, its most at once.${rising}`;
+  }
+  if (flow.recovering_rate) return `Recovering after a pause.${rising}`;
+  return null;
+}
+
 /** Splits the labels field: labels are separated by commas or spaces. */
 function parseLabels(text) {
   return text.split(/[\s,]+/).filter(Boolean);
@@ -188,9 +208,16 @@ export async function renderDetail(root, params) {
   const head = h('div', {});
   const panel = h('div', {});
   const deliveriesSlot = h('section', { 'aria-labelledby': 'deliveries-title' });
-  fill(root, h('p', {}, h('a', { href: '#/endpoints' }, '← Endpoints')), head, panel, deliveriesSlot);
+  const flowSlot = h('div', { 'aria-live': 'polite' });
+  fill(root, h('p', {}, h('a', { href: '#/endpoints' }, '← Endpoints')), head, flowSlot, panel, deliveriesSlot);
   let endpoint = await api('GET', `/v1/webhook_endpoints/${encodeURIComponent(params.id)}`);
   const deliveries = await deliveriesPanel(deliveriesSlot, params.id);
+
+  /** Shows what holds its deliveries back now, if anything (refreshed with the view). */
+  async function drawFlow() {
+    const now = flowNow(await api('GET', `/v1/webhook_endpoints/${endpoint.id}/flow`));
+    fill(flowSlot, now ? h('p', { class: 'notice', role: 'status', 'data-test': 'flow-now' }, now) : null);
+  }
 
   function drawHead() {
     const toggle = h('button', { type: 'button', class: 'secondary' }, endpoint.status === 'enabled' ? 'Disable' : 'Enable');
@@ -345,5 +372,6 @@ export async function renderDetail(root, params) {
   }
 
   drawHead();
-  return { refresh: deliveries.refresh };
+  await drawFlow();
+  return { refresh: () => Promise.all([deliveries.refresh(), drawFlow()]) };
 }

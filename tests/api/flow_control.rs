@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::common::browser::in_browser;
 use crate::common::receiver::{Behaviour, Receiver};
-use crate::common::{Req, TestServer, eventually};
+use crate::common::{Req, TEST_KEY, TestServer, eventually};
 
 /// How many more than `rate_limit` requests a one-second window at the receiver may hold:
 /// requests delayed on their way (stile starts at most `rate_limit`).
@@ -179,4 +180,73 @@ fn flow_limits_are_checked_shown_and_cleared_in_the_stile_and_kayle_apis() {
     let resp = server.req("PATCH", &format!("/v1/webhooks/endpoints/{id}")).json(&json!({"rate_limit": 0})).send();
     assert_eq!(resp.status, 400, "{}", resp.text);
     assert!(resp.body["error"]["message"].as_str().unwrap().contains("rate_limit"), "{}", resp.body);
+}
+
+/// Polls `GET /v1/webhook_endpoints/:id/flow` until `wanted` holds (at most 10 s);
+/// returns the last answer.
+pub fn flow_when(base_get: impl Fn(&str) -> Value, id: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    let mut flow = Value::Null;
+    let seen = eventually(Duration::from_secs(10), || {
+        flow = base_get(&format!("/v1/webhook_endpoints/{id}/flow"));
+        wanted(&flow)
+    });
+    assert!(seen, "the flow never showed what was expected: {flow}");
+    flow
+}
+
+#[test]
+fn a_paused_endpoints_flow_shows_the_pause_and_what_waits_in_the_api_and_the_dashboard() {
+    let receiver = Receiver::start();
+    receiver.set("/busy", Behaviour::RetryAfterOnce(429, "30"));
+    let server = TestServer::start();
+    let busy = endpoint_with(&server, &receiver.url("/busy"), json!({"max_in_flight": 1}));
+    let calm = endpoint_with(&server, &receiver.url("/calm"), json!({"rate_limit": 50}));
+    let asked = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    publish_many(&server, 3);
+
+    let get = |path: &str| server.get(path).body;
+    let flow = flow_when(get, &busy, |f| f["reason"] == "paused" && f["waiting"] == 3);
+    assert_eq!(flow["object"], "webhook_endpoint_flow");
+    assert_eq!((flow["throttled"].clone(), flow["in_flight"].clone()), (json!(true), json!(0)), "{flow}");
+    assert_eq!((flow["max_in_flight"].clone(), flow["rate_limit"].clone()), (json!(1), json!(null)), "{flow}");
+    let until = flow["paused_until"].as_i64().unwrap();
+    assert!((asked + 29..=asked + 32).contains(&until), "paused until {until}, asked at {asked} for 30 s");
+    // Held, not failed: the three deliveries are pending, with no attempt recorded.
+    let attempts = server.deliveries(&busy);
+    assert!(attempts.iter().all(|a| a["status"] == "pending" && a["response_status"].is_null()), "{attempts:?}");
+    assert_eq!(receiver.count("/busy"), 1, "sent to while paused");
+
+    // The endpoint beside it got its three and holds nothing back.
+    receiver.wait_for("/calm", 3, Duration::from_secs(10));
+    let flow = flow_when(get, &calm, |f| f["waiting"] == 0 && f["in_flight"] == 0);
+    assert_eq!((flow["throttled"].clone(), flow["reason"].clone()), (json!(false), json!(null)), "{flow}");
+    assert_eq!((flow["paused_until"].clone(), flow["rate_limit"].clone()), (json!(null), json!(50)), "{flow}");
+
+    in_browser("flow_paused", move |page| async move {
+        page.open(&format!("{}/", server.base)).await;
+        page.sign_in(TEST_KEY).await;
+        page.open(&format!("{}/#/endpoints/{busy}", server.base)).await;
+        page.wait_text("[data-test=flow-now]", "Paused, ending in").await;
+        page.wait_text("[data-test=flow-now]", "3 deliveries wait").await;
+        page.open(&format!("{}/#/endpoints/{calm}", server.base)).await;
+        page.wait_text("main h1", "/calm").await;
+        page.wait_text("[data-test=flow]", "50 a second").await;
+        assert!(page.all("[data-test=flow-now]").await.is_empty(), "the calm endpoint shown as held back");
+    });
+}
+
+#[test]
+fn a_rate_limited_endpoints_flow_counts_the_deliveries_waiting_for_the_rate() {
+    let receiver = Receiver::start();
+    let server = TestServer::start();
+    let id = endpoint_with(&server, &receiver.url("/slow"), json!({"rate_limit": 1}));
+    publish_many(&server, 5);
+    let get = |path: &str| server.get(path).body;
+    let flow = flow_when(get, &id, |f| f["reason"] == "rate_limit");
+    assert_eq!(flow["throttled"], true, "{flow}");
+    let waiting = flow["waiting"].as_u64().unwrap();
+    assert!((1..=4).contains(&waiting), "{waiting} waiting of 5 at 1 a second: {flow}");
+    // Once all five went (4 s at 1 a second), nothing waits.
+    receiver.wait_for("/slow", 5, Duration::from_secs(15));
+    flow_when(get, &id, |f| f["throttled"] == false && f["waiting"] == 0);
 }

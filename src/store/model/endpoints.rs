@@ -174,6 +174,60 @@ impl FlowLimits {
     pub const MAX_IN_FLIGHT: u32 = 1024;
 }
 
+/// Why an endpoint's due deliveries wait, as the metrics' `reason` label and the API name
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldKind {
+    /// A refusal (429, or 503 with `Retry-After`) paused the endpoint.
+    Paused,
+    /// Its `rate_limit` (or the reduced rate it recovers at after a pause).
+    RateLimit,
+    /// Its `max_in_flight` requests are open.
+    MaxInFlight,
+}
+
+impl HoldKind {
+    /// Every reason, in the order above.
+    pub const ALL: [HoldKind; 3] = [HoldKind::Paused, HoldKind::RateLimit, HoldKind::MaxInFlight];
+
+    /// Its name: `paused`, `rate_limit`, `max_in_flight`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldKind::Paused => "paused",
+            HoldKind::RateLimit => "rate_limit",
+            HoldKind::MaxInFlight => "max_in_flight",
+        }
+    }
+
+    /// The reason named `name` ([`HoldKind::as_str`]).
+    pub fn parse(name: &str) -> Option<HoldKind> {
+        HoldKind::ALL.into_iter().find(|reason| reason.as_str() == name)
+    }
+}
+
+/// An endpoint's flow at a moment, as the process that sends to it sees it: what holds
+/// its due deliveries back, if anything. The API's `GET /v1/webhook_endpoints/:id/flow`
+/// and the dashboard show it; on a shared store the sender writes it with each renewal of
+/// its sendership, so every process can answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlowState {
+    /// The endpoint.
+    pub endpoint: EndpointId,
+    /// What holds its first waiting delivery; `None` when nothing waits, or only for a
+    /// free worker.
+    pub held: Option<HoldKind>,
+    /// Paused after a refusal until then (Unix ms).
+    pub paused_until_ms: Option<u64>,
+    /// Due deliveries waiting for it in the sender's memory.
+    pub waiting: u32,
+    /// Requests open to it now.
+    pub in_flight: u32,
+    /// While it recovers after a pause, the rate allowed now (requests a second).
+    pub recovering_rate: Option<f64>,
+    /// When this was seen (Unix ms).
+    pub as_of_ms: u64,
+}
+
 /// What makes an endpoint a listener endpoint (see [`EndpointRecord::listener`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListenerInfo {

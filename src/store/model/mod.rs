@@ -20,7 +20,8 @@ pub use attempts::{
     AttemptRecord, AttemptResult, AttemptStatus, FailureRun, HealthVerdict, Job, RecordPolicy, Recorded,
 };
 pub use endpoints::{
-    EndpointFilter, EndpointRecord, EndpointStatus, FlowLimits, ListenRequest, SealedSecret, SigningSecret,
+    EndpointFilter, EndpointRecord, EndpointStatus, FlowLimits, FlowState, HoldKind, ListenRequest, SealedSecret,
+    SigningSecret,
 };
 pub use errors::{OpenError, StoreError};
 pub use events::{EventFilter, EventMeta, NewEvent, Published, Resent, StoredEvent};

@@ -11,7 +11,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::ids::{DeliveryId, EndpointId};
 use crate::store::backend::Backend;
-use crate::store::model::StoreError;
+use crate::store::model::{FlowState, HoldKind, StoreError};
 use crate::store::sealing::Sealer;
 
 use super::cached::Cached;
@@ -103,6 +103,33 @@ pub(super) async fn release_lapsed_reservations(client: &impl GenericClient) -> 
     Ok(())
 }
 
+/// Endpoints' flows as the columns of `endpoint_senders`, one array each, for `unnest`.
+struct FlowColumns {
+    endpoints: Vec<uuid::Uuid>,
+    paused_until_ms: Vec<Option<i64>>,
+    held: Vec<Option<&'static str>>,
+    waiting: Vec<i32>,
+    in_flight: Vec<i32>,
+    recovering_rate: Vec<Option<f64>>,
+    as_of_ms: Vec<i64>,
+}
+
+impl FlowColumns {
+    fn of(flows: &[FlowState]) -> Self {
+        let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let count = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        Self {
+            endpoints: flows.iter().map(|f| uuid(f.endpoint.as_u128())).collect(),
+            paused_until_ms: flows.iter().map(|f| f.paused_until_ms.map(ms)).collect(),
+            held: flows.iter().map(|f| f.held.map(HoldKind::as_str)).collect(),
+            waiting: flows.iter().map(|f| count(f.waiting)).collect(),
+            in_flight: flows.iter().map(|f| count(f.in_flight)).collect(),
+            recovering_rate: flows.iter().map(|f| f.recovering_rate).collect(),
+            as_of_ms: flows.iter().map(|f| ms(f.as_of_ms)).collect(),
+        }
+    }
+}
+
 impl PgStore {
     /// Extends the claims on `held`, the holds on `listening` and the sending to
     /// `sending`, for the claim lease.
@@ -111,7 +138,7 @@ impl PgStore {
         client: &deadpool_postgres::Client,
         held: Vec<DeliveryId>,
         listening: Vec<EndpointId>,
-        sending: Vec<EndpointId>,
+        sending: Vec<FlowState>,
     ) -> Result<(), StoreError> {
         if held.is_empty() && listening.is_empty() && sending.is_empty() {
             return Ok(());
@@ -120,11 +147,31 @@ impl PgStore {
         let entries: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
         let endpoints: Vec<uuid::Uuid> = listening.iter().map(|id| uuid(id.as_u128())).collect();
         if !sending.is_empty() {
-            let sending: Vec<uuid::Uuid> = sending.iter().map(|id| uuid(id.as_u128())).collect();
+            let flows = FlowColumns::of(&sending);
             let sql = format!(
-                "UPDATE endpoint_senders SET until_ms = {DB_NOW_MS} + $3 WHERE endpoint = ANY($1) AND sender = $2"
+                "UPDATE endpoint_senders s SET until_ms = {DB_NOW_MS} + $2, paused_until_ms = f.paused_until_ms,
+                     held = f.held, waiting = f.waiting, in_flight = f.in_flight,
+                     recovering_rate = f.recovering_rate, as_of_ms = f.as_of_ms
+                 FROM unnest($3::uuid[], $4::int8[], $5::text[], $6::int4[], $7::int4[], $8::float8[], $9::int8[])
+                     AS f(endpoint, paused_until_ms, held, waiting, in_flight, recovering_rate, as_of_ms)
+                 WHERE s.endpoint = f.endpoint AND s.sender = $1"
             );
-            client.exec(&sql, &[&sending, &self.token, &lease]).await?;
+            client
+                .exec(
+                    &sql,
+                    &[
+                        &self.token,
+                        &lease,
+                        &flows.endpoints,
+                        &flows.paused_until_ms,
+                        &flows.held,
+                        &flows.waiting,
+                        &flows.in_flight,
+                        &flows.recovering_rate,
+                        &flows.as_of_ms,
+                    ],
+                )
+                .await?;
         }
         if !entries.is_empty() {
             let sql = format!(
@@ -180,7 +227,7 @@ impl Backend for PgStore {
         &self,
         held: Vec<DeliveryId>,
         listening: Vec<EndpointId>,
-        sending: Vec<EndpointId>,
+        sending: Vec<FlowState>,
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
         self.renew_own(&client, held, listening, sending).await?;
@@ -193,7 +240,10 @@ impl Backend for PgStore {
     /// One statement takes every endpoint no live process sends to (or this one does);
     /// the entries of the others are reserved for their senders, as a parking hands a
     /// listener endpoint's attempts to the process with its CLI.
-    async fn send_for(&self, wanted: Vec<(EndpointId, Vec<DeliveryId>)>) -> Result<Vec<EndpointId>, StoreError> {
+    async fn send_for(
+        &self,
+        wanted: Vec<(EndpointId, Vec<DeliveryId>)>,
+    ) -> Result<Vec<(EndpointId, Option<u64>)>, StoreError> {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
@@ -205,18 +255,30 @@ impl Backend for PgStore {
         // The takeover and the move of the old sender's entries commit together, so no
         // entry is left reserved for a sender that no longer is one.
         let tx = client.transaction().await?;
+        // A renewal by the same sender, or a takeover: what waited or was in flight at
+        // the sender taken over from is gone (its pause holds: the new sender keeps it).
+        let same = "endpoint_senders.sender = EXCLUDED.sender";
         let sql = format!(
-            "WITH old AS (SELECT endpoint, sender FROM endpoint_senders WHERE endpoint = ANY($1) AND sender <> $2),
+            "WITH old AS (SELECT endpoint, sender, paused_until_ms FROM endpoint_senders
+                          WHERE endpoint = ANY($1) AND sender <> $2),
              taken AS (
                  INSERT INTO endpoint_senders (endpoint, sender, until_ms)
                  SELECT e, $2, {DB_NOW_MS} + $3 FROM unnest($1::uuid[]) AS e
-                 ON CONFLICT (endpoint) DO UPDATE SET sender = EXCLUDED.sender, until_ms = EXCLUDED.until_ms
-                 WHERE endpoint_senders.sender = EXCLUDED.sender OR endpoint_senders.until_ms < {DB_NOW_MS}
+                 ON CONFLICT (endpoint) DO UPDATE SET sender = EXCLUDED.sender, until_ms = EXCLUDED.until_ms,
+                     held = CASE WHEN {same} THEN endpoint_senders.held END,
+                     waiting = CASE WHEN {same} THEN endpoint_senders.waiting ELSE 0 END,
+                     in_flight = CASE WHEN {same} THEN endpoint_senders.in_flight ELSE 0 END,
+                     recovering_rate = CASE WHEN {same} THEN endpoint_senders.recovering_rate END
+                 WHERE {same} OR endpoint_senders.until_ms < {DB_NOW_MS}
                  RETURNING endpoint)
-             SELECT taken.endpoint, old.sender FROM taken LEFT JOIN old USING (endpoint)"
+             SELECT taken.endpoint, old.sender, old.paused_until_ms FROM taken LEFT JOIN old USING (endpoint)"
         );
         let rows = tx.q(&sql, &[&endpoints, &self.token, &lease]).await?;
-        let mine: std::collections::HashSet<uuid::Uuid> = rows.iter().map(|row| row.get(0)).collect();
+        // Each endpoint taken, with the pause a sender before this process left on it.
+        let mine: std::collections::HashMap<uuid::Uuid, Option<u64>> = rows
+            .iter()
+            .map(|row| (row.get(0), row.get::<_, Option<i64>>(2).and_then(|ms| u64::try_from(ms).ok())))
+            .collect();
         // A sendership taken over from a process whose lease ran out brings the entries
         // set aside for that process with it.
         let (from, at): (Vec<String>, Vec<uuid::Uuid>) =
@@ -234,7 +296,7 @@ impl Backend for PgStore {
         // other processes' claims while they wait for the endpoint's flow.
         let kept: Vec<uuid::Uuid> = wanted
             .iter()
-            .filter(|(endpoint, _)| mine.contains(&uuid(endpoint.as_u128())))
+            .filter(|(endpoint, _)| mine.contains_key(&uuid(endpoint.as_u128())))
             .flat_map(|(_, entries)| entries.iter().map(|entry| uuid(entry.as_u128())))
             .collect();
         if !kept.is_empty() {
@@ -247,7 +309,7 @@ impl Backend for PgStore {
         }
         let (attempts, others): (Vec<uuid::Uuid>, Vec<uuid::Uuid>) = wanted
             .iter()
-            .filter(|(endpoint, _)| !mine.contains(&uuid(endpoint.as_u128())))
+            .filter(|(endpoint, _)| !mine.contains_key(&uuid(endpoint.as_u128())))
             .flat_map(|(endpoint, entries)| {
                 entries.iter().map(move |entry| (uuid(entry.as_u128()), uuid(endpoint.as_u128())))
             })
@@ -264,7 +326,45 @@ impl Backend for PgStore {
                 .await?;
             client.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.token]).await?;
         }
-        Ok(wanted.into_iter().map(|(id, _)| id).filter(|id| mine.contains(&uuid(id.as_u128()))).collect())
+        Ok(wanted.into_iter().filter_map(|(id, _)| Some((id, *mine.get(&uuid(id.as_u128()))?))).collect())
+    }
+
+    /// The flow another process, its sender, recorded at its last renewal (this
+    /// process's own shows on its scheduler's board); only the pause if that sender
+    /// stopped renewing (it died, or has nothing left to send there: what it recorded
+    /// waiting or in flight is gone, and the pause holds, as the next sender keeps it).
+    async fn flow_state(&self, endpoint: EndpointId) -> Result<Option<FlowState>, StoreError> {
+        let client = self.client().await?;
+        // A sender renews every third of the lease (its scheduler looks at least every
+        // second): a lease with less left than that, and some margin, was not renewed.
+        let renewal = self.claim_lease / 3;
+        let renewed_within =
+            self.claim_lease.saturating_sub(renewal * 3 / 2 + Duration::from_secs(1)).as_millis() as i64;
+        let sql = format!(
+            "SELECT until_ms >= {DB_NOW_MS} + $3, paused_until_ms, held, waiting, in_flight, recovering_rate, as_of_ms
+             FROM endpoint_senders WHERE endpoint = $1 AND sender <> $2 AND as_of_ms IS NOT NULL"
+        );
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&uuid(endpoint.as_u128()), &self.token, &renewed_within];
+        let Some(row) = client.q(&sql, &params).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let live: bool = row.get(0);
+        let unsigned = |v: i32| u32::try_from(v).unwrap_or(0);
+        let paused_until_ms = row.get::<_, Option<i64>>(1).and_then(|ms| u64::try_from(ms).ok());
+        let mut state = FlowState {
+            endpoint,
+            held: row.get::<_, Option<String>>(2).as_deref().and_then(HoldKind::parse),
+            paused_until_ms,
+            waiting: unsigned(row.get(3)),
+            in_flight: unsigned(row.get(4)),
+            recovering_rate: row.get(5),
+            as_of_ms: row.get::<_, i64>(6).try_into().unwrap_or(0),
+        };
+        if !live {
+            state = FlowState { held: None, waiting: 0, in_flight: 0, recovering_rate: None, ..state };
+        }
+        Ok(Some(state))
     }
 
     async fn release_claims(&self, entries: Vec<DeliveryId>) -> Result<(), StoreError> {

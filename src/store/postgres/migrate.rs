@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, "sealed secrets", include_str!("migrations/0003_sealed_secrets.sql")),
     (4, "endpoint senders", include_str!("migrations/0004_endpoint_senders.sql")),
     (5, "reserved entries", include_str!("migrations/0005_reserved_entries.sql")),
+    (6, "sender flow", include_str!("migrations/0006_sender_flow.sql")),
 ];
 
 /// The advisory lock key held while migrating ("stile" in ASCII, then 1).

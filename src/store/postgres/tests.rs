@@ -10,7 +10,7 @@ use crate::ids::DeliveryId;
 use crate::mode::Mode;
 use crate::store::backend::{Apps, Backend, Endpoints, Events, Jobs, Listeners, Queue, Scheduling};
 use crate::store::conformance::{TWO_RETRIES, fresh_database, invoices};
-use crate::store::model::{AttemptResult, Cursor, EndpointRecord, PageRequest};
+use crate::store::model::{AttemptResult, Cursor, EndpointRecord, FlowState, HoldKind, PageRequest};
 
 use super::throwaway::ThrowawayPostgres;
 use super::{PgOptions, PgStore};
@@ -158,8 +158,8 @@ async fn one_process_sends_to_an_endpoint_and_the_others_hand_it_their_entries_u
     let now = 1_700_000_000_000;
     let _ = sender.publish_events(invoices(owner, 2, now).to_vec(), now).await.unwrap();
 
-    assert_eq!(sender.send_for(vec![(endpoint, vec![])]).await.unwrap(), [endpoint]);
-    assert_eq!(sender.send_for(vec![(endpoint, vec![])]).await.unwrap(), [endpoint], "kept by its sender");
+    assert_eq!(sender.send_for(vec![(endpoint, vec![])]).await.unwrap(), [(endpoint, None)]);
+    assert_eq!(sender.send_for(vec![(endpoint, vec![])]).await.unwrap(), [(endpoint, None)], "kept by its sender");
     // The other process claimed the entries, but another sends to their endpoint: handed.
     let claimed = other.due_entries(None, now, 10, Vec::new()).await.unwrap();
     assert_eq!(claimed.len(), 2);
@@ -173,14 +173,35 @@ async fn one_process_sends_to_an_endpoint_and_the_others_hand_it_their_entries_u
     ids.sort();
     assert_eq!(handed, ids, "the sender claims what it was handed");
 
-    // Renewed, it stays the sender; left to run out (as a dead process's), it moves.
-    sender.renew_claims(vec![], vec![], vec![endpoint]).await.unwrap();
+    // Renewed, it stays the sender, and what it records of the endpoint's flow (a pause,
+    // two deliveries waiting) every other process reads; its own board is its own.
+    let paused_until = now + 60_000;
+    let flow = FlowState {
+        endpoint,
+        held: Some(HoldKind::Paused),
+        paused_until_ms: Some(paused_until),
+        waiting: 2,
+        in_flight: 0,
+        recovering_rate: Some(1.0),
+        as_of_ms: now,
+    };
+    sender.renew_claims(vec![], vec![], vec![flow]).await.unwrap();
+    assert_eq!(other.flow_state(endpoint).await.unwrap(), Some(flow));
+    assert_eq!(sender.flow_state(endpoint).await.unwrap(), None, "the sender shows its own from memory");
     assert!(other.send_for(vec![(endpoint, vec![])]).await.unwrap().is_empty());
+    // Left to run out (as a dead process's), it moves, and the pause goes with it.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while other.send_for(vec![(endpoint, vec![])]).await.unwrap().is_empty() {
+    let taken = loop {
+        let taken = other.send_for(vec![(endpoint, vec![])]).await.unwrap();
+        if !taken.is_empty() {
+            break taken;
+        }
         assert!(std::time::Instant::now() < deadline, "the sender's lease never ran out");
         std::thread::sleep(Duration::from_millis(50));
-    }
+    };
+    assert_eq!(taken, [(endpoint, Some(paused_until))], "the new sender keeps the pause");
+    let lapsed = FlowState { held: None, waiting: 0, recovering_rate: None, ..flow };
+    assert_eq!(sender.flow_state(endpoint).await.unwrap(), Some(lapsed), "only the pause is left of a lapsed sender's");
     assert!(sender.send_for(vec![(endpoint, vec![])]).await.unwrap().is_empty(), "one sender at a time");
 }
 
@@ -201,7 +222,7 @@ async fn a_backlog_set_aside_for_its_endpoints_sender_is_out_of_every_claims_way
     let _ = sender.publish_events(invoices(owner, 5, now).to_vec(), now).await.unwrap();
     let later = crate::store::model::events::test_event(owner, "order.paid", serde_json::json!({}), now + 10);
     let _ = sender.publish_events(vec![later], now + 10).await.unwrap();
-    assert_eq!(sender.send_for(vec![(busy.id, vec![])]).await.unwrap(), [busy.id]);
+    assert_eq!(sender.send_for(vec![(busy.id, vec![])]).await.unwrap(), [(busy.id, None)]);
 
     // The other process claims all six and will not make them now: the busy endpoint's
     // go to its sender, the quiet one's back to everyone.
@@ -445,7 +466,7 @@ async fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data(
     }
     .await
     .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
     assert_eq!(store.endpoint(owner, endpoint.id).await.unwrap().map(|e| e.id), Some(endpoint.id));
     let claimed = store.due_entries(None, 1_700_000_000_000, 10, Vec::new()).await.unwrap();
     assert_eq!(claimed.len(), 1, "the queued attempt is claimed through the new columns");
