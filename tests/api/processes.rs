@@ -452,3 +452,42 @@ fn an_endpoints_rate_and_in_flight_cap_hold_across_three_processes_and_the_kill_
         "rate 20/s, 2 in flight, 3 processes, sender killed: {EVENTS} events in {span:?}, busiest second {busiest}, {duplicates} made twice"
     );
 }
+
+#[test]
+fn a_pause_is_shown_by_every_process_and_outlives_the_kill_of_the_sender_that_set_it() {
+    // Asked for 8 s; the sender is killed at once, and the others take over when its lease
+    // (3 s) runs out: a pause kept only in the sender's memory would end then.
+    const PAUSE: Duration = Duration::from_secs(8);
+    let Some(cluster) = cluster() else { return };
+    let url = cluster.new_database().expect("a database");
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    receiver.set("/busy", crate::common::receiver::Behaviour::RetryAfterOnce(429, "8"));
+    let mut servers = vec![start(dir.path(), "a", &url), start(dir.path(), "b", &url), start(dir.path(), "c", &url)];
+    let endpoint = Req::new("POST", format!("{}/v1/webhook_endpoints", servers[0].base))
+        .key(TEST_KEY)
+        .json(&json!({"url": receiver.url("/busy"), "enabled_events": ["*"], "max_in_flight": 1}))
+        .send();
+    assert_eq!(endpoint.status, 200, "{}", endpoint.text);
+    let id = endpoint.body["id"].as_str().unwrap().to_string();
+    for n in 0..3 {
+        assert!(matches!(publish(&servers[n].base, n), Some(Ok(_))), "publish {n}");
+    }
+    receiver.wait_for("/busy", 1, Duration::from_secs(15));
+
+    // Every process shows the pause and the three deliveries it holds back.
+    for server in &servers {
+        let get = |path: &str| Req::new("GET", format!("{}{path}", server.base)).key(TEST_KEY).send().body;
+        let flow = crate::flow_control::flow_when(get, &id, |f| f["reason"] == "paused" && f["waiting"] == 3);
+        assert_eq!(flow["throttled"], true, "{flow}");
+    }
+    let sending: Vec<usize> =
+        (0..3).filter(|i| metric(&servers[*i].base, "stile_endpoints_sending") == Some(1.0)).collect();
+    assert_eq!(sending.len(), 1, "one sender to the endpoint, not {sending:?}");
+    servers.remove(sending[0]).kill_hard();
+
+    let received = receiver.wait_for("/busy", 4, Duration::from_secs(30));
+    let gap = received[1].at - received[0].at;
+    assert!(gap >= PAUSE - Duration::from_millis(50), "sent to again {gap:?} after a 429 asking for {PAUSE:?}");
+    eprintln!("paused for {PAUSE:?}, sender killed: the next request came {gap:?} after the 429");
+}
