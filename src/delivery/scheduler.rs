@@ -217,6 +217,11 @@ impl Scheduler {
                 }
             };
         }
+        // Another process may go on at once with what this one held.
+        let held: Vec<DeliveryId> = self.loaded.iter().copied().collect();
+        if let Err(err) = self.store.let_go(held).await {
+            tracing::warn!(error = %err, "cannot give up this process's claims and sendership; they lapse with their lease");
+        }
         tracing::debug!("scheduler stopped");
     }
 

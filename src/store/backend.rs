@@ -321,6 +321,12 @@ backend! {
         /// to (with one process, all of them), each with the pause its last sender, when
         /// that was another process, recorded on it (Unix ms): the new sender keeps it.
         fn send_for(&self, wanted: Vec<(EndpointId, Vec<DeliveryId>)>) -> Result<Vec<(EndpointId, Option<u64>)>, StoreError> { Ok(wanted.into_iter().map(|(endpoint, _)| (endpoint, None)).collect()) };
+        /// Gives up what this process holds of a shared queue as it stops, so the others
+        /// go on at once rather than when the leases run out: its sendership of
+        /// endpoints (their pauses stay recorded for the next sender), its claims on
+        /// `held` (the entries it had loaded and not made), and the entries reserved for
+        /// it. One process: nothing is held.
+        fn let_go(&self, held: Vec<DeliveryId>) -> Result<(), StoreError> { let _ = held; Ok(()) };
         /// `endpoint`'s flow as the process sending to it last recorded it (one process:
         /// its scheduler shows it directly, and this is `None`).
         fn flow_state(&self, endpoint: EndpointId) -> Result<Option<FlowState>, StoreError> { let _ = endpoint; Ok(None) };

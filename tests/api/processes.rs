@@ -470,8 +470,8 @@ fn a_pause_is_shown_by_every_process_and_outlives_the_kill_of_the_sender_that_se
         .send();
     assert_eq!(endpoint.status, 200, "{}", endpoint.text);
     let id = endpoint.body["id"].as_str().unwrap().to_string();
-    for n in 0..3 {
-        assert!(matches!(publish(&servers[n].base, n), Some(Ok(_))), "publish {n}");
+    for (n, server) in servers.iter().enumerate() {
+        assert!(matches!(publish(&server.base, n), Some(Ok(_))), "publish {n}");
     }
     receiver.wait_for("/busy", 1, Duration::from_secs(15));
 

@@ -367,6 +367,27 @@ impl Backend for PgStore {
         Ok(Some(state))
     }
 
+    async fn let_go(&self, held: Vec<DeliveryId>) -> Result<(), StoreError> {
+        let ids: Vec<uuid::Uuid> = held.iter().map(|id| uuid(id.as_u128())).collect();
+        let client = self.client().await?;
+        // Lapsed at once: the next process with a delivery for the endpoint takes it over
+        // (and keeps its pause).
+        client.exec("UPDATE endpoint_senders SET until_ms = 0 WHERE sender = $1", &[&self.token]).await?;
+        if !ids.is_empty() {
+            client
+                .exec(
+                    "UPDATE queue SET locked_until_ms = NULL WHERE attempt = ANY($1) AND locked_until_ms IS NOT NULL",
+                    &[&ids],
+                )
+                .await?;
+        }
+        client
+            .exec("UPDATE queue SET reserved_for = NULL WHERE reserved_for = $1 AND NOT parked", &[&self.token])
+            .await?;
+        client.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.token]).await?;
+        Ok(())
+    }
+
     async fn release_claims(&self, entries: Vec<DeliveryId>) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());

@@ -206,6 +206,38 @@ async fn one_process_sends_to_an_endpoint_and_the_others_hand_it_their_entries_u
 }
 
 #[tokio::test]
+async fn a_process_that_stops_lets_go_of_its_sendership_claims_and_reservations_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    // A lease far longer than the test: only letting go frees anything.
+    let options = PgOptions { claim_lease: Duration::from_secs(600), ..options };
+    let stopping = PgStore::connect(&options).await.unwrap();
+    let other = PgStore::connect(&options).await.unwrap();
+    let owner = stopping.test_owner(Mode::Test).await;
+    let record = EndpointRecord::for_test(owner, "https://example.com/hook", "*");
+    stopping.insert_endpoint(record.clone()).await.unwrap();
+    let now = 1_700_000_000_000;
+    let _ = stopping.publish_events(invoices(owner, 3, now).to_vec(), now).await.unwrap();
+    // It sends to the endpoint, holds one entry claimed, and has the others set aside.
+    assert_eq!(stopping.send_for(vec![(record.id, vec![])]).await.unwrap(), [(record.id, None)]);
+    let claimed = stopping.due_entries(None, now, 10, Vec::new()).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let ids: Vec<DeliveryId> = claimed.iter().map(|e| e.key.attempt()).collect();
+    stopping.release_claims(ids[1..].to_vec()).await.unwrap();
+    assert!(other.send_for(vec![(record.id, vec![])]).await.unwrap().is_empty(), "held");
+    assert!(other.due_entries(None, now, 10, Vec::new()).await.unwrap().is_empty(), "claimed or set aside");
+
+    stopping.let_go(vec![ids[0]]).await.unwrap();
+    assert_eq!(other.send_for(vec![(record.id, vec![])]).await.unwrap(), [(record.id, None)], "taken at once");
+    let mut taken: Vec<DeliveryId> =
+        other.due_entries(None, now, 10, Vec::new()).await.unwrap().iter().map(|e| e.key.attempt()).collect();
+    taken.sort();
+    let mut ids = ids;
+    ids.sort();
+    assert_eq!(taken, ids, "the claimed entry and the set-aside ones are the next sender's");
+}
+
+#[tokio::test]
 async fn a_backlog_set_aside_for_its_endpoints_sender_is_out_of_every_claims_way_until_that_sender_lapses() {
     let dir = tempfile::tempdir().unwrap();
     let Some(options) = fresh_database(dir.path()) else { return };
