@@ -257,22 +257,32 @@ export async function busy(button, action) {
 }
 
 /**
- * Metadata typed as one `key=value` per line: the object, or an Error naming the first
- * line that is not a pair.
+ * Pairs typed one per line as `key<sep>value` (`what` names them in the error): the
+ * object, or an Error naming the first line that is not a pair.
  */
-export function parseMetadata(text) {
-  const meta = {};
+export function parsePairs(text, sep, what) {
+  const pairs = {};
   for (const line of text.split('\n').map((l) => l.trim()).filter(Boolean)) {
-    const at = line.indexOf('=');
-    if (at <= 0) return new Error(`Metadata line "${line}" must look like key=value.`);
-    meta[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    const at = line.indexOf(sep);
+    if (at <= 0) return new Error(`${what} line "${line}" must look like key${sep}value.`);
+    pairs[line.slice(0, at).trim()] = line.slice(at + 1).trim();
   }
-  return meta;
+  return pairs;
+}
+
+/** Pairs as `parsePairs` reads them. */
+export function pairsText(pairs, sep) {
+  return Object.entries(pairs || {}).map(([k, v]) => `${k}${sep}${v}`).join('\n');
+}
+
+/** Metadata typed as one `key=value` per line (see `parsePairs`). */
+export function parseMetadata(text) {
+  return parsePairs(text, '=', 'Metadata');
 }
 
 /** Metadata as `parseMetadata` reads it. */
 export function metadataText(meta) {
-  return Object.entries(meta || {}).map(([k, v]) => `${k}=${v}`).join('\n');
+  return pairsText(meta, '=');
 }
 
 /**

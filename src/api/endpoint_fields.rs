@@ -4,6 +4,8 @@
 //! undelivered-payload window, the flow limits, and ids in either form. Request shapes only: each turns
 //! a field into checked input or the `ApiError` naming it; none owns a dialect's shape.
 
+use std::collections::BTreeMap;
+
 use actix_web::web;
 
 use super::AppState;
@@ -189,6 +191,63 @@ pub(crate) fn validate_flow_change(
     value: Option<Option<serde_json::Number>>,
 ) -> Result<Option<Option<u32>>, ApiError> {
     value.map(|v| v.map(|n| validate_flow_limit(param, n)).transpose()).transpose()
+}
+
+/// The most headers of its own an endpoint may send.
+pub const MAX_HEADERS: usize = 20;
+
+/// The longest value of an endpoint's own header, in bytes.
+pub const MAX_HEADER_VALUE_BYTES: usize = 4096;
+
+/// Checks an endpoint's own `headers` (name → value): at most [`MAX_HEADERS`], names as
+/// HTTP allows and none that stile sets or the connection owns
+/// ([`crate::delivery::signing::is_reserved_header`]), nor one twice in another case;
+/// values of printable ASCII, at most
+/// [`MAX_HEADER_VALUE_BYTES`]. Names are kept as given (HTTP/1 sends them lower-cased).
+pub(crate) fn validate_headers(headers: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+    const PARAM: &str = "headers";
+    if headers.len() > MAX_HEADERS {
+        return Err(ApiError::invalid(
+            PARAM,
+            format!("`headers` may hold at most {MAX_HEADERS} headers, not {}.", headers.len()),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, value) in &headers {
+        if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(ApiError::invalid(
+                PARAM,
+                format!(
+                    "`{name}` is not a valid header name: use letters, digits and `! # $ % & ' * + - . ^ _ ` | ~`."
+                ),
+            ));
+        }
+        if crate::delivery::signing::is_reserved_header(name) {
+            return Err(ApiError::invalid(
+                PARAM,
+                format!("The header `{name}` is set by stile (or by the connection) and cannot be set in `headers`."),
+            ));
+        }
+        if !seen.insert(name.to_ascii_lowercase()) {
+            return Err(ApiError::invalid(
+                PARAM,
+                format!("The header `{name}` is named twice in `headers` (names ignore case)."),
+            ));
+        }
+        if value.len() > MAX_HEADER_VALUE_BYTES {
+            return Err(ApiError::invalid(
+                PARAM,
+                format!("The value of header `{name}` must be at most {MAX_HEADER_VALUE_BYTES} bytes."),
+            ));
+        }
+        if value.bytes().any(|b| b != b'\t' && !(0x20..0x7f).contains(&b)) {
+            return Err(ApiError::invalid(
+                PARAM,
+                format!("The value of header `{name}` must be printable ASCII (no line breaks or control characters)."),
+            ));
+        }
+    }
+    Ok(headers)
 }
 
 /// Parses an endpoint id from a path: its `we_` form, or the UUID of the same 128 bits

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::endpoint_fields::{
     Subscribable, label_filter, parse_id, validate_event_types, validate_flow_change, validate_flow_limits,
-    validate_labels, validate_name, validate_retention_hours, validate_url,
+    validate_headers, validate_labels, validate_name, validate_retention_hours, validate_url,
 };
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{ListResponse, PageParams};
@@ -75,6 +75,12 @@ pub struct EndpointIn {
     /// `delivery.per_endpoint_concurrency`.
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 1024)]
     pub max_in_flight: Option<serde_json::Number>,
+    /// Headers of its own sent with every delivery and test ping: at most 20, values of
+    /// printable ASCII up to 4096 bytes; not those stile sets (`content-type`,
+    /// `user-agent`, `stile-signature`, `webhook-*`, `host`, `content-length`, and the
+    /// connection's own). For credentials use `authentication`.
+    #[schema(example = json!({"x-team": "payments"}))]
+    pub headers: Option<BTreeMap<String, String>>,
 }
 
 /// The body of `POST /v1/webhook_endpoints/:id`: every field optional; what is named
@@ -119,6 +125,10 @@ pub struct EndpointUpdate {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 1024)]
     pub max_in_flight: Option<Option<serde_json::Number>>,
+    /// New headers of its own, replacing the old; `null` or `{}` removes them all.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    pub headers: Option<Option<BTreeMap<String, String>>>,
 }
 
 impl EndpointIn {
@@ -142,6 +152,7 @@ impl EndpointIn {
                 .map(validate_retention_hours)
                 .transpose()?,
             flow: validate_flow_limits(self.rate_limit, self.max_in_flight)?,
+            headers: validate_headers(self.headers.unwrap_or_default())?,
             disabled: false,
             all_kayle_types: false,
         })
@@ -175,6 +186,7 @@ impl EndpointUpdate {
             status: self.status,
             rate_limit: validate_flow_change("rate_limit", self.rate_limit)?,
             max_in_flight: validate_flow_change("max_in_flight", self.max_in_flight)?,
+            headers: self.headers.map(|h| validate_headers(h.unwrap_or_default())).transpose()?,
             all_kayle_types: None,
         })
     }
@@ -233,6 +245,8 @@ pub struct Endpoint {
     /// The most requests in flight to it at once; null: the server's
     /// `delivery.per_endpoint_concurrency`.
     pub max_in_flight: Option<u32>,
+    /// Headers of its own sent with every delivery and test ping.
+    pub headers: BTreeMap<String, String>,
     /// Whether it belongs to live mode.
     pub livemode: bool,
     /// Creation time (Unix seconds).
@@ -258,6 +272,7 @@ impl From<EndpointRecord> for Endpoint {
             undelivered_payload_retention_hours: r.undelivered_retention_hours,
             rate_limit: r.rate_limit,
             max_in_flight: r.max_in_flight,
+            headers: r.headers,
             livemode: r.mode.is_live(),
             created: r.created,
         }
@@ -502,6 +517,7 @@ mod tests {
             all_kayle_types: false,
             rate_limit: None,
             max_in_flight: None,
+            headers: BTreeMap::new(),
             failing: None,
         };
         let update: EndpointUpdate = serde_json::from_value(
@@ -538,6 +554,7 @@ mod tests {
             all_kayle_types: false,
             rate_limit: None,
             max_in_flight: None,
+            headers: BTreeMap::new(),
             failing: Some(crate::store::model::endpoints::Failing { since: 4, attempts: 2 }),
         };
         let same = |record: &EndpointRecord| {

@@ -365,6 +365,7 @@ async fn create_endpoint(
         disabled: input.enabled == Some(false),
         description: None,
         metadata: BTreeMap::new(),
+        headers: BTreeMap::new(),
     };
     let (record, secret) = state.endpoints().create(caller.owner, input).await?;
     let default_hours = state.config.retention.undelivered_payload_hours;

@@ -43,8 +43,9 @@ pub(super) struct Senders {
 }
 
 impl Senders {
-    /// Signs `out` with `endpoint`'s live secrets and sends it where the endpoint's
-    /// requests go; returns the outcome and the headers sent.
+    /// Signs `out` with `endpoint`'s live secrets and sends it, with the endpoint's own
+    /// headers after stile's, where the endpoint's requests go; returns the outcome and
+    /// the headers sent.
     pub(super) async fn send(&self, endpoint: &EndpointRecord, out: Outgoing) -> (SendOutcome, Vec<(String, String)>) {
         let secrets = match endpoint.live_secrets(&self.sealer, out.now) {
             Ok(secrets) => secrets,
@@ -54,7 +55,8 @@ impl Senders {
                 return (unsigned(), Vec::new());
             }
         };
-        let headers = super::signed_headers(&secrets, &out.event_id, &out.body, out.now);
+        let mut headers = super::signed_headers(&secrets, &out.event_id, &out.body, out.now);
+        headers.extend(endpoint.headers.iter().map(|(name, value)| (name.clone(), value.clone())));
         if endpoint.is_listener() {
             let delivery = wire::Delivery {
                 delivery_id: out.delivery_id,

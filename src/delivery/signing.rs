@@ -57,7 +57,36 @@ pub fn standard_signature(secrets: &[&str], message_id: &str, timestamp: i64, bo
     signatures.join(" ")
 }
 
-/// Every header of a delivery request.
+/// The headers stile sets on every request, which an endpoint's own `headers` may not
+/// set (nor anything starting `webhook-`, the Standard Webhooks prefix, see
+/// [`is_reserved_header`]): its signature and content headers, and the hop-by-hop and
+/// proxy headers a client or proxy owns.
+pub const RESERVED_HEADERS: [&str; 14] = [
+    "content-type",
+    "user-agent",
+    STILE_SIGNATURE,
+    "host",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-connection",
+];
+
+/// Whether an endpoint's own headers may not set `name` (any case): stile sets it, or
+/// the connection owns it.
+pub fn is_reserved_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.starts_with("webhook-") || RESERVED_HEADERS.contains(&name.as_str())
+}
+
+/// Every header stile sets on a delivery request: content type, user agent, and both
+/// signature schemes (an endpoint's own `headers` follow them).
 pub fn delivery_headers(event_id: &str, secrets: &[&str], timestamp: i64, body: &[u8]) -> Vec<(String, String)> {
     vec![
         ("content-type".into(), "application/json".into()),

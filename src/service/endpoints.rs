@@ -66,6 +66,8 @@ pub struct NewEndpoint {
     pub undelivered_retention_hours: Option<u32>,
     /// Its flow limits.
     pub flow: FlowLimits,
+    /// Headers of its own sent with every request.
+    pub headers: BTreeMap<String, String>,
     /// Whether it starts disabled.
     pub disabled: bool,
     /// `enabled_events` are every Kayle type, asked for as `[]` through the Kayle API.
@@ -95,6 +97,8 @@ pub struct EndpointChanges {
     pub rate_limit: Option<Option<u32>>,
     /// A new (or removed, back to the server's default) in-flight cap.
     pub max_in_flight: Option<Option<u32>>,
+    /// New headers of its own, replacing the old (empty: none).
+    pub headers: Option<BTreeMap<String, String>>,
     /// With `enabled_events`, through the Kayle API: whether they are every Kayle type
     /// asked for as `[]`. `None` (the other APIs): kept while the types stay the same.
     pub all_kayle_types: Option<bool>,
@@ -140,6 +144,9 @@ impl EndpointChanges {
         if let Some(metadata) = self.metadata {
             record.metadata = metadata;
         }
+        if let Some(headers) = self.headers {
+            record.headers = headers;
+        }
         if let Some(status) = self.status {
             // A status set through the API replaces whatever stile decided by itself.
             record.disabled_reason = None;
@@ -177,6 +184,7 @@ pub fn endpoint_object(endpoint: &EndpointRecord) -> serde_json::Value {
         "undelivered_payload_retention_hours": endpoint.undelivered_retention_hours,
         "rate_limit": endpoint.rate_limit,
         "max_in_flight": endpoint.max_in_flight,
+        "headers": endpoint.headers,
         "livemode": endpoint.mode.is_live(),
         "created": endpoint.created,
     })
@@ -214,6 +222,7 @@ impl Endpoints<'_> {
             all_kayle_types: input.all_kayle_types,
             rate_limit: input.flow.rate_limit,
             max_in_flight: input.flow.max_in_flight,
+            headers: input.headers,
             ..new_record(owner, id, input.url, input.enabled_events, now, sealed)
         };
         self.store.insert_endpoint(record.clone()).await?;
@@ -468,6 +477,7 @@ fn new_record(
         all_kayle_types: false,
         rate_limit: None,
         max_in_flight: None,
+        headers: BTreeMap::new(),
         failing: None,
     }
 }

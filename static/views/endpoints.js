@@ -5,8 +5,8 @@
 import { api, query } from '../api.js';
 import { pagedList } from '../list.js';
 import {
-  busy, confirmDialog, copyButton, emptyState, errorBox, field, fill, h, jsonBlock, metadataText, onSubmit, parseMetadata, percent,
-  pill,
+  busy, confirmDialog, copyButton, emptyState, errorBox, field, fill, h, jsonBlock, metadataText, onSubmit, pairsText, parseMetadata,
+  parsePairs, percent, pill,
   table, timeCell, toast,
 } from '../ui.js';
 import { deliveriesPanel } from './deliveries.js';
@@ -171,6 +171,8 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
   const inFlight = h('input', { type: 'number', name: 'max_in_flight', min: '1', max: '1024', step: '1', placeholder: 'server default', value: initial && initial.max_in_flight ? String(initial.max_in_flight) : '' });
   const metadata = h('textarea', { name: 'metadata', rows: '3', placeholder: 'team=identity' });
   metadata.value = initial ? metadataText(initial.metadata) : '';
+  const headers = h('textarea', { name: 'headers', rows: '2', placeholder: 'X-Team: payments' });
+  headers.value = initial ? pairsText(initial.headers, ': ') : '';
   const error = h('div', { 'aria-live': 'polite' });
   const button = h('button', { type: 'submit' }, submitLabel);
   const form = h('form', { class: 'card form', 'aria-label': title },
@@ -185,16 +187,19 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     field('Metadata', metadata, 'One key=value per line.'),
     field('Rate limit', rate, 'Optional: the most requests a second it receives.'),
     field('Max in flight', inFlight, 'Optional: the most requests open at once (empty: the server\'s default).'),
+    field('Headers', headers, 'Optional: sent with every delivery, one Name: value per line (at most 20; not the ones stile sets).'),
     error,
     h('div', { class: 'actions' }, button, h('button', { type: 'button', class: 'secondary', onclick: cancel }, 'Cancel')));
   onSubmit(form, button, error, () => {
     const meta = parseMetadata(metadata.value);
     if (meta instanceof Error) return meta;
+    const sent = parsePairs(headers.value, ':', 'Header');
+    if (sent instanceof Error) return sent;
     const events = all.checked ? ['*'] : boxes.filter((b) => b.checked).map((b) => b.value);
     const body = {
       url: url.value.trim(), enabled_events: events, name: name.value.trim() || null, labels: parseLabels(labels.value),
       description: description.value.trim() || null, metadata: meta,
-      rate_limit: wholeOrNull(rate.value), max_in_flight: wholeOrNull(inFlight.value),
+      rate_limit: wholeOrNull(rate.value), max_in_flight: wholeOrNull(inFlight.value), headers: sent,
     };
     if (!initial && !body.description) delete body.description;
     if (!initial && !body.name) delete body.name;
@@ -293,6 +298,7 @@ export async function renderDetail(root, params) {
         h('dt', {}, 'Description'), h('dd', {}, endpoint.description || '—'),
         h('dt', {}, 'Metadata'), h('dd', {}, Object.keys(endpoint.metadata || {}).length ? jsonBlock(endpoint.metadata) : '—'),
         h('dt', {}, 'Flow'), h('dd', { 'data-test': 'flow' }, flowText(endpoint)),
+        h('dt', {}, 'Headers'), h('dd', { 'data-test': 'headers' }, Object.keys(endpoint.headers || {}).length ? jsonBlock(endpoint.headers) : '—'),
         h('dt', {}, 'Created'), h('dd', {}, timeCell(endpoint.created))),
       h('div', { class: 'actions' }, test, edit, toggle, reveal, rotate, recover, del));
   }

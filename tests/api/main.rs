@@ -12,6 +12,7 @@ mod crash;
 mod dashboard;
 mod delivery;
 mod durability;
+mod endpoint_options;
 mod endpoints;
 mod errors;
 mod event_types;

@@ -150,6 +150,10 @@ pub struct EndpointRecord {
     /// `delivery.per_endpoint_concurrency`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u32>,
+    /// Headers of its own sent with every request to it (name → value, checked by the
+    /// API: none that stile sets), after stile's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
     /// Not stored with the record: the current run of failed attempts, filled in from
     /// the health table when the endpoint is read for the API. `None`: healthy.
     #[serde(skip)]
@@ -314,6 +318,7 @@ impl EndpointRecord {
             all_kayle_types: false,
             rate_limit: None,
             max_in_flight: None,
+            headers: BTreeMap::new(),
             failing: None,
         }
     }
