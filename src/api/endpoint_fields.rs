@@ -7,13 +7,14 @@
 use std::collections::BTreeMap;
 
 use actix_web::web;
+use serde::Deserialize;
 
 use super::AppState;
 use crate::error::ApiError;
 use crate::event_types::{EventTypes, WILDCARD};
 use crate::ids::EndpointId;
 use crate::mode::Mode;
-use crate::store::model::{EndpointFilter, FlowLimits, Owner};
+use crate::store::model::{EndpointFilter, FlowLimits, Owner, ReceiverAuthIn};
 use crate::target_policy::TargetPolicy;
 
 /// The longest endpoint name accepted, in characters.
@@ -248,6 +249,59 @@ pub(crate) fn validate_headers(headers: BTreeMap<String, String>) -> Result<BTre
         }
     }
     Ok(headers)
+}
+
+/// An endpoint's `authentication` as a request gives it: how stile authenticates to the
+/// receiver. Its secrets are write-only.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthenticationIn {
+    /// HTTP Basic: `Authorization: Basic base64(username:password)`.
+    Basic {
+        /// The user id: 1–256 characters, no `:`.
+        username: String,
+        /// The password: 1–1024 characters (write-only).
+        password: String,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token: 1–4096 printable characters without spaces (write-only).
+        token: String,
+    },
+}
+
+/// Checks an `authentication`: the user id, password or token within their limits, none
+/// with control characters (a header value cannot carry them).
+pub(crate) fn validate_authentication(auth: AuthenticationIn) -> Result<ReceiverAuthIn, ApiError> {
+    const PARAM: &str = "authentication";
+    let controls = |text: &str| text.chars().any(char::is_control);
+    let within = |text: &str, max: usize| (1..=max).contains(&text.chars().count());
+    match auth {
+        AuthenticationIn::Basic { username, password } => {
+            if !within(&username, 256) || username.contains(':') || controls(&username) {
+                return Err(ApiError::invalid(
+                    PARAM,
+                    "`authentication.username` must be 1 to 256 characters, without `:` or control characters.",
+                ));
+            }
+            if !within(&password, 1024) || controls(&password) {
+                return Err(ApiError::invalid(
+                    PARAM,
+                    "`authentication.password` must be 1 to 1024 characters, without control characters.",
+                ));
+            }
+            Ok(ReceiverAuthIn::Basic { username, password })
+        }
+        AuthenticationIn::Bearer { token } => {
+            if token.len() > 4096 || token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ApiError::invalid(
+                    PARAM,
+                    "`authentication.token` must be 1 to 4096 printable ASCII characters, without spaces.",
+                ));
+            }
+            Ok(ReceiverAuthIn::Bearer { token })
+        }
+    }
 }
 
 /// Parses an endpoint id from a path: its `we_` form, or the UUID of the same 128 bits

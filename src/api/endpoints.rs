@@ -6,8 +6,9 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::endpoint_fields::{
-    Subscribable, label_filter, parse_id, validate_event_types, validate_flow_change, validate_flow_limits,
-    validate_headers, validate_labels, validate_name, validate_retention_hours, validate_url,
+    AuthenticationIn, Subscribable, label_filter, parse_id, validate_authentication, validate_event_types,
+    validate_flow_change, validate_flow_limits, validate_headers, validate_labels, validate_name,
+    validate_retention_hours, validate_url,
 };
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{ListResponse, PageParams};
@@ -16,7 +17,7 @@ use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
 use crate::ids::EndpointId;
 use crate::service::endpoints::{EndpointChanges, NewEndpoint};
-use crate::store::model::{EndpointRecord, EndpointStatus, Owner};
+use crate::store::model::{EndpointRecord, EndpointStatus, Owner, ReceiverAuth, ReceiverAuthShown};
 use crate::target_policy::TargetPolicy;
 
 /// The longest description accepted, in characters.
@@ -81,6 +82,10 @@ pub struct EndpointIn {
     /// connection's own). For credentials use `authentication`.
     #[schema(example = json!({"x-team": "payments"}))]
     pub headers: Option<BTreeMap<String, String>>,
+    /// How stile authenticates to the receiver: `{"type": "basic", "username",
+    /// "password"}` or `{"type": "bearer", "token"}`. The secrets are write-only: answers
+    /// show the type and the username.
+    pub authentication: Option<AuthenticationIn>,
 }
 
 /// The body of `POST /v1/webhook_endpoints/:id`: every field optional; what is named
@@ -129,6 +134,10 @@ pub struct EndpointUpdate {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub headers: Option<Option<BTreeMap<String, String>>>,
+    /// A new authentication, whole (with its secrets); `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<AuthenticationIn>)]
+    pub authentication: Option<Option<AuthenticationIn>>,
 }
 
 impl EndpointIn {
@@ -153,6 +162,7 @@ impl EndpointIn {
                 .transpose()?,
             flow: validate_flow_limits(self.rate_limit, self.max_in_flight)?,
             headers: validate_headers(self.headers.unwrap_or_default())?,
+            authentication: self.authentication.map(validate_authentication).transpose()?,
             disabled: false,
             all_kayle_types: false,
         })
@@ -187,6 +197,7 @@ impl EndpointUpdate {
             rate_limit: validate_flow_change("rate_limit", self.rate_limit)?,
             max_in_flight: validate_flow_change("max_in_flight", self.max_in_flight)?,
             headers: self.headers.map(|h| validate_headers(h.unwrap_or_default())).transpose()?,
+            authentication: self.authentication.map(|a| a.map(validate_authentication).transpose()).transpose()?,
             all_kayle_types: None,
         })
     }
@@ -247,6 +258,9 @@ pub struct Endpoint {
     pub max_in_flight: Option<u32>,
     /// Headers of its own sent with every delivery and test ping.
     pub headers: BTreeMap<String, String>,
+    /// How stile authenticates to the receiver (its type and username; never a secret),
+    /// or null.
+    pub authentication: Option<ReceiverAuthShown>,
     /// Whether it belongs to live mode.
     pub livemode: bool,
     /// Creation time (Unix seconds).
@@ -273,6 +287,7 @@ impl From<EndpointRecord> for Endpoint {
             rate_limit: r.rate_limit,
             max_in_flight: r.max_in_flight,
             headers: r.headers,
+            authentication: r.authentication.as_ref().map(ReceiverAuth::shown),
             livemode: r.mode.is_live(),
             created: r.created,
         }
@@ -518,6 +533,7 @@ mod tests {
             rate_limit: None,
             max_in_flight: None,
             headers: BTreeMap::new(),
+            authentication: None,
             failing: None,
         };
         let update: EndpointUpdate = serde_json::from_value(
@@ -555,6 +571,7 @@ mod tests {
             rate_limit: None,
             max_in_flight: None,
             headers: BTreeMap::new(),
+            authentication: None,
             failing: Some(crate::store::model::endpoints::Failing { since: 4, attempts: 2 }),
         };
         let same = |record: &EndpointRecord| {

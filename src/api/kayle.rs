@@ -366,6 +366,7 @@ async fn create_endpoint(
         description: None,
         metadata: BTreeMap::new(),
         headers: BTreeMap::new(),
+        authentication: None,
     };
     let (record, secret) = state.endpoints().create(caller.owner, input).await?;
     let default_hours = state.config.retention.undelivered_payload_hours;

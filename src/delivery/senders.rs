@@ -38,25 +38,52 @@ pub(super) struct Senders {
     pub(super) listeners: Arc<Listeners>,
     /// How long to wait for a listen connection's result.
     pub(super) listener_wait: Duration,
-    /// Opens the endpoints' signing secrets.
+    /// Opens the endpoints' signing secrets and authentication credentials.
     pub(super) sealer: Sealer,
 }
 
 impl Senders {
     /// Signs `out` with `endpoint`'s live secrets and sends it, with the endpoint's own
-    /// headers after stile's, where the endpoint's requests go; returns the outcome and
-    /// the headers sent.
+    /// headers after stile's and its `Authorization`, where the endpoint's requests go;
+    /// returns the outcome and the headers sent, the credential in `Authorization`
+    /// redacted (what the attempt stores and shows).
     pub(super) async fn send(&self, endpoint: &EndpointRecord, out: Outgoing) -> (SendOutcome, Vec<(String, String)>) {
         let secrets = match endpoint.live_secrets(&self.sealer, out.now) {
             Ok(secrets) => secrets,
             // Never sent unsigned: the attempt fails, and says why.
             Err(err) => {
                 tracing::error!(endpoint = %endpoint.id, error = %err, "an endpoint's signing secret does not open with the payload key");
-                return (unsigned(), Vec::new());
+                return (not_sent("its signing secret"), Vec::new());
             }
         };
         let mut headers = super::signed_headers(&secrets, &out.event_id, &out.body, out.now);
         headers.extend(endpoint.headers.iter().map(|(name, value)| (name.clone(), value.clone())));
+        if let Some(auth) = &endpoint.authentication {
+            match auth.authorization(&self.sealer, endpoint.app, endpoint.id) {
+                Ok(value) => headers.push(("authorization".into(), value)),
+                // Never sent without the credential the receiver expects.
+                Err(err) => {
+                    tracing::error!(endpoint = %endpoint.id, error = %err, "an endpoint's authentication does not open with the payload key");
+                    return (not_sent("its authentication credential"), Vec::new());
+                }
+            }
+        }
+        let (outcome, mut headers) = self.send_signed(endpoint, out, headers).await;
+        if let Some(auth) = &endpoint.authentication {
+            for sent in headers.iter_mut().filter(|(name, _)| name == "authorization") {
+                sent.1 = auth.redacted().to_string();
+            }
+        }
+        (outcome, headers)
+    }
+
+    /// Sends a request with its headers made, down a listen connection or over HTTP.
+    async fn send_signed(
+        &self,
+        endpoint: &EndpointRecord,
+        out: Outgoing,
+        headers: Vec<(String, String)>,
+    ) -> (SendOutcome, Vec<(String, String)>) {
         if endpoint.is_listener() {
             let delivery = wire::Delivery {
                 delivery_id: out.delivery_id,
@@ -74,13 +101,14 @@ impl Senders {
     }
 }
 
-/// The outcome of an attempt whose endpoint's secret does not open (the payload key is
-/// not the one it was sealed with, or the record is damaged): nothing was sent.
-fn unsigned() -> SendOutcome {
+/// The outcome of an attempt whose endpoint's `what` (its signing secret, its
+/// authentication credential) does not open (the payload key is not the one it was
+/// sealed with, or the record is damaged): nothing was sent.
+fn not_sent(what: &str) -> SendOutcome {
     SendOutcome {
         status: None,
         body_excerpt: None,
-        error: Some("not sent: the endpoint's signing secret could not be decrypted with the payload key".into()),
+        error: Some(format!("not sent: the endpoint's {what} could not be decrypted with the payload key")),
         duration_ms: 0,
         retry_after: None,
     }

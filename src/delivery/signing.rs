@@ -60,8 +60,9 @@ pub fn standard_signature(secrets: &[&str], message_id: &str, timestamp: i64, bo
 /// The headers stile sets on every request, which an endpoint's own `headers` may not
 /// set (nor anything starting `webhook-`, the Standard Webhooks prefix, see
 /// [`is_reserved_header`]): its signature and content headers, and the hop-by-hop and
-/// proxy headers a client or proxy owns.
-pub const RESERVED_HEADERS: [&str; 14] = [
+/// proxy headers a client or proxy owns, and `authorization` (an endpoint's
+/// `authentication` sets it, its secrets sealed).
+pub const RESERVED_HEADERS: [&str; 15] = [
     "content-type",
     "user-agent",
     STILE_SIGNATURE,
@@ -76,6 +77,7 @@ pub const RESERVED_HEADERS: [&str; 14] = [
     "upgrade",
     "proxy-authorization",
     "proxy-connection",
+    "authorization",
 ];
 
 /// Whether an endpoint's own headers may not set `name` (any case): stile sets it, or

@@ -17,7 +17,7 @@ use crate::store::Store;
 use crate::store::model::endpoints::{listener_description, listener_name};
 use crate::store::model::{
     AttemptRecord, AttemptStatus, Cursor, EndpointFilter, EndpointRecord, EndpointStatus, FlowLimits, FlowState,
-    ListError, ListenRequest, Owner, Page, PageRequest, Recovery, SigningSecret,
+    ListError, ListenRequest, Owner, Page, PageRequest, ReceiverAuth, ReceiverAuthIn, Recovery, SigningSecret,
 };
 use crate::target_policy::TargetPolicy;
 
@@ -68,6 +68,8 @@ pub struct NewEndpoint {
     pub flow: FlowLimits,
     /// Headers of its own sent with every request.
     pub headers: BTreeMap<String, String>,
+    /// How stile authenticates to its receiver, in clear (sealed as it is stored).
+    pub authentication: Option<ReceiverAuthIn>,
     /// Whether it starts disabled.
     pub disabled: bool,
     /// `enabled_events` are every Kayle type, asked for as `[]` through the Kayle API.
@@ -99,6 +101,9 @@ pub struct EndpointChanges {
     pub max_in_flight: Option<Option<u32>>,
     /// New headers of its own, replacing the old (empty: none).
     pub headers: Option<BTreeMap<String, String>>,
+    /// A new (or removed: `Some(None)`) authentication, in clear: the service seals it
+    /// (`apply` leaves it alone).
+    pub authentication: Option<Option<ReceiverAuthIn>>,
     /// With `enabled_events`, through the Kayle API: whether they are every Kayle type
     /// asked for as `[]`. `None` (the other APIs): kept while the types stay the same.
     pub all_kayle_types: Option<bool>,
@@ -185,6 +190,7 @@ pub fn endpoint_object(endpoint: &EndpointRecord) -> serde_json::Value {
         "rate_limit": endpoint.rate_limit,
         "max_in_flight": endpoint.max_in_flight,
         "headers": endpoint.headers,
+        "authentication": endpoint.authentication.as_ref().map(ReceiverAuth::shown),
         "livemode": endpoint.mode.is_live(),
         "created": endpoint.created,
     })
@@ -223,6 +229,7 @@ impl Endpoints<'_> {
             rate_limit: input.flow.rate_limit,
             max_in_flight: input.flow.max_in_flight,
             headers: input.headers,
+            authentication: input.authentication.map(|auth| auth.seal(self.store.sealer(), owner.app, id)),
             ..new_record(owner, id, input.url, input.enabled_events, now, sealed)
         };
         self.store.insert_endpoint(record.clone()).await?;
@@ -236,18 +243,24 @@ impl Endpoints<'_> {
         &self,
         owner: Owner,
         id: EndpointId,
-        changes: EndpointChanges,
+        mut changes: EndpointChanges,
     ) -> Result<Option<EndpointRecord>, ServiceError> {
         if let Some(url) = &changes.url {
             self.check_resolved(url).await?;
         }
         let enables = changes.status == Some(EndpointStatus::Enabled);
         let now = self.engine.clock().now();
+        // Sealed here, to the endpoint it is for: never held in clear past this point.
+        let sealer = self.store.sealer();
+        let authentication = changes.authentication.take().map(|a| a.map(|a| a.seal(sealer, owner.app, id)));
         let updated = self
             .engine
             .update_endpoint(owner, id, enables, move |record| {
                 let was = record.status;
                 changes.apply(record);
+                if let Some(authentication) = authentication {
+                    record.authentication = authentication;
+                }
                 record.updated = Some(now);
                 match record.status {
                     EndpointStatus::Enabled => record.disabled_at = None,
@@ -478,6 +491,7 @@ fn new_record(
         rate_limit: None,
         max_in_flight: None,
         headers: BTreeMap::new(),
+        authentication: None,
         failing: None,
     }
 }

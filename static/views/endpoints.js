@@ -119,6 +119,45 @@ function flowNow(flow) {
   return null;
 }
 
+/** How stile authenticates to the endpoint, in words (never a secret: answers hold none). */
+function authText(auth) {
+  if (!auth) return '—';
+  return auth.type === 'basic' ? `HTTP Basic, as ${auth.username}` : 'Bearer token';
+}
+
+/**
+ * The form's authentication part: a type, and the fields of that type. `value()` is what
+ * the request carries: undefined to keep what the endpoint has (an edit that leaves it),
+ * null to remove it, or the new one whole (its secrets are write-only, so never prefilled).
+ */
+function authFields(initial) {
+  const editing = Boolean(initial);
+  const kind = h('select', { name: 'auth_type' },
+    editing && initial.authentication ? h('option', { value: 'keep' }, `Keep: ${authText(initial.authentication)}`) : null,
+    h('option', { value: 'none' }, 'None'),
+    h('option', { value: 'basic' }, 'HTTP Basic (username and password)'),
+    h('option', { value: 'bearer' }, 'Bearer token'));
+  const username = h('input', { type: 'text', name: 'auth_username', autocomplete: 'off' });
+  const password = h('input', { type: 'password', name: 'auth_password', autocomplete: 'new-password' });
+  const token = h('input', { type: 'password', name: 'auth_token', autocomplete: 'off' });
+  const basic = h('div', {}, field('Username', username), field('Password', password, 'Write-only: stored encrypted, never shown again.'));
+  const bearer = h('div', {}, field('Token', token, 'Sent as Authorization: Bearer …. Write-only: stored encrypted, never shown again.'));
+  const sync = () => { basic.hidden = kind.value !== 'basic'; bearer.hidden = kind.value !== 'bearer'; };
+  kind.addEventListener('change', sync);
+  sync();
+  return {
+    element: h('fieldset', {}, h('legend', {}, 'Authentication to the receiver'), field('Type', kind), basic, bearer),
+    value() {
+      switch (kind.value) {
+        case 'keep': return undefined;
+        case 'none': return editing && initial.authentication ? null : undefined;
+        case 'basic': return { type: 'basic', username: username.value, password: password.value };
+        default: return { type: 'bearer', token: token.value };
+      }
+    },
+  };
+}
+
 /** Splits the labels field: labels are separated by commas or spaces. */
 function parseLabels(text) {
   return text.split(/[\s,]+/).filter(Boolean);
@@ -171,6 +210,7 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
   const inFlight = h('input', { type: 'number', name: 'max_in_flight', min: '1', max: '1024', step: '1', placeholder: 'server default', value: initial && initial.max_in_flight ? String(initial.max_in_flight) : '' });
   const metadata = h('textarea', { name: 'metadata', rows: '3', placeholder: 'team=identity' });
   metadata.value = initial ? metadataText(initial.metadata) : '';
+  const auth = authFields(initial);
   const headers = h('textarea', { name: 'headers', rows: '2', placeholder: 'X-Team: payments' });
   headers.value = initial ? pairsText(initial.headers, ': ') : '';
   const error = h('div', { 'aria-live': 'polite' });
@@ -188,6 +228,7 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     field('Rate limit', rate, 'Optional: the most requests a second it receives.'),
     field('Max in flight', inFlight, 'Optional: the most requests open at once (empty: the server\'s default).'),
     field('Headers', headers, 'Optional: sent with every delivery, one Name: value per line (at most 20; not the ones stile sets).'),
+    auth.element,
     error,
     h('div', { class: 'actions' }, button, h('button', { type: 'button', class: 'secondary', onclick: cancel }, 'Cancel')));
   onSubmit(form, button, error, () => {
@@ -201,6 +242,8 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
       description: description.value.trim() || null, metadata: meta,
       rate_limit: wholeOrNull(rate.value), max_in_flight: wholeOrNull(inFlight.value), headers: sent,
     };
+    const authentication = auth.value();
+    if (authentication !== undefined) body.authentication = authentication;
     if (!initial && !body.description) delete body.description;
     if (!initial && !body.name) delete body.name;
     return body;
@@ -298,6 +341,7 @@ export async function renderDetail(root, params) {
         h('dt', {}, 'Description'), h('dd', {}, endpoint.description || '—'),
         h('dt', {}, 'Metadata'), h('dd', {}, Object.keys(endpoint.metadata || {}).length ? jsonBlock(endpoint.metadata) : '—'),
         h('dt', {}, 'Flow'), h('dd', { 'data-test': 'flow' }, flowText(endpoint)),
+        h('dt', {}, 'Authentication'), h('dd', { 'data-test': 'authentication' }, authText(endpoint.authentication)),
         h('dt', {}, 'Headers'), h('dd', { 'data-test': 'headers' }, Object.keys(endpoint.headers || {}).length ? jsonBlock(endpoint.headers) : '—'),
         h('dt', {}, 'Created'), h('dd', {}, timeCell(endpoint.created))),
       h('div', { class: 'actions' }, test, edit, toggle, reveal, rotate, recover, del));

@@ -125,6 +125,15 @@ fn rotating_the_payload_key_reencrypts_everything_and_an_interrupted_rotation_is
         resp.body["id"].as_str().unwrap().to_string()
     };
     let first = publish(&server.base, &marker);
+    // An endpoint whose bearer token is sealed with the key too.
+    let receiver = crate::common::receiver::Receiver::start();
+    let endpoint = Req::new("POST", format!("{}/v1/webhook_endpoints", server.base))
+        .key(TEST_KEY)
+        .json(&json!({"url": receiver.url("/auth"), "enabled_events": ["verification_session.verified"],
+                      "authentication": {"type": "bearer", "token": marker}}))
+        .send();
+    assert_eq!(endpoint.status, 200, "{}", endpoint.text);
+    let endpoint = endpoint.body["id"].as_str().unwrap().to_string();
     // Refused while the server runs (it holds the data file).
     let busy = stile_bin().current_dir(dir.path()).args(["rotate-payload-key", "--data-dir", "data"]).output().unwrap();
     assert!(!busy.status.success());
@@ -158,6 +167,10 @@ fn rotating_the_payload_key_reencrypts_everything_and_an_interrupted_rotation_is
     let server = ServerProcess::start(dir.path(), &args, &env).unwrap();
     let found = Req::new("GET", format!("{}/v1/events/{first}", server.base)).key(TEST_KEY).send();
     assert_eq!(found.body["data"]["note"], marker.as_str(), "{}", found.text);
+    let ping = Req::new("POST", format!("{}/v1/webhook_endpoints/{endpoint}/test", server.base)).key(TEST_KEY).send();
+    assert_eq!(ping.body["status"], "succeeded", "{}", ping.text);
+    let got = receiver.wait_for("/auth", 1, std::time::Duration::from_secs(10));
+    assert_eq!(got[0].header("authorization"), format!("Bearer {marker}"), "the token opens with the new key");
     let second = publish(&server.base, "second");
     assert_eq!(server.terminate(), Some(0));
 
@@ -171,7 +184,8 @@ fn rotating_the_payload_key_reencrypts_everything_and_an_interrupted_rotation_is
     assert!(String::from_utf8_lossy(&stopped.stderr).contains("rotation was interrupted"), "{stopped:?}");
     let out = rotate();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 2 payloads"));
+    // The two events and the test ping's.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 3 payloads"));
     assert_eq!(std::fs::read(&key_file).unwrap(), [5u8; 32], "the pending key is the key now");
     assert!(!pending.exists());
     let server = ServerProcess::start(dir.path(), &args, &env).unwrap();

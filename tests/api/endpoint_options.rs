@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::TestServer;
+use crate::common::browser::in_browser;
 use crate::common::receiver::Receiver;
+use crate::common::{TEST_KEY, TestServer};
 
 #[test]
 fn an_endpoints_own_headers_reach_the_receiver_on_deliveries_and_pings_and_outlive_a_restart() {
@@ -99,4 +100,182 @@ fn headers_stile_sets_or_http_forbids_get_a_400_naming_the_header() {
     let resp = server.post(&format!("/v1/webhook_endpoints/{id}"), json!({"headers": {"webhook-id": "x"}}));
     resp.assert_error(400, "invalid_request_error", "parameter_invalid");
     assert_eq!(server.get(&format!("/v1/webhook_endpoints/{id}")).body["headers"], json!({"x-ok": "1"}));
+}
+
+/// Everything the server keeps where someone with a copy could read it: on redb the data
+/// file and a backup taken through `/admin/backup`; on Postgres a `pg_dump` of its
+/// database.
+fn everything_stored(server: &TestServer) -> Vec<u8> {
+    if server.config.store.backend == stile::config::Backend::Postgres {
+        let cluster = stile::store::postgres::throwaway::ThrowawayPostgres::shared().expect("the cluster");
+        let url = &server.config.store.postgres_url.0;
+        let database = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+        return cluster.dump(database).expect("pg_dump").into_bytes();
+    }
+    let mut bytes = std::fs::read(server.data_dir().join("stile.redb")).unwrap();
+    let token = std::fs::read_to_string(server.data_dir().join("admin.token")).unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder().proxy(None).build().into();
+    let mut backup = agent
+        .get(format!("{}/admin/backup", server.base))
+        .header("authorization", &format!("Bearer {}", token.trim()))
+        .call()
+        .expect("a backup");
+    let backup = backup.body_mut().with_config().limit(1 << 30).read_to_vec().unwrap();
+    assert!(backup.len() > 4096, "a whole backup: {} bytes", backup.len());
+    bytes.extend_from_slice(&backup);
+    bytes
+}
+
+#[test]
+fn basic_and_bearer_credentials_reach_the_receiver_and_are_never_shown_stored_or_recorded() {
+    use base64::Engine;
+    let receiver = Receiver::start();
+    let server = TestServer::start();
+    let password = format!("pw-{}", stile::ids::EventId::new());
+    let token = format!("tok-{}", stile::ids::EventId::new());
+    let basic = server.post(
+        "/v1/webhook_endpoints",
+        json!({"url": receiver.url("/basic"), "enabled_events": ["*"],
+               "authentication": {"type": "basic", "username": "ops", "password": password}}),
+    );
+    assert_eq!(basic.status, 200, "{}", basic.text);
+    assert_eq!(basic.body["authentication"], json!({"type": "basic", "username": "ops"}));
+    let bearer = server.post(
+        "/v1/webhook_endpoints",
+        json!({"url": receiver.url("/bearer"), "enabled_events": ["*"],
+               "authentication": {"type": "bearer", "token": token}}),
+    );
+    assert_eq!(bearer.body["authentication"], json!({"type": "bearer"}), "{}", bearer.text);
+    let (basic_id, bearer_id) = (basic.body["id"].as_str().unwrap(), bearer.body["id"].as_str().unwrap());
+
+    server.publish("verification_session.created", json!({"id": "vks_1"}));
+    let got = receiver.wait_for("/basic", 1, Duration::from_secs(10));
+    let encoded = got[0].header("authorization").strip_prefix("Basic ").expect("Basic").to_string();
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+    assert_eq!(String::from_utf8(decoded).unwrap(), format!("ops:{password}"));
+    let got = receiver.wait_for("/bearer", 1, Duration::from_secs(10));
+    assert_eq!(got[0].header("authorization"), format!("Bearer {token}"));
+    let ping = server.post(&format!("/v1/webhook_endpoints/{bearer_id}/test"), json!({}));
+    assert_eq!(ping.status, 200, "{}", ping.text);
+    assert_eq!(
+        receiver.wait_for("/bearer", 2, Duration::from_secs(10))[1].header("authorization"),
+        format!("Bearer {token}")
+    );
+
+    // The attempts show the scheme, not the credential; no answer shows it.
+    server.wait_queue_empty(Duration::from_secs(10));
+    for (id, shown) in [(basic_id, "Basic [redacted]"), (bearer_id, "Bearer [redacted]")] {
+        for attempt in server.deliveries(id) {
+            let detail =
+                server.get(&format!("/v1/webhook_endpoints/{id}/deliveries/{}", attempt["id"].as_str().unwrap()));
+            assert_eq!(detail.body["request"]["headers"]["authorization"], shown, "{}", detail.body);
+        }
+    }
+    for path in [
+        "/v1/webhook_endpoints".to_string(),
+        format!("/v1/webhook_endpoints/{basic_id}"),
+        format!("/v1/webhook_endpoints/{bearer_id}"),
+    ] {
+        let text = server.get(&path).text;
+        assert!(!text.contains(&password) && !text.contains(&token), "{path} shows a credential: {text}");
+    }
+    let stored = everything_stored(&server);
+    let url = receiver.url("/basic");
+    assert!(stored.windows(url.len()).any(|w| w == url.as_bytes()), "the search sees the endpoints' records");
+    for secret in [&password, &token] {
+        assert!(!stored.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} is stored in clear");
+    }
+
+    // Removed by `null`: nothing is sent then. `authorization` is not a header of its own.
+    let resp = server.post(&format!("/v1/webhook_endpoints/{bearer_id}"), json!({"authentication": null}));
+    assert_eq!(resp.body["authentication"], json!(null), "{}", resp.text);
+    server.post(&format!("/v1/webhook_endpoints/{bearer_id}/test"), json!({}));
+    assert_eq!(receiver.wait_for("/bearer", 3, Duration::from_secs(10))[2].header("authorization"), "");
+    let resp =
+        server.post(&format!("/v1/webhook_endpoints/{bearer_id}"), json!({"headers": {"Authorization": "Bearer x"}}));
+    let error = resp.assert_error(400, "invalid_request_error", "parameter_invalid");
+    assert!(error["message"].as_str().unwrap().contains("Authorization"), "{error}");
+}
+
+#[test]
+fn malformed_authentication_gets_a_400_and_stores_nothing() {
+    let server = TestServer::start();
+    for auth in [
+        json!({"type": "basic", "username": "ops"}),
+        json!({"type": "basic", "username": "a:b", "password": "p"}),
+        json!({"type": "basic", "username": "", "password": "p"}),
+        json!({"type": "basic", "username": "ops", "password": "p\r\nx: y"}),
+        json!({"type": "bearer", "token": "has space"}),
+        json!({"type": "bearer", "token": ""}),
+        json!({"type": "bearer", "token": "t", "extra": 1}),
+        json!({"type": "digest", "username": "u", "password": "p"}),
+        json!({"username": "u", "password": "p"}),
+        json!("Bearer t"),
+    ] {
+        let resp = server.post(
+            "/v1/webhook_endpoints",
+            json!({"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"], "authentication": auth}),
+        );
+        assert_eq!(resp.status, 400, "{auth}: {}", resp.text);
+        assert_eq!(resp.body["error"]["type"], "invalid_request_error", "{auth}: {}", resp.text);
+    }
+    assert_eq!(server.get("/v1/webhook_endpoints").body["data"], json!([]));
+}
+
+#[test]
+fn the_dashboard_sets_headers_and_a_bearer_token_keeps_it_on_edit_and_never_shows_it() {
+    let receiver = Receiver::start();
+    let server = TestServer::start();
+    in_browser("endpoint_options", move |page| async move {
+        let choose = |kind: &'static str| {
+            format!(
+                "const s = document.querySelector('select[name=auth_type]'); s.value = '{kind}'; s.dispatchEvent(new Event('change'));"
+            )
+        };
+        page.open(&format!("{}/", server.base)).await;
+        page.sign_in(TEST_KEY).await;
+        page.open(&format!("{}/#/endpoints", server.base)).await;
+        page.click_button("New endpoint").await;
+        page.type_into("input[name=url]", &receiver.url("/dash")).await;
+        page.type_into("textarea[name=headers]", "X-Team: payments\nX-Region: eu").await;
+        page.script(&choose("bearer")).await;
+        page.type_into("input[name=auth_token]", "tok-from-the-dashboard").await;
+        page.click_button("Create endpoint").await;
+        page.wait_text("[data-test=secret]", "whsec_").await;
+        let endpoint = &server.get("/v1/webhook_endpoints").body["data"][0];
+        let id = endpoint["id"].as_str().unwrap().to_string();
+        assert_eq!(endpoint["headers"], json!({"X-Team": "payments", "X-Region": "eu"}));
+        assert_eq!(endpoint["authentication"], json!({"type": "bearer"}));
+
+        page.open(&format!("{}/#/endpoints/{id}", server.base)).await;
+        page.wait_text("[data-test=authentication]", "Bearer token").await;
+        page.wait_text("[data-test=headers]", "payments").await;
+        assert!(!page.text("main").await.contains("tok-from-the-dashboard"), "the token is shown");
+        page.click_button("Send test").await;
+        page.wait_text("[data-test=test-result]", "succeeded").await;
+        let got = receiver.wait_for("/dash", 1, Duration::from_secs(10));
+        assert_eq!(
+            (got[0].header("authorization"), got[0].header("x-team")),
+            ("Bearer tok-from-the-dashboard", "payments")
+        );
+
+        // An edit that leaves the authentication keeps it; choosing None removes it.
+        page.click_button("Edit").await;
+        page.type_into("input[name=description]", "kept").await;
+        page.click_button("Save").await;
+        page.wait_text(".facts", "kept").await;
+        assert_eq!(
+            server.get(&format!("/v1/webhook_endpoints/{id}")).body["authentication"],
+            json!({"type": "bearer"})
+        );
+        page.click_button("Send test").await;
+        page.wait_text("[data-test=test-result]", "succeeded").await;
+        let got = receiver.wait_for("/dash", 2, Duration::from_secs(10));
+        assert_eq!(got[1].header("authorization"), "Bearer tok-from-the-dashboard", "kept by the edit");
+        page.click_button("Edit").await;
+        page.script(&choose("none")).await;
+        page.click_button("Save").await;
+        page.wait_text("[data-test=authentication]", "—").await;
+        assert_eq!(server.get(&format!("/v1/webhook_endpoints/{id}")).body["authentication"], json!(null));
+    });
 }

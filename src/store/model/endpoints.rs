@@ -10,6 +10,7 @@ use crate::mode::Mode;
 use crate::store::sealing::{OpenError, Sealer, TEXT_PREFIX, open_either, open_text_with};
 
 use super::apps::Owner;
+use super::receiver_auth::ReceiverAuth;
 /// Whether an endpoint receives deliveries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -154,6 +155,9 @@ pub struct EndpointRecord {
     /// API: none that stile sets), after stile's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// How stile authenticates to its receiver, its secrets sealed; `None`: not at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<ReceiverAuth>,
     /// Not stored with the record: the current run of failed attempts, filled in from
     /// the health table when the endpoint is read for the API. `None`: healthy.
     #[serde(skip)]
@@ -319,6 +323,7 @@ impl EndpointRecord {
             rate_limit: None,
             max_in_flight: None,
             headers: BTreeMap::new(),
+            authentication: None,
             failing: None,
         }
     }

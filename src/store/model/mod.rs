@@ -11,6 +11,7 @@ pub mod event_body;
 pub mod events;
 pub mod pagination;
 pub mod queue;
+pub mod receiver_auth;
 pub mod scheduling;
 pub mod sessions;
 pub mod upkeep;
@@ -27,6 +28,7 @@ pub use errors::{OpenError, StoreError};
 pub use events::{EventFilter, EventMeta, NewEvent, Published, Resent, StoredEvent};
 pub use pagination::{Cursor, ListError, Page, PageRequest};
 pub use queue::{DueEntry, QueueKey, Scheduled};
+pub use receiver_auth::{ReceiverAuth, ReceiverAuthIn, ReceiverAuthShown};
 pub use scheduling::{EndpointUpdated, RetryNow, Written};
 pub use sessions::{
     IdempotencyBegin, IdempotencyRecord, PortalSessionRecord, SessionChange, SessionChanged, SessionRecord,

@@ -114,7 +114,7 @@ impl RedbStore {
         })
     }
 
-    /// Re-seals every endpoint's signing secrets under `new` (endpoints are few: one
+    /// Re-seals every endpoint's signing secrets and authentication credentials under `new` (endpoints are few: one
     /// transaction); returns how many endpoints.
     fn reseal_secrets(&self, old: &Sealer, new: &Sealer) -> Result<usize, StoreError> {
         self.write(|tx| {
@@ -126,6 +126,9 @@ impl RedbStore {
                 let (app, id) = record.secret_owner();
                 for secret in &mut record.secrets {
                     secret.secret = secret.secret.resealed(old, new, app, id)?;
+                }
+                if let Some(auth) = &record.authentication {
+                    record.authentication = Some(auth.resealed(old, new, app, id)?);
                 }
                 table.insert(*key, encode(endpoints::TABLE, &record)?.as_slice())?;
             }

@@ -1,0 +1,227 @@
+//! How stile authenticates to an endpoint's receiver (its `authentication`): HTTP Basic,
+//! or a bearer token. The secret parts are sealed with the payload key as soon as the API
+//! hands them over, bound to their endpoint and to the field they are, and opened only to
+//! make a request: neither the data file, a backup, a database dump, an API answer nor a
+//! stored attempt holds them in clear.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AppId, EndpointId};
+use crate::store::sealing::{OpenError, Sealer, TEXT_PREFIX, open_either};
+
+/// An endpoint's authentication as the API takes it, in clear: sealed
+/// ([`ReceiverAuthIn::seal`]) before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiverAuthIn {
+    /// `Authorization: Basic base64(username:password)`.
+    Basic {
+        /// The user id (no `:`).
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: String,
+    },
+}
+
+impl ReceiverAuthIn {
+    /// Sealed for endpoint `id` of `app`.
+    pub fn seal(self, sealer: &Sealer, app: AppId, id: EndpointId) -> ReceiverAuth {
+        match self {
+            ReceiverAuthIn::Basic { username, password } => ReceiverAuth::Basic {
+                username,
+                password: SealedCredential::seal(sealer, Field::Password, (app, id), &password),
+            },
+            ReceiverAuthIn::Bearer { token } => {
+                ReceiverAuth::Bearer { token: SealedCredential::seal(sealer, Field::Token, (app, id), &token) }
+            }
+        }
+    }
+}
+
+/// An endpoint's authentication as stored: its secret parts sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ReceiverAuth {
+    /// HTTP Basic.
+    Basic {
+        /// The user id, in clear (the API shows it).
+        username: String,
+        /// The password, sealed.
+        password: SealedCredential,
+    },
+    /// A bearer token.
+    Bearer {
+        /// The token, sealed.
+        token: SealedCredential,
+    },
+}
+
+impl ReceiverAuth {
+    /// Its type as the API names it: `basic`, `bearer`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReceiverAuth::Basic { .. } => "basic",
+            ReceiverAuth::Bearer { .. } => "bearer",
+        }
+    }
+
+    /// Its `Authorization` header value, opened for one request to endpoint `id` of
+    /// `app`.
+    pub fn authorization(&self, sealer: &Sealer, app: AppId, id: EndpointId) -> Result<String, OpenError> {
+        use base64::Engine;
+        Ok(match self {
+            ReceiverAuth::Basic { username, password } => {
+                let password = password.open(sealer, Field::Password, (app, id))?;
+                let pair = format!("{username}:{password}");
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+            }
+            ReceiverAuth::Bearer { token } => format!("Bearer {}", token.open(sealer, Field::Token, (app, id))?),
+        })
+    }
+
+    /// What answers show of it: its type and its fields that are not secret.
+    pub fn shown(&self) -> ReceiverAuthShown {
+        ReceiverAuthShown {
+            kind: self.kind(),
+            username: match self {
+                ReceiverAuth::Basic { username, .. } => Some(username.clone()),
+                ReceiverAuth::Bearer { .. } => None,
+            },
+        }
+    }
+
+    /// What a stored attempt shows of its `Authorization` header: the scheme only.
+    pub fn redacted(&self) -> &'static str {
+        match self {
+            ReceiverAuth::Basic { .. } => "Basic [redacted]",
+            ReceiverAuth::Bearer { .. } => "Bearer [redacted]",
+        }
+    }
+
+    /// Sealed again under `new`, opened with whichever of `new` and `old` sealed it: a
+    /// payload key rotation.
+    pub(crate) fn resealed(&self, old: &Sealer, new: &Sealer, app: AppId, id: EndpointId) -> Result<Self, OpenError> {
+        Ok(match self {
+            ReceiverAuth::Basic { username, password } => ReceiverAuth::Basic {
+                username: username.clone(),
+                password: password.resealed(old, new, Field::Password, (app, id))?,
+            },
+            ReceiverAuth::Bearer { token } => {
+                ReceiverAuth::Bearer { token: token.resealed(old, new, Field::Token, (app, id))? }
+            }
+        })
+    }
+}
+
+/// What answers show of an endpoint's authentication: its type and non-secret fields;
+/// never a password or token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReceiverAuthShown {
+    /// `basic` or `bearer`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String, examples("basic", "bearer"))]
+    pub kind: &'static str,
+    /// The Basic user id (`basic` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+/// Which secret a [`SealedCredential`] is: part of what it is sealed to, so one cannot be
+/// moved into another's place.
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    Password,
+    Token,
+}
+
+impl Field {
+    fn name(self) -> &'static str {
+        match self {
+            Field::Password => "basic password",
+            Field::Token => "bearer token",
+        }
+    }
+}
+
+/// A secret of an endpoint's authentication, sealed with the payload key to its endpoint
+/// and its field. Never stored or held in clear.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SealedCredential(String);
+
+impl std::fmt::Debug for SealedCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealedCredential")
+    }
+}
+
+impl SealedCredential {
+    fn seal(sealer: &Sealer, field: Field, (app, id): (AppId, EndpointId), plain: &str) -> Self {
+        SealedCredential(sealer.seal_text(&row(field, app, id), plain))
+    }
+
+    fn open(&self, sealer: &Sealer, field: Field, (app, id): (AppId, EndpointId)) -> Result<String, OpenError> {
+        // Always sealed: a value in clear here is damage, not an earlier release's.
+        if !self.0.starts_with(TEXT_PREFIX) {
+            return Err(OpenError);
+        }
+        sealer.open_text(&row(field, app, id), self.0.clone())
+    }
+
+    fn resealed(
+        &self,
+        old: &Sealer,
+        new: &Sealer,
+        field: Field,
+        owner: (AppId, EndpointId),
+    ) -> Result<Self, OpenError> {
+        let (app, id) = owner;
+        let row = row(field, app, id);
+        let plain = crate::store::sealing::open_text_with(&row, self.0.clone(), |row, sealed| {
+            Ok(open_either(new, old, row, sealed)?.into_owned())
+        })?;
+        Ok(SealedCredential::seal(new, field, owner, &plain))
+    }
+}
+
+/// The row a credential is sealed to: what it is, and its endpoint.
+fn row(field: Field, app: AppId, id: EndpointId) -> Vec<u8> {
+    let mut row = format!("endpoint credential\0{}\0", field.name()).into_bytes();
+    row.extend_from_slice(&app.as_u128().to_be_bytes());
+    row.extend_from_slice(&id.as_u128().to_be_bytes());
+    row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_opens_only_for_its_endpoint_and_field_and_never_shows_in_the_record() {
+        let sealer = Sealer::new(&[7; 32]);
+        let (app, id) = (AppId::new(), EndpointId::new());
+        let auth =
+            ReceiverAuthIn::Basic { username: "ops".into(), password: "pa55-w0rd".into() }.seal(&sealer, app, id);
+        let stored = serde_json::to_string(&auth).unwrap();
+        assert!(!stored.contains("pa55-w0rd"), "{stored}");
+        assert!(stored.contains("\"type\":\"basic\"") && stored.contains("\"username\":\"ops\""), "{stored}");
+        // base64("ops:pa55-w0rd")
+        assert_eq!(auth.authorization(&sealer, app, id).unwrap(), "Basic b3BzOnBhNTUtdzByZA==");
+        assert!(auth.authorization(&sealer, app, EndpointId::new()).is_err(), "another endpoint's");
+        // The password sealed as a bearer token does not open as one.
+        let ReceiverAuth::Basic { password, .. } = &auth else { unreachable!() };
+        let moved = ReceiverAuth::Bearer { token: password.clone() };
+        assert!(moved.authorization(&sealer, app, id).is_err(), "moved to another field");
+
+        let rotated = Sealer::new(&[8; 32]);
+        let resealed = auth.resealed(&sealer, &rotated, app, id).unwrap();
+        assert_eq!(resealed.authorization(&rotated, app, id).unwrap(), "Basic b3BzOnBhNTUtdzByZA==");
+        let bearer = ReceiverAuthIn::Bearer { token: "tok_123".into() }.seal(&sealer, app, id);
+        assert_eq!(bearer.authorization(&sealer, app, id).unwrap(), "Bearer tok_123");
+        assert_eq!(bearer.redacted(), "Bearer [redacted]");
+    }
+}
