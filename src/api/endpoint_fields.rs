@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::event_types::{EventTypes, WILDCARD};
 use crate::ids::EndpointId;
 use crate::mode::Mode;
+use crate::store::model::receiver_auth::ClientCredentials;
 use crate::store::model::{EndpointFilter, FlowLimits, Owner, ReceiverAuthIn};
 use crate::target_policy::TargetPolicy;
 
@@ -268,14 +269,38 @@ pub enum AuthenticationIn {
         /// The token: 1–4096 printable characters without spaces (write-only).
         token: String,
     },
+    /// `Authorization: Bearer <token>`, the token fetched from `token_url` by the OAuth2
+    /// client-credentials grant (RFC 6749 §4.4) and kept until shortly before it expires.
+    Oauth2ClientCredentials {
+        /// Where tokens are asked for: a URL the endpoint's own rules allow.
+        token_url: String,
+        /// The client's id: 1–256 characters.
+        client_id: String,
+        /// The client's secret: 1–1024 characters (write-only).
+        client_secret: String,
+        /// The scope to ask for, at most 1024 characters.
+        scope: Option<String>,
+        /// The audience to ask for, at most 1024 characters.
+        audience: Option<String>,
+    },
 }
 
 /// Checks an `authentication`: the user id, password or token within their limits, none
 /// with control characters (a header value cannot carry them).
-pub(crate) fn validate_authentication(auth: AuthenticationIn) -> Result<ReceiverAuthIn, ApiError> {
+pub(crate) fn validate_authentication(
+    policy: &TargetPolicy,
+    auth: AuthenticationIn,
+) -> Result<ReceiverAuthIn, ApiError> {
     const PARAM: &str = "authentication";
     let controls = |text: &str| text.chars().any(char::is_control);
     let within = |text: &str, max: usize| (1..=max).contains(&text.chars().count());
+    let optional = |name: &str, text: Option<String>| match text {
+        Some(t) if !within(&t, 1024) || controls(&t) => Err(ApiError::invalid(
+            PARAM,
+            format!("`authentication.{name}` must be 1 to 1024 characters, without control characters."),
+        )),
+        other => Ok(other),
+    };
     match auth {
         AuthenticationIn::Basic { username, password } => {
             if !within(&username, 256) || username.contains(':') || controls(&username) {
@@ -300,6 +325,30 @@ pub(crate) fn validate_authentication(auth: AuthenticationIn) -> Result<Receiver
                 ));
             }
             Ok(ReceiverAuthIn::Bearer { token })
+        }
+        AuthenticationIn::Oauth2ClientCredentials { token_url, client_id, client_secret, scope, audience } => {
+            policy
+                .check_url(&token_url)
+                .map_err(|message| ApiError::invalid(PARAM, format!("`authentication.token_url`: {message}")))?;
+            if !within(&client_id, 256) || controls(&client_id) {
+                return Err(ApiError::invalid(
+                    PARAM,
+                    "`authentication.client_id` must be 1 to 256 characters, without control characters.",
+                ));
+            }
+            if !within(&client_secret, 1024) || controls(&client_secret) {
+                return Err(ApiError::invalid(
+                    PARAM,
+                    "`authentication.client_secret` must be 1 to 1024 characters, without control characters.",
+                ));
+            }
+            Ok(ReceiverAuthIn::Oauth2ClientCredentials(ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scope: optional("scope", scope)?,
+                audience: optional("audience", audience)?,
+            }))
         }
     }
 }

@@ -83,8 +83,9 @@ pub struct EndpointIn {
     #[schema(example = json!({"x-team": "payments"}))]
     pub headers: Option<BTreeMap<String, String>>,
     /// How stile authenticates to the receiver: `{"type": "basic", "username",
-    /// "password"}` or `{"type": "bearer", "token"}`. The secrets are write-only: answers
-    /// show the type and the username.
+    /// "password"}`, `{"type": "bearer", "token"}` or `{"type":
+    /// "oauth2_client_credentials", "token_url", "client_id", "client_secret", "scope",
+    /// "audience"}`. The secrets are write-only: answers show the rest.
     pub authentication: Option<AuthenticationIn>,
 }
 
@@ -162,7 +163,7 @@ impl EndpointIn {
                 .transpose()?,
             flow: validate_flow_limits(self.rate_limit, self.max_in_flight)?,
             headers: validate_headers(self.headers.unwrap_or_default())?,
-            authentication: self.authentication.map(validate_authentication).transpose()?,
+            authentication: self.authentication.map(|a| validate_authentication(policy, a)).transpose()?,
             disabled: false,
             all_kayle_types: false,
         })
@@ -197,7 +198,10 @@ impl EndpointUpdate {
             rate_limit: validate_flow_change("rate_limit", self.rate_limit)?,
             max_in_flight: validate_flow_change("max_in_flight", self.max_in_flight)?,
             headers: self.headers.map(|h| validate_headers(h.unwrap_or_default())).transpose()?,
-            authentication: self.authentication.map(|a| a.map(validate_authentication).transpose()).transpose()?,
+            authentication: self
+                .authentication
+                .map(|a| a.map(|a| validate_authentication(policy, a)).transpose())
+                .transpose()?,
             all_kayle_types: None,
         })
     }

@@ -101,6 +101,7 @@ impl Engine {
             listeners: Arc::clone(&listeners),
             listener_wait: config.delivery.timeout + LISTENER_MARGIN,
             sealer: store.sealer().clone(),
+            tokens: Default::default(),
         });
         let (scheduler_tx, scheduler_rx) = tokio::sync::mpsc::unbounded_channel();
         let (write_tx, write_rx) = tokio::sync::mpsc::unbounded_channel();

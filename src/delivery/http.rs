@@ -224,7 +224,8 @@ impl HttpSender {
         let mut outcome =
             SendOutcome { status: None, body_excerpt: None, error: None, duration_ms: 0, retry_after: None };
         let https = url.starts_with("https:");
-        match tokio::time::timeout(self.timeout, self.exchange(url, headers, body, https)).await {
+        match tokio::time::timeout(self.timeout, self.exchange(url, headers, body, https, RESPONSE_EXCERPT_BYTES)).await
+        {
             Err(_) => outcome.error = Some(timed_out(self.timeout)),
             Ok(Err(error)) => outcome.error = Some(describe(error.as_ref(), self.timeout, https)),
             Ok(Ok(answer)) => {
@@ -246,12 +247,33 @@ impl HttpSender {
         outcome
     }
 
+    /// POSTs `body` to `url` with `headers` (an OAuth2 token request: the same address
+    /// checks, TLS and timeout as a delivery) and answers the status and at most `keep`
+    /// bytes of the body, or what went wrong in words.
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+        keep: usize,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let https = url.starts_with("https:");
+        match tokio::time::timeout(self.timeout, self.exchange(url, headers, body, https, keep)).await {
+            Err(_) => Err(timed_out(self.timeout)),
+            Ok(Err(error)) => Err(describe(error.as_ref(), self.timeout, https)),
+            Ok(Ok(Answer { read_error: Some(error), .. })) => Err(error),
+            Ok(Ok(answer)) => Ok((answer.status, answer.excerpt)),
+        }
+    }
+
+    /// One request and up to `keep` bytes of its answer's body.
     async fn exchange(
         &self,
         url: &str,
         headers: &[(String, String)],
         body: Bytes,
         https: bool,
+        keep: usize,
     ) -> Result<Answer, Box<dyn StdError + Send + Sync>> {
         let uri: hyper::Uri = url.parse()?;
         // The connector dials IP literals without asking the resolver: check them here.
@@ -282,18 +304,18 @@ impl HttpSender {
         let mut read_error = None;
         // Read the excerpt, then a little more so the connection can go back to the pool;
         // if the rest is long or broken, dropping the body drops the connection instead.
-        while read <= RESPONSE_EXCERPT_BYTES + RESPONSE_DRAIN_BYTES {
+        while read <= keep + RESPONSE_DRAIN_BYTES {
             match body.frame().await {
                 None => break,
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
-                        let room = RESPONSE_EXCERPT_BYTES - excerpt.len();
+                        let room = keep - excerpt.len();
                         excerpt.extend_from_slice(&data[..data.len().min(room)]);
                         read += data.len();
                     }
                 }
                 Some(Err(err)) => {
-                    if excerpt.len() < RESPONSE_EXCERPT_BYTES {
+                    if excerpt.len() < keep {
                         read_error = Some(describe(&err, self.timeout, https));
                     }
                     break;

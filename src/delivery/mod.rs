@@ -10,6 +10,7 @@ pub mod http;
 pub mod listen_wire;
 pub mod listeners;
 mod messages;
+pub mod oauth2;
 mod ping_rate;
 pub mod policy;
 mod scheduler;

@@ -10,11 +10,12 @@ use std::time::Duration;
 use super::http::{HttpSender, SendOutcome};
 use super::listen_wire as wire;
 use super::listeners::Listeners;
-use crate::store::model::EndpointRecord;
+use super::oauth2::{TokenCache, TokenError};
+use crate::store::model::{EndpointRecord, ReceiverAuth};
 use crate::store::sealing::Sealer;
 
 /// One request to make: an attempt of an event (or a test ping) to one endpoint.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Outgoing {
     /// The attempt's id (`dlv_...`), which a listen connection's result names.
     pub delivery_id: String,
@@ -40,6 +41,8 @@ pub(super) struct Senders {
     pub(super) listener_wait: Duration,
     /// Opens the endpoints' signing secrets and authentication credentials.
     pub(super) sealer: Sealer,
+    /// The OAuth2 tokens of endpoints with a client-credentials grant.
+    pub(super) tokens: TokenCache,
 }
 
 impl Senders {
@@ -58,23 +61,68 @@ impl Senders {
         };
         let mut headers = super::signed_headers(&secrets, &out.event_id, &out.body, out.now);
         headers.extend(endpoint.headers.iter().map(|(name, value)| (name.clone(), value.clone())));
-        if let Some(auth) = &endpoint.authentication {
-            match auth.authorization(&self.sealer, endpoint.app, endpoint.id) {
-                Ok(value) => headers.push(("authorization".into(), value)),
-                // Never sent without the credential the receiver expects.
-                Err(err) => {
-                    tracing::error!(endpoint = %endpoint.id, error = %err, "an endpoint's authentication does not open with the payload key");
-                    return (not_sent("its authentication credential"), Vec::new());
-                }
+        let Some(auth) = &endpoint.authentication else { return self.send_signed(endpoint, out, headers).await };
+        let (outcome, mut headers) = match auth.authorization(&self.sealer, endpoint.app, endpoint.id) {
+            Ok(Some(value)) => {
+                headers.push(("authorization".into(), value));
+                self.send_signed(endpoint, out, headers).await
             }
-        }
-        let (outcome, mut headers) = self.send_signed(endpoint, out, headers).await;
-        if let Some(auth) = &endpoint.authentication {
-            for sent in headers.iter_mut().filter(|(name, _)| name == "authorization") {
-                sent.1 = auth.redacted().to_string();
+            Ok(None) => self.send_with_token(endpoint, auth, out, headers).await,
+            // Never sent without the credential the receiver expects.
+            Err(err) => {
+                tracing::error!(endpoint = %endpoint.id, error = %err, "an endpoint's authentication does not open with the payload key");
+                return (not_sent("its authentication credential"), Vec::new());
             }
+        };
+        for sent in headers.iter_mut().filter(|(name, _)| name == "authorization") {
+            sent.1 = auth.redacted().to_string();
         }
         (outcome, headers)
+    }
+
+    /// Sends with the endpoint's OAuth2 token (fetched if none is kept). A 401 drops the
+    /// token and the request is made once more with a new one. No token: nothing is sent,
+    /// and the outcome says the token endpoint failed (never as the receiver's answer).
+    async fn send_with_token(
+        &self,
+        endpoint: &EndpointRecord,
+        auth: &ReceiverAuth,
+        out: Outgoing,
+        headers: Vec<(String, String)>,
+    ) -> (SendOutcome, Vec<(String, String)>) {
+        let client = match auth.client(&self.sealer, endpoint.app, endpoint.id) {
+            Ok(Some(client)) => client,
+            Ok(None) | Err(_) => {
+                tracing::error!(endpoint = %endpoint.id, "an endpoint's OAuth2 client secret does not open with the payload key");
+                return (not_sent("OAuth2 client secret"), Vec::new());
+            }
+        };
+        let mut refused_once = false;
+        loop {
+            let started = std::time::Instant::now();
+            let token = match self.tokens.token(endpoint.id, &client, &self.http).await {
+                Ok(token) => token,
+                Err(TokenError(why)) => {
+                    let outcome = SendOutcome {
+                        status: None,
+                        body_excerpt: None,
+                        error: Some(why),
+                        duration_ms: started.elapsed().as_millis() as u64,
+                        retry_after: None,
+                    };
+                    return (outcome, headers);
+                }
+            };
+            let mut with_token = headers.clone();
+            with_token.push(("authorization".into(), format!("Bearer {}", token.value)));
+            let (outcome, sent) = self.send_signed(endpoint, out.clone(), with_token).await;
+            if outcome.status == Some(401) && !refused_once {
+                refused_once = true;
+                self.tokens.rejected(endpoint.id, &token).await;
+                continue;
+            }
+            return (outcome, sent);
+        }
     }
 
     /// Sends a request with its headers made, down a listen connection or over HTTP.

@@ -212,7 +212,10 @@ impl Endpoints<'_> {
     /// Stores a new endpoint of `owner` from a checked request (after the DNS check);
     /// returns it with its signing secret, in clear this once.
     pub async fn create(&self, owner: Owner, input: NewEndpoint) -> Result<(EndpointRecord, String), ServiceError> {
-        self.check_resolved(&input.url).await?;
+        self.check_resolved(&input.url, "url").await?;
+        if let Some(token_url) = input.authentication.as_ref().and_then(ReceiverAuthIn::token_url) {
+            self.check_resolved(token_url, "authentication").await?;
+        }
         let secret = new_endpoint_secret();
         let now = self.engine.clock().now();
         let id = EndpointId::new();
@@ -246,7 +249,10 @@ impl Endpoints<'_> {
         mut changes: EndpointChanges,
     ) -> Result<Option<EndpointRecord>, ServiceError> {
         if let Some(url) = &changes.url {
-            self.check_resolved(url).await?;
+            self.check_resolved(url, "url").await?;
+        }
+        if let Some(token_url) = changes.authentication.as_ref().and_then(|a| a.as_ref()?.token_url()) {
+            self.check_resolved(token_url, "authentication").await?;
         }
         let enables = changes.status == Some(EndpointStatus::Enabled);
         let now = self.engine.clock().now();
@@ -451,12 +457,12 @@ impl Endpoints<'_> {
 
     /// In production mode, refuses a URL whose host resolves to an address no webhook may
     /// go to (DNS: on the blocking pool).
-    async fn check_resolved(&self, url: &str) -> Result<(), ServiceError> {
+    async fn check_resolved(&self, url: &str, param: &'static str) -> Result<(), ServiceError> {
         let Ok(parsed) = url::Url::parse(url) else { return Ok(()) };
         let policy = self.targets.clone();
         let checked = tokio::task::spawn_blocking(move || policy.check_resolved(&parsed)).await;
         let checked = checked.map_err(|_| crate::delivery::EngineError::ShuttingDown)?;
-        checked.map_err(|message| ServiceError::Invalid { param: "url", message })
+        checked.map_err(|message| ServiceError::Invalid { param, message })
     }
 }
 

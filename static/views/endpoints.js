@@ -122,7 +122,9 @@ function flowNow(flow) {
 /** How stile authenticates to the endpoint, in words (never a secret: answers hold none). */
 function authText(auth) {
   if (!auth) return '—';
-  return auth.type === 'basic' ? `HTTP Basic, as ${auth.username}` : 'Bearer token';
+  if (auth.type === 'basic') return `HTTP Basic, as ${auth.username}`;
+  if (auth.type === 'oauth2_client_credentials') return `OAuth2 client credentials: ${auth.client_id} at ${auth.token_url}`;
+  return 'Bearer token';
 }
 
 /**
@@ -136,22 +138,40 @@ function authFields(initial) {
     editing && initial.authentication ? h('option', { value: 'keep' }, `Keep: ${authText(initial.authentication)}`) : null,
     h('option', { value: 'none' }, 'None'),
     h('option', { value: 'basic' }, 'HTTP Basic (username and password)'),
-    h('option', { value: 'bearer' }, 'Bearer token'));
+    h('option', { value: 'bearer' }, 'Bearer token'),
+    h('option', { value: 'oauth2_client_credentials' }, 'OAuth2 client credentials'));
   const username = h('input', { type: 'text', name: 'auth_username', autocomplete: 'off' });
   const password = h('input', { type: 'password', name: 'auth_password', autocomplete: 'new-password' });
   const token = h('input', { type: 'password', name: 'auth_token', autocomplete: 'off' });
+  const tokenUrl = h('input', { type: 'url', name: 'auth_token_url', placeholder: 'https://auth.example.com/oauth/token' });
+  const clientId = h('input', { type: 'text', name: 'auth_client_id', autocomplete: 'off' });
+  const clientSecret = h('input', { type: 'password', name: 'auth_client_secret', autocomplete: 'off' });
+  const scope = h('input', { type: 'text', name: 'auth_scope' });
+  const audience = h('input', { type: 'text', name: 'auth_audience' });
   const basic = h('div', {}, field('Username', username), field('Password', password, 'Write-only: stored encrypted, never shown again.'));
   const bearer = h('div', {}, field('Token', token, 'Sent as Authorization: Bearer …. Write-only: stored encrypted, never shown again.'));
-  const sync = () => { basic.hidden = kind.value !== 'basic'; bearer.hidden = kind.value !== 'bearer'; };
+  const oauth2 = h('div', {},
+    field('Token URL', tokenUrl, 'stile asks it for a token (client credentials grant) and sends it as a bearer token until shortly before it expires.'),
+    field('Client ID', clientId), field('Client secret', clientSecret, 'Write-only: stored encrypted, never shown again.'),
+    field('Scope', scope, 'Optional.'), field('Audience', audience, 'Optional.'));
+  const sync = () => {
+    basic.hidden = kind.value !== 'basic';
+    bearer.hidden = kind.value !== 'bearer';
+    oauth2.hidden = kind.value !== 'oauth2_client_credentials';
+  };
   kind.addEventListener('change', sync);
   sync();
   return {
-    element: h('fieldset', {}, h('legend', {}, 'Authentication to the receiver'), field('Type', kind), basic, bearer),
+    element: h('fieldset', {}, h('legend', {}, 'Authentication to the receiver'), field('Type', kind), basic, bearer, oauth2),
     value() {
       switch (kind.value) {
         case 'keep': return undefined;
         case 'none': return editing && initial.authentication ? null : undefined;
         case 'basic': return { type: 'basic', username: username.value, password: password.value };
+        case 'oauth2_client_credentials': return {
+          type: 'oauth2_client_credentials', token_url: tokenUrl.value.trim(), client_id: clientId.value, client_secret: clientSecret.value,
+          scope: scope.value.trim() || null, audience: audience.value.trim() || null,
+        };
         default: return { type: 'bearer', token: token.value };
       }
     },

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::common::browser::in_browser;
 use crate::common::receiver::Receiver;
+use crate::common::token_server::TokenServer;
 use crate::common::{TEST_KEY, TestServer};
 
 #[test]
@@ -225,6 +226,7 @@ fn malformed_authentication_gets_a_400_and_stores_nothing() {
 #[test]
 fn the_dashboard_sets_headers_and_a_bearer_token_keeps_it_on_edit_and_never_shows_it() {
     let receiver = Receiver::start();
+    let tokens = TokenServer::start("dash", "dash-secret", Duration::from_secs(60));
     let server = TestServer::start();
     in_browser("endpoint_options", move |page| async move {
         let choose = |kind: &'static str| {
@@ -277,5 +279,143 @@ fn the_dashboard_sets_headers_and_a_bearer_token_keeps_it_on_edit_and_never_show
         page.click_button("Save").await;
         page.wait_text("[data-test=authentication]", "—").await;
         assert_eq!(server.get(&format!("/v1/webhook_endpoints/{id}")).body["authentication"], json!(null));
+
+        // An OAuth2 grant, set in the form: the test ping carries the token fetched.
+        page.click_button("Edit").await;
+        page.script(&choose("oauth2_client_credentials")).await;
+        page.type_into("input[name=auth_token_url]", &format!("{}/token", tokens.base)).await;
+        page.type_into("input[name=auth_client_id]", "dash").await;
+        page.type_into("input[name=auth_client_secret]", "dash-secret").await;
+        page.click_button("Save").await;
+        page.wait_text("[data-test=authentication]", "OAuth2 client credentials: dash").await;
+        page.click_button("Send test").await;
+        page.wait_text("[data-test=test-result]", "succeeded").await;
+        let got = receiver.wait_for("/dash", 3, Duration::from_secs(10));
+        assert_eq!(got[2].header("authorization"), "Bearer tok-1");
+        assert_eq!(tokens.fetches(), 1);
     });
+}
+
+/// An endpoint of `server` posting to `tokens`' guarded hook with a client-credentials
+/// grant against its token URL; returns its id.
+fn oauth2_endpoint(server: &TestServer, tokens: &TokenServer, secret: &str) -> String {
+    let created = server.post(
+        "/v1/webhook_endpoints",
+        json!({"url": format!("{}/hook", tokens.base), "enabled_events": ["*"],
+               "authentication": {"type": "oauth2_client_credentials", "token_url": format!("{}/token", tokens.base),
+                                  "client_id": "stile client", "client_secret": secret,
+                                  "scope": "webhooks:write", "audience": "https://receiver.example"}}),
+    );
+    assert_eq!(created.status, 200, "{}", created.text);
+    assert_eq!(
+        created.body["authentication"],
+        json!({"type": "oauth2_client_credentials", "token_url": format!("{}/token", tokens.base),
+               "client_id": "stile client", "scope": "webhooks:write", "audience": "https://receiver.example"})
+    );
+    created.body["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn an_oauth2_token_is_fetched_once_for_a_burst_kept_until_it_expires_and_replaced_after_a_401() {
+    let secret = format!("cs-{}", stile::ids::EventId::new());
+    let tokens = TokenServer::start("stile client", &secret, Duration::from_secs(3));
+    let server = TestServer::start_with(|c| c.delivery.per_endpoint_concurrency = 8);
+    let id = oauth2_endpoint(&server, &tokens, &secret);
+
+    // A burst of 20: one fetch, every delivery taken with it.
+    for n in 0..20 {
+        server.publish("verification_session.created", json!({"id": format!("vks_{n}")}));
+    }
+    server.wait_queue_empty(Duration::from_secs(20));
+    assert_eq!(tokens.fetches(), 1, "one token for the burst");
+    let form = &tokens.forms()[0];
+    assert_eq!(form.get("scope").map(String::as_str), Some("webhooks:write"));
+    assert_eq!(form.get("audience").map(String::as_str), Some("https://receiver.example"));
+    let hooks = tokens.hooks();
+    assert_eq!(hooks.len(), 20, "{hooks:?}");
+    assert!(hooks.iter().all(|(auth, taken)| *taken && auth == "Bearer tok-1"), "{hooks:?}");
+    let attempts = server.deliveries(&id);
+    assert!(attempts.iter().all(|a| a["status"] == "succeeded"), "{attempts:?}");
+
+    // Revoked: the receiver answers 401 once; the token is fetched again (once) and the
+    // delivery made again with it, in the same attempt.
+    tokens.revoke_all();
+    server.publish("verification_session.created", json!({"id": "vks_after_revoke"}));
+    server.wait_queue_empty(Duration::from_secs(10));
+    assert_eq!(tokens.fetches(), 2);
+    let hooks = tokens.hooks();
+    assert_eq!(hooks[20..], [("Bearer tok-1".to_string(), false), ("Bearer tok-2".to_string(), true)]);
+    let newest = &server.deliveries(&id)[0];
+    assert_eq!((newest["status"].clone(), newest["attempt"].clone()), (json!("succeeded"), json!(1)), "{newest}");
+
+    // Kept until shortly before it expires (3 s, less a tenth), then fetched anew.
+    let kept_until = std::time::Instant::now() + Duration::from_millis(2_700);
+    server.publish("verification_session.created", json!({"id": "vks_within"}));
+    server.wait_queue_empty(Duration::from_secs(10));
+    if std::time::Instant::now() < kept_until {
+        assert_eq!(tokens.fetches(), 2, "a kept token was fetched again");
+    }
+    std::thread::sleep(kept_until.saturating_duration_since(std::time::Instant::now()) + Duration::from_millis(100));
+    server.publish("verification_session.created", json!({"id": "vks_after_expiry"}));
+    server.wait_queue_empty(Duration::from_secs(10));
+    assert_eq!(tokens.fetches(), 3, "an expiring token is replaced");
+    assert_eq!(tokens.hooks().last().unwrap(), &("Bearer tok-3".to_string(), true));
+
+    // Neither the client secret nor a token is stored or shown anywhere.
+    let stored = everything_stored(&server);
+    for token in tokens.granted().iter().chain([&secret]) {
+        assert!(!stored.windows(token.len()).any(|w| w == token.as_bytes()), "{token} is stored in clear");
+    }
+    let detail = server.get(&format!("/v1/webhook_endpoints/{id}/deliveries/{}", newest["id"].as_str().unwrap()));
+    assert_eq!(detail.body["request"]["headers"]["authorization"], "Bearer [redacted]", "{}", detail.body);
+    assert!(!server.get(&format!("/v1/webhook_endpoints/{id}")).text.contains(&secret));
+}
+
+#[test]
+fn a_failing_token_endpoint_is_recorded_as_such_and_nothing_reaches_the_receiver() {
+    let tokens = TokenServer::start("stile client", "right", Duration::from_secs(60));
+    let server = TestServer::start_with(|c| c.delivery.retry_schedule = vec![Duration::from_secs(3600)]);
+    let id = oauth2_endpoint(&server, &tokens, "right");
+    tokens.fail_with(Some(503));
+    let ping = server.post(&format!("/v1/webhook_endpoints/{id}/test"), json!({}));
+    assert_eq!(ping.body["status"], "failed", "{}", ping.text);
+    assert_eq!(ping.body["response_status"], json!(null), "the token endpoint's answer is not the receiver's");
+    let error = ping.body["error"].as_str().unwrap();
+    assert!(error.starts_with("token endpoint: HTTP 503"), "{error}");
+    assert!(tokens.hooks().is_empty(), "sent without a token");
+
+    // A wrong secret is refused by the token endpoint the same way.
+    tokens.fail_with(None);
+    let resp = server.post(
+        &format!("/v1/webhook_endpoints/{id}"),
+        json!({"authentication": {"type": "oauth2_client_credentials", "token_url": format!("{}/token", tokens.base),
+                                  "client_id": "stile client", "client_secret": "wrong"}}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    let ping = server.post(&format!("/v1/webhook_endpoints/{id}/test"), json!({}));
+    assert!(ping.body["error"].as_str().unwrap().starts_with("token endpoint: HTTP 401"), "{}", ping.text);
+    assert!(tokens.hooks().is_empty());
+}
+
+#[test]
+fn a_token_url_on_a_private_address_is_refused_in_production() {
+    let server = TestServer::start_with(|c| {
+        c.server.mode = stile::config::RunMode::Production;
+        c.delivery.resolve = vec!["tokens.internal.test=10.0.0.7".into(), "hooks.public.test=93.184.216.34".into()];
+    });
+    let resp = server.post(
+        "/v1/webhook_endpoints",
+        json!({"url": "https://hooks.public.test/hook", "enabled_events": ["*"],
+               "authentication": {"type": "oauth2_client_credentials", "token_url": "https://tokens.internal.test/token",
+                                  "client_id": "c", "client_secret": "s"}}),
+    );
+    let error = resp.assert_error(400, "invalid_request_error", "parameter_invalid");
+    assert_eq!(error["param"], "authentication", "{error}");
+    let resp = server.post(
+        "/v1/webhook_endpoints",
+        json!({"url": "https://hooks.public.test/hook", "enabled_events": ["*"],
+               "authentication": {"type": "oauth2_client_credentials", "token_url": "http://93.184.216.34/token",
+                                  "client_id": "c", "client_secret": "s"}}),
+    );
+    assert_eq!(resp.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "authentication");
 }

@@ -1,5 +1,6 @@
 //! How stile authenticates to an endpoint's receiver (its `authentication`): HTTP Basic,
-//! or a bearer token. The secret parts are sealed with the payload key as soon as the API
+//! a bearer token, or an OAuth2 client-credentials grant (a token stile fetches, see
+//! `crate::delivery::oauth2`). The secret parts are sealed with the payload key as soon as the API
 //! hands them over, bound to their endpoint and to the field they are, and opened only to
 //! make a request: neither the data file, a backup, a database dump, an API answer nor a
 //! stored attempt holds them in clear.
@@ -25,6 +26,23 @@ pub enum ReceiverAuthIn {
         /// The token.
         token: String,
     },
+    /// A token from `token_url` by the client-credentials grant (RFC 6749 §4.4).
+    Oauth2ClientCredentials(ClientCredentials),
+}
+
+/// An OAuth2 client's credentials and what it asks for: everything a token request needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    /// Where tokens are asked for.
+    pub token_url: String,
+    /// The client's id.
+    pub client_id: String,
+    /// The client's secret.
+    pub client_secret: String,
+    /// The scope asked for, if any.
+    pub scope: Option<String>,
+    /// The audience asked for, if any (Auth0 and others).
+    pub audience: Option<String>,
 }
 
 impl ReceiverAuthIn {
@@ -38,6 +56,21 @@ impl ReceiverAuthIn {
             ReceiverAuthIn::Bearer { token } => {
                 ReceiverAuth::Bearer { token: SealedCredential::seal(sealer, Field::Token, (app, id), &token) }
             }
+            ReceiverAuthIn::Oauth2ClientCredentials(c) => ReceiverAuth::Oauth2ClientCredentials {
+                token_url: c.token_url,
+                client_id: c.client_id,
+                client_secret: SealedCredential::seal(sealer, Field::ClientSecret, (app, id), &c.client_secret),
+                scope: c.scope,
+                audience: c.audience,
+            },
+        }
+    }
+
+    /// The token URL it names, if any (checked like an endpoint's URL).
+    pub fn token_url(&self) -> Option<&str> {
+        match self {
+            ReceiverAuthIn::Oauth2ClientCredentials(c) => Some(&c.token_url),
+            _ => None,
         }
     }
 }
@@ -58,47 +91,92 @@ pub enum ReceiverAuth {
         /// The token, sealed.
         token: SealedCredential,
     },
+    /// A token fetched by the OAuth2 client-credentials grant.
+    Oauth2ClientCredentials {
+        /// Where tokens are asked for.
+        token_url: String,
+        /// The client's id.
+        client_id: String,
+        /// The client's secret, sealed.
+        client_secret: SealedCredential,
+        /// The scope asked for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+        /// The audience asked for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audience: Option<String>,
+    },
 }
 
 impl ReceiverAuth {
-    /// Its type as the API names it: `basic`, `bearer`.
+    /// Its type as the API names it: `basic`, `bearer`, `oauth2_client_credentials`.
     pub fn kind(&self) -> &'static str {
         match self {
             ReceiverAuth::Basic { .. } => "basic",
             ReceiverAuth::Bearer { .. } => "bearer",
+            ReceiverAuth::Oauth2ClientCredentials { .. } => "oauth2_client_credentials",
         }
     }
 
     /// Its `Authorization` header value, opened for one request to endpoint `id` of
-    /// `app`.
-    pub fn authorization(&self, sealer: &Sealer, app: AppId, id: EndpointId) -> Result<String, OpenError> {
+    /// `app`; `None` for an OAuth2 grant, whose token is fetched ([`Self::client`]).
+    pub fn authorization(&self, sealer: &Sealer, app: AppId, id: EndpointId) -> Result<Option<String>, OpenError> {
         use base64::Engine;
-        Ok(match self {
+        Ok(Some(match self {
             ReceiverAuth::Basic { username, password } => {
                 let password = password.open(sealer, Field::Password, (app, id))?;
                 let pair = format!("{username}:{password}");
                 format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
             }
             ReceiverAuth::Bearer { token } => format!("Bearer {}", token.open(sealer, Field::Token, (app, id))?),
-        })
+            ReceiverAuth::Oauth2ClientCredentials { .. } => return Ok(None),
+        }))
+    }
+
+    /// An OAuth2 grant's credentials, opened for a token request; `None` for the other
+    /// types.
+    pub fn client(&self, sealer: &Sealer, app: AppId, id: EndpointId) -> Result<Option<ClientCredentials>, OpenError> {
+        let ReceiverAuth::Oauth2ClientCredentials { token_url, client_id, client_secret, scope, audience } = self
+        else {
+            return Ok(None);
+        };
+        Ok(Some(ClientCredentials {
+            token_url: token_url.clone(),
+            client_id: client_id.clone(),
+            client_secret: client_secret.open(sealer, Field::ClientSecret, (app, id))?,
+            scope: scope.clone(),
+            audience: audience.clone(),
+        }))
     }
 
     /// What answers show of it: its type and its fields that are not secret.
     pub fn shown(&self) -> ReceiverAuthShown {
-        ReceiverAuthShown {
+        let mut shown = ReceiverAuthShown {
             kind: self.kind(),
-            username: match self {
-                ReceiverAuth::Basic { username, .. } => Some(username.clone()),
-                ReceiverAuth::Bearer { .. } => None,
-            },
+            username: None,
+            token_url: None,
+            client_id: None,
+            scope: None,
+            audience: None,
+        };
+        match self {
+            ReceiverAuth::Basic { username, .. } => shown.username = Some(username.clone()),
+            ReceiverAuth::Bearer { .. } => {}
+            ReceiverAuth::Oauth2ClientCredentials { token_url, client_id, scope, audience, .. } => {
+                shown.token_url = Some(token_url.clone());
+                shown.client_id = Some(client_id.clone());
+                shown.scope = scope.clone();
+                shown.audience = audience.clone();
+            }
         }
+        shown
     }
 
     /// What a stored attempt shows of its `Authorization` header: the scheme only.
     pub fn redacted(&self) -> &'static str {
         match self {
             ReceiverAuth::Basic { .. } => "Basic [redacted]",
-            ReceiverAuth::Bearer { .. } => "Bearer [redacted]",
+            ReceiverAuth::Bearer { .. } | ReceiverAuth::Oauth2ClientCredentials { .. } => "Bearer [redacted]",
         }
     }
 
@@ -113,6 +191,15 @@ impl ReceiverAuth {
             ReceiverAuth::Bearer { token } => {
                 ReceiverAuth::Bearer { token: token.resealed(old, new, Field::Token, (app, id))? }
             }
+            ReceiverAuth::Oauth2ClientCredentials { token_url, client_id, client_secret, scope, audience } => {
+                ReceiverAuth::Oauth2ClientCredentials {
+                    token_url: token_url.clone(),
+                    client_id: client_id.clone(),
+                    client_secret: client_secret.resealed(old, new, Field::ClientSecret, (app, id))?,
+                    scope: scope.clone(),
+                    audience: audience.clone(),
+                }
+            }
         })
     }
 }
@@ -121,13 +208,25 @@ impl ReceiverAuth {
 /// never a password or token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReceiverAuthShown {
-    /// `basic` or `bearer`.
+    /// `basic`, `bearer` or `oauth2_client_credentials`.
     #[serde(rename = "type")]
-    #[schema(value_type = String, examples("basic", "bearer"))]
+    #[schema(value_type = String, examples("basic", "bearer", "oauth2_client_credentials"))]
     pub kind: &'static str,
     /// The Basic user id (`basic` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// Where tokens are asked for (`oauth2_client_credentials` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    /// The OAuth2 client's id (`oauth2_client_credentials` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The scope asked for, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The audience asked for, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
 }
 
 /// Which secret a [`SealedCredential`] is: part of what it is sealed to, so one cannot be
@@ -136,6 +235,7 @@ pub struct ReceiverAuthShown {
 enum Field {
     Password,
     Token,
+    ClientSecret,
 }
 
 impl Field {
@@ -143,6 +243,7 @@ impl Field {
         match self {
             Field::Password => "basic password",
             Field::Token => "bearer token",
+            Field::ClientSecret => "oauth2 client secret",
         }
     }
 }
@@ -210,7 +311,7 @@ mod tests {
         assert!(!stored.contains("pa55-w0rd"), "{stored}");
         assert!(stored.contains("\"type\":\"basic\"") && stored.contains("\"username\":\"ops\""), "{stored}");
         // base64("ops:pa55-w0rd")
-        assert_eq!(auth.authorization(&sealer, app, id).unwrap(), "Basic b3BzOnBhNTUtdzByZA==");
+        assert_eq!(auth.authorization(&sealer, app, id).unwrap().unwrap(), "Basic b3BzOnBhNTUtdzByZA==");
         assert!(auth.authorization(&sealer, app, EndpointId::new()).is_err(), "another endpoint's");
         // The password sealed as a bearer token does not open as one.
         let ReceiverAuth::Basic { password, .. } = &auth else { unreachable!() };
@@ -219,9 +320,9 @@ mod tests {
 
         let rotated = Sealer::new(&[8; 32]);
         let resealed = auth.resealed(&sealer, &rotated, app, id).unwrap();
-        assert_eq!(resealed.authorization(&rotated, app, id).unwrap(), "Basic b3BzOnBhNTUtdzByZA==");
+        assert_eq!(resealed.authorization(&rotated, app, id).unwrap().unwrap(), "Basic b3BzOnBhNTUtdzByZA==");
         let bearer = ReceiverAuthIn::Bearer { token: "tok_123".into() }.seal(&sealer, app, id);
-        assert_eq!(bearer.authorization(&sealer, app, id).unwrap(), "Bearer tok_123");
+        assert_eq!(bearer.authorization(&sealer, app, id).unwrap().unwrap(), "Bearer tok_123");
         assert_eq!(bearer.redacted(), "Bearer [redacted]");
     }
 }

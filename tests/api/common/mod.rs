@@ -9,6 +9,7 @@ pub mod process;
 pub mod raw;
 pub mod receiver;
 pub mod tls;
+pub mod token_server;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

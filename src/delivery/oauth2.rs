@@ -1,0 +1,172 @@
+//! OAuth2 tokens for endpoints whose `authentication` is a client-credentials grant: one
+//! token per endpoint, fetched from its `token_url` (RFC 6749 §4.4) through the delivery
+//! client (the same address checks, TLS and timeout), kept until shortly before it
+//! expires, and shared by every request to the endpoint. A burst of deliveries makes one
+//! fetch: the first waits for it and the rest wait for the first. A 401 from the receiver
+//! drops the token it was sent with (once, however many requests saw it), so the next
+//! request fetches a new one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::http::HttpSender;
+use crate::ids::EndpointId;
+use crate::store::model::receiver_auth::ClientCredentials;
+
+/// The most of a token endpoint's answer read, in bytes (a token, even a JWT, is far
+/// smaller).
+const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// How long a token without `expires_in` is kept.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The longest a token is kept, whatever its `expires_in`.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// How long before its expiry a token is replaced: a tenth of its lifetime, at most this.
+const MAX_EARLY: Duration = Duration::from_secs(60);
+
+/// Why no token could be had: said on the attempt, as the token endpoint's failure (not
+/// the receiver's answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenError(pub String);
+
+/// A token in use.
+#[derive(Debug, Clone)]
+struct Token {
+    /// The access token.
+    value: String,
+    /// Replaced from then on.
+    refresh_at: Instant,
+    /// Which fetch made it, so many 401s for it drop it once.
+    generation: u64,
+    /// The credentials it was fetched with: changed credentials fetch anew.
+    fetched_for: u64,
+}
+
+/// One endpoint's token, behind an async lock held across a fetch (the single flight).
+type Slot = Arc<tokio::sync::Mutex<Option<Token>>>;
+
+/// The tokens of every endpoint with a client-credentials grant, in this process.
+#[derive(Default)]
+pub struct TokenCache {
+    slots: Mutex<HashMap<EndpointId, Slot>>,
+    generations: std::sync::atomic::AtomicU64,
+}
+
+/// A token handed out: its value and its generation (for [`TokenCache::rejected`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// The access token.
+    pub value: String,
+    /// Which fetch made it.
+    pub generation: u64,
+}
+
+impl TokenCache {
+    /// `endpoint`'s token: the one kept, or a new one fetched with `client` through `http`.
+    pub async fn token(
+        &self,
+        endpoint: EndpointId,
+        client: &ClientCredentials,
+        http: &HttpSender,
+    ) -> Result<IssuedToken, TokenError> {
+        let slot = self.slot(endpoint);
+        let mut kept = slot.lock().await;
+        let fingerprint = fingerprint(client);
+        if let Some(token) = kept.as_ref().filter(|t| t.fetched_for == fingerprint && Instant::now() < t.refresh_at) {
+            return Ok(IssuedToken { value: token.value.clone(), generation: token.generation });
+        }
+        let (value, lifetime) = fetch(client, http).await?;
+        let generation = self.generations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let early = (lifetime / 10).min(MAX_EARLY);
+        *kept = Some(Token {
+            value: value.clone(),
+            refresh_at: Instant::now() + lifetime - early,
+            generation,
+            fetched_for: fingerprint,
+        });
+        Ok(IssuedToken { value, generation })
+    }
+
+    /// The receiver refused `token` (401): it is dropped if still kept, so the next
+    /// request fetches a new one.
+    pub async fn rejected(&self, endpoint: EndpointId, token: &IssuedToken) {
+        let slot = self.slot(endpoint);
+        let mut kept = slot.lock().await;
+        if kept.as_ref().is_some_and(|t| t.generation == token.generation) {
+            *kept = None;
+        }
+    }
+
+    fn slot(&self, endpoint: EndpointId) -> Slot {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(slots.entry(endpoint).or_default())
+    }
+}
+
+/// A hash of the credentials, to notice they changed.
+fn fingerprint(client: &ClientCredentials) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (&client.token_url, &client.client_id, &client.client_secret, &client.scope, &client.audience).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Asks `client.token_url` for a token: a form POST (`grant_type=client_credentials`,
+/// `scope`, `audience`) with the client's id and secret in HTTP Basic (RFC 6749 §2.3.1,
+/// which every server must take). Returns the token and how long it lives.
+async fn fetch(client: &ClientCredentials, http: &HttpSender) -> Result<(String, Duration), TokenError> {
+    use base64::Engine;
+    let form = {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "client_credentials");
+        if let Some(scope) = &client.scope {
+            form.append_pair("scope", scope);
+        }
+        if let Some(audience) = &client.audience {
+            form.append_pair("audience", audience);
+        }
+        form.finish()
+    };
+    // Each part form-encoded first, as §2.3.1 says.
+    let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let basic = format!("{}:{}", encode(&client.client_id), encode(&client.client_secret));
+    let headers = [
+        ("content-type".to_string(), "application/x-www-form-urlencoded".to_string()),
+        ("accept".to_string(), "application/json".to_string()),
+        ("user-agent".to_string(), concat!("stile/", env!("CARGO_PKG_VERSION"), " (+webhooks)").to_string()),
+        ("authorization".to_string(), format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(basic))),
+    ];
+    let failed = |why: String| TokenError(format!("token endpoint: {why}"));
+    let (status, body) =
+        http.post(&client.token_url, &headers, Bytes::from(form), MAX_TOKEN_RESPONSE_BYTES).await.map_err(failed)?;
+    if !(200..300).contains(&status) {
+        let excerpt: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+        return Err(failed(format!("HTTP {status}: {excerpt}")));
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        access_token: String,
+        token_type: Option<String>,
+        expires_in: Option<serde_json::Number>,
+    }
+    let answer: Answer =
+        serde_json::from_slice(&body).map_err(|e| failed(format!("the answer is not a token response ({e})")))?;
+    if answer.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
+        return Err(failed(format!("a token of type {:?}, not Bearer", answer.token_type.unwrap_or_default())));
+    }
+    if answer.access_token.is_empty() || !answer.access_token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(failed("an empty or unprintable access_token".into()));
+    }
+    let lifetime = match answer.expires_in.and_then(|n| n.as_f64()) {
+        Some(seconds) if seconds > 0.0 => Duration::from_secs_f64(seconds.min(MAX_LIFETIME.as_secs_f64())),
+        // Expired at once (or nonsense): used for this request only.
+        Some(_) => Duration::ZERO,
+        None => DEFAULT_LIFETIME,
+    };
+    Ok((answer.access_token, lifetime))
+}
