@@ -1,15 +1,18 @@
 //! TLS client configurations that stile makes itself (rustls with ring, as everywhere in
-//! stile): the ones that check less than a browser would, each for a stated reason, and
-//! the one that trusts a given set of roots. `stile listen --skip-verify` and the
-//! connections to Postgres (libpq's `sslmode`s) use them; deliveries use hyper-rustls'
-//! own configuration.
+//! stile): the ones that check less than a browser would, each for a stated reason, the
+//! one that trusts a given set of roots, and the deliveries' own (the public roots and
+//! `delivery.ca_file`, with an endpoint's client certificate for mutual TLS).
+//! `stile listen --skip-verify` and the connections to Postgres (libpq's `sslmode`s) use
+//! the first ones.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// How much of the server's certificate a connection checks, and against which roots.
@@ -45,6 +48,69 @@ pub fn client_config(verify: Verify) -> Result<ClientConfig, rustls::Error> {
 /// The public web's roots (Mozilla's, as bundled by webpki-roots).
 pub fn public_roots() -> RootCertStore {
     RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }
+}
+
+/// The certificates of a PEM file, as trusted roots; `what` names the setting in errors.
+pub fn read_roots(path: &Path, what: &str) -> Result<RootCertStore, String> {
+    let unusable = |problem: String| format!("{what} {}: {problem}", path.display());
+    let mut roots = RootCertStore::empty();
+    let certificates = CertificateDer::pem_file_iter(path).map_err(|err| unusable(err.to_string()))?;
+    for certificate in certificates {
+        let certificate = certificate.map_err(|err| unusable(err.to_string()))?;
+        roots.add(certificate).map_err(|err| unusable(format!("a certificate is not usable: {err}")))?;
+    }
+    if roots.is_empty() {
+        return Err(unusable("holds no PEM certificate".into()));
+    }
+    Ok(roots)
+}
+
+/// The configuration deliveries are made with: a server's certificate must be signed by
+/// one of `roots` (the public roots, and `delivery.ca_file`'s) for the name connected to;
+/// with `identity`, the client certificate presented to a receiver that asks for one.
+pub fn delivery_config(roots: &RootCertStore, identity: Option<ClientIdentity>) -> Result<ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots.clone());
+    // HTTP/1 only: no ALPN, as hyper-rustls wants it for HTTP/1.
+    Ok(match identity {
+        Some(identity) => builder.with_client_auth_cert(identity.chain, identity.key)?,
+        None => builder.with_no_client_auth(),
+    })
+}
+
+/// A client certificate chain with its private key, checked to belong together: what an
+/// endpoint that requires mutual TLS is sent.
+#[derive(Debug)]
+pub struct ClientIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl ClientIdentity {
+    /// Reads a PEM certificate chain (the client's own certificate first) and a PEM
+    /// private key (PKCS#8, PKCS#1 or SEC1), and checks that the key is the certificate's.
+    pub fn from_pem(chain_pem: &str, key_pem: &str) -> Result<ClientIdentity, String> {
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|err| format!("the certificate is not PEM: {err}"))?;
+        if chain.is_empty() {
+            return Err("the certificate holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)".into());
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .map_err(|err| format!("the key is not a PEM private key: {err}"))?;
+        let provider = rustls::crypto::ring::default_provider();
+        rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider)
+            .map_err(|err| format!("the key does not go with the certificate: {err}"))?;
+        Ok(ClientIdentity { chain, key })
+    }
+
+    /// The SHA-256 of the client's own certificate, in hex: how answers name it.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(self.chain[0].as_ref()))
+    }
 }
 
 /// Checks the handshake's signatures, not who signed the certificate (see

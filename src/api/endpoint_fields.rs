@@ -15,7 +15,7 @@ use crate::event_types::{EventTypes, WILDCARD};
 use crate::ids::EndpointId;
 use crate::mode::Mode;
 use crate::store::model::receiver_auth::ClientCredentials;
-use crate::store::model::{EndpointFilter, FlowLimits, Owner, ReceiverAuthIn};
+use crate::store::model::{ClientCertificateIn, EndpointFilter, FlowLimits, Owner, ReceiverAuthIn};
 use crate::target_policy::TargetPolicy;
 
 /// The longest endpoint name accepted, in characters.
@@ -351,6 +351,35 @@ pub(crate) fn validate_authentication(
             }))
         }
     }
+}
+
+/// An endpoint's `client_certificate` as a request gives it: the client certificate
+/// (mutual TLS) presented to its receiver. The key is write-only.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertificateBody {
+    /// The PEM certificate chain, the client's own certificate first.
+    pub certificate: String,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of that certificate (write-only).
+    pub key: String,
+}
+
+/// The most bytes of a client certificate's PEM chain, or of its key.
+const MAX_PEM_BYTES: usize = 64 * 1024;
+
+/// Checks a `client_certificate`: PEM, within [`MAX_PEM_BYTES`], and the key the
+/// certificate's.
+pub(crate) fn validate_client_certificate(body: ClientCertificateBody) -> Result<ClientCertificateIn, ApiError> {
+    const PARAM: &str = "client_certificate";
+    if body.certificate.len() > MAX_PEM_BYTES || body.key.len() > MAX_PEM_BYTES {
+        return Err(ApiError::invalid(
+            PARAM,
+            format!("The certificate and the key may be at most {MAX_PEM_BYTES} bytes each."),
+        ));
+    }
+    let identity = crate::tls::ClientIdentity::from_pem(&body.certificate, &body.key)
+        .map_err(|why| ApiError::invalid(PARAM, format!("`client_certificate`: {why}.")))?;
+    Ok(ClientCertificateIn { certificate: body.certificate, key: body.key, fingerprint: identity.fingerprint() })
 }
 
 /// Parses an endpoint id from a path: its `we_` form, or the UUID of the same 128 bits

@@ -6,9 +6,9 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::endpoint_fields::{
-    AuthenticationIn, Subscribable, label_filter, parse_id, validate_authentication, validate_event_types,
-    validate_flow_change, validate_flow_limits, validate_headers, validate_labels, validate_name,
-    validate_retention_hours, validate_url,
+    AuthenticationIn, ClientCertificateBody, Subscribable, label_filter, parse_id, validate_authentication,
+    validate_client_certificate, validate_event_types, validate_flow_change, validate_flow_limits, validate_headers,
+    validate_labels, validate_name, validate_retention_hours, validate_url,
 };
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{ListResponse, PageParams};
@@ -17,7 +17,9 @@ use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
 use crate::ids::EndpointId;
 use crate::service::endpoints::{EndpointChanges, NewEndpoint};
-use crate::store::model::{EndpointRecord, EndpointStatus, Owner, ReceiverAuth, ReceiverAuthShown};
+use crate::store::model::{
+    ClientCertificate, ClientCertificateShown, EndpointRecord, EndpointStatus, Owner, ReceiverAuth, ReceiverAuthShown,
+};
 use crate::target_policy::TargetPolicy;
 
 /// The longest description accepted, in characters.
@@ -87,6 +89,10 @@ pub struct EndpointIn {
     /// "oauth2_client_credentials", "token_url", "client_id", "client_secret", "scope",
     /// "audience"}`. The secrets are write-only: answers show the rest.
     pub authentication: Option<AuthenticationIn>,
+    /// The client certificate its receiver asks for (mutual TLS): `{"certificate": PEM
+    /// chain, "key": PEM private key}`. The key is write-only: answers show the
+    /// certificate's SHA-256.
+    pub client_certificate: Option<ClientCertificateBody>,
 }
 
 /// The body of `POST /v1/webhook_endpoints/:id`: every field optional; what is named
@@ -139,6 +145,10 @@ pub struct EndpointUpdate {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<AuthenticationIn>)]
     pub authentication: Option<Option<AuthenticationIn>>,
+    /// A new client certificate, with its key; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<ClientCertificateBody>)]
+    pub client_certificate: Option<Option<ClientCertificateBody>>,
 }
 
 impl EndpointIn {
@@ -164,6 +174,7 @@ impl EndpointIn {
             flow: validate_flow_limits(self.rate_limit, self.max_in_flight)?,
             headers: validate_headers(self.headers.unwrap_or_default())?,
             authentication: self.authentication.map(|a| validate_authentication(policy, a)).transpose()?,
+            client_certificate: self.client_certificate.map(validate_client_certificate).transpose()?,
             disabled: false,
             all_kayle_types: false,
         })
@@ -201,6 +212,10 @@ impl EndpointUpdate {
             authentication: self
                 .authentication
                 .map(|a| a.map(|a| validate_authentication(policy, a)).transpose())
+                .transpose()?,
+            client_certificate: self
+                .client_certificate
+                .map(|c| c.map(validate_client_certificate).transpose())
                 .transpose()?,
             all_kayle_types: None,
         })
@@ -265,6 +280,9 @@ pub struct Endpoint {
     /// How stile authenticates to the receiver (its type and username; never a secret),
     /// or null.
     pub authentication: Option<ReceiverAuthShown>,
+    /// The client certificate presented to its receiver (its fingerprint; never the key),
+    /// or null.
+    pub client_certificate: Option<ClientCertificateShown>,
     /// Whether it belongs to live mode.
     pub livemode: bool,
     /// Creation time (Unix seconds).
@@ -292,6 +310,7 @@ impl From<EndpointRecord> for Endpoint {
             max_in_flight: r.max_in_flight,
             headers: r.headers,
             authentication: r.authentication.as_ref().map(ReceiverAuth::shown),
+            client_certificate: r.client_certificate.as_ref().map(ClientCertificate::shown),
             livemode: r.mode.is_live(),
             created: r.created,
         }
@@ -538,6 +557,7 @@ mod tests {
             max_in_flight: None,
             headers: BTreeMap::new(),
             authentication: None,
+            client_certificate: None,
             failing: None,
         };
         let update: EndpointUpdate = serde_json::from_value(
@@ -576,6 +596,7 @@ mod tests {
             max_in_flight: None,
             headers: BTreeMap::new(),
             authentication: None,
+            client_certificate: None,
             failing: Some(crate::store::model::endpoints::Failing { since: 4, attempts: 2 }),
         };
         let same = |record: &EndpointRecord| {

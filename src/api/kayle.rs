@@ -367,6 +367,7 @@ async fn create_endpoint(
         metadata: BTreeMap::new(),
         headers: BTreeMap::new(),
         authentication: None,
+        client_certificate: None,
     };
     let (record, secret) = state.endpoints().create(caller.owner, input).await?;
     let default_hours = state.config.retention.undelivered_payload_hours;

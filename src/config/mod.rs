@@ -211,6 +211,9 @@ impl Config {
                 format!("must be between 1 and 1024, got {}", d.per_endpoint_concurrency),
             ));
         }
+        if !d.ca_file.as_os_str().is_empty() {
+            crate::tls::read_roots(&d.ca_file, "the file").map_err(|err| ("delivery.ca_file", err))?;
+        }
         if d.max_pause < Duration::from_secs(1) || d.max_pause > Duration::from_secs(3600) {
             return Err(("delivery.max_pause", "must be between 1s and 1h".into()));
         }
@@ -362,6 +365,11 @@ mod tests {
 
         let err = Config::load(&Overrides::default(), &env(&[("STILE_DELIVERY_WORKERS", "0")])).unwrap_err().0;
         assert!(err.contains("delivery.workers") && err.contains("between 1 and 1024"), "{err}");
+
+        let (_ca_dir, not_pem) = write_config("not a certificate\n");
+        let ca_file = not_pem.to_str().unwrap();
+        let err = Config::load(&Overrides::default(), &env(&[("STILE_DELIVERY_CA_FILE", ca_file)])).unwrap_err().0;
+        assert!(err.contains("delivery.ca_file") && err.contains("holds no PEM certificate"), "{err}");
 
         for bad in ["https://app.example.com/", "app.example.com", "https://app.example.com/embed", "ftp://x.example"] {
             let err =

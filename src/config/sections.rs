@@ -159,6 +159,9 @@ pub struct DeliveryConfig {
     /// reason recorded on it.
     #[serde(with = "humantime_serde")]
     pub disable_after: Duration,
+    /// A PEM file of certificates trusted as roots for receivers' certificates, besides
+    /// the public ones (an internal CA); empty: the public roots only.
+    pub ca_file: PathBuf,
 }
 
 impl Default for DeliveryConfig {
@@ -173,6 +176,7 @@ impl Default for DeliveryConfig {
             resolve: Vec::new(),
             time_scale: 1.0,
             disable_after: Duration::from_secs(5 * 86_400),
+            ca_file: PathBuf::new(),
         }
     }
 }

@@ -170,13 +170,28 @@ impl std::fmt::Display for DnsFailed {
 
 impl StdError for DnsFailed {}
 
+/// A pooled client over the checked resolver.
+type PooledClient = Client<HttpsConnector<HttpConnector<CheckedResolver>>, Full<Bytes>>;
+
+/// The most clients with a client certificate kept at once (one per endpoint and
+/// certificate); past it they are all dropped and made again as needed.
+const MAX_IDENTITY_CLIENTS: usize = 256;
+
 /// Sends deliveries. Cheap to clone; clones share the connection pool. Its requests run
 /// on the tokio runtime they are awaited on, which must have I/O and timers enabled.
 #[derive(Clone)]
 pub struct HttpSender {
-    client: Client<HttpsConnector<HttpConnector<CheckedResolver>>, Full<Bytes>>,
+    client: PooledClient,
     resolver: Arc<ResolverState>,
     timeout: Duration,
+    /// The roots a receiver's certificate must chain to: the public ones and
+    /// `delivery.ca_file`'s.
+    roots: Arc<rustls::RootCertStore>,
+    /// Idle connections kept per host.
+    idle_per_host: usize,
+    /// Clients that present a client certificate, by endpoint and certificate: a pool of
+    /// their own each, so no connection authenticated as one endpoint is used for another.
+    identities: Arc<Mutex<HashMap<u64, PooledClient>>>,
 }
 
 impl std::fmt::Debug for HttpSender {
@@ -195,26 +210,57 @@ struct Answer {
 }
 
 impl HttpSender {
-    /// A sender with the configured timeout and target policy.
+    /// A sender with the configured timeout, target policy and trusted roots (the
+    /// public ones, and `delivery.ca_file`'s: checked when the configuration is loaded; a
+    /// file unreadable since is logged and left out).
     pub fn new(config: &Config) -> Self {
         let timeout = config.delivery.timeout;
         let resolver = Arc::new(ResolverState { policy: TargetPolicy::new(config), cache: Mutex::new(HashMap::new()) });
-        let mut http = HttpConnector::new_with_resolver(CheckedResolver { state: Arc::clone(&resolver) });
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            // Pooled per host and port, which many endpoints may share: keep as many idle
-            // connections as attempts can be in flight, or a burst ends in reconnects.
-            .pool_max_idle_per_host(config.delivery.workers)
-            .http1_max_buf_size(MAX_RESPONSE_HEADER_BYTES)
-            .build(connector);
-        Self { client, resolver, timeout }
+        let mut roots = crate::tls::public_roots();
+        if !config.delivery.ca_file.as_os_str().is_empty() {
+            match crate::tls::read_roots(&config.delivery.ca_file, "delivery.ca_file") {
+                Ok(extra) => roots.roots.extend(extra.roots),
+                Err(err) => {
+                    tracing::error!(error = %err, "the extra roots of deliveries cannot be read; only the public roots are trusted")
+                }
+            }
+        }
+        let tls = crate::tls::delivery_config(&roots, None).expect("ring supports the safe default protocol versions");
+        // Pooled per host and port, which many endpoints may share: keep as many idle
+        // connections as attempts can be in flight, or a burst ends in reconnects.
+        let idle_per_host = config.delivery.workers;
+        let client = pooled_client(&resolver, timeout, idle_per_host, tls);
+        Self {
+            client,
+            resolver,
+            timeout,
+            roots: Arc::new(roots),
+            idle_per_host,
+            identities: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// This sender presenting a client certificate: the client kept for `key` (an
+    /// endpoint and its certificate), or one made now with `identity`.
+    pub fn with_identity(
+        &self,
+        key: u64,
+        identity: impl FnOnce() -> Result<crate::tls::ClientIdentity, String>,
+    ) -> Result<HttpSender, String> {
+        let mut identities = self.identities.lock().unwrap_or_else(|p| p.into_inner());
+        let client = match identities.get(&key) {
+            Some(client) => client.clone(),
+            None => {
+                let tls = crate::tls::delivery_config(&self.roots, Some(identity()?)).map_err(|e| e.to_string())?;
+                let client = pooled_client(&self.resolver, self.timeout, self.idle_per_host, tls);
+                if identities.len() >= MAX_IDENTITY_CLIENTS {
+                    identities.clear();
+                }
+                identities.insert(key, client.clone());
+                client
+            }
+        };
+        Ok(HttpSender { client, ..self.clone() })
     }
 
     /// POSTs `body` to `url` with `headers` and reports what happened. Never panics and
@@ -324,6 +370,28 @@ impl HttpSender {
         }
         Ok(Answer { status, retry_after, excerpt, read_error })
     }
+}
+
+/// A client over the checked resolver, with `tls`.
+fn pooled_client(
+    resolver: &Arc<ResolverState>,
+    timeout: Duration,
+    idle_per_host: usize,
+    tls: rustls::ClientConfig,
+) -> PooledClient {
+    let mut http = HttpConnector::new_with_resolver(CheckedResolver { state: Arc::clone(resolver) });
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(timeout));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(idle_per_host)
+        .http1_max_buf_size(MAX_RESPONSE_HEADER_BYTES)
+        .build(connector)
 }
 
 fn timed_out(timeout: Duration) -> String {

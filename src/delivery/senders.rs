@@ -144,8 +144,30 @@ impl Senders {
             };
             return (self.listeners.forward(endpoint.id, delivery, self.listener_wait).await, headers);
         }
-        let outcome = self.http.send(&endpoint.url, &headers, out.body).await;
-        (outcome, headers)
+        let Some(certificate) = &endpoint.client_certificate else {
+            return (self.http.send(&endpoint.url, &headers, out.body).await, headers);
+        };
+        // Its own pool, presenting its certificate: made once, then kept.
+        let http = self.http.with_identity(certificate.cache_key(endpoint.id), || {
+            let key = certificate
+                .key_pem(&self.sealer, endpoint.app, endpoint.id)
+                .map_err(|_| "its client certificate's key could not be decrypted with the payload key".to_string())?;
+            crate::tls::ClientIdentity::from_pem(&certificate.certificate, &key)
+        });
+        match http {
+            Ok(http) => (http.send(&endpoint.url, &headers, out.body).await, headers),
+            Err(why) => {
+                tracing::error!(endpoint = %endpoint.id, error = %why, "an endpoint's client certificate cannot be used");
+                let outcome = SendOutcome {
+                    status: None,
+                    body_excerpt: None,
+                    error: Some(format!("not sent: the endpoint's client certificate cannot be used: {why}")),
+                    duration_ms: 0,
+                    retry_after: None,
+                };
+                (outcome, Vec::new())
+            }
+        }
     }
 }
 

@@ -16,8 +16,9 @@ use crate::secrets::new_endpoint_secret;
 use crate::store::Store;
 use crate::store::model::endpoints::{listener_description, listener_name};
 use crate::store::model::{
-    AttemptRecord, AttemptStatus, Cursor, EndpointFilter, EndpointRecord, EndpointStatus, FlowLimits, FlowState,
-    ListError, ListenRequest, Owner, Page, PageRequest, ReceiverAuth, ReceiverAuthIn, Recovery, SigningSecret,
+    AttemptRecord, AttemptStatus, ClientCertificate, ClientCertificateIn, Cursor, EndpointFilter, EndpointRecord,
+    EndpointStatus, FlowLimits, FlowState, ListError, ListenRequest, Owner, Page, PageRequest, ReceiverAuth,
+    ReceiverAuthIn, Recovery, SigningSecret,
 };
 use crate::target_policy::TargetPolicy;
 
@@ -70,6 +71,9 @@ pub struct NewEndpoint {
     pub headers: BTreeMap<String, String>,
     /// How stile authenticates to its receiver, in clear (sealed as it is stored).
     pub authentication: Option<ReceiverAuthIn>,
+    /// The client certificate its receiver asks for, the key in clear (sealed as it is
+    /// stored).
+    pub client_certificate: Option<ClientCertificateIn>,
     /// Whether it starts disabled.
     pub disabled: bool,
     /// `enabled_events` are every Kayle type, asked for as `[]` through the Kayle API.
@@ -104,6 +108,9 @@ pub struct EndpointChanges {
     /// A new (or removed: `Some(None)`) authentication, in clear: the service seals it
     /// (`apply` leaves it alone).
     pub authentication: Option<Option<ReceiverAuthIn>>,
+    /// A new (or removed) client certificate, its key in clear: the service seals it
+    /// (`apply` leaves it alone).
+    pub client_certificate: Option<Option<ClientCertificateIn>>,
     /// With `enabled_events`, through the Kayle API: whether they are every Kayle type
     /// asked for as `[]`. `None` (the other APIs): kept while the types stay the same.
     pub all_kayle_types: Option<bool>,
@@ -191,6 +198,7 @@ pub fn endpoint_object(endpoint: &EndpointRecord) -> serde_json::Value {
         "max_in_flight": endpoint.max_in_flight,
         "headers": endpoint.headers,
         "authentication": endpoint.authentication.as_ref().map(ReceiverAuth::shown),
+        "client_certificate": endpoint.client_certificate.as_ref().map(ClientCertificate::shown),
         "livemode": endpoint.mode.is_live(),
         "created": endpoint.created,
     })
@@ -233,6 +241,7 @@ impl Endpoints<'_> {
             max_in_flight: input.flow.max_in_flight,
             headers: input.headers,
             authentication: input.authentication.map(|auth| auth.seal(self.store.sealer(), owner.app, id)),
+            client_certificate: input.client_certificate.map(|c| c.seal(self.store.sealer(), owner.app, id)),
             ..new_record(owner, id, input.url, input.enabled_events, now, sealed)
         };
         self.store.insert_endpoint(record.clone()).await?;
@@ -259,6 +268,7 @@ impl Endpoints<'_> {
         // Sealed here, to the endpoint it is for: never held in clear past this point.
         let sealer = self.store.sealer();
         let authentication = changes.authentication.take().map(|a| a.map(|a| a.seal(sealer, owner.app, id)));
+        let certificate = changes.client_certificate.take().map(|c| c.map(|c| c.seal(sealer, owner.app, id)));
         let updated = self
             .engine
             .update_endpoint(owner, id, enables, move |record| {
@@ -266,6 +276,9 @@ impl Endpoints<'_> {
                 changes.apply(record);
                 if let Some(authentication) = authentication {
                     record.authentication = authentication;
+                }
+                if let Some(certificate) = certificate {
+                    record.client_certificate = certificate;
                 }
                 record.updated = Some(now);
                 match record.status {
@@ -498,6 +511,7 @@ fn new_record(
         max_in_flight: None,
         headers: BTreeMap::new(),
         authentication: None,
+        client_certificate: None,
         failing: None,
     }
 }

@@ -161,8 +161,21 @@ function authFields(initial) {
   };
   kind.addEventListener('change', sync);
   sync();
+  const certificate = h('textarea', { name: 'client_certificate', rows: '3', placeholder: '-----BEGIN CERTIFICATE-----' });
+  const key = h('textarea', { name: 'client_key', rows: '3', placeholder: '-----BEGIN PRIVATE KEY-----' });
+  const removeCertificate = h('input', { type: 'checkbox', name: 'remove_client_certificate' });
+  const hasCertificate = editing && initial.client_certificate;
   return {
-    element: h('fieldset', {}, h('legend', {}, 'Authentication to the receiver'), field('Type', kind), basic, bearer, oauth2),
+    element: h('fieldset', {}, h('legend', {}, 'Authentication to the receiver'), field('Type', kind), basic, bearer, oauth2,
+      field('Client certificate', certificate, hasCertificate
+        ? `For receivers that require mutual TLS. Now: SHA-256 ${initial.client_certificate.fingerprint_sha256.slice(0, 16)}…; leave empty to keep it.`
+        : 'Optional, for receivers that require mutual TLS: the PEM chain, the client\'s own certificate first.'),
+      field('Client certificate key', key, 'The PEM private key of that certificate. Write-only: stored encrypted, never shown again.'),
+      hasCertificate ? h('label', { class: 'check' }, removeCertificate, ' Remove the client certificate') : null),
+    certificate() {
+      if (certificate.value.trim()) return { certificate: certificate.value, key: key.value };
+      return hasCertificate && removeCertificate.checked ? null : undefined;
+    },
     value() {
       switch (kind.value) {
         case 'keep': return undefined;
@@ -264,6 +277,8 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     };
     const authentication = auth.value();
     if (authentication !== undefined) body.authentication = authentication;
+    const clientCertificate = auth.certificate();
+    if (clientCertificate !== undefined) body.client_certificate = clientCertificate;
     if (!initial && !body.description) delete body.description;
     if (!initial && !body.name) delete body.name;
     return body;
@@ -362,6 +377,8 @@ export async function renderDetail(root, params) {
         h('dt', {}, 'Metadata'), h('dd', {}, Object.keys(endpoint.metadata || {}).length ? jsonBlock(endpoint.metadata) : '—'),
         h('dt', {}, 'Flow'), h('dd', { 'data-test': 'flow' }, flowText(endpoint)),
         h('dt', {}, 'Authentication'), h('dd', { 'data-test': 'authentication' }, authText(endpoint.authentication)),
+        h('dt', {}, 'Client certificate'), h('dd', { 'data-test': 'client-certificate' }, endpoint.client_certificate
+          ? h('code', {}, `SHA-256 ${endpoint.client_certificate.fingerprint_sha256}`) : '—'),
         h('dt', {}, 'Headers'), h('dd', { 'data-test': 'headers' }, Object.keys(endpoint.headers || {}).length ? jsonBlock(endpoint.headers) : '—'),
         h('dt', {}, 'Created'), h('dd', {}, timeCell(endpoint.created))),
       h('div', { class: 'actions' }, test, edit, toggle, reveal, rotate, recover, del));

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::common::browser::in_browser;
 use crate::common::receiver::Receiver;
+use crate::common::tls::{TestCa, TlsFront};
 use crate::common::token_server::TokenServer;
 use crate::common::{TEST_KEY, TestServer};
 
@@ -240,6 +241,7 @@ fn the_dashboard_sets_headers_and_a_bearer_token_keeps_it_on_edit_and_never_show
         page.click_button("New endpoint").await;
         page.type_into("input[name=url]", &receiver.url("/dash")).await;
         page.type_into("textarea[name=headers]", "X-Team: payments\nX-Region: eu").await;
+        page.find("select[name=auth_type]").await;
         page.script(&choose("bearer")).await;
         page.type_into("input[name=auth_token]", "tok-from-the-dashboard").await;
         page.click_button("Create endpoint").await;
@@ -275,6 +277,7 @@ fn the_dashboard_sets_headers_and_a_bearer_token_keeps_it_on_edit_and_never_show
         let got = receiver.wait_for("/dash", 2, Duration::from_secs(10));
         assert_eq!(got[1].header("authorization"), "Bearer tok-from-the-dashboard", "kept by the edit");
         page.click_button("Edit").await;
+        page.find("select[name=auth_type]").await;
         page.script(&choose("none")).await;
         page.click_button("Save").await;
         page.wait_text("[data-test=authentication]", "—").await;
@@ -282,6 +285,7 @@ fn the_dashboard_sets_headers_and_a_bearer_token_keeps_it_on_edit_and_never_show
 
         // An OAuth2 grant, set in the form: the test ping carries the token fetched.
         page.click_button("Edit").await;
+        page.find("select[name=auth_type]").await;
         page.script(&choose("oauth2_client_credentials")).await;
         page.type_into("input[name=auth_token_url]", &format!("{}/token", tokens.base)).await;
         page.type_into("input[name=auth_client_id]", "dash").await;
@@ -418,4 +422,100 @@ fn a_token_url_on_a_private_address_is_refused_in_production() {
                                   "client_id": "c", "client_secret": "s"}}),
     );
     assert_eq!(resp.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "authentication");
+}
+
+#[test]
+fn a_client_certificate_opens_a_mutual_tls_receiver_that_refuses_every_other_connection() {
+    let receiver = Receiver::start();
+    let server_ca = TestCa::new("stile test server CA");
+    let client_ca = TestCa::new("stile test client CA");
+    let front = TlsFront::start_with(
+        receiver.base.trim_start_matches("http://"),
+        server_ca.server_requiring_clients_of(&client_ca),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("receivers-ca.pem");
+    std::fs::write(&ca_file, server_ca.pem()).unwrap();
+    let server = TestServer::start_with(|c| {
+        c.delivery.ca_file = ca_file.clone();
+        c.delivery.retry_schedule = vec![Duration::from_secs(3600)];
+    });
+    let (certificate, key) = client_ca.issue(&["stile-client"], true);
+    let create = |path: &str, client_certificate: serde_json::Value| {
+        server.post(
+            "/v1/webhook_endpoints",
+            json!({"url": format!("{}{path}", front.base), "enabled_events": ["*"], "client_certificate": client_certificate}),
+        )
+    };
+
+    // A key that is not the certificate's, or no PEM at all: refused, naming the field.
+    let (_, other_key) = client_ca.issue(&["someone-else"], true);
+    for (body, says) in [
+        (json!({"certificate": certificate, "key": other_key}), "does not go with"),
+        (json!({"certificate": "not a certificate", "key": key}), "no PEM certificate"),
+        (
+            json!({"certificate": certificate, "key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}),
+            "key",
+        ),
+    ] {
+        let resp = create("/mtls", body);
+        let error = resp.assert_error(400, "invalid_request_error", "parameter_invalid");
+        assert_eq!(error["param"], "client_certificate", "{error}");
+        assert!(error["message"].as_str().unwrap().contains(says), "{says}: {error}");
+    }
+
+    let created = create("/mtls", json!({"certificate": certificate, "key": key}));
+    assert_eq!(created.status, 200, "{}", created.text);
+    let shown = &created.body["client_certificate"];
+    assert_eq!(shown["certificates"], 1, "{shown}");
+    assert_eq!(shown["fingerprint_sha256"].as_str().unwrap().len(), 64, "{shown}");
+    let with_certificate = created.body["id"].as_str().unwrap().to_string();
+    let ping = server.post(&format!("/v1/webhook_endpoints/{with_certificate}/test"), json!({}));
+    assert_eq!(ping.body["status"], "succeeded", "{}", ping.text);
+    assert_eq!(receiver.count("/mtls"), 1);
+
+    // Another endpoint on the same host and port, without a certificate, after it: it
+    // does not ride the authenticated connection; the receiver refuses it.
+    let without = create("/plain", json!(null));
+    assert_eq!(without.status, 200, "{}", without.text);
+    let ping = server.post(&format!("/v1/webhook_endpoints/{}/test", without.body["id"].as_str().unwrap()), json!({}));
+    assert_eq!(ping.body["status"], "failed", "{}", ping.text);
+    assert_eq!(ping.body["response_status"], json!(null), "{}", ping.text);
+    assert_eq!(receiver.count("/plain"), 0, "reached without a client certificate");
+    let plain = without.body["id"].as_str().unwrap().to_string();
+
+    // The key is stored sealed.
+    let marker = key.lines().nth(1).unwrap();
+    let stored = everything_stored(&server);
+    assert!(!stored.windows(marker.len()).any(|w| w == marker.as_bytes()), "the private key is stored in clear");
+    assert!(!server.get(&format!("/v1/webhook_endpoints/{with_certificate}")).text.contains(marker));
+
+    // Without `delivery.ca_file` the receiver's certificate is not trusted.
+    let untrusting = TestServer::start();
+    let created = untrusting.post(
+        "/v1/webhook_endpoints",
+        json!({"url": format!("{}/mtls", front.base), "enabled_events": ["*"],
+               "client_certificate": {"certificate": certificate, "key": key}}),
+    );
+    let ping =
+        untrusting.post(&format!("/v1/webhook_endpoints/{}/test", created.body["id"].as_str().unwrap()), json!({}));
+    let error = ping.body["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.starts_with("tls:") && error.contains("UnknownIssuer"), "{}", ping.text);
+    assert_eq!(receiver.count("/mtls"), 1);
+
+    // The dashboard gives the other endpoint the certificate: its test goes through.
+    in_browser("client_certificate", move |page| async move {
+        page.open(&format!("{}/", server.base)).await;
+        page.sign_in(TEST_KEY).await;
+        page.open(&format!("{}/#/endpoints/{plain}", server.base)).await;
+        page.wait_text("[data-test=client-certificate]", "—").await;
+        page.click_button("Edit").await;
+        page.type_into("textarea[name=client_certificate]", &certificate).await;
+        page.type_into("textarea[name=client_key]", &key).await;
+        page.click_button("Save").await;
+        page.wait_text("[data-test=client-certificate]", "SHA-256").await;
+        page.click_button("Send test").await;
+        page.wait_text("[data-test=test-result]", "succeeded").await;
+        assert_eq!(receiver.count("/plain"), 1);
+    });
 }

@@ -10,7 +10,7 @@ use crate::mode::Mode;
 use crate::store::sealing::{OpenError, Sealer, TEXT_PREFIX, open_either, open_text_with};
 
 use super::apps::Owner;
-use super::receiver_auth::ReceiverAuth;
+use super::receiver_auth::{ClientCertificate, ReceiverAuth};
 /// Whether an endpoint receives deliveries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -158,6 +158,9 @@ pub struct EndpointRecord {
     /// How stile authenticates to its receiver, its secrets sealed; `None`: not at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication: Option<ReceiverAuth>,
+    /// The client certificate its receiver asks for (mutual TLS), its key sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<ClientCertificate>,
     /// Not stored with the record: the current run of failed attempts, filled in from
     /// the health table when the endpoint is read for the API. `None`: healthy.
     #[serde(skip)]
@@ -324,6 +327,7 @@ impl EndpointRecord {
             max_in_flight: None,
             headers: BTreeMap::new(),
             authentication: None,
+            client_certificate: None,
             failing: None,
         }
     }

@@ -28,7 +28,9 @@ pub use errors::{OpenError, StoreError};
 pub use events::{EventFilter, EventMeta, NewEvent, Published, Resent, StoredEvent};
 pub use pagination::{Cursor, ListError, Page, PageRequest};
 pub use queue::{DueEntry, QueueKey, Scheduled};
-pub use receiver_auth::{ReceiverAuth, ReceiverAuthIn, ReceiverAuthShown};
+pub use receiver_auth::{
+    ClientCertificate, ClientCertificateIn, ClientCertificateShown, ReceiverAuth, ReceiverAuthIn, ReceiverAuthShown,
+};
 pub use scheduling::{EndpointUpdated, RetryNow, Written};
 pub use sessions::{
     IdempotencyBegin, IdempotencyRecord, PortalSessionRecord, SessionChange, SessionChanged, SessionRecord,

@@ -204,6 +204,90 @@ impl ReceiverAuth {
     }
 }
 
+/// A client certificate as the API takes it, checked (the key is the certificate's), the
+/// key in clear until [`ClientCertificateIn::seal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificateIn {
+    /// The PEM certificate chain.
+    pub certificate: String,
+    /// The PEM private key.
+    pub key: String,
+    /// The SHA-256 of the client's own certificate (hex).
+    pub fingerprint: String,
+}
+
+impl ClientCertificateIn {
+    /// Sealed for endpoint `id` of `app`.
+    pub fn seal(self, sealer: &Sealer, app: AppId, id: EndpointId) -> ClientCertificate {
+        ClientCertificate::seal(sealer, (app, id), self.certificate, &self.key, self.fingerprint)
+    }
+}
+
+/// The client certificate an endpoint's receiver asks for (mutual TLS): the PEM chain in
+/// clear (it is public), the key sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientCertificate {
+    /// The PEM certificate chain, the client's own certificate first.
+    pub certificate: String,
+    /// The PEM private key, sealed.
+    pub key: SealedCredential,
+    /// The SHA-256 of the client's own certificate (hex), as answers show it.
+    pub fingerprint: String,
+}
+
+impl ClientCertificate {
+    /// `certificate` and `key_pem` (already checked to belong together, with this
+    /// `fingerprint`) for endpoint `id` of `app`, the key sealed.
+    pub fn seal(
+        sealer: &Sealer,
+        (app, id): (AppId, EndpointId),
+        certificate: String,
+        key_pem: &str,
+        fingerprint: String,
+    ) -> Self {
+        let key = SealedCredential::seal(sealer, Field::ClientKey, (app, id), key_pem);
+        ClientCertificate { certificate, key, fingerprint }
+    }
+
+    /// The private key in PEM, opened for a connection of endpoint `id` of `app`.
+    pub fn key_pem(&self, sealer: &Sealer, app: AppId, id: EndpointId) -> Result<String, OpenError> {
+        self.key.open(sealer, Field::ClientKey, (app, id))
+    }
+
+    /// A name for this certificate and key as stored (not the key): to keep a connection
+    /// pool per endpoint and certificate.
+    pub fn cache_key(&self, id: EndpointId) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (id.as_u128(), &self.certificate, &self.key.0).hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// Sealed again under `new`: a payload key rotation.
+    pub(crate) fn resealed(&self, old: &Sealer, new: &Sealer, app: AppId, id: EndpointId) -> Result<Self, OpenError> {
+        Ok(ClientCertificate {
+            certificate: self.certificate.clone(),
+            key: self.key.resealed(old, new, Field::ClientKey, (app, id))?,
+            fingerprint: self.fingerprint.clone(),
+        })
+    }
+
+    /// What answers show: the fingerprint and how many certificates the chain has.
+    pub fn shown(&self) -> ClientCertificateShown {
+        let certificates = self.certificate.matches("-----BEGIN CERTIFICATE-----").count();
+        ClientCertificateShown { fingerprint_sha256: self.fingerprint.clone(), certificates }
+    }
+}
+
+/// What answers show of an endpoint's client certificate: never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ClientCertificateShown {
+    /// The SHA-256 of the client's own certificate, in hex.
+    pub fingerprint_sha256: String,
+    /// How many certificates the chain holds (the client's own and intermediates).
+    pub certificates: usize,
+}
+
 /// What answers show of an endpoint's authentication: its type and non-secret fields;
 /// never a password or token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -236,6 +320,7 @@ enum Field {
     Password,
     Token,
     ClientSecret,
+    ClientKey,
 }
 
 impl Field {
@@ -244,6 +329,7 @@ impl Field {
             Field::Password => "basic password",
             Field::Token => "bearer token",
             Field::ClientSecret => "oauth2 client secret",
+            Field::ClientKey => "client certificate key",
         }
     }
 }

@@ -16,9 +16,6 @@
 
 use std::path::PathBuf;
 
-use rustls::RootCertStore;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::tls::{self, Verify};
@@ -86,7 +83,7 @@ impl TlsUrl {
     pub fn connector(&self) -> Result<MakeRustlsConnect, String> {
         let roots = || match self.root_cert.as_deref() {
             None | Some("system") => Ok(tls::public_roots()),
-            Some(path) => read_roots(&PathBuf::from(path)),
+            Some(path) => tls::read_roots(&PathBuf::from(path), "sslrootcert"),
         };
         let verify = match (self.mode, &self.root_cert) {
             (SslMode::VerifyFull, _) => Verify::ChainAndName(roots()?),
@@ -96,21 +93,6 @@ impl TlsUrl {
         let config = tls::client_config(verify).map_err(|err| format!("cannot set up TLS: {err}"))?;
         Ok(MakeRustlsConnect::new(config))
     }
-}
-
-/// The certificates of a PEM file, as trusted roots.
-fn read_roots(path: &std::path::Path) -> Result<RootCertStore, String> {
-    let unusable = |problem: String| format!("sslrootcert {}: {problem}", path.display());
-    let mut roots = RootCertStore::empty();
-    let certificates = CertificateDer::pem_file_iter(path).map_err(|err| unusable(err.to_string()))?;
-    for certificate in certificates {
-        let certificate = certificate.map_err(|err| unusable(err.to_string()))?;
-        roots.add(certificate).map_err(|err| unusable(format!("a certificate is not usable: {err}")))?;
-    }
-    if roots.is_empty() {
-        return Err(unusable("holds no PEM certificate".into()));
-    }
-    Ok(roots)
 }
 
 #[cfg(test)]

@@ -130,6 +130,9 @@ impl RedbStore {
                 if let Some(auth) = &record.authentication {
                     record.authentication = Some(auth.resealed(old, new, app, id)?);
                 }
+                if let Some(certificate) = &record.client_certificate {
+                    record.client_certificate = Some(certificate.resealed(old, new, app, id)?);
+                }
                 table.insert(*key, encode(endpoints::TABLE, &record)?.as_slice())?;
             }
             Ok(rows.len())

@@ -1,4 +1,5 @@
-//! A TLS front for a plain test server: a self-signed certificate for 127.0.0.1, bytes
+//! A TLS front for a plain test server: a self-signed certificate for 127.0.0.1 (or one a
+//! test CA signed, asking for client certificates another CA signed: mutual TLS), bytes
 //! passed through to the server, as a reverse proxy terminating TLS would.
 
 use std::sync::Arc;
@@ -27,6 +28,12 @@ impl TlsFront {
             .with_no_client_auth()
             .with_single_cert(vec![certified.cert.der().clone()], key)
             .unwrap();
+        Self::start_with(upstream, config)
+    }
+
+    /// Terminates TLS as `config` says, passing each connection whose handshake succeeds
+    /// to `upstream`.
+    pub fn start_with(upstream: &str, config: rustls::ServerConfig) -> Self {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -65,5 +72,68 @@ impl Drop for TlsFront {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// A test certificate authority, for mutual TLS: it signs a server certificate for
+/// 127.0.0.1 and client certificates, each with a fresh key.
+pub struct TestCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    /// A new CA named `name`.
+    pub fn new(name: &str) -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Self { cert, key }
+    }
+
+    /// Its certificate in PEM: what a client trusts it by.
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A certificate (PEM) for `names` signed by this CA, with its key (PEM, PKCS#8).
+    pub fn issue(&self, names: &[&str], client: bool) -> (String, String) {
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, names[0]);
+        params.extended_key_usages = vec![if client {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A server configuration for 127.0.0.1 with a certificate this CA signed, that asks
+    /// every client for a certificate `clients` signed.
+    pub fn server_requiring_clients_of(&self, clients: &TestCa) -> rustls::ServerConfig {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let (cert, key) = self.issue(&["127.0.0.1"], false);
+        let chain = vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(clients.cert.der().clone()).unwrap();
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                .build()
+                .unwrap();
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .unwrap()
     }
 }
