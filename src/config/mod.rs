@@ -20,7 +20,7 @@ mod sources;
 mod targets;
 
 pub use sections::*;
-pub use targets::{AllowedTarget, parse_resolve};
+pub use targets::{AllowedTarget, ProxyAddress, parse_proxy, parse_resolve};
 
 use sources::{apply_env, apply_flags, read_file};
 
@@ -210,6 +210,12 @@ impl Config {
                 "delivery.per_endpoint_concurrency",
                 format!("must be between 1 and 1024, got {}", d.per_endpoint_concurrency),
             ));
+        }
+        if !d.proxy.is_empty() {
+            parse_proxy(&d.proxy).map_err(|err| ("delivery.proxy", err))?;
+        }
+        if let Some(bad) = d.no_proxy.iter().find(|entry| AllowedTarget::parse(entry).is_none()) {
+            return Err(("delivery.no_proxy", format!("`{bad}` is neither a host name, an address nor a network")));
         }
         if !d.ca_file.as_os_str().is_empty() {
             crate::tls::read_roots(&d.ca_file, "the file").map_err(|err| ("delivery.ca_file", err))?;

@@ -162,6 +162,12 @@ pub struct DeliveryConfig {
     /// A PEM file of certificates trusted as roots for receivers' certificates, besides
     /// the public ones (an internal CA); empty: the public roots only.
     pub ca_file: PathBuf,
+    /// The forward proxy every delivery and token request goes through
+    /// (`http://[user:password@]host:port`); empty: none.
+    pub proxy: String,
+    /// Hosts (and their subdomains), addresses and networks (CIDR) connected to directly,
+    /// not through `proxy`.
+    pub no_proxy: Vec<String>,
 }
 
 impl Default for DeliveryConfig {
@@ -177,6 +183,8 @@ impl Default for DeliveryConfig {
             time_scale: 1.0,
             disable_after: Duration::from_secs(5 * 86_400),
             ca_file: PathBuf::new(),
+            proxy: String::new(),
+            no_proxy: Vec::new(),
         }
     }
 }

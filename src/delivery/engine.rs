@@ -607,6 +607,7 @@ async fn attempt(senders: &Senders, job: Job, key: crate::store::model::queue::Q
         attempted_at_ms: now_ms,
         request_headers: Vec::new(),
         retry_after: None,
+        proxy_failed: false,
     };
     let (Some(endpoint), Some(body)) = (job.endpoint, job.body) else {
         result.error = Some("endpoint deleted".into());
@@ -646,6 +647,7 @@ async fn attempt(senders: &Senders, job: Job, key: crate::store::model::queue::Q
     result.duration_ms = outcome.duration_ms;
     result.request_headers = headers;
     result.retry_after = outcome.retry_after;
+    result.proxy_failed = outcome.proxy_failed;
     result
 }
 

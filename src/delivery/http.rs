@@ -20,8 +20,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use super::proxy::{EgressProxy, ProxyFailed};
 use crate::config::Config;
 use crate::target_policy::TargetPolicy;
 
@@ -49,6 +50,9 @@ pub struct SendOutcome {
     /// How long the endpoint asked to be left alone: its `Retry-After` on a 429 or 503,
     /// at most [`MAX_RETRY_AFTER`].
     pub retry_after: Option<Duration>,
+    /// The request failed at the egress proxy, before the endpoint (see
+    /// [`super::proxy::ProxyFailed`]).
+    pub proxy_failed: bool,
 }
 
 /// The longest `Retry-After` honoured; a longer one is cut to this.
@@ -170,8 +174,56 @@ impl std::fmt::Display for DnsFailed {
 
 impl StdError for DnsFailed {}
 
-/// A pooled client over the checked resolver.
-type PooledClient = Client<HttpsConnector<HttpConnector<CheckedResolver>>, Full<Bytes>>;
+/// A pooled client over the checked resolver (and the egress proxy, if any).
+type PooledClient = Client<HttpsConnector<PolicyConnector>, Full<Bytes>>;
+
+/// Makes each connection a request needs: directly (hyper's connector over the checked
+/// resolver), or, with an egress proxy, through a tunnel to an address checked here
+/// first (see [`super::proxy`]).
+#[derive(Clone)]
+struct PolicyConnector {
+    direct: HttpConnector<CheckedResolver>,
+    proxy: Option<Arc<EgressProxy>>,
+    resolver: Arc<ResolverState>,
+    timeout: Duration,
+}
+
+impl tower_service::Service<hyper::Uri> for PolicyConnector {
+    type Response = TokioIo<tokio::net::TcpStream>;
+    type Error = Box<dyn StdError + Send + Sync>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.direct.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        let mut direct = self.direct.clone();
+        let Some(proxy) = self.proxy.clone() else {
+            return Box::pin(async move { direct.call(uri).await.map_err(Into::into) });
+        };
+        let (resolver, timeout) = (Arc::clone(&self.resolver), self.timeout);
+        Box::pin(async move {
+            let host =
+                uri.host().ok_or("the URL has no host")?.trim_start_matches('[').trim_end_matches(']').to_string();
+            let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+            // Resolved and checked here, so the proxy is asked for an address, never a
+            // name it would resolve itself.
+            let (ips, named) = match host.parse::<IpAddr>() {
+                Ok(ip) => (vec![ip], None),
+                Err(_) => (resolver.lookup(&host).await?, Some(host.as_str())),
+            };
+            let Some(ip) = ips.into_iter().find(|ip| resolver.policy.address_allowed(named, *ip)) else {
+                return Err(Box::new(Refused) as Self::Error);
+            };
+            if proxy.bypassed(&host, ip) {
+                return direct.call(uri).await.map_err(Into::into);
+            }
+            let stream = proxy.tunnel(SocketAddr::new(ip, port), timeout).await?;
+            Ok(TokioIo::new(stream))
+        })
+    }
+}
 
 /// The most clients with a client certificate kept at once (one per endpoint and
 /// certificate); past it they are all dropped and made again as needed.
@@ -183,6 +235,8 @@ const MAX_IDENTITY_CLIENTS: usize = 256;
 pub struct HttpSender {
     client: PooledClient,
     resolver: Arc<ResolverState>,
+    /// The egress proxy every connection goes through (but `no_proxy`'s), if any.
+    proxy: Option<Arc<EgressProxy>>,
     timeout: Duration,
     /// The roots a receiver's certificate must chain to: the public ones and
     /// `delivery.ca_file`'s.
@@ -229,10 +283,19 @@ impl HttpSender {
         // Pooled per host and port, which many endpoints may share: keep as many idle
         // connections as attempts can be in flight, or a burst ends in reconnects.
         let idle_per_host = config.delivery.workers;
-        let client = pooled_client(&resolver, timeout, idle_per_host, tls);
+        let proxy = match EgressProxy::from_config(&config.delivery) {
+            Ok(proxy) => proxy.map(Arc::new),
+            // Checked when the configuration was loaded.
+            Err(err) => {
+                tracing::error!(error = %err, "delivery.proxy cannot be used; deliveries go directly");
+                None
+            }
+        };
+        let client = pooled_client(&resolver, &proxy, timeout, idle_per_host, tls);
         Self {
             client,
             resolver,
+            proxy,
             timeout,
             roots: Arc::new(roots),
             idle_per_host,
@@ -252,7 +315,7 @@ impl HttpSender {
             Some(client) => client.clone(),
             None => {
                 let tls = crate::tls::delivery_config(&self.roots, Some(identity()?)).map_err(|e| e.to_string())?;
-                let client = pooled_client(&self.resolver, self.timeout, self.idle_per_host, tls);
+                let client = pooled_client(&self.resolver, &self.proxy, self.timeout, self.idle_per_host, tls);
                 if identities.len() >= MAX_IDENTITY_CLIENTS {
                     identities.clear();
                 }
@@ -267,13 +330,22 @@ impl HttpSender {
     /// never returns an error: every failure is described in the outcome.
     pub async fn send(&self, url: &str, headers: &[(String, String)], body: Bytes) -> SendOutcome {
         let started = Instant::now();
-        let mut outcome =
-            SendOutcome { status: None, body_excerpt: None, error: None, duration_ms: 0, retry_after: None };
+        let mut outcome = SendOutcome {
+            status: None,
+            body_excerpt: None,
+            error: None,
+            duration_ms: 0,
+            retry_after: None,
+            proxy_failed: false,
+        };
         let https = url.starts_with("https:");
         match tokio::time::timeout(self.timeout, self.exchange(url, headers, body, https, RESPONSE_EXCERPT_BYTES)).await
         {
             Err(_) => outcome.error = Some(timed_out(self.timeout)),
-            Ok(Err(error)) => outcome.error = Some(describe(error.as_ref(), self.timeout, https)),
+            Ok(Err(error)) => {
+                outcome.proxy_failed = caused_by_proxy(error.as_ref());
+                outcome.error = Some(describe(error.as_ref(), self.timeout, https));
+            }
             Ok(Ok(answer)) => {
                 let status = answer.status;
                 outcome.status = Some(status);
@@ -372,9 +444,10 @@ impl HttpSender {
     }
 }
 
-/// A client over the checked resolver, with `tls`.
+/// A client over the checked resolver and `proxy`, with `tls`.
 fn pooled_client(
     resolver: &Arc<ResolverState>,
+    proxy: &Option<Arc<EgressProxy>>,
     timeout: Duration,
     idle_per_host: usize,
     tls: rustls::ClientConfig,
@@ -383,15 +456,28 @@ fn pooled_client(
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(timeout));
+    let policy = PolicyConnector { direct: http, proxy: proxy.clone(), resolver: Arc::clone(resolver), timeout };
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
+        .wrap_connector(policy);
     Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(idle_per_host)
         .http1_max_buf_size(MAX_RESPONSE_HEADER_BYTES)
         .build(connector)
+}
+
+/// Whether the egress proxy failed somewhere in this error's chain.
+fn caused_by_proxy(err: &(dyn StdError + 'static)) -> bool {
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if e.is::<ProxyFailed>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 fn timed_out(timeout: Duration) -> String {
@@ -404,7 +490,7 @@ fn timed_out(timeout: Duration) -> String {
 fn describe(err: &(dyn StdError + 'static), timeout: Duration, https: bool) -> String {
     let mut cause: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cause {
-        if e.is::<Refused>() || e.is::<DnsFailed>() {
+        if e.is::<Refused>() || e.is::<DnsFailed>() || e.is::<ProxyFailed>() {
             return e.to_string();
         }
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {

@@ -92,6 +92,7 @@ impl Listeners {
             error: Some(error),
             duration_ms: 0,
             retry_after: None,
+            proxy_failed: false,
         };
         let outbox = self.lock().get(&endpoint).map(|(_, outbox)| outbox.clone());
         let Some(outbox) = outbox else { return failed("no `stile listen` is connected for this endpoint".into()) };
@@ -130,7 +131,14 @@ fn outcome_of(result: wire::DeliveryResult) -> SendOutcome {
         (None, Some(_)) => None,
         (None, None) => Some("`stile listen` reported neither a status nor an error".into()),
     };
-    SendOutcome { status: result.status, body_excerpt: body, error, duration_ms: result.duration_ms, retry_after: None }
+    SendOutcome {
+        status: result.status,
+        body_excerpt: body,
+        error,
+        duration_ms: result.duration_ms,
+        retry_after: None,
+        proxy_failed: false,
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod messages;
 pub mod oauth2;
 mod ping_rate;
 pub mod policy;
+pub mod proxy;
 mod scheduler;
 mod senders;
 pub mod signing;

@@ -29,6 +29,10 @@ impl RecordPolicy for Policy {
     }
 
     fn health(&self, run: Option<FailureRun>, result: &AttemptResult) -> HealthVerdict {
+        // The egress proxy failed, not the endpoint: its health stays as it was.
+        if result.proxy_failed {
+            return HealthVerdict { run, disable: None };
+        }
         health_after(run, result.succeeded, result.response_status, result.attempted_at_ms, self.disable_after)
     }
 

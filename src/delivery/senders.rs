@@ -109,6 +109,7 @@ impl Senders {
                         error: Some(why),
                         duration_ms: started.elapsed().as_millis() as u64,
                         retry_after: None,
+                        proxy_failed: false,
                     };
                     return (outcome, headers);
                 }
@@ -164,6 +165,7 @@ impl Senders {
                     error: Some(format!("not sent: the endpoint's client certificate cannot be used: {why}")),
                     duration_ms: 0,
                     retry_after: None,
+                    proxy_failed: false,
                 };
                 (outcome, Vec::new())
             }
@@ -181,5 +183,6 @@ fn not_sent(what: &str) -> SendOutcome {
         error: Some(format!("not sent: the endpoint's {what} could not be decrypted with the payload key")),
         duration_ms: 0,
         retry_after: None,
+        proxy_failed: false,
     }
 }

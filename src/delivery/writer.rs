@@ -259,6 +259,7 @@ mod tests {
             attempted_at_ms: 0,
             request_headers: vec![],
             retry_after: None,
+            proxy_failed: false,
         })
     }
 

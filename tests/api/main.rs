@@ -12,6 +12,7 @@ mod crash;
 mod dashboard;
 mod delivery;
 mod durability;
+mod egress_proxy;
 mod endpoint_options;
 mod endpoints;
 mod errors;

@@ -138,6 +138,9 @@ pub struct AttemptResult {
     pub request_headers: Vec<(String, String)>,
     /// The least delay before the next attempt the endpoint asked for (`Retry-After`).
     pub retry_after: Option<Duration>,
+    /// It failed before reaching the endpoint, at the egress proxy: retried as any
+    /// failure, but not counted against the endpoint's health.
+    pub proxy_failed: bool,
 }
 
 impl AttemptResult {
@@ -163,6 +166,7 @@ impl AttemptResult {
             attempted_at_ms: at_ms,
             request_headers: vec![],
             retry_after: None,
+            proxy_failed: false,
         }
     }
 }

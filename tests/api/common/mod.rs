@@ -8,6 +8,7 @@ pub mod faulty;
 pub mod process;
 pub mod raw;
 pub mod receiver;
+pub mod tinyproxy;
 pub mod tls;
 pub mod token_server;
 

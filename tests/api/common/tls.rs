@@ -114,6 +114,22 @@ impl TestCa {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// A server configuration with a certificate this CA signed for `names`, asking no
+    /// client certificate.
+    pub fn server_config(&self, names: &[&str]) -> rustls::ServerConfig {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let (cert, key) = self.issue(names, false);
+        let chain = vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap()
+    }
+
     /// A server configuration for 127.0.0.1 with a certificate this CA signed, that asks
     /// every client for a certificate `clients` signed.
     pub fn server_requiring_clients_of(&self, clients: &TestCa) -> rustls::ServerConfig {

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine;
 
+use super::receiver::Received;
+
 /// What the server holds.
 struct State {
     client_id: String,
@@ -25,8 +27,8 @@ struct State {
     tokens: Mutex<HashMap<String, (Instant, bool)>>,
     /// Every form `/token` was sent (decoded pairs).
     forms: Mutex<Vec<HashMap<String, String>>>,
-    /// The `Authorization` of each request to `/hook` and whether it was taken.
-    hooks: Mutex<Vec<(String, bool)>>,
+    /// Each request to `/hook` and whether it was taken.
+    hooks: Mutex<Vec<(Received, bool)>>,
 }
 
 /// The token server with its receiver.
@@ -108,7 +110,18 @@ impl TokenServer {
 
     /// Every request to `/hook`: its `Authorization` and whether it was taken (2xx).
     pub fn hooks(&self) -> Vec<(String, bool)> {
-        self.state.hooks.lock().unwrap().clone()
+        self.state
+            .hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(r, taken)| (r.header("authorization").to_string(), *taken))
+            .collect()
+    }
+
+    /// Every request to `/hook` that was taken, whole.
+    pub fn taken(&self) -> Vec<Received> {
+        self.state.hooks.lock().unwrap().iter().filter(|(_, taken)| *taken).map(|(r, _)| r.clone()).collect()
     }
 }
 
@@ -158,11 +171,13 @@ async fn grant(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> H
     }))
 }
 
-async fn hook(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
-    let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+async fn hook(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let headers: HashMap<String, String> =
+        req.headers().iter().map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    let authorization = headers.get("authorization").cloned().unwrap_or_default();
     let valid = authorization.strip_prefix("Bearer ").is_some_and(|token| {
         state.tokens.lock().unwrap().get(token).is_some_and(|(expires, revoked)| !revoked && Instant::now() < *expires)
     });
-    state.hooks.lock().unwrap().push((authorization, valid));
+    state.hooks.lock().unwrap().push((Received { headers, body: body.to_vec(), at: Instant::now() }, valid));
     if valid { HttpResponse::Ok().finish() } else { HttpResponse::Unauthorized().finish() }
 }
