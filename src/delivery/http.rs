@@ -219,7 +219,7 @@ impl tower_service::Service<hyper::Uri> for PolicyConnector {
             if proxy.bypassed(&host, ip) {
                 return direct.call(uri).await.map_err(Into::into);
             }
-            let stream = proxy.tunnel(SocketAddr::new(ip, port), timeout).await?;
+            let stream = proxy.tunnel(&SocketAddr::new(ip, port).to_string(), timeout).await?;
             Ok(TokioIo::new(stream))
         })
     }

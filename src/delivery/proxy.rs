@@ -12,7 +12,7 @@
 //! credentials (407), or could not reach the target (502): each is a [`ProxyFailed`], which
 //! the attempt records as the proxy's failure, not the endpoint's.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -56,11 +56,6 @@ impl EgressProxy {
         if delivery.proxy.is_empty() {
             return Ok(None);
         }
-        let ProxyAddress { host, port, credentials } = parse_proxy(&delivery.proxy)?;
-        let authorization = credentials.map(|(user, password)| {
-            use base64::Engine;
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
-        });
         let mut bypass = Vec::new();
         for entry in &delivery.no_proxy {
             bypass.push(
@@ -68,7 +63,17 @@ impl EgressProxy {
                     .ok_or_else(|| format!("no_proxy: `{entry}` is neither a host name nor a network"))?,
             );
         }
-        Ok(Some(EgressProxy { host, port, authorization, bypass }))
+        Self::new(&delivery.proxy, bypass).map(Some)
+    }
+
+    /// The proxy at `url` (`http://[user:password@]host:port`), going around `bypass`.
+    pub fn new(url: &str, bypass: Vec<AllowedTarget>) -> Result<EgressProxy, String> {
+        let ProxyAddress { host, port, credentials } = parse_proxy(url)?;
+        let authorization = credentials.map(|(user, password)| {
+            use base64::Engine;
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+        });
+        Ok(EgressProxy { host, port, authorization, bypass })
     }
 
     /// Whether `host` (as the URL names it), at `ip`, is reached directly (`no_proxy`).
@@ -84,9 +89,9 @@ impl EgressProxy {
         })
     }
 
-    /// A tunnel through the proxy to `target` (an address stile checked), within
-    /// `timeout` for the connection and the proxy's answer.
-    pub async fn tunnel(&self, target: SocketAddr, timeout: Duration) -> Result<TcpStream, ProxyFailed> {
+    /// A tunnel through the proxy to `target` (`address:port`: for deliveries an address
+    /// stile checked), within `timeout` for the connection and the proxy's answer.
+    pub async fn tunnel(&self, target: &str, timeout: Duration) -> Result<TcpStream, ProxyFailed> {
         let mut stream = tokio::time::timeout(timeout, self.connect())
             .await
             .map_err(|_| ProxyFailed(format!("no connection to {}:{} within {timeout:?}", self.host, self.port)))??;

@@ -1,6 +1,7 @@
 //! The CLI's side of `stile listen`: holds the WebSocket to the server, forwards each
 //! delivery to the local URL with its exact body and signed headers, and sends the local
-//! answer back. Reconnects by itself, with backoff, whenever the connection is lost.
+//! answer back. Reconnects by itself, with backoff, whenever the connection is lost. Its
+//! own connection goes through the proxy its environment names (`HTTPS_PROXY`, ...).
 //!
 //! Status lines (ready, the secret, reconnects) go to stderr; one line per delivery (or
 //! one JSON object with `--print-json`) to stdout, so the output can be piped.
@@ -13,9 +14,10 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::config::Config;
+use crate::config::{AllowedTarget, Config};
 use crate::delivery::http::{HttpSender, SendOutcome};
 use crate::delivery::listen_wire::{self as wire, ClientMessage, ServerMessage};
+use crate::delivery::proxy::EgressProxy;
 
 /// The first wait before reconnecting; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -116,6 +118,46 @@ fn connect_request(options: &ListenOptions) -> anyhow::Result<tungstenite::hands
     Ok(request)
 }
 
+/// The longest the CLI waits for its proxy to connect it to the server.
+const PROXY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The proxy the CLI's own connection to the server goes through, from the environment as
+/// curl reads it: `HTTPS_PROXY` (or `https_proxy`) for an https server, `HTTP_PROXY` (or
+/// `http_proxy`) for http, unless `NO_PROXY` names the server (a host, a domain with or
+/// without its leading dot, an address, a network, or `*`). With it, the server's
+/// `host:port` to `CONNECT` to. Deliveries forwarded to the local app never go through it.
+fn proxy_from_env(uri: &tungstenite::http::Uri) -> anyhow::Result<Option<(EgressProxy, String)>> {
+    let secure = uri.scheme_str() == Some("wss");
+    let names: &[&str] = if secure { &["https_proxy", "HTTPS_PROXY"] } else { &["http_proxy", "HTTP_PROXY"] };
+    let Some((name, url)) = names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()).map(|v| (n, v)))
+    else {
+        return Ok(None);
+    };
+    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let no_proxy = ["no_proxy", "NO_PROXY"].iter().find_map(|n| std::env::var(n).ok()).unwrap_or_default();
+    let mut bypass = Vec::new();
+    for entry in no_proxy.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        if entry == "*" {
+            return Ok(None);
+        }
+        let entry = entry.trim_start_matches('.');
+        // `host:port` entries name the host.
+        let entry = match entry.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') && port.parse::<u16>().is_ok() => host,
+            _ => entry,
+        };
+        bypass.extend(AllowedTarget::parse(entry));
+    }
+    let proxy = EgressProxy::new(&url, bypass).map_err(|why| anyhow::anyhow!("{name}={url} cannot be used: {why}"))?;
+    let ip = host.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    if proxy.bypassed(&host, ip) {
+        return Ok(None);
+    }
+    let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    Ok(Some((proxy, authority)))
+}
+
 /// One connection, from connecting to its end.
 async fn connect_once(
     options: &ListenOptions,
@@ -129,7 +171,16 @@ async fn connect_once(
             .expect("ring supports the default protocol versions");
         tokio_tungstenite::Connector::Rustls(Arc::new(config))
     });
-    let connecting = tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
+    let proxy = proxy_from_env(request.uri())?;
+    let connecting = async move {
+        match proxy {
+            None => tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector).await,
+            Some((proxy, authority)) => match proxy.tunnel(&authority, PROXY_TIMEOUT).await {
+                Ok(stream) => tokio_tungstenite::client_async_tls_with_config(request, stream, None, connector).await,
+                Err(failed) => Err(tungstenite::Error::Io(std::io::Error::other(failed.to_string()))),
+            },
+        }
+    };
     let socket = tokio::select! {
         connected = connecting => connected,
         _ = tokio::signal::ctrl_c() => return Ok(Ended::Interrupted),

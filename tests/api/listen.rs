@@ -297,3 +297,42 @@ fn deleting_the_application_ends_its_listen_connections() {
     assert!(line.contains("404"), "{line}");
     assert!(eventually(WAIT, || cli.child.try_wait().unwrap().is_some()), "it stops instead of retrying");
 }
+
+#[test]
+fn the_cli_reaches_the_server_through_the_proxy_its_environment_names_and_forwards_around_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), "127.0.0.1:0");
+    let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
+    let Some(proxy) = crate::common::tinyproxy::Tinyproxy::start(&[port], None) else { return };
+    let receiver = Receiver::start();
+    let forward_to = receiver.url("/hook");
+    let mut command = crate::common::process::stile_bin();
+    command
+        .args(["listen", "--forward-to", &forward_to, "--url", &server.base, "--api-key", TEST_KEY])
+        .env("HTTP_PROXY", &proxy.url)
+        .env_remove("http_proxy")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy");
+    let mut cli = OutputProcess::spawn(command);
+    cli.wait_line(Stream::Err, "Ready! Forwarding to", WAIT);
+    assert_eq!(proxy.connects(), [format!("127.0.0.1:{port}")], "the CLI's connection to stile");
+
+    // The local app is reached directly.
+    let event_id = publish(&server.base, "vks_proxied");
+    let got = receiver.wait_for("/hook", 1, WAIT);
+    assert_eq!(got[0].header("webhook-id"), event_id);
+    assert_eq!(proxy.connects().len(), 1, "a delivery forwarded through the proxy: {:?}", proxy.connects());
+
+    // `NO_PROXY` naming the server: straight there.
+    cli.kill_hard();
+    let mut command = crate::common::process::stile_bin();
+    command
+        .args(["listen", "--forward-to", &forward_to, "--url", &server.base, "--api-key", TEST_KEY])
+        .env("HTTP_PROXY", &proxy.url)
+        .env("NO_PROXY", "localhost,127.0.0.1")
+        .env_remove("no_proxy")
+        .env_remove("http_proxy");
+    let mut cli = OutputProcess::spawn(command);
+    cli.wait_line(Stream::Err, "Ready! Forwarding to", WAIT);
+    assert_eq!(proxy.connects().len(), 1, "NO_PROXY was not honoured: {:?}", proxy.connects());
+}
