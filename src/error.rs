@@ -280,6 +280,13 @@ impl From<crate::delivery::EngineError> for ApiError {
                 "This endpoint already has as many requests in flight as it may take at once; try the test again shortly.",
                 retry_after,
             ),
+            crate::delivery::EngineError::EndpointPaused { retry_after } => ApiError::rate_limited(
+                format!(
+                    "This endpoint asked stile to slow down (it answered 429, or 503 with Retry-After) and is paused for {} s more; try the test again then.",
+                    retry_after.as_secs().max(1)
+                ),
+                retry_after,
+            ),
             crate::delivery::EngineError::PingRateExceeded { retry_after } => ApiError::rate_limited(
                 format!(
                     "An endpoint may be sent at most {} test events per second; try again shortly.",

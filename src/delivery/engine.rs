@@ -404,7 +404,9 @@ impl Engine {
     /// delivery runtime; returns the outcome and the headers sent. It takes one of the
     /// endpoint's in-flight slots like any attempt (after its allowance of pings per
     /// second, [`EngineError::PingRateExceeded`]), waiting for one at most
-    /// [`PING_SLOT_WAIT`] (then [`EngineError::EndpointBusy`]); a listener endpoint's goes
+    /// [`PING_SLOT_WAIT`] (then [`EngineError::EndpointBusy`]); one paused after a
+    /// refusal, by this process or the one sending to it, is not pinged until the pause
+    /// ends ([`EngineError::EndpointPaused`]); a listener endpoint's goes
     /// down its `stile listen` connection, and is refused while this process holds none
     /// ([`EngineError::ListenerNotConnected`]).
     pub async fn ping(
@@ -414,6 +416,10 @@ impl Engine {
     ) -> Result<(SendOutcome, Vec<(String, String)>), EngineError> {
         if endpoint.is_listener() && !self.listeners.is_connected(endpoint.id) {
             return Err(EngineError::ListenerNotConnected);
+        }
+        if let Some(until) = self.flow_state(endpoint.id).await?.and_then(|flow| flow.paused_until_ms) {
+            let retry_after = Duration::from_millis(until.saturating_sub(self.clock.now_ms()));
+            return Err(EngineError::EndpointPaused { retry_after });
         }
         self.ping_rate
             .admit(endpoint.id, std::time::Instant::now())

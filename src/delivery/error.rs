@@ -23,6 +23,13 @@ pub enum EngineError {
         /// When to try again.
         retry_after: std::time::Duration,
     },
+    /// A test ping to an endpoint paused after a refusal (429, or 503 with
+    /// `Retry-After`), by whichever process sends to it.
+    #[error("the endpoint is paused")]
+    EndpointPaused {
+        /// When the pause ends.
+        retry_after: std::time::Duration,
+    },
     /// A test ping beyond the endpoint's allowance of pings per second.
     #[error("too many test pings to this endpoint")]
     PingRateExceeded {

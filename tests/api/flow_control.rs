@@ -215,6 +215,13 @@ fn a_paused_endpoints_flow_shows_the_pause_and_what_waits_in_the_api_and_the_das
     let attempts = server.deliveries(&busy);
     assert!(attempts.iter().all(|a| a["status"] == "pending" && a["response_status"].is_null()), "{attempts:?}");
     assert_eq!(receiver.count("/busy"), 1, "sent to while paused");
+    // A test ping waits for the pause too: refused at once, saying for how long.
+    let ping = server.post(&format!("/v1/webhook_endpoints/{busy}/test"), json!({}));
+    let error = ping.assert_error(429, "rate_limit_error", "rate_limited");
+    assert!(error["message"].as_str().unwrap().contains("paused"), "{error}");
+    let wait: u64 = ping.header("retry-after").expect("Retry-After").parse().unwrap();
+    assert!((20..=31).contains(&wait), "Retry-After {wait} for a 30 s pause");
+    assert_eq!(receiver.count("/busy"), 1, "pinged while paused");
 
     // The endpoint beside it got its three and holds nothing back.
     receiver.wait_for("/calm", 3, Duration::from_secs(10));

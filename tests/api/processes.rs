@@ -480,7 +480,11 @@ fn a_pause_is_shown_by_every_process_and_outlives_the_kill_of_the_sender_that_se
         let get = |path: &str| Req::new("GET", format!("{}{path}", server.base)).key(TEST_KEY).send().body;
         let flow = crate::flow_control::flow_when(get, &id, |f| f["reason"] == "paused" && f["waiting"] == 3);
         assert_eq!(flow["throttled"], true, "{flow}");
+        // A test ping through any process waits for the pause too.
+        let ping = Req::new("POST", format!("{}/v1/webhook_endpoints/{id}/test", server.base)).key(TEST_KEY).send();
+        assert_eq!(ping.status, 429, "a ping to a paused endpoint: {}", ping.text);
     }
+    assert_eq!(receiver.count("/busy"), 1, "pinged while paused");
     let sending: Vec<usize> =
         (0..3).filter(|i| metric(&servers[*i].base, "stile_endpoints_sending") == Some(1.0)).collect();
     assert_eq!(sending.len(), 1, "one sender to the endpoint, not {sending:?}");
