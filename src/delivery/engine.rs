@@ -34,8 +34,8 @@ use crate::metrics::Metrics;
 use crate::mode::Mode;
 use crate::store::QueueWrites;
 use crate::store::model::{
-    AppDeletion, AttemptResult, EndpointRecord, EndpointUpdated, FlowState, Job, NewEvent, Owner, Published, Recovery,
-    Resent, RetryNow, Scheduled, SessionChange, SessionRecord, StoreError,
+    AppDeletion, AttemptResult, EndpointRecord, EndpointUpdated, FlowState, HoldKind, Job, NewEvent, Owner, Published,
+    Recovery, Resent, RetryNow, Scheduled, SessionChange, SessionRecord, StoreError,
 };
 use crate::wakeup::woken_or_timed_out;
 
@@ -216,8 +216,13 @@ impl Engine {
             None => self.store.flow_state(endpoint).await?,
         };
         let now_ms = self.clock.now_ms();
-        Ok(state
-            .map(|state| FlowState { paused_until_ms: state.paused_until_ms.filter(|until| *until > now_ms), ..state }))
+        Ok(state.map(|state| {
+            let paused_until_ms = state.paused_until_ms.filter(|until| *until > now_ms);
+            // A pause seen as holding deliveries, over since: what holds them now is not
+            // known until the sender looks again.
+            let held = state.held.filter(|held| *held != HoldKind::Paused || paused_until_ms.is_some());
+            FlowState { paused_until_ms, held, ..state }
+        }))
     }
 
     /// The `stile listen` connections.

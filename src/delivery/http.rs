@@ -226,7 +226,7 @@ impl tower_service::Service<hyper::Uri> for PolicyConnector {
 }
 
 /// The most clients with a client certificate kept at once (one per endpoint and
-/// certificate); past it they are all dropped and made again as needed.
+/// certificate); past it one is dropped (and made again when needed) for each new one.
 const MAX_IDENTITY_CLIENTS: usize = 256;
 
 /// Sends deliveries. Cheap to clone; clones share the connection pool. Its requests run
@@ -285,10 +285,10 @@ impl HttpSender {
         let idle_per_host = config.delivery.workers;
         let proxy = match EgressProxy::from_config(&config.delivery) {
             Ok(proxy) => proxy.map(Arc::new),
-            // Checked when the configuration was loaded.
+            // Checked when the configuration was loaded; never gone around if it fails.
             Err(err) => {
-                tracing::error!(error = %err, "delivery.proxy cannot be used; deliveries go directly");
-                None
+                tracing::error!(error = %err, "delivery.proxy cannot be used; deliveries fail until it is fixed");
+                Some(Arc::new(EgressProxy::unusable(err)))
             }
         };
         let client = pooled_client(&resolver, &proxy, timeout, idle_per_host, tls);
@@ -316,8 +316,10 @@ impl HttpSender {
             None => {
                 let tls = crate::tls::delivery_config(&self.roots, Some(identity()?)).map_err(|e| e.to_string())?;
                 let client = pooled_client(&self.resolver, &self.proxy, self.timeout, self.idle_per_host, tls);
-                if identities.len() >= MAX_IDENTITY_CLIENTS {
-                    identities.clear();
+                if identities.len() >= MAX_IDENTITY_CLIENTS
+                    && let Some(evicted) = identities.keys().next().copied()
+                {
+                    identities.remove(&evicted);
                 }
                 identities.insert(key, client.clone());
                 client
@@ -456,7 +458,10 @@ fn pooled_client(
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(timeout));
-    let policy = PolicyConnector { direct: http, proxy: proxy.clone(), resolver: Arc::clone(resolver), timeout };
+    // The tunnel gets half the request's time, so a proxy that hangs is found out as
+    // the proxy's failure before the whole request times out.
+    let policy =
+        PolicyConnector { direct: http, proxy: proxy.clone(), resolver: Arc::clone(resolver), timeout: timeout / 2 };
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -468,12 +473,13 @@ fn pooled_client(
         .build(connector)
 }
 
-/// Whether the egress proxy failed somewhere in this error's chain.
+/// Whether the egress proxy itself failed somewhere in this error's chain (not a 5xx
+/// it answered for a target it could not reach).
 fn caused_by_proxy(err: &(dyn StdError + 'static)) -> bool {
     let mut cause: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cause {
-        if e.is::<ProxyFailed>() {
-            return true;
+        if let Some(failed) = e.downcast_ref::<ProxyFailed>() {
+            return failed.proxy_at_fault;
         }
         cause = e.source();
     }

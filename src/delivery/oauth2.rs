@@ -4,7 +4,9 @@
 //! expires, and shared by every request to the endpoint. A burst of deliveries makes one
 //! fetch: the first waits for it and the rest wait for the first. A 401 from the receiver
 //! drops the token it was sent with (once, however many requests saw it), so the next
-//! request fetches a new one.
+//! request fetches a new one; if that one is refused too (a receiver that wants another
+//! audience, say), it is kept for [`MIN_REFETCH_AFTER_REFUSAL`] rather than replaced on
+//! every attempt, so a misconfigured endpoint cannot hammer the token endpoint.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,10 @@ const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// How long before its expiry a token is replaced: a tenth of its lifetime, at most this.
 const MAX_EARLY: Duration = Duration::from_secs(60);
 
+/// How long a token fetched because the one before was refused is kept when the receiver
+/// refuses it too.
+pub const MIN_REFETCH_AFTER_REFUSAL: Duration = Duration::from_secs(60);
+
 /// Why no token could be had: said on the attempt, as the token endpoint's failure (not
 /// the receiver's answer).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,10 +51,21 @@ struct Token {
     generation: u64,
     /// The credentials it was fetched with: changed credentials fetch anew.
     fetched_for: u64,
+    /// When it was fetched.
+    fetched_at: Instant,
+    /// It was fetched because the receiver refused the one before.
+    replaces_refused: bool,
+}
+
+/// One endpoint's token, and whether the next fetch replaces a refused one.
+#[derive(Default)]
+struct SlotState {
+    token: Option<Token>,
+    refused: bool,
 }
 
 /// One endpoint's token, behind an async lock held across a fetch (the single flight).
-type Slot = Arc<tokio::sync::Mutex<Option<Token>>>;
+type Slot = Arc<tokio::sync::Mutex<SlotState>>;
 
 /// The tokens of every endpoint with a client-credentials grant, in this process.
 #[derive(Default)]
@@ -75,31 +92,42 @@ impl TokenCache {
         http: &HttpSender,
     ) -> Result<IssuedToken, TokenError> {
         let slot = self.slot(endpoint);
-        let mut kept = slot.lock().await;
+        let mut state = slot.lock().await;
         let fingerprint = fingerprint(client);
-        if let Some(token) = kept.as_ref().filter(|t| t.fetched_for == fingerprint && Instant::now() < t.refresh_at) {
+        if let Some(token) =
+            state.token.as_ref().filter(|t| t.fetched_for == fingerprint && Instant::now() < t.refresh_at)
+        {
             return Ok(IssuedToken { value: token.value.clone(), generation: token.generation });
         }
         let (value, lifetime) = fetch(client, http).await?;
         let generation = self.generations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let early = (lifetime / 10).min(MAX_EARLY);
-        *kept = Some(Token {
+        let now = Instant::now();
+        let replaces_refused = std::mem::take(&mut state.refused);
+        state.token = Some(Token {
             value: value.clone(),
-            refresh_at: Instant::now() + lifetime - early,
+            refresh_at: now + lifetime - early,
             generation,
             fetched_for: fingerprint,
+            fetched_at: now,
+            replaces_refused,
         });
         Ok(IssuedToken { value, generation })
     }
 
     /// The receiver refused `token` (401): it is dropped if still kept, so the next
-    /// request fetches a new one.
+    /// request fetches a new one; unless it was itself fetched for a refused one less
+    /// than [`MIN_REFETCH_AFTER_REFUSAL`] ago (then the receiver refuses what the token
+    /// endpoint gives, and asking again would not help).
     pub async fn rejected(&self, endpoint: EndpointId, token: &IssuedToken) {
         let slot = self.slot(endpoint);
-        let mut kept = slot.lock().await;
-        if kept.as_ref().is_some_and(|t| t.generation == token.generation) {
-            *kept = None;
+        let mut state = slot.lock().await;
+        let Some(kept) = state.token.as_ref().filter(|t| t.generation == token.generation) else { return };
+        if kept.replaces_refused && kept.fetched_at.elapsed() < MIN_REFETCH_AFTER_REFUSAL {
+            return;
         }
+        state.token = None;
+        state.refused = true;
     }
 
     fn slot(&self, endpoint: EndpointId) -> Slot {
@@ -152,7 +180,8 @@ async fn fetch(client: &ClientCredentials, http: &HttpSender) -> Result<(String,
     struct Answer {
         access_token: String,
         token_type: Option<String>,
-        expires_in: Option<serde_json::Number>,
+        /// Seconds, as a number or (some providers) a string of one.
+        expires_in: Option<serde_json::Value>,
     }
     let answer: Answer =
         serde_json::from_slice(&body).map_err(|e| failed(format!("the answer is not a token response ({e})")))?;
@@ -162,11 +191,38 @@ async fn fetch(client: &ClientCredentials, http: &HttpSender) -> Result<(String,
     if answer.access_token.is_empty() || !answer.access_token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(failed("an empty or unprintable access_token".into()));
     }
-    let lifetime = match answer.expires_in.and_then(|n| n.as_f64()) {
+    Ok((answer.access_token, lifetime(answer.expires_in)))
+}
+
+/// How long a token lives by its `expires_in`: seconds as a number or a string of one
+/// (some providers send that); none: [`DEFAULT_LIFETIME`]; at most [`MAX_LIFETIME`]; zero
+/// or less: used for the request that fetched it only.
+fn lifetime(expires_in: Option<serde_json::Value>) -> Duration {
+    let seconds = match expires_in {
+        Some(serde_json::Value::Number(n)) => n.as_f64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match seconds.filter(|s| s.is_finite()) {
         Some(seconds) if seconds > 0.0 => Duration::from_secs_f64(seconds.min(MAX_LIFETIME.as_secs_f64())),
-        // Expired at once (or nonsense): used for this request only.
         Some(_) => Duration::ZERO,
         None => DEFAULT_LIFETIME,
-    };
-    Ok((answer.access_token, lifetime))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expires_in_is_read_as_a_number_or_a_string_of_one_and_bounded() {
+        let read = |v: serde_json::Value| lifetime(Some(v));
+        assert_eq!(read(serde_json::json!(3599)), Duration::from_secs(3599));
+        assert_eq!(read(serde_json::json!("3599")), Duration::from_secs(3599), "Azure AD v1 sends a string");
+        assert_eq!(read(serde_json::json!(1.5)), Duration::from_millis(1500));
+        assert_eq!(read(serde_json::json!(10_000_000)), MAX_LIFETIME);
+        assert_eq!(read(serde_json::json!(0)), Duration::ZERO);
+        assert_eq!(read(serde_json::json!("soon")), DEFAULT_LIFETIME);
+        assert_eq!(lifetime(None), DEFAULT_LIFETIME);
+    }
 }

@@ -24,14 +24,28 @@ use crate::target_policy::is_link_local_or_metadata;
 /// The longest answer head to a `CONNECT` read, in bytes.
 const MAX_CONNECT_ANSWER_BYTES: usize = 8 * 1024;
 
-/// A failure of the proxy itself (not of the target): it could not be reached, refused
-/// the credentials, or could not open the tunnel.
+/// A request that failed at the proxy: the proxy could not be reached, refused the
+/// credentials or the target (4xx), gave no answer or no HTTP one (the proxy's own fault:
+/// `proxy_at_fault`), or answered `CONNECT` with a 5xx, saying it could not reach the
+/// target (the target's fault, as without a proxy).
 #[derive(Debug)]
-pub struct ProxyFailed(pub String);
+pub struct ProxyFailed {
+    /// What happened, in words.
+    pub message: String,
+    /// Whether the proxy, not the target, failed.
+    pub proxy_at_fault: bool,
+}
+
+impl ProxyFailed {
+    /// The proxy's own failure.
+    fn proxy(message: String) -> Self {
+        ProxyFailed { message, proxy_at_fault: true }
+    }
+}
 
 impl std::fmt::Display for ProxyFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "proxy: {}", self.0)
+        write!(f, "proxy: {}", self.message)
     }
 }
 
@@ -40,6 +54,9 @@ impl std::error::Error for ProxyFailed {}
 /// The configured egress proxy.
 #[derive(Debug)]
 pub struct EgressProxy {
+    /// Why the configured proxy cannot be used, if it cannot: every connection then fails
+    /// (never goes around the proxy).
+    unusable: Option<String>,
     /// Its host name or address.
     host: String,
     /// Its port.
@@ -73,7 +90,12 @@ impl EgressProxy {
             use base64::Engine;
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
         });
-        Ok(EgressProxy { host, port, authorization, bypass })
+        Ok(EgressProxy { unusable: None, host, port, authorization, bypass })
+    }
+
+    /// A proxy that cannot be used, for `why`: every connection through it fails.
+    pub fn unusable(why: String) -> EgressProxy {
+        EgressProxy { unusable: Some(why), host: String::new(), port: 0, authorization: None, bypass: Vec::new() }
     }
 
     /// Whether `host` (as the URL names it), at `ip`, is reached directly (`no_proxy`).
@@ -92,9 +114,12 @@ impl EgressProxy {
     /// A tunnel through the proxy to `target` (`address:port`: for deliveries an address
     /// stile checked), within `timeout` for the connection and the proxy's answer.
     pub async fn tunnel(&self, target: &str, timeout: Duration) -> Result<TcpStream, ProxyFailed> {
-        let mut stream = tokio::time::timeout(timeout, self.connect())
-            .await
-            .map_err(|_| ProxyFailed(format!("no connection to {}:{} within {timeout:?}", self.host, self.port)))??;
+        if let Some(why) = &self.unusable {
+            return Err(ProxyFailed::proxy(format!("delivery.proxy cannot be used: {why}")));
+        }
+        let mut stream = tokio::time::timeout(timeout, self.connect()).await.map_err(|_| {
+            ProxyFailed::proxy(format!("no connection to {}:{} within {timeout:?}", self.host, self.port))
+        })??;
         let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
         if let Some(authorization) = &self.authorization {
             request.push_str(&format!("Proxy-Authorization: {authorization}\r\n"));
@@ -106,8 +131,8 @@ impl EgressProxy {
         };
         let head = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| ProxyFailed(format!("no answer to CONNECT within {timeout:?}")))?
-            .map_err(|e| ProxyFailed(format!("the connection failed during CONNECT ({e})")))?;
+            .map_err(|_| ProxyFailed::proxy(format!("no answer to CONNECT within {timeout:?}")))?
+            .map_err(|e| ProxyFailed::proxy(format!("the connection failed during CONNECT ({e})")))?;
         let status_line = head.lines().next().unwrap_or_default();
         let mut parts = status_line.splitn(3, ' ');
         let (version, status) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
@@ -115,9 +140,11 @@ impl EgressProxy {
         match status.parse::<u16>() {
             Ok(200..=299) if version.starts_with("HTTP/1.") => Ok(stream),
             Ok(status) if version.starts_with("HTTP/1.") => {
-                Err(ProxyFailed(format!("CONNECT {target} answered {status} {reason}").trim_end().to_string()))
+                let message = format!("CONNECT {target} answered {status} {reason}").trim_end().to_string();
+                // A 5xx: the proxy could not reach the target (502 Bad Gateway, 503, 504).
+                Err(ProxyFailed { message, proxy_at_fault: status < 500 })
             }
-            _ => Err(ProxyFailed(format!("not an HTTP answer to CONNECT: {status_line:?}"))),
+            _ => Err(ProxyFailed::proxy(format!("not an HTTP answer to CONNECT: {status_line:?}"))),
         }
     }
 
@@ -126,7 +153,7 @@ impl EgressProxy {
     async fn connect(&self) -> Result<TcpStream, ProxyFailed> {
         let addrs = tokio::net::lookup_host((self.host.as_str(), self.port))
             .await
-            .map_err(|e| ProxyFailed(format!("{} does not resolve ({e})", self.host)))?;
+            .map_err(|e| ProxyFailed::proxy(format!("{} does not resolve ({e})", self.host)))?;
         let mut last = None;
         for addr in addrs.filter(|a| !is_link_local_or_metadata(a.ip())) {
             match TcpStream::connect(addr).await {
@@ -137,7 +164,7 @@ impl EgressProxy {
                 Err(err) => last = Some(err),
             }
         }
-        Err(ProxyFailed(match last {
+        Err(ProxyFailed::proxy(match last {
             Some(err) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
                 format!("connection to {}:{} refused", self.host, self.port)
             }

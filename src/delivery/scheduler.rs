@@ -332,19 +332,18 @@ impl Scheduler {
 
     /// Shows on the board the flow of each endpoint with something to show (deliveries
     /// waiting, requests in flight, a pause or a recovery), at most every
-    /// [`BOARD_EVERY_MS`]; on a shared queue only those this process sends to.
+    /// [`BOARD_EVERY_MS`]. (On a shared queue a process has ready entries, requests in
+    /// flight and pauses only of endpoints it sends to, or sent to last.)
     fn show_board(&mut self, now_ms: u64) {
         if now_ms < self.board_due_ms {
             return;
         }
         self.board_due_ms = now_ms + BOARD_EVERY_MS;
-        let shared = self.store.is_shared();
         let shown: HashMap<EndpointId, FlowState> = self
             .ready
             .keys()
             .copied()
             .chain(self.flow.active(now_ms))
-            .filter(|endpoint| !shared || self.sending_to.contains_key(endpoint))
             .map(|endpoint| (endpoint, self.flow_of(endpoint, now_ms)))
             .collect();
         self.board.show(shown);

@@ -31,6 +31,9 @@ pub struct Outgoing {
     pub now: i64,
 }
 
+/// What a request came to, and the headers it was sent with.
+type Sent = (SendOutcome, Vec<(String, String)>);
+
 /// The two ways out: the HTTP client and the listen connections.
 pub(super) struct Senders {
     /// For every endpoint but listener endpoints.
@@ -50,7 +53,7 @@ impl Senders {
     /// headers after stile's and its `Authorization`, where the endpoint's requests go;
     /// returns the outcome and the headers sent, the credential in `Authorization`
     /// redacted (what the attempt stores and shows).
-    pub(super) async fn send(&self, endpoint: &EndpointRecord, out: Outgoing) -> (SendOutcome, Vec<(String, String)>) {
+    pub(super) async fn send(&self, endpoint: &EndpointRecord, out: Outgoing) -> Sent {
         let secrets = match endpoint.live_secrets(&self.sealer, out.now) {
             Ok(secrets) => secrets,
             // Never sent unsigned: the attempt fails, and says why.
@@ -89,7 +92,7 @@ impl Senders {
         auth: &ReceiverAuth,
         out: Outgoing,
         headers: Vec<(String, String)>,
-    ) -> (SendOutcome, Vec<(String, String)>) {
+    ) -> Sent {
         let client = match auth.client(&self.sealer, endpoint.app, endpoint.id) {
             Ok(Some(client)) => client,
             Ok(None) | Err(_) => {
@@ -97,7 +100,8 @@ impl Senders {
                 return (not_sent("OAuth2 client secret"), Vec::new());
             }
         };
-        let mut refused_once = false;
+        // The token a 401 refused, and what the request with it came to.
+        let mut refused: Option<(u64, Sent)> = None;
         loop {
             let started = std::time::Instant::now();
             let token = match self.tokens.token(endpoint.id, &client, &self.http).await {
@@ -114,25 +118,26 @@ impl Senders {
                     return (outcome, headers);
                 }
             };
+            let retrying = refused.is_some();
+            // The refused token was kept (the receiver refuses new ones too): the 401 stands.
+            if let Some((generation, answered)) = refused.take()
+                && generation == token.generation
+            {
+                return answered;
+            }
             let mut with_token = headers.clone();
             with_token.push(("authorization".into(), format!("Bearer {}", token.value)));
-            let (outcome, sent) = self.send_signed(endpoint, out.clone(), with_token).await;
-            if outcome.status == Some(401) && !refused_once {
-                refused_once = true;
-                self.tokens.rejected(endpoint.id, &token).await;
-                continue;
+            let answered = self.send_signed(endpoint, out.clone(), with_token).await;
+            if retrying || answered.0.status != Some(401) {
+                return answered;
             }
-            return (outcome, sent);
+            self.tokens.rejected(endpoint.id, &token).await;
+            refused = Some((token.generation, answered));
         }
     }
 
     /// Sends a request with its headers made, down a listen connection or over HTTP.
-    async fn send_signed(
-        &self,
-        endpoint: &EndpointRecord,
-        out: Outgoing,
-        headers: Vec<(String, String)>,
-    ) -> (SendOutcome, Vec<(String, String)>) {
+    async fn send_signed(&self, endpoint: &EndpointRecord, out: Outgoing, headers: Vec<(String, String)>) -> Sent {
         if endpoint.is_listener() {
             let delivery = wire::Delivery {
                 delivery_id: out.delivery_id,

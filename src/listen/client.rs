@@ -149,7 +149,20 @@ fn proxy_from_env(uri: &tungstenite::http::Uri) -> anyhow::Result<Option<(Egress
         };
         bypass.extend(AllowedTarget::parse(entry));
     }
-    let proxy = EgressProxy::new(&url, bypass).map_err(|why| anyhow::anyhow!("{name}={url} cannot be used: {why}"))?;
+    // `host:port` alone means an HTTP proxy, as curl reads it.
+    let url = if url.contains("://") { url } else { format!("http://{url}") };
+    let proxy = EgressProxy::new(&url, bypass).map_err(|why| {
+        // Named without its credentials.
+        let shown = url::Url::parse(&url).map_or_else(
+            |_| "(not a URL)".to_string(),
+            |mut u| {
+                let _ = u.set_password(None);
+                let _ = u.set_username("");
+                u.to_string()
+            },
+        );
+        anyhow::anyhow!("{name}={shown} cannot be used: {why}")
+    })?;
     let ip = host.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     if proxy.bypassed(&host, ip) {
         return Ok(None);

@@ -259,6 +259,17 @@ impl Endpoints<'_> {
     ) -> Result<Option<EndpointRecord>, ServiceError> {
         if let Some(url) = &changes.url {
             self.check_resolved(url, "url").await?;
+            // Credentials meant for one receiver are never sent to another.
+            if changes.authentication.is_none()
+                && let Some(current) = self.store.endpoint(owner, id).await?
+                && current.authentication.is_some()
+                && origin(&current.url) != origin(url)
+            {
+                return Err(ServiceError::Invalid {
+                    param: "authentication",
+                    message: "The new `url` is on another host: send `authentication` again with it (or `null` to remove it), so credentials meant for one receiver are never sent to another.".into(),
+                });
+            }
         }
         if let Some(token_url) = changes.authentication.as_ref().and_then(|a| a.as_ref()?.token_url()) {
             self.check_resolved(token_url, "authentication").await?;
@@ -477,6 +488,12 @@ impl Endpoints<'_> {
         let checked = checked.map_err(|_| crate::delivery::EngineError::ShuttingDown)?;
         checked.map_err(|message| ServiceError::Invalid { param, message })
     }
+}
+
+/// The scheme, host and port of `url` (what a receiver is), if it parses.
+fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
+    let url = url::Url::parse(url).ok()?;
+    Some((url.scheme().to_string(), url.host_str()?.to_ascii_lowercase(), url.port_or_known_default()))
 }
 
 /// A new, enabled endpoint of `owner` with what every endpoint has; nothing else set.

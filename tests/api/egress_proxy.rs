@@ -89,6 +89,22 @@ fn a_failing_proxy_is_recorded_as_the_proxys_failure_and_spares_the_endpoints_he
     server.post(&format!("/v1/webhook_endpoints/{id}/test"), json!({}));
     receiver.wait_for("/hook", 1, Duration::from_secs(10));
 
+    // The proxy cannot reach the target (nothing listens there): its 5xx is the target's
+    // failure, as "connection refused" would be without a proxy, and counts.
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let Some(open) = Tinyproxy::start(&[down], None) else { return };
+    let server = server.restart_with(|c| c.delivery.proxy = open.url.clone());
+    let gone = server.create_endpoint(&format!("http://127.0.0.1:{down}/hook"))["id"].as_str().unwrap().to_string();
+    server.publish("verification_session.verified", json!({"id": "vks_2"}));
+    // Failing for longer than `disable_after`, it is disabled as it would be directly.
+    let disabled = eventually(Duration::from_secs(15), || {
+        server.get(&format!("/v1/webhook_endpoints/{gone}")).body["status"] == "disabled"
+    });
+    let attempts = server.deliveries(&gone);
+    assert!(disabled, "a target the proxy could not reach never counted: {attempts:?}");
+    let error = attempts.iter().find_map(|a| a["error"].as_str()).expect("a failed attempt");
+    assert!(error.starts_with(&format!("proxy: CONNECT 127.0.0.1:{down} answered 5")), "{error}");
+
     // A proxy that is not there: refused, said so; `no_proxy` goes around it.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let server = server.restart_with(|c| c.delivery.proxy = format!("http://127.0.0.1:{closed}"));

@@ -197,6 +197,20 @@ fn basic_and_bearer_credentials_reach_the_receiver_and_are_never_shown_stored_or
         server.post(&format!("/v1/webhook_endpoints/{bearer_id}"), json!({"headers": {"Authorization": "Bearer x"}}));
     let error = resp.assert_error(400, "invalid_request_error", "parameter_invalid");
     assert!(error["message"].as_str().unwrap().contains("Authorization"), "{error}");
+
+    // Moved to another host, the credentials do not follow unless sent again.
+    let elsewhere = "http://localhost:9/basic";
+    let resp = server.post(&format!("/v1/webhook_endpoints/{basic_id}"), json!({"url": elsewhere}));
+    let error = resp.assert_error(400, "invalid_request_error", "parameter_invalid");
+    assert_eq!(error["param"], "authentication", "{error}");
+    assert_eq!(server.get(&format!("/v1/webhook_endpoints/{basic_id}")).body["url"], receiver.url("/basic"), "kept");
+    let resp = server.post(&format!("/v1/webhook_endpoints/{basic_id}"), json!({"url": receiver.url("/basic-moved")}));
+    assert_eq!(resp.status, 200, "the same host: {}", resp.text);
+    let resp = server.post(
+        &format!("/v1/webhook_endpoints/{basic_id}"),
+        json!({"url": elsewhere, "authentication": {"type": "basic", "username": "ops", "password": "another"}}),
+    );
+    assert_eq!(resp.status, 200, "sent again with it: {}", resp.text);
 }
 
 #[test]
@@ -373,6 +387,17 @@ fn an_oauth2_token_is_fetched_once_for_a_burst_kept_until_it_expires_and_replace
     let detail = server.get(&format!("/v1/webhook_endpoints/{id}/deliveries/{}", newest["id"].as_str().unwrap()));
     assert_eq!(detail.body["request"]["headers"]["authorization"], "Bearer [redacted]", "{}", detail.body);
     assert!(!server.get(&format!("/v1/webhook_endpoints/{id}")).text.contains(&secret));
+
+    // A receiver that refuses every token (it wants another audience, say): one fetch
+    // for the first refusal, then the refused new token is kept, not fetched again for
+    // every attempt.
+    tokens.refuse_every_token(true);
+    let fetched = tokens.fetches();
+    for _ in 0..3 {
+        let ping = server.post(&format!("/v1/webhook_endpoints/{id}/test"), json!({}));
+        assert_eq!(ping.body["response_status"], 401, "{}", ping.text);
+    }
+    assert_eq!(tokens.fetches(), fetched + 1, "the token endpoint hammered by a receiver that refuses its tokens");
 }
 
 #[test]

@@ -254,12 +254,12 @@ impl ClientCertificate {
         self.key.open(sealer, Field::ClientKey, (app, id))
     }
 
-    /// A name for this certificate and key as stored (not the key): to keep a connection
-    /// pool per endpoint and certificate.
+    /// A name for this endpoint's certificate (a key goes with one certificate): to keep
+    /// a connection pool per endpoint and certificate.
     pub fn cache_key(&self, id: EndpointId) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (id.as_u128(), &self.certificate, &self.key.0).hash(&mut hasher);
+        (id.as_u128(), &self.certificate, &self.fingerprint).hash(&mut hasher);
         hasher.finish()
     }
 

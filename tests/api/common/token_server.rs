@@ -23,6 +23,8 @@ struct State {
     lifetime: Duration,
     /// Status `/token` answers instead of a token (`None`: it grants).
     failing: Mutex<Option<u16>>,
+    /// `/hook` refuses every token, granted or not (a receiver wanting another audience).
+    refusing: std::sync::atomic::AtomicBool,
     /// Every token granted, with its expiry and whether it was revoked.
     tokens: Mutex<HashMap<String, (Instant, bool)>>,
     /// Every form `/token` was sent (decoded pairs).
@@ -50,6 +52,7 @@ impl TokenServer {
             client_secret: client_secret.into(),
             lifetime,
             failing: Mutex::new(None),
+            refusing: std::sync::atomic::AtomicBool::new(false),
             tokens: Mutex::new(HashMap::new()),
             forms: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
@@ -101,6 +104,11 @@ impl TokenServer {
         for (_, revoked) in self.state.tokens.lock().unwrap().values_mut() {
             *revoked = true;
         }
+    }
+
+    /// Makes `/hook` refuse every token (or take valid ones again).
+    pub fn refuse_every_token(&self, refusing: bool) {
+        self.state.refusing.store(refusing, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Makes `/token` answer `status` (and no token), or grant again with `None`.
@@ -175,9 +183,16 @@ async fn hook(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> Ht
     let headers: HashMap<String, String> =
         req.headers().iter().map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
     let authorization = headers.get("authorization").cloned().unwrap_or_default();
-    let valid = authorization.strip_prefix("Bearer ").is_some_and(|token| {
-        state.tokens.lock().unwrap().get(token).is_some_and(|(expires, revoked)| !revoked && Instant::now() < *expires)
-    });
+    let refusing = state.refusing.load(std::sync::atomic::Ordering::Relaxed);
+    let valid = !refusing
+        && authorization.strip_prefix("Bearer ").is_some_and(|token| {
+            state
+                .tokens
+                .lock()
+                .unwrap()
+                .get(token)
+                .is_some_and(|(expires, revoked)| !revoked && Instant::now() < *expires)
+        });
     state.hooks.lock().unwrap().push((Received { headers, body: body.to_vec(), at: Instant::now() }, valid));
     if valid { HttpResponse::Ok().finish() } else { HttpResponse::Unauthorized().finish() }
 }
