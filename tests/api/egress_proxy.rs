@@ -156,3 +156,23 @@ fn a_proxy_setting_that_cannot_work_stops_the_start_naming_it() {
         assert!(err.contains(says), "{proxy}: {err}");
     }
 }
+
+#[test]
+fn a_proxy_that_never_answers_connect_or_answers_garbage_is_the_proxys_failure_not_the_endpoints() {
+    use crate::common::faulty::{Fault, FaultyServer};
+    let receiver = Receiver::start();
+    for (fault, says) in
+        [(Fault::Stall, "no answer to CONNECT within"), (Fault::Garbage, "not an HTTP answer to CONNECT")]
+    {
+        let proxy = FaultyServer::start(fault);
+        let server = TestServer::start_with(|c| {
+            c.delivery.proxy = format!("http://{}", proxy.addr);
+            c.delivery.timeout = Duration::from_secs(2);
+        });
+        let id = server.create_endpoint(&receiver.url("/hook"))["id"].as_str().unwrap().to_string();
+        let ping = server.post(&format!("/v1/webhook_endpoints/{id}/test"), json!({}));
+        let error = ping.body["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("proxy: ") && error.contains(says), "{}", ping.text);
+        assert_eq!(receiver.count("/hook"), 0);
+    }
+}
