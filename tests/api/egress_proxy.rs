@@ -94,8 +94,16 @@ fn a_failing_proxy_is_recorded_as_the_proxys_failure_and_spares_the_endpoints_he
     let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let Some(open) = Tinyproxy::start(&[down], None) else { return };
     let server = server.restart_with(|c| c.delivery.proxy = open.url.clone());
-    let gone = server.create_endpoint(&format!("http://127.0.0.1:{down}/hook"))["id"].as_str().unwrap().to_string();
-    server.publish("verification_session.verified", json!({"id": "vks_2"}));
+    let gone = server.create_endpoint_for(&format!("http://127.0.0.1:{down}/hook"), &["verification_session.created"])
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Only to it: the first endpoint no longer takes this type.
+    let narrowed = server
+        .post(&format!("/v1/webhook_endpoints/{id}"), json!({"enabled_events": ["verification_session.verified"]}));
+    assert_eq!(narrowed.status, 200, "{}", narrowed.text);
+    server.publish("verification_session.created", json!({"id": "vks_2"}));
     // Failing for longer than `disable_after`, it is disabled as it would be directly.
     let disabled = eventually(Duration::from_secs(15), || {
         server.get(&format!("/v1/webhook_endpoints/{gone}")).body["status"] == "disabled"
