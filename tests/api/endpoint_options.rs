@@ -544,3 +544,41 @@ fn a_client_certificate_opens_a_mutual_tls_receiver_that_refuses_every_other_con
         assert_eq!(receiver.count("/plain"), 1);
     });
 }
+
+#[test]
+fn the_app_portal_sets_an_endpoints_headers_and_basic_credentials_that_reach_its_receiver() {
+    let receiver = Receiver::start();
+    let server = TestServer::start();
+    server.post("/v1/apps", json!({"name": "Acme Inc.", "uid": "acme"}));
+    let endpoint = server
+        .req("POST", "/v1/webhook_endpoints")
+        .header("Stile-App", "acme")
+        .json(&json!({"url": receiver.url("/acme"), "enabled_events": ["*"]}))
+        .send();
+    let id = endpoint.body["id"].as_str().unwrap().to_string();
+    let token = server.post("/v1/apps/acme/portal_sessions", json!({})).body["token"].as_str().unwrap().to_string();
+    in_browser("portal_endpoint_options", move |page| async move {
+        page.open(&format!("{}/portal/#token={token}", server.base)).await;
+        page.wait_count("table a.url", 1).await;
+        page.open(&format!("{}/portal/#/endpoints/{id}", server.base)).await;
+        page.wait_text("[data-test=authentication]", "—").await;
+        page.click_button("Edit").await;
+        page.find("select[name=auth_type]").await;
+        page.script(
+            "const s = document.querySelector('select[name=auth_type]'); s.value = 'basic'; s.dispatchEvent(new Event('change'));",
+        )
+        .await;
+        page.type_into("input[name=auth_username]", "acme-ops").await;
+        page.type_into("input[name=auth_password]", "portal-pa55").await;
+        page.type_into("textarea[name=headers]", "X-Customer: acme").await;
+        page.click_button("Save").await;
+        page.wait_text("[data-test=authentication]", "HTTP Basic, as acme-ops").await;
+        assert!(!page.text("main").await.contains("portal-pa55"), "the password is shown");
+        page.click_button("Send test").await;
+        page.wait_text("[data-test=test-result]", "succeeded").await;
+        let got = receiver.wait_for("/acme", 1, Duration::from_secs(10));
+        // base64("acme-ops:portal-pa55")
+        assert_eq!(got[0].header("authorization"), "Basic YWNtZS1vcHM6cG9ydGFsLXBhNTU=");
+        assert_eq!(got[0].header("x-customer"), "acme");
+    });
+}
