@@ -51,6 +51,9 @@ struct Token {
     generation: u64,
     /// The credentials it was fetched with: changed credentials fetch anew.
     fetched_for: u64,
+    /// The version of the endpoint whose credentials fetched it (when it was last
+    /// changed): a request still holding older credentials uses it rather than replace it.
+    version: i64,
     /// When it was fetched.
     fetched_at: Instant,
     /// It was fetched because the receiver refused the one before.
@@ -84,18 +87,22 @@ pub struct IssuedToken {
 }
 
 impl TokenCache {
-    /// `endpoint`'s token: the one kept, or a new one fetched with `client` through `http`.
+    /// `endpoint`'s token: the one kept, or a new one fetched with `client` (the
+    /// credentials of the endpoint as of `version`, when it was last changed) through
+    /// `http`. A token fetched with newer credentials is used as it is.
     pub async fn token(
         &self,
         endpoint: EndpointId,
-        client: &ClientCredentials,
+        (client, version): (&ClientCredentials, i64),
         http: &HttpSender,
     ) -> Result<IssuedToken, TokenError> {
         let slot = self.slot(endpoint);
         let mut state = slot.lock().await;
         let fingerprint = fingerprint(client);
-        if let Some(token) =
-            state.token.as_ref().filter(|t| t.fetched_for == fingerprint && Instant::now() < t.refresh_at)
+        if let Some(token) = state
+            .token
+            .as_ref()
+            .filter(|t| (t.fetched_for == fingerprint || t.version > version) && Instant::now() < t.refresh_at)
         {
             return Ok(IssuedToken { value: token.value.clone(), generation: token.generation });
         }
@@ -109,6 +116,7 @@ impl TokenCache {
             refresh_at: now + lifetime - early,
             generation,
             fetched_for: fingerprint,
+            version,
             fetched_at: now,
             replaces_refused,
         });
@@ -212,7 +220,69 @@ fn lifetime(expires_in: Option<serde_json::Value>) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    /// A token endpoint on loopback that grants `tok-<n>` to every request; counts them.
+    async fn token_endpoint() -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&fetches);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut request = vec![0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let body = format!(r#"{{"access_token":"tok-{n}","token_type":"Bearer","expires_in":60}}"#);
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, fetches)
+    }
+
+    #[tokio::test]
+    async fn a_request_holding_older_credentials_uses_the_newer_token_instead_of_replacing_it() {
+        let (token_url, fetches) = token_endpoint().await;
+        let http = HttpSender::new(&crate::config::Config::default());
+        let client = |secret: &str| ClientCredentials {
+            token_url: token_url.clone(),
+            client_id: "stile".into(),
+            client_secret: secret.into(),
+            scope: None,
+            audience: None,
+        };
+        let (cache, endpoint) = (TokenCache::default(), EndpointId::new());
+        let new = cache.token(endpoint, (&client("new"), 2), &http).await.unwrap();
+        assert_eq!(new.value, "tok-1");
+        // A request that read the endpoint before its credentials changed.
+        let stale = cache.token(endpoint, (&client("old"), 1), &http).await.unwrap();
+        assert_eq!(
+            (stale.value.as_str(), fetches.load(Ordering::SeqCst)),
+            ("tok-1", 1),
+            "replaced by older credentials"
+        );
+        // Newer credentials than the token's: fetched anew.
+        let newer = cache.token(endpoint, (&client("newer"), 3), &http).await.unwrap();
+        assert_eq!((newer.value.as_str(), fetches.load(Ordering::SeqCst)), ("tok-2", 2));
+        // A refusal drops it once; the token fetched for it, refused too, is kept.
+        cache.rejected(endpoint, &newer).await;
+        let again = cache.token(endpoint, (&client("newer"), 3), &http).await.unwrap();
+        assert_eq!(again.value, "tok-3");
+        cache.rejected(endpoint, &again).await;
+        let kept = cache.token(endpoint, (&client("newer"), 3), &http).await.unwrap();
+        assert_eq!(
+            (kept.value.as_str(), fetches.load(Ordering::SeqCst)),
+            ("tok-3", 3),
+            "refetched after a second refusal"
+        );
+    }
 
     #[test]
     fn expires_in_is_read_as_a_number_or_a_string_of_one_and_bounded() {

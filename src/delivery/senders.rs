@@ -104,7 +104,8 @@ impl Senders {
         let mut refused: Option<(u64, Sent)> = None;
         loop {
             let started = std::time::Instant::now();
-            let token = match self.tokens.token(endpoint.id, &client, &self.http).await {
+            let version = endpoint.updated.unwrap_or(endpoint.created);
+            let token = match self.tokens.token(endpoint.id, (&client, version), &self.http).await {
                 Ok(token) => token,
                 Err(TokenError(why)) => {
                     let outcome = SendOutcome {
