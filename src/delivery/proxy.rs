@@ -9,8 +9,10 @@
 //!
 //! The CONNECT exchange is written here (a request line, a header or two, a status line
 //! back) so its failures can be told apart: the proxy refused the connection, asked for
-//! credentials (407), or could not reach the target (502): each is a [`ProxyFailed`], which
-//! the attempt records as the proxy's failure, not the endpoint's.
+//! credentials (407) or refused the target (4xx), or gave no answer: the proxy's own
+//! failure, which does not count against the endpoint; or it could not reach the target
+//! (a 5xx), which counts as the target's, as it would without a proxy. Each is a
+//! [`ProxyFailed`].
 
 use std::net::IpAddr;
 use std::time::Duration;
