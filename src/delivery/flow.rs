@@ -159,15 +159,16 @@ impl EndpointFlow {
         if now_ms >= recovery.from_ms { recovery.rate_at(now_ms) } else { Some(recovery.start) }
     }
 
-    /// What holds a start at `now_ms`, as [`Flow::start`] would find it, changing nothing.
-    fn hold(&self, now_ms: u64, cap: usize) -> Option<Held> {
+    /// What holds a start at `now_ms`, with `rate` in force then (its [`Self::rate_at`]),
+    /// as [`Flow::start`] would find it, changing nothing.
+    fn hold(&self, now_ms: u64, cap: usize, rate: Option<f64>) -> Option<Held> {
         if self.paused_until_ms > now_ms {
             return Some(Held::Paused(self.paused_until_ms));
         }
         if self.in_flight >= cap {
             return Some(Held::InFlight);
         }
-        let rate = self.rate_at(now_ms)?;
+        let rate = rate?;
         let interval_us = (1_000_000.0 / rate).ceil() as u64;
         let tolerance_us = if interval_us < 1_000 { RATE_TOLERANCE_US } else { 0 };
         (now_ms * 1000 + tolerance_us < self.next_start_us)
@@ -249,7 +250,7 @@ impl Flow {
         let default_in_flight = self.default_in_flight;
         let state = self.endpoints.entry(endpoint).or_default();
         let rate = state.rate(now_ms);
-        if let Some(held) = state.hold(now_ms, cap(state.limits, default_in_flight)) {
+        if let Some(held) = state.hold(now_ms, cap(state.limits, default_in_flight), rate) {
             if let Held::Rate(_) = held {
                 state.waiting_for_rate = true;
             }
@@ -334,7 +335,7 @@ impl Flow {
     pub fn state(&self, endpoint: EndpointId, now_ms: u64, waiting: usize) -> FlowState {
         let state = self.endpoints.get(&endpoint);
         let held = match state {
-            Some(state) => state.hold(now_ms, cap(state.limits, self.default_in_flight)),
+            Some(state) => state.hold(now_ms, cap(state.limits, self.default_in_flight), state.rate_at(now_ms)),
             None => None,
         };
         FlowState {

@@ -70,6 +70,18 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Dura
 }
 
 impl SendOutcome {
+    /// A request that got no answer, for `error`, after `duration_ms`.
+    pub fn failed(error: String, duration_ms: u64) -> Self {
+        SendOutcome {
+            status: None,
+            body_excerpt: None,
+            error: Some(error),
+            duration_ms,
+            retry_after: None,
+            proxy_failed: false,
+        }
+    }
+
     /// Whether the endpoint accepted the delivery (a 2xx in time).
     pub fn succeeded(&self) -> bool {
         self.error.is_none() && self.status.is_some_and(|s| (200..300).contains(&s))

@@ -86,14 +86,7 @@ impl Listeners {
     /// answer, which becomes the attempt's outcome. No connection, a connection that ends
     /// first, or no answer in time is a failed attempt, retried on the schedule.
     pub async fn forward(&self, endpoint: EndpointId, delivery: wire::Delivery, wait: Duration) -> SendOutcome {
-        let failed = |error: String| SendOutcome {
-            status: None,
-            body_excerpt: None,
-            error: Some(error),
-            duration_ms: 0,
-            retry_after: None,
-            proxy_failed: false,
-        };
+        let failed = |error: String| SendOutcome::failed(error, 0);
         let outbox = self.lock().get(&endpoint).map(|(_, outbox)| outbox.clone());
         let Some(outbox) = outbox else { return failed("no `stile listen` is connected for this endpoint".into()) };
         let (reply, answer) = oneshot::channel();

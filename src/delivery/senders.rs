@@ -108,15 +108,7 @@ impl Senders {
             let token = match self.tokens.token(endpoint.id, (&client, version), &self.http).await {
                 Ok(token) => token,
                 Err(TokenError(why)) => {
-                    let outcome = SendOutcome {
-                        status: None,
-                        body_excerpt: None,
-                        error: Some(why),
-                        duration_ms: started.elapsed().as_millis() as u64,
-                        retry_after: None,
-                        proxy_failed: false,
-                    };
-                    return (outcome, headers);
+                    return (SendOutcome::failed(why, started.elapsed().as_millis() as u64), headers);
                 }
             };
             let retrying = refused.is_some();
@@ -165,15 +157,8 @@ impl Senders {
             Ok(http) => (http.send(&endpoint.url, &headers, out.body).await, headers),
             Err(why) => {
                 tracing::error!(endpoint = %endpoint.id, error = %why, "an endpoint's client certificate cannot be used");
-                let outcome = SendOutcome {
-                    status: None,
-                    body_excerpt: None,
-                    error: Some(format!("not sent: the endpoint's client certificate cannot be used: {why}")),
-                    duration_ms: 0,
-                    retry_after: None,
-                    proxy_failed: false,
-                };
-                (outcome, Vec::new())
+                let error = format!("not sent: the endpoint's client certificate cannot be used: {why}");
+                (SendOutcome::failed(error, 0), Vec::new())
             }
         }
     }
@@ -183,12 +168,5 @@ impl Senders {
 /// authentication credential) does not open (the payload key is not the one it was
 /// sealed with, or the record is damaged): nothing was sent.
 fn not_sent(what: &str) -> SendOutcome {
-    SendOutcome {
-        status: None,
-        body_excerpt: None,
-        error: Some(format!("not sent: the endpoint's {what} could not be decrypted with the payload key")),
-        duration_ms: 0,
-        retry_after: None,
-        proxy_failed: false,
-    }
+    SendOutcome::failed(format!("not sent: the endpoint's {what} could not be decrypted with the payload key"), 0)
 }

@@ -169,6 +169,13 @@ pub fn open_either<'a>(new: &Sealer, old: &Sealer, row: &[u8], stored: &'a [u8])
     new.open(row, stored).or_else(|_| old.open(row, stored))
 }
 
+/// A stored text field sealed again under `new` during a rotation: opened with whichever of
+/// `new` and `old` sealed it (as it is, if in clear).
+pub fn reseal_text(old: &Sealer, new: &Sealer, row: &[u8], stored: String) -> Result<String, OpenError> {
+    let plain = open_text_with(row, stored, |row, sealed| Ok(open_either(new, old, row, sealed)?.into_owned()))?;
+    Ok(new.seal_text(row, &plain))
+}
+
 /// Reads the key in `path`, or creates one there (0600) when `create` allows it and the
 /// file does not exist. Returns the sealer and whether the key was created now.
 pub fn load_or_create_key(path: &Path, create: bool) -> Result<(Sealer, bool), KeyError> {

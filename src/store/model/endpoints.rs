@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::event_types::{WILDCARD, kayle_alias_of, kayle_name};
 use crate::ids::{AppId, EndpointId};
 use crate::mode::Mode;
-use crate::store::sealing::{OpenError, Sealer, TEXT_PREFIX, open_either, open_text_with};
+use crate::store::sealing::{OpenError, Sealer, TEXT_PREFIX, reseal_text};
 
 use super::apps::Owner;
 use super::receiver_auth::{ClientCertificate, ReceiverAuth};
@@ -67,10 +67,7 @@ impl SealedSecret {
     /// Sealed again under `new`, opened with whichever of `new` and `old` sealed it (or as
     /// it is, if in clear): a payload key rotation.
     pub(crate) fn resealed(&self, old: &Sealer, new: &Sealer, app: AppId, id: EndpointId) -> Result<Self, OpenError> {
-        let row = secret_row(app, id);
-        let plain =
-            open_text_with(&row, self.0.clone(), |row, sealed| Ok(open_either(new, old, row, sealed)?.into_owned()))?;
-        Ok(SealedSecret(new.seal_text(&row, &plain)))
+        Ok(SealedSecret(reseal_text(old, new, &secret_row(app, id), self.0.clone())?))
     }
 
     /// Whether it is sealed (false only for one an earlier release stored in clear).

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AppId, EndpointId};
-use crate::store::sealing::{OpenError, Sealer, TEXT_PREFIX, open_either};
+use crate::store::sealing::{OpenError, Sealer, TEXT_PREFIX, reseal_text};
 
 /// An endpoint's authentication as the API takes it, in clear: sealed
 /// ([`ReceiverAuthIn::seal`]) before it is stored.
@@ -367,11 +367,7 @@ impl SealedCredential {
         owner: (AppId, EndpointId),
     ) -> Result<Self, OpenError> {
         let (app, id) = owner;
-        let row = row(field, app, id);
-        let plain = crate::store::sealing::open_text_with(&row, self.0.clone(), |row, sealed| {
-            Ok(open_either(new, old, row, sealed)?.into_owned())
-        })?;
-        Ok(SealedCredential::seal(new, field, owner, &plain))
+        Ok(SealedCredential(reseal_text(old, new, &row(field, app, id), self.0.clone())?))
     }
 }
 

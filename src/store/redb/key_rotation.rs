@@ -17,7 +17,7 @@ use crate::ids::DeliveryId;
 use crate::store::model::attempts::response_row;
 use crate::store::model::sessions::idempotency_row;
 use crate::store::model::{EndpointRecord, IdempotencyRecord, RotateError, Rotated, StoreError};
-use crate::store::sealing::{self, KeyError, Sealer, open_either, open_text_with};
+use crate::store::sealing::{self, KeyError, Sealer, open_either};
 
 use super::attempt_record::{decode_attempt, encode_attempt};
 use super::names::Interner;
@@ -104,9 +104,7 @@ impl RedbStore {
                 let mut record = decode_attempt(*id, bytes, names.memory())?;
                 let Some(body) = record.response_body.take() else { continue };
                 let row = response_row(DeliveryId(*id));
-                let plain =
-                    open_text_with(&row, body, |row, sealed| Ok(open_either(new, old, row, sealed)?.into_owned()))?;
-                record.response_body = Some(new.seal_text(&row, &plain));
+                record.response_body = Some(sealing::reseal_text(old, new, &row, body)?);
                 attempts.insert(*id, encode_attempt(&record, &mut names)?.as_slice())?;
                 resealed += 1;
             }
@@ -160,9 +158,7 @@ impl RedbStore {
                     let mut record: IdempotencyRecord = decode("idempotency", bytes)?;
                     let row = idempotency_row(*app, key);
                     let body = std::mem::take(&mut record.body);
-                    let plain =
-                        open_text_with(&row, body, |row, sealed| Ok(open_either(new, old, row, sealed)?.into_owned()))?;
-                    record.body = new.seal_text(&row, &plain);
+                    record.body = sealing::reseal_text(old, new, &row, body)?;
                     records.insert((*app, key.as_str()), encode("idempotency", &record)?.as_slice())?;
                 }
                 Ok::<_, StoreError>((rows.len(), rows.last().map(|(app, key, _)| (*app, key.clone()))))

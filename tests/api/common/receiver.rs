@@ -139,29 +139,9 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver that answers 200 on every path until told otherwise.
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(State::default());
         let shared = web::Data::from(Arc::clone(&state));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server =
-                    HttpServer::new(move || App::new().app_data(shared.clone()).default_service(web::to(answer)))
-                        .workers(2)
-                        .disable_signals()
-                        .shutdown_timeout(1)
-                        .listen(listener)
-                        .unwrap()
-                        .run();
-                let handle = server.handle();
-                actix_web::rt::spawn(async move {
-                    let _ = stopped.await;
-                    handle.stop(false).await;
-                });
-                let _ = server.await;
-            });
-        });
+        let (base, stop, thread) = serve(move |app| _ = app.app_data(shared.clone()).default_service(web::to(answer)));
         Self { base, state, stop: Some(stop), thread: Some(thread) }
     }
 
@@ -238,4 +218,33 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
             HttpResponse::Ok().json(serde_json::json!({"received": true, "after_ms": d.as_millis() as u64}))
         }
     }
+}
+
+/// Serves the routes `routes` sets up with actix on an ephemeral loopback port, in a thread
+/// of its own, until the sender is used or dropped. Returns `http://127.0.0.1:PORT`, the
+/// sender and the thread (test servers: receivers, a token server).
+pub fn serve(
+    routes: impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+) -> (String, tokio::sync::oneshot::Sender<()>, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = HttpServer::new(move || App::new().configure(routes.clone()))
+                .workers(2)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .listen(listener)
+                .unwrap()
+                .run();
+            let handle = server.handle();
+            actix_web::rt::spawn(async move {
+                let _ = stopped.await;
+                handle.stop(false).await;
+            });
+            let _ = server.await;
+        });
+    });
+    (base, stop, thread)
 }

@@ -5,12 +5,11 @@
 //! revoked (else 401).
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 
 use super::receiver::Received;
@@ -45,8 +44,6 @@ pub struct TokenServer {
 impl TokenServer {
     /// Grants tokens living `lifetime` to the client `client_id` / `client_secret`.
     pub fn start(client_id: &str, client_secret: &str, lifetime: Duration) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(State {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
@@ -58,28 +55,11 @@ impl TokenServer {
             hooks: Mutex::new(Vec::new()),
         });
         let shared = web::Data::from(Arc::clone(&state));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(shared.clone())
-                        .route("/token", web::post().to(grant))
-                        .route("/hook", web::post().to(hook))
-                })
-                .workers(2)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .listen(listener)
-                .unwrap()
-                .run();
-                let handle = server.handle();
-                actix_web::rt::spawn(async move {
-                    let _ = stopped.await;
-                    handle.stop(false).await;
-                });
-                let _ = server.await;
-            });
+        let (base, stop, thread) = super::receiver::serve(move |app| {
+            _ = app
+                .app_data(shared.clone())
+                .route("/token", web::post().to(grant))
+                .route("/hook", web::post().to(hook));
         });
         Self { base, state, stop: Some(stop), thread: Some(thread) }
     }
