@@ -2,17 +2,19 @@
 //! event type and endpoint: what the dashboard's Deliveries page lists. No index holds an
 //! application's attempts in one order, and none is added to the path every attempt
 //! takes: a page is merged from each endpoint's own list (its attempts by id, and by
-//! status where a status is asked for), reading from each only as far as the page needs.
+//! status where a status is asked for), reading from each only as far as the page needs;
+//! a filter by a rare type reads that type's events' attempts instead.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use super::ServiceError;
 use super::deliveries::Deliveries;
 use super::endpoints::all_of;
 use crate::event_types::kayle_alias_of;
 use crate::ids::{DeliveryId, EndpointId};
+use crate::store::Store;
 use crate::store::model::pagination::finish_page;
-use crate::store::model::{AttemptRecord, AttemptStatus, Cursor, EventFilter, Owner, Page, PageRequest};
+use crate::store::model::{AttemptRecord, AttemptStatus, Cursor, Owner, Page, PageRequest};
 
 /// What a list of the application's deliveries keeps.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -36,6 +38,44 @@ impl DeliveryFilter {
     }
 }
 
+/// The most events a type may have for a list filtered by it to be answered from their
+/// attempts rather than by the merge. Reading them costs about as much as the merge reading
+/// as many attempts; with more, the type is common enough for the merge to fill a page
+/// soon (unless all its events are older than a great many others').
+const RARE_TYPE_EVENTS: usize = 10_000;
+
+/// The page of `attempts` (all of a type's) that `request` asks for: those to `endpoints`
+/// that `filter` keeps, in the order the merge would give.
+fn page_from(
+    attempts: Vec<AttemptRecord>,
+    endpoints: &[EndpointId],
+    request: PageRequest<DeliveryId>,
+    filter: &DeliveryFilter,
+) -> Page<AttemptRecord> {
+    let endpoints: HashSet<EndpointId> = endpoints.iter().copied().collect();
+    let mut kept: Vec<AttemptRecord> = attempts
+        .into_iter()
+        .filter(|a| {
+            endpoints.contains(&a.endpoint_id)
+                && filter.status.is_none_or(|status| status == a.status)
+                && filter.keeps(a)
+                && match request.cursor {
+                    Cursor::Start => true,
+                    Cursor::After(id) => a.id.as_u128() < id.as_u128(),
+                    Cursor::Before(id) => a.id.as_u128() > id.as_u128(),
+                }
+        })
+        .collect();
+    // In the direction of travel: newest first, or oldest first for `ending_before`.
+    if matches!(request.cursor, Cursor::Before(_)) {
+        kept.sort_unstable_by_key(|a| a.id.as_u128());
+    } else {
+        kept.sort_unstable_by_key(|a| std::cmp::Reverse(a.id.as_u128()));
+    }
+    kept.truncate(request.limit + 1);
+    finish_page(kept, request)
+}
+
 /// One endpoint's attempts as the merge reads them: a buffer in the direction of travel
 /// and where its next read starts.
 struct Stream {
@@ -50,69 +90,148 @@ impl Deliveries<'_> {
     /// newest first, those `filter` keeps. A cursor must name an attempt of `owner`'s
     /// (`UnknownCursor`); an endpoint filter must name an endpoint of `owner`'s
     /// (`Invalid`, on `endpoint`). A page reads at most the page's length plus one from
-    /// each endpoint, and again from an endpoint whose attempts the page takes; a type
-    /// filter reads on until the page is full or the attempts run out (a type the
-    /// application never had an event of is answered at once, from the events' index).
+    /// each endpoint, and again from an endpoint whose attempts the page takes. A type
+    /// with at most [`RARE_TYPE_EVENTS`] events is answered from those events' attempts;
+    /// a commoner type is merged like the rest, reading on until the page is full.
     pub async fn across_endpoints(
         &self,
         owner: Owner,
         request: PageRequest<DeliveryId>,
         filter: DeliveryFilter,
     ) -> Result<Page<AttemptRecord>, ServiceError> {
-        if let Cursor::After(id) | Cursor::Before(id) = request.cursor
-            && self.store.app_attempt(owner, id).await?.is_none()
-        {
-            return Err(ServiceError::UnknownCursor);
+        across_endpoints(self.store, owner, request, filter, RARE_TYPE_EVENTS).await
+    }
+}
+
+/// [`Deliveries::across_endpoints`], with a type of at most `rare_type_events` events
+/// answered from its events' attempts (tests choose the way, to compare the two).
+async fn across_endpoints(
+    store: &Store,
+    owner: Owner,
+    request: PageRequest<DeliveryId>,
+    filter: DeliveryFilter,
+    rare_type_events: usize,
+) -> Result<Page<AttemptRecord>, ServiceError> {
+    if let Cursor::After(id) | Cursor::Before(id) = request.cursor
+        && store.app_attempt(owner, id).await?.is_none()
+    {
+        return Err(ServiceError::UnknownCursor);
+    }
+    let endpoints: Vec<EndpointId> = match filter.endpoint {
+        Some(id) => match store.endpoint(owner, id).await? {
+            Some(endpoint) => vec![endpoint.id],
+            None => return Err(ServiceError::invalid("endpoint", "No such webhook endpoint in this mode.")),
+        },
+        None => all_of(store, owner).await?.into_iter().map(|e| e.id).collect(),
+    };
+    // A type with few events (none included) is answered from their attempts, read
+    // through the events' type index: the merge below would read every attempt of
+    // the other types to find them.
+    if let Some(wanted) = filter.event_type.as_deref() {
+        let event_type = kayle_alias_of(wanted).unwrap_or(wanted).to_string();
+        if let Some(attempts) = store.attempts_of_type(owner, event_type, rare_type_events).await? {
+            return Ok(page_from(attempts, &endpoints, request, &filter));
         }
-        // A type no event of the application has had has no attempts: answered from the
-        // events' type index, not by reading every attempt to find none.
-        if let Some(wanted) = filter.event_type.as_deref() {
-            let event_type = Some(kayle_alias_of(wanted).unwrap_or(wanted).to_string());
-            let any = PageRequest { limit: 1, cursor: Cursor::Start };
-            let events =
-                self.store.list_events(owner, any, EventFilter { event_type, ..EventFilter::default() }).await?;
-            if events.items.is_empty() {
-                return Ok(Page { items: Vec::new(), has_more: false });
+    }
+    let upwards = matches!(request.cursor, Cursor::Before(_));
+    let want = request.limit + 1;
+    let mut streams: Vec<Stream> = endpoints
+        .into_iter()
+        .map(|endpoint| Stream { endpoint, buffer: VecDeque::new(), cursor: request.cursor, done: false })
+        .collect();
+    let mut gathered = Vec::with_capacity(want);
+    while gathered.len() < want {
+        for stream in streams.iter_mut().filter(|s| s.buffer.is_empty() && !s.done) {
+            let read = PageRequest { limit: want, cursor: stream.cursor };
+            let page = store.endpoint_attempts_page(owner, stream.endpoint, read, filter.status).await?;
+            stream.done = !page.has_more;
+            let mut items = page.items;
+            // Pages are newest first; the merge reads in the direction of travel.
+            if upwards {
+                items.reverse();
             }
+            if let Some(last) = items.last() {
+                stream.cursor = if upwards { Cursor::Before(last.id) } else { Cursor::After(last.id) };
+            }
+            stream.buffer.extend(items);
         }
-        let endpoints: Vec<EndpointId> = match filter.endpoint {
-            Some(id) => match self.store.endpoint(owner, id).await? {
-                Some(endpoint) => vec![endpoint.id],
-                None => return Err(ServiceError::invalid("endpoint", "No such webhook endpoint in this mode.")),
-            },
-            None => all_of(self.store, owner).await?.into_iter().map(|e| e.id).collect(),
-        };
-        let upwards = matches!(request.cursor, Cursor::Before(_));
-        let want = request.limit + 1;
-        let mut streams: Vec<Stream> = endpoints
-            .into_iter()
-            .map(|endpoint| Stream { endpoint, buffer: VecDeque::new(), cursor: request.cursor, done: false })
-            .collect();
-        let mut gathered = Vec::with_capacity(want);
-        while gathered.len() < want {
-            for stream in streams.iter_mut().filter(|s| s.buffer.is_empty() && !s.done) {
-                let read = PageRequest { limit: want, cursor: stream.cursor };
-                let page = self.store.endpoint_attempts_page(owner, stream.endpoint, read, filter.status).await?;
-                stream.done = !page.has_more;
-                let mut items = page.items;
-                // Pages are newest first; the merge reads in the direction of travel.
-                if upwards {
-                    items.reverse();
-                }
-                if let Some(last) = items.last() {
-                    stream.cursor = if upwards { Cursor::Before(last.id) } else { Cursor::After(last.id) };
-                }
-                stream.buffer.extend(items);
-            }
-            let next = streams.iter_mut().filter(|s| !s.buffer.is_empty()).min_by_key(|s| {
-                let id = s.buffer[0].id.as_u128();
-                if upwards { id } else { u128::MAX - id }
-            });
-            let Some(attempt) = next.and_then(|stream| stream.buffer.pop_front()) else { break };
-            if filter.keeps(&attempt) {
-                gathered.push(attempt);
-            }
+        let next = streams.iter_mut().filter(|s| !s.buffer.is_empty()).min_by_key(|s| {
+            let id = s.buffer[0].id.as_u128();
+            if upwards { id } else { u128::MAX - id }
+        });
+        let Some(attempt) = next.and_then(|stream| stream.buffer.pop_front()) else { break };
+        if filter.keeps(&attempt) {
+            gathered.push(attempt);
         }
-        Ok(finish_page(gathered, request))
+    }
+    Ok(finish_page(gathered, request))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::mode::Mode;
+    use crate::store::conformance::{TWO_RETRIES, assert_walks, each_backend, hook, invoices, result};
+    use crate::store::model::events::test_event;
+
+    #[tokio::test]
+    async fn a_type_filter_pages_the_same_through_its_events_as_through_the_merge() {
+        each_backend(async |store| {
+            let owner = store.test_owner(Mode::Test).await;
+            hook(&store, owner, "*").await;
+            let paid = hook(&store, owner, "invoice.paid").await;
+            let now = 1_700_000_000_000;
+            let mut events = invoices(owner, 4, now);
+            events.extend((0..3).map(|i| test_event(owner, "order.made", json!({}), now + 10 + i)));
+            store.publish_and_record(Arc::from(events), Arc::from(&[][..]), now, TWO_RETRIES).await.unwrap();
+            // Every first attempt to `paid` fails: retrying attempts, and their retries
+            // pending, beside the successes.
+            let mut results = Vec::new();
+            for entry in store.due_entries(None, now + 100, 100, Vec::new()).await.unwrap() {
+                results.push(result(&store, entry.key, entry.endpoint != paid.id, now + 100).await);
+            }
+            store.publish_and_record(Arc::from(&[][..]), Arc::from(results), now + 100, TWO_RETRIES).await.unwrap();
+
+            let page = async |request, filter: &DeliveryFilter, rare_type_events| {
+                across_endpoints(&store, owner, request, filter.clone(), rare_type_events).await.unwrap()
+            };
+            let id = |a: &AttemptRecord| a.id;
+            let start = PageRequest { limit: 100, cursor: Cursor::Start };
+            let everything = page(start, &DeliveryFilter::default(), 0).await;
+            assert!(!everything.has_more);
+            let everything = everything.items;
+            assert_eq!(everything.len(), 4 * 2 + 4 + 3, "4 invoices to 2 endpoints and their 4 retries, 3 orders");
+            let oldest = everything.last().unwrap().id;
+            let kinds = [
+                (Some("invoice.paid"), None, None),
+                (Some("order.made"), None, None),
+                (Some("invoice.paid"), Some(AttemptStatus::Retrying), None),
+                (Some("invoice.paid"), Some(AttemptStatus::Pending), Some(paid.id)),
+                (Some("invoice.paid"), None, Some(paid.id)),
+                (Some("nothing.of.this.type"), None, None),
+            ];
+            for (event_type, status, endpoint) in kinds {
+                let filter = DeliveryFilter { event_type: event_type.map(str::to_string), status, endpoint };
+                let expected: Vec<DeliveryId> = everything
+                    .iter()
+                    .filter(|a| {
+                        event_type.is_none_or(|t| a.event_type == t)
+                            && status.is_none_or(|s| a.status == s)
+                            && endpoint.is_none_or(|e| a.endpoint_id == e)
+                    })
+                    .map(id)
+                    .collect();
+                assert_eq!(expected.is_empty(), event_type == Some("nothing.of.this.type"), "{filter:?}");
+                let merged = async |r| page(r, &filter, 0).await;
+                assert_walks(&format!("{filter:?} merged"), &expected, oldest, merged, id).await;
+                let through_events = async |r| page(r, &filter, usize::MAX).await;
+                assert_walks(&format!("{filter:?} through its events"), &expected, oldest, through_events, id).await;
+            }
+        })
+        .await;
     }
 }

@@ -204,6 +204,11 @@ backend! {
         fn attempt(&self, owner: Owner, endpoint: EndpointId, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError>;
         /// One attempt of the application, whichever its endpoint.
         fn app_attempt(&self, owner: Owner, id: DeliveryId) -> Result<Option<AttemptRecord>, StoreError>;
+        /// Every attempt of `owner`'s events of `event_type`, when it has at most
+        /// `max_events` of them; `None` when it has more. A list filtered by a type that
+        /// is rare among the application's attempts is answered from these, not by reading
+        /// every attempt of the other types on the way.
+        fn attempts_of_type(&self, owner: Owner, event_type: String, max_events: usize) -> Result<Option<Vec<AttemptRecord>>, StoreError>;
         /// An event's attempts, up to `limit`, and whether there are more.
         fn event_attempts(&self, owner: Owner, event: EventId, limit: usize) -> Result<(Vec<AttemptRecord>, bool), StoreError>;
         /// Overwrites (or removes) an attempt's stored bytes, for unit tests of bad records.

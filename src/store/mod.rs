@@ -17,7 +17,7 @@
 mod backend;
 pub mod blocking;
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 pub mod file_modes;
 pub mod model;
 pub mod postgres;

@@ -290,3 +290,41 @@ async fn an_attempt_is_left_retrying_when_a_resend_makes_its_successor_ambiguous
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_types_attempts_are_read_through_its_events_unless_it_has_too_many() {
+    each_backend(async |store| {
+        let owner = store.test_owner(Mode::Test).await;
+        let other = super::another_app(&store, Mode::Test).await;
+        let every = hook(&store, owner, "*").await;
+        let paid_only = hook(&store, owner, "invoice.paid").await;
+        hook(&store, other, "*").await;
+        let now = 1_700_000_000_000;
+        let mut events = invoices(owner, 3, now);
+        events.push(test_event(owner, "order.made", serde_json::json!({}), now + 5));
+        events.extend(invoices(other, 2, now + 6));
+        store.publish_and_record(Arc::from(events), Arc::from(&[][..]), now, TWO_RETRIES).await.unwrap();
+        // One first attempt of an invoice fails: its retry is the type's too.
+        let due = store.due_entries(None, now + 10, 10, Vec::new()).await.unwrap();
+        let failing = due.iter().find(|e| e.endpoint == paid_only.id).expect("an invoice's attempt is due");
+        let failed = [result(&store, failing.key, false, now + 10).await];
+        store.publish_and_record(Arc::from(&[][..]), Arc::from(&failed[..]), now + 10, TWO_RETRIES).await.unwrap();
+
+        let of_type = async |event_type: &str, max: usize| {
+            let found = store.attempts_of_type(owner, event_type.to_string(), max).await.unwrap();
+            found.map(|attempts| {
+                let mut seen: Vec<_> = attempts.iter().map(|a| (a.event_type.clone(), a.endpoint_id, a.app)).collect();
+                seen.sort();
+                (attempts.len(), seen)
+            })
+        };
+        let (count, seen) = of_type("invoice.paid", 3).await.expect("3 events are not more than 3");
+        assert_eq!(count, 3 * 2 + 1, "3 events to 2 endpoints, and the retry: {seen:?}");
+        assert!(seen.iter().all(|(t, _, app)| t == "invoice.paid" && *app == owner.app), "{seen:?}");
+        let (count, seen) = of_type("order.made", 3).await.unwrap();
+        assert_eq!((count, seen[0].1), (1, every.id), "the one endpoint subscribed to it");
+        assert_eq!(of_type("invoice.paid", 2).await, None, "3 events are more than 2");
+        assert_eq!(of_type("nothing.of.this.type", 0).await, Some((0, vec![])));
+    })
+    .await;
+}

@@ -2,7 +2,8 @@
 //! redb file and on a new database of the throwaway Postgres cluster (skipped, loudly,
 //! where PostgreSQL is not installed; failed under `CI=true`). One file per concern, named
 //! as the backends' files are; what only one backend has (file layouts, several processes
-//! on one database) is tested beside that backend.
+//! on one database) is tested beside that backend. The service's tests of rules above
+//! the store use the same harness.
 
 mod api_keys;
 mod app_deletion;
@@ -38,7 +39,7 @@ use super::{QueueWrites, Store};
 
 /// A store of one backend, as the engine holds it (with its queue writes), on data of its
 /// own.
-pub(super) struct Backend {
+pub(crate) struct Backend {
     /// `redb` or `postgres`.
     pub name: &'static str,
     store: QueueWrites,
@@ -104,7 +105,7 @@ pub(super) async fn backends() -> Vec<Backend> {
 
 /// Runs `test` on a new store of each backend; a failure says which backend it was on
 /// (after every backend has run, so a difference shows whole).
-async fn each_backend(test: impl AsyncFn(Backend)) {
+pub(crate) async fn each_backend(test: impl AsyncFn(Backend)) {
     let mut failed = Vec::new();
     for backend in backends().await {
         let name = backend.name;
@@ -122,14 +123,14 @@ async fn each_backend(test: impl AsyncFn(Backend)) {
 /// in a row (never if `None`); undelivered payloads kept `undelivered_hours` unless the
 /// endpoint says otherwise.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct TestPolicy {
+pub(crate) struct TestPolicy {
     pub retries: u32,
     pub disable_at: Option<u32>,
     pub undelivered_hours: u32,
 }
 
 /// Two retries, never disabling, undelivered payloads kept an hour.
-pub(super) const TWO_RETRIES: TestPolicy = TestPolicy { retries: 2, disable_at: None, undelivered_hours: 1 };
+pub(crate) const TWO_RETRIES: TestPolicy = TestPolicy { retries: 2, disable_at: None, undelivered_hours: 1 };
 
 /// No retries: a failure is for good.
 pub(super) const NO_RETRIES: TestPolicy = TestPolicy { retries: 0, disable_at: None, undelivered_hours: 0 };
@@ -175,19 +176,19 @@ fn app(mode: Mode, uid: Option<&str>) -> AppRecord {
 }
 
 /// An endpoint of `owner` subscribed to `event_type`, stored.
-async fn hook(store: &QueueWrites, owner: Owner, event_type: &str) -> EndpointRecord {
+pub(crate) async fn hook(store: &QueueWrites, owner: Owner, event_type: &str) -> EndpointRecord {
     let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", event_type);
     store.insert_endpoint(endpoint.clone()).await.unwrap();
     endpoint
 }
 
 /// `n` events of `owner` of type `invoice.paid`, a millisecond apart from `at_ms`.
-pub(super) fn invoices(owner: Owner, n: u64, at_ms: u64) -> Vec<NewEvent> {
+pub(crate) fn invoices(owner: Owner, n: u64, at_ms: u64) -> Vec<NewEvent> {
     (0..n).map(|i| test_event(owner, "invoice.paid", serde_json::json!({ "n": i }), at_ms + i)).collect()
 }
 
 /// The result of the attempt `key` names, made at `at_ms` (its endpoint looked up).
-async fn result(store: &QueueWrites, key: QueueKey, succeeded: bool, at_ms: u64) -> AttemptResult {
+pub(crate) async fn result(store: &QueueWrites, key: QueueKey, succeeded: bool, at_ms: u64) -> AttemptResult {
     let job = store.jobs(vec![key.attempt()]).await.unwrap().pop().flatten().expect("a pending attempt");
     AttemptResult::for_test(key, job.attempt.endpoint_id, succeeded, at_ms)
 }
@@ -228,7 +229,7 @@ async fn walk<Id: Copy, T>(
 
 /// Every page of a list, both ways, against `expected` (newest first): forwards from the
 /// start, and backwards from `oldest`, the oldest item of the unfiltered list.
-async fn assert_walks<Id: Copy + PartialEq + std::fmt::Debug, T>(
+pub(crate) async fn assert_walks<Id: Copy + PartialEq + std::fmt::Debug, T>(
     what: &str,
     expected: &[Id],
     oldest: Id,

@@ -588,6 +588,30 @@ impl Attempts for PgStore {
         row.map(|row| attempt_of(&row)?.opened(&self.sealer)).transpose()
     }
 
+    async fn attempts_of_type(
+        &self,
+        owner: Owner,
+        event_type: String,
+        max_events: usize,
+    ) -> Result<Option<Vec<AttemptRecord>>, StoreError> {
+        let client = self.client().await?;
+        let app = uuid(owner.app.as_u128());
+        // Counted in the database, to one beyond the bound: a common type costs an index
+        // scan, not its ids sent over.
+        let bound = max_events as i64 + 1;
+        let count = "SELECT count(*) FROM (SELECT 1 FROM events WHERE app = $1 AND event_type = $2 LIMIT $3) AS typed";
+        let count: i64 = client.q_one(count, &[&app, &event_type, &bound]).await?.get(0);
+        if count > max_events as i64 {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts \
+             WHERE app = $1 AND event IN (SELECT id FROM events WHERE app = $1 AND event_type = $2)"
+        );
+        let rows = client.q(&sql, &[&app, &event_type]).await?;
+        rows.iter().map(|row| attempt_of(row)?.opened(&self.sealer)).collect::<Result<_, _>>().map(Some)
+    }
+
     async fn event_attempts(
         &self,
         owner: Owner,

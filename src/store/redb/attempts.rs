@@ -25,6 +25,7 @@ use crate::store::rules::record::{RecordingTx, record_results};
 use crate::store::sealing::Sealer;
 
 use super::attempt_record::{attempt_in, encode_attempt, outcome_in};
+use super::events::index_hash;
 use super::names::{Interner, Names};
 use super::queue::QueueTables;
 use super::{RedbStore, endpoints, health, tables};
@@ -436,6 +437,41 @@ impl Attempts for RedbStore {
                 .filter(|r| r.app == owner.app && r.endpoint_id == endpoint)
                 .map(|r| r.opened(&self.sealer))
                 .transpose()
+        })
+    }
+
+    async fn attempts_of_type(
+        &self,
+        owner: Owner,
+        event_type: String,
+        max_events: usize,
+    ) -> Result<Option<Vec<AttemptRecord>>, StoreError> {
+        self.read(|tx| {
+            let by_type = tx.open_table(tables::EVENTS_BY_TYPE)?;
+            let (app, hash) = (owner.app.as_u128(), index_hash(&event_type));
+            let mut events = Vec::new();
+            // Ids only: a type sharing the hash adds events whose attempts the caller's
+            // check of each attempt's type leaves out.
+            for entry in by_type.range((app, hash, 0)..=(app, hash, u128::MAX))? {
+                events.push(entry?.0.value().2);
+                if events.len() > max_events {
+                    return Ok(None);
+                }
+            }
+            let index = tx.open_table(tables::EVENT_ATTEMPTS)?;
+            let attempts = tx.open_table(tables::ATTEMPTS)?;
+            let mut out = Vec::new();
+            for event in events {
+                for entry in index.range((event, 0)..=(event, u128::MAX))? {
+                    let Some(record) = attempt_in(&attempts, entry?.0.value().1, &self.names)? else {
+                        continue;
+                    };
+                    if record.app == owner.app {
+                        out.push(record.opened(&self.sealer)?);
+                    }
+                }
+            }
+            Ok(Some(out))
         })
     }
 
