@@ -15,6 +15,7 @@ use crate::store::model::{
     AttemptRecord, AttemptStatus, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page,
     PageRequest, Published, Resent, Scheduled, StoreError, StoredEvent,
 };
+use crate::store::rules::publish::{PublishTx, publish};
 use crate::store::rules::resend::{ResendTx, resend};
 use crate::store::sealing::Sealer;
 
@@ -40,8 +41,8 @@ pub(super) fn event_of(sealer: &Sealer, row: &Row) -> Result<StoredEvent, StoreE
     Ok(StoredEvent { meta, body, pending_webhooks: row.get::<_, i32>(7).max(0) as u32 })
 }
 
-/// Stores events (sealed) and schedules their first attempts; returns what each did
-/// and the attempts queued.
+/// Stores events (sealed) and schedules their first attempts ([`rules::publish`]);
+/// returns what each did and the attempts queued.
 pub(super) async fn publish_in(
     client: &impl GenericClient,
     sealer: &Sealer,
@@ -49,32 +50,44 @@ pub(super) async fn publish_in(
     now_ms: u64,
     writes: &mut Writes,
 ) -> Result<(Vec<Published>, Scheduled), StoreError> {
-    if events.is_empty() {
-        return Ok((Vec::new(), Scheduled::default()));
+    publish(&mut Publishing { client, sealer, writes }, events, now_ms).await
+}
+
+/// Publishing inside one transaction: the attempts go to its write buffer, the events
+/// are inserted at once.
+struct Publishing<'a, C> {
+    client: &'a C,
+    sealer: &'a Sealer,
+    writes: &'a mut Writes,
+}
+
+impl<C: GenericClient> PublishTx for Publishing<'_, C> {
+    async fn subscribed<'a>(
+        &mut self,
+        app: AppId,
+        event_type: &'a str,
+    ) -> Result<Vec<(EndpointRecord, &'a str)>, StoreError> {
+        matching_in(self.client, app, event_type, Lock::Read).await
     }
-    let mut targets: HashMap<(AppId, &str), Vec<(EndpointRecord, &str)>> = HashMap::new();
-    for event in events {
-        let key = (event.meta.app, event.meta.event_type.as_str());
-        if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(key) {
-            slot.insert(matching_in(client, key.0, key.1, Lock::Read).await?);
-        }
+
+    fn schedule(
+        &mut self,
+        endpoint: &EndpointRecord,
+        event: EventId,
+        delivered_as: &str,
+        now_ms: u64,
+        scheduled: &mut Scheduled,
+    ) -> Result<(), StoreError> {
+        self.writes.schedule(endpoint, event, delivered_as, 1, now_ms, scheduled);
+        Ok(())
     }
-    let mut scheduled = Scheduled::default();
-    let mut published = Vec::with_capacity(events.len());
-    let mut pending = Vec::with_capacity(events.len());
-    for event in events {
-        let meta = &event.meta;
-        let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
-        for (endpoint, delivered_as) in endpoints {
-            writes.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled);
-        }
-        pending.push(endpoints.len() as i32);
-        published.push(Published { deliveries: endpoints.len() as u32 });
+
+    /// Each event is written once, with its count of pending deliveries (an update after
+    /// the insert would write every event twice, with all its index entries).
+    async fn store_events(&mut self, events: &[NewEvent], pending: &[u32]) -> Result<(), StoreError> {
+        let pending: Vec<i32> = pending.iter().map(|&n| n as i32).collect();
+        insert_events(self.client, self.sealer, events, &pending).await
     }
-    // Each event is written once, with its count of pending deliveries (an update after
-    // the insert would write every event twice, with all its index entries).
-    insert_events(client, sealer, events, &pending).await?;
-    Ok((published, scheduled))
 }
 
 /// Inserts events with their sealed payloads and their counts of pending deliveries

@@ -1,7 +1,6 @@
 //! Stored events: publishing with fan-out in one transaction, reading, listing, resending.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -15,6 +14,7 @@ use crate::store::model::{
     AttemptRecord, AttemptStatus, Cursor, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page,
     PageRequest, Published, Resent, Scheduled, StoreError, StoredEvent,
 };
+use crate::store::rules::publish::{PublishTx, publish};
 use crate::store::rules::resend::{ResendTx, resend};
 use crate::store::rules::settle;
 use crate::store::sealing::Sealer;
@@ -103,8 +103,8 @@ pub(super) fn meta_in(
     events.get((app, id))?.map(|bytes| decode_meta((app, id), bytes.value(), names)).transpose()
 }
 
-/// Stores events and schedules their deliveries inside `tx`; returns what each did and
-/// the first attempts queued.
+/// Stores events and schedules their deliveries inside `tx` ([`rules::publish`]);
+/// returns what each did and the first attempts queued.
 pub(super) fn publish_in(
     tx: &WriteTransaction,
     sealer: &Sealer,
@@ -112,32 +112,70 @@ pub(super) fn publish_in(
     events: &[NewEvent],
     now_ms: u64,
 ) -> Result<(Vec<Published>, Scheduled), StoreError> {
-    // Tables are opened once per batch, and each event type's subscribers read once.
-    let mut targets: HashMap<(AppId, &str), Vec<(EndpointRecord, &str)>> = HashMap::new();
-    for event in events {
-        let key = (event.meta.app, event.meta.event_type.as_str());
-        if let Entry::Vacant(slot) = targets.entry(key) {
-            slot.insert(endpoints::matching_in(tx, key.0, key.1)?);
+    settle(publish(&mut Publishing { tx, sealer, names, writes: None }, events, now_ms))
+}
+
+/// Publishing inside one write transaction; the tables it writes are opened at its first
+/// write, once the subscriptions are read.
+struct Publishing<'t, 'n> {
+    tx: &'t WriteTransaction,
+    sealer: &'n Sealer,
+    names: &'n Names,
+    writes: Option<EventWrites<'t, 'n>>,
+}
+
+/// The tables a publish writes.
+struct EventWrites<'t, 'n> {
+    metas: Table<'t, (u128, u128), &'static [u8]>,
+    bodies: Table<'t, u128, &'static [u8]>,
+    indexes: EventIndexes<'t>,
+    deliveries: DeliveryTables<'t, 'n>,
+}
+
+impl<'t, 'n> Publishing<'t, 'n> {
+    fn writes(&mut self) -> Result<&mut EventWrites<'t, 'n>, StoreError> {
+        if self.writes.is_none() {
+            self.writes = Some(EventWrites {
+                metas: self.tx.open_table(tables::EVENTS)?,
+                bodies: self.tx.open_table(tables::EVENT_BODIES)?,
+                indexes: EventIndexes::open(self.tx)?,
+                deliveries: DeliveryTables::open(self.tx, self.names)?,
+            });
         }
+        Ok(self.writes.as_mut().expect("opened above"))
     }
-    let mut metas = tx.open_table(tables::EVENTS)?;
-    let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
-    let mut indexes = EventIndexes::open(tx)?;
-    let mut t = DeliveryTables::open(tx, names)?;
-    let mut scheduled = Scheduled::default();
-    let mut published = Vec::with_capacity(events.len());
-    for event in events {
-        let meta = &event.meta;
-        put_event(&mut metas, &mut bodies, sealer, &mut t.names, event)?;
-        indexes.insert(meta)?;
-        let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
-        for (endpoint, delivered_as) in endpoints {
-            t.schedule(endpoint, meta.id, delivered_as, 1, now_ms, &mut scheduled)?;
+}
+
+impl PublishTx for Publishing<'_, '_> {
+    async fn subscribed<'a>(
+        &mut self,
+        app: AppId,
+        event_type: &'a str,
+    ) -> Result<Vec<(EndpointRecord, &'a str)>, StoreError> {
+        endpoints::matching_in(self.tx, app, event_type)
+    }
+
+    fn schedule(
+        &mut self,
+        endpoint: &EndpointRecord,
+        event: EventId,
+        delivered_as: &str,
+        now_ms: u64,
+        scheduled: &mut Scheduled,
+    ) -> Result<(), StoreError> {
+        self.writes()?.deliveries.schedule(endpoint, event, delivered_as, 1, now_ms, scheduled)
+    }
+
+    async fn store_events(&mut self, events: &[NewEvent], pending: &[u32]) -> Result<(), StoreError> {
+        let sealer = self.sealer;
+        let w = self.writes()?;
+        for (event, &n) in events.iter().zip(pending) {
+            put_event(&mut w.metas, &mut w.bodies, sealer, &mut w.deliveries.names, event)?;
+            w.indexes.insert(&event.meta)?;
+            w.deliveries.add_pending(event.meta.id, n)?;
         }
-        t.add_pending(meta.id, endpoints.len() as u32)?;
-        published.push(Published { deliveries: endpoints.len() as u32 });
+        Ok(())
     }
-    Ok((published, scheduled))
 }
 
 /// The 64 bits an event index files a type or a `data.id` under: the first 8 bytes of its

@@ -1,5 +1,5 @@
-//! The store's decisions, each written once over primitives both backends implement: what
-//! recording an attempt's result does ([`record`]), what enabling an endpoint again
+//! The store's decisions, each written once over primitives both backends implement: which
+//! endpoints a published event goes to ([`publish`]), what recording an attempt's result does ([`record`]), what enabling an endpoint again
 //! resumes ([`resume`]), what expiring a verification session publishes ([`expire`]),
 //! what ending an endpoint's deliveries files ([`cancel`]), what retrying an attempt now
 //! moves ([`retry`]), what resending an event queues ([`resend`]),
@@ -14,6 +14,7 @@
 pub mod cancel;
 pub mod expire;
 pub mod park;
+pub mod publish;
 pub mod record;
 pub mod resend;
 pub mod resume;

@@ -1,0 +1,64 @@
+//! Publishing events: each stored with its count of pending deliveries, and a first
+//! attempt, due now, queued to every enabled endpoint of its application subscribed to
+//! its type, under the name that endpoint receives it by.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use crate::ids::{AppId, EventId};
+use crate::store::model::{EndpointRecord, NewEvent, Published, Scheduled, StoreError};
+
+/// What publishing needs of a backend, inside one write transaction. The rule reads every
+/// subscription it needs before its first write.
+pub(crate) trait PublishTx {
+    /// The application's enabled endpoints subscribed to `event_type`, each with the name
+    /// it receives the event under.
+    async fn subscribed<'a>(
+        &mut self,
+        app: AppId,
+        event_type: &'a str,
+    ) -> Result<Vec<(EndpointRecord, &'a str)>, StoreError>;
+
+    /// Queues attempt 1 of `event` to `endpoint`, under `delivered_as`, due at `now_ms`.
+    fn schedule(
+        &mut self,
+        endpoint: &EndpointRecord,
+        event: EventId,
+        delivered_as: &str,
+        now_ms: u64,
+        scheduled: &mut Scheduled,
+    ) -> Result<(), StoreError>;
+
+    /// Stores `events`, each with its count of pending deliveries (`pending`, in order).
+    async fn store_events(&mut self, events: &[NewEvent], pending: &[u32]) -> Result<(), StoreError>;
+}
+
+/// Publishes `events` at `now_ms`: what each did, and the first attempts queued. Each
+/// event type's subscribers are read once per application.
+pub(crate) async fn publish(
+    tx: &mut impl PublishTx,
+    events: &[NewEvent],
+    now_ms: u64,
+) -> Result<(Vec<Published>, Scheduled), StoreError> {
+    let mut targets: HashMap<(AppId, &str), Vec<(EndpointRecord, &str)>> = HashMap::new();
+    for event in events {
+        let key = (event.meta.app, event.meta.event_type.as_str());
+        if let Entry::Vacant(slot) = targets.entry(key) {
+            slot.insert(tx.subscribed(key.0, key.1).await?);
+        }
+    }
+    let mut scheduled = Scheduled::default();
+    let mut pending = Vec::with_capacity(events.len());
+    for event in events {
+        let meta = &event.meta;
+        let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
+        for (endpoint, delivered_as) in endpoints {
+            tx.schedule(endpoint, meta.id, delivered_as, now_ms, &mut scheduled)?;
+        }
+        pending.push(endpoints.len() as u32);
+    }
+    if !events.is_empty() {
+        tx.store_events(events, &pending).await?;
+    }
+    Ok((pending.into_iter().map(|deliveries| Published { deliveries }).collect(), scheduled))
+}
