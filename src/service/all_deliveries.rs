@@ -83,14 +83,21 @@ struct Stream {
     buffer: VecDeque<AttemptRecord>,
     cursor: Cursor<DeliveryId>,
     done: bool,
+    /// How many attempts its next read asks for: doubled after each read, up to
+    /// [`LONGEST_READ`], so a type filter that keeps few of them costs few reads.
+    read: usize,
 }
+
+/// The most attempts the merge asks one endpoint for at a time.
+const LONGEST_READ: usize = 1_000;
 
 impl Deliveries<'_> {
     /// A page of `owner`'s attempts to all its endpoints (or to `filter.endpoint`),
     /// newest first, those `filter` keeps. A cursor must name an attempt of `owner`'s
     /// (`UnknownCursor`); an endpoint filter must name an endpoint of `owner`'s
-    /// (`Invalid`, on `endpoint`). A page reads at most the page's length plus one from
-    /// each endpoint, and again from an endpoint whose attempts the page takes. A type
+    /// (`Invalid`, on `endpoint`). A page reads the page's length plus one from each
+    /// endpoint, and again, twice as many each time, from an endpoint whose attempts
+    /// the page takes or the type filter leaves out. A type
     /// with at most [`RARE_TYPE_EVENTS`] events is answered from those events' attempts;
     /// a commoner type is merged like the rest, reading on until the page is full.
     pub async fn across_endpoints(
@@ -137,12 +144,13 @@ async fn across_endpoints(
     let want = request.limit + 1;
     let mut streams: Vec<Stream> = endpoints
         .into_iter()
-        .map(|endpoint| Stream { endpoint, buffer: VecDeque::new(), cursor: request.cursor, done: false })
+        .map(|endpoint| Stream { endpoint, buffer: VecDeque::new(), cursor: request.cursor, done: false, read: want })
         .collect();
     let mut gathered = Vec::with_capacity(want);
     while gathered.len() < want {
         for stream in streams.iter_mut().filter(|s| s.buffer.is_empty() && !s.done) {
-            let read = PageRequest { limit: want, cursor: stream.cursor };
+            let read = PageRequest { limit: stream.read, cursor: stream.cursor };
+            stream.read = (stream.read * 2).min(LONGEST_READ).max(want);
             let page = store.endpoint_attempts_page(owner, stream.endpoint, read, filter.status).await?;
             stream.done = !page.has_more;
             let mut items = page.items;
