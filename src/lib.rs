@@ -30,6 +30,7 @@ pub mod store;
 pub mod table;
 pub mod target_policy;
 pub mod tls;
+pub mod trace;
 pub mod trigger;
 pub mod wakeup;
 pub mod webhook;

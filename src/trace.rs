@@ -1,0 +1,257 @@
+//! W3C trace context: the trace an event is published in, kept with it, and the
+//! `traceparent` each of its attempts carries (the same trace id, a span id of its own).
+//!
+//! The headers are read with OpenTelemetry's `TraceContextPropagator` and the ids made by
+//! its random generator; what this module adds is what stile keeps of them (a compact
+//! [`EventTrace`] stored with the event) and the rule: a valid `traceparent` on a publish
+//! makes the publish a child of the caller's span; an invalid or missing one starts a new
+//! trace (a bad header never fails a publish), and then any `tracestate` is dropped.
+
+use std::str::FromStr;
+
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
+
+/// The request header that carries the trace and the caller's span.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// The request header that carries the vendors' own trace state.
+pub const TRACESTATE: &str = "tracestate";
+
+/// The most bytes of `tracestate` kept with an event: the W3C minimum a vendor must
+/// propagate. A longer one loses whole entries from its end.
+const MAX_TRACESTATE: usize = 512;
+
+/// The trace an event belongs to, as stored with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTrace {
+    /// The W3C trace id: the caller's, or new.
+    pub trace_id: [u8; 16],
+    /// The span that published the event, the parent of each attempt's span.
+    pub span_id: [u8; 8],
+    /// Whether the caller sampled the trace (a trace stile starts is sampled).
+    pub sampled: bool,
+    /// The caller's `tracestate` (validated, at most [`MAX_TRACESTATE`] bytes), or empty.
+    pub state: String,
+}
+
+/// A publish request's trace: the event's, and the caller's span it is a child of (none
+/// when stile started the trace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishSpan {
+    /// What the event keeps.
+    pub trace: EventTrace,
+    /// The caller's span, from a valid `traceparent`.
+    pub parent: Option<[u8; 8]>,
+}
+
+/// The two headers of a request, for the propagator.
+struct Headers<'a> {
+    traceparent: Option<&'a str>,
+    tracestate: Option<&'a str>,
+}
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            TRACEPARENT => self.traceparent,
+            TRACESTATE => self.tracestate,
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec![TRACEPARENT, TRACESTATE]
+    }
+}
+
+impl PublishSpan {
+    /// The trace of a publish request with these headers (`tracestate` as its fields
+    /// joined with commas).
+    pub fn of_request(traceparent: Option<&str>, tracestate: Option<&str>) -> PublishSpan {
+        let ids = RandomIdGenerator::default();
+        let context = TraceContextPropagator::new().extract(&Headers { traceparent, tracestate });
+        let caller = context.span().span_context().clone();
+        if caller.is_valid() && traceparent.is_some_and(|header| well_formed(header.trim())) {
+            let state = kept_state(caller.trace_state());
+            let trace = EventTrace {
+                trace_id: caller.trace_id().to_bytes(),
+                span_id: ids.new_span_id().to_bytes(),
+                sampled: caller.is_sampled(),
+                state,
+            };
+            return PublishSpan { trace, parent: Some(caller.span_id().to_bytes()) };
+        }
+        let trace = EventTrace {
+            trace_id: ids.new_trace_id().to_bytes(),
+            span_id: ids.new_span_id().to_bytes(),
+            sampled: true,
+            state: String::new(),
+        };
+        PublishSpan { trace, parent: None }
+    }
+}
+
+/// Whether `header` has W3C's shape, which the propagator checks only in part (it reads
+/// "abc" as an id, and "1" as flags): lowercase hex fields of 2, 32, 16 and 2 digits,
+/// exactly that for version 00, and more only after a dash for a later version.
+fn well_formed(header: &str) -> bool {
+    let bytes = header.as_bytes();
+    let length = bytes.len() == 55 || (bytes.len() > 55 && bytes[55] == b'-' && !header.starts_with("00"));
+    length
+        && bytes[..55].iter().enumerate().all(|(i, &b)| match i {
+            2 | 35 | 52 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
+/// What is kept of a caller's valid `tracestate`: its header form, whole entries from its
+/// end dropped until it fits [`MAX_TRACESTATE`].
+fn kept_state(state: &TraceState) -> String {
+    let mut header = state.header();
+    while header.len() > MAX_TRACESTATE {
+        match header.rfind(',') {
+            Some(cut) => header.truncate(cut),
+            None => header.clear(),
+        }
+    }
+    header
+}
+
+impl EventTrace {
+    /// The trace of an event stile publishes itself (a test ping, an operational event,
+    /// an expiring session): a new one.
+    pub fn new_root() -> EventTrace {
+        PublishSpan::of_request(None, None).trace
+    }
+
+    /// A new span of this trace, for one attempt: its id, and the `traceparent` and
+    /// (if any) `tracestate` its request carries.
+    pub fn attempt_headers(&self) -> ([u8; 8], String, Option<&str>) {
+        let span = RandomIdGenerator::default().new_span_id();
+        let flags = if self.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+        let traceparent = format!("00-{}-{}-{:02x}", TraceId::from_bytes(self.trace_id), span, flags.to_u8());
+        (span.to_bytes(), traceparent, (!self.state.is_empty()).then_some(self.state.as_str()))
+    }
+
+    /// The trace id as logs and the OTLP export write it (32 lowercase hex digits).
+    pub fn trace_id_hex(&self) -> String {
+        TraceId::from_bytes(self.trace_id).to_string()
+    }
+
+    /// The stored form: trace id, span id, flags, then the `tracestate` text.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(25 + self.state.len());
+        out.extend_from_slice(&self.trace_id);
+        out.extend_from_slice(&self.span_id);
+        out.push(u8::from(self.sampled));
+        out.extend_from_slice(self.state.as_bytes());
+        out
+    }
+
+    /// Reads [`EventTrace::to_bytes`]; `None` if the bytes are not such a form.
+    pub fn from_bytes(bytes: &[u8]) -> Option<EventTrace> {
+        let (ids, rest) = bytes.split_at_checked(24)?;
+        let (&flags, state) = rest.split_first()?;
+        let state = std::str::from_utf8(state).ok()?;
+        if flags > 1 || (!state.is_empty() && TraceState::from_str(state).is_err()) {
+            return None;
+        }
+        Some(EventTrace {
+            trace_id: ids[..16].try_into().ok()?,
+            span_id: ids[16..].try_into().ok()?,
+            sampled: flags == 1,
+            state: state.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_valid_traceparent_makes_the_publish_a_child_of_the_callers_span() {
+        let published = PublishSpan::of_request(Some(CALLER), Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"));
+        assert_eq!(hex::encode(published.trace.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(published.parent.map(hex::encode).as_deref(), Some("00f067aa0ba902b7"));
+        assert_ne!(hex::encode(published.trace.span_id), "00f067aa0ba902b7", "the publish is a span of its own");
+        assert!(published.trace.sampled);
+        assert_eq!(published.trace.state, "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
+        let unsampled = PublishSpan::of_request(Some(&CALLER.replace("-01", "-00")), None);
+        assert!(!unsampled.trace.sampled, "the caller's choice is kept");
+        assert_eq!(unsampled.trace.state, "");
+    }
+
+    #[test]
+    fn an_invalid_traceparent_starts_a_new_trace_and_drops_the_tracestate() {
+        for bad in [
+            "",
+            "garbage",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e47-00f067aa0ba902b7-01",
+            "00-abc-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            let published = PublishSpan::of_request(Some(bad), Some("congo=t61rcWkgMzE"));
+            assert_eq!(published.parent, None, "{bad:?}");
+            assert_ne!(hex::encode(published.trace.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736", "{bad:?}");
+            assert_ne!(published.trace.trace_id, [0; 16]);
+            assert_eq!(published.trace.state, "", "{bad:?}");
+        }
+        let a = PublishSpan::of_request(None, None).trace;
+        let b = PublishSpan::of_request(None, None).trace;
+        assert_ne!(a.trace_id, b.trace_id, "a new trace per event");
+        // A later version is read by its first four fields (W3C: parse what is known).
+        let later = PublishSpan::of_request(Some(&format!("{}-more", CALLER.replacen("00", "01", 1))), None);
+        assert_eq!(later.parent.map(hex::encode).as_deref(), Some("00f067aa0ba902b7"));
+    }
+
+    #[test]
+    fn a_bad_tracestate_is_dropped_and_a_long_one_loses_entries_from_its_end() {
+        let bad = PublishSpan::of_request(Some(CALLER), Some("not a list member"));
+        assert_eq!((bad.parent.is_some(), bad.trace.state.as_str()), (true, ""));
+        let long: Vec<String> = (0..32).map(|i| format!("k{i}={}", "v".repeat(20))).collect();
+        let kept = PublishSpan::of_request(Some(CALLER), Some(&long.join(","))).trace.state;
+        assert!(kept.len() <= MAX_TRACESTATE && !kept.is_empty(), "{}", kept.len());
+        assert!(long.join(",").starts_with(&kept), "whole entries, from the front");
+        assert!(kept.ends_with(&"v".repeat(20)));
+    }
+
+    #[test]
+    fn each_attempt_is_a_new_span_of_the_events_trace() {
+        let trace = PublishSpan::of_request(Some(CALLER), Some("congo=t61rcWkgMzE")).trace;
+        let (first, header, state) = trace.attempt_headers();
+        let (second, _, _) = trace.attempt_headers();
+        assert_ne!(first, second);
+        assert_eq!(header, format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01", hex::encode(first)));
+        assert_eq!(state, Some("congo=t61rcWkgMzE"));
+        // What the receiver reads back is the same trace, with the attempt's span.
+        let seen = TraceContextPropagator::new().extract(&Headers { traceparent: Some(&header), tracestate: state });
+        assert!(seen.span().span_context().is_valid());
+        assert_eq!(seen.span().span_context().trace_id().to_bytes(), trace.trace_id);
+        assert_eq!(seen.span().span_context().span_id().to_bytes(), first);
+    }
+
+    #[test]
+    fn the_stored_form_reads_back_and_damage_is_refused() {
+        for trace in [
+            PublishSpan::of_request(Some(CALLER), Some("congo=t61rcWkgMzE")).trace,
+            PublishSpan::of_request(None, None).trace,
+        ] {
+            assert_eq!(EventTrace::from_bytes(&trace.to_bytes()), Some(trace.clone()));
+            assert_eq!(trace.trace_id_hex().len(), 32);
+        }
+        assert_eq!(EventTrace::from_bytes(&[0; 24]), None, "no flags");
+        assert_eq!(EventTrace::from_bytes(&[[0; 24].as_slice(), &[2]].concat()), None, "unknown flags");
+        assert_eq!(EventTrace::from_bytes(&[[0; 25].as_slice(), b"not a state"].concat()), None);
+    }
+}
