@@ -38,11 +38,21 @@ impl DeliveryFilter {
     }
 }
 
-/// The most events a type may have for a list filtered by it to be answered from their
-/// attempts rather than by the merge. Reading them costs about as much as the merge reading
-/// as many attempts; with more, the type is common enough for the merge to fill a page
-/// soon (unless all its events are older than a great many others').
-const RARE_TYPE_EVENTS: usize = 10_000;
+/// When a list filtered by type stops merging and reads the type's own attempts instead.
+#[derive(Debug, Clone, Copy)]
+struct TypeWay {
+    /// How many attempts the merge reads before it asks whether the type is rare: a
+    /// common or recent type fills its page well before.
+    merge_budget: usize,
+    /// The most events a rare type has. Reading their attempts costs about what the merge
+    /// costs reading as many; a type with more is merged on to the end of its page (slow
+    /// only when all its events are older than a great many others').
+    rare_events: usize,
+}
+
+/// The way lists take: the merge for its first 500 attempts, then the type's own
+/// attempts if it has at most 10,000 events.
+const TYPE_WAY: TypeWay = TypeWay { merge_budget: 500, rare_events: 10_000 };
 
 /// The page of `attempts` (all of a type's) that `request` asks for: those to `endpoints`
 /// that `filter` keeps, in the order the merge would give.
@@ -97,27 +107,28 @@ impl Deliveries<'_> {
     /// (`UnknownCursor`); an endpoint filter must name an endpoint of `owner`'s
     /// (`Invalid`, on `endpoint`). A page reads the page's length plus one from each
     /// endpoint, and again, twice as many each time, from an endpoint whose attempts
-    /// the page takes or the type filter leaves out. A type
-    /// with at most [`RARE_TYPE_EVENTS`] events is answered from those events' attempts;
-    /// a commoner type is merged like the rest, reading on until the page is full.
+    /// the page takes or the type filter leaves out. A type filter that leaves out the
+    /// first 500 attempts read turns to the type's own attempts, through the events'
+    /// type index, if it has at most 10,000 events ([`TYPE_WAY`]); a commoner type is
+    /// merged on until the page is full.
     pub async fn across_endpoints(
         &self,
         owner: Owner,
         request: PageRequest<DeliveryId>,
         filter: DeliveryFilter,
     ) -> Result<Page<AttemptRecord>, ServiceError> {
-        across_endpoints(self.store, owner, request, filter, RARE_TYPE_EVENTS).await
+        across_endpoints(self.store, owner, request, filter, TYPE_WAY).await
     }
 }
 
-/// [`Deliveries::across_endpoints`], with a type of at most `rare_type_events` events
-/// answered from its events' attempts (tests choose the way, to compare the two).
+/// [`Deliveries::across_endpoints`], with a type filter taking `way` (tests choose it, to
+/// compare the ways).
 async fn across_endpoints(
     store: &Store,
     owner: Owner,
     request: PageRequest<DeliveryId>,
     filter: DeliveryFilter,
-    rare_type_events: usize,
+    way: TypeWay,
 ) -> Result<Page<AttemptRecord>, ServiceError> {
     if let Cursor::After(id) | Cursor::Before(id) = request.cursor
         && store.app_attempt(owner, id).await?.is_none()
@@ -131,28 +142,36 @@ async fn across_endpoints(
         },
         None => all_of(store, owner).await?.into_iter().map(|e| e.id).collect(),
     };
-    // A type with few events (none included) is answered from their attempts, read
-    // through the events' type index: the merge below would read every attempt of
-    // the other types to find them.
-    if let Some(wanted) = filter.event_type.as_deref() {
-        let event_type = kayle_alias_of(wanted).unwrap_or(wanted).to_string();
-        if let Some(attempts) = store.attempts_of_type(owner, event_type, rare_type_events).await? {
-            return Ok(page_from(attempts, &endpoints, request, &filter));
-        }
-    }
     let upwards = matches!(request.cursor, Cursor::Before(_));
     let want = request.limit + 1;
     let mut streams: Vec<Stream> = endpoints
         .into_iter()
         .map(|endpoint| Stream { endpoint, buffer: VecDeque::new(), cursor: request.cursor, done: false, read: want })
         .collect();
+    // A type with few events (none included) is answered from their attempts once the
+    // merge has read its budget: it might otherwise read every attempt of the other types.
+    let mut rare_check = filter.event_type.as_deref().map(|wanted| kayle_alias_of(wanted).unwrap_or(wanted));
+    // A type the application never had an event of has no attempts: one look at the index.
+    if let Some(event_type) = rare_check
+        && store.attempts_of_type(owner, event_type.to_string(), 0).await?.is_some()
+    {
+        return Ok(Page { items: Vec::new(), has_more: false });
+    }
+    let mut attempts_read = 0;
     let mut gathered = Vec::with_capacity(want);
     while gathered.len() < want {
+        if let Some(event_type) = rare_check.take_if(|_| attempts_read >= way.merge_budget)
+            && let Some(attempts) = store.attempts_of_type(owner, event_type.to_string(), way.rare_events).await?
+        {
+            let endpoints: Vec<EndpointId> = streams.iter().map(|s| s.endpoint).collect();
+            return Ok(page_from(attempts, &endpoints, request, &filter));
+        }
         for stream in streams.iter_mut().filter(|s| s.buffer.is_empty() && !s.done) {
             let read = PageRequest { limit: stream.read, cursor: stream.cursor };
             stream.read = (stream.read * 2).min(LONGEST_READ).max(want);
             let page = store.endpoint_attempts_page(owner, stream.endpoint, read, filter.status).await?;
             stream.done = !page.has_more;
+            attempts_read += page.items.len();
             let mut items = page.items;
             // Pages are newest first; the merge reads in the direction of travel.
             if upwards {
@@ -204,12 +223,13 @@ mod tests {
             }
             store.publish_and_record(Arc::from(&[][..]), Arc::from(results), now + 100, TWO_RETRIES).await.unwrap();
 
-            let page = async |request, filter: &DeliveryFilter, rare_type_events| {
-                across_endpoints(&store, owner, request, filter.clone(), rare_type_events).await.unwrap()
+            let page = async |request, filter: &DeliveryFilter, way| {
+                across_endpoints(&store, owner, request, filter.clone(), way).await.unwrap()
             };
+            let merge_only = TypeWay { merge_budget: usize::MAX, rare_events: 0 };
             let id = |a: &AttemptRecord| a.id;
             let start = PageRequest { limit: 100, cursor: Cursor::Start };
-            let everything = page(start, &DeliveryFilter::default(), 0).await;
+            let everything = page(start, &DeliveryFilter::default(), merge_only).await;
             assert!(!everything.has_more);
             let everything = everything.items;
             assert_eq!(everything.len(), 4 * 2 + 4 + 3, "4 invoices to 2 endpoints and their 4 retries, 3 orders");
@@ -234,10 +254,16 @@ mod tests {
                     .map(id)
                     .collect();
                 assert_eq!(expected.is_empty(), event_type == Some("nothing.of.this.type"), "{filter:?}");
-                let merged = async |r| page(r, &filter, 0).await;
+                let merged = async |r| page(r, &filter, merge_only).await;
                 assert_walks(&format!("{filter:?} merged"), &expected, oldest, merged, id).await;
-                let through_events = async |r| page(r, &filter, usize::MAX).await;
-                assert_walks(&format!("{filter:?} through its events"), &expected, oldest, through_events, id).await;
+                // Through the type's own attempts, from the start or after the merge's
+                // first read.
+                for merge_budget in [0, 1] {
+                    let way = TypeWay { merge_budget, rare_events: usize::MAX };
+                    let through_events = async |r| page(r, &filter, way).await;
+                    let what = format!("{filter:?} through its events after {merge_budget} read");
+                    assert_walks(&what, &expected, oldest, through_events, id).await;
+                }
             }
         })
         .await;
