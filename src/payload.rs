@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::ids::EventId;
 use crate::store::model::{EventMeta, NewEvent, Owner};
+use crate::trace::EventTrace;
 
 /// The event object as delivered (and as `GET /v1/events/:id` shows it, plus
 /// `pending_webhooks` there).
@@ -20,7 +21,8 @@ struct Payload<'a> {
 }
 
 /// A new event of `event_type` for application `owner` carrying `data`, created at
-/// `created_ms` (Unix ms, the server's clock), with its payload.
+/// `created_ms` (Unix ms, the server's clock), with its payload, in a new trace (a
+/// publish request with a `traceparent` puts it in the caller's).
 pub fn new_event(
     owner: Owner,
     event_type: &str,
@@ -33,7 +35,9 @@ pub fn new_event(
     let payload = Payload { id, object: "event", event_type, livemode: owner.mode.is_live(), created, data };
     let body = serde_json::to_vec(&payload)?;
     let data_id = data.get("id").and_then(|v| v.as_str()).map(str::to_owned);
-    let meta = EventMeta { id, app: owner.app, mode: owner.mode, event_type: event_type.to_string(), created, data_id };
+    let trace = Some(EventTrace::new_root());
+    let meta =
+        EventMeta { id, app: owner.app, mode: owner.mode, event_type: event_type.to_string(), created, data_id, trace };
     Ok(NewEvent { meta, body })
 }
 

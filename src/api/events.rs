@@ -1,6 +1,6 @@
 //! `/v1/events`: publish, retrieve, list with filters, resend.
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -11,6 +11,7 @@ use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
 use crate::ids::{EndpointId, EventId};
 use crate::store::model::{EventFilter, EventMeta, StoredEvent};
+use crate::trace::{PublishSpan, TRACEPARENT, TRACESTATE};
 
 /// `limit` when a list request gives none.
 const DEFAULT_LIST_LIMIT: usize = 10;
@@ -127,13 +128,28 @@ fn parse_id(raw: &str) -> Result<EventId, ApiError> {
 async fn publish_event(
     state: web::Data<AppState>,
     caller: Caller,
+    request: HttpRequest,
     body: JsonBody<EventIn>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.0;
     let event_type = input.event_type.ok_or_else(|| ApiError::missing("type"))?;
     let data = input.data.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-    let (meta, deliveries) = state.events().publish(caller.owner, &event_type, &data).await?;
+    let span = trace_of(&request);
+    let (meta, deliveries) = state.events().publish(caller.owner, &event_type, &data, span).await?;
     Ok(HttpResponse::Ok().json(Event::new(&meta, EventData::Value(&data), deliveries)))
+}
+
+/// The trace a publish request is part of: the caller's, from its `traceparent` (and
+/// `tracestate`, its fields joined), or a new one. Two `traceparent` fields are invalid
+/// (W3C), and so is one that is not text: a new trace, never an error.
+fn trace_of(request: &HttpRequest) -> PublishSpan {
+    let fields = |name| request.headers().get_all(name).map(|v| v.to_str().ok()).collect::<Vec<_>>();
+    let traceparent = match fields(TRACEPARENT).as_slice() {
+        [Some(one)] => Some(*one),
+        _ => None,
+    };
+    let tracestate = fields(TRACESTATE).into_iter().collect::<Option<Vec<_>>>().map(|parts| parts.join(","));
+    PublishSpan::of_request(traceparent, tracestate.as_deref().filter(|s| !s.is_empty()))
 }
 
 /// Retrieve an event.

@@ -37,6 +37,7 @@ use crate::store::model::{
     AppDeletion, AttemptResult, EndpointRecord, EndpointUpdated, FlowState, HoldKind, Job, NewEvent, Owner, Published,
     Recovery, Resent, RetryNow, Scheduled, SessionChange, SessionRecord, StoreError,
 };
+use crate::trace::EventTrace;
 use crate::wakeup::woken_or_timed_out;
 
 /// The running delivery engine.
@@ -637,10 +638,13 @@ async fn attempt(senders: &Senders, job: Job, key: crate::store::model::queue::Q
         attempt: job.attempt.attempt,
         body: body.into(),
         now,
+        trace: job.trace,
     };
+    let trace_id = out.trace.as_ref().map(EventTrace::trace_id_hex);
     let (outcome, headers) = senders.send(&endpoint, out).await;
     tracing::debug!(
         attempt = %job.attempt.id,
+        trace_id = %trace_id.unwrap_or_default(),
         number = job.attempt.attempt,
         event = %job.attempt.event_id,
         event_type = %job.attempt.event_type,

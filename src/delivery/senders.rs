@@ -13,6 +13,7 @@ use super::listeners::Listeners;
 use super::oauth2::{TokenCache, TokenError};
 use crate::store::model::{EndpointRecord, ReceiverAuth};
 use crate::store::sealing::Sealer;
+use crate::trace::{EventTrace, TRACEPARENT, TRACESTATE};
 
 /// One request to make: an attempt of an event (or a test ping) to one endpoint.
 #[derive(Debug, Clone)]
@@ -29,6 +30,9 @@ pub struct Outgoing {
     pub body: bytes::Bytes,
     /// When it is signed (Unix seconds).
     pub now: i64,
+    /// The event's trace, which the request's `traceparent` continues with a span of its
+    /// own (`None`: the event has none, and the request carries none).
+    pub trace: Option<EventTrace>,
 }
 
 /// What a request came to, and the headers it was sent with.
@@ -63,7 +67,15 @@ impl Senders {
             }
         };
         let mut headers = super::signed_headers(&secrets, &out.event_id, &out.body, out.now);
-        headers.extend(endpoint.headers.iter().map(|(name, value)| (name.clone(), value.clone())));
+        if let Some(trace) = &out.trace {
+            let (_, traceparent, tracestate) = trace.attempt_headers();
+            headers.push((TRACEPARENT.into(), traceparent));
+            headers.extend(tracestate.map(|state| (TRACESTATE.into(), state.to_string())));
+        }
+        // Stile's headers win over an endpoint's own of the same name, which an endpoint
+        // saved before stile reserved the name may hold.
+        let own = endpoint.headers.iter().filter(|(name, _)| !super::signing::is_reserved_header(name));
+        headers.extend(own.map(|(name, value)| (name.clone(), value.clone())));
         let Some(auth) = &endpoint.authentication else { return self.send_signed(endpoint, out, headers).await };
         let (outcome, mut headers) = match auth.authorization(&self.sealer, endpoint.app, endpoint.id) {
             Ok(Some(value)) => {

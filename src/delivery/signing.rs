@@ -62,7 +62,7 @@ pub fn standard_signature(secrets: &[&str], message_id: &str, timestamp: i64, bo
 /// [`is_reserved_header`]): its signature and content headers, and the hop-by-hop and
 /// proxy headers a client or proxy owns, and `authorization` (an endpoint's
 /// `authentication` sets it, its secrets sealed).
-pub const RESERVED_HEADERS: [&str; 15] = [
+pub const RESERVED_HEADERS: [&str; 17] = [
     "content-type",
     "user-agent",
     STILE_SIGNATURE,
@@ -78,6 +78,8 @@ pub const RESERVED_HEADERS: [&str; 15] = [
     "proxy-authorization",
     "proxy-connection",
     "authorization",
+    crate::trace::TRACEPARENT,
+    crate::trace::TRACESTATE,
 ];
 
 /// Whether an endpoint's own headers may not set `name` (any case): stile sets it, or
@@ -126,7 +128,11 @@ mod tests {
     fn the_headers_sent_are_stored_in_their_compact_form() {
         for secrets in [&["whsec_YQ=="][..], &["whsec_YQ==", "whsec_Yg=="]] {
             let event_id = crate::ids::EventId::at(1_764_000_000_000);
-            let headers = delivery_headers(&event_id.to_string(), secrets, 1_764_000_000, b"{}");
+            let mut headers = delivery_headers(&event_id.to_string(), secrets, 1_764_000_000, b"{}");
+            assert!(crate::store::redb::headers_stored_compact(event_id, &headers));
+            // With the trace each attempt carries (as `delivery::senders` adds it).
+            let trace = crate::trace::PublishSpan::of_request(None, None).trace;
+            headers.push((crate::trace::TRACEPARENT.into(), trace.attempt_headers().1));
             assert!(crate::store::redb::headers_stored_compact(event_id, &headers));
         }
     }

@@ -395,6 +395,7 @@ impl Endpoints<'_> {
             attempt: 1,
             body: event.body.clone().into(),
             now,
+            trace: meta.trace.clone(),
         };
         let (outcome, headers) = self.engine.ping(endpoint.clone(), out).await?;
         let attempt = AttemptRecord {

@@ -11,6 +11,7 @@ use crate::ids::{EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::Store;
 use crate::store::model::{AttemptRecord, EventFilter, EventMeta, Owner, Page, PageRequest, Resent, StoredEvent};
+use crate::trace::{EventTrace, PublishSpan};
 
 /// The event operations, over the engine, the store and the event type catalogue.
 pub struct Events<'a> {
@@ -26,18 +27,29 @@ impl Events<'_> {
     /// Publishes an event of `event_type` carrying `data` for `owner`, once the catalogue
     /// allows the type and the data: a built-in type's Kayle name is refused (it is a
     /// name endpoints receive, not a type), as is an unknown or archived type, data that
-    /// is not an object, or data its type's schema refuses. Answers once the event and its
-    /// deliveries are committed, with the event and how many deliveries it has.
+    /// is not an object, or data its type's schema refuses. The event keeps `span`'s
+    /// trace, which its attempts continue. Answers once the event and its deliveries are
+    /// committed, with the event and how many deliveries it has.
     pub async fn publish(
         &self,
         owner: Owner,
         event_type: &str,
         data: &serde_json::Value,
+        span: PublishSpan,
     ) -> Result<(EventMeta, u32), ServiceError> {
         self.check(owner.mode, event_type, data)?;
-        let event = crate::payload::new_event(owner, event_type, data, self.engine.clock().now_ms())?;
+        let mut event = crate::payload::new_event(owner, event_type, data, self.engine.clock().now_ms())?;
+        event.meta.trace = Some(span.trace);
         let meta = event.meta.clone();
         let published = self.engine.publish(event).await?;
+        tracing::debug!(
+            event = %meta.id,
+            event_type,
+            trace_id = %meta.trace.as_ref().map(EventTrace::trace_id_hex).unwrap_or_default(),
+            caller_span = %span.parent.map(hex::encode).unwrap_or_default(),
+            deliveries = published.deliveries,
+            "event published"
+        );
         Ok((meta, published.deliveries))
     }
 

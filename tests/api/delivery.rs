@@ -333,10 +333,11 @@ fn delivery_detail_shows_the_request_that_was_sent() {
     assert_eq!(detail.status, 200, "{}", detail.text);
     let got = &receiver.received("/detail")[0];
     assert_eq!(detail.body["request"]["body"].as_str().unwrap().as_bytes(), got.body.as_slice());
-    // Every header as the receiver got it (the store keeps the signed headers compact and
-    // rebuilds them when read).
+    // Every header as the receiver got it (the store keeps the signed headers and the
+    // trace compact and rebuilds them when read).
     let sent = detail.body["request"]["headers"].as_object().unwrap();
-    assert_eq!(sent.len(), 6, "{sent:?}");
+    assert_eq!(sent.len(), 7, "{sent:?}");
+    assert!(sent.contains_key("traceparent"), "{sent:?}");
     for (name, value) in sent {
         assert_eq!(value.as_str(), Some(got.header(name)), "{name}");
     }

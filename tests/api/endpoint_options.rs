@@ -74,6 +74,8 @@ fn headers_stile_sets_or_http_forbids_get_a_400_naming_the_header() {
         "Transfer-Encoding",
         "connection",
         "Proxy-Authorization",
+        "traceparent",
+        "Tracestate",
     ] {
         let resp = create(json!({ name: "x" }));
         let error = resp.assert_error(400, "invalid_request_error", "parameter_invalid");

@@ -40,4 +40,5 @@ mod sessions;
 mod slow_requests;
 mod ssrf;
 mod storage;
+mod trace_context;
 mod upgrade;

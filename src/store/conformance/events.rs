@@ -272,3 +272,28 @@ async fn a_test_ping_is_stored_made_with_its_event_and_queues_nothing() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_event_keeps_its_trace_and_its_attempts_carry_it() {
+    each_backend(async |store| {
+        let owner = store.test_owner(Mode::Test).await;
+        hook(&store, owner, "invoice.paid").await;
+        let now = 1_700_000_000_000;
+        let mut events = invoices(owner, 2, now);
+        events[1].meta.trace = None; // as an earlier release published it
+        let traced = events[0].meta.trace.clone().expect("a new event has a trace");
+        store.publish_and_record(Arc::from(events.clone()), Arc::from(&[][..]), now, TWO_RETRIES).await.unwrap();
+        let read = |n: usize| store.event(owner, events[n].meta.id);
+        assert_eq!(read(0).await.unwrap().unwrap().meta.trace.as_ref(), Some(&traced));
+        assert_eq!(read(1).await.unwrap().unwrap().meta.trace, None);
+        let listed = store.list_events(owner, start(10), EventFilter::default()).await.unwrap();
+        let traces: Vec<_> = listed.items.iter().map(|e| e.meta.trace.clone()).collect();
+        assert_eq!(traces, [None, Some(traced.clone())], "newest first");
+        let due = store.due_entries(None, now, 10, Vec::new()).await.unwrap();
+        let jobs = store.jobs(due.iter().map(|e| e.key.attempt()).collect()).await.unwrap();
+        let mut carried: Vec<_> = jobs.into_iter().map(|job| job.expect("a job").trace).collect();
+        carried.sort_by_key(Option::is_none);
+        assert_eq!(carried, [Some(traced), None]);
+    })
+    .await;
+}

@@ -247,4 +247,7 @@ pub struct Job {
     pub endpoint: Option<EndpointRecord>,
     /// The event payload, unless it was pruned.
     pub body: Option<Vec<u8>>,
+    /// The event's trace, which the attempt's `traceparent` continues (`None`: the event
+    /// has none, or is gone).
+    pub trace: Option<crate::trace::EventTrace>,
 }

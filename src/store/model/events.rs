@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{AppId, EventId, first_id_at};
 use crate::mode::Mode;
 use crate::store::model::event_body::Envelope;
+use crate::trace::EventTrace;
 
 use super::queue::Scheduled;
 /// What lists and filters need to know of an event, without its payload.
@@ -23,6 +24,10 @@ pub struct EventMeta {
     pub created: i64,
     /// `data.id`, for the `session_id` filter.
     pub data_id: Option<String>,
+    /// The W3C trace it was published in, which each attempt's `traceparent` continues
+    /// (`None`: published before stile kept traces).
+    #[serde(skip)]
+    pub trace: Option<EventTrace>,
 }
 
 impl EventMeta {
@@ -144,6 +149,8 @@ pub(crate) fn test_event(
     let data_id = data.get("id").and_then(|v| v.as_str()).map(str::to_owned);
     let created = (created_ms / 1000) as i64;
     let body = serde_json::to_vec(&serde_json::json!({"id": id.to_string(), "type": event_type, "data": data}));
-    let meta = EventMeta { id, app: owner.app, mode: owner.mode, event_type: event_type.into(), created, data_id };
+    let trace = Some(EventTrace::new_root());
+    let meta =
+        EventMeta { id, app: owner.app, mode: owner.mode, event_type: event_type.into(), created, data_id, trace };
     NewEvent { meta, body: body.unwrap() }
 }

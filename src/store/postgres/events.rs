@@ -18,6 +18,7 @@ use crate::store::model::{
 use crate::store::rules::publish::{PublishTx, publish};
 use crate::store::rules::resend::{ResendTx, resend};
 use crate::store::sealing::Sealer;
+use crate::trace::EventTrace;
 
 use super::attempts::{LATEST_PER_ENDPOINT, Writes, latest_per_endpoint};
 use super::cached::Cached;
@@ -26,7 +27,8 @@ use super::pagination::{ListQuery, list};
 use super::{PgStore, Tx, id_of, uuid};
 
 /// The columns an event is read from, in the order [`event_of`] reads them.
-pub(super) const EVENT_COLUMNS: &str = "e.app, e.id, e.mode, e.event_type, e.created, e.data_id, e.body, e.pending";
+pub(super) const EVENT_COLUMNS: &str =
+    "e.app, e.id, e.mode, e.event_type, e.created, e.data_id, e.body, e.pending, e.trace";
 
 /// The payload of the event `meta` describes, from its sealed column.
 pub(super) fn body_of(sealer: &Sealer, meta: &EventMeta, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -105,6 +107,7 @@ pub(super) async fn insert_events(
     let mut created = Vec::with_capacity(events.len());
     let mut data_ids = Vec::with_capacity(events.len());
     let mut bodies = Vec::with_capacity(events.len());
+    let mut traces = Vec::with_capacity(events.len());
     for event in events {
         let meta = &event.meta;
         let id = meta.id.as_u128();
@@ -115,19 +118,21 @@ pub(super) async fn insert_events(
         created.push(meta.created);
         data_ids.push(meta.data_id.as_deref());
         bodies.push(sealer.seal(&id.to_be_bytes(), &meta.envelope().stored(&event.body)));
+        traces.push(meta.trace.as_ref().map(EventTrace::to_bytes));
     }
     client
         .exec(
-            "INSERT INTO events (app, id, mode, event_type, created, data_id, body, pending)
+            "INSERT INTO events (app, id, mode, event_type, created, data_id, body, pending, trace)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::smallint[], $4::text[], $5::bigint[], $6::text[],
-                 $7::bytea[], $8::integer[])",
-            &[&apps, &ids, &modes, &types, &created, &data_ids, &bodies, &pending],
+                 $7::bytea[], $8::integer[], $9::bytea[])",
+            &[&apps, &ids, &modes, &types, &created, &data_ids, &bodies, &pending, &traces],
         )
         .await?;
     Ok(())
 }
 
-/// An event's metadata from the first six of [`EVENT_COLUMNS`], starting at `at`.
+/// An event's metadata from [`EVENT_COLUMNS`] starting at `at` (all but the body and the
+/// count). A trace that does not read is left out: it never costs the event.
 pub(super) fn meta_of(row: &Row, at: usize) -> Result<EventMeta, StoreError> {
     let mode = Mode::from_u8(row.get::<_, i16>(at + 2) as u8).ok_or(StoreError::BadKey { table: "events" })?;
     Ok(EventMeta {
@@ -137,6 +142,7 @@ pub(super) fn meta_of(row: &Row, at: usize) -> Result<EventMeta, StoreError> {
         event_type: row.get(at + 3),
         created: row.get(at + 4),
         data_id: row.get(at + 5),
+        trace: row.get::<_, Option<&[u8]>>(at + 8).and_then(EventTrace::from_bytes),
     })
 }
 

@@ -29,14 +29,14 @@ impl Jobs for PgStore {
         for row in &rows {
             let attempt = attempt_of(row)?;
             let endpoint = row.get::<_, Option<Json<EndpointRecord>>>(16).map(|j| j.0);
-            let body = match row.get::<_, Option<uuid::Uuid>>(17) {
+            let (body, trace) = match row.get::<_, Option<uuid::Uuid>>(17) {
                 Some(_) => {
                     let meta = meta_of(row, 17)?;
-                    Some(body_of(&self.sealer, &meta, row.get(23))?).filter(|b| !b.is_empty())
+                    (Some(body_of(&self.sealer, &meta, row.get(23))?).filter(|b| !b.is_empty()), meta.trace)
                 }
-                None => None,
+                None => (None, None),
             };
-            found.insert(attempt.id, Job { attempt, endpoint, body });
+            found.insert(attempt.id, Job { attempt, endpoint, body, trace });
         }
         Ok(attempt_ids.iter().map(|id| found.remove(id)).collect())
     }

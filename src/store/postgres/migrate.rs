@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "endpoint senders", include_str!("migrations/0004_endpoint_senders.sql")),
     (5, "reserved entries", include_str!("migrations/0005_reserved_entries.sql")),
     (6, "sender flow", include_str!("migrations/0006_sender_flow.sql")),
+    (7, "event trace", include_str!("migrations/0007_event_trace.sql")),
 ];
 
 /// The advisory lock key held while migrating ("stile" in ASCII, then 1).

@@ -463,15 +463,9 @@ async fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data(
     let owner = store.test_owner(Mode::Test).await;
     let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
     store.insert_endpoint(endpoint.clone()).await.unwrap();
-    store
-        .publish_and_record(
-            Arc::from(invoices(owner, 1, 1_700_000_000_000)),
-            Arc::from([]),
-            1_700_000_000_000,
-            TWO_RETRIES,
-        )
-        .await
-        .unwrap();
+    let published = invoices(owner, 1, 1_700_000_000_000);
+    let event = published[0].meta.id;
+    store.publish_and_record(Arc::from(published), Arc::from([]), 1_700_000_000_000, TWO_RETRIES).await.unwrap();
     // Back to schema 1 (as the release before wrote it), with its data.
     async {
         let client = store.client().await?;
@@ -482,6 +476,7 @@ async fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data(
                      ALTER TABLE queue DROP COLUMN reserved_for;
                      CREATE INDEX queue_due ON queue (due_ms, attempt) WHERE NOT parked;
                      DROP TABLE endpoint_senders;
+                     ALTER TABLE events DROP COLUMN trace;
                      DELETE FROM stile_schema_migrations WHERE version > 1",
             )
             .await?;
@@ -498,8 +493,10 @@ async fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data(
     }
     .await
     .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
     assert_eq!(store.endpoint(owner, endpoint.id).await.unwrap().map(|e| e.id), Some(endpoint.id));
+    let kept = store.event(owner, event).await.unwrap().expect("the event is kept");
+    assert_eq!(kept.meta.trace, None, "published before traces were kept");
     let claimed = store.due_entries(None, 1_700_000_000_000, 10, Vec::new()).await.unwrap();
     assert_eq!(claimed.len(), 1, "the queued attempt is claimed through the new columns");
     store.hold_listener(endpoint.id).await.unwrap();

@@ -4,7 +4,8 @@
 //! Most of an attempt's bytes were the request headers it was sent with, as text. The
 //! headers stile writes for a delivery (see `delivery::signing::delivery_headers`) are
 //! stored as their varying parts only: the user agent, the timestamp and the raw 32-byte
-//! signatures; the rest is rebuilt when read. A header list of any other shape is stored
+//! signatures; the rest is rebuilt when read, and so is the `traceparent` that follows
+//! them since layout 6 (its ids as 25 bytes). A header list of any other shape is stored
 //! as it is. Encoding checks that the compact form rebuilds the exact list, so what is
 //! read is always what was sent. A sealed response excerpt is stored as its sealed bytes,
 //! not their base64 text.
@@ -19,6 +20,7 @@ use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::model::{AttemptRecord, AttemptStatus, StoreError};
 use crate::store::sealing::TEXT_PREFIX;
+use crate::trace::{TRACEPARENT, TRACESTATE};
 
 use super::names::{Names, Numbering};
 
@@ -65,30 +67,74 @@ enum Excerpt<'a> {
     Sealed(Vec<u8>),
 }
 
-/// The request headers of an attempt; `N` as in [`AttemptWire`].
+/// The request headers of an attempt; `N` as in [`AttemptWire`]. Variants are only ever
+/// added at the end: postcard stores a variant by its place.
 #[derive(Serialize, Deserialize)]
 enum SentHeaders<'a, N> {
     /// Exactly the six headers of a signed delivery, in order: `content-type:
     /// application/json`, `user-agent`, `stile-signature: t=<timestamp>,v1=<hex>...`,
     /// `webhook-id: <the attempt's event id>`, `webhook-timestamp: <timestamp>`,
     /// `webhook-signature: v1,<base64> ...`.
-    Signed { user_agent: N, timestamp: i64, stile: Vec<[u8; 32]>, standard: Vec<[u8; 32]> },
+    Signed(Signed<N>),
     /// Any other list, as it is (none at all while pending).
     Listed(#[serde(borrow)] Vec<(Cow<'a, str>, Cow<'a, str>)>),
+    /// Since layout 6: the six of [`SentHeaders::Signed`], then `traceparent` and, when
+    /// the event has one, `tracestate`.
+    Traced(Signed<N>, #[serde(borrow)] TraceHeaders<'a>),
+}
+
+/// The varying parts of the six headers of a signed delivery.
+#[derive(Serialize, Deserialize)]
+struct Signed<N> {
+    user_agent: N,
+    timestamp: i64,
+    stile: Vec<[u8; 32]>,
+    standard: Vec<[u8; 32]>,
+}
+
+/// An attempt's `traceparent` (`00-<trace>-<span>-<flags>`) and `tracestate`.
+#[derive(Serialize, Deserialize)]
+struct TraceHeaders<'a> {
+    trace: [u8; 16],
+    span: [u8; 8],
+    flags: u8,
+    #[serde(borrow)]
+    state: Option<Cow<'a, str>>,
 }
 
 impl<'a> SentHeaders<'a, &'a str> {
     /// The compact form of `headers`, sent for an attempt of `event_id`.
     fn of(event_id: EventId, headers: &'a [(String, String)]) -> SentHeaders<'a, &'a str> {
         // A pending attempt has none: no id to format, nothing to parse.
-        let signed = (!headers.is_empty()).then(|| Self::signed(event_id, headers)).flatten();
-        signed.unwrap_or_else(|| {
+        let compact = (!headers.is_empty()).then(|| Self::compact(event_id, headers)).flatten();
+        compact.unwrap_or_else(|| {
             SentHeaders::Listed(headers.iter().map(|(n, v)| (n.as_str().into(), v.as_str().into())).collect())
         })
     }
 
-    /// The `Signed` form, if `headers` are exactly what it rebuilds.
-    fn signed(event_id: EventId, headers: &'a [(String, String)]) -> Option<SentHeaders<'a, &'a str>> {
+    /// The `Signed` or `Traced` form, if `headers` are exactly what it rebuilds.
+    fn compact(event_id: EventId, headers: &'a [(String, String)]) -> Option<SentHeaders<'a, &'a str>> {
+        let (signed, rest) = headers.split_at_checked(6)?;
+        let signed = Signed::of(event_id, signed)?;
+        let compact = match rest {
+            [] => SentHeaders::Signed(signed),
+            [(name, traceparent), state @ ..] if name == TRACEPARENT && state.len() <= 1 => {
+                let state = match state {
+                    [(name, value)] if name == TRACESTATE => Some(value.as_str().into()),
+                    [] => None,
+                    _ => return None,
+                };
+                SentHeaders::Traced(signed, TraceHeaders::of(traceparent, state)?)
+            }
+            _ => return None,
+        };
+        (compact.rebuild(event_id) == headers).then_some(compact)
+    }
+}
+
+impl<'a> Signed<&'a str> {
+    /// The varying parts of the six headers of a signed delivery, if `headers` are those.
+    fn of(event_id: EventId, headers: &'a [(String, String)]) -> Option<Signed<&'a str>> {
         let [(ct, json), (ua, user_agent), (ss, stile), (wi, id), (wt, timestamp), (ws, standard)] = headers else {
             return None;
         };
@@ -113,8 +159,28 @@ impl<'a> SentHeaders<'a, &'a str> {
                 <[u8; 32]>::try_from(tag).ok()
             })
             .collect::<Option<Vec<_>>>()?;
-        let compact = SentHeaders::Signed { user_agent: user_agent.as_str(), timestamp, stile, standard };
-        (compact.rebuild(event_id) == headers).then_some(compact)
+        Some(Signed { user_agent: user_agent.as_str(), timestamp, stile, standard })
+    }
+}
+
+impl<'a> TraceHeaders<'a> {
+    /// The parts of a version-00 `traceparent`, and the `tracestate` sent with it.
+    fn of(traceparent: &str, state: Option<Cow<'a, str>>) -> Option<TraceHeaders<'a>> {
+        let rest = traceparent.strip_prefix("00-")?;
+        let (mut trace, mut span, mut flags) = ([0u8; 16], [0u8; 8], [0u8; 1]);
+        hex::decode_to_slice(rest.get(..32)?, &mut trace).ok()?;
+        hex::decode_to_slice(rest.get(33..49)?, &mut span).ok()?;
+        hex::decode_to_slice(rest.get(50..)?, &mut flags).ok()?;
+        Some(TraceHeaders { trace, span, flags: flags[0], state })
+    }
+
+    /// The headers this stands for.
+    fn rebuild(&self, into: &mut Vec<(String, String)>) {
+        let traceparent = format!("00-{}-{}-{:02x}", hex::encode(self.trace), hex::encode(self.span), self.flags);
+        into.push((TRACEPARENT.to_string(), traceparent));
+        if let Some(state) = &self.state {
+            into.push((TRACESTATE.to_string(), state.to_string()));
+        }
     }
 }
 
@@ -122,11 +188,18 @@ impl<'a, N> SentHeaders<'a, N> {
     /// The same headers with the user agent held another way.
     fn map_name<M>(self, f: impl FnOnce(N) -> Result<M, StoreError>) -> Result<SentHeaders<'a, M>, StoreError> {
         Ok(match self {
-            SentHeaders::Signed { user_agent, timestamp, stile, standard } => {
-                SentHeaders::Signed { user_agent: f(user_agent)?, timestamp, stile, standard }
-            }
+            SentHeaders::Signed(signed) => SentHeaders::Signed(signed.map_name(f)?),
+            SentHeaders::Traced(signed, trace) => SentHeaders::Traced(signed.map_name(f)?, trace),
             SentHeaders::Listed(list) => SentHeaders::Listed(list),
         })
+    }
+}
+
+impl<N> Signed<N> {
+    /// The same parts with the user agent held another way.
+    fn map_name<M>(self, f: impl FnOnce(N) -> Result<M, StoreError>) -> Result<Signed<M>, StoreError> {
+        let Signed { user_agent, timestamp, stile, standard } = self;
+        Ok(Signed { user_agent: f(user_agent)?, timestamp, stile, standard })
     }
 }
 
@@ -135,27 +208,40 @@ impl<N: AsRef<str>> SentHeaders<'_, N> {
     fn rebuild(&self, event_id: EventId) -> Vec<(String, String)> {
         match self {
             SentHeaders::Listed(list) => list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-            SentHeaders::Signed { user_agent, timestamp, stile, standard } => {
-                let mut stile_header = format!("t={timestamp}");
-                for tag in stile {
-                    stile_header.push_str(",v1=");
-                    stile_header.push_str(&hex::encode(tag));
-                }
-                let standard_header: Vec<String> = standard
-                    .iter()
-                    .map(|tag| format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(tag)))
-                    .collect();
-                let values = [
-                    "application/json".to_string(),
-                    user_agent.as_ref().to_string(),
-                    stile_header,
-                    event_id.to_string(),
-                    timestamp.to_string(),
-                    standard_header.join(" "),
-                ];
-                SIGNED_NAMES.iter().map(|n| n.to_string()).zip(values).collect()
+            SentHeaders::Signed(signed) => signed.rebuild(event_id),
+            SentHeaders::Traced(signed, trace) => {
+                let mut headers = signed.rebuild(event_id);
+                trace.rebuild(&mut headers);
+                headers
             }
         }
+    }
+}
+
+impl<N: AsRef<str>> Signed<N> {
+    /// The six headers these parts are of, sent for an attempt of `event_id`.
+    fn rebuild(&self, event_id: EventId) -> Vec<(String, String)> {
+        let Signed { user_agent, timestamp, stile, standard } = self;
+        let mut stile_header = format!("t={timestamp}");
+        for tag in stile {
+            stile_header.push_str(",v1=");
+            stile_header.push_str(&hex::encode(tag));
+        }
+        let standard_header: Vec<String> = standard
+            .iter()
+            .map(|tag| format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(tag)))
+            .collect();
+        let values = [
+            "application/json".to_string(),
+            user_agent.as_ref().to_string(),
+            stile_header,
+            event_id.to_string(),
+            timestamp.to_string(),
+            standard_header.join(" "),
+        ];
+        let mut headers = Vec::with_capacity(8);
+        headers.extend(SIGNED_NAMES.iter().map(|n| n.to_string()).zip(values));
+        headers
     }
 }
 
@@ -184,7 +270,7 @@ impl<'a> Excerpt<'a> {
 /// lets the signing module's tests keep what it sends and this form in step.
 #[cfg(test)]
 pub fn headers_stored_compact(event_id: EventId, headers: &[(String, String)]) -> bool {
-    SentHeaders::signed(event_id, headers).is_some()
+    SentHeaders::compact(event_id, headers).is_some()
 }
 
 /// An attempt record as stored, its names numbered by `names`.
@@ -387,6 +473,33 @@ mod tests {
         // Two live secrets (a rotation's grace period): two signatures in each header.
         attempt.request_headers = signed_headers(&attempt.event_id.to_string(), 2);
         round_trip(&attempt);
+    }
+
+    #[test]
+    fn a_traced_attempt_keeps_its_traceparent_in_25_bytes_and_reads_back_exactly() {
+        let mut attempt = record(vec![], None);
+        let signed = signed_headers(&attempt.event_id.to_string(), 1);
+        attempt.request_headers = signed.clone();
+        let plain = round_trip(&attempt).len();
+        let trace = crate::trace::PublishSpan::of_request(None, None).trace;
+        let (_, traceparent, _) = trace.attempt_headers();
+        attempt.request_headers.push((TRACEPARENT.into(), traceparent.clone()));
+        let traced = round_trip(&attempt);
+        assert_eq!(traced.len(), plain + 25 + 1, "trace, span and flags, and no state");
+        attempt.request_headers.push((TRACESTATE.into(), "congo=t61rcWkgMzE".into()));
+        assert_eq!(round_trip(&attempt).len(), plain + 25 + 1 + 1 + 17, "and the state, with its length");
+        // Not the shape it rebuilds: kept as they are, and read back as sent.
+        for odd in [
+            vec![(TRACEPARENT.to_string(), traceparent.to_uppercase())],
+            vec![(TRACEPARENT.to_string(), format!("{traceparent}-x"))],
+            vec![(TRACESTATE.to_string(), "a=b".to_string())],
+            vec![(TRACEPARENT.to_string(), traceparent.clone()), ("x-extra".to_string(), "1".to_string())],
+            vec![(TRACEPARENT.to_string(), traceparent.replacen("00-", "01-", 1))],
+        ] {
+            let headers = [signed.clone(), odd].concat();
+            assert!(!headers_stored_compact(attempt.event_id, &headers), "{headers:?}");
+            round_trip(&AttemptRecord { request_headers: headers, ..attempt.clone() });
+        }
     }
 
     #[test]

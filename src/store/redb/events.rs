@@ -18,6 +18,7 @@ use crate::store::rules::publish::{PublishTx, publish};
 use crate::store::rules::resend::{ResendTx, resend};
 use crate::store::rules::settle;
 use crate::store::sealing::Sealer;
+use crate::trace::EventTrace;
 
 use super::attempts::{DeliveryTables, delivered_everywhere};
 use super::names::{Names, Numbering};
@@ -34,6 +35,10 @@ const META_V1: u8 = 1;
 /// The first byte of an event's metadata since layout 5 ([`MetaWire`] with the type's
 /// number in the name dictionary, `crate::store::redb::names`).
 const META_V2: u8 = 2;
+
+/// The first byte of an event's metadata with its trace, since layout 6: [`META_V2`]'s
+/// form followed by `EventTrace::to_bytes`.
+const META_V3: u8 = 3;
 
 /// What an event's stored metadata holds after its version byte: what its key
 /// `(app, id)` does not already say. `N`: the type as text ([`META_V1`]) or as its number
@@ -55,30 +60,38 @@ pub(super) fn encode_meta(meta: &EventMeta, names: &mut impl Numbering) -> Resul
         created: meta.created,
         data_id: meta.data_id.as_deref().map(Into::into),
     };
-    let mut out = vec![META_V2];
+    let mut out = vec![if meta.trace.is_some() { META_V3 } else { META_V2 }];
     postcard::to_io(&compact, &mut out)
         .map_err(|e| StoreError::Encode { table: TABLE, source: serde::ser::Error::custom(e) })?;
+    if let Some(trace) = &meta.trace {
+        out.extend_from_slice(&trace.to_bytes());
+    }
     Ok(out)
 }
 
 /// An event's metadata from its key and stored bytes, binary (names looked up in
-/// `names`) or (written before layout 3) JSON.
+/// `names`) or (written before layout 3) JSON. A trace that does not read is left out: it
+/// never costs the event.
 pub(super) fn decode_meta(key: (u128, u128), bytes: &[u8], names: &Names) -> Result<EventMeta, StoreError> {
-    fn parse<'a, N: Deserialize<'a>>(rest: &'a [u8]) -> Result<MetaWire<'a, N>, StoreError> {
-        postcard::from_bytes(rest)
+    /// The wire form, and the bytes after it.
+    fn parse<'a, N: Deserialize<'a>>(rest: &'a [u8]) -> Result<(MetaWire<'a, N>, &'a [u8]), StoreError> {
+        postcard::take_from_bytes(rest)
             .map_err(|e| StoreError::Corrupt { table: TABLE, source: serde::de::Error::custom(e) })
     }
-    let (event_type, wire) = match bytes.split_first() {
-        Some((&META_V2, rest)) => {
-            let wire = parse::<u32>(rest)?;
+    let (event_type, wire, trace) = match bytes.split_first() {
+        Some((&version @ (META_V2 | META_V3), rest)) => {
+            let (wire, after) = parse::<u32>(rest)?;
+            let trace = if version == META_V3 { EventTrace::from_bytes(after) } else { None };
             let event_type = names.name(TABLE, wire.event_type)?.to_string();
-            (event_type, MetaWire { event_type: (), mode: wire.mode, created: wire.created, data_id: wire.data_id })
+            let wire = MetaWire { event_type: (), mode: wire.mode, created: wire.created, data_id: wire.data_id };
+            (event_type, wire, trace)
         }
         Some((&META_V1, rest)) => {
-            let wire = parse::<String>(rest)?;
+            let (wire, _) = parse::<String>(rest)?;
             (
                 wire.event_type,
                 MetaWire { event_type: (), mode: wire.mode, created: wire.created, data_id: wire.data_id },
+                None,
             )
         }
         _ => return super::decode(TABLE, bytes),
@@ -90,6 +103,7 @@ pub(super) fn decode_meta(key: (u128, u128), bytes: &[u8], names: &Names) -> Res
         event_type,
         created: wire.created,
         data_id: wire.data_id.map(std::borrow::Cow::into_owned),
+        trace,
     })
 }
 
@@ -532,15 +546,23 @@ pub(super) mod tests {
         use crate::store::redb::names::InMemory;
         let owner = Owner { app: AppId::new(), mode: Mode::Live };
         let data = serde_json::json!({"id": "vks_1"});
-        let meta = event(owner, "verification_session.verified", data, 1_800_000_000_123).meta;
+        let traced = event(owner, "verification_session.verified", data, 1_800_000_000_123).meta;
+        let meta = EventMeta { trace: None, ..traced.clone() };
         let key = (meta.app.as_u128(), meta.id.as_u128());
         let names = Names::default();
         let compact = encode_meta(&meta, &mut InMemory(&names)).unwrap();
-        assert_eq!(compact[0], META_V2);
+        assert_eq!(compact[0], META_V2, "layout 5's form while there is no trace");
         let json = serde_json::to_vec(&meta).unwrap();
         assert!(compact.len() * 8 < json.len(), "{} vs {} bytes", compact.len(), json.len());
         assert_eq!(decode_meta(key, &compact, &names).unwrap(), meta);
         assert_eq!(decode_meta(key, &json, &names).unwrap(), meta, "a record of layout 2");
+        // Layout 6: the trace after the rest, 25 bytes and the tracestate.
+        let with_trace = encode_meta(&traced, &mut InMemory(&names)).unwrap();
+        assert_eq!((with_trace[0], with_trace.len()), (META_V3, compact.len() + 25));
+        assert_eq!(decode_meta(key, &with_trace, &names).unwrap(), traced);
+        let mut bad_trace = with_trace.clone();
+        bad_trace.truncate(compact.len() + 10);
+        assert_eq!(decode_meta(key, &bad_trace, &names).unwrap(), meta, "a trace that does not read is left out");
         // Layouts 3 and 4: the type as text.
         let wire =
             MetaWire { event_type: meta.event_type.as_str(), mode: meta.mode, created: meta.created, data_id: None };
@@ -550,7 +572,7 @@ pub(super) mod tests {
         let without_session = EventMeta { data_id: None, ..meta.clone() };
         let stored = encode_meta(&without_session, &mut InMemory(&names)).unwrap();
         assert_eq!(decode_meta(key, &stored, &names).unwrap(), without_session);
-        for damaged in [&[META_V1, 0xff][..], &[META_V2, 0xff], &[META_V2, 0x7f, 0, 0]] {
+        for damaged in [&[META_V1, 0xff][..], &[META_V2, 0xff], &[META_V2, 0x7f, 0, 0], &[META_V3, 0x7f]] {
             assert!(decode_meta(key, damaged, &names).is_err(), "damage is an error, not a panic: {damaged:?}");
         }
         assert!(decode_meta(key, &compact, &Names::default()).is_err(), "a number the dictionary lacks");

@@ -23,11 +23,14 @@ impl Jobs for RedbStore {
                     continue;
                 };
                 let endpoint = endpoints::get_in(&endpoints, attempt.app, attempt.endpoint_id)?;
-                let body = match meta_in(&events, attempt.app.as_u128(), attempt.event_id.as_u128(), &self.names)? {
-                    Some(meta) => Some(body_in(&bodies, &self.sealer, &meta)?).filter(|b| !b.is_empty()),
-                    None => None,
-                };
-                out.push(Some(Job { attempt, endpoint, body }));
+                let (body, trace) =
+                    match meta_in(&events, attempt.app.as_u128(), attempt.event_id.as_u128(), &self.names)? {
+                        Some(meta) => {
+                            (Some(body_in(&bodies, &self.sealer, &meta)?).filter(|b| !b.is_empty()), meta.trace)
+                        }
+                        None => (None, None),
+                    };
+                out.push(Some(Job { attempt, endpoint, body, trace }));
             }
             Ok(out)
         })

@@ -59,7 +59,7 @@ pub const DATA_FILE_NAME: &str = "stile.redb";
 
 /// The layout version this build reads and writes. Bump it with a migration whenever a
 /// table's key or value format changes.
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 
 /// The open data file.
 ///
