@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod listen;
 pub mod metrics;
 pub mod mode;
+pub mod operational;
 pub mod payload;
 pub mod retention;
 pub mod routes;

@@ -132,17 +132,25 @@ async fn list_deliveries(
     path: web::Path<String>,
     query: QueryParams<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
+    endpoint_page(&state, caller.owner, &path, query.0, ("webhook endpoint", "/v1/webhook_endpoints")).await
+}
+
+/// A page of the attempts of `owner`'s endpoint `raw` (a 404 calling it `kind.0` if there
+/// is none), listed at `<kind.1>/<id>/deliveries`.
+pub(crate) async fn endpoint_page(
+    state: &web::Data<AppState>,
+    owner: crate::store::model::Owner,
+    raw: &str,
+    query: ListQuery,
+    kind: (&str, &str),
+) -> Result<HttpResponse, ApiError> {
+    let id: EndpointId = parse_id(raw)?;
     let deliveries = state.deliveries();
-    let endpoint = deliveries
-        .of_endpoint(caller.owner, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
-    let query = query.0;
+    let endpoint = deliveries.of_endpoint(owner, id).await?.ok_or_else(|| ApiError::not_found(kind.0, raw))?;
     let params = PageParams::new(&query.limit, &query.starting_after, &query.ending_before);
     let request = params.to_request::<DeliveryId>(DEFAULT_LIST_LIMIT)?;
     let page = endpoint.page(request, query.status).await.map_err(|err| list_error(err, &params))?;
-    let url = format!("/v1/webhook_endpoints/{id}/deliveries");
+    let url = format!("{}/{id}/deliveries", kind.1);
     let data: Vec<Delivery> = page.items.into_iter().map(Delivery::from).collect();
     Ok(HttpResponse::Ok().json(ListResponse::new(url, data, page.has_more)))
 }

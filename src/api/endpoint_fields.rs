@@ -42,12 +42,20 @@ pub struct Subscribable<'a> {
     types: &'a EventTypes,
     mode: Mode,
     kept: Vec<String>,
+    /// For an operational endpoint: the operational types, not the catalogue's.
+    operational: bool,
 }
 
 impl<'a> Subscribable<'a> {
     /// For a new endpoint of `mode`.
     pub(crate) fn new(types: &'a EventTypes, mode: Mode) -> Self {
-        Self { types, mode, kept: Vec::new() }
+        Self { types, mode, kept: Vec::new(), operational: false }
+    }
+
+    /// For an operational endpoint of `mode`, new or changed: the operational event types
+    /// (`crate::operational::TYPES`).
+    pub(crate) fn operational(types: &'a EventTypes, mode: Mode) -> Self {
+        Self { operational: true, ..Self::new(types, mode) }
     }
 
     /// For an update of endpoint `id` of `owner` that lists `events`: if it lists an
@@ -71,6 +79,12 @@ impl<'a> Subscribable<'a> {
     fn problem(&self, name: &str) -> Option<String> {
         if name == WILDCARD {
             return None;
+        }
+        if self.operational {
+            let known: Vec<&str> = crate::operational::TYPES.iter().map(|(name, _)| *name).collect();
+            return (!crate::operational::is_type(name)).then(|| {
+                format!("Unknown operational event type `{name}`. Known types: {}, or \"*\" for all.", known.join(", "))
+            });
         }
         if !self.types.is_known(self.mode, name) {
             return Some(format!(

@@ -460,14 +460,23 @@ async fn list_endpoints(
     caller: Caller,
     query: QueryParams<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.0;
+    list_page(&state, caller.owner, query.0, LIST_URL).await
+}
+
+/// A page of `owner`'s endpoints as `query` asks, listed at `url`.
+pub(crate) async fn list_page(
+    state: &web::Data<AppState>,
+    owner: Owner,
+    query: ListQuery,
+    url: &'static str,
+) -> Result<HttpResponse, ApiError> {
     let filter = label_filter(query.label.clone())?;
     let endpoints = state.endpoints();
     let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
-        .fetch::<EndpointId, _, _>(DEFAULT_LIST_LIMIT, |request| endpoints.list(caller.owner, request, filter))
+        .fetch::<EndpointId, _, _>(DEFAULT_LIST_LIMIT, |request| endpoints.list(owner, request, filter))
         .await?;
     let data: Vec<Endpoint> = page.items.into_iter().map(Endpoint::from).collect();
-    Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))
+    Ok(HttpResponse::Ok().json(ListResponse::new(url, data, page.has_more)))
 }
 
 #[cfg(test)]

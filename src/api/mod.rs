@@ -26,6 +26,7 @@ pub mod listen;
 pub mod metadata;
 pub mod metrics;
 pub mod openapi;
+pub mod operational_endpoints;
 pub mod portal_access;
 pub mod portal_sessions;
 pub mod stats;
@@ -171,6 +172,7 @@ pub fn configure(cfg: &mut Routes) {
                 .configure(apps::configure)
                 .configure(portal_sessions::configure)
                 .configure(endpoints::configure)
+                .configure(operational_endpoints::configure)
                 .configure(endpoint_actions::configure)
                 .configure(endpoint_flow::configure)
                 .configure(deliveries::configure)

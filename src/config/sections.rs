@@ -159,6 +159,10 @@ pub struct DeliveryConfig {
     /// reason recorded on it.
     #[serde(with = "humantime_serde")]
     pub disable_after: Duration,
+    /// An endpoint whose run of failed attempts reaches this length is failing: the
+    /// operational endpoints are told (`message.attempt.failing`, then
+    /// `message.attempt.recovered` at its next success). 0: never.
+    pub failing_after: u32,
     /// A PEM file of certificates trusted as roots for receivers' certificates, besides
     /// the public ones (an internal CA); empty: the public roots only.
     pub ca_file: PathBuf,
@@ -182,6 +186,7 @@ impl Default for DeliveryConfig {
             resolve: Vec::new(),
             time_scale: 1.0,
             disable_after: Duration::from_secs(5 * 86_400),
+            failing_after: 5,
             ca_file: PathBuf::new(),
             proxy: String::new(),
             no_proxy: Vec::new(),

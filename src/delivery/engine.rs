@@ -114,6 +114,7 @@ impl Engine {
             schedule: config.delivery.retry_schedule.iter().map(|d| config.scaled(*d)).collect(),
             disable_after: config.delivery.disable_after,
             undelivered_hours: config.retention.undelivered_payload_hours,
+            failing_after: Some(config.delivery.failing_after).filter(|n| *n > 0),
         });
         let scheduler = Scheduler::new(
             store.clone(),

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::store::model::{AttemptResult, FailureRun, HealthVerdict, RecordPolicy};
+use crate::operational;
+use crate::store::model::{AppRecord, AttemptResult, FailureRun, HealthVerdict, NewEvent, RecordPolicy, Told};
 
 /// The most a retry delay is stretched at random, as a fraction of it, so retries of
 /// many deliveries that failed together do not all arrive at the same instant.
@@ -20,6 +21,9 @@ pub struct Policy {
     /// Hours an undelivered payload stays available to resend, for endpoints that set no
     /// window of their own.
     pub undelivered_hours: u32,
+    /// An endpoint whose run of failed attempts reaches this length is failing
+    /// (`message.attempt.failing`, and `recovered` at its next success); `None`: never.
+    pub failing_after: Option<u32>,
 }
 
 impl RecordPolicy for Policy {
@@ -38,6 +42,17 @@ impl RecordPolicy for Policy {
 
     fn undelivered_retention(&self, endpoint_hours: Option<u32>) -> Duration {
         Duration::from_secs(u64::from(endpoint_hours.unwrap_or(self.undelivered_hours)) * 3600)
+    }
+
+    fn failing_after(&self) -> Option<u32> {
+        self.failing_after
+    }
+
+    /// An operational event in the operational application of `app`'s mode (an endpoint
+    /// of that application has no `app` record, so it is never told of).
+    fn tell(&self, told: &Told, app: &AppRecord, now_ms: u64) -> Option<NewEvent> {
+        let (event_type, data) = operational::told(told, app);
+        crate::payload::new_event(operational::owner(app.mode), event_type, &data, now_ms).ok()
     }
 }
 
@@ -101,7 +116,8 @@ mod tests {
         assert_eq!(next_retry_delay(&schedule, 3, 0.0), None, "after the last retry there is none");
         assert_eq!(next_retry_delay(&[], 1, 0.0), None);
         assert_eq!(next_retry_delay(&schedule, 0, 0.0), None, "attempts count from 1");
-        let policy = Policy { schedule: schedule.to_vec(), disable_after: HOUR, undelivered_hours: 72 };
+        let policy =
+            Policy { schedule: schedule.to_vec(), disable_after: HOUR, undelivered_hours: 72, failing_after: None };
         for _ in 0..100 {
             let d = policy.retry_delay(1, None).unwrap();
             assert!(d >= Duration::from_secs(300) && d <= Duration::from_secs(330), "{d:?}");
@@ -110,7 +126,12 @@ mod tests {
 
     #[test]
     fn retry_after_stretches_a_retry_but_never_revives_a_finished_delivery() {
-        let policy = Policy { schedule: vec![Duration::from_secs(5)], disable_after: HOUR, undelivered_hours: 72 };
+        let policy = Policy {
+            schedule: vec![Duration::from_secs(5)],
+            disable_after: HOUR,
+            undelivered_hours: 72,
+            failing_after: None,
+        };
         assert_eq!(policy.retry_delay(1, Some(Duration::from_secs(600))), Some(Duration::from_secs(600)));
         assert!(policy.retry_delay(1, Some(Duration::from_secs(1))).unwrap() >= Duration::from_secs(5));
         assert_eq!(policy.retry_delay(2, Some(Duration::from_secs(600))), None);

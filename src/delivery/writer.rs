@@ -273,8 +273,12 @@ mod tests {
             assert!(jobs.send(job).is_ok());
         }
         let (scheduler, inbox) = tokio::sync::mpsc::unbounded_channel();
-        let policy =
-            Arc::new(Policy { schedule: vec![], disable_after: Duration::from_secs(3600), undelivered_hours: 72 });
+        let policy = Arc::new(Policy {
+            schedule: vec![],
+            disable_after: Duration::from_secs(3600),
+            undelivered_hours: 72,
+            failing_after: None,
+        });
         let clock = Clock::manual(NOW_MS);
         let task = tokio::spawn(run(store.clone(), clock, jobs_rx, scheduler, policy, Duration::ZERO, Arc::default()));
         (jobs, inbox, task)

@@ -12,9 +12,10 @@ use crate::delivery::{Engine, Outgoing};
 use crate::event_types::ENDPOINT_TEST;
 use crate::ids::{DeliveryId, EndpointId};
 use crate::metrics::Metrics;
+use crate::operational::{self, EndpointChange};
 use crate::secrets::new_endpoint_secret;
 use crate::store::Store;
-use crate::store::model::endpoints::{listener_description, listener_name};
+use crate::store::model::endpoints::{listener_description, listener_name, subscribed};
 use crate::store::model::{
     AttemptRecord, AttemptStatus, ClientCertificate, ClientCertificateIn, Cursor, EndpointFilter, EndpointRecord,
     EndpointStatus, FlowLimits, FlowState, ListError, ListenRequest, Owner, Page, PageRequest, ReceiverAuth,
@@ -245,7 +246,35 @@ impl Endpoints<'_> {
             ..new_record(owner, id, input.url, input.enabled_events, now, sealed)
         };
         self.store.insert_endpoint(record.clone()).await?;
+        self.tell(owner, &record, EndpointChange::Created, "created").await;
         Ok((record, secret))
+    }
+
+    /// Tells the platform's operational endpoints what happened to `endpoint` of `owner`,
+    /// once it is committed. Never about an operational endpoint, nor a `stile listen` one
+    /// (a developer's session, made and dropped as the CLI comes and goes). A failure is
+    /// logged, never the caller's: what happened to the endpoint stands.
+    async fn tell(&self, owner: Owner, endpoint: &EndpointRecord, change: EndpointChange, reason: &str) {
+        if operational::is_operational(owner.app) || endpoint.is_listener() {
+            return;
+        }
+        let told = async {
+            // Nothing is stored when no operational endpoint would hear it.
+            let listeners = all_of(self.store, operational::owner(owner.mode)).await?;
+            let heard = listeners
+                .iter()
+                .any(|e| e.status == EndpointStatus::Enabled && subscribed(e, change.event_type()).is_some());
+            let app = if heard { self.store.app(owner.mode, owner.app).await? } else { None };
+            let Some(app) = app else { return Ok(()) };
+            let data = operational::endpoint_data(&app, endpoint, reason);
+            let now_ms = self.engine.clock().now_ms();
+            let event = crate::payload::new_event(operational::owner(owner.mode), change.event_type(), &data, now_ms)?;
+            self.engine.publish(event).await?;
+            Ok::<_, ServiceError>(())
+        };
+        if let Err(err) = told.await {
+            tracing::warn!(endpoint = %endpoint.id, event_type = change.event_type(), error = %err, "an operational event was not published");
+        }
     }
 
     /// Applies checked changes to an endpoint of `owner` (after the DNS check of a new
@@ -276,6 +305,9 @@ impl Endpoints<'_> {
         }
         let enables = changes.status == Some(EndpointStatus::Enabled);
         let now = self.engine.clock().now();
+        // The endpoint as it was, for what the update changed (set inside the write).
+        let before: Arc<std::sync::Mutex<Option<EndpointRecord>>> = Arc::default();
+        let seen = Arc::clone(&before);
         // Sealed here, to the endpoint it is for: never held in clear past this point.
         let sealer = self.store.sealer();
         let authentication = changes.authentication.take().map(|a| a.map(|a| a.seal(sealer, owner.app, id)));
@@ -283,6 +315,7 @@ impl Endpoints<'_> {
         let updated = self
             .engine
             .update_endpoint(owner, id, enables, move |record| {
+                *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(record.clone());
                 let was = record.status;
                 changes.apply(record);
                 if let Some(authentication) = authentication {
@@ -299,6 +332,17 @@ impl Endpoints<'_> {
                 }
             })
             .await?;
+        let before = before.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let (Some(before), Some(after)) = (before, &updated) {
+            for change in EndpointChange::of_update(&before, after) {
+                let reason = match change {
+                    EndpointChange::Disabled => "disabled through the API",
+                    EndpointChange::Enabled => "enabled through the API",
+                    _ => "updated through the API",
+                };
+                self.tell(owner, after, change, reason).await;
+            }
+        }
         Ok(updated)
     }
 
@@ -327,6 +371,9 @@ impl Endpoints<'_> {
                 record.updated = Some(now);
             })
             .await?;
+        if let Some(record) = &updated {
+            self.tell(owner, record, EndpointChange::Updated, "signing secret rotated").await;
+        }
         Ok(updated.map(|record| (record, secret)))
     }
 
@@ -348,7 +395,12 @@ impl Endpoints<'_> {
     /// Deletes an endpoint of `owner`; its pending deliveries end (and a `stile listen`
     /// connection to it closes). `false`: no such endpoint.
     pub async fn delete(&self, owner: Owner, id: EndpointId) -> Result<bool, ServiceError> {
-        Ok(self.engine.delete_endpoint(owner, id).await?)
+        let Some(endpoint) = self.store.endpoint(owner, id).await? else { return Ok(false) };
+        let deleted = self.engine.delete_endpoint(owner, id).await?;
+        if deleted {
+            self.tell(owner, &endpoint, EndpointChange::Deleted, "deleted through the API").await;
+        }
+        Ok(deleted)
     }
 
     /// Every endpoint of `owner`, newest first (see [`all_of`]).

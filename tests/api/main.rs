@@ -28,6 +28,7 @@ mod listen;
 mod logs;
 mod malformed_requests;
 mod openapi;
+mod operational_webhooks;
 mod overview;
 mod pings;
 mod portal;

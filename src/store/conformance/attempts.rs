@@ -328,3 +328,117 @@ async fn a_types_attempts_are_read_through_its_events_unless_it_has_too_many() {
     })
     .await;
 }
+
+/// [`TWO_RETRIES`], failing at 2 failures in a row, and telling of each change as an event
+/// of `ops` named for it.
+#[derive(Clone, Copy)]
+struct Telling {
+    ops: crate::store::model::Owner,
+}
+
+impl crate::store::model::RecordPolicy for Telling {
+    fn retry_delay(&self, number: u32, retry_after: Option<std::time::Duration>) -> Option<std::time::Duration> {
+        TWO_RETRIES.retry_delay(number, retry_after)
+    }
+
+    fn health(
+        &self,
+        run: Option<crate::store::model::FailureRun>,
+        result: &AttemptResult,
+    ) -> crate::store::model::HealthVerdict {
+        TWO_RETRIES.health(run, result)
+    }
+
+    fn undelivered_retention(&self, hours: Option<u32>) -> std::time::Duration {
+        TWO_RETRIES.undelivered_retention(hours)
+    }
+
+    fn failing_after(&self) -> Option<u32> {
+        Some(2)
+    }
+
+    fn tell(
+        &self,
+        told: &crate::store::model::Told,
+        app: &crate::store::model::AppRecord,
+        now_ms: u64,
+    ) -> Option<crate::store::model::NewEvent> {
+        use crate::store::model::Told;
+        let (kind, attempt) = match told {
+            Told::Disabled { attempt, .. } => ("t.disabled", attempt),
+            Told::Exhausted { attempt, .. } => ("t.exhausted", attempt),
+            Told::Failing { attempt, .. } => ("t.failing", attempt),
+            Told::Recovered { attempt, .. } => ("t.recovered", attempt),
+        };
+        let data = serde_json::json!({"app": app.id.to_string(), "attempt": attempt.attempt});
+        Some(test_event(self.ops, kind, data, now_ms))
+    }
+}
+
+#[tokio::test]
+async fn a_run_reaching_the_threshold_a_recovery_and_a_delivery_failing_for_good_are_told_once_with_the_record() {
+    use crate::store::model::Owner;
+    each_backend(async |store| {
+        let owner = store.test_owner(Mode::Test).await;
+        let ops = super::another_app(&store, Mode::Test).await;
+        let policy = Telling { ops };
+        hook(&store, owner, "invoice.paid").await;
+        hook(&store, ops, "*").await;
+        // An endpoint of an application with no record (as an operational one): never told of.
+        let ghost = Owner { app: crate::ids::AppId::new(), mode: Mode::Test };
+        hook(&store, ghost, "invoice.paid").await;
+        let now = 1_700_000_000_000;
+        let mut events = invoices(owner, 2, now);
+        events.extend(invoices(ghost, 1, now + 5));
+        let (a, b) = (events[0].meta.id, events[1].meta.id);
+        store.publish_and_record(Arc::from(events), Arc::from(&[][..]), now, policy).await.unwrap();
+        // Records every due attempt at `at`: those of the events in `outcomes` in that
+        // order, as each says, then the rest.
+        let record = async |outcomes: &[(crate::ids::EventId, bool)], at: u64| {
+            let mut due = Vec::new();
+            for entry in store.due_entries(None, at, 100, Vec::new()).await.unwrap() {
+                let job = store.jobs(vec![entry.key.attempt()]).await.unwrap().pop().flatten().unwrap();
+                due.push((job.attempt.event_id, job.attempt.app, entry.key));
+            }
+            let mut results = Vec::new();
+            for (event, ok) in outcomes {
+                let key = due.iter().find(|(e, _, _)| e == event).expect("the event's attempt is due").2;
+                results.push(result(&store, key, *ok, at).await);
+            }
+            // The rest: the ghost's fail, the ops endpoint's (the told events) succeed.
+            for (event, app, key) in &due {
+                if !outcomes.iter().any(|(e, _)| e == event) {
+                    results.push(result(&store, *key, *app != ghost.app, at).await);
+                }
+            }
+            store.publish_and_record(Arc::from(&[][..]), Arc::from(results), at, policy).await.unwrap()
+        };
+        let told = async || -> Vec<(String, u64)> {
+            let listed = store.list_events(ops, start(100), EventFilter::default()).await.unwrap().items;
+            let mut told: Vec<_> = listed
+                .iter()
+                .rev()
+                .map(|e| {
+                    let body: serde_json::Value = serde_json::from_slice(&e.body).unwrap();
+                    (e.meta.event_type.clone(), body["data"]["attempt"].as_u64().unwrap())
+                })
+                .collect();
+            told.dedup();
+            told
+        };
+        // A's and B's first attempts fail: the run reaches 2 once.
+        let written = record(&[(a, false), (b, false)], now + 10).await;
+        assert_eq!(told().await, [("t.failing".to_string(), 1)]);
+        assert!(!written.recorded.scheduled.is_empty(), "the told event is queued to the ops endpoint");
+        // A's retry succeeds: recovered. B's retry fails, and its last too: a new run
+        // reaches 2, and B's delivery failed for good.
+        record(&[(a, true), (b, false)], now + 2_000).await;
+        record(&[(b, false)], now + 4_000).await;
+        assert_eq!(
+            told().await,
+            [("t.failing", 1), ("t.recovered", 2), ("t.failing", 3), ("t.exhausted", 3)]
+                .map(|(t, n)| (t.to_string(), n))
+        );
+    })
+    .await;
+}

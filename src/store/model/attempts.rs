@@ -8,8 +8,10 @@ use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::sealing::Sealer;
 
+use super::apps::AppRecord;
 use super::endpoints::EndpointRecord;
 use super::errors::StoreError;
+use super::events::NewEvent;
 use super::queue::{QueueKey, Scheduled};
 /// Where an attempt stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -182,6 +184,55 @@ pub trait RecordPolicy {
     /// How long the payload of a delivery that failed for good stays available to resend
     /// to an endpoint that sets `endpoint_hours` (`None`: the configured default).
     fn undelivered_retention(&self, endpoint_hours: Option<u32>) -> Duration;
+    /// How many failed attempts in a row make an endpoint failing ([`Told::Failing`]);
+    /// `None`: never.
+    fn failing_after(&self) -> Option<u32> {
+        None
+    }
+    /// The event that tells the platform of `told`, about an endpoint of `app`, at
+    /// `now_ms`; `None`: nothing is told.
+    fn tell(&self, told: &Told, app: &AppRecord, now_ms: u64) -> Option<NewEvent> {
+        let _ = (told, app, now_ms);
+        None
+    }
+}
+
+/// A change in how an endpoint's deliveries go, found while recording results, which the
+/// platform's operational endpoints are told of (`crate::operational`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Told {
+    /// Stile disabled the endpoint (its `disabled_reason` says why) after this attempt.
+    Disabled {
+        /// The endpoint, disabled.
+        endpoint: EndpointRecord,
+        /// The attempt that disabled it.
+        attempt: AttemptRecord,
+    },
+    /// A delivery failed for good: this attempt was its last.
+    Exhausted {
+        /// The endpoint.
+        endpoint: EndpointRecord,
+        /// The attempt, `failed`.
+        attempt: AttemptRecord,
+    },
+    /// The endpoint's run of failed attempts reached the policy's threshold with this one.
+    Failing {
+        /// The endpoint.
+        endpoint: EndpointRecord,
+        /// The attempt that reached it.
+        attempt: AttemptRecord,
+        /// Failed attempts in the run.
+        failures: u32,
+    },
+    /// The endpoint answered with success after a failing run.
+    Recovered {
+        /// The endpoint.
+        endpoint: EndpointRecord,
+        /// The attempt that succeeded.
+        attempt: AttemptRecord,
+        /// Failed attempts in the run it ended.
+        failures: u32,
+    },
 }
 
 /// A policy shared between tasks is the policy.
@@ -197,6 +248,14 @@ impl<P: RecordPolicy + ?Sized> RecordPolicy for std::sync::Arc<P> {
     fn undelivered_retention(&self, endpoint_hours: Option<u32>) -> Duration {
         (**self).undelivered_retention(endpoint_hours)
     }
+
+    fn failing_after(&self) -> Option<u32> {
+        (**self).failing_after()
+    }
+
+    fn tell(&self, told: &Told, app: &AppRecord, now_ms: u64) -> Option<NewEvent> {
+        (**self).tell(told, app, now_ms)
+    }
 }
 
 /// What recording a batch of results changed in the queue.
@@ -206,6 +265,9 @@ pub struct Recorded {
     pub scheduled: Scheduled,
     /// Attempts whose delivery ended (succeeded or failed for good).
     pub finished: usize,
+    /// The operational events that tell of what changed (the backend publishes them in the
+    /// same transaction).
+    pub told: Vec<NewEvent>,
 }
 
 /// Whether the undelivered payload of a delivery whose latest attempt has `status` and

@@ -18,7 +18,7 @@ pub mod upkeep;
 
 pub use apps::{ApiKeyRecord, AppDeletion, AppPurge, AppRecord, Branding, DefaultApps, Owner, Revoked, UidTaken};
 pub use attempts::{
-    AttemptRecord, AttemptResult, AttemptStatus, FailureRun, HealthVerdict, Job, RecordPolicy, Recorded,
+    AttemptRecord, AttemptResult, AttemptStatus, FailureRun, HealthVerdict, Job, RecordPolicy, Recorded, Told,
 };
 pub use endpoints::{
     EndpointFilter, EndpointRecord, EndpointStatus, FlowLimits, FlowState, HoldKind, ListenRequest, SealedSecret,

@@ -1,6 +1,7 @@
 //! Applications on Postgres: rows of `apps`, the uid a unique column per mode, each
 //! mode's default in `default_apps`.
 
+use deadpool_postgres::GenericClient;
 use tokio_postgres::types::Json;
 
 use crate::ids::AppId;
@@ -10,7 +11,6 @@ use crate::store::backend::Apps;
 use super::cached::Cached;
 use super::pagination::{ListQuery, list};
 use super::{PgStore, id_of, uuid};
-#[cfg(test)]
 use crate::store::model::Owner;
 use crate::store::model::Page;
 use crate::store::model::PageRequest;
@@ -59,6 +59,13 @@ impl PgStore {
             client.q_opt("SELECT id FROM apps WHERE mode = $1 AND uid = $2", &[&i16::from(mode.as_u8()), &uid]).await?;
         Ok(row.map(|row| AppId(id_of(row.get(0)))))
     }
+}
+
+/// The application `owner` names.
+pub(super) async fn get_in(client: &impl GenericClient, owner: Owner) -> Result<Option<AppRecord>, StoreError> {
+    let (id, mode) = (uuid(owner.app.as_u128()), i16::from(owner.mode.as_u8()));
+    let row = client.q_opt("SELECT record FROM apps WHERE id = $1 AND mode = $2", &[&id, &mode]).await?;
+    Ok(row.map(|row| row.get::<_, Json<AppRecord>>(0).0))
 }
 
 impl Apps for PgStore {
@@ -162,14 +169,7 @@ impl Apps for PgStore {
     }
 
     async fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .q_opt(
-                "SELECT record FROM apps WHERE id = $1 AND mode = $2",
-                &[&uuid(id.as_u128()), &i16::from(mode.as_u8())],
-            )
-            .await?;
-        Ok(row.map(|row| row.get::<_, Json<AppRecord>>(0).0))
+        get_in(&self.client().await?, Owner { app: id, mode }).await
     }
 
     #[cfg(test)]

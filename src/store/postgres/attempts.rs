@@ -18,15 +18,15 @@ use crate::mode::Mode;
 use crate::store::backend::Attempts;
 use crate::store::model::pagination::bound_page;
 use crate::store::model::{
-    AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, FailureRun, ListError, Owner, Page,
-    PageRequest, QueueKey, RecordPolicy, Recorded, Scheduled, StoreError,
+    AppRecord, AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, FailureRun, ListError,
+    Owner, Page, PageRequest, QueueKey, RecordPolicy, Recorded, Scheduled, StoreError,
 };
 use crate::store::rules::record::{RecordingTx, record_results};
 use crate::store::sealing::Sealer;
 
 use super::cached::Cached;
 use super::cluster::QUEUE_CHANNEL;
-use super::endpoints::{disable_in, lock_endpoints_of};
+use super::endpoints::{Lock, disable_in, get_in, lock_endpoints_of};
 use super::health::{lock_health, save_health};
 use super::pagination::{ListQuery, list};
 use super::{PgStore, id_of, uuid};
@@ -476,15 +476,23 @@ impl<C: GenericClient> RecordingTx for Recording<'_, C> {
         save_health(self.client, changed).await
     }
 
-    async fn endpoint(&mut self, _app: AppId, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
-        Ok(self.endpoints.get(&id).cloned())
+    /// A failed attempt's endpoint was locked by `prepare`; a succeeded one's is read only
+    /// for what the platform is told of (a recovery), unlocked.
+    async fn endpoint(&mut self, app: AppId, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError> {
+        if let Some(endpoint) = self.endpoints.get(&id) {
+            return Ok(Some(endpoint.clone()));
+        }
+        get_in(self.client, app, id, Lock::Read).await
     }
 
-    async fn disable(&mut self, app: AppId, id: EndpointId, reason: &str, at: i64) -> Result<(), StoreError> {
-        if let Some(disabled) = disable_in(self.client, app, id, reason, at).await? {
-            self.endpoints.insert(id, disabled);
-        }
-        Ok(())
+    async fn disable(&mut self, app: AppId, id: EndpointId, reason: &str, at: i64) -> Result<bool, StoreError> {
+        let Some(disabled) = disable_in(self.client, app, id, reason, at).await? else { return Ok(false) };
+        self.endpoints.insert(id, disabled);
+        Ok(true)
+    }
+
+    async fn app(&mut self, owner: Owner) -> Result<Option<AppRecord>, StoreError> {
+        super::apps::get_in(self.client, owner).await
     }
 
     fn schedule(

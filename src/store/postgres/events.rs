@@ -15,7 +15,7 @@ use crate::store::model::{
     AttemptRecord, AttemptStatus, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page,
     PageRequest, Published, Resent, Scheduled, StoreError, StoredEvent,
 };
-use crate::store::rules::publish::{PublishTx, publish};
+use crate::store::rules::publish::{PublishTx, publish, publish_heard};
 use crate::store::rules::resend::{ResendTx, resend};
 use crate::store::sealing::Sealer;
 use crate::trace::EventTrace;
@@ -53,6 +53,18 @@ pub(super) async fn publish_in(
     writes: &mut Writes,
 ) -> Result<(Vec<Published>, Scheduled), StoreError> {
     publish(&mut Publishing { client, sealer, writes }, events, now_ms).await
+}
+
+/// Stores those of `events` some endpoint subscribes to (sealed), and schedules their
+/// first attempts ([`rules::publish::publish_heard`]).
+pub(super) async fn publish_heard_in(
+    client: &impl GenericClient,
+    sealer: &Sealer,
+    events: &[NewEvent],
+    now_ms: u64,
+    writes: &mut Writes,
+) -> Result<Scheduled, StoreError> {
+    publish_heard(&mut Publishing { client, sealer, writes }, events, now_ms).await
 }
 
 /// Publishing inside one transaction: the attempts go to its write buffer, the events

@@ -22,7 +22,7 @@ use super::attempts::{Writes, lock_attempts, record_in, status_code};
 use super::cached::Cached;
 use super::cluster::QUEUE_CHANNEL;
 use super::endpoints::{Lock, get_in, refile, update_in};
-use super::events::publish_in;
+use super::events::{publish_heard_in, publish_in};
 use super::listeners::listener_holder;
 use super::{PgStore, Tx, id_of, uuid};
 
@@ -147,7 +147,10 @@ impl Scheduling for PgStore {
         transaction!(self, |tx| {
             let mut writes = Writes::new(&self.token);
             let (published, first_attempts) = publish_in(tx, &self.sealer, &events, now_ms, &mut writes).await?;
-            let recorded = record_in(tx, &self.sealer, &results, now_ms, &policy, &mut writes).await?;
+            let mut recorded = record_in(tx, &self.sealer, &results, now_ms, &policy, &mut writes).await?;
+            // What the platform is told of is committed with what it tells of.
+            let told = publish_heard_in(tx, &self.sealer, &recorded.told, now_ms, &mut writes).await?;
+            recorded.scheduled.extend(told);
             writes.flush(tx).await?;
             Ok(Written { published, first_attempts, recorded })
         })

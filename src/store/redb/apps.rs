@@ -8,7 +8,7 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use crate::ids::AppId;
 use crate::mode::Mode;
 use crate::store::backend::Apps;
-use crate::store::model::{AppRecord, DefaultApps, ListError, Page, PageRequest, StoreError, UidTaken};
+use crate::store::model::{AppRecord, DefaultApps, ListError, Owner, Page, PageRequest, StoreError, UidTaken};
 
 use super::pagination::list_page;
 use super::{RedbStore, decode_found, encode, tables};
@@ -39,6 +39,14 @@ pub(super) fn ensure_defaults(tx: &WriteTransaction, now: i64) -> Result<Default
         ids[usize::from(mode.as_u8())] = id;
     }
     Ok(DefaultApps { test: ids[0], live: ids[1] })
+}
+
+/// The application `owner` names, from `apps`.
+pub(super) fn get_in(
+    apps: &impl ReadableTable<(u128, u128), &'static [u8]>,
+    owner: Owner,
+) -> Result<Option<AppRecord>, StoreError> {
+    decode_found(TABLE, apps.get(key(owner.mode, owner.app))?)
 }
 
 impl Apps for RedbStore {
@@ -125,7 +133,7 @@ impl Apps for RedbStore {
     }
 
     async fn app(&self, mode: Mode, id: AppId) -> Result<Option<AppRecord>, StoreError> {
-        self.read(|tx| decode_found(TABLE, tx.open_table(tables::APPS)?.get(key(mode, id))?))
+        self.read(|tx| get_in(&tx.open_table(tables::APPS)?, Owner { app: id, mode }))
     }
 
     #[cfg(test)]

@@ -16,8 +16,8 @@ use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::store::backend::Attempts;
 use crate::store::model::pagination::{bound_page, finish_page, scan_bounds};
 use crate::store::model::{
-    AttemptResult, Cursor, EndpointRecord, EndpointStatus, FailureRun, ListError, Owner, Page, PageRequest, QueueKey,
-    RecordPolicy, Recorded, Scheduled, StoreError,
+    AppRecord, AttemptResult, Cursor, EndpointRecord, EndpointStatus, FailureRun, ListError, Owner, Page, PageRequest,
+    QueueKey, RecordPolicy, Recorded, Scheduled, StoreError,
 };
 use crate::store::rules;
 use crate::store::rules::cancel::CancelTx;
@@ -28,7 +28,7 @@ use super::attempt_record::{attempt_in, encode_attempt, outcome_in};
 use super::events::index_hash;
 use super::names::{Interner, Names};
 use super::queue::QueueTables;
-use super::{RedbStore, endpoints, health, tables};
+use super::{RedbStore, apps, endpoints, health, tables};
 
 pub use crate::store::model::AttemptRecord;
 
@@ -273,6 +273,7 @@ pub(super) fn record_in(
         return Ok(Recorded::default());
     }
     let mut recording = Recording {
+        tx,
         endpoints: tx.open_table(tables::ENDPOINTS)?,
         health: tx.open_table(tables::ENDPOINT_HEALTH)?,
         t: DeliveryTables::open(tx, names)?,
@@ -282,6 +283,8 @@ pub(super) fn record_in(
 
 /// The tables recording results touches, opened once per transaction.
 struct Recording<'txn, 'n> {
+    /// For the rare read of a table none of the others is (an application).
+    tx: &'txn WriteTransaction,
     endpoints: Table<'txn, (u128, u128), &'static [u8]>,
     health: Table<'txn, u128, (u64, u32)>,
     t: DeliveryTables<'txn, 'n>,
@@ -318,8 +321,12 @@ impl RecordingTx for Recording<'_, '_> {
         endpoints::get_in(&self.endpoints, app, id)
     }
 
-    async fn disable(&mut self, app: AppId, id: EndpointId, reason: &str, at: i64) -> Result<(), StoreError> {
+    async fn disable(&mut self, app: AppId, id: EndpointId, reason: &str, at: i64) -> Result<bool, StoreError> {
         endpoints::disable_in(&mut self.endpoints, app, id, reason, at)
+    }
+
+    async fn app(&mut self, owner: Owner) -> Result<Option<AppRecord>, StoreError> {
+        apps::get_in(&self.tx.open_table(tables::APPS)?, owner)
     }
 
     fn schedule(

@@ -98,16 +98,16 @@ pub(super) fn disable_in(
     id: EndpointId,
     reason: &str,
     at: i64,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let Some(mut endpoint) = get_in(endpoints, app, id)?.filter(|e| e.status == EndpointStatus::Enabled) else {
-        return Ok(());
+        return Ok(false);
     };
     endpoint.status = EndpointStatus::Disabled;
     endpoint.disabled_reason = Some(reason.to_string());
     endpoint.disabled_at = Some(at);
     endpoints.insert((app.as_u128(), id.as_u128()), encode(TABLE, &endpoint)?.as_slice())?;
     tracing::warn!(endpoint = %endpoint.id, reason, "endpoint disabled automatically");
-    Ok(())
+    Ok(true)
 }
 
 /// The enabled endpoints of application `app` subscribed to `event_type`, each with the

@@ -14,7 +14,7 @@ use crate::store::model::{
     AttemptRecord, AttemptStatus, Cursor, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page,
     PageRequest, Published, Resent, Scheduled, StoreError, StoredEvent,
 };
-use crate::store::rules::publish::{PublishTx, publish};
+use crate::store::rules::publish::{PublishTx, publish, publish_heard};
 use crate::store::rules::resend::{ResendTx, resend};
 use crate::store::rules::settle;
 use crate::store::sealing::Sealer;
@@ -127,6 +127,18 @@ pub(super) fn publish_in(
     now_ms: u64,
 ) -> Result<(Vec<Published>, Scheduled), StoreError> {
     settle(publish(&mut Publishing { tx, sealer, names, writes: None }, events, now_ms))
+}
+
+/// Stores those of `events` some endpoint subscribes to, and schedules their deliveries,
+/// inside `tx` ([`rules::publish::publish_heard`]).
+pub(super) fn publish_heard_in(
+    tx: &WriteTransaction,
+    sealer: &Sealer,
+    names: &Names,
+    events: &[NewEvent],
+    now_ms: u64,
+) -> Result<Scheduled, StoreError> {
+    settle(publish_heard(&mut Publishing { tx, sealer, names, writes: None }, events, now_ms))
 }
 
 /// Publishing inside one write transaction; the tables it writes are opened at its first

@@ -20,7 +20,7 @@ use crate::store::rules::retry::{RetryNowTx, retry_now};
 use crate::store::rules::unpark::{UnparkTx, unpark};
 
 use super::attempts::{DeliveryTables, record_in};
-use super::events::publish_in;
+use super::events::{publish_heard_in, publish_in};
 use super::names::Names;
 use super::{RedbStore, Tx, endpoints, health, tables};
 
@@ -75,7 +75,10 @@ impl Scheduling for RedbStore {
     ) -> Result<Written, StoreError> {
         self.write(|tx| {
             let (published, first_attempts) = publish_in(tx, &self.sealer, &self.names, &events, now_ms)?;
-            let recorded = record_in(tx, &self.sealer, &self.names, &results, now_ms, &policy)?;
+            let mut recorded = record_in(tx, &self.sealer, &self.names, &results, now_ms, &policy)?;
+            // What the platform is told of is committed with what it tells of.
+            let told = publish_heard_in(tx, &self.sealer, &self.names, &recorded.told, now_ms)?;
+            recorded.scheduled.extend(told);
             Ok(Written { published, first_attempts, recorded })
         })
     }

@@ -40,6 +40,31 @@ pub(crate) async fn publish(
     events: &[NewEvent],
     now_ms: u64,
 ) -> Result<(Vec<Published>, Scheduled), StoreError> {
+    let targets = subscribers(tx, events).await?;
+    publish_to(tx, events, &targets, now_ms).await
+}
+
+/// Publishes those of `events` some endpoint subscribes to (operational events: kept only
+/// when heard); returns the first attempts queued.
+pub(crate) async fn publish_heard(
+    tx: &mut impl PublishTx,
+    events: &[NewEvent],
+    now_ms: u64,
+) -> Result<Scheduled, StoreError> {
+    let targets = subscribers(tx, events).await?;
+    let heard: Vec<NewEvent> = events
+        .iter()
+        .filter(|e| targets.get(&(e.meta.app, e.meta.event_type.as_str())).is_some_and(|t| !t.is_empty()))
+        .cloned()
+        .collect();
+    Ok(publish_to(tx, &heard, &targets, now_ms).await?.1)
+}
+
+/// The subscribers of each (application, event type) of `events`.
+async fn subscribers<'e>(
+    tx: &mut impl PublishTx,
+    events: &'e [NewEvent],
+) -> Result<HashMap<(AppId, &'e str), Vec<(EndpointRecord, &'e str)>>, StoreError> {
     let mut targets: HashMap<(AppId, &str), Vec<(EndpointRecord, &str)>> = HashMap::new();
     for event in events {
         let key = (event.meta.app, event.meta.event_type.as_str());
@@ -47,6 +72,16 @@ pub(crate) async fn publish(
             slot.insert(tx.subscribed(key.0, key.1).await?);
         }
     }
+    Ok(targets)
+}
+
+/// Publishes `events` to their `targets`.
+async fn publish_to(
+    tx: &mut impl PublishTx,
+    events: &[NewEvent],
+    targets: &HashMap<(AppId, &str), Vec<(EndpointRecord, &str)>>,
+    now_ms: u64,
+) -> Result<(Vec<Published>, Scheduled), StoreError> {
     let mut scheduled = Scheduled::default();
     let mut pending = Vec::with_capacity(events.len());
     for event in events {

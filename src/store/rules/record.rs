@@ -1,16 +1,19 @@
 //! Recording the results of attempts: each gets its outcome and leaves the queue; a
 //! failure with retries left schedules the next attempt (and is `retrying` until that one
 //! is made, then `failed`), one without parks its payload for resending; the endpoint's
-//! run of failures is tracked, and an endpoint the policy gives up on is disabled. When to retry and when to disable are the policy's
-//! ([`RecordPolicy`]); what follows from its answers is decided here, once.
+//! run of failures is tracked, and an endpoint the policy gives up on is disabled. When to
+//! retry and when to disable are the policy's ([`RecordPolicy`]); what follows from its
+//! answers is decided here, once, and so are the changes the platform is told of
+//! ([`Told`]: a delivery failed for good, a run of failures reaching the policy's
+//! threshold, a recovery, an endpoint disabled), each once, as it happens.
 
 use std::collections::HashMap;
 
 use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::store::model::attempts::response_row;
 use crate::store::model::{
-    AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, FailureRun, QueueKey, RecordPolicy, Recorded,
-    Scheduled, StoreError,
+    AppRecord, AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, FailureRun, Owner, QueueKey, RecordPolicy,
+    Recorded, Scheduled, StoreError, Told,
 };
 use crate::store::sealing::Sealer;
 
@@ -42,8 +45,12 @@ pub(crate) trait RecordingTx {
     /// The endpoint as it is now in this transaction (`None`: deleted).
     async fn endpoint(&mut self, app: AppId, id: EndpointId) -> Result<Option<EndpointRecord>, StoreError>;
 
-    /// Disables the endpoint at `at` (Unix seconds), saying why, unless it already is.
-    async fn disable(&mut self, app: AppId, id: EndpointId, reason: &str, at: i64) -> Result<(), StoreError>;
+    /// Disables the endpoint at `at` (Unix seconds), saying why, unless it already is;
+    /// whether it did.
+    async fn disable(&mut self, app: AppId, id: EndpointId, reason: &str, at: i64) -> Result<bool, StoreError>;
+
+    /// The application (`None`: none of that id, as an operational endpoint's).
+    async fn app(&mut self, owner: Owner) -> Result<Option<AppRecord>, StoreError>;
 
     /// Schedules attempt `number` of the delivery `after` belongs to, at `due_ms`: queued
     /// if the endpoint is enabled (its key goes into `scheduled`), parked if not.
@@ -95,6 +102,7 @@ pub(crate) async fn record_results(
     }
     tx.prepare(results).await?;
     let mut health = HealthRuns::default();
+    let failing_after = policy.failing_after();
     for result in results {
         let Some(mut record) = tx.attempt(result.attempt()).await?.filter(|r| r.status == AttemptStatus::Pending)
         else {
@@ -112,17 +120,29 @@ pub(crate) async fn record_results(
         record.duration_ms = Some(result.duration_ms);
         record.created = (result.attempted_at_ms / 1000) as i64;
         record.request_headers = result.request_headers.clone();
-        let verdict = policy.health(health.current(tx, record.endpoint_id).await?, result);
+        let run_before = health.current(tx, record.endpoint_id).await?;
+        let verdict = policy.health(run_before, result);
         health.set(record.endpoint_id, verdict.run);
-        if let Some(reason) = &verdict.disable {
-            tx.disable(record.app, record.endpoint_id, reason, record.created).await?;
-        }
+        let disabled = match &verdict.disable {
+            Some(reason) => tx.disable(record.app, record.endpoint_id, reason, record.created).await?,
+            None => false,
+        };
+        let (before, after) = (run_before.map_or(0, |r| r.failures), verdict.run.map_or(0, |r| r.failures));
+        let failing = failing_after.filter(|n| before < *n && *n <= after).map(|_| after);
+        let recovered = failing_after.filter(|n| result.succeeded && before >= *n).map(|_| before);
         let retry = if result.succeeded { None } else { policy.retry_delay(record.attempt, result.retry_after) };
         // The endpoint is read only for a failure: to schedule the retry, or to know how
         // long its payload stays (`None`: deleted meanwhile).
         let endpoint = match result.succeeded {
             true => None,
             false => tx.endpoint(record.app, record.endpoint_id).await?,
+        };
+        let exhausted = !result.succeeded && retry.is_none() && endpoint.is_some();
+        let changes = Changes { disabled, exhausted, failing, recovered };
+        // Rare: the endpoint is read again (as disabled, or not read yet for a success).
+        let changed = match changes.any() {
+            true => tx.endpoint(record.app, record.endpoint_id).await?,
+            false => None,
         };
         match (result.succeeded, retry, endpoint) {
             (true, _, _) => {
@@ -146,11 +166,56 @@ pub(crate) async fn record_results(
                 }
             }
         }
+        if let Some(endpoint) = changed
+            && let Some(app) = tx.app(Owner { app: record.app, mode: record.mode }).await?
+        {
+            let told = changes.told(endpoint, &record);
+            recorded.told.extend(told.iter().filter_map(|what| policy.tell(what, &app, now_ms)));
+        }
         tx.store_outcome(record)?;
     }
     tx.save_health(health.changed()).await?;
     tx.finish().await?;
     Ok(recorded)
+}
+
+/// What one result changed that the platform is told of (see [`Told`]).
+struct Changes {
+    /// Stile disabled the endpoint.
+    disabled: bool,
+    /// The delivery failed for good.
+    exhausted: bool,
+    /// The run of failures reached the threshold: its length.
+    failing: Option<u32>,
+    /// A success ended a failing run: its length.
+    recovered: Option<u32>,
+}
+
+impl Changes {
+    /// Whether there is anything to tell.
+    fn any(&self) -> bool {
+        self.disabled || self.exhausted || self.failing.is_some() || self.recovered.is_some()
+    }
+
+    /// The changes about `endpoint`, made by `attempt` (as recorded), in the order they
+    /// happened: a recovery, a run reaching the threshold, a delivery failing for good,
+    /// the endpoint disabled.
+    fn told(self, endpoint: EndpointRecord, attempt: &AttemptRecord) -> Vec<Told> {
+        let mut told = Vec::new();
+        if let Some(failures) = self.recovered {
+            told.push(Told::Recovered { endpoint: endpoint.clone(), attempt: attempt.clone(), failures });
+        }
+        if let Some(failures) = self.failing {
+            told.push(Told::Failing { endpoint: endpoint.clone(), attempt: attempt.clone(), failures });
+        }
+        if self.exhausted {
+            told.push(Told::Exhausted { endpoint: endpoint.clone(), attempt: attempt.clone() });
+        }
+        if self.disabled {
+            told.push(Told::Disabled { endpoint, attempt: attempt.clone() });
+        }
+        told
+    }
 }
 
 /// The runs of failures of the endpoints in one batch of results, read once and written
