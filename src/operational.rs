@@ -31,10 +31,11 @@ pub fn is_type(name: &str) -> bool {
     TYPES.iter().any(|(known, _)| *known == name)
 }
 
-/// The application of `mode` that holds the operational endpoints and their events: a
-/// fixed id whose time part is zero, so no application made by stile can have it.
+/// The application of `mode` that holds the operational endpoints and their events
+/// (`store::model::apps::operational_app`: a fixed id no application made by stile can
+/// have).
 pub fn owner(mode: Mode) -> Owner {
-    Owner { app: AppId(0x7000_8000_0000_0000_0000_0001 + u128::from(mode.as_u8())), mode }
+    Owner { app: crate::store::model::apps::operational_app(mode), mode }
 }
 
 /// Whether `app` is an operational application (nothing is sent about its endpoints).
@@ -83,6 +84,8 @@ impl EndpointChange {
         rest.disabled_at = after.disabled_at;
         rest.disabled_reason = after.disabled_reason.clone();
         rest.updated = after.updated;
+        // Read back with its health; the record changed was read without.
+        rest.failing = after.failing;
         if rest != *after {
             changes.push(EndpointChange::Updated);
         }
@@ -152,6 +155,20 @@ mod tests {
         assert!(is_operational(owner(Mode::Live).app));
         assert!(!is_operational(AppId::new()));
         assert!(!is_operational(AppRecord::default_of(Mode::Test, 0).id));
+        // A valid version 7 UUID of time zero.
+        let uuid = uuid::Uuid::from_u128(owner(Mode::Test).app.as_u128());
+        assert_eq!((uuid.get_version_num(), uuid.get_variant()), (7, uuid::Variant::RFC4122));
+        assert_eq!(owner(Mode::Live).app.as_u128() >> 80, 0, "time zero");
+    }
+
+    #[test]
+    fn an_update_that_changes_nothing_but_the_health_shown_reports_nothing() {
+        let owner = Owner { app: AppId::new(), mode: Mode::Test };
+        let before = EndpointRecord::for_test(owner, "https://example.com/hook", "*");
+        let mut after = before.clone();
+        after.failing = Some(crate::store::model::endpoints::Failing { since: 5, attempts: 7 });
+        after.updated = Some(9);
+        assert_eq!(EndpointChange::of_update(&before, &after), []);
     }
 
     #[test]

@@ -28,6 +28,10 @@ fn an_endpoints_life_is_told_to_the_operational_endpoints_once_per_change() {
     assert_eq!(created.status, 200, "{}", created.text);
     let ops = created.body["id"].as_str().unwrap().to_string();
     let secret = created.body["secret"].as_str().unwrap().to_string();
+    // One that hears everything to the end, while other operational endpoints come and go.
+    let all = server
+        .post("/v1/operational_webhook_endpoints", json!({"url": receiver.url("/ops-all"), "enabled_events": ["*"]}));
+    assert_eq!(all.status, 200, "{}", all.text);
     // A second operational endpoint: nothing is told about it (nor about the first).
     let only_disabled = server.post(
         "/v1/operational_webhook_endpoints",
@@ -91,7 +95,7 @@ fn an_endpoints_life_is_told_to_the_operational_endpoints_once_per_change() {
     // Operational endpoints are theirs alone: not among the webhook endpoints, no
     // application of their own in the list; they list, change and go by their own routes.
     let listed = server.get("/v1/operational_webhook_endpoints");
-    assert_eq!(listed.body["data"].as_array().unwrap().len(), 2, "{}", listed.text);
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 3, "{}", listed.text);
     assert!(server.get("/v1/webhook_endpoints").body["data"].as_array().unwrap().is_empty());
     assert_eq!(server.get("/v1/apps").body["data"].as_array().unwrap().len(), 1);
     assert_eq!(server.get(&format!("/v1/webhook_endpoints/{ops}")).status, 404);
@@ -104,7 +108,11 @@ fn an_endpoints_life_is_told_to_the_operational_endpoints_once_per_change() {
     let gone = server.req("DELETE", &format!("/v1/operational_webhook_endpoints/{ops}")).send();
     assert_eq!(gone.status, 200, "{}", gone.text);
     assert_eq!(server.get(&format!("/v1/operational_webhook_endpoints/{ops}")).status, 404);
-    assert_eq!(heard(&receiver, "/ops").len(), 6, "nothing told about operational endpoints");
+    // Operational endpoints were created, changed and deleted: nothing told of them.
+    server.wait_queue_empty(WAIT);
+    let all = heard(&receiver, "/ops-all");
+    assert_eq!(all.len(), 6, "{all:#?}");
+    assert!(all.iter().all(|(_, data)| data["endpoint"]["id"] == id.as_str()), "{all:#?}");
 }
 
 #[test]

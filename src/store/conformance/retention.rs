@@ -195,3 +195,28 @@ async fn a_key_stored_again_after_expiry_keeps_its_new_record() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_operational_applications_history_is_pruned_too() {
+    each_backend(async |store| {
+        // The operational application has no record; its events and their attempts go
+        // as every application's do.
+        let ops = crate::store::model::Owner {
+            app: crate::store::model::apps::operational_app(Mode::Live),
+            mode: Mode::Live,
+        };
+        hook(&store, ops, "*").await;
+        let now = unix_now_ms();
+        let (_, scheduled) = store.publish_events(invoices(ops, 3, now - 120_000), now - 120_000).await.unwrap();
+        let mut results = Vec::new();
+        for key in scheduled.keys() {
+            results.push(result(&store, *key, true, now - 120_000).await);
+        }
+        store.publish_and_record(Arc::from(&[][..]), Arc::from(&results[..]), now, NO_RETRIES).await.unwrap();
+        assert_eq!(store.list_events(ops, start(10), Default::default()).await.unwrap().items.len(), 3);
+        let (total, _) = prune_pass(&store, at(now), 10).await;
+        assert_eq!((total.events, total.attempts), (3, 3), "{total:?}");
+        assert!(store.list_events(ops, start(10), Default::default()).await.unwrap().items.is_empty());
+    })
+    .await;
+}

@@ -117,6 +117,14 @@ impl AppRecord {
     }
 }
 
+/// The application of `mode` that holds the operational webhook endpoints
+/// (`crate::operational`): a fixed id laid out as a version 7 UUID of time zero, which no
+/// application stile makes can have. It has no record, so no key, list or portal names it;
+/// what the store keeps per application (retention) takes it in too.
+pub fn operational_app(mode: Mode) -> AppId {
+    AppId((0x7 << 76) | (0b10 << 62) | (1 + u128::from(mode.as_u8())))
+}
+
 /// The default applications of both modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DefaultApps {

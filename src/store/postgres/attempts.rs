@@ -606,10 +606,10 @@ impl Attempts for PgStore {
         let app = uuid(owner.app.as_u128());
         // Counted in the database, to one beyond the bound: a common type costs an index
         // scan, not its ids sent over.
-        let bound = max_events as i64 + 1;
+        let max = i64::try_from(max_events).unwrap_or(i64::MAX - 1);
         let count = "SELECT count(*) FROM (SELECT 1 FROM events WHERE app = $1 AND event_type = $2 LIMIT $3) AS typed";
-        let count: i64 = client.q_one(count, &[&app, &event_type, &bound]).await?.get(0);
-        if count > max_events as i64 {
+        let count: i64 = client.q_one(count, &[&app, &event_type, &(max + 1)]).await?.get(0);
+        if count > max {
             return Ok(None);
         }
         let sql = format!(

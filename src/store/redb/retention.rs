@@ -12,7 +12,9 @@
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::ids::first_id_at;
+use crate::mode::Mode;
 use crate::store::backend::Retention;
+use crate::store::model::apps::operational_app;
 use crate::store::model::{
     AttemptRecord, AttemptStatus, Cutoffs, IdempotencyRecord, PruneCursor, Pruned, SessionRecord, StoreError,
 };
@@ -56,9 +58,10 @@ fn prune_in(
     let (attempts, more) = prune_attempts(tx, names, cutoffs.history_ms, &mut next.attempts, limit)?;
     pruned.attempts = attempts;
     pruned.more |= more;
-    // Every application's id, whatever its mode.
-    let apps: Vec<u128> =
+    // Every application's id, whatever its mode, and the operational ones (no record).
+    let mut apps: Vec<u128> =
         tx.open_table(tables::APPS)?.iter()?.map(|row| row.map(|(k, _)| k.value().1)).collect::<Result<_, _>>()?;
+    apps.extend([Mode::Test, Mode::Live].map(|mode| operational_app(mode).as_u128()));
     for app in apps {
         let slot = next.events.entry(app).or_default();
         let (events, more) = prune_events(tx, names, app, cutoffs, slot, limit)?;
