@@ -47,6 +47,7 @@ fn a_rate_limit_holds_in_every_one_second_window_at_the_receiver() {
     endpoint_with(&server, &receiver.url("/limited"), json!({"rate_limit": 20}));
     let unlimited = endpoint_with(&server, &receiver.url("/free"), json!({}));
     publish_many(&server, 60);
+    let published = Instant::now();
     let held = |metrics: &str| {
         metrics
             .lines()
@@ -68,13 +69,12 @@ fn a_rate_limit_holds_in_every_one_second_window_at_the_receiver() {
     let span = *arrivals.last().unwrap() - arrivals[0];
     assert!(span >= Duration::from_millis(2_800), "60 requests at 20/s took only {span:?}");
     assert!(span <= Duration::from_secs(6), "60 requests at 20/s took {span:?}");
-    // The endpoint beside it is not held back.
+    // The endpoint beside it is not held back: its deliveries keep up with the publishes
+    // (held at 20/s, the last would come about 3 s after them, however fast they went).
     receiver.wait_for("/free", 60, Duration::from_secs(5));
     let free: Vec<Instant> = receiver.received("/free").iter().map(|r| r.at).collect();
-    assert!(
-        *free.last().unwrap() - free[0] < Duration::from_secs(2),
-        "the unlimited endpoint waited for the limited one"
-    );
+    let lag = free.last().unwrap().saturating_duration_since(published);
+    assert!(lag < Duration::from_secs(1), "the unlimited endpoint waited for the limited one: {lag:?} behind");
     server.wait_queue_empty(Duration::from_secs(10));
     assert!(server.deliveries(&unlimited).iter().all(|d| d["status"] == "succeeded"));
 }
