@@ -84,13 +84,7 @@ impl PublishSpan {
             };
             return PublishSpan { trace, parent: Some(caller.span_id().to_bytes()) };
         }
-        let trace = EventTrace {
-            trace_id: ids.new_trace_id().to_bytes(),
-            span_id: ids.new_span_id().to_bytes(),
-            sampled: true,
-            state: String::new(),
-        };
-        PublishSpan { trace, parent: None }
+        PublishSpan { trace: EventTrace::new_root(), parent: None }
     }
 }
 
@@ -124,7 +118,9 @@ impl EventTrace {
     /// The trace of an event stile publishes itself (a test ping, an operational event,
     /// an expiring session): a new one.
     pub fn new_root() -> EventTrace {
-        PublishSpan::of_request(None, None).trace
+        let ids = RandomIdGenerator::default();
+        let (trace_id, span_id) = (ids.new_trace_id().to_bytes(), ids.new_span_id().to_bytes());
+        EventTrace { trace_id, span_id, sampled: true, state: String::new() }
     }
 
     /// A new span of this trace, for one attempt: its id, and the `traceparent` and
@@ -138,7 +134,12 @@ impl EventTrace {
 
     /// The trace id as logs and the OTLP export write it (32 lowercase hex digits).
     pub fn trace_id_hex(&self) -> String {
-        TraceId::from_bytes(self.trace_id).to_string()
+        self.trace_id().to_string()
+    }
+
+    /// The trace id, to display (no text made until it is written).
+    pub fn trace_id(&self) -> TraceId {
+        TraceId::from_bytes(self.trace_id)
     }
 
     /// The stored form: trace id, span id, flags, then the `tracestate` text.

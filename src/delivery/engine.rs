@@ -641,11 +641,11 @@ async fn attempt(senders: &Senders, job: Job, key: crate::store::model::queue::Q
         now,
         trace: job.trace,
     };
-    let trace_id = out.trace.as_ref().map(EventTrace::trace_id_hex);
+    let trace_id = out.trace.as_ref().map(EventTrace::trace_id);
     let (outcome, headers) = senders.send(&endpoint, out).await;
     tracing::debug!(
         attempt = %job.attempt.id,
-        trace_id = %trace_id.unwrap_or_default(),
+        trace_id = %trace_id.map(|id| id.to_string()).unwrap_or_default(),
         number = job.attempt.attempt,
         event = %job.attempt.event_id,
         event_type = %job.attempt.event_type,

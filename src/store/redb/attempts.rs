@@ -25,7 +25,6 @@ use crate::store::rules::record::{RecordingTx, record_results};
 use crate::store::sealing::Sealer;
 
 use super::attempt_record::{attempt_in, encode_attempt, outcome_in};
-use super::events::index_hash;
 use super::names::{Interner, Names};
 use super::queue::QueueTables;
 use super::{RedbStore, apps, endpoints, health, tables};
@@ -455,7 +454,7 @@ impl Attempts for RedbStore {
     ) -> Result<Option<Vec<AttemptRecord>>, StoreError> {
         self.read(|tx| {
             let by_type = tx.open_table(tables::EVENTS_BY_TYPE)?;
-            let (app, hash) = (owner.app.as_u128(), index_hash(&event_type));
+            let (app, hash) = (owner.app.as_u128(), tables::index_hash(&event_type));
             let mut events = Vec::new();
             // Ids only: a type sharing the hash adds events whose attempts the caller's
             // check of each attempt's type leaves out.

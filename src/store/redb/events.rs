@@ -204,15 +204,6 @@ impl PublishTx for Publishing<'_, '_> {
     }
 }
 
-/// The 64 bits an event index files a type or a `data.id` under: the first 8 bytes of its
-/// SHA-256. It is on disk, so it must never change; two texts sharing a hash only cost
-/// a list one extra metadata read (each event is checked against the filter).
-pub(super) fn index_hash(text: &str) -> u64 {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(text.as_bytes());
-    u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 has 32 bytes"))
-}
-
 /// The index tables of events (by type, by `data.id`), opened once per transaction.
 pub(super) struct EventIndexes<'txn> {
     by_type: Table<'txn, (u128, u64, u128), ()>,
@@ -231,9 +222,9 @@ impl<'txn> EventIndexes<'txn> {
     /// Lists an event under its type and its `data.id`.
     pub(super) fn insert(&mut self, meta: &EventMeta) -> Result<(), StoreError> {
         let (app, id) = (meta.app.as_u128(), meta.id.as_u128());
-        self.by_type.insert((app, index_hash(&meta.event_type), id), ())?;
+        self.by_type.insert((app, tables::index_hash(&meta.event_type), id), ())?;
         if let Some(data_id) = &meta.data_id {
-            self.by_data_id.insert((app, index_hash(data_id), id), ())?;
+            self.by_data_id.insert((app, tables::index_hash(data_id), id), ())?;
         }
         Ok(())
     }
@@ -241,9 +232,9 @@ impl<'txn> EventIndexes<'txn> {
     /// Takes an event out of the indexes (it is being deleted).
     pub(super) fn remove(&mut self, meta: &EventMeta) -> Result<(), StoreError> {
         let (app, id) = (meta.app.as_u128(), meta.id.as_u128());
-        self.by_type.remove((app, index_hash(&meta.event_type), id))?;
+        self.by_type.remove((app, tables::index_hash(&meta.event_type), id))?;
         if let Some(data_id) = &meta.data_id {
-            self.by_data_id.remove((app, index_hash(data_id), id))?;
+            self.by_data_id.remove((app, tables::index_hash(data_id), id))?;
         }
         Ok(())
     }
@@ -418,8 +409,8 @@ impl Events for RedbStore {
             // The most selective index the filter allows: a session's events, else a type's,
             // else every event (within the time bounds either way).
             let index = match (&filter.data_id, &filter.event_type) {
-                (Some(data_id), _) => Some((tables::EVENTS_BY_DATA_ID, index_hash(data_id))),
-                (None, Some(event_type)) => Some((tables::EVENTS_BY_TYPE, index_hash(event_type))),
+                (Some(data_id), _) => Some((tables::EVENTS_BY_DATA_ID, tables::index_hash(data_id))),
+                (None, Some(event_type)) => Some((tables::EVENTS_BY_TYPE, tables::index_hash(event_type))),
                 (None, None) => None,
             };
             let page = match index {
@@ -547,8 +538,8 @@ pub(super) mod tests {
     #[test]
     fn the_index_hash_is_what_earlier_files_hold() {
         // It is on disk: a change would make every list by type or session come up empty.
-        assert_eq!(super::index_hash("invoice.paid"), 0xf4ce_1bd9_9346_e946);
-        assert_ne!(super::index_hash("a"), super::index_hash("b"));
+        assert_eq!(tables::index_hash("invoice.paid"), 0xf4ce_1bd9_9346_e946);
+        assert_ne!(tables::index_hash("a"), tables::index_hash("b"));
     }
 
     use super::*;

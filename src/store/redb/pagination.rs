@@ -101,7 +101,7 @@ where
 /// kept if `keep` accepts. The cursor must name an object of `app` in `table`, as for
 /// [`list_page`].
 /// The key is a text (a label) or a number (the hash of a type or `data.id`, see
-/// `super::events::index_hash`).
+/// `super::tables::index_hash`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn index_page<'k, T, Id, Tbl, K, Idx>(
     table: &Tbl,

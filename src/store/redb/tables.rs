@@ -75,7 +75,7 @@ pub const IDEMPOTENCY_BY_AGE: TableDefinition<(u64, u128, &str), ()> =
 pub const EVENTS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("events_by_app");
 
 /// Events by type, for `?type=`: `(app, hash of the type, event id)` → `()`, the hash
-/// being `super::events::index_hash` (layout 5; the type itself before): 40 bytes a row
+/// being [`index_hash`] (layout 5; the type itself before): 40 bytes a row
 /// whatever the name's length. A list reads each event's metadata anyway, and keeps only
 /// those of the type asked for.
 pub const EVENTS_BY_TYPE: TableDefinition<(u128, u64, u128), ()> = TableDefinition::new("events_by_type_hash");
@@ -173,3 +173,12 @@ pub const VERIFICATION_SESSIONS: TableDefinition<(u128, u128), &[u8]> =
 /// Session expiry times: `(expires_at in Unix ms, session id)` → app. Entries of sessions
 /// that ended some other way are dropped when they come due.
 pub const SESSION_EXPIRY: TableDefinition<(u64, u128), u128> = TableDefinition::new("session_expiry_by_app");
+
+/// The 64 bits an event index files a type or a `data.id` under: the first 8 bytes of its
+/// SHA-256. It is on disk, so it must never change; two texts sharing a hash only cost
+/// a list one extra metadata read (each event is checked against the filter).
+pub(super) fn index_hash(text: &str) -> u64 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 has 32 bytes"))
+}
