@@ -153,6 +153,13 @@ impl ThrowawayPostgres {
         Ok(self.url(&name))
     }
 
+    /// Drops database `name` (made by [`ThrowawayPostgres::new_database`]), closing any
+    /// connection still open to it, so a long suite's finished databases do not fill the
+    /// disk.
+    pub fn drop_database(&self, name: &str) -> Result<(), String> {
+        self.sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).map(drop)
+    }
+
     /// Runs `sql` with `psql` in the `postgres` database.
     pub fn sql(&self, sql: &str) -> Result<String, String> {
         self.sql_in("postgres", sql)

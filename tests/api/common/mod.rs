@@ -58,13 +58,32 @@ pub fn wait_queue_empty(base: &str, deadline: Duration) {
 /// Postgres cluster for the next test server; `None` (redb) otherwise.
 pub fn test_database() -> Option<String> {
     match std::env::var("STILE_TEST_BACKEND").as_deref() {
-        Ok("postgres") => {
-            let cluster = stile::store::postgres::throwaway::ThrowawayPostgres::shared()
-                .unwrap_or_else(|err| panic!("STILE_TEST_BACKEND=postgres needs PostgreSQL: {err}"));
-            Some(cluster.new_database().expect("a new database"))
-        }
+        Ok("postgres") => Some(shared_cluster().new_database().expect("a new database")),
         Ok("redb") | Err(_) => None,
         Ok(other) => panic!("STILE_TEST_BACKEND must be redb or postgres, not {other}"),
+    }
+}
+
+fn shared_cluster() -> &'static stile::store::postgres::throwaway::ThrowawayPostgres {
+    stile::store::postgres::throwaway::ThrowawayPostgres::shared()
+        .unwrap_or_else(|err| panic!("STILE_TEST_BACKEND=postgres needs PostgreSQL: {err}"))
+}
+
+/// A test server's data, kept while any server started on it (or a [`TestServer::stop`]
+/// handle) lives: its temp dir, and on Postgres its database, dropped with it so that a
+/// suite of hundreds of servers does not fill the disk with finished databases.
+pub struct TestData {
+    dir: tempfile::TempDir,
+    database: Option<String>,
+}
+
+impl Drop for TestData {
+    fn drop(&mut self) {
+        if let Some(name) = &self.database
+            && let Err(err) = shared_cluster().drop_database(name)
+        {
+            eprintln!("could not drop the test database {name}: {err}");
+        }
     }
 }
 
@@ -76,7 +95,7 @@ pub struct TestServer {
     pub config: Config,
     /// The clock it runs on (kept across restarts).
     pub clock: stile::clock::Clock,
-    dir: Arc<tempfile::TempDir>,
+    dir: Arc<TestData>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -133,7 +152,7 @@ impl TestServer {
     /// A server whose engine and API read time from `clock` (a manual clock the test
     /// advances), with its config changed by `adjust` first.
     pub fn start_with_clock(clock: stile::clock::Clock, adjust: impl FnOnce(&mut Config)) -> Self {
-        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::default();
         config.server.data_dir = dir.path().join("data");
         config.auth.keys = vec![TEST_KEY.to_string(), LIVE_KEY.to_string()];
@@ -141,15 +160,18 @@ impl TestServer {
         config.delivery.retry_schedule = [20, 40, 60].map(Duration::from_millis).to_vec();
         config.delivery.timeout = Duration::from_secs(5);
         config.delivery.workers = 8;
-        if let Some(url) = test_database() {
+        let database = test_database();
+        if let Some(url) = &database {
             config.store.backend = stile::config::Backend::Postgres;
-            config.store.postgres_url = stile::config::DatabaseUrl(url);
+            config.store.postgres_url = stile::config::DatabaseUrl(url.clone());
         }
         adjust(&mut config);
-        Self::launch(config, dir, clock)
+        // Dropped with the data, whether the server used it or `adjust` chose another store.
+        let database = database.and_then(|url| url.rsplit('/').next().map(str::to_string));
+        Self::launch(config, Arc::new(TestData { dir, database }), clock)
     }
 
-    fn launch(config: Config, dir: Arc<tempfile::TempDir>, clock: stile::clock::Clock) -> Self {
+    fn launch(config: Config, dir: Arc<TestData>, clock: stile::clock::Clock) -> Self {
         let prepared = block_on(stile::prepare_with_clock(config.clone(), clock.clone())).expect("server prepares");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -195,7 +217,7 @@ impl TestServer {
 
     /// Stops the server gracefully, keeping its data: the temp dir lives as long as the
     /// returned handle.
-    pub fn stop(mut self) -> Arc<tempfile::TempDir> {
+    pub fn stop(mut self) -> Arc<TestData> {
         self.shutdown();
         Arc::clone(&self.dir)
     }
@@ -207,7 +229,7 @@ impl TestServer {
 
     /// The temp dir that holds the data directory.
     pub fn root(&self) -> &Path {
-        self.dir.path()
+        self.dir.dir.path()
     }
 
     fn shutdown(&mut self) {
