@@ -30,6 +30,7 @@ pub mod service;
 pub mod store;
 pub mod table;
 pub mod target_policy;
+pub mod telemetry;
 pub mod tls;
 pub mod trace;
 pub mod trigger;

@@ -38,6 +38,21 @@ pub struct PoolState {
     pub state: &'static str,
 }
 
+/// Why spans were not exported.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropReason {
+    /// `queue_full` (more spans waited than `[telemetry] queue_size`) or `export_failed`
+    /// (the collector refused them or could not be reached).
+    pub reason: &'static str,
+}
+
+impl DropReason {
+    /// The export queue was full.
+    pub const QUEUE_FULL: DropReason = DropReason { reason: "queue_full" };
+    /// The collector did not take them.
+    pub const EXPORT_FAILED: DropReason = DropReason { reason: "export_failed" };
+}
+
 /// Every metric stile exports.
 pub struct Metrics {
     registry: Registry,
@@ -74,6 +89,10 @@ pub struct Metrics {
     /// On Postgres, the endpoints this process is the sender of (each endpoint's flow is
     /// kept by one process at a time).
     pub sending_to: Gauge,
+    /// Spans the collector took.
+    pub spans_exported: Counter,
+    /// Spans dropped, by reason.
+    pub spans_dropped: Family<DropReason, Counter>,
 }
 
 impl Default for Metrics {
@@ -102,6 +121,8 @@ impl Metrics {
             refusals: Counter::default(),
             held: Family::default(),
             sending_to: Gauge::default(),
+            spans_exported: Counter::default(),
+            spans_dropped: Family::default(),
             registry: Registry::default(),
         };
         registry.register("events_published", "Events stored, published or emitted", metrics.events.clone());
@@ -161,6 +182,16 @@ impl Metrics {
             "endpoints_sending",
             "Endpoints this process is the one sender of (Postgres; 0 with one process on redb)",
             metrics.sending_to.clone(),
+        );
+        registry.register(
+            "telemetry_spans_exported",
+            "Spans the OTLP collector took ([telemetry] otlp_endpoint)",
+            metrics.spans_exported.clone(),
+        );
+        registry.register(
+            "telemetry_spans_dropped",
+            "Spans not exported: queue_full (more waited than [telemetry] queue_size) or export_failed",
+            metrics.spans_dropped.clone(),
         );
         Self { registry, ..metrics }
     }

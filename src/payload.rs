@@ -21,8 +21,8 @@ struct Payload<'a> {
 }
 
 /// A new event of `event_type` for application `owner` carrying `data`, created at
-/// `created_ms` (Unix ms, the server's clock), with its payload, in a new trace (a
-/// publish request with a `traceparent` puts it in the caller's).
+/// `created_ms` (Unix ms, the server's clock), with its payload, in a new trace of
+/// stile's own (a publish request puts it in the request's).
 pub fn new_event(
     owner: Owner,
     event_type: &str,
@@ -35,7 +35,7 @@ pub fn new_event(
     let payload = Payload { id, object: "event", event_type, livemode: owner.mode.is_live(), created, data };
     let body = serde_json::to_vec(&payload)?;
     let data_id = data.get("id").and_then(|v| v.as_str()).map(str::to_owned);
-    let trace = Some(EventTrace::new_root());
+    let trace = Some(EventTrace::of_stiles_own());
     let meta =
         EventMeta { id, app: owner.app, mode: owner.mode, event_type: event_type.to_string(), created, data_id, trace };
     Ok(NewEvent { meta, body })

@@ -37,6 +37,30 @@ pub struct EventTrace {
     pub state: String,
 }
 
+/// One attempt's place in its event's trace: a span of its own, whose id its request's
+/// `traceparent` carries and its exported span has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptTrace {
+    /// The event's trace.
+    pub event: EventTrace,
+    /// The attempt's span.
+    pub span_id: [u8; 8],
+}
+
+impl AttemptTrace {
+    /// The request's `traceparent`: the event's trace id and sampling, this span.
+    pub fn traceparent(&self) -> String {
+        let flags = if self.event.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+        let span = opentelemetry::trace::SpanId::from_bytes(self.span_id);
+        format!("00-{}-{span}-{:02x}", self.event.trace_id(), flags.to_u8())
+    }
+
+    /// The request's `tracestate`: the caller's, if it sent one.
+    pub fn tracestate(&self) -> Option<&str> {
+        (!self.event.state.is_empty()).then_some(self.event.state.as_str())
+    }
+}
+
 /// A publish request's trace: the event's, and the caller's span it is a child of (none
 /// when stile started the trace).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,27 +138,32 @@ fn kept_state(state: &TraceState) -> String {
     header
 }
 
+/// The span id of an event no request published (stile's own: a test ping, an
+/// operational event, a session's): its attempts' spans are the roots of its trace.
+pub const NO_PUBLISH_SPAN: [u8; 8] = [0; 8];
+
 impl EventTrace {
-    /// The trace of an event stile publishes itself (a test ping, an operational event,
-    /// an expiring session): a new one.
+    /// The trace of a publish request that brought none: a new one, the publish its root.
     pub fn new_root() -> EventTrace {
         let ids = RandomIdGenerator::default();
         let (trace_id, span_id) = (ids.new_trace_id().to_bytes(), ids.new_span_id().to_bytes());
         EventTrace { trace_id, span_id, sampled: true, state: String::new() }
     }
 
-    /// A new span of this trace, for one attempt: its id, and the `traceparent` and
-    /// (if any) `tracestate` its request carries.
-    pub fn attempt_headers(&self) -> ([u8; 8], String, Option<&str>) {
-        let span = RandomIdGenerator::default().new_span_id();
-        let flags = if self.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
-        let traceparent = format!("00-{}-{}-{:02x}", TraceId::from_bytes(self.trace_id), span, flags.to_u8());
-        (span.to_bytes(), traceparent, (!self.state.is_empty()).then_some(self.state.as_str()))
+    /// The trace of an event stile publishes itself (a test ping, an operational event,
+    /// an expiring session): a new one, with no publish span ([`NO_PUBLISH_SPAN`]).
+    pub fn of_stiles_own() -> EventTrace {
+        EventTrace { span_id: NO_PUBLISH_SPAN, ..EventTrace::new_root() }
     }
 
-    /// The trace id as logs and the OTLP export write it (32 lowercase hex digits).
-    pub fn trace_id_hex(&self) -> String {
-        self.trace_id().to_string()
+    /// The span that published the event, if a request did: the parent of each attempt's.
+    pub fn publish_span(&self) -> Option<[u8; 8]> {
+        (self.span_id != NO_PUBLISH_SPAN).then_some(self.span_id)
+    }
+
+    /// A new span of this trace, for one attempt.
+    pub fn attempt(&self) -> AttemptTrace {
+        AttemptTrace { event: self.clone(), span_id: RandomIdGenerator::default().new_span_id().to_bytes() }
     }
 
     /// The trace id, to display (no text made until it is written).
@@ -230,9 +259,10 @@ mod tests {
     #[test]
     fn each_attempt_is_a_new_span_of_the_events_trace() {
         let trace = PublishSpan::of_request(Some(CALLER), Some("congo=t61rcWkgMzE")).trace;
-        let (first, header, state) = trace.attempt_headers();
-        let (second, _, _) = trace.attempt_headers();
-        assert_ne!(first, second);
+        let attempt = trace.attempt();
+        let (first, header, state) = (attempt.span_id, attempt.traceparent(), attempt.tracestate());
+        assert_ne!(first, trace.attempt().span_id);
+        assert_ne!(first, trace.span_id);
         assert_eq!(header, format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01", hex::encode(first)));
         assert_eq!(state, Some("congo=t61rcWkgMzE"));
         // What the receiver reads back is the same trace, with the attempt's span.
@@ -247,10 +277,13 @@ mod tests {
         for trace in [
             PublishSpan::of_request(Some(CALLER), Some("congo=t61rcWkgMzE")).trace,
             PublishSpan::of_request(None, None).trace,
+            EventTrace::of_stiles_own(),
         ] {
             assert_eq!(EventTrace::from_bytes(&trace.to_bytes()), Some(trace.clone()));
-            assert_eq!(trace.trace_id_hex().len(), 32);
+            assert_eq!(trace.trace_id().to_string().len(), 32, "32 lowercase hex digits in logs");
         }
+        assert_eq!(EventTrace::of_stiles_own().publish_span(), None, "stile's own events have no publish span");
+        assert!(PublishSpan::of_request(None, None).trace.publish_span().is_some());
         assert_eq!(EventTrace::from_bytes(&[0; 24]), None, "no flags");
         assert_eq!(EventTrace::from_bytes(&[[0; 24].as_slice(), &[2]].concat()), None, "unknown flags");
         assert_eq!(EventTrace::from_bytes(&[[0; 25].as_slice(), b"not a state"].concat()), None);

@@ -157,6 +157,26 @@ impl Config {
                 problem,
             ));
         }
+        let telemetry = &self.telemetry;
+        if !telemetry.otlp_endpoint.is_empty() && crate::telemetry::traces_url(&telemetry.otlp_endpoint).is_none() {
+            return Err((
+                "telemetry.otlp_endpoint",
+                "must be an http:// or https:// URL, like http://collector:4318".into(),
+            ));
+        }
+        if !(1..=1_000_000).contains(&telemetry.queue_size) {
+            return Err((
+                "telemetry.queue_size",
+                format!("must be between 1 and 1000000, got {}", telemetry.queue_size),
+            ));
+        }
+        if telemetry.export_interval < Duration::from_millis(10) || telemetry.export_interval > Duration::from_secs(60)
+        {
+            return Err(("telemetry.export_interval", "must be between 10ms and 1m".into()));
+        }
+        if telemetry.service_name.trim().is_empty() {
+            return Err(("telemetry.service_name", "must not be empty".into()));
+        }
         if self.store.commit_delay > Duration::from_millis(100) {
             return Err(("store.commit_delay", "must be at most 100ms".to_string()));
         }
@@ -393,6 +413,19 @@ mod tests {
         std::fs::write(&path, "[[events.types]]\nname = \"invoice.paid\"\nschema = '{\"type\": 5}'\n").unwrap();
         let err = Config::load(&Overrides { config_path: Some(path), ..Default::default() }, &env(&[])).unwrap_err().0;
         assert!(err.contains("events.types") && err.contains("invoice.paid"), "{err}");
+
+        let set = |pairs: &[(&str, &str)]| Config::load(&Overrides::default(), &env(pairs));
+        let on = set(&[("STILE_TELEMETRY_OTLP_ENDPOINT", "http://collector:4318")]).unwrap().config.telemetry;
+        assert_eq!((on.otlp_endpoint.as_str(), on.service_name.as_str()), ("http://collector:4318", "stile"));
+        for (key, bad, says) in [
+            ("STILE_TELEMETRY_OTLP_ENDPOINT", "collector:4318", "http://collector:4318"),
+            ("STILE_TELEMETRY_QUEUE_SIZE", "0", "between 1 and 1000000"),
+            ("STILE_TELEMETRY_EXPORT_INTERVAL", "2m", "between 10ms and 1m"),
+            ("STILE_TELEMETRY_SERVICE_NAME", " ", "must not be empty"),
+        ] {
+            let err = set(&[(key, bad)]).unwrap_err().0;
+            assert!(err.contains(&key[6..].to_lowercase().replacen('_', ".", 1)) && err.contains(says), "{err}");
+        }
 
         let err = Config::load(&Overrides::default(), &env(&[("STILE_PORTAL_ACCENT_COLOR", "blue")])).unwrap_err().0;
         assert!(err.contains("portal.accent_color") && err.contains("#1f4b99"), "{err}");

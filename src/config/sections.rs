@@ -31,6 +31,35 @@ pub struct Config {
     pub listen: ListenConfig,
     /// What the server logs, and how.
     pub log: LogConfig,
+    /// Where spans are exported.
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// An OpenTelemetry collector's OTLP/HTTP address (`http://collector:4318`, spans
+    /// posted to its `/v1/traces`; a URL with a path is used as it is); empty: no export.
+    pub otlp_endpoint: String,
+    /// The `service.name` the spans carry.
+    pub service_name: String,
+    /// The most spans waiting to be exported; more are dropped and counted.
+    pub queue_size: usize,
+    /// How long a span waits at most before its batch is sent.
+    #[serde(with = "humantime_serde")]
+    pub export_interval: Duration,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            service_name: "stile".into(),
+            queue_size: 4096,
+            export_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 /// `[log]`

@@ -37,6 +37,7 @@ use crate::store::model::{
     AppDeletion, AttemptResult, EndpointRecord, EndpointUpdated, FlowState, HoldKind, Job, NewEvent, Owner, Published,
     Recovery, Resent, RetryNow, Scheduled, SessionChange, SessionRecord, StoreError,
 };
+use crate::telemetry::{AttemptSpan, Span, Telemetry};
 use crate::trace::EventTrace;
 use crate::wakeup::woken_or_timed_out;
 
@@ -75,6 +76,8 @@ pub struct Engine {
     listener_expiry: Arc<Mutex<Option<To<()>>>>,
     /// Each endpoint's flow as this process's scheduler shows it.
     board: FlowBoard,
+    /// Where the spans of publishes and attempts are exported, if anywhere.
+    telemetry: Arc<Telemetry>,
 }
 
 impl Engine {
@@ -96,6 +99,10 @@ impl Engine {
             .build()
             .map_err(|e| StoreError::Unavailable(format!("cannot start the delivery engine's runtime: {e}")))?;
         let runtime = own_runtime.handle().clone();
+        let telemetry = Arc::new(
+            Telemetry::start(&config.telemetry, &metrics)
+                .map_err(|e| StoreError::Unavailable(format!("cannot start the span export: {e}")))?,
+        );
         let listeners = Arc::new(Listeners::default());
         let senders = Arc::new(Senders {
             http: HttpSender::new(config),
@@ -149,7 +156,10 @@ impl Engine {
                 ),
             ),
             on_own_thread("stile-scheduler", scheduler.run(scheduler_rx)),
-            on_runtime(&runtime, send_all(work_rx, scheduler_tx.clone(), Arc::clone(&senders), clock.clone())),
+            on_runtime(
+                &runtime,
+                send_all(work_rx, scheduler_tx.clone(), Arc::clone(&senders), clock.clone(), Arc::clone(&telemetry)),
+            ),
             on_own_thread(
                 "stile-writer",
                 writer::run(
@@ -205,7 +215,13 @@ impl Engine {
             listeners,
             listener_expiry,
             board,
+            telemetry,
         })
+    }
+
+    /// Where spans are exported, if anywhere.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
     }
 
     /// What holds `endpoint`'s deliveries back now, if anything: as this process's
@@ -461,6 +477,7 @@ impl Engine {
         for ended in loops {
             let _ = ended.await;
         }
+        self.telemetry.flush(TELEMETRY_FLUSH).await;
     }
 
     /// Tells every loop to stop: no more publishes or wake-ups, listen connections closed,
@@ -536,6 +553,9 @@ fn encode_error(source: serde_json::Error) -> EngineError {
 /// and the writer have a thread each.
 const ENGINE_THREADS: usize = 1;
 
+/// How long a stopping server waits for its last spans to be exported.
+const TELEMETRY_FLUSH: Duration = Duration::from_secs(5);
+
 /// Says when one of the engine's loops has ended (its sender is dropped then).
 type Ended = tokio::sync::oneshot::Receiver<()>;
 
@@ -589,16 +609,17 @@ async fn send_all(
     done: To<SchedulerMsg>,
     senders: Arc<Senders>,
     clock: Clock,
+    telemetry: Arc<Telemetry>,
 ) {
     // Shared by the tasks: cloning a hand-off sender takes its lock, once per attempt
     // would be twice more than the send itself.
-    let shared = Arc::new((senders, done, clock));
+    let shared = Arc::new((senders, done, clock, telemetry));
     let mut in_flight = tokio::task::JoinSet::new();
     while let Some(item) = work.recv().await {
         let shared = Arc::clone(&shared);
         in_flight.spawn(async move {
-            let (senders, done, clock) = &*shared;
-            let result = attempt(senders, item.job, item.key, clock.now_ms()).await;
+            let (senders, done, clock, telemetry) = &*shared;
+            let result = attempt(senders, telemetry, item.job, item.key, clock.now_ms()).await;
             let _ = done.send(SchedulerMsg::Done(Box::new(result)));
         });
         while in_flight.try_join_next().is_some() {}
@@ -606,8 +627,14 @@ async fn send_all(
     while in_flight.join_next().await.is_some() {}
 }
 
-/// Signs and sends one attempt at `now_ms` (Unix ms).
-async fn attempt(senders: &Senders, job: Job, key: crate::store::model::queue::QueueKey, now_ms: u64) -> AttemptResult {
+/// Signs and sends one attempt at `now_ms` (Unix ms), its span exported if its trace is.
+async fn attempt(
+    senders: &Senders,
+    telemetry: &Telemetry,
+    job: Job,
+    key: crate::store::model::queue::QueueKey,
+    now_ms: u64,
+) -> AttemptResult {
     let now = (now_ms / 1000) as i64;
     let mut result = AttemptResult {
         queue_key: key,
@@ -639,13 +666,30 @@ async fn attempt(senders: &Senders, job: Job, key: crate::store::model::queue::Q
         attempt: job.attempt.attempt,
         body: body.into(),
         now,
-        trace: job.trace,
+        trace: job.trace.as_ref().map(EventTrace::attempt),
     };
-    let trace_id = out.trace.as_ref().map(EventTrace::trace_id);
+    // Off (or unsampled), nothing is copied or timed for a span.
+    let exported = out.trace.as_ref().filter(|trace| telemetry.exports(&trace.event)).cloned();
+    let started = exported.as_ref().map(|_| std::time::SystemTime::now());
     let (outcome, headers) = senders.send(&endpoint, out).await;
+    if let (Some(trace), Some(started)) = (exported, started) {
+        telemetry.send(Span::Attempt(AttemptSpan {
+            trace,
+            app: endpoint.app,
+            endpoint: endpoint.id,
+            url: endpoint.url.clone(),
+            delivery: job.attempt.id,
+            event: job.attempt.event_id,
+            event_type: job.attempt.event_type.clone(),
+            number: job.attempt.attempt,
+            during: (started, std::time::SystemTime::now()),
+            status: outcome.status,
+            error: outcome.failure(),
+        }));
+    }
     tracing::debug!(
         attempt = %job.attempt.id,
-        trace_id = %trace_id.map(|id| id.to_string()).unwrap_or_default(),
+        trace_id = %job.trace.as_ref().map(|trace| trace.trace_id().to_string()).unwrap_or_default(),
         number = job.attempt.attempt,
         event = %job.attempt.event_id,
         event_type = %job.attempt.event_type,

@@ -86,6 +86,16 @@ impl SendOutcome {
     pub fn succeeded(&self) -> bool {
         self.error.is_none() && self.status.is_some_and(|s| (200..300).contains(&s))
     }
+
+    /// Why the delivery failed, if it did: the error, or the status that is not a 2xx.
+    pub fn failure(&self) -> Option<String> {
+        match (&self.error, self.status) {
+            (Some(error), _) => Some(error.clone()),
+            (None, Some(status)) if !(200..300).contains(&status) => Some(format!("HTTP {status}")),
+            (None, Some(_)) => None,
+            (None, None) => Some("no answer".into()),
+        }
+    }
 }
 
 /// How long a resolved host name is reused.

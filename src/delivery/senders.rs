@@ -13,7 +13,7 @@ use super::listeners::Listeners;
 use super::oauth2::{TokenCache, TokenError};
 use crate::store::model::{EndpointRecord, ReceiverAuth};
 use crate::store::sealing::Sealer;
-use crate::trace::{EventTrace, TRACEPARENT, TRACESTATE};
+use crate::trace::{AttemptTrace, TRACEPARENT, TRACESTATE};
 
 /// One request to make: an attempt of an event (or a test ping) to one endpoint.
 #[derive(Debug, Clone)]
@@ -30,9 +30,9 @@ pub struct Outgoing {
     pub body: bytes::Bytes,
     /// When it is signed (Unix seconds).
     pub now: i64,
-    /// The event's trace, which the request's `traceparent` continues with a span of its
-    /// own (`None`: the event has none, and the request carries none).
-    pub trace: Option<EventTrace>,
+    /// The attempt's span of its event's trace, which the request's `traceparent` carries
+    /// (`None`: the event has none, and the request carries none).
+    pub trace: Option<AttemptTrace>,
 }
 
 /// What a request came to, and the headers it was sent with.
@@ -68,9 +68,8 @@ impl Senders {
         };
         let mut headers = super::signed_headers(&secrets, &out.event_id, &out.body, out.now);
         if let Some(trace) = &out.trace {
-            let (_, traceparent, tracestate) = trace.attempt_headers();
-            headers.push((TRACEPARENT.into(), traceparent));
-            headers.extend(tracestate.map(|state| (TRACESTATE.into(), state.to_string())));
+            headers.push((TRACEPARENT.into(), trace.traceparent()));
+            headers.extend(trace.tracestate().map(|state| (TRACESTATE.into(), state.to_string())));
         }
         // Stile's headers win over an endpoint's own of the same name, which an endpoint
         // saved before stile reserved the name may hold.

@@ -132,7 +132,7 @@ mod tests {
             assert!(crate::store::redb::headers_stored_compact(event_id, &headers));
             // With the trace each attempt carries (as `delivery::senders` adds it).
             let trace = crate::trace::PublishSpan::of_request(None, None).trace;
-            headers.push((crate::trace::TRACEPARENT.into(), trace.attempt_headers().1));
+            headers.push((crate::trace::TRACEPARENT.into(), trace.attempt().traceparent()));
             assert!(crate::store::redb::headers_stored_compact(event_id, &headers));
         }
     }

@@ -22,6 +22,7 @@ use crate::store::model::{
     ReceiverAuthIn, Recovery, SigningSecret,
 };
 use crate::target_policy::TargetPolicy;
+use crate::trace::EventTrace;
 
 /// How many endpoints each read of [`Endpoints::all`] takes: the largest page a list
 /// answers, so no read is larger than one a list request makes anyway.
@@ -447,7 +448,7 @@ impl Endpoints<'_> {
             attempt: 1,
             body: event.body.clone().into(),
             now,
-            trace: meta.trace.clone(),
+            trace: meta.trace.as_ref().map(EventTrace::attempt),
         };
         let (outcome, headers) = self.engine.ping(endpoint.clone(), out).await?;
         let attempt = AttemptRecord {

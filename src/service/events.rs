@@ -3,6 +3,7 @@
 //! must be (the catalogue's), what a new event is, and what a resend refuses.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use super::ServiceError;
 use crate::delivery::Engine;
@@ -11,7 +12,8 @@ use crate::ids::{EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::Store;
 use crate::store::model::{AttemptRecord, EventFilter, EventMeta, Owner, Page, PageRequest, Resent, StoredEvent};
-use crate::trace::{EventTrace, PublishSpan};
+use crate::telemetry::{PublishSpanRecord, Span};
+use crate::trace::PublishSpan;
 
 /// The event operations, over the engine, the store and the event type catalogue.
 pub struct Events<'a> {
@@ -37,15 +39,58 @@ impl Events<'_> {
         data: &serde_json::Value,
         span: PublishSpan,
     ) -> Result<(EventMeta, u32), ServiceError> {
+        let telemetry = self.engine.telemetry();
+        if !telemetry.exports(&span.trace) {
+            return self.publish_untraced(owner, event_type, data, &span, None).await;
+        }
+        let started = SystemTime::now();
+        let mut fan_out = None;
+        let published = self.publish_untraced(owner, event_type, data, &span, Some(&mut fan_out)).await;
+        let (event, deliveries, error) = match &published {
+            Ok((meta, deliveries)) => (Some(meta.id), *deliveries, None),
+            Err(err) => (None, 0, Some(err.to_string())),
+        };
+        telemetry.send(Span::Publish(PublishSpanRecord {
+            span,
+            app: owner.app,
+            mode: owner.mode,
+            event_type: event_type.to_string(),
+            event,
+            deliveries,
+            during: (started, SystemTime::now()),
+            fan_out,
+            error,
+        }));
+        published
+    }
+
+    /// [`Events::publish`] without its span; `fan_out`, if given, is told when the
+    /// fan-out began and ended.
+    async fn publish_untraced(
+        &self,
+        owner: Owner,
+        event_type: &str,
+        data: &serde_json::Value,
+        span: &PublishSpan,
+        fan_out: Option<&mut Option<(SystemTime, SystemTime)>>,
+    ) -> Result<(EventMeta, u32), ServiceError> {
         self.check(owner.mode, event_type, data)?;
         let mut event = crate::payload::new_event(owner, event_type, data, self.engine.clock().now_ms())?;
-        event.meta.trace = Some(span.trace);
+        event.meta.trace = Some(span.trace.clone());
         let meta = event.meta.clone();
-        let published = self.engine.publish(event).await?;
+        let published = match fan_out {
+            None => self.engine.publish(event).await,
+            Some(fan_out) => {
+                let started = SystemTime::now();
+                let published = self.engine.publish(event).await;
+                *fan_out = Some((started, SystemTime::now()));
+                published
+            }
+        }?;
         tracing::debug!(
             event = %meta.id,
             event_type,
-            trace_id = %meta.trace.as_ref().map(EventTrace::trace_id_hex).unwrap_or_default(),
+            trace_id = %span.trace.trace_id(),
             caller_span = %span.parent.map(hex::encode).unwrap_or_default(),
             deliveries = published.deliveries,
             "event published"

@@ -41,5 +41,6 @@ mod sessions;
 mod slow_requests;
 mod ssrf;
 mod storage;
+mod telemetry;
 mod trace_context;
 mod upgrade;

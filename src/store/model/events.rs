@@ -149,7 +149,7 @@ pub(crate) fn test_event(
     let data_id = data.get("id").and_then(|v| v.as_str()).map(str::to_owned);
     let created = (created_ms / 1000) as i64;
     let body = serde_json::to_vec(&serde_json::json!({"id": id.to_string(), "type": event_type, "data": data}));
-    let trace = Some(EventTrace::new_root());
+    let trace = Some(EventTrace::of_stiles_own());
     let meta =
         EventMeta { id, app: owner.app, mode: owner.mode, event_type: event_type.into(), created, data_id, trace };
     NewEvent { meta, body: body.unwrap() }

@@ -482,7 +482,7 @@ mod tests {
         attempt.request_headers = signed.clone();
         let plain = round_trip(&attempt).len();
         let trace = crate::trace::PublishSpan::of_request(None, None).trace;
-        let (_, traceparent, _) = trace.attempt_headers();
+        let traceparent = trace.attempt().traceparent();
         attempt.request_headers.push((TRACEPARENT.into(), traceparent.clone()));
         let traced = round_trip(&attempt);
         assert_eq!(traced.len(), plain + 25 + 1, "trace, span and flags, and no state");

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod collector;
 pub mod faulty;
 pub mod process;
 pub mod raw;
