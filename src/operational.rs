@@ -93,10 +93,12 @@ impl EndpointChange {
     }
 }
 
-/// The data of an operational event about `endpoint` of `app`: the application (id and
-/// uid), the endpoint (id, URL, status, name) and why.
+/// The data of an operational event about `endpoint` of `app`: the endpoint's id as
+/// `data.id` (what the event is about, which the events' index finds it by), the
+/// application (id and uid), the endpoint (id, URL, status, name) and why.
 pub fn endpoint_data(app: &AppRecord, endpoint: &EndpointRecord, reason: &str) -> Value {
     json!({
+        "id": endpoint.id.to_string(),
         "application": {"id": app.id.to_string(), "uid": app.uid},
         "endpoint": {
             "id": endpoint.id.to_string(),

@@ -14,7 +14,7 @@ use crate::store::model::{EventFilter, EventMeta, StoredEvent};
 use crate::trace::{PublishSpan, TRACEPARENT, TRACESTATE};
 
 /// `limit` when a list request gives none.
-const DEFAULT_LIST_LIMIT: usize = 10;
+pub(super) const DEFAULT_LIST_LIMIT: usize = 10;
 
 /// The list's path, echoed in list responses.
 const LIST_URL: &str = "/v1/events";
@@ -108,7 +108,7 @@ struct StoredPayload<'a> {
 }
 
 /// Renders a stored event as the API's JSON.
-fn render(event: &StoredEvent) -> Result<serde_json::Value, ApiError> {
+pub(super) fn render(event: &StoredEvent) -> Result<serde_json::Value, ApiError> {
     let payload: StoredPayload<'_> = serde_json::from_slice(&event.body).map_err(|e| ApiError::internal(&e))?;
     let view = Event::new(&event.meta, EventData::Raw(payload.data), event.pending_webhooks);
     serde_json::to_value(&view).map_err(|e| ApiError::internal(&e))

@@ -10,13 +10,14 @@ use super::endpoint_fields::{Subscribable, parse_id};
 use super::endpoints::{
     Endpoint, EndpointCreated, EndpointDeleted, EndpointIn, EndpointUpdate, ListQuery as EndpointsQuery,
 };
+use super::events::DEFAULT_LIST_LIMIT;
 use super::extract::{JsonBody, QueryParams};
-use super::list::ListResponse;
+use super::list::{ListResponse, PageParams};
 use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
-use crate::ids::EndpointId;
+use crate::ids::{EndpointId, EventId};
 use crate::operational;
-use crate::store::model::Owner;
+use crate::store::model::{EventFilter, Owner};
 
 /// Mounts the operational endpoint routes.
 pub fn configure(cfg: &mut Routes) {
@@ -27,7 +28,8 @@ pub fn configure(cfg: &mut Routes) {
         .service(patch_update)
         .service(remove)
         .service(deliveries)
-        .service(event_types);
+        .service(event_types)
+        .service(events);
 }
 
 /// The OpenAPI tag of these routes.
@@ -162,6 +164,70 @@ async fn deliveries(
     let owner = owner_of(&caller)?;
     super::deliveries::endpoint_page(&state, owner, &path, query.0, (NOUN, LIST_URL)).await
 }
+
+/// The query of `GET /v1/operational_events`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// How many events to return, 1 to 100 (default 10).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// An event id: the page starts after it (the next, older page).
+    #[param(value_type = Option<EventId>)]
+    starting_after: Option<String>,
+    /// An event id: the page ends before it (the previous, newer page).
+    #[param(value_type = Option<EventId>)]
+    ending_before: Option<String>,
+    /// Only events about this webhook endpoint (their `data.id`).
+    #[param(value_type = Option<EndpointId>)]
+    endpoint_id: Option<String>,
+    /// Only events of this operational type.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    event_type: Option<String>,
+}
+
+/// List operational events, newest first.
+///
+/// What stile told (or is telling) the operational endpoints: each event with its data,
+/// and `pending_webhooks`, the operational endpoints it has not reached yet. Filtered by
+/// the webhook endpoint it is about and by type.
+#[utoipa::path(tag = TAG, params(EventsQuery),
+    responses((status = 200, description = "A page of operational events.", body = ListResponse<super::events::Event>)))]
+#[get("/operational_events")]
+async fn events(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: QueryParams<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = owner_of(&caller)?;
+    let query = query.0;
+    if let Some(event_type) = query.event_type.as_deref().filter(|t| !operational::is_type(t)) {
+        let known: Vec<&str> = operational::TYPES.iter().map(|(name, _)| *name).collect();
+        return Err(ApiError::invalid(
+            "type",
+            format!("`{event_type}` is not an operational event type. Known types: {}.", known.join(", ")),
+        ));
+    }
+    let endpoint = match query.endpoint_id.as_deref() {
+        Some(raw) => Some(raw.parse::<EndpointId>().map_err(|_| {
+            ApiError::invalid("endpoint_id", format!("`{raw}` is not a webhook endpoint id (we_...)."))
+        })?),
+        None => None,
+    };
+    let endpoint = endpoint.map(|id| id.to_string());
+    let filter = EventFilter { event_type: query.event_type.clone(), data_id: endpoint, ..EventFilter::default() };
+    let events = state.events();
+    let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
+        .fetch::<EventId, _, _>(DEFAULT_LIST_LIMIT, |request| events.list(owner, request, filter))
+        .await?;
+    let data = page.items.iter().map(super::events::render).collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(ListResponse::new(EVENTS_URL, data, page.has_more)))
+}
+
+/// The operational events list's path, echoed in its answers.
+const EVENTS_URL: &str = "/v1/operational_events";
 
 /// An operational event type, as listed.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]

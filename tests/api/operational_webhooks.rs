@@ -92,6 +92,38 @@ fn an_endpoints_life_is_told_to_the_operational_endpoints_once_per_change() {
         history.body["data"].as_array().unwrap().iter().map(|d| d["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["succeeded"; 6]);
 
+    // What was told about the endpoint, newest first, found by the endpoint it is about
+    // (its `data.id`), as the dashboard's endpoint view shows it.
+    let about = server.get(&format!("/v1/operational_events?endpoint_id={id}"));
+    assert_eq!(about.status, 200, "{}", about.text);
+    let listed: Vec<(&str, &str)> = about.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap(), e["data"]["id"].as_str().unwrap()))
+        .collect();
+    let mut newest_first: Vec<&str> = types.clone();
+    newest_first.reverse();
+    assert_eq!(listed.iter().map(|(t, _)| *t).collect::<Vec<_>>(), newest_first, "{}", about.text);
+    assert!(listed.iter().all(|(_, about)| *about == id), "{}", about.text);
+    assert!(about.body["data"].as_array().unwrap().iter().all(|e| e["pending_webhooks"] == 0), "{}", about.text);
+    let disabled = server.get(&format!("/v1/operational_events?endpoint_id={id}&type=endpoint.disabled&limit=5"));
+    assert_eq!(disabled.body["data"].as_array().unwrap().len(), 1, "{}", disabled.text);
+    let other = server.create_endpoint(&receiver.url("/other"))["id"].as_str().unwrap().to_string();
+    let none = server.get(&format!("/v1/operational_events?endpoint_id={other}&type=endpoint.deleted"));
+    assert_eq!(none.body["data"], json!([]), "{}", none.text);
+    server.get("/v1/operational_events?type=verification_session.created").assert_error(
+        400,
+        "invalid_request_error",
+        "parameter_invalid",
+    );
+    server.get("/v1/operational_events?endpoint_id=nope").assert_error(
+        400,
+        "invalid_request_error",
+        "parameter_invalid",
+    );
+    assert_eq!(server.req("DELETE", &format!("/v1/webhook_endpoints/{other}")).send().status, 200);
+
     // Operational endpoints are theirs alone: not among the webhook endpoints, no
     // application of their own in the list; they list, change and go by their own routes.
     let listed = server.get("/v1/operational_webhook_endpoints");
@@ -111,8 +143,8 @@ fn an_endpoints_life_is_told_to_the_operational_endpoints_once_per_change() {
     // Operational endpoints were created, changed and deleted: nothing told of them.
     server.wait_queue_empty(WAIT);
     let all = heard(&receiver, "/ops-all");
-    assert_eq!(all.len(), 6, "{all:#?}");
-    assert!(all.iter().all(|(_, data)| data["endpoint"]["id"] == id.as_str()), "{all:#?}");
+    assert_eq!(all.len(), 8, "with the other endpoint's creation and deletion: {all:#?}");
+    assert!(all[..6].iter().all(|(_, data)| data["endpoint"]["id"] == id.as_str()), "{all:#?}");
 }
 
 #[test]
@@ -144,8 +176,11 @@ fn operational_endpoints_take_operational_types_and_unrestricted_keys_only() {
 
     assert_eq!(server.post("/v1/apps", json!({"name": "Acme", "uid": "acme"})).status, 200);
     let (server, key) = server.restart_with_key_for("acme");
-    for (method, path) in [("GET", "/v1/operational_webhook_endpoints"), ("POST", "/v1/operational_webhook_endpoints")]
-    {
+    for (method, path) in [
+        ("GET", "/v1/operational_webhook_endpoints"),
+        ("POST", "/v1/operational_webhook_endpoints"),
+        ("GET", "/v1/operational_events"),
+    ] {
         let resp = server
             .req(method, path)
             .key(&key)
