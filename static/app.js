@@ -10,6 +10,7 @@ import * as events from './views/events.js';
 import * as sessions from './views/sessions.js';
 import * as apps from './views/apps.js';
 import * as eventTypes from './views/event_types.js';
+import * as settings from './views/settings.js';
 
 /** Routes: a pattern of path segments (':x' captures), the view, and its nav section. */
 const ROUTES = [
@@ -24,6 +25,7 @@ const ROUTES = [
   [['sessions'], sessions.render, 'sessions'],
   [['apps'], apps.renderList, 'apps'],
   [['apps', ':id'], apps.renderDetail, 'apps'],
+  [['settings'], settings.render, 'settings'],
 ];
 
 const main = document.getElementById('main');

@@ -10,6 +10,7 @@ import {
   table, timeCell, toast,
 } from '../ui.js';
 import { deliveriesPanel } from './deliveries.js';
+import { toldAbout } from './settings.js';
 
 const DAY = 86400;
 
@@ -292,7 +293,8 @@ export async function renderDetail(root, params) {
   const panel = h('div', {});
   const deliveriesSlot = h('section', { 'aria-labelledby': 'deliveries-title' });
   const flowSlot = h('div', { 'aria-live': 'polite' });
-  fill(root, h('p', {}, h('a', { href: '#/endpoints' }, '← Endpoints')), head, flowSlot, panel, deliveriesSlot);
+  const toldSlot = h('div', {});
+  fill(root, h('p', {}, h('a', { href: '#/endpoints' }, '← Endpoints')), head, flowSlot, panel, toldSlot, deliveriesSlot);
   let endpoint = await api('GET', `/v1/webhook_endpoints/${encodeURIComponent(params.id)}`);
   const deliveries = await deliveriesPanel(deliveriesSlot, params.id);
 
@@ -300,6 +302,18 @@ export async function renderDetail(root, params) {
   async function drawFlow() {
     const now = flowNow(await api('GET', `/v1/webhook_endpoints/${endpoint.id}/flow`));
     fill(flowSlot, now ? h('p', { class: 'notice', role: 'status', 'data-test': 'flow-now' }, now) : null);
+  }
+
+  /** Whether this key may see operational events (not an app-restricted key or a portal
+   * token): asked until the first answer says no. */
+  let toldVisible = true;
+
+  /** Shows what stile told the operational endpoints about this one, if anything. */
+  async function drawTold() {
+    if (!toldVisible) return;
+    const told = await toldAbout(endpoint.id);
+    toldVisible = told !== false;
+    fill(toldSlot, told || null);
   }
 
   function drawHead() {
@@ -459,6 +473,6 @@ export async function renderDetail(root, params) {
   }
 
   drawHead();
-  await drawFlow();
-  return { refresh: () => Promise.all([deliveries.refresh(), drawFlow()]) };
+  await Promise.all([drawFlow(), drawTold()]);
+  return { refresh: () => Promise.all([deliveries.refresh(), drawFlow(), drawTold()]) };
 }

@@ -415,6 +415,55 @@ fn an_endpoint_disabled_by_stile_shows_why() {
 }
 
 #[test]
+fn operational_endpoints_are_made_in_settings_and_an_endpoint_shows_what_was_told_about_it() {
+    let receiver = Receiver::start();
+    receiver.set("/gone", Behaviour::Status(410));
+    let server = TestServer::start();
+    in_browser("operational_webhooks", move |page| async move {
+        signed_in(&page, &server, "#/settings").await;
+        page.wait_text("[aria-labelledby=ops-title] .empty", "No operational endpoints yet").await;
+        page.wait_text("[aria-labelledby=told-title] .empty", "Nothing told yet").await;
+
+        // Made here, hearing only disablings: its secret shown once.
+        page.click_button("New operational endpoint").await;
+        page.type_into("input[name=url]", &receiver.url("/ops")).await;
+        page.type_into("input[name=name]", "Ops desk").await;
+        page.find("input[name=all]").await.click().await.unwrap();
+        page.find("input[value='endpoint.disabled']").await.click().await.unwrap();
+        page.click_button("Create").await;
+        let secret = page.text("[data-test=secret]").await;
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        page.wait_text("[data-test=ops-endpoint]", "Ops desk").await;
+        let listed = server.get("/v1/operational_webhook_endpoints").body;
+        assert_eq!(listed["data"][0]["enabled_events"], json!(["endpoint.disabled"]), "{listed}");
+
+        // A customer's endpoint that answers 410 is disabled by stile: the operational
+        // endpoint hears it, signed with the secret shown, and the endpoint's page says so.
+        let id = server.create_endpoint(&receiver.url("/gone"))["id"].as_str().unwrap().to_string();
+        server.publish("verification_session.created", json!({"id": "vks_1"}));
+        let told = receiver.wait_for("/ops", 1, Duration::from_secs(10));
+        assert_eq!(told[0].json()["type"], "endpoint.disabled");
+        assert!(told[0].stile_signature_valid(&secret).0);
+        page.open(&format!("{}/#/endpoints/{id}", server.base)).await;
+        page.wait_text("[data-test=ops-about]", "endpoint.disabled").await;
+        page.wait_text("[data-test=ops-about-event]", "410 Gone").await;
+
+        // Settings lists it among what was told, linked to the endpoint.
+        page.open(&format!("{}/#/settings", server.base)).await;
+        page.wait_text("[data-test=ops-told]", "endpoint.disabled").await;
+        let link = page.find("[data-test=ops-told] a").await.attr("href").await.unwrap().unwrap_or_default();
+        assert_eq!(link, format!("#/endpoints/{id}"));
+
+        // Disabled from here, then deleted.
+        page.click_button("Disable").await;
+        page.wait_text("[data-test=ops-endpoint]", "disabled").await;
+        page.click_button("Delete").await;
+        page.find("[data-test=confirm]").await.click().await.unwrap();
+        page.wait_text("[aria-labelledby=ops-title] .empty", "No operational endpoints yet").await;
+    });
+}
+
+#[test]
 fn failed_events_are_filtered_and_recovered_from_the_dashboard() {
     let receiver = Receiver::start();
     receiver.set("/down", Behaviour::Status(500));
