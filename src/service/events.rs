@@ -41,11 +41,11 @@ impl Events<'_> {
     ) -> Result<(EventMeta, u32), ServiceError> {
         let telemetry = self.engine.telemetry();
         if !telemetry.exports(&span.trace) {
-            return self.publish_untraced(owner, event_type, data, &span, None).await;
+            return self.publish_without_span(owner, event_type, data, &span, None).await;
         }
         let started = SystemTime::now();
         let mut fan_out = None;
-        let published = self.publish_untraced(owner, event_type, data, &span, Some(&mut fan_out)).await;
+        let published = self.publish_without_span(owner, event_type, data, &span, Some(&mut fan_out)).await;
         let (event, deliveries, error) = match &published {
             Ok((meta, deliveries)) => (Some(meta.id), *deliveries, None),
             Err(err) => (None, 0, Some(err.to_string())),
@@ -66,7 +66,7 @@ impl Events<'_> {
 
     /// [`Events::publish`] without its span; `fan_out`, if given, is told when the
     /// fan-out began and ended.
-    async fn publish_untraced(
+    async fn publish_without_span(
         &self,
         owner: Owner,
         event_type: &str,
