@@ -112,6 +112,21 @@ impl PublishSpan {
     }
 }
 
+impl PublishSpan {
+    /// This span with the sampling of `ratio` (0 to 1) applied to a trace stile started
+    /// (a caller's trace keeps the caller's choice, as OpenTelemetry's parent-based
+    /// sampler does). The choice is read from the trace id (as its `TraceIdRatioBased`
+    /// sampler reads it), so every process decides a trace alike.
+    pub fn sampled_at(mut self, ratio: f64) -> PublishSpan {
+        if self.parent.is_none() && ratio < 1.0 {
+            let bound = (ratio.max(0.0) * (1u64 << 63) as f64) as u64;
+            let draw = u64::from_be_bytes(self.trace.trace_id[8..].try_into().unwrap_or_default()) >> 1;
+            self.trace.sampled = draw < bound;
+        }
+        self
+    }
+}
+
 /// Whether `header` has W3C's shape, which the propagator checks only in part (it reads
 /// "abc" as an id, and "1" as flags): lowercase hex fields of 2, 32, 16 and 2 digits,
 /// exactly that for version 00, and more only after a dash for a later version.
@@ -243,6 +258,20 @@ mod tests {
         // A later version is read by its first four fields (W3C: parse what is known).
         let later = PublishSpan::of_request(Some(&format!("{}-more", CALLER.replacen("00", "01", 1))), None);
         assert_eq!(later.parent.map(hex::encode).as_deref(), Some("00f067aa0ba902b7"));
+    }
+
+    #[test]
+    fn a_ratio_samples_the_traces_stile_starts_and_never_overrules_a_caller() {
+        let kept = |ratio: f64| {
+            (0..2000).filter(|_| PublishSpan::of_request(None, None).sampled_at(ratio).trace.sampled).count()
+        };
+        assert_eq!(kept(1.0), 2000);
+        assert_eq!(kept(0.0), 0);
+        let tenth = kept(0.1);
+        assert!((120..=280).contains(&tenth), "about a tenth of 2000: {tenth}");
+        let unsampled = PublishSpan::of_request(Some(&CALLER.replace("-01", "-00")), None);
+        assert!(!unsampled.sampled_at(1.0).trace.sampled, "the caller's choice, not the ratio");
+        assert!(PublishSpan::of_request(Some(CALLER), None).sampled_at(0.0).trace.sampled);
     }
 
     #[test]

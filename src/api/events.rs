@@ -134,7 +134,7 @@ async fn publish_event(
     let input = body.0;
     let event_type = input.event_type.ok_or_else(|| ApiError::missing("type"))?;
     let data = input.data.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-    let span = trace_of(&request);
+    let span = trace_of(&request).sampled_at(state.config.telemetry.sample_ratio);
     let (meta, deliveries) = state.events().publish(caller.owner, &event_type, &data, span).await?;
     Ok(HttpResponse::Ok().json(Event::new(&meta, EventData::Value(&data), deliveries)))
 }

@@ -174,6 +174,9 @@ impl Config {
         {
             return Err(("telemetry.export_interval", "must be between 10ms and 1m".into()));
         }
+        if !(0.0..=1.0).contains(&telemetry.sample_ratio) {
+            return Err(("telemetry.sample_ratio", format!("must be between 0 and 1, got {}", telemetry.sample_ratio)));
+        }
         if telemetry.service_name.trim().is_empty() {
             return Err(("telemetry.service_name", "must not be empty".into()));
         }
@@ -422,6 +425,7 @@ mod tests {
             ("STILE_TELEMETRY_QUEUE_SIZE", "0", "between 1 and 1000000"),
             ("STILE_TELEMETRY_EXPORT_INTERVAL", "2m", "between 10ms and 1m"),
             ("STILE_TELEMETRY_SERVICE_NAME", " ", "must not be empty"),
+            ("STILE_TELEMETRY_SAMPLE_RATIO", "1.5", "between 0 and 1"),
         ] {
             let err = set(&[(key, bad)]).unwrap_err().0;
             assert!(err.contains(&key[6..].to_lowercase().replacen('_', ".", 1)) && err.contains(says), "{err}");

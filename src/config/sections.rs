@@ -49,6 +49,10 @@ pub struct TelemetryConfig {
     /// How long a span waits at most before its batch is sent.
     #[serde(with = "humantime_serde")]
     pub export_interval: Duration,
+    /// The share (0 to 1) of the traces stile starts (publishes without a `traceparent`)
+    /// that are sampled: exported, and marked sampled to the receivers. A caller's trace
+    /// keeps the caller's choice.
+    pub sample_ratio: f64,
 }
 
 impl Default for TelemetryConfig {
@@ -58,6 +62,7 @@ impl Default for TelemetryConfig {
             service_name: "stile".into(),
             queue_size: 4096,
             export_interval: Duration::from_secs(5),
+            sample_ratio: 1.0,
         }
     }
 }

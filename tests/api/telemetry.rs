@@ -191,6 +191,28 @@ fn an_unsampled_trace_is_not_exported_and_stiles_own_events_start_their_traces()
 }
 
 #[test]
+fn a_sample_ratio_of_zero_keeps_stiles_own_traces_out_but_not_a_callers() {
+    let collector = Collector::start();
+    let server = exporting_to(&collector, |c| c.telemetry.sample_ratio = 0.0);
+    let receiver = Receiver::start();
+    let endpoint = server.create_endpoint(&receiver.url("/hook"))["id"].as_str().unwrap().to_string();
+    let published = server.post("/v1/events", json!({"type": "verification_session.created", "data": {}}));
+    assert_eq!(published.status, 200, "{}", published.text);
+    let received = receiver.wait_for("/hook", 1, WAIT);
+    assert!(received[0].header("traceparent").ends_with("-00"), "not sampled: {:?}", received[0].headers);
+    assert!(eventually(WAIT, || server.deliveries(&endpoint).iter().all(|a| a["status"] == "succeeded")));
+    // A caller that samples is exported, and it is all that is (the queue goes in order).
+    let caller = server
+        .req("POST", "/v1/events")
+        .header("traceparent", CALLER)
+        .json(&json!({"type": "verification_session.created", "data": {}}))
+        .send();
+    assert_eq!(caller.status, 200, "{}", caller.text);
+    collector.wait_for_trace(TRACE_ID, 3, WAIT);
+    assert!(collector.spans().iter().all(|s| s.trace_id() == TRACE_ID), "{:#?}", collector.spans());
+}
+
+#[test]
 fn a_collector_that_hangs_or_refuses_costs_only_dropped_spans_each_counted() {
     let collector = Collector::start();
     collector.hold();
