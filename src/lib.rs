@@ -11,6 +11,7 @@ pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod content_filter;
 pub mod dashboard;
 pub mod delivery;
 pub mod error;
