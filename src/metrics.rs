@@ -89,6 +89,8 @@ pub struct Metrics {
     /// On Postgres, the endpoints this process is the sender of (each endpoint's flow is
     /// kept by one process at a time).
     pub sending_to: Gauge,
+    /// Deliveries not made because the endpoint's content filter refused the event.
+    pub filtered: Counter,
     /// Spans the collector took.
     pub spans_exported: Counter,
     /// Spans dropped, by reason.
@@ -121,6 +123,7 @@ impl Metrics {
             refusals: Counter::default(),
             held: Family::default(),
             sending_to: Gauge::default(),
+            filtered: Counter::default(),
             spans_exported: Counter::default(),
             spans_dropped: Family::default(),
             registry: Registry::default(),
@@ -182,6 +185,11 @@ impl Metrics {
             "endpoints_sending",
             "Endpoints this process is the one sender of (Postgres; 0 with one process on redb)",
             metrics.sending_to.clone(),
+        );
+        registry.register(
+            "deliveries_filtered",
+            "Deliveries not made because the subscribed endpoint's content filter refused the event",
+            metrics.filtered.clone(),
         );
         registry.register(
             "telemetry_spans_exported",

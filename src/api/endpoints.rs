@@ -14,6 +14,7 @@ use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{ListResponse, PageParams};
 use super::metadata::validate_metadata;
 use super::{AppState, Caller, Routes};
+use crate::content_filter::ContentFilter;
 use crate::error::ApiError;
 use crate::ids::EndpointId;
 use crate::service::endpoints::{EndpointChanges, NewEndpoint};
@@ -93,6 +94,11 @@ pub struct EndpointIn {
     /// chain, "key": PEM private key}`. The key is write-only: answers show the
     /// certificate's SHA-256.
     pub client_certificate: Option<ClientCertificateBody>,
+    /// Which of the events it subscribes to it receives, by what they hold: a JSON filter
+    /// matched against the event object as delivered (Convoy's and Outpost's body filter
+    /// syntax; see docs/filters.md). Omitted or null: every event of its types.
+    #[schema(value_type = Option<Object>, example = json!({"data": {"amount": {"$gte": 1000}}}))]
+    pub filter: Option<serde_json::Value>,
 }
 
 /// The body of `POST /v1/webhook_endpoints/:id`: every field optional; what is named
@@ -149,6 +155,11 @@ pub struct EndpointUpdate {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<ClientCertificateBody>)]
     pub client_certificate: Option<Option<ClientCertificateBody>>,
+    /// A new content filter, replacing the old; `null` removes it (every event of its
+    /// types again).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Option<serde_json::Value>>,
 }
 
 impl EndpointIn {
@@ -175,6 +186,7 @@ impl EndpointIn {
             headers: validate_headers(self.headers.unwrap_or_default())?,
             authentication: self.authentication.map(|a| validate_authentication(policy, a)).transpose()?,
             client_certificate: self.client_certificate.map(validate_client_certificate).transpose()?,
+            filter: self.filter.map(validate_filter).transpose()?,
             disabled: false,
             all_kayle_types: false,
         })
@@ -217,9 +229,16 @@ impl EndpointUpdate {
                 .client_certificate
                 .map(|c| c.map(validate_client_certificate).transpose())
                 .transpose()?,
+            filter: self.filter.map(|f| f.map(validate_filter).transpose()).transpose()?,
             all_kayle_types: None,
         })
     }
+}
+
+/// A content filter, checked and compiled: a bad one is a 400 naming the path of what is
+/// wrong in it (`filter.data.amount.$gtx`).
+fn validate_filter(filter: serde_json::Value) -> Result<ContentFilter, ApiError> {
+    ContentFilter::new(filter, "filter").map_err(|e| ApiError::invalid(e.path, format!("`filter`: {}", e.message)))
 }
 
 fn validate_description(description: Option<String>) -> Result<Option<String>, ApiError> {
@@ -283,6 +302,9 @@ pub struct Endpoint {
     /// The client certificate presented to its receiver (its fingerprint; never the key),
     /// or null.
     pub client_certificate: Option<ClientCertificateShown>,
+    /// Its content filter as written, or null (every event of its types).
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
     /// Whether it belongs to live mode.
     pub livemode: bool,
     /// Creation time (Unix seconds).
@@ -311,6 +333,7 @@ impl From<EndpointRecord> for Endpoint {
             headers: r.headers,
             authentication: r.authentication.as_ref().map(ReceiverAuth::shown),
             client_certificate: r.client_certificate.as_ref().map(ClientCertificate::shown),
+            filter: r.filter.map(|f| f.source().clone()),
             livemode: r.mode.is_live(),
             created: r.created,
         }
@@ -567,6 +590,7 @@ mod tests {
             headers: BTreeMap::new(),
             authentication: None,
             client_certificate: None,
+            filter: None,
             failing: None,
         };
         let update: EndpointUpdate = serde_json::from_value(
@@ -606,6 +630,7 @@ mod tests {
             headers: BTreeMap::new(),
             authentication: None,
             client_certificate: None,
+            filter: None,
             failing: Some(crate::store::model::endpoints::Failing { since: 4, attempts: 2 }),
         };
         let same = |record: &EndpointRecord| {

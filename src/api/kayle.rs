@@ -368,6 +368,7 @@ async fn create_endpoint(
         headers: BTreeMap::new(),
         authentication: None,
         client_certificate: None,
+        filter: None,
     };
     let (record, secret) = state.endpoints().create(caller.owner, input).await?;
     let default_hours = state.config.retention.undelivered_payload_hours;

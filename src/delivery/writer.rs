@@ -167,6 +167,10 @@ pub(super) async fn run(
             }
         };
         metrics.events.inc_by(published.len() as u64);
+        let filtered: u64 = published.iter().map(|p| u64::from(p.filtered)).sum();
+        if filtered > 0 {
+            metrics.filtered.inc_by(filtered);
+        }
         for (reply, result) in replies.into_iter().zip(published) {
             let _ = reply.send(Ok(result));
         }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::ServiceError;
+use crate::content_filter::ContentFilter;
 use crate::delivery::{Engine, Outgoing};
 use crate::event_types::ENDPOINT_TEST;
 use crate::ids::{DeliveryId, EndpointId};
@@ -76,6 +77,8 @@ pub struct NewEndpoint {
     /// The client certificate its receiver asks for, the key in clear (sealed as it is
     /// stored).
     pub client_certificate: Option<ClientCertificateIn>,
+    /// Which of its events it receives, by what they hold; `None`: all.
+    pub filter: Option<ContentFilter>,
     /// Whether it starts disabled.
     pub disabled: bool,
     /// `enabled_events` are every Kayle type, asked for as `[]` through the Kayle API.
@@ -113,6 +116,8 @@ pub struct EndpointChanges {
     /// A new (or removed) client certificate, its key in clear: the service seals it
     /// (`apply` leaves it alone).
     pub client_certificate: Option<Option<ClientCertificateIn>>,
+    /// A new (or removed: `Some(None)`) content filter.
+    pub filter: Option<Option<ContentFilter>>,
     /// With `enabled_events`, through the Kayle API: whether they are every Kayle type
     /// asked for as `[]`. `None` (the other APIs): kept while the types stay the same.
     pub all_kayle_types: Option<bool>,
@@ -161,6 +166,9 @@ impl EndpointChanges {
         if let Some(headers) = self.headers {
             record.headers = headers;
         }
+        if let Some(filter) = self.filter {
+            record.filter = filter;
+        }
         if let Some(status) = self.status {
             // A status set through the API replaces whatever stile decided by itself.
             record.disabled_reason = None;
@@ -201,6 +209,7 @@ pub fn endpoint_object(endpoint: &EndpointRecord) -> serde_json::Value {
         "headers": endpoint.headers,
         "authentication": endpoint.authentication.as_ref().map(ReceiverAuth::shown),
         "client_certificate": endpoint.client_certificate.as_ref().map(ClientCertificate::shown),
+        "filter": endpoint.filter.as_ref().map(ContentFilter::source),
         "livemode": endpoint.mode.is_live(),
         "created": endpoint.created,
     })
@@ -242,6 +251,7 @@ impl Endpoints<'_> {
             rate_limit: input.flow.rate_limit,
             max_in_flight: input.flow.max_in_flight,
             headers: input.headers,
+            filter: input.filter,
             authentication: input.authentication.map(|auth| auth.seal(self.store.sealer(), owner.app, id)),
             client_certificate: input.client_certificate.map(|c| c.seal(self.store.sealer(), owner.app, id)),
             ..new_record(owner, id, input.url, input.enabled_events, now, sealed)
@@ -583,6 +593,7 @@ fn new_record(
         headers: BTreeMap::new(),
         authentication: None,
         client_certificate: None,
+        filter: None,
         failing: None,
     }
 }

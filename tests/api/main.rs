@@ -19,6 +19,7 @@ mod errors;
 mod event_types;
 mod events;
 mod faults;
+mod filters;
 mod flow_control;
 mod hardening;
 mod health;

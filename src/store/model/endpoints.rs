@@ -158,6 +158,9 @@ pub struct EndpointRecord {
     /// The client certificate its receiver asks for (mutual TLS), its key sealed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_certificate: Option<ClientCertificate>,
+    /// Which of the events it subscribes to it receives, by what they hold; `None`: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<crate::content_filter::ContentFilter>,
     /// Not stored with the record: the current run of failed attempts, filled in from
     /// the health table when the endpoint is read for the API. `None`: healthy.
     #[serde(skip)]
@@ -325,6 +328,7 @@ impl EndpointRecord {
             headers: BTreeMap::new(),
             authentication: None,
             client_certificate: None,
+            filter: None,
             failing: None,
         }
     }

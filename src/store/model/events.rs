@@ -117,6 +117,8 @@ impl EventFilter {
 pub struct Published {
     /// Deliveries scheduled.
     pub deliveries: u32,
+    /// Subscribed endpoints whose content filter refused the event (no delivery).
+    pub filtered: u32,
 }
 
 /// What resending an event did.

@@ -84,16 +84,50 @@ async fn publish_to(
 ) -> Result<(Vec<Published>, Scheduled), StoreError> {
     let mut scheduled = Scheduled::default();
     let mut pending = Vec::with_capacity(events.len());
+    let mut published = Vec::with_capacity(events.len());
     for event in events {
         let meta = &event.meta;
         let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
+        let mut object = FilteredObject::of(event, endpoints);
+        let mut filtered = 0;
         for (endpoint, delivered_as) in endpoints {
+            if !object.passes(endpoint, delivered_as) {
+                filtered += 1;
+                continue;
+            }
             tx.schedule(endpoint, meta.id, delivered_as, now_ms, &mut scheduled)?;
         }
-        pending.push(endpoints.len() as u32);
+        let deliveries = endpoints.len() as u32 - filtered;
+        pending.push(deliveries);
+        published.push(Published { deliveries, filtered });
     }
     if !events.is_empty() {
         tx.store_events(events, &pending).await?;
     }
-    Ok((pending.into_iter().map(|deliveries| Published { deliveries }).collect(), scheduled))
+    Ok((published, scheduled))
+}
+
+/// An event's object, as its subscribers' content filters see it: read once, and only
+/// when one of them has a filter.
+struct FilteredObject(Option<serde_json::Value>);
+
+impl FilteredObject {
+    fn of(event: &NewEvent, endpoints: &[(EndpointRecord, &str)]) -> FilteredObject {
+        let wanted = endpoints.iter().any(|(endpoint, _)| endpoint.filter.is_some());
+        // The body is the object stile itself serialised: it parses, but if it did not the
+        // filters would see nothing and refuse (a missing value fails every test).
+        FilteredObject(wanted.then(|| serde_json::from_slice(&event.body).unwrap_or_default()))
+    }
+
+    /// Whether `endpoint` takes the event, received as `delivered_as` (the `type` its
+    /// filter sees: a Kayle name where it subscribed by one).
+    fn passes(&mut self, endpoint: &EndpointRecord, delivered_as: &str) -> bool {
+        let (Some(filter), Some(object)) = (&endpoint.filter, &mut self.0) else { return true };
+        if let Some(serde_json::Value::String(event_type)) = object.get_mut("type")
+            && event_type != delivered_as
+        {
+            *event_type = delivered_as.to_string();
+        }
+        filter.matches(object)
+    }
 }

@@ -1,0 +1,128 @@
+//! Content filters: an endpoint receives only the events its filter takes, judged on the
+//! event object as it would receive it; a bad filter is a 400 naming where it is wrong;
+//! what a filter refuses creates no attempt and is counted. On the backend the suite
+//! runs on, across a restart.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::receiver::Receiver;
+use crate::common::{Req, TestServer};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The `data.amount` of each event `path` received, in order of arrival.
+fn amounts(receiver: &Receiver, path: &str) -> Vec<i64> {
+    receiver.received(path).iter().map(|r| r.json()["data"]["amount"].as_i64().unwrap_or(-1)).collect()
+}
+
+fn filtered_total(server: &TestServer) -> u64 {
+    let metrics = Req::new("GET", format!("{}/metrics", server.base)).send();
+    metrics
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix("stile_deliveries_filtered_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the filtered counter")
+}
+
+#[test]
+fn an_endpoint_receives_only_what_its_filter_takes_and_the_rest_is_counted() {
+    let server = TestServer::start();
+    let receiver = Receiver::start();
+    let filter = json!({"data": {"amount": {"$gte": 1000}, "currency": {"$in": ["eur", "gbp"]}}});
+    let created = server
+        .post("/v1/webhook_endpoints", json!({"url": receiver.url("/big"), "enabled_events": ["*"], "filter": filter}));
+    assert_eq!(created.status, 200, "{}", created.text);
+    assert_eq!(created.body["filter"], filter, "shown as written");
+    let big = created.body["id"].as_str().unwrap().to_string();
+    server.create_endpoint(&receiver.url("/all"));
+
+    let publish = |server: &TestServer, amount: i64, currency: &str| {
+        let published = server.post(
+            "/v1/events",
+            json!({"type": "verification_session.verified", "data": {"amount": amount, "currency": currency}}),
+        );
+        assert_eq!(published.status, 200, "{}", published.text);
+        published.body["pending_webhooks"].as_u64()
+    };
+    assert_eq!(publish(&server, 500, "eur"), Some(1), "the filter took it out: one delivery");
+    assert_eq!(publish(&server, 1500, "eur"), Some(2));
+    assert_eq!(publish(&server, 2000, "usd"), Some(1));
+    assert_eq!(publish(&server, 2500, "gbp"), Some(2));
+    receiver.wait_for("/all", 4, WAIT);
+    receiver.wait_for("/big", 2, WAIT);
+    server.wait_queue_empty(WAIT);
+    assert_eq!(amounts(&receiver, "/big"), [1500, 2500]);
+    assert_eq!(filtered_total(&server), 2);
+    // No attempt was made for what the filter refused.
+    assert_eq!(server.deliveries(&big).len(), 2);
+
+    // Kept across a restart, and replaced or removed by an update.
+    let server = server.restart();
+    assert_eq!(server.get(&format!("/v1/webhook_endpoints/{big}")).body["filter"], filter);
+    publish(&server, 700, "eur");
+    receiver.wait_for("/all", 5, WAIT);
+    server.wait_queue_empty(WAIT);
+    assert_eq!(receiver.count("/big"), 2, "still filtered after the restart");
+    let updated =
+        server.post(&format!("/v1/webhook_endpoints/{big}"), json!({"filter": {"data.amount": {"$lt": 1000}}}));
+    assert_eq!(updated.status, 200, "{}", updated.text);
+    publish(&server, 800, "usd");
+    receiver.wait_for("/big", 3, WAIT);
+    let removed = server.post(&format!("/v1/webhook_endpoints/{big}"), json!({"filter": null}));
+    assert_eq!((removed.status, &removed.body["filter"]), (200, &Value::Null), "{}", removed.text);
+    publish(&server, 5000, "jpy");
+    receiver.wait_for("/big", 4, WAIT);
+    assert_eq!(amounts(&receiver, "/big"), [1500, 2500, 800, 5000]);
+}
+
+#[test]
+fn a_filter_sees_the_type_an_endpoint_receives() {
+    let server = TestServer::start();
+    let receiver = Receiver::start();
+    // Subscribed by its Kayle name, the endpoint receives `verification.session.succeeded`.
+    let created = server.post(
+        "/v1/webhook_endpoints",
+        json!({
+            "url": receiver.url("/kayle"),
+            "enabled_events": ["verification.session.succeeded"],
+            "filter": {"type": "verification.session.succeeded", "livemode": false},
+        }),
+    );
+    assert_eq!(created.status, 200, "{}", created.text);
+    server.publish("verification_session.verified", json!({"id": "vks_1"}));
+    let received = receiver.wait_for("/kayle", 1, WAIT);
+    assert_eq!(received[0].json()["type"], "verification.session.succeeded");
+}
+
+#[test]
+fn a_bad_filter_is_a_400_naming_where_it_is_wrong_and_changes_nothing() {
+    let server = TestServer::start();
+    let create = |filter: Value| {
+        server.post(
+            "/v1/webhook_endpoints",
+            json!({"url": "http://127.0.0.1:9/x", "enabled_events": ["*"], "filter": filter}),
+        )
+    };
+    for (filter, param, says) in [
+        (json!({"data": {"amount": {"$gtx": 5}}}), "filter.data.amount.$gtx", "unknown operator `$gtx`"),
+        (json!({"data.id": {"$exists": true}}), "filter.data.id.$exists", "did you mean `$exist`"),
+        (json!({"data.note": {"$regex": "(open"}}), "filter.data.note.$regex", "does not compile"),
+        (json!({"$or": {"type": "a"}}), "filter.$or", "array of filters"),
+        (json!(["type"]), "filter", "a JSON object"),
+    ] {
+        let resp = create(filter.clone());
+        let error = resp.assert_error(400, "invalid_request_error", "parameter_invalid");
+        assert_eq!(error["param"], param, "{filter}: {}", resp.text);
+        assert!(error["message"].as_str().unwrap().contains(says), "{filter}: {}", resp.text);
+    }
+    assert!(server.get("/v1/webhook_endpoints").body["data"].as_array().unwrap().is_empty(), "nothing created");
+    let id = server.create_endpoint("http://127.0.0.1:9/x")["id"].as_str().unwrap().to_string();
+    let bad =
+        server.post(&format!("/v1/webhook_endpoints/{id}"), json!({"filter": {"a": {"$in": 5}}, "name": "kept?"}));
+    bad.assert_error(400, "invalid_request_error", "parameter_invalid");
+    let endpoint = server.get(&format!("/v1/webhook_endpoints/{id}")).body;
+    assert_eq!((&endpoint["filter"], &endpoint["name"]), (&Value::Null, &Value::Null), "no partial write");
+}
