@@ -120,7 +120,10 @@ async fn test_endpoint(
     body: JsonBody<TestIn>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    let payload = body.0.event_type.map(|name| example_of(&state, caller.mode, name)).transpose()?;
+    let payload = match body.0.event_type {
+        Some(name) => Some(PingPayload::Example(name.clone(), catalogue_example(&state, caller.mode, name)?)),
+        None => None,
+    };
     let attempt = state
         .endpoints()
         .ping(caller.owner, id, payload.unwrap_or(PingPayload::Test))
@@ -129,9 +132,10 @@ async fn test_endpoint(
     Ok(HttpResponse::Ok().json(Delivery::from(attempt)))
 }
 
-/// A type of the catalogue and its example data, for *Send example*: 400 if the type is
-/// not one that may be published, or has no example.
-fn example_of(state: &AppState, mode: Mode, name: String) -> Result<PingPayload, ApiError> {
+/// The example data of a type of the catalogue, for *Send example* and a filter's *try
+/// it*: 400 (on `event_type`) if the type is not one that may be published, or has no
+/// example.
+pub(super) fn catalogue_example(state: &AppState, mode: Mode, name: String) -> Result<serde_json::Value, ApiError> {
     let info = state.event_types.info(mode, &name).filter(|_| state.event_types.is_publishable(mode, &name));
     let info = info.ok_or_else(|| {
         ApiError::invalid(
@@ -139,13 +143,12 @@ fn example_of(state: &AppState, mode: Mode, name: String) -> Result<PingPayload,
             format!("`{name}` is not an event type that can be sent (see GET /v1/event_types)."),
         )
     })?;
-    let example = info.example.ok_or_else(|| {
+    info.example.ok_or_else(|| {
         ApiError::invalid(
             "event_type",
             format!("The event type `{name}` has no example to send: give it one in [[events.types]] or with POST /v1/event_types/{name}."),
         )
-    })?;
-    Ok(PingPayload::Example(name, example))
+    })
 }
 
 #[cfg(test)]

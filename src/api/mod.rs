@@ -19,6 +19,7 @@ pub mod endpoints;
 pub mod event_types;
 pub mod events;
 pub mod extract;
+pub mod filters;
 pub mod idempotency;
 pub mod kayle;
 pub mod list;
@@ -175,6 +176,7 @@ pub fn configure(cfg: &mut Routes) {
                 .configure(operational_endpoints::configure)
                 .configure(endpoint_actions::configure)
                 .configure(endpoint_flow::configure)
+                .configure(filters::configure)
                 .configure(deliveries::configure)
                 .configure(events::configure)
                 .configure(verification_sessions::configure)

@@ -6,7 +6,8 @@ use crate::error::{ApiError, ErrorCode};
 
 /// The routes a portal token may use (`METHOD`, path with `*` for one segment): the
 /// application's endpoints and their actions and deliveries, its events (read, resend),
-/// the event types, its statistics, and the application itself (read). Never applications
+/// the event types, its statistics, trying a content filter (nothing stored), and the
+/// application itself (read). Never applications
 /// in general, publishing, verification sessions, keys, portal sessions, backups or
 /// metrics.
 const PORTAL_ROUTES: &[(&str, &str)] = &[
@@ -33,6 +34,7 @@ const PORTAL_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/event_types"),
     ("GET", "/v1/event_types/*"),
     ("GET", "/v1/delivery_stats"),
+    ("POST", "/v1/filters/test"),
 ];
 
 /// Whether a portal token may make this request; the error says why not.
@@ -77,6 +79,7 @@ mod tests {
     fn portal_tokens_reach_the_portal_routes_only_and_read_only_ones_only_read() {
         assert!(portal_allows("GET", "/v1/webhook_endpoints", false).is_ok());
         assert!(portal_allows("GET", "/v1/deliveries", true).is_ok(), "the application's deliveries, read only too");
+        assert!(portal_allows("POST", "/v1/filters/test", false).is_ok(), "a filter tried before it is saved");
         assert!(portal_allows("POST", "/v1/webhook_endpoints/we_1/deliveries/wd_1/retry", false).is_ok());
         assert!(portal_allows("GET", "/v1/apps/app_1", false).is_ok());
         assert!(portal_allows("GET", "/v1/webhook_endpoints/we_1/flow", true).is_ok(), "what holds it back, read only");

@@ -218,6 +218,54 @@ function typeCheck(type, box, alias) {
       type.description ? h('small', { class: 'muted' }, type.description) : null, kayle));
 }
 
+/** The content filter of the form: its JSON, and *Try it* on a type's example (`types`:
+ * those with one) or on a pasted event. `value()` is the filter, `null` (none) or an
+ * Error. */
+function filterField(initial, types) {
+  const text = h('textarea', { name: 'filter', rows: '3', spellcheck: 'false', placeholder: '{"data": {"amount": {"$gte": 1000}}}' });
+  text.value = initial && initial.filter ? JSON.stringify(initial.filter, null, 2) : '';
+  const on = h('select', { name: 'filter_try_on', 'aria-label': 'Try the filter on' },
+    types.map((t) => h('option', { value: t.name }, `${t.name} example`)),
+    h('option', { value: '' }, 'an event pasted below'));
+  const pasted = h('textarea', { name: 'filter_event', rows: '3', spellcheck: 'false', hidden: types.length > 0, placeholder: '{"type": "invoice.paid", "data": {"amount": 1500}}' });
+  on.addEventListener('change', () => { pasted.hidden = on.value !== ''; });
+  const result = h('div', { 'aria-live': 'polite', 'data-test': 'filter-result' });
+  const tryIt = h('button', { type: 'button', class: 'secondary small' }, 'Try it');
+  const value = () => {
+    if (!text.value.trim()) return null;
+    try {
+      return JSON.parse(text.value);
+    } catch (err) {
+      return new Error(`The filter is not JSON: ${err.message}`);
+    }
+  };
+  tryIt.addEventListener('click', () => busy(tryIt, async () => {
+    const filter = value();
+    if (filter instanceof Error) return fill(result, errorBox(filter));
+    const body = { filter: filter || {} };
+    if (on.value) body.event_type = on.value;
+    else {
+      try {
+        body.event = JSON.parse(pasted.value || 'null');
+      } catch (err) {
+        return fill(result, errorBox(new Error(`The event is not JSON: ${err.message}`)));
+      }
+    }
+    try {
+      const tried = await api('POST', '/v1/filters/test', body);
+      fill(result, h('p', { class: tried.matches ? 'notice ok' : 'notice' }, tried.matches
+        ? 'It matches: an endpoint with this filter receives this event.'
+        : 'It does not match: an endpoint with this filter does not receive this event.'));
+    } catch (err) {
+      fill(result, errorBox(err));
+    }
+  }));
+  const element = h('div', {},
+    field('Filter', text, 'Optional: receive only the events whose content this JSON filter takes (Convoy\'s and Outpost\'s syntax: $eq, $gt, $in, $regex, $or, ...).'),
+    h('div', { class: 'actions' }, h('span', {}, 'Try it on'), on, tryIt), pasted, result);
+  return { element, value };
+}
+
 /** The create/edit form. `initial` is an endpoint when editing. */
 async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
   const chosen = new Set(initial ? initial.enabled_events : ['*']);
@@ -245,6 +293,7 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
   const metadata = h('textarea', { name: 'metadata', rows: '3', placeholder: 'team=identity' });
   metadata.value = initial ? metadataText(initial.metadata) : '';
   const auth = authFields(initial);
+  const filter = filterField(initial, types.filter((t) => t.example && !t.archived));
   const headers = h('textarea', { name: 'headers', rows: '2', placeholder: 'X-Team: payments' });
   headers.value = initial ? pairsText(initial.headers, ': ') : '';
   const error = h('div', { 'aria-live': 'polite' });
@@ -262,6 +311,7 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     field('Rate limit', rate, 'Optional: the most requests a second it receives.'),
     field('Max in flight', inFlight, 'Optional: the most requests open at once (empty: the server\'s default).'),
     field('Headers', headers, 'Optional: sent with every delivery, one Name: value per line (at most 20; not the ones stile sets).'),
+    filter.element,
     auth.element,
     error,
     h('div', { class: 'actions' }, button, h('button', { type: 'button', class: 'secondary', onclick: cancel }, 'Cancel')));
@@ -276,6 +326,9 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
       description: description.value.trim() || null, metadata: meta,
       rate_limit: wholeOrNull(rate.value), max_in_flight: wholeOrNull(inFlight.value), headers: sent,
     };
+    const contentFilter = filter.value();
+    if (contentFilter instanceof Error) return contentFilter;
+    if (contentFilter !== null || initial) body.filter = contentFilter;
     const authentication = auth.value();
     if (authentication !== undefined) body.authentication = authentication;
     const clientCertificate = auth.certificate();
@@ -394,6 +447,7 @@ export async function renderDetail(root, params) {
         h('dt', {}, 'Client certificate'), h('dd', { 'data-test': 'client-certificate' }, endpoint.client_certificate
           ? h('code', {}, `SHA-256 ${endpoint.client_certificate.fingerprint_sha256}`) : '—'),
         h('dt', {}, 'Headers'), h('dd', { 'data-test': 'headers' }, Object.keys(endpoint.headers || {}).length ? jsonBlock(endpoint.headers) : '—'),
+        h('dt', {}, 'Filter'), h('dd', { 'data-test': 'filter' }, endpoint.filter ? jsonBlock(endpoint.filter) : 'none: every event of its types'),
         h('dt', {}, 'Created'), h('dd', {}, timeCell(endpoint.created))),
       h('div', { class: 'actions' }, test, edit, toggle, reveal, rotate, recover, del));
   }

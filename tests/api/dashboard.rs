@@ -464,6 +464,47 @@ fn operational_endpoints_are_made_in_settings_and_an_endpoint_shows_what_was_tol
 }
 
 #[test]
+fn a_content_filter_is_tried_on_an_example_and_saved_from_the_endpoint_form() {
+    let receiver = Receiver::start();
+    let server = TestServer::start();
+    in_browser("content_filter", move |page| async move {
+        signed_in(&page, &server, "#/endpoints").await;
+        page.click_button("New endpoint").await;
+        page.type_into("input[name=url]", &receiver.url("/gold")).await;
+        // Tried on the verified type's example (the form offers it first among those with one).
+        page.find("select[name=filter_try_on] option[value='verification_session.verified']")
+            .await
+            .click()
+            .await
+            .unwrap();
+        page.type_into("textarea[name=filter]", r#"{"data": {"status": "failed"}}"#).await;
+        page.click_button("Try it").await;
+        page.wait_text("[data-test=filter-result]", "It does not match").await;
+        page.type_into("textarea[name=filter]", r#"{"data": {"status": {"$in": ["verified"]}}, "livemode": false}"#)
+            .await;
+        page.click_button("Try it").await;
+        page.wait_text("[data-test=filter-result]", "It matches").await;
+        page.type_into("textarea[name=filter]", r#"{"data": {"$gtx": 1}}"#).await;
+        page.click_button("Try it").await;
+        page.wait_text("[data-test=filter-result]", "unknown operator").await;
+        page.type_into("textarea[name=filter]", r#"{"data.status": "verified"}"#).await;
+        page.click_button("Create endpoint").await;
+        page.find("[data-test=secret]").await;
+        let id = server.get("/v1/webhook_endpoints").body["data"][0]["id"].as_str().unwrap().to_string();
+        page.open(&format!("{}/#/endpoints/{id}", server.base)).await;
+        page.wait_text("[data-test=filter]", "verified").await;
+
+        // Only what it takes arrives.
+        server.publish("verification_session.failed", json!({"id": "vks_1", "status": "failed"}));
+        server.publish("verification_session.verified", json!({"id": "vks_2", "status": "verified"}));
+        let received = receiver.wait_for("/gold", 1, Duration::from_secs(10));
+        server.wait_queue_empty(Duration::from_secs(10));
+        assert_eq!(receiver.count("/gold"), 1);
+        assert_eq!(received[0].json()["data"]["id"], "vks_2");
+    });
+}
+
+#[test]
 fn failed_events_are_filtered_and_recovered_from_the_dashboard() {
     let receiver = Receiver::start();
     receiver.set("/down", Behaviour::Status(500));

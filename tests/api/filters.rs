@@ -126,3 +126,42 @@ fn a_bad_filter_is_a_400_naming_where_it_is_wrong_and_changes_nothing() {
     let endpoint = server.get(&format!("/v1/webhook_endpoints/{id}")).body;
     assert_eq!((&endpoint["filter"], &endpoint["name"]), (&Value::Null, &Value::Null), "no partial write");
 }
+
+#[test]
+fn a_filter_is_tried_on_a_pasted_event_or_a_types_example_before_it_is_saved() {
+    let server = TestServer::start();
+    let try_it = |body: Value| server.post("/v1/filters/test", body);
+    let pasted = try_it(json!({
+        "filter": {"data.amount": {"$gte": 1000}},
+        "event": {"type": "invoice.paid", "data": {"amount": 1500}},
+    }));
+    assert_eq!(pasted.status, 200, "{}", pasted.text);
+    assert_eq!((pasted.body["object"].as_str(), pasted.body["matches"].as_bool()), (Some("filter_test"), Some(true)));
+    let refused = try_it(json!({"filter": {"data.amount": {"$gte": 1000}}, "event": {"data": {"amount": 5}}}));
+    assert_eq!(refused.body["matches"], false, "{}", refused.text);
+    // A type's example from the catalogue, as an endpoint would receive it.
+    let example = server.get("/v1/event_types/verification_session.verified").body["example"].clone();
+    let id = example["id"].as_str().expect("the built-in example has an id").to_string();
+    let on_example =
+        try_it(json!({"filter": {"data.id": id, "livemode": false}, "event_type": "verification_session.verified"}));
+    assert_eq!(on_example.status, 200, "{}", on_example.text);
+    assert_eq!(on_example.body["matches"], true, "{}", on_example.text);
+    assert_eq!(on_example.body["event"]["type"], "verification_session.verified");
+    assert_eq!(on_example.body["event"]["data"], example);
+    // Refused as a filter on an endpoint would be, and neither both nor neither.
+    let bad = try_it(json!({"filter": {"a": {"$nope": 1}}, "event": {}}));
+    assert_eq!(bad.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "filter.a.$nope");
+    try_it(json!({"filter": {}})).assert_error(400, "invalid_request_error", "parameter_invalid");
+    try_it(json!({"filter": {}, "event": {}, "event_type": "verification_session.verified"})).assert_error(
+        400,
+        "invalid_request_error",
+        "parameter_invalid",
+    );
+    try_it(json!({"filter": {}, "event": [1]})).assert_error(400, "invalid_request_error", "parameter_invalid");
+    try_it(json!({"event": {}})).assert_error(400, "invalid_request_error", "parameter_missing");
+    try_it(json!({"filter": {}, "event_type": "no.such.type"})).assert_error(
+        400,
+        "invalid_request_error",
+        "parameter_invalid",
+    );
+}
