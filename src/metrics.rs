@@ -193,7 +193,7 @@ impl Metrics {
         );
         registry.register(
             "telemetry_spans_exported",
-            "Spans the OTLP collector took ([telemetry] otlp_endpoint)",
+            "Spans sent to the OTLP collector and answered 2xx ([telemetry] otlp_endpoint); a partial rejection it reports is logged, not counted",
             metrics.spans_exported.clone(),
         );
         registry.register(

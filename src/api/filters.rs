@@ -68,11 +68,17 @@ async fn test_filter(
             return Err(ApiError::invalid("event", "`event` must be a JSON object: an event as delivered."));
         }
         (None, Some(name)) => {
-            let data = catalogue_example(&state, caller.mode, name.clone())?;
+            // A Kayle name: its built-in type's example, as an endpoint subscribed by that
+            // name receives it (under that name).
+            let built_in = crate::event_types::kayle_alias_of(&name).unwrap_or(&name).to_string();
+            let data = catalogue_example(&state, caller.mode, built_in.clone())?;
             let now_ms = state.engine.clock().now_ms();
-            let made =
-                crate::payload::new_event(caller.owner, &name, &data, now_ms).map_err(|e| ApiError::internal(&e))?;
-            serde_json::from_slice(&made.body).map_err(|e| ApiError::internal(&e))?
+            let made = crate::payload::new_event(caller.owner, &built_in, &data, now_ms)
+                .map_err(|e| ApiError::internal(&e))?;
+            let mut event: serde_json::Value =
+                serde_json::from_slice(&made.body).map_err(|e| ApiError::internal(&e))?;
+            event["type"] = serde_json::Value::String(name);
+            event
         }
         _ => {
             return Err(ApiError::invalid(

@@ -47,6 +47,15 @@ fn owner_of(caller: &Caller) -> Result<Owner, ApiError> {
     Ok(operational::owner(caller.mode))
 }
 
+/// The answer to a content filter on an operational endpoint: they hear every event of
+/// their types (what was told is listed whole in `/v1/operational_events`).
+fn no_filter() -> ApiError {
+    ApiError::invalid(
+        "filter",
+        "Operational endpoints take no `filter`: they receive every operational event of their types.",
+    )
+}
+
 /// Create an operational endpoint.
 ///
 /// It receives the operational events it subscribes to (or `["*"]`: all). The answer
@@ -61,6 +70,9 @@ async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let owner = owner_of(&caller)?;
     let input = body.0.validate(&state.targets, &Subscribable::operational(&state.event_types, caller.mode))?;
+    if input.filter.is_some() {
+        return Err(no_filter());
+    }
     let (record, secret) = state.endpoints().create(owner, input).await?;
     Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: record.into(), secret }))
 }
@@ -120,6 +132,9 @@ async fn apply_update(
     let owner = owner_of(&caller)?;
     let id = parse_id(&path)?;
     let changes = body.0.validate(&state.targets, &Subscribable::operational(&state.event_types, caller.mode))?;
+    if matches!(changes.filter, Some(Some(_))) {
+        return Err(no_filter());
+    }
     let updated = state.endpoints().update(owner, id, changes).await?;
     let record = updated.ok_or_else(|| ApiError::not_found(NOUN, &path))?;
     Ok(HttpResponse::Ok().json(Endpoint::from(record)))

@@ -49,9 +49,9 @@ pub struct TelemetryConfig {
     /// How long a span waits at most before its batch is sent.
     #[serde(with = "humantime_serde")]
     pub export_interval: Duration,
-    /// The share (0 to 1) of the traces stile starts (publishes without a `traceparent`)
-    /// that are sampled: exported, and marked sampled to the receivers. A caller's trace
-    /// keeps the caller's choice.
+    /// The share (0 to 1) of the traces of publishes without a `traceparent` that are
+    /// sampled: exported, and marked sampled to the receivers. A caller's trace keeps the
+    /// caller's choice; the events stile publishes itself are always sampled.
     pub sample_ratio: f64,
 }
 

@@ -18,6 +18,15 @@ const MAX_NODES: usize = 1_000;
 /// crate's program.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
+/// The most `$regex` conditions one filter may hold.
+const MAX_REGEXES: usize = 10;
+
+/// The longest a `$regex` pattern may be, in bytes.
+const MAX_PATTERN: usize = 1024;
+
+/// The most compiled patterns kept for the filters stored on endpoints.
+const MAX_CACHED_PATTERNS: usize = 4096;
+
 /// The operators, for the error that names an unknown one.
 const OPERATORS: &str = "$eq $neq $gt $gte $lt $lte $in $nin $exist $regex $startsWith $endsWith $and $or $not";
 
@@ -37,7 +46,7 @@ pub(super) enum Cond {
 }
 
 /// One step of a path.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum Seg {
     /// An object's key (on an array of objects: each element's).
     Key(String),
@@ -89,18 +98,22 @@ pub(super) enum Test {
     ContainsAll(Vec<Value>),
 }
 
-/// Checks `filter` and compiles it; `root` names it in errors.
-pub(super) fn compile(filter: &Value, root: &str) -> Result<Cond, FilterError> {
+/// Checks `filter` and compiles it; `root` names it in errors. `stored`: it is an
+/// endpoint's, read back (its regular expressions are kept compiled for the next read);
+/// otherwise it is being checked and nothing of it is kept.
+pub(super) fn compile(filter: &Value, root: &str, stored: bool) -> Result<Cond, FilterError> {
     let Value::Object(object) = filter else {
         return Err(FilterError { path: root.to_string(), message: "a filter is a JSON object".into() });
     };
-    let mut budget = Budget { nodes: 0 };
+    let mut budget = Budget { nodes: 0, regexes: 0, stored };
     budget.object(object, root, 0)
 }
 
 /// What a filter may still hold.
 struct Budget {
     nodes: usize,
+    regexes: usize,
+    stored: bool,
 }
 
 impl Budget {
@@ -126,7 +139,7 @@ impl Budget {
                 all.push(self.operator(key, value, &here, depth)?);
             } else {
                 let segments = segments(key, &here)?;
-                all.push(Cond::At(segments, Box::new(self.value(value, &here, depth + 1)?)));
+                all.push(at(segments, self.value(value, &here, depth + 1)?));
             }
         }
         Ok(if all.len() == 1 { all.pop().expect("one") } else { Cond::All(all) })
@@ -186,7 +199,16 @@ impl Budget {
                 _ => Err(error(path, "`$exist` takes true or false")),
             },
             "$regex" => match operand {
-                Value::String(pattern) => test(Test::Regex(regex(pattern, path)?)),
+                Value::String(pattern) => {
+                    self.regexes += 1;
+                    if self.regexes > MAX_REGEXES {
+                        return Err(error(path, format!("a filter holds at most {MAX_REGEXES} `$regex`")));
+                    }
+                    if pattern.len() > MAX_PATTERN {
+                        return Err(error(path, format!("a `$regex` is at most {MAX_PATTERN} bytes long")));
+                    }
+                    test(Test::Regex(regex(pattern, path, self.stored)?))
+                }
                 _ => Err(error(path, "`$regex` takes a regular expression as a string")),
             },
             "$startsWith" | "$endsWith" => {
@@ -205,6 +227,33 @@ impl Budget {
     }
 }
 
+/// `cond` of the value at `path`. A negation goes outside the path, so that where the path
+/// meets an array it means "no element", not "some element does not": `$not`, and
+/// `$neq`/`$nin` (which also ask that the value be present).
+fn at(path: Vec<Seg>, cond: Cond) -> Cond {
+    let present_and_not = |path: Vec<Seg>, test: Test| {
+        Cond::All(vec![
+            Cond::At(path.clone(), Box::new(Cond::Test(Test::Exist(true)))),
+            Cond::Not(Box::new(Cond::At(path, Box::new(Cond::Test(test))))),
+        ])
+    };
+    match cond {
+        Cond::Not(inner) => Cond::Not(Box::new(at(path, *inner))),
+        Cond::Test(Test::Neq(value)) => present_and_not(path, Test::Eq(value)),
+        Cond::Test(Test::Nin(values)) => present_and_not(path, Test::In(values)),
+        Cond::Test(Test::NotContains(text)) => present_and_not(path, Test::Contains(text)),
+        Cond::All(conds) if conds.iter().all(is_negation) => {
+            Cond::All(conds.into_iter().map(|c| at(path.clone(), c)).collect())
+        }
+        cond => Cond::At(path, Box::new(cond)),
+    }
+}
+
+/// Whether `cond` is a negation [`at`] moves outside a path.
+fn is_negation(cond: &Cond) -> bool {
+    matches!(cond, Cond::Not(_) | Cond::Test(Test::Neq(_) | Test::Nin(_) | Test::NotContains(_)))
+}
+
 /// A key's path: split on dots; a digit segment indexes an array, `$` is any element.
 fn segments(key: &str, path: &str) -> Result<Vec<Seg>, FilterError> {
     key.split('.')
@@ -220,24 +269,29 @@ fn segments(key: &str, path: &str) -> Result<Vec<Seg>, FilterError> {
         .collect()
 }
 
-/// `pattern` compiled once per text, within [`REGEX_SIZE_LIMIT`]: filters are compiled
-/// each time a stored endpoint is read, and a regular expression is the dear part.
-fn regex(pattern: &str, path: &str) -> Result<Regex, FilterError> {
+/// `pattern` compiled within [`REGEX_SIZE_LIMIT`]. A stored filter is compiled each time
+/// its endpoint is read (each publish to it), and a regular expression is the dear part:
+/// for those (`stored`), each pattern is compiled once and kept. A filter being checked
+/// or tried keeps nothing, so requests cannot crowd the stored filters' patterns out.
+fn regex(pattern: &str, path: &str, stored: bool) -> Result<Regex, FilterError> {
     static COMPILED: OnceLock<Mutex<HashMap<String, Regex>>> = OnceLock::new();
     let cache = COMPILED.get_or_init(Default::default);
-    if let Some(found) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(pattern) {
+    if stored && let Some(found) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(pattern) {
         return Ok(found.clone());
     }
     let compiled = regex::RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|err| error(path, format!("`$regex` does not compile: {err}")))?;
-    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    // Bounded: past it, start afresh (the endpoints' patterns come back on their next read).
-    if cache.len() >= 4096 {
-        cache.clear();
+    if stored {
+        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: past it, start afresh (the endpoints' patterns come back on their next
+        // read).
+        if cache.len() >= MAX_CACHED_PATTERNS {
+            cache.clear();
+        }
+        cache.insert(pattern.to_string(), compiled.clone());
     }
-    cache.insert(pattern.to_string(), compiled.clone());
     Ok(compiled)
 }
 

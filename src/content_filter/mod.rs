@@ -12,9 +12,10 @@
 //! Where a path meets an array of objects, a nested filter holds if one element matches
 //! it whole. A missing value fails every test but `$exist: false` (and whatever `$not`
 //! turns). Types are strict: `"5"` is not `5`; numbers compare by value (`1` is `1.0`);
-//! strings order by their bytes. A filter is checked and compiled once ([`ContentFilter::new`]):
+//! strings order by their bytes. A filter is checked when written ([`ContentFilter::new`]):
 //! an unknown operator or a bad operand is an error naming its path; `$regex` uses the
-//! linear-time `regex` crate.
+//! linear-time `regex` crate. A stored filter is compiled again each time its endpoint is
+//! read, its regular expressions compiled once per pattern and kept.
 
 mod compile;
 mod eval;
@@ -43,9 +44,10 @@ pub struct ContentFilter {
 }
 
 impl ContentFilter {
-    /// Checks and compiles `source` (`root` names it in errors, e.g. `filter`).
+    /// Checks and compiles `source` (`root` names it in errors, e.g. `filter`), as a
+    /// request gives it.
     pub fn new(source: Value, root: &str) -> Result<ContentFilter, FilterError> {
-        let compiled = Arc::new(compile::compile(&source, root)?);
+        let compiled = Arc::new(compile::compile(&source, root, false)?);
         Ok(ContentFilter { source, compiled })
     }
 
@@ -79,7 +81,8 @@ impl<'de> Deserialize<'de> for ContentFilter {
     /// release reads it otherwise, and the error says where.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let source = Value::deserialize(deserializer)?;
-        ContentFilter::new(source, "filter").map_err(serde::de::Error::custom)
+        let compiled = compile::compile(&source, "filter", true).map_err(serde::de::Error::custom)?;
+        Ok(ContentFilter { source, compiled: Arc::new(compiled) })
     }
 }
 

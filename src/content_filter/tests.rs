@@ -104,11 +104,42 @@ fn and_or_not_work_at_any_level() {
         (json!({"$and": [{"type": "invoice.paid"}, {"data.currency": "usd"}]}), false),
         (json!({"data": {"$or": [{"currency": "usd"}, {"customer.tier": "gold"}]}}), true),
         (json!({"data.currency": {"$or": ["usd", "gbp"]}}), false),
+        (json!({"data.currency": {"$or": ["eur", "gbp"]}}), true),
         (json!({"$not": {"type": "invoice.failed"}}), true),
         (json!({"data.customer": {"$not": {"tier": "gold"}}}), false),
         (json!({"data.tags": {"$not": "vip"}}), false),
         (json!({"data.refund": {"$not": {"$exist": true}}}), true),
     ]);
+}
+
+#[test]
+fn a_negation_over_an_array_means_no_element_and_never_agrees_with_what_it_negates() {
+    check(&[
+        (json!({"data.items": {"sku": "a-1"}}), true),
+        (json!({"data.items": {"$not": {"sku": "a-1"}}}), false),
+        (json!({"data.items": {"$not": {"sku": "z-9"}}}), true),
+        (json!({"data.items.sku": {"$not": "a-1"}}), false),
+        (json!({"data.items.sku": {"$neq": "a-1"}}), false),
+        (json!({"data.items.sku": {"$neq": "z-9"}}), true),
+        (json!({"data.items.sku": {"$nin": ["banned", "b-7"]}}), false),
+        (json!({"data.items.sku": {"$nin": ["banned"]}}), true),
+        (json!({"data.items.sku": {"$nin": ["banned"], "$neq": "a-1"}}), false),
+        (json!({"data.tags": {"$neq": "vip"}}), false),
+        (json!({"data.tags": {"$nin": "eu"}}), false),
+        // Still "present": a missing value is neither equal nor unequal.
+        (json!({"data.items.colour": {"$neq": "red"}}), false),
+    ]);
+    // Every filter and its `$not` disagree, whatever the arrays.
+    let event = event();
+    for source in [
+        json!({"data.items": {"sku": "b-7", "qty": 1}}),
+        json!({"data.items.qty": {"$gte": 2}}),
+        json!({"data.tags": {"$in": ["vip"]}}),
+        json!({"data.items.$.sku": {"$startsWith": "b"}}),
+    ] {
+        let negated = json!({"$not": source.clone()});
+        assert_ne!(filter(source.clone()).matches(&event), filter(negated).matches(&event), "{source}");
+    }
 }
 
 #[test]
@@ -145,6 +176,9 @@ fn a_bad_filter_is_refused_with_the_path_of_what_is_wrong() {
     assert!(e.path == "filter.a.$regex" && e.message.contains("does not compile"), "{e}");
     assert!(refused(json!({"a": {"$regex": "a{1000}{1000}"}})).message.contains("does not compile"));
     assert_eq!(refused(json!({"a..b": 1})).path, "filter.a..b");
+    let many: serde_json::Map<String, Value> = (0..11).map(|i| (format!("k{i}"), json!({"$regex": "x"}))).collect();
+    assert!(refused(Value::Object(many)).message.contains("at most 10 `$regex`"));
+    assert!(refused(json!({"a": {"$regex": "x".repeat(1025)}})).message.contains("at most 1024 bytes"));
     assert_eq!(refused(json!(["not", "an", "object"])).path, "filter");
     let mut deep = json!(1);
     for _ in 0..20 {

@@ -48,7 +48,9 @@ impl Events<'_> {
         let published = self.publish_without_span(owner, event_type, data, &span, Some(&mut fan_out)).await;
         let (event, deliveries, error) = match &published {
             Ok((meta, deliveries)) => (Some(meta.id), *deliveries, None),
-            Err(err) => (None, 0, Some(err.to_string())),
+            // Not the message: a schema's refusal quotes the data, which stays out of spans.
+            Err(ServiceError::Invalid { param, .. }) => (None, 0, Some(format!("refused: invalid `{param}`"))),
+            Err(_) => (None, 0, Some("not published: the store could not take it".to_string())),
         };
         telemetry.send(Span::Publish(PublishSpanRecord {
             span,

@@ -87,14 +87,14 @@ impl Telemetry {
             interval: config.export_interval,
             exported: metrics.spans_exported.clone(),
             dropped: metrics.spans_dropped.clone(),
-            url: url.to_string(),
+            url: shown(&url),
             failing: false,
         };
         std::thread::Builder::new()
             .name("stile-otlp".into())
             .spawn(move || export.run(spans))
             .map_err(|e| format!("cannot start the span export thread: {e}"))?;
-        tracing::info!(collector = %url, "exporting spans over OTLP/HTTP");
+        tracing::info!(collector = %shown(&url), "exporting spans over OTLP/HTTP");
         Ok(Telemetry { queue: Some(queue), dropped: metrics.spans_dropped.clone() })
     }
 
@@ -149,6 +149,16 @@ pub fn traces_url(endpoint: &str) -> Option<url::Url> {
         url.set_path("/v1/traces");
     }
     Some(url)
+}
+
+/// The collector's address as logs show it: without a credential its user part or query
+/// may carry.
+fn shown(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.to_string()
 }
 
 /// The export thread's side: batches spans and sends each batch.

@@ -149,16 +149,16 @@ impl AttemptSpan {
         ];
         let duration = self.during.1.duration_since(self.during.0).unwrap_or_default();
         attributes.push(KeyValue::new("stile.attempt.duration_ms", duration.as_millis() as i64));
-        if let Ok(mut url) = url::Url::parse(&self.url) {
+        if let Ok(url) = url::Url::parse(&self.url) {
+            // Only where it went: a receiver's URL often carries a credential in its path
+            // (Slack's, Discord's), query or user part, so none of those is exported.
+            attributes.push(KeyValue::new("url.scheme", url.scheme().to_string()));
             if let Some(host) = url.host_str() {
                 attributes.push(KeyValue::new("server.address", host.to_string()));
             }
-            // A receiver's URL may carry a credential in its query or user part: kept out.
-            url.set_query(None);
-            url.set_fragment(None);
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            attributes.push(KeyValue::new("url.full", url.to_string()));
+            if let Some(port) = url.port_or_known_default() {
+                attributes.push(KeyValue::new("server.port", i64::from(port)));
+            }
         }
         if let Some(status) = self.status {
             attributes.push(KeyValue::new("http.response.status_code", i64::from(status)));

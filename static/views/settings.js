@@ -1,8 +1,8 @@
 // Settings: the operational endpoints (the platform's own receivers of what happens to
 // its customers' endpoints) and what stile told them lately. An unrestricted key only.
 
-import { api, query } from '../api.js';
-import { busy, confirmDialog, copyButton, emptyState, errorBox, field, fill, h, onSubmit, pill, table, timeCell, toast } from '../ui.js';
+import { api, chooseApp, query } from '../api.js';
+import { busy, confirmDialog, copyButton, emptyState, errorBox, field, fill, h, onSubmit, patch, pill, table, timeCell, toast } from '../ui.js';
 
 /** The settings page. */
 export async function render(root) {
@@ -49,7 +49,8 @@ export async function render(root) {
       api('GET', '/v1/operational_webhook_endpoints?limit=100'),
       api('GET', `/v1/operational_events${query({ limit: 10 })}`),
     ]);
-    fill(endpointsSlot, endpoints.data.length === 0
+    // Patched, not replaced: a button under the pointer survives the live refresh.
+    patch(endpointsSlot, endpoints.data.length === 0
       ? emptyState('No operational endpoints yet.', h('p', {}, 'Create one to hear when a customer\'s endpoint is disabled.'))
       : table('Operational endpoints', ['Endpoint', 'Status', 'Events', 'Created', ''], endpoints.data.map((e) => [
         h('div', {}, e.name ? h('div', { class: 'name' }, e.name) : null, h('span', { class: 'url' }, e.url)),
@@ -58,42 +59,61 @@ export async function render(root) {
         timeCell(e.created),
         h('div', { class: 'actions' }, toggleButton(e), deleteButton(e)),
       ]), (i) => ({ 'data-key': endpoints.data[i].id, 'data-test': 'ops-endpoint' })));
-    fill(toldSlot, told.data.length === 0
+    patch(toldSlot, told.data.length === 0
       ? emptyState('Nothing told yet.')
       : table('Operational events', ['Event', 'About', 'Why', 'Sent'], told.data.map((e) => [
         h('code', {}, e.type),
-        h('a', { href: `#/endpoints/${e.data.endpoint.id}`, class: 'url' }, e.data.endpoint.name || e.data.endpoint.url),
+        aboutLink(e.data),
         e.data.reason,
         h('span', {}, timeCell(e.created), e.pending_webhooks ? h('span', { class: 'muted' }, ' · still being delivered') : null),
       ]), (i) => ({ 'data-key': told.data[i].id, 'data-test': 'ops-told' })));
   }
 
+  // Handlers given to `h` (not added later), so a row kept by the live refresh takes the
+  // new row's, which knows the endpoint as it is now.
   function toggleButton(endpoint) {
     const enabled = endpoint.status === 'enabled';
-    const button = h('button', { type: 'button', class: 'secondary small' }, enabled ? 'Disable' : 'Enable');
-    button.addEventListener('click', () => busy(button, async () => {
-      await api('POST', `/v1/operational_webhook_endpoints/${endpoint.id}`, { status: enabled ? 'disabled' : 'enabled' });
-      toast(`Operational endpoint ${enabled ? 'disabled' : 'enabled'}.`);
-      await refresh();
-    }));
-    return button;
+    return h('button', {
+      type: 'button', class: 'secondary small',
+      onclick: (e) => busy(e.currentTarget, async () => {
+        await api('POST', `/v1/operational_webhook_endpoints/${endpoint.id}`, { status: enabled ? 'disabled' : 'enabled' });
+        toast(`Operational endpoint ${enabled ? 'disabled' : 'enabled'}.`);
+        await refresh();
+      }),
+    }, enabled ? 'Disable' : 'Enable');
   }
 
   function deleteButton(endpoint) {
-    const button = h('button', { type: 'button', class: 'danger small' }, 'Delete');
-    button.addEventListener('click', async () => {
-      if (!(await confirmDialog(`Delete the operational endpoint ${endpoint.url}? It hears nothing more.`, 'Delete'))) return;
-      await busy(button, async () => {
-        await api('DELETE', `/v1/operational_webhook_endpoints/${endpoint.id}`);
-        toast('Operational endpoint deleted.');
-        await refresh();
-      });
-    });
-    return button;
+    return h('button', {
+      type: 'button', class: 'danger small',
+      onclick: async (e) => {
+        const button = e.currentTarget;
+        if (!(await confirmDialog(`Delete the operational endpoint ${endpoint.url}? It hears nothing more.`, 'Delete'))) return;
+        await busy(button, async () => {
+          await api('DELETE', `/v1/operational_webhook_endpoints/${endpoint.id}`);
+          toast('Operational endpoint deleted.');
+          await refresh();
+        });
+      },
+    }, 'Delete');
   }
 
   await refresh();
   return { refresh };
+}
+
+/** A link to the endpoint an operational event is about, in its application (the
+ * dashboard switches to it: the endpoint is found only there). */
+function aboutLink(data) {
+  const app = data.application;
+  const link = h('a', {
+    href: `#/endpoints/${data.endpoint.id}`, class: 'url',
+    onclick: () => {
+      chooseApp(app.id);
+      window.dispatchEvent(new Event('stile:apps-changed'));
+    },
+  }, data.endpoint.name || data.endpoint.url);
+  return h('div', {}, link, app.uid ? h('div', { class: 'muted' }, app.uid) : null);
 }
 
 /** The form that creates an operational endpoint: its URL, a name, and what it hears. */

@@ -92,9 +92,34 @@ fn a_filter_sees_the_type_an_endpoint_receives() {
         }),
     );
     assert_eq!(created.status, 200, "{}", created.text);
+    // The same subscription filtering on the built-in name: it never sees that name.
+    let other = server.post(
+        "/v1/webhook_endpoints",
+        json!({
+            "url": receiver.url("/built-in"),
+            "enabled_events": ["verification.session.succeeded"],
+            "filter": {"type": "verification_session.verified"},
+        }),
+    );
+    assert_eq!(other.status, 200, "{}", other.text);
     server.publish("verification_session.verified", json!({"id": "vks_1"}));
     let received = receiver.wait_for("/kayle", 1, WAIT);
     assert_eq!(received[0].json()["type"], "verification.session.succeeded");
+    server.wait_queue_empty(WAIT);
+    assert_eq!(receiver.count("/built-in"), 0);
+    assert_eq!(filtered_total(&server), 1);
+    // Tried on the Kayle name's example, the filter sees that name too.
+    let tried = server.post(
+        "/v1/filters/test",
+        json!({"filter": {"type": "verification.session.succeeded"}, "event_type": "verification.session.succeeded"}),
+    );
+    assert_eq!((tried.status, &tried.body["matches"]), (200, &json!(true)), "{}", tried.text);
+    // Operational endpoints take none: they hear every operational event of their types.
+    let operational = server.post(
+        "/v1/operational_webhook_endpoints",
+        json!({"url": receiver.url("/ops"), "enabled_events": ["*"], "filter": {"type": "endpoint.created"}}),
+    );
+    assert_eq!(operational.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "filter");
 }
 
 #[test]

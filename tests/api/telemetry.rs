@@ -64,9 +64,10 @@ fn a_publish_its_fan_out_and_each_attempt_reach_the_collector_in_the_callers_tra
         c.delivery.retry_schedule = vec![Duration::from_millis(200)];
     });
     let receiver = Receiver::start();
-    receiver.set("/hook", Behaviour::FailFirst(1));
-    // A credential in the query string stays out of the spans.
-    let endpoint = server.create_endpoint(&receiver.url("/hook?token=s3cret"));
+    // Credentials in the URL's path and query (as Slack's and Discord's carry) stay out.
+    const HOOK: &str = "/hooks/s3cret-in-path";
+    receiver.set(HOOK, Behaviour::FailFirst(1));
+    let endpoint = server.create_endpoint(&receiver.url(&format!("{HOOK}?token=s3cret-in-query")));
     let endpoint = endpoint["id"].as_str().unwrap().to_string();
     let published = server
         .req("POST", "/v1/events")
@@ -78,7 +79,7 @@ fn a_publish_its_fan_out_and_each_attempt_reach_the_collector_in_the_callers_tra
     let event_id = published.body["id"].as_str().unwrap().to_string();
 
     // The first attempt fails, its retry succeeds: publish, fan-out and two attempts.
-    let received = receiver.wait_for("/hook", 2, WAIT);
+    let received = receiver.wait_for(HOOK, 2, WAIT);
     let spans = collector.wait_for_trace(TRACE_ID, 4, WAIT);
     assert_eq!(spans.len(), 4, "{spans:#?}");
     assert!(spans.iter().all(|s| s.service == "stile-test" && s.scope == "stile"), "{spans:#?}");
@@ -114,12 +115,19 @@ fn a_publish_its_fan_out_and_each_attempt_reach_the_collector_in_the_callers_tra
         assert_eq!(attempt.attribute("http.response.status_code").as_deref(), Some(status));
         assert_eq!(attempt.attribute("stile.endpoint.id").as_deref(), Some(endpoint.as_str()));
         assert_eq!(attempt.attribute("stile.event.id").as_deref(), Some(event_id.as_str()));
-        assert_eq!(attempt.attribute("url.full"), Some(receiver.url("/hook")), "no query string");
+        assert_eq!(attempt.attribute("url.full"), None, "no path, no query");
         assert_eq!(attempt.attribute("server.address").as_deref(), Some("127.0.0.1"));
+        let port = receiver.base.rsplit(':').next().unwrap().to_string();
+        assert_eq!(
+            (attempt.attribute("server.port"), attempt.attribute("url.scheme").as_deref()),
+            (Some(port), Some("http"))
+        );
         assert!(attempt.attribute("stile.attempt.duration_ms").is_some());
         assert!(attempt.span.end_time_unix_nano >= attempt.span.start_time_unix_nano);
         assert!(attempt.span.start_time_unix_nano >= publish.span.start_time_unix_nano);
     }
+    let exported = format!("{spans:?}");
+    assert!(!exported.contains("s3cret"), "a credential of the URL was exported: {exported}");
     let failed = attempts[0].span.status.as_ref().expect("the failed attempt's status");
     assert_eq!((failed.code, failed.message.as_str()), (StatusCode::Error as i32, "HTTP 500"));
     assert_eq!(attempts[0].attribute("error.type").as_deref(), Some("500"));
@@ -191,7 +199,7 @@ fn an_unsampled_trace_is_not_exported_and_stiles_own_events_start_their_traces()
 }
 
 #[test]
-fn a_sample_ratio_of_zero_keeps_stiles_own_traces_out_but_not_a_callers() {
+fn a_sample_ratio_of_zero_keeps_publishes_without_a_traceparent_out_but_not_a_callers() {
     let collector = Collector::start();
     let server = exporting_to(&collector, |c| c.telemetry.sample_ratio = 0.0);
     let receiver = Receiver::start();
