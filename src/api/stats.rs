@@ -98,11 +98,13 @@ pub struct OutcomeCounts {
     pub succeeded: u64,
     /// Attempts that failed, whether or not a retry followed.
     pub failed: u64,
+    /// Events a content filter refused: no attempt was made.
+    pub filtered: u64,
 }
 
 impl From<Outcomes> for OutcomeCounts {
     fn from(o: Outcomes) -> Self {
-        Self { succeeded: o.succeeded, failed: o.failed }
+        Self { succeeded: o.succeeded, failed: o.failed, filtered: o.filtered }
     }
 }
 
@@ -172,6 +174,7 @@ async fn delivery_stats(
     for o in stats.buckets.values() {
         totals.succeeded += o.succeeded;
         totals.failed += o.failed;
+        totals.filtered += o.filtered;
     }
     let buckets = (0..=(window.until - window.since) / window.bucket)
         .map(|i| window.since + i * window.bucket)

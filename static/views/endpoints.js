@@ -37,7 +37,7 @@ export async function renderList(root, _params, search) {
       return page;
     },
     render: (items) => table('Endpoints', ['Endpoint', 'Status', 'Events', 'Success (24 h)', 'Queued', 'Created'], items.map((e) => {
-      const s = stats.get(e.id) || { succeeded: 0, failed: 0, pending: 0 };
+      const s = stats.get(e.id) || { succeeded: 0, failed: 0, filtered: 0, pending: 0 };
       return [
         h('div', {},
           e.name ? h('div', { class: 'name' }, e.name) : null,
@@ -47,7 +47,8 @@ export async function renderList(root, _params, search) {
           e.kind === 'listener' ? pill('listener') : null),
         e.enabled_events.includes('*') ? 'all events'
           : h('ul', { class: 'type-list' }, e.enabled_events.map((t) => h('li', {}, t))),
-        h('span', { title: `${s.succeeded} succeeded, ${s.failed} failed` }, percent(s.succeeded, s.succeeded + s.failed)),
+        h('span', { title: `${s.succeeded} succeeded, ${s.failed} failed${s.filtered ? `, ${s.filtered} left out by its filter` : ''}` },
+          percent(s.succeeded, s.succeeded + s.failed)),
         String(s.pending),
         timeCell(e.created),
       ];

@@ -56,8 +56,13 @@ fn an_endpoint_receives_only_what_its_filter_takes_and_the_rest_is_counted() {
     server.wait_queue_empty(WAIT);
     assert_eq!(amounts(&receiver, "/big"), [1500, 2500]);
     assert_eq!(filtered_total(&server), 2);
-    // No attempt was made for what the filter refused.
+    // No attempt was made for what the filter refused; the endpoint's statistics count it.
     assert_eq!(server.deliveries(&big).len(), 2);
+    let stats = server.get("/v1/delivery_stats").body;
+    let of_big = stats["endpoints"].as_array().unwrap().iter().find(|e| e["endpoint_id"] == big.as_str()).cloned();
+    let of_big = of_big.unwrap_or_else(|| panic!("{stats}"));
+    assert_eq!((&of_big["filtered"], &of_big["succeeded"]), (&json!(2), &json!(2)), "{of_big}");
+    assert_eq!(stats["totals"]["filtered"], 2, "{stats}");
 
     // Kept across a restart, and replaced or removed by an update.
     let server = server.restart();

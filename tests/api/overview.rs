@@ -34,7 +34,7 @@ fn stats_count_attempts_per_bucket_and_endpoint_and_list_recent_failures() {
     assert_eq!(body["object"], "delivery_stats");
     assert_eq!(body["livemode"], false);
     // 3 successes to /ok; 3 deliveries × 2 attempts failing at /down.
-    assert_eq!(body["totals"], json!({"succeeded": 3, "failed": 6}), "{body}");
+    assert_eq!(body["totals"], json!({"succeeded": 3, "failed": 6, "filtered": 0}), "{body}");
     let buckets = body["buckets"].as_array().unwrap();
     assert!(buckets.len() >= 48 && buckets.len() <= 50, "24 h of 30-minute buckets: {}", buckets.len());
     let summed: u64 = buckets.iter().map(|b| b["succeeded"].as_u64().unwrap()).sum();
@@ -43,10 +43,13 @@ fn stats_count_attempts_per_bucket_and_endpoint_and_list_recent_failures() {
     let per_endpoint = |id: &serde_json::Value| {
         body["endpoints"].as_array().unwrap().iter().find(|e| e["endpoint_id"] == *id).cloned().unwrap()
     };
-    assert_eq!(per_endpoint(&ok["id"]), json!({"endpoint_id": ok["id"], "succeeded": 3, "failed": 0, "pending": 0}));
+    assert_eq!(
+        per_endpoint(&ok["id"]),
+        json!({"endpoint_id": ok["id"], "succeeded": 3, "failed": 0, "filtered": 0, "pending": 0})
+    );
     assert_eq!(
         per_endpoint(&down["id"]),
-        json!({"endpoint_id": down["id"], "succeeded": 0, "failed": 6, "pending": 0})
+        json!({"endpoint_id": down["id"], "succeeded": 0, "failed": 6, "filtered": 0, "pending": 0})
     );
     assert_eq!(body["pending"], 0);
     let failures = body["recent_failures"].as_array().unwrap();
@@ -56,13 +59,13 @@ fn stats_count_attempts_per_bucket_and_endpoint_and_list_recent_failures() {
 
     // The other mode sees none of it.
     let live = server.req("GET", "/v1/delivery_stats").key(LIVE_KEY).send();
-    assert_eq!(live.body["totals"], json!({"succeeded": 0, "failed": 0}));
+    assert_eq!(live.body["totals"], json!({"succeeded": 0, "failed": 0, "filtered": 0}));
     assert_eq!(live.body["endpoints"], json!([]));
     assert_eq!(live.body["recent_failures"], json!([]));
 
     // A window with nothing in it, and a bad one.
     let old = server.get("/v1/delivery_stats?since=1000000&until=1003600&bucket=600");
-    assert_eq!(old.body["totals"], json!({"succeeded": 0, "failed": 0}));
+    assert_eq!(old.body["totals"], json!({"succeeded": 0, "failed": 0, "filtered": 0}));
     assert_eq!(old.body["buckets"].as_array().unwrap().len(), 7);
     server.get("/v1/delivery_stats?bucket=61").assert_error(400, "invalid_request_error", "parameter_invalid");
     // Times far outside any calendar are refused before any arithmetic on them (a

@@ -98,7 +98,7 @@ async fn results_end_deliveries_or_schedule_retries_and_a_repeated_result_change
         assert!(attempts.iter().all(|a| a.status != AttemptStatus::Pending));
         // Ended, never made: not counted among the outcomes.
         let stats = store.delivery_stats(owner, 0, i64::MAX / 2, 60, 10).await.unwrap();
-        assert_eq!(stats.endpoints[&endpoint.id], Outcomes { succeeded: 1, failed: 2 });
+        assert_eq!(stats.endpoints[&endpoint.id], Outcomes { succeeded: 1, failed: 2, filtered: 0 });
         // The two deliveries the deletion ended are failed: among the recent failures
         // and under the endpoint's `failed` attempts, as the unfiltered list shows them.
         assert_eq!(stats.recent_failures.len(), 4, "the two retrying, made, and the two ended");
@@ -242,7 +242,7 @@ async fn an_attempt_is_retrying_until_its_retry_is_made_then_failed() {
         ));
         // The outcomes were counted once, when each attempt was made.
         let stats = store.delivery_stats(owner, 0, i64::MAX / 2, 60, 10).await.unwrap();
-        assert_eq!(stats.endpoints[&endpoint.id], Outcomes { succeeded: 1, failed: 2 });
+        assert_eq!(stats.endpoints[&endpoint.id], Outcomes { succeeded: 1, failed: 2, filtered: 0 });
         // The delivery ended well: there is nothing to recover.
         let recovery = store.recover_endpoint(owner, endpoint.id, 0, true, now + 3_000, 1).await.unwrap().unwrap();
         assert_eq!(recovery.events, 0);

@@ -259,7 +259,7 @@ async fn a_test_ping_is_stored_made_with_its_event_and_queues_nothing() {
         let listed = store.list_attempts(owner, endpoint.id, start(10), Some(AttemptStatus::Failed)).await.unwrap();
         assert_eq!(listed.items, vec![attempt.clone()]);
         let stats = store.delivery_stats(owner, 0, i64::MAX / 2, 60, 10).await.unwrap();
-        assert_eq!(stats.endpoints[&endpoint.id], Outcomes { succeeded: 1, failed: 1 });
+        assert_eq!(stats.endpoints[&endpoint.id], Outcomes { succeeded: 1, failed: 1, filtered: 0 });
         assert_eq!(stats.recent_failures, vec![attempt]);
         let listed = async |delivered: bool| -> Vec<EventId> {
             let filter = EventFilter { delivery_success: Some(delivered), ..EventFilter::default() };

@@ -51,7 +51,7 @@ async fn a_pass_in_small_batches_removes_every_trace_of_finished_history_and_kee
         store.put_idempotency_record(owner, "old-key".into(), record).await.unwrap();
         let stats = async || store.delivery_stats(owner, 0, (now / 1000) as i64 + 60, 60, 10).await.unwrap();
         let before = stats().await;
-        assert_eq!(before.endpoints[&endpoint.id], Outcomes { succeeded: 3, failed: 3 });
+        assert_eq!(before.endpoints[&endpoint.id], Outcomes { succeeded: 3, failed: 3, filtered: 0 });
         assert_eq!((before.recent_failures.len(), before.pending[&endpoint.id]), (3, 1));
 
         let cutoffs = Cutoffs { idempotency_secs: 11, ..at(now + 60_000) };

@@ -62,7 +62,7 @@ async fn delivery_statistics_sum_outcomes_per_bucket_and_endpoint_and_count_what
         }
         let seconds = |ms: u64| (ms / 1000) as i64;
         let stats = store.delivery_stats(owner, seconds(start), seconds(start + 10 * minute), 300, 10).await.unwrap();
-        let one = |succeeded, failed| Outcomes { succeeded, failed };
+        let one = |succeeded, failed| Outcomes { succeeded, failed, filtered: 0 };
         assert_eq!(stats.endpoints[&a.id], one(1, 1));
         assert_eq!(stats.endpoints[&b.id], one(1, 1));
         assert!(!stats.endpoints.contains_key(&elsewhere.id), "another application's");

@@ -143,6 +143,8 @@ pub struct Outcomes {
     pub succeeded: u64,
     /// Attempts that failed (whether or not a retry followed).
     pub failed: u64,
+    /// Events the endpoint's content filter refused (no attempt made).
+    pub filtered: u64,
 }
 
 /// What the overview shows for one time window.

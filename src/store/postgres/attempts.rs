@@ -186,6 +186,12 @@ impl Writes {
         *self.tallies.entry((record.app, minute, record.endpoint_id, outcome)).or_default() += 1;
     }
 
+    /// Counts an event `endpoint`'s content filter refused at `now_ms` (outcome 2).
+    pub(super) fn tally_filtered(&mut self, endpoint: &EndpointRecord, now_ms: u64) {
+        let minute = (now_ms / 60_000) as i64;
+        *self.tallies.entry((endpoint.app, minute, endpoint.id, 2)).or_default() += 1;
+    }
+
     /// Notes that an attempt's outcome may change whether its event failed somewhere.
     pub(super) fn note_outcome(&mut self, record: &AttemptRecord) {
         if matches!(record.status, AttemptStatus::Failed | AttemptStatus::Succeeded) {

@@ -96,6 +96,11 @@ impl<C: GenericClient> PublishTx for Publishing<'_, C> {
         Ok(())
     }
 
+    fn tally_filtered(&mut self, endpoint: &EndpointRecord, now_ms: u64) -> Result<(), StoreError> {
+        self.writes.tally_filtered(endpoint, now_ms);
+        Ok(())
+    }
+
     /// Each event is written once, with its count of pending deliveries (an update after
     /// the insert would write every event twice, with all its index entries).
     async fn store_events(&mut self, events: &[NewEvent], pending: &[u32]) -> Result<(), StoreError> {

@@ -65,6 +65,7 @@ impl Stats for PgStore {
             let n = row.get::<_, i64>(3) as u64;
             let add = |o: &mut Outcomes| match row.get::<_, i16>(2) {
                 0 => o.succeeded += n,
+                2 => o.filtered += n,
                 _ => o.failed += n,
             };
             add(out.buckets.entry(bucket).or_default());

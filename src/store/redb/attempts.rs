@@ -188,7 +188,14 @@ impl<'txn, 'n> DeliveryTables<'txn, 'n> {
     }
 
     /// Adds the counts [`DeliveryTables::tally`] gathered to the statistics table.
-    fn write_tallies(&mut self) -> Result<(), StoreError> {
+    /// Counts an event `endpoint`'s content filter refused at `now_ms` (stored by
+    /// [`DeliveryTables::write_tallies`]).
+    pub(super) fn tally_filtered(&mut self, endpoint: &EndpointRecord, now_ms: u64) {
+        let key = (endpoint.app.as_u128(), now_ms / 60_000, endpoint.id.as_u128(), tables::OUTCOME_FILTERED);
+        *self.tallies.entry(key).or_default() += 1;
+    }
+
+    pub(super) fn write_tallies(&mut self) -> Result<(), StoreError> {
         for (key, n) in std::mem::take(&mut self.tallies) {
             let count = self.stats.get(key)?.map_or(0, |v| v.value());
             self.stats.insert(key, count + n)?;

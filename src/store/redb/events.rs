@@ -192,6 +192,11 @@ impl PublishTx for Publishing<'_, '_> {
         self.writes()?.deliveries.schedule(endpoint, event, delivered_as, 1, now_ms, scheduled)
     }
 
+    fn tally_filtered(&mut self, endpoint: &EndpointRecord, now_ms: u64) -> Result<(), StoreError> {
+        self.writes()?.deliveries.tally_filtered(endpoint, now_ms);
+        Ok(())
+    }
+
     async fn store_events(&mut self, events: &[NewEvent], pending: &[u32]) -> Result<(), StoreError> {
         let sealer = self.sealer;
         let w = self.writes()?;
@@ -200,7 +205,8 @@ impl PublishTx for Publishing<'_, '_> {
             w.indexes.insert(&event.meta)?;
             w.deliveries.add_pending(event.meta.id, n)?;
         }
-        Ok(())
+        // What content filters refused, counted while scheduling.
+        w.deliveries.write_tallies()
     }
 }
 

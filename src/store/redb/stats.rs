@@ -8,15 +8,15 @@ use crate::store::backend::Stats;
 use crate::store::model::upkeep::{MAX_PENDING_COUNTED, Outcomes};
 use crate::store::model::{DeliveryStats, EndpointRecord, EndpointStatus, MetricsSnapshot, Owner, StoreError};
 
-use super::tables::{self, OUTCOME_SUCCEEDED};
+use super::tables::{self, OUTCOME_FILTERED, OUTCOME_SUCCEEDED};
 use super::{RedbStore, endpoints};
 
 impl Outcomes {
     fn add(&mut self, outcome: u8, n: u64) {
-        if outcome == OUTCOME_SUCCEEDED {
-            self.succeeded += n;
-        } else {
-            self.failed += n;
+        match outcome {
+            OUTCOME_SUCCEEDED => self.succeeded += n,
+            OUTCOME_FILTERED => self.filtered += n,
+            _ => self.failed += n,
         }
     }
 }

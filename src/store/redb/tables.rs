@@ -131,13 +131,16 @@ pub const ENDPOINT_ATTEMPTS: TableDefinition<(u128, u128, u128), ()> = TableDefi
 pub const EVENT_ATTEMPTS: TableDefinition<(u128, u128), ()> = TableDefinition::new("event_attempts");
 /// Attempt outcomes counted per minute, for the dashboard's overview and success rates:
 /// `(app, Unix minute, endpoint id, outcome)` → count, where outcome is
-/// [`OUTCOME_SUCCEEDED`] or [`OUTCOME_FAILED`]. Keyed by time after the application so a
+/// [`OUTCOME_SUCCEEDED`], [`OUTCOME_FAILED`] or [`OUTCOME_FILTERED`]. Keyed by time after the application so a
 /// time window is one range scan whatever the number of endpoints.
 pub const DELIVERY_STATS: TableDefinition<(u128, u64, u128, u8), u64> = TableDefinition::new("delivery_stats_by_app");
 /// [`DELIVERY_STATS`] outcome: the attempt got a 2xx.
 pub const OUTCOME_SUCCEEDED: u8 = 0;
 /// [`DELIVERY_STATS`] outcome: the attempt failed (whether or not a retry follows).
 pub const OUTCOME_FAILED: u8 = 1;
+/// [`DELIVERY_STATS`] outcome: the endpoint's content filter refused the event (no
+/// attempt).
+pub const OUTCOME_FILTERED: u8 = 2;
 /// Failed attempts, newest last: `(app, attempt id)` → `()`, so "recent failures" is a
 /// short reverse scan however many attempts succeeded.
 pub const FAILED_ATTEMPTS: TableDefinition<(u128, u128), ()> = TableDefinition::new("failed_attempts_by_app");

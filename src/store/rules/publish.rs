@@ -29,6 +29,10 @@ pub(crate) trait PublishTx {
         scheduled: &mut Scheduled,
     ) -> Result<(), StoreError>;
 
+    /// Counts an event `endpoint`'s content filter refused at `now_ms`, towards its
+    /// statistics.
+    fn tally_filtered(&mut self, endpoint: &EndpointRecord, now_ms: u64) -> Result<(), StoreError>;
+
     /// Stores `events`, each with its count of pending deliveries (`pending`, in order).
     async fn store_events(&mut self, events: &[NewEvent], pending: &[u32]) -> Result<(), StoreError>;
 }
@@ -92,6 +96,7 @@ async fn publish_to(
         let mut filtered = 0;
         for (endpoint, delivered_as) in endpoints {
             if !object.passes(endpoint, delivered_as) {
+                tx.tally_filtered(endpoint, now_ms)?;
                 filtered += 1;
                 continue;
             }
