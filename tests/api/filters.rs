@@ -195,3 +195,28 @@ fn a_filter_is_tried_on_a_pasted_event_or_a_types_example_before_it_is_saved() {
         "parameter_invalid",
     );
 }
+
+#[test]
+fn a_resend_to_every_subscriber_asks_the_filters_again_and_one_to_a_named_endpoint_does_not() {
+    let server = TestServer::start();
+    let receiver = Receiver::start();
+    let picky = server.post(
+        "/v1/webhook_endpoints",
+        json!({"url": receiver.url("/picky"), "enabled_events": ["*"], "filter": {"data.amount": {"$gt": 100}}}),
+    );
+    assert_eq!(picky.status, 200, "{}", picky.text);
+    let picky = picky.body["id"].as_str().unwrap().to_string();
+    server.create_endpoint(&receiver.url("/all"));
+    let event = server.publish("verification_session.verified", json!({"amount": 5}));
+    let event = event["id"].as_str().unwrap().to_string();
+    receiver.wait_for("/all", 1, WAIT);
+
+    let again = server.post(&format!("/v1/events/{event}/resend"), json!({}));
+    assert_eq!(again.status, 200, "{}", again.text);
+    receiver.wait_for("/all", 2, WAIT);
+    server.wait_queue_empty(WAIT);
+    assert_eq!(receiver.count("/picky"), 0, "its filter refuses the event on a resend too");
+    let named = server.post(&format!("/v1/events/{event}/resend"), json!({"endpoint": picky}));
+    assert_eq!(named.status, 200, "{}", named.text);
+    receiver.wait_for("/picky", 1, WAIT);
+}

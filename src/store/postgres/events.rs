@@ -303,6 +303,12 @@ impl<C: GenericClient> ResendTx for Tx<'_, C> {
         matching_in(self.client, owner.app, event_type, Lock::KeyShare).await
     }
 
+    async fn event_body(&mut self, meta: &EventMeta) -> Result<Vec<u8>, StoreError> {
+        let sql = "SELECT body FROM events WHERE app = $1 AND id = $2";
+        let row = self.client.q_opt(sql, &[&uuid(meta.app.as_u128()), &uuid(meta.id.as_u128())]).await?;
+        row.map_or(Ok(Vec::new()), |row| body_of(&self.store.sealer, meta, row.get(0)))
+    }
+
     /// Locks the event's row: retention removing it meanwhile leaves nothing to resend.
     async fn hold_event(&mut self, owner: Owner, id: EventId) -> Result<bool, StoreError> {
         let lock = "SELECT 1 FROM events WHERE app = $1 AND id = $2 FOR NO KEY UPDATE";

@@ -516,6 +516,10 @@ impl ResendTx for Tx<'_> {
         endpoints::matching_in(self.tx, owner.app, event_type)
     }
 
+    async fn event_body(&mut self, meta: &EventMeta) -> Result<Vec<u8>, StoreError> {
+        body_in(&self.tx.open_table(tables::EVENT_BODIES)?, &self.store.sealer, meta)
+    }
+
     /// One writer at a time: nothing can remove the event meanwhile.
     async fn hold_event(&mut self, _owner: Owner, _id: EventId) -> Result<bool, StoreError> {
         Ok(true)

@@ -113,20 +113,25 @@ async fn publish_to(
 }
 
 /// An event's object, as its subscribers' content filters see it: read once, and only
-/// when one of them has a filter.
-struct FilteredObject(Option<serde_json::Value>);
+/// when one of them has a filter (the publish rule's, and a resend's).
+pub(super) struct FilteredObject(Option<serde_json::Value>);
 
 impl FilteredObject {
     fn of(event: &NewEvent, endpoints: &[(EndpointRecord, &str)]) -> FilteredObject {
+        FilteredObject::of_body(&event.body, endpoints)
+    }
+
+    /// The object of the event whose payload is `body`, if one of `endpoints` has a filter.
+    pub(super) fn of_body(body: &[u8], endpoints: &[(EndpointRecord, &str)]) -> FilteredObject {
         let wanted = endpoints.iter().any(|(endpoint, _)| endpoint.filter.is_some());
-        // The body is the object stile itself serialised: it parses, but if it did not the
-        // filters would see nothing and refuse (a missing value fails every test).
-        FilteredObject(wanted.then(|| serde_json::from_slice(&event.body).unwrap_or_default()))
+        // The body is the object stile itself serialised: it parses, but if it did not most
+        // filters would refuse it (a missing value fails every test but a few).
+        FilteredObject(wanted.then(|| serde_json::from_slice(body).unwrap_or_default()))
     }
 
     /// Whether `endpoint` takes the event, received as `delivered_as` (the `type` its
     /// filter sees: a Kayle name where it subscribed by one).
-    fn passes(&mut self, endpoint: &EndpointRecord, delivered_as: &str) -> bool {
+    pub(super) fn passes(&mut self, endpoint: &EndpointRecord, delivered_as: &str) -> bool {
         let (Some(filter), Some(object)) = (&endpoint.filter, &mut self.0) else { return true };
         if let Some(serde_json::Value::String(event_type)) = object.get_mut("type")
             && event_type != delivered_as

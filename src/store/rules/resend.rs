@@ -9,6 +9,8 @@ use crate::store::model::attempts::undelivered_expired;
 use crate::store::model::endpoints::delivered_as;
 use crate::store::model::{AttemptStatus, EndpointRecord, EventMeta, Owner, Resent, Scheduled, StoreError};
 
+use super::publish::FilteredObject;
+
 /// What resending an event needs of a backend, inside one write transaction.
 pub(crate) trait ResendTx {
     /// The event's metadata (`None`: the application has no such event).
@@ -32,6 +34,9 @@ pub(crate) trait ResendTx {
         owner: Owner,
         event_type: &'a str,
     ) -> Result<Vec<(EndpointRecord, &'a str)>, StoreError>;
+
+    /// The event's payload (`meta`'s), opened; empty if it is gone.
+    async fn event_body(&mut self, meta: &EventMeta) -> Result<Vec<u8>, StoreError>;
 
     /// Keeps the event for the writes to come (after its endpoints, the order a deletion
     /// takes them in); `false`: it is gone (pruned meanwhile).
@@ -79,6 +84,13 @@ pub(crate) async fn resend(
         None => {
             let mut all = tx.subscribed(owner, &meta.event_type).await?;
             all.retain(|(endpoint, _)| expired_for(endpoint).is_none());
+            // As at publishing, an endpoint's content filter decides (a named endpoint
+            // gets the event whatever its filter: it was asked for).
+            if all.iter().any(|(endpoint, _)| endpoint.filter.is_some()) {
+                let body = tx.event_body(&meta).await?;
+                let mut object = FilteredObject::of_body(&body, &all);
+                all.retain(|(endpoint, delivered_as)| object.passes(endpoint, delivered_as));
+            }
             all
         }
     };
