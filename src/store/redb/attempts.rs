@@ -187,7 +187,6 @@ impl<'txn, 'n> DeliveryTables<'txn, 'n> {
         Ok(())
     }
 
-    /// Adds the counts [`DeliveryTables::tally`] gathered to the statistics table.
     /// Counts an event `endpoint`'s content filter refused at `now_ms` (stored by
     /// [`DeliveryTables::write_tallies`]).
     pub(super) fn tally_filtered(&mut self, endpoint: &EndpointRecord, now_ms: u64) {
@@ -195,6 +194,8 @@ impl<'txn, 'n> DeliveryTables<'txn, 'n> {
         *self.tallies.entry(key).or_default() += 1;
     }
 
+    /// Adds the counts [`DeliveryTables::tally`] and [`DeliveryTables::tally_filtered`]
+    /// gathered to the statistics table.
     pub(super) fn write_tallies(&mut self) -> Result<(), StoreError> {
         for (key, n) in std::mem::take(&mut self.tallies) {
             let count = self.stats.get(key)?.map_or(0, |v| v.value());
