@@ -17,7 +17,8 @@
 //! each list filter over it (not part of the default run: it takes minutes);
 //! `STILE_BENCH_KEEP=dir` keeps its data directory there for `stile inspect`.
 //! `--only W7`: 10,000 endpoints in one application, 1,000 subscribed to what is
-//! published (also not in the default run). `--only W8 [--duration S]`: 1,000 events/s
+//! published (also not in the default run); `--only W7 --filter`: the 1,000 with a
+//! two-clause content filter each, which every event passes (the filters' cost alone). `--only W8 [--duration S]`: 1,000 events/s
 //! for S seconds (default 600) with a retention of 2 minutes: the data file's size over
 //! time and publish latency while pruning runs (not in the default run).
 //! `--only W9 [--events N]`: N events (default 10 M) written into a data file through the
@@ -516,9 +517,10 @@ fn timed_publishes(
 }
 
 /// W7: many endpoints in one application. 10,000 endpoints, 1,000 of them subscribed to
-/// the type published; `events` events published by 8 publishers. Reports the publish
-/// latency (each request, client side) and the fan-out's deliveries per second.
-fn many_endpoints(events: u64) -> serde_json::Value {
+/// the type published (with `filtered`, each with a two-clause content filter every event
+/// passes); `events` events published by 8 publishers. Reports the publish latency (each
+/// request, client side) and the fan-out's deliveries per second.
+fn many_endpoints(events: u64, filtered: bool) -> serde_json::Value {
     const ENDPOINTS: usize = 10_000;
     const HOT: usize = 1_000;
     let receiver = start_receiver();
@@ -527,7 +529,10 @@ fn many_endpoints(events: u64) -> serde_json::Value {
     let setup_agent = agent();
     for n in 0..ENDPOINTS {
         let event_type = if n < HOT { "w7.hot" } else { "w7.cold" };
-        let body = serde_json::json!({"url": format!("{}/w7/{n}", receiver.base), "enabled_events": [event_type]});
+        let mut body = serde_json::json!({"url": format!("{}/w7/{n}", receiver.base), "enabled_events": [event_type]});
+        if filtered && n < HOT {
+            body["filter"] = serde_json::json!({"type": "w7.hot", "data": {"seq": {"$gte": 0}}});
+        }
         let resp = setup_agent
             .post(format!("{}/v1/webhook_endpoints", server.base))
             .header("authorization", format!("Bearer {KEY}"))
@@ -554,7 +559,7 @@ fn many_endpoints(events: u64) -> serde_json::Value {
     let secs = started.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
     serde_json::json!({
-        "workload": "W7 many endpoints",
+        "workload": if filtered { "W7 many endpoints, filtered" } else { "W7 many endpoints" },
         "endpoints": ENDPOINTS,
         "subscribed": HOT,
         "events": events,
@@ -1434,7 +1439,7 @@ fn main() {
         None
     };
     if only.as_deref().is_some_and(|o| o.starts_with("W7")) {
-        let result = many_endpoints(if quick { 20 } else { 100 });
+        let result = many_endpoints(if quick { 20 } else { 100 }, args.iter().any(|a| a == "--filter"));
         println!("{result}");
         failed |= result["missing"].as_u64() != Some(0);
     }
