@@ -14,6 +14,10 @@ const MAX_DEPTH: usize = 16;
 /// The most conditions one filter may hold.
 const MAX_NODES: usize = 1_000;
 
+/// The most segments one key's path may have (`data.items.0.sku` has four): evaluation
+/// walks a path recursively, so a key of thousands of dots must not reach it.
+const MAX_SEGMENTS: usize = 32;
+
 /// The most a `$regex` may cost to compile (and so to run), in bytes of the `regex`
 /// crate's program.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
@@ -256,6 +260,9 @@ fn is_negation(cond: &Cond) -> bool {
 
 /// A key's path: split on dots; a digit segment indexes an array, `$` is any element.
 fn segments(key: &str, path: &str) -> Result<Vec<Seg>, FilterError> {
+    if key.split('.').count() > MAX_SEGMENTS {
+        return Err(error(path, format!("a key's path has at most {MAX_SEGMENTS} segments")));
+    }
     key.split('.')
         .map(|segment| match segment {
             "" => Err(error(path, "a key's path has an empty segment")),

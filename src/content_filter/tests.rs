@@ -176,6 +176,8 @@ fn a_bad_filter_is_refused_with_the_path_of_what_is_wrong() {
     assert!(e.path == "filter.a.$regex" && e.message.contains("does not compile"), "{e}");
     assert!(refused(json!({"a": {"$regex": "a{1000}{1000}"}})).message.contains("does not compile"));
     assert_eq!(refused(json!({"a..b": 1})).path, "filter.a..b");
+    let long = vec!["a"; 100_000].join(".");
+    assert!(refused(json!({ long: 1 })).message.contains("at most 32 segments"));
     let many: serde_json::Map<String, Value> = (0..11).map(|i| (format!("k{i}"), json!({"$regex": "x"}))).collect();
     assert!(refused(Value::Object(many)).message.contains("at most 10 `$regex`"));
     assert!(refused(json!({"a": {"$regex": "x".repeat(1025)}})).message.contains("at most 1024 bytes"));

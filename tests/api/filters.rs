@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::receiver::Receiver;
-use crate::common::{Req, TestServer};
+use crate::common::{TestServer, metric};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -18,13 +18,7 @@ fn amounts(receiver: &Receiver, path: &str) -> Vec<i64> {
 }
 
 fn filtered_total(server: &TestServer) -> u64 {
-    let metrics = Req::new("GET", format!("{}/metrics", server.base)).send();
-    metrics
-        .text
-        .lines()
-        .find_map(|line| line.strip_prefix("stile_deliveries_filtered_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("the filtered counter")
+    metric(&server.base, "stile_deliveries_filtered_total")
 }
 
 #[test]

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::common::collector::{Collector, Exported};
 use crate::common::receiver::{Behaviour, Receiver};
-use crate::common::{Req, TestServer, eventually};
+use crate::common::{TestServer, eventually, metric};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -29,18 +29,6 @@ fn exporting_to(collector: &Collector, adjust: impl FnOnce(&mut stile::config::C
         c.telemetry.export_interval = Duration::from_millis(50);
         adjust(c);
     })
-}
-
-/// The sum of the `/metrics` samples whose line starts with `prefix`.
-fn metric(server: &TestServer, prefix: &str) -> u64 {
-    let metrics = Req::new("GET", format!("{}/metrics", server.base)).send();
-    assert_eq!(metrics.status, 200, "{}", metrics.text);
-    metrics
-        .text
-        .lines()
-        .filter(|line| line.starts_with(prefix))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 /// The span id of a `traceparent`.
@@ -135,8 +123,8 @@ fn a_publish_its_fan_out_and_each_attempt_reach_the_collector_in_the_callers_tra
     let retried_after = nanos(attempts[1].span.start_time_unix_nano) - nanos(attempts[0].span.end_time_unix_nano);
     assert!(retried_after >= Duration::from_millis(150), "the retry waited its schedule: {retried_after:?}");
 
-    assert!(eventually(WAIT, || metric(&server, "stile_telemetry_spans_exported_total") >= 4));
-    assert_eq!(metric(&server, "stile_telemetry_spans_dropped_total"), 0);
+    assert!(eventually(WAIT, || metric(&server.base, "stile_telemetry_spans_exported_total") >= 4));
+    assert_eq!(metric(&server.base, "stile_telemetry_spans_dropped_total"), 0);
 }
 
 #[test]
@@ -240,18 +228,18 @@ fn a_collector_that_hangs_or_refuses_costs_only_dropped_spans_each_counted() {
     assert!(took < Duration::from_secs(10), "publishing and delivering took {took:?}");
     assert!(!collector.requests().is_empty(), "an export is waiting at the collector");
     let queue_full = "stile_telemetry_spans_dropped_total{reason=\"queue_full\"}";
-    assert!(eventually(WAIT, || metric(&server, queue_full) > 0), "a full queue drops spans");
+    assert!(eventually(WAIT, || metric(&server.base, queue_full) > 0), "a full queue drops spans");
 
     // Then it refuses: nothing is exported, and every span is accounted for as dropped
     // (each event: a publish, a fan-out and an attempt).
     collector.refuse_with(503);
     collector.release();
     let total = 3 * EVENTS as u64;
-    let dropped = || metric(&server, "stile_telemetry_spans_dropped_total");
+    let dropped = || metric(&server.base, "stile_telemetry_spans_dropped_total");
     assert!(eventually(WAIT, || dropped() == total), "dropped {} of {total}", dropped());
-    assert_eq!(metric(&server, "stile_telemetry_spans_exported_total"), 0);
+    assert_eq!(metric(&server.base, "stile_telemetry_spans_exported_total"), 0);
     assert!(collector.spans().is_empty());
-    assert!(metric(&server, "stile_telemetry_spans_dropped_total{reason=\"export_failed\"}") > 0);
+    assert!(metric(&server.base, "stile_telemetry_spans_dropped_total{reason=\"export_failed\"}") > 0);
 
     // Once it takes spans again, new ones arrive.
     collector.refuse_with(0);

@@ -41,6 +41,19 @@ pub fn eventually(deadline: Duration, mut condition: impl FnMut() -> bool) -> bo
     }
 }
 
+/// The sum of the `/metrics` samples of the server at `base` whose line starts with
+/// `prefix` (a metric's name, or a name and its labels); 0 when there are none.
+pub fn metric(base: &str, prefix: &str) -> u64 {
+    let metrics = Req::new("GET", format!("{base}/metrics")).send();
+    assert_eq!(metrics.status, 200, "{}", metrics.text);
+    metrics
+        .text
+        .lines()
+        .filter(|line| line.starts_with(prefix))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// The queue depth `/metrics` reports for the server at `base`.
 pub fn queue_depth(base: &str) -> u64 {
     let metrics = Req::new("GET", format!("{base}/metrics")).send();
