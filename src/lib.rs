@@ -34,6 +34,7 @@ pub mod target_policy;
 pub mod telemetry;
 pub mod tls;
 pub mod trace;
+pub mod transform;
 pub mod trigger;
 pub mod wakeup;
 pub mod webhook;
