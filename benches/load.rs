@@ -915,7 +915,7 @@ fn mock_server() {
             let (mock, url, headers, payload) = (mock.clone(), url.clone(), headers.clone(), payload.clone());
             actix_web::rt::spawn(async move {
                 let _slot = mock.slots.acquire().await;
-                mock.sender.send(&url, &headers, payload).await;
+                mock.sender.send(hyper::Method::POST, &url, &headers, payload).await;
             });
         }
         HttpResponse::Ok().json(event)

@@ -98,10 +98,19 @@ pub struct DeliveryDetail {
 /// The request of an attempt.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SentRequest {
+    /// `POST`, or `PUT` if the endpoint's transformation said so.
+    pub method: &'static str,
+    /// Where it went, if the endpoint's transformation changed it; null: the endpoint's
+    /// URL.
+    pub url: Option<String>,
     /// The headers, by name.
     pub headers: BTreeMap<String, String>,
-    /// The body, byte for byte as sent.
+    /// The body, byte for byte as sent (as the endpoint's transformation made it, if it
+    /// has one).
     pub body: String,
+    /// The version of the endpoint's transformation that made the request; null: none
+    /// did.
+    pub transformation_version: Option<u32>,
 }
 
 /// The query of the delivery list.
@@ -234,9 +243,24 @@ async fn retrieve_delivery(
     let delivery: DeliveryId = super::path_id(&raw_delivery, "delivery")?;
     let found = state.deliveries().get(caller.owner, endpoint, delivery).await?;
     let DeliveryWithBody { attempt, body } = found.ok_or_else(|| ApiError::not_found("delivery", &raw_delivery))?;
-    let request = (!attempt.request_headers.is_empty()).then(|| SentRequest {
-        headers: attempt.request_headers.iter().cloned().collect(),
-        body: String::from_utf8_lossy(body.as_deref().unwrap_or_default()).into_owned(),
+    let request = (!attempt.request_headers.is_empty()).then(|| {
+        let headers = attempt.request_headers.iter().cloned().collect();
+        match &attempt.sent {
+            Some(sent) => SentRequest {
+                method: if sent.method == "PUT" { "PUT" } else { "POST" },
+                url: Some(sent.url.clone()),
+                headers,
+                body: sent.body.clone(),
+                transformation_version: Some(sent.version),
+            },
+            None => SentRequest {
+                method: "POST",
+                url: None,
+                headers,
+                body: String::from_utf8_lossy(body.as_deref().unwrap_or_default()).into_owned(),
+                transformation_version: None,
+            },
+        }
     });
     Ok(HttpResponse::Ok().json(DeliveryDetail { delivery: attempt.into(), request }))
 }

@@ -210,16 +210,11 @@ pub(crate) fn validate_flow_change(
 }
 
 /// The most headers of its own an endpoint may send.
-pub const MAX_HEADERS: usize = 20;
+pub const MAX_HEADERS: usize = crate::delivery::signing::MAX_OWN_HEADERS;
 
-/// The longest value of an endpoint's own header, in bytes.
-pub const MAX_HEADER_VALUE_BYTES: usize = 4096;
-
-/// Checks an endpoint's own `headers` (name → value): at most [`MAX_HEADERS`], names as
-/// HTTP allows and none that stile sets or the connection owns
-/// ([`crate::delivery::signing::is_reserved_header`]), nor one twice in another case;
-/// values of printable ASCII, at most
-/// [`MAX_HEADER_VALUE_BYTES`]. Names are kept as given (HTTP/1 sends them lower-cased).
+/// Checks an endpoint's own `headers` (name → value): at most [`MAX_HEADERS`], each as
+/// [`crate::delivery::signing::header_problem`] allows, none named twice in another case.
+/// Names are kept as given (HTTP/1 sends them lower-cased).
 pub(crate) fn validate_headers(headers: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
     const PARAM: &str = "headers";
     if headers.len() > MAX_HEADERS {
@@ -230,36 +225,19 @@ pub(crate) fn validate_headers(headers: BTreeMap<String, String>) -> Result<BTre
     }
     let mut seen = std::collections::BTreeSet::new();
     for (name, value) in &headers {
-        if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(ApiError::invalid(
-                PARAM,
-                format!(
-                    "`{name}` is not a valid header name: use letters, digits and `! # $ % & ' * + - . ^ _ ` | ~`."
+        if let Some(problem) = crate::delivery::signing::header_problem(name, value) {
+            let problem = match crate::delivery::signing::is_reserved_header(name) {
+                true => format!(
+                    "The header `{name}` is set by stile (or by the connection) and cannot be set in `headers`."
                 ),
-            ));
-        }
-        if crate::delivery::signing::is_reserved_header(name) {
-            return Err(ApiError::invalid(
-                PARAM,
-                format!("The header `{name}` is set by stile (or by the connection) and cannot be set in `headers`."),
-            ));
+                false => problem,
+            };
+            return Err(ApiError::invalid(PARAM, problem));
         }
         if !seen.insert(name.to_ascii_lowercase()) {
             return Err(ApiError::invalid(
                 PARAM,
                 format!("The header `{name}` is named twice in `headers` (names ignore case)."),
-            ));
-        }
-        if value.len() > MAX_HEADER_VALUE_BYTES {
-            return Err(ApiError::invalid(
-                PARAM,
-                format!("The value of header `{name}` must be at most {MAX_HEADER_VALUE_BYTES} bytes."),
-            ));
-        }
-        if value.bytes().any(|b| b != b'\t' && !(0x20..0x7f).contains(&b)) {
-            return Err(ApiError::invalid(
-                PARAM,
-                format!("The value of header `{name}` must be printable ASCII (no line breaks or control characters)."),
             ));
         }
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, delete, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 
 use super::endpoint_fields::{
@@ -13,6 +13,7 @@ use super::endpoint_fields::{
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{ListResponse, PageParams};
 use super::metadata::validate_metadata;
+use super::transformations::{TransformationIn, TransformationShown, saved_by};
 use super::{AppState, Caller, Routes};
 use crate::content_filter::ContentFilter;
 use crate::error::ApiError;
@@ -99,6 +100,9 @@ pub struct EndpointIn {
     /// syntax; see docs/filters.md). Omitted or null: every event of its types.
     #[schema(value_type = Option<Object>, example = json!({"data": {"amount": {"$gte": 1000}}}))]
     pub filter: Option<serde_json::Value>,
+    /// JavaScript its requests go through before they are signed: `{"code": "function
+    /// handler(webhook) {...}", "enabled": true}` (see docs/transformations.md).
+    pub transformation: Option<TransformationIn>,
 }
 
 /// The body of `POST /v1/webhook_endpoints/:id`: every field optional; what is named
@@ -160,11 +164,17 @@ pub struct EndpointUpdate {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Option<serde_json::Value>>,
+    /// A new version of its transformation (`code` and `enabled`, whole); `null` removes
+    /// it with its versions (to stop it but keep them, send `enabled: false`).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<TransformationIn>)]
+    pub transformation: Option<Option<TransformationIn>>,
 }
 
 impl EndpointIn {
-    /// Checks every rule of a create request except DNS (see [`TargetPolicy::check_resolved`]).
-    pub fn validate(self, policy: &TargetPolicy, types: &Subscribable<'_>) -> Result<NewEndpoint, ApiError> {
+    /// Checks every rule of a create request except DNS (see [`TargetPolicy::check_resolved`])
+    /// and what needs the sandbox; `by` makes it (as a transformation's version records it).
+    pub fn validate(self, policy: &TargetPolicy, types: &Subscribable<'_>, by: &str) -> Result<NewEndpoint, ApiError> {
         let url = self.url.ok_or_else(|| ApiError::missing("url"))?;
         let enabled_events = self.enabled_events.ok_or_else(|| ApiError::missing("enabled_events"))?;
         Ok(NewEndpoint {
@@ -187,6 +197,7 @@ impl EndpointIn {
             authentication: self.authentication.map(|a| validate_authentication(policy, a)).transpose()?,
             client_certificate: self.client_certificate.map(validate_client_certificate).transpose()?,
             filter: self.filter.map(validate_filter).transpose()?,
+            transformation: self.transformation.map(|t| t.validate(by.to_string())).transpose()?,
             disabled: false,
             all_kayle_types: false,
         })
@@ -194,8 +205,14 @@ impl EndpointIn {
 }
 
 impl EndpointUpdate {
-    /// Checks every rule of an update request except DNS.
-    pub fn validate(self, policy: &TargetPolicy, types: &Subscribable<'_>) -> Result<EndpointChanges, ApiError> {
+    /// Checks every rule of an update request except DNS and what needs the sandbox; `by`
+    /// makes it.
+    pub fn validate(
+        self,
+        policy: &TargetPolicy,
+        types: &Subscribable<'_>,
+        by: &str,
+    ) -> Result<EndpointChanges, ApiError> {
         Ok(EndpointChanges {
             url: self.url.map(|u| validate_url(policy, u)).transpose()?,
             enabled_events: self
@@ -230,6 +247,10 @@ impl EndpointUpdate {
                 .map(|c| c.map(validate_client_certificate).transpose())
                 .transpose()?,
             filter: self.filter.map(|f| f.map(validate_filter).transpose()).transpose()?,
+            transformation: self
+                .transformation
+                .map(|t| t.map(|t| t.validate(by.to_string())).transpose())
+                .transpose()?,
             all_kayle_types: None,
         })
     }
@@ -305,6 +326,8 @@ pub struct Endpoint {
     /// Its content filter as written, or null (every event of its types).
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
+    /// The version in force of its transformation, or null (its requests go as made).
+    pub transformation: Option<TransformationShown>,
     /// Whether it belongs to live mode.
     pub livemode: bool,
     /// Creation time (Unix seconds).
@@ -334,6 +357,7 @@ impl From<EndpointRecord> for Endpoint {
             authentication: r.authentication.as_ref().map(ReceiverAuth::shown),
             client_certificate: r.client_certificate.as_ref().map(ClientCertificate::shown),
             filter: r.filter.map(|f| f.source().clone()),
+            transformation: r.transformation.as_ref().map(TransformationShown::from),
             livemode: r.mode.is_live(),
             created: r.created,
         }
@@ -386,9 +410,11 @@ pub struct EndpointDeleted {
 async fn create_endpoint(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     body: JsonBody<EndpointIn>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = body.0.validate(&state.targets, &Subscribable::new(&state.event_types, caller.mode))?;
+    let by = saved_by(&req, &caller);
+    let input = body.0.validate(&state.targets, &Subscribable::new(&state.event_types, caller.mode), &by)?;
     let (record, secret) = state.endpoints().create(caller.owner, input).await?;
     Ok(HttpResponse::Ok().json(EndpointCreated { endpoint: record.into(), secret }))
 }
@@ -427,12 +453,13 @@ pub(crate) async fn require_endpoint(
 async fn update_endpoint(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     path: web::Path<String>,
     body: JsonBody<EndpointUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     let rules = Subscribable::for_update(&state, caller.owner, id, body.0.enabled_events.as_ref()).await?;
-    let changes = body.0.validate(&state.targets, &rules)?;
+    let changes = body.0.validate(&state.targets, &rules, &saved_by(&req, &caller))?;
     let updated = state.endpoints().update(caller.owner, id, changes).await?;
     let record = updated.ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     Ok(HttpResponse::Ok().json(Endpoint::from(record)))
@@ -516,7 +543,11 @@ mod tests {
 
     fn create(json: serde_json::Value) -> Result<NewEndpoint, ApiError> {
         let (policy, types) = fixtures();
-        serde_json::from_value::<EndpointIn>(json).unwrap().validate(&policy, &Subscribable::new(&types, Mode::Test))
+        serde_json::from_value::<EndpointIn>(json).unwrap().validate(
+            &policy,
+            &Subscribable::new(&types, Mode::Test),
+            "vk_test_x",
+        )
     }
 
     #[test]
@@ -591,13 +622,14 @@ mod tests {
             authentication: None,
             client_certificate: None,
             filter: None,
+            transformation: None,
             failing: None,
         };
         let update: EndpointUpdate = serde_json::from_value(
             serde_json::json!({"metadata": {"c": "3"}, "description": null, "status": "disabled"}),
         )
         .unwrap();
-        update.validate(&policy, &Subscribable::new(&types, Mode::Test)).unwrap().apply(&mut record);
+        update.validate(&policy, &Subscribable::new(&types, Mode::Test), "vk_test_x").unwrap().apply(&mut record);
         assert_eq!(record.metadata, BTreeMap::from([("c".into(), "3".into())]));
         assert_eq!(record.description, None);
         assert_eq!(record.status, EndpointStatus::Disabled);
@@ -631,6 +663,7 @@ mod tests {
             authentication: None,
             client_certificate: None,
             filter: None,
+            transformation: None,
             failing: Some(crate::store::model::endpoints::Failing { since: 4, attempts: 2 }),
         };
         let same = |record: &EndpointRecord| {

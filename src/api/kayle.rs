@@ -369,6 +369,7 @@ async fn create_endpoint(
         authentication: None,
         client_certificate: None,
         filter: None,
+        transformation: None,
     };
     let (record, secret) = state.endpoints().create(caller.owner, input).await?;
     let default_hours = state.config.retention.undelivered_payload_hours;

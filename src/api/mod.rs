@@ -31,6 +31,7 @@ pub mod operational_endpoints;
 pub mod portal_access;
 pub mod portal_sessions;
 pub mod stats;
+pub mod transformations;
 pub mod verification_sessions;
 
 use std::sync::Arc;
@@ -177,6 +178,7 @@ pub fn configure(cfg: &mut Routes) {
                 .configure(endpoint_actions::configure)
                 .configure(endpoint_flow::configure)
                 .configure(filters::configure)
+                .configure(transformations::configure)
                 .configure(deliveries::configure)
                 .configure(events::configure)
                 .configure(verification_sessions::configure)

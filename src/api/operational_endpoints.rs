@@ -69,7 +69,7 @@ async fn create(
     body: JsonBody<EndpointIn>,
 ) -> Result<HttpResponse, ApiError> {
     let owner = owner_of(&caller)?;
-    let input = body.0.validate(&state.targets, &Subscribable::operational(&state.event_types, caller.mode))?;
+    let input = body.0.validate(&state.targets, &Subscribable::operational(&state.event_types, caller.mode), "")?;
     if input.filter.is_some() {
         return Err(no_filter());
     }
@@ -131,7 +131,7 @@ async fn apply_update(
 ) -> Result<HttpResponse, ApiError> {
     let owner = owner_of(&caller)?;
     let id = parse_id(&path)?;
-    let changes = body.0.validate(&state.targets, &Subscribable::operational(&state.event_types, caller.mode))?;
+    let changes = body.0.validate(&state.targets, &Subscribable::operational(&state.event_types, caller.mode), "")?;
     if matches!(changes.filter, Some(Some(_))) {
         return Err(no_filter());
     }

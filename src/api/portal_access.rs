@@ -6,7 +6,8 @@ use crate::error::{ApiError, ErrorCode};
 
 /// The routes a portal token may use (`METHOD`, path with `*` for one segment): the
 /// application's endpoints and their actions and deliveries, its events (read, resend),
-/// the event types, its statistics, trying a content filter (nothing stored), and the
+/// the event types, its statistics, trying a content filter or a transformation (nothing
+/// stored), an endpoint's transformation versions, and the
 /// application itself (read). Never applications
 /// in general, publishing, verification sessions, keys, portal sessions, backups or
 /// metrics.
@@ -35,6 +36,8 @@ const PORTAL_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/event_types/*"),
     ("GET", "/v1/delivery_stats"),
     ("POST", "/v1/filters/test"),
+    ("GET", "/v1/webhook_endpoints/*/transformation/versions"),
+    ("POST", "/v1/transformations/test"),
 ];
 
 /// Whether a portal token may make this request; the error says why not.

@@ -180,6 +180,23 @@ impl Config {
         if telemetry.service_name.trim().is_empty() {
             return Err(("telemetry.service_name", "must not be empty".into()));
         }
+        let transformations = &self.transformations;
+        if transformations.time_limit < Duration::from_millis(1) || transformations.time_limit > Duration::from_secs(10)
+        {
+            return Err(("transformations.time_limit", "must be between 1ms and 10s".into()));
+        }
+        if !(4..=4096).contains(&transformations.memory_limit_mb) {
+            return Err((
+                "transformations.memory_limit_mb",
+                format!("must be between 4 and 4096, got {}", transformations.memory_limit_mb),
+            ));
+        }
+        if !(1..=64).contains(&transformations.threads) {
+            return Err((
+                "transformations.threads",
+                format!("must be between 1 and 64, got {}", transformations.threads),
+            ));
+        }
         if self.store.commit_delay > Duration::from_millis(100) {
             return Err(("store.commit_delay", "must be at most 100ms".to_string()));
         }

@@ -33,6 +33,40 @@ pub struct Config {
     pub log: LogConfig,
     /// Where spans are exported.
     pub telemetry: TelemetryConfig,
+    /// How endpoints' transformations run.
+    pub transformations: TransformationsConfig,
+}
+
+/// `[transformations]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransformationsConfig {
+    /// The longest one run of an endpoint's transformation may take; then it is stopped
+    /// and the attempt fails, saying so.
+    #[serde(with = "humantime_serde")]
+    pub time_limit: Duration,
+    /// The most memory one transformation may use, in MiB.
+    pub memory_limit_mb: usize,
+    /// The threads that run transformations.
+    pub threads: usize,
+}
+
+impl Default for TransformationsConfig {
+    fn default() -> Self {
+        let limits = crate::transform::Limits::default();
+        Self { time_limit: limits.time, memory_limit_mb: limits.memory / (1024 * 1024), threads: limits.threads }
+    }
+}
+
+impl TransformationsConfig {
+    /// The limits the transformation threads run with.
+    pub fn limits(&self) -> crate::transform::Limits {
+        crate::transform::Limits {
+            time: self.time_limit,
+            memory: self.memory_limit_mb * 1024 * 1024,
+            threads: self.threads,
+        }
+    }
 }
 
 /// `[telemetry]`

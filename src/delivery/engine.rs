@@ -110,6 +110,7 @@ impl Engine {
             listener_wait: config.delivery.timeout + LISTENER_MARGIN,
             sealer: store.sealer().clone(),
             tokens: Default::default(),
+            transformer: crate::transform::Transformer::start(config.transformations.limits()),
         });
         let (scheduler_tx, scheduler_rx) = tokio::sync::mpsc::unbounded_channel();
         let (write_tx, write_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -264,6 +265,12 @@ impl Engine {
     /// with the engine (it is not awaited at shutdown).
     pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         drop(self.runtime.spawn(task));
+    }
+
+    /// The transformation threads: what checks and tries an endpoint's transformation
+    /// runs on the same limits as its deliveries.
+    pub fn transformer(&self) -> &crate::transform::Transformer {
+        &self.senders.transformer
     }
 
     /// The clock the engine runs on.
@@ -647,7 +654,9 @@ async fn attempt(
         attempted_at_ms: now_ms,
         request_headers: Vec::new(),
         retry_after: None,
-        proxy_failed: false,
+        unreached: false,
+        cancelled: false,
+        sent: None,
     };
     let (Some(endpoint), Some(body)) = (job.endpoint, job.body) else {
         result.error = Some("endpoint deleted".into());
@@ -707,7 +716,9 @@ async fn attempt(
     result.duration_ms = outcome.duration_ms;
     result.request_headers = headers;
     result.retry_after = outcome.retry_after;
-    result.proxy_failed = outcome.proxy_failed;
+    result.unreached = outcome.unreached;
+    result.cancelled = outcome.cancelled;
+    result.sent = outcome.sent;
     result
 }
 

@@ -50,9 +50,13 @@ pub struct SendOutcome {
     /// How long the endpoint asked to be left alone: its `Retry-After` on a 429 or 503,
     /// at most [`MAX_RETRY_AFTER`].
     pub retry_after: Option<Duration>,
-    /// The request failed at the egress proxy, before the endpoint (see
-    /// [`super::proxy::ProxyFailed`]).
-    pub proxy_failed: bool,
+    /// The request failed before the endpoint: at the egress proxy (see
+    /// [`super::proxy::ProxyFailed`]), or in the endpoint's transformation.
+    pub unreached: bool,
+    /// The endpoint's transformation cancelled the request: nothing was sent.
+    pub cancelled: bool,
+    /// The request as the endpoint's transformation made it; `None`: not transformed.
+    pub sent: Option<crate::store::model::SentRequest>,
 }
 
 /// The longest `Retry-After` honoured; a longer one is cut to this.
@@ -78,7 +82,9 @@ impl SendOutcome {
             error: Some(error),
             duration_ms,
             retry_after: None,
-            proxy_failed: false,
+            unreached: false,
+            cancelled: false,
+            sent: None,
         }
     }
 
@@ -350,9 +356,23 @@ impl HttpSender {
         Ok(HttpSender { client, ..self.clone() })
     }
 
-    /// POSTs `body` to `url` with `headers` and reports what happened. Never panics and
-    /// never returns an error: every failure is described in the outcome.
-    pub async fn send(&self, url: &str, headers: &[(String, String)], body: Bytes) -> SendOutcome {
+    /// Checks a URL a request is about to go to but no user gave through the API (one an
+    /// endpoint's transformation made) as the API checks an endpoint's: scheme, syntax,
+    /// literal addresses; the connection is checked on the address it reaches as always.
+    pub fn check_url(&self, url: &str) -> Result<(), String> {
+        self.resolver.policy.check_url(url).map(drop)
+    }
+
+    /// Sends `body` to `url` with `method` and `headers` and reports what happened.
+    /// Never panics and never returns an error: every failure is described in the
+    /// outcome.
+    pub async fn send(
+        &self,
+        method: hyper::Method,
+        url: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> SendOutcome {
         let started = Instant::now();
         let mut outcome = SendOutcome {
             status: None,
@@ -360,14 +380,20 @@ impl HttpSender {
             error: None,
             duration_ms: 0,
             retry_after: None,
-            proxy_failed: false,
+            unreached: false,
+            cancelled: false,
+            sent: None,
         };
         let https = url.starts_with("https:");
-        match tokio::time::timeout(self.timeout, self.exchange(url, headers, body, https, RESPONSE_EXCERPT_BYTES)).await
+        match tokio::time::timeout(
+            self.timeout,
+            self.exchange(method, url, headers, body, https, RESPONSE_EXCERPT_BYTES),
+        )
+        .await
         {
             Err(_) => outcome.error = Some(timed_out(self.timeout)),
             Ok(Err(error)) => {
-                outcome.proxy_failed = caused_by_proxy(error.as_ref());
+                outcome.unreached = caused_by_proxy(error.as_ref());
                 outcome.error = Some(describe(error.as_ref(), self.timeout, https));
             }
             Ok(Ok(answer)) => {
@@ -400,7 +426,9 @@ impl HttpSender {
         keep: usize,
     ) -> Result<(u16, Vec<u8>), String> {
         let https = url.starts_with("https:");
-        match tokio::time::timeout(self.timeout, self.exchange(url, headers, body, https, keep)).await {
+        match tokio::time::timeout(self.timeout, self.exchange(hyper::Method::POST, url, headers, body, https, keep))
+            .await
+        {
             Err(_) => Err(timed_out(self.timeout)),
             Ok(Err(error)) => Err(describe(error.as_ref(), self.timeout, https)),
             Ok(Ok(Answer { read_error: Some(error), .. })) => Err(error),
@@ -408,9 +436,10 @@ impl HttpSender {
         }
     }
 
-    /// One request and up to `keep` bytes of its answer's body.
+    /// One request (`method` to `url`) and up to `keep` bytes of its answer's body.
     async fn exchange(
         &self,
+        method: hyper::Method,
         url: &str,
         headers: &[(String, String)],
         body: Bytes,
@@ -425,7 +454,7 @@ impl HttpSender {
         {
             return Err(Box::new(Refused));
         }
-        let mut request = hyper::Request::post(uri);
+        let mut request = hyper::Request::builder().method(method).uri(uri);
         for (name, value) in headers {
             request = request.header(name.as_str(), value.as_str());
         }

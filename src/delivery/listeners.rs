@@ -130,7 +130,9 @@ fn outcome_of(result: wire::DeliveryResult) -> SendOutcome {
         error,
         duration_ms: result.duration_ms,
         retry_after: None,
-        proxy_failed: false,
+        unreached: false,
+        cancelled: false,
+        sent: None,
     }
 }
 

@@ -33,8 +33,9 @@ impl RecordPolicy for Policy {
     }
 
     fn health(&self, run: Option<FailureRun>, result: &AttemptResult) -> HealthVerdict {
-        // The egress proxy failed, not the endpoint: its health stays as it was.
-        if result.proxy_failed {
+        // The egress proxy or the endpoint's transformation failed, or the transformation
+        // cancelled the delivery; the endpoint did not: its health stays as it was.
+        if result.unreached || result.cancelled {
             return HealthVerdict { run, disable: None };
         }
         health_after(run, result.succeeded, result.response_status, result.attempted_at_ms, self.disable_after)

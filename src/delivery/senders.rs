@@ -4,16 +4,19 @@
 //! endpoint's URL: that URL is the CLI's local target (`forward_to`), which the CLI
 //! connects to on its own machine and the server never does.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::http::{HttpSender, SendOutcome};
 use super::listen_wire as wire;
 use super::listeners::Listeners;
 use super::oauth2::{TokenCache, TokenError};
-use crate::store::model::{EndpointRecord, ReceiverAuth};
+use crate::store::model::{EndpointRecord, ReceiverAuth, SentRequest};
 use crate::store::sealing::Sealer;
 use crate::trace::{AttemptTrace, TRACEPARENT, TRACESTATE};
+use crate::transform::{Method, Program, Transformed, Transformer, Webhook};
 
 /// One request to make: an attempt of an event (or a test ping) to one endpoint.
 #[derive(Debug, Clone)]
@@ -50,6 +53,20 @@ pub(super) struct Senders {
     pub(super) sealer: Sealer,
     /// The OAuth2 tokens of endpoints with a client-credentials grant.
     pub(super) tokens: TokenCache,
+    /// Runs endpoints' transformations.
+    pub(super) transformer: Arc<Transformer>,
+}
+
+/// Where a request goes and with what, as the endpoint's transformation (if any) left it.
+struct Target<'a> {
+    /// `POST`, unless a transformation said `PUT`.
+    method: Method,
+    /// The endpoint's URL, or the one its transformation gave.
+    url: Cow<'a, str>,
+    /// The endpoint's own headers, or the ones its transformation gave.
+    headers: Cow<'a, BTreeMap<String, String>>,
+    /// What the attempt records of a transformed request.
+    sent: Option<SentRequest>,
 }
 
 impl Senders {
@@ -57,7 +74,91 @@ impl Senders {
     /// headers after stile's and its `Authorization`, where the endpoint's requests go;
     /// returns the outcome and the headers sent, the credential in `Authorization`
     /// redacted (what the attempt stores and shows).
-    pub(super) async fn send(&self, endpoint: &EndpointRecord, out: Outgoing) -> Sent {
+    pub(super) async fn send(&self, endpoint: &EndpointRecord, mut out: Outgoing) -> Sent {
+        let target = match self.transform(endpoint, &mut out).await {
+            Ok(target) => target,
+            Err(outcome) => return (outcome, Vec::new()),
+        };
+        let sent = target.sent.clone();
+        let (mut outcome, headers) = self.send_to(endpoint, out, &target).await;
+        outcome.sent = sent;
+        (outcome, headers)
+    }
+
+    /// Runs `endpoint`'s transformation, if it has one in force, on `out`: where the
+    /// request goes and with what, its body replaced in `out`; or why nothing is sent (it
+    /// cancelled the request, or failed).
+    async fn transform<'a>(&self, endpoint: &'a EndpointRecord, out: &mut Outgoing) -> Result<Target<'a>, SendOutcome> {
+        let plain = Target {
+            method: Method::Post,
+            url: Cow::Borrowed(&endpoint.url),
+            headers: Cow::Borrowed(&endpoint.headers),
+            sent: None,
+        };
+        let Some((code, version)) =
+            endpoint.transformation.as_ref().and_then(|t| Some((t.in_force()?, t.current.version)))
+        else {
+            return Ok(plain);
+        };
+        let started = Instant::now();
+        let webhook = Webhook {
+            method: Method::Post,
+            url: endpoint.url.clone(),
+            headers: endpoint.headers.clone(),
+            payload: out.body.clone(),
+            event_type: out.event_type.clone(),
+        };
+        let not_sent = |why: String| {
+            let mut outcome = SendOutcome::failed(
+                format!("not sent: the endpoint's transformation (version {version}) {why}"),
+                started.elapsed().as_millis() as u64,
+            );
+            outcome.unreached = true;
+            outcome
+        };
+        let made = match self.transformer.run(Program::new(endpoint.id.as_u128(), code), webhook).await {
+            Ok(Transformed::Send(made)) => made,
+            Ok(Transformed::Cancel) => {
+                let mut outcome = SendOutcome::failed(
+                    format!("cancelled by the endpoint's transformation (version {version}): nothing was sent"),
+                    started.elapsed().as_millis() as u64,
+                );
+                outcome.cancelled = true;
+                return Err(outcome);
+            }
+            Err(err) => return Err(not_sent(format!("failed: {err}"))),
+        };
+        // What it made is checked as the API checks what a user gives it.
+        if let Err(why) = self.http.check_url(&made.url) {
+            return Err(not_sent(format!("gave a URL stile does not send to: {why}")));
+        }
+        if made.headers.len() > super::signing::MAX_OWN_HEADERS {
+            return Err(not_sent(format!(
+                "gave {} headers; at most {} may be set",
+                made.headers.len(),
+                super::signing::MAX_OWN_HEADERS
+            )));
+        }
+        if let Some(why) = made.headers.iter().find_map(|(name, value)| super::signing::header_problem(name, value)) {
+            return Err(not_sent(format!("gave a header stile does not send: {why}")));
+        }
+        out.body = made.payload.clone();
+        let sent = SentRequest {
+            version,
+            method: made.method.as_str().into(),
+            url: made.url.clone(),
+            body: String::from_utf8_lossy(&made.payload).into_owned(),
+        };
+        Ok(Target {
+            method: made.method,
+            url: Cow::Owned(made.url),
+            headers: Cow::Owned(made.headers),
+            sent: Some(sent),
+        })
+    }
+
+    /// Signs `out` and sends it to `target`, as [`Senders::send`] says.
+    async fn send_to(&self, endpoint: &EndpointRecord, out: Outgoing, target: &Target<'_>) -> Sent {
         let secrets = match endpoint.live_secrets(&self.sealer, out.now) {
             Ok(secrets) => secrets,
             // Never sent unsigned: the attempt fails, and says why.
@@ -73,15 +174,17 @@ impl Senders {
         }
         // Stile's headers win over an endpoint's own of the same name, which an endpoint
         // saved before stile reserved the name may hold.
-        let own = endpoint.headers.iter().filter(|(name, _)| !super::signing::is_reserved_header(name));
+        let own = target.headers.iter().filter(|(name, _)| !super::signing::is_reserved_header(name));
         headers.extend(own.map(|(name, value)| (name.clone(), value.clone())));
-        let Some(auth) = &endpoint.authentication else { return self.send_signed(endpoint, out, headers).await };
+        let Some(auth) = &endpoint.authentication else {
+            return self.send_signed(endpoint, target, out, headers).await;
+        };
         let (outcome, mut headers) = match auth.authorization(&self.sealer, endpoint.app, endpoint.id) {
             Ok(Some(value)) => {
                 headers.push(("authorization".into(), value));
-                self.send_signed(endpoint, out, headers).await
+                self.send_signed(endpoint, target, out, headers).await
             }
-            Ok(None) => self.send_with_token(endpoint, auth, out, headers).await,
+            Ok(None) => self.send_with_token(endpoint, target, auth, out, headers).await,
             // Never sent without the credential the receiver expects.
             Err(err) => {
                 tracing::error!(endpoint = %endpoint.id, error = %err, "an endpoint's authentication does not open with the payload key");
@@ -100,6 +203,7 @@ impl Senders {
     async fn send_with_token(
         &self,
         endpoint: &EndpointRecord,
+        target: &Target<'_>,
         auth: &ReceiverAuth,
         out: Outgoing,
         headers: Vec<(String, String)>,
@@ -131,7 +235,7 @@ impl Senders {
             }
             let mut with_token = headers.clone();
             with_token.push(("authorization".into(), format!("Bearer {}", token.value)));
-            let answered = self.send_signed(endpoint, out.clone(), with_token).await;
+            let answered = self.send_signed(endpoint, target, out.clone(), with_token).await;
             if retrying || answered.0.status != Some(401) {
                 return answered;
             }
@@ -141,7 +245,17 @@ impl Senders {
     }
 
     /// Sends a request with its headers made, down a listen connection or over HTTP.
-    async fn send_signed(&self, endpoint: &EndpointRecord, out: Outgoing, headers: Vec<(String, String)>) -> Sent {
+    async fn send_signed(
+        &self,
+        endpoint: &EndpointRecord,
+        target: &Target<'_>,
+        out: Outgoing,
+        headers: Vec<(String, String)>,
+    ) -> Sent {
+        let method = match target.method {
+            Method::Post => hyper::Method::POST,
+            Method::Put => hyper::Method::PUT,
+        };
         if endpoint.is_listener() {
             let delivery = wire::Delivery {
                 delivery_id: out.delivery_id,
@@ -155,7 +269,7 @@ impl Senders {
             return (self.listeners.forward(endpoint.id, delivery, self.listener_wait).await, headers);
         }
         let Some(certificate) = &endpoint.client_certificate else {
-            return (self.http.send(&endpoint.url, &headers, out.body).await, headers);
+            return (self.http.send(method, &target.url, &headers, out.body).await, headers);
         };
         // Its own pool, presenting its certificate: made once, then kept.
         let http = self.http.with_identity(certificate.cache_key(endpoint.id), || {
@@ -165,7 +279,7 @@ impl Senders {
             crate::tls::ClientIdentity::from_pem(&certificate.certificate, &key)
         });
         match http {
-            Ok(http) => (http.send(&endpoint.url, &headers, out.body).await, headers),
+            Ok(http) => (http.send(method, &target.url, &headers, out.body).await, headers),
             Err(why) => {
                 tracing::error!(endpoint = %endpoint.id, error = %why, "an endpoint's client certificate cannot be used");
                 let error = format!("not sent: the endpoint's client certificate cannot be used: {why}");

@@ -89,6 +89,37 @@ pub fn is_reserved_header(name: &str) -> bool {
     name.starts_with("webhook-") || RESERVED_HEADERS.contains(&name.as_str())
 }
 
+/// The most headers of its own an endpoint may send (set through the API or by its
+/// transformation).
+pub const MAX_OWN_HEADERS: usize = 20;
+
+/// The longest value of an endpoint's own header, in bytes.
+pub const MAX_OWN_HEADER_VALUE_BYTES: usize = 4096;
+
+/// What is wrong with an endpoint's own header `name: value`, in a sentence; `None`: it
+/// may be sent. A name as HTTP allows and none that stile sets or the connection owns
+/// ([`is_reserved_header`]); a value of printable ASCII, at most
+/// [`MAX_OWN_HEADER_VALUE_BYTES`].
+pub fn header_problem(name: &str, value: &str) -> Option<String> {
+    if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Some(format!(
+            "`{name}` is not a valid header name: use letters, digits and `! # $ % & ' * + - . ^ _ ` | ~`."
+        ));
+    }
+    if is_reserved_header(name) {
+        return Some(format!("The header `{name}` is set by stile (or by the connection)."));
+    }
+    if value.len() > MAX_OWN_HEADER_VALUE_BYTES {
+        return Some(format!("The value of header `{name}` must be at most {MAX_OWN_HEADER_VALUE_BYTES} bytes."));
+    }
+    if value.bytes().any(|b| b != b'\t' && !(0x20..0x7f).contains(&b)) {
+        return Some(format!(
+            "The value of header `{name}` must be printable ASCII (no line breaks or control characters)."
+        ));
+    }
+    None
+}
+
 /// Every header stile sets on a delivery request: content type, user agent, and both
 /// signature schemes (an endpoint's own `headers` follow them).
 pub fn delivery_headers(event_id: &str, secrets: &[&str], timestamp: i64, body: &[u8]) -> Vec<(String, String)> {

@@ -263,7 +263,9 @@ mod tests {
             attempted_at_ms: 0,
             request_headers: vec![],
             retry_after: None,
-            proxy_failed: false,
+            unreached: false,
+            cancelled: false,
+            sent: None,
         })
     }
 

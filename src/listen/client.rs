@@ -298,7 +298,7 @@ impl Local {
             println!("{}  --> {} [{}]", now_text(), delivery.event_type, delivery.event_id);
         }
         let body = bytes::Bytes::from(delivery.body.clone().into_bytes());
-        let outcome = self.sender.send(&self.forward_to, &delivery.headers, body).await;
+        let outcome = self.sender.send(hyper::Method::POST, &self.forward_to, &delivery.headers, body).await;
         self.report(&delivery, &outcome);
         wire::DeliveryResult {
             delivery_id: delivery.delivery_id,

@@ -20,7 +20,7 @@ use crate::store::model::endpoints::{listener_description, listener_name, subscr
 use crate::store::model::{
     AttemptRecord, AttemptStatus, ClientCertificate, ClientCertificateIn, Cursor, EndpointFilter, EndpointRecord,
     EndpointStatus, FlowLimits, FlowState, ListError, ListenRequest, Owner, Page, PageRequest, ReceiverAuth,
-    ReceiverAuthIn, Recovery, SigningSecret,
+    ReceiverAuthIn, Recovery, SigningSecret, Transformation, TransformationSave,
 };
 use crate::target_policy::TargetPolicy;
 use crate::trace::EventTrace;
@@ -79,6 +79,8 @@ pub struct NewEndpoint {
     pub client_certificate: Option<ClientCertificateIn>,
     /// Which of its events it receives, by what they hold; `None`: all.
     pub filter: Option<ContentFilter>,
+    /// The JavaScript its requests go through (checked to compile by the service).
+    pub transformation: Option<TransformationSave>,
     /// Whether it starts disabled.
     pub disabled: bool,
     /// `enabled_events` are every Kayle type, asked for as `[]` through the Kayle API.
@@ -118,6 +120,9 @@ pub struct EndpointChanges {
     pub client_certificate: Option<Option<ClientCertificateIn>>,
     /// A new (or removed: `Some(None)`) content filter.
     pub filter: Option<Option<ContentFilter>>,
+    /// A new version (or none at all: `Some(None)`) of its transformation (checked to
+    /// compile by the service).
+    pub transformation: Option<Option<TransformationSave>>,
     /// With `enabled_events`, through the Kayle API: whether they are every Kayle type
     /// asked for as `[]`. `None` (the other APIs): kept while the types stay the same.
     pub all_kayle_types: Option<bool>,
@@ -169,6 +174,10 @@ impl EndpointChanges {
         if let Some(filter) = self.filter {
             record.filter = filter;
         }
+        if let Some(transformation) = self.transformation {
+            record.transformation =
+                transformation.map(|save| Transformation::saved(record.transformation.take(), save));
+        }
         if let Some(status) = self.status {
             // A status set through the API replaces whatever stile decided by itself.
             record.disabled_reason = None;
@@ -210,8 +219,22 @@ pub fn endpoint_object(endpoint: &EndpointRecord) -> serde_json::Value {
         "authentication": endpoint.authentication.as_ref().map(ReceiverAuth::shown),
         "client_certificate": endpoint.client_certificate.as_ref().map(ClientCertificate::shown),
         "filter": endpoint.filter.as_ref().map(ContentFilter::source),
+        "transformation": endpoint.transformation.as_ref().map(transformation_object),
         "livemode": endpoint.mode.is_live(),
         "created": endpoint.created,
+    })
+}
+
+/// An endpoint's transformation as the endpoint object shows it: the version in force
+/// (the earlier ones are listed on their own).
+pub fn transformation_object(transformation: &Transformation) -> serde_json::Value {
+    let current = &transformation.current;
+    serde_json::json!({
+        "code": current.code,
+        "enabled": current.enabled,
+        "version": current.version,
+        "updated_at": current.saved_at,
+        "updated_by": current.saved_by,
     })
 }
 
@@ -232,6 +255,14 @@ impl Endpoints<'_> {
     /// returns it with its signing secret, in clear this once.
     pub async fn create(&self, owner: Owner, input: NewEndpoint) -> Result<(EndpointRecord, String), ServiceError> {
         self.check_resolved(&input.url, "url").await?;
+        if let Some(save) = &input.transformation {
+            self.check_transformation(owner, save).await?;
+        }
+        let now = self.engine.clock().now();
+        let mut input = input;
+        if let Some(save) = &mut input.transformation {
+            save.at = now;
+        }
         if let Some(token_url) = input.authentication.as_ref().and_then(ReceiverAuthIn::token_url) {
             self.check_resolved(token_url, "authentication").await?;
         }
@@ -252,6 +283,7 @@ impl Endpoints<'_> {
             max_in_flight: input.flow.max_in_flight,
             headers: input.headers,
             filter: input.filter,
+            transformation: input.transformation.map(|save| Transformation::saved(None, save)),
             authentication: input.authentication.map(|auth| auth.seal(self.store.sealer(), owner.app, id)),
             client_certificate: input.client_certificate.map(|c| c.seal(self.store.sealer(), owner.app, id)),
             ..new_record(owner, id, input.url, input.enabled_events, now, sealed)
@@ -314,8 +346,14 @@ impl Endpoints<'_> {
         if let Some(token_url) = changes.authentication.as_ref().and_then(|a| a.as_ref()?.token_url()) {
             self.check_resolved(token_url, "authentication").await?;
         }
+        if let Some(Some(save)) = &changes.transformation {
+            self.check_transformation(owner, save).await?;
+        }
         let enables = changes.status == Some(EndpointStatus::Enabled);
         let now = self.engine.clock().now();
+        if let Some(Some(save)) = &mut changes.transformation {
+            save.at = now;
+        }
         // The endpoint as it was, for what the update changed (set inside the write).
         let before: Arc<std::sync::Mutex<Option<EndpointRecord>>> = Arc::default();
         let seen = Arc::clone(&before);
@@ -386,6 +424,23 @@ impl Endpoints<'_> {
             self.tell(owner, record, EndpointChange::Updated, "signing secret rotated").await;
         }
         Ok(updated.map(|record| (record, secret)))
+    }
+
+    /// Refuses a transformation that does not compile or declares no `handler` (run
+    /// within the transformations' limits), and one on an operational endpoint, whose
+    /// events are stile's own.
+    async fn check_transformation(&self, owner: Owner, save: &TransformationSave) -> Result<(), ServiceError> {
+        let invalid = |message: String| ServiceError::Invalid { param: "transformation", message };
+        if operational::is_operational(owner.app) {
+            return Err(invalid(
+                "Operational endpoints take no transformation: they receive stile's own events as they are.".into(),
+            ));
+        }
+        self.engine
+            .transformer()
+            .check(&save.code)
+            .await
+            .map_err(|err| invalid(format!("The transformation's `code` cannot be used: {err}.")))
     }
 
     /// Endpoint `id` of `owner`; `None`: no such endpoint.
@@ -478,6 +533,7 @@ impl Endpoints<'_> {
             next_retry_at: None,
             due_ms: 0,
             request_headers: headers,
+            sent: outcome.sent.clone(),
         };
         // The event and its attempt are stored together once the ping is over, so a crash
         // mid-ping leaves neither.
@@ -594,6 +650,7 @@ fn new_record(
         authentication: None,
         client_certificate: None,
         filter: None,
+        transformation: None,
         failing: None,
     }
 }

@@ -44,4 +44,5 @@ mod ssrf;
 mod storage;
 mod telemetry;
 mod trace_context;
+mod transformations;
 mod upgrade;

@@ -74,6 +74,24 @@ pub struct AttemptRecord {
     pub due_ms: u64,
     /// The request headers sent, once sent.
     pub request_headers: Vec<(String, String)>,
+    /// The method, URL and body sent, where the endpoint's transformation made them
+    /// (its body sealed with the payload key while stored); `None`: the event's body was
+    /// POSTed to the endpoint's URL.
+    pub sent: Option<SentRequest>,
+}
+
+/// A request as an endpoint's transformation made it: what an attempt records beside its
+/// headers when it did not send the event's body to the endpoint's URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentRequest {
+    /// The version of the transformation that made it.
+    pub version: u32,
+    /// `POST` or `PUT`.
+    pub method: String,
+    /// Where it went.
+    pub url: String,
+    /// The body, byte for byte (JSON, so text).
+    pub body: String,
 }
 
 impl AttemptRecord {
@@ -82,11 +100,25 @@ impl AttemptRecord {
         if let Some(body) = self.response_body.take() {
             self.response_body = Some(sealer.open_text(&response_row(self.id), body)?);
         }
+        if let Some(sent) = &mut self.sent {
+            sent.body = sealer.open_text(&sent_row(self.id), std::mem::take(&mut sent.body))?;
+        }
         Ok(self)
     }
 }
 
 impl AttemptRecord {
+    /// The record as stored: its response excerpt and the body its transformation made
+    /// sealed with the payload key (what [`AttemptRecord::opened`] opens).
+    pub(crate) fn sealed(mut self, sealer: &Sealer) -> AttemptRecord {
+        let row = response_row(self.id);
+        self.response_body = self.response_body.map(|body| sealer.seal_text(&row, &body));
+        if let Some(sent) = &mut self.sent {
+            sent.body = sealer.seal_text(&sent_row(self.id), &sent.body);
+        }
+        self
+    }
+
     /// Attempt `number` of `event_id` to `endpoint`, scheduled for `due_ms`: a new
     /// pending record (what every backend stores when it schedules one).
     pub fn pending(endpoint: &EndpointRecord, event_id: EventId, event_type: &str, number: u32, due_ms: u64) -> Self {
@@ -107,6 +139,7 @@ impl AttemptRecord {
             next_retry_at: None,
             due_ms,
             request_headers: Vec::new(),
+            sent: None,
         }
     }
 
@@ -140,9 +173,15 @@ pub struct AttemptResult {
     pub request_headers: Vec<(String, String)>,
     /// The least delay before the next attempt the endpoint asked for (`Retry-After`).
     pub retry_after: Option<Duration>,
-    /// It failed before reaching the endpoint, at the egress proxy: retried as any
-    /// failure, but not counted against the endpoint's health.
-    pub proxy_failed: bool,
+    /// It failed before reaching the endpoint (at the egress proxy, or in the endpoint's
+    /// transformation): retried as any failure, but not counted against the endpoint's
+    /// health.
+    pub unreached: bool,
+    /// The endpoint's transformation cancelled it: nothing was sent, and nothing follows.
+    pub cancelled: bool,
+    /// The request as the endpoint's transformation made it, in clear (sealed when
+    /// recorded); `None`: not transformed.
+    pub sent: Option<SentRequest>,
 }
 
 impl AttemptResult {
@@ -168,7 +207,9 @@ impl AttemptResult {
             attempted_at_ms: at_ms,
             request_headers: vec![],
             retry_after: None,
-            proxy_failed: false,
+            unreached: false,
+            cancelled: false,
+            sent: None,
         }
     }
 }
@@ -280,6 +321,14 @@ pub fn undelivered_expired(status: AttemptStatus, made_secs: i64, hours: u32, no
 /// The row a sealed response excerpt of attempt `id` belongs to.
 pub(crate) fn response_row(id: DeliveryId) -> [u8; 16] {
     id.as_u128().to_be_bytes()
+}
+
+/// The row the sealed body a transformation made for attempt `id` belongs to (not the
+/// response's: one cannot be passed off as the other).
+pub(crate) fn sent_row(id: DeliveryId) -> Vec<u8> {
+    let mut row = b"sent body\0".to_vec();
+    row.extend_from_slice(&id.as_u128().to_be_bytes());
+    row
 }
 
 /// An endpoint's current run of failed attempts. An endpoint without one is healthy.

@@ -161,6 +161,10 @@ pub struct EndpointRecord {
     /// Which of the events it subscribes to it receives, by what they hold; `None`: all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<crate::content_filter::ContentFilter>,
+    /// The JavaScript its requests go through before they are signed, with its earlier
+    /// versions; `None`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformation: Option<super::Transformation>,
     /// Not stored with the record: the current run of failed attempts, filled in from
     /// the health table when the endpoint is read for the API. `None`: healthy.
     #[serde(skip)]
@@ -329,6 +333,7 @@ impl EndpointRecord {
             authentication: None,
             client_certificate: None,
             filter: None,
+            transformation: None,
             failing: None,
         }
     }

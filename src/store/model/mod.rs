@@ -14,11 +14,13 @@ pub mod queue;
 pub mod receiver_auth;
 pub mod scheduling;
 pub mod sessions;
+pub mod transformation;
 pub mod upkeep;
 
 pub use apps::{ApiKeyRecord, AppDeletion, AppPurge, AppRecord, Branding, DefaultApps, Owner, Revoked, UidTaken};
 pub use attempts::{
-    AttemptRecord, AttemptResult, AttemptStatus, FailureRun, HealthVerdict, Job, RecordPolicy, Recorded, Told,
+    AttemptRecord, AttemptResult, AttemptStatus, FailureRun, HealthVerdict, Job, RecordPolicy, Recorded, SentRequest,
+    Told,
 };
 pub use endpoints::{
     EndpointFilter, EndpointRecord, EndpointStatus, FlowLimits, FlowState, HoldKind, ListenRequest, SealedSecret,
@@ -36,4 +38,5 @@ pub use sessions::{
     IdempotencyBegin, IdempotencyRecord, PortalSessionRecord, SessionChange, SessionChanged, SessionRecord,
     SessionStatus, SessionType,
 };
+pub use transformation::{Transformation, TransformationSave, TransformationVersion};
 pub use upkeep::{Cutoffs, DeliveryStats, MetricsSnapshot, PruneCursor, Pruned, Recovery, RotateError, Rotated};

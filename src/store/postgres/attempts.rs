@@ -19,7 +19,7 @@ use crate::store::backend::Attempts;
 use crate::store::model::pagination::bound_page;
 use crate::store::model::{
     AppRecord, AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, EndpointStatus, FailureRun, ListError,
-    Owner, Page, PageRequest, QueueKey, RecordPolicy, Recorded, Scheduled, StoreError,
+    Owner, Page, PageRequest, QueueKey, RecordPolicy, Recorded, Scheduled, SentRequest, StoreError,
 };
 use crate::store::rules::record::{RecordingTx, record_results};
 use crate::store::sealing::Sealer;
@@ -53,7 +53,10 @@ pub(super) fn status_of(code: i16) -> Result<AttemptStatus, StoreError> {
 
 /// The columns an attempt is read from, in the order [`attempt_of`] reads them.
 pub(super) const ATTEMPT_COLUMNS: &str = "id, app, endpoint, event, mode, event_type, attempt, status, \
-     response_status, response_body, error, duration_ms, created, next_retry_at, due_ms, request_headers";
+     response_status, response_body, error, duration_ms, created, next_retry_at, due_ms, request_headers, sent";
+
+/// How many columns [`ATTEMPT_COLUMNS`] names (where a query's next ones start).
+pub(super) const ATTEMPT_COLUMN_COUNT: usize = 17;
 
 /// An attempt read with [`ATTEMPT_COLUMNS`] (its response excerpt still sealed).
 pub(super) fn attempt_of(row: &Row) -> Result<AttemptRecord, StoreError> {
@@ -75,6 +78,7 @@ pub(super) fn attempt_of(row: &Row) -> Result<AttemptRecord, StoreError> {
         next_retry_at: row.get(13),
         due_ms: row.get::<_, i64>(14) as u64,
         request_headers: row.get::<_, Json<Vec<(String, String)>>>(15).0,
+        sent: row.get::<_, Option<Json<SentRequest>>>(16).map(|sent| sent.0),
     })
 }
 
@@ -363,18 +367,19 @@ async fn write_attempts<'a>(
         c.next_retry_at.push(r.next_retry_at);
         c.due_ms.push(r.due_ms as i64);
         c.headers.push(serde_json::to_value(&r.request_headers).unwrap_or_default());
+        c.sent.push(r.sent.as_ref().map(|sent| serde_json::to_value(sent).unwrap_or_default()));
     }
     client
         .exec(
             "INSERT INTO attempts (id, app, endpoint, event, mode, event_type, attempt, status, response_status,
-                 response_body, error, duration_ms, created, next_retry_at, due_ms, request_headers)
+                 response_body, error, duration_ms, created, next_retry_at, due_ms, request_headers, sent)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::smallint[], $6::text[],
                  $7::integer[], $8::smallint[], $9::integer[], $10::text[], $11::text[], $12::bigint[],
-                 $13::bigint[], $14::bigint[], $15::bigint[], $16::jsonb[])
+                 $13::bigint[], $14::bigint[], $15::bigint[], $16::jsonb[], $17::jsonb[])
              ON CONFLICT (id) DO UPDATE SET status = excluded.status, response_status = excluded.response_status,
                  response_body = excluded.response_body, error = excluded.error, duration_ms = excluded.duration_ms,
                  created = excluded.created, next_retry_at = excluded.next_retry_at, due_ms = excluded.due_ms,
-                 request_headers = excluded.request_headers",
+                 request_headers = excluded.request_headers, sent = excluded.sent",
             &[
                 &c.id,
                 &c.app,
@@ -392,6 +397,7 @@ async fn write_attempts<'a>(
                 &c.next_retry_at,
                 &c.due_ms,
                 &c.headers,
+                &c.sent,
             ],
         )
         .await?;
@@ -417,6 +423,7 @@ struct AttemptColumns {
     next_retry_at: Vec<Option<i64>>,
     due_ms: Vec<i64>,
     headers: Vec<serde_json::Value>,
+    sent: Vec<Option<serde_json::Value>>,
 }
 
 /// Records the results of attempts inside the transaction `client` is in, by the rule in
@@ -687,4 +694,10 @@ impl PgStore {
         let query = ListQuery { select: &select, params, id: "id", exists, scope: &endpoint };
         list(&client, query, request, |row| attempt_of(row)?.opened(&self.sealer)).await
     }
+}
+
+#[cfg(test)]
+#[test]
+fn the_column_count_is_the_columns_named() {
+    assert_eq!(ATTEMPT_COLUMN_COUNT, ATTEMPT_COLUMNS.split(", ").count());
 }

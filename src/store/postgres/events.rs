@@ -10,7 +10,6 @@ use tokio_postgres::types::ToSql;
 use crate::ids::{AppId, EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::backend::Events;
-use crate::store::model::attempts::response_row;
 use crate::store::model::{
     AttemptRecord, AttemptStatus, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page,
     PageRequest, Published, Resent, Scheduled, StoreError, StoredEvent,
@@ -230,9 +229,7 @@ impl Events for PgStore {
     async fn record_test_ping(&self, event: NewEvent, record: AttemptRecord) -> Result<(), StoreError> {
         transaction!(self, |tx| {
             insert_events(tx, &self.sealer, std::slice::from_ref(&event), &[0]).await?;
-            let mut record = record.clone();
-            let row = response_row(record.id);
-            record.response_body = record.response_body.map(|body| self.sealer.seal_text(&row, &body));
+            let record = record.clone().sealed(&self.sealer);
             let mut writes = Writes::new(&self.token);
             writes.tally(&record);
             writes.note_outcome(&record);

@@ -8,7 +8,7 @@ use crate::ids::DeliveryId;
 use crate::store::backend::Jobs;
 use crate::store::model::{EndpointRecord, Job, StoreError};
 
-use super::attempts::{ATTEMPT_COLUMNS, attempt_of};
+use super::attempts::{ATTEMPT_COLUMN_COUNT, ATTEMPT_COLUMNS, attempt_of};
 use super::cached::Cached;
 use super::events::{EVENT_COLUMNS, body_of, meta_of};
 use super::{PgStore, uuid};
@@ -28,11 +28,13 @@ impl Jobs for PgStore {
         let mut found: HashMap<DeliveryId, Job> = HashMap::with_capacity(rows.len());
         for row in &rows {
             let attempt = attempt_of(row)?;
-            let endpoint = row.get::<_, Option<Json<EndpointRecord>>>(16).map(|j| j.0);
-            let (body, trace) = match row.get::<_, Option<uuid::Uuid>>(17) {
+            // After the attempt's columns: the endpoint's record, then the event's.
+            let endpoint = row.get::<_, Option<Json<EndpointRecord>>>(ATTEMPT_COLUMN_COUNT).map(|j| j.0);
+            let event_at = ATTEMPT_COLUMN_COUNT + 1;
+            let (body, trace) = match row.get::<_, Option<uuid::Uuid>>(event_at) {
                 Some(_) => {
-                    let meta = meta_of(row, 17)?;
-                    (Some(body_of(&self.sealer, &meta, row.get(23))?).filter(|b| !b.is_empty()), meta.trace)
+                    let meta = meta_of(row, event_at)?;
+                    (Some(body_of(&self.sealer, &meta, row.get(event_at + 6))?).filter(|b| !b.is_empty()), meta.trace)
                 }
                 None => (None, None),
             };

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "reserved entries", include_str!("migrations/0005_reserved_entries.sql")),
     (6, "sender flow", include_str!("migrations/0006_sender_flow.sql")),
     (7, "event trace", include_str!("migrations/0007_event_trace.sql")),
+    (8, "attempt sent", include_str!("migrations/0008_attempt_sent.sql")),
 ];
 
 /// The advisory lock key held while migrating ("stile" in ASCII, then 1).

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
-use crate::store::model::{AttemptRecord, AttemptStatus, StoreError};
+use crate::store::model::{AttemptRecord, AttemptStatus, SentRequest, StoreError};
 use crate::store::sealing::TEXT_PREFIX;
 use crate::trace::{TRACEPARENT, TRACESTATE};
 
@@ -34,6 +34,23 @@ const ATTEMPT_V1: u8 = 1;
 /// The first byte of an attempt record since layout 5 ([`AttemptWire`] with the event
 /// type and user agent as numbers of `crate::store::redb::names`).
 const ATTEMPT_V2: u8 = 2;
+
+/// The first byte of an attempt record whose request an endpoint's transformation made
+/// (since release 25): an [`ATTEMPT_V2`] record, then its [`SentWire`].
+const ATTEMPT_V3: u8 = 3;
+
+/// The method, URL and body a transformation made (`SentRequest`), after an
+/// [`ATTEMPT_V3`] record.
+#[derive(Serialize, Deserialize)]
+struct SentWire<'a> {
+    version: u32,
+    #[serde(borrow)]
+    method: Cow<'a, str>,
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+    #[serde(borrow)]
+    body: Excerpt<'a>,
+}
 
 /// An attempt record after its version byte: all but its id, which is its key. `N` is
 /// how a name (event type, user agent) is held: its text ([`ATTEMPT_V1`]) or its number
@@ -277,9 +294,21 @@ pub fn headers_stored_compact(event_id: EventId, headers: &[(String, String)]) -
 pub(super) fn encode_attempt(record: &AttemptRecord, names: &mut impl Numbering) -> Result<Vec<u8>, StoreError> {
     let compact = AttemptWire::of(record).map_names(|name| names.id(name))?;
     let mut out = Vec::with_capacity(128);
-    out.push(ATTEMPT_V2);
-    postcard::to_io(&compact, &mut out)
-        .map_err(|e| StoreError::Encode { table: TABLE, source: serde::ser::Error::custom(e) })?;
+    let encode = |e| StoreError::Encode { table: TABLE, source: serde::ser::Error::custom(e) };
+    let Some(sent) = &record.sent else {
+        out.push(ATTEMPT_V2);
+        postcard::to_io(&compact, &mut out).map_err(encode)?;
+        return Ok(out);
+    };
+    out.push(ATTEMPT_V3);
+    let mut out = postcard::to_io(&compact, out).map_err(encode)?;
+    let sent = SentWire {
+        version: sent.version,
+        method: sent.method.as_str().into(),
+        url: sent.url.as_str().into(),
+        body: Excerpt::of(&sent.body),
+    };
+    postcard::to_io(&sent, &mut out).map_err(encode)?;
     Ok(out)
 }
 
@@ -315,6 +344,19 @@ fn parse<'a, N: Deserialize<'a>>(rest: &'a [u8]) -> Result<AttemptWire<'a, N>, S
 /// (written before layout 3).
 pub(super) fn decode_attempt(id: u128, bytes: &[u8], names: &Names) -> Result<AttemptRecord, StoreError> {
     match bytes.split_first() {
+        Some((&ATTEMPT_V3, rest)) => {
+            let corrupt = |e| StoreError::Corrupt { table: TABLE, source: serde::de::Error::custom(e) };
+            let (wire, rest) = postcard::take_from_bytes::<AttemptWire<u32>>(rest).map_err(corrupt)?;
+            let sent: SentWire = postcard::from_bytes(rest).map_err(corrupt)?;
+            let mut record = wire.map_names(|n| names.name(TABLE, n))?.into_record(id);
+            record.sent = Some(SentRequest {
+                version: sent.version,
+                method: sent.method.into_owned(),
+                url: sent.url.into_owned(),
+                body: sent.body.into_text(),
+            });
+            Ok(record)
+        }
         Some((&ATTEMPT_V2, rest)) => Ok(parse::<u32>(rest)?.map_names(|n| names.name(TABLE, n))?.into_record(id)),
         Some((&ATTEMPT_V1, rest)) => Ok(parse::<String>(rest)?.into_record(id)),
         _ => super::decode(TABLE, bytes),
@@ -365,6 +407,7 @@ impl<N: AsRef<str>> AttemptWire<'_, N> {
             next_retry_at: self.next_retry_at,
             due_ms: self.due_ms,
             request_headers: self.headers.rebuild(event_id),
+            sent: None,
         }
     }
 }
@@ -381,7 +424,10 @@ pub(super) fn outcome_in(
     let outcome =
         |endpoint: [u8; 16], status, created| Some((EndpointId(u128::from_be_bytes(endpoint)), status, created));
     Ok(match stored.value().split_first() {
-        Some((&ATTEMPT_V2, rest)) => parse::<u32>(rest).map(|w| outcome(w.endpoint, w.status, w.created))?,
+        // A V3 record starts with the V2 one (the request after it is not read).
+        Some((&ATTEMPT_V2 | &ATTEMPT_V3, rest)) => {
+            parse::<u32>(rest).map(|w| outcome(w.endpoint, w.status, w.created))?
+        }
         Some((&ATTEMPT_V1, rest)) => parse::<&str>(rest).map(|w| outcome(w.endpoint, w.status, w.created))?,
         _ => {
             let record: AttemptRecord = super::decode(TABLE, stored.value())?;
@@ -401,6 +447,8 @@ pub(super) fn attempt_in(
 
 #[cfg(test)]
 mod tests {
+    use redb::TableDefinition;
+
     use super::*;
     use crate::store::redb::names::InMemory;
 
@@ -430,6 +478,7 @@ mod tests {
             next_retry_at: Some(1_764_000_060),
             due_ms: 1_764_000_000_123,
             request_headers: headers,
+            sent: None,
         }
     }
 
@@ -461,6 +510,33 @@ mod tests {
         assert_eq!(&decode_attempt(record.id.as_u128(), &earlier, &Names::default()).unwrap(), record);
         assert!(stored.len() + record.event_type.len() <= earlier.len() + 1, "{} vs {}", stored.len(), earlier.len());
         stored
+    }
+
+    #[test]
+    fn a_transformed_request_is_kept_after_the_record_and_a_scan_reads_past_it() {
+        let sealed_body = format!("{TEXT_PREFIX}{}", "B".repeat(80));
+        let mut attempt = record(vec![("x-kind".into(), "a".into())], None);
+        attempt.sent = Some(SentRequest {
+            version: 3,
+            method: "PUT".into(),
+            url: "https://example.com/v2?x=1".into(),
+            body: sealed_body.clone(),
+        });
+        let names = Names::default();
+        let stored = encode_attempt(&attempt, &mut InMemory(&names)).unwrap();
+        assert_eq!(stored[0], ATTEMPT_V3);
+        assert_eq!(decode_attempt(attempt.id.as_u128(), &stored, &names).unwrap(), attempt);
+        // The sealed body is kept as its bytes, not their base64.
+        assert!(!stored.windows(40).any(|w| w == [b'B'; 40]), "the base64 text is not stored");
+        let table = TableDefinition::<u128, &[u8]>::new("t");
+        let db = redb::Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(table).unwrap().insert(attempt.id.as_u128(), stored.as_slice()).unwrap();
+        let read = outcome_in(&tx.open_table(table).unwrap(), attempt.id.as_u128()).unwrap();
+        assert_eq!(read, Some((attempt.endpoint_id, attempt.status, attempt.created)));
+        // Without one, the record is the V2 record it always was.
+        attempt.sent = None;
+        assert_eq!(encode_attempt(&attempt, &mut InMemory(&names)).unwrap()[0], ATTEMPT_V2);
     }
 
     #[test]

@@ -454,10 +454,7 @@ impl Events for RedbStore {
             let (mut metas, mut bodies) = (tx.open_table(tables::EVENTS)?, tx.open_table(tables::EVENT_BODIES)?);
             let mut t = DeliveryTables::open(tx, &self.names)?;
             put_event(&mut metas, &mut bodies, &self.sealer, &mut t.names, &event)?;
-            let mut record = record.clone();
-            let row = crate::store::model::attempts::response_row(record.id);
-            record.response_body = record.response_body.map(|body| self.sealer.seal_text(&row, &body));
-            t.add_finished(&record)
+            t.add_finished(&record.clone().sealed(&self.sealer))
         })
     }
 

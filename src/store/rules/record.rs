@@ -5,12 +5,13 @@
 //! retry and when to disable are the policy's ([`RecordPolicy`]); what follows from its
 //! answers is decided here, once, and so are the changes the platform is told of
 //! ([`Told`]: a delivery failed for good, a run of failures reaching the policy's
-//! threshold, a recovery, an endpoint disabled), each once, as it happens.
+//! threshold, a recovery, an endpoint disabled), each once, as it happens. A delivery the
+//! endpoint's transformation cancelled ends `failed` at once, saying so, and is not told
+//! of as failed for good.
 
 use std::collections::HashMap;
 
 use crate::ids::{AppId, DeliveryId, EndpointId};
-use crate::store::model::attempts::response_row;
 use crate::store::model::{
     AppRecord, AttemptRecord, AttemptResult, AttemptStatus, EndpointRecord, FailureRun, Owner, QueueKey, RecordPolicy,
     Recorded, Scheduled, StoreError, Told,
@@ -114,12 +115,13 @@ pub(crate) async fn record_results(
             tx.retried(&record).await?;
         }
         record.response_status = result.response_status;
-        let row = response_row(record.id);
-        record.response_body = result.response_body.as_deref().map(|body| sealer.seal_text(&row, body));
+        record.response_body = result.response_body.clone();
         record.error = result.error.clone();
         record.duration_ms = Some(result.duration_ms);
         record.created = (result.attempted_at_ms / 1000) as i64;
         record.request_headers = result.request_headers.clone();
+        record.sent = result.sent.clone();
+        let mut record = record.sealed(sealer);
         let run_before = health.current(tx, record.endpoint_id).await?;
         let verdict = policy.health(run_before, result);
         health.set(record.endpoint_id, verdict.run);
@@ -130,14 +132,18 @@ pub(crate) async fn record_results(
         let (before, after) = (run_before.map_or(0, |r| r.failures), verdict.run.map_or(0, |r| r.failures));
         let failing = failing_after.filter(|n| before < *n && *n <= after).map(|_| after);
         let recovered = failing_after.filter(|n| result.succeeded && before >= *n).map(|_| before);
-        let retry = if result.succeeded { None } else { policy.retry_delay(record.attempt, result.retry_after) };
+        // Cancelled by the endpoint's transformation: it ends here, as it decided.
+        let retry = match result.succeeded || result.cancelled {
+            true => None,
+            false => policy.retry_delay(record.attempt, result.retry_after),
+        };
         // The endpoint is read only for a failure: to schedule the retry, or to know how
         // long its payload stays (`None`: deleted meanwhile).
         let endpoint = match result.succeeded {
             true => None,
             false => tx.endpoint(record.app, record.endpoint_id).await?,
         };
-        let exhausted = !result.succeeded && retry.is_none() && endpoint.is_some();
+        let exhausted = !result.succeeded && !result.cancelled && retry.is_none() && endpoint.is_some();
         let changes = Changes { disabled, exhausted, failing, recovered };
         // Rare: the endpoint is read again (as disabled, or not read yet for a success).
         let changed = match changes.any() {

@@ -37,6 +37,10 @@ pub enum Behaviour {
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The request's method.
+    pub method: String,
+    /// Its query string (without the `?`).
+    pub query: String,
     /// Header names (lower case) → values.
     pub headers: HashMap<String, String>,
     /// The raw body.
@@ -194,7 +198,13 @@ async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
         let mut received = state.received.lock().unwrap();
         let list = received.entry(path.clone()).or_default();
         let seen_before = !state.seen.lock().unwrap().insert((path.clone(), webhook_id.clone()));
-        list.push(Received { headers, body: body.to_vec(), at: Instant::now() });
+        list.push(Received {
+            method: req.method().to_string(),
+            query: req.query_string().to_string(),
+            headers,
+            body: body.to_vec(),
+            at: Instant::now(),
+        });
         (list.len(), seen_before)
     };
     let behaviour = state.behaviours.lock().unwrap().get(&path).cloned().unwrap_or(Behaviour::Ok);

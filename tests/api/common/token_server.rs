@@ -173,6 +173,15 @@ async fn hook(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> Ht
                 .get(token)
                 .is_some_and(|(expires, revoked)| !revoked && Instant::now() < *expires)
         });
-    state.hooks.lock().unwrap().push((Received { headers, body: body.to_vec(), at: Instant::now() }, valid));
+    state.hooks.lock().unwrap().push((
+        Received {
+            method: req.method().to_string(),
+            query: req.query_string().to_string(),
+            headers,
+            body: body.to_vec(),
+            at: Instant::now(),
+        },
+        valid,
+    ));
     if valid { HttpResponse::Ok().finish() } else { HttpResponse::Unauthorized().finish() }
 }
