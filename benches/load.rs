@@ -6,7 +6,8 @@
 //! (receiver arrival minus the moment the publish was sent), missing and duplicate
 //! deliveries, and the server's CPU time, peak RSS and bytes written to disk per
 //! delivery. One JSON line per workload, then a
-//! table. Exits non-zero if any delivery is missing. All traffic stays on 127.0.0.1 and
+//! table. "W1 shaped" is W1 with a three-line transformation and a two-clause content
+//! filter on its endpoint (every event passes both). Exits non-zero if any delivery is missing. All traffic stays on 127.0.0.1 and
 //! every loop is bounded in count and time. "W1 ceiling" and "W2 ceiling" run W1 and W2
 //! against an in-memory server of this benchmark's own (no durability, the same API
 //! calls, stile's HTTP client), and each burst is also given as a share of it. `STILE_BENCH_BIN=path` runs another build of
@@ -204,11 +205,23 @@ fn publish_in(agent: &ureq::Agent, target: &str, body: serde_json::Value, app: O
 }
 
 fn create_endpoint(server: &Server, url: &str) {
-    create_endpoint_in(server, url, APP.get().map(|s| s.as_str()));
+    create_endpoint_in(server, url, APP.get().map(|s| s.as_str()), false);
 }
 
-fn create_endpoint_in(server: &Server, url: &str, app: Option<&str>) {
-    let body = serde_json::json!({"url": url, "enabled_events": ["*"]});
+/// "W1 shaped": the three-line transformation and the two-clause filter on its endpoint,
+/// which every event passes (it keeps `data.seq`, which the receiver counts by).
+const SHAPED_CODE: &str = "function handler(webhook) {
+  webhook.payload.data.shaped = webhook.eventType;
+  webhook.headers['x-shaped'] = '1';
+  return webhook;
+}";
+
+fn create_endpoint_in(server: &Server, url: &str, app: Option<&str>, shaped: bool) {
+    let mut body = serde_json::json!({"url": url, "enabled_events": ["*"]});
+    if shaped {
+        body["transformation"] = serde_json::json!({"code": SHAPED_CODE});
+        body["filter"] = serde_json::json!({"type": "verification_session.verified", "data": {"seq": {"$gte": 0}}});
+    }
     let mut req =
         agent().post(format!("{}/v1/webhook_endpoints", server.base)).header("authorization", format!("Bearer {KEY}"));
     if let Some(app) = app {
@@ -345,7 +358,7 @@ fn create_apps(server: &Server, receiver: &ReceiverHandle) {
         let other = format!("other-{n}");
         create(&other);
         for e in 0..ENDPOINTS_PER_OTHER_APP {
-            create_endpoint_in(server, &format!("{}/other/{n}/{e}", receiver.base), Some(&other));
+            create_endpoint_in(server, &format!("{}/other/{n}/{e}", receiver.base), Some(&other), false);
         }
     }
     create(app);
@@ -1055,6 +1068,8 @@ struct Workload {
     direct: bool,
     /// Publish through the in-memory mock instead of stile: the ceiling.
     ceiling: bool,
+    /// Its endpoints have a transformation and a content filter ("W1 shaped").
+    shaped: bool,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -1075,7 +1090,12 @@ fn run(workload: &Workload) -> serde_json::Value {
             create_apps(server, &receiver);
         }
         for path in &paths {
-            create_endpoint(server, &format!("{}{path}", receiver.base));
+            create_endpoint_in(
+                server,
+                &format!("{}{path}", receiver.base),
+                APP.get().map(|s| s.as_str()),
+                workload.shaped,
+            );
         }
     }
     // Publishers are spread over the processes.
@@ -1306,6 +1326,17 @@ fn main() {
             rate: None,
             direct: false,
             ceiling: false,
+            shaped: false,
+        },
+        Workload {
+            name: "W1 shaped",
+            events: 20_000 / scale,
+            endpoints: 1,
+            publishers: 32,
+            rate: None,
+            direct: false,
+            ceiling: false,
+            shaped: true,
         },
         Workload {
             name: "W2 fan-out",
@@ -1315,6 +1346,7 @@ fn main() {
             rate: None,
             direct: false,
             ceiling: false,
+            shaped: false,
         },
         Workload {
             name: "W3 200/s",
@@ -1324,6 +1356,7 @@ fn main() {
             rate: Some(200),
             direct: false,
             ceiling: false,
+            shaped: false,
         },
         Workload {
             name: "W4 1000/s",
@@ -1333,6 +1366,7 @@ fn main() {
             rate: Some(1_000),
             direct: false,
             ceiling: false,
+            shaped: false,
         },
         Workload {
             name: "W1 ceiling",
@@ -1342,6 +1376,7 @@ fn main() {
             rate: None,
             direct: false,
             ceiling: true,
+            shaped: false,
         },
         Workload {
             name: "W2 ceiling",
@@ -1351,6 +1386,7 @@ fn main() {
             rate: None,
             direct: false,
             ceiling: true,
+            shaped: false,
         },
         Workload {
             name: "reference",
@@ -1360,6 +1396,7 @@ fn main() {
             rate: None,
             direct: true,
             ceiling: false,
+            shaped: false,
         },
     ];
     let mut table = Vec::new();

@@ -203,6 +203,12 @@ const AWS_METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x
 /// Alibaba Cloud's instance metadata service (outside link-local, in carrier-grade NAT).
 const ALIBABA_METADATA_V4: Ipv4Addr = Ipv4Addr::new(100, 100, 100, 200);
 
+/// The scheme, host and port of `url` (what a receiver is), if it parses.
+pub fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
+    let url = url::Url::parse(url).ok()?;
+    Some((url.scheme().to_string(), url.host_str()?.to_ascii_lowercase(), url.port_or_known_default()))
+}
+
 /// Whether an address is link-local (169.254.0.0/16, fe80::/10: where cloud metadata
 /// services answer) or a cloud metadata address, itself or embedded in IPv6. No webhook is
 /// ever meant for one, so every mode refuses it and the allow-list cannot allow it: a

@@ -132,6 +132,15 @@ impl Senders {
         if let Err(why) = self.http.check_url(&made.url) {
             return Err(not_sent(format!("gave a URL stile does not send to: {why}")));
         }
+        // Credentials meant for one receiver are never sent to another (as the API rules for
+        // a changed `url`).
+        let credentials = endpoint.authentication.is_some() || endpoint.client_certificate.is_some();
+        if credentials && crate::target_policy::origin(&made.url) != crate::target_policy::origin(&endpoint.url) {
+            return Err(not_sent(
+                "gave a URL on another host than the endpoint's, whose credentials are meant for its own receiver only"
+                    .into(),
+            ));
+        }
         if made.headers.len() > super::signing::MAX_OWN_HEADERS {
             return Err(not_sent(format!(
                 "gave {} headers; at most {} may be set",

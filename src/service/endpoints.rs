@@ -335,7 +335,7 @@ impl Endpoints<'_> {
             if changes.authentication.is_none()
                 && let Some(current) = self.store.endpoint(owner, id).await?
                 && current.authentication.is_some()
-                && origin(&current.url) != origin(url)
+                && crate::target_policy::origin(&current.url) != crate::target_policy::origin(url)
             {
                 return Err(ServiceError::Invalid {
                     param: "authentication",
@@ -608,12 +608,6 @@ impl Endpoints<'_> {
         let checked = checked.map_err(|_| crate::delivery::EngineError::ShuttingDown)?;
         checked.map_err(|message| ServiceError::Invalid { param, message })
     }
-}
-
-/// The scheme, host and port of `url` (what a receiver is), if it parses.
-fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
-    let url = url::Url::parse(url).ok()?;
-    Some((url.scheme().to_string(), url.host_str()?.to_ascii_lowercase(), url.port_or_known_default()))
 }
 
 /// A new, enabled endpoint of `owner` with what every endpoint has; nothing else set.

@@ -123,6 +123,10 @@ export async function renderDetail(root, params) {
     }, 'Resend event'));
     const request = d.request
       ? [h('h2', {}, 'Request'),
+        d.request.transformation_version
+          ? h('p', { 'data-test': 'transformed' }, `Made by the endpoint's transformation (version ${d.request.transformation_version}): `,
+            h('strong', {}, d.request.method), ' ', h('span', { class: 'url' }, d.request.url))
+          : null,
         table('Request headers', ['Header', 'Value'], Object.entries(d.request.headers).map(([k, v]) => [h('code', {}, k), h('code', { class: 'wrap' }, v)])),
         h('h3', {}, 'Body'), jsonBlock(d.request.body)]
       : [h('h2', {}, 'Request'), h('p', { class: 'muted' }, d.status === 'pending' ? 'Not sent yet.' : 'Not recorded.')];

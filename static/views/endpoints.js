@@ -11,6 +11,7 @@ import {
 } from '../ui.js';
 import { deliveriesPanel } from './deliveries.js';
 import { toldAbout } from './settings.js';
+import { transformationFacts, transformationField } from './transformation.js';
 
 const DAY = 86400;
 
@@ -297,6 +298,10 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
   const filter = filterField(initial, types.filter((t) => t.example && !t.archived));
   const headers = h('textarea', { name: 'headers', rows: '2', placeholder: 'X-Team: payments' });
   headers.value = initial ? pairsText(initial.headers, ': ') : '';
+  const transformation = transformationField(initial, types.filter((t) => t.example && !t.archived), () => {
+    const own = parsePairs(headers.value, ':', 'Header');
+    return { url: url.value.trim(), headers: own instanceof Error ? undefined : own };
+  });
   const error = h('div', { 'aria-live': 'polite' });
   const button = h('button', { type: 'submit' }, submitLabel);
   const form = h('form', { class: 'card form', 'aria-label': title },
@@ -313,6 +318,7 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     field('Max in flight', inFlight, 'Optional: the most requests open at once (empty: the server\'s default).'),
     field('Headers', headers, 'Optional: sent with every delivery, one Name: value per line (at most 20; not the ones stile sets).'),
     filter.element,
+    transformation.element,
     auth.element,
     error,
     h('div', { class: 'actions' }, button, h('button', { type: 'button', class: 'secondary', onclick: cancel }, 'Cancel')));
@@ -330,6 +336,8 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
     const contentFilter = filter.value();
     if (contentFilter instanceof Error) return contentFilter;
     if (contentFilter !== null || initial) body.filter = contentFilter;
+    const code = transformation.value();
+    if (code !== undefined) body.transformation = code;
     const authentication = auth.value();
     if (authentication !== undefined) body.authentication = authentication;
     const clientCertificate = auth.certificate();
@@ -449,6 +457,7 @@ export async function renderDetail(root, params) {
           ? h('code', {}, `SHA-256 ${endpoint.client_certificate.fingerprint_sha256}`) : '—'),
         h('dt', {}, 'Headers'), h('dd', { 'data-test': 'headers' }, Object.keys(endpoint.headers || {}).length ? jsonBlock(endpoint.headers) : '—'),
         h('dt', {}, 'Filter'), h('dd', { 'data-test': 'filter' }, endpoint.filter ? jsonBlock(endpoint.filter) : 'none: every event of its types'),
+        h('dt', {}, 'Transformation'), h('dd', {}, transformationFacts(endpoint)),
         h('dt', {}, 'Created'), h('dd', {}, timeCell(endpoint.created))),
       h('div', { class: 'actions' }, test, edit, toggle, reveal, rotate, recover, del));
   }

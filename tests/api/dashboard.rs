@@ -505,6 +505,46 @@ fn a_content_filter_is_tried_on_an_example_and_saved_from_the_endpoint_form() {
 }
 
 #[test]
+fn a_transformation_is_tried_and_saved_from_the_endpoint_form_and_shown_on_its_attempts() {
+    let receiver = Receiver::start();
+    let server = TestServer::start();
+    in_browser("transformation", move |page| async move {
+        signed_in(&page, &server, "#/endpoints").await;
+        page.click_button("New endpoint").await;
+        page.type_into("input[name=url]", &receiver.url("/shaped")).await;
+        page.find("select[name=transformation_try_on] option[value='verification_session.verified']")
+            .await
+            .click()
+            .await
+            .unwrap();
+        page.type_into("textarea[name=transformation]", "function handler(w) { return w").await;
+        page.find("[data-test=transformation-try]").await.click().await.unwrap();
+        page.wait_text("[data-test=transformation-result]", "SyntaxError").await;
+        let code = "function handler(w) { w.payload = {shaped: w.eventType}; w.method = 'PUT'; return w; }";
+        page.type_into("textarea[name=transformation]", code).await;
+        page.find("[data-test=transformation-try]").await.click().await.unwrap();
+        page.wait_text("[data-test=transformation-result]", "\"shaped\": \"verification_session.verified\"").await;
+        page.wait_text("[data-test=transformation-result]", "PUT").await;
+        page.click_button("Create endpoint").await;
+        page.find("[data-test=secret]").await;
+        let id = server.get("/v1/webhook_endpoints").body["data"][0]["id"].as_str().unwrap().to_string();
+        page.open(&format!("{}/#/endpoints/{id}", server.base)).await;
+        page.wait_text("[data-test=transformation]", "Version 1, enabled").await;
+
+        server.publish("verification_session.verified", json!({"id": "vks_1"}));
+        let received = receiver.wait_for("/shaped", 1, Duration::from_secs(10));
+        assert_eq!(
+            (received[0].method.as_str(), received[0].json()),
+            ("PUT", json!({"shaped": "verification_session.verified"}))
+        );
+        server.wait_queue_empty(Duration::from_secs(10));
+        let attempt = server.deliveries(&id)[0]["id"].as_str().unwrap().to_string();
+        page.open(&format!("{}/#/endpoints/{id}/deliveries/{attempt}", server.base)).await;
+        page.wait_text("[data-test=transformed]", "version 1").await;
+    });
+}
+
+#[test]
 fn failed_events_are_filtered_and_recovered_from_the_dashboard() {
     let receiver = Receiver::start();
     receiver.set("/down", Behaviour::Status(500));

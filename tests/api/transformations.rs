@@ -123,6 +123,38 @@ fn a_transformation_that_cancels_sends_nothing_and_the_delivery_ends_there() {
 }
 
 #[test]
+fn an_endpoints_credentials_never_follow_a_transformed_url_to_another_host() {
+    let server = TestServer::start();
+    let (own, other) = (Receiver::start(), Receiver::start());
+    let code = format!("function handler(w) {{ w.url = {:?}; return w; }}", other.url("/elsewhere"));
+    let created = server.post(
+        "/v1/webhook_endpoints",
+        json!({
+            "url": own.url("/hooks"), "enabled_events": ["*"],
+            "authentication": {"type": "bearer", "token": "only-for-own"},
+            "transformation": {"code": code},
+        }),
+    );
+    assert_eq!(created.status, 200, "{}", created.text);
+    let endpoint = created.body["id"].as_str().unwrap().to_string();
+    server.publish("verification_session.verified", json!({"amount": 1}));
+    server.wait_queue_empty(WAIT);
+    assert_eq!((own.count("/hooks"), other.count("/elsewhere")), (0, 0));
+    let attempts = server.deliveries(&endpoint);
+    let error = attempts[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("another host than the endpoint's"), "{error}");
+    // The same host is fine: the credential goes with the request it was meant for.
+    let same_host = format!("function handler(w) {{ w.url = {:?}; return w; }}", own.url("/moved"));
+    let updated =
+        server.post(&format!("/v1/webhook_endpoints/{endpoint}"), json!({"transformation": {"code": same_host}}));
+    assert_eq!(updated.status, 200, "{}", updated.text);
+    server.publish("verification_session.verified", json!({"amount": 2}));
+    let got = own.wait_for("/moved", 1, WAIT);
+    assert_eq!(got[0].header("authorization"), "Bearer only-for-own");
+    assert_eq!(other.count("/elsewhere"), 0);
+}
+
+#[test]
 fn endless_loops_and_allocations_are_stopped_and_recorded_and_the_rest_goes_on() {
     let server = TestServer::start_with(|config| {
         config.transformations.time_limit = Duration::from_millis(200);

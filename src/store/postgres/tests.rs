@@ -477,6 +477,7 @@ async fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data(
                      CREATE INDEX queue_due ON queue (due_ms, attempt) WHERE NOT parked;
                      DROP TABLE endpoint_senders;
                      ALTER TABLE events DROP COLUMN trace;
+                     ALTER TABLE attempts DROP COLUMN sent;
                      DELETE FROM stile_schema_migrations WHERE version > 1",
             )
             .await?;
@@ -493,12 +494,15 @@ async fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data(
     }
     .await
     .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(store.endpoint(owner, endpoint.id).await.unwrap().map(|e| e.id), Some(endpoint.id));
     let kept = store.event(owner, event).await.unwrap().expect("the event is kept");
     assert_eq!(kept.meta.trace, None, "published before traces were kept");
     let claimed = store.due_entries(None, 1_700_000_000_000, 10, Vec::new()).await.unwrap();
     assert_eq!(claimed.len(), 1, "the queued attempt is claimed through the new columns");
+    let jobs = store.jobs(vec![claimed[0].key.attempt()]).await.unwrap();
+    let job = jobs[0].as_ref().expect("its job is read through the new columns");
+    assert_eq!(job.attempt.sent, None, "made before transformations");
     store.hold_listener(endpoint.id).await.unwrap();
 }
 
