@@ -83,6 +83,10 @@ mod tests {
         assert!(portal_allows("GET", "/v1/webhook_endpoints", false).is_ok());
         assert!(portal_allows("GET", "/v1/deliveries", true).is_ok(), "the application's deliveries, read only too");
         assert!(portal_allows("POST", "/v1/filters/test", false).is_ok(), "a filter tried before it is saved");
+        assert!(portal_allows("POST", "/v1/transformations/test", false).is_ok(), "a transformation tried");
+        assert!(portal_allows("POST", "/v1/transformations/test", true).is_err(), "a read-only link tries nothing");
+        let versions = "/v1/webhook_endpoints/we_1/transformation/versions";
+        assert!(portal_allows("GET", versions, true).is_ok(), "a transformation's versions, read only too");
         assert!(portal_allows("POST", "/v1/webhook_endpoints/we_1/deliveries/wd_1/retry", false).is_ok());
         assert!(portal_allows("GET", "/v1/apps/app_1", false).is_ok());
         assert!(portal_allows("GET", "/v1/webhook_endpoints/we_1/flow", true).is_ok(), "what holds it back, read only");

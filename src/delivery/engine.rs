@@ -397,6 +397,7 @@ impl Engine {
         let create = async move { store.create_session(session, event, expires_ms, now_ms).await };
         let created = self.queue_and_wake(create, |changed| std::mem::take(&mut changed.scheduled)).await?;
         self.metrics.events.inc();
+        self.metrics.filtered.inc_by(u64::from(created.filtered));
         if let Some(expirer) = self.expirer.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             // It may expire before the expirer's next wake-up.
             let _ = expirer.send(());
@@ -422,6 +423,7 @@ impl Engine {
         Ok(match change {
             SessionChange::Changed(changed) => {
                 self.metrics.events.inc();
+                self.metrics.filtered.inc_by(u64::from(changed.filtered));
                 SessionMoved::Moved(changed.session)
             }
             SessionChange::Refused(MoveError::Encode(err)) => return Err(encode_error(err)),

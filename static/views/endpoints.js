@@ -12,6 +12,7 @@ import {
 import { deliveriesPanel } from './deliveries.js';
 import { toldAbout } from './settings.js';
 import { transformationFacts, transformationField } from './transformation.js';
+import { tryOn } from './try_on.js';
 
 const DAY = 86400;
 
@@ -226,11 +227,7 @@ function typeCheck(type, box, alias) {
 function filterField(initial, types) {
   const text = h('textarea', { name: 'filter', rows: '3', spellcheck: 'false', placeholder: '{"data": {"amount": {"$gte": 1000}}}' });
   text.value = initial && initial.filter ? JSON.stringify(initial.filter, null, 2) : '';
-  const on = h('select', { name: 'filter_try_on', 'aria-label': 'Try the filter on' },
-    types.map((t) => h('option', { value: t.name }, `${t.name} example`)),
-    h('option', { value: '' }, 'an event pasted below'));
-  const pasted = h('textarea', { name: 'filter_event', rows: '3', spellcheck: 'false', hidden: types.length > 0, placeholder: '{"type": "invoice.paid", "data": {"amount": 1500}}' });
-  on.addEventListener('change', () => { pasted.hidden = on.value !== ''; });
+  const { on, pasted, event } = tryOn(types, 'filter', 'Try the filter on', '{"type": "invoice.paid", "data": {"amount": 1500}}');
   const result = h('div', { 'aria-live': 'polite', 'data-test': 'filter-result' });
   const tryIt = h('button', { type: 'button', class: 'secondary small' }, 'Try it');
   const value = () => {
@@ -244,15 +241,9 @@ function filterField(initial, types) {
   tryIt.addEventListener('click', () => busy(tryIt, async () => {
     const filter = value();
     if (filter instanceof Error) return fill(result, errorBox(filter));
-    const body = { filter: filter || {} };
-    if (on.value) body.event_type = on.value;
-    else {
-      try {
-        body.event = JSON.parse(pasted.value || 'null');
-      } catch (err) {
-        return fill(result, errorBox(new Error(`The event is not JSON: ${err.message}`)));
-      }
-    }
+    const source = event();
+    if (source instanceof Error) return fill(result, errorBox(source));
+    const body = { filter: filter || {}, ...source };
     try {
       const tried = await api('POST', '/v1/filters/test', body);
       fill(result, h('p', { class: tried.matches ? 'notice ok' : 'notice' }, tried.matches

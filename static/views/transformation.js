@@ -4,6 +4,7 @@
 
 import { api } from '../api.js';
 import { busy, errorBox, field, fill, h, jsonBlock, timeCell } from '../ui.js';
+import { tryOn } from './try_on.js';
 
 const EXAMPLE = `function handler(webhook) {
   // webhook: { method, url, headers, payload, eventType }
@@ -19,25 +20,15 @@ export function transformationField(initial, types, target) {
   const code = h('textarea', { name: 'transformation', rows: '6', spellcheck: 'false', class: 'code', placeholder: EXAMPLE });
   code.value = current ? current.code : '';
   const enabled = h('input', { type: 'checkbox', name: 'transformation_enabled', checked: current ? current.enabled : true });
-  const on = h('select', { name: 'transformation_try_on', 'aria-label': 'Try the transformation on' },
-    types.map((t) => h('option', { value: t.name }, `${t.name} example`)),
-    h('option', { value: '' }, 'an event pasted below'));
-  const pasted = h('textarea', { name: 'transformation_event', rows: '3', spellcheck: 'false', hidden: types.length > 0, placeholder: '{"type": "invoice.paid", "data": {"id": "in_1"}}' });
-  on.addEventListener('change', () => { pasted.hidden = on.value !== ''; });
+  const { on, pasted, event } = tryOn(types, 'transformation', 'Try the transformation on', '{"type": "invoice.paid", "data": {"id": "in_1"}}');
   const result = h('div', { 'aria-live': 'polite', 'data-test': 'transformation-result' });
   const tryIt = h('button', { type: 'button', class: 'secondary small', 'data-test': 'transformation-try' }, 'Try it');
   tryIt.addEventListener('click', () => busy(tryIt, async () => {
     if (!code.value.trim()) return fill(result, errorBox(new Error('Write a handler to try first.')));
     const { url, headers } = target();
-    const body = { code: code.value, url: url || undefined, headers: headers || undefined };
-    if (on.value) body.event_type = on.value;
-    else {
-      try {
-        body.event = JSON.parse(pasted.value || 'null');
-      } catch (err) {
-        return fill(result, errorBox(new Error(`The event is not JSON: ${err.message}`)));
-      }
-    }
+    const source = event();
+    if (source instanceof Error) return fill(result, errorBox(source));
+    const body = { code: code.value, url: url || undefined, headers: headers || undefined, ...source };
     try {
       fill(result, tryResult(await api('POST', '/v1/transformations/test', body)));
     } catch (err) {

@@ -122,6 +122,26 @@ fn a_filter_sees_the_type_an_endpoint_receives() {
 }
 
 #[test]
+fn what_a_filter_refuses_of_a_sessions_events_is_counted_too() {
+    let server = TestServer::start();
+    let receiver = Receiver::start();
+    let created = server.post(
+        "/v1/webhook_endpoints",
+        json!({"url": receiver.url("/moves"), "enabled_events": ["*"], "filter": {"type": {"$neq": "verification_session.created"}}}),
+    );
+    assert_eq!(created.status, 200, "{}", created.text);
+    let session = server.post("/v1/verification_sessions", json!({"type": "document"}));
+    assert_eq!(session.status, 200, "{}", session.text);
+    let id = session.body["id"].as_str().unwrap();
+    assert_eq!(filtered_total(&server), 1, "the created event, refused");
+    let moved = server.post(&format!("/v1/verification_sessions/{id}/cancel"), json!({}));
+    assert_eq!(moved.status, 200, "{}", moved.text);
+    let got = receiver.wait_for("/moves", 1, WAIT);
+    assert_eq!(got[0].json()["type"], "verification_session.cancelled");
+    assert_eq!(filtered_total(&server), 1, "the move's event went through");
+}
+
+#[test]
 fn a_bad_filter_is_a_400_naming_where_it_is_wrong_and_changes_nothing() {
     let server = TestServer::start();
     let create = |filter: Value| {

@@ -121,6 +121,11 @@ pub struct Published {
     pub filtered: u32,
 }
 
+/// How many subscribed endpoints' content filters refused `published` events in all.
+pub fn filtered_of(published: &[Published]) -> u32 {
+    published.iter().map(|p| p.filtered).sum()
+}
+
 /// What resending an event did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Resent {

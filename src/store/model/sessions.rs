@@ -140,6 +140,8 @@ pub struct SessionChanged {
     pub session: SessionRecord,
     /// The deliveries its event queued.
     pub scheduled: Scheduled,
+    /// Subscribed endpoints whose content filter refused its event (no delivery).
+    pub filtered: u32,
 }
 
 /// What [`QueueWrites::change_session`](crate::store::QueueWrites::change_session) did.

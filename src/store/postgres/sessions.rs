@@ -5,6 +5,7 @@ use tokio_postgres::types::Json;
 
 use crate::ids::VerificationSessionId;
 use crate::store::backend::Sessions;
+use crate::store::model::events::filtered_of;
 use crate::store::model::{
     ListError, NewEvent, Owner, Page, PageRequest, Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError,
 };
@@ -66,10 +67,10 @@ impl Sessions for PgStore {
             )
             .await?;
             let mut writes = Writes::new(&self.token);
-            let (_, scheduled) =
+            let (published, scheduled) =
                 publish_in(tx, &self.sealer, std::slice::from_ref(&event), now_ms, &mut writes).await?;
             writes.flush(tx).await?;
-            Ok(SessionChanged { session: session.clone(), scheduled })
+            Ok(SessionChanged { session: session.clone(), scheduled, filtered: filtered_of(&published) })
         })
         .await
     }
@@ -95,10 +96,10 @@ impl Sessions for PgStore {
             tx.exec("UPDATE sessions SET record = $3 WHERE app = $1 AND id = $2", &[&key[0], &key[1], &Json(&session)])
                 .await?;
             let mut writes = Writes::new(&self.token);
-            let (_, scheduled) =
+            let (published, scheduled) =
                 publish_in(tx, &self.sealer, std::slice::from_ref(&event), now_ms, &mut writes).await?;
             writes.flush(tx).await?;
-            Ok(SessionChange::Changed(SessionChanged { session, scheduled }))
+            Ok(SessionChange::Changed(SessionChanged { session, scheduled, filtered: filtered_of(&published) }))
         })
         .await
     }

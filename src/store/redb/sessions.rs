@@ -6,6 +6,7 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use crate::ids::VerificationSessionId;
 use crate::store::backend::Sessions;
+use crate::store::model::events::filtered_of;
 use crate::store::model::{
     ListError, NewEvent, Owner, Page, PageRequest, Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError,
 };
@@ -54,8 +55,9 @@ impl Sessions for RedbStore {
             let key = (session.app.as_u128(), session.id.as_u128());
             tx.open_table(tables::VERIFICATION_SESSIONS)?.insert(key, bytes.as_slice())?;
             tx.open_table(tables::SESSION_EXPIRY)?.insert((expires_ms, session.id.as_u128()), session.app.as_u128())?;
-            let (_, scheduled) = publish_in(tx, &self.sealer, &self.names, std::slice::from_ref(&event), now_ms)?;
-            Ok(SessionChanged { session: session.clone(), scheduled })
+            let (published, scheduled) =
+                publish_in(tx, &self.sealer, &self.names, std::slice::from_ref(&event), now_ms)?;
+            Ok(SessionChanged { session: session.clone(), scheduled, filtered: filtered_of(&published) })
         })
     }
 
@@ -77,8 +79,9 @@ impl Sessions for RedbStore {
             };
             sessions.insert(key, encode(TABLE, &session)?.as_slice())?;
             drop(sessions);
-            let (_, scheduled) = publish_in(tx, &self.sealer, &self.names, std::slice::from_ref(&event), now_ms)?;
-            Ok(SessionChange::Changed(SessionChanged { session, scheduled }))
+            let (published, scheduled) =
+                publish_in(tx, &self.sealer, &self.names, std::slice::from_ref(&event), now_ms)?;
+            Ok(SessionChange::Changed(SessionChanged { session, scheduled, filtered: filtered_of(&published) }))
         })
     }
 
