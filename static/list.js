@@ -23,7 +23,8 @@ export function pagedList(container, { load, render, empty }) {
       throw err;
     }
     if (mine !== generation) return;
-    if (page.data.length === 0 && cursors.length === 0) {
+    // A search can answer a page with no match yet and more to read after it.
+    if (page.data.length === 0 && cursors.length === 0 && !page.has_more) {
       patch(container, empty());
       return;
     }
@@ -32,7 +33,9 @@ export function pagedList(container, { load, render, empty }) {
       hasPrev: cursors.length > 0,
       hasMore: page.has_more,
       onPrev: () => { cursors.pop(); refresh().catch(() => {}); },
-      onNext: () => { cursors.push(page.data[page.data.length - 1].id); refresh().catch(() => {}); },
+      // A search says where it stopped reading (`next_cursor`); other lists go on from
+      // their last item.
+      onNext: () => { cursors.push(page.next_cursor || page.data[page.data.length - 1].id); refresh().catch(() => {}); },
     }));
   }
 

@@ -6,8 +6,9 @@ use serde_json::value::RawValue;
 
 use super::deliveries::Delivery;
 use super::extract::{JsonBody, QueryParams, bool_param, unix_time_param};
-use super::list::{ListResponse, PageParams};
+use super::list::{ListResponse, PageParams, list_error};
 use super::{AppState, Caller, Routes};
+use crate::content_filter::ContentFilter;
 use crate::error::ApiError;
 use crate::ids::{EndpointId, EventId};
 use crate::store::model::{EventFilter, EventMeta, StoredEvent};
@@ -198,11 +199,17 @@ pub struct ListQuery {
     /// delivered to every endpoint they went to.
     #[param(value_type = Option<bool>)]
     delivery_success: Option<String>,
+    /// Only events whose content this filter takes: a content filter as an endpoint's
+    /// `filter` (JSON, e.g. `{"data.customer": "cus_1"}`), matched against the event
+    /// object. A search: it reads at most 5,000 events or 250 ms per request and answers
+    /// `next_cursor` to go on from (see docs/filters.md).
+    filter: Option<String>,
 }
 
 /// List events, newest first.
 ///
-/// Filtered by type, creation time, session and delivery outcome.
+/// Filtered by type, creation time, session, delivery outcome and content (`filter`, a
+/// search that reads a bounded number of events per request).
 #[utoipa::path(tag = TAG, params(ListQuery),
     responses((status = 200, description = "A page of events.", body = ListResponse<Event>)))]
 #[get("/events")]
@@ -220,9 +227,21 @@ async fn list_events(
         delivery_success: bool_param("delivery_success", query.delivery_success.as_deref())?,
     };
     let events = state.events();
-    let page = PageParams::new(&query.limit, &query.starting_after, &query.ending_before)
-        .fetch::<EventId, _, _>(DEFAULT_LIST_LIMIT, |request| events.list(caller.owner, request, filter))
-        .await?;
+    let params = PageParams::new(&query.limit, &query.starting_after, &query.ending_before);
+    if let Some(text) = &query.filter {
+        let source: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| ApiError::invalid("filter", format!("`filter` must be a JSON content filter: {e}.")))?;
+        let content = ContentFilter::new(source, "filter")
+            .map_err(|e| ApiError::invalid(e.path, format!("`filter`: {}", e.message)))?;
+        let request = params.to_request::<EventId>(DEFAULT_LIST_LIMIT)?;
+        let found = events.search(caller.owner, request, filter, &content).await.map_err(|e| list_error(e, &params))?;
+        let data = found.items.iter().map(render).collect::<Result<Vec<_>, _>>()?;
+        let mut answer = ListResponse::new(LIST_URL, data, found.has_more);
+        answer.next_cursor = found.next.map(|id| id.to_string());
+        return Ok(HttpResponse::Ok().json(answer));
+    }
+    let page =
+        params.fetch::<EventId, _, _>(DEFAULT_LIST_LIMIT, |request| events.list(caller.owner, request, filter)).await?;
     let data = page.items.iter().map(render).collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(ListResponse::new(LIST_URL, data, page.has_more)))
 }

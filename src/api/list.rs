@@ -189,11 +189,17 @@ pub struct ListResponse<T> {
     pub has_more: bool,
     /// The path of this list.
     pub url: String,
+    /// Only on a search (`GET /v1/events?filter=`), while `has_more`: the id to pass as
+    /// `starting_after` (or `ending_before`, the way you are going) for the next page. A
+    /// search reads a bounded number of events per request, so a page can hold fewer
+    /// matches than `limit`, or none, and still have more after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 impl<T> ListResponse<T> {
     /// A list page at `url`.
     pub fn new(url: impl Into<String>, data: Vec<T>, has_more: bool) -> Self {
-        Self { object: "list", data, has_more, url: url.into() }
+        Self { object: "list", data, has_more, url: url.into(), next_cursor: None }
     }
 }

@@ -15,6 +15,7 @@ pub mod apps;
 pub mod catalogue;
 pub mod deliveries;
 pub mod endpoints;
+pub mod event_search;
 pub mod events;
 pub mod portal_sessions;
 pub mod sessions;

@@ -22,21 +22,25 @@ export async function renderList(root, _params, search) {
     h('option', { value: '' }, 'Any outcome'),
     h('option', { value: 'false', selected: search.get('delivery_success') === 'false' }, 'Not delivered everywhere yet'),
     h('option', { value: 'true', selected: search.get('delivery_success') === 'true' }, 'Delivered everywhere'));
+  const content = h('input', { id: 'filter-content', type: 'search', name: 'filter', class: 'wide', placeholder: '{"data.customer": "cus_1"}', value: search.get('filter') || '' });
   const filters = h('form', { class: 'filters', 'aria-label': 'Filter events' },
     h('div', { class: 'inline-field' }, h('label', { for: 'filter-type' }, 'Type'), type),
     h('div', { class: 'inline-field' }, h('label', { for: 'filter-after' }, 'From'), after),
     h('div', { class: 'inline-field' }, h('label', { for: 'filter-before' }, 'To'), before),
     h('div', { class: 'inline-field' }, h('label', { for: 'filter-session' }, 'Session'), session),
     h('div', { class: 'inline-field' }, h('label', { for: 'filter-delivery' }, 'Delivery'), delivery),
+    h('div', { class: 'inline-field' }, h('label', { for: 'filter-content', title: 'A content filter, as an endpoint\'s (docs/filters.md): a search' }, 'Content'), content),
     h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
   const listSlot = h('div', {}, loading());
   fill(root, h('div', { class: 'view-head' }, h('h1', {}, 'Events')), filters, listSlot);
   const list = pagedList(listSlot, {
     load: (starting_after) => api('GET', `/v1/events${query({
       limit: 20, type: type.value, created_after: unixOf(after), created_before: unixOf(before),
-      session_id: session.value.trim(), delivery_success: delivery.value, starting_after,
+      session_id: session.value.trim(), delivery_success: delivery.value, filter: content.value.trim(), starting_after,
     })}`),
-    render: (items) => table('Events', ['Type', 'Event', 'Pending webhooks', 'Created'], items.map((e) => [
+    render: (items) => items.length === 0
+      ? h('p', { class: 'muted', 'data-test': 'search-more' }, 'No match among the events read so far: Next reads on.')
+      : table('Events', ['Type', 'Event', 'Pending webhooks', 'Created'], items.map((e) => [
       h('a', { href: `#/events/${e.id}` }, e.type),
       h('code', {}, e.id),
       String(e.pending_webhooks),

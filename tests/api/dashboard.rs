@@ -207,6 +207,11 @@ fn a_verification_session_is_driven_through_its_states_and_its_events_arrive() {
         page.type_into("#filter-session", "vks_nobody").await;
         page.click_button("Filter").await;
         page.wait_text(".empty", "No events match").await;
+        // And searches by content.
+        page.type_into("#filter-session", "").await;
+        page.type_into("#filter-content", r#"{"type": "verification_session.verified"}"#).await;
+        page.click_button("Filter").await;
+        page.wait_count("[data-test=event-row]", 1).await;
     });
 }
 

@@ -234,3 +234,113 @@ fn a_resend_to_every_subscriber_asks_the_filters_again_and_one_to_a_named_endpoi
     assert_eq!(named.status, 200, "{}", named.text);
     receiver.wait_for("/picky", 1, WAIT);
 }
+
+/// Publishes `n` events (`data.n` = 0..n, `data.tier` gold for every tenth) from 16
+/// publishers; returns when all are stored.
+fn publish_tiers(server: &TestServer, n: u64) {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    std::thread::scope(|scope| {
+        for _ in 0..16 {
+            let next = std::sync::Arc::clone(&next);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let tier = if i.is_multiple_of(10) { "gold" } else { "plain" };
+                    server.publish("verification_session.verified", json!({"n": i, "tier": tier}));
+                }
+            });
+        }
+    });
+}
+
+fn ns(page: &Value) -> Vec<i64> {
+    let mut ns: Vec<i64> = page["data"].as_array().unwrap().iter().map(|e| e["data"]["n"].as_i64().unwrap()).collect();
+    ns.sort_unstable();
+    ns
+}
+
+#[test]
+fn events_are_searched_by_content_a_page_at_a_time_both_ways() {
+    let server = TestServer::start();
+    publish_tiers(&server, 40);
+    let search = |query: &str| {
+        let resp = server.get(&format!("/v1/events?filter={}&{query}", urlencode(r#"{"data.tier": "gold"}"#)));
+        assert_eq!(resp.status, 200, "{}", resp.text);
+        resp.body
+    };
+    let first = search("limit=3");
+    assert_eq!((first["data"].as_array().unwrap().len(), &first["has_more"]), (3, &json!(true)));
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    assert_eq!(cursor, first["data"][2]["id"].as_str().unwrap(), "the last one returned");
+    let second = search(&format!("limit=3&starting_after={cursor}"));
+    assert_eq!((second["has_more"].clone(), second.get("next_cursor")), (json!(false), None));
+    let mut all = ns(&first);
+    all.extend(ns(&second));
+    all.sort_unstable();
+    assert_eq!(all, [0, 10, 20, 30], "each gold event once");
+    // Back the other way from the oldest one: the two just newer than it.
+    let ids = |page: &Value| -> Vec<String> {
+        page["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
+    };
+    let newest_first: Vec<String> = ids(&first).into_iter().chain(ids(&second)).collect();
+    let back = search(&format!("limit=2&ending_before={}", newest_first[3]));
+    assert_eq!(ids(&back), newest_first[1..3].to_vec(), "newest first, as every page");
+    assert_eq!(back["has_more"], true);
+    // With the other filters: type and content together.
+    let none = server
+        .get(&format!("/v1/events?type=verification_session.failed&filter={}", urlencode(r#"{"data.tier": "gold"}"#)));
+    assert_eq!(
+        (none.status, none.body["data"].as_array().unwrap().len(), &none.body["has_more"]),
+        (200, 0, &json!(false))
+    );
+    // A bad filter is a 400 naming where it is wrong.
+    let bad = server.get(&format!("/v1/events?filter={}", urlencode(r#"{"data": {"$gtx": 1}}"#)));
+    assert_eq!(bad.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "filter.data.$gtx");
+    let not_json = server.get("/v1/events?filter=%7Bnope");
+    assert_eq!(not_json.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "filter");
+}
+
+#[test]
+fn a_search_for_something_rare_reads_a_bounded_number_of_events_and_says_where_to_go_on() {
+    let server = TestServer::start();
+    // More events than one search request reads (5,000), the one match the oldest.
+    publish_tiers(&server, 1);
+    let rare = server.get("/v1/events").body["data"][0]["id"].as_str().unwrap().to_string();
+    let rest = 5_150;
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    std::thread::scope(|scope| {
+        for _ in 0..16 {
+            let next = std::sync::Arc::clone(&next);
+            let server = &server;
+            scope.spawn(move || {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < rest {
+                    server.publish("verification_session.verified", json!({"tier": "plain"}));
+                }
+            });
+        }
+    });
+    let filter = urlencode(r#"{"data.tier": "gold"}"#);
+    let first = server.get(&format!("/v1/events?filter={filter}&limit=10")).body;
+    assert_eq!((first["data"].as_array().unwrap().len(), &first["has_more"]), (0, &json!(true)), "{first}");
+    // Each request reads at most 5,000 events (fewer if 250 ms run out first): following
+    // `next_cursor` reaches the match in a few.
+    let mut cursor = first["next_cursor"].as_str().unwrap().to_string();
+    for _ in 0..20 {
+        assert_ne!(cursor, rare);
+        let page = server.get(&format!("/v1/events?filter={filter}&limit=10&starting_after={cursor}")).body;
+        if let Some(found) = page["data"].as_array().unwrap().first() {
+            assert_eq!((&found["id"], &page["has_more"]), (&json!(rare), &json!(false)), "{page}");
+            return;
+        }
+        cursor = page["next_cursor"].as_str().unwrap_or_else(|| panic!("{page}")).to_string();
+    }
+    panic!("the match was not reached in 20 requests");
+}
+
+/// `text` as a query parameter's value.
+fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
