@@ -10,8 +10,8 @@
 //! no `performance`), no I/O, no modules and no timers: what a handler sees is what it is
 //! given.
 //!
-//! A program is compiled once per thread and kept under its endpoint and the hash of its
-//! code, so each version is compiled once and a changed version is a new program.
+//! A program is compiled once and kept under its endpoint (a new version replaces it) on
+//! the thread the endpoint's id picks; checks and tries run on a thread of their own.
 
 mod sandbox;
 #[cfg(test)]
@@ -25,6 +25,15 @@ use sha2::Digest;
 
 /// The longest a transformation's code may be, in bytes.
 pub const MAX_CODE_BYTES: usize = 16 * 1024;
+
+/// The largest body a transformation may make, in bytes (an event's is at most 256 KiB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How long past its time limit a run's answer is awaited before the caller gives up: a
+/// run is stopped at its limit, so this is reached only if a thread is stuck in native
+/// code the deadline cannot stop (see `sandbox::GUARDS`); the attempt then fails instead of
+/// waiting for ever.
+const STUCK_AFTER: Duration = Duration::from_secs(2);
 
 /// How a transformation runs: its limits, and how many threads run them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -129,8 +138,8 @@ pub enum TransformError {
     /// The code is longer than [`MAX_CODE_BYTES`].
     #[error("the code is {0} bytes; a transformation may have at most {MAX_CODE_BYTES}")]
     TooLong(usize),
-    /// No thread runs transformations (the server is stopping).
-    #[error("no transformation could run: the server is stopping")]
+    /// No thread runs transformations (the server is stopping, or the thread is gone).
+    #[error("no transformation thread answered")]
     Unavailable,
 }
 
@@ -149,9 +158,14 @@ type Reply<T> = tokio::sync::oneshot::Sender<T>;
 /// The transformation threads, and the way to them. Dropping it stops them once their
 /// queued work is done.
 pub struct Transformer {
-    /// One queue per thread; a program always goes to the same thread, which keeps it
-    /// compiled.
+    /// One queue per delivery thread; an endpoint's programs go to the thread its id
+    /// picks, which keeps the one in force compiled.
     queues: Vec<tokio::sync::mpsc::UnboundedSender<Job>>,
+    /// The queue of the thread of its own that checks and tries code for the API, so a
+    /// flood of tries never delays a delivery.
+    tries: tokio::sync::mpsc::UnboundedSender<Job>,
+    /// How long an answer is awaited at most.
+    wait: Duration,
 }
 
 impl std::fmt::Debug for Transformer {
@@ -164,27 +178,42 @@ impl Transformer {
     /// Starts `limits.threads` threads (at least one) that run transformations within
     /// `limits`.
     pub fn start(limits: Limits) -> Arc<Self> {
-        let queues = (0..limits.threads.max(1))
-            .map(|n| {
-                let (queue, jobs) = tokio::sync::mpsc::unbounded_channel();
-                std::thread::Builder::new()
-                    .name(format!("stile-transform-{n}"))
-                    // QuickJS's stack limit (`sandbox::STACK_BYTES`) with room to spare.
-                    .stack_size(4 * 1024 * 1024)
-                    .spawn(move || sandbox::serve(jobs, limits))
-                    .expect("the OS starts a thread");
-                queue
-            })
-            .collect();
-        Arc::new(Transformer { queues })
+        let thread = |name: String| {
+            let (queue, jobs) = tokio::sync::mpsc::unbounded_channel();
+            std::thread::Builder::new()
+                .name(name)
+                // QuickJS's stack limit (`sandbox::STACK_BYTES`) with room to spare.
+                .stack_size(4 * 1024 * 1024)
+                .spawn(move || sandbox::serve(jobs, limits))
+                .expect("the OS starts a thread");
+            queue
+        };
+        let queues = (0..limits.threads.max(1)).map(|n| thread(format!("stile-transform-{n}"))).collect();
+        let tries = thread("stile-transform-try".into());
+        // A try compiles and runs: two time limits.
+        Arc::new(Transformer { queues, tries, wait: limits.time * 2 + STUCK_AFTER })
+    }
+
+    /// The answer to a job, or `TimedOut` if none came in time (see [`STUCK_AFTER`]).
+    async fn answer<T>(
+        &self,
+        answer: tokio::sync::oneshot::Receiver<Result<T, TransformError>>,
+    ) -> Result<T, TransformError> {
+        match tokio::time::timeout(self.wait, answer).await {
+            Ok(answered) => answered.map_err(|_| TransformError::Unavailable)?,
+            Err(_) => {
+                tracing::error!("a transformation thread did not answer in time: a run is stuck in native code");
+                Err(TransformError::TimedOut(self.wait))
+            }
+        }
     }
 
     /// Runs `program`'s handler on `webhook`.
     pub async fn run(&self, program: Program, webhook: Webhook) -> Result<Transformed, TransformError> {
-        let thread = (program.key.0 as usize ^ usize::from(program.key.1[0])) % self.queues.len();
+        let thread = (program.key.0 % self.queues.len() as u128) as usize;
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.queues[thread].send(Job::Run(program, webhook, reply)).map_err(|_| TransformError::Unavailable)?;
-        answer.await.map_err(|_| TransformError::Unavailable)?
+        self.answer(answer).await
     }
 
     /// Checks that `code` compiles and declares `handler` (in a fresh runtime, within the
@@ -199,14 +228,13 @@ impl Transformer {
         ran.ok_or_else(|| TransformError::BadResult("nothing".into()))
     }
 
-    /// Compiles `code` and runs it on `webhook` if given, on the least busy-looking
-    /// thread (the first).
+    /// Compiles `code` and runs it on `webhook` if given, on the thread for tries.
     async fn try_code(&self, code: &str, webhook: Option<Webhook>) -> Result<Option<Transformed>, TransformError> {
         if code.len() > MAX_CODE_BYTES {
             return Err(TransformError::TooLong(code.len()));
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.queues[0].send(Job::Try(code.into(), webhook, reply)).map_err(|_| TransformError::Unavailable)?;
-        answer.await.map_err(|_| TransformError::Unavailable)?
+        self.tries.send(Job::Try(code.into(), webhook, reply)).map_err(|_| TransformError::Unavailable)?;
+        self.answer(answer).await
     }
 }

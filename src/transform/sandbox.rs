@@ -18,6 +18,38 @@ pub(super) const STACK_BYTES: usize = 1024 * 1024;
 /// The most compiled programs a thread keeps; the least recently used goes first.
 const KEPT: usize = 64;
 
+/// The most headers read from a handler's answer (an endpoint may have 20).
+const MAX_HEADERS_READ: usize = 64;
+
+/// How many times one program's memory limit the programs a thread keeps may hold
+/// together; past it the least recently used go first.
+const KEPT_MEMORY_FACTOR: usize = 4;
+
+/// The most a string search may compare in one call (its string's length times the
+/// pattern's). QuickJS's native search is O(n·m) and never checks the deadline: a larger
+/// one could run for minutes in one call. This bound keeps a call within milliseconds.
+const MAX_SEARCH_WORK: u64 = 50_000_000;
+
+/// Run in each context before the user's code: wraps the string methods whose native
+/// search is quadratic (and checks no deadline) in JavaScript that refuses a search larger
+/// than `MAX_SEARCH_WORK`, so every long-running loop is one the deadline stops. The
+/// originals stay reachable only through these closures.
+const GUARDS: &str = r#"(function (limit) {
+  const P = String.prototype;
+  const guard = (name) => {
+    const native = P[name];
+    Object.defineProperty(P, name, { writable: true, configurable: true, value: function (...args) {
+      const pattern = args[0];
+      if (typeof pattern === 'string' || pattern instanceof String) {
+        const work = String(this).length * Math.max(1, String(pattern).length);
+        if (work > limit) throw new RangeError(`String.prototype.${name}: a search this large (${work} steps) is refused in a transformation`);
+      }
+      return native.apply(this, args);
+    } });
+  };
+  ['indexOf', 'lastIndexOf', 'includes', 'split', 'replace', 'replaceAll'].forEach(guard);
+})"#;
+
 /// What a handler's context has beyond the base objects (`Object`, `Array`, `String`,
 /// `Math`, ...): `eval` (which running a script needs), regular expressions, `JSON`,
 /// `Map` and `Set`. Not `Date` or `performance` (no clock), nor promises (nothing runs
@@ -32,11 +64,13 @@ struct Compiled {
     /// Where the code's globals live.
     context: Context,
     /// Its own, for its own memory limit and interrupt handler.
-    _runtime: Runtime,
+    runtime: Runtime,
     /// When the current run must stop.
     clock: Deadline,
     /// When it was last used (the thread's count of runs), for eviction.
     used: u64,
+    /// The bytes its runtime held after its last run, for eviction.
+    bytes: usize,
 }
 
 /// The deadline the interrupt handler checks: nanoseconds after `epoch`, 0 when none.
@@ -69,8 +103,7 @@ impl Deadline {
 
 /// Runs the jobs that come to this thread until the queue closes.
 pub(super) fn serve(mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>, limits: Limits) {
-    let mut kept: HashMap<(u128, [u8; 32]), Compiled> = HashMap::new();
-    let mut runs = 0u64;
+    let mut kept = Kept::default();
     while let Some(job) = jobs.blocking_recv() {
         match job {
             Job::Run(program, webhook, reply) => {
@@ -78,35 +111,72 @@ pub(super) fn serve(mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>, limits:
                 if reply.is_closed() {
                     continue;
                 }
-                runs += 1;
-                let compiled = match kept.entry(program.key) {
-                    std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(slot) => match compile(&program.code, &limits) {
-                        Ok(compiled) => slot.insert(compiled),
-                        Err(err) => {
-                            let _ = reply.send(Err(err));
-                            continue;
-                        }
-                    },
-                };
-                compiled.used = runs;
-                let result = run(compiled, &webhook, &limits);
-                // Stopped midway, its state may be anything: the next run starts afresh.
-                if matches!(result, Err(TransformError::TimedOut(_) | TransformError::OutOfMemory(_))) {
-                    kept.remove(&program.key);
-                }
-                if kept.len() > KEPT
-                    && let Some(oldest) = kept.iter().min_by_key(|(_, c)| c.used).map(|(key, _)| *key)
-                {
-                    kept.remove(&oldest);
-                }
-                let _ = reply.send(result);
+                let _ = reply.send(kept.run(program, &webhook, &limits));
             }
             Job::Try(code, webhook, reply) => {
+                // The request that asked is gone.
+                if reply.is_closed() {
+                    continue;
+                }
                 let result = compile(&code, &limits)
                     .and_then(|compiled| webhook.map(|webhook| run(&compiled, &webhook, &limits)).transpose());
                 let _ = reply.send(result);
             }
+        }
+    }
+}
+
+/// The compiled programs a thread keeps: one per endpoint (a new version replaces the
+/// one before), at most [`KEPT`], holding at most [`KEPT_MEMORY_FACTOR`] times one
+/// program's memory limit together.
+#[derive(Default)]
+struct Kept {
+    /// By endpoint: the hash of its code, and the program.
+    programs: HashMap<u128, ([u8; 32], Compiled)>,
+    /// The runs made, as a clock for eviction.
+    runs: u64,
+}
+
+impl Kept {
+    /// Runs `program` on `webhook`, compiling it first unless it is kept.
+    fn run(
+        &mut self,
+        program: super::Program,
+        webhook: &Webhook,
+        limits: &Limits,
+    ) -> Result<Transformed, TransformError> {
+        self.runs += 1;
+        let (owner, hash) = program.key;
+        if self.programs.get(&owner).is_none_or(|(kept, _)| *kept != hash) {
+            // A new version replaces the one before.
+            self.programs.remove(&owner);
+            let compiled = compile(&program.code, limits)?;
+            self.programs.insert(owner, (hash, compiled));
+        }
+        let Some((_, compiled)) = self.programs.get_mut(&owner) else { unreachable!("inserted above") };
+        compiled.used = self.runs;
+        let result = run(compiled, webhook, limits);
+        compiled.bytes = compiled.runtime.memory_usage().malloc_size.max(0) as usize;
+        // Stopped midway, its state may be anything: the next run starts afresh.
+        if matches!(result, Err(TransformError::TimedOut(_) | TransformError::OutOfMemory(_))) {
+            self.programs.remove(&owner);
+        }
+        self.evict(limits);
+        result
+    }
+
+    /// Drops the least recently used programs past the count and the memory they may keep.
+    fn evict(&mut self, limits: &Limits) {
+        let budget = limits.memory.saturating_mul(KEPT_MEMORY_FACTOR);
+        loop {
+            let held: usize = self.programs.values().map(|(_, c)| c.bytes).sum();
+            if self.programs.len() <= KEPT && held <= budget {
+                return;
+            }
+            let Some(oldest) = self.programs.iter().min_by_key(|(_, (_, c))| c.used).map(|(key, _)| *key) else {
+                return;
+            };
+            self.programs.remove(&oldest);
         }
     }
 }
@@ -122,6 +192,9 @@ fn compile(code: &str, limits: &Limits) -> Result<Compiled, TransformError> {
     let context = Context::custom::<Intrinsics>(&runtime).map_err(|_| TransformError::OutOfMemory(limits.memory))?;
     clock.arm(limits);
     let handler = context.with(|ctx| {
+        let compile_failure = |e| failure(&ctx, e, &clock, limits, TransformError::Compile);
+        let guards: Function = ctx.eval(GUARDS).map_err(compile_failure)?;
+        guards.call::<_, ()>((MAX_SEARCH_WORK as f64,)).map_err(compile_failure)?;
         if let Err(err) = ctx.eval::<(), _>(code) {
             return Err(failure(&ctx, err, &clock, limits, TransformError::Compile));
         }
@@ -131,7 +204,7 @@ fn compile(code: &str, limits: &Limits) -> Result<Compiled, TransformError> {
         Ok(Persistent::save(&ctx, handler))
     });
     clock.disarm();
-    Ok(Compiled { handler: handler?, context, _runtime: runtime, clock, used: 0 })
+    Ok(Compiled { handler: handler?, context, runtime, clock, used: 0, bytes: 0 })
 }
 
 /// Runs a compiled handler on `webhook`, within the time limit.
@@ -210,6 +283,10 @@ fn from_js<'js>(ctx: &Ctx<'js>, answer: Value<'js>, webhook: &Webhook) -> Result
         Some(headers) => {
             let mut read = BTreeMap::new();
             for entry in headers.props::<String, Value>() {
+                // Read no further than any request may carry (the exact rule is the sender's).
+                if read.len() == MAX_HEADERS_READ {
+                    return Err(Read::Bad(format!("more than {MAX_HEADERS_READ} headers")));
+                }
                 let (name, value) = entry?;
                 let Some(value) = value.as_string().map(|s| s.to_string()).transpose()? else {
                     return Err(Read::Bad(format!("header `{name}` as {}; it must be a string", type_name(&value))));
@@ -223,11 +300,19 @@ fn from_js<'js>(ctx: &Ctx<'js>, answer: Value<'js>, webhook: &Webhook) -> Result
     let Some(payload) = ctx.json_stringify(payload)? else {
         return Err(Read::Bad("a `payload` JSON cannot hold (undefined, or a function)".into()));
     };
+    let payload = payload.to_string()?;
+    if payload.len() > super::MAX_BODY_BYTES {
+        return Err(Read::Bad(format!(
+            "a `payload` of {} bytes; a request's body may have at most {}",
+            payload.len(),
+            super::MAX_BODY_BYTES
+        )));
+    }
     Ok(Transformed::Send(Webhook {
         method,
         url,
         headers,
-        payload: payload.to_string()?.into(),
+        payload: payload.into(),
         event_type: webhook.event_type.clone(),
     }))
 }

@@ -145,3 +145,49 @@ fn a_try_keeps_nothing() {
         assert_eq!(sent.headers["n"], "1");
     }
 }
+
+#[test]
+fn a_quadratic_native_search_is_refused_before_it_runs_past_the_deadline() {
+    let transformer = Transformer::start(Limits::default());
+    let started = Instant::now();
+    // Without the guard, one call compares ~10^13 bytes: minutes, with no deadline check.
+    let code = "function handler(w) { const s = 'a'.repeat(1 << 22); s.indexOf(s.slice(1 << 21) + 'b'); return w; }";
+    match run(&transformer, 1, code) {
+        Err(TransformError::Threw(why)) => assert!(why.contains("RangeError") && why.contains("indexOf"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    for method in ["includes", "split", "replace", "replaceAll", "lastIndexOf"] {
+        let code =
+            format!("function handler(w) {{ const s = 'a'.repeat(1 << 22); s.{method}(s.slice(1 << 21)); return w; }}");
+        assert!(
+            matches!(run(&transformer, 2, &code), Err(TransformError::Threw(why)) if why.contains(method)),
+            "{method}"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    // Ordinary searches work as ever.
+    let code = "function handler(w) { w.headers.found = String('invoice.paid'.indexOf('paid')) + 'a,b'.split(',').length + 'x-y'.replace('-', '+'); return w; }";
+    let Ok(Transformed::Send(sent)) = run(&transformer, 3, code) else { panic!() };
+    assert_eq!(sent.headers["found"], "82x+y");
+}
+
+#[test]
+fn a_body_past_the_limit_is_refused() {
+    let transformer = Transformer::start(Limits::default());
+    let code = format!("function handler(w) {{ w.payload = 'x'.repeat({}); return w; }}", MAX_BODY_BYTES);
+    match run(&transformer, 1, &code) {
+        Err(TransformError::BadResult(why)) => assert!(why.contains("at most 1048576"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_new_version_replaces_the_one_kept_for_its_endpoint() {
+    let transformer = Transformer::start(Limits::default());
+    let v1 = "var n = 0; function handler(w) { n += 1; w.headers.n = 'v1:' + n; return w; }";
+    let v2 = "var n = 0; function handler(w) { n += 1; w.headers.n = 'v2:' + n; return w; }";
+    for (code, expected) in [(v1, "v1:1"), (v1, "v1:2"), (v2, "v2:1"), (v1, "v1:1")] {
+        let Ok(Transformed::Send(sent)) = run(&transformer, 5, code) else { panic!() };
+        assert_eq!(sent.headers["n"], expected, "one program kept per endpoint");
+    }
+}
