@@ -13,7 +13,6 @@ use super::extract::{JsonBody, unix_time};
 use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
 use crate::ids::EndpointId;
-use crate::mode::Mode;
 use crate::service::endpoints::PingPayload;
 
 /// The longest grace period an old secret may keep signing after a rotation.
@@ -121,7 +120,9 @@ async fn test_endpoint(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     let payload = match body.0.event_type {
-        Some(name) => Some(PingPayload::Example(name.clone(), catalogue_example(&state, caller.mode, name)?)),
+        Some(name) => {
+            Some(PingPayload::Example(name.clone(), super::tried_event::catalogue_example(&state, caller.mode, name)?))
+        }
         None => None,
     };
     let attempt = state
@@ -130,25 +131,6 @@ async fn test_endpoint(
         .await?
         .ok_or_else(|| ApiError::not_found("webhook endpoint", &path))?;
     Ok(HttpResponse::Ok().json(Delivery::from(attempt)))
-}
-
-/// The example data of a type of the catalogue, for *Send example* and a filter's *try
-/// it*: 400 (on `event_type`) if the type is not one that may be published, or has no
-/// example.
-pub(super) fn catalogue_example(state: &AppState, mode: Mode, name: String) -> Result<serde_json::Value, ApiError> {
-    let info = state.event_types.info(mode, &name).filter(|_| state.event_types.is_publishable(mode, &name));
-    let info = info.ok_or_else(|| {
-        ApiError::invalid(
-            "event_type",
-            format!("`{name}` is not an event type that can be sent (see GET /v1/event_types)."),
-        )
-    })?;
-    info.example.ok_or_else(|| {
-        ApiError::invalid(
-            "event_type",
-            format!("The event type `{name}` has no example to send: give it one in [[events.types]] or with POST /v1/event_types/{name}."),
-        )
-    })
 }
 
 #[cfg(test)]

@@ -394,6 +394,17 @@ pub(crate) fn label_filter(label: Option<String>) -> Result<EndpointFilter, ApiE
     Ok(EndpointFilter { label })
 }
 
+/// The endpoint `raw` names in `owner`'s application, or the 404 that says so.
+pub(crate) async fn require_endpoint(
+    state: &web::Data<AppState>,
+    owner: Owner,
+    raw: &str,
+) -> Result<crate::store::model::EndpointRecord, ApiError> {
+    let id = parse_id(raw)?;
+    let found = state.endpoints().get(owner, id).await?;
+    found.ok_or_else(|| ApiError::not_found("webhook endpoint", raw))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

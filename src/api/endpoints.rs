@@ -431,16 +431,7 @@ async fn retrieve_endpoint(
     Ok(HttpResponse::Ok().json(Endpoint::from(require_endpoint(&state, caller.owner, &path).await?)))
 }
 
-/// The endpoint `raw` names in `owner`'s application, or the 404 that says so.
-pub(crate) async fn require_endpoint(
-    state: &web::Data<AppState>,
-    owner: Owner,
-    raw: &str,
-) -> Result<EndpointRecord, ApiError> {
-    let id = parse_id(raw)?;
-    let found = state.endpoints().get(owner, id).await?;
-    found.ok_or_else(|| ApiError::not_found("webhook endpoint", raw))
-}
+pub(crate) use super::endpoint_fields::require_endpoint;
 
 /// Update an endpoint.
 ///

@@ -4,7 +4,6 @@
 use actix_web::{HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 
-use super::endpoint_actions::catalogue_example;
 use super::extract::JsonBody;
 use super::{AppState, Caller, Routes};
 use crate::content_filter::ContentFilter;
@@ -62,36 +61,6 @@ async fn test_filter(
     let source = input.filter.ok_or_else(|| ApiError::missing("filter"))?;
     let filter = ContentFilter::new(source, "filter")
         .map_err(|e| ApiError::invalid(e.path, format!("`filter`: {}", e.message)))?;
-    let event = tried_event(&state, caller, input.event, input.event_type)?;
+    let event = super::tried_event::tried_event(&state, caller, input.event, input.event_type)?;
     Ok(HttpResponse::Ok().json(FilterTest { object: "filter_test", matches: filter.matches(&event), event }))
-}
-
-/// The event object a try runs on: the one given (`event`), or the catalogue's example of
-/// `event_type` as an endpoint subscribed by that name receives it. Exactly one of them.
-pub(super) fn tried_event(
-    state: &web::Data<AppState>,
-    caller: Caller,
-    event: Option<serde_json::Value>,
-    event_type: Option<String>,
-) -> Result<serde_json::Value, ApiError> {
-    match (event, event_type) {
-        (Some(event), None) if event.is_object() => Ok(event),
-        (Some(_), None) => Err(ApiError::invalid("event", "`event` must be a JSON object: an event as delivered.")),
-        (None, Some(name)) => {
-            // A Kayle name: its built-in type's example, as an endpoint subscribed by that
-            // name receives it (under that name).
-            let built_in = crate::event_types::kayle_alias_of(&name).unwrap_or(&name).to_string();
-            let data = catalogue_example(state, caller.mode, built_in.clone())?;
-            let now_ms = state.engine.clock().now_ms();
-            let made = crate::payload::new_event(caller.owner, &built_in, &data, now_ms)
-                .map_err(|e| ApiError::internal(&e))?;
-            let mut event: serde_json::Value =
-                serde_json::from_slice(&made.body).map_err(|e| ApiError::internal(&e))?;
-            event["type"] = serde_json::Value::String(name);
-            Ok(event)
-        }
-        _ => {
-            Err(ApiError::invalid("event", "Give either `event` (an event object) or `event_type` (try its example)."))
-        }
-    }
 }

@@ -32,6 +32,7 @@ pub mod portal_access;
 pub mod portal_sessions;
 pub mod stats;
 pub mod transformations;
+mod tried_event;
 pub mod verification_sessions;
 
 use std::sync::Arc;

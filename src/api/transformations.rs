@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 
-use super::endpoints::require_endpoint;
+use super::endpoint_fields::require_endpoint;
 use super::extract::JsonBody;
-use super::filters::tried_event;
 use super::list::ListResponse;
+use super::tried_event::tried_event;
 use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
 use crate::store::model::{Transformation, TransformationSave, TransformationVersion};
@@ -175,8 +175,9 @@ pub struct TransformationTestIn {
 pub struct TransformationTest {
     /// Always `"transformation_test"`.
     pub object: &'static str,
-    /// Why no request came of it (the code does not compile, the handler threw, ran out
-    /// of time or memory, or returned no request); null when it ran.
+    /// Why no request would be sent (the code does not compile, the handler threw, ran
+    /// out of time or memory, returned no request, or one a delivery refuses: then the
+    /// request is shown too); null when it would be sent.
     pub error: Option<String>,
     /// Whether it cancelled the delivery.
     pub cancel: bool,
@@ -234,6 +235,10 @@ async fn test_transformation(
     match state.engine.transformer().try_run(&code, webhook).await {
         Ok(Transformed::Cancel) => answer.cancel = true,
         Ok(Transformed::Send(made)) => {
+            // What a delivery would refuse, the try says (no endpoint: no credentials rule).
+            if let Err(why) = crate::delivery::check_transformed(&state.targets, &made, None) {
+                answer.error = Some(format!("the handler {why}; a delivery would send nothing"));
+            }
             answer.payload = serde_json::from_slice(&made.payload).ok();
             answer.method = Some(made.method.as_str().into());
             answer.url = Some(made.url);

@@ -356,11 +356,10 @@ impl HttpSender {
         Ok(HttpSender { client, ..self.clone() })
     }
 
-    /// Checks a URL a request is about to go to but no user gave through the API (one an
-    /// endpoint's transformation made) as the API checks an endpoint's: scheme, syntax,
-    /// literal addresses; the connection is checked on the address it reaches as always.
-    pub fn check_url(&self, url: &str) -> Result<(), String> {
-        self.resolver.policy.check_url(url).map(drop)
+    /// The target policy its connections are checked against (what a URL an endpoint's
+    /// transformation made is checked by before it is used).
+    pub fn policy(&self) -> &TargetPolicy {
+        &self.resolver.policy
     }
 
     /// Sends `body` to `url` with `method` and `headers` and reports what happened.

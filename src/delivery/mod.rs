@@ -22,7 +22,7 @@ mod writer;
 pub use engine::{Engine, SessionMoved};
 pub use error::EngineError;
 pub use ping_rate::PINGS_PER_SECOND;
-pub use senders::Outgoing;
+pub use senders::{Outgoing, check_transformed};
 
 /// The headers of a delivery of `body` at `now`, signed with `secrets` (an endpoint's
 /// live secrets, in clear) in both schemes.

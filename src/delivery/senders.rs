@@ -79,10 +79,7 @@ impl Senders {
             Ok(target) => target,
             Err(outcome) => return (outcome, Vec::new()),
         };
-        let sent = target.sent.clone();
-        let (mut outcome, headers) = self.send_to(endpoint, out, &target).await;
-        outcome.sent = sent;
-        (outcome, headers)
+        self.send_to(endpoint, out, &target).await
     }
 
     /// Runs `endpoint`'s transformation, if it has one in force, on `out`: where the
@@ -101,14 +98,17 @@ impl Senders {
             return Ok(plain);
         };
         let started = Instant::now();
+        // The endpoint's own headers as they are sent: without a name stile reserved since
+        // one was saved.
+        let own = endpoint.headers.iter().filter(|(name, _)| !super::signing::is_reserved_header(name));
         let webhook = Webhook {
             method: Method::Post,
             url: endpoint.url.clone(),
-            headers: endpoint.headers.clone(),
+            headers: own.map(|(name, value)| (name.clone(), value.clone())).collect(),
             payload: out.body.clone(),
             event_type: out.event_type.clone(),
         };
-        let not_sent = |why: String| {
+        let refused = |why: String| {
             let mut outcome = SendOutcome::failed(
                 format!("not sent: the endpoint's transformation (version {version}) {why}"),
                 started.elapsed().as_millis() as u64,
@@ -116,7 +116,7 @@ impl Senders {
             outcome.unreached = true;
             outcome
         };
-        let made = match self.transformer.run(Program::new(endpoint.id.as_u128(), code), webhook).await {
+        let mut made = match self.transformer.run(Program::new(endpoint.id.as_u128(), code), webhook).await {
             Ok(Transformed::Send(made)) => made,
             Ok(Transformed::Cancel) => {
                 let mut outcome = SendOutcome::failed(
@@ -126,30 +126,16 @@ impl Senders {
                 outcome.cancelled = true;
                 return Err(outcome);
             }
-            Err(err) => return Err(not_sent(format!("failed: {err}"))),
+            Err(err) => return Err(refused(format!("failed: {err}"))),
         };
-        // What it made is checked as the API checks what a user gives it.
-        if let Err(why) = self.http.check_url(&made.url) {
-            return Err(not_sent(format!("gave a URL stile does not send to: {why}")));
-        }
-        // Credentials meant for one receiver are never sent to another (as the API rules for
-        // a changed `url`).
-        let credentials = endpoint.authentication.is_some() || endpoint.client_certificate.is_some();
-        if credentials && crate::target_policy::origin(&made.url) != crate::target_policy::origin(&endpoint.url) {
-            return Err(not_sent(
-                "gave a URL on another host than the endpoint's, whose credentials are meant for its own receiver only"
-                    .into(),
-            ));
-        }
-        if made.headers.len() > super::signing::MAX_OWN_HEADERS {
-            return Err(not_sent(format!(
-                "gave {} headers; at most {} may be set",
-                made.headers.len(),
-                super::signing::MAX_OWN_HEADERS
-            )));
-        }
-        if let Some(why) = made.headers.iter().find_map(|(name, value)| super::signing::header_problem(name, value)) {
-            return Err(not_sent(format!("gave a header stile does not send: {why}")));
+        // A `stile listen` endpoint's request goes down the CLI's connection, to the CLI's
+        // own target, as a POST: a URL or method the handler gave is not used.
+        if endpoint.is_listener() {
+            (made.url, made.method) = (endpoint.url.clone(), Method::Post);
+        } else {
+            let credentials = endpoint.authentication.is_some() || endpoint.client_certificate.is_some();
+            let origin = credentials.then_some(endpoint.url.as_str());
+            check_transformed(self.http.policy(), &made, origin).map_err(refused)?;
         }
         out.body = made.payload.clone();
         let sent = SentRequest {
@@ -275,10 +261,11 @@ impl Senders {
                 body: String::from_utf8(out.body.into())
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             };
-            return (self.listeners.forward(endpoint.id, delivery, self.listener_wait).await, headers);
+            let outcome = self.listeners.forward(endpoint.id, delivery, self.listener_wait).await;
+            return (made_as(outcome, target), headers);
         }
         let Some(certificate) = &endpoint.client_certificate else {
-            return (self.http.send(method, &target.url, &headers, out.body).await, headers);
+            return (made_as(self.http.send(method, &target.url, &headers, out.body).await, target), headers);
         };
         // Its own pool, presenting its certificate: made once, then kept.
         let http = self.http.with_identity(certificate.cache_key(endpoint.id), || {
@@ -288,7 +275,7 @@ impl Senders {
             crate::tls::ClientIdentity::from_pem(&certificate.certificate, &key)
         });
         match http {
-            Ok(http) => (http.send(method, &target.url, &headers, out.body).await, headers),
+            Ok(http) => (made_as(http.send(method, &target.url, &headers, out.body).await, target), headers),
             Err(why) => {
                 tracing::error!(endpoint = %endpoint.id, error = %why, "an endpoint's client certificate cannot be used");
                 let error = format!("not sent: the endpoint's client certificate cannot be used: {why}");
@@ -296,6 +283,50 @@ impl Senders {
             }
         }
     }
+}
+
+/// `outcome`, of a request made to `target`, with what a transformation made of it (what
+/// the attempt records only when the request was made).
+fn made_as(mut outcome: SendOutcome, target: &Target<'_>) -> SendOutcome {
+    outcome.sent = target.sent.clone();
+    outcome
+}
+
+/// Checks a request an endpoint's transformation `made` as the API checks what a user
+/// gives it: a URL the target policy lets through (the connection is checked again on the
+/// address it reaches), at most [`super::signing::MAX_OWN_HEADERS`] headers of its own,
+/// none that stile sets, none twice in another case; and, when the endpoint has
+/// credentials, a URL on the endpoint's own origin (`credentials_for`): credentials meant
+/// for one receiver never go to another. The error completes "the transformation ...".
+pub fn check_transformed(
+    policy: &crate::target_policy::TargetPolicy,
+    made: &Webhook,
+    credentials_for: Option<&str>,
+) -> Result<(), String> {
+    use super::signing::{MAX_OWN_HEADERS, header_problem};
+    use crate::target_policy::origin;
+    if let Err(why) = policy.check_url(&made.url) {
+        return Err(format!("gave a URL stile does not send to: {why}"));
+    }
+    if credentials_for.is_some_and(|own| origin(own) != origin(&made.url)) {
+        return Err(
+            "gave a URL on another host than the endpoint's, whose credentials are meant for its own receiver only"
+                .into(),
+        );
+    }
+    if made.headers.len() > MAX_OWN_HEADERS {
+        return Err(format!("gave {} headers; at most {MAX_OWN_HEADERS} may be set", made.headers.len()));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, value) in &made.headers {
+        if let Some(why) = header_problem(name, value) {
+            return Err(format!("gave a header stile does not send: {why}"));
+        }
+        if !seen.insert(name.to_ascii_lowercase()) {
+            return Err(format!("gave the header `{name}` twice (names ignore case)"));
+        }
+    }
+    Ok(())
 }
 
 /// The outcome of an attempt whose endpoint's `what` (its signing secret, its

@@ -62,15 +62,18 @@ impl Events<'_> {
                 events.reverse();
             }
             let last_read = events.last().map(|e| e.meta.id);
-            for event in events {
+            let count = events.len();
+            for (at, event) in events.into_iter().enumerate() {
                 let taken = serde_json::from_slice::<serde_json::Value>(&event.body).is_ok_and(|o| content.matches(&o));
                 if !taken {
                     continue;
                 }
                 items.push(event);
                 if items.len() == request.limit {
-                    let next = items.last().map(|e| e.meta.id);
-                    return Ok(Found { items: newest_first(items, newer), has_more: true, next, read });
+                    // More only if something lies past the last one taken.
+                    let has_more = at + 1 < count || page.has_more;
+                    let next = items.last().map(|e| e.meta.id).filter(|_| has_more);
+                    return Ok(Found { items: newest_first(items, newer), has_more, next, read });
                 }
             }
             let Some(last_read) = last_read.filter(|_| page.has_more) else {

@@ -39,7 +39,7 @@ export async function renderList(root, _params, search) {
       session_id: session.value.trim(), delivery_success: delivery.value, filter: content.value.trim(), starting_after,
     })}`),
     render: (items) => items.length === 0
-      ? h('p', { class: 'muted', 'data-test': 'search-more' }, 'No match among the events read so far: Next reads on.')
+      ? h('p', { class: 'muted', 'data-test': 'search-more' }, 'No match among the events read so far.')
       : table('Events', ['Type', 'Event', 'Pending webhooks', 'Created'], items.map((e) => [
       h('a', { href: `#/events/${e.id}` }, e.type),
       h('code', {}, e.id),

@@ -130,10 +130,15 @@ fn rotating_the_payload_key_reencrypts_everything_and_an_interrupted_rotation_is
     let endpoint = Req::new("POST", format!("{}/v1/webhook_endpoints", server.base))
         .key(TEST_KEY)
         .json(&json!({"url": receiver.url("/auth"), "enabled_events": ["verification_session.verified"],
-                      "authentication": {"type": "bearer", "token": marker}}))
+                      "authentication": {"type": "bearer", "token": marker},
+                      "transformation": {"code": "function handler(w) { w.payload.wrapped = true; return w; }"}}))
         .send();
     assert_eq!(endpoint.status, 200, "{}", endpoint.text);
     let endpoint = endpoint.body["id"].as_str().unwrap().to_string();
+    // An attempt whose transformed body is sealed with the key too.
+    let ping = Req::new("POST", format!("{}/v1/webhook_endpoints/{endpoint}/test", server.base)).key(TEST_KEY).send();
+    assert_eq!(ping.body["status"], "succeeded", "{}", ping.text);
+    let transformed = ping.body["id"].as_str().unwrap().to_string();
     // Refused while the server runs (it holds the data file).
     let busy = stile_bin().current_dir(dir.path()).args(["rotate-payload-key", "--data-dir", "data"]).output().unwrap();
     assert!(!busy.status.success());
@@ -148,7 +153,7 @@ fn rotating_the_payload_key_reencrypts_everything_and_an_interrupted_rotation_is
     let out = rotate();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("re-encrypted 1 payloads"), "{stdout}");
+    assert!(stdout.contains("re-encrypted 2 payloads"), "{stdout}");
     let new_key = std::fs::read(&key_file).unwrap();
     assert_ne!(new_key, old_key);
     let kept: Vec<_> = std::fs::read_dir(dir.path().join("data"))
@@ -169,8 +174,14 @@ fn rotating_the_payload_key_reencrypts_everything_and_an_interrupted_rotation_is
     assert_eq!(found.body["data"]["note"], marker.as_str(), "{}", found.text);
     let ping = Req::new("POST", format!("{}/v1/webhook_endpoints/{endpoint}/test", server.base)).key(TEST_KEY).send();
     assert_eq!(ping.body["status"], "succeeded", "{}", ping.text);
-    let got = receiver.wait_for("/auth", 1, std::time::Duration::from_secs(10));
-    assert_eq!(got[0].header("authorization"), format!("Bearer {marker}"), "the token opens with the new key");
+    let got = receiver.wait_for("/auth", 2, std::time::Duration::from_secs(10));
+    assert_eq!(got[1].header("authorization"), format!("Bearer {marker}"), "the token opens with the new key");
+    // The body the transformation made opens with the new key too.
+    let detail = Req::new("GET", format!("{}/v1/webhook_endpoints/{endpoint}/deliveries/{transformed}", server.base))
+        .key(TEST_KEY)
+        .send();
+    assert_eq!(detail.status, 200, "{}", detail.text);
+    assert_eq!(detail.body["request"]["body"].as_str().unwrap().as_bytes(), got[0].body.as_slice());
     let second = publish(&server.base, "second");
     assert_eq!(server.terminate(), Some(0));
 
@@ -184,8 +195,8 @@ fn rotating_the_payload_key_reencrypts_everything_and_an_interrupted_rotation_is
     assert!(String::from_utf8_lossy(&stopped.stderr).contains("rotation was interrupted"), "{stopped:?}");
     let out = rotate();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // The two events and the test ping's.
-    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 3 payloads"));
+    // The two events and the two test pings'.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 4 payloads"));
     assert_eq!(std::fs::read(&key_file).unwrap(), [5u8; 32], "the pending key is the key now");
     assert!(!pending.exists());
     let server = ServerProcess::start(dir.path(), &args, &env).unwrap();

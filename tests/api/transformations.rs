@@ -155,6 +155,46 @@ fn an_endpoints_credentials_never_follow_a_transformed_url_to_another_host() {
 }
 
 #[test]
+fn what_a_handler_makes_is_checked_as_the_api_checks_an_endpoint_and_refused_requests_are_not_sent() {
+    let server = TestServer::start();
+    let receiver = Receiver::start();
+    let cases = [
+        ("w.url = 'http://169.254.169.254/latest/meta-data';", "gave a URL stile does not send to"),
+        ("w.headers['Webhook-Signature'] = 'v1,forged';", "gave a header stile does not send"),
+        ("w.headers['x-a'] = '1'; w.headers['X-A'] = '2';", "twice"),
+    ];
+    let mut endpoints = Vec::new();
+    for (change, _) in &cases {
+        let code = format!("function handler(w) {{ {change} return w; }}");
+        endpoints.push(create(&server, &receiver.url("/checked"), &code)["id"].as_str().unwrap().to_string());
+    }
+    server.publish("verification_session.verified", json!({"amount": 1}));
+    server.wait_queue_empty(WAIT);
+    assert_eq!(receiver.count("/checked"), 0, "nothing was sent");
+    for (endpoint, (_, says)) in endpoints.iter().zip(cases) {
+        let attempts = server.deliveries(endpoint);
+        let error = attempts[0]["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("not sent: the endpoint's transformation (version 1)") && error.contains(says),
+            "{error}"
+        );
+        assert_eq!(server.get(&format!("/v1/webhook_endpoints/{endpoint}")).body["health"], "healthy");
+    }
+    // A try says so too, and still shows what the handler made.
+    let tried = server.post(
+        "/v1/transformations/test",
+        json!({"code": format!("function handler(w) {{ {} return w; }}", cases[0].0), "event": {"type": "a.b"}}),
+    );
+    assert_eq!(tried.status, 200, "{}", tried.text);
+    let error = tried.body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("gave a URL stile does not send to") && error.contains("a delivery would send nothing"),
+        "{error}"
+    );
+    assert_eq!(tried.body["url"], "http://169.254.169.254/latest/meta-data");
+}
+
+#[test]
 fn endless_loops_and_allocations_are_stopped_and_recorded_and_the_rest_goes_on() {
     let server = TestServer::start_with(|config| {
         config.transformations.time_limit = Duration::from_millis(200);

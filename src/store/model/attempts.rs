@@ -76,7 +76,8 @@ pub struct AttemptRecord {
     pub request_headers: Vec<(String, String)>,
     /// The method, URL and body sent, where the endpoint's transformation made them
     /// (its body sealed with the payload key while stored); `None`: the event's body was
-    /// POSTed to the endpoint's URL.
+    /// POSTed to the endpoint's URL, or nothing was sent (pending, or the transformation
+    /// cancelled the request or failed).
     pub sent: Option<SentRequest>,
 }
 

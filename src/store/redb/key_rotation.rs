@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::ids::DeliveryId;
-use crate::store::model::attempts::response_row;
+use crate::store::model::attempts::{response_row, sent_row};
 use crate::store::model::sessions::idempotency_row;
 use crate::store::model::{EndpointRecord, IdempotencyRecord, RotateError, Rotated, StoreError};
 use crate::store::sealing::{self, KeyError, Sealer, open_either};
@@ -89,7 +89,8 @@ impl RedbStore {
         })
     }
 
-    /// Re-seals every attempt's response excerpt under `new`; returns how many.
+    /// Re-seals every attempt's response excerpt, and the body its endpoint's
+    /// transformation made, under `new`; returns how many attempts.
     fn reseal_responses(&self, old: &Sealer, new: &Sealer) -> Result<usize, StoreError> {
         self.reseal_in_batches(|tx, from| {
             let mut attempts = tx.open_table(tables::ATTEMPTS)?;
@@ -102,9 +103,17 @@ impl RedbStore {
             let mut resealed = 0;
             for (id, bytes) in &rows {
                 let mut record = decode_attempt(*id, bytes, names.memory())?;
-                let Some(body) = record.response_body.take() else { continue };
-                let row = response_row(DeliveryId(*id));
-                record.response_body = Some(sealing::reseal_text(old, new, &row, body)?);
+                if record.response_body.is_none() && record.sent.is_none() {
+                    continue;
+                }
+                if let Some(body) = record.response_body.take() {
+                    let row = response_row(DeliveryId(*id));
+                    record.response_body = Some(sealing::reseal_text(old, new, &row, body)?);
+                }
+                if let Some(sent) = &mut record.sent {
+                    let row = sent_row(DeliveryId(*id));
+                    sent.body = sealing::reseal_text(old, new, &row, std::mem::take(&mut sent.body))?;
+                }
                 attempts.insert(*id, encode_attempt(&record, &mut names)?.as_slice())?;
                 resealed += 1;
             }

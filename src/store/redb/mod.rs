@@ -58,8 +58,10 @@ use serde::de::DeserializeOwned;
 pub const DATA_FILE_NAME: &str = "stile.redb";
 
 /// The layout version this build reads and writes. Bump it with a migration whenever a
-/// table's key or value format changes.
-pub const SCHEMA_VERSION: u64 = 6;
+/// table's key or value format changes. 7: attempt records may be `ATTEMPT_V3` (with the
+/// request an endpoint's transformation made), which layout 6 cannot read; nothing to
+/// migrate, but a release of layout 6 refuses the file rather than misread it.
+pub const SCHEMA_VERSION: u64 = 7;
 
 /// The open data file.
 ///

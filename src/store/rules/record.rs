@@ -166,7 +166,9 @@ pub(crate) async fn record_results(
                 record.status = AttemptStatus::Failed;
                 tx.finish_one(&record)?;
                 recorded.finished += 1;
-                if let Some(endpoint) = endpoint {
+                // A cancelled delivery is kept no longer than any event: its endpoint asked
+                // for nothing.
+                if let Some(endpoint) = endpoint.filter(|_| !result.cancelled) {
                     let window = policy.undelivered_retention(endpoint.undelivered_retention_hours);
                     tx.hold_payload(&record, result.attempted_at_ms + window.as_millis() as u64)?;
                 }
