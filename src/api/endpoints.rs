@@ -13,7 +13,7 @@ use super::endpoint_fields::{
 use super::extract::{JsonBody, QueryParams, nullable};
 use super::list::{ListResponse, PageParams};
 use super::metadata::validate_metadata;
-use super::transformations::{TransformationIn, TransformationShown, saved_by};
+use super::transformations::{TransformationIn, saved_by};
 use super::{AppState, Caller, Routes};
 use crate::content_filter::ContentFilter;
 use crate::error::ApiError;
@@ -21,6 +21,7 @@ use crate::ids::EndpointId;
 use crate::service::endpoints::{EndpointChanges, NewEndpoint};
 use crate::store::model::{
     ClientCertificate, ClientCertificateShown, EndpointRecord, EndpointStatus, Owner, ReceiverAuth, ReceiverAuthShown,
+    Transformation, TransformationShown,
 };
 use crate::target_policy::TargetPolicy;
 
@@ -357,7 +358,7 @@ impl From<EndpointRecord> for Endpoint {
             authentication: r.authentication.as_ref().map(ReceiverAuth::shown),
             client_certificate: r.client_certificate.as_ref().map(ClientCertificate::shown),
             filter: r.filter.map(|f| f.source().clone()),
-            transformation: r.transformation.as_ref().map(TransformationShown::from),
+            transformation: r.transformation.as_ref().map(Transformation::shown),
             livemode: r.mode.is_live(),
             created: r.created,
         }
@@ -664,6 +665,14 @@ mod tests {
         same(&record);
         record.listener = Some(crate::store::model::endpoints::ListenerInfo { key_hash: "ab".into(), last_seen: 5 });
         (record.failing, record.name, record.undelivered_retention_hours) = (None, None, None);
+        same(&record);
+        let save = crate::store::model::TransformationSave {
+            code: "function handler(w) { return w; }".into(),
+            enabled: true,
+            by: "vk_live_ab".into(),
+            at: 9,
+        };
+        record.transformation = Some(Transformation::saved(None, save));
         same(&record);
     }
 }

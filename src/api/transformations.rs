@@ -14,7 +14,7 @@ use super::list::ListResponse;
 use super::tried_event::tried_event;
 use super::{AppState, Caller, Routes};
 use crate::error::ApiError;
-use crate::store::model::{Transformation, TransformationSave, TransformationVersion};
+use crate::store::model::{TransformationSave, TransformationVersion};
 use crate::transform::{MAX_CODE_BYTES, Method, Transformed, Webhook};
 
 /// Mounts the routes.
@@ -64,34 +64,6 @@ pub(crate) fn saved_by(req: &HttpRequest, caller: &Caller) -> String {
     }
     let key = super::auth::presented_key(req.headers().get(actix_web::http::header::AUTHORIZATION));
     key.map_or_else(|_| "an API key".into(), |key| crate::secrets::api_key_shown_prefix(&key))
-}
-
-/// An endpoint's transformation as answers show it: the version in force.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TransformationShown {
-    /// The JavaScript.
-    pub code: String,
-    /// Whether deliveries go through it.
-    pub enabled: bool,
-    /// Its version: 1 for the first saved, one more with each change.
-    pub version: u32,
-    /// When this version was saved (Unix seconds).
-    pub updated_at: i64,
-    /// Who saved it: an API key's prefix, or a portal session.
-    pub updated_by: String,
-}
-
-impl From<&Transformation> for TransformationShown {
-    fn from(t: &Transformation) -> Self {
-        let current = &t.current;
-        TransformationShown {
-            code: current.code.clone(),
-            enabled: current.enabled,
-            version: current.version,
-            updated_at: current.saved_at,
-            updated_by: current.saved_by.clone(),
-        }
-    }
 }
 
 /// One saved version of an endpoint's transformation.

@@ -219,22 +219,9 @@ pub fn endpoint_object(endpoint: &EndpointRecord) -> serde_json::Value {
         "authentication": endpoint.authentication.as_ref().map(ReceiverAuth::shown),
         "client_certificate": endpoint.client_certificate.as_ref().map(ClientCertificate::shown),
         "filter": endpoint.filter.as_ref().map(ContentFilter::source),
-        "transformation": endpoint.transformation.as_ref().map(transformation_object),
+        "transformation": endpoint.transformation.as_ref().map(Transformation::shown),
         "livemode": endpoint.mode.is_live(),
         "created": endpoint.created,
-    })
-}
-
-/// An endpoint's transformation as the endpoint object shows it: the version in force
-/// (the earlier ones are listed on their own).
-pub fn transformation_object(transformation: &Transformation) -> serde_json::Value {
-    let current = &transformation.current;
-    serde_json::json!({
-        "code": current.code,
-        "enabled": current.enabled,
-        "version": current.version,
-        "updated_at": current.saved_at,
-        "updated_by": current.saved_by,
     })
 }
 

@@ -38,5 +38,5 @@ pub use sessions::{
     IdempotencyBegin, IdempotencyRecord, PortalSessionRecord, SessionChange, SessionChanged, SessionRecord,
     SessionStatus, SessionType,
 };
-pub use transformation::{Transformation, TransformationSave, TransformationVersion};
+pub use transformation::{Transformation, TransformationSave, TransformationShown, TransformationVersion};
 pub use upkeep::{Cutoffs, DeliveryStats, MetricsSnapshot, PruneCursor, Pruned, Recovery, RotateError, Rotated};

@@ -33,6 +33,37 @@ pub struct Transformation {
     pub earlier: Vec<TransformationVersion>,
 }
 
+/// An endpoint's transformation as answers show it: the version in force (the earlier
+/// ones are listed on their own). Every API and the `webhook_endpoint.test` event show
+/// this one shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TransformationShown {
+    /// The JavaScript.
+    pub code: String,
+    /// Whether deliveries go through it.
+    pub enabled: bool,
+    /// Its version: 1 for the first saved, one more with each change.
+    pub version: u32,
+    /// When this version was saved (Unix seconds).
+    pub updated_at: i64,
+    /// Who saved it: an API key's prefix, or a portal session.
+    pub updated_by: String,
+}
+
+impl Transformation {
+    /// The version in force, as answers show it.
+    pub fn shown(&self) -> TransformationShown {
+        let current = &self.current;
+        TransformationShown {
+            code: current.code.clone(),
+            enabled: current.enabled,
+            version: current.version,
+            updated_at: current.saved_at,
+            updated_by: current.saved_by.clone(),
+        }
+    }
+}
+
 /// A transformation as a write asks for it: its code and whether it runs, who asks and
 /// when.
 #[derive(Debug, Clone, PartialEq, Eq)]
