@@ -234,7 +234,11 @@ async fn list_events(
         let content = ContentFilter::new(source, "filter")
             .map_err(|e| ApiError::invalid(e.path, format!("`filter`: {}", e.message)))?;
         let request = params.to_request::<EventId>(DEFAULT_LIST_LIMIT)?;
-        let found = events.search(caller.owner, request, filter, &content).await.map_err(|e| list_error(e, &params))?;
+        let budget = state.config.events.search_read_budget;
+        let found = events
+            .search(caller.owner, request, (filter, &content), budget)
+            .await
+            .map_err(|e| list_error(e, &params))?;
         let data = found.items.iter().map(render).collect::<Result<Vec<_>, _>>()?;
         let mut answer = ListResponse::new(LIST_URL, data, found.has_more);
         answer.next_cursor = found.next.map(|id| id.to_string());

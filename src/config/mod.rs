@@ -180,6 +180,12 @@ impl Config {
         if telemetry.service_name.trim().is_empty() {
             return Err(("telemetry.service_name", "must not be empty".into()));
         }
+        if !(100..=1_000_000).contains(&self.events.search_read_budget) {
+            return Err((
+                "events.search_read_budget",
+                format!("must be between 100 and 1000000, got {}", self.events.search_read_budget),
+            ));
+        }
         let transformations = &self.transformations;
         if transformations.time_limit < Duration::from_millis(1) || transformations.time_limit > Duration::from_secs(10)
         {
@@ -443,6 +449,10 @@ mod tests {
             ("STILE_TELEMETRY_EXPORT_INTERVAL", "2m", "between 10ms and 1m"),
             ("STILE_TELEMETRY_SERVICE_NAME", " ", "must not be empty"),
             ("STILE_TELEMETRY_SAMPLE_RATIO", "1.5", "between 0 and 1"),
+            ("STILE_TRANSFORMATIONS_TIME_LIMIT", "20s", "between 1ms and 10s"),
+            ("STILE_TRANSFORMATIONS_MEMORY_LIMIT_MB", "2", "between 4 and 4096"),
+            ("STILE_TRANSFORMATIONS_THREADS", "0", "between 1 and 64"),
+            ("STILE_EVENTS_SEARCH_READ_BUDGET", "5", "between 100 and 1000000"),
         ] {
             let err = set(&[(key, bad)]).unwrap_err().0;
             assert!(err.contains(&key[6..].to_lowercase().replacen('_', ".", 1)) && err.contains(says), "{err}");

@@ -392,7 +392,7 @@ impl Default for RetentionConfig {
 }
 
 /// `[events]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EventsConfig {
     /// Event types, besides the built-in ones, that applications may publish.
@@ -400,6 +400,18 @@ pub struct EventsConfig {
     /// Event types declared with a description, and optionally a JSON Schema for their
     /// `data` and an example (`[[events.types]]`).
     pub types: Vec<crate::event_types::EventTypeDecl>,
+    /// The most events one content search (`GET /v1/events?filter=`) reads per request.
+    pub search_read_budget: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            custom_types: Vec::new(),
+            types: Vec::new(),
+            search_read_budget: crate::service::event_search::READ_BUDGET,
+        }
+    }
 }
 
 /// `[verification_sessions]`

@@ -14,7 +14,8 @@ use crate::content_filter::ContentFilter;
 use crate::ids::EventId;
 use crate::store::model::{Cursor, EventFilter, Owner, PageRequest, StoredEvent};
 
-/// The most events one search request reads.
+/// The most events one search request reads, unless `[events] search_read_budget` says
+/// otherwise.
 pub const READ_BUDGET: usize = 5_000;
 
 /// The longest one search request reads (then it answers what it found so far).
@@ -40,13 +41,13 @@ pub struct Found {
 
 impl Events<'_> {
     /// Events of `owner` that `filter` and `content` both take, in `request`'s page and
-    /// direction, reading at most [`READ_BUDGET`] events for at most [`TIME_BUDGET`].
+    /// direction, reading at most `budget` events for at most [`TIME_BUDGET`].
     pub async fn search(
         &self,
         owner: Owner,
         request: PageRequest<EventId>,
-        filter: EventFilter,
-        content: &ContentFilter,
+        (filter, content): (EventFilter, &ContentFilter),
+        budget: usize,
     ) -> Result<Found, ServiceError> {
         let started = Instant::now();
         let newer = matches!(request.cursor, Cursor::Before(_));
@@ -79,7 +80,7 @@ impl Events<'_> {
             let Some(last_read) = last_read.filter(|_| page.has_more) else {
                 return Ok(Found { items: newest_first(items, newer), has_more: false, next: None, read });
             };
-            if read >= READ_BUDGET || started.elapsed() >= TIME_BUDGET {
+            if read >= budget || started.elapsed() >= TIME_BUDGET {
                 return Ok(Found { items: newest_first(items, newer), has_more: true, next: Some(last_read), read });
             }
             cursor = if newer { Cursor::Before(last_read) } else { Cursor::After(last_read) };

@@ -309,11 +309,12 @@ fn events_are_searched_by_content_a_page_at_a_time_both_ways() {
 
 #[test]
 fn a_search_for_something_rare_reads_a_bounded_number_of_events_and_says_where_to_go_on() {
-    let server = TestServer::start();
-    // More events than one search request reads (5,000), the one match the oldest.
+    // A small budget (the default reads 5,000), so the test publishes a few hundred.
+    let server = TestServer::start_with(|config| config.events.search_read_budget = 100);
+    // More events than one search request reads, the one match the oldest.
     publish_tiers(&server, 1);
     let rare = server.get("/v1/events").body["data"][0]["id"].as_str().unwrap().to_string();
-    let rest = 5_150;
+    let rest = 450;
     let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     std::thread::scope(|scope| {
         for _ in 0..16 {
@@ -329,7 +330,7 @@ fn a_search_for_something_rare_reads_a_bounded_number_of_events_and_says_where_t
     let filter = urlencode(r#"{"data.tier": "gold"}"#);
     let first = server.get(&format!("/v1/events?filter={filter}&limit=10")).body;
     assert_eq!((first["data"].as_array().unwrap().len(), &first["has_more"]), (0, &json!(true)), "{first}");
-    // Each request reads at most 5,000 events (fewer if 250 ms run out first): following
+    // Each request reads at most 100 events (fewer if 250 ms run out first): following
     // `next_cursor` reaches the match in a few.
     let mut cursor = first["next_cursor"].as_str().unwrap().to_string();
     for _ in 0..20 {
