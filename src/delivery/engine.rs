@@ -688,7 +688,9 @@ async fn attempt(
             trace,
             app: endpoint.app,
             endpoint: endpoint.id,
-            url: endpoint.url.clone(),
+            // As sent: where the endpoint's transformation made it go, if it did.
+            url: outcome.sent.as_ref().map_or_else(|| endpoint.url.clone(), |sent| sent.url.clone()),
+            method: if outcome.sent.as_ref().is_some_and(|sent| sent.method == "PUT") { "PUT" } else { "POST" },
             delivery: job.attempt.id,
             event: job.attempt.event_id,
             event_type: job.attempt.event_type.clone(),

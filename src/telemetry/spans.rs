@@ -59,8 +59,10 @@ pub struct AttemptSpan {
     pub app: AppId,
     /// The endpoint.
     pub endpoint: EndpointId,
-    /// Where the request went.
+    /// Where the request went (the endpoint's URL, or the one its transformation made).
     pub url: String,
+    /// `POST`, or `PUT` if the endpoint's transformation said so.
+    pub method: &'static str,
     /// The attempt.
     pub delivery: DeliveryId,
     /// Its event.
@@ -145,7 +147,7 @@ impl AttemptSpan {
             KeyValue::new("stile.event.id", self.event.to_string()),
             KeyValue::new("stile.event.type", self.event_type),
             KeyValue::new("stile.attempt.number", i64::from(self.number)),
-            KeyValue::new("http.request.method", "POST"),
+            KeyValue::new("http.request.method", self.method),
         ];
         let duration = self.during.1.duration_since(self.during.0).unwrap_or_default();
         attributes.push(KeyValue::new("stile.attempt.duration_ms", duration.as_millis() as i64));

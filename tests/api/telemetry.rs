@@ -128,6 +128,31 @@ fn a_publish_its_fan_out_and_each_attempt_reach_the_collector_in_the_callers_tra
 }
 
 #[test]
+fn an_attempt_span_says_how_and_where_a_transformed_request_went() {
+    let collector = Collector::start();
+    let server = exporting_to(&collector, |_| {});
+    let (own, other) = (Receiver::start(), Receiver::start());
+    let code = format!("function handler(w) {{ w.url = {:?}; w.method = 'PUT'; return w; }}", other.url("/moved"));
+    let created = server.post(
+        "/v1/webhook_endpoints",
+        json!({"url": own.url("/hooks"), "enabled_events": ["*"], "transformation": {"code": code}}),
+    );
+    assert_eq!(created.status, 200, "{}", created.text);
+    let published = server
+        .req("POST", "/v1/events")
+        .header("traceparent", CALLER)
+        .json(&json!({"type": "verification_session.created", "data": {"id": "vks_1"}}))
+        .send();
+    assert_eq!(published.status, 200, "{}", published.text);
+    other.wait_for("/moved", 1, WAIT);
+    let spans = collector.wait_for_trace(TRACE_ID, 3, WAIT);
+    let [attempt] = named(&spans, "attempt")[..] else { panic!("one attempt span: {spans:#?}") };
+    assert_eq!(attempt.attribute("http.request.method").as_deref(), Some("PUT"));
+    let port = other.base.rsplit(':').next().unwrap().to_string();
+    assert_eq!(attempt.attribute("server.port"), Some(port), "the port the transformation sent to");
+}
+
+#[test]
 fn an_unsampled_trace_is_not_exported_and_stiles_own_events_start_their_traces() {
     let collector = Collector::start();
     let server = exporting_to(&collector, |_| {});
