@@ -42,18 +42,25 @@ impl TransformationIn {
     /// The checks that need no sandbox (the service compiles it): present, not empty, not
     /// too long. Who saves it is `by`; when, the service says.
     pub(crate) fn validate(self, by: String) -> Result<TransformationSave, ApiError> {
-        let code = self.code.ok_or_else(|| ApiError::missing("transformation.code"))?;
-        if code.trim().is_empty() {
-            return Err(ApiError::invalid("transformation.code", "`transformation.code` must not be empty."));
-        }
-        if code.len() > MAX_CODE_BYTES {
-            return Err(ApiError::invalid(
-                "transformation.code",
-                format!("`transformation.code` must be at most {MAX_CODE_BYTES} bytes, not {}.", code.len()),
-            ));
-        }
+        let code = checked_code("transformation.code", self.code)?;
         Ok(TransformationSave { code, enabled: self.enabled.unwrap_or(true), by, at: 0 })
     }
+}
+
+/// JavaScript given as `param`, checked as far as it can be without the sandbox: present,
+/// not empty, not too long.
+fn checked_code(param: &'static str, code: Option<String>) -> Result<String, ApiError> {
+    let code = code.ok_or_else(|| ApiError::missing(param))?;
+    if code.trim().is_empty() {
+        return Err(ApiError::invalid(param, format!("`{param}` must not be empty.")));
+    }
+    if code.len() > MAX_CODE_BYTES {
+        return Err(ApiError::invalid(
+            param,
+            format!("`{param}` must be at most {MAX_CODE_BYTES} bytes, not {}.", code.len()),
+        ));
+    }
+    Ok(code)
 }
 
 /// Who makes a request, as a transformation's version records it: the API key's shown
@@ -181,7 +188,7 @@ async fn test_transformation(
     body: JsonBody<TransformationTestIn>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.0;
-    let code = TransformationIn { code: input.code, enabled: None }.validate(String::new())?.code;
+    let code = checked_code("code", input.code)?;
     let event = tried_event(&state, caller, input.event, input.event_type)?;
     let headers = match input.headers {
         Some(headers) => super::endpoint_fields::validate_headers(headers)?,

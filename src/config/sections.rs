@@ -400,17 +400,14 @@ pub struct EventsConfig {
     /// Event types declared with a description, and optionally a JSON Schema for their
     /// `data` and an example (`[[events.types]]`).
     pub types: Vec<crate::event_types::EventTypeDecl>,
-    /// The most events one content search (`GET /v1/events?filter=`) reads per request.
+    /// The most events one content search (`GET /v1/events?filter=`) reads per request
+    /// (5,000), before it answers with a cursor to go on from.
     pub search_read_budget: usize,
 }
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        Self {
-            custom_types: Vec::new(),
-            types: Vec::new(),
-            search_read_budget: crate::service::event_search::READ_BUDGET,
-        }
+        Self { custom_types: Vec::new(), types: Vec::new(), search_read_budget: 5_000 }
     }
 }
 

@@ -14,10 +14,6 @@ use crate::content_filter::ContentFilter;
 use crate::ids::EventId;
 use crate::store::model::{Cursor, EventFilter, Owner, PageRequest, StoredEvent};
 
-/// The most events one search request reads, unless `[events] search_read_budget` says
-/// otherwise.
-pub const READ_BUDGET: usize = 5_000;
-
 /// The longest one search request reads (then it answers what it found so far).
 pub const TIME_BUDGET: Duration = Duration::from_millis(250);
 

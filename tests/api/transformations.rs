@@ -271,6 +271,9 @@ fn a_bad_transformation_is_a_400_and_a_try_shows_what_it_makes() {
     );
     assert_eq!(operational.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "transformation");
 
+    let empty = server.post("/v1/transformations/test", json!({"code": " ", "event": {"type": "a.b"}}));
+    assert_eq!(empty.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "code");
+
     // Tried on a catalogue example: the request it would make, or why none.
     let tried = server.post(
         "/v1/transformations/test",
