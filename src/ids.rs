@@ -193,6 +193,12 @@ define_id!(
     "ps_"
 );
 define_id!(
+    /// A replay (`rp_...`): a query over an application's deliveries whose matches are
+    /// sent again in the background.
+    ReplayId,
+    "rp_"
+);
+define_id!(
     /// An application (`app_...`): a tenant that owns endpoints, events, deliveries and
     /// sessions.
     AppId,

@@ -30,6 +30,7 @@ pub mod openapi;
 pub mod operational_endpoints;
 pub mod portal_access;
 pub mod portal_sessions;
+pub mod replays;
 pub mod stats;
 pub mod transformations;
 mod tried_event;
@@ -85,6 +86,8 @@ pub struct AppState {
     pub default_apps: crate::store::model::apps::DefaultApps,
     /// The applications `Stile-App` values named, remembered.
     pub app_names: AppNames,
+    /// Wakes the replay task: a replay was made.
+    pub replay_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -113,6 +116,7 @@ impl AppState {
             admin_token,
             default_apps,
             app_names: AppNames::new(shared),
+            replay_wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -144,6 +148,11 @@ impl AppState {
     /// The verification session operations, over this server's engine, store and config.
     pub fn sessions(&self) -> crate::service::Sessions<'_> {
         crate::service::Sessions { engine: &self.engine, store: &self.store, config: &self.config }
+    }
+
+    /// The replay operations, over this server's engine and store.
+    pub fn replays(&self) -> crate::service::Replays<'_> {
+        crate::service::Replays { engine: &self.engine, store: &self.store, wake: &self.replay_wake }
     }
 
     /// The endpoint operations every dialect shares, over this server's engine and store.
@@ -182,6 +191,7 @@ pub fn configure(cfg: &mut Routes) {
                 .configure(transformations::configure)
                 .configure(deliveries::configure)
                 .configure(events::configure)
+                .configure(replays::configure)
                 .configure(verification_sessions::configure)
                 .configure(event_types::configure)
                 .configure(listen::configure)

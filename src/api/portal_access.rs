@@ -38,6 +38,10 @@ const PORTAL_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/filters/test"),
     ("GET", "/v1/webhook_endpoints/*/transformation/versions"),
     ("POST", "/v1/transformations/test"),
+    ("GET", "/v1/replays"),
+    ("POST", "/v1/replays"),
+    ("GET", "/v1/replays/*"),
+    ("POST", "/v1/replays/*/cancel"),
 ];
 
 /// Whether a portal token may make this request; the error says why not.

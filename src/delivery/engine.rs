@@ -28,14 +28,14 @@ use super::writer;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::event_types::kayle_alias_of;
-use crate::ids::{AppId, DeliveryId, EndpointId, EventId, VerificationSessionId};
+use crate::ids::{AppId, DeliveryId, EndpointId, EventId, ReplayId, VerificationSessionId};
 use crate::lifecycle::{Move, MoveError};
 use crate::metrics::Metrics;
 use crate::mode::Mode;
 use crate::store::QueueWrites;
 use crate::store::model::{
     AppDeletion, AttemptResult, EndpointRecord, EndpointUpdated, FlowState, HoldKind, Job, NewEvent, Owner, Published,
-    Recovery, Resent, RetryNow, Scheduled, SessionChange, SessionRecord, StoreError,
+    Recovery, ReplayStep, ReplayStepped, Resent, RetryNow, Scheduled, SessionChange, SessionRecord, StoreError,
 };
 use crate::telemetry::{AttemptSpan, Span, Telemetry};
 use crate::trace::EventTrace;
@@ -307,6 +307,23 @@ impl Engine {
         let resend = async move { store.resend_event(owner, id, endpoint, now_ms, hours).await };
         self.queue_and_wake(resend, |resent| match resent {
             Resent::Scheduled(scheduled) => std::mem::take(scheduled),
+            _ => Scheduled::default(),
+        })
+        .await
+    }
+
+    /// Takes a step of a replay: queues its deliveries again and moves it on, in one
+    /// commit (see [`crate::store::rules::replay`]).
+    pub async fn replay_step(
+        &self,
+        owner: Owner,
+        id: ReplayId,
+        step: ReplayStep,
+    ) -> Result<ReplayStepped, EngineError> {
+        let (store, now_ms, hours) = (self.store.clone(), self.clock.now_ms(), self.undelivered_hours);
+        let replay = async move { store.replay_step(owner, id, step, now_ms, hours).await };
+        self.queue_and_wake(replay, |stepped| match stepped {
+            ReplayStepped::Moved(_, scheduled) => std::mem::take(scheduled),
             _ => Scheduled::default(),
         })
         .await

@@ -84,6 +84,7 @@ pub async fn serve_within(
     socket2::SockRef::from(&listener).listen(LISTEN_BACKLOG)?;
     let address = listener.local_addr()?;
     let state = Arc::new(state);
+    run_replays(&state);
     let data = web::Data::from(Arc::clone(&state));
     let portal_policy = web::Data::new(dashboard::PortalPolicy::new(&state.config.portal.frame_ancestors));
     let load = Arc::new(Load::new(state.config.server.request_timeout, budget.total()));
@@ -157,4 +158,28 @@ pub async fn serve_within(
     // what is still queued runs at the next start.
     state.engine.shutdown().await;
     Ok(())
+}
+
+/// Runs the replay task on the engine's runtime while the server's state lives: a pass
+/// over every watched replay each [`service::replays::PASS`], and at once when one is
+/// made. With many processes on one database, the one that leads does it for all.
+fn run_replays(state: &Arc<AppState>) {
+    let (weak, wake) = (Arc::downgrade(state), Arc::clone(&state.replay_wake));
+    state.engine.spawn(async move {
+        loop {
+            let _ = tokio::time::timeout(crate::service::replays::PASS, wake.notified()).await;
+            let Some(state) = weak.upgrade() else { return };
+            match state.store.lead().await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot tell whether this process runs the replays");
+                    continue;
+                }
+            }
+            if let Err(err) = state.replays().pass().await {
+                tracing::warn!(error = %err, "cannot look at the replays; trying again at the next pass");
+            }
+        }
+    });
 }

@@ -18,6 +18,7 @@ pub mod endpoints;
 pub mod event_search;
 pub mod events;
 pub mod portal_sessions;
+pub mod replays;
 pub mod sessions;
 
 use crate::delivery::EngineError;
@@ -36,6 +37,7 @@ pub use deliveries::{Deliveries, DeliveryWithBody, EndpointDeliveries};
 pub use endpoints::Endpoints;
 pub use events::Events;
 pub use portal_sessions::PortalSessions;
+pub use replays::Replays;
 pub use sessions::Sessions;
 
 /// Why a service operation could not be done.

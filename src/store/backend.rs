@@ -12,15 +12,16 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use crate::event_types::EventTypeRecord;
-use crate::ids::{AppId, DeliveryId, EndpointId, EventId, PortalSessionId, VerificationSessionId};
+use crate::ids::{AppId, DeliveryId, EndpointId, EventId, PortalSessionId, ReplayId, VerificationSessionId};
 use crate::mode::Mode;
 
 use super::model::{
     ApiKeyRecord, AppDeletion, AppPurge, AppRecord, AttemptRecord, AttemptResult, AttemptStatus, Cutoffs, DefaultApps,
-    DeliveryStats, DueEntry, EndpointFilter, EndpointRecord, EndpointUpdated, EventFilter, FlowState, IdempotencyBegin,
-    IdempotencyRecord, Job, ListError, ListenRequest, MetricsSnapshot, NewEvent, Owner, Page, PageRequest,
-    PortalSessionRecord, PruneCursor, Pruned, Published, QueueKey, RecordPolicy, Recovery, Resent, RetryNow, Revoked,
-    Scheduled, SessionChange, SessionChanged, SessionRecord, StoreError, StoredEvent, UidTaken, Written,
+    DeliveryState, DeliveryStats, DueEntry, EndpointFilter, EndpointRecord, EndpointUpdated, EventFilter, FlowState,
+    IdempotencyBegin, IdempotencyRecord, Job, ListError, ListenRequest, MetricsSnapshot, NewEvent, Owner, Page,
+    PageRequest, PortalSessionRecord, PruneCursor, Pruned, Published, QueueKey, RecordPolicy, Recovery, ReplayOutcomes,
+    ReplayRecord, ReplayStep, ReplayStepped, Resent, RetryNow, Revoked, Scheduled, SessionChange, SessionChanged,
+    SessionRecord, StoreError, StoredEvent, UidTaken, Written,
 };
 
 use super::blocking::run_sync;
@@ -400,5 +401,34 @@ backend! {
     queue writes {
         /// Queues again the failed deliveries of an endpoint since a time.
         fn recover_endpoint(&self, owner: Owner, id: EndpointId, since: i64, dry_run: bool, now_ms: u64, default_hours: u32) -> Result<Option<Recovery>, StoreError>;
+    }
+}
+
+backend! {
+    /// Replays: queries whose matched deliveries are sent again in the background, a step
+    /// at a time. (`replays.rs` in each backend.)
+    trait Replays {
+        /// Stores a new replay.
+        fn insert_replay(&self, record: ReplayRecord) -> Result<(), StoreError>;
+        /// A replay of `owner`.
+        fn replay(&self, owner: Owner, id: ReplayId) -> Result<Option<ReplayRecord>, StoreError>;
+        /// A page of `owner`'s replays.
+        fn list_replays(&self, owner: Owner, request: PageRequest<ReplayId>) -> Result<Page<ReplayRecord>, ListError>;
+        /// Changes a replay in one transaction; once it is no longer watched, the record
+        /// of which deliveries it sent goes (its counts stay).
+        fn change_replay(&self, owner: Owner, id: ReplayId, change: impl FnOnce(&mut ReplayRecord) + Send + 'static) -> Result<Option<ReplayRecord>, StoreError>;
+        /// Every replay, of every application, still running or whose outcomes may still change.
+        fn watched_replays(&self) -> Result<Vec<ReplayRecord>, StoreError>;
+        /// The outcomes of the deliveries replay `id` sent, and over how many deliveries
+        /// they were counted.
+        fn replay_outcomes(&self, owner: Owner, id: ReplayId) -> Result<(ReplayOutcomes, u64), StoreError>;
+        /// Where each delivery of `owner`'s `events` stands: per event, each endpoint it
+        /// was attempted to (its latest attempt) or skipped for.
+        fn delivery_states(&self, owner: Owner, events: Vec<EventId>) -> Result<Vec<(EventId, EndpointId, DeliveryState)>, StoreError>;
+    }
+    queue writes {
+        /// Takes a step of a replay: queues its deliveries again and moves it on, in one
+        /// commit, unless it was not where the step started from.
+        fn replay_step(&self, owner: Owner, id: ReplayId, step: ReplayStep, now_ms: u64, default_hours: u32) -> Result<ReplayStepped, StoreError>;
     }
 }

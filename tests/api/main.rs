@@ -37,6 +37,7 @@ mod processes;
 mod quickstart;
 mod receivers;
 mod recovery;
+mod replays;
 mod retention;
 mod sessions;
 mod slow_requests;

@@ -12,6 +12,7 @@ pub mod events;
 pub mod pagination;
 pub mod queue;
 pub mod receiver_auth;
+pub mod replays;
 pub mod scheduling;
 pub mod sessions;
 pub mod transformation;
@@ -32,6 +33,10 @@ pub use pagination::{Cursor, ListError, Page, PageRequest};
 pub use queue::{DueEntry, QueueKey, Scheduled};
 pub use receiver_auth::{
     ClientCertificate, ClientCertificateIn, ClientCertificateShown, ReceiverAuth, ReceiverAuthIn, ReceiverAuthShown,
+};
+pub use replays::{
+    DeliveryState, ReplayOutcomes, ReplayQuery, ReplayRecord, ReplayState, ReplayStatusFilter, ReplayStep,
+    ReplayStepped,
 };
 pub use scheduling::{EndpointUpdated, RetryNow, Written};
 pub use sessions::{

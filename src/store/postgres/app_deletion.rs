@@ -100,6 +100,9 @@ impl AppDeletions for PgStore {
             let keys_revoked =
                 tx.exec("DELETE FROM api_keys WHERE record->>'app' = $1", &[&id.to_string()]).await? as usize;
             tx.exec("DELETE FROM portal_sessions WHERE app = $1", &[&app]).await?;
+            tx.exec("DELETE FROM replay_deliveries WHERE replay IN (SELECT id FROM replays WHERE app = $1)", &[&app])
+                .await?;
+            tx.exec("DELETE FROM replays WHERE app = $1", &[&app]).await?;
             let listeners = forget_all_listeners(tx, id).await?;
             tx.exec(
                 "INSERT INTO deleted_apps (app, deleted_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING",

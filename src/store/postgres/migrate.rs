@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (6, "sender flow", include_str!("migrations/0006_sender_flow.sql")),
     (7, "event trace", include_str!("migrations/0007_event_trace.sql")),
     (8, "attempt sent", include_str!("migrations/0008_attempt_sent.sql")),
+    (9, "replays", include_str!("migrations/0009_replays.sql")),
 ];
 
 /// The advisory lock key held while migrating ("stile" in ASCII, then 1).

@@ -91,6 +91,7 @@ mod pagination;
 mod portal_sessions;
 mod queue;
 mod recovery;
+mod replays;
 mod retention;
 mod scheduling;
 mod sessions;

@@ -216,6 +216,7 @@ impl AppDeletions for RedbStore {
             let (endpoints, deliveries_ended) = delete_endpoints_of(tx, &self.names, id, (now_ms / 1000) as i64)?;
             let keys_revoked = super::api_keys::revoke_app_keys(tx, id)?;
             super::portal_sessions::revoke_all_in(tx, id)?;
+            super::replays::remove_all_in(tx, id)?;
             let listeners = super::listeners::forget_all_in(tx, id)?;
             tx.open_table(tables::DELETED_APPS)?.insert(id.as_u128(), now_ms)?;
             Ok(AppDeletion::Deleted { app: Box::new(app), endpoints, deliveries_ended, keys_revoked, listeners })

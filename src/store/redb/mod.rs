@@ -27,6 +27,7 @@ mod pagination;
 mod portal_sessions;
 mod queue;
 mod recovery;
+mod replays;
 mod retention;
 mod scheduling;
 mod secrets_at_rest;
@@ -317,6 +318,10 @@ impl RedbStore {
                 tx.open_table(tables::SESSION_EXPIRY)?;
                 tx.open_table(tables::EVENT_TYPES)?;
                 tx.open_table(tables::LISTENERS)?;
+                tx.open_table(tables::REPLAYS)?;
+                tx.open_table(tables::WATCHED_REPLAYS)?;
+                tx.open_table(tables::REPLAY_DELIVERIES)?;
+                tx.open_table(tables::SKIPPED_DELIVERIES)?;
                 tx.open_table(tables::BACKFILLS)?;
                 tx.open_table(names::NAMES)?;
                 tx.open_table(names::NAME_IDS)?;

@@ -185,3 +185,19 @@ pub(super) fn index_hash(text: &str) -> u64 {
     let digest = sha2::Sha256::digest(text.as_bytes());
     u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 has 32 bytes"))
 }
+
+/// Replays: `(app, replay id)` → [`crate::store::model::ReplayRecord`] as JSON.
+pub const REPLAYS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("replays");
+
+/// Replays still running or whose outcomes may still change, which the replay task
+/// looks at: `(app, replay id)` → `()`.
+pub const WATCHED_REPLAYS: TableDefinition<(u128, u128), ()> = TableDefinition::new("watched_replays");
+
+/// The deliveries each watched replay queued again: `(replay id, event id, endpoint id)`
+/// → `()`, removed when the replay is no longer watched.
+pub const REPLAY_DELIVERIES: TableDefinition<(u128, u128, u128), ()> = TableDefinition::new("replay_deliveries");
+
+/// Deliveries skipped because their endpoint was disabled when the event was published:
+/// `(app, event id, endpoint id)` → until when (Unix ms) they may be replayed (the
+/// endpoint's undelivered-payload window); removed with the event.
+pub const SKIPPED_DELIVERIES: TableDefinition<(u128, u128, u128), u64> = TableDefinition::new("skipped_deliveries");

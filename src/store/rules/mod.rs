@@ -2,7 +2,7 @@
 //! endpoints a published event goes to ([`publish`]), what recording an attempt's result does ([`record`]), what enabling an endpoint again
 //! resumes ([`resume`]), what expiring a verification session publishes ([`expire`]),
 //! what ending an endpoint's deliveries files ([`cancel`]), what retrying an attempt now
-//! moves ([`retry`]), what resending an event queues ([`resend`]),
+//! moves ([`retry`]), what resending an event queues ([`resend`]), what a step of a replay queues ([`replay`]),
 //! what the scheduler's parking does with each entry ([`park`]), which parked attempts go
 //! back on the queue ([`unpark`]).
 //!
@@ -16,6 +16,7 @@ pub mod expire;
 pub mod park;
 pub mod publish;
 pub mod record;
+pub mod replay;
 pub mod resend;
 pub mod resume;
 pub mod retry;

@@ -1,0 +1,237 @@
+//! Replays (`/v1/replays`): a dry run counts exactly and sends nothing; a replay sends
+//! each matched delivery once, at the endpoint's rate, and counts the outcomes; cancel
+//! stops it; another application's replays and endpoints are out of reach; events
+//! skipped while an endpoint was disabled are replayed after it is enabled.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::receiver::{Behaviour, Receiver};
+use crate::common::{TestServer, eventually};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The event ids of the requests `receiver` got at `path`, with how many times each came.
+fn arrivals(receiver: &Receiver, path: &str) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for request in receiver.received(path) {
+        *seen.entry(request.json()["id"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    seen
+}
+
+fn replay(server: &TestServer, body: Value) -> Value {
+    let resp = server.post("/v1/replays", body);
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    resp.body
+}
+
+/// Waits until the replay `id` has this status; its final view.
+fn wait_status(server: &TestServer, id: &str, status: &str) -> Value {
+    let mut last = Value::Null;
+    let done = eventually(WAIT, || {
+        last = server.get(&format!("/v1/replays/{id}")).body;
+        last["status"] == status
+    });
+    assert!(done, "the replay is not {status}: {last}");
+    last
+}
+
+/// Publishes `n` events of `event_type`, each with `data.n`; their ids, newest last.
+fn publish(server: &TestServer, event_type: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let event = server.publish(event_type, json!({"id": format!("vks_{event_type}_{i}"), "n": i}));
+            event["id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_dry_run_counts_exactly_and_a_replay_sends_each_failed_delivery_once() {
+    let receiver = Receiver::start();
+    receiver.set("/down", Behaviour::Status(500));
+    let server = TestServer::start_with(|c| c.delivery.retry_schedule = vec![]);
+    let down = server.create_endpoint(&receiver.url("/down"));
+    let down_id = down["id"].as_str().unwrap().to_string();
+    let up = server.create_endpoint(&receiver.url("/up"));
+    let up_id = up["id"].as_str().unwrap().to_string();
+    let verified = publish(&server, "verification_session.verified", 25);
+    let canceled = publish(&server, "verification_session.cancelled", 12);
+    server.wait_queue_empty(WAIT);
+    assert_eq!(receiver.count("/down"), 37);
+
+    let count = |query: Value| {
+        let mut body = query;
+        body["dry_run"] = json!(true);
+        let answer = replay(&server, body);
+        assert_eq!(answer["object"], "replay_estimate", "{answer}");
+        answer
+    };
+    let all_down = count(json!({"endpoints": [down_id]}));
+    assert_eq!(all_down["matched"], 37);
+    let sample = all_down["sample"].as_array().unwrap();
+    assert_eq!(sample.len(), 10);
+    assert_eq!(sample[0]["event_id"], canceled[11].as_str(), "newest first");
+    assert_eq!(sample[0]["delivery_status"], "failed");
+    assert_eq!(sample[0]["endpoint_id"], down_id.as_str());
+    assert_eq!(count(json!({"endpoints": [down_id], "event_types": ["verification_session.verified"]}))["matched"], 25);
+    assert_eq!(
+        count(json!({"event_types": ["verification_session.verified", "verification_session.cancelled"]}))["matched"],
+        37,
+        "any endpoint: only the failed ones"
+    );
+    assert_eq!(count(json!({"endpoints": [down_id], "filter": {"data.n": {"$lt": 5}}}))["matched"], 10);
+    assert_eq!(count(json!({"endpoints": [up_id]}))["matched"], 0, "nothing failed there");
+    assert_eq!(count(json!({"endpoints": [up_id], "status": "all"}))["matched"], 37);
+    assert_eq!(count(json!({"status": "all"}))["matched"], 74);
+    assert_eq!(count(json!({"endpoints": [down_id], "created_before": 1}))["matched"], 0);
+    assert_eq!((receiver.count("/down"), receiver.count("/up")), (37, 37), "a dry run sends nothing");
+    assert_eq!(server.get("/v1/replays").body["data"].as_array().unwrap().len(), 0, "nor stores a replay");
+
+    // The receiver works again: the replay of the verified ones sends each once.
+    receiver.set("/down", Behaviour::Ok);
+    let started = replay(&server, json!({"endpoints": [down_id], "event_types": ["verification_session.verified"]}));
+    assert_eq!((started["object"].as_str(), started["status"].as_str()), (Some("replay"), Some("running")));
+    assert_eq!(started["matched"], 25);
+    let id = started["id"].as_str().unwrap();
+    assert!(id.starts_with("rp_"), "{id}");
+    let done = wait_status(&server, id, "completed");
+    assert_eq!(
+        (done["sent"].as_u64(), done["succeeded"].as_u64(), done["failed"].as_u64()),
+        (Some(25), Some(25), Some(0))
+    );
+    assert!(done["finished_at"].as_i64().is_some(), "{done}");
+    let seen = arrivals(&receiver, "/down");
+    for event in &verified {
+        assert_eq!(seen[event], 2, "{event}: the failed attempt and the replay's, nothing more");
+    }
+    for event in &canceled {
+        assert_eq!(seen[event], 1, "{event} was not part of the replay");
+    }
+    assert_eq!(receiver.count("/up"), 37);
+    let listed = server.get("/v1/replays").body;
+    assert_eq!(listed["data"][0]["id"], id, "{listed}");
+    assert_eq!(listed["data"][0]["query"]["event_types"], json!(["verification_session.verified"]));
+
+    // Replayed and delivered: nothing failed is left to replay of that type.
+    let left = count(json!({"endpoints": [down_id], "event_types": ["verification_session.verified"]}));
+    assert_eq!(left["matched"], 0);
+}
+
+#[test]
+fn a_replay_keeps_to_the_endpoints_rate_limit_and_cancel_stops_it() {
+    let receiver = Receiver::start();
+    receiver.set("/slow", Behaviour::Status(500));
+    let server = TestServer::start_with(|c| c.delivery.retry_schedule = vec![]);
+    let endpoint = server.create_endpoint(&receiver.url("/slow"));
+    let id = endpoint["id"].as_str().unwrap().to_string();
+    publish(&server, "verification_session.verified", 60);
+    server.wait_queue_empty(WAIT);
+    receiver.set("/slow", Behaviour::Ok);
+    let changed = server.post(&format!("/v1/webhook_endpoints/{id}"), json!({"rate_limit": 10}));
+    assert_eq!(changed.status, 200, "{}", changed.text);
+
+    let before = receiver.count("/slow");
+    let started = replay(&server, json!({"endpoints": [id]}));
+    let replay_id = started["id"].as_str().unwrap().to_string();
+    assert!(eventually(WAIT, || receiver.count("/slow") >= before + 15), "the replay sends");
+    let cancelled = server.post(&format!("/v1/replays/{replay_id}/cancel"), json!({}));
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    let sent = cancelled.body["sent"].as_u64().unwrap();
+    assert!(sent < 60, "cancelled half way: {sent} sent");
+
+    // What it had queued goes; nothing after.
+    assert!(eventually(WAIT, || receiver.count("/slow") == before + sent as usize), "the queued ones arrive");
+    let settled = eventually(WAIT, || server.get(&format!("/v1/replays/{replay_id}")).body["succeeded"] == sent);
+    assert!(settled, "the outcomes of what it sent are still counted");
+    let view = server.get(&format!("/v1/replays/{replay_id}")).body;
+    assert_eq!((view["status"].as_str(), view["sent"].as_u64()), (Some("cancelled"), Some(sent)));
+    // A cancel of a replay that has ended changes nothing.
+    let again = server.post(&format!("/v1/replays/{replay_id}/cancel"), json!({}));
+    assert_eq!(again.body["finished_at"], cancelled.body["finished_at"]);
+
+    // Never more than the limit in any second (a second's burst at most: the bucket).
+    let times: Vec<_> = receiver.received("/slow").iter().skip(before).map(|r| r.at).collect();
+    for (i, start) in times.iter().enumerate() {
+        let within = times[i..].iter().take_while(|t| t.duration_since(*start) < Duration::from_secs(1)).count();
+        assert!(within <= 10 + 1, "{within} deliveries within one second at a limit of 10");
+    }
+}
+
+#[test]
+fn a_replay_reaches_only_its_own_application() {
+    let receiver = Receiver::start();
+    let server = TestServer::start();
+    let make_app = |name: &str| {
+        let app = server.post("/v1/apps", json!({"name": name}));
+        assert_eq!(app.status, 200, "{}", app.text);
+        app.body["id"].as_str().unwrap().to_string()
+    };
+    let (a, b) = (make_app("A"), make_app("B"));
+    let in_app = |app: &str, method: &str, path: &str, body: Option<Value>| {
+        let mut req = server.req(method, path).header("stile-app", app);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send()
+    };
+    let b_endpoint =
+        in_app(&b, "POST", "/v1/webhook_endpoints", Some(json!({"url": receiver.url("/b"), "enabled_events": ["*"]})));
+    let b_endpoint = b_endpoint.body["id"].as_str().unwrap().to_string();
+    let b_replay = in_app(&b, "POST", "/v1/replays", Some(json!({"status": "all"})));
+    assert_eq!(b_replay.status, 200, "{}", b_replay.text);
+    let b_replay = b_replay.body["id"].as_str().unwrap().to_string();
+
+    // A portal session of application A.
+    let session = server.post(&format!("/v1/apps/{a}/portal_sessions"), json!({}));
+    assert_eq!(session.status, 200, "{}", session.text);
+    let token = session.body["token"].as_str().unwrap().to_string();
+    let portal = |method: &str, path: &str, body: Option<Value>| {
+        let mut req = server.req(method, path).key(&token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send()
+    };
+    let refused = portal("POST", "/v1/replays", Some(json!({"endpoints": [b_endpoint]})));
+    refused.assert_error(400, "invalid_request_error", "parameter_invalid");
+    assert_eq!(refused.body["error"]["param"], "endpoints");
+    portal("GET", &format!("/v1/replays/{b_replay}"), None).assert_error(
+        404,
+        "invalid_request_error",
+        "resource_missing",
+    );
+    let cancel = portal("POST", &format!("/v1/replays/{b_replay}/cancel"), None);
+    cancel.assert_error(404, "invalid_request_error", "resource_missing");
+    assert_eq!(portal("GET", "/v1/replays", None).body["data"].as_array().unwrap().len(), 0);
+    let own = portal("POST", "/v1/replays", Some(json!({"dry_run": true})));
+    assert_eq!((own.status, own.body["matched"].as_u64()), (200, Some(0)), "{}", own.text);
+    assert_eq!(in_app(&a, "GET", &format!("/v1/replays/{b_replay}"), None).status, 404);
+    assert_eq!(in_app(&b, "GET", &format!("/v1/replays/{b_replay}"), None).status, 200);
+}
+
+#[test]
+fn bad_replays_are_refused_with_the_parameter_named() {
+    let server = TestServer::start();
+    let refused = |body: Value, param: &str| {
+        let resp = server.post("/v1/replays", body.clone());
+        resp.assert_error(400, "invalid_request_error", "parameter_invalid");
+        assert_eq!(resp.body["error"]["param"], param, "{body}: {}", resp.text);
+    };
+    refused(json!({"status": "sometimes"}), "status");
+    refused(json!({"endpoints": ["evt_01JD8Y6QK4N2V7X3ZB5C9R1T0M"]}), "endpoints[0]");
+    refused(json!({"endpoints": ["we_01JD8Y6QK4N2V7X3ZB5C9R1T0M"]}), "endpoints");
+    refused(json!({"labels": ["nobody-has-it"]}), "labels");
+    refused(json!({"created_after": 10, "created_before": 5}), "created_before");
+    refused(json!({"created_after": -1}), "created_after");
+    refused(json!({"filter": {"data.n": {"$between": 1}}}), "filter.data.n.$between");
+    let unknown = server.post("/v1/replays", json!({"colour": "red"}));
+    assert_eq!(unknown.assert_error(400, "invalid_request_error", "parameter_unknown")["param"], "colour");
+    server.get("/v1/replays/rp_nope").assert_error(404, "invalid_request_error", "resource_missing");
+    let missing = server.get("/v1/replays/rp_01JD8Y6QK4N2V7X3ZB5C9R1T0M");
+    missing.assert_error(404, "invalid_request_error", "resource_missing");
+}
