@@ -119,6 +119,7 @@ pub async fn prepare_with_clock(config: Config, clock: Clock) -> Result<Prepared
     let event_types = crate::event_types::EventTypes::with_declared(&config.events.custom_types, &config.events.types)
         .map_err(StartError::EventTypes)?;
     let store = open_store(&config).await?;
+    store.set_undelivered_hours(config.retention.undelivered_payload_hours);
     for skipped in event_types.load(store.event_types().await?) {
         tracing::warn!("{skipped}");
     }

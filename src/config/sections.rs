@@ -387,7 +387,10 @@ pub struct RetentionConfig {
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        Self { events: Duration::from_secs(30 * 86_400), undelivered_payload_hours: 72 }
+        Self {
+            events: Duration::from_secs(30 * 86_400),
+            undelivered_payload_hours: crate::store::model::attempts::DEFAULT_UNDELIVERED_HOURS,
+        }
     }
 }
 

@@ -302,7 +302,8 @@ impl Replays<'_> {
         };
         let read = page.items.len();
         let events: Vec<&StoredEvent> = page.items.iter().filter(|e| takes_event(query, e)).collect();
-        let mut states = self.store.delivery_states(owner, events.iter().map(|e| e.meta.id).collect()).await?;
+        let ids = events.iter().map(|e| e.meta.id).collect();
+        let mut states = self.store.delivery_states(owner, ids, self.engine.clock().now_ms()).await?;
         // Per event, its endpoints in a fixed order.
         states.sort_by_key(|(event, endpoint, _)| (std::cmp::Reverse(*event), *endpoint));
         let mut found = Vec::new();

@@ -363,6 +363,11 @@ backend! {
             fn claim_renewal(&self) -> Option<Duration> { None };
             /// Calls `wake` when another process queues attempts (with one process none can).
             fn on_queue_change(&self, wake: Box<dyn Fn() + Send + Sync>) -> () { drop(wake) };
+            /// How many hours an undelivered payload is kept for an endpoint that sets no
+            /// window of its own (what a skipped delivery is held for).
+            fn undelivered_hours(&self) -> u32;
+            /// Sets [`Backend::undelivered_hours`] from the configuration, once, at start.
+            fn set_undelivered_hours(&self, hours: u32) -> ();
             /// How many transactions this process ran again after the database aborted them
             /// for a conflict (`None`: no database to conflict in).
             fn conflicts_rerun(&self) -> Option<u64> { None };
@@ -423,8 +428,9 @@ backend! {
         /// they were counted.
         fn replay_outcomes(&self, owner: Owner, id: ReplayId) -> Result<(ReplayOutcomes, u64), StoreError>;
         /// Where each delivery of `owner`'s `events` stands: per event, each endpoint it
-        /// was attempted to (its latest attempt) or skipped for.
-        fn delivery_states(&self, owner: Owner, events: Vec<EventId>) -> Result<Vec<(EventId, EndpointId, DeliveryState)>, StoreError>;
+        /// was attempted to (its latest attempt) or skipped for (and may still be replayed
+        /// to at `now_ms`).
+        fn delivery_states(&self, owner: Owner, events: Vec<EventId>, now_ms: u64) -> Result<Vec<(EventId, EndpointId, DeliveryState)>, StoreError>;
     }
     queue writes {
         /// Takes a step of a replay: queues its deliveries again and moves it on, in one

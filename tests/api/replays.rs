@@ -235,3 +235,60 @@ fn bad_replays_are_refused_with_the_parameter_named() {
     let missing = server.get("/v1/replays/rp_01JD8Y6QK4N2V7X3ZB5C9R1T0M");
     missing.assert_error(404, "invalid_request_error", "resource_missing");
 }
+
+#[test]
+fn events_missed_while_an_endpoint_was_disabled_are_kept_and_replayed_after_it_is_enabled() {
+    let receiver = Receiver::start();
+    let server = TestServer::start_with(|c| {
+        c.retention.events = Duration::from_secs(1);
+        c.delivery.retry_schedule = vec![];
+    });
+    server.create_endpoint_for(&receiver.url("/up"), &["*"]);
+    let off = server.post(
+        "/v1/webhook_endpoints",
+        json!({"url": receiver.url("/off"), "enabled_events": ["verification_session.verified"],
+               "filter": {"data.n": {"$lt": 3}}}),
+    );
+    assert_eq!(off.status, 200, "{}", off.text);
+    let off_id = off.body["id"].as_str().unwrap().to_string();
+    let disabled = server.post(&format!("/v1/webhook_endpoints/{off_id}"), json!({"status": "disabled"}));
+    assert_eq!(disabled.status, 200, "{}", disabled.text);
+
+    let missed = publish(&server, "verification_session.verified", 4);
+    let other = server.publish("verification_session.created", json!({"id": "vks_other"}));
+    let other_id = other["id"].as_str().unwrap().to_string();
+    assert!(eventually(WAIT, || receiver.count("/up") == 5), "the enabled endpoint gets them all");
+    // Past the retention period the event only the enabled endpoint took goes; those the
+    // disabled one missed are kept for its undelivered-payload window.
+    let pruned = eventually(WAIT, || server.get(&format!("/v1/events/{other_id}")).status == 404);
+    assert!(pruned, "an event delivered everywhere is pruned after a second");
+    for event in &missed[..3] {
+        assert_eq!(server.get(&format!("/v1/events/{event}")).status, 200, "{event} is kept to be replayed");
+    }
+    let refused = eventually(WAIT, || server.get(&format!("/v1/events/{}", missed[3])).status == 404);
+    assert!(refused, "the one its filter refused was not missed, and goes");
+    // From here on, history stays (a second's retention would prune the replay's attempts
+    // before their outcomes are counted).
+    let server = server.restart_with(|c| c.retention.events = Duration::from_secs(86_400));
+
+    let enabled = server.post(&format!("/v1/webhook_endpoints/{off_id}"), json!({"status": "enabled"}));
+    assert_eq!(enabled.status, 200, "{}", enabled.text);
+    let count = |status: &str| {
+        let answer = replay(&server, json!({"endpoints": [off_id], "status": status, "dry_run": true}));
+        answer["matched"].as_u64().unwrap()
+    };
+    assert_eq!(count("never_attempted"), 3, "the filter refused data.n = 3: not missed");
+    assert_eq!(count("failed"), 0);
+    assert_eq!(count("all"), 3);
+    assert_eq!(receiver.count("/off"), 0, "enabling it sends nothing by itself");
+
+    let started = replay(&server, json!({"endpoints": [off_id], "status": "never_attempted"}));
+    let done = wait_status(&server, started["id"].as_str().unwrap(), "completed");
+    assert_eq!((done["sent"].as_u64(), done["succeeded"].as_u64()), (Some(3), Some(3)), "{done}");
+    let seen = arrivals(&receiver, "/off");
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for event in &missed[..3] {
+        assert_eq!(seen[event], 1, "{event} replayed once");
+    }
+    assert_eq!(count("never_attempted"), 0, "attempted now");
+}

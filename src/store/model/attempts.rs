@@ -312,6 +312,16 @@ pub struct Recorded {
     pub told: Vec<NewEvent>,
 }
 
+/// The undelivered-payload window of endpoints that set none, unless the configuration
+/// says otherwise (`[retention] undelivered_payload_hours`).
+pub const DEFAULT_UNDELIVERED_HOURS: u32 = 72;
+
+/// Until when (Unix ms) a delivery to `endpoint` skipped at `now_ms` may be replayed, its
+/// payload kept: the endpoint's undelivered-payload window, else `default_hours`.
+pub fn skipped_until(endpoint: &EndpointRecord, default_hours: u32, now_ms: u64) -> u64 {
+    now_ms + u64::from(endpoint.undelivered_retention_hours.unwrap_or(default_hours)) * 3_600_000
+}
+
 /// Whether the undelivered payload of a delivery whose latest attempt has `status` and
 /// was made at `made_secs` is past its endpoint's window of `hours` at `now_ms`: only a
 /// delivery that failed for good has such a window.

@@ -23,6 +23,8 @@ const ENDED_BY: &str = "application deleted";
 const PURGES: &[&str] = &[
     "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE app = $1 LIMIT $2)",
     "DELETE FROM events WHERE (app, id) IN (SELECT app, id FROM events WHERE app = $1 LIMIT $2)",
+    "DELETE FROM skipped_deliveries WHERE (event, endpoint) IN
+         (SELECT event, endpoint FROM skipped_deliveries WHERE app = $1 LIMIT $2)",
     "DELETE FROM sessions WHERE (app, id) IN (SELECT app, id FROM sessions WHERE app = $1 LIMIT $2)",
     "DELETE FROM delivery_stats WHERE (app, minute, endpoint, outcome) IN
          (SELECT app, minute, endpoint, outcome FROM delivery_stats WHERE app = $1 LIMIT $2)",

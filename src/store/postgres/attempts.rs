@@ -113,6 +113,8 @@ pub(super) struct Writes {
     pending: BTreeMap<(AppId, EventId), i32>,
     /// Events whose payload must stay until at least then (Unix ms).
     holds: BTreeMap<(AppId, EventId), u64>,
+    /// Deliveries skipped for a disabled endpoint, replayable until then (Unix ms).
+    skipped: BTreeMap<(AppId, EventId, EndpointId), u64>,
     /// Attempt outcomes per (app, minute, endpoint, outcome).
     tallies: BTreeMap<(AppId, i64, EndpointId, i16), i64>,
     /// Events whose `failed` flag may have changed.
@@ -173,6 +175,13 @@ impl Writes {
     }
 
     /// Keeps an event's payload until at least `until_ms`.
+    /// Records a delivery of `event` skipped for disabled `endpoint`, replayable (its
+    /// payload held) until `until_ms`.
+    pub(super) fn skip(&mut self, endpoint: &EndpointRecord, event: EventId, until_ms: u64) {
+        self.skipped.insert((endpoint.app, event, endpoint.id), until_ms);
+        self.hold_payload(endpoint.app, event, until_ms);
+    }
+
     fn hold_payload(&mut self, app: AppId, event: EventId, until_ms: u64) {
         let hold = self.holds.entry((app, event)).or_default();
         *hold = (*hold).max(until_ms);
@@ -271,6 +280,23 @@ impl Writes {
                      FROM unnest($1::uuid[], $2::uuid[], $3::integer[]) AS d(app, id, delta)
                      WHERE e.app = d.app AND e.id = d.id",
                     &[&apps, &events, &deltas],
+                )
+                .await?;
+        }
+        if !self.skipped.is_empty() {
+            let (mut apps, mut events, mut endpoints, mut untils) = (vec![], vec![], vec![], vec![]);
+            for ((app, event, endpoint), until) in self.skipped {
+                apps.push(uuid(app.as_u128()));
+                events.push(uuid(event.as_u128()));
+                endpoints.push(uuid(endpoint.as_u128()));
+                untils.push(until as i64);
+            }
+            client
+                .exec(
+                    "INSERT INTO skipped_deliveries (app, event, endpoint, until_ms)
+                     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[])
+                     ON CONFLICT (event, endpoint) DO UPDATE SET until_ms = EXCLUDED.until_ms",
+                    &[&apps, &events, &endpoints, &untils],
                 )
                 .await?;
         }

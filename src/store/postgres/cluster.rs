@@ -191,6 +191,14 @@ impl PgStore {
 }
 
 impl Backend for PgStore {
+    fn undelivered_hours(&self) -> u32 {
+        self.undelivered_hours.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set_undelivered_hours(&self, hours: u32) {
+        self.undelivered_hours.store(hours, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn is_shared(&self) -> bool {
         true
     }

@@ -191,7 +191,7 @@ pub(super) async fn lock_endpoints_of(
         .collect())
 }
 
-/// The enabled endpoints of application `app` subscribed to `event_type`, each with the
+/// The endpoints of application `app` subscribed to `event_type` (enabled or disabled), each with the
 /// name it receives the event under, held as `lock` says. (Publishing reads them without a
 /// lock: an attempt it queues for an endpoint deleted meanwhile is made at once and
 /// recorded as failed, the endpoint being gone.)
@@ -212,9 +212,6 @@ pub(super) async fn matching_in<'a>(
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let endpoint = row.get::<_, Json<EndpointRecord>>(0).0;
-        if endpoint.status != EndpointStatus::Enabled {
-            continue;
-        }
         if let Some(name) = subscribed(&endpoint, event_type) {
             out.push((endpoint, name));
         }

@@ -9,7 +9,9 @@ use tokio_postgres::types::ToSql;
 
 use crate::ids::{AppId, EndpointId, EventId};
 use crate::mode::Mode;
-use crate::store::backend::Events;
+use crate::store::backend::{Backend, Events};
+use crate::store::model::EndpointStatus;
+use crate::store::model::attempts::skipped_until;
 use crate::store::model::{
     AttemptRecord, AttemptStatus, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page,
     PageRequest, Published, Resent, Scheduled, StoreError, StoredEvent,
@@ -46,24 +48,26 @@ pub(super) fn event_of(sealer: &Sealer, row: &Row) -> Result<StoredEvent, StoreE
 /// returns what each did and the attempts queued.
 pub(super) async fn publish_in(
     client: &impl GenericClient,
-    sealer: &Sealer,
+    store: &PgStore,
     events: &[NewEvent],
     now_ms: u64,
     writes: &mut Writes,
 ) -> Result<(Vec<Published>, Scheduled), StoreError> {
-    publish(&mut Publishing { client, sealer, writes }, events, now_ms).await
+    let default_hours = store.undelivered_hours();
+    publish(&mut Publishing { client, sealer: &store.sealer, default_hours, writes }, events, now_ms).await
 }
 
 /// Stores those of `events` some endpoint subscribes to (sealed), and schedules their
 /// first attempts ([`rules::publish::publish_heard`]).
 pub(super) async fn publish_heard_in(
     client: &impl GenericClient,
-    sealer: &Sealer,
+    store: &PgStore,
     events: &[NewEvent],
     now_ms: u64,
     writes: &mut Writes,
 ) -> Result<Scheduled, StoreError> {
-    publish_heard(&mut Publishing { client, sealer, writes }, events, now_ms).await
+    let default_hours = store.undelivered_hours();
+    publish_heard(&mut Publishing { client, sealer: &store.sealer, default_hours, writes }, events, now_ms).await
 }
 
 /// Publishing inside one transaction: the attempts go to its write buffer, the events
@@ -71,6 +75,8 @@ pub(super) async fn publish_heard_in(
 struct Publishing<'a, C> {
     client: &'a C,
     sealer: &'a Sealer,
+    /// The undelivered-payload window of endpoints that set none.
+    default_hours: u32,
     writes: &'a mut Writes,
 }
 
@@ -97,6 +103,11 @@ impl<C: GenericClient> PublishTx for Publishing<'_, C> {
 
     fn tally_filtered(&mut self, endpoint: &EndpointRecord, now_ms: u64) -> Result<(), StoreError> {
         self.writes.tally_filtered(endpoint, now_ms);
+        Ok(())
+    }
+
+    fn skip(&mut self, endpoint: &EndpointRecord, event: EventId, now_ms: u64) -> Result<(), StoreError> {
+        self.writes.skip(endpoint, event, skipped_until(endpoint, self.default_hours, now_ms));
         Ok(())
     }
 
@@ -247,7 +258,7 @@ impl Events for PgStore {
     ) -> Result<(Vec<Published>, Scheduled), StoreError> {
         transaction!(self, |tx| {
             let mut writes = Writes::new(&self.token);
-            let done = publish_in(tx, &self.sealer, &events, now_ms, &mut writes).await?;
+            let done = publish_in(tx, self, &events, now_ms, &mut writes).await?;
             writes.flush(tx).await?;
             Ok(done)
         })
@@ -297,7 +308,9 @@ impl<C: GenericClient> ResendTx for Tx<'_, C> {
         owner: Owner,
         event_type: &'a str,
     ) -> Result<Vec<(EndpointRecord, &'a str)>, StoreError> {
-        matching_in(self.client, owner.app, event_type, Lock::KeyShare).await
+        let mut found = matching_in(self.client, owner.app, event_type, Lock::KeyShare).await?;
+        found.retain(|(endpoint, _)| endpoint.status == EndpointStatus::Enabled);
+        Ok(found)
     }
 
     async fn event_body(&mut self, meta: &EventMeta) -> Result<Vec<u8>, StoreError> {

@@ -271,7 +271,12 @@ pub struct PgStore {
     token: String,
     /// Transactions run again after the database aborted them for a conflict.
     conflicts_rerun: std::sync::atomic::AtomicU64,
+    /// How many hours an undelivered payload is kept for endpoints that set no window of
+    /// their own (`[retention] undelivered_payload_hours`).
+    undelivered_hours: std::sync::atomic::AtomicU32,
 }
+
+use crate::store::model::attempts::DEFAULT_UNDELIVERED_HOURS;
 
 impl PgStore {
     /// Connects, brings the schema up to date (one process at a time), and checks the
@@ -322,6 +327,7 @@ impl PgStore {
             claim_lease: options.claim_lease,
             token: cluster::new_token(),
             conflicts_rerun: std::sync::atomic::AtomicU64::new(0),
+            undelivered_hours: DEFAULT_UNDELIVERED_HOURS.into(),
         };
         migrate::migrate(&store.pool, crate::clock::unix_now()).await.map_err(|e| unusable(e.to_string()))?;
         store.sealer = store.payload_key(&options.key_file).await?;

@@ -125,6 +125,7 @@ impl Replays for PgStore {
         &self,
         owner: Owner,
         events: Vec<EventId>,
+        now_ms: u64,
     ) -> Result<Vec<(EventId, EndpointId, DeliveryState)>, StoreError> {
         let client = self.client().await?;
         let app = uuid(owner.app.as_u128());
@@ -144,9 +145,9 @@ impl Replays for PgStore {
         let skipped = client
             .q(
                 "SELECT s.event, s.endpoint FROM skipped_deliveries s
-                 WHERE s.app = $2 AND s.event = ANY($1)
+                 WHERE s.app = $2 AND s.event = ANY($1) AND s.until_ms > $3
                    AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.event = s.event AND a.endpoint = s.endpoint)",
-                &[&ids, &app],
+                &[&ids, &app, &(now_ms as i64)],
             )
             .await?;
         for row in skipped {

@@ -47,6 +47,7 @@ impl Retention for PgStore {
             let gone: Vec<uuid::Uuid> = gone.iter().map(|row| row.get(0)).collect();
             if !gone.is_empty() {
                 pruned.attempts += tx.exec("DELETE FROM attempts WHERE event = ANY($1)", &[&gone]).await? as usize;
+                tx.exec("DELETE FROM skipped_deliveries WHERE event = ANY($1)", &[&gone]).await?;
             }
             let n = tx
                 .exec(

@@ -146,10 +146,10 @@ impl Scheduling for PgStore {
     ) -> Result<Written, StoreError> {
         transaction!(self, |tx| {
             let mut writes = Writes::new(&self.token);
-            let (published, first_attempts) = publish_in(tx, &self.sealer, &events, now_ms, &mut writes).await?;
+            let (published, first_attempts) = publish_in(tx, self, &events, now_ms, &mut writes).await?;
             let mut recorded = record_in(tx, &self.sealer, &results, now_ms, &policy, &mut writes).await?;
             // What the platform is told of is committed with what it tells of.
-            let told = publish_heard_in(tx, &self.sealer, &recorded.told, now_ms, &mut writes).await?;
+            let told = publish_heard_in(tx, self, &recorded.told, now_ms, &mut writes).await?;
             recorded.scheduled.extend(told);
             writes.flush(tx).await?;
             Ok(Written { published, first_attempts, recorded })

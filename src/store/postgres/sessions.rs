@@ -68,7 +68,7 @@ impl Sessions for PgStore {
             .await?;
             let mut writes = Writes::new(&self.token);
             let (published, scheduled) =
-                publish_in(tx, &self.sealer, std::slice::from_ref(&event), now_ms, &mut writes).await?;
+                publish_in(tx, self, std::slice::from_ref(&event), now_ms, &mut writes).await?;
             writes.flush(tx).await?;
             Ok(SessionChanged { session: session.clone(), scheduled, filtered: filtered_of(&published) })
         })
@@ -97,7 +97,7 @@ impl Sessions for PgStore {
                 .await?;
             let mut writes = Writes::new(&self.token);
             let (published, scheduled) =
-                publish_in(tx, &self.sealer, std::slice::from_ref(&event), now_ms, &mut writes).await?;
+                publish_in(tx, self, std::slice::from_ref(&event), now_ms, &mut writes).await?;
             writes.flush(tx).await?;
             Ok(SessionChange::Changed(SessionChanged { session, scheduled, filtered: filtered_of(&published) }))
         })
@@ -144,7 +144,7 @@ impl<C: GenericClient> SessionExpiryTx for Tx<'_, C> {
 
     async fn publish(&mut self, events: &[NewEvent], now_ms: u64) -> Result<Scheduled, StoreError> {
         let mut writes = Writes::new(&self.store.token);
-        let (_, scheduled) = publish_in(self.client, &self.store.sealer, events, now_ms, &mut writes).await?;
+        let (_, scheduled) = publish_in(self.client, self.store, events, now_ms, &mut writes).await?;
         writes.flush(self.client).await?;
         Ok(scheduled)
     }

@@ -478,6 +478,7 @@ async fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data(
                      DROP TABLE endpoint_senders;
                      ALTER TABLE events DROP COLUMN trace;
                      ALTER TABLE attempts DROP COLUMN sent;
+                     DROP TABLE replays, replay_deliveries, skipped_deliveries;
                      DELETE FROM stile_schema_migrations WHERE version > 1",
             )
             .await?;
@@ -494,7 +495,7 @@ async fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data(
     }
     .await
     .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert_eq!(store.endpoint(owner, endpoint.id).await.unwrap().map(|e| e.id), Some(endpoint.id));
     let kept = store.event(owner, event).await.unwrap().expect("the event is kept");
     assert_eq!(kept.meta.trace, None, "published before traces were kept");

@@ -120,6 +120,7 @@ fn purge_app(tx: &WriteTransaction, names: &Names, app: u128, budget: usize) -> 
     let mut bodies = tx.open_table(tables::EVENT_BODIES)?;
     let mut pending = tx.open_table(tables::EVENT_PENDING)?;
     let mut holds = tx.open_table(tables::UNDELIVERED_HOLDS)?;
+    let mut skipped = tx.open_table(tables::SKIPPED_DELIVERIES)?;
     let mut indexes = EventIndexes::open(tx)?;
     for id in ids {
         if let Some(stored) = events.remove((app, id))? {
@@ -128,6 +129,7 @@ fn purge_app(tx: &WriteTransaction, names: &Names, app: u128, budget: usize) -> 
         bodies.remove(id)?;
         pending.remove(id)?;
         holds.remove(id)?;
+        skipped.retain_in((app, id, 0)..=(app, id, u128::MAX), |_, _| false)?;
         removed += 1;
     }
 

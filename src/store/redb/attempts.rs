@@ -113,7 +113,7 @@ impl<'txn, 'n> DeliveryTables<'txn, 'n> {
     }
 
     /// Keeps an event's payload until at least `until_ms` (Unix ms).
-    fn hold_payload(&mut self, event: EventId, until_ms: u64) -> Result<(), StoreError> {
+    pub(super) fn hold_payload(&mut self, event: EventId, until_ms: u64) -> Result<(), StoreError> {
         let current = self.holds.get(event.as_u128())?.map_or(0, |v| v.value());
         if until_ms > current {
             self.holds.insert(event.as_u128(), until_ms)?;

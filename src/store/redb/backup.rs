@@ -136,6 +136,10 @@ fn copy_every_table(
     add(copy(from, to, tables::SESSION_EXPIRY)?);
     add(copy(from, to, tables::EVENT_TYPES)?);
     add(copy(from, to, tables::LISTENERS)?);
+    add(copy(from, to, tables::REPLAYS)?);
+    add(copy(from, to, tables::WATCHED_REPLAYS)?);
+    add(copy(from, to, tables::REPLAY_DELIVERIES)?);
+    add(copy(from, to, tables::SKIPPED_DELIVERIES)?);
     Ok(summary)
 }
 

@@ -110,8 +110,8 @@ pub(super) fn disable_in(
     Ok(true)
 }
 
-/// The enabled endpoints of application `app` subscribed to `event_type`, each with the
-/// name it receives the event under.
+/// The endpoints of application `app` subscribed to `event_type`, enabled or disabled, each
+/// with the name it receives the event under.
 pub(super) fn matching_in<'a>(
     tx: &WriteTransaction,
     app: AppId,
@@ -131,9 +131,6 @@ pub(super) fn matching_in<'a>(
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let Some(endpoint) = get_in(&endpoints, AppId(app), EndpointId(id))? else { continue };
-        if endpoint.status != EndpointStatus::Enabled {
-            continue;
-        }
         if let Some(name) = subscribed(&endpoint, event_type) {
             out.push((endpoint, name));
         }

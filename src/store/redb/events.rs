@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{AppId, EndpointId, EventId};
 use crate::mode::Mode;
+use crate::store::backend::Backend;
 use crate::store::backend::Events;
+use crate::store::model::EndpointStatus;
+use crate::store::model::attempts::skipped_until;
 use crate::store::model::events::LEGACY_EVENT_MS;
 use crate::store::model::pagination::{finish_page, scan_bounds};
 use crate::store::model::{
@@ -121,24 +124,22 @@ pub(super) fn meta_in(
 /// returns what each did and the first attempts queued.
 pub(super) fn publish_in(
     tx: &WriteTransaction,
-    sealer: &Sealer,
-    names: &Names,
+    store: &RedbStore,
     events: &[NewEvent],
     now_ms: u64,
 ) -> Result<(Vec<Published>, Scheduled), StoreError> {
-    settle(publish(&mut Publishing { tx, sealer, names, writes: None }, events, now_ms))
+    settle(publish(&mut Publishing::new(tx, store), events, now_ms))
 }
 
 /// Stores those of `events` some endpoint subscribes to, and schedules their deliveries,
 /// inside `tx` ([`rules::publish::publish_heard`]).
 pub(super) fn publish_heard_in(
     tx: &WriteTransaction,
-    sealer: &Sealer,
-    names: &Names,
+    store: &RedbStore,
     events: &[NewEvent],
     now_ms: u64,
 ) -> Result<Scheduled, StoreError> {
-    settle(publish_heard(&mut Publishing { tx, sealer, names, writes: None }, events, now_ms))
+    settle(publish_heard(&mut Publishing::new(tx, store), events, now_ms))
 }
 
 /// Publishing inside one write transaction; the tables it writes are opened at its first
@@ -147,6 +148,8 @@ struct Publishing<'t, 'n> {
     tx: &'t WriteTransaction,
     sealer: &'n Sealer,
     names: &'n Names,
+    /// The undelivered-payload window of endpoints that set none.
+    default_hours: u32,
     writes: Option<EventWrites<'t, 'n>>,
 }
 
@@ -159,6 +162,11 @@ struct EventWrites<'t, 'n> {
 }
 
 impl<'t, 'n> Publishing<'t, 'n> {
+    fn new(tx: &'t WriteTransaction, store: &'n RedbStore) -> Self {
+        let default_hours = store.undelivered_hours();
+        Publishing { tx, sealer: &store.sealer, names: &store.names, default_hours, writes: None }
+    }
+
     fn writes(&mut self) -> Result<&mut EventWrites<'t, 'n>, StoreError> {
         if self.writes.is_none() {
             self.writes = Some(EventWrites {
@@ -195,6 +203,13 @@ impl PublishTx for Publishing<'_, '_> {
     fn tally_filtered(&mut self, endpoint: &EndpointRecord, now_ms: u64) -> Result<(), StoreError> {
         self.writes()?.deliveries.tally_filtered(endpoint, now_ms);
         Ok(())
+    }
+
+    fn skip(&mut self, endpoint: &EndpointRecord, event: EventId, now_ms: u64) -> Result<(), StoreError> {
+        let until = skipped_until(endpoint, self.default_hours, now_ms);
+        let key = (endpoint.app.as_u128(), event.as_u128(), endpoint.id.as_u128());
+        self.tx.open_table(tables::SKIPPED_DELIVERIES)?.insert(key, until)?;
+        self.writes()?.deliveries.hold_payload(event, until)
     }
 
     async fn store_events(&mut self, events: &[NewEvent], pending: &[u32]) -> Result<(), StoreError> {
@@ -467,7 +482,7 @@ impl Events for RedbStore {
         events: Vec<NewEvent>,
         now_ms: u64,
     ) -> Result<(Vec<Published>, Scheduled), StoreError> {
-        self.write(|tx| publish_in(tx, &self.sealer, &self.names, &events, now_ms))
+        self.write(|tx| publish_in(tx, self, &events, now_ms))
     }
 
     /// Schedules a new round of delivery of an event: to `endpoint` if named (whatever
@@ -510,7 +525,9 @@ impl ResendTx for Tx<'_> {
         owner: Owner,
         event_type: &'a str,
     ) -> Result<Vec<(EndpointRecord, &'a str)>, StoreError> {
-        endpoints::matching_in(self.tx, owner.app, event_type)
+        let mut found = endpoints::matching_in(self.tx, owner.app, event_type)?;
+        found.retain(|(endpoint, _)| endpoint.status == EndpointStatus::Enabled);
+        Ok(found)
     }
 
     async fn event_body(&mut self, meta: &EventMeta) -> Result<Vec<u8>, StoreError> {

@@ -82,6 +82,9 @@ pub struct RedbStore {
     sealer: sealing::Sealer,
     /// The names records hold by number (see [`names`]).
     names: names::Names,
+    /// How many hours an undelivered payload is kept for endpoints that set no window of
+    /// their own (`[retention] undelivered_payload_hours`).
+    undelivered_hours: std::sync::atomic::AtomicU32,
 }
 
 /// How to open a data file.
@@ -165,6 +168,8 @@ impl DbError {
     }
 }
 
+use crate::store::model::attempts::DEFAULT_UNDELIVERED_HOURS;
+
 impl RedbStore {
     /// Runs `work` on this store where synchronous work belongs (see [`run_sync`]).
     pub(in crate::store) async fn blocking<T: Interrupted + Send + 'static>(
@@ -213,8 +218,15 @@ impl RedbStore {
         })?;
         let sealer = sealing::Sealer::new(&[0; 32]);
         let names = names::Names::default();
-        let mut store =
-            RedbStore { db: RwLock::new(Some(db)), broken: AtomicBool::new(false), path, cache_mib, sealer, names };
+        let mut store = RedbStore {
+            db: RwLock::new(Some(db)),
+            broken: AtomicBool::new(false),
+            path,
+            cache_mib,
+            sealer,
+            names,
+            undelivered_hours: DEFAULT_UNDELIVERED_HOURS.into(),
+        };
         store.init_schema()?;
         let init = |path: &Path, e| OpenError::Init(path.to_path_buf(), e);
         store.names =
@@ -410,6 +422,14 @@ impl RedbStore {
 }
 
 impl Backend for RedbStore {
+    fn undelivered_hours(&self) -> u32 {
+        self.undelivered_hours.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set_undelivered_hours(&self, hours: u32) {
+        self.undelivered_hours.store(hours, std::sync::atomic::Ordering::Relaxed);
+    }
+
     async fn check(&self) -> Result<(), StoreError> {
         self.read(|_| Ok(()))
     }

@@ -139,6 +139,7 @@ impl Replays for RedbStore {
         &self,
         owner: Owner,
         events: Vec<EventId>,
+        now_ms: u64,
     ) -> Result<Vec<(EventId, EndpointId, DeliveryState)>, StoreError> {
         self.read(|tx| {
             let (by_event, all) = (tx.open_table(tables::EVENT_ATTEMPTS)?, tx.open_table(tables::ATTEMPTS)?);
@@ -149,8 +150,9 @@ impl Replays for RedbStore {
                 let latest = attempts::latest_per_endpoint(&by_event, &all, event)?;
                 let e = event.as_u128();
                 for row in skipped.range((app, e, 0)..=(app, e, u128::MAX))? {
-                    let endpoint = EndpointId(row?.0.value().2);
-                    if !latest.contains_key(&endpoint) {
+                    let (key, until) = row?;
+                    let endpoint = EndpointId(key.value().2);
+                    if until.value() > now_ms && !latest.contains_key(&endpoint) {
                         states.push((event, endpoint, DeliveryState::Skipped));
                     }
                 }

@@ -198,6 +198,7 @@ fn prune_events(
     let mut holds = tx.open_table(tables::UNDELIVERED_HOLDS)?;
     let mut indexes = EventIndexes::open(tx)?;
     let mut failures = tx.open_table(tables::EVENT_FAILURES)?;
+    let mut skipped = tx.open_table(tables::SKIPPED_DELIVERIES)?;
     let mut removed = Vec::new();
     for (id, ()) in old {
         if pending.get(id)?.is_some_and(|n| n.value() > 0) {
@@ -212,6 +213,7 @@ fn prune_events(
         failures.remove((app, id))?;
         bodies.remove(id)?;
         holds.remove(id)?;
+        skipped.retain_in((app, id, 0)..=(app, id, u128::MAX), |_, _| false)?;
         removed.push(id);
     }
     Ok((removed, more))

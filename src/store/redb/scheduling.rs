@@ -74,10 +74,10 @@ impl Scheduling for RedbStore {
         policy: impl RecordPolicy + Send + Sync + 'static,
     ) -> Result<Written, StoreError> {
         self.write(|tx| {
-            let (published, first_attempts) = publish_in(tx, &self.sealer, &self.names, &events, now_ms)?;
+            let (published, first_attempts) = publish_in(tx, self, &events, now_ms)?;
             let mut recorded = record_in(tx, &self.sealer, &self.names, &results, now_ms, &policy)?;
             // What the platform is told of is committed with what it tells of.
-            let told = publish_heard_in(tx, &self.sealer, &self.names, &recorded.told, now_ms)?;
+            let told = publish_heard_in(tx, self, &recorded.told, now_ms)?;
             recorded.scheduled.extend(told);
             Ok(Written { published, first_attempts, recorded })
         })

@@ -55,8 +55,7 @@ impl Sessions for RedbStore {
             let key = (session.app.as_u128(), session.id.as_u128());
             tx.open_table(tables::VERIFICATION_SESSIONS)?.insert(key, bytes.as_slice())?;
             tx.open_table(tables::SESSION_EXPIRY)?.insert((expires_ms, session.id.as_u128()), session.app.as_u128())?;
-            let (published, scheduled) =
-                publish_in(tx, &self.sealer, &self.names, std::slice::from_ref(&event), now_ms)?;
+            let (published, scheduled) = publish_in(tx, self, std::slice::from_ref(&event), now_ms)?;
             Ok(SessionChanged { session: session.clone(), scheduled, filtered: filtered_of(&published) })
         })
     }
@@ -79,8 +78,7 @@ impl Sessions for RedbStore {
             };
             sessions.insert(key, encode(TABLE, &session)?.as_slice())?;
             drop(sessions);
-            let (published, scheduled) =
-                publish_in(tx, &self.sealer, &self.names, std::slice::from_ref(&event), now_ms)?;
+            let (published, scheduled) = publish_in(tx, self, std::slice::from_ref(&event), now_ms)?;
             Ok(SessionChange::Changed(SessionChanged { session, scheduled, filtered: filtered_of(&published) }))
         })
     }
@@ -122,7 +120,7 @@ impl SessionExpiryTx for Tx<'_> {
     }
 
     async fn publish(&mut self, events: &[NewEvent], now_ms: u64) -> Result<Scheduled, StoreError> {
-        Ok(publish_in(self.tx, &self.store.sealer, &self.store.names, events, now_ms)?.1)
+        Ok(publish_in(self.tx, self.store, events, now_ms)?.1)
     }
 }
 

@@ -1,18 +1,19 @@
 //! Publishing events: each stored with its count of pending deliveries, and a first
 //! attempt, due now, queued to every enabled endpoint of its application subscribed to
-//! its type, under the name that endpoint receives it by.
+//! its type, under the name that endpoint receives it by; a disabled subscriber's
+//! delivery is recorded as skipped, to be replayed once it is enabled again.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use crate::ids::{AppId, EventId};
-use crate::store::model::{EndpointRecord, NewEvent, Published, Scheduled, StoreError};
+use crate::store::model::{EndpointRecord, EndpointStatus, NewEvent, Published, Scheduled, StoreError};
 
 /// What publishing needs of a backend, inside one write transaction. The rule reads every
 /// subscription it needs before its first write.
 pub(crate) trait PublishTx {
-    /// The application's enabled endpoints subscribed to `event_type`, each with the name
-    /// it receives the event under.
+    /// The application's endpoints subscribed to `event_type`, enabled or disabled, each
+    /// with the name it receives the event under.
     async fn subscribed<'a>(
         &mut self,
         app: AppId,
@@ -28,6 +29,11 @@ pub(crate) trait PublishTx {
         now_ms: u64,
         scheduled: &mut Scheduled,
     ) -> Result<(), StoreError>;
+
+    /// Records that `event` was not sent to `endpoint`, which is disabled: it may be
+    /// replayed to it, its payload kept, for the endpoint's undelivered-payload window
+    /// from `now_ms`.
+    fn skip(&mut self, endpoint: &EndpointRecord, event: EventId, now_ms: u64) -> Result<(), StoreError>;
 
     /// Counts an event `endpoint`'s content filter refused at `now_ms`, towards its
     /// statistics.
@@ -58,7 +64,10 @@ pub(crate) async fn publish_heard(
     let targets = subscribers(tx, events).await?;
     let heard: Vec<NewEvent> = events
         .iter()
-        .filter(|e| targets.get(&(e.meta.app, e.meta.event_type.as_str())).is_some_and(|t| !t.is_empty()))
+        .filter(|e| {
+            let endpoints = targets.get(&(e.meta.app, e.meta.event_type.as_str()));
+            endpoints.is_some_and(|t| t.iter().any(|(endpoint, _)| endpoint.status == EndpointStatus::Enabled))
+        })
         .cloned()
         .collect();
     Ok(publish_to(tx, &heard, &targets, now_ms).await?.1)
@@ -93,16 +102,23 @@ async fn publish_to(
         let meta = &event.meta;
         let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
         let mut object = FilteredObject::of(event, endpoints);
-        let mut filtered = 0;
+        let (mut deliveries, mut filtered) = (0, 0);
         for (endpoint, delivered_as) in endpoints {
+            let enabled = endpoint.status == EndpointStatus::Enabled;
             if !object.passes(endpoint, delivered_as) {
-                tx.tally_filtered(endpoint, now_ms)?;
-                filtered += 1;
+                if enabled {
+                    tx.tally_filtered(endpoint, now_ms)?;
+                    filtered += 1;
+                }
                 continue;
             }
-            tx.schedule(endpoint, meta.id, delivered_as, now_ms, &mut scheduled)?;
+            if enabled {
+                tx.schedule(endpoint, meta.id, delivered_as, now_ms, &mut scheduled)?;
+                deliveries += 1;
+            } else {
+                tx.skip(endpoint, meta.id, now_ms)?;
+            }
         }
-        let deliveries = endpoints.len() as u32 - filtered;
         pending.push(deliveries);
         published.push(Published { deliveries, filtered });
     }

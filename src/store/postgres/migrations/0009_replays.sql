@@ -26,5 +26,6 @@ CREATE TABLE skipped_deliveries (
     event    uuid NOT NULL,
     endpoint uuid NOT NULL,
     until_ms bigint NOT NULL,
-    PRIMARY KEY (app, event, endpoint)
+    PRIMARY KEY (event, endpoint)
 );
+CREATE INDEX skipped_deliveries_by_app ON skipped_deliveries (app);
