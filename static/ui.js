@@ -129,6 +129,11 @@ export function formatTime(unix) {
   });
 }
 
+/** Unix seconds from a datetime-local input (local time), or undefined when empty. */
+export function unixOf(input) {
+  return input.value ? Math.floor(new Date(input.value).getTime() / 1000) : undefined;
+}
+
 /** A Unix time relative to now: "12 s ago", "in 5 min". */
 export function relativeTime(unix) {
   if (unix === null || unix === undefined) return '—';

@@ -10,9 +10,9 @@ import {
   table, timeCell, toast,
 } from '../ui.js';
 import { deliveriesPanel } from './deliveries.js';
+import { filterField } from './filter_field.js';
 import { toldAbout } from './settings.js';
 import { transformationFacts, transformationField } from './transformation.js';
-import { tryOn } from './try_on.js';
 
 const DAY = 86400;
 
@@ -212,51 +212,13 @@ function secretOnce(endpoint, title) {
 /** One event type to tick in the form: its name, and what it means under it; for a
  * built-in type, the name the Kayle endpoints API gives it, and whether this endpoint
  * receives it under that name (`box.value` is the name it is subscribed by). */
-function typeCheck(type, box, alias) {
+export function typeCheck(type, box, alias) {
   const asAlias = alias && box.value === alias;
   const kayle = alias ? h('small', { class: 'muted', 'data-test': 'kayle-name' },
     asAlias ? `Received under Kayle's name, ${alias}.` : `Kayle's name: ${alias}.`) : null;
   return h('label', { class: 'check check-type', 'data-test': 'type-choice', 'data-type': type.name }, box,
     h('span', { class: 'check-text' }, h('span', {}, type.name, type.archived ? h('span', { class: 'muted' }, ' (archived)') : null),
       type.description ? h('small', { class: 'muted' }, type.description) : null, kayle));
-}
-
-/** The content filter of the form: its JSON, and *Try it* on a type's example (`types`:
- * those with one) or on a pasted event. `value()` is the filter, `null` (none) or an
- * Error. */
-function filterField(initial, types) {
-  const text = h('textarea', { name: 'filter', rows: '3', spellcheck: 'false', placeholder: '{"data": {"amount": {"$gte": 1000}}}' });
-  text.value = initial && initial.filter ? JSON.stringify(initial.filter, null, 2) : '';
-  const { on, pasted, event } = tryOn(types, 'filter', 'Try the filter on', '{"type": "invoice.paid", "data": {"amount": 1500}}');
-  const result = h('div', { 'aria-live': 'polite', 'data-test': 'filter-result' });
-  const tryIt = h('button', { type: 'button', class: 'secondary small' }, 'Try it');
-  const value = () => {
-    if (!text.value.trim()) return null;
-    try {
-      return JSON.parse(text.value);
-    } catch (err) {
-      return new Error(`The filter is not JSON: ${err.message}`);
-    }
-  };
-  tryIt.addEventListener('click', () => busy(tryIt, async () => {
-    const filter = value();
-    if (filter instanceof Error) return fill(result, errorBox(filter));
-    const source = event();
-    if (source instanceof Error) return fill(result, errorBox(source));
-    const body = { filter: filter || {}, ...source };
-    try {
-      const tried = await api('POST', '/v1/filters/test', body);
-      fill(result, h('p', { class: tried.matches ? 'notice ok' : 'notice' }, tried.matches
-        ? 'It matches: an endpoint with this filter receives this event.'
-        : 'It does not match: an endpoint with this filter does not receive this event.'));
-    } catch (err) {
-      fill(result, errorBox(err));
-    }
-  }));
-  const element = h('div', {},
-    field('Filter', text, 'Optional: receive only the events whose content this JSON filter takes (Convoy\'s and Outpost\'s syntax: $eq, $gt, $in, $regex, $or, ...).'),
-    h('div', { class: 'actions' }, h('span', {}, 'Try it on'), on, tryIt), pasted, result);
-  return { element, value };
 }
 
 /** The create/edit form. `initial` is an endpoint when editing. */
@@ -286,7 +248,8 @@ async function endpointForm({ title, submitLabel, submit, cancel, initial }) {
   const metadata = h('textarea', { name: 'metadata', rows: '3', placeholder: 'team=identity' });
   metadata.value = initial ? metadataText(initial.metadata) : '';
   const auth = authFields(initial);
-  const filter = filterField(initial, types.filter((t) => t.example && !t.archived));
+  const filter = filterField(initial && initial.filter, types.filter((t) => t.example && !t.archived),
+    'Optional: receive only the events whose content this JSON filter takes (Convoy\'s and Outpost\'s syntax: $eq, $gt, $in, $regex, $or, ...).');
   const headers = h('textarea', { name: 'headers', rows: '2', placeholder: 'X-Team: payments' });
   headers.value = initial ? pairsText(initial.headers, ': ') : '';
   const transformation = transformationField(initial, types.filter((t) => t.example && !t.archived), () => {

@@ -3,12 +3,7 @@
 
 import { api, query } from '../api.js';
 import { loading, pagedList } from '../list.js';
-import { busy, emptyState, fill, h, jsonBlock, patch, pill, table, timeCell, toast } from '../ui.js';
-
-/** Unix seconds from a datetime-local input, or undefined. */
-function unixOf(input) {
-  return input.value ? Math.floor(new Date(input.value).getTime() / 1000) : undefined;
-}
+import { busy, emptyState, fill, h, jsonBlock, patch, pill, table, timeCell, toast, unixOf } from '../ui.js';
 
 /** The event list with filters. */
 export async function renderList(root, _params, search) {
