@@ -7,6 +7,7 @@ import * as overview from './views/overview.js';
 import * as endpoints from './views/endpoints.js';
 import * as deliveries from './views/deliveries.js';
 import * as events from './views/events.js';
+import * as replays from './views/replays.js';
 import * as sessions from './views/sessions.js';
 import * as apps from './views/apps.js';
 import * as eventTypes from './views/event_types.js';
@@ -19,6 +20,8 @@ const ROUTES = [
   [['endpoints', ':id'], endpoints.renderDetail, 'endpoints'],
   [['endpoints', ':id', 'deliveries', ':delivery'], deliveries.renderDetail, 'endpoints'],
   [['deliveries'], deliveries.renderAll, 'deliveries'],
+  [['replays'], replays.renderList, 'replays'],
+  [['replays', ':id'], replays.renderDetail, 'replays'],
   [['events'], events.renderList, 'events'],
   [['events', ':id'], events.renderDetail, 'events'],
   [['event-types'], eventTypes.render, 'event-types'],

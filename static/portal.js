@@ -7,6 +7,7 @@ import { fill, h, toast } from './ui.js';
 import * as endpoints from './views/endpoints.js';
 import * as deliveries from './views/deliveries.js';
 import * as events from './views/events.js';
+import * as replays from './views/replays.js';
 import * as eventTypes from './views/event_types.js';
 
 useCredential('stile.portal_token', { app: false });
@@ -27,6 +28,8 @@ const ROUTES = [
   [['endpoints', ':id'], endpoints.renderDetail, 'endpoints'],
   [['endpoints', ':id', 'deliveries', ':delivery'], deliveries.renderDetail, 'endpoints'],
   [['deliveries'], deliveries.renderAll, 'deliveries'],
+  [['replays'], replays.renderList, 'replays'],
+  [['replays', ':id'], replays.renderDetail, 'replays'],
   [['events'], events.renderList, 'events'],
   [['events', ':id'], events.renderDetail, 'events'],
   [['event-types'], eventTypes.render, 'event-types'],

@@ -376,6 +376,7 @@ export async function renderDetail(root, params) {
     rotate.addEventListener('click', () => fill(panel, rotateForm()));
     const recover = h('button', { type: 'button', class: 'secondary' }, 'Recover failed');
     recover.addEventListener('click', () => fill(panel, recoverForm()));
+    const replay = h('a', { class: 'button secondary', href: `#/replays${query({ new: 1, endpoint: endpoint.id })}` }, 'Replay failed deliveries');
     const del = h('button', { type: 'button', class: 'danger' }, 'Delete');
     del.addEventListener('click', async () => {
       if (!(await confirmDialog(`Delete ${endpoint.url}? Its pending deliveries end now. This cannot be undone.`, 'Delete endpoint'))) return;
@@ -413,7 +414,7 @@ export async function renderDetail(root, params) {
         h('dt', {}, 'Filter'), h('dd', { 'data-test': 'filter' }, endpoint.filter ? jsonBlock(endpoint.filter) : 'none: every event of its types'),
         h('dt', {}, 'Transformation'), h('dd', {}, transformationFacts(endpoint)),
         h('dt', {}, 'Created'), h('dd', {}, timeCell(endpoint.created))),
-      h('div', { class: 'actions' }, test, edit, toggle, reveal, rotate, recover, del));
+      h('div', { class: 'actions' }, test, edit, toggle, reveal, rotate, recover, replay, del));
   }
 
   function rotateForm() {
