@@ -10,6 +10,7 @@ mod backup;
 mod binary;
 mod crash;
 mod dashboard;
+mod dashboard_replays;
 mod delivery;
 mod durability;
 mod egress_proxy;
