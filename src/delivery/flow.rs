@@ -239,9 +239,11 @@ impl Flow {
         self.endpoints.get(&endpoint).is_some_and(|state| state.limits.is_some())
     }
 
-    /// Remembers an endpoint's limits, read from its record with a job.
-    pub fn learn(&mut self, endpoint: EndpointId, limits: FlowLimits) {
-        self.endpoints.entry(endpoint).or_default().limits = Some(limits);
+    /// Remembers an endpoint's limits, read from its record with a job; whether they
+    /// differ from the limits it knew (`false` if it knew none).
+    pub fn learn(&mut self, endpoint: EndpointId, limits: FlowLimits) -> bool {
+        let known = self.endpoints.entry(endpoint).or_default().limits.replace(limits);
+        known.is_some_and(|known| known != limits)
     }
 
     /// Starts a request to `endpoint` at `now_ms` if its holds allow, counting it in

@@ -702,10 +702,23 @@ impl Scheduler {
             }
         };
         let mut parked = Vec::new();
+        // Endpoints whose limits changed since they were chosen by the old ones.
+        let mut relimited = HashSet::new();
+        let mut put_back = Vec::new();
         for (entry, job) in chosen.into_iter().zip(jobs) {
+            if relimited.contains(&entry.endpoint) {
+                // Chosen by limits now changed (a rate limit set or lowered meanwhile): back
+                // to the front of its line, to be chosen again by the new ones.
+                self.flow.finished(entry.endpoint);
+                self.app_finished(entry.app);
+                put_back.push(entry);
+                continue;
+            }
             if let Some(endpoint) = job.as_ref().and_then(|j| j.endpoint.as_ref()) {
                 let known = self.flow.knows(entry.endpoint);
-                self.flow.learn(entry.endpoint, endpoint.flow_limits());
+                if self.flow.learn(entry.endpoint, endpoint.flow_limits()) {
+                    relimited.insert(entry.endpoint);
+                }
                 // The first job of an endpoint brings its limits: the rest of its ready
                 // entries may go at once.
                 self.redispatch |= !known && self.ready.contains_key(&entry.endpoint);
@@ -728,6 +741,10 @@ impl Scheduler {
             } else {
                 self.sending.insert(entry.key.attempt(), entry);
             }
+        }
+        for entry in put_back.into_iter().rev() {
+            self.ready.entry(entry.endpoint).or_default().push_front(entry);
+            self.redispatch = true;
         }
         if !parked.is_empty() {
             // Any left on the queue (their endpoint was enabled meanwhile) are looked at again.
