@@ -16,7 +16,7 @@ use crate::ids::{EndpointId, EventId, ReplayId};
 use crate::store::Store;
 use crate::store::model::{
     Cursor, DeliveryState, EndpointFilter, EventFilter, ListError, Owner, Page, PageRequest, ReplayQuery, ReplayRecord,
-    ReplayState, ReplayStatusFilter, ReplayStep, ReplayStepped, StoredEvent,
+    ReplayState, ReplayStatusFilter, ReplayStep, StoredEvent,
 };
 
 /// How many events each read of the application's events asks for.
@@ -29,13 +29,13 @@ pub const SAMPLE: usize = 10;
 /// limit (with one, the lowest limit among them).
 pub const DEFAULT_PACE: u32 = 1_000;
 
-/// How often the background task steps every running replay (each step queues a
-/// second's worth, at the replay's pace).
+/// How often the background task steps every running replay (each step tops what the
+/// replay has queued and not yet ended up to [`AHEAD_SECONDS`] at its pace).
 pub const PASS: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// How many seconds' worth of a replay's deliveries may wait, queued and not yet ended,
-/// before it queues more: a receiver slower than the pace holds the replay back instead
-/// of filling the queue.
+/// How many seconds' worth of a replay's deliveries may wait, queued and not yet ended:
+/// a receiver slower than the pace holds the replay back instead of filling the queue,
+/// and a cancel stops it within about that long.
 const AHEAD_SECONDS: u64 = 2;
 
 /// A replay asked for, as the API checked it.
@@ -180,8 +180,9 @@ impl Replays<'_> {
             .await?)
     }
 
-    /// One pass of the background task: each watched replay takes a step (if running, and
-    /// its earlier deliveries are not too far behind) and has its outcomes counted.
+    /// One pass of the background task: each watched replay has the outcomes of its
+    /// deliveries counted, then takes a step if it is running, topping what it has under
+    /// way up to [`AHEAD_SECONDS`] at its pace.
     pub async fn pass(&self) -> Result<(), ServiceError> {
         for replay in self.store.watched_replays().await? {
             let owner = Owner { app: replay.app, mode: replay.mode };
@@ -194,19 +195,18 @@ impl Replays<'_> {
 
     /// One replay's part of a pass.
     async fn advance(&self, owner: Owner, replay: ReplayRecord) -> Result<(), ServiceError> {
-        let (outcomes, counted) = self.store.replay_outcomes(owner, replay.id).await?;
+        let now = self.engine.clock().now();
+        let Some((replay, unsettled)) = self.store.settle_replay(owner, replay.id, now).await? else { return Ok(()) };
         if replay.state == ReplayState::Running && !replay.queued_all {
-            let pace = u64::from(self.pace(owner, &replay.query).await?);
-            if outcomes.unsettled < pace * AHEAD_SECONDS {
-                let step = self.next_step(owner, &replay.query, replay.position, pace as usize).await?;
-                let stepped = self.engine.replay_step(owner, replay.id, step).await?;
-                if matches!(stepped, ReplayStepped::Gone) {
-                    return Ok(());
-                }
+            // Topped up to its seconds ahead: the scheduler always has the next second's
+            // worth, and keeps to the endpoints' rates itself.
+            let ahead = u64::from(self.pace(owner, &replay.query).await?) * AHEAD_SECONDS;
+            if unsettled < ahead {
+                let want = (ahead - unsettled) as usize;
+                let step = self.next_step(owner, &replay.query, replay.position, want).await?;
+                self.engine.replay_step(owner, replay.id, step).await?;
             }
         }
-        let now = self.engine.clock().now();
-        self.store.change_replay(owner, replay.id, move |replay| replay.settle(outcomes, counted, now)).await?;
         Ok(())
     }
 

@@ -19,9 +19,9 @@ use super::model::{
     ApiKeyRecord, AppDeletion, AppPurge, AppRecord, AttemptRecord, AttemptResult, AttemptStatus, Cutoffs, DefaultApps,
     DeliveryState, DeliveryStats, DueEntry, EndpointFilter, EndpointRecord, EndpointUpdated, EventFilter, FlowState,
     IdempotencyBegin, IdempotencyRecord, Job, ListError, ListenRequest, MetricsSnapshot, NewEvent, Owner, Page,
-    PageRequest, PortalSessionRecord, PruneCursor, Pruned, Published, QueueKey, RecordPolicy, Recovery, ReplayOutcomes,
-    ReplayRecord, ReplayStep, ReplayStepped, Resent, RetryNow, Revoked, Scheduled, SessionChange, SessionChanged,
-    SessionRecord, StoreError, StoredEvent, UidTaken, Written,
+    PageRequest, PortalSessionRecord, PruneCursor, Pruned, Published, QueueKey, RecordPolicy, Recovery, ReplayRecord,
+    ReplayStep, ReplayStepped, Resent, RetryNow, Revoked, Scheduled, SessionChange, SessionChanged, SessionRecord,
+    StoreError, StoredEvent, UidTaken, Written,
 };
 
 use super::blocking::run_sync;
@@ -424,13 +424,14 @@ backend! {
         fn change_replay(&self, owner: Owner, id: ReplayId, change: impl FnOnce(&mut ReplayRecord) + Send + 'static) -> Result<Option<ReplayRecord>, StoreError>;
         /// Every replay, of every application, still running or whose outcomes may still change.
         fn watched_replays(&self) -> Result<Vec<ReplayRecord>, StoreError>;
-        /// The outcomes of the deliveries replay `id` sent, and over how many deliveries
-        /// they were counted.
-        fn replay_outcomes(&self, owner: Owner, id: ReplayId) -> Result<(ReplayOutcomes, u64), StoreError>;
         /// Where each delivery of `owner`'s `events` stands: per event, each endpoint it
         /// was attempted to (its latest attempt) or skipped for (and may still be replayed
         /// to at `now_ms`).
         fn delivery_states(&self, owner: Owner, events: Vec<EventId>, now_ms: u64) -> Result<Vec<(EventId, EndpointId, DeliveryState)>, StoreError>;
+        /// Counts the outcomes of a replay's deliveries that ended since the last count, at
+        /// `now` (Unix seconds): the replay as it is now, and how many of its deliveries are
+        /// still under way.
+        fn settle_replay(&self, owner: Owner, id: ReplayId, now: i64) -> Result<Option<(ReplayRecord, u64)>, StoreError>;
     }
     queue writes {
         /// Takes a step of a replay: queues its deliveries again and moves it on, in one

@@ -292,3 +292,135 @@ fn events_missed_while_an_endpoint_was_disabled_are_kept_and_replayed_after_it_i
     }
     assert_eq!(count("never_attempted"), 0, "attempted now");
 }
+
+/// The deliveries of the kill -9 test: enough that the replay is half way for seconds.
+const MANY: usize = 10_000;
+
+/// The endpoint's rate limit in the kill -9 test.
+const RATE: usize = 500;
+
+/// Workers of the killed server: at most this many attempts were in flight at the kill,
+/// and are made again after the restart (the engine's at-least-once, not the replay's).
+const KILL_WORKERS: usize = 16;
+
+/// A `stile serve` of the test's backend (`STILE_TEST_BACKEND`: its redb data directory
+/// in `dir`, or the Postgres database at `url`), each first failure final.
+fn start_process(dir: &std::path::Path, database: Option<&str>) -> crate::common::process::ServerProcess {
+    let workers = KILL_WORKERS.to_string();
+    let mut env = vec![
+        ("STILE_AUTH_KEYS", crate::common::TEST_KEY),
+        ("STILE_DELIVERY_RETRY_SCHEDULE", ""),
+        ("STILE_DELIVERY_WORKERS", workers.as_str()),
+    ];
+    if let Some(url) = database {
+        env.extend([("STILE_STORE_BACKEND", "postgres"), ("STILE_STORE_POSTGRES_URL", url)]);
+    }
+    let args = ["--listen", "127.0.0.1:0", "--data-dir", "data"];
+    crate::common::process::ServerProcess::start(dir, &args, &env).expect("server starts")
+}
+
+/// A request to a server process with the test key.
+fn call(base: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+    let mut req = crate::common::Req::new(method, format!("{base}{path}")).key(crate::common::TEST_KEY);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send();
+    assert_eq!(resp.status, 200, "{method} {path}: {}", resp.text);
+    resp.body
+}
+
+#[test]
+fn a_replay_of_10000_failed_deliveries_keeps_the_rate_and_survives_kill_9_sending_each_once() {
+    let database = crate::common::test_database();
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    receiver.set("/r", Behaviour::Status(500));
+    let server = start_process(dir.path(), database.as_deref());
+    let endpoint = call(
+        &server.base,
+        "POST",
+        "/v1/webhook_endpoints",
+        Some(json!({"url": receiver.url("/r"), "enabled_events": ["*"]})),
+    );
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
+    // Published from 32 threads (their commits are grouped); each delivery fails at once, for good.
+    std::thread::scope(|scope| {
+        for t in 0..32 {
+            let base = &server.base;
+            scope.spawn(move || {
+                for n in (t..MANY).step_by(32) {
+                    let data = json!({"type": "verification_session.verified", "data": {"id": format!("vks_{n}")}});
+                    call(base, "POST", "/v1/events", Some(data));
+                }
+            });
+        }
+    });
+    crate::common::wait_queue_empty(&server.base, Duration::from_secs(120));
+    assert_eq!(receiver.count("/r"), MANY);
+
+    receiver.set("/r", Behaviour::Ok);
+    let limited = Some(json!({"rate_limit": RATE}));
+    call(&server.base, "POST", &format!("/v1/webhook_endpoints/{endpoint_id}"), limited);
+    let estimate =
+        call(&server.base, "POST", "/v1/replays", Some(json!({"endpoints": [endpoint_id], "dry_run": true})));
+    assert_eq!(estimate["matched"], MANY);
+    let started = call(&server.base, "POST", "/v1/replays", Some(json!({"endpoints": [endpoint_id]})));
+    let replay_id = started["id"].as_str().unwrap().to_string();
+    assert!(
+        eventually(Duration::from_secs(60), || receiver.count("/r") >= MANY + MANY * 2 / 5),
+        "the replay is under way"
+    );
+    server.kill_hard();
+    let at_kill = receiver.count("/r") - MANY;
+    assert!(at_kill < MANY, "killed half way: {at_kill} replayed");
+
+    let server = start_process(dir.path(), database.as_deref());
+    let mut view = Value::Null;
+    let done = eventually(Duration::from_secs(90), || {
+        view = call(&server.base, "GET", &format!("/v1/replays/{replay_id}"), None);
+        view["status"] == "completed"
+    });
+    assert!(done, "the replay resumes and completes after the restart: {view}");
+    assert_eq!((view["matched"].as_u64(), view["sent"].as_u64()), (Some(MANY as u64), Some(MANY as u64)), "{view}");
+    assert_eq!((view["succeeded"].as_u64(), view["failed"].as_u64()), (Some(MANY as u64), Some(0)), "{view}");
+
+    // Each event reached the receiver again; a second time only if it was in flight at
+    // the kill.
+    let seen = arrivals(&receiver, "/r");
+    assert_eq!(seen.len(), MANY);
+    let twice = seen.values().filter(|n| **n > 2).count();
+    assert!(seen.values().all(|n| *n >= 2), "every event was replayed");
+    assert!(twice <= KILL_WORKERS, "{twice} events arrived more than twice: more than were in flight at the kill");
+    // And the replay queued one delivery per event: every event has two attempts, the
+    // failure and the replay's (an attempt made again after the kill is the same attempt).
+    let mut attempts: HashMap<String, usize> = HashMap::new();
+    let mut cursor = String::new();
+    loop {
+        let page = call(
+            &server.base,
+            "GET",
+            &format!("/v1/webhook_endpoints/{endpoint_id}/deliveries?limit=100{cursor}"),
+            None,
+        );
+        let data = page["data"].as_array().unwrap();
+        for attempt in data {
+            *attempts.entry(attempt["event_id"].as_str().unwrap().to_string()).or_default() += 1;
+        }
+        if page["has_more"] != true {
+            break;
+        }
+        cursor = format!("&starting_after={}", data.last().unwrap()["id"].as_str().unwrap());
+    }
+    assert_eq!(attempts.len(), MANY);
+    let odd: Vec<_> = attempts.iter().filter(|(_, n)| **n != 2).collect();
+    assert!(odd.is_empty(), "events whose replay was queued other than once: {odd:?}");
+
+    // Never more than the rate limit in any second, across the kill and the restart.
+    let times: Vec<_> = receiver.received("/r").iter().skip(MANY).map(|r| r.at).collect();
+    let most = (0..times.len())
+        .map(|i| times[i..].iter().take_while(|t| t.duration_since(times[i]) < Duration::from_secs(1)).count())
+        .max()
+        .unwrap();
+    assert!(most <= RATE + 1 + RATE / 100, "{most} deliveries within one second at a limit of {RATE}");
+}

@@ -35,8 +35,7 @@ pub use receiver_auth::{
     ClientCertificate, ClientCertificateIn, ClientCertificateShown, ReceiverAuth, ReceiverAuthIn, ReceiverAuthShown,
 };
 pub use replays::{
-    DeliveryState, ReplayOutcomes, ReplayQuery, ReplayRecord, ReplayState, ReplayStatusFilter, ReplayStep,
-    ReplayStepped,
+    DeliveryState, ReplayQuery, ReplayRecord, ReplayState, ReplayStatusFilter, ReplayStep, ReplayStepped,
 };
 pub use scheduling::{EndpointUpdated, RetryNow, Written};
 pub use sessions::{

@@ -100,33 +100,22 @@ pub struct ReplayRecord {
     /// Matched deliveries it could not send: the event, or the endpoint, was gone by
     /// then, or the payload was past its undelivered window.
     pub skipped: u64,
-    /// Of those it sent, how many were delivered (as of its last look).
+    /// Of those it sent, how many were delivered (each counted as its delivery ended, as
+    /// of the replay task's last look).
     pub succeeded: u64,
-    /// Of those it sent, how many failed for good (as of its last look).
+    /// Of those it sent, how many failed for good (likewise).
     pub failed: u64,
     /// The last event it went through (events are gone through newest first); `None`
     /// before the first step.
     pub position: Option<EventId>,
     /// Whether it has gone through every event the query can take.
     pub queued_all: bool,
-    /// Whether the outcomes of what it sent may still change: it is looked at until
-    /// they cannot.
+    /// Whether some delivery it sent may still end: it is looked at until none can.
     pub watching: bool,
     /// When it was made (Unix seconds).
     pub created: i64,
     /// When it was cancelled, or when its last delivery ended (Unix seconds).
     pub finished_at: Option<i64>,
-}
-
-/// The outcomes, as of now, of the deliveries a replay sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReplayOutcomes {
-    /// Delivered.
-    pub succeeded: u64,
-    /// Failed for good.
-    pub failed: u64,
-    /// Still pending or retrying.
-    pub unsettled: u64,
 }
 
 /// What one step of a replay did.
@@ -166,16 +155,14 @@ impl ReplayRecord {
         true
     }
 
-    /// Takes the outcomes of its deliveries as read at `now` (Unix seconds) over
-    /// `counted` of them: a running replay that has queued everything is completed once
-    /// every delivery it queued has ended, and a replay whose outcomes can no longer
-    /// change is no longer watched.
-    pub fn settle(&mut self, outcomes: ReplayOutcomes, counted: u64, now: i64) {
-        self.succeeded = outcomes.succeeded;
-        self.failed = outcomes.failed;
-        // Only a count over every delivery sent says that nothing is left to end.
-        let ended = counted == self.sent && outcomes.unsettled == 0;
-        if !ended {
+    /// Counts deliveries it sent that have ended since it was last looked at
+    /// (`succeeded`, `failed`), with `unsettled` of them still pending or retrying, at
+    /// `now` (Unix seconds): a running replay that has queued everything is completed once
+    /// none is left, and a replay whose outcomes can no longer change is no longer watched.
+    pub fn settle(&mut self, succeeded: u64, failed: u64, unsettled: u64, now: i64) {
+        self.succeeded += succeeded;
+        self.failed += failed;
+        if unsettled > 0 {
             return;
         }
         match self.state {

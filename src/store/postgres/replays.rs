@@ -7,12 +7,11 @@ use tokio_postgres::types::Json;
 use crate::ids::{EndpointId, EventId, ReplayId};
 use crate::store::backend::Replays;
 use crate::store::model::{
-    DeliveryState, ListError, Owner, Page, PageRequest, ReplayOutcomes, ReplayRecord, ReplayStep, ReplayStepped,
-    StoreError,
+    DeliveryState, ListError, Owner, Page, PageRequest, ReplayRecord, ReplayStep, ReplayStepped, StoreError,
 };
-use crate::store::rules::replay::{ReplayTx, step};
+use crate::store::rules::replay::{ReplayTx, settle, step};
 
-use super::attempts::{status_code, status_of};
+use super::attempts::status_of;
 use super::cached::Cached;
 use super::pagination::{ListQuery, list};
 use super::{PgStore, Tx, id_of, uuid};
@@ -95,30 +94,13 @@ impl Replays for PgStore {
         Ok(rows.iter().map(|row| row.get::<_, Json<ReplayRecord>>(0).0).collect())
     }
 
-    async fn replay_outcomes(&self, owner: Owner, id: ReplayId) -> Result<(ReplayOutcomes, u64), StoreError> {
-        let client = self.client().await?;
-        // Each delivery's latest attempt, through the attempts' index by event.
-        let row = client
-            .q_one(
-                "SELECT count(*) FILTER (WHERE l.status = $3), count(*) FILTER (WHERE l.status = $4),
-                        count(*) FILTER (WHERE l.status IN ($5, $6)), count(*)
-                 FROM replays r JOIN replay_deliveries d ON d.replay = r.id
-                 LEFT JOIN LATERAL (SELECT a.status FROM attempts a
-                                    WHERE a.event = d.event AND a.endpoint = d.endpoint
-                                    ORDER BY a.id DESC LIMIT 1) l ON true
-                 WHERE r.app = $1 AND r.id = $2",
-                &[
-                    &uuid(owner.app.as_u128()),
-                    &uuid(id.as_u128()),
-                    &status_code(AttemptStatus::Succeeded),
-                    &status_code(AttemptStatus::Failed),
-                    &status_code(AttemptStatus::Pending),
-                    &status_code(AttemptStatus::Retrying),
-                ],
-            )
-            .await?;
-        let count = |i: usize| row.get::<_, i64>(i) as u64;
-        Ok((ReplayOutcomes { succeeded: count(0), failed: count(1), unsettled: count(2) }, count(3)))
+    async fn settle_replay(
+        &self,
+        owner: Owner,
+        id: ReplayId,
+        now: i64,
+    ) -> Result<Option<(ReplayRecord, u64)>, StoreError> {
+        transaction!(self, |tx| settle(&mut Tx { client: tx, store: self }, owner, id, now).await).await
     }
 
     async fn delivery_states(
@@ -190,6 +172,46 @@ impl<C: GenericClient> ReplayTx for Tx<'_, C> {
             .exec(
                 "INSERT INTO replay_deliveries (replay, event, endpoint) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 &[&uuid(replay.as_u128()), &uuid(event.as_u128()), &uuid(endpoint.as_u128())],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn replayed(
+        &mut self,
+        replay: ReplayId,
+    ) -> Result<Vec<(EventId, EndpointId, Option<AttemptStatus>)>, StoreError> {
+        // Each delivery's latest attempt, through the attempts' index by event.
+        let rows = self
+            .client
+            .q(
+                "SELECT d.event, d.endpoint, l.status FROM replay_deliveries d
+                 LEFT JOIN LATERAL (SELECT a.status FROM attempts a
+                                    WHERE a.event = d.event AND a.endpoint = d.endpoint
+                                    ORDER BY a.id DESC LIMIT 1) l ON true
+                 WHERE d.replay = $1",
+                &[&uuid(replay.as_u128())],
+            )
+            .await?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            let status = row.get::<_, Option<i16>>(2).map(status_of).transpose()?;
+            found.push((EventId(id_of(row.get(0))), EndpointId(id_of(row.get(1))), status));
+        }
+        Ok(found)
+    }
+
+    async fn forget_replayed(&mut self, replay: ReplayId, done: &[(EventId, EndpointId)]) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let events: Vec<uuid::Uuid> = done.iter().map(|(e, _)| uuid(e.as_u128())).collect();
+        let endpoints: Vec<uuid::Uuid> = done.iter().map(|(_, e)| uuid(e.as_u128())).collect();
+        self.client
+            .exec(
+                "DELETE FROM replay_deliveries d USING unnest($2::uuid[], $3::uuid[]) AS f(event, endpoint)
+                 WHERE d.replay = $1 AND d.event = f.event AND d.endpoint = f.endpoint",
+                &[&uuid(replay.as_u128()), &events, &endpoints],
             )
             .await?;
         Ok(())

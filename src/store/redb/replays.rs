@@ -6,11 +6,11 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use crate::ids::{AppId, EndpointId, EventId, ReplayId};
 use crate::store::backend::Replays;
 use crate::store::model::{
-    AttemptStatus, DeliveryState, ListError, Owner, Page, PageRequest, ReplayOutcomes, ReplayRecord, ReplayStep,
-    ReplayStepped, StoreError,
+    AttemptStatus, DeliveryState, ListError, Owner, Page, PageRequest, ReplayRecord, ReplayStep, ReplayStepped,
+    StoreError,
 };
-use crate::store::rules::replay::{ReplayTx, step};
-use crate::store::rules::settle;
+use crate::store::rules;
+use crate::store::rules::replay::{ReplayTx, settle, step};
 
 use super::pagination::list_page;
 use super::{RedbStore, Tx, attempts, decode, decode_found, encode, tables};
@@ -110,29 +110,13 @@ impl Replays for RedbStore {
         })
     }
 
-    async fn replay_outcomes(&self, owner: Owner, id: ReplayId) -> Result<(ReplayOutcomes, u64), StoreError> {
-        self.read(|tx| {
-            let mut outcomes = ReplayOutcomes::default();
-            let mut counted = 0;
-            if tx.open_table(tables::REPLAYS)?.get((owner.app.as_u128(), id.as_u128()))?.is_none() {
-                return Ok((outcomes, counted));
-            }
-            let (by_event, all) = (tx.open_table(tables::EVENT_ATTEMPTS)?, tx.open_table(tables::ATTEMPTS)?);
-            let id = id.as_u128();
-            for row in tx.open_table(tables::REPLAY_DELIVERIES)?.range((id, 0, 0)..=(id, u128::MAX, u128::MAX))? {
-                let (_, event, endpoint) = row?.0.value();
-                counted += 1;
-                let latest = attempts::latest_per_endpoint(&by_event, &all, EventId(event))?;
-                match latest.get(&EndpointId(endpoint)).map(|(status, _)| *status) {
-                    Some(AttemptStatus::Succeeded) => outcomes.succeeded += 1,
-                    Some(AttemptStatus::Failed) => outcomes.failed += 1,
-                    Some(AttemptStatus::Pending | AttemptStatus::Retrying) => outcomes.unsettled += 1,
-                    // Pruned with its event: it ended, one way or the other, long ago.
-                    None => {}
-                }
-            }
-            Ok((outcomes, counted))
-        })
+    async fn settle_replay(
+        &self,
+        owner: Owner,
+        id: ReplayId,
+        now: i64,
+    ) -> Result<Option<(ReplayRecord, u64)>, StoreError> {
+        self.write(|tx| rules::settle(settle(&mut Tx { tx, store: self }, owner, id, now)))
     }
 
     async fn delivery_states(
@@ -174,7 +158,7 @@ impl Replays for RedbStore {
         now_ms: u64,
         default_hours: u32,
     ) -> Result<ReplayStepped, StoreError> {
-        self.write(|tx| settle(step(&mut Tx { tx, store: self }, owner, id, replay, now_ms, default_hours)))
+        self.write(|tx| rules::settle(step(&mut Tx { tx, store: self }, owner, id, replay, now_ms, default_hours)))
     }
 }
 
@@ -195,6 +179,30 @@ impl ReplayTx for Tx<'_> {
     ) -> Result<(), StoreError> {
         let key = (replay.as_u128(), event.as_u128(), endpoint.as_u128());
         self.tx.open_table(tables::REPLAY_DELIVERIES)?.insert(key, ())?;
+        Ok(())
+    }
+
+    async fn replayed(
+        &mut self,
+        replay: ReplayId,
+    ) -> Result<Vec<(EventId, EndpointId, Option<AttemptStatus>)>, StoreError> {
+        let (by_event, all) = (self.tx.open_table(tables::EVENT_ATTEMPTS)?, self.tx.open_table(tables::ATTEMPTS)?);
+        let id = replay.as_u128();
+        let mut found = Vec::new();
+        for row in self.tx.open_table(tables::REPLAY_DELIVERIES)?.range((id, 0, 0)..=(id, u128::MAX, u128::MAX))? {
+            let (_, event, endpoint) = row?.0.value();
+            let (event, endpoint) = (EventId(event), EndpointId(endpoint));
+            let latest = attempts::latest_per_endpoint(&by_event, &all, event)?;
+            found.push((event, endpoint, latest.get(&endpoint).map(|(status, _)| *status)));
+        }
+        Ok(found)
+    }
+
+    async fn forget_replayed(&mut self, replay: ReplayId, done: &[(EventId, EndpointId)]) -> Result<(), StoreError> {
+        let mut deliveries = self.tx.open_table(tables::REPLAY_DELIVERIES)?;
+        for (event, endpoint) in done {
+            deliveries.remove((replay.as_u128(), event.as_u128(), endpoint.as_u128()))?;
+        }
         Ok(())
     }
 }

@@ -3,10 +3,13 @@
 //! transaction. A step that commits moved the replay's position with what it queued; one
 //! that does not queued nothing. So a replay resumed after a crash starts after the last
 //! committed step and never queues a delivery twice, and two processes stepping the same
-//! replay cannot both queue a step (the second finds the replay moved on).
+//! replay cannot both queue a step (the second finds the replay moved on). Counting what
+//! the replay's deliveries did is a rule too ([`settle`]).
 
 use crate::ids::{EndpointId, EventId, ReplayId};
-use crate::store::model::{Owner, ReplayRecord, ReplayState, ReplayStep, ReplayStepped, Resent, Scheduled, StoreError};
+use crate::store::model::{
+    AttemptStatus, Owner, ReplayRecord, ReplayState, ReplayStep, ReplayStepped, Resent, Scheduled, StoreError,
+};
 
 use super::resend::{ResendTx, resend};
 
@@ -23,6 +26,16 @@ pub(crate) trait ReplayTx: ResendTx {
     /// counted in the replay's.
     async fn note_replayed(&mut self, replay: ReplayId, event: EventId, endpoint: EndpointId)
     -> Result<(), StoreError>;
+
+    /// The deliveries the replay queued whose outcome is not counted yet, each with the
+    /// status of its latest attempt (`None`: its event was pruned with its attempts).
+    async fn replayed(
+        &mut self,
+        replay: ReplayId,
+    ) -> Result<Vec<(EventId, EndpointId, Option<AttemptStatus>)>, StoreError>;
+
+    /// Forgets deliveries whose outcome is counted.
+    async fn forget_replayed(&mut self, replay: ReplayId, done: &[(EventId, EndpointId)]) -> Result<(), StoreError>;
 }
 
 /// Takes `step` of `owner`'s replay `id` at `now_ms` (payloads kept `default_hours` after a
@@ -54,4 +67,36 @@ pub(crate) async fn step(
     replay.queued_all = step.end;
     tx.save_replay(&replay).await?;
     Ok(ReplayStepped::Moved(replay, scheduled))
+}
+
+/// Counts the outcomes of `owner`'s replay `id` at `now` (Unix seconds): each delivery it
+/// queued that has ended since the last count (succeeded, or failed for good) is counted
+/// and forgotten, so each count reads only what is still under way. Returns the replay as
+/// it is now and how many of its deliveries are still under way; `None`: no such replay.
+pub(crate) async fn settle(
+    tx: &mut impl ReplayTx,
+    owner: Owner,
+    id: ReplayId,
+    now: i64,
+) -> Result<Option<(ReplayRecord, u64)>, StoreError> {
+    let Some(mut replay) = tx.replay_for_update(owner, id).await? else { return Ok(None) };
+    let (mut succeeded, mut failed, mut unsettled) = (0, 0, 0);
+    let mut done = Vec::new();
+    for (event, endpoint, status) in tx.replayed(id).await? {
+        match status {
+            Some(AttemptStatus::Succeeded) => succeeded += 1,
+            Some(AttemptStatus::Failed) => failed += 1,
+            Some(AttemptStatus::Pending | AttemptStatus::Retrying) => {
+                unsettled += 1;
+                continue;
+            }
+            // Pruned with its event: it ended long ago, one way or the other.
+            None => {}
+        }
+        done.push((event, endpoint));
+    }
+    tx.forget_replayed(id, &done).await?;
+    replay.settle(succeeded, failed, unsettled, now);
+    tx.save_replay(&replay).await?;
+    Ok(Some((replay, unsettled)))
 }
