@@ -313,7 +313,12 @@ fn start_process(dir: &std::path::Path, database: Option<&str>) -> crate::common
         ("STILE_DELIVERY_WORKERS", workers.as_str()),
     ];
     if let Some(url) = database {
-        env.extend([("STILE_STORE_BACKEND", "postgres"), ("STILE_STORE_POSTGRES_URL", url)]);
+        // What the killed process had claimed waits out its lease: 3 s, not a minute.
+        env.extend([
+            ("STILE_STORE_BACKEND", "postgres"),
+            ("STILE_STORE_POSTGRES_URL", url),
+            ("STILE_STORE_POSTGRES_CLAIM_LEASE", "3s"),
+        ]);
     }
     let args = ["--listen", "127.0.0.1:0", "--data-dir", "data"];
     crate::common::process::ServerProcess::start(dir, &args, &env).expect("server starts")

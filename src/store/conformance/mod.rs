@@ -16,6 +16,7 @@ mod idempotency;
 mod portal_sessions;
 mod queue;
 mod recovery;
+mod replays;
 mod retention;
 mod sessions;
 mod stats;
