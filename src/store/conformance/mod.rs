@@ -134,7 +134,7 @@ pub(crate) struct TestPolicy {
 pub(crate) const TWO_RETRIES: TestPolicy = TestPolicy { retries: 2, disable_at: None, undelivered_hours: 1 };
 
 /// No retries: a failure is for good.
-pub(super) const NO_RETRIES: TestPolicy = TestPolicy { retries: 0, disable_at: None, undelivered_hours: 0 };
+pub(crate) const NO_RETRIES: TestPolicy = TestPolicy { retries: 0, disable_at: None, undelivered_hours: 0 };
 
 impl RecordPolicy for TestPolicy {
     fn retry_delay(&self, number: u32, _: Option<Duration>) -> Option<Duration> {

@@ -131,3 +131,45 @@ async fn a_disabled_endpoints_missed_deliveries_are_skipped_until_their_window_e
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_delivery_sent_meanwhile_or_to_an_endpoint_disabled_meanwhile_is_skipped_not_queued() {
+    each_backend(async |store| {
+        let owner = store.test_owner(Mode::Test).await;
+        let endpoint = hook(&store, owner, "*").await;
+        let now = 1_700_000_000_000;
+        let events = invoices(owner, 2, now);
+        store.publish_and_record(Arc::from(&events[..]), Arc::from(&[][..]), now, NO_RETRIES).await.unwrap();
+        let mut failures = Vec::new();
+        for entry in store.due_entries(None, now + 1, 10, Vec::new()).await.unwrap() {
+            failures.push(result(&store, entry.key, false, now).await);
+        }
+        store.publish_and_record(Arc::from(&[][..]), Arc::from(failures), now, NO_RETRIES).await.unwrap();
+        // Matched as failed; then resent by hand before the step: pending, no longer failed.
+        let resent = store.resend_event(owner, events[0].meta.id, Some(endpoint.id), now + 5, 24).await.unwrap();
+        assert!(matches!(resent, crate::store::model::Resent::Scheduled(_)));
+        let replay = running(owner, (now / 1000) as i64);
+        store.insert_replay(replay.clone()).await.unwrap();
+        let ids: Vec<_> = events.iter().map(|e| e.meta.id).collect();
+        let step = ReplayStep { from: None, deliveries: vec![(ids[0], endpoint.id)], to: Some(ids[0]), end: false };
+        let ReplayStepped::Moved(moved, queued) =
+            store.replay_step(owner, replay.id, step, now + 10, 24).await.unwrap()
+        else {
+            panic!("the step moves the replay");
+        };
+        assert_eq!((moved.sent, moved.skipped, queued.len()), (0, 1, 0), "sent meanwhile: not again");
+        // Its endpoint disabled before the next step: the delivery would wait, parked.
+        store.update_endpoint(owner, endpoint.id, |e| e.status = EndpointStatus::Disabled).await.unwrap();
+        let step =
+            ReplayStep { from: Some(ids[0]), deliveries: vec![(ids[1], endpoint.id)], to: Some(ids[1]), end: true };
+        let ReplayStepped::Moved(moved, queued) =
+            store.replay_step(owner, replay.id, step, now + 20, 24).await.unwrap()
+        else {
+            panic!("the step moves the replay");
+        };
+        assert_eq!((moved.sent, moved.skipped, moved.queued_all, queued.len()), (0, 2, true, 0));
+        let (view, queued) = store.settle_replay(owner, replay.id, 5).await.unwrap().unwrap();
+        assert_eq!((view.state, queued), (ReplayState::Completed, 0), "nothing of its own under way");
+    })
+    .await;
+}

@@ -180,13 +180,13 @@ impl<C: GenericClient> ReplayTx for Tx<'_, C> {
     async fn replayed(
         &mut self,
         replay: ReplayId,
-    ) -> Result<Vec<(EventId, EndpointId, Option<AttemptStatus>)>, StoreError> {
+    ) -> Result<Vec<(EventId, EndpointId, Option<(AttemptStatus, u32)>)>, StoreError> {
         // Each delivery's latest attempt, through the attempts' index by event.
         let rows = self
             .client
             .q(
-                "SELECT d.event, d.endpoint, l.status FROM replay_deliveries d
-                 LEFT JOIN LATERAL (SELECT a.status FROM attempts a
+                "SELECT d.event, d.endpoint, l.status, l.attempt FROM replay_deliveries d
+                 LEFT JOIN LATERAL (SELECT a.status, a.attempt FROM attempts a
                                     WHERE a.event = d.event AND a.endpoint = d.endpoint
                                     ORDER BY a.id DESC LIMIT 1) l ON true
                  WHERE d.replay = $1",
@@ -196,7 +196,8 @@ impl<C: GenericClient> ReplayTx for Tx<'_, C> {
         let mut found = Vec::with_capacity(rows.len());
         for row in rows {
             let status = row.get::<_, Option<i16>>(2).map(status_of).transpose()?;
-            found.push((EventId(id_of(row.get(0))), EndpointId(id_of(row.get(1))), status));
+            let latest = status.map(|status| (status, row.get::<_, Option<i32>>(3).unwrap_or(1) as u32));
+            found.push((EventId(id_of(row.get(0))), EndpointId(id_of(row.get(1))), latest));
         }
         Ok(found)
     }

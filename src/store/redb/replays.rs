@@ -12,6 +12,7 @@ use crate::store::model::{
 use crate::store::rules;
 use crate::store::rules::replay::{ReplayTx, settle, step};
 
+use super::attempt_record::{attempt_in, outcome_in};
 use super::pagination::list_page;
 use super::{RedbStore, Tx, attempts, decode, decode_found, encode, tables};
 
@@ -185,15 +186,25 @@ impl ReplayTx for Tx<'_> {
     async fn replayed(
         &mut self,
         replay: ReplayId,
-    ) -> Result<Vec<(EventId, EndpointId, Option<AttemptStatus>)>, StoreError> {
+    ) -> Result<Vec<(EventId, EndpointId, Option<(AttemptStatus, u32)>)>, StoreError> {
         let (by_event, all) = (self.tx.open_table(tables::EVENT_ATTEMPTS)?, self.tx.open_table(tables::ATTEMPTS)?);
         let id = replay.as_u128();
         let mut found = Vec::new();
         for row in self.tx.open_table(tables::REPLAY_DELIVERIES)?.range((id, 0, 0)..=(id, u128::MAX, u128::MAX))? {
             let (_, event, endpoint) = row?.0.value();
-            let (event, endpoint) = (EventId(event), EndpointId(endpoint));
-            let latest = attempts::latest_per_endpoint(&by_event, &all, event)?;
-            found.push((event, endpoint, latest.get(&endpoint).map(|(status, _)| *status)));
+            // Attempt ids grow with time: the last of the endpoint's is its latest.
+            let mut latest = None;
+            for entry in by_event.range((event, 0)..=(event, u128::MAX))? {
+                let attempt = entry?.0.value().1;
+                if outcome_in(&all, attempt)?.is_some_and(|(to, ..)| to.as_u128() == endpoint) {
+                    latest = Some(attempt);
+                }
+            }
+            let latest = match latest {
+                Some(attempt) => attempt_in(&all, attempt, &self.store.names)?.map(|r| (r.status, r.attempt)),
+                None => None,
+            };
+            found.push((EventId(event), EndpointId(endpoint), latest));
         }
         Ok(found)
     }

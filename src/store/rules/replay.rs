@@ -7,8 +7,11 @@
 //! the replay's deliveries did is a rule too ([`settle`]).
 
 use crate::ids::{EndpointId, EventId, ReplayId};
+use std::collections::HashMap;
+
 use crate::store::model::{
-    AttemptStatus, Owner, ReplayRecord, ReplayState, ReplayStep, ReplayStepped, Resent, Scheduled, StoreError,
+    AttemptStatus, DeliveryState, EndpointStatus, Owner, ReplayRecord, ReplayState, ReplayStep, ReplayStepped, Resent,
+    Scheduled, StoreError,
 };
 
 use super::resend::{ResendTx, resend};
@@ -28,11 +31,12 @@ pub(crate) trait ReplayTx: ResendTx {
     -> Result<(), StoreError>;
 
     /// The deliveries the replay queued whose outcome is not counted yet, each with the
-    /// status of its latest attempt (`None`: its event was pruned with its attempts).
+    /// status and number of its latest attempt (`None`: its event was pruned with its
+    /// attempts).
     async fn replayed(
         &mut self,
         replay: ReplayId,
-    ) -> Result<Vec<(EventId, EndpointId, Option<AttemptStatus>)>, StoreError>;
+    ) -> Result<Vec<(EventId, EndpointId, Option<(AttemptStatus, u32)>)>, StoreError>;
 
     /// Forgets deliveries whose outcome is counted.
     async fn forget_replayed(&mut self, replay: ReplayId, done: &[(EventId, EndpointId)]) -> Result<(), StoreError>;
@@ -53,7 +57,26 @@ pub(crate) async fn step(
         return Ok(ReplayStepped::Stale(replay));
     }
     let mut scheduled = Scheduled::default();
+    let mut enabled = HashMap::new();
     for (event, endpoint) in step.deliveries {
+        // Matched outside the transaction: what changed since is looked at again. A
+        // disabled (or deleted) endpoint's delivery would only wait, parked; one that
+        // another resend, a retry or `recover` sent meanwhile no longer matches.
+        let sendable = match enabled.get(&endpoint) {
+            Some(sendable) => *sendable,
+            None => {
+                let found = tx.endpoint(owner, endpoint).await?;
+                let sendable = found.is_some_and(|e| e.status == EndpointStatus::Enabled);
+                *enabled.entry(endpoint).or_insert(sendable)
+            }
+        };
+        let latest = tx.latest_per_endpoint(owner, event).await?;
+        let state =
+            latest.get(&endpoint).map_or(DeliveryState::Skipped, |(status, _)| DeliveryState::Attempted(*status));
+        if !sendable || !replay.query.status.takes(state) {
+            replay.skipped += 1;
+            continue;
+        }
         match resend(tx, owner, event, Some(endpoint), now_ms, default_hours).await? {
             Resent::Scheduled(queued) => {
                 scheduled.extend(queued);
@@ -72,7 +95,9 @@ pub(crate) async fn step(
 /// Counts the outcomes of `owner`'s replay `id` at `now` (Unix seconds): each delivery it
 /// queued that has ended since the last count (succeeded, or failed for good) is counted
 /// and forgotten, so each count reads only what is still under way. Returns the replay as
-/// it is now and how many of its deliveries are still under way; `None`: no such replay.
+/// it is now and how many of its deliveries wait for their first attempt (what paces it:
+/// a retry waits for its schedule, not for the replay); `None`: no such replay. Saves
+/// nothing when nothing changed.
 pub(crate) async fn settle(
     tx: &mut impl ReplayTx,
     owner: Owner,
@@ -80,14 +105,15 @@ pub(crate) async fn settle(
     now: i64,
 ) -> Result<Option<(ReplayRecord, u64)>, StoreError> {
     let Some(mut replay) = tx.replay_for_update(owner, id).await? else { return Ok(None) };
-    let (mut succeeded, mut failed, mut unsettled) = (0, 0, 0);
+    let (mut succeeded, mut failed, mut unsettled, mut queued) = (0, 0, 0, 0);
     let mut done = Vec::new();
-    for (event, endpoint, status) in tx.replayed(id).await? {
-        match status {
-            Some(AttemptStatus::Succeeded) => succeeded += 1,
-            Some(AttemptStatus::Failed) => failed += 1,
-            Some(AttemptStatus::Pending | AttemptStatus::Retrying) => {
+    for (event, endpoint, latest) in tx.replayed(id).await? {
+        match latest {
+            Some((AttemptStatus::Succeeded, _)) => succeeded += 1,
+            Some((AttemptStatus::Failed, _)) => failed += 1,
+            Some((AttemptStatus::Pending | AttemptStatus::Retrying, number)) => {
                 unsettled += 1;
+                queued += u64::from(number == 1);
                 continue;
             }
             // Pruned with its event: it ended long ago, one way or the other.
@@ -95,8 +121,11 @@ pub(crate) async fn settle(
         }
         done.push((event, endpoint));
     }
-    tx.forget_replayed(id, &done).await?;
+    let before = replay.clone();
     replay.settle(succeeded, failed, unsettled, now);
-    tx.save_replay(&replay).await?;
-    Ok(Some((replay, unsettled)))
+    if !done.is_empty() || replay != before {
+        tx.forget_replayed(id, &done).await?;
+        tx.save_replay(&replay).await?;
+    }
+    Ok(Some((replay, queued)))
 }
