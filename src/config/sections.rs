@@ -389,7 +389,7 @@ impl Default for RetentionConfig {
     fn default() -> Self {
         Self {
             events: Duration::from_secs(30 * 86_400),
-            undelivered_payload_hours: crate::store::model::attempts::DEFAULT_UNDELIVERED_HOURS,
+            undelivered_payload_hours: crate::store::model::DEFAULT_UNDELIVERED_HOURS,
         }
     }
 }

@@ -171,7 +171,7 @@ fn most_within(times: &[std::time::Instant], window: Duration) -> usize {
 }
 
 #[test]
-fn a_replay_reaches_only_its_own_application() {
+fn a_replay_reaches_only_its_own_application_through_a_portal_token_or_a_restricted_key() {
     let receiver = Receiver::start();
     let server = TestServer::start();
     let make_app = |name: &str| {
@@ -220,6 +220,23 @@ fn a_replay_reaches_only_its_own_application() {
     assert_eq!((own.status, own.body["matched"].as_u64()), (200, Some(0)), "{}", own.text);
     assert_eq!(in_app(&a, "GET", &format!("/v1/replays/{b_replay}"), None).status, 404);
     assert_eq!(in_app(&b, "GET", &format!("/v1/replays/{b_replay}"), None).status, 200);
+
+    // A key restricted to application A reaches the same, and no more.
+    let (server, key) = server.restart_with_key_for(&a);
+    let restricted = |method: &str, path: &str, body: Option<Value>| {
+        let mut req = server.req(method, path).key(&key);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send()
+    };
+    let refused = restricted("POST", "/v1/replays", Some(json!({"endpoints": [b_endpoint], "dry_run": true})));
+    assert_eq!(refused.assert_error(400, "invalid_request_error", "parameter_invalid")["param"], "endpoints");
+    let other = restricted("GET", &format!("/v1/replays/{b_replay}"), None);
+    other.assert_error(404, "invalid_request_error", "resource_missing");
+    assert_eq!(restricted("GET", "/v1/replays", None).body["data"].as_array().unwrap().len(), 0);
+    let own = restricted("POST", "/v1/replays", Some(json!({"status": "all"})));
+    assert_eq!((own.status, own.body["object"].as_str()), (200, Some("replay")), "{}", own.text);
 }
 
 #[test]

@@ -20,8 +20,8 @@ pub mod upkeep;
 
 pub use apps::{ApiKeyRecord, AppDeletion, AppPurge, AppRecord, Branding, DefaultApps, Owner, Revoked, UidTaken};
 pub use attempts::{
-    AttemptRecord, AttemptResult, AttemptStatus, FailureRun, HealthVerdict, Job, RecordPolicy, Recorded, SentRequest,
-    Told,
+    AttemptRecord, AttemptResult, AttemptStatus, DEFAULT_UNDELIVERED_HOURS, FailureRun, HealthVerdict, Job,
+    RecordPolicy, Recorded, SentRequest, Told, skipped_until,
 };
 pub use endpoints::{
     EndpointFilter, EndpointRecord, EndpointStatus, FlowLimits, FlowState, HoldKind, ListenRequest, SealedSecret,

@@ -11,7 +11,7 @@ use crate::ids::{AppId, EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::backend::{Backend, Events};
 use crate::store::model::EndpointStatus;
-use crate::store::model::attempts::skipped_until;
+use crate::store::model::skipped_until;
 use crate::store::model::{
     AttemptRecord, AttemptStatus, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page,
     PageRequest, Published, Resent, Scheduled, StoreError, StoredEvent,

@@ -276,7 +276,7 @@ pub struct PgStore {
     undelivered_hours: std::sync::atomic::AtomicU32,
 }
 
-use crate::store::model::attempts::DEFAULT_UNDELIVERED_HOURS;
+use crate::store::model::DEFAULT_UNDELIVERED_HOURS;
 
 impl PgStore {
     /// Connects, brings the schema up to date (one process at a time), and checks the

@@ -10,9 +10,9 @@ use crate::mode::Mode;
 use crate::store::backend::Backend;
 use crate::store::backend::Events;
 use crate::store::model::EndpointStatus;
-use crate::store::model::attempts::skipped_until;
 use crate::store::model::events::LEGACY_EVENT_MS;
 use crate::store::model::pagination::{finish_page, scan_bounds};
+use crate::store::model::skipped_until;
 use crate::store::model::{
     AttemptRecord, AttemptStatus, Cursor, EndpointRecord, EventFilter, EventMeta, ListError, NewEvent, Owner, Page,
     PageRequest, Published, Resent, Scheduled, StoreError, StoredEvent,

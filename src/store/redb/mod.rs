@@ -168,7 +168,7 @@ impl DbError {
     }
 }
 
-use crate::store::model::attempts::DEFAULT_UNDELIVERED_HOURS;
+use crate::store::model::DEFAULT_UNDELIVERED_HOURS;
 
 impl RedbStore {
     /// Runs `work` on this store where synchronous work belongs (see [`run_sync`]).
