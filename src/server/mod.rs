@@ -166,8 +166,13 @@ pub async fn serve_within(
 fn run_replays(state: &Arc<AppState>) {
     let (weak, wake) = (Arc::downgrade(state), Arc::clone(&state.replay_wake));
     state.engine.spawn(async move {
+        // Passes start a second apart however long each takes (a pass paces the replays:
+        // a second's worth each), unless one ran past the next's time.
+        let mut next = tokio::time::Instant::now();
         loop {
-            let _ = tokio::time::timeout(crate::service::replays::PASS, wake.notified()).await;
+            next += crate::service::replays::PASS;
+            let _ = tokio::time::timeout_at(next, wake.notified()).await;
+            next = next.max(tokio::time::Instant::now() - crate::service::replays::PASS);
             let Some(state) = weak.upgrade() else { return };
             match state.store.lead().await {
                 Ok(true) => {}

@@ -24,13 +24,13 @@ use crate::store::model::{
 /// limit (with one, the lowest limit among them).
 pub const DEFAULT_PACE: u32 = 1_000;
 
-/// How often the background task steps every running replay (each step tops what the
-/// replay has queued and not yet ended up to [`AHEAD_SECONDS`] at its pace).
+/// How often the background task steps every running replay: each step queues a
+/// second's worth at its pace, unless [`AHEAD_SECONDS`]' worth already waits.
 pub const PASS: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// How many seconds' worth of a replay's deliveries may wait, queued and not yet ended:
-/// a receiver slower than the pace holds the replay back instead of filling the queue,
-/// and a cancel stops it within about that long.
+/// How many seconds' worth of a replay's deliveries may wait for their first attempt: a
+/// receiver slower than the pace holds the replay back instead of filling the queue, and
+/// a cancel stops it within about that long.
 const AHEAD_SECONDS: u64 = 2;
 
 /// A replay asked for, as the API checked it.
@@ -184,11 +184,12 @@ impl Replays<'_> {
         let now = self.engine.clock().now();
         let Some((replay, queued)) = self.store.settle_replay(owner, replay.id, now).await? else { return Ok(()) };
         if replay.state == ReplayState::Running && !replay.queued_all {
-            // Topped up to its seconds ahead: the scheduler always has the next second's
-            // worth, and keeps to the endpoints' rates itself.
-            let ahead = u64::from(self.pace(owner, &replay.query).await?) * AHEAD_SECONDS;
-            if queued < ahead {
-                let want = (ahead - queued) as usize;
+            // A second's worth a pass (passes are a second apart), while less than its
+            // seconds ahead wait: the scheduler has the next second's worth as the pass
+            // comes, and keeps to the endpoints' rates itself.
+            let pace = u64::from(self.pace(owner, &replay.query).await?);
+            if queued < pace * AHEAD_SECONDS {
+                let want = (pace * AHEAD_SECONDS - queued).min(pace) as usize;
                 let step = self.matcher().next_step(owner, &replay.query, replay.position, want).await?;
                 self.engine.replay_step(owner, replay.id, step).await?;
             }
