@@ -241,11 +241,9 @@ fn takes_event(query: &ReplayQuery, event: &StoredEvent) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::mode::Mode;
-    use crate::store::conformance::{NO_RETRIES, each_backend, hook, invoices, result};
+    use crate::store::conformance::{each_backend, failed_invoices, hook};
     use crate::store::model::{AttemptStatus, ReplayStatusFilter};
 
     #[tokio::test]
@@ -254,13 +252,7 @@ mod tests {
             let owner = store.test_owner(Mode::Test).await;
             let endpoint = hook(&store, owner, "*").await;
             let now = 1_700_000_000_000;
-            let events = invoices(owner, 3, now);
-            store.publish_and_record(Arc::from(&events[..]), Arc::from(&[][..]), now, NO_RETRIES).await.unwrap();
-            let mut failures = Vec::new();
-            for entry in store.due_entries(None, now + 10, 10, Vec::new()).await.unwrap() {
-                failures.push(result(&store, entry.key, false, now).await);
-            }
-            store.publish_and_record(Arc::from(&[][..]), Arc::from(failures), now, NO_RETRIES).await.unwrap();
+            let events = failed_invoices(&store, owner, 3, now).await;
             let query = ReplayQuery {
                 endpoints: vec![],
                 event_types: vec![],

@@ -121,23 +121,7 @@ impl Replays<'_> {
         if ask.dry_run {
             return Ok(Asked::DryRun { matched, sample });
         }
-        let record = ReplayRecord {
-            id: ReplayId::new(),
-            app: owner.app,
-            mode: owner.mode,
-            query,
-            state: ReplayState::Running,
-            matched,
-            sent: 0,
-            skipped: 0,
-            succeeded: 0,
-            failed: 0,
-            position: None,
-            queued_all: false,
-            watching: true,
-            created: now,
-            finished_at: None,
-        };
+        let record = ReplayRecord::new(owner, query, matched, now);
         self.store.insert_replay(record.clone()).await?;
         self.wake.notify_one();
         Ok(Asked::Started(Box::new(record)))
@@ -167,8 +151,8 @@ impl Replays<'_> {
     }
 
     /// One pass of the background task: each watched replay has the outcomes of its
-    /// deliveries counted, then takes a step if it is running, topping what it has under
-    /// way up to [`AHEAD_SECONDS`] at its pace.
+    /// deliveries counted, then, if it is running, queues a second's worth at its pace
+    /// unless [`AHEAD_SECONDS`]' worth wait for their first attempt.
     pub async fn pass(&self) -> Result<(), ServiceError> {
         for replay in self.store.watched_replays().await? {
             let owner = Owner { app: replay.app, mode: replay.mode };

@@ -188,6 +188,23 @@ pub(crate) fn invoices(owner: Owner, n: u64, at_ms: u64) -> Vec<NewEvent> {
     (0..n).map(|i| test_event(owner, "invoice.paid", serde_json::json!({ "n": i }), at_ms + i)).collect()
 }
 
+/// `n` events of `owner` ([`invoices`]) published at `now_ms` to its endpoints, each
+/// delivery failed for good at once.
+pub(crate) async fn failed_invoices(store: &QueueWrites, owner: Owner, n: u64, now_ms: u64) -> Vec<NewEvent> {
+    let events = invoices(owner, n, now_ms);
+    let none: std::sync::Arc<[AttemptResult]> = std::sync::Arc::from(&[][..]);
+    store.publish_and_record(std::sync::Arc::from(&events[..]), none, now_ms, NO_RETRIES).await.unwrap();
+    let mut failures = Vec::new();
+    for entry in store.due_entries(None, now_ms + n, 100, Vec::new()).await.unwrap() {
+        failures.push(result(store, entry.key, false, now_ms).await);
+    }
+    store
+        .publish_and_record(std::sync::Arc::from(&[][..]), std::sync::Arc::from(failures), now_ms, NO_RETRIES)
+        .await
+        .unwrap();
+    events
+}
+
 /// The result of the attempt `key` names, made at `at_ms` (its endpoint looked up).
 pub(crate) async fn result(store: &QueueWrites, key: QueueKey, succeeded: bool, at_ms: u64) -> AttemptResult {
     let job = store.jobs(vec![key.attempt()]).await.unwrap().pop().flatten().expect("a pending attempt");

@@ -5,41 +5,25 @@
 
 use std::sync::Arc;
 
-use crate::ids::ReplayId;
 use crate::mode::Mode;
 use crate::store::model::{
     AttemptStatus, DeliveryState, EndpointStatus, ReplayQuery, ReplayRecord, ReplayState, ReplayStatusFilter,
     ReplayStep, ReplayStepped,
 };
 
-use super::{NO_RETRIES, each_backend, hook, invoices, result};
+use super::{NO_RETRIES, each_backend, failed_invoices, hook, invoices, result};
 
 /// A running replay of `owner` of failed deliveries to any endpoint, made at `now`.
 fn running(owner: crate::store::model::Owner, now: i64) -> ReplayRecord {
-    ReplayRecord {
-        id: ReplayId::new(),
-        app: owner.app,
-        mode: owner.mode,
-        query: ReplayQuery {
-            endpoints: vec![],
-            event_types: vec![],
-            created_after: None,
-            created_before: now + 1,
-            status: ReplayStatusFilter::Failed,
-            filter: None,
-        },
-        state: ReplayState::Running,
-        matched: 2,
-        sent: 0,
-        skipped: 0,
-        succeeded: 0,
-        failed: 0,
-        position: None,
-        queued_all: false,
-        watching: true,
-        created: now,
-        finished_at: None,
-    }
+    let query = ReplayQuery {
+        endpoints: vec![],
+        event_types: vec![],
+        created_after: None,
+        created_before: now + 1,
+        status: ReplayStatusFilter::Failed,
+        filter: None,
+    };
+    ReplayRecord::new(owner, query, 2, now)
 }
 
 #[tokio::test]
@@ -48,14 +32,7 @@ async fn a_step_queues_once_and_outcomes_are_counted_once() {
         let owner = store.test_owner(Mode::Test).await;
         let endpoint = hook(&store, owner, "*").await;
         let now = 1_700_000_000_000;
-        let events = invoices(owner, 2, now);
-        store.publish_and_record(Arc::from(&events[..]), Arc::from(&[][..]), now, NO_RETRIES).await.unwrap();
-        let due = store.due_entries(None, now + 1, 10, Vec::new()).await.unwrap();
-        let mut failures = Vec::new();
-        for entry in &due {
-            failures.push(result(&store, entry.key, false, now).await);
-        }
-        store.publish_and_record(Arc::from(&[][..]), Arc::from(failures), now, NO_RETRIES).await.unwrap();
+        let events = failed_invoices(&store, owner, 2, now).await;
         let ids: Vec<_> = events.iter().map(|e| e.meta.id).collect();
         let states = store.delivery_states(owner, ids.clone(), now).await.unwrap();
         assert_eq!(states.len(), 2);
@@ -138,13 +115,7 @@ async fn a_delivery_sent_meanwhile_or_to_an_endpoint_disabled_meanwhile_is_skipp
         let owner = store.test_owner(Mode::Test).await;
         let endpoint = hook(&store, owner, "*").await;
         let now = 1_700_000_000_000;
-        let events = invoices(owner, 2, now);
-        store.publish_and_record(Arc::from(&events[..]), Arc::from(&[][..]), now, NO_RETRIES).await.unwrap();
-        let mut failures = Vec::new();
-        for entry in store.due_entries(None, now + 1, 10, Vec::new()).await.unwrap() {
-            failures.push(result(&store, entry.key, false, now).await);
-        }
-        store.publish_and_record(Arc::from(&[][..]), Arc::from(failures), now, NO_RETRIES).await.unwrap();
+        let events = failed_invoices(&store, owner, 2, now).await;
         // Matched as failed; then resent by hand before the step: pending, no longer failed.
         let resent = store.resend_event(owner, events[0].meta.id, Some(endpoint.id), now + 5, 24).await.unwrap();
         assert!(matches!(resent, crate::store::model::Resent::Scheduled(_)));

@@ -8,6 +8,7 @@ use crate::content_filter::ContentFilter;
 use crate::ids::{AppId, EndpointId, EventId, ReplayId};
 use crate::mode::Mode;
 
+use super::apps::Owner;
 use super::attempts::AttemptStatus;
 
 /// Which deliveries of the matched events a replay sends again.
@@ -145,6 +146,28 @@ pub struct ReplayStep {
 }
 
 impl ReplayRecord {
+    /// A new replay of `owner`'s deliveries that `query` matches (`matched` of them now),
+    /// made at `now` (Unix seconds): running, at the start.
+    pub fn new(owner: Owner, query: ReplayQuery, matched: u64, now: i64) -> ReplayRecord {
+        ReplayRecord {
+            id: ReplayId::new(),
+            app: owner.app,
+            mode: owner.mode,
+            query,
+            state: ReplayState::Running,
+            matched,
+            sent: 0,
+            skipped: 0,
+            succeeded: 0,
+            failed: 0,
+            position: None,
+            queued_all: false,
+            watching: true,
+            created: now,
+            finished_at: None,
+        }
+    }
+
     /// Cancels the replay at `now` (Unix seconds) if it is running; whether it was.
     pub fn cancel(&mut self, now: i64) -> bool {
         if self.state != ReplayState::Running {
