@@ -6,9 +6,9 @@
 //! replay cannot both queue a step (the second finds the replay moved on). Counting what
 //! the replay's deliveries did is a rule too ([`settle`]).
 
-use crate::ids::{EndpointId, EventId, ReplayId};
 use std::collections::HashMap;
 
+use crate::ids::{EndpointId, EventId, ReplayId};
 use crate::store::model::{
     AttemptStatus, DeliveryState, EndpointStatus, Owner, ReplayRecord, ReplayState, ReplayStep, ReplayStepped, Resent,
     Scheduled, StoreError,
