@@ -109,6 +109,7 @@ impl Engine {
             listeners: Arc::clone(&listeners),
             listener_wait: config.delivery.timeout + LISTENER_MARGIN,
             sealer: store.sealer().clone(),
+            secrets: Default::default(),
             tokens: Default::default(),
             transformer: crate::transform::Transformer::start(config.transformations.limits()),
         });

@@ -11,6 +11,7 @@ pub mod listen_wire;
 pub mod listeners;
 mod messages;
 pub mod oauth2;
+mod opened_secrets;
 mod ping_rate;
 pub mod policy;
 pub mod proxy;
@@ -26,7 +27,7 @@ pub use senders::{Outgoing, check_transformed};
 
 /// The headers of a delivery of `body` at `now`, signed with `secrets` (an endpoint's
 /// live secrets, in clear) in both schemes.
-pub fn signed_headers(secrets: &[String], event_id: &str, body: &[u8], now: i64) -> Vec<(String, String)> {
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+pub fn signed_headers(secrets: &[impl AsRef<str>], event_id: &str, body: &[u8], now: i64) -> Vec<(String, String)> {
+    let secrets: Vec<&str> = secrets.iter().map(AsRef::as_ref).collect();
     signing::delivery_headers(event_id, &secrets, now, body)
 }

@@ -13,6 +13,7 @@ use super::http::{HttpSender, SendOutcome};
 use super::listen_wire as wire;
 use super::listeners::Listeners;
 use super::oauth2::{TokenCache, TokenError};
+use super::opened_secrets::OpenedSecrets;
 use crate::store::model::{EndpointRecord, ReceiverAuth, SentRequest};
 use crate::store::sealing::Sealer;
 use crate::trace::{AttemptTrace, TRACEPARENT, TRACESTATE};
@@ -51,6 +52,8 @@ pub(super) struct Senders {
     pub(super) listener_wait: Duration,
     /// Opens the endpoints' signing secrets and authentication credentials.
     pub(super) sealer: Sealer,
+    /// The signing secrets opened so far.
+    pub(super) secrets: OpenedSecrets,
     /// The OAuth2 tokens of endpoints with a client-credentials grant.
     pub(super) tokens: TokenCache,
     /// Runs endpoints' transformations.
@@ -154,7 +157,7 @@ impl Senders {
 
     /// Signs `out` and sends it to `target`, as [`Senders::send`] says.
     async fn send_to(&self, endpoint: &EndpointRecord, out: Outgoing, target: &Target<'_>) -> Sent {
-        let secrets = match endpoint.live_secrets(&self.sealer, out.now) {
+        let secrets = match self.secrets.live(&self.sealer, endpoint, out.now) {
             Ok(secrets) => secrets,
             // Never sent unsigned: the attempt fails, and says why.
             Err(err) => {

@@ -70,6 +70,11 @@ impl SealedSecret {
         Ok(SealedSecret(reseal_text(old, new, &secret_row(app, id), self.0.clone())?))
     }
 
+    /// The text it is stored as: sealed, it names what it opens to (a cache's key).
+    pub fn as_sealed_text(&self) -> &str {
+        &self.0
+    }
+
     /// Whether it is sealed (false only for one an earlier release stored in clear).
     pub fn is_sealed(&self) -> bool {
         self.0.starts_with(TEXT_PREFIX)
@@ -273,8 +278,12 @@ impl EndpointRecord {
     /// The secrets that sign at `now`, in clear: the current one and any old one still in
     /// its rotation grace period.
     pub fn live_secrets(&self, sealer: &Sealer, now: i64) -> Result<Vec<String>, OpenError> {
-        let live = self.secrets.iter().filter(|s| s.expires_at.is_none_or(|t| t > now));
-        live.map(|s| s.secret.open(sealer, self.app, self.id)).collect()
+        self.live_sealed_secrets(now).map(|s| s.open(sealer, self.app, self.id)).collect()
+    }
+
+    /// The secrets that sign at `now`, sealed.
+    pub fn live_sealed_secrets(&self, now: i64) -> impl Iterator<Item = &SealedSecret> {
+        self.secrets.iter().filter(move |s| s.expires_at.is_none_or(|t| t > now)).map(|s| &s.secret)
     }
 
     /// The current secret in clear, to show its owner (empty if it has none).
