@@ -92,6 +92,8 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> Result<Engine, StoreError> {
         let _ = store.unpark(clock.now_ms()).await?; // the scheduler's first pass reads the whole queue
+        // The scheduler below takes the first attempts the writer commits as they are.
+        store.bear_births();
         let own_runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(ENGINE_THREADS)
             .thread_name("stile-engine")

@@ -25,8 +25,8 @@ use crate::ids::{AppId, DeliveryId, EndpointId};
 use crate::metrics::{HoldReason, Metrics};
 use crate::store::QueueWrites;
 use crate::store::model::{
-    AttemptResult, AttemptStatus, DueEntry, EndpointRecord, EndpointStatus, FlowState, HoldKind, QueueKey, Scheduled,
-    StoreError,
+    AttemptResult, AttemptStatus, Born, DueEntry, EndpointRecord, EndpointStatus, FlowState, HoldKind, Job, QueueKey,
+    Scheduled, StoreError,
 };
 
 /// How far ahead of now queue entries are loaded into memory, in ms.
@@ -129,6 +129,12 @@ pub(super) struct Scheduler {
     last_scan_ms: u64,
     /// When the claims on the loaded entries were last renewed (a shared queue only).
     renewed: std::time::Instant,
+    /// The jobs of born entries loaded since the last pass ([`Born`]): sent as they are if
+    /// dispatched on the next pass, read again from the store if later.
+    born_jobs: HashMap<DeliveryId, Job>,
+    /// Born entries that were not loaded: their claims are let go on the next pass, so the
+    /// queue's next read (or another process) finds them.
+    unborn: Vec<DeliveryId>,
     stopping: bool,
 }
 
@@ -177,6 +183,8 @@ impl Scheduler {
             next_scan_ms: 0,
             last_scan_ms: 0,
             renewed: std::time::Instant::now(),
+            born_jobs: HashMap::new(),
+            unborn: Vec::new(),
             stopping: false,
         }
     }
@@ -227,7 +235,7 @@ impl Scheduler {
 
     fn handle(&mut self, msg: SchedulerMsg) {
         match msg {
-            SchedulerMsg::Scheduled(scheduled) => self.heard_of(&scheduled),
+            SchedulerMsg::Scheduled(scheduled) => self.heard_of(scheduled),
             SchedulerMsg::Done(result) => {
                 // The slot is free as soon as the request is over; the entry stays loaded
                 // (so it is not sent again) until its result is committed.
@@ -261,7 +269,7 @@ impl Scheduler {
                 for (attempt, endpoint) in done {
                     self.release(attempt, endpoint);
                 }
-                self.heard_of(&scheduled);
+                self.heard_of(scheduled);
             }
             SchedulerMsg::Tick => self.next_scan_ms = 0,
             SchedulerMsg::Heard => {
@@ -349,10 +357,32 @@ impl Scheduler {
         self.board.show(shown);
     }
 
-    /// New entries were queued: the next pass looks from the earliest of them.
-    fn heard_of(&mut self, scheduled: &Scheduled) {
-        if let Some(earliest) = scheduled.earliest() {
-            self.rescan_from(earliest);
+    /// New entries were queued: the born ones are loaded as they are, where memory and
+    /// their endpoint's share allow and none of its older entries waits unloaded; the next
+    /// pass reads the queue from the earliest of the others.
+    fn heard_of(&mut self, mut scheduled: Scheduled) {
+        let mut loaded_born = HashSet::new();
+        for Born { entry, job } in scheduled.take_born() {
+            let id = entry.key.attempt();
+            let count = self.loaded_per_endpoint.get(&entry.endpoint).copied().unwrap_or(0);
+            if self.loaded.contains(&id) {
+                loaded_born.insert(id);
+            } else if self.loaded.len() < self.limits.total
+                && count < self.limits.per_endpoint
+                && !self.skipped.contains_key(&entry.endpoint)
+            {
+                *self.loaded_per_endpoint.entry(entry.endpoint).or_default() += 1;
+                self.loaded.insert(id);
+                self.timer.insert(entry.key, entry);
+                self.born_jobs.insert(id, job);
+                loaded_born.insert(id);
+            } else {
+                self.unborn.push(id);
+            }
+        }
+        let others = scheduled.keys().iter().filter(|key| !loaded_born.contains(&key.attempt()));
+        if let Some(earliest) = others.min() {
+            self.rescan_from(*earliest);
         }
     }
 
@@ -421,6 +451,17 @@ impl Scheduler {
     /// Loads due entries from the queue, moves due ones to the ready queues, dispatches
     /// what capacity allows, and says how long to wait before looking again.
     async fn load_and_dispatch(&mut self) -> Result<Duration, StoreError> {
+        if !self.unborn.is_empty() {
+            self.store.release_claims(std::mem::take(&mut self.unborn)).await?;
+        }
+        let waited = self.dispatch_loaded().await;
+        // A born job not sent on the pass after its birth is read again when it is.
+        self.born_jobs.clear();
+        waited
+    }
+
+    /// [`Scheduler::load_and_dispatch`], but for forgetting the jobs born.
+    async fn dispatch_loaded(&mut self) -> Result<Duration, StoreError> {
         let now = self.clock.now_ms();
         // Every new entry is signalled (`rescan_from`), so between signals the queue is read
         // only when its next unloaded entry comes into the near window: a pass that only
@@ -672,6 +713,22 @@ impl Scheduler {
         Ok(())
     }
 
+    /// The jobs of `chosen`, in order: those born from their birth, the others read in one
+    /// snapshot.
+    async fn jobs_of(&mut self, chosen: &[DueEntry]) -> Result<Vec<Option<Job>>, StoreError> {
+        let mut jobs: Vec<Option<Job>> = chosen.iter().map(|e| self.born_jobs.remove(&e.key.attempt())).collect();
+        let unread: Vec<DeliveryId> =
+            chosen.iter().zip(&jobs).filter(|(_, job)| job.is_none()).map(|(e, _)| e.key.attempt()).collect();
+        if unread.is_empty() {
+            return Ok(jobs);
+        }
+        let mut read = self.store.jobs(unread).await?.into_iter();
+        for job in jobs.iter_mut().filter(|job| job.is_none()) {
+            *job = read.next().flatten();
+        }
+        Ok(jobs)
+    }
+
     /// Hands ready entries to the delivery runtime, within the pool and each endpoint's
     /// flow.
     async fn dispatch(&mut self) -> Result<(), StoreError> {
@@ -688,8 +745,7 @@ impl Scheduler {
         if chosen.is_empty() {
             return Ok(());
         }
-        let ids: Vec<DeliveryId> = chosen.iter().map(|e| e.key.attempt()).collect();
-        let jobs = match self.store.jobs(ids).await {
+        let jobs = match self.jobs_of(&chosen).await {
             Ok(jobs) => jobs,
             Err(err) => {
                 // Put them back and try later.
@@ -750,7 +806,7 @@ impl Scheduler {
             // Any left on the queue (their endpoint was enabled meanwhile) are looked at again.
             let listeners = Arc::clone(&self.listeners);
             let still_queued = self.store.park(parked, move |e| deliverable(&listeners, e)).await?;
-            self.heard_of(&still_queued);
+            self.heard_of(still_queued);
         }
         Ok(())
     }

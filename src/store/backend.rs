@@ -366,6 +366,13 @@ backend! {
             /// How many hours an undelivered payload is kept for an endpoint that sets no
             /// window of its own (what a skipped delivery is held for).
             fn undelivered_hours(&self) -> u32;
+            /// Makes this store's publishing writes bear their first attempts ([`super::model::Born`]:
+            /// their jobs handed to the scheduler, and on a shared queue claimed for this
+            /// process), once, as the delivery engine over it starts: only a scheduler takes
+            /// them.
+            fn bear_births(&self) -> ();
+            /// Whether [`Backend::bear_births`] was called.
+            fn bears_births(&self) -> bool;
             /// Sets [`Backend::undelivered_hours`] from the configuration, once, at start.
             fn set_undelivered_hours(&self, hours: u32) -> ();
             /// How many transactions this process ran again after the database aborted them

@@ -178,3 +178,40 @@ async fn a_listener_endpoints_attempts_wait_parked_until_its_cli_connects() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_writers_first_attempts_are_born_with_the_jobs_the_store_reads_back() {
+    each_backend(async |store| {
+        let owner = store.test_owner(Mode::Test).await;
+        let endpoint = hook(&store, owner, "*").await;
+        let now = 1_700_000_000_000;
+        let unborn = store.publish_and_record(Arc::from(invoices(owner, 1, now)), Arc::from(&[][..]), now, TWO_RETRIES);
+        assert!(unborn.await.unwrap().first_attempts.take_born().is_empty(), "no engine took them");
+        store.bear_births();
+        let events = Arc::from(invoices(owner, 3, now));
+        let written = store.publish_and_record(events, Arc::from(&[][..]), now, TWO_RETRIES).await.unwrap();
+        let mut first = written.first_attempts;
+        let born = first.take_born();
+        assert_eq!(born.iter().map(|b| b.entry.key).collect::<Vec<_>>(), first.keys(), "every one is born");
+        for b in &born {
+            assert_eq!((b.entry.endpoint, b.entry.app, b.entry.key.due_ms()), (endpoint.id, owner.app, now));
+            let read = store.jobs(vec![b.entry.key.attempt()]).await.unwrap().pop().flatten().unwrap();
+            assert_eq!(b.job.attempt, read.attempt);
+            assert_eq!(b.job.endpoint, read.endpoint);
+            assert_eq!(b.job.body, read.body, "the payload as a job read back sends it");
+            assert_eq!(b.job.trace, read.trace);
+        }
+        let ids: Vec<_> = born.iter().map(|b| b.entry.key.attempt()).collect();
+        let due = async || store.due_entries(None, now, 10, Vec::new()).await.unwrap().len();
+        if store.is_shared() {
+            // Claimed for this process as they were written: no read of the queue takes
+            // them until they are let go.
+            assert_eq!(due().await, 1, "born entries are held; the one before is not");
+            store.release_claims(ids).await.unwrap();
+            assert_eq!(due().await, 3, "let go, they are the queue's again");
+        } else {
+            assert_eq!(due().await, 4, "one process's scans read past what it holds");
+        }
+    })
+    .await;
+}

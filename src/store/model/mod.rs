@@ -30,7 +30,7 @@ pub use endpoints::{
 pub use errors::{OpenError, StoreError};
 pub use events::{EventFilter, EventMeta, NewEvent, Published, Resent, StoredEvent};
 pub use pagination::{Cursor, ListError, Page, PageRequest};
-pub use queue::{DueEntry, QueueKey, Scheduled};
+pub use queue::{Born, DueEntry, QueueKey, Scheduled};
 pub use receiver_auth::{
     ClientCertificate, ClientCertificateIn, ClientCertificateShown, ReceiverAuth, ReceiverAuthIn, ReceiverAuthShown,
 };

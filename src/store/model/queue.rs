@@ -2,6 +2,8 @@
 
 use crate::ids::{AppId, DeliveryId, EndpointId};
 
+use super::Job;
+
 /// A place in the queue: an attempt and when it is due. Keys order by due time, then by
 /// attempt id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,39 +57,77 @@ impl QueueKey {
 
 /// Queue entries a write put on the queue (or moved earlier): what the scheduler must
 /// hear about. Only the delivery engine reads them, and it wakes its scheduler with them;
-/// dropping one unread leaves its entries for the scheduler's next full scan.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// dropping one unread leaves its entries for the scheduler's next full scan (the born
+/// ones of a shared queue once their claim lapses).
+#[derive(Debug, Default, Clone)]
 #[must_use = "the delivery engine must hear of scheduled attempts"]
-pub struct Scheduled(Vec<QueueKey>);
+pub struct Scheduled {
+    /// Every entry, born or not.
+    keys: Vec<QueueKey>,
+    /// Those of `keys` that are born, with their jobs.
+    born: Vec<Born>,
+}
+
+/// A first attempt due at once, handed to this process's scheduler with what making it
+/// needs, as the write that queued it committed it: the scheduler sends it without reading
+/// the queue or the job back. On a shared queue the write claimed it for this process.
+#[derive(Debug, Clone)]
+pub struct Born {
+    /// Its queue entry.
+    pub entry: DueEntry,
+    /// The attempt, its endpoint and payload, as committed.
+    pub job: Job,
+}
+
+/// Two are equal when they hold the same entries.
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Scheduled) -> bool {
+        self.keys == other.keys
+    }
+}
+
+impl Eq for Scheduled {}
 
 impl Scheduled {
     pub(crate) fn push(&mut self, key: QueueKey) {
-        self.0.push(key);
+        self.keys.push(key);
+    }
+
+    /// Notes that an entry already pushed is born ([`Born`]).
+    pub(crate) fn push_born(&mut self, born: Born) {
+        debug_assert!(self.keys.contains(&born.entry.key), "a born entry is one of the entries");
+        self.born.push(born);
     }
 
     /// Adds another write's entries.
     pub fn extend(&mut self, other: Scheduled) {
-        self.0.extend(other.0);
+        self.keys.extend(other.keys);
+        self.born.extend(other.born);
     }
 
     /// How many entries there are.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.keys.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.keys.is_empty()
     }
 
     /// The earliest entry, where the scheduler must look again from.
     pub fn earliest(&self) -> Option<QueueKey> {
-        self.0.iter().min().copied()
+        self.keys.iter().min().copied()
     }
 
     /// The entries.
     pub fn keys(&self) -> &[QueueKey] {
-        &self.0
+        &self.keys
+    }
+
+    /// The born entries, taken out (they stay among the entries).
+    pub fn take_born(&mut self) -> Vec<Born> {
+        std::mem::take(&mut self.born)
     }
 }
 

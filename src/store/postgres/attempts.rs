@@ -29,7 +29,7 @@ use super::cluster::QUEUE_CHANNEL;
 use super::endpoints::{Lock, disable_in, get_in, lock_endpoints_of};
 use super::health::{lock_health, save_health};
 use super::pagination::{ListQuery, list};
-use super::{PgStore, id_of, uuid};
+use super::{DB_NOW_MS, PgStore, id_of, uuid};
 
 /// The status of an attempt as its column holds it.
 pub(super) fn status_code(status: AttemptStatus) -> i16 {
@@ -94,15 +94,19 @@ pub(super) async fn lock_attempts(
     rows.iter().map(|row| attempt_of(row).map(|a| (a.id, a))).collect()
 }
 
-/// A queue row to write: (attempt, app, endpoint, due ms, parked).
-type QueueRow = (DeliveryId, AppId, EndpointId, u64, bool);
+/// A queue row to write: (attempt, app, endpoint, due ms, parked, claimed for this
+/// process: born).
+type QueueRow = (DeliveryId, AppId, EndpointId, u64, bool, bool);
 
 /// What one transaction writes, gathered to be sent in a few statements by
 /// [`Writes::flush`].
 #[derive(Default)]
 pub(super) struct Writes {
-    /// The writing store's name in wake-ups (see `cluster`), so it skips its own.
+    /// The writing store's name in wake-ups (see `cluster`), so it skips its own, and in
+    /// the claims on born attempts.
     sender: String,
+    /// Set where first attempts are born ([`Writes::bear`]): how long their claim lasts (ms).
+    born_lease_ms: Option<i64>,
     /// Attempts to insert or overwrite, by id (the last version wins).
     attempts: BTreeMap<DeliveryId, AttemptRecord>,
     /// Queue rows to insert or overwrite (a reschedule, an unpark, a park).
@@ -130,6 +134,20 @@ impl Writes {
         Writes { sender: sender.to_string(), ..Writes::default() }
     }
 
+    /// The same, for a transaction whose first attempts go to this process's scheduler
+    /// born, each claimed for `lease` as it is inserted (the engine's writer's).
+    pub(super) fn bearing(sender: &str, lease: std::time::Duration) -> Writes {
+        Writes { born_lease_ms: Some(lease.as_millis() as i64), ..Writes::new(sender) }
+    }
+
+    /// Claims `attempt`, just queued, for this process, if this transaction bears its first
+    /// attempts (see [`Writes::bearing`]); whether it does.
+    pub(super) fn bear(&mut self, attempt: DeliveryId) -> bool {
+        let Some(row) = self.queue.get_mut(&attempt).filter(|_| self.born_lease_ms.is_some()) else { return false };
+        row.5 = true;
+        true
+    }
+
     /// Schedules attempt `number` of `event_id` to `endpoint` at `due_ms`: queued if the
     /// endpoint is enabled (its key goes into `scheduled`), parked if not.
     pub(super) fn schedule(
@@ -140,14 +158,15 @@ impl Writes {
         number: u32,
         due_ms: u64,
         scheduled: &mut Scheduled,
-    ) {
+    ) -> AttemptRecord {
         let record = AttemptRecord::pending(endpoint, event_id, event_type, number, due_ms);
         let parked = endpoint.status == EndpointStatus::Disabled;
-        self.queue.insert(record.id, (record.id, endpoint.app, endpoint.id, due_ms, parked));
+        self.queue.insert(record.id, (record.id, endpoint.app, endpoint.id, due_ms, parked, false));
         if !parked {
             scheduled.push(QueueKey::new(due_ms, record.id));
         }
-        self.attempts.insert(record.id, record);
+        self.attempts.insert(record.id, record.clone());
+        record
     }
 
     /// Saves a changed attempt.
@@ -158,7 +177,7 @@ impl Writes {
     /// Puts an attempt (back) on the queue at `due_ms`, or parks it.
     pub(super) fn enqueue(&mut self, record: &AttemptRecord, due_ms: u64, parked: bool) {
         self.unqueue.remove(&record.id);
-        self.queue.insert(record.id, (record.id, record.app, record.endpoint_id, due_ms, parked));
+        self.queue.insert(record.id, (record.id, record.app, record.endpoint_id, due_ms, parked, false));
     }
 
     /// Takes an attempt off the queue for good.
@@ -243,8 +262,8 @@ impl Writes {
             let ids: Vec<uuid::Uuid> = self.unqueue.iter().map(|id| uuid(id.as_u128())).collect();
             client.exec("DELETE FROM queue WHERE attempt = ANY($1)", &[&ids]).await?;
         }
-        if self.queue.values().any(|row| !row.4) {
-            // Other processes hear of it at commit.
+        if self.queue.values().any(|row| !row.4 && !row.5) {
+            // Other processes hear of it at commit (not of born attempts: this one holds them).
             client.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.sender]).await?;
         }
         if !self.queue.is_empty() {
@@ -253,23 +272,35 @@ impl Writes {
             let mut endpoints = Vec::new();
             let mut dues = Vec::new();
             let mut parked = Vec::new();
-            for (attempt, app, endpoint, due, park) in self.queue.values() {
+            let mut claimed = Vec::new();
+            for (attempt, app, endpoint, due, park, born) in self.queue.values() {
                 attempts.push(uuid(attempt.as_u128()));
                 apps.push(uuid(app.as_u128()));
                 endpoints.push(uuid(endpoint.as_u128()));
                 dues.push(*due as i64);
                 parked.push(*park);
+                claimed.push(*born);
             }
-            client
-                .exec(
-                    "INSERT INTO queue (attempt, app, endpoint, due_ms, parked)
-                     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::boolean[])
-                     ON CONFLICT (attempt) DO UPDATE
-                     SET due_ms = excluded.due_ms, parked = excluded.parked, locked_until_ms = NULL,
-                         reserved_for = NULL",
-                    &[&attempts, &apps, &endpoints, &dues, &parked],
-                )
-                .await?;
+            // A born attempt is claimed as the scheduler's claims are (`queue.rs`): held for
+            // the lease, reserved for this process if it sends to the endpoint or holds its
+            // listener. Any other entry is put (back) unclaimed.
+            let sql = format!(
+                "INSERT INTO queue (attempt, app, endpoint, due_ms, parked, locked_until_ms, reserved_for)
+                 SELECT r.attempt, r.app, r.endpoint, r.due_ms, r.parked,
+                     CASE WHEN r.claimed THEN {DB_NOW_MS} + $7 END,
+                     CASE WHEN r.claimed THEN coalesce(
+                         (SELECT s.sender FROM endpoint_senders s
+                          WHERE s.endpoint = r.endpoint AND s.sender = $8 AND s.until_ms >= {DB_NOW_MS}),
+                         (SELECT l.holder FROM listeners l
+                          WHERE l.endpoint = r.endpoint AND l.holder = $8 AND l.held_until_ms >= {DB_NOW_MS})) END
+                 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::boolean[], $6::boolean[])
+                     AS r(attempt, app, endpoint, due_ms, parked, claimed)
+                 ON CONFLICT (attempt) DO UPDATE
+                 SET due_ms = excluded.due_ms, parked = excluded.parked,
+                     locked_until_ms = excluded.locked_until_ms, reserved_for = excluded.reserved_for"
+            );
+            let lease = self.born_lease_ms.unwrap_or(0);
+            client.exec(&sql, &[&attempts, &apps, &endpoints, &dues, &parked, &claimed, &lease, &self.sender]).await?;
         }
         if !self.pending.is_empty() {
             let (keys, deltas): (Vec<_>, Vec<i32>) = self.pending.into_iter().unzip();

@@ -199,6 +199,14 @@ impl Backend for PgStore {
         self.undelivered_hours.store(hours, std::sync::atomic::Ordering::Relaxed);
     }
 
+    fn bear_births(&self) {
+        self.bears_births.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn bears_births(&self) -> bool {
+        self.bears_births.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn is_shared(&self) -> bool {
         true
     }
@@ -409,7 +417,9 @@ impl Backend for PgStore {
              WHERE q.attempt = ANY($1) RETURNING q.reserved_for"
         );
         let rows = client.q(&sql, &[&ids]).await?;
-        if rows.iter().any(|row| row.get::<_, Option<String>>(0).is_some_and(|holder| holder != self.token)) {
+        // Others hear of what they may now take: entries reserved for another process, or
+        // for none (born ones were never told of).
+        if rows.iter().any(|row| row.get::<_, Option<String>>(0).is_none_or(|holder| holder != self.token)) {
             client.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.token]).await?;
         }
         Ok(())

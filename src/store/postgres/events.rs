@@ -7,7 +7,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::ids::{AppId, EndpointId, EventId};
+use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::backend::{Backend, Events};
 use crate::store::model::EndpointStatus;
@@ -96,9 +96,12 @@ impl<C: GenericClient> PublishTx for Publishing<'_, C> {
         delivered_as: &str,
         now_ms: u64,
         scheduled: &mut Scheduled,
-    ) -> Result<(), StoreError> {
-        self.writes.schedule(endpoint, event, delivered_as, 1, now_ms, scheduled);
-        Ok(())
+    ) -> Result<AttemptRecord, StoreError> {
+        Ok(self.writes.schedule(endpoint, event, delivered_as, 1, now_ms, scheduled))
+    }
+
+    fn bear(&mut self, attempt: DeliveryId) -> bool {
+        self.writes.bear(attempt)
     }
 
     fn tally_filtered(&mut self, endpoint: &EndpointRecord, now_ms: u64) -> Result<(), StoreError> {

@@ -274,6 +274,8 @@ pub struct PgStore {
     /// How many hours an undelivered payload is kept for endpoints that set no window of
     /// their own (`[retention] undelivered_payload_hours`).
     undelivered_hours: std::sync::atomic::AtomicU32,
+    /// See `Backend::bear_births`.
+    bears_births: std::sync::atomic::AtomicBool,
 }
 
 use crate::store::model::DEFAULT_UNDELIVERED_HOURS;
@@ -328,6 +330,7 @@ impl PgStore {
             token: cluster::new_token(),
             conflicts_rerun: std::sync::atomic::AtomicU64::new(0),
             undelivered_hours: DEFAULT_UNDELIVERED_HOURS.into(),
+            bears_births: false.into(),
         };
         migrate::migrate(&store.pool, crate::clock::unix_now()).await.map_err(|e| unusable(e.to_string()))?;
         store.sealer = store.payload_key(&options.key_file).await?;

@@ -145,7 +145,10 @@ impl Scheduling for PgStore {
         policy: impl RecordPolicy + Send + Sync + 'static,
     ) -> Result<Written, StoreError> {
         transaction!(self, |tx| {
-            let mut writes = Writes::new(&self.token);
+            let mut writes = match self.bears_births.load(std::sync::atomic::Ordering::Relaxed) {
+                true => Writes::bearing(&self.token, self.claim_lease),
+                false => Writes::new(&self.token),
+            };
             let (published, first_attempts) = publish_in(tx, self, &events, now_ms, &mut writes).await?;
             let mut recorded = record_in(tx, &self.sealer, &results, now_ms, &policy, &mut writes).await?;
             // What the platform is told of is committed with what it tells of.

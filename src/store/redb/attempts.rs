@@ -82,7 +82,7 @@ impl<'txn, 'n> DeliveryTables<'txn, 'n> {
         number: u32,
         due_ms: u64,
         scheduled: &mut Scheduled,
-    ) -> Result<(), StoreError> {
+    ) -> Result<AttemptRecord, StoreError> {
         let record = AttemptRecord::pending(endpoint, event_id, event_type, number, due_ms);
         self.save(&record)?;
         self.index(&record)?;
@@ -91,7 +91,7 @@ impl<'txn, 'n> DeliveryTables<'txn, 'n> {
         } else {
             scheduled.push(self.queue.enqueue(endpoint.app, endpoint.id, record.id, due_ms)?);
         }
-        Ok(())
+        Ok(record)
     }
 
     /// Lists an attempt under its endpoint and its event.
@@ -344,7 +344,7 @@ impl RecordingTx for Recording<'_, '_> {
         due_ms: u64,
         scheduled: &mut Scheduled,
     ) -> Result<(), StoreError> {
-        self.t.schedule(endpoint, after.event_id, &after.event_type, number, due_ms, scheduled)
+        self.t.schedule(endpoint, after.event_id, &after.event_type, number, due_ms, scheduled).map(drop)
     }
 
     fn finish_one(&mut self, record: &AttemptRecord) -> Result<(), StoreError> {

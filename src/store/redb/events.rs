@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AppId, EndpointId, EventId};
+use crate::ids::{AppId, DeliveryId, EndpointId, EventId};
 use crate::mode::Mode;
 use crate::store::backend::Backend;
 use crate::store::backend::Events;
@@ -150,6 +150,8 @@ struct Publishing<'t, 'n> {
     names: &'n Names,
     /// The undelivered-payload window of endpoints that set none.
     default_hours: u32,
+    /// Whether first attempts are born (`Backend::bear_births`).
+    bears: bool,
     writes: Option<EventWrites<'t, 'n>>,
 }
 
@@ -163,8 +165,8 @@ struct EventWrites<'t, 'n> {
 
 impl<'t, 'n> Publishing<'t, 'n> {
     fn new(tx: &'t WriteTransaction, store: &'n RedbStore) -> Self {
-        let default_hours = store.undelivered_hours();
-        Publishing { tx, sealer: &store.sealer, names: &store.names, default_hours, writes: None }
+        let (default_hours, bears) = (store.undelivered_hours(), store.bears_births());
+        Publishing { tx, sealer: &store.sealer, names: &store.names, default_hours, bears, writes: None }
     }
 
     fn writes(&mut self) -> Result<&mut EventWrites<'t, 'n>, StoreError> {
@@ -196,8 +198,13 @@ impl PublishTx for Publishing<'_, '_> {
         delivered_as: &str,
         now_ms: u64,
         scheduled: &mut Scheduled,
-    ) -> Result<(), StoreError> {
+    ) -> Result<AttemptRecord, StoreError> {
         self.writes()?.deliveries.schedule(endpoint, event, delivered_as, 1, now_ms, scheduled)
+    }
+
+    /// One process has the queue: nothing to claim.
+    fn bear(&mut self, _attempt: DeliveryId) -> bool {
+        self.bears
     }
 
     fn tally_filtered(&mut self, endpoint: &EndpointRecord, now_ms: u64) -> Result<(), StoreError> {

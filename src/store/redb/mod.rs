@@ -85,6 +85,8 @@ pub struct RedbStore {
     /// How many hours an undelivered payload is kept for endpoints that set no window of
     /// their own (`[retention] undelivered_payload_hours`).
     undelivered_hours: std::sync::atomic::AtomicU32,
+    /// See `Backend::bear_births`.
+    bears_births: std::sync::atomic::AtomicBool,
 }
 
 /// How to open a data file.
@@ -226,6 +228,7 @@ impl RedbStore {
             sealer,
             names,
             undelivered_hours: DEFAULT_UNDELIVERED_HOURS.into(),
+            bears_births: false.into(),
         };
         store.init_schema()?;
         let init = |path: &Path, e| OpenError::Init(path.to_path_buf(), e);
@@ -428,6 +431,14 @@ impl Backend for RedbStore {
 
     fn set_undelivered_hours(&self, hours: u32) {
         self.undelivered_hours.store(hours, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn bear_births(&self) {
+        self.bears_births.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn bears_births(&self) -> bool {
+        self.bears_births.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn check(&self) -> Result<(), StoreError> {

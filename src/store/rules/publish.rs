@@ -1,13 +1,23 @@
 //! Publishing events: each stored with its count of pending deliveries, and a first
 //! attempt, due now, queued to every enabled endpoint of its application subscribed to
 //! its type, under the name that endpoint receives it by; a disabled subscriber's
-//! delivery is recorded as skipped, to be replayed once it is enabled again.
+//! delivery is recorded as skipped, to be replayed once it is enabled again. The first
+//! attempts go to this process's scheduler born ([`Born`]), with their jobs, where the
+//! transaction hands them over.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use crate::ids::{AppId, EventId};
-use crate::store::model::{EndpointRecord, EndpointStatus, NewEvent, Published, Scheduled, StoreError};
+use crate::ids::{AppId, DeliveryId, EventId};
+use crate::store::model::{
+    AttemptRecord, Born, DueEntry, EndpointRecord, EndpointStatus, Job, NewEvent, Published, QueueKey, Scheduled,
+    StoreError,
+};
+
+/// The most first attempts one transaction hands over born: about what a scheduler sends
+/// at once. The rest are found on the queue, so a burst of thousands of publishes in one
+/// commit does not hold thousands of copies of their endpoints and payloads.
+const MAX_BORN: usize = 256;
 
 /// What publishing needs of a backend, inside one write transaction. The rule reads every
 /// subscription it needs before its first write.
@@ -20,7 +30,8 @@ pub(crate) trait PublishTx {
         event_type: &'a str,
     ) -> Result<Vec<(EndpointRecord, &'a str)>, StoreError>;
 
-    /// Queues attempt 1 of `event` to `endpoint`, under `delivered_as`, due at `now_ms`.
+    /// Queues attempt 1 of `event` to `endpoint`, under `delivered_as`, due at `now_ms`;
+    /// the attempt's record as queued.
     fn schedule(
         &mut self,
         endpoint: &EndpointRecord,
@@ -28,7 +39,12 @@ pub(crate) trait PublishTx {
         delivered_as: &str,
         now_ms: u64,
         scheduled: &mut Scheduled,
-    ) -> Result<(), StoreError>;
+    ) -> Result<AttemptRecord, StoreError>;
+
+    /// Makes `attempt`, just queued, born ([`Born`]) if this transaction hands its first
+    /// attempts to this process's scheduler (on a shared queue: claims it for this
+    /// process); whether it does.
+    fn bear(&mut self, attempt: DeliveryId) -> bool;
 
     /// Records that `event` was not sent to `endpoint`, which is disabled: it may be
     /// replayed to it, its payload kept, for the endpoint's undelivered-payload window
@@ -98,6 +114,7 @@ async fn publish_to(
     let mut scheduled = Scheduled::default();
     let mut pending = Vec::with_capacity(events.len());
     let mut published = Vec::with_capacity(events.len());
+    let mut born = 0;
     for event in events {
         let meta = &event.meta;
         let endpoints = &targets[&(meta.app, meta.event_type.as_str())];
@@ -113,7 +130,19 @@ async fn publish_to(
                 continue;
             }
             if enabled {
-                tx.schedule(endpoint, meta.id, delivered_as, now_ms, &mut scheduled)?;
+                let attempt = tx.schedule(endpoint, meta.id, delivered_as, now_ms, &mut scheduled)?;
+                if born < MAX_BORN && tx.bear(attempt.id) {
+                    born += 1;
+                    let entry =
+                        DueEntry { key: QueueKey::new(now_ms, attempt.id), endpoint: endpoint.id, app: endpoint.app };
+                    let job = Job {
+                        attempt,
+                        endpoint: Some(endpoint.clone()),
+                        body: Some(event.body.clone()),
+                        trace: meta.trace.clone(),
+                    };
+                    scheduled.push_born(Born { entry, job });
+                }
                 deliveries += 1;
             } else {
                 tx.skip(endpoint, meta.id, now_ms)?;
