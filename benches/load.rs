@@ -272,18 +272,25 @@ fn print_statements(name: &str, workload: &str, delivered: usize) {
     let (Some(()), Some((cluster, _))) = (PG_STATEMENTS.get(), POSTGRES.get()) else { return };
     let per = delivered.max(1) as f64;
     let sql = format!(
-        "SELECT calls / {per}::float8, total_exec_time * 1000 / {per}, rows / {per}::float8,
-             regexp_replace(left(query, 110), '\\s+', ' ', 'g')
+        "SELECT calls / {per}::float8, total_exec_time * 1000 / {per}, total_plan_time * 1000 / {per},
+             rows / {per}::float8, regexp_replace(left(query, 100), '\\s+', ' ', 'g')
          FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '{name}')
-         ORDER BY total_exec_time DESC LIMIT 15"
+         ORDER BY total_exec_time + total_plan_time DESC LIMIT 15"
     );
     let out = cluster.sql(&sql).unwrap_or_else(|e| e);
-    eprintln!("{workload}: statements by execution time (per delivery: calls, us, rows; query)");
+    eprintln!("{workload}: statements by time (per delivery: calls, us executing, us planning, rows; query)");
     for line in out.lines() {
-        let cols: Vec<&str> = line.splitn(4, '|').collect();
-        if let [calls, us, rows, query] = cols[..] {
+        let cols: Vec<&str> = line.splitn(5, '|').collect();
+        if let [calls, us, plan_us, rows, query] = cols[..] {
             let num = |v: &str| v.trim().parse::<f64>().unwrap_or(f64::NAN);
-            eprintln!("  {:>6.2} {:>8.1} {:>6.2}  {}", num(calls), num(us), num(rows), query.trim());
+            eprintln!(
+                "  {:>6.2} {:>8.1} {:>8.1} {:>6.2}  {}",
+                num(calls),
+                num(us),
+                num(plan_us),
+                num(rows),
+                query.trim()
+            );
         }
     }
 }
@@ -1318,6 +1325,8 @@ fn main() {
             .expect("the Postgres runs need PostgreSQL installed");
         if args.iter().any(|a| a == "--pg-statements") {
             cluster.configure(&[("shared_preload_libraries", "pg_stat_statements")]).expect("pg_stat_statements loads");
+            // Known only once the library is loaded.
+            cluster.configure(&[("pg_stat_statements.track_planning", "on")]).expect("planning is tracked");
             cluster.sql("CREATE EXTENSION pg_stat_statements").expect("pg_stat_statements is installed");
             let _ = PG_STATEMENTS.set(());
         }

@@ -373,6 +373,9 @@ impl Writes {
             // An event failed when the latest attempt to some endpoint failed for good. Only
             // a failure makes it failed, and only an event that is may stop being: the rest
             // (most successes) are not looked at.
+            // An event's attempts are found by the event alone (its id is unique, and every
+            // attempt has its event's application), so the only index that fits is
+            // `attempts_by_event`, whatever a plan made on small tables would guess.
             client
                 .exec(
                     "UPDATE events e SET failed = f.failed
@@ -382,7 +385,7 @@ impl Writes {
                          JOIN events cur ON cur.app = ev.app AND cur.id = ev.id AND (ev.failure OR cur.failed)
                          LEFT JOIN LATERAL (
                              SELECT DISTINCT ON (a.endpoint) a.status FROM attempts a
-                             WHERE a.event = ev.id AND a.app = ev.app
+                             WHERE a.event = ev.id
                              ORDER BY a.endpoint, a.id DESC
                          ) l ON true
                          GROUP BY ev.app, ev.id

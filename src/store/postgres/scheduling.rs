@@ -103,6 +103,14 @@ impl<C: GenericClient> CancelTx for Ending<'_, C> {
     }
 }
 
+/// Settings of the writer's transactions. Its statements are the same dozen, hundreds of
+/// times a second, each finding rows by key: planned once per connection (a generic
+/// plan), not at every execution (planning was two thirds of the database's time per
+/// delivery at 200 events/s). A plan is made once, possibly while the tables are still
+/// empty, when a sequential scan looks as cheap as an index and would then be kept as the
+/// tables grow: so only index scans are considered (every statement has one that fits).
+const GENERIC_PLANS: &str = "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
+
 impl Scheduling for PgStore {
     async fn update_endpoint_and_resume(
         &self,
@@ -145,6 +153,7 @@ impl Scheduling for PgStore {
         policy: impl RecordPolicy + Send + Sync + 'static,
     ) -> Result<Written, StoreError> {
         transaction!(self, |tx| {
+            tx.batch_execute(GENERIC_PLANS).await?;
             let mut writes = match self.bears_births.load(std::sync::atomic::Ordering::Relaxed) {
                 true => Writes::bearing(&self.token, self.claim_lease),
                 false => Writes::new(&self.token),
