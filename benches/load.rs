@@ -8,9 +8,12 @@
 //! delivery. One JSON line per workload, then a
 //! table. "W1 shaped" is W1 with a three-line transformation and a two-clause content
 //! filter on its endpoint (every event passes both). Exits non-zero if any delivery is missing. All traffic stays on 127.0.0.1 and
-//! every loop is bounded in count and time. "W1 ceiling" and "W2 ceiling" run W1 and W2
-//! against an in-memory server of this benchmark's own (no durability, the same API
-//! calls, stile's HTTP client), and each burst is also given as a share of it. `STILE_BENCH_BIN=path` runs another build of
+//! every loop is bounded in count and time. `--whbench PATH` (whbench, built as
+//! `../shared/tools/whbench/README.md` says) adds the machine's ceiling: W1 and W2 through
+//! whbench against its no-durability `mock-stile` and against stile, round by round, each
+//! as a share of the ceiling of its round (`load/ceiling.rs`; `--only ceiling` for those
+//! alone); with `--file-events N` too, the data file's size once N events published by
+//! whbench to one endpoint are delivered. `STILE_BENCH_BIN=path` runs another build of
 //! the server (an A/B against an earlier commit, interleaved in the same hour);
 //! `STILE_BENCH_PID_FILE=path` writes the server's pid there once a workload's setup is
 //! done, so a profiler can attach for the workload alone (`perf record -p`).
@@ -48,6 +51,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+
+#[path = "load/ceiling.rs"]
+mod ceiling;
 
 const KEY: &str = "vk_test_benchmark_key_0000000000000";
 /// Filler in each published event of W1-W4, so the body delivered is about 200 bytes
@@ -127,13 +133,6 @@ impl Drop for Server {
 
 fn start_server() -> Server {
     start_server_in(tempfile::tempdir().unwrap(), &[])
-}
-
-/// Starts the in-memory ceiling ([`mock_server`]) as a child process of this benchmark.
-fn start_mock() -> Server {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command.arg("--mock-server").stdout(Stdio::piped()).stderr(Stdio::inherit());
-    serving(command.spawn().expect("the mock starts"), tempfile::tempdir().unwrap())
 }
 
 /// The server `child` once it says where it listens (its start-up summary ends with the
@@ -913,68 +912,6 @@ fn startup_with_history(events: u64) -> serde_json::Value {
     })
 }
 
-/// The in-memory ceiling: a server speaking the two calls the workloads make (create an
-/// endpoint, publish an event) that keeps everything in memory and writes nothing: each
-/// publish is answered at once and its signed deliveries are POSTed by stile's own HTTP
-/// client, at most 64 in flight like `delivery.workers`. It runs as this benchmark's own
-/// process (`--mock-server`), so its CPU and memory are measured like stile's.
-fn mock_server() {
-    use stile::delivery::http::HttpSender;
-    struct Mock {
-        endpoints: std::sync::RwLock<Vec<String>>,
-        sender: HttpSender,
-        slots: Arc<tokio::sync::Semaphore>,
-    }
-    const SECRET: &str = "whsec_bWVhc3VyaW5nIHRoZSBjZWlsaW5nIG9mIHRoaXMgbWFjaGluZQ==";
-    async fn endpoint(body: web::Json<serde_json::Value>, mock: web::Data<Mock>) -> HttpResponse {
-        mock.endpoints.write().unwrap().push(body["url"].as_str().unwrap_or_default().to_string());
-        HttpResponse::Ok().json(serde_json::json!({"id": "we_mock", "object": "webhook_endpoint", "secret": SECRET}))
-    }
-    async fn publish(body: web::Json<serde_json::Value>, mock: web::Data<Mock>) -> HttpResponse {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-        let id = format!("evt_{}", ulid::Ulid::new());
-        let event = serde_json::json!({
-            "id": id, "object": "event", "type": body["type"], "livemode": false,
-            "created": now.as_secs(), "data": body["data"],
-        });
-        let payload = bytes::Bytes::from(serde_json::to_vec(&event).unwrap());
-        let headers = stile::delivery::signing::delivery_headers(&id, &[SECRET], now.as_secs() as i64, &payload);
-        for url in mock.endpoints.read().unwrap().iter() {
-            let (mock, url, headers, payload) = (mock.clone(), url.clone(), headers.clone(), payload.clone());
-            actix_web::rt::spawn(async move {
-                let _slot = mock.slots.acquire().await;
-                mock.sender.send(hyper::Method::POST, &url, &headers, payload).await;
-            });
-        }
-        HttpResponse::Ok().json(event)
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    println!("listening  http://{}", listener.local_addr().unwrap());
-    println!("API keys   (the mock takes any)");
-    let mut config = stile::config::Config::default();
-    config.delivery.workers = 64;
-    let mock = web::Data::new(Mock {
-        endpoints: std::sync::RwLock::default(),
-        sender: HttpSender::new(&config),
-        slots: Arc::new(tokio::sync::Semaphore::new(64)),
-    });
-    actix_web::rt::System::new().block_on(async move {
-        HttpServer::new(move || {
-            App::new()
-                .app_data(mock.clone())
-                .route("/v1/webhook_endpoints", web::post().to(endpoint))
-                .route("/v1/events", web::post().to(publish))
-        })
-        .workers(2)
-        .listen(listener)
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
-    });
-}
-
-/// The server's current RSS in MiB, from /proc.
 fn current_rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib: f64 = status
@@ -1081,8 +1018,6 @@ struct Workload {
     rate: Option<u64>,
     /// Publish straight to the receiver instead of through stile: the reference.
     direct: bool,
-    /// Publish through the in-memory mock instead of stile: the ceiling.
-    ceiling: bool,
     /// Its endpoints have a transformation and a content filter ("W1 shaped").
     shaped: bool,
 }
@@ -1095,15 +1030,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn run(workload: &Workload) -> serde_json::Value {
-    let (servers, database) = if workload.ceiling { (vec![start_mock()], None) } else { start_stile() };
+    let (servers, database) = start_stile();
     let servers_len = servers.len();
     let server = &servers[0];
     let receiver = start_receiver();
     let paths: Vec<String> = (0..workload.endpoints).map(|n| format!("/e{n}")).collect();
     if !workload.direct {
-        if !workload.ceiling {
-            create_apps(server, &receiver);
-        }
+        create_apps(server, &receiver);
         for path in &paths {
             create_endpoint_in(
                 server,
@@ -1210,8 +1143,7 @@ fn run(workload: &Workload) -> serde_json::Value {
     let cpu = if workload.direct { 0.0 } else { cpu_after - cpu_before };
     // The data file once every delivery is recorded (stile on redb only: the others keep
     // nothing, Postgres is measured by what it wrote).
-    let file_bytes =
-        if workload.direct || workload.ceiling || database.is_some() { 0 } else { settled_file_bytes(server) };
+    let file_bytes = if workload.direct || database.is_some() { 0 } else { settled_file_bytes(server) };
     // And the bytes of the pages its tables use (the file less free space), stopped.
     let mut page_bytes = 0;
     if file_bytes > 0 {
@@ -1302,11 +1234,8 @@ fn median(values: &mut [f64]) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--mock-server") {
-        mock_server();
-        return;
-    }
     let quick = args.iter().any(|a| a == "--quick");
+    let whbench: Option<String> = args.iter().position(|a| a == "--whbench").and_then(|i| args.get(i + 1)).cloned();
     let runs: usize =
         args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(1);
     let only: Option<String> = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
@@ -1342,7 +1271,6 @@ fn main() {
             publishers: 32,
             rate: None,
             direct: false,
-            ceiling: false,
             shaped: false,
         },
         Workload {
@@ -1352,7 +1280,6 @@ fn main() {
             publishers: 32,
             rate: None,
             direct: false,
-            ceiling: false,
             shaped: true,
         },
         Workload {
@@ -1362,7 +1289,6 @@ fn main() {
             publishers: 32,
             rate: None,
             direct: false,
-            ceiling: false,
             shaped: false,
         },
         Workload {
@@ -1372,7 +1298,6 @@ fn main() {
             publishers: 8,
             rate: Some(200),
             direct: false,
-            ceiling: false,
             shaped: false,
         },
         Workload {
@@ -1382,27 +1307,6 @@ fn main() {
             publishers: 8,
             rate: Some(1_000),
             direct: false,
-            ceiling: false,
-            shaped: false,
-        },
-        Workload {
-            name: "W1 ceiling",
-            events: 20_000 / scale,
-            endpoints: 1,
-            publishers: 32,
-            rate: None,
-            direct: false,
-            ceiling: true,
-            shaped: false,
-        },
-        Workload {
-            name: "W2 ceiling",
-            events: 2_000 / scale,
-            endpoints: 10,
-            publishers: 32,
-            rate: None,
-            direct: false,
-            ceiling: true,
             shaped: false,
         },
         Workload {
@@ -1412,7 +1316,6 @@ fn main() {
             publishers: 32,
             rate: None,
             direct: true,
-            ceiling: false,
             shaped: false,
         },
     ];
@@ -1422,8 +1325,8 @@ fn main() {
         if only.as_deref().is_some_and(|o| !workload.name.starts_with(o)) {
             continue;
         }
-        // On Postgres, stile's workloads only (the ceilings and the reference are the same).
-        if POSTGRES.get().is_some() && (workload.ceiling || workload.direct) {
+        // On Postgres, stile's workloads only (the reference is the same).
+        if POSTGRES.get().is_some() && workload.direct {
             continue;
         }
         let results: Vec<serde_json::Value> = (0..runs).map(|_| run(workload)).collect();
@@ -1525,6 +1428,16 @@ fn main() {
             result["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
         );
     }
+    if let Some(whbench) = &whbench {
+        if only.is_none() || only.as_deref() == Some("ceiling") {
+            ceiling::run(whbench, runs.max(3));
+        }
+        let file_events =
+            args.iter().position(|a| a == "--file-events").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
+        if let Some(events) = file_events {
+            ceiling::file_size(whbench, events);
+        }
+    }
     let idle = if only.is_none() { Some(idle_cpu_percent()) } else { None };
     let backlog_result = if only.as_deref().is_none_or(|o| o.starts_with("W5")) {
         let size =
@@ -1536,22 +1449,24 @@ fn main() {
     } else {
         None
     };
-    println!();
-    println!("medians of {runs} run(s); end-to-end = receiver arrival minus publish sent");
-    println!(
-        "{:<11} {:>10} {:>11} {:>8} {:>8} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9}",
-        "workload",
-        "publish/s",
-        "deliver/s",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "miss+dup",
-        "cpu ms/dl",
-        "rss MiB",
-        "file B/ev",
-        "pages B/ev"
-    );
+    if !table.is_empty() {
+        println!();
+        println!("medians of {runs} run(s); end-to-end = receiver arrival minus publish sent; {}", ceiling::machine());
+        println!(
+            "{:<11} {:>10} {:>11} {:>8} {:>8} {:>8} {:>9} {:>10} {:>8} {:>9} {:>9}",
+            "workload",
+            "publish/s",
+            "deliver/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "miss+dup",
+            "cpu ms/dl",
+            "rss MiB",
+            "file B/ev",
+            "pages B/ev"
+        );
+    }
     for &(name, publish, deliver, p50, p99, max, bad, cpu, rss, file, _, pages) in &table {
         println!(
             "{name:<11} {publish:>10.0} {deliver:>11.0} {p50:>8.2} {p99:>8.2} {max:>8.1} {bad:>9} {cpu:>10.3} {rss:>8.1} {file:>9.0} {pages:>9.0}"
@@ -1562,15 +1477,10 @@ fn main() {
             "file B/ev: the data file once every delivery is recorded, per event (it grows in steps); pages B/ev: the pages its tables use (`stile inspect`), per event; delivered body {body:.0} bytes"
         );
     }
-    // Each burst as a share of the in-memory ceiling measured in the same run.
-    for (burst, ceiling) in [("W1 burst", "W1 ceiling"), ("W2 fan-out", "W2 ceiling")] {
-        let deliveries = |name: &str| table.iter().find(|row| row.0 == name).map(|row| row.2);
-        if let (Some(stile), Some(ceiling)) = (deliveries(burst), deliveries(ceiling)) {
-            println!(
-                "{burst}: {:.2} of the in-memory ceiling ({stile:.0} vs {ceiling:.0} deliveries/s)",
-                stile / ceiling
-            );
-        }
+    if table.iter().any(|row| row.0 == "W1 burst" || row.0 == "W2 fan-out") && whbench.is_none() {
+        println!(
+            "no ceiling measured: `--whbench PATH` runs W1 and W2 against whbench's mock-stile, the machine's ceiling"
+        );
     }
     if let Some(idle) = idle {
         println!("idle server: {idle:.2}% of one core");
