@@ -24,7 +24,7 @@ use crate::store::model::{
 use crate::store::rules::record::{RecordingTx, record_results};
 use crate::store::sealing::Sealer;
 
-use super::cached::Cached;
+use super::cached::{Cached, Pipeline};
 use super::cluster::QUEUE_CHANNEL;
 use super::endpoints::{Lock, disable_in, get_in, lock_endpoints_of};
 use super::health::{lock_health, save_health};
@@ -231,40 +231,39 @@ impl Writes {
         }
     }
 
-    /// Sends everything gathered, in the fixed order.
+    /// Sends everything gathered, in the fixed order, in one round trip ([`Pipeline`]).
     pub(super) async fn flush(self, client: &impl GenericClient) -> Result<(), StoreError> {
+        let mut pipeline = Pipeline::default();
         if !self.attempts.is_empty() {
-            write_attempts(client, self.attempts.values()).await?;
+            push_attempts(&mut pipeline, self.attempts.values());
         }
         if !self.retried.is_empty() {
             let events: Vec<uuid::Uuid> = self.retried.iter().map(|(e, _, _)| uuid(e.as_u128())).collect();
             let endpoints: Vec<uuid::Uuid> = self.retried.iter().map(|(_, e, _)| uuid(e.as_u128())).collect();
             let numbers: Vec<i32> = self.retried.iter().map(|(_, _, n)| *n as i32).collect();
             // Only where one attempt matches (see `RecordingTx::retried`).
-            client
-                .exec(
-                    "UPDATE attempts a SET status = $4
+            pipeline.push(
+                "UPDATE attempts a SET status = $4
                      FROM unnest($1::uuid[], $2::uuid[], $3::integer[]) AS r(event, endpoint, attempt)
                      WHERE a.event = r.event AND a.endpoint = r.endpoint AND a.attempt = r.attempt AND a.status = $5
                        AND (SELECT count(*) FROM attempts b WHERE b.event = r.event AND b.endpoint = r.endpoint
                             AND b.attempt = r.attempt AND b.status = $5) = 1",
-                    &[
-                        &events,
-                        &endpoints,
-                        &numbers,
-                        &status_code(AttemptStatus::Failed),
-                        &status_code(AttemptStatus::Retrying),
-                    ],
-                )
-                .await?;
+                vec![
+                    Box::new(events),
+                    Box::new(endpoints),
+                    Box::new(numbers),
+                    Box::new(status_code(AttemptStatus::Failed)),
+                    Box::new(status_code(AttemptStatus::Retrying)),
+                ],
+            );
         }
         if !self.unqueue.is_empty() {
             let ids: Vec<uuid::Uuid> = self.unqueue.iter().map(|id| uuid(id.as_u128())).collect();
-            client.exec("DELETE FROM queue WHERE attempt = ANY($1)", &[&ids]).await?;
+            pipeline.push("DELETE FROM queue WHERE attempt = ANY($1)", vec![Box::new(ids)]);
         }
         if self.queue.values().any(|row| !row.4 && !row.5) {
             // Other processes hear of it at commit (not of born attempts: this one holds them).
-            client.exec("SELECT pg_notify($1, $2)", &[&QUEUE_CHANNEL, &self.sender]).await?;
+            pipeline.push("SELECT pg_notify($1, $2)", vec![Box::new(QUEUE_CHANNEL), Box::new(self.sender.clone())]);
         }
         if !self.queue.is_empty() {
             let mut attempts = Vec::new();
@@ -300,19 +299,29 @@ impl Writes {
                      locked_until_ms = excluded.locked_until_ms, reserved_for = excluded.reserved_for"
             );
             let lease = self.born_lease_ms.unwrap_or(0);
-            client.exec(&sql, &[&attempts, &apps, &endpoints, &dues, &parked, &claimed, &lease, &self.sender]).await?;
+            pipeline.push(
+                sql,
+                vec![
+                    Box::new(attempts),
+                    Box::new(apps),
+                    Box::new(endpoints),
+                    Box::new(dues),
+                    Box::new(parked),
+                    Box::new(claimed),
+                    Box::new(lease),
+                    Box::new(self.sender.clone()),
+                ],
+            );
         }
         if !self.pending.is_empty() {
             let (keys, deltas): (Vec<_>, Vec<i32>) = self.pending.into_iter().unzip();
             let (apps, events) = id_columns(&keys);
-            client
-                .exec(
-                    "UPDATE events e SET pending = GREATEST(e.pending + d.delta, 0)
+            pipeline.push(
+                "UPDATE events e SET pending = GREATEST(e.pending + d.delta, 0)
                      FROM unnest($1::uuid[], $2::uuid[], $3::integer[]) AS d(app, id, delta)
                      WHERE e.app = d.app AND e.id = d.id",
-                    &[&apps, &events, &deltas],
-                )
-                .await?;
+                vec![Box::new(apps), Box::new(events), Box::new(deltas)],
+            );
         }
         if !self.skipped.is_empty() {
             let (mut apps, mut events, mut endpoints, mut untils) = (vec![], vec![], vec![], vec![]);
@@ -322,27 +331,23 @@ impl Writes {
                 endpoints.push(uuid(endpoint.as_u128()));
                 untils.push(until as i64);
             }
-            client
-                .exec(
-                    "INSERT INTO skipped_deliveries (app, event, endpoint, until_ms)
+            pipeline.push(
+                "INSERT INTO skipped_deliveries (app, event, endpoint, until_ms)
                      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[])
                      ON CONFLICT (event, endpoint) DO UPDATE SET until_ms = EXCLUDED.until_ms",
-                    &[&apps, &events, &endpoints, &untils],
-                )
-                .await?;
+                vec![Box::new(apps), Box::new(events), Box::new(endpoints), Box::new(untils)],
+            );
         }
         if !self.holds.is_empty() {
             let (keys, untils): (Vec<_>, Vec<u64>) = self.holds.into_iter().unzip();
             let (apps, events) = id_columns(&keys);
             let untils: Vec<i64> = untils.into_iter().map(|u| u as i64).collect();
-            client
-                .exec(
-                    "UPDATE events e SET hold_until_ms = GREATEST(COALESCE(e.hold_until_ms, 0), h.until_ms)
+            pipeline.push(
+                "UPDATE events e SET hold_until_ms = GREATEST(COALESCE(e.hold_until_ms, 0), h.until_ms)
                      FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS h(app, id, until_ms)
                      WHERE e.app = h.app AND e.id = h.id",
-                    &[&apps, &events, &untils],
-                )
-                .await?;
+                vec![Box::new(apps), Box::new(events), Box::new(untils)],
+            );
         }
         if !self.tallies.is_empty() {
             let mut apps = Vec::new();
@@ -357,15 +362,13 @@ impl Writes {
                 outcomes.push(outcome);
                 counts.push(n);
             }
-            client
-                .exec(
-                    "INSERT INTO delivery_stats (app, minute, endpoint, outcome, count)
+            pipeline.push(
+                "INSERT INTO delivery_stats (app, minute, endpoint, outcome, count)
                      SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::smallint[], $5::bigint[])
                      ON CONFLICT (app, minute, endpoint, outcome)
                      DO UPDATE SET count = delivery_stats.count + excluded.count",
-                    &[&apps, &minutes, &endpoints, &outcomes, &counts],
-                )
-                .await?;
+                vec![Box::new(apps), Box::new(minutes), Box::new(endpoints), Box::new(outcomes), Box::new(counts)],
+            );
         }
         if !self.outcomes.is_empty() {
             let (keys, failures): (Vec<_>, Vec<bool>) = self.outcomes.into_iter().unzip();
@@ -376,9 +379,8 @@ impl Writes {
             // An event's attempts are found by the event alone (its id is unique, and every
             // attempt has its event's application), so the only index that fits is
             // `attempts_by_event`, whatever a plan made on small tables would guess.
-            client
-                .exec(
-                    "UPDATE events e SET failed = f.failed
+            pipeline.push(
+                "UPDATE events e SET failed = f.failed
                      FROM (
                          SELECT ev.app, ev.id, coalesce(bool_or(l.status = 3), false) AS failed
                          FROM unnest($1::uuid[], $2::uuid[], $3::boolean[]) AS ev(app, id, failure)
@@ -391,10 +393,10 @@ impl Writes {
                          GROUP BY ev.app, ev.id
                      ) f
                      WHERE e.app = f.app AND e.id = f.id AND e.failed <> f.failed",
-                    &[&apps, &events, &failures],
-                )
-                .await?;
+                vec![Box::new(apps), Box::new(events), Box::new(failures)],
+            );
         }
+        pipeline.run(client).await?;
         Ok(())
     }
 }
@@ -404,11 +406,8 @@ fn id_columns(keys: &[(AppId, EventId)]) -> (Vec<uuid::Uuid>, Vec<uuid::Uuid>) {
     keys.iter().map(|(app, id)| (uuid(app.as_u128()), uuid(id.as_u128()))).unzip()
 }
 
-/// Inserts or overwrites attempts, in one statement.
-async fn write_attempts<'a>(
-    client: &impl GenericClient,
-    records: impl Iterator<Item = &'a AttemptRecord>,
-) -> Result<(), StoreError> {
+/// Inserts or overwrites attempts, in one statement of `pipeline`.
+fn push_attempts<'a>(pipeline: &mut Pipeline, records: impl Iterator<Item = &'a AttemptRecord>) {
     let mut c = AttemptColumns::default();
     for r in records {
         c.id.push(uuid(r.id.as_u128()));
@@ -429,9 +428,8 @@ async fn write_attempts<'a>(
         c.headers.push(serde_json::to_value(&r.request_headers).unwrap_or_default());
         c.sent.push(r.sent.as_ref().map(|sent| serde_json::to_value(sent).unwrap_or_default()));
     }
-    client
-        .exec(
-            "INSERT INTO attempts (id, app, endpoint, event, mode, event_type, attempt, status, response_status,
+    pipeline.push(
+        "INSERT INTO attempts (id, app, endpoint, event, mode, event_type, attempt, status, response_status,
                  response_body, error, duration_ms, created, next_retry_at, due_ms, request_headers, sent)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::smallint[], $6::text[],
                  $7::integer[], $8::smallint[], $9::integer[], $10::text[], $11::text[], $12::bigint[],
@@ -440,31 +438,29 @@ async fn write_attempts<'a>(
                  response_body = excluded.response_body, error = excluded.error, duration_ms = excluded.duration_ms,
                  created = excluded.created, next_retry_at = excluded.next_retry_at, due_ms = excluded.due_ms,
                  request_headers = excluded.request_headers, sent = excluded.sent",
-            &[
-                &c.id,
-                &c.app,
-                &c.endpoint,
-                &c.event,
-                &c.mode,
-                &c.event_type,
-                &c.attempt,
-                &c.status,
-                &c.response_status,
-                &c.response_body,
-                &c.error,
-                &c.duration_ms,
-                &c.created,
-                &c.next_retry_at,
-                &c.due_ms,
-                &c.headers,
-                &c.sent,
-            ],
-        )
-        .await?;
-    Ok(())
+        vec![
+            Box::new(c.id),
+            Box::new(c.app),
+            Box::new(c.endpoint),
+            Box::new(c.event),
+            Box::new(c.mode),
+            Box::new(c.event_type),
+            Box::new(c.attempt),
+            Box::new(c.status),
+            Box::new(c.response_status),
+            Box::new(c.response_body),
+            Box::new(c.error),
+            Box::new(c.duration_ms),
+            Box::new(c.created),
+            Box::new(c.next_retry_at),
+            Box::new(c.due_ms),
+            Box::new(c.headers),
+            Box::new(c.sent),
+        ],
+    );
 }
 
-/// Attempts as columns, for [`write_attempts`].
+/// Attempts as columns, for [`push_attempts`].
 #[derive(Default)]
 struct AttemptColumns {
     id: Vec<uuid::Uuid>,
