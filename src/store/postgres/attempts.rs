@@ -107,6 +107,8 @@ pub(super) struct Writes {
     sender: String,
     /// Set where first attempts are born ([`Writes::bear`]): how long their claim lasts (ms).
     born_lease_ms: Option<i64>,
+    /// Statements that go before the rest (the events published).
+    first: Pipeline,
     /// Attempts to insert or overwrite, by id (the last version wins).
     attempts: BTreeMap<DeliveryId, AttemptRecord>,
     /// Queue rows to insert or overwrite (a reschedule, an unpark, a park).
@@ -138,6 +140,12 @@ impl Writes {
     /// born, each claimed for `lease` as it is inserted (the engine's writer's).
     pub(super) fn bearing(sender: &str, lease: std::time::Duration) -> Writes {
         Writes { born_lease_ms: Some(lease.as_millis() as i64), ..Writes::new(sender) }
+    }
+
+    /// Where statements go that must run before the rest of the writes (inserting the
+    /// events the rest refer to).
+    pub(super) fn first(&mut self) -> &mut Pipeline {
+        &mut self.first
     }
 
     /// Claims `attempt`, just queued, for this process, if this transaction bears its first
@@ -232,8 +240,8 @@ impl Writes {
     }
 
     /// Sends everything gathered, in the fixed order, in one round trip ([`Pipeline`]).
-    pub(super) async fn flush(self, client: &impl GenericClient) -> Result<(), StoreError> {
-        let mut pipeline = Pipeline::default();
+    pub(super) async fn flush(mut self, client: &impl GenericClient) -> Result<(), StoreError> {
+        let mut pipeline = std::mem::take(&mut self.first);
         if !self.attempts.is_empty() {
             push_attempts(&mut pipeline, self.attempts.values());
         }

@@ -22,7 +22,7 @@ use crate::store::sealing::Sealer;
 use crate::trace::EventTrace;
 
 use super::attempts::{LATEST_PER_ENDPOINT, Writes, latest_per_endpoint};
-use super::cached::Cached;
+use super::cached::{Cached, Pipeline};
 use super::endpoints::{Lock, get_in, matching_in};
 use super::pagination::{ListQuery, list};
 use super::{PgStore, Tx, id_of, uuid};
@@ -115,10 +115,12 @@ impl<C: GenericClient> PublishTx for Publishing<'_, C> {
     }
 
     /// Each event is written once, with its count of pending deliveries (an update after
-    /// the insert would write every event twice, with all its index entries).
+    /// the insert would write every event twice, with all its index entries), first of the
+    /// transaction's writes.
     async fn store_events(&mut self, events: &[NewEvent], pending: &[u32]) -> Result<(), StoreError> {
         let pending: Vec<i32> = pending.iter().map(|&n| n as i32).collect();
-        insert_events(self.client, self.sealer, events, &pending).await
+        push_events(self.writes.first(), self.sealer, events, &pending);
+        Ok(())
     }
 }
 
@@ -130,6 +132,13 @@ pub(super) async fn insert_events(
     events: &[NewEvent],
     pending: &[i32],
 ) -> Result<(), StoreError> {
+    let mut pipeline = Pipeline::default();
+    push_events(&mut pipeline, sealer, events, pending);
+    Ok(pipeline.run(client).await?)
+}
+
+/// The statement of [`insert_events`], added to `pipeline`.
+pub(super) fn push_events(pipeline: &mut Pipeline, sealer: &Sealer, events: &[NewEvent], pending: &[i32]) {
     let mut apps = Vec::with_capacity(events.len());
     let mut ids = Vec::with_capacity(events.len());
     let mut modes = Vec::with_capacity(events.len());
@@ -144,21 +153,28 @@ pub(super) async fn insert_events(
         apps.push(uuid(meta.app.as_u128()));
         ids.push(uuid(id));
         modes.push(i16::from(meta.mode.as_u8()));
-        types.push(meta.event_type.as_str());
+        types.push(meta.event_type.clone());
         created.push(meta.created);
-        data_ids.push(meta.data_id.as_deref());
+        data_ids.push(meta.data_id.clone());
         bodies.push(sealer.seal(&id.to_be_bytes(), &meta.envelope().stored(&event.body)));
         traces.push(meta.trace.as_ref().map(EventTrace::to_bytes));
     }
-    client
-        .exec(
-            "INSERT INTO events (app, id, mode, event_type, created, data_id, body, pending, trace)
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::smallint[], $4::text[], $5::bigint[], $6::text[],
-                 $7::bytea[], $8::integer[], $9::bytea[])",
-            &[&apps, &ids, &modes, &types, &created, &data_ids, &bodies, &pending, &traces],
-        )
-        .await?;
-    Ok(())
+    pipeline.push(
+        "INSERT INTO events (app, id, mode, event_type, created, data_id, body, pending, trace)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::smallint[], $4::text[], $5::bigint[], $6::text[],
+             $7::bytea[], $8::integer[], $9::bytea[])",
+        vec![
+            Box::new(apps),
+            Box::new(ids),
+            Box::new(modes),
+            Box::new(types),
+            Box::new(created),
+            Box::new(data_ids),
+            Box::new(bodies),
+            Box::new(pending.to_vec()),
+            Box::new(traces),
+        ],
+    );
 }
 
 /// An event's metadata from [`EVENT_COLUMNS`] starting at `at` (all but the body and the

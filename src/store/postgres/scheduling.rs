@@ -153,12 +153,17 @@ impl Scheduling for PgStore {
         policy: impl RecordPolicy + Send + Sync + 'static,
     ) -> Result<Written, StoreError> {
         transaction!(self, |tx| {
-            tx.batch_execute(GENERIC_PLANS).await?;
             let mut writes = match self.bears_births.load(std::sync::atomic::Ordering::Relaxed) {
                 true => Writes::bearing(&self.token, self.claim_lease),
                 false => Writes::new(&self.token),
             };
-            let (published, first_attempts) = publish_in(tx, self, &events, now_ms, &mut writes).await?;
+            // The settings go in the round trip of the first statement, which they precede.
+            let (set, publishing) = futures_util::join!(
+                tx.batch_execute(GENERIC_PLANS),
+                publish_in(tx, self, &events, now_ms, &mut writes)
+            );
+            set?;
+            let (published, first_attempts) = publishing?;
             let mut recorded = record_in(tx, &self.sealer, &results, now_ms, &policy, &mut writes).await?;
             // What the platform is told of is committed with what it tells of.
             let told = publish_heard_in(tx, self, &recorded.told, now_ms, &mut writes).await?;
