@@ -54,7 +54,7 @@ impl ServerProcess {
     /// Starts a prepared `stile` command and waits for its summary (10 s at most).
     pub fn start_command(mut command: Command) -> Result<ServerProcess, String> {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(|e| e.to_string())?;
+        let mut child = spawn_copied(&mut command)?;
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (line_tx, lines) = mpsc::channel();
@@ -219,5 +219,23 @@ impl OutputProcess {
 impl Drop for OutputProcess {
     fn drop(&mut self) {
         self.kill_hard();
+    }
+}
+
+/// Spawns `command`. A binary a test has just copied can be refused for a moment with
+/// "Text file busy" (ETXTBSY): a process another test thread is forking at that instant
+/// holds the copy's write handle until it execs. That clears within milliseconds, so it is
+/// tried again, at most 50 times, 20 ms apart; any other error is returned at once.
+fn spawn_copied(command: &mut Command) -> Result<std::process::Child, String> {
+    const ETXTBSY: i32 = 26;
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other.map_err(|e| e.to_string()),
+        }
     }
 }
