@@ -451,13 +451,27 @@ impl Scheduler {
     /// Loads due entries from the queue, moves due ones to the ready queues, dispatches
     /// what capacity allows, and says how long to wait before looking again.
     async fn load_and_dispatch(&mut self) -> Result<Duration, StoreError> {
-        if !self.unborn.is_empty() {
-            self.store.release_claims(std::mem::take(&mut self.unborn)).await?;
-        }
-        let waited = self.dispatch_loaded().await;
+        let waited = match self.let_go_unborn().await {
+            Ok(()) => self.dispatch_loaded().await,
+            Err(err) => Err(err),
+        };
         // A born job not sent on the pass after its birth is read again when it is.
         self.born_jobs.clear();
         waited
+    }
+
+    /// Gives back the claims on born entries that were not loaded; kept for the next pass
+    /// if the store cannot take them now (until then they wait for their lease).
+    async fn let_go_unborn(&mut self) -> Result<(), StoreError> {
+        if self.unborn.is_empty() {
+            return Ok(());
+        }
+        let unborn = std::mem::take(&mut self.unborn);
+        if let Err(err) = self.store.release_claims(unborn.clone()).await {
+            self.unborn = unborn;
+            return Err(err);
+        }
+        Ok(())
     }
 
     /// [`Scheduler::load_and_dispatch`], but for forgetting the jobs born.
@@ -916,6 +930,40 @@ mod tests {
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), scheduler.timer.len(), "no entry loaded twice");
+    }
+
+    #[tokio::test]
+    async fn born_entries_load_with_their_jobs_and_those_that_do_not_fit_are_let_go_to_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap().into_shared().1;
+        store.bear_births();
+        let clock = Clock::manual(START_MS);
+        let target = endpoint(&store, "a.x").await;
+        let mut scheduler = scheduler(&store, &clock);
+        scheduler.limits = LoadLimits { total: 30, per_endpoint: 2 };
+        scheduler.cursor = Some(QueueKey::new(START_MS, DeliveryId(u128::MAX)));
+        let scheduled = publish(&store, "a.x", 3, START_MS - 10).await;
+        let keys = scheduled.keys().to_vec();
+        scheduler.heard_of(scheduled);
+        // Two fit the endpoint's share and come with their jobs; the third is let go and
+        // looked for on the queue from its key.
+        assert_eq!(loaded_for(&scheduler, target), 2);
+        assert_eq!(scheduler.born_jobs.len(), 2);
+        assert_eq!(scheduler.unborn, [keys[2].attempt()]);
+        assert_eq!(scheduler.rescan_after, Some(keys[2].just_before()));
+        // Jobs come in the order asked, born or read: the one not loaded is read back.
+        let app = store.test_owner(Mode::Test).await.app;
+        let entries: Vec<DueEntry> =
+            [2, 0, 1].iter().map(|&n| DueEntry { key: keys[n], endpoint: target, app }).collect();
+        let jobs = scheduler.jobs_of(&entries).await.unwrap();
+        let ids: Vec<DeliveryId> = jobs.iter().map(|j| j.as_ref().unwrap().attempt.id).collect();
+        assert_eq!(ids, [keys[2].attempt(), keys[0].attempt(), keys[1].attempt()]);
+        assert!(scheduler.born_jobs.is_empty(), "a born job is used once");
+        // Once the endpoint has room, the next read of the queue loads the third.
+        scheduler.timer.remove(&keys[0]);
+        scheduler.release(keys[0].attempt(), target);
+        scheduler.load(clock.now_ms()).await.unwrap();
+        assert!(scheduler.timer.contains_key(&keys[2]), "found from the rescan position");
     }
 
     #[tokio::test]

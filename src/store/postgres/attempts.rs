@@ -98,6 +98,28 @@ pub(super) async fn lock_attempts(
 /// process: born).
 type QueueRow = (DeliveryId, AppId, EndpointId, u64, bool, bool);
 
+/// Puts queue rows (back): the statement of [`Writes::flush`], made once. A born attempt is
+/// claimed as the scheduler's claims are (`queue.rs`): held for the lease, reserved for this
+/// process if it sends to the endpoint or holds its listener. Any other entry is put (back)
+/// unclaimed.
+static QUEUE_INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO queue (attempt, app, endpoint, due_ms, parked, locked_until_ms, reserved_for)
+         SELECT r.attempt, r.app, r.endpoint, r.due_ms, r.parked,
+             CASE WHEN r.claimed THEN {DB_NOW_MS} + $7 END,
+             CASE WHEN r.claimed THEN coalesce(
+                 (SELECT s.sender FROM endpoint_senders s
+                  WHERE s.endpoint = r.endpoint AND s.sender = $8 AND s.until_ms >= {DB_NOW_MS}),
+                 (SELECT l.holder FROM listeners l
+                  WHERE l.endpoint = r.endpoint AND l.holder = $8 AND l.held_until_ms >= {DB_NOW_MS})) END
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::boolean[], $6::boolean[])
+             AS r(attempt, app, endpoint, due_ms, parked, claimed)
+         ON CONFLICT (attempt) DO UPDATE
+         SET due_ms = excluded.due_ms, parked = excluded.parked,
+             locked_until_ms = excluded.locked_until_ms, reserved_for = excluded.reserved_for"
+    )
+});
+
 /// What one transaction writes, gathered to be sent in a few statements by
 /// [`Writes::flush`].
 #[derive(Default)]
@@ -288,27 +310,9 @@ impl Writes {
                 parked.push(*park);
                 claimed.push(*born);
             }
-            // A born attempt is claimed as the scheduler's claims are (`queue.rs`): held for
-            // the lease, reserved for this process if it sends to the endpoint or holds its
-            // listener. Any other entry is put (back) unclaimed.
-            let sql = format!(
-                "INSERT INTO queue (attempt, app, endpoint, due_ms, parked, locked_until_ms, reserved_for)
-                 SELECT r.attempt, r.app, r.endpoint, r.due_ms, r.parked,
-                     CASE WHEN r.claimed THEN {DB_NOW_MS} + $7 END,
-                     CASE WHEN r.claimed THEN coalesce(
-                         (SELECT s.sender FROM endpoint_senders s
-                          WHERE s.endpoint = r.endpoint AND s.sender = $8 AND s.until_ms >= {DB_NOW_MS}),
-                         (SELECT l.holder FROM listeners l
-                          WHERE l.endpoint = r.endpoint AND l.holder = $8 AND l.held_until_ms >= {DB_NOW_MS})) END
-                 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::boolean[], $6::boolean[])
-                     AS r(attempt, app, endpoint, due_ms, parked, claimed)
-                 ON CONFLICT (attempt) DO UPDATE
-                 SET due_ms = excluded.due_ms, parked = excluded.parked,
-                     locked_until_ms = excluded.locked_until_ms, reserved_for = excluded.reserved_for"
-            );
             let lease = self.born_lease_ms.unwrap_or(0);
             pipeline.push(
-                sql,
+                QUEUE_INSERT.as_str(),
                 vec![
                     Box::new(attempts),
                     Box::new(apps),
