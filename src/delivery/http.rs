@@ -23,6 +23,7 @@ use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::proxy::{EgressProxy, ProxyFailed};
+use super::reused::{Counted, Watched};
 use crate::config::Config;
 use crate::target_policy::TargetPolicy;
 
@@ -217,7 +218,7 @@ struct PolicyConnector {
 }
 
 impl tower_service::Service<hyper::Uri> for PolicyConnector {
-    type Response = TokioIo<tokio::net::TcpStream>;
+    type Response = Counted<TokioIo<tokio::net::TcpStream>>;
     type Error = Box<dyn StdError + Send + Sync>;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -228,7 +229,7 @@ impl tower_service::Service<hyper::Uri> for PolicyConnector {
     fn call(&mut self, uri: hyper::Uri) -> Self::Future {
         let mut direct = self.direct.clone();
         let Some(proxy) = self.proxy.clone() else {
-            return Box::pin(async move { direct.call(uri).await.map_err(Into::into) });
+            return Box::pin(async move { Ok(Counted::new(direct.call(uri).await?)) });
         };
         let (resolver, timeout) = (Arc::clone(&self.resolver), self.timeout);
         Box::pin(async move {
@@ -245,10 +246,10 @@ impl tower_service::Service<hyper::Uri> for PolicyConnector {
                 return Err(Box::new(Refused) as Self::Error);
             };
             if proxy.bypassed(&host, ip) {
-                return direct.call(uri).await.map_err(Into::into);
+                return Ok(Counted::new(direct.call(uri).await?));
             }
             let stream = proxy.tunnel(&SocketAddr::new(ip, port).to_string(), timeout).await?;
-            Ok(TokioIo::new(stream))
+            Ok(Counted::new(TokioIo::new(stream)))
         })
     }
 }
@@ -453,11 +454,27 @@ impl HttpSender {
         {
             return Err(Box::new(Refused));
         }
-        let mut request = hyper::Request::builder().method(method).uri(uri);
-        for (name, value) in headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        let response = self.client.request(request.body(Full::new(body))?).await?;
+        let request = || {
+            let mut request = hyper::Request::builder().method(method.clone()).uri(uri.clone());
+            for (name, value) in headers {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            request.body(Full::new(body.clone()))
+        };
+        let mut first = request()?;
+        let watched = Watched::on(&mut first);
+        let (response, watched) = match self.client.request(first).await {
+            Ok(response) => (response, watched),
+            // Sent into a keep-alive connection the receiver was closing: once more, on
+            // another (see `reused`).
+            Err(err) if watched.lost_to_a_closing_connection(&err) => {
+                let mut again = request()?;
+                let watched = Watched::on(&mut again);
+                (self.client.request(again).await?, watched)
+            }
+            Err(err) => return Err(err.into()),
+        };
+        watched.answered();
         let status = response.status().as_u16();
         let retry_after = if status == 429 || status == 503 {
             response

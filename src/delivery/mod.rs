@@ -15,6 +15,7 @@ mod opened_secrets;
 mod ping_rate;
 pub mod policy;
 pub mod proxy;
+mod reused;
 mod scheduler;
 mod senders;
 pub mod signing;

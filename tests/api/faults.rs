@@ -89,6 +89,44 @@ fn every_kind_of_faulty_receiver_gives_a_clear_error_and_a_retry() {
     assert!(healthy_took < Duration::from_secs(3), "the healthy endpoint was not held up: {healthy_took:?}");
 }
 
+/// A receiver whose keep-alive runs out just as a request is written to that connection
+/// closes it unanswered: stile's race, not the endpoint's failure, so the request goes
+/// once more on a new connection and the attempt succeeds. A connection that never
+/// answered is the endpoint's failure and gets no second request.
+#[test]
+fn a_request_on_a_kept_alive_connection_the_receiver_closed_is_sent_again_on_a_new_one() {
+    let server = TestServer::start_with(|c| c.delivery.retry_schedule = vec![Duration::from_secs(3600)]);
+    let closing = FaultyServer::start(Fault::HangUpOnReuse);
+    let silent = FaultyServer::start(Fault::HangUp);
+    let closing_id = server.create_endpoint(&closing.url("/hook"))["id"].as_str().unwrap().to_string();
+    let silent_id = server.create_endpoint(&silent.url("/hook"))["id"].as_str().unwrap().to_string();
+    let ended = |endpoint: &str| server.deliveries(endpoint).iter().filter(|a| a["status"] != "pending").count();
+    for n in 0..3 {
+        server.publish(VERIFIED, json!({"id": format!("vks_{n}")}));
+        assert!(
+            eventually(Duration::from_secs(10), || ended(&closing_id) == n + 1 && ended(&silent_id) == n + 1),
+            "event {n} attempted"
+        );
+    }
+    let attempts = server.deliveries(&closing_id);
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    for attempt in &attempts {
+        assert_eq!(
+            (attempt["status"].as_str(), attempt["attempt"].as_u64()),
+            (Some("succeeded"), Some(1)),
+            "{attempt}"
+        );
+    }
+    // The first on connection 1; the second hung up on there and answered on 2; the
+    // third hung up on 2 and answered on 3.
+    assert_eq!(closing.connections.load(std::sync::atomic::Ordering::Relaxed), 3);
+
+    let failed: Vec<_> = server.deliveries(&silent_id).into_iter().filter(|a| a["attempt"] == 1).collect();
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    assert!(failed.iter().all(|a| a["status"] == "retrying"), "{failed:?}");
+    assert_eq!(silent.connections.load(std::sync::atomic::Ordering::Relaxed), 3, "one request per attempt");
+}
+
 /// Deliveries/s to a healthy endpoint over `events` events, with or without a stalled
 /// endpoint subscribed to the same events.
 fn healthy_rate(events: usize, with_stall: bool) -> f64 {

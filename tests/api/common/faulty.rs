@@ -1,7 +1,7 @@
 //! Receivers that misbehave at the TCP level, for the faults a real endpoint shows:
 //! stalling, resetting, answering garbage, dripping, flooding, hanging up, oversized headers.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,6 +27,10 @@ pub enum Fault {
     HangUp,
     /// Answers 200 with 64 KiB of headers.
     HugeHeader,
+    /// Answers the connection's first request 200 and keeps it open; reads the next
+    /// request on it and closes without a word (a keep-alive timeout running out just
+    /// as a request comes).
+    HangUpOnReuse,
 }
 
 /// A misbehaving server on an ephemeral loopback port.
@@ -156,6 +160,24 @@ fn misbehave(mut stream: TcpStream, fault: Fault, stop: &AtomicBool) {
             }
         }
         Fault::HangUp => {}
+        Fault::HangUpOnReuse => {
+            if stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").is_err() {
+                return;
+            }
+            stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            let started = Instant::now();
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+                match stream.peek(&mut [0u8; 1]) {
+                    Ok(0) => return,
+                    Ok(_) => {
+                        read_request(&mut stream);
+                        return;
+                    }
+                    Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                    Err(_) => return,
+                }
+            }
+        }
         Fault::HugeHeader => {
             let mut head = String::from("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
             for n in 0..64 {
