@@ -460,9 +460,12 @@ pub(super) struct Tx<'a> {
 /// The most memory, in MiB, redb may use to cache pages unless `[store] cache_mib` says
 /// otherwise. redb's own default (1 GiB) lets the cache grow with the file; the hot data
 /// (recent events and the queue) is small, and a server on a shared VM should stay within
-/// a predictable footprint. (64 MiB was measured against this with 1,000 applications of
-/// 10 endpoints each: no difference beyond the noise, for 12 MiB more RSS.)
-pub const DEFAULT_CACHE_MIB: usize = 16;
+/// a predictable footprint. 8 MiB against 16 (2026-12-07, `benches/load.rs`): W1 44–46
+/// MiB of peak RSS against 49–50 at the same rate (3 runs each, interleaved), W5's backlog
+/// of 1,000,000 64 against 79 MiB with the same drain rate, W6's lists over 1,000,000
+/// events the same p99s; 64 MiB against 16, with 1,000 applications of 10 endpoints
+/// each: no difference beyond the noise, for 12 MiB more RSS.
+pub const DEFAULT_CACHE_MIB: usize = 8;
 
 /// Opens (or creates) the redb file with stile's settings.
 fn open_database(path: &Path, cache_mib: usize) -> Result<Database, redb::DatabaseError> {
