@@ -360,7 +360,9 @@ impl Engine {
         let updated = self.queue_and_wake(update, |updated| {
             updated.as_mut().map(|u| std::mem::take(&mut u.resumed)).unwrap_or_default()
         });
-        Ok(updated.await?.map(|EndpointUpdated { endpoint, .. }| endpoint))
+        let updated = updated.await?;
+        self.endpoints_changed();
+        Ok(updated.map(|EndpointUpdated { endpoint, .. }| endpoint))
     }
 
     /// Deletes an endpoint and ends its pending deliveries (they become `failed`); the
@@ -369,6 +371,7 @@ impl Engine {
     pub async fn delete_endpoint(&self, owner: Owner, id: EndpointId) -> Result<bool, EngineError> {
         let now = self.clock.now();
         let deleted = self.store.delete_endpoint(owner, id, now).await?;
+        self.endpoints_changed();
         self.listeners.close(id);
         Ok(deleted)
     }
@@ -380,6 +383,7 @@ impl Engine {
     pub async fn delete_app(&self, mode: Mode, id: AppId) -> Result<AppDeletion, EngineError> {
         let now_ms = self.clock.now_ms();
         let deletion = self.store.delete_app(mode, id, now_ms).await?;
+        self.endpoints_changed();
         if let AppDeletion::Deleted { listeners, .. } = &deletion {
             for endpoint in listeners {
                 self.listeners.close(*endpoint);
@@ -525,6 +529,12 @@ impl Engine {
     /// engine's runtime, and waits for it. A caller that gives up (its client gone, its
     /// request timed out, the server stopping) cannot stop it between the commit and the
     /// wake-up, which would leave the new entries unseen until the next start.
+    /// Tells the scheduler that endpoints changed, so it sends nothing with what it kept
+    /// of them from before.
+    fn endpoints_changed(&self) {
+        let _ = self.scheduler.send(SchedulerMsg::EndpointsChanged);
+    }
+
     async fn queue_and_wake<T: Send + 'static>(
         &self,
         write: impl Future<Output = Result<T, StoreError>> + Send + 'static,

@@ -29,6 +29,9 @@ pub(super) enum SchedulerMsg {
     Recorded(Vec<(DeliveryId, EndpointId)>, Scheduled),
     /// The clock moved: look at the queue again.
     Tick,
+    /// Endpoints or applications were changed or deleted through the engine: the jobs
+    /// kept for born entries may be stale (see `born_jobs`).
+    EndpointsChanged,
     /// Another process sharing the queue queued entries: look at it again soon (see
     /// `scheduler::HEARD_DELAY_MS`).
     Heard,

@@ -3,6 +3,7 @@
 //! queue, retry and health policy, signing, and the HTTP client. It knows nothing of
 //! actix or of the API's error type; the API reaches it through [`Engine`]'s methods.
 
+mod born_jobs;
 pub mod engine;
 pub mod error;
 mod flow;

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::born_jobs::BornJobs;
 use super::flow::{BOARD_EVERY_MS, Flow, FlowBoard, Held};
 use super::listeners::Listeners;
 use super::messages::{Inbox, PingRequest, RETRY_DELAY, SchedulerMsg, To, WorkItem, WriteJob};
@@ -129,9 +130,9 @@ pub(super) struct Scheduler {
     last_scan_ms: u64,
     /// When the claims on the loaded entries were last renewed (a shared queue only).
     renewed: std::time::Instant,
-    /// The jobs of born entries loaded since the last pass ([`Born`]): sent as they are if
-    /// dispatched on the next pass, read again from the store if later.
-    born_jobs: HashMap<DeliveryId, Job>,
+    /// The jobs of loaded born entries ([`Born`]): sent as they are while fresh, read
+    /// again from the store if later.
+    born_jobs: BornJobs,
     /// Born entries that were not loaded: their claims are let go on the next pass, so the
     /// queue's next read (or another process) finds them.
     unborn: Vec<DeliveryId>,
@@ -183,7 +184,7 @@ impl Scheduler {
             next_scan_ms: 0,
             last_scan_ms: 0,
             renewed: std::time::Instant::now(),
-            born_jobs: HashMap::new(),
+            born_jobs: BornJobs::default(),
             unborn: Vec::new(),
             stopping: false,
         }
@@ -272,6 +273,7 @@ impl Scheduler {
                 self.heard_of(scheduled);
             }
             SchedulerMsg::Tick => self.next_scan_ms = 0,
+            SchedulerMsg::EndpointsChanged => self.born_jobs.clear(),
             SchedulerMsg::Heard => {
                 self.next_scan_ms = self.next_scan_ms.min(self.last_scan_ms + HEARD_DELAY_MS);
             }
@@ -361,6 +363,7 @@ impl Scheduler {
     /// their endpoint's share allow and none of its older entries waits unloaded; the next
     /// pass reads the queue from the earliest of the others.
     fn heard_of(&mut self, mut scheduled: Scheduled) {
+        let now_ms = self.clock.now_ms();
         let mut loaded_born = HashSet::new();
         for Born { entry, job } in scheduled.take_born() {
             let id = entry.key.attempt();
@@ -374,7 +377,8 @@ impl Scheduler {
                 *self.loaded_per_endpoint.entry(entry.endpoint).or_default() += 1;
                 self.loaded.insert(id);
                 self.timer.insert(entry.key, entry);
-                self.born_jobs.insert(id, job);
+                // One that does not fit in memory is read when its turn comes.
+                self.born_jobs.keep(id, job, now_ms);
                 loaded_born.insert(id);
             } else {
                 self.unborn.push(id);
@@ -455,8 +459,7 @@ impl Scheduler {
             Ok(()) => self.dispatch_loaded().await,
             Err(err) => Err(err),
         };
-        // A born job not sent on the pass after its birth is read again when it is.
-        self.born_jobs.clear();
+        self.born_jobs.trim(&self.loaded, self.clock.now_ms());
         waited
     }
 
@@ -730,7 +733,8 @@ impl Scheduler {
     /// The jobs of `chosen`, in order: those born from their birth, the others read in one
     /// snapshot.
     async fn jobs_of(&mut self, chosen: &[DueEntry]) -> Result<Vec<Option<Job>>, StoreError> {
-        let mut jobs: Vec<Option<Job>> = chosen.iter().map(|e| self.born_jobs.remove(&e.key.attempt())).collect();
+        let now_ms = self.clock.now_ms();
+        let mut jobs: Vec<Option<Job>> = chosen.iter().map(|e| self.born_jobs.take(e.key.attempt(), now_ms)).collect();
         let unread: Vec<DeliveryId> =
             chosen.iter().zip(&jobs).filter(|(_, job)| job.is_none()).map(|(e, _)| e.key.attempt()).collect();
         if unread.is_empty() {
@@ -950,6 +954,9 @@ mod tests {
         assert_eq!(loaded_for(&scheduler, target), 2);
         assert_eq!(scheduler.born_jobs.len(), 2);
         assert_eq!(scheduler.unborn, [keys[2].attempt()]);
+        // Kept past the end of a pass while loaded and fresh.
+        scheduler.born_jobs.trim(&scheduler.loaded, clock.now_ms());
+        assert_eq!(scheduler.born_jobs.len(), 2);
         assert_eq!(scheduler.rescan_after, Some(keys[2].just_before()));
         // Jobs come in the order asked, born or read: the one not loaded is read back.
         let app = store.test_owner(Mode::Test).await.app;
@@ -958,7 +965,15 @@ mod tests {
         let jobs = scheduler.jobs_of(&entries).await.unwrap();
         let ids: Vec<DeliveryId> = jobs.iter().map(|j| j.as_ref().unwrap().attempt.id).collect();
         assert_eq!(ids, [keys[2].attempt(), keys[0].attempt(), keys[1].attempt()]);
-        assert!(scheduler.born_jobs.is_empty(), "a born job is used once");
+        assert_eq!(scheduler.born_jobs.len(), 0, "a born job is used once");
+        // The engine's endpoint changes drop what is kept.
+        let later = publish(&store, "a.x", 1, START_MS - 5).await;
+        scheduler.timer.remove(&keys[1]);
+        scheduler.release(keys[1].attempt(), target);
+        scheduler.heard_of(later);
+        assert_eq!(scheduler.born_jobs.len(), 1);
+        scheduler.handle(SchedulerMsg::EndpointsChanged);
+        assert_eq!(scheduler.born_jobs.len(), 0, "dropped: read again when sent");
         // Once the endpoint has room, the next read of the queue loads the third.
         scheduler.timer.remove(&keys[0]);
         scheduler.release(keys[0].attempt(), target);

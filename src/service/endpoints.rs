@@ -395,9 +395,11 @@ impl Endpoints<'_> {
         let new_secret = secret.clone();
         let now = self.engine.clock().now();
         let sealer = self.store.sealer().clone();
+        // Through the engine, which tells the scheduler: nothing is signed after this
+        // with what it kept of the endpoint from before.
         let updated = self
-            .store
-            .update_endpoint(owner, id, move |record| {
+            .engine
+            .update_endpoint(owner, id, false, move |record| {
                 let previous = record.secrets.iter().find(|s| s.expires_at.is_none()).cloned();
                 record.secrets = vec![SigningSecret::new(&sealer, record.secret_owner(), &new_secret, None)];
                 if let (Some(grace), Some(previous)) = (grace, previous) {

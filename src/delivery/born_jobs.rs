@@ -1,0 +1,129 @@
+//! The jobs of born queue entries ([`crate::store::model::Born`]) the scheduler keeps
+//! until it sends them, so an attempt the writer just committed is sent as committed,
+//! without reading it back.
+//!
+//! A job is a snapshot: its endpoint may change after it was born (another process, or a
+//! write that does not pass through the engine). A kept job is therefore used only within
+//! [`BORN_JOB_TTL_MS`] of its birth, the same bound on staleness wherever the change came
+//! from; past it, the job is read again. The engine's own endpoint and application
+//! changes drop every kept job at once ([`BornJobs::clear`]). They are bounded in memory
+//! by [`BORN_JOB_BYTES`]; a job that does not fit is read when its turn comes.
+//!
+//! Kept only until the next pass (as before 2026-12-07), a burst on Postgres read 59% of
+//! its attempts back: the writer commits hundreds of first attempts at once to one
+//! endpoint, which sends them over the next tens of milliseconds.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::ids::DeliveryId;
+use crate::store::model::Job;
+
+/// How long after its birth a kept job may be sent as it is, in ms.
+pub(super) const BORN_JOB_TTL_MS: u64 = 100;
+
+/// The most bytes kept jobs may hold (their payloads, and [`JOB_OVERHEAD_BYTES`] each).
+pub(super) const BORN_JOB_BYTES: usize = 4 << 20;
+
+/// What a job holds besides its payload (the attempt and endpoint records), roughly.
+const JOB_OVERHEAD_BYTES: usize = 1024;
+
+/// Born jobs kept for sending, each with the time it was born.
+#[derive(Default)]
+pub(super) struct BornJobs {
+    jobs: HashMap<DeliveryId, (Job, u64)>,
+    bytes: usize,
+}
+
+/// What a job counts against [`BORN_JOB_BYTES`].
+fn size_of(job: &Job) -> usize {
+    JOB_OVERHEAD_BYTES + job.body.as_ref().map_or(0, Vec::len)
+}
+
+impl BornJobs {
+    /// Keeps `job`, born at `now_ms`, if there is room for it; `false`: it was not kept.
+    pub(super) fn keep(&mut self, id: DeliveryId, job: Job, now_ms: u64) -> bool {
+        let size = size_of(&job);
+        if self.bytes + size > BORN_JOB_BYTES {
+            return false;
+        }
+        self.bytes += size;
+        if let Some((old, _)) = self.jobs.insert(id, (job, now_ms)) {
+            self.bytes -= size_of(&old);
+        }
+        true
+    }
+
+    /// The kept job of `id`, if still fresh at `now_ms`; either way it is kept no longer.
+    pub(super) fn take(&mut self, id: DeliveryId, now_ms: u64) -> Option<Job> {
+        let (job, born_ms) = self.jobs.remove(&id)?;
+        self.bytes -= size_of(&job);
+        (now_ms <= born_ms + BORN_JOB_TTL_MS).then_some(job)
+    }
+
+    /// Drops the jobs of entries no longer `loaded`, and those too old to send at `now_ms`.
+    pub(super) fn trim(&mut self, loaded: &HashSet<DeliveryId>, now_ms: u64) {
+        let mut bytes = self.bytes;
+        self.jobs.retain(|id, (job, born_ms)| {
+            let kept = loaded.contains(id) && now_ms <= *born_ms + BORN_JOB_TTL_MS;
+            if !kept {
+                bytes -= size_of(job);
+            }
+            kept
+        });
+        self.bytes = bytes;
+    }
+
+    /// Drops every kept job (what they hold may have changed).
+    pub(super) fn clear(&mut self) {
+        self.jobs.clear();
+        self.bytes = 0;
+    }
+
+    /// How many jobs are kept.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.jobs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{AppId, EventId};
+    use crate::mode::Mode;
+    use crate::store::model::{AttemptRecord, EndpointRecord, Owner};
+
+    fn job(body: usize) -> Job {
+        let owner = Owner { app: AppId(1), mode: Mode::Test };
+        let endpoint = EndpointRecord::for_test(owner, "http://127.0.0.1:9/", "*");
+        let attempt = AttemptRecord::pending(&endpoint, EventId::new(), "a.x", 1, 0);
+        Job { attempt, endpoint: Some(endpoint), body: Some(vec![b'x'; body]), trace: None }
+    }
+
+    #[test]
+    fn a_kept_job_is_given_once_while_fresh_and_the_memory_bound_holds() {
+        let mut born = BornJobs::default();
+        let (a, b) = (DeliveryId::new(), DeliveryId::new());
+        assert!(born.keep(a, job(100), 1_000));
+        assert!(born.keep(b, job(100), 1_000));
+        assert!(born.take(a, 1_000 + BORN_JOB_TTL_MS).is_some(), "fresh up to the bound");
+        assert!(born.take(a, 1_000).is_none(), "given once");
+        assert!(born.take(b, 1_001 + BORN_JOB_TTL_MS).is_none(), "too old: read again");
+        assert_eq!((born.len(), born.bytes), (0, 0));
+
+        // Payloads past the bound are not kept.
+        let big = BORN_JOB_BYTES - JOB_OVERHEAD_BYTES - 10;
+        assert!(born.keep(a, job(big), 0));
+        assert!(!born.keep(b, job(100), 0), "no room");
+        born.clear();
+        assert!(born.keep(b, job(100), 0), "room again once cleared");
+
+        // Trimmed: what left memory, and what grew old.
+        let c = DeliveryId::new();
+        assert!(born.keep(c, job(100), 50));
+        born.trim(&HashSet::from([b, c]), 50 + BORN_JOB_TTL_MS);
+        assert_eq!(born.len(), 1, "b is too old, c kept");
+        born.trim(&HashSet::new(), 50);
+        assert_eq!((born.len(), born.bytes), (0, 0), "c left memory");
+    }
+}
