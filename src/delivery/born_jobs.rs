@@ -2,11 +2,11 @@
 //! until it sends them, so an attempt the writer just committed is sent as committed,
 //! without reading it back.
 //!
-//! A job is a snapshot: its endpoint may change after it was born (another process, or a
-//! write that does not pass through the engine). A kept job is therefore used only within
-//! [`BORN_JOB_TTL_MS`] of its birth, the same bound on staleness wherever the change came
-//! from; past it, the job is read again. The engine's own endpoint and application
-//! changes drop every kept job at once ([`BornJobs::clear`]). They are bounded in memory
+//! A job is a snapshot: its endpoint may change after it was born (in another process,
+//! or while the publish that made it was being written). A kept job is therefore used
+//! only within [`BORN_JOB_TTL_MS`] of reaching the scheduler, the same bound on staleness
+//! wherever the change came from; past it, the job is read again. The engine's own
+//! endpoint and application changes drop every kept job at once ([`BornJobs::clear`]). They are bounded in memory
 //! by [`BORN_JOB_BYTES`]; a job that does not fit is read when its turn comes.
 //!
 //! Kept only until the next pass (as before 2026-12-07), a burst on Postgres read 59% of
@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::ids::DeliveryId;
-use crate::store::model::Job;
+use crate::store::model::{EndpointRecord, Job};
 
 /// How long after its birth a kept job may be sent as it is, in ms.
 pub(super) const BORN_JOB_TTL_MS: u64 = 100;
@@ -24,8 +24,15 @@ pub(super) const BORN_JOB_TTL_MS: u64 = 100;
 /// The most bytes kept jobs may hold (their payloads, and [`JOB_OVERHEAD_BYTES`] each).
 pub(super) const BORN_JOB_BYTES: usize = 4 << 20;
 
-/// What a job holds besides its payload (the attempt and endpoint records), roughly.
+/// What a job holds besides its payload and the endpoint's texts counted by
+/// [`endpoint_bytes`] (the attempt record, the endpoint's fixed fields), roughly.
 const JOB_OVERHEAD_BYTES: usize = 1024;
+
+/// Whether a job born at `born_ms` may still be sent at `now_ms` (not if the clock went
+/// back past its birth: its age is then unknown).
+fn fresh(born_ms: u64, now_ms: u64) -> bool {
+    born_ms <= now_ms && now_ms <= born_ms + BORN_JOB_TTL_MS
+}
 
 /// Born jobs kept for sending, each with the time it was born.
 #[derive(Default)]
@@ -34,9 +41,29 @@ pub(super) struct BornJobs {
     bytes: usize,
 }
 
-/// What a job counts against [`BORN_JOB_BYTES`].
+/// What a job counts against [`BORN_JOB_BYTES`]: its payload, and its copy of the
+/// endpoint, whose transformations (every saved version) and certificate may be far
+/// larger than the payload.
 fn size_of(job: &Job) -> usize {
-    JOB_OVERHEAD_BYTES + job.body.as_ref().map_or(0, Vec::len)
+    JOB_OVERHEAD_BYTES + job.body.as_ref().map_or(0, Vec::len) + job.endpoint.as_ref().map_or(0, endpoint_bytes)
+}
+
+/// The endpoint's variable-length texts, in bytes (no allocation: a sum of lengths).
+fn endpoint_bytes(endpoint: &EndpointRecord) -> usize {
+    let texts = |list: &mut dyn Iterator<Item = &String>| list.map(String::len).sum::<usize>();
+    let transformation = endpoint
+        .transformation
+        .as_ref()
+        .map_or(0, |t| std::iter::once(&t.current).chain(&t.earlier).map(|v| v.code.len() + v.saved_by.len()).sum());
+    endpoint.url.len()
+        + texts(&mut endpoint.enabled_events.iter())
+        + texts(&mut endpoint.labels.iter())
+        + texts(&mut endpoint.metadata.iter().flat_map(|(k, v)| [k, v]))
+        + texts(&mut endpoint.headers.iter().flat_map(|(k, v)| [k, v]))
+        + endpoint.description.as_ref().map_or(0, String::len)
+        + endpoint.client_certificate.as_ref().map_or(0, |c| c.certificate.len() + 256)
+        + endpoint.secrets.len() * 128
+        + transformation
 }
 
 impl BornJobs {
@@ -57,14 +84,14 @@ impl BornJobs {
     pub(super) fn take(&mut self, id: DeliveryId, now_ms: u64) -> Option<Job> {
         let (job, born_ms) = self.jobs.remove(&id)?;
         self.bytes -= size_of(&job);
-        (now_ms <= born_ms + BORN_JOB_TTL_MS).then_some(job)
+        fresh(born_ms, now_ms).then_some(job)
     }
 
     /// Drops the jobs of entries no longer `loaded`, and those too old to send at `now_ms`.
     pub(super) fn trim(&mut self, loaded: &HashSet<DeliveryId>, now_ms: u64) {
         let mut bytes = self.bytes;
         self.jobs.retain(|id, (job, born_ms)| {
-            let kept = loaded.contains(id) && now_ms <= *born_ms + BORN_JOB_TTL_MS;
+            let kept = loaded.contains(id) && fresh(*born_ms, now_ms);
             if !kept {
                 bytes -= size_of(job);
             }
@@ -91,7 +118,7 @@ mod tests {
     use super::*;
     use crate::ids::{AppId, EventId};
     use crate::mode::Mode;
-    use crate::store::model::{AttemptRecord, EndpointRecord, Owner};
+    use crate::store::model::{AttemptRecord, Owner};
 
     fn job(body: usize) -> Job {
         let owner = Owner { app: AppId(1), mode: Mode::Test };
@@ -109,14 +136,21 @@ mod tests {
         assert!(born.take(a, 1_000 + BORN_JOB_TTL_MS).is_some(), "fresh up to the bound");
         assert!(born.take(a, 1_000).is_none(), "given once");
         assert!(born.take(b, 1_001 + BORN_JOB_TTL_MS).is_none(), "too old: read again");
+        assert!(born.keep(b, job(100), 1_000));
+        assert!(born.take(b, 999).is_none(), "the clock went back: its age is unknown");
         assert_eq!((born.len(), born.bytes), (0, 0));
 
         // Payloads past the bound are not kept.
-        let big = BORN_JOB_BYTES - JOB_OVERHEAD_BYTES - 10;
+        let big = BORN_JOB_BYTES - size_of(&job(0)) - 10;
         assert!(born.keep(a, job(big), 0));
         assert!(!born.keep(b, job(100), 0), "no room");
         born.clear();
         assert!(born.keep(b, job(100), 0), "room again once cleared");
+        // The endpoint's copy counts (its headers here): a large one fills the room alone.
+        let mut heavy = job(0);
+        let endpoint = heavy.endpoint.as_mut().unwrap();
+        endpoint.headers.insert("x-padding".into(), "p".repeat(BORN_JOB_BYTES));
+        assert!(!born.keep(DeliveryId::new(), heavy, 0), "its endpoint is counted, not only its payload");
 
         // Trimmed: what left memory, and what grew old.
         let c = DeliveryId::new();

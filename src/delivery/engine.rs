@@ -356,22 +356,23 @@ impl Engine {
         change: impl FnOnce(&mut EndpointRecord) + Send + 'static,
     ) -> Result<Option<EndpointRecord>, EngineError> {
         let (store, now_ms) = (self.store.clone(), self.clock.now_ms());
-        let update = async move { store.update_endpoint_and_resume(owner, id, now_ms, enables, change).await };
+        let update = then_endpoints_changed(self.scheduler.clone(), async move {
+            store.update_endpoint_and_resume(owner, id, now_ms, enables, change).await
+        });
         let updated = self.queue_and_wake(update, |updated| {
             updated.as_mut().map(|u| std::mem::take(&mut u.resumed)).unwrap_or_default()
         });
-        let updated = updated.await?;
-        self.endpoints_changed();
-        Ok(updated.map(|EndpointUpdated { endpoint, .. }| endpoint))
+        Ok(updated.await?.map(|EndpointUpdated { endpoint, .. }| endpoint))
     }
 
     /// Deletes an endpoint and ends its pending deliveries (they become `failed`); the
     /// scheduler drops their entries, and a `stile listen` connection of it ends.
     /// `false`: no such endpoint.
     pub async fn delete_endpoint(&self, owner: Owner, id: EndpointId) -> Result<bool, EngineError> {
-        let now = self.clock.now();
-        let deleted = self.store.delete_endpoint(owner, id, now).await?;
-        self.endpoints_changed();
+        let (store, now) = (self.store.clone(), self.clock.now());
+        let delete =
+            then_endpoints_changed(self.scheduler.clone(), async move { store.delete_endpoint(owner, id, now).await });
+        let deleted = self.queue_and_wake(delete, |_| Scheduled::default()).await?;
         self.listeners.close(id);
         Ok(deleted)
     }
@@ -381,9 +382,10 @@ impl Engine {
     /// its `stile listen` connections close; the retention task is woken to purge its
     /// history in the background.
     pub async fn delete_app(&self, mode: Mode, id: AppId) -> Result<AppDeletion, EngineError> {
-        let now_ms = self.clock.now_ms();
-        let deletion = self.store.delete_app(mode, id, now_ms).await?;
-        self.endpoints_changed();
+        let (store, now_ms) = (self.store.clone(), self.clock.now_ms());
+        let delete =
+            then_endpoints_changed(self.scheduler.clone(), async move { store.delete_app(mode, id, now_ms).await });
+        let deletion = self.queue_and_wake(delete, |_| Scheduled::default()).await?;
         if let AppDeletion::Deleted { listeners, .. } = &deletion {
             for endpoint in listeners {
                 self.listeners.close(*endpoint);
@@ -529,12 +531,6 @@ impl Engine {
     /// engine's runtime, and waits for it. A caller that gives up (its client gone, its
     /// request timed out, the server stopping) cannot stop it between the commit and the
     /// wake-up, which would leave the new entries unseen until the next start.
-    /// Tells the scheduler that endpoints changed, so it sends nothing with what it kept
-    /// of them from before.
-    fn endpoints_changed(&self) {
-        let _ = self.scheduler.send(SchedulerMsg::EndpointsChanged);
-    }
-
     async fn queue_and_wake<T: Send + 'static>(
         &self,
         write: impl Future<Output = Result<T, StoreError>> + Send + 'static,
@@ -555,6 +551,15 @@ impl Engine {
             Err(_) => Err(EngineError::ShuttingDown),
         }
     }
+}
+
+/// `write` (an engine write that changes or deletes endpoints), then word to the scheduler
+/// that what it kept of endpoints may be stale (see `born_jobs`), whatever `write`
+/// returned: it may have committed before it failed.
+async fn then_endpoints_changed<T>(scheduler: To<SchedulerMsg>, write: impl Future<Output = T>) -> T {
+    let written = write.await;
+    let _ = scheduler.send(SchedulerMsg::EndpointsChanged);
+    written
 }
 
 /// What [`Engine::move_session`] did.

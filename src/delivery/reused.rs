@@ -100,13 +100,17 @@ impl Watched {
     }
 
     /// Whether the request failed with `err` on a connection that had answered before and
-    /// was closed under it before any answer: the race above, worth one more try.
-    pub fn lost_to_a_closing_connection(&self, err: &(dyn StdError + 'static)) -> bool {
-        self.answers().is_some_and(|answers| answers.load(Ordering::Relaxed) > 0) && closed_unanswered(err)
+    /// was closed under it before a complete answer: the race above, worth one more try.
+    /// Not when making a new connection failed (hyper may have tried one after finding
+    /// the pooled one closed; the connection watched is then still the old one).
+    pub fn lost_to_a_closing_connection(&self, err: &hyper_util::client::legacy::Error) -> bool {
+        !err.is_connect()
+            && self.answers().is_some_and(|answers| answers.load(Ordering::Relaxed) > 0)
+            && closed_unanswered(err)
     }
 }
 
-/// Whether `err` says the peer closed or reset the connection with no answer.
+/// Whether `err` says the peer closed or reset the connection before a complete answer.
 fn closed_unanswered(err: &(dyn StdError + 'static)) -> bool {
     let mut cause = Some(err);
     while let Some(e) = cause {
@@ -118,7 +122,11 @@ fn closed_unanswered(err: &(dyn StdError + 'static)) -> bool {
         if let Some(io) = e.downcast_ref::<io::Error>()
             && matches!(
                 io.kind(),
-                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    // TLS closed without its goodbye (rustls' report of a bare TCP close).
+                    | io::ErrorKind::UnexpectedEof
             )
         {
             return true;

@@ -395,8 +395,8 @@ impl Endpoints<'_> {
         let new_secret = secret.clone();
         let now = self.engine.clock().now();
         let sealer = self.store.sealer().clone();
-        // Through the engine, which tells the scheduler: nothing is signed after this
-        // with what it kept of the endpoint from before.
+        // Through the engine, which tells the scheduler to drop what it kept of the
+        // endpoint (see `delivery::born_jobs` for what that bounds).
         let updated = self
             .engine
             .update_endpoint(owner, id, false, move |record| {
