@@ -13,7 +13,7 @@
 //! its attempts back: the writer commits hundreds of first attempts at once to one
 //! endpoint, which sends them over the next tens of milliseconds.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
 
 use crate::ids::DeliveryId;
 use crate::store::model::{EndpointRecord, Job};
@@ -38,6 +38,9 @@ fn fresh(born_ms: u64, now_ms: u64) -> bool {
 #[derive(Default)]
 pub(super) struct BornJobs {
     jobs: HashMap<DeliveryId, (Job, u64)>,
+    /// The ids kept, oldest first, with their birth: what [`BornJobs::expire`] looks at
+    /// (an id given or forgotten since is skipped there).
+    ages: VecDeque<(u64, DeliveryId)>,
     bytes: usize,
 }
 
@@ -77,32 +80,42 @@ impl BornJobs {
         if let Some((old, _)) = self.jobs.insert(id, (job, now_ms)) {
             self.bytes -= size_of(&old);
         }
+        self.ages.push_back((now_ms, id));
         true
     }
 
     /// The kept job of `id`, if still fresh at `now_ms`; either way it is kept no longer.
     pub(super) fn take(&mut self, id: DeliveryId, now_ms: u64) -> Option<Job> {
-        let (job, born_ms) = self.jobs.remove(&id)?;
-        self.bytes -= size_of(&job);
+        let (job, born_ms) = self.forget(id)?;
         fresh(born_ms, now_ms).then_some(job)
     }
 
-    /// Drops the jobs of entries no longer `loaded`, and those too old to send at `now_ms`.
-    pub(super) fn trim(&mut self, loaded: &HashSet<DeliveryId>, now_ms: u64) {
-        let mut bytes = self.bytes;
-        self.jobs.retain(|id, (job, born_ms)| {
-            let kept = loaded.contains(id) && fresh(*born_ms, now_ms);
-            if !kept {
-                bytes -= size_of(job);
+    /// Drops the job of `id`, if kept (its entry left memory).
+    pub(super) fn forget(&mut self, id: DeliveryId) -> Option<(Job, u64)> {
+        let (job, born_ms) = self.jobs.remove(&id)?;
+        self.bytes -= size_of(&job);
+        Some((job, born_ms))
+    }
+
+    /// Drops the jobs too old to send at `now_ms`: the oldest, until one is fresh, so a
+    /// pass pays only for what expired.
+    pub(super) fn expire(&mut self, now_ms: u64) {
+        while let Some(&(born_ms, id)) = self.ages.front() {
+            if fresh(born_ms, now_ms) {
+                return;
             }
-            kept
-        });
-        self.bytes = bytes;
+            self.ages.pop_front();
+            // Kept again since under the same id (never, as ids are loaded once): younger.
+            if self.jobs.get(&id).is_some_and(|(_, kept_ms)| *kept_ms == born_ms) {
+                self.forget(id);
+            }
+        }
     }
 
     /// Drops every kept job (what they hold may have changed).
     pub(super) fn clear(&mut self) {
         self.jobs.clear();
+        self.ages.clear();
         self.bytes = 0;
     }
 
@@ -152,12 +165,17 @@ mod tests {
         endpoint.headers.insert("x-padding".into(), "p".repeat(BORN_JOB_BYTES));
         assert!(!born.keep(DeliveryId::new(), heavy, 0), "its endpoint is counted, not only its payload");
 
-        // Trimmed: what left memory, and what grew old.
-        let c = DeliveryId::new();
+        // Expired: what grew old, oldest first; forgotten: what left memory.
+        let (c, d) = (DeliveryId::new(), DeliveryId::new());
         assert!(born.keep(c, job(100), 50));
-        born.trim(&HashSet::from([b, c]), 50 + BORN_JOB_TTL_MS);
-        assert_eq!(born.len(), 1, "b is too old, c kept");
-        born.trim(&HashSet::new(), 50);
-        assert_eq!((born.len(), born.bytes), (0, 0), "c left memory");
+        assert!(born.keep(d, job(100), 60));
+        born.expire(50 + BORN_JOB_TTL_MS);
+        assert_eq!(born.len(), 2, "b (born at 0) is too old; c and d are kept");
+        born.expire(51 + BORN_JOB_TTL_MS);
+        assert_eq!(born.len(), 1, "c too");
+        assert!(born.forget(d).is_some());
+        assert_eq!((born.len(), born.bytes), (0, 0), "d left memory");
+        born.expire(u64::MAX - BORN_JOB_TTL_MS);
+        assert!(born.ages.is_empty(), "ids given or forgotten leave the age queue as they come up");
     }
 }

@@ -23,7 +23,7 @@ use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::proxy::{EgressProxy, ProxyFailed};
-use super::reused::{Counted, Watched};
+use super::reused::{Counted, lost_to_a_closing_connection, note_answer};
 use crate::config::Config;
 use crate::target_policy::TargetPolicy;
 
@@ -461,20 +461,14 @@ impl HttpSender {
             }
             request.body(Full::new(body.clone()))
         };
-        let mut first = request()?;
-        let watched = Watched::on(&mut first);
-        let (response, watched) = match self.client.request(first).await {
-            Ok(response) => (response, watched),
+        let response = match self.client.request(request()?).await {
+            Ok(response) => response,
             // Sent into a keep-alive connection the receiver was closing: once more, on
             // another (see `reused`).
-            Err(err) if watched.lost_to_a_closing_connection(&err) => {
-                let mut again = request()?;
-                let watched = Watched::on(&mut again);
-                (self.client.request(again).await?, watched)
-            }
+            Err(err) if lost_to_a_closing_connection(&err) => self.client.request(request()?).await?,
             Err(err) => return Err(err.into()),
         };
-        watched.answered();
+        note_answer(&response);
         let status = response.status().as_u16();
         let retry_after = if status == 429 || status == 503 {
             response

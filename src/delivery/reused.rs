@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_util::client::legacy::connect::{CaptureConnection, Connected, Connection, capture_connection};
+use hyper_util::client::legacy::connect::{Connected, Connection};
 
 /// A connection that counts the answers that came over it.
 pub struct Counted<T> {
@@ -34,7 +34,8 @@ impl<T> Counted<T> {
 }
 
 /// The count of answers received on one connection, shared by every request the pool
-/// hands it to (hyper keeps a connection's [`Connected`] with it in the pool).
+/// hands it to (hyper keeps a connection's [`Connected`] with it in the pool, and puts a
+/// copy of its extras in each response and each error).
 #[derive(Clone)]
 struct Answers(Arc<AtomicU32>);
 
@@ -76,38 +77,26 @@ impl<T: Write + Unpin> Write for Counted<T> {
     }
 }
 
-/// The connection one request went out on, once the pool has chosen it.
-pub struct Watched(CaptureConnection);
-
-impl Watched {
-    /// Watches the connection `request` will be sent on.
-    pub fn on<B>(request: &mut hyper::Request<B>) -> Self {
-        Self(capture_connection(request))
+/// Notes an answer on the connection `response` came over (hyper copies the connection's
+/// extras, [`Answers`] among them, into each response).
+pub fn note_answer<B>(response: &hyper::Response<B>) {
+    if let Some(answers) = response.extensions().get::<Answers>() {
+        answers.0.fetch_add(1, Ordering::Relaxed);
     }
+}
 
-    fn answers(&self) -> Option<Arc<AtomicU32>> {
-        let connected = self.0.connection_metadata();
-        let mut extras = hyper::http::Extensions::new();
-        connected.as_ref()?.get_extras(&mut extras);
-        extras.get::<Answers>().map(|answers| Arc::clone(&answers.0))
+/// Whether the request failed with `err` on a connection that had answered before and
+/// was closed under it before a complete answer: the race above, worth one more try.
+/// Not when making a new connection failed (hyper may have tried one after finding the
+/// pooled one closed).
+pub fn lost_to_a_closing_connection(err: &hyper_util::client::legacy::Error) -> bool {
+    if err.is_connect() {
+        return false;
     }
-
-    /// Notes that the request was answered (its response head arrived).
-    pub fn answered(&self) {
-        if let Some(answers) = self.answers() {
-            answers.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether the request failed with `err` on a connection that had answered before and
-    /// was closed under it before a complete answer: the race above, worth one more try.
-    /// Not when making a new connection failed (hyper may have tried one after finding
-    /// the pooled one closed; the connection watched is then still the old one).
-    pub fn lost_to_a_closing_connection(&self, err: &hyper_util::client::legacy::Error) -> bool {
-        !err.is_connect()
-            && self.answers().is_some_and(|answers| answers.load(Ordering::Relaxed) > 0)
-            && closed_unanswered(err)
-    }
+    let Some(connected) = err.connect_info() else { return false };
+    let mut extras = hyper::http::Extensions::new();
+    connected.get_extras(&mut extras);
+    extras.get::<Answers>().is_some_and(|answers| answers.0.load(Ordering::Relaxed) > 0) && closed_unanswered(err)
 }
 
 /// Whether `err` says the peer closed or reset the connection before a complete answer.

@@ -417,6 +417,7 @@ impl Scheduler {
     /// Forgets an entry that left memory.
     fn release(&mut self, attempt: DeliveryId, endpoint: EndpointId) {
         self.loaded.remove(&attempt);
+        self.born_jobs.forget(attempt);
         self.refusals.remove(&attempt);
         if let Some(n) = self.loaded_per_endpoint.get_mut(&endpoint) {
             *n -= 1;
@@ -459,7 +460,7 @@ impl Scheduler {
             Ok(()) => self.dispatch_loaded().await,
             Err(err) => Err(err),
         };
-        self.born_jobs.trim(&self.loaded, self.clock.now_ms());
+        self.born_jobs.expire(self.clock.now_ms());
         waited
     }
 
@@ -955,7 +956,7 @@ mod tests {
         assert_eq!(scheduler.born_jobs.len(), 2);
         assert_eq!(scheduler.unborn, [keys[2].attempt()]);
         // Kept past the end of a pass while loaded and fresh.
-        scheduler.born_jobs.trim(&scheduler.loaded, clock.now_ms());
+        scheduler.born_jobs.expire(clock.now_ms());
         assert_eq!(scheduler.born_jobs.len(), 2);
         assert_eq!(scheduler.rescan_after, Some(keys[2].just_before()));
         // Jobs come in the order asked, born or read: the one not loaded is read back.
