@@ -6,8 +6,9 @@
 //! or while the publish that made it was being written). A kept job is therefore used
 //! only within [`BORN_JOB_TTL_MS`] of reaching the scheduler, the same bound on staleness
 //! wherever the change came from; past it, the job is read again. The engine's own
-//! endpoint and application changes drop every kept job at once ([`BornJobs::clear`]). They are bounded in memory
-//! by [`BORN_JOB_BYTES`]; a job that does not fit is read when its turn comes.
+//! endpoint and application changes drop every kept job at once ([`BornJobs::clear`]).
+//! They are bounded in memory by [`BORN_JOB_BYTES`]; a job that does not fit is read when
+//! its turn comes.
 //!
 //! Kept only until the next pass (as before 2026-12-07), a burst on Postgres read 59% of
 //! its attempts back: the writer commits hundreds of first attempts at once to one
@@ -21,7 +22,7 @@ use crate::store::model::{EndpointRecord, Job};
 /// How long after its birth a kept job may be sent as it is, in ms.
 pub(super) const BORN_JOB_TTL_MS: u64 = 100;
 
-/// The most bytes kept jobs may hold (their payloads, and [`JOB_OVERHEAD_BYTES`] each).
+/// The most bytes kept jobs may hold, as [`size_of`] counts them.
 pub(super) const BORN_JOB_BYTES: usize = 4 << 20;
 
 /// What a job holds besides its payload and the endpoint's texts counted by
@@ -34,10 +35,17 @@ fn fresh(born_ms: u64, now_ms: u64) -> bool {
     born_ms <= now_ms && now_ms <= born_ms + BORN_JOB_TTL_MS
 }
 
-/// Born jobs kept for sending, each with the time it was born.
+/// A job kept, with the time it was born and what it counts against [`BORN_JOB_BYTES`].
+struct Kept {
+    job: Job,
+    born_ms: u64,
+    size: usize,
+}
+
+/// Born jobs kept for sending.
 #[derive(Default)]
 pub(super) struct BornJobs {
-    jobs: HashMap<DeliveryId, (Job, u64)>,
+    jobs: HashMap<DeliveryId, Kept>,
     /// The ids kept, oldest first, with their birth: what [`BornJobs::expire`] looks at
     /// (an id given or forgotten since is skipped there).
     ages: VecDeque<(u64, DeliveryId)>,
@@ -77,8 +85,8 @@ impl BornJobs {
             return false;
         }
         self.bytes += size;
-        if let Some((old, _)) = self.jobs.insert(id, (job, now_ms)) {
-            self.bytes -= size_of(&old);
+        if let Some(old) = self.jobs.insert(id, Kept { job, born_ms: now_ms, size }) {
+            self.bytes -= old.size;
         }
         self.ages.push_back((now_ms, id));
         true
@@ -86,15 +94,19 @@ impl BornJobs {
 
     /// The kept job of `id`, if still fresh at `now_ms`; either way it is kept no longer.
     pub(super) fn take(&mut self, id: DeliveryId, now_ms: u64) -> Option<Job> {
-        let (job, born_ms) = self.forget(id)?;
-        fresh(born_ms, now_ms).then_some(job)
+        let kept = self.remove(id)?;
+        fresh(kept.born_ms, now_ms).then_some(kept.job)
     }
 
     /// Drops the job of `id`, if kept (its entry left memory).
-    pub(super) fn forget(&mut self, id: DeliveryId) -> Option<(Job, u64)> {
-        let (job, born_ms) = self.jobs.remove(&id)?;
-        self.bytes -= size_of(&job);
-        Some((job, born_ms))
+    pub(super) fn forget(&mut self, id: DeliveryId) {
+        self.remove(id);
+    }
+
+    fn remove(&mut self, id: DeliveryId) -> Option<Kept> {
+        let kept = self.jobs.remove(&id)?;
+        self.bytes -= kept.size;
+        Some(kept)
     }
 
     /// Drops the jobs too old to send at `now_ms`: the oldest, until one is fresh, so a
@@ -105,10 +117,8 @@ impl BornJobs {
                 return;
             }
             self.ages.pop_front();
-            // Kept again since under the same id (never, as ids are loaded once): younger.
-            if self.jobs.get(&id).is_some_and(|(_, kept_ms)| *kept_ms == born_ms) {
-                self.forget(id);
-            }
+            // Gone already if it was given or forgotten.
+            self.remove(id);
         }
     }
 
@@ -173,7 +183,7 @@ mod tests {
         assert_eq!(born.len(), 2, "b (born at 0) is too old; c and d are kept");
         born.expire(51 + BORN_JOB_TTL_MS);
         assert_eq!(born.len(), 1, "c too");
-        assert!(born.forget(d).is_some());
+        born.forget(d);
         assert_eq!((born.len(), born.bytes), (0, 0), "d left memory");
         born.expire(u64::MAX - BORN_JOB_TTL_MS);
         assert!(born.ages.is_empty(), "ids given or forgotten leave the age queue as they come up");

@@ -478,7 +478,7 @@ impl Scheduler {
         Ok(())
     }
 
-    /// [`Scheduler::load_and_dispatch`], but for forgetting the jobs born.
+    /// [`Scheduler::load_and_dispatch`], but for expiring the born jobs kept.
     async fn dispatch_loaded(&mut self) -> Result<Duration, StoreError> {
         let now = self.clock.now_ms();
         // Every new entry is signalled (`rescan_from`), so between signals the queue is read

@@ -12,7 +12,6 @@ use crate::common::{TestServer, metric};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The `data.amount` of each event `path` received, in order of arrival.
 /// The amounts of the events `path` received, smallest first: deliveries in flight together
 /// may arrive in either order (no order is promised), so the test compares what arrived.
 fn amounts(receiver: &Receiver, path: &str) -> Vec<i64> {
