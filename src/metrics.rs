@@ -83,6 +83,9 @@ pub struct Metrics {
     /// Answers of 429 (or 503 with `Retry-After`) that paused an endpoint; the attempt
     /// went back to its queue unrecorded.
     pub refusals: Counter,
+    /// Requests sent once more, at once, on a new connection because the receiver closed
+    /// the kept-alive one they went out on without an answer (`delivery::reused`).
+    pub resent: Counter,
     /// Due deliveries held back by their endpoint's flow, by reason (set by each pass of
     /// the scheduler that holds any, and when none is held).
     pub held: Family<HoldReason, Gauge>,
@@ -121,6 +124,7 @@ impl Metrics {
             pool: Family::default(),
             conflicts_rerun: Counter::default(),
             refusals: Counter::default(),
+            resent: Counter::default(),
             held: Family::default(),
             sending_to: Gauge::default(),
             filtered: Counter::default(),
@@ -175,6 +179,11 @@ impl Metrics {
             "delivery_refusals",
             "Answers of 429, or 503 with Retry-After, that paused their endpoint (not recorded as attempts)",
             metrics.refusals.clone(),
+        );
+        registry.register(
+            "delivery_requests_resent",
+            "Requests sent once more on a new connection because the receiver closed the kept-alive one they went out on without an answer",
+            metrics.resent.clone(),
         );
         registry.register(
             "deliveries_held",

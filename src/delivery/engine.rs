@@ -107,7 +107,7 @@ impl Engine {
         );
         let listeners = Arc::new(Listeners::default());
         let senders = Arc::new(Senders {
-            http: HttpSender::new(config),
+            http: HttpSender::new(config).counting_resends_in(metrics.resent.clone()),
             listeners: Arc::clone(&listeners),
             listener_wait: config.delivery.timeout + LISTENER_MARGIN,
             sealer: store.sealer().clone(),

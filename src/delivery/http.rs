@@ -21,6 +21,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use prometheus_client::metrics::counter::Counter;
 
 use super::proxy::{EgressProxy, ProxyFailed};
 use super::reused::{Counted, lost_to_a_closing_connection, note_answer};
@@ -275,6 +276,9 @@ pub struct HttpSender {
     /// Clients that present a client certificate, by endpoint and certificate: a pool of
     /// their own each, so no connection authenticated as one endpoint is used for another.
     identities: Arc<Mutex<HashMap<u64, PooledClient>>>,
+    /// Counts the requests sent again after a receiver closed a kept-alive connection
+    /// under them (see `reused`).
+    resent: Counter,
 }
 
 impl std::fmt::Debug for HttpSender {
@@ -329,7 +333,14 @@ impl HttpSender {
             roots: Arc::new(roots),
             idle_per_host,
             identities: Arc::new(Mutex::new(HashMap::new())),
+            resent: Counter::default(),
         }
+    }
+
+    /// This sender counting its requests sent again (see `reused`) in `counter`: the
+    /// engine's metric.
+    pub fn counting_resends_in(self, counter: Counter) -> Self {
+        Self { resent: counter, ..self }
     }
 
     /// This sender presenting a client certificate: the client kept for `key` (an
@@ -465,7 +476,11 @@ impl HttpSender {
             Ok(response) => response,
             // Sent into a keep-alive connection the receiver was closing: once more, on
             // another (see `reused`).
-            Err(err) if lost_to_a_closing_connection(&err) => self.client.request(request()?).await?,
+            Err(err) if lost_to_a_closing_connection(&err) => {
+                self.resent.inc();
+                tracing::debug!(url, error = %err, "the receiver closed a kept-alive connection under the request; sent again on another");
+                self.client.request(request()?).await?
+            }
             Err(err) => return Err(err.into()),
         };
         note_answer(&response);

@@ -7,7 +7,8 @@ use serde_json::json;
 
 use crate::common::faulty::{Fault, FaultyServer};
 use crate::common::receiver::{Behaviour, Receiver};
-use crate::common::{TestServer, eventually};
+use crate::common::tls::{TestCa, TlsFront};
+use crate::common::{TestServer, eventually, metric};
 
 const VERIFIED: &str = "verification_session.verified";
 
@@ -98,8 +99,49 @@ fn a_request_on_a_kept_alive_connection_the_receiver_closed_is_sent_again_on_a_n
     let server = TestServer::start_with(|c| c.delivery.retry_schedule = vec![Duration::from_secs(3600)]);
     let closing = FaultyServer::start(Fault::HangUpOnReuse);
     let silent = FaultyServer::start(Fault::HangUp);
-    let closing_id = server.create_endpoint(&closing.url("/hook"))["id"].as_str().unwrap().to_string();
-    let silent_id = server.create_endpoint(&silent.url("/hook"))["id"].as_str().unwrap().to_string();
+    assert_sent_again_only_on_a_reused_connection(
+        &server,
+        (&closing, &closing.url("/hook")),
+        (&silent, &silent.url("/hook")),
+    );
+}
+
+/// The same over TLS, where the receiver's side ends the connection without TLS's goodbye
+/// (a bare TCP close, which rustls reports as an unexpected end of file, not as a close).
+#[test]
+fn over_tls_a_kept_alive_connection_closed_without_goodbye_is_sent_again_on_a_new_one() {
+    let ca = TestCa::new("stile test CA");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let server = TestServer::start_with(|c| {
+        c.delivery.retry_schedule = vec![Duration::from_secs(3600)];
+        c.delivery.ca_file = ca_file.clone();
+    });
+    let closing = FaultyServer::start(Fault::HangUpOnReuse);
+    let silent = FaultyServer::start(Fault::HangUp);
+    let upstream = |s: &FaultyServer| s.addr.to_string();
+    let closing_front = TlsFront::start_closing_bare(&upstream(&closing), ca.server_config(&["127.0.0.1"]));
+    let silent_front = TlsFront::start_closing_bare(&upstream(&silent), ca.server_config(&["127.0.0.1"]));
+    assert_sent_again_only_on_a_reused_connection(
+        &server,
+        (&closing, &format!("{}/hook", closing_front.base)),
+        (&silent, &format!("{}/hook", silent_front.base)),
+    );
+}
+
+/// Three events to a receiver that hangs up on each connection's second request
+/// (`closing`) and to one that hangs up on every first (`silent`), each given as its
+/// server and the URL stile sends to: the first's attempts all succeed, on three
+/// connections, two of them sent again (counted in `/metrics`); the second's all fail,
+/// one request each.
+fn assert_sent_again_only_on_a_reused_connection(
+    server: &TestServer,
+    (closing, closing_url): (&FaultyServer, &str),
+    (silent, silent_url): (&FaultyServer, &str),
+) {
+    let closing_id = server.create_endpoint(closing_url)["id"].as_str().unwrap().to_string();
+    let silent_id = server.create_endpoint(silent_url)["id"].as_str().unwrap().to_string();
     let ended = |endpoint: &str| server.deliveries(endpoint).iter().filter(|a| a["status"] != "pending").count();
     for n in 0..3 {
         server.publish(VERIFIED, json!({"id": format!("vks_{n}")}));
@@ -120,6 +162,7 @@ fn a_request_on_a_kept_alive_connection_the_receiver_closed_is_sent_again_on_a_n
     // The first on connection 1; the second hung up on there and answered on 2; the
     // third hung up on 2 and answered on 3.
     assert_eq!(closing.connections.load(std::sync::atomic::Ordering::Relaxed), 3);
+    assert_eq!(metric(&server.base, "stile_delivery_requests_resent_total"), 2);
 
     let failed: Vec<_> = server.deliveries(&silent_id).into_iter().filter(|a| a["attempt"] == 1).collect();
     assert_eq!(failed.len(), 3, "{failed:?}");

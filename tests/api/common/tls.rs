@@ -34,6 +34,17 @@ impl TlsFront {
     /// Terminates TLS as `config` says, passing each connection whose handshake succeeds
     /// to `upstream`.
     pub fn start_with(upstream: &str, config: rustls::ServerConfig) -> Self {
+        Self::spawn(upstream, config, true)
+    }
+
+    /// As [`TlsFront::start_with`], but when `upstream` closes a connection the front
+    /// drops it without TLS's goodbye (`close_notify`): a bare TCP close under TLS, as
+    /// many servers end a connection.
+    pub fn start_closing_bare(upstream: &str, config: rustls::ServerConfig) -> Self {
+        Self::spawn(upstream, config, false)
+    }
+
+    fn spawn(upstream: &str, config: rustls::ServerConfig, goodbye: bool) -> Self {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -52,7 +63,18 @@ impl TlsFront {
                             tokio::spawn(async move {
                                 let Ok(mut tls) = acceptor.accept(stream).await else { return };
                                 let Ok(mut plain) = tokio::net::TcpStream::connect(&upstream).await else { return };
-                                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                                if goodbye {
+                                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                                    return;
+                                }
+                                // `copy` flushes at the end but never shuts down: whichever
+                                // way ends first, both are dropped with no close_notify.
+                                let (mut tls_in, mut tls_out) = tokio::io::split(tls);
+                                let (mut plain_in, mut plain_out) = plain.split();
+                                tokio::select! {
+                                    _ = tokio::io::copy(&mut tls_in, &mut plain_out) => {}
+                                    _ = tokio::io::copy(&mut plain_in, &mut tls_out) => {}
+                                }
                             });
                         }
                         _ = &mut stopped => break,
