@@ -18,7 +18,8 @@
 //! `STILE_BENCH_PID_FILE=path` writes the server's pid there once a workload's setup is
 //! done, so a profiler can attach for the workload alone (`perf record -p`).
 //! `--only W6 [--history N]` builds a history of N events (default 1,000,000) and times
-//! each list filter over it (not part of the default run: it takes minutes);
+//! each list filter over it, the Deliveries page's too (not part of the default run: it
+//! takes minutes; with `--postgres 1`, on Postgres);
 //! `STILE_BENCH_KEEP=dir` keeps its data directory there for `stile inspect`.
 //! `--only W7`: 10,000 endpoints in one application, 1,000 subscribed to what is
 //! published (also not in the default run); `--only W7 --filter`: the 1,000 with a
@@ -376,19 +377,38 @@ fn search(filter: &str) -> String {
 }
 
 /// W6: a long history, then filtered lists over it. `events` events in the default
-/// application, 1 in 1,000 of a rare type, 1 in 1,000 with a rare session id, 1 in 1,000
-/// going to an endpoint on a closed port that fails for good; the rest to nowhere. Then
-/// each filter, and a page deep in the history, is asked for `REPEAT` times: p50 and p99.
+/// application, each delivered to a receiver; 1 in 1,000 of a rare type, 1 in 1,000 with
+/// a rare session id, 1 in 1,000 also going to an endpoint on a closed port that fails for
+/// good. Then each filter of the events and of the deliveries, and a page deep in the
+/// history, is asked for `REPEAT` times: p50 and p99. With `--postgres 1`, on Postgres.
 fn history(events: u64) -> serde_json::Value {
     const REPEAT: usize = 40;
-    let env = [("STILE_EVENTS_CUSTOM_TYPES", "w6.common,w6.rare,w6.fail"), ("STILE_DELIVERY_RETRY_SCHEDULE", "50ms")];
+    let receiver = start_receiver();
+    let mut env = vec![
+        ("STILE_EVENTS_CUSTOM_TYPES", "w6.common,w6.rare,w6.fail".to_string()),
+        ("STILE_DELIVERY_RETRY_SCHEDULE", "50ms".to_string()),
+    ];
+    if let Some((cluster, _)) = POSTGRES.get() {
+        let url = cluster.new_database().expect("a database");
+        let key_file = SHARED_KEY_DIR.path().join("w6.key");
+        env.push(("STILE_STORE_BACKEND", "postgres".to_string()));
+        env.push(("STILE_STORE_POSTGRES_URL", url));
+        env.push(("STILE_STORE_PAYLOAD_KEY_FILE", key_file.to_str().unwrap().to_string()));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(name, value)| (*name, value.as_str())).collect();
     let server = start_server_in(tempfile::tempdir().unwrap(), &env);
-    let resp = agent()
-        .post(format!("{}/v1/webhook_endpoints", server.base))
-        .header("authorization", format!("Bearer {KEY}"))
-        .send_json(serde_json::json!({"url": "http://127.0.0.1:9/closed", "enabled_events": ["w6.fail"]}))
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let endpoint = |url: String, types: &str| -> String {
+        let mut resp = agent()
+            .post(format!("{}/v1/webhook_endpoints", server.base))
+            .header("authorization", format!("Bearer {KEY}"))
+            .send_json(serde_json::json!({"url": url, "enabled_events": [types]}))
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let answer: serde_json::Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        answer["id"].as_str().unwrap().to_string()
+    };
+    let closed = endpoint("http://127.0.0.1:9/closed".to_string(), "w6.fail");
+    endpoint(format!("{}/w6", receiver.base), "*");
     let started = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
     // Every 10,000th event's id, for deep pages.
@@ -443,8 +463,14 @@ fn history(events: u64) -> serde_json::Value {
         assert_eq!(resp.status(), 200, "{path}");
         (ms, serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap())
     };
-    // The failing deliveries end (two attempts, 50 ms apart) before lists are timed.
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Every event reaches the receiver, and the failing deliveries end (two attempts,
+    // 50 ms apart), before lists are timed.
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while (receiver.arrivals.count.load(Ordering::Relaxed) as u64) < events {
+        assert!(Instant::now() < deadline, "deliveries did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let drained_s = started.elapsed().as_secs_f64();
     while get("/v1/events?type=w6.fail&limit=100").1["data"]
         .as_array()
         .unwrap()
@@ -472,6 +498,11 @@ fn history(events: u64) -> serde_json::Value {
         // Searches by content read at most 5,000 events (or 250 ms) a request.
         ("content search (1 in 1,000)", format!("/v1/events?limit=10&filter={}", search(r#"{"data.id": "vks_rare"}"#))),
         ("content search (no match)", format!("/v1/events?limit=10&filter={}", search(r#"{"data.n": -1}"#))),
+        // The Deliveries page: every endpoint's attempts merged, newest first.
+        ("deliveries", "/v1/deliveries?limit=20".to_string()),
+        ("deliveries status=failed (1 in 1,000)", "/v1/deliveries?status=failed&limit=20".to_string()),
+        ("deliveries event_type (1 in 1,000)", "/v1/deliveries?event_type=w6.rare&limit=20".to_string()),
+        ("deliveries endpoint (1 in 1,000)", format!("/v1/deliveries?endpoint={closed}&limit=20")),
     ];
     let mut lists = serde_json::Map::new();
     for (name, path) in &queries {
@@ -495,6 +526,7 @@ fn history(events: u64) -> serde_json::Value {
         "events": events,
         "publish_s": publish_s,
         "publishes_per_s": (events as f64 / publish_s).round(),
+        "delivered_in_s": drained_s,
         "file_bytes_per_event": (file_bytes as f64 / events as f64).round(),
         "lists": lists,
     })
@@ -1382,10 +1414,6 @@ fn main() {
         );
         failed |= result["missing"].as_u64() != Some(0);
     }
-    // The cluster lives in a static, which is never dropped: remove it now.
-    if let Some((cluster, _)) = POSTGRES.get() {
-        cluster.remove();
-    }
     let history_result = if only.as_deref().is_some_and(|o| o.starts_with("W6")) {
         let size =
             args.iter().position(|a| a == "--history").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
@@ -1395,6 +1423,10 @@ fn main() {
     } else {
         None
     };
+    // The cluster lives in a static, which is never dropped: remove it now.
+    if let Some((cluster, _)) = POSTGRES.get() {
+        cluster.remove();
+    }
     if only.as_deref().is_some_and(|o| o.starts_with("W7")) {
         let result = many_endpoints(if quick { 20 } else { 100 }, args.iter().any(|a| a == "--filter"));
         println!("{result}");
