@@ -38,7 +38,7 @@ pub fn new_event(
     let trace = Some(EventTrace::of_stiles_own());
     let meta =
         EventMeta { id, app: owner.app, mode: owner.mode, event_type: event_type.to_string(), created, data_id, trace };
-    Ok(NewEvent { meta, body })
+    Ok(NewEvent { meta, body, sealed: None })
 }
 
 /// The payload as an endpoint that knows the event as `name` receives it: `body` with its

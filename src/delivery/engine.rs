@@ -282,8 +282,9 @@ impl Engine {
     }
 
     /// Stores an event with its deliveries (group-committed with other publishes) and
-    /// answers once it is durable.
+    /// answers once it is durable. Its payload is sealed here, on the caller's thread.
     pub async fn publish(&self, event: NewEvent) -> Result<Published, EngineError> {
+        let event = event.sealed_ahead(self.store.sealer());
         let (reply, answer) = tokio::sync::oneshot::channel();
         let sent = self
             .writer
@@ -694,6 +695,7 @@ async fn attempt(
         unreached: false,
         cancelled: false,
         sent: None,
+        sealed: false,
     };
     let (Some(endpoint), Some(body)) = (job.endpoint, job.body) else {
         result.error = Some("endpoint deleted".into());
@@ -758,7 +760,7 @@ async fn attempt(
     result.unreached = outcome.unreached;
     result.cancelled = outcome.cancelled;
     result.sent = outcome.sent;
-    result
+    result.sealed_ahead(&senders.sealer)
 }
 
 /// How often the idle-listener sweep looks for idle listener endpoints (a manual

@@ -266,6 +266,7 @@ mod tests {
             unreached: false,
             cancelled: false,
             sent: None,
+            sealed: false,
         })
     }
 

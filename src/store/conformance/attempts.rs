@@ -8,7 +8,7 @@ use crate::mode::Mode;
 use crate::store::model::events::test_event;
 use crate::store::model::upkeep::Outcomes;
 use crate::store::model::{
-    AttemptResult, AttemptStatus, Cursor, EndpointRecord, EndpointStatus, EventFilter, Scheduled,
+    AttemptResult, AttemptStatus, Cursor, EndpointRecord, EndpointStatus, EventFilter, Scheduled, SentRequest,
 };
 
 use super::{TWO_RETRIES, TestPolicy, assert_walks, each_backend, hook, invoices, result, start, walk};
@@ -438,6 +438,51 @@ async fn a_run_reaching_the_threshold_a_recovery_and_a_delivery_failing_for_good
             [("t.failing", 1), ("t.recovered", 2), ("t.failing", 3), ("t.exhausted", 3)]
                 .map(|(t, n)| (t.to_string(), n))
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn payloads_and_excerpts_sealed_before_the_writer_read_back_as_those_sealed_in_it() {
+    each_backend(async |store| {
+        let owner = store.test_owner(Mode::Test).await;
+        let endpoint = hook(&store, owner, "invoice.paid").await;
+        let now = 1_700_000_000_000;
+        let events = invoices(owner, 2, now);
+        // The first sealed on the publisher's side, as the engine does; the second in the
+        // write.
+        let ahead = events[0].clone().sealed_ahead(store.sealer());
+        assert!(ahead.sealed.as_ref().is_some_and(|s| !s.windows(7).any(|w| w == b"invoice")), "sealed");
+        let published = [ahead, events[1].clone()];
+        store.publish_and_record(Arc::from(&published[..]), Arc::from(&[][..]), now, TWO_RETRIES).await.unwrap();
+        for event in &events {
+            let stored = store.event(owner, event.meta.id).await.unwrap().unwrap();
+            assert_eq!(stored.body, event.body, "the payload read back byte for byte");
+        }
+
+        let due = store.due_entries(None, now, 10, Vec::new()).await.unwrap();
+        assert_eq!(due.len(), 2);
+        let answered = |n: usize, excerpt: &str| AttemptResult {
+            response_body: Some(excerpt.to_string()),
+            sent: Some(SentRequest {
+                version: 1,
+                method: "POST".into(),
+                url: "http://127.0.0.1:9/hook".into(),
+                body: format!("{{\"sent\":\"{excerpt}\"}}"),
+            }),
+            ..AttemptResult::for_test(due[n].key, endpoint.id, true, now + 10)
+        };
+        let first = answered(0, "thanks, first").sealed_ahead(store.sealer());
+        assert!(first.sealed && first.response_body.as_deref() != Some("thanks, first"), "{first:?}");
+        let results = [first, answered(1, "thanks, second")];
+        store.publish_and_record(Arc::from(&[][..]), Arc::from(&results[..]), now + 10, TWO_RETRIES).await.unwrap();
+        for (n, excerpt) in [(0, "thanks, first"), (1, "thanks, second")] {
+            let attempt = due[n].key.attempt();
+            let record = store.attempt(owner, endpoint.id, attempt).await.unwrap().expect("the attempt");
+            assert_eq!(record.status, AttemptStatus::Succeeded);
+            assert_eq!(record.response_body.as_deref(), Some(excerpt), "opened once, not sealed twice");
+            assert_eq!(record.sent.map(|s| s.body), Some(format!("{{\"sent\":\"{excerpt}\"}}")));
+        }
     })
     .await;
 }

@@ -112,11 +112,7 @@ impl AttemptRecord {
     /// The record as stored: its response excerpt and the body its transformation made
     /// sealed with the payload key (what [`AttemptRecord::opened`] opens).
     pub(crate) fn sealed(mut self, sealer: &Sealer) -> AttemptRecord {
-        let row = response_row(self.id);
-        self.response_body = self.response_body.map(|body| sealer.seal_text(&row, &body));
-        if let Some(sent) = &mut self.sent {
-            sent.body = sealer.seal_text(&sent_row(self.id), &sent.body);
-        }
+        seal_answer(sealer, self.id, &mut self.response_body, &mut self.sent);
         self
     }
 
@@ -180,15 +176,40 @@ pub struct AttemptResult {
     pub unreached: bool,
     /// The endpoint's transformation cancelled it: nothing was sent, and nothing follows.
     pub cancelled: bool,
-    /// The request as the endpoint's transformation made it, in clear (sealed when
-    /// recorded); `None`: not transformed.
+    /// The request as the endpoint's transformation made it (sealed when recorded, unless
+    /// `sealed`); `None`: not transformed.
     pub sent: Option<SentRequest>,
+    /// `response_body` and `sent`'s body are sealed already ([`AttemptResult::sealed_ahead`]);
+    /// `false`: in clear, sealed as the result is recorded.
+    pub sealed: bool,
 }
 
 impl AttemptResult {
     /// The attempt this is the result of.
     pub fn attempt(&self) -> DeliveryId {
         self.queue_key.attempt()
+    }
+
+    /// This result with its response excerpt and transformed body sealed now, as the
+    /// attempt's record stores them: the engine does it where the attempt ran, so the one
+    /// writer every result waits on does not.
+    pub fn sealed_ahead(mut self, sealer: &Sealer) -> Self {
+        if !self.sealed {
+            seal_answer(sealer, self.attempt(), &mut self.response_body, &mut self.sent);
+            self.sealed = true;
+        }
+        self
+    }
+}
+
+/// Seals attempt `id`'s response excerpt and the body its transformation made, as its
+/// record stores them.
+fn seal_answer(sealer: &Sealer, id: DeliveryId, response_body: &mut Option<String>, sent: &mut Option<SentRequest>) {
+    if let Some(body) = response_body {
+        *body = sealer.seal_text(&response_row(id), body);
+    }
+    if let Some(sent) = sent {
+        sent.body = sealer.seal_text(&sent_row(id), &sent.body);
     }
 }
 
@@ -211,6 +232,7 @@ impl AttemptResult {
             unreached: false,
             cancelled: false,
             sent: None,
+            sealed: false,
         }
     }
 }

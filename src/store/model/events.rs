@@ -1,10 +1,13 @@
 //! Events: what a platform publishes, as the store keeps and lists them.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AppId, EventId, first_id_at};
 use crate::mode::Mode;
 use crate::store::model::event_body::Envelope;
+use crate::store::sealing::Sealer;
 use crate::trace::EventTrace;
 
 use super::queue::Scheduled;
@@ -55,6 +58,33 @@ pub struct NewEvent {
     pub meta: EventMeta,
     /// The payload.
     pub body: Vec<u8>,
+    /// The payload as stored, if it was sealed before it reached the writer
+    /// ([`NewEvent::sealed_ahead`]); `None`: sealed as it is written.
+    pub sealed: Option<Vec<u8>>,
+}
+
+impl NewEvent {
+    /// The payload as stored: what its envelope does not say (see `event_body`), sealed
+    /// under the event's id.
+    pub fn stored_body(&self, sealer: &Sealer) -> Cow<'_, [u8]> {
+        match &self.sealed {
+            Some(sealed) => Cow::Borrowed(sealed),
+            None => {
+                let id = self.meta.id.as_u128();
+                Cow::Owned(sealer.seal(&id.to_be_bytes(), &self.meta.envelope().stored(&self.body)))
+            }
+        }
+    }
+
+    /// This event with its stored payload sealed now: the engine does it on the
+    /// publisher's thread, so the one writer every publish waits on does not. Done last:
+    /// the metadata must not change after it.
+    pub fn sealed_ahead(mut self, sealer: &Sealer) -> Self {
+        if self.sealed.is_none() {
+            self.sealed = Some(self.stored_body(sealer).into_owned());
+        }
+        self
+    }
 }
 
 /// Filters of the event list.
@@ -159,5 +189,5 @@ pub(crate) fn test_event(
     let trace = Some(EventTrace::of_stiles_own());
     let meta =
         EventMeta { id, app: owner.app, mode: owner.mode, event_type: event_type.into(), created, data_id, trace };
-    NewEvent { meta, body: body.unwrap() }
+    NewEvent { meta, body: body.unwrap(), sealed: None }
 }

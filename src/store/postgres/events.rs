@@ -156,7 +156,7 @@ pub(super) fn push_events(pipeline: &mut Pipeline, sealer: &Sealer, events: &[Ne
         types.push(meta.event_type.clone());
         created.push(meta.created);
         data_ids.push(meta.data_id.clone());
-        bodies.push(sealer.seal(&id.to_be_bytes(), &meta.envelope().stored(&event.body)));
+        bodies.push(event.stored_body(sealer).into_owned());
         traces.push(meta.trace.as_ref().map(EventTrace::to_bytes));
     }
     pipeline.push(

@@ -278,9 +278,7 @@ fn put_event(
 ) -> Result<(), StoreError> {
     let meta = &event.meta;
     metas.insert((meta.app.as_u128(), meta.id.as_u128()), encode_meta(meta, names)?.as_slice())?;
-    let id = meta.id.as_u128();
-    let stored = meta.envelope().stored(&event.body);
-    bodies.insert(id, sealer.seal(&id.to_be_bytes(), &stored).as_slice())?;
+    bodies.insert(meta.id.as_u128(), event.stored_body(sealer).as_ref())?;
     Ok(())
 }
 

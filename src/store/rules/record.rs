@@ -121,7 +121,7 @@ pub(crate) async fn record_results(
         record.created = (result.attempted_at_ms / 1000) as i64;
         record.request_headers = result.request_headers.clone();
         record.sent = result.sent.clone();
-        let mut record = record.sealed(sealer);
+        let mut record = if result.sealed { record } else { record.sealed(sealer) };
         let run_before = health.current(tx, record.endpoint_id).await?;
         let verdict = policy.health(run_before, result);
         health.set(record.endpoint_id, verdict.run);
