@@ -373,7 +373,7 @@ impl Engine {
         let (store, now) = (self.store.clone(), self.clock.now());
         let delete =
             then_endpoints_changed(self.scheduler.clone(), async move { store.delete_endpoint(owner, id, now).await });
-        let deleted = self.queue_and_wake(delete, |_| Scheduled::default()).await?;
+        let deleted = self.to_the_end(delete).await?;
         self.listeners.close(id);
         Ok(deleted)
     }
@@ -386,7 +386,7 @@ impl Engine {
         let (store, now_ms) = (self.store.clone(), self.clock.now_ms());
         let delete =
             then_endpoints_changed(self.scheduler.clone(), async move { store.delete_app(mode, id, now_ms).await });
-        let deletion = self.queue_and_wake(delete, |_| Scheduled::default()).await?;
+        let deletion = self.to_the_end(delete).await?;
         if let AppDeletion::Deleted { listeners, .. } = &deletion {
             for endpoint in listeners {
                 self.listeners.close(*endpoint);
@@ -528,26 +528,35 @@ impl Engine {
     }
 
     /// Runs `write`, a store write that queues attempts, and then wakes the scheduler
-    /// with what it queued (`queued` takes that out of the answer), as one task on the
-    /// engine's runtime, and waits for it. A caller that gives up (its client gone, its
-    /// request timed out, the server stopping) cannot stop it between the commit and the
-    /// wake-up, which would leave the new entries unseen until the next start.
+    /// with what it queued (`queued` takes that out of the answer), to the end
+    /// ([`Engine::to_the_end`]): never the commit without the wake-up, which would leave
+    /// the new entries unseen until the next start.
     async fn queue_and_wake<T: Send + 'static>(
         &self,
         write: impl Future<Output = Result<T, StoreError>> + Send + 'static,
         queued: impl FnOnce(&mut T) -> Scheduled + Send + 'static,
     ) -> Result<T, EngineError> {
         let scheduler = self.scheduler.clone();
-        let task = self.runtime.spawn(async move {
+        self.to_the_end(async move {
             let mut answer = write.await?;
             let scheduled = queued(&mut answer);
             if !scheduled.is_empty() {
                 let _ = scheduler.send(SchedulerMsg::Scheduled(scheduled));
             }
-            Ok(answer)
-        });
-        match task.await {
-            Ok(answer) => answer,
+            Ok::<_, StoreError>(answer)
+        })
+        .await
+    }
+
+    /// Runs `work` as one task on the engine's runtime and waits for it: a caller that
+    /// gives up (its client gone, its request timed out, the server stopping) cannot stop
+    /// it between a commit and the word to the scheduler that must follow it.
+    async fn to_the_end<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, EngineError> {
+        match self.runtime.spawn(work).await {
+            Ok(answer) => Ok(answer?),
             Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
             Err(_) => Err(EngineError::ShuttingDown),
         }
