@@ -192,6 +192,10 @@ pub(super) async fn run(
         {
             tracing::error!("the scheduler stopped; new deliveries wait for the next start");
         }
+        // An endpoint its health disabled: the jobs the scheduler kept of it say enabled.
+        if recorded.disabled > 0 {
+            let _ = scheduler.send(SchedulerMsg::EndpointsChanged);
+        }
     }
 }
 
@@ -297,7 +301,7 @@ mod tests {
             Ok(Some(SchedulerMsg::Recorded(done, scheduled))) => {
                 (done.into_iter().map(|(id, _)| id).collect(), scheduled.keys().to_vec())
             }
-            Ok(Some(_)) => panic!("the writer sends only Recorded"),
+            Ok(Some(_)) => panic!("expected Recorded (EndpointsChanged comes only after a disabling result)"),
             Ok(None) => panic!("the writer stopped"),
             Err(_) => panic!("no word from the writer in 30 s"),
         }
@@ -394,6 +398,29 @@ mod tests {
         assert_eq!(store.due_entries(None, u64::MAX, 10, Vec::new()).await.unwrap().len(), 1);
         drop(jobs);
         task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_result_that_disables_its_endpoint_tells_the_scheduler_its_kept_jobs_are_stale() {
+        let (_dir, store, endpoint, keys) = store_with_attempts(2).await;
+        let gone = |key: QueueKey| match succeeded(key, endpoint) {
+            WriteJob::Result(result) => {
+                WriteJob::Result(AttemptResult { succeeded: false, response_status: Some(410), ..result })
+            }
+            publish => publish,
+        };
+        // A 200 disables nothing; a 410 disables the endpoint at once.
+        let (jobs, mut inbox, task) = start(&store, vec![succeeded(keys[0], endpoint)]);
+        assert_eq!(recorded(&mut inbox).await.0, vec![keys[0].attempt()]);
+        assert!(jobs.send(gone(keys[1])).is_ok());
+        assert_eq!(recorded(&mut inbox).await.0, vec![keys[1].attempt()]);
+        match tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await {
+            Ok(Some(SchedulerMsg::EndpointsChanged)) => {}
+            _ => panic!("the scheduler was not told the endpoint changed"),
+        }
+        drop(jobs);
+        task.await.unwrap();
+        assert!(inbox.try_recv().is_err(), "told once, and not after the 200");
     }
 
     #[tokio::test]

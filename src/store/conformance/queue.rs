@@ -61,6 +61,7 @@ async fn retries_of_a_disabled_endpoint_wait_parked_until_it_is_enabled() {
         }
         let written = store.publish_and_record(Arc::from(&[][..]), Arc::from(results), now, policy).await.unwrap();
         assert_eq!(written.recorded.scheduled.len(), 1);
+        assert_eq!(written.recorded.disabled, 1, "the second result disabled the endpoint");
         let disabled = store.endpoint(owner, endpoint.id).await.unwrap().unwrap();
         assert_eq!((disabled.status, disabled.disabled_reason.as_deref()), (EndpointStatus::Disabled, Some("failing")));
         let deliverable = |e: &EndpointRecord| e.status == EndpointStatus::Enabled;

@@ -332,6 +332,9 @@ pub struct Recorded {
     /// The operational events that tell of what changed (the backend publishes them in the
     /// same transaction).
     pub told: Vec<NewEvent>,
+    /// How many endpoints the results disabled (their health): what the scheduler kept of
+    /// them is stale.
+    pub disabled: usize,
 }
 
 /// The undelivered-payload window of endpoints that set none, unless the configuration

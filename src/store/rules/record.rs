@@ -129,6 +129,7 @@ pub(crate) async fn record_results(
             Some(reason) => tx.disable(record.app, record.endpoint_id, reason, record.created).await?,
             None => false,
         };
+        recorded.disabled += usize::from(disabled);
         let (before, after) = (run_before.map_or(0, |r| r.failures), verdict.run.map_or(0, |r| r.failures));
         let failing = failing_after.filter(|n| before < *n && *n <= after).map(|_| after);
         let recovered = failing_after.filter(|n| result.succeeded && before >= *n).map(|_| before);
