@@ -266,6 +266,7 @@ impl Endpoints for PgStore {
         row.as_ref().map(endpoint_of).transpose()
     }
 
+    #[cfg(test)]
     async fn update_endpoint(
         &self,
         owner: Owner,

@@ -161,6 +161,7 @@ impl Endpoints for RedbStore {
     /// Changes an endpoint with `change` and stores it, in one transaction. `Ok(None)`:
     /// no such endpoint. (Enabling one goes through the delivery engine, which also
     /// releases the retries that waited for it.)
+    #[cfg(test)]
     async fn update_endpoint(
         &self,
         owner: Owner,
