@@ -117,8 +117,11 @@ impl BornJobs {
                 return;
             }
             self.ages.pop_front();
-            // Gone already if it was given or forgotten.
-            self.remove(id);
+            // Gone already if it was given or forgotten; kept again since if born later
+            // (its newer age is further back in the queue).
+            if self.jobs.get(&id).is_some_and(|kept| kept.born_ms == born_ms) {
+                self.remove(id);
+            }
         }
     }
 
@@ -187,5 +190,11 @@ mod tests {
         assert_eq!((born.len(), born.bytes), (0, 0), "d left memory");
         born.expire(u64::MAX - BORN_JOB_TTL_MS);
         assert!(born.ages.is_empty(), "ids given or forgotten leave the age queue as they come up");
+
+        // Kept again later: its first age expires without taking the newer job.
+        assert!(born.keep(c, job(100), 1_000));
+        assert!(born.keep(c, job(100), 1_050));
+        born.expire(1_001 + BORN_JOB_TTL_MS);
+        assert!(born.take(c, 1_001 + BORN_JOB_TTL_MS).is_some(), "the job kept at 1,050 is fresh");
     }
 }
