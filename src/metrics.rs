@@ -98,6 +98,11 @@ pub struct Metrics {
     pub spans_exported: Counter,
     /// Spans dropped, by reason.
     pub spans_dropped: Family<DropReason, Counter>,
+    /// Publishes and delivery results the writer committed together, per commit: how
+    /// well group commit shares each commit (and its fsync) under the load at hand.
+    pub commit_jobs: Histogram,
+    /// How long the writer's commits took (writing and committing one batch), in seconds.
+    pub commit_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -130,6 +135,10 @@ impl Metrics {
             filtered: Counter::default(),
             spans_exported: Counter::default(),
             spans_dropped: Family::default(),
+            // 1 to 2,048 (the writer's largest batch).
+            commit_jobs: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            // 0.1 ms to ~0.8 s.
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 14)),
             registry: Registry::default(),
         };
         registry.register("events_published", "Events stored, published or emitted", metrics.events.clone());
@@ -143,6 +152,16 @@ impl Metrics {
             "retries_scheduled",
             "Retries scheduled after failed attempts",
             metrics.retries_scheduled.clone(),
+        );
+        registry.register(
+            "writer_commit_jobs",
+            "Publishes and delivery results committed together, per commit of the writer",
+            metrics.commit_jobs.clone(),
+        );
+        registry.register(
+            "writer_commit_duration_seconds",
+            "How long the writer took to write and commit one batch",
+            metrics.commit_seconds.clone(),
         );
         registry.register("queue_depth", "Delivery attempts waiting in the queue", metrics.queue_depth.clone());
         registry.register(

@@ -5,7 +5,8 @@
 //! [`NEAR_WINDOW_MS`] wait in an ordered timer map until due, then in per-endpoint ready
 //! queues until their endpoint's flow allows a start (`flow.rs`: its in-flight cap, its
 //! rate, a pause after a refusal) and fewer than `delivery.workers` attempts are in
-//! flight. An attempt answered 429 (or 503 with `Retry-After`) pauses its endpoint and
+//! flight (finished attempts not yet recorded hold up to as many slots again:
+//! [`free_slots`]). An attempt answered 429 (or 503 with `Retry-After`) pauses its endpoint and
 //! goes back to the front of its ready queue unrecorded, up to [`MAX_REFUSALS_HELD`]
 //! times; after that it is recorded as a failed attempt, so an endpoint that answers
 //! nothing else still fails, retries and is disabled as usual. Finished attempts go to
@@ -754,10 +755,8 @@ impl Scheduler {
         self.send_or_hand_over().await?;
         let now = self.clock.now_ms();
         self.held_until = None;
-        // Finished attempts whose results are not yet committed count against the pool
-        // too: they are what a crash would repeat, so at most `workers` ever are.
         self.grant_pings(now);
-        let free = self.workers.saturating_sub(self.busy + self.unrecorded);
+        let free = free_slots(self.workers, self.busy, self.unrecorded);
         let chosen = self.choose(free, now);
         self.show_board(now);
         self.flow.trim(now);
@@ -846,6 +845,18 @@ fn refused(result: &AttemptResult) -> bool {
 
 /// The most test pings in flight at once, whatever their endpoints: a quarter of the
 /// delivery pool, at least one.
+/// How many attempts may start now: fewer than `workers` requests are in flight, and
+/// finished attempts whose results the writer has not committed yet hold up to `workers`
+/// slots more. Those are what a crash would repeat, so at most twice `workers` ever are;
+/// and the next requests go out while the writer commits the last results. When results
+/// held slots of the pool itself, a result waited about a commit and a half, three times
+/// as long as its request, and a fan-out to ten endpoints ran at 0.7 of what this allows
+/// (docs/benchmarks.md).
+fn free_slots(workers: usize, busy: usize, unrecorded: usize) -> usize {
+    let within_the_unrecorded_bound = (2 * workers).saturating_sub(busy + unrecorded);
+    workers.saturating_sub(busy).min(within_the_unrecorded_bound)
+}
+
 fn max_pings(workers: usize) -> usize {
     (workers / 4).max(1)
 }
@@ -1086,6 +1097,22 @@ mod tests {
         let chosen = scheduler.choose(2, START_MS);
         assert_eq!((share(&chosen, busy_app), share(&chosen, quiet_app)), (1, 1));
         assert!(!scheduler.ready.contains_key(&quiet), "the quiet one is done");
+    }
+
+    #[test]
+    fn results_waiting_for_their_commit_hold_a_second_pool_not_the_requests_one() {
+        // Nothing waiting: the pool is the requests'.
+        assert_eq!(free_slots(64, 0, 0), 64);
+        assert_eq!(free_slots(64, 60, 0), 4);
+        // Results waiting for the writer do not hold requests back, up to a pool's worth.
+        assert_eq!(free_slots(64, 0, 64), 64);
+        assert_eq!(free_slots(64, 10, 40), 54);
+        // Past it they do: requests in flight and results unrecorded stay within twice
+        // the pool, all that a crash could repeat.
+        assert_eq!(free_slots(64, 10, 100), 18);
+        assert_eq!(free_slots(64, 0, 128), 0);
+        assert_eq!(free_slots(64, 64, 0), 0);
+        assert_eq!(free_slots(64, 70, 100), 0, "never less than none");
     }
 
     /// A ping request for `endpoint` whose slot reports to `inbox`'s sender.

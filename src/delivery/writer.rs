@@ -40,7 +40,8 @@ const MAX_BATCH: usize = 2048;
 const RECORD_LINGER: Duration = Duration::from_millis(20);
 
 /// A batch with this many results is committed without waiting for more. Small next to
-/// the worker pool, since finished but unrecorded attempts hold pool capacity.
+/// the worker pool, since finished but unrecorded attempts hold slots of their own
+/// (`delivery.workers` of them) and, past those, the pool's.
 const RECORD_SHARE_BATCH: usize = 16;
 
 /// A batch with this many publishes is committed without waiting for more.
@@ -135,6 +136,7 @@ pub(super) async fn run(
         let write = |events: &Arc<[NewEvent]>, results: &Arc<[AttemptResult]>| {
             store.publish_and_record(Arc::clone(events), Arc::clone(results), clock.now_ms(), Arc::clone(&policy))
         };
+        let started = Instant::now();
         let (written, results) = match write(&events, &results).await {
             Err(err) if !events.is_empty() && !results.is_empty() => {
                 // Either half may be what failed: publish alone now, so a result the store
@@ -166,6 +168,8 @@ pub(super) async fn run(
                 continue;
             }
         };
+        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        metrics.commit_jobs.observe((events.len() + results.len()) as f64);
         metrics.events.inc_by(published.len() as u64);
         let filtered: u64 = published.iter().map(|p| u64::from(p.filtered)).sum();
         if filtered > 0 {

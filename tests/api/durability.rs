@@ -182,8 +182,8 @@ fn kill_9_at_random_moments_under_load_loses_no_accepted_event() {
     assert_eq!(acked + unknown, total as usize);
     let duplicates = check_deliveries(&receiver, &ledger, Duration::from_secs(60));
     // Only attempts in flight (sent, or finished but not yet recorded) at a kill repeat,
-    // and the engine keeps at most `delivery.workers` (64) of those.
-    assert!(duplicates <= kills as usize * 64, "{duplicates} duplicate deliveries after {kills} kills");
+    // and the engine keeps at most twice `delivery.workers` (64) of those.
+    assert!(duplicates <= kills as usize * 128, "{duplicates} duplicate deliveries after {kills} kills");
     no_attempt_stuck_pending(&server, &endpoints);
     eprintln!("kill -9 under load: {acked} acked events, {kills} kills, {duplicates} duplicates");
 }

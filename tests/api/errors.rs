@@ -146,6 +146,13 @@ fn metrics_are_prometheus_text_that_follows_what_happened() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
+    // The writer committed the publish and the two results, each once, in however many
+    // commits it grouped them into (one duration observed per commit).
+    assert!(text.lines().any(|l| l == "stile_writer_commit_jobs_sum 3.0"), "{text}");
+    let count = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+    let commits = count("stile_writer_commit_jobs_count ").expect("commits counted");
+    assert!(commits != "0", "{text}");
+    assert_eq!(count("stile_writer_commit_duration_seconds_count "), Some(commits), "{text}");
     assert!(text.lines().any(|l| l.starts_with("stile_store_bytes ") && !l.ends_with(" 0")), "{text}");
 }
 
