@@ -856,10 +856,118 @@ async fn expirer(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
     use std::time::Instant;
 
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::Semaphore;
+
     use super::*;
+    use crate::mode::Mode;
     use crate::store::Store;
+    use crate::store::model::EndpointRecord;
+
+    /// A receiver on loopback: answers 200 to every request, one connection each, and
+    /// notes its path; a request to a path starting `/hold` is answered only once
+    /// `release` has permits (one each).
+    async fn receiver() -> (String, Arc<Mutex<Vec<String>>>, Arc<Semaphore>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (paths, release) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Semaphore::new(0)));
+        let (seen, held) = (Arc::clone(&paths), Arc::clone(&release));
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (seen, held) = (Arc::clone(&seen), Arc::clone(&held));
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // The head, then as much body as it announces.
+                    let (head_end, length) = loop {
+                        let Ok(n @ 1..) = stream.read(&mut chunk).await else { return };
+                        request.extend_from_slice(&chunk[..n]);
+                        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .map_or(0, |v| v.trim().parse().unwrap_or(0));
+                            break (end + 4, length);
+                        }
+                    };
+                    while request.len() < head_end + length {
+                        let Ok(n @ 1..) = stream.read(&mut chunk).await else { return };
+                        request.extend_from_slice(&chunk[..n]);
+                    }
+                    let line = String::from_utf8_lossy(&request[..head_end]).lines().next().unwrap_or("").to_string();
+                    let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                    seen.lock().unwrap().push(path.clone());
+                    if path.starts_with("/hold") {
+                        let _ = held.acquire().await.map(|permit| permit.forget());
+                    }
+                    let answer = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (base, paths, release)
+    }
+
+    /// Waits up to 30 s until `paths` holds `n` requests.
+    async fn until_received(paths: &Mutex<Vec<String>>, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = paths.lock().unwrap().clone();
+            if seen.len() >= n {
+                return seen;
+            }
+            assert!(Instant::now() < deadline, "{n} requests expected, got {seen:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_endpoint_changed_through_the_engine_gets_its_kept_born_attempts_as_it_is_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, queue) = Store::open(dir.path()).unwrap().into_shared();
+        let owner = queue.test_owner(Mode::Test).await;
+        let (base, paths, release) = receiver().await;
+        // One request at a time to the held endpoint; the other one tells when the
+        // scheduler has heard of everything committed before it.
+        let mut held = EndpointRecord::for_test(owner, &format!("{base}/hold"), "a.held");
+        held.max_in_flight = Some(1);
+        let marker = EndpointRecord::for_test(owner, &format!("{base}/marker"), "a.marker");
+        queue.insert_endpoint(held.clone()).await.unwrap();
+        queue.insert_endpoint(marker).await.unwrap();
+        // A clock that stands still: a kept job never grows too old to send as kept, so
+        // only the engine's word can make the scheduler read it again.
+        let clock = Clock::manual(1_800_000_000_000);
+        let engine = Engine::start(queue, clock.clone(), &Config::default(), Arc::default()).await.unwrap();
+        let event = |event_type: &str| {
+            crate::payload::new_event(owner, event_type, &serde_json::json!({}), clock.now_ms()).unwrap()
+        };
+
+        // The first goes out and is held; the next two are born behind it and kept.
+        engine.publish(event("a.held")).await.unwrap();
+        until_received(&paths, 1).await;
+        engine.publish(event("a.held")).await.unwrap();
+        engine.publish(event("a.held")).await.unwrap();
+        // The writer tells the scheduler in commit order: once this one arrives, the two
+        // before it are kept.
+        engine.publish(event("a.marker")).await.unwrap();
+        until_received(&paths, 2).await;
+
+        let moved = engine
+            .update_endpoint(owner, held.id, false, move |e| e.url = format!("{base}/moved"))
+            .await
+            .unwrap()
+            .expect("the endpoint exists");
+        assert!(moved.url.ends_with("/moved"));
+        release.add_permits(16);
+        let seen = until_received(&paths, 4).await;
+        assert_eq!(seen[..2], ["/hold".to_string(), "/marker".to_string()]);
+        assert_eq!(seen[2..], ["/moved".to_string(), "/moved".to_string()], "sent where the endpoint is now");
+        engine.shutdown().await;
+    }
 
     #[tokio::test]
     async fn an_engine_dropped_without_a_shutdown_lets_go_of_its_data_file() {
