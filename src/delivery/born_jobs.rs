@@ -79,15 +79,16 @@ fn endpoint_bytes(endpoint: &EndpointRecord) -> usize {
 
 impl BornJobs {
     /// Keeps `job`, born at `now_ms`, if there is room for it; `false`: it was not kept.
+    /// A job kept before of the same attempt goes either way (it is older than this one),
+    /// and its room counts for this one.
     pub(super) fn keep(&mut self, id: DeliveryId, job: Job, now_ms: u64) -> bool {
+        self.remove(id);
         let size = size_of(&job);
         if self.bytes + size > BORN_JOB_BYTES {
             return false;
         }
         self.bytes += size;
-        if let Some(old) = self.jobs.insert(id, Kept { job, born_ms: now_ms, size }) {
-            self.bytes -= old.size;
-        }
+        self.jobs.insert(id, Kept { job, born_ms: now_ms, size });
         self.ages.push_back((now_ms, id));
         true
     }
@@ -196,5 +197,15 @@ mod tests {
         assert!(born.keep(c, job(100), 1_050));
         born.expire(1_001 + BORN_JOB_TTL_MS);
         assert!(born.take(c, 1_001 + BORN_JOB_TTL_MS).is_some(), "the job kept at 1,050 is fresh");
+
+        // Kept again with the room full: the older job's room is the newer one's.
+        born.clear();
+        let nearly_all = BORN_JOB_BYTES - size_of(&job(0)) - 10;
+        assert!(born.keep(c, job(nearly_all), 0));
+        assert!(born.keep(c, job(nearly_all), 10), "replaces the job it makes room for");
+        assert_eq!((born.len(), born.bytes), (1, size_of(&job(nearly_all))));
+        // Kept again with no room even so: the older job is not kept either.
+        assert!(!born.keep(c, job(BORN_JOB_BYTES), 20));
+        assert_eq!((born.len(), born.bytes), (0, 0), "no stale job left in its place");
     }
 }
