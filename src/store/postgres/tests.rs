@@ -568,3 +568,93 @@ async fn a_listeners_attempts_go_to_the_process_holding_its_cli_until_that_hold_
     assert_eq!(holder.queue_depth().await.unwrap(), 0, "parked, waiting for a CLI");
     assert!(holder.idle_listeners(i64::MAX).await.unwrap().iter().any(|(_, id)| *id == endpoint.id), "no longer held");
 }
+
+/// Postgres' counts per table of the database at `url` (name, sequential scans, rows
+/// inserted), once no other connection to it is left: a backend reports what it counted
+/// when it goes idle, at the latest as it exits.
+async fn settled_table_counts(url: &str) -> Vec<(String, i64, i64)> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let others: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if others == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{others} connections stayed on after their store went");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rows = client
+        .query("SELECT relname::text, seq_scan, n_tup_ins FROM pg_stat_user_tables ORDER BY relname", &[])
+        .await
+        .unwrap();
+    rows.iter().map(|row| (row.get(0), row.get(1), row.get(2))).collect()
+}
+
+#[tokio::test]
+async fn the_writers_statements_find_their_rows_by_index_never_by_reading_a_table_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    let store = PgStore::connect(&options).await.unwrap();
+    let owner = store.test_owner(Mode::Test).await;
+    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
+    let mut disabled = EndpointRecord::for_test(owner, "https://example.com/off", "invoice.paid");
+    disabled.status = crate::store::model::EndpointStatus::Disabled;
+    store.insert_endpoint(endpoint.clone()).await.unwrap();
+    store.insert_endpoint(disabled).await.unwrap();
+    drop(store);
+    // What a store reads as it starts (once, the endpoints through), counted by starting
+    // one: the writer's store below starts the same way.
+    let set_up = settled_table_counts(&options.url).await;
+    drop(PgStore::connect(&options).await.unwrap());
+    let started = settled_table_counts(&options.url).await;
+    let store = PgStore::connect(&options).await.unwrap();
+
+    // Rounds of the writer's combined commit: four publishes each (one delivery queued,
+    // one skipped), and the results of what the round before queued: successes,
+    // failures that retry, failures for good.
+    let (rounds, per_round) = (8u64, 4u64);
+    let mut now = 1_700_000_000_000;
+    let mut due = Vec::new();
+    let (mut finished, mut retries) = (0, 0);
+    for _ in 0..rounds {
+        let results: Vec<AttemptResult> = due
+            .iter()
+            .enumerate()
+            .map(|(i, key)| AttemptResult::for_test(*key, endpoint.id, i % 3 == 0, now))
+            .collect();
+        let written = store
+            .publish_and_record(Arc::from(invoices(owner, per_round, now)), Arc::from(results), now, TWO_RETRIES)
+            .await
+            .unwrap();
+        due = written.first_attempts.keys().to_vec();
+        due.extend_from_slice(written.recorded.scheduled.keys());
+        (finished, retries) = (finished + written.recorded.finished, retries + written.recorded.scheduled.len());
+        now += 2_000;
+    }
+    assert!(finished > 0 && retries > 0, "successes, retries and failures were all recorded");
+    drop(store);
+
+    let after = settled_table_counts(&options.url).await;
+    let count = |counts: &[(String, i64, i64)], table: &str| counts.iter().find(|c| c.0 == table).map(|c| (c.1, c.2));
+    let scans = |counts: &[(String, i64, i64)], table: &str| count(counts, table).map_or(0, |c| c.0);
+    let scanned: Vec<(&str, i64)> = after
+        .iter()
+        .map(|(table, n, _)| {
+            let start = scans(&started, table) - scans(&set_up, table);
+            (table.as_str(), n - scans(&started, table) - start)
+        })
+        .filter(|(_, n)| *n != 0)
+        .collect();
+    assert!(scanned.is_empty(), "tables the writer read through: {scanned:?}");
+    // What was counted is the rounds' writing.
+    let (_, events) = count(&after, "events").unwrap();
+    assert_eq!(events - count(&started, "events").unwrap().1, (rounds * per_round) as i64);
+}
