@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::ids::DeliveryId;
 use crate::mode::Mode;
-use crate::store::backend::{Apps, Backend, Endpoints, Events, Jobs, Listeners, Queue, Scheduling};
+use crate::store::backend::{Apps, Attempts, Backend, Endpoints, Events, Jobs, Listeners, Queue, Scheduling};
 use crate::store::conformance::{TWO_RETRIES, fresh_database, invoices};
 use crate::store::model::{AttemptResult, Cursor, EndpointRecord, FlowState, HoldKind, PageRequest};
 
@@ -657,4 +657,60 @@ async fn the_writers_statements_find_their_rows_by_index_never_by_reading_a_tabl
     // What was counted is the rounds' writing.
     let (_, events) = count(&after, "events").unwrap();
     assert_eq!(events - count(&started, "events").unwrap().1, (rounds * per_round) as i64);
+}
+
+#[tokio::test]
+async fn a_commit_that_fails_late_in_its_pipeline_leaves_nothing_of_itself_and_its_connection_works_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(options) = fresh_database(dir.path()) else { return };
+    // One connection: the one the failure happened on is the one used next.
+    let store = PgStore::connect(&PgOptions { pool_size: 1, ..options }).await.unwrap();
+    let owner = store.test_owner(Mode::Test).await;
+    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
+    store.insert_endpoint(endpoint.clone()).await.unwrap();
+    let now = 1_700_000_000_000;
+    let first = invoices(owner, 2, now);
+    let written = store.publish_and_record(Arc::from(first.clone()), Arc::from([]), now, TWO_RETRIES).await.unwrap();
+    let keys = written.first_attempts.keys().to_vec();
+    assert_eq!(keys.len(), 2);
+
+    // The statistics are among the last statements of a commit's pipeline, after the
+    // attempts, the queue and the events: make them fail.
+    let injected = "CREATE FUNCTION stile_test_refuse() RETURNS trigger LANGUAGE plpgsql AS
+                        $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+                    CREATE TRIGGER stile_test_refuse BEFORE INSERT ON delivery_stats
+                        FOR EACH ROW EXECUTE FUNCTION stile_test_refuse()";
+    store.client().await.unwrap().batch_execute(injected).await.unwrap();
+    let second = invoices(owner, 2, now + 10);
+    let results = vec![
+        AttemptResult::for_test(keys[0], endpoint.id, true, now + 10),
+        AttemptResult::for_test(keys[1], endpoint.id, false, now + 10),
+    ];
+    let write =
+        || store.publish_and_record(Arc::from(second.clone()), Arc::from(results.clone()), now + 10, TWO_RETRIES);
+    let err = write().await.expect_err("the statistics' insert fails");
+    assert!(format!("{err:?}").contains("refused by the test"), "{err:?}");
+
+    // Nothing of it: the new events are not there, the results not recorded.
+    for event in &second {
+        assert!(store.event(owner, event.meta.id).await.unwrap().is_none(), "an event of the failed commit");
+    }
+    for event in &first {
+        let stored = store.event(owner, event.meta.id).await.unwrap().expect("published before");
+        assert_eq!(stored.pending_webhooks, 1, "its delivery is still pending");
+    }
+    assert_eq!(store.queue_depth().await.unwrap(), 2, "the first two attempts are still queued, nothing more");
+    let pending =
+        store.list_attempts(owner, endpoint.id, PageRequest { limit: 10, cursor: Cursor::Start }, None).await.unwrap();
+    assert!(pending.items.iter().all(|a| a.status == crate::store::model::AttemptStatus::Pending), "{pending:?}");
+
+    // Once the statistics take rows again the same commit goes through, once.
+    store.client().await.unwrap().batch_execute("DROP TRIGGER stile_test_refuse ON delivery_stats").await.unwrap();
+    let written = write().await.unwrap();
+    assert_eq!((written.recorded.finished, written.recorded.scheduled.len()), (1, 1), "a success and a retry");
+    assert_eq!(store.queue_depth().await.unwrap(), 3, "the two new first attempts and the retry");
+    for event in &second {
+        assert_eq!(store.event(owner, event.meta.id).await.unwrap().expect("published").pending_webhooks, 1);
+    }
+    assert_eq!(store.event(owner, first[0].meta.id).await.unwrap().unwrap().pending_webhooks, 0, "delivered");
 }
