@@ -157,12 +157,15 @@ fn three_processes_deliver_everything_accepted_when_one_is_killed_mid_stream() {
     assert!(all_arrived, "{missing} of {} accepted events never arrived", accepted.len());
     let duplicates: usize = copies.values().map(|n| n - 1).sum();
     eprintln!(
-        "three processes: {} accepted in {published_in:?}, all delivered after {:?}; {} received, {duplicates} made twice (at most {WORKERS} were in flight)",
+        "three processes: {} accepted in {published_in:?}, all delivered after {:?}; {} received, {duplicates} made twice (at most {} were in flight or unrecorded)",
         accepted.len(),
         started.elapsed(),
-        received.len()
+        received.len(),
+        2 * WORKERS
     );
-    assert!(duplicates <= WORKERS, "{duplicates} duplicates; at most {WORKERS} attempts were in flight");
+    // The killed process had at most `delivery.workers` requests in flight and as many
+    // results answered but not yet committed.
+    assert!(duplicates <= 2 * WORKERS, "{duplicates} duplicates; at most {} attempts were in flight", 2 * WORKERS);
     let unanswered = unanswered.load(Ordering::Relaxed);
     assert!(
         copies.len() <= accepted.len() + unanswered,
