@@ -331,7 +331,8 @@ const MANY: usize = 10_000;
 const RATE: usize = 500;
 
 /// Workers of the killed server: at most this many attempts were in flight at the kill,
-/// and are made again after the restart (the engine's at-least-once, not the replay's).
+/// and as many answered but not yet recorded; those are made again after the restart (the
+/// engine's at-least-once, not the replay's).
 const KILL_WORKERS: usize = 16;
 
 /// A `stile serve` of the test's backend (`STILE_TEST_BACKEND`: its redb data directory
@@ -452,7 +453,10 @@ fn a_replay_of_10000_failed_deliveries_keeps_the_rate_and_survives_kill_9_sendin
     assert_eq!(seen.len(), MANY);
     let twice = seen.values().filter(|n| **n > 2).count();
     assert!(seen.values().all(|n| *n >= 2), "every event was replayed");
-    assert!(twice <= KILL_WORKERS, "{twice} events arrived more than twice: more than were in flight at the kill");
+    assert!(
+        twice <= 2 * KILL_WORKERS,
+        "{twice} events arrived more than twice: more than were in flight or unrecorded at the kill"
+    );
     // And the replay queued one delivery per event: every event has two attempts, the
     // failure and the replay's (an attempt made again after the kill is the same attempt).
     let mut per_event: HashMap<String, usize> = HashMap::new();
