@@ -6,13 +6,13 @@
 //! queues until their endpoint's flow allows a start (`flow.rs`: its in-flight cap, its
 //! rate, a pause after a refusal) and fewer than `delivery.workers` attempts are in
 //! flight (finished attempts not yet recorded hold up to as many slots again:
-//! [`free_slots`]). An attempt answered 429 (or 503 with `Retry-After`) pauses its endpoint and
-//! goes back to the front of its ready queue unrecorded, up to [`MAX_REFUSALS_HELD`]
-//! times; after that it is recorded as a failed attempt, so an endpoint that answers
-//! nothing else still fails, retries and is disabled as usual. Finished attempts go to
-//! the writer; the scheduler forgets an entry only once the writer says its result is
-//! committed, so nothing is sent twice while it runs, and a crash re-runs what was in
-//! flight.
+//! [`free_slots`]). An attempt answered 429 (or 503 with `Retry-After`) pauses its
+//! endpoint and goes back to the front of its ready queue unrecorded, up to
+//! [`MAX_REFUSALS_HELD`] times; after that it is recorded as a failed attempt, so an
+//! endpoint that answers nothing else still fails, retries and is disabled as usual.
+//! Finished attempts go to the writer; the scheduler forgets an entry only once the
+//! writer says its result is committed, so nothing is sent twice while it runs, and a
+//! crash re-runs what was in flight.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -843,20 +843,20 @@ fn refused(result: &AttemptResult) -> bool {
         }
 }
 
-/// The most test pings in flight at once, whatever their endpoints: a quarter of the
-/// delivery pool, at least one.
 /// How many attempts may start now: fewer than `workers` requests are in flight, and
 /// finished attempts whose results the writer has not committed yet hold up to `workers`
 /// slots more. Those are what a crash would repeat, so at most twice `workers` ever are;
 /// and the next requests go out while the writer commits the last results. When results
-/// held slots of the pool itself, a result waited about a commit and a half, three times
-/// as long as its request, and a fan-out to ten endpoints ran at 0.7 of what this allows
+/// held slots of the pool itself, a result waited about a commit and a half, longer than
+/// its request took, and a fan-out to ten endpoints (W2) went 3 to 18% slower
 /// (docs/benchmarks.md).
 fn free_slots(workers: usize, busy: usize, unrecorded: usize) -> usize {
     let within_the_unrecorded_bound = (2 * workers).saturating_sub(busy + unrecorded);
     workers.saturating_sub(busy).min(within_the_unrecorded_bound)
 }
 
+/// The most test pings in flight at once, whatever their endpoints: a quarter of the
+/// delivery pool, at least one.
 fn max_pings(workers: usize) -> usize {
     (workers / 4).max(1)
 }
