@@ -856,11 +856,10 @@ async fn expirer(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
     use std::time::Instant;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::sync::Semaphore;
+    use tokio::sync::{Semaphore, watch};
 
     use super::*;
     use crate::mode::Mode;
@@ -868,13 +867,14 @@ mod tests {
     use crate::store::model::EndpointRecord;
 
     /// A receiver on loopback: answers 200 to every request, one connection each, and
-    /// notes its path; a request to a path starting `/hold` is answered only once
-    /// `release` has permits (one each).
-    async fn receiver() -> (String, Arc<Mutex<Vec<String>>>, Arc<Semaphore>) {
+    /// publishes the paths it was asked for, in order; a request to a path starting
+    /// `/hold` is answered only once `release` has permits (one each).
+    async fn receiver() -> (String, watch::Receiver<Vec<String>>, Arc<Semaphore>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let (paths, release) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Semaphore::new(0)));
-        let (seen, held) = (Arc::clone(&paths), Arc::clone(&release));
+        let (seen, paths) = watch::channel(Vec::new());
+        let (seen, release) = (Arc::new(seen), Arc::new(Semaphore::new(0)));
+        let held = Arc::clone(&release);
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let (seen, held) = (Arc::clone(&seen), Arc::clone(&held));
@@ -900,7 +900,7 @@ mod tests {
                     }
                     let line = String::from_utf8_lossy(&request[..head_end]).lines().next().unwrap_or("").to_string();
                     let path = line.split(' ').nth(1).unwrap_or("").to_string();
-                    seen.lock().unwrap().push(path.clone());
+                    seen.send_modify(|paths| paths.push(path.clone()));
                     if path.starts_with("/hold") {
                         let _ = held.acquire().await.map(|permit| permit.forget());
                     }
@@ -912,16 +912,12 @@ mod tests {
         (base, paths, release)
     }
 
-    /// Waits up to 30 s until `paths` holds `n` requests.
-    async fn until_received(paths: &Mutex<Vec<String>>, n: usize) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let seen = paths.lock().unwrap().clone();
-            if seen.len() >= n {
-                return seen;
-            }
-            assert!(Instant::now() < deadline, "{n} requests expected, got {seen:?}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    /// The paths asked for once there are `n` of them (at most 30 s).
+    async fn until_received(paths: &mut watch::Receiver<Vec<String>>, n: usize) -> Vec<String> {
+        let waited = async { paths.wait_for(|seen| seen.len() >= n).await.map(|seen| seen.clone()) };
+        match tokio::time::timeout(Duration::from_secs(30), waited).await {
+            Ok(Ok(seen)) => seen,
+            _ => panic!("{n} requests expected, got {:?}", *paths.borrow()),
         }
     }
 
@@ -930,7 +926,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (_, queue) = Store::open(dir.path()).unwrap().into_shared();
         let owner = queue.test_owner(Mode::Test).await;
-        let (base, paths, release) = receiver().await;
+        let (base, mut paths, release) = receiver().await;
         // One request at a time to the held endpoint; the other one tells when the
         // scheduler has heard of everything committed before it.
         let mut held = EndpointRecord::for_test(owner, &format!("{base}/hold"), "a.held");
@@ -948,13 +944,13 @@ mod tests {
 
         // The first goes out and is held; the next two are born behind it and kept.
         engine.publish(event("a.held")).await.unwrap();
-        until_received(&paths, 1).await;
+        until_received(&mut paths, 1).await;
         engine.publish(event("a.held")).await.unwrap();
         engine.publish(event("a.held")).await.unwrap();
         // The writer tells the scheduler in commit order: once this one arrives, the two
         // before it are kept.
         engine.publish(event("a.marker")).await.unwrap();
-        until_received(&paths, 2).await;
+        until_received(&mut paths, 2).await;
 
         let moved = engine
             .update_endpoint(owner, held.id, false, move |e| e.url = format!("{base}/moved"))
@@ -963,7 +959,7 @@ mod tests {
             .expect("the endpoint exists");
         assert!(moved.url.ends_with("/moved"));
         release.add_permits(16);
-        let seen = until_received(&paths, 4).await;
+        let seen = until_received(&mut paths, 4).await;
         assert_eq!(seen[..2], ["/hold".to_string(), "/marker".to_string()]);
         assert_eq!(seen[2..], ["/moved".to_string(), "/moved".to_string()], "sent where the endpoint is now");
         engine.shutdown().await;
