@@ -205,7 +205,10 @@ fn endless_loops_and_allocations_are_stopped_and_recorded_and_the_rest_goes_on()
     let hungry = create(
         &server,
         &receiver.url("/hungry"),
-        "function handler(w) { const kept = []; for (;;) { kept.push('x'.repeat(1 << 20) + kept.length); } }",
+        // A MiB a step in 1,024 copies of a KiB: 'x'.repeat(1 << 20) writes a character at
+        // a time, and sixteen of those could outlast the time limit on a loaded machine,
+        // so the deadline, not the memory limit, would stop it.
+        "function handler(w) { const kib = 'x'.repeat(1 << 10); const kept = []; for (;;) { kept.push(kib.repeat(1 << 10) + kept.length); } }",
     );
     let plain = server.create_endpoint(&receiver.url("/plain"));
     for n in 0..2 {
