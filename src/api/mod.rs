@@ -181,6 +181,11 @@ pub fn configure(cfg: &mut Routes) {
                 // Middleware wrapped last runs first: the key is checked before anything else.
                 .wrap(from_fn(idempotency::idempotent_posts))
                 .wrap(from_fn(auth::require_api_key))
+                // The event routes first: the scope tries its routes in order, and every
+                // path with a `{param}` before the one that matches costs a regular
+                // expression run (and its captures' allocation) per request; `POST
+                // /v1/events` is the hot one. No other route here starts with `/events`.
+                .configure(events::configure)
                 .configure(apps::configure)
                 .configure(portal_sessions::configure)
                 .configure(endpoints::configure)
@@ -190,7 +195,6 @@ pub fn configure(cfg: &mut Routes) {
                 .configure(filters::configure)
                 .configure(transformations::configure)
                 .configure(deliveries::configure)
-                .configure(events::configure)
                 .configure(replays::configure)
                 .configure(verification_sessions::configure)
                 .configure(event_types::configure)
