@@ -858,7 +858,6 @@ async fn expirer(
 mod tests {
     use std::time::Instant;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::sync::{Semaphore, watch};
 
     use super::*;
@@ -870,45 +869,20 @@ mod tests {
     /// publishes the paths it was asked for, in order; a request to a path starting
     /// `/hold` is answered only once `release` has permits (one each).
     async fn receiver() -> (String, watch::Receiver<Vec<String>>, Arc<Semaphore>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let (seen, paths) = watch::channel(Vec::new());
         let (seen, release) = (Arc::new(seen), Arc::new(Semaphore::new(0)));
         let held = Arc::clone(&release);
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let (seen, held) = (Arc::clone(&seen), Arc::clone(&held));
-                tokio::spawn(async move {
-                    let mut request = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    // The head, then as much body as it announces.
-                    let (head_end, length) = loop {
-                        let Ok(n @ 1..) = stream.read(&mut chunk).await else { return };
-                        request.extend_from_slice(&chunk[..n]);
-                        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
-                            let length = head
-                                .lines()
-                                .find_map(|l| l.strip_prefix("content-length:"))
-                                .map_or(0, |v| v.trim().parse().unwrap_or(0));
-                            break (end + 4, length);
-                        }
-                    };
-                    while request.len() < head_end + length {
-                        let Ok(n @ 1..) = stream.read(&mut chunk).await else { return };
-                        request.extend_from_slice(&chunk[..n]);
-                    }
-                    let line = String::from_utf8_lossy(&request[..head_end]).lines().next().unwrap_or("").to_string();
-                    let path = line.split(' ').nth(1).unwrap_or("").to_string();
-                    seen.send_modify(|paths| paths.push(path.clone()));
-                    if path.starts_with("/hold") {
-                        let _ = held.acquire().await.map(|permit| permit.forget());
-                    }
-                    let answer = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-                    let _ = stream.write_all(answer.as_bytes()).await;
-                });
+        let base = crate::delivery::loopback::serve(move |path: String| {
+            let (seen, held) = (Arc::clone(&seen), Arc::clone(&held));
+            async move {
+                seen.send_modify(|paths| paths.push(path.clone()));
+                if path.starts_with("/hold") {
+                    let _ = held.acquire().await.map(|permit| permit.forget());
+                }
+                "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
             }
-        });
+        })
+        .await;
         (base, paths, release)
     }
 

@@ -10,6 +10,8 @@ mod flow;
 pub mod http;
 pub mod listen_wire;
 pub mod listeners;
+#[cfg(test)]
+mod loopback;
 mod messages;
 pub mod oauth2;
 mod opened_secrets;

@@ -226,25 +226,20 @@ mod tests {
 
     /// A token endpoint on loopback that grants `tok-<n>` to every request; counts them.
     async fn token_endpoint() -> (String, Arc<AtomicUsize>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/token", listener.local_addr().unwrap());
         let fetches = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&fetches);
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
-                let mut request = vec![0u8; 4096];
-                let _ = stream.read(&mut request).await;
+        let base = crate::delivery::loopback::serve(move |_path| {
+            let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
                 let body = format!(r#"{{"access_token":"tok-{n}","token_type":"Bearer","expires_in":60}}"#);
-                let answer = format!(
+                format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
-                );
-                let _ = stream.write_all(answer.as_bytes()).await;
+                )
             }
-        });
-        (url, fetches)
+        })
+        .await;
+        (format!("{base}/token"), fetches)
     }
 
     #[tokio::test]
