@@ -455,14 +455,21 @@ async fn failures_recorded_while_their_endpoints_are_deleted_neither_deadlock_no
     );
 }
 
+/// The test owner of `store` and a stored endpoint of it subscribed to `invoice.paid`
+/// (what [`invoices`] publishes).
+async fn invoice_hook(store: &PgStore) -> (crate::store::model::Owner, EndpointRecord) {
+    let owner = store.test_owner(Mode::Test).await;
+    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
+    store.insert_endpoint(endpoint.clone()).await.unwrap();
+    (owner, endpoint)
+}
+
 #[tokio::test]
 async fn a_database_of_the_first_schema_is_migrated_at_start_and_keeps_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let Some(options) = fresh_database(dir.path()) else { return };
     let store = PgStore::connect(&options).await.unwrap();
-    let owner = store.test_owner(Mode::Test).await;
-    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
-    store.insert_endpoint(endpoint.clone()).await.unwrap();
+    let (owner, endpoint) = invoice_hook(&store).await;
     let published = invoices(owner, 1, 1_700_000_000_000);
     let event = published[0].meta.id;
     store.publish_and_record(Arc::from(published), Arc::from([]), 1_700_000_000_000, TWO_RETRIES).await.unwrap();
@@ -603,11 +610,9 @@ async fn the_writers_statements_find_their_rows_by_index_never_by_reading_a_tabl
     let dir = tempfile::tempdir().unwrap();
     let Some(options) = fresh_database(dir.path()) else { return };
     let store = PgStore::connect(&options).await.unwrap();
-    let owner = store.test_owner(Mode::Test).await;
-    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
+    let (owner, endpoint) = invoice_hook(&store).await;
     let mut disabled = EndpointRecord::for_test(owner, "https://example.com/off", "invoice.paid");
     disabled.status = crate::store::model::EndpointStatus::Disabled;
-    store.insert_endpoint(endpoint.clone()).await.unwrap();
     store.insert_endpoint(disabled).await.unwrap();
     drop(store);
     // What a store reads as it starts (once, the endpoints through), counted by starting
@@ -664,9 +669,7 @@ async fn a_commit_that_fails_late_in_its_pipeline_leaves_nothing_of_itself_and_i
     let Some(options) = fresh_database(dir.path()) else { return };
     // One connection: the one the failure happened on is the one used next.
     let store = PgStore::connect(&PgOptions { pool_size: 1, ..options }).await.unwrap();
-    let owner = store.test_owner(Mode::Test).await;
-    let endpoint = EndpointRecord::for_test(owner, "https://example.com/hook", "invoice.paid");
-    store.insert_endpoint(endpoint.clone()).await.unwrap();
+    let (owner, endpoint) = invoice_hook(&store).await;
     let now = 1_700_000_000_000;
     let first = invoices(owner, 2, now);
     let written = store.publish_and_record(Arc::from(first.clone()), Arc::from([]), now, TWO_RETRIES).await.unwrap();
