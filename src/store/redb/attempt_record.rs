@@ -156,7 +156,7 @@ impl<'a> SentHeaders<'a, &'a str> {
             }
             _ => return None,
         };
-        (compact.rebuild(event_id) == headers).then_some(compact)
+        compact.stands_for(event_id, headers).then_some(compact)
     }
 }
 
@@ -166,13 +166,15 @@ impl<'a> Signed<&'a str> {
         let [(ct, json), (ua, user_agent), (ss, stile), (wi, id), (wt, timestamp), (ws, standard)] = headers else {
             return None;
         };
+        // Read leniently and allocating nothing but the tags: what this gives is kept only
+        // if it spells the headers back exactly (`SentHeaders::stands_for`).
         let names = [ct, ua, ss, wi, wt, ws].map(String::as_str);
-        if names != SIGNED_NAMES || json != "application/json" || *id != event_id.to_string() {
+        if names != SIGNED_NAMES || json != "application/json" || id.parse::<EventId>().ok()? != event_id {
             return None;
         }
-        let timestamp: i64 = timestamp.parse().ok()?;
         let stile = stile
-            .strip_prefix(&format!("t={timestamp}"))?
+            .strip_prefix("t=")?
+            .strip_prefix(timestamp.as_str())?
             .split(",v1=")
             .skip(1)
             .map(|tag| {
@@ -183,10 +185,14 @@ impl<'a> Signed<&'a str> {
         let standard = standard
             .split(' ')
             .map(|sig| {
-                let tag = base64::engine::general_purpose::STANDARD.decode(sig.strip_prefix("v1,")?).ok()?;
-                <[u8; 32]>::try_from(tag).ok()
+                // Room for base64's estimate of 44 characters (33 bytes); a tag is 32.
+                let mut out = [0u8; 33];
+                let len =
+                    base64::engine::general_purpose::STANDARD.decode_slice(sig.strip_prefix("v1,")?, &mut out).ok()?;
+                <[u8; 32]>::try_from(&out[..len]).ok()
             })
             .collect::<Option<Vec<_>>>()?;
+        let timestamp: i64 = timestamp.parse().ok()?;
         Some(Signed { user_agent: user_agent.as_str(), timestamp, stile, standard })
     }
 }
@@ -202,13 +208,17 @@ impl<'a> TraceHeaders<'a> {
         Some(TraceHeaders { trace, span, flags: flags[0], state })
     }
 
-    /// The headers this stands for.
-    fn rebuild(&self, into: &mut Vec<(String, String)>) {
-        let traceparent = format!("00-{}-{}-{:02x}", hex::encode(self.trace), hex::encode(self.span), self.flags);
-        into.push((TRACEPARENT.to_string(), traceparent));
-        if let Some(state) = &self.state {
-            into.push((TRACESTATE.to_string(), state.to_string()));
-        }
+    /// Hands `each` the name and value of each header this stands for, in order, while
+    /// it returns true; whether it took them all.
+    fn each_header(&self, each: &mut impl FnMut(&str, &str) -> bool) -> bool {
+        let mut traceparent = String::with_capacity(55);
+        traceparent.push_str("00-");
+        push_hex(&mut traceparent, &self.trace);
+        traceparent.push('-');
+        push_hex(&mut traceparent, &self.span);
+        traceparent.push('-');
+        push_hex(&mut traceparent, &[self.flags]);
+        each(TRACEPARENT, &traceparent) && self.state.as_ref().is_none_or(|state| each(TRACESTATE, state))
     }
 }
 
@@ -232,44 +242,86 @@ impl<N> Signed<N> {
 }
 
 impl<N: AsRef<str>> SentHeaders<'_, N> {
+    /// Hands `each` the name and value of each header this stands for, sent for an
+    /// attempt of `event_id`, in order, while it returns true; whether it took them all.
+    /// The one place the headers are spelt out: reading a record builds them from it,
+    /// and writing one checks against it that the compact form gives back what was sent.
+    fn each_header(&self, event_id: EventId, each: &mut impl FnMut(&str, &str) -> bool) -> bool {
+        match self {
+            SentHeaders::Listed(list) => list.iter().all(|(name, value)| each(name, value)),
+            SentHeaders::Signed(signed) => signed.each_header(event_id, each),
+            SentHeaders::Traced(signed, trace) => signed.each_header(event_id, each) && trace.each_header(each),
+        }
+    }
+
     /// The header list this stands for, sent for an attempt of `event_id`.
     fn rebuild(&self, event_id: EventId) -> Vec<(String, String)> {
-        match self {
-            SentHeaders::Listed(list) => list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-            SentHeaders::Signed(signed) => signed.rebuild(event_id),
-            SentHeaders::Traced(signed, trace) => {
-                let mut headers = signed.rebuild(event_id);
-                trace.rebuild(&mut headers);
-                headers
-            }
-        }
+        let mut headers = Vec::with_capacity(8);
+        self.each_header(event_id, &mut |name, value| {
+            headers.push((name.to_string(), value.to_string()));
+            true
+        });
+        headers
+    }
+
+    /// Whether this stands for exactly `headers` (what [`SentHeaders::rebuild`] gives),
+    /// checked without building them: each attempt's record is checked as it is written.
+    fn stands_for(&self, event_id: EventId, headers: &[(String, String)]) -> bool {
+        let mut sent = headers.iter();
+        let mut same = |name: &str, value: &str| sent.next().is_some_and(|(n, v)| n == name && v == value);
+        self.each_header(event_id, &mut same) && sent.next().is_none()
     }
 }
 
 impl<N: AsRef<str>> Signed<N> {
-    /// The six headers these parts are of, sent for an attempt of `event_id`.
-    fn rebuild(&self, event_id: EventId) -> Vec<(String, String)> {
+    /// Hands `each` the name and value of each of the six headers these parts are of,
+    /// sent for an attempt of `event_id`, in order, while it returns true; whether it
+    /// took them all.
+    fn each_header(&self, event_id: EventId, each: &mut impl FnMut(&str, &str) -> bool) -> bool {
+        use std::fmt::Write as _;
         let Signed { user_agent, timestamp, stile, standard } = self;
-        let mut stile_header = format!("t={timestamp}");
-        for tag in stile {
-            stile_header.push_str(",v1=");
-            stile_header.push_str(&hex::encode(tag));
+        let [content_type, agent, stile_name, id, time, standard_name] = SIGNED_NAMES;
+        if !(each(content_type, "application/json") && each(agent, user_agent.as_ref())) {
+            return false;
         }
-        let standard_header: Vec<String> = standard
-            .iter()
-            .map(|tag| format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(tag)))
-            .collect();
-        let values = [
-            "application/json".to_string(),
-            user_agent.as_ref().to_string(),
-            stile_header,
-            event_id.to_string(),
-            timestamp.to_string(),
-            standard_header.join(" "),
-        ];
-        let mut headers = Vec::with_capacity(8);
-        headers.extend(SIGNED_NAMES.iter().map(|n| n.to_string()).zip(values));
-        headers
+        let mut value = String::with_capacity(16 + 68 * stile.len().max(standard.len()));
+        let _ = write!(value, "t={timestamp}");
+        for tag in stile {
+            value.push_str(",v1=");
+            push_hex(&mut value, tag);
+        }
+        if !each(stile_name, &value) {
+            return false;
+        }
+        value.clear();
+        let _ = write!(value, "{event_id}");
+        if !each(id, &value) {
+            return false;
+        }
+        value.clear();
+        let _ = write!(value, "{timestamp}");
+        if !each(time, &value) {
+            return false;
+        }
+        value.clear();
+        for (n, tag) in standard.iter().enumerate() {
+            if n > 0 {
+                value.push(' ');
+            }
+            value.push_str("v1,");
+            base64::engine::general_purpose::STANDARD.encode_string(tag, &mut value);
+        }
+        each(standard_name, &value)
+    }
+}
+
+/// Appends `bytes` to `out` in lowercase hex, without a `String` of its own.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    let mut hex = [0u8; 64];
+    for chunk in bytes.chunks(hex.len() / 2) {
+        let hex = &mut hex[..chunk.len() * 2];
+        hex::encode_to_slice(chunk, hex).expect("twice the bytes' length");
+        out.push_str(std::str::from_utf8(hex).expect("hex digits are ASCII"));
     }
 }
 
@@ -618,6 +670,20 @@ mod tests {
         let mut padded = signed_headers(&event_id, 1);
         padded[2].1 = padded[2].1.to_uppercase();
         odd_cases.push(padded);
+        // Parts that parse but are not spelt as stile spells them: the compact form would
+        // give back other text.
+        let mut upper_tag = signed_headers(&event_id, 1);
+        let (time, tag) = upper_tag[2].1.split_once(",v1=").expect("one tag");
+        upper_tag[2].1 = format!("{time},v1={}", tag.to_uppercase());
+        odd_cases.push(upper_tag);
+        let mut zero_led = signed_headers(&event_id, 1);
+        let time = zero_led[4].1.clone();
+        zero_led[2].1 = zero_led[2].1.replacen(&format!("t={time}"), &format!("t=0{time}"), 1);
+        zero_led[4].1 = format!("0{time}");
+        odd_cases.push(zero_led);
+        let mut traced_upper = signed_headers(&event_id, 1);
+        traced_upper.push((TRACEPARENT.into(), "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01".into()));
+        odd_cases.push(traced_upper);
         let mut extra = signed_headers(&event_id, 1);
         extra.push(("x-extra".into(), "1".into()));
         odd_cases.push(extra);
